@@ -1,0 +1,3 @@
+from crmsweep.cli import main
+
+main()

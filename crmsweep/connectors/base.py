@@ -1,0 +1,100 @@
+"""The one protocol both connectors implement. Connectors do HTTP and nothing else.
+
+Records cross this boundary in canonical form (see `crmsweep.model`): plain dicts of JSON scalars,
+without provider envelope keys such as Salesforce's "attributes"; dates "YYYY-MM-DD", datetimes as the
+provider sends them (callers normalise with `model.canonical_datetime` where they compare).
+
+Retries live inside the connector (one injected `RetryPolicy`); callers see only the final outcome:
+a result, or one of the errors in `crmsweep.errors` (LimitExceeded stops a run cleanly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from crmsweep.model import ApiUsage, Capabilities, FieldSpec, Record, Vocabulary, WriteResult
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A resolved connection profile: everything a connector needs, the secret included.
+
+    `token` is the secret itself (read from the environment variable the profile names); it must
+    never be printed, logged or written to a plan, snapshot or run. `__repr__` hides it.
+    """
+
+    name: str
+    provider: str
+    url: str
+    token: str
+    ca_file: Path | None = None
+    api_version: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Connection(name={self.name!r}, provider={self.provider!r}, url={self.url!r}, "
+            f"token='***', ca_file={self.ca_file!r}, api_version={self.api_version!r})"
+        )
+
+
+@runtime_checkable
+class Connector(Protocol):
+    connection_name: str
+    provider: str
+    capabilities: Capabilities
+    vocabulary: Vocabulary
+
+    def org_id(self) -> str:
+        """The org / portal id, used to refuse a plan made for another org."""
+        ...
+
+    def api_version(self) -> str: ...
+
+    def describe(self, object_name: str) -> dict[str, Any]:
+        """The provider's raw describe document for one object (saved into snapshots)."""
+        ...
+
+    def fields(self, object_name: str) -> list[FieldSpec]:
+        """Queryable fields of an object, in describe order, with provider-neutral kinds."""
+        ...
+
+    def count(self, object_name: str, *, where: str | None = None) -> int: ...
+
+    def iter_pages(
+        self,
+        object_name: str,
+        fields: Sequence[str],
+        *,
+        where: str | None = None,
+        include_deleted: bool = False,
+    ) -> Iterator[list[Record]]:
+        """Every matching record, one provider page at a time (bounded memory)."""
+        ...
+
+    def read(
+        self, object_name: str, ids: Sequence[str], fields: Sequence[str], *, include_deleted: bool = True
+    ) -> dict[str, Record]:
+        """The live records with these ids (batched under the URI limit). Missing ids are absent;
+        with include_deleted, recycle-bin rows are returned with their deleted flag."""
+        ...
+
+    def delete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
+        """At most `capabilities.max_batch_write` ids; results in request order."""
+        ...
+
+    def update(self, object_name: str, records: Sequence[Record]) -> list[WriteResult]:
+        """Each record has the id field plus the values to write."""
+        ...
+
+    def create(self, object_name: str, records: Sequence[Record]) -> list[WriteResult]: ...
+
+    def undelete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
+        """Restore from the recycle bin, keeping ids (only where `capabilities.supports_undelete`)."""
+        ...
+
+    def api_usage(self) -> ApiUsage: ...
+
+    def close(self) -> None: ...

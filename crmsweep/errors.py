@@ -1,0 +1,71 @@
+"""Exceptions named by what the caller must do. Imports nothing of ours.
+
+The CLI catches `CrmsweepError` at the edge and prints `str(error)` as one line on stderr, exiting
+with `error.exit_code`. So every message here must be a sentence a person can act on, and must
+never contain a secret (tokens, session ids, passwords).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1  # done, but some changes failed (or the CRM stopped us)
+EXIT_BAD_INPUT = 2
+EXIT_REFUSED = 3
+
+
+class CrmsweepError(Exception):
+    """Base of every error a user may see. `exit_code` is what the CLI exits with."""
+
+    exit_code: int = EXIT_PARTIAL
+
+
+class BadInput(CrmsweepError):
+    """Usage, config, missing or unreadable file, unknown connection, plan for another org."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class SafetyRefusal(CrmsweepError):
+    """A safety rule refused the operation (digest mismatch, unverified before-images, caps)."""
+
+    exit_code = EXIT_REFUSED
+
+
+# --- connector errors: one function per connector maps an HTTP answer to one of these ---------
+
+
+class ConnectorError(CrmsweepError):
+    """The CRM answered in a way we cannot continue from."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class RetriableError(ConnectorError):
+    """Worth trying again after a pause: 5xx, timeouts, dropped connections, 429."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code)
+        self.retry_after = retry_after
+
+
+class LimitExceeded(ConnectorError):
+    """The org's API allowance is spent (Salesforce 403 REQUEST_LIMIT_EXCEEDED, HubSpot DAILY).
+
+    Not retried: the run stops cleanly and can be resumed once the allowance recovers.
+    """
+
+
+class AuthError(ConnectorError):
+    """The credentials were refused (expired or invalid token). Exit code 2: fix the input."""
+
+    exit_code = EXIT_BAD_INPUT

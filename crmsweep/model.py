@@ -1,0 +1,511 @@
+"""The shared vocabulary: Change, Plan, snapshot manifest, field specs, provider vocabulary.
+
+Imported by every part of crmsweep; imports nothing of ours. Everything here is plain data that
+round-trips through JSON exactly (`to_dict` / `from_dict`), because plans, manifests and run logs are
+files an admin reads, diffs and keeps.
+
+Values inside records ("canonical form") are JSON scalars: str, int, float, bool, None. Dates are
+"YYYY-MM-DD"; datetimes are UTC "YYYY-MM-DDTHH:MM:SS.mmmZ" (see `canonical_datetime`). Both CRMs
+accept that form on input, so a before-image can be written back as it stands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+Record = dict[str, Any]
+
+PLAN_FORMAT = "crmsweep.plan/1"
+MANIFEST_FORMAT = "crmsweep.snapshot/1"
+
+
+class PlanFormatError(ValueError):
+    """A plan or manifest file is not in the expected shape."""
+
+
+# --- values ---------------------------------------------------------------------------------------
+
+
+def canonical_datetime(value: str | datetime | None) -> str | None:
+    """UTC, millisecond precision, 'Z' suffix: the one form fingerprints are compared in.
+
+    Accepts the providers' spellings ("2019-03-01T12:00:00.000+0000", "...Z", "+00:00") and
+    datetime objects (naive ones are taken as UTC).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        parsed = datetime.fromisoformat(text)
+    else:
+        parsed = value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    parsed = parsed.astimezone(UTC)
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
+
+
+def canonical_date(value: str | date | datetime | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return date.fromisoformat(value[:10]).isoformat()
+
+
+def canonical_json(data: Any) -> str:
+    """The byte-stable serialisation digests are computed over."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def sha256_text(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --- fields and provider vocabulary -----------------------------------------------------------------
+
+
+class FieldKind(StrEnum):
+    """Provider-neutral value kinds; they decide the Parquet type of a column."""
+
+    STRING = "string"
+    BOOL = "bool"
+    INT = "int"
+    FLOAT = "float"
+    DATE = "date"
+    DATETIME = "datetime"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: FieldKind
+    provider_type: str  # e.g. Salesforce "reference", "picklist", "email"
+    nillable: bool = True
+    createable: bool = False
+    updateable: bool = False
+    custom: bool = False
+    reference_to: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind.value,
+            "provider_type": self.provider_type,
+            "nillable": self.nillable,
+            "createable": self.createable,
+            "updateable": self.updateable,
+            "custom": self.custom,
+            "reference_to": list(self.reference_to),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FieldSpec:
+        return cls(
+            name=str(data["name"]),
+            kind=FieldKind(data["kind"]),
+            provider_type=str(data.get("provider_type", "")),
+            nillable=bool(data.get("nillable", True)),
+            createable=bool(data.get("createable", False)),
+            updateable=bool(data.get("updateable", False)),
+            custom=bool(data.get("custom", False)),
+            reference_to=tuple(data.get("reference_to", ())),
+        )
+
+
+@dataclass(frozen=True)
+class DealLink:
+    """How a person is tied to a deal: `object` rows link `person_field` to `deal_field`."""
+
+    object: str
+    person_field: str
+    deal_field: str
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Canonical concepts mapped onto one provider's objects and fields (data, not code).
+
+    Passes are written once against this; each connector supplies its own instance.
+    """
+
+    provider: str
+    id_field: str
+    fingerprint_field: str  # bumped by the CRM on every write: drift detection
+    created_field: str
+    owner_field: str
+    people_objects: tuple[str, ...]
+    last_activity_fields: tuple[str, ...]  # in order of preference; the first non-null wins
+    email_field: str
+    user_object: str
+    user_active_field: str
+    user_last_login_field: str
+    deal_object: str
+    deal_closed_field: str
+    deal_close_date_field: str
+    deal_links: tuple[DealLink, ...]
+    # How a record is named in a preview: fields joined, e.g. ("Name", "<Email>").
+    label_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Objects that are never proposed for change, whatever a pass says (contracts, invoices...).
+    never_touch_objects: tuple[str, ...] = ()
+    # System audit fields the CRM rewrites on every write; excluded from "did the record change" checks.
+    audit_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    supports_undelete: bool
+    max_batch_write: int
+    max_query_page: int
+    max_ids_per_read: int
+    has_reports_api: bool
+    # Objects whose writes may not share a call with other objects (Salesforce setup objects).
+    isolated_write_objects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """One record's outcome of one write call, in request order."""
+
+    id: str | None
+    ok: bool
+    error_code: str | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "ok": self.ok, "error_code": self.error_code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class ApiUsage:
+    calls: int  # HTTP calls this connector made
+    org_used: int | None = None  # the org's rolling daily usage as the CRM last reported it
+    org_max: int | None = None
+
+
+# --- changes and plans ------------------------------------------------------------------------------
+
+
+class Op(StrEnum):
+    DELETE = "delete"
+    UNDELETE = "undelete"
+    UPDATE = "update"
+    DEACTIVATE = "deactivate"
+    REACTIVATE = "reactivate"
+    ARCHIVE = "archive"
+    CREATE = "create"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    MAJOR = "major"
+    MINOR = "minor"
+    INFO = "info"
+
+
+# Ops that change a live record and therefore need its full before-image to be reversible.
+OPS_NEEDING_BEFORE = frozenset({Op.DELETE, Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE, Op.ARCHIVE})
+
+
+class NotReversible(ValueError):
+    """A change whose inverse cannot be built (refused when the plan is built, not at rollback)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One proposed write.
+
+    `before` is the record as the plan expects to find it (the full before-image, canonical form).
+    `after` holds only the values the change writes: {} for delete/undelete/archive, the changed
+    fields for update/deactivate/reactivate, every value for create.
+    `fingerprint` is the record's fingerprint field (Salesforce SystemModstamp) when scanned; apply
+    skips the record as drift if the live value differs.
+    """
+
+    op: Op
+    object: str
+    record_id: str
+    before: Record
+    after: Record
+    reason: str
+    pass_name: str
+    severity: Severity = Severity.INFO
+    fingerprint: str | None = None
+    label: str = ""
+
+    def validate(self) -> None:
+        if self.op in OPS_NEEDING_BEFORE and not self.before:
+            raise NotReversible(
+                f"{self.op} of {self.object} {self.record_id} has no before-image, so it could not be undone"
+            )
+        if self.op in (Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE) and not self.after:
+            raise PlanFormatError(f"{self.op} of {self.object} {self.record_id} writes no values")
+
+    def inverse(self, *, fingerprint: str | None = None, new_id: str | None = None) -> Change:
+        """The change that undoes this one, once applied.
+
+        `fingerprint` is the record's fingerprint read back after this change was applied (the
+        inverse is skipped as drift if someone changed the record since); `new_id` is the id a
+        create produced.
+        """
+        reason = f"undo {self.op}: {self.reason}"
+        common = {
+            "object": self.object,
+            "reason": reason,
+            "pass_name": self.pass_name,
+            "severity": self.severity,
+            "fingerprint": fingerprint,
+            "label": self.label,
+        }
+        if self.op is Op.DELETE:
+            return Change(op=Op.UNDELETE, record_id=self.record_id, before=dict(self.before), after={}, **common)
+        if self.op is Op.UNDELETE:
+            return Change(op=Op.DELETE, record_id=self.record_id, before=dict(self.before), after={}, **common)
+        if self.op is Op.ARCHIVE:
+            return Change(op=Op.CREATE, record_id=self.record_id, before={}, after=dict(self.before), **common)
+        if self.op is Op.CREATE:
+            if not new_id:
+                raise NotReversible(f"create of {self.object} has no recorded id, so it cannot be undone")
+            image = {**self.after, "Id": new_id}
+            return Change(op=Op.DELETE, record_id=new_id, before=image, after={}, **common)
+        # update / deactivate / reactivate: write the before-values of exactly the fields we changed.
+        missing = [k for k in self.after if k not in self.before]
+        if missing:
+            raise NotReversible(
+                f"{self.op} of {self.object} {self.record_id} changes {', '.join(missing)} "
+                "but its before-image lacks them"
+            )
+        restored = {k: self.before[k] for k in self.after}
+        now_image = {**self.before, **self.after}
+        inverse_op = {Op.DEACTIVATE: Op.REACTIVATE, Op.REACTIVATE: Op.DEACTIVATE}.get(self.op, Op.UPDATE)
+        return Change(op=inverse_op, record_id=self.record_id, before=now_image, after=restored, **common)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "op": self.op.value,
+            "object": self.object,
+            "record_id": self.record_id,
+            "label": self.label,
+            "reason": self.reason,
+            "pass": self.pass_name,
+            "severity": self.severity.value,
+            "fingerprint": self.fingerprint,
+            "before": self.before,
+            "after": self.after,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Change:
+        try:
+            return cls(
+                op=Op(data["op"]),
+                object=str(data["object"]),
+                record_id=str(data["record_id"]),
+                before=dict(data.get("before") or {}),
+                after=dict(data.get("after") or {}),
+                reason=str(data.get("reason", "")),
+                pass_name=str(data.get("pass", "")),
+                severity=Severity(data.get("severity", Severity.INFO.value)),
+                fingerprint=data.get("fingerprint"),
+                label=str(data.get("label", "")),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise PlanFormatError(f"malformed change: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class PlanHeader:
+    plan_id: str
+    created: str  # canonical datetime
+    tool_version: str
+    provider: str
+    org_id: str
+    connection: str
+    # Where the before-images are held: {"kind": "snapshot", "id": ...} or {"kind": "run", "id": ...}.
+    source: Mapping[str, str]
+    config_digest: str = ""
+    passes: tuple[str, ...] = ()
+    # What protections held back, per pass and rule: {"stale_contacts": {"open opportunity": 3}}.
+    held_back: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    rollback_of: str | None = None
+
+    @property
+    def snapshot_id(self) -> str | None:
+        return self.source.get("id") if self.source.get("kind") == "snapshot" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plan_id": self.plan_id,
+            "created": self.created,
+            "tool_version": self.tool_version,
+            "provider": self.provider,
+            "org_id": self.org_id,
+            "connection": self.connection,
+            "source": dict(self.source),
+            "config_digest": self.config_digest,
+            "passes": list(self.passes),
+            "held_back": {k: dict(v) for k, v in self.held_back.items()},
+            "notes": list(self.notes),
+            "rollback_of": self.rollback_of,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PlanHeader:
+        try:
+            return cls(
+                plan_id=str(data["plan_id"]),
+                created=str(data["created"]),
+                tool_version=str(data["tool_version"]),
+                provider=str(data["provider"]),
+                org_id=str(data["org_id"]),
+                connection=str(data["connection"]),
+                source={str(k): str(v) for k, v in dict(data["source"]).items()},
+                config_digest=str(data.get("config_digest", "")),
+                passes=tuple(data.get("passes", ())),
+                held_back={str(k): {str(r): int(n) for r, n in v.items()} for k, v in data.get("held_back", {}).items()},
+                notes=tuple(data.get("notes", ())),
+                rollback_of=data.get("rollback_of"),
+            )
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise PlanFormatError(f"malformed plan header: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Plan:
+    header: PlanHeader
+    changes: tuple[Change, ...]
+
+    @classmethod
+    def build(cls, header: PlanHeader, changes: Sequence[Change]) -> Plan:
+        """A plan whose every change is reversible; raises NotReversible otherwise."""
+        for change in changes:
+            change.validate()
+        return cls(header=header, changes=tuple(changes))
+
+    def body(self) -> dict[str, Any]:
+        return {"header": self.header.to_dict(), "changes": [c.to_dict() for c in self.changes]}
+
+    @property
+    def digest(self) -> str:
+        return sha256_text(canonical_json(self.body()))
+
+    def to_json(self) -> str:
+        """Human-readable JSON: one change per block, stable key order, digest last."""
+        doc = {"format": PLAN_FORMAT, **self.body(), "digest": self.digest}
+        return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> tuple[Plan, str]:
+        """Parse a plan file; returns the plan and the digest the file claims (check it yourself)."""
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PlanFormatError(f"not a JSON plan file ({exc.msg} at line {exc.lineno})") from exc
+        if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
+            raise PlanFormatError(f"not a crmsweep plan (expected format {PLAN_FORMAT!r})")
+        header = PlanHeader.from_dict(doc.get("header") or {})
+        raw_changes = doc.get("changes")
+        if not isinstance(raw_changes, list):
+            raise PlanFormatError("plan has no list of changes")
+        changes = tuple(Change.from_dict(c) for c in raw_changes)
+        return cls(header=header, changes=changes), str(doc.get("digest", ""))
+
+    def with_header(self, **updates: Any) -> Plan:
+        return Plan(header=replace(self.header, **updates), changes=self.changes)
+
+
+# --- snapshots ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectEntry:
+    name: str
+    rows: int
+    file: str  # relative to the snapshot folder
+    sha256: str
+    fields: tuple[FieldSpec, ...]
+    watermark: str | None = None  # max fingerprint field value seen (canonical datetime)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "file": self.file,
+            "sha256": self.sha256,
+            "watermark": self.watermark,
+            "fields": [f.to_dict() for f in self.fields],
+        }
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> ObjectEntry:
+        return cls(
+            name=name,
+            rows=int(data["rows"]),
+            file=str(data["file"]),
+            sha256=str(data["sha256"]),
+            watermark=data.get("watermark"),
+            fields=tuple(FieldSpec.from_dict(f) for f in data.get("fields", ())),
+        )
+
+
+@dataclass(frozen=True)
+class SnapshotManifest:
+    snapshot_id: str
+    connection: str
+    provider: str
+    org_id: str
+    api_version: str
+    tool_version: str
+    started: str
+    finished: str
+    objects: Mapping[str, ObjectEntry]
+    # Other files of the snapshot (describe JSON and the like): relative path -> sha256.
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    api_calls: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "snapshot": self.snapshot_id,
+            "connection": self.connection,
+            "provider": self.provider,
+            "org_id": self.org_id,
+            "api_version": self.api_version,
+            "tool_version": self.tool_version,
+            "started": self.started,
+            "finished": self.finished,
+            "api_calls": self.api_calls,
+            "objects": {name: entry.to_dict() for name, entry in self.objects.items()},
+            "metadata": dict(self.metadata),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SnapshotManifest:
+        if data.get("format") != MANIFEST_FORMAT:
+            raise PlanFormatError(f"not a crmsweep snapshot manifest (expected format {MANIFEST_FORMAT!r})")
+        try:
+            return cls(
+                snapshot_id=str(data["snapshot"]),
+                connection=str(data["connection"]),
+                provider=str(data["provider"]),
+                org_id=str(data["org_id"]),
+                api_version=str(data["api_version"]),
+                tool_version=str(data["tool_version"]),
+                started=str(data["started"]),
+                finished=str(data["finished"]),
+                api_calls=int(data.get("api_calls", 0)),
+                objects={n: ObjectEntry.from_dict(n, e) for n, e in dict(data["objects"]).items()},
+                metadata={str(k): str(v) for k, v in dict(data.get("metadata", {})).items()},
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise PlanFormatError(f"malformed snapshot manifest: {exc}") from exc
