@@ -142,6 +142,7 @@ class Vocabulary:
     provider: str
     id_field: str
     fingerprint_field: str  # bumped by the CRM on every write: drift detection
+    deleted_field: str | None  # True on recycle-bin rows (Salesforce IsDeleted); None if none
     created_field: str
     owner_field: str
     people_objects: tuple[str, ...]
