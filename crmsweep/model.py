@@ -374,7 +374,9 @@ class PlanHeader:
                 source={str(k): str(v) for k, v in dict(data["source"]).items()},
                 config_digest=str(data.get("config_digest", "")),
                 passes=tuple(data.get("passes", ())),
-                held_back={str(k): {str(r): int(n) for r, n in v.items()} for k, v in data.get("held_back", {}).items()},
+                held_back={
+                    str(k): {str(r): int(n) for r, n in v.items()} for k, v in data.get("held_back", {}).items()
+                },
                 notes=tuple(data.get("notes", ())),
                 rollback_of=data.get("rollback_of"),
             )

@@ -93,6 +93,9 @@ class SObject:
         return None
 
 
+LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Trade Show")
+
+
 def _audit(has_is_deleted: bool = True) -> tuple[Field, ...]:
     fields = [
         Field("CreatedDate", DATETIME, "Created Date", nillable=False, createable=False, updateable=False),
@@ -197,7 +200,7 @@ CONTACT = SObject(
         Field("MailingCity", STRING, "Mailing City"),
         Field("MailingState", STRING, "Mailing State/Province"),
         Field("MailingCountry", STRING, "Mailing Country"),
-        Field("LeadSource", PICKLIST, "Lead Source", picklist=("Web", "Phone Inquiry", "Partner Referral", "Trade Show")),
+        Field("LeadSource", PICKLIST, "Lead Source", picklist=LEAD_SOURCES),
         Field("HasOptedOutOfEmail", BOOLEAN, "Email Opt Out", nillable=False, default=False),
         Field("EmailBouncedReason", STRING, "Email Bounced Reason"),
         Field("EmailBouncedDate", DATETIME, "Email Bounced Date"),
@@ -230,7 +233,7 @@ LEAD = SObject(
         Field("Status", PICKLIST, "Status", nillable=False,
               picklist=("Open - Not Contacted", "Working - Contacted", "Closed - Converted",
                         "Closed - Not Converted")),
-        Field("LeadSource", PICKLIST, "Lead Source", picklist=("Web", "Phone Inquiry", "Partner Referral", "Trade Show")),
+        Field("LeadSource", PICKLIST, "Lead Source", picklist=LEAD_SOURCES),
         Field("IsConverted", BOOLEAN, "Converted", nillable=False, createable=False, updateable=False,
               default=False),
         Field("HasOptedOutOfEmail", BOOLEAN, "Email Opt Out", nillable=False, default=False),
