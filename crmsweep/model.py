@@ -259,26 +259,30 @@ class Change:
         inverse is skipped as drift if someone changed the record since); `new_id` is the id a
         create produced.
         """
-        reason = f"undo {self.op}: {self.reason}"
-        common = {
-            "object": self.object,
-            "reason": reason,
-            "pass_name": self.pass_name,
-            "severity": self.severity,
-            "fingerprint": fingerprint,
-            "label": self.label,
-        }
+        def make(op: Op, record_id: str, before: Record, after: Record) -> Change:
+            return Change(
+                op=op,
+                object=self.object,
+                record_id=record_id,
+                before=before,
+                after=after,
+                reason=f"undo {self.op}: {self.reason}",
+                pass_name=self.pass_name,
+                severity=self.severity,
+                fingerprint=fingerprint,
+                label=self.label,
+            )
+
         if self.op is Op.DELETE:
-            return Change(op=Op.UNDELETE, record_id=self.record_id, before=dict(self.before), after={}, **common)
+            return make(Op.UNDELETE, self.record_id, dict(self.before), {})
         if self.op is Op.UNDELETE:
-            return Change(op=Op.DELETE, record_id=self.record_id, before=dict(self.before), after={}, **common)
+            return make(Op.DELETE, self.record_id, dict(self.before), {})
         if self.op is Op.ARCHIVE:
-            return Change(op=Op.CREATE, record_id=self.record_id, before={}, after=dict(self.before), **common)
+            return make(Op.CREATE, self.record_id, {}, dict(self.before))
         if self.op is Op.CREATE:
             if not new_id:
                 raise NotReversible(f"create of {self.object} has no recorded id, so it cannot be undone")
-            image = {**self.after, "Id": new_id}
-            return Change(op=Op.DELETE, record_id=new_id, before=image, after={}, **common)
+            return make(Op.DELETE, new_id, {**self.after, "Id": new_id}, {})
         # update / deactivate / reactivate: write the before-values of exactly the fields we changed.
         missing = [k for k in self.after if k not in self.before]
         if missing:
@@ -287,9 +291,8 @@ class Change:
                 "but its before-image lacks them"
             )
         restored = {k: self.before[k] for k in self.after}
-        now_image = {**self.before, **self.after}
         inverse_op = {Op.DEACTIVATE: Op.REACTIVATE, Op.REACTIVATE: Op.DEACTIVATE}.get(self.op, Op.UPDATE)
-        return Change(op=inverse_op, record_id=self.record_id, before=now_image, after=restored, **common)
+        return make(inverse_op, self.record_id, {**self.before, **self.after}, restored)
 
     def to_dict(self) -> dict[str, Any]:
         return {
