@@ -161,6 +161,8 @@ class Vocabulary:
     never_touch_objects: tuple[str, ...] = ()
     # System audit fields the CRM rewrites on every write; excluded from "did the record change" checks.
     audit_fields: tuple[str, ...] = ()
+    # What `backup` takes when the admin names no objects.
+    default_backup_objects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
