@@ -32,11 +32,14 @@ class Connection:
     token: str
     ca_file: Path | None = None
     api_version: str | None = None
+    # NAME of the environment variable the token came from (None for built-in connections), so an
+    # auth error can say what to refresh without ever showing the token.
+    token_env: str | None = None
 
     def __repr__(self) -> str:
         return (
             f"Connection(name={self.name!r}, provider={self.provider!r}, url={self.url!r}, "
-            f"token='***', ca_file={self.ca_file!r}, api_version={self.api_version!r})"
+            f"token='***', ca_file={self.ca_file!r}, api_version={self.api_version!r}, token_env={self.token_env!r})"
         )
 
 

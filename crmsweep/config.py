@@ -1,0 +1,394 @@
+"""The config file: TOML from `--config` or CRMSWEEP_CONFIG, validated into frozen settings.
+
+Every mistake becomes one `BadInput` line naming the file, the section and the key, so an admin can
+fix it without reading code. Secrets never live here: a connection names the environment variable
+that holds its token (`token_env`), and the token is read only by `resolve_connection`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from crmsweep.connectors.base import Connection
+from crmsweep.connectors.retry import RetryPolicy
+from crmsweep.errors import BadInput
+from crmsweep.model import canonical_json, sha256_text
+from crmsweep.paths import Home
+
+CONFIG_ENV = "CRMSWEEP_CONFIG"
+SANDBOX_SALESFORCE = "sandbox-salesforce"
+SANDBOX_HUBSPOT = "sandbox-hubspot"
+BUILTIN_CONNECTIONS = (SANDBOX_SALESFORCE,)
+# Names the product keeps for its own connections, now or soon.
+RESERVED_CONNECTION_NAMES = (SANDBOX_SALESFORCE, SANDBOX_HUBSPOT)
+PROVIDERS = ("salesforce", "hubspot")
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_API_VERSION = re.compile(r"^\d+\.\d+$")
+
+
+# --- settings ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnectionProfile:
+    """A configured connection, without its secret."""
+
+    name: str
+    provider: str
+    url: str
+    token_env: str
+    ca_file: Path | None = None
+    api_version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "url": self.url,
+            "token_env": self.token_env,
+            "ca_file": str(self.ca_file) if self.ca_file else None,
+            "api_version": self.api_version,
+        }
+
+
+@dataclass(frozen=True)
+class ProtectSettings:
+    recent_days: int = 30
+    objects: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SafetySettings:
+    max_changes: int = 5000
+    max_changes_per_object: int = 2000
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    attempts: int = 5
+    initial_wait: float = 1.0
+    max_wait: float = 60.0
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(attempts=self.attempts, initial_wait=self.initial_wait, max_wait=self.max_wait)
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    records: int = 1000
+    seed: int = 7
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    connections: Mapping[str, ConnectionProfile] = field(default_factory=dict)
+    # Free-form per-pass tables; each pass validates its own.
+    passes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    protect: ProtectSettings = field(default_factory=ProtectSettings)
+    safety: SafetySettings = field(default_factory=SafetySettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The effective settings as JSON data (no secrets: tokens are never part of a Config)."""
+        return {
+            "connections": {name: p.to_dict() for name, p in sorted(self.connections.items())},
+            "passes": _jsonable(self.passes),
+            "protect": {
+                "recent_days": self.protect.recent_days,
+                "objects": list(self.protect.objects),
+                "ids": list(self.protect.ids),
+            },
+            "safety": {
+                "max_changes": self.safety.max_changes,
+                "max_changes_per_object": self.safety.max_changes_per_object,
+            },
+            "retry": {
+                "attempts": self.retry.attempts,
+                "initial_wait": self.retry.initial_wait,
+                "max_wait": self.retry.max_wait,
+            },
+            "sandbox": {"records": self.sandbox.records, "seed": self.sandbox.seed},
+        }
+
+    @property
+    def digest(self) -> str:
+        """Stable across key order, comments and file location; recorded in plan headers."""
+        return sha256_text(canonical_json(self.to_dict()))
+
+    @property
+    def connection_names(self) -> list[str]:
+        return [*BUILTIN_CONNECTIONS, *sorted(self.connections)]
+
+
+def _jsonable(value: Any) -> Any:
+    # TOML has date and time values; JSON does not.
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return value
+
+
+# --- validation ---------------------------------------------------------------------------------------
+
+
+def _suggest(word: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class _Table:
+    """One TOML table being validated, with error messages that say where."""
+
+    def __init__(self, source: str, section: str, data: Any) -> None:
+        self.source = source
+        self.section = section
+        if not isinstance(data, Mapping):
+            raise BadInput(f"{source}: [{section}] must be a table, not {_type_name(data)}")
+        self.data: Mapping[str, Any] = data
+
+    def fail(self, key: str, problem: str) -> BadInput:
+        return BadInput(f"{self.source}: [{self.section}] {key}: {problem}")
+
+    def only(self, known: Sequence[str]) -> None:
+        for key in self.data:
+            if key not in known:
+                raise BadInput(
+                    f"{self.source}: [{self.section}] unknown key '{key}'{_suggest(key, known)}; "
+                    f"known keys: {', '.join(known)}"
+                )
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def get_int(self, key: str, default: int, *, minimum: int = 0) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"expected a whole number, got {_shown(value)}")
+        if value < minimum:
+            raise self.fail(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def get_float(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(key, f"expected a number, got {_shown(value)}")
+        if value < minimum:
+            raise self.fail(key, f"must be at least {minimum:g}, got {value:g}")
+        return float(value)
+
+    def get_str(self, key: str, *, required: bool = False) -> str | None:
+        if key not in self.data:
+            if required:
+                raise self.fail(key, "is required")
+            return None
+        value = self.data[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, f"expected a non-empty string, got {_shown(value)}")
+        return value.strip()
+
+    def get_strings(self, key: str) -> tuple[str, ...]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise self.fail(key, f"expected a list of strings, got {_shown(value)}")
+        return tuple(v.strip() for v in value)
+
+
+def _type_name(value: Any) -> str:
+    return {"dict": "a table", "list": "a list", "str": "a string", "bool": "a boolean"}.get(
+        type(value).__name__, type(value).__name__
+    )
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+SECTIONS = ("connections", "passes", "protect", "safety", "retry", "sandbox")
+_CONNECTION_KEYS = ("provider", "url", "token_env", "ca_file", "api_version")
+_PROTECT_KEYS = ("recent_days", "objects", "ids")
+_SAFETY_KEYS = ("max_changes", "max_changes_per_object")
+_RETRY_KEYS = ("attempts", "initial_wait", "max_wait")
+_SANDBOX_KEYS = ("records", "seed")
+
+
+def _connection(source: str, base_dir: Path, name: str, data: Any) -> ConnectionProfile:
+    table = _Table(source, f"connections.{name}", data)
+    table.only(_CONNECTION_KEYS)
+    if name in RESERVED_CONNECTION_NAMES:
+        raise BadInput(f"{source}: [connections.{name}] is a built-in connection name: choose another name")
+    provider = table.get_str("provider", required=True) or ""
+    if provider not in PROVIDERS:
+        raise table.fail("provider", f"must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+    url = (table.get_str("url", required=True) or "").rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise table.fail("url", f"must be an https:// address, got {url!r}")
+    token_env = table.get_str("token_env", required=True) or ""
+    if not _ENV_NAME.match(token_env):
+        raise table.fail("token_env", f"must be the NAME of an environment variable (like ACME_SF_TOKEN), "
+                                      f"not {_shown(token_env)}")
+    ca_text = table.get_str("ca_file")
+    ca_file = None
+    if ca_text is not None:
+        ca_path = Path(ca_text).expanduser()
+        ca_file = ca_path if ca_path.is_absolute() else (base_dir / ca_path)
+    api_version = table.get_str("api_version")
+    if api_version is not None:
+        api_version = api_version.removeprefix("v")
+        if not _API_VERSION.match(api_version):
+            raise table.fail("api_version", f"expected a version like \"59.0\", got {api_version!r}")
+    return ConnectionProfile(name=name, provider=provider, url=url, token_env=token_env,
+                             ca_file=ca_file, api_version=api_version)
+
+
+def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: Path | None = None) -> Config:
+    """Validate parsed TOML; `source` names the file in messages, `base_dir` anchors relative paths."""
+    for section in data:
+        if section not in SECTIONS:
+            raise BadInput(
+                f"{source}: unknown section [{section}]{_suggest(section, SECTIONS)}; "
+                f"known sections: {', '.join(SECTIONS)}"
+            )
+    connections_table = _Table(source, "connections", data.get("connections", {}))
+    connections = {
+        name: _connection(source, base_dir, name, profile) for name, profile in connections_table.data.items()
+    }
+    passes_table = _Table(source, "passes", data.get("passes", {}))
+    passes: dict[str, dict[str, Any]] = {}
+    for name, settings in passes_table.data.items():
+        passes[name] = dict(_Table(source, f"passes.{name}", settings).data)
+
+    protect = _Table(source, "protect", data.get("protect", {}))
+    protect.only(_PROTECT_KEYS)
+    safety = _Table(source, "safety", data.get("safety", {}))
+    safety.only(_SAFETY_KEYS)
+    retry = _Table(source, "retry", data.get("retry", {}))
+    retry.only(_RETRY_KEYS)
+    sandbox = _Table(source, "sandbox", data.get("sandbox", {}))
+    sandbox.only(_SANDBOX_KEYS)
+
+    retry_settings = RetrySettings(
+        attempts=retry.get_int("attempts", RetrySettings.attempts, minimum=1),
+        initial_wait=retry.get_float("initial_wait", RetrySettings.initial_wait),
+        max_wait=retry.get_float("max_wait", RetrySettings.max_wait),
+    )
+    if retry_settings.max_wait < retry_settings.initial_wait:
+        raise retry.fail("max_wait", f"must not be below initial_wait ({retry_settings.initial_wait:g})")
+    return Config(
+        path=path,
+        connections=connections,
+        passes=passes,
+        protect=ProtectSettings(
+            recent_days=protect.get_int("recent_days", ProtectSettings.recent_days),
+            objects=protect.get_strings("objects"),
+            ids=protect.get_strings("ids"),
+        ),
+        safety=SafetySettings(
+            max_changes=safety.get_int("max_changes", SafetySettings.max_changes, minimum=1),
+            max_changes_per_object=safety.get_int(
+                "max_changes_per_object", SafetySettings.max_changes_per_object, minimum=1
+            ),
+        ),
+        retry=retry_settings,
+        sandbox=SandboxSettings(
+            records=sandbox.get_int("records", SandboxSettings.records, minimum=1),
+            seed=sandbox.get_int("seed", SandboxSettings.seed),
+        ),
+    )
+
+
+# --- loading and resolving ------------------------------------------------------------------------------
+
+
+def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) -> Config:
+    """The config at `path`, else at $CRMSWEEP_CONFIG, else the built-in defaults."""
+    env = os.environ if environ is None else environ
+    if path is None and env.get(CONFIG_ENV, "").strip():
+        path = Path(env[CONFIG_ENV].strip())
+    if path is None:
+        return Config()
+    path = path.expanduser()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise BadInput(f"config file {path} does not exist: check --config or {CONFIG_ENV}") from None
+    except IsADirectoryError:
+        raise BadInput(f"config file {path} is a folder: point --config or {CONFIG_ENV} at a .toml file") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not UTF-8 text: save the config file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{path}: invalid TOML: {exc}") from None
+    return parse_config(data, source=str(path), base_dir=path.resolve().parent, path=path)
+
+
+def resolve_connection(
+    config: Config,
+    name: str,
+    home: Home,
+    stack: contextlib.ExitStack,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Connection:
+    """The named connection, secret included. A built-in sandbox is started and its stop put on `stack`."""
+    if name == SANDBOX_SALESFORCE:
+        # Imported here: the product's core must not depend on the sandbox.
+        from crmsweep.sandbox.server import start_sandbox
+
+        running = start_sandbox(
+            home.sandbox_dir("salesforce"), records=config.sandbox.records, seed=config.sandbox.seed
+        )
+        stack.callback(running.stop)
+        info = running.info
+        return Connection(
+            name=name,
+            provider="salesforce",
+            url=info.url,
+            token=info.token,
+            ca_file=Path(info.ca_file),
+        )
+    if name == SANDBOX_HUBSPOT:
+        raise BadInput("the HubSpot sandbox is not built yet: use the connection 'sandbox-salesforce'")
+    profile = config.connections.get(name)
+    if profile is None:
+        raise BadInput(
+            f"unknown connection '{name}'{_suggest(name, config.connection_names)}: "
+            f"known connections are {', '.join(config.connection_names)}"
+        )
+    env = os.environ if environ is None else environ
+    token = env.get(profile.token_env, "").strip()
+    if not token:
+        raise BadInput(
+            f"environment variable {profile.token_env} is not set: export the session id for connection '{name}'"
+        )
+    if profile.ca_file is not None and not profile.ca_file.is_file():
+        raise BadInput(f"ca_file {profile.ca_file} of connection '{name}' does not exist: fix the path in the config")
+    return Connection(
+        name=name,
+        provider=profile.provider,
+        url=profile.url,
+        token=token,
+        ca_file=profile.ca_file,
+        api_version=profile.api_version,
+        token_env=profile.token_env,
+    )

@@ -1,0 +1,312 @@
+"""SalesforceConnector against the sandbox: real simple-salesforce, real TLS, state read back."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from crmsweep.connectors import open_connector
+from crmsweep.connectors.base import Connection, Connector
+from crmsweep.connectors.retry import RetryPolicy
+from crmsweep.connectors.salesforce import SalesforceConnector
+from crmsweep.errors import AuthError, ConnectorError, LimitExceeded
+from crmsweep.model import ApiUsage, FieldKind
+from crmsweep.sandbox import schema
+from crmsweep.sandbox.faults import FaultRule
+
+CONTACTS = 450  # with 200-row pages: three pages
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    server = pytest.importorskip("crmsweep.sandbox.server")
+    running = server.start_sandbox(tmp_path_factory.mktemp("sf"), records=CONTACTS, seed=7)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def connection(sandbox: Any) -> Connection:
+    info = sandbox.info
+    return Connection(name="sandbox-salesforce", provider="salesforce", url=info.url, token=info.token,
+                      ca_file=Path(info.ca_file))
+
+
+@pytest.fixture
+def waits() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def sf(connection: Connection, sandbox: Any, waits: list[float]) -> Iterator[SalesforceConnector]:
+    policy = RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.05, jitter=False, sleep=waits.append)
+    connector = SalesforceConnector(connection, retry=policy, query_batch_size=200)
+    yield connector
+    connector.close()
+    sandbox.set_faults([])
+
+
+def new_contacts(sf: SalesforceConnector, *names: str) -> list[str]:
+    results = sf.create("Contact", [{"LastName": n, "Email": f"{n.lower()}@example.org"} for n in names])
+    assert all(r.ok for r in results), results
+    return [str(r.id) for r in results]
+
+
+def test_open_connector_gives_a_connector(connection: Connection) -> None:
+    connector = open_connector(connection, retry=RetryPolicy.immediate())
+    assert isinstance(connector, Connector)
+    assert connector.provider == "salesforce" and connector.connection_name == "sandbox-salesforce"
+    connector.close()
+
+
+def test_org_id_and_version(sf: SalesforceConnector, sandbox: Any) -> None:
+    assert sf.org_id() == sandbox.info.org_id
+    assert sf.org_id().startswith("00D")
+    assert sf.api_version() == "59.0"
+    calls = sf.api_usage().calls
+    sf.org_id()
+    assert sf.api_usage().calls == calls  # cached
+
+
+def test_fields_follow_describe(sf: SalesforceConnector) -> None:
+    fields = sf.fields("Contact")
+    assert [f.name for f in fields] == [f.name for f in schema.CONTACT.fields]
+    by_name = {f.name: f for f in fields}
+    assert by_name["IsDeleted"].kind is FieldKind.BOOL
+    assert by_name["CreatedDate"].kind is FieldKind.DATETIME
+    assert by_name["LastActivityDate"].kind is FieldKind.DATE
+    assert by_name["Email"].kind is FieldKind.STRING and by_name["Email"].provider_type == "email"
+    assert by_name["AccountId"].reference_to == ("Account",)
+    assert by_name["LastName"].createable and not by_name["Name"].updateable
+    account = {f.name: f for f in sf.fields("Account")}
+    assert account["NumberOfEmployees"].kind is FieldKind.INT
+    assert account["AnnualRevenue"].kind is FieldKind.FLOAT
+    assert sf.describe("Contact")["name"] == "Contact"
+
+
+def test_pages_add_up_to_the_count(sf: SalesforceConnector) -> None:
+    pages = list(sf.iter_pages("Contact", ["Id", "Email", "Owner.Name"]))
+    assert len(pages) >= 3
+    rows = [r for page in pages for r in page]
+    assert len(rows) == sf.count("Contact") == len({r["Id"] for r in rows})
+    assert all("attributes" not in r and "attributes" not in (r.get("Owner") or {}) for r in rows)
+    with_email = sum(1 for r in rows if r["Email"] is not None)
+    assert sf.count("Contact", where="Email != null") == with_email
+
+
+def test_include_deleted_and_read_in_chunks(sf: SalesforceConnector) -> None:
+    kept, gone = new_contacts(sf, "Kept", "Gone")
+    assert sf.delete("Contact", [gone])[0].ok
+    live = {r["Id"] for page in sf.iter_pages("Contact", ["Id"]) for r in page}
+    everything = {r["Id"]: r for page in sf.iter_pages("Contact", ["Id", "IsDeleted"], include_deleted=True)
+                  for r in page}
+    assert kept in live and gone not in live
+    assert everything[gone]["IsDeleted"] is True and everything[kept]["IsDeleted"] is False
+
+    ids = sorted(live)
+    assert len(ids) > sf.capabilities.max_ids_per_read  # more than one chunk
+    before = sf.api_usage().calls
+    records = sf.read("Contact", [*ids, gone, "003000000000000AAA"], ["Id", "LastName", "IsDeleted"])
+    assert set(records) == {*ids, gone}
+    assert records[gone]["IsDeleted"] is True
+    assert 2 <= sf.api_usage().calls - before <= 4
+    assert gone not in sf.read("Contact", [gone], ["Id"], include_deleted=False)
+
+
+def test_read_chunks_by_uri_length(connection: Connection) -> None:
+    narrow = SalesforceConnector(connection, retry=RetryPolicy.immediate(), max_uri_bytes=1000)
+    ids = sorted(r["Id"] for page in narrow.iter_pages("Contact", ["Id"]) for r in page)[:100]
+    before = narrow.api_usage().calls
+    assert set(narrow.read("Contact", ids, ["Id"])) == set(ids)
+    assert narrow.api_usage().calls - before >= 3
+    narrow.close()
+
+
+def test_write_round_trip(sf: SalesforceConnector) -> None:
+    ids = new_contacts(sf, "Ada", "Grace", "Edsger")
+    fields = ["Id", "LastName", "Title", "IsDeleted"]
+    assert {i: r["LastName"] for i, r in sf.read("Contact", ids, fields).items()} == dict(
+        zip(ids, ["Ada", "Grace", "Edsger"], strict=True)
+    )
+
+    results = sf.update("Contact", [{"Id": i, "Title": f"T{n}"} for n, i in enumerate(ids)])
+    assert [(r.id, r.ok) for r in results] == [(i, True) for i in ids]
+    assert [sf.read("Contact", ids, fields)[i]["Title"] for i in ids] == ["T0", "T1", "T2"]
+
+    deleted = sf.delete("Contact", ids)
+    assert [(r.id, r.ok) for r in deleted] == [(i, True) for i in ids]
+    assert all(r["IsDeleted"] for r in sf.read("Contact", ids, fields).values())
+    again = sf.delete("Contact", ids[:1])
+    assert not again[0].ok and again[0].error_code
+
+    restored = sf.undelete("Contact", ids)
+    assert [(r.id, r.ok) for r in restored] == [(i, True) for i in ids]
+    back = sf.read("Contact", ids, fields, include_deleted=False)
+    assert {i: (r["Title"], r["IsDeleted"]) for i, r in back.items()} == {
+        ids[0]: ("T0", False), ids[1]: ("T1", False), ids[2]: ("T2", False)
+    }
+
+
+def test_per_record_error_is_reported_in_order(sf: SalesforceConnector) -> None:
+    results = sf.create("Contact", [{"LastName": "Fine"}, {"Email": "no-last-name@example.org"}])
+    assert results[0].ok and results[0].id
+    assert not results[1].ok and results[1].id is None and results[1].error_code
+
+
+def test_locked_rows_are_retried_until_they_succeed(sf: SalesforceConnector, sandbox: Any, waits: list[float]) -> None:
+    free, locked = new_contacts(sf, "Free", "Locked")
+    sandbox.set_faults([FaultRule(kind="lock", ids=(locked,), times=2)])
+    results = sf.update("Contact", [{"Id": free, "Title": "a"}, {"Id": locked, "Title": "b"}])
+    assert [(r.id, r.ok) for r in results] == [(free, True), (locked, True)]
+    assert len(waits) == 2
+    assert {i: r["Title"] for i, r in sf.read("Contact", [free, locked], ["Id", "Title"]).items()} == {
+        free: "a", locked: "b"
+    }
+
+
+def test_lock_that_never_clears_is_reported(sf: SalesforceConnector, sandbox: Any) -> None:
+    (locked,) = new_contacts(sf, "Stuck")
+    sandbox.set_faults([FaultRule(kind="lock", ids=(locked,))])
+    (result,) = sf.delete("Contact", [locked])
+    assert (result.id, result.ok, result.error_code) == (locked, False, "UNABLE_TO_LOCK_ROW")
+    sandbox.set_faults([])
+    assert sf.read("Contact", [locked], ["Id", "IsDeleted"])[locked]["IsDeleted"] is False
+
+
+def test_503_twice_then_success(sf: SalesforceConnector, sandbox: Any, waits: list[float]) -> None:
+    expected = sf.count("Lead")
+    sandbox.set_faults([FaultRule(kind="status", status=503, times=2)])
+    assert sf.count("Lead") == expected
+    assert waits == [0.01, 0.02]
+
+
+def test_request_limit_exceeded(sf: SalesforceConnector, sandbox: Any, waits: list[float]) -> None:
+    sandbox.set_faults([FaultRule(kind="limit", times=1)])
+    with pytest.raises(LimitExceeded, match="API request limit"):
+        sf.count("Account")
+    assert waits == []
+
+
+def test_dropped_create_is_not_resent(sf: SalesforceConnector, sandbox: Any) -> None:
+    before = sf.count("Contact", where="LastName = 'Dropped'")
+    injected = sandbox.stats()["faults_injected"]
+    sandbox.set_faults([FaultRule(kind="drop", method="POST", path="composite/sobjects", times=1)])
+    with pytest.raises(ConnectorError) as caught:
+        sf.create("Contact", [{"LastName": "Dropped"}])
+    assert caught.value.code == "OUTCOME_UNKNOWN"
+    sandbox.set_faults([])
+    # The sandbox drops before writing, and nothing was resent: no record, one injected fault.
+    assert sf.count("Contact", where="LastName = 'Dropped'") == before
+    assert sandbox.stats()["faults_injected"] == injected + 1
+
+
+def test_bad_token_is_an_auth_error(connection: Connection) -> None:
+    bad = Connection(name="prod", provider="salesforce", url=connection.url, token="00Dbogus!nope",
+                     ca_file=connection.ca_file, token_env="ACME_SF_TOKEN")
+    connector = SalesforceConnector(bad, retry=RetryPolicy.immediate())
+    with pytest.raises(AuthError) as caught:
+        connector.org_id()
+    assert "ACME_SF_TOKEN" in str(caught.value) and "00Dbogus" not in str(caught.value)
+    with pytest.raises(AuthError):
+        connector.undelete("Contact", ["003000000000000AAA"])
+    connector.close()
+
+
+def test_connection_ca_wins_over_requests_ca_bundle(connection: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    connector = SalesforceConnector(connection, retry=RetryPolicy.immediate())
+    assert connector.count("Account") > 0
+    connector.close()
+
+
+def test_without_ca_file_requests_defaults_apply(connection: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert connection.ca_file is not None
+    plain = Connection(name="plain", provider="salesforce", url=connection.url, token=connection.token)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    connector = SalesforceConnector(plain, retry=RetryPolicy.immediate())
+    with pytest.raises(ConnectorError, match="TLS verification failed"):
+        connector.count("Account")
+    connector.close()
+    # The environment's bundle is honoured when no ca_file is configured.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(connection.ca_file))
+    connector = SalesforceConnector(plain, retry=RetryPolicy.immediate())
+    assert connector.count("Account") > 0
+    connector.close()
+
+
+def test_api_usage_reports_the_org_counter(sf: SalesforceConnector) -> None:
+    sf.count("Account")
+    usage = sf.api_usage()
+    assert usage.calls >= 1
+    assert usage.org_used is not None and usage.org_max is not None and usage.org_used <= usage.org_max
+
+
+# --- TLS against a minimal local HTTPS server (no sandbox needed) ----------------------------------------
+
+
+class _CountHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"totalSize": 5, "done": True, "records": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Sforce-Limit-Info", "api-usage=3/15000")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def tls_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    ca = trustme.CA()
+    folder = tmp_path_factory.mktemp("tls")
+    ca_file = folder / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _CountHandler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{httpd.server_address[1]}", ca_file
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_stub_ca_file_wins_over_requests_ca_bundle(
+    tls_stub: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, ca_file = tls_stub
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    pinned = SalesforceConnector(Connection(name="t", provider="salesforce", url=url, token="t", ca_file=ca_file),
+                                 retry=RetryPolicy.immediate())
+    assert pinned.count("Contact") == 5
+    assert pinned.api_usage() == ApiUsage(calls=1, org_used=3, org_max=15000)
+    pinned.close()
+
+
+def test_stub_without_ca_file_uses_requests_defaults(
+    tls_stub: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, ca_file = tls_stub
+    plain = Connection(name="t", provider="salesforce", url=url, token="t")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    refused = SalesforceConnector(plain, retry=RetryPolicy.immediate())
+    with pytest.raises(ConnectorError, match="TLS verification failed"):
+        refused.count("Contact")
+    refused.close()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))
+    trusting = SalesforceConnector(plain, retry=RetryPolicy.immediate())
+    assert trusting.count("Contact") == 5
+    trusting.close()
