@@ -1,0 +1,221 @@
+"""Rollback: apply then roll back leaves the CRM as it was, ids included; refusals; a property test."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crmsweep.backup.rollback import build_rollback_plan, mark_rolled_back
+from crmsweep.backup.runlog import open_run, read_run
+from crmsweep.cleanup.apply import apply_plan, check_plan
+from crmsweep.errors import BadInput, SafetyRefusal
+from crmsweep.model import Change, Op, Plan, Record
+from crmsweep.paths import Home
+from tests.fake_connector import FakeConnector
+from tests.test_apply import (
+    Spec,
+    contact_id,
+    deletes,
+    make_org,
+    plan_from_snapshot,
+    snapshot_of,
+    user_id,
+    write_plan,
+)
+
+NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
+AUDIT = ("SystemModstamp", "LastModifiedDate")
+
+
+def without_audit(org: FakeConnector) -> dict[str, dict[str, Record]]:
+    return {
+        obj: {rid: {k: v for k, v in row.items() if k not in AUDIT} for rid, row in org.all_rows(obj).items()}
+        for obj in ("Contact", "User")
+    }
+
+
+def roll_back(home: Home, org: FakeConnector, run_id: str, *, force: bool = False) -> Any:
+    plan = build_rollback_plan(home, run_id, now=NOW, force=force)
+    report = apply_plan(plan, plan.to_json(), org, home)
+    if report.failed == 0 and report.stopped is None:
+        mark_rolled_back(home, run_id, report.run_id)
+    return report
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    return Home(tmp_path / "home")
+
+
+MIXED: list[Spec] = [
+    (Op.DELETE, "Contact", contact_id(0), {}),
+    (Op.DELETE, "Contact", contact_id(1), {}),
+    (Op.UPDATE, "Contact", contact_id(2), {"Email": None, "Score": 42}),
+    (Op.DEACTIVATE, "User", user_id(1), {"IsActive": False}),
+]
+
+
+def test_apply_then_rollback_restores_every_record_ids_included(tmp_path: Path, home: Home) -> None:
+    org = make_org(contacts=4, users=2)
+    original = without_audit(org)
+    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), MIXED))
+    applied = apply_plan(plan, text, org, home)
+    assert applied.applied == 4 and without_audit(org) != original
+
+    rollback = build_rollback_plan(home, applied.run_id, now=NOW)
+    assert [(c.op, c.record_id) for c in rollback.changes] == [
+        (Op.REACTIVATE, user_id(1)),
+        (Op.UPDATE, contact_id(2)),
+        (Op.UNDELETE, contact_id(1)),
+        (Op.UNDELETE, contact_id(0)),
+    ]
+    assert rollback.changes[1].after == {"Email": "c2@example.com", "Score": 2}
+    assert rollback.header.source == {"kind": "run", "id": applied.run_id}
+    assert rollback.header.rollback_of == applied.run_id
+    assert rollback.header.org_id == plan.header.org_id and rollback.header.passes == plan.header.passes
+    assert rollback.header.notes[0] == (
+        f"rollback of run {applied.run_id}: 4 changes; ids are kept (recycle-bin undelete, reactivation)"
+    )
+    report = apply_plan(rollback, rollback.to_json(), org, home)
+    assert (report.applied, report.failed, report.skipped) == (4, 0, 0)
+    mark_rolled_back(home, applied.run_id, report.run_id)
+
+    assert without_audit(org) == original
+    assert not [w for w in org.writes if w[0] == "create"]  # identity kept: nothing re-created
+    assert read_run(home, applied.run_id).status == "rolled back"
+    rb_state = read_run(home, report.run_id)
+    assert rb_state.kind == "rollback" and rb_state.rollback_of == applied.run_id and rb_state.status == "done"
+
+
+def test_rollback_twice_is_refused_unless_forced(tmp_path: Path, home: Home) -> None:
+    org = make_org(contacts=2)
+    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)])))
+    run_id = apply_plan(plan, text, org, home).run_id
+    rb = roll_back(home, org, run_id)
+    with pytest.raises(SafetyRefusal, match=f"run {run_id} was already rolled back by run {rb.run_id}"):
+        build_rollback_plan(home, run_id, now=NOW)
+    # Forced, it is built; applying it finds the record restored already and skips it (not in the recycle bin).
+    again = apply_plan(*_plan_and_text(build_rollback_plan(home, run_id, now=NOW, force=True)), org, home)
+    assert again.skipped_items[0]["reason"] == "not in recycle bin"
+
+
+def _plan_and_text(plan: Plan) -> tuple[Plan, str]:
+    return plan, plan.to_json()
+
+
+def test_run_that_applied_nothing_has_nothing_to_roll_back(tmp_path: Path, home: Home) -> None:
+    org = make_org(contacts=1)
+    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)])))
+    org.touch_behind_our_back("Contact", contact_id(0), LastName="Edited")
+    run_id = apply_plan(plan, text, org, home).run_id
+    with pytest.raises(BadInput, match=f"run {run_id} applied no changes: nothing to roll back"):
+        build_rollback_plan(home, run_id, now=NOW)
+
+
+def test_rollback_skips_a_record_edited_after_the_apply(tmp_path: Path, home: Home) -> None:
+    org = make_org(contacts=3)
+    specs = [(Op.UPDATE, "Contact", contact_id(i), {"Email": None}) for i in range(2)]
+    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), specs))
+    run_id = apply_plan(plan, text, org, home).run_id
+    org.touch_behind_our_back("Contact", contact_id(1), Email="typed-by-hand@example.com")
+    report = roll_back(home, org, run_id)
+    assert org.row("Contact", contact_id(0))["Email"] == "c0@example.com"
+    assert org.row("Contact", contact_id(1))["Email"] == "typed-by-hand@example.com"
+    assert [(i["id"], i["reason"]) for i in report.skipped_items] == [(contact_id(1), "drift")]
+
+
+def test_rollback_plan_not_backed_by_the_run_log_is_refused(tmp_path: Path, home: Home) -> None:
+    org = make_org(contacts=2)
+    specs = [(Op.UPDATE, "Contact", contact_id(0), {"Email": None})]
+    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), specs))
+    run_id = apply_plan(plan, text, org, home).run_id
+    rollback = build_rollback_plan(home, run_id, now=NOW)
+    forged_change = Change(**{**rollback.changes[0].__dict__, "after": {"Email": "attacker@example.com"}})
+    stranger = Change(**{**rollback.changes[0].__dict__, "record_id": contact_id(1)})
+    forged = Plan.build(rollback.header, [forged_change, stranger])
+    with pytest.raises(SafetyRefusal, match="2 change") as info:
+        check_plan(forged, org, home)
+    assert "Email differs from the logged before-image" in str(info.value)
+    assert f"{contact_id(1)}: no applied change" in str(info.value)
+
+
+def test_unfinished_run_rolls_back_what_is_known_and_says_so(tmp_path: Path, home: Home) -> None:
+    org = make_org(contacts=3)
+    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes(
+        [contact_id(0), contact_id(1)])))
+    org.limit_after_calls = org.calls + 3  # the first batch only
+    run_id = apply_plan(plan, text, org, home, batch_size=1).run_id
+    org.limit_after_calls = None
+    # As if a resume then died mid-call: an intent for the second change, without a result.
+    state = read_run(home, run_id)
+    handle = open_run(home, run_id)
+    handle.append({"t": "resume"})
+    handle.append(
+        {"t": "intent", "batch": 2, "op": "delete", "object": "Contact", "changes": [1],
+         "records": [{"i": 1, "id": contact_id(1), "before": plan.changes[1].before}]}
+    )
+    assert state.status == "stopped" and read_run(home, run_id).status == "unfinished"
+    rollback = build_rollback_plan(home, run_id, now=NOW)
+    assert [c.record_id for c in rollback.changes] == [contact_id(0)]
+    assert "1 change(s) have an intent but no known result and are not included" in rollback.header.notes[1]
+
+
+def test_mark_rolled_back_needs_a_finished_rollback_of_that_run(tmp_path: Path, home: Home) -> None:
+    org = make_org(contacts=2)
+    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)])))
+    run_id = apply_plan(plan, text, org, home).run_id
+    other_id = apply_plan(*_plan_and_text(plan_from_snapshot(home, plan.header.source["id"], deletes(
+        [contact_id(1)]))), org, home).run_id
+    with pytest.raises(BadInput, match="is not a rollback of"):
+        mark_rolled_back(home, run_id, other_id)
+    assert read_run(home, run_id).status == "done"
+
+
+# --- property: apply then rollback is the identity on every record ----------------------------------------------
+
+CONTACTS, USERS = 6, 3
+
+
+@st.composite
+def random_plans(draw: st.DrawFn) -> list[Spec]:
+    specs: list[Spec] = []
+    for i in draw(st.lists(st.integers(0, CONTACTS - 1), unique=True, max_size=CONTACTS)):
+        if draw(st.booleans()):
+            specs.append((Op.DELETE, "Contact", contact_id(i), {}))
+        else:
+            after = draw(st.fixed_dictionaries({"Score": st.integers(-5, 5)}, optional={
+                "Email": st.none() | st.just("x@example.com"),
+                "LastName": st.text("abcxyz", min_size=1, max_size=5),
+            }))
+            specs.append((Op.UPDATE, "Contact", contact_id(i), after))
+    for i in draw(st.lists(st.integers(0, USERS - 1), unique=True, max_size=USERS)):
+        specs.append((Op.DEACTIVATE, "User", user_id(i), {"IsActive": False}))
+    order = draw(st.permutations(range(len(specs))))
+    return [specs[k] for k in order]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(specs=random_plans(), batch=st.integers(1, 4))
+def test_property_apply_then_rollback_restores_the_org(tmp_path_factory: pytest.TempPathFactory,
+                                                       specs: list[Spec], batch: int) -> None:
+    folder = tmp_path_factory.mktemp("prop")
+    home = Home(folder / "home")
+    org = make_org(contacts=CONTACTS, users=USERS)
+    original = without_audit(org)
+    # A change that writes what the record already holds is no change: a pass would not propose it.
+    plan = plan_from_snapshot(home, snapshot_of(org, home), specs)
+    plan = Plan.build(plan.header, [c for c in plan.changes if c.op is Op.DELETE or any(
+        c.before.get(k) != v for k, v in c.after.items())])
+    if not plan.changes:
+        return
+    applied = apply_plan(plan, plan.to_json(), org, home, batch_size=batch)
+    assert applied.applied == len(plan.changes)
+    rollback = build_rollback_plan(home, applied.run_id, now=NOW)
+    report = apply_plan(rollback, rollback.to_json(), org, home, batch_size=batch)
+    assert (report.applied, report.skipped, report.failed) == (len(plan.changes), 0, 0)
+    assert without_audit(org) == original
