@@ -1,0 +1,113 @@
+"""The registry of cleanup passes, and the types a pass is written against.
+
+A pass is a pure function `PassContext -> PassOutput`: it reads the snapshot view, never the CRM.
+Each pass lives in its own module here, which defines `SPEC`; the first line of the module's
+docstring is the summary admins see. Add a module name to `_PASS_MODULES` to register a new one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from crmsweep.cleanup.view import SnapshotView
+from crmsweep.errors import BadInput
+from crmsweep.model import Change, Vocabulary
+
+_PASS_MODULES = ("stale_contacts", "inactive_users")
+
+
+@dataclass(frozen=True)
+class PassContext:
+    view: SnapshotView
+    vocabulary: Vocabulary
+    now: datetime  # UTC, aware
+    settings: Mapping[str, Any]  # validated, defaults merged
+
+
+@dataclass
+class PassOutput:
+    changes: list[Change]
+    held_back: dict[str, int] = field(default_factory=dict)  # reason -> count
+    skipped: str | None = None  # why the pass could not run at all
+    # Things an admin should know that are neither a change nor a hold-back ("2 Contact rows have no dates").
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    name: str
+    summary: str
+    order: int
+    defaults: Mapping[str, Any]
+    run: Callable[[PassContext], PassOutput]
+    # Value rules beyond the type (ranges, allowed words); raises BadInput. Types are checked for every pass.
+    check: Callable[[Mapping[str, Any]], None] | None = None
+
+
+def summary_of(docstring: str | None) -> str:
+    """The first line of a module docstring: the pass summary shown to admins."""
+    return (docstring or "").strip().splitlines()[0].strip() if (docstring or "").strip() else ""
+
+
+def _type_error(name: str, key: str, default: Any, value: Any) -> str | None:
+    """None when `value` has the type of `default`, else what is wrong."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+        wanted = "true or false"
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        wanted = "a whole number"
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        wanted = "a number"
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+        wanted = "a string"
+    elif isinstance(default, list | tuple):
+        ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        wanted = "a list of strings"
+    else:
+        return None
+    if ok:
+        return None
+    return f"[passes.{name}] {key} must be {wanted}, not {value!r}"
+
+
+def validate_settings(name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The pass's defaults overlaid with `raw`, checked; BadInput names the config key at fault."""
+    spec = PASSES.get(name)
+    if spec is None:
+        raise BadInput(f"[passes.{name}] is not a known pass; known passes: {', '.join(PASSES)}")
+    unknown = sorted(set(raw) - set(spec.defaults))
+    if unknown:
+        raise BadInput(
+            f"[passes.{name}] has no setting {unknown[0]!r}; known settings: {', '.join(sorted(spec.defaults))}"
+        )
+    merged: dict[str, Any] = dict(spec.defaults)
+    for key, value in raw.items():
+        problem = _type_error(name, key, spec.defaults[key], value)
+        if problem:
+            raise BadInput(problem)
+        merged[key] = list(value) if isinstance(value, list | tuple) else value
+    if spec.check is not None:
+        spec.check(merged)
+    return merged
+
+
+def _load() -> dict[str, PassSpec]:
+    # Imported here, after the types above exist, because each pass module imports them from this package.
+    specs: list[PassSpec] = []
+    for module_name in _PASS_MODULES:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        spec = getattr(module, "SPEC", None)
+        if not isinstance(spec, PassSpec):
+            raise TypeError(f"pass module {module_name} defines no SPEC")
+        specs.append(spec)
+    return {spec.name: spec for spec in sorted(specs, key=lambda s: (s.order, s.name))}
+
+
+PASSES: dict[str, PassSpec] = _load()

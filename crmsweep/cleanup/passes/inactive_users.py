@@ -1,0 +1,97 @@
+"""Deactivate active users who have not logged in for a number of days (users are never deleted).
+
+A user is proposed when their last login is more than `days` days before now, or, with
+`include_never_logged_in`, when they never logged in and were created more than `days` days ago.
+Users already inactive are left alone. `exclude` names users never proposed: an entry matches the
+user's id exactly or, ignoring case, any of the user object's label fields (Salesforce: Name, Username).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, timedelta
+from typing import Any
+
+import pandas as pd
+
+from crmsweep.cleanup.labels import record_label
+from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, summary_of
+from crmsweep.cleanup.view import live_frame
+from crmsweep.errors import BadInput
+from crmsweep.model import Change, Op, Severity
+
+NAME = "inactive_users"
+
+
+def _check(settings: Mapping[str, Any]) -> None:
+    if settings["days"] < 1:
+        raise BadInput(f"[passes.{NAME}] days must be 1 or more, not {settings['days']}")
+
+
+def run(ctx: PassContext) -> PassOutput:
+    vocab, view = ctx.vocabulary, ctx.view
+    users = vocab.user_object
+    if not view.has(users):
+        return PassOutput(changes=[], skipped=f"no {users} object in the snapshot")
+    names = {s.name for s in view.fields(users)}
+    needed = [vocab.id_field, vocab.user_active_field, vocab.user_last_login_field, vocab.created_field]
+    missing = [f for f in needed if f not in names]
+    if missing:
+        return PassOutput(changes=[], skipped=f"the snapshot's {users} lacks {', '.join(missing)}")
+
+    label_fields = [f for f in vocab.label_fields.get(users, ()) if f in names]
+    frame = live_frame(view, users, list(dict.fromkeys([*needed, *label_fields])), vocab.deleted_field)
+    cutoff = pd.Timestamp(ctx.now.astimezone(UTC) - timedelta(days=ctx.settings["days"]))
+    active = frame[vocab.user_active_field].fillna(False).astype(bool)
+    login = frame[vocab.user_last_login_field]
+    created = frame[vocab.created_field]
+    idle = login.notna() & (login < cutoff)
+    never = login.isna() & created.notna() & (created < cutoff)
+    wanted = active & (idle | never) if ctx.settings["include_never_logged_in"] else active & idle
+
+    # Ids match exactly (Salesforce 15-character ids differ only by case); names and usernames ignore case.
+    exclude = [str(e) for e in ctx.settings["exclude"]]
+    folded = {e.casefold() for e in exclude}
+    hits = frame[vocab.id_field].astype(str).isin(exclude)
+    for column in label_fields:
+        hits |= frame[column].map(lambda v: isinstance(v, str) and v.casefold() in folded).astype(bool)
+    chosen = frame[wanted & ~hits].sort_values(vocab.id_field, kind="stable")
+    output = PassOutput(changes=[])
+    if excluded_count := int((wanted & hits).sum()):
+        output.held_back[f"listed in [passes.{NAME}] exclude"] = excluded_count
+
+    records = view.record_map(users, [str(i) for i in chosen[vocab.id_field]])
+    for rid, last, made in zip(
+        chosen[vocab.id_field], chosen[vocab.user_last_login_field], chosen[vocab.created_field], strict=True
+    ):
+        before = records[str(rid)]
+        reason = (
+            f"never logged in (created {made.date().isoformat()})"
+            if pd.isna(last)
+            else f"no login since {last.date().isoformat()}"
+        )
+        output.changes.append(
+            Change(
+                op=Op.DEACTIVATE,
+                object=users,
+                record_id=str(rid),
+                before=before,
+                after={vocab.user_active_field: False},
+                reason=reason,
+                pass_name=NAME,
+                severity=Severity.MAJOR,
+                fingerprint=before.get(vocab.fingerprint_field),
+                label=record_label(vocab, users, before),
+            )
+        )
+    return output
+
+
+SPEC = PassSpec(
+    name=NAME,
+    summary=summary_of(__doc__),
+    order=20,
+    defaults={"days": 90, "include_never_logged_in": True, "exclude": []},
+    run=run,
+    check=_check,
+)

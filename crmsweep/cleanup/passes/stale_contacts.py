@@ -1,0 +1,157 @@
+"""Delete people (contacts, leads) with no activity for years, except those on an open deal.
+
+Last activity is the first non-null of the vocabulary's `last_activity_fields` (Salesforce:
+LastActivityDate, then LastModifiedDate). When all of them are empty the record's created date is
+used, so a person nobody ever touched is judged by when they were entered; a record with none of
+these dates is left alone and counted in a note. A person is stale when that date (in UTC) falls
+before the same calendar day `years` years ago (29 February counts back to 28 February); a date
+exactly on that day is not stale.
+
+People linked to an open deal are held back. A deal whose closed flag is empty, or that a link names
+but the snapshot lacks, counts as open: when in doubt we keep the person. Without the link or deal
+object in the snapshot the guard cannot be checked, so the pass does not run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date
+from typing import Any
+
+import pandas as pd
+
+from crmsweep.cleanup.labels import record_label
+from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, summary_of
+from crmsweep.cleanup.view import live_frame
+from crmsweep.errors import BadInput
+from crmsweep.model import Change, DealLink, Op, Severity, Vocabulary
+
+NAME = "stale_contacts"
+ACTIONS = ("delete",)
+
+
+def years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February in a year that has none
+        return day.replace(year=day.year - years, day=28)
+
+
+def _check(settings: Mapping[str, Any]) -> None:
+    if settings["years"] < 1:
+        raise BadInput(f"[passes.{NAME}] years must be 1 or more, not {settings['years']}")
+    if settings["action"] not in ACTIONS:
+        raise BadInput(f"[passes.{NAME}] action must be one of: {', '.join(ACTIONS)}; not {settings['action']!r}")
+
+
+def _link_targets(ctx: PassContext, link: DealLink) -> tuple[str, ...]:
+    """The people objects a link's person field points at (all of them when the describe does not say)."""
+    people = ctx.vocabulary.people_objects
+    for spec in ctx.view.fields(link.object):
+        if spec.name == link.person_field and spec.reference_to:
+            return tuple(o for o in spec.reference_to if o in people)
+    return people
+
+
+def _open_deal_people(ctx: PassContext, targets: list[str]) -> tuple[set[str], str | None]:
+    """Ids of people on an open deal, or a reason the guard cannot be checked."""
+    vocab, view = ctx.vocabulary, ctx.view
+    people: set[str] = set()
+    deal = vocab.deal_object
+    for link in vocab.deal_links:
+        missing = [o for o in (link.object, deal) if not view.has(o)]
+        if missing:
+            return people, (
+                f"the snapshot lacks {' and '.join(missing)}, so people on an open {deal.lower()} cannot be "
+                "protected; include it in the backup and scan again"
+            )
+        if not set(_link_targets(ctx, link)) & set(targets):
+            continue
+        deals = live_frame(view, deal, [vocab.id_field, vocab.deal_closed_field], vocab.deleted_field)
+        closed_ids = set(deals.loc[deals[vocab.deal_closed_field].fillna(False).astype(bool), vocab.id_field])
+        links = live_frame(view, link.object, [link.person_field, link.deal_field], vocab.deleted_field)
+        links = links[links[link.person_field].notna() & links[link.deal_field].notna()]
+        # Not "in the open set" but "not known closed": a deal the snapshot lacks counts as open.
+        on_open = ~links[link.deal_field].isin(closed_ids)
+        people.update(str(p) for p in links.loc[on_open, link.person_field])
+    return people, None
+
+
+def _reason(vocab: Vocabulary, source: str, when: pd.Timestamp) -> str:
+    day = when.date().isoformat()
+    if vocab.last_activity_fields and source == vocab.last_activity_fields[0]:
+        return f"stale: no activity since {day}"
+    if source in vocab.last_activity_fields:
+        return f"stale: no activity recorded; last modified {day}"
+    return f"stale: no activity recorded; created {day}"
+
+
+def run(ctx: PassContext) -> PassOutput:
+    vocab, view = ctx.vocabulary, ctx.view
+    wanted = list(ctx.settings["objects"]) or list(vocab.people_objects)
+    unknown = [o for o in wanted if o not in vocab.people_objects]
+    if unknown:
+        raise BadInput(
+            f"[passes.{NAME}] objects: {', '.join(unknown)} is not a people object; "
+            f"choose from {', '.join(vocab.people_objects)}"
+        )
+    targets = [o for o in vocab.people_objects if o in wanted and view.has(o)]
+    if not targets:
+        return PassOutput(changes=[], skipped=f"no {' or '.join(wanted)} object in the snapshot")
+    protected, cannot_guard = _open_deal_people(ctx, targets)
+    if cannot_guard:
+        return PassOutput(changes=[], skipped=cannot_guard)
+
+    cutoff = pd.Timestamp(years_before(ctx.now.astimezone(UTC).date(), ctx.settings["years"]), tz=UTC)
+    held_reason = f"on an open {vocab.deal_object.lower()}"
+    output = PassOutput(changes=[])
+    for obj in targets:
+        names = {s.name for s in view.fields(obj)}
+        chain = [f for f in (*vocab.last_activity_fields, vocab.created_field) if f in names]
+        frame = live_frame(view, obj, [vocab.id_field, *chain], vocab.deleted_field)
+        when = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ms, UTC]")
+        source = pd.Series("", index=frame.index, dtype=object)
+        for column in chain:
+            fill = when.isna() & frame[column].notna()
+            when[fill] = frame.loc[fill, column]
+            source[fill] = column
+        undated = int(when.isna().sum())
+        if undated:
+            output.notes.append(
+                f"{undated} {obj} record has no activity, modified or created date and was left alone"
+                if undated == 1
+                else f"{undated} {obj} records have no activity, modified or created date and were left alone"
+            )
+        stale = frame.assign(_when=when, _source=source)[when.notna() & (when < cutoff)]
+        stale = stale.sort_values(vocab.id_field, kind="stable")
+        keep = stale[~stale[vocab.id_field].isin(protected)]
+        if held := len(stale) - len(keep):
+            output.held_back[held_reason] = output.held_back.get(held_reason, 0) + held
+        records = view.record_map(obj, [str(i) for i in keep[vocab.id_field]])
+        for rid, ts, src in zip(keep[vocab.id_field], keep["_when"], keep["_source"], strict=True):
+            before = records[str(rid)]
+            output.changes.append(
+                Change(
+                    op=Op.DELETE,
+                    object=obj,
+                    record_id=str(rid),
+                    before=before,
+                    after={},
+                    reason=_reason(vocab, str(src), ts),
+                    pass_name=NAME,
+                    severity=Severity.MINOR,
+                    fingerprint=before.get(vocab.fingerprint_field),
+                    label=record_label(vocab, obj, before),
+                )
+            )
+    return output
+
+
+SPEC = PassSpec(
+    name=NAME,
+    summary=summary_of(__doc__),
+    order=10,
+    defaults={"years": 3, "objects": [], "action": "delete"},
+    run=run,
+    check=_check,
+)

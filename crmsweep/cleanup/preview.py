@@ -1,0 +1,168 @@
+"""Preview: a Plan as a plain-text diff a person reads at a glance, and as a summary for `--json`.
+
+Every change is one line whose first character says what happens to the record, so a terminal can
+colour by it: `-` delete/archive, `~` update/deactivate/reactivate, `+` undelete/create. No other
+line starts with one of those characters.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from crmsweep.cleanup.labels import one_line
+from crmsweep.cleanup.passes import PASSES
+from crmsweep.model import Change, Op, Plan
+
+MARKS = {
+    Op.DELETE: "-",
+    Op.ARCHIVE: "-",
+    Op.UPDATE: "~",
+    Op.DEACTIVATE: "~",
+    Op.REACTIVATE: "~",
+    Op.UNDELETE: "+",
+    Op.CREATE: "+",
+}
+VALUE_WIDTH = 40
+NO_PASS = "(no pass)"
+
+
+def format_value(value: Any) -> str:
+    """JSON-ish and short: true, false, null, 42, "text" (strings cut to 40 characters)."""
+    if isinstance(value, str):
+        text = one_line(value)
+        if len(text) > VALUE_WIDTH:
+            text = text[: VALUE_WIDTH - 1] + "…"
+        return json.dumps(text, ensure_ascii=False)
+    if value is None or isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return format_value(str(value))
+
+
+def change_line(change: Change) -> str:
+    label = f' "{one_line(change.label)}"' if change.label else ""
+    parts = [f"{MARKS[change.op]} {change.object} {change.record_id}{label}"]
+    if change.op is Op.ARCHIVE:
+        parts.append("archive")
+    elif change.op is Op.UNDELETE:
+        parts.append("undelete (id kept)")
+    elif change.op is Op.CREATE:
+        parts.append("create (new id)")
+    elif change.op is not Op.DELETE:
+        parts.append(
+            ", ".join(f"{k}: {format_value(change.before.get(k))} → {format_value(v)}" for k, v in change.after.items())
+        )
+    if change.reason:
+        parts.append(one_line(change.reason))
+    return "  ".join(parts)
+
+
+def _plural(count: int, word: str, words: str | None = None) -> str:
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {words or word + 's'}"
+
+
+def _op_counts(changes: Iterable[Change]) -> dict[str, int]:
+    counts = {op.value: 0 for op in Op}
+    for change in changes:
+        counts[change.op.value] += 1
+    return {op: n for op, n in counts.items() if n}
+
+
+def _op_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n:,} {op}" for op, n in counts.items())
+
+
+def _group(plan: Plan) -> dict[str, dict[str, list[Change]]]:
+    """pass -> object -> changes, passes in header order then any others in plan order."""
+    groups: dict[str, dict[str, list[Change]]] = {name: {} for name in plan.header.passes}
+    for change in plan.changes:
+        groups.setdefault(change.pass_name or NO_PASS, {}).setdefault(change.object, []).append(change)
+    return groups
+
+
+def _split_notes(plan: Plan, pass_names: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Plan notes that start 'PASS: ' belong to that pass's section; the rest are general."""
+    general: list[str] = []
+    per_pass: dict[str, list[str]] = {}
+    names = sorted(pass_names, key=len, reverse=True)
+    for note in plan.header.notes:
+        owner = next((n for n in names if note.startswith(f"{n}: ")), None)
+        if owner is None:
+            general.append(note)
+        else:
+            per_pass.setdefault(owner, []).append(note[len(owner) + 2 :])
+    return general, per_pass
+
+
+def _source_text(source: Any) -> str:
+    kind, ident = source.get("kind", "?"), source.get("id", "?")
+    return f"{kind} {ident}"
+
+
+def render_preview(plan: Plan, *, limit: int | None = None) -> str:
+    """The plan as text; `limit` caps the change lines shown per object ("… and 57 more")."""
+    if limit is not None and limit < 0:
+        raise ValueError("limit must be 0 or more")
+    header = plan.header
+    groups = _group(plan)
+    general_notes, pass_notes = _split_notes(plan, groups)
+    totals = _op_counts(plan.changes)
+    lines = [
+        f"plan {header.plan_id}  {plan.digest}",
+        f"provider {header.provider}  org {header.org_id}  connection {header.connection}",
+        f"source: {_source_text(header.source)}"
+        + (f"  (rollback of {header.rollback_of})" if header.rollback_of else ""),
+        f"created {header.created}  by crmsweep {header.tool_version}",
+        f"changes: {len(plan.changes):,}" + (f" ({_op_text(totals)})" if totals else ""),
+    ]
+    lines.extend(f"note: {note}" for note in general_notes)
+
+    skipped_passes = 0
+    for name, objects in groups.items():
+        count = sum(len(c) for c in objects.values())
+        lines.append("")
+        lines.append(f"{name} — {_plural(count, 'change')}")
+        spec = PASSES.get(name)
+        # A pass's summary describes what it proposes; under a rollback or restore it would mislead.
+        if spec is not None and spec.summary and header.source.get("kind") == "snapshot" and not header.rollback_of:
+            lines.append(f"  {spec.summary}")
+        for obj, changes in objects.items():
+            lines.append(f"{obj}: {_op_text(_op_counts(changes))}")
+            shown = changes if limit is None else changes[:limit]
+            lines.extend(change_line(c) for c in shown)
+            if len(changes) > len(shown):
+                lines.append(f"… and {len(changes) - len(shown):,} more")
+        held = header.held_back.get(name, {})
+        if held:
+            lines.append("held back by protection: " + ", ".join(f"{n:,} {reason}" for reason, n in held.items()))
+        for note in pass_notes.get(name, []):
+            if note.startswith("skipped: "):
+                skipped_passes += 1
+            lines.append(note if note.startswith("skipped: ") else f"note: {note}")
+
+    held_total = sum(n for reasons in header.held_back.values() for n in reasons.values())
+    closing = [_plural(len(plan.changes), "change") + (f" ({_op_text(totals)})" if totals else "")]
+    if held_total:
+        closing.append(f"{held_total:,} held back by protection")
+    if skipped_passes:
+        closing.append(f"{_plural(skipped_passes, 'pass', 'passes')} skipped")
+    lines.append("")
+    lines.append("total: " + "; ".join(closing))
+    return "\n".join(lines) + "\n"
+
+
+def summarize(plan: Plan) -> dict[str, Any]:
+    """The preview's numbers as data (for `--json`)."""
+    by_pass: dict[str, dict[str, dict[str, int]]] = {}
+    for name, objects in _group(plan).items():
+        by_pass[name] = {obj: _op_counts(changes) for obj, changes in objects.items()}
+    return {
+        "plan": plan.header.plan_id,
+        "digest": plan.digest,
+        "changes": len(plan.changes),
+        "by_op": _op_counts(plan.changes),
+        "by_pass": by_pass,
+        "held_back": {name: dict(reasons) for name, reasons in plan.header.held_back.items()},
+        "notes": list(plan.header.notes),
+    }

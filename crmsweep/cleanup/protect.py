@@ -1,0 +1,66 @@
+"""Protections: records no pass may propose, whatever it says. Applied by the scan to every pass.
+
+Rules, checked in this order (a change is counted once, under the first rule that holds it):
+1. objects the provider never lets us touch (`vocabulary.never_touch_objects`) and `[protect] objects`;
+2. ids listed in `[protect] ids`;
+3. records created within `[protect] recent_days` of now (the before-image's created field), for every
+   object, users included: a brand-new record is too young to judge. 0 turns the rule off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from crmsweep.model import Change, Vocabulary, canonical_datetime
+
+
+@dataclass(frozen=True)
+class Protections:
+    """The three `[protect]` settings (same names as config.ProtectSettings) plus the provider's rules."""
+
+    vocabulary: Vocabulary
+    now: datetime
+    recent_days: int = 30
+    objects: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+    _objects: frozenset[str] = field(init=False, repr=False)
+    _ids: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_objects", frozenset(self.vocabulary.never_touch_objects) | frozenset(self.objects))
+        object.__setattr__(self, "_ids", frozenset(self.ids))
+
+    def hold_reason(self, change: Change) -> str | None:
+        """Why this change must not be proposed, or None."""
+        if change.object in self._objects:
+            return f"{change.object} is a protected object"
+        if change.record_id in self._ids:
+            return "listed in [protect] ids"
+        if self.recent_days > 0:
+            created = _created(change, self.vocabulary.created_field)
+            if created is not None and created > self.now - timedelta(days=self.recent_days):
+                return f"created in the last {self.recent_days} days"
+        return None
+
+    def apply(self, changes: Sequence[Change]) -> tuple[list[Change], dict[str, int]]:
+        """The changes that may be proposed, and how many were held back per reason."""
+        kept: list[Change] = []
+        held: dict[str, int] = {}
+        for change in changes:
+            reason = self.hold_reason(change)
+            if reason is None:
+                kept.append(change)
+            else:
+                held[reason] = held.get(reason, 0) + 1
+        return kept, held
+
+
+def _created(change: Change, created_field: str) -> datetime | None:
+    value = change.before.get(created_field)
+    if not value:
+        return None
+    # A date-only value reads as midnight UTC, like the snapshot's DATE columns.
+    text = canonical_datetime(str(value)) or ""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

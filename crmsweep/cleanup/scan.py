@@ -1,0 +1,155 @@
+"""Scan: run the chosen passes over a snapshot, apply protections and safety caps, build the Plan.
+
+Passes run in registry order over the snapshot as the earlier passes' changes would leave it. For
+now that means one thing: a record an earlier pass already claimed is not proposed again. Pure: no
+I/O, the snapshot arrives as a view and the plan leaves as a value.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import crmsweep
+from crmsweep.cleanup.passes import PASSES, PassContext, validate_settings
+from crmsweep.cleanup.protect import Protections
+from crmsweep.cleanup.view import SnapshotView
+from crmsweep.errors import BadInput, SafetyRefusal
+from crmsweep.model import Change, Plan, PlanHeader, Vocabulary, canonical_datetime
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    plan: Plan
+    per_pass: dict[str, int]  # changes proposed per pass (after protections)
+    held_back: dict[str, dict[str, int]]  # pass -> reason -> count
+    skipped: dict[str, str]  # pass -> why it could not run
+
+
+def select_passes(passes: Sequence[str] | None) -> list[str]:
+    """The passes to run, in registry order; BadInput for a name that is not registered."""
+    if passes is None:
+        return list(PASSES)
+    unknown = [p for p in passes if p not in PASSES]
+    if unknown:
+        raise BadInput(f"unknown pass {unknown[0]!r}; known passes: {', '.join(PASSES)}")
+    return [name for name in PASSES if name in set(passes)]
+
+
+def check_caps(changes: Sequence[Change], *, max_changes: int | None, max_changes_per_object: int | None) -> list[str]:
+    """Each cap the changes exceed, as the sentence an admin reads."""
+    over: list[str] = []
+    if max_changes is not None and len(changes) > max_changes:
+        over.append(f"the scan proposes {len(changes):,} changes, over [safety] max_changes = {max_changes:,}")
+    if max_changes_per_object is not None:
+        per_object: dict[str, int] = {}
+        for change in changes:
+            per_object[change.object] = per_object.get(change.object, 0) + 1
+        for obj, count in per_object.items():
+            if count > max_changes_per_object:
+                over.append(
+                    f"the scan proposes {count:,} changes to {obj}, "
+                    f"over [safety] max_changes_per_object = {max_changes_per_object:,}"
+                )
+    return over
+
+
+def _utc(now: datetime) -> datetime:
+    # A naive clock is taken as UTC, the same rule canonical_datetime applies.
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+def scan_snapshot(
+    view: SnapshotView,
+    *,
+    vocabulary: Vocabulary,
+    passes: Sequence[str] | None,
+    pass_settings: Mapping[str, Mapping[str, Any]],
+    protect_recent_days: int,
+    protect_objects: Sequence[str],
+    protect_ids: Sequence[str],
+    max_changes: int | None,
+    max_changes_per_object: int | None,
+    allow_over_cap: bool,
+    connection: str,
+    config_digest: str,
+    now: datetime,
+) -> ScanResult:
+    """Propose a Plan from a snapshot. Raises BadInput (unknown pass or setting) or SafetyRefusal (caps)."""
+    now = _utc(now)
+    manifest = view.manifest
+    if manifest.provider != vocabulary.provider:
+        raise BadInput(
+            f"snapshot {manifest.snapshot_id} is a {manifest.provider} backup "
+            f"but the connection is {vocabulary.provider}; scan it with a connection of the same provider"
+        )
+    selected = select_passes(passes)
+    # Every configured pass is validated, run or not: a typo in config must not hide until the day it runs.
+    settings = {name: validate_settings(name, pass_settings.get(name, {})) for name in pass_settings}
+    protections = Protections(
+        vocabulary=vocabulary,
+        now=now,
+        recent_days=protect_recent_days,
+        objects=tuple(protect_objects),
+        ids=tuple(protect_ids),
+    )
+
+    changes: list[Change] = []
+    claimed: dict[tuple[str, str], str] = {}
+    per_pass: dict[str, int] = {}
+    held_back: dict[str, dict[str, int]] = {}
+    skipped: dict[str, str] = {}
+    notes: list[str] = []
+    for name in selected:
+        spec = PASSES[name]
+        per_pass[name] = 0
+        context = PassContext(
+            view=view,
+            vocabulary=vocabulary,
+            now=now,
+            settings=settings[name] if name in settings else validate_settings(name, {}),
+        )
+        output = spec.run(context)
+        notes.extend(f"{name}: {note}" for note in output.notes)
+        if output.skipped is not None:
+            skipped[name] = output.skipped
+            notes.append(f"{name}: skipped: {output.skipped}")
+        kept, protected = protections.apply(output.changes)
+        held = dict(output.held_back)
+        for reason, count in protected.items():
+            held[reason] = held.get(reason, 0) + count
+        taken_by: dict[str, int] = {}
+        for change in kept:
+            key = (change.object, change.record_id)
+            if key in claimed:
+                taken_by[claimed[key]] = taken_by.get(claimed[key], 0) + 1
+                continue
+            claimed[key] = name
+            changes.append(change)
+            per_pass[name] += 1
+        notes.extend(f"{name}: {n} records already changed by {earlier}" for earlier, n in taken_by.items())
+        if any(held.values()):
+            held_back[name] = {r: n for r, n in held.items() if n}
+
+    over = check_caps(changes, max_changes=max_changes, max_changes_per_object=max_changes_per_object)
+    if over and not allow_over_cap:
+        raise SafetyRefusal(f"{over[0]}: narrow the passes or raise the cap, or pass --allow-over-cap")
+    notes.extend(f"{sentence}; allowed by --allow-over-cap" for sentence in over)
+
+    header = PlanHeader(
+        plan_id=uuid.uuid4().hex,
+        created=canonical_datetime(now) or "",
+        tool_version=crmsweep.__version__,
+        provider=manifest.provider,
+        org_id=manifest.org_id,
+        connection=connection,
+        source={"kind": "snapshot", "id": manifest.snapshot_id},
+        config_digest=config_digest,
+        passes=tuple(selected),
+        held_back=held_back,
+        notes=tuple(notes),
+    )
+    return ScanResult(plan=Plan.build(header, changes), per_pass=per_pass, held_back=held_back, skipped=skipped)

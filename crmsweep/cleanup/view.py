@@ -1,0 +1,158 @@
+"""What a cleanup pass may see of a snapshot: typed frames for filtering, canonical records for before-images.
+
+`SnapshotView` is the contract the snapshot reader (backup/snapshot.py) implements. `FrameView` is an
+in-memory implementation from plain records, for tests and scripts; it converts with exactly the
+rules the reader promises, so a pass behaves the same on either:
+
+- DATE and DATETIME columns are `datetime64[ms, UTC]` (a date is midnight UTC),
+- BOOL is pandas "boolean" (nullable), INT is "Int64", FLOAT is float64,
+- STRING is an object column holding str or None.
+
+`record_map` returns canonical records (see `crmsweep.model`): dates "YYYY-MM-DD", datetimes
+"YYYY-MM-DDTHH:MM:SS.mmmZ", every field of the object present (None when empty).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, Protocol
+
+import pandas as pd
+
+from crmsweep.model import (
+    FieldKind,
+    FieldSpec,
+    Record,
+    SnapshotManifest,
+    canonical_date,
+    canonical_datetime,
+)
+
+DATETIME_DTYPE: Final = "datetime64[ms, UTC]"
+
+
+class SnapshotView(Protocol):
+    @property
+    def manifest(self) -> SnapshotManifest: ...
+
+    def has(self, object_name: str) -> bool:
+        """True when the snapshot holds this object (possibly with zero rows)."""
+        ...
+
+    def fields(self, object_name: str) -> tuple[FieldSpec, ...]: ...
+
+    def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The object's rows with typed columns (all fields when `columns` is None)."""
+        ...
+
+    def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
+        """Canonical records by id; ids the snapshot lacks are absent."""
+        ...
+
+
+def canonical_value(spec: FieldSpec, value: Any) -> Any:
+    """One value in canonical (JSON) form for its field kind."""
+    if value is None:
+        return None
+    if spec.kind is FieldKind.DATE:
+        return canonical_date(value)
+    if spec.kind is FieldKind.DATETIME:
+        return canonical_datetime(value)
+    if spec.kind is FieldKind.BOOL:
+        return bool(value)
+    if spec.kind is FieldKind.INT:
+        return int(value)
+    if spec.kind is FieldKind.FLOAT:
+        return float(value)
+    return str(value)
+
+
+def typed_series(spec: FieldSpec, values: Sequence[Any]) -> pd.Series:
+    """A column of canonical values converted to the dtype the snapshot reader guarantees."""
+    if spec.kind in (FieldKind.DATE, FieldKind.DATETIME):
+        converted = pd.to_datetime(pd.Series(list(values), dtype=object), utc=True, format="ISO8601")
+        return converted.astype(DATETIME_DTYPE)
+    if spec.kind is FieldKind.BOOL:
+        return pd.Series(pd.array(list(values), dtype="boolean"))
+    if spec.kind is FieldKind.INT:
+        return pd.Series(pd.array(list(values), dtype="Int64"))
+    if spec.kind is FieldKind.FLOAT:
+        return pd.Series([float("nan") if v is None else float(v) for v in values], dtype="float64")
+    return pd.Series(list(values), dtype=object)
+
+
+class FrameView:
+    """A SnapshotView over records held in memory."""
+
+    def __init__(
+        self,
+        manifest: SnapshotManifest,
+        fields: Mapping[str, Sequence[FieldSpec]],
+        records: Mapping[str, Sequence[Record]],
+        *,
+        id_field: str = "Id",
+    ) -> None:
+        self._manifest = manifest
+        self._fields = {obj: tuple(specs) for obj, specs in fields.items()}
+        self._id_field = id_field
+        self._rows: dict[str, dict[str, Record]] = {}
+        strays = sorted(set(records) - set(self._fields))
+        if strays:
+            raise ValueError(f"records given for {', '.join(strays)} but no field specs")
+        for obj, specs in self._fields.items():
+            self._rows[obj] = {}
+            for raw in records.get(obj, ()):
+                record = self._canonical(obj, specs, raw)
+                self._rows[obj][str(record[id_field])] = record
+
+    @property
+    def manifest(self) -> SnapshotManifest:
+        return self._manifest
+
+    def _canonical(self, obj: str, specs: tuple[FieldSpec, ...], raw: Mapping[str, Any]) -> Record:
+        known = {s.name for s in specs}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            # A snapshot only holds described fields; silently dropping these would hide a test mistake.
+            raise ValueError(f"{obj} record has fields without a spec: {', '.join(unknown)}")
+        if raw.get(self._id_field) is None:
+            raise ValueError(f"{obj} record without {self._id_field}")
+        return {s.name: canonical_value(s, raw.get(s.name)) for s in specs}
+
+    def _require(self, object_name: str) -> tuple[FieldSpec, ...]:
+        try:
+            return self._fields[object_name]
+        except KeyError:
+            raise KeyError(f"{object_name} is not in this snapshot") from None
+
+    def has(self, object_name: str) -> bool:
+        return object_name in self._fields
+
+    def fields(self, object_name: str) -> tuple[FieldSpec, ...]:
+        return self._require(object_name)
+
+    def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        specs = {s.name: s for s in self._require(object_name)}
+        names = list(specs) if columns is None else list(columns)
+        missing = [c for c in names if c not in specs]
+        if missing:
+            raise KeyError(f"{object_name} has no field {', '.join(missing)} in this snapshot")
+        rows = list(self._rows[object_name].values())
+        data = {name: typed_series(specs[name], [r[name] for r in rows]) for name in names}
+        return pd.DataFrame(data, columns=names)
+
+    def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
+        self._require(object_name)
+        stored = self._rows[object_name]
+        return {rid: dict(stored[rid]) for rid in ids if rid in stored}
+
+
+def live_frame(view: SnapshotView, object_name: str, columns: Sequence[str], deleted_field: str | None) -> pd.DataFrame:
+    """The object's rows minus recycle-bin rows (a snapshot may hold them); only `columns` are returned."""
+    names = {s.name for s in view.fields(object_name)}
+    with_flag = deleted_field is not None and deleted_field in names
+    wanted = list(dict.fromkeys([*columns, deleted_field] if with_flag and deleted_field else columns))
+    frame = view.frame(object_name, wanted)
+    if with_flag and deleted_field:
+        frame = frame[~frame[deleted_field].fillna(False).astype(bool)]
+    return frame.loc[:, list(columns)].reset_index(drop=True)

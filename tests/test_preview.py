@@ -1,0 +1,155 @@
+"""Preview: golden files of fixed plans (CRMSWEEP_UPDATE_GOLDEN=1 rewrites them) and the JSON summary."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from crmsweep.cleanup.preview import change_line, format_value, render_preview, summarize
+from crmsweep.model import Change, Op, Plan, PlanHeader, Severity
+from tests.test_passes import make_view, uid
+from tests.test_scan import scan
+
+GOLDEN = Path(__file__).parent / "snapshots" / "preview"
+PLAN_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / f"{name}.txt"
+    if os.environ.get("CRMSWEEP_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"no golden file {path}; run with CRMSWEEP_UPDATE_GOLDEN=1 to write it"
+    assert text == path.read_text(encoding="utf-8")
+
+
+def fixed(plan: Plan) -> Plan:
+    return plan.with_header(plan_id=PLAN_ID, tool_version="0.1.0")
+
+
+def scanned_plan() -> Plan:
+    return fixed(scan(protect_ids=[uid(6)]).plan)
+
+
+def mixed_plan() -> Plan:
+    header = PlanHeader(
+        plan_id=PLAN_ID,
+        created="2026-03-16T09:00:00.000Z",
+        tool_version="0.1.0",
+        provider="fake",
+        org_id="00DFAKE000000000AA",
+        connection="sandbox-salesforce",
+        source={"kind": "run", "id": "20260315T130000Z-run1"},
+        rollback_of="20260315T130000Z-run1",
+    )
+    base = Change(
+        op=Op.UPDATE,
+        object="Account",
+        record_id="001000000000000001",
+        before={"Id": "001000000000000001", "Description": "x" * 60, "Rating": None, "Employees": 12, "Active": True},
+        after={"Description": "A short one\nwith a newline", "Rating": "Hot", "Employees": 15, "Active": False},
+        reason="fix fields",
+        pass_name="hand",
+        severity=Severity.INFO,
+        label='Acme "Global" Ltd',
+    )
+    archived = Change(
+        op=Op.ARCHIVE,
+        object="Note",
+        record_id="002000000000000001",
+        before={"Id": "002000000000000001", "Title": "old"},
+        after={},
+        reason="",
+        pass_name="hand",
+    )
+    changes = [base, archived, archived.inverse(), base.inverse(), Change.from_dict({**base.to_dict(), "pass": ""})]
+    return Plan.build(header, changes)
+
+
+def test_preview_of_a_scan() -> None:
+    check_golden("scan", render_preview(scanned_plan()))
+
+
+def test_preview_with_a_limit_and_a_skipped_pass() -> None:
+    view = make_view(only=["Contact", "Lead", "Opportunity", "OpportunityContactRole"])
+    plan = fixed(scan(view).plan)
+    check_golden("scan_limit_2", render_preview(plan, limit=2))
+    zero = render_preview(plan, limit=0)
+    assert "… and 6 more" in zero and "… and 1 more" in zero and "\n- " not in zero
+
+
+def test_preview_of_a_rollback() -> None:
+    plan = fixed(scan().plan)
+    inverse = Plan.build(
+        PlanHeader(
+            plan_id=PLAN_ID,
+            created="2026-03-16T09:00:00.000Z",
+            tool_version="0.1.0",
+            provider=plan.header.provider,
+            org_id=plan.header.org_id,
+            connection=plan.header.connection,
+            source={"kind": "run", "id": "20260315T130000Z-run1"},
+            passes=plan.header.passes,
+            rollback_of="20260315T130000Z-run1",
+        ),
+        [c.inverse(fingerprint="2026-03-15T13:00:00.000Z") for c in plan.changes],
+    )
+    check_golden("rollback", render_preview(inverse))
+
+
+def test_preview_of_mixed_ops_and_values() -> None:
+    check_golden("mixed", render_preview(mixed_plan()))
+
+
+def test_preview_of_an_empty_plan() -> None:
+    plan = fixed(scan(make_view(only=["Opportunity"])).plan)
+    check_golden("empty", render_preview(plan))
+
+
+def test_change_lines_start_with_their_mark_and_nothing_else_does() -> None:
+    text = render_preview(mixed_plan()) + render_preview(scanned_plan())
+    marks = {"-": 0, "~": 0, "+": 0}
+    for line in text.splitlines():
+        if line[:1] in marks:
+            marks[line[:1]] += 1
+    # Exactly one marked line per change: no header, count or note line starts with a mark.
+    assert marks == {"-": 8, "~": 6, "+": 1}
+    assert sum(marks.values()) == len(mixed_plan().changes) + len(scanned_plan().changes)
+
+
+def test_value_format() -> None:
+    assert [format_value(v) for v in (True, False, None, 3, 2.5)] == ["true", "false", "null", "3", "2.5"]
+    assert format_value("x" * 41) == '"' + "x" * 39 + '…"'
+    assert format_value("x" * 40) == '"' + "x" * 40 + '"'
+    assert format_value('say "hi"\n') == '"say \\"hi\\""'
+    deactivate = scanned_plan().changes[-2]
+    assert change_line(deactivate) == (
+        '~ User 005000000000000003 "Never In <never@x.org>"  '
+        "IsActive: true → false  never logged in (created 2025-05-01)"
+    )
+
+
+def test_summarize() -> None:
+    plan = scanned_plan()
+    assert summarize(plan) == {
+        "plan": PLAN_ID,
+        "digest": plan.digest,
+        "changes": 10,
+        "by_op": {"delete": 7, "deactivate": 3},
+        "by_pass": {
+            "stale_contacts": {"Contact": {"delete": 6}, "Lead": {"delete": 1}},
+            "inactive_users": {"User": {"deactivate": 3}},
+        },
+        "held_back": {
+            "stale_contacts": {"on an open opportunity": 3},
+            "inactive_users": {"listed in [protect] ids": 1},
+        },
+        "notes": list(plan.header.notes),
+    }
+
+
+def test_negative_limit_is_refused() -> None:
+    with pytest.raises(ValueError, match="limit"):
+        render_preview(scanned_plan(), limit=-1)

@@ -1,0 +1,241 @@
+"""Scan: protections, caps, pass selection, and the plan it builds (before-images, digest, round-trip)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from crmsweep.cleanup.passes import PASSES, PassContext, PassOutput, PassSpec
+from crmsweep.cleanup.protect import Protections
+from crmsweep.cleanup.scan import ScanResult, scan_snapshot
+from crmsweep.cleanup.view import FrameView
+from crmsweep.errors import BadInput, SafetyRefusal
+from crmsweep.model import Change, Op, Plan
+from tests.fake_connector import FAKE_VOCABULARY
+from tests.test_passes import NOW, cid, lid, make_view, person, records, uid
+
+
+def scan(
+    view: FrameView | None = None,
+    *,
+    passes: Sequence[str] | None = None,
+    pass_settings: Mapping[str, Mapping[str, Any]] | None = None,
+    recent_days: int = 30,
+    protect_objects: Sequence[str] = (),
+    protect_ids: Sequence[str] = (),
+    max_changes: int | None = None,
+    max_per_object: int | None = None,
+    allow_over_cap: bool = False,
+) -> ScanResult:
+    return scan_snapshot(
+        view or make_view(),
+        vocabulary=FAKE_VOCABULARY,
+        passes=passes,
+        pass_settings=pass_settings or {},
+        protect_recent_days=recent_days,
+        protect_objects=protect_objects,
+        protect_ids=protect_ids,
+        max_changes=max_changes,
+        max_changes_per_object=max_per_object,
+        allow_over_cap=allow_over_cap,
+        connection="sandbox-salesforce",
+        config_digest="sha256:config",
+        now=NOW,
+    )
+
+
+def ids(result: ScanResult) -> list[str]:
+    return [c.record_id for c in result.plan.changes]
+
+
+ALL_IDS = [cid(1), cid(3), cid(4), cid(7), cid(8), cid(12), lid(1), uid(1), uid(3), uid(6), uid(7)]
+
+
+def test_scan_runs_every_pass_in_order() -> None:
+    result = scan()
+    assert ids(result) == ALL_IDS
+    assert result.per_pass == {"stale_contacts": 7, "inactive_users": 4}
+    assert result.held_back == {"stale_contacts": {"on an open opportunity": 3}}
+    assert result.skipped == {}
+    header = result.plan.header
+    assert header.passes == ("stale_contacts", "inactive_users")
+    assert header.provider == "fake" and header.org_id == "00DFAKE000000000AA"
+    assert header.source == {"kind": "snapshot", "id": "20260315T120000Z-abc123"}
+    assert header.created == "2026-03-15T12:00:00.000Z"
+    assert header.connection == "sandbox-salesforce" and header.config_digest == "sha256:config"
+    assert header.tool_version == "0.1.0" and len(header.plan_id) == 32
+    assert header.notes == (
+        "stale_contacts: 1 Contact record has no activity, modified or created date and was left alone",
+    )
+
+
+def test_every_change_has_the_views_record_and_fingerprint() -> None:
+    view = make_view()
+    for change in scan(view).plan.changes:
+        before = view.record_map(change.object, [change.record_id])[change.record_id]
+        assert change.before == before and change.before
+        assert change.fingerprint == before["SystemModstamp"]
+
+
+def test_plan_json_round_trips_and_digest_is_stable() -> None:
+    plan = scan().plan
+    parsed, claimed = Plan.from_json(plan.to_json())
+    assert parsed == plan and claimed == plan.digest == parsed.digest
+    # Same snapshot, same clock, same settings: the same plan but for its id.
+    again = scan().plan.with_header(plan_id=plan.header.plan_id)
+    assert again.digest == plan.digest and again.to_json() == plan.to_json()
+
+
+def test_selected_passes_only() -> None:
+    result = scan(passes=["inactive_users"])
+    assert ids(result) == [uid(1), uid(3), uid(6), uid(7)]
+    assert result.plan.header.passes == ("inactive_users",)
+
+
+def test_unknown_pass_lists_the_known_ones() -> None:
+    with pytest.raises(BadInput) as caught:
+        scan(passes=["stale_contact"])
+    assert str(caught.value) == "unknown pass 'stale_contact'; known passes: stale_contacts, inactive_users"
+
+
+def test_settings_of_passes_not_run_are_still_validated() -> None:
+    with pytest.raises(BadInput, match=r"\[passes.stale_contacts\] has no setting 'yaers'"):
+        scan(passes=["inactive_users"], pass_settings={"stale_contacts": {"yaers": 2}})
+
+
+def test_pass_settings_reach_the_pass() -> None:
+    result = scan(pass_settings={"stale_contacts": {"objects": ["Lead"]}, "inactive_users": {"exclude": [uid(1)]}})
+    assert ids(result) == [lid(1), uid(3), uid(6), uid(7)]
+    assert result.held_back["inactive_users"] == {"listed in [passes.inactive_users] exclude": 1}
+
+
+def test_skipped_pass_is_noted() -> None:
+    result = scan(make_view(only=["Contact", "Lead", "Opportunity", "OpportunityContactRole"]))
+    assert result.skipped == {"inactive_users": "no User object in the snapshot"}
+    assert "inactive_users: skipped: no User object in the snapshot" in result.plan.header.notes
+    assert result.per_pass["inactive_users"] == 0
+
+
+# --- protections -----------------------------------------------------------------------------------
+
+
+def test_protections_recent_ids_and_objects_are_held_back_and_counted() -> None:
+    data = records()
+    recent = (NOW - timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    data["Contact"].append(person(cid(20), "Imported Last Week", activity="2017-01-01", created=recent, n=40))
+    result = scan(make_view(data), protect_ids=[cid(1), uid(1)], protect_objects=["Lead"])
+    assert ids(result) == [cid(3), cid(4), cid(7), cid(8), cid(12), uid(3), uid(6), uid(7)]
+    assert result.held_back == {
+        "stale_contacts": {
+            "on an open opportunity": 3,
+            "listed in [protect] ids": 1,
+            "created in the last 30 days": 1,
+            "Lead is a protected object": 1,
+        },
+        "inactive_users": {"listed in [protect] ids": 1},
+    }
+    assert result.plan.header.held_back == result.held_back
+
+
+def test_recent_rule_applies_to_users_and_can_be_turned_off() -> None:
+    data = records()
+    data["User"][0]["CreatedDate"] = "2026-03-01T00:00:00.000Z"  # Bob: old login, yet created 14 days ago
+    assert uid(1) not in ids(scan(make_view(data)))
+    assert uid(1) in ids(scan(make_view(data), recent_days=0))
+
+
+def test_never_touch_objects_of_the_vocabulary() -> None:
+    contract = Change(
+        op=Op.DELETE,
+        object="Contract",
+        record_id="800000000000000001",
+        before={"Id": "800000000000000001", "CreatedDate": "2010-01-01T00:00:00.000Z"},
+        after={},
+        reason="test",
+        pass_name="p",
+    )
+    young = replace(contract, object="Account", record_id="001000000000000001", before={"CreatedDate": "2026-03-14"})
+    old = replace(young, record_id="001000000000000002", before={"CreatedDate": "2026-02-01"})
+    kept, held = Protections(vocabulary=FAKE_VOCABULARY, now=NOW).apply([contract, young, old])
+    assert kept == [old]
+    assert held == {"Contract is a protected object": 1, "created in the last 30 days": 1}
+
+
+# --- caps ------------------------------------------------------------------------------------------
+
+
+def test_total_cap_refuses_with_an_actionable_message() -> None:
+    with pytest.raises(SafetyRefusal) as caught:
+        scan(max_changes=10)
+    assert str(caught.value) == (
+        "the scan proposes 11 changes, over [safety] max_changes = 10: "
+        "narrow the passes or raise the cap, or pass --allow-over-cap"
+    )
+    assert len(scan(max_changes=11).plan.changes) == 11
+
+
+def test_per_object_cap_refuses() -> None:
+    expected = r"proposes 6 changes to Contact, over \[safety\] max_changes_per_object = 5"
+    with pytest.raises(SafetyRefusal, match=expected):
+        scan(max_per_object=5)
+
+
+def test_large_counts_use_thousands_separators() -> None:
+    many = {"Contact": [person(f"003{n:015d}", f"P{n}", activity="2015-01-01", n=n) for n in range(6120)]}
+    view = make_view({**many, "Opportunity": [], "OpportunityContactRole": []})
+    with pytest.raises(SafetyRefusal) as caught:
+        scan(view, passes=["stale_contacts"], max_changes=5000)
+    assert str(caught.value).startswith("the scan proposes 6,120 changes, over [safety] max_changes = 5,000:")
+
+
+def test_allow_over_cap_builds_the_plan_and_notes_it() -> None:
+    result = scan(max_changes=10, max_per_object=5, allow_over_cap=True)
+    assert ids(result) == ALL_IDS
+    assert result.plan.header.notes[-2:] == (
+        "the scan proposes 11 changes, over [safety] max_changes = 10; allowed by --allow-over-cap",
+        "the scan proposes 6 changes to Contact, over [safety] max_changes_per_object = 5; allowed by --allow-over-cap",
+    )
+
+
+# --- interaction between passes ------------------------------------------------------------------------
+
+
+def _delete_every_contact(ctx: PassContext) -> PassOutput:
+    frame = ctx.view.frame("Contact", ["Id"])
+    rows = ctx.view.record_map("Contact", sorted(frame["Id"]))
+    changes = [
+        Change(op=Op.DELETE, object="Contact", record_id=rid, before=rec, after={}, reason="all", pass_name="everyone")
+        for rid, rec in rows.items()
+        if not rec["IsDeleted"]
+    ]
+    return PassOutput(changes=changes)
+
+
+def test_a_record_claimed_by_an_earlier_pass_is_not_proposed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(
+        PASSES, "everyone", PassSpec(name="everyone", summary="x", order=30, defaults={}, run=_delete_every_contact)
+    )
+    result = scan(passes=["stale_contacts", "everyone"])
+    everyone = [c.record_id for c in result.plan.changes if c.pass_name == "everyone"]
+    assert everyone == [cid(2), cid(5), cid(6), cid(10), cid(11), cid(13), cid(14)]
+    assert result.per_pass == {"stale_contacts": 7, "everyone": 7}
+    assert "everyone: 6 records already changed by stale_contacts" in result.plan.header.notes
+
+
+def test_a_snapshot_of_another_provider_is_refused() -> None:
+    view = make_view()
+    other = FrameView(
+        replace(view.manifest, provider="hubspot"),
+        {o: view.fields(o) for o in ("Contact",)},
+        {"Contact": []},
+    )
+    with pytest.raises(BadInput) as caught:
+        scan(other)
+    assert str(caught.value) == (
+        "snapshot 20260315T120000Z-abc123 is a hubspot backup but the connection is fake; "
+        "scan it with a connection of the same provider"
+    )
