@@ -1,0 +1,1 @@
+"""CLI command groups: each module parses options, calls one `crmsweep.api` function, renders."""

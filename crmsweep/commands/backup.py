@@ -1,0 +1,110 @@
+"""`crmsweep backup` and `crmsweep snapshots list|verify`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from crmsweep import api
+from crmsweep.commands.common import (
+    ConfigOpt,
+    ConnectionOpt,
+    HomeOpt,
+    JsonOpt,
+    backup_progress,
+    emit_json,
+    err,
+    handle_errors,
+    out,
+    workspace,
+)
+from crmsweep.errors import EXIT_PARTIAL
+from crmsweep.model import SnapshotManifest
+
+snapshots_app = typer.Typer(help="List and verify snapshots.", no_args_is_help=True)
+
+
+def manifest_summary(manifest: SnapshotManifest, path: str) -> dict[str, object]:
+    return {
+        "snapshot": manifest.snapshot_id,
+        "path": path,
+        "objects": {name: entry.rows for name, entry in manifest.objects.items()},
+        "api_calls": manifest.api_calls,
+    }
+
+
+@handle_errors
+def backup(
+    connection: ConnectionOpt,
+    objects: Annotated[
+        list[str] | None,
+        typer.Option("--object", help="Object to back up (repeatable). Default: the provider's standard set."),
+    ] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Back up a CRM to a snapshot: one Parquet file per object and a manifest written last."""
+    ws = workspace(config, home)
+    with backup_progress(not as_json) as progress:
+        manifest = api.backup(ws, connection, objects or (), progress=progress)
+    path = str(ws.home.snapshots_dir / manifest.snapshot_id)
+    if as_json:
+        emit_json(manifest_summary(manifest, path))
+        return
+    total = sum(e.rows for e in manifest.objects.values())
+    err.print(f"Snapshot {manifest.snapshot_id}: {total:,} records in {len(manifest.objects)} objects, "
+              f"{manifest.api_calls} API calls")
+    for name, entry in manifest.objects.items():
+        err.print(f"  {name:<24} {entry.rows:>9,}")
+    out.print(path)
+
+
+@snapshots_app.command("list")
+@handle_errors
+def list_(
+    connection: Annotated[str | None, typer.Option("--connection", "-c", help="Only this connection's.")] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """List complete snapshots, oldest first."""
+    ws = workspace(config, home)
+    found = api.snapshots(ws, connection)
+    if as_json:
+        emit_json([
+            {**manifest_summary(m, str(ws.home.snapshots_dir / m.snapshot_id)), "connection": m.connection,
+             "org_id": m.org_id, "finished": m.finished}
+            for m in found
+        ])
+        return
+    if not found:
+        err.print(f"No snapshots under {ws.home.snapshots_dir}. Take one with `crmsweep backup -c CONNECTION`.")
+        return
+    for m in found:
+        rows = sum(e.rows for e in m.objects.values())
+        out.print(f"{m.snapshot_id}  {m.finished}  {m.provider} {m.org_id}  {rows:,} records")
+
+
+@snapshots_app.command("verify")
+@handle_errors
+def verify(
+    snapshot_id: Annotated[str, typer.Argument(help="Snapshot id, as `crmsweep snapshots list` shows it.")],
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Check every file of a snapshot against the hashes and row counts in its manifest."""
+    report = api.verify(workspace(config, home), snapshot_id)
+    if as_json:
+        emit_json({"snapshot": report.snapshot_id, "ok": report.ok, "problems": report.problems,
+                   "objects": report.objects})
+    elif report.ok:
+        err.print(f"Snapshot {report.snapshot_id} is intact: {sum(report.objects.values()):,} rows verified.")
+    else:
+        err.print(f"[red]Snapshot {report.snapshot_id} is damaged:[/red]")
+        for problem in report.problems:
+            err.print(f"  - {problem}")
+    if not report.ok:
+        raise typer.Exit(EXIT_PARTIAL)

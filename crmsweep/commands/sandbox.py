@@ -1,0 +1,57 @@
+"""`crmsweep sandbox serve`: the embedded CRM in the foreground, for any client."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crmsweep.commands.common import ConfigOpt, HomeOpt, err, handle_errors, workspace
+from crmsweep.errors import BadInput
+
+sandbox_app = typer.Typer(help="The embedded CRM sandbox.", no_args_is_help=True)
+
+
+@sandbox_app.command("serve")
+@handle_errors
+def serve(
+    provider: Annotated[str, typer.Option("--provider", help="Which CRM to speak: salesforce.")] = "salesforce",
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free port).", min=0, max=65535)] = 0,
+    records: Annotated[int, typer.Option("--records", help="Contacts to seed (others scale from it).", min=1)] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed for the generated org.")] = 7,
+    state: Annotated[
+        Path | None, typer.Option("--state", help="State folder (default: the built-in sandbox's, under --home).")
+    ] = None,
+    faults: Annotated[
+        str | None, typer.Option("--faults", help="Inject faults, e.g. '503:0.05,lock:0.02,timeout:0.01'.")
+    ] = None,
+    latency_ms: Annotated[int, typer.Option("--latency-ms", help="Delay before every answer.", min=0)] = 0,
+    api_limit: Annotated[int, typer.Option("--api-limit", help="Daily API allowance to enforce.", min=1)] = 15000,
+    reset: Annotated[bool, typer.Option("--reset", help="Wipe the state and seed a fresh org.")] = False,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Serve the sandbox on 127.0.0.1 over HTTPS; print one JSON line (url, ca_file, token) once ready."""
+    from crmsweep.sandbox.faults import parse_faults
+    from crmsweep.sandbox.server import SandboxInfo, serve_forever
+
+    if provider != "salesforce":
+        raise BadInput(f"unknown sandbox provider '{provider}': only 'salesforce' is available so far")
+    if faults:
+        try:
+            parse_faults(faults)
+        except ValueError as exc:
+            raise BadInput(f"--faults: {exc}") from None
+    state_dir = state or workspace(config, home).home.sandbox_dir(provider)
+
+    def ready(info: SandboxInfo) -> None:
+        sys.stdout.write(info.to_json_line() + "\n")
+        sys.stdout.flush()
+        err.print(f"Sandbox ({provider}) serving {info.url}; state in {info.state_dir}. Ctrl-C stops it.")
+
+    serve_forever(
+        state_dir, on_ready=ready, provider=provider, port=port, records=records, seed=seed, api_limit=api_limit,
+        latency_ms=latency_ms, faults=faults, reset=reset,
+    )
