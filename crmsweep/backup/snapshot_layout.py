@@ -1,0 +1,132 @@
+"""Where a snapshot's files live, and the small file-system steps every snapshot module shares.
+
+Layout of one snapshot under `home.snapshots_dir`:
+
+    <id>/manifest.json                       written last: no manifest, no snapshot
+    <id>/data/<Object>.parquet
+    <id>/metadata/describe/<Object>.json
+    .<id>.partial/                           the same, while the backup is still running
+
+Snapshots hold personal data: folders are 0700 and files 0600, whatever the umask says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+from crmsweep.errors import BadInput
+from crmsweep.model import PlanFormatError, SnapshotManifest
+
+MANIFEST_NAME = "manifest.json"
+DATA_DIR = "data"
+METADATA_DIR = "metadata"
+DESCRIBE_DIR = f"{METADATA_DIR}/describe"
+PARTIAL_SUFFIX = ".partial"
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+_HASH_CHUNK = 1 << 20
+# Connection and object names become folder and file names: keep them to a portable, inert alphabet.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def is_safe_name(name: str) -> bool:
+    return bool(_SAFE_NAME.fullmatch(name)) and ".." not in name
+
+
+def data_file(object_name: str) -> str:
+    """The data file's path relative to the snapshot folder (as the manifest records it)."""
+    return f"{DATA_DIR}/{object_name}.parquet"
+
+
+def describe_file(object_name: str) -> str:
+    return f"{DESCRIBE_DIR}/{object_name}.json"
+
+
+def partial_dir(snapshots_dir: Path, snapshot_id: str) -> Path:
+    return snapshots_dir / f".{snapshot_id}{PARTIAL_SUFFIX}"
+
+
+def sha256_file(path: Path) -> str:
+    """Same "sha256:<hex>" spelling as `model.sha256_text`; streamed, so large files stay cheap."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def make_private_dir(path: Path) -> Path:
+    """One folder, 0700; its parent must exist (so no folder escapes the mode through `parents=True`)."""
+    path.mkdir(mode=DIR_MODE, exist_ok=True)
+    # mkdir's mode is filtered by the umask.
+    os.chmod(path, DIR_MODE)
+    return path
+
+
+def open_private_file(path: Path) -> int:
+    """A new file (never an existing one) readable by the owner only; returns the descriptor."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    return fd
+
+
+def write_private_bytes(path: Path, data: bytes) -> None:
+    fd = open_private_file(path)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in `path` durable (a file's own fsync does not cover it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def snapshot_folder(snapshots_dir: Path, snapshot_id: str) -> Path:
+    """The folder of a finished snapshot, or BadInput naming where we looked and what to do."""
+    if not is_safe_name(snapshot_id) or not (snapshots_dir / snapshot_id).is_dir():
+        raise BadInput(
+            f"snapshot {snapshot_id!r} not found under {snapshots_dir}: "
+            "`crmsweep snapshots list` shows the snapshots there"
+        )
+    return snapshots_dir / snapshot_id
+
+
+def read_manifest(folder: Path) -> SnapshotManifest:
+    """Parse `<folder>/manifest.json`; raises FileNotFoundError, or PlanFormatError if malformed."""
+    text = (folder / MANIFEST_NAME).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanFormatError(f"manifest is not JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(data, dict):
+        raise PlanFormatError("manifest is not a JSON object")
+    return SnapshotManifest.from_dict(data)
+
+
+def load_manifest(snapshots_dir: Path, snapshot_id: str) -> tuple[Path, SnapshotManifest]:
+    """The folder and manifest of a finished snapshot; BadInput for unknown or incomplete ones."""
+    folder = snapshot_folder(snapshots_dir, snapshot_id)
+    try:
+        return folder, read_manifest(folder)
+    except FileNotFoundError:
+        raise BadInput(
+            f"snapshot {snapshot_id!r} under {snapshots_dir} is incomplete (no {MANIFEST_NAME}): "
+            "the backup did not finish; take a new one with `crmsweep backup`"
+        ) from None
+    except (OSError, UnicodeDecodeError, PlanFormatError) as exc:
+        raise BadInput(
+            f"snapshot {snapshot_id!r} under {snapshots_dir} has an unreadable {MANIFEST_NAME} ({exc}): "
+            "take a new backup with `crmsweep backup`"
+        ) from exc

@@ -1,0 +1,207 @@
+"""Value conversion between the CRM's API values, Arrow columns and canonical record values. Pure: no I/O.
+
+API values arrive loosely typed (numbers as strings, datetimes in two offset spellings); the Parquet
+columns are strictly typed so pandas, DuckDB or Spark read them as they are; reading back gives the
+canonical form (see `crmsweep.model`) that the CRM accepts as a before-image.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crmsweep.errors import ConnectorError
+from crmsweep.model import FieldKind, FieldSpec, Record, canonical_date, canonical_datetime
+
+ARROW_TYPES: Mapping[FieldKind, pa.DataType] = {
+    FieldKind.STRING: pa.string(),
+    FieldKind.BOOL: pa.bool_(),
+    FieldKind.INT: pa.int64(),
+    FieldKind.FLOAT: pa.float64(),
+    FieldKind.DATE: pa.date32(),
+    FieldKind.DATETIME: pa.timestamp("ms", tz="UTC"),
+}
+
+# Parquet key-value metadata naming the object's id field, so a reader finds it without the connector.
+ID_FIELD_KEY = b"crmsweep.id_field"
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_SHOWN_VALUE_CHARS = 60
+# Arrow's %S prints the fraction its unit holds: milliseconds here, so "...:SS.mmmZ".
+_CANONICAL_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class UnfitValue(ValueError):
+    """An API value that does not fit its field's kind."""
+
+
+def arrow_schema(specs: Sequence[FieldSpec], *, id_field: str | None) -> pa.Schema:
+    metadata = {ID_FIELD_KEY: id_field.encode("utf-8")} if id_field else None
+    return pa.schema([pa.field(s.name, ARROW_TYPES[s.kind], nullable=True) for s in specs], metadata=metadata)
+
+
+# --- API value -> Arrow-ready Python value ------------------------------------------------------------
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise UnfitValue("not a boolean")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise UnfitValue("a boolean is not an integer")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float | str | Decimal):
+        # Decimal, not float: "12345678901234567" must not lose its last digits on the way.
+        try:
+            exact = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+        except InvalidOperation:
+            raise UnfitValue("not a number") from None
+        if not exact.is_finite() or exact != exact.to_integral_value():
+            raise UnfitValue("not a whole number")
+        number = int(exact)
+    else:
+        raise UnfitValue("not an integer")
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        raise UnfitValue("outside the 64-bit integer range")
+    return number
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise UnfitValue("a boolean is not a number")
+    if isinstance(value, int | float | Decimal):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise UnfitValue("not a number") from None
+    else:
+        raise UnfitValue("not a number")
+    # Canonical JSON has no NaN or infinity, so such a value could never be written back.
+    if not math.isfinite(number):
+        raise UnfitValue("not a finite number")
+    return number
+
+
+def _to_datetime(value: Any) -> datetime:
+    if not isinstance(value, str | datetime):
+        raise UnfitValue("not a datetime")
+    try:
+        text = canonical_datetime(value)
+    except ValueError:
+        raise UnfitValue("not an ISO 8601 datetime") from None
+    assert text is not None
+    # Through the canonical text, so the stored instant is exactly the one fingerprints compare on.
+    return datetime.fromisoformat(text[:-1] + "+00:00")
+
+
+def _to_date(value: Any) -> date:
+    if isinstance(value, datetime) or (isinstance(value, str) and "T" in value):
+        # Some APIs send a date as midnight UTC; any other time of day would be silently dropped.
+        moment = _to_datetime(value)
+        if moment.time() != time(0):
+            raise UnfitValue("a datetime that is not midnight UTC is not a date")
+        return moment.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise UnfitValue("not a YYYY-MM-DD date") from None
+    raise UnfitValue("not a date")
+
+
+def to_arrow_value(kind: FieldKind, value: Any) -> Any:
+    """The value to put in a column of `kind`; None for null. Raises UnfitValue."""
+    if value is None:
+        return None
+    if kind is FieldKind.STRING:
+        if isinstance(value, str):
+            return value
+        raise UnfitValue("not a string")
+    if isinstance(value, str) and not value.strip():
+        # A blank number, date or flag means "no value"; APIs that type everything as text send "".
+        return None
+    if kind is FieldKind.BOOL:
+        return _to_bool(value)
+    if kind is FieldKind.INT:
+        return _to_int(value)
+    if kind is FieldKind.FLOAT:
+        return _to_float(value)
+    if kind is FieldKind.DATE:
+        return _to_date(value)
+    return _to_datetime(value)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN_VALUE_CHARS else text[: _SHOWN_VALUE_CHARS - 3] + "..."
+
+
+def page_to_batch(
+    object_name: str, specs: Sequence[FieldSpec], schema: pa.Schema, page: Sequence[Record], *, id_field: str
+) -> pa.RecordBatch:
+    """One API page as one typed RecordBatch; a value that does not fit stops the backup, named."""
+    columns: list[list[Any]] = [[] for _ in specs]
+    for row in page:
+        for column, spec in zip(columns, specs, strict=True):
+            raw = row.get(spec.name)
+            try:
+                column.append(to_arrow_value(spec.kind, raw))
+            except UnfitValue as exc:
+                raise ConnectorError(
+                    f"{object_name}.{spec.name} of record {row.get(id_field)!r} holds {_shown(raw)}, "
+                    f"{exc} ({spec.kind.value} field, provider type {spec.provider_type!r}): "
+                    "the CRM sent a value of another type than its describe promises; "
+                    "leave this object out of the backup and report it"
+                ) from None
+    arrays = [pa.array(column, type=ARROW_TYPES[spec.kind]) for column, spec in zip(columns, specs, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+# --- Arrow -> canonical record values -----------------------------------------------------------------
+
+
+def canonical_value(kind: FieldKind, value: Any) -> Any:
+    """A value as `pyarrow` gives it back (`to_pylist`), in the canonical form the CRM accepts."""
+    if value is None:
+        return None
+    if kind is FieldKind.DATE:
+        return canonical_date(value)
+    if kind is FieldKind.DATETIME:
+        return canonical_datetime(value if value.tzinfo else value.replace(tzinfo=UTC))
+    if kind is FieldKind.FLOAT:
+        return float(value)
+    return value
+
+
+def _canonical_column(column: pa.ChunkedArray, kind: FieldKind) -> list[Any]:
+    # Dates and datetimes are formatted by Arrow, column at a time: the same text as
+    # `canonical_date` / `canonical_datetime`, an order of magnitude faster than per value in Python.
+    if kind is FieldKind.DATETIME:
+        return list(pc.strftime(column, format=_CANONICAL_DATETIME_FORMAT).to_pylist())
+    if kind is FieldKind.DATE:
+        return list(pc.cast(column, pa.string()).to_pylist())
+    return list(column.to_pylist())
+
+
+def canonical_rows(table: pa.Table, kinds: Mapping[str, FieldKind]) -> list[Record]:
+    """Every row of `table` as a canonical record, columns in table order."""
+    names = table.column_names
+    columns = [_canonical_column(table.column(name), kinds[name]) for name in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]

@@ -1,0 +1,201 @@
+"""Take a snapshot: stream every object from the connector to Parquet, one page at a time.
+
+Everything is written into a hidden `.<id>.partial/` folder; the manifest goes in last, and only
+then is the folder renamed into place. Any failure (Ctrl-C included) removes the partial folder, so
+a snapshot either exists whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import crmsweep
+from crmsweep.backup import snapshot_layout as layout
+from crmsweep.backup.snapshot_values import arrow_schema, canonical_value, page_to_batch
+from crmsweep.connectors.base import Connector
+from crmsweep.errors import BadInput
+from crmsweep.model import FieldSpec, ObjectEntry, SnapshotManifest, canonical_datetime
+from crmsweep.paths import Home
+
+Progress = Callable[[str, int, bool], None]  # (object, rows so far, object finished)
+
+_ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _checked_objects(objects: Sequence[str]) -> list[str]:
+    unique = list(dict.fromkeys(objects))
+    if not unique:
+        raise BadInput("no objects to back up: name at least one object")
+    bad = [name for name in unique if not layout.is_safe_name(name)]
+    if bad:
+        raise BadInput(f"cannot back up objects named {bad}: object names are letters, digits, '_', '.' or '-'")
+    return unique
+
+
+def _claim_partial(snapshots_dir: Path, connection: str, started: datetime) -> tuple[str, Path]:
+    """A fresh snapshot id and its partial folder, created atomically so two backups never share one."""
+    if not layout.is_safe_name(connection):
+        raise BadInput(
+            f"connection name {connection!r} cannot name a snapshot folder: "
+            "rename the connection using letters, digits, '_', '.' or '-'"
+        )
+    base = f"{connection}-{started.strftime(_ID_TIME_FORMAT)}"
+    for n in range(1, 1000):
+        snapshot_id = base if n == 1 else f"{base}-{n}"
+        partial = layout.partial_dir(snapshots_dir, snapshot_id)
+        if (snapshots_dir / snapshot_id).exists():
+            continue
+        try:
+            partial.mkdir(mode=layout.DIR_MODE)
+        except FileExistsError:
+            continue
+        os.chmod(partial, layout.DIR_MODE)
+        return snapshot_id, partial
+    raise BadInput(f"too many snapshots named {base}-N under {snapshots_dir}: remove old ones and retry")
+
+
+@dataclass
+class _ObjectResult:
+    entry: ObjectEntry
+    describe_path: str
+    describe_sha256: str
+
+
+def _write_describe(folder: Path, object_name: str, describe: dict[str, Any]) -> tuple[str, str]:
+    relative = layout.describe_file(object_name)
+    path = folder / relative
+    text = json.dumps(describe, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    layout.write_private_bytes(path, text.encode("utf-8"))
+    return relative, layout.sha256_file(path)
+
+
+def _later(current: str | None, candidate: str | None) -> str | None:
+    # Canonical datetimes have a fixed width, so text order is time order.
+    if candidate is None:
+        return current
+    return candidate if current is None or candidate > current else current
+
+
+def _write_object(
+    connector: Connector, folder: Path, object_name: str, progress: Progress | None
+) -> _ObjectResult:
+    specs: list[FieldSpec] = list(connector.fields(object_name))
+    describe_path, describe_sha = _write_describe(folder, object_name, connector.describe(object_name))
+    vocabulary = connector.vocabulary
+    names = [s.name for s in specs]
+    id_field = vocabulary.id_field if vocabulary.id_field in names else None
+    fingerprint = next((s for s in specs if s.name == vocabulary.fingerprint_field), None)
+    schema = arrow_schema(specs, id_field=id_field)
+
+    relative = layout.data_file(object_name)
+    path = folder / relative
+    rows = 0
+    watermark: str | None = None
+    with os.fdopen(layout.open_private_file(path), "wb") as handle:
+        with pq.ParquetWriter(handle, schema, compression="zstd") as writer:
+            for page in connector.iter_pages(object_name, names):
+                if not page:
+                    continue
+                # One page in, one row group out: nothing is held across pages.
+                batch = page_to_batch(object_name, specs, schema, page, id_field=vocabulary.id_field)
+                writer.write_batch(batch)
+                rows += batch.num_rows
+                if fingerprint is not None:
+                    top = pc.max(batch.column(fingerprint.name)).as_py()
+                    watermark = _later(watermark, _as_text(canonical_value(fingerprint.kind, top)))
+                if progress is not None:
+                    progress(object_name, rows, False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if progress is not None:
+        progress(object_name, rows, True)
+    entry = ObjectEntry(
+        name=object_name,
+        rows=rows,
+        file=relative,
+        sha256=layout.sha256_file(path),
+        fields=tuple(specs),
+        watermark=watermark,
+    )
+    return _ObjectResult(entry, describe_path, describe_sha)
+
+
+def _as_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _write_manifest(folder: Path, manifest: SnapshotManifest) -> None:
+    text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    temporary = folder / (layout.MANIFEST_NAME + ".tmp")
+    layout.write_private_bytes(temporary, text.encode("utf-8"))
+    os.replace(temporary, folder / layout.MANIFEST_NAME)
+    layout.fsync_dir(folder)
+
+
+def take_snapshot(
+    connector: Connector,
+    home: Home,
+    *,
+    objects: Sequence[str],
+    progress: Progress | None = None,
+    clock: Callable[[], datetime] = _utc_now,
+) -> SnapshotManifest:
+    """Back up `objects` into a new snapshot under `home.snapshots_dir`; returns its manifest."""
+    names = _checked_objects(objects)
+    started = _as_utc(clock())
+    calls_before = connector.api_usage().calls
+    org_id = connector.org_id()
+    api_version = connector.api_version()
+    snapshots_dir = home.snapshots_dir
+    snapshot_id, partial = _claim_partial(snapshots_dir, connector.connection_name, started)
+    try:
+        for sub in (layout.DATA_DIR, layout.METADATA_DIR, layout.DESCRIBE_DIR):
+            layout.make_private_dir(partial / sub)
+        results = [_write_object(connector, partial, name, progress) for name in names]
+        for sub in (layout.DATA_DIR, layout.DESCRIBE_DIR, layout.METADATA_DIR):
+            layout.fsync_dir(partial / sub)
+        manifest = SnapshotManifest(
+            snapshot_id=snapshot_id,
+            connection=connector.connection_name,
+            provider=connector.provider,
+            org_id=org_id,
+            api_version=api_version,
+            tool_version=crmsweep.__version__,
+            started=_canonical(started),
+            finished=_canonical(_as_utc(clock())),
+            objects={r.entry.name: r.entry for r in results},
+            metadata={r.describe_path: r.describe_sha256 for r in results},
+            api_calls=connector.api_usage().calls - calls_before,
+        )
+        _write_manifest(partial, manifest)
+        # rename(2) refuses a non-empty target, so a concurrent snapshot of the same id is never clobbered.
+        os.rename(partial, snapshots_dir / snapshot_id)
+        layout.fsync_dir(snapshots_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _canonical(moment: datetime) -> str:
+    text = canonical_datetime(moment)
+    assert text is not None
+    return text
