@@ -324,15 +324,15 @@ class ApplyReport:
     failed_items: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _stop_reason(exc: ConnectorError, run_id: str) -> str:
-    resume = f"resume with `crmsweep apply --resume {run_id}`"
+def _stop_reason(exc: ConnectorError) -> str:
+    """Why the run stopped, in the CRM's words; the caller adds how to resume (it knows the plan's path)."""
     if isinstance(exc, LimitExceeded):
-        return f"the org's API allowance is spent ({exc}): {resume} once it recovers"
+        return f"the org's API allowance is spent: {exc}"
     if isinstance(exc, AuthError):
-        return f"the CRM refused the credentials ({exc}): refresh them, then {resume}"
+        return f"the CRM refused the credentials: {exc}"
     if isinstance(exc, RetriableError):
-        return f"the CRM kept failing after retries ({exc}): {resume} later"
-    return f"the CRM answered in a way apply cannot continue from ({exc}): check it, then {resume}"
+        return f"the CRM kept failing after retries: {exc}"
+    return f"the CRM refused to go on: {exc}"
 
 
 class _Engine:
@@ -371,7 +371,7 @@ class _Engine:
                 self._apply_batch(batch)
                 self._report_progress()
         except ConnectorError as exc:
-            self.stopped = _stop_reason(exc, self.handle.run_id)
+            self.stopped = _stop_reason(exc)
             self.handle.append({"t": "stop", "reason": self.stopped, "error": type(exc).__name__})
             self._report_progress()
             return
