@@ -1,0 +1,211 @@
+"""The platform's rules for values written through the API: types, lengths, required fields,
+and the calculated fields Salesforce keeps right itself. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from crmsweep.sandbox import schema
+from crmsweep.sandbox.schema import Field, SObject
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DEFAULT_LENGTHS = {
+    schema.ID: 18,
+    schema.REFERENCE: 18,
+    schema.STRING: 255,
+    schema.PICKLIST: 255,
+    schema.EMAIL: 80,
+    schema.PHONE: 40,
+    schema.URL: 255,
+    schema.TEXTAREA: 32000,
+}
+_NUMERIC = (schema.DOUBLE, schema.CURRENCY, schema.PERCENT)
+# The default values a new org ships with for these required picklists (schema.py has no picklist defaults).
+PICKLIST_DEFAULTS = {
+    ("Lead", "Status"): "Open - Not Contacted",
+    ("Task", "Status"): "Not Started",
+    ("Task", "Priority"): "Normal",
+}
+
+
+class RecordError(Exception):
+    """One record's failure, reported per record as the platform does (`statusCode`, not errorCode)."""
+
+    def __init__(self, status_code: str, message: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{status_code}: {message}")
+        self.status_code = status_code
+        self.message = message
+        self.fields = fields
+
+    def to_json(self) -> dict[str, Any]:
+        return {"statusCode": self.status_code, "message": self.message, "fields": list(self.fields)}
+
+
+# --- time ------------------------------------------------------------------------------------------
+
+
+def format_datetime(moment: datetime) -> str:
+    """The stored and answered form: 'YYYY-MM-DDTHH:MM:SS.mmm+0000', UTC (text order is time order)."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def parse_datetime(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text.strip())
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def next_stamp(now: datetime, previous: str | None) -> str:
+    """A SystemModstamp later than `previous` even within one millisecond: drift checks rely on it."""
+    now = now.astimezone(UTC).replace(microsecond=now.microsecond // 1000 * 1000)
+    if previous is not None:
+        floor = parse_datetime(previous) + timedelta(milliseconds=1)
+        if now < floor:
+            now = floor
+    return format_datetime(now)
+
+
+# --- describe facts shared by the API and the checks -----------------------------------------------
+
+
+def field_length(f: Field) -> int:
+    return f.length or _DEFAULT_LENGTHS.get(f.type, 0)
+
+
+def defaulted_on_create(obj: SObject, f: Field) -> bool:
+    return (
+        f.default is not None
+        or f.name == "OwnerId"
+        or (obj.name, f.name) in PICKLIST_DEFAULTS
+        or (not f.createable and f.name != "Name")
+    )
+
+
+# --- value checks ----------------------------------------------------------------------------------
+
+
+def _type_error(f: Field, value: object) -> RecordError:
+    return RecordError(
+        "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{f.display_label}: value not of required type: {value}", (f.name,)
+    )
+
+
+def coerce_value(f: Field, value: object) -> object:
+    """A JSON value as stored in SQLite, or RecordError if the platform would refuse it."""
+    if value is None:
+        return None
+    if f.type == schema.BOOLEAN:
+        if not isinstance(value, bool):
+            raise _type_error(f, value)
+        return int(value)
+    if f.type == schema.INT:
+        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+            raise _type_error(f, value)
+        return int(value)
+    if f.type in _NUMERIC:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _type_error(f, value)
+        return float(value)
+    if f.type == schema.DATE:
+        if not isinstance(value, str):
+            raise _type_error(f, value)
+        try:
+            return date.fromisoformat(value[:10]).isoformat()
+        except ValueError:
+            raise _type_error(f, value) from None
+    if f.type == schema.DATETIME:
+        if not isinstance(value, str):
+            raise _type_error(f, value)
+        try:
+            return format_datetime(parse_datetime(value))
+        except ValueError:
+            raise _type_error(f, value) from None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _type_error(f, value)
+    text = value if isinstance(value, str) else str(value)
+    limit = field_length(f)
+    if limit and len(text) > limit:
+        raise RecordError(
+            "STRING_TOO_LONG", f"{f.display_label}: data value too large: {text[:40]} (max length={limit})", (f.name,)
+        )
+    if f.type == schema.EMAIL and text and not _EMAIL_RE.match(text):
+        raise RecordError("INVALID_EMAIL_ADDRESS", f"{f.display_label}: invalid email address: {text}", (f.name,))
+    return text
+
+
+def check_values(obj: SObject, values: Mapping[str, object], *, creating: bool) -> dict[str, object]:
+    """The record's values by canonical field name, coerced; unknown or read-only fields refused."""
+    unknown = [name for name in values if obj.field(name) is None]
+    if unknown:
+        raise RecordError(
+            "INVALID_FIELD", f"No such column '{unknown[0]}' on sobject of type {obj.name}", tuple(unknown)
+        )
+    fields = [(obj.field(name), value) for name, value in values.items()]
+    read_only = [
+        f.name for f, _ in fields if f is not None and not (f.createable if creating else f.updateable)
+    ]
+    if read_only:
+        raise RecordError(
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+            f"Unable to create/update fields: {', '.join(read_only)}. Please check the security settings of "
+            "this field and verify that it is read/write for your profile or permission set.",
+            tuple(read_only),
+        )
+    out: dict[str, object] = {}
+    for f, value in fields:
+        assert f is not None
+        out[f.name] = coerce_value(f, value)
+    return out
+
+
+def check_required(obj: SObject, row: Mapping[str, object]) -> None:
+    missing = [
+        f.name for f in obj.fields if not f.nillable and (f.createable or f.updateable) and row.get(f.name) is None
+    ]
+    if missing:
+        raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
+                          tuple(missing))
+
+
+def defaults(obj: SObject) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for f in obj.fields:
+        if f.default is not None:
+            out[f.name] = int(f.default) if isinstance(f.default, bool) else f.default
+        elif (obj.name, f.name) in PICKLIST_DEFAULTS:
+            out[f.name] = PICKLIST_DEFAULTS[(obj.name, f.name)]
+    return out
+
+
+def calculated(obj_name: str, row: Mapping[str, object]) -> dict[str, object]:
+    """The platform-derived fields of a row after a write."""
+    out: dict[str, object] = {}
+    if obj_name in ("Contact", "Lead", "User"):
+        first, last = row.get("FirstName"), row.get("LastName")
+        out["Name"] = " ".join(str(p) for p in (first, last) if p) or None
+    if obj_name == "Contact":
+        out["IsEmailBounced"] = int(row.get("EmailBouncedDate") is not None or bool(row.get("EmailBouncedReason")))
+    if obj_name == "Opportunity":
+        stage = row.get("StageName")
+        out["IsClosed"] = int(stage in ("Closed Won", "Closed Lost"))
+        out["IsWon"] = int(stage == "Closed Won")
+    if obj_name == "Task":
+        out["IsClosed"] = int(row.get("Status") == "Completed")
+    return out
+
+
+def to_json_value(f: Field, stored: object) -> object:
+    """A stored SQLite value as the REST API answers it."""
+    if stored is None:
+        return None
+    if f.type == schema.BOOLEAN:
+        return bool(stored)
+    if f.type in _NUMERIC:
+        return float(stored)  # type: ignore[arg-type]
+    return stored

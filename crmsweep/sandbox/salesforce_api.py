@@ -1,0 +1,584 @@
+"""The Salesforce REST API (and the SOAP `undelete` call) over the sandbox store.
+
+Transport-free: `SalesforceApi.handle` takes a parsed `Request` and returns a `Response`; the HTTP
+server in `server.py` only moves bytes. Behaviour follows Salesforce's documentation: error bodies
+are JSON lists of {"message", "errorCode"}, per-record results use "statusCode", every
+authenticated call counts against the daily allowance and answers `Sforce-Limit-Info`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from crmsweep.sandbox import describe, ids, soap
+from crmsweep.sandbox.faults import FaultInjector, FaultRule
+from crmsweep.sandbox.rules import RecordError, to_json_value
+from crmsweep.sandbox.schema import SObject, get_object
+from crmsweep.sandbox.soql import CompiledQuery, SoqlError, compile_soql, shape_record
+from crmsweep.sandbox.store import Store, utc_now
+
+MAX_COLLECTION = 200
+DEFAULT_BATCH = 2000
+MIN_BATCH = 200
+CURSOR_TTL_SECONDS = 15 * 60
+MAX_OPEN_CURSORS = 50
+_VERSION_RE = re.compile(r"^v(\d+)\.0$")
+_ROLLED_BACK = RecordError(
+    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+    "Record rolled back because not all records were valid and the request was using AllOrNone header",
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str  # without the query string
+    query: Mapping[str, list[str]]
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes = b""
+
+    def param(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # close the connection without answering (fault injection)
+
+
+class ApiError(Exception):
+    """A whole-request failure, answered as Salesforce's JSON error list."""
+
+    def __init__(self, status: int, error_code: str, message: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+        self.fields = fields
+
+
+def json_response(status: int, data: object, headers: Mapping[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Response(status, body, {"Content-Type": "application/json;charset=UTF-8", **(headers or {})})
+
+
+def error_response(status: int, error_code: str, message: str, fields: tuple[str, ...] = ()) -> Response:
+    entry: dict[str, Any] = {"message": message, "errorCode": error_code}
+    if fields:
+        entry["fields"] = list(fields)
+    return json_response(status, [entry])
+
+
+_GATEWAY_PAGE = "<html><head><title>{0} {1}</title></head><body><center><h1>{0} {1}</h1></center></body></html>"
+_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+            429: "Too Many Requests"}
+
+
+def fault_response(rule: FaultRule) -> Response:
+    if rule.kind == "limit":
+        return error_response(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+    if rule.kind == "expired":
+        return error_response(401, "INVALID_SESSION_ID", "Session expired or invalid")
+    if rule.kind == "drop":
+        return Response(0, drop=True)
+    reason = _REASONS.get(rule.status, "Error")
+    if rule.status in (502, 503, 504):
+        page = _GATEWAY_PAGE.format(rule.status, reason).encode()
+        return Response(rule.status, page, {"Content-Type": "text/html"})
+    response = error_response(
+        rule.status, "UNKNOWN_EXCEPTION" if rule.status == 500 else "SERVER_UNAVAILABLE",
+        "An unexpected error occurred. Please include this ErrorId if you contact support: 1714523421-12345 (-1)"
+        if rule.status == 500 else reason,
+    )
+    if rule.status == 429:
+        response.headers["Retry-After"] = "1"
+    return response
+
+
+@dataclass
+class _Cursor:
+    table: str
+    query: CompiledQuery
+    total: int
+    version: str
+    created: float
+
+
+class SalesforceApi:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        token: str,
+        api_limit: int,
+        latency_ms: int = 0,
+        faults: FaultInjector | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.token = token
+        self.api_limit = api_limit
+        self.latency_ms = latency_ms
+        self.faults = faults or FaultInjector()
+        self.clock = clock
+        self._stats_lock = threading.Lock()
+        self._calls = 0
+        self._by_endpoint: Counter[str] = Counter()
+        self._cursors: dict[str, _Cursor] = {}
+        self._cursor_lock = threading.Lock()
+
+    # --- stats ---------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        with self._stats_lock:
+            return {
+                "api_calls": self._calls,
+                "by_endpoint": dict(sorted(self._by_endpoint.items())),
+                "faults_injected": self.faults.injected,
+                "api_usage": self.store.api_used(),
+                "api_limit": self.api_limit,
+            }
+
+    def reset_stats(self) -> None:
+        with self._stats_lock:
+            self._calls = 0
+            self._by_endpoint.clear()
+            self.faults.reset_count()
+        self.store.reset_api_usage()
+
+    def _count(self, endpoint: str) -> int | None:
+        used = self.store.count_api_call(self.api_limit)
+        if used is not None:
+            with self._stats_lock:
+                self._calls += 1
+                self._by_endpoint[endpoint] += 1
+        return used
+
+    # --- entry point ---------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        path = request.path.rstrip("/") or "/"
+        if path.startswith("/__sandbox/"):
+            return self._admin(request, path)
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000)
+        rule = self.faults.request_fault(request.method, path)
+        if rule is not None:
+            if rule.kind == "timeout":
+                time.sleep(rule.delay)
+            else:
+                return fault_response(rule)
+        if path == "/services/data":
+            if request.method != "GET":
+                return error_response(405, "METHOD_NOT_ALLOWED", _not_allowed(request.method, "GET"))
+            return json_response(200, describe.versions())
+        if path.startswith("/services/Soap/u/"):
+            return self._soap(request, path)
+        if not path.startswith("/services/data/"):
+            return error_response(404, "NOT_FOUND", "The requested resource does not exist")
+        if not self._authorized(request):
+            return error_response(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        endpoint = _endpoint_name(request.method, path)
+        used = self._count(endpoint)
+        if used is None:
+            return error_response(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        try:
+            response = self._route(request, path)
+        except ApiError as exc:
+            response = error_response(exc.status, exc.error_code, exc.message, exc.fields)
+        response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{self.api_limit}"
+        return response
+
+    def _authorized(self, request: Request) -> bool:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() not in ("bearer", "oauth"):
+            return False
+        return hmac.compare_digest(token.strip().encode(), self.token.encode())
+
+    # --- admin ---------------------------------------------------------------------------------
+
+    def _admin(self, request: Request, path: str) -> Response:
+        if not self._authorized(request):
+            return error_response(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        if path == "/__sandbox/stats" and request.method == "GET":
+            return json_response(200, self.stats())
+        if path == "/__sandbox/reset-stats" and request.method == "POST":
+            self.reset_stats()
+            return json_response(200, self.stats())
+        if path == "/__sandbox/faults" and request.method == "POST":
+            data = _json_body(request)
+            if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+                return error_response(400, "JSON_PARSER_ERROR", "Send a JSON list of fault rules")
+            try:
+                rules = [FaultRule.from_dict(r) for r in data]
+            except ValueError as exc:
+                return error_response(400, "INVALID_FIELD", str(exc))
+            self.faults.replace(rules)
+            return json_response(200, {"rules": len(rules)})
+        return error_response(404, "NOT_FOUND", "The requested resource does not exist")
+
+    # --- REST routing --------------------------------------------------------------------------
+
+    def _route(self, request: Request, path: str) -> Response:
+        parts = path.split("/")[3:]  # after "", "services", "data"
+        match = _VERSION_RE.match(parts[0]) if parts else None
+        if match is None or not describe.MIN_VERSION <= int(match.group(1)) <= describe.MAX_VERSION:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        version = f"{match.group(1)}.0"
+        rest = parts[1:]
+        method = request.method
+        if not rest:
+            _allow(method, "GET")
+            return json_response(200, describe.resources(version))
+        head = rest[0]
+        if head in ("query", "queryAll") and len(rest) == 1:
+            _allow(method, "GET")
+            return self._query(request, version, include_deleted=head == "queryAll")
+        if head in ("query", "queryAll") and len(rest) == 2:
+            _allow(method, "GET")
+            return self._query_more(request, rest[1])
+        if head == "limits" and len(rest) == 1:
+            _allow(method, "GET")
+            return json_response(200, describe.limits(self.api_limit, self.store.api_used()))
+        if head == "composite" and rest[1:] == ["sobjects"]:
+            _allow(method, "DELETE", "PATCH", "POST")
+            return self._collections(request)
+        if head == "sobjects":
+            return self._sobjects(request, version, rest[1:])
+        raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+
+    # --- query ---------------------------------------------------------------------------------
+
+    def _query(self, request: Request, version: str, *, include_deleted: bool) -> Response:
+        text = request.param("q")
+        if not text:
+            raise ApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
+        try:
+            query = compile_soql(text, include_deleted=include_deleted, now=self.clock())
+        except SoqlError as exc:
+            raise ApiError(400, exc.error_code, exc.message) from None
+        offset = query.offset or 0
+        if query.count_only:
+            matched = int(self.store.fetch(query.sql, query.params)[0][0])
+            total = max(matched - offset, 0)
+            if query.limit is not None:
+                total = min(total, query.limit)
+            return json_response(200, {"totalSize": total, "done": True, "records": []})
+        batch = _batch_size(request)
+        probe = batch + 1 if query.limit is None else min(batch + 1, query.limit)
+        rows = self.store.fetch(query.sql + " LIMIT ? OFFSET ?", (*query.params, probe, offset))
+        if len(rows) <= batch:
+            records = [shape_record(query, row, version) for row in rows]
+            return json_response(200, {"totalSize": len(rows), "done": True, "records": records})
+        # More than one page: freeze the matching rows so later pages see exactly this result.
+        cursor_id = ids.to_18("01g" + ids.base62(secrets.randbits(70), 12))
+        table = "cursor_" + cursor_id
+        total = self.store.snapshot(table, query.sql, query.params, query.limit, offset)
+        self._open_cursor(cursor_id, _Cursor(table, query, total, version, time.monotonic()))
+        return self._page(cursor_id, 0, batch)
+
+    def _query_more(self, request: Request, locator: str) -> Response:
+        cursor_id, _, position = locator.partition("-")
+        with self._cursor_lock:
+            cursor = self._cursors.get(cursor_id)
+        if cursor is None or not position.isdigit():
+            raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        return self._page(cursor_id, int(position), _batch_size(request))
+
+    def _page(self, cursor_id: str, start: int, batch: int) -> Response:
+        with self._cursor_lock:
+            cursor = self._cursors[cursor_id]
+        rows = self.store.snapshot_page(cursor.table, start, batch)
+        end = start + len(rows)
+        body: dict[str, Any] = {"totalSize": cursor.total, "done": end >= cursor.total}
+        if end < cursor.total:
+            body["nextRecordsUrl"] = f"/services/data/v{cursor.version}/query/{cursor_id}-{end}"
+        body["records"] = [shape_record(cursor.query, row, cursor.version) for row in rows]
+        return json_response(200, body)
+
+    def _open_cursor(self, cursor_id: str, cursor: _Cursor) -> None:
+        with self._cursor_lock:
+            now = time.monotonic()
+            stale = [k for k, c in self._cursors.items() if now - c.created > CURSOR_TTL_SECONDS]
+            while len(self._cursors) - len(stale) >= MAX_OPEN_CURSORS:
+                oldest = min((k for k in self._cursors if k not in stale), key=lambda k: self._cursors[k].created)
+                stale.append(oldest)
+            for key in stale:
+                self.store.drop_snapshot(self._cursors.pop(key).table)
+            self._cursors[cursor_id] = cursor
+
+    # --- sobjects ------------------------------------------------------------------------------
+
+    def _sobjects(self, request: Request, version: str, rest: list[str]) -> Response:
+        method = request.method
+        if not rest:
+            _allow(method, "GET")
+            return json_response(200, describe.global_describe(version))
+        obj = get_object(rest[0])
+        if obj is None or len(rest) > 3:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        if len(rest) == 1:
+            _allow(method, "GET", "POST")
+            if method == "GET":
+                return json_response(200, {"objectDescribe": describe.object_summary(obj, version), "recentItems": []})
+            return self._create_one(request, obj)
+        if rest[1] == "describe" and len(rest) == 2:
+            _allow(method, "GET")
+            return json_response(200, describe.describe(obj, version))
+        if len(rest) == 3:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        _allow(method, "GET", "PATCH", "DELETE")
+        record_id = rest[1]
+        current = self._existing(obj, record_id)
+        if method == "GET":
+            return json_response(200, self._record_json(obj, current, version, request.param("fields")))
+        now = self.clock()
+        try:
+            with self.store.transaction():
+                if method == "PATCH":
+                    self.store.update(obj, current["Id"], _record_values(_json_object(request)), now)
+                else:
+                    self.store.delete(current["Id"], now)
+        except RecordError as exc:
+            raise ApiError(400, exc.status_code, exc.message, exc.fields) from None
+        return Response(204)
+
+    def _existing(self, obj: SObject, record_id: str) -> dict[str, Any]:
+        full = ids.normalize(record_id)
+        if full is None or ids.key_prefix(full) != obj.key_prefix:
+            raise ApiError(
+                404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {record_id}"
+            )
+        current = self.store.row(obj, full)
+        if current is None:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        if current.get("IsDeleted"):
+            raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
+        return current
+
+    def _record_json(self, obj: SObject, row: Mapping[str, Any], version: str, fields: str | None) -> dict[str, Any]:
+        names = [f.name for f in obj.fields]
+        if fields:
+            names = []
+            for name in (n.strip() for n in fields.split(",") if n.strip()):
+                f = obj.field(name)
+                if f is None:
+                    raise ApiError(400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {obj.name}")
+                names.append(f.name)
+        record: dict[str, Any] = {
+            "attributes": {"type": obj.name, "url": f"/services/data/v{version}/sobjects/{obj.name}/{row['Id']}"}
+        }
+        for name in names:
+            f = obj.field(name)
+            assert f is not None
+            record[f.name] = to_json_value(f, row.get(f.name))
+        return record
+
+    def _create_one(self, request: Request, obj: SObject) -> Response:
+        values = _record_values(_json_object(request))
+        try:
+            with self.store.transaction():
+                new_id = self.store.create(obj, values, self.clock())
+        except RecordError as exc:
+            raise ApiError(400, exc.status_code, exc.message, exc.fields) from None
+        return json_response(201, {"id": new_id, "success": True, "errors": []})
+
+    # --- sObject Collections -------------------------------------------------------------------
+
+    def _collections(self, request: Request) -> Response:
+        method = request.method
+        if method == "DELETE":
+            raw = request.param("ids")
+            if not raw:
+                raise ApiError(400, "MISSING_ARGUMENT", "ids parameter is required")
+            targets: list[tuple[str | None, Any, dict[str, Any]]] = [
+                (None, i.strip(), {}) for i in raw.split(",") if i.strip()
+            ]
+            all_or_none = (request.param("allOrNone") or "false").lower() == "true"
+        else:
+            data = _json_object(request)
+            records = data.get("records")
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise ApiError(400, "JSON_PARSER_ERROR", "'records' must be a list of JSON objects")
+            all_or_none = data.get("allOrNone") is True
+            targets = []
+            for record in records:
+                attributes = record.get("attributes")
+                type_name = attributes.get("type") if isinstance(attributes, dict) else None
+                record_id = record.get("id", record.get("Id"))
+                targets.append((str(type_name) if type_name is not None else "", record_id, _record_values(record)))
+        if len(targets) > MAX_COLLECTION:
+            raise ApiError(400, "EXCEEDED_ID_LIMIT",
+                           f"record limit reached. cannot submit more than {MAX_COLLECTION} records into this call")
+        results = self._write_each(request, targets, all_or_none)
+        return json_response(200, [
+            {"id": rid, "success": err is None, "errors": [] if err is None else [err.to_json()]}
+            for rid, err in results
+        ])
+
+    def _write_each(
+        self, request: Request, targets: list[tuple[str | None, Any, dict[str, Any]]], all_or_none: bool
+    ) -> list[tuple[str | None, RecordError | None]]:
+        method, now = request.method, self.clock()
+        types = {t for t, _, _ in targets if t}
+        setup = {t for t in types if (o := get_object(t)) is not None and o.setup_object}
+        mixed = bool(setup) and len(types) > len(setup)
+        results: list[tuple[str | None, RecordError | None]] = []
+
+        class _RollBack(Exception):
+            pass
+
+        try:
+            with self.store.transaction():
+                for type_name, record_id, values in targets:
+                    shown_id = ids.normalize(record_id) if isinstance(record_id, str) else None
+                    shown_id = shown_id or (record_id if isinstance(record_id, str) else None)
+                    try:
+                        if mixed:
+                            raise RecordError("MIXED_DML_OPERATION", "DML operation on setup object is not "
+                                              "permitted after you have updated a non-setup object (or vice versa)")
+                        if self.faults.locked(method, request.path, shown_id):
+                            raise RecordError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")
+                        with self.store.savepoint():
+                            done_id = self._write_one(method, type_name, record_id, values, now)
+                        results.append((done_id, None))
+                    except RecordError as exc:
+                        results.append((shown_id if method != "POST" else None, exc))
+                if all_or_none and any(err is not None for _, err in results):
+                    raise _RollBack
+        except _RollBack:
+            results = [
+                (rid if method != "POST" else None, err or _ROLLED_BACK) for rid, err in results
+            ]
+        return results
+
+    def _write_one(
+        self, method: str, type_name: str | None, record_id: Any, values: dict[str, Any], now: datetime
+    ) -> str:
+        if method == "DELETE":
+            return self.store.delete(record_id, now)
+        obj = get_object(type_name or "")
+        if obj is None:
+            raise RecordError("INVALID_TYPE", f"sObject type '{type_name}' is not supported.")
+        if method == "POST":
+            if record_id is not None:
+                raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call", ("Id",))
+            return self.store.create(obj, values, now)
+        if record_id is None:
+            raise RecordError("MISSING_ARGUMENT", "Id not specified in an update call", ("Id",))
+        return self.store.update(obj, record_id, values, now)
+
+    # --- SOAP ----------------------------------------------------------------------------------
+
+    def _soap(self, request: Request, path: str) -> Response:
+        def reply(status: int, body: bytes) -> Response:
+            return Response(status, body, {"Content-Type": "text/xml;charset=UTF-8"})
+
+        version = path.rsplit("/", 1)[-1]
+        if request.method != "POST":
+            return error_response(405, "METHOD_NOT_ALLOWED", _not_allowed(request.method, "POST"))
+        try:
+            call = soap.parse_call(request.body)
+        except soap.SoapFault as exc:
+            return reply(500, soap.fault(exc.code, exc.message))
+        if not call.session_id or not hmac.compare_digest(call.session_id.encode(), self.token.encode()):
+            return reply(500, soap.fault("sf:INVALID_SESSION_ID",
+                                         "Invalid Session ID found in SessionHeader: Illegal Session"))
+        if call.operation != "undelete":
+            return reply(500, soap.fault(
+                "soapenv:Client", f"No operation available for request {{urn:partner.soap.sforce.com}}{call.operation}"
+            ))
+        major = _VERSION_RE.match("v" + version)
+        if major is None or not describe.MIN_VERSION <= int(major.group(1)) <= describe.MAX_VERSION:
+            return reply(500, soap.fault("sf:UNSUPPORTED_API_VERSION", f"Unsupported API version: {version}"))
+        used = self._count("POST soap/undelete")
+        if used is None:
+            return reply(500, soap.fault("sf:REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
+        if len(call.ids) > MAX_COLLECTION:
+            return reply(500, soap.fault("sf:EXCEEDED_ID_LIMIT",
+                                         f"record limit reached. cannot submit more than {MAX_COLLECTION} records "
+                                         "into this call"))
+        now = self.clock()
+        results: list[tuple[str | None, RecordError | None]] = []
+        with self.store.transaction():
+            for record_id in call.ids:
+                try:
+                    with self.store.savepoint():
+                        results.append((self.store.undelete(record_id, now), None))
+                except RecordError as exc:
+                    results.append((ids.normalize(record_id), exc))
+        return reply(200, soap.undelete_response(results, used, self.api_limit))
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _not_allowed(method: str, *allowed: str) -> str:
+    return f"HTTP Method '{method}' not allowed. Allowed are {','.join(allowed)}"
+
+
+def _allow(method: str, *allowed: str) -> None:
+    if method not in allowed:
+        raise ApiError(405, "METHOD_NOT_ALLOWED", _not_allowed(method, *allowed))
+
+
+def _endpoint_name(method: str, path: str) -> str:
+    parts = path.split("/")[4:]
+    if not parts:
+        return f"{method} resources"
+    head = parts[0]
+    if head in ("query", "queryAll"):
+        return f"{method} {head}" + ("More" if len(parts) > 1 else "")
+    if head == "sobjects":
+        if len(parts) == 1:
+            return f"{method} sobjects"
+        if len(parts) == 3 and parts[2] == "describe":
+            return f"{method} describe"
+        return f"{method} sobject"
+    return f"{method} {'/'.join(parts[:2])}"
+
+
+def _batch_size(request: Request) -> int:
+    options = request.headers.get("sforce-query-options", "")
+    for option in options.split(","):
+        name, _, value = option.partition("=")
+        if name.strip().lower() == "batchsize" and value.strip().isdigit():
+            return min(max(int(value.strip()), MIN_BATCH), DEFAULT_BATCH)
+    return DEFAULT_BATCH
+
+
+def _json_body(request: Request) -> Any:
+    if not request.body.strip():
+        raise ApiError(
+            400, "JSON_PARSER_ERROR", "The HTTP entity body is required, but this request has no entity body."
+        )
+    try:
+        return json.loads(request.body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" at [line:{exc.lineno}, column:{exc.colno}]" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ApiError(400, "JSON_PARSER_ERROR", f"Unexpected character in the request body{where}") from None
+
+
+def _json_object(request: Request) -> dict[str, Any]:
+    data = _json_body(request)
+    if not isinstance(data, dict):
+        raise ApiError(400, "JSON_PARSER_ERROR", "Cannot deserialize instance of SObject from a non-object value")
+    return data
+
+
+def _record_values(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in ("attributes", "id", "Id")}
