@@ -31,7 +31,7 @@ from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput
 from crmsweep.model import Plan, SnapshotManifest
-from crmsweep.paths import Home, default_home
+from crmsweep.paths import Home, default_home, replace_private_file
 
 BackupProgress = Callable[[str, int, bool], None]
 
@@ -160,13 +160,7 @@ def write_plan(plan: Plan, output: Path) -> None:
     """Write atomically and privately: a plan holds before-images (personal data)."""
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(f".{output.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(plan.to_json())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, output)
+        replace_private_file(output, plan.to_json().encode("utf-8"))
     except OSError as exc:
         raise BadInput(f"cannot write the plan to {output}: {exc.strerror}") from exc
 

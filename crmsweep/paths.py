@@ -14,6 +14,7 @@ import platformdirs
 
 APP_NAME = "crmsweep"
 _PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 
 
 def private_dir(path: Path) -> Path:
@@ -22,6 +23,40 @@ def private_dir(path: Path) -> Path:
     # mkdir's mode is filtered by the umask and ignored for folders that already exist.
     os.chmod(path, _PRIVATE_DIR_MODE)
     return path
+
+
+def open_private_file(path: Path) -> int:
+    """A new file (never an existing one) readable by the owner only; returns the descriptor."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    # The mode given to open() is filtered by the umask.
+    os.fchmod(fd, PRIVATE_FILE_MODE)
+    return fd
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Create `path` (it must not exist) with `data`, owner-only, and fsync it."""
+    with os.fdopen(open_private_file(path), "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def replace_private_file(path: Path, data: bytes) -> None:
+    """Write `path` atomically: a reader sees the old file or the new one, never half of either."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    write_private_file(temporary, data)
+    os.replace(temporary, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a new or renamed entry in `path` durable (a file's own fsync does not cover its name)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)

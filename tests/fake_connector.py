@@ -8,37 +8,24 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
+from crmsweep.connectors.salesforce_vocabulary import SALESFORCE_VOCABULARY
 from crmsweep.errors import LimitExceeded, RetriableError
 from crmsweep.model import (
     ApiUsage,
     Capabilities,
-    DealLink,
     FieldKind,
     FieldSpec,
     Record,
-    Vocabulary,
     WriteResult,
 )
 
-FAKE_VOCABULARY = Vocabulary(
+# The fake speaks Salesforce's field names, so passes and apply see the shapes they will see live.
+FAKE_VOCABULARY = replace(
+    SALESFORCE_VOCABULARY,
     provider="fake",
-    id_field="Id",
-    fingerprint_field="SystemModstamp",
-    deleted_field="IsDeleted",
-    created_field="CreatedDate",
-    owner_field="OwnerId",
-    people_objects=("Contact", "Lead"),
-    last_activity_fields=("LastActivityDate", "LastModifiedDate"),
-    email_field="Email",
-    user_object="User",
-    user_active_field="IsActive",
-    user_last_login_field="LastLoginDate",
-    deal_object="Opportunity",
-    deal_closed_field="IsClosed",
-    deal_close_date_field="CloseDate",
-    deal_links=(DealLink("OpportunityContactRole", "ContactId", "OpportunityId"),),
     label_fields={"Contact": ("Name", "Email"), "Lead": ("Name", "Email"), "User": ("Name", "Username")},
     never_touch_objects=("Contract", "Invoice"),
     audit_fields=("LastModifiedDate", "SystemModstamp"),

@@ -24,12 +24,11 @@ from typing import Any
 
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Plan, PlanFormatError, canonical_datetime
-from crmsweep.paths import Home
+from crmsweep.paths import PRIVATE_FILE_MODE, Home, fsync_dir, write_private_file
 
 PLAN_FILE = "plan.json"
 LOG_FILE = "log.jsonl"
 LOCK_FILE = "apply.lock"
-_FILE_MODE = 0o600
 _DIR_MODE = 0o700
 _FRESH_LOCK_SECONDS = 10.0
 
@@ -51,23 +50,6 @@ def now_text() -> str:
 def new_run_id(now: datetime | None = None) -> str:
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     return f"run-{moment.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
-
-
-def _fsync_dir(path: Path) -> None:
-    # A new file's name is durable only once its folder is synced.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_private_file(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def _drop_torn_tail(fd: int) -> None:
@@ -113,7 +95,7 @@ class RunHandle:
     def append(self, entry: dict[str, Any]) -> None:
         """Append one entry (a "time" is added if absent); returns once it is fsynced to disk."""
         line = json.dumps({**entry, "time": entry.get("time") or now_text()}, ensure_ascii=False, allow_nan=False)
-        fd = os.open(self.log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, _FILE_MODE)
+        fd = os.open(self.log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
         try:
             _drop_torn_tail(fd)
             data = (line + "\n").encode("utf-8")
@@ -137,7 +119,7 @@ class RunHandle:
     def _take_lock(self) -> None:
         for _attempt in range(2):
             try:
-                fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+                fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
             except FileExistsError:
                 holder = self._lock_holder()
                 if (holder is not None and _pid_alive(holder)) or (holder is None and self._lock_is_fresh()):
@@ -188,7 +170,7 @@ def create_run(
         break
     os.chmod(path, _DIR_MODE)
     handle = RunHandle(run_id, path)
-    _write_private_file(handle.plan_path, plan_text)
+    write_private_file(handle.plan_path, plan_text.encode("utf-8"))
     handle.append(
         {
             "t": "start",
@@ -201,8 +183,8 @@ def create_run(
             "rollback_of": rollback_of,
         }
     )
-    _fsync_dir(path)
-    _fsync_dir(runs)
+    fsync_dir(path)
+    fsync_dir(runs)
     return handle
 
 

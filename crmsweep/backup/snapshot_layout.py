@@ -28,7 +28,6 @@ DESCRIBE_DIR = f"{METADATA_DIR}/describe"
 PARTIAL_SUFFIX = ".partial"
 
 DIR_MODE = 0o700
-FILE_MODE = 0o600
 
 _HASH_CHUNK = 1 << 20
 # Connection and object names become folder and file names: keep them to a portable, inert alphabet.
@@ -67,30 +66,6 @@ def make_private_dir(path: Path) -> Path:
     # mkdir's mode is filtered by the umask.
     os.chmod(path, DIR_MODE)
     return path
-
-
-def open_private_file(path: Path) -> int:
-    """A new file (never an existing one) readable by the owner only; returns the descriptor."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    os.fchmod(fd, FILE_MODE)
-    return fd
-
-
-def write_private_bytes(path: Path, data: bytes) -> None:
-    fd = open_private_file(path)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new entry in `path` durable (a file's own fsync does not cover it)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def snapshot_folder(snapshots_dir: Path, snapshot_id: str) -> Path:

@@ -25,7 +25,7 @@ from crmsweep.backup.snapshot_values import arrow_schema, canonical_value, page_
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput
 from crmsweep.model import FieldSpec, ObjectEntry, SnapshotManifest, canonical_datetime
-from crmsweep.paths import Home
+from crmsweep.paths import Home, fsync_dir, open_private_file, write_private_file
 
 Progress = Callable[[str, int, bool], None]  # (object, rows so far, object finished)
 
@@ -83,7 +83,7 @@ def _write_describe(folder: Path, object_name: str, describe: dict[str, Any]) ->
     relative = layout.describe_file(object_name)
     path = folder / relative
     text = json.dumps(describe, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    layout.write_private_bytes(path, text.encode("utf-8"))
+    write_private_file(path, text.encode("utf-8"))
     return relative, layout.sha256_file(path)
 
 
@@ -94,9 +94,7 @@ def _later(current: str | None, candidate: str | None) -> str | None:
     return candidate if current is None or candidate > current else current
 
 
-def _write_object(
-    connector: Connector, folder: Path, object_name: str, progress: Progress | None
-) -> _ObjectResult:
+def _write_object(connector: Connector, folder: Path, object_name: str, progress: Progress | None) -> _ObjectResult:
     specs: list[FieldSpec] = list(connector.fields(object_name))
     describe_path, describe_sha = _write_describe(folder, object_name, connector.describe(object_name))
     vocabulary = connector.vocabulary
@@ -109,7 +107,7 @@ def _write_object(
     path = folder / relative
     rows = 0
     watermark: str | None = None
-    with os.fdopen(layout.open_private_file(path), "wb") as handle:
+    with os.fdopen(open_private_file(path), "wb") as handle:
         with pq.ParquetWriter(handle, schema, compression="zstd") as writer:
             for page in connector.iter_pages(object_name, names):
                 if not page:
@@ -145,9 +143,9 @@ def _as_text(value: Any) -> str | None:
 def _write_manifest(folder: Path, manifest: SnapshotManifest) -> None:
     text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n"
     temporary = folder / (layout.MANIFEST_NAME + ".tmp")
-    layout.write_private_bytes(temporary, text.encode("utf-8"))
+    write_private_file(temporary, text.encode("utf-8"))
     os.replace(temporary, folder / layout.MANIFEST_NAME)
-    layout.fsync_dir(folder)
+    fsync_dir(folder)
 
 
 def take_snapshot(
@@ -171,7 +169,7 @@ def take_snapshot(
             layout.make_private_dir(partial / sub)
         results = [_write_object(connector, partial, name, progress) for name in names]
         for sub in (layout.DATA_DIR, layout.DESCRIBE_DIR, layout.METADATA_DIR):
-            layout.fsync_dir(partial / sub)
+            fsync_dir(partial / sub)
         manifest = SnapshotManifest(
             snapshot_id=snapshot_id,
             connection=connector.connection_name,
@@ -188,7 +186,7 @@ def take_snapshot(
         _write_manifest(partial, manifest)
         # rename(2) refuses a non-empty target, so a concurrent snapshot of the same id is never clobbered.
         os.rename(partial, snapshots_dir / snapshot_id)
-        layout.fsync_dir(snapshots_dir)
+        fsync_dir(snapshots_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
