@@ -84,6 +84,8 @@ def backup_with(
     chosen = list(objects) or list(connector.vocabulary.default_backup_objects)
     if not chosen:
         raise BadInput("name the objects to back up with --object: this provider has no default set")
+    for name in chosen:
+        connector.fields(name)  # an unknown object fails here, before anything is written
     return take_snapshot(connector, ws.home, objects=chosen, progress=progress)
 
 
@@ -142,6 +144,7 @@ def scan(
             connection=connection,
             config_digest=ws.config.digest,
             now=now or datetime.now(UTC),
+            running_user_id=connector.current_user_id(),
         )
     write_plan(result.plan, output)
     return ScanOutcome(result=result, snapshot=reader.manifest, took_backup=took_backup, output=output)

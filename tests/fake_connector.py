@@ -88,7 +88,8 @@ class FakeConnector:
         self.fail_ids: dict[str, str] = {}  # record id -> per-record error code, on every write
         self.limit_after_calls: int | None = None  # LimitExceeded once calls exceed this
         self.transient_failures = 0  # the next N calls raise RetriableError
-        self.writes: list[tuple[str, str, list[str]]] = []  # (op, object, ids) of every write call
+        self.writes: list[tuple[str, str, list[str]]] = []
+        self.running_user_id: str | None = None  # (op, object, ids) of every write call
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -131,6 +132,9 @@ class FakeConnector:
 
     def api_version(self) -> str:
         return "59.0"
+
+    def current_user_id(self) -> str | None:
+        return self.running_user_id
 
     def describe(self, object_name: str) -> dict[str, Any]:
         self._call()

@@ -85,6 +85,13 @@ def test_unknown_connection_is_bad_input(cli: Cli) -> None:
     assert "nope" in error_line(result)
 
 
+def test_unknown_object_is_bad_input_and_leaves_no_snapshot(cli: Cli) -> None:
+    before = sorted((cli.home / "snapshots").glob("*")) if (cli.home / "snapshots").exists() else []
+    result = cli("backup", "-c", "sandbox-salesforce", "--object", "Contact", "--object", "Foo__c", expect=2)
+    assert "Foo__c" in error_line(result)
+    assert sorted((cli.home / "snapshots").glob("*")) == before
+
+
 def test_missing_token_variable_names_it(cli: Cli) -> None:
     result = cli("backup", "-c", "prod", expect=2)
     assert "CLI_TEST_TOKEN" in error_line(result)

@@ -76,6 +76,13 @@ def test_org_id_and_version(sf: SalesforceConnector, sandbox: Any) -> None:
     assert sf.api_usage().calls == calls  # cached
 
 
+def test_current_user_is_the_one_the_token_belongs_to(sf: SalesforceConnector) -> None:
+    user_id = sf.current_user_id()
+    assert user_id is not None
+    user = sf.read("User", [user_id], ["Id", "Username", "IsActive"])[user_id]
+    assert user["IsActive"] is True and user["Username"].startswith("integration@")
+
+
 def test_fields_follow_describe(sf: SalesforceConnector) -> None:
     fields = sf.fields("Contact")
     assert [f.name for f in fields] == [f.name for f in schema.CONTACT.fields]

@@ -15,6 +15,7 @@ from simple_salesforce.exceptions import (
     SalesforceError,
     SalesforceExpiredSession,
     SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
     SalesforceResourceNotFound,
 )
 
@@ -222,6 +223,18 @@ def test_wrong_session_is_401_list_and_expired_session(sandbox: RunningSandbox) 
     response.trust_env = False
     answer = response.get(f"{sandbox.info.url}/services/data/v59.0/limits", verify=str(sandbox.info.ca_file))
     assert answer.status_code == 401 and answer.json()[0]["errorCode"] == "INVALID_SESSION_ID"
+
+
+def test_userinfo_names_the_api_user_and_costs_no_api_call(sandbox: RunningSandbox, sf: Client) -> None:
+    used = sandbox.stats()["api_usage"]
+    info = sf.oauth2("userinfo")
+    assert info["organization_id"] == sandbox.info.org_id
+    assert info["sub"].endswith(f"/{sandbox.info.org_id}/{info['user_id']}")
+    user = sf.query(f"SELECT Username, IsActive FROM User WHERE Id = '{info['user_id']}'")["records"][0]
+    assert user["IsActive"] is True and user["Username"] == info["preferred_username"]
+    assert sandbox.stats()["api_usage"] == used + 1  # the query above, not userinfo
+    with pytest.raises(SalesforceRefusedRequest):
+        connect(sandbox.info, token="not-the-token").oauth2("userinfo")
 
 
 def test_limits_and_usage_header(sandbox: RunningSandbox, sf: Client) -> None:

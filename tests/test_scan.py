@@ -30,6 +30,7 @@ def scan(
     max_changes: int | None = None,
     max_per_object: int | None = None,
     allow_over_cap: bool = False,
+    running_user_id: str | None = None,
 ) -> ScanResult:
     return scan_snapshot(
         view or make_view(),
@@ -45,6 +46,7 @@ def scan(
         connection="sandbox-salesforce",
         config_digest="sha256:config",
         now=NOW,
+        running_user_id=running_user_id,
     )
 
 
@@ -139,6 +141,14 @@ def test_protections_recent_ids_and_objects_are_held_back_and_counted() -> None:
         "inactive_users": {"listed in [protect] ids": 1},
     }
     assert result.plan.header.held_back == result.held_back
+
+
+def test_the_user_crmsweep_runs_as_is_never_deactivated() -> None:
+    # "Integration" (uid 6) has not logged in interactively for years: a candidate, unless it is us.
+    assert uid(6) in ids(scan())
+    result = scan(running_user_id=uid(6))
+    assert uid(6) not in ids(result)
+    assert result.held_back["inactive_users"]["the user crmsweep runs as"] == 1
 
 
 def test_recent_rule_applies_to_users_and_can_be_turned_off() -> None:

@@ -2,7 +2,8 @@
 
 Rules, checked in this order (a change is counted once, under the first rule that holds it):
 1. objects the provider never lets us touch (`vocabulary.never_touch_objects`) and `[protect] objects`;
-2. ids listed in `[protect] ids`;
+2. the user the connection runs as (deactivating it would lock the apply out halfway), and ids listed
+   in `[protect] ids`;
 3. records created within `[protect] recent_days` of now (the before-image's created field), for every
    object, users included: a brand-new record is too young to judge. 0 turns the rule off.
 """
@@ -25,6 +26,7 @@ class Protections:
     recent_days: int = 30
     objects: tuple[str, ...] = ()
     ids: tuple[str, ...] = ()
+    running_user_id: str | None = None
     _objects: frozenset[str] = field(init=False, repr=False)
     _ids: frozenset[str] = field(init=False, repr=False)
 
@@ -36,6 +38,8 @@ class Protections:
         """Why this change must not be proposed, or None."""
         if change.object in self._objects:
             return f"{change.object} is a protected object"
+        if self.running_user_id and change.record_id == self.running_user_id:
+            return "the user crmsweep runs as"
         if change.record_id in self._ids:
             return "listed in [protect] ids"
         if self.recent_days > 0:

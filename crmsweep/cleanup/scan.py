@@ -77,8 +77,13 @@ def scan_snapshot(
     connection: str,
     config_digest: str,
     now: datetime,
+    running_user_id: str | None = None,
 ) -> ScanResult:
-    """Propose a Plan from a snapshot. Raises BadInput (unknown pass or setting) or SafetyRefusal (caps)."""
+    """Propose a Plan from a snapshot. Raises BadInput (unknown pass or setting) or SafetyRefusal (caps).
+
+    `running_user_id` is the user the connection authenticates as: never proposed, so a cleanup cannot
+    deactivate the account it is applied with halfway through.
+    """
     now = _utc(now)
     manifest = view.manifest
     if manifest.provider != vocabulary.provider:
@@ -95,6 +100,7 @@ def scan_snapshot(
         recent_days=protect_recent_days,
         objects=tuple(protect_objects),
         ids=tuple(protect_ids),
+        running_user_id=running_user_id,
     )
 
     changes: list[Change] = []

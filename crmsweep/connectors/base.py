@@ -56,6 +56,10 @@ class Connector(Protocol):
 
     def api_version(self) -> str: ...
 
+    def current_user_id(self) -> str | None:
+        """The id of the user the connection authenticates as (never proposed for deactivation)."""
+        ...
+
     def describe(self, object_name: str) -> dict[str, Any]:
         """The provider's raw describe document for one object (saved into snapshots)."""
         ...

@@ -31,7 +31,7 @@ from simple_salesforce.exceptions import (
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.connectors.salesforce_vocabulary import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
-from crmsweep.errors import AuthError, ConnectorError, CrmsweepError, LimitExceeded, RetriableError
+from crmsweep.errors import AuthError, BadInput, ConnectorError, CrmsweepError, LimitExceeded, RetriableError
 from crmsweep.model import ApiUsage, FieldKind, FieldSpec, Record, WriteResult
 
 T = TypeVar("T")
@@ -434,6 +434,7 @@ class SalesforceConnector:
         )
         self._org_id: str | None = None
         self._describes: dict[str, dict[str, Any]] = {}
+        self._user_id: str | None = None
 
     # -- plumbing
 
@@ -474,10 +475,32 @@ class SalesforceConnector:
     def api_version(self) -> str:
         return self._version
 
+    def current_user_id(self) -> str | None:
+        """From OAuth userinfo. None if this token may not ask (no `openid`/`id` scope): the scan then
+        cannot hold the running user back, which only matters if that user has stopped logging in."""
+        if self._user_id is None:
+            try:
+                info = self._call("userinfo", lambda: self._sf.oauth2("userinfo"))
+            except (AuthError, LimitExceeded):
+                raise
+            except ConnectorError:
+                return None
+            user_id = info.get("user_id") if isinstance(info, Mapping) else None
+            self._user_id = str(user_id) if user_id else ""
+        return self._user_id or None
+
     def describe(self, object_name: str) -> dict[str, Any]:
         name = _identifier(object_name)
         if name not in self._describes:
-            raw = self._call(f"describe {name}", lambda: self._sf.restful(f"sobjects/{name}/describe"))
+            try:
+                raw = self._call(f"describe {name}", lambda: self._sf.restful(f"sobjects/{name}/describe"))
+            except ConnectorError as exc:
+                if exc.status == 404:
+                    raise BadInput(
+                        f"the org of connection '{self.connection_name}' has no object '{name}': "
+                        "use the API name, as in Setup's Object Manager (e.g. Contact, Custom__c)"
+                    ) from None
+                raise
             if not isinstance(raw, Mapping):
                 raise ConnectorError(f"Salesforce returned no describe document for {name}")
             self._describes[name] = dict(raw)

@@ -188,6 +188,8 @@ class SalesforceApi:
             return json_response(200, describe.versions())
         if path.startswith("/services/Soap/u/"):
             return self._soap(request, path)
+        if path == "/services/oauth2/userinfo":
+            return self._userinfo(request)
         if not path.startswith("/services/data/"):
             return error_response(404, "NOT_FOUND", "The requested resource does not exist")
         if not self._authorized(request):
@@ -230,6 +232,29 @@ class SalesforceApi:
             self.faults.replace(rules)
             return json_response(200, {"rules": len(rules)})
         return error_response(404, "NOT_FOUND", "The requested resource does not exist")
+
+    # --- OAuth ---------------------------------------------------------------------------------
+
+    def _userinfo(self, request: Request) -> Response:
+        """Who the token belongs to (OpenID Connect userinfo). OAuth endpoints are not API calls."""
+        if request.method not in ("GET", "POST"):
+            return error_response(405, "METHOD_NOT_ALLOWED", _not_allowed(request.method, "GET", "POST"))
+        if not self._authorized(request):
+            return error_response(403, "Bad_OAuth_Token", "Bad_OAuth_Token")
+        user_object = get_object("User")
+        assert user_object is not None
+        user = self.store.row(user_object, self.store.api_user_id) or {}
+        org_id, user_id = self.store.org_id, self.store.api_user_id
+        return json_response(200, {
+            "sub": f"https://login.salesforce.com/id/{org_id}/{user_id}",
+            "user_id": user_id,
+            "organization_id": org_id,
+            "preferred_username": user.get("Username"),
+            "name": user.get("Name"),
+            "email": user.get("Email"),
+            "active": bool(user.get("IsActive", True)),
+            "user_type": "STANDARD",
+        })
 
     # --- REST routing --------------------------------------------------------------------------
 
