@@ -117,17 +117,26 @@ def backup_progress(enabled: bool) -> Iterator[Callable[[str, int, bool], None] 
 
 @contextmanager
 def apply_progress(enabled: bool) -> Iterator[Callable[[ApplyProgress], None] | None]:
+    """A bar per run, started on the first batch: the confirmation prompt comes before it and must
+    not be drawn over by a live display."""
     if not show_progress(enabled):
         yield None
         return
-    with Progress(
+    bar = Progress(
         TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(), console=err,
-    ) as bar:
-        task = bar.add_task("apply", total=None, detail="")
+    )
+    task: list[TaskID] = []
 
-        def update(p: ApplyProgress) -> None:
-            detail = f"applied {p.applied}  skipped {p.skipped}  failed {p.failed}  API calls {p.api_calls}"
-            bar.update(task, total=p.total, completed=p.done, detail=detail)
+    def update(p: ApplyProgress) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task("apply", total=p.total, detail=""))
+        detail = f"applied {p.applied}  skipped {p.skipped}  failed {p.failed}  API calls {p.api_calls}"
+        bar.update(task[0], total=p.total, completed=p.done, detail=detail)
 
+    try:
         yield update
+    finally:
+        if task:
+            bar.stop()
