@@ -30,3 +30,13 @@ def test_every_config_key_of_the_example_is_documented() -> None:
         stripped = line.strip()
         if "=" in stripped and not stripped.startswith("#"):
             assert "#" in stripped, f"config.example.toml: key without an explaining comment: {stripped}"
+
+
+def test_the_example_config_loads_and_lists_every_pass_setting() -> None:
+    from crmsweep.cleanup.passes import PASSES
+    from crmsweep.config import load_config
+
+    config = load_config(ROOT / "config.example.toml")
+    assert "prod" in config.connections
+    for name, spec in PASSES.items():
+        assert set(config.passes.get(name, {})) == set(spec.defaults), f"[passes.{name}] in config.example.toml"
