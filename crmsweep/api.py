@@ -84,8 +84,6 @@ def backup_with(
     chosen = list(objects) or list(connector.vocabulary.default_backup_objects)
     if not chosen:
         raise BadInput("name the objects to back up with --object: this provider has no default set")
-    for name in chosen:
-        connector.fields(name)  # an unknown object fails here, before anything is written
     return take_snapshot(connector, ws.home, objects=chosen, progress=progress)
 
 

@@ -31,6 +31,18 @@ class Sandbox:
         self.info = info
         self.proc = proc
 
+    def admin(self, method: str, path: str) -> dict[str, Any]:
+        """The sandbox's own accounting (not an API call)."""
+        session = requests.Session()
+        session.trust_env = False
+        answer = session.request(
+            method, f"{self.info['url']}/__sandbox/{path}", verify=self.info["ca_file"],
+            headers={"Authorization": f"Bearer {self.info['token']}"}, timeout=30,
+        )
+        answer.raise_for_status()
+        result: dict[str, Any] = answer.json()
+        return result
+
     def client(self) -> Salesforce:
         session = requests.Session()
         session.trust_env = False
@@ -105,7 +117,9 @@ def test_backup_scan_apply_rollback_leaves_the_org_as_it_was(sandbox: Sandbox, c
     sf = sandbox.client()
     before = org_state(sf)
 
+    sandbox.admin("POST", "reset-stats")
     backup = json.loads(cli("backup", "-c", "e2e", "--json").stdout)
+    assert backup["api_calls"] == sandbox.admin("GET", "stats")["api_calls"]
     assert backup["objects"]["Contact"] == sum(1 for r in before["Contact"].values() if not r["IsDeleted"])
     assert Path(backup["path"], "manifest.json").is_file()
     cli("snapshots", "verify", backup["snapshot"])

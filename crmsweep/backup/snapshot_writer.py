@@ -162,6 +162,8 @@ def take_snapshot(
     calls_before = connector.api_usage().calls
     org_id = connector.org_id()
     api_version = connector.api_version()
+    for name in names:
+        connector.fields(name)  # an unknown object fails here, before any folder exists
     snapshots_dir = home.snapshots_dir
     snapshot_id, partial = _claim_partial(snapshots_dir, connector.connection_name, started)
     try:
