@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -457,3 +458,38 @@ def test_limit_hit_reading_back_fingerprints_still_logs_the_write(tmp_path: Path
     again = apply_plan(plan, text, org, home, resume_run=report.run_id)
     assert again.stopped is None and len(org.writes) == 1
     assert read_run(home, report.run_id).status == "done"
+
+
+class ResentDelete(FakeConnector):
+    """A delete whose first attempt landed unseen, then was resent: the CRM answers ENTITY_IS_DELETED."""
+
+    def delete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
+        super().delete(object_name, ids)
+        return super().delete(object_name, ids)
+
+
+def test_a_write_reported_failed_but_in_place_counts_as_applied(tmp_path: Path, home: Home) -> None:
+    org: ResentDelete = copy_org(make_org(contacts=4), ResentDelete)
+    ids = [contact_id(i) for i in range(4)]
+    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
+
+    report = apply_plan(plan, text, org, home)
+
+    assert (report.applied, report.failed) == (4, 0)
+    state = read_run(home, report.run_id)
+    assert [o.outcome for o in state.outcomes] == [Outcome.APPLIED] * 4
+    results = [r for e in log_entries(home, report.run_id) if e["t"] == "result" for r in e["results"]]
+    # The fingerprint the delete left is recorded, so rollback can check drift on the way back.
+    assert [r["fingerprint_after"] for r in results] == [org.row("Contact", i)["SystemModstamp"] for i in ids]
+
+
+def test_a_change_without_fingerprint_is_skipped_not_written() -> None:
+    from crmsweep.cleanup.apply import drift_verdict
+    from tests.fake_connector import FAKE_VOCABULARY
+
+    live = {"Id": contact_id(1), "IsDeleted": True, "SystemModstamp": "2030-01-01T00:00:00.000Z"}
+    undo = Change(op=Op.UNDELETE, object="Contact", record_id=contact_id(1), before=live, after={}, reason="undo",
+                  pass_name="stale_contacts", fingerprint=None)
+    assert drift_verdict(undo, live, FAKE_VOCABULARY) == ("drift", "no SystemModstamp was recorded to check it against")
+    checked = replace(undo, fingerprint="2030-01-01T00:00:00.000Z")
+    assert drift_verdict(checked, live, FAKE_VOCABULARY) is None

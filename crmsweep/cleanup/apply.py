@@ -255,6 +255,9 @@ def _is_deleted(live: Mapping[str, Any], vocabulary: Vocabulary) -> bool:
     return bool(vocabulary.deleted_field and live.get(vocabulary.deleted_field))
 
 
+ALREADY_IN_PLACE = "already in place (an earlier attempt of the same call had landed)"
+
+
 def drift_verdict(change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary) -> tuple[str, str] | None:
     """Why `change` must be skipped given the live record (None if absent), or None if it may be written."""
     if change.op is Op.CREATE:
@@ -271,13 +274,16 @@ def drift_verdict(change: Change, live: Mapping[str, Any] | None, vocabulary: Vo
             if change.op in _DELETE_OPS:
                 return SKIP_ALREADY_DELETED, "it is in the recycle bin already"
             return SKIP_MISSING, "it was deleted since the scan (it is in the recycle bin)"
-    if change.fingerprint:
-        now = live.get(vocabulary.fingerprint_field)
-        if not _same_fingerprint(change.fingerprint, now):
-            return (
-                SKIP_DRIFT,
-                f"changed since the scan: {vocabulary.fingerprint_field} was {change.fingerprint}, now {now}",
-            )
+    if not change.fingerprint:
+        # Without the fingerprint the record had when planned (e.g. the read-back after an apply
+        # failed), an edit made since cannot be told apart: skip rather than risk overwriting it.
+        return SKIP_DRIFT, f"no {vocabulary.fingerprint_field} was recorded to check it against"
+    now = live.get(vocabulary.fingerprint_field)
+    if not _same_fingerprint(change.fingerprint, now):
+        return (
+            SKIP_DRIFT,
+            f"changed since the scan: {vocabulary.fingerprint_field} was {change.fingerprint}, now {now}",
+        )
     return None
 
 
@@ -456,22 +462,30 @@ class _Engine:
             raise ConnectorError(
                 f"the CRM answered {len(results)} results for {len(keep)} records of a {head.op} of {head.object}"
             )
+        results = list(results)
+        # A record the CRM reports as failed may still carry the change: a retried call whose first
+        # attempt had landed answers ENTITY_IS_DELETED. Re-read those with the written ones and trust
+        # the live state, so a write that happened is never logged as failed (rollback would skip it).
+        recheck = [k for k, r in enumerate(results) if not r.ok and head.op is not Op.CREATE]
         written = {
             i: (r.id if head.op is Op.CREATE else self.plan.changes[i].record_id)
             for i, r in zip(keep, results, strict=True)
             if r.ok and (r.id or head.op is not Op.CREATE)
         }
+        read_ids = [str(v) for v in written.values()] + [self.plan.changes[keep[k]].record_id for k in recheck]
+        extra = sorted({name for k in recheck for name in self.plan.changes[keep[k]].after})
         fingerprints: dict[str, Any] = {}
         readback_error: ConnectorError | None = None
-        if written:
+        if read_ids:
             try:
                 after = self.connector.read(
-                    head.object,
-                    [str(v) for v in written.values()],
-                    self._check_fields(head.object),
-                    include_deleted=True,
+                    head.object, read_ids, self._check_fields(head.object, extra), include_deleted=True
                 )
                 fingerprints = {rid: rec.get(self.vocabulary.fingerprint_field) for rid, rec in after.items()}
+                for k in recheck:
+                    change = self.plan.changes[keep[k]]
+                    if shows_applied(change, after.get(change.record_id), self.vocabulary):
+                        results[k] = WriteResult(change.record_id, True, message=ALREADY_IN_PLACE)
             except ConnectorError as exc:
                 # The writes happened: log their results anyway, then stop.
                 readback_error = exc
