@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from crmsweep.backup.rollback import build_rollback_plan, mark_rolled_back
-from crmsweep.backup.runlog import RunSummary, list_runs
+from crmsweep.backup.runlog import RunSummary, list_runs, open_run
 from crmsweep.backup.snapshot import (
     SnapshotReader,
     VerifyReport,
@@ -213,16 +213,22 @@ def rollback(
     confirm: Confirm,
     progress: Callable[[ApplyProgress], None] | None = None,
 ) -> ApplyOutcome:
-    """Build the inverse plan of a run, show it through `confirm`, apply it, mark the run."""
-    plan = rollback_plan(ws, run_id)
-    text = plan.to_json()
-    with connect(ws, plan.header.connection) as connector:
-        check_plan(plan, connector, ws.home)
-        if not confirm(plan):
-            return ApplyOutcome(plan=plan, report=None)
-        report = apply_plan(plan, text, connector, ws.home, progress=progress)
-    if report.failed == 0 and report.stopped is None and report.remaining == 0:
-        mark_rolled_back(ws.home, run_id, report.run_id)
+    """Build the inverse plan of a run, show it through `confirm`, apply it, mark the run.
+
+    The original run stays locked throughout, so it cannot be applied (resumed) while it is undone.
+    It is marked rolled back only when every inverse landed; otherwise it can be rolled back again
+    (what was already undone is then skipped as drift).
+    """
+    with open_run(ws.home, run_id).lock():
+        plan = rollback_plan(ws, run_id)
+        text = plan.to_json()
+        with connect(ws, plan.header.connection) as connector:
+            check_plan(plan, connector, ws.home)
+            if not confirm(plan):
+                return ApplyOutcome(plan=plan, report=None)
+            report = apply_plan(plan, text, connector, ws.home, progress=progress)
+        if not (report.failed or report.skipped or report.stopped or report.remaining):
+            mark_rolled_back(ws.home, run_id, report.run_id)
     return ApplyOutcome(plan=plan, report=report)
 
 

@@ -251,8 +251,19 @@ class Change:
             raise NotReversible(
                 f"{self.op} of {self.object} {self.record_id} has no before-image, so it could not be undone"
             )
-        if self.op in (Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE) and not self.after:
-            raise PlanFormatError(f"{self.op} of {self.object} {self.record_id} writes no values")
+        if self.op in (Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE):
+            if not self.after:
+                raise PlanFormatError(f"{self.op} of {self.object} {self.record_id} writes no values")
+            self._check_before_covers_after()
+
+    def _check_before_covers_after(self) -> None:
+        """Undoing a field write needs that field's old value."""
+        missing = [k for k in self.after if k not in self.before]
+        if missing:
+            raise NotReversible(
+                f"{self.op} of {self.object} {self.record_id} changes {', '.join(missing)} "
+                "but its before-image lacks them"
+            )
 
     def inverse(self, *, fingerprint: str | None = None, new_id: str | None = None) -> Change:
         """The change that undoes this one, once applied.
@@ -286,12 +297,7 @@ class Change:
                 raise NotReversible(f"create of {self.object} has no recorded id, so it cannot be undone")
             return make(Op.DELETE, new_id, {**self.after, "Id": new_id}, {})
         # update / deactivate / reactivate: write the before-values of exactly the fields we changed.
-        missing = [k for k in self.after if k not in self.before]
-        if missing:
-            raise NotReversible(
-                f"{self.op} of {self.object} {self.record_id} changes {', '.join(missing)} "
-                "but its before-image lacks them"
-            )
+        self._check_before_covers_after()
         restored = {k: self.before[k] for k in self.after}
         inverse_op = {Op.DEACTIVATE: Op.REACTIVATE, Op.REACTIVATE: Op.DEACTIVATE}.get(self.op, Op.UPDATE)
         return make(inverse_op, self.record_id, {**self.before, **self.after}, restored)

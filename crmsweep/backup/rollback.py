@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from crmsweep import __version__
 from crmsweep.backup.runlog import STATUS_DONE, Outcome, open_run, read_run
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import Change, Op, Plan, PlanHeader, canonical_datetime
+from crmsweep.model import Change, NotReversible, Op, Plan, PlanHeader, canonical_datetime
 from crmsweep.paths import Home
 
 
@@ -30,6 +30,15 @@ def build_rollback_plan(home: Home, run_id: str, *, now: datetime, force: bool =
             f"run {run_id} was already rolled back by run {state.rolled_back_by}: "
             "rolling it back again would redo its changes (use --force if that is what you want)"
         )
+    pending = state.count(Outcome.PENDING)
+    if pending:
+        # Their writes may have landed: a rollback without them would leave them in place for good,
+        # and mark the run rolled back so that nothing would ever settle them.
+        plan_file = open_run(home, run_id).plan_path
+        raise SafetyRefusal(
+            f"run {run_id} was interrupted with {pending} write(s) of unknown outcome: settle them first with "
+            f"`crmsweep apply {plan_file} --resume {run_id}`, then roll it back"
+        )
     if not state.applied_order:
         raise BadInput(f"run {run_id} applied no changes: nothing to roll back")
     original = state.plan
@@ -38,16 +47,13 @@ def build_rollback_plan(home: Home, run_id: str, *, now: datetime, force: bool =
         outcome = state.outcomes[index]
         change = original.changes[index]
         new_id = outcome.record_id if change.op is Op.CREATE else None
-        changes.append(change.inverse(fingerprint=outcome.fingerprint_after, new_id=new_id))
+        try:
+            changes.append(change.inverse(fingerprint=outcome.fingerprint_after, new_id=new_id))
+        except NotReversible as exc:
+            raise SafetyRefusal(f"run {run_id} cannot be rolled back: {exc}") from None
     notes = [
         f"rollback of run {run_id}: {len(changes)} changes; ids are kept (recycle-bin undelete, reactivation)",
     ]
-    pending = state.count(Outcome.PENDING)
-    if pending:
-        notes.append(
-            f"run {run_id} was interrupted: {pending} change(s) have an intent but no known result and are not "
-            f"included; resume run {run_id} first to settle them, then roll it back"
-        )
     header = PlanHeader(
         plan_id=new_plan_id(now),
         created=canonical_datetime(now) or "",
