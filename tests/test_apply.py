@@ -493,3 +493,12 @@ def test_a_change_without_fingerprint_is_skipped_not_written() -> None:
     assert drift_verdict(undo, live, FAKE_VOCABULARY) == ("drift", "no SystemModstamp was recorded to check it against")
     checked = replace(undo, fingerprint="2030-01-01T00:00:00.000Z")
     assert drift_verdict(checked, live, FAKE_VOCABULARY) is None
+
+
+def test_a_plan_naming_an_object_its_snapshot_lacks_is_refused(tmp_path: Path, home: Home) -> None:
+    org = make_org(contacts=2)
+    plan = plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)]))
+    alien = replace(plan.changes[0], object="Invoice__c")
+    forged, _ = write_plan(tmp_path, Plan.build(plan.header, [alien]))
+    with pytest.raises(SafetyRefusal, match=r"Invoice__c 003\w+: Invoice__c is not in the snapshot"):
+        check_plan(forged, org, home)

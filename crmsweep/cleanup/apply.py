@@ -159,6 +159,9 @@ def _check_snapshot_source(plan: Plan, home: Home, snapshot_id: str) -> None:
             by_object.setdefault(change.object, []).append(index)
     offenders: list[str] = []
     for obj, indexes in by_object.items():
+        if not reader.has(obj):
+            offenders.extend(f"{obj} {plan.changes[i].record_id}: {obj} is not in the snapshot" for i in indexes)
+            continue
         held = reader.record_map(obj, [plan.changes[i].record_id for i in indexes])
         for i in indexes:
             change = plan.changes[i]
