@@ -163,6 +163,16 @@ class Vocabulary:
     audit_fields: tuple[str, ...] = ()
     # What `backup` takes when the admin names no objects.
     default_backup_objects: tuple[str, ...] = ()
+    # Salesforce ids have a 15-character case-sensitive form (Classic URLs, reports) and an 18-character
+    # one (the API); both must name the same record in [protect] ids and pass settings.
+    short_id_length: int | None = None
+
+    def id_key(self, record_id: str) -> str:
+        """The form two ids of one record share (`ids_match` compares by it)."""
+        n = self.short_id_length
+        if n and len(record_id) in (n, n + 3) and record_id.isalnum():
+            return record_id[:n]
+        return record_id
 
 
 @dataclass(frozen=True)

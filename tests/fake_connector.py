@@ -29,6 +29,7 @@ FAKE_VOCABULARY = replace(
     label_fields={"Contact": ("Name", "Email"), "Lead": ("Name", "Email"), "User": ("Name", "Username")},
     never_touch_objects=("Contract", "Invoice"),
     audit_fields=("LastModifiedDate", "SystemModstamp"),
+    short_id_length=None,  # test ids are made up, not Salesforce's checksummed 15/18-character ids
 )
 
 FAKE_CAPABILITIES = Capabilities(

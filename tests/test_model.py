@@ -113,3 +113,11 @@ def test_datetimes_and_dates_have_one_canonical_spelling() -> None:
     assert {canonical_datetime(s) for s in spellings} == {"2019-03-01T12:00:00.000Z"}
     assert canonical_date("2019-03-01T23:59:00Z") == "2019-03-01"
     assert canonical_datetime(None) is None and canonical_date(None) is None
+
+
+def test_salesforce_ids_match_in_their_15_and_18_character_forms() -> None:
+    from crmsweep.connectors.salesforce_vocabulary import SALESFORCE_VOCABULARY as sf
+
+    assert sf.id_key("001A0000006Vm9rIAC") == sf.id_key("001A0000006Vm9r")
+    assert sf.id_key("001A0000006Vm9r") != sf.id_key("001a0000006Vm9r")  # the short form is case-sensitive
+    assert sf.id_key("12345") == "12345" and sf.id_key("not-an-id-000001") == "not-an-id-000001"

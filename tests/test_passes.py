@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from crmsweep.cleanup.passes import PASSES, PassContext, PassOutput, validate_se
 from crmsweep.cleanup.passes.stale_contacts import years_before
 from crmsweep.cleanup.view import FrameView
 from crmsweep.errors import BadInput
-from crmsweep.model import FieldKind, FieldSpec, Op, Record, Severity, SnapshotManifest
+from crmsweep.model import FieldKind, FieldSpec, Op, Record, Severity, SnapshotManifest, Vocabulary
 from tests.fake_connector import FAKE_VOCABULARY, spec, standard_fields
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
@@ -170,8 +171,8 @@ def make_view(recs: Mapping[str, Sequence[Record]] | None = None, *, only: Seque
     return FrameView(manifest(), {o: FIELDS[o] for o in names}, {o: data.get(o, []) for o in names})
 
 
-def run_pass(name: str, view: FrameView, **settings: Any) -> PassOutput:
-    ctx = PassContext(view=view, vocabulary=FAKE_VOCABULARY, now=NOW, settings=validate_settings(name, settings))
+def run_pass(name: str, view: FrameView, vocabulary: Vocabulary = FAKE_VOCABULARY, **settings: Any) -> PassOutput:
+    ctx = PassContext(view=view, vocabulary=vocabulary, now=NOW, settings=validate_settings(name, settings))
     return PASSES[name].run(ctx)
 
 
@@ -387,3 +388,11 @@ def test_exclude_matches_ids_exactly_and_names_ignoring_case() -> None:
     assert [c.record_id for c in other_case.changes] == [bob["Id"]]
     assert run_pass("inactive_users", view, exclude=["BOB RAY"]).changes == []
     assert run_pass("inactive_users", view, exclude=["005AbC000000000001"]).changes == []
+
+
+def test_exclude_matches_a_salesforce_15_character_id() -> None:
+    bob = {**user(1, "Bob Ray", active=True, login="2025-01-04T17:45:00.000Z"), "Id": "005A0000006Vm9rIAC"}
+    view = make_view({"User": [bob]}, only=["User"])
+    salesforce_ids = replace(FAKE_VOCABULARY, short_id_length=15)
+    assert run_pass("inactive_users", view, salesforce_ids, exclude=["005A0000006Vm9r"]).changes == []
+    assert len(run_pass("inactive_users", view, salesforce_ids, exclude=["005a0000006Vm9r"]).changes) == 1

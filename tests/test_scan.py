@@ -151,6 +151,18 @@ def test_the_user_crmsweep_runs_as_is_never_deactivated() -> None:
     assert result.held_back["inactive_users"]["the user crmsweep runs as"] == 1
 
 
+def test_protected_ids_match_salesforce_15_character_ids() -> None:
+    from crmsweep.connectors.salesforce_vocabulary import SALESFORCE_VOCABULARY
+
+    long_id, short_id = "003A0000006Vm9rIAC", "003A0000006Vm9r"
+    delete = Change(op=Op.DELETE, object="Contact", record_id=long_id, before={"Id": long_id}, after={},
+                    reason="stale", pass_name="stale_contacts")
+    listed = Protections(vocabulary=SALESFORCE_VOCABULARY, now=NOW, recent_days=0, ids=(short_id,))
+    assert listed.hold_reason(delete) == "listed in [protect] ids"
+    running = Protections(vocabulary=SALESFORCE_VOCABULARY, now=NOW, recent_days=0, running_user_id=short_id)
+    assert running.hold_reason(delete) == "the user crmsweep runs as"
+
+
 def test_recent_rule_applies_to_users_and_can_be_turned_off() -> None:
     data = records()
     data["User"][0]["CreatedDate"] = "2026-03-01T00:00:00.000Z"  # Bob: old login, yet created 14 days ago

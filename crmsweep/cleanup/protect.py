@@ -32,15 +32,16 @@ class Protections:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_objects", frozenset(self.vocabulary.never_touch_objects) | frozenset(self.objects))
-        object.__setattr__(self, "_ids", frozenset(self.ids))
+        object.__setattr__(self, "_ids", frozenset(self.vocabulary.id_key(i) for i in self.ids))
 
     def hold_reason(self, change: Change) -> str | None:
         """Why this change must not be proposed, or None."""
         if change.object in self._objects:
             return f"{change.object} is a protected object"
-        if self.running_user_id and change.record_id == self.running_user_id:
+        key = self.vocabulary.id_key(change.record_id)
+        if self.running_user_id and key == self.vocabulary.id_key(self.running_user_id):
             return "the user crmsweep runs as"
-        if change.record_id in self._ids:
+        if key in self._ids:
             return "listed in [protect] ids"
         if self.recent_days > 0:
             created = _created(change, self.vocabulary.created_field)
