@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -128,6 +128,7 @@ def scan(
             snapshot_id = backup_with(connector, ws, progress=progress).snapshot_id
         reader = open_snapshot(ws.home, snapshot_id)
         _check_snapshot_matches(reader, connector, connection)
+        running_user_id = connector.current_user_id()
         result = scan_snapshot(
             reader,
             vocabulary=connector.vocabulary,
@@ -142,8 +143,11 @@ def scan(
             connection=connection,
             config_digest=ws.config.digest,
             now=now or datetime.now(UTC),
-            running_user_id=connector.current_user_id(),
+            running_user_id=running_user_id,
         )
+    if running_user_id is None:
+        note = "could not tell which user this connection runs as: make sure it is not among the deactivations"
+        result = replace(result, plan=result.plan.with_header(notes=(*result.plan.header.notes, note)))
     write_plan(result.plan, output)
     return ScanOutcome(result=result, snapshot=reader.manifest, took_backup=took_backup, output=output)
 
