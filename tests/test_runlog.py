@@ -95,6 +95,17 @@ def test_append_adds_one_complete_line_per_entry(home: Home) -> None:
     assert [e["t"] for e in log_lines(handle.log_path)] == ["start", "resume", "stop"]
 
 
+def test_text_with_a_lone_surrogate_is_logged_and_read_back_unchanged(home: Home) -> None:
+    plan = small_plan(1)
+    handle = create_run(home, plan, plan.to_json())
+    message = "Zoë \ud83d broke"  # half of an emoji pair, as a CRM's JSON may send it
+    handle.append({"t": "skip", "i": 0, "reason": "missing", "detail": message})
+    handle.append({"t": "skip", "i": 0, "reason": "missing", "detail": "Zoë 😀"})
+    assert read_run(home, handle.run_id).outcomes[0].detail == "Zoë 😀"
+    assert [e.get("detail") for e in read_run(home, handle.run_id).entries] == [None, message, "Zoë 😀"]
+    assert "Zoë 😀".encode() in handle.log_path.read_bytes()  # other entries stay readable text
+
+
 def write_history(home: Home) -> str:
     plan = small_plan(5)
     handle = create_run(home, plan, plan.to_json())
@@ -180,6 +191,48 @@ def test_damage_in_the_middle_is_refused(home: Home) -> None:
         read_run(home, run_id)
 
 
+@pytest.mark.parametrize("garbage", [b'{"t":"intent","ba\x00\x00\x00\n', b"\x00" * 40 + b"\n", b"[1, 2]\n"])
+def test_torn_last_line_ending_in_a_newline_is_cut_by_the_next_append(home: Home, garbage: bytes) -> None:
+    run_id = write_history(home)
+    handle = open_run(home, run_id)
+    good = handle.log_path.read_bytes()
+    with handle.log_path.open("ab") as f:
+        f.write(garbage)
+    state = read_run(home, run_id)
+    assert state.torn_tail and state.status == STATUS_UNFINISHED
+    handle.append({"t": "resume"})
+    handle.append({"t": "stop", "reason": "limit"})
+    raw = handle.log_path.read_bytes()
+    assert raw.startswith(good) and garbage not in raw
+    assert [e["t"] for e in log_lines(handle.log_path)][-3:] == ["skip", "resume", "stop"]
+    state = read_run(home, run_id)
+    assert not state.torn_tail and state.status == STATUS_STOPPED
+
+
+def test_a_long_last_line_is_found_across_read_blocks(home: Home) -> None:
+    run_id = write_history(home)
+    handle = open_run(home, run_id)
+    handle.append({"t": "skip", "i": 4, "reason": "drift", "detail": "x" * 200_000})
+    with handle.log_path.open("ab") as f:
+        f.write(b'{"t":"result","detail":"' + b"y" * 150_000)
+    handle.append({"t": "stop", "reason": "limit"})
+    state = read_run(home, run_id)
+    assert state.outcomes[4].detail == "x" * 200_000 and state.status == STATUS_STOPPED
+
+
+def test_only_the_last_line_may_be_torn(home: Home) -> None:
+    run_id = write_history(home)
+    handle = open_run(home, run_id)
+    with handle.log_path.open("ab") as f:
+        f.write(b"\x00\x00\x00\n" + b'{"t":"resu')  # garbage, then an append cut short
+    with pytest.raises(BadInput, match="damaged at line 5"):
+        read_run(home, run_id)
+    # Appending cuts only the torn last line; the damage before it stays, and stays refused.
+    handle.append({"t": "stop", "reason": "limit"})
+    with pytest.raises(BadInput, match="damaged at line 5"):
+        read_run(home, run_id)
+
+
 def test_unknown_run_is_bad_input(home: Home) -> None:
     with pytest.raises(BadInput, match="no run run-nope"):
         open_run(home, "run-nope")
@@ -193,9 +246,9 @@ def test_lock_refuses_a_second_holder_and_is_released(home: Home) -> None:
     with handle.lock():
         assert handle.lock_path.read_text() == str(os.getpid())
         second = open_run(home, handle.run_id)
-        with pytest.raises(SafetyRefusal, match="being applied by another process"), second.lock():
+        with pytest.raises(SafetyRefusal, match=f"being applied by another process \\(pid {os.getpid()}\\)"), \
+                second.lock():
             pass
-    assert not handle.lock_path.exists()
     with handle.lock():
         pass
 
@@ -206,6 +259,91 @@ def test_stale_lock_of_a_dead_process_is_taken_over(home: Home) -> None:
     child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                            check=True)
     handle.lock_path.write_text(child.stdout.strip())
+    with handle.lock():
+        assert handle.lock_path.read_text() == str(os.getpid())
+
+
+def test_a_pid_in_the_lock_file_is_no_lock_without_its_holder(home: Home) -> None:
+    plan = small_plan()
+    handle = create_run(home, plan, plan.to_json())
+    handle.lock_path.write_text(str(os.getppid()))  # alive, but holds nothing (a reused pid after a reboot)
+    with handle.lock():
+        assert handle.lock_path.read_text() == str(os.getpid())
+
+
+# Run in a child: waits for file argv[3], then takes the lock of run folder argv[1] for argv[2] seconds and
+# says "locked"; or says "refused". With argv[4] = "contend", instead takes and releases the lock in a loop for
+# argv[2] seconds, checking with an exclusive marker file that no one else held it at the same time.
+_HOLDER = """
+import os, sys, time
+from pathlib import Path
+from crmsweep.backup.runlog import RunHandle
+from crmsweep.errors import SafetyRefusal
+folder, seconds, go, mode = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+while not os.path.exists(go):
+    time.sleep(0.002)
+if mode == "hold":
+    try:
+        with RunHandle(folder.name, folder).lock():
+            print("locked", flush=True)
+            time.sleep(seconds)
+    except SafetyRefusal:
+        print("refused", flush=True)
+    sys.exit()
+held = overlaps = 0
+end = time.monotonic() + seconds
+marker = folder / "holding"
+while time.monotonic() < end:
+    try:
+        with RunHandle(folder.name, folder).lock():
+            held += 1
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                overlaps += 1
+                continue
+            time.sleep(0.0005)
+            os.unlink(marker)
+    except SafetyRefusal:
+        pass
+print(held, overlaps)
+"""
+
+
+def start_holder(folder: Path, seconds: float, go: Path, mode: str = "hold") -> subprocess.Popen[str]:
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root}
+    return subprocess.Popen([sys.executable, "-c", _HOLDER, str(folder), str(seconds), str(go), mode],
+                            stdout=subprocess.PIPE, text=True, env=env, cwd=root)
+
+
+def test_processes_contending_for_the_lock_never_hold_it_together(home: Home, tmp_path: Path) -> None:
+    plan = small_plan()
+    handle = create_run(home, plan, plan.to_json())
+    go = tmp_path / "go"
+    children = [start_holder(handle.path, 1.0, go, "contend") for _ in range(3)]
+    go.touch()
+    counts = [tuple(int(n) for n in child.communicate(timeout=60)[0].split()) for child in children]
+    assert sum(held for held, _ in counts) > 3  # they did take turns
+    assert [overlaps for _, overlaps in counts] == [0, 0, 0]
+
+
+def test_lock_of_a_killed_holder_is_free_at_once(home: Home, tmp_path: Path) -> None:
+    plan = small_plan()
+    handle = create_run(home, plan, plan.to_json())
+    go = tmp_path / "go"
+    go.touch()
+    child = start_holder(handle.path, 60, go)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "locked"
+        with pytest.raises(SafetyRefusal) as caught, handle.lock():
+            pass
+        assert str(caught.value) == (
+            f"run {handle.run_id} is being applied by another process (pid {child.pid}); wait for it to finish"
+        )
+    finally:
+        child.kill()
+        child.communicate(timeout=30)
     with handle.lock():
         assert handle.lock_path.read_text() == str(os.getpid())
 

@@ -10,12 +10,12 @@ Entry kinds (field "t"): start, intent, skip, result, stop, end, resume, rolled_
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -30,7 +30,8 @@ PLAN_FILE = "plan.json"
 LOG_FILE = "log.jsonl"
 LOCK_FILE = "apply.lock"
 _DIR_MODE = 0o700
-_FRESH_LOCK_SECONDS = 10.0
+# How far back the tail is read per step when looking for the log's last line.
+_TAIL_BLOCK = 64 * 1024
 
 KIND_APPLY = "apply"
 KIND_ROLLBACK = "rollback"
@@ -52,27 +53,76 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"run-{moment.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
 
 
+def _is_torn(last_line: bytes) -> bool:
+    """Whether the log's last line (with its newline, if it has one) is an append cut short.
+
+    An append writes one JSON object and its newline, then fsyncs; only an acknowledged append counts.
+    So a last line without its newline, or one that is not a JSON object (a block the file system
+    zero-filled or half-wrote before a crash), was never acknowledged. Reading and appending both
+    decide with this one function, so what a read ignores is exactly what the next append cuts.
+    """
+    if not last_line.strip():
+        return False
+    if not last_line.endswith(b"\n"):
+        return True
+    try:
+        entry = json.loads(last_line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return True
+    return not isinstance(entry, dict)
+
+
+def _last_line_start(content: bytes) -> int:
+    """Offset where the last line of `content` begins (its own trailing newline is part of it)."""
+    body = content[:-1] if content.endswith(b"\n") else content
+    return body.rfind(b"\n") + 1
+
+
+def _last_line_start_in_file(fd: int, size: int) -> int:
+    """`_last_line_start` for an open file, reading backwards in blocks rather than the whole log."""
+    end = size - 1 if size and os.pread(fd, 1, size - 1) == b"\n" else size
+    while end > 0:
+        begin = max(0, end - _TAIL_BLOCK)
+        newline = os.pread(fd, end - begin, begin).rfind(b"\n")
+        if newline >= 0:
+            return begin + newline + 1
+        end = begin
+    return 0
+
+
 def _drop_torn_tail(fd: int) -> None:
-    """Cut an append that a crash left without its newline, so the next entry starts on a line of its own.
+    """Cut a torn last line (see `_is_torn`), so the next entry does not bury it mid-file.
 
     The cut bytes were never acknowledged (their fsync never returned), so no decision rests on them.
     """
     size = os.fstat(fd).st_size
-    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+    if size == 0:
         return
-    content = os.pread(fd, size, 0)
-    os.ftruncate(fd, content.rfind(b"\n") + 1)
+    start = _last_line_start_in_file(fd, size)
+    if not _is_torn(os.pread(fd, size - start, start)):
+        return
+    os.ftruncate(fd, start)
     os.fsync(fd)
 
 
-def _pid_alive(pid: int) -> bool:
+def _entry_line(entry: dict[str, Any]) -> bytes:
+    """One log line as UTF-8, readable text where possible.
+
+    A CRM can send half of a UTF-16 pair (a lone surrogate) in a message; UTF-8 cannot hold it, so
+    such an entry is written with JSON escapes instead, which read back to the very same text.
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+        return (json.dumps(entry, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(entry, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
+
+
+def _read_lock_holder(path: Path) -> int | None:
+    try:
+        return int(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        # Empty: the holder is between taking the lock and writing its pid.
+        return None
 
 
 @dataclass(frozen=True)
@@ -94,11 +144,10 @@ class RunHandle:
 
     def append(self, entry: dict[str, Any]) -> None:
         """Append one entry (a "time" is added if absent); returns once it is fsynced to disk."""
-        line = json.dumps({**entry, "time": entry.get("time") or now_text()}, ensure_ascii=False, allow_nan=False)
+        data = _entry_line({**entry, "time": entry.get("time") or now_text()})
         fd = os.open(self.log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
         try:
             _drop_torn_tail(fd)
-            data = (line + "\n").encode("utf-8")
             written = 0
             while written < len(data):
                 written += os.write(fd, data[written:])
@@ -108,49 +157,30 @@ class RunHandle:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the run's apply lock: a second apply of the same run is refused while it is held."""
-        self._take_lock()
-        try:
-            yield
-        finally:
-            with suppress(FileNotFoundError):
-                self.lock_path.unlink()
+        """Hold the run's lock: a second apply (or rollback) of the same run is refused while it is held.
 
-    def _take_lock(self) -> None:
-        for _attempt in range(2):
+        An flock on a file that is never removed: the kernel releases it when the holder exits, however
+        it exits, so there is no stale lock to take over and no window where two processes both hold it.
+        """
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        try:
             try:
-                fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-            except FileExistsError:
-                holder = self._lock_holder()
-                if (holder is not None and _pid_alive(holder)) or (holder is None and self._lock_is_fresh()):
-                    raise SafetyRefusal(
-                        f"run {self.run_id} is being applied by another process (pid {holder or '?'}); "
-                        "wait for it to finish"
-                    ) from None
-                # The holder died without cleaning up (killed, power cut): the lock is stale.
-                with suppress(FileNotFoundError):
-                    self.lock_path.unlink()
-                continue
-            with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write(str(os.getpid()))
-                handle.flush()
-                os.fsync(handle.fileno())
-            return
-        raise SafetyRefusal(f"run {self.run_id} is locked by another process; wait for it to finish")
-
-    def _lock_is_fresh(self) -> bool:
-        # A lock without a pid may belong to a process between creating and writing it.
-        try:
-            return time.time() - self.lock_path.stat().st_mtime < _FRESH_LOCK_SECONDS
-        except FileNotFoundError:
-            return False
-
-    def _lock_holder(self) -> int | None:
-        try:
-            return int(self.lock_path.read_text(encoding="ascii").strip())
-        except (OSError, ValueError):
-            # Unreadable or half-written (the holder died between open and write): treat as stale.
-            return None
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_lock_holder(self.lock_path)
+                raise SafetyRefusal(
+                    f"run {self.run_id} is being applied by another process (pid {holder or '?'}); "
+                    "wait for it to finish"
+                ) from None
+            # The pid is only for the message a second process shows; the flock is the lock.
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # releases the flock
 
 
 def create_run(
@@ -277,21 +307,17 @@ def _read_entries(log_path: Path) -> tuple[list[dict[str, Any]], bool]:
         raw = log_path.read_bytes()
     except OSError as exc:
         raise BadInput(f"cannot read run log {log_path}: {exc.strerror}") from exc
-    lines = raw.split(b"\n")
-    # The log always ends with "\n"; anything after the last newline is an append cut short.
-    complete, tail = lines[:-1], lines[-1]
-    torn = bool(tail.strip())
+    # Only the last line may be torn (see `_is_torn`); damage anywhere else is refused, never skipped.
+    start = _last_line_start(raw)
+    torn = _is_torn(raw[start:])
+    complete = raw[:start] if torn else raw
     entries: list[dict[str, Any]] = []
-    for number, line in enumerate(complete, start=1):
+    for number, line in enumerate(complete.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
             entry = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            if number == len(complete) and not torn:
-                # The last complete-looking line is garbage: also a torn write (e.g. zero-filled block).
-                torn = True
-                continue
             raise BadInput(f"run log {log_path} is damaged at line {number}: it cannot be trusted") from None
         if not isinstance(entry, dict) or "t" not in entry:
             raise BadInput(f"run log {log_path} has an entry without a type at line {number}")
