@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.retry import RetryPolicy
@@ -35,6 +35,8 @@ PROVIDERS = ("salesforce", "hubspot")
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _API_VERSION = re.compile(r"^\d+\.\d+$")
+# A value short and plain enough to be a typo of a word, not a secret: safe to repeat in an error.
+_WORD = re.compile(r"^[A-Za-z0-9_.+-]{1,20}$")
 
 
 # --- settings ---------------------------------------------------------------------------------------
@@ -199,7 +201,12 @@ class _Table:
             return None
         value = self.data[key]
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, f"expected a non-empty string, got {_shown(value)}")
+            # Only a number or flag is repeated: a list or table here may hold a token pasted in.
+            if isinstance(value, str):
+                got = "an empty string"
+            else:
+                got = _shown(value) if isinstance(value, int | float) else _type_name(value)
+            raise self.fail(key, f"expected a non-empty string, got {got}")
         return value.strip()
 
     def get_strings(self, key: str) -> tuple[str, ...]:
@@ -220,6 +227,29 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _shown_word(value: str) -> str:
+    """`value` quoted if it looks like the short word the key expects; otherwise not shown at all,
+    since a long or punctuated value in a connection table may well be a token pasted in the wrong place."""
+    return repr(value) if _WORD.match(value) else f"a value of {len(value)} characters (not shown)"
+
+
+def _url_parts(url: str) -> SplitResult | None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        return None
+    return parts
+
+
+def _shown_url(parts: SplitResult | None) -> str:
+    """Only scheme, host and port: the rest of a url may carry a password or a session id."""
+    if parts is None or not parts.scheme or not parts.hostname or not _WORD.match(parts.scheme):
+        return "something that is not a web address (not shown)"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
 SECTIONS = ("connections", "passes", "protect", "safety", "retry", "sandbox")
 _CONNECTION_KEYS = ("provider", "url", "token_env", "ca_file", "api_version")
 _PROTECT_KEYS = ("recent_days", "objects", "ids")
@@ -235,15 +265,23 @@ def _connection(source: str, base_dir: Path, name: str, data: Any) -> Connection
         raise BadInput(f"{source}: [connections.{name}] is a built-in connection name: choose another name")
     provider = table.get_str("provider", required=True) or ""
     if provider not in PROVIDERS:
-        raise table.fail("provider", f"must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+        raise table.fail("provider", f"must be one of {', '.join(PROVIDERS)}, got {_shown_word(provider)}")
     url = (table.get_str("url", required=True) or "").rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise table.fail("url", f"must be an https:// address, got {url!r}")
+    parts = _url_parts(url)
+    if parts is None or parts.scheme != "https" or not parts.hostname:
+        raise table.fail("url", f"must be an https:// address like https://acme.my.salesforce.com, "
+                                f"got {_shown_url(parts)}")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        # A user, password or query string in the url is where a secret would hide: refuse, never echo.
+        raise table.fail("url", f"must be a plain address without user, password, query or fragment "
+                                f"(like {_shown_url(parts)}): put the token in the environment variable "
+                                "named by token_env")
     token_env = table.get_str("token_env", required=True) or ""
     if not _ENV_NAME.match(token_env):
-        raise table.fail("token_env", f"must be the NAME of an environment variable (like ACME_SF_TOKEN), "
-                                      f"not {_shown(token_env)}")
+        # Most often the token itself, pasted here: so the value is never shown.
+        raise table.fail("token_env", "does not look like an environment variable NAME (letters, digits, _): "
+                                      "put the token in an environment variable and name that variable here "
+                                      "(like ACME_SF_TOKEN)")
     ca_text = table.get_str("ca_file")
     ca_file = None
     if ca_text is not None:
@@ -253,7 +291,7 @@ def _connection(source: str, base_dir: Path, name: str, data: Any) -> Connection
     if api_version is not None:
         api_version = api_version.removeprefix("v")
         if not _API_VERSION.match(api_version):
-            raise table.fail("api_version", f"expected a version like \"59.0\", got {api_version!r}")
+            raise table.fail("api_version", f"expected a version like \"59.0\", got {_shown_word(api_version)}")
     return ConnectionProfile(name=name, provider=provider, url=url, token_env=token_env,
                              ca_file=ca_file, api_version=api_version)
 

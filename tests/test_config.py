@@ -161,7 +161,7 @@ def test_wrong_types_name_section_and_key(tmp_path: Path, text: str, expected: s
         (('provider = "salesforce"\n', ""), "[connections.prod] provider: is required"),
         (('"salesforce"', '"dynamics"'), "[connections.prod] provider: must be one of salesforce, hubspot"),
         (("https://acme", "http://acme"), "[connections.prod] url: must be an https:// address"),
-        (('"ACME_SF_TOKEN"', '"00Dxx!secret value"'), "[connections.prod] token_env: must be the NAME"),
+        (('"ACME_SF_TOKEN"', '"00Dxx!secret value"'), "[connections.prod] token_env: does not look like"),
         (('"58.0"', '"latest"'), "[connections.prod] api_version: expected a version like \"59.0\""),
         (("[connections.prod]", "[connections.sandbox-salesforce]"), "is a built-in connection name"),
     ],
@@ -169,6 +169,54 @@ def test_wrong_types_name_section_and_key(tmp_path: Path, text: str, expected: s
 def test_connection_errors(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
     path = write(tmp_path / "c.toml", FULL.replace(*change))
     assert expected in error_of(path)
+
+
+SECRET = "00D5g000004Xyz!AQ4AQFakeSecretSessionIdAbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+FULL_URL = '"https://acme.my.salesforce.com"'
+
+
+def test_token_pasted_into_token_env_is_never_echoed(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", FULL.replace("ACME_SF_TOKEN", SECRET))
+    assert error_of(path) == (
+        f"{path}: [connections.prod] token_env: does not look like an environment variable NAME "
+        "(letters, digits, _): put the token in an environment variable and name that variable here "
+        "(like ACME_SF_TOKEN)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("https://acme", f"https://admin:{SECRET}@acme"), "url: must be a plain address without user, password, "
+                                                          "query or fragment (like https://acme.my.salesforce.com)"),
+        (('my.salesforce.com"', f'my.salesforce.com?sid={SECRET}"'), "url: must be a plain address"),
+        (('my.salesforce.com"', f'my.salesforce.com#{SECRET}"'), "url: must be a plain address"),
+        ((FULL_URL, f'"{SECRET}"'),
+         "url: must be an https:// address like https://acme.my.salesforce.com, "
+         "got something that is not a web address (not shown)"),
+        ((FULL_URL, f'"http://acme.example.com/{SECRET}"'), "got http://acme.example.com"),
+        (('"salesforce"', f'"{SECRET}"'), "provider: must be one of salesforce, hubspot, got a value of 75 characters "
+                                          "(not shown)"),
+        (('"58.0"', f'"{SECRET}"'), "api_version: expected a version like \"59.0\", got a value of 75 characters"),
+        (('token_env = "ACME_SF_TOKEN"', f'token_env = ["{SECRET}"]'), "token_env: expected a non-empty string, "
+                                                                      "got a list"),
+        (('provider = "salesforce"', 'provider = "  "'), "provider: expected a non-empty string, got an empty string"),
+    ],
+)
+def test_values_that_may_be_secrets_are_never_echoed(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    assert change[0] in FULL
+    path = write(tmp_path / "c.toml", FULL.replace(*change))
+    message = error_of(path)
+    assert expected in message
+    assert SECRET not in message and "00D5g" not in message and "AQ4AQ" not in message
+
+
+def test_short_typos_are_still_shown(tmp_path: Path) -> None:
+    assert "got 'salesfroce'" in error_of(write(tmp_path / "c.toml", FULL.replace('"salesforce"', '"salesfroce"')))
+    assert "got 'latest'" in error_of(write(tmp_path / "c.toml", FULL.replace('"58.0"', '"latest"')))
+    assert "got http://acme.my.salesforce.com" in error_of(
+        write(tmp_path / "c.toml", FULL.replace("https://acme", "http://acme"))
+    )
 
 
 def test_digest_ignores_layout_and_location_but_not_values(tmp_path: Path) -> None:
