@@ -4,9 +4,10 @@ SOAP faults, and a create whose outcome is unknown."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -15,7 +16,7 @@ import responses
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.connectors.salesforce import SalesforceConnector, SalesforceSession, id_chunks, parse_retry_after
-from crmsweep.errors import AuthError, ConnectorError, LimitExceeded, RetriableError
+from crmsweep.errors import AuthError, BadInput, ConnectorError, LimitExceeded, RetriableError
 
 HOST = "https://acme.my.salesforce.com"
 BASE = f"{HOST}/services/data/v59.0"
@@ -166,19 +167,81 @@ def test_timeout_on_create_is_not_retried(connector: SalesforceConnector, mock: 
         connector.create("Contact", [{"LastName": "Lovelace"}])
     assert not isinstance(caught.value, RetriableError)
     assert caught.value.code == "OUTCOME_UNKNOWN"
-    assert "duplicates" in str(caught.value)
+    assert "could create duplicates" in str(caught.value)
     assert len(mock.calls) == 1
     assert waits == []
 
 
-def test_timeout_on_delete_is_retried(connector: SalesforceConnector, mock: Mock, waits: Waits) -> None:
-    url = f"{BASE}/composite/sobjects"
-    mock.delete(url, body=requests.exceptions.ReadTimeout("read timed out"))
-    mock.delete(url, json=[{"id": i, "success": True, "errors": []} for i in IDS])
-    results = connector.delete("Contact", IDS)
-    assert [r.ok for r in results] == [True, True]
+UNDELETED = (
+    '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+    'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">'
+    "<soapenv:Body><undeleteResponse>"
+    + "".join(f"<result><id>{i}</id><success>true</success></result>" for i in IDS)
+    + "</undeleteResponse></soapenv:Body></soapenv:Envelope>"
+)
+
+
+def fail_with(mock: Mock, method: str, url: str, failure: str) -> None:
+    """Register one failed exchange of the kind named by `failure`."""
+    if failure == "read timeout":
+        mock.add(method, url, body=requests.exceptions.ReadTimeout("read timed out"))
+    elif failure == "dropped after sending":
+        mock.add(method, url, body=requests.exceptions.ConnectionError("Connection aborted: RemoteDisconnected"))
+    elif failure == "connect timeout":
+        mock.add(method, url, body=requests.exceptions.ConnectTimeout("connect timed out"))
+    elif failure == "xml gateway page":
+        mock.add(method, url, body="<html><body>Bad Gateway</body>", status=502, content_type="text/xml")
+    else:
+        mock.add(method, url, body=GATEWAY_PAGE.replace("503", failure), status=int(failure), content_type="text/html")
+
+
+def send_delete_or_undelete(connector: SalesforceConnector, mock: Mock, op: str, failure: str) -> list[bool]:
+    """One failed exchange, then (if the connector sends again) a success: the ok flags it reports."""
+    if op == "delete":
+        url = f"{BASE}/composite/sobjects"
+        fail_with(mock, "DELETE", url, failure)
+        mock.delete(url, json=[{"id": i, "success": True, "errors": []} for i in IDS])
+        return [r.ok for r in connector.delete("Contact", IDS)]
+    fail_with(mock, "POST", SOAP_URL, failure)
+    mock.post(SOAP_URL, body=UNDELETED, content_type="text/xml")
+    return [r.ok for r in connector.undelete("Contact", IDS)]
+
+
+@pytest.mark.parametrize("op", ["delete", "undelete"])
+@pytest.mark.parametrize("failure", ["read timeout", "dropped after sending", "500", "502", "504", "xml gateway page"])
+def test_delete_or_undelete_whose_outcome_is_unknown_is_not_resent(
+    connector: SalesforceConnector, waits: Waits, op: str, failure: str
+) -> None:
+    # A resend of a delete that had landed answers ENTITY_IS_DELETED: written records reported as failed.
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        with pytest.raises(ConnectorError) as caught:
+            send_delete_or_undelete(connector, mock, op, failure)
+        assert len(mock.calls) == 1
+    assert not isinstance(caught.value, RetriableError)
+    assert caught.value.code == "OUTCOME_UNKNOWN"
+    message = str(caught.value)
+    assert message.startswith(f"{op} Contact on Salesforce connection 'prod' may or may not have been carried out")
+    assert "\n" not in message and TOKEN not in message
+    assert waits == []
+
+
+@pytest.mark.parametrize("op", ["delete", "undelete"])
+@pytest.mark.parametrize("failure", ["connect timeout", "503", "429"])
+def test_delete_or_undelete_that_never_reached_salesforce_is_retried(
+    connector: SalesforceConnector, mock: Mock, waits: Waits, op: str, failure: str
+) -> None:
+    assert send_delete_or_undelete(connector, mock, op, failure) == [True, True]
     assert len(mock.calls) == 2 and waits == [1.0]
-    assert "ids=003000000000001AAA%2C003000000000002AAA" in str(mock.calls[1].request.url)
+
+
+def test_update_whose_outcome_is_unknown_is_resent(connector: SalesforceConnector, mock: Mock, waits: Waits) -> None:
+    url = f"{BASE}/composite/sobjects"
+    mock.patch(url, body=requests.exceptions.ReadTimeout("read timed out"))
+    mock.patch(url, json=[{"id": i, "success": True, "errors": []} for i in IDS])
+    results = connector.update("Contact", [{"Id": i, "Title": "CEO"} for i in IDS])
+    assert [(r.id, r.ok) for r in results] == [(IDS[0], True), (IDS[1], True)]
+    first, second = (json.loads(c.request.body or b"") for c in mock.calls)
+    assert first == second
 
 
 def test_expired_session_names_the_env_var_not_the_token(connector: SalesforceConnector, mock: Mock) -> None:
@@ -268,17 +331,95 @@ def test_session_forces_the_connection_ca_but_keeps_env_proxies(
     assert default["proxies"]["https"] == "http://proxy.corp.example:3128"
 
 
-def test_failure_while_retrying_locked_rows_keeps_earlier_results(
+LOCKED = {"success": False, "errors": [{"statusCode": "UNABLE_TO_LOCK_ROW", "message": "locked"}]}
+
+
+@pytest.mark.parametrize(
+    ("answer", "error_type"),
+    [
+        ({"json": [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}],
+          "status": 403}, LimitExceeded),
+        ({"json": [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}], "status": 401},
+         AuthError),
+        ({"json": [{"message": "bad", "errorCode": "INVALID_FIELD"}], "status": 400}, ConnectorError),
+    ],
+)
+def test_failure_while_retrying_locked_rows_is_raised_not_reported_per_record(
+    connector: SalesforceConnector, mock: Mock, answer: dict[str, Any], error_type: type[ConnectorError]
+) -> None:
+    # Nothing is known about the records in flight: the caller must stop and read them back.
+    url = f"{BASE}/composite/sobjects"
+    mock.patch(url, json=[{"id": IDS[0], "success": True, "errors": []}, {"id": IDS[1], **LOCKED}])
+    mock.patch(url, **answer)
+    with pytest.raises(error_type) as caught:
+        connector.update("Contact", [{"Id": i, "Title": "CEO"} for i in IDS])
+    assert type(caught.value) is error_type
+    assert [r["id"] for r in json.loads(mock.calls[1].request.body or b"")["records"]] == [IDS[1]]
+
+
+def test_retries_spent_while_retrying_locked_rows_are_raised(
     connector: SalesforceConnector, mock: Mock, waits: Waits
 ) -> None:
     url = f"{BASE}/composite/sobjects"
-    locked = {"success": False, "errors": [{"statusCode": "UNABLE_TO_LOCK_ROW", "message": "locked"}]}
-    mock.delete(url, json=[{"id": IDS[0], "success": True, "errors": []}, {"id": IDS[1], **locked}])
-    mock.delete(url, json=[{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}],
-                status=403)
+    mock.delete(url, json=[{"id": IDS[0], "success": True, "errors": []}, {"id": IDS[1], **LOCKED}])
+    for _ in range(3):
+        mock.delete(url, body=GATEWAY_PAGE, status=503, content_type="text/html")
+    with pytest.raises(RetriableError) as caught:
+        connector.delete("Contact", IDS)
+    assert caught.value.status == 503
+    assert len(mock.calls) == 4
+
+
+def test_timeout_while_retrying_locked_rows_of_a_delete_is_outcome_unknown(
+    connector: SalesforceConnector, mock: Mock
+) -> None:
+    url = f"{BASE}/composite/sobjects"
+    mock.delete(url, json=[{"id": IDS[0], "success": True, "errors": []}, {"id": IDS[1], **LOCKED}])
+    mock.delete(url, body=requests.exceptions.ReadTimeout("read timed out"))
+    with pytest.raises(ConnectorError) as caught:
+        connector.delete("Contact", IDS)
+    assert caught.value.code == "OUTCOME_UNKNOWN"
+    assert len(mock.calls) == 2
+
+
+def test_row_still_locked_after_the_last_round_is_a_per_record_failure(
+    connector: SalesforceConnector, mock: Mock, waits: Waits
+) -> None:
+    url = f"{BASE}/composite/sobjects"
+    mock.delete(url, json=[{"id": IDS[0], "success": True, "errors": []}, {"id": IDS[1], **LOCKED}])
+    mock.delete(url, json=[{"id": IDS[1], **LOCKED}])
+    mock.delete(url, json=[{"id": IDS[1], **LOCKED}])
     results = connector.delete("Contact", IDS)
-    assert results[0].to_dict() == {"id": IDS[0], "ok": True, "error_code": None, "message": None}
-    assert (results[1].id, results[1].ok, results[1].error_code) == (IDS[1], False, "REQUEST_LIMIT_EXCEEDED")
+    assert [r.to_dict() for r in results] == [
+        {"id": IDS[0], "ok": True, "error_code": None, "message": None},
+        {"id": IDS[1], "ok": False, "error_code": "UNABLE_TO_LOCK_ROW", "message": "locked"},
+    ]
+    assert waits == [1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (lambda c: c.describe("Bad Name"), "'Bad Name' is not a Salesforce object name: use one API name"),
+        (lambda c: c.describe("Contact;Lead"), "'Contact;Lead' is not a Salesforce object name"),
+        (lambda c: c.count("Contact WHERE"), "'Contact WHERE' is not a Salesforce object name"),
+        (lambda c: list(c.iter_pages("Contact", ["Id", "Name, Email"])), "'Name, Email' is not a Salesforce field"),
+        (lambda c: c.read("Contact", ["003xyz"], ["Id"]), "'003xyz' is not a Salesforce record id: expected 15 or 18"),
+        (lambda c: c.read("Contact", ["003000000000001AAA' OR Id != '"], ["Id"]), "is not a Salesforce record id"),
+        (lambda c: c.delete("Contact", [IDS[0], "nope"]), "'nope' is not a Salesforce record id"),
+        (lambda c: c.update("Contact", [{"Title": "x"}]), "None is not a Salesforce record id"),
+        (lambda c: c.undelete("Contact", ["x" * 500]), "'xxxxxxxx"),
+    ],
+)
+def test_bad_names_and_ids_are_bad_input(
+    connector: SalesforceConnector, mock: Mock, call: Callable[[SalesforceConnector], object], expected: str
+) -> None:
+    with pytest.raises(BadInput) as caught:
+        call(connector)
+    message = str(caught.value)
+    assert expected in message and "\n" not in message and len(message) < 200
+    assert caught.value.exit_code == 2
+    assert len(mock.calls) == 0
 
 
 def test_query_batch_size_is_asked_on_every_page(mock: Mock) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,7 +18,7 @@ from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connection, Connector
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.connectors.salesforce import SalesforceConnector
-from crmsweep.errors import AuthError, ConnectorError, LimitExceeded
+from crmsweep.errors import AuthError, BadInput, ConnectorError, LimitExceeded
 from crmsweep.model import ApiUsage, FieldKind
 from crmsweep.sandbox import schema
 from crmsweep.sandbox.faults import FaultRule
@@ -186,6 +187,46 @@ def test_lock_that_never_clears_is_reported(sf: SalesforceConnector, sandbox: An
     assert (result.id, result.ok, result.error_code) == (locked, False, "UNABLE_TO_LOCK_ROW")
     sandbox.set_faults([])
     assert sf.read("Contact", [locked], ["Id", "IsDeleted"])[locked]["IsDeleted"] is False
+
+
+@pytest.mark.parametrize("op", ["delete", "undelete"])
+def test_delete_or_undelete_that_lands_after_the_client_gave_up_is_not_resent(
+    connection: Connection, sandbox: Any, op: str
+) -> None:
+    # The sandbox sleeps, then carries the call out; the client stops waiting before that.
+    impatient = SalesforceConnector(connection, retry=RetryPolicy.immediate(), timeout=(5.0, 0.3))
+    ids = new_contacts(impatient, "Late1", "Late2")
+    if op == "undelete":
+        assert all(r.ok for r in impatient.delete("Contact", ids))
+    endpoint = "POST" if op == "undelete" else "DELETE"
+    endpoint_name = "DELETE composite/sobjects" if op == "delete" else "POST soap/undelete"
+    sent_before = sandbox.stats()["by_endpoint"].get(endpoint_name, 0)
+    sandbox.set_faults([FaultRule(kind="timeout", method=endpoint, delay=0.8, times=1)])
+    try:
+        with pytest.raises(ConnectorError) as caught:
+            getattr(impatient, op)("Contact", ids)
+        assert caught.value.code == "OUTCOME_UNKNOWN"
+        time.sleep(1.0)  # the sandbox finishes the call it was given
+        sandbox.set_faults([])
+        wanted = op == "delete"
+        assert {i: r["IsDeleted"] for i, r in impatient.read("Contact", ids, ["Id", "IsDeleted"]).items()} == {
+            i: wanted for i in ids
+        }
+        # Sent once: a resend would have answered ENTITY_IS_DELETED / UNDELETE_FAILED for written records.
+        assert sandbox.stats()["by_endpoint"].get(endpoint_name, 0) == sent_before + 1
+    finally:
+        sandbox.set_faults([])
+        impatient.close()
+
+
+def test_bad_object_name_is_bad_input_before_any_call(sf: SalesforceConnector, sandbox: Any) -> None:
+    calls = sf.api_usage().calls
+    for name in ("Bad Name", "Contact;Lead"):
+        with pytest.raises(BadInput, match=f"'{name}' is not a Salesforce object name"):
+            sf.describe(name)
+    with pytest.raises(BadInput, match="'003bad' is not a Salesforce record id"):
+        sf.read("Contact", ["003bad"], ["Id"])
+    assert sf.api_usage().calls == calls
 
 
 def test_503_twice_then_success(sf: SalesforceConnector, sandbox: Any, waits: list[float]) -> None:

@@ -43,6 +43,7 @@ DEFAULT_TIMEOUT = (15.0, 300.0)
 MAX_QUERY_URI_BYTES = 8_000
 LOCK_ERROR = "UNABLE_TO_LOCK_ROW"
 _MAX_MESSAGE = 300
+_MAX_SHOWN = 60  # characters of a bad name or id repeated in an error
 
 _KIND_BY_TYPE: Mapping[str, FieldKind] = {
     "boolean": FieldKind.BOOL,
@@ -60,8 +61,10 @@ _SKIPPED_TYPES = frozenset({"address", "location", "base64"})
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
 _RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
 _RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-# A create answered with these may have been carried out before the failure: never resend blindly.
+# A write answered with these may have been carried out before the failure: see `_outcome_unknown`.
 _OUTCOME_UNKNOWN_STATUS = frozenset({500, 502, 504})
+_RESEND_DUPLICATES = "a second sending could create duplicates"
+_RESEND_REPORTS_FAILED = "a second sending would report the records it had already written as failed"
 
 _SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 _SOAP_PARTNER = "urn:partner.soap.sforce.com"
@@ -266,20 +269,32 @@ def field_spec(describe_field: Mapping[str, Any]) -> FieldSpec | None:
     )
 
 
-def _identifier(name: str) -> str:
-    if not _IDENTIFIER.match(name):
-        raise ValueError(f"not a Salesforce object or field name: {name!r}")
+def _identifier(name: str, what: str = "object") -> str:
+    """`name` if it can be an API name; names go into SOQL and URL paths, so anything else is refused."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise BadInput(
+            f"{_shown(name)} is not a Salesforce {what} name: use one API name, letters, digits and _ "
+            "starting with a letter (like Contact or Custom__c)"
+        )
     return name
 
 
 def _record_id(value: Any) -> str:
     if not isinstance(value, str) or not _RECORD_ID.match(value):
-        raise ValueError(f"not a Salesforce record id: {value!r}")
+        raise BadInput(
+            f"{_shown(value)} is not a Salesforce record id: expected 15 or 18 letters and digits "
+            "(like 003000000000001AAA)"
+        )
     return value
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
 def select_soql(object_name: str, fields: Sequence[str], where: str | None = None) -> str:
-    columns = ", ".join(_identifier(f) for f in fields)
+    columns = ", ".join(_identifier(f, "field") for f in fields)
     soql = f"SELECT {columns} FROM {_identifier(object_name)}"
     return f"{soql} WHERE {where}" if where else soql
 
@@ -387,9 +402,6 @@ def _soap_fault_error(fault: SoapFault, connection: Connection, action: str) -> 
     if fault.code == "REQUEST_LIMIT_EXCEEDED":
         return LimitExceeded(f"{where} is over its API request limit ({said}) during {action}: "
                              "wait for the allowance to recover, then resume", status=fault.status, code=fault.code)
-    if fault.code == "UNREADABLE_RESPONSE" and fault.status in _RETRIABLE_STATUS:
-        return RetriableError(f"{where} answered HTTP {fault.status} during {action}: Salesforce or a proxy is "
-                              "unavailable, try again later", status=fault.status)
     return ConnectorError(f"{where} rejected {action}: {said}", status=fault.status, code=fault.code)
 
 
@@ -408,8 +420,10 @@ class SalesforceConnector:
         retry: RetryPolicy | None = None,
         max_uri_bytes: int = MAX_QUERY_URI_BYTES,
         query_batch_size: int | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
-        """`query_batch_size` (200..2000) asks Salesforce for smaller query pages; it may send bigger ones."""
+        """`query_batch_size` (200..2000) asks Salesforce for smaller query pages; it may send bigger ones.
+        `timeout` is (connect, read) seconds for each HTTP exchange."""
         if connection.provider != "salesforce":
             raise ValueError(f"connection '{connection.name}' is for {connection.provider}, not salesforce")
         url = urlsplit(connection.url)
@@ -425,7 +439,7 @@ class SalesforceConnector:
             raise ValueError(f"query_batch_size must be between 200 and 2000, got {query_batch_size}")
         self._query_headers = {"Sforce-Query-Options": f"batchSize={query_batch_size}"} if query_batch_size else {}
         self._version = connection.api_version or DEFAULT_API_VERSION
-        self._session = SalesforceSession(connection.ca_file)
+        self._session = SalesforceSession(connection.ca_file, timeout)
         self._sf = Salesforce(
             instance_url=connection.url,
             session_id=connection.token,
@@ -438,19 +452,27 @@ class SalesforceConnector:
 
     # -- plumbing
 
-    def _call(self, action: str, fn: Callable[[], T], *, idempotent: bool = True) -> T:
-        """Run one HTTP exchange under the retry policy, mapping failures to our errors."""
+    def _call(self, action: str, fn: Callable[[], T], *, resend_risk: str | None = None) -> T:
+        """Run one HTTP exchange under the retry policy, mapping failures to our errors.
+
+        `resend_risk` is set for writes whose second sending would not answer like the first, and says
+        what it would do (a create makes duplicates; a delete or undelete that had landed answers
+        ENTITY_IS_DELETED or UNDELETE_FAILED, so written records would be reported as failed). For those,
+        a failure after the request may have reached Salesforce raises OUTCOME_UNKNOWN instead of a
+        retry: the caller must read the records back to learn what happened.
+        """
 
         def attempt() -> T:
             try:
                 return fn()
             except (SalesforceError, requests.exceptions.RequestException) as exc:
                 error = map_failure(exc, self.connection, action=action, retry_after=self._session.last_retry_after)
-                if not idempotent and isinstance(error, RetriableError) and _outcome_unknown(exc):
+                if resend_risk and isinstance(error, RetriableError) and _outcome_unknown(exc):
+                    said = f"HTTP {error.status}" if error.status else "no answer"
                     raise ConnectorError(
                         f"{action} on Salesforce connection '{self.connection_name}' may or may not have been "
-                        f"carried out ({error.status or 'no answer'}): not retried, since a retry could create "
-                        "duplicates; check the records in Salesforce before trying again",
+                        f"carried out ({said}): not sent again, since {resend_risk}; the records must be read "
+                        "back from Salesforce to know what happened",
                         status=error.status,
                         code="OUTCOME_UNKNOWN",
                     ) from exc
@@ -587,30 +609,21 @@ class SalesforceConnector:
         send: Callable[[list[T]], Any],
         fallback_id: Callable[[T], str | None],
         *,
-        idempotent: bool,
+        resend_risk: str | None,
     ) -> list[WriteResult]:
-        """Send `items`, then resend only the records Salesforce could not lock, with backoff."""
+        """Send `items`, then resend only the records Salesforce could not lock, with backoff.
+
+        A failure in any round is raised, not turned into per-record results: nothing about the records
+        in flight is known then, and the caller settles them (and those earlier rounds wrote) by reading
+        them back. Only a row still locked after the last round is a per-record failure.
+        """
         results: list[WriteResult | None] = [None] * len(items)
         pending = list(range(len(items)))
         attempt = 0
         while pending:
             attempt += 1
             batch = [items[i] for i in pending]
-            try:
-                raw = self._call(action, functools.partial(send, batch), idempotent=idempotent)
-            except CrmsweepError as error:
-                if attempt == 1:
-                    raise
-                # Earlier rounds did write records: report the failure per record rather than lose them.
-                for index in pending:
-                    previous = results[index]
-                    results[index] = WriteResult(
-                        id=previous.id if previous else fallback_id(items[index]),
-                        ok=False,
-                        error_code=getattr(error, "code", None) or type(error).__name__,
-                        message=_one_line(str(error)),
-                    )
-                break
+            raw = self._call(action, functools.partial(send, batch), resend_risk=resend_risk)
             if not isinstance(raw, list) or len(raw) != len(batch):
                 raise ConnectorError(
                     f"Salesforce answered {action} with {len(raw) if isinstance(raw, list) else 'no'} results "
@@ -638,7 +651,7 @@ class SalesforceConnector:
             params = {"ids": ",".join(batch), "allOrNone": "false"}
             return self._sf.restful("composite/sobjects", params=params, method="DELETE")
 
-        return self._write(f"delete {object_name}", checked, send, lambda i: i, idempotent=True)
+        return self._write(f"delete {object_name}", checked, send, lambda i: i, resend_risk=_RESEND_REPORTS_FAILED)
 
     def update(self, object_name: str, records: Sequence[Record]) -> list[WriteResult]:
         self._check_batch(object_name, len(records))
@@ -655,7 +668,8 @@ class SalesforceConnector:
             body = {"allOrNone": False, "records": batch}
             return self._sf.restful("composite/sobjects", method="PATCH", json=body)
 
-        return self._write(f"update {object_name}", bodies, send, lambda b: str(b["id"]), idempotent=True)
+        # Sending the same values twice leaves the same record: an update is safe to resend.
+        return self._write(f"update {object_name}", bodies, send, lambda b: str(b["id"]), resend_risk=None)
 
     def create(self, object_name: str, records: Sequence[Record]) -> list[WriteResult]:
         self._check_batch(object_name, len(records))
@@ -670,7 +684,7 @@ class SalesforceConnector:
             body = {"allOrNone": False, "records": batch}
             return self._sf.restful("composite/sobjects", method="POST", json=body)
 
-        return self._write(f"create {object_name}", bodies, send, lambda _b: None, idempotent=False)
+        return self._write(f"create {object_name}", bodies, send, lambda _b: None, resend_risk=_RESEND_DUPLICATES)
 
     def undelete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
         self._check_batch(object_name, len(ids))
@@ -688,9 +702,12 @@ class SalesforceConnector:
             try:
                 return parse_undelete_response(response.content, response.status_code)
             except SoapFault as fault:
+                if fault.code == "UNREADABLE_RESPONSE" and response.status_code in _RETRIABLE_STATUS:
+                    # A gateway's XML page, not Salesforce's answer: judged like any failed HTTP exchange.
+                    raise _http_error(response, action) from None
                 raise _soap_fault_error(fault, self.connection, action) from None
 
-        return self._write(action, checked, post, lambda i: i, idempotent=True)
+        return self._write(action, checked, post, lambda i: i, resend_risk=_RESEND_REPORTS_FAILED)
 
     # -- accounting
 
