@@ -253,6 +253,31 @@ def test_a_value_that_does_not_fit_stops_the_backup_naming_object_field_and_id(h
     assert os.listdir(home.snapshots_dir) == []
 
 
+def test_a_lone_surrogate_in_a_text_stops_the_backup_naming_object_field_and_id(home: Home) -> None:
+    broken = json.loads('"Zo\\u00eb \\ud83d"')  # half of an emoji pair, as the CRM's JSON may send it
+    assert broken == "Zoë \ud83d"
+    rows = [*TRICKY_CONTACTS[:2], {"Id": "003SUR", "Name": broken}]
+    fake = FakeConnector({"Contact": CONTACT_FIELDS}, {"Contact": rows})
+
+    with pytest.raises(ConnectorError) as caught:
+        snap(home, fake)
+
+    assert str(caught.value) == (
+        "Contact.Name of record '003SUR' holds 'Zoë \\ud83d', a text with a lone UTF-16 surrogate (half of an emoji), "
+        "which UTF-8 cannot store (string field, provider type 'string'): fix that text in the CRM, or leave this "
+        "object out of the backup, and run the backup again"
+    )
+    assert os.listdir(home.snapshots_dir) == []
+
+
+def test_text_with_whole_surrogate_pairs_and_other_scripts_fits() -> None:
+    text = json.loads('"\\ud83d\\ude00 \\u5c71 Zo\\u00eb"')
+    assert text == "😀 山 Zoë"
+    assert to_arrow_value(FieldKind.STRING, text) == text
+    with pytest.raises(UnfitValue, match="lone UTF-16 surrogate"):
+        to_arrow_value(FieldKind.STRING, "\udc00 tail")
+
+
 # --- pages, empty objects, manifest --------------------------------------------------------------------
 
 

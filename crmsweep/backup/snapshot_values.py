@@ -38,8 +38,18 @@ _SHOWN_VALUE_CHARS = 60
 _CANONICAL_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
+_WRONG_TYPE_ADVICE = (
+    "the CRM sent a value of another type than its describe promises; leave this object out of the backup and "
+    "report it"
+)
+
+
 class UnfitValue(ValueError):
-    """An API value that does not fit its field's kind."""
+    """An API value that does not fit its field's kind. `advice` tells the admin what to do about it."""
+
+    def __init__(self, problem: str, advice: str = _WRONG_TYPE_ADVICE) -> None:
+        super().__init__(problem)
+        self.advice = advice
 
 
 def arrow_schema(specs: Sequence[FieldSpec], *, id_field: str | None) -> pa.Schema:
@@ -126,14 +136,28 @@ def _to_date(value: Any) -> date:
     raise UnfitValue("not a date")
 
 
+def _check_utf8(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON can carry half of a UTF-16 pair (\ud83d); UTF-8, and so Parquet, cannot hold it. Replacing it
+        # would change the value a restore writes back, so the backup stops instead, naming the record.
+        raise UnfitValue(
+            "a text with a lone UTF-16 surrogate (half of an emoji), which UTF-8 cannot store",
+            "fix that text in the CRM, or leave this object out of the backup, and run the backup again",
+        ) from None
+
+
 def to_arrow_value(kind: FieldKind, value: Any) -> Any:
     """The value to put in a column of `kind`; None for null. Raises UnfitValue."""
     if value is None:
         return None
     if kind is FieldKind.STRING:
-        if isinstance(value, str):
-            return value
-        raise UnfitValue("not a string")
+        if not isinstance(value, str):
+            raise UnfitValue("not a string")
+        if not value.isascii():
+            _check_utf8(value)
+        return value
     if isinstance(value, str) and not value.strip():
         # A blank number, date or flag means "no value"; APIs that type everything as text send "".
         return None
@@ -166,9 +190,7 @@ def page_to_batch(
             except UnfitValue as exc:
                 raise ConnectorError(
                     f"{object_name}.{spec.name} of record {row.get(id_field)!r} holds {_shown(raw)}, "
-                    f"{exc} ({spec.kind.value} field, provider type {spec.provider_type!r}): "
-                    "the CRM sent a value of another type than its describe promises; "
-                    "leave this object out of the backup and report it"
+                    f"{exc} ({spec.kind.value} field, provider type {spec.provider_type!r}): {exc.advice}"
                 ) from None
     arrays = [pa.array(column, type=ARROW_TYPES[spec.kind]) for column, spec in zip(columns, specs, strict=True)]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)

@@ -82,7 +82,8 @@ class _ObjectResult:
 def _write_describe(folder: Path, object_name: str, describe: dict[str, Any]) -> tuple[str, str]:
     relative = layout.describe_file(object_name)
     path = folder / relative
-    text = json.dumps(describe, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    # ASCII escapes: a describe is metadata nobody reads raw, and a stray surrogate must not stop a backup.
+    text = json.dumps(describe, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
     write_private_file(path, text.encode("utf-8"))
     return relative, layout.sha256_file(path)
 
