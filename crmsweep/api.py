@@ -203,7 +203,15 @@ def apply(
         if not confirm(plan):
             return ApplyOutcome(plan=plan, report=None)
         report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume_run)
+    _mark_if_rolled_back(ws, plan, report)  # a stopped rollback finished through --resume
     return ApplyOutcome(plan=plan, report=report)
+
+
+def _mark_if_rolled_back(ws: Workspace, plan: Plan, report: ApplyReport) -> None:
+    """Mark the undone run once every inverse of a rollback plan landed."""
+    clean = not (report.failed or report.skipped or report.stopped or report.remaining)
+    if plan.header.rollback_of and clean:
+        mark_rolled_back(ws.home, plan.header.rollback_of, report.run_id)
 
 
 def rollback_plan(ws: Workspace, run_id: str, *, now: datetime | None = None) -> Plan:
@@ -231,9 +239,13 @@ def rollback(
             if not confirm(plan):
                 return ApplyOutcome(plan=plan, report=None)
             report = apply_plan(plan, text, connector, ws.home, progress=progress)
-        if not (report.failed or report.skipped or report.stopped or report.remaining):
-            mark_rolled_back(ws.home, run_id, report.run_id)
+        _mark_if_rolled_back(ws, plan, report)
     return ApplyOutcome(plan=plan, report=report)
+
+
+def run_plan_path(ws: Workspace, run_id: str) -> Path:
+    """The plan file a run applied: what `apply --resume` takes to finish it."""
+    return open_run(ws.home, run_id).plan_path
 
 
 def runs(ws: Workspace) -> list[RunSummary]:

@@ -72,7 +72,8 @@ def test_apply_rides_out_503s_and_locked_rows(sandbox: RunningSandbox, ws: api.W
     assert sandbox.stats()["faults_injected"] >= 2 + 2 * len(locked)
     assert all(live_deleted(ws, "Contact", contact_deletes(plan)).values())
 
-    sandbox.set_faults([FaultRule(kind="status", status=502, path="Soap", times=1)])
+    # 503: the gateway says the call never ran, so even an undelete may be sent again.
+    sandbox.set_faults([FaultRule(kind="status", status=503, path="Soap", times=1)])
     back = api.rollback(ws, report.run_id, confirm=yes).report
     assert back is not None and back.failed == 0 and back.applied == len(plan.changes)
     assert not any(live_deleted(ws, "Contact", contact_deletes(plan)).values())
@@ -100,3 +101,23 @@ def test_spent_allowance_stops_cleanly_and_resume_finishes(
     assert all(live_deleted(ws, "Contact", deletes).values())
     statuses = {r.run_id: r.status for r in api.runs(ws)}
     assert statuses[first.run_id] == "done"
+
+
+def test_a_rollback_stopped_midway_is_finished_by_resume_and_marks_the_run(
+    sandbox: RunningSandbox, ws: api.Workspace, tmp_path: Path
+) -> None:
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json").result.plan
+    applied = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert applied is not None and applied.failed == 0
+    # A 502 on undelete: the gateway may have passed the call on, so it is not resent; the rollback stops.
+    sandbox.set_faults([FaultRule(kind="status", status=502, path="Soap", times=1)])
+    stopped = api.rollback(ws, applied.run_id, confirm=yes).report
+    assert stopped is not None and "may or may not have been carried out" in str(stopped.stopped)
+    assert {r.run_id: r.status for r in api.runs(ws)}[applied.run_id] == "done"
+
+    sandbox.set_faults([])
+    finished = api.apply(ws, api.run_plan_path(ws, stopped.run_id), confirm=yes, resume_run=stopped.run_id).report
+    assert finished is not None and (finished.failed, finished.remaining, finished.stopped) == (0, 0, None)
+    assert finished.applied == len(plan.changes)
+    assert not any(live_deleted(ws, "Contact", contact_deletes(plan)).values())
+    assert {r.run_id: r.status for r in api.runs(ws)}[applied.run_id] == "rolled back"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,7 +31,11 @@ runs_app = typer.Typer(help="Runs: what was applied, when, with which results.",
 SHOW_ITEMS = 20
 
 
-def report_json(report: ApplyReport) -> dict[str, object]:
+def resume_command(plan_file: Path, report: ApplyReport) -> str:
+    return f"crmsweep apply {plan_file} --resume {report.run_id}"
+
+
+def report_json(report: ApplyReport, plan_file: Path) -> dict[str, object]:
     return {
         "run": report.run_id,
         "plan": report.plan_id,
@@ -42,6 +47,7 @@ def report_json(report: ApplyReport) -> dict[str, object]:
         "api_calls": report.api_calls,
         "skipped_items": report.skipped_items,
         "failed_items": report.failed_items,
+        "resume": resume_command(plan_file, report) if report.stopped else None,
     }
 
 
@@ -93,9 +99,9 @@ def apply(
         err.print("Nothing applied.")
         return
     if as_json:
-        emit_json(report_json(report))
+        emit_json(report_json(report, plan_file))
     else:
-        render_report(report, resume_hint=f"`crmsweep apply {plan_file} --resume {report.run_id}`")
+        render_report(report, resume_hint=f"`{resume_command(plan_file, report)}`")
         if not report.stopped:
             err.print(f"To undo: `crmsweep rollback {report.run_id}`")
     exit_for(report)
@@ -123,10 +129,12 @@ def rollback(
     if report is None:
         err.print("Nothing rolled back.")
         return
+    # A stopped rollback resumes like any run, from the plan file its run keeps.
+    plan_file = api.run_plan_path(ws, report.run_id)
     if as_json:
-        emit_json({**report_json(report), "rollback_of": run_id})
+        emit_json({**report_json(report, plan_file), "rollback_of": run_id})
     else:
-        render_report(report, resume_hint=f"run `crmsweep rollback {run_id}` again")
+        render_report(report, resume_hint=f"`{resume_command(plan_file, report)}`")
     exit_for(report)
 
 
