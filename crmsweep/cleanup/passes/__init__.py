@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from crmsweep.cleanup.labels import record_label
 from crmsweep.cleanup.view import SnapshotView
 from crmsweep.errors import BadInput
-from crmsweep.model import Change, Vocabulary
+from crmsweep.model import Change, Op, Record, Severity, Vocabulary
 
 _PASS_MODULES = ("stale_contacts", "inactive_users")
 
@@ -26,6 +27,34 @@ class PassContext:
     vocabulary: Vocabulary
     now: datetime  # UTC, aware
     settings: Mapping[str, Any]  # validated, defaults merged
+
+
+def propose(
+    ctx: PassContext,
+    pass_name: str,
+    op: Op,
+    object_name: str,
+    before: Record,
+    *,
+    after: Record | None = None,
+    reason: str,
+    severity: Severity,
+) -> Change:
+    """A Change from a snapshot record, as every pass makes it: the full before-image, its fingerprint
+    (drift is checked against it at apply time) and the record's label for the preview."""
+    vocab = ctx.vocabulary
+    return Change(
+        op=op,
+        object=object_name,
+        record_id=str(before[vocab.id_field]),
+        before=before,
+        after=after or {},
+        reason=reason,
+        pass_name=pass_name,
+        severity=severity,
+        fingerprint=before.get(vocab.fingerprint_field),
+        label=record_label(vocab, object_name, before),
+    )
 
 
 @dataclass

@@ -15,11 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from crmsweep.cleanup.labels import record_label
-from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, summary_of
+from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, propose, summary_of
 from crmsweep.cleanup.view import live_frame
 from crmsweep.errors import BadInput
-from crmsweep.model import Change, Op, Severity
+from crmsweep.model import Op, Severity
 
 NAME = "inactive_users"
 
@@ -72,17 +71,15 @@ def run(ctx: PassContext) -> PassOutput:
             else f"no login since {last.date().isoformat()}"
         )
         output.changes.append(
-            Change(
-                op=Op.DEACTIVATE,
-                object=users,
-                record_id=str(rid),
-                before=before,
+            propose(
+                ctx,
+                NAME,
+                Op.DEACTIVATE,
+                users,
+                before,
                 after={vocab.user_active_field: False},
                 reason=reason,
-                pass_name=NAME,
                 severity=Severity.MAJOR,
-                fingerprint=before.get(vocab.fingerprint_field),
-                label=record_label(vocab, users, before),
             )
         )
     return output

@@ -20,11 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from crmsweep.cleanup.labels import record_label
-from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, summary_of
+from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, propose, summary_of
 from crmsweep.cleanup.view import live_frame
 from crmsweep.errors import BadInput
-from crmsweep.model import Change, DealLink, Op, Severity, Vocabulary
+from crmsweep.model import DealLink, Op, Severity, Vocabulary
 
 NAME = "stale_contacts"
 ACTIONS = ("delete",)
@@ -130,20 +129,8 @@ def run(ctx: PassContext) -> PassOutput:
         records = view.record_map(obj, [str(i) for i in keep[vocab.id_field]])
         for rid, ts, src in zip(keep[vocab.id_field], keep["_when"], keep["_source"], strict=True):
             before = records[str(rid)]
-            output.changes.append(
-                Change(
-                    op=Op.DELETE,
-                    object=obj,
-                    record_id=str(rid),
-                    before=before,
-                    after={},
-                    reason=_reason(vocab, str(src), ts),
-                    pass_name=NAME,
-                    severity=Severity.MINOR,
-                    fingerprint=before.get(vocab.fingerprint_field),
-                    label=record_label(vocab, obj, before),
-                )
-            )
+            reason = _reason(vocab, str(src), ts)
+            output.changes.append(propose(ctx, NAME, Op.DELETE, obj, before, reason=reason, severity=Severity.MINOR))
     return output
 
 
