@@ -1,0 +1,23 @@
+"""`crmsweep demo` is the README's first command: it must tell the whole story and leave the org as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from crmsweep.api import Workspace
+from crmsweep.demo import run_demo
+
+
+def test_the_demo_tells_the_story_and_restores_the_org(tmp_path: Path) -> None:
+    config = tmp_path / "crmsweep.toml"
+    config.write_text("[sandbox]\nrecords = 200\nseed = 5\n", encoding="utf-8")
+    lines: list[str] = []
+
+    result = run_demo(Workspace.load(config, tmp_path / "home"), lines.append)
+
+    assert result.org_restored and result.applied > 0 and result.restored == result.applied
+    told = "\n".join(lines)
+    for step in ("1. The org", "2. Back up", "3. Scan", "4. Preview", "5. Apply", "6. Roll back"):
+        assert step in told
+    assert "Every record is back under its own id" in told
+    assert Path(result.plan_path).is_file()
