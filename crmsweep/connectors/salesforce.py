@@ -245,10 +245,16 @@ def _outcome_unknown(exc: BaseException) -> bool:
 
 def strip_attributes(value: Any) -> Any:
     """Drop Salesforce's "attributes" envelopes, also inside relationship fields and subqueries."""
-    if isinstance(value, Mapping):
-        return {k: strip_attributes(v) for k, v in value.items() if k != "attributes"}
+    # Runs once per value of every backed-up record: recurse only into containers, and test with the
+    # concrete types JSON decoding produces (dict, OrderedDict, list), far cheaper than an ABC check.
+    if isinstance(value, dict):
+        return {
+            k: strip_attributes(v) if isinstance(v, dict | list) else v
+            for k, v in value.items()
+            if k != "attributes"
+        }
     if isinstance(value, list):
-        return [strip_attributes(v) for v in value]
+        return [strip_attributes(v) if isinstance(v, dict | list) else v for v in value]
     return value
 
 
