@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import crmsweep
 from crmsweep.backup.snapshot import (
@@ -599,3 +602,62 @@ def test_dates_read_back_as_the_dates_written(home: Home) -> None:
     reader = open_snapshot(home, snap(home, fake).snapshot_id)
 
     assert reader.record_map("Contact", ["003D"])["003D"]["Birthdate"] == "1970-01-01"
+
+
+# --- the whole-column fast path agrees with value-by-value conversion ---------------------------------
+
+_utc_datetimes = st.datetimes(
+    min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000))
+_sf_datetime_text = st.tuples(_utc_datetimes, st.booleans()).map(
+    lambda t: t[0].strftime("%Y-%m-%dT%H:%M:%S.") + f"{t[0].microsecond // 1000:03d}" + ("+0000" if t[1] else "Z")
+)
+_column_values = {
+    FieldKind.STRING: st.one_of(st.text(), st.just("")),
+    FieldKind.BOOL: st.one_of(st.booleans(), st.sampled_from(["true", "false", ""])),
+    FieldKind.INT: st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(2**63, 2**64), st.just(3.0)),
+    FieldKind.FLOAT: st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-10, 10)),
+    FieldKind.DATE: st.one_of(st.dates().map(date.isoformat), st.just("2019-02-30")),
+    FieldKind.DATETIME: st.one_of(_sf_datetime_text, st.just("2019-03-01T12:00:00+01:00")),
+}
+
+
+@pytest.mark.parametrize("kind", list(_column_values))
+@given(data=st.data())
+def test_fast_column_equals_value_by_value(kind: FieldKind, data: st.DataObject) -> None:
+    from crmsweep.backup.snapshot_values import ARROW_TYPES, UnfitValue, fast_column, to_arrow_value
+
+    values = data.draw(st.lists(st.one_of(st.none(), _column_values[kind]), max_size=12))
+    fast = fast_column(kind, values)
+    try:
+        slow = pa.array([to_arrow_value(kind, v) for v in values], type=ARROW_TYPES[kind])
+    except UnfitValue:
+        assert fast is None, "the fast path took a column value-by-value conversion refuses"
+        return
+    if fast is not None:
+        assert fast.equals(slow), (values, fast, slow)
+
+
+def test_fast_column_takes_salesforce_shaped_columns_and_leaves_the_rest() -> None:
+    from crmsweep.backup.snapshot_values import fast_column
+
+    taken: dict[FieldKind, list[Any]] = {
+        FieldKind.STRING: ["a", None, "é"],
+        FieldKind.BOOL: [True, None],
+        FieldKind.INT: [1, None],
+        FieldKind.FLOAT: [1.5, None],
+        FieldKind.DATE: ["2019-03-01", None],
+        FieldKind.DATETIME: ["2019-03-01T12:00:00.000+0000", "2019-03-01T12:00:00.000Z", None],
+    }
+    for kind, values in taken.items():
+        assert fast_column(kind, values) is not None, kind
+    left: dict[FieldKind, list[Any]] = {
+        FieldKind.STRING: ["a\ud83d"],
+        FieldKind.BOOL: ["true"],
+        FieldKind.INT: [True],
+        FieldKind.FLOAT: [float("nan")],
+        FieldKind.DATE: ["2019-02-30"],
+        FieldKind.DATETIME: ["2019-03-01T12:00:00+01:00"],
+    }
+    for kind, values in left.items():
+        assert fast_column(kind, values) is None, kind

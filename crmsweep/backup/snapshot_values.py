@@ -181,19 +181,56 @@ def page_to_batch(
     object_name: str, specs: Sequence[FieldSpec], schema: pa.Schema, page: Sequence[Record], *, id_field: str
 ) -> pa.RecordBatch:
     """One API page as one typed RecordBatch; a value that does not fit stops the backup, named."""
-    columns: list[list[Any]] = [[] for _ in specs]
-    for row in page:
-        for column, spec in zip(columns, specs, strict=True):
-            raw = row.get(spec.name)
-            try:
-                column.append(to_arrow_value(spec.kind, raw))
-            except UnfitValue as exc:
-                raise ConnectorError(
-                    f"{object_name}.{spec.name} of record {row.get(id_field)!r} holds {_shown(raw)}, "
-                    f"{exc} ({spec.kind.value} field, provider type {spec.provider_type!r}): {exc.advice}"
-                ) from None
-    arrays = [pa.array(column, type=ARROW_TYPES[spec.kind]) for column, spec in zip(columns, specs, strict=True)]
+    arrays = []
+    for spec in specs:
+        values = [row.get(spec.name) for row in page]
+        array = fast_column(spec.kind, values)
+        if array is None:
+            array = pa.array(
+                [_fitted(object_name, spec, row, raw, id_field) for row, raw in zip(page, values, strict=True)],
+                type=ARROW_TYPES[spec.kind],
+            )
+        arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _fitted(object_name: str, spec: FieldSpec, row: Record, raw: Any, id_field: str) -> Any:
+    try:
+        return to_arrow_value(spec.kind, raw)
+    except UnfitValue as exc:
+        raise ConnectorError(
+            f"{object_name}.{spec.name} of record {row.get(id_field)!r} holds {_shown(raw)}, "
+            f"{exc} ({spec.kind.value} field, provider type {spec.provider_type!r}): {exc.advice}"
+        ) from None
+
+
+# Salesforce's own datetime spellings, the only ones the whole-column cast takes (others go value by value).
+_DATETIME_SHAPES = ((28, "+0000"), (24, "Z"))
+
+
+def fast_column(kind: FieldKind, values: Sequence[Any]) -> pa.Array | None:
+    """The whole column converted by Arrow in one call, when every value already has the exact shape
+    `to_arrow_value` would accept unchanged; None otherwise (the caller then converts value by value,
+    which also names any value that does not fit). Per-value conversion is most of a backup's time."""
+    present = [v for v in values if v is not None]
+    try:
+        if kind is FieldKind.STRING and all(type(v) is str for v in present):
+            return pa.array(values, type=pa.string())
+        if kind is FieldKind.BOOL and all(type(v) is bool for v in present):
+            return pa.array(values, type=pa.bool_())
+        if kind is FieldKind.INT and all(type(v) is int for v in present):
+            return pa.array(values, type=pa.int64())
+        if kind is FieldKind.FLOAT and all(type(v) is float and math.isfinite(v) for v in present):
+            return pa.array(values, type=pa.float64())
+        if kind is FieldKind.DATE and all(type(v) is str and len(v) == 10 for v in present):
+            return pa.array(values, type=pa.string()).cast(pa.date32())
+        if kind is FieldKind.DATETIME and all(
+            type(v) is str and any(len(v) == n and v.endswith(end) for n, end in _DATETIME_SHAPES) for v in present
+        ):
+            return pa.array(values, type=pa.string()).cast(pa.timestamp("ms", tz="UTC"))
+    except (pa.ArrowException, UnicodeEncodeError, OverflowError, ValueError):
+        return None  # e.g. a lone surrogate, an int beyond 64 bits, an impossible date: named value by value
+    return None
 
 
 # --- Arrow -> canonical record values -----------------------------------------------------------------
