@@ -24,7 +24,8 @@ from crmsweep.backup.snapshot import (
     take_snapshot,
     verify_snapshot,
 )
-from crmsweep.cleanup.apply import ApplyProgress, ApplyReport, apply_plan, check_plan, load_plan
+from crmsweep.cleanup.apply import ApplyProgress, ApplyReport, apply_plan
+from crmsweep.cleanup.plan_checks import check_plan, load_plan
 from crmsweep.cleanup.scan import ScanResult, scan_snapshot
 from crmsweep.config import Config, load_config, resolve_connection
 from crmsweep.connectors import open_connector

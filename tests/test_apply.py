@@ -15,7 +15,8 @@ import pytest
 
 from crmsweep.backup.runlog import Outcome, open_run, read_run
 from crmsweep.backup.snapshot import open_snapshot, take_snapshot
-from crmsweep.cleanup.apply import ApplyProgress, apply_plan, check_plan, load_plan
+from crmsweep.cleanup.apply import ApplyProgress, apply_plan
+from crmsweep.cleanup.plan_checks import check_plan, load_plan
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Change, FieldKind, Op, Plan, PlanHeader, Record, WriteResult
 from crmsweep.paths import Home
@@ -485,7 +486,7 @@ def test_a_write_reported_failed_but_in_place_counts_as_applied(tmp_path: Path, 
 
 
 def test_a_change_without_fingerprint_is_skipped_not_written() -> None:
-    from crmsweep.cleanup.apply import drift_verdict
+    from crmsweep.cleanup.drift import drift_verdict
     from tests.fake_connector import FAKE_VOCABULARY
 
     live = {"Id": contact_id(1), "IsDeleted": True, "SystemModstamp": "2030-01-01T00:00:00.000Z"}

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from crmsweep.backup.rollback import build_rollback_plan, mark_rolled_back
 from crmsweep.backup.runlog import open_run, read_run
-from crmsweep.cleanup.apply import apply_plan, check_plan
+from crmsweep.cleanup.apply import apply_plan
+from crmsweep.cleanup.plan_checks import check_plan
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Change, Op, Plan, Record
 from crmsweep.paths import Home

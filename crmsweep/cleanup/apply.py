@@ -1,19 +1,17 @@
-"""Apply: the only code in crmsweep that writes to a CRM.
+"""Apply: the engine, the only code in crmsweep that writes to a CRM.
 
-A plan is applied exactly as reviewed: its digest is checked, its org must be the connection's, and its
-before-images must be held in a verified snapshot or in the log of the run it undoes (safety rule 2).
-Each batch is drift-checked against the live fingerprints (rule 3), announced in the run log with its
-before-images and fsynced before the write is sent, then its result is logged (rule 4). A stopped or
-killed run is resumed from its log: writes whose outcome is unknown are reconciled against the live
-records, so nothing is written twice.
+A plan is applied exactly as reviewed: before anything is written it passes the checks of
+`plan_checks` (digest, org, before-images held in a verified snapshot or in the log of the run it undoes,
+safety rule 2). Each batch is drift-checked against the live fingerprints by the rules of `drift`
+(rule 3), announced in the run log with its before-images and fsynced before the write is sent, then its
+result is logged (rule 4). A stopped or killed run is resumed from its log: writes whose outcome is
+unknown are reconciled against the live records, so nothing is written twice.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from crmsweep.backup.runlog import (
@@ -29,6 +27,8 @@ from crmsweep.backup.runlog import (
     open_run,
     read_run,
 )
+from crmsweep.cleanup.drift import ALREADY_IN_PLACE, DELETE_OPS, UPDATE_OPS, drift_verdict, shows_applied
+from crmsweep.cleanup.plan_checks import check_plan, check_plan_text
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import (
     AuthError,
@@ -38,274 +38,10 @@ from crmsweep.errors import (
     RetriableError,
     SafetyRefusal,
 )
-from crmsweep.model import (
-    Change,
-    NotReversible,
-    Op,
-    Plan,
-    PlanFormatError,
-    Record,
-    Vocabulary,
-    WriteResult,
-    canonical_datetime,
-)
+from crmsweep.model import Change, Op, Plan, WriteResult
 from crmsweep.paths import Home
 
-# How many offending records a refusal names before it says "and N more".
-_SHOWN_OFFENDERS = 3
-
-_DELETE_OPS = (Op.DELETE, Op.ARCHIVE)
-_UPDATE_OPS = (Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE)
-
-# Skip reasons, as logged and reported.
-SKIP_DRIFT = "drift"
-SKIP_MISSING = "missing"
-SKIP_ALREADY_DELETED = "already deleted"
-SKIP_NOT_IN_BIN = "not in recycle bin"
-
 UNKNOWN_OUTCOME = "OUTCOME_UNKNOWN"
-
-
-# --- loading and checking a plan -----------------------------------------------------------------------
-
-
-def load_plan(path: Path) -> tuple[Plan, str]:
-    """The plan in `path` and the file's text, refused if its digest does not match its content."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(f"plan file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-        raise BadInput(f"cannot read plan file {path}: {reason}") from None
-    try:
-        plan, claimed = Plan.from_json(text)
-        for change in plan.changes:
-            change.validate()
-    except (PlanFormatError, NotReversible) as exc:
-        raise BadInput(f"plan file {path} is not a valid plan: {exc}") from None
-    if claimed != plan.digest:
-        raise SafetyRefusal(f"plan {path} was changed after it was written (digest mismatch): scan again")
-    return plan, text
-
-
-def _check_plan_text(plan: Plan, plan_text: str) -> None:
-    """The text kept in the run folder must be the very plan being applied."""
-    try:
-        parsed, claimed = Plan.from_json(plan_text)
-    except PlanFormatError as exc:
-        raise SafetyRefusal(f"the plan text to apply is not a valid plan ({exc}): load the plan file again") from None
-    if not (claimed == parsed.digest == plan.digest):
-        raise SafetyRefusal(
-            f"plan {plan.header.plan_id} was changed after it was written (digest mismatch): scan again"
-        )
-
-
-def check_plan(plan: Plan, connector: Connector, home: Home) -> None:
-    """Refuse a plan made for another org, or whose before-images are not safely held (rule 2)."""
-    header = plan.header
-    if header.provider != connector.provider:
-        raise BadInput(
-            f"plan is for a {header.provider} org but connection '{connector.connection_name}' is {connector.provider}"
-        )
-    live_org = connector.org_id()
-    if header.org_id != live_org:
-        raise BadInput(
-            f"plan is for org {header.org_id} but connection '{connector.connection_name}' is org {live_org}"
-        )
-    kind, source_id = header.source.get("kind"), header.source.get("id", "")
-    if kind == "snapshot":
-        _check_snapshot_source(plan, home, source_id)
-    elif kind == "run":
-        _check_run_source(plan, home, source_id)
-    else:
-        raise SafetyRefusal(
-            f"plan {header.plan_id} does not say where its before-images are held (source {dict(header.source)}): "
-            "scan again"
-        )
-
-
-def _offender_text(offenders: list[str]) -> str:
-    shown = "; ".join(offenders[:_SHOWN_OFFENDERS])
-    more = len(offenders) - _SHOWN_OFFENDERS
-    return shown + (f"; and {more} more" if more > 0 else "")
-
-
-def _check_snapshot_source(plan: Plan, home: Home, snapshot_id: str) -> None:
-    # Imported here: the snapshot reader pulls in pandas/pyarrow, which plans sourced from runs never need.
-    from crmsweep.backup.snapshot import open_snapshot, verify_snapshot
-
-    try:
-        report = verify_snapshot(home, snapshot_id)
-        if report.ok:
-            reader = open_snapshot(home, snapshot_id)
-    except BadInput as exc:
-        raise SafetyRefusal(
-            f"the plan's snapshot {snapshot_id} cannot be read ({exc}): back up and scan again"
-        ) from None
-    if not report.ok:
-        raise SafetyRefusal(
-            f"the plan's snapshot {snapshot_id} does not verify ({_offender_text(list(report.problems))}): "
-            "back up and scan again"
-        )
-    if reader.manifest.org_id != plan.header.org_id:
-        raise SafetyRefusal(
-            f"snapshot {snapshot_id} is of org {reader.manifest.org_id} but the plan is for org {plan.header.org_id}: "
-            "scan again"
-        )
-    by_object: dict[str, list[int]] = {}
-    for index, change in enumerate(plan.changes):
-        if change.before:
-            by_object.setdefault(change.object, []).append(index)
-    offenders: list[str] = []
-    for obj, indexes in by_object.items():
-        if not reader.has(obj):
-            offenders.extend(f"{obj} {plan.changes[i].record_id}: {obj} is not in the snapshot" for i in indexes)
-            continue
-        held = reader.record_map(obj, [plan.changes[i].record_id for i in indexes])
-        for i in indexes:
-            change = plan.changes[i]
-            problem = _before_image_problem(change.before, held.get(change.record_id))
-            if problem:
-                offenders.append(f"{obj} {change.record_id}: {problem}")
-    if offenders:
-        raise SafetyRefusal(
-            f"{len(offenders)} before-image(s) of the plan are not those of snapshot {snapshot_id} "
-            f"({_offender_text(offenders)}): scan again"
-        )
-
-
-def _before_image_problem(before: Mapping[str, Any], held: Mapping[str, Any] | None) -> str | None:
-    # Every value the plan could write back must be the one the backup holds; extra snapshot columns are fine.
-    if held is None:
-        return "not in the snapshot"
-    for name, value in before.items():
-        if name not in held:
-            return f"{name} is not in the snapshot"
-        if not same_value(value, held[name]):
-            return f"{name} is {value!r} in the plan but {held[name]!r} in the snapshot"
-    return None
-
-
-def _check_run_source(plan: Plan, home: Home, run_id: str) -> None:
-    try:
-        source = read_run(home, run_id)
-    except BadInput as exc:
-        raise SafetyRefusal(f"the plan undoes run {run_id}, whose log cannot be read ({exc})") from None
-    held: dict[tuple[str, str], Record] = {}
-    for outcome in source.outcomes:
-        if outcome.outcome is Outcome.APPLIED and outcome.before is not None:
-            original = source.plan.changes[outcome.index]
-            held[(original.object, original.record_id)] = outcome.before
-            if outcome.record_id:  # a create's new id
-                held[(original.object, outcome.record_id)] = outcome.before
-    offenders: list[str] = []
-    for change in plan.changes:
-        logged = held.get((change.object, change.record_id))
-        if logged is None:
-            offenders.append(f"{change.object} {change.record_id}: no applied change with a logged before-image")
-            continue
-        # What gets written back must come from the logged before-image.
-        for name, value in change.after.items():
-            if name not in logged or not same_value(value, logged[name]):
-                offenders.append(f"{change.object} {change.record_id}: {name} differs from the logged before-image")
-                break
-    if offenders:
-        raise SafetyRefusal(
-            f"{len(offenders)} change(s) of the plan are not backed by the log of run {run_id} "
-            f"({_offender_text(offenders)}): build the rollback plan again"
-        )
-
-
-# --- pure comparisons -------------------------------------------------------------------------------------
-
-
-def _is_null(value: Any) -> bool:
-    # Parquet-backed readers may hand back NaN where the CRM had no value.
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _as_datetime(text: str) -> str | None:
-    if len(text) < 19 or text[10] != "T":
-        return None
-    try:
-        return canonical_datetime(text)
-    except ValueError:
-        return None
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Equal in canonical form: nulls, numbers across int/float, datetimes across spellings."""
-    if _is_null(a) or _is_null(b):
-        return _is_null(a) and _is_null(b)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return float(a) == float(b)
-    if isinstance(a, str) and isinstance(b, str):
-        if a == b:
-            return True
-        da, db = _as_datetime(a), _as_datetime(b)
-        return da is not None and da == db
-    return bool(a == b)
-
-
-def _same_fingerprint(expected: str, live: Any) -> bool:
-    return isinstance(live, str) and same_value(expected, live)
-
-
-def _is_deleted(live: Mapping[str, Any], vocabulary: Vocabulary) -> bool:
-    return bool(vocabulary.deleted_field and live.get(vocabulary.deleted_field))
-
-
-ALREADY_IN_PLACE = "already in place (an earlier attempt of the same call had landed)"
-
-
-def drift_verdict(change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary) -> tuple[str, str] | None:
-    """Why `change` must be skipped given the live record (None if absent), or None if it may be written."""
-    if change.op is Op.CREATE:
-        return None
-    if change.op is Op.UNDELETE:
-        if live is None:
-            return SKIP_MISSING, "it is neither in the CRM nor in its recycle bin (emptied or purged?)"
-        if not _is_deleted(live, vocabulary):
-            return SKIP_NOT_IN_BIN, "it is live, not in the recycle bin (restored since?)"
-    else:
-        if live is None:
-            return SKIP_MISSING, "it is no longer in the CRM"
-        if _is_deleted(live, vocabulary):
-            if change.op in _DELETE_OPS:
-                return SKIP_ALREADY_DELETED, "it is in the recycle bin already"
-            return SKIP_MISSING, "it was deleted since the scan (it is in the recycle bin)"
-    if not change.fingerprint:
-        # Without the fingerprint the record had when planned (e.g. the read-back after an apply
-        # failed), an edit made since cannot be told apart: skip rather than risk overwriting it.
-        return SKIP_DRIFT, f"no {vocabulary.fingerprint_field} was recorded to check it against"
-    now = live.get(vocabulary.fingerprint_field)
-    if not _same_fingerprint(change.fingerprint, now):
-        return (
-            SKIP_DRIFT,
-            f"changed since the scan: {vocabulary.fingerprint_field} was {change.fingerprint}, now {now}",
-        )
-    return None
-
-
-def shows_applied(change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary) -> bool:
-    """Whether the live record already shows `change` written (reconciling a write of unknown outcome)."""
-    if change.op in _DELETE_OPS:
-        if live is None:
-            return vocabulary.deleted_field is None  # without a recycle bin, gone means deleted
-        return _is_deleted(live, vocabulary)
-    if live is None or _is_deleted(live, vocabulary):
-        return False
-    if change.op is Op.UNDELETE:
-        return True
-    if change.op in _UPDATE_OPS:
-        return all(name in live and same_value(value, live[name]) for name, value in change.after.items())
-    return False
-
-
-# --- the engine ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -498,11 +234,11 @@ class _Engine:
 
     def _send(self, op: Op, obj: str, changes: Sequence[Change]) -> list[WriteResult]:
         id_field = self.vocabulary.id_field
-        if op in _DELETE_OPS:
+        if op in DELETE_OPS:
             return self.connector.delete(obj, [c.record_id for c in changes])
         if op is Op.UNDELETE:
             return self.connector.undelete(obj, [c.record_id for c in changes])
-        if op in _UPDATE_OPS:
+        if op in UPDATE_OPS:
             return self.connector.update(obj, [{id_field: c.record_id, **c.after} for c in changes])
         if op is Op.CREATE:
             # The CRM assigns ids, deleted flags and audit stamps itself and refuses them on input.
@@ -677,7 +413,7 @@ def apply_plan(
     Counts in the report cover the whole run (earlier sessions included); `api_calls` this session.
     Stops cleanly (report.stopped) on API limits, exhausted retries, auth and other CRM errors.
     """
-    _check_plan_text(plan, plan_text)
+    check_plan_text(plan, plan_text)
     check_plan(plan, connector, home)
     limit = connector.capabilities.max_batch_write
     if batch_size is not None and batch_size < 1:

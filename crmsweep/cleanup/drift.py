@@ -1,0 +1,108 @@
+"""Drift and reconcile rules: pure verdicts on a planned change against the live record.
+
+Whether a change may still be written (nothing edited it since the scan, rule 3), whether the live record
+already shows a write whose outcome is unknown, and how values compare in canonical form. Kept apart from
+the engine so the rules hold no I/O and can be read and tested without a CRM or a run log.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from crmsweep.model import Change, Op, Vocabulary, canonical_datetime
+
+DELETE_OPS = (Op.DELETE, Op.ARCHIVE)
+UPDATE_OPS = (Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE)
+
+# Skip reasons, as logged and reported.
+SKIP_DRIFT = "drift"
+SKIP_MISSING = "missing"
+SKIP_ALREADY_DELETED = "already deleted"
+SKIP_NOT_IN_BIN = "not in recycle bin"
+
+
+def _is_null(value: Any) -> bool:
+    # Parquet-backed readers may hand back NaN where the CRM had no value.
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _as_datetime(text: str) -> str | None:
+    if len(text) < 19 or text[10] != "T":
+        return None
+    try:
+        return canonical_datetime(text)
+    except ValueError:
+        return None
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal in canonical form: nulls, numbers across int/float, datetimes across spellings."""
+    if _is_null(a) or _is_null(b):
+        return _is_null(a) and _is_null(b)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    if isinstance(a, str) and isinstance(b, str):
+        if a == b:
+            return True
+        da, db = _as_datetime(a), _as_datetime(b)
+        return da is not None and da == db
+    return bool(a == b)
+
+
+def _same_fingerprint(expected: str, live: Any) -> bool:
+    return isinstance(live, str) and same_value(expected, live)
+
+
+def _is_deleted(live: Mapping[str, Any], vocabulary: Vocabulary) -> bool:
+    return bool(vocabulary.deleted_field and live.get(vocabulary.deleted_field))
+
+
+ALREADY_IN_PLACE = "already in place (an earlier attempt of the same call had landed)"
+
+
+def drift_verdict(change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary) -> tuple[str, str] | None:
+    """Why `change` must be skipped given the live record (None if absent), or None if it may be written."""
+    if change.op is Op.CREATE:
+        return None
+    if change.op is Op.UNDELETE:
+        if live is None:
+            return SKIP_MISSING, "it is neither in the CRM nor in its recycle bin (emptied or purged?)"
+        if not _is_deleted(live, vocabulary):
+            return SKIP_NOT_IN_BIN, "it is live, not in the recycle bin (restored since?)"
+    else:
+        if live is None:
+            return SKIP_MISSING, "it is no longer in the CRM"
+        if _is_deleted(live, vocabulary):
+            if change.op in DELETE_OPS:
+                return SKIP_ALREADY_DELETED, "it is in the recycle bin already"
+            return SKIP_MISSING, "it was deleted since the scan (it is in the recycle bin)"
+    if not change.fingerprint:
+        # Without the fingerprint the record had when planned (e.g. the read-back after an apply
+        # failed), an edit made since cannot be told apart: skip rather than risk overwriting it.
+        return SKIP_DRIFT, f"no {vocabulary.fingerprint_field} was recorded to check it against"
+    now = live.get(vocabulary.fingerprint_field)
+    if not _same_fingerprint(change.fingerprint, now):
+        return (
+            SKIP_DRIFT,
+            f"changed since the scan: {vocabulary.fingerprint_field} was {change.fingerprint}, now {now}",
+        )
+    return None
+
+
+def shows_applied(change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary) -> bool:
+    """Whether the live record already shows `change` written (reconciling a write of unknown outcome)."""
+    if change.op in DELETE_OPS:
+        if live is None:
+            return vocabulary.deleted_field is None  # without a recycle bin, gone means deleted
+        return _is_deleted(live, vocabulary)
+    if live is None or _is_deleted(live, vocabulary):
+        return False
+    if change.op is Op.UNDELETE:
+        return True
+    if change.op in UPDATE_OPS:
+        return all(name in live and same_value(value, live[name]) for name, value in change.after.items())
+    return False
