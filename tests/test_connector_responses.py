@@ -15,7 +15,9 @@ import responses
 
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.retry import RetryPolicy
-from crmsweep.connectors.salesforce import SalesforceConnector, SalesforceSession, id_chunks, parse_retry_after
+from crmsweep.connectors.salesforce import SalesforceConnector, id_chunks
+from crmsweep.connectors.salesforce_errors import parse_retry_after
+from crmsweep.connectors.salesforce_session import SalesforceSession
 from crmsweep.errors import AuthError, BadInput, ConnectorError, LimitExceeded, RetriableError
 
 HOST = "https://acme.my.salesforce.com"

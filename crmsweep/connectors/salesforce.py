@@ -1,48 +1,45 @@
 """The Salesforce connector: simple-salesforce (unmodified) over a session we control.
 
-The session subclass does three things simple-salesforce cannot: pins TLS verification to the
-connection's CA even when REQUESTS_CA_BUNDLE is set, counts every HTTP call, and remembers the last
-response's Retry-After. `map_failure` is the one place a Salesforce or network failure becomes one of
-our errors; every call goes through `SalesforceConnector._call`, which applies the retry policy.
+The session is in `salesforce_session`, the translation of failures into our errors in
+`salesforce_errors`, and the SOAP undelete XML in `salesforce_soap`; this module holds the connector
+and the small helpers that shape its SOQL, ids and records. Every call goes through
+`SalesforceConnector._call`, which applies the retry policy.
 """
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlsplit
-from xml.sax.saxutils import escape as xml_escape
 
 import requests
 from simple_salesforce.api import Salesforce
-from simple_salesforce.exceptions import (
-    SalesforceError,
-    SalesforceExpiredSession,
-    SalesforceGeneralError,
-    SalesforceRefusedRequest,
-)
+from simple_salesforce.exceptions import SalesforceError
 
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.retry import RetryPolicy
+from crmsweep.connectors.salesforce_errors import (
+    RETRIABLE_STATUS,
+    http_error,
+    map_failure,
+    one_line,
+    outcome_unknown,
+    soap_fault_error,
+)
+from crmsweep.connectors.salesforce_session import DEFAULT_TIMEOUT, SalesforceSession
+from crmsweep.connectors.salesforce_soap import SoapFault, parse_undelete_response, undelete_envelope
 from crmsweep.connectors.salesforce_vocabulary import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
-from crmsweep.errors import AuthError, BadInput, ConnectorError, CrmsweepError, LimitExceeded, RetriableError
+from crmsweep.errors import AuthError, BadInput, ConnectorError, LimitExceeded, RetriableError
 from crmsweep.model import ApiUsage, FieldKind, FieldSpec, Record, WriteResult
 
 T = TypeVar("T")
 
 DEFAULT_API_VERSION = "59.0"
-# (connect, read) seconds. simple-salesforce sets no timeout, and a hung socket would hang a run.
-DEFAULT_TIMEOUT = (15.0, 300.0)
 # Salesforce refuses URIs over 16,384 bytes (414); stay far below so proxies never truncate either.
 MAX_QUERY_URI_BYTES = 8_000
 LOCK_ERROR = "UNABLE_TO_LOCK_ROW"
-_MAX_MESSAGE = 300
 _MAX_SHOWN = 60  # characters of a bad name or id repeated in an error
 
 _KIND_BY_TYPE: Mapping[str, FieldKind] = {
@@ -60,184 +57,8 @@ _SKIPPED_TYPES = frozenset({"address", "location", "base64"})
 
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
 _RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
-_RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-# A write answered with these may have been carried out before the failure: see `_outcome_unknown`.
-_OUTCOME_UNKNOWN_STATUS = frozenset({500, 502, 504})
 _RESEND_DUPLICATES = "a second sending could create duplicates"
 _RESEND_REPORTS_FAILED = "a second sending would report the records it had already written as failed"
-
-_SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-_SOAP_PARTNER = "urn:partner.soap.sforce.com"
-
-
-# --- HTTP session -------------------------------------------------------------------------------------
-
-
-class SalesforceSession(requests.Session):
-    """A requests session that verifies against `ca_file` whatever the environment says, counts calls,
-    and keeps the last response's Retry-After for the error mapping.
-
-    REQUESTS_CA_BUNDLE normally overrides `session.verify`; turning `trust_env` off would fix that but
-    also drop the admin's HTTPS_PROXY, so only `verify` is forced here.
-    """
-
-    def __init__(self, ca_file: Path | None = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
-        super().__init__()
-        self.ca_file = str(ca_file) if ca_file is not None else None
-        self.default_timeout = timeout
-        self.calls = 0
-        self.last_retry_after: float | None = None
-        if self.ca_file is not None:
-            self.verify = self.ca_file
-
-    def merge_environment_settings(
-        self,
-        url: str | bytes | None,
-        proxies: Any,
-        stream: bool | None,
-        verify: Any,
-        cert: Any,
-    ) -> Any:
-        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
-        if self.ca_file is not None:
-            settings["verify"] = self.ca_file
-        return settings
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.default_timeout
-        self.calls += 1
-        self.last_retry_after = None
-        response = super().send(request, **kwargs)
-        self.last_retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return response
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent or garbled."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-# --- failure mapping ------------------------------------------------------------------------------------
-
-
-def _one_line(text: str, secret: str | None = None) -> str:
-    if secret:
-        text = text.replace(secret, "***")
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
-
-
-def _error_detail(content: Any) -> tuple[str | None, str | None]:
-    """(errorCode, message) from a Salesforce error body: usually a JSON list of {errorCode, message}."""
-    first = content[0] if isinstance(content, list) and content else content
-    if isinstance(first, Mapping):
-        code = first.get("errorCode") or first.get("statusCode") or first.get("error")
-        message = first.get("message") or first.get("error_description")
-        return (str(code) if code else None, str(message) if message else None)
-    return None, None
-
-
-def _refresh_hint(connection: Connection) -> str:
-    if connection.token_env:
-        return f"refresh the session id in environment variable {connection.token_env} and try again"
-    return "restart the command to get a new session"
-
-
-def map_failure(
-    exc: SalesforceError | requests.exceptions.RequestException | CrmsweepError,
-    connection: Connection,
-    *,
-    action: str,
-    retry_after: float | None = None,
-) -> CrmsweepError:
-    """The one translation from a simple-salesforce / requests failure to a crmsweep error.
-
-    `action` names what was being done ("query Contact"); messages are one line and never hold the token.
-    """
-    where = f"Salesforce connection '{connection.name}'"
-    token = connection.token
-    if isinstance(exc, CrmsweepError):
-        return exc
-    if isinstance(exc, SalesforceError):
-        status = exc.status
-        code, detail = _error_detail(exc.content)
-        said = _one_line(f"{code}: {detail}" if code and detail else (detail or code or ""), token)
-        if isinstance(exc, SalesforceExpiredSession) or status == 401:
-            return AuthError(
-                f"{where} refused the session ({code or 'INVALID_SESSION_ID'}) during {action}: "
-                f"{_refresh_hint(connection)}",
-                status=status,
-                code=code or "INVALID_SESSION_ID",
-            )
-        if code == "REQUEST_LIMIT_EXCEEDED":
-            return LimitExceeded(
-                f"{where} is over its API request limit ({said}) during {action}: "
-                "wait for the allowance to recover, then resume",
-                status=status,
-                code=code,
-            )
-        if isinstance(exc, SalesforceRefusedRequest) or status == 403:
-            return ConnectorError(
-                f"{where} refused {action} (insufficient access{': ' + said if said else ''}): "
-                "check the API user's profile and permission sets",
-                status=status,
-                code=code,
-            )
-        if status in _RETRIABLE_STATUS:
-            # Gateways answer 5xx with HTML pages: report the status, not the page.
-            reason = f" ({said})" if code else ""
-            return RetriableError(
-                f"{where} answered HTTP {status}{reason} during {action}: Salesforce or a proxy is "
-                "unavailable, try again later",
-                status=status,
-                code=code,
-                retry_after=retry_after,
-            )
-        return ConnectorError(
-            f"{where} rejected {action} with HTTP {status}{': ' + said if said else ''}",
-            status=status,
-            code=code,
-        )
-    if isinstance(exc, requests.exceptions.SSLError):
-        return ConnectorError(
-            f"{where}: TLS verification failed during {action}: check the connection's url and ca_file"
-        )
-    if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ConnectionError
-                  | requests.exceptions.ChunkedEncodingError):
-        kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "lost the connection"
-        return RetriableError(
-            f"{where} {kind} during {action}: check the network or proxy and try again",
-            retry_after=retry_after,
-        )
-    # Anything else from requests: most often a body that is not JSON (a proxy's login page).
-    return ConnectorError(
-        f"{where} gave an unreadable answer during {action} ({type(exc).__name__}): check the connection's url"
-    )
-
-
-def _outcome_unknown(exc: BaseException) -> bool:
-    """True if the request may have reached Salesforce and been carried out before the failure."""
-    if isinstance(exc, SalesforceError):
-        return exc.status in _OUTCOME_UNKNOWN_STATUS
-    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
-        return False
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        # A refused or unresolvable connection never carried the request.
-        chain = repr(exc)
-        return not any(marker in chain for marker in ("NewConnectionError", "NameResolutionError"))
-    return isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ChunkedEncodingError)
 
 
 # --- records ------------------------------------------------------------------------------------------
@@ -333,82 +154,7 @@ def write_result(raw: Any, fallback_id: str | None) -> WriteResult:
     errors = raw.get("errors") or []
     first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], Mapping) else {}
     code = first.get("statusCode") or first.get("errorCode") or "UNKNOWN"
-    return WriteResult(id=record_id, ok=False, error_code=str(code), message=_one_line(str(first.get("message", ""))))
-
-
-# --- SOAP undelete ------------------------------------------------------------------------------------
-
-
-def undelete_envelope(session_id: str, ids: Sequence[str]) -> bytes:
-    id_elements = "".join(f"<urn:ids>{xml_escape(i)}</urn:ids>" for i in ids)
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        f'<soapenv:Envelope xmlns:soapenv="{_SOAP_ENV}" xmlns:urn="{_SOAP_PARTNER}">'
-        f"<soapenv:Header><urn:SessionHeader><urn:sessionId>{xml_escape(session_id)}</urn:sessionId>"
-        "</urn:SessionHeader></soapenv:Header>"
-        f"<soapenv:Body><urn:undelete>{id_elements}</urn:undelete></soapenv:Body>"
-        "</soapenv:Envelope>"
-    ).encode()
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _child_text(element: ET.Element, name: str) -> str | None:
-    for child in element:
-        if _local(child.tag) == name:
-            return (child.text or "").strip()
-    return None
-
-
-class SoapFault(Exception):
-    def __init__(self, code: str, message: str, status: int) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
-
-
-def parse_undelete_response(body: bytes, status: int) -> list[dict[str, Any]]:
-    """Undelete results in request order as collections-style dicts; raises SoapFault for a fault."""
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError as exc:
-        raise SoapFault("UNREADABLE_RESPONSE", f"HTTP {status}, not a SOAP document", status) from exc
-    for element in root.iter():
-        if _local(element.tag) == "Fault":
-            faultcode = _child_text(element, "faultcode") or "SOAP_FAULT"
-            message = _child_text(element, "faultstring") or ""
-            # "sf:INVALID_SESSION_ID" -> "INVALID_SESSION_ID"; the faultstring repeats it as a prefix.
-            code = faultcode.rsplit(":", 1)[-1]
-            raise SoapFault(code, message.removeprefix(f"{code}: "), status)
-    results: list[dict[str, Any]] = []
-    for element in root.iter():
-        if _local(element.tag) != "result":
-            continue
-        errors = [
-            {"statusCode": _child_text(err, "statusCode"), "message": _child_text(err, "message")}
-            for err in element
-            if _local(err.tag) == "errors"
-        ]
-        results.append(
-            {"id": _child_text(element, "id") or None, "success": _child_text(element, "success") == "true",
-             "errors": errors}
-        )
-    return results
-
-
-def _soap_fault_error(fault: SoapFault, connection: Connection, action: str) -> CrmsweepError:
-    where = f"Salesforce connection '{connection.name}'"
-    said = _one_line(f"{fault.code}: {fault.message}", connection.token)
-    if fault.code == "INVALID_SESSION_ID":
-        return AuthError(f"{where} refused the session (INVALID_SESSION_ID) during {action}: "
-                         f"{_refresh_hint(connection)}", status=fault.status, code=fault.code)
-    if fault.code == "REQUEST_LIMIT_EXCEEDED":
-        return LimitExceeded(f"{where} is over its API request limit ({said}) during {action}: "
-                             "wait for the allowance to recover, then resume", status=fault.status, code=fault.code)
-    return ConnectorError(f"{where} rejected {action}: {said}", status=fault.status, code=fault.code)
+    return WriteResult(id=record_id, ok=False, error_code=str(code), message=one_line(str(first.get("message", ""))))
 
 
 # --- the connector ------------------------------------------------------------------------------------
@@ -473,7 +219,7 @@ class SalesforceConnector:
                 return fn()
             except (SalesforceError, requests.exceptions.RequestException) as exc:
                 error = map_failure(exc, self.connection, action=action, retry_after=self._session.last_retry_after)
-                if resend_risk and isinstance(error, RetriableError) and _outcome_unknown(exc):
+                if resend_risk and isinstance(error, RetriableError) and outcome_unknown(exc):
                     said = f"HTTP {error.status}" if error.status else "no answer"
                     raise ConnectorError(
                         f"{action} on Salesforce connection '{self.connection_name}' may or may not have been "
@@ -703,15 +449,15 @@ class SalesforceConnector:
 
         def post(batch: list[str]) -> Any:
             response = self._session.post(url, data=undelete_envelope(self.connection.token, batch), headers=headers)
-            if response.status_code in _RETRIABLE_STATUS and "xml" not in response.headers.get("Content-Type", ""):
-                raise _http_error(response, action)
+            if response.status_code in RETRIABLE_STATUS and "xml" not in response.headers.get("Content-Type", ""):
+                raise http_error(response, action)
             try:
                 return parse_undelete_response(response.content, response.status_code)
             except SoapFault as fault:
-                if fault.code == "UNREADABLE_RESPONSE" and response.status_code in _RETRIABLE_STATUS:
+                if fault.code == "UNREADABLE_RESPONSE" and response.status_code in RETRIABLE_STATUS:
                     # A gateway's XML page, not Salesforce's answer: judged like any failed HTTP exchange.
-                    raise _http_error(response, action) from None
-                raise _soap_fault_error(fault, self.connection, action) from None
+                    raise http_error(response, action) from None
+                raise soap_fault_error(fault, self.connection, action) from None
 
         return self._write(action, checked, post, lambda i: i, resend_risk=_RESEND_REPORTS_FAILED)
 
@@ -732,14 +478,7 @@ def repr_soql(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _http_error(response: requests.Response, action: str) -> SalesforceError:
-    return SalesforceGeneralError(response.url, response.status_code, action, response.text[:200].encode())
-
-
 __all__ = [
     "DEFAULT_API_VERSION",
     "SalesforceConnector",
-    "SalesforceSession",
-    "map_failure",
-    "parse_retry_after",
 ]

@@ -1,0 +1,174 @@
+"""How Salesforce and network failures become crmsweep errors.
+
+`map_failure` is the one place a simple-salesforce or requests failure becomes one of our errors. Beside
+it: the rule for when a failed write may still have been carried out (`outcome_unknown`), Retry-After
+parsing, undelete's SOAP faults and gateway pages, and message scrubbing (one line, never the token).
+Kept apart from the connector because it is pure translation, exception in and error out, with no I/O.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceRefusedRequest,
+)
+
+from crmsweep.connectors.base import Connection
+from crmsweep.connectors.salesforce_soap import SoapFault
+from crmsweep.errors import AuthError, ConnectorError, CrmsweepError, LimitExceeded, RetriableError
+
+_MAX_MESSAGE = 300
+RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# A write answered with these may have been carried out before the failure: see `outcome_unknown`.
+_OUTCOME_UNKNOWN_STATUS = frozenset({500, 502, 504})
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent or garbled."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def one_line(text: str, secret: str | None = None) -> str:
+    if secret:
+        text = text.replace(secret, "***")
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _error_detail(content: Any) -> tuple[str | None, str | None]:
+    """(errorCode, message) from a Salesforce error body: usually a JSON list of {errorCode, message}."""
+    first = content[0] if isinstance(content, list) and content else content
+    if isinstance(first, Mapping):
+        code = first.get("errorCode") or first.get("statusCode") or first.get("error")
+        message = first.get("message") or first.get("error_description")
+        return (str(code) if code else None, str(message) if message else None)
+    return None, None
+
+
+def _refresh_hint(connection: Connection) -> str:
+    if connection.token_env:
+        return f"refresh the session id in environment variable {connection.token_env} and try again"
+    return "restart the command to get a new session"
+
+
+def map_failure(
+    exc: SalesforceError | requests.exceptions.RequestException | CrmsweepError,
+    connection: Connection,
+    *,
+    action: str,
+    retry_after: float | None = None,
+) -> CrmsweepError:
+    """The one translation from a simple-salesforce / requests failure to a crmsweep error.
+
+    `action` names what was being done ("query Contact"); messages are one line and never hold the token.
+    """
+    where = f"Salesforce connection '{connection.name}'"
+    token = connection.token
+    if isinstance(exc, CrmsweepError):
+        return exc
+    if isinstance(exc, SalesforceError):
+        status = exc.status
+        code, detail = _error_detail(exc.content)
+        said = one_line(f"{code}: {detail}" if code and detail else (detail or code or ""), token)
+        if isinstance(exc, SalesforceExpiredSession) or status == 401:
+            return AuthError(
+                f"{where} refused the session ({code or 'INVALID_SESSION_ID'}) during {action}: "
+                f"{_refresh_hint(connection)}",
+                status=status,
+                code=code or "INVALID_SESSION_ID",
+            )
+        if code == "REQUEST_LIMIT_EXCEEDED":
+            return LimitExceeded(
+                f"{where} is over its API request limit ({said}) during {action}: "
+                "wait for the allowance to recover, then resume",
+                status=status,
+                code=code,
+            )
+        if isinstance(exc, SalesforceRefusedRequest) or status == 403:
+            return ConnectorError(
+                f"{where} refused {action} (insufficient access{': ' + said if said else ''}): "
+                "check the API user's profile and permission sets",
+                status=status,
+                code=code,
+            )
+        if status in RETRIABLE_STATUS:
+            # Gateways answer 5xx with HTML pages: report the status, not the page.
+            reason = f" ({said})" if code else ""
+            return RetriableError(
+                f"{where} answered HTTP {status}{reason} during {action}: Salesforce or a proxy is "
+                "unavailable, try again later",
+                status=status,
+                code=code,
+                retry_after=retry_after,
+            )
+        return ConnectorError(
+            f"{where} rejected {action} with HTTP {status}{': ' + said if said else ''}",
+            status=status,
+            code=code,
+        )
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ConnectorError(
+            f"{where}: TLS verification failed during {action}: check the connection's url and ca_file"
+        )
+    if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ConnectionError
+                  | requests.exceptions.ChunkedEncodingError):
+        kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "lost the connection"
+        return RetriableError(
+            f"{where} {kind} during {action}: check the network or proxy and try again",
+            retry_after=retry_after,
+        )
+    # Anything else from requests: most often a body that is not JSON (a proxy's login page).
+    return ConnectorError(
+        f"{where} gave an unreadable answer during {action} ({type(exc).__name__}): check the connection's url"
+    )
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """True if the request may have reached Salesforce and been carried out before the failure."""
+    if isinstance(exc, SalesforceError):
+        return exc.status in _OUTCOME_UNKNOWN_STATUS
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
+        return False
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        # A refused or unresolvable connection never carried the request.
+        chain = repr(exc)
+        return not any(marker in chain for marker in ("NewConnectionError", "NameResolutionError"))
+    return isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ChunkedEncodingError)
+
+
+def soap_fault_error(fault: SoapFault, connection: Connection, action: str) -> CrmsweepError:
+    where = f"Salesforce connection '{connection.name}'"
+    said = one_line(f"{fault.code}: {fault.message}", connection.token)
+    if fault.code == "INVALID_SESSION_ID":
+        return AuthError(f"{where} refused the session (INVALID_SESSION_ID) during {action}: "
+                         f"{_refresh_hint(connection)}", status=fault.status, code=fault.code)
+    if fault.code == "REQUEST_LIMIT_EXCEEDED":
+        return LimitExceeded(f"{where} is over its API request limit ({said}) during {action}: "
+                             "wait for the allowance to recover, then resume", status=fault.status, code=fault.code)
+    return ConnectorError(f"{where} rejected {action}: {said}", status=fault.status, code=fault.code)
+
+
+def http_error(response: requests.Response, action: str) -> SalesforceError:
+    return SalesforceGeneralError(response.url, response.status_code, action, response.text[:200].encode())
+
+
+__all__ = ["map_failure", "parse_retry_after"]

@@ -1,0 +1,62 @@
+"""The HTTP session simple-salesforce runs over.
+
+The session subclass does three things simple-salesforce cannot: pins TLS verification to the
+connection's CA even when REQUESTS_CA_BUNDLE is set, counts every HTTP call, and remembers the last
+response's Retry-After. It is separate from the connector because it is transport only: it knows
+nothing of records or of Salesforce's answers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from crmsweep.connectors.salesforce_errors import parse_retry_after
+
+# (connect, read) seconds. simple-salesforce sets no timeout, and a hung socket would hang a run.
+DEFAULT_TIMEOUT = (15.0, 300.0)
+
+
+class SalesforceSession(requests.Session):
+    """A requests session that verifies against `ca_file` whatever the environment says, counts calls,
+    and keeps the last response's Retry-After for the error mapping.
+
+    REQUESTS_CA_BUNDLE normally overrides `session.verify`; turning `trust_env` off would fix that but
+    also drop the admin's HTTPS_PROXY, so only `verify` is forced here.
+    """
+
+    def __init__(self, ca_file: Path | None = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
+        super().__init__()
+        self.ca_file = str(ca_file) if ca_file is not None else None
+        self.default_timeout = timeout
+        self.calls = 0
+        self.last_retry_after: float | None = None
+        if self.ca_file is not None:
+            self.verify = self.ca_file
+
+    def merge_environment_settings(
+        self,
+        url: str | bytes | None,
+        proxies: Any,
+        stream: bool | None,
+        verify: Any,
+        cert: Any,
+    ) -> Any:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if self.ca_file is not None:
+            settings["verify"] = self.ca_file
+        return settings
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.default_timeout
+        self.calls += 1
+        self.last_retry_after = None
+        response = super().send(request, **kwargs)
+        self.last_retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return response
+
+
+__all__ = ["DEFAULT_TIMEOUT", "SalesforceSession"]
