@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from crmsweep.backup.rollback import build_rollback_plan
 from crmsweep.backup.runlog import Outcome, open_run, read_run
 from crmsweep.backup.snapshot import open_snapshot, take_snapshot
 from crmsweep.cleanup.apply import ApplyProgress, apply_plan
@@ -462,27 +464,29 @@ def test_limit_hit_reading_back_fingerprints_still_logs_the_write(tmp_path: Path
     assert read_run(home, report.run_id).status == "done"
 
 
-class ResentDelete(FakeConnector):
-    """A delete whose first attempt landed unseen, then was resent: the CRM answers ENTITY_IS_DELETED."""
+class DeletedMeanwhile(FakeConnector):
+    """Another admin deletes one planned record between our drift read and our delete."""
+
+    victim = ""
 
     def delete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
-        super().delete(object_name, ids)
+        self.touch_behind_our_back(object_name, self.victim, IsDeleted=True)
         return super().delete(object_name, ids)
 
 
-def test_a_write_reported_failed_but_in_place_counts_as_applied(tmp_path: Path, home: Home) -> None:
-    org: ResentDelete = copy_org(make_org(contacts=4), ResentDelete)
-    ids = [contact_id(i) for i in range(4)]
+def test_a_record_deleted_by_someone_else_meanwhile_is_reported_not_claimed(tmp_path: Path, home: Home) -> None:
+    org: DeletedMeanwhile = copy_org(make_org(contacts=3), DeletedMeanwhile)
+    org.victim = contact_id(1)
+    ids = [contact_id(i) for i in range(3)]
     plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
 
     report = apply_plan(plan, text, org, home)
 
-    assert (report.applied, report.failed) == (4, 0)
-    state = read_run(home, report.run_id)
-    assert [o.outcome for o in state.outcomes] == [Outcome.APPLIED] * 4
-    results = [r for e in log_entries(home, report.run_id) if e["t"] == "result" for r in e["results"]]
-    # The fingerprint the delete left is recorded, so rollback can check drift on the way back.
-    assert [r["fingerprint_after"] for r in results] == [org.row("Contact", i)["SystemModstamp"] for i in ids]
+    assert (report.applied, report.failed) == (2, 1)
+    assert [item["error_code"] for item in report.failed_items] == ["ENTITY_IS_DELETED"]
+    # Rollback undoes only what this run did: the other admin's deletion stands.
+    undo = build_rollback_plan(home, report.run_id, now=datetime(2030, 6, 1, tzinfo=UTC))
+    assert sorted(c.record_id for c in undo.changes) == [contact_id(0), contact_id(2)]
 
 
 def test_a_change_without_fingerprint_is_skipped_not_written() -> None:

@@ -27,7 +27,7 @@ from crmsweep.backup.runlog import (
     open_run,
     read_run,
 )
-from crmsweep.cleanup.drift import ALREADY_IN_PLACE, DELETE_OPS, UPDATE_OPS, drift_verdict, shows_applied
+from crmsweep.cleanup.drift import DELETE_OPS, UPDATE_OPS, drift_verdict, shows_applied
 from crmsweep.cleanup.plan_checks import check_plan, check_plan_text
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import (
@@ -201,30 +201,25 @@ class _Engine:
             raise ConnectorError(
                 f"the CRM answered {len(results)} results for {len(keep)} records of a {head.op} of {head.object}"
             )
-        results = list(results)
-        # A record the CRM reports as failed may still carry the change: a retried call whose first
-        # attempt had landed answers ENTITY_IS_DELETED. Re-read those with the written ones and trust
-        # the live state, so a write that happened is never logged as failed (rollback would skip it).
-        recheck = [k for k, r in enumerate(results) if not r.ok and head.op is not Op.CREATE]
+        # A record the CRM reports as failed stays failed, even if it is already in the planned state:
+        # the connector never resends a write whose outcome is unknown, so that state is someone
+        # else's doing, and claiming it would make rollback undo their work.
         written = {
             i: (r.id if head.op is Op.CREATE else self.plan.changes[i].record_id)
             for i, r in zip(keep, results, strict=True)
             if r.ok and (r.id or head.op is not Op.CREATE)
         }
-        read_ids = [str(v) for v in written.values()] + [self.plan.changes[keep[k]].record_id for k in recheck]
-        extra = sorted({name for k in recheck for name in self.plan.changes[keep[k]].after})
         fingerprints: dict[str, Any] = {}
         readback_error: ConnectorError | None = None
-        if read_ids:
+        if written:
             try:
                 after = self.connector.read(
-                    head.object, read_ids, self._check_fields(head.object, extra), include_deleted=True
+                    head.object,
+                    [str(v) for v in written.values()],
+                    self._check_fields(head.object),
+                    include_deleted=True,
                 )
                 fingerprints = {rid: rec.get(self.vocabulary.fingerprint_field) for rid, rec in after.items()}
-                for k in recheck:
-                    change = self.plan.changes[keep[k]]
-                    if shows_applied(change, after.get(change.record_id), self.vocabulary):
-                        results[k] = WriteResult(change.record_id, True, message=ALREADY_IN_PLACE)
             except ConnectorError as exc:
                 # The writes happened: log their results anyway, then stop.
                 readback_error = exc

@@ -61,9 +61,6 @@ def _is_deleted(live: Mapping[str, Any], vocabulary: Vocabulary) -> bool:
     return bool(vocabulary.deleted_field and live.get(vocabulary.deleted_field))
 
 
-ALREADY_IN_PLACE = "already in place (an earlier attempt of the same call had landed)"
-
-
 def drift_verdict(change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary) -> tuple[str, str] | None:
     """Why `change` must be skipped given the live record (None if absent), or None if it may be written."""
     if change.op is Op.CREATE:
