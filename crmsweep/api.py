@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crmsweep.backup.rollback import build_rollback_plan, mark_rolled_back
+from crmsweep.backup.rollback import build_rollback_plan, mark_rolled_back, not_undone
 from crmsweep.backup.runlog import RunSummary, list_runs, open_run
 from crmsweep.backup.snapshot import (
     SnapshotReader,
@@ -204,15 +204,18 @@ def apply(
         if not confirm(plan):
             return ApplyOutcome(plan=plan, report=None)
         report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume_run)
-    _mark_if_rolled_back(ws, plan, report)  # a stopped rollback finished through --resume
+    if plan.header.rollback_of:  # a stopped rollback, finished through --resume
+        with open_run(ws.home, plan.header.rollback_of).lock():
+            _mark_if_rolled_back(ws, plan, report)
     return ApplyOutcome(plan=plan, report=report)
 
 
 def _mark_if_rolled_back(ws: Workspace, plan: Plan, report: ApplyReport) -> None:
-    """Mark the undone run once every inverse of a rollback plan landed."""
-    clean = not (report.failed or report.skipped or report.stopped or report.remaining)
-    if plan.header.rollback_of and clean:
-        mark_rolled_back(ws.home, plan.header.rollback_of, report.run_id)
+    """Mark the undone run (whose lock the caller holds) once the rollback put back all it changed."""
+    run_id = plan.header.rollback_of
+    finished = not (report.failed or report.stopped or report.remaining)
+    if run_id and finished and not not_undone(ws.home, run_id, report.run_id):
+        mark_rolled_back(ws.home, run_id, report.run_id)
 
 
 def rollback_plan(ws: Workspace, run_id: str, *, now: datetime | None = None) -> Plan:
@@ -229,8 +232,8 @@ def rollback(
     """Build the inverse plan of a run, show it through `confirm`, apply it, mark the run.
 
     The original run stays locked throughout, so it cannot be applied (resumed) while it is undone.
-    It is marked rolled back only when every inverse landed; otherwise it can be rolled back again
-    (what was already undone is then skipped as drift).
+    It is marked rolled back only when its rollbacks, together, put back every record it changed;
+    otherwise it can be rolled back again (what was already undone is then skipped as drift).
     """
     with open_run(ws.home, run_id).lock():
         plan = rollback_plan(ws, run_id)

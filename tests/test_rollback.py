@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crmsweep.backup.rollback import build_rollback_plan, mark_rolled_back
+from crmsweep.backup.rollback import build_rollback_plan, mark_rolled_back, not_undone
 from crmsweep.backup.runlog import open_run, read_run
 from crmsweep.cleanup.apply import apply_plan
 from crmsweep.cleanup.plan_checks import check_plan
@@ -43,7 +43,7 @@ def without_audit(org: FakeConnector) -> dict[str, dict[str, Record]]:
 def roll_back(home: Home, org: FakeConnector, run_id: str, *, force: bool = False) -> Any:
     plan = build_rollback_plan(home, run_id, now=NOW, force=force)
     report = apply_plan(plan, plan.to_json(), org, home)
-    if report.failed == 0 and report.stopped is None:
+    if not (report.failed or report.stopped) and not not_undone(home, run_id, report.run_id):
         mark_rolled_back(home, run_id, report.run_id)
     return report
 
@@ -128,6 +128,26 @@ def test_rollback_skips_a_record_edited_after_the_apply(tmp_path: Path, home: Ho
     assert org.row("Contact", contact_id(0))["Email"] == "c0@example.com"
     assert org.row("Contact", contact_id(1))["Email"] == "typed-by-hand@example.com"
     assert [(i["id"], i["reason"]) for i in report.skipped_items] == [(contact_id(1), "drift")]
+
+
+def test_a_rollback_that_undid_only_part_of_the_run_does_not_mark_it(tmp_path: Path, home: Home) -> None:
+    org = make_org(contacts=3)
+    ids = [contact_id(i) for i in range(3)]
+    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
+    run_id = apply_plan(plan, text, org, home).run_id
+    whole = build_rollback_plan(home, run_id, now=NOW)
+    trimmed = Plan.build(whole.header, whole.changes[:1])
+    report = apply_plan(trimmed, trimmed.to_json(), org, home)
+    assert (report.applied, report.failed, report.skipped) == (1, 0, 0)
+    with pytest.raises(SafetyRefusal, match="did not undo 2 change"):
+        mark_rolled_back(home, run_id, report.run_id)
+    assert read_run(home, run_id).status == "done"
+    # Rolling back again covers the rest (what was undone is skipped as drift); together the two
+    # rollbacks put everything back, so the run is now marked.
+    again = roll_back(home, org, run_id)
+    assert (again.applied, again.skipped) == (2, 1)
+    assert not any(org.row("Contact", i)["IsDeleted"] for i in ids)
+    assert read_run(home, run_id).status == "rolled back"
 
 
 def test_rollback_plan_not_backed_by_the_run_log_is_refused(tmp_path: Path, home: Home) -> None:

@@ -12,7 +12,7 @@ import secrets
 from datetime import UTC, datetime
 
 from crmsweep import __version__
-from crmsweep.backup.runlog import STATUS_DONE, Outcome, open_run, read_run
+from crmsweep.backup.runlog import KIND_ROLLBACK, STATUS_DONE, Outcome, list_runs, open_run, read_run
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Change, NotReversible, Op, Plan, PlanHeader, canonical_datetime
 from crmsweep.paths import Home
@@ -73,11 +73,46 @@ def build_rollback_plan(home: Home, run_id: str, *, now: datetime, force: bool =
 def mark_rolled_back(home: Home, run_id: str, by_run: str) -> None:
     """Record on run `run_id` that rollback run `by_run` undid it (only once that run is done, without failures)."""
     rollback = read_run(home, by_run)
-    if rollback.rollback_of != run_id:
+    if rollback.rollback_of != run_id or dict(rollback.plan.header.source) != {"kind": "run", "id": run_id}:
         raise BadInput(f"run {by_run} is not a rollback of run {run_id}")
     if rollback.status != STATUS_DONE:
         raise SafetyRefusal(
             f"rollback run {by_run} is {rollback.status}, not done: finish it before marking run {run_id} rolled back"
         )
-    read_run(home, run_id)  # refuses an unknown or damaged run before anything is appended
+    missing = not_undone(home, run_id, by_run)
+    if missing:
+        raise SafetyRefusal(
+            f"the rollbacks of run {run_id} did not undo {len(missing)} change(s) it applied "
+            f"(e.g. {missing[0]}): roll the run back again to cover them"
+        )
     open_run(home, run_id).append({"t": "rolled_back", "by": by_run})
+
+
+def not_undone(home: Home, run_id: str, by_run: str) -> list[str]:
+    """The records run `run_id` changed that neither rollback run `by_run` nor an earlier finished
+    rollback of it put back ("Object id" each).
+
+    A rollback plan is built from the run as it stood then: if the run was resumed afterwards, or the
+    plan was trimmed, or records were skipped as drift, it covers less than the run did, and the run
+    must not be marked undone. Several rollbacks may share the work (a second one skips, as drift,
+    what the first put back), so what they undid is counted together.
+    """
+    original = read_run(home, run_id)
+    rollbacks = {by_run} | {
+        r.run_id
+        for r in list_runs(home)
+        if r.kind == KIND_ROLLBACK and r.rollback_of == run_id and r.status == STATUS_DONE
+    }
+    undone: set[tuple[str, str]] = set()
+    for rollback_id in rollbacks:
+        rollback = read_run(home, rollback_id)
+        undone |= {
+            (rollback.plan.changes[i].object, rollback.plan.changes[i].record_id) for i in rollback.applied_order
+        }
+    missing = []
+    for i in original.applied_order:
+        change = original.plan.changes[i]
+        record_id = original.outcomes[i].record_id if change.op is Op.CREATE else change.record_id
+        if (change.object, record_id) not in undone:
+            missing.append(f"{change.object} {record_id}")
+    return missing
