@@ -50,7 +50,8 @@ def canonical_datetime(value: str | datetime | None) -> str | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     parsed = parsed.astimezone(UTC)
-    return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
+    # Not strftime("%Y"): it does not zero-pad years below 1000 on every platform.
+    return f"{parsed.year:04d}-" + parsed.strftime("%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
 
 
 def canonical_date(value: str | date | datetime | None) -> str | None:

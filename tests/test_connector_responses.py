@@ -16,7 +16,7 @@ import responses
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.connectors.salesforce import SalesforceConnector, id_chunks
-from crmsweep.connectors.salesforce_errors import parse_retry_after
+from crmsweep.connectors.salesforce_errors import map_failure, outcome_unknown, parse_retry_after
 from crmsweep.connectors.salesforce_session import SalesforceSession
 from crmsweep.errors import AuthError, BadInput, ConnectorError, LimitExceeded, RetriableError
 
@@ -441,3 +441,17 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert parse_retry_after("Sun, 01 Mar 2026 11:00:00 GMT", now=now) == 0.0
     assert parse_retry_after("soon", now=now) is None
     assert parse_retry_after(None) is None
+
+
+def test_a_tls_failure_after_sending_is_a_lost_connection_not_a_certificate_problem() -> None:
+    conn = Connection(name="prod", provider="salesforce", url=HOST, token=TOKEN)
+    refused = requests.exceptions.SSLError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed (_ssl.c:1006)")
+    broken = requests.exceptions.SSLError("EOF occurred in violation of protocol (_ssl.c:2427)")
+
+    assert not outcome_unknown(refused)
+    refused_error = map_failure(refused, conn, action="delete Contact", retry_after=None)
+    assert type(refused_error) is ConnectorError and "check the connection's url and ca_file" in str(refused_error)
+
+    assert outcome_unknown(broken)
+    broken_error = map_failure(broken, conn, action="delete Contact", retry_after=None)
+    assert isinstance(broken_error, RetriableError) and "lost the connection" in str(broken_error)

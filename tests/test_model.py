@@ -112,6 +112,7 @@ def test_datetimes_and_dates_have_one_canonical_spelling() -> None:
                  "2019-03-01T12:00:00.0004+00:00"]
     assert {canonical_datetime(s) for s in spellings} == {"2019-03-01T12:00:00.000Z"}
     assert canonical_date("2019-03-01T23:59:00Z") == "2019-03-01"
+    assert canonical_datetime("0005-01-01T00:00:00Z") == "0005-01-01T00:00:00.000Z"
     assert canonical_datetime(None) is None and canonical_date(None) is None
 
 

@@ -607,17 +607,18 @@ def test_dates_read_back_as_the_dates_written(home: Home) -> None:
 # --- the whole-column fast path agrees with value-by-value conversion ---------------------------------
 
 _utc_datetimes = st.datetimes(
-    min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    min_value=datetime(1, 1, 1), max_value=datetime(9999, 1, 1), timezones=st.just(UTC)
 ).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000))
 _sf_datetime_text = st.tuples(_utc_datetimes, st.booleans()).map(
-    lambda t: t[0].strftime("%Y-%m-%dT%H:%M:%S.") + f"{t[0].microsecond // 1000:03d}" + ("+0000" if t[1] else "Z")
+    lambda t: f"{t[0].year:04d}" + t[0].strftime("-%m-%dT%H:%M:%S.") + f"{t[0].microsecond // 1000:03d}"
+    + ("+0000" if t[1] else "Z")
 )
 _column_values = {
     FieldKind.STRING: st.one_of(st.text(), st.just("")),
     FieldKind.BOOL: st.one_of(st.booleans(), st.sampled_from(["true", "false", ""])),
     FieldKind.INT: st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(2**63, 2**64), st.just(3.0)),
     FieldKind.FLOAT: st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-10, 10)),
-    FieldKind.DATE: st.one_of(st.dates().map(date.isoformat), st.just("2019-02-30")),
+    FieldKind.DATE: st.one_of(st.dates().map(date.isoformat), st.sampled_from(["2019-02-30", "0000-01-01"])),
     FieldKind.DATETIME: st.one_of(_sf_datetime_text, st.just("2019-03-01T12:00:00+01:00")),
 }
 
@@ -656,8 +657,8 @@ def test_fast_column_takes_salesforce_shaped_columns_and_leaves_the_rest() -> No
         FieldKind.BOOL: ["true"],
         FieldKind.INT: [True],
         FieldKind.FLOAT: [float("nan")],
-        FieldKind.DATE: ["2019-02-30"],
-        FieldKind.DATETIME: ["2019-03-01T12:00:00+01:00"],
+        FieldKind.DATE: ["2019-02-30", "0000-01-01"],
+        FieldKind.DATETIME: ["2019-03-01T12:00:00+01:00", "0999-01-01T00:00:00.000Z"],
     }
     for kind, values in left.items():
         assert fast_column(kind, values) is None, kind

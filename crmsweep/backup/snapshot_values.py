@@ -222,10 +222,12 @@ def fast_column(kind: FieldKind, values: Sequence[Any]) -> pa.Array | None:
             return pa.array(values, type=pa.int64())
         if kind is FieldKind.FLOAT and all(type(v) is float and math.isfinite(v) for v in present):
             return pa.array(values, type=pa.float64())
-        if kind is FieldKind.DATE and all(type(v) is str and len(v) == 10 for v in present):
+        # Years 1000-9999 only: Arrow takes year 0 and below, which Python cannot read back.
+        if kind is FieldKind.DATE and all(type(v) is str and len(v) == 10 and v[:1] != "0" for v in present):
             return pa.array(values, type=pa.string()).cast(pa.date32())
         if kind is FieldKind.DATETIME and all(
-            type(v) is str and any(len(v) == n and v.endswith(end) for n, end in _DATETIME_SHAPES) for v in present
+            type(v) is str and v[:1] != "0" and any(len(v) == n and v.endswith(end) for n, end in _DATETIME_SHAPES)
+            for v in present
         ):
             return pa.array(values, type=pa.string()).cast(pa.timestamp("ms", tz="UTC"))
     except (pa.ArrowException, UnicodeEncodeError, OverflowError, ValueError):

@@ -125,7 +125,7 @@ def map_failure(
             status=status,
             code=code,
         )
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError) and tls_handshake_failed(exc):
         return ConnectorError(
             f"{where}: TLS verification failed during {action}: check the connection's url and ca_file"
         )
@@ -142,12 +142,28 @@ def map_failure(
     )
 
 
+_HANDSHAKE_MARKERS = (
+    "CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "SSLCertVerificationError", "hostname",
+    "WRONG_VERSION_NUMBER", "handshake", "UNKNOWN_PROTOCOL", "TLSV1_ALERT",
+)
+
+
+def tls_handshake_failed(exc: BaseException) -> bool:
+    """Whether a TLS error happened while setting the connection up (so no request was sent)."""
+    chain = repr(exc)
+    return any(marker in chain for marker in _HANDSHAKE_MARKERS)
+
+
 def outcome_unknown(exc: BaseException) -> bool:
     """True if the request may have reached Salesforce and been carried out before the failure."""
     if isinstance(exc, SalesforceError):
         return exc.status in _OUTCOME_UNKNOWN_STATUS
-    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
         return False
+    if isinstance(exc, requests.exceptions.SSLError):
+        # A refused certificate or handshake means nothing was sent; a TLS error after that is a lost
+        # connection like any other.
+        return not tls_handshake_failed(exc)
     if isinstance(exc, requests.exceptions.ConnectionError):
         # A refused or unresolvable connection never carried the request.
         chain = repr(exc)
