@@ -25,7 +25,8 @@ from crmsweep.backup.snapshot import (
     verify_snapshot,
 )
 from crmsweep.cleanup.apply import ApplyProgress, ApplyReport, apply_plan
-from crmsweep.cleanup.plan_checks import check_plan, load_plan
+from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of
+from crmsweep.cleanup.plan_checks import check_plan, load_plan, read_plan_file
 from crmsweep.cleanup.scan import ScanResult, scan_snapshot
 from crmsweep.config import Config, load_config, resolve_connection
 from crmsweep.connectors import open_connector
@@ -35,6 +36,8 @@ from crmsweep.model import Plan, SnapshotManifest
 from crmsweep.paths import Home, default_home, replace_private_file
 
 BackupProgress = Callable[[str, int, bool], None]
+# Shown the plan, answers whether to go on (the CLI asks the admin; a script decides for itself).
+Confirm = Callable[[Plan], bool]
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ def scan(
     if running_user_id is None:
         note = "could not tell which user this connection runs as: make sure it is not among the deactivations"
         result = replace(result, plan=result.plan.with_header(notes=(*result.plan.header.notes, note)))
-    write_plan(result.plan, output)
+    write_plan(result.plan, output, ws.home)
     return ScanOutcome(result=result, snapshot=reader.manifest, took_backup=took_backup, output=output)
 
 
@@ -162,24 +165,57 @@ def _check_snapshot_matches(reader: SnapshotReader, connector: Connector, connec
         )
 
 
-def write_plan(plan: Plan, output: Path) -> None:
-    """Write atomically and privately: a plan holds before-images (personal data)."""
+def write_plan(plan: Plan, output: Path, home: Home) -> None:
+    """Write atomically and privately (a plan holds before-images: personal data), signed by `home`."""
+    text = signed_json(plan, home)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        replace_private_file(output, plan.to_json().encode("utf-8"))
+        replace_private_file(output, text.encode("utf-8"))
     except OSError as exc:
         raise BadInput(f"cannot write the plan to {output}: {exc.strerror}") from exc
 
 
-def read_plan(path: Path) -> Plan:
-    """A plan file, digest checked (SafetyRefusal if it was edited)."""
-    plan, _text = load_plan(path)
-    return plan
+@dataclass(frozen=True)
+class PlanReview:
+    """A plan file as `preview` shows it: its content, and whether this home may apply it as it stands."""
+
+    plan: Plan
+    trust: Trust
+
+
+def read_plan(ws: Workspace, path: Path) -> PlanReview:
+    """Any well-formed plan file, with what its digest and signature are worth here (nothing refused)."""
+    parsed, _text = read_plan_file(path)
+    return PlanReview(plan=parsed.plan, trust=trust_of(parsed, ws.home))
+
+
+@dataclass(frozen=True)
+class AcceptOutcome:
+    plan: Plan
+    was: Trust  # what the file was worth here before
+    accepted: bool  # False when the admin declined, or when it was already signed by this home
+
+
+def accept_plan(
+    ws: Workspace, plan_path: Path, *, confirm: Callable[[PlanReview], bool], connection: str | None = None
+) -> AcceptOutcome:
+    """Sign, with this home's key, a plan the admin reviewed (one from another machine, or edited by hand).
+
+    The admin accepts the content shown to them, so the digest is derived afresh from that content and
+    the one the file claims is ignored. The plan must still pass every check apply makes (org,
+    provenance, before-images): accepting never makes an impossible plan applicable.
+    """
+    parsed, _text = read_plan_file(plan_path)
+    plan, was = parsed.plan, trust_of(parsed, ws.home)
+    with connect(ws, connection or plan.header.connection) as connector:
+        check_plan(plan, connector, ws.home)
+    if was is Trust.SIGNED or not confirm(PlanReview(plan=plan, trust=was)):
+        return AcceptOutcome(plan=plan, was=was, accepted=False)
+    write_plan(plan, plan_path, ws.home)
+    return AcceptOutcome(plan=plan, was=was, accepted=True)
 
 
 # --- apply and rollback ----------------------------------------------------------------------------
-
-Confirm = Callable[[Plan], bool]
 
 
 @dataclass(frozen=True)
@@ -198,7 +234,7 @@ def apply(
     progress: Callable[[ApplyProgress], None] | None = None,
 ) -> ApplyOutcome:
     """Apply exactly the plan in `plan_path`, after every safety check and the admin's yes."""
-    plan, text = load_plan(plan_path)
+    plan, text = load_plan(plan_path, ws.home)
     with connect(ws, connection or plan.header.connection) as connector:
         check_plan(plan, connector, ws.home)
         if not confirm(plan):
@@ -237,7 +273,7 @@ def rollback(
     """
     with open_run(ws.home, run_id).lock():
         plan = rollback_plan(ws, run_id)
-        text = plan.to_json()
+        text = signed_json(plan, ws.home)
         with connect(ws, plan.header.connection) as connector:
             check_plan(plan, connector, ws.home)
             if not confirm(plan):

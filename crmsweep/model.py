@@ -425,14 +425,37 @@ class Plan:
     def digest(self) -> str:
         return sha256_text(canonical_json(self.body()))
 
-    def to_json(self) -> str:
-        """Human-readable JSON: one change per block, stable key order, digest last."""
-        doc = {"format": PLAN_FORMAT, **self.body(), "digest": self.digest}
+    def to_json(self, *, signature: str | None = None) -> str:
+        """Human-readable JSON: one change per block, stable key order, digest (and signature) last.
+
+        The signature (see crmsweep.cleanup.plan_auth) is not part of the digested body: it is made
+        over the digest.
+        """
+        doc: dict[str, Any] = {"format": PLAN_FORMAT, **self.body(), "digest": self.digest}
+        if signature is not None:
+            doc["signature"] = signature
         return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> tuple[Plan, str]:
         """Parse a plan file; returns the plan and the digest the file claims (check it yourself)."""
+        parsed = PlanFile.parse(text)
+        return parsed.plan, parsed.digest
+
+    def with_header(self, **updates: Any) -> Plan:
+        return Plan(header=replace(self.header, **updates), changes=self.changes)
+
+
+@dataclass(frozen=True)
+class PlanFile:
+    """A plan file as read: the plan and what the file claims about it (neither claim checked here)."""
+
+    plan: Plan
+    digest: str
+    signature: str
+
+    @classmethod
+    def parse(cls, text: str) -> PlanFile:
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -444,10 +467,11 @@ class Plan:
         if not isinstance(raw_changes, list):
             raise PlanFormatError("plan has no list of changes")
         changes = tuple(Change.from_dict(c) for c in raw_changes)
-        return cls(header=header, changes=changes), str(doc.get("digest", ""))
-
-    def with_header(self, **updates: Any) -> Plan:
-        return Plan(header=replace(self.header, **updates), changes=self.changes)
+        return cls(
+            plan=Plan(header=header, changes=changes),
+            digest=str(doc.get("digest", "")),
+            signature=str(doc.get("signature") or ""),
+        )
 
 
 # --- snapshots ---------------------------------------------------------------------------------------

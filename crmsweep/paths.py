@@ -71,6 +71,11 @@ class Home:
     def runs_dir(self) -> Path:
         return private_dir(self.root / "runs")
 
+    @property
+    def keys_dir(self) -> Path:
+        """Secrets of this home (the plan-signing key): never copied with a plan or a snapshot."""
+        return private_dir(self.root / "keys")
+
     def sandbox_dir(self, provider: str) -> Path:
         if not provider or "/" in provider or provider.startswith("."):
             raise ValueError(f"not a provider name: {provider!r}")

@@ -18,11 +18,16 @@ from crmsweep.backup.rollback import build_rollback_plan
 from crmsweep.backup.runlog import Outcome, open_run, read_run
 from crmsweep.backup.snapshot import open_snapshot, take_snapshot
 from crmsweep.cleanup.apply import ApplyProgress, apply_plan
+from crmsweep.cleanup.labels import record_label
+from crmsweep.cleanup.plan_auth import signed_json
 from crmsweep.cleanup.plan_checks import check_plan, load_plan
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Change, FieldKind, Op, Plan, PlanHeader, Record, WriteResult
 from crmsweep.paths import Home
-from tests.fake_connector import FakeConnector, spec, standard_fields
+from tests.fake_connector import FAKE_VOCABULARY, FakeConnector, spec, standard_fields
+from tests.plans import signed, write_signed
+
+pytestmark = pytest.mark.usefixtures("test_pass_registered")
 
 ORG = "00DFAKE000000000AA"
 SCANNED = "2024-05-01T10:00:00.000Z"
@@ -73,7 +78,8 @@ def plan_from_snapshot(home: Home, snapshot_id: str, specs: Sequence[Spec]) -> P
         before = reader.record_map(obj, [record_id])[record_id]
         changes.append(
             Change(op=op, object=obj, record_id=record_id, before=dict(before), after=dict(after), reason="test",
-                   pass_name="test_pass", fingerprint=before["SystemModstamp"])
+                   pass_name="test_pass", fingerprint=before["SystemModstamp"],
+                   label=record_label(FAKE_VOCABULARY, obj, before))
         )
     header = PlanHeader(
         plan_id="plan-20300101T000000Z-0001",
@@ -92,10 +98,9 @@ def deletes(ids: Sequence[str]) -> list[Spec]:
     return [(Op.DELETE, "Contact", rid, {}) for rid in ids]
 
 
-def write_plan(tmp_path: Path, plan: Plan) -> tuple[Plan, str]:
-    path = tmp_path / "plan.json"
-    path.write_text(plan.to_json(), encoding="utf-8")
-    return load_plan(path)
+def write_plan(tmp_path: Path, home: Home, plan: Plan) -> tuple[Plan, str]:
+    """Written and loaded as crmsweep does: signed by `home`, then digest and signature checked."""
+    return load_plan(write_signed(tmp_path / "plan.json", plan, home), home)
 
 
 def log_entries(home: Home, run_id: str) -> list[dict[str, Any]]:
@@ -114,17 +119,17 @@ def test_tampered_plan_is_refused(tmp_path: Path, home: Home) -> None:
     org = make_org()
     plan = plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)]))
     path = tmp_path / "plan.json"
-    path.write_text(plan.to_json().replace('"reason": "test"', '"reason": "edited"'), encoding="utf-8")
+    path.write_text(signed_json(plan, home).replace('"reason": "test"', '"reason": "edited"'), encoding="utf-8")
     with pytest.raises(SafetyRefusal, match=r"was changed after it was written \(digest mismatch\): scan again"):
-        load_plan(path)
+        load_plan(path, home)
 
 
-def test_missing_or_malformed_plan_file_is_bad_input(tmp_path: Path) -> None:
+def test_missing_or_malformed_plan_file_is_bad_input(tmp_path: Path, home: Home) -> None:
     with pytest.raises(BadInput, match="does not exist"):
-        load_plan(tmp_path / "nope.json")
+        load_plan(tmp_path / "nope.json", home)
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(BadInput, match=r"bad\.json is not a valid plan"):
-        load_plan(tmp_path / "bad.json")
+        load_plan(tmp_path / "bad.json", home)
 
 
 def test_plan_text_not_matching_the_plan_is_refused(tmp_path: Path, home: Home) -> None:
@@ -132,13 +137,13 @@ def test_plan_text_not_matching_the_plan_is_refused(tmp_path: Path, home: Home) 
     plan = plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)]))
     other = plan_from_snapshot(home, plan.header.source["id"], deletes([contact_id(1)]))
     with pytest.raises(SafetyRefusal, match="digest mismatch"):
-        apply_plan(plan, other.to_json(), org, home)
+        apply_plan(plan, signed_json(other, home), org, home)
     assert not org.writes
 
 
 def test_plan_for_another_org_is_bad_input(tmp_path: Path, home: Home) -> None:
     org = make_org()
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)])))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)])))
     other = make_org(org_id="00DOTHER00000000AA")
     with pytest.raises(BadInput, match=f"plan is for org {ORG} but connection 'fake' is org 00DOTHER00000000AA"):
         apply_plan(plan, text, other, home)
@@ -149,20 +154,22 @@ def test_before_image_not_in_snapshot_is_refused(tmp_path: Path, home: Home) -> 
     org = make_org()
     good = plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0), contact_id(1)]))
     edited = Change(**{**good.changes[1].__dict__, "before": {**good.changes[1].before, "LastName": "Forged"}})
-    ghost = Change(**{**good.changes[0].__dict__, "record_id": "003GHOST", "before": {"Id": "003GHOST"}})
+    # Consistent in itself (id, fingerprint and label are the before-image's), so only the snapshot can tell.
+    ghost = Change(**{**good.changes[0].__dict__, "record_id": "003GHOST", "label": "",
+                      "before": {"Id": "003GHOST", "SystemModstamp": good.changes[0].fingerprint}})
     plan = Plan.build(good.header, [good.changes[0], edited, ghost])
     with pytest.raises(SafetyRefusal, match="2 before-image") as info:
         check_plan(plan, org, home)
     assert "LastName" in str(info.value) and "003GHOST: not in the snapshot" in str(info.value)
     with pytest.raises(SafetyRefusal):
-        apply_plan(plan, plan.to_json(), org, home)
+        apply_plan(*signed(plan, home), org, home)
     assert not org.writes
 
 
 def test_tampered_snapshot_is_refused(tmp_path: Path, home: Home) -> None:
     org = make_org()
     snapshot_id = snapshot_of(org, home)
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_id, deletes([contact_id(0)])))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_id, deletes([contact_id(0)])))
     folder = home.snapshots_dir / snapshot_id
     victim = next(p for p in sorted(folder.rglob("*.parquet")))
     victim.write_bytes(victim.read_bytes()[:-8] + b"\0" * 8)
@@ -177,7 +184,7 @@ def test_tampered_snapshot_is_refused(tmp_path: Path, home: Home) -> None:
 def test_450_deletes_go_in_three_calls_and_are_logged(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=450)
     ids = [contact_id(i) for i in range(450)]
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
 
     report = apply_plan(plan, text, org, home)
 
@@ -197,7 +204,7 @@ def test_450_deletes_go_in_three_calls_and_are_logged(tmp_path: Path, home: Home
 def test_batch_size_option_is_capped_by_the_connector(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=7)
     ids = [contact_id(i) for i in range(7)]
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
     apply_plan(plan, text, org, home, batch_size=3)
     assert [len(b) for _, _, b in org.writes] == [3, 3, 1]
 
@@ -211,7 +218,7 @@ def test_mixed_ops_are_batched_by_op_and_object(tmp_path: Path, home: Home) -> N
         (Op.DEACTIVATE, "User", user_id(1), {"IsActive": False}),
         (Op.DELETE, "Contact", contact_id(3), {}),
     ]
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), specs))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), specs))
     report = apply_plan(plan, text, org, home)
     assert report.applied == 5
     assert [(op, obj, ids) for op, obj, ids in org.writes] == [
@@ -230,7 +237,7 @@ def test_record_touched_since_the_scan_is_skipped_not_overwritten(tmp_path: Path
         *deletes([contact_id(0), contact_id(1)]),
         (Op.UPDATE, "Contact", contact_id(2), {"Email": None}),
     ]
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), specs))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), specs))
     org.touch_behind_our_back("Contact", contact_id(1), LastName="Edited")
     org.touch_behind_our_back("Contact", contact_id(2), Email="new@example.com")
     now_1 = org.row("Contact", contact_id(1))["SystemModstamp"]
@@ -278,7 +285,7 @@ def test_intent_is_on_disk_before_each_write_and_result_follows(tmp_path: Path, 
     org: LogCheckingConnector = copy_org(make_org(contacts=5), LogCheckingConnector)
     org.runs_dir, org.seen = home.runs_dir, []
     ids = [contact_id(i) for i in range(5)]
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
     org.fail_ids = {contact_id(3): "DELETE_FAILED"}
     tails: list[tuple[str, str]] = []
     progress: list[ApplyProgress] = []
@@ -306,7 +313,7 @@ def test_intent_is_on_disk_before_each_write_and_result_follows(tmp_path: Path, 
 def test_limit_stops_cleanly_and_resume_finishes_exactly_the_rest(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=10)
     ids = [contact_id(i) for i in range(10)]
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
     # Each batch costs 3 calls (drift read, delete, read-back): allow two batches and the third's read.
     org.limit_after_calls = org.calls + 7
 
@@ -332,7 +339,7 @@ def test_limit_stops_cleanly_and_resume_finishes_exactly_the_rest(tmp_path: Path
 
 def test_transient_errors_exhausted_stop_before_any_intent(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=2)
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes(
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(
         [contact_id(0), contact_id(1)])))
     org.transient_failures = 1
     report = apply_plan(plan, text, org, home)
@@ -370,7 +377,7 @@ def test_crash_between_write_and_result_is_reconciled_without_writing_twice(tmp_
         *deletes([contact_id(0), contact_id(1)]),
         (Op.UPDATE, "Contact", contact_id(2), {"Email": None}),
     ]
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), specs))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), specs))
 
     with pytest.raises(KeyboardInterrupt):
         apply_plan(plan, text, org, home)
@@ -400,7 +407,7 @@ def test_crash_before_an_update_reached_the_crm_is_written_on_resume(tmp_path: P
     org = dying_org(contacts=3)
     specs: list[Spec] = [(Op.UPDATE, "Contact", contact_id(0), {"Email": None}),
              (Op.UPDATE, "User", user_id(0), {"Name": "Renamed"})]
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), specs))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), specs))
     with pytest.raises(KeyboardInterrupt):
         apply_plan(plan, text, org, home)  # the second update (User) is written, then the process dies
     run_id = next(home.runs_dir.iterdir()).name
@@ -418,7 +425,7 @@ def test_same_plan_applied_twice_does_nothing_the_second_time(tmp_path: Path, ho
     org = make_org(contacts=3, users=1)
     specs: list[Spec] = [*deletes([contact_id(0)]), (Op.UPDATE, "Contact", contact_id(1), {"Email": None}),
              (Op.DEACTIVATE, "User", user_id(0), {"IsActive": False})]
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), specs))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), specs))
     apply_plan(plan, text, org, home)
     after_first = {o: org.all_rows(o) for o in ("Contact", "User")}
     writes = len(org.writes)
@@ -434,7 +441,8 @@ def test_same_plan_applied_twice_does_nothing_the_second_time(tmp_path: Path, ho
 def test_resume_is_refused_while_the_run_is_locked_or_for_another_plan(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=4)
     snapshot_id = snapshot_of(org, home)
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_id, deletes([contact_id(0), contact_id(1)])))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_id, deletes(
+        [contact_id(0), contact_id(1)])))
     org.limit_after_calls = org.calls + 1
     first = apply_plan(plan, text, org, home, batch_size=1)
     org.limit_after_calls = None
@@ -444,7 +452,7 @@ def test_resume_is_refused_while_the_run_is_locked_or_for_another_plan(tmp_path:
         apply_plan(plan, text, org, home, resume_run=first.run_id)
     other = plan_from_snapshot(home, snapshot_id, deletes([contact_id(3)]))
     with pytest.raises(SafetyRefusal, match="not this plan"):
-        apply_plan(other, other.to_json(), org, home, resume_run=first.run_id)
+        apply_plan(*signed(other, home), org, home, resume_run=first.run_id)
     with pytest.raises(BadInput, match="no run"):
         apply_plan(plan, text, org, home, resume_run="run-20000101T000000Z-0000")
     assert read_run(home, first.run_id).status == "stopped"
@@ -452,7 +460,7 @@ def test_resume_is_refused_while_the_run_is_locked_or_for_another_plan(tmp_path:
 
 def test_limit_hit_reading_back_fingerprints_still_logs_the_write(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=1)
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)])))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)])))
     org.limit_after_calls = org.calls + 2  # the drift read and the delete; the read-back is refused
     report = apply_plan(plan, text, org, home)
     assert report.stopped is not None and (report.applied, report.remaining) == (1, 0)
@@ -478,7 +486,7 @@ def test_a_record_deleted_by_someone_else_meanwhile_is_reported_not_claimed(tmp_
     org: DeletedMeanwhile = copy_org(make_org(contacts=3), DeletedMeanwhile)
     org.victim = contact_id(1)
     ids = [contact_id(i) for i in range(3)]
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
 
     report = apply_plan(plan, text, org, home)
 
@@ -504,7 +512,7 @@ def test_a_change_without_fingerprint_is_skipped_not_written() -> None:
 def test_a_plan_naming_an_object_its_snapshot_lacks_is_refused(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=2)
     plan = plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)]))
-    alien = replace(plan.changes[0], object="Invoice__c")
-    forged, _ = write_plan(tmp_path, Plan.build(plan.header, [alien]))
+    alien = replace(plan.changes[0], object="Invoice__c", label="")  # Invoice__c has no label fields
+    forged, _ = write_plan(tmp_path, home, Plan.build(plan.header, [alien]))
     with pytest.raises(SafetyRefusal, match=r"Invoice__c 003\w+: Invoice__c is not in the snapshot"):
         check_plan(forged, org, home)

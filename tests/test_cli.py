@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 
 from crmsweep.cli import app
 from crmsweep.model import Plan
+from crmsweep.paths import Home
+from tests.plans import write_signed
 
 runner = CliRunner()
 
@@ -124,14 +126,17 @@ def test_edited_plan_is_refused(cli: Cli, plan_file: Path, tmp_path: Path) -> No
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps(doc), encoding="utf-8")
     assert "digest" in error_line(cli("apply", str(edited), "--yes", expect=3))
-    assert "digest" in error_line(cli("preview", str(edited), expect=3))
+    # Preview reads it, to review it before `plan accept`, and says plainly that apply will refuse it.
+    shown = cli("preview", str(edited)).stdout
+    assert "signature: changed after it was written (its digest does not match its content): apply refuses it" in shown
+    assert json.loads(cli("preview", str(edited), "--json").stdout)["signed_by_this_home"] is False
 
 
 def test_plan_for_another_org_is_bad_input(cli: Cli, plan_file: Path, tmp_path: Path) -> None:
     plan, _ = Plan.from_json(plan_file.read_text(encoding="utf-8"))
     other = plan.with_header(org_id="00D000000000001AAA")
     path = tmp_path / "other.json"
-    path.write_text(other.to_json(), encoding="utf-8")
+    write_signed(path, other, Home(cli.home))  # signed here, so the org check is what refuses it
     assert "00D000000000001AAA" in error_line(cli("apply", str(path), "--yes", expect=2))
 
 

@@ -18,6 +18,7 @@ from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Change, Op, Plan, Record
 from crmsweep.paths import Home
 from tests.fake_connector import FakeConnector
+from tests.plans import signed
 from tests.test_apply import (
     Spec,
     contact_id,
@@ -28,6 +29,8 @@ from tests.test_apply import (
     user_id,
     write_plan,
 )
+
+pytestmark = pytest.mark.usefixtures("test_pass_registered")
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 AUDIT = ("SystemModstamp", "LastModifiedDate")
@@ -42,7 +45,7 @@ def without_audit(org: FakeConnector) -> dict[str, dict[str, Record]]:
 
 def roll_back(home: Home, org: FakeConnector, run_id: str, *, force: bool = False) -> Any:
     plan = build_rollback_plan(home, run_id, now=NOW, force=force)
-    report = apply_plan(plan, plan.to_json(), org, home)
+    report = apply_plan(*signed(plan, home), org, home)
     if not (report.failed or report.stopped) and not not_undone(home, run_id, report.run_id):
         mark_rolled_back(home, run_id, report.run_id)
     return report
@@ -64,7 +67,7 @@ MIXED: list[Spec] = [
 def test_apply_then_rollback_restores_every_record_ids_included(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=4, users=2)
     original = without_audit(org)
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), MIXED))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), MIXED))
     applied = apply_plan(plan, text, org, home)
     assert applied.applied == 4 and without_audit(org) != original
 
@@ -82,7 +85,7 @@ def test_apply_then_rollback_restores_every_record_ids_included(tmp_path: Path, 
     assert rollback.header.notes[0] == (
         f"rollback of run {applied.run_id}: 4 changes; ids are kept (recycle-bin undelete, reactivation)"
     )
-    report = apply_plan(rollback, rollback.to_json(), org, home)
+    report = apply_plan(*signed(rollback, home), org, home)
     assert (report.applied, report.failed, report.skipped) == (4, 0, 0)
     mark_rolled_back(home, applied.run_id, report.run_id)
 
@@ -95,23 +98,21 @@ def test_apply_then_rollback_restores_every_record_ids_included(tmp_path: Path, 
 
 def test_rollback_twice_is_refused_unless_forced(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=2)
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)])))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)])))
     run_id = apply_plan(plan, text, org, home).run_id
     rb = roll_back(home, org, run_id)
     with pytest.raises(SafetyRefusal, match=f"run {run_id} was already rolled back by run {rb.run_id}"):
         build_rollback_plan(home, run_id, now=NOW)
     # Forced, it is built; applying it finds the record restored already and skips it (not in the recycle bin).
-    again = apply_plan(*_plan_and_text(build_rollback_plan(home, run_id, now=NOW, force=True)), org, home)
+    again = apply_plan(*signed(build_rollback_plan(home, run_id, now=NOW, force=True), home), org, home)
     assert again.skipped_items[0]["reason"] == "not in recycle bin"
 
 
-def _plan_and_text(plan: Plan) -> tuple[Plan, str]:
-    return plan, plan.to_json()
 
 
 def test_run_that_applied_nothing_has_nothing_to_roll_back(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=1)
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)])))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)])))
     org.touch_behind_our_back("Contact", contact_id(0), LastName="Edited")
     run_id = apply_plan(plan, text, org, home).run_id
     with pytest.raises(BadInput, match=f"run {run_id} applied no changes: nothing to roll back"):
@@ -121,7 +122,7 @@ def test_run_that_applied_nothing_has_nothing_to_roll_back(tmp_path: Path, home:
 def test_rollback_skips_a_record_edited_after_the_apply(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=3)
     specs = [(Op.UPDATE, "Contact", contact_id(i), {"Email": None}) for i in range(2)]
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), specs))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), specs))
     run_id = apply_plan(plan, text, org, home).run_id
     org.touch_behind_our_back("Contact", contact_id(1), Email="typed-by-hand@example.com")
     report = roll_back(home, org, run_id)
@@ -133,11 +134,11 @@ def test_rollback_skips_a_record_edited_after_the_apply(tmp_path: Path, home: Ho
 def test_a_rollback_that_undid_only_part_of_the_run_does_not_mark_it(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=3)
     ids = [contact_id(i) for i in range(3)]
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
     run_id = apply_plan(plan, text, org, home).run_id
     whole = build_rollback_plan(home, run_id, now=NOW)
     trimmed = Plan.build(whole.header, whole.changes[:1])
-    report = apply_plan(trimmed, trimmed.to_json(), org, home)
+    report = apply_plan(*signed(trimmed, home), org, home)
     assert (report.applied, report.failed, report.skipped) == (1, 0, 0)
     with pytest.raises(SafetyRefusal, match="did not undo 2 change"):
         mark_rolled_back(home, run_id, report.run_id)
@@ -153,7 +154,7 @@ def test_a_rollback_that_undid_only_part_of_the_run_does_not_mark_it(tmp_path: P
 def test_rollback_plan_not_backed_by_the_run_log_is_refused(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=2)
     specs = [(Op.UPDATE, "Contact", contact_id(0), {"Email": None})]
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), specs))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), specs))
     run_id = apply_plan(plan, text, org, home).run_id
     rollback = build_rollback_plan(home, run_id, now=NOW)
     forged_change = Change(**{**rollback.changes[0].__dict__, "after": {"Email": "attacker@example.com"}})
@@ -167,7 +168,7 @@ def test_rollback_plan_not_backed_by_the_run_log_is_refused(tmp_path: Path, home
 
 def test_unfinished_run_is_refused_until_resumed_then_rolls_back_all(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=3)
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes(
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(
         [contact_id(0), contact_id(1)])))
     org.limit_after_calls = org.calls + 3  # the first batch only
     run_id = apply_plan(plan, text, org, home, batch_size=1).run_id
@@ -192,10 +193,10 @@ def test_unfinished_run_is_refused_until_resumed_then_rolls_back_all(tmp_path: P
 
 def test_mark_rolled_back_needs_a_finished_rollback_of_that_run(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=2)
-    plan, text = write_plan(tmp_path, plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)])))
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)])))
     run_id = apply_plan(plan, text, org, home).run_id
-    other_id = apply_plan(*_plan_and_text(plan_from_snapshot(home, plan.header.source["id"], deletes(
-        [contact_id(1)]))), org, home).run_id
+    other_id = apply_plan(*signed(plan_from_snapshot(home, plan.header.source["id"], deletes(
+        [contact_id(1)])), home), org, home).run_id
     with pytest.raises(BadInput, match="is not a rollback of"):
         mark_rolled_back(home, run_id, other_id)
     assert read_run(home, run_id).status == "done"
@@ -238,9 +239,9 @@ def test_property_apply_then_rollback_restores_the_org(tmp_path_factory: pytest.
         c.before.get(k) != v for k, v in c.after.items())])
     if not plan.changes:
         return
-    applied = apply_plan(plan, plan.to_json(), org, home, batch_size=batch)
+    applied = apply_plan(*signed(plan, home), org, home, batch_size=batch)
     assert applied.applied == len(plan.changes)
     rollback = build_rollback_plan(home, applied.run_id, now=NOW)
-    report = apply_plan(rollback, rollback.to_json(), org, home, batch_size=batch)
+    report = apply_plan(*signed(rollback, home), org, home, batch_size=batch)
     assert (report.applied, report.skipped, report.failed) == (len(plan.changes), 0, 0)
     assert without_audit(org) == original

@@ -12,7 +12,16 @@ import secrets
 from datetime import UTC, datetime
 
 from crmsweep import __version__
-from crmsweep.backup.runlog import KIND_ROLLBACK, STATUS_DONE, Outcome, list_runs, open_run, read_run
+from crmsweep.backup.runlog import (
+    KIND_ROLLBACK,
+    STATUS_DONE,
+    ChangeOutcome,
+    Outcome,
+    RunState,
+    list_runs,
+    open_run,
+    read_run,
+)
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Change, NotReversible, Op, Plan, PlanHeader, canonical_datetime
 from crmsweep.paths import Home
@@ -20,6 +29,27 @@ from crmsweep.paths import Home
 
 def new_plan_id(now: datetime) -> str:
     return f"plan-{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
+
+
+def undo_of(change: Change, outcome: ChangeOutcome) -> Change:
+    """The change that undoes `change`, applied with `outcome`: what a rollback plan holds for it.
+
+    It expects the fingerprint the run read back after its write, and a create's new id.
+    """
+    new_id = outcome.record_id if change.op is Op.CREATE else None
+    return change.inverse(fingerprint=outcome.fingerprint_after, new_id=new_id)
+
+
+def applied_undos(state: RunState) -> dict[tuple[str, str], Change]:
+    """The undo of every reversible change run `state` applied, by (object, record id) it writes."""
+    undos: dict[tuple[str, str], Change] = {}
+    for index in state.applied_order:
+        try:
+            undo = undo_of(state.plan.changes[index], state.outcomes[index])
+        except NotReversible:
+            continue
+        undos[(undo.object, undo.record_id)] = undo
+    return undos
 
 
 def build_rollback_plan(home: Home, run_id: str, *, now: datetime, force: bool = False) -> Plan:
@@ -44,11 +74,8 @@ def build_rollback_plan(home: Home, run_id: str, *, now: datetime, force: bool =
     original = state.plan
     changes: list[Change] = []
     for index in reversed(state.applied_order):
-        outcome = state.outcomes[index]
-        change = original.changes[index]
-        new_id = outcome.record_id if change.op is Op.CREATE else None
         try:
-            changes.append(change.inverse(fingerprint=outcome.fingerprint_after, new_id=new_id))
+            changes.append(undo_of(original.changes[index], state.outcomes[index]))
         except NotReversible as exc:
             raise SafetyRefusal(f"run {run_id} cannot be rolled back: {exc}") from None
     notes = [

@@ -408,7 +408,7 @@ def apply_plan(
     Counts in the report cover the whole run (earlier sessions included); `api_calls` this session.
     Stops cleanly (report.stopped) on API limits, exhausted retries, auth and other CRM errors.
     """
-    check_plan_text(plan, plan_text)
+    check_plan_text(plan, plan_text, home)
     check_plan(plan, connector, home)
     limit = connector.capabilities.max_batch_write
     if batch_size is not None and batch_size < 1:

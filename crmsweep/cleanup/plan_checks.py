@@ -1,30 +1,32 @@
 """Plan checks: what must hold before apply writes anything to a CRM.
 
-A plan file is loaded only if its digest matches its content; a plan is applied only to the org it was
-made for, and only if its before-images are held in a verified snapshot or in the log of the run it
-undoes (safety rule 2). Kept apart from the engine because these checks only read (the plan file, a
-snapshot, a run log, the org id) and callers run them on their own, before any run is started.
+A plan file is loaded only if its digest matches its content and this crmsweep home signed it (see
+plan_auth); a plan is applied only to the org it was made for, only if every change is one its source
+could have produced (see provenance), and only if its before-images are whole rows of a verified
+snapshot or come from the log of the run it undoes (safety rule 2). Kept apart from the engine
+because these checks only read (the plan file, a snapshot, a run log, the org id) and callers run
+them on their own, before any run is started.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from crmsweep.backup.runlog import Outcome, read_run
-from crmsweep.cleanup.drift import same_value
+from crmsweep.backup.rollback import applied_undos
+from crmsweep.backup.runlog import read_run
+from crmsweep.cleanup.plan_auth import require_signed
+from crmsweep.cleanup.provenance import inverse_problems, scan_plan_problems, snapshot_row_problem
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import NotReversible, Plan, PlanFormatError, Record
+from crmsweep.model import NotReversible, Plan, PlanFile, PlanFormatError, Vocabulary
 from crmsweep.paths import Home
 
 # How many offending records a refusal names before it says "and N more".
 _SHOWN_OFFENDERS = 3
 
 
-def load_plan(path: Path) -> tuple[Plan, str]:
-    """The plan in `path` and the file's text, refused if its digest does not match its content."""
+def read_plan_file(path: Path) -> tuple[PlanFile, str]:
+    """The plan file in `path`, parsed and its changes validated, and its text; its claims NOT checked."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -33,26 +35,33 @@ def load_plan(path: Path) -> tuple[Plan, str]:
         reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
         raise BadInput(f"cannot read plan file {path}: {reason}") from None
     try:
-        plan, claimed = Plan.from_json(text)
-        for change in plan.changes:
+        parsed = PlanFile.parse(text)
+        for change in parsed.plan.changes:
             change.validate()
     except (PlanFormatError, NotReversible) as exc:
         raise BadInput(f"plan file {path} is not a valid plan: {exc}") from None
-    if claimed != plan.digest:
-        raise SafetyRefusal(f"plan {path} was changed after it was written (digest mismatch): scan again")
-    return plan, text
+    return parsed, text
 
 
-def check_plan_text(plan: Plan, plan_text: str) -> None:
-    """The text kept in the run folder must be the very plan being applied."""
+def load_plan(path: Path, home: Home) -> tuple[Plan, str]:
+    """The plan in `path` and the file's text, refused unless its digest matches its content and
+    `home` signed it."""
+    parsed, text = read_plan_file(path)
+    require_signed(parsed, home, name=path)
+    return parsed.plan, text
+
+
+def check_plan_text(plan: Plan, plan_text: str, home: Home) -> None:
+    """The text kept in the run folder must be the very plan being applied, signed by `home`."""
     try:
-        parsed, claimed = Plan.from_json(plan_text)
+        parsed = PlanFile.parse(plan_text)
     except PlanFormatError as exc:
         raise SafetyRefusal(f"the plan text to apply is not a valid plan ({exc}): load the plan file again") from None
-    if not (claimed == parsed.digest == plan.digest):
+    if parsed.plan.digest != plan.digest:
         raise SafetyRefusal(
             f"plan {plan.header.plan_id} was changed after it was written (digest mismatch): scan again"
         )
+    require_signed(parsed, home, name=plan.header.plan_id)
 
 
 def check_plan(plan: Plan, connector: Connector, home: Home) -> None:
@@ -67,8 +76,20 @@ def check_plan(plan: Plan, connector: Connector, home: Home) -> None:
         raise BadInput(
             f"plan is for org {header.org_id} but connection '{connector.connection_name}' is org {live_org}"
         )
+    check_provenance(plan, home, connector.vocabulary)
+
+
+def check_provenance(plan: Plan, home: Home, vocabulary: Vocabulary) -> None:
+    """Refuse a plan holding a change its source could not have produced (see provenance)."""
+    header = plan.header
     kind, source_id = header.source.get("kind"), header.source.get("id", "")
     if kind == "snapshot":
+        offenders = scan_plan_problems(plan, vocabulary)
+        if offenders:
+            raise SafetyRefusal(
+                f"{len(offenders)} change(s) of plan {header.plan_id} are not ones its passes propose "
+                f"({_offender_text(offenders)}): scan again"
+            )
         _check_snapshot_source(plan, home, source_id)
     elif kind == "run":
         _check_run_source(plan, home, source_id)
@@ -109,8 +130,7 @@ def _check_snapshot_source(plan: Plan, home: Home, snapshot_id: str) -> None:
         )
     by_object: dict[str, list[int]] = {}
     for index, change in enumerate(plan.changes):
-        if change.before:
-            by_object.setdefault(change.object, []).append(index)
+        by_object.setdefault(change.object, []).append(index)
     offenders: list[str] = []
     for obj, indexes in by_object.items():
         if not reader.has(obj):
@@ -119,7 +139,7 @@ def _check_snapshot_source(plan: Plan, home: Home, snapshot_id: str) -> None:
         held = reader.record_map(obj, [plan.changes[i].record_id for i in indexes])
         for i in indexes:
             change = plan.changes[i]
-            problem = _before_image_problem(change.before, held.get(change.record_id))
+            problem = snapshot_row_problem(change.before, held.get(change.record_id))
             if problem:
                 offenders.append(f"{obj} {change.record_id}: {problem}")
     if offenders:
@@ -129,43 +149,25 @@ def _check_snapshot_source(plan: Plan, home: Home, snapshot_id: str) -> None:
         )
 
 
-def _before_image_problem(before: Mapping[str, Any], held: Mapping[str, Any] | None) -> str | None:
-    # Every value the plan could write back must be the one the backup holds; extra snapshot columns are fine.
-    if held is None:
-        return "not in the snapshot"
-    for name, value in before.items():
-        if name not in held:
-            return f"{name} is not in the snapshot"
-        if not same_value(value, held[name]):
-            return f"{name} is {value!r} in the plan but {held[name]!r} in the snapshot"
-    return None
-
-
 def _check_run_source(plan: Plan, home: Home, run_id: str) -> None:
     try:
         source = read_run(home, run_id)
     except BadInput as exc:
         raise SafetyRefusal(f"the plan undoes run {run_id}, whose log cannot be read ({exc})") from None
-    held: dict[tuple[str, str], Record] = {}
-    for outcome in source.outcomes:
-        if outcome.outcome is Outcome.APPLIED and outcome.before is not None:
-            original = source.plan.changes[outcome.index]
-            held[(original.object, original.record_id)] = outcome.before
-            if outcome.record_id:  # a create's new id
-                held[(original.object, outcome.record_id)] = outcome.before
-    offenders: list[str] = []
-    for change in plan.changes:
-        logged = held.get((change.object, change.record_id))
-        if logged is None:
-            offenders.append(f"{change.object} {change.record_id}: no applied change with a logged before-image")
-            continue
-        # What gets written back must come from the logged before-image.
-        for name, value in change.after.items():
-            if name not in logged or not same_value(value, logged[name]):
-                offenders.append(f"{change.object} {change.record_id}: {name} differs from the logged before-image")
-                break
+    if header_problem := _run_header_problem(plan, source.plan, run_id):
+        raise SafetyRefusal(f"plan {plan.header.plan_id} {header_problem}: build the rollback plan again")
+    offenders = inverse_problems(plan, applied_undos(source))
     if offenders:
         raise SafetyRefusal(
             f"{len(offenders)} change(s) of the plan are not backed by the log of run {run_id} "
             f"({_offender_text(offenders)}): build the rollback plan again"
         )
+
+
+def _run_header_problem(plan: Plan, undone: Plan, run_id: str) -> str | None:
+    header = plan.header
+    if header.rollback_of != run_id:
+        return f"takes its before-images from run {run_id} but says it is the rollback of {header.rollback_of}"
+    if (header.provider, header.org_id) != (undone.header.provider, undone.header.org_id):
+        return f"is for org {header.org_id} but run {run_id} changed org {undone.header.org_id}"
+    return None

@@ -2,7 +2,9 @@
 
 Every change is one line whose first character says what happens to the record, so a terminal can
 colour by it: `-` delete/archive, `~` update/deactivate/reactivate, `+` undelete/create. No other
-line starts with one of those characters.
+line starts with one of those characters. Every value a change writes is shown in full and exactly
+(JSON, invisible characters escaped): the admin approves what will be written, not a summary of it.
+Values being replaced are shortened, as the snapshot holds them in full.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ def format_value(value: Any) -> str:
     return format_value(str(value))
 
 
+def exact_value(value: Any) -> str:
+    """A written value as JSON, in full, on one line; characters that would not show are escaped."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def change_line(change: Change) -> str:
     label = f' "{one_line(change.label)}"' if change.label else ""
     parts = [f"{MARKS[change.op]} {change.object} {change.record_id}{label}"]
@@ -48,10 +56,11 @@ def change_line(change: Change) -> str:
     elif change.op is Op.UNDELETE:
         parts.append("undelete (id kept)")
     elif change.op is Op.CREATE:
-        parts.append("create (new id)")
+        written = ", ".join(f"{k}: {exact_value(v)}" for k, v in change.after.items())
+        parts.append("create (new id)" + (f" with {written}" if written else ""))
     elif change.op is not Op.DELETE:
         parts.append(
-            ", ".join(f"{k}: {format_value(change.before.get(k))} → {format_value(v)}" for k, v in change.after.items())
+            ", ".join(f"{k}: {format_value(change.before.get(k))} → {exact_value(v)}" for k, v in change.after.items())
         )
     if change.reason:
         parts.append(one_line(change.reason))
@@ -71,6 +80,15 @@ def _op_counts(changes: Iterable[Change]) -> dict[str, int]:
 
 def _op_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{n:,} {op}" for op, n in counts.items())
+
+
+def breakdown(plan: Plan) -> str:
+    """What a plan does, by op and object, in plan order: "252 delete Contact, 3 deactivate User"."""
+    counts: dict[tuple[str, str], int] = {}
+    for change in plan.changes:
+        key = (change.op.value, change.object)
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{n:,} {op} {obj}" for (op, obj), n in counts.items()) or "no changes"
 
 
 def _group(plan: Plan) -> dict[str, dict[str, list[Change]]]:
@@ -100,8 +118,9 @@ def _source_text(source: Any) -> str:
     return f"{kind} {ident}"
 
 
-def render_preview(plan: Plan, *, limit: int | None = None) -> str:
-    """The plan as text; `limit` caps the change lines shown per object ("… and 57 more")."""
+def render_preview(plan: Plan, *, limit: int | None = None, signature: str | None = None) -> str:
+    """The plan as text; `limit` caps the change lines shown per object ("… and 57 more"); `signature`
+    says what the file's signature is worth (the caller knows the home that checks it)."""
     if limit is not None and limit < 0:
         raise ValueError("limit must be 0 or more")
     header = plan.header
@@ -116,6 +135,8 @@ def render_preview(plan: Plan, *, limit: int | None = None) -> str:
         f"created {header.created}  by crmsweep {header.tool_version}",
         f"changes: {len(plan.changes):,}" + (f" ({_op_text(totals)})" if totals else ""),
     ]
+    if signature is not None:
+        lines.insert(1, f"signature: {signature}")
     lines.extend(f"note: {note}" for note in general_notes)
 
     skipped_passes = 0

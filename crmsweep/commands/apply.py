@@ -9,6 +9,7 @@ import typer
 
 from crmsweep import api
 from crmsweep.cleanup.apply import ApplyReport
+from crmsweep.cleanup.preview import breakdown
 from crmsweep.commands.common import (
     ConfigOpt,
     HomeOpt,
@@ -71,8 +72,9 @@ def exit_for(report: ApplyReport | None) -> None:
 
 
 def question(plan: Plan) -> str:
-    return (f"Apply {len(plan.changes)} changes to {plan.header.provider} org {plan.header.org_id} "
-            f"('{plan.header.connection}')?")
+    """What the admin says yes to: what the plan does, where, and which plan exactly (its digest)."""
+    return (f"Apply {len(plan.changes)} changes ({breakdown(plan)}) to {plan.header.provider} org "
+            f"{plan.header.org_id} ('{plan.header.connection}')? Plan {plan.header.plan_id}, {plan.digest}")
 
 
 @handle_errors

@@ -1,4 +1,4 @@
-"""`crmsweep scan` (write a plan) and `crmsweep preview` (read one)."""
+"""`crmsweep scan` (write a plan), `crmsweep preview` (read one) and `crmsweep plan accept` (sign one)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from crmsweep import api
-from crmsweep.cleanup.preview import render_preview, summarize
+from crmsweep.cleanup.plan_auth import Trust, accept_command
+from crmsweep.cleanup.preview import breakdown, render_preview, summarize
 from crmsweep.commands.common import (
     ConfigOpt,
     ConnectionOpt,
     HomeOpt,
     JsonOpt,
+    YesOpt,
     backup_progress,
+    confirmer,
     emit_json,
     err,
     handle_errors,
@@ -25,14 +29,24 @@ from crmsweep.model import Plan
 
 PlanArg = Annotated[Path, typer.Argument(help="A plan file written by `crmsweep scan` (or a rollback).")]
 
+plan_app = typer.Typer(help="Plans: accept one written on another machine or edited by hand.", no_args_is_help=True)
 
-def print_preview(plan: Plan, *, limit: int | None = None) -> None:
+
+def print_preview(
+    plan: Plan, *, limit: int | None = None, signature: str | None = None, console: Console = out
+) -> None:
     """The diff, coloured by the first character of each line when stdout is a terminal."""
     colours = {"-": "red", "~": "yellow", "+": "green"}
-    for line in render_preview(plan, limit=limit).splitlines():
+    for line in render_preview(plan, limit=limit, signature=signature).splitlines():
         stripped = line.lstrip()
         colour = colours.get(stripped[:1]) if stripped[1:2] == " " else None
-        out.print(line, style=colour, markup=False, highlight=False)
+        console.print(line, style=colour, markup=False, highlight=False)
+
+
+def signature_text(trust: Trust, plan_file: Path) -> str:
+    if trust is Trust.SIGNED:
+        return trust.value
+    return f"{trust.value}: apply refuses it until you review it and run `{accept_command(plan_file)}`"
 
 
 @handle_errors
@@ -84,9 +98,51 @@ def preview(
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Show a plan as a diff, grouped by pass and object. Reads only the file."""
-    plan = api.read_plan(plan_file)
+    """Show a plan as a diff, grouped by pass and object, and whether this home signed it. Reads only the file."""
+    review = api.read_plan(workspace(config, home), plan_file)
     if as_json:
-        emit_json(summarize(plan))
+        emit_json({**summarize(review.plan), "signed_by_this_home": review.trust is Trust.SIGNED,
+                   "signature": review.trust.name.lower()})
         return
-    print_preview(plan, limit=limit)
+    print_preview(review.plan, limit=limit, signature=signature_text(review.trust, plan_file))
+
+
+@plan_app.command("accept")
+@handle_errors
+def accept(
+    plan_file: Annotated[Path, typer.Argument(help="A plan written on another machine, or edited by hand.")],
+    yes: YesOpt = False,
+    connection: Annotated[
+        str | None, typer.Option("--connection", "-c", help="Check it against this connection, not the plan's.")
+    ] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Review a plan in full and sign it with this home's key, so that apply takes it. Writes nothing to the CRM.
+
+    The plan must still pass every check apply makes (org, passes, before-images); its digest is
+    computed afresh from what you are shown.
+    """
+    ws = workspace(config, home)
+
+    def ask(review: api.PlanReview) -> bool:
+        # With --json, stdout carries the answer alone: the preview goes to stderr.
+        print_preview(review.plan, signature=signature_text(review.trust, plan_file), console=err if as_json else out)
+        return confirmer(yes, lambda p: (
+            f"Accept plan {p.header.plan_id} ({breakdown(p)}), {p.digest}, and sign it with this home's key?"
+        ))(review.plan)
+
+    outcome = api.accept_plan(ws, plan_file, confirm=ask, connection=connection)
+    plan = outcome.plan
+    if as_json:
+        emit_json({"plan": plan.header.plan_id, "digest": plan.digest, "file": str(plan_file),
+                   "accepted": outcome.accepted, "was": outcome.was.name.lower()})
+        return
+    if outcome.was is Trust.SIGNED:
+        err.print(f"Plan {plan_file} is already signed by this crmsweep home: nothing to accept.", markup=False)
+    elif outcome.accepted:
+        err.print(f"Plan {plan_file} accepted and signed ({plan.digest}). Apply it with "
+                  f"`crmsweep apply {plan_file}`.", markup=False)
+    else:
+        err.print("Nothing accepted.")

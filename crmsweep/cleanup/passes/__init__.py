@@ -8,9 +8,10 @@ docstring is the summary admins see. Add a module name to `_PASS_MODULES` to reg
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from crmsweep.cleanup.labels import record_label
@@ -66,6 +67,33 @@ class PassOutput:
     notes: list[str] = field(default_factory=list)
 
 
+class Computed(Enum):
+    """In a `Proposal.writes`: the pass computes this field's value (the preview shows each one)."""
+
+    VALUE = "a value the pass computes"
+
+
+ANY_VALUE = Computed.VALUE
+
+
+def _writes_nothing(vocabulary: Vocabulary) -> Mapping[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One kind of change a pass can propose, as data: a plan claiming the pass may hold no other.
+
+    `objects` are the objects it may propose this op for, in a provider's vocabulary; `writes` maps each
+    field it may write to the value it writes (or ANY_VALUE): a change's `after` holds some of these
+    fields, with those values, and nothing else (a delete writes nothing).
+    """
+
+    op: Op
+    objects: Callable[[Vocabulary], Collection[str]]
+    writes: Callable[[Vocabulary], Mapping[str, Any]] = _writes_nothing
+
+
 @dataclass(frozen=True)
 class PassSpec:
     name: str
@@ -75,6 +103,9 @@ class PassSpec:
     run: Callable[[PassContext], PassOutput]
     # Value rules beyond the type (ranges, allowed words); raises BadInput. Types are checked for every pass.
     check: Callable[[Mapping[str, Any]], None] | None = None
+    # Every kind of change the pass proposes; apply and `plan accept` refuse a change under its name that
+    # matches none of them (see crmsweep/cleanup/provenance.py).
+    proposes: tuple[Proposal, ...] = ()
 
 
 def summary_of(docstring: str | None) -> str:

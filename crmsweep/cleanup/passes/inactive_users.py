@@ -15,10 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, propose, summary_of
+from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, Proposal, propose, summary_of
 from crmsweep.cleanup.view import live_frame
 from crmsweep.errors import BadInput
-from crmsweep.model import Op, Severity
+from crmsweep.model import Op, Severity, Vocabulary
 
 NAME = "inactive_users"
 
@@ -26,6 +26,11 @@ NAME = "inactive_users"
 def _check(settings: Mapping[str, Any]) -> None:
     if settings["days"] < 1:
         raise BadInput(f"[passes.{NAME}] days must be 1 or more, not {settings['days']}")
+
+
+def _writes(vocab: Vocabulary) -> dict[str, Any]:
+    """What a deactivation writes: the one field, false. Declared in SPEC too, so a plan can hold no other."""
+    return {vocab.user_active_field: False}
 
 
 def run(ctx: PassContext) -> PassOutput:
@@ -77,7 +82,7 @@ def run(ctx: PassContext) -> PassOutput:
                 Op.DEACTIVATE,
                 users,
                 before,
-                after={vocab.user_active_field: False},
+                after=_writes(vocab),
                 reason=reason,
                 severity=Severity.MAJOR,
             )
@@ -92,4 +97,11 @@ SPEC = PassSpec(
     defaults={"days": 90, "include_never_logged_in": True, "exclude": []},
     run=run,
     check=_check,
+    proposes=(
+        Proposal(
+            Op.DEACTIVATE,
+            objects=lambda vocab: (vocab.user_object,),
+            writes=_writes,
+        ),
+    ),
 )

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, propose, summary_of
+from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, Proposal, propose, summary_of
 from crmsweep.cleanup.view import live_frame
 from crmsweep.errors import BadInput
 from crmsweep.model import DealLink, Op, Severity, Vocabulary
@@ -141,4 +141,5 @@ SPEC = PassSpec(
     defaults={"years": 3, "objects": [], "action": "delete"},
     run=run,
     check=_check,
+    proposes=(Proposal(Op.DELETE, objects=lambda vocab: vocab.people_objects),),
 )
