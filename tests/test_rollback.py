@@ -166,6 +166,29 @@ def test_rollback_plan_not_backed_by_the_run_log_is_refused(tmp_path: Path, home
     assert f"{contact_id(1)}: no applied change" in str(info.value)
 
 
+def test_a_rollback_change_that_is_not_the_exact_inverse_is_refused(tmp_path: Path, home: Home) -> None:
+    org = make_org(contacts=3)
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(
+        [contact_id(0), contact_id(1), contact_id(2)])))
+    run_id = apply_plan(plan, text, org, home).run_id
+    undo = build_rollback_plan(home, run_id, now=NOW)
+    first, second, third = undo.changes
+    forged = Plan.build(undo.header, [
+        Change(**{**first.__dict__, "op": Op.DELETE}),  # deletes the record again instead of restoring it
+        Change(**{**second.__dict__, "label": "Someone Else"}),
+        third,
+        third,
+    ])
+    with pytest.raises(SafetyRefusal, match=r"^3 change\(s\) of the plan are not backed by the log of run") as info:
+        check_plan(forged, org, home)
+    message = str(info.value)
+    assert f"Contact {first.record_id}: delete is not the undo of the applied change (undelete)" in message
+    assert f"Contact {second.record_id}: its label is not that of the undo of the applied change" in message
+    assert f"Contact {third.record_id}: it is undone twice" in message
+    with pytest.raises(SafetyRefusal, match=r"rollback of run-nope: build the rollback plan again"):
+        check_plan(undo.with_header(rollback_of="run-nope"), org, home)
+
+
 def test_unfinished_run_is_refused_until_resumed_then_rolls_back_all(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=3)
     plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(

@@ -261,3 +261,30 @@ def test_a_snapshot_of_another_provider_is_refused() -> None:
         "snapshot 20260315T120000Z-abc123 is a hubspot backup but the connection is fake; "
         "scan it with a connection of the same provider"
     )
+
+
+def test_every_change_a_scan_proposes_is_one_its_passes_declare() -> None:
+    from crmsweep.cleanup.provenance import scan_plan_problems
+
+    plan = scan().plan
+    assert {c.pass_name for c in plan.changes} == {"stale_contacts", "inactive_users"}
+    assert scan_plan_problems(plan, FAKE_VOCABULARY) == []
+    delete = next(c for c in plan.changes if c.op is Op.DELETE)
+    deactivate = next(c for c in plan.changes if c.op is Op.DEACTIVATE)
+    forged = [
+        replace(delete, pass_name="inactive_users"),
+        replace(deactivate, after={"IsActive": True}),
+        replace(deactivate, object="Contact"),
+        replace(delete, label="Someone Else"),
+        replace(delete, pass_name="tidy_up"),
+        delete,  # the same record twice
+    ]
+    problems = scan_plan_problems(Plan(plan.header, (*plan.changes, *forged)), FAKE_VOCABULARY)
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "pass inactive_users does not propose delete",
+        'pass inactive_users writes IsActive=false, not {"IsActive":true}',
+        "pass inactive_users does not propose deactivate of Contact",
+        f"it is labelled 'Someone Else' but the record is {delete.label!r}",
+        "pass tidy_up is not one the plan says it ran",
+        "it is proposed twice",
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from crmsweep.model import Vocabulary
+from crmsweep.model import Change, Vocabulary
 
 
 def one_line(text: str) -> str:
@@ -26,3 +26,8 @@ def record_label(vocabulary: Vocabulary, object_name: str, record: Mapping[str, 
         text = one_line(str(value))
         parts.append(text if index == 0 else f"<{text}>")
     return " ".join(parts)
+
+
+def change_name(change: Change) -> str:
+    """'Contact 003...': the record a change is about, as previews and refusals name it."""
+    return f"{change.object} {change.record_id or '(new record)'}"

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from crmsweep.cleanup.labels import one_line
+from crmsweep.cleanup.labels import change_name, one_line
 from crmsweep.cleanup.passes import PASSES
 from crmsweep.model import Change, Op, Plan
 
@@ -50,7 +50,7 @@ def exact_value(value: Any) -> str:
 
 def change_line(change: Change) -> str:
     label = f' "{one_line(change.label)}"' if change.label else ""
-    parts = [f"{MARKS[change.op]} {change.object} {change.record_id}{label}"]
+    parts = [f"{MARKS[change.op]} {change_name(change)}{label}"]
     if change.op is Op.ARCHIVE:
         parts.append("archive")
     elif change.op is Op.UNDELETE:

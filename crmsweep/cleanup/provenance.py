@@ -13,16 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from crmsweep.cleanup.drift import same_value
-from crmsweep.cleanup.labels import record_label
+from crmsweep.cleanup.labels import change_name, record_label
 from crmsweep.cleanup.passes import ANY_VALUE, PASSES, Proposal
 from crmsweep.model import Change, Plan, Vocabulary, canonical_json
 
 # How many missing fields a before-image problem names.
 _SHOWN_FIELDS = 3
-
-
-def change_name(change: Change) -> str:
-    return f"{change.object} {change.record_id or '(new record)'}"
 
 
 def _same(a: Any, b: Any) -> bool:
