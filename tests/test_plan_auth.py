@@ -225,6 +225,8 @@ def test_a_plan_from_another_home_is_refused_then_accepted_then_applies(tmp_path
 
     applied = json.loads(site("apply", str(path), "--yes", "--json").stdout)
     assert (applied["applied"], applied["failed"], applied["skipped"]) == (len(plan.changes), 0, 0)
+    # The run keeps the very text it applied, signed, so `apply --resume` and rollback can trust it.
+    assert (site.home / "runs" / applied["run"] / "plan.json").read_bytes() == path.read_bytes()
     live = site.org()
     for change in plan.changes:
         assert change.record_id in org[change.object] and change.record_id not in live[change.object]
@@ -321,3 +323,16 @@ def test_the_key_is_made_once_private_and_a_readable_one_is_refused(tmp_path: Pa
     key.write_bytes(b"short")
     with pytest.raises(SafetyRefusal, match=r"plan key .* is damaged \(5 bytes, not 32\)"):
         signed_json(plan, home)
+
+
+def test_a_home_where_no_key_can_be_made_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    from crmsweep.cleanup.plan_auth import signed_json
+    from crmsweep.errors import BadInput
+    from crmsweep.paths import Home
+    from tests.test_scan import scan
+
+    home = Home(tmp_path / "home")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "keys").write_text("not a folder", encoding="utf-8")
+    with pytest.raises(BadInput, match=r"^cannot read the plan key .*keys/plan\.key: Not a directory$"):
+        signed_json(scan().plan, home)

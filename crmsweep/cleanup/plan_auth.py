@@ -18,7 +18,7 @@ import stat
 from enum import StrEnum
 from pathlib import Path
 
-from crmsweep.errors import SafetyRefusal
+from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Plan, PlanFile
 from crmsweep.paths import Home, fsync_dir, write_private_file
 
@@ -50,7 +50,7 @@ def _read_key(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise SafetyRefusal(f"cannot read the plan key {path}: {exc.strerror}") from None
+        raise BadInput(f"cannot read the plan key {path}: {exc.strerror}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
@@ -74,17 +74,20 @@ def plan_key(home: Home) -> bytes:
     key = _read_key(path)
     if key is not None:
         return key
-    folder = home.keys_dir
-    temporary = folder / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-    write_private_file(temporary, secrets.token_bytes(KEY_BYTES))
     try:
-        # link, not rename: of two commands making the key at once, the second keeps the first's key.
-        os.link(temporary, path)
-    except FileExistsError:
-        pass
-    finally:
-        temporary.unlink()
-    fsync_dir(folder)
+        folder = home.keys_dir
+        temporary = folder / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        write_private_file(temporary, secrets.token_bytes(KEY_BYTES))
+        try:
+            # link, not rename: of two commands making the key at once, the second keeps the first's key.
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+        fsync_dir(folder)
+    except OSError as exc:
+        raise BadInput(f"cannot make the plan key {path}: {exc.strerror}") from None
     key = _read_key(path)
     if key is None:  # deleted between our link and our read: nothing sensible to sign with
         raise SafetyRefusal(f"the plan key {path} vanished while it was made: try again")
