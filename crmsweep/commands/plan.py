@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -121,8 +122,7 @@ def accept(
 ) -> None:
     """Review a plan in full and sign it with this home's key, so that apply takes it. Writes nothing to the CRM.
 
-    The plan must still pass every check apply makes (org, passes, before-images); its digest is
-    computed afresh from what you are shown.
+    It must still pass every check apply makes (org, passes, before-images); its digest is made afresh.
     """
     ws = workspace(config, home)
 
@@ -143,6 +143,6 @@ def accept(
         err.print(f"Plan {plan_file} is already signed by this crmsweep home: nothing to accept.", markup=False)
     elif outcome.accepted:
         err.print(f"Plan {plan_file} accepted and signed ({plan.digest}). Apply it with "
-                  f"`crmsweep apply {plan_file}`.", markup=False)
+                  f"`crmsweep apply {shlex.quote(str(plan_file))}`.", markup=False)
     else:
         err.print("Nothing accepted.")
