@@ -34,7 +34,15 @@ from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput
 from crmsweep.model import Plan, SnapshotManifest
-from crmsweep.paths import HOME_ENV, Home, default_home, make_private_dirs, path_from_env, replace_private_file
+from crmsweep.paths import (
+    HOME_ENV,
+    Home,
+    blank_checked,
+    default_home,
+    make_private_dirs,
+    path_from_env,
+    replace_private_file,
+)
 
 BackupProgress = Callable[[str, int, bool], None]
 
@@ -53,10 +61,8 @@ class Workspace:
         Everything a user typed is checked here, before any command starts work: the config with
         every pass's settings, and the home folder (created 0700, or refused with one line).
         """
-        if config_path is None:
-            config_path = path_from_env(CONFIG_ENV)
-        if home is None:
-            home = path_from_env(HOME_ENV)
+        config_path = path_from_env(CONFIG_ENV) if config_path is None else blank_checked(config_path, CONFIG_ENV)
+        home = path_from_env(HOME_ENV) if home is None else blank_checked(home, HOME_ENV)
         config = load_config(config_path)
         check_pass_tables(config.passes, source=str(config.path) if config.path else "config")
         chosen = Home(home) if home is not None else default_home()

@@ -37,12 +37,18 @@ def _fail(path: Path, what: str, exc: OSError) -> BadInput:
     return BadInput(f"cannot create {what} {path}: {exc.strerror or exc}")
 
 
-def _check_existing_dir(path: Path, what: str) -> os.stat_result:
-    """`path`'s lstat, if it is a real folder of ours; the one-line refusal otherwise."""
+def _lstat(path: Path, what: str) -> os.stat_result | None:
+    """None when nothing is at `path`; BadInput for a path the system cannot even look at (too long...)."""
     try:
-        info = os.lstat(path)
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
     except OSError as exc:
         raise BadInput(f"cannot use {what} {path}: {exc.strerror or exc}") from None
+
+
+def _check_existing_dir(path: Path, what: str, info: os.stat_result) -> os.stat_result:
+    """`info` (the lstat of `path`), if it is a real folder of ours; the one-line refusal otherwise."""
     if stat.S_ISLNK(info.st_mode):
         raise SafetyRefusal(
             f"{what} {path} is a symbolic link: crmsweep keeps personal data only in a real folder; "
@@ -75,12 +81,12 @@ def make_private_dirs(path: Path, what: str = "folder") -> Path:
     they are (they may not be crmsweep's). BadInput if a part of the path is not a folder."""
     missing: list[Path] = []
     probe = path
-    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+    while _lstat(probe, what) is None and probe != probe.parent:
         missing.append(probe)
         probe = probe.parent
     for folder in reversed(missing):
         _make_dir(folder, what)
-    if not path.is_dir():
+    if not os.path.isdir(path):
         raise BadInput(f"{what} {path} is not a folder: give a folder (or a path that does not exist yet)")
     return path
 
@@ -89,7 +95,10 @@ def _private_child(path: Path, what: str) -> Path:
     """A folder inside the home: created 0700, or checked to be ours and tightened to 0700."""
     if _make_dir(path, what):
         return path
-    info = _check_existing_dir(path, what)
+    found = _lstat(path, what)
+    if found is None:  # removed again since mkdir saw it
+        raise BadInput(f"{what} {path} vanished while crmsweep was opening it: try again")
+    info = _check_existing_dir(path, what, found)
     if stat.S_IMODE(info.st_mode) != _PRIVATE_DIR_MODE:
         os.chmod(path, _PRIVATE_DIR_MODE)
     return path
@@ -135,10 +144,21 @@ def path_from_env(name: str, environ: Mapping[str, str] | None = None) -> Path |
     env = os.environ if environ is None else environ
     if name not in env:
         return None
-    value = env[name].strip()
-    if not value:
+    value = env[name]
+    if not value.strip():
         raise BadInput(f"environment variable {name} is set but empty: unset it to use the default, or name a path")
     return Path(value).expanduser()
+
+
+def blank_checked(path: Path, env_name: str) -> Path:
+    """`path`, unless it is only blanks: the CLI passes an environment variable's value on as an option,
+    and a folder named "   " is never what was meant."""
+    if not str(path).strip():
+        raise BadInput(
+            f"the path given (option or environment variable {env_name}) is empty: "
+            "unset the variable to use the default, or name a path"
+        )
+    return path
 
 
 @dataclass(frozen=True)
@@ -148,9 +168,10 @@ class Home:
     def check(self) -> Path:
         """The root, created 0700 (with its missing parents) or checked to be a private folder of ours."""
         root = self.root
-        if not root.exists() and not root.is_symlink():
+        found = _lstat(root, "home folder")
+        if found is None:
             return make_private_dirs(root, "home folder")
-        info = _check_existing_dir(root, "home folder")
+        info = _check_existing_dir(root, "home folder", found)
         if not os.access(root, os.W_OK | os.X_OK):
             raise BadInput(f"home folder {root} cannot be written: give a folder you can write with --home")
         if stat.S_IMODE(info.st_mode) != _PRIVATE_DIR_MODE and self._only_ours():
