@@ -59,14 +59,15 @@ class Workspace:
         """`None` means: the environment (CRMSWEEP_CONFIG, CRMSWEEP_HOME), else the defaults.
 
         Everything a user typed is checked here, before any command starts work: the config with
-        every pass's settings, and the home folder (created 0700, or refused with one line).
+        every pass's settings, and the home folder (refused with one line if it cannot work; it is
+        created 0700 when a command first needs it).
         """
         config_path = path_from_env(CONFIG_ENV) if config_path is None else blank_checked(config_path, CONFIG_ENV)
         home = path_from_env(HOME_ENV) if home is None else blank_checked(home, HOME_ENV)
         config = load_config(config_path)
         check_pass_tables(config.passes, source=str(config.path) if config.path else "config")
         chosen = Home(home) if home is not None else default_home()
-        chosen.check()
+        chosen.validate()
         return cls(config=config, home=chosen)
 
 

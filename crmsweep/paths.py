@@ -165,18 +165,31 @@ def blank_checked(path: Path, env_name: str) -> Path:
 class Home:
     root: Path
 
-    def check(self) -> Path:
-        """The root, created 0700 (with its missing parents) or checked to be a private folder of ours."""
+    def validate(self) -> os.stat_result | None:
+        """Refuse a home that cannot work, creating nothing (a command may never need the folder);
+        the root's lstat, or None if it does not exist yet."""
         root = self.root
         found = _lstat(root, "home folder")
         if found is None:
-            return make_private_dirs(root, "home folder")
-        info = _check_existing_dir(root, "home folder", found)
+            ancestor = root.parent
+            while (above := _lstat(ancestor, "home folder")) is None and ancestor != ancestor.parent:
+                ancestor = ancestor.parent
+            if above is not None and not os.path.isdir(ancestor):
+                raise BadInput(f"home folder {root} cannot be created: {ancestor} is not a folder")
+            return None
+        _check_existing_dir(root, "home folder", found)
         if not os.access(root, os.W_OK | os.X_OK):
             raise BadInput(f"home folder {root} cannot be written: give a folder you can write with --home")
+        return found
+
+    def check(self) -> Path:
+        """The root, created 0700 (with its missing parents) or checked to be a private folder of ours."""
+        info = self.validate()
+        if info is None:
+            return make_private_dirs(self.root, "home folder")
         if stat.S_IMODE(info.st_mode) != _PRIVATE_DIR_MODE and self._only_ours():
-            os.chmod(root, _PRIVATE_DIR_MODE)
-        return root
+            os.chmod(self.root, _PRIVATE_DIR_MODE)
+        return self.root
 
     def _only_ours(self) -> bool:
         try:
