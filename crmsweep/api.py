@@ -8,7 +8,6 @@ callbacks. The CLI is a coat of paint over this module.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -18,22 +17,33 @@ from crmsweep.backup.rollback import build_rollback_plan, mark_rolled_back, not_
 from crmsweep.backup.runlog import RunSummary, list_runs, open_run
 from crmsweep.backup.snapshot import (
     SnapshotReader,
+    Unfinished,
     VerifyReport,
     list_snapshots,
     open_snapshot,
     take_snapshot,
+    unfinished_snapshots,
     verify_snapshot,
 )
 from crmsweep.cleanup.apply import ApplyProgress, ApplyReport, apply_plan
+from crmsweep.cleanup.passes import check_pass_tables
 from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of
 from crmsweep.cleanup.plan_checks import check_plan, load_plan, read_plan_file
 from crmsweep.cleanup.scan import ScanResult, scan_snapshot
-from crmsweep.config import Config, load_config, resolve_connection
+from crmsweep.config import CONFIG_ENV, Config, load_config, resolve_connection
 from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput
 from crmsweep.model import Plan, SnapshotManifest
-from crmsweep.paths import Home, default_home, replace_private_file
+from crmsweep.paths import (
+    HOME_ENV,
+    Home,
+    blank_checked,
+    default_home,
+    make_private_dirs,
+    path_from_env,
+    replace_private_file,
+)
 
 BackupProgress = Callable[[str, int, bool], None]
 # Shown the plan, answers whether to go on (the CLI asks the admin; a script decides for itself).
@@ -49,12 +59,19 @@ class Workspace:
 
     @classmethod
     def load(cls, config_path: Path | None = None, home: Path | None = None) -> Workspace:
-        """`None` means: the environment (CRMSWEEP_CONFIG, CRMSWEEP_HOME), else the defaults."""
-        if config_path is None and os.environ.get("CRMSWEEP_CONFIG"):
-            config_path = Path(os.environ["CRMSWEEP_CONFIG"])
-        if home is None and os.environ.get("CRMSWEEP_HOME"):
-            home = Path(os.environ["CRMSWEEP_HOME"])
-        return cls(config=load_config(config_path), home=Home(home) if home is not None else default_home())
+        """`None` means: the environment (CRMSWEEP_CONFIG, CRMSWEEP_HOME), else the defaults.
+
+        Everything a user typed is checked here, before any command starts work: the config with
+        every pass's settings, and the home folder (refused with one line if it cannot work; it is
+        created 0700 when a command first needs it).
+        """
+        config_path = path_from_env(CONFIG_ENV) if config_path is None else blank_checked(config_path, CONFIG_ENV)
+        home = path_from_env(HOME_ENV) if home is None else blank_checked(home, HOME_ENV)
+        config = load_config(config_path)
+        check_pass_tables(config.passes, source=str(config.path) if config.path else "config")
+        chosen = Home(home) if home is not None else default_home()
+        chosen.validate()
+        return cls(config=config, home=chosen)
 
 
 @contextlib.contextmanager
@@ -93,6 +110,11 @@ def backup_with(
 
 def snapshots(ws: Workspace, connection: str | None = None) -> list[SnapshotManifest]:
     return list_snapshots(ws.home, connection)
+
+
+def unfinished(ws: Workspace, connection: str | None = None) -> list[Unfinished]:
+    """Backups still running, and what killed ones left (removed by the next backup of that connection)."""
+    return unfinished_snapshots(ws.home, connection)
 
 
 def verify(ws: Workspace, snapshot_id: str) -> VerifyReport:
@@ -169,7 +191,7 @@ def write_plan(plan: Plan, output: Path, home: Home) -> None:
     """Write atomically and privately (a plan holds before-images: personal data), signed by `home`."""
     text = signed_json(plan, home)
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(output.parent, "plan folder")
         replace_private_file(output, text.encode("utf-8"))
     except OSError as exc:
         raise BadInput(f"cannot write the plan to {output}: {exc.strerror}") from exc

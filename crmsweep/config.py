@@ -13,17 +13,18 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from crmsweep.bounds import BOUND_KEY, Bound
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.errors import BadInput
 from crmsweep.model import canonical_json, sha256_text
-from crmsweep.paths import Home
+from crmsweep.paths import Home, path_from_env
 
 CONFIG_ENV = "CRMSWEEP_CONFIG"
 SANDBOX_SALESFORCE = "sandbox-salesforce"
@@ -63,24 +64,30 @@ class ConnectionProfile:
         }
 
 
+# Every number a config may set carries its bound (`Bound.metadata()`), checked when the file is read.
+_DAYS_100_YEARS = 36500
+_HOUR = 3600.0
+
+
 @dataclass(frozen=True)
 class ProtectSettings:
-    recent_days: int = 30
+    recent_days: int = field(default=30, metadata=Bound(0, _DAYS_100_YEARS).metadata())
     objects: tuple[str, ...] = ()
     ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class SafetySettings:
-    max_changes: int = 5000
-    max_changes_per_object: int = 2000
+    max_changes: int = field(default=5000, metadata=Bound(1, 10_000_000).metadata())
+    max_changes_per_object: int = field(default=2000, metadata=Bound(1, 10_000_000).metadata())
 
 
 @dataclass(frozen=True)
 class RetrySettings:
-    attempts: int = 5
-    initial_wait: float = 1.0
-    max_wait: float = 60.0
+    attempts: int = field(default=5, metadata=Bound(1, 100).metadata())
+    # Seconds; more than an hour between two tries of one call is a stuck run, not a retry.
+    initial_wait: float = field(default=1.0, metadata=Bound(0.0, _HOUR).metadata())
+    max_wait: float = field(default=60.0, metadata=Bound(0.0, _HOUR).metadata())
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(attempts=self.attempts, initial_wait=self.initial_wait, max_wait=self.max_wait)
@@ -88,8 +95,16 @@ class RetrySettings:
 
 @dataclass(frozen=True)
 class SandboxSettings:
-    records: int = 1000
-    seed: int = 7
+    records: int = field(default=1000, metadata=Bound(1, 10_000_000).metadata())
+    seed: int = field(default=7, metadata=Bound(0, 2**32 - 1).metadata())
+
+
+def bound_of(settings: type[Any], name: str) -> Bound:
+    """The bound declared on a numeric setting of one of the settings classes above."""
+    found = next(f for f in fields(settings) if f.name == name).metadata.get(BOUND_KEY)
+    if not isinstance(found, Bound):
+        raise TypeError(f"{settings.__name__}.{name} declares no bound")
+    return found
 
 
 @dataclass(frozen=True)
@@ -178,21 +193,24 @@ class _Table:
     def has(self, key: str) -> bool:
         return key in self.data
 
-    def get_int(self, key: str, default: int, *, minimum: int = 0) -> int:
+    def get_number(self, key: str, default: int | float, bound: Bound) -> Any:
+        """A whole number if `default` is one, else any number; within `bound` either way."""
         value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"expected a whole number, got {_shown(value)}")
-        if value < minimum:
-            raise self.fail(key, f"must be at least {minimum}, got {value}")
-        return value
+        whole = isinstance(default, int)
+        if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+            raise self.fail(key, f"expected {'a whole number' if whole else 'a number'}, got {_shown(value)}")
+        problem = bound.problem(value)
+        if problem:
+            raise self.fail(key, problem)
+        return value if whole else float(value)
 
-    def get_float(self, key: str, default: float, *, minimum: float = 0.0) -> float:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, f"expected a number, got {_shown(value)}")
-        if value < minimum:
-            raise self.fail(key, f"must be at least {minimum:g}, got {value:g}")
-        return float(value)
+    def numbers(self, settings: type[Any]) -> dict[str, Any]:
+        """Every bounded number a settings class declares, read from this table."""
+        return {
+            f.name: self.get_number(f.name, f.default, f.metadata[BOUND_KEY])  # type: ignore[arg-type]
+            for f in fields(settings)
+            if BOUND_KEY in f.metadata
+        }
 
     def get_str(self, key: str, *, required: bool = False) -> str | None:
         if key not in self.data:
@@ -322,11 +340,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
     sandbox = _Table(source, "sandbox", data.get("sandbox", {}))
     sandbox.only(_SANDBOX_KEYS)
 
-    retry_settings = RetrySettings(
-        attempts=retry.get_int("attempts", RetrySettings.attempts, minimum=1),
-        initial_wait=retry.get_float("initial_wait", RetrySettings.initial_wait),
-        max_wait=retry.get_float("max_wait", RetrySettings.max_wait),
-    )
+    retry_settings = RetrySettings(**retry.numbers(RetrySettings))
     if retry_settings.max_wait < retry_settings.initial_wait:
         raise retry.fail("max_wait", f"must not be below initial_wait ({retry_settings.initial_wait:g})")
     return Config(
@@ -334,21 +348,13 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
         connections=connections,
         passes=passes,
         protect=ProtectSettings(
-            recent_days=protect.get_int("recent_days", ProtectSettings.recent_days),
+            **protect.numbers(ProtectSettings),
             objects=protect.get_strings("objects"),
             ids=protect.get_strings("ids"),
         ),
-        safety=SafetySettings(
-            max_changes=safety.get_int("max_changes", SafetySettings.max_changes, minimum=1),
-            max_changes_per_object=safety.get_int(
-                "max_changes_per_object", SafetySettings.max_changes_per_object, minimum=1
-            ),
-        ),
+        safety=SafetySettings(**safety.numbers(SafetySettings)),
         retry=retry_settings,
-        sandbox=SandboxSettings(
-            records=sandbox.get_int("records", SandboxSettings.records, minimum=1),
-            seed=sandbox.get_int("seed", SandboxSettings.seed),
-        ),
+        sandbox=SandboxSettings(**sandbox.numbers(SandboxSettings)),
     )
 
 
@@ -357,9 +363,8 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
 
 def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) -> Config:
     """The config at `path`, else at $CRMSWEEP_CONFIG, else the built-in defaults."""
-    env = os.environ if environ is None else environ
-    if path is None and env.get(CONFIG_ENV, "").strip():
-        path = Path(env[CONFIG_ENV].strip())
+    if path is None:
+        path = path_from_env(CONFIG_ENV, environ)
     if path is None:
         return Config()
     path = path.expanduser()

@@ -1,27 +1,106 @@
 """Where crmsweep keeps its files: snapshots, runs and the sandbox's state, under one home folder.
 
 The CLI chooses the root (`--home`, env CRMSWEEP_HOME, else `default_home()`); everything else asks a
-`Home` for its folder. Folders hold personal data (backups of CRM records), so they are created 0700.
+`Home` for its folder. Folders hold personal data (backups of CRM records), so every folder crmsweep
+creates is 0700 whatever the umask, missing parents included (made one by one: `mkdir -p` would leave
+them to the umask).
+
+A home, or a folder inside it, that is a symbolic link or belongs to another user is refused
+(`SafetyRefusal`, exit 3): whoever controls it could read what we write, or point it elsewhere. A
+home that is not a folder, or cannot be written, is bad input (exit 2).
 """
 
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
 
+from crmsweep.errors import BadInput, SafetyRefusal
+
 APP_NAME = "crmsweep"
+HOME_ENV = "CRMSWEEP_HOME"
 _PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
+# Ids become folder names: well under the 255 bytes a file system allows, leaving room for suffixes.
+MAX_NAME_LENGTH = 200
+# What crmsweep keeps at the top of a home. An existing home holding only these is crmsweep's own, so
+# it is tightened to 0700; one holding anything else keeps its mode (it may be shared on purpose).
+HOME_ENTRIES = ("snapshots", "runs", "sandbox", "demo", "keys")
 
 
-def private_dir(path: Path) -> Path:
-    """Create `path` (and parents) readable by the owner only; tighten it if it already exists."""
-    path.mkdir(mode=_PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    # mkdir's mode is filtered by the umask and ignored for folders that already exist.
+def _fail(path: Path, what: str, exc: OSError) -> BadInput:
+    return BadInput(f"cannot create {what} {path}: {exc.strerror or exc}")
+
+
+def _lstat(path: Path, what: str) -> os.stat_result | None:
+    """None when nothing is at `path`; BadInput for a path the system cannot even look at (too long...)."""
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BadInput(f"cannot use {what} {path}: {exc.strerror or exc}") from None
+
+
+def _check_existing_dir(path: Path, what: str, info: os.stat_result) -> os.stat_result:
+    """`info` (the lstat of `path`), if it is a real folder of ours; the one-line refusal otherwise."""
+    if stat.S_ISLNK(info.st_mode):
+        raise SafetyRefusal(
+            f"{what} {path} is a symbolic link: crmsweep keeps personal data only in a real folder; "
+            "give the folder itself"
+        )
+    if not stat.S_ISDIR(info.st_mode):
+        raise BadInput(f"{what} {path} is not a folder: give a folder (or a path that does not exist yet)")
+    if info.st_uid != os.geteuid():
+        raise SafetyRefusal(
+            f"{what} {path} belongs to another user (uid {info.st_uid}): use a folder of your own"
+        )
+    return info
+
+
+def _make_dir(path: Path, what: str) -> bool:
+    """Create one folder 0700; False if it already existed."""
+    try:
+        path.mkdir(mode=_PRIVATE_DIR_MODE)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise _fail(path, what, exc) from None
+    # mkdir's mode is filtered by the umask.
     os.chmod(path, _PRIVATE_DIR_MODE)
+    return True
+
+
+def make_private_dirs(path: Path, what: str = "folder") -> Path:
+    """Create `path` and each missing parent 0700, one by one; folders that already exist are left as
+    they are (they may not be crmsweep's). BadInput if a part of the path is not a folder."""
+    missing: list[Path] = []
+    probe = path
+    while _lstat(probe, what) is None and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        _make_dir(folder, what)
+    if not os.path.isdir(path):
+        raise BadInput(f"{what} {path} is not a folder: give a folder (or a path that does not exist yet)")
+    return path
+
+
+def _private_child(path: Path, what: str) -> Path:
+    """A folder inside the home: created 0700, or checked to be ours and tightened to 0700."""
+    if _make_dir(path, what):
+        return path
+    found = _lstat(path, what)
+    if found is None:  # removed again since mkdir saw it
+        raise BadInput(f"{what} {path} vanished while crmsweep was opening it: try again")
+    info = _check_existing_dir(path, what, found)
+    if stat.S_IMODE(info.st_mode) != _PRIVATE_DIR_MODE:
+        os.chmod(path, _PRIVATE_DIR_MODE)
     return path
 
 
@@ -59,27 +138,89 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def path_from_env(name: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The path in environment variable `name`; None when unset. Set but empty is an error, not a
+    silent fallback to the default (a script that meant to set it would otherwise use another file)."""
+    env = os.environ if environ is None else environ
+    if name not in env:
+        return None
+    value = env[name]
+    if not value.strip():
+        raise BadInput(f"environment variable {name} is set but empty: unset it to use the default, or name a path")
+    return Path(value).expanduser()
+
+
+def blank_checked(path: Path, env_name: str) -> Path:
+    """`path`, unless it is only blanks: the CLI passes an environment variable's value on as an option,
+    and a folder named "   " is never what was meant."""
+    if not str(path).strip():
+        raise BadInput(
+            f"the path given (option or environment variable {env_name}) is empty: "
+            "unset the variable to use the default, or name a path"
+        )
+    return path
+
+
 @dataclass(frozen=True)
 class Home:
     root: Path
 
+    def validate(self) -> os.stat_result | None:
+        """Refuse a home that cannot work, creating nothing (a command may never need the folder);
+        the root's lstat, or None if it does not exist yet."""
+        root = self.root
+        found = _lstat(root, "home folder")
+        if found is None:
+            ancestor = root.parent
+            while (above := _lstat(ancestor, "home folder")) is None and ancestor != ancestor.parent:
+                ancestor = ancestor.parent
+            if above is not None and not os.path.isdir(ancestor):
+                raise BadInput(f"home folder {root} cannot be created: {ancestor} is not a folder")
+            return None
+        _check_existing_dir(root, "home folder", found)
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise BadInput(f"home folder {root} cannot be written: give a folder you can write with --home")
+        return found
+
+    def check(self) -> Path:
+        """The root, created 0700 (with its missing parents) or checked to be a private folder of ours."""
+        info = self.validate()
+        if info is None:
+            return make_private_dirs(self.root, "home folder")
+        if stat.S_IMODE(info.st_mode) != _PRIVATE_DIR_MODE and self._only_ours():
+            os.chmod(self.root, _PRIVATE_DIR_MODE)
+        return self.root
+
+    def _only_ours(self) -> bool:
+        try:
+            return all(entry.name in HOME_ENTRIES for entry in os.scandir(self.root))
+        except OSError:
+            return False
+
+    def folder(self, *parts: str) -> Path:
+        """A folder inside the home, each level created 0700 or checked (no symlinks, no foreign owner)."""
+        path = self.check()
+        for part in parts:
+            path = _private_child(path / part, "folder")
+        return path
+
     @property
     def snapshots_dir(self) -> Path:
-        return private_dir(self.root / "snapshots")
+        return self.folder("snapshots")
 
     @property
     def runs_dir(self) -> Path:
-        return private_dir(self.root / "runs")
+        return self.folder("runs")
 
     @property
     def keys_dir(self) -> Path:
         """Secrets of this home (the plan-signing key): never copied with a plan or a snapshot."""
-        return private_dir(self.root / "keys")
+        return self.folder("keys")
 
     def sandbox_dir(self, provider: str) -> Path:
         if not provider or "/" in provider or provider.startswith("."):
             raise ValueError(f"not a provider name: {provider!r}")
-        return private_dir(self.root / "sandbox" / provider)
+        return self.folder("sandbox", provider)
 
 
 def default_home() -> Home:

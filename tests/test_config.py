@@ -142,7 +142,7 @@ def test_unknown_connection_key(tmp_path: Path) -> None:
         ('[safety]\nmax_changes = "lots"\n', "[safety] max_changes: expected a whole number, got 'lots'"),
         ("[safety]\nmax_changes = true\n", "[safety] max_changes: expected a whole number, got True"),
         ("[retry]\ninitial_wait = \"1s\"\n", "[retry] initial_wait: expected a number, got '1s'"),
-        ("[retry]\nattempts = 0\n", "[retry] attempts: must be at least 1, got 0"),
+        ("[retry]\nattempts = 0\n", "[retry] attempts: must be between 1 and 100, got 0"),
         ("[retry]\ninitial_wait = 5\nmax_wait = 1\n", "[retry] max_wait: must not be below initial_wait (5)"),
         ("[protect]\nobjects = \"Contract\"\n", "[protect] objects: expected a list of strings, got 'Contract'"),
         ("[protect]\nids = [1, 2]\n", "[protect] ids: expected a list of strings, got [1, 2]"),

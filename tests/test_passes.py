@@ -355,7 +355,7 @@ def test_settings_defaults_are_merged() -> None:
         ),
         ("stale_contacts", {"years": "3"}, "[passes.stale_contacts] years must be a whole number, not '3'"),
         ("stale_contacts", {"years": True}, "[passes.stale_contacts] years must be a whole number, not True"),
-        ("stale_contacts", {"years": 0}, "[passes.stale_contacts] years must be 1 or more, not 0"),
+        ("stale_contacts", {"years": 0}, "[passes.stale_contacts] years must be between 1 and 100, got 0"),
         (
             "stale_contacts",
             {"action": "archive"},
@@ -371,7 +371,7 @@ def test_settings_defaults_are_merged() -> None:
             {"include_never_logged_in": "yes"},
             "[passes.inactive_users] include_never_logged_in must be true or false, not 'yes'",
         ),
-        ("inactive_users", {"days": -1}, "[passes.inactive_users] days must be 1 or more, not -1"),
+        ("inactive_users", {"days": -1}, "[passes.inactive_users] days must be between 1 and 36500, got -1"),
         ("bounced", {}, "[passes.bounced] is not a known pass; known passes: stale_contacts, inactive_users"),
     ],
 )

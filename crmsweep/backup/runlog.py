@@ -24,7 +24,7 @@ from typing import Any
 
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Plan, PlanFormatError, canonical_datetime
-from crmsweep.paths import PRIVATE_FILE_MODE, Home, fsync_dir, write_private_file
+from crmsweep.paths import MAX_NAME_LENGTH, PRIVATE_FILE_MODE, Home, fsync_dir, write_private_file
 
 PLAN_FILE = "plan.json"
 LOG_FILE = "log.jsonl"
@@ -219,7 +219,7 @@ def create_run(
 
 
 def _run_path(home: Home, run_id: str) -> Path:
-    if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
+    if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith(".") or len(run_id) > MAX_NAME_LENGTH:
         raise BadInput(f"{run_id!r} is not a run id: see `crmsweep runs` for the list")
     return home.runs_dir / run_id
 

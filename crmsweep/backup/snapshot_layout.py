@@ -8,18 +8,30 @@ Layout of one snapshot under `home.snapshots_dir`:
     .<id>.partial/                           the same, while the backup is still running
 
 Snapshots hold personal data: folders are 0700 and files 0600, whatever the umask says.
+
+A running backup holds an exclusive `flock` on its partial folder, so a partial folder nobody holds
+was left by a backup that died (kill -9, power cut). Claiming a partial folder and removing dead
+ones happen under a lock on the snapshots folder, so a fresh partial folder is never mistaken for a
+dead one before its backup locks it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
+import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from crmsweep.errors import BadInput
 from crmsweep.model import PlanFormatError, SnapshotManifest
+from crmsweep.paths import MAX_NAME_LENGTH
 
 MANIFEST_NAME = "manifest.json"
 DATA_DIR = "data"
@@ -35,7 +47,7 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def is_safe_name(name: str) -> bool:
-    return bool(_SAFE_NAME.fullmatch(name)) and ".." not in name
+    return len(name) <= MAX_NAME_LENGTH and bool(_SAFE_NAME.fullmatch(name)) and ".." not in name
 
 
 def data_file(object_name: str) -> str:
@@ -49,6 +61,84 @@ def describe_file(object_name: str) -> str:
 
 def partial_dir(snapshots_dir: Path, snapshot_id: str) -> Path:
     return snapshots_dir / f".{snapshot_id}{PARTIAL_SUFFIX}"
+
+
+# `.<connection>-<UTC time>[-n].partial`: the only names crmsweep gives partial folders.
+_PARTIAL_NAME = re.compile(r"\.(?P<connection>.+)-(?P<time>\d{8}T\d{6}Z)(?:-\d+)?" + re.escape(PARTIAL_SUFFIX))
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A partial folder: a backup still running, or one that died and left (personal) data behind."""
+
+    snapshot_id: str
+    connection: str
+    path: Path
+    running: bool
+
+    @property
+    def status(self) -> str:
+        return "running" if self.running else "abandoned"
+
+
+@contextmanager
+def locked_dir(path: Path, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
+    """An flock on the folder itself; yields False (holding nothing) if `wait` is off and it is taken.
+    The kernel drops it with its holder, so a killed process never leaves a stale lock behind."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, mode)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _is_own_dir(path: Path) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
+
+
+def unfinished(snapshots_dir: Path, connection: str | None = None) -> list[Unfinished]:
+    """Partial folders crmsweep made (optionally of one connection), with whether a backup holds them."""
+    found: list[Unfinished] = []
+    for path in sorted(snapshots_dir.iterdir()):
+        match = _PARTIAL_NAME.fullmatch(path.name)
+        if match is None or not _is_own_dir(path):
+            continue
+        if connection is not None and match["connection"] != connection:
+            continue
+        try:
+            with locked_dir(path, shared=True, wait=False) as free:
+                running = not free
+        except OSError:  # removed meanwhile
+            continue
+        found.append(Unfinished(path.name[1 : -len(PARTIAL_SUFFIX)], match["connection"], path, running))
+    return found
+
+
+def remove_abandoned(snapshots_dir: Path, connection: str) -> list[str]:
+    """Remove the partial folders of `connection` that no running backup holds; their ids.
+    The caller holds the snapshots folder's lock, so no backup is between creating and locking one."""
+    removed: list[str] = []
+    for entry in unfinished(snapshots_dir, connection):
+        if entry.running:
+            continue
+        try:
+            with locked_dir(entry.path, wait=False) as free:
+                if free:
+                    shutil.rmtree(entry.path)
+                    removed.append(entry.snapshot_id)
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def sha256_file(path: Path) -> str:

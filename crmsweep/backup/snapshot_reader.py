@@ -152,3 +152,9 @@ def list_snapshots(home: Home, connection: str | None = None) -> list[SnapshotMa
 def latest_snapshot(home: Home, connection: str) -> SnapshotManifest | None:
     snapshots = list_snapshots(home, connection)
     return snapshots[-1] if snapshots else None
+
+
+def unfinished_snapshots(home: Home, connection: str | None = None) -> list[layout.Unfinished]:
+    """Backups still running, and partial folders that dead ones left (the next backup of their
+    connection removes those)."""
+    return layout.unfinished(home.snapshots_dir, connection)

@@ -2,15 +2,18 @@
 
 Everything is written into a hidden `.<id>.partial/` folder; the manifest goes in last, and only
 then is the folder renamed into place. Any failure (Ctrl-C included) removes the partial folder, so
-a snapshot either exists whole or not at all.
+a snapshot either exists whole or not at all. A backup killed outright cannot clean up after itself:
+the next backup of the same connection removes what it left (never a partial folder a running
+backup still holds: see `snapshot_layout`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,7 +54,8 @@ def _checked_objects(objects: Sequence[str]) -> list[str]:
 
 
 def _claim_partial(snapshots_dir: Path, connection: str, started: datetime) -> tuple[str, Path]:
-    """A fresh snapshot id and its partial folder, created atomically so two backups never share one."""
+    """A fresh snapshot id and its partial folder, created atomically so two backups never share one.
+    The caller holds the snapshots folder's lock and locks the partial folder before releasing it."""
     if not layout.is_safe_name(connection):
         raise BadInput(
             f"connection name {connection!r} cannot name a snapshot folder: "
@@ -70,6 +74,18 @@ def _claim_partial(snapshots_dir: Path, connection: str, started: datetime) -> t
         os.chmod(partial, layout.DIR_MODE)
         return snapshot_id, partial
     raise BadInput(f"too many snapshots named {base}-N under {snapshots_dir}: remove old ones and retry")
+
+
+@contextlib.contextmanager
+def _claimed(snapshots_dir: Path, connection: str, started: datetime) -> Iterator[tuple[str, Path]]:
+    """A new partial folder, locked for as long as the backup runs; what dead backups of this
+    connection left is removed first."""
+    with contextlib.ExitStack() as holding:
+        with layout.locked_dir(snapshots_dir):
+            layout.remove_abandoned(snapshots_dir, connection)
+            snapshot_id, partial = _claim_partial(snapshots_dir, connection, started)
+            holding.enter_context(layout.locked_dir(partial))
+        yield snapshot_id, partial
 
 
 @dataclass
@@ -166,33 +182,33 @@ def take_snapshot(
     for name in names:
         connector.fields(name)  # an unknown object fails here, before any folder exists
     snapshots_dir = home.snapshots_dir
-    snapshot_id, partial = _claim_partial(snapshots_dir, connector.connection_name, started)
-    try:
-        for sub in (layout.DATA_DIR, layout.METADATA_DIR, layout.DESCRIBE_DIR):
-            layout.make_private_dir(partial / sub)
-        results = [_write_object(connector, partial, name, progress) for name in names]
-        for sub in (layout.DATA_DIR, layout.DESCRIBE_DIR, layout.METADATA_DIR):
-            fsync_dir(partial / sub)
-        manifest = SnapshotManifest(
-            snapshot_id=snapshot_id,
-            connection=connector.connection_name,
-            provider=connector.provider,
-            org_id=org_id,
-            api_version=api_version,
-            tool_version=crmsweep.__version__,
-            started=_canonical(started),
-            finished=_canonical(_as_utc(clock())),
-            objects={r.entry.name: r.entry for r in results},
-            metadata={r.describe_path: r.describe_sha256 for r in results},
-            api_calls=connector.api_usage().calls - calls_before,
-        )
-        _write_manifest(partial, manifest)
-        # rename(2) refuses a non-empty target, so a concurrent snapshot of the same id is never clobbered.
-        os.rename(partial, snapshots_dir / snapshot_id)
-        fsync_dir(snapshots_dir)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    with _claimed(snapshots_dir, connector.connection_name, started) as (snapshot_id, partial):
+        try:
+            for sub in (layout.DATA_DIR, layout.METADATA_DIR, layout.DESCRIBE_DIR):
+                layout.make_private_dir(partial / sub)
+            results = [_write_object(connector, partial, name, progress) for name in names]
+            for sub in (layout.DATA_DIR, layout.DESCRIBE_DIR, layout.METADATA_DIR):
+                fsync_dir(partial / sub)
+            manifest = SnapshotManifest(
+                snapshot_id=snapshot_id,
+                connection=connector.connection_name,
+                provider=connector.provider,
+                org_id=org_id,
+                api_version=api_version,
+                tool_version=crmsweep.__version__,
+                started=_canonical(started),
+                finished=_canonical(_as_utc(clock())),
+                objects={r.entry.name: r.entry for r in results},
+                metadata={r.describe_path: r.describe_sha256 for r in results},
+                api_calls=connector.api_usage().calls - calls_before,
+            )
+            _write_manifest(partial, manifest)
+            # rename(2) refuses a non-empty target, so a concurrent snapshot of the same id is never clobbered.
+            os.rename(partial, snapshots_dir / snapshot_id)
+            fsync_dir(snapshots_dir)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     return manifest
 
 

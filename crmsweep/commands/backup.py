@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from crmsweep import api
+from crmsweep.backup.snapshot import Unfinished
 from crmsweep.commands.common import (
     ConfigOpt,
     ConnectionOpt,
@@ -65,12 +66,23 @@ def backup(
 @handle_errors
 def list_(
     connection: Annotated[str | None, typer.Option("--connection", "-c", help="Only this connection's.")] = None,
+    show_unfinished: Annotated[
+        bool,
+        typer.Option(
+            "--unfinished",
+            help="List unfinished backups instead: running, or abandoned by a killed backup (the next "
+            "backup of that connection removes those).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """List complete snapshots, oldest first."""
     ws = workspace(config, home)
+    if show_unfinished:
+        _list_unfinished(api.unfinished(ws, connection), as_json)
+        return
     found = api.snapshots(ws, connection)
     if as_json:
         emit_json([
@@ -81,10 +93,25 @@ def list_(
         return
     if not found:
         err.print(f"No snapshots under {ws.home.snapshots_dir}. Take one with `crmsweep backup -c CONNECTION`.")
-        return
     for m in found:
         rows = sum(e.rows for e in m.objects.values())
         out.print(f"{m.snapshot_id}  {m.finished}  {m.provider} {m.org_id}  {rows:,} records")
+    abandoned = [u for u in api.unfinished(ws, connection) if not u.running]
+    if abandoned:
+        err.print(f"{len(abandoned)} abandoned backup(s) left partial data: `crmsweep snapshots list --unfinished` "
+                  "shows them; the next backup of their connection removes them.", markup=False)
+
+
+def _list_unfinished(found: list[Unfinished], as_json: bool) -> None:
+    if as_json:
+        emit_json([{"snapshot": u.snapshot_id, "connection": u.connection, "path": str(u.path), "status": u.status}
+                   for u in found])
+        return
+    if not found:
+        err.print("No unfinished backups.")
+        return
+    for u in found:
+        out.print(f"{u.snapshot_id}  {u.status}  {u.path}", markup=False)
 
 
 @snapshots_app.command("verify")

@@ -8,8 +8,14 @@ from typing import Annotated
 
 import typer
 
+from crmsweep.bounds import Bound
 from crmsweep.commands.common import ConfigOpt, HomeOpt, err, handle_errors, workspace
+from crmsweep.config import SandboxSettings, bound_of
 from crmsweep.errors import BadInput
+from crmsweep.paths import make_private_dirs
+
+_LATENCY_MS = Bound(0, 60_000)
+_API_LIMIT = Bound(1, 1_000_000_000)
 
 sandbox_app = typer.Typer(help="The embedded CRM sandbox.", no_args_is_help=True)
 
@@ -19,7 +25,7 @@ sandbox_app = typer.Typer(help="The embedded CRM sandbox.", no_args_is_help=True
 def serve(
     provider: Annotated[str, typer.Option("--provider", help="Which CRM to speak: salesforce.")] = "salesforce",
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free port).", min=0, max=65535)] = 0,
-    records: Annotated[int, typer.Option("--records", help="Contacts to seed (others scale from it).", min=1)] = 1000,
+    records: Annotated[int, typer.Option("--records", help="Contacts to seed (others scale from it).")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the generated org.")] = 7,
     state: Annotated[
         Path | None, typer.Option("--state", help="State folder (default: the built-in sandbox's, under --home).")
@@ -27,8 +33,8 @@ def serve(
     faults: Annotated[
         str | None, typer.Option("--faults", help="Inject faults, e.g. '503:0.05,lock:0.02,timeout:0.01'.")
     ] = None,
-    latency_ms: Annotated[int, typer.Option("--latency-ms", help="Delay before every answer.", min=0)] = 0,
-    api_limit: Annotated[int, typer.Option("--api-limit", help="Daily API allowance to enforce.", min=1)] = 15000,
+    latency_ms: Annotated[int, typer.Option("--latency-ms", help="Delay before every answer.")] = 0,
+    api_limit: Annotated[int, typer.Option("--api-limit", help="Daily API allowance to enforce.")] = 15000,
     reset: Annotated[bool, typer.Option("--reset", help="Wipe the state and seed a fresh org.")] = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
@@ -44,7 +50,20 @@ def serve(
             parse_faults(faults)
         except ValueError as exc:
             raise BadInput(f"--faults: {exc}") from None
-    state_dir = state or workspace(config, home).home.sandbox_dir(provider)
+    for option, value, bound in (
+        ("--records", records, bound_of(SandboxSettings, "records")),
+        ("--seed", seed, bound_of(SandboxSettings, "seed")),
+        ("--latency-ms", latency_ms, _LATENCY_MS),
+        ("--api-limit", api_limit, _API_LIMIT),
+    ):
+        problem = bound.problem(value)
+        if problem:
+            raise BadInput(f"{option} {problem}")
+    # A state folder named by hand is created like the home's own: 0700, missing parents included.
+    if state is not None:
+        state_dir = make_private_dirs(state, "sandbox state folder")
+    else:
+        state_dir = workspace(config, home).home.sandbox_dir(provider)
 
     def ready(info: SandboxInfo) -> None:
         sys.stdout.write(info.to_json_line() + "\n")

@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from crmsweep.bounds import Bound
 from crmsweep.cleanup.labels import record_label
 from crmsweep.cleanup.view import SnapshotView
 from crmsweep.errors import BadInput
@@ -101,11 +102,13 @@ class PassSpec:
     order: int
     defaults: Mapping[str, Any]
     run: Callable[[PassContext], PassOutput]
-    # Value rules beyond the type (ranges, allowed words); raises BadInput. Types are checked for every pass.
+    # Value rules beyond the type and bounds (allowed words...); raises BadInput. Types are checked for every pass.
     check: Callable[[Mapping[str, Any]], None] | None = None
     # Every kind of change the pass proposes; apply and `plan accept` refuse a change under its name that
     # matches none of them (see crmsweep/cleanup/provenance.py).
     proposes: tuple[Proposal, ...] = ()
+    # The range of every numeric setting (each one must have one), checked with the types.
+    bounds: Mapping[str, Bound] = field(default_factory=dict)
 
 
 def summary_of(docstring: str | None) -> str:
@@ -152,10 +155,27 @@ def validate_settings(name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         problem = _type_error(name, key, spec.defaults[key], value)
         if problem:
             raise BadInput(problem)
+        bound = spec.bounds.get(key)
+        out_of_bounds = bound.problem(value) if bound is not None else None
+        if out_of_bounds:
+            raise BadInput(f"[passes.{name}] {key} {out_of_bounds}")
         merged[key] = list(value) if isinstance(value, list | tuple) else value
     if spec.check is not None:
         spec.check(merged)
     return merged
+
+
+def check_pass_tables(tables: Mapping[str, Mapping[str, Any]], *, source: str) -> None:
+    """Every `[passes.*]` table of a config, checked as it is loaded; the error names the file."""
+    for name, raw in tables.items():
+        try:
+            validate_settings(name, raw)
+        except BadInput as exc:
+            raise BadInput(f"{source}: {exc}") from None
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _load() -> dict[str, PassSpec]:
@@ -166,6 +186,9 @@ def _load() -> dict[str, PassSpec]:
         spec = getattr(module, "SPEC", None)
         if not isinstance(spec, PassSpec):
             raise TypeError(f"pass module {module_name} defines no SPEC")
+        unbounded = [key for key, value in spec.defaults.items() if _numeric(value) and key not in spec.bounds]
+        if unbounded:
+            raise TypeError(f"pass {spec.name} declares no bounds for {unbounded}")
         specs.append(spec)
     return {spec.name: spec for spec in sorted(specs, key=lambda s: (s.order, s.name))}
 

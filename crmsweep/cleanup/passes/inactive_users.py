@@ -9,23 +9,17 @@ label fields (Salesforce: Name, Username).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, timedelta
 from typing import Any
 
 import pandas as pd
 
+from crmsweep.bounds import Bound
 from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, Proposal, propose, summary_of
 from crmsweep.cleanup.view import live_frame
-from crmsweep.errors import BadInput
 from crmsweep.model import Op, Severity, Vocabulary
 
 NAME = "inactive_users"
-
-
-def _check(settings: Mapping[str, Any]) -> None:
-    if settings["days"] < 1:
-        raise BadInput(f"[passes.{NAME}] days must be 1 or more, not {settings['days']}")
 
 
 def _writes(vocab: Vocabulary) -> dict[str, Any]:
@@ -96,7 +90,6 @@ SPEC = PassSpec(
     order=20,
     defaults={"days": 90, "include_never_logged_in": True, "exclude": []},
     run=run,
-    check=_check,
     proposes=(
         Proposal(
             Op.DEACTIVATE,
@@ -104,4 +97,5 @@ SPEC = PassSpec(
             writes=_writes,
         ),
     ),
+    bounds={"days": Bound(1, 36500)},
 )

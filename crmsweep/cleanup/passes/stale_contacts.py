@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from crmsweep.bounds import Bound
 from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, Proposal, propose, summary_of
 from crmsweep.cleanup.view import live_frame
 from crmsweep.errors import BadInput
@@ -37,8 +38,6 @@ def years_before(day: date, years: int) -> date:
 
 
 def _check(settings: Mapping[str, Any]) -> None:
-    if settings["years"] < 1:
-        raise BadInput(f"[passes.{NAME}] years must be 1 or more, not {settings['years']}")
     if settings["action"] not in ACTIONS:
         raise BadInput(f"[passes.{NAME}] action must be one of: {', '.join(ACTIONS)}; not {settings['action']!r}")
 
@@ -142,4 +141,5 @@ SPEC = PassSpec(
     run=run,
     check=_check,
     proposes=(Proposal(Op.DELETE, objects=lambda vocab: vocab.people_objects),),
+    bounds={"years": Bound(1, 100)},
 )
