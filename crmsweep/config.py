@@ -33,10 +33,10 @@ BUILTIN_CONNECTIONS = (SANDBOX_SALESFORCE,)
 RESERVED_CONNECTION_NAMES = (SANDBOX_SALESFORCE, SANDBOX_HUBSPOT)
 PROVIDERS = ("salesforce", "hubspot")
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_API_VERSION = re.compile(r"^\d+\.\d+$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_API_VERSION = re.compile(r"[0-9]+\.[0-9]+")
 # A value short and plain enough to be a typo of a word, not a secret: safe to repeat in an error.
-_WORD = re.compile(r"^[A-Za-z0-9_.+-]{1,20}$")
+_WORD = re.compile(r"[A-Za-z0-9_.+-]{1,20}")
 
 
 # --- settings ---------------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ def _shown(value: Any) -> str:
 def _shown_word(value: str) -> str:
     """`value` quoted if it looks like the short word the key expects; otherwise not shown at all,
     since a long or punctuated value in a connection table may well be a token pasted in the wrong place."""
-    return repr(value) if _WORD.match(value) else f"a value of {len(value)} characters (not shown)"
+    return repr(value) if _WORD.fullmatch(value) else f"a value of {len(value)} characters (not shown)"
 
 
 def _url_parts(url: str) -> SplitResult | None:
@@ -244,7 +244,7 @@ def _url_parts(url: str) -> SplitResult | None:
 
 def _shown_url(parts: SplitResult | None) -> str:
     """Only scheme, host and port: the rest of a url may carry a password or a session id."""
-    if parts is None or not parts.scheme or not parts.hostname or not _WORD.match(parts.scheme):
+    if parts is None or not parts.scheme or not parts.hostname or not _WORD.fullmatch(parts.scheme):
         return "something that is not a web address (not shown)"
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{parts.hostname}{port}"
@@ -277,7 +277,7 @@ def _connection(source: str, base_dir: Path, name: str, data: Any) -> Connection
                                 f"(like {_shown_url(parts)}): put the token in the environment variable "
                                 "named by token_env")
     token_env = table.get_str("token_env", required=True) or ""
-    if not _ENV_NAME.match(token_env):
+    if not _ENV_NAME.fullmatch(token_env):
         # Most often the token itself, pasted here: so the value is never shown.
         raise table.fail("token_env", "does not look like an environment variable NAME (letters, digits, _): "
                                       "put the token in an environment variable and name that variable here "
@@ -290,7 +290,7 @@ def _connection(source: str, base_dir: Path, name: str, data: Any) -> Connection
     api_version = table.get_str("api_version")
     if api_version is not None:
         api_version = api_version.removeprefix("v")
-        if not _API_VERSION.match(api_version):
+        if not _API_VERSION.fullmatch(api_version):
             raise table.fail("api_version", f"expected a version like \"59.0\", got {_shown_word(api_version)}")
     return ConnectionProfile(name=name, provider=provider, url=url, token_env=token_env,
                              ca_file=ca_file, api_version=api_version)

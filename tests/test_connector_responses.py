@@ -411,6 +411,10 @@ def test_row_still_locked_after_the_last_round_is_a_per_record_failure(
         (lambda c: c.delete("Contact", [IDS[0], "nope"]), "'nope' is not a Salesforce record id"),
         (lambda c: c.update("Contact", [{"Title": "x"}]), "None is not a Salesforce record id"),
         (lambda c: c.undelete("Contact", ["x" * 500]), "'xxxxxxxx"),
+        # A `$`-anchored match lets a final newline through; names and ids are matched whole.
+        (lambda c: c.describe("Contact\n"), "'Contact\\n' is not a Salesforce object name"),
+        (lambda c: list(c.iter_pages("Contact", ["Id\n"])), "'Id\\n' is not a Salesforce field name"),
+        (lambda c: c.delete("Contact", [IDS[0] + "\n"]), "'003000000000001AAA\\n' is not a Salesforce record id"),
     ],
 )
 def test_bad_names_and_ids_are_bad_input(
@@ -440,6 +444,7 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert parse_retry_after("Sun, 01 Mar 2026 12:00:30 GMT", now=now) == 30.0
     assert parse_retry_after("Sun, 01 Mar 2026 11:00:00 GMT", now=now) == 0.0
     assert parse_retry_after("soon", now=now) is None
+    assert parse_retry_after("\u00b2", now=now) is None  # a digit to str.isdigit, not to float()
     assert parse_retry_after(None) is None
 
 

@@ -20,6 +20,7 @@ from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.connectors.salesforce import SalesforceConnector
 from crmsweep.errors import AuthError, BadInput, ConnectorError, LimitExceeded
 from crmsweep.model import ApiUsage, FieldKind
+from crmsweep.sandbox import ids as sandbox_ids
 from crmsweep.sandbox import schema
 from crmsweep.sandbox.faults import FaultRule
 
@@ -227,6 +228,13 @@ def test_bad_object_name_is_bad_input_before_any_call(sf: SalesforceConnector, s
     with pytest.raises(BadInput, match="'003bad' is not a Salesforce record id"):
         sf.read("Contact", ["003bad"], ["Id"])
     assert sf.api_usage().calls == calls
+
+
+def test_sandbox_matches_ids_and_emails_whole(sf: SalesforceConnector) -> None:
+    (contact,) = new_contacts(sf, "Newline")
+    (result,) = sf.update("Contact", [{"Id": contact, "Email": "newline@example.org\n"}])
+    assert (result.ok, result.error_code) == (False, "INVALID_EMAIL_ADDRESS")
+    assert sandbox_ids.normalize(contact) == contact and sandbox_ids.normalize(contact + "\n") is None
 
 
 def test_503_twice_then_success(sf: SalesforceConnector, sandbox: Any, waits: list[float]) -> None:

@@ -55,8 +55,8 @@ _KIND_BY_TYPE: Mapping[str, FieldKind] = {
 # Compound fields duplicate their component fields; base64 bodies do not belong in a Parquet column.
 _SKIPPED_TYPES = frozenset({"address", "location", "base64"})
 
-_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
-_RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*")
+_RECORD_ID = re.compile(r"[A-Za-z0-9]{15}([A-Za-z0-9]{3})?")
 _RESEND_DUPLICATES = "a second sending could create duplicates"
 _RESEND_REPORTS_FAILED = "a second sending would report the records it had already written as failed"
 
@@ -98,7 +98,7 @@ def field_spec(describe_field: Mapping[str, Any]) -> FieldSpec | None:
 
 def _identifier(name: str, what: str = "object") -> str:
     """`name` if it can be an API name; names go into SOQL and URL paths, so anything else is refused."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise BadInput(
             f"{_shown(name)} is not a Salesforce {what} name: use one API name, letters, digits and _ "
             "starting with a letter (like Contact or Custom__c)"
@@ -107,7 +107,7 @@ def _identifier(name: str, what: str = "object") -> str:
 
 
 def _record_id(value: Any) -> str:
-    if not isinstance(value, str) or not _RECORD_ID.match(value):
+    if not isinstance(value, str) or not _RECORD_ID.fullmatch(value):
         raise BadInput(
             f"{_shown(value)} is not a Salesforce record id: expected 15 or 18 letters and digits "
             "(like 003000000000001AAA)"
