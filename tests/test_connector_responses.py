@@ -460,3 +460,16 @@ def test_a_tls_failure_after_sending_is_a_lost_connection_not_a_certificate_prob
     assert outcome_unknown(broken)
     broken_error = map_failure(broken, conn, action="delete Contact", retry_after=None)
     assert isinstance(broken_error, RetriableError) and "lost the connection" in str(broken_error)
+
+
+def test_a_redirect_without_location_or_with_a_session_in_it_shows_neither(connector: SalesforceConnector,
+                                                                          mock: Mock) -> None:
+    mock.get(f"{BASE}/query/", status=302)
+    with pytest.raises(ConnectorError, match=r"HTTP 302 from https://acme\.my\.salesforce\.com/services/data/v59\.0/"
+                                             r"query/ to nowhere \(no Location header\)"):
+        connector.count("Contact")
+    mock.get(f"{BASE}/limits/", status=301, headers={"Location": f"http://evil.example/x?sid={TOKEN}"})
+    with pytest.raises(ConnectorError) as caught:
+        connector._call("read limits", lambda: connector._sf.limits())
+    assert "to http://evil.example/x)" in str(caught.value) and TOKEN not in str(caught.value)
+    assert len(mock.calls) == 2

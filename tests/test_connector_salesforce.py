@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import ssl
 import threading
 import time
@@ -366,3 +368,117 @@ def test_stub_without_ca_file_uses_requests_defaults(
     trusting = SalesforceConnector(plain, retry=RetryPolicy.immediate())
     assert trusting.count("Contact") == 5
     trusting.close()
+
+
+# --- redirects are never followed: a real listener that redirects, and a real one that must hear nothing ----
+
+
+class _Listener:
+    """A plain-TCP HTTP listener on 127.0.0.1 that keeps every byte it receives and answers 200 `{}`."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.connections = 0
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._socket.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                with contextlib.suppress(OSError):
+                    while b"\r\n\r\n" not in data and (chunk := conn.recv(65536)):
+                        data += chunk
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                                   if line.lower().startswith(b"content-length:")), 0)
+                    while len(body) < length and (chunk := conn.recv(65536)):
+                        body += chunk
+                    data = head + b"\r\n\r\n" + body
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+                self.received += data
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def _redirecting_handler(target: str) -> type[BaseHTTPRequestHandler]:
+    class Redirect(BaseHTTPRequestHandler):
+        def _redirect(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(307)
+            self.send_header("Location", f"{target}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _redirect
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    return Redirect
+
+
+@pytest.fixture
+def redirect_to_http(tmp_path: Path) -> Iterator[tuple[SalesforceConnector, _Listener]]:
+    """A connector whose https:// server answers every call with 307 to an http:// listener."""
+    plain = _Listener()
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _redirecting_handler(f"http://127.0.0.1:{plain.port}"))
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    connection = Connection(name="prod", provider="salesforce", url=f"https://127.0.0.1:{httpd.server_address[1]}",
+                            token="00Dxx0000001gPL!AQ4AQRedirectedSessionId", ca_file=ca_file,
+                            token_env="ACME_SF_TOKEN")
+    connector = SalesforceConnector(connection, retry=RetryPolicy.immediate(), timeout=(5.0, 5.0))
+    yield connector, plain
+    connector.close()
+    httpd.shutdown()
+    httpd.server_close()
+    plain.close()
+
+
+@pytest.mark.parametrize(
+    ("call", "path"),
+    [
+        (lambda c: c.count("Contact"), "/services/data/v59.0/query/"),
+        (lambda c: c.delete("Contact", ["003000000000001AAA"]), "/services/data/v59.0/composite/sobjects"),
+        (lambda c: c.current_user_id(), None),
+        (lambda c: c.undelete("Contact", ["003000000000001AAA"]), "/services/Soap/u/59.0"),
+    ],
+    ids=["rest-query", "rest-delete", "userinfo", "soap-undelete"],
+)
+def test_a_redirect_is_an_error_and_the_target_hears_nothing(
+    redirect_to_http: tuple[SalesforceConnector, _Listener], call: Any, path: str | None
+) -> None:
+    connector, plain = redirect_to_http
+    try:
+        outcome: Any = call(connector)
+    except ConnectorError as exc:
+        outcome = exc
+    # First of all: not one byte, session or envelope, reached the http:// address.
+    assert (plain.connections, bytes(plain.received)) == (0, b"")
+    assert connector.api_usage().calls == 1  # no retry, no second request
+    if path is None:  # userinfo: the running user is unknown, which the scan handles
+        assert outcome is None
+        return
+    assert isinstance(outcome, ConnectorError)
+    message = str(outcome)
+    assert outcome.code == "REDIRECT" and outcome.exit_code == 1
+    assert f"HTTP 307 from {connector.connection.url}{path} to http://127.0.0.1:{plain.port}{path}" in message
+    assert "never follows redirects" in message and "\n" not in message
+    assert connector.connection.token not in message and "RedirectedSessionId" not in message

@@ -12,6 +12,7 @@ import email.utils
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce.exceptions import (
@@ -29,6 +30,17 @@ _MAX_MESSAGE = 300
 RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # A write answered with these may have been carried out before the failure: see `outcome_unknown`.
 _OUTCOME_UNKNOWN_STATUS = frozenset({500, 502, 504})
+
+
+class RedirectRefused(requests.exceptions.RequestException):
+    """A 3xx answer. Never followed: the request it answers carries the session (a Bearer header, or the
+    SOAP envelope's SessionHeader), and a redirect, to http:// above all, would hand it on."""
+
+    def __init__(self, status: int, url: str, location: str | None) -> None:
+        super().__init__(f"HTTP {status} redirect")
+        self.status = status
+        self.url = url
+        self.location = location
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -53,6 +65,21 @@ def one_line(text: str, secret: str | None = None) -> str:
         text = text.replace(secret, "***")
     text = " ".join(text.split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def shown_url(url: str | None, secret: str | None = None) -> str:
+    """Scheme, host, port and path only: a query or user part may carry SOQL with personal data, or a
+    session id a proxy put there."""
+    if not url:
+        return "nowhere (no Location header)"
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "an address that is not a valid URL (not shown)"
+    if not parts.scheme or not parts.hostname:
+        return "an address that is not a valid URL (not shown)"
+    return one_line(f"{parts.scheme}://{parts.hostname}{port}{parts.path}", secret)
 
 
 def _error_detail(content: Any) -> tuple[str | None, str | None]:
@@ -126,6 +153,14 @@ def map_failure(
             status=status,
             code=code,
         )
+    if isinstance(exc, RedirectRefused):
+        return ConnectorError(
+            f"{where} answered {action} with a redirect (HTTP {exc.status} from {shown_url(exc.url, token)} to "
+            f"{shown_url(exc.location, token)}): crmsweep never follows redirects, since every request carries "
+            "the session; check the connection's url (the org's own https:// address)",
+            status=exc.status,
+            code="REDIRECT",
+        )
     if isinstance(exc, requests.exceptions.SSLError) and tls_handshake_failed(exc):
         return ConnectorError(
             f"{where}: TLS verification failed during {action}: check the connection's url and ca_file"
@@ -188,4 +223,4 @@ def http_error(response: requests.Response, action: str) -> SalesforceError:
     return SalesforceGeneralError(response.url, response.status_code, action, response.text[:200].encode())
 
 
-__all__ = ["map_failure", "parse_retry_after"]
+__all__ = ["RedirectRefused", "map_failure", "parse_retry_after"]
