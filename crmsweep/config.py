@@ -11,6 +11,7 @@ import contextlib
 import difflib
 import os
 import re
+import ssl
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _API_VERSION = re.compile(r"[0-9]+\.[0-9]+")
 # A value short and plain enough to be a typo of a word, not a secret: safe to repeat in an error.
 _WORD = re.compile(r"[A-Za-z0-9_.+-]{1,20}")
+# An HTTP header carries the session id as latin-1; Salesforce's are printable ASCII without spaces.
+_SESSION_ID = re.compile(r"[\x21-\x7e]+")
 
 
 # --- settings ---------------------------------------------------------------------------------------
@@ -380,6 +383,26 @@ def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) 
     return parse_config(data, source=str(path), base_dir=path.resolve().parent, path=path)
 
 
+def _check_ca_file(path: Path, connection: str) -> None:
+    """BadInput unless `path` holds at least one PEM certificate: found here, with the config, rather
+    than as a TLS error retried for seconds and reported as a lost connection."""
+    where = f"ca_file {path} of connection '{connection}'"
+    if not path.exists():
+        raise BadInput(f"{where} does not exist: fix the path in the config")
+    if not path.is_file():
+        raise BadInput(f"{where} is not a file: point it at the CA certificate (a .pem file)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=str(path))
+    except OSError as exc:  # ssl.SSLError is an OSError too
+        if not isinstance(exc, ssl.SSLError):
+            raise BadInput(f"cannot read {where}: {exc.strerror or exc}") from None
+    stats = context.cert_store_stats()
+    if not stats.get("x509", 0):
+        raise BadInput(f"{where} holds no PEM certificate: point it at the CA certificate in PEM form "
+                       "(text that starts with -----BEGIN CERTIFICATE-----)")
+
+
 def resolve_connection(
     config: Config,
     name: str,
@@ -419,8 +442,14 @@ def resolve_connection(
         raise BadInput(
             f"environment variable {profile.token_env} is not set: export the session id for connection '{name}'"
         )
-    if profile.ca_file is not None and not profile.ca_file.is_file():
-        raise BadInput(f"ca_file {profile.ca_file} of connection '{name}' does not exist: fix the path in the config")
+    if not _SESSION_ID.fullmatch(token):
+        # The value is never shown: it is, or is meant to be, the secret.
+        raise BadInput(
+            f"environment variable {profile.token_env} does not hold a session id for connection '{name}': "
+            "it contains a space or a character outside printable ASCII (like €); export the session id again"
+        )
+    if profile.ca_file is not None:
+        _check_ca_file(profile.ca_file, name)
     return Connection(
         name=name,
         provider=profile.provider,

@@ -455,7 +455,8 @@ def test_a_tls_failure_after_sending_is_a_lost_connection_not_a_certificate_prob
 
     assert not outcome_unknown(refused)
     refused_error = map_failure(refused, conn, action="delete Contact", retry_after=None)
-    assert type(refused_error) is ConnectorError and "check the connection's url and ca_file" in str(refused_error)
+    assert type(refused_error).__name__ == "EndpointError" and refused_error.exit_code == 2
+    assert "is not trusted (wrong ca_file, or not the server you think)" in str(refused_error)
 
     assert outcome_unknown(broken)
     broken_error = map_failure(broken, conn, action="delete Contact", retry_after=None)
@@ -473,3 +474,13 @@ def test_a_redirect_without_location_or_with_a_session_in_it_shows_neither(conne
         connector._call("read limits", lambda: connector._sf.limits())
     assert "to http://evil.example/x)" in str(caught.value) and TOKEN not in str(caught.value)
     assert len(mock.calls) == 2
+
+
+def test_per_record_messages_are_masked_like_whole_call_errors(connector: SalesforceConnector, mock: Mock) -> None:
+    # What an Apex trigger's addError(UserInfo.getSessionId()) sends back, for each record it refuses.
+    echo = {"statusCode": f"FIELD_CUSTOM_VALIDATION_EXCEPTION {TOKEN}", "message": f"session\n{TOKEN} is busy"}
+    mock.delete(f"{BASE}/composite/sobjects", json=[{"id": i, "success": False, "errors": [echo]} for i in IDS])
+    results = connector.delete("Contact", IDS)
+    assert [(r.id, r.ok, r.error_code, r.message) for r in results] == [
+        (i, False, "FIELD_CUSTOM_VALIDATION_EXCEPTION ***", "session *** is busy") for i in IDS
+    ]

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
 from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connection, Connector
@@ -25,6 +22,7 @@ from crmsweep.model import ApiUsage, FieldKind
 from crmsweep.sandbox import ids as sandbox_ids
 from crmsweep.sandbox import schema
 from crmsweep.sandbox.faults import FaultRule
+from tests.https_stub import HttpsStub, https_stub
 
 CONTACTS = 450  # with 200-row pages: three pages
 
@@ -311,35 +309,10 @@ def test_api_usage_reports_the_org_counter(sf: SalesforceConnector) -> None:
 # --- TLS against a minimal local HTTPS server (no sandbox needed) ----------------------------------------
 
 
-class _CountHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = json.dumps({"totalSize": 5, "done": True, "records": []}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Sforce-Limit-Info", "api-usage=3/15000")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-
 @pytest.fixture(scope="module")
 def tls_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    ca = trustme.CA()
-    folder = tmp_path_factory.mktemp("tls")
-    ca_file = folder / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _CountHandler)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{httpd.server_address[1]}", ca_file
-    httpd.shutdown()
-    httpd.server_close()
+    with https_stub(tmp_path_factory.mktemp("tls")) as stub:
+        yield stub.url, stub.ca_file
 
 
 def test_stub_ca_file_wins_over_requests_ca_bundle(
@@ -432,23 +405,14 @@ def _redirecting_handler(target: str) -> type[BaseHTTPRequestHandler]:
 def redirect_to_http(tmp_path: Path) -> Iterator[tuple[SalesforceConnector, _Listener]]:
     """A connector whose https:// server answers every call with 307 to an http:// listener."""
     plain = _Listener()
-    ca = trustme.CA()
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _redirecting_handler(f"http://127.0.0.1:{plain.port}"))
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    connection = Connection(name="prod", provider="salesforce", url=f"https://127.0.0.1:{httpd.server_address[1]}",
-                            token="00Dxx0000001gPL!AQ4AQRedirectedSessionId", ca_file=ca_file,
+    stub = HttpsStub(tmp_path, _redirecting_handler(f"http://127.0.0.1:{plain.port}"))
+    connection = Connection(name="prod", provider="salesforce", url=stub.url,
+                            token="00Dxx0000001gPL!AQ4AQRedirectedSessionId", ca_file=stub.ca_file,
                             token_env="ACME_SF_TOKEN")
     connector = SalesforceConnector(connection, retry=RetryPolicy.immediate(), timeout=(5.0, 5.0))
     yield connector, plain
     connector.close()
-    httpd.shutdown()
-    httpd.server_close()
+    stub.stop()
     plain.close()
 
 

@@ -9,7 +9,8 @@ Kept apart from the connector because it is pure translation, exception in and e
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Mapping
+import socket
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +25,7 @@ from simple_salesforce.exceptions import (
 
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.salesforce_soap import SoapFault
-from crmsweep.errors import AuthError, ConnectorError, CrmsweepError, LimitExceeded, RetriableError
+from crmsweep.errors import AuthError, ConnectorError, CrmsweepError, EndpointError, LimitExceeded, RetriableError
 
 _MAX_MESSAGE = 300
 RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -98,16 +99,51 @@ def _refresh_hint(connection: Connection) -> str:
     return "restart the command to get a new session"
 
 
+def _host_port(connection: Connection) -> str:
+    parts = urlsplit(connection.url)
+    return f"{parts.hostname}:{parts.port or 443}"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and everything it wraps: requests keeps urllib3's error in args, urllib3 its own in `reason`."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [*current.args, getattr(current, "reason", None), current.__cause__, current.__context__]
+        pending.extend(e for e in linked if isinstance(e, BaseException))
+
+
+def _endpoint_problem(exc: requests.exceptions.ConnectionError, connection: Connection) -> str | None:
+    """What is wrong with the connection's address, if the failure says: an unknown host, or a port
+    where nothing listens. None for anything else (and for a proxy's failure, which is not the url's)."""
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return None
+    causes = list(_causes(exc))
+    if any(isinstance(c, socket.gaierror) or type(c).__name__ == "NameResolutionError" for c in causes):
+        return f"the host {urlsplit(connection.url).hostname} is not known (DNS lookup failed): check the url"
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return f"nothing is listening at {_host_port(connection)}: check the url"
+    return None
+
+
 def map_failure(
     exc: SalesforceError | requests.exceptions.RequestException | CrmsweepError,
     connection: Connection,
     *,
     action: str,
     retry_after: float | None = None,
+    first_contact: bool = False,
 ) -> CrmsweepError:
     """The one translation from a simple-salesforce / requests failure to a crmsweep error.
 
     `action` names what was being done ("query Contact"); messages are one line and never hold the token.
+    `first_contact` says the server has not answered once yet: an unknown host or a refused port is
+    then the url's fault (exit 2 at once), while later in a run it is a server gone away (retried,
+    and a stopped apply resumes).
     """
     where = f"Salesforce connection '{connection.name}'"
     token = connection.token
@@ -161,10 +197,19 @@ def map_failure(
             status=exc.status,
             code="REDIRECT",
         )
+    if isinstance(exc, requests.exceptions.SSLError) and certificate_refused(exc):
+        return EndpointError(
+            f"{where}: TLS verification failed during {action}: the certificate of {_host_port(connection)} is not "
+            "trusted (wrong ca_file, or not the server you think): check the connection's url and ca_file"
+        )
     if isinstance(exc, requests.exceptions.SSLError) and tls_handshake_failed(exc):
         return ConnectorError(
-            f"{where}: TLS verification failed during {action}: check the connection's url and ca_file"
+            f"{where}: the TLS handshake with {_host_port(connection)} failed during {action}: "
+            "check that the connection's url is the org's https:// address"
         )
+    if first_contact and isinstance(exc, requests.exceptions.ConnectionError) \
+            and (problem := _endpoint_problem(exc, connection)):
+        return EndpointError(f"{where}: {problem}")
     if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ConnectionError
                   | requests.exceptions.ChunkedEncodingError):
         kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "lost the connection"
@@ -178,10 +223,15 @@ def map_failure(
     )
 
 
-_HANDSHAKE_MARKERS = (
-    "CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "SSLCertVerificationError", "hostname",
-    "WRONG_VERSION_NUMBER", "handshake", "UNKNOWN_PROTOCOL", "TLSV1_ALERT",
-)
+_CERTIFICATE_MARKERS = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "SSLCertVerificationError",
+                        "hostname")
+_HANDSHAKE_MARKERS = (*_CERTIFICATE_MARKERS, "WRONG_VERSION_NUMBER", "handshake", "UNKNOWN_PROTOCOL", "TLSV1_ALERT")
+
+
+def certificate_refused(exc: BaseException) -> bool:
+    """Whether the server's certificate failed verification (untrusted CA, or another host's name)."""
+    chain = repr(exc)
+    return any(marker in chain for marker in _CERTIFICATE_MARKERS)
 
 
 def tls_handshake_failed(exc: BaseException) -> bool:

@@ -34,6 +34,8 @@ class SalesforceSession(requests.Session):
         self.ca_file = str(ca_file) if ca_file is not None else None
         self.default_timeout = timeout
         self.calls = 0
+        # Answers received, of any status: none yet means a failure may be the url's fault, not the server's.
+        self.responses = 0
         self.last_retry_after: float | None = None
         # Belt and braces: resolve_redirects below follows nothing anyway.
         self.max_redirects = 0
@@ -61,6 +63,7 @@ class SalesforceSession(requests.Session):
         self.calls += 1
         self.last_retry_after = None
         response = super().send(request, **kwargs)
+        self.responses += 1
         self.last_retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if 300 <= response.status_code < 400:
             location = response.headers.get("Location")

@@ -476,8 +476,8 @@ class SalesforceApi:
                         if mixed:
                             raise RecordError("MIXED_DML_OPERATION", "DML operation on setup object is not "
                                               "permitted after you have updated a non-setup object (or vice versa)")
-                        if self.faults.locked(method, request.path, shown_id):
-                            raise RecordError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")
+                        if (lock_message := self.faults.locked(method, request.path, shown_id)) is not None:
+                            raise RecordError("UNABLE_TO_LOCK_ROW", lock_message)
                         with self.store.savepoint():
                             done_id = self._write_one(method, type_name, record_id, values, now)
                         results.append((done_id, None))
