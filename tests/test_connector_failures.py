@@ -7,9 +7,11 @@ an unknown host is a name under `.invalid`, which never resolves.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import requests
 import trustme
 from typer.testing import CliRunner
 
+from crmsweep import api
 from crmsweep.cli import app
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.retry import RetryPolicy
@@ -215,3 +218,62 @@ def test_a_per_record_error_echoing_the_session_is_masked_everywhere(tmp_path: P
     logs = list((tmp_path / "home").rglob("*.jsonl"))
     assert logs and all(token not in path.read_text(encoding="utf-8") for path in logs)
     assert any("trigger refused, session *** in use" in path.read_text(encoding="utf-8") for path in logs)
+
+
+# --- the user crmsweep runs as is never deactivated, even when the CRM will not say who that is ----------
+
+USERINFO = FaultRule(kind="status", status=503, path="^/services/oauth2/userinfo$")
+
+
+def test_userinfo_answering_503_once_is_retried_and_the_running_user_held_back(
+    tmp_path: Path, sandbox: RunningSandbox, attempts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, sandbox.info.token)
+    ws = api.Workspace.load(write_config(tmp_path, sandbox.info.url, ca_file=sandbox.info.ca_file), tmp_path / "home")
+    with api.connect(ws, "prod") as connector:
+        me = connector.current_user_id()
+    assert me is not None
+    sandbox.set_faults([dataclasses.replace(USERINFO, times=1)])
+    try:
+        # Years from now every user, the API user included, has stopped logging in.
+        outcome = api.scan(ws, "prod", tmp_path / "plan.json", passes=["inactive_users"],
+                           now=datetime.now(UTC) + timedelta(days=3650))
+    finally:
+        sandbox.set_faults([])
+    assert sum(1 for url in attempts if url.endswith("/services/oauth2/userinfo")) == 1 + 2  # 503, then answered
+    plan = outcome.result.plan
+    assert outcome.result.held_back["inactive_users"]["the user crmsweep runs as"] == 1
+    assert plan.changes and me not in {c.record_id for c in plan.changes}
+    assert all(c.object == "User" for c in plan.changes)
+
+
+def test_userinfo_that_never_answers_refuses_a_scan_that_would_change_users(
+    tmp_path: Path, sandbox: RunningSandbox, attempts: list[str]
+) -> None:
+    config = write_config(tmp_path, sandbox.info.url, ca_file=sandbox.info.ca_file)
+    token = sandbox.info.token
+    snapshot = run(tmp_path, config, "backup", "-c", "prod", "--json", token=token)
+    assert snapshot.exit_code == 0, snapshot.stderr
+    snapshot_id = json.loads(snapshot.stdout)["snapshot"]
+    plan_file = tmp_path / "plan.json"
+    sandbox.set_faults([USERINFO])
+    try:
+        attempts.clear()
+        refused = run(tmp_path, config, "scan", "-c", "prod", "--snapshot", snapshot_id, "-o", str(plan_file),
+                      token=token)
+        userinfo_calls = sum(1 for url in attempts if url.endswith("/services/oauth2/userinfo"))
+        contacts_only = run(tmp_path, config, "scan", "-c", "prod", "--snapshot", snapshot_id,
+                            "-o", str(tmp_path / "contacts.json"), "--pass", "stale_contacts", token=token)
+    finally:
+        sandbox.set_faults([])
+    assert refused.exit_code == 3
+    assert userinfo_calls == 4  # every attempt of [retry] attempts = 4
+    line = error_line(refused)
+    assert line.startswith("crmsweep: cannot tell which user connection 'prod' runs as (the CRM did not say, even "
+                           "after retries), and inactive_users proposes changes to ")
+    assert line.endswith(f" User records, which could include it: scan again with --snapshot {snapshot_id} once "
+                         "the CRM answers, or leave inactive_users out (--pass stale_contacts)")
+    assert not plan_file.exists()
+    # A pass that cannot touch users has nothing to fear from an unknown running user.
+    assert contacts_only.exit_code == 0, contacts_only.stderr
+    assert (tmp_path / "contacts.json").exists()
