@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -147,6 +147,9 @@ def scan(
             running_user_id=running_user_id,
             running_user_unknown=running_user_id is None,
         )
+    if running_user_id is None:
+        note = "could not tell which user this connection runs as: make sure it is not among the deactivations"
+        result = replace(result, plan=result.plan.with_header(notes=(*result.plan.header.notes, note)))
     write_plan(result.plan, output)
     return ScanOutcome(result=result, snapshot=reader.manifest, took_backup=took_backup, output=output)
 
