@@ -202,7 +202,8 @@ def test_a_per_record_error_echoing_the_session_is_masked_everywhere(tmp_path: P
     plan, _digest = Plan.from_json(plan_file.read_text(encoding="utf-8"))
     victim = plan.changes[0].record_id
     # As an Apex trigger's addError(UserInfo.getSessionId()) would: the record fails, its message holds the session.
-    sandbox.set_faults([FaultRule(kind="lock", ids=(victim,), message=f"trigger refused, session {token} in use")])
+    echo = FaultRule.from_dict({"kind": "lock", "ids": [victim], "message": f"trigger refused, session {token} in use"})
+    sandbox.set_faults([echo])
     try:
         applied = run(tmp_path, config, "apply", str(plan_file), "--yes", "--json", token=token)
         again = run(tmp_path, config, "scan", "-c", "prod", "-o", str(tmp_path / "again.json"),
