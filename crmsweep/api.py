@@ -170,6 +170,7 @@ def scan(
             config_digest=ws.config.digest,
             now=now or datetime.now(UTC),
             running_user_id=running_user_id,
+            running_user_unknown=running_user_id is None,
         )
     if running_user_id is None:
         note = "could not tell which user this connection runs as: make sure it is not among the deactivations"

@@ -11,6 +11,7 @@ import contextlib
 import difflib
 import os
 import re
+import ssl
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -34,10 +35,12 @@ BUILTIN_CONNECTIONS = (SANDBOX_SALESFORCE,)
 RESERVED_CONNECTION_NAMES = (SANDBOX_SALESFORCE, SANDBOX_HUBSPOT)
 PROVIDERS = ("salesforce", "hubspot")
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_API_VERSION = re.compile(r"^\d+\.\d+$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_API_VERSION = re.compile(r"[0-9]+\.[0-9]+")
 # A value short and plain enough to be a typo of a word, not a secret: safe to repeat in an error.
-_WORD = re.compile(r"^[A-Za-z0-9_.+-]{1,20}$")
+_WORD = re.compile(r"[A-Za-z0-9_.+-]{1,20}")
+# An HTTP header carries the session id as latin-1; Salesforce's are printable ASCII without spaces.
+_SESSION_ID = re.compile(r"[\x21-\x7e]+")
 
 
 # --- settings ---------------------------------------------------------------------------------------
@@ -248,7 +251,7 @@ def _shown(value: Any) -> str:
 def _shown_word(value: str) -> str:
     """`value` quoted if it looks like the short word the key expects; otherwise not shown at all,
     since a long or punctuated value in a connection table may well be a token pasted in the wrong place."""
-    return repr(value) if _WORD.match(value) else f"a value of {len(value)} characters (not shown)"
+    return repr(value) if _WORD.fullmatch(value) else f"a value of {len(value)} characters (not shown)"
 
 
 def _url_parts(url: str) -> SplitResult | None:
@@ -262,7 +265,7 @@ def _url_parts(url: str) -> SplitResult | None:
 
 def _shown_url(parts: SplitResult | None) -> str:
     """Only scheme, host and port: the rest of a url may carry a password or a session id."""
-    if parts is None or not parts.scheme or not parts.hostname or not _WORD.match(parts.scheme):
+    if parts is None or not parts.scheme or not parts.hostname or not _WORD.fullmatch(parts.scheme):
         return "something that is not a web address (not shown)"
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{parts.hostname}{port}"
@@ -295,7 +298,7 @@ def _connection(source: str, base_dir: Path, name: str, data: Any) -> Connection
                                 f"(like {_shown_url(parts)}): put the token in the environment variable "
                                 "named by token_env")
     token_env = table.get_str("token_env", required=True) or ""
-    if not _ENV_NAME.match(token_env):
+    if not _ENV_NAME.fullmatch(token_env):
         # Most often the token itself, pasted here: so the value is never shown.
         raise table.fail("token_env", "does not look like an environment variable NAME (letters, digits, _): "
                                       "put the token in an environment variable and name that variable here "
@@ -308,7 +311,7 @@ def _connection(source: str, base_dir: Path, name: str, data: Any) -> Connection
     api_version = table.get_str("api_version")
     if api_version is not None:
         api_version = api_version.removeprefix("v")
-        if not _API_VERSION.match(api_version):
+        if not _API_VERSION.fullmatch(api_version):
             raise table.fail("api_version", f"expected a version like \"59.0\", got {_shown_word(api_version)}")
     return ConnectionProfile(name=name, provider=provider, url=url, token_env=token_env,
                              ca_file=ca_file, api_version=api_version)
@@ -385,6 +388,26 @@ def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) 
     return parse_config(data, source=str(path), base_dir=path.resolve().parent, path=path)
 
 
+def _check_ca_file(path: Path, connection: str) -> None:
+    """BadInput unless `path` holds at least one PEM certificate: found here, with the config, rather
+    than as a TLS error retried for seconds and reported as a lost connection."""
+    where = f"ca_file {path} of connection '{connection}'"
+    if not path.exists():
+        raise BadInput(f"{where} does not exist: fix the path in the config")
+    if not path.is_file():
+        raise BadInput(f"{where} is not a file: point it at the CA certificate (a .pem file)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=str(path))
+    except OSError as exc:  # ssl.SSLError is an OSError too
+        if not isinstance(exc, ssl.SSLError):
+            raise BadInput(f"cannot read {where}: {exc.strerror or exc}") from None
+    stats = context.cert_store_stats()
+    if not stats.get("x509", 0):
+        raise BadInput(f"{where} holds no PEM certificate: point it at the CA certificate in PEM form "
+                       "(text that starts with -----BEGIN CERTIFICATE-----)")
+
+
 def resolve_connection(
     config: Config,
     name: str,
@@ -424,8 +447,14 @@ def resolve_connection(
         raise BadInput(
             f"environment variable {profile.token_env} is not set: export the session id for connection '{name}'"
         )
-    if profile.ca_file is not None and not profile.ca_file.is_file():
-        raise BadInput(f"ca_file {profile.ca_file} of connection '{name}' does not exist: fix the path in the config")
+    if not _SESSION_ID.fullmatch(token):
+        # The value is never shown: it is, or is meant to be, the secret.
+        raise BadInput(
+            f"environment variable {profile.token_env} does not hold a session id for connection '{name}': "
+            "it contains a space or a character outside printable ASCII (like €); export the session id again"
+        )
+    if profile.ca_file is not None:
+        _check_ca_file(profile.ca_file, name)
     return Connection(
         name=name,
         provider=profile.provider,

@@ -69,3 +69,10 @@ class AuthError(ConnectorError):
     """The credentials were refused (expired or invalid token). Exit code 2: fix the input."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class EndpointError(ConnectorError):
+    """The connection's address or trust is wrong: an unknown host, nothing listening at the first call,
+    a certificate the connection does not trust. Not retried; exit code 2: fix the url or ca_file."""
+
+    exit_code = EXIT_BAD_INPUT

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import trustme
 
 from crmsweep.config import Config, load_config, resolve_connection
 from crmsweep.connectors.retry import RetryPolicy
@@ -240,7 +241,7 @@ def test_digest_of_full_config_is_stable(tmp_path: Path) -> None:
 
 
 def test_configured_connection_reads_its_token(tmp_path: Path) -> None:
-    write(tmp_path / "certs" / "ca.pem", "pem")
+    write(tmp_path / "certs" / "ca.pem", trustme.CA().cert_pem.bytes().decode())  # resolve checks it is PEM
     config = load_config(write(tmp_path / "c.toml", FULL), environ={})
     with contextlib.ExitStack() as stack:
         conn = resolve_connection(config, "prod", Home(tmp_path / "home"), stack, environ={"ACME_SF_TOKEN": "tok!"})

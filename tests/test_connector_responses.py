@@ -411,6 +411,10 @@ def test_row_still_locked_after_the_last_round_is_a_per_record_failure(
         (lambda c: c.delete("Contact", [IDS[0], "nope"]), "'nope' is not a Salesforce record id"),
         (lambda c: c.update("Contact", [{"Title": "x"}]), "None is not a Salesforce record id"),
         (lambda c: c.undelete("Contact", ["x" * 500]), "'xxxxxxxx"),
+        # A `$`-anchored match lets a final newline through; names and ids are matched whole.
+        (lambda c: c.describe("Contact\n"), "'Contact\\n' is not a Salesforce object name"),
+        (lambda c: list(c.iter_pages("Contact", ["Id\n"])), "'Id\\n' is not a Salesforce field name"),
+        (lambda c: c.delete("Contact", [IDS[0] + "\n"]), "'003000000000001AAA\\n' is not a Salesforce record id"),
     ],
 )
 def test_bad_names_and_ids_are_bad_input(
@@ -440,6 +444,7 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert parse_retry_after("Sun, 01 Mar 2026 12:00:30 GMT", now=now) == 30.0
     assert parse_retry_after("Sun, 01 Mar 2026 11:00:00 GMT", now=now) == 0.0
     assert parse_retry_after("soon", now=now) is None
+    assert parse_retry_after("\u00b2", now=now) is None  # a digit to str.isdigit, not to float()
     assert parse_retry_after(None) is None
 
 
@@ -450,8 +455,32 @@ def test_a_tls_failure_after_sending_is_a_lost_connection_not_a_certificate_prob
 
     assert not outcome_unknown(refused)
     refused_error = map_failure(refused, conn, action="delete Contact", retry_after=None)
-    assert type(refused_error) is ConnectorError and "check the connection's url and ca_file" in str(refused_error)
+    assert type(refused_error).__name__ == "EndpointError" and refused_error.exit_code == 2
+    assert "is not trusted (wrong ca_file, or not the server you think)" in str(refused_error)
 
     assert outcome_unknown(broken)
     broken_error = map_failure(broken, conn, action="delete Contact", retry_after=None)
     assert isinstance(broken_error, RetriableError) and "lost the connection" in str(broken_error)
+
+
+def test_a_redirect_without_location_or_with_a_session_in_it_shows_neither(connector: SalesforceConnector,
+                                                                          mock: Mock) -> None:
+    mock.get(f"{BASE}/query/", status=302)
+    with pytest.raises(ConnectorError, match=r"HTTP 302 from https://acme\.my\.salesforce\.com/services/data/v59\.0/"
+                                             r"query/ to nowhere \(no Location header\)"):
+        connector.count("Contact")
+    mock.get(f"{BASE}/limits/", status=301, headers={"Location": f"http://evil.example/x?sid={TOKEN}"})
+    with pytest.raises(ConnectorError) as caught:
+        connector._call("read limits", lambda: connector._sf.limits())
+    assert "to http://evil.example/x)" in str(caught.value) and TOKEN not in str(caught.value)
+    assert len(mock.calls) == 2
+
+
+def test_per_record_messages_are_masked_like_whole_call_errors(connector: SalesforceConnector, mock: Mock) -> None:
+    # What an Apex trigger's addError(UserInfo.getSessionId()) sends back, for each record it refuses.
+    echo = {"statusCode": f"FIELD_CUSTOM_VALIDATION_EXCEPTION {TOKEN}", "message": f"session\n{TOKEN} is busy"}
+    mock.delete(f"{BASE}/composite/sobjects", json=[{"id": i, "success": False, "errors": [echo]} for i in IDS])
+    results = connector.delete("Contact", IDS)
+    assert [(r.id, r.ok, r.error_code, r.message) for r in results] == [
+        (i, False, "FIELD_CUSTOM_VALIDATION_EXCEPTION ***", "session *** is busy") for i in IDS
+    ]

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import ssl
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
 from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connection, Connector
@@ -20,8 +19,10 @@ from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.connectors.salesforce import SalesforceConnector
 from crmsweep.errors import AuthError, BadInput, ConnectorError, LimitExceeded
 from crmsweep.model import ApiUsage, FieldKind
+from crmsweep.sandbox import ids as sandbox_ids
 from crmsweep.sandbox import schema
 from crmsweep.sandbox.faults import FaultRule
+from tests.https_stub import HttpsStub, https_stub
 
 CONTACTS = 450  # with 200-row pages: three pages
 
@@ -229,6 +230,13 @@ def test_bad_object_name_is_bad_input_before_any_call(sf: SalesforceConnector, s
     assert sf.api_usage().calls == calls
 
 
+def test_sandbox_matches_ids_and_emails_whole(sf: SalesforceConnector) -> None:
+    (contact,) = new_contacts(sf, "Newline")
+    (result,) = sf.update("Contact", [{"Id": contact, "Email": "newline@example.org\n"}])
+    assert (result.ok, result.error_code) == (False, "INVALID_EMAIL_ADDRESS")
+    assert sandbox_ids.normalize(contact) == contact and sandbox_ids.normalize(contact + "\n") is None
+
+
 def test_503_twice_then_success(sf: SalesforceConnector, sandbox: Any, waits: list[float]) -> None:
     expected = sf.count("Lead")
     sandbox.set_faults([FaultRule(kind="status", status=503, times=2)])
@@ -301,35 +309,10 @@ def test_api_usage_reports_the_org_counter(sf: SalesforceConnector) -> None:
 # --- TLS against a minimal local HTTPS server (no sandbox needed) ----------------------------------------
 
 
-class _CountHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = json.dumps({"totalSize": 5, "done": True, "records": []}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Sforce-Limit-Info", "api-usage=3/15000")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-
 @pytest.fixture(scope="module")
 def tls_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    ca = trustme.CA()
-    folder = tmp_path_factory.mktemp("tls")
-    ca_file = folder / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _CountHandler)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{httpd.server_address[1]}", ca_file
-    httpd.shutdown()
-    httpd.server_close()
+    with https_stub(tmp_path_factory.mktemp("tls")) as stub:
+        yield stub.url, stub.ca_file
 
 
 def test_stub_ca_file_wins_over_requests_ca_bundle(
@@ -358,3 +341,108 @@ def test_stub_without_ca_file_uses_requests_defaults(
     trusting = SalesforceConnector(plain, retry=RetryPolicy.immediate())
     assert trusting.count("Contact") == 5
     trusting.close()
+
+
+# --- redirects are never followed: a real listener that redirects, and a real one that must hear nothing ----
+
+
+class _Listener:
+    """A plain-TCP HTTP listener on 127.0.0.1 that keeps every byte it receives and answers 200 `{}`."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.connections = 0
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._socket.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                with contextlib.suppress(OSError):
+                    while b"\r\n\r\n" not in data and (chunk := conn.recv(65536)):
+                        data += chunk
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                                   if line.lower().startswith(b"content-length:")), 0)
+                    while len(body) < length and (chunk := conn.recv(65536)):
+                        body += chunk
+                    data = head + b"\r\n\r\n" + body
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+                self.received += data
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def _redirecting_handler(target: str) -> type[BaseHTTPRequestHandler]:
+    class Redirect(BaseHTTPRequestHandler):
+        def _redirect(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(307)
+            self.send_header("Location", f"{target}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _redirect
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    return Redirect
+
+
+@pytest.fixture
+def redirect_to_http(tmp_path: Path) -> Iterator[tuple[SalesforceConnector, _Listener]]:
+    """A connector whose https:// server answers every call with 307 to an http:// listener."""
+    plain = _Listener()
+    stub = HttpsStub(tmp_path, _redirecting_handler(f"http://127.0.0.1:{plain.port}"))
+    connection = Connection(name="prod", provider="salesforce", url=stub.url,
+                            token="00Dxx0000001gPL!AQ4AQRedirectedSessionId", ca_file=stub.ca_file,
+                            token_env="ACME_SF_TOKEN")
+    connector = SalesforceConnector(connection, retry=RetryPolicy.immediate(), timeout=(5.0, 5.0))
+    yield connector, plain
+    connector.close()
+    stub.stop()
+    plain.close()
+
+
+@pytest.mark.parametrize(
+    ("call", "path"),
+    [
+        (lambda c: c.count("Contact"), "/services/data/v59.0/query/"),
+        (lambda c: c.delete("Contact", ["003000000000001AAA"]), "/services/data/v59.0/composite/sobjects"),
+        (lambda c: c.current_user_id(), None),
+        (lambda c: c.undelete("Contact", ["003000000000001AAA"]), "/services/Soap/u/59.0"),
+    ],
+    ids=["rest-query", "rest-delete", "userinfo", "soap-undelete"],
+)
+def test_a_redirect_is_an_error_and_the_target_hears_nothing(
+    redirect_to_http: tuple[SalesforceConnector, _Listener], call: Any, path: str | None
+) -> None:
+    connector, plain = redirect_to_http
+    try:
+        outcome: Any = call(connector)
+    except ConnectorError as exc:
+        outcome = exc
+    # First of all: not one byte, session or envelope, reached the http:// address.
+    assert (plain.connections, bytes(plain.received)) == (0, b"")
+    assert connector.api_usage().calls == 1  # no retry, no second request
+    if path is None:  # userinfo: the running user is unknown, which the scan handles
+        assert outcome is None
+        return
+    assert isinstance(outcome, ConnectorError)
+    message = str(outcome)
+    assert outcome.code == "REDIRECT" and outcome.exit_code == 1
+    assert f"HTTP 307 from {connector.connection.url}{path} to http://127.0.0.1:{plain.port}{path}" in message
+    assert "never follows redirects" in message and "\n" not in message
+    assert connector.connection.token not in message and "RedirectedSessionId" not in message

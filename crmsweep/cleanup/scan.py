@@ -62,6 +62,28 @@ def _utc(now: datetime) -> datetime:
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
 
 
+def _refuse_unknown_running_user(
+    changes: Sequence[Change], vocabulary: Vocabulary, connection: str, snapshot_id: str, selected: Sequence[str]
+) -> None:
+    """SafetyRefusal if, not knowing the user the connection runs as, a pass proposes changes to users:
+    one of them could be that user, and apply would lock itself out halfway (or for good)."""
+    users = vocabulary.user_object
+    touching: dict[str, int] = {}
+    for change in changes:
+        if change.object == users:
+            touching[change.pass_name] = touching.get(change.pass_name, 0) + 1
+    if not touching:
+        return
+    name, count = next(iter(touching.items()))
+    others = [p for p in selected if p not in touching]
+    leave_out = f"leave {name} out (--pass {' --pass '.join(others)})" if others else f"leave {name} out"
+    raise SafetyRefusal(
+        f"cannot tell which user connection '{connection}' runs as (the CRM did not say, even after retries), "
+        f"and {name} proposes changes to {count:,} {users} records, which could include it: scan again with "
+        f"--snapshot {snapshot_id} once the CRM answers, or {leave_out}"
+    )
+
+
 def scan_snapshot(
     view: SnapshotView,
     *,
@@ -78,11 +100,13 @@ def scan_snapshot(
     config_digest: str,
     now: datetime,
     running_user_id: str | None = None,
+    running_user_unknown: bool = False,
 ) -> ScanResult:
     """Propose a Plan from a snapshot. Raises BadInput (unknown pass or setting) or SafetyRefusal (caps).
 
     `running_user_id` is the user the connection authenticates as: never proposed, so a cleanup cannot
-    deactivate the account it is applied with halfway through.
+    deactivate the account it is applied with halfway through. `running_user_unknown` says the CRM would
+    not tell who that is: then any change to a user is refused rather than guessed safe.
     """
     now = _utc(now)
     manifest = view.manifest
@@ -139,6 +163,9 @@ def scan_snapshot(
         notes.extend(f"{name}: {n} records already changed by {earlier}" for earlier, n in taken_by.items())
         if any(held.values()):
             held_back[name] = {r: n for r, n in held.items() if n}
+
+    if running_user_unknown:
+        _refuse_unknown_running_user(changes, vocabulary, connection, manifest.snapshot_id, selected)
 
     over = check_caps(changes, max_changes=max_changes, max_changes_per_object=max_changes_per_object)
     if over and not allow_over_cap:

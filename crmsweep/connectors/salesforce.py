@@ -31,7 +31,7 @@ from crmsweep.connectors.salesforce_errors import (
 from crmsweep.connectors.salesforce_session import DEFAULT_TIMEOUT, SalesforceSession
 from crmsweep.connectors.salesforce_soap import SoapFault, parse_undelete_response, undelete_envelope
 from crmsweep.connectors.salesforce_vocabulary import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
-from crmsweep.errors import AuthError, BadInput, ConnectorError, LimitExceeded, RetriableError
+from crmsweep.errors import AuthError, BadInput, ConnectorError, EndpointError, LimitExceeded, RetriableError
 from crmsweep.model import ApiUsage, FieldKind, FieldSpec, Record, WriteResult
 
 T = TypeVar("T")
@@ -55,8 +55,8 @@ _KIND_BY_TYPE: Mapping[str, FieldKind] = {
 # Compound fields duplicate their component fields; base64 bodies do not belong in a Parquet column.
 _SKIPPED_TYPES = frozenset({"address", "location", "base64"})
 
-_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
-_RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*")
+_RECORD_ID = re.compile(r"[A-Za-z0-9]{15}([A-Za-z0-9]{3})?")
 _RESEND_DUPLICATES = "a second sending could create duplicates"
 _RESEND_REPORTS_FAILED = "a second sending would report the records it had already written as failed"
 
@@ -98,7 +98,7 @@ def field_spec(describe_field: Mapping[str, Any]) -> FieldSpec | None:
 
 def _identifier(name: str, what: str = "object") -> str:
     """`name` if it can be an API name; names go into SOQL and URL paths, so anything else is refused."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise BadInput(
             f"{_shown(name)} is not a Salesforce {what} name: use one API name, letters, digits and _ "
             "starting with a letter (like Contact or Custom__c)"
@@ -107,7 +107,7 @@ def _identifier(name: str, what: str = "object") -> str:
 
 
 def _record_id(value: Any) -> str:
-    if not isinstance(value, str) or not _RECORD_ID.match(value):
+    if not isinstance(value, str) or not _RECORD_ID.fullmatch(value):
         raise BadInput(
             f"{_shown(value)} is not a Salesforce record id: expected 15 or 18 letters and digits "
             "(like 003000000000001AAA)"
@@ -144,8 +144,11 @@ def id_chunks(prefix_bytes: int, ids: Sequence[str], *, max_ids: int, max_bytes:
         yield chunk
 
 
-def write_result(raw: Any, fallback_id: str | None) -> WriteResult:
-    """One collections SaveResult / DeleteResult (or SOAP UndeleteResult as a dict) as a WriteResult."""
+def write_result(raw: Any, fallback_id: str | None, secret: str | None = None) -> WriteResult:
+    """One collections SaveResult / DeleteResult (or SOAP UndeleteResult as a dict) as a WriteResult.
+
+    The CRM's per-record text (a trigger's or validation rule's message) goes into the run log, `--json`
+    and the terminal, so it is masked like a whole-call error: `secret` (the session id) never shows."""
     if not isinstance(raw, Mapping):
         return WriteResult(id=fallback_id, ok=False, error_code="UNKNOWN", message="Salesforce sent no result")
     record_id = raw.get("id") or fallback_id
@@ -154,7 +157,8 @@ def write_result(raw: Any, fallback_id: str | None) -> WriteResult:
     errors = raw.get("errors") or []
     first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], Mapping) else {}
     code = first.get("statusCode") or first.get("errorCode") or "UNKNOWN"
-    return WriteResult(id=record_id, ok=False, error_code=str(code), message=one_line(str(first.get("message", ""))))
+    return WriteResult(id=record_id, ok=False, error_code=one_line(str(code), secret),
+                       message=one_line(str(first.get("message", "")), secret))
 
 
 # --- the connector ------------------------------------------------------------------------------------
@@ -218,7 +222,8 @@ class SalesforceConnector:
             try:
                 return fn()
             except (SalesforceError, requests.exceptions.RequestException) as exc:
-                error = map_failure(exc, self.connection, action=action, retry_after=self._session.last_retry_after)
+                error = map_failure(exc, self.connection, action=action, retry_after=self._session.last_retry_after,
+                                    first_contact=self._session.responses == 0)
                 if resend_risk and isinstance(error, RetriableError) and outcome_unknown(exc):
                     said = f"HTTP {error.status}" if error.status else "no answer"
                     raise ConnectorError(
@@ -255,7 +260,7 @@ class SalesforceConnector:
         if self._user_id is None:
             try:
                 info = self._call("userinfo", lambda: self._sf.oauth2("userinfo"))
-            except (AuthError, LimitExceeded):
+            except (AuthError, LimitExceeded, EndpointError):
                 raise
             except ConnectorError:
                 return None
@@ -383,7 +388,7 @@ class SalesforceConnector:
                 )
             locked: list[int] = []
             for index, answer in zip(pending, raw, strict=True):
-                result = write_result(answer, fallback_id(items[index]))
+                result = write_result(answer, fallback_id(items[index]), self.connection.token)
                 results[index] = result
                 if not result.ok and result.error_code == LOCK_ERROR:
                     locked.append(index)

@@ -9,9 +9,11 @@ Kept apart from the connector because it is pure translation, exception in and e
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Mapping
+import socket
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce.exceptions import (
@@ -23,7 +25,7 @@ from simple_salesforce.exceptions import (
 
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.salesforce_soap import SoapFault
-from crmsweep.errors import AuthError, ConnectorError, CrmsweepError, LimitExceeded, RetriableError
+from crmsweep.errors import AuthError, ConnectorError, CrmsweepError, EndpointError, LimitExceeded, RetriableError
 
 _MAX_MESSAGE = 300
 RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -31,12 +33,24 @@ RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 _OUTCOME_UNKNOWN_STATUS = frozenset({500, 502, 504})
 
 
+class RedirectRefused(requests.exceptions.RequestException):
+    """A 3xx answer. Never followed: the request it answers carries the session (a Bearer header, or the
+    SOAP envelope's SessionHeader), and a redirect, to http:// above all, would hand it on."""
+
+    def __init__(self, status: int, url: str, location: str | None) -> None:
+        super().__init__(f"HTTP {status} redirect")
+        self.status = status
+        self.url = url
+        self.location = location
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent or garbled."""
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    # isdigit alone takes "²" or Arabic-Indic digits, which float() then refuses.
+    if text.isascii() and text.isdigit():
         return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)
@@ -52,6 +66,21 @@ def one_line(text: str, secret: str | None = None) -> str:
         text = text.replace(secret, "***")
     text = " ".join(text.split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def shown_url(url: str | None, secret: str | None = None) -> str:
+    """Scheme, host, port and path only: a query or user part may carry SOQL with personal data, or a
+    session id a proxy put there."""
+    if not url:
+        return "nowhere (no Location header)"
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "an address that is not a valid URL (not shown)"
+    if not parts.scheme or not parts.hostname:
+        return "an address that is not a valid URL (not shown)"
+    return one_line(f"{parts.scheme}://{parts.hostname}{port}{parts.path}", secret)
 
 
 def _error_detail(content: Any) -> tuple[str | None, str | None]:
@@ -70,16 +99,51 @@ def _refresh_hint(connection: Connection) -> str:
     return "restart the command to get a new session"
 
 
+def _host_port(connection: Connection) -> str:
+    parts = urlsplit(connection.url)
+    return f"{parts.hostname}:{parts.port or 443}"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and everything it wraps: requests keeps urllib3's error in args, urllib3 its own in `reason`."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [*current.args, getattr(current, "reason", None), current.__cause__, current.__context__]
+        pending.extend(e for e in linked if isinstance(e, BaseException))
+
+
+def _endpoint_problem(exc: requests.exceptions.ConnectionError, connection: Connection) -> str | None:
+    """What is wrong with the connection's address, if the failure says: an unknown host, or a port
+    where nothing listens. None for anything else (and for a proxy's failure, which is not the url's)."""
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return None
+    causes = list(_causes(exc))
+    if any(isinstance(c, socket.gaierror) or type(c).__name__ == "NameResolutionError" for c in causes):
+        return f"the host {urlsplit(connection.url).hostname} is not known (DNS lookup failed): check the url"
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return f"nothing is listening at {_host_port(connection)}: check the url"
+    return None
+
+
 def map_failure(
     exc: SalesforceError | requests.exceptions.RequestException | CrmsweepError,
     connection: Connection,
     *,
     action: str,
     retry_after: float | None = None,
+    first_contact: bool = False,
 ) -> CrmsweepError:
     """The one translation from a simple-salesforce / requests failure to a crmsweep error.
 
     `action` names what was being done ("query Contact"); messages are one line and never hold the token.
+    `first_contact` says the server has not answered once yet: an unknown host or a refused port is
+    then the url's fault (exit 2 at once), while later in a run it is a server gone away (retried,
+    and a stopped apply resumes).
     """
     where = f"Salesforce connection '{connection.name}'"
     token = connection.token
@@ -125,10 +189,27 @@ def map_failure(
             status=status,
             code=code,
         )
+    if isinstance(exc, RedirectRefused):
+        return ConnectorError(
+            f"{where} answered {action} with a redirect (HTTP {exc.status} from {shown_url(exc.url, token)} to "
+            f"{shown_url(exc.location, token)}): crmsweep never follows redirects, since every request carries "
+            "the session; check the connection's url (the org's own https:// address)",
+            status=exc.status,
+            code="REDIRECT",
+        )
+    if isinstance(exc, requests.exceptions.SSLError) and certificate_refused(exc):
+        return EndpointError(
+            f"{where}: TLS verification failed during {action}: the certificate of {_host_port(connection)} is not "
+            "trusted (wrong ca_file, or not the server you think): check the connection's url and ca_file"
+        )
     if isinstance(exc, requests.exceptions.SSLError) and tls_handshake_failed(exc):
         return ConnectorError(
-            f"{where}: TLS verification failed during {action}: check the connection's url and ca_file"
+            f"{where}: the TLS handshake with {_host_port(connection)} failed during {action}: "
+            "check that the connection's url is the org's https:// address"
         )
+    if first_contact and isinstance(exc, requests.exceptions.ConnectionError) \
+            and (problem := _endpoint_problem(exc, connection)):
+        return EndpointError(f"{where}: {problem}")
     if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ConnectionError
                   | requests.exceptions.ChunkedEncodingError):
         kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "lost the connection"
@@ -142,10 +223,15 @@ def map_failure(
     )
 
 
-_HANDSHAKE_MARKERS = (
-    "CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "SSLCertVerificationError", "hostname",
-    "WRONG_VERSION_NUMBER", "handshake", "UNKNOWN_PROTOCOL", "TLSV1_ALERT",
-)
+_CERTIFICATE_MARKERS = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "SSLCertVerificationError",
+                        "hostname")
+_HANDSHAKE_MARKERS = (*_CERTIFICATE_MARKERS, "WRONG_VERSION_NUMBER", "handshake", "UNKNOWN_PROTOCOL", "TLSV1_ALERT")
+
+
+def certificate_refused(exc: BaseException) -> bool:
+    """Whether the server's certificate failed verification (untrusted CA, or another host's name)."""
+    chain = repr(exc)
+    return any(marker in chain for marker in _CERTIFICATE_MARKERS)
 
 
 def tls_handshake_failed(exc: BaseException) -> bool:
@@ -187,4 +273,4 @@ def http_error(response: requests.Response, action: str) -> SalesforceError:
     return SalesforceGeneralError(response.url, response.status_code, action, response.text[:200].encode())
 
 
-__all__ = ["map_failure", "parse_retry_after"]
+__all__ = ["RedirectRefused", "map_failure", "parse_retry_after"]

@@ -1,27 +1,29 @@
 """The HTTP session simple-salesforce runs over.
 
-The session subclass does three things simple-salesforce cannot: pins TLS verification to the
-connection's CA even when REQUESTS_CA_BUNDLE is set, counts every HTTP call, and remembers the last
-response's Retry-After. It is separate from the connector because it is transport only: it knows
+The session subclass does four things simple-salesforce cannot: pins TLS verification to the
+connection's CA even when REQUESTS_CA_BUNDLE is set, refuses every redirect, counts every HTTP call,
+and remembers the last response's Retry-After. It is separate from the connector because it is transport only: it knows
 nothing of records or of Salesforce's answers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import requests
 
-from crmsweep.connectors.salesforce_errors import parse_retry_after
+from crmsweep.connectors.salesforce_errors import RedirectRefused, parse_retry_after
 
 # (connect, read) seconds. simple-salesforce sets no timeout, and a hung socket would hang a run.
 DEFAULT_TIMEOUT = (15.0, 300.0)
 
 
 class SalesforceSession(requests.Session):
-    """A requests session that verifies against `ca_file` whatever the environment says, counts calls,
-    and keeps the last response's Retry-After for the error mapping.
+    """A requests session that verifies against `ca_file` whatever the environment says, never follows
+    a redirect, counts calls, and keeps the last response's Retry-After for the error mapping.
 
     REQUESTS_CA_BUNDLE normally overrides `session.verify`; turning `trust_env` off would fix that but
     also drop the admin's HTTPS_PROXY, so only `verify` is forced here.
@@ -32,7 +34,11 @@ class SalesforceSession(requests.Session):
         self.ca_file = str(ca_file) if ca_file is not None else None
         self.default_timeout = timeout
         self.calls = 0
+        # Answers received, of any status: none yet means a failure may be the url's fault, not the server's.
+        self.responses = 0
         self.last_retry_after: float | None = None
+        # Belt and braces: resolve_redirects below follows nothing anyway.
+        self.max_redirects = 0
         if self.ca_file is not None:
             self.verify = self.ca_file
 
@@ -52,11 +58,27 @@ class SalesforceSession(requests.Session):
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
+        # Whatever the caller asked (requests defaults to following): simple-salesforce passes kwargs on.
+        kwargs["allow_redirects"] = False
         self.calls += 1
         self.last_retry_after = None
         response = super().send(request, **kwargs)
+        self.responses += 1
         self.last_retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if 300 <= response.status_code < 400:
+            location = response.headers.get("Location")
+            response.close()
+            raise RedirectRefused(
+                response.status_code,
+                str(request.url),
+                urljoin(str(request.url), location) if location else None,
+            )
         return response
+
+    def resolve_redirects(self, resp: requests.Response, req: requests.PreparedRequest,
+                          *args: Any, **kwargs: Any) -> Iterator[Any]:
+        # The one place requests follows a Location; with nothing yielded, no second request can exist.
+        return iter(())
 
 
 __all__ = ["DEFAULT_TIMEOUT", "SalesforceSession"]

@@ -9,7 +9,7 @@ seeded generator so a run is repeatable). Kinds:
 - limit: 403 REQUEST_LIMIT_EXCEEDED
 - expired: 401 INVALID_SESSION_ID
 - lock: in sObject Collections writes, records fail with UNABLE_TO_LOCK_ROW (`ids` picks them;
-  `times` then counts per id)
+  `times` then counts per id; `message`, if set, replaces the platform's text, as a trigger's would)
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from crmsweep.sandbox import ids
 
 KINDS = ("status", "timeout", "drop", "limit", "expired", "lock")
 DEFAULT_TIMEOUT_DELAY = 10.0
+LOCK_MESSAGE = "unable to obtain exclusive access to this record"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class FaultRule:
     rate: float = 1.0
     delay: float = DEFAULT_TIMEOUT_DELAY
     ids: tuple[str, ...] = ()
+    message: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -51,7 +53,7 @@ class FaultRule:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaultRule:
-        known = {"kind", "method", "path", "status", "times", "rate", "delay", "ids"}
+        known = {"kind", "method", "path", "status", "times", "rate", "delay", "ids", "message"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown fault rule key(s): {', '.join(unknown)}")
@@ -67,6 +69,7 @@ class FaultRule:
                 rate=float(data.get("rate", 1.0)),
                 delay=float(data.get("delay", DEFAULT_TIMEOUT_DELAY)),
                 ids=tuple(str(i) for i in data.get("ids", ())),
+                message=str(data["message"]) if data.get("message") is not None else None,
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"bad fault rule {dict(data)!r}: {exc}") from None
@@ -137,8 +140,8 @@ class FaultInjector:
                     return armed.rule
         return None
 
-    def locked(self, method: str, path: str, record_id: str | None) -> bool:
-        """Whether this record of a collections write fails with UNABLE_TO_LOCK_ROW."""
+    def locked(self, method: str, path: str, record_id: str | None) -> str | None:
+        """The message this record of a collections write fails with (UNABLE_TO_LOCK_ROW), or None."""
         with self._lock:
             for armed in self._armed:
                 rule = armed.rule
@@ -152,9 +155,9 @@ class FaultInjector:
                     if self._fires(armed, count):
                         armed.fired_by_id[record_id] = count + 1
                         self.injected += 1
-                        return True
+                        return rule.message or LOCK_MESSAGE
                 elif self._fires(armed, armed.fired):
                     armed.fired += 1
                     self.injected += 1
-                    return True
-        return False
+                    return rule.message or LOCK_MESSAGE
+        return None

@@ -54,7 +54,7 @@ def normalize(value: str) -> str | None:
     An 18-character id whose suffix does not match its first 15 characters is malformed, as on the
     platform.
     """
-    if not _ID_RE.match(value):
+    if not _ID_RE.fullmatch(value):
         return None
     full = to_18(value[:15])
     if len(value) == 18 and value[15:] != full[15:]:

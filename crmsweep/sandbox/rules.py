@@ -134,7 +134,7 @@ def coerce_value(f: Field, value: object) -> object:
         raise RecordError(
             "STRING_TOO_LONG", f"{f.display_label}: data value too large: {text[:40]} (max length={limit})", (f.name,)
         )
-    if f.type == schema.EMAIL and text and not _EMAIL_RE.match(text):
+    if f.type == schema.EMAIL and text and not _EMAIL_RE.fullmatch(text):
         raise RecordError("INVALID_EMAIL_ADDRESS", f"{f.display_label}: invalid email address: {text}", (f.name,))
     return text
 

@@ -260,7 +260,7 @@ class SalesforceApi:
 
     def _route(self, request: Request, path: str) -> Response:
         parts = path.split("/")[3:]  # after "", "services", "data"
-        match = _VERSION_RE.match(parts[0]) if parts else None
+        match = _VERSION_RE.fullmatch(parts[0]) if parts else None
         if match is None or not describe.MIN_VERSION <= int(match.group(1)) <= describe.MAX_VERSION:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         version = f"{match.group(1)}.0"
@@ -476,8 +476,8 @@ class SalesforceApi:
                         if mixed:
                             raise RecordError("MIXED_DML_OPERATION", "DML operation on setup object is not "
                                               "permitted after you have updated a non-setup object (or vice versa)")
-                        if self.faults.locked(method, request.path, shown_id):
-                            raise RecordError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")
+                        if (lock_message := self.faults.locked(method, request.path, shown_id)) is not None:
+                            raise RecordError("UNABLE_TO_LOCK_ROW", lock_message)
                         with self.store.savepoint():
                             done_id = self._write_one(method, type_name, record_id, values, now)
                         results.append((done_id, None))
@@ -527,7 +527,7 @@ class SalesforceApi:
             return reply(500, soap.fault(
                 "soapenv:Client", f"No operation available for request {{urn:partner.soap.sforce.com}}{call.operation}"
             ))
-        major = _VERSION_RE.match("v" + version)
+        major = _VERSION_RE.fullmatch("v" + version)
         if major is None or not describe.MIN_VERSION <= int(major.group(1)) <= describe.MAX_VERSION:
             return reply(500, soap.fault("sf:UNSUPPORTED_API_VERSION", f"Unsupported API version: {version}"))
         used = self._count("POST soap/undelete")
