@@ -15,6 +15,7 @@ from crmsweep import api
 from crmsweep.cleanup.preview import render_preview
 from crmsweep.connectors.base import Connector
 from crmsweep.model import Plan
+from crmsweep.paths import private_dir
 
 CONNECTION = "sandbox-salesforce"
 COUNTED = ("Contact", "Lead", "Task", "OpportunityContactRole")
@@ -62,7 +63,7 @@ def run_demo(ws: api.Workspace, say: Say, *, reset: bool = False, preview_lines:
     if reset:
         shutil.rmtree(ws.home.sandbox_dir("salesforce"), ignore_errors=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    plan_path = ws.home.root / "demo" / f"plan-{stamp}.json"
+    plan_path = private_dir(ws.home.root / "demo") / f"plan-{stamp}.json"  # scan writes only into a folder that exists
 
     say("1. The org. crmsweep carries an embedded Salesforce sandbox: a local HTTPS server that speaks the")
     say("   REST and SOAP APIs, seeded with a realistically messy org (stale contacts, departed users...).")

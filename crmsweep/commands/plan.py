@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from crmsweep import api
+from crmsweep.cleanup.passes import PASSES
 from crmsweep.cleanup.preview import render_preview, summarize
 from crmsweep.commands.common import (
     ConfigOpt,
@@ -23,7 +24,16 @@ from crmsweep.commands.common import (
 )
 from crmsweep.model import Plan
 
-PlanArg = Annotated[Path, typer.Argument(help="A plan file written by `crmsweep scan` (or a rollback).")]
+PlanArg = Annotated[
+    Path, typer.Argument(metavar="PLAN", help="A plan file written by `crmsweep scan` (or a rollback).")
+]
+
+
+def passes_epilog() -> str:
+    """The registered passes with their one-line summaries, for `scan --help`."""
+    width = max(len(name) for name in PASSES)
+    lines = [f"  {name:<{width}}  {spec.summary}" for name, spec in PASSES.items()]
+    return "\b\nPasses (choose with --pass NAME; settings in [passes.NAME] of the config):\n" + "\n".join(lines)
 
 
 def print_preview(plan: Plan, *, limit: int | None = None) -> None:
@@ -38,12 +48,23 @@ def print_preview(plan: Plan, *, limit: int | None = None) -> None:
 @handle_errors
 def scan(
     connection: ConnectionOpt,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the plan (JSON).")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", metavar="PLAN",
+            help="Where to write the plan (JSON). An existing file is replaced only if it is a crmsweep plan.",
+        ),
+    ],
     snapshot: Annotated[
-        str | None, typer.Option("--snapshot", help="Scan this snapshot. Default: take a fresh backup first.")
+        str | None,
+        typer.Option(
+            "--snapshot", metavar="ID",
+            help="Scan this snapshot (verified first). Default: take a fresh backup first.",
+        ),
     ] = None,
     passes: Annotated[
-        list[str] | None, typer.Option("--pass", help="Run only this pass (repeatable). Default: all passes.")
+        list[str] | None,
+        typer.Option("--pass", metavar="NAME", help="Run only this pass (repeatable). Default: all passes, below."),
     ] = None,
     allow_over_cap: Annotated[
         bool, typer.Option("--allow-over-cap", help="Write the plan even if it exceeds the [safety] caps.")
@@ -79,7 +100,9 @@ def scan(
 @handle_errors
 def preview(
     plan_file: PlanArg,
-    limit: Annotated[int | None, typer.Option("--limit", help="Show at most N lines per object.", min=1)] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", metavar="N", help="Show at most N lines per object.", min=1)
+    ] = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,

@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 
 from crmsweep.commands.common import ConfigOpt, HomeOpt, err, handle_errors, workspace
+from crmsweep.commands.help import App
 from crmsweep.errors import BadInput
 
-sandbox_app = typer.Typer(help="The embedded CRM sandbox.", no_args_is_help=True)
+sandbox_app = App(help="The embedded CRM sandbox.")
 
 
 @sandbox_app.command("serve")
