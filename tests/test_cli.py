@@ -402,3 +402,14 @@ def test_shell_completion_is_available() -> None:
     env = {"_CRMSWEEP_COMPLETE": "complete_bash", "COMP_WORDS": "crmsweep runs s", "COMP_CWORD": "2"}
     done = runner.invoke(app, [], env=env, prog_name="crmsweep")
     assert done.stdout.split() == ["show"]
+
+
+def test_usage_errors_are_one_line_and_json_under_json(cli: Cli) -> None:
+    missing = invoke("apply")
+    assert missing.exit_code == 2
+    assert error_line(missing) == "crmsweep: Missing argument 'PLAN' (see `crmsweep apply --help`)"
+    out_of_range = cli("preview", "plan.json", "--limit", "0", "--json", expect=2)
+    message = error_line(out_of_range).removeprefix("crmsweep: ")
+    assert "--limit" in message
+    assert json.loads(out_of_range.stdout) == {"error": {"message": message, "exit_code": 2}}
+    assert "No such command 'shw'" in error_line(invoke("runs", "shw"))

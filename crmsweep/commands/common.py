@@ -64,11 +64,15 @@ ROOT_OPTIONS = "crmsweep.root_options"  # key in the click context's meta, share
 _CONTEXT_PARAM = "crmsweep_context"  # the parameter handle_errors adds so Typer hands it the context
 
 
-def fail(message: str, exit_code: int, *, as_json: bool) -> NoReturn:
+def report_error(message: str, exit_code: int, *, as_json: bool) -> None:
     """One line on stderr; with --json also `{"error": {...}}` on stdout, as the sf CLI answers."""
     err.print(f"crmsweep: {message}", style="red")
     if as_json:
         emit_json({"error": {"message": message, "exit_code": exit_code}})
+
+
+def fail(message: str, exit_code: int, *, as_json: bool) -> NoReturn:
+    report_error(message, exit_code, as_json=as_json)
     raise typer.Exit(exit_code) from None
 
 

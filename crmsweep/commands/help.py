@@ -1,19 +1,30 @@
-"""Help that reads like the sf CLI's: plain text, value names instead of Python type labels.
+"""Help that reads like the sf CLI's, and usage errors in one line.
 
 Typer renders every parameter with its Python type (`--pass <list[str]>`, `PLAN_FILE <path>`). Those
 labels mean nothing to an admin, so crmsweep's commands and groups are built from the classes here,
 which show an option's value name (its metavar, else its name in capitals) and an argument's name.
 Help is printed with `rich_markup_mode=None`: a help string is text, so `[safety]` shows as written.
+
+A usage error (a missing option, a value out of range) is one line naming the help to read, like
+every other error, and under --json also the JSON error object on stdout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, Any
 
 import typer
+
+# Typer vendors click; its usage errors are not re-exported under a public name.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
+
+from crmsweep.commands.common import report_error
+
+JSON_REQUESTED = "crmsweep.json_requested"  # key in the click context's meta
 
 
 def _name_values(params: list[Any]) -> None:
@@ -63,13 +74,54 @@ class _PlainHelp:
 
 
 class HelpCommand(_PlainHelp, TyperCommand):
-    pass
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """`crmsweep apply [OPTIONS] PLAN`, as click writes it (Typer's own usage says `{PLAN}`)."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = param.metavar or (param.name or "").upper()
+                pieces.append(name if param.required else f"[{name}]")
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+class OneLineUsageError(UsageError):
+    def __init__(self, message: str, ctx: Any, *, as_json: bool) -> None:
+        super().__init__(message, ctx)
+        self.as_json = as_json
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        path = self.ctx.command_path if self.ctx is not None else "crmsweep"
+        message = f"{self.format_message().rstrip('.')} (see `{path} --help`)"
+        report_error(message, self.exit_code, as_json=self.as_json)
+
+
+@contextmanager
+def _usage_errors_in_one_line(as_json: bool) -> Iterator[None]:
+    try:
+        yield
+    except (NoArgsIsHelpError, OneLineUsageError):
+        raise
+    except UsageError as exc:
+        raise OneLineUsageError(exc.format_message(), exc.ctx, as_json=as_json) from None
 
 
 class HelpGroup(_PlainHelp, TyperGroup):
     def format_options(self, ctx: Any, formatter: Any) -> None:
         super().format_options(ctx, formatter)
         self.format_commands(ctx, formatter)
+
+    # A group parses its own options in make_context and its subcommand's in invoke.
+    def make_context(self, info_name: str | None, args: Sequence[str], parent: Any = None, **extra: Any) -> Any:
+        with _usage_errors_in_one_line("--json" in args):
+            ctx = super().make_context(info_name, list(args), parent, **extra)
+        ctx.meta[JSON_REQUESTED] = ctx.meta.get(JSON_REQUESTED, False) or "--json" in args
+        return ctx
+
+    def invoke(self, ctx: Any) -> Any:
+        with _usage_errors_in_one_line(bool(ctx.meta.get(JSON_REQUESTED))):
+            return super().invoke(ctx)
 
 
 class App(typer.Typer):
