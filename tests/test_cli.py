@@ -262,7 +262,7 @@ def test_the_command_option_beats_the_root_option_which_beats_the_environment(tm
 # 16. scan checks what it can before it backs up, and never overwrites what is not a plan.
 
 
-@pytest.mark.parametrize("case", ["pass", "setting", "config-as-output", "folder", "missing-folder"])
+@pytest.mark.parametrize("case", ["pass", "setting", "config-as-output", "folder", "missing-folder", "unwritable"])
 def test_scan_refuses_bad_input_before_any_api_call(cli: Cli, plan_file: Path, tmp_path: Path, case: str) -> None:
     config = cli.config
     output = tmp_path / "plan.json"
@@ -275,6 +275,8 @@ def test_scan_refuses_bad_input_before_any_api_call(cli: Cli, plan_file: Path, t
         config = output = write_config(tmp_path / "crmsweep.toml", cli.config.read_text())
     elif case == "folder":
         output = tmp_path
+    elif case == "unwritable":  # sysfs takes no new files, even from root (chmod would not stop root)
+        output = Path("/sys/crmsweep-plan.json")
     else:
         output = tmp_path / "no" / "such" / "plan.json"
     before_bytes = config.read_bytes()

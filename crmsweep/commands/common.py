@@ -93,14 +93,15 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """The edge of every command: the root's --config/--home filled in, and a user-facing error made
     one line on stderr (and a JSON object on stdout under --json) with its exit code.
 
-    It adds a context parameter to the command's signature, so Typer passes the context without every
-    command declaring one.
+    A command that declares no `typer.Context` parameter is given one in its signature (and it is
+    taken out again before the call), so Typer hands over the context without every command asking.
     """
     signature = inspect.signature(fn, eval_str=True)
+    declared = next((p.name for p in signature.parameters.values() if p.annotation is typer.Context), None)
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        ctx = kwargs.pop(_CONTEXT_PARAM, None)
+        ctx = kwargs.get(declared) if declared else kwargs.pop(_CONTEXT_PARAM, None)
         _with_root_options(kwargs, ctx)
         as_json = bool(kwargs.get("as_json"))
         try:
@@ -112,11 +113,12 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             fail("interrupted", EXIT_INTERRUPTED, as_json=as_json)
 
-    context = inspect.Parameter(_CONTEXT_PARAM, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                annotation=typer.Context)
-    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*signature.parameters.values(), context]
-    )
+    if declared is None:
+        context = inspect.Parameter(_CONTEXT_PARAM, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                    annotation=typer.Context)
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*signature.parameters.values(), context]
+        )
     return wrapper
 
 
