@@ -8,13 +8,15 @@ callbacks. The CLI is a coat of paint over this module.
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from crmsweep.backup.rollback import build_rollback_plan, mark_rolled_back, not_undone
-from crmsweep.backup.runlog import RunSummary, list_runs, open_run
+from crmsweep.backup.runlog import RunState, RunSummary, list_runs, open_run, read_run
 from crmsweep.backup.snapshot import (
     SnapshotReader,
     Unfinished,
@@ -29,12 +31,12 @@ from crmsweep.cleanup.apply import ApplyProgress, ApplyReport, apply_plan
 from crmsweep.cleanup.passes import check_pass_tables
 from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of
 from crmsweep.cleanup.plan_checks import check_plan, load_plan, read_plan_file
-from crmsweep.cleanup.scan import ScanResult, scan_snapshot
+from crmsweep.cleanup.scan import ScanResult, check_scan_request, scan_snapshot
 from crmsweep.config import CONFIG_ENV, Config, load_config, resolve_connection
 from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connector
-from crmsweep.errors import BadInput
-from crmsweep.model import Plan, SnapshotManifest
+from crmsweep.errors import BadInput, SafetyRefusal
+from crmsweep.model import Plan, PlanFormatError, SnapshotManifest
 from crmsweep.paths import (
     HOME_ENV,
     Home,
@@ -148,8 +150,13 @@ def scan(
     Without `snapshot_id` a fresh backup is taken first: the plan's before-images must be held in a
     verified snapshot, and a fresh one means fewer records skipped as drift at apply time.
     """
+    # Everything that can be wrong with the request is found before the first API call.
+    check_scan_request(list(passes) or None, ws.config.passes)
+    check_plan_output(output)
+    took_backup = snapshot_id is None
+    if snapshot_id is not None:
+        _check_snapshot_intact(ws, snapshot_id)
     with connect(ws, connection) as connector:
-        took_backup = snapshot_id is None
         if snapshot_id is None:
             snapshot_id = backup_with(connector, ws, progress=progress).snapshot_id
         reader = open_snapshot(ws.home, snapshot_id)
@@ -175,8 +182,57 @@ def scan(
     if running_user_id is None:
         note = "could not tell which user this connection runs as: make sure it is not among the deactivations"
         result = replace(result, plan=result.plan.with_header(notes=(*result.plan.header.notes, note)))
+    check_plan_output(output)  # again: the scan took a while, and the file may have appeared since
     write_plan(result.plan, output, ws.home)
     return ScanOutcome(result=result, snapshot=reader.manifest, took_backup=took_backup, output=output)
+
+
+def _check_snapshot_intact(ws: Workspace, snapshot_id: str) -> None:
+    """A plan's before-images must come from a snapshot that still matches its manifest: apply would
+    refuse the plan anyway, so say so now rather than write one that cannot be used."""
+    open_snapshot(ws.home, snapshot_id)  # no snapshot by that id (or no manifest: never finished) is bad input
+    report = verify_snapshot(ws.home, snapshot_id)
+    if not report.ok:
+        raise SafetyRefusal(
+            f"snapshot {snapshot_id} no longer matches its manifest ({report.problems[0]}): "
+            f"no plan written; see `crmsweep snapshots verify {snapshot_id}`, or scan without --snapshot"
+        )
+
+
+def check_plan_output(path: Path) -> None:
+    """Where a plan may be written: a new file in an existing, writable folder, or over an older plan.
+
+    Anything else is refused, so `-o crmsweep.toml` (or any file that is not a plan) is never lost.
+    """
+    if path.is_dir():
+        raise BadInput(f"cannot write the plan to {path}: it is a folder; name a file, e.g. {path / 'plan.json'}")
+    folder = path.parent
+    # Missing folders are made (0700) when the plan is written; what must exist is a folder to make them in.
+    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise BadInput(f"cannot write the plan to {path}: {folder} is not a folder")
+    if (path.exists() or path.is_symlink()) and not _is_plan_file(path):
+        raise BadInput(
+            f"{path} exists and is not a crmsweep plan: refusing to overwrite it; choose another file with -o"
+        )
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BadInput(f"cannot write the plan to {path}: folder {folder}: {exc.strerror}") from None
+
+
+def _is_plan_file(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            if handle.read(64).lstrip()[:1] != b"{":  # not JSON: no need to read a large file through
+                return False
+        Plan.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, PlanFormatError):
+        return False
+    return True
 
 
 def _check_snapshot_matches(reader: SnapshotReader, connector: Connector, connection: str) -> None:
@@ -313,3 +369,21 @@ def run_plan_path(ws: Workspace, run_id: str) -> Path:
 
 def runs(ws: Workspace) -> list[RunSummary]:
     return list_runs(ws.home)
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """One run as `runs show` tells it: its state from the log, when it ended, what rolled it back."""
+
+    state: RunState
+    finished: str | None  # when its latest session ended (end or stop entry); None while unfinished
+    rollbacks: list[str]  # the runs that roll it back, oldest first, finished or not
+
+
+def run(ws: Workspace, run_id: str) -> RunDetails:
+    state = read_run(ws.home, run_id)
+    sessions = [e for e in state.entries if e.get("t") in ("start", "resume", "end", "stop")]
+    last = sessions[-1] if sessions else {}
+    finished = str(last.get("time")) if last.get("t") in ("end", "stop") and last.get("time") else None
+    rollbacks = [r.run_id for r in list_runs(ws.home) if r.rollback_of == run_id]
+    return RunDetails(state=state, finished=finished, rollbacks=rollbacks)

@@ -7,6 +7,7 @@ Behaviour is tested on the library; here only what the command line adds. The bu
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from crmsweep.api import Workspace, connect
+from crmsweep.cleanup.passes import PASSES
 from crmsweep.cli import app
 from crmsweep.model import Plan
 from crmsweep.paths import Home
+from crmsweep.sandbox.store import Store
 from tests.plans import write_signed
 
 runner = CliRunner()
@@ -160,3 +164,259 @@ def test_unknown_pass_is_bad_input(cli: Cli, tmp_path: Path) -> None:
 
 def test_unknown_rollback_run_is_bad_input(cli: Cli) -> None:
     assert "run-nope" in error_line(cli("rollback", "run-nope", "--yes", expect=2))
+
+
+# --- issue 5: the CLI fits an admin's habits -------------------------------------------------------------
+
+SMALL_ORG = "[sandbox]\nrecords = 20\nseed = 5\n"
+TYPE_LABEL = re.compile(r"<(bool|str|int|float|path|list\[[^\]]*\]|[a-z ]+ range)>")
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
+    """The CLI with exactly these arguments (no --home/--config appended, unlike `Cli`)."""
+    result = runner.invoke(app, list(args), env=env or {}, catch_exceptions=False)
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def api_calls(home: Path) -> int:
+    """The sandbox org's own count of the API calls it answered (kept in its state, across servers)."""
+    store = Store(home / "sandbox" / "salesforce")
+    try:
+        return store.api_used()
+    finally:
+        store.close()
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# 13. Text is text: brackets in config errors, help, paths and CRM data are shown as written.
+
+
+@pytest.mark.parametrize(
+    ("config_text", "kept"),
+    [
+        ('[connections.t]\nprovider = "salesforce"\nurl = "http://x.example"\ntoken_env = "T"\n', "[connections.t]"),
+        ("[connection]\n", "unknown section [connection] (did you mean 'connections'?)"),
+    ],
+)
+def test_config_errors_keep_their_brackets(tmp_path: Path, config_text: str, kept: str) -> None:
+    config = write_config(tmp_path / "c.toml", config_text)
+    result = invoke("runs", "list", "--config", str(config), "--home", str(tmp_path / "home"))
+    assert result.exit_code == 2
+    assert kept in error_line(result)
+
+
+def test_pass_setting_error_keeps_its_section(cli: Cli, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", cli.config.read_text() + "\n[passes.stale_contacts]\nyears = 0\n")
+    result = invoke("scan", "-c", "sandbox-salesforce", "-o", str(tmp_path / "p.json"),
+                    "--config", str(config), "--home", str(cli.home))
+    assert result.exit_code == 2
+    assert error_line(result) == f"crmsweep: {config}: [passes.stale_contacts] years must be between 1 and 100, got 0"
+
+
+def test_help_text_shows_brackets_as_written() -> None:
+    assert "exceeds the [safety] caps" in invoke("scan", "--help").stdout
+
+
+def test_a_plan_path_with_markup_characters_is_just_a_path(cli: Cli, plan_file: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "a["
+    folder.mkdir()
+    odd = folder / "x].json"  # on the command line: a[/x].json, which rich read as a closing tag
+    odd.write_bytes(plan_file.read_bytes())
+    shown = cli("preview", str(odd), "--limit", "1").stdout
+    assert shown.startswith("plan ")
+    missing = cli("preview", str(folder / "y].json"), expect=2)
+    assert error_line(missing) == f"crmsweep: plan file {folder / 'y].json'} does not exist"
+
+
+# 15. --config and --home before the command.
+
+
+def test_config_and_home_before_the_command_are_used(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "small.toml", SMALL_ORG)
+    home = tmp_path / "home"
+    result = invoke("--config", str(config), "--home", str(home), "backup", "-c", "sandbox-salesforce", "--json")
+    assert result.exit_code == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert Path(answer["path"]).parent == home / "snapshots"
+    assert answer["objects"]["Contact"] == 20  # the config's [sandbox] records, not the default 1000
+
+
+def test_a_connection_of_the_root_config_is_found(cli: Cli) -> None:
+    result = invoke("--config", str(cli.config), "--home", str(cli.home), "backup", "-c", "prod")
+    assert result.exit_code == 2
+    assert "CLI_TEST_TOKEN" in error_line(result)
+
+
+def test_the_command_option_beats_the_root_option_which_beats_the_environment(tmp_path: Path) -> None:
+    good = write_config(tmp_path / "good.toml", SMALL_ORG)
+    bad = write_config(tmp_path / "bad.toml", "[nonsense]\n")
+    home = str(tmp_path / "home")
+    assert invoke("--config", str(bad), "runs", "list", "--config", str(good), "--home", home).exit_code == 0
+    env = {"CRMSWEEP_CONFIG": str(bad)}
+    assert invoke("--config", str(good), "runs", "list", "--home", home, env=env).exit_code == 0
+    assert invoke("runs", "list", "--home", home, env=env).exit_code == 2
+    assert invoke("--home", str(tmp_path / "other"), "runs", "list", "--json", "--home", home).exit_code == 0
+    assert not (tmp_path / "other").exists()
+
+
+# 16. scan checks what it can before it backs up, and never overwrites what is not a plan.
+
+
+@pytest.mark.parametrize("case", ["pass", "setting", "config-as-output", "folder", "under-a-file", "unwritable"])
+def test_scan_refuses_bad_input_before_any_api_call(cli: Cli, plan_file: Path, tmp_path: Path, case: str) -> None:
+    config = cli.config
+    output = tmp_path / "plan.json"
+    extra: list[str] = []
+    if case == "pass":
+        extra = ["--pass", "stale_contact"]
+    elif case == "setting":
+        config = write_config(tmp_path / "c.toml", cli.config.read_text() + "\n[passes.inactive_users]\ndayz = 3\n")
+    elif case == "config-as-output":  # a copy: on the old code this very file was replaced by the plan
+        config = output = write_config(tmp_path / "crmsweep.toml", cli.config.read_text())
+    elif case == "folder":
+        output = tmp_path
+    elif case == "unwritable":  # sysfs takes no new files, even from root (chmod would not stop root)
+        output = Path("/sys/crmsweep-plan.json")
+    else:  # a file where a folder must be
+        output = config / "such" / "plan.json"
+    before_bytes = config.read_bytes()
+    before_calls = api_calls(cli.home)
+    result = invoke("scan", "-c", "sandbox-salesforce", "-o", str(output), *extra,
+                    "--config", str(config), "--home", str(cli.home))
+    assert result.exit_code == 2, result.stderr
+    line = error_line(result)
+    assert api_calls(cli.home) == before_calls
+    assert config.read_bytes() == before_bytes
+    assert not (tmp_path / "plan.json").exists() and not (tmp_path / "no").exists()
+    if case == "config-as-output":
+        assert line == f"crmsweep: {config} exists and is not a crmsweep plan: refusing to overwrite it; " \
+                       "choose another file with -o"
+
+
+def test_scan_replaces_an_older_plan(cli: Cli, plan_file: Path, tmp_path: Path) -> None:
+    older = tmp_path / "older.json"
+    older.write_bytes(plan_file.read_bytes())
+    cli("scan", "-c", "sandbox-salesforce", "-o", str(older), "--json")
+    def plan_id(path: Path) -> str:
+        return Plan.from_json(path.read_text())[0].header.plan_id
+
+    assert plan_id(older) != plan_id(plan_file)
+
+
+def test_scan_of_a_tampered_snapshot_is_refused_and_writes_no_plan(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "small.toml", SMALL_ORG)
+    home = tmp_path / "home"
+    common = ("--config", str(config), "--home", str(home))
+    snapshot = json.loads(invoke("backup", "-c", "sandbox-salesforce", "--json", *common).stdout)
+    data = Path(snapshot["path"]) / "data" / "Contact.parquet"
+    data.write_bytes(data.read_bytes() + b"\0")
+    output = tmp_path / "plan.json"
+    calls = api_calls(home)
+    result = invoke("scan", "-c", "sandbox-salesforce", "--snapshot", snapshot["snapshot"], "-o", str(output), *common)
+    assert result.exit_code == 3
+    assert "no longer matches its manifest" in error_line(result)
+    assert not output.exists()
+    assert api_calls(home) == calls
+
+
+# 17. --json errors are JSON on stdout too.
+
+
+def test_json_error_is_an_object_on_stdout_and_one_line_on_stderr(cli: Cli, tmp_path: Path) -> None:
+    result = cli("scan", "-c", "sandbox-salesforce", "--pass", "tidy_up", "-o", str(tmp_path / "p.json"), "--json",
+                 expect=2)
+    line = error_line(result)
+    answer = json.loads(result.stdout)
+    assert answer == {"error": {"message": line.removeprefix("crmsweep: "), "exit_code": 2}}
+    refused = cli("runs", "show", "run-nope", "--json", expect=2)
+    assert json.loads(refused.stdout)["error"]["exit_code"] == 2
+    assert cli("runs", "show", "run-nope", expect=2).stdout == ""
+
+
+# 20. Help like the sf CLI's, tables with headers, runs show, completion.
+
+
+def all_command_paths() -> list[list[str]]:
+    def walk(cmd: Any, path: list[str]) -> Iterator[list[str]]:
+        yield path
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+def test_help_has_no_python_type_labels() -> None:
+    for path in all_command_paths():
+        shown = invoke(*path, "--help").stdout
+        assert not TYPE_LABEL.search(shown), f"crmsweep {' '.join(path)} --help: {TYPE_LABEL.search(shown)}"
+    assert "--pass NAME" in invoke("scan", "--help").stdout
+
+
+def test_scan_help_lists_the_passes_and_root_help_the_exit_codes() -> None:
+    scan_help = " ".join(invoke("scan", "--help").stdout.split())
+    for name, spec in PASSES.items():
+        assert f"{name} {spec.summary}" in scan_help
+    root_help = invoke("--help").stdout
+    for code, meaning in (("0", "done"), ("1", "done, but some"), ("2", "bad input"), ("3", "refused by a safety")):
+        assert re.search(rf"^\s+{code}\s+{meaning}", root_help, re.MULTILINE), code
+
+
+def test_lists_have_column_headers_and_runs_show_tells_a_run(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "small.toml", SMALL_ORG)
+    home = tmp_path / "home"
+    common = ("--config", str(config), "--home", str(home))
+    plan_path = tmp_path / "plan.json"
+    assert invoke("scan", "-c", "sandbox-salesforce", "-o", str(plan_path), *common).exit_code == 0
+    plan, _ = Plan.from_json(plan_path.read_text())
+    drifted = next(c for c in plan.changes if c.object == "Contact")
+    with connect(Workspace.load(config, home), "sandbox-salesforce") as connector:
+        assert connector.update("Contact", [{"Id": drifted.record_id, "Title": "Edited since the scan"}])[0].ok
+    applied = invoke("apply", str(plan_path), "--yes", "--json", *common)
+    run_id = json.loads(applied.stdout)["run"]
+
+    assert invoke("snapshots", "list", *common).stdout.split()[:3] == ["SNAPSHOT", "FINISHED", "CONNECTION"]
+    listed = invoke("runs", "list", *common).stdout.splitlines()
+    assert listed[0].split()[:4] == ["RUN", "STARTED", "KIND", "STATUS"] and listed[1].startswith(run_id)
+
+    shown = invoke("runs", "show", run_id, *common)
+    assert shown.exit_code == 0
+    assert re.search(rf"^Plan\s+{plan.header.plan_id}$", shown.stdout, re.MULTILINE)
+    assert re.search(r"^Status\s+done$", shown.stdout, re.MULTILINE)
+    assert f"Changes         {len(plan.changes)}: applied {len(plan.changes) - 1}, skipped 1" in shown.stdout
+    skipped_row = next(line for line in shown.stdout.splitlines() if drifted.record_id in line)
+    assert skipped_row.startswith("Contact")
+
+    answer = json.loads(invoke("runs", "show", run_id, "--json", *common).stdout)
+    assert (answer["run"], answer["plan"], answer["kind"], answer["status"]) == (
+        run_id, plan.header.plan_id, "apply", "done")
+    assert answer["counts"]["applied"] == len(plan.changes) - 1 and answer["finished"]
+    assert [i["id"] for i in answer["skipped_items"]] == [drifted.record_id]
+
+    rolled = json.loads(invoke("rollback", run_id, "--yes", "--json", *common).stdout)
+    again = json.loads(invoke("runs", "show", run_id, "--json", *common).stdout)
+    assert again["rollbacks"] == [rolled["run"]] and again["rolled_back_by"] == rolled["run"]
+    assert json.loads(invoke("runs", "show", rolled["run"], "--json", *common).stdout)["rollback_of"] == run_id
+
+
+def test_shell_completion_is_available() -> None:
+    script = invoke("--show-completion", "bash")
+    assert script.exit_code == 0 and "_CRMSWEEP_COMPLETE" in script.stdout
+    env = {"_CRMSWEEP_COMPLETE": "complete_bash", "COMP_WORDS": "crmsweep runs s", "COMP_CWORD": "2"}
+    done = runner.invoke(app, [], env=env, prog_name="crmsweep")
+    assert done.stdout.split() == ["show"]
+
+
+def test_usage_errors_are_one_line_and_json_under_json(cli: Cli) -> None:
+    missing = invoke("apply")
+    assert missing.exit_code == 2
+    assert error_line(missing) == "crmsweep: Missing argument 'PLAN' (see `crmsweep apply --help`)"
+    out_of_range = cli("preview", "plan.json", "--limit", "0", "--json", expect=2)
+    message = error_line(out_of_range).removeprefix("crmsweep: ")
+    assert "--limit" in message
+    assert json.loads(out_of_range.stdout) == {"error": {"message": message, "exit_code": 2}}
+    assert "No such command 'shw'" in error_line(invoke("runs", "shw"))

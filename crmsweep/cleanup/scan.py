@@ -39,6 +39,19 @@ def select_passes(passes: Sequence[str] | None) -> list[str]:
     return [name for name in PASSES if name in set(passes)]
 
 
+def check_scan_request(
+    passes: Sequence[str] | None, pass_settings: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The passes to run and every configured pass's validated settings; BadInput for a wrong one.
+
+    Needs no snapshot, so a caller checks it before a backup costs the org its API calls.
+    """
+    selected = select_passes(passes)
+    # Every configured pass is validated, run or not: a typo in config must not hide until the day it runs.
+    settings = {name: validate_settings(name, pass_settings.get(name, {})) for name in pass_settings}
+    return selected, settings
+
+
 def check_caps(changes: Sequence[Change], *, max_changes: int | None, max_changes_per_object: int | None) -> list[str]:
     """Each cap the changes exceed, as the sentence an admin reads."""
     over: list[str] = []
@@ -115,9 +128,7 @@ def scan_snapshot(
             f"snapshot {manifest.snapshot_id} is a {manifest.provider} backup "
             f"but the connection is {vocabulary.provider}; scan it with a connection of the same provider"
         )
-    selected = select_passes(passes)
-    # Every configured pass is validated, run or not: a typo in config must not hide until the day it runs.
-    settings = {name: validate_settings(name, pass_settings.get(name, {})) for name in pass_settings}
+    selected, settings = check_scan_request(passes, pass_settings)
     protections = Protections(
         vocabulary=vocabulary,
         now=now,

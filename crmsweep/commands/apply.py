@@ -1,4 +1,4 @@
-"""`crmsweep apply`, `crmsweep rollback` and `crmsweep runs list`."""
+"""`crmsweep apply` and `crmsweep rollback` (the runs they leave: commands/runs.py)."""
 
 from __future__ import annotations
 
@@ -20,14 +20,11 @@ from crmsweep.commands.common import (
     emit_json,
     err,
     handle_errors,
-    out,
     workspace,
 )
 from crmsweep.commands.plan import PlanArg, print_preview
 from crmsweep.errors import EXIT_PARTIAL
 from crmsweep.model import Plan
-
-runs_app = typer.Typer(help="Runs: what was applied, when, with which results.", no_args_is_help=True)
 
 SHOW_ITEMS = 20
 
@@ -63,7 +60,7 @@ def render_report(report: ApplyReport, *, resume_hint: str) -> None:
         if len(items) > SHOW_ITEMS:
             err.print(f"  … and {len(items) - SHOW_ITEMS} more {title.lower()}; `--json` lists them all")
     if report.stopped:
-        err.print(f"[yellow]Stopped: {report.stopped}. {report.remaining} changes remain: {resume_hint}[/yellow]")
+        err.print(f"Stopped: {report.stopped}. {report.remaining} changes remain: {resume_hint}", style="yellow")
 
 
 def exit_for(report: ApplyReport | None) -> None:
@@ -138,24 +135,3 @@ def rollback(
     else:
         render_report(report, resume_hint=f"`{resume_command(plan_file, report)}`")
     exit_for(report)
-
-
-@runs_app.command("list")
-@handle_errors
-def list_(as_json: JsonOpt = False, config: ConfigOpt = None, home: HomeOpt = None) -> None:
-    """List runs, oldest first, with their status."""
-    found = api.runs(workspace(config, home))
-    if as_json:
-        emit_json([
-            {"run": r.run_id, "plan": r.plan_id, "kind": r.kind, "started": r.started, "status": r.status,
-             "total": r.total, "counts": r.counts, "rollback_of": r.rollback_of, "problem": r.problem}
-            for r in found
-        ])
-        return
-    if not found:
-        err.print("No runs yet.")
-    for r in found:
-        counts = ", ".join(f"{name} {n}" for name, n in r.counts.items() if n)
-        out.print(f"{r.run_id}  {r.started}  {r.kind:<8}  {r.status:<20}  {r.total} changes  {counts}".rstrip())
-
-

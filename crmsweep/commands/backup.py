@@ -18,12 +18,14 @@ from crmsweep.commands.common import (
     err,
     handle_errors,
     out,
+    print_table,
     workspace,
 )
+from crmsweep.commands.help import App
 from crmsweep.errors import EXIT_PARTIAL
 from crmsweep.model import SnapshotManifest
 
-snapshots_app = typer.Typer(help="List and verify snapshots.", no_args_is_help=True)
+snapshots_app = App(help="List and verify snapshots.")
 
 
 def manifest_summary(manifest: SnapshotManifest, path: str) -> dict[str, object]:
@@ -93,9 +95,12 @@ def list_(
         return
     if not found:
         err.print(f"No snapshots under {ws.home.snapshots_dir}. Take one with `crmsweep backup -c CONNECTION`.")
-    for m in found:
-        rows = sum(e.rows for e in m.objects.values())
-        out.print(f"{m.snapshot_id}  {m.finished}  {m.provider} {m.org_id}  {rows:,} records")
+    else:
+        print_table(
+            ("SNAPSHOT", "FINISHED", "CONNECTION", "PROVIDER", "ORG", "OBJECTS", "RECORDS"),
+            [(m.snapshot_id, m.finished, m.connection, m.provider, m.org_id, len(m.objects),
+              f"{sum(e.rows for e in m.objects.values()):,}") for m in found],
+        )
     abandoned = [u for u in api.unfinished(ws, connection) if not u.running]
     if abandoned:
         err.print(f"{len(abandoned)} abandoned backup(s) left partial data: `crmsweep snapshots list --unfinished` "
@@ -110,8 +115,8 @@ def _list_unfinished(found: list[Unfinished], as_json: bool) -> None:
     if not found:
         err.print("No unfinished backups.")
         return
-    for u in found:
-        out.print(f"{u.snapshot_id}  {u.status}  {u.path}", markup=False)
+    print_table(("SNAPSHOT", "CONNECTION", "STATUS", "PATH"),
+                [(u.snapshot_id, u.connection, u.status, str(u.path)) for u in found])
 
 
 @snapshots_app.command("verify")
@@ -130,7 +135,7 @@ def verify(
     elif report.ok:
         err.print(f"Snapshot {report.snapshot_id} is intact: {sum(report.objects.values()):,} rows verified.")
     else:
-        err.print(f"[red]Snapshot {report.snapshot_id} is damaged:[/red]")
+        err.print(f"Snapshot {report.snapshot_id} is damaged:", style="red")
         for problem in report.problems:
             err.print(f"  - {problem}")
     if not report.ok:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,22 +22,25 @@ from crmsweep.errors import EXIT_BAD_INPUT, CrmsweepError, SafetyRefusal
 from crmsweep.model import Plan, PlanFormatError
 
 # Messages and progress go to stderr; stdout carries only data (plans, --json answers, previews).
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# Everything printed is text: config values, file names and CRM data hold brackets and colons that
+# rich would otherwise read as markup or emoji codes ("[passes.x]" vanished, "[/x]" crashed). Colour
+# is given with `style=`, never with markup.
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", envvar="CRMSWEEP_CONFIG", help="Config file (TOML) with connections and pass settings."),
-]
-HomeOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--home", envvar="CRMSWEEP_HOME", help="Folder for snapshots, runs and sandbox state (default: user data dir)."
-    ),
-]
+# No envvar= on these: click would fill a subcommand's option from the environment, and the
+# environment would then beat a --config given before the command. `Workspace.load` reads it last.
+CONFIG_HELP = "Config file (TOML) with connections and pass settings. Default: $CRMSWEEP_CONFIG, else none."
+HOME_HELP = ("Folder for snapshots, runs and sandbox state. Default: $CRMSWEEP_HOME, else the user data folder "
+             "(e.g. ~/.local/share/crmsweep).")
+ConfigOpt = Annotated[Path | None, typer.Option("--config", metavar="PATH", help=CONFIG_HELP)]
+HomeOpt = Annotated[Path | None, typer.Option("--home", metavar="DIR", help=HOME_HELP)]
 ConnectionOpt = Annotated[
     str,
-    typer.Option("--connection", "-c", help="Connection name from the config, or the built-in 'sandbox-salesforce'."),
+    typer.Option(
+        "--connection", "-c", metavar="NAME",
+        help="Connection name from the config, or the built-in 'sandbox-salesforce'.",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON answer on stdout for scripts; no progress.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -44,23 +49,76 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class RootOptions:
+    """`--config` and `--home` given before the command (`crmsweep --home H runs list`)."""
+
+    config: Path | None = None
+    home: Path | None = None
+
+
+ROOT_OPTIONS = "crmsweep.root_options"  # key in the click context's meta, shared by nested contexts
+_CONTEXT_PARAM = "crmsweep_context"  # the parameter handle_errors adds so Typer hands it the context
+
+
+def report_error(message: str, exit_code: int, *, as_json: bool) -> None:
+    """One line on stderr; with --json also `{"error": {...}}` on stdout, as the sf CLI answers."""
+    err.print(f"crmsweep: {message}", style="red")
+    if as_json:
+        emit_json({"error": {"message": message, "exit_code": exit_code}})
+
+
+def fail(message: str, exit_code: int, *, as_json: bool) -> NoReturn:
+    report_error(message, exit_code, as_json=as_json)
+    raise typer.Exit(exit_code) from None
+
+
+def _with_root_options(kwargs: dict[str, Any], ctx: Any) -> None:
+    """The command's own --config/--home win; else the ones given before the command; else (None)
+    the environment and the defaults, which `Workspace.load` applies."""
+    # Typer hands over click's own Context class here, not typer.Context: look for its meta.
+    meta = getattr(ctx, "meta", None)
+    root = meta.get(ROOT_OPTIONS) if isinstance(meta, dict) else None
+    if not isinstance(root, RootOptions):
+        return
+    for name in ("config", "home"):
+        if name in kwargs and kwargs[name] is None:
+            kwargs[name] = getattr(root, name)
+
+
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """The one place a user-facing error becomes one line on stderr and an exit code."""
+    """The edge of every command: the root's --config/--home filled in, and a user-facing error made
+    one line on stderr (and a JSON object on stdout under --json) with its exit code.
+
+    A command that declares no `typer.Context` parameter is given one in its signature (and it is
+    taken out again before the call), so Typer hands over the context without every command asking.
+    """
+    signature = inspect.signature(fn, eval_str=True)
+    declared = next((p.name for p in signature.parameters.values() if p.annotation is typer.Context), None)
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = kwargs.get(declared) if declared else kwargs.pop(_CONTEXT_PARAM, None)
+        _with_root_options(kwargs, ctx)
+        as_json = bool(kwargs.get("as_json"))
         try:
             return fn(*args, **kwargs)
         except CrmsweepError as exc:
-            err.print(f"[red]crmsweep: {exc}[/red]", markup=True, highlight=False)
-            raise typer.Exit(exc.exit_code) from None
+            fail(str(exc), exc.exit_code, as_json=as_json)
         except PlanFormatError as exc:
-            err.print(f"[red]crmsweep: {exc}[/red]")
-            raise typer.Exit(EXIT_BAD_INPUT) from None
+            fail(str(exc), EXIT_BAD_INPUT, as_json=as_json)
         except KeyboardInterrupt:
-            err.print("crmsweep: interrupted")
-            raise typer.Exit(130) from None
+            fail("interrupted", EXIT_INTERRUPTED, as_json=as_json)
 
+    if declared is None:
+        context = inspect.Parameter(_CONTEXT_PARAM, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                    annotation=typer.Context)
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*signature.parameters.values(), context]
+        )
     return wrapper
 
 
@@ -71,6 +129,14 @@ def workspace(config: Path | None, home: Path | None) -> Workspace:
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Rows under column headers on stdout, as plain text a person reads and `awk` splits on 2+ spaces."""
+    cells = [[str(h) for h in headers], *([str(c) for c in row] for row in rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(headers))]
+    for line in cells:
+        out.print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
 
 
 def interactive() -> bool:
@@ -101,7 +167,8 @@ def backup_progress(enabled: bool) -> Iterator[Callable[[str, int, bool], None] 
         yield None
         return
     with Progress(
-        TextColumn("{task.description:<24}"), TextColumn("{task.completed:>9,} rows"), TimeElapsedColumn(), console=err
+        TextColumn("{task.description:<24}", markup=False), TextColumn("{task.completed:>9,} rows"),
+        TimeElapsedColumn(), console=err,
     ) as bar:
         tasks: dict[str, TaskID] = {}
 
@@ -123,7 +190,7 @@ def apply_progress(enabled: bool) -> Iterator[Callable[[ApplyProgress], None] | 
         yield None
         return
     bar = Progress(
-        TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
+        TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}", markup=False),
         TimeElapsedColumn(), console=err,
     )
     task: list[TaskID] = []

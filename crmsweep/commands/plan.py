@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from crmsweep import api
+from crmsweep.cleanup.passes import PASSES
 from crmsweep.cleanup.plan_auth import Trust, accept_command
 from crmsweep.cleanup.preview import breakdown, render_preview, summarize
 from crmsweep.commands.common import (
@@ -26,11 +27,21 @@ from crmsweep.commands.common import (
     out,
     workspace,
 )
+from crmsweep.commands.help import App
 from crmsweep.model import Plan
 
-PlanArg = Annotated[Path, typer.Argument(help="A plan file written by `crmsweep scan` (or a rollback).")]
+PlanArg = Annotated[
+    Path, typer.Argument(metavar="PLAN", help="A plan file written by `crmsweep scan` (or a rollback).")
+]
 
-plan_app = typer.Typer(help="Plans: accept one written on another machine or edited by hand.", no_args_is_help=True)
+
+def passes_epilog() -> str:
+    """The registered passes with their one-line summaries, for `scan --help`."""
+    width = max(len(name) for name in PASSES)
+    lines = [f"  {name:<{width}}  {spec.summary}" for name, spec in PASSES.items()]
+    return "\b\nPasses (choose with --pass NAME; settings in [passes.NAME] of the config):\n" + "\n".join(lines)
+
+plan_app = App(help="Plans: accept one written on another machine or edited by hand.")
 
 
 def print_preview(
@@ -53,12 +64,23 @@ def signature_text(trust: Trust, plan_file: Path) -> str:
 @handle_errors
 def scan(
     connection: ConnectionOpt,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the plan (JSON).")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", metavar="PLAN",
+            help="Where to write the plan (JSON). An existing file is replaced only if it is a crmsweep plan.",
+        ),
+    ],
     snapshot: Annotated[
-        str | None, typer.Option("--snapshot", help="Scan this snapshot. Default: take a fresh backup first.")
+        str | None,
+        typer.Option(
+            "--snapshot", metavar="ID",
+            help="Scan this snapshot (verified first). Default: take a fresh backup first.",
+        ),
     ] = None,
     passes: Annotated[
-        list[str] | None, typer.Option("--pass", help="Run only this pass (repeatable). Default: all passes.")
+        list[str] | None,
+        typer.Option("--pass", metavar="NAME", help="Run only this pass (repeatable). Default: all passes, below."),
     ] = None,
     allow_over_cap: Annotated[
         bool, typer.Option("--allow-over-cap", help="Write the plan even if it exceeds the [safety] caps.")
@@ -94,7 +116,9 @@ def scan(
 @handle_errors
 def preview(
     plan_file: PlanArg,
-    limit: Annotated[int | None, typer.Option("--limit", help="Show at most N lines per object.", min=1)] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", metavar="N", help="Show at most N lines per object.", min=1)
+    ] = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,

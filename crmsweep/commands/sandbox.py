@@ -10,6 +10,7 @@ import typer
 
 from crmsweep.bounds import Bound
 from crmsweep.commands.common import ConfigOpt, HomeOpt, err, handle_errors, workspace
+from crmsweep.commands.help import App
 from crmsweep.config import SandboxSettings, bound_of
 from crmsweep.errors import BadInput
 from crmsweep.paths import make_private_dirs
@@ -17,7 +18,7 @@ from crmsweep.paths import make_private_dirs
 _LATENCY_MS = Bound(0, 60_000)
 _API_LIMIT = Bound(1, 1_000_000_000)
 
-sandbox_app = typer.Typer(help="The embedded CRM sandbox.", no_args_is_help=True)
+sandbox_app = App(help="The embedded CRM sandbox.")
 
 
 @sandbox_app.command("serve")

@@ -1,0 +1,107 @@
+"""`crmsweep runs list` and `crmsweep runs show RUN`: what was applied, when, with which results."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from crmsweep import api
+from crmsweep.backup.runlog import ChangeOutcome, Outcome, RunState
+from crmsweep.commands.common import (
+    ConfigOpt,
+    HomeOpt,
+    JsonOpt,
+    emit_json,
+    err,
+    handle_errors,
+    out,
+    print_table,
+    workspace,
+)
+from crmsweep.commands.help import App
+
+runs_app = App(help="Runs: what was applied, when, with which results.")
+
+RunArg = Annotated[str, typer.Argument(metavar="RUN", help="The run id, as `crmsweep runs list` shows it.")]
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+
+
+@runs_app.command("list")
+@handle_errors
+def list_(as_json: JsonOpt = False, config: ConfigOpt = None, home: HomeOpt = None) -> None:
+    """List runs, oldest first, with their status."""
+    found = api.runs(workspace(config, home))
+    if as_json:
+        emit_json([
+            {"run": r.run_id, "plan": r.plan_id, "kind": r.kind, "started": r.started, "status": r.status,
+             "total": r.total, "counts": r.counts, "rollback_of": r.rollback_of, "problem": r.problem}
+            for r in found
+        ])
+        return
+    if not found:
+        err.print("No runs yet.")
+        return
+    print_table(
+        ("RUN", "STARTED", "KIND", "STATUS", "CHANGES", "OUTCOMES", "ROLLBACK OF"),
+        [(r.run_id, r.started, r.kind, r.status, r.total, _counts_text(r.counts) or r.problem or "",
+          r.rollback_of or "") for r in found],
+    )
+
+
+def _item(state: RunState, outcome: ChangeOutcome) -> dict[str, Any]:
+    change = state.plan.changes[outcome.index]
+    item: dict[str, Any] = {"index": outcome.index, "op": change.op, "object": change.object,
+                            "id": outcome.record_id or change.record_id, "label": change.label}
+    if outcome.outcome is Outcome.SKIPPED:
+        item.update(reason=outcome.reason, detail=outcome.detail)
+    else:
+        item.update(error_code=outcome.error_code, message=outcome.message)
+    return item
+
+
+def _items(state: RunState, wanted: Outcome) -> list[dict[str, Any]]:
+    return [_item(state, o) for o in state.outcomes if o.outcome is wanted]
+
+
+@runs_app.command("show")
+@handle_errors
+def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, home: HomeOpt = None) -> None:
+    """Show one run: its plan, status, times, counts, rollbacks and every skipped or failed record."""
+    details = api.run(workspace(config, home), run_id)
+    state = details.state
+    skipped, failed = _items(state, Outcome.SKIPPED), _items(state, Outcome.FAILED)
+    answer: dict[str, Any] = {
+        "run": state.run_id, "plan": state.plan.header.plan_id, "kind": state.kind, "status": state.status,
+        "connection": state.plan.header.connection, "org_id": state.plan.header.org_id,
+        "started": state.started, "finished": details.finished, "total": len(state.plan.changes),
+        "counts": state.counts, "stop_reason": state.stop_reason, "rollback_of": state.rollback_of,
+        "rolled_back_by": state.rolled_back_by, "rollbacks": details.rollbacks,
+        "skipped_items": skipped, "failed_items": failed,
+    }
+    if as_json:
+        emit_json(answer)
+        return
+    facts = [
+        ("Run", state.run_id), ("Plan", answer["plan"]), ("Kind", state.kind), ("Status", state.status),
+        ("Org", f"{answer['org_id']} ('{answer['connection']}')"), ("Started", state.started),
+        ("Finished", details.finished or "-"),
+        ("Changes", f"{answer['total']}: {_counts_text(state.counts) or 'none'}"),
+        ("Stopped by", state.stop_reason or ""), ("Rollback of", state.rollback_of or ""),
+        ("Rolled back by", state.rolled_back_by or ""), ("Rollbacks", ", ".join(details.rollbacks)),
+    ]
+    width = max(len(name) for name, _ in facts)
+    for name, value in facts:
+        if value:
+            out.print(f"{name:<{width}}  {value}")
+    for title, items, code, text in (("Skipped", skipped, "reason", "detail"),
+                                     ("Failed", failed, "error_code", "message")):
+        if items:
+            out.print(f"\n{title} ({len(items)}):")
+            print_table(
+                ("OBJECT", "ID", "LABEL", code.upper().replace("_", " "), text.upper()),
+                [(i["object"], i["id"], i["label"] or "", i.get(code) or "", i.get(text) or "") for i in items],
+            )
