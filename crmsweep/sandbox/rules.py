@@ -49,9 +49,21 @@ class RecordError(Exception):
 
 
 def format_datetime(moment: datetime) -> str:
-    """The stored and answered form: 'YYYY-MM-DDTHH:MM:SS.mmm+0000', UTC (text order is time order)."""
+    """The stored and answered form: 'YYYY-MM-DDTHH:MM:SS.mmm+0000', UTC (text order is time order).
+
+    The year always has four digits, as Salesforce answers ('0999-05-06T...'); strftime's %Y does
+    not pad on glibc, and '999-...' is not ISO 8601, so clients refuse it."""
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}+0000"
+
+
+def default_json(f: Field) -> object:
+    """A field's describe defaultValue, dates and datetimes in the API's form."""
+    if isinstance(f.default, datetime):
+        return format_datetime(f.default)
+    if isinstance(f.default, date):
+        return f.default.isoformat()
+    return f.default
 
 
 def parse_datetime(text: str) -> datetime:

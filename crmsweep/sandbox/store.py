@@ -18,7 +18,7 @@ from typing import Any
 
 from crmsweep.sandbox import activity, ids, rules
 from crmsweep.sandbox.rules import RecordError
-from crmsweep.sandbox.schema import BY_KEY_PREFIX, OBJECTS, REFERENCE, SObject, children_of
+from crmsweep.sandbox.schema import BY_KEY_PREFIX, DATETIME, OBJECTS, REFERENCE, SObject, children_of
 
 DB_NAME = "org.sqlite3"
 _CHUNK = 500  # host parameters per IN list, well under SQLite's limit
@@ -104,6 +104,20 @@ class Store:
                     self._db.execute(statement)
             if any(added.values()):
                 self._migrate_activity(added)
+            if self.meta("four_digit_years") != "1":
+                self._pad_short_years()
+                self.set_meta({"four_digit_years": "1"})
+
+    def _pad_short_years(self) -> None:
+        # Older versions stored years below 1000 unpadded ('999-05-06T...'), out of text order.
+        for obj in OBJECTS.values():
+            for f in obj.fields:
+                if f.type == DATETIME:
+                    column = quote(f.name)
+                    self._db.execute(
+                        f"UPDATE {quote(obj.name)} SET {column} = substr('000', 1, 5 - instr({column}, '-')) "
+                        f"|| {column} WHERE instr({column}, '-') BETWEEN 2 AND 4"
+                    )
 
     def _add_missing_columns(self, obj: SObject) -> set[str]:
         """Columns a state folder made by an older version lacks, added empty."""
