@@ -273,9 +273,12 @@ class Store:
             return int(self._db.execute(f"SELECT COUNT(*) FROM {quote(name)}").fetchone()[0])
 
     def snapshot_page(self, name: str, start: int, size: int) -> list[tuple[Any, ...]]:
+        """Rows start+1 .. start+size of a snapshot, by keyset on rowid: a page costs the same at
+        any depth (LIMIT/OFFSET walked every earlier row, so a large result paged quadratically).
+        The snapshot is a fresh table filled in result order, so its rowids are exactly 1..n."""
         with self.lock:
             return self._db.execute(
-                f"SELECT * FROM {quote(name)} ORDER BY rowid LIMIT ? OFFSET ?", (size, start)
+                f"SELECT * FROM {quote(name)} WHERE rowid > ? ORDER BY rowid LIMIT ?", (start, size)
             ).fetchall()
 
     def drop_snapshot(self, name: str) -> None:
