@@ -1,18 +1,20 @@
-"""Tasks set LastActivityDate on the records they are about, as Salesforce does: through the real
+"""Tasks and Events set LastActivityDate on the records they are about, as Salesforce does: through the real
 simple-salesforce client over TLS, read back through the API."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 
+from crmsweep.sandbox import rules
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
-from tests.test_sandbox_api import Client, connect, undelete
+from tests.test_sandbox_api import Client, connect, content, undelete
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +148,42 @@ def test_an_older_state_folder_gets_the_derived_fields(tmp_path: Path) -> None:
         linked = sf.query_all("SELECT Id FROM Task WHERE AccountId != null AND IsClosed = true")["totalSize"]
         assert linked > 0
         assert sf.query("SELECT COUNT() FROM Task WHERE IsClosed = true AND CompletedDateTime = null")["totalSize"] == 0
+
+
+def test_an_event_counts_by_its_date_past_or_future_and_keeps_its_times_consistent(sf: Client) -> None:
+    contact = stale_contact(sf, skip=5)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    event_id = sf.Event.create({"WhoId": contact["Id"], "Subject": "Lunch",
+                                "StartDateTime": start.isoformat(), "DurationInMinutes": 45})["id"]
+    assert last_activity(sf, "Contact", contact["Id"]) == start.date().isoformat()
+    assert last_activity(sf, "Account", contact["AccountId"]) == start.date().isoformat()
+    fields = "ActivityDate, ActivityDateTime, StartDateTime, EndDateTime, DurationInMinutes, AccountId"
+    event = record(sf, f"SELECT {fields} FROM Event WHERE Id = '{event_id}'")
+    assert event == {
+        "attributes": event["attributes"], "ActivityDate": start.date().isoformat(),
+        "ActivityDateTime": rules.format_datetime(start), "StartDateTime": rules.format_datetime(start),
+        "EndDateTime": rules.format_datetime(start + timedelta(minutes=45)), "DurationInMinutes": 45,
+        "AccountId": contact["AccountId"],
+    }
+    later = start + timedelta(days=13)  # moved into the future: the duration stays, the end moves
+    sf.Event.update(event_id, {"StartDateTime": later.isoformat()})
+    assert last_activity(sf, "Contact", contact["Id"]) == later.date().isoformat()
+    moved = record(sf, f"SELECT EndDateTime FROM Event WHERE Id = '{event_id}'")
+    assert moved["EndDateTime"] == rules.format_datetime(later + timedelta(minutes=45))
+    sf.Event.delete(event_id)
+    assert last_activity(sf, "Contact", contact["Id"]) == contact["LastActivityDate"]
+
+
+def test_an_all_day_event_on_an_opportunity_and_events_need_an_end(sf: Client) -> None:
+    opportunity = record(sf, "SELECT Id, AccountId FROM Opportunity WHERE AccountId != null ORDER BY Id "
+                             "LIMIT 1 OFFSET 1")
+    event_id = sf.Event.create({"WhatId": opportunity["Id"], "Subject": "Offsite", "IsAllDayEvent": True,
+                                "ActivityDate": "2031-02-03"})["id"]
+    assert last_activity(sf, "Opportunity", opportunity["Id"]) == "2031-02-03"
+    assert last_activity(sf, "Account", opportunity["AccountId"]) == "2031-02-03"
+    event = record(sf, f"SELECT ActivityDateTime, StartDateTime, DurationInMinutes FROM Event WHERE Id = '{event_id}'")
+    assert event["ActivityDateTime"] is None and event["DurationInMinutes"] == 1440
+    assert event["StartDateTime"] == "2031-02-03T00:00:00.000+0000"
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.Event.create({"Subject": "Open-ended", "StartDateTime": "2030-01-01T10:00:00Z"})
+    assert content(refused.value)[0]["errorCode"] == "REQUIRED_FIELD_MISSING"

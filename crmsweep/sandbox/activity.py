@@ -1,7 +1,7 @@
 """Activities and the LastActivityDate they give the records they are about, as Salesforce keeps it.
 
 Salesforce (Help "Guidelines for Tracking Activities", KB 000385365): a record's Last Activity is the
-latest due date of its closed tasks and the latest date of its events. A contact or lead counts the
+latest due date of its closed tasks and the latest (start) date of its events. A contact or lead counts the
 activities that name it (WhoId); an opportunity those related to it (WhatId); an account those that
 roll up to it through the activity's AccountId, which is the WhatId's account (the account itself, or
 the opportunity's account), else the WhoId contact's account (Task.AccountId, Object Reference).
@@ -19,7 +19,7 @@ from datetime import date
 
 # Objects whose LastActivityDate the platform keeps, and the activity objects that feed it.
 TRACKED = ("Account", "Contact", "Lead", "Opportunity")
-ACTIVITY_OBJECTS = ("Task",)
+ACTIVITY_OBJECTS = ("Task", "Event")
 HISTORY_COLUMN = "_activity_history"
 LINK_FIELDS = ("WhoId", "WhatId", "AccountId")
 
@@ -27,6 +27,9 @@ LINK_FIELDS = ("WhoId", "WhatId", "AccountId")
 # a closed task its due date, or the day it was closed when it has no due date.
 DATE_SQL = {
     "Task": 'CASE WHEN "IsClosed" = 1 THEN COALESCE("ActivityDate", substr("CompletedDateTime", 1, 10)) END',
+    # An event counts by its date whether it is past or still to come (KB 000385365: "the latest
+    # start date of events"), so a future meeting is the record's last activity until it is moved.
+    "Event": '"ActivityDate"',
 }
 
 
@@ -37,6 +40,8 @@ def activity_date(obj_name: str, row: Mapping[str, object]) -> date | None:
             return None
         text = row.get("ActivityDate") or (str(row.get("CompletedDateTime") or "")[:10] or None)
         return date.fromisoformat(str(text)) if text else None
+    if obj_name == "Event" and row.get("ActivityDate"):
+        return date.fromisoformat(str(row["ActivityDate"]))
     return None
 
 

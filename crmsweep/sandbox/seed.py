@@ -12,6 +12,7 @@ still has every kind of mess:
 | Opportunity             | max(10, records // 4)    |
 | OpportunityContactRole  | about 1.5 per opportunity (most have one or more) |
 | Task                    | records                  |
+| Event                   | none                     |
 
 The mess is planted by slicing a seeded permutation, so counts are exact rather than only likely:
 stale contacts and leads (~20%, both "old last activity" and "no activity, untouched for years"),

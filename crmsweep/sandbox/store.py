@@ -364,6 +364,8 @@ class Store:
         row: dict[str, object] = {**rules.defaults(obj), **checked}
         if obj.field("OwnerId") is not None and row.get("OwnerId") is None:
             row["OwnerId"] = self.api_user_id
+        if obj.name == "Event":
+            row.update(rules.event_times(row, checked))
         rules.check_required(obj, row)
         stamp = rules.next_stamp(now, None)
         row.update(
@@ -397,6 +399,8 @@ class Store:
         self._check_references(obj, changed_refs)
         self._normalize_references(obj, checked)
         row = {**current, **checked}
+        if obj.name == "Event":
+            row.update(rules.event_times(row, checked))
         rules.check_required(obj, row)
         stamp = rules.next_stamp(now, current.get("SystemModstamp"))
         row.update({"LastModifiedDate": stamp, "LastModifiedById": self.api_user_id, "SystemModstamp": stamp})
