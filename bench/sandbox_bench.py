@@ -4,10 +4,10 @@ Run on demand only (never from tests or CI), from the repository root:
 
     .venv/bin/python -m bench.sandbox_bench --before e419952 --records 200000 --repeat 3
 
-Two sandboxes run at once, each `crmsweep sandbox serve --latency-ms 0` in its own process: one
-from the source at git revision `--before` (exported with `git archive` into a temporary folder),
-one from this checkout. Each is seeded with `--records` contacts in its own state folder. Then, in
-alternating order, `--repeat` times each:
+Sandboxes run at once, each `crmsweep sandbox serve --latency-ms 0` in its own process: one from
+the source at each git revision in `--before` (exported with `git archive` into a temporary
+folder), and one from this checkout. Each is seeded with `--records` contacts in its own state
+folder. Then, rotating which goes first, `--repeat` times each:
 
 - tiny GET: `--calls` sequential `GET /services/data/v59.0/limits/` on one keep-alive connection
   (requests, as simple-salesforce uses it); the median call time and calls per second;
@@ -123,6 +123,12 @@ def median_ms(values: Sequence[float]) -> float:
     return statistics.median(values) * 1000
 
 
+def band_ms(runs: Sequence[Sequence[float]], lo: int, hi: int) -> float:
+    """Median ms of the follow-up pages lo..hi-1 over all runs."""
+    count = min(len(run) for run in runs)
+    return median_ms([run[i] for run in runs for i in range(max(lo, 1), min(hi, count))])
+
+
 def slope_ms(times: Sequence[float]) -> float:
     """Least-squares ms per page index over the follow-up pages (index 1 on)."""
     points = list(enumerate(times))[1:]
@@ -135,7 +141,8 @@ def slope_ms(times: Sequence[float]) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--before", default="e419952", help="git revision to compare with this checkout")
+    parser.add_argument("--before", default="e419952",
+                        help="git revision(s) to compare with this checkout, comma-separated")
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
@@ -143,18 +150,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp, ExitStack() as stack:
         root = Path(tmp)
-        (root / "before").mkdir()
-        old = export(args.before, root / "before")
-        print(f"seeding two sandboxes with {args.records:,} contacts ...", file=sys.stderr)
-        variants = [
-            stack.enter_context(serve(f"before ({args.before})", old, root / "state-before", args.records)),
-            stack.enter_context(serve("after (this checkout)", REPO, root / "state-after", args.records)),
-        ]
+        revisions = [r.strip() for r in args.before.split(",") if r.strip()]
+        print(f"seeding {len(revisions) + 1} sandboxes with {args.records:,} contacts ...", file=sys.stderr)
+        variants = []
+        for n, revision in enumerate(revisions):
+            (root / f"src-{n}").mkdir()
+            source = export(revision, root / f"src-{n}")
+            variants.append(stack.enter_context(serve(revision, source, root / f"state-{n}", args.records)))
+        variants.append(stack.enter_context(serve("this checkout", REPO, root / "state-checkout", args.records)))
         gets: dict[str, list[float]] = {v.label: [] for v in variants}
         pages: dict[str, list[list[float]]] = {v.label: [] for v in variants}
         rows: dict[str, set[int]] = {v.label: set() for v in variants}
         for n in range(args.repeat):
-            for served in variants if n % 2 == 0 else variants[::-1]:
+            for served in variants[n % len(variants):] + variants[: n % len(variants)]:  # rotate who goes first
                 print(f"run {n + 1}: {served.label}", file=sys.stderr)
                 gets[served.label].extend(tiny_gets(served, args.calls))
                 times, count = page_times(served)
@@ -172,20 +180,22 @@ def report(
     rows: dict[str, set[int]],
 ) -> None:
     print(f"Machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}; "
-          f"{args.records:,} contacts, --latency-ms 0, {args.repeat} runs of each, alternating.\n")
-    print("| sandbox | tiny GET median (ms) | calls/s | first page (ms) | page 10 (ms) | middle page (ms) "
-          "| last page (ms) | ms per page index | all pages (s) | rows |")
+          f"{args.records:,} contacts, --latency-ms 0, {args.repeat} runs of each, rotating which goes first.\n")
+    print("| sandbox | tiny GET median (ms) | calls/s | first page (ms) | pages 1–10 (ms) | middle 10 pages (ms) "
+          "| last 10 pages (ms) | ms per page index | all pages (s) | rows |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for served in variants:
         runs = pages[served.label]
-        per_index = [statistics.median(run[i] for run in runs) for i in range(min(len(r) for r in runs))]
+        count = min(len(run) for run in runs)
+        per_index = [statistics.median(run[i] for run in runs) for i in range(count)]
+        middle = count // 2
+
         tiny = median_ms(gets[served.label])
-        middle = len(per_index) // 2
         counts = ", ".join(map(str, sorted(rows[served.label])))
-        print(f"| {served.label} | {tiny:.2f} | {1000 / tiny:.0f} | {per_index[0] * 1000:.0f} "
-              f"| {per_index[min(10, len(per_index) - 1)] * 1000:.0f} | {per_index[middle] * 1000:.0f} "
-              f"| {per_index[-1] * 1000:.0f} | {slope_ms(per_index):.3f} "
-              f"| {statistics.median(sum(run) for run in runs):.1f} | {counts} |")
+        print(f"| {served.label} | {tiny:.2f} | {1000 / tiny:.0f} | {median_ms([run[0] for run in runs]):.0f} "
+              f"| {band_ms(runs, 1, 11):.0f} | {band_ms(runs, middle - 5, middle + 5):.0f} "
+              f"| {band_ms(runs, count - 10, count):.0f} "
+              f"| {slope_ms(per_index):.3f} | {statistics.median(sum(run) for run in runs):.2f} | {counts} |")
 
 
 if __name__ == "__main__":
