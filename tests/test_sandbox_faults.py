@@ -176,3 +176,26 @@ def test_start_options_for_latency_and_faults(tmp_path: Path) -> None:
             sf.query(QUERY)
         assert failed.value.status == 503 and time.monotonic() - started >= 0.15
         assert sandbox.stats()["faults_injected"] == 1
+
+
+def test_requests_without_the_session_do_not_use_up_an_armed_fault(sandbox: RunningSandbox, sf: Client) -> None:
+    sandbox.reset_stats()
+    sandbox.set_faults([FaultRule(kind="status", status=503, times=1)])
+    url = f"{sandbox.info.url}/services/data/v59.0/query/"
+    assert sf.session.get(url, params={"q": QUERY}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert sf.session.get(url, params={"q": QUERY}).status_code == 401
+    assert sf.session.get(f"{sandbox.info.url}/services/oauth2/userinfo").status_code == 403
+    envelope = (
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:urn="urn:partner.soap.sforce.com"><soapenv:Header><urn:SessionHeader><urn:sessionId>wrong'
+        "</urn:sessionId></urn:SessionHeader></soapenv:Header><soapenv:Body><urn:undelete>"
+        "<urn:ids>003000000000001AAA</urn:ids></urn:undelete></soapenv:Body></soapenv:Envelope>"
+    )
+    soap = sf.session.post(f"{sandbox.info.url}/services/Soap/u/59.0", data=envelope,
+                           headers={"Content-Type": "text/xml", "SOAPAction": "undelete"})
+    assert soap.status_code == 500 and "INVALID_SESSION_ID" in soap.text
+    assert sandbox.stats()["faults_injected"] == 0
+    with pytest.raises(SalesforceGeneralError) as failed:  # still armed for the real client
+        sf.query(QUERY)
+    assert failed.value.status == 503
+    assert sf.query(QUERY)["totalSize"] == 1 and sandbox.stats()["faults_injected"] == 1

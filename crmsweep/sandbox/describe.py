@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from crmsweep.sandbox import schema
-from crmsweep.sandbox.rules import PICKLIST_DEFAULTS, defaulted_on_create, field_length
+from crmsweep.sandbox.rules import PICKLIST_DEFAULTS, default_json, defaulted_on_create, field_length
 from crmsweep.sandbox.schema import OBJECTS, Field, SObject
 
 MIN_VERSION = 50
@@ -83,7 +83,7 @@ def _field(obj: SObject, f: Field) -> dict[str, Any]:
         "referenceTo": list(f.reference_to),
         "relationshipName": f.relationship_name,
         "defaultedOnCreate": defaulted_on_create(obj, f),
-        "defaultValue": f.default,
+        "defaultValue": default_json(f),
         "externalId": False,
         "unique": False,
         "idLookup": f.name == "Id",
@@ -121,8 +121,8 @@ def _child_relationship_name(child: SObject, f: Field) -> str | None:
     # The platform names only some child relationships (Account.Contacts); audit lookups have none.
     if f.name in ("CreatedById", "LastModifiedById", "OwnerId", "ManagerId"):
         return None
-    if child.name == "Task":
-        return "Tasks"
+    if child.name in ("Task", "Event"):  # AccountId is derived; its relationship stays unnamed
+        return None if f.name == "AccountId" else child.name + "s"
     return {"OpportunityContactRole": "OpportunityContactRoles"}.get(child.name, child.name + "s")
 
 

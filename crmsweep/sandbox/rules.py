@@ -5,7 +5,7 @@ and the calculated fields Salesforce keeps right itself. Pure functions, no I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -49,9 +49,21 @@ class RecordError(Exception):
 
 
 def format_datetime(moment: datetime) -> str:
-    """The stored and answered form: 'YYYY-MM-DDTHH:MM:SS.mmm+0000', UTC (text order is time order)."""
+    """The stored and answered form: 'YYYY-MM-DDTHH:MM:SS.mmm+0000', UTC (text order is time order).
+
+    The year always has four digits, as Salesforce answers ('0999-05-06T...'); strftime's %Y does
+    not pad on glibc, and '999-...' is not ISO 8601, so clients refuse it."""
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}+0000"
+
+
+def default_json(f: Field) -> object:
+    """A field's describe defaultValue, dates and datetimes in the API's form."""
+    if isinstance(f.default, datetime):
+        return format_datetime(f.default)
+    if isinstance(f.default, date):
+        return f.default.isoformat()
+    return f.default
 
 
 def parse_datetime(text: str) -> datetime:
@@ -209,3 +221,37 @@ def to_json_value(f: Field, stored: object) -> object:
     if f.type in _NUMERIC:
         return float(stored)  # type: ignore[arg-type]
     return stored
+
+
+def event_times(row: Mapping[str, object], given: Collection[str]) -> dict[str, object]:
+    """An Event's start, end, duration and dates kept consistent, as the platform does: the start
+    from StartDateTime or ActivityDateTime (ActivityDate for an all-day event), the end from
+    EndDateTime or the duration; `given` are the fields this write set. Values are stored forms."""
+    all_day = bool(row.get("IsAllDayEvent"))
+    if all_day and row.get("ActivityDate") and ("ActivityDate" in given or not row.get("StartDateTime")):
+        start = datetime.fromisoformat(f"{row['ActivityDate']}T00:00:00+00:00")
+    elif "ActivityDateTime" in given and "StartDateTime" not in given and row.get("ActivityDateTime"):
+        start = parse_datetime(str(row["ActivityDateTime"]))
+    elif row.get("StartDateTime") or row.get("ActivityDateTime"):
+        start = parse_datetime(str(row.get("StartDateTime") or row.get("ActivityDateTime")))
+    else:
+        raise RecordError("REQUIRED_FIELD_MISSING", "Required fields are missing: [StartDateTime]", ("StartDateTime",))
+    if row.get("EndDateTime") and ("EndDateTime" in given or row.get("DurationInMinutes") is None):
+        end = parse_datetime(str(row["EndDateTime"]))
+    elif row.get("DurationInMinutes") is not None:
+        end = start + timedelta(minutes=int(str(row["DurationInMinutes"])))
+    elif all_day:
+        end = start + timedelta(days=1)
+    else:
+        raise RecordError("REQUIRED_FIELD_MISSING", "Required fields are missing: [DurationInMinutes]",
+                          ("DurationInMinutes",))
+    if end < start:
+        raise RecordError("FIELD_INTEGRITY_EXCEPTION", "End Date Time: the end can't be before the start",
+                          ("EndDateTime",))
+    return {
+        "StartDateTime": format_datetime(start),
+        "ActivityDateTime": None if all_day else format_datetime(start),
+        "ActivityDate": start.date().isoformat(),
+        "EndDateTime": format_datetime(end),
+        "DurationInMinutes": int((end - start).total_seconds() // 60),
+    }

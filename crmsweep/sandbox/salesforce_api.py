@@ -176,7 +176,9 @@ class SalesforceApi:
             return self._admin(request, path)
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
-        rule = self.faults.request_fault(request.method, path)
+        # Faults fire only for requests that carry the session: a stray or hostile request without
+        # it gets its normal answer (401, a SOAP fault) and cannot use up a fault a test armed.
+        rule = self.faults.request_fault(request.method, path) if self._carries_session(request, path) else None
         if rule is not None:
             if rule.kind == "timeout":
                 time.sleep(rule.delay)
@@ -205,11 +207,23 @@ class SalesforceApi:
         response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{self.api_limit}"
         return response
 
+    def _carries_session(self, request: Request, path: str) -> bool:
+        if path.startswith("/services/Soap/u/"):
+            try:
+                session_id = soap.parse_call(request.body).session_id
+            except soap.SoapFault:
+                return False
+            return self._is_token(session_id)
+        return self._authorized(request)
+
+    def _is_token(self, value: str | None) -> bool:
+        return bool(value) and hmac.compare_digest(str(value).encode(), self.token.encode())
+
     def _authorized(self, request: Request) -> bool:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() not in ("bearer", "oauth"):
             return False
-        return hmac.compare_digest(token.strip().encode(), self.token.encode())
+        return self._is_token(token.strip())
 
     # --- admin ---------------------------------------------------------------------------------
 
@@ -520,7 +534,7 @@ class SalesforceApi:
             call = soap.parse_call(request.body)
         except soap.SoapFault as exc:
             return reply(500, soap.fault(exc.code, exc.message))
-        if not call.session_id or not hmac.compare_digest(call.session_id.encode(), self.token.encode()):
+        if not self._is_token(call.session_id):
             return reply(500, soap.fault("sf:INVALID_SESSION_ID",
                                          "Invalid Session ID found in SessionHeader: Illegal Session"))
         if call.operation != "undelete":

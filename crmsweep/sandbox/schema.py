@@ -122,6 +122,19 @@ def _owner() -> Field:
                  relationship_name="Owner")
 
 
+def _activity_links() -> tuple[Field, ...]:
+    """Who and what a Task or Event is about, and the account it rolls up to."""
+    return (
+        Field("WhoId", REFERENCE, "Name ID", reference_to=("Contact", "Lead"), relationship_name="Who",
+              cascade_delete=True),
+        Field("WhatId", REFERENCE, "Related To ID", reference_to=("Account", "Opportunity"),
+              relationship_name="What", cascade_delete=True),
+        # Derived by the platform from WhatId, else WhoId (Object Reference, Task.AccountId).
+        Field("AccountId", REFERENCE, "Account ID", createable=False, updateable=False, calculated=True,
+              reference_to=("Account",), relationship_name="Account"),
+    )
+
+
 def _name_of_person() -> Field:
     return Field("Name", STRING, "Full Name", createable=False, updateable=False, calculated=True)
 
@@ -292,10 +305,7 @@ TASK = SObject(
     (
         _id(),
         *_audit()[:1],
-        Field("WhoId", REFERENCE, "Name ID", reference_to=("Contact", "Lead"), relationship_name="Who",
-              cascade_delete=True),
-        Field("WhatId", REFERENCE, "Related To ID", reference_to=("Account", "Opportunity"),
-              relationship_name="What", cascade_delete=True),
+        *_activity_links(),
         Field("Subject", STRING, "Subject"),
         Field("Status", PICKLIST, "Status", nillable=False,
               picklist=("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")),
@@ -303,6 +313,7 @@ TASK = SObject(
         Field("ActivityDate", DATE, "Due Date Only"),
         Field("IsClosed", BOOLEAN, "Closed", nillable=False, createable=False, updateable=False,
               calculated=True, default=False),
+        Field("CompletedDateTime", DATETIME, "Completed Date/Time", createable=False, updateable=False),
         Field("Description", TEXTAREA, "Description"),
         _owner(),
         *_audit()[1:],
@@ -310,9 +321,31 @@ TASK = SObject(
     label="Task",
 )
 
+EVENT = SObject(
+    "Event", "00U",
+    (
+        _id(),
+        *_audit()[:1],
+        *_activity_links(),
+        Field("Subject", STRING, "Subject"),
+        Field("Location", STRING, "Location"),
+        Field("IsAllDayEvent", BOOLEAN, "All-Day Event", nillable=False, default=False),
+        # The platform keeps these five consistent (rules.event_times).
+        Field("ActivityDateTime", DATETIME, "Due Date Time"),
+        Field("ActivityDate", DATE, "Due Date Only"),
+        Field("StartDateTime", DATETIME, "Start Date Time"),
+        Field("EndDateTime", DATETIME, "End Date Time"),
+        Field("DurationInMinutes", INT, "Duration"),
+        Field("Description", TEXTAREA, "Description"),
+        _owner(),
+        *_audit()[1:],
+    ),
+    label="Event",
+)
+
 OBJECTS: dict[str, SObject] = {
     o.name: o
-    for o in (ORGANIZATION, USER, ACCOUNT, CONTACT, LEAD, OPPORTUNITY, OPPORTUNITY_CONTACT_ROLE, TASK)
+    for o in (ORGANIZATION, USER, ACCOUNT, CONTACT, LEAD, OPPORTUNITY, OPPORTUNITY_CONTACT_ROLE, TASK, EVENT)
 }
 BY_KEY_PREFIX: dict[str, SObject] = {o.key_prefix: o for o in OBJECTS.values()}
 

@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from crmsweep.sandbox import ids, schema
+from crmsweep.sandbox.rules import format_datetime
 from crmsweep.sandbox.soql_parse import (
     INVALID_FIELD,
     INVALID_QUERY_FILTER_OPERATOR,
@@ -210,10 +211,6 @@ def _wrong_type(field: schema.Field) -> SoqlError:
                      f"{'' if quoted else 'not '}be enclosed in quotes", INVALID_FIELD)
 
 
-def _storage_datetime(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
-
-
 def _scalar(field: schema.Field, lit: Literal) -> object:
     """The stored form of a single (non-null, non-range) literal compared with `field`."""
     kind = field.type
@@ -230,7 +227,7 @@ def _scalar(field: schema.Field, lit: Literal) -> object:
         if isinstance(lit, DateLit):
             return lit.value.isoformat()
     elif kind == schema.DATETIME and isinstance(lit, DateTimeLit):
-        return _storage_datetime(lit.value)
+        return format_datetime(lit.value)
     raise _wrong_type(field)
 
 
