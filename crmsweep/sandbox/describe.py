@@ -121,8 +121,8 @@ def _child_relationship_name(child: SObject, f: Field) -> str | None:
     # The platform names only some child relationships (Account.Contacts); audit lookups have none.
     if f.name in ("CreatedById", "LastModifiedById", "OwnerId", "ManagerId"):
         return None
-    if child.name == "Task":
-        return "Tasks"
+    if child.name == "Task":  # Task.AccountId is derived; its relationship stays unnamed, as on the platform
+        return None if f.name == "AccountId" else "Tasks"
     return {"OpportunityContactRole": "OpportunityContactRoles"}.get(child.name, child.name + "s")
 
 

@@ -296,6 +296,9 @@ TASK = SObject(
               cascade_delete=True),
         Field("WhatId", REFERENCE, "Related To ID", reference_to=("Account", "Opportunity"),
               relationship_name="What", cascade_delete=True),
+        # Derived from WhatId/WhoId by the platform (Object Reference, Task.AccountId).
+        Field("AccountId", REFERENCE, "Account ID", createable=False, updateable=False, calculated=True,
+              reference_to=("Account",), relationship_name="Account"),
         Field("Subject", STRING, "Subject"),
         Field("Status", PICKLIST, "Status", nillable=False,
               picklist=("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")),
@@ -303,6 +306,7 @@ TASK = SObject(
         Field("ActivityDate", DATE, "Due Date Only"),
         Field("IsClosed", BOOLEAN, "Closed", nillable=False, createable=False, updateable=False,
               calculated=True, default=False),
+        Field("CompletedDateTime", DATETIME, "Completed Date/Time", createable=False, updateable=False),
         Field("Description", TEXTAREA, "Description"),
         _owner(),
         *_audit()[1:],

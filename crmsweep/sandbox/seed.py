@@ -35,9 +35,18 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from crmsweep.sandbox import ids
+from crmsweep.sandbox.activity import (
+    ACTIVITY_OBJECTS,
+    HISTORY_COLUMN,
+    TRACKED,
+    account_of,
+    activity_date,
+    latest,
+    linked_ids,
+)
 from crmsweep.sandbox.rules import calculated, format_datetime
 from crmsweep.sandbox.schema import OBJECTS, SObject
-from crmsweep.sandbox.store import Store
+from crmsweep.sandbox.store import Store, hidden_columns
 
 ORG_NAME = "Acme Sandbox"
 API_USERNAME = "integration@acme.sandbox"
@@ -421,6 +430,9 @@ def generate(records: int, seed: int, anchor: datetime) -> OrgData:
 
     # --- tasks -------------------------------------------------------------------------------------
     accounts_by_id = {a["Id"]: a for a in accounts}
+    contacts_by_id = {c["Id"]: c for c in contacts}
+    opps_by_id = {o["Id"]: o for o in opps}
+    activity_by_id = {row["Id"]: row["LastActivityDate"] for row in (*contacts, *leads)}
     opps_by_account: dict[str, list[str]] = {}
     for o in opps:
         opps_by_account.setdefault(o["AccountId"], []).append(o["Id"])
@@ -454,6 +466,13 @@ def generate(records: int, seed: int, anchor: datetime) -> OrgData:
             status, due = "Completed", g.ago(1, 1200).date()
         if what in accounts_by_id and r.random() < 0.5:
             owner = accounts_by_id[what]["OwnerId"]
+        if status == "Completed" and who is not None:
+            # A closed task sets its contact's or lead's last activity: keep the planted dates true.
+            planted = activity_by_id[who]
+            if planted is None:
+                who = None
+            else:
+                due = min(due, date.fromisoformat(planted))
         row = {
             "Id": g.new_id(OBJECTS["Task"]), "IsDeleted": 0, "WhoId": who, "WhatId": what,
             "Subject": r.choice(SUBJECTS), "Status": status, "Priority": r.choice(("High", "Normal", "Normal", "Low")),
@@ -462,14 +481,37 @@ def generate(records: int, seed: int, anchor: datetime) -> OrgData:
         }
         row.update(calculated("Task", row))
         g.audit(row, created, g.between(created, g.anchor), api_user)
+        row["CompletedDateTime"] = row["LastModifiedDate"] if row["IsClosed"] else None
+        row["AccountId"] = account_of(
+            "Account" if what in accounts_by_id else "Opportunity" if what else None,
+            what if what in accounts_by_id else opps_by_id[what]["AccountId"] if what else None,
+            "Contact" if who in contacts_by_id else None,
+            contacts_by_id[who]["AccountId"] if who in contacts_by_id else None,
+        )
         tasks.append(row)
     tables["Task"] = tasks
+    _settle_activity_dates(tables)
     data.sequences = dict(g.sequences)
     return data
 
 
+def _settle_activity_dates(tables: dict[str, list[dict[str, Any]]]) -> None:
+    """Each planted LastActivityDate is the history the org has no activity rows for; the value the
+    API shows is what the platform would compute from that and the seeded activities."""
+    latest_by_id: dict[str, str | None] = {}
+    for name in ACTIVITY_OBJECTS:
+        for row in tables.get(name, []):
+            when = activity_date(name, row)
+            for linked in linked_ids(row):
+                latest_by_id[linked] = latest(latest_by_id.get(linked), when)
+    for name in TRACKED:
+        for row in tables[name]:
+            row[HISTORY_COLUMN] = row["LastActivityDate"]
+            row["LastActivityDate"] = latest(row["LastActivityDate"], latest_by_id.get(row["Id"]))
+
+
 def table_rows(obj: SObject, rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[tuple[Any, ...]]]:
-    columns = [f.name for f in obj.fields]
+    columns = [f.name for f in obj.fields] + hidden_columns(obj)
     return columns, [tuple(row.get(c) for c in columns) for row in rows]
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crmsweep.sandbox import ids, rules
+from crmsweep.sandbox import activity, ids, rules
 from crmsweep.sandbox.rules import RecordError
 from crmsweep.sandbox.schema import BY_KEY_PREFIX, OBJECTS, REFERENCE, SObject, children_of
 
@@ -28,6 +28,15 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def hidden_columns(obj: SObject) -> list[str]:
+    """Bookkeeping columns the API never shows (see `table_ddl`)."""
+    # Which delete (its root record id) put this row in the recycle bin: undelete restores exactly those.
+    columns = ["_deleted_with"]
+    if obj.name in activity.TRACKED:
+        columns.append(activity.HISTORY_COLUMN)
+    return columns
+
+
 def table_ddl(obj: SObject) -> list[str]:
     columns = []
     for f in obj.fields:
@@ -35,8 +44,7 @@ def table_ddl(obj: SObject) -> list[str]:
         if f.name == "Id":
             column += " PRIMARY KEY"
         columns.append(column)
-    # Which delete (its root record id) put this row in the recycle bin: undelete restores exactly those.
-    columns.append('"_deleted_with" TEXT')
+    columns += [f"{quote(c)} TEXT" for c in hidden_columns(obj)]
     statements = [f"CREATE TABLE IF NOT EXISTS {quote(obj.name)} ({', '.join(columns)})"]
     indexed = [f.name for f in obj.fields if f.type == REFERENCE] + ["_deleted_with", "SystemModstamp"]
     for column in indexed:
@@ -44,6 +52,18 @@ def table_ddl(obj: SObject) -> list[str]:
             f"CREATE INDEX IF NOT EXISTS {quote(f'ix_{obj.name}_{column}')} ON {quote(obj.name)} ({quote(column)})"
         )
     return statements
+
+
+def _last_activity_sql(name: str, where: str = "") -> str:
+    """UPDATE statement recomputing `name`.LastActivityDate from its history and live activity rows."""
+    table = quote(name)
+    links = " OR ".join(f"{quote(c)} = {table}.\"Id\"" for c in activity.LINK_FIELDS)
+    sources = " UNION ALL ".join(
+        f"SELECT {activity.DATE_SQL[a]} FROM {quote(a)} WHERE \"IsDeleted\" = 0 AND ({links})"
+        for a in activity.ACTIVITY_OBJECTS
+    )
+    latest = f"(SELECT MAX(d) FROM (SELECT {table}.{quote(activity.HISTORY_COLUMN)} AS d UNION ALL {sources}))"
+    return f'UPDATE {table} SET "LastActivityDate" = {latest}' + (f" WHERE {where}" if where else "")
 
 
 def utc_now() -> datetime:
@@ -75,9 +95,43 @@ class Store:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS _sandbox_sequence (prefix TEXT PRIMARY KEY, next INTEGER NOT NULL)"
             )
+            added: dict[str, set[str]] = {}
             for obj in OBJECTS.values():
-                for statement in table_ddl(obj):
+                create_table, *indexes = table_ddl(obj)
+                self._db.execute(create_table)
+                added[obj.name] = self._add_missing_columns(obj)  # before indexes on new columns
+                for statement in indexes:
                     self._db.execute(statement)
+            if any(added.values()):
+                self._migrate_activity(added)
+
+    def _add_missing_columns(self, obj: SObject) -> set[str]:
+        """Columns a state folder made by an older version lacks, added empty."""
+        have = {r[1] for r in self._db.execute(f"PRAGMA table_info({quote(obj.name)})")}
+        wanted = [(f.name, f.sql_type) for f in obj.fields] + [(c, "TEXT") for c in hidden_columns(obj)]
+        missing = [(name, sql_type) for name, sql_type in wanted if name not in have]
+        for name, sql_type in missing:
+            self._db.execute(f"ALTER TABLE {quote(obj.name)} ADD COLUMN {quote(name)} {sql_type}")
+        return {name for name, _ in missing}
+
+    def _migrate_activity(self, added: Mapping[str, set[str]]) -> None:
+        # An older state's activity dates become the history its rows do not explain.
+        for name in activity.TRACKED:
+            if activity.HISTORY_COLUMN in added.get(name, set()):
+                self._db.execute(f"UPDATE {quote(name)} SET {quote(activity.HISTORY_COLUMN)} = LastActivityDate")
+        if "AccountId" in added.get("Task", set()):
+            self._db.execute(
+                'UPDATE "Task" SET "AccountId" = CASE '
+                'WHEN substr("WhatId", 1, 3) = \'001\' THEN "WhatId" '
+                'WHEN substr("WhatId", 1, 3) = \'006\' '
+                'THEN (SELECT o."AccountId" FROM "Opportunity" o WHERE o."Id" = "WhatId") '
+                'WHEN "WhatId" IS NULL AND substr("WhoId", 1, 3) = \'003\' '
+                'THEN (SELECT c."AccountId" FROM "Contact" c WHERE c."Id" = "WhoId") END'
+            )
+        if "CompletedDateTime" in added.get("Task", set()):
+            self._db.execute('UPDATE "Task" SET "CompletedDateTime" = "LastModifiedDate" WHERE "IsClosed" = 1')
+        for name in activity.TRACKED:
+            self._db.execute(_last_activity_sql(name))
 
     def drop_everything(self) -> None:
         with self.transaction():
@@ -307,9 +361,12 @@ class Store:
         if obj.has_is_deleted:
             row["IsDeleted"] = 0
         row.update(rules.calculated(obj.name, row))
+        self._derive_activity(obj, row, None, stamp)
         row["Id"] = self.next_ids(obj, 1)[0]
         columns = [f.name for f in obj.fields if f.name in row]
         self.insert_rows(obj, columns, [[row[c] for c in columns]])
+        if obj.name in activity.ACTIVITY_OBJECTS:
+            self.refresh_last_activity(activity.linked_ids(row))
         return str(row["Id"])
 
     def update(self, expected: SObject, record_id: object, values: Mapping[str, object], now: datetime) -> str:
@@ -327,10 +384,57 @@ class Store:
         stamp = rules.next_stamp(now, current.get("SystemModstamp"))
         row.update({"LastModifiedDate": stamp, "LastModifiedById": self.api_user_id, "SystemModstamp": stamp})
         row.update(rules.calculated(obj.name, row))
+        self._derive_activity(obj, row, current, stamp)
         changes = {k: v for k, v in row.items() if k in current and current[k] != v}
         sets = ", ".join(f"{quote(k)} = ?" for k in changes)
         self._db.execute(f"UPDATE {quote(obj.name)} SET {sets} WHERE Id = ?", (*changes.values(), current["Id"]))
+        if obj.name in activity.ACTIVITY_OBJECTS:
+            self.refresh_last_activity(activity.linked_ids(current) | activity.linked_ids(row))
         return str(current["Id"])
+
+    # --- activities ------------------------------------------------------------------------------
+
+    def _derive_activity(
+        self, obj: SObject, row: dict[str, object], before: Mapping[str, object] | None, stamp: str
+    ) -> None:
+        """The fields the platform derives on an activity: its account, and when a task was closed."""
+        if obj.name not in activity.ACTIVITY_OBJECTS:
+            return
+        what_type, what_account = self._account_link(row.get("WhatId"))
+        who_type, who_account = self._account_link(row.get("WhoId"))
+        row["AccountId"] = activity.account_of(what_type, what_account, who_type, who_account)
+        if obj.name == "Task":
+            was_closed = bool(before and before.get("IsClosed"))
+            if not row.get("IsClosed"):
+                row["CompletedDateTime"] = None
+            elif not was_closed:
+                row["CompletedDateTime"] = stamp
+
+    def _account_link(self, record_id: object) -> tuple[str | None, object]:
+        """(object name, its account) of a record an activity points at."""
+        if not isinstance(record_id, str):
+            return None, None
+        obj = BY_KEY_PREFIX.get(ids.key_prefix(record_id))
+        if obj is None:
+            return None, None
+        if obj.name == "Account":
+            return obj.name, record_id
+        found = self.row(obj, record_id) if obj.field("AccountId") is not None else None
+        return obj.name, (found or {}).get("AccountId")
+
+    def refresh_last_activity(self, record_ids: Iterable[str]) -> None:
+        """Recompute LastActivityDate of these records (others are ignored), as the platform does
+        after an activity is written, deleted or undeleted. Records in the recycle bin keep theirs."""
+        by_object: dict[str, list[str]] = {}
+        for record_id in record_ids:
+            target = BY_KEY_PREFIX.get(ids.key_prefix(record_id))
+            if target is not None and target.name in activity.TRACKED:
+                by_object.setdefault(target.name, []).append(record_id)
+        for name, found in by_object.items():
+            for start in range(0, len(found), _CHUNK):
+                chunk = found[start : start + _CHUNK]
+                marks = ", ".join("?" for _ in chunk)
+                self._db.execute(_last_activity_sql(name, f'"Id" IN ({marks}) AND "IsDeleted" = 0'), chunk)
 
     def delete(self, record_id: object, now: datetime) -> str:
         obj, current = self._resolve(record_id, None)
@@ -349,6 +453,8 @@ class Store:
             [(root, rules.next_stamp(now, stamp), rid) for rid, stamp in rows],
         )
         parent_ids = [rid for rid, _ in rows]
+        if obj.name in activity.ACTIVITY_OBJECTS:
+            self.refresh_last_activity(self._activity_links(obj, parent_ids))
         for child, f in children_of(obj.name):
             if not f.cascade_delete or not child.has_is_deleted:
                 continue
@@ -380,6 +486,7 @@ class Store:
                     "UNDELETE_FAILED", f"Parent record {parent_id} is in the recycle bin; undelete it first", (f.name,)
                 )
         root = str(current["Id"])
+        restored: dict[str, list[str]] = {}
         for table in OBJECTS.values():
             if not table.has_is_deleted:
                 continue
@@ -393,4 +500,18 @@ class Store:
                 f"UPDATE {quote(table.name)} SET IsDeleted = 0, _deleted_with = NULL, SystemModstamp = ? WHERE Id = ?",
                 [(rules.next_stamp(now, stamp), rid) for rid, stamp in rows],
             )
+            restored[table.name] = [rid for rid, _ in rows]
+        # Activities last: the records they count for may have come back in the same undelete.
+        for name in activity.ACTIVITY_OBJECTS:
+            self.refresh_last_activity(self._activity_links(OBJECTS[name], restored.get(name, [])))
         return root
+
+    def _activity_links(self, obj: SObject, activity_ids: Sequence[str]) -> set[str]:
+        links: set[str] = set()
+        columns = ", ".join(quote(c) for c in activity.LINK_FIELDS)
+        for start in range(0, len(activity_ids), _CHUNK):
+            chunk = activity_ids[start : start + _CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            for found in self._db.execute(f"SELECT {columns} FROM {quote(obj.name)} WHERE Id IN ({marks})", chunk):
+                links.update(str(v) for v in found if v)
+        return links
