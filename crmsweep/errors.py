@@ -11,6 +11,8 @@ EXIT_OK = 0
 EXIT_PARTIAL = 1  # done, but some changes failed (or the CRM stopped us)
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
+EXIT_DECLINED = 4  # the admin declined (or mistyped) the confirmation: nothing was written
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 
 class CrmsweepError(Exception):
@@ -29,6 +31,16 @@ class SafetyRefusal(CrmsweepError):
     """A safety rule refused the operation (digest mismatch, unverified before-images, caps)."""
 
     exit_code = EXIT_REFUSED
+
+
+class Interrupted(CrmsweepError):
+    """Ctrl-C during a run: its log is consistent (intent before write), and `run_id` can be resumed."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str, *, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 # --- connector errors: one function per connector maps an HTTP answer to one of these ---------

@@ -12,7 +12,15 @@ import secrets
 from datetime import UTC, datetime
 
 from crmsweep import __version__
-from crmsweep.backup.runlog import KIND_ROLLBACK, STATUS_DONE, Outcome, list_runs, open_run, read_run
+from crmsweep.backup.runlog import (
+    STATUS_DONE,
+    STATUS_STOPPED,
+    STATUS_UNFINISHED,
+    Outcome,
+    RunState,
+    open_run,
+    read_run,
+)
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Change, NotReversible, Op, Plan, PlanHeader, canonical_datetime
 from crmsweep.paths import Home
@@ -27,8 +35,8 @@ def build_rollback_plan(home: Home, run_id: str, *, now: datetime, force: bool =
     state = read_run(home, run_id)
     if state.rolled_back_by and not force:
         raise SafetyRefusal(
-            f"run {run_id} was already rolled back by run {state.rolled_back_by}: "
-            "rolling it back again would redo its changes (use --force if that is what you want)"
+            f"run {run_id} was already rolled back by run {state.rolled_back_by}: nothing is left to undo "
+            "(see `crmsweep runs list`)"
         )
     pending = state.count(Outcome.PENDING)
     if pending:
@@ -89,23 +97,21 @@ def mark_rolled_back(home: Home, run_id: str, by_run: str) -> None:
 
 
 def not_undone(home: Home, run_id: str, by_run: str) -> list[str]:
-    """The records run `run_id` changed that neither rollback run `by_run` nor an earlier finished
-    rollback of it put back ("Object id" each).
+    """The records run `run_id` changed that neither rollback run `by_run` nor any other rollback of
+    it put back ("Object id" each).
 
     A rollback plan is built from the run as it stood then: if the run was resumed afterwards, or the
     plan was trimmed, or records were skipped as drift, it covers less than the run did, and the run
-    must not be marked undone. Several rollbacks may share the work (a second one skips, as drift,
-    what the first put back), so what they undid is counted together.
+    must not be marked undone. Several rollbacks may share the work (a second one skips what the first
+    put back), so what they undid is counted together, whatever each ended as: a rollback that ended with
+    failures still put back what it logged as applied. The rollbacks are those the run's log names.
     """
     original = read_run(home, run_id)
-    rollbacks = {by_run} | {
-        r.run_id
-        for r in list_runs(home)
-        if r.kind == KIND_ROLLBACK and r.rollback_of == run_id and r.status == STATUS_DONE
-    }
     undone: set[tuple[str, str]] = set()
-    for rollback_id in rollbacks:
+    for rollback_id in dict.fromkeys([*original.rollbacks, by_run]):
         rollback = read_run(home, rollback_id)
+        if rollback.rollback_of != run_id:
+            continue
         undone |= {
             (rollback.plan.changes[i].object, rollback.plan.changes[i].record_id) for i in rollback.applied_order
         }
@@ -116,3 +122,12 @@ def not_undone(home: Home, run_id: str, by_run: str) -> list[str]:
         if (change.object, record_id) not in undone:
             missing.append(f"{change.object} {record_id}")
     return missing
+
+
+def unfinished_rollback(home: Home, run_id: str) -> RunState | None:
+    """The latest rollback of run `run_id` if it was interrupted or stopped (to resume, not start anew)."""
+    original = read_run(home, run_id)
+    if not original.rollbacks:
+        return None
+    latest = read_run(home, original.rollbacks[-1])
+    return latest if latest.status in (STATUS_STOPPED, STATUS_UNFINISHED) else None

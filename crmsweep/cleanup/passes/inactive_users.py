@@ -10,15 +10,24 @@ label fields (Salesforce: Name, Username).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
-from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, propose, summary_of
+from crmsweep.cleanup.passes import (
+    LiveCheck,
+    LiveNeeds,
+    LiveRows,
+    PassContext,
+    PassOutput,
+    PassSpec,
+    propose,
+    summary_of,
+)
 from crmsweep.cleanup.view import live_frame
 from crmsweep.errors import BadInput
-from crmsweep.model import Op, Severity
+from crmsweep.model import Change, Op, Severity, Vocabulary, canonical_datetime
 
 NAME = "inactive_users"
 
@@ -85,6 +94,26 @@ def run(ctx: PassContext) -> PassOutput:
     return output
 
 
+def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
+    return LiveNeeds(fields=(vocab.user_active_field, vocab.user_last_login_field, vocab.created_field))
+
+
+def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
+    """Still active, and no login since the cutoff (a login does not change the record's fingerprint)."""
+    vocab, record = live.vocabulary, live.record
+    if not record.get(vocab.user_active_field):
+        return "already inactive"
+    cutoff = now.astimezone(UTC) - timedelta(days=settings["days"])
+    login = record.get(vocab.user_last_login_field)
+    if login:
+        when = datetime.fromisoformat((canonical_datetime(str(login)) or "").replace("Z", "+00:00"))
+        if when >= cutoff:
+            return f"logged in since the scan: {vocab.user_last_login_field} is {canonical_datetime(str(login))}"
+    elif not settings["include_never_logged_in"]:
+        return "never logged in, and the pass ran without include_never_logged_in"
+    return None
+
+
 SPEC = PassSpec(
     name=NAME,
     summary=summary_of(__doc__),
@@ -92,4 +121,5 @@ SPEC = PassSpec(
     defaults={"days": 90, "include_never_logged_in": True, "exclude": []},
     run=run,
     check=_check,
+    live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
 )
