@@ -74,6 +74,8 @@ class ProtectSettings:
 class SafetySettings:
     max_changes: int = 5000
     max_changes_per_object: int = 2000
+    # Above this many deletions, apply and rollback ask for the number (or the connection name) typed out.
+    confirm_typed_over: int = 100
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class Config:
             "safety": {
                 "max_changes": self.safety.max_changes,
                 "max_changes_per_object": self.safety.max_changes_per_object,
+                "confirm_typed_over": self.safety.confirm_typed_over,
             },
             "retry": {
                 "attempts": self.retry.attempts,
@@ -253,7 +256,7 @@ def _shown_url(parts: SplitResult | None) -> str:
 SECTIONS = ("connections", "passes", "protect", "safety", "retry", "sandbox")
 _CONNECTION_KEYS = ("provider", "url", "token_env", "ca_file", "api_version")
 _PROTECT_KEYS = ("recent_days", "objects", "ids")
-_SAFETY_KEYS = ("max_changes", "max_changes_per_object")
+_SAFETY_KEYS = ("max_changes", "max_changes_per_object", "confirm_typed_over")
 _RETRY_KEYS = ("attempts", "initial_wait", "max_wait")
 _SANDBOX_KEYS = ("records", "seed")
 
@@ -343,6 +346,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
             max_changes_per_object=safety.get_int(
                 "max_changes_per_object", SafetySettings.max_changes_per_object, minimum=1
             ),
+            confirm_typed_over=safety.get_int("confirm_typed_over", SafetySettings.confirm_typed_over, minimum=0),
         ),
         retry=retry_settings,
         sandbox=SandboxSettings(
