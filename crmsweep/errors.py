@@ -33,6 +33,18 @@ class SafetyRefusal(CrmsweepError):
     exit_code = EXIT_REFUSED
 
 
+class NeedsResume(SafetyRefusal):
+    """Refused until run `run_id` is finished by resuming it (`plan_file`: the plan to resume it with,
+    None for the one being applied). `reason` is the message up to the command, so the CLI can add
+    one that pastes as is (with the --config and --home it was given)."""
+
+    def __init__(self, reason: str, *, run_id: str, plan_file: str | None, command: str) -> None:
+        super().__init__(f"{reason} {command}")
+        self.reason = reason
+        self.run_id = run_id
+        self.plan_file = plan_file
+
+
 class Interrupted(CrmsweepError):
     """Ctrl-C during a run: its log is consistent (intent before write), and `run_id` can be resumed."""
 

@@ -19,9 +19,11 @@ import pytest
 from typer.testing import CliRunner
 
 from crmsweep import api
+from crmsweep.backup.runlog import Outcome, read_run
 from crmsweep.cleanup.plan_checks import load_plan
 from crmsweep.cli import app
 from crmsweep.model import Op, Plan
+from crmsweep.paths import Home
 from crmsweep.sandbox.faults import FaultRule
 from crmsweep.sandbox.server import RunningSandbox
 
@@ -243,6 +245,15 @@ def test_ctrl_c_prints_the_resume_command_and_running_it_as_printed_finishes_the
     assert done.stderr.strip().splitlines()[-1].startswith(f"crmsweep: interrupted: run {run_id} stopped")
 
     sandbox.set_faults([])
+    if read_run(Home(home), run_id).count(Outcome.PENDING):
+        # Interrupted mid-write: rollback waits for the resume, and says how, pasteably.
+        refused = subprocess.run(["crmsweep", "rollback", run_id, "--yes", "--config", str(config), "--home",
+                                  str(home)], env=env, capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 3
+        assert refused.stderr.strip().endswith(
+            f"settle them first with crmsweep apply {home}/runs/{run_id}/plan.json --resume {run_id} --yes "
+            f"--config '{config}' --home {home}"
+        )
     resumed = subprocess.run(hint, shell=True, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     statuses = {r.run_id: r.status for r in api.runs(ws(config, home))}

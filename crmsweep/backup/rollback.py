@@ -21,7 +21,7 @@ from crmsweep.backup.runlog import (
     open_run,
     read_run,
 )
-from crmsweep.errors import BadInput, SafetyRefusal
+from crmsweep.errors import BadInput, NeedsResume, SafetyRefusal
 from crmsweep.model import Change, NotReversible, Op, Plan, PlanHeader, canonical_datetime
 from crmsweep.paths import Home
 
@@ -42,10 +42,13 @@ def build_rollback_plan(home: Home, run_id: str, *, now: datetime, force: bool =
     if pending:
         # Their writes may have landed: a rollback without them would leave them in place for good,
         # and mark the run rolled back so that nothing would ever settle them.
-        plan_file = open_run(home, run_id).plan_path
-        raise SafetyRefusal(
-            f"run {run_id} was interrupted with {pending} write(s) of unknown outcome: settle them first with "
-            f"`crmsweep apply {plan_file} --resume {run_id}`, then roll it back"
+        plan_file = str(open_run(home, run_id).plan_path)
+        raise NeedsResume(
+            f"run {run_id} was interrupted with {pending} write(s) of unknown outcome: before rolling it back, "
+            "settle them first with",
+            run_id=run_id,
+            plan_file=plan_file,
+            command=f"`crmsweep apply {plan_file} --resume {run_id}`",
         )
     if not state.applied_order:
         raise BadInput(f"run {run_id} applied no changes: nothing to roll back")

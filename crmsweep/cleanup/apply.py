@@ -51,6 +51,7 @@ from crmsweep.errors import (
     ConnectorError,
     Interrupted,
     LimitExceeded,
+    NeedsResume,
     RetriableError,
     SafetyRefusal,
 )
@@ -481,9 +482,12 @@ def earlier_run(home: Home, plan: Plan) -> RunState | None:
 
 
 def _refuse_second_run(plan: Plan, earlier: RunState) -> None:
-    raise SafetyRefusal(
+    raise NeedsResume(
         f"plan {plan.header.plan_id} was started by run {earlier.run_id}, which is {earlier.status}: "
-        f"finish that run with `--resume {earlier.run_id}` rather than starting another"
+        "finish that run rather than starting another, with",
+        run_id=earlier.run_id,
+        plan_file=None,
+        command=f"`--resume {earlier.run_id}`",
     )
 
 

@@ -35,7 +35,7 @@ from crmsweep.commands.common import (
     workspace,
 )
 from crmsweep.commands.plan import PlanArg, print_preview
-from crmsweep.errors import EXIT_DECLINED, EXIT_INTERRUPTED, EXIT_PARTIAL, Interrupted
+from crmsweep.errors import EXIT_DECLINED, EXIT_INTERRUPTED, EXIT_PARTIAL, Interrupted, NeedsResume
 from crmsweep.model import Plan
 
 runs_app = typer.Typer(help="Runs: what was applied, when, with which results.", no_args_is_help=True)
@@ -161,13 +161,17 @@ def confirm_writes(
 
 
 @contextmanager
-def interrupt_hint(resume: Callable[[str], str]) -> Iterator[None]:
-    """Ctrl-C mid-run: say which run stopped and the exact command that finishes it, then exit 130."""
+def resume_hints(resume: Callable[[str, str | None], str]) -> Iterator[None]:
+    """Ctrl-C mid-run: say which run stopped and the exact command that finishes it, then exit 130.
+    A refusal until a run is resumed gets that command too. `resume(run_id, plan_file)` builds it."""
     try:
         yield
+    except NeedsResume as exc:
+        err.print(f"crmsweep: {exc.reason} {resume(exc.run_id, exc.plan_file)}", markup=False, style="red")
+        raise typer.Exit(exc.exit_code) from None
     except Interrupted as exc:
         err.print(f"crmsweep: interrupted: run {exc.run_id} stopped; its log is consistent. "
-                  f"Finish it with: {resume(exc.run_id)}", markup=False)
+                  f"Finish it with: {resume(exc.run_id, None)}", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
@@ -199,10 +203,11 @@ def apply(
     """Apply exactly the reviewed plan: checked, batched, drift-aware, logged before every write."""
     ws = workspace(config, home)
 
-    def resume_hint(run_id: str) -> str:
-        return resume_command(plan_file, run_id, config=config, home=home, connection=connection, yes=yes)
+    def resume_hint(run_id: str, plan: str | None = None) -> str:
+        return resume_command(Path(plan) if plan else plan_file, run_id, config=config, home=home,
+                              connection=connection, yes=yes)
 
-    with interrupt_hint(resume_hint), apply_progress(not as_json) as progress:
+    with resume_hints(resume_hint), apply_progress(not as_json) as progress:
         outcome = api.apply(ws, plan_file, confirm=confirm_writes(ws, yes, question), connection=connection,
                             resume_run=resume, progress=progress, dry_run=dry_run)
     report = outcome.report
@@ -245,7 +250,12 @@ def rollback(
     def ask(plan: Plan) -> str:
         return f"Roll back run {run_id}: {len(plan.changes)} changes?"
 
-    with interrupt_hint(lambda _run: again), apply_progress(not as_json) as progress:
+    def settle(run: str, plan: str | None) -> str:
+        if plan is None:  # the interrupted rollback itself: `rollback RUN` finishes it
+            return again
+        return resume_command(Path(plan), run, config=config, home=home, yes=yes)
+
+    with resume_hints(settle), apply_progress(not as_json) as progress:
         outcome = api.rollback(ws, run_id, confirm=confirm_writes(ws, yes, ask, before=show), progress=progress,
                                dry_run=dry_run, output=output)
     if outcome.written is not None:
