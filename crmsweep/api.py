@@ -24,7 +24,14 @@ from crmsweep.backup.snapshot import (
     take_snapshot,
     verify_snapshot,
 )
-from crmsweep.cleanup.apply import FINISHED, ApplyProgress, ApplyReport, apply_plan, earlier_run
+from crmsweep.cleanup.apply import (
+    FINISHED,
+    ApplyProgress,
+    ApplyReport,
+    apply_plan,
+    earlier_run,
+    refuse_second_run,
+)
 from crmsweep.cleanup.live_check import ApplyTimeRules
 from crmsweep.cleanup.plan_checks import check_plan, load_plan
 from crmsweep.cleanup.scan import ScanResult, scan_snapshot
@@ -224,6 +231,8 @@ def apply(
         check_plan(plan, connector, ws.home)
         earlier = earlier_run(ws.home, plan) if resume_run is None else None
         already = earlier is not None and earlier.status in FINISHED
+        if earlier is not None and not already and not dry_run:
+            refuse_second_run(plan, earlier)  # before asking: the answer would not matter
         if not (dry_run or already) and not confirm(plan):
             return ApplyOutcome(plan=plan, report=None)
         with contextlib.ExitStack() as stack:

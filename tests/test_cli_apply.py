@@ -113,7 +113,7 @@ def test_dry_run_reads_and_reports_but_writes_nothing_and_makes_no_run(
     text = cli(config, home, "apply", str(plan_file), "--dry-run").stderr
     assert f"Dry run: would write {len(plan.changes)} of {len(plan.changes)} changes" in text
     assert org_rows(config, home, plan) == before
-    assert run_ids(home) == []
+    assert run_ids(home) == [] and not (home / "plans").exists()
 
     applied = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
     runs = run_ids(home)
@@ -150,7 +150,7 @@ def test_rollback_o_writes_the_inverse_plan_for_review_and_applies_nothing(
 def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if typed at a terminal."""
     monkeypatch.setattr("crmsweep.commands.common.interactive", lambda: True)
-    monkeypatch.setattr("crmsweep.commands.apply.interactive", lambda: True)
+    monkeypatch.setattr("crmsweep.commands.apply.interactive", lambda: True, raising=False)
 
 
 def test_many_deletions_need_their_number_typed_and_a_wrong_one_writes_nothing(
@@ -198,6 +198,21 @@ def test_applying_a_finished_plan_again_says_so_and_exits_0(config: Path, home: 
     answer = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
     assert (answer["already_applied"], answer["run"]) == ("done", first["run"])
     assert run_ids(home) == [first["run"]]
+
+
+def test_a_plan_whose_run_stopped_is_finished_by_resuming_it_not_by_a_second_run(
+    sandbox: RunningSandbox, config: Path, home: Path, plan_file: Path
+) -> None:
+    sandbox.set_faults([FaultRule(kind="limit", path="composite/sobjects", method="DELETE", times=1)])
+    stopped = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json", expect=1).stdout)
+    sandbox.set_faults([])
+    refused = cli(config, home, "apply", str(plan_file), "--yes", expect=3)
+    assert refused.stderr.strip() == (
+        f"crmsweep: plan {stopped['plan']} was started by run {stopped['run']}, which is stopped: finish that run "
+        f"rather than starting another, with crmsweep apply {plan_file} --resume {stopped['run']} --yes "
+        f"--config '{config}' --home {home}"
+    )
+    assert run_ids(home) == [stopped["run"]]
 
 
 # --- item 18: Ctrl-C mid-run, and the printed command finishes it ----------------------------------------------

@@ -240,7 +240,8 @@ def plan_lock(home: Home, plan: Plan) -> Iterator[PlanLock]:
 
 def runs_of_plan(home: Home, plan: Plan) -> list[str]:
     """The ids of the runs started for `plan`, oldest first (from the per-plan index, not every run log)."""
-    path = _plans_dir(home) / f"{_plan_key(plan)}.runs"
+    # Not `_plans_dir`: looking (a dry run) creates nothing in the home.
+    path = home.root / PLANS_DIR / f"{_plan_key(plan)}.runs"
     try:
         text = path.read_text(encoding="ascii")
     except FileNotFoundError:

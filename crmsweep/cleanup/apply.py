@@ -481,7 +481,8 @@ def earlier_run(home: Home, plan: Plan) -> RunState | None:
     return read_run(home, found[-1]) if found else None
 
 
-def _refuse_second_run(plan: Plan, earlier: RunState) -> None:
+def refuse_second_run(plan: Plan, earlier: RunState) -> None:
+    """A plan whose run stopped is finished by resuming that run, not by starting another."""
     raise NeedsResume(
         f"plan {plan.header.plan_id} was started by run {earlier.run_id}, which is {earlier.status}: "
         "finish that run rather than starting another, with",
@@ -552,7 +553,7 @@ def apply_plan(
             if earlier is not None:
                 if earlier.status in FINISHED:
                     return _report(plan, earlier.run_id, earlier.outcomes, None, 0, already_applied=earlier.status)
-                _refuse_second_run(plan, earlier)
+                refuse_second_run(plan, earlier)
             kind = KIND_ROLLBACK if plan.header.rollback_of else KIND_APPLY
             handle = create_run(home, plan, plan_text, kind=kind, rollback_of=plan.header.rollback_of)
             held.started(handle.run_id)
