@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from crmsweep.backup.rollback import build_rollback_plan, mark_rolled_back, not_undone, unfinished_rollback
-from crmsweep.backup.runlog import RunSummary, list_runs, open_run
+from crmsweep.backup.runlog import RunSummary, list_runs, open_run, plan_lock
 from crmsweep.backup.snapshot import (
     SnapshotReader,
     VerifyReport,
@@ -232,7 +232,11 @@ def apply(
         earlier = earlier_run(ws.home, plan) if resume_run is None else None
         already = earlier is not None and earlier.status in FINISHED
         if earlier is not None and not already and not dry_run:
-            refuse_second_run(plan, earlier)  # before asking: the answer would not matter
+            # Before asking, since the answer would not matter: refused as being applied right now
+            # (the lock names the run), or else as stopped, to be resumed.
+            with plan_lock(ws.home, plan):
+                pass
+            refuse_second_run(plan, earlier)
         if not (dry_run or already) and not confirm(plan):
             return ApplyOutcome(plan=plan, report=None)
         with contextlib.ExitStack() as stack:
