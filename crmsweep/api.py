@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crmsweep.backup.rollback import build_rollback_plan, mark_rolled_back, not_undone
-from crmsweep.backup.runlog import RunState, RunSummary, list_runs, open_run, read_run
+from crmsweep.backup.rollback import build_rollback_plan, mark_rolled_back, not_undone, unfinished_rollback
+from crmsweep.backup.runlog import RunState, RunSummary, list_runs, open_run, plan_lock, read_run
 from crmsweep.backup.snapshot import (
     SnapshotReader,
     Unfinished,
@@ -27,7 +27,15 @@ from crmsweep.backup.snapshot import (
     unfinished_snapshots,
     verify_snapshot,
 )
-from crmsweep.cleanup.apply import ApplyProgress, ApplyReport, apply_plan
+from crmsweep.cleanup.apply import (
+    FINISHED,
+    ApplyProgress,
+    ApplyReport,
+    apply_plan,
+    earlier_run,
+    refuse_second_run,
+)
+from crmsweep.cleanup.live_check import ApplyTimeRules
 from crmsweep.cleanup.passes import check_pass_tables
 from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of
 from crmsweep.cleanup.plan_checks import check_plan, load_plan, read_plan_file
@@ -300,7 +308,20 @@ def accept_plan(
 @dataclass(frozen=True)
 class ApplyOutcome:
     plan: Plan
-    report: ApplyReport | None  # None when the admin declined
+    report: ApplyReport | None  # None when the admin declined, or when the plan was only written out
+    written: Path | None = None  # `rollback -o`: where the plan was written for review (nothing applied)
+    resumed: bool = False  # `rollback` finished an interrupted rollback run instead of starting one
+
+
+def apply_time_rules(ws: Workspace) -> ApplyTimeRules:
+    """The protections in force now: a scan plan's candidates are checked against these before each batch."""
+    protect = ws.config.protect
+    return ApplyTimeRules(
+        recent_days=protect.recent_days,
+        protect_objects=tuple(protect.objects),
+        protect_ids=tuple(protect.ids),
+        pass_settings=ws.config.passes,
+    )
 
 
 def apply(
@@ -311,22 +332,41 @@ def apply(
     connection: str | None = None,
     resume_run: str | None = None,
     progress: Callable[[ApplyProgress], None] | None = None,
+    dry_run: bool = False,
 ) -> ApplyOutcome:
-    """Apply exactly the plan in `plan_path`, after every safety check and the admin's yes."""
+    """Apply exactly the plan in `plan_path`, after every safety check and the admin's yes.
+
+    A plan a finished run applied is not applied again (the report says which run, without asking);
+    `dry_run` checks and reads everything, writes nothing and asks nothing.
+    """
     plan, text = load_plan(plan_path, ws.home)
+    if dry_run and resume_run:
+        raise BadInput("a dry run cannot resume a run: leave out --dry-run to finish it")
     with connect(ws, connection or plan.header.connection) as connector:
         check_plan(plan, connector, ws.home)
-        if not confirm(plan):
+        earlier = earlier_run(ws.home, plan) if resume_run is None else None
+        already = earlier is not None and earlier.status in FINISHED
+        if earlier is not None and not already and not dry_run:
+            # Before asking, since the answer would not matter: refused as being applied right now
+            # (the lock names the run), or else as stopped, to be resumed.
+            with plan_lock(ws.home, plan):
+                pass
+            refuse_second_run(plan, earlier)
+        if not (dry_run or already) and not confirm(plan):
             return ApplyOutcome(plan=plan, report=None)
-        report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume_run)
-    if plan.header.rollback_of:  # a stopped rollback, finished through --resume
-        with open_run(ws.home, plan.header.rollback_of).lock():
-            _mark_if_rolled_back(ws, plan, report)
+        with contextlib.ExitStack() as stack:
+            if plan.header.rollback_of and not dry_run:
+                # The undone run stays locked while it is rolled back, as `rollback` keeps it.
+                stack.enter_context(open_run(ws.home, plan.header.rollback_of).lock())
+            report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume_run,
+                                rules=apply_time_rules(ws), dry_run=dry_run)
+            if plan.header.rollback_of and not (dry_run or report.already_applied):
+                _mark_if_rolled_back(ws, plan, report)
     return ApplyOutcome(plan=plan, report=report)
 
 
 def _mark_if_rolled_back(ws: Workspace, plan: Plan, report: ApplyReport) -> None:
-    """Mark the undone run (whose lock the caller holds) once the rollback put back all it changed."""
+    """Mark the undone run (whose lock the caller holds) once its rollbacks put back all it changed."""
     run_id = plan.header.rollback_of
     finished = not (report.failed or report.stopped or report.remaining)
     if run_id and finished and not not_undone(ws.home, run_id, report.run_id):
@@ -343,23 +383,37 @@ def rollback(
     *,
     confirm: Confirm,
     progress: Callable[[ApplyProgress], None] | None = None,
+    dry_run: bool = False,
+    output: Path | None = None,
 ) -> ApplyOutcome:
     """Build the inverse plan of a run, show it through `confirm`, apply it, mark the run.
 
+    A rollback of this run that was interrupted or stopped is resumed rather than a second one started.
+    With `output`, the inverse plan is only written there for review (apply it with `apply`); with
+    `dry_run` it is checked and its records read, but nothing is written and no run is created.
     The original run stays locked throughout, so it cannot be applied (resumed) while it is undone.
     It is marked rolled back only when its rollbacks, together, put back every record it changed;
-    otherwise it can be rolled back again (what was already undone is then skipped as drift).
+    otherwise it can be rolled back again (what was already undone is then skipped).
     """
     with open_run(ws.home, run_id).lock():
-        plan = rollback_plan(ws, run_id)
-        text = signed_json(plan, ws.home)
+        unfinished = None if (output or dry_run) else unfinished_rollback(ws.home, run_id)
+        if unfinished is not None:
+            plan, text, resume = unfinished.plan, unfinished.plan_text, unfinished.run_id
+        else:
+            plan = rollback_plan(ws, run_id)
+            text, resume = signed_json(plan, ws.home), None
+        if output is not None:
+            write_plan(plan, output, ws.home)
+            return ApplyOutcome(plan=plan, report=None, written=output)
         with connect(ws, plan.header.connection) as connector:
             check_plan(plan, connector, ws.home)
-            if not confirm(plan):
+            if not dry_run and not confirm(plan):
                 return ApplyOutcome(plan=plan, report=None)
-            report = apply_plan(plan, text, connector, ws.home, progress=progress)
-        _mark_if_rolled_back(ws, plan, report)
-    return ApplyOutcome(plan=plan, report=report)
+            report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume,
+                                dry_run=dry_run)
+        if not dry_run:
+            _mark_if_rolled_back(ws, plan, report)
+    return ApplyOutcome(plan=plan, report=report, resumed=resume is not None)
 
 
 def run_plan_path(ws: Workspace, run_id: str) -> Path:

@@ -1,7 +1,8 @@
 """The crmsweep command line: a thin coat of paint over `crmsweep.api`.
 
 Exit codes, for every command: 0 done; 1 done but some changes failed (or the CRM stopped us);
-2 bad input; 3 refused by a safety rule; 130 interrupted.
+2 bad input; 3 refused by a safety rule; 4 declined at the confirmation prompt, nothing written;
+130 interrupted (Ctrl-C; a started run prints the command that resumes it).
 """
 
 from __future__ import annotations

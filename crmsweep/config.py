@@ -83,6 +83,8 @@ class ProtectSettings:
 class SafetySettings:
     max_changes: int = field(default=5000, metadata=Bound(1, 10_000_000).metadata())
     max_changes_per_object: int = field(default=2000, metadata=Bound(1, 10_000_000).metadata())
+    # Above this many deletions, apply and rollback ask for the number (or the connection name) typed out.
+    confirm_typed_over: int = field(default=100, metadata=Bound(0, 10_000_000).metadata())
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ class Config:
             "safety": {
                 "max_changes": self.safety.max_changes,
                 "max_changes_per_object": self.safety.max_changes_per_object,
+                "confirm_typed_over": self.safety.confirm_typed_over,
             },
             "retry": {
                 "attempts": self.retry.attempts,
@@ -274,7 +277,7 @@ def _shown_url(parts: SplitResult | None) -> str:
 SECTIONS = ("connections", "passes", "protect", "safety", "retry", "sandbox")
 _CONNECTION_KEYS = ("provider", "url", "token_env", "ca_file", "api_version")
 _PROTECT_KEYS = ("recent_days", "objects", "ids")
-_SAFETY_KEYS = ("max_changes", "max_changes_per_object")
+_SAFETY_KEYS = ("max_changes", "max_changes_per_object", "confirm_typed_over")
 _RETRY_KEYS = ("attempts", "initial_wait", "max_wait")
 _SANDBOX_KEYS = ("records", "seed")
 

@@ -11,6 +11,8 @@ EXIT_OK = 0
 EXIT_PARTIAL = 1  # done, but some changes failed (or the CRM stopped us)
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
+EXIT_DECLINED = 4  # the admin declined (or mistyped) the confirmation: nothing was written
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 
 class CrmsweepError(Exception):
@@ -29,6 +31,28 @@ class SafetyRefusal(CrmsweepError):
     """A safety rule refused the operation (digest mismatch, unverified before-images, caps)."""
 
     exit_code = EXIT_REFUSED
+
+
+class NeedsResume(SafetyRefusal):
+    """Refused until run `run_id` is finished by resuming it (`plan_file`: the plan to resume it with,
+    None for the one being applied). `reason` is the message up to the command, so the CLI can add
+    one that pastes as is (with the --config and --home it was given)."""
+
+    def __init__(self, reason: str, *, run_id: str, plan_file: str | None, command: str) -> None:
+        super().__init__(f"{reason} {command}")
+        self.reason = reason
+        self.run_id = run_id
+        self.plan_file = plan_file
+
+
+class Interrupted(CrmsweepError):
+    """Ctrl-C during a run: its log is consistent (intent before write), and `run_id` can be resumed."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str, *, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 # --- connector errors: one function per connector maps an HTTP answer to one of these ---------

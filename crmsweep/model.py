@@ -167,6 +167,8 @@ class Vocabulary:
     # Salesforce ids have a 15-character case-sensitive form (Classic URLs, reports) and an 18-character
     # one (the API); both must name the same record in [protect] ids and pass settings.
     short_id_length: int | None = None
+    # Who wrote the record last (Salesforce LastModifiedById): tells a write of ours from someone else's.
+    last_modified_by_field: str | None = None
 
     def id_key(self, record_id: str) -> str:
         """The form two ids of one record share (`ids_match` compares by it)."""
@@ -362,6 +364,8 @@ class PlanHeader:
     held_back: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     rollback_of: str | None = None
+    # The validated settings each pass ran with, so apply re-checks candidates by the same rules.
+    pass_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def snapshot_id(self) -> str | None:
@@ -381,6 +385,8 @@ class PlanHeader:
             "held_back": {k: dict(v) for k, v in self.held_back.items()},
             "notes": list(self.notes),
             "rollback_of": self.rollback_of,
+            # Only when set, so plans without it (rollbacks, older scans) keep their digest.
+            **({"pass_settings": {k: dict(v) for k, v in self.pass_settings.items()}} if self.pass_settings else {}),
         }
 
     @classmethod
@@ -401,6 +407,7 @@ class PlanHeader:
                 },
                 notes=tuple(data.get("notes", ())),
                 rollback_of=data.get("rollback_of"),
+                pass_settings={str(k): dict(v) for k, v in dict(data.get("pass_settings") or {}).items()},
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise PlanFormatError(f"malformed plan header: {exc}") from exc

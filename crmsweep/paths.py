@@ -30,7 +30,7 @@ PRIVATE_FILE_MODE = 0o600
 MAX_NAME_LENGTH = 200
 # What crmsweep keeps at the top of a home. An existing home holding only these is crmsweep's own, so
 # it is tightened to 0700; one holding anything else keeps its mode (it may be shared on purpose).
-HOME_ENTRIES = ("snapshots", "runs", "sandbox", "demo", "keys")
+HOME_ENTRIES = ("snapshots", "runs", "sandbox", "demo", "keys", "plans")
 
 
 def _fail(path: Path, what: str, exc: OSError) -> BadInput:

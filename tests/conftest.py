@@ -1,11 +1,41 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules: the sandbox and its workspace (connection "flaky"), the test pass."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
+from crmsweep import api
 from crmsweep.cleanup.passes import PASSES
+from crmsweep.sandbox.server import RunningSandbox, start_sandbox
 from tests.plans import TEST_PASS, TEST_PASS_NAME
+
+TOKEN_ENV = "FAULTS_TEST_TOKEN"
+
+
+@pytest.fixture()
+def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
+    with start_sandbox(tmp_path / "state", records=250, seed=21) as running:
+        yield running
+
+
+@pytest.fixture()
+def ws(sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> api.Workspace:
+    info = sandbox.info
+    config = tmp_path / "crmsweep.toml"
+    config.write_text(
+        "[connections.flaky]\n"
+        'provider = "salesforce"\n'
+        f'url = "{info.url}"\n'
+        f'token_env = "{TOKEN_ENV}"\n'
+        f'ca_file = "{info.ca_file}"\n\n'
+        "[retry]\nattempts = 4\ninitial_wait = 0.01\nmax_wait = 0.05\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv(TOKEN_ENV, info.token)
+    return api.Workspace.load(config, tmp_path / "home")
 
 
 @pytest.fixture

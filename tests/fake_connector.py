@@ -182,6 +182,18 @@ class FakeConnector:
             out[rid] = {f: row.get(f) for f in fields}
         return out
 
+    def read_related(
+        self, object_name: str, field: str, values: Sequence[str], fields: Sequence[str]
+    ) -> list[Record]:
+        self._call()
+        wanted = set(values)
+        columns = list(dict.fromkeys(["Id", *fields]))
+        return [
+            {f: row.get(f) for f in columns}
+            for row in self._rows.get(object_name, {}).values()
+            if not row.get("IsDeleted") and row.get(field) in wanted
+        ]
+
     def _check_batch(self, n: int) -> None:
         if n > self.capabilities.max_batch_write:
             raise ValueError(f"at most {self.capabilities.max_batch_write} records per call, got {n}")

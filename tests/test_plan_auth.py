@@ -267,12 +267,12 @@ def test_the_apply_prompt_shows_the_breakdown_and_the_digest(
     assert ("delete", "Contact") in counts and ("deactivate", "User") in counts
     org, runs = site.org(), site.runs()
     monkeypatch.setattr(common, "interactive", lambda: True)
-    result = site("apply", str(scan_plan), input="n\n")
+    result = site("apply", str(scan_plan), input="n\n", expect=4)  # declined: exit 4, nothing written
     assert (
         f"Apply {len(plan.changes)} changes ({breakdown}) to salesforce org {plan.header.org_id} "
         f"('sandbox-salesforce')? Plan {plan.header.plan_id}, {plan.digest} [y/N]:"
     ) in result.stderr
-    assert "Nothing applied." in result.stderr
+    assert "Nothing applied: declined at the confirmation." in result.stderr
     assert site.org() == org and site.runs() == runs
 
 

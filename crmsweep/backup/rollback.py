@@ -13,16 +13,16 @@ from datetime import UTC, datetime
 
 from crmsweep import __version__
 from crmsweep.backup.runlog import (
-    KIND_ROLLBACK,
     STATUS_DONE,
+    STATUS_STOPPED,
+    STATUS_UNFINISHED,
     ChangeOutcome,
     Outcome,
     RunState,
-    list_runs,
     open_run,
     read_run,
 )
-from crmsweep.errors import BadInput, SafetyRefusal
+from crmsweep.errors import BadInput, NeedsResume, SafetyRefusal
 from crmsweep.model import Change, NotReversible, Op, Plan, PlanHeader, canonical_datetime
 from crmsweep.paths import Home
 
@@ -57,17 +57,20 @@ def build_rollback_plan(home: Home, run_id: str, *, now: datetime, force: bool =
     state = read_run(home, run_id)
     if state.rolled_back_by and not force:
         raise SafetyRefusal(
-            f"run {run_id} was already rolled back by run {state.rolled_back_by}: "
-            "rolling it back again would redo its changes (use --force if that is what you want)"
+            f"run {run_id} was already rolled back by run {state.rolled_back_by}: nothing is left to undo "
+            "(see `crmsweep runs list`)"
         )
     pending = state.count(Outcome.PENDING)
     if pending:
         # Their writes may have landed: a rollback without them would leave them in place for good,
         # and mark the run rolled back so that nothing would ever settle them.
-        plan_file = open_run(home, run_id).plan_path
-        raise SafetyRefusal(
-            f"run {run_id} was interrupted with {pending} write(s) of unknown outcome: settle them first with "
-            f"`crmsweep apply {plan_file} --resume {run_id}`, then roll it back"
+        plan_file = str(open_run(home, run_id).plan_path)
+        raise NeedsResume(
+            f"run {run_id} was interrupted with {pending} write(s) of unknown outcome: before rolling it back, "
+            "settle them first with",
+            run_id=run_id,
+            plan_file=plan_file,
+            command=f"`crmsweep apply {plan_file} --resume {run_id}`",
         )
     if not state.applied_order:
         raise BadInput(f"run {run_id} applied no changes: nothing to roll back")
@@ -116,23 +119,21 @@ def mark_rolled_back(home: Home, run_id: str, by_run: str) -> None:
 
 
 def not_undone(home: Home, run_id: str, by_run: str) -> list[str]:
-    """The records run `run_id` changed that neither rollback run `by_run` nor an earlier finished
-    rollback of it put back ("Object id" each).
+    """The records run `run_id` changed that neither rollback run `by_run` nor any other rollback of
+    it put back ("Object id" each).
 
     A rollback plan is built from the run as it stood then: if the run was resumed afterwards, or the
     plan was trimmed, or records were skipped as drift, it covers less than the run did, and the run
-    must not be marked undone. Several rollbacks may share the work (a second one skips, as drift,
-    what the first put back), so what they undid is counted together.
+    must not be marked undone. Several rollbacks may share the work (a second one skips what the first
+    put back), so what they undid is counted together, whatever each ended as: a rollback that ended with
+    failures still put back what it logged as applied. The rollbacks are those the run's log names.
     """
     original = read_run(home, run_id)
-    rollbacks = {by_run} | {
-        r.run_id
-        for r in list_runs(home)
-        if r.kind == KIND_ROLLBACK and r.rollback_of == run_id and r.status == STATUS_DONE
-    }
     undone: set[tuple[str, str]] = set()
-    for rollback_id in rollbacks:
+    for rollback_id in dict.fromkeys([*original.rollbacks, by_run]):
         rollback = read_run(home, rollback_id)
+        if rollback.rollback_of != run_id:
+            continue
         undone |= {
             (rollback.plan.changes[i].object, rollback.plan.changes[i].record_id) for i in rollback.applied_order
         }
@@ -143,3 +144,12 @@ def not_undone(home: Home, run_id: str, by_run: str) -> list[str]:
         if (change.object, record_id) not in undone:
             missing.append(f"{change.object} {record_id}")
     return missing
+
+
+def unfinished_rollback(home: Home, run_id: str) -> RunState | None:
+    """The latest rollback of run `run_id` if it was interrupted or stopped (to resume, not start anew)."""
+    original = read_run(home, run_id)
+    if not original.rollbacks:
+        return None
+    latest = read_run(home, original.rollbacks[-1])
+    return latest if latest.status in (STATUS_STOPPED, STATUS_UNFINISHED) else None

@@ -5,7 +5,12 @@ append-only JSON-lines log. Each line is written, flushed and fsynced before the
 `intent` line is on disk before the write it announces is sent (safety rule 4). Reading tolerates a
 torn last line (a power cut mid-append); anything else malformed is reported, never guessed at.
 
-Entry kinds (field "t"): start, intent, skip, result, stop, end, resume, rolled_back.
+Entry kinds (field "t"): start, intent, skip, result, stop, end, resume, rolled_back, and rollback (on a
+run, naming a rollback run started for it: what `rollback RUN` resumes and counts, without listing every run).
+
+Beside the runs, `plans/` (in the home folder) holds one lock per plan digest, held for a whole apply so two
+applies of one plan cannot split its work, and the ids of the runs that applied that plan, so "this plan
+was applied already" is found without reading every run log.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +34,7 @@ from crmsweep.paths import MAX_NAME_LENGTH, PRIVATE_FILE_MODE, Home, fsync_dir, 
 PLAN_FILE = "plan.json"
 LOG_FILE = "log.jsonl"
 LOCK_FILE = "apply.lock"
+PLANS_DIR = "plans"
 _DIR_MODE = 0o700
 # How far back the tail is read per step when looking for the log's last line.
 _TAIL_BLOCK = 64 * 1024
@@ -117,12 +123,13 @@ def _entry_line(entry: dict[str, Any]) -> bytes:
         return (json.dumps(entry, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
 
 
-def _read_lock_holder(path: Path) -> int | None:
+def _read_lock_holder(path: Path) -> str:
+    """What the holder wrote in its lock: "<pid>" or "<pid> <run id>"; empty if unreadable."""
     try:
-        return int(path.read_text(encoding="ascii").strip())
-    except (OSError, ValueError):
         # Empty: the holder is between taking the lock and writing its pid.
-        return None
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 @dataclass(frozen=True)
@@ -162,25 +169,97 @@ class RunHandle:
         An flock on a file that is never removed: the kernel releases it when the holder exits, however
         it exits, so there is no stale lock to take over and no window where two processes both hold it.
         """
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+
+        def refusal(holder: str) -> SafetyRefusal:
+            pid = holder.split(" ")[0] if holder else "?"
+            return SafetyRefusal(
+                f"run {self.run_id} is being applied by another process (pid {pid}); wait for it to finish"
+            )
+
+        with _flock(self.lock_path, refusal):
+            yield
+
+
+@contextmanager
+def _flock(path: Path, refusal: Callable[[str], SafetyRefusal]) -> Iterator[int]:
+    """An exclusive non-blocking flock on `path`, with "<pid>" written in it for the refusal message;
+    yields the descriptor so the holder can add what it is doing (`_note_holder`)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+    try:
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _read_lock_holder(self.lock_path)
-                raise SafetyRefusal(
-                    f"run {self.run_id} is being applied by another process (pid {holder or '?'}); "
-                    "wait for it to finish"
-                ) from None
-            # The pid is only for the message a second process shows; the flock is the lock.
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
-            try:
-                yield
-            finally:
-                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise refusal(_read_lock_holder(path)) from None
+        # The pid is only for the message a second process shows; the flock is the lock.
+        _note_holder(fd, str(os.getpid()))
+        try:
+            yield fd
         finally:
-            os.close(fd)  # releases the flock
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _note_holder(fd: int, text: str) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, text.encode("utf-8"), 0)
+
+
+def _plans_dir(home: Home) -> Path:
+    return home.folder(PLANS_DIR)
+
+
+def _plan_key(plan: Plan) -> str:
+    return plan.digest.split(":", 1)[-1]
+
+
+class PlanLock:
+    """The held lock of one plan (see `plan_lock`); `started` names the run it is applied as."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def started(self, run_id: str) -> None:
+        _note_holder(self._fd, f"{os.getpid()} {run_id}")
+
+
+@contextmanager
+def plan_lock(home: Home, plan: Plan) -> Iterator[PlanLock]:
+    """Hold the lock of `plan` (by digest) for a whole apply: a second apply of it is refused, naming the run."""
+
+    def refusal(holder: str) -> SafetyRefusal:
+        pid, _, run_id = holder.partition(" ")
+        who = f"run {run_id}" if run_id else "another apply"
+        return SafetyRefusal(
+            f"plan {plan.header.plan_id} is being applied by {who} (pid {pid or '?'}); wait for it to finish"
+        )
+
+    with _flock(_plans_dir(home) / f"{_plan_key(plan)}.lock", refusal) as fd:
+        yield PlanLock(fd)
+
+
+def runs_of_plan(home: Home, plan: Plan) -> list[str]:
+    """The ids of the runs started for `plan`, oldest first (from the per-plan index, not every run log)."""
+    # Not `_plans_dir`: looking (a dry run) creates nothing in the home.
+    path = home.root / PLANS_DIR / f"{_plan_key(plan)}.runs"
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read the run index {path}: {exc}") from None
+    # A torn last line (a crash mid-append) names no run that got past its start entry's fsync.
+    return [line for line in text.splitlines() if line.startswith("run-") and (home.runs_dir / line).is_dir()]
+
+
+def _index_run(home: Home, plan: Plan, run_id: str) -> None:
+    path = _plans_dir(home) / f"{_plan_key(plan)}.runs"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+    try:
+        os.write(fd, f"{run_id}\n".encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def create_run(
@@ -215,6 +294,7 @@ def create_run(
     )
     fsync_dir(path)
     fsync_dir(runs)
+    _index_run(home, plan, run_id)
     return handle
 
 
@@ -280,6 +360,11 @@ class RunState:
     stop_reason: str | None = None
     torn_tail: bool = False
     last_batch: int = 0
+    # Rollback runs started for this run, oldest first (its "rollback" entries).
+    rollbacks: list[str] = field(default_factory=list)
+    # When the latest session's stop entry was written, unless it stopped by an interruption (Ctrl-C),
+    # which may come while a write is still in flight: writes of this run landed before it.
+    settled_at: str | None = None
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for o in self.outcomes if o.outcome is outcome)
@@ -344,6 +429,8 @@ def read_run(home: Home, run_id: str) -> RunState:
     stop_reason: str | None = None
     session_end: str | None = None  # "end" or "stop" if the latest session ended, else None
     last_batch = 0
+    rollbacks: list[str] = []
+    settled_at: str | None = None
 
     def outcome_at(index: Any) -> ChangeOutcome:
         if not isinstance(index, int) or not 0 <= index < len(outcomes):
@@ -385,13 +472,17 @@ def read_run(home: Home, run_id: str) -> RunState:
         elif kind == "stop":
             session_end = "stop"
             stop_reason = entry.get("reason")
+            settled_at = None if entry.get("interrupted") else entry.get("time")
         elif kind == "end":
             session_end = "end"
         elif kind == "resume":
             session_end = None
             stop_reason = None
+            settled_at = None
         elif kind == "rolled_back":
             rolled_back_by = entry.get("by")
+        elif kind == "rollback" and isinstance(entry.get("by"), str):
+            rollbacks.append(entry["by"])
 
     failed = sum(1 for o in outcomes if o.outcome is Outcome.FAILED)
     if rolled_back_by:
@@ -418,6 +509,8 @@ def read_run(home: Home, run_id: str) -> RunState:
         stop_reason=stop_reason,
         torn_tail=torn,
         last_batch=last_batch,
+        rollbacks=rollbacks,
+        settled_at=settled_at,
     )
 
 

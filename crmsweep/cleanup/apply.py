@@ -5,13 +5,17 @@ A plan is applied exactly as reviewed: before anything is written it passes the 
 safety rule 2). Each batch is drift-checked against the live fingerprints by the rules of `drift`
 (rule 3), announced in the run log with its before-images and fsynced before the write is sent, then its
 result is logged (rule 4). A stopped or killed run is resumed from its log: writes whose outcome is
-unknown are reconciled against the live records, so nothing is written twice.
+unknown are reconciled against the live records, so nothing is written twice, and a record someone else
+changed after the run stopped is recorded as theirs, never claimed. A scan plan's candidates are checked
+again on live data before each batch (`live_check`). One plan is applied by one process at a time (a lock
+by plan digest), and a plan a finished run applied is not applied again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from crmsweep.backup.runlog import (
@@ -23,18 +27,31 @@ from crmsweep.backup.runlog import (
     ChangeOutcome,
     Outcome,
     RunHandle,
+    RunState,
     create_run,
     open_run,
+    plan_lock,
     read_run,
+    runs_of_plan,
 )
-from crmsweep.cleanup.drift import DELETE_OPS, UPDATE_OPS, drift_verdict, shows_applied
+from crmsweep.cleanup.drift import (
+    DELETE_OPS,
+    SKIP_SOMEONE_ELSE,
+    UPDATE_OPS,
+    drift_verdict,
+    shows_applied,
+    someone_else_verdict,
+)
+from crmsweep.cleanup.live_check import ApplyTimeRules, LiveChecker
 from crmsweep.cleanup.plan_checks import check_plan, check_plan_text
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import (
     AuthError,
     BadInput,
     ConnectorError,
+    Interrupted,
     LimitExceeded,
+    NeedsResume,
     RetriableError,
     SafetyRefusal,
 )
@@ -42,6 +59,7 @@ from crmsweep.model import Change, Op, Plan, WriteResult
 from crmsweep.paths import Home
 
 UNKNOWN_OUTCOME = "OUTCOME_UNKNOWN"
+FINISHED = (STATUS_DONE, STATUS_DONE_WITH_FAILURES, STATUS_ROLLED_BACK)
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,11 @@ class ApplyReport:
     api_calls: int  # calls made by this apply session
     skipped_items: list[dict[str, Any]] = field(default_factory=list)
     failed_items: list[dict[str, Any]] = field(default_factory=list)
+    # A dry run: `applied` counts what would be written (listed in `planned_items`); no run exists.
+    dry_run: bool = False
+    planned_items: list[dict[str, Any]] = field(default_factory=list)
+    # The plan was applied already by finished run `run_id`, whose status this is: nothing was done now.
+    already_applied: str | None = None
 
 
 def _stop_reason(exc: ConnectorError) -> str:
@@ -85,12 +108,14 @@ class _Engine:
         self,
         plan: Plan,
         connector: Connector,
-        handle: RunHandle,
+        handle: RunHandle | None,
         outcomes: list[ChangeOutcome],
         *,
         batch_size: int,
         last_batch: int,
         progress: Callable[[ApplyProgress], None] | None,
+        live: LiveChecker | None = None,
+        settled_at: str | None = None,
     ) -> None:
         self.plan = plan
         self.connector = connector
@@ -103,12 +128,27 @@ class _Engine:
         self.calls_at_start = connector.api_usage().calls
         self.stopped: str | None = None
         self._field_names: dict[str, set[str]] = {}
+        self.live = live
+        self.settled_at = settled_at  # see RunState.settled_at
+
+    @property
+    def dry_run(self) -> bool:
+        return self.handle is None
+
+    def _log(self, entry: dict[str, Any]) -> None:
+        if self.handle is not None:
+            self.handle.append(entry)
+
+    def field_names(self, object_name: str) -> set[str]:
+        if object_name not in self._field_names:
+            self._field_names[object_name] = {f.name for f in self.connector.fields(object_name)}
+        return self._field_names[object_name]
 
     # -- driving --
 
     def run(self, *, resuming: bool) -> None:
         if resuming:
-            self.handle.append({"t": "resume"})
+            self._log({"t": "resume"})
         try:
             redo = self._reconcile([o.index for o in self.outcomes if o.outcome is Outcome.PENDING])
             work = sorted(set(redo) | {o.index for o in self.outcomes if o.outcome is Outcome.NOT_STARTED})
@@ -117,10 +157,18 @@ class _Engine:
                 self._report_progress()
         except ConnectorError as exc:
             self.stopped = _stop_reason(exc)
-            self.handle.append({"t": "stop", "reason": self.stopped, "error": type(exc).__name__})
+            self._log({"t": "stop", "reason": self.stopped, "error": type(exc).__name__})
             self._report_progress()
             return
-        self.handle.append(
+        except KeyboardInterrupt:
+            if self.handle is None:
+                raise
+            # A write may still be in flight: the stop says so, and resume does not date writes by it.
+            self._log(
+                {"t": "stop", "reason": "interrupted (Ctrl-C)", "error": "KeyboardInterrupt", "interrupted": True}
+            )
+            raise Interrupted(f"run {self.handle.run_id} was interrupted", run_id=self.handle.run_id) from None
+        self._log(
             {
                 "t": "end",
                 "applied": self._count(Outcome.APPLIED),
@@ -155,9 +203,7 @@ class _Engine:
         names = [self.vocabulary.id_field, self.vocabulary.fingerprint_field]
         # Not every object has a recycle bin (Salesforce User has no IsDeleted): ask only where it exists.
         deleted = self.vocabulary.deleted_field
-        if deleted and object_name not in self._field_names:
-            self._field_names[object_name] = {f.name for f in self.connector.fields(object_name)}
-        if deleted and deleted in self._field_names[object_name]:
+        if deleted and deleted in self.field_names(object_name):
             names.append(deleted)
         return names + [n for n in extra if n not in names]
 
@@ -166,7 +212,9 @@ class _Engine:
         keep = batch
         if head.op is not Op.CREATE:
             ids = [self.plan.changes[i].record_id for i in batch]
-            live = self.connector.read(head.object, ids, self._check_fields(head.object), include_deleted=True)
+            extra = self.live.own_fields(head.object, [self.plan.changes[i] for i in batch]) if self.live else []
+            fields = self._check_fields(head.object, extra)
+            live = self.connector.read(head.object, ids, fields, include_deleted=True)
             keep = []
             for i in batch:
                 change = self.plan.changes[i]
@@ -175,11 +223,21 @@ class _Engine:
                     keep.append(i)
                 else:
                     self._skip(i, *verdict)
+            if self.live is not None and keep:
+                verdicts = self.live.verdicts([self.plan.changes[i] for i in keep], live)
+                for i, verdict in zip(list(keep), verdicts, strict=True):
+                    if verdict is not None:
+                        keep.remove(i)
+                        self._skip(i, *verdict)
         if not keep:
+            return
+        if self.dry_run:
+            for i in keep:
+                self.outcomes[i].outcome = Outcome.APPLIED
             return
         self.batch_no += 1
         batch_no = self.batch_no
-        self.handle.append(
+        self._log(
             {
                 "t": "intent",
                 "batch": batch_no,
@@ -259,7 +317,7 @@ class _Engine:
                     "fingerprint_after": fp,
                 }
             )
-        self.handle.append({"t": "result", "batch": batch_no, "results": rows})
+        self._log({"t": "result", "batch": batch_no, "results": rows})
         for row in rows:
             out = self.outcomes[row["i"]]
             out.outcome = Outcome.APPLIED if row["ok"] else Outcome.FAILED
@@ -270,7 +328,7 @@ class _Engine:
 
     def _skip(self, index: int, reason: str, detail: str) -> None:
         change = self.plan.changes[index]
-        self.handle.append({"t": "skip", "i": index, "id": change.record_id, "reason": reason, "detail": detail})
+        self._log({"t": "skip", "i": index, "id": change.record_id, "reason": reason, "detail": detail})
         out = self.outcomes[index]
         out.outcome, out.reason, out.detail = Outcome.SKIPPED, reason, detail
 
@@ -282,6 +340,7 @@ class _Engine:
         for i in pending:
             by_batch.setdefault(self.outcomes[i].intent_batch or 0, []).append(i)
         redo: list[int] = []
+        running_user = self.connector.current_user_id() if pending else None
         for batch_no, indexes in by_batch.items():
             head = self.plan.changes[indexes[0]]
             rows: list[dict[str, Any]] = []
@@ -292,21 +351,30 @@ class _Engine:
             else:
                 objects = {self.plan.changes[i].object for i in indexes}
                 extra = sorted({k for i in indexes for k in self.plan.changes[i].after})
+                by_field = self.vocabulary.last_modified_by_field
                 for obj in sorted(objects):
                     ids = [self.plan.changes[i].record_id for i in indexes if self.plan.changes[i].object == obj]
-                    live = self.connector.read(obj, ids, self._check_fields(obj, extra), include_deleted=True)
+                    wanted = extra + ([by_field] if by_field and by_field in self.field_names(obj) else [])
+                    live = self.connector.read(obj, ids, self._check_fields(obj, wanted), include_deleted=True)
                     for i in indexes:
                         change = self.plan.changes[i]
                         if change.object != obj:
                             continue
                         record = live.get(change.record_id)
-                        if shows_applied(change, record, self.vocabulary):
-                            fp = record.get(self.vocabulary.fingerprint_field) if record else None
-                            rows.append(self._row(i, change.record_id, True, fingerprint_after=fp))
-                        else:
+                        if not shows_applied(change, record, self.vocabulary):
                             redo.append(i)
+                            continue
+                        theirs = someone_else_verdict(
+                            change, record, self.vocabulary, settled_at=self.settled_at, running_user=running_user
+                        )
+                        if theirs is not None:
+                            # In the planned state, but not by this run: never claim it, so rollback leaves it be.
+                            self._skip(i, SKIP_SOMEONE_ELSE, theirs)
+                            continue
+                        fp = record.get(self.vocabulary.fingerprint_field) if record else None
+                        rows.append(self._row(i, change.record_id, True, fingerprint_after=fp))
             if rows:
-                self.handle.append({"t": "result", "batch": batch_no, "reconciled": True, "results": rows})
+                self._log({"t": "result", "batch": batch_no, "reconciled": True, "results": rows})
                 for row in rows:
                     out = self.outcomes[row["i"]]
                     out.outcome = Outcome.APPLIED if row["ok"] else Outcome.FAILED
@@ -369,8 +437,17 @@ class _Engine:
         )
 
 
-def _report(plan: Plan, run_id: str, outcomes: Sequence[ChangeOutcome], stopped: str | None, calls: int) -> ApplyReport:
-    skipped_items, failed_items = [], []
+def _report(
+    plan: Plan,
+    run_id: str,
+    outcomes: Sequence[ChangeOutcome],
+    stopped: str | None,
+    calls: int,
+    *,
+    dry_run: bool = False,
+    already_applied: str | None = None,
+) -> ApplyReport:
+    skipped_items, failed_items, planned_items = [], [], []
     for out in outcomes:
         change = plan.changes[out.index]
         item = {"i": out.index, "op": change.op.value, "object": change.object, "id": out.record_id or change.record_id}
@@ -378,6 +455,8 @@ def _report(plan: Plan, run_id: str, outcomes: Sequence[ChangeOutcome], stopped:
             skipped_items.append({**item, "reason": out.reason, "detail": out.detail})
         elif out.outcome is Outcome.FAILED:
             failed_items.append({**item, "error_code": out.error_code, "message": out.message})
+        elif dry_run and out.outcome is Outcome.APPLIED:
+            planned_items.append(item)
     return ApplyReport(
         run_id=run_id,
         plan_id=plan.header.plan_id,
@@ -390,6 +469,26 @@ def _report(plan: Plan, run_id: str, outcomes: Sequence[ChangeOutcome], stopped:
         api_calls=calls,
         skipped_items=skipped_items,
         failed_items=failed_items,
+        dry_run=dry_run,
+        planned_items=planned_items,
+        already_applied=already_applied,
+    )
+
+
+def earlier_run(home: Home, plan: Plan) -> RunState | None:
+    """The latest run started for this very plan (by digest), from the per-plan index; None if none."""
+    found = runs_of_plan(home, plan)
+    return read_run(home, found[-1]) if found else None
+
+
+def refuse_second_run(plan: Plan, earlier: RunState) -> None:
+    """A plan whose run stopped is finished by resuming that run, not by starting another."""
+    raise NeedsResume(
+        f"plan {plan.header.plan_id} was started by run {earlier.run_id}, which is {earlier.status}: "
+        "finish that run rather than starting another, with",
+        run_id=earlier.run_id,
+        plan_file=None,
+        command=f"`--resume {earlier.run_id}`",
     )
 
 
@@ -402,11 +501,18 @@ def apply_plan(
     progress: Callable[[ApplyProgress], None] | None = None,
     batch_size: int | None = None,
     resume_run: str | None = None,
+    rules: ApplyTimeRules | None = None,
+    dry_run: bool = False,
+    now: datetime | None = None,
 ) -> ApplyReport:
     """Apply `plan` (whose file text is `plan_text`) as a new run, or finish run `resume_run`.
 
     Counts in the report cover the whole run (earlier sessions included); `api_calls` this session.
     Stops cleanly (report.stopped) on API limits, exhausted retries, auth and other CRM errors.
+    A plan a finished run applied already is not applied again: the report is that run's, with
+    `already_applied` set. `dry_run` does every check and read but no write, and creates no run.
+    `rules` are the protections in force now (default: the provider's and the default `[protect]`).
+    Raises `Interrupted` (naming the run, which can be resumed) on Ctrl-C.
     """
     check_plan_text(plan, plan_text, home)
     check_plan(plan, connector, home)
@@ -414,39 +520,67 @@ def apply_plan(
     if batch_size is not None and batch_size < 1:
         raise BadInput(f"batch size must be at least 1, not {batch_size}")
     size = min(batch_size or limit, limit)
+    live: LiveChecker | None = None
 
-    if resume_run is None:
-        kind = KIND_ROLLBACK if plan.header.rollback_of else KIND_APPLY
-        handle = create_run(home, plan, plan_text, kind=kind, rollback_of=plan.header.rollback_of)
+    def engine_for(handle: RunHandle | None, outcomes: list[ChangeOutcome], last_batch: int,
+                   settled_at: str | None = None) -> _Engine:
+        nonlocal live
+        engine = _Engine(plan, connector, handle, outcomes, batch_size=size, last_batch=last_batch,
+                         progress=progress, settled_at=settled_at)
+        if plan.header.source.get("kind") == "snapshot":
+            # Only scan plans: a rollback puts back what a run changed, whatever holds the records now.
+            live = LiveChecker(connector, rules or ApplyTimeRules(), plan.header.pass_settings,
+                               now or datetime.now(UTC), engine.field_names)
+            engine.live = live
+        return engine
+
+    def fresh() -> list[ChangeOutcome]:
+        return [ChangeOutcome(index=i, record_id=c.record_id) for i, c in enumerate(plan.changes)]
+
+    if dry_run:
+        if resume_run is not None:
+            raise BadInput("a dry run cannot resume a run: leave out --dry-run to finish it")
+        earlier = earlier_run(home, plan)
+        if earlier is not None and earlier.status in FINISHED:
+            return _report(plan, earlier.run_id, earlier.outcomes, None, 0, already_applied=earlier.status)
+        engine = engine_for(None, fresh(), 0)
+        engine.run(resuming=False)
+        return _report(plan, "", engine.outcomes, engine.stopped, engine.api_calls(), dry_run=True)
+
+    with plan_lock(home, plan) as held:
+        if resume_run is None:
+            earlier = earlier_run(home, plan)
+            if earlier is not None:
+                if earlier.status in FINISHED:
+                    return _report(plan, earlier.run_id, earlier.outcomes, None, 0, already_applied=earlier.status)
+                refuse_second_run(plan, earlier)
+            kind = KIND_ROLLBACK if plan.header.rollback_of else KIND_APPLY
+            handle = create_run(home, plan, plan_text, kind=kind, rollback_of=plan.header.rollback_of)
+            held.started(handle.run_id)
+            if plan.header.rollback_of:
+                # On the undone run too, so `rollback RUN` finds (and resumes) its rollbacks without a search.
+                open_run(home, plan.header.rollback_of).append({"t": "rollback", "by": handle.run_id})
+            with handle.lock():
+                engine = engine_for(handle, fresh(), 0)
+                engine.run(resuming=False)
+            return _report(plan, handle.run_id, engine.outcomes, engine.stopped, engine.api_calls())
+
+        held.started(resume_run)
+        handle = open_run(home, resume_run)
         with handle.lock():
-            engine = _Engine(
-                plan,
-                connector,
-                handle,
-                [ChangeOutcome(index=i, record_id=c.record_id) for i, c in enumerate(plan.changes)],
-                batch_size=size,
-                last_batch=0,
-                progress=progress,
-            )
-            engine.run(resuming=False)
+            # Read under the lock: the log is settled only once no other apply can append to it.
+            state = read_run(home, resume_run)
+            if state.plan.digest != plan.digest:
+                raise SafetyRefusal(
+                    f"run {resume_run} applied plan {state.plan.header.plan_id}, not this plan (digest differs): "
+                    "resume it with its own plan"
+                )
+            if state.status == STATUS_ROLLED_BACK:
+                raise SafetyRefusal(
+                    f"run {resume_run} was rolled back by run {state.rolled_back_by}: "
+                    "resuming it would redo its changes"
+                )
+            engine = engine_for(handle, state.outcomes, state.last_batch, state.settled_at)
+            if state.status not in (STATUS_DONE, STATUS_DONE_WITH_FAILURES):
+                engine.run(resuming=True)
         return _report(plan, handle.run_id, engine.outcomes, engine.stopped, engine.api_calls())
-
-    handle = open_run(home, resume_run)
-    with handle.lock():
-        # Read under the lock: the log is settled only once no other apply can append to it.
-        state = read_run(home, resume_run)
-        if state.plan.digest != plan.digest:
-            raise SafetyRefusal(
-                f"run {resume_run} applied plan {state.plan.header.plan_id}, not this plan (digest differs): "
-                "resume it with its own plan"
-            )
-        if state.status == STATUS_ROLLED_BACK:
-            raise SafetyRefusal(
-                f"run {resume_run} was rolled back by run {state.rolled_back_by}: resuming it would redo its changes"
-            )
-        engine = _Engine(
-            plan, connector, handle, state.outcomes, batch_size=size, last_batch=state.last_batch, progress=progress
-        )
-        if state.status not in (STATUS_DONE, STATUS_DONE_WITH_FAILURES):
-            engine.run(resuming=True)
-    return _report(plan, handle.run_id, engine.outcomes, engine.stopped, engine.api_calls())

@@ -21,6 +21,7 @@ SKIP_DRIFT = "drift"
 SKIP_MISSING = "missing"
 SKIP_ALREADY_DELETED = "already deleted"
 SKIP_NOT_IN_BIN = "not in recycle bin"
+SKIP_SOMEONE_ELSE = "changed by someone else"
 
 
 def _is_null(value: Any) -> bool:
@@ -103,3 +104,38 @@ def shows_applied(change: Change, live: Mapping[str, Any] | None, vocabulary: Vo
     if change.op in UPDATE_OPS:
         return all(name in live and same_value(value, live[name]) for name, value in change.after.items())
     return False
+
+
+def someone_else_verdict(
+    change: Change,
+    live: Mapping[str, Any] | None,
+    vocabulary: Vocabulary,
+    *,
+    settled_at: str | None,
+    running_user: str | None,
+) -> str | None:
+    """Why a record found in the planned state, for a write of unknown outcome, is someone else's doing.
+
+    The write was sent before the run stopped, so a fingerprint later than the stop entry (`settled_at`,
+    None when the session was killed or interrupted and no such bound is known) was stamped by another
+    write. For updates, the CRM also names who wrote last: someone other than the connection's user.
+    (Deletes and undeletes are judged by time alone: not every CRM, nor the sandbox, stamps the deleter.)
+    """
+    if live is None:
+        return None
+    stamp = live.get(vocabulary.fingerprint_field)
+    if settled_at and isinstance(stamp, str):
+        after, stopped = _as_datetime(stamp), _as_datetime(settled_at)
+        if after and stopped and after > stopped:
+            return f"{vocabulary.fingerprint_field} is {after}, after the run stopped at {stopped}"
+    by_field = vocabulary.last_modified_by_field
+    by = live.get(by_field) if by_field else None
+    if (
+        change.op in UPDATE_OPS
+        and running_user
+        and isinstance(by, str)
+        and by
+        and vocabulary.id_key(by) != vocabulary.id_key(running_user)
+    ):
+        return f"{by_field} is {by}, not the user this connection runs as ({running_user})"
+    return None

@@ -10,6 +10,7 @@ Values being replaced are shortened, as the snapshot holds them in full.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,13 +83,15 @@ def _op_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{n:,} {op}" for op, n in counts.items())
 
 
-def breakdown(plan: Plan) -> str:
-    """What a plan does, by op and object, in plan order: "252 delete Contact, 3 deactivate User"."""
-    counts: dict[tuple[str, str], int] = {}
-    for change in plan.changes:
-        key = (change.op.value, change.object)
-        counts[key] = counts.get(key, 0) + 1
+def ops_breakdown(ops: Iterable[tuple[str, str]]) -> str:
+    """(op, object) pairs counted in order of first appearance: "252 delete Contact, 3 deactivate User"."""
+    counts = Counter(ops)
     return ", ".join(f"{n:,} {op} {obj}" for (op, obj), n in counts.items()) or "no changes"
+
+
+def breakdown(plan: Plan) -> str:
+    """What a plan does, by op and object, in plan order."""
+    return ops_breakdown((change.op.value, change.object) for change in plan.changes)
 
 
 def _group(plan: Plan) -> dict[str, dict[str, list[Change]]]:

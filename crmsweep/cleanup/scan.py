@@ -138,6 +138,7 @@ def scan_snapshot(
         running_user_id=running_user_id,
     )
 
+    ran_with: dict[str, dict[str, Any]] = {}
     changes: list[Change] = []
     claimed: dict[tuple[str, str], str] = {}
     per_pass: dict[str, int] = {}
@@ -153,6 +154,7 @@ def scan_snapshot(
             now=now,
             settings=settings[name] if name in settings else validate_settings(name, {}),
         )
+        ran_with[name] = dict(context.settings)
         output = spec.run(context)
         notes.extend(f"{name}: {note}" for note in output.notes)
         if output.skipped is not None:
@@ -195,5 +197,6 @@ def scan_snapshot(
         passes=tuple(selected),
         held_back=held_back,
         notes=tuple(notes),
+        pass_settings=ran_with,
     )
     return ScanResult(plan=Plan.build(header, changes), per_pass=per_pass, held_back=held_back, skipped=skipped)

@@ -1,7 +1,16 @@
-"""`crmsweep apply` and `crmsweep rollback` (the runs they leave: commands/runs.py)."""
+"""`crmsweep apply` and `crmsweep rollback` (the runs they leave: commands/runs.py).
+
+Exit codes beyond the common ones: 4 when the admin declines the confirmation (or types the wrong
+number of deletions): nothing was written and no run was created; 130 on Ctrl-C, after printing the
+command that resumes the run if one had started.
+"""
 
 from __future__ import annotations
 
+import os
+import shlex
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +18,8 @@ import typer
 
 from crmsweep import api
 from crmsweep.cleanup.apply import ApplyReport
-from crmsweep.cleanup.preview import breakdown
+from crmsweep.cleanup.drift import DELETE_OPS
+from crmsweep.cleanup.preview import breakdown, ops_breakdown
 from crmsweep.commands.common import (
     ConfigOpt,
     HomeOpt,
@@ -20,22 +30,49 @@ from crmsweep.commands.common import (
     emit_json,
     err,
     handle_errors,
+    interactive,
     workspace,
 )
 from crmsweep.commands.plan import PlanArg, print_preview
-from crmsweep.errors import EXIT_PARTIAL
+from crmsweep.errors import EXIT_DECLINED, EXIT_INTERRUPTED, EXIT_PARTIAL, Interrupted, NeedsResume
 from crmsweep.model import Plan
 
 SHOW_ITEMS = 20
 
+DryRunOpt = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Do every check and read, report what would be written; write nothing, no run."),
+]
 
-def resume_command(plan_file: Path, report: ApplyReport) -> str:
-    return f"crmsweep apply {plan_file} --resume {report.run_id}"
+
+def command_line(args: Sequence[str], *, config: Path | None, home: Path | None) -> str:
+    """A crmsweep command that pastes as is: absolute paths, the --config and --home given, shell-quoted."""
+    parts = ["crmsweep", *args]
+    if config is not None:
+        parts += ["--config", os.path.abspath(config)]
+    if home is not None:
+        parts += ["--home", os.path.abspath(home)]
+    return shlex.join(parts)
 
 
-def report_json(report: ApplyReport, plan_file: Path) -> dict[str, object]:
+def resume_command(
+    plan_file: Path,
+    run_id: str,
+    *,
+    config: Path | None,
+    home: Path | None,
+    connection: str | None = None,
+    yes: bool = False,
+) -> str:
+    args = ["apply", os.path.abspath(plan_file), "--resume", run_id]
+    if connection:
+        args += ["--connection", connection]
+    return command_line([*args, *(["--yes"] if yes else [])], config=config, home=home)
+
+
+def report_json(report: ApplyReport, resume: str) -> dict[str, object]:
     return {
-        "run": report.run_id,
+        "run": report.run_id or None,
         "plan": report.plan_id,
         "applied": report.applied,
         "skipped": report.skipped,
@@ -45,13 +82,26 @@ def report_json(report: ApplyReport, plan_file: Path) -> dict[str, object]:
         "api_calls": report.api_calls,
         "skipped_items": report.skipped_items,
         "failed_items": report.failed_items,
-        "resume": resume_command(plan_file, report) if report.stopped else None,
+        "resume": resume if report.stopped else None,
+        "dry_run": report.dry_run,
+        "would_write": report.planned_items if report.dry_run else None,
+        "already_applied": report.already_applied,
     }
 
 
 def render_report(report: ApplyReport, *, resume_hint: str) -> None:
-    err.print(f"Run {report.run_id}: applied {report.applied}, skipped {report.skipped}, failed {report.failed} "
-              f"of {report.total} ({report.api_calls} API calls).")
+    if report.already_applied:
+        err.print(f"Plan {report.plan_id} was already applied by run {report.run_id} ({report.already_applied}): "
+                  "nothing to do. See `crmsweep runs list`.")
+        return
+    if report.dry_run:
+        planned = ops_breakdown((str(i["op"]), str(i["object"])) for i in report.planned_items)
+        err.print(f"Dry run: would write {report.applied} of {report.total} changes "
+                  f"({planned}); would skip {report.skipped} "
+                  f"({report.api_calls} API calls, all reads). Nothing was written.")
+    else:
+        err.print(f"Run {report.run_id}: applied {report.applied}, skipped {report.skipped}, "
+                  f"failed {report.failed} of {report.total} ({report.api_calls} API calls).")
     for title, items in (("Skipped", report.skipped_items), ("Failed", report.failed_items)):
         for item in items[:SHOW_ITEMS]:
             detail = item.get("detail") or item.get("message") or ""
@@ -66,6 +116,60 @@ def render_report(report: ApplyReport, *, resume_hint: str) -> None:
 def exit_for(report: ApplyReport | None) -> None:
     if report is not None and (report.failed or report.stopped):
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def confirm_writes(
+    ws: api.Workspace, yes: bool, ask: Callable[[Plan], str], *, before: Callable[[Plan], None] | None = None
+) -> Callable[[Plan], bool]:
+    """Ask before writing (see `confirmer`); above `[safety] confirm_typed_over` deletions, the admin types
+    their number or the connection's name, since a reflexive `y` must not delete hundreds of records."""
+    plain = confirmer(yes, ask)
+    over = ws.config.safety.confirm_typed_over
+
+    def confirm(plan: Plan) -> bool:
+        try:
+            return typed(plan)
+        except typer.Abort:
+            # Ctrl-C (or end of input) at the prompt: nothing was written, and the exit code says so.
+            raise KeyboardInterrupt from None
+
+    def typed(plan: Plan) -> bool:
+        if before is not None:
+            before(plan)
+        deletions = sum(1 for c in plan.changes if c.op in DELETE_OPS)
+        if yes or deletions <= over or not interactive():
+            return plain(plan)  # without a terminal, `plain` refuses: nothing to confirm on
+        err.print(ask(plan), markup=False)
+        answer = typer.prompt(
+            f"This deletes {deletions} records. Type {deletions} (or the connection name) to go on",
+            default="", show_default=False, err=True,
+        ).strip()
+        if answer in (str(deletions), plan.header.connection):
+            return True
+        err.print(f"You typed {answer!r}, not {deletions}.", markup=False)
+        return False
+
+    return confirm
+
+
+@contextmanager
+def resume_hints(resume: Callable[[str, str | None], str]) -> Iterator[None]:
+    """Ctrl-C mid-run: say which run stopped and the exact command that finishes it, then exit 130.
+    A refusal until a run is resumed gets that command too. `resume(run_id, plan_file)` builds it."""
+    try:
+        yield
+    except NeedsResume as exc:
+        err.print(f"crmsweep: {exc.reason} {resume(exc.run_id, exc.plan_file)}", markup=False, style="red")
+        raise typer.Exit(exc.exit_code) from None
+    except Interrupted as exc:
+        err.print(f"crmsweep: interrupted: run {exc.run_id} stopped; its log is consistent. "
+                  f"Finish it with: {resume(exc.run_id, None)}", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def declined(what: str) -> None:
+    err.print(f"Nothing {what}: declined at the confirmation.")
+    raise typer.Exit(EXIT_DECLINED)
 
 
 def question(plan: Plan) -> str:
@@ -84,25 +188,31 @@ def apply(
     connection: Annotated[
         str | None, typer.Option("--connection", "-c", help="Override the connection named in the plan.")
     ] = None,
+    dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Apply exactly the reviewed plan: checked, batched, drift-aware, logged before every write."""
     ws = workspace(config, home)
-    with apply_progress(not as_json) as progress:
-        outcome = api.apply(ws, plan_file, confirm=confirmer(yes, question), connection=connection,
-                            resume_run=resume, progress=progress)
+
+    def resume_hint(run_id: str, plan: str | None = None) -> str:
+        return resume_command(Path(plan) if plan else plan_file, run_id, config=config, home=home,
+                              connection=connection, yes=yes)
+
+    with resume_hints(resume_hint), apply_progress(not as_json) as progress:
+        outcome = api.apply(ws, plan_file, confirm=confirm_writes(ws, yes, question), connection=connection,
+                            resume_run=resume, progress=progress, dry_run=dry_run)
     report = outcome.report
     if report is None:
-        err.print("Nothing applied.")
+        declined("applied")
         return
     if as_json:
-        emit_json(report_json(report, plan_file))
+        emit_json(report_json(report, resume_hint(report.run_id)))
     else:
-        render_report(report, resume_hint=f"`{resume_command(plan_file, report)}`")
-        if not report.stopped:
-            err.print(f"To undo: `crmsweep rollback {report.run_id}`")
+        render_report(report, resume_hint=f"`{resume_hint(report.run_id)}`")
+        if not (report.stopped or report.dry_run or report.already_applied):
+            err.print(f"To undo: `{command_line(['rollback', report.run_id], config=config, home=home)}`")
     exit_for(report)
 
 
@@ -110,28 +220,55 @@ def apply(
 def rollback(
     run_id: Annotated[str, typer.Argument(help="The run to undo, as `crmsweep runs list` shows it.")],
     yes: YesOpt = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Only write the inverse plan to this file, for review; apply nothing."),
+    ] = None,
+    dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Undo a run: undelete (ids kept), patch back before-values, reactivate; previewed, then applied."""
-    ws = workspace(config, home)
+    """Undo a run: undelete (ids kept), patch back before-values, reactivate; previewed, then applied.
 
-    def ask(plan: Plan) -> bool:
+    Run again after an interrupted rollback, it finishes that rollback rather than starting another.
+    """
+    ws = workspace(config, home)
+    again = command_line(["rollback", run_id, *(["--yes"] if yes else [])], config=config, home=home)
+
+    def show(plan: Plan) -> None:
         if not as_json:
             print_preview(plan, limit=None if yes else 50)
-        return confirmer(yes, lambda p: f"Roll back run {run_id}: {len(p.changes)} changes?")(plan)
 
-    with apply_progress(not as_json) as progress:
-        outcome = api.rollback(ws, run_id, confirm=ask, progress=progress)
+    def ask(plan: Plan) -> str:
+        return f"Roll back run {run_id}: {len(plan.changes)} changes?"
+
+    def settle(run: str, plan: str | None) -> str:
+        if plan is None:  # the interrupted rollback itself: `rollback RUN` finishes it
+            return again
+        return resume_command(Path(plan), run, config=config, home=home, yes=yes)
+
+    with resume_hints(settle), apply_progress(not as_json) as progress:
+        outcome = api.rollback(ws, run_id, confirm=confirm_writes(ws, yes, ask, before=show), progress=progress,
+                               dry_run=dry_run, output=output)
+    if outcome.written is not None:
+        path = os.path.abspath(outcome.written)
+        if as_json:
+            emit_json({"plan": outcome.plan.header.plan_id, "path": path, "changes": len(outcome.plan.changes),
+                       "rollback_of": run_id})
+        else:
+            err.print(f"Wrote the rollback plan of run {run_id} ({len(outcome.plan.changes)} changes) to {path}; "
+                      f"nothing was applied. Review it with `{shlex.join(['crmsweep', 'preview', path])}`, "
+                      f"apply it with `{command_line(['apply', path], config=config, home=home)}`.", markup=False)
+        return
     report = outcome.report
     if report is None:
-        err.print("Nothing rolled back.")
+        declined("rolled back")
         return
-    # A stopped rollback resumes like any run, from the plan file its run keeps.
-    plan_file = api.run_plan_path(ws, report.run_id)
     if as_json:
-        emit_json({**report_json(report, plan_file), "rollback_of": run_id})
+        emit_json({**report_json(report, again), "rollback_of": run_id, "resumed": outcome.resumed})
     else:
-        render_report(report, resume_hint=f"`{resume_command(plan_file, report)}`")
+        if outcome.resumed:
+            err.print(f"Finished the interrupted rollback run {report.run_id} of run {run_id}.")
+        render_report(report, resume_hint=f"`{again}`")
     exit_for(report)

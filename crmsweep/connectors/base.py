@@ -88,6 +88,13 @@ class Connector(Protocol):
         with include_deleted, recycle-bin rows are returned with their deleted flag."""
         ...
 
+    def read_related(
+        self, object_name: str, field: str, values: Sequence[str], fields: Sequence[str]
+    ) -> list[Record]:
+        """The live (not deleted) records of `object_name` whose `field` holds one of `values` (record ids),
+        with `fields` and the id field; batched under the URI limit like `read`."""
+        ...
+
     def delete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
         """At most `capabilities.max_batch_write` ids; results in request order."""
         ...

@@ -350,6 +350,24 @@ class SalesforceConnector:
                     found[str(record[id_field])] = record
         return found
 
+    def read_related(
+        self, object_name: str, field: str, values: Sequence[str], fields: Sequence[str]
+    ) -> list[Record]:
+        id_field = self.vocabulary.id_field
+        columns = list(dict.fromkeys([id_field, *fields]))
+        unique = list(dict.fromkeys(_record_id(v) for v in values))
+        if not unique:
+            return []
+        head = select_soql(object_name, columns, f"{_identifier(field, 'field')} IN (")
+        prefix = len(self._sf.base_url) + len("query/") + len("?q=") + len(quote_plus(head + ")"))
+        rows: list[Record] = []
+        for chunk in id_chunks(prefix, unique, max_ids=self.capabilities.max_ids_per_read,
+                               max_bytes=self._max_uri_bytes):
+            where = f"{field} IN ({','.join(repr_soql(v) for v in chunk)})"
+            for page in self.iter_pages(object_name, columns, where=where):
+                rows.extend(page)
+        return rows
+
     # -- writes
 
     def _check_batch(self, object_name: str, size: int) -> None:

@@ -39,6 +39,7 @@ SALESFORCE_VOCABULARY = Vocabulary(
     never_touch_objects=("Contract", "Order", "Quote", "Invoice", "OrderItem", "QuoteLineItem"),
     audit_fields=("LastModifiedDate", "LastModifiedById", "SystemModstamp"),
     short_id_length=15,
+    last_modified_by_field="LastModifiedById",
     # Parents before children, so a restore can re-link in this order.
     default_backup_objects=(
         "User", "Account", "Contact", "Lead", "Opportunity", "OpportunityContactRole", "Task",

@@ -8,7 +8,7 @@ docstring is the summary admins see. Add a module name to `_PASS_MODULES` to reg
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -96,6 +96,47 @@ class Proposal:
 
 
 @dataclass(frozen=True)
+class RelatedRead:
+    """Live rows of `object` whose `match_field` holds a candidate's id, or with `via` = (an earlier
+    read's name, a field of its rows), one of the values that field holds in the candidate's rows."""
+
+    name: str
+    object: str
+    match_field: str
+    fields: tuple[str, ...]
+    via: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class LiveNeeds:
+    """What apply re-reads live for one candidate object: its own `fields` and the `related` rows."""
+
+    fields: tuple[str, ...] = ()
+    related: tuple[RelatedRead, ...] = ()
+
+
+@dataclass(frozen=True)
+class LiveRows:
+    """The live state of one candidate: its record (the needed fields) and its related rows by read name."""
+
+    record: Mapping[str, Any]
+    related: Mapping[str, Sequence[Record]]
+    vocabulary: Vocabulary
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    """How a pass's candidates are checked again at apply time, on live data (so passes own their rules).
+
+    `needs(vocabulary, object)` declares the reads; `recheck(change, live, settings, now)` is pure and says
+    why the change no longer qualifies, or None. `settings` are those the pass ran with (the plan header).
+    """
+
+    needs: Callable[[Vocabulary, str], LiveNeeds]
+    recheck: Callable[[Change, LiveRows, Mapping[str, Any], datetime], str | None]
+
+
+@dataclass(frozen=True)
 class PassSpec:
     name: str
     summary: str
@@ -109,6 +150,8 @@ class PassSpec:
     proposes: tuple[Proposal, ...] = ()
     # The range of every numeric setting (each one must have one), checked with the types.
     bounds: Mapping[str, Bound] = field(default_factory=dict)
+    # The candidate rules re-evaluated on live data before apply writes (None: nothing to re-check).
+    live_check: LiveCheck | None = None
 
 
 def summary_of(docstring: str | None) -> str:

@@ -9,15 +9,26 @@ label fields (Salesforce: Name, Username).
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
 from crmsweep.bounds import Bound
-from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, Proposal, propose, summary_of
+from crmsweep.cleanup.passes import (
+    LiveCheck,
+    LiveNeeds,
+    LiveRows,
+    PassContext,
+    PassOutput,
+    PassSpec,
+    Proposal,
+    propose,
+    summary_of,
+)
 from crmsweep.cleanup.view import live_frame
-from crmsweep.model import Op, Severity, Vocabulary
+from crmsweep.model import Change, Op, Severity, Vocabulary, canonical_datetime
 
 NAME = "inactive_users"
 
@@ -84,6 +95,26 @@ def run(ctx: PassContext) -> PassOutput:
     return output
 
 
+def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
+    return LiveNeeds(fields=(vocab.user_active_field, vocab.user_last_login_field, vocab.created_field))
+
+
+def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
+    """Still active, and no login since the cutoff (a login does not change the record's fingerprint)."""
+    vocab, record = live.vocabulary, live.record
+    if not record.get(vocab.user_active_field):
+        return "already inactive"
+    cutoff = now.astimezone(UTC) - timedelta(days=settings["days"])
+    login = record.get(vocab.user_last_login_field)
+    if login:
+        when = datetime.fromisoformat((canonical_datetime(str(login)) or "").replace("Z", "+00:00"))
+        if when >= cutoff:
+            return f"logged in since the scan: {vocab.user_last_login_field} is {canonical_datetime(str(login))}"
+    elif not settings["include_never_logged_in"]:
+        return "never logged in, and the pass ran without include_never_logged_in"
+    return None
+
+
 SPEC = PassSpec(
     name=NAME,
     summary=summary_of(__doc__),
@@ -98,4 +129,5 @@ SPEC = PassSpec(
         ),
     ),
     bounds={"days": Bound(1, 36500)},
+    live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
 )

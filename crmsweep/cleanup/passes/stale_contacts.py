@@ -15,16 +15,27 @@ object in the snapshot the guard cannot be checked, so the pass does not run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
 
 from crmsweep.bounds import Bound
-from crmsweep.cleanup.passes import PassContext, PassOutput, PassSpec, Proposal, propose, summary_of
+from crmsweep.cleanup.passes import (
+    LiveCheck,
+    LiveNeeds,
+    LiveRows,
+    PassContext,
+    PassOutput,
+    PassSpec,
+    Proposal,
+    RelatedRead,
+    propose,
+    summary_of,
+)
 from crmsweep.cleanup.view import live_frame
 from crmsweep.errors import BadInput
-from crmsweep.model import DealLink, Op, Severity, Vocabulary
+from crmsweep.model import Change, DealLink, Op, Severity, Vocabulary, canonical_datetime
 
 NAME = "stale_contacts"
 ACTIONS = ("delete",)
@@ -133,6 +144,49 @@ def run(ctx: PassContext) -> PassOutput:
     return output
 
 
+def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
+    related: list[RelatedRead] = []
+    for n, link in enumerate(vocab.deal_links):
+        links = f"links{n}"
+        related.append(RelatedRead(links, link.object, link.person_field, (link.person_field, link.deal_field)))
+        related.append(
+            RelatedRead(
+                f"deals{n}",
+                vocab.deal_object,
+                vocab.id_field,
+                (vocab.id_field, vocab.deal_closed_field),
+                via=(links, link.deal_field),
+            )
+        )
+    return LiveNeeds(fields=(*vocab.last_activity_fields, vocab.created_field), related=tuple(related))
+
+
+def _day(value: Any) -> date | None:
+    if value is None or value == "":
+        return None
+    text = canonical_datetime(str(value)) or ""
+    return date.fromisoformat(text[:10]) if text else None
+
+
+def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
+    """The scan's rules on the live record: still stale, and on no open deal (a missing deal counts as open)."""
+    vocab, record = live.vocabulary, live.record
+    cutoff = years_before(now.astimezone(UTC).date(), settings["years"])
+    for name in (*vocab.last_activity_fields, vocab.created_field):
+        day = _day(record.get(name))
+        if day is not None:
+            if day >= cutoff:
+                return f"no longer stale: {name} is {day.isoformat()}"
+            break
+    for n, link in enumerate(vocab.deal_links):
+        closed = {str(d.get(vocab.id_field)): d.get(vocab.deal_closed_field) for d in live.related.get(f"deals{n}", ())}
+        for row in live.related.get(f"links{n}", ()):
+            deal = row.get(link.deal_field)
+            if deal and not closed.get(str(deal)):
+                return f"now on an open {vocab.deal_object.lower()} ({deal})"
+    return None
+
+
 SPEC = PassSpec(
     name=NAME,
     summary=summary_of(__doc__),
@@ -142,4 +196,5 @@ SPEC = PassSpec(
     check=_check,
     proposes=(Proposal(Op.DELETE, objects=lambda vocab: vocab.people_objects),),
     bounds={"years": Bound(1, 100)},
+    live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
 )

@@ -1,0 +1,294 @@
+"""`apply` and `rollback` as an admin meets them: dry runs, review plans, typed confirmation, declining,
+Ctrl-C and the command that resumes, a plan applied twice (issue 5 items 6, 18, 19).
+
+Against the sandbox over TLS; the CRM's state is read back through the API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from crmsweep import api
+from crmsweep.backup.runlog import Outcome, read_run
+from crmsweep.cleanup.plan_checks import load_plan
+from crmsweep.cli import app
+from crmsweep.model import Op, Plan
+from crmsweep.paths import Home
+from crmsweep.sandbox.faults import FaultRule
+from crmsweep.sandbox.server import RunningSandbox
+
+TOKEN_ENV = "CLI_APPLY_TOKEN"
+runner = CliRunner()
+
+
+@pytest.fixture()
+def config(sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    info = sandbox.info
+    path = tmp_path / "my config.toml"  # a space: the resume hint must quote it
+    path.write_text(
+        "[connections.cli]\n"
+        'provider = "salesforce"\n'
+        f'url = "{info.url}"\n'
+        f'token_env = "{TOKEN_ENV}"\n'
+        f'ca_file = "{info.ca_file}"\n\n'
+        "[safety]\nconfirm_typed_over = 2\n\n"
+        "[retry]\nattempts = 3\ninitial_wait = 0.01\nmax_wait = 0.02\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv(TOKEN_ENV, info.token)
+    monkeypatch.delenv("CRMSWEEP_CONFIG", raising=False)
+    monkeypatch.delenv("CRMSWEEP_HOME", raising=False)
+    return path
+
+
+@pytest.fixture()
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+def cli(config: Path, home: Path, *args: str, expect: int = 0, input: str | None = None) -> Any:
+    result = runner.invoke(app, [*args, "--config", str(config), "--home", str(home)], input=input,
+                           catch_exceptions=False)
+    assert result.exit_code == expect, f"{args}: exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def ws(config: Path, home: Path) -> api.Workspace:
+    return api.Workspace.load(config, home)
+
+
+def org_rows(config: Path, home: Path, plan: Plan) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """What each record of the plan looks like now, read through the API."""
+    rows: dict[tuple[str, str], tuple[Any, ...]] = {}
+    with api.connect(ws(config, home), "cli") as connector:
+        for obj in sorted({c.object for c in plan.changes}):
+            ids = [c.record_id for c in plan.changes if c.object == obj]
+            names = {f.name for f in connector.fields(obj)}
+            fields = [f for f in ("Id", "IsDeleted", "IsActive", "SystemModstamp") if f in names]
+            for rid, row in connector.read(obj, ids, fields).items():
+                rows[(obj, rid)] = tuple(row.get(f) for f in fields)
+    return rows
+
+
+def run_ids(home: Path) -> list[str]:
+    runs = home / "runs"
+    return sorted(p.name for p in runs.iterdir()) if runs.exists() else []
+
+
+@pytest.fixture()
+def plan_file(config: Path, home: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "plan.json"
+    cli(config, home, "scan", "-c", "cli", "-o", str(path), "--json")
+    return path
+
+
+def deletions(plan_file: Path) -> int:
+    plan, _ = Plan.from_json(plan_file.read_text())
+    return sum(1 for c in plan.changes if c.op is Op.DELETE)
+
+
+# --- item 19 ---------------------------------------------------------------------------------------------------
+
+
+def test_dry_run_reads_and_reports_but_writes_nothing_and_makes_no_run(
+    config: Path, home: Path, plan_file: Path
+) -> None:
+    plan, _ = Plan.from_json(plan_file.read_text())
+    before = org_rows(config, home, plan)
+    answer = json.loads(cli(config, home, "apply", str(plan_file), "--dry-run", "--json").stdout)
+    assert answer["dry_run"] is True and answer["run"] is None
+    assert (answer["applied"], answer["failed"]) == (len(plan.changes), 0)
+    assert len(answer["would_write"]) == len(plan.changes)
+    text = cli(config, home, "apply", str(plan_file), "--dry-run").stderr
+    assert f"Dry run: would write {len(plan.changes)} of {len(plan.changes)} changes" in text
+    assert org_rows(config, home, plan) == before
+    assert run_ids(home) == [] and not (home / "plans").exists()
+
+    applied = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    runs = run_ids(home)
+    after = org_rows(config, home, plan)
+    back = json.loads(cli(config, home, "rollback", applied["run"], "--dry-run", "--json").stdout)
+    assert back["dry_run"] is True and back["applied"] == len(plan.changes)
+    assert run_ids(home) == runs and org_rows(config, home, plan) == after
+
+
+def test_rollback_o_writes_the_inverse_plan_for_review_and_applies_nothing(
+    config: Path, home: Path, plan_file: Path, tmp_path: Path
+) -> None:
+    applied = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    plan, _ = Plan.from_json(plan_file.read_text())
+    after_apply = org_rows(config, home, plan)
+    runs = run_ids(home)
+    review = tmp_path / "undo.json"
+
+    answer = json.loads(cli(config, home, "rollback", applied["run"], "-o", str(review), "--json").stdout)
+
+    inverse, _ = load_plan(review, Home(home))  # a plan file like any other: digest and signature checked
+    assert answer == {"plan": inverse.header.plan_id, "path": str(review), "changes": len(plan.changes),
+                      "rollback_of": applied["run"]}
+    assert inverse.header.rollback_of == applied["run"] and len(inverse.changes) == len(plan.changes)
+    assert org_rows(config, home, plan) == after_apply
+    assert run_ids(home) == runs
+    # Reviewed, it is applied like any plan, and the run counts as rolled back.
+    cli(config, home, "apply", str(review), "--yes")
+    statuses = {r["run"]: r["status"] for r in json.loads(cli(config, home, "runs", "list", "--json").stdout)}
+    assert statuses[applied["run"]] == "rolled back"
+
+
+@pytest.fixture()
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if typed at a terminal."""
+    monkeypatch.setattr("crmsweep.commands.common.interactive", lambda: True)
+    monkeypatch.setattr("crmsweep.commands.apply.interactive", lambda: True, raising=False)
+
+
+def test_many_deletions_need_their_number_typed_and_a_wrong_one_writes_nothing(
+    config: Path, home: Path, plan_file: Path, terminal: None
+) -> None:
+    count = deletions(plan_file)
+    assert count > 2  # over confirm_typed_over
+    plan, _ = Plan.from_json(plan_file.read_text())
+    before = org_rows(config, home, plan)
+
+    refused = cli(config, home, "apply", str(plan_file), expect=4, input="y\n")
+    assert f"Type {count} (or the connection name) to go on" in refused.stderr
+    assert f"You typed 'y', not {count}." in refused.stderr
+    assert "Nothing applied: declined at the confirmation." in refused.stderr
+    cli(config, home, "apply", str(plan_file), expect=4, input=f"{count + 1}\n")
+    assert org_rows(config, home, plan) == before and run_ids(home) == []
+
+    typed = cli(config, home, "apply", str(plan_file), "--json", input=f"{count}\n").stdout
+    done = json.loads(typed[typed.index("{"):])  # the test runner echoes what was typed
+    assert done["applied"] == len(plan.changes) and run_ids(home) == [done["run"]]
+
+
+def test_declining_exits_4_and_ctrl_c_at_the_prompt_exits_130_with_no_run_folder(
+    config: Path, home: Path, plan_file: Path, terminal: None
+) -> None:
+    plan, _ = Plan.from_json(plan_file.read_text())
+    before = org_rows(config, home, plan)
+    cli(config, home, "apply", str(plan_file), expect=4, input="n\n")
+    # End of input stands in for Ctrl-C: the prompt is abandoned either way.
+    cli(config, home, "apply", str(plan_file), expect=130, input="")
+    assert org_rows(config, home, plan) == before
+    assert run_ids(home) == []
+
+
+# --- item 6 through the CLI ------------------------------------------------------------------------------------
+
+
+def test_applying_a_finished_plan_again_says_so_and_exits_0(config: Path, home: Path, plan_file: Path) -> None:
+    first = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    again = cli(config, home, "apply", str(plan_file), "--yes")
+    assert again.stderr.strip() == (
+        f"Plan {first['plan']} was already applied by run {first['run']} (done): nothing to do. "
+        "See `crmsweep runs list`."
+    )
+    answer = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    assert (answer["already_applied"], answer["run"]) == ("done", first["run"])
+    assert run_ids(home) == [first["run"]]
+
+
+def test_a_plan_whose_run_stopped_is_finished_by_resuming_it_not_by_a_second_run(
+    sandbox: RunningSandbox, config: Path, home: Path, plan_file: Path
+) -> None:
+    sandbox.set_faults([FaultRule(kind="limit", path="composite/sobjects", method="DELETE", times=1)])
+    stopped = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json", expect=1).stdout)
+    sandbox.set_faults([])
+    refused = cli(config, home, "apply", str(plan_file), "--yes", expect=3)
+    assert refused.stderr.strip() == (
+        f"crmsweep: plan {stopped['plan']} was started by run {stopped['run']}, which is stopped: finish that run "
+        f"rather than starting another, with crmsweep apply {plan_file} --resume {stopped['run']} --yes "
+        f"--config '{config}' --home {home}"
+    )
+    assert run_ids(home) == [stopped["run"]]
+
+
+# --- item 18: Ctrl-C mid-run, and the printed command finishes it ----------------------------------------------
+
+
+def interrupt_when_writing(args: list[str], home: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run crmsweep, and press Ctrl-C once its log announces a write (an intent entry)."""
+    before = set(run_ids(home))
+    proc = subprocess.Popen([sys.executable, "-m", "crmsweep", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        while proc.poll() is None:
+            new = [r for r in run_ids(home) if r not in before]
+            log = home / "runs" / new[0] / "log.jsonl" if new else None
+            if log is not None and log.exists() and '"t": "intent"' in log.read_text(encoding="utf-8"):
+                proc.send_signal(signal.SIGINT)
+                break
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
+
+
+def hint_of(stderr: str) -> str:
+    match = re.search(r"Finish it with: (.+)$", stderr.strip(), re.MULTILINE)
+    assert match, stderr
+    return match.group(1)
+
+
+def test_ctrl_c_prints_the_resume_command_and_running_it_as_printed_finishes_the_run(
+    sandbox: RunningSandbox, config: Path, home: Path, plan_file: Path
+) -> None:
+    plan, _ = Plan.from_json(plan_file.read_text())
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    # Every write takes a while, so the interrupt lands mid-run.
+    sandbox.set_faults([FaultRule(kind="timeout", path="composite/sobjects|Soap", delay=0.3)])
+    done = interrupt_when_writing(["apply", str(plan_file), "--yes", "--config", str(config), "--home", str(home)],
+                                  home, env)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr
+    [run_id] = run_ids(home)
+    hint = hint_of(done.stderr)
+    assert hint == f"crmsweep apply {plan_file} --resume {run_id} --yes --config '{config}' --home {home}"
+    assert done.stderr.strip().splitlines()[-1].startswith(f"crmsweep: interrupted: run {run_id} stopped")
+
+    sandbox.set_faults([])
+    if read_run(Home(home), run_id).count(Outcome.PENDING):
+        # Interrupted mid-write: rollback waits for the resume, and says how, pasteably.
+        refused = subprocess.run(["crmsweep", "rollback", run_id, "--yes", "--config", str(config), "--home",
+                                  str(home)], env=env, capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 3
+        assert refused.stderr.strip().endswith(
+            f"settle them first with crmsweep apply {home}/runs/{run_id}/plan.json --resume {run_id} --yes "
+            f"--config '{config}' --home {home}"
+        )
+    resumed = subprocess.run(hint, shell=True, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    statuses = {r.run_id: r.status for r in api.runs(ws(config, home))}
+    assert statuses == {run_id: "done"}
+    rows = org_rows(config, home, plan)
+    assert all(rows[(c.object, c.record_id)][1] is True for c in plan.changes if c.op is Op.DELETE)
+
+    # The same for a rollback: re-running the printed `rollback RUN` resumes it, no second rollback.
+    sandbox.set_faults([FaultRule(kind="timeout", path="composite/sobjects|Soap", delay=0.3)])
+    stopped = interrupt_when_writing(["rollback", run_id, "--yes", "--config", str(config), "--home", str(home)],
+                                     home, env)
+    assert stopped.returncode == 130, stopped.stderr
+    hint = hint_of(stopped.stderr)
+    assert hint == f"crmsweep rollback {run_id} --yes --config '{config}' --home {home}"
+    sandbox.set_faults([])
+    again = subprocess.run(hint, shell=True, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "Finished the interrupted rollback run" in again.stderr
+    runs = api.runs(ws(config, home))
+    assert [r.kind for r in runs] == ["apply", "rollback"]
+    assert {r.run_id: r.status for r in runs}[run_id] == "rolled back"
+    rows = org_rows(config, home, plan)
+    assert not any(rows[(c.object, c.record_id)][1] for c in plan.changes if c.op is Op.DELETE)
