@@ -7,15 +7,8 @@ distinctive string, and the sandbox's own token is known). Rows run in-process t
 CliRunner (separate stderr) to stay fast; a few run as a real subprocess of `.venv/bin/crmsweep`,
 which is what a user sees.
 
-Rows the lead should add after merging issue 5's branches (they belong to other items and do not
-pass on this branch alone):
-  - a config error naming `[connections.t]` / `[passes.stale_contacts]` keeps the brackets (13)
-  - `preview` of a plan path containing `[/x]` (13)
-  - `--json` errors: `{"error": {"message", "exit_code"}}` on stdout for a few rows below (17)
-  - a token holding "€" (9), refused port, unknown host, `ca_file` not PEM: exit 2 before retries (14)
-  - a forged plan with a recomputed digest (org id or an appended create): exit 3 (1)
-  - `scan -o crmsweep.toml` (not a plan): exit 2, config untouched (16)
-  - `--config X` / `--home X` before the command (15)
+Rows with `says` also check the words of the line (brackets kept as text, the variable named); rows
+given `--json` also check the error object printed on stdout.
 """
 
 from __future__ import annotations
@@ -28,7 +21,7 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +30,7 @@ from typer.testing import CliRunner
 
 from crmsweep import config as settings_module
 from crmsweep.cli import app
+from crmsweep.model import Change, Op, Plan
 
 SECRET = "00DSEKRET!5f3a9c.token-never-print"
 TOKEN_ENV = "BADIN_TOKEN"
@@ -63,6 +57,7 @@ class Row:
     config: str | bytes | None = None  # a config of its own (appended to nothing: the whole file)
     env: Mapping[str, str | None] = field(default_factory=dict)
     defaults: bool = True  # append --home and --config
+    says: str | None = None  # words the one line must hold, exactly as written
 
 
 def row(name: str, args: str, exit: int = 2, **kw: Any) -> Row:
@@ -154,11 +149,34 @@ ROWS = [
     row("home_of_another_user", "runs list --home {root}/home-foreign --config {config}", exit=3, defaults=False),
     row("home_unwritable", "runs list --home {unwritable} --config {config}", defaults=False),
     row("home_name_too_long", f"runs list --home {{root}}/{'d' * 300} --config {{config}}", defaults=False),
+    # --- messages are text, options before the command, JSON errors -----------------------------------
+    config_row("section_brackets_kept", "[connections.t]\nprovider = 1\n"),
+    row("pass_section_brackets_kept", "runs list", config="[passes.stale_contacts]\nyears = 0\n",
+        says="[passes.stale_contacts] years must be between 1 and 100"),
+    row("preview_path_with_markup", "preview {root}/[/x].json", says="[/x].json does not exist"),
+    row("config_before_the_command", "--config {root}/missing.toml runs list --home {home}", defaults=False,
+        says="missing.toml"),
+    row("home_before_the_command", "--home {root}/afile runs list --config {config}", defaults=False),
+    row("json_error_unknown_connection", "backup -c prdo --json", says="prdo"),
+    row("json_error_edited_plan", "apply {root}/edited.json --yes --json", exit=3),
+    row("scan_output_is_the_config", "scan -c sandbox-salesforce --snapshot {snapshot} -o {config}",
+        says="is not a crmsweep plan: refusing to overwrite it"),
+    # --- the connection: token, url, CA (items 9 and 14) ----------------------------------------------
+    row("token_not_ascii", "backup -c prod", env={TOKEN_ENV: "abc\u20acdef"}, says=TOKEN_ENV),
+    row("nothing_listening", "backup -c prod", says="nothing is listening at 127.0.0.1:9"),
+    config_row("unknown_host", f'[connections.x]\nprovider = "salesforce"\nurl = "https://crm.invalid"\n'
+                               f'token_env = "{TOKEN_ENV}"\n', "backup -c x"),
+    row("ca_file_not_pem", "backup -c x", config=f'[connections.x]\nprovider = "salesforce"\n'
+                                                f'url = "https://127.0.0.1:9"\ntoken_env = "{TOKEN_ENV}"\n'
+                                                'ca_file = "afile"\n'),
+    # --- forged plans (item 1) ------------------------------------------------------------------------
+    row("apply_plan_with_recomputed_digest", "apply {root}/rehashed.json --yes", exit=3, says="plan accept"),
+    row("apply_plan_with_appended_create", "apply {root}/appended.json --yes", exit=3),
 ]
 
 # The same rows, once more through the real executable.
 SUBPROCESS_ROWS = ("recent_days_24_digits", "verify_300_char_id", "home_env_empty", "home_is_a_symlink",
-                   "apply_without_terminal_or_yes")
+                   "apply_without_terminal_or_yes", "token_not_ascii", "preview_path_with_markup")
 
 
 @dataclass(frozen=True)
@@ -229,6 +247,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     assert data["changes"], "the seeded org should give the scan something to propose"
     data["changes"][0]["label"] = "edited by hand"
     (root / "edited.json").write_text(json.dumps(data), encoding="utf-8")
+    # Forgeries that recompute the sha256: one edits a label, one appends a create the passes never propose.
+    forged, _ = Plan.from_json(text)
+    relabelled = replace(forged.changes[0], label="edited by hand")
+    (root / "rehashed.json").write_text(Plan(forged.header, (relabelled, *forged.changes[1:])).to_json(),
+                                        encoding="utf-8")
+    create = Change(op=Op.CREATE, object="User", record_id="", before={}, reason="stale", pass_name="stale_contacts",
+                    after={"LastName": "Doe", "FirstName": "Jane", "Email": "jane@x.org", "IsActive": True},
+                    label="Jane Doe <jane@x.org>")
+    (root / "appended.json").write_text(Plan(forged.header, (*forged.changes, create)).to_json(), encoding="utf-8")
     snapshots = home / "snapshots"
     (snapshots / "sandbox-salesforce-20200101T000000Z").mkdir()
     (snapshots / "sandbox-salesforce-20200102T000000Z").mkdir()
@@ -279,6 +306,11 @@ def _check_outcome(world: World, r: Row, exit_code: int, stdout: str, stderr: st
         assert "Traceback" not in stream, shown
         assert SECRET not in stream, shown
         assert world.sandbox_token() not in stream, shown
+    if r.says is not None:
+        assert r.says in lines[0], shown
+    if "--json" in r.args:
+        error = json.loads(stdout)["error"]
+        assert error["exit_code"] == r.exit and error["message"] in lines[0], shown
     assert crm_state(world.home) == before, f"{r.name}: the CRM was written to"
 
 
