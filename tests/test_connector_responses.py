@@ -484,3 +484,35 @@ def test_per_record_messages_are_masked_like_whole_call_errors(connector: Salesf
     assert [(r.id, r.ok, r.error_code, r.message) for r in results] == [
         (i, False, "FIELD_CUSTOM_VALIDATION_EXCEPTION ***", "session *** is busy") for i in IDS
     ]
+
+
+def test_an_error_code_echoing_the_session_is_masked_in_every_spelling(
+    connector: SalesforceConnector, mock: Mock
+) -> None:
+    # A hostile or broken server may echo the session in the error code of a 401, URL-encoded or base64.
+    import base64
+    from urllib.parse import quote
+
+    encoded = base64.b64encode(TOKEN.encode()).decode()
+    mock.get(f"{BASE}/sobjects/Contact/describe",
+             json=[{"errorCode": TOKEN, "message": f"bad {quote(TOKEN, safe='')} and {encoded}"}], status=401)
+    with pytest.raises(AuthError) as raised:
+        connector.describe("Contact")
+    shown = f"{raised.value} {raised.value.code}"
+    assert TOKEN not in shown and quote(TOKEN, safe="") not in shown and "***" in shown
+    mock.get(f"{BASE}/sobjects/Lead/describe",
+             json=[{"errorCode": "X", "message": f"bad {quote(TOKEN, safe='')} and {encoded}"}], status=400)
+    with pytest.raises(ConnectorError) as raised_400:
+        connector.describe("Lead")
+    assert quote(TOKEN, safe="") not in str(raised_400.value) and encoded not in str(raised_400.value)
+
+
+def test_per_record_messages_lose_terminal_escapes_and_ids_must_look_like_ids(
+    connector: SalesforceConnector, mock: Mock
+) -> None:
+    clear_screen = {"statusCode": "LOCKED", "message": "\x1b[2J\x1b[HAll 255 changes applied.\x1b[8m"}
+    mock.delete(f"{BASE}/composite/sobjects",
+                json=[{"id": f"{TOKEN}", "success": False, "errors": [clear_screen]} for _ in IDS])
+    results = connector.delete("Contact", IDS)
+    assert [(r.id, r.message) for r in results] == [(i, "[2J [HAll 255 changes applied. [8m") for i in IDS]
+    assert all("\x1b" not in (r.message or "") for r in results)

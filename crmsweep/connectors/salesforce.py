@@ -151,7 +151,9 @@ def write_result(raw: Any, fallback_id: str | None, secret: str | None = None) -
     and the terminal, so it is masked like a whole-call error: `secret` (the session id) never shows."""
     if not isinstance(raw, Mapping):
         return WriteResult(id=fallback_id, ok=False, error_code="UNKNOWN", message="Salesforce sent no result")
-    record_id = raw.get("id") or fallback_id
+    answered = raw.get("id")
+    # An id goes into the run log and drives later writes: take only what has the shape of one.
+    record_id = answered if isinstance(answered, str) and _RECORD_ID.fullmatch(answered) else fallback_id
     if raw.get("success"):
         return WriteResult(id=record_id, ok=True)
     errors = raw.get("errors") or []

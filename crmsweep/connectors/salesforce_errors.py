@@ -8,12 +8,13 @@ Kept apart from the connector because it is pure translation, exception in and e
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import socket
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 from simple_salesforce.exceptions import (
@@ -61,10 +62,28 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def one_line(text: str, secret: str | None = None) -> str:
+def secret_forms(secret: str) -> list[str]:
+    """The spellings a server may echo a session id in: as is, URL-encoded, and base64 (longest first, so
+    a form that contains another is masked whole)."""
+    raw = secret.encode("utf-8")
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), base64.b64encode(raw).decode("ascii"),
+             base64.urlsafe_b64encode(raw).decode("ascii")}
+    forms |= {form.rstrip("=") for form in list(forms)}
+    return sorted((f for f in forms if f), key=len, reverse=True)
+
+
+def masked(text: str, secret: str | None = None) -> str:
+    """Text as one printable line: the session masked in every form it may be echoed in, control
+    characters (a terminal escape in a CRM's error message could repaint the screen) turned into spaces."""
     if secret:
-        text = text.replace(secret, "***")
-    text = " ".join(text.split())
+        for form in secret_forms(secret):
+            text = text.replace(form, "***")
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+def one_line(text: str, secret: str | None = None) -> str:
+    """CRM text, masked (see `masked`) and cut to a length a terminal line holds."""
+    text = masked(text, secret)
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
@@ -145,6 +164,17 @@ def map_failure(
     then the url's fault (exit 2 at once), while later in a run it is a server gone away (retried,
     and a stopped apply resumes).
     """
+    error = _translate(exc, connection, action, retry_after=retry_after, first_contact=first_contact)
+    if isinstance(error, ConnectorError) and connection.token:
+        # Once, over the finished message: an error code can echo the session as well as a message can.
+        error.args = (masked(str(error), connection.token), *error.args[1:])
+        error.code = masked(error.code, connection.token) if error.code else error.code
+    return error
+
+
+def _translate(
+    exc: BaseException, connection: Connection, action: str, *, retry_after: float | None, first_contact: bool
+) -> CrmsweepError:
     where = f"Salesforce connection '{connection.name}'"
     token = connection.token
     if isinstance(exc, CrmsweepError):
