@@ -104,6 +104,16 @@ def _private_child(path: Path, what: str) -> Path:
     return path
 
 
+def checked_dir(path: Path, what: str) -> bool:
+    """Whether `path` exists as a real folder of ours (a symlink, another user's folder or a file there is
+    refused): a run or snapshot folder planted as a link must not lead crmsweep to read or append elsewhere."""
+    found = _lstat(path, what)
+    if found is None:
+        return False
+    _check_existing_dir(path, what, found)
+    return True
+
+
 def open_private_file(path: Path) -> int:
     """A new file (never an existing one) readable by the owner only; returns the descriptor."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)

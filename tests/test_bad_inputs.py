@@ -109,6 +109,7 @@ ROWS = [
     row("unknown_connection", "backup -c prdo"),
     row("unknown_object", "backup -c sandbox-salesforce --object Nope"),
     row("sandbox_state_is_a_file", "sandbox serve --state {root}/afile"),
+    row("sandbox_state_is_a_link", "sandbox serve --state {root}/home-link", exit=3, says="symbolic link"),
     row("sandbox_records_zero", "sandbox serve --records 0 --state {root}/never-state"),
     row("scan_output_under_a_file", "scan -c sandbox-salesforce --snapshot {snapshot} -o {root}/afile/plan.json"),
     row("apply_300_char_plan_path", f"apply {{root}}/{LONG}.json --yes"),

@@ -6,6 +6,7 @@ Refusals of odd homes (symlink, another user's, a file, /dev/null...) are rows o
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -80,3 +81,39 @@ def test_an_earlier_homes_loose_mode_is_tightened_but_a_shared_folder_is_not(tmp
         run_under_umask(0o022, "runs", "list", "--home", str(home), "--config", str(config))
     assert mode(old_home) == mode(old_home / "runs") == 0o700
     assert mode(mixed) == 0o755 and mode(mixed / "runs") == 0o700
+
+
+def test_a_run_or_snapshot_folder_planted_as_a_link_is_refused_not_followed(tmp_path: Path, config: Path) -> None:
+    """Someone who can write into the home swaps a run (or snapshot) folder for a link to a folder of
+    theirs: crmsweep must not read a plan from there, nor append to a log there."""
+    from typer.testing import CliRunner
+
+    from crmsweep.cli import app
+
+    runner = CliRunner()
+    home = tmp_path / "home"
+    common = ["--home", str(home), "--config", str(config)]
+    plan = tmp_path / "plan.json"
+    assert runner.invoke(app, ["scan", "-c", "sandbox-salesforce", "-o", str(plan), *common]).exit_code == 0
+    applied = runner.invoke(app, ["apply", str(plan), "--yes", "--json", *common])
+    assert applied.exit_code == 0, applied.stderr
+    run_id = json.loads(applied.stdout)["run"]
+    [snapshot] = [p for p in (home / "snapshots").iterdir() if not p.name.startswith(".")]
+
+    elsewhere = tmp_path / "elsewhere"
+    for folder in (home / "runs" / run_id, snapshot):
+        target = elsewhere / folder.name
+        target.parent.mkdir(exist_ok=True)
+        folder.rename(target)
+        folder.symlink_to(target)
+    log_before = (elsewhere / run_id / "log.jsonl").read_bytes()
+
+    rollback = runner.invoke(app, ["rollback", run_id, "--yes", *common])
+    verify = runner.invoke(app, ["snapshots", "verify", snapshot.name, *common])
+    listed = runner.invoke(app, ["runs", "list", "--json", *common])
+
+    assert rollback.exit_code == 3 and "symbolic link" in rollback.stderr
+    assert verify.exit_code == 3 and "symbolic link" in verify.stderr
+    assert (elsewhere / run_id / "log.jsonl").read_bytes() == log_before
+    assert listed.exit_code == 0
+    assert [r["status"] for r in json.loads(listed.stdout) if r["run"] == run_id] == ["damaged"]

@@ -209,3 +209,18 @@ def test_serve_forever_prints_ready_line_and_stops_on_sigterm(tmp_path: Path) ->
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_link_planted_at_a_temporary_name_is_not_written_through(tmp_path: Path) -> None:
+    """The state folder's token and key are written through a temporary name; a link planted there by
+    someone who can write the folder must be replaced, not followed."""
+    from crmsweep.sandbox.tls import write_private
+
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious data")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "token.tmp").symlink_to(victim)
+    write_private(state / "token", b"the token")
+    assert victim.read_bytes() == b"precious data"
+    assert (state / "token").read_bytes() == b"the token" and not (state / "token").is_symlink()

@@ -29,7 +29,7 @@ from typing import Any
 
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Plan, PlanFormatError, canonical_datetime
-from crmsweep.paths import MAX_NAME_LENGTH, PRIVATE_FILE_MODE, Home, fsync_dir, write_private_file
+from crmsweep.paths import MAX_NAME_LENGTH, PRIVATE_FILE_MODE, Home, checked_dir, fsync_dir, write_private_file
 
 PLAN_FILE = "plan.json"
 LOG_FILE = "log.jsonl"
@@ -306,7 +306,7 @@ def _run_path(home: Home, run_id: str) -> Path:
 
 def open_run(home: Home, run_id: str) -> RunHandle:
     path = _run_path(home, run_id)
-    if not (path / LOG_FILE).is_file():
+    if not checked_dir(path, "run folder") or not (path / LOG_FILE).is_file():
         raise BadInput(f"no run {run_id} in {home.runs_dir}: see `crmsweep runs` for the list")
     return RunHandle(run_id, path)
 
@@ -522,7 +522,7 @@ def list_runs(home: Home) -> list[RunSummary]:
             continue
         try:
             state = read_run(home, path.name)
-        except BadInput as exc:
+        except (BadInput, SafetyRefusal) as exc:
             summaries.append(
                 RunSummary(path.name, plan_id="", kind="", started="", status=STATUS_DAMAGED, total=0, problem=str(exc))
             )

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from crmsweep.errors import BadInput
 from crmsweep.model import PlanFormatError, SnapshotManifest
-from crmsweep.paths import MAX_NAME_LENGTH
+from crmsweep.paths import MAX_NAME_LENGTH, checked_dir
 
 MANIFEST_NAME = "manifest.json"
 DATA_DIR = "data"
@@ -160,7 +160,7 @@ def make_private_dir(path: Path) -> Path:
 
 def snapshot_folder(snapshots_dir: Path, snapshot_id: str) -> Path:
     """The folder of a finished snapshot, or BadInput naming where we looked and what to do."""
-    if not is_safe_name(snapshot_id) or not (snapshots_dir / snapshot_id).is_dir():
+    if not is_safe_name(snapshot_id) or not checked_dir(snapshots_dir / snapshot_id, "snapshot folder"):
         raise BadInput(
             f"snapshot {snapshot_id!r} not found under {snapshots_dir}: "
             "`crmsweep snapshots list` shows the snapshots there"

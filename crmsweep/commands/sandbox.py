@@ -13,7 +13,7 @@ from crmsweep.commands.common import ConfigOpt, HomeOpt, err, handle_errors, wor
 from crmsweep.commands.help import App
 from crmsweep.config import SandboxSettings, bound_of
 from crmsweep.errors import BadInput
-from crmsweep.paths import make_private_dirs
+from crmsweep.paths import checked_dir, make_private_dirs
 
 _LATENCY_MS = Bound(0, 60_000)
 _API_LIMIT = Bound(1, 1_000_000_000)
@@ -63,6 +63,7 @@ def serve(
     # A state folder named by hand is created like the home's own: 0700, missing parents included.
     if state is not None:
         state_dir = make_private_dirs(state, "sandbox state folder")
+        checked_dir(state_dir, "sandbox state folder")  # a link or another user's folder is refused
     else:
         state_dir = workspace(config, home).home.sandbox_dir(provider)
 

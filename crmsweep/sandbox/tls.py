@@ -35,13 +35,16 @@ def tls_files(state_dir: Path) -> TlsFiles:
 def write_private(path: Path, data: bytes) -> None:
     """Write `data` to a file only the owner can read, without a window where it is wider."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A leftover (or planted) temporary name is removed, never opened: a link there must not make the
+    # sandbox's key or token land in, or overwrite, a file elsewhere.
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
+        os.fchmod(fd, 0o600)
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.chmod(tmp, 0o600)
     os.replace(tmp, path)
 
 
