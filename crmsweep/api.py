@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -50,6 +51,7 @@ from crmsweep.paths import (
     Home,
     blank_checked,
     default_home,
+    expand_user,
     make_private_dirs,
     path_from_env,
     replace_private_file,
@@ -76,7 +78,7 @@ class Workspace:
         created 0700 when a command first needs it).
         """
         config_path = path_from_env(CONFIG_ENV) if config_path is None else blank_checked(config_path, CONFIG_ENV)
-        home = path_from_env(HOME_ENV) if home is None else blank_checked(home, HOME_ENV)
+        home = path_from_env(HOME_ENV) if home is None else expand_user(blank_checked(home, HOME_ENV), "home folder")
         config = load_config(config_path)
         check_pass_tables(config.passes, source=str(config.path) if config.path else "config")
         chosen = Home(home) if home is not None else default_home()
@@ -212,6 +214,13 @@ def check_plan_output(path: Path) -> None:
 
     Anything else is refused, so `-o crmsweep.toml` (or any file that is not a plan) is never lost.
     """
+    try:
+        _check_plan_output(path)
+    except OSError as exc:  # a name too long, a folder that cannot be looked into
+        raise BadInput(f"cannot write the plan to {path}: {exc.strerror or exc}") from None
+
+
+def _check_plan_output(path: Path) -> None:
     if path.is_dir():
         raise BadInput(f"cannot write the plan to {path}: it is a folder; name a file, e.g. {path / 'plan.json'}")
     folder = path.parent
@@ -234,6 +243,8 @@ def check_plan_output(path: Path) -> None:
 
 def _is_plan_file(path: Path) -> bool:
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a terminal (/proc/self/fd/1) is no plan
+            return False
         with path.open("rb") as handle:
             if handle.read(64).lstrip()[:1] != b"{":  # not JSON: no need to read a large file through
                 return False

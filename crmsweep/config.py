@@ -12,6 +12,7 @@ import difflib
 import os
 import re
 import ssl
+import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -25,7 +26,7 @@ from crmsweep.connectors.base import Connection
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.errors import BadInput
 from crmsweep.model import canonical_json, sha256_text
-from crmsweep.paths import Home, path_from_env
+from crmsweep.paths import Home, expand_user, path_from_env
 
 CONFIG_ENV = "CRMSWEEP_CONFIG"
 SANDBOX_SALESFORCE = "sandbox-salesforce"
@@ -309,7 +310,7 @@ def _connection(source: str, base_dir: Path, name: str, data: Any) -> Connection
     ca_text = table.get_str("ca_file")
     ca_file = None
     if ca_text is not None:
-        ca_path = Path(ca_text).expanduser()
+        ca_path = expand_user(Path(ca_text), f"{table.section} ca_file")
         ca_file = ca_path if ca_path.is_absolute() else (base_dir / ca_path)
     api_version = table.get_str("api_version")
     if api_version is not None:
@@ -373,8 +374,11 @@ def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) 
         path = path_from_env(CONFIG_ENV, environ)
     if path is None:
         return Config()
-    path = path.expanduser()
+    path = expand_user(path, "config file")
     try:
+        if os.path.exists(path) and not os.path.isdir(path) and not stat.S_ISREG(os.stat(path).st_mode):
+            # A FIFO would hang the command and /dev/zero fill the memory.
+            raise BadInput(f"config file {path} is not a regular file: point --config or {CONFIG_ENV} at a .toml file")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise BadInput(f"config file {path} does not exist: check --config or {CONFIG_ENV}") from None

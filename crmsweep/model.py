@@ -401,15 +401,15 @@ class PlanHeader:
                 connection=str(data["connection"]),
                 source={str(k): str(v) for k, v in dict(data["source"]).items()},
                 config_digest=str(data.get("config_digest", "")),
-                passes=tuple(data.get("passes", ())),
+                passes=_strings(data.get("passes", ()), "passes"),
                 held_back={
                     str(k): {str(r): int(n) for r, n in v.items()} for k, v in data.get("held_back", {}).items()
                 },
-                notes=tuple(data.get("notes", ())),
+                notes=_strings(data.get("notes", ()), "notes"),
                 rollback_of=data.get("rollback_of"),
                 pass_settings={str(k): dict(v) for k, v in dict(data.get("pass_settings") or {}).items()},
             )
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
             raise PlanFormatError(f"malformed plan header: {exc}") from exc
 
 
@@ -453,6 +453,17 @@ class Plan:
         return Plan(header=replace(self.header, **updates), changes=self.changes)
 
 
+def _strings(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise PlanFormatError(f"{what} must be a list of texts")
+    return tuple(value)
+
+
+def _refuse_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; canonical JSON (and so the digest) cannot hold them.
+    raise PlanFormatError(f"{name} is not a value a plan can hold")
+
+
 @dataclass(frozen=True)
 class PlanFile:
     """A plan file as read: the plan and what the file claims about it (neither claim checked here)."""
@@ -464,9 +475,13 @@ class PlanFile:
     @classmethod
     def parse(cls, text: str) -> PlanFile:
         try:
-            doc = json.loads(text)
+            doc = json.loads(text, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:
             raise PlanFormatError(f"not a JSON plan file ({exc.msg} at line {exc.lineno})") from exc
+        except PlanFormatError:
+            raise
+        except (ValueError, RecursionError) as exc:  # a number of thousands of digits; nesting past all use
+            raise PlanFormatError(f"not a plan crmsweep can read ({type(exc).__name__})") from exc
         if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
             raise PlanFormatError(f"not a crmsweep plan (expected format {PLAN_FORMAT!r})")
         header = PlanHeader.from_dict(doc.get("header") or {})
@@ -474,8 +489,13 @@ class PlanFile:
         if not isinstance(raw_changes, list):
             raise PlanFormatError("plan has no list of changes")
         changes = tuple(Change.from_dict(c) for c in raw_changes)
+        plan = Plan(header=header, changes=changes)
+        try:
+            plan.digest  # noqa: B018 - a value canonical JSON cannot encode (a lone surrogate) fails here, once
+        except (ValueError, TypeError, UnicodeEncodeError, RecursionError) as exc:
+            raise PlanFormatError(f"the plan holds a value that has no canonical form ({type(exc).__name__})") from exc
         return cls(
-            plan=Plan(header=header, changes=changes),
+            plan=plan,
             digest=str(doc.get("digest", "")),
             signature=str(doc.get("signature") or ""),
         )

@@ -148,6 +148,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def expand_user(path: Path, what: str) -> Path:
+    """`~` and `~user` expanded; BadInput (not a RuntimeError traceback) for a user that does not exist."""
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        raise BadInput(f"{what} {path}: there is no such user to expand {str(path).split('/')[0]!r} for") from None
+
+
 def path_from_env(name: str, environ: Mapping[str, str] | None = None) -> Path | None:
     """The path in environment variable `name`; None when unset. Set but empty is an error, not a
     silent fallback to the default (a script that meant to set it would otherwise use another file)."""
@@ -157,7 +165,7 @@ def path_from_env(name: str, environ: Mapping[str, str] | None = None) -> Path |
     value = env[name]
     if not value.strip():
         raise BadInput(f"environment variable {name} is set but empty: unset it to use the default, or name a path")
-    return Path(value).expanduser()
+    return expand_user(Path(value), f"environment variable {name}:")
 
 
 def blank_checked(path: Path, env_name: str) -> Path:

@@ -170,6 +170,21 @@ ROWS = [
     row("ca_file_not_pem", "backup -c x", config=f'[connections.x]\nprovider = "salesforce"\n'
                                                 f'url = "https://127.0.0.1:9"\ntoken_env = "{TOKEN_ENV}"\n'
                                                 'ca_file = "afile"\n'),
+    # --- plan files and paths that once gave tracebacks or hung ---------------------------------------
+    row("preview_plan_with_nan", "preview {root}/nan.json"),
+    row("preview_plan_with_5000_digits", "preview {root}/bigint.json"),
+    row("preview_plan_nested_past_all_use", "preview {root}/deep.json"),
+    row("preview_plan_with_lone_surrogate", "preview {root}/surrogate.json"),
+    row("preview_plan_with_number_notes", "preview {root}/notes.json"),
+    row("preview_dev_zero", "preview /dev/zero", says="not a regular file"),
+    row("preview_fifo", "preview {root}/fifo", says="not a regular file"),
+    row("config_is_a_fifo", "runs list --config {root}/fifo --home {home}", defaults=False,
+        says="not a regular file"),
+    row("config_of_unknown_user", "runs list --config ~nosuchuser-crmsweep/c.toml --home {home}", defaults=False),
+    row("home_of_unknown_user", "runs list --home ~nosuchuser-crmsweep/h --config {config}", defaults=False),
+    row("scan_output_name_too_long", f"scan -c sandbox-salesforce --snapshot {{snapshot}} -o {{root}}/{'p' * 300}"),
+    row("scan_output_is_a_fifo", "scan -c sandbox-salesforce --snapshot {snapshot} -o {root}/fifo",
+        says="is not a crmsweep plan"),
     # --- forged plans (item 1) ------------------------------------------------------------------------
     row("apply_plan_with_recomputed_digest", "apply {root}/rehashed.json --yes", exit=3, says="plan accept"),
     row("apply_plan_with_appended_create", "apply {root}/appended.json --yes", exit=3),
@@ -241,6 +256,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     (root / "binary.json").write_bytes(bytes(range(256)) * 4)
     (root / "notjson.json").write_text("{not json", encoding="utf-8")
     (root / "array.json").write_text("[]", encoding="utf-8")
+    header = {"plan_id": "p", "created": "2026-01-01T00:00:00.000Z", "tool_version": "0", "provider": "salesforce",
+              "org_id": "o", "connection": "c", "source": {"kind": "snapshot", "id": "s"}}
+    shell = '{"format": "crmsweep.plan/1", "header": ' + json.dumps(header) + ', "changes": [%s]%s}'
+    (root / "nan.json").write_text(shell % ('{"op": "delete", "object": "Contact", "record_id": "x", '
+                                            '"before": {"a": NaN}}', ""), encoding="utf-8")
+    (root / "bigint.json").write_text(shell % ("", ', "x": ' + "9" * 5000), encoding="utf-8")
+    (root / "deep.json").write_text(shell % ("", ', "x": ' + "[" * 100_000 + "]" * 100_000), encoding="utf-8")
+    (root / "surrogate.json").write_text(shell.replace('"p"', '"\\ud800"') % ("", ""), encoding="utf-8")
+    (root / "notes.json").write_text(shell.replace('"source"', '"notes": [1, 2], "source"') % ("", ""),
+                                     encoding="utf-8")
+    os.mkfifo(root / "fifo")
     (root / "huge.json").write_text('{"format": "crmsweep.plan/1", "pad": "' + "x" * 20_000_000 + '"}',
                                     encoding="utf-8")
     text = plan.read_text(encoding="utf-8")

@@ -46,7 +46,7 @@ def key_path(home: Home) -> Path:
 def _read_key(path: Path) -> bytes | None:
     """The key in `path`, None if there is none; refused if it could have been read or swapped by others."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO must not hang it
     except FileNotFoundError:
         return None
     except OSError as exc:

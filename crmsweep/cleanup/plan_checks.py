@@ -10,6 +10,8 @@ them on their own, before any run is started.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from crmsweep.backup.rollback import applied_undos
@@ -28,6 +30,8 @@ _SHOWN_OFFENDERS = 3
 def read_plan_file(path: Path) -> tuple[PlanFile, str]:
     """The plan file in `path`, parsed and its changes validated, and its text; its claims NOT checked."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or /dev/zero would hang or fill memory
+            raise BadInput(f"plan file {path} is not a regular file")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BadInput(f"plan file {path} does not exist") from None

@@ -29,6 +29,7 @@ from crmsweep.connectors.salesforce_soap import SoapFault
 from crmsweep.errors import AuthError, ConnectorError, CrmsweepError, EndpointError, LimitExceeded, RetriableError
 
 _MAX_MESSAGE = 300
+_MIN_MASKED_OVER_MESSAGE = 8
 RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # A write answered with these may have been carried out before the failure: see `outcome_unknown`.
 _OUTCOME_UNKNOWN_STATUS = frozenset({500, 502, 504})
@@ -165,8 +166,9 @@ def map_failure(
     and a stopped apply resumes).
     """
     error = _translate(exc, connection, action, retry_after=retry_after, first_contact=first_contact)
-    if isinstance(error, ConnectorError) and connection.token:
+    if isinstance(error, ConnectorError) and len(connection.token or "") >= _MIN_MASKED_OVER_MESSAGE:
         # Once, over the finished message: an error code can echo the session as well as a message can.
+        # (A token of a few characters is no session id: masking it over our own words would garble them.)
         error.args = (masked(str(error), connection.token), *error.args[1:])
         error.code = masked(error.code, connection.token) if error.code else error.code
     return error
