@@ -406,6 +406,8 @@ def rollback(
     It is marked rolled back only when its rollbacks, together, put back every record it changed;
     otherwise it can be rolled back again (what was already undone is then skipped).
     """
+    if output is not None:
+        check_plan_output(output)  # before anything else: `-o crmsweep.toml` must not cost the config
     with open_run(ws.home, run_id).lock():
         unfinished = None if (output or dry_run) else unfinished_rollback(ws.home, run_id)
         if unfinished is not None:

@@ -7,14 +7,13 @@ Exit codes, for every command: 0 done; 1 done but some changes failed (or the CR
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from crmsweep import __version__
 from crmsweep.commands import apply, backup, demo, plan, runs, sandbox
-from crmsweep.commands.common import CONFIG_HELP, HOME_HELP, ROOT_OPTIONS, RootOptions
+from crmsweep.commands.common import ROOT_OPTIONS, ConfigOpt, HomeOpt, RootOptions
 from crmsweep.commands.help import App
 
 # "\b" keeps click from re-flowing the paragraph that follows it.
@@ -24,6 +23,7 @@ Exit codes:
   1    done, but some changes failed, or the CRM stopped the run (resume it)
   2    bad input: usage, config, missing file, unknown connection, plan for another org
   3    refused by a safety rule (edited plan, damaged snapshot, caps, no terminal to confirm on)
+  4    declined at the confirmation prompt: nothing was written
   130  interrupted (Ctrl-C)
 
 With --json, an error is also printed on stdout as {"error": {"message": ..., "exit_code": N}}.
@@ -50,8 +50,8 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
-    config: Annotated[Path | None, typer.Option("--config", metavar="PATH", help=CONFIG_HELP)] = None,
-    home: Annotated[Path | None, typer.Option("--home", metavar="DIR", help=HOME_HELP)] = None,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
 ) -> None:
     """crmsweep: backup → scan → preview → apply → rollback."""
     ctx.meta[ROOT_OPTIONS] = RootOptions(config=config, home=home)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -193,7 +194,7 @@ def test_applying_a_finished_plan_again_says_so_and_exits_0(config: Path, home: 
     again = cli(config, home, "apply", str(plan_file), "--yes")
     assert again.stderr.strip() == (
         f"Plan {first['plan']} was already applied by run {first['run']} (done): nothing to do. "
-        "See `crmsweep runs list`."
+        f"See `crmsweep runs list --config {shlex.quote(str(config))} --home {home}`."
     )
     answer = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
     assert (answer["already_applied"], answer["run"]) == ("done", first["run"])
@@ -292,3 +293,25 @@ def test_ctrl_c_prints_the_resume_command_and_running_it_as_printed_finishes_the
     assert {r.run_id: r.status for r in runs}[run_id] == "rolled back"
     rows = org_rows(config, home, plan)
     assert not any(rows[(c.object, c.record_id)][1] for c in plan.changes if c.op is Op.DELETE)
+
+
+def test_rollback_o_never_overwrites_a_file_that_is_not_a_plan(
+    config: Path, home: Path, plan_file: Path, tmp_path: Path
+) -> None:
+    applied = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hi\n", encoding="utf-8")
+    for target in (notes, config):
+        before = target.read_bytes()
+        result = cli(config, home, "rollback", applied["run"], "-o", str(target), expect=2)
+        assert "is not a crmsweep plan: refusing to overwrite it" in result.stderr
+        assert target.read_bytes() == before
+
+
+def test_suggested_commands_carry_the_config_and_home_in_force(config: Path, home: Path, tmp_path: Path) -> None:
+    plan = tmp_path / "p.json"
+    scanned = cli(config, home, "scan", "-c", "cli", "-o", str(plan))
+    suggested = re.findall(r"`(crmsweep preview [^`]*)`", scanned.stderr)
+    assert suggested == [f"crmsweep preview {plan} --config {shlex.quote(str(config))} --home {home}"]
+    empty = runner.invoke(app, ["runs", "list", "--home", ""])
+    assert empty.exit_code == 2 and "is empty" in empty.stderr

@@ -131,7 +131,7 @@ def test_an_appended_create_with_a_recomputed_digest_is_refused_and_writes_nothi
     refused = error_line(site("apply", str(forged), "--yes", expect=3))
     assert refused == (
         f"crmsweep: plan {forged} was not written by this crmsweep home, or was edited after it was written: "
-        f"review it with `crmsweep plan accept {forged}`"
+        f"review it with `crmsweep plan accept {forged} --config {site.config} --home {site.home}`"
     )
     assert site.org() == org and site.runs() == runs
     assert not any(u["Username"] == "jane@x.org" for u in site.org()["User"].values())
@@ -242,12 +242,12 @@ def test_accept_shows_the_full_preview_and_declining_writes_nothing(
     copy.write_text(plan.to_json(), encoding="utf-8")  # unsigned, as a colleague's script might write it
     before = copy.read_bytes()
     monkeypatch.setattr(common, "interactive", lambda: True)
-    result = site("plan", "accept", str(copy), input="n\n")
+    result = site("plan", "accept", str(copy), input="n\n", expect=4)  # declined: exit 4
     # Every change, not the first few per object.
     assert sum(line[:2] in ("- ", "~ ", "+ ") for line in result.stdout.splitlines()) == len(plan.changes)
     assert "signature: not signed by this crmsweep home (no signature)" in result.stdout
     assert f"Accept plan {plan.header.plan_id} (" in result.stderr and plan.digest in result.stderr
-    assert "Nothing accepted." in result.stderr
+    assert "Nothing accepted: declined at the confirmation." in result.stderr
     assert copy.read_bytes() == before
 
 

@@ -300,14 +300,14 @@ def create_run(
 
 def _run_path(home: Home, run_id: str) -> Path:
     if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith(".") or len(run_id) > MAX_NAME_LENGTH:
-        raise BadInput(f"{run_id!r} is not a run id: see `crmsweep runs` for the list")
+        raise BadInput(f"{run_id!r} is not a run id: see `crmsweep runs list`")
     return home.runs_dir / run_id
 
 
 def open_run(home: Home, run_id: str) -> RunHandle:
     path = _run_path(home, run_id)
     if not checked_dir(path, "run folder") or not (path / LOG_FILE).is_file():
-        raise BadInput(f"no run {run_id} in {home.runs_dir}: see `crmsweep runs` for the list")
+        raise BadInput(f"no run {run_id} in {home.runs_dir}: see `crmsweep runs list`")
     return RunHandle(run_id, path)
 
 

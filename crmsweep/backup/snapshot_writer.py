@@ -113,7 +113,10 @@ def _later(current: str | None, candidate: str | None) -> str | None:
 
 def _write_object(connector: Connector, folder: Path, object_name: str, progress: Progress | None) -> _ObjectResult:
     specs: list[FieldSpec] = list(connector.fields(object_name))
-    describe_path, describe_sha = _write_describe(folder, object_name, connector.describe(object_name))
+    describe = connector.describe(object_name)
+    # Kept under the CRM's own spelling (`--object contact` is Contact): passes look objects up by it.
+    object_name = str(describe.get("name") or object_name)
+    describe_path, describe_sha = _write_describe(folder, object_name, describe)
     vocabulary = connector.vocabulary
     names = [s.name for s in specs]
     id_field = vocabulary.id_field if vocabulary.id_field in names else None

@@ -22,7 +22,7 @@ from crmsweep.commands.common import (
     workspace,
 )
 from crmsweep.commands.help import App
-from crmsweep.errors import EXIT_PARTIAL
+from crmsweep.errors import EXIT_REFUSED
 from crmsweep.model import SnapshotManifest
 
 snapshots_app = App(help="List and verify snapshots.")
@@ -139,4 +139,4 @@ def verify(
         for problem in report.problems:
             err.print(f"  - {problem}")
     if not report.ok:
-        raise typer.Exit(EXIT_PARTIAL)
+        raise typer.Exit(EXIT_REFUSED)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import json
+import os
+import re
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,11 +25,20 @@ from crmsweep.cleanup.apply import ApplyProgress
 from crmsweep.errors import EXIT_BAD_INPUT, CrmsweepError, SafetyRefusal
 from crmsweep.model import Plan, PlanFormatError
 
+
 # Messages and progress go to stderr; stdout carries only data (plans, --json answers, previews).
 # Everything printed is text: config values, file names and CRM data hold brackets and colons that
 # rich would otherwise read as markup or emoji codes ("[passes.x]" vanished, "[/x]" crashed). Colour
 # is given with `style=`, never with markup.
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+class _MessageConsole(Console):
+    """stderr: every command a message suggests (`crmsweep ...` in backticks) is completed with the
+    --config and --home this command runs with, so that it pastes as is (see `pasteable`)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(pasteable(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+err = _MessageConsole(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 # No envvar= on these: click would fill a subcommand's option from the environment, and the
@@ -33,8 +46,15 @@ out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 CONFIG_HELP = "Config file (TOML) with connections and pass settings. Default: $CRMSWEEP_CONFIG, else none."
 HOME_HELP = ("Folder for snapshots, runs and sandbox state. Default: $CRMSWEEP_HOME, else the user data folder "
              "(e.g. ~/.local/share/crmsweep).")
-ConfigOpt = Annotated[Path | None, typer.Option("--config", metavar="PATH", help=CONFIG_HELP)]
-HomeOpt = Annotated[Path | None, typer.Option("--home", metavar="DIR", help=HOME_HELP)]
+def _given_path(value: str) -> Path:
+    # An empty value (`--home "$UNSET"`) would otherwise become ".", the folder the command runs in.
+    if not value.strip():
+        raise typer.BadParameter("is empty: name a path, or leave the option out for the default")
+    return Path(value)
+
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", metavar="PATH", help=CONFIG_HELP, parser=_given_path)]
+HomeOpt = Annotated[Path | None, typer.Option("--home", metavar="DIR", help=HOME_HELP, parser=_given_path)]
 ConnectionOpt = Annotated[
     str,
     typer.Option(
@@ -64,8 +84,35 @@ ROOT_OPTIONS = "crmsweep.root_options"  # key in the click context's meta, share
 _CONTEXT_PARAM = "crmsweep_context"  # the parameter handle_errors adds so Typer hands it the context
 
 
+# The --config and --home this command was given (after the root's were filled in), so that a command
+# suggested in a message pastes as is: without them it would look in another home.
+_GIVEN: contextvars.ContextVar[RootOptions] = contextvars.ContextVar(
+    "crmsweep_given", default=RootOptions()  # noqa: B039 - frozen, never mutated
+)
+_SUGGESTED = re.compile(r"`(crmsweep [^`]*)`")
+
+
+def pasteable(text: str) -> str:
+    """`text` with every suggested `crmsweep ...` command given the --config and --home in force."""
+    given = _GIVEN.get()
+    extra = [(flag, value) for flag, value in (("--config", given.config), ("--home", given.home)) if value is not None]
+    if not extra:
+        return text
+
+    def complete(match: re.Match[str]) -> str:
+        command = match.group(1)
+        words = command.split()
+        if "--help" in words:
+            return match.group(0)
+        added = [f"{flag} {shlex.quote(os.path.abspath(value))}" for flag, value in extra if flag not in words]
+        return f"`{' '.join([command, *added])}`"
+
+    return _SUGGESTED.sub(complete, text)
+
+
 def report_error(message: str, exit_code: int, *, as_json: bool) -> None:
     """One line on stderr; with --json also `{"error": {...}}` on stdout, as the sf CLI answers."""
+    message = pasteable(message)  # the JSON error too
     err.print(f"crmsweep: {message}", style="red")
     if as_json:
         emit_json({"error": {"message": message, "exit_code": exit_code}})
@@ -103,6 +150,8 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         ctx = kwargs.get(declared) if declared else kwargs.pop(_CONTEXT_PARAM, None)
         _with_root_options(kwargs, ctx)
+        config, home = kwargs.get("config"), kwargs.get("home")
+        _GIVEN.set(RootOptions(config if isinstance(config, Path) else None, home if isinstance(home, Path) else None))
         as_json = bool(kwargs.get("as_json"))
         try:
             return fn(*args, **kwargs)

@@ -28,6 +28,7 @@ from crmsweep.commands.common import (
     workspace,
 )
 from crmsweep.commands.help import App
+from crmsweep.errors import EXIT_DECLINED
 from crmsweep.model import Plan
 
 PlanArg = Annotated[
@@ -169,4 +170,5 @@ def accept(
         err.print(f"Plan {plan_file} accepted and signed ({plan.digest}). Apply it with "
                   f"`crmsweep apply {shlex.quote(str(plan_file))}`.", markup=False)
     else:
-        err.print("Nothing accepted.")
+        err.print("Nothing accepted: declined at the confirmation.")
+        raise typer.Exit(EXIT_DECLINED)
