@@ -7,13 +7,13 @@ library calls as the commands, so the demo cannot drift from what the tool reall
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from crmsweep import api
 from crmsweep.cleanup.preview import render_preview
-from crmsweep.connectors.base import Connector
+from crmsweep.connectors.base import Connector, Scalar
 from crmsweep.model import Plan
 
 CONNECTION = "sandbox-salesforce"
@@ -48,13 +48,13 @@ class Census:
 def _census(connector: Connector) -> Census:
     vocab = connector.vocabulary
 
-    def ids(name: str, where: str | None = None) -> frozenset[str]:
-        pages = connector.iter_pages(name, [vocab.id_field], where=where)
+    def ids(name: str, equals: Mapping[str, Scalar] | None = None) -> frozenset[str]:
+        pages = connector.iter_pages(name, [vocab.id_field], equals=equals)
         return frozenset(str(r[vocab.id_field]) for page in pages for r in page)
 
     return Census(
         ids={name: ids(name) for name in COUNTED},
-        active_users=ids(vocab.user_object, f"{vocab.user_active_field} = true"),
+        active_users=ids(vocab.user_object, {vocab.user_active_field: True}),
     )
 
 
