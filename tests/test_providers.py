@@ -64,20 +64,16 @@ def test_unknown_provider_names_the_known_ones() -> None:
         providers.get("pat-na1-0123456789abcdef0123456789abcdef")
 
 
-def test_a_provider_whose_parts_are_not_built_says_so(tmp_path: Path) -> None:
-    hubspot = providers.get("hubspot")
-    if "crmsweep.connectors.hubspot" not in sys.modules and not _module_exists("crmsweep.connectors.hubspot"):
-        with pytest.raises(BadInput, match=r"^the HubSpot connector is not built yet$"):
-            hubspot.connect(Connection(name="hs", provider="hubspot", url="https://api.hubapi.com", token="t"), None)
-    if not _module_exists("crmsweep.sandbox.hubspot"):
-        with pytest.raises(BadInput, match=r"^the HubSpot sandbox is not built yet$"):
-            hubspot.start_sandbox(tmp_path / "state", records=10)
-
-
-def _module_exists(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
+def test_a_part_not_built_yet_is_one_line_but_a_broken_one_is_not_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(BadInput, match=r"^the Acme connector is not built yet$"):
+        providers.import_part("crmsweep.connectors.acme_not_here", "the Acme connector")
+    # A part that exists but needs a package that is missing is a real error, not "not built yet".
+    (tmp_path / "acme_part.py").write_text("import acme_sdk_that_is_not_installed\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError, match="acme_sdk_that_is_not_installed"):
+        providers.import_part("acme_part", "the Acme connector")
 
 
 # --- a third provider is one module --------------------------------------------------------------------
@@ -289,19 +285,34 @@ def test_a_configured_connection_of_a_third_provider_gets_its_texts(
 # --- the CLI chooses through the registry ------------------------------------------------------------------
 
 
-def test_sandbox_serve_and_demo_take_the_registrys_providers(tmp_path: Path) -> None:
+def test_sandbox_serve_and_demo_refuse_a_provider_the_registry_lacks(tmp_path: Path) -> None:
     runner = CliRunner()
     home = str(tmp_path / "home")
-    unknown = runner.invoke(app, ["sandbox", "serve", "--provider", "acme", "--home", home])
-    assert unknown.exit_code == 2
-    assert "--provider: unknown provider 'acme': use one of hubspot, salesforce" in unknown.output
-    if not _module_exists("crmsweep.sandbox.hubspot"):
-        for argv in (["sandbox", "serve", "--provider", "hubspot"], ["demo", "--provider", "hubspot"]):
-            result = runner.invoke(app, [*argv, "--home", home])
-            assert result.exit_code == 2, result.output
-            assert "the HubSpot sandbox is not built yet" in result.output
-    demo_unknown = runner.invoke(app, ["demo", "--provider", "acme", "--home", home])
-    assert demo_unknown.exit_code == 2 and "unknown provider 'acme'" in demo_unknown.output
+    for argv in (["sandbox", "serve", "--provider", "acme"], ["demo", "--provider", "acme"]):
+        result = runner.invoke(app, [*argv, "--home", home])
+        assert result.exit_code == 2, result.output
+        assert "unknown provider 'acme': use one of hubspot, salesforce" in result.output
+
+
+def test_demo_runs_on_the_sandbox_of_the_provider_it_is_given(
+    register: Callable[[Provider], None], tmp_path: Path
+) -> None:
+    """`demo --provider acme` takes acme's built-in connection from the registry and tells the whole story
+    on it, under acme's names, and the org ends as it began."""
+    stops: list[Path] = []
+    org = neutral_org(ACME_VOCABULARY)
+    register(fake_entry(ACME_VOCABULARY, org, stops))
+    before = {obj: org.all_rows(obj) for obj in org._fields}
+    result = CliRunner().invoke(app, ["demo", "--provider", "acme", "--home", str(tmp_path / "home")])
+    assert result.exit_code == 0, result.output
+    assert "embedded Acme sandbox" in result.output and "Live: 4 person, 2 active users." in result.output
+    assert "Live after apply: 2 person, 1 active users." in result.output
+    assert "Every record is back under its own id" in result.output
+    assert "crmsweep scan -c sandbox-acme" in result.output
+    assert stops and set(stops) == {tmp_path / "home" / "sandbox" / "acme"}
+    assert {obj: {rid: r[ACME_VOCABULARY.deleted_field or ""] for rid, r in org.all_rows(obj).items()}
+            for obj in ("person",)} == {"person": {rid: False for rid in before["person"]}}
+    assert org.row("member", "u0")["enabled"] is True
 
 
 # --- no generic module tests a provider's name ---------------------------------------------------------------
