@@ -41,11 +41,12 @@ def serve(
     home: HomeOpt = None,
 ) -> None:
     """Serve the sandbox on 127.0.0.1 over HTTPS; print one JSON line (url, ca_file, token) once ready."""
+    from crmsweep.sandbox import apis
     from crmsweep.sandbox.faults import parse_faults
     from crmsweep.sandbox.server import SandboxInfo, serve_forever
 
-    if provider != "salesforce":
-        raise BadInput(f"unknown sandbox provider '{provider}': only 'salesforce' is available so far")
+    if provider not in apis.names():
+        raise BadInput(f"unknown sandbox provider '{provider}': the sandbox serves {', '.join(apis.names())}")
     if faults:
         try:
             parse_faults(faults)
