@@ -5,6 +5,7 @@ bin and admin endpoint, and every answer in the echo API's own shape."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from crmsweep.sandbox.faults import FaultRule
 from crmsweep.sandbox.provider_api import ApiContext, Call, Endpoint, Request, Response, json_response
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
 from crmsweep.sandbox.store import Store
+from crmsweep.sandbox.windows import RollingWindow
 
 FLAG = "archived"
 KEY_HEADER = "x-echo-key"  # the echo API carries its token in its own header, not Authorization
@@ -35,6 +37,8 @@ class EchoApi:
         self.store = context.store
         self.faults = context.faults
         self.routed = 0
+        self.now = 0.0
+        self.window = RollingWindow(2, 10, clock=lambda: self.now)
 
     def credential(self, request: Request) -> str | None:
         return request.headers.get(KEY_HEADER)
@@ -61,6 +65,11 @@ class EchoApi:
 
     def decorate(self, request: Request | None, response: Response, call: Call | None) -> None:
         response.headers["X-Echo-Usage"] = f"{call.used}/{call.limit}" if call else "-"
+
+    def admit(self, request: Request, endpoint: Endpoint) -> Response | None:
+        if request.path == "/echo/throttled" and (wait := self.window.take()) is not None:
+            return json_response(429, {"echo_fault": "window"}, {"Retry-After": str(math.ceil(wait))})
+        return None
 
     def stats(self) -> dict[str, Any]:
         return {"echo_routed": self.routed}
@@ -246,6 +255,20 @@ def test_calls_are_counted_per_endpoint_up_to_the_daily_allowance(echo: RunningS
     assert session.get(f"{url}/echo/notes/n1", headers=keyed(echo)).status_code == 200
 
 
+def test_a_providers_rate_window_refuses_before_the_call_is_counted(echo: RunningSandbox) -> None:
+    session, url = client(echo), echo.info.url
+    api = echo._server.core.api
+    assert isinstance(api, EchoApi)
+    statuses = [session.get(f"{url}/echo/throttled", headers=keyed(echo)).status_code for _ in range(3)]
+    assert statuses == [404, 404, 429] and echo.stats()["api_usage"] == 2
+    api.now = 4.0
+    refused = session.get(f"{url}/echo/throttled", headers=keyed(echo))
+    assert refused.headers["Retry-After"] == "6" and refused.json() == {"echo_fault": "window"}
+    api.now = 10.0  # the first two calls have left the window
+    assert session.get(f"{url}/echo/throttled", headers=keyed(echo)).status_code == 404
+    assert (echo.stats()["api_usage"], api.window.remaining()) == (3, 1)
+
+
 def test_locked_rows_are_per_record_with_the_providers_ids(echo: RunningSandbox) -> None:
     echo.set_faults([FaultRule(kind="lock", ids=("N2",), times=1)])
     session, url = client(echo), echo.info.url
@@ -291,7 +314,7 @@ def test_echo_and_salesforce_are_served_side_by_side_by_one_core(tmp_path: Path,
             requests.get(f"{salesforce.info.url}/services/data", verify=str(echo.info.ca_file), timeout=10)
 
 
-CORE_MODULES = ("apis", "core", "faults", "provider_api", "server", "store", "tls")
+CORE_MODULES = ("apis", "core", "faults", "provider_api", "server", "store", "tls", "windows")
 
 
 def test_no_module_of_the_core_imports_a_provider_module() -> None:

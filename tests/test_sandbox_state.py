@@ -92,7 +92,7 @@ def test_allowance_spent_answers_request_limit_exceeded(tmp_path: Path) -> None:
 
 
 def test_a_provider_the_sandbox_has_no_api_for_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no API for provider 'nosuchcrm'; it serves .*salesforce"):
+    with pytest.raises(ValueError, match=r"no API for provider 'nosuchcrm'; it serves .*salesforce"):
         start_sandbox(tmp_path, provider="nosuchcrm")
     assert not (tmp_path / "token").exists()  # refused before the state folder is touched
 

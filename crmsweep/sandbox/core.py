@@ -113,6 +113,9 @@ class SandboxCore:
         endpoint = self.api.endpoint(request)
         if endpoint.authenticated and not authorized:
             return None, self.api.unauthorized(request)
+        refusal = self.api.admit(request, endpoint)
+        if refusal is not None:
+            return None, refusal
         used = 0
         if endpoint.counted and authorized:
             counted = self._count(endpoint.name)

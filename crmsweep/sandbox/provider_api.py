@@ -23,6 +23,8 @@ For every request the core does, in this order (see `core.SandboxCore.handle`):
                          connection; any other kind: `render_fault(rule, req)` is the answer)
     endpoint(req)     -> Endpoint(name, authenticated, counted)
     if endpoint.authenticated and not authorized -> `unauthorized(req)` is the answer
+    admit(req, endpoint) -> a provider's own refusal before the call is counted (a rate-limit
+                         window, see `windows.RollingWindow`), or None to go on
     if endpoint.counted -> one call against the daily allowance; when it is spent the answer is
                          `render_fault(FaultRule(kind="limit"), req)`
     route(req, call)  -> the answer (`call` says the endpoint and the usage after this call)
@@ -137,6 +139,10 @@ class ProviderApi(Protocol):
 
     def render_error(self, status: int, code: str, message: str) -> Response:
         """One of the core's own errors (`URI_TOO_LONG`, `BAD_REQUEST`, `NOT_FOUND`, `INTERNAL`)."""
+        ...
+
+    def admit(self, request: Request, endpoint: Endpoint) -> Response | None:
+        """A refusal before the call is counted (e.g. a 429 for a full rate-limit window), or None."""
         ...
 
     def route(self, request: Request, call: Call) -> Response:

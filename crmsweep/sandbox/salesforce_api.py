@@ -180,6 +180,9 @@ class SalesforceApi:
         if request is not None and call is not None and call.used and request.path.startswith("/services/data/"):
             response.headers["Sforce-Limit-Info"] = f"api-usage={call.used}/{call.limit}"
 
+    def admit(self, request: Request, endpoint: Endpoint) -> Response | None:
+        return None  # Salesforce meters by the daily allowance alone (its concurrency limit is not modelled)
+
     def stats(self) -> dict[str, Any]:
         return {}
 
