@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 
+from crmsweep.errors import BadInput
 from crmsweep.sandbox.provider_api import SandboxProvider
 
 SANDBOX_APIS: dict[str, str] = {
@@ -22,9 +23,9 @@ def names() -> tuple[str, ...]:
 
 
 def sandbox_provider(name: str) -> SandboxProvider:
-    """The provider's sandbox API; ValueError naming the ones there are when it has none."""
+    """The provider's sandbox API; BadInput naming the ones there are when it has none."""
     module = SANDBOX_APIS.get(name)
     if module is None:
-        raise ValueError(f"the sandbox has no API for provider {name!r}; it serves {', '.join(SANDBOX_APIS)}")
+        raise BadInput(f"the sandbox has no API for provider {name!r} yet; it serves {', '.join(SANDBOX_APIS)}")
     provider: SandboxProvider = importlib.import_module(module).SANDBOX
     return provider

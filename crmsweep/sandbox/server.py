@@ -275,7 +275,7 @@ def start_sandbox(
 ) -> RunningSandbox:
     """Start serving `state_dir`'s `provider` org on https://127.0.0.1:`port` (0 = any free port).
 
-    Raises ValueError for a provider the sandbox has no API for, or bad `faults`."""
+    Raises BadInput for a provider the sandbox has no API for, ValueError for bad `faults`."""
     chosen = sandbox_provider(provider)
     rules = parse_faults(faults) if faults else []
     files, token, store = open_state(Path(state_dir), chosen, records=records, seed=seed, reset=reset)
