@@ -157,6 +157,15 @@ def echo(tmp_path: Path, echo_registered: None) -> Iterator[RunningSandbox]:
         yield running
 
 
+@pytest.fixture()
+def slept(echo: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The core's sleeps, recorded instead of slept, with `--latency-ms 250` in force."""
+    sleeps: list[float] = []
+    monkeypatch.setattr(core, "time", SimpleNamespace(sleep=sleeps.append))
+    echo._server.core.latency_ms = 250
+    return sleeps
+
+
 def client(sandbox: RunningSandbox) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
@@ -227,12 +236,7 @@ def test_faults_apply_after_the_token_check_in_the_providers_shape(echo: Running
     assert stats["faults_injected"] == 4 and stats["api_usage"] == 1  # faulted calls are not counted
 
 
-def test_drop_timeout_and_latency_are_carried_out_by_the_core(
-    echo: RunningSandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    slept: list[float] = []
-    monkeypatch.setattr(core, "time", SimpleNamespace(sleep=slept.append))
-    echo._server.core.latency_ms = 250
+def test_drop_timeout_and_latency_are_carried_out_by_the_core(echo: RunningSandbox, slept: list[float]) -> None:
     session, url = client(echo), echo.info.url
     assert session.get(f"{url}/echo/notes/n1", headers=keyed(echo)).status_code == 200
     assert slept == [0.25]  # --latency-ms is the only delay added
@@ -275,11 +279,8 @@ def test_a_providers_rate_window_refuses_before_the_call_is_counted(echo: Runnin
 
 
 def test_a_providers_own_admin_endpoint_is_beyond_latency_faults_and_counting(
-    echo: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+    echo: RunningSandbox, slept: list[float]
 ) -> None:
-    slept: list[float] = []
-    monkeypatch.setattr(core, "time", SimpleNamespace(sleep=slept.append))
-    echo._server.core.latency_ms = 100
     echo.set_faults([FaultRule(kind="status", status=503), FaultRule(kind="drop")])  # every call, forever
     session, url = client(echo), echo.info.url
     assert session.post(f"{url}/echo/settings", json={"per_10s": 1}).status_code == 401
