@@ -423,7 +423,7 @@ def rollback(
             if not dry_run and not confirm(plan):
                 return ApplyOutcome(plan=plan, report=None)
             report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume,
-                                dry_run=dry_run)
+                                rules=apply_time_rules(ws), dry_run=dry_run)
         if not dry_run:
             _mark_if_rolled_back(ws, plan, report)
     return ApplyOutcome(plan=plan, report=report, resumed=resume is not None)

@@ -220,3 +220,34 @@ def test_a_second_apply_of_the_same_plan_at_once_is_refused_and_a_finished_plan_
     assert again is not None and (again.already_applied, again.run_id) == ("done", report.run_id)
     assert asked == []  # nothing to confirm
     assert [r.run_id for r in api.runs(ws)] == [report.run_id]
+
+
+def test_a_rollback_of_a_rollback_deletes_again_only_what_still_qualifies_and_is_not_protected(
+    sandbox: RunningSandbox, ws: api.Workspace, tmp_path: Path
+) -> None:
+    """Undoing a rollback deletes again what the scan's pass proposed: the same live re-check and the
+    [protect] in force now must hold, or a supported command walks around them."""
+    sf = other_admin(sandbox)
+    plan = scan(ws, tmp_path / "plan.json")
+    targets = contact_deletes(plan)
+    applied = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert applied is not None
+    undone = api.rollback(ws, applied.run_id, confirm=yes).report
+    assert undone is not None and undone.failed == 0
+    on_open_deal, protected = targets[:2]
+    opened = sf.query("SELECT Id FROM Opportunity WHERE IsClosed = false LIMIT 1")["records"][0]["Id"]
+    sobject(sf, "OpportunityContactRole").create({"ContactId": on_open_deal, "OpportunityId": opened})
+    assert ws.config.path is not None
+    ws.config.path.write_text(
+        ws.config.path.read_text(encoding="utf-8") + f'\n[protect]\nids = ["{protected}"]\n', encoding="utf-8"
+    )
+    now = api.Workspace.load(ws.config.path, ws.home.root)
+
+    again = api.rollback(now, undone.run_id, confirm=yes).report
+
+    assert again is not None
+    skipped = {i["id"]: i["reason"] for i in again.skipped_items}
+    assert skipped[on_open_deal] == "no longer qualifies" and skipped[protected] == "protected"
+    live = deleted(ws, "Contact", targets)
+    assert not live[on_open_deal] and not live[protected]
+    assert all(live[i] for i in targets if i not in skipped)

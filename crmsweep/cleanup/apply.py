@@ -14,7 +14,7 @@ by plan digest), and a plan a finished run applied is not applied again.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,12 +36,14 @@ from crmsweep.backup.runlog import (
 )
 from crmsweep.cleanup.drift import (
     DELETE_OPS,
+    REMOVING_OPS,
     SKIP_SOMEONE_ELSE,
     UPDATE_OPS,
     drift_verdict,
     shows_applied,
     someone_else_verdict,
 )
+from crmsweep.cleanup.interrupts import can_defer, writes_finish_first
 from crmsweep.cleanup.live_check import ApplyTimeRules, LiveChecker
 from crmsweep.cleanup.plan_checks import check_plan, check_plan_text
 from crmsweep.connectors.base import Connector
@@ -129,6 +131,8 @@ class _Engine:
         self.stopped: str | None = None
         self._field_names: dict[str, set[str]] = {}
         self.live = live
+        # Which ops the live re-check applies to (None: every op, as for a scan plan).
+        self.live_ops: frozenset[Op] | None = None
         self.settled_at = settled_at  # see RunState.settled_at
 
     @property
@@ -163,10 +167,12 @@ class _Engine:
         except KeyboardInterrupt:
             if self.handle is None:
                 raise
-            # A write may still be in flight: the stop says so, and resume does not date writes by it.
-            self._log(
-                {"t": "stop", "reason": "interrupted (Ctrl-C)", "error": "KeyboardInterrupt", "interrupted": True}
-            )
+            # With Ctrl-C held while a batch is written, no write is in flight now and the stop is a time
+            # bound for resume; where it could not be held (not the main thread), the stop says so.
+            entry: dict[str, Any] = {"t": "stop", "reason": "interrupted (Ctrl-C)", "error": "KeyboardInterrupt"}
+            if not can_defer():
+                entry["interrupted"] = True
+            self._log(entry)
             raise Interrupted(f"run {self.handle.run_id} was interrupted", run_id=self.handle.run_id) from None
         self._log(
             {
@@ -223,9 +229,10 @@ class _Engine:
                     keep.append(i)
                 else:
                     self._skip(i, *verdict)
-            if self.live is not None and keep:
-                verdicts = self.live.verdicts([self.plan.changes[i] for i in keep], live)
-                for i, verdict in zip(list(keep), verdicts, strict=True):
+            checked = [i for i in keep if self.live_ops is None or self.plan.changes[i].op in self.live_ops]
+            if self.live is not None and checked:
+                verdicts = self.live.verdicts([self.plan.changes[i] for i in checked], live)
+                for i, verdict in zip(checked, verdicts, strict=True):
                     if verdict is not None:
                         keep.remove(i)
                         self._skip(i, *verdict)
@@ -235,6 +242,11 @@ class _Engine:
             for i in keep:
                 self.outcomes[i].outcome = Outcome.APPLIED
             return
+        with writes_finish_first():
+            self._write_batch(head, keep)
+
+    def _write_batch(self, head: Change, keep: list[int]) -> None:
+        """Announce, send and log one batch: the window in which a Ctrl-C waits for the result."""
         self.batch_no += 1
         batch_no = self.batch_no
         self._log(
@@ -527,11 +539,18 @@ def apply_plan(
         nonlocal live
         engine = _Engine(plan, connector, handle, outcomes, batch_size=size, last_batch=last_batch,
                          progress=progress, settled_at=settled_at)
-        if plan.header.source.get("kind") == "snapshot":
-            # Only scan plans: a rollback puts back what a run changed, whatever holds the records now.
-            live = LiveChecker(connector, rules or ApplyTimeRules(), plan.header.pass_settings,
-                               now or datetime.now(UTC), engine.field_names)
-            engine.live = live
+        in_force = rules or ApplyTimeRules()
+        from_run = plan.header.source.get("kind") != "snapshot"
+        if from_run:
+            # A record's age is no protection against undoing crmsweep's own re-create of it.
+            in_force = replace(in_force, recent_days=0)
+        live = LiveChecker(connector, in_force, plan.header.pass_settings, now or datetime.now(UTC),
+                           engine.field_names)
+        engine.live = live
+        if from_run:
+            # A rollback puts back what a run changed, whatever holds the records now; but a change of it
+            # that removes a record again (the undo of an undelete or a reactivation) is a cleanup once more.
+            engine.live_ops = REMOVING_OPS
         return engine
 
     def fresh() -> list[ChangeOutcome]:

@@ -15,6 +15,8 @@ from crmsweep.model import Change, Op, Vocabulary, canonical_datetime
 
 DELETE_OPS = (Op.DELETE, Op.ARCHIVE)
 UPDATE_OPS = (Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE)
+# Ops that take a record away from the org's users: what a cleanup does, whoever's plan it is in.
+REMOVING_OPS = frozenset({Op.DELETE, Op.ARCHIVE, Op.DEACTIVATE})
 
 # Skip reasons, as logged and reported.
 SKIP_DRIFT = "drift"

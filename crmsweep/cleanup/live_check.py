@@ -37,7 +37,9 @@ class ApplyTimeRules:
 
 
 class LiveChecker:
-    """Re-checks the changes of one scan plan, batch by batch."""
+    """Re-checks the changes of one plan, batch by batch: every change of a scan plan, and every change of
+    a plan from a run that removes a record again (a rollback of a rollback deletes what the scan's pass
+    proposed, so it must still qualify and not be protected, exactly as at the first apply)."""
 
     def __init__(
         self,
@@ -51,17 +53,26 @@ class LiveChecker:
         self.vocabulary = connector.vocabulary
         self.now = now
         self.field_names = field_names
-        self.protections = Protections(
-            vocabulary=self.vocabulary,
-            now=now,
-            recent_days=rules.recent_days,
-            objects=rules.protect_objects,
-            ids=rules.protect_ids,
-            running_user_id=connector.current_user_id(),
-        )
+        self._protections: Protections | None = None
         self._rules = rules
         self._ran_with = ran_with
         self._settings: dict[str, Mapping[str, Any]] = {}
+
+    @property
+    def protections(self) -> Protections:
+        # Made on first use, inside the run: asking the CRM who we are is a call, and a Ctrl-C during it
+        # must find the run's own handler (which logs the stop and prints the resume command).
+        if self._protections is None:
+            rules = self._rules
+            self._protections = Protections(
+                vocabulary=self.vocabulary,
+                now=self.now,
+                recent_days=rules.recent_days,
+                objects=rules.protect_objects,
+                ids=rules.protect_ids,
+                running_user_id=self.connector.current_user_id(),
+            )
+        return self._protections
 
     def _settings_of(self, pass_name: str) -> Mapping[str, Any]:
         if pass_name not in self._settings:
