@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from crmsweep.api import Workspace
 from crmsweep.cleanup.apply import ApplyProgress
+from crmsweep.cleanup.labels import one_line
 from crmsweep.errors import EXIT_BAD_INPUT, CrmsweepError, SafetyRefusal
 from crmsweep.model import Plan, PlanFormatError
 
@@ -66,7 +67,8 @@ _CONTEXT_PARAM = "crmsweep_context"  # the parameter handle_errors adds so Typer
 
 def report_error(message: str, exit_code: int, *, as_json: bool) -> None:
     """One line on stderr; with --json also `{"error": {...}}` on stdout, as the sf CLI answers."""
-    err.print(f"crmsweep: {message}", style="red")
+    # The message may quote a plan's or the CRM's text: shown escaped, never interpreted by the terminal.
+    err.print(f"crmsweep: {one_line(message)}", style="red")
     if as_json:
         emit_json({"error": {"message": message, "exit_code": exit_code}})
 
@@ -133,7 +135,7 @@ def emit_json(data: Any) -> None:
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Rows under column headers on stdout, as plain text a person reads and `awk` splits on 2+ spaces."""
-    cells = [[str(h) for h in headers], *([str(c) for c in row] for row in rows)]
+    cells = [[one_line(h) for h in headers], *([one_line(c) for c in row] for row in rows)]
     widths = [max(len(line[i]) for line in cells) for i in range(len(headers))]
     for line in cells:
         out.print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
@@ -151,7 +153,7 @@ def confirmer(yes: bool, question: Callable[[Plan], str]) -> Callable[[Plan], bo
             return True
         if not interactive():
             raise SafetyRefusal("no terminal to confirm on: review the plan with `crmsweep preview`, then pass --yes")
-        return typer.confirm(question(plan), default=False, err=True)
+        return typer.confirm(one_line(question(plan)), default=False, err=True)
 
     return confirm
 
