@@ -152,11 +152,15 @@ def test_terminal_escapes_in_a_plan_never_reach_the_screen_and_accept_refuses_th
     site = make_site(tmp_path)
     plan, _doc = read(site.scan("plan.json", "stale_contacts"))
     hiding = plan.with_header(notes=(*plan.header.notes, HIDING_NOTE), plan_id=plan.header.plan_id + ESC + "[2K",
-                              held_back={"stale_contacts": {"open deal" + ESC + "[1A": 1}})
+                              held_back={"stale_contacts": {"open deal" + ESC + "[1A\u202e\x9b": 1}})
     path = unsigned(tmp_path / "hiding.json", hiding)
     shown = site("preview", str(path))
     assert ESC not in shown.stdout and ESC not in shown.stderr
     assert "\\x1b[2K\\x1b[G\\x1b[1A\\x1b[2K- Contact 003000000000027AAA" in shown.stdout
+    assert "held back by protection: 1 open deal\\x1b[1A\\u202e\\x9b" in shown.stdout
+    as_json = site("preview", str(path), "--json").stdout
+    assert all(ch.isprintable() or ch == "\n" for ch in as_json)
+    assert json.loads(as_json)["held_back"] == {"stale_contacts": {"open deal" + ESC + "[1A\u202e\x9b": 1}}
     refused = site("plan", "accept", str(path), "--yes", expect=3)
     assert ESC not in refused.stdout + refused.stderr
     assert "control character" in error_line(refused)

@@ -129,7 +129,11 @@ def workspace(config: Path | None, home: Path | None) -> Workspace:
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """`data` as JSON on stdout. Readable letters stay as they are, but a character that would not show
+    as itself (a bidi override, a C1 control, which JSON leaves raw) is written as its JSON escape:
+    the output may land on a terminal, and it parses back to the same value."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("".join(ch if ch.isprintable() or ch == "\n" else json.dumps(ch)[1:-1] for ch in text) + "\n")
     sys.stdout.flush()
 
 
