@@ -297,11 +297,15 @@ def accept_plan(
     parsed, _text = read_plan_file(plan_path)
     plan, was = parsed.plan, trust_of(parsed, ws.home)
     with connect(ws, connection or plan.header.connection) as connector:
+        if was is Trust.SIGNED:
+            # This home's own plan: nothing to accept, and trusted as apply trusts it (no re-scan).
+            check_plan(plan, connector, ws.home, caps=caps_of(ws))
+            return AcceptOutcome(plan=plan, was=was, accepted=False)
         protect = ws.config.protect
         check_acceptable(plan, connector, ws.home, caps=caps_of(ws),
                          rules=HomeRules(recent_days=protect.recent_days, objects=tuple(protect.objects),
                                          ids=tuple(protect.ids)))
-    if was is Trust.SIGNED or not confirm(PlanReview(plan=plan, trust=was)):
+    if not confirm(PlanReview(plan=plan, trust=was)):
         return AcceptOutcome(plan=plan, was=was, accepted=False)
     write_plan(plan, plan_path, ws.home)
     return AcceptOutcome(plan=plan, was=was, accepted=True)

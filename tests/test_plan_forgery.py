@@ -142,6 +142,7 @@ def test_the_safety_caps_hold_at_accept_and_at_apply(tmp_path: Path) -> None:
     over = site.root / "over.json"
     site("scan", "-c", "sandbox-salesforce", "-o", str(over), "--allow-over-cap", "--snapshot",
          str(plan.header.snapshot_id))
+    assert "already signed by this crmsweep home" in site("plan", "accept", str(over), "--yes").stderr
     applied = json.loads(site("apply", str(over), "--yes", "--json").stdout)
     assert applied["applied"] == len(read(over)[0].changes) > 2
 
