@@ -39,7 +39,7 @@ from crmsweep.cleanup.apply import (
 from crmsweep.cleanup.live_check import ApplyTimeRules
 from crmsweep.cleanup.passes import check_pass_tables
 from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of
-from crmsweep.cleanup.plan_checks import check_plan, load_plan, read_plan_file
+from crmsweep.cleanup.plan_checks import Caps, HomeRules, check_acceptable, check_plan, load_plan, read_plan_file
 from crmsweep.cleanup.scan import ScanResult, check_scan_request, scan_snapshot
 from crmsweep.config import CONFIG_ENV, Config, load_config, resolve_connection
 from crmsweep.connectors import open_connector
@@ -301,13 +301,22 @@ def accept_plan(
 
     The admin accepts the content shown to them, so the digest is derived afresh from that content and
     the one the file claims is ignored. The plan must still pass every check apply makes (org,
-    provenance, before-images): accepting never makes an impossible plan applicable.
+    provenance, before-images, caps), and a plan from a scan must hold only changes that this home's
+    scan of its snapshot proposes (see plan_checks.check_acceptable): accepting never makes a plan
+    applicable that this home's own scan could not have written.
     """
     parsed, _text = read_plan_file(plan_path)
     plan, was = parsed.plan, trust_of(parsed, ws.home)
     with connect(ws, connection or plan.header.connection) as connector:
-        check_plan(plan, connector, ws.home)
-    if was is Trust.SIGNED or not confirm(PlanReview(plan=plan, trust=was)):
+        if was is Trust.SIGNED:
+            # This home's own plan: nothing to accept, and trusted as apply trusts it (no re-scan).
+            check_plan(plan, connector, ws.home, caps=caps_of(ws))
+            return AcceptOutcome(plan=plan, was=was, accepted=False)
+        protect = ws.config.protect
+        check_acceptable(plan, connector, ws.home, caps=caps_of(ws),
+                         rules=HomeRules(recent_days=protect.recent_days, objects=tuple(protect.objects),
+                                         ids=tuple(protect.ids)))
+    if not confirm(PlanReview(plan=plan, trust=was)):
         return AcceptOutcome(plan=plan, was=was, accepted=False)
     write_plan(plan, plan_path, ws.home)
     return AcceptOutcome(plan=plan, was=was, accepted=True)
@@ -322,6 +331,12 @@ class ApplyOutcome:
     report: ApplyReport | None  # None when the admin declined, or when the plan was only written out
     written: Path | None = None  # `rollback -o`: where the plan was written for review (nothing applied)
     resumed: bool = False  # `rollback` finished an interrupted rollback run instead of starting one
+
+
+def caps_of(ws: Workspace) -> Caps:
+    """The [safety] caps of the config in force: a plan from a scan must fit them when it is applied."""
+    return Caps(max_changes=ws.config.safety.max_changes,
+                max_changes_per_object=ws.config.safety.max_changes_per_object)
 
 
 def apply_time_rules(ws: Workspace) -> ApplyTimeRules:
@@ -354,7 +369,7 @@ def apply(
     if dry_run and resume_run:
         raise BadInput("a dry run cannot resume a run: leave out --dry-run to finish it")
     with connect(ws, connection or plan.header.connection) as connector:
-        check_plan(plan, connector, ws.home)
+        check_plan(plan, connector, ws.home, caps=caps_of(ws))
         earlier = earlier_run(ws.home, plan) if resume_run is None else None
         already = earlier is not None and earlier.status in FINISHED
         if earlier is not None and not already and not dry_run:

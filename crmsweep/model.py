@@ -380,6 +380,9 @@ class PlanHeader:
     rollback_of: str | None = None
     # The validated settings each pass ran with, so apply re-checks candidates by the same rules.
     pass_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The scan was allowed over the [safety] caps (--allow-over-cap). Trusted only under this home's
+    # signature of its own scan: `plan accept` refuses a plan that claims it.
+    over_cap_allowed: bool = False
 
     @property
     def snapshot_id(self) -> str | None:
@@ -401,6 +404,7 @@ class PlanHeader:
             "rollback_of": self.rollback_of,
             # Only when set, so plans without it (rollbacks, older scans) keep their digest.
             **({"pass_settings": {k: dict(v) for k, v in self.pass_settings.items()}} if self.pass_settings else {}),
+            **({"over_cap_allowed": True} if self.over_cap_allowed else {}),
         }
 
     @classmethod
@@ -422,6 +426,7 @@ class PlanHeader:
                 notes=_strings(data.get("notes", ()), "notes"),
                 rollback_of=data.get("rollback_of"),
                 pass_settings={str(k): dict(v) for k, v in dict(data.get("pass_settings") or {}).items()},
+                over_cap_allowed=data.get("over_cap_allowed", False) is True,
             )
         except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
             raise PlanFormatError(f"malformed plan header: {exc}") from exc

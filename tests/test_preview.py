@@ -123,7 +123,8 @@ def test_value_format() -> None:
     assert [format_value(v) for v in (True, False, None, 3, 2.5)] == ["true", "false", "null", "3", "2.5"]
     assert format_value("x" * 41) == '"' + "x" * 39 + '…"'
     assert format_value("x" * 40) == '"' + "x" * 40 + '"'
-    assert format_value('say "hi"\n') == '"say \\"hi\\""'
+    assert format_value('say "hi"\n') == '"say \\"hi\\"\\n"'
+    assert format_value("\x1b[2K\u202e") == '"\\u001b[2K\\u202e"'
     deactivate = scanned_plan().changes[-2]
     assert change_line(deactivate) == (
         '~ User 005000000000000003 "Never In <never@x.org>"  '

@@ -103,9 +103,10 @@ def test_rollback_twice_is_refused_unless_forced(tmp_path: Path, home: Home) -> 
     rb = roll_back(home, org, run_id)
     with pytest.raises(SafetyRefusal, match=f"run {run_id} was already rolled back by run {rb.run_id}"):
         build_rollback_plan(home, run_id, now=NOW)
-    # Forced, it is built; applying it finds the record restored already and skips it (not in the recycle bin).
-    again = apply_plan(*signed(build_rollback_plan(home, run_id, now=NOW, force=True), home), org, home)
-    assert again.skipped_items[0]["reason"] == "not in recycle bin"
+    # Forced, it is built (for a script to inspect); apply's own checks still refuse it: the run was undone.
+    forced = build_rollback_plan(home, run_id, now=NOW, force=True)
+    with pytest.raises(SafetyRefusal, match=f"run {run_id} was already rolled back by run {rb.run_id}"):
+        apply_plan(*signed(forced, home), org, home)
 
 
 
@@ -213,6 +214,33 @@ def test_unfinished_run_is_refused_until_resumed_then_rolls_back_all(tmp_path: P
     assert (resumed.applied, resumed.remaining) == (2, 0)
     rollback = build_rollback_plan(home, run_id, now=NOW)
     assert [c.record_id for c in rollback.changes] == [contact_id(1), contact_id(0)]
+
+
+def test_a_rollback_plan_is_refused_once_its_run_is_rolled_back_or_unsettled(tmp_path: Path, home: Home) -> None:
+    """check_plan (apply, and `plan accept`) makes the refusals build_rollback_plan makes, for a plan
+    written earlier: the run was rolled back since by another plan, or has writes of unknown outcome."""
+    org = make_org(contacts=3)
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(
+        [contact_id(0), contact_id(1)])))
+    run_id = apply_plan(plan, text, org, home).run_id
+    kept = build_rollback_plan(home, run_id, now=NOW)
+    check_plan(kept, org, home)
+    roll_back(home, org, run_id)
+    with pytest.raises(SafetyRefusal, match=rf"^run {run_id} was already rolled back by run "):
+        check_plan(kept, org, home)
+
+    other, other_text = write_plan(tmp_path, home, plan_from_snapshot(home, plan.header.source["id"], deletes(
+        [contact_id(2)])))
+    org.limit_after_calls = org.calls  # stops before its first write
+    other_run = apply_plan(other, other_text, org, home).run_id
+    org.limit_after_calls = None
+    undo_nothing = kept.with_header(source={"kind": "run", "id": other_run}, rollback_of=other_run)
+    handle = open_run(home, other_run)
+    handle.append({"t": "resume"})
+    handle.append({"t": "intent", "batch": 1, "op": "delete", "object": "Contact", "changes": [0],
+                   "records": [{"i": 0, "id": contact_id(2), "before": other.changes[0].before}]})
+    with pytest.raises(SafetyRefusal, match=r"1 write\(s\) of unknown outcome: before rolling it back"):
+        check_plan(undo_nothing, org, home)
 
 
 def test_mark_rolled_back_needs_a_finished_rollback_of_that_run(tmp_path: Path, home: Home) -> None:

@@ -52,14 +52,21 @@ def applied_undos(state: RunState) -> dict[tuple[str, str], Change]:
     return undos
 
 
-def build_rollback_plan(home: Home, run_id: str, *, now: datetime, force: bool = False) -> Plan:
-    """The inverse of every change run `run_id` applied (result ok), last applied first."""
-    state = read_run(home, run_id)
+def refuse_rollback_of(home: Home, state: RunState, *, applying: Plan | None = None, force: bool = False) -> None:
+    """Refuse to undo run `state` when a rollback cannot be right: it was rolled back already, or some of
+    its writes have an unknown outcome. Run when a rollback plan is built, accepted and applied.
+
+    `applying` is the rollback plan about to be applied: if a run of that very plan is what rolled the
+    run back, it is not refused here (apply reports it as already applied).
+    """
+    run_id = state.run_id
     if state.rolled_back_by and not force:
-        raise SafetyRefusal(
-            f"run {run_id} was already rolled back by run {state.rolled_back_by}: nothing is left to undo "
-            "(see `crmsweep runs list`)"
-        )
+        by = read_run(home, state.rolled_back_by)
+        if applying is None or by.plan.digest != applying.digest:
+            raise SafetyRefusal(
+                f"run {run_id} was already rolled back by run {state.rolled_back_by}: nothing is left to undo "
+                "(see `crmsweep runs list`)"
+            )
     pending = state.count(Outcome.PENDING)
     if pending:
         # Their writes may have landed: a rollback without them would leave them in place for good,
@@ -72,6 +79,12 @@ def build_rollback_plan(home: Home, run_id: str, *, now: datetime, force: bool =
             plan_file=plan_file,
             command=f"`crmsweep apply {plan_file} --resume {run_id}`",
         )
+
+
+def build_rollback_plan(home: Home, run_id: str, *, now: datetime, force: bool = False) -> Plan:
+    """The inverse of every change run `run_id` applied (result ok), last applied first."""
+    state = read_run(home, run_id)
+    refuse_rollback_of(home, state, force=force)
     if not state.applied_order:
         raise BadInput(f"run {run_id} applied no changes: nothing to roll back")
     original = state.plan

@@ -8,9 +8,21 @@ from typing import Any
 from crmsweep.model import Change, Vocabulary
 
 
-def one_line(text: str) -> str:
-    """Control characters (a newline in a Name) would break a line-per-change preview."""
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+def escaped(ch: str) -> str:
+    """A character that would not show as itself, as its Python escape (\\n, \\x1b, \\u202e)."""
+    return ascii(ch)[1:-1]
+
+
+def one_line(text: object) -> str:
+    """Text from a plan, a run log or the CRM as it may be shown to a person: on one line, every character
+    that would not show as itself (newline, ESC and other controls, bidi overrides, zero-width) escaped
+    visibly. A raw ESC could move the cursor and erase lines of a preview; a newline could fake one."""
+    return "".join(ch if ch.isprintable() else escaped(ch) for ch in str(text))
+
+
+def has_control(text: str) -> bool:
+    """True if `text` holds a character one_line would escape."""
+    return not text.isprintable()
 
 
 def record_label(vocabulary: Vocabulary, object_name: str, record: Mapping[str, Any]) -> str:

@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from crmsweep.backup.rollback import applied_undos
+from crmsweep.backup.rollback import applied_undos, refuse_rollback_of
 from crmsweep.backup.runlog import read_run
+from crmsweep.cleanup.labels import has_control, one_line
 from crmsweep.cleanup.plan_auth import require_signed
 from crmsweep.cleanup.provenance import inverse_problems, scan_plan_problems, snapshot_row_problem
+from crmsweep.cleanup.rescan import rescan_problems
+from crmsweep.cleanup.scan import check_caps
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import NotReversible, Plan, PlanFile, PlanFormatError, Vocabulary
@@ -68,8 +74,26 @@ def check_plan_text(plan: Plan, plan_text: str, home: Home) -> None:
     require_signed(parsed, home, name=plan.header.plan_id)
 
 
-def check_plan(plan: Plan, connector: Connector, home: Home) -> None:
-    """Refuse a plan made for another org, or whose before-images are not safely held (rule 2)."""
+@dataclass(frozen=True)
+class Caps:
+    """The [safety] caps in force: a plan from a scan holds no more changes than these."""
+
+    max_changes: int | None = None
+    max_changes_per_object: int | None = None
+
+
+@dataclass(frozen=True)
+class HomeRules:
+    """What this home protects ([protect] of its config), for the re-scan of a plan being accepted."""
+
+    recent_days: int
+    objects: tuple[str, ...]
+    ids: tuple[str, ...]
+
+
+def check_plan(plan: Plan, connector: Connector, home: Home, *, caps: Caps | None = None) -> None:
+    """Refuse a plan made for another org, or whose before-images are not safely held (rule 2), or a
+    plan from a scan over `caps` that was not allowed over them by the scan of this home that made it."""
     header = plan.header
     if header.provider != connector.provider:
         raise BadInput(
@@ -81,6 +105,88 @@ def check_plan(plan: Plan, connector: Connector, home: Home) -> None:
             f"plan is for org {header.org_id} but connection '{connector.connection_name}' is org {live_org}"
         )
     check_provenance(plan, home, connector.vocabulary)
+    if caps is not None and header.source.get("kind") == "snapshot" and not header.over_cap_allowed:
+        _check_caps(plan, caps)
+
+
+def _check_caps(plan: Plan, caps: Caps) -> None:
+    # Rollback plans are not capped: they only undo what a run did, and refusing one would strand it.
+    over = check_caps(plan.changes, max_changes=caps.max_changes, max_changes_per_object=caps.max_changes_per_object,
+                      subject="the plan holds")
+    if over:
+        raise SafetyRefusal(
+            f"{over[0]}: narrow the passes or raise the cap and scan again (a scan of this home with "
+            "--allow-over-cap writes a plan allowed over them)"
+        )
+
+
+def _header_strings(plan: Plan) -> Iterator[tuple[str, str]]:
+    """(field, text) for every string of a plan's header, keys included."""
+    header = plan.header.to_dict()
+    for name, value in header.items():
+        yield from _strings(name, value)
+
+
+def _strings(name: str, value: object) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield name, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield name, str(key)
+            yield from _strings(f"{name}.{key}", item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(name, item)
+
+
+def control_text(plan: Plan) -> str | None:
+    """'notes: "..."' for the first header string holding a control character (escaped), None if none."""
+    for name, text in _header_strings(plan):
+        if has_control(text):
+            return f"{one_line(name)}: {one_line(text)}"
+    return None
+
+
+def check_acceptable(plan: Plan, connector: Connector, home: Home, *, caps: Caps, rules: HomeRules) -> None:
+    """Refuse a plan an admin is about to accept (sign) unless this home's own scan could have made it.
+
+    Beyond every check apply makes: no over-cap allowance is taken from the file (an accepted plan must
+    fit this home's caps), no header text holds control characters (they could hide lines of the
+    preview the admin accepts), and a plan from a scan holds only changes a re-run of its passes over
+    its snapshot proposes, with this home's protections and the user this connection runs as.
+    """
+    header = plan.header
+    if text := control_text(plan):
+        raise SafetyRefusal(
+            f"plan {one_line(header.plan_id)} holds a control character in its header ({text}), which could hide "
+            "lines of its preview: it was not written by crmsweep; scan again"
+        )
+    if header.over_cap_allowed:
+        raise SafetyRefusal(
+            f"plan {header.plan_id} says it was allowed over the [safety] caps; an accepted plan must fit "
+            "this home's caps: raise them, or scan again here with --allow-over-cap"
+        )
+    check_plan(plan, connector, home, caps=caps)
+    if header.source.get("kind") != "snapshot":
+        return
+    # Imported here, as in _check_snapshot_source: the snapshot reader pulls in pandas/pyarrow.
+    from crmsweep.backup.snapshot import open_snapshot
+
+    offenders = rescan_problems(
+        plan,
+        open_snapshot(home, header.source.get("id", "")),
+        vocabulary=connector.vocabulary,
+        protect_recent_days=rules.recent_days,
+        protect_objects=rules.objects,
+        protect_ids=rules.ids,
+        running_user_id=connector.current_user_id(),
+        now=datetime.now(UTC),
+    )
+    if offenders:
+        raise SafetyRefusal(
+            f"{len(offenders)} change(s) of plan {header.plan_id} are not ones its passes propose from its "
+            f"snapshot with this home's protections ({_offender_text(offenders)}): scan again"
+        )
 
 
 def check_provenance(plan: Plan, home: Home, vocabulary: Vocabulary) -> None:
@@ -158,6 +264,7 @@ def _check_run_source(plan: Plan, home: Home, run_id: str) -> None:
         source = read_run(home, run_id)
     except BadInput as exc:
         raise SafetyRefusal(f"the plan undoes run {run_id}, whose log cannot be read ({exc})") from None
+    refuse_rollback_of(home, source, applying=plan)
     if header_problem := _run_header_problem(plan, source.plan, run_id):
         raise SafetyRefusal(f"plan {plan.header.plan_id} {header_problem}: build the rollback plan again")
     offenders = inverse_problems(plan, applied_undos(source))

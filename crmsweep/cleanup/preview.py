@@ -34,10 +34,8 @@ NO_PASS = "(no pass)"
 def format_value(value: Any) -> str:
     """JSON-ish and short: true, false, null, 42, "text" (strings cut to 40 characters)."""
     if isinstance(value, str):
-        text = one_line(value)
-        if len(text) > VALUE_WIDTH:
-            text = text[: VALUE_WIDTH - 1] + "…"
-        return json.dumps(text, ensure_ascii=False)
+        text = value if len(value) <= VALUE_WIDTH else value[: VALUE_WIDTH - 1] + "…"
+        return one_line(json.dumps(text, ensure_ascii=False))
     if value is None or isinstance(value, bool | int | float):
         return json.dumps(value)
     return format_value(str(value))
@@ -45,8 +43,7 @@ def format_value(value: Any) -> str:
 
 def exact_value(value: Any) -> str:
     """A written value as JSON, in full, on one line; characters that would not show are escaped."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return one_line(json.dumps(value, ensure_ascii=False, default=str))
 
 
 def change_line(change: Change) -> str:
@@ -63,8 +60,8 @@ def change_line(change: Change) -> str:
         parts.append(
             ", ".join(f"{k}: {format_value(change.before.get(k))} → {exact_value(v)}" for k, v in change.after.items())
         )
-    if change.reason:
-        parts.append(one_line(change.reason))
+    if change.reason.strip():
+        parts.append(one_line(change.reason.strip()))
     return "  ".join(parts)
 
 
@@ -173,7 +170,9 @@ def render_preview(plan: Plan, *, limit: int | None = None, signature: str | Non
         closing.append(f"{_plural(skipped_passes, 'pass', 'passes')} skipped")
     lines.append("")
     lines.append("total: " + "; ".join(closing))
-    return "\n".join(lines) + "\n"
+    # Every line goes through one_line: header fields, notes and pass names come from the file, and a
+    # raw ESC in one could erase other lines (a change) on the admin's terminal.
+    return "\n".join(one_line(line) for line in lines) + "\n"
 
 
 def summarize(plan: Plan) -> dict[str, Any]:

@@ -52,11 +52,17 @@ def check_scan_request(
     return selected, settings
 
 
-def check_caps(changes: Sequence[Change], *, max_changes: int | None, max_changes_per_object: int | None) -> list[str]:
-    """Each cap the changes exceed, as the sentence an admin reads."""
+def check_caps(
+    changes: Sequence[Change],
+    *,
+    max_changes: int | None,
+    max_changes_per_object: int | None,
+    subject: str = "the scan proposes",
+) -> list[str]:
+    """Each cap the changes exceed, as the sentence an admin reads ("`subject` 300 changes, over ...")."""
     over: list[str] = []
     if max_changes is not None and len(changes) > max_changes:
-        over.append(f"the scan proposes {len(changes):,} changes, over [safety] max_changes = {max_changes:,}")
+        over.append(f"{subject} {len(changes):,} changes, over [safety] max_changes = {max_changes:,}")
     if max_changes_per_object is not None:
         per_object: dict[str, int] = {}
         for change in changes:
@@ -64,15 +70,18 @@ def check_caps(changes: Sequence[Change], *, max_changes: int | None, max_change
         for obj, count in per_object.items():
             if count > max_changes_per_object:
                 over.append(
-                    f"the scan proposes {count:,} changes to {obj}, "
+                    f"{subject} {count:,} changes to {obj}, "
                     f"over [safety] max_changes_per_object = {max_changes_per_object:,}"
                 )
     return over
 
 
 def _utc(now: datetime) -> datetime:
-    # A naive clock is taken as UTC, the same rule canonical_datetime applies.
-    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    # A naive clock is taken as UTC, the same rule canonical_datetime applies; and it is cut to the
+    # milliseconds the plan's `created` keeps, so that a re-run from `created` (plan accept) sees the
+    # very clock the scan saw.
+    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _refuse_unknown_running_user(
@@ -198,5 +207,6 @@ def scan_snapshot(
         held_back=held_back,
         notes=tuple(notes),
         pass_settings=ran_with,
+        over_cap_allowed=bool(over),
     )
     return ScanResult(plan=Plan.build(header, changes), per_pass=per_pass, held_back=held_back, skipped=skipped)

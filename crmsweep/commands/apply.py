@@ -19,6 +19,7 @@ import typer
 from crmsweep import api
 from crmsweep.cleanup.apply import ApplyReport
 from crmsweep.cleanup.drift import DELETE_OPS
+from crmsweep.cleanup.labels import one_line
 from crmsweep.cleanup.preview import breakdown, ops_breakdown
 from crmsweep.commands.common import (
     ConfigOpt,
@@ -91,8 +92,8 @@ def report_json(report: ApplyReport, resume: str) -> dict[str, object]:
 
 def render_report(report: ApplyReport, *, resume_hint: str) -> None:
     if report.already_applied:
-        err.print(f"Plan {report.plan_id} was already applied by run {report.run_id} ({report.already_applied}): "
-                  "nothing to do. See `crmsweep runs list`.")
+        err.print(one_line(f"Plan {report.plan_id} was already applied by run {report.run_id} "
+                           f"({report.already_applied}): nothing to do. See `crmsweep runs list`."), markup=False)
         return
     if report.dry_run:
         planned = ops_breakdown((str(i["op"]), str(i["object"])) for i in report.planned_items)
@@ -106,11 +107,13 @@ def render_report(report: ApplyReport, *, resume_hint: str) -> None:
         for item in items[:SHOW_ITEMS]:
             detail = item.get("detail") or item.get("message") or ""
             code = item.get("reason") or item.get("error_code") or ""
-            err.print(f"  {title.lower()}: {item.get('object', '')} {item.get('id', '')}  {code}  {detail}".rstrip())
+            line = f"  {title.lower()}: {item.get('object', '')} {item.get('id', '')}  {code}  {detail}".rstrip()
+            err.print(one_line(line), markup=False)
         if len(items) > SHOW_ITEMS:
             err.print(f"  … and {len(items) - SHOW_ITEMS} more {title.lower()}; `--json` lists them all")
     if report.stopped:
-        err.print(f"Stopped: {report.stopped}. {report.remaining} changes remain: {resume_hint}", style="yellow")
+        err.print(one_line(f"Stopped: {report.stopped}. {report.remaining} changes remain: {resume_hint}"),
+                  style="yellow", markup=False)
 
 
 def exit_for(report: ApplyReport | None) -> None:
@@ -119,10 +122,16 @@ def exit_for(report: ApplyReport | None) -> None:
 
 
 def confirm_writes(
-    ws: api.Workspace, yes: bool, ask: Callable[[Plan], str], *, before: Callable[[Plan], None] | None = None
+    ws: api.Workspace,
+    yes: bool,
+    ask: Callable[[Plan], str],
+    *,
+    before: Callable[[Plan], None] | None = None,
+    connection: str | None = None,
 ) -> Callable[[Plan], bool]:
     """Ask before writing (see `confirmer`); above `[safety] confirm_typed_over` deletions, the admin types
-    their number or the connection's name, since a reflexive `y` must not delete hundreds of records."""
+    their number or the name of the connection written to (`connection`, else the plan's), since a
+    reflexive `y` must not delete hundreds of records."""
     plain = confirmer(yes, ask)
     over = ws.config.safety.confirm_typed_over
 
@@ -139,12 +148,12 @@ def confirm_writes(
         deletions = sum(1 for c in plan.changes if c.op in DELETE_OPS)
         if yes or deletions <= over or not interactive():
             return plain(plan)  # without a terminal, `plain` refuses: nothing to confirm on
-        err.print(ask(plan), markup=False)
+        err.print(one_line(ask(plan)), markup=False)
         answer = typer.prompt(
             f"This deletes {deletions} records. Type {deletions} (or the connection name) to go on",
             default="", show_default=False, err=True,
         ).strip()
-        if answer in (str(deletions), plan.header.connection):
+        if answer in (str(deletions), connection or plan.header.connection):
             return True
         err.print(f"You typed {answer!r}, not {deletions}.", markup=False)
         return False
@@ -172,10 +181,12 @@ def declined(what: str) -> None:
     raise typer.Exit(EXIT_DECLINED)
 
 
-def question(plan: Plan) -> str:
-    """What the admin says yes to: what the plan does, where, and which plan exactly (its digest)."""
+def question(plan: Plan, connection: str | None = None) -> str:
+    """What the admin says yes to: what the plan does, where (the connection written to: `connection`,
+    else the plan's), and which plan exactly (its digest)."""
     return (f"Apply {len(plan.changes)} changes ({breakdown(plan)}) to {plan.header.provider} org "
-            f"{plan.header.org_id} ('{plan.header.connection}')? Plan {plan.header.plan_id}, {plan.digest}")
+            f"{plan.header.org_id} ('{connection or plan.header.connection}')? "
+            f"Plan {plan.header.plan_id}, {plan.digest}")
 
 
 @handle_errors
@@ -201,7 +212,8 @@ def apply(
                               connection=connection, yes=yes)
 
     with resume_hints(resume_hint), apply_progress(not as_json) as progress:
-        outcome = api.apply(ws, plan_file, confirm=confirm_writes(ws, yes, question), connection=connection,
+        ask = confirm_writes(ws, yes, lambda p: question(p, connection), connection=connection)
+        outcome = api.apply(ws, plan_file, confirm=ask, connection=connection,
                             resume_run=resume, progress=progress, dry_run=dry_run)
     report = outcome.report
     if report is None:

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from crmsweep import providers
 from crmsweep.api import Workspace
 from crmsweep.cleanup.apply import ApplyProgress
+from crmsweep.cleanup.labels import one_line
 from crmsweep.errors import EXIT_BAD_INPUT, CrmsweepError, SafetyRefusal
 from crmsweep.model import Plan, PlanFormatError
 
@@ -115,7 +116,8 @@ def pasteable(text: str) -> str:
 def report_error(message: str, exit_code: int, *, as_json: bool) -> None:
     """One line on stderr; with --json also `{"error": {...}}` on stdout, as the sf CLI answers."""
     message = pasteable(message)  # the JSON error too
-    err.print(f"crmsweep: {message}", style="red")
+    # The message may quote a plan's or the CRM's text: shown escaped, never interpreted by the terminal.
+    err.print(f"crmsweep: {one_line(message)}", style="red")
     if as_json:
         emit_json({"error": {"message": message, "exit_code": exit_code}})
 
@@ -178,13 +180,17 @@ def workspace(config: Path | None, home: Path | None) -> Workspace:
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """`data` as JSON on stdout. Readable letters stay as they are, but a character that would not show
+    as itself (a bidi override, a C1 control, which JSON leaves raw) is written as its JSON escape:
+    the output may land on a terminal, and it parses back to the same value."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("".join(ch if ch.isprintable() or ch == "\n" else json.dumps(ch)[1:-1] for ch in text) + "\n")
     sys.stdout.flush()
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Rows under column headers on stdout, as plain text a person reads and `awk` splits on 2+ spaces."""
-    cells = [[str(h) for h in headers], *([str(c) for c in row] for row in rows)]
+    cells = [[one_line(h) for h in headers], *([one_line(c) for c in row] for row in rows)]
     widths = [max(len(line[i]) for line in cells) for i in range(len(headers))]
     for line in cells:
         out.print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
@@ -202,7 +208,7 @@ def confirmer(yes: bool, question: Callable[[Plan], str]) -> Callable[[Plan], bo
             return True
         if not interactive():
             raise SafetyRefusal("no terminal to confirm on: review the plan with `crmsweep preview`, then pass --yes")
-        return typer.confirm(question(plan), default=False, err=True)
+        return typer.confirm(one_line(question(plan)), default=False, err=True)
 
     return confirm
 

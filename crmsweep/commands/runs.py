@@ -8,6 +8,7 @@ import typer
 
 from crmsweep import api
 from crmsweep.backup.runlog import ChangeOutcome, Outcome, RunState
+from crmsweep.cleanup.labels import one_line
 from crmsweep.commands.common import (
     ConfigOpt,
     HomeOpt,
@@ -96,7 +97,7 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
     width = max(len(name) for name, _ in facts)
     for name, value in facts:
         if value:
-            out.print(f"{name:<{width}}  {value}")
+            out.print(f"{name:<{width}}  {one_line(value)}", markup=False, highlight=False)
     for title, items, code, text in (("Skipped", skipped, "reason", "detail"),
                                      ("Failed", failed, "error_code", "message")):
         if items:
