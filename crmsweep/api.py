@@ -16,8 +16,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crmsweep.backup.rollback import build_rollback_plan, mark_rolled_back, not_undone, unfinished_rollback
-from crmsweep.backup.runlog import RunState, RunSummary, list_runs, open_run, plan_lock, read_run
+from crmsweep.backup.rollback import (
+    build_rollback_plan,
+    mark_rolled_back,
+    not_undone,
+    rollback_plan_of,
+    unfinished_rollback,
+)
+from crmsweep.backup.runlog import Outcome, RunState, RunSummary, list_runs, open_run, plan_lock, read_run
 from crmsweep.backup.snapshot import (
     SnapshotReader,
     Unfinished,
@@ -35,6 +41,8 @@ from crmsweep.cleanup.apply import (
     apply_plan,
     earlier_run,
     refuse_second_run,
+    resumable_run,
+    settle_run,
 )
 from crmsweep.cleanup.live_check import ApplyTimeRules
 from crmsweep.cleanup.passes import check_pass_tables
@@ -331,6 +339,7 @@ class ApplyOutcome:
     report: ApplyReport | None  # None when the admin declined, or when the plan was only written out
     written: Path | None = None  # `rollback -o`: where the plan was written for review (nothing applied)
     resumed: bool = False  # `rollback` finished an interrupted rollback run instead of starting one
+    already_rolled_back_by: str | None = None  # `rollback` of a run already rolled back: nothing was done
 
 
 def caps_of(ws: Workspace) -> Caps:
@@ -366,17 +375,19 @@ def apply(
     `dry_run` checks and reads everything, writes nothing and asks nothing.
     """
     plan, text = load_plan(plan_path, ws.home)
-    if dry_run and resume_run:
-        raise BadInput("a dry run cannot resume a run: leave out --dry-run to finish it")
     with connect(ws, connection or plan.header.connection) as connector:
         check_plan(plan, connector, ws.home, caps=caps_of(ws))
         earlier = earlier_run(ws.home, plan) if resume_run is None else None
         already = earlier is not None and earlier.status in FINISHED
-        if earlier is not None and not already and not dry_run:
+        if resume_run is not None:
+            resumable_run(ws.home, plan, resume_run)  # a resume that would be refused is refused before asking
+            already = read_run(ws.home, resume_run).status in FINISHED
+        elif earlier is not None and not already:
             # Before asking, since the answer would not matter: refused as being applied right now
-            # (the lock names the run), or else as stopped, to be resumed.
-            with plan_lock(ws.home, plan):
-                pass
+            # (the lock names the run), or else as stopped, to be resumed. A dry run is refused alike.
+            if not dry_run:
+                with plan_lock(ws.home, plan):
+                    pass
             refuse_second_run(plan, earlier)
         if not (dry_run or already) and not confirm(plan):
             return ApplyOutcome(plan=plan, report=None)
@@ -414,34 +425,51 @@ def rollback(
 ) -> ApplyOutcome:
     """Build the inverse plan of a run, show it through `confirm`, apply it, mark the run.
 
+    A run already rolled back is not rolled back again (`already_rolled_back_by` names the rollback).
     A rollback of this run that was interrupted or stopped is resumed rather than a second one started.
+    Writes of the run whose outcome is unknown (it was interrupted or stopped mid-call) are first settled
+    from the live records, writing nothing to the CRM, by the same rules as resume; the changes it never
+    started stay not started, so the rollback undoes exactly what the run applied.
     With `output`, the inverse plan is only written there for review (apply it with `apply`); with
-    `dry_run` it is checked and its records read, but nothing is written and no run is created.
+    `dry_run` everything is checked and read (the settling and the rollback's own resume too, in memory
+    only), but nothing is written and no run is created.
     The original run stays locked throughout, so it cannot be applied (resumed) while it is undone.
     It is marked rolled back only when its rollbacks, together, put back every record it changed;
     otherwise it can be rolled back again (what was already undone is then skipped).
     """
     if output is not None:
         check_plan_output(output)  # before anything else: `-o crmsweep.toml` must not cost the config
-    with open_run(ws.home, run_id).lock():
-        unfinished = None if (output or dry_run) else unfinished_rollback(ws.home, run_id)
+    with open_run(ws.home, run_id).lock(), contextlib.ExitStack() as stack:
+        original = read_run(ws.home, run_id)
+        if original.rolled_back_by:
+            return ApplyOutcome(plan=original.plan, report=None, already_rolled_back_by=original.rolled_back_by)
+        connector = stack.enter_context(connect(ws, original.plan.header.connection))
+        unfinished = None if output else unfinished_rollback(ws.home, run_id)
+        settled_in_memory = False
         if unfinished is not None:
             plan, text, resume = unfinished.plan, unfinished.plan_text, unfinished.run_id
         else:
-            plan = rollback_plan(ws, run_id)
+            state = settle_run(ws.home, run_id, connector, dry_run=dry_run)
+            settled_in_memory = dry_run and state.count(Outcome.PENDING) != original.count(Outcome.PENDING)
+            plan = rollback_plan_of(ws.home, state, now=datetime.now(UTC))
             text, resume = signed_json(plan, ws.home), None
         if output is not None:
             write_plan(plan, output, ws.home)
             return ApplyOutcome(plan=plan, report=None, written=output)
-        with connect(ws, plan.header.connection) as connector:
+        if not settled_in_memory:
             check_plan(plan, connector, ws.home)
-            if not dry_run and not confirm(plan):
-                return ApplyOutcome(plan=plan, report=None)
-            report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume,
-                                rules=apply_time_rules(ws), dry_run=dry_run)
+        if not dry_run and not confirm(plan):
+            return ApplyOutcome(plan=plan, report=None)
+        report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume,
+                            rules=apply_time_rules(ws), dry_run=dry_run, unlogged_source=settled_in_memory)
         if not dry_run:
             _mark_if_rolled_back(ws, plan, report)
     return ApplyOutcome(plan=plan, report=report, resumed=resume is not None)
+
+
+def started_run(ws: Workspace, run_id: str) -> RunState | None:
+    """The interrupted or stopped rollback of run `run_id` that `rollback` would resume, if any."""
+    return unfinished_rollback(ws.home, run_id)
 
 
 def run_plan_path(ws: Workspace, run_id: str) -> Path:

@@ -20,7 +20,7 @@ from crmsweep.commands.help import App
 EPILOG = """\b
 Exit codes:
   0    done
-  1    done, but some changes failed, or the CRM stopped the run (resume it)
+  1    done, but some changes failed (final: scan again), or the CRM stopped the run (resume it)
   2    bad input: usage, config, missing file, unknown connection, plan for another org
   3    refused by a safety rule (edited plan, damaged snapshot, caps, no terminal to confirm on)
   4    declined at the confirmation prompt: nothing was written

@@ -65,6 +65,9 @@ class ConnectorError(CrmsweepError):
         super().__init__(message)
         self.status = status
         self.code = code
+        # Set by a connector when no attempt of the call can have been carried out (the CRM refused the
+        # whole call up front): apply then logs its writes as not sent, rather than of unknown outcome.
+        self.never_ran = False
 
 
 class RetriableError(ConnectorError):

@@ -207,7 +207,7 @@ def test_unfinished_run_is_refused_until_resumed_then_rolls_back_all(tmp_path: P
     )
     assert state.status == "stopped" and read_run(home, run_id).status == "unfinished"
     # The pending write may have landed: leaving it out would keep it deleted for good.
-    unsettled = r"1 write\(s\) of unknown outcome: before rolling it back, settle them first with .*--resume"
+    unsettled = r"1 write\(s\) of unknown outcome: before rolling it back, settle them .*`crmsweep rollback run-"
     with pytest.raises(SafetyRefusal, match=unsettled):
         build_rollback_plan(home, run_id, now=NOW)
     resumed = apply_plan(plan, text, org, home, batch_size=1, resume_run=run_id)

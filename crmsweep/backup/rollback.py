@@ -22,7 +22,7 @@ from crmsweep.backup.runlog import (
     open_run,
     read_run,
 )
-from crmsweep.errors import BadInput, NeedsResume, SafetyRefusal
+from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Change, NotReversible, Op, Plan, PlanHeader, canonical_datetime
 from crmsweep.paths import Home
 
@@ -71,19 +71,20 @@ def refuse_rollback_of(home: Home, state: RunState, *, applying: Plan | None = N
     if pending:
         # Their writes may have landed: a rollback without them would leave them in place for good,
         # and mark the run rolled back so that nothing would ever settle them.
-        plan_file = str(open_run(home, run_id).plan_path)
-        raise NeedsResume(
+        raise SafetyRefusal(
             f"run {run_id} was interrupted with {pending} write(s) of unknown outcome: before rolling it back, "
-            "settle them first with",
-            run_id=run_id,
-            plan_file=plan_file,
-            command=f"`crmsweep apply {plan_file} --resume {run_id}`",
+            f"settle them from the live records (`crmsweep rollback {run_id}` does, writing nothing new)"
         )
 
 
 def build_rollback_plan(home: Home, run_id: str, *, now: datetime, force: bool = False) -> Plan:
     """The inverse of every change run `run_id` applied (result ok), last applied first."""
-    state = read_run(home, run_id)
+    return rollback_plan_of(home, read_run(home, run_id), now=now, force=force)
+
+
+def rollback_plan_of(home: Home, state: RunState, *, now: datetime, force: bool = False) -> Plan:
+    """`build_rollback_plan` of a run as read (or as settled in memory, for a dry run)."""
+    run_id = state.run_id
     refuse_rollback_of(home, state, force=force)
     if not state.applied_order:
         raise BadInput(f"run {run_id} applied no changes: nothing to roll back")

@@ -5,8 +5,9 @@ append-only JSON-lines log. Each line is written, flushed and fsynced before the
 `intent` line is on disk before the write it announces is sent (safety rule 4). Reading tolerates a
 torn last line (a power cut mid-append); anything else malformed is reported, never guessed at.
 
-Entry kinds (field "t"): start, intent, skip, result, stop, end, resume, rolled_back, and rollback (on a
-run, naming a rollback run started for it: what `rollback RUN` resumes and counts, without listing every run).
+Entry kinds (field "t"): start, intent, skip, result, unwritten (announced writes that were provably not
+carried out: back to not started), stop, end, resume, rolled_back, and rollback (on a run, naming a rollback
+run started for it: what `rollback RUN` resumes and counts, without listing every run).
 
 Beside the runs, `plans/` (in the home folder) holds one lock per plan digest, held for a whole apply so two
 applies of one plan cannot split its work, and the ids of the runs that applied that plan, so "this plan
@@ -464,6 +465,11 @@ def read_run(home: Home, run_id: str) -> RunState:
                     applied_order.append(out.index)
                 else:
                     out.outcome = Outcome.FAILED
+        elif kind == "unwritten":
+            # Announced, but provably not carried out: back to not started (a resume writes them).
+            for index in entry.get("changes", []):
+                out = outcome_at(index)
+                out.outcome, out.before, out.intent_batch = Outcome.NOT_STARTED, None, None
         elif kind == "skip":
             out = outcome_at(entry.get("i"))
             out.outcome = Outcome.SKIPPED

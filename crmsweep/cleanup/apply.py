@@ -24,6 +24,7 @@ from crmsweep.backup.runlog import (
     STATUS_DONE,
     STATUS_DONE_WITH_FAILURES,
     STATUS_ROLLED_BACK,
+    STATUS_STOPPED,
     ChangeOutcome,
     Outcome,
     RunHandle,
@@ -61,6 +62,11 @@ from crmsweep.model import Change, Op, Plan, WriteResult
 from crmsweep.paths import Home
 
 UNKNOWN_OUTCOME = "OUTCOME_UNKNOWN"
+# Why announced writes were not carried out ("unwritten" log entries): the CRM refused the whole call up
+# front, or (settling for a rollback) the records read back were not in the planned state.
+NOT_SENT = "not sent"
+NOT_IN_PLANNED_STATE = "not in the planned state"
+SETTLED_ONLY = "stopped before rolling back: its writes of unknown outcome were read back, the rest was not started"
 FINISHED = (STATUS_DONE, STATUS_DONE_WITH_FAILURES, STATUS_ROLLED_BACK)
 
 
@@ -134,6 +140,7 @@ class _Engine:
         # Which ops the live re-check applies to (None: every op, as for a scan plan).
         self.live_ops: frozenset[Op] | None = None
         self.settled_at = settled_at  # see RunState.settled_at
+        self.would_write: list[int] = []  # a dry run: the changes it would write (not those settled as done)
 
     @property
     def dry_run(self) -> bool:
@@ -241,6 +248,7 @@ class _Engine:
         if self.dry_run:
             for i in keep:
                 self.outcomes[i].outcome = Outcome.APPLIED
+                self.would_write.append(i)
             return
         with writes_finish_first():
             self._write_batch(head, keep)
@@ -265,7 +273,14 @@ class _Engine:
             self.outcomes[i].outcome = Outcome.PENDING
             self.outcomes[i].before = self.plan.changes[i].before
             self.outcomes[i].intent_batch = batch_no
-        results = self._send(head.op, head.object, [self.plan.changes[i] for i in keep])
+        try:
+            results = self._send(head.op, head.object, [self.plan.changes[i] for i in keep])
+        except ConnectorError as exc:
+            if exc.never_ran:
+                # Refused as a whole before anything was carried out: these are back to not started, so
+                # the stop does not leave writes of unknown outcome that only a resume could settle.
+                self._unwritten(batch_no, keep, NOT_SENT)
+            raise
         if len(results) != len(keep):
             # Which record got which outcome is unknowable: leave them pending for resume to reconcile.
             raise ConnectorError(
@@ -338,11 +353,37 @@ class _Engine:
             out.error_code = row["error_code"]
             out.message = row["message"]
 
+    def _unwritten(self, batch_no: int | None, indexes: Sequence[int], why: str) -> None:
+        """Log announced writes that were not carried out: the changes are back to not started."""
+        if not indexes:
+            return
+        self._log({"t": "unwritten", "batch": batch_no, "changes": list(indexes), "why": why})
+        for i in indexes:
+            out = self.outcomes[i]
+            out.outcome, out.before, out.intent_batch = Outcome.NOT_STARTED, None, None
+
     def _skip(self, index: int, reason: str, detail: str) -> None:
         change = self.plan.changes[index]
         self._log({"t": "skip", "i": index, "id": change.record_id, "reason": reason, "detail": detail})
         out = self.outcomes[index]
         out.outcome, out.reason, out.detail = Outcome.SKIPPED, reason, detail
+
+    def settle_only(self) -> None:
+        """Settle the writes of unknown outcome from the live records, as resume does, and start nothing:
+        a write not in the planned state is back to not started, and the run ends stopped."""
+        pending = [o.index for o in self.outcomes if o.outcome is Outcome.PENDING]
+        self._log({"t": "resume", "settle_only": True})
+        reason = SETTLED_ONLY
+        try:
+            self._unwritten(None, self._reconcile(pending), NOT_IN_PLANNED_STATE)
+        except ConnectorError as exc:
+            reason = _stop_reason(exc)
+            raise
+        except KeyboardInterrupt:
+            reason = "interrupted (Ctrl-C)"
+            raise
+        finally:
+            self._log({"t": "stop", "reason": reason, "error": None if reason == SETTLED_ONLY else "settle"})
 
     # -- resume --
 
@@ -458,8 +499,10 @@ def _report(
     *,
     dry_run: bool = False,
     already_applied: str | None = None,
+    would_write: Sequence[int] = (),
 ) -> ApplyReport:
     skipped_items, failed_items, planned_items = [], [], []
+    planned = set(would_write)
     for out in outcomes:
         change = plan.changes[out.index]
         item = {"i": out.index, "op": change.op.value, "object": change.object, "id": out.record_id or change.record_id}
@@ -467,13 +510,14 @@ def _report(
             skipped_items.append({**item, "reason": out.reason, "detail": out.detail})
         elif out.outcome is Outcome.FAILED:
             failed_items.append({**item, "error_code": out.error_code, "message": out.message})
-        elif dry_run and out.outcome is Outcome.APPLIED:
+        elif out.index in planned:
             planned_items.append(item)
     return ApplyReport(
         run_id=run_id,
         plan_id=plan.header.plan_id,
         total=len(outcomes),
-        applied=sum(1 for o in outcomes if o.outcome is Outcome.APPLIED),
+        # A dry run counts what it would write; what a run it resumes wrote already is not counted again.
+        applied=len(planned_items) if dry_run else sum(1 for o in outcomes if o.outcome is Outcome.APPLIED),
         skipped=len(skipped_items),
         failed=len(failed_items),
         stopped=stopped,
@@ -504,6 +548,46 @@ def refuse_second_run(plan: Plan, earlier: RunState) -> None:
     )
 
 
+def resumable_run(home: Home, plan: Plan, run_id: str) -> RunState:
+    """Run `run_id` as it stands, if `plan` may resume it: its own plan, and not rolled back."""
+    state = read_run(home, run_id)
+    if state.plan.digest != plan.digest:
+        raise SafetyRefusal(
+            f"run {run_id} applied plan {state.plan.header.plan_id}, not this plan (digest differs): "
+            "resume it with its own plan"
+        )
+    if state.status == STATUS_ROLLED_BACK:
+        raise SafetyRefusal(
+            f"run {run_id} was rolled back by run {state.rolled_back_by}: resuming it would redo its changes"
+        )
+    return state
+
+
+def settle_run(home: Home, run_id: str, connector: Connector, *, dry_run: bool = False) -> RunState:
+    """Run `run_id` with its writes of unknown outcome settled from the live records, nothing written to
+    the CRM: what it applied (by the same rule as resume: a record changed after the stop is someone
+    else's), and the rest back to not started. Logged in the run (it ends stopped), unless `dry_run`,
+    which settles in memory only. The caller holds the run's lock."""
+    state = read_run(home, run_id)
+    if not state.count(Outcome.PENDING) or state.status == STATUS_ROLLED_BACK:
+        return state
+    if state.plan.header.org_id != connector.org_id():
+        raise BadInput(
+            f"run {run_id} wrote to org {state.plan.header.org_id} but connection "
+            f"'{connector.connection_name}' is org {connector.org_id()}"
+        )
+    handle = None if dry_run else open_run(home, run_id)
+    engine = _Engine(state.plan, connector, handle, state.outcomes, batch_size=1, last_batch=state.last_batch,
+                     progress=None, settled_at=state.settled_at)
+    was_applied = set(state.applied_order)
+    engine.settle_only()
+    if not dry_run:
+        return read_run(home, run_id)
+    newly = [o.index for o in state.outcomes if o.outcome is Outcome.APPLIED and o.index not in was_applied]
+    return replace(state, applied_order=[*state.applied_order, *newly], status=STATUS_STOPPED,
+                   stop_reason=SETTLED_ONLY)
+
+
 def apply_plan(
     plan: Plan,
     plan_text: str,
@@ -516,6 +600,7 @@ def apply_plan(
     rules: ApplyTimeRules | None = None,
     dry_run: bool = False,
     now: datetime | None = None,
+    unlogged_source: bool = False,
 ) -> ApplyReport:
     """Apply `plan` (whose file text is `plan_text`) as a new run, or finish run `resume_run`.
 
@@ -525,9 +610,18 @@ def apply_plan(
     `already_applied` set. `dry_run` does every check and read but no write, and creates no run.
     `rules` are the protections in force now (default: the provider's and the default `[protect]`).
     Raises `Interrupted` (naming the run, which can be resumed) on Ctrl-C.
+    `unlogged_source`: a dry run of a rollback plan built here from a run settled in memory only
+    (`settle_run(dry_run=True)`), which its log cannot back yet; only the org is checked.
     """
-    check_plan_text(plan, plan_text, home)
-    check_plan(plan, connector, home)
+    if unlogged_source:
+        if not dry_run:
+            raise ValueError("only a dry run may apply a plan its source's log does not back")
+        if plan.header.org_id != connector.org_id():
+            raise BadInput(f"plan is for org {plan.header.org_id} but connection '{connector.connection_name}' "
+                           f"is org {connector.org_id()}")
+    else:
+        check_plan_text(plan, plan_text, home)
+        check_plan(plan, connector, home)
     limit = connector.capabilities.max_batch_write
     if batch_size is not None and batch_size < 1:
         raise BadInput(f"batch size must be at least 1, not {batch_size}")
@@ -557,14 +651,24 @@ def apply_plan(
         return [ChangeOutcome(index=i, record_id=c.record_id) for i, c in enumerate(plan.changes)]
 
     if dry_run:
+        # What the real command would do, reading only: refused alike, or resumed with its pending
+        # writes reconciled from the live records in memory.
         if resume_run is not None:
-            raise BadInput("a dry run cannot resume a run: leave out --dry-run to finish it")
+            state = resumable_run(home, plan, resume_run)
+            engine = engine_for(None, state.outcomes, state.last_batch, state.settled_at)
+            if state.status not in (STATUS_DONE, STATUS_DONE_WITH_FAILURES):
+                engine.run(resuming=True)
+            return _report(plan, resume_run, engine.outcomes, engine.stopped, engine.api_calls(), dry_run=True,
+                           would_write=engine.would_write)
         earlier = earlier_run(home, plan)
-        if earlier is not None and earlier.status in FINISHED:
-            return _report(plan, earlier.run_id, earlier.outcomes, None, 0, already_applied=earlier.status)
+        if earlier is not None:
+            if earlier.status in FINISHED:
+                return _report(plan, earlier.run_id, earlier.outcomes, None, 0, already_applied=earlier.status)
+            refuse_second_run(plan, earlier)
         engine = engine_for(None, fresh(), 0)
         engine.run(resuming=False)
-        return _report(plan, "", engine.outcomes, engine.stopped, engine.api_calls(), dry_run=True)
+        return _report(plan, "", engine.outcomes, engine.stopped, engine.api_calls(), dry_run=True,
+                       would_write=engine.would_write)
 
     with plan_lock(home, plan) as held:
         if resume_run is None:
@@ -588,17 +692,7 @@ def apply_plan(
         handle = open_run(home, resume_run)
         with handle.lock():
             # Read under the lock: the log is settled only once no other apply can append to it.
-            state = read_run(home, resume_run)
-            if state.plan.digest != plan.digest:
-                raise SafetyRefusal(
-                    f"run {resume_run} applied plan {state.plan.header.plan_id}, not this plan (digest differs): "
-                    "resume it with its own plan"
-                )
-            if state.status == STATUS_ROLLED_BACK:
-                raise SafetyRefusal(
-                    f"run {resume_run} was rolled back by run {state.rolled_back_by}: "
-                    "resuming it would redo its changes"
-                )
+            state = resumable_run(home, plan, resume_run)
             engine = engine_for(handle, state.outcomes, state.last_batch, state.settled_at)
             if state.status not in (STATUS_DONE, STATUS_DONE_WITH_FAILURES):
                 engine.run(resuming=True)

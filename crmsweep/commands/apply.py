@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from crmsweep import api
+from crmsweep.backup.runlog import RunState
 from crmsweep.cleanup.apply import ApplyReport
 from crmsweep.cleanup.drift import DELETE_OPS
 from crmsweep.cleanup.labels import one_line
@@ -36,7 +37,7 @@ from crmsweep.commands.common import (
 )
 from crmsweep.commands.plan import PlanArg, print_preview
 from crmsweep.errors import EXIT_DECLINED, EXIT_INTERRUPTED, EXIT_PARTIAL, Interrupted, NeedsResume
-from crmsweep.model import Plan
+from crmsweep.model import Change, Plan
 
 SHOW_ITEMS = 20
 
@@ -72,20 +73,26 @@ def resume_command(
 
 
 def report_json(report: ApplyReport, resume: str) -> dict[str, object]:
+    """The answer of `--json`. A dry run writes nothing, so its applied/skipped/failed are 0 and what it
+    would do is under would_apply, would_skip (counts) and would_write, would_skip_items (lists)."""
+    dry = report.dry_run
     return {
         "run": report.run_id or None,
         "plan": report.plan_id,
-        "applied": report.applied,
-        "skipped": report.skipped,
-        "failed": report.failed,
+        "applied": 0 if dry else report.applied,
+        "skipped": 0 if dry else report.skipped,
+        "failed": 0 if dry else report.failed,
         "remaining": report.remaining,
         "stopped": report.stopped,
         "api_calls": report.api_calls,
-        "skipped_items": report.skipped_items,
-        "failed_items": report.failed_items,
+        "skipped_items": [] if dry else report.skipped_items,
+        "failed_items": [] if dry else report.failed_items,
         "resume": resume if report.stopped else None,
-        "dry_run": report.dry_run,
-        "would_write": report.planned_items if report.dry_run else None,
+        "dry_run": dry,
+        "would_apply": report.applied if dry else None,
+        "would_skip": report.skipped if dry else None,
+        "would_write": report.planned_items if dry else None,
+        "would_skip_items": report.skipped_items if dry else None,
         "already_applied": report.already_applied,
     }
 
@@ -116,6 +123,18 @@ def render_report(report: ApplyReport, *, resume_hint: str) -> None:
                   style="yellow", markup=False)
 
 
+def failures_hint(report: ApplyReport, *, again: str | None) -> None:
+    """A failed change is final: resume does not retry it (`again`: the command that does, if any)."""
+    if not report.failed or report.stopped or report.dry_run or report.already_applied:
+        return
+    if again is not None:
+        err.print(f"{report.failed} changes failed; once their cause is fixed, `{again}` tries them again.",
+                  markup=False)
+        return
+    err.print(f"{report.failed} changes failed: that is final, resume does not retry them. Fix the cause, then "
+              "scan again: a fresh plan proposes them again if they still qualify.", markup=False)
+
+
 def exit_for(report: ApplyReport | None) -> None:
     if report is not None and (report.failed or report.stopped):
         raise typer.Exit(EXIT_PARTIAL)
@@ -128,10 +147,12 @@ def confirm_writes(
     *,
     before: Callable[[Plan], None] | None = None,
     connection: str | None = None,
+    to_write: Callable[[Plan], Sequence[Change]] | None = None,
 ) -> Callable[[Plan], bool]:
     """Ask before writing (see `confirmer`); above `[safety] confirm_typed_over` deletions, the admin types
     their number or the name of the connection written to (`connection`, else the plan's), since a
-    reflexive `y` must not delete hundreds of records."""
+    reflexive `y` must not delete hundreds of records.
+    `to_write`: the changes still to write (a resume: not those done already); default all of the plan's."""
     plain = confirmer(yes, ask)
     over = ws.config.safety.confirm_typed_over
 
@@ -145,7 +166,7 @@ def confirm_writes(
     def typed(plan: Plan) -> bool:
         if before is not None:
             before(plan)
-        deletions = sum(1 for c in plan.changes if c.op in DELETE_OPS)
+        deletions = sum(1 for c in (to_write(plan) if to_write else plan.changes) if c.op in DELETE_OPS)
         if yes or deletions <= over or not interactive():
             return plain(plan)  # without a terminal, `plain` refuses: nothing to confirm on
         err.print(one_line(ask(plan)), markup=False)
@@ -189,6 +210,23 @@ def question(plan: Plan, connection: str | None = None) -> str:
             f"Plan {plan.header.plan_id}, {plan.digest}")
 
 
+def where(plan: Plan) -> str:
+    return (f"on {plan.header.provider} org {plan.header.org_id} ('{plan.header.connection}')? "
+            f"Plan {plan.header.plan_id}, {plan.digest}")
+
+
+def remaining(state: RunState) -> list[Change]:
+    """The changes of a run not done yet (pending or not started): what resuming it may write."""
+    return [state.plan.changes[o.index] for o in state.outcomes if not o.done]
+
+
+def progress_text(state: RunState) -> str:
+    left = remaining(state)
+    done = len(state.outcomes) - len(left)
+    changes = ops_breakdown((c.op.value, c.object) for c in left)
+    return f"{done} of {len(state.outcomes)} changes done, {len(left)} remain ({changes})"
+
+
 @handle_errors
 def apply(
     plan_file: PlanArg,
@@ -211,9 +249,22 @@ def apply(
         return resume_command(Path(plan) if plan else plan_file, run_id, config=config, home=home,
                               connection=connection, yes=yes)
 
+    def ask(plan: Plan) -> str:
+        return question(plan, connection)
+
+    to_write: Callable[[Plan], Sequence[Change]] | None = None
+    if resume is not None:
+        resumed = api.run(ws, resume).state
+
+        def ask(plan: Plan) -> str:
+            return f"Resume run {resume}: {progress_text(resumed)} {where(plan)}"
+
+        def to_write(plan: Plan) -> Sequence[Change]:
+            return remaining(resumed)
+
     with resume_hints(resume_hint), apply_progress(not as_json) as progress:
-        ask = confirm_writes(ws, yes, lambda p: question(p, connection), connection=connection)
-        outcome = api.apply(ws, plan_file, confirm=ask, connection=connection,
+        confirm = confirm_writes(ws, yes, ask, connection=connection, to_write=to_write)
+        outcome = api.apply(ws, plan_file, confirm=confirm, connection=connection,
                             resume_run=resume, progress=progress, dry_run=dry_run)
     report = outcome.report
     if report is None:
@@ -223,6 +274,7 @@ def apply(
         emit_json(report_json(report, resume_hint(report.run_id)))
     else:
         render_report(report, resume_hint=f"`{resume_hint(report.run_id)}`")
+        failures_hint(report, again=None)
         if not (report.stopped or report.dry_run or report.already_applied):
             err.print(f"To undo: `{command_line(['rollback', report.run_id], config=config, home=home)}`")
     exit_for(report)
@@ -252,8 +304,17 @@ def rollback(
         if not as_json:
             print_preview(plan, limit=None if yes else 50)
 
+    unfinished = api.started_run(ws, run_id)
+
     def ask(plan: Plan) -> str:
-        return f"Roll back run {run_id}: {len(plan.changes)} changes?"
+        if unfinished is not None and unfinished.plan.digest == plan.digest:
+            return f"Finish rolling back run {run_id}: {progress_text(unfinished)} {where(plan)}"
+        return f"Roll back run {run_id}: {len(plan.changes)} changes ({breakdown(plan)}) {where(plan)}"
+
+    def to_write(plan: Plan) -> Sequence[Change]:
+        if unfinished is not None and unfinished.plan.digest == plan.digest:
+            return remaining(unfinished)
+        return plan.changes
 
     def settle(run: str, plan: str | None) -> str:
         if plan is None:  # the interrupted rollback itself: `rollback RUN` finishes it
@@ -261,8 +322,15 @@ def rollback(
         return resume_command(Path(plan), run, config=config, home=home, yes=yes)
 
     with resume_hints(settle), apply_progress(not as_json) as progress:
-        outcome = api.rollback(ws, run_id, confirm=confirm_writes(ws, yes, ask, before=show), progress=progress,
-                               dry_run=dry_run, output=output)
+        outcome = api.rollback(ws, run_id, confirm=confirm_writes(ws, yes, ask, before=show, to_write=to_write),
+                               progress=progress, dry_run=dry_run, output=output)
+    if outcome.already_rolled_back_by is not None:
+        if as_json:
+            emit_json({"rollback_of": run_id, "already_rolled_back_by": outcome.already_rolled_back_by})
+        else:
+            err.print(f"Run {run_id} was already rolled back by run {outcome.already_rolled_back_by}: nothing to "
+                      "do. See `crmsweep runs list`.", markup=False)
+        return
     if outcome.written is not None:
         path = os.path.abspath(outcome.written)
         if as_json:
@@ -283,4 +351,5 @@ def rollback(
         if outcome.resumed:
             err.print(f"Finished the interrupted rollback run {report.run_id} of run {run_id}.")
         render_report(report, resume_hint=f"`{again}`")
+        failures_hint(report, again=again)
     exit_for(report)

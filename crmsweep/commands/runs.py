@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 import typer
 
 from crmsweep import api
-from crmsweep.backup.runlog import ChangeOutcome, Outcome, RunState
+from crmsweep.backup.runlog import KIND_ROLLBACK, STATUS_STOPPED, STATUS_UNFINISHED, ChangeOutcome, Outcome, RunState
 from crmsweep.cleanup.labels import one_line
+from crmsweep.commands.apply import command_line
 from crmsweep.commands.common import (
     ConfigOpt,
     HomeOpt,
@@ -53,6 +55,37 @@ def list_(as_json: JsonOpt = False, config: ConfigOpt = None, home: HomeOpt = No
     )
 
 
+PENDING_MEANS = ("written or not, crmsweep cannot tell yet: resume settles it from the live records "
+                 "(so does rollback, writing nothing new)")
+
+
+def resume_text(ws: api.Workspace, state: RunState) -> str | None:
+    """The command that finishes a stopped or interrupted run, pasteable as is: in the home this run lives
+    in, with the config in effect now if the run's connection is in it (else the admin must add theirs)."""
+    if state.status not in (STATUS_STOPPED, STATUS_UNFINISHED):
+        return None
+    if state.kind == KIND_ROLLBACK and state.rollback_of:
+        args = ["rollback", state.rollback_of]  # which resumes its interrupted rollback
+    else:
+        args = ["apply", os.path.abspath(api.run_plan_path(ws, state.run_id)), "--resume", state.run_id]
+    connection = state.plan.header.connection
+    known = connection in ws.config.connection_names
+    command = command_line(args, config=ws.config.path if known else None, home=ws.home.root)
+    if known:
+        return command
+    return f"{command} (add the --config that defines connection '{connection}')"
+
+
+def failed_means(state: RunState) -> str | None:
+    if not state.count(Outcome.FAILED) or state.status in (STATUS_STOPPED, STATUS_UNFINISHED):
+        return None
+    if state.kind == KIND_ROLLBACK:
+        return (f"{state.count(Outcome.FAILED)}: final for this run; rolling back run {state.rollback_of} again "
+                "tries them once their cause is fixed")
+    return (f"{state.count(Outcome.FAILED)}: final, resume does not retry them; fix the cause, then scan again: "
+            "a fresh plan proposes them again if they still qualify")
+
+
 def _item(state: RunState, outcome: ChangeOutcome) -> dict[str, Any]:
     change = state.plan.changes[outcome.index]
     item: dict[str, Any] = {"index": outcome.index, "op": change.op, "object": change.object,
@@ -72,7 +105,7 @@ def _items(state: RunState, wanted: Outcome) -> list[dict[str, Any]]:
 @handle_errors
 def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, home: HomeOpt = None) -> None:
     """Show one run: its plan, status, times, counts, rollbacks and every skipped or failed record."""
-    details = api.run(workspace(config, home), run_id)
+    details = api.run(ws := workspace(config, home), run_id)
     state = details.state
     skipped, failed = _items(state, Outcome.SKIPPED), _items(state, Outcome.FAILED)
     answer: dict[str, Any] = {
@@ -83,6 +116,10 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
         "rolled_back_by": state.rolled_back_by, "rollbacks": details.rollbacks,
         "skipped_items": skipped, "failed_items": failed,
     }
+    resume = resume_text(ws, state)
+    answer["resume"] = resume
+    answer["pending_means"] = PENDING_MEANS if state.count(Outcome.PENDING) else None
+    answer["failed_means"] = failed_means(state)
     if as_json:
         emit_json(answer)
         return
@@ -93,6 +130,9 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
         ("Changes", f"{answer['total']}: {_counts_text(state.counts) or 'none'}"),
         ("Stopped by", state.stop_reason or ""), ("Rollback of", state.rollback_of or ""),
         ("Rolled back by", state.rolled_back_by or ""), ("Rollbacks", ", ".join(details.rollbacks)),
+        ("Pending", f"{state.count(Outcome.PENDING)}: {PENDING_MEANS}" if answer["pending_means"] else ""),
+        ("Failed", answer["failed_means"] or ""),
+        ("Resume with", resume or ""),
     ]
     width = max(len(name) for name, _ in facts)
     for name, value in facts:

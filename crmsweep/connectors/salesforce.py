@@ -26,6 +26,7 @@ from crmsweep.connectors.salesforce_errors import (
     map_failure,
     one_line,
     outcome_unknown,
+    refused_up_front,
     soap_fault_error,
 )
 from crmsweep.connectors.salesforce_session import DEFAULT_TIMEOUT, SalesforceSession
@@ -249,12 +250,18 @@ class SalesforceConnector:
         retry: the caller must read the records back to learn what happened.
         """
 
+        maybe_ran = False  # whether any attempt may have reached Salesforce and been carried out
+
         def attempt() -> T:
+            nonlocal maybe_ran
             try:
                 return fn()
             except (SalesforceError, requests.exceptions.RequestException) as exc:
                 error = map_failure(exc, self.connection, action=action, retry_after=self._session.last_retry_after,
                                     first_contact=self._session.responses == 0)
+                maybe_ran = maybe_ran or outcome_unknown(exc) or not refused_up_front(error)
+                if isinstance(error, ConnectorError):
+                    error.never_ran = not maybe_ran
                 if resend_risk and isinstance(error, RetriableError) and outcome_unknown(exc):
                     said = f"HTTP {error.status}" if error.status else "no answer"
                     raise ConnectorError(
@@ -466,7 +473,11 @@ class SalesforceConnector:
         while pending:
             attempt += 1
             batch = [items[i] for i in pending]
-            raw = self._call(action, functools.partial(send, batch), resend_risk=resend_risk)
+            try:
+                raw = self._call(action, functools.partial(send, batch), resend_risk=resend_risk)
+            except ConnectorError as exc:
+                exc.never_ran = exc.never_ran and attempt == 1  # earlier rounds wrote some of these records
+                raise
             if not isinstance(raw, list) or len(raw) != len(batch):
                 raise ConnectorError(
                     f"Salesforce answered {action} with {len(raw) if isinstance(raw, list) else 'no'} results "

@@ -272,6 +272,14 @@ def tls_handshake_failed(exc: BaseException) -> bool:
     return any(marker in chain for marker in _HANDSHAKE_MARKERS)
 
 
+def refused_up_front(error: CrmsweepError) -> bool:
+    """Whether Salesforce (or its gateway) refused the whole call before carrying any of it out: a spent
+    allowance, refused credentials, a wrong endpoint, or 503/429 (unavailable, too many requests)."""
+    if isinstance(error, LimitExceeded | AuthError | EndpointError):
+        return True
+    return isinstance(error, RetriableError) and error.status in (429, 503)
+
+
 def outcome_unknown(exc: BaseException) -> bool:
     """True if the request may have reached Salesforce and been carried out before the failure."""
     if isinstance(exc, SalesforceError):
