@@ -178,3 +178,23 @@ def test_owners_of_deactivated_users_are_archived_and_found_by_user_id_including
     assert by_user.id == gone[0].id
     users = {u.id for u in hs.settings.users.users_api.get_page().results}
     assert {str(o.user_id) for o in active} == users
+
+
+def test_company_and_deal_writes_bump_hs_lastmodifieddate_and_closing_a_deal_sets_hs_is_closed(hs: Any) -> None:
+    company = hs.crm.companies.basic_api.get_page(limit=1, properties=["hs_lastmodifieddate"]).results[0]
+    updated = hs.crm.companies.basic_api.update(company.id, {"properties": {"city": "Kraków"}})
+    assert updated.properties["hs_lastmodifieddate"] > company.properties["hs_lastmodifieddate"]
+    assert updated.updated_at > company.updated_at
+    deal = hs.crm.deals.basic_api.create({"properties": {"dealname": "Close me", "dealstage": "qualifiedtobuy"}})
+    assert deal.properties["hs_is_closed"] == "false"
+    won = hs.crm.deals.basic_api.update(deal.id, {"properties": {"dealstage": "closedwon"}})
+    read = hs.crm.deals.basic_api.get_by_id(deal.id, properties=["hs_is_closed", "hs_lastmodifieddate"])
+    assert read.properties["hs_is_closed"] == "true"
+    assert read.properties["hs_lastmodifieddate"] == won.properties["hs_lastmodifieddate"]
+
+
+def test_engagements_list_like_every_object(hs: Any) -> None:
+    notes = hs.crm.objects.basic_api.get_page("notes", limit=100, properties=["hs_note_body", "hs_timestamp"])
+    assert len(notes.results) == 25 and all(n.properties["hs_note_body"] for n in notes.results)
+    tasks = hs.crm.objects.basic_api.get_page("tasks", limit=100, properties=["hs_task_status"])
+    assert len(tasks.results) == 100 and tasks.paging.next.after

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -273,7 +273,7 @@ class HubSpotApi:
             raise HubSpotError(400, "VALIDATION_ERROR", "Invalid input JSON: properties must be an object")
         with self.store.transaction():
             updated = self.portal.update(o, row, values)
-        return json_response(200, self.record_json(o, updated, sorted(values) or None))
+        return json_response(200, self.record_json(o, updated, _written(o, values)))
 
     def _find(self, o: ObjectType, raw_id: str, id_property: str | None, *, archived: bool = False) -> ObjectRow:
         row = self._lookup(o, raw_id, id_property)
@@ -448,7 +448,7 @@ class HubSpotApi:
                     db.execute("ROLLBACK TO record")
                     db.execute("RELEASE record")
                     errors.append(_record_error(exc, {"ids": [raw]}))
-        return self._batch_answer(o, 200, updated, sorted(names) or None, errors, started)
+        return self._batch_answer(o, 200, updated, _written(o, names), errors, started)
 
     # --- search --------------------------------------------------------------------------------
 
@@ -519,6 +519,11 @@ def _record_error(exc: RecordFailure, context: dict[str, list[str]]) -> dict[str
     if exc.details:
         error["errors"] = exc.details
     return error
+
+
+def _written(o: ObjectType, names: Iterable[str]) -> list[str]:
+    """What an update answers with: the default properties, the written ones and the stamp it bumped."""
+    return sorted({*DEFAULT_PROPERTIES.get(o.name, ("hs_object_id",)), *names, o.modified_property})
 
 
 def _endpoint_name(method: str, path: str) -> str:

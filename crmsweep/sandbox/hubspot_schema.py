@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 # Property `type`s, as HubSpot names them.
@@ -262,6 +263,9 @@ ASSOCIATION_TYPES: tuple[AssociationType, ...] = (
     *_pair("contacts", "tasks", 203, 204),
     *_pair("tasks", "deals", 216, 215),
     *_pair("companies", "tasks", 191, 192),
+    *_pair("contacts", "calls", 193, 194),
+    *_pair("contacts", "emails", 197, 198),
+    *_pair("contacts", "meetings", 199, 200),
     *_pair("contacts", "notes", 201, 202),
     *_pair("contacts", "tickets", 15, 16),
     *_pair("companies", "tickets", 340, 339),
@@ -269,8 +273,9 @@ ASSOCIATION_TYPES: tuple[AssociationType, ...] = (
 )
 
 
-def association_types(from_type: str, to_type: str) -> list[AssociationType]:
-    return [a for a in ASSOCIATION_TYPES if a.from_type == from_type and a.to_type == to_type]
+@cache
+def association_types(from_type: str, to_type: str) -> tuple[AssociationType, ...]:
+    return tuple(a for a in ASSOCIATION_TYPES if a.from_type == from_type and a.to_type == to_type)
 
 
 def default_association(from_type: str, to_type: str) -> AssociationType | None:
@@ -278,6 +283,7 @@ def default_association(from_type: str, to_type: str) -> AssociationType | None:
     return next((a for a in association_types(from_type, to_type) if a.label is None), None)
 
 
+@cache
 def inverse_association(assoc: AssociationType) -> AssociationType | None:
     """The same link seen from the other end (279 <-> 280)."""
     forward = association_types(assoc.from_type, assoc.to_type)

@@ -10,6 +10,7 @@
 | deals                    | max(10, records // 4)                   |
 | tasks                    | max(10, records // 2)                   |
 | tickets                  | max(5, records // 20)                   |
+| notes / calls            | max(5, records // 10) / max(5, records // 20), each on a contact |
 | lists                    | 12                                      |
 | marketing emails         | 15                                      |
 
@@ -72,7 +73,8 @@ from crmsweep.sandbox.seed import (
 )
 
 STALE_DAYS = 3 * 365  # stale contacts were created and last touched at least this long ago
-ID_START = {"contacts": 101, "companies": 5_001, "deals": 9_001, "tasks": 20_001, "tickets": 40_001}
+ID_START = {"contacts": 101, "companies": 5_001, "deals": 9_001, "tasks": 20_001, "tickets": 40_001, "notes": 50_001,
+            "calls": 55_001}
 OWNER_ID_BASE = 71_000_000
 USER_ID_BASE = 9_100_000
 CUSTOM_PROPERTIES: dict[str, tuple[tuple[PropertyDef, bool], ...]] = {  # (definition, used)
@@ -120,6 +122,8 @@ class PlantedCounts:
     deals: int = 0
     tasks: int = 0
     tickets: int = 0
+    notes: int = 0
+    calls: int = 0
     stale_contacts: int = 0
     stale_contacts_on_open_deals: int = 0
     bounced_contacts: int = 0
@@ -354,8 +358,11 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
         _link(data, "contacts", contact_id, "companies", company_id, primary=True)
     # A duplicate company shares a contact with its original (linked, not primary), as duplicates do.
     originals = companies[: n_companies - n_company_pairs]
+    first_contact: dict[int, int] = {}
+    for contact_id, company_id in contact_company.items():
+        first_contact.setdefault(company_id, contact_id)
     for source_index, twin in zip(sorted(co_slices["dup"]), companies[n_companies - n_company_pairs:], strict=True):
-        shared = next((c for c, co in contact_company.items() if co == originals[source_index].id), None)
+        shared = first_contact.get(originals[source_index].id)
         if shared is not None:
             _link(data, "contacts", shared, "companies", twin.id)
     linked = {company for _, _, to_type, company, _, _ in data.associations if to_type == "companies"}
@@ -368,7 +375,8 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
     d_slices = _slices(r, n_deals, (("past_close", 0.15, 2), ("closed", 0.30, 2)))
     deals: list[ObjectRow] = []
     open_deals: list[ObjectRow] = []
-    live_contacts = [c for c in contacts if c.id not in set(stale_ids)]
+    stale_set = set(stale_ids)
+    live_contacts = [c for c in contacts if c.id not in stale_set]
     for i in range(n_deals):
         created = g.ago(20, 900)
         if i in d_slices["closed"]:
@@ -441,7 +449,19 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
             "hs_ticket_priority": r.choice(("LOW", "MEDIUM", "HIGH")), "hubspot_owner_id": r.choice(owner_ids),
         }))
     counts.tickets = n_tickets
-    data.objects = [*companies, *contacts, *deals, *tasks, *tickets]
+    engagements: list[ObjectRow] = []
+    for kind, share in (("notes", 10), ("calls", 20)):
+        for _ in range(max(5, records // share)):
+            created = g.ago(1, 900)
+            props = ({"hs_note_body": r.choice(("Left a voicemail.", "Asked for a quote.", "Prefers email."))}
+                     if kind == "notes" else
+                     {"hs_call_title": "Call", "hs_call_duration": str(r.randint(30, 1800) * 1000)})
+            row = _row(kind, g.new_id(kind), created, created, {
+                **props, "hs_timestamp": format_ts(created), "hubspot_owner_id": r.choice(owner_ids)})
+            engagements.append(row)
+            _link(data, "contacts", r.choice(contacts).id, kind, row.id)
+    counts.notes, counts.calls = (sum(e.type == kind for e in engagements) for kind in ("notes", "calls"))
+    data.objects = [*companies, *contacts, *deals, *tasks, *tickets, *engagements]
 
     # --- lists and marketing emails --------------------------------------------------------------
     for n, name in enumerate(LIST_NAMES):
