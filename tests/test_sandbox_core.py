@@ -48,6 +48,8 @@ class EchoApi:
             return Endpoint("GET public", authenticated=False, counted=False)
         if request.path == "/echo/whoami":
             return Endpoint("GET whoami", counted=False)
+        if request.path == "/echo/settings":
+            return Endpoint("echo settings", counted=False, admin=True)
         resource = request.path.strip("/").split("/")[1:2]  # "/echo/notes/n1" -> "notes"
         return Endpoint(f"{request.method} {''.join(resource)}")
 
@@ -77,6 +79,9 @@ class EchoApi:
     def route(self, request: Request, call: Call) -> Response:
         self.routed += 1
         parts = request.path.strip("/").split("/")[1:]
+        if parts == ["settings"]:
+            self.window = RollingWindow(int(json.loads(request.body)["per_10s"]), 10, clock=lambda: self.now)
+            return json_response(200, {"per_10s": self.window.limit})
         if parts == ["public"] or parts == ["whoami"]:
             return json_response(200, {"hello": parts[0], "authorized": call.authorized})
         if parts == ["boom"]:
@@ -152,6 +157,15 @@ def echo(tmp_path: Path, echo_registered: None) -> Iterator[RunningSandbox]:
         yield running
 
 
+@pytest.fixture()
+def slept(echo: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The core's sleeps, recorded instead of slept, with `--latency-ms 250` in force."""
+    sleeps: list[float] = []
+    monkeypatch.setattr(core, "time", SimpleNamespace(sleep=sleeps.append))
+    echo._server.core.latency_ms = 250
+    return sleeps
+
+
 def client(sandbox: RunningSandbox) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
@@ -222,12 +236,7 @@ def test_faults_apply_after_the_token_check_in_the_providers_shape(echo: Running
     assert stats["faults_injected"] == 4 and stats["api_usage"] == 1  # faulted calls are not counted
 
 
-def test_drop_timeout_and_latency_are_carried_out_by_the_core(
-    echo: RunningSandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    slept: list[float] = []
-    monkeypatch.setattr(core, "time", SimpleNamespace(sleep=slept.append))
-    echo._server.core.latency_ms = 250
+def test_drop_timeout_and_latency_are_carried_out_by_the_core(echo: RunningSandbox, slept: list[float]) -> None:
     session, url = client(echo), echo.info.url
     assert session.get(f"{url}/echo/notes/n1", headers=keyed(echo)).status_code == 200
     assert slept == [0.25]  # --latency-ms is the only delay added
@@ -257,7 +266,7 @@ def test_calls_are_counted_per_endpoint_up_to_the_daily_allowance(echo: RunningS
 
 def test_a_providers_rate_window_refuses_before_the_call_is_counted(echo: RunningSandbox) -> None:
     session, url = client(echo), echo.info.url
-    api = echo._server.core.api
+    api = echo.api
     assert isinstance(api, EchoApi)
     statuses = [session.get(f"{url}/echo/throttled", headers=keyed(echo)).status_code for _ in range(3)]
     assert statuses == [404, 404, 429] and echo.stats()["api_usage"] == 2
@@ -267,6 +276,19 @@ def test_a_providers_rate_window_refuses_before_the_call_is_counted(echo: Runnin
     api.now = 10.0  # the first two calls have left the window
     assert session.get(f"{url}/echo/throttled", headers=keyed(echo)).status_code == 404
     assert (echo.stats()["api_usage"], api.window.remaining()) == (3, 1)
+
+
+def test_a_providers_own_admin_endpoint_is_beyond_latency_faults_and_counting(
+    echo: RunningSandbox, slept: list[float]
+) -> None:
+    echo.set_faults([FaultRule(kind="status", status=503), FaultRule(kind="drop")])  # every call, forever
+    session, url = client(echo), echo.info.url
+    assert session.post(f"{url}/echo/settings", json={"per_10s": 1}).status_code == 401
+    settings = session.post(f"{url}/echo/settings", headers=keyed(echo), json={"per_10s": 1})
+    assert settings.status_code == 200 and settings.json() == {"per_10s": 1}
+    assert settings.headers["X-Echo-Usage"] == "0/6"  # the provider's hook still sees the answer
+    assert slept == [] and echo.stats()["faults_injected"] == 0 and echo.stats()["api_usage"] == 0
+    assert session.get(f"{url}/echo/whoami", headers=keyed(echo)).status_code == 503  # armed for the API
 
 
 def test_locked_rows_are_per_record_with_the_providers_ids(echo: RunningSandbox) -> None:

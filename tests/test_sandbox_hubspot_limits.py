@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from crmsweep.sandbox.faults import FaultRule
+from crmsweep.sandbox.hubspot_api import HubSpotApi
 from crmsweep.sandbox.hubspot_limits import RateLimits
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
 from tests.hubspot_fixtures import DAILY, admin, hs, hubspot_get, hubspot_post, hubspot_sandbox
@@ -93,16 +94,13 @@ def test_search_has_its_own_window_outside_the_ten_second_one() -> None:
 
 
 def test_a_full_search_window_answers_the_secondly_message(hubspot_sandbox: RunningSandbox) -> None:
-    hubspot_sandbox_api(hubspot_sandbox).limits = RateLimits(190, 1, clock=lambda: 5.0)  # a frozen clock
+    api = hubspot_sandbox.api
+    assert isinstance(api, HubSpotApi)
+    api.limits = RateLimits(190, 1, clock=lambda: 5.0)  # a frozen clock: no timed assertion
     answers = [hubspot_post(hubspot_sandbox, "/crm/v3/objects/contacts/search", {"limit": 1}) for _ in range(2)]
     assert [a.status_code for a in answers] == [200, 429]
     assert answers[1].json()["message"] == "You have reached your secondly limit."
     assert answers[1].headers["Retry-After"] == "1"
-
-
-def hubspot_sandbox_api(sandbox: RunningSandbox) -> Any:
-    """The in-process HubSpot API object (to freeze the rate-limit clock: no timed assertions)."""
-    return sandbox._server.core.api
 
 
 @pytest.fixture()
@@ -151,3 +149,10 @@ def sdk_client_no_retry(sandbox: RunningSandbox) -> Any:
     info = sandbox.info
     return HubSpot(access_token=info.token, host=info.url, ssl_ca_cert=str(info.ca_file),
                    retry=Retry(total=0, raise_on_status=False))
+
+
+def test_settings_are_reachable_while_every_call_is_faulted(hubspot_sandbox: RunningSandbox) -> None:
+    hubspot_sandbox.set_faults([FaultRule(kind="status", status=503)])
+    assert admin(hubspot_sandbox, "rate-limits", {"tenSecondly": 9})["tenSecondly"] == 9
+    assert hubspot_get(hubspot_sandbox, "/crm/v3/objects/contacts").status_code == 503
+    assert hubspot_sandbox.stats()["api_calls"] == 0

@@ -98,11 +98,17 @@ class SandboxCore:
         return response
 
     def _serve(self, request: Request) -> tuple[Call | None, Response]:
+        endpoint = self.api.endpoint(request)
+        authorized = self.is_token(self.api.credential(request))
+        if endpoint.admin:  # the provider's own test settings: the token only, nothing simulated
+            if not authorized:
+                return None, self.api.unauthorized(request)
+            call = Call(endpoint=endpoint, authorized=True, used=0, limit=self.api_limit)
+            return call, self.api.route(request, call)
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
         # Faults fire only for requests that carry the token: a stray or hostile request without
         # it gets its normal answer and cannot use up a fault a test armed.
-        authorized = self.is_token(self.api.credential(request))
         rule = self.faults.request_fault(request.method, request.path.rstrip("/") or "/") if authorized else None
         if rule is not None:
             if rule.kind == "drop":
@@ -111,7 +117,6 @@ class SandboxCore:
                 time.sleep(rule.delay)
             elif rule.kind != "drop_after":
                 return None, self.api.render_fault(rule, request)
-        endpoint = self.api.endpoint(request)
         if endpoint.authenticated and not authorized:
             return None, self.api.unauthorized(request)
         refusal = self.api.admit(request, endpoint)

@@ -105,7 +105,7 @@ class HubSpotApi:
     def endpoint(self, request: Request) -> Endpoint:
         path = request.path.rstrip("/") or "/"
         if path.startswith(ADMIN_PREFIX.rstrip("/")):
-            return Endpoint("hubspot admin", counted=False)
+            return Endpoint("hubspot admin", counted=False, admin=True)
         return Endpoint(_endpoint_name(request.method, path))
 
     def unauthorized(self, request: Request) -> Response:
@@ -130,8 +130,6 @@ class HubSpotApi:
         return hs_error(status, _CORE_CATEGORIES.get(code, code), message)
 
     def admit(self, request: Request, endpoint: Endpoint) -> Response | None:
-        if not endpoint.counted:
-            return None
         search = _is_search(request)
         refusal = self.limits.admit(search=search)
         if refusal is None:

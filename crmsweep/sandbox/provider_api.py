@@ -17,12 +17,15 @@ How a provider plugs in
 For every request the core does, in this order (see `core.SandboxCore.handle`):
 
     /__sandbox/*      -> the core's admin endpoint (bearer token; errors through `render_error`)
-    --latency-ms      -> sleep
+    endpoint(req)     -> Endpoint(name, authenticated, counted, admin); pure, no side effects
     credential(req)   -> compared with the state folder's token (constant time) = authorized?
+    if endpoint.admin -> the provider's own test/benchmark settings: without the token
+                         `unauthorized(req)`, else `route(req, call)` at once (no latency, faults
+                         or counting), then `decorate`
+    --latency-ms      -> sleep
     if authorized     -> armed fault rules are tried (timeout: sleep then go on; drop: close the
                          connection; drop_after: go on, then close the connection instead of
                          answering; any other kind: `render_fault(rule, req)` is the answer)
-    endpoint(req)     -> Endpoint(name, authenticated, counted)
     if endpoint.authenticated and not authorized -> `unauthorized(req)` is the answer
     admit(req, endpoint) -> a provider's own refusal before the call is counted (a rate-limit
                          window, see `windows.RollingWindow`), or None to go on
@@ -95,6 +98,9 @@ class Endpoint:
     name: str  # the key in stats' `by_endpoint`, e.g. "GET query"
     authenticated: bool = True  # False: answered without the token (a public list, a 404 for an unknown path)
     counted: bool = True  # counts against the daily allowance (an OAuth userinfo call does not)
+    # The provider's own settings for tests and benchmarks (e.g. a rate-limit tier): the token is
+    # required, and no latency, fault, rate window or count applies, so an armed fault cannot hit it.
+    admin: bool = False
 
 
 @dataclass(frozen=True)

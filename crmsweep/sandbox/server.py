@@ -30,7 +30,15 @@ from crmsweep.errors import BadInput
 from crmsweep.sandbox.apis import sandbox_provider
 from crmsweep.sandbox.core import SandboxCore
 from crmsweep.sandbox.faults import FaultInjector, FaultRule, parse_faults
-from crmsweep.sandbox.provider_api import BAD_REQUEST, URI_TOO_LONG, ApiContext, Request, Response, SandboxProvider
+from crmsweep.sandbox.provider_api import (
+    BAD_REQUEST,
+    URI_TOO_LONG,
+    ApiContext,
+    ProviderApi,
+    Request,
+    Response,
+    SandboxProvider,
+)
 from crmsweep.sandbox.store import Store, utc_now
 from crmsweep.sandbox.tls import TlsFiles, ensure_tls, server_context, write_private
 
@@ -242,6 +250,11 @@ class RunningSandbox:
         self._server.close_connections()
         self._thread.join(timeout=10)
         self._store.close()
+
+    @property
+    def api(self) -> ProviderApi:
+        """The provider API answering this sandbox's requests (for tests that reach into it)."""
+        return self._server.core.api
 
     def stats(self) -> dict[str, Any]:
         return self._server.core.stats()
