@@ -198,3 +198,19 @@ def test_engagements_list_like_every_object(hs: Any) -> None:
     assert len(notes.results) == 25 and all(n.properties["hs_note_body"] for n in notes.results)
     tasks = hs.crm.objects.basic_api.get_page("tasks", limit=100, properties=["hs_task_status"])
     assert len(tasks.results) == 100 and tasks.paging.next.after
+
+
+def test_properties_with_history_come_back_and_cap_pages_and_batches_at_50(hs: Any) -> None:
+    from hubspot.crm.contacts.exceptions import ApiException
+
+    page = hs.crm.contacts.basic_api.get_page(limit=100, properties_with_history=["email"])
+    assert len(page.results) == 50
+    first = page.results[0]
+    (version,) = first.properties_with_history["email"]
+    assert version.value and version.source_type == "API"
+    ids = [{"id": c.id} for c in _all_pages(hs.crm.contacts.basic_api)[:51]]
+    read = hs.crm.contacts.batch_api.read({"inputs": ids[:50], "properties": [], "propertiesWithHistory": ["email"]})
+    assert len(read.results) == 50 and all(r.properties_with_history for r in read.results)
+    with pytest.raises(ApiException) as caught:
+        hs.crm.contacts.batch_api.read({"inputs": ids, "properties": [], "propertiesWithHistory": ["email"]})
+    assert caught.value.status == 400

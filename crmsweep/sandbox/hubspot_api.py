@@ -66,6 +66,7 @@ from crmsweep.sandbox.store import Store, quote, utc_now
 LIST_PAGE_MAX = 100
 SEARCH_PAGE_MAX = 200
 SEARCH_RESULT_CAP = 10_000
+HISTORY_PAGE_MAX = 50  # list pages and batch reads that ask for propertiesWithHistory (api-notes §1.9, 2026)
 ADMIN_PREFIX = "/__sandbox-hubspot/"
 DEFAULT_PROPERTIES = {
     "contacts": ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"),
@@ -225,7 +226,9 @@ class HubSpotApi:
         return [self.record_json(o, r, names) for r in rows]
 
     def _list(self, request: Request, o: ObjectType) -> Response:
-        limit = min(int_param(request, "limit", 10, low=1), LIST_PAGE_MAX)  # above 100: clamped (UNCONFIRMED)
+        history = multi(request, "propertiesWithHistory")
+        page_max = HISTORY_PAGE_MAX if history else LIST_PAGE_MAX
+        limit = min(int_param(request, "limit", 10, low=1), page_max)  # above the maximum: clamped (UNCONFIRMED)
         after = int_param(request, "after", 0)
         archived = flag(request, "archived")
         rows = self.store.list_page(o.name, archived=archived, after=after, limit=limit + 1)
@@ -235,6 +238,7 @@ class HubSpotApi:
         associated = multi(request, "associations")
         if associated:
             self._inline_associations(o, rows[:limit], associated, results)
+        _add_history(rows[:limit], results, history)
         return json_response(200, {"results": results, **paging(more)})
 
     def _inline_associations(self, o: ObjectType, rows: Sequence[ObjectRow], targets: Sequence[str],
@@ -352,9 +356,10 @@ class HubSpotApi:
         raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Unknown batch action {action}")
 
     def _batch_answer(self, o: ObjectType, status: int, rows: Sequence[ObjectRow], names: Sequence[str] | None,
-                      errors: list[dict[str, Any]], started: datetime) -> Response:
-        body: dict[str, Any] = {"status": "COMPLETE", "results": self.records_json(o, rows, names),
-                                **batch_times(started, self.clock)}
+                      errors: list[dict[str, Any]], started: datetime, history: Sequence[str] = ()) -> Response:
+        results = self.records_json(o, rows, names)
+        _add_history(rows, results, history)
+        body: dict[str, Any] = {"status": "COMPLETE", "results": results, **batch_times(started, self.clock)}
         if errors:
             body["numErrors"] = len(errors)
             body["errors"] = errors
@@ -364,6 +369,10 @@ class HubSpotApi:
     def _batch_read(self, request: Request, o: ObjectType, started: datetime) -> Response:
         data, inputs = batch_inputs(request)
         names = [str(n) for n in data.get("properties") or []]
+        history = [str(n) for n in data.get("propertiesWithHistory") or []]
+        if history and len(inputs) > HISTORY_PAGE_MAX:
+            raise HubSpotError(400, "VALIDATION_ERROR", f"Batch input limit exceeded: provided input size "
+                               f"({len(inputs)}) exceeded maximum size ({HISTORY_PAGE_MAX}) with propertiesWithHistory")
         archived = flag(request, "archived")
         rows: list[ObjectRow] = []
         missing: list[str] = []
@@ -380,7 +389,7 @@ class HubSpotApi:
                        "Check that ids are valid.",
             "context": {"ids": missing},
         }]
-        return self._batch_answer(o, 200, rows, names or None, errors, started)
+        return self._batch_answer(o, 200, rows, names or None, errors, started, history)
 
     def _batch_create(self, request: Request, o: ObjectType, started: datetime) -> Response:
         _, inputs = batch_inputs(request)
@@ -517,6 +526,18 @@ def _record_error(exc: RecordFailure, context: dict[str, list[str]]) -> dict[str
     if exc.details:
         error["errors"] = exc.details
     return error
+
+
+def _add_history(rows: Sequence[ObjectRow], results: list[dict[str, Any]], names: Sequence[str]) -> None:
+    """`propertiesWithHistory`: the sandbox keeps no history, so each value's only version is the
+    current one, stamped with the record's last write."""
+    if not names:
+        return
+    for row, result in zip(rows, results, strict=True):
+        result["propertiesWithHistory"] = {
+            n: [{"value": row.properties[n], "timestamp": row.updated_at, "sourceType": "API"}]
+            for n in names if row.properties.get(n) is not None
+        }
 
 
 def _written(o: ObjectType, names: Iterable[str]) -> list[str]:
