@@ -15,6 +15,7 @@ from crmsweep.sandbox.provider_api import SandboxProvider
 
 SANDBOX_APIS: dict[str, str] = {
     "salesforce": "crmsweep.sandbox.salesforce_api",
+    "hubspot": "crmsweep.sandbox.hubspot_api",
 }
 
 

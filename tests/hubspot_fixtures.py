@@ -1,0 +1,57 @@
+"""The HubSpot sandbox for tests, and hubspot-api-client pointed at it (api-notes §1.4-1.5)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from hubspot import HubSpot
+
+from crmsweep.sandbox.server import RunningSandbox, start_sandbox
+
+RECORDS = 250
+SEED = 21
+DAILY = 625_000  # Professional (api-notes §4.1)
+
+
+def sdk_client(sandbox: RunningSandbox, *, token: str | None = None) -> Any:
+    """The real SDK, unmodified: the sandbox's URL as host and its CA file for TLS."""
+    info = sandbox.info
+    return HubSpot(access_token=token or info.token, host=info.url, ssl_ca_cert=str(info.ca_file))
+
+
+@pytest.fixture()
+def hubspot_sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
+    with start_sandbox(tmp_path / "hubspot", provider="hubspot", records=RECORDS, seed=SEED,
+                       api_limit=DAILY) as running:
+        yield running
+
+
+@pytest.fixture()
+def hs(hubspot_sandbox: RunningSandbox) -> Any:
+    return sdk_client(hubspot_sandbox)
+
+
+def admin(sandbox: RunningSandbox, name: str, payload: object) -> Any:
+    """POST a test setting to the HubSpot sandbox (`/__sandbox-hubspot/<name>`); the parsed answer."""
+    info = sandbox.info
+    answer = requests.post(f"{info.url}/__sandbox-hubspot/{name}", json=payload, verify=str(info.ca_file),
+                           headers={"Authorization": f"Bearer {info.token}"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def hubspot_get(sandbox: RunningSandbox, path: str, **params: Any) -> requests.Response:
+    """A raw GET, for headers and bodies the SDK's models drop."""
+    info = sandbox.info
+    return requests.get(f"{info.url}{path}", params=params, verify=str(info.ca_file),
+                        headers={"Authorization": f"Bearer {info.token}"}, timeout=30)
+
+
+def hubspot_post(sandbox: RunningSandbox, path: str, payload: object) -> requests.Response:
+    info = sandbox.info
+    return requests.post(f"{info.url}{path}", json=payload, verify=str(info.ca_file),
+                         headers={"Authorization": f"Bearer {info.token}"}, timeout=30)
