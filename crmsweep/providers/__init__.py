@@ -115,6 +115,8 @@ class Provider:
     sandbox_speaks: str  # what the embedded sandbox serves, for the demo: "the REST and SOAP APIs"
     # The objects `crmsweep demo` counts before and after, to show that rollback put everything back.
     demo_objects: tuple[str, ...] = ()
+    # The provider commands use when none is named (`sandbox serve`, `demo`): exactly one entry is.
+    default: bool = False
 
     def __post_init__(self) -> None:
         if self.vocabulary.provider != self.name:
@@ -150,6 +152,9 @@ def _registry() -> dict[str, Provider]:
                 f"providers {taken[0]} and {entry.name} share built-in connection {entry.builtin_connection}"
             )
         found[entry.name] = entry
+    defaults = [p.name for p in found.values() if p.default]
+    if len(defaults) != 1:
+        raise TypeError(f"exactly one provider must be the default, not {defaults or 'none'}")
     return found
 
 
@@ -168,6 +173,11 @@ def get(name: str) -> Provider:
     if entry is None:
         raise BadInput(f"unknown provider {_shown(name)}: use one of {', '.join(names())}")
     return entry
+
+
+def default() -> Provider:
+    """The provider a command takes when none is named."""
+    return next(p for p in _registry().values() if p.default)
 
 
 def by_builtin_connection(name: str) -> Provider | None:
@@ -196,6 +206,7 @@ __all__ = [
     "all",
     "builtin_connections",
     "by_builtin_connection",
+    "default",
     "get",
     "import_part",
     "names",

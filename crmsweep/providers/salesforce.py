@@ -96,4 +96,5 @@ PROVIDER = Provider(
     client_library="simple-salesforce",
     sandbox_speaks="the REST and SOAP APIs",
     demo_objects=("Contact", "Lead", "Task", "OpportunityContactRole"),
+    default=True,  # the first provider crmsweep spoke: commands that name none keep meaning it
 )
