@@ -1,0 +1,226 @@
+"""The portal's write rules over the store: property checks, the portal's validation rules, email
+uniqueness, stamps every write bumps, calculated properties, associations. Transport-free; the API
+module shapes what this returns into HubSpot's JSON.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from crmsweep.sandbox.hubspot_schema import (
+    ASSOCIATION_COUNTS,
+    CLOSED_DEAL_STAGES,
+    OBJECT_TYPES,
+    AssociationType,
+    ObjectType,
+    PropertyDef,
+    association_types,
+    inverse_association,
+)
+from crmsweep.sandbox.hubspot_store import ARCHIVED, HubSpotStore, ObjectRow, table
+from crmsweep.sandbox.hubspot_values import PropertyValueError, check_value, format_ts
+
+PROPERTY_KIND = "property:"
+GROUP_KIND = "group:"
+OWNER_KIND = "owner"
+USER_KIND = "user"
+LIST_KIND = "list"
+EMAIL_KIND = "email"
+RULE_KIND = "rule"
+
+
+@dataclass
+class RecordFailure(Exception):
+    """One record's write refused. `status` is what a single-record call answers."""
+
+    category: str
+    message: str
+    status: int = 400
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+
+@dataclass(frozen=True)
+class ValidationRule:
+    """A portal rule the 2026-09 write validation enforces: these properties must have a value."""
+
+    name: str
+    object_type: str
+    required: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "objectType": self.object_type, "requiredProperties": list(self.required)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ValidationRule:
+        required = data.get("requiredProperties")
+        if not isinstance(required, list) or not all(isinstance(p, str) and p for p in required):
+            raise ValueError("a validation rule needs requiredProperties, a list of property names")
+        target = data.get("objectType")
+        if not isinstance(target, str) or target not in OBJECT_TYPES:
+            raise ValueError(f"a validation rule needs objectType, one of {', '.join(OBJECT_TYPES)}")
+        name = data.get("name") or f"{target} require {', '.join(required)}"
+        return cls(str(name), target, tuple(required))
+
+
+def _invalid(errors: Sequence[PropertyValueError]) -> RecordFailure:
+    listed = ", ".join(f'{{"isValid":false,"message":"{e.message}","error":"{e.code}","name":"{e.name}"}}'
+                       for e in errors)
+    return RecordFailure(
+        "VALIDATION_ERROR", f"Property values were not valid: [{listed}]",
+        details=[{"message": e.message, "code": e.code, "context": {"propertyName": [e.name]}} for e in errors],
+    )
+
+
+class Portal:
+    def __init__(self, store: HubSpotStore, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.clock = clock
+        self._cache_lock = threading.Lock()
+        self._properties: dict[str, dict[str, PropertyDef]] = {}
+
+    # --- definitions ----------------------------------------------------------------------------
+
+    def properties(self, type_name: str) -> dict[str, PropertyDef]:
+        """The live (not archived) property definitions of an object type, by name."""
+        with self._cache_lock:
+            cached = self._properties.get(type_name)
+        if cached is None:
+            cached = {d.key: PropertyDef.from_json(d.data)
+                      for d in self.store.docs(PROPERTY_KIND + type_name, archived=False)}
+            with self._cache_lock:
+                self._properties[type_name] = cached
+        return cached
+
+    def forget_properties(self, type_name: str) -> None:
+        with self._cache_lock:
+            self._properties.pop(type_name, None)
+
+    def owner_ids(self) -> frozenset[str]:
+        return frozenset(d.key for d in self.store.docs(OWNER_KIND))
+
+    def rules(self, type_name: str) -> list[ValidationRule]:
+        return [r for r in (ValidationRule.from_json(d.data) for d in self.store.docs(RULE_KIND))
+                if r.object_type == type_name]
+
+    def set_rules(self, rules: Sequence[ValidationRule]) -> None:
+        with self.store.transaction():
+            self.store.delete_docs(RULE_KIND)
+            for rule in rules:
+                self.store.put_doc(RULE_KIND, rule.name, rule.to_json())
+
+    # --- writes (call inside store.transaction()) ------------------------------------------------
+
+    def _checked(self, o: ObjectType, values: Mapping[str, Any]) -> dict[str, str | None]:
+        defs = self.properties(o.name)
+        owners = self.owner_ids() if "hubspot_owner_id" in values else frozenset()
+        out: dict[str, str | None] = {}
+        errors: list[PropertyValueError] = []
+        for name, value in values.items():
+            prop = defs.get(name)
+            if prop is None:
+                errors.append(PropertyValueError("PROPERTY_DOESNT_EXIST", name, f'Property "{name}" does not exist'))
+                continue
+            if prop.read_only or prop.calculated:
+                errors.append(PropertyValueError("READ_ONLY_VALUE", name,
+                                                 f"{name} is a read only property; its value cannot be set."))
+                continue
+            try:
+                out[name] = check_value(prop, value, owner_ids=owners)
+            except PropertyValueError as exc:
+                errors.append(exc)
+        if errors:
+            raise _invalid(errors)
+        return out
+
+    def _enforce(self, o: ObjectType, properties: Mapping[str, str | None], record_id: int | None) -> None:
+        for rule in self.rules(o.name):
+            missing = [p for p in rule.required if not properties.get(p)]
+            if missing:
+                raise RecordFailure(
+                    "VALIDATION_ERROR",
+                    f"The portal's validation rule '{rule.name}' failed: {', '.join(missing)} must have a value",
+                    details=[{"message": f"{p} is required by the validation rule '{rule.name}'",
+                              "code": "VALIDATION_RULE_FAILED",
+                              "context": {"propertyName": [p], "validationRule": [rule.name]}} for p in missing],
+                )
+        email = properties.get("email")
+        if o.name == "contacts" and email:
+            clash = self.store.fetch(
+                f"SELECT Id FROM {table('contacts')} WHERE {ARCHIVED} = 0 AND Id != ? AND "
+                "lower(json_extract(props, '$.email')) = ? LIMIT 1", (record_id or 0, email.lower()),
+            )
+            if clash:
+                raise RecordFailure("CONFLICT", f"Contact already exists. Existing ID: {clash[0][0]}", status=409)
+
+    def _stamp(self, o: ObjectType, properties: dict[str, str | None], now: str) -> None:
+        properties[o.modified_property] = now
+        if o.name == "deals":
+            stage = properties.get("dealstage")
+            properties["hs_is_closed"] = "true" if stage in CLOSED_DEAL_STAGES else "false"
+
+    def create(self, o: ObjectType, values: Mapping[str, Any], now: datetime | None = None) -> ObjectRow:
+        checked = self._checked(o, values)
+        self._enforce(o, checked, None)
+        stamp = format_ts(now or self.clock())
+        (new_id,) = self.store.next_numbers(o.name, 1)
+        properties: dict[str, str | None] = {k: v for k, v in checked.items() if v is not None}
+        created = "createdate" if "createdate" in self.properties(o.name) else "hs_createdate"
+        properties[created] = stamp
+        properties["hs_object_id"] = str(new_id)
+        self._stamp(o, properties, stamp)
+        row = ObjectRow(o.name, new_id, False, None, stamp, stamp, properties)
+        self.store.insert_objects([row])
+        return row
+
+    def update(
+        self, o: ObjectType, row: ObjectRow, values: Mapping[str, Any], now: datetime | None = None
+    ) -> ObjectRow:
+        checked = self._checked(o, values)
+        merged = dict(row.properties)
+        for name, value in checked.items():
+            if value is None:
+                merged.pop(name, None)
+            else:
+                merged[name] = value
+        self._enforce(o, merged, row.id)
+        stamp = format_ts(now or self.clock())
+        self._stamp(o, merged, stamp)
+        row.properties, row.updated_at = merged, stamp
+        self.store.save_object(row)
+        return row
+
+    def archive(self, row: ObjectRow, now: datetime | None = None) -> None:
+        if row.archived:
+            return
+        self.store.archive_object(row, format_ts(now or self.clock()))
+
+    # --- associations ---------------------------------------------------------------------------
+
+    def association_type(self, from_type: str, to_type: str, type_id: int) -> AssociationType | None:
+        return next((a for a in association_types(from_type, to_type) if a.type_id == type_id), None)
+
+    def associate(self, assoc: AssociationType, from_id: int, to_id: int) -> None:
+        """Both directions of one labelled link; call inside a transaction."""
+        rows = [(assoc.from_type, from_id, assoc.to_type, to_id, assoc.type_id, assoc.category)]
+        inverse = inverse_association(assoc)
+        if inverse is not None:
+            rows.append((inverse.from_type, to_id, inverse.to_type, from_id, inverse.type_id, inverse.category))
+        self.store.add_associations(rows)
+
+    def calculated(self, type_name: str, rows: Iterable[ObjectRow], wanted: Iterable[str]) -> None:
+        """Fill the association counts the caller asked for (HubSpot computes these; so do we, on read)."""
+        rows = list(rows)
+        for name in wanted:
+            counted = ASSOCIATION_COUNTS.get((type_name, name))
+            if counted is None or not rows:
+                continue
+            links = self.store.associations(type_name, [r.id for r in rows], counted)
+            for row in rows:
+                row.properties[name] = str(len({to for to, _, _ in links.get(row.id, [])}))
