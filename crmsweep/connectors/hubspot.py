@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from crmsweep.connectors.base import Connection, RecordFilter, Scalar
@@ -37,7 +38,7 @@ from crmsweep.connectors.hubspot_records import (
 )
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.errors import BadInput, ConnectorError, RetriableError
-from crmsweep.model import ApiUsage, FieldKind, FieldSpec, Record, WriteResult
+from crmsweep.model import ApiUsage, CreateAttempt, FieldKind, FieldSpec, Record, WriteResult
 from crmsweep.providers.hubspot import HUBSPOT_CAPABILITIES, HUBSPOT_VOCABULARY
 
 T = TypeVar("T")
@@ -46,6 +47,9 @@ DEFAULT_API_VERSION = "v3"
 # The idempotency key a re-create writes (agreed with the re-create path): looked up before a resend.
 RESTORE_KEY_PROPERTY = "crmsweep_restore_key"
 OWNERS = "owners"
+# The run log dates an intent by this machine's clock, createdate is HubSpot's: looking that much
+# earlier keeps a skewed clock from hiding a record the create made.
+CLOCK_MARGIN = timedelta(minutes=10)
 PAGE = 100  # list endpoints and object batches
 ASSOCIATION_BATCH = 1000  # v4 batch/read inputs
 # Query characters the repeated `properties=` of one list GET may take; the rest go to batch/read,
@@ -424,17 +428,33 @@ class HubSpotConnector:
         answer = self._call(f"update {name}", functools.partial(
             self._client.raw, self._client.objects_batch.update, name, {"inputs": inputs}), answer_400=True)
         if answer.status == 400:
-            return self._singly(name, records, self.update, answer)
+            if len(records) == 1:
+                return [whole_batch_failure(answer.data, self.connection.token)]
+            return [self.update(name, [record])[0] for record in records]
         results = batch_results(answer.data, keys, key_of_result="id", key_of_error="ids",
                                 secret=self.connection.token)
         return [r if r is not None else _unanswered(k) for r, k in zip(results, keys, strict=True)]
 
-    def create(self, object_name: str, records: Sequence[Record]) -> list[WriteResult]:
-        """Results in request order, each with the new id. A record holding RESTORE_KEY_PROPERTY is
-        never created twice: after a failure that may have landed, the keys are looked up first."""
+    def _holds_keys(self, name: str) -> bool:
+        """Whether the portal has the key property on this object type (an admin adds it once: a single
+        line text property named RESTORE_KEY_PROPERTY); without it, keys are not sent."""
+        return any(f.name == RESTORE_KEY_PROPERTY for f in self.fields(name))
+
+    def create(
+        self, object_name: str, records: Sequence[Record], *, keys: Sequence[str] | None = None
+    ) -> list[WriteResult]:
+        """Results in request order, each with the new id. Where the portal holds the key property, each
+        record carries its key, and after a failure that may have landed the keys are looked up before
+        anything is sent again: a retry never duplicates. Without it, such a failure is OUTCOME_UNKNOWN,
+        settled later by `find_created`."""
         name = self._check_batch(object_name, len(records))
         if not records:
             return []
+        if keys is not None:
+            if len(keys) != len(records):
+                raise ValueError(f"{len(keys)} keys for {len(records)} records")
+            if self._holds_keys(name):
+                records = [{**r, RESTORE_KEY_PROPERTY: k} for r, k in zip(records, keys, strict=True)]
         results: list[WriteResult | None] = [None] * len(records)
         pending = list(range(len(records)))
         for attempt in range(1, self._retry.attempts + 1):
@@ -446,18 +466,24 @@ class HubSpotConnector:
             except _OutcomeUnknown as unknown:
                 exc = unknown.error
                 # The create may have landed: look before sending again.
-                keys = {i: _key(records[i]) for i in pending}
-                if not all(keys.values()):
+                sent = {i: _key(records[i]) for i in pending}
+                if not all(sent.values()):
                     raise ConnectorError(
                         f"create {name} on HubSpot connection '{self.connection_name}' may or may not have been "
                         f"carried out ({exc}): not sent again, since a second sending could create duplicates; "
                         "the records must be read back from HubSpot to know what happened",
                         status=exc.status, code="OUTCOME_UNKNOWN",
                     ) from unknown.__cause__
-                landed = self.find_by_key(name, [k for k in keys.values() if k])
-                for index, key in keys.items():
-                    if key in landed:
-                        results[index] = WriteResult(id=landed[key], ok=True)
+                landed = self.find_by_key(name, [k for k in sent.values() if k])
+                for index, key in sent.items():
+                    held = landed.get(key or "", [])
+                    if len(held) == 1:
+                        results[index] = WriteResult(id=str(held[0]["id"]), ok=True)
+                    elif held:
+                        raise ConnectorError(
+                            f"{len(held)} {name} records on HubSpot connection '{self.connection_name}' carry the "
+                            f"restore key {key}: not sent again; keep one and archive the others",
+                            code="OUTCOME_UNKNOWN") from unknown.__cause__
                 pending = [i for i in pending if results[i] is None]
                 if not pending:
                     break
@@ -470,7 +496,7 @@ class HubSpotConnector:
                     failure = whole_batch_failure(answer.data, self.connection.token)
                     results[pending[0]] = failure
                 else:
-                    singles = self._singly(name, [records[i] for i in pending], self.create, answer)
+                    singles = self._singly(name, [records[i] for i in pending], answer)
                     for index, single in zip(pending, singles, strict=True):
                         results[index] = single
                 break
@@ -484,24 +510,41 @@ class HubSpotConnector:
             break
         return [r if r is not None else _unanswered(None) for r in results]
 
-    def _singly(self, name: str, records: Sequence[Record], write: Callable[[str, Sequence[Record]], list[WriteResult]],
-                answer: Answer) -> list[WriteResult]:
+    def _singly(self, name: str, records: Sequence[Record], answer: Answer) -> list[WriteResult]:
         """A 400 for a whole batch names no input: each record is sent on its own to learn its outcome."""
         if len(records) == 1:
             return [whole_batch_failure(answer.data, self.connection.token)]
-        return [write(name, [record])[0] for record in records]
+        return [self.create(name, [record])[0] for record in records]
 
-    def find_by_key(self, object_name: str, keys: Sequence[str]) -> dict[str, str]:
-        """Record ids by their RESTORE_KEY_PROPERTY value, for the keys a record holds (live records)."""
+    def find_by_key(self, object_name: str, keys: Sequence[str], fields: Sequence[str] = ()) -> dict[str, list[Record]]:
+        """The live records carrying each RESTORE_KEY_PROPERTY value (with `fields`)."""
         name = _object(object_name)
-        found: dict[str, str] = {}
+        found: dict[str, list[Record]] = {}
+        wanted = list(dict.fromkeys(["id", RESTORE_KEY_PROPERTY, *fields]))
         for condition in in_filters(RESTORE_KEY_PROPERTY, list(dict.fromkeys(keys))):
-            for page in self._search_pages(name, [condition], ["id", RESTORE_KEY_PROPERTY]):
+            for page in self._search_pages(name, [condition], wanted):
                 for record in page:
                     key = record.get(RESTORE_KEY_PROPERTY)
                     if key:
-                        found.setdefault(str(key), str(record["id"]))
+                        found.setdefault(str(key), []).append(record)
         return found
+
+    def find_created(self, object_name: str, attempts: Sequence[CreateAttempt]) -> dict[str, list[Record]]:
+        """By key where the portal holds the key property; otherwise the records created since the
+        earliest attempt (less a margin for the two clocks), the same list for every key, for the caller
+        to tell apart by their values."""
+        if not attempts:
+            return {}
+        name = _object(object_name)
+        fields = list(dict.fromkeys(n for a in attempts for n in a.values))
+        if self._holds_keys(name):
+            by_key = self.find_by_key(name, [a.key for a in attempts], fields)
+            return {a.key: by_key.get(a.key, []) for a in attempts}
+        earliest = min(datetime.fromisoformat(a.sent_after.replace("Z", "+00:00")) for a in attempts)
+        since = (earliest - CLOCK_MARGIN).astimezone(UTC)
+        condition = {"propertyName": "createdate", "operator": "GTE", "value": str(int(since.timestamp() * 1000))}
+        found = [r for page in self._search_pages(name, [condition], ["id", *fields]) for r in page]
+        return {a.key: found for a in attempts}
 
     def undelete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
         raise BadInput("HubSpot has no API to restore archived records: they come back by being re-created "
