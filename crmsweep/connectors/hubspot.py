@@ -16,7 +16,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from crmsweep.connectors.base import Connection, RecordFilter, Scalar
 from crmsweep.connectors.hubspot_client import DEFAULT_TIMEOUT, Answer, HubSpotClient
@@ -38,10 +38,22 @@ from crmsweep.connectors.hubspot_records import (
 )
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.errors import BadInput, ConnectorError, RetriableError
-from crmsweep.model import ApiUsage, CreateAttempt, FieldKind, FieldSpec, Record, WriteResult
+from crmsweep.model import ApiUsage, FieldKind, FieldSpec, Record, WriteResult
 from crmsweep.providers.hubspot import HUBSPOT_CAPABILITIES, HUBSPOT_VOCABULARY
 
 T = TypeVar("T")
+
+
+class CreateAttempt(Protocol):
+    """What `find_created` reads of a create whose outcome is unknown (`model.CreateAttempt` of the
+    re-create path has this shape): its idempotency key, the values it sent, when it was sent."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def values(self) -> Mapping[str, Any]: ...
+    @property
+    def sent_after(self) -> str: ...
 
 DEFAULT_API_VERSION = "v3"
 # The idempotency key a re-create writes (agreed with the re-create path): looked up before a resend.
