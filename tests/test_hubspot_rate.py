@@ -6,19 +6,7 @@ import pytest
 
 from crmsweep.connectors.hubspot_rate import Pacer, RateHeaders
 from crmsweep.errors import EXIT_REFUSED, LimitExceeded, ReserveKept
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.fake_clock import FakeClock
 
 
 def headers(limit: int, remaining: int, daily: int = 1_000_000, daily_left: int = 900_000) -> dict[str, str]:

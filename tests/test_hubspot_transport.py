@@ -12,12 +12,14 @@ from typing import Any, ClassVar
 import pytest
 
 from crmsweep.connectors.base import Connection
-from crmsweep.connectors.hubspot import HubSpotConnector
+from crmsweep.connectors.hubspot import RESTORE_KEY_PROPERTY, HubSpotConnector
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.errors import AuthError, ConnectorError, EndpointError, LimitExceeded, RetriableError
+from crmsweep.model import WriteResult
 from tests.https_stub import HttpsStub, https_stub
 
 TOKEN = "pat-na1-0123456789-secret"
+DROP = -1
 
 
 class Scripted(BaseHTTPRequestHandler):
@@ -32,6 +34,9 @@ class Scripted(BaseHTTPRequestHandler):
             self.rfile.read(length)
         type(self).seen.append((self.command, self.path, self.headers.get("Authorization")))
         status, body, headers = type(self).script.pop(0) if type(self).script else (200, {"results": []}, {})
+        if status == DROP:  # carried out, but the answer is lost: the connection closes unanswered
+            self.close_connection = True
+            return
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         for key, value in headers.items():
@@ -120,3 +125,30 @@ def test_an_untrusted_certificate_is_the_connections_fault(stub: HttpsStub, tmp_
             HubSpotConnector(connection, retry=RetryPolicy.immediate(3)).org_id()
     assert "certificate" in str(caught.value) and TOKEN not in str(caught.value)
     assert Scripted.seen == []
+
+
+def test_a_create_whose_answer_was_lost_is_looked_up_not_resent(stub: HttpsStub) -> None:
+    keyed = {"name": RESTORE_KEY_PROPERTY, "type": "string", "fieldType": "text"}
+    found = {"total": 1, "results": [{"id": "7001", "properties": {RESTORE_KEY_PROPERTY: "run1-0",
+                                                                    "hs_object_id": "7001"}}]}
+    Scripted.script = [
+        (200, {"results": [keyed]}, {}), (200, {"results": []}, {}), (200, {"results": []}, {}),  # describe
+        (DROP, None, {}),  # batch/create: it landed, the answer never came
+        (200, found, {}),  # the look-up by key finds it
+    ]
+    results = connector(stub).create("contacts", [{"email": "a@example.com"}, {"email": "b@example.com"}],
+                                     keys=["run1-0", "run1-1"])
+    paths = [path for _m, path, _a in Scripted.seen]
+    # One was found by its key; only the other was sent again.
+    assert paths[3:] == ["/crm/v3/objects/contacts/batch/create", "/crm/v3/objects/contacts/search",
+                         "/crm/v3/objects/contacts/batch/create"]
+    assert results[0] == WriteResult(id="7001", ok=True)
+    assert not results[1].ok and results[1].error_code == "NO_RESULT"  # the stub's empty answer named nothing
+
+
+def test_without_a_key_a_create_of_unknown_outcome_is_never_resent(stub: HttpsStub) -> None:
+    Scripted.script = [(200, {"results": []}, {})] * 3 + [(DROP, None, {})]
+    with pytest.raises(ConnectorError) as caught:
+        connector(stub).create("contacts", [{"email": "a@example.com"}], keys=["run1-0"])
+    assert caught.value.code == "OUTCOME_UNKNOWN"
+    assert [p for _m, p, _a in Scripted.seen].count("/crm/v3/objects/contacts/batch/create") == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -445,7 +446,9 @@ class HubSpotConnector:
             return [self.update(name, [record])[0] for record in records]
         results = batch_results(answer.data, keys, key_of_result="id", key_of_error="ids",
                                 secret=self.connection.token)
-        return [r if r is not None else _unanswered(k) for r, k in zip(results, keys, strict=True)]
+        # An error names the ids it is about: each failure keeps its record's id.
+        return [_unanswered(k) if r is None else r if r.id else replace(r, id=k)
+                for r, k in zip(results, keys, strict=True)]
 
     def _holds_keys(self, name: str) -> bool:
         """Whether the portal has the key property on this object type (an admin adds it once: a single
@@ -515,8 +518,8 @@ class HubSpotConnector:
             traces = [str(i) for i in pending]
             found = batch_results(answer.data, traces, key_of_result="objectWriteTraceId",
                                   key_of_error="objectWriteTraceId", secret=self.connection.token)
-            if all(r is None for r in found) and isinstance(answer.data, Mapping):
-                found = _by_order(answer.data, len(pending))
+            if any(r is None for r in found) and isinstance(answer.data, Mapping):
+                found = _untraced(answer.data, found, [records[i] for i in pending])
             for index, result in zip(pending, found, strict=True):
                 results[index] = result if result is not None else _unanswered(None)
             break
@@ -712,12 +715,28 @@ def _key(record: Mapping[str, Any]) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
-def _by_order(data: Mapping[str, Any], count: int) -> list[WriteResult | None]:
-    """Results that name no trace id: taken in request order, but only when every input has one."""
-    results = data.get("results") or []
-    if data.get("errors") or len(results) != count:
-        return [None] * count
-    return [WriteResult(id=str(r.get("id")), ok=True) for r in results]
+def _untraced(data: Mapping[str, Any], found: list[WriteResult | None],
+              records: Sequence[Record]) -> list[WriteResult | None]:
+    """Fill the inputs a create's answer did not tie to a trace id: by the restore key the result
+    carries, else in request order over the inputs no error named (HubSpot answers creates in input
+    order; UNCONFIRMED in its docs), and only when the counts agree."""
+    results = [r for r in data.get("results") or [] if isinstance(r, Mapping)]
+    claimed = {r.id for r in found if r is not None and r.ok}
+    loose = [r for r in results if str(r.get("id")) not in claimed]
+    by_key = {str((r.get("properties") or {}).get(RESTORE_KEY_PROPERTY)): str(r.get("id")) for r in loose
+              if isinstance(r.get("properties"), Mapping) and (r.get("properties") or {}).get(RESTORE_KEY_PROPERTY)}
+    filled = list(found)
+    for index, record in enumerate(records):
+        key = _key(record)
+        if filled[index] is None and key and key in by_key:
+            filled[index] = WriteResult(id=by_key.pop(key), ok=True)
+    claimed = {r.id for r in filled if r is not None and r.ok}
+    loose = [r for r in loose if str(r.get("id")) not in claimed]
+    open_slots = [i for i, r in enumerate(filled) if r is None]
+    if len(open_slots) == len(loose):
+        for index, result in zip(open_slots, loose, strict=True):
+            filled[index] = WriteResult(id=str(result.get("id")), ok=True)
+    return filled
 
 
 def _unanswered(record_id: str | None) -> WriteResult:

@@ -181,7 +181,8 @@ class Pacer:
             return
         left = self.daily_remaining - self._since_daily
         reserve = self.reserve_calls()
-        if left <= reserve:
+        # With no reserve kept, the portal's own DAILY answer says when the allowance is spent.
+        if reserve and left <= reserve:
             raise ReserveKept(
                 f"{self._where} has {max(left, 0)} of its {self.daily_limit} API calls left today, and "
                 f"{reserve} ({self.daily_reserve:.0%}) are kept in reserve for other integrations: stopped "
