@@ -263,10 +263,10 @@ def take_snapshot(
             for sub in (layout.DATA_DIR, layout.METADATA_DIR, layout.DESCRIBE_DIR):
                 layout.make_private_dir(partial / sub)
             pairs = _link_pairs(connector, names)
-            sources = {a for a, _b in pairs}
-            live: dict[str, list[str]] = {n: [] for n in sources}
+            live: dict[str, list[str]] = {n: [] for pair in pairs for n in pair}
             results = [_write_object(connector, partial, name, progress, live.get(name)) for name in names]
-            links = [_write_links(connector, partial, a, b, live[a], progress) for a, b in pairs]
+            # No live record on either side, no link to read: an empty table costs no call.
+            links = [_write_links(connector, partial, a, b, live[a] if live[b] else [], progress) for a, b in pairs]
             documents = _write_documents(connector, partial)
             for sub in (layout.DATA_DIR, layout.DESCRIBE_DIR, layout.METADATA_DIR):
                 fsync_dir(partial / sub)
