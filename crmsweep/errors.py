@@ -83,7 +83,7 @@ class RetriableError(ConnectorError):
 
 
 class LimitExceeded(ConnectorError):
-    """The org's API allowance is spent (Salesforce 403 REQUEST_LIMIT_EXCEEDED, HubSpot DAILY).
+    """The org's API allowance is spent (a 403 REQUEST_LIMIT_EXCEEDED, a 429 of the DAILY policy).
 
     Not retried: the run stops cleanly and can be resumed once the allowance recovers.
     """

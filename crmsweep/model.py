@@ -91,7 +91,7 @@ class FieldKind(StrEnum):
 class FieldSpec:
     name: str
     kind: FieldKind
-    provider_type: str  # e.g. Salesforce "reference", "picklist", "email"
+    provider_type: str  # the provider's own type name, e.g. "reference", "picklist", "email"
     nillable: bool = True
     createable: bool = False
     updateable: bool = False
@@ -143,7 +143,7 @@ class Vocabulary:
     provider: str
     id_field: str
     fingerprint_field: str  # bumped by the CRM on every write: drift detection
-    deleted_field: str | None  # True on recycle-bin rows (Salesforce IsDeleted); None if none
+    deleted_field: str | None  # True on recycle-bin / archived rows (e.g. IsDeleted); None if none
     created_field: str
     owner_field: str
     people_objects: tuple[str, ...]
@@ -164,10 +164,10 @@ class Vocabulary:
     audit_fields: tuple[str, ...] = ()
     # What `backup` takes when the admin names no objects.
     default_backup_objects: tuple[str, ...] = ()
-    # Salesforce ids have a 15-character case-sensitive form (Classic URLs, reports) and an 18-character
-    # one (the API); both must name the same record in [protect] ids and pass settings.
+    # Where ids have a short case-sensitive form (15 characters, in web addresses and reports) beside the
+    # API's longer one (18), both must name the same record in [protect] ids and pass settings.
     short_id_length: int | None = None
-    # Who wrote the record last (Salesforce LastModifiedById): tells a write of ours from someone else's.
+    # Who wrote the record last (e.g. LastModifiedById): tells a write of ours from someone else's.
     last_modified_by_field: str | None = None
 
     def id_key(self, record_id: str) -> str:
@@ -185,10 +185,10 @@ class Capabilities:
     max_query_page: int
     max_ids_per_read: int
     has_reports_api: bool
-    # Objects whose writes may not share a call with other objects (Salesforce setup objects).
+    # Objects whose writes may not share a call with other objects (setup objects such as users).
     isolated_write_objects: tuple[str, ...] = ()
-    # Links between records are associations (HubSpot v4), read and made through the connector's
-    # association calls. Without them (Salesforce), links are lookup fields and junction records.
+    # Links between records are associations, read and made through the connector's association
+    # calls. Without them, links are lookup fields and junction records, read and written as such.
     has_associations: bool = False
     # The object types associations link (a backup reads the links between each pair it backs up).
     association_objects: tuple[str, ...] = ()
@@ -260,7 +260,7 @@ class Change:
     `before` is the record as the plan expects to find it (the full before-image, canonical form).
     `after` holds only the values the change writes: {} for delete/undelete/archive, the changed
     fields for update/deactivate/reactivate, every value for create.
-    `fingerprint` is the record's fingerprint field (Salesforce SystemModstamp) when scanned; apply
+    `fingerprint` is the record's fingerprint field (e.g. SystemModstamp) when scanned; apply
     skips the record as drift if the live value differs.
     """
 

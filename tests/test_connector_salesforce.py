@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from crmsweep.connectors import open_connector
-from crmsweep.connectors.base import Connection, Connector
+from crmsweep.connectors.base import AssociationsUnsupported, Connection, Connector
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.connectors.salesforce import SalesforceConnector
 from crmsweep.errors import AuthError, BadInput, ConnectorError, LimitExceeded
-from crmsweep.model import ApiUsage, FieldKind
+from crmsweep.model import ApiUsage, FieldKind, canonical_datetime
 from crmsweep.sandbox import ids as sandbox_ids
 from crmsweep.sandbox import schema
 from crmsweep.sandbox.faults import FaultRule
@@ -109,6 +109,44 @@ def test_pages_add_up_to_the_count(sf: SalesforceConnector) -> None:
     assert all("attributes" not in r and "attributes" not in (r.get("Owner") or {}) for r in rows)
     with_email = sum(1 for r in rows if r["Email"] is not None)
     assert sf.count("Contact", has_value=["Email"]) == with_email
+
+
+def test_typed_filters_select_the_same_records_as_reading_everything(sf: SalesforceConnector) -> None:
+    """since=, ids=, equals= and has_value= become SOQL on the sandbox: each selects exactly the rows a
+    client-side pass over every record picks, and they combine with AND."""
+    columns = ["Id", "SystemModstamp", "Email", "LastName", "IsDeleted"]
+    rows = [r for page in sf.iter_pages("Contact", columns) for r in page]
+    stamps = sorted(canonical_datetime(r["SystemModstamp"]) or "" for r in rows)
+    since = stamps[len(stamps) // 2]
+    later = {r["Id"] for r in rows if (canonical_datetime(r["SystemModstamp"]) or "") >= since}
+    assert 0 < len(later) < len(rows)
+    picked = {r["Id"] for page in sf.iter_pages("Contact", ["Id"], since=since) for r in page}
+    assert picked == later and sf.count("Contact", since=since) == len(later)
+
+    some = sorted(r["Id"] for r in rows)[: sf.capabilities.max_ids_per_read + 5]  # two chunks
+    assert {r["Id"] for page in sf.iter_pages("Contact", ["Id"], ids=some) for r in page} == set(some)
+    assert sf.count("Contact", ids=some) == len(some)
+    assert sf.count("Contact", ids=[]) == 0 and list(sf.iter_pages("Contact", ["Id"], ids=[])) == []
+
+    name = rows[0]["LastName"]
+    named = {r["Id"] for r in rows if r["LastName"] == name}
+    assert {r["Id"] for page in sf.iter_pages("Contact", ["Id"], equals={"LastName": name}) for r in page} == named
+    no_email = {r["Id"] for r in rows if r["Email"] is None}
+    assert sf.count("Contact", equals={"Email": None}) == len(no_email)
+    assert sf.count("Contact", has_value=["Email"]) == len(rows) - len(no_email)
+    both = {r["Id"] for r in rows if r["Id"] in later and r["Email"] is not None}
+    assert sf.count("Contact", since=since, has_value=["Email"]) == len(both)
+    with pytest.raises(BadInput, match=r"since='yesterday' is not a datetime"):
+        sf.count("Contact", since="yesterday")
+
+
+def test_salesforce_has_no_association_calls(sf: SalesforceConnector) -> None:
+    assert sf.capabilities.has_associations is False
+    with pytest.raises(AssociationsUnsupported, match=r"^Salesforce has no associations between Contact and "
+                                                      r"Opportunity: its records are linked by lookup fields"):
+        sf.read_associations("Contact", "Opportunity", ["003000000000001AAA"])
+    with pytest.raises(AssociationsUnsupported):
+        sf.create_associations("Contact", "Opportunity", [("003000000000001AAA", "006000000000001AAA")])
 
 
 def test_include_deleted_and_read_in_chunks(sf: SalesforceConnector) -> None:

@@ -21,7 +21,8 @@ from crmsweep.errors import BadInput
 from crmsweep.model import FieldKind, FieldSpec, ObjectEntry, PlanFormatError, Record, SnapshotManifest
 from crmsweep.paths import Home
 
-# Used when a file carries no id-field metadata (the Salesforce spelling, which the fake shares).
+# Used when a file carries no id-field metadata: files written before it existed were all of the first
+# provider, whose id field this is (the test fake shares it).
 _DEFAULT_ID_FIELD = "Id"
 _UTC_MS = pa.timestamp("ms", tz="UTC")
 

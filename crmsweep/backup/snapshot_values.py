@@ -204,7 +204,8 @@ def _fitted(object_name: str, spec: FieldSpec, row: Record, raw: Any, id_field: 
         ) from None
 
 
-# Salesforce's own datetime spellings, the only ones the whole-column cast takes (others go value by value).
+# The providers' own datetime spellings (+0000, Z): the only ones the whole-column cast takes (others go
+# value by value).
 _DATETIME_SHAPES = ((28, "+0000"), (24, "Z"))
 
 

@@ -201,7 +201,7 @@ class _Engine:
 
     def _check_fields(self, object_name: str, extra: Sequence[str] = ()) -> list[str]:
         names = [self.vocabulary.id_field, self.vocabulary.fingerprint_field]
-        # Not every object has a recycle bin (Salesforce User has no IsDeleted): ask only where it exists.
+        # Not every object has a recycle bin (a user object may have no deleted flag): ask only where it exists.
         deleted = self.vocabulary.deleted_field
         if deleted and deleted in self.field_names(object_name):
             names.append(deleted)

@@ -1,15 +1,15 @@
-"""The one protocol both connectors implement. Connectors do HTTP and nothing else.
+"""The one protocol every connector implements. Connectors do HTTP and nothing else.
 
-Records cross this boundary in canonical form (see `crmsweep.model`): plain dicts of JSON scalars,
-without provider envelope keys such as Salesforce's "attributes"; dates "YYYY-MM-DD", datetimes as the
+Records cross this boundary in canonical form (see `crmsweep.model`): flat dicts of JSON scalars,
+the provider's wrappers (such as "attributes" or "properties") taken off; dates "YYYY-MM-DD", datetimes as the
 provider sends them (callers normalise with `model.canonical_datetime` where they compare).
 
 Which records a read takes is said with typed filters (`since=`, `ids=`, `equals=`, `has_value=`,
 gathered in `RecordFilter`), never with query text: each connector expresses them in its own API
-(SOQL WHERE clauses, HubSpot search filters), so generic code stays provider-neutral.
+(a WHERE clause, search filters), so generic code stays provider-neutral.
 
 Links between records: where `capabilities.has_associations`, `read_associations` and
-`create_associations` read and make them. Elsewhere (Salesforce) links are lookup fields and junction
+`create_associations` read and make them. Elsewhere links are lookup fields and junction
 records, read and written like any other field or record, and those two calls raise
 `AssociationsUnsupported`.
 

@@ -99,20 +99,20 @@ class SandboxFactory(Protocol):
 class Provider:
     """One CRM: its data (vocabulary, capabilities, texts people read) and how to reach it."""
 
-    name: str  # the `provider` of a connection, plan, snapshot: "salesforce"
-    title: str  # how people write it: "Salesforce"
+    name: str  # the `provider` of a connection, plan, snapshot: "acme"
+    title: str  # how people write it: "Acme CRM"
     vocabulary: Vocabulary
     capabilities: Capabilities
     connect: ConnectorFactory
     start_sandbox: SandboxFactory
-    builtin_connection: str  # the connection that starts this provider's sandbox: "sandbox-salesforce"
-    url_example: str  # shown when a configured url is wrong: "https://acme.my.salesforce.com"
-    token_name: str  # what the token environment variable holds: "session id"
-    token_env_example: str  # a variable name to suggest: "ACME_SF_TOKEN"
+    builtin_connection: str  # the connection that starts this provider's sandbox: "sandbox-acme"
+    url_example: str  # shown when a configured url is wrong: "https://acme.example.com"
+    token_name: str  # what the token environment variable holds: "session id", "api key"
+    token_env_example: str  # a variable name to suggest: "ACME_CRM_TOKEN"
     api_version_pattern: re.Pattern[str]  # what [connections.x] api_version accepts (after an optional "v")
     api_version_example: str
-    client_library: str  # the client the connector drives, named in the demo: "simple-salesforce"
-    sandbox_speaks: str  # what the embedded sandbox serves, for the demo: "the REST and SOAP APIs"
+    client_library: str  # the client library the connector drives, named in the demo
+    sandbox_speaks: str  # what the embedded sandbox serves, for the demo: "the REST API"
     # The objects `crmsweep demo` counts before and after, to show that rollback put everything back.
     demo_objects: tuple[str, ...] = ()
     # The provider commands use when none is named (`sandbox serve`, `demo`): exactly one entry is.

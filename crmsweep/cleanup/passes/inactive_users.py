@@ -3,8 +3,8 @@
 A user is proposed when their last login is more than `days` days before now, or, with
 `include_never_logged_in`, when they never logged in and were created more than `days` days ago.
 Users already inactive are left alone. `exclude` names users never proposed: an entry matches the
-user's id (Salesforce: in its 15- or 18-character form) or, ignoring case, any of the user object's
-label fields (Salesforce: Name, Username).
+user's id (in any form the provider writes it, e.g. 15 or 18 characters) or, ignoring case, any of
+the user object's label fields (e.g. Name, Username).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def run(ctx: PassContext) -> PassOutput:
     never = login.isna() & created.notna() & (created < cutoff)
     wanted = active & (idle | never) if ctx.settings["include_never_logged_in"] else active & idle
 
-    # Ids match by the vocabulary's id key (Salesforce: 15 or 18 characters, case-sensitive); names ignore case.
+    # Ids match by the vocabulary's id key (e.g. 15 or 18 characters, case-sensitive); names ignore case.
     exclude = [str(e) for e in ctx.settings["exclude"]]
     folded = {e.casefold() for e in exclude}
     hits = frame[vocab.id_field].astype(str).map(vocab.id_key).isin({vocab.id_key(e) for e in exclude})

@@ -1,6 +1,6 @@
 """Delete people (contacts, leads) with no activity for years, except those on an open deal.
 
-Last activity is the first non-null of the vocabulary's `last_activity_fields` (Salesforce:
+Last activity is the first non-null of the vocabulary's `last_activity_fields` (e.g.
 LastActivityDate, then LastModifiedDate). When all of them are empty the record's created date is
 used, so a person nobody ever touched is judged by when they were entered; a record with none of
 these dates is left alone and counted in a note. A person is stale when that date (in UTC) falls
