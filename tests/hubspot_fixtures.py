@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from hubspot import HubSpot
 
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
@@ -32,3 +33,25 @@ def hubspot_sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
 @pytest.fixture()
 def hs(hubspot_sandbox: RunningSandbox) -> Any:
     return sdk_client(hubspot_sandbox)
+
+
+def admin(sandbox: RunningSandbox, name: str, payload: object) -> Any:
+    """POST a test setting to the HubSpot sandbox (`/__sandbox-hubspot/<name>`); the parsed answer."""
+    info = sandbox.info
+    answer = requests.post(f"{info.url}/__sandbox-hubspot/{name}", json=payload, verify=str(info.ca_file),
+                           headers={"Authorization": f"Bearer {info.token}"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def hubspot_get(sandbox: RunningSandbox, path: str, **params: Any) -> requests.Response:
+    """A raw GET, for headers and bodies the SDK's models drop."""
+    info = sandbox.info
+    return requests.get(f"{info.url}{path}", params=params, verify=str(info.ca_file),
+                        headers={"Authorization": f"Bearer {info.token}"}, timeout=30)
+
+
+def hubspot_post(sandbox: RunningSandbox, path: str, payload: object) -> requests.Response:
+    info = sandbox.info
+    return requests.post(f"{info.url}{path}", json=payload, verify=str(info.ca_file),
+                         headers={"Authorization": f"Bearer {info.token}"}, timeout=30)

@@ -107,9 +107,10 @@ class SandboxCore:
         if rule is not None:
             if rule.kind == "drop":
                 return None, Response(0, drop=True)
-            if rule.kind != "timeout":
+            if rule.kind == "timeout":
+                time.sleep(rule.delay)
+            elif rule.kind != "drop_after":
                 return None, self.api.render_fault(rule, request)
-            time.sleep(rule.delay)
         endpoint = self.api.endpoint(request)
         if endpoint.authenticated and not authorized:
             return None, self.api.unauthorized(request)
@@ -123,7 +124,10 @@ class SandboxCore:
                 return None, self.api.render_fault(_SPENT, request)
             used = counted
         call = Call(endpoint=endpoint, authorized=authorized, used=used, limit=self.api_limit)
-        return call, self.api.route(request, call)
+        response = self.api.route(request, call)
+        if rule is not None and rule.kind == "drop_after":
+            return call, Response(0, drop=True)
+        return call, response
 
     # --- admin ---------------------------------------------------------------------------------
 

@@ -2,12 +2,14 @@
 
 A rule fires either a fixed number of times (`times`) or with a probability (`rate`, drawn from a
 seeded generator so a run is repeatable). Rules apply only to requests that carry the sandbox's
-token. The core carries out `timeout` and `drop`; every other kind is answered by the provider API
+token. The core carries out `timeout`, `drop` and `drop_after`; every other kind is answered by the provider API
 in its own error shape (`ProviderApi.render_fault`). Kinds:
 
 - status: answer `status` (5xx; 429 answers with Retry-After)
 - timeout: sleep `delay` seconds, then answer normally (a client with a shorter timeout gives up)
 - drop: close the connection without answering
+- drop_after: serve the request (its writes happen), then close the connection without answering:
+  a write whose outcome the client cannot know
 - limit: the daily API allowance is spent
 - expired: the session has expired
 - lock: in batch writes, records fail as locked rows (`ids` picks them; `times` then counts per id;
@@ -23,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("status", "timeout", "drop", "limit", "expired", "lock")
+KINDS = ("status", "timeout", "drop", "drop_after", "limit", "expired", "lock")
 DEFAULT_TIMEOUT_DELAY = 10.0
 LOCK_MESSAGE = "unable to obtain exclusive access to this record"
 

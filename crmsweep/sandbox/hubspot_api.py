@@ -436,6 +436,9 @@ class HubSpotApi:
                     errors.append(_record_error(RecordFailure("VALIDATION_ERROR", "properties must be an object"),
                                                 {"ids": [raw]}))
                     continue
+                if (locked := self.faults.locked(request.method, request.path, raw)) is not None:
+                    errors.append(_record_error(RecordFailure("LOCKED", locked, status=423), {"ids": [raw]}))
+                    continue
                 db.execute("SAVEPOINT record")
                 try:
                     updated.append(self.portal.update(o, row, values))

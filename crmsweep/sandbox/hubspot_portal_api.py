@@ -38,6 +38,7 @@ from crmsweep.sandbox.hubspot_schema import (
     PropertyDef,
     association_types,
     default_association,
+    inverse_association,
     object_type,
 )
 from crmsweep.sandbox.hubspot_store import Doc
@@ -412,11 +413,18 @@ def _v4_batch(api: HubSpotApi, request: Request, o: ObjectType, target: ObjectTy
                 for to in tos if isinstance(tos, list) else []:
                     to_id = str((to or {}).get("id", ""))
                     if from_id.isdigit() and to_id.isdigit():
-                        type_ids = None if action == "archive" else [
-                            int(t.get("associationTypeId", -1)) for t in item.get("types") or [] if isinstance(t, dict)]
+                        type_ids = None if action == "archive" else _with_inverses(o, target, item.get("types"))
                         api.store.remove_associations(o.name, int(from_id), target.name, int(to_id), type_ids)
         return Response(204)
     raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Resource not found: {request.path}")
+
+
+def _with_inverses(o: ObjectType, target: ObjectType, specs: object) -> list[int]:
+    """The type ids a labels/archive names, and the same links' ids seen from the other end."""
+    wanted = {int(t["associationTypeId"]) for t in specs if isinstance(t, dict)
+              and isinstance(t.get("associationTypeId"), int)} if isinstance(specs, list) else set()
+    found = [a for a in association_types(o.name, target.name) if a.type_id in wanted]
+    return sorted(wanted | {i.type_id for a in found if (i := inverse_association(a)) is not None})
 
 
 def _associate(api: HubSpotApi, o: ObjectType, from_id: str, target: ObjectType, to_id: str,

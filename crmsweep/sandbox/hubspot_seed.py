@@ -200,7 +200,8 @@ def _definitions(data: PortalData, created: str) -> None:
             definition = prop.to_json(o, created)
             definition["groupName"] = default_group(name, prop)
             data.docs.append((PROPERTY_KIND + name, prop.name, definition, False))
-        data.counts.unused_custom_properties[name] = sum(not used for _, used in CUSTOM_PROPERTIES.get(name, ()))
+        if name in CUSTOM_PROPERTIES:
+            data.counts.unused_custom_properties[name] = sum(not used for _, used in CUSTOM_PROPERTIES[name])
 
 
 def generate(records: int, seed: int, anchor: datetime) -> PortalData:
@@ -269,8 +270,6 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
     twins = {c.id for c in companies[n_companies - n_company_pairs:]}
     linkable = [c for c in companies if c.id not in no_contact_companies and c.id not in twins]
     counts.companies, counts.duplicate_company_pairs = n_companies, n_company_pairs
-    counts.companies_without_contacts = len(no_contact_companies)
-    counts.ids["companies_without_contacts"] = sorted(no_contact_companies)
     counts.ids["duplicate_companies"] = sorted(twins)
 
     # --- contacts --------------------------------------------------------------------------------
@@ -284,7 +283,8 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
     contacts: list[ObjectRow] = []
     contact_company: dict[int, int] = {}
     for i in range(n_base):
-        company = r.choice(linkable) if r.random() > 0.03 else None
+        # The first contacts cover every linkable company once, so only the planted ones stay empty.
+        company = linkable[i] if i < len(linkable) else r.choice(linkable) if r.random() > 0.03 else None
         first, last = r.choice(FIRST_NAMES), r.choice(LAST_NAMES)
         domain = company.properties["domain"] if company else "mail.example"
         props: dict[str, Any] = {
@@ -328,14 +328,13 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
         source = contacts[i]
         props = {k: v for k, v in source.properties.items()
                  if k in ("firstname", "lastname", "phone", "company", "city", "jobtitle", "hubspot_owner_id")}
-        local = f"{source.properties.get('firstname', 'x')}.{source.properties.get('lastname', 'y')}".lower()
         props["email"] = email_for(str(source.properties.get("firstname")), str(source.properties.get("lastname")),
                                    "mail.example").replace("@", f".{n}@")
-        if n % 2 == 1:  # the twin's address is one the original already lists as its own
+        if n % 2 == 0:  # same name and phone, another address
+            props["phone"] = source.properties["phone"] = source.properties.get("phone") or g.phone()
+        else:  # the twin's address is one the original already lists as its own
             source.properties["hs_additional_emails"] = props["email"]
-            props.pop("phone", None)
-        props["phone"] = props.get("phone") or g.phone()
-        del local
+            props["phone"] = g.phone()
         created = g.ago(1, 600)
         twin = _row("contacts", g.new_id("contacts"), created, g.between(created, g.anchor), props)
         contacts.append(twin)
@@ -353,6 +352,16 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
                       duplicate_contacts=dup_twins)
     for contact_id, company_id in contact_company.items():
         _link(data, "contacts", contact_id, "companies", company_id, primary=True)
+    # A duplicate company shares a contact with its original (linked, not primary), as duplicates do.
+    originals = companies[: n_companies - n_company_pairs]
+    for source_index, twin in zip(sorted(co_slices["dup"]), companies[n_companies - n_company_pairs:], strict=True):
+        shared = next((c for c, co in contact_company.items() if co == originals[source_index].id), None)
+        if shared is not None:
+            _link(data, "contacts", shared, "companies", twin.id)
+    linked = {company for _, _, to_type, company, _, _ in data.associations if to_type == "companies"}
+    empty = sorted(c.id for c in companies if c.id not in linked)
+    counts.companies_without_contacts = len(empty)
+    counts.ids["companies_without_contacts"] = empty
 
     # --- deals -----------------------------------------------------------------------------------
     n_deals = max(10, records // 4)
@@ -407,10 +416,11 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
         tasks.append(row)
         _link(data, "contacts", contact.id, "tasks", row.id)
     # Every deactivated owner keeps records and at least two open tasks: the inactive-owner pass's work.
-    movable = [t for t in tasks if t.properties["hs_task_status"] != "COMPLETED"]
     for n, owner_id in enumerate(off_owners):
-        for task in movable[2 * n : 2 * n + 2]:
+        for task in tasks[2 * n : 2 * n + 2]:
             task.properties["hubspot_owner_id"] = owner_id
+            if task.properties["hs_task_status"] == "COMPLETED":
+                task.properties["hs_task_status"] = r.choice(OPEN_TASK_STATUSES)
         for pool in (contacts, companies, deals):
             pool[n % len(pool)].properties["hubspot_owner_id"] = owner_id
     off_set = set(off_owners)

@@ -20,7 +20,8 @@ For every request the core does, in this order (see `core.SandboxCore.handle`):
     --latency-ms      -> sleep
     credential(req)   -> compared with the state folder's token (constant time) = authorized?
     if authorized     -> armed fault rules are tried (timeout: sleep then go on; drop: close the
-                         connection; any other kind: `render_fault(rule, req)` is the answer)
+                         connection; drop_after: go on, then close the connection instead of
+                         answering; any other kind: `render_fault(rule, req)` is the answer)
     endpoint(req)     -> Endpoint(name, authenticated, counted)
     if endpoint.authenticated and not authorized -> `unauthorized(req)` is the answer
     admit(req, endpoint) -> a provider's own refusal before the call is counted (a rate-limit
@@ -134,7 +135,7 @@ class ProviderApi(Protocol):
     def render_fault(self, rule: FaultRule, request: Request) -> Response:
         """The answer for a request-level fault: kinds "status" (5xx, or 429 with Retry-After),
         "limit" (daily allowance spent; also used when the real allowance is spent) and "expired"
-        (session expired). "timeout" and "drop" never reach here: the core carries them out."""
+        (session expired). "timeout", "drop" and "drop_after" never reach here: the core carries them out."""
         ...
 
     def render_error(self, status: int, code: str, message: str) -> Response:
