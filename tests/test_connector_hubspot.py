@@ -17,9 +17,10 @@ from crmsweep.backup.snapshot_writer import take_snapshot
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.hubspot import RESTORE_KEY_PROPERTY, HubSpotConnector
 from crmsweep.connectors.retry import RetryPolicy
-from crmsweep.errors import LimitExceeded, ReserveKept
+from crmsweep.errors import ConnectorError, LimitExceeded, ReserveKept
 from crmsweep.model import association_object
 from crmsweep.paths import Home
+from crmsweep.sandbox import faults
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
 from tests.fake_clock import FakeClock
 from tests.hubspot_fixtures import RECORDS, SEED, hs, hubspot_sandbox
@@ -237,31 +238,55 @@ def test_a_portal_validation_rule_fails_the_record_and_is_named(hubspot_sandbox:
     assert not alone[0].ok and "Contacts need a phone" in (alone[0].message or "")
 
 
-def test_a_create_of_unknown_outcome_is_found_by_its_key_not_sent_twice(hubspot_sandbox: RunningSandbox,
-                                                                         hs: Any) -> None:
-    from crmsweep.sandbox import faults
-
-    if "after" not in {f.name for f in faults.FaultRule.__dataclass_fields__.values()}:
-        pytest.skip("the HubSpot sandbox has no fault that drops the connection after carrying a request out "
-                    "(drop with after); the same rule is proven against a scripted server in "
-                    "test_hubspot_transport.py::test_a_create_whose_answer_was_lost_is_looked_up_not_resent")
-    hs.crm.properties.core_api.create("contacts", {"name": RESTORE_KEY_PROPERTY, "label": "crmsweep restore key",
-                                                   "type": "string", "fieldType": "text", "groupName":
-                                                   "contactinformation"})
-    hubspot_sandbox.set_faults([faults.FaultRule.from_dict(
-        {"kind": "drop", "after": True, "method": "POST", "path": "batch/create$", "times": 1})])
-    connector = connect(hubspot_sandbox)
-    results = connector.create("contacts", [{"email": "keyed@example.com"}], keys=["run1-0"])
-    assert results[0].ok
-    keyed = [r for r in all_pages(hs.crm.contacts.basic_api, properties=["email"]) if
-             r.properties.get("email") == "keyed@example.com"]
-    assert [r.id for r in keyed] == [results[0].id]
-
-
-def test_find_created_finds_a_create_by_its_key(hubspot_sandbox: RunningSandbox, hs: Any) -> None:
+def add_key_property(hs: Any) -> None:
+    """The one-time admin step that lets creates carry their idempotency key."""
     hs.crm.properties.core_api.create("contacts", {"name": RESTORE_KEY_PROPERTY, "label": "crmsweep restore key",
                                                    "type": "string", "fieldType": "text",
                                                    "groupName": "contactinformation"})
+
+
+def emails_of(hs: Any) -> list[str]:
+    return [r.properties.get("email") for r in all_pages(hs.crm.contacts.basic_api, properties=["email"])]
+
+
+def test_a_create_that_landed_before_the_connection_dropped_is_not_made_twice(hubspot_sandbox: RunningSandbox,
+                                                                               hs: Any) -> None:
+    add_key_property(hs)
+    hubspot_sandbox.set_faults([faults.FaultRule.from_dict(
+        {"kind": "drop_after", "method": "POST", "path": "batch/create$", "times": 1})])
+    connector = connect(hubspot_sandbox)
+    results = connector.create("contacts", [{"email": "keyed@example.com"}, {"email": "other@example.com"}],
+                               keys=["run1-0", "run1-1"])
+    assert [r.ok for r in results] == [True, True]
+    assert hubspot_sandbox.stats()["faults_injected"] == 1
+    # Both were made by the first sending; the look-up found them, nothing was sent again.
+    assert hubspot_sandbox.stats()["by_endpoint"]["POST /crm/v3/objects/contacts/batch/create"] == 1
+    made = [r for r in all_pages(hs.crm.contacts.basic_api, properties=["email", RESTORE_KEY_PROPERTY])
+            if r.properties.get(RESTORE_KEY_PROPERTY)]
+    assert sorted((r.properties["email"], r.id) for r in made) == sorted(
+        [("keyed@example.com", results[0].id), ("other@example.com", results[1].id)])
+
+
+def test_without_the_key_property_a_dropped_create_is_left_to_find_created(hubspot_sandbox: RunningSandbox,
+                                                                          hs: Any) -> None:
+    hubspot_sandbox.set_faults([faults.FaultRule.from_dict(
+        {"kind": "drop_after", "method": "POST", "path": "batch/create$", "times": 1})])
+    connector = connect(hubspot_sandbox)
+    with pytest.raises(ConnectorError) as caught:
+        connector.create("contacts", [{"email": "unkeyed@example.com"}], keys=["run2-0"])
+    assert caught.value.code == "OUTCOME_UNKNOWN"
+    assert emails_of(hs).count("unkeyed@example.com") == 1  # made once, never resent
+    # Resume's look-up: the records created since the attempt, for the caller to match by values.
+
+    class Attempt:
+        key, values, sent_after = "run2-0", {"email": "unkeyed@example.com"}, "2020-01-01T00:00:00.000Z"
+
+    found = connector.find_created("contacts", [Attempt()])
+    assert [r["email"] for r in found["run2-0"]].count("unkeyed@example.com") == 1
+
+
+def test_find_created_finds_a_create_by_its_key(hubspot_sandbox: RunningSandbox, hs: Any) -> None:
+    add_key_property(hs)
     connector = connect(hubspot_sandbox)
     made = connector.create("contacts", [{"email": "a@example.com"}, {"email": "b@example.com"}],
                             keys=["run7-0", "run7-1"])
@@ -299,3 +324,35 @@ def test_search_past_the_10000_cap_restarts_after_the_last_id(big_portal: Runnin
     by_endpoint = big_portal.stats()["by_endpoint"]
     assert by_endpoint["POST /crm/v3/objects/contacts/search"] == 1 + -(-total // 200)  # the count, then pages
     assert big_portal.stats()["rate_limited"] == {}
+
+
+# --- typed filters and associations -----------------------------------------------------------------
+
+
+def test_typed_filters_become_search_and_batch_reads(hubspot_sandbox: RunningSandbox, hs: Any) -> None:
+    connector = connect(hubspot_sandbox)
+    everyone = [r for page in connector.iter_pages("contacts", ["email", "updatedAt"]) for r in page]
+    stamps = sorted(str(r["updatedAt"]) for r in everyone)
+    middle = stamps[len(stamps) // 2]
+    recent = [r for page in connector.iter_pages("contacts", ["email"], since=middle) for r in page]
+    assert {r["id"] for r in recent} == {r["id"] for r in everyone if str(r["updatedAt"]) >= middle}
+    picked = [everyone[5]["id"], everyone[9]["id"]]
+    assert [r["id"] for page in connector.iter_pages("contacts", ["email"], ids=picked) for r in page] == picked
+    without = connector.count("contacts", equals={"email": None})
+    assert without == sum(1 for r in everyone if not r.get("email")) > 0
+    # An archived record is read back with its flag; a live-only read does not see it.
+    hs.crm.contacts.basic_api.archive(picked[0])
+    assert connector.read("contacts", picked, ["email"])[picked[0]]["archived"] is True
+    assert set(connector.read("contacts", picked, ["email"], include_deleted=False)) == {picked[1]}
+
+
+def test_associations_are_read_and_made_through_v4(hubspot_sandbox: RunningSandbox, hs: Any) -> None:
+    connector = connect(hubspot_sandbox)
+    company = live_ids(hs, "companies")[0]
+    contacts = live_ids(hs, "contacts")[:2]
+    before = connector.read_associations("contacts", "companies", contacts)
+    results = connector.create_associations("contacts", "companies", [(c, company) for c in contacts])
+    assert [r.ok for r in results] == [True, True]
+    after = connector.read_associations("contacts", "companies", contacts)
+    assert all(company in after[c] for c in contacts)
+    assert set(after) == set(before) == set(contacts)

@@ -390,7 +390,8 @@ class HubSpotConnector:
         missing = [i for i in unique if i not in found]
         if include_deleted and missing:
             found.update(self._batch_read(name, missing, properties, kinds, archived=True))
-        return {i: _only(r, [*fields]) for i, r in found.items()}
+        # Archived rows carry their flag, as the protocol promises for include_deleted.
+        return {i: _only(r, [*fields, "archived"]) for i, r in found.items()}
 
     def read_related(
         self, object_name: str, field: str, values: Sequence[str], fields: Sequence[str]
