@@ -127,7 +127,7 @@ def _write_object(connector: Connector, folder: Path, object_name: str, progress
     specs: list[FieldSpec] = list(connector.fields(object_name))
     describe_path, describe_sha = _write_describe(folder, object_name, connector.describe(object_name))
     vocabulary = connector.vocabulary
-    # Where deleted records cannot be undeleted (HubSpot's archive), the snapshot is their only copy.
+    # Where deleted records cannot be undeleted (an archive with no restore API), the snapshot is their only copy.
     include_deleted = not connector.capabilities.supports_undelete
     deleted_field = vocabulary.deleted_field
     names = [s.name for s in specs]

@@ -231,8 +231,8 @@ class Connector(Protocol):
 
     def metadata_documents(self) -> Iterator[tuple[str, Any]]:
         """(name, JSON document) pairs a backup keeps beside the records and describes: settings the CRM
-        holds outside its objects (HubSpot users, lists, marketing emails). `name` is a short file name
-        (letters, digits, '_', '-'); none where the describes hold it all (Salesforce)."""
+        holds outside its objects (users, lists, marketing emails). `name` is a short file name
+        (letters, digits, '_', '-'); none where the describes hold it all."""
         ...
 
     def api_usage(self) -> ApiUsage: ...

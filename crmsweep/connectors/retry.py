@@ -37,7 +37,7 @@ class RetryPolicy:
     jitter: bool = True
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
     # Share of the CRM's daily API allowance never used, left for the org's other integrations
-    # (where the CRM reports it: HubSpot's X-HubSpot-RateLimit-Daily headers).
+    # (where the CRM reports it, in the headers of its answers).
     daily_reserve: float = 0.05
     # Seconds, monotonic: what connectors pace their calls by; a test gives a fake one with `sleep`.
     clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
