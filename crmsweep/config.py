@@ -88,9 +88,13 @@ class RetrySettings:
     # Seconds; more than an hour between two tries of one call is a stuck run, not a retry.
     initial_wait: float = field(default=1.0, metadata=Bound(0.0, _HOUR).metadata())
     max_wait: float = field(default=60.0, metadata=Bound(0.0, _HOUR).metadata())
+    # Share of the daily API allowance (where the CRM reports one) left unused for other integrations;
+    # a run stops (exit 3, resumable) before it would eat into it. Above half would starve crmsweep itself.
+    daily_reserve: float = field(default=0.05, metadata=Bound(0.0, 0.5).metadata())
 
     def policy(self) -> RetryPolicy:
-        return RetryPolicy(attempts=self.attempts, initial_wait=self.initial_wait, max_wait=self.max_wait)
+        return RetryPolicy(attempts=self.attempts, initial_wait=self.initial_wait, max_wait=self.max_wait,
+                           daily_reserve=self.daily_reserve)
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,7 @@ class Config:
                 "attempts": self.retry.attempts,
                 "initial_wait": self.retry.initial_wait,
                 "max_wait": self.retry.max_wait,
+                "daily_reserve": self.retry.daily_reserve,
             },
             "sandbox": {"records": self.sandbox.records, "seed": self.sandbox.seed},
         }
@@ -273,7 +278,7 @@ SECTIONS = ("connections", "passes", "protect", "safety", "retry", "sandbox")
 _CONNECTION_KEYS = ("provider", "url", "token_env", "ca_file", "api_version")
 _PROTECT_KEYS = ("recent_days", "objects", "ids")
 _SAFETY_KEYS = ("max_changes", "max_changes_per_object", "confirm_typed_over")
-_RETRY_KEYS = ("attempts", "initial_wait", "max_wait")
+_RETRY_KEYS = ("attempts", "initial_wait", "max_wait", "daily_reserve")
 _SANDBOX_KEYS = ("records", "seed")
 
 

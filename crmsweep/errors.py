@@ -103,3 +103,11 @@ class EndpointError(ConnectorError):
     a certificate the connection does not trust. Not retried; exit code 2: fix the url or ca_file."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class ReserveKept(LimitExceeded):
+    """The next call would use the share of the daily API allowance kept for other integrations.
+
+    Stops like LimitExceeded (a run stops cleanly and resumes later), but is a safety refusal: exit 3."""
+
+    exit_code = EXIT_REFUSED

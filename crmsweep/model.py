@@ -190,6 +190,8 @@ class Capabilities:
     # Links between records are associations, read and made through the connector's association
     # calls. Without them, links are lookup fields and junction records, read and written as such.
     has_associations: bool = False
+    # The object types associations link (a backup reads the links between each pair it backs up).
+    association_objects: tuple[str, ...] = ()
 
 
 # In a snapshot, the links from one object type to another (on providers with associations) are a

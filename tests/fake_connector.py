@@ -124,6 +124,8 @@ class FakeConnector:
             for row in self._rows[obj].values():
                 if self._deletable(obj) and row.get(self._deleted) is None:
                     row[self._deleted] = False
+        # What metadata_documents yields: name -> JSON document.
+        self.documents: dict[str, Any] = {}
         # Associations (when capabilities.has_associations): (from object, to object) -> {(from id, to id)}.
         self.links: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._org_id = org_id
@@ -289,6 +291,9 @@ class FakeConnector:
                 self.links.setdefault((from_object, to_object), set()).add((frm, to))
                 results.append(WriteResult(frm, True))
         return results
+
+    def metadata_documents(self) -> Iterator[tuple[str, Any]]:
+        yield from self.documents.items()
 
     def _needs_associations(self) -> None:
         if not self.capabilities.has_associations:

@@ -128,7 +128,7 @@ def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
     path = write(tmp_path / "c.toml", "[retry]\natempts = 3\n")
     assert error_of(path) == (
         f"{path}: [retry] unknown key 'atempts' (did you mean 'attempts'?); "
-        "known keys: attempts, initial_wait, max_wait"
+        "known keys: attempts, initial_wait, max_wait, daily_reserve"
     )
 
 

@@ -27,7 +27,16 @@ from crmsweep.backup import snapshot_layout as layout
 from crmsweep.backup.snapshot_values import arrow_schema, canonical_value, page_to_batch
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput
-from crmsweep.model import FieldSpec, ObjectEntry, SnapshotManifest, canonical_datetime
+from crmsweep.model import (
+    ASSOCIATION_FROM_FIELD,
+    ASSOCIATION_TO_FIELD,
+    FieldKind,
+    FieldSpec,
+    ObjectEntry,
+    SnapshotManifest,
+    association_object,
+    canonical_datetime,
+)
 from crmsweep.paths import Home, fsync_dir, open_private_file, write_private_file
 
 Progress = Callable[[str, int, bool], None]  # (object, rows so far, object finished)
@@ -111,13 +120,19 @@ def _later(current: str | None, candidate: str | None) -> str | None:
     return candidate if current is None or candidate > current else current
 
 
-def _write_object(connector: Connector, folder: Path, object_name: str, progress: Progress | None) -> _ObjectResult:
+def _write_object(connector: Connector, folder: Path, object_name: str, progress: Progress | None,
+                  live_ids: list[str] | None = None) -> _ObjectResult:
+    """One object's data file and describe. `live_ids`, when given, receives the ids of its live records
+    (the links a backup reads next start from them)."""
     specs: list[FieldSpec] = list(connector.fields(object_name))
     describe = connector.describe(object_name)
     # Kept under the CRM's own spelling (`--object contact` is Contact): passes look objects up by it.
     object_name = str(describe.get("name") or object_name)
     describe_path, describe_sha = _write_describe(folder, object_name, describe)
     vocabulary = connector.vocabulary
+    # Where deleted records cannot be undeleted (an archive with no restore API), the snapshot is their only copy.
+    include_deleted = not connector.capabilities.supports_undelete
+    deleted_field = vocabulary.deleted_field
     names = [s.name for s in specs]
     id_field = vocabulary.id_field if vocabulary.id_field in names else None
     fingerprint = next((s for s in specs if s.name == vocabulary.fingerprint_field), None)
@@ -129,9 +144,12 @@ def _write_object(connector: Connector, folder: Path, object_name: str, progress
     watermark: str | None = None
     with os.fdopen(open_private_file(path), "wb") as handle:
         with pq.ParquetWriter(handle, schema, compression="zstd") as writer:
-            for page in connector.iter_pages(object_name, names):
+            for page in connector.iter_pages(object_name, names, include_deleted=include_deleted):
                 if not page:
                     continue
+                if live_ids is not None:
+                    live_ids.extend(str(r[vocabulary.id_field]) for r in page
+                                    if not (deleted_field and r.get(deleted_field)))
                 # One page in, one row group out: nothing is held across pages.
                 batch = page_to_batch(object_name, specs, schema, page, id_field=vocabulary.id_field)
                 writer.write_batch(batch)
@@ -154,6 +172,64 @@ def _write_object(connector: Connector, folder: Path, object_name: str, progress
         watermark=watermark,
     )
     return _ObjectResult(entry, describe_path, describe_sha)
+
+
+_LINK_FIELDS = (
+    FieldSpec(name=ASSOCIATION_FROM_FIELD, kind=FieldKind.STRING, provider_type="object_id", nillable=False),
+    FieldSpec(name=ASSOCIATION_TO_FIELD, kind=FieldKind.STRING, provider_type="object_id", nillable=False),
+)
+_LINK_BATCH = 1000  # from-ids per read_associations call (the connector batches under its own limit)
+
+
+def _link_pairs(connector: Connector, names: Sequence[str]) -> list[tuple[str, str]]:
+    """The pairs of backed-up objects whose links are kept: each pair once, in backup order."""
+    if not connector.capabilities.has_associations:
+        return []
+    linked = [n for n in names if n in connector.capabilities.association_objects]
+    return [(a, b) for i, a in enumerate(linked) for b in linked[i + 1 :]]
+
+
+def _write_links(connector: Connector, folder: Path, source: str, target: str, ids: Sequence[str],
+                 progress: Progress | None) -> ObjectEntry:
+    """The links from `source` records to `target` records, as the pseudo-object
+    `association_object(source, target)` with one row per link, so a re-created record can be re-linked."""
+    name = association_object(source, target)
+    schema = arrow_schema(list(_LINK_FIELDS), id_field=None)
+    relative = layout.data_file(name)
+    path = folder / relative
+    rows = 0
+    with os.fdopen(open_private_file(path), "wb") as handle:
+        with pq.ParquetWriter(handle, schema, compression="zstd") as writer:
+            for start in range(0, len(ids), _LINK_BATCH):
+                links = connector.read_associations(source, target, ids[start : start + _LINK_BATCH])
+                page = [{ASSOCIATION_FROM_FIELD: frm, ASSOCIATION_TO_FIELD: to}
+                        for frm, targets in links.items() for to in targets]
+                if page:
+                    writer.write_batch(page_to_batch(name, list(_LINK_FIELDS), schema, page,
+                                                    id_field=ASSOCIATION_FROM_FIELD))
+                    rows += len(page)
+                if progress is not None:
+                    progress(name, rows, False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if progress is not None:
+        progress(name, rows, True)
+    return ObjectEntry(name=name, rows=rows, file=relative, sha256=layout.sha256_file(path), fields=_LINK_FIELDS)
+
+
+def _write_documents(connector: Connector, folder: Path) -> dict[str, str]:
+    """The connector's metadata documents as metadata/<name>.json; their paths and sha256."""
+    written: dict[str, str] = {}
+    for name, document in connector.metadata_documents():
+        if not layout.is_safe_name(name) or "." in name:
+            raise ValueError(f"metadata document name {name!r} cannot name a file")
+        relative = f"{layout.METADATA_DIR}/{name}.json"
+        if relative in written:
+            raise ValueError(f"metadata document {name!r} given twice")
+        text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+        write_private_file(folder / relative, text.encode("utf-8"))
+        written[relative] = layout.sha256_file(folder / relative)
+    return written
 
 
 def _as_text(value: Any) -> str | None:
@@ -189,7 +265,12 @@ def take_snapshot(
         try:
             for sub in (layout.DATA_DIR, layout.METADATA_DIR, layout.DESCRIBE_DIR):
                 layout.make_private_dir(partial / sub)
-            results = [_write_object(connector, partial, name, progress) for name in names]
+            pairs = _link_pairs(connector, names)
+            live: dict[str, list[str]] = {n: [] for pair in pairs for n in pair}
+            results = [_write_object(connector, partial, name, progress, live.get(name)) for name in names]
+            # No live record on either side, no link to read: an empty table costs no call.
+            links = [_write_links(connector, partial, a, b, live[a] if live[b] else [], progress) for a, b in pairs]
+            documents = _write_documents(connector, partial)
             for sub in (layout.DATA_DIR, layout.DESCRIBE_DIR, layout.METADATA_DIR):
                 fsync_dir(partial / sub)
             manifest = SnapshotManifest(
@@ -201,8 +282,8 @@ def take_snapshot(
                 tool_version=crmsweep.__version__,
                 started=_canonical(started),
                 finished=_canonical(_as_utc(clock())),
-                objects={r.entry.name: r.entry for r in results},
-                metadata={r.describe_path: r.describe_sha256 for r in results},
+                objects={**{r.entry.name: r.entry for r in results}, **{e.name: e for e in links}},
+                metadata={**{r.describe_path: r.describe_sha256 for r in results}, **documents},
                 api_calls=connector.api_usage().calls - calls_before,
             )
             _write_manifest(partial, manifest)

@@ -36,12 +36,19 @@ class RetryPolicy:
     max_wait: float = 60.0
     jitter: bool = True
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+    # Share of the CRM's daily API allowance never used, left for the org's other integrations
+    # (where the CRM reports it, in the headers of its answers).
+    daily_reserve: float = 0.05
+    # Seconds, monotonic: what connectors pace their calls by; a test gives a fake one with `sleep`.
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise ValueError("retry attempts must be at least 1")
         if self.initial_wait < 0 or self.max_wait < 0:
             raise ValueError("retry waits must not be negative")
+        if not 0.0 <= self.daily_reserve < 1.0:
+            raise ValueError("the daily reserve is a share from 0 up to 1")
 
     @classmethod
     def immediate(cls, attempts: int = 5) -> RetryPolicy:

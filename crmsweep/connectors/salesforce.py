@@ -563,6 +563,10 @@ class SalesforceConnector:
 
         return self._write(action, checked, post, lambda i: i, resend_risk=_RESEND_REPORTS_FAILED)
 
+    def metadata_documents(self) -> Iterator[tuple[str, Any]]:
+        # The describes saved with each object hold what a restore needs.
+        return iter(())
+
     # -- accounting
 
     def api_usage(self) -> ApiUsage:

@@ -8,13 +8,10 @@ Kept apart from the connector because it is pure translation, exception in and e
 
 from __future__ import annotations
 
-import base64
-import email.utils
 import socket
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce.exceptions import (
@@ -25,10 +22,18 @@ from simple_salesforce.exceptions import (
 )
 
 from crmsweep.connectors.base import Connection
+from crmsweep.connectors.http_failures import (
+    causes,
+    certificate_refused,
+    masked,
+    one_line,
+    parse_retry_after,
+    shown_url,
+    tls_handshake_failed,
+)
 from crmsweep.connectors.salesforce_soap import SoapFault
 from crmsweep.errors import AuthError, ConnectorError, CrmsweepError, EndpointError, LimitExceeded, RetriableError
 
-_MAX_MESSAGE = 300
 _MIN_MASKED_OVER_MESSAGE = 8
 RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # A write answered with these may have been carried out before the failure: see `outcome_unknown`.
@@ -44,63 +49,6 @@ class RedirectRefused(requests.exceptions.RequestException):
         self.status = status
         self.url = url
         self.location = location
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent or garbled."""
-    if not value:
-        return None
-    text = value.strip()
-    # isdigit alone takes "²" or Arabic-Indic digits, which float() then refuses.
-    if text.isascii() and text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def secret_forms(secret: str) -> list[str]:
-    """The spellings a server may echo a session id in: as is, URL-encoded, and base64 (longest first, so
-    a form that contains another is masked whole)."""
-    raw = secret.encode("utf-8")
-    forms = {secret, quote(secret, safe=""), quote_plus(secret), base64.b64encode(raw).decode("ascii"),
-             base64.urlsafe_b64encode(raw).decode("ascii")}
-    forms |= {form.rstrip("=") for form in list(forms)}
-    return sorted((f for f in forms if f), key=len, reverse=True)
-
-
-def masked(text: str, secret: str | None = None) -> str:
-    """Text as one printable line: the session masked in every form it may be echoed in, control
-    characters (a terminal escape in a CRM's error message could repaint the screen) turned into spaces."""
-    if secret:
-        for form in secret_forms(secret):
-            text = text.replace(form, "***")
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
-
-
-def one_line(text: str, secret: str | None = None) -> str:
-    """CRM text, masked (see `masked`) and cut to a length a terminal line holds."""
-    text = masked(text, secret)
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
-
-
-def shown_url(url: str | None, secret: str | None = None) -> str:
-    """Scheme, host, port and path only: a query or user part may carry SOQL with personal data, or a
-    session id a proxy put there."""
-    if not url:
-        return "nowhere (no Location header)"
-    try:
-        parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "an address that is not a valid URL (not shown)"
-    if not parts.scheme or not parts.hostname:
-        return "an address that is not a valid URL (not shown)"
-    return one_line(f"{parts.scheme}://{parts.hostname}{port}{parts.path}", secret)
 
 
 def _error_detail(content: Any) -> tuple[str | None, str | None]:
@@ -124,28 +72,15 @@ def _host_port(connection: Connection) -> str:
     return f"{parts.hostname}:{parts.port or 443}"
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and everything it wraps: requests keeps urllib3's error in args, urllib3 its own in `reason`."""
-    pending, seen = [exc], set()
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = [*current.args, getattr(current, "reason", None), current.__cause__, current.__context__]
-        pending.extend(e for e in linked if isinstance(e, BaseException))
-
-
 def _endpoint_problem(exc: requests.exceptions.ConnectionError, connection: Connection) -> str | None:
     """What is wrong with the connection's address, if the failure says: an unknown host, or a port
     where nothing listens. None for anything else (and for a proxy's failure, which is not the url's)."""
     if isinstance(exc, requests.exceptions.ProxyError):
         return None
-    causes = list(_causes(exc))
-    if any(isinstance(c, socket.gaierror) or type(c).__name__ == "NameResolutionError" for c in causes):
+    found = list(causes(exc))
+    if any(isinstance(c, socket.gaierror) or type(c).__name__ == "NameResolutionError" for c in found):
         return f"the host {urlsplit(connection.url).hostname} is not known (DNS lookup failed): check the url"
-    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+    if any(isinstance(c, ConnectionRefusedError) for c in found):
         return f"nothing is listening at {_host_port(connection)}: check the url"
     return None
 
@@ -255,23 +190,6 @@ def _translate(
     )
 
 
-_CERTIFICATE_MARKERS = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "SSLCertVerificationError",
-                        "hostname")
-_HANDSHAKE_MARKERS = (*_CERTIFICATE_MARKERS, "WRONG_VERSION_NUMBER", "handshake", "UNKNOWN_PROTOCOL", "TLSV1_ALERT")
-
-
-def certificate_refused(exc: BaseException) -> bool:
-    """Whether the server's certificate failed verification (untrusted CA, or another host's name)."""
-    chain = repr(exc)
-    return any(marker in chain for marker in _CERTIFICATE_MARKERS)
-
-
-def tls_handshake_failed(exc: BaseException) -> bool:
-    """Whether a TLS error happened while setting the connection up (so no request was sent)."""
-    chain = repr(exc)
-    return any(marker in chain for marker in _HANDSHAKE_MARKERS)
-
-
 def refused_up_front(error: CrmsweepError) -> bool:
     """Whether Salesforce (or its gateway) refused the whole call before carrying any of it out: a spent
     allowance, refused credentials, a wrong endpoint, or 503/429 (unavailable, too many requests)."""
@@ -313,4 +231,4 @@ def http_error(response: requests.Response, action: str) -> SalesforceError:
     return SalesforceGeneralError(response.url, response.status_code, action, response.text[:200].encode())
 
 
-__all__ = ["RedirectRefused", "map_failure", "parse_retry_after"]
+__all__ = ["RedirectRefused", "map_failure", "one_line", "parse_retry_after"]

@@ -93,6 +93,8 @@ HUBSPOT_CAPABILITIES = Capabilities(
     max_ids_per_read=100,  # batch/read inputs
     has_reports_api=False,
     has_associations=True,  # v4 associations: batch read at most 1,000 ids, batch create at most 2,000 pairs
+    # CRM objects, not owners (owners are linked by the hubspot_owner_id property).
+    association_objects=("companies", "contacts", "deals", "tickets", "tasks", "calls", "emails", "meetings", "notes"),
 )
 
 
