@@ -44,7 +44,7 @@ from crmsweep.config import CONFIG_ENV, Config, load_config, resolve_connection
 from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import Plan, PlanFormatError, SnapshotManifest
+from crmsweep.model import Op, Plan, PlanFormatError, SnapshotManifest
 from crmsweep.paths import (
     HOME_ENV,
     Home,
@@ -373,8 +373,28 @@ def _mark_if_rolled_back(ws: Workspace, plan: Plan, report: ApplyReport) -> None
         mark_rolled_back(ws.home, run_id, report.run_id)
 
 
-def rollback_plan(ws: Workspace, run_id: str, *, now: datetime | None = None) -> Plan:
-    return build_rollback_plan(ws.home, run_id, now=now or datetime.now(UTC))
+def rollback_plan(ws: Workspace, run_id: str, connector: Connector, *, now: datetime | None = None) -> Plan:
+    """The inverse plan of run `run_id`; deleted records the CRM can no longer undelete are re-created."""
+    return build_rollback_plan(ws.home, run_id, now=now or datetime.now(UTC), vocabulary=connector.vocabulary,
+                               gone=not_undeletable(connector, read_run(ws.home, run_id)))
+
+
+def not_undeletable(connector: Connector, state: RunState) -> set[tuple[str, str]]:
+    """(object, id) of the records run `state` deleted that the CRM cannot give back with their ids:
+    all of them where it has no undelete, else those its recycle bin no longer holds (one read per object)."""
+    deleted: dict[str, list[str]] = {}
+    for index in state.applied_order:
+        change = state.plan.changes[index]
+        if change.op is Op.DELETE:
+            deleted.setdefault(change.object, []).append(change.record_id)
+    if not connector.capabilities.supports_undelete:
+        return {(obj, i) for obj, ids in deleted.items() for i in ids}
+    gone: set[tuple[str, str]] = set()
+    for obj, ids in deleted.items():
+        held = connector.read(obj, ids, [connector.vocabulary.id_field], include_deleted=True)
+        held_keys = {connector.vocabulary.id_key(i) for i in held}
+        gone |= {(obj, i) for i in ids if connector.vocabulary.id_key(i) not in held_keys}
+    return gone
 
 
 def rollback(
@@ -397,15 +417,16 @@ def rollback(
     """
     with open_run(ws.home, run_id).lock():
         unfinished = None if (output or dry_run) else unfinished_rollback(ws.home, run_id)
-        if unfinished is not None:
-            plan, text, resume = unfinished.plan, unfinished.plan_text, unfinished.run_id
-        else:
-            plan = rollback_plan(ws, run_id)
-            text, resume = signed_json(plan, ws.home), None
-        if output is not None:
-            write_plan(plan, output, ws.home)
-            return ApplyOutcome(plan=plan, report=None, written=output)
-        with connect(ws, plan.header.connection) as connector:
+        connection = (unfinished.plan if unfinished is not None else read_run(ws.home, run_id).plan).header.connection
+        with connect(ws, connection) as connector:
+            if unfinished is not None:
+                plan, text, resume = unfinished.plan, unfinished.plan_text, unfinished.run_id
+            else:
+                plan = rollback_plan(ws, run_id, connector)
+                text, resume = signed_json(plan, ws.home), None
+            if output is not None:
+                write_plan(plan, output, ws.home)
+                return ApplyOutcome(plan=plan, report=None, written=output)
             check_plan(plan, connector, ws.home)
             if not dry_run and not confirm(plan):
                 return ApplyOutcome(plan=plan, report=None)

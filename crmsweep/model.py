@@ -233,6 +233,37 @@ class Severity(StrEnum):
 OPS_NEEDING_BEFORE = frozenset({Op.DELETE, Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE, Op.ARCHIVE})
 
 
+# A value that names a record re-created in the same plan by its old id: {"ref": [object, old_id]}.
+# Its new id is known only once that create has run; apply resolves it from the run's id map.
+REF_KEY = "ref"
+
+
+def placeholder(object_name: str, old_id: str) -> dict[str, list[str]]:
+    return {REF_KEY: [object_name, old_id]}
+
+
+def placeholder_target(value: Any) -> tuple[str, str] | None:
+    """(object, old id) if `value` is a placeholder, else None."""
+    if isinstance(value, Mapping) and set(value) == {REF_KEY}:
+        target = value[REF_KEY]
+        if isinstance(target, list | tuple) and len(target) == 2 and all(isinstance(t, str) for t in target):
+            return str(target[0]), str(target[1])
+    return None
+
+
+@dataclass(frozen=True)
+class CreateAttempt:
+    """A create sent in a run whose outcome was never logged: what resume looks for.
+
+    `key` is the idempotency key logged in the intent; `values` the exact values sent (placeholders
+    resolved); `sent_after` the intent's time (canonical datetime): the create cannot be older.
+    """
+
+    key: str
+    values: Record
+    sent_after: str
+
+
 class NotReversible(ValueError):
     """A change whose inverse cannot be built (refused when the plan is built, not at rollback)."""
 

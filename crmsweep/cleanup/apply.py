@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from crmsweep.backup.recreate import parents_of, resolve_placeholders
 from crmsweep.backup.runlog import (
     KIND_APPLY,
     KIND_ROLLBACK,
@@ -29,6 +30,7 @@ from crmsweep.backup.runlog import (
     RunHandle,
     RunState,
     create_run,
+    id_map_of,
     open_run,
     plan_lock,
     read_run,
@@ -36,8 +38,11 @@ from crmsweep.backup.runlog import (
 )
 from crmsweep.cleanup.drift import (
     DELETE_OPS,
+    SKIP_NO_PARENT,
     SKIP_SOMEONE_ELSE,
     UPDATE_OPS,
+    claimed_twice,
+    created_matches,
     drift_verdict,
     shows_applied,
     someone_else_verdict,
@@ -55,7 +60,7 @@ from crmsweep.errors import (
     RetriableError,
     SafetyRefusal,
 )
-from crmsweep.model import Change, Op, Plan, WriteResult
+from crmsweep.model import CreateAttempt, Op, Plan, Record, WriteResult
 from crmsweep.paths import Home
 
 UNKNOWN_OUTCOME = "OUTCOME_UNKNOWN"
@@ -130,6 +135,9 @@ class _Engine:
         self._field_names: dict[str, set[str]] = {}
         self.live = live
         self.settled_at = settled_at  # see RunState.settled_at
+        # Object -> old id -> new id of the records this run has (re-)created: placeholders resolve here.
+        self.id_map = id_map_of(plan, outcomes)
+        self._sent: dict[int, Record] = {}  # the values each create of this session sends
 
     @property
     def dry_run(self) -> bool:
@@ -207,10 +215,42 @@ class _Engine:
             names.append(deleted)
         return names + [n for n in extra if n not in names]
 
+    def _resolved(self, index: int) -> Record | None:
+        """The values create `index` writes, each placeholder replaced by its parent's new id; None
+        (after logging the skip) if a parent was not re-created. A dry run creates nothing, so there a
+        parent the plan re-creates first stands for its future id."""
+        change = self.plan.changes[index]
+        values = resolve_placeholders(change.after, self.id_map)
+        if values is not None:
+            return values
+        missing = [
+            t for t in parents_of(change) if t[1] not in self.id_map.get(t[0], {})
+        ]
+        if self.dry_run and all(self._planned_create(t) for t in missing):
+            return dict(change.after)
+        obj, old_id = missing[0]
+        self._skip(index, SKIP_NO_PARENT,
+                   f"it points at {obj} {old_id}, which this run has not re-created (failed or skipped): "
+                   f"re-create that {obj} first")
+        return None
+
+    def _planned_create(self, target: tuple[str, str]) -> bool:
+        return any(
+            c.op is Op.CREATE and (c.object, c.record_id) == target and self.outcomes[i].outcome is Outcome.APPLIED
+            for i, c in enumerate(self.plan.changes)
+        )
+
     def _apply_batch(self, batch: list[int]) -> None:
         head = self.plan.changes[batch[0]]
         keep = batch
-        if head.op is not Op.CREATE:
+        if head.op is Op.CREATE:
+            keep = []
+            for i in batch:
+                values = self._resolved(i)
+                if values is not None:
+                    self._sent[i] = values
+                    keep.append(i)
+        else:
             ids = [self.plan.changes[i].record_id for i in batch]
             extra = self.live.own_fields(head.object, [self.plan.changes[i] for i in batch]) if self.live else []
             fields = self._check_fields(head.object, extra)
@@ -244,16 +284,14 @@ class _Engine:
                 "op": head.op.value,
                 "object": head.object,
                 "changes": keep,
-                "records": [
-                    {"i": i, "id": self.plan.changes[i].record_id, "before": self.plan.changes[i].before} for i in keep
-                ],
+                "records": [self._intent_record(i) for i in keep],
             }
         )
         for i in keep:
             self.outcomes[i].outcome = Outcome.PENDING
             self.outcomes[i].before = self.plan.changes[i].before
             self.outcomes[i].intent_batch = batch_no
-        results = self._send(head.op, head.object, [self.plan.changes[i] for i in keep])
+        results = self._send(head.op, head.object, keep)
         if len(results) != len(keep):
             # Which record got which outcome is unknowable: leave them pending for resume to reconcile.
             raise ConnectorError(
@@ -285,7 +323,22 @@ class _Engine:
         if readback_error is not None:
             raise readback_error
 
-    def _send(self, op: Op, obj: str, changes: Sequence[Change]) -> list[WriteResult]:
+    def _intent_record(self, index: int) -> dict[str, Any]:
+        change = self.plan.changes[index]
+        record: dict[str, Any] = {"i": index, "id": change.record_id, "before": change.before}
+        if change.op is Op.CREATE:
+            # What resume looks for if the outcome is never logged; the values follow from the plan
+            # and the id map, which cannot change once a parent is created.
+            record["key"] = self._key(index)
+        return record
+
+    def _key(self, index: int) -> str:
+        """The idempotency key of create `index`: one per change of a run, the same on a resend."""
+        run_id = self.handle.run_id if self.handle is not None else "dry-run"
+        return f"crmsweep:{run_id}:{index}"
+
+    def _send(self, op: Op, obj: str, indexes: Sequence[int]) -> list[WriteResult]:
+        changes = [self.plan.changes[i] for i in indexes]
         id_field = self.vocabulary.id_field
         if op in DELETE_OPS:
             return self.connector.delete(obj, [c.record_id for c in changes])
@@ -294,10 +347,17 @@ class _Engine:
         if op in UPDATE_OPS:
             return self.connector.update(obj, [{id_field: c.record_id, **c.after} for c in changes])
         if op is Op.CREATE:
-            # The CRM assigns ids, deleted flags and audit stamps itself and refuses them on input.
-            system = {id_field, self.vocabulary.deleted_field, *self.vocabulary.audit_fields}
-            return self.connector.create(obj, [{k: v for k, v in c.after.items() if k not in system} for c in changes])
+            return self.connector.create(obj, [self._create_body(i) for i in indexes],
+                                         keys=[self._key(i) for i in indexes])
         raise ValueError(f"apply does not know how to {op}")
+
+    def _create_body(self, index: int) -> Record:
+        """What create `index` sends: its resolved values, less what the CRM assigns itself and refuses
+        on input (ids, deleted flags, audit stamps; the rollback planner has left those out already)."""
+        values = self._sent.get(index)
+        if values is None:
+            values = resolve_placeholders(self.plan.changes[index].after, self.id_map) or {}
+        return self._create_body_of(values)
 
     def _log_results(
         self, batch_no: int, indexes: Sequence[int], results: Sequence[WriteResult], fingerprints: Mapping[str, Any]
@@ -307,17 +367,13 @@ class _Engine:
             change = self.plan.changes[i]
             record_id = (result.id if change.op is Op.CREATE else change.record_id) or change.record_id
             fp = fingerprints.get(record_id) if result.ok else None
-            rows.append(
-                {
-                    "i": i,
-                    "id": record_id,
-                    "ok": result.ok,
-                    "error_code": result.error_code,
-                    "message": result.message,
-                    "fingerprint_after": fp,
-                }
-            )
+            rows.append(self._row(i, record_id, result.ok, fingerprint_after=fp, error_code=result.error_code,
+                                  message=result.message))
         self._log({"t": "result", "batch": batch_no, "results": rows})
+        self._settle(rows)
+
+    def _settle(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Take logged result rows into the outcomes, and a create's new id into the id map."""
         for row in rows:
             out = self.outcomes[row["i"]]
             out.outcome = Outcome.APPLIED if row["ok"] else Outcome.FAILED
@@ -325,6 +381,9 @@ class _Engine:
             out.fingerprint_after = row["fingerprint_after"]
             out.error_code = row["error_code"]
             out.message = row["message"]
+            change = self.plan.changes[row["i"]]
+            if change.op is Op.CREATE and row["ok"]:
+                self.id_map.setdefault(change.object, {})[change.record_id] = row["id"]
 
     def _skip(self, index: int, reason: str, detail: str) -> None:
         change = self.plan.changes[index]
@@ -345,9 +404,9 @@ class _Engine:
             head = self.plan.changes[indexes[0]]
             rows: list[dict[str, Any]] = []
             if head.op is Op.CREATE:
-                # A create leaves no id to look for: writing again could duplicate the record.
-                for i in indexes:
-                    rows.append(self._unknown_create_row(i))
+                found, again = self._find_created(indexes)
+                rows.extend(found)
+                redo.extend(again)
             else:
                 objects = {self.plan.changes[i].object for i in indexes}
                 extra = sorted({k for i in indexes for k in self.plan.changes[i].after})
@@ -375,14 +434,54 @@ class _Engine:
                         rows.append(self._row(i, change.record_id, True, fingerprint_after=fp))
             if rows:
                 self._log({"t": "result", "batch": batch_no, "reconciled": True, "results": rows})
-                for row in rows:
-                    out = self.outcomes[row["i"]]
-                    out.outcome = Outcome.APPLIED if row["ok"] else Outcome.FAILED
-                    out.fingerprint_after = row["fingerprint_after"]
-                    out.error_code, out.message = row["error_code"], row["message"]
+                self._settle(rows)
         return redo
 
-    def _unknown_create_row(self, index: int) -> dict[str, Any]:
+    def _find_created(self, indexes: Sequence[int]) -> tuple[list[dict[str, Any]], list[int]]:
+        """Settle creates of unknown outcome by their idempotency keys: result rows for those found
+        (or found ambiguous), and the changes that were never created, to send again."""
+        rows: list[dict[str, Any]] = []
+        again: list[int] = []
+        obj = self.plan.changes[indexes[0]].object
+        attempts: dict[int, CreateAttempt] = {}
+        for i in indexes:
+            out = self.outcomes[i]
+            values = resolve_placeholders(self.plan.changes[i].after, self.id_map)
+            if out.key is None or values is None or out.intent_time is None:
+                rows.append(self._unknown_create_row(i, "its intent holds no idempotency key to look for"))
+                continue
+            attempts[i] = CreateAttempt(key=out.key, values=self._create_body_of(values), sent_after=out.intent_time)
+        if not attempts:
+            return rows, again
+        candidates = self.connector.find_created(obj, list(attempts.values()))
+        claimed = {new for ids in self.id_map.values() for new in ids.values()}
+        id_field = self.vocabulary.id_field
+        matches = {
+            i: created_matches(a, candidates.get(a.key, []), id_field, exclude=claimed)
+            for i, a in attempts.items()
+        }
+        shared = claimed_twice(matches)
+        for i, ids in matches.items():
+            if len(ids) == 1 and ids[0] not in shared:
+                rows.append(self._row(i, ids[0], True))
+            elif not ids:
+                again.append(i)
+            else:
+                rows.append(self._unknown_create_row(
+                    i, f"{len(ids)} records match what it sent ({', '.join(ids[:3])}): which one it made is unknown"
+                ))
+        found = [r for r in rows if r["ok"]]
+        if found:
+            after = self.connector.read(obj, [r["id"] for r in found], self._check_fields(obj), include_deleted=True)
+            for row in found:
+                row["fingerprint_after"] = (after.get(row["id"]) or {}).get(self.vocabulary.fingerprint_field)
+        return rows, again
+
+    def _create_body_of(self, values: Record) -> Record:
+        system = {self.vocabulary.id_field, self.vocabulary.deleted_field, *self.vocabulary.audit_fields}
+        return {k: v for k, v in values.items() if k not in system}
+
+    def _unknown_create_row(self, index: int, why: str) -> dict[str, Any]:
         change = self.plan.changes[index]
         return self._row(
             index,
@@ -390,13 +489,13 @@ class _Engine:
             False,
             error_code=UNKNOWN_OUTCOME,
             message=(
-                f"the run was interrupted while creating this {change.object}; it may or may not exist now: "
-                "look for it in the CRM before creating it again"
+                f"the run was interrupted while creating this {change.object} and {why}; it may or may not "
+                "exist now: look for it in the CRM before creating it again"
             ),
         )
 
-    @staticmethod
     def _row(
+        self,
         index: int,
         record_id: str,
         ok: bool,
@@ -405,7 +504,7 @@ class _Engine:
         error_code: str | None = None,
         message: str | None = None,
     ) -> dict[str, Any]:
-        return {
+        row = {
             "i": index,
             "id": record_id,
             "ok": ok,
@@ -413,6 +512,11 @@ class _Engine:
             "message": message,
             "fingerprint_after": fingerprint_after,
         }
+        change = self.plan.changes[index]
+        if change.op is Op.CREATE and ok:
+            row["old_id"] = change.record_id  # beside "id", the new one: the run's id map
+        return row
+
 
     # -- reporting --
 

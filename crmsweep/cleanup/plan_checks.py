@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crmsweep.backup.rollback import applied_undos
+from crmsweep.backup.recreate import recreated_keys
+from crmsweep.backup.rollback import applied_undos, snapshot_field_specs
 from crmsweep.backup.runlog import read_run
 from crmsweep.cleanup.plan_auth import require_signed
 from crmsweep.cleanup.provenance import inverse_problems, scan_plan_problems, snapshot_row_problem
@@ -92,7 +93,7 @@ def check_provenance(plan: Plan, home: Home, vocabulary: Vocabulary) -> None:
             )
         _check_snapshot_source(plan, home, source_id)
     elif kind == "run":
-        _check_run_source(plan, home, source_id)
+        _check_run_source(plan, home, source_id, vocabulary)
     else:
         raise SafetyRefusal(
             f"plan {header.plan_id} does not say where its before-images are held (source {dict(header.source)}): "
@@ -149,14 +150,18 @@ def _check_snapshot_source(plan: Plan, home: Home, snapshot_id: str) -> None:
         )
 
 
-def _check_run_source(plan: Plan, home: Home, run_id: str) -> None:
+def _check_run_source(plan: Plan, home: Home, run_id: str, vocabulary: Vocabulary) -> None:
     try:
         source = read_run(home, run_id)
     except BadInput as exc:
         raise SafetyRefusal(f"the plan undoes run {run_id}, whose log cannot be read ({exc})") from None
     if header_problem := _run_header_problem(plan, source.plan, run_id):
         raise SafetyRefusal(f"plan {plan.header.plan_id} {header_problem}: build the rollback plan again")
-    offenders = inverse_problems(plan, applied_undos(source))
+    # A re-create must be the one the rollback planner makes for an applied archive or delete: only
+    # createable fields of the logged before-image, placeholders exactly for parents this plan re-creates.
+    recreate = recreated_keys(plan.changes, vocabulary)
+    specs = snapshot_field_specs(home, source) if recreate else {}
+    offenders = inverse_problems(plan, applied_undos(source, specs, vocabulary, recreate=recreate))
     if offenders:
         raise SafetyRefusal(
             f"{len(offenders)} change(s) of the plan are not backed by the log of run {run_id} "

@@ -5,7 +5,8 @@ seeded generator so a run is repeatable). Kinds:
 
 - status: answer `status` (502/503: an HTML gateway page; others: a JSON error list)
 - timeout: sleep `delay` seconds, then answer normally (a client with a shorter timeout gives up)
-- drop: close the connection without answering
+- drop: close the connection without answering (with `after`, once the request was carried out: a
+  write that landed though the client never heard so)
 - limit: 403 REQUEST_LIMIT_EXCEEDED
 - expired: 401 INVALID_SESSION_ID
 - lock: in sObject Collections writes, records fail with UNABLE_TO_LOCK_ROW (`ids` picks them;
@@ -39,12 +40,15 @@ class FaultRule:
     delay: float = DEFAULT_TIMEOUT_DELAY
     ids: tuple[str, ...] = ()
     message: str | None = None
+    after: bool = False  # fire once the request was carried out, instead of in its place
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; use one of {', '.join(KINDS)}")
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"fault rate {self.rate} is not a probability between 0 and 1")
+        if self.after and self.kind not in ("drop", "status"):
+            raise ValueError(f"a {self.kind} fault cannot come after the request: only drop and status can")
         if self.path is not None:
             try:
                 re.compile(self.path)
@@ -53,7 +57,7 @@ class FaultRule:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaultRule:
-        known = {"kind", "method", "path", "status", "times", "rate", "delay", "ids", "message"}
+        known = {"kind", "method", "path", "status", "times", "rate", "delay", "ids", "message", "after"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown fault rule key(s): {', '.join(unknown)}")
@@ -70,6 +74,7 @@ class FaultRule:
                 delay=float(data.get("delay", DEFAULT_TIMEOUT_DELAY)),
                 ids=tuple(str(i) for i in data.get("ids", ())),
                 message=str(data["message"]) if data.get("message") is not None else None,
+                after=bool(data.get("after", False)),
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"bad fault rule {dict(data)!r}: {exc}") from None

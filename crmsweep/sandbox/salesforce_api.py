@@ -179,11 +179,16 @@ class SalesforceApi:
         # Faults fire only for requests that carry the session: a stray or hostile request without
         # it gets its normal answer (401, a SOAP fault) and cannot use up a fault a test armed.
         rule = self.faults.request_fault(request.method, path) if self._carries_session(request, path) else None
-        if rule is not None:
+        if rule is not None and not rule.after:
             if rule.kind == "timeout":
                 time.sleep(rule.delay)
             else:
                 return fault_response(rule)
+        response = self._answer(request, path)
+        # A fault `after` the request was carried out: the write landed, the client never hears of it.
+        return fault_response(rule) if rule is not None and rule.after else response
+
+    def _answer(self, request: Request, path: str) -> Response:
         if path == "/services/data":
             if request.method != "GET":
                 return error_response(405, "METHOD_NOT_ALLOWED", _not_allowed(request.method, "GET"))
@@ -537,14 +542,14 @@ class SalesforceApi:
         if not self._is_token(call.session_id):
             return reply(500, soap.fault("sf:INVALID_SESSION_ID",
                                          "Invalid Session ID found in SessionHeader: Illegal Session"))
-        if call.operation != "undelete":
+        if call.operation not in ("undelete", "emptyRecycleBin"):
             return reply(500, soap.fault(
                 "soapenv:Client", f"No operation available for request {{urn:partner.soap.sforce.com}}{call.operation}"
             ))
         major = _VERSION_RE.fullmatch("v" + version)
         if major is None or not describe.MIN_VERSION <= int(major.group(1)) <= describe.MAX_VERSION:
             return reply(500, soap.fault("sf:UNSUPPORTED_API_VERSION", f"Unsupported API version: {version}"))
-        used = self._count("POST soap/undelete")
+        used = self._count(f"POST soap/{call.operation}")
         if used is None:
             return reply(500, soap.fault("sf:REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
         if len(call.ids) > MAX_COLLECTION:
@@ -557,10 +562,12 @@ class SalesforceApi:
             for record_id in call.ids:
                 try:
                     with self.store.savepoint():
-                        results.append((self.store.undelete(record_id, now), None))
+                        done = (self.store.undelete(record_id, now) if call.operation == "undelete"
+                                else self.store.purge(record_id))
+                        results.append((done, None))
                 except RecordError as exc:
                     results.append((ids.normalize(record_id), exc))
-        return reply(200, soap.undelete_response(results, used, self.api_limit))
+        return reply(200, soap.undelete_response(results, used, self.api_limit, call.operation))
 
 
 # --- helpers -------------------------------------------------------------------------------------
