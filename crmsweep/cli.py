@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from crmsweep import __version__
+from crmsweep import __version__, providers
 from crmsweep.commands import apply, backup, demo, plan, runs, sandbox
 from crmsweep.commands.common import CONFIG_HELP, HOME_HELP, ROOT_OPTIONS, RootOptions
 from crmsweep.commands.help import App
@@ -32,7 +32,8 @@ before it, then $CRMSWEEP_CONFIG / $CRMSWEEP_HOME."""
 
 app = App(
     name="crmsweep",
-    help="Back up, clean up and restore a Salesforce org. Every write is a plan you review first.",
+    help="Back up, clean up and restore a CRM (" + ", ".join(p.title for p in providers.all())
+    + "). Every write is a plan you review first.",
     epilog=EPILOG,
     pretty_exceptions_show_locals=False,
 )

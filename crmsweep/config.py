@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from crmsweep import providers
 from crmsweep.bounds import BOUND_KEY, Bound
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.retry import RetryPolicy
@@ -28,19 +29,12 @@ from crmsweep.model import canonical_json, sha256_text
 from crmsweep.paths import Home, path_from_env
 
 CONFIG_ENV = "CRMSWEEP_CONFIG"
-SANDBOX_SALESFORCE = "sandbox-salesforce"
-SANDBOX_HUBSPOT = "sandbox-hubspot"
-BUILTIN_CONNECTIONS = (SANDBOX_SALESFORCE,)
-# Names the product keeps for its own connections, now or soon.
-RESERVED_CONNECTION_NAMES = (SANDBOX_SALESFORCE, SANDBOX_HUBSPOT)
-PROVIDERS = ("salesforce", "hubspot")
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_API_VERSION = re.compile(r"[0-9]+\.[0-9]+")
 # A value short and plain enough to be a typo of a word, not a secret: safe to repeat in an error.
 _WORD = re.compile(r"[A-Za-z0-9_.+-]{1,20}")
-# An HTTP header carries the session id as latin-1; Salesforce's are printable ASCII without spaces.
-_SESSION_ID = re.compile(r"[\x21-\x7e]+")
+# An HTTP header carries the token as latin-1; every provider's tokens are printable ASCII without spaces.
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 # --- settings ---------------------------------------------------------------------------------------
@@ -153,7 +147,7 @@ class Config:
 
     @property
     def connection_names(self) -> list[str]:
-        return [*BUILTIN_CONNECTIONS, *sorted(self.connections)]
+        return [*providers.builtin_connections(), *sorted(self.connections)]
 
 
 def _jsonable(value: Any) -> Any:
@@ -285,15 +279,16 @@ _SANDBOX_KEYS = ("records", "seed")
 def _connection(source: str, base_dir: Path, name: str, data: Any) -> ConnectionProfile:
     table = _Table(source, f"connections.{name}", data)
     table.only(_CONNECTION_KEYS)
-    if name in RESERVED_CONNECTION_NAMES:
+    if providers.by_builtin_connection(name) is not None:
         raise BadInput(f"{source}: [connections.{name}] is a built-in connection name: choose another name")
-    provider = table.get_str("provider", required=True) or ""
-    if provider not in PROVIDERS:
-        raise table.fail("provider", f"must be one of {', '.join(PROVIDERS)}, got {_shown_word(provider)}")
+    provider_name = table.get_str("provider", required=True) or ""
+    if provider_name not in providers.names():
+        raise table.fail("provider", f"must be one of {', '.join(providers.names())}, got {_shown_word(provider_name)}")
+    provider = providers.get(provider_name)
     url = (table.get_str("url", required=True) or "").rstrip("/")
     parts = _url_parts(url)
     if parts is None or parts.scheme != "https" or not parts.hostname:
-        raise table.fail("url", f"must be an https:// address like https://acme.my.salesforce.com, "
+        raise table.fail("url", f"must be an https:// address like {provider.url_example}, "
                                 f"got {_shown_url(parts)}")
     if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
         # A user, password or query string in the url is where a secret would hide: refuse, never echo.
@@ -305,7 +300,7 @@ def _connection(source: str, base_dir: Path, name: str, data: Any) -> Connection
         # Most often the token itself, pasted here: so the value is never shown.
         raise table.fail("token_env", "does not look like an environment variable NAME (letters, digits, _): "
                                       "put the token in an environment variable and name that variable here "
-                                      "(like ACME_SF_TOKEN)")
+                                      f"(like {provider.token_env_example})")
     ca_text = table.get_str("ca_file")
     ca_file = None
     if ca_text is not None:
@@ -314,9 +309,10 @@ def _connection(source: str, base_dir: Path, name: str, data: Any) -> Connection
     api_version = table.get_str("api_version")
     if api_version is not None:
         api_version = api_version.removeprefix("v")
-        if not _API_VERSION.fullmatch(api_version):
-            raise table.fail("api_version", f"expected a version like \"59.0\", got {_shown_word(api_version)}")
-    return ConnectionProfile(name=name, provider=provider, url=url, token_env=token_env,
+        if not provider.api_version_pattern.fullmatch(api_version):
+            raise table.fail("api_version", f"expected a version like \"{provider.api_version_example}\", "
+                                            f"got {_shown_word(api_version)}")
+    return ConnectionProfile(name=name, provider=provider.name, url=url, token_env=token_env,
                              ca_file=ca_file, api_version=api_version)
 
 
@@ -420,24 +416,20 @@ def resolve_connection(
     environ: Mapping[str, str] | None = None,
 ) -> Connection:
     """The named connection, secret included. A built-in sandbox is started and its stop put on `stack`."""
-    if name == SANDBOX_SALESFORCE:
-        # Imported here: the product's core must not depend on the sandbox.
-        from crmsweep.sandbox.server import start_sandbox
-
-        running = start_sandbox(
-            home.sandbox_dir("salesforce"), records=config.sandbox.records, seed=config.sandbox.seed
+    builtin = providers.by_builtin_connection(name)
+    if builtin is not None:
+        running = builtin.start_sandbox(
+            home.sandbox_dir(builtin.name), records=config.sandbox.records, seed=config.sandbox.seed
         )
         stack.callback(running.stop)
         info = running.info
         return Connection(
             name=name,
-            provider="salesforce",
+            provider=builtin.name,
             url=info.url,
             token=info.token,
             ca_file=Path(info.ca_file),
         )
-    if name == SANDBOX_HUBSPOT:
-        raise BadInput("the HubSpot sandbox is not built yet: use the connection 'sandbox-salesforce'")
     profile = config.connections.get(name)
     if profile is None:
         raise BadInput(
@@ -446,15 +438,16 @@ def resolve_connection(
         )
     env = os.environ if environ is None else environ
     token = env.get(profile.token_env, "").strip()
+    token_name = providers.get(profile.provider).token_name
     if not token:
         raise BadInput(
-            f"environment variable {profile.token_env} is not set: export the session id for connection '{name}'"
+            f"environment variable {profile.token_env} is not set: export the {token_name} for connection '{name}'"
         )
-    if not _SESSION_ID.fullmatch(token):
+    if not _TOKEN.fullmatch(token):
         # The value is never shown: it is, or is meant to be, the secret.
         raise BadInput(
-            f"environment variable {profile.token_env} does not hold a session id for connection '{name}': "
-            "it contains a space or a character outside printable ASCII (like €); export the session id again"
+            f"environment variable {profile.token_env} does not hold a {token_name} for connection '{name}': "
+            f"it contains a space or a character outside printable ASCII (like €); export the {token_name} again"
         )
     if profile.ca_file is not None:
         _check_ca_file(profile.ca_file, name)

@@ -1,4 +1,4 @@
-"""`crmsweep demo`: the whole story on the built-in Salesforce sandbox, told as it goes.
+"""`crmsweep demo`: the whole story on a provider's built-in sandbox, told as it goes.
 
 backup → scan → preview → apply → rollback, then proof that the org is as it was. It uses the same
 library calls as the commands, so the demo cannot drift from what the tool really does.
@@ -7,17 +7,14 @@ library calls as the commands, so the demo cannot drift from what the tool reall
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from crmsweep import api
+from crmsweep import api, providers
 from crmsweep.cleanup.preview import render_preview
-from crmsweep.connectors.base import Connector
+from crmsweep.connectors.base import Connector, Scalar
 from crmsweep.model import Plan
-
-CONNECTION = "sandbox-salesforce"
-COUNTED = ("Contact", "Lead", "Task", "OpportunityContactRole")
 
 Say = Callable[[str], None]
 
@@ -44,42 +41,58 @@ class Census:
         parts = [f"{len(ids):,} {name}" for name, ids in self.ids.items()]
         return ", ".join([*parts, f"{len(self.active_users)} active users"])
 
+    def same_as(self, other: Census, *, ids_kept: bool) -> bool:
+        """Equal ids where a restore keeps them (undelete); else equal counts, since re-created records
+        come back under new ids."""
+        if ids_kept:
+            return self == other
+        counts = {name: len(ids) for name, ids in self.ids.items()}
+        return counts == {name: len(ids) for name, ids in other.ids.items()} and (
+            self.active_users == other.active_users
+        )
 
-def _census(connector: Connector) -> Census:
+
+def _census(connector: Connector, objects: tuple[str, ...]) -> Census:
     vocab = connector.vocabulary
 
-    def ids(name: str, where: str | None = None) -> frozenset[str]:
-        pages = connector.iter_pages(name, [vocab.id_field], where=where)
+    def ids(name: str, equals: Mapping[str, Scalar] | None = None) -> frozenset[str]:
+        pages = connector.iter_pages(name, [vocab.id_field], equals=equals)
         return frozenset(str(r[vocab.id_field]) for page in pages for r in page)
 
     return Census(
-        ids={name: ids(name) for name in COUNTED},
-        active_users=ids(vocab.user_object, f"{vocab.user_active_field} = true"),
+        ids={name: ids(name) for name in objects},
+        active_users=ids(vocab.user_object, {vocab.user_active_field: True}),
     )
 
 
-def run_demo(ws: api.Workspace, say: Say, *, reset: bool = False, preview_lines: int = 4) -> DemoResult:
+def run_demo(
+    ws: api.Workspace, say: Say, *, provider: str | None = None, reset: bool = False, preview_lines: int = 4
+) -> DemoResult:
+    """The story on `provider`'s built-in sandbox (default: the registry's default provider)."""
+    entry = providers.get(provider) if provider is not None else providers.default()
+    connection, counted = entry.builtin_connection, entry.demo_objects
+    ids_kept = entry.capabilities.supports_undelete
     if reset:
-        shutil.rmtree(ws.home.sandbox_dir("salesforce"), ignore_errors=True)
+        shutil.rmtree(ws.home.sandbox_dir(entry.name), ignore_errors=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     plan_path = ws.home.root / "demo" / f"plan-{stamp}.json"
 
-    say("1. The org. crmsweep carries an embedded Salesforce sandbox: a local HTTPS server that speaks the")
-    say("   REST and SOAP APIs, seeded with a realistically messy org (stale contacts, departed users...).")
-    with api.connect(ws, CONNECTION) as connector:
-        before = _census(connector)
-        say(f"   Connected to org {connector.org_id()} through simple-salesforce over TLS.")
+    say(f"1. The org. crmsweep carries an embedded {entry.title} sandbox: a local HTTPS server that speaks")
+    say(f"   {entry.sandbox_speaks}, seeded with a realistically messy org (stale contacts, departed users...).")
+    with api.connect(ws, connection) as connector:
+        before = _census(connector, counted)
+        say(f"   Connected to org {connector.org_id()} through {entry.client_library} over TLS.")
         say(f"   Live: {before.line()}.")
 
     say("")
     say("2. Back up before removing anything: every object streams to Parquet, the manifest is written last.")
-    manifest = api.backup(ws, CONNECTION)
+    manifest = api.backup(ws, connection)
     total = sum(e.rows for e in manifest.objects.values())
     say(f"   Snapshot {manifest.snapshot_id}: {total:,} records, {manifest.api_calls} API calls.")
 
     say("")
     say("3. Scan: the cleanup passes read the snapshot (never the CRM) and propose changes as a plan.")
-    outcome = api.scan(ws, CONNECTION, plan_path, snapshot_id=manifest.snapshot_id)
+    outcome = api.scan(ws, connection, plan_path, snapshot_id=manifest.snapshot_id)
     plan = outcome.result.plan
     for name, count in outcome.result.per_pass.items():
         held = outcome.result.held_back.get(name, {})
@@ -93,32 +106,36 @@ def run_demo(ws: api.Workspace, say: Say, *, reset: bool = False, preview_lines:
         say(f"   {line}")
 
     say("")
-    say("5. Apply exactly the reviewed plan: digest and org checked, drift re-read before each batch of 200,")
+    say("5. Apply exactly the reviewed plan: digest and org checked, drift re-read before each batch of "
+        f"{entry.capabilities.max_batch_write},")
     say("   the intent (with before-images) fsynced to the run log before every write.")
     applied = api.apply(ws, plan_path, confirm=_yes)
     report = applied.report
     assert report is not None  # _yes always confirms
     say(f"   Run {report.run_id}: applied {report.applied}, skipped {report.skipped}, failed {report.failed}.")
-    with api.connect(ws, CONNECTION) as connector:
-        say(f"   Live after apply: {_census(connector).line()}.")
+    with api.connect(ws, connection) as connector:
+        say(f"   Live after apply: {_census(connector, counted).line()}.")
 
     say("")
-    say("6. Roll back: the inverse plan (recycle-bin undelete keeps ids; users reactivated), applied the same way.")
+    how = "recycle-bin undelete keeps ids" if ids_kept else "records re-created from their before-images"
+    say(f"6. Roll back: the inverse plan ({how}; users reactivated), applied the same way.")
     rolled = api.rollback(ws, report.run_id, confirm=_yes)
     back = rolled.report
     assert back is not None
     say(f"   Run {back.run_id}: restored {back.applied}, skipped {back.skipped}, failed {back.failed}.")
-    with api.connect(ws, CONNECTION) as connector:
-        after = _census(connector)
+    with api.connect(ws, connection) as connector:
+        after = _census(connector, counted)
         say(f"   Live after rollback: {after.line()}.")
 
-    same = after == before and back.failed == 0
+    same = after.same_as(before, ids_kept=ids_kept) and back.failed == 0
     say("")
-    if same:
+    if same and ids_kept:
         say("Every record is back under its own id, and the same users are active as before.")
+    elif same:
+        say("Every record is back (re-created under a new id, mapped in the run), and the same users are active.")
     else:
         say("The org differs from before: see the runs above (`crmsweep runs list`).")
-    say(f"Try it yourself: crmsweep scan -c {CONNECTION} -o plan.json, then preview, apply and rollback.")
+    say(f"Try it yourself: crmsweep scan -c {connection} -o plan.json, then preview, apply and rollback.")
     return DemoResult(
         snapshot_id=manifest.snapshot_id,
         plan_path=str(plan_path),

@@ -187,6 +187,20 @@ class Capabilities:
     has_reports_api: bool
     # Objects whose writes may not share a call with other objects (Salesforce setup objects).
     isolated_write_objects: tuple[str, ...] = ()
+    # Links between records are associations (HubSpot v4), read and made through the connector's
+    # association calls. Without them (Salesforce), links are lookup fields and junction records.
+    has_associations: bool = False
+
+
+# In a snapshot, the links from one object type to another (on providers with associations) are a
+# pseudo-object named `association_object(from, to)` with one row per link.
+ASSOCIATION_FROM_FIELD = "from_id"
+ASSOCIATION_TO_FIELD = "to_id"
+
+
+def association_object(from_object: str, to_object: str) -> str:
+    """The snapshot name of the links from `from_object` records to `to_object` records."""
+    return f"{from_object}_to_{to_object}"
 
 
 @dataclass(frozen=True)

@@ -7,21 +7,25 @@ refuses what the real API refuses, and has fault knobs. End-to-end tests use the
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
-from crmsweep.connectors.salesforce_vocabulary import SALESFORCE_VOCABULARY
+from crmsweep.connectors.base import AssociationsUnsupported, RecordFilter, Scalar
 from crmsweep.errors import LimitExceeded, RetriableError
 from crmsweep.model import (
     ApiUsage,
     Capabilities,
     CreateAttempt,
+    DealLink,
     FieldKind,
     FieldSpec,
     Record,
+    Vocabulary,
     WriteResult,
 )
+from crmsweep.providers.salesforce import SALESFORCE_VOCABULARY
 
 # The fake speaks Salesforce's field names, so passes and apply see the shapes they will see live.
 FAKE_VOCABULARY = replace(
@@ -42,27 +46,58 @@ FAKE_CAPABILITIES = Capabilities(
     isolated_write_objects=("User",),
 )
 
-AUDIT = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
+# A made-up CRM whose every name differs from Salesforce's: generic code that hard-codes a Salesforce
+# name (Id, IsDeleted, SystemModstamp, Contact...) fails under it. Its people are `person`, its users
+# `member`, its deals `bargain`, linked to people through `bargain_person` rows.
+ACME_VOCABULARY = Vocabulary(
+    provider="acme",
+    id_field="uid",
+    fingerprint_field="rev_at",
+    deleted_field="trashed",
+    created_field="born_at",
+    owner_field="keeper",
+    people_objects=("person",),
+    last_activity_fields=("touched_at", "changed_at"),
+    email_field="mail",
+    user_object="member",
+    user_active_field="enabled",
+    user_last_login_field="seen_at",
+    deal_object="bargain",
+    deal_closed_field="sealed",
+    deal_close_date_field="seal_day",
+    deal_links=(DealLink(object="bargain_person", person_field="person_ref", deal_field="bargain_ref"),),
+    label_fields=MappingProxyType({"person": ("full_name", "mail"), "member": ("full_name", "handle")}),
+    never_touch_objects=("contract",),
+    audit_fields=("changed_at", "rev_at"),
+    default_backup_objects=("member", "person", "bargain", "bargain_person"),
+)
+
+
+def audit_names(vocabulary: Vocabulary) -> tuple[str, ...]:
+    """The datetime fields the CRM stamps itself: created, then those rewritten on every write."""
+    return (vocabulary.created_field, *vocabulary.audit_fields)
+
+
+AUDIT = audit_names(FAKE_VOCABULARY)
 
 
 def spec(name: str, kind: FieldKind = FieldKind.STRING, *, writable: bool = True) -> FieldSpec:
     return FieldSpec(name=name, kind=kind, provider_type=kind.value, createable=writable, updateable=writable)
 
 
-def standard_fields(*extra: FieldSpec, deletable: bool = True) -> list[FieldSpec]:
-    """Id, the deleted flag (for deletable objects), the audit fields, then `extra`."""
-    head = [spec("Id", writable=False)]
-    if deletable:
-        head.append(spec("IsDeleted", FieldKind.BOOL, writable=False))
-    audit = [spec(name, FieldKind.DATETIME, writable=False) for name in AUDIT]
+def standard_fields(
+    *extra: FieldSpec, deletable: bool = True, vocabulary: Vocabulary = FAKE_VOCABULARY
+) -> list[FieldSpec]:
+    """The id, the deleted flag (for deletable objects), `extra`, then the audit fields."""
+    head = [spec(vocabulary.id_field, writable=False)]
+    if deletable and vocabulary.deleted_field:
+        head.append(spec(vocabulary.deleted_field, FieldKind.BOOL, writable=False))
+    audit = [spec(name, FieldKind.DATETIME, writable=False) for name in audit_names(vocabulary)]
     return head + list(extra) + audit
 
 
 class FakeConnector:
     connection_name = "fake"
-    provider = "fake"
-    capabilities = FAKE_CAPABILITIES
-    vocabulary = FAKE_VOCABULARY
 
     def __init__(
         self,
@@ -71,16 +106,27 @@ class FakeConnector:
         *,
         org_id: str = "00DFAKE000000000AA",
         page_size: int = 2000,
+        vocabulary: Vocabulary = FAKE_VOCABULARY,
+        capabilities: Capabilities = FAKE_CAPABILITIES,
     ) -> None:
+        self.vocabulary = vocabulary
+        self.capabilities = capabilities
+        self.provider = vocabulary.provider
+        self._id = vocabulary.id_field
+        # Without a recycle bin the fake still keeps deleted rows, under a flag no reader is shown.
+        self._deleted = vocabulary.deleted_field or "_deleted"
         self._fields = fields
         self._rows: dict[str, dict[str, Record]] = {
-            obj: {r["Id"]: {**{f.name: None for f in fields[obj]}, **r} for r in rows} for obj, rows in records.items()
+            obj: {r[self._id]: {**{f.name: None for f in fields[obj]}, **r} for r in rows}
+            for obj, rows in records.items()
         }
         for obj in fields:
             self._rows.setdefault(obj, {})
             for row in self._rows[obj].values():
-                if any(f.name == "IsDeleted" for f in fields[obj]) and row.get("IsDeleted") is None:
-                    row["IsDeleted"] = False
+                if self._deletable(obj) and row.get(self._deleted) is None:
+                    row[self._deleted] = False
+        # Associations (when capabilities.has_associations): (from object, to object) -> {(from id, to id)}.
+        self.links: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._org_id = org_id
         self.page_size = page_size
         self.calls = 0
@@ -110,11 +156,20 @@ class FakeConnector:
 
     def _touch(self, row: Record) -> None:
         stamp = self._stamp()
-        row["SystemModstamp"] = stamp
-        row["LastModifiedDate"] = stamp
+        for name in (self.vocabulary.fingerprint_field, *self.vocabulary.audit_fields):
+            if name in row or name == self.vocabulary.fingerprint_field:
+                row[name] = stamp
 
     def _deletable(self, obj: str) -> bool:
-        return any(f.name == "IsDeleted" for f in self._fields[obj])
+        return any(f.name == self._deleted for f in self._fields[obj]) or (
+            self.vocabulary.deleted_field is None and obj in self._fields
+        )
+
+    def _is_deleted(self, row: Record) -> bool:
+        return bool(row.get(self._deleted))
+
+    def _shown(self, row: Record, fields: Sequence[str]) -> Record:
+        return {f: row.get(f) for f in fields}
 
     def row(self, obj: str, record_id: str) -> Record:
         """A copy of the raw stored row (deleted or not), for assertions."""
@@ -148,21 +203,36 @@ class FakeConnector:
             raise KeyError(object_name)
         return list(self._fields[object_name])
 
-    def count(self, object_name: str, *, where: str | None = None) -> int:
+    def count(
+        self,
+        object_name: str,
+        *,
+        since: str | None = None,
+        ids: Sequence[str] | None = None,
+        equals: Mapping[str, Scalar] | None = None,
+        has_value: Sequence[str] = (),
+    ) -> int:
+        flt = RecordFilter.of(since=since, ids=ids, equals=equals, has_value=has_value)
         self._call()
-        return sum(1 for r in self._rows[object_name].values() if not r.get("IsDeleted"))
+        rows = self._rows[object_name].values()
+        return sum(1 for r in rows if not self._is_deleted(r) and flt.matches(r, self.vocabulary))
 
     def iter_pages(
         self,
         object_name: str,
         fields: Sequence[str],
         *,
-        where: str | None = None,
+        since: str | None = None,
+        ids: Sequence[str] | None = None,
+        equals: Mapping[str, Scalar] | None = None,
+        has_value: Sequence[str] = (),
         include_deleted: bool = False,
     ) -> Iterator[list[Record]]:
-        if where is not None:
-            raise NotImplementedError("the fake connector does not filter")
-        rows = [r for r in self._rows[object_name].values() if include_deleted or not r.get("IsDeleted")]
+        flt = RecordFilter.of(since=since, ids=ids, equals=equals, has_value=has_value)
+        rows = [
+            r for r in self._rows[object_name].values()
+            if (include_deleted or not self._is_deleted(r)) and flt.matches(r, self.vocabulary)
+        ]
         self._call()
         if not rows:
             yield []
@@ -170,7 +240,7 @@ class FakeConnector:
         for start in range(0, len(rows), self.page_size):
             if start:
                 self._call()
-            yield [{f: r.get(f) for f in fields} for r in rows[start : start + self.page_size]]
+            yield [self._shown(r, fields) for r in rows[start : start + self.page_size]]
 
     def read(
         self, object_name: str, ids: Sequence[str], fields: Sequence[str], *, include_deleted: bool = True
@@ -179,9 +249,11 @@ class FakeConnector:
         out: dict[str, Record] = {}
         for rid in ids:
             row = self._rows[object_name].get(rid)
-            if row is None or (row.get("IsDeleted") and not include_deleted):
+            if row is None or (self._is_deleted(row) and not include_deleted):
                 continue
-            out[rid] = {f: row.get(f) for f in fields}
+            if self.vocabulary.deleted_field is None and self._is_deleted(row):
+                continue  # without a recycle bin, a deleted record is gone
+            out[rid] = self._shown(row, fields)
         return out
 
     def read_related(
@@ -189,12 +261,40 @@ class FakeConnector:
     ) -> list[Record]:
         self._call()
         wanted = set(values)
-        columns = list(dict.fromkeys(["Id", *fields]))
+        columns = list(dict.fromkeys([self._id, *fields]))
         return [
-            {f: row.get(f) for f in columns}
+            self._shown(row, columns)
             for row in self._rows.get(object_name, {}).values()
-            if not row.get("IsDeleted") and row.get(field) in wanted
+            if not self._is_deleted(row) and row.get(field) in wanted
         ]
+
+    def read_associations(self, from_object: str, to_object: str, ids: Sequence[str]) -> dict[str, list[str]]:
+        self._needs_associations()
+        self._call()
+        links = self.links.get((from_object, to_object), set())
+        return {rid: sorted(to for frm, to in links if frm == rid) for rid in ids}
+
+    def create_associations(
+        self, from_object: str, to_object: str, pairs: Sequence[tuple[str, str]]
+    ) -> list[WriteResult]:
+        self._needs_associations()
+        self._check_batch(len(pairs))
+        self._call()
+        self.writes.append(("associate", f"{from_object}->{to_object}", [f"{a}->{b}" for a, b in pairs]))
+        results = []
+        for frm, to in pairs:
+            missing = [rid for obj, rid in ((from_object, frm), (to_object, to))
+                       if rid not in self._rows.get(obj, {}) or self._is_deleted(self._rows[obj][rid])]
+            if missing:
+                results.append(WriteResult(frm, False, "NOT_FOUND", f"no live record {missing[0]}"))
+            else:
+                self.links.setdefault((from_object, to_object), set()).add((frm, to))
+                results.append(WriteResult(frm, True))
+        return results
+
+    def _needs_associations(self) -> None:
+        if not self.capabilities.has_associations:
+            raise AssociationsUnsupported(f"{self.provider} links records by fields, not associations")
 
     def _check_batch(self, n: int) -> None:
         if n > self.capabilities.max_batch_write:
@@ -213,15 +313,17 @@ class FakeConnector:
                 results.append(WriteResult(rid, False, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id"))
             elif not self._deletable(object_name):
                 results.append(WriteResult(rid, False, "ENTITY_IS_NOT_DELETABLE", "entity type cannot be deleted"))
-            elif row.get("IsDeleted"):
+            elif self._is_deleted(row):
                 results.append(WriteResult(rid, False, "ENTITY_IS_DELETED", "entity is deleted"))
             else:
-                row["IsDeleted"] = True
+                row[self._deleted] = True
                 self._touch(row)
                 results.append(WriteResult(rid, True))
         return results
 
     def undelete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
+        if not self.capabilities.supports_undelete:
+            raise ValueError(f"{self.provider} has no undelete")
         self._check_batch(len(ids))
         self._call()
         self.writes.append(("undelete", object_name, list(ids)))
@@ -230,10 +332,10 @@ class FakeConnector:
             row = self._rows[object_name].get(rid)
             if rid in self.fail_ids:
                 results.append(WriteResult(rid, False, self.fail_ids[rid], "injected failure"))
-            elif row is None or not row.get("IsDeleted"):
+            elif row is None or not self._is_deleted(row):
                 results.append(WriteResult(rid, False, "UNDELETE_FAILED", "Entity is not in the recycle bin"))
             else:
-                row["IsDeleted"] = False
+                row[self._deleted] = False
                 self._touch(row)
                 results.append(WriteResult(rid, True))
         return results
@@ -241,23 +343,23 @@ class FakeConnector:
     def update(self, object_name: str, records: Sequence[Record]) -> list[WriteResult]:
         self._check_batch(len(records))
         self._call()
-        self.writes.append(("update", object_name, [str(r["Id"]) for r in records]))
+        self.writes.append(("update", object_name, [str(r[self._id]) for r in records]))
         writable = {f.name for f in self._fields[object_name] if f.updateable}
         results = []
         for rec in records:
-            rid = str(rec["Id"])
+            rid = str(rec[self._id])
             row = self._rows[object_name].get(rid)
-            bad = [k for k in rec if k != "Id" and k not in writable]
+            bad = [k for k in rec if k != self._id and k not in writable]
             if rid in self.fail_ids:
                 results.append(WriteResult(rid, False, self.fail_ids[rid], "injected failure"))
             elif row is None:
                 results.append(WriteResult(rid, False, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id"))
-            elif row.get("IsDeleted"):
+            elif self._is_deleted(row):
                 results.append(WriteResult(rid, False, "ENTITY_IS_DELETED", "entity is deleted"))
             elif bad:
                 results.append(WriteResult(rid, False, "INVALID_FIELD_FOR_INSERT_UPDATE", f"not writable: {bad}"))
             else:
-                row.update({k: v for k, v in rec.items() if k != "Id"})
+                row.update({k: v for k, v in rec.items() if k != self._id})
                 self._touch(row)
                 results.append(WriteResult(rid, True))
         return results
@@ -268,20 +370,27 @@ class FakeConnector:
         self._check_batch(len(records))
         self._call()
         new_ids = []
-        results = []
+        results: list[WriteResult] = []
+        createable = {f.name for f in self._fields[object_name] if f.createable}
         for rec in records:
+            # Like Salesforce: a create naming a field it may not write fails (INVALID_FIELD_FOR_INSERT_UPDATE).
+            bad = sorted(set(rec) - createable)
+            if bad:
+                results.append(WriteResult(None, False, "INVALID_FIELD_FOR_INSERT_UPDATE", f"not createable: {bad}"))
+                continue
             rid = f"NEW{next(self._ids):015d}"
-            row = {**{f.name: None for f in self._fields[object_name]}, **rec, "Id": rid}
+            row = {**{f.name: None for f in self._fields[object_name]}, **rec, self._id: rid}
             if self._deletable(object_name):
-                row["IsDeleted"] = False
+                row[self._deleted] = False
             self._touch(row)
-            row["CreatedDate"] = row["SystemModstamp"]
+            row[self.vocabulary.created_field] = row[self.vocabulary.fingerprint_field]
             self._rows[object_name][rid] = row
             new_ids.append(rid)
             results.append(WriteResult(rid, True))
         # Like a CRM that holds the key on the record (a property), where find_created looks for it.
-        for rid, key in zip(new_ids, keys or (), strict=False):
-            self.created_keys[key] = (object_name, rid)
+        for result, key in zip(results, keys or (), strict=False):
+            if result.ok and result.id:
+                self.created_keys[key] = (object_name, result.id)
         self.writes.append(("create", object_name, new_ids))
         return results
 
@@ -291,7 +400,7 @@ class FakeConnector:
         for attempt in attempts:
             held = self.created_keys.get(attempt.key)
             row = self._rows[object_name].get(held[1]) if held and held[0] == object_name else None
-            found[attempt.key] = [] if row is None else [{f: row.get(f) for f in ["Id", *attempt.values]}]
+            found[attempt.key] = [] if row is None else [{f: row.get(f) for f in [self._id, *attempt.values]}]
         return found
 
     def api_usage(self) -> ApiUsage:

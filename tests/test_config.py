@@ -69,7 +69,7 @@ def test_no_path_and_no_env_gives_defaults() -> None:
     assert (config.safety.max_changes, config.safety.max_changes_per_object) == (5000, 2000)
     assert (config.sandbox.records, config.sandbox.seed) == (1000, 7)
     assert config.retry.policy() == RetryPolicy(attempts=5, initial_wait=1.0, max_wait=60.0)
-    assert config.connection_names == ["sandbox-salesforce"]
+    assert config.connection_names == ["sandbox-hubspot", "sandbox-salesforce"]  # every provider's sandbox
 
 
 def test_full_file_is_read(tmp_path: Path) -> None:
@@ -160,7 +160,7 @@ def test_wrong_types_name_section_and_key(tmp_path: Path, text: str, expected: s
     ("change", "expected"),
     [
         (('provider = "salesforce"\n', ""), "[connections.prod] provider: is required"),
-        (('"salesforce"', '"dynamics"'), "[connections.prod] provider: must be one of salesforce, hubspot"),
+        (('"salesforce"', '"dynamics"'), "[connections.prod] provider: must be one of hubspot, salesforce"),
         (("https://acme", "http://acme"), "[connections.prod] url: must be an https:// address"),
         (('"ACME_SF_TOKEN"', '"00Dxx!secret value"'), "[connections.prod] token_env: does not look like"),
         (('"58.0"', '"latest"'), "[connections.prod] api_version: expected a version like \"59.0\""),
@@ -196,7 +196,7 @@ def test_token_pasted_into_token_env_is_never_echoed(tmp_path: Path) -> None:
          "url: must be an https:// address like https://acme.my.salesforce.com, "
          "got something that is not a web address (not shown)"),
         ((FULL_URL, f'"http://acme.example.com/{SECRET}"'), "got http://acme.example.com"),
-        (('"salesforce"', f'"{SECRET}"'), "provider: must be one of salesforce, hubspot, got a value of 75 characters "
+        (('"salesforce"', f'"{SECRET}"'), "provider: must be one of hubspot, salesforce, got a value of 75 characters "
                                           "(not shown)"),
         (('"58.0"', f'"{SECRET}"'), "api_version: expected a version like \"59.0\", got a value of 75 characters"),
         (('token_env = "ACME_SF_TOKEN"', f'token_env = ["{SECRET}"]'), "token_env: expected a non-empty string, "
@@ -274,7 +274,8 @@ def test_unknown_connection_lists_known_names(tmp_path: Path) -> None:
     with pytest.raises(BadInput) as caught, contextlib.ExitStack() as stack:
         resolve_connection(config, "prd", Home(tmp_path), stack, environ={})
     assert str(caught.value) == (
-        "unknown connection 'prd' (did you mean 'prod'?): known connections are sandbox-salesforce, prod"
+        "unknown connection 'prd' (did you mean 'prod'?): "
+        "known connections are sandbox-hubspot, sandbox-salesforce, prod"
     )
 
 

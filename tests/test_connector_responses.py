@@ -87,7 +87,7 @@ def test_retry_after_is_honoured(connector: SalesforceConnector, mock: Mock, wai
         json={"totalSize": 42, "done": True, "records": []},
         headers={"Sforce-Limit-Info": "api-usage=18/15000"},
     )
-    assert connector.count("Contact", where="Email != null") == 42
+    assert connector.count("Contact", has_value=["Email"]) == 42
     assert waits == [7.0]
     usage = connector.api_usage()
     assert (usage.calls, usage.org_used, usage.org_max) == (2, 18, 15000)
@@ -266,7 +266,7 @@ def test_bad_request_carries_salesforce_code(connector: SalesforceConnector, moc
         status=400,
     )
     with pytest.raises(ConnectorError) as caught:
-        connector.count("Contact", where="Name FORM x")
+        connector.count("Contact", equals={"Name": "x"})
     assert caught.value.code == "MALFORMED_QUERY" and caught.value.status == 400
     assert "unexpected token: FORM" in str(caught.value)
 

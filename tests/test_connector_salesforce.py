@@ -108,7 +108,7 @@ def test_pages_add_up_to_the_count(sf: SalesforceConnector) -> None:
     assert len(rows) == sf.count("Contact") == len({r["Id"] for r in rows})
     assert all("attributes" not in r and "attributes" not in (r.get("Owner") or {}) for r in rows)
     with_email = sum(1 for r in rows if r["Email"] is not None)
-    assert sf.count("Contact", where="Email != null") == with_email
+    assert sf.count("Contact", has_value=["Email"]) == with_email
 
 
 def test_include_deleted_and_read_in_chunks(sf: SalesforceConnector) -> None:
@@ -252,7 +252,7 @@ def test_request_limit_exceeded(sf: SalesforceConnector, sandbox: Any, waits: li
 
 
 def test_dropped_create_is_not_resent(sf: SalesforceConnector, sandbox: Any) -> None:
-    before = sf.count("Contact", where="LastName = 'Dropped'")
+    before = sf.count("Contact", equals={"LastName": "Dropped"})
     injected = sandbox.stats()["faults_injected"]
     sandbox.set_faults([FaultRule(kind="drop", method="POST", path="composite/sobjects", times=1)])
     with pytest.raises(ConnectorError) as caught:
@@ -260,7 +260,7 @@ def test_dropped_create_is_not_resent(sf: SalesforceConnector, sandbox: Any) -> 
     assert caught.value.code == "OUTCOME_UNKNOWN"
     sandbox.set_faults([])
     # The sandbox drops before writing, and nothing was resent: no record, one injected fault.
-    assert sf.count("Contact", where="LastName = 'Dropped'") == before
+    assert sf.count("Contact", equals={"LastName": "Dropped"}) == before
     assert sandbox.stats()["faults_injected"] == injected + 1
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from crmsweep.cleanup.drift import someone_else_verdict
 from crmsweep.cleanup.passes import PASSES, LiveRows
-from crmsweep.connectors.salesforce_vocabulary import SALESFORCE_VOCABULARY as SF
 from crmsweep.model import Change, Op, Record
+from crmsweep.providers.salesforce import SALESFORCE_VOCABULARY as SF
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 ME, THEM = "005000000000001AAA", "005000000000002AAA"

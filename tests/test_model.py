@@ -117,7 +117,7 @@ def test_datetimes_and_dates_have_one_canonical_spelling() -> None:
 
 
 def test_salesforce_ids_match_in_their_15_and_18_character_forms() -> None:
-    from crmsweep.connectors.salesforce_vocabulary import SALESFORCE_VOCABULARY as sf
+    from crmsweep.providers.salesforce import SALESFORCE_VOCABULARY as sf
 
     assert sf.id_key("001A0000006Vm9rIAC") == sf.id_key("001A0000006Vm9r")
     assert sf.id_key("001A0000006Vm9r") != sf.id_key("001a0000006Vm9r")  # the short form is case-sensitive

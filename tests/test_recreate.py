@@ -20,8 +20,8 @@ from crmsweep.backup.runlog import read_run
 from crmsweep.backup.snapshot import open_snapshot
 from crmsweep.cleanup.labels import record_label
 from crmsweep.cleanup.preview import render_preview
-from crmsweep.connectors.salesforce_vocabulary import SALESFORCE_VOCABULARY
 from crmsweep.model import Change, Op, Plan, PlanHeader, placeholder
+from crmsweep.providers.salesforce import SALESFORCE_VOCABULARY
 from crmsweep.sandbox.faults import FaultRule
 from crmsweep.sandbox.server import RunningSandbox
 from tests.plans import write_signed

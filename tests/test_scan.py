@@ -152,7 +152,7 @@ def test_the_user_crmsweep_runs_as_is_never_deactivated() -> None:
 
 
 def test_protected_ids_match_salesforce_15_character_ids() -> None:
-    from crmsweep.connectors.salesforce_vocabulary import SALESFORCE_VOCABULARY
+    from crmsweep.providers.salesforce import SALESFORCE_VOCABULARY
 
     long_id, short_id = "003A0000006Vm9rIAC", "003A0000006Vm9r"
     delete = Change(op=Op.DELETE, object="Contact", record_id=long_id, before={"Id": long_id}, after={},

@@ -368,9 +368,9 @@ def test_folders_are_0700_and_files_0600_whatever_the_umask(home: Home) -> None:
 
 class FailsAfterFirstPage(FakeConnector):
     def iter_pages(
-        self, object_name: str, fields: Sequence[str], *, where: str | None = None, include_deleted: bool = False
+        self, object_name: str, fields: Sequence[str], *, include_deleted: bool = False, **filters: Any
     ) -> Iterator[list[Record]]:
-        pages = super().iter_pages(object_name, fields, where=where, include_deleted=include_deleted)
+        pages = super().iter_pages(object_name, fields, include_deleted=include_deleted, **filters)
         yield next(pages)
         raise RetriableError("503 Service Unavailable", status=503)
 

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from crmsweep import providers
 from crmsweep.api import Workspace
 from crmsweep.cleanup.apply import ApplyProgress
 from crmsweep.errors import EXIT_BAD_INPUT, CrmsweepError, SafetyRefusal
@@ -39,7 +40,8 @@ ConnectionOpt = Annotated[
     str,
     typer.Option(
         "--connection", "-c", metavar="NAME",
-        help="Connection name from the config, or the built-in 'sandbox-salesforce'.",
+        help="Connection name from the config, or a built-in sandbox: "
+             + ", ".join(f"'{name}'" for name in providers.builtin_connections()) + ".",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON answer on stdout for scripts; no progress.")]

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from crmsweep import providers
 from crmsweep.commands.common import ConfigOpt, HomeOpt, handle_errors, out, workspace
 from crmsweep.demo import run_demo
 from crmsweep.errors import EXIT_PARTIAL
@@ -13,12 +14,15 @@ from crmsweep.errors import EXIT_PARTIAL
 
 @handle_errors
 def demo(
+    provider: Annotated[
+        str, typer.Option("--provider", help=f"Which CRM's sandbox: {', '.join(providers.names())}.")
+    ] = providers.default().name,
     reset: Annotated[bool, typer.Option("--reset", help="Seed a fresh sandbox org first.")] = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Run the whole story on the built-in Salesforce sandbox: backup, scan, preview, apply, rollback."""
+    """Run the whole story on a built-in sandbox: backup, scan, preview, apply, rollback."""
     result = run_demo(workspace(config, home), lambda line: out.print(line, markup=False, highlight=False),
-                      reset=reset)
+                      provider=provider, reset=reset)
     if not result.org_restored:
         raise typer.Exit(EXIT_PARTIAL)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
 
+from crmsweep import providers
 from crmsweep.bounds import Bound
 from crmsweep.commands.common import ConfigOpt, HomeOpt, err, handle_errors, workspace
 from crmsweep.commands.help import App
@@ -24,7 +28,9 @@ sandbox_app = App(help="The embedded CRM sandbox.")
 @sandbox_app.command("serve")
 @handle_errors
 def serve(
-    provider: Annotated[str, typer.Option("--provider", help="Which CRM to speak: salesforce.")] = "salesforce",
+    provider: Annotated[
+        str, typer.Option("--provider", help=f"Which CRM to speak: {', '.join(providers.names())}.")
+    ] = providers.default().name,
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free port).", min=0, max=65535)] = 0,
     records: Annotated[int, typer.Option("--records", help="Contacts to seed (others scale from it).")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the generated org.")] = 7,
@@ -42,10 +48,10 @@ def serve(
 ) -> None:
     """Serve the sandbox on 127.0.0.1 over HTTPS; print one JSON line (url, ca_file, token) once ready."""
     from crmsweep.sandbox.faults import parse_faults
-    from crmsweep.sandbox.server import SandboxInfo, serve_forever
 
-    if provider != "salesforce":
-        raise BadInput(f"unknown sandbox provider '{provider}': only 'salesforce' is available so far")
+    if provider not in providers.names():
+        raise BadInput(f"--provider: unknown provider {provider!r}: use one of {', '.join(providers.names())}")
+    entry = providers.get(provider)
     if faults:
         try:
             parse_faults(faults)
@@ -64,14 +70,24 @@ def serve(
     if state is not None:
         state_dir = make_private_dirs(state, "sandbox state folder")
     else:
-        state_dir = workspace(config, home).home.sandbox_dir(provider)
+        state_dir = workspace(config, home).home.sandbox_dir(entry.name)
 
-    def ready(info: SandboxInfo) -> None:
-        sys.stdout.write(info.to_json_line() + "\n")
-        sys.stdout.flush()
-        err.print(f"Sandbox ({provider}) serving {info.url}; state in {info.state_dir}. Ctrl-C stops it.")
+    stop = threading.Event()
 
-    serve_forever(
-        state_dir, on_ready=ready, provider=provider, port=port, records=records, seed=seed, api_limit=api_limit,
-        latency_ms=latency_ms, faults=faults, reset=reset,
-    )
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # Handlers first, so a signal that comes while the sandbox starts still stops it cleanly.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with entry.start_sandbox(state_dir, port=port, records=records, seed=seed, api_limit=api_limit,
+                                 latency_ms=latency_ms, faults=faults, reset=reset) as sandbox:
+            info = sandbox.info
+            sys.stdout.write(info.to_json_line() + "\n")
+            sys.stdout.flush()
+            err.print(f"Sandbox ({entry.name}) serving {info.url}; state in {info.state_dir}. Ctrl-C stops it.")
+            while not stop.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

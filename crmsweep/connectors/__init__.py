@@ -1,27 +1,23 @@
-"""Connectors: the only code that talks HTTP to a CRM. `open_connector` picks one by provider."""
+"""Connectors: the only code that talks HTTP to a CRM. `open_connector` asks the provider registry."""
 
 from __future__ import annotations
 
-from crmsweep.connectors.base import Connection, Connector
+from crmsweep.connectors.base import Connection, Connector, RecordFilter
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.errors import BadInput
-
-PROVIDERS = ("salesforce", "hubspot")
 
 
 def open_connector(connection: Connection, *, retry: RetryPolicy | None = None) -> Connector:
     """The connector for `connection.provider`; close it when done."""
-    if connection.provider == "salesforce":
-        # Imported here so that importing crmsweep.connectors.base stays cheap.
-        from crmsweep.connectors.salesforce import SalesforceConnector
+    # Imported here: the registry's type hints import this package.
+    from crmsweep import providers
 
-        return SalesforceConnector(connection, retry=retry)
-    if connection.provider == "hubspot":
-        raise BadInput("the HubSpot connector is not built yet")
-    raise BadInput(
-        f"connection '{connection.name}' has unknown provider {connection.provider!r}: "
-        f"use one of {', '.join(PROVIDERS)}"
-    )
+    if connection.provider not in providers.names():
+        raise BadInput(
+            f"connection '{connection.name}' has unknown provider {connection.provider!r}: "
+            f"use one of {', '.join(providers.names())}"
+        )
+    return providers.get(connection.provider).connect(connection, retry)
 
 
-__all__ = ["Connection", "Connector", "RetryPolicy", "open_connector"]
+__all__ = ["Connection", "Connector", "RecordFilter", "RetryPolicy", "open_connector"]

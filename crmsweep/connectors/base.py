@@ -4,18 +4,117 @@ Records cross this boundary in canonical form (see `crmsweep.model`): plain dict
 without provider envelope keys such as Salesforce's "attributes"; dates "YYYY-MM-DD", datetimes as the
 provider sends them (callers normalise with `model.canonical_datetime` where they compare).
 
+Which records a read takes is said with typed filters (`since=`, `ids=`, `equals=`, `has_value=`,
+gathered in `RecordFilter`), never with query text: each connector expresses them in its own API
+(SOQL WHERE clauses, HubSpot search filters), so generic code stays provider-neutral.
+
+Links between records: where `capabilities.has_associations`, `read_associations` and
+`create_associations` read and make them. Elsewhere (Salesforce) links are lookup fields and junction
+records, read and written like any other field or record, and those two calls raise
+`AssociationsUnsupported`.
+
 Retries live inside the connector (one injected `RetryPolicy`); callers see only the final outcome:
 a result, or one of the errors in `crmsweep.errors` (LimitExceeded stops a run cleanly).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
-from crmsweep.model import ApiUsage, Capabilities, CreateAttempt, FieldSpec, Record, Vocabulary, WriteResult
+from crmsweep.errors import BadInput
+from crmsweep.model import (
+    ApiUsage,
+    Capabilities,
+    CreateAttempt,
+    FieldSpec,
+    Record,
+    Vocabulary,
+    WriteResult,
+    canonical_datetime,
+)
+
+Scalar = str | int | float | bool | None
+
+
+class AssociationsUnsupported(BadInput):
+    """The provider links records through fields, not associations (see `Capabilities.has_associations`)."""
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """The typed filters of `count` and `iter_pages`; every one given must hold (AND).
+
+    - `since`: the record's fingerprint field is at or after this datetime (any spelling
+      `model.canonical_datetime` takes; kept canonical);
+    - `ids`: the record's id is one of these (an empty tuple matches nothing);
+    - `equals`: each field holds exactly this value (None: the field is empty);
+    - `has_value`: each field holds a value (not null, not "").
+    """
+
+    since: str | None = None
+    ids: tuple[str, ...] | None = None
+    equals: Mapping[str, Scalar] = field(default_factory=lambda: MappingProxyType({}))
+    has_value: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        since: str | None = None,
+        ids: Sequence[str] | None = None,
+        equals: Mapping[str, Scalar] | None = None,
+        has_value: Sequence[str] = (),
+    ) -> RecordFilter:
+        """The filter of the keyword arguments the protocol methods take (checked, canonical)."""
+        if isinstance(ids, str) or isinstance(has_value, str):
+            raise TypeError("ids and has_value are sequences of strings, not one string")
+        if since is not None:
+            try:
+                since = canonical_datetime(since)
+            except ValueError:
+                raise BadInput(f"since={since!r} is not a datetime (use 2024-01-31T00:00:00Z)") from None
+        return cls(
+            since=since,
+            ids=None if ids is None else tuple(dict.fromkeys(str(i) for i in ids)),
+            equals=MappingProxyType(dict(equals or {})),
+            has_value=tuple(has_value),
+        )
+
+    @property
+    def empty(self) -> bool:
+        return self.since is None and self.ids is None and not self.equals and not self.has_value
+
+    def fields(self, vocabulary: Vocabulary) -> tuple[str, ...]:
+        """The fields a record needs for `matches`."""
+        wanted = [*self.equals, *self.has_value]
+        if self.since is not None:
+            wanted.append(vocabulary.fingerprint_field)
+        if self.ids is not None:
+            wanted.append(vocabulary.id_field)
+        return tuple(dict.fromkeys(wanted))
+
+    def matches(self, record: Mapping[str, Any], vocabulary: Vocabulary) -> bool:
+        """Whether a canonical record passes (for connectors that filter on their side, and fakes)."""
+        if self.ids is not None:
+            keys = {vocabulary.id_key(i) for i in self.ids}
+            if vocabulary.id_key(str(record.get(vocabulary.id_field))) not in keys:
+                return False
+        if self.since is not None:
+            stamp = record.get(vocabulary.fingerprint_field)
+            if not stamp or (canonical_datetime(str(stamp)) or "") < self.since:
+                return False
+        for name, value in self.equals.items():
+            held = record.get(name)
+            if value is None:
+                if held not in (None, ""):
+                    return False
+            elif held != value:
+                return False
+        return all(record.get(name) not in (None, "") for name in self.has_value)
 
 
 @dataclass(frozen=True)
@@ -68,17 +167,31 @@ class Connector(Protocol):
         """Queryable fields of an object, in describe order, with provider-neutral kinds."""
         ...
 
-    def count(self, object_name: str, *, where: str | None = None) -> int: ...
+    def count(
+        self,
+        object_name: str,
+        *,
+        since: str | None = None,
+        ids: Sequence[str] | None = None,
+        equals: Mapping[str, Scalar] | None = None,
+        has_value: Sequence[str] = (),
+    ) -> int:
+        """How many live records match the filters (see `RecordFilter`)."""
+        ...
 
     def iter_pages(
         self,
         object_name: str,
         fields: Sequence[str],
         *,
-        where: str | None = None,
+        since: str | None = None,
+        ids: Sequence[str] | None = None,
+        equals: Mapping[str, Scalar] | None = None,
+        has_value: Sequence[str] = (),
         include_deleted: bool = False,
     ) -> Iterator[list[Record]]:
-        """Every matching record, one provider page at a time (bounded memory)."""
+        """Every record matching the filters (see `RecordFilter`), one provider page at a time (bounded
+        memory); with include_deleted, recycle-bin / archived records too, with their deleted flag."""
         ...
 
     def read(
@@ -122,6 +235,22 @@ class Connector(Protocol):
 
     def undelete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
         """Restore from the recycle bin, keeping ids (only where `capabilities.supports_undelete`)."""
+        ...
+
+    def read_associations(
+        self, from_object: str, to_object: str, ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """The ids of the `to_object` records each of `ids` (of `from_object`) is linked to; every id
+        asked for is a key (an empty list when it has no links). Batched under the provider's limit.
+        AssociationsUnsupported unless `capabilities.has_associations`."""
+        ...
+
+    def create_associations(
+        self, from_object: str, to_object: str, pairs: Sequence[tuple[str, str]]
+    ) -> list[WriteResult]:
+        """Link each (from id, to id) pair with the provider's default association; results in request
+        order, `id` being the from id. At most `capabilities.max_batch_write` pairs per call, like the
+        other writes. AssociationsUnsupported unless `capabilities.has_associations`."""
         ...
 
     def api_usage(self) -> ApiUsage: ...

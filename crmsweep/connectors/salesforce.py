@@ -19,7 +19,7 @@ import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
-from crmsweep.connectors.base import Connection
+from crmsweep.connectors.base import AssociationsUnsupported, Connection, RecordFilter, Scalar
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.connectors.salesforce_errors import (
     RETRIABLE_STATUS,
@@ -31,9 +31,9 @@ from crmsweep.connectors.salesforce_errors import (
 )
 from crmsweep.connectors.salesforce_session import DEFAULT_TIMEOUT, SalesforceSession
 from crmsweep.connectors.salesforce_soap import SoapFault, parse_undelete_response, undelete_envelope
-from crmsweep.connectors.salesforce_vocabulary import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
 from crmsweep.errors import AuthError, BadInput, ConnectorError, EndpointError, LimitExceeded, RetriableError
-from crmsweep.model import ApiUsage, CreateAttempt, FieldKind, FieldSpec, Record, WriteResult
+from crmsweep.model import ApiUsage, CreateAttempt, FieldKind, FieldSpec, Record, Vocabulary, WriteResult
+from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
 
 T = TypeVar("T")
 
@@ -124,10 +124,39 @@ def _shown(value: Any) -> str:
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 
-def select_soql(object_name: str, fields: Sequence[str], where: str | None = None) -> str:
+def select_soql(object_name: str, fields: Sequence[str]) -> str:
     columns = ", ".join(_identifier(f, "field") for f in fields)
-    soql = f"SELECT {columns} FROM {_identifier(object_name)}"
-    return f"{soql} WHERE {where}" if where else soql
+    return f"SELECT {columns} FROM {_identifier(object_name)}"
+
+
+def soql_literal(value: Scalar) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return repr_soql(str(value))
+
+
+def filter_conditions(flt: RecordFilter, vocabulary: Vocabulary) -> list[str]:
+    """The filter's conditions as SOQL (without the ids, which are chunked); ANDed by the caller."""
+    conditions: list[str] = []
+    if flt.since is not None:
+        # A canonical datetime ("2024-01-31T00:00:00.000Z") is a SOQL datetime literal as it stands.
+        conditions.append(f"{_identifier(vocabulary.fingerprint_field, 'field')} >= {flt.since}")
+    for name, value in flt.equals.items():
+        conditions.append(f"{_identifier(name, 'field')} = {soql_literal(value)}")
+    # Salesforce stores an empty text value as null: "not null" is "has a value".
+    conditions.extend(f"{_identifier(name, 'field')} != null" for name in flt.has_value)
+    return conditions
+
+
+def _no_associations(from_object: str, to_object: str) -> AssociationsUnsupported:
+    return AssociationsUnsupported(
+        f"Salesforce has no associations between {from_object} and {to_object}: its records are linked "
+        "by lookup fields and junction objects, read and written like any other field or record"
+    )
 
 
 def id_chunks(prefix_bytes: int, ids: Sequence[str], *, max_ids: int, max_bytes: int) -> Iterator[list[str]]:
@@ -293,20 +322,62 @@ class SalesforceConnector:
         specs = (field_spec(f) for f in self.describe(object_name).get("fields") or [])
         return [spec for spec in specs if spec is not None]
 
-    def count(self, object_name: str, *, where: str | None = None) -> int:
-        soql = f"SELECT COUNT() FROM {_identifier(object_name)}" + (f" WHERE {where}" if where else "")
-        result = self._call(f"count {object_name}", lambda: self._sf.query(soql))
-        return int(result["totalSize"])
+    def count(
+        self,
+        object_name: str,
+        *,
+        since: str | None = None,
+        ids: Sequence[str] | None = None,
+        equals: Mapping[str, Scalar] | None = None,
+        has_value: Sequence[str] = (),
+    ) -> int:
+        flt = RecordFilter.of(since=since, ids=ids, equals=equals, has_value=has_value)
+        head = f"SELECT COUNT() FROM {_identifier(object_name)}"
+        total = 0
+        for soql in self._filtered_soql(head, flt, "query/"):
+            result = self._call(f"count {object_name}", functools.partial(self._sf.query, soql))
+            total += int(result["totalSize"])
+        return total
 
     def iter_pages(
         self,
         object_name: str,
         fields: Sequence[str],
         *,
-        where: str | None = None,
+        since: str | None = None,
+        ids: Sequence[str] | None = None,
+        equals: Mapping[str, Scalar] | None = None,
+        has_value: Sequence[str] = (),
         include_deleted: bool = False,
     ) -> Iterator[list[Record]]:
-        soql = select_soql(object_name, fields, where)
+        flt = RecordFilter.of(since=since, ids=ids, equals=equals, has_value=has_value)
+        head = select_soql(object_name, fields)
+        endpoint = "queryAll/" if include_deleted else "query/"
+        for soql in self._filtered_soql(head, flt, endpoint):
+            yield from self._query_pages(object_name, soql, include_deleted=include_deleted)
+
+    def _filtered_soql(self, head: str, flt: RecordFilter, endpoint: str) -> Iterator[str]:
+        """`head` (SELECT ... FROM x) with the filter's WHERE clause; one query per chunk of ids, so each
+        query's URI stays under the limit (an empty id list asks nothing)."""
+        conditions = filter_conditions(flt, self.vocabulary)
+        if flt.ids is None:
+            yield f"{head} WHERE {' AND '.join(conditions)}" if conditions else head
+            return
+        ids = [_record_id(i) for i in flt.ids]
+        yield from self._in_chunks(head, conditions, self.vocabulary.id_field, ids, endpoint)
+
+    def _in_chunks(
+        self, head: str, conditions: Sequence[str], field: str, values: Sequence[str], endpoint: str
+    ) -> Iterator[str]:
+        """`head WHERE conditions AND field IN (...)`, the values split under the URI limit."""
+        start = f"{head} WHERE {''.join(c + ' AND ' for c in conditions)}{_identifier(field, 'field')} IN ("
+        # Everything but the values: base URL, endpoint, "?q=", the encoded query and the closing ")".
+        prefix = len(self._sf.base_url) + len(endpoint) + len("?q=") + len(quote_plus(start + ")"))
+        for chunk in id_chunks(prefix, values, max_ids=self.capabilities.max_ids_per_read,
+                               max_bytes=self._max_uri_bytes):
+            yield f"{start}{','.join(repr_soql(v) for v in chunk)})"
+
+    def _query_pages(self, object_name: str, soql: str, *, include_deleted: bool) -> Iterator[list[Record]]:
         action = f"query {object_name}"
         headers = self._query_headers
         page: Any = self._call(
@@ -340,37 +411,32 @@ class SalesforceConnector:
     ) -> dict[str, Record]:
         id_field = self.vocabulary.id_field
         columns = list(fields) if id_field in fields else [id_field, *fields]
-        unique_ids = list(dict.fromkeys(_record_id(i) for i in ids))
-        head = select_soql(object_name, columns, f"{id_field} IN (")
-        endpoint = "queryAll/" if include_deleted else "query/"
-        # Everything but the ids: base URL, endpoint, "?q=", the encoded SELECT and the closing ")".
-        prefix = len(self._sf.base_url) + len(endpoint) + len("?q=") + len(quote_plus(head + ")"))
         found: dict[str, Record] = {}
-        for chunk in id_chunks(prefix, unique_ids, max_ids=self.capabilities.max_ids_per_read,
-                               max_bytes=self._max_uri_bytes):
-            where = f"{id_field} IN ({','.join(repr_soql(i) for i in chunk)})"
-            for page in self.iter_pages(object_name, columns, where=where, include_deleted=include_deleted):
-                for record in page:
-                    found[str(record[id_field])] = record
+        for page in self.iter_pages(object_name, columns, ids=ids, include_deleted=include_deleted):
+            for record in page:
+                found[str(record[id_field])] = record
         return found
 
     def read_related(
         self, object_name: str, field: str, values: Sequence[str], fields: Sequence[str]
     ) -> list[Record]:
-        id_field = self.vocabulary.id_field
-        columns = list(dict.fromkeys([id_field, *fields]))
+        columns = list(dict.fromkeys([self.vocabulary.id_field, *fields]))
         unique = list(dict.fromkeys(_record_id(v) for v in values))
-        if not unique:
-            return []
-        head = select_soql(object_name, columns, f"{_identifier(field, 'field')} IN (")
-        prefix = len(self._sf.base_url) + len("query/") + len("?q=") + len(quote_plus(head + ")"))
         rows: list[Record] = []
-        for chunk in id_chunks(prefix, unique, max_ids=self.capabilities.max_ids_per_read,
-                               max_bytes=self._max_uri_bytes):
-            where = f"{field} IN ({','.join(repr_soql(v) for v in chunk)})"
-            for page in self.iter_pages(object_name, columns, where=where):
+        for soql in self._in_chunks(select_soql(object_name, columns), (), field, unique, "query/"):
+            for page in self._query_pages(object_name, soql, include_deleted=False):
                 rows.extend(page)
         return rows
+
+    # -- associations: Salesforce links records through lookup fields and junction objects instead
+
+    def read_associations(self, from_object: str, to_object: str, ids: Sequence[str]) -> dict[str, list[str]]:
+        raise _no_associations(from_object, to_object)
+
+    def create_associations(
+        self, from_object: str, to_object: str, pairs: Sequence[tuple[str, str]]
+    ) -> list[WriteResult]:
+        raise _no_associations(from_object, to_object)
 
     # -- writes
 
@@ -485,9 +551,10 @@ class SalesforceConnector:
         since = (earliest - CLOCK_MARGIN).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         fields = list(dict.fromkeys(name for a in attempts for name in a.values))
         id_field = self.vocabulary.id_field
-        where = f"CreatedById = {repr_soql(_record_id(user))} AND CreatedDate >= {since}"
+        head = select_soql(object_name, [id_field, *[f for f in fields if f != id_field]])
+        soql = f"{head} WHERE CreatedById = {repr_soql(_record_id(user))} AND CreatedDate >= {since}"
         found: list[Record] = []
-        for page in self.iter_pages(object_name, [id_field, *[f for f in fields if f != id_field]], where=where):
+        for page in self._query_pages(object_name, soql, include_deleted=False):
             found.extend(page)
         return {a.key: found for a in attempts}
 

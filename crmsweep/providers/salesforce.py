@@ -1,17 +1,24 @@
-"""Salesforce's answers to the canonical questions passes ask (data only, no code paths).
-
-Passes are written once against `crmsweep.model.Vocabulary`; this module says which Salesforce
-objects and fields mean "person", "last activity", "owner" and so on, and what the API allows.
-"""
+"""Salesforce: its vocabulary (which objects and fields mean "person", "owner"...), what its API allows,
+and how to reach it. Data only; the connector and sandbox are imported when first used."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from crmsweep.model import Capabilities, DealLink, Vocabulary
+from crmsweep.providers import Provider, SandboxHandle
+
+if TYPE_CHECKING:
+    from crmsweep.connectors.base import Connection, Connector
+    from crmsweep.connectors.retry import RetryPolicy
+
+NAME = "salesforce"
 
 SALESFORCE_VOCABULARY = Vocabulary(
-    provider="salesforce",
+    provider=NAME,
     id_field="Id",
     fingerprint_field="SystemModstamp",
     deleted_field="IsDeleted",
@@ -54,4 +61,40 @@ SALESFORCE_CAPABILITIES = Capabilities(
     has_reports_api=True,
     # Setup objects may not share a collections call with data objects (mixed DML).
     isolated_write_objects=("User",),
+    # Salesforce links records through lookup fields (and junction objects such as
+    # OpportunityContactRole), which are ordinary fields and records: no association calls.
+    has_associations=False,
+)
+
+
+def _connect(connection: Connection, retry: RetryPolicy | None) -> Connector:
+    from crmsweep.connectors.salesforce import SalesforceConnector
+
+    return SalesforceConnector(connection, retry=retry)
+
+
+def _start_sandbox(state_dir: Path, /, **options: Any) -> SandboxHandle:
+    """See `crmsweep.providers.SandboxFactory` for the options."""
+    from crmsweep.sandbox.server import start_sandbox
+
+    return start_sandbox(state_dir, provider=NAME, **options)
+
+
+PROVIDER = Provider(
+    name=NAME,
+    title="Salesforce",
+    vocabulary=SALESFORCE_VOCABULARY,
+    capabilities=SALESFORCE_CAPABILITIES,
+    connect=_connect,
+    start_sandbox=_start_sandbox,
+    builtin_connection="sandbox-salesforce",
+    url_example="https://acme.my.salesforce.com",
+    token_name="session id",
+    token_env_example="ACME_SF_TOKEN",
+    api_version_pattern=re.compile(r"[0-9]+\.[0-9]+"),
+    api_version_example="59.0",
+    client_library="simple-salesforce",
+    sandbox_speaks="the REST and SOAP APIs",
+    demo_objects=("Contact", "Lead", "Task", "OpportunityContactRole"),
+    default=True,  # the first provider crmsweep spoke: commands that name none keep meaning it
 )

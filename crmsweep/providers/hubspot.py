@@ -1,0 +1,130 @@
+"""HubSpot: its vocabulary, what its API allows, and how to reach it (see ../shared api-notes/hubspot.md).
+
+Canonical HubSpot records are flat: a CRM object's `properties` plus its envelope keys `id`,
+`createdAt`, `updatedAt` and `archived`. The envelope is used for identity, fingerprint and the
+deleted flag because it is spelt alike on every object type, whereas the property behind `updatedAt`
+is `lastmodifieddate` on contacts and `hs_lastmodifieddate` on companies, deals and tickets. The
+connector expresses `since=` in its own API through that per-object property.
+
+Associations are first-class calls (`Connector.read_associations` / `create_associations`); in a
+snapshot, the links from one object type to another are the pseudo-object
+`model.association_object(from, to)` with the columns `from_id` and `to_id`, which is how the
+stale-contacts pass finds people on open deals.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from crmsweep.model import (
+    ASSOCIATION_FROM_FIELD,
+    ASSOCIATION_TO_FIELD,
+    Capabilities,
+    DealLink,
+    Vocabulary,
+    association_object,
+)
+from crmsweep.providers import Provider, SandboxHandle, import_part
+
+if TYPE_CHECKING:
+    from crmsweep.connectors.base import Connection, Connector
+    from crmsweep.connectors.retry import RetryPolicy
+
+NAME = "hubspot"
+CONNECTOR_MODULE = "crmsweep.connectors.hubspot"  # defines HubSpotConnector(connection, *, retry=None)
+SANDBOX_MODULE = "crmsweep.sandbox.hubspot"  # defines start_sandbox(state_dir, **options) -> RunningSandbox
+
+HUBSPOT_VOCABULARY = Vocabulary(
+    provider=NAME,
+    id_field="id",
+    fingerprint_field="updatedAt",
+    deleted_field="archived",
+    created_field="createdAt",
+    owner_field="hubspot_owner_id",
+    people_objects=("contacts",),
+    # "Last Activity Date", "Last Engagement Date", "Last Contacted", then the last write of any kind.
+    last_activity_fields=(
+        "notes_last_updated", "hs_last_sales_activity_timestamp", "notes_last_contacted", "lastmodifieddate",
+    ),
+    email_field="email",
+    # Records are owned by owners (hubspot_owner_id holds an owner id), not by users. Owners of
+    # deactivated users are archived; the connector presents `active` as `not archived`. HubSpot
+    # reports no last login through the API: an owner's updatedAt is the nearest signal.
+    user_object="owners",
+    user_active_field="active",
+    user_last_login_field="updatedAt",
+    deal_object="deals",
+    # hs_is_closed is widely used but UNCONFIRMED in the spec; the fallback is dealstage vs closed stages.
+    deal_closed_field="hs_is_closed",
+    deal_close_date_field="closedate",
+    deal_links=(
+        DealLink(
+            object=association_object("contacts", "deals"),
+            person_field=ASSOCIATION_FROM_FIELD,
+            deal_field=ASSOCIATION_TO_FIELD,
+        ),
+    ),
+    label_fields=MappingProxyType(
+        {
+            "contacts": ("firstname", "lastname", "email"),
+            "companies": ("name", "domain"),
+            "deals": ("dealname",),
+            "tickets": ("subject",),
+            "owners": ("firstName", "lastName", "email"),
+        }
+    ),
+    never_touch_objects=("quotes", "invoices", "line_items", "orders", "payments", "subscriptions", "carts"),
+    audit_fields=("updatedAt", "lastmodifieddate", "hs_lastmodifieddate", "hs_updated_by_user_id"),
+    short_id_length=None,  # ids are numeric strings with one form
+    # hs_updated_by_user_id names a user, and a Service Key writes as none: no reliable "written by us".
+    last_modified_by_field=None,
+    # Parents before children, so a re-create can re-link in this order.
+    default_backup_objects=(
+        "owners", "companies", "contacts", "deals", "tickets", "tasks", "calls", "emails", "meetings", "notes",
+    ),
+)
+
+HUBSPOT_CAPABILITIES = Capabilities(
+    supports_undelete=False,  # no public API restores an archived record: reversal re-creates it
+    max_batch_write=100,  # batch/create, batch/update, batch/archive inputs
+    max_query_page=100,  # list endpoints
+    max_ids_per_read=100,  # batch/read inputs
+    has_reports_api=False,
+    has_associations=True,  # v4 associations: batch read at most 1,000 ids, batch create at most 2,000 pairs
+)
+
+
+def _connect(connection: Connection, retry: RetryPolicy | None) -> Connector:
+    connector: Connector = import_part(CONNECTOR_MODULE, "the HubSpot connector").HubSpotConnector(
+        connection, retry=retry
+    )
+    return connector
+
+
+def _start_sandbox(state_dir: Path, /, **options: Any) -> SandboxHandle:
+    """See `crmsweep.providers.SandboxFactory` for the options."""
+    sandbox: SandboxHandle = import_part(SANDBOX_MODULE, "the HubSpot sandbox").start_sandbox(state_dir, **options)
+    return sandbox
+
+
+PROVIDER = Provider(
+    name=NAME,
+    title="HubSpot",
+    vocabulary=HUBSPOT_VOCABULARY,
+    capabilities=HUBSPOT_CAPABILITIES,
+    connect=_connect,
+    start_sandbox=_start_sandbox,
+    builtin_connection="sandbox-hubspot",
+    url_example="https://api.hubapi.com",
+    token_name="private-app token or service key",
+    token_env_example="ACME_HUBSPOT_TOKEN",
+    # Dated API versions ("2026-09"); empty means the connector's default (v3 paths).
+    api_version_pattern=re.compile(r"[0-9]{4}-[0-9]{2}"),
+    api_version_example="2026-09",
+    client_library="hubspot-api-client",
+    sandbox_speaks="the CRM v3 and v4 APIs",
+    demo_objects=("contacts", "companies", "deals", "tasks"),
+)
