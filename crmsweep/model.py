@@ -243,6 +243,11 @@ class Severity(StrEnum):
     INFO = "info"
 
 
+# Writes no CRM can take back (a merge re-parents and deletes the losers; a GDPR delete bypasses the
+# recycle bin and blocklists the address; a purge empties the bin): crmsweep never performs them, and a
+# plan naming one is refused as it is read.
+IRREVERSIBLE_OPS = frozenset({"merge", "gdpr_delete", "purge", "hard_delete"})
+
 # Ops that change a live record and therefore need its full before-image to be reversible.
 OPS_NEEDING_BEFORE = frozenset({Op.DELETE, Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE, Op.ARCHIVE})
 
@@ -376,6 +381,11 @@ class Change:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Change:
+        if str(data.get("op", "")).lower() in IRREVERSIBLE_OPS:
+            raise PlanFormatError(
+                f"{data['op']} of {data.get('object', '?')} {data.get('record_id', '?')} cannot be undone: "
+                "crmsweep never performs it"
+            )
         try:
             return cls(
                 op=Op(data["op"]),
