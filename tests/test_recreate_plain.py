@@ -209,18 +209,6 @@ def test_a_re_create_writing_more_than_the_createable_fields_of_the_logged_row_i
             check_plan(bad, org, home)
 
 
-def test_a_create_where_the_run_changed_a_field_is_refused(tmp_path: Path, home: Home) -> None:
-    org = make_org(contacts=2)
-    specs = [(Op.UPDATE, "Contact", contact_id(0), {"Email": None})]
-    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), specs))
-    run_id = apply_plan(plan, text, org, home).run_id
-    rollback = build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
-    [undo] = rollback.changes
-    forged = Plan(header=rollback.header, changes=(replace(undo, op=Op.CREATE, before={}),))
-    with pytest.raises(SafetyRefusal, match="create is not the undo of the applied change"):
-        check_plan(forged, org, home)
-
-
 @pytest.mark.parametrize("op", ["merge", "gdpr_delete"])
 def test_merges_and_gdpr_deletes_are_refused_as_irreversible(tmp_path: Path, home: Home, op: str) -> None:
     org = make_org(contacts=1)

@@ -109,8 +109,6 @@ def test_rollback_twice_is_refused_unless_forced(tmp_path: Path, home: Home) -> 
     assert again.skipped_items[0]["reason"] == "not in recycle bin"
 
 
-
-
 def test_run_that_applied_nothing_has_nothing_to_roll_back(tmp_path: Path, home: Home) -> None:
     org = make_org(contacts=1)
     plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0)])))
@@ -165,6 +163,10 @@ def test_rollback_plan_not_backed_by_the_run_log_is_refused(tmp_path: Path, home
         check_plan(forged, org, home)
     assert "Email differs from the logged before-image" in str(info.value)
     assert f"{contact_id(1)}: no applied change" in str(info.value)
+    # Nor may a re-create stand in for the undo of an update (only of an archive or a delete).
+    recreate = Change(**{**rollback.changes[0].__dict__, "op": Op.CREATE, "before": {}})
+    with pytest.raises(SafetyRefusal, match="create is not the undo of the applied change"):
+        check_plan(Plan.build(rollback.header, [recreate]), org, home)
 
 
 def test_a_rollback_change_that_is_not_the_exact_inverse_is_refused(tmp_path: Path, home: Home) -> None:
