@@ -234,6 +234,9 @@ class Op(StrEnum):
     REACTIVATE = "reactivate"
     ARCHIVE = "archive"
     CREATE = "create"
+    # Link two records (providers with associations): `after` holds LINK_KEYS. Only a rollback makes
+    # one, to re-link a re-created record; deleting that record undoes it.
+    ASSOCIATE = "associate"
 
 
 class Severity(StrEnum):
@@ -251,6 +254,8 @@ IRREVERSIBLE_OPS = frozenset({"merge", "gdpr_delete", "purge", "hard_delete"})
 # Ops that change a live record and therefore need its full before-image to be reversible.
 OPS_NEEDING_BEFORE = frozenset({Op.DELETE, Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE, Op.ARCHIVE})
 
+
+LINK_KEYS = ("from_object", "from_id", "to_object", "to_id")
 
 # A value that names a record re-created in the same plan by its old id: {"ref": [object, old_id]}.
 # Its new id is known only once that create has run; apply resolves it from the run's id map.
@@ -314,6 +319,8 @@ class Change:
             raise NotReversible(
                 f"{self.op} of {self.object} {self.record_id} has no before-image, so it could not be undone"
             )
+        if self.op is Op.ASSOCIATE and sorted(self.after) != sorted(LINK_KEYS):
+            raise PlanFormatError(f"link {self.object} {self.record_id} must name {', '.join(LINK_KEYS)}")
         if self.op in (Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE):
             if not self.after:
                 raise PlanFormatError(f"{self.op} of {self.object} {self.record_id} writes no values")
@@ -355,6 +362,8 @@ class Change:
             return make(Op.DELETE, self.record_id, dict(self.before), {})
         if self.op is Op.ARCHIVE:
             return make(Op.CREATE, self.record_id, {}, dict(self.before))
+        if self.op is Op.ASSOCIATE:
+            raise NotReversible(f"link {self.record_id} is undone with the re-created record it links, not alone")
         if self.op is Op.CREATE:
             if not new_id:
                 raise NotReversible(f"create of {self.object} has no recorded id, so it cannot be undone")

@@ -17,13 +17,35 @@ import pytest
 from crmsweep.backup.recreate import create_values, parents_first
 from crmsweep.backup.rollback import build_rollback_plan
 from crmsweep.backup.runlog import Outcome, read_run
+from crmsweep.backup.snapshot import open_snapshot, take_snapshot
 from crmsweep.cleanup.apply import apply_plan
 from crmsweep.cleanup.drift import claimed_twice, created_matches
+from crmsweep.cleanup.labels import record_label
+from crmsweep.cleanup.passes import PASSES, PassOutput, PassSpec, Proposal
 from crmsweep.cleanup.plan_checks import check_plan, read_plan_file
+from crmsweep.cleanup.preview import render_preview
 from crmsweep.errors import BadInput, ConnectorError, SafetyRefusal
-from crmsweep.model import Change, CreateAttempt, FieldKind, Op, Plan, Record, WriteResult, placeholder
+from crmsweep.model import (
+    Change,
+    CreateAttempt,
+    FieldKind,
+    Op,
+    Plan,
+    PlanHeader,
+    Record,
+    WriteResult,
+    association_object,
+    placeholder,
+)
 from crmsweep.paths import Home
-from tests.fake_connector import FAKE_VOCABULARY, FakeConnector, spec
+from tests.fake_connector import (
+    ACME_VOCABULARY,
+    FAKE_CAPABILITIES,
+    FAKE_VOCABULARY,
+    FakeConnector,
+    spec,
+    standard_fields,
+)
 from tests.plans import signed, write_signed
 from tests.test_apply import Spec, contact_id, copy_org, make_org, plan_from_snapshot, snapshot_of, write_plan
 
@@ -217,3 +239,77 @@ def test_merges_and_gdpr_deletes_are_refused_as_irreversible(tmp_path: Path, hom
     path.write_text(path.read_text(encoding="utf-8").replace('"op": "delete"', f'"op": "{op}"'), encoding="utf-8")
     with pytest.raises(BadInput, match=f"{op} of Contact {contact_id(0)} cannot be undone: crmsweep never performs it"):
         read_plan_file(path)
+
+
+# --- a provider without undelete, whose links are associations (HubSpot's shape, under made-up names) ----
+
+
+ACME_ORG = "acme-portal-1"
+ACME_CAPS = replace(FAKE_CAPABILITIES, supports_undelete=False, has_associations=True)
+LINKS = association_object("person", "firm")
+
+
+def acme_org() -> FakeConnector:
+    stamps = {"born_at": "2020-01-01T00:00:00.000Z", "changed_at": "2020-02-01T00:00:00.000Z",
+              "rev_at": "2020-02-01T00:00:00.000Z"}
+    fields = {
+        "person": standard_fields(spec("full_name"), spec("mail"), vocabulary=ACME_VOCABULARY),
+        "firm": standard_fields(spec("title"), vocabulary=ACME_VOCABULARY),
+        LINKS: standard_fields(spec("from_id"), spec("to_id"), vocabulary=ACME_VOCABULARY),
+    }
+    records: dict[str, list[Record]] = {
+        "person": [{"uid": f"p{i}", "full_name": f"P {i}", "mail": f"p{i}@acme.test", **stamps} for i in range(3)],
+        "firm": [{"uid": f"f{i}", "title": f"Firm {i}", **stamps} for i in range(2)],
+        LINKS: [{"uid": "l0", "from_id": "p0", "to_id": "f0", **stamps},
+                {"uid": "l1", "from_id": "p1", "to_id": "f1", **stamps},
+                {"uid": "l2", "from_id": "p2", "to_id": "f0", **stamps}],
+    }
+    org = FakeConnector(fields, records, org_id=ACME_ORG, vocabulary=ACME_VOCABULARY, capabilities=ACME_CAPS)
+    org.links[("person", "firm")] = {("p0", "f0"), ("p1", "f1"), ("p2", "f0")}
+    return org
+
+
+ACME_PASS = PassSpec(name="acme_pass", summary="Archives for a test.", order=98, defaults={},
+                     run=lambda ctx: PassOutput(changes=[]),
+                     proposes=(Proposal(Op.ARCHIVE, objects=lambda v: ("person", "firm")),))
+
+
+def test_without_undelete_archived_records_come_back_as_new_records_with_their_links(
+    tmp_path: Path, home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(PASSES, ACME_PASS.name, ACME_PASS)
+    org = acme_org()
+    snapshot = take_snapshot(org, home, objects=["person", "firm", LINKS]).snapshot_id
+    reader = open_snapshot(home, snapshot)
+    changes = []
+    for obj, rid in [("person", "p0"), ("person", "p1"), ("firm", "f0")]:
+        before = reader.record_map(obj, [rid])[rid]
+        changes.append(Change(op=Op.ARCHIVE, object=obj, record_id=rid, before=dict(before), after={},
+                              reason="test", pass_name="acme_pass", fingerprint=before["rev_at"],
+                              label=record_label(ACME_VOCABULARY, obj, before)))
+    header = PlanHeader(plan_id="plan-20300101T000000Z-acme", created="2030-01-01T00:00:00.000Z",
+                        tool_version="0.1.0", provider="acme", org_id=ACME_ORG, connection="fake",
+                        source={"kind": "snapshot", "id": snapshot}, passes=("acme_pass",))
+    plan, text = write_plan(tmp_path, home, Plan.build(header, changes))
+    run_id = apply_plan(plan, text, org, home).run_id
+    org.links[("person", "firm")] = set()  # archiving took the archived records' links with them
+
+    rollback = build_rollback_plan(home, run_id, now=NOW, vocabulary=ACME_VOCABULARY)
+    assert [(c.op, c.object, c.record_id) for c in rollback.changes] == [
+        (Op.CREATE, "firm", "f0"), (Op.CREATE, "person", "p1"), (Op.CREATE, "person", "p0"),
+        (Op.ASSOCIATE, LINKS, "p0->f0"), (Op.ASSOCIATE, LINKS, "p1->f1"), (Op.ASSOCIATE, LINKS, "p2->f0"),
+    ]
+    assert rollback.changes[3].after == {"from_object": "person", "from_id": placeholder("person", "p0"),
+                                         "to_object": "firm", "to_id": placeholder("firm", "f0")}
+    assert rollback.changes[4].after["to_id"] == "f1"  # a live firm keeps its id
+    text = render_preview(rollback)
+    assert "link person (the new id of person p0) → firm (the new id of firm f0)" in text
+    assert 'link person (the new id of person p1) → firm "f1"' in text
+
+    report = apply_plan(*signed(rollback, home), org, home)
+    assert (report.applied, report.failed, report.skipped) == (6, 0, 0)
+    ids = read_run(home, report.run_id).id_map
+    p0, p1, f0 = ids["person"]["p0"], ids["person"]["p1"], ids["firm"]["f0"]
+    assert org.links[("person", "firm")] == {(p0, f0), (p1, "f1"), ("p2", f0)}
+    assert org.row("person", p0)["mail"] == "p0@acme.test" and org.row("firm", f0)["title"] == "Firm 0"
+    check_plan(rollback, org, home)  # and the plan checks expect exactly those links

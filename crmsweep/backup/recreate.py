@@ -5,17 +5,31 @@ with a new id. Its create writes only what the CRM lets a create write: the fiel
 field specs (from describe, kept in the manifest) mark createable, never the id, audit stamps or
 formula values the run log's whole-row before-image also holds. A lookup to a parent that the same
 plan re-creates is a placeholder, `{"ref": [object, old_id]}`, resolved from the run's id map when
-the child is written; so parents are ordered before their children. Pure: no I/O.
+the child is written; so parents are ordered before their children. On providers with associations,
+a re-created record's links as the snapshot holds them are ASSOCIATE changes after every create,
+each end a placeholder if it is re-created too. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from crmsweep.model import Change, FieldSpec, NotReversible, Op, Record, Vocabulary, placeholder, placeholder_target
+from crmsweep.model import (
+    Change,
+    FieldSpec,
+    NotReversible,
+    Op,
+    Record,
+    Vocabulary,
+    association_object,
+    placeholder,
+    placeholder_target,
+)
 
 # Field specs by object, as a snapshot manifest holds them.
 FieldSpecs = Mapping[str, Sequence[FieldSpec]]
+# The snapshot's links (providers with associations): (from object, to object) -> (from id, to id) pairs.
+Links = Mapping[tuple[str, str], Iterable[tuple[str, str]]]
 
 
 def recreated_keys(
@@ -109,3 +123,37 @@ def parents_first(changes: Sequence[Change], vocabulary: Vocabulary) -> list[Cha
         key=lambda c: depth_of((c.object, vocabulary.id_key(c.record_id)), ()),
     )
     return others + ordered
+
+
+def relinks(creates: Sequence[Change], links: Links, vocabulary: Vocabulary) -> list[Change]:
+    """The ASSOCIATE changes that give the records `creates` re-create the links the snapshot held,
+    each link once (a link read from both ends is one link), in snapshot order."""
+    by_key = {(c.object, vocabulary.id_key(c.record_id)): c for c in creates if c.op is Op.CREATE}
+    changes: list[Change] = []
+    seen: set[frozenset[tuple[str, str]]] = set()
+    for (from_object, to_object), pairs in links.items():
+        for from_id, to_id in pairs:
+            ends = ((from_object, vocabulary.id_key(from_id)), (to_object, vocabulary.id_key(to_id)))
+            owner = by_key.get(ends[0]) or by_key.get(ends[1])
+            if owner is None or frozenset(ends) in seen:
+                continue
+            seen.add(frozenset(ends))
+            changes.append(Change(
+                op=Op.ASSOCIATE,
+                object=association_object(from_object, to_object),
+                record_id=f"{from_id}->{to_id}",
+                before={},
+                after={"from_object": from_object, "from_id": _end(by_key, ends[0], from_id),
+                       "to_object": to_object, "to_id": _end(by_key, ends[1], to_id)},
+                reason=f"re-link: {owner.reason}",
+                pass_name=owner.pass_name,
+                severity=owner.severity,
+                label=owner.label,
+            ))
+    return changes
+
+
+def _end(creates: Mapping[tuple[str, str], Change], key: tuple[str, str], record_id: str) -> object:
+    """One end of a link: a placeholder for a record re-created alongside (by its create's own id)."""
+    create = creates.get(key)
+    return placeholder(create.object, create.record_id) if create is not None else record_id

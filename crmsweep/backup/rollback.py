@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from crmsweep import __version__
-from crmsweep.backup.recreate import FieldSpecs, create_values, parents_first, resolve_placeholders
+from crmsweep.backup.recreate import FieldSpecs, create_values, parents_first, relinks, resolve_placeholders
 from crmsweep.backup.runlog import (
     STATUS_DONE,
     STATUS_STOPPED,
@@ -30,6 +30,8 @@ from crmsweep.backup.runlog import (
 from crmsweep.backup.snapshot_layout import load_manifest
 from crmsweep.errors import BadInput, NeedsResume, SafetyRefusal
 from crmsweep.model import (
+    ASSOCIATION_FROM_FIELD,
+    ASSOCIATION_TO_FIELD,
     Change,
     FieldSpec,
     NotReversible,
@@ -37,6 +39,7 @@ from crmsweep.model import (
     Plan,
     PlanHeader,
     Vocabulary,
+    association_object,
     canonical_datetime,
 )
 from crmsweep.paths import Home
@@ -84,6 +87,8 @@ def applied_undos(
             keys.add(key)
     for index in reversed(state.applied_order):
         change = state.plan.changes[index]
+        if change.op is Op.ASSOCIATE:
+            continue  # undone with the record it linked: the undo of its create deletes that record
         try:
             undo = undo_of(change, state.outcomes[index], id_map)
             if (change.object, vocabulary.id_key(change.record_id)) in keys:
@@ -97,23 +102,65 @@ def applied_undos(
     return undos
 
 
-def snapshot_field_specs(home: Home, state: RunState) -> dict[str, tuple[FieldSpec, ...]]:
-    """The field specs of the snapshot the run's changes came from (through the runs it undid, if any).
-
-    They say what a re-create may write; the run log's before-images are whole rows.
-    """
+def _source_snapshot(home: Home, state: RunState) -> str | None:
+    """The snapshot the run's changes came from, through the runs it undid, if any."""
     seen: set[str] = set()
     source = dict(state.plan.header.source)
     while source.get("kind") == "run" and source.get("id") not in seen:
         seen.add(source.get("id", ""))
         source = dict(read_run(home, source.get("id", "")).plan.header.source)
-    if source.get("kind") != "snapshot":
-        return {}
+    return source.get("id") if source.get("kind") == "snapshot" else None
+
+
+def snapshot_field_specs(home: Home, state: RunState) -> dict[str, tuple[FieldSpec, ...]]:
+    """The field specs of the snapshot the run's changes came from: what a re-create may write (the
+    run log's before-images are whole rows). Empty if that snapshot is gone."""
+    snapshot_id = _source_snapshot(home, state)
     try:
-        _folder, manifest = load_manifest(home.snapshots_dir, source.get("id", ""))
+        _folder, manifest = load_manifest(home.snapshots_dir, snapshot_id or "")
     except BadInput:
         return {}
     return {name: entry.fields for name, entry in manifest.objects.items()}
+
+
+def snapshot_links(
+    home: Home, state: RunState, objects: Collection[str]
+) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """The links the run's snapshot holds from or to `objects` (providers with associations; none
+    elsewhere): what re-created records are re-linked with."""
+    snapshot_id = _source_snapshot(home, state)
+    if snapshot_id is None or not objects:
+        return {}
+    # Imported here: the reader pulls in pandas/pyarrow, which only a re-create with links needs.
+    from crmsweep.backup.snapshot import open_snapshot
+
+    try:
+        reader = open_snapshot(home, snapshot_id)
+    except BadInput:
+        return {}
+    names = list(reader.manifest.objects)
+    links: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for from_object in names:
+        for to_object in names:
+            table = association_object(from_object, to_object)
+            if (from_object in objects or to_object in objects) and reader.has(table):
+                links[(from_object, to_object)] = [
+                    (str(row[ASSOCIATION_FROM_FIELD]), str(row[ASSOCIATION_TO_FIELD])) for row in reader.records(table)
+                ]
+    return links
+
+
+def rollback_changes(
+    home: Home, state: RunState, vocabulary: Vocabulary, *, recreate: Collection[tuple[str, str]], strict: bool
+) -> dict[tuple[str, str], Change]:
+    """The undos of run `state` (see `applied_undos`), then the links of what they re-create, by
+    (object, record id): what the rollback planner writes and the plan checks expect, alike."""
+    needs_specs = recreate or any(state.plan.changes[i].op is Op.ARCHIVE for i in state.applied_order)
+    specs = snapshot_field_specs(home, state) if needs_specs else {}
+    undos = applied_undos(state, specs, vocabulary, recreate=recreate, strict=strict)
+    creates = [c for c in undos.values() if c.op is Op.CREATE]
+    links = snapshot_links(home, state, {c.object for c in creates}) if creates else {}
+    return {**undos, **{(c.object, c.record_id): c for c in relinks(creates, links, vocabulary)}}
 
 
 def build_rollback_plan(
@@ -153,16 +200,15 @@ def build_rollback_plan(
         raise BadInput(f"run {run_id} applied no changes: nothing to roll back")
     original = state.plan
     recreate = {(obj, vocabulary.id_key(i)) for obj, i in gone}
-    needs_specs = recreate or any(original.changes[i].op is Op.ARCHIVE for i in state.applied_order)
-    specs = snapshot_field_specs(home, state) if needs_specs else {}
     try:
-        undos = applied_undos(state, specs, vocabulary, recreate=recreate, strict=True)
-        changes = parents_first(list(undos.values()), vocabulary)
+        undos = rollback_changes(home, state, vocabulary, recreate=recreate, strict=True)
+        links = [c for c in undos.values() if c.op is Op.ASSOCIATE]
+        changes = parents_first([c for c in undos.values() if c.op is not Op.ASSOCIATE], vocabulary) + links
     except NotReversible as exc:
         raise SafetyRefusal(f"run {run_id} cannot be rolled back: {exc}") from None
     created = sum(1 for c in changes if c.op is Op.CREATE)
     notes = [f"rollback of run {run_id}: {len(changes)} changes; ids are kept (recycle-bin undelete, reactivation)"
-             + (f" except {created} re-created with new ids (parents first)" if created else "")]
+             + (f" except {created} re-created with new ids (parents first, links after)" if created else "")]
     header = PlanHeader(
         plan_id=new_plan_id(now),
         created=canonical_datetime(now) or "",
@@ -219,6 +265,8 @@ def not_undone(home: Home, run_id: str, by_run: str) -> list[str]:
     missing = []
     for i in original.applied_order:
         change = original.plan.changes[i]
+        if change.op is Op.ASSOCIATE:
+            continue  # undone with the record it linked
         record_id = original.outcomes[i].record_id if change.op is Op.CREATE else change.record_id
         if (change.object, record_id) not in undone:
             missing.append(f"{change.object} {record_id}")

@@ -64,6 +64,8 @@ from crmsweep.model import CreateAttempt, Op, Plan, Record, WriteResult
 from crmsweep.paths import Home
 
 UNKNOWN_OUTCOME = "OUTCOME_UNKNOWN"
+# Writes whose targets are not live records yet: no drift read, placeholders resolved from the id map.
+_NEW_RECORD_OPS = (Op.CREATE, Op.ASSOCIATE)
 FINISHED = (STATUS_DONE, STATUS_DONE_WITH_FAILURES, STATUS_ROLLED_BACK)
 
 
@@ -243,7 +245,7 @@ class _Engine:
     def _apply_batch(self, batch: list[int]) -> None:
         head = self.plan.changes[batch[0]]
         keep = batch
-        if head.op is Op.CREATE:
+        if head.op in _NEW_RECORD_OPS:
             keep = []
             for i in batch:
                 values = self._resolved(i)
@@ -300,7 +302,8 @@ class _Engine:
         # A record the CRM reports as failed stays failed, even if it is already in the planned state:
         # the connector never resends a write whose outcome is unknown, so that state is someone
         # else's doing, and claiming it would make rollback undo their work.
-        written = {
+        # A link has no fingerprint to read back.
+        written = {} if head.op is Op.ASSOCIATE else {
             i: (r.id if head.op is Op.CREATE else self.plan.changes[i].record_id)
             for i, r in zip(keep, results, strict=True)
             if r.ok and (r.id or head.op is not Op.CREATE)
@@ -349,6 +352,11 @@ class _Engine:
         if op is Op.CREATE:
             return self.connector.create(obj, [self._create_body(i) for i in indexes],
                                          keys=[self._key(i) for i in indexes])
+        if op is Op.ASSOCIATE:
+            # One batch is one (op, object): one link object, so one pair of object types.
+            ends = changes[0].after
+            pairs = [(str(self._sent[i]["from_id"]), str(self._sent[i]["to_id"])) for i in indexes]
+            return self.connector.create_associations(str(ends["from_object"]), str(ends["to_object"]), pairs)
         raise ValueError(f"apply does not know how to {op}")
 
     def _create_body(self, index: int) -> Record:
@@ -407,6 +415,9 @@ class _Engine:
                 found, again = self._find_created(indexes)
                 rows.extend(found)
                 redo.extend(again)
+            elif head.op is Op.ASSOCIATE:
+                # Linking two records that are linked already changes nothing: sent again.
+                redo.extend(indexes)
             else:
                 objects = {self.plan.changes[i].object for i in indexes}
                 extra = sorted({k for i in indexes for k in self.plan.changes[i].after})

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crmsweep.backup.recreate import recreated_keys
-from crmsweep.backup.rollback import applied_undos, snapshot_field_specs
+from crmsweep.backup.rollback import rollback_changes
 from crmsweep.backup.runlog import read_run
 from crmsweep.cleanup.plan_auth import require_signed
 from crmsweep.cleanup.provenance import inverse_problems, scan_plan_problems, snapshot_row_problem
@@ -160,8 +160,7 @@ def _check_run_source(plan: Plan, home: Home, run_id: str, vocabulary: Vocabular
     # A re-create must be the one the rollback planner makes for an applied archive or delete: only
     # createable fields of the logged before-image, placeholders exactly for parents this plan re-creates.
     recreate = recreated_keys(plan.changes, vocabulary)
-    specs = snapshot_field_specs(home, source) if recreate else {}
-    offenders = inverse_problems(plan, applied_undos(source, specs, vocabulary, recreate=recreate))
+    offenders = inverse_problems(plan, rollback_changes(home, source, vocabulary, recreate=recreate, strict=False))
     if offenders:
         raise SafetyRefusal(
             f"{len(offenders)} change(s) of the plan are not backed by the log of run {run_id} "

@@ -28,6 +28,7 @@ MARKS = {
     Op.REACTIVATE: "~",
     Op.UNDELETE: "+",
     Op.CREATE: "+",
+    Op.ASSOCIATE: "+",
 }
 VALUE_WIDTH = 40
 NO_PASS = "(no pass)"
@@ -66,6 +67,10 @@ def change_line(change: Change) -> str:
         parts.append("archive")
     elif change.op is Op.UNDELETE:
         parts.append("undelete (id kept)")
+    elif change.op is Op.ASSOCIATE:
+        a = change.after
+        parts.append(f"link {one_line(str(a.get('from_object')))} {written_value(a.get('from_id'))} → "
+                     f"{one_line(str(a.get('to_object')))} {written_value(a.get('to_id'))}")
     elif change.op is Op.CREATE:
         written = ", ".join(f"{k}: {written_value(v)}" for k, v in change.after.items())
         parts.append("create (new id)" + (f" with {written}" if written else ""))
