@@ -306,6 +306,8 @@ def test_without_undelete_archived_records_come_back_as_new_records_with_their_l
     assert "link person (the new id of person p0) → firm (the new id of firm f0)" in text
     assert 'link person (the new id of person p1) → firm "f1"' in text
 
+    dry = apply_plan(*signed(rollback, home), org, home, dry_run=True)  # a parent to be made stands for its id
+    assert (dry.applied, dry.skipped, org.writes[-1][0]) == (6, 0, "delete")
     report = apply_plan(*signed(rollback, home), org, home)
     assert (report.applied, report.failed, report.skipped) == (6, 0, 0)
     ids = read_run(home, report.run_id).id_map
