@@ -123,7 +123,9 @@ def test_records_purged_from_the_recycle_bin_are_re_created_parents_first_and_re
     sf = client(sandbox)
     snapshot, account, contacts, run_id = deleted_account_and_contacts(sandbox, ws, tmp_path)
     kept, purged = contacts[0], contacts[1:]
-    assert empty_recycle_bin(sandbox, [account, *purged]) == [True] * (1 + len(purged))
+    live_account = sf.query("SELECT Id FROM Account LIMIT 1")["records"][0]["Id"]
+    assert empty_recycle_bin(sandbox, [live_account, account, *purged]) == [False] + [True] * (1 + len(purged))
+    assert not sf.query_all(f"SELECT Id FROM Account WHERE Id = '{account}'", include_deleted=True)["records"]
     reader = open_snapshot(ws.home, snapshot)
     old_account = reader.record_map("Account", [account])[account]
     old_contacts = reader.record_map("Contact", contacts)
@@ -177,6 +179,12 @@ def test_records_purged_from_the_recycle_bin_are_re_created_parents_first_and_re
     names = sf.query_all("SELECT Id FROM Account WHERE Name = '" + str(old_account["Name"]).replace("'", "\\'")
                          + "'")["records"]
     assert [r["Id"] for r in names] == [new_account]
+
+
+def test_a_fault_after_the_request_is_only_for_answers_that_can_be_lost() -> None:
+    assert FaultRule.from_dict({"kind": "drop", "after": True}).after
+    with pytest.raises(ValueError, match="a timeout fault cannot come after the request"):
+        FaultRule.from_dict({"kind": "timeout", "after": True})
 
 
 def test_a_create_whose_answer_was_lost_is_settled_on_resume_without_a_duplicate(

@@ -458,8 +458,10 @@ class _Engine:
         for i in indexes:
             out = self.outcomes[i]
             values = resolve_placeholders(self.plan.changes[i].after, self.id_map)
-            if out.key is None or values is None or out.intent_time is None:
-                rows.append(self._unknown_create_row(i, "its intent holds no idempotency key to look for"))
+            if out.key is None or out.intent_time is None or values is None:
+                why = ("its intent holds no idempotency key to look for" if values is not None
+                       else "a record it points at has no new id in the run")
+                rows.append(self._unknown_create_row(i, why))
                 continue
             attempts[i] = CreateAttempt(key=out.key, values=self._create_body_of(values), sent_after=out.intent_time)
         if not attempts:
