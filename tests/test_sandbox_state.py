@@ -16,6 +16,7 @@ import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceRefusedRequest
 
+from crmsweep.errors import BadInput
 from crmsweep.sandbox import ids
 from crmsweep.sandbox.rules import next_stamp
 from crmsweep.sandbox.seed import SINGLE_NAMES, generate
@@ -91,9 +92,10 @@ def test_allowance_spent_answers_request_limit_exceeded(tmp_path: Path) -> None:
         assert sf.limits()["DailyApiRequests"] == {"Max": 3, "Remaining": 2}
 
 
-def test_other_providers_are_not_built_yet(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="hubspot sandbox is not built yet"):
-        start_sandbox(tmp_path, provider="hubspot")
+def test_a_provider_the_sandbox_has_no_api_for_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match=r"no API for provider 'nosuchcrm' yet; it serves .*salesforce"):
+        start_sandbox(tmp_path, provider="nosuchcrm")
+    assert not (tmp_path / "token").exists()  # refused before the state folder is touched
 
 
 def test_seed_is_deterministic() -> None:

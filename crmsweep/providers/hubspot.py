@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 NAME = "hubspot"
 CONNECTOR_MODULE = "crmsweep.connectors.hubspot"  # defines HubSpotConnector(connection, *, retry=None)
-SANDBOX_MODULE = "crmsweep.sandbox.hubspot"  # defines start_sandbox(state_dir, **options) -> RunningSandbox
 
 HUBSPOT_VOCABULARY = Vocabulary(
     provider=NAME,
@@ -106,8 +105,10 @@ def _connect(connection: Connection, retry: RetryPolicy | None) -> Connector:
 
 def _start_sandbox(state_dir: Path, /, **options: Any) -> SandboxHandle:
     """See `crmsweep.providers.SandboxFactory` for the options."""
-    sandbox: SandboxHandle = import_part(SANDBOX_MODULE, "the HubSpot sandbox").start_sandbox(state_dir, **options)
-    return sandbox
+    # The one sandbox core serves every provider; until its HubSpot API is registered this is BadInput.
+    from crmsweep.sandbox.server import start_sandbox
+
+    return start_sandbox(state_dir, provider=NAME, **options)
 
 
 PROVIDER = Provider(

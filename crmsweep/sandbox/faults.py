@@ -1,16 +1,18 @@
-"""Fault injection for tests of retries: which requests fail, how, and how often.
+"""Fault injection for tests of retries: which requests fail, how, and how often. Provider-neutral.
 
 A rule fires either a fixed number of times (`times`) or with a probability (`rate`, drawn from a
-seeded generator so a run is repeatable). Kinds:
+seeded generator so a run is repeatable). Rules apply only to requests that carry the sandbox's
+token. The core carries out `timeout` and `drop`; every other kind is answered by the provider API
+in its own error shape (`ProviderApi.render_fault`). Kinds:
 
-- status: answer `status` (502/503: an HTML gateway page; others: a JSON error list)
+- status: answer `status` (5xx; 429 answers with Retry-After)
 - timeout: sleep `delay` seconds, then answer normally (a client with a shorter timeout gives up)
 - drop: close the connection without answering (with `after`, once the request was carried out: a
   write that landed though the client never heard so)
-- limit: 403 REQUEST_LIMIT_EXCEEDED
-- expired: 401 INVALID_SESSION_ID
-- lock: in sObject Collections writes, records fail with UNABLE_TO_LOCK_ROW (`ids` picks them;
-  `times` then counts per id; `message`, if set, replaces the platform's text, as a trigger's would)
+- limit: the daily API allowance is spent
+- expired: the session has expired
+- lock: in batch writes, records fail as locked rows (`ids` picks them; `times` then counts per id;
+  `message`, if set, replaces the platform's text, as a trigger's would)
 """
 
 from __future__ import annotations
@@ -18,11 +20,9 @@ from __future__ import annotations
 import random
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from crmsweep.sandbox import ids
 
 KINDS = ("status", "timeout", "drop", "limit", "expired", "lock")
 DEFAULT_TIMEOUT_DELAY = 10.0
@@ -145,15 +145,20 @@ class FaultInjector:
                     return armed.rule
         return None
 
-    def locked(self, method: str, path: str, record_id: str | None) -> str | None:
-        """The message this record of a collections write fails with (UNABLE_TO_LOCK_ROW), or None."""
+    def locked(
+        self, method: str, path: str, record_id: str | None, *, canonical: Callable[[str], str] = str
+    ) -> str | None:
+        """The message this record of a batch write fails with as a locked row, or None.
+
+        `canonical` maps a rule's ids to the form `record_id` has (the provider knows its ids:
+        Salesforce's 15- and 18-character forms are one record)."""
         with self._lock:
             for armed in self._armed:
                 rule = armed.rule
                 if rule.kind != "lock" or not rule.matches(method, path):
                     continue
                 if rule.ids:
-                    wanted = {ids.normalize(i) or i for i in rule.ids}  # 15- or 18-character ids alike
+                    wanted = {canonical(i) for i in rule.ids}
                     if record_id is None or record_id not in wanted:
                         continue
                     count = armed.fired_by_id.get(record_id, 0)

@@ -1,28 +1,42 @@
-"""The Salesforce REST API (and the SOAP `undelete` call) over the sandbox store.
+"""The Salesforce REST API (and the SOAP `undelete` and `emptyRecycleBin` calls), a provider API over the
+sandbox core.
 
-Transport-free: `SalesforceApi.handle` takes a parsed `Request` and returns a `Response`; the HTTP
-server in `server.py` only moves bytes. Behaviour follows Salesforce's documentation: error bodies
-are JSON lists of {"message", "errorCode"}, per-record results use "statusCode", every
-authenticated call counts against the daily allowance and answers `Sforce-Limit-Info`.
+Transport-free: the core (`core.py`) checks the token, injects faults and counts calls, then asks
+`SalesforceApi.route` for the answer (the contract is in `provider_api.py`). Behaviour follows
+Salesforce's documentation: error bodies are JSON lists of {"message", "errorCode"}, per-record
+results use "statusCode", every counted call answers `Sforce-Limit-Info`.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 import secrets
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from crmsweep.sandbox import describe, ids, soap
-from crmsweep.sandbox.faults import FaultInjector, FaultRule
+from crmsweep.sandbox import seed as seeding
+from crmsweep.sandbox.faults import FaultRule
+from crmsweep.sandbox.provider_api import (
+    BAD_REQUEST,
+    INTERNAL,
+    NOT_FOUND,
+    URI_TOO_LONG,
+    ApiContext,
+    Call,
+    Endpoint,
+    Request,
+    Response,
+    json_response,
+)
 from crmsweep.sandbox.rules import RecordError, to_json_value
+from crmsweep.sandbox.salesforce_store import SalesforceStore
 from crmsweep.sandbox.schema import SObject, get_object
 from crmsweep.sandbox.soql import CompiledQuery, SoqlError, compile_soql, shape_record
 from crmsweep.sandbox.store import Store, utc_now
@@ -37,27 +51,12 @@ _ROLLED_BACK = RecordError(
     "ALL_OR_NONE_OPERATION_ROLLED_BACK",
     "Record rolled back because not all records were valid and the request was using AllOrNone header",
 )
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str  # without the query string
-    query: Mapping[str, list[str]]
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes = b""
-
-    def param(self, name: str) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else None
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    drop: bool = False  # close the connection without answering (fault injection)
+_SOAP_PREFIX = "/services/Soap/u/"
+_USERINFO = "/services/oauth2/userinfo"
+_VERSIONS = "/services/data"
+# The core's own errors, by Salesforce's code for them.
+_CORE_ERROR_CODES = {URI_TOO_LONG: "URI_TOO_LONG", BAD_REQUEST: "JSON_PARSER_ERROR", NOT_FOUND: "NOT_FOUND",
+                     INTERNAL: "UNKNOWN_EXCEPTION"}
 
 
 class ApiError(Exception):
@@ -71,16 +70,15 @@ class ApiError(Exception):
         self.fields = fields
 
 
-def json_response(status: int, data: object, headers: Mapping[str, str] | None = None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return Response(status, body, {"Content-Type": "application/json;charset=UTF-8", **(headers or {})})
-
-
 def error_response(status: int, error_code: str, message: str, fields: tuple[str, ...] = ()) -> Response:
     entry: dict[str, Any] = {"message": message, "errorCode": error_code}
     if fields:
         entry["fields"] = list(fields)
     return json_response(status, [entry])
+
+
+def _soap_reply(status: int, body: bytes) -> Response:
+    return Response(status, body, {"Content-Type": "text/xml;charset=UTF-8"})
 
 
 _GATEWAY_PAGE = "<html><head><title>{0} {1}</title></head><body><center><h1>{0} {1}</h1></center></body></html>"
@@ -93,8 +91,6 @@ def fault_response(rule: FaultRule) -> Response:
         return error_response(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
     if rule.kind == "expired":
         return error_response(401, "INVALID_SESSION_ID", "Session expired or invalid")
-    if rule.kind == "drop":
-        return Response(0, drop=True)
     reason = _REASONS.get(rule.status, "Error")
     if rule.status in (502, 503, 504):
         page = _GATEWAY_PAGE.format(rule.status, reason).encode()
@@ -109,6 +105,10 @@ def fault_response(rule: FaultRule) -> Response:
     return response
 
 
+def _canonical_id(value: str) -> str:
+    return ids.normalize(value) or value  # 15- and 18-character forms are one record
+
+
 @dataclass
 class _Cursor:
     table: str
@@ -119,138 +119,90 @@ class _Cursor:
 
 
 class SalesforceApi:
-    def __init__(
-        self,
-        store: Store,
-        *,
-        token: str,
-        api_limit: int,
-        latency_ms: int = 0,
-        faults: FaultInjector | None = None,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self.store = store
-        self.token = token
-        self.api_limit = api_limit
-        self.latency_ms = latency_ms
-        self.faults = faults or FaultInjector()
-        self.clock = clock
-        self._stats_lock = threading.Lock()
-        self._calls = 0
-        self._by_endpoint: Counter[str] = Counter()
+    def __init__(self, context: ApiContext) -> None:
+        if not isinstance(context.store, SalesforceStore):
+            raise TypeError("the Salesforce API needs the store its sandbox provider opened")
+        self.store = context.store
+        self.api_limit = context.api_limit
+        self.faults = context.faults
+        self.clock = context.clock
         self._cursors: dict[str, _Cursor] = {}
         self._cursor_lock = threading.Lock()
 
-    # --- stats ---------------------------------------------------------------------------------
+    # --- the core's questions ------------------------------------------------------------------
+
+    def credential(self, request: Request) -> str | None:
+        if request.path.startswith(_SOAP_PREFIX):
+            try:
+                return soap.parse_call(request.body).session_id
+            except soap.SoapFault:
+                return None
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return token.strip() if scheme.lower() in ("bearer", "oauth") else None
+
+    def endpoint(self, request: Request) -> Endpoint:
+        path = request.path.rstrip("/") or "/"
+        if path == _VERSIONS:
+            return Endpoint("GET versions", authenticated=False, counted=False)
+        if path.startswith(_SOAP_PREFIX):
+            return Endpoint("POST soap/undelete")
+        if path == _USERINFO:  # OAuth endpoints are not API calls
+            return Endpoint("userinfo", counted=False)
+        if not path.startswith("/services/data/"):
+            return Endpoint("not found", authenticated=False, counted=False)
+        return Endpoint(_endpoint_name(request.method, path))
+
+    def unauthorized(self, request: Request) -> Response:
+        path = request.path.rstrip("/") or "/"
+        if path.startswith(_SOAP_PREFIX):
+            if request.method != "POST":
+                return error_response(405, "METHOD_NOT_ALLOWED", _not_allowed(request.method, "POST"))
+            try:
+                soap.parse_call(request.body)
+            except soap.SoapFault as exc:
+                return _soap_reply(500, soap.fault(exc.code, exc.message))
+            return _soap_reply(500, soap.fault("sf:INVALID_SESSION_ID",
+                                               "Invalid Session ID found in SessionHeader: Illegal Session"))
+        if path == _USERINFO:
+            if request.method not in ("GET", "POST"):
+                return error_response(405, "METHOD_NOT_ALLOWED", _not_allowed(request.method, "GET", "POST"))
+            return error_response(403, "Bad_OAuth_Token", "Bad_OAuth_Token")
+        return error_response(401, "INVALID_SESSION_ID", "Session expired or invalid")
+
+    def render_fault(self, rule: FaultRule, request: Request) -> Response:
+        if rule.kind == "limit" and request.path.startswith(_SOAP_PREFIX):
+            return _soap_reply(500, soap.fault("sf:REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
+        return fault_response(rule)
+
+    def render_error(self, status: int, code: str, message: str) -> Response:
+        return error_response(status, _CORE_ERROR_CODES.get(code, code), message)
+
+    def decorate(self, request: Request | None, response: Response, call: Call | None) -> None:
+        if request is not None and call is not None and call.used and request.path.startswith("/services/data/"):
+            response.headers["Sforce-Limit-Info"] = f"api-usage={call.used}/{call.limit}"
+
+    def admit(self, request: Request, endpoint: Endpoint) -> Response | None:
+        return None  # Salesforce meters by the daily allowance alone (its concurrency limit is not modelled)
 
     def stats(self) -> dict[str, Any]:
-        with self._stats_lock:
-            return {
-                "api_calls": self._calls,
-                "by_endpoint": dict(sorted(self._by_endpoint.items())),
-                "faults_injected": self.faults.injected,
-                "api_usage": self.store.api_used(),
-                "api_limit": self.api_limit,
-            }
+        return {}
 
-    def reset_stats(self) -> None:
-        with self._stats_lock:
-            self._calls = 0
-            self._by_endpoint.clear()
-            self.faults.reset_count()
-        self.store.reset_api_usage()
-
-    def _count(self, endpoint: str) -> int | None:
-        used = self.store.count_api_call(self.api_limit)
-        if used is not None:
-            with self._stats_lock:
-                self._calls += 1
-                self._by_endpoint[endpoint] += 1
-        return used
-
-    # --- entry point ---------------------------------------------------------------------------
-
-    def handle(self, request: Request) -> Response:
+    def route(self, request: Request, call: Call) -> Response:
         path = request.path.rstrip("/") or "/"
-        if path.startswith("/__sandbox/"):
-            return self._admin(request, path)
-        if self.latency_ms:
-            time.sleep(self.latency_ms / 1000)
-        # Faults fire only for requests that carry the session: a stray or hostile request without
-        # it gets its normal answer (401, a SOAP fault) and cannot use up a fault a test armed.
-        rule = self.faults.request_fault(request.method, path) if self._carries_session(request, path) else None
-        if rule is not None and not rule.after:
-            if rule.kind == "timeout":
-                time.sleep(rule.delay)
-            else:
-                return fault_response(rule)
-        response = self._answer(request, path)
-        # A fault `after` the request was carried out: the write landed, the client never hears of it.
-        return fault_response(rule) if rule is not None and rule.after else response
-
-    def _answer(self, request: Request, path: str) -> Response:
-        if path == "/services/data":
+        if path == _VERSIONS:
             if request.method != "GET":
                 return error_response(405, "METHOD_NOT_ALLOWED", _not_allowed(request.method, "GET"))
             return json_response(200, describe.versions())
-        if path.startswith("/services/Soap/u/"):
-            return self._soap(request, path)
-        if path == "/services/oauth2/userinfo":
+        if path.startswith(_SOAP_PREFIX):
+            return self._soap(request, path, call.used)
+        if path == _USERINFO:
             return self._userinfo(request)
         if not path.startswith("/services/data/"):
             return error_response(404, "NOT_FOUND", "The requested resource does not exist")
-        if not self._authorized(request):
-            return error_response(401, "INVALID_SESSION_ID", "Session expired or invalid")
-        endpoint = _endpoint_name(request.method, path)
-        used = self._count(endpoint)
-        if used is None:
-            return error_response(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         try:
-            response = self._route(request, path)
+            return self._route(request, path)
         except ApiError as exc:
-            response = error_response(exc.status, exc.error_code, exc.message, exc.fields)
-        response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{self.api_limit}"
-        return response
-
-    def _carries_session(self, request: Request, path: str) -> bool:
-        if path.startswith("/services/Soap/u/"):
-            try:
-                session_id = soap.parse_call(request.body).session_id
-            except soap.SoapFault:
-                return False
-            return self._is_token(session_id)
-        return self._authorized(request)
-
-    def _is_token(self, value: str | None) -> bool:
-        return bool(value) and hmac.compare_digest(str(value).encode(), self.token.encode())
-
-    def _authorized(self, request: Request) -> bool:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() not in ("bearer", "oauth"):
-            return False
-        return self._is_token(token.strip())
-
-    # --- admin ---------------------------------------------------------------------------------
-
-    def _admin(self, request: Request, path: str) -> Response:
-        if not self._authorized(request):
-            return error_response(401, "INVALID_SESSION_ID", "Session expired or invalid")
-        if path == "/__sandbox/stats" and request.method == "GET":
-            return json_response(200, self.stats())
-        if path == "/__sandbox/reset-stats" and request.method == "POST":
-            self.reset_stats()
-            return json_response(200, self.stats())
-        if path == "/__sandbox/faults" and request.method == "POST":
-            data = _json_body(request)
-            if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-                return error_response(400, "JSON_PARSER_ERROR", "Send a JSON list of fault rules")
-            try:
-                rules = [FaultRule.from_dict(r) for r in data]
-            except ValueError as exc:
-                return error_response(400, "INVALID_FIELD", str(exc))
-            self.faults.replace(rules)
-            return json_response(200, {"rules": len(rules)})
-        return error_response(404, "NOT_FOUND", "The requested resource does not exist")
+            return error_response(exc.status, exc.error_code, exc.message, exc.fields)
 
     # --- OAuth ---------------------------------------------------------------------------------
 
@@ -258,8 +210,6 @@ class SalesforceApi:
         """Who the token belongs to (OpenID Connect userinfo). OAuth endpoints are not API calls."""
         if request.method not in ("GET", "POST"):
             return error_response(405, "METHOD_NOT_ALLOWED", _not_allowed(request.method, "GET", "POST"))
-        if not self._authorized(request):
-            return error_response(403, "Bad_OAuth_Token", "Bad_OAuth_Token")
         user_object = get_object("User")
         assert user_object is not None
         user = self.store.row(user_object, self.store.api_user_id) or {}
@@ -495,7 +445,8 @@ class SalesforceApi:
                         if mixed:
                             raise RecordError("MIXED_DML_OPERATION", "DML operation on setup object is not "
                                               "permitted after you have updated a non-setup object (or vice versa)")
-                        if (lock_message := self.faults.locked(method, request.path, shown_id)) is not None:
+                        lock_message = self.faults.locked(method, request.path, shown_id, canonical=_canonical_id)
+                        if lock_message is not None:
                             raise RecordError("UNABLE_TO_LOCK_ROW", lock_message)
                         with self.store.savepoint():
                             done_id = self._write_one(method, type_name, record_id, values, now)
@@ -528,34 +479,25 @@ class SalesforceApi:
 
     # --- SOAP ----------------------------------------------------------------------------------
 
-    def _soap(self, request: Request, path: str) -> Response:
-        def reply(status: int, body: bytes) -> Response:
-            return Response(status, body, {"Content-Type": "text/xml;charset=UTF-8"})
-
+    def _soap(self, request: Request, path: str, used: int) -> Response:
         version = path.rsplit("/", 1)[-1]
         if request.method != "POST":
             return error_response(405, "METHOD_NOT_ALLOWED", _not_allowed(request.method, "POST"))
         try:
             call = soap.parse_call(request.body)
         except soap.SoapFault as exc:
-            return reply(500, soap.fault(exc.code, exc.message))
-        if not self._is_token(call.session_id):
-            return reply(500, soap.fault("sf:INVALID_SESSION_ID",
-                                         "Invalid Session ID found in SessionHeader: Illegal Session"))
+            return _soap_reply(500, soap.fault(exc.code, exc.message))
         if call.operation not in ("undelete", "emptyRecycleBin"):
-            return reply(500, soap.fault(
+            return _soap_reply(500, soap.fault(
                 "soapenv:Client", f"No operation available for request {{urn:partner.soap.sforce.com}}{call.operation}"
             ))
         major = _VERSION_RE.fullmatch("v" + version)
         if major is None or not describe.MIN_VERSION <= int(major.group(1)) <= describe.MAX_VERSION:
-            return reply(500, soap.fault("sf:UNSUPPORTED_API_VERSION", f"Unsupported API version: {version}"))
-        used = self._count(f"POST soap/{call.operation}")
-        if used is None:
-            return reply(500, soap.fault("sf:REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
+            return _soap_reply(500, soap.fault("sf:UNSUPPORTED_API_VERSION", f"Unsupported API version: {version}"))
         if len(call.ids) > MAX_COLLECTION:
-            return reply(500, soap.fault("sf:EXCEEDED_ID_LIMIT",
-                                         f"record limit reached. cannot submit more than {MAX_COLLECTION} records "
-                                         "into this call"))
+            return _soap_reply(500, soap.fault("sf:EXCEEDED_ID_LIMIT",
+                                               f"record limit reached. cannot submit more than {MAX_COLLECTION} "
+                                               "records into this call"))
         now = self.clock()
         results: list[tuple[str | None, RecordError | None]] = []
         with self.store.transaction():
@@ -563,11 +505,37 @@ class SalesforceApi:
                 try:
                     with self.store.savepoint():
                         done = (self.store.undelete(record_id, now) if call.operation == "undelete"
-                                else self.store.purge(record_id))
+                                else self.store.empty_recycle_bin(record_id))
                         results.append((done, None))
                 except RecordError as exc:
                     results.append((ids.normalize(record_id), exc))
-        return reply(200, soap.undelete_response(results, used, self.api_limit, call.operation))
+        return _soap_reply(200, soap.undelete_response(results, used, self.api_limit, call.operation))
+
+
+class SalesforceSandbox:
+    """The Salesforce entry of the sandbox's provider table (`apis.py`)."""
+
+    name = "salesforce"
+
+    def open_store(self, state_dir: Path) -> Store:
+        return SalesforceStore(state_dir)
+
+    def prepare_store(self, store: Store, *, records: int, seed: int, reset: bool) -> None:
+        assert isinstance(store, SalesforceStore)
+        if reset:
+            store.drop_everything()
+        store.create_schema()
+        if not store.seeded:
+            seeding.seed_store(store, records=records, seed=seed, anchor=utc_now())
+
+    def make_api(self, context: ApiContext) -> SalesforceApi:
+        return SalesforceApi(context)
+
+    def org_id(self, store: Store) -> str:
+        return store.meta("org_id") or ""
+
+
+SANDBOX = SalesforceSandbox()
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -46,8 +46,8 @@ from crmsweep.sandbox.activity import (
     linked_ids,
 )
 from crmsweep.sandbox.rules import calculated, format_datetime
+from crmsweep.sandbox.salesforce_store import SalesforceStore, hidden_columns
 from crmsweep.sandbox.schema import OBJECTS, SObject
-from crmsweep.sandbox.store import Store, hidden_columns
 
 ORG_NAME = "Acme Sandbox"
 API_USERNAME = "integration@acme.sandbox"
@@ -516,7 +516,7 @@ def table_rows(obj: SObject, rows: Sequence[dict[str, Any]]) -> tuple[list[str],
     return columns, [tuple(row.get(c) for c in columns) for row in rows]
 
 
-def seed_store(store: Store, *, records: int, seed: int, anchor: datetime) -> OrgData:
+def seed_store(store: SalesforceStore, *, records: int, seed: int, anchor: datetime) -> OrgData:
     """Generate the org and write it in one transaction, with what later starts need to know."""
     data = generate(records, seed, anchor)
     with store.transaction():

@@ -1,7 +1,9 @@
-"""Start and stop the embedded Salesforce sandbox: an HTTPS server on 127.0.0.1 over a state folder.
+"""Start and stop an embedded CRM sandbox: an HTTPS server on 127.0.0.1 over a state folder.
 
+Provider-neutral: the provider API (picked by name from `apis.py`) answers the requests; this
+module serves them (TLS, one write per answer, TCP_NODELAY) through the core's pipeline (`core.py`).
 The state folder (0700) holds the CA and server certificate, the session token (0600) and the
-SQLite org. The first start creates and seeds them; later starts reuse them, so clients keep their
+SQLite state. The first start creates and seeds them; later starts reuse them, so clients keep their
 trust and token. A file lock makes the first start safe when two processes race for it.
 """
 
@@ -25,16 +27,25 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from crmsweep.errors import BadInput
-from crmsweep.sandbox import seed as seeding
+from crmsweep.sandbox.apis import sandbox_provider
+from crmsweep.sandbox.core import SandboxCore
 from crmsweep.sandbox.faults import FaultInjector, FaultRule, parse_faults
-from crmsweep.sandbox.salesforce_api import Request, Response, SalesforceApi, error_response
+from crmsweep.sandbox.provider_api import (
+    BAD_REQUEST,
+    URI_TOO_LONG,
+    ApiContext,
+    ProviderApi,
+    Request,
+    Response,
+    SandboxProvider,
+)
 from crmsweep.sandbox.store import Store, utc_now
 from crmsweep.sandbox.tls import TlsFiles, ensure_tls, server_context, write_private
 
 HOST = "127.0.0.1"
 TOKEN_FILE = "token"
 IDLE_CONNECTION_SECONDS = 120
-MAX_URI = 16_384  # Salesforce answers 414 above this
+MAX_URI = 16_384  # Salesforce answers 414 above this; HubSpot's limit is no lower
 
 
 @dataclass(frozen=True)
@@ -83,19 +94,17 @@ def _token(state_dir: Path) -> str:
     return token
 
 
-def open_state(state_dir: Path, *, records: int, seed: int, reset: bool) -> tuple[TlsFiles, str, Store]:
+def open_state(
+    state_dir: Path, provider: SandboxProvider, *, records: int, seed: int, reset: bool
+) -> tuple[TlsFiles, str, Store]:
     """The state folder's certificates, token and seeded store, created on first use."""
     _private_dir(state_dir)
     with _state_lock(state_dir):
         files = ensure_tls(state_dir)
         token = _token(state_dir)
-        store = Store(state_dir)
+        store = provider.open_store(state_dir)
         try:
-            if reset:
-                store.drop_everything()
-            store.create_schema()
-            if not store.seeded:
-                seeding.seed_store(store, records=records, seed=seed, anchor=utc_now())
+            provider.prepare_store(store, records=records, seed=seed, reset=reset)
         except BaseException:
             store.close()
             raise
@@ -132,7 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         if len(self.path) > MAX_URI:
             self.close_connection = True  # the body, if any, is not read
-            self._send(error_response(414, "URI_TOO_LONG", f"The request URI is longer than {MAX_URI} bytes"))
+            self._send(self.server.core.reject(414, URI_TOO_LONG, f"The request URI is longer than {MAX_URI} bytes"))
             return
         url = urlsplit(self.path)
         try:
@@ -140,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             length = -1
         if length < 0:
-            self._send(error_response(400, "JSON_PARSER_ERROR", "Invalid Content-Length header"))
+            self._send(self.server.core.reject(400, BAD_REQUEST, "Invalid Content-Length header"))
             return
         body = self.rfile.read(length) if length else b""
         request = Request(
@@ -150,10 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
         )
-        try:
-            response = self.server.api.handle(request)
-        except Exception as exc:  # the client gets Salesforce's answer for an internal error, not a hang
-            response = error_response(500, "UNKNOWN_EXCEPTION", f"An unexpected error occurred: {type(exc).__name__}")
+        response = self.server.core.handle(request)
         if response.drop:
             self.close_connection = True
             with suppress(OSError):
@@ -184,9 +190,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _TlsServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, context: ssl.SSLContext, api: SalesforceApi) -> None:
+    def __init__(self, port: int, context: ssl.SSLContext, core: SandboxCore) -> None:
         self.context = context
-        self.api = api
+        self.core = core
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__((HOST, port), _Handler)
@@ -245,14 +251,19 @@ class RunningSandbox:
         self._thread.join(timeout=10)
         self._store.close()
 
+    @property
+    def api(self) -> ProviderApi:
+        """The provider API answering this sandbox's requests (for tests that reach into it)."""
+        return self._server.core.api
+
     def stats(self) -> dict[str, Any]:
-        return self._server.api.stats()
+        return self._server.core.stats()
 
     def set_faults(self, rules: Sequence[FaultRule]) -> None:
-        self._server.api.faults.replace(rules)
+        self._server.core.faults.replace(rules)
 
     def reset_stats(self) -> None:
-        self._server.api.reset_stats()
+        self._server.core.reset_stats()
 
     def __enter__(self) -> RunningSandbox:
         return self
@@ -275,20 +286,25 @@ def start_sandbox(
     faults: str | None = None,
     reset: bool = False,
 ) -> RunningSandbox:
-    """Start serving `state_dir`'s org on https://127.0.0.1:`port` (0 = any free port)."""
-    if provider != "salesforce":
-        raise ValueError("the hubspot sandbox is not built yet")
+    """Start serving `state_dir`'s `provider` org on https://127.0.0.1:`port` (0 = any free port).
+
+    Raises BadInput for a provider the sandbox has no API for, ValueError for bad `faults`."""
+    chosen = sandbox_provider(provider)
     rules = parse_faults(faults) if faults else []
-    files, token, store = open_state(Path(state_dir), records=records, seed=seed, reset=reset)
-    api = SalesforceApi(store, token=token, api_limit=api_limit, latency_ms=latency_ms,
-                        faults=FaultInjector(rules, seed=seed))
+    files, token, store = open_state(Path(state_dir), chosen, records=records, seed=seed, reset=reset)
+    injector = FaultInjector(rules, seed=seed)
     try:
-        server = _TlsServer(port, server_context(files), api)
+        api = chosen.make_api(ApiContext(store=store, faults=injector, api_limit=api_limit, clock=utc_now))
+        core = SandboxCore(api, store, token=token, api_limit=api_limit, latency_ms=latency_ms, faults=injector)
+        server = _TlsServer(port, server_context(files), core)
     except OSError as exc:
         store.close()
         raise BadInput(
             f"the sandbox cannot listen on {HOST}:{port} ({exc.strerror}); choose another port, or 0 for any free one"
         ) from None
+    except BaseException:
+        store.close()
+        raise
     actual_port = server.server_address[1]
     info = SandboxInfo(
         provider=provider,
@@ -296,7 +312,7 @@ def start_sandbox(
         ca_file=files.ca_cert,
         token=token,
         state_dir=Path(state_dir),
-        org_id=store.org_id,
+        org_id=chosen.org_id(store),
     )
     return RunningSandbox(info, server, store)
 
