@@ -315,3 +315,17 @@ def test_without_undelete_archived_records_come_back_as_new_records_with_their_l
     assert org.links[("person", "firm")] == {(p0, f0), (p1, "f1"), ("p2", f0)}
     assert org.row("person", p0)["mail"] == "p0@acme.test" and org.row("firm", f0)["title"] == "Firm 0"
     check_plan(rollback, org, home)  # and the plan checks expect exactly those links
+
+
+def test_without_the_snapshot_that_says_what_a_create_may_write_a_re_create_is_refused(
+    tmp_path: Path, home: Home
+) -> None:
+    org = make_org(contacts=2)
+    run_id = archived(tmp_path, home, org, 1)
+    rollback = build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
+    for folder in home.snapshots_dir.iterdir():
+        (folder / "manifest.json").unlink()
+    with pytest.raises(SafetyRefusal, match="the snapshot its plan came from, which says what a create may write"):
+        build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
+    with pytest.raises(SafetyRefusal, match="re-creates records, but the snapshot run"):
+        check_plan(rollback, org, home)

@@ -150,13 +150,17 @@ def snapshot_links(
     return links
 
 
+def recreates_any(state: RunState, recreate: Collection[tuple[str, str]]) -> bool:
+    """Whether undoing run `state` re-creates a record (an archive, or a delete in `recreate`)."""
+    return bool(recreate) or any(state.plan.changes[i].op is Op.ARCHIVE for i in state.applied_order)
+
+
 def rollback_changes(
     home: Home, state: RunState, vocabulary: Vocabulary, *, recreate: Collection[tuple[str, str]], strict: bool
 ) -> dict[tuple[str, str], Change]:
     """The undos of run `state` (see `applied_undos`), then the links of what they re-create, by
     (object, record id): what the rollback planner writes and the plan checks expect, alike."""
-    needs_specs = recreate or any(state.plan.changes[i].op is Op.ARCHIVE for i in state.applied_order)
-    specs = snapshot_field_specs(home, state) if needs_specs else {}
+    specs = snapshot_field_specs(home, state) if recreates_any(state, recreate) else {}
     undos = applied_undos(state, specs, vocabulary, recreate=recreate, strict=strict)
     creates = [c for c in undos.values() if c.op is Op.CREATE]
     links = snapshot_links(home, state, {c.object for c in creates}) if creates else {}
@@ -200,6 +204,11 @@ def build_rollback_plan(
         raise BadInput(f"run {run_id} applied no changes: nothing to roll back")
     original = state.plan
     recreate = {(obj, vocabulary.id_key(i)) for obj, i in gone}
+    if recreates_any(state, recreate) and not snapshot_field_specs(home, state):
+        raise SafetyRefusal(
+            f"run {run_id} cannot be rolled back: records must be re-created, and the snapshot its plan came "
+            "from, which says what a create may write, is gone (restore that snapshot folder)"
+        )
     try:
         undos = rollback_changes(home, state, vocabulary, recreate=recreate, strict=True)
         links = [c for c in undos.values() if c.op is Op.ASSOCIATE]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crmsweep.backup.recreate import recreated_keys
-from crmsweep.backup.rollback import rollback_changes
+from crmsweep.backup.rollback import rollback_changes, snapshot_field_specs
 from crmsweep.backup.runlog import read_run
 from crmsweep.cleanup.plan_auth import require_signed
 from crmsweep.cleanup.provenance import inverse_problems, scan_plan_problems, snapshot_row_problem
@@ -160,6 +160,11 @@ def _check_run_source(plan: Plan, home: Home, run_id: str, vocabulary: Vocabular
     # A re-create must be the one the rollback planner makes for an applied archive or delete: only
     # createable fields of the logged before-image, placeholders exactly for parents this plan re-creates.
     recreate = recreated_keys(plan.changes, vocabulary)
+    if recreate and not snapshot_field_specs(home, source):
+        raise SafetyRefusal(
+            f"plan {plan.header.plan_id} re-creates records, but the snapshot run {run_id} came from, which says "
+            "what a create may write, is gone: restore that snapshot folder, or undo the run by hand"
+        )
     offenders = inverse_problems(plan, rollback_changes(home, source, vocabulary, recreate=recreate, strict=False))
     if offenders:
         raise SafetyRefusal(
