@@ -211,6 +211,13 @@ def test_creates_come_after_the_rest_parents_before_children_and_cycles_are_refu
 # --- the plan checks stay strict --------------------------------------------------------------------------
 
 
+def one_archived(tmp_path: Path, home: Home) -> tuple[FakeConnector, str, Plan]:
+    """An org of two contacts, the run that archived the first, and that run's rollback plan."""
+    org = make_org(contacts=2)
+    run_id = archived(tmp_path, home, org, 1)
+    return org, run_id, build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
+
+
 def tampered(plan: Plan, **after: object) -> Plan:
     [change] = plan.changes
     return Plan(header=plan.header, changes=(replace(change, after={**change.after, **after}),))
@@ -219,9 +226,7 @@ def tampered(plan: Plan, **after: object) -> Plan:
 def test_a_re_create_writing_more_than_the_createable_fields_of_the_logged_row_is_refused(
     tmp_path: Path, home: Home
 ) -> None:
-    org = make_org(contacts=2)
-    run_id = archived(tmp_path, home, org, 1)
-    rollback = build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
+    org, _run_id, rollback = one_archived(tmp_path, home)
     check_plan(rollback, org, home)  # as built, it passes
     for bad, why in [
         (tampered(rollback, CreatedDate="2020-01-01T00:00:00.000Z"), "it writes CreatedDate"),
@@ -320,9 +325,7 @@ def test_without_undelete_archived_records_come_back_as_new_records_with_their_l
 def test_without_the_snapshot_that_says_what_a_create_may_write_a_re_create_is_refused(
     tmp_path: Path, home: Home
 ) -> None:
-    org = make_org(contacts=2)
-    run_id = archived(tmp_path, home, org, 1)
-    rollback = build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
+    org, run_id, rollback = one_archived(tmp_path, home)
     for folder in home.snapshots_dir.iterdir():
         (folder / "manifest.json").unlink()
     with pytest.raises(SafetyRefusal, match="the snapshot its plan came from, which says what a create may write"):
