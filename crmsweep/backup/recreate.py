@@ -1,6 +1,6 @@
 """Re-creating records that cannot be undeleted: what a CREATE writes, and in what order.
 
-A record archived (HubSpot) or purged from the recycle bin (Salesforce) comes back as a new record
+A record archived (a CRM without undelete) or purged from the recycle bin comes back as a new record
 with a new id. Its create writes only what the CRM lets a create write: the fields the snapshot's
 field specs (from describe, kept in the manifest) mark createable, never the id, audit stamps or
 formula values the run log's whole-row before-image also holds. A lookup to a parent that the same
