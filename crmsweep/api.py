@@ -53,7 +53,7 @@ from crmsweep.config import CONFIG_ENV, Config, load_config, resolve_connection
 from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import Plan, PlanFormatError, SnapshotManifest
+from crmsweep.model import Op, Plan, PlanFormatError, SnapshotManifest
 from crmsweep.paths import (
     HOME_ENV,
     Home,
@@ -410,8 +410,28 @@ def _mark_if_rolled_back(ws: Workspace, plan: Plan, report: ApplyReport) -> None
         mark_rolled_back(ws.home, run_id, report.run_id)
 
 
-def rollback_plan(ws: Workspace, run_id: str, *, now: datetime | None = None) -> Plan:
-    return build_rollback_plan(ws.home, run_id, now=now or datetime.now(UTC))
+def rollback_plan(ws: Workspace, run_id: str, connector: Connector, *, now: datetime | None = None) -> Plan:
+    """The inverse plan of run `run_id`; deleted records the CRM can no longer undelete are re-created."""
+    return build_rollback_plan(ws.home, run_id, now=now or datetime.now(UTC), vocabulary=connector.vocabulary,
+                               gone=not_undeletable(connector, read_run(ws.home, run_id)))
+
+
+def not_undeletable(connector: Connector, state: RunState) -> set[tuple[str, str]]:
+    """(object, id) of the records run `state` deleted that the CRM cannot give back with their ids:
+    all of them where it has no undelete, else those its recycle bin no longer holds (one read per object)."""
+    deleted: dict[str, list[str]] = {}
+    for index in state.applied_order:
+        change = state.plan.changes[index]
+        if change.op is Op.DELETE:
+            deleted.setdefault(change.object, []).append(change.record_id)
+    if not connector.capabilities.supports_undelete:
+        return {(obj, i) for obj, ids in deleted.items() for i in ids}
+    gone: set[tuple[str, str]] = set()
+    for obj, ids in deleted.items():
+        held = connector.read(obj, ids, [connector.vocabulary.id_field], include_deleted=True)
+        held_keys = {connector.vocabulary.id_key(i) for i in held}
+        gone |= {(obj, i) for i in ids if connector.vocabulary.id_key(i) not in held_keys}
+    return gone
 
 
 def rollback(
@@ -451,7 +471,8 @@ def rollback(
         else:
             state = settle_run(ws.home, run_id, connector, dry_run=dry_run)
             settled_in_memory = dry_run and state.count(Outcome.PENDING) != original.count(Outcome.PENDING)
-            plan = rollback_plan_of(ws.home, state, now=datetime.now(UTC))
+            plan = rollback_plan_of(ws.home, state, now=datetime.now(UTC), vocabulary=connector.vocabulary,
+                                    gone=not_undeletable(connector, state))
             text, resume = signed_json(plan, ws.home), None
         if output is not None:
             write_plan(plan, output, ws.home)

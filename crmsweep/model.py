@@ -236,6 +236,9 @@ class Op(StrEnum):
     REACTIVATE = "reactivate"
     ARCHIVE = "archive"
     CREATE = "create"
+    # Link two records (providers with associations): `after` holds LINK_KEYS. Only a rollback makes
+    # one, to re-link a re-created record; deleting that record undoes it.
+    ASSOCIATE = "associate"
 
 
 class Severity(StrEnum):
@@ -245,8 +248,46 @@ class Severity(StrEnum):
     INFO = "info"
 
 
+# Writes no CRM can take back (a merge re-parents and deletes the losers; a GDPR delete bypasses the
+# recycle bin and blocklists the address; a purge empties the bin): crmsweep never performs them, and a
+# plan naming one is refused as it is read.
+IRREVERSIBLE_OPS = frozenset({"merge", "gdpr_delete", "purge", "hard_delete"})
+
 # Ops that change a live record and therefore need its full before-image to be reversible.
 OPS_NEEDING_BEFORE = frozenset({Op.DELETE, Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE, Op.ARCHIVE})
+
+
+LINK_KEYS = ("from_object", "from_id", "to_object", "to_id")
+
+# A value that names a record re-created in the same plan by its old id: {"ref": [object, old_id]}.
+# Its new id is known only once that create has run; apply resolves it from the run's id map.
+REF_KEY = "ref"
+
+
+def placeholder(object_name: str, old_id: str) -> dict[str, list[str]]:
+    return {REF_KEY: [object_name, old_id]}
+
+
+def placeholder_target(value: Any) -> tuple[str, str] | None:
+    """(object, old id) if `value` is a placeholder, else None."""
+    if isinstance(value, Mapping) and set(value) == {REF_KEY}:
+        target = value[REF_KEY]
+        if isinstance(target, list | tuple) and len(target) == 2 and all(isinstance(t, str) for t in target):
+            return str(target[0]), str(target[1])
+    return None
+
+
+@dataclass(frozen=True)
+class CreateAttempt:
+    """A create sent in a run whose outcome was never logged: what resume looks for.
+
+    `key` is the idempotency key logged in the intent; `values` the exact values sent (placeholders
+    resolved); `sent_after` the intent's time (canonical datetime): the create cannot be older.
+    """
+
+    key: str
+    values: Record
+    sent_after: str
 
 
 class NotReversible(ValueError):
@@ -280,6 +321,8 @@ class Change:
             raise NotReversible(
                 f"{self.op} of {self.object} {self.record_id} has no before-image, so it could not be undone"
             )
+        if self.op is Op.ASSOCIATE and sorted(self.after) != sorted(LINK_KEYS):
+            raise PlanFormatError(f"link {self.object} {self.record_id} must name {', '.join(LINK_KEYS)}")
         if self.op in (Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE):
             if not self.after:
                 raise PlanFormatError(f"{self.op} of {self.object} {self.record_id} writes no values")
@@ -321,6 +364,8 @@ class Change:
             return make(Op.DELETE, self.record_id, dict(self.before), {})
         if self.op is Op.ARCHIVE:
             return make(Op.CREATE, self.record_id, {}, dict(self.before))
+        if self.op is Op.ASSOCIATE:
+            raise NotReversible(f"link {self.record_id} is undone with the re-created record it links, not alone")
         if self.op is Op.CREATE:
             if not new_id:
                 raise NotReversible(f"create of {self.object} has no recorded id, so it cannot be undone")
@@ -347,6 +392,11 @@ class Change:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Change:
+        if str(data.get("op", "")).lower() in IRREVERSIBLE_OPS:
+            raise PlanFormatError(
+                f"{data['op']} of {data.get('object', '?')} {data.get('record_id', '?')} cannot be undone: "
+                "crmsweep never performs it"
+            )
         try:
             return cls(
                 op=Op(data["op"]),

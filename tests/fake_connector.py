@@ -17,6 +17,7 @@ from crmsweep.errors import LimitExceeded, RetriableError
 from crmsweep.model import (
     ApiUsage,
     Capabilities,
+    CreateAttempt,
     DealLink,
     FieldKind,
     FieldSpec,
@@ -138,6 +139,7 @@ class FakeConnector:
         self.limit_after_calls: int | None = None  # LimitExceeded once calls exceed this
         self.transient_failures = 0  # the next N calls raise RetriableError
         self.writes: list[tuple[str, str, list[str]]] = []
+        self.created_keys: dict[str, tuple[str, str]] = {}  # idempotency key -> (object, id)
         self.running_user_id: str | None = None  # (op, object, ids) of every write call
 
     # --- helpers -------------------------------------------------------------------------------
@@ -367,12 +369,20 @@ class FakeConnector:
                 results.append(WriteResult(rid, True))
         return results
 
-    def create(self, object_name: str, records: Sequence[Record]) -> list[WriteResult]:
+    def create(
+        self, object_name: str, records: Sequence[Record], *, keys: Sequence[str] | None = None
+    ) -> list[WriteResult]:
         self._check_batch(len(records))
         self._call()
         new_ids = []
-        results = []
+        results: list[WriteResult] = []
+        createable = {f.name for f in self._fields[object_name] if f.createable}
         for rec in records:
+            # Like Salesforce: a create naming a field it may not write fails (INVALID_FIELD_FOR_INSERT_UPDATE).
+            bad = sorted(set(rec) - createable)
+            if bad:
+                results.append(WriteResult(None, False, "INVALID_FIELD_FOR_INSERT_UPDATE", f"not createable: {bad}"))
+                continue
             rid = f"NEW{next(self._ids):015d}"
             row = {**{f.name: None for f in self._fields[object_name]}, **rec, self._id: rid}
             if self._deletable(object_name):
@@ -382,8 +392,21 @@ class FakeConnector:
             self._rows[object_name][rid] = row
             new_ids.append(rid)
             results.append(WriteResult(rid, True))
+        # Like a CRM that holds the key on the record (a property), where find_created looks for it.
+        for result, key in zip(results, keys or (), strict=False):
+            if result.ok and result.id:
+                self.created_keys[key] = (object_name, result.id)
         self.writes.append(("create", object_name, new_ids))
         return results
+
+    def find_created(self, object_name: str, attempts: Sequence[CreateAttempt]) -> dict[str, list[Record]]:
+        self._call()
+        found: dict[str, list[Record]] = {}
+        for attempt in attempts:
+            held = self.created_keys.get(attempt.key)
+            row = self._rows[object_name].get(held[1]) if held and held[0] == object_name else None
+            found[attempt.key] = [] if row is None else [{f: row.get(f) for f in [self._id, *attempt.values]}]
+        return found
 
     def api_usage(self) -> ApiUsage:
         return ApiUsage(calls=self.calls)

@@ -31,7 +31,8 @@ TEST_PASS = PassSpec(
     run=_proposes_nothing,
     proposes=(
         # Invoice__c: an object the test snapshots lack, so the snapshot check (not this one) is what refuses it.
-        Proposal(Op.DELETE, objects=lambda v: ("Contact", "Invoice__c")),
+        Proposal(Op.DELETE, objects=lambda v: ("Contact", "Account", "Invoice__c")),
+        Proposal(Op.ARCHIVE, objects=lambda v: ("Contact",)),
         Proposal(Op.UPDATE, objects=lambda v: ("Contact",),
                  writes=lambda v: {"Email": ANY_VALUE, "Score": ANY_VALUE, "LastName": ANY_VALUE}),
         Proposal(Op.UPDATE, objects=lambda v: ("User",), writes=lambda v: {"Name": ANY_VALUE}),

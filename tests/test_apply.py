@@ -503,7 +503,7 @@ def test_a_record_deleted_by_someone_else_meanwhile_is_reported_not_claimed(tmp_
     assert (report.applied, report.failed) == (2, 1)
     assert [item["error_code"] for item in report.failed_items] == ["ENTITY_IS_DELETED"]
     # Rollback undoes only what this run did: the other admin's deletion stands.
-    undo = build_rollback_plan(home, report.run_id, now=datetime(2030, 6, 1, tzinfo=UTC))
+    undo = build_rollback_plan(home, report.run_id, now=datetime(2030, 6, 1, tzinfo=UTC), vocabulary=FAKE_VOCABULARY)
     assert sorted(c.record_id for c in undo.changes) == [contact_id(0), contact_id(2)]
 
 

@@ -17,7 +17,7 @@ from crmsweep.cleanup.plan_checks import check_plan
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Change, Op, Plan, Record
 from crmsweep.paths import Home
-from tests.fake_connector import FakeConnector
+from tests.fake_connector import FAKE_VOCABULARY, FakeConnector
 from tests.plans import signed
 from tests.test_apply import (
     Spec,
@@ -44,7 +44,7 @@ def without_audit(org: FakeConnector) -> dict[str, dict[str, Record]]:
 
 
 def roll_back(home: Home, org: FakeConnector, run_id: str, *, force: bool = False) -> Any:
-    plan = build_rollback_plan(home, run_id, now=NOW, force=force)
+    plan = build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY, force=force)
     report = apply_plan(*signed(plan, home), org, home)
     if not (report.failed or report.stopped) and not not_undone(home, run_id, report.run_id):
         mark_rolled_back(home, run_id, report.run_id)
@@ -71,7 +71,7 @@ def test_apply_then_rollback_restores_every_record_ids_included(tmp_path: Path, 
     applied = apply_plan(plan, text, org, home)
     assert applied.applied == 4 and without_audit(org) != original
 
-    rollback = build_rollback_plan(home, applied.run_id, now=NOW)
+    rollback = build_rollback_plan(home, applied.run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
     assert [(c.op, c.record_id) for c in rollback.changes] == [
         (Op.REACTIVATE, user_id(1)),
         (Op.UPDATE, contact_id(2)),
@@ -102,13 +102,11 @@ def test_rollback_twice_is_refused_unless_forced(tmp_path: Path, home: Home) -> 
     run_id = apply_plan(plan, text, org, home).run_id
     rb = roll_back(home, org, run_id)
     with pytest.raises(SafetyRefusal, match=f"run {run_id} was already rolled back by run {rb.run_id}"):
-        build_rollback_plan(home, run_id, now=NOW)
+        build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
     # Forced, it is built (for a script to inspect); apply's own checks still refuse it: the run was undone.
-    forced = build_rollback_plan(home, run_id, now=NOW, force=True)
+    forced = build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY, force=True)
     with pytest.raises(SafetyRefusal, match=f"run {run_id} was already rolled back by run {rb.run_id}"):
         apply_plan(*signed(forced, home), org, home)
-
-
 
 
 def test_run_that_applied_nothing_has_nothing_to_roll_back(tmp_path: Path, home: Home) -> None:
@@ -117,7 +115,7 @@ def test_run_that_applied_nothing_has_nothing_to_roll_back(tmp_path: Path, home:
     org.touch_behind_our_back("Contact", contact_id(0), LastName="Edited")
     run_id = apply_plan(plan, text, org, home).run_id
     with pytest.raises(BadInput, match=f"run {run_id} applied no changes: nothing to roll back"):
-        build_rollback_plan(home, run_id, now=NOW)
+        build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
 
 
 def test_rollback_skips_a_record_edited_after_the_apply(tmp_path: Path, home: Home) -> None:
@@ -137,7 +135,7 @@ def test_a_rollback_that_undid_only_part_of_the_run_does_not_mark_it(tmp_path: P
     ids = [contact_id(i) for i in range(3)]
     plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
     run_id = apply_plan(plan, text, org, home).run_id
-    whole = build_rollback_plan(home, run_id, now=NOW)
+    whole = build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
     trimmed = Plan.build(whole.header, whole.changes[:1])
     report = apply_plan(*signed(trimmed, home), org, home)
     assert (report.applied, report.failed, report.skipped) == (1, 0, 0)
@@ -157,7 +155,7 @@ def test_rollback_plan_not_backed_by_the_run_log_is_refused(tmp_path: Path, home
     specs = [(Op.UPDATE, "Contact", contact_id(0), {"Email": None})]
     plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), specs))
     run_id = apply_plan(plan, text, org, home).run_id
-    rollback = build_rollback_plan(home, run_id, now=NOW)
+    rollback = build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
     forged_change = Change(**{**rollback.changes[0].__dict__, "after": {"Email": "attacker@example.com"}})
     stranger = Change(**{**rollback.changes[0].__dict__, "record_id": contact_id(1)})
     forged = Plan.build(rollback.header, [forged_change, stranger])
@@ -165,6 +163,10 @@ def test_rollback_plan_not_backed_by_the_run_log_is_refused(tmp_path: Path, home
         check_plan(forged, org, home)
     assert "Email differs from the logged before-image" in str(info.value)
     assert f"{contact_id(1)}: no applied change" in str(info.value)
+    # Nor may a re-create stand in for the undo of an update (only of an archive or a delete).
+    recreate = Change(**{**rollback.changes[0].__dict__, "op": Op.CREATE, "before": {}})
+    with pytest.raises(SafetyRefusal, match="create is not the undo of the applied change"):
+        check_plan(Plan.build(rollback.header, [recreate]), org, home)
 
 
 def test_a_rollback_change_that_is_not_the_exact_inverse_is_refused(tmp_path: Path, home: Home) -> None:
@@ -172,7 +174,7 @@ def test_a_rollback_change_that_is_not_the_exact_inverse_is_refused(tmp_path: Pa
     plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(
         [contact_id(0), contact_id(1), contact_id(2)])))
     run_id = apply_plan(plan, text, org, home).run_id
-    undo = build_rollback_plan(home, run_id, now=NOW)
+    undo = build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
     first, second, third = undo.changes
     forged = Plan.build(undo.header, [
         Change(**{**first.__dict__, "op": Op.DELETE}),  # deletes the record again instead of restoring it
@@ -209,10 +211,10 @@ def test_unfinished_run_is_refused_until_resumed_then_rolls_back_all(tmp_path: P
     # The pending write may have landed: leaving it out would keep it deleted for good.
     unsettled = r"1 write\(s\) of unknown outcome: before rolling it back, settle them .*`crmsweep rollback run-"
     with pytest.raises(SafetyRefusal, match=unsettled):
-        build_rollback_plan(home, run_id, now=NOW)
+        build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
     resumed = apply_plan(plan, text, org, home, batch_size=1, resume_run=run_id)
     assert (resumed.applied, resumed.remaining) == (2, 0)
-    rollback = build_rollback_plan(home, run_id, now=NOW)
+    rollback = build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
     assert [c.record_id for c in rollback.changes] == [contact_id(1), contact_id(0)]
 
 
@@ -223,7 +225,7 @@ def test_a_rollback_plan_is_refused_once_its_run_is_rolled_back_or_unsettled(tmp
     plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(
         [contact_id(0), contact_id(1)])))
     run_id = apply_plan(plan, text, org, home).run_id
-    kept = build_rollback_plan(home, run_id, now=NOW)
+    kept = build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
     check_plan(kept, org, home)
     roll_back(home, org, run_id)
     with pytest.raises(SafetyRefusal, match=rf"^run {run_id} was already rolled back by run "):
@@ -293,7 +295,7 @@ def test_property_apply_then_rollback_restores_the_org(tmp_path_factory: pytest.
         return
     applied = apply_plan(*signed(plan, home), org, home, batch_size=batch)
     assert applied.applied == len(plan.changes)
-    rollback = build_rollback_plan(home, applied.run_id, now=NOW)
+    rollback = build_rollback_plan(home, applied.run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
     report = apply_plan(*signed(rollback, home), org, home, batch_size=batch)
     assert (report.applied, report.skipped, report.failed) == (len(plan.changes), 0, 0)
     assert without_audit(org) == original

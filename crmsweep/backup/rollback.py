@@ -2,16 +2,21 @@
 
 Each applied change is inverted with `Change.inverse`, expecting the fingerprint the run read back
 after its write (so a record someone edited since is skipped as drift, not overwritten), in reverse
-order of application. Inverses keep identity: a delete is undone by a recycle-bin undelete, a
-deactivation by a reactivation. The plan then goes through the same preview and apply as any other.
+order of application. Inverses keep identity where the CRM can: a delete is undone by a recycle-bin
+undelete, a deactivation by a reactivation. A record the CRM cannot give back (archived, or purged
+from the recycle bin) is re-created with a new id (see `recreate`): after the other changes, parents
+before children. The plan then goes through the same preview and apply as any other.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from crmsweep import __version__
+from crmsweep.backup.recreate import FieldSpecs, create_values, parents_first, relinks, resolve_placeholders
 from crmsweep.backup.runlog import (
     STATUS_DONE,
     STATUS_STOPPED,
@@ -22,8 +27,21 @@ from crmsweep.backup.runlog import (
     open_run,
     read_run,
 )
+from crmsweep.backup.snapshot_layout import load_manifest
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import Change, NotReversible, Op, Plan, PlanHeader, canonical_datetime
+from crmsweep.model import (
+    ASSOCIATION_FROM_FIELD,
+    ASSOCIATION_TO_FIELD,
+    Change,
+    FieldSpec,
+    NotReversible,
+    Op,
+    Plan,
+    PlanHeader,
+    Vocabulary,
+    association_object,
+    canonical_datetime,
+)
 from crmsweep.paths import Home
 
 
@@ -31,25 +49,122 @@ def new_plan_id(now: datetime) -> str:
     return f"plan-{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
 
 
-def undo_of(change: Change, outcome: ChangeOutcome) -> Change:
+def undo_of(change: Change, outcome: ChangeOutcome, id_map: Mapping[str, Mapping[str, str]] | None = None) -> Change:
     """The change that undoes `change`, applied with `outcome`: what a rollback plan holds for it.
 
-    It expects the fingerprint the run read back after its write, and a create's new id.
+    It expects the fingerprint the run read back after its write, and a create's new id; a create's
+    placeholders are resolved from the run's `id_map`, so its undo holds the values it really wrote.
     """
     new_id = outcome.record_id if change.op is Op.CREATE else None
+    if change.op is Op.CREATE and id_map:
+        change = replace(change, after=resolve_placeholders(change.after, id_map) or change.after)
     return change.inverse(fingerprint=outcome.fingerprint_after, new_id=new_id)
 
 
-def applied_undos(state: RunState) -> dict[tuple[str, str], Change]:
-    """The undo of every reversible change run `state` applied, by (object, record id) it writes."""
+def applied_undos(
+    state: RunState,
+    specs: FieldSpecs,
+    vocabulary: Vocabulary,
+    *,
+    recreate: Collection[tuple[str, str]] = (),
+    strict: bool = False,
+) -> dict[tuple[str, str], Change]:
+    """The undo of every reversible change run `state` applied, by (object, record id) it writes,
+    last applied first.
+
+    An archive is undone by a re-create; a delete by an undelete, or by a re-create where its
+    (object, id key) is in `recreate` (the recycle bin no longer holds it). A re-create writes only
+    createable fields (`specs`), with placeholders for parents re-created alongside. A change that
+    cannot be undone is left out, or with `strict` raises NotReversible.
+    """
+    id_map = state.id_map
     undos: dict[tuple[str, str], Change] = {}
-    for index in state.applied_order:
+    keys: set[tuple[str, str]] = set()
+    for index in reversed(state.applied_order):
+        change = state.plan.changes[index]
+        key = (change.object, vocabulary.id_key(change.record_id))
+        if change.op is Op.ARCHIVE or (change.op is Op.DELETE and key in recreate):
+            keys.add(key)
+    for index in reversed(state.applied_order):
+        change = state.plan.changes[index]
+        if change.op is Op.ASSOCIATE:
+            continue  # undone with the record it linked: the undo of its create deletes that record
         try:
-            undo = undo_of(state.plan.changes[index], state.outcomes[index])
+            undo = undo_of(change, state.outcomes[index], id_map)
+            if (change.object, vocabulary.id_key(change.record_id)) in keys:
+                after = create_values(change.object, change.before, specs, keys, vocabulary)
+                undo = replace(undo, op=Op.CREATE, before={}, after=after)
         except NotReversible:
+            if strict:
+                raise
             continue
         undos[(undo.object, undo.record_id)] = undo
     return undos
+
+
+def _source_snapshot(home: Home, state: RunState) -> str | None:
+    """The snapshot the run's changes came from, through the runs it undid, if any."""
+    seen: set[str] = set()
+    source = dict(state.plan.header.source)
+    while source.get("kind") == "run" and source.get("id") not in seen:
+        seen.add(source.get("id", ""))
+        source = dict(read_run(home, source.get("id", "")).plan.header.source)
+    return source.get("id") if source.get("kind") == "snapshot" else None
+
+
+def snapshot_field_specs(home: Home, state: RunState) -> dict[str, tuple[FieldSpec, ...]]:
+    """The field specs of the snapshot the run's changes came from: what a re-create may write (the
+    run log's before-images are whole rows). Empty if that snapshot is gone."""
+    snapshot_id = _source_snapshot(home, state)
+    try:
+        _folder, manifest = load_manifest(home.snapshots_dir, snapshot_id or "")
+    except BadInput:
+        return {}
+    return {name: entry.fields for name, entry in manifest.objects.items()}
+
+
+def snapshot_links(
+    home: Home, state: RunState, objects: Collection[str]
+) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """The links the run's snapshot holds from or to `objects` (providers with associations; none
+    elsewhere): what re-created records are re-linked with."""
+    snapshot_id = _source_snapshot(home, state)
+    if snapshot_id is None or not objects:
+        return {}
+    # Imported here: the reader pulls in pandas/pyarrow, which only a re-create with links needs.
+    from crmsweep.backup.snapshot import open_snapshot
+
+    try:
+        reader = open_snapshot(home, snapshot_id)
+    except BadInput:
+        return {}
+    names = list(reader.manifest.objects)
+    links: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for from_object in names:
+        for to_object in names:
+            table = association_object(from_object, to_object)
+            if (from_object in objects or to_object in objects) and reader.has(table):
+                links[(from_object, to_object)] = [
+                    (str(row[ASSOCIATION_FROM_FIELD]), str(row[ASSOCIATION_TO_FIELD])) for row in reader.records(table)
+                ]
+    return links
+
+
+def recreates_any(state: RunState, recreate: Collection[tuple[str, str]]) -> bool:
+    """Whether undoing run `state` re-creates a record (an archive, or a delete in `recreate`)."""
+    return bool(recreate) or any(state.plan.changes[i].op is Op.ARCHIVE for i in state.applied_order)
+
+
+def rollback_changes(
+    home: Home, state: RunState, vocabulary: Vocabulary, *, recreate: Collection[tuple[str, str]], strict: bool
+) -> dict[tuple[str, str], Change]:
+    """The undos of run `state` (see `applied_undos`), then the links of what they re-create, by
+    (object, record id): what the rollback planner writes and the plan checks expect, alike."""
+    specs = snapshot_field_specs(home, state) if recreates_any(state, recreate) else {}
+    undos = applied_undos(state, specs, vocabulary, recreate=recreate, strict=strict)
+    creates = [c for c in undos.values() if c.op is Op.CREATE]
+    links = snapshot_links(home, state, {c.object for c in creates}) if creates else {}
+    return {**undos, **{(c.object, c.record_id): c for c in relinks(creates, links, vocabulary)}}
 
 
 def refuse_rollback_of(home: Home, state: RunState, *, applying: Plan | None = None, force: bool = False) -> None:
@@ -77,27 +192,54 @@ def refuse_rollback_of(home: Home, state: RunState, *, applying: Plan | None = N
         )
 
 
-def build_rollback_plan(home: Home, run_id: str, *, now: datetime, force: bool = False) -> Plan:
-    """The inverse of every change run `run_id` applied (result ok), last applied first."""
-    return rollback_plan_of(home, read_run(home, run_id), now=now, force=force)
+def build_rollback_plan(
+    home: Home,
+    run_id: str,
+    *,
+    now: datetime,
+    vocabulary: Vocabulary,
+    force: bool = False,
+    gone: Collection[tuple[str, str]] = (),
+) -> Plan:
+    """The inverse of every change run `run_id` applied (result ok), last applied first, re-creates
+    after the rest, parents before children.
+
+    `gone` holds (object, id) of deleted records that the recycle bin no longer holds (the caller
+    read the CRM): those are re-created with new ids rather than undeleted.
+    """
+    return rollback_plan_of(home, read_run(home, run_id), now=now, vocabulary=vocabulary, force=force, gone=gone)
 
 
-def rollback_plan_of(home: Home, state: RunState, *, now: datetime, force: bool = False) -> Plan:
+def rollback_plan_of(
+    home: Home,
+    state: RunState,
+    *,
+    now: datetime,
+    vocabulary: Vocabulary,
+    force: bool = False,
+    gone: Collection[tuple[str, str]] = (),
+) -> Plan:
     """`build_rollback_plan` of a run as read (or as settled in memory, for a dry run)."""
     run_id = state.run_id
     refuse_rollback_of(home, state, force=force)
     if not state.applied_order:
         raise BadInput(f"run {run_id} applied no changes: nothing to roll back")
     original = state.plan
-    changes: list[Change] = []
-    for index in reversed(state.applied_order):
-        try:
-            changes.append(undo_of(original.changes[index], state.outcomes[index]))
-        except NotReversible as exc:
-            raise SafetyRefusal(f"run {run_id} cannot be rolled back: {exc}") from None
-    notes = [
-        f"rollback of run {run_id}: {len(changes)} changes; ids are kept (recycle-bin undelete, reactivation)",
-    ]
+    recreate = {(obj, vocabulary.id_key(i)) for obj, i in gone}
+    if recreates_any(state, recreate) and not snapshot_field_specs(home, state):
+        raise SafetyRefusal(
+            f"run {run_id} cannot be rolled back: records must be re-created, and the snapshot its plan came "
+            "from, which says what a create may write, is gone (restore that snapshot folder)"
+        )
+    try:
+        undos = rollback_changes(home, state, vocabulary, recreate=recreate, strict=True)
+        links = [c for c in undos.values() if c.op is Op.ASSOCIATE]
+        changes = parents_first([c for c in undos.values() if c.op is not Op.ASSOCIATE], vocabulary) + links
+    except NotReversible as exc:
+        raise SafetyRefusal(f"run {run_id} cannot be rolled back: {exc}") from None
+    created = sum(1 for c in changes if c.op is Op.CREATE)
+    notes = [f"rollback of run {run_id}: {len(changes)} changes; ids are kept (recycle-bin undelete, reactivation)"
+             + (f" except {created} re-created with new ids (parents first, links after)" if created else "")]
     header = PlanHeader(
         plan_id=new_plan_id(now),
         created=canonical_datetime(now) or "",
@@ -154,6 +296,8 @@ def not_undone(home: Home, run_id: str, by_run: str) -> list[str]:
     missing = []
     for i in original.applied_order:
         change = original.plan.changes[i]
+        if change.op is Op.ASSOCIATE:
+            continue  # undone with the record it linked
         record_id = original.outcomes[i].record_id if change.op is Op.CREATE else change.record_id
         if (change.object, record_id) not in undone:
             missing.append(f"{change.object} {record_id}")

@@ -8,6 +8,8 @@ torn last line (a power cut mid-append); anything else malformed is reported, ne
 Entry kinds (field "t"): start, intent, skip, result, unwritten (announced writes that were provably not
 carried out: back to not started), stop, end, resume, rolled_back, and rollback (on a run, naming a rollback
 run started for it: what `rollback RUN` resumes and counts, without listing every run).
+A create's intent record carries its idempotency key ("key"); its result row the new id ("id") beside the
+old one ("old_id"), which is the run's id map that placeholders of later creates resolve through.
 
 Beside the runs, `plans/` (in the home folder) holds one lock per plan digest, held for a whole apply so two
 applies of one plan cannot split its work, and the ids of the runs that applied that plan, so "this plan
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import Plan, PlanFormatError, canonical_datetime
+from crmsweep.model import Op, Plan, PlanFormatError, canonical_datetime
 from crmsweep.paths import MAX_NAME_LENGTH, PRIVATE_FILE_MODE, Home, checked_dir, fsync_dir, write_private_file
 
 PLAN_FILE = "plan.json"
@@ -332,6 +334,9 @@ class ChangeOutcome:
     record_id: str | None = None  # for a create, the id the CRM gave the new record
     before: dict[str, Any] | None = None  # the before-image logged in the intent
     intent_batch: int | None = None
+    # For a create: the idempotency key its intent logged, and when (resume looks for it by them).
+    key: str | None = None
+    intent_time: str | None = None
     fingerprint_after: str | None = None
     error_code: str | None = None
     message: str | None = None
@@ -371,8 +376,23 @@ class RunState:
         return sum(1 for o in self.outcomes if o.outcome is outcome)
 
     @property
+    def id_map(self) -> dict[str, dict[str, str]]:
+        """Object -> old id -> new id of every record this run (re-)created, from its result entries."""
+        return id_map_of(self.plan, self.outcomes)
+
+    @property
     def counts(self) -> dict[str, int]:
         return {o.value: self.count(o) for o in Outcome}
+
+
+def id_map_of(plan: Plan, outcomes: list[ChangeOutcome]) -> dict[str, dict[str, str]]:
+    """Object -> old id -> new id of the plan's creates that `outcomes` show applied."""
+    found: dict[str, dict[str, str]] = {}
+    for out in outcomes:
+        change = plan.changes[out.index]
+        if change.op is Op.CREATE and out.outcome is Outcome.APPLIED and out.record_id:
+            found.setdefault(change.object, {})[change.record_id] = out.record_id
+    return found
 
 
 @dataclass(frozen=True)
@@ -450,12 +470,15 @@ def read_run(home: Home, run_id: str) -> RunState:
                 out.outcome = Outcome.PENDING
                 out.before = rec.get("before")
                 out.intent_batch = batch
+                out.key = rec.get("key")
+                out.intent_time = entry.get("time")
         elif kind == "result":
             last_batch = max(last_batch, int(entry.get("batch", 0)))
             for res in entry.get("results", []):
                 out = outcome_at(res.get("i"))
                 if out.index in applied_order:
                     applied_order.remove(out.index)
+                # A create's result names the new id ("id") beside the old one ("old_id"): the id map.
                 out.record_id = res.get("id") or out.record_id
                 out.fingerprint_after = res.get("fingerprint_after")
                 out.error_code = res.get("error_code")

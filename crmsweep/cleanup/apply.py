@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from crmsweep.backup.recreate import parents_of, resolve_placeholders
 from crmsweep.backup.runlog import (
     KIND_APPLY,
     KIND_ROLLBACK,
@@ -30,6 +31,7 @@ from crmsweep.backup.runlog import (
     RunHandle,
     RunState,
     create_run,
+    id_map_of,
     open_run,
     plan_lock,
     read_run,
@@ -38,8 +40,11 @@ from crmsweep.backup.runlog import (
 from crmsweep.cleanup.drift import (
     DELETE_OPS,
     REMOVING_OPS,
+    SKIP_NO_PARENT,
     SKIP_SOMEONE_ELSE,
     UPDATE_OPS,
+    claimed_twice,
+    created_matches,
     drift_verdict,
     shows_applied,
     someone_else_verdict,
@@ -58,7 +63,7 @@ from crmsweep.errors import (
     RetriableError,
     SafetyRefusal,
 )
-from crmsweep.model import Change, Op, Plan, WriteResult
+from crmsweep.model import Change, CreateAttempt, Op, Plan, Record, WriteResult
 from crmsweep.paths import Home
 
 UNKNOWN_OUTCOME = "OUTCOME_UNKNOWN"
@@ -67,6 +72,8 @@ UNKNOWN_OUTCOME = "OUTCOME_UNKNOWN"
 NOT_SENT = "not sent"
 NOT_IN_PLANNED_STATE = "not in the planned state"
 SETTLED_ONLY = "stopped before rolling back: its writes of unknown outcome were read back, the rest was not started"
+# Writes whose targets are not live records yet: no drift read, placeholders resolved from the id map.
+_NEW_RECORD_OPS = (Op.CREATE, Op.ASSOCIATE)
 FINISHED = (STATUS_DONE, STATUS_DONE_WITH_FAILURES, STATUS_ROLLED_BACK)
 
 
@@ -141,6 +148,9 @@ class _Engine:
         self.live_ops: frozenset[Op] | None = None
         self.settled_at = settled_at  # see RunState.settled_at
         self.would_write: list[int] = []  # a dry run: the changes it would write (not those settled as done)
+        # Object -> old id -> new id of the records this run has (re-)created: placeholders resolve here.
+        self.id_map = id_map_of(plan, outcomes)
+        self._sent: dict[int, Record] = {}  # the values each create of this session sends
 
     @property
     def dry_run(self) -> bool:
@@ -220,10 +230,42 @@ class _Engine:
             names.append(deleted)
         return names + [n for n in extra if n not in names]
 
+    def _resolved(self, index: int) -> Record | None:
+        """The values create `index` writes, each placeholder replaced by its parent's new id; None
+        (after logging the skip) if a parent was not re-created. A dry run creates nothing, so there a
+        parent the plan re-creates first stands for its future id."""
+        change = self.plan.changes[index]
+        values = resolve_placeholders(change.after, self.id_map)
+        if values is not None:
+            return values
+        missing = [
+            t for t in parents_of(change) if t[1] not in self.id_map.get(t[0], {})
+        ]
+        if self.dry_run and all(self._planned_create(t) for t in missing):
+            return dict(change.after)
+        obj, old_id = missing[0]
+        self._skip(index, SKIP_NO_PARENT,
+                   f"it points at {obj} {old_id}, which this run has not re-created (failed or skipped): "
+                   f"re-create that {obj} first")
+        return None
+
+    def _planned_create(self, target: tuple[str, str]) -> bool:
+        return any(
+            c.op is Op.CREATE and (c.object, c.record_id) == target and self.outcomes[i].outcome is Outcome.APPLIED
+            for i, c in enumerate(self.plan.changes)
+        )
+
     def _apply_batch(self, batch: list[int]) -> None:
         head = self.plan.changes[batch[0]]
         keep = batch
-        if head.op is not Op.CREATE:
+        if head.op in _NEW_RECORD_OPS:
+            keep = []
+            for i in batch:
+                values = self._resolved(i)
+                if values is not None:
+                    self._sent[i] = values
+                    keep.append(i)
+        else:
             ids = [self.plan.changes[i].record_id for i in batch]
             extra = self.live.own_fields(head.object, [self.plan.changes[i] for i in batch]) if self.live else []
             fields = self._check_fields(head.object, extra)
@@ -264,9 +306,7 @@ class _Engine:
                 "op": head.op.value,
                 "object": head.object,
                 "changes": keep,
-                "records": [
-                    {"i": i, "id": self.plan.changes[i].record_id, "before": self.plan.changes[i].before} for i in keep
-                ],
+                "records": [self._intent_record(i) for i in keep],
             }
         )
         for i in keep:
@@ -274,7 +314,7 @@ class _Engine:
             self.outcomes[i].before = self.plan.changes[i].before
             self.outcomes[i].intent_batch = batch_no
         try:
-            results = self._send(head.op, head.object, [self.plan.changes[i] for i in keep])
+            results = self._send(head.op, head.object, keep)
         except ConnectorError as exc:
             if exc.never_ran:
                 # Refused as a whole before anything was carried out: these are back to not started, so
@@ -289,7 +329,8 @@ class _Engine:
         # A record the CRM reports as failed stays failed, even if it is already in the planned state:
         # the connector never resends a write whose outcome is unknown, so that state is someone
         # else's doing, and claiming it would make rollback undo their work.
-        written = {
+        # A link has no fingerprint to read back.
+        written = {} if head.op is Op.ASSOCIATE else {
             i: (r.id if head.op is Op.CREATE else self.plan.changes[i].record_id)
             for i, r in zip(keep, results, strict=True)
             if r.ok and (r.id or head.op is not Op.CREATE)
@@ -312,7 +353,22 @@ class _Engine:
         if readback_error is not None:
             raise readback_error
 
-    def _send(self, op: Op, obj: str, changes: Sequence[Change]) -> list[WriteResult]:
+    def _intent_record(self, index: int) -> dict[str, Any]:
+        change = self.plan.changes[index]
+        record: dict[str, Any] = {"i": index, "id": change.record_id, "before": change.before}
+        if change.op is Op.CREATE:
+            # What resume looks for if the outcome is never logged; the values follow from the plan
+            # and the id map, which cannot change once a parent is created.
+            record["key"] = self._key(index)
+        return record
+
+    def _key(self, index: int) -> str:
+        """The idempotency key of create `index`: one per change of a run, the same on a resend."""
+        run_id = self.handle.run_id if self.handle is not None else "dry-run"
+        return f"crmsweep:{run_id}:{index}"
+
+    def _send(self, op: Op, obj: str, indexes: Sequence[int]) -> list[WriteResult]:
+        changes = [self.plan.changes[i] for i in indexes]
         id_field = self.vocabulary.id_field
         if op in DELETE_OPS:
             return self.connector.delete(obj, [c.record_id for c in changes])
@@ -321,10 +377,22 @@ class _Engine:
         if op in UPDATE_OPS:
             return self.connector.update(obj, [{id_field: c.record_id, **c.after} for c in changes])
         if op is Op.CREATE:
-            # The CRM assigns ids, deleted flags and audit stamps itself and refuses them on input.
-            system = {id_field, self.vocabulary.deleted_field, *self.vocabulary.audit_fields}
-            return self.connector.create(obj, [{k: v for k, v in c.after.items() if k not in system} for c in changes])
+            return self.connector.create(obj, [self._create_body(i) for i in indexes],
+                                         keys=[self._key(i) for i in indexes])
+        if op is Op.ASSOCIATE:
+            # One batch is one (op, object): one link object, so one pair of object types.
+            ends = changes[0].after
+            pairs = [(str(self._sent[i]["from_id"]), str(self._sent[i]["to_id"])) for i in indexes]
+            return self.connector.create_associations(str(ends["from_object"]), str(ends["to_object"]), pairs)
         raise ValueError(f"apply does not know how to {op}")
+
+    def _create_body(self, index: int) -> Record:
+        """What create `index` sends: its resolved values, less what the CRM assigns itself and refuses
+        on input (ids, deleted flags, audit stamps; the rollback planner has left those out already)."""
+        values = self._sent.get(index)
+        if values is None:
+            values = resolve_placeholders(self.plan.changes[index].after, self.id_map) or {}
+        return self._create_body_of(values)
 
     def _log_results(
         self, batch_no: int, indexes: Sequence[int], results: Sequence[WriteResult], fingerprints: Mapping[str, Any]
@@ -334,17 +402,13 @@ class _Engine:
             change = self.plan.changes[i]
             record_id = (result.id if change.op is Op.CREATE else change.record_id) or change.record_id
             fp = fingerprints.get(record_id) if result.ok else None
-            rows.append(
-                {
-                    "i": i,
-                    "id": record_id,
-                    "ok": result.ok,
-                    "error_code": result.error_code,
-                    "message": result.message,
-                    "fingerprint_after": fp,
-                }
-            )
+            rows.append(self._row(i, record_id, result.ok, fingerprint_after=fp, error_code=result.error_code,
+                                  message=result.message))
         self._log({"t": "result", "batch": batch_no, "results": rows})
+        self._settle(rows)
+
+    def _settle(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Take logged result rows into the outcomes, and a create's new id into the id map."""
         for row in rows:
             out = self.outcomes[row["i"]]
             out.outcome = Outcome.APPLIED if row["ok"] else Outcome.FAILED
@@ -352,6 +416,9 @@ class _Engine:
             out.fingerprint_after = row["fingerprint_after"]
             out.error_code = row["error_code"]
             out.message = row["message"]
+            change = self.plan.changes[row["i"]]
+            if change.op is Op.CREATE and row["ok"]:
+                self.id_map.setdefault(change.object, {})[change.record_id] = row["id"]
 
     def _unwritten(self, batch_no: int | None, indexes: Sequence[int], why: str) -> None:
         """Log announced writes that were not carried out: the changes are back to not started."""
@@ -398,9 +465,12 @@ class _Engine:
             head = self.plan.changes[indexes[0]]
             rows: list[dict[str, Any]] = []
             if head.op is Op.CREATE:
-                # A create leaves no id to look for: writing again could duplicate the record.
-                for i in indexes:
-                    rows.append(self._unknown_create_row(i))
+                found, again = self._find_created(indexes)
+                rows.extend(found)
+                redo.extend(again)
+            elif head.op is Op.ASSOCIATE:
+                # Linking two records that are linked already changes nothing: sent again.
+                redo.extend(indexes)
             else:
                 objects = {self.plan.changes[i].object for i in indexes}
                 extra = sorted({k for i in indexes for k in self.plan.changes[i].after})
@@ -428,14 +498,56 @@ class _Engine:
                         rows.append(self._row(i, change.record_id, True, fingerprint_after=fp))
             if rows:
                 self._log({"t": "result", "batch": batch_no, "reconciled": True, "results": rows})
-                for row in rows:
-                    out = self.outcomes[row["i"]]
-                    out.outcome = Outcome.APPLIED if row["ok"] else Outcome.FAILED
-                    out.fingerprint_after = row["fingerprint_after"]
-                    out.error_code, out.message = row["error_code"], row["message"]
+                self._settle(rows)
         return redo
 
-    def _unknown_create_row(self, index: int) -> dict[str, Any]:
+    def _find_created(self, indexes: Sequence[int]) -> tuple[list[dict[str, Any]], list[int]]:
+        """Settle creates of unknown outcome by their idempotency keys: result rows for those found
+        (or found ambiguous), and the changes that were never created, to send again."""
+        rows: list[dict[str, Any]] = []
+        again: list[int] = []
+        obj = self.plan.changes[indexes[0]].object
+        attempts: dict[int, CreateAttempt] = {}
+        for i in indexes:
+            out = self.outcomes[i]
+            values = resolve_placeholders(self.plan.changes[i].after, self.id_map)
+            if out.key is None or out.intent_time is None or values is None:
+                why = ("its intent holds no idempotency key to look for" if values is not None
+                       else "a record it points at has no new id in the run")
+                rows.append(self._unknown_create_row(i, why))
+                continue
+            attempts[i] = CreateAttempt(key=out.key, values=self._create_body_of(values), sent_after=out.intent_time)
+        if not attempts:
+            return rows, again
+        candidates = self.connector.find_created(obj, list(attempts.values()))
+        claimed = {new for ids in self.id_map.values() for new in ids.values()}
+        id_field = self.vocabulary.id_field
+        matches = {
+            i: created_matches(a, candidates.get(a.key, []), id_field, exclude=claimed)
+            for i, a in attempts.items()
+        }
+        shared = claimed_twice(matches)
+        for i, ids in matches.items():
+            if len(ids) == 1 and ids[0] not in shared:
+                rows.append(self._row(i, ids[0], True))
+            elif not ids:
+                again.append(i)
+            else:
+                rows.append(self._unknown_create_row(
+                    i, f"{len(ids)} records match what it sent ({', '.join(ids[:3])}): which one it made is unknown"
+                ))
+        found = [r for r in rows if r["ok"]]
+        if found:
+            after = self.connector.read(obj, [r["id"] for r in found], self._check_fields(obj), include_deleted=True)
+            for row in found:
+                row["fingerprint_after"] = (after.get(row["id"]) or {}).get(self.vocabulary.fingerprint_field)
+        return rows, again
+
+    def _create_body_of(self, values: Record) -> Record:
+        system = {self.vocabulary.id_field, self.vocabulary.deleted_field, *self.vocabulary.audit_fields}
+        return {k: v for k, v in values.items() if k not in system}
+
+    def _unknown_create_row(self, index: int, why: str) -> dict[str, Any]:
         change = self.plan.changes[index]
         return self._row(
             index,
@@ -443,13 +555,13 @@ class _Engine:
             False,
             error_code=UNKNOWN_OUTCOME,
             message=(
-                f"the run was interrupted while creating this {change.object}; it may or may not exist now: "
-                "look for it in the CRM before creating it again"
+                f"the run was interrupted while creating this {change.object} and {why}; it may or may not "
+                "exist now: look for it in the CRM before creating it again"
             ),
         )
 
-    @staticmethod
     def _row(
+        self,
         index: int,
         record_id: str,
         ok: bool,
@@ -458,7 +570,7 @@ class _Engine:
         error_code: str | None = None,
         message: str | None = None,
     ) -> dict[str, Any]:
-        return {
+        row = {
             "i": index,
             "id": record_id,
             "ok": ok,
@@ -466,6 +578,11 @@ class _Engine:
             "message": message,
             "fingerprint_after": fingerprint_after,
         }
+        change = self.plan.changes[index]
+        if change.op is Op.CREATE and ok:
+            row["old_id"] = change.record_id  # beside "id", the new one: the run's id map
+        return row
+
 
     # -- reporting --
 

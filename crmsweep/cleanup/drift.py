@@ -8,10 +8,11 @@ the engine so the rules hold no I/O and can be read and tested without a CRM or 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from crmsweep.model import Change, Op, Vocabulary, canonical_datetime
+from crmsweep.model import Change, CreateAttempt, Op, Vocabulary, canonical_datetime
 
 DELETE_OPS = (Op.DELETE, Op.ARCHIVE)
 UPDATE_OPS = (Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE)
@@ -24,6 +25,7 @@ SKIP_MISSING = "missing"
 SKIP_ALREADY_DELETED = "already deleted"
 SKIP_NOT_IN_BIN = "not in recycle bin"
 SKIP_SOMEONE_ELSE = "changed by someone else"
+SKIP_NO_PARENT = "parent not re-created"
 
 
 def _is_null(value: Any) -> bool:
@@ -141,3 +143,24 @@ def someone_else_verdict(
     ):
         return f"{by_field} is {by}, not the user this connection runs as ({running_user})"
     return None
+
+
+def created_matches(
+    attempt: CreateAttempt, candidates: Sequence[Mapping[str, Any]], id_field: str, *, exclude: Iterable[str] = ()
+) -> list[str]:
+    """The ids of the `candidates` (what the connector found for the attempt's key) holding exactly the
+    values the create sent: the record it made, if it landed. Ids in `exclude` (made by other creates
+    of the run) are never it."""
+    taken = set(exclude)
+    return [
+        str(c[id_field])
+        for c in candidates
+        if c.get(id_field) and str(c[id_field]) not in taken
+        and all(name in c and same_value(value, c[name]) for name, value in attempt.values.items())
+    ]
+
+
+def claimed_twice(matches: Mapping[int, Sequence[str]]) -> set[str]:
+    """Ids that match more than one create: none of those creates can claim them."""
+    counts = Counter(record_id for ids in matches.values() for record_id in ids)
+    return {record_id for record_id, n in counts.items() if n > 1}

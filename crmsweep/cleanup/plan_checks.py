@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crmsweep.backup.rollback import applied_undos, refuse_rollback_of
+from crmsweep.backup.recreate import recreated_keys
+from crmsweep.backup.rollback import refuse_rollback_of, rollback_changes, snapshot_field_specs
 from crmsweep.backup.runlog import read_run
 from crmsweep.cleanup.labels import has_control, one_line
 from crmsweep.cleanup.plan_auth import require_signed
@@ -202,7 +203,7 @@ def check_provenance(plan: Plan, home: Home, vocabulary: Vocabulary) -> None:
             )
         _check_snapshot_source(plan, home, source_id)
     elif kind == "run":
-        _check_run_source(plan, home, source_id)
+        _check_run_source(plan, home, source_id, vocabulary)
     else:
         raise SafetyRefusal(
             f"plan {header.plan_id} does not say where its before-images are held (source {dict(header.source)}): "
@@ -259,7 +260,7 @@ def _check_snapshot_source(plan: Plan, home: Home, snapshot_id: str) -> None:
         )
 
 
-def _check_run_source(plan: Plan, home: Home, run_id: str) -> None:
+def _check_run_source(plan: Plan, home: Home, run_id: str, vocabulary: Vocabulary) -> None:
     try:
         source = read_run(home, run_id)
     except BadInput as exc:
@@ -267,7 +268,15 @@ def _check_run_source(plan: Plan, home: Home, run_id: str) -> None:
     refuse_rollback_of(home, source, applying=plan)
     if header_problem := _run_header_problem(plan, source.plan, run_id):
         raise SafetyRefusal(f"plan {plan.header.plan_id} {header_problem}: build the rollback plan again")
-    offenders = inverse_problems(plan, applied_undos(source))
+    # A re-create must be the one the rollback planner makes for an applied archive or delete: only
+    # createable fields of the logged before-image, placeholders exactly for parents this plan re-creates.
+    recreate = recreated_keys(plan.changes, vocabulary)
+    if recreate and not snapshot_field_specs(home, source):
+        raise SafetyRefusal(
+            f"plan {plan.header.plan_id} re-creates records, but the snapshot run {run_id} came from, which says "
+            "what a create may write, is gone: restore that snapshot folder, or undo the run by hand"
+        )
+    offenders = inverse_problems(plan, rollback_changes(home, source, vocabulary, recreate=recreate, strict=False))
     if offenders:
         raise SafetyRefusal(
             f"{len(offenders)} change(s) of the plan are not backed by the log of run {run_id} "

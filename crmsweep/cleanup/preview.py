@@ -4,7 +4,9 @@ Every change is one line whose first character says what happens to the record, 
 colour by it: `-` delete/archive, `~` update/deactivate/reactivate, `+` undelete/create. No other
 line starts with one of those characters. Every value a change writes is shown in full and exactly
 (JSON, invisible characters escaped): the admin approves what will be written, not a summary of it.
-Values being replaced are shortened, as the snapshot holds them in full.
+Values being replaced are shortened, as the snapshot holds them in full. A re-create says "create (new id)"
+and an undelete "undelete (id kept)"; a re-created child's lookup to a parent re-created first reads
+"(the new id of Account 001...)", the one value not known before apply writes it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from crmsweep.cleanup.labels import change_name, one_line
 from crmsweep.cleanup.passes import PASSES
-from crmsweep.model import Change, Op, Plan
+from crmsweep.model import Change, Op, Plan, placeholder_target
 
 MARKS = {
     Op.DELETE: "-",
@@ -26,6 +28,7 @@ MARKS = {
     Op.REACTIVATE: "~",
     Op.UNDELETE: "+",
     Op.CREATE: "+",
+    Op.ASSOCIATE: "+",
 }
 VALUE_WIDTH = 40
 NO_PASS = "(no pass)"
@@ -46,6 +49,14 @@ def exact_value(value: Any) -> str:
     return one_line(json.dumps(value, ensure_ascii=False, default=str))
 
 
+def written_value(value: Any) -> str:
+    """`exact_value`, but a placeholder says whose id it will be (only known once that create has run)."""
+    target = placeholder_target(value)
+    if target is not None:
+        return f"(the new id of {one_line(target[0])} {one_line(target[1])})"
+    return exact_value(value)
+
+
 def change_line(change: Change) -> str:
     label = f' "{one_line(change.label)}"' if change.label else ""
     parts = [f"{MARKS[change.op]} {change_name(change)}{label}"]
@@ -53,8 +64,12 @@ def change_line(change: Change) -> str:
         parts.append("archive")
     elif change.op is Op.UNDELETE:
         parts.append("undelete (id kept)")
+    elif change.op is Op.ASSOCIATE:
+        a = change.after
+        parts.append(f"link {one_line(str(a.get('from_object')))} {written_value(a.get('from_id'))} → "
+                     f"{one_line(str(a.get('to_object')))} {written_value(a.get('to_id'))}")
     elif change.op is Op.CREATE:
-        written = ", ".join(f"{k}: {exact_value(v)}" for k, v in change.after.items())
+        written = ", ".join(f"{k}: {written_value(v)}" for k, v in change.after.items())
         parts.append("create (new id)" + (f" with {written}" if written else ""))
     elif change.op is not Op.DELETE:
         parts.append(

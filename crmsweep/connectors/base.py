@@ -26,7 +26,16 @@ from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from crmsweep.errors import BadInput
-from crmsweep.model import ApiUsage, Capabilities, FieldSpec, Record, Vocabulary, WriteResult, canonical_datetime
+from crmsweep.model import (
+    ApiUsage,
+    Capabilities,
+    CreateAttempt,
+    FieldSpec,
+    Record,
+    Vocabulary,
+    WriteResult,
+    canonical_datetime,
+)
 
 Scalar = str | int | float | bool | None
 
@@ -207,7 +216,22 @@ class Connector(Protocol):
         """Each record has the id field plus the values to write."""
         ...
 
-    def create(self, object_name: str, records: Sequence[Record]) -> list[WriteResult]: ...
+    def create(
+        self, object_name: str, records: Sequence[Record], *, keys: Sequence[str] | None = None
+    ) -> list[WriteResult]:
+        """`keys` are the creates' idempotency keys (one per record, logged in the run's intent): a CRM
+        that can hold one on the record stores it there; others ignore it (see `find_created`)."""
+        ...
+
+    def find_created(self, object_name: str, attempts: Sequence[CreateAttempt]) -> dict[str, list[Record]]:
+        """For each attempt's key, the live records that may be the one its create made (resume settles
+        a create of unknown outcome with it, rather than risk a duplicate).
+
+        A CRM that stores the key returns the records carrying it; one that cannot returns the records
+        the connection's user created since the attempt was sent. Each record holds the id field and
+        the fields of the attempt's values: the caller keeps those whose values are the ones sent.
+        """
+        ...
 
     def undelete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
         """Restore from the recycle bin, keeping ids (only where `capabilities.supports_undelete`)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlsplit
 
@@ -32,7 +33,7 @@ from crmsweep.connectors.salesforce_errors import (
 from crmsweep.connectors.salesforce_session import DEFAULT_TIMEOUT, SalesforceSession
 from crmsweep.connectors.salesforce_soap import SoapFault, parse_undelete_response, undelete_envelope
 from crmsweep.errors import AuthError, BadInput, ConnectorError, EndpointError, LimitExceeded, RetriableError
-from crmsweep.model import ApiUsage, FieldKind, FieldSpec, Record, Vocabulary, WriteResult
+from crmsweep.model import ApiUsage, CreateAttempt, FieldKind, FieldSpec, Record, Vocabulary, WriteResult
 from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
 
 T = TypeVar("T")
@@ -41,6 +42,9 @@ DEFAULT_API_VERSION = "59.0"
 # Salesforce refuses URIs over 16,384 bytes (414); stay far below so proxies never truncate either.
 MAX_QUERY_URI_BYTES = 8_000
 LOCK_ERROR = "UNABLE_TO_LOCK_ROW"
+# The run log dates an intent by this machine's clock, CreatedDate is Salesforce's: looking that much
+# earlier keeps a skewed clock from hiding a record the create made (which a resend would duplicate).
+CLOCK_MARGIN = timedelta(minutes=10)
 _MAX_SHOWN = 60  # characters of a bad name or id repeated in an error
 
 _KIND_BY_TYPE: Mapping[str, FieldKind] = {
@@ -525,7 +529,11 @@ class SalesforceConnector:
         # Sending the same values twice leaves the same record: an update is safe to resend.
         return self._write(f"update {object_name}", bodies, send, lambda b: str(b["id"]), resend_risk=None)
 
-    def create(self, object_name: str, records: Sequence[Record]) -> list[WriteResult]:
+    def create(
+        self, object_name: str, records: Sequence[Record], *, keys: Sequence[str] | None = None
+    ) -> list[WriteResult]:
+        """sObject Collections has no idempotency header, and a marker field would have to exist in every
+        org: `keys` are not sent, and `find_created` looks for what the running user created instead."""
         self._check_batch(object_name, len(records))
         bodies = [
             {"attributes": {"type": object_name}, **{k: v for k, v in r.items() if k != "attributes"}}
@@ -539,6 +547,29 @@ class SalesforceConnector:
             return self._sf.restful("composite/sobjects", method="POST", json=body)
 
         return self._write(f"create {object_name}", bodies, send, lambda _b: None, resend_risk=_RESEND_DUPLICATES)
+
+    def find_created(self, object_name: str, attempts: Sequence[CreateAttempt]) -> dict[str, list[Record]]:
+        """The records the connection's user created since the earliest attempt was sent (less a margin
+        for the two clocks), with the fields the attempts sent, the same list for every key: Salesforce
+        keeps no key, so the caller tells the records apart by their values."""
+        if not attempts:
+            return {}
+        user = self.current_user_id()
+        if not user:
+            raise ConnectorError(
+                f"cannot look for the records a create of {object_name} may have made: Salesforce connection "
+                f"'{self.connection_name}' may not read who it runs as (its token needs the openid or id scope)"
+            )
+        earliest = min(datetime.fromisoformat(a.sent_after.replace("Z", "+00:00")) for a in attempts)
+        since = (earliest - CLOCK_MARGIN).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        fields = list(dict.fromkeys(name for a in attempts for name in a.values))
+        id_field = self.vocabulary.id_field
+        head = select_soql(object_name, [id_field, *[f for f in fields if f != id_field]])
+        soql = f"{head} WHERE CreatedById = {repr_soql(_record_id(user))} AND CreatedDate >= {since}"
+        found: list[Record] = []
+        for page in self._query_pages(object_name, soql, include_deleted=False):
+            found.extend(page)
+        return {a.key: found for a in attempts}
 
     def undelete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
         self._check_batch(object_name, len(ids))

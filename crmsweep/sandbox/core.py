@@ -20,6 +20,7 @@ from crmsweep.sandbox.provider_api import (
     INTERNAL,
     NOT_FOUND,
     Call,
+    Endpoint,
     ProviderApi,
     Request,
     Response,
@@ -110,13 +111,20 @@ class SandboxCore:
         # Faults fire only for requests that carry the token: a stray or hostile request without
         # it gets its normal answer and cannot use up a fault a test armed.
         rule = self.faults.request_fault(request.method, request.path.rstrip("/") or "/") if authorized else None
+        if rule is not None and (rule.after or rule.kind == "drop_after"):
+            # Carried out, then the answer is lost: a write that landed though the client never heard so.
+            carried, _answer = self._carry_out(request, endpoint, authorized)
+            lost = rule.kind in ("drop", "drop_after")
+            return carried, Response(0, drop=True) if lost else self.api.render_fault(rule, request)
         if rule is not None:
             if rule.kind == "drop":
                 return None, Response(0, drop=True)
-            if rule.kind == "timeout":
-                time.sleep(rule.delay)
-            elif rule.kind != "drop_after":
+            if rule.kind != "timeout":
                 return None, self.api.render_fault(rule, request)
+            time.sleep(rule.delay)
+        return self._carry_out(request, endpoint, authorized)
+
+    def _carry_out(self, request: Request, endpoint: Endpoint, authorized: bool) -> tuple[Call | None, Response]:
         if endpoint.authenticated and not authorized:
             return None, self.api.unauthorized(request)
         refusal = self.api.admit(request, endpoint)
@@ -129,10 +137,7 @@ class SandboxCore:
                 return None, self.api.render_fault(_SPENT, request)
             used = counted
         call = Call(endpoint=endpoint, authorized=authorized, used=used, limit=self.api_limit)
-        response = self.api.route(request, call)
-        if rule is not None and rule.kind == "drop_after":
-            return call, Response(0, drop=True)
-        return call, response
+        return call, self.api.route(request, call)
 
     # --- admin ---------------------------------------------------------------------------------
 

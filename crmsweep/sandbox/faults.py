@@ -8,8 +8,8 @@ in its own error shape (`ProviderApi.render_fault`). Kinds:
 - status: answer `status` (5xx; 429 answers with Retry-After)
 - timeout: sleep `delay` seconds, then answer normally (a client with a shorter timeout gives up)
 - drop: close the connection without answering
-- drop_after: serve the request (its writes happen), then close the connection without answering:
-  a write whose outcome the client cannot know
+- drop_after (or any kind with `after`): serve the request (its writes happen), then close the connection
+  without answering (or answer the fault): a write whose outcome the client cannot know
 - limit: the daily API allowance is spent
 - expired: the session has expired
 - lock: in batch writes, records fail as locked rows (`ids` picks them; `times` then counts per id;
@@ -41,12 +41,15 @@ class FaultRule:
     delay: float = DEFAULT_TIMEOUT_DELAY
     ids: tuple[str, ...] = ()
     message: str | None = None
+    after: bool = False  # fire once the request was carried out, instead of in its place
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; use one of {', '.join(KINDS)}")
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"fault rate {self.rate} is not a probability between 0 and 1")
+        if self.after and self.kind not in ("drop", "status"):
+            raise ValueError(f"a {self.kind} fault cannot come after the request: only drop and status can")
         if self.path is not None:
             try:
                 re.compile(self.path)
@@ -55,7 +58,7 @@ class FaultRule:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaultRule:
-        known = {"kind", "method", "path", "status", "times", "rate", "delay", "ids", "message"}
+        known = {"kind", "method", "path", "status", "times", "rate", "delay", "ids", "message", "after"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown fault rule key(s): {', '.join(unknown)}")
@@ -72,6 +75,7 @@ class FaultRule:
                 delay=float(data.get("delay", DEFAULT_TIMEOUT_DELAY)),
                 ids=tuple(str(i) for i in data.get("ids", ())),
                 message=str(data["message"]) if data.get("message") is not None else None,
+                after=bool(data.get("after", False)),
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"bad fault rule {dict(data)!r}: {exc}") from None

@@ -1,4 +1,5 @@
-"""The Salesforce REST API (and the SOAP `undelete` call), a provider API over the sandbox core.
+"""The Salesforce REST API (and the SOAP `undelete` and `emptyRecycleBin` calls), a provider API over the
+sandbox core.
 
 Transport-free: the core (`core.py`) checks the token, injects faults and counts calls, then asks
 `SalesforceApi.route` for the answer (the contract is in `provider_api.py`). Behaviour follows
@@ -486,7 +487,7 @@ class SalesforceApi:
             call = soap.parse_call(request.body)
         except soap.SoapFault as exc:
             return _soap_reply(500, soap.fault(exc.code, exc.message))
-        if call.operation != "undelete":
+        if call.operation not in ("undelete", "emptyRecycleBin"):
             return _soap_reply(500, soap.fault(
                 "soapenv:Client", f"No operation available for request {{urn:partner.soap.sforce.com}}{call.operation}"
             ))
@@ -503,10 +504,12 @@ class SalesforceApi:
             for record_id in call.ids:
                 try:
                     with self.store.savepoint():
-                        results.append((self.store.undelete(record_id, now), None))
+                        done = (self.store.undelete(record_id, now) if call.operation == "undelete"
+                                else self.store.empty_recycle_bin(record_id))
+                        results.append((done, None))
                 except RecordError as exc:
                     results.append((ids.normalize(record_id), exc))
-        return _soap_reply(200, soap.undelete_response(results, used, self.api_limit))
+        return _soap_reply(200, soap.undelete_response(results, used, self.api_limit, call.operation))
 
 
 class SalesforceSandbox:

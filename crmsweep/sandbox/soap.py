@@ -1,4 +1,4 @@
-"""The one SOAP call the sandbox answers (partner `undelete`): parse the envelope, build replies.
+"""The SOAP calls the sandbox answers (partner `undelete` and `emptyRecycleBin`): parse the envelope, build replies.
 
 Parsing is defensive: a size cap, no DTDs or entities (they are how XML bombs work), and elements
 are found by local name so any namespace prefix a client picks works.
@@ -83,7 +83,10 @@ def fault(code: str, message: str) -> bytes:
     ).encode()
 
 
-def undelete_response(results: list[tuple[str | None, RecordError | None]], used: int, allowance: int) -> bytes:
+def undelete_response(
+    results: list[tuple[str | None, RecordError | None]], used: int, allowance: int, operation: str = "undelete"
+) -> bytes:
+    """The reply to `undelete` or `emptyRecycleBin`: both answer one {id, success, errors} per id."""
     parts = []
     for record_id, error in results:
         part = "<result>"
@@ -103,6 +106,6 @@ def undelete_response(results: list[tuple[str | None, RecordError | None]], used
         "</limitInfo></LimitInfoHeader></soapenv:Header>"
     )
     return (
-        _ENVELOPE_OPEN + limit_info + "<soapenv:Body><undeleteResponse>" + "".join(parts)
-        + "</undeleteResponse></soapenv:Body></soapenv:Envelope>"
+        _ENVELOPE_OPEN + limit_info + f"<soapenv:Body><{operation}Response>" + "".join(parts)
+        + f"</{operation}Response></soapenv:Body></soapenv:Envelope>"
     ).encode()

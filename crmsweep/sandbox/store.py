@@ -268,6 +268,13 @@ class Store:
         for record_id, values in rows.items():
             self.set_values(table, record_id, {**values, flag: 0, BIN_COLUMN: None})
 
+    def purge_binned(self, table: str, flag: str, root: str) -> None:
+        """Empty from the recycle bin what restoring `root` would bring back (see `binned_with`): gone for
+        good, as when a bin is emptied or ages its rows out."""
+        self._db.execute(
+            f"DELETE FROM {quote(table)} WHERE ({quote(BIN_COLUMN)} = ? OR Id = ?) AND {quote(flag)} = 1", (root, root)
+        )
+
     def children(self, table: str, column: str, parent_ids: Sequence[str], flag: str | None,
                  columns: Sequence[str] = ("Id",)) -> list[tuple[Any, ...]]:
         """`columns` of the rows of `table` whose `column` points at one of `parent_ids` (live rows
