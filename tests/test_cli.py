@@ -406,9 +406,9 @@ def test_lists_have_column_headers_and_runs_show_tells_a_run(tmp_path: Path) -> 
 def test_shell_completion_is_available(monkeypatch: pytest.MonkeyPatch) -> None:
     # Typer finds the shell by walking the process tree (shellingham), which under a loaded test run may
     # find none and exit 1: that is Typer's detection, not crmsweep's completion, so the shell is given.
-    import typer._completion_shared as shared
+    import shellingham
 
-    monkeypatch.setattr(shared, "_get_shell_name", lambda: "bash")
+    monkeypatch.setattr(shellingham, "detect_shell", lambda: ("bash", "/bin/bash"))
     script = invoke("--show-completion")
     assert script.exit_code == 0 and "_CRMSWEEP_COMPLETE" in script.stdout
     env = {"_CRMSWEEP_COMPLETE": "complete_bash", "COMP_WORDS": "crmsweep runs s", "COMP_CWORD": "2"}
