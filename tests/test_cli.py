@@ -406,7 +406,7 @@ def test_lists_have_column_headers_and_runs_show_tells_a_run(tmp_path: Path) -> 
 def test_shell_completion_is_available(monkeypatch: pytest.MonkeyPatch) -> None:
     # Typer finds the shell by walking the process tree (shellingham), which under a loaded test run may
     # find none and exit 1: that is Typer's detection, not crmsweep's completion, so the shell is given.
-    import shellingham
+    import shellingham  # type: ignore[import-untyped]
 
     monkeypatch.setattr(shellingham, "detect_shell", lambda: ("bash", "/bin/bash"))
     script = invoke("--show-completion")
