@@ -392,6 +392,8 @@ class Change:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Change:
+        if not isinstance(data, Mapping):
+            raise PlanFormatError(f"a change must be an object, not {type(data).__name__}")
         if str(data.get("op", "")).lower() in IRREVERSIBLE_OPS:
             raise PlanFormatError(
                 f"{data['op']} of {data.get('object', '?')} {data.get('record_id', '?')} cannot be undone: "

@@ -176,6 +176,7 @@ ROWS = [
     row("preview_plan_nested_past_all_use", "preview {root}/deep.json"),
     row("preview_plan_with_lone_surrogate", "preview {root}/surrogate.json"),
     row("preview_plan_with_number_notes", "preview {root}/notes.json"),
+    row("preview_plan_whose_change_is_a_list", "preview {root}/listchange.json", says="must be an object"),
     row("preview_dev_zero", "preview /dev/zero", says="not a regular file"),
     row("preview_fifo", "preview {root}/fifo", says="not a regular file"),
     row("config_is_a_fifo", "runs list --config {root}/fifo --home {home}", defaults=False,
@@ -266,6 +267,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     (root / "surrogate.json").write_text(shell.replace('"p"', '"\\ud800"') % ("", ""), encoding="utf-8")
     (root / "notes.json").write_text(shell.replace('"source"', '"notes": [1, 2], "source"') % ("", ""),
                                      encoding="utf-8")
+    (root / "listchange.json").write_text(shell % ("[1]", ""), encoding="utf-8")
     os.mkfifo(root / "fifo")
     (root / "huge.json").write_text('{"format": "crmsweep.plan/1", "pad": "' + "x" * 20_000_000 + '"}',
                                     encoding="utf-8")

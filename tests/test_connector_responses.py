@@ -516,3 +516,11 @@ def test_per_record_messages_lose_terminal_escapes_and_ids_must_look_like_ids(
     results = connector.delete("Contact", IDS)
     assert [(r.id, r.message) for r in results] == [(i, "[2J [HAll 255 changes applied. [8m") for i in IDS]
     assert all("\x1b" not in (r.message or "") for r in results)
+
+
+def test_a_session_echoed_in_another_case_is_masked(connector: SalesforceConnector, mock: Mock) -> None:
+    mock.get(f"{BASE}/sobjects/Contact/describe",
+             json=[{"errorCode": "INSUFFICIENT_ACCESS", "message": TOKEN.lower()}], status=403)
+    with pytest.raises(ConnectorError) as raised:
+        connector.describe("Contact")
+    assert TOKEN.lower() not in str(raised.value) and "***" in str(raised.value)

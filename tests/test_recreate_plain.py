@@ -332,3 +332,18 @@ def test_without_the_snapshot_that_says_what_a_create_may_write_a_re_create_is_r
         build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
     with pytest.raises(SafetyRefusal, match="re-creates records, but the snapshot run"):
         check_plan(rollback, org, home)
+
+
+def test_a_re_create_of_a_record_the_recycle_bin_still_holds_is_refused(tmp_path: Path, home: Home) -> None:
+    """Told (wrongly, or by a forger) that a deleted record is gone, the planner would re-create it under a
+    new id and leave the original deleted for good: apply refuses, since undelete keeps the id."""
+    org = make_org(contacts=3)
+    specs: list[Spec] = [(Op.DELETE, "Contact", contact_id(0), {})]
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), specs))
+    run_id = apply_plan(plan, text, org, home).run_id
+    wrong = build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY, gone=[("Contact", contact_id(0))])
+    assert [c.op for c in wrong.changes] == [Op.CREATE]
+    writes = len(org.writes)
+    with pytest.raises(SafetyRefusal, match="re-creates 1 Contact record\\(s\\) the CRM still holds"):
+        apply_plan(*signed(wrong, home), org, home)
+    assert len(org.writes) == writes

@@ -49,7 +49,7 @@ from crmsweep.cleanup.drift import (
     shows_applied,
     someone_else_verdict,
 )
-from crmsweep.cleanup.interrupts import can_defer, writes_finish_first
+from crmsweep.cleanup.interrupts import InterruptedMidWrite, can_defer, writes_finish_first
 from crmsweep.cleanup.live_check import ApplyTimeRules, LiveChecker
 from crmsweep.cleanup.plan_checks import check_plan, check_plan_text
 from crmsweep.connectors.base import Connector
@@ -181,13 +181,13 @@ class _Engine:
             self._log({"t": "stop", "reason": self.stopped, "error": type(exc).__name__})
             self._report_progress()
             return
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             if self.handle is None:
                 raise
             # With Ctrl-C held while a batch is written, no write is in flight now and the stop is a time
             # bound for resume; where it could not be held (not the main thread), the stop says so.
             entry: dict[str, Any] = {"t": "stop", "reason": "interrupted (Ctrl-C)", "error": "KeyboardInterrupt"}
-            if not can_defer():
+            if not can_defer() or isinstance(interrupt, InterruptedMidWrite):
                 entry["interrupted"] = True
             self._log(entry)
             raise Interrupted(f"run {self.handle.run_id} was interrupted", run_id=self.handle.run_id) from None

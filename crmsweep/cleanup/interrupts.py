@@ -21,9 +21,19 @@ def can_defer() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+class InterruptedMidWrite(KeyboardInterrupt):
+    """A second Ctrl-C (or stop signal) while a write was on the wire: its outcome is unknown, and the
+    stop logged now is no time bound for resume."""
+
+
+# Ctrl-C, and the polite stops a scheduler, `timeout` or a closed terminal send.
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 @contextmanager
 def writes_finish_first() -> Iterator[None]:
-    """Hold a first Ctrl-C until the block ends, then raise it; a second one is raised at once."""
+    """Hold a first Ctrl-C (or SIGTERM, SIGHUP) until the block ends, then raise KeyboardInterrupt; a
+    second one raises InterruptedMidWrite at once."""
     if not can_defer():
         yield
         return
@@ -31,13 +41,14 @@ def writes_finish_first() -> Iterator[None]:
 
     def hold(signum: int, frame: FrameType | None) -> None:
         if held:
-            raise KeyboardInterrupt
+            raise InterruptedMidWrite
         held.append(signum)
 
-    previous = signal.signal(signal.SIGINT, hold)
+    previous = {s: signal.signal(s, hold) for s in HELD_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if held:
         raise KeyboardInterrupt

@@ -27,7 +27,7 @@ from crmsweep.cleanup.rescan import rescan_problems
 from crmsweep.cleanup.scan import check_caps
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import NotReversible, Plan, PlanFile, PlanFormatError, Vocabulary
+from crmsweep.model import NotReversible, Op, Plan, PlanFile, PlanFormatError, Vocabulary
 from crmsweep.paths import Home
 
 # How many offending records a refusal names before it says "and N more".
@@ -106,8 +106,33 @@ def check_plan(plan: Plan, connector: Connector, home: Home, *, caps: Caps | Non
             f"plan is for org {header.org_id} but connection '{connector.connection_name}' is org {live_org}"
         )
     check_provenance(plan, home, connector.vocabulary)
+    if header.source.get("kind") == "run":
+        _check_recreates_are_needed(plan, connector, home)
     if caps is not None and header.source.get("kind") == "snapshot" and not header.over_cap_allowed:
         _check_caps(plan, caps)
+
+
+def _check_recreates_are_needed(plan: Plan, connector: Connector, home: Home) -> None:
+    """A rollback re-creates a deleted record only where the CRM cannot give it back with its id: one the
+    recycle bin still holds must be undeleted, or the plan would leave a duplicate under a new id (and the
+    original deleted for good once the run counts as rolled back)."""
+    if not connector.capabilities.supports_undelete:
+        return
+    # Only the re-creates of deletions: an archive (no recycle bin behind it) is undone by a create anyway.
+    undone = read_run(home, plan.header.source.get("id", "")).plan.changes
+    deleted = {(c.object, connector.vocabulary.id_key(c.record_id)) for c in undone if c.op is Op.DELETE}
+    by_object: dict[str, list[str]] = {}
+    for change in plan.changes:
+        if change.op is Op.CREATE and (change.object, connector.vocabulary.id_key(change.record_id)) in deleted:
+            by_object.setdefault(change.object, []).append(change.record_id)
+    for object_name, ids in by_object.items():
+        held = connector.read(object_name, ids, [connector.vocabulary.id_field], include_deleted=True)
+        if held:
+            first = next(iter(held))
+            raise SafetyRefusal(
+                f"plan {plan.header.plan_id} re-creates {len(held)} {object_name} record(s) the CRM still holds "
+                f"(e.g. {first}): undelete keeps their ids; build the rollback plan again"
+            )
 
 
 def _check_caps(plan: Plan, caps: Caps) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import quote, quote_plus, urlsplit
@@ -48,7 +49,8 @@ def masked(text: str, secret: str | None = None) -> str:
     characters (a terminal escape in a CRM's error message could repaint the screen) turned into spaces."""
     if secret:
         for form in secret_forms(secret):
-            text = text.replace(form, "***")
+            # Case-folded too: a server may echo the session lower-cased (base64 forms stay exact).
+            text = re.sub(re.escape(form), "***", text, flags=re.IGNORECASE)
     return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
 
 
