@@ -413,6 +413,10 @@ class HubSpotConnector:
         if not unique:
             return []
         wanted = list(dict.fromkeys(["id", field, *fields]))
+        if field == self.vocabulary.id_field and name != OWNERS:
+            # The envelope id is no searchable property: read those records by id (live ones only).
+            found = self.read(name, unique, wanted, include_deleted=False)
+            return [found[i] for i in unique if i in found]
         if name == OWNERS:
             return [r for page in self._owner_pages(RecordFilter()) for r in page
                     if str(r.get(field)) in set(unique)]

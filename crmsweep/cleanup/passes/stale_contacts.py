@@ -33,6 +33,7 @@ from crmsweep.cleanup.passes import (
     PassSpec,
     Proposal,
     RelatedRead,
+    live_flag,
     propose,
     summary_of,
 )
@@ -192,7 +193,8 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
         closed = {str(d.get(vocab.id_field)): d.get(vocab.deal_closed_field) for d in live.related.get(f"deals{n}", ())}
         for row in live.related.get(f"links{n}", ()):
             deal = row.get(link.deal_field)
-            if deal and not closed.get(str(deal)):
+            # Only a deal known closed frees the person: "false", empty or a deal not read counts as open.
+            if deal and live_flag(closed.get(str(deal))) is not True:
                 return f"now on an open {vocab.deal_object.lower()} ({deal})"
     return None
 
