@@ -126,7 +126,7 @@ class LiveRows:
 
 def live_flag(value: Any) -> bool | None:
     """A checkbox value as a live read gives it: JSON true/false, or the text "true"/"false" that CRMs
-    sending every property as a string (HubSpot) give; None for anything else (unknown, not false)."""
+    sending every property as a string give; None for anything else (unknown, not false)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
