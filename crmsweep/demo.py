@@ -118,7 +118,8 @@ def run_demo(
 
     say("")
     how = "recycle-bin undelete keeps ids" if ids_kept else "records re-created from their before-images"
-    say(f"6. Roll back: the inverse plan ({how}; users reactivated), applied the same way.")
+    users = "users reactivated" if entry.vocabulary.users_deactivatable else "records handed back to their owners"
+    say(f"6. Roll back: the inverse plan ({how}; {users}), applied the same way.")
     rolled = api.rollback(ws, report.run_id, confirm=_yes)
     back = rolled.report
     assert back is not None

@@ -169,6 +169,18 @@ class Vocabulary:
     short_id_length: int | None = None
     # Who wrote the record last (e.g. LastModifiedById): tells a write of ours from someone else's.
     last_modified_by_field: str | None = None
+    # How a pass removes a record: "delete" (into a recycle bin that undeletes, ids kept) or "archive"
+    # (the CRM has no undelete: a rollback re-creates the record under a new id). Op values.
+    removal: str = "delete"
+    # Whether writing `user_active_field` = false deactivates a user through the API. Where it cannot,
+    # inactive_users hands a departed owner's records and open tasks to a configured owner instead.
+    users_deactivatable: bool = True
+    # The objects whose records a departed owner's hand-over reassigns (by `owner_field`), and the task
+    # object whose open rows are reassigned too: a task is open unless its status is a done value.
+    owned_objects: tuple[str, ...] = ()
+    task_object: str | None = None
+    task_status_field: str | None = None
+    task_done_values: tuple[str, ...] = ()
 
     def id_key(self, record_id: str) -> str:
         """The form two ids of one record share (`ids_match` compares by it)."""

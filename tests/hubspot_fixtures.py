@@ -23,6 +23,17 @@ def sdk_client(sandbox: RunningSandbox, *, token: str | None = None) -> Any:
     return HubSpot(access_token=token or info.token, host=info.url, ssl_ca_cert=str(info.ca_file))
 
 
+def all_pages(sdk_api: Any, **kwargs: Any) -> list[Any]:
+    """Every result of an SDK list endpoint, page by page (100 a page)."""
+    rows, after = [], None
+    while True:
+        page = sdk_api.get_page(limit=100, after=after, **kwargs)
+        rows += page.results
+        if page.paging is None or page.paging.next is None:
+            return rows
+        after = page.paging.next.after
+
+
 @pytest.fixture()
 def hubspot_sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
     with start_sandbox(tmp_path / "hubspot", provider="hubspot", records=RECORDS, seed=SEED,

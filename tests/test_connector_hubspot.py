@@ -23,7 +23,7 @@ from crmsweep.paths import Home
 from crmsweep.sandbox import faults
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
 from tests.fake_clock import FakeClock
-from tests.hubspot_fixtures import RECORDS, SEED, hs, hubspot_sandbox
+from tests.hubspot_fixtures import RECORDS, SEED, all_pages, hs, hubspot_sandbox
 
 __all__ = ["hs", "hubspot_sandbox"]  # fixtures
 
@@ -51,16 +51,6 @@ def share_clock(sandbox: RunningSandbox, clock: FakeClock, ten_secondly: int, se
     limits = sandbox._server.core.api.limits  # type: ignore[attr-defined]
     limits._clock = clock
     limits.configure(ten_secondly, search_per_second)
-
-
-def all_pages(api: Any, **kwargs: Any) -> list[Any]:
-    rows, after = [], None
-    while True:
-        page = api.get_page(limit=100, after=after, **kwargs)
-        rows += page.results
-        if page.paging is None or page.paging.next is None:
-            return rows
-        after = page.paging.next.after
 
 
 def live_ids(hs: Any, object_type: str) -> list[str]:

@@ -21,3 +21,17 @@ def test_the_demo_tells_the_story_and_restores_the_org(tmp_path: Path) -> None:
         assert step in told
     assert "Every record is back under its own id" in told
     assert Path(result.plan_path).is_file()
+
+
+def test_the_demo_on_hubspot_archives_re_creates_and_says_what_it_cannot_do(tmp_path: Path) -> None:
+    config = tmp_path / "crmsweep.toml"
+    config.write_text("[sandbox]\nrecords = 250\nseed = 21\n", encoding="utf-8")
+    lines: list[str] = []
+
+    result = run_demo(Workspace.load(config, tmp_path / "home"), lines.append, provider="hubspot")
+
+    told = "\n".join(lines)
+    assert result.org_restored and result.applied == 48, told  # 50 planted stale, 2 of them on open deals
+    assert "stale_contacts: 48 proposed; held back 2" in told
+    assert "skipped: this CRM cannot deactivate users through its API; set [passes.inactive_users] reassign_to" in told
+    assert "Every record is back (re-created under a new id, mapped in the run)" in told

@@ -39,7 +39,16 @@ from crmsweep.connectors.hubspot_records import (
 )
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.errors import BadInput, ConnectorError, RetriableError
-from crmsweep.model import ApiUsage, FieldKind, FieldSpec, Record, WriteResult
+from crmsweep.model import (
+    ASSOCIATION_FROM_FIELD,
+    ASSOCIATION_TO_FIELD,
+    ApiUsage,
+    FieldKind,
+    FieldSpec,
+    Record,
+    WriteResult,
+    association_object,
+)
 from crmsweep.providers.hubspot import HUBSPOT_CAPABILITIES, HUBSPOT_VOCABULARY
 
 T = TypeVar("T")
@@ -396,11 +405,18 @@ class HubSpotConnector:
     def read_related(
         self, object_name: str, field: str, values: Sequence[str], fields: Sequence[str]
     ) -> list[Record]:
-        name = _object(object_name)
         unique = list(dict.fromkeys(str(v) for v in values))
+        link = self._association_pair(object_name)
+        if link is not None:
+            return self._related_links(link, field, unique) if unique else []
+        name = _object(object_name)
         if not unique:
             return []
         wanted = list(dict.fromkeys(["id", field, *fields]))
+        if field == self.vocabulary.id_field and name != OWNERS:
+            # The envelope id is no searchable property: read those records by id (live ones only).
+            found = self.read(name, unique, wanted, include_deleted=False)
+            return [found[i] for i in unique if i in found]
         if name == OWNERS:
             return [r for page in self._owner_pages(RecordFilter()) for r in page
                     if str(r.get(field)) in set(unique)]
@@ -409,6 +425,24 @@ class HubSpotConnector:
             for page in self._search_pages(name, [condition], wanted):
                 rows.extend(page)
         return rows
+
+    def _association_pair(self, object_name: str) -> tuple[str, str] | None:
+        """(from, to) when `object_name` is a snapshot's association pseudo-object (`contacts_to_deals`)."""
+        linked = self.capabilities.association_objects
+        return next(((a, b) for a in linked for b in linked if association_object(a, b) == object_name), None)
+
+    def _related_links(self, pair: tuple[str, str], field: str, ids: list[str]) -> list[Record]:
+        """Live links as a snapshot holds them ({from_id, to_id}), of records whose `field` end is in `ids`:
+        the live re-check reads `contacts_to_deals` this way, as it reads a junction object elsewhere."""
+        source, target = pair
+        if field == ASSOCIATION_FROM_FIELD:
+            found = self.read_associations(source, target, ids)
+            return [{ASSOCIATION_FROM_FIELD: a, ASSOCIATION_TO_FIELD: b} for a in ids for b in found.get(a, [])]
+        if field == ASSOCIATION_TO_FIELD:
+            found = self.read_associations(target, source, ids)
+            return [{ASSOCIATION_FROM_FIELD: a, ASSOCIATION_TO_FIELD: b} for b in ids for a in found.get(b, [])]
+        raise BadInput(f"{association_object(source, target)} links are read by {ASSOCIATION_FROM_FIELD} "
+                       f"or {ASSOCIATION_TO_FIELD}, not {_shown(field)}")
 
     # -- writes
 

@@ -80,6 +80,14 @@ HUBSPOT_VOCABULARY = Vocabulary(
     short_id_length=None,  # ids are numeric strings with one form
     # hs_updated_by_user_id names a user, and a Service Key writes as none: no reliable "written by us".
     last_modified_by_field=None,
+    # No undelete through the API: archive, and a rollback re-creates (new ids, mapped in the run log).
+    removal="archive",
+    # Users are deactivated only in HubSpot's settings; an owner's records can be handed over by API.
+    users_deactivatable=False,
+    owned_objects=("contacts", "companies", "deals", "tickets"),
+    task_object="tasks",
+    task_status_field="hs_task_status",
+    task_done_values=("COMPLETED",),
     # Parents before children, so a re-create can re-link in this order.
     default_backup_objects=(
         "owners", "companies", "contacts", "deals", "tickets", "tasks", "calls", "emails", "meetings", "notes",

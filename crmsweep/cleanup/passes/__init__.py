@@ -124,6 +124,16 @@ class LiveRows:
     vocabulary: Vocabulary
 
 
+def live_flag(value: Any) -> bool | None:
+    """A checkbox value as a live read gives it: JSON true/false, or the text "true"/"false" that CRMs
+    sending every property as a string give; None for anything else (unknown, not false)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
 @dataclass(frozen=True)
 class LiveCheck:
     """How a pass's candidates are checked again at apply time, on live data (so passes own their rules).

@@ -1,5 +1,8 @@
 """Delete people (contacts, leads) with no activity for years, except those on an open deal.
 
+Where the CRM has no recycle bin that undeletes (the vocabulary's `removal` is "archive"), the pass
+archives them instead, and a rollback re-creates them under new ids.
+
 Last activity is the first non-null of the vocabulary's `last_activity_fields` (e.g.
 LastActivityDate, then LastModifiedDate). When all of them are empty the record's created date is
 used, so a person nobody ever touched is judged by when they were entered; a record with none of
@@ -30,6 +33,7 @@ from crmsweep.cleanup.passes import (
     PassSpec,
     Proposal,
     RelatedRead,
+    live_flag,
     propose,
     summary_of,
 )
@@ -140,8 +144,15 @@ def run(ctx: PassContext) -> PassOutput:
         for rid, ts, src in zip(keep[vocab.id_field], keep["_when"], keep["_source"], strict=True):
             before = records[str(rid)]
             reason = _reason(vocab, str(src), ts)
-            output.changes.append(propose(ctx, NAME, Op.DELETE, obj, before, reason=reason, severity=Severity.MINOR))
+            output.changes.append(
+                propose(ctx, NAME, Op(vocab.removal), obj, before, reason=reason, severity=Severity.MINOR)
+            )
     return output
+
+
+def _people_removed_by(vocab: Vocabulary, op: Op) -> tuple[str, ...]:
+    """The people objects the pass removes with `op`: all of them for the provider's removal, else none."""
+    return vocab.people_objects if Op(vocab.removal) is op else ()
 
 
 def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
@@ -182,7 +193,8 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
         closed = {str(d.get(vocab.id_field)): d.get(vocab.deal_closed_field) for d in live.related.get(f"deals{n}", ())}
         for row in live.related.get(f"links{n}", ()):
             deal = row.get(link.deal_field)
-            if deal and not closed.get(str(deal)):
+            # Only a deal known closed frees the person: "false", empty or a deal not read counts as open.
+            if deal and live_flag(closed.get(str(deal))) is not True:
                 return f"now on an open {vocab.deal_object.lower()} ({deal})"
     return None
 
@@ -194,7 +206,10 @@ SPEC = PassSpec(
     defaults={"years": 3, "objects": [], "action": "delete"},
     run=run,
     check=_check,
-    proposes=(Proposal(Op.DELETE, objects=lambda vocab: vocab.people_objects),),
+    proposes=(
+        Proposal(Op.DELETE, objects=lambda vocab: _people_removed_by(vocab, Op.DELETE)),
+        Proposal(Op.ARCHIVE, objects=lambda vocab: _people_removed_by(vocab, Op.ARCHIVE)),
+    ),
     bounds={"years": Bound(1, 100)},
     live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
 )
