@@ -56,7 +56,7 @@ PAGE = 100  # records per list page, HubSpot's maximum
 BOUND_RECORDS_PER_S = TEN_SECONDLY / WINDOW_S * PAGE  # 1,900
 TOOLS = ("baseline", "crmsweep")
 LIMITS_PATH = "/__sandbox-hubspot/rate-limits"
-SNAPSHOT_EXTRA_CALLS = 8  # see minimum_calls
+SNAPSHOT_FIXED_CALLS = 6  # metadata documents of one call each: see minimum_calls
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class Measurement:
     refused_429: int  # calls the sandbox refused with a 429, any policy
     by_endpoint: dict[str, int]
     rows: int | None  # None when the tool failed
+    minimum: int  # the fewest calls that could fetch what this tool keeps (see minimum_calls)
     failure: str | None = None
 
 
@@ -102,9 +103,11 @@ def measure_crmsweep(sandbox: Sandbox, config: Path, home: Path) -> Measurement:
     ]
     wall, rss, stdout, stats, refused = measured(sandbox, argv)
     summary = json.loads(stdout)
+    rows = int(summary["objects"][OBJECT])
+    users = json.loads((Path(summary["path"]) / "metadata" / "users.json").read_text(encoding="utf-8"))
     _remove(home)
-    return Measurement(wall, rss, int(stats["api_calls"]), refused, dict(stats["by_endpoint"]),
-                       int(summary["objects"][OBJECT]))
+    return Measurement(wall, rss, int(stats["api_calls"]), refused, dict(stats["by_endpoint"]), rows,
+                       minimum_calls(rows, users=len(users)))
 
 
 def measure_baseline(sandbox: Sandbox, output: Path) -> Measurement:
@@ -113,8 +116,9 @@ def measure_baseline(sandbox: Sandbox, output: Path) -> Measurement:
     wall, rss, stdout, stats, refused = measured(sandbox, argv)
     output.unlink(missing_ok=True)
     answer = json.loads(stdout)
-    return Measurement(wall, rss, int(stats["api_calls"]), refused, dict(stats["by_endpoint"]),
-                       answer.get("rows"), answer.get("failure"))
+    rows = answer.get("rows")
+    return Measurement(wall, rss, int(stats["api_calls"]), refused, dict(stats["by_endpoint"]), rows,
+                       data_minimum(rows or 0), answer.get("failure"))
 
 
 def _remove(folder: Path) -> None:
@@ -193,10 +197,10 @@ def markdown_table(results: Sequence[SizeResult]) -> str:
     smallest = min(results, key=lambda r: r.size)
     base_rss = {tool: _median([m.peak_rss_mib for m in smallest.runs[tool]]) for tool in TOOLS}
     lines = [
-        "| size | tool | runs | wall median (s) | wall min–max (s) | records/s | share of bound "
+        "| size | tool | runs | wall median (s) | wall min–max (s) | window floor (s) | records/s | share of bound "
         "| 429s (share of calls) | API calls | its minimum | × its minimum | × data minimum "
         "| peak RSS (MiB) | RSS vs smallest size |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in sorted(results, key=lambda r: r.size):
         rows = next((m.rows for runs in result.runs.values() for m in runs if m.rows is not None), result.size)
@@ -212,14 +216,22 @@ def markdown_table(results: Sequence[SizeResult]) -> str:
             failed = len(runs) - len(done)
             rate = f"{rows / wall:,.0f}" if done else "—"
             share = f"{rows / wall / BOUND_RECORDS_PER_S:.0%}" if done else "—"
-            own = minimum_calls(tool, rows)
+            own = max(m.minimum for m in runs)
             lines.append(
                 f"| {result.size:,} | {tool} | {len(runs)}{f' ({failed} failed)' if failed else ''} | {wall:.1f} "
-                f"| {_span(walls, '.1f')} | {rate} | {share} | {_span(refused, 'd')} ({share_429:.1%}) "
-                f"| {_span(calls, 'd')} | {own} | {_median(calls) / own:.3f}× "
-                f"| {_median(calls) / data_minimum(rows):.3f}× | {rss:.0f} | {rss / base_rss[tool]:.2f}× |"
+                f"| {_span(walls, '.1f')} | {window_floor(int(_median(calls))):.0f} | {rate} | {share} "
+                f"| {_span(refused, 'd')} ({share_429:.1%}) | {_span(calls, 'd')} | {own} "
+                f"| {_median(calls) / own:.3f}× | {_median(calls) / data_minimum(rows):.3f}× "
+                f"| {rss:.0f} | {rss / base_rss[tool]:.2f}× |"
             )
     return "\n".join(lines)
+
+
+def window_floor(calls: int) -> float:
+    """The earliest the last of `calls` can be sent when the window starts empty: any 190 calls in a
+    row span at least 10 s, so call k + 190·j waits until 10·j s. Below the steady 19 calls/s bound
+    by up to one window, because an idle portal grants its first 190 calls at once."""
+    return (max(calls, 1) - 1) // TEN_SECONDLY * WINDOW_S
 
 
 def data_minimum(rows: int) -> int:
@@ -227,12 +239,12 @@ def data_minimum(rows: int) -> int:
     return list_pages(rows) + 1
 
 
-def minimum_calls(tool: str, rows: int) -> int:
-    """The least a tool could call for what it keeps. crmsweep's snapshot also holds, in one call
-    each, archived property definitions, property groups, the account (the manifest's org id),
-    users, lists, live and archived marketing emails, and the archived contacts (one page when the
-    seed archives none)."""
-    return data_minimum(rows) + (SNAPSHOT_EXTRA_CALLS if tool == "crmsweep" else 0)
+def minimum_calls(rows: int, *, users: int) -> int:
+    """The least crmsweep could call for what its snapshot keeps: the data minimum, one page of
+    archived contacts (the seed archives fewer than 100), and the metadata documents: archived
+    property definitions, property groups, the account (the manifest's org id), lists, live and
+    archived marketing emails (one page each here), and users at 100 a page."""
+    return data_minimum(rows) + 1 + SNAPSHOT_FIXED_CALLS + list_pages(users)
 
 
 def versions() -> str:
@@ -282,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Machine: {machine()}, {versions()}\n")
     print(f"HubSpot contacts backup, tier {TIER} ({TEN_SECONDLY} calls per {WINDOW_S:.0f} s), medians; "
           f"bound = {BOUND_RECORDS_PER_S:,.0f} records/s; data minimum = ceil(N/{PAGE}) list pages + 1 "
-          f"property list, crmsweep's own + {SNAPSHOT_EXTRA_CALLS} metadata calls; "
+          f"property list, crmsweep's own adds the archived page and the metadata documents (users paged); "
           f"seeding took {', '.join(f'{r.seed_seconds:.0f} s' for r in results)}.\n")
     print(markdown_table(results))
     for line in failures(results):
