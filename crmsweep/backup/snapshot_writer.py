@@ -192,8 +192,8 @@ def _link_pairs(connector: Connector, names: Sequence[str]) -> list[tuple[str, s
 
 
 class _RowGroups:
-    """Batches gathered into row groups of about `ROW_GROUP_ROWS`. A row group per page (100 rows on
-    HubSpot) would make the footer the writer holds until close (statistics per column per group)
+    """Batches gathered into row groups of about `ROW_GROUP_ROWS`. A row group per page (as few as 100 rows
+    on some CRMs) would make the footer the writer holds until close (statistics per column per group)
     grow with the org: at 100k contacts that was +65 MiB of peak RSS. Written out on a clean exit only;
     on an error the partial snapshot is removed anyway."""
 
