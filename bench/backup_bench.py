@@ -64,10 +64,13 @@ class Sandbox:
     ca_file: str
     token: str
 
-    def _admin(self, path: str, method: str) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"{self.url}{path}", method=method, headers={"Authorization": f"Bearer {self.token}"}
-        )
+    def _admin(self, path: str, method: str, payload: object = None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        data = None
+        if payload is not None:
+            data = json.dumps(payload).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method, headers=headers)
         context = ssl.create_default_context(cafile=self.ca_file)
         with urllib.request.urlopen(request, context=context, timeout=30) as response:
             answer: dict[str, Any] = json.loads(response.read())
@@ -77,16 +80,22 @@ class Sandbox:
         self._admin("/__sandbox/reset-stats", "POST")
 
     def api_calls(self) -> int:
-        return int(self._admin("/__sandbox/stats", "GET")["api_calls"])
+        return int(self.stats()["api_calls"])
+
+    def stats(self) -> dict[str, Any]:
+        return self._admin("/__sandbox/stats", "GET")
+
+    def post(self, path: str, payload: object) -> dict[str, Any]:
+        return self._admin(path, "POST", payload)
 
 
 class SandboxProcess:
     """`crmsweep sandbox serve` seeded with `records` contacts; stopped with SIGTERM on exit."""
 
-    def __init__(self, state_dir: Path, records: int, log: Path) -> None:
+    def __init__(self, state_dir: Path, records: int, log: Path, *, provider: str = "salesforce") -> None:
         self._log = log
         argv = [
-            sys.executable, "-m", "crmsweep", "sandbox", "serve", "--state", str(state_dir),
+            sys.executable, "-m", "crmsweep", "sandbox", "serve", "--provider", provider, "--state", str(state_dir),
             "--records", str(records), "--seed", str(SEED),
             # A generous allowance: repeated runs at 100k must never hit the simulated daily limit.
             "--api-limit", "100000000",

@@ -28,13 +28,13 @@ import os, signal, sys
 import pyarrow.parquet as pq
 from crmsweep.cli import main
 
-write_batch = pq.ParquetWriter.write_batch
+write_table = pq.ParquetWriter.write_table  # every row group goes through it
 
 def write_then_die(self, *args, **kwargs):
-    write_batch(self, *args, **kwargs)
+    write_table(self, *args, **kwargs)
     os.kill(os.getpid(), signal.SIGKILL)
 
-pq.ParquetWriter.write_batch = write_then_die
+pq.ParquetWriter.write_table = write_then_die
 sys.argv = ["crmsweep", *sys.argv[1:]]
 main()
 """

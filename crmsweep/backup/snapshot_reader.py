@@ -92,7 +92,7 @@ class SnapshotReader:
         return pd.DataFrame({name: _column_series(table.column(name), kinds[name]) for name in wanted}, columns=wanted)
 
     def records(self, object_name: str) -> Iterator[Record]:
-        """Every row in canonical form, one row group (one API page) in memory at a time."""
+        """Every row in canonical form, one row group (some thousand rows) in memory at a time."""
         kinds = self._kinds(object_name)
         with self._parquet(object_name) as handle:
             for group in range(handle.num_row_groups):
