@@ -45,7 +45,7 @@ from crmsweep.cleanup.apply import (
     settle_run,
 )
 from crmsweep.cleanup.live_check import ApplyTimeRules
-from crmsweep.cleanup.passes import check_pass_tables
+from crmsweep.cleanup.passes import check_pass_tables, objects_read
 from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of
 from crmsweep.cleanup.plan_checks import Caps, HomeRules, check_acceptable, check_plan, load_plan, read_plan_file
 from crmsweep.cleanup.scan import ScanResult, check_scan_request, scan_snapshot
@@ -53,7 +53,15 @@ from crmsweep.config import CONFIG_ENV, Config, load_config, resolve_connection
 from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import Op, Plan, PlanFormatError, SnapshotManifest
+from crmsweep.model import (
+    Capabilities,
+    Op,
+    Plan,
+    PlanFormatError,
+    SnapshotManifest,
+    Vocabulary,
+    association_object,
+)
 from crmsweep.paths import (
     HOME_ENV,
     Home,
@@ -119,10 +127,20 @@ def backup(
         return backup_with(connector, ws, objects, progress=progress)
 
 
+def backup_objects(vocabulary: Vocabulary, capabilities: Capabilities) -> list[str]:
+    """What `backup` takes when no objects are named: the provider's standard set, then every object a
+    pass reads (so a scan never lacks what it needs), each once. Links between objects that have
+    associations are not objects of their own: backing up both ends takes them."""
+    ends = capabilities.association_objects
+    links = {association_object(a, b) for a in ends for b in ends}
+    wanted = [o for o in objects_read(vocabulary) if o not in links]
+    return list(dict.fromkeys([*vocabulary.default_backup_objects, *wanted]))
+
+
 def backup_with(
     connector: Connector, ws: Workspace, objects: Sequence[str] = (), *, progress: BackupProgress | None = None
 ) -> SnapshotManifest:
-    chosen = list(objects) or list(connector.vocabulary.default_backup_objects)
+    chosen = list(objects) or backup_objects(connector.vocabulary, connector.capabilities)
     if not chosen:
         raise BadInput("name the objects to back up with --object: this provider has no default set")
     return take_snapshot(connector, ws.home, objects=chosen, progress=progress)

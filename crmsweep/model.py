@@ -17,12 +17,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 Record = dict[str, Any]
 
 PLAN_FORMAT = "crmsweep.plan/1"
 MANIFEST_FORMAT = "crmsweep.snapshot/1"
+
+
+_C = TypeVar("_C")
 
 
 class PlanFormatError(ValueError):
@@ -181,6 +184,19 @@ class Vocabulary:
     task_object: str | None = None
     task_status_field: str | None = None
     task_done_values: tuple[str, ...] = ()
+    # The provider's entries for the concepts passes need beyond the ones above (instances of the
+    # classes in crmsweep/concepts.py, at most one of each class). A pass declares the classes it needs
+    # (`PassSpec.needs`); where one is absent the pass is skipped for this provider, saying why:
+    # `absent_concepts` maps a concept class's name to that reason ("this CRM has no reports API").
+    concepts: tuple[Any, ...] = ()
+    absent_concepts: Mapping[str, str] = field(default_factory=dict)
+
+    def concept(self, kind: type[_C]) -> _C | None:
+        """This provider's entry for the concept class `kind`, or None when it has none."""
+        for entry in self.concepts:
+            if isinstance(entry, kind):
+                return entry
+        return None
 
     def id_key(self, record_id: str) -> str:
         """The form two ids of one record share (`ids_match` compares by it)."""
@@ -429,6 +445,44 @@ class Change:
 
 
 @dataclass(frozen=True)
+class ReviewItem:
+    """A finding a person must judge and no apply performs (likely duplicates to merge by hand).
+
+    It travels in the plan header, under the digest, so the preview shows it; apply never reads it."""
+
+    pass_name: str
+    object: str
+    record_ids: tuple[str, ...]
+    reason: str
+    score: float = 1.0  # how sure the pass is, 0..1
+    labels: tuple[str, ...] = ()  # the records' preview labels, in `record_ids` order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pass": self.pass_name,
+            "object": self.object,
+            "record_ids": list(self.record_ids),
+            "reason": self.reason,
+            "score": self.score,
+            "labels": list(self.labels),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReviewItem:
+        score = data.get("score", 1.0)
+        if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= float(score) <= 1:
+            raise ValueError(f"review score must be a number from 0 to 1, not {score!r}")
+        return cls(
+            pass_name=str(data["pass"]),
+            object=str(data["object"]),
+            record_ids=_strings(data["record_ids"], "record_ids"),
+            reason=str(data["reason"]),
+            score=float(score),
+            labels=_strings(data.get("labels", ()), "labels"),
+        )
+
+
+@dataclass(frozen=True)
 class PlanHeader:
     plan_id: str
     created: str  # canonical datetime
@@ -449,6 +503,8 @@ class PlanHeader:
     # The scan was allowed over the [safety] caps (--allow-over-cap). Trusted only under this home's
     # signature of its own scan: `plan accept` refuses a plan that claims it.
     over_cap_allowed: bool = False
+    # Findings for a person to judge (report-only passes); never applied.
+    review: tuple[ReviewItem, ...] = ()
 
     @property
     def snapshot_id(self) -> str | None:
@@ -471,6 +527,7 @@ class PlanHeader:
             # Only when set, so plans without it (rollbacks, older scans) keep their digest.
             **({"pass_settings": {k: dict(v) for k, v in self.pass_settings.items()}} if self.pass_settings else {}),
             **({"over_cap_allowed": True} if self.over_cap_allowed else {}),
+            **({"review": [item.to_dict() for item in self.review]} if self.review else {}),
         }
 
     @classmethod
@@ -493,6 +550,7 @@ class PlanHeader:
                 rollback_of=data.get("rollback_of"),
                 pass_settings={str(k): dict(v) for k, v in dict(data.get("pass_settings") or {}).items()},
                 over_cap_allowed=data.get("over_cap_allowed", False) is True,
+                review=tuple(ReviewItem.from_dict(item) for item in data.get("review") or ()),
             )
         except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
             raise PlanFormatError(f"malformed plan header: {exc}") from exc

@@ -148,6 +148,7 @@ def test_summarize() -> None:
             "inactive_users": {"listed in [protect] ids": 1},
         },
         "notes": list(plan.header.notes),
+        "review": [],
     }
 
 

@@ -177,6 +177,17 @@ def render_preview(plan: Plan, *, limit: int | None = None, signature: str | Non
                 skipped_passes += 1
             lines.append(note if note.startswith("skipped: ") else f"note: {note}")
 
+    if header.review:
+        lines.append("")
+        lines.append(f"for review (never applied) — {_plural(len(header.review), 'finding')}")
+        shown_items = header.review if limit is None else header.review[:limit]
+        for item in shown_items:
+            labels = item.labels or ("",) * len(item.record_ids)
+            names = ", ".join(f"{rid} {label}".strip() for rid, label in zip(item.record_ids, labels, strict=False))
+            lines.append(f"  {item.pass_name} {item.object}: {item.reason} ({item.score:.0%}): {names}")
+        if len(header.review) > len(shown_items):
+            lines.append(f"… and {len(header.review) - len(shown_items):,} more")
+
     held_total = sum(n for reasons in header.held_back.values() for n in reasons.values())
     closing = [_plural(len(plan.changes), "change") + (f" ({_op_text(totals)})" if totals else "")]
     if held_total:
@@ -203,4 +214,5 @@ def summarize(plan: Plan) -> dict[str, Any]:
         "by_pass": by_pass,
         "held_back": {name: dict(reasons) for name, reasons in plan.header.held_back.items()},
         "notes": list(plan.header.notes),
+        "review": [item.to_dict() for item in plan.header.review],
     }

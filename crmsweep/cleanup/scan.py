@@ -1,8 +1,10 @@
 """Scan: run the chosen passes over a snapshot, apply protections and safety caps, build the Plan.
 
-Passes run in registry order over the snapshot as the earlier passes' changes would leave it. For
-now that means one thing: a record an earlier pass already claimed is not proposed again. Pure: no
-I/O, the snapshot arrives as a view and the plan leaves as a value.
+Passes run in their declared order over the snapshot as the earlier passes' changes would leave it
+(crmsweep/cleanup/effects.py), and a record an earlier pass already claimed is not proposed again. A
+pass the provider cannot run (a concept it needs is not mapped) or whose objects the snapshot lacks is
+skipped, with the reason in the plan. Pure: no I/O, the snapshot arrives as a view and the plan leaves
+as a value.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import crmsweep
-from crmsweep.cleanup.passes import PASSES, PassContext, validate_settings
+from crmsweep.cleanup.effects import EffectsView
+from crmsweep.cleanup.passes import PASSES, PassContext, PassOutput, PassSpec, missing_concept, validate_settings
 from crmsweep.cleanup.protect import Protections
 from crmsweep.cleanup.view import SnapshotView
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import Change, Plan, PlanHeader, Vocabulary, canonical_datetime
+from crmsweep.model import Change, Plan, PlanHeader, ReviewItem, Vocabulary, canonical_datetime
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,29 @@ def _refuse_unknown_running_user(
     )
 
 
+def cannot_run(spec: PassSpec, view: SnapshotView, vocabulary: Vocabulary) -> str | None:
+    """Why `spec` cannot run on this snapshot for this provider, or None: a concept it needs is not
+    mapped, or an object it reads is not in the snapshot."""
+    lacking = missing_concept(spec, vocabulary)
+    if lacking is not None:
+        return lacking
+    absent = [r.object for r in spec.reads(vocabulary) if not r.optional and not view.has(r.object)]
+    if absent:
+        return (
+            f"the snapshot lacks {', '.join(absent)}: back {'them' if len(absent) > 1 else 'it'} up "
+            f"(crmsweep backup takes what the passes read) and scan again"
+        )
+    return None
+
+
+def run_pass(spec: PassSpec, context: PassContext) -> PassOutput:
+    """One pass over `context`, or its skip when it cannot run there."""
+    why = cannot_run(spec, context.view, context.vocabulary)
+    if why is not None:
+        return PassOutput(changes=[], skipped=why)
+    return spec.run(context)
+
+
 def scan_snapshot(
     view: SnapshotView,
     *,
@@ -154,17 +180,20 @@ def scan_snapshot(
     held_back: dict[str, dict[str, int]] = {}
     skipped: dict[str, str] = {}
     notes: list[str] = []
+    review: list[ReviewItem] = []
+    effects = EffectsView(view, vocabulary)
     for name in selected:
         spec = PASSES[name]
         per_pass[name] = 0
         context = PassContext(
-            view=view,
+            view=effects,
             vocabulary=vocabulary,
             now=now,
             settings=settings[name] if name in settings else validate_settings(name, {}),
         )
         ran_with[name] = dict(context.settings)
-        output = spec.run(context)
+        output = run_pass(spec, context)
+        review.extend(output.review)
         notes.extend(f"{name}: {note}" for note in output.notes)
         if output.skipped is not None:
             skipped[name] = output.skipped
@@ -174,14 +203,17 @@ def scan_snapshot(
         for reason, count in protected.items():
             held[reason] = held.get(reason, 0) + count
         taken_by: dict[str, int] = {}
+        new: list[Change] = []
         for change in kept:
             key = (change.object, change.record_id)
             if key in claimed:
                 taken_by[claimed[key]] = taken_by.get(claimed[key], 0) + 1
                 continue
             claimed[key] = name
-            changes.append(change)
+            new.append(change)
             per_pass[name] += 1
+        changes.extend(new)
+        effects = effects.with_changes(new)
         notes.extend(f"{name}: {n} records already changed by {earlier}" for earlier, n in taken_by.items())
         if any(held.values()):
             held_back[name] = {r: n for r, n in held.items() if n}
@@ -208,5 +240,6 @@ def scan_snapshot(
         notes=tuple(notes),
         pass_settings=ran_with,
         over_cap_allowed=bool(over),
+        review=tuple(review),
     )
     return ScanResult(plan=Plan.build(header, changes), per_pass=per_pass, held_back=held_back, skipped=skipped)

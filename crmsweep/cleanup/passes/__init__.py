@@ -1,13 +1,18 @@
 """The registry of cleanup passes, and the types a pass is written against.
 
 A pass is a pure function `PassContext -> PassOutput`: it reads the snapshot view, never the CRM.
-Each pass lives in its own module here, which defines `SPEC`; the first line of the module's
-docstring is the summary admins see. Add a module name to `_PASS_MODULES` to register a new one.
+Each pass lives in its own module here, which defines `SPEC` and is found by itself (every module of
+this package whose name does not start with "_"); the first line of the module's docstring is the
+summary admins see. A pass declares what it reads (backup takes at least those objects), the concepts
+it needs (crmsweep/concepts.py), its settings with defaults and bounds, and the changes it proposes.
+Passes run in `order` over the snapshot as the earlier passes' changes would leave it
+(crmsweep/cleanup/effects.py).
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,9 +23,7 @@ from crmsweep.bounds import Bound
 from crmsweep.cleanup.labels import record_label
 from crmsweep.cleanup.view import SnapshotView
 from crmsweep.errors import BadInput
-from crmsweep.model import Change, Op, Record, Severity, Vocabulary
-
-_PASS_MODULES = ("stale_contacts", "inactive_users")
+from crmsweep.model import Change, Op, Record, ReviewItem, Severity, Vocabulary
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,22 @@ class PassOutput:
     skipped: str | None = None  # why the pass could not run at all
     # Things an admin should know that are neither a change nor a hold-back ("2 Contact rows have no dates").
     notes: list[str] = field(default_factory=list)
+    # Findings for a person to judge, never applied (likely duplicates).
+    review: list[ReviewItem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ObjectRead:
+    """One object a pass reads from the snapshot: backup takes it; scan skips the pass when it is absent
+    (unless `optional`). `fields` are the columns the pass reads (empty: it does not say)."""
+
+    object: str
+    fields: tuple[str, ...] = ()
+    optional: bool = False
+
+
+def _reads_nothing(vocabulary: Vocabulary) -> Sequence[ObjectRead]:
+    return ()
 
 
 class Computed(Enum):
@@ -162,6 +181,36 @@ class PassSpec:
     bounds: Mapping[str, Bound] = field(default_factory=dict)
     # The candidate rules re-evaluated on live data before apply writes (None: nothing to re-check).
     live_check: LiveCheck | None = None
+    # The concept classes (crmsweep/concepts.py) the pass needs; a provider lacking one skips it.
+    needs: tuple[type, ...] = ()
+    # The objects the pass reads, in a provider's vocabulary (called only when every `needs` is there).
+    reads: Callable[[Vocabulary], Sequence[ObjectRead]] = _reads_nothing
+    # True for a pass that only reports (PassOutput.review) and never proposes a change.
+    report_only: bool = False
+
+
+def missing_concept(spec: PassSpec, vocabulary: Vocabulary) -> str | None:
+    """Why `spec` cannot run for this provider (a concept it needs is not mapped), or None."""
+    for kind in spec.needs:
+        if vocabulary.concept(kind) is None:
+            why = vocabulary.absent_concepts.get(kind.__name__)
+            return why or f"crmsweep maps no {kind.__name__} for {vocabulary.provider}"
+    return None
+
+
+def objects_read(vocabulary: Vocabulary, names: Sequence[str] | None = None) -> list[str]:
+    """The objects the passes `names` (default all) read for this provider, each once, in pass order;
+    passes the provider cannot run contribute nothing."""
+    objects: list[str] = []
+    for spec in PASSES.values():
+        if names is not None and spec.name not in names:
+            continue
+        if missing_concept(spec, vocabulary) is not None:
+            continue
+        for read in spec.reads(vocabulary):
+            if read.object not in objects:
+                objects.append(read.object)
+    return objects
 
 
 def summary_of(docstring: str | None) -> str:
@@ -231,19 +280,33 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _pass_modules() -> list[str]:
+    """Every pass module of this package, by name (helpers start with "_" and are not passes)."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
 def _load() -> dict[str, PassSpec]:
     # Imported here, after the types above exist, because each pass module imports them from this package.
     specs: list[PassSpec] = []
-    for module_name in _PASS_MODULES:
+    for module_name in _pass_modules():
         module = importlib.import_module(f"{__name__}.{module_name}")
         spec = getattr(module, "SPEC", None)
         if not isinstance(spec, PassSpec):
             raise TypeError(f"pass module {module_name} defines no SPEC")
+        if spec.name != module_name:
+            raise TypeError(f"pass module {module_name} names its pass {spec.name!r}: one name for both")
+        if spec.report_only and spec.proposes:
+            raise TypeError(f"pass {spec.name} only reports but declares changes it proposes")
         unbounded = [key for key, value in spec.defaults.items() if _numeric(value) and key not in spec.bounds]
         if unbounded:
             raise TypeError(f"pass {spec.name} declares no bounds for {unbounded}")
         specs.append(spec)
-    return {spec.name: spec for spec in sorted(specs, key=lambda s: (s.order, s.name))}
+    orders = [s.order for s in specs]
+    clash = sorted({o for o in orders if orders.count(o) > 1})
+    if clash:
+        # Each pass runs over what the earlier ones leave: the order must be stated, never left to names.
+        raise TypeError(f"passes share the order {clash[0]}: give each its own")
+    return {spec.name: spec for spec in sorted(specs, key=lambda s: s.order)}
 
 
 PASSES: dict[str, PassSpec] = _load()

@@ -26,6 +26,7 @@ from crmsweep.cleanup.passes import (
     LiveCheck,
     LiveNeeds,
     LiveRows,
+    ObjectRead,
     PassContext,
     PassOutput,
     PassSpec,
@@ -245,6 +246,16 @@ def _recheck_hand_over(change: Change, live: LiveRows) -> str | None:
     return None
 
 
+def _reads(vocab: Vocabulary) -> list[ObjectRead]:
+    users = ObjectRead(
+        vocab.user_object,
+        (vocab.id_field, vocab.user_active_field, vocab.user_last_login_field, vocab.created_field),
+    )
+    owned = [ObjectRead(o, (vocab.id_field, vocab.owner_field), optional=True) for o in vocab.owned_objects]
+    tasks = [ObjectRead(vocab.task_object, optional=True)] if vocab.task_object else []
+    return [users, *owned, *tasks]
+
+
 SPEC = PassSpec(
     name=NAME,
     summary=summary_of(__doc__),
@@ -262,4 +273,5 @@ SPEC = PassSpec(
     ),
     bounds={"days": Bound(1, 36500)},
     live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
+    reads=_reads,
 )

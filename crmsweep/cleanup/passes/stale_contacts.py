@@ -28,6 +28,7 @@ from crmsweep.cleanup.passes import (
     LiveCheck,
     LiveNeeds,
     LiveRows,
+    ObjectRead,
     PassContext,
     PassOutput,
     PassSpec,
@@ -199,6 +200,17 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
     return None
 
 
+def _reads(vocab: Vocabulary) -> list[ObjectRead]:
+    people = [
+        ObjectRead(o, (vocab.id_field, *vocab.last_activity_fields, vocab.created_field), optional=True)
+        for o in vocab.people_objects
+    ]
+    links = [ObjectRead(link.object, (link.person_field, link.deal_field), optional=True) for link in vocab.deal_links]
+    # Optional: the pass says itself, more precisely, what a missing one means (see run).
+    deals = [ObjectRead(vocab.deal_object, (vocab.id_field, vocab.deal_closed_field), optional=True)]
+    return [*people, *deals, *links]
+
+
 SPEC = PassSpec(
     name=NAME,
     summary=summary_of(__doc__),
@@ -212,4 +224,5 @@ SPEC = PassSpec(
     ),
     bounds={"years": Bound(1, 100)},
     live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
+    reads=_reads,
 )

@@ -1,0 +1,131 @@
+"""The snapshot as the earlier passes' changes would leave it: what a later pass sees.
+
+Passes run in order (`PassSpec.order`); each one reads an `EffectsView` over the snapshot with the
+changes of the passes before it laid on top: a record they delete or archive is gone from `frame`, and
+so are the links (association rows) to and from it; a field they write reads as they would write it.
+So "accounts left with no contacts" counts the contacts the contact passes remove, and a task a
+hand-over reassigns is not reported as orphaned.
+
+`record_map` still answers with the snapshot's own rows: a before-image is what the CRM held when it
+was backed up, and that is what apply checks for drift and rollback writes back. A record an earlier
+pass already changes is not proposed again (scan keeps the first claim).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from crmsweep.cleanup.view import SnapshotView, typed_series
+from crmsweep.model import (
+    ASSOCIATION_FROM_FIELD,
+    ASSOCIATION_TO_FIELD,
+    Change,
+    FieldSpec,
+    Op,
+    Record,
+    SnapshotManifest,
+    Vocabulary,
+    association_object,
+)
+
+# Ops after which the record is no longer among the live ones a pass should see.
+_REMOVING = frozenset({Op.DELETE, Op.ARCHIVE})
+# Ops whose `after` values the record holds once they are applied.
+_WRITING = frozenset({Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE})
+
+
+class EffectsView:
+    """A SnapshotView: `base` with `changes` applied (see the module docstring)."""
+
+    def __init__(self, base: SnapshotView, vocabulary: Vocabulary, changes: Sequence[Change] = ()) -> None:
+        self._base = base
+        self._vocab = vocabulary
+        self._removed: dict[str, set[str]] = {}
+        self._written: dict[str, dict[str, dict[str, Any]]] = {}
+        for change in changes:
+            self._add(change)
+
+    def _add(self, change: Change) -> None:
+        if change.op in _REMOVING:
+            self._removed.setdefault(change.object, set()).add(change.record_id)
+        elif change.op in _WRITING and change.after:
+            self._written.setdefault(change.object, {}).setdefault(change.record_id, {}).update(change.after)
+
+    def with_changes(self, changes: Iterable[Change]) -> EffectsView:
+        """This view with more changes laid on top (the next pass's view)."""
+        view = EffectsView(self._base, self._vocab)
+        view._removed = {obj: set(ids) for obj, ids in self._removed.items()}
+        view._written = {obj: {rid: dict(v) for rid, v in rows.items()} for obj, rows in self._written.items()}
+        for change in changes:
+            view._add(change)
+        return view
+
+    @property
+    def manifest(self) -> SnapshotManifest:
+        return self._base.manifest
+
+    def has(self, object_name: str) -> bool:
+        return self._base.has(object_name)
+
+    def fields(self, object_name: str) -> tuple[FieldSpec, ...]:
+        return self._base.fields(object_name)
+
+    def removed(self, object_name: str) -> frozenset[str]:
+        """Ids of `object_name` the earlier passes remove."""
+        return frozenset(self._removed.get(object_name, ()))
+
+    def _link_ends(self, object_name: str) -> list[tuple[str, str]]:
+        """(column, removed object) pairs whose rows go when `object_name` links a removed record."""
+        ends: list[tuple[str, str]] = []
+        names = list(self._base.manifest.objects)
+        for gone in self._removed:
+            for other in names:
+                if object_name == association_object(gone, other):
+                    ends.append((ASSOCIATION_FROM_FIELD, gone))
+                if object_name == association_object(other, gone):
+                    ends.append((ASSOCIATION_TO_FIELD, gone))
+        return ends
+
+    def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        id_field = self._vocab.id_field
+        removed = self._removed.get(object_name, set())
+        written = self._written.get(object_name, {})
+        ends = self._link_ends(object_name)
+        if not removed and not written and not ends:
+            return self._base.frame(object_name, columns)
+        wanted = None if columns is None else list(columns)
+        extra = [id_field] if removed or written else []
+        extra += [column for column, _ in ends]
+        read = None if wanted is None else list(dict.fromkeys([*wanted, *extra]))
+        frame = self._base.frame(object_name, read)
+        keep = pd.Series(True, index=frame.index)
+        if removed:
+            keep &= ~frame[id_field].astype(str).isin(removed)
+        for column, gone in ends:
+            keep &= ~frame[column].astype(str).isin(self._removed[gone])
+        frame = frame[keep]
+        if written:
+            frame = self._patched(object_name, frame, written)
+        frame = frame.reset_index(drop=True)
+        return frame if wanted is None else frame.loc[:, wanted]
+
+    def _patched(self, object_name: str, frame: pd.DataFrame, written: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+        specs = {s.name: s for s in self._base.fields(object_name)}
+        ids = frame[self._vocab.id_field].astype(str)
+        frame = frame.copy()
+        columns = {name for values in written.values() for name in values if name in frame.columns}
+        for name in columns:
+            rows = {rid: values[name] for rid, values in written.items() if name in values}
+            hit = ids.isin(rows)
+            if not hit.any():
+                continue
+            new = typed_series(specs[name], [rows[rid] for rid in ids[hit]])
+            new.index = frame.index[hit]
+            frame.loc[hit, name] = new
+        return frame
+
+    def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
+        return self._base.record_map(object_name, ids)
