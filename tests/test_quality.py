@@ -63,11 +63,11 @@ USERS = [
     {"Id": BOB, "Name": "Bob Gone", "IsActive": False},
     {"Id": CY, "Name": "Cy Clean", "IsActive": True},
 ]
-LEAD = {"Id": "00Q000000000001AAA", "Name": "Lee Lead", "Email": None, "Phone": " ", "MobilePhone": None,
+LEAD: Record = {"Id": "00Q000000000001AAA", "Name": "Lee Lead", "Email": None, "Phone": " ", "MobilePhone": None,
         "City": "Leeds", "State": None, "OwnerId": BOB, "IsDeleted": False}
 ACCOUNTS = [{"Id": "001000000000001AAA", "Name": "Acme", "OwnerId": CY, "IsDeleted": False},
             {"Id": "001000000000002AAA", "Name": "Orphan Ltd", "OwnerId": GHOST, "IsDeleted": False}]
-O2 = {"Id": "006000000000002AAA", "Name": "Zero deal", "Amount": 0.0, "CloseDate": "2026-10-01", "OwnerId": CY,
+O2: Record = {"Id": "006000000000002AAA", "Name": "Zero deal", "Amount": 0.0, "CloseDate": "2026-10-01", "OwnerId": CY,
       "IsDeleted": False}
 
 
@@ -84,7 +84,7 @@ def current_view() -> FrameView:
         contact("C6", CY, phone="555-6", city="Lima"),
         contact("C7", CY, deleted=True),
     ]
-    opportunities = [
+    opportunities: list[Record] = [
         {"Id": "006000000000001AAA", "Name": "No amount", "Amount": None, "CloseDate": "2026-11-01",
          "OwnerId": ANN, "IsDeleted": False},
         O2,
