@@ -190,7 +190,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:12px}
 .card{background:#fff;border-radius:8px;padding:12px 14px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 .card h3{margin:0;font-size:15px;display:flex;justify-content:space-between;gap:8px}
-.score{font-weight:700;border-radius:12px;padding:0 8px;color:#fff;white-space:nowrap}
+.score{font-weight:700;border-radius:12px;padding:0 8px;color:#fff;white-space:nowrap;align-self:flex-start}
 .chips{margin:6px 0;color:#57606a}
 .chip{display:inline-block;border-radius:10px;padding:0 7px;margin-right:4px;color:#fff;font-size:12px}
 .up{color:#1a7f37}
@@ -231,7 +231,7 @@ def _tiles(report: QualityReport) -> str:
         if c:
             diff = report.violations[s] - c.violations_before[s]
             cls = "down" if diff > 0 else "up" if diff < 0 else "flat"
-            change = f'<br><span class="{cls}">{diff:+d} since</span>'
+            change = f'<br><span class="{cls}">{f"{diff:+d}" if diff else "no change"} since</span>'
         tiles.append(f'<div class="tile {s}"><b>{report.violations[s]:,}</b><span>{s} (weight {WEIGHTS[s]})</span>'
                      f"{change}</div>")
     if c:
@@ -240,13 +240,22 @@ def _tiles(report: QualityReport) -> str:
     return '<div class="tiles">' + "".join(tiles) + "</div>"
 
 
+def _bar_trend(owner: OwnerQuality) -> str:
+    """The score's change after a bar, as an arrow coloured like the cards' (SVG text, so a tspan)."""
+    delta = owner.trend.score_delta if owner.trend else None
+    if not delta:
+        return ""
+    colour, arrow = ("#1a7f37", "&#9650;") if delta > 0 else ("#c62828", "&#9660;")
+    return f' <tspan fill="{colour}">{arrow} {delta:+.1f}</tspan>'
+
+
 def _chart(owners: Sequence[OwnerQuality]) -> str:
     """Owners by score as horizontal bars, worst first (an inline SVG: nothing fetched at view time)."""
     shown = list(owners[:_CHART_OWNERS])
     bar, gap, left, width = 18, 6, 230, 640
     height = len(shown) * (bar + gap) + 24
-    parts = [f'<svg role="img" aria-label="owners by score" width="{left + width + 60}" height="{height}" '
-             f'viewBox="0 0 {left + width + 60} {height}">']
+    parts = [f'<svg role="img" aria-label="owners by score" width="100%" '
+             f'viewBox="0 0 {left + width + 110} {height}">']
     for tick in (0, 25, 50, 75, 100):
         x = left + width * tick / 100
         parts.append(f'<line x1="{x:.0f}" y1="0" x2="{x:.0f}" y2="{height - 18}" stroke="#eaeef2"/>'
@@ -261,7 +270,8 @@ def _chart(owners: Sequence[OwnerQuality]) -> str:
             f'<text x="{left - 8}" y="{y + 13}" font-size="12" text-anchor="end" fill="#1f2328">{_e(short)}</text>'
             f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" rx="3" fill="{_band(owner.score)}">'
             f"<title>{_e(name)}: {owner.score:.1f}</title></rect>"
-            f'<text x="{left + w + 6:.1f}" y="{y + 13}" font-size="12" fill="#1f2328">{owner.score:.1f}</text>'
+            f'<text x="{left + w + 6:.1f}" y="{y + 13}" font-size="12" fill="#1f2328">{owner.score:.1f}'
+            f"{_bar_trend(owner)}</text>"
         )
     parts.append("</svg>")
     more = (f'<p class="meta">{len(owners) - len(shown)} more owners in the cards below.</p>'
