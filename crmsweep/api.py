@@ -51,7 +51,7 @@ from crmsweep.cleanup.live_check import ApplyTimeRules
 from crmsweep.cleanup.passes import check_pass_tables, objects_read
 from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of
 from crmsweep.cleanup.plan_checks import Caps, HomeRules, check_acceptable, check_plan, load_plan, read_plan_file
-from crmsweep.cleanup.quality import QualityReport, build_report, detail_rows, effective_rules
+from crmsweep.cleanup.quality import QualityReport, build_report, detail_rows, effective_rules, measure
 from crmsweep.cleanup.quality_render import is_report_file
 from crmsweep.cleanup.scan import ScanResult, check_scan_request, scan_snapshot
 from crmsweep.concepts import DataQuality
@@ -601,13 +601,15 @@ def quality_report(
         extra=ws.config.quality.rules,
         known_objects=[*current.manifest.objects, *vocabulary.default_backup_objects],
     )
+    quality = vocabulary.concept(DataQuality)
+    found = measure(current, vocabulary, rules, quality)
     report = build_report(current, vocabulary, rules, now=now or datetime.now(UTC),
-                          worst=ws.config.quality.worst, earlier=earlier)
+                          worst=ws.config.quality.worst, earlier=earlier, measured=found)
     if earlier is None and compare is None and since is None:
         note = f"no earlier snapshot of connection '{connection}' to compare with"
         report = replace(report, notes=(*report.notes, note))
     return QualityOutcome(report=report, snapshot=current.manifest, chosen_as_newest=snapshot_id is None,
-                          detail=detail_rows(current, vocabulary, rules) if detail else None)
+                          detail=detail_rows(found, quality) if detail else None)
 
 
 def _earlier_snapshot(ws: Workspace, current: SnapshotManifest, taken: Sequence[SnapshotManifest], *,

@@ -64,11 +64,13 @@ class DataQuality:
     """A provider's default data-quality rules, and how its owners are named in a report.
 
     `owner_name_fields` are the user object's fields joined (non-empty ones, with a space) into an owner's
-    name; the owner's id stands in when they are all empty.
+    name; the owner's id stands in when they are all empty. `queue_id_prefixes`: owner ids starting so
+    name a queue, not a user (records waiting in a queue have an owner: no active-owner violation).
     """
 
     rules: tuple[QualityRule, ...]
     owner_name_fields: tuple[str, ...]
+    queue_id_prefixes: tuple[str, ...] = ()
 
     @property
     def objects(self) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 
 from crmsweep import providers
-from crmsweep.cleanup.quality import QualityReport, build_report, detail_rows, effective_rules
+from crmsweep.cleanup.quality import QualityReport, build_report, detail_rows, effective_rules, measure
 from crmsweep.cleanup.quality_render import render_csv, render_detail_csv, render_html, render_json, render_text
 from crmsweep.cleanup.view import FrameView
 from crmsweep.concepts import DataQuality, QualityRule
@@ -25,6 +25,7 @@ from crmsweep.model import FieldKind, FieldSpec, Record, SnapshotManifest
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 SF = providers.get("salesforce")
 VOCAB = SF.vocabulary
+QUALITY = VOCAB.concept(DataQuality)
 ANN, BOB, CY, GHOST = "005000000000001AAA", "005000000000002AAA", "005000000000003AAA", "005000000000099AAA"
 SCRIPT = "<script>alert(1)</script>"
 
@@ -226,7 +227,8 @@ def test_csv_is_one_row_per_owner() -> None:
 
 
 def test_detail_csv_is_one_row_per_violation() -> None:
-    rows = list(csv.reader(io.StringIO(render_detail_csv(detail_rows(current_view(), VOCAB, default_rules())))))
+    found = measure(current_view(), VOCAB, default_rules(), QUALITY)
+    rows = list(csv.reader(io.StringIO(render_detail_csv(detail_rows(found, QUALITY)))))
     assert rows[0] == ["owner_id", "owner_name", "object", "record_id", "rule", "severity", "fields"]
     assert rows[1:] == [
         ["", "(no owner)", "Contact", "C4", "active owner", "critical", ""],
@@ -319,3 +321,14 @@ def test_an_absent_object_or_field_is_a_note_not_a_crash() -> None:
     assert [(r.label, r.checked, r.skipped) for r in got.rules if r.label in ("title", "subject")] == [
         ("title", 0, "Contact has no Title in the snapshot"), ("subject", 0, "Case is not in the snapshot")]
     assert got.penalty == 69  # nothing else changed
+
+
+def test_a_lead_in_a_queue_has_an_owner() -> None:
+    """Salesforce lets a queue (a Group, id prefix 00G) own a lead: not a missing owner, and named as a queue."""
+    queue = "00G000000000001AAA"
+    lead = {**LEAD, "Id": "00Q000000000002AAA", "Email": "q@x.org", "OwnerId": queue}
+    view = FrameView(manifest("prod-q", "2026-12-01T09:00:00.000Z"), FIELDS,
+                     {"User": USERS, "Lead": [lead], "Contact": [], "Opportunity": [], "Account": []})
+    got = build_report(view, VOCAB, default_rules(), now=NOW)
+    assert [(o.owner_id, o.name, o.records, o.penalty, o.score) for o in got.owners] == [
+        (queue, f"queue {queue}", 1, 0, 100.0)]

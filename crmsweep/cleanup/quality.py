@@ -228,6 +228,18 @@ def _owners(view: SnapshotView, vocabulary: Vocabulary, quality: DataQuality | N
     return Owners(names=names, active=dict(zip(ids, flags, strict=True)))
 
 
+def _queued(owner: pd.Series, quality: DataQuality | None) -> pd.Series:
+    """True where the owner is a queue rather than a user."""
+    prefixes = quality.queue_id_prefixes if quality else ()
+    if not prefixes:
+        return pd.Series(False, index=owner.index)
+    return owner.astype(str).str.startswith(prefixes)
+
+
+def is_queue(owner_id: str, quality: DataQuality | None) -> bool:
+    return bool(quality and owner_id.startswith(quality.queue_id_prefixes))
+
+
 def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and value != value) or value is pd.NA
 
@@ -280,7 +292,7 @@ def measure(
             if rule.active_owner:
                 assert owners is not None
                 active_ids = [i for i, on in owners.active.items() if on]
-                broken = ~result[_OWNER].isin(active_ids)
+                broken = ~(result[_OWNER].isin(active_ids) | _queued(result[_OWNER], quality))
             else:
                 broken = pd.Series(True, index=result.index)
                 for name in rule.any_of:
@@ -392,6 +404,14 @@ def _new_and_fixed(now: Measure, then: Measure) -> tuple[pd.DataFrame, pd.DataFr
     return new, gone[gone["_merge"] == "left_only"]
 
 
+def _owner_name(owner_id: str, owners: Owners, quality: DataQuality | None) -> str:
+    if not owner_id:
+        return "(no owner)"
+    if owner_id not in owners.names and is_queue(owner_id, quality):
+        return f"queue {owner_id}"
+    return owners.names.get(owner_id, owner_id)
+
+
 def build_report(
     view: SnapshotView,
     vocabulary: Vocabulary,
@@ -400,10 +420,12 @@ def build_report(
     now: datetime,
     worst: int = 5,
     earlier: SnapshotView | None = None,
+    measured: Measure | None = None,
 ) -> QualityReport:
-    """The report of `view` under `rules`, compared with `earlier` when given."""
+    """The report of `view` under `rules`, compared with `earlier` when given; `measured` is `measure` of
+    `view` when the caller has it already (for the detail rows too)."""
     quality = vocabulary.concept(DataQuality)
-    found = measure(view, vocabulary, rules, quality)
+    found = measured or measure(view, vocabulary, rules, quality)
     records = _per_record(found)
     totals = _owner_totals(records)
     worst_records = _worst(found, records, view, vocabulary, worst)
@@ -449,7 +471,7 @@ def build_report(
             )
         owners.append(OwnerQuality(
             owner_id=owner_key or None,
-            name=found.owners.names.get(owner_key, owner_key) if owner_key else "(no owner)",
+            name=_owner_name(owner_key, found.owners, quality),
             active=found.owners.active.get(owner_key) if owner_key else None,
             records=int(row["records"]),
             violations={s: int(row[s]) for s in SEVERITIES},
@@ -480,12 +502,9 @@ def build_report(
     )
 
 
-def detail_rows(view: SnapshotView, vocabulary: Vocabulary, rules: Sequence[QualityRule]) -> pd.DataFrame:
-    """Every violation, one row each, with the owner's name: what `--detail` writes."""
-    found = measure(view, vocabulary, rules, vocabulary.concept(DataQuality))
+def detail_rows(found: Measure, quality: DataQuality | None) -> pd.DataFrame:
+    """Every violation of a measured snapshot, one row each, with the owner's name: what `--detail` writes."""
     rows = violations_frame(found)
-    names = found.owners.names
-    rows.insert(3, "owner_name", [names.get(o, o) if o else "(no owner)" for o in rows["owner"]])
+    rows.insert(3, "owner_name", [_owner_name(str(o), found.owners, quality) for o in rows["owner"]])
     rows = rows.rename(columns={"owner": "owner_id"})
-    rows["owner_id"] = rows["owner_id"].where(rows["owner_id"] != "", "")
     return rows.sort_values(["owner_id", "object", "record_id", "rule"], kind="mergesort").reset_index(drop=True)

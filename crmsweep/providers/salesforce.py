@@ -29,6 +29,8 @@ SALESFORCE_QUALITY = DataQuality(
         owned_only=("Account",),
     ),
     owner_name_fields=("Name",),
+    # OwnerId of a lead or case may be a queue (a Group, key prefix 00G) rather than a user.
+    queue_id_prefixes=("00G",),
 )
 
 SALESFORCE_VOCABULARY = Vocabulary(
