@@ -332,3 +332,14 @@ def test_a_lead_in_a_queue_has_an_owner() -> None:
     got = build_report(view, VOCAB, default_rules(), now=NOW)
     assert [(o.owner_id, o.name, o.records, o.penalty, o.score) for o in got.owners] == [
         (queue, f"queue {queue}", 1, 0, 100.0)]
+
+
+def test_invisible_characters_in_crm_text_are_shown_escaped_in_every_format() -> None:
+    """A bidi override in a name could make a manager misread a report; a newline could fake a table row."""
+    users = [{**USERS[0], "Name": "Ann\u202eevil\nrow"}]
+    view = FrameView(manifest("prod-x", "2026-12-01T09:00:00.000Z"), FIELDS,
+                     {"User": users, "Contact": [contact("C9", ANN)], "Lead": [], "Opportunity": [], "Account": []})
+    got = build_report(view, VOCAB, default_rules(), now=NOW)
+    assert "Ann\\u202eevil\\nrow" in render_html(got) and "\u202e" not in render_html(got)
+    assert "Ann\\u202eevil\\nrow" in render_text(got) and "\u202e" not in render_text(got)
+    assert json.loads(render_json(got))["owners"][0]["name"] == "Ann\u202eevil\nrow"  # data stays data

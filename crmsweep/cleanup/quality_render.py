@@ -203,7 +203,9 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 
 
 def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    """CRM text for HTML: invisible and direction-changing characters shown as escapes (as in the
+    terminal), then the markup characters escaped."""
+    return html.escape(one_line(text), quote=True)
 
 
 def _band(score: float) -> str:
