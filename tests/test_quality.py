@@ -11,6 +11,8 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,7 @@ from crmsweep.cleanup.view import FrameView
 from crmsweep.concepts import DataQuality, QualityRule
 from crmsweep.errors import BadInput
 from crmsweep.model import FieldKind, FieldSpec, Record, SnapshotManifest
+from tests.test_preview import check_golden
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 SF = providers.get("salesforce")
@@ -343,3 +346,20 @@ def test_invisible_characters_in_crm_text_are_shown_escaped_in_every_format() ->
     assert "Ann\\u202eevil\\nrow" in render_html(got) and "\u202e" not in render_html(got)
     assert "Ann\\u202eevil\\nrow" in render_text(got) and "\u202e" not in render_text(got)
     assert json.loads(render_json(got))["owners"][0]["name"] == "Ann\u202eevil\nrow"  # data stays data
+
+
+GOLDEN = Path(__file__).parent / "snapshots" / "quality"
+
+
+@pytest.mark.parametrize(("name", "render"), [
+    ("report.txt", render_text), ("report.csv", render_csv), ("report.json", render_json),
+    ("report.html", render_html),
+])
+def test_every_format_matches_its_golden_file(name: str, render: Any) -> None:
+    """The exact bytes a person or a script reads (CRMSWEEP_UPDATE_GOLDEN=1 rewrites them)."""
+    check_golden(name, render(report()), GOLDEN)
+
+
+def test_detail_csv_matches_its_golden_file() -> None:
+    found = measure(current_view(), VOCAB, default_rules(), QUALITY)
+    check_golden("detail.csv", render_detail_csv(detail_rows(found, QUALITY)), GOLDEN)

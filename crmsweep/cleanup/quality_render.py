@@ -99,7 +99,7 @@ def render_text(report: QualityReport) -> str:
     for owner in report.owners:
         if not owner.worst:
             continue
-        ident = f" [{owner.owner_id}]" if owner.owner_id else ""
+        ident = f" [{owner.owner_id}]" if owner.owner_id and owner.owner_id != owner.name else ""
         lines.append(f"  {one_line(owner_name(owner))}{ident}")
         lines += [f"    {one_line(_worst_text(w))}" for w in owner.worst]
     if report.notes:
@@ -307,7 +307,7 @@ def _card(rank: int, owner: OwnerQuality) -> str:
         for w in owner.worst
     )
     table = f"<table><tr><th>worst records</th><th>lacks</th></tr>{worst}</table>" if worst else ""
-    ident = f' <span class="id">{_e(owner.owner_id)}</span>' if owner.owner_id else ""
+    ident = f' <span class="id">{_e(owner.owner_id)}</span>' if owner.owner_id and owner.owner_id != owner.name else ""
     return (f'<section class="card"><h3><span>#{rank} {_e(owner_name(owner))}{ident}</span>'
             f'<span class="score" style="background:{_band(owner.score)}">{owner.score:.1f}</span></h3>'
             f'<div class="chips">{owner.records:,} records, {owner.records_with_defects:,} with defects '
