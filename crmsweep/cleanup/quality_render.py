@@ -40,6 +40,10 @@ def owner_name(owner: OwnerQuality) -> str:
     return owner.name + (" (inactive)" if owner.active is False else "")
 
 
+def _records(count: int) -> str:
+    return f"{count:,} record" + ("" if count == 1 else "s")
+
+
 def _signed(value: float | None) -> str:
     if value is None:
         return "new"
@@ -66,7 +70,7 @@ def _heading(report: QualityReport) -> list[str]:
 
 def _totals_line(report: QualityReport) -> str:
     counts = ", ".join(f"{report.violations[s]} {s}" for s in SEVERITIES)
-    line = f"{report.records} records, score {report.score:.1f}"
+    line = f"{_records(report.records)}, score {report.score:.1f}"
     if report.compared:
         c = report.compared
         line += f" ({_signed(c.score_delta)} since)"
@@ -227,7 +231,7 @@ def _tiles(report: QualityReport) -> str:
     c = report.compared
     score_trend = f"<br>{_arrow(c.score_delta)} since" if c else ""
     tiles = [f'<div class="tile"><b style="color:{_band(report.score)}">{report.score:.1f}</b>'
-             f"<span>score, {report.records:,} records</span>{score_trend}</div>"]
+             f"<span>score, {_records(report.records)}</span>{score_trend}</div>"]
     for s in SEVERITIES:
         change = ""
         if c:
@@ -310,7 +314,7 @@ def _card(rank: int, owner: OwnerQuality) -> str:
     ident = f' <span class="id">{_e(owner.owner_id)}</span>' if owner.owner_id and owner.owner_id != owner.name else ""
     return (f'<section class="card"><h3><span>#{rank} {_e(owner_name(owner))}{ident}</span>'
             f'<span class="score" style="background:{_band(owner.score)}">{owner.score:.1f}</span></h3>'
-            f'<div class="chips">{owner.records:,} records, {owner.records_with_defects:,} with defects '
+            f'<div class="chips">{_records(owner.records)}, {owner.records_with_defects:,} with defects '
             f"{chips or '&middot; nothing missing'}</div>{trend}{table}</section>")
 
 
