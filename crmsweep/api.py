@@ -51,8 +51,9 @@ from crmsweep.cleanup.live_check import ApplyTimeRules
 from crmsweep.cleanup.passes import check_pass_tables, objects_read
 from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of
 from crmsweep.cleanup.plan_checks import Caps, HomeRules, check_acceptable, check_plan, load_plan, read_plan_file
-from crmsweep.cleanup.quality import QualityReport, build_report, detail_rows, effective_rules, measure
+from crmsweep.cleanup.quality import QualityReport, build_report, detail_rows
 from crmsweep.cleanup.quality_render import is_report_file
+from crmsweep.cleanup.quality_rules import effective_rules, measure
 from crmsweep.cleanup.scan import ScanResult, check_scan_request, scan_snapshot
 from crmsweep.concepts import DataQuality
 from crmsweep.config import CONFIG_ENV, Config, load_config, resolve_connection

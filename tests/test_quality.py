@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from crmsweep import providers
-from crmsweep.cleanup.quality import QualityReport, build_report, detail_rows, effective_rules, measure
+from crmsweep.cleanup.quality import QualityReport, build_report, detail_rows
 from crmsweep.cleanup.quality_render import render_csv, render_detail_csv, render_html, render_json, render_text
+from crmsweep.cleanup.quality_rules import effective_rules, measure
 from crmsweep.cleanup.view import FrameView
 from crmsweep.concepts import DataQuality, QualityRule
 from crmsweep.errors import BadInput

@@ -145,6 +145,9 @@ def test_the_trend_shows_a_gap_made_between_two_backups(org: tuple[RunningSandbo
     # the same comparison named explicitly, and the detail lists the new gap under its owner
     again = json.loads(cli("report", "quality", "-c", "org", "--json", "--compare", first, *where).stdout)
     assert again["owners"] == data["owners"]
+    # --since a day after both: the newest snapshot before it, other than the reported one, is the first
+    since = json.loads(cli("report", "quality", "-c", "org", "--json", "--since", "2999-01-01", *where).stdout)
+    assert since["compared"]["snapshot_id"] == first and since["owners"] == data["owners"]
     detail = cli("report", "quality", "-c", "org", "--detail", *where).stdout.splitlines()
     assert any(line.startswith(f"{owner},") and f",{person},email or phone,critical," in line for line in detail)
     # reporting the first snapshot itself has nothing before it to compare with

@@ -23,7 +23,8 @@ from typing import Any
 import pandas as pd
 
 from crmsweep.cleanup.labels import one_line, table_lines
-from crmsweep.cleanup.quality import REPORT_FORMAT, WEIGHTS, OwnerQuality, QualityReport, WorstRecord
+from crmsweep.cleanup.quality import REPORT_FORMAT, OwnerQuality, QualityReport, WorstRecord
+from crmsweep.cleanup.quality_rules import WEIGHTS
 from crmsweep.concepts import SEVERITIES
 
 FORMATS = ("text", "csv", "html", "json")
