@@ -13,9 +13,12 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
+import pandas as pd
+
+from crmsweep import providers
 from crmsweep.backup.rollback import (
     build_rollback_plan,
     mark_rolled_back,
@@ -48,7 +51,11 @@ from crmsweep.cleanup.live_check import ApplyTimeRules
 from crmsweep.cleanup.passes import check_pass_tables, objects_read
 from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of
 from crmsweep.cleanup.plan_checks import Caps, HomeRules, check_acceptable, check_plan, load_plan, read_plan_file
+from crmsweep.cleanup.quality import QualityReport, build_report, detail_rows
+from crmsweep.cleanup.quality_render import is_report_file
+from crmsweep.cleanup.quality_rules import effective_rules, measure
 from crmsweep.cleanup.scan import ScanResult, check_scan_request, scan_snapshot
+from crmsweep.concepts import DataQuality
 from crmsweep.config import CONFIG_ENV, Config, load_config, resolve_connection
 from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connector
@@ -61,6 +68,7 @@ from crmsweep.model import (
     SnapshotManifest,
     Vocabulary,
     association_object,
+    canonical_datetime,
 )
 from crmsweep.paths import (
     HOME_ENV,
@@ -258,31 +266,37 @@ def check_plan_output(path: Path) -> None:
 
     Anything else is refused, so `-o crmsweep.toml` (or any file that is not a plan) is never lost.
     """
+    check_output(path, "plan", "plan.json", _is_plan_file)
+
+
+def check_output(path: Path, kind: str, example: str, is_ours: Callable[[Path], bool]) -> None:
+    """Where a file of `kind` may be written: a new file in an existing, writable folder, or over an
+    older one of its kind (`is_ours`); anything else is refused, so no other file is ever lost."""
     try:
-        _check_plan_output(path)
+        _check_output(path, kind, example, is_ours)
     except OSError as exc:  # a name too long, a folder that cannot be looked into
-        raise BadInput(f"cannot write the plan to {path}: {exc.strerror or exc}") from None
+        raise BadInput(f"cannot write the {kind} to {path}: {exc.strerror or exc}") from None
 
 
-def _check_plan_output(path: Path) -> None:
+def _check_output(path: Path, kind: str, example: str, is_ours: Callable[[Path], bool]) -> None:
     if path.is_dir():
-        raise BadInput(f"cannot write the plan to {path}: it is a folder; name a file, e.g. {path / 'plan.json'}")
+        raise BadInput(f"cannot write the {kind} to {path}: it is a folder; name a file, e.g. {path / example}")
     folder = path.parent
-    # Missing folders are made (0700) when the plan is written; what must exist is a folder to make them in.
+    # Missing folders are made (0700) when the file is written; what must exist is a folder to make them in.
     while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
-        raise BadInput(f"cannot write the plan to {path}: {folder} is not a folder")
-    if (path.exists() or path.is_symlink()) and not _is_plan_file(path):
+        raise BadInput(f"cannot write the {kind} to {path}: {folder} is not a folder")
+    if (path.exists() or path.is_symlink()) and not is_ours(path):
         raise BadInput(
-            f"{path} exists and is not a crmsweep plan: refusing to overwrite it; choose another file with -o"
+            f"{path} exists and is not a crmsweep {kind}: refusing to overwrite it; choose another file with -o"
         )
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise BadInput(f"cannot write the plan to {path}: folder {folder}: {exc.strerror}") from None
+        raise BadInput(f"cannot write the {kind} to {path}: folder {folder}: {exc.strerror}") from None
 
 
 def _is_plan_file(path: Path) -> bool:
@@ -554,3 +568,100 @@ def run(ws: Workspace, run_id: str) -> RunDetails:
     finished = str(last.get("time")) if last.get("t") in ("end", "stop") and last.get("time") else None
     rollbacks = [r.run_id for r in list_runs(ws.home) if r.rollback_of == run_id]
     return RunDetails(state=state, finished=finished, rollbacks=rollbacks)
+
+
+# --- reports ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QualityOutcome:
+    report: QualityReport
+    snapshot: SnapshotManifest
+    chosen_as_newest: bool  # no --snapshot: the connection's newest snapshot was taken
+    detail: pd.DataFrame | None  # one row per violation, when asked for
+
+
+def quality_report(
+    ws: Workspace,
+    connection: str,
+    *,
+    snapshot_id: str | None = None,
+    compare: str | None = None,
+    since: date | None = None,
+    detail: bool = False,
+    now: datetime | None = None,
+) -> QualityOutcome:
+    """The data-quality report of one snapshot of `connection` (default: its newest), per owner, compared
+    with an earlier snapshot: `compare`, else the newest taken before `since`, else the one before it.
+
+    Read-only: it reads snapshots and never connects to the CRM.
+    """
+    if compare is not None and since is not None:
+        raise BadInput("give --compare SNAPSHOT or --since DATE, not both")
+    taken = list_snapshots(ws.home, connection)
+    if connection not in ws.config.connection_names and not taken:
+        raise BadInput(f"unknown connection '{connection}': known connections are "
+                       f"{', '.join(ws.config.connection_names)}")
+    if snapshot_id is None:
+        if not taken:
+            raise BadInput(f"no snapshot of connection '{connection}' yet: take one with "
+                           f"`crmsweep backup -c {connection}`")
+        current = open_snapshot(ws.home, taken[-1].snapshot_id)
+    else:
+        current = open_snapshot(ws.home, snapshot_id)
+        if current.manifest.connection != connection:
+            raise BadInput(f"snapshot {snapshot_id} is of connection '{current.manifest.connection}', "
+                           f"not '{connection}': see `crmsweep snapshots list -c {connection}`")
+    earlier = _earlier_snapshot(ws, current.manifest, taken, compare=compare, since=since)
+    provider = providers.get(current.manifest.provider)
+    vocabulary = provider.vocabulary
+    rules = effective_rules(
+        vocabulary.concept(DataQuality), provider.name, keep_defaults=ws.config.quality.defaults,
+        extra=ws.config.quality.rules,
+        known_objects=[*current.manifest.objects, *vocabulary.default_backup_objects],
+    )
+    quality = vocabulary.concept(DataQuality)
+    found = measure(current, vocabulary, rules, quality)
+    report = build_report(current, vocabulary, rules, now=now or datetime.now(UTC),
+                          worst=ws.config.quality.worst, earlier=earlier, measured=found)
+    if earlier is None and compare is None and since is None:
+        note = f"no earlier snapshot of connection '{connection}' to compare with"
+        report = replace(report, notes=(*report.notes, note))
+    return QualityOutcome(report=report, snapshot=current.manifest, chosen_as_newest=snapshot_id is None,
+                          detail=detail_rows(found, quality) if detail else None)
+
+
+def _earlier_snapshot(ws: Workspace, current: SnapshotManifest, taken: Sequence[SnapshotManifest], *,
+                      compare: str | None, since: date | None) -> SnapshotReader | None:
+    if compare is not None:
+        earlier = open_snapshot(ws.home, compare)
+        other = earlier.manifest
+        if (other.provider, other.org_id) != (current.provider, current.org_id):
+            raise BadInput(f"snapshot {compare} is of {other.provider} org {other.org_id}, but {current.snapshot_id} "
+                           f"is of {current.provider} org {current.org_id}: compare snapshots of one org")
+        if other.snapshot_id == current.snapshot_id:
+            raise BadInput(f"--compare names the snapshot being reported ({compare}): name an earlier one")
+        return earlier
+    before = [m for m in taken if (m.started, m.snapshot_id) < (current.started, current.snapshot_id)]
+    if since is not None:
+        cutoff = canonical_datetime(datetime.combine(since, time(0), tzinfo=UTC)) or ""
+        before = [m for m in before if m.started < cutoff]
+        if not before:
+            raise BadInput(f"no snapshot of connection '{current.connection}' was taken before {since.isoformat()}: "
+                           f"see `crmsweep snapshots list -c {current.connection}`, or use --compare SNAPSHOT")
+    return open_snapshot(ws.home, before[-1].snapshot_id) if before else None
+
+
+def write_report(text: str, output: Path) -> None:
+    """Write a report atomically and privately (it names people and records): 0600, folders 0700."""
+    check_report_output(output)
+    try:
+        make_private_dirs(output.parent, "report folder")
+        replace_private_file(output, text.encode("utf-8"))
+    except OSError as exc:
+        raise BadInput(f"cannot write the report to {output}: {exc.strerror}") from exc
+
+
+def check_report_output(output: Path) -> None:
+    """A report may replace an earlier report, never another file."""
+    check_output(output, "report", "quality.html", is_report_file)

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from crmsweep.concepts import DataQuality, default_quality_rules
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
@@ -35,6 +36,16 @@ if TYPE_CHECKING:
 
 NAME = "hubspot"
 CONNECTOR_MODULE = "crmsweep.connectors.hubspot"  # defines HubSpotConnector(connection, *, retry=None)
+
+# What `report quality` checks by default (the [quality] config section adds or replaces rules).
+HUBSPOT_QUALITY = DataQuality(
+    rules=default_quality_rules(
+        people={"contacts": (("email", "phone", "mobilephone"), ("city", "state"))},
+        deals={"deals": ("amount", "closedate")},
+        owned_only=("companies",),
+    ),
+    owner_name_fields=("firstName", "lastName"),
+)
 
 HUBSPOT_VOCABULARY = Vocabulary(
     provider=NAME,
@@ -92,6 +103,7 @@ HUBSPOT_VOCABULARY = Vocabulary(
     default_backup_objects=(
         "owners", "companies", "contacts", "deals", "tickets", "tasks", "calls", "emails", "meetings", "notes",
     ),
+    concepts=(HUBSPOT_QUALITY,),
 )
 
 HUBSPOT_CAPABILITIES = Capabilities(

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from crmsweep.concepts import DataQuality, default_quality_rules
 from crmsweep.model import Capabilities, DealLink, Vocabulary
 from crmsweep.providers import Provider, SandboxHandle
 
@@ -16,6 +17,21 @@ if TYPE_CHECKING:
     from crmsweep.connectors.retry import RetryPolicy
 
 NAME = "salesforce"
+
+# What `report quality` checks by default (the [quality] config section adds or replaces rules).
+SALESFORCE_QUALITY = DataQuality(
+    rules=default_quality_rules(
+        people={
+            "Contact": (("Email", "Phone", "MobilePhone"), ("MailingCity", "MailingState")),
+            "Lead": (("Email", "Phone", "MobilePhone"), ("City", "State")),
+        },
+        deals={"Opportunity": ("Amount", "CloseDate")},
+        owned_only=("Account",),
+    ),
+    owner_name_fields=("Name",),
+    # OwnerId of a lead or case may be a queue (a Group, key prefix 00G) rather than a user.
+    queue_id_prefixes=("00G",),
+)
 
 SALESFORCE_VOCABULARY = Vocabulary(
     provider=NAME,
@@ -51,6 +67,7 @@ SALESFORCE_VOCABULARY = Vocabulary(
     default_backup_objects=(
         "User", "Account", "Contact", "Lead", "Opportunity", "OpportunityContactRole", "Task",
     ),
+    concepts=(SALESFORCE_QUALITY,),
 )
 
 SALESFORCE_CAPABILITIES = Capabilities(
