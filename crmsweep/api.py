@@ -161,6 +161,7 @@ def backup_with(
     """Back up `objects`; when none are named, the provider's standard set and then every object a pass
     reads that the CRM has (so a scan never lacks what it needs; a pass whose object the CRM lacks is
     skipped by scan, saying so)."""
+    calls_before = connector.api_usage().calls
     if objects:
         chosen = list(objects)
     else:
@@ -169,7 +170,7 @@ def backup_with(
         chosen = [*standard, *_held_by(connector, extra)]
     if not chosen:
         raise BadInput("name the objects to back up with --object: this provider has no default set")
-    return take_snapshot(connector, ws.home, objects=chosen, progress=progress)
+    return take_snapshot(connector, ws.home, objects=chosen, progress=progress, calls_before=calls_before)
 
 
 def snapshots(ws: Workspace, connection: str | None = None) -> list[SnapshotManifest]:

@@ -283,11 +283,16 @@ def take_snapshot(
     objects: Sequence[str],
     progress: Progress | None = None,
     clock: Callable[[], datetime] = _utc_now,
+    calls_before: int | None = None,
 ) -> SnapshotManifest:
-    """Back up `objects` into a new snapshot under `home.snapshots_dir`; returns its manifest."""
+    """Back up `objects` into a new snapshot under `home.snapshots_dir`; returns its manifest.
+
+    `calls_before` is the connector's call count when the backup began, where the caller already spent
+    calls on it (choosing which objects the CRM has): the manifest counts those too."""
     names = _checked_objects(objects)
     started = _as_utc(clock())
-    calls_before = connector.api_usage().calls
+    if calls_before is None:
+        calls_before = connector.api_usage().calls
     org_id = connector.org_id()
     api_version = connector.api_version()
     for name in names:
