@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from crmsweep.concepts import CompanyMatch, DuplicateKeys, EmailTemplates, Lists, PeopleMatch
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
@@ -35,6 +36,30 @@ if TYPE_CHECKING:
 
 NAME = "hubspot"
 CONNECTOR_MODULE = "crmsweep.connectors.hubspot"  # defines HubSpotConnector(connection, *, retry=None)
+
+# The concepts of the asset passes (stale_templates, stale_lists) and of duplicates.
+_ASSET_CONCEPTS = (
+    # DELETE /marketing/v3/emails/{id} archives; PATCH archived=false gives it back with its id.
+    EmailTemplates(
+        object="marketing_emails", last_used_field="publishedAt", times_used_field=None, active_field=None,
+        draft_flag="isPublished", draft_date_field="updatedAt", op="delete", writes={},
+    ),
+    # DELETE /crm/v3/lists/{id}; PUT /crm/v3/lists/{id}/restore brings it back with its id (90 days).
+    Lists(
+        object="lists", updated_fields=("updatedAt", "filtersUpdatedAt"), used_by=("marketing_emails", "list_ids"),
+        removal="delete",
+    ),
+    DuplicateKeys(
+        people=(PeopleMatch("contacts", ("email",), ("phone", "mobilephone"), "firstname", "lastname", "company"),),
+        companies=(CompanyMatch("companies", "name", "domain"),),
+    ),
+)
+_ABSENT_ASSET_CONCEPTS = {
+    "Reports": "HubSpot has no reports API",
+    "Files": (
+        "a file deleted through HubSpot's API cannot be restored and crmsweep does not back up file contents"
+    ),
+}
 
 HUBSPOT_VOCABULARY = Vocabulary(
     provider=NAME,
@@ -73,9 +98,13 @@ HUBSPOT_VOCABULARY = Vocabulary(
             "deals": ("dealname",),
             "tickets": ("subject",),
             "owners": ("firstName", "lastName", "email"),
+            "marketing_emails": ("name", "subject"),
+            "lists": ("name",),
         }
     ),
     never_touch_objects=("quotes", "invoices", "line_items", "orders", "payments", "subscriptions", "carts"),
+    concepts=(*_ASSET_CONCEPTS,),
+    absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),
     audit_fields=("updatedAt", "lastmodifieddate", "hs_lastmodifieddate", "hs_updated_by_user_id"),
     short_id_length=None,  # ids are numeric strings with one form
     # hs_updated_by_user_id names a user, and a Service Key writes as none: no reliable "written by us".

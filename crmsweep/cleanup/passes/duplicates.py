@@ -1,0 +1,248 @@
+"""Report likely duplicate people and companies for a person to merge by hand (never applied).
+
+People (per object) are grouped by the same email address (compared ignoring case and surrounding
+spaces only: dots and "+tags" are kept, as many mail systems treat them as different mailboxes), the
+same phone number (its digits, the last 10, at least 7 of them), and the same name at the same company.
+Names that are only similar (rapidfuzz token_sort_ratio at least `threshold`) are compared within
+blocks of records sharing the first three letters of the last name and the company, never all pairs,
+so the pass scales with the number of records. Companies are grouped by the same name (ignoring case,
+punctuation and spacing) and the same web domain (scheme, "www." and path stripped).
+
+Each group is one finding, with its reason and a score; a group of the same records found by an earlier
+rule is not reported again. Groups of more than `max_group` records (a placeholder phone, a shared inbox)
+are counted in a note rather than listed, and so are blocks too big to compare name by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz, process
+
+from crmsweep.bounds import Bound
+from crmsweep.cleanup.labels import record_label
+from crmsweep.cleanup.passes import ObjectRead, PassContext, PassOutput, PassSpec, summary_of
+from crmsweep.cleanup.passes._assets import concept_of, present
+from crmsweep.cleanup.view import live_frame
+from crmsweep.concepts import CompanyMatch, DuplicateKeys, PeopleMatch
+from crmsweep.model import ReviewItem, Vocabulary
+
+NAME = "duplicates"
+# How sure an exact match of each kind is: the same address is one mailbox, a phone can be a switchboard.
+SCORES = {"email": 1.0, "name": 0.95, "domain": 0.9, "company": 0.9, "phone": 0.8}
+MIN_PHONE_DIGITS = 7
+PHONE_DIGITS = 10
+BLOCK_LETTERS = 3
+# A block above this many records is not compared pair by pair (its square would dominate the scan).
+MAX_BLOCK = 1000
+
+
+@dataclass(frozen=True)
+class Group:
+    ids: tuple[str, ...]
+    reason: str
+    score: float
+
+
+def _keys(ctx: PassContext) -> DuplicateKeys:
+    return concept_of(ctx.vocabulary, DuplicateKeys)
+
+
+def _text(series: pd.Series) -> pd.Series:
+    """Strings with NA for empty cells, whatever the column's dtype."""
+    text = series.astype("string").str.strip()
+    return text.where(text != "")
+
+
+def normal_email(series: pd.Series) -> pd.Series:
+    return _text(series).str.casefold()
+
+
+def normal_phone(series: pd.Series) -> pd.Series:
+    digits = _text(series).str.replace(r"\D", "", regex=True).str[-PHONE_DIGITS:]
+    return digits.where(digits.str.len() >= MIN_PHONE_DIGITS)
+
+
+def normal_name(series: pd.Series) -> pd.Series:
+    """Case, punctuation and spacing ignored: "ACME, Inc." and "acme inc" are one name."""
+    text = _text(series).str.casefold().str.replace(r"[^\w\s]", " ", regex=True)
+    return _text(text.str.replace(r"\s+", " ", regex=True))
+
+
+def normal_domain(series: pd.Series) -> pd.Series:
+    """"https://www.Acme.com/about" -> "acme.com": scheme, credentials, www., port, path and a final dot go."""
+    text = _text(series).str.casefold()
+    text = text.str.replace(r"^[a-z][a-z0-9+.-]*://", "", regex=True).str.replace(r"^[^/@]*@", "", regex=True)
+    text = text.str.replace(r"[/?#:].*$", "", regex=True).str.replace(r"^www\.", "", regex=True).str.rstrip(".")
+    return _text(text)
+
+
+def exact_groups(ids: pd.Series, keys: Sequence[pd.Series]) -> list[tuple[str, tuple[str, ...]]]:
+    """(key, ids) for every key two or more records share, over one or more key columns, in key order."""
+    long = pd.concat([pd.DataFrame({"id": ids.to_numpy(), "key": k.to_numpy()}) for k in keys], ignore_index=True)
+    long = long.dropna(subset=["key"]).drop_duplicates()
+    shared = long[long.duplicated("key", keep=False)]
+    groups: list[tuple[str, tuple[str, ...]]] = []
+    for key, members in shared.groupby("key", sort=True)["id"]:
+        unique = tuple(sorted(set(members)))
+        if len(unique) > 1:
+            groups.append((str(key), unique))
+    return groups
+
+
+def _components(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in pairs:
+        parent[root(a)] = root(b)
+    comps: dict[int, list[int]] = {}
+    for i in range(n):
+        comps.setdefault(root(i), []).append(i)
+    return [c for c in comps.values() if len(c) > 1]
+
+
+def fuzzy_groups(
+    ids: pd.Series, names: pd.Series, blocks: pd.Series, threshold: int
+) -> tuple[list[tuple[str, tuple[str, ...], float]], int]:
+    """(block, ids, lowest score) per set of similar names within one block; and how many blocks were too
+    big to compare."""
+    frame = pd.DataFrame({"id": ids.to_numpy(), "name": names.to_numpy(), "block": blocks.to_numpy()})
+    frame = frame.dropna(subset=["name", "block"])
+    frame = frame[frame.duplicated("block", keep=False)]
+    found: list[tuple[str, tuple[str, ...], float]] = []
+    too_big = 0
+    for block, rows in frame.groupby("block", sort=True):
+        if len(rows) > MAX_BLOCK:
+            too_big += 1
+            continue
+        scores = process.cdist(rows["name"].tolist(), rows["name"].tolist(), scorer=fuzz.token_sort_ratio,
+                               score_cutoff=threshold, workers=1)
+        pairs = np.argwhere(np.triu(scores >= threshold, k=1))
+        row_ids = rows["id"].tolist()
+        for comp in _components(len(row_ids), ((int(a), int(b)) for a, b in pairs)):
+            low = min(float(scores[a, b]) for a in comp for b in comp if a < b and scores[a, b] >= threshold)
+            found.append((str(block), tuple(sorted(row_ids[i] for i in comp)), low / 100))
+    return found, too_big
+
+
+def _people_groups(ctx: PassContext, match: PeopleMatch, frame: pd.DataFrame) -> tuple[list[Group], int]:
+    ids = frame[ctx.vocabulary.id_field].astype(str)
+    groups: list[Group] = []
+    emails = [normal_email(frame[f]) for f in match.email_fields if f in frame]
+    groups += [Group(m, f"same email {k}", SCORES["email"]) for k, m in exact_groups(ids, emails)] if emails else []
+    phones = [normal_phone(frame[f]) for f in match.phone_fields if f in frame]
+    groups += [Group(m, f"same phone {k}", SCORES["phone"]) for k, m in exact_groups(ids, phones)] if phones else []
+    have = all(f in frame for f in (match.first_name_field, match.last_name_field, match.company_field))
+    if not have:
+        return groups, 0
+    last = normal_name(frame[match.last_name_field])
+    full = normal_name(frame[match.first_name_field].astype("string").fillna("") + " " + last.fillna(""))
+    full = full.where(last.notna())
+    company = normal_name(frame[match.company_field])
+    both = (full + " / " + company).where(full.notna() & company.notna())
+    groups += [Group(m, f"same name and company {k}", SCORES["name"]) for k, m in exact_groups(ids, [both])]
+    blocks = (last.str[:BLOCK_LETTERS] + " / " + company).where(last.notna() & company.notna())
+    similar, too_big = fuzzy_groups(ids, full, blocks, int(ctx.settings["threshold"]))
+    groups += [Group(m, f"similar names at the same company {b.split(' / ', 1)[1]}", s) for b, m, s in similar]
+    return groups, too_big
+
+
+def _company_groups(ctx: PassContext, match: CompanyMatch, frame: pd.DataFrame) -> list[Group]:
+    ids = frame[ctx.vocabulary.id_field].astype(str)
+    groups: list[Group] = []
+    if match.name_field in frame:
+        found = exact_groups(ids, [normal_name(frame[match.name_field])])
+        groups += [Group(m, f"same name {k}", SCORES["company"]) for k, m in found]
+    if match.domain_field in frame:
+        found = exact_groups(ids, [normal_domain(frame[match.domain_field])])
+        groups += [Group(m, f"same domain {k}", SCORES["domain"]) for k, m in found]
+    return groups
+
+
+def _report(ctx: PassContext, output: PassOutput, obj: str, groups: list[Group]) -> None:
+    """One finding per new group of `obj`; the oversized ones counted in a note."""
+    limit = int(ctx.settings["max_group"])
+    seen: set[tuple[str, ...]] = set()
+    listed: list[Group] = []
+    oversized: list[Group] = []
+    for group in groups:
+        if group.ids in seen:
+            continue
+        seen.add(group.ids)
+        (oversized if len(group.ids) > limit else listed).append(group)
+    records = ctx.view.record_map(obj, sorted({i for g in listed for i in g.ids}))
+    vocab: Vocabulary = ctx.vocabulary
+    for group in listed:
+        labels = tuple(record_label(vocab, obj, records.get(i, {})) for i in group.ids)
+        output.review.append(ReviewItem(pass_name=NAME, object=obj, record_ids=group.ids, reason=group.reason,
+                                        score=round(group.score, 4), labels=labels))
+    if oversized:
+        biggest = max(oversized, key=lambda g: len(g.ids))
+        output.notes.append(
+            f"{len(oversized)} {obj} group{'s' if len(oversized) > 1 else ''} of more than {limit} records not "
+            f"listed (largest: {len(biggest.ids):,} records, {biggest.reason}): likely a placeholder value"
+        )
+
+
+def run(ctx: PassContext) -> PassOutput:
+    vocab, keys = ctx.vocabulary, _keys(ctx)
+    output = PassOutput(changes=[])
+    looked = 0
+    for people in keys.people:
+        if not ctx.view.has(people.object):
+            continue
+        looked += 1
+        wanted = [vocab.id_field, *people.email_fields, *people.phone_fields, people.first_name_field,
+                  people.last_name_field, people.company_field]
+        frame = live_frame(ctx.view, people.object, present(ctx, people.object, wanted), vocab.deleted_field)
+        groups, too_big = _people_groups(ctx, people, frame)
+        _report(ctx, output, people.object, groups)
+        if too_big:
+            output.notes.append(f"{too_big} {people.object} blocks of more than {MAX_BLOCK} records sharing the "
+                                "first letters of a last name and a company were not compared name by name")
+    for company in keys.companies:
+        if not ctx.view.has(company.object):
+            continue
+        looked += 1
+        wanted = [vocab.id_field, company.name_field, company.domain_field]
+        frame = live_frame(ctx.view, company.object, present(ctx, company.object, wanted), vocab.deleted_field)
+        _report(ctx, output, company.object, _company_groups(ctx, company, frame))
+    if not looked:
+        return PassOutput(changes=[], skipped="the snapshot holds none of the people or company objects")
+    return output
+
+
+def _reads(vocab: Vocabulary) -> list[ObjectRead]:
+    keys = vocab.concept(DuplicateKeys)
+    if keys is None:
+        return []
+    people = [
+        ObjectRead(p.object, (vocab.id_field, *p.email_fields, *p.phone_fields, p.first_name_field,
+                              p.last_name_field, p.company_field), optional=True)
+        for p in keys.people
+    ]
+    companies = [ObjectRead(c.object, (vocab.id_field, c.name_field, c.domain_field), optional=True)
+                 for c in keys.companies]
+    return [*people, *companies]
+
+
+SPEC = PassSpec(
+    name=NAME,
+    summary=summary_of(__doc__),
+    order=16,
+    defaults={"threshold": 92, "max_group": 50},
+    run=run,
+    bounds={"threshold": Bound(50, 100), "max_group": Bound(2, 100000)},
+    needs=(DuplicateKeys,),
+    reads=_reads,
+    report_only=True,
+)
