@@ -86,7 +86,7 @@ def run(ctx: PassContext) -> PassOutput:
                 held_by[fid] = obj
     output = PassOutput(changes=[])
     for obj in sorted(set(held_by.values())):
-        hold(output, f"attached to a {obj} record", sum(1 for o in held_by.values() if o == obj))
+        hold(output, f"attached to {obj} records", sum(1 for o in held_by.values() if o == obj))
     reasons: dict[str, str] = {}
     for rid, when in zip(old[vocab.id_field].astype(str), old[vocab.created_field], strict=True):
         if rid in held_by:
