@@ -124,7 +124,8 @@ class PeopleMatch:
     phone_fields: tuple[str, ...]
     first_name_field: str
     last_name_field: str
-    company_field: str  # a company name, or the id of the company record (same id, same company)
+    company_field: str  # a company name, or (`company_is_record`) the id of the company record
+    company_is_record: bool = False  # ids compare exactly (case matters in some CRMs' ids), names loosely
 
 
 @dataclass(frozen=True)

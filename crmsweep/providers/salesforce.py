@@ -50,7 +50,8 @@ _ASSET_CONCEPTS = (
     ),
     DuplicateKeys(
         people=(
-            PeopleMatch("Contact", ("Email",), ("Phone", "MobilePhone"), "FirstName", "LastName", "AccountId"),
+            PeopleMatch("Contact", ("Email",), ("Phone", "MobilePhone"), "FirstName", "LastName", "AccountId",
+                        company_is_record=True),
             PeopleMatch("Lead", ("Email",), ("Phone", "MobilePhone"), "FirstName", "LastName", "Company"),
         ),
         companies=(CompanyMatch("Account", "Name", "Website"),),

@@ -147,7 +147,7 @@ def _people_groups(ctx: PassContext, match: PeopleMatch, frame: pd.DataFrame) ->
     last = normal_name(frame[match.last_name_field])
     full = normal_name(frame[match.first_name_field].astype("string").fillna("") + " " + last.fillna(""))
     full = full.where(last.notna())
-    company = normal_name(frame[match.company_field])
+    company = _text(frame[match.company_field]) if match.company_is_record else normal_name(frame[match.company_field])
     both = (full + " / " + company).where(full.notna() & company.notna())
     groups += [Group(m, f"same name and company {k}", SCORES["name"]) for k, m in exact_groups(ids, [both])]
     blocks = (last.str[:BLOCK_LETTERS] + " / " + company).where(last.notna() & company.notna())
