@@ -22,7 +22,9 @@ from tests.fake_connector import spec, standard_fields
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 SF = SALESFORCE_VOCABULARY
-HS = HUBSPOT_VOCABULARY
+# The asset objects' labels as the HubSpot entry names them once its asset objects are merged in.
+HS = replace(HUBSPOT_VOCABULARY, label_fields={
+    **HUBSPOT_VOCABULARY.label_fields, "marketing_emails": ("name", "subject"), "lists": ("name",)})
 OLD = "2020-01-01T00:00:00.000Z"  # created long ago: no protection for age
 
 

@@ -98,8 +98,6 @@ HUBSPOT_VOCABULARY = Vocabulary(
             "deals": ("dealname",),
             "tickets": ("subject",),
             "owners": ("firstName", "lastName", "email"),
-            "marketing_emails": ("name", "subject"),
-            "lists": ("name",),
         }
     ),
     never_touch_objects=("quotes", "invoices", "line_items", "orders", "payments", "subscriptions", "carts"),
