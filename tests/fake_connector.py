@@ -35,10 +35,6 @@ FAKE_VOCABULARY = replace(
     never_touch_objects=("Contract", "Invoice"),
     audit_fields=("LastModifiedDate", "SystemModstamp"),
     short_id_length=None,  # test ids are made up, not Salesforce's checksummed 15/18-character ids
-    # The fake holds none of the objects the concept passes read (reports, files...): a default backup of it
-    # must not ask for them. Tests of those passes give their own vocabulary.
-    concepts=(),
-    absent_concepts={},
 )
 
 FAKE_CAPABILITIES = Capabilities(
