@@ -71,7 +71,9 @@ class EmailTemplates:
     (if any) is 0 or empty, and is judged by its created date. `active_field` (if any): only rows with it
     true are candidates. `draft_flag` (if any): a row with it false is a draft, judged by `draft_date_field`
     instead (a draft is never "used"). `op` with `writes` is the change made to a stale one ("update" to
-    deactivate, "delete" where the CRM keeps it restorable).
+    deactivate, "delete" where the CRM keeps it restorable). `why_kept(row)` says why a row must never be
+    proposed however old its dates (one a workflow still sends, whose sends the snapshot does not show),
+    reading `kept_fields`; None where every row is judged by its dates.
     """
 
     object: str
@@ -82,6 +84,8 @@ class EmailTemplates:
     draft_date_field: str | None
     op: str
     writes: Mapping[str, Any]
+    why_kept: Callable[[Mapping[str, Any]], str | None] | None = None
+    kept_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -91,9 +91,10 @@ HS_SPECS = {
 
 
 def email(n: int, name: str, *, published: bool | None, at: str | None, updated: str,
-          created: str = "2021-01-01T00:00:00.000Z", archived: bool = False) -> Record:
+          created: str = "2021-01-01T00:00:00.000Z", archived: bool = False, state: str | None = None) -> Record:
+    state = state or ("PUBLISHED" if published else "DRAFT")
     row = {"id": str(9000 + n), "name": name, "subject": f"Subject {n}", "isPublished": published, "publishedAt": at,
-           "archived": archived, **audit(HS, n, created)}
+           "state": state, "type": "BATCH_EMAIL", "archived": archived, **audit(HS, n, created)}
     row["updatedAt"] = updated
     return row
 
@@ -109,6 +110,11 @@ def hs_records() -> dict[str, list[Record]]:
               updated="2026-03-02T00:00:00.000Z"),
         email(6, "Archived already", published=True, at="2020-01-01T00:00:00.000Z",
               updated="2020-01-01T00:00:00.000Z", archived=True),
+        # Published years ago and still sent by a workflow every day: its sends are not in the snapshot.
+        email(7, "Welcome series 1", published=True, at="2021-02-01T00:00:00.000Z",
+              updated="2021-02-01T00:00:00.000Z", state="AUTOMATED"),
+        email(8, "Blog digest", published=True, at="2021-02-01T00:00:00.000Z",
+              updated="2021-02-01T00:00:00.000Z", state="BLOG_EMAIL_PUBLISHED"),
     ]}
 
 
@@ -120,13 +126,17 @@ def test_hubspot_deletes_stale_marketing_emails() -> None:
         (Op.DELETE, "marketing_emails", "9005", {}, "not used since 2023-01-01 (publishedAt)"),
     ]
     assert out.changes[0].label == "Newsletter 2022 <Subject 1>"
+    assert out.held_back == {"automated email (sent by a workflow or form)": 1,
+                             "email scheduled, sending, or sent on each new post": 1}
 
 
 def test_hubspot_live_recheck_of_a_draft() -> None:
     change = run_one("stale_templates", view(HS, HS_SPECS, hs_records()), HS).changes[1]
     assert change.record_id == "9003"
-    live = {"isPublished": "false", "publishedAt": None, "updatedAt": "2024-01-01T00:00:00.000Z"}
+    live = {"isPublished": "false", "publishedAt": None, "updatedAt": "2024-01-01T00:00:00.000Z", "state": "DRAFT"}
     assert recheck(change, HS, live) is None
+    assert recheck(change, HS, {**live, "state": "AUTOMATED_DRAFT"}) == (
+        "now kept: automated email (sent by a workflow or form)")
     assert recheck(change, HS, {**live, "updatedAt": "2026-03-12T00:00:00.000Z"}) == (
         "draft edited since the scan: updatedAt is 2026-03-12")
     assert recheck(change, HS, {**live, "isPublished": True, "publishedAt": "2026-03-13T00:00:00Z"}) == (

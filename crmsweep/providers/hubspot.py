@@ -15,6 +15,7 @@ stale-contacts pass finds people on open deals.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -37,12 +38,27 @@ if TYPE_CHECKING:
 NAME = "hubspot"
 CONNECTOR_MODULE = "crmsweep.connectors.hubspot"  # defines HubSpotConnector(connection, *, retry=None)
 
+
+
+def _email_kept(row: Mapping[str, Any]) -> str | None:
+    """A marketing email that sends by itself (automated by a workflow or a form, RSS or blog digests,
+    scheduled or sending now): its publication date says nothing of its last send."""
+    state = str(row.get("state") or "")
+    if state.startswith("AUTOMATED"):
+        return "automated email (sent by a workflow or form)"
+    if state.startswith(("RSS_TO_EMAIL", "BLOG_EMAIL")) or state in ("SCHEDULED", "SCHEDULED_AB", "PROCESSING",
+                                                                       "PRE_PROCESSING"):
+        return "email scheduled, sending, or sent on each new post"
+    return None
+
+
 # The concepts of the asset passes (stale_templates, stale_lists) and of duplicates.
 _ASSET_CONCEPTS = (
     # DELETE /marketing/v3/emails/{id} archives; PATCH archived=false gives it back with its id.
     EmailTemplates(
         object="marketing_emails", last_used_field="publishedAt", times_used_field=None, active_field=None,
         draft_flag="isPublished", draft_date_field="updatedAt", op="delete", writes={},
+        why_kept=_email_kept, kept_fields=("state",),
     ),
     # DELETE /crm/v3/lists/{id}; PUT /crm/v3/lists/{id}/restore brings it back with its id (90 days).
     Lists(

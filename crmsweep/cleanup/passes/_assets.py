@@ -73,11 +73,17 @@ def add_proposals(
     op: Op,
     after: Mapping[str, Any] | None = None,
     severity: Severity = Severity.MINOR,
+    kept: Callable[[Mapping[str, Any]], str | None] | None = None,
 ) -> None:
-    """One change per id of `reasons` (in id order), from the snapshot's own rows (the before-images)."""
+    """One change per id of `reasons` (in id order), from the snapshot's own rows (the before-images); a row
+    `kept` gives a reason for is counted in `held_back` under it instead."""
     ids = sorted(reasons)
     records = ctx.view.record_map(object_name, ids)
     for rid in ids:
+        why = kept(records[rid]) if kept is not None else None
+        if why is not None:
+            hold(output, why, 1)
+            continue
         output.changes.append(
             propose(ctx, pass_name, op, object_name, records[rid], after=dict(after or {}), reason=reasons[rid],
                     severity=severity)

@@ -51,7 +51,7 @@ def _templates(vocab: Vocabulary) -> EmailTemplates:
 
 def _fields(vocab: Vocabulary, t: EmailTemplates) -> list[str | None]:
     return [vocab.id_field, t.active_field, t.last_used_field, t.times_used_field, t.draft_flag, t.draft_date_field,
-            vocab.created_field]
+            vocab.created_field, *t.kept_fields]
 
 
 def _flag(series: pd.Series, value: bool) -> pd.Series:
@@ -92,7 +92,7 @@ def run(ctx: PassContext) -> PassOutput:
         output.notes.append(
             f"{unknown} {obj} counted as used but with no {t.last_used_field}: left alone, as when is unknown"
         )
-    add_proposals(ctx, output, NAME, obj, reasons, op=Op(t.op), after=t.writes)
+    add_proposals(ctx, output, NAME, obj, reasons, op=Op(t.op), after=t.writes, kept=t.why_kept)
     return output
 
 
@@ -109,6 +109,8 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
     t = vocab.concept(EmailTemplates)
     if t is None or change.object != t.object:
         return f"{change.object} is not this CRM's template object"
+    if t.why_kept is not None and (why := t.why_kept(record)) is not None:
+        return f"now kept: {why}"
     if t.active_field and live_flag(record.get(t.active_field)) is not True:
         return f"already unavailable ({t.active_field} is {record.get(t.active_field)})"
     cutoff = days_cutoff(now, settings["days"])
