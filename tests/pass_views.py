@@ -21,7 +21,10 @@ from crmsweep.providers.salesforce import SALESFORCE_VOCABULARY
 from tests.fake_connector import spec, standard_fields
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
-SF = SALESFORCE_VOCABULARY
+# The cleanup objects' labels as the Salesforce entry names them once those objects are merged in (sfdata).
+SF = replace(SALESFORCE_VOCABULARY, label_fields={
+    **SALESFORCE_VOCABULARY.label_fields, "EmailTemplate": ("Name",), "Report": ("Name",), "Dashboard": ("Title",),
+    "ContentDocument": ("Title",)})
 # The asset objects' labels as the HubSpot entry names them once its asset objects are merged in.
 HS = replace(HUBSPOT_VOCABULARY, label_fields={
     **HUBSPOT_VOCABULARY.label_fields, "marketing_emails": ("name", "subject"), "lists": ("name",)})

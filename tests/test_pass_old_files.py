@@ -72,7 +72,7 @@ def test_old_files_not_attached_to_a_never_touch_record() -> None:
         (Op.DELETE, "ContentDocument", sfid("069", 6), "created 2024-03-14, over 2 years ago; attached to no record"),
     ]
     assert out.held_back == {"attached to Contract records": 2, "attached to Order records": 1}
-    assert out.changes[0].label == "Brochure 2019 <PDF>"
+    assert out.changes[0].label == "Brochure 2019"
 
 
 def test_scan_counts_hold_backs_with_the_protections() -> None:

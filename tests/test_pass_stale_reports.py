@@ -68,7 +68,7 @@ def test_salesforce_reports_and_dashboards_not_run_for_a_year() -> None:
         (Op.DELETE, "Report", sfid("00O", 6), "not run since 2025-03-15 (LastRunDate)"),
         (Op.DELETE, "Dashboard", sfid("01Z", 1), "not run since 2023-01-01 (LastRefreshDate)"),
     ]
-    assert out.changes[0].label == "Pipeline 2019 <Sales>"
+    assert out.changes[0].label == "Pipeline 2019"
     assert out.changes[0].after == {}
     assert out.notes == [
         "LastViewedDate reflects only the views of the user crmsweep runs as, so it is not used: judged by when "

@@ -53,7 +53,7 @@ def test_salesforce_deactivates_unused_templates() -> None:
         (Op.UPDATE, sfid("00X", 3), {"IsActive": False}, "never used; created 2019-05-01"),
         (Op.UPDATE, sfid("00X", 4), {"IsActive": False}, "never used; created 2019-05-01"),
     ]
-    assert out.changes[0].label == "Spring promo 2023 <Marketing>"
+    assert out.changes[0].label == "Spring promo 2023"
     assert out.notes == ["1 EmailTemplate counted as used but with no LastUsedDate: left alone, as when is unknown"]
 
 

@@ -85,10 +85,6 @@ SALESFORCE_VOCABULARY = Vocabulary(
             "User": ("Name", "Username"),
             "Account": ("Name",),
             "Opportunity": ("Name",),
-            "Report": ("Name", "FolderName"),
-            "Dashboard": ("Title", "FolderName"),
-            "EmailTemplate": ("Name", "FolderName"),
-            "ContentDocument": ("Title", "FileType"),
         }
     ),
     never_touch_objects=("Contract", "Order", "Quote", "Invoice", "OrderItem", "QuoteLineItem"),
