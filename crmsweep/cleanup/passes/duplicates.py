@@ -95,21 +95,29 @@ def normal_domain(series: pd.Series) -> pd.Series:
 
 
 def exact_groups(ids: pd.Series, keys: Sequence[pd.Series]) -> list[tuple[str, tuple[str, ...]]]:
-    """(key, ids) for every key two or more records share, over one or more key columns, in key order."""
-    long = pd.concat([pd.DataFrame({"id": ids.astype(str).to_numpy(), "key": k.to_numpy()}) for k in keys],
-                     ignore_index=True)
-    long = long.dropna(subset=["key"]).drop_duplicates()
-    codes, uniques = pd.factorize(long["key"], sort=True)
-    shared = np.bincount(codes, minlength=len(uniques)) > 1
-    keep = shared[codes]
-    chosen = pd.DataFrame({"code": codes[keep], "id": long["id"].to_numpy()[keep]}).sort_values(["code", "id"])
-    if chosen.empty:
+    """(key, ids) for every key two or more records share, over one or more key columns, in key order.
+
+    One factorisation of all the keys, then integer work: (key code, row) pairs made unique, counted, split."""
+    rows = len(ids)
+    if rows == 0:
         return []
-    # Rows are sorted by key code: each run of one code is one group, split where the code changes.
-    bounds = np.flatnonzero(np.diff(chosen["code"].to_numpy())) + 1
-    members = np.split(chosen["id"].to_numpy(), bounds)
-    firsts = chosen["code"].to_numpy()[np.r_[0, bounds]]
-    return [(str(uniques[code]), tuple(str(i) for i in group)) for code, group in zip(firsts, members, strict=True)]
+    stacked = pd.concat([k.reset_index(drop=True) for k in keys], ignore_index=True)
+    codes, uniques = pd.factorize(stacked)
+    position = np.tile(np.arange(rows, dtype=np.int64), len(keys))
+    valid = codes >= 0
+    pairs = np.unique(codes[valid].astype(np.int64) * rows + position[valid])  # sorted by code, then row
+    code, row = pairs // rows, pairs % rows
+    shared = np.bincount(code)[code] > 1
+    code, row = code[shared], row[shared]
+    if len(code) == 0:
+        return []
+    bounds = np.flatnonzero(np.diff(code)) + 1
+    names = ids.astype(str).to_numpy()
+    groups = [
+        (str(uniques[first]), tuple(sorted(str(names[r]) for r in members)))
+        for first, members in zip(code[np.r_[0, bounds]], np.split(row, bounds), strict=True)
+    ]
+    return sorted(groups)
 
 
 def _components(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
