@@ -75,7 +75,7 @@ def test_salesforce_groups_exactly() -> None:
         ("Contact", (c(11), c(12)), "same phone 2079460958", 0.8),
         ("Contact", (c(3), c(4)), "same phone 5550102030", 0.8),
         ("Contact", (c(8), c(9)), f"same name and company al bo / {ACME}", 0.95),
-        ("Contact", (c(5), c(6)), f"similar names at the same company {ACME}", 0.9474),
+        ("Contact", (c(5), c(6)), f"similar names at the same company {ACME}", 0.9),
         ("Account", (a(1), a(3)), "same name acme inc", 0.9),
         ("Account", (a(2), a(4)), "same domain globex.com", 0.9),
     ]
@@ -129,14 +129,14 @@ def test_hubspot_groups_exactly() -> None:
         ],
         "companies": [
             {"id": "11", "name": "Lee Ltd", "domain": "lee.io", "archived": False, **audit(HS, 11)},
-            {"id": "12", "name": "Lee Limited", "domain": "www.lee.io", "archived": False, **audit(HS, 12)},
+            {"id": "12", "name": "LEE LTD.", "domain": "www.lee.io", "archived": False, **audit(HS, 12)},
         ],
     }
     out = run_one("duplicates", view(HS, HS_SPECS, recs), HS)
     assert found(out) == [
         ("contacts", ("1", "2"), "same email ann@lee.io", 1.0),
         ("contacts", ("3", "4"), "same phone 5551234567", 0.8),
-        ("companies", ("11", "12"), "same domain lee.io", 0.9),
+        ("companies", ("11", "12"), "same name lee ltd; same domain lee.io", 0.9),
     ]
     # The similar names 1/2 and 3/4 are the very groups already reported: not reported twice.
     assert out.review[0].labels == ("Ann <Lee> <ann@lee.io>", "Anne <Lee> <ANN@lee.io>")

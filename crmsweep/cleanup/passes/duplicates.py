@@ -8,9 +8,10 @@ blocks of records sharing the first three letters of the last name and the compa
 so the pass scales with the number of records. Companies are grouped by the same name (ignoring case,
 punctuation and spacing) and the same web domain (scheme, "www." and path stripped).
 
-Each group is one finding, with its reason and a score; a group of the same records found by an earlier
-rule is not reported again. Groups of more than `max_group` records (a placeholder phone, a shared inbox)
-are counted in a note rather than listed, and so are blocks too big to compare name by name.
+Each group is one finding, with its reason and a score; the same records found by several rules are
+one finding, with each reason and the best score. Groups of more than `max_group` records (a placeholder
+phone, a shared inbox) are counted in a note rather than listed, and so are blocks too big to compare
+name by name.
 """
 
 from __future__ import annotations
@@ -179,7 +180,11 @@ def _people_groups(ctx: PassContext, match: PeopleMatch, frame: pd.DataFrame) ->
     groups += [Group(m, f"same name and company {k}", SCORES["name"]) for k, m in exact_groups(ids, [both])]
     blocks = (last.str[:BLOCK_LETTERS] + " / " + company).where(last.notna() & company.notna())
     similar, too_big = fuzzy_groups(ids, full, blocks, int(ctx.settings["threshold"]))
-    groups += [Group(m, f"similar names at the same company {b.split(' / ', 1)[1]}", s) for b, m, s in similar]
+    # Similar names are a weaker sign than the same name at the company, and a set of records that rule (or
+    # another) already found is not news.
+    found = {g.ids for g in groups}
+    groups += [Group(m, f"similar names at the same company {b.split(' / ', 1)[1]}", s * SCORES["name"])
+               for b, m, s in similar if m not in found]
     return groups, too_big
 
 
@@ -196,16 +201,16 @@ def _company_groups(ctx: PassContext, match: CompanyMatch, frame: pd.DataFrame) 
 
 
 def _report(ctx: PassContext, output: PassOutput, obj: str, groups: list[Group]) -> None:
-    """One finding per new group of `obj`; the oversized ones counted in a note."""
+    """One finding per group of `obj` (the same records found by several rules: one finding with every
+    reason and the best score); the oversized ones counted in a note."""
     limit = int(ctx.settings["max_group"])
-    seen: set[tuple[str, ...]] = set()
-    listed: list[Group] = []
-    oversized: list[Group] = []
+    merged: dict[tuple[str, ...], Group] = {}
     for group in groups:
-        if group.ids in seen:
-            continue
-        seen.add(group.ids)
-        (oversized if len(group.ids) > limit else listed).append(group)
+        was = merged.get(group.ids)
+        merged[group.ids] = group if was is None else Group(
+            group.ids, f"{was.reason}; {group.reason}", max(was.score, group.score))
+    listed = [g for g in merged.values() if len(g.ids) <= limit]
+    oversized = [g for g in merged.values() if len(g.ids) > limit]
     records = ctx.view.record_map(obj, sorted({i for g in listed for i in g.ids}))
     vocab: Vocabulary = ctx.vocabulary
     for group in listed:
