@@ -101,3 +101,113 @@ def default_quality_rules(
     for obj in (*people, *owned_only, *deals):
         rules.append(QualityRule(obj, "critical", "active owner", active_owner=True))
     return tuple(rules)
+# --- asset passes: stale_reports, stale_templates, stale_lists, old_files; and duplicates -----------------
+
+
+@dataclass(frozen=True)
+class RunnableAsset:
+    """One object of saved reports or dashboards: `last_run_field` says when it last ran (or refreshed),
+    `name_field` names it in reasons."""
+
+    object: str
+    last_run_field: str
+    name_field: str
+
+
+@dataclass(frozen=True)
+class Reports:
+    """Saved reports and dashboards that a pass may delete when nobody has run them for long.
+
+    `viewed_field` is a "last viewed" date the CRM keeps per querying user (so it says nothing of the
+    others' use): the pass never judges by it and says so. `removal` is the op that removes one.
+    """
+
+    assets: tuple[RunnableAsset, ...]
+    viewed_field: str | None
+    removal: str
+
+
+@dataclass(frozen=True)
+class EmailTemplates:
+    """Email templates (or marketing emails) and when each was last used.
+
+    A row is judged by `last_used_field`; where that is empty it was never used when `times_used_field`
+    (if any) is 0 or empty, and is judged by its created date. `active_field` (if any): only rows with it
+    true are candidates. `draft_flag` (if any): a row with it false is a draft, judged by `draft_date_field`
+    instead (a draft is never "used"). `op` with `writes` is the change made to a stale one ("update" to
+    deactivate, "delete" where the CRM keeps it restorable). `why_kept(row)` says why a row must never be
+    proposed however old its dates (one a workflow still sends, whose sends the snapshot does not show),
+    reading `kept_fields`; None where every row is judged by its dates.
+    """
+
+    object: str
+    last_used_field: str
+    times_used_field: str | None
+    active_field: str | None
+    draft_flag: str | None
+    draft_date_field: str | None
+    op: str
+    writes: Mapping[str, Any]
+    why_kept: Callable[[Mapping[str, Any]], str | None] | None = None
+    kept_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Lists:
+    """Saved lists (segments) of records, which the CRM restores with their ids after a delete.
+
+    A list's last update is the latest of `updated_fields`; it is in use while a row of `used_by[0]` holds
+    its id in `used_by[1]` (a JSON text list of ids).
+    """
+
+    object: str
+    updated_fields: tuple[str, ...]
+    used_by: tuple[str, str]
+    removal: str
+
+
+@dataclass(frozen=True)
+class Files:
+    """Stored files, and the link rows that attach each one to records.
+
+    `links` rows tie `link_file_field` (the file's id) to `link_record_field` (a record of any object).
+    `key_prefixes` are the documented id prefixes of the never-touch objects, so a link to one of their
+    records is known even when the snapshot holds none of that object's rows.
+    """
+
+    object: str
+    links: str
+    link_file_field: str
+    link_record_field: str
+    key_prefixes: Mapping[str, str]
+    removal: str
+
+
+@dataclass(frozen=True)
+class PeopleMatch:
+    """The fields of one people object that tell two records apart (or not)."""
+
+    object: str
+    email_fields: tuple[str, ...]
+    phone_fields: tuple[str, ...]
+    first_name_field: str
+    last_name_field: str
+    company_field: str  # a company name, or (`company_is_record`) the id of the company record
+    company_is_record: bool = False  # ids compare exactly (case matters in some CRMs' ids), names loosely
+
+
+@dataclass(frozen=True)
+class CompanyMatch:
+    """The fields of one company (account) object: its name and its web domain or site address."""
+
+    object: str
+    name_field: str
+    domain_field: str
+
+
+@dataclass(frozen=True)
+class DuplicateKeys:
+    """Where likely duplicates are looked for: people and companies objects with their matching fields."""
+
+    people: tuple[PeopleMatch, ...]
+    companies: tuple[CompanyMatch, ...]

@@ -15,11 +15,20 @@ stale-contacts pass finds people on open deals.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from crmsweep.concepts import DataQuality, default_quality_rules
+from crmsweep.concepts import (
+    CompanyMatch,
+    DataQuality,
+    DuplicateKeys,
+    EmailTemplates,
+    Lists,
+    PeopleMatch,
+    default_quality_rules,
+)
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
@@ -46,6 +55,44 @@ HUBSPOT_QUALITY = DataQuality(
     ),
     owner_name_fields=("firstName", "lastName"),
 )
+
+
+def _email_kept(row: Mapping[str, Any]) -> str | None:
+    """A marketing email that sends by itself (automated by a workflow or a form, RSS or blog digests,
+    scheduled or sending now): its publication date says nothing of its last send."""
+    state = str(row.get("state") or "")
+    if state.startswith("AUTOMATED"):
+        return "automated email (sent by a workflow or form)"
+    if state.startswith(("RSS_TO_EMAIL", "BLOG_EMAIL")) or state in ("SCHEDULED", "SCHEDULED_AB", "PROCESSING",
+                                                                       "PRE_PROCESSING"):
+        return "email scheduled, sending, or sent on each new post"
+    return None
+
+
+# The concepts of the asset passes (stale_templates, stale_lists) and of duplicates.
+_ASSET_CONCEPTS = (
+    # DELETE /marketing/v3/emails/{id} archives; PATCH archived=false gives it back with its id.
+    EmailTemplates(
+        object="marketing_emails", last_used_field="publishedAt", times_used_field=None, active_field=None,
+        draft_flag="isPublished", draft_date_field="updatedAt", op="delete", writes={},
+        why_kept=_email_kept, kept_fields=("state",),
+    ),
+    # DELETE /crm/v3/lists/{id}; PUT /crm/v3/lists/{id}/restore brings it back with its id (90 days).
+    Lists(
+        object="lists", updated_fields=("updatedAt", "filtersUpdatedAt"), used_by=("marketing_emails", "list_ids"),
+        removal="delete",
+    ),
+    DuplicateKeys(
+        people=(PeopleMatch("contacts", ("email",), ("phone", "mobilephone"), "firstname", "lastname", "company"),),
+        companies=(CompanyMatch("companies", "name", "domain"),),
+    ),
+)
+_ABSENT_ASSET_CONCEPTS = {
+    "Reports": "HubSpot has no reports API",
+    "Files": (
+        "a file deleted through HubSpot's API cannot be restored and crmsweep does not back up file contents"
+    ),
+}
 
 HUBSPOT_VOCABULARY = Vocabulary(
     provider=NAME,
@@ -87,6 +134,8 @@ HUBSPOT_VOCABULARY = Vocabulary(
         }
     ),
     never_touch_objects=("quotes", "invoices", "line_items", "orders", "payments", "subscriptions", "carts"),
+    concepts=(HUBSPOT_QUALITY, *_ASSET_CONCEPTS),
+    absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),
     audit_fields=("updatedAt", "lastmodifieddate", "hs_lastmodifieddate", "hs_updated_by_user_id"),
     short_id_length=None,  # ids are numeric strings with one form
     # hs_updated_by_user_id names a user, and a Service Key writes as none: no reliable "written by us".
@@ -103,7 +152,6 @@ HUBSPOT_VOCABULARY = Vocabulary(
     default_backup_objects=(
         "owners", "companies", "contacts", "deals", "tickets", "tasks", "calls", "emails", "meetings", "notes",
     ),
-    concepts=(HUBSPOT_QUALITY,),
 )
 
 HUBSPOT_CAPABILITIES = Capabilities(

@@ -8,7 +8,17 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from crmsweep.concepts import DataQuality, default_quality_rules
+from crmsweep.concepts import (
+    CompanyMatch,
+    DataQuality,
+    DuplicateKeys,
+    EmailTemplates,
+    Files,
+    PeopleMatch,
+    Reports,
+    RunnableAsset,
+    default_quality_rules,
+)
 from crmsweep.model import Capabilities, DealLink, Vocabulary
 from crmsweep.providers import Provider, SandboxHandle
 
@@ -32,6 +42,40 @@ SALESFORCE_QUALITY = DataQuality(
     # OwnerId of a lead or case may be a queue (a Group, key prefix 00G) rather than a user.
     queue_id_prefixes=("00G",),
 )
+# The concepts of the asset passes (stale_reports, stale_templates, old_files) and of duplicates.
+_ASSET_CONCEPTS = (
+    Reports(
+        assets=(RunnableAsset("Report", "LastRunDate", "Name"), RunnableAsset("Dashboard", "LastRefreshDate", "Title")),
+        viewed_field="LastViewedDate",  # the querying user's own views only (Report / Dashboard object pages)
+        removal="delete",  # DELETE /analytics/reports|dashboards/{id}: to the recycle bin
+    ),
+    # EmailTemplate has no undelete call, so a stale one is made unavailable (IsActive false), not deleted.
+    EmailTemplates(
+        object="EmailTemplate", last_used_field="LastUsedDate", times_used_field="TimesUsed",
+        active_field="IsActive", draft_flag=None, draft_date_field=None, op="update", writes={"IsActive": False},
+    ),
+    Files(
+        object="ContentDocument", links="ContentDocumentLink", link_file_field="ContentDocumentId",
+        link_record_field="LinkedEntityId",
+        # The standard key prefixes (the first three characters of every id) of the never-touch objects.
+        key_prefixes=MappingProxyType({
+            "Contract": "800", "Order": "801", "OrderItem": "802", "Quote": "0Q0", "QuoteLineItem": "0QL",
+            "Invoice": "3tt",
+        }),
+        removal="delete",
+    ),
+    DuplicateKeys(
+        people=(
+            PeopleMatch("Contact", ("Email",), ("Phone", "MobilePhone"), "FirstName", "LastName", "AccountId",
+                        company_is_record=True),
+            PeopleMatch("Lead", ("Email",), ("Phone", "MobilePhone"), "FirstName", "LastName", "Company"),
+        ),
+        companies=(CompanyMatch("Account", "Name", "Website"),),
+    ),
+)
+_ABSENT_ASSET_CONCEPTS = {
+    "Lists": "Salesforce has no saved lists of the kind this pass cleans (list views and campaigns are not lists)",
+}
 
 SALESFORCE_VOCABULARY = Vocabulary(
     provider=NAME,
@@ -60,6 +104,8 @@ SALESFORCE_VOCABULARY = Vocabulary(
         }
     ),
     never_touch_objects=("Contract", "Order", "Quote", "Invoice", "OrderItem", "QuoteLineItem"),
+    concepts=(SALESFORCE_QUALITY, *_ASSET_CONCEPTS),
+    absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),
     audit_fields=("LastModifiedDate", "LastModifiedById", "SystemModstamp"),
     short_id_length=15,
     last_modified_by_field="LastModifiedById",
@@ -67,7 +113,6 @@ SALESFORCE_VOCABULARY = Vocabulary(
     default_backup_objects=(
         "User", "Account", "Contact", "Lead", "Opportunity", "OpportunityContactRole", "Task",
     ),
-    concepts=(SALESFORCE_QUALITY,),
 )
 
 SALESFORCE_CAPABILITIES = Capabilities(
