@@ -8,6 +8,17 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from crmsweep.concepts import (
+    Accounts,
+    Campaigns,
+    Cases,
+    ContactPoints,
+    Converted,
+    DealStages,
+    EmailBounces,
+    Link,
+    TaskWork,
+)
 from crmsweep.model import Capabilities, DealLink, Vocabulary
 from crmsweep.providers import Provider, SandboxHandle
 
@@ -50,6 +61,52 @@ SALESFORCE_VOCABULARY = Vocabulary(
     # Parents before children, so a restore can re-link in this order.
     default_backup_objects=(
         "User", "Account", "Contact", "Lead", "Opportunity", "OpportunityContactRole", "Task",
+    ),
+    concepts=(
+        # --- the record passes (no_contact_info ... empty_accounts) ---
+        ContactPoints(
+            fields={"Contact": ("Email", "Phone", "MobilePhone"), "Lead": ("Email", "Phone", "MobilePhone")},
+            other_fields={"Contact": ("HomePhone", "OtherPhone", "AssistantPhone")},
+        ),
+        # A converted lead is read-only history of the contact it became.
+        Converted(flags={"Lead": "IsConverted"}),
+        # Contact and Lead both carry EmailBouncedDate; IsEmailBounced exists on Contact only.
+        EmailBounces(
+            set_fields=("EmailBouncedDate",),
+            true_flags=(),
+            detail_fields=("EmailBouncedDate", "EmailBouncedReason"),
+            opt_out_field="HasOptedOutOfEmail",
+        ),
+        Cases(
+            object="Case",
+            closed_field="IsClosed",
+            closed_values=(True,),
+            people=(Link("Case", "ContactId", "Id"),),
+            accounts=(Link("Case", "AccountId", "Id"),),
+        ),
+        # IsClosed is derived from Status (a closed status); writing Status "Completed" closes the task.
+        TaskWork(
+            object="Task",
+            done_field="IsClosed",
+            done_values=(True,),
+            due_field="ActivityDate",
+            close_writes={"Status": "Completed"},
+        ),
+        DealStages(stage_field="StageName", closed_stages=("Closed Won", "Closed Lost"), closed_lost="Closed Lost"),
+        Campaigns(
+            object="Campaign",
+            end_field="EndDate",
+            status_field="Status",
+            done_statuses=("Completed",),
+            active_field="IsActive",
+            end_writes={"IsActive": False},
+        ),
+        Accounts(
+            object="Account",
+            contacts=(Link("Contact", "AccountId", "Id"),),
+            deals=(Link("Opportunity", "AccountId", "Id"),),
+            kept_by={o: (Link(o, "AccountId", "Id"),) for o in ("Contract", "Order", "Quote", "Invoice")},
+        ),
     ),
 )
 
