@@ -94,7 +94,7 @@ def run(ctx: PassContext) -> PassOutput:
             output.notes.append(f"the snapshot has no {obj}: accounts tied to one could not be recognised")
             continue
         for account in tied(view, vocab, links)["near"]:
-            held.setdefault(account, f"tied to a {obj}")
+            held.setdefault(account, f"tied to {_a(obj)}")
     chosen = frame[~ids.isin(with_contacts)].sort_values(vocab.id_field, kind="stable")
     why = (f"no contacts left, no open {vocab.deal_object.lower()}"
            + (f", no {cases.object.lower()}" if cases is not None else ""))
@@ -124,6 +124,10 @@ def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
     return LiveNeeds(related=tuple(reads))
 
 
+def _a(obj: str) -> str:
+    return f"{'an' if obj[:1].lower() in 'aeiou' else 'a'} {obj}"
+
+
 def _pair(link: Link) -> tuple[str, ...]:
     return tuple(dict.fromkeys([link.near_field, link.far_field]))
 
@@ -149,7 +153,7 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
             return f"has a {cases.object.lower()} now ({case or 'closed'})"
     for obj in accounts.kept_by:
         if live.related.get(f"kept_by_{obj}"):
-            return f"tied to a {obj} now"
+            return f"tied to {_a(obj)} now"
     return None
 
 

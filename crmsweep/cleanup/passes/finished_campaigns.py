@@ -30,7 +30,7 @@ from crmsweep.cleanup.passes import (
 from crmsweep.cleanup.passes._guards import day_stamp, frame_days, is_in, live_day, live_is_in
 from crmsweep.cleanup.view import live_frame
 from crmsweep.concepts import Campaigns
-from crmsweep.model import Change, Op, Severity, Vocabulary
+from crmsweep.model import Change, Op, Severity, Vocabulary, canonical_json
 
 NAME = "finished_campaigns"
 
@@ -63,7 +63,7 @@ def run(ctx: PassContext) -> PassOutput:
     rows = frame.assign(_end=end, _ended=ended)[chosen].sort_values(vocab.id_field, kind="stable")
     records = view.record_map(obj, [str(i) for i in rows[vocab.id_field]])
     output = PassOutput(changes=[])
-    writes = ", ".join(f"{k} {v}" for k, v in campaigns.end_writes.items())
+    writes = ", ".join(f"{k} = {canonical_json(v)}" for k, v in campaigns.end_writes.items())
     for rid, status, day, past in zip(
         rows[vocab.id_field], rows[campaigns.status_field], rows["_end"], rows["_ended"], strict=True
     ):
