@@ -52,7 +52,7 @@ from crmsweep.cleanup.scan import ScanResult, check_scan_request, scan_snapshot
 from crmsweep.config import CONFIG_ENV, Config, load_config, resolve_connection
 from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connector
-from crmsweep.errors import BadInput, SafetyRefusal
+from crmsweep.errors import BadInput, SafetyRefusal, UnknownObject
 from crmsweep.model import (
     Capabilities,
     Op,
@@ -127,20 +127,38 @@ def backup(
         return backup_with(connector, ws, objects, progress=progress)
 
 
-def backup_objects(vocabulary: Vocabulary, capabilities: Capabilities) -> list[str]:
-    """What `backup` takes when no objects are named: the provider's standard set, then every object a
-    pass reads (so a scan never lacks what it needs), each once. Links between objects that have
-    associations are not objects of their own: backing up both ends takes them."""
+def objects_passes_read(vocabulary: Vocabulary, capabilities: Capabilities) -> list[str]:
+    """Every object a pass reads for this provider, each once, but for links between objects that have
+    associations: those are not objects of their own, backing up both ends takes them."""
     ends = capabilities.association_objects
     links = {association_object(a, b) for a in ends for b in ends}
-    wanted = [o for o in objects_read(vocabulary) if o not in links]
-    return list(dict.fromkeys([*vocabulary.default_backup_objects, *wanted]))
+    return [o for o in objects_read(vocabulary) if o not in links]
+
+
+def _held_by(connector: Connector, names: Sequence[str]) -> list[str]:
+    """The objects of `names` the CRM has (an org without quotes or invoices enabled has no such object)."""
+    held: list[str] = []
+    for name in names:
+        try:
+            connector.fields(name)
+        except UnknownObject:
+            continue
+        held.append(name)
+    return held
 
 
 def backup_with(
     connector: Connector, ws: Workspace, objects: Sequence[str] = (), *, progress: BackupProgress | None = None
 ) -> SnapshotManifest:
-    chosen = list(objects) or backup_objects(connector.vocabulary, connector.capabilities)
+    """Back up `objects`; when none are named, the provider's standard set and then every object a pass
+    reads that the CRM has (so a scan never lacks what it needs; a pass whose object the CRM lacks is
+    skipped by scan, saying so)."""
+    if objects:
+        chosen = list(objects)
+    else:
+        standard = list(connector.vocabulary.default_backup_objects)
+        extra = [o for o in objects_passes_read(connector.vocabulary, connector.capabilities) if o not in standard]
+        chosen = [*standard, *_held_by(connector, extra)]
     if not chosen:
         raise BadInput("name the objects to back up with --object: this provider has no default set")
     return take_snapshot(connector, ws.home, objects=chosen, progress=progress)

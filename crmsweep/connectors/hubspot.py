@@ -38,7 +38,7 @@ from crmsweep.connectors.hubspot_records import (
     whole_batch_failure,
 )
 from crmsweep.connectors.retry import RetryPolicy
-from crmsweep.errors import BadInput, ConnectorError, RetriableError
+from crmsweep.errors import BadInput, ConnectorError, RetriableError, UnknownObject
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
@@ -213,7 +213,7 @@ class HubSpotConnector:
                 live = self._get(f"describe {name}", api.get_all, name, archived=False)
             except ConnectorError as exc:
                 if exc.status in (400, 404):
-                    raise BadInput(f"the portal of connection '{self.connection_name}' has no object type "
+                    raise UnknownObject(f"the portal of connection '{self.connection_name}' has no object type "
                                    f"'{name}': use an API name like contacts, companies, deals, tickets") from None
                 raise
             archived = self._get(f"describe {name}", api.get_all, name, archived=True)
