@@ -3,15 +3,18 @@ one) or delete, exact ids and writes, hold-backs, the live re-check and the plan
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
 
+from crmsweep.cleanup.live_check import ApplyTimeRules, LiveChecker
 from crmsweep.cleanup.passes import validate_settings
 from crmsweep.cleanup.provenance import scan_plan_problems
 from crmsweep.errors import BadInput
-from crmsweep.model import Op
-from tests.record_orgs import HS, SF, Org, hs_org, ids, recheck, run_pass, scan, sf_org
+from crmsweep.model import Op, Record
+from tests.fake_connector import FakeConnector
+from tests.record_orgs import HS, NOW, SF, Org, hs_org, ids, recheck, run_pass, scan, sf_org
 
 NAME = "bounced_emails"
 BOUNCED = "2025-11-02T10:00:00.000Z"
@@ -148,3 +151,29 @@ def test_the_plan_passes_provenance_and_a_forged_write_does_not() -> None:
     forged_hs = [replace(hs_plan.changes[0], op=Op.UPDATE, after={"email": None, "hs_email_optout": True})]
     assert [p.split(": ", 1)[1] for p in scan_plan_problems(replace(hs_plan, changes=tuple(forged_hs)), HS)] == [
         'pass bounced_emails writes email=null, not {"email":null,"hs_email_optout":true}']
+
+
+class _StrictConnector(FakeConnector):
+    """Refuses reads of objects the org lacks, as the CRMs do (an org without cases: INVALID_TYPE)."""
+
+    def read_related(self, object_name: str, field: str, values: Sequence[str], fields: Sequence[str]) -> list[Record]:
+        if object_name not in self._fields:
+            raise AssertionError(f"read of {object_name}, which the org does not have")
+        return super().read_related(object_name, field, values, fields)
+
+
+def test_apply_re_checks_a_removal_on_an_org_without_cases_and_one_put_on_an_open_case() -> None:
+    org = salesforce()
+    plan = scan(org.view(), SF, [NAME], settings={NAME: {"action": "delete"}}).plan
+    removals = [c for c in plan.changes if c.record_id in ("003B1", "003B4")]
+    without_cases = {o: org.fields[o] for o in org.fields if o != "Case"}
+    connector = _StrictConnector(without_cases, {o: org.rows[o] for o in without_cases}, vocabulary=SF)
+    checker = LiveChecker(connector, ApplyTimeRules(), plan.header.pass_settings, NOW,
+                          lambda obj: {f.name for f in org.fields[obj]})
+    live = {c.record_id: dict(c.before) for c in removals}
+    assert checker.verdicts(removals, live) == [None, None]
+    rows = {o: org.rows[o] for o in org.fields}
+    rows["Case"] = [{"Id": "500N1", "ContactId": "003B4", "IsClosed": False}]
+    checker = LiveChecker(_StrictConnector(dict(org.fields), rows, vocabulary=SF), ApplyTimeRules(),
+                          plan.header.pass_settings, NOW, lambda obj: {f.name for f in org.fields[obj]})
+    assert checker.verdicts(removals, live) == [None, ("no longer qualifies", "now on an open case (500N1)")]
