@@ -28,6 +28,54 @@ if TYPE_CHECKING:
 
 NAME = "salesforce"
 
+# The concepts of the record passes (no_contact_info, bounced_emails, orphaned_tasks, stale_open_deals,
+# finished_campaigns, empty_accounts).
+_RECORD_CONCEPTS = (
+    ContactPoints(
+        fields={"Contact": ("Email", "Phone", "MobilePhone"), "Lead": ("Email", "Phone", "MobilePhone")},
+        other_fields={"Contact": ("HomePhone", "OtherPhone", "AssistantPhone")},
+    ),
+    # A converted lead is read-only history of the contact it became.
+    Converted(flags={"Lead": "IsConverted"}),
+    # Contact and Lead both carry EmailBouncedDate; IsEmailBounced exists on Contact only.
+    EmailBounces(
+        set_fields=("EmailBouncedDate",),
+        true_flags=(),
+        detail_fields=("EmailBouncedDate", "EmailBouncedReason"),
+        opt_out_field="HasOptedOutOfEmail",
+    ),
+    Cases(
+        object="Case",
+        closed_field="IsClosed",
+        closed_values=(True,),
+        people=(Link("Case", "ContactId", "Id"),),
+        accounts=(Link("Case", "AccountId", "Id"),),
+    ),
+    # IsClosed is derived from Status (a closed status); writing Status "Completed" closes the task.
+    TaskWork(
+        object="Task",
+        done_field="IsClosed",
+        done_values=(True,),
+        due_field="ActivityDate",
+        close_writes={"Status": "Completed"},
+    ),
+    DealStages(stage_field="StageName", closed_stages=("Closed Won", "Closed Lost"), closed_lost="Closed Lost"),
+    Campaigns(
+        object="Campaign",
+        end_field="EndDate",
+        status_field="Status",
+        done_statuses=("Completed",),
+        active_field="IsActive",
+        end_writes={"IsActive": False},
+    ),
+    Accounts(
+        object="Account",
+        contacts=(Link("Contact", "AccountId", "Id"),),
+        deals=(Link("Opportunity", "AccountId", "Id"),),
+        kept_by={o: (Link(o, "AccountId", "Id"),) for o in ("Contract", "Order", "Quote", "Invoice")},
+    ),
+)
+
 SALESFORCE_VOCABULARY = Vocabulary(
     provider=NAME,
     id_field="Id",
@@ -62,52 +110,7 @@ SALESFORCE_VOCABULARY = Vocabulary(
     default_backup_objects=(
         "User", "Account", "Contact", "Lead", "Opportunity", "OpportunityContactRole", "Task",
     ),
-    concepts=(
-        # --- the record passes (no_contact_info ... empty_accounts) ---
-        ContactPoints(
-            fields={"Contact": ("Email", "Phone", "MobilePhone"), "Lead": ("Email", "Phone", "MobilePhone")},
-            other_fields={"Contact": ("HomePhone", "OtherPhone", "AssistantPhone")},
-        ),
-        # A converted lead is read-only history of the contact it became.
-        Converted(flags={"Lead": "IsConverted"}),
-        # Contact and Lead both carry EmailBouncedDate; IsEmailBounced exists on Contact only.
-        EmailBounces(
-            set_fields=("EmailBouncedDate",),
-            true_flags=(),
-            detail_fields=("EmailBouncedDate", "EmailBouncedReason"),
-            opt_out_field="HasOptedOutOfEmail",
-        ),
-        Cases(
-            object="Case",
-            closed_field="IsClosed",
-            closed_values=(True,),
-            people=(Link("Case", "ContactId", "Id"),),
-            accounts=(Link("Case", "AccountId", "Id"),),
-        ),
-        # IsClosed is derived from Status (a closed status); writing Status "Completed" closes the task.
-        TaskWork(
-            object="Task",
-            done_field="IsClosed",
-            done_values=(True,),
-            due_field="ActivityDate",
-            close_writes={"Status": "Completed"},
-        ),
-        DealStages(stage_field="StageName", closed_stages=("Closed Won", "Closed Lost"), closed_lost="Closed Lost"),
-        Campaigns(
-            object="Campaign",
-            end_field="EndDate",
-            status_field="Status",
-            done_statuses=("Completed",),
-            active_field="IsActive",
-            end_writes={"IsActive": False},
-        ),
-        Accounts(
-            object="Account",
-            contacts=(Link("Contact", "AccountId", "Id"),),
-            deals=(Link("Opportunity", "AccountId", "Id"),),
-            kept_by={o: (Link(o, "AccountId", "Id"),) for o in ("Contract", "Order", "Quote", "Invoice")},
-        ),
-    ),
+    concepts=(*_RECORD_CONCEPTS,),
 )
 
 SALESFORCE_CAPABILITIES = Capabilities(

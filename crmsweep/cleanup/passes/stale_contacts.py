@@ -36,7 +36,13 @@ from crmsweep.cleanup.passes import (
     propose,
     summary_of,
 )
-from crmsweep.cleanup.passes._guards import deal_guard_reads, live_day, open_deal_now, people_on_open_deals
+from crmsweep.cleanup.passes._guards import (
+    deal_guard_reads,
+    live_day,
+    one_setting_of,
+    open_deal_now,
+    people_on_open_deals,
+)
 from crmsweep.cleanup.view import live_frame
 from crmsweep.errors import BadInput
 from crmsweep.model import Change, Op, Severity, Vocabulary
@@ -53,8 +59,7 @@ def years_before(day: date, years: int) -> date:
 
 
 def _check(settings: Mapping[str, Any]) -> None:
-    if settings["action"] not in ACTIONS:
-        raise BadInput(f"[passes.{NAME}] action must be one of: {', '.join(ACTIONS)}; not {settings['action']!r}")
+    one_setting_of(NAME, "action", ACTIONS, settings)
 
 
 def _reason(vocab: Vocabulary, source: str, when: pd.Timestamp) -> str:
