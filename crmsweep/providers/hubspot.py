@@ -21,12 +21,20 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from crmsweep.concepts import (
+    Accounts,
+    Campaigns,
+    Cases,
     CompanyMatch,
+    ContactPoints,
     DataQuality,
+    DealStages,
     DuplicateKeys,
+    EmailBounces,
     EmailTemplates,
+    Link,
     Lists,
     PeopleMatch,
+    TaskWork,
     default_quality_rules,
 )
 from crmsweep.model import (
@@ -44,6 +52,14 @@ if TYPE_CHECKING:
     from crmsweep.connectors.retry import RetryPolicy
 
 NAME = "hubspot"
+
+
+def _both_ways(near: str, far: str) -> tuple[Link, ...]:
+    """The links from `near` records to `far` ones, as a snapshot holds them from either end."""
+    return (
+        Link(association_object(near, far), ASSOCIATION_FROM_FIELD, ASSOCIATION_TO_FIELD),
+        Link(association_object(far, near), ASSOCIATION_TO_FIELD, ASSOCIATION_FROM_FIELD),
+    )
 CONNECTOR_MODULE = "crmsweep.connectors.hubspot"  # defines HubSpotConnector(connection, *, retry=None)
 
 # What `report quality` checks by default (the [quality] config section adds or replaces rules).
@@ -93,6 +109,65 @@ _ABSENT_ASSET_CONCEPTS = {
         "a file deleted through HubSpot's API cannot be restored and crmsweep does not back up file contents"
     ),
 }
+# The concepts of the record passes (no_contact_info, bounced_emails, orphaned_tasks, stale_open_deals,
+# finished_campaigns, empty_accounts).
+_RECORD_CONCEPTS = (
+    ContactPoints(fields={"contacts": ("email", "phone", "mobilephone")}, other_fields={}),
+    # api-notes 3.2: the enum's values are UNCONFIRMED, so "has any value" is the test.
+    EmailBounces(
+        set_fields=("hs_email_hard_bounce_reason_enum",),
+        true_flags=("hs_email_bad_address",),
+        detail_fields=("hs_email_hard_bounce_reason_enum", "hs_email_hard_bounce_reason"),
+        opt_out_field=None,
+        no_opt_out=(
+            "HubSpot has no opt-out the API may write (hs_marketable_status and subscriptions are set in "
+            "HubSpot itself): the contacts whose address is cleared are not opted out"
+        ),
+    ),
+    # Stage "4" is "Closed" in the default ticket pipeline; tickets of other pipelines with another
+    # closed stage count as open, which keeps their people and companies (UNCONFIRMED: no flag).
+    Cases(
+        object="tickets",
+        closed_field="hs_pipeline_stage",
+        closed_values=("4",),
+        people=_both_ways("contacts", "tickets"),
+        accounts=_both_ways("companies", "tickets"),
+    ),
+    TaskWork(
+        object="tasks",
+        done_field="hs_task_status",
+        done_values=("COMPLETED",),
+        due_field="hs_timestamp",
+        close_writes={"hs_task_status": "COMPLETED"},
+    ),
+    # Stage ids belong to a pipeline: "closedlost" is the default pipeline's.
+    DealStages(
+        stage_field="dealstage",
+        closed_stages=("closedwon", "closedlost"),
+        closed_lost="closedlost",
+        pipeline_field="pipeline",
+        closed_lost_pipeline="default",
+    ),
+    # No "active" flag: a campaign runs until its status says completed.
+    Campaigns(
+        object="campaigns",
+        end_field="hs_end_date",
+        status_field="hs_campaign_status",
+        done_statuses=("completed",),
+        active_field=None,
+        end_writes={"hs_campaign_status": "completed"},
+    ),
+    Accounts(
+        object="companies",
+        contacts=_both_ways("companies", "contacts"),
+        deals=_both_ways("companies", "deals"),
+        kept_by={},
+        kept_by_unchecked=(
+            "links from companies to quotes, invoices and orders are not backed up, so a company tied only "
+            "to one of them looks empty: check it in HubSpot before applying"
+        ),
+    ),
+)
 
 HUBSPOT_VOCABULARY = Vocabulary(
     provider=NAME,
@@ -134,7 +209,7 @@ HUBSPOT_VOCABULARY = Vocabulary(
         }
     ),
     never_touch_objects=("quotes", "invoices", "line_items", "orders", "payments", "subscriptions", "carts"),
-    concepts=(HUBSPOT_QUALITY, *_ASSET_CONCEPTS),
+    concepts=(HUBSPOT_QUALITY, *_ASSET_CONCEPTS, *_RECORD_CONCEPTS),
     absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),
     audit_fields=("updatedAt", "lastmodifieddate", "hs_lastmodifieddate", "hs_updated_by_user_id"),
     short_id_length=None,  # ids are numeric strings with one form

@@ -9,14 +9,23 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from crmsweep.concepts import (
+    Accounts,
+    Campaigns,
+    Cases,
     CompanyMatch,
+    ContactPoints,
+    Converted,
     DataQuality,
+    DealStages,
     DuplicateKeys,
+    EmailBounces,
     EmailTemplates,
     Files,
+    Link,
     PeopleMatch,
     Reports,
     RunnableAsset,
+    TaskWork,
     default_quality_rules,
 )
 from crmsweep.model import Capabilities, DealLink, Vocabulary
@@ -76,6 +85,53 @@ _ASSET_CONCEPTS = (
 _ABSENT_ASSET_CONCEPTS = {
     "Lists": "Salesforce has no saved lists of the kind this pass cleans (list views and campaigns are not lists)",
 }
+# The concepts of the record passes (no_contact_info, bounced_emails, orphaned_tasks, stale_open_deals,
+# finished_campaigns, empty_accounts).
+_RECORD_CONCEPTS = (
+    ContactPoints(
+        fields={"Contact": ("Email", "Phone", "MobilePhone"), "Lead": ("Email", "Phone", "MobilePhone")},
+        other_fields={"Contact": ("HomePhone", "OtherPhone", "AssistantPhone")},
+    ),
+    # A converted lead is read-only history of the contact it became.
+    Converted(flags={"Lead": "IsConverted"}),
+    # Contact and Lead both carry EmailBouncedDate; IsEmailBounced exists on Contact only.
+    EmailBounces(
+        set_fields=("EmailBouncedDate",),
+        true_flags=(),
+        detail_fields=("EmailBouncedDate", "EmailBouncedReason"),
+        opt_out_field="HasOptedOutOfEmail",
+    ),
+    Cases(
+        object="Case",
+        closed_field="IsClosed",
+        closed_values=(True,),
+        people=(Link("Case", "ContactId", "Id"),),
+        accounts=(Link("Case", "AccountId", "Id"),),
+    ),
+    # IsClosed is derived from Status (a closed status); writing Status "Completed" closes the task.
+    TaskWork(
+        object="Task",
+        done_field="IsClosed",
+        done_values=(True,),
+        due_field="ActivityDate",
+        close_writes={"Status": "Completed"},
+    ),
+    DealStages(stage_field="StageName", closed_stages=("Closed Won", "Closed Lost"), closed_lost="Closed Lost"),
+    Campaigns(
+        object="Campaign",
+        end_field="EndDate",
+        status_field="Status",
+        done_statuses=("Completed",),
+        active_field="IsActive",
+        end_writes={"IsActive": False},
+    ),
+    Accounts(
+        object="Account",
+        contacts=(Link("Contact", "AccountId", "Id"),),
+        deals=(Link("Opportunity", "AccountId", "Id"),),
+        kept_by={o: (Link(o, "AccountId", "Id"),) for o in ("Contract", "Order", "Quote", "Invoice")},
+    ),
+)
 
 SALESFORCE_VOCABULARY = Vocabulary(
     provider=NAME,
@@ -104,7 +160,7 @@ SALESFORCE_VOCABULARY = Vocabulary(
         }
     ),
     never_touch_objects=("Contract", "Order", "Quote", "Invoice", "OrderItem", "QuoteLineItem"),
-    concepts=(SALESFORCE_QUALITY, *_ASSET_CONCEPTS),
+    concepts=(SALESFORCE_QUALITY, *_ASSET_CONCEPTS, *_RECORD_CONCEPTS),
     absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),
     audit_fields=("LastModifiedDate", "LastModifiedById", "SystemModstamp"),
     short_id_length=15,
