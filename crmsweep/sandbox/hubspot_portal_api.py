@@ -1,6 +1,7 @@
 """The portal's non-record endpoints: property definitions and groups, owners, users, lists,
-marketing emails, v4 associations, account usage and the deal pipeline. Called by
-`HubSpotApi._route` with the path already split; shapes from api-notes §2.5, §3.3-3.5.
+marketing emails, campaigns (`hubspot_campaigns_api`), v4 associations, account usage and the deal
+pipeline. Called by `HubSpotApi._route` with the path already split; shapes from api-notes §2.5,
+§3.3-3.5.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@
 | tasks                    | max(10, records // 2)                   |
 | tickets                  | max(5, records // 20)                   |
 | notes / calls            | max(5, records // 10) / max(5, records // 20), each on a contact |
-| lists                    | 12                                      |
-| marketing emails         | 15                                      |
+| lists                    | 12 (4 dynamic, with property filters)   |
+| marketing emails         | 15, each sent to a list                 |
+| campaigns                | 6                                       |
 
 The mess, planted by slicing a seeded shuffle (`seed._slices`), so counts are exact (`PlantedCounts`):
 deactivated owners (max(2, 25% of owners): archived owners, `userId` null, not in the users list)
@@ -26,6 +27,11 @@ contacts on open deals (which the stale pass must protect); unused custom proper
 contacts, 2 on companies, 1 on deals: defined, never filled); unused lists (5: empty, untouched
 for over a year) and one deleted list (restorable); old marketing emails (6: not updated for two
 years) and one archived email.
+
+Then `hubspot_seed_assets.plant` fills what the cleanup passes read beyond that (states, tickets on
+companies, campaigns, list filters, the lists emails are sent to), keeps the filler clear of every
+pass's cut-off, plants each pass's candidates, held-back ones and near-misses, and works out the ids
+each pass must propose (`PortalData.planted`, written to `planted.json` beside the state).
 
 Everything comes from one `random.Random(seed)` and the anchor time: the same (records, seed,
 anchor) gives the same ids and values.

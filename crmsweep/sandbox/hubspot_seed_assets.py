@@ -92,8 +92,14 @@ def _is_open(deal: ObjectRow) -> bool:
     return deal.properties.get("dealstage") not in CLOSED_DEAL_STAGES
 
 
-def _entry(proposed: Iterable[int | str], held: Iterable[int | str] = (), **notes: Any) -> dict[str, Any]:
-    return {"proposed": sorted(proposed), "held": sorted(held), **notes}
+def _ids(values: Iterable[int | str]) -> list[str]:
+    """Ids as a plan names them (text), numeric ones in numeric order."""
+    return sorted({str(v) for v in values}, key=lambda v: (len(v), v))
+
+
+def _entry(proposed: Iterable[int | str], held: Iterable[int | str] = (), *, near: Iterable[int | str] = (),
+           **notes: Any) -> dict[str, Any]:
+    return {"proposed": _ids(proposed), "held": _ids(held), "near": _ids(near), **notes}
 
 
 def plant(data: PortalData, seed: int) -> dict[str, dict[str, Any]]:
@@ -154,7 +160,7 @@ def plant(data: PortalData, seed: int) -> dict[str, dict[str, Any]]:
     planted["bounced_emails"] = _entry({c.id for c in hard} - bounced_held, bounced_held,
                                        near=[cleared.id, quarantined.id])
     planted["duplicates"] = _entry({i for pair in (*twins, *sources) for i in pair}, (),
-                                   pairs=[list(pair) for pair in (*twins, *sources)])
+                                   pairs=[_ids(pair) for pair in (*twins, *sources)])
 
     # --- owners, tasks, deals ---------------------------------------------------------------------
     owned = [row for kind in ("contacts", "companies", "deals", "tickets") for row in p.of(kind)
@@ -169,7 +175,7 @@ def plant(data: PortalData, seed: int) -> dict[str, dict[str, Any]]:
     everyone = [*owned, *handed]
     users_held = {row.id for row in everyone if _recent(anchor, row.created_at)}
     planted["inactive_users"] = _entry({row.id for row in everyone} - users_held, users_held,
-                                       deactivated_owners=sorted(int(o) for o in off_owners),
+                                       deactivated_owners=_ids(off_owners),
                                        note="needs reassign_to: hands these over to that owner")
     spare = [t for t in open_tasks if t not in handed and not _recent(anchor, t.created_at)]
     overdue = {spare[0].id: (500, 600), spare[1].id: (420, 500), spare[2].id: (300, 400), spare[3].id: (500, 700),
@@ -182,7 +188,7 @@ def plant(data: PortalData, seed: int) -> dict[str, dict[str, Any]]:
     handed_held = [t.id for t in handed if t.id in users_held]  # inactive_users leaves those to this pass
     planted["orphaned_tasks"] = _entry([spare[0].id, spare[1].id], [spare[4].id, *handed_held],
                                        near=[spare[2].id, spare[3].id],
-                                       owned_by_deactivated=sorted(t.id for t in handed),
+                                       owned_by_deactivated=_ids(t.id for t in handed),
                                        note="owned_by_deactivated are candidates too when inactive_users does "
                                             "not hand them over first (it needs reassign_to)")
 
@@ -324,15 +330,7 @@ def _lists_and_emails(data: PortalData, r: random.Random, anchor: datetime) -> t
                        "publication or update, never before it was created")
     listing = _entry(stale_lists, (), near=[k for k in (still_sent, *sorted(deleted)) if k],
                      note="no held-back one: a list is stale by its own last update")
-    return _sorted_ids(templates), _sorted_ids(listing)
-
-
-def _sorted_ids(entry: dict[str, Any]) -> dict[str, Any]:
-    """List and email ids are numeric strings: ordered as numbers, kept as the API spells them."""
-    for key in ("proposed", "held", "near"):
-        if key in entry:
-            entry[key] = sorted(entry[key], key=int)
-    return entry
+    return templates, listing
 
 
 def _after(created: Any, anchor: datetime, r: random.Random) -> datetime:
