@@ -20,9 +20,10 @@ update, which is never before its creation, so one created within 30 days is nev
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +34,7 @@ from crmsweep.sandbox.hubspot_schema import CLOSED_DEAL_STAGES, OBJECT_TYPES
 from crmsweep.sandbox.hubspot_seed import PortalData, link
 from crmsweep.sandbox.hubspot_store import ObjectRow
 from crmsweep.sandbox.hubspot_values import format_ts, parse_ts
-from crmsweep.sandbox.seed import CITIES
+from crmsweep.sandbox.seed import CITIES, COMPANY_WORDS, FIRST_NAMES
 
 RECENT_DAYS = 30  # [protect] recent_days, default
 DEAL_DAYS = 90  # stale_open_deals days, default
@@ -41,6 +42,9 @@ TASK_DAYS = 365  # orphaned_tasks overdue_days, default
 ASSET_DAYS = 365  # stale_templates and stale_lists days, default
 MARGIN = 60  # days between any filler value and a cut-off
 STATE_OF_CITY = {city: state for city, state, _ in CITIES}
+BRAND_ONSETS = ("Bral", "Cor", "Dex", "Fen", "Gal", "Hux", "Jor", "Kel", "Lum", "Mor", "Nyx", "Orb", "Pax", "Quin",
+                "Ros", "Sol", "Tav", "Ulm", "Ver", "Wex", "Yar", "Zen")
+BRAND_ENDINGS = ("ara", "ium", "ovo", "eth", "ique", "andra", "ux", "elle", "opia", "ard")
 OPEN_DEAL_NEAR, OPEN_DEAL_FAR = (10, 60), (120, 400)  # days past close: a near-miss, a true candidate
 # The property filters of the dynamic lists (list id -> properties), what `list_filters` backs up.
 LIST_FILTER_PROPERTIES: dict[str, tuple[str, ...]] = {
@@ -114,11 +118,12 @@ def plant(data: PortalData, seed: int) -> dict[str, dict[str, Any]]:
             if state:
                 row.properties["state"] = state
 
+    twins, sources = _duplicate_pairs(p)
+    _unique_names(p, twins, sources, r)
     contacts = p.of("contacts")
     on_deal = p.links("contacts", "deals")
     deals = p.rows.get("deals", {})
     off_owners = {str(o) for o in ids.get("deactivated_owners", [])}
-    twins, sources = _duplicate_pairs(p)
     special = ({*ids.get("stale_contacts", []), *ids.get("bounced_contacts", []), *ids.get("unreachable_contacts", []),
                 *(i for pair in twins for i in pair)})
     filler = [c for c in contacts if c.id not in special and c.properties.get("phone") and c.id not in on_deal
@@ -235,6 +240,48 @@ def _duplicate_pairs(p: _Portal) -> tuple[list[tuple[int, int]], list[tuple[int,
         if original is not None:
             firms.append((original, twin_id))
     return people, firms
+
+
+def _brands() -> Iterator[str]:
+    """Company names no two of which are alike: the base seed draws from 20 words, which after a
+    legal suffix is dropped makes every tenth company a duplicate of another by name."""
+    for size in range(1, 4):
+        for parts in itertools.product(BRAND_ENDINGS, repeat=size):
+            for onset in BRAND_ONSETS:
+                yield onset + "".join(parts)
+
+
+def _unique_names(p: _Portal, people: Sequence[tuple[int, int]], pairs: Sequence[tuple[int, int]],
+                  r: random.Random) -> None:
+    """Give every company its own name (a planted duplicate pair shares one), carried to its contacts'
+    `company` and its deals' names; then no two people at one company share a name by chance."""
+    twin_of = {twin: original for original, twin in pairs}
+    brands = _brands()
+    named: dict[int, str] = {}
+    for company in p.of("companies"):
+        old = str(company.properties.get("name") or "")
+        word = next((w for w in COMPANY_WORDS if old.startswith(w + " ")), "")
+        suffix = old[len(word) + 1:] if word else ""
+        source = twin_of.get(company.id)
+        named[company.id] = named[source] if source in named else f"{next(brands)} {suffix}".strip()
+        company.properties["name"] = named[company.id]
+        for row_kind, key in (("contacts", "company"), ("deals", "dealname")):
+            for linked in p.links("companies", row_kind).get(company.id, ()):
+                row = p.rows[row_kind][linked]
+                held = str(row.properties.get(key) or "")
+                if old and held.startswith(old):
+                    row.properties[key] = named[company.id] + held[len(old):]
+    planted = {i for pair in people for i in pair}
+    seen: set[tuple[Any, Any, Any]] = set()
+    for person in p.of("contacts"):
+        if person.id in planted:
+            continue
+        who = (person.properties.get("firstname"), person.properties.get("lastname"), person.properties.get("company"))
+        if who[2] and who in seen:
+            free = [n for n in FIRST_NAMES if (n, who[1], who[2]) not in seen]
+            person.properties["firstname"] = r.choice(free)
+            who = (person.properties["firstname"], who[1], who[2])
+        seen.add(who)
 
 
 def _campaigns(data: PortalData, r: random.Random, anchor: datetime) -> dict[str, Any]:
