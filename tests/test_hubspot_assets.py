@@ -276,3 +276,110 @@ def test_planted_json_names_records_the_portal_holds_and_they_fit_each_rule(hubs
         held = hs.crm.lists.lists_api.get_by_id(list_id).list
         assert held.deleted_at is None and held.updated_at < year and list_id not in used
     assert set(planted["stale_lists"]["near"]) & used  # an old list an email still sends to
+
+
+def test_only_the_planted_pairs_are_duplicates_of_each_other() -> None:
+    from collections import defaultdict
+    from datetime import UTC, datetime
+
+    from crmsweep.sandbox.hubspot_seed import generate
+
+    data = generate(1000, 7, datetime(2026, 12, 1, 9, tzinfo=UTC))
+    pairs = {frozenset(pair) for pair in data.planted["duplicates"]["pairs"]}
+    rows = {kind: [o for o in data.objects if o.type == kind] for kind in ("contacts", "companies")}
+
+    def groups(kind: str, key: Any) -> set[frozenset[str]]:
+        held: dict[Any, set[str]] = defaultdict(set)
+        for row in rows[kind]:
+            value = key(row.properties)
+            if value:
+                held[value].add(str(row.id))
+        return {frozenset(ids) for ids in held.values() if len(ids) > 1}
+
+    def word(name: str | None) -> str:
+        return str(name or "").split(" ")[0].lower()  # the name without its legal suffix
+
+    found = (groups("contacts", lambda p: (p.get("firstname"), p.get("lastname"), p.get("company"))
+                    if p.get("company") else None)
+             | groups("contacts", lambda p: "".join(ch for ch in str(p.get("phone") or "") if ch.isdigit()))
+             | groups("contacts", lambda p: p.get("email")) | groups("companies", lambda p: word(p.get("name")))
+             | groups("companies", lambda p: p.get("domain")))
+    assert found and found <= pairs
+
+
+# --- through scan, apply and rollback ----------------------------------------------------------------
+
+ASSET_PASS = "asset_roundtrip"
+
+
+def _asset_pass(lists: list[str], emails: list[str], campaign: str) -> Any:
+    from crmsweep.cleanup.passes import ObjectRead, PassContext, PassOutput, PassSpec, Proposal, propose
+    from crmsweep.model import Op, Severity
+
+    def rows(ctx: PassContext, name: str, ids: list[str]) -> list[dict[str, Any]]:
+        return list(ctx.view.record_map(name, ids).values())
+
+    def run(ctx: PassContext) -> PassOutput:
+        changes = [propose(ctx, ASSET_PASS, Op.DELETE, name, row, reason="test", severity=Severity.MINOR)
+                   for name, ids in (("lists", lists), ("marketing_emails", emails)) for row in rows(ctx, name, ids)]
+        changes += [propose(ctx, ASSET_PASS, Op.UPDATE, "campaigns", row, after={"hs_campaign_status": "completed"},
+                            reason="test", severity=Severity.MINOR) for row in rows(ctx, "campaigns", [campaign])]
+        return PassOutput(changes=changes)
+
+    return PassSpec(
+        name=ASSET_PASS, summary="Deletes lists and emails, completes a campaign (a test).", order=97,
+        defaults={}, run=run,
+        proposes=(Proposal(Op.DELETE, objects=lambda v: ("lists", "marketing_emails")),
+                  Proposal(Op.UPDATE, objects=lambda v: ("campaigns",),
+                           writes=lambda v: {"hs_campaign_status": "completed"})),
+        reads=lambda v: (ObjectRead("lists"), ObjectRead("marketing_emails"), ObjectRead("campaigns")),
+    )
+
+
+def test_deleted_lists_and_emails_come_back_with_their_ids_and_a_campaign_is_patched_back(
+        hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crmsweep import api
+    from crmsweep.cleanup.passes import PASSES
+
+    state = Path(hubspot_sandbox._store.path).parent
+    planted = json.loads((state / "planted.json").read_text())
+    lists, emails = planted["stale_lists"]["proposed"][:2], planted["stale_templates"]["proposed"][:2]
+    campaign = planted["finished_campaigns"]["proposed"][0]
+    monkeypatch.setitem(PASSES, ASSET_PASS, _asset_pass(lists, emails, campaign))
+    info = hubspot_sandbox.info
+    config = tmp_path / "crmsweep.toml"
+    config.write_text(f'[connections.hs]\nprovider = "hubspot"\nurl = "{info.url}"\ntoken_env = "HS_ASSETS_TOKEN"\n'
+                      f'ca_file = "{info.ca_file}"\n', encoding="utf-8")
+    monkeypatch.setenv("HS_ASSETS_TOKEN", info.token)
+    ws = api.Workspace.load(config, tmp_path / "home")
+    list_api, email_api = hs.crm.lists.lists_api, hs.marketing.emails.marketing_emails_api
+
+    def seen() -> tuple[dict[str, Any], dict[str, Any], Any]:
+        held = {i: list_api.get_by_id(i).list for i in lists}
+        archived = {e.id for e in all_pages(email_api, archived=True)}
+        mails = {i: email_api.get_by_id(i, archived=i in archived) for i in emails}
+        status = hubspot_get(hubspot_sandbox, f"{CAMPAIGNS}/{campaign}", properties="hs_campaign_status").json()
+        return held, mails, status["properties"].get("hs_campaign_status")
+
+    before_lists, before_mails, before_status = seen()
+    outcome = api.scan(ws, "hs", tmp_path / "plan.json", passes=[ASSET_PASS])
+    assert sorted((c.op.value, c.object, c.record_id) for c in outcome.result.plan.changes) == sorted(
+        [("delete", "lists", i) for i in lists] + [("delete", "marketing_emails", i) for i in emails]
+        + [("update", "campaigns", campaign)])
+    report = api.apply(ws, tmp_path / "plan.json", confirm=lambda plan: True).report
+    assert report is not None and (report.applied, report.failed, report.skipped) == (5, 0, 0)
+    assert all(list_api.get_by_id(i).list.deleted_at for i in lists)
+    assert all(email_api.get_by_id(i, archived=True).archived for i in emails)
+    assert seen()[2] == "completed"
+
+    back = api.rollback(ws, report.run_id, confirm=lambda plan: True).report
+    assert back is not None and (back.applied, back.failed, back.skipped) == (5, 0, 0)
+    after_lists, after_mails, after_status = seen()
+    audit = {"updated_at", "deleted_at"}
+    for i in lists:  # the same ids, each as it was but for the stamp the restore bumped
+        assert {k: v for k, v in after_lists[i].to_dict().items() if k not in audit} == {
+            k: v for k, v in before_lists[i].to_dict().items() if k not in audit} and not after_lists[i].deleted_at
+    for i in emails:
+        assert {k: v for k, v in after_mails[i].to_dict().items() if k not in audit} == {
+            k: v for k, v in before_mails[i].to_dict().items() if k not in audit} and not after_mails[i].archived
+    assert after_status == before_status != "completed"
