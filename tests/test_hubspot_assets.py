@@ -22,7 +22,7 @@ from crmsweep.providers.hubspot import HUBSPOT_CAPABILITIES
 from crmsweep.sandbox.hubspot_seed_assets import LIST_FILTER_PROPERTIES
 from crmsweep.sandbox.hubspot_values import parse_ts
 from crmsweep.sandbox.server import RunningSandbox
-from tests.hubspot_fixtures import all_pages, hs, hubspot_get, hubspot_sandbox
+from tests.hubspot_fixtures import all_pages, hs, hubspot_get, hubspot_post, hubspot_sandbox
 
 __all__ = ["hs", "hubspot_sandbox"]  # fixtures
 
@@ -217,6 +217,9 @@ def test_a_backup_holds_the_assets_as_objects(hubspot_sandbox: RunningSandbox, h
     emails = frames["marketing_emails"].set_index("id")
     for email in all_pages(hs.marketing.emails.marketing_emails_api, archived=False):
         assert json.loads(emails.loc[email.id, "list_ids"]) == email.to.contact_ils_lists.include
+        held = emails.loc[email.id, "campaign"]
+        assert (held if isinstance(held, str) else None) == email.campaign
+    assert emails["campaign"].notna().any()
     assert list(frames["lists"].columns) == ["id", "name", "processingType", "objectTypeId", "createdAt",
                                              "updatedAt", "filtersUpdatedAt", "size", "archived", "deletedAt"]
     assert set(frames["campaigns"]["hs_campaign_status"]) == {"active", "in_progress", "paused", "completed",
@@ -383,3 +386,8 @@ def test_deleted_lists_and_emails_come_back_with_their_ids_and_a_campaign_is_pat
         assert {k: v for k, v in after_mails[i].to_dict().items() if k not in audit} == {
             k: v for k, v in before_mails[i].to_dict().items() if k not in audit} and not after_mails[i].archived
     assert after_status == before_status != "completed"
+
+
+def test_a_list_search_with_a_malformed_page_is_a_400(hubspot_sandbox: RunningSandbox) -> None:
+    answer = hubspot_post(hubspot_sandbox, "/crm/v3/lists/search", {"query": "", "offset": "ten"})
+    assert answer.status_code == 400 and answer.json()["category"] == "VALIDATION_ERROR"

@@ -251,7 +251,10 @@ def _lists(api: HubSpotApi, request: Request, rest: list[str]) -> Response:
         allow(method, "POST")
         body = json_object(request)
         query = str(body.get("query") or "").lower()
-        offset, count = int(body.get("offset") or 0), min(int(body.get("count") or 20), LIST_SEARCH_MAX)
+        offset, count = body.get("offset") or 0, body.get("count") or 20
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (offset, count)):
+            raise HubSpotError(400, "VALIDATION_ERROR", "offset and count must be integers >= 0")
+        count = min(count, LIST_SEARCH_MAX)
         types = set(body.get("processingTypes") or ())
         ids = set(str(i) for i in body.get("listIds") or ())
         docs = [d for d in api.store.docs(LIST_KIND, archived=False)

@@ -131,12 +131,16 @@ def plant(data: PortalData, seed: int) -> dict[str, dict[str, Any]]:
               and (_days_ago(anchor, c.created_at) or 0) > MARGIN]
 
     # --- people: no contact info, bounced addresses ----------------------------------------------
-    mobile_only, phone_only, quarantined = filler[-1], filler[-2], filler[-3]  # the first ones are sampled by tests
-    mobile_only.properties.update(email=None, phone=None, mobilephone="+1 415 555 0134")
-    phone_only.properties.update(email=None, mobilephone=None)
-    quarantined.properties["hs_email_quarantined"] = "true"
-    for row in (mobile_only, phone_only):  # a record holds no key for a property without a value
-        row.properties = {k: v for k, v in row.properties.items() if v is not None}
+    near_people: list[int] = []  # the last filler: the first contacts are the ones tests sample
+    near_bounces: list[int] = []
+    if len(filler) >= 3:
+        mobile_only, phone_only, quarantined = filler[-1], filler[-2], filler[-3]
+        mobile_only.properties.update(email=None, phone=None, mobilephone="+1 415 555 0134")
+        phone_only.properties.update(email=None, mobilephone=None)
+        quarantined.properties["hs_email_quarantined"] = "true"
+        for row in (mobile_only, phone_only):  # a record holds no key for a property without a value
+            row.properties = {k: v for k, v in row.properties.items() if v is not None}
+        near_people, near_bounces = [mobile_only.id, phone_only.id], [quarantined.id]
     stale = set(ids.get("stale_contacts", []))
     open_deal_people = {c for c, ds in on_deal.items() if any(_is_open(deals[d]) for d in ds if d in deals)}
     unreachable = [c for c in contacts if c.id not in stale and not any(
@@ -144,10 +148,12 @@ def plant(data: PortalData, seed: int) -> dict[str, dict[str, Any]]:
     if unreachable and not any(c.id in open_deal_people or _recent(anchor, c.created_at) for c in unreachable):
         _set_created(unreachable[0], anchor - timedelta(days=5))
     bounced_rows = [p.rows["contacts"][i] for i in sorted(ids.get("bounced_contacts", []))]
-    cleared = bounced_rows[-1]  # hard-bounced, but its address is gone already: a near-miss
-    cleared.properties.pop("email", None)
-    cleared.properties["phone"] = cleared.properties.get("phone") or "+1 212 555 0187"
-    _set_created(bounced_rows[-2], anchor - timedelta(days=3))
+    if len(bounced_rows) >= 3:
+        cleared = bounced_rows[-1]  # hard-bounced, but its address is gone already: a near-miss
+        cleared.properties.pop("email", None)
+        cleared.properties["phone"] = cleared.properties.get("phone") or "+1 212 555 0187"
+        _set_created(bounced_rows[-2], anchor - timedelta(days=3))
+        near_bounces.append(cleared.id)
 
     removed: set[int] = set()  # people the removal passes take, in pass order
     planted: dict[str, dict[str, Any]] = {}
@@ -157,19 +163,17 @@ def plant(data: PortalData, seed: int) -> dict[str, dict[str, Any]]:
     no_info = [c.id for c in unreachable]
     no_info_held = {c for c in no_info if c in open_deal_people or _recent(anchor, p.rows["contacts"][c].created_at)}
     planted["no_contact_info"] = _entry(set(no_info) - no_info_held, no_info_held,
-                                        near=[mobile_only.id, phone_only.id])
+                                        near=near_people)
     removed |= set(no_info) - no_info_held
     hard = [c for c in contacts if c.id not in removed and c.properties.get("email") and (
         c.properties.get("hs_email_hard_bounce_reason_enum") or c.properties.get("hs_email_bad_address") == "true")]
     bounced_held = {c.id for c in hard if _recent(anchor, c.created_at)}
     planted["bounced_emails"] = _entry({c.id for c in hard} - bounced_held, bounced_held,
-                                       near=[cleared.id, quarantined.id])
+                                       near=near_bounces)
     planted["duplicates"] = _entry({i for pair in (*twins, *sources) for i in pair}, (),
                                    pairs=[_ids(pair) for pair in (*twins, *sources)])
 
     # --- owners, tasks, deals ---------------------------------------------------------------------
-    owned = [row for kind in ("contacts", "companies", "deals", "tickets") for row in p.of(kind)
-             if row.properties.get("hubspot_owner_id") in off_owners and row.id not in removed]
     tasks = p.of("tasks")
     open_tasks = [t for t in tasks if t.properties.get("hs_task_status") != "COMPLETED"]
     for task in open_tasks:  # filler: due within the last 300 days or later
@@ -177,22 +181,20 @@ def plant(data: PortalData, seed: int) -> dict[str, dict[str, Any]]:
         if due is not None and due > TASK_DAYS - MARGIN:
             task.properties["hs_timestamp"] = format_ts(anchor - timedelta(days=r.uniform(1, 250)))
     handed = [t for t in open_tasks if t.properties.get("hubspot_owner_id") in off_owners]
-    everyone = [*owned, *handed]
-    users_held = {row.id for row in everyone if _recent(anchor, row.created_at)}
-    planted["inactive_users"] = _entry({row.id for row in everyone} - users_held, users_held,
-                                       deactivated_owners=_ids(off_owners),
-                                       note="needs reassign_to: hands these over to that owner")
     spare = [t for t in open_tasks if t not in handed and not _recent(anchor, t.created_at)]
-    overdue = {spare[0].id: (500, 600), spare[1].id: (420, 500), spare[2].id: (300, 400), spare[3].id: (500, 700),
-               spare[4].id: (450, 10)}  # id: (days overdue, days since created)
-    for task in spare[:5]:
-        late, age = overdue[task.id]
+    # (days overdue, days since created): two true candidates, 300 days late, done, and one made 10 days ago
+    for task, (late, age) in zip(spare, ((500, 600), (420, 500), (300, 400), (500, 700), (450, 10)), strict=False):
         task.properties["hs_timestamp"] = format_ts(anchor - timedelta(days=late))
         _set_created(task, anchor - timedelta(days=age))
-    spare[3].properties["hs_task_status"] = "COMPLETED"
-    handed_held = [t.id for t in handed if t.id in users_held]  # inactive_users leaves those to this pass
-    planted["orphaned_tasks"] = _entry([spare[0].id, spare[1].id], [spare[4].id, *handed_held],
-                                       near=[spare[2].id, spare[3].id],
+    if len(spare) >= 4:
+        spare[3].properties["hs_task_status"] = "COMPLETED"
+    late_tasks = [t for t in spare if t.properties.get("hs_task_status") != "COMPLETED"
+                  and (_days_ago(anchor, t.properties.get("hs_timestamp")) or 0) > TASK_DAYS]
+    # inactive_users hands over the tasks of deactivated owners first, but leaves the recent ones to this pass
+    handed_held = [t.id for t in handed if _recent(anchor, t.created_at)]
+    planted["orphaned_tasks"] = _entry([t.id for t in late_tasks if not _recent(anchor, t.created_at)],
+                                       [*(t.id for t in late_tasks if _recent(anchor, t.created_at)), *handed_held],
+                                       near=[t.id for t in spare[2:4]],
                                        owned_by_deactivated=_ids(t.id for t in handed),
                                        note="owned_by_deactivated are candidates too when inactive_users does "
                                             "not hand them over first (it needs reassign_to)")
@@ -202,7 +204,8 @@ def plant(data: PortalData, seed: int) -> dict[str, dict[str, Any]]:
         days_late = _days_ago(anchor, deal.properties.get("closedate")) or 0.0
         if OPEN_DEAL_NEAR[1] < days_late < OPEN_DEAL_FAR[0]:
             deal.properties["closedate"] = format_ts(anchor - timedelta(days=OPEN_DEAL_FAR[0] + r.uniform(0, 30)))
-    past[0].properties["closedate"] = format_ts(anchor - timedelta(days=OPEN_DEAL_NEAR[0]))
+    if past:
+        past[0].properties["closedate"] = format_ts(anchor - timedelta(days=OPEN_DEAL_NEAR[0]))
     far = [d for d in past if (_days_ago(anchor, d.properties.get("closedate")) or 0) >= OPEN_DEAL_FAR[0]]
     if far and not any(_recent(anchor, d.created_at) for d in far):
         _set_created(far[-1], anchor - timedelta(days=12))
@@ -213,7 +216,16 @@ def plant(data: PortalData, seed: int) -> dict[str, dict[str, Any]]:
 
     planted["finished_campaigns"] = _campaigns(data, r, anchor)
     planted["empty_accounts"] = _empty_companies(p, r, anchor, removed, stale_deals - deals_held)
-    planted["stale_templates"], planted["stale_lists"] = _lists_and_emails(data, r, anchor)
+    guids = [key for kind, key, _, _ in data.docs if kind == CAMPAIGN_KIND]
+    planted["stale_templates"], planted["stale_lists"] = _lists_and_emails(data, r, anchor, guids)
+    # Last, over every record as it now is (the plants above set some creation dates).
+    owned = [row for kind in ("contacts", "companies", "deals", "tickets") for row in p.of(kind)
+             if row.properties.get("hubspot_owner_id") in off_owners and row.id not in removed]
+    everyone = [*owned, *handed]
+    users_held = {row.id for row in everyone if _recent(anchor, row.created_at)}
+    planted["inactive_users"] = _entry({row.id for row in everyone} - users_held, users_held,
+                                       deactivated_owners=_ids(off_owners),
+                                       note="needs reassign_to: hands these over to that owner")
     return planted
 
 
@@ -336,7 +348,8 @@ def _empty_companies(p: _Portal, r: random.Random, anchor: datetime, removed: se
     return _entry({c.id for c in candidates} - held, held, near=near)
 
 
-def _lists_and_emails(data: PortalData, r: random.Random, anchor: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+def _lists_and_emails(data: PortalData, r: random.Random, anchor: datetime,
+                      campaigns: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     lists = {key: doc for kind, key, doc, _ in data.docs if kind == LIST_KIND}
     deleted = {key for kind, key, _, archived in data.docs if kind == LIST_KIND and archived}
     unused = {str(i) for i in data.counts.ids.get("unused_lists", [])}
@@ -369,6 +382,8 @@ def _lists_and_emails(data: PortalData, r: random.Random, anchor: datetime) -> t
         targets = [used[n % len(used)]] if used else []
         if still_sent is not None and n == len(emails) - 2 and not archived:
             targets.append(still_sent)
+        if campaigns and n % 3 == 0:  # some emails belong to a campaign, as the shape allows
+            doc["campaign"] = campaigns[n % len(campaigns)]
         doc["to"] = {"contactIlsLists": {"include": targets, "exclude": []},
                      "contactLists": {"include": [], "exclude": []}, "limitSendFrequency": False,
                      "suppressGraymail": True}
