@@ -469,16 +469,17 @@ def rollback_plan(ws: Workspace, run_id: str, connector: Connector, *, now: date
 
 def not_undeletable(connector: Connector, state: RunState) -> set[tuple[str, str]]:
     """(object, id) of the records run `state` deleted that the CRM cannot give back with their ids:
-    all of them where it has no undelete, else those its recycle bin no longer holds (one read per object)."""
+    all of those of objects it cannot undelete, else those its recycle bin no longer holds (one read per object)."""
     deleted: dict[str, list[str]] = {}
     for index in state.applied_order:
         change = state.plan.changes[index]
         if change.op is Op.DELETE:
             deleted.setdefault(change.object, []).append(change.record_id)
-    if not connector.capabilities.supports_undelete:
-        return {(obj, i) for obj, ids in deleted.items() for i in ids}
-    gone: set[tuple[str, str]] = set()
+    capabilities = connector.capabilities
+    gone = {(obj, i) for obj, ids in deleted.items() if not capabilities.undeletes(obj) for i in ids}
     for obj, ids in deleted.items():
+        if not capabilities.undeletes(obj):
+            continue
         held = connector.read(obj, ids, [connector.vocabulary.id_field], include_deleted=True)
         held_keys = {connector.vocabulary.id_key(i) for i in held}
         gone |= {(obj, i) for i in ids if connector.vocabulary.id_key(i) not in held_keys}

@@ -220,6 +220,13 @@ class Capabilities:
     has_associations: bool = False
     # The object types associations link (a backup reads the links between each pair it backs up).
     association_objects: tuple[str, ...] = ()
+    # Objects whose delete the CRM can undo keeping the id, where its records in general cannot be
+    # undeleted (`supports_undelete` off): an object with a restore call of its own.
+    undeletable_objects: tuple[str, ...] = ()
+
+    def undeletes(self, object_name: str) -> bool:
+        """Whether a delete of `object_name` records can be undone with their ids kept."""
+        return self.supports_undelete or object_name in self.undeletable_objects
 
 
 # In a snapshot, the links from one object type to another (on providers with associations) are a

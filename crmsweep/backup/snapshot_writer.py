@@ -133,7 +133,7 @@ def _write_object(connector: Connector, folder: Path, object_name: str, progress
     describe_path, describe_sha = _write_describe(folder, object_name, describe)
     vocabulary = connector.vocabulary
     # Where deleted records cannot be undeleted (an archive with no restore API), the snapshot is their only copy.
-    include_deleted = not connector.capabilities.supports_undelete
+    include_deleted = not connector.capabilities.undeletes(object_name)
     deleted_field = vocabulary.deleted_field
     names = [s.name for s in specs]
     id_field = vocabulary.id_field if vocabulary.id_field in names else None

@@ -206,6 +206,9 @@ HUBSPOT_VOCABULARY = Vocabulary(
             "deals": ("dealname",),
             "tickets": ("subject",),
             "owners": ("firstName", "lastName", "email"),
+            "lists": ("name",),
+            "marketing_emails": ("name", "subject"),
+            "campaigns": ("hs_name",),
         }
     ),
     never_touch_objects=("quotes", "invoices", "line_items", "orders", "payments", "subscriptions", "carts"),
@@ -238,6 +241,9 @@ HUBSPOT_CAPABILITIES = Capabilities(
     has_associations=True,  # v4 associations: batch read at most 1,000 ids, batch create at most 2,000 pairs
     # CRM objects, not owners (owners are linked by the hubspot_owner_id property).
     association_objects=("companies", "contacts", "deals", "tickets", "tasks", "calls", "emails", "meetings", "notes"),
+    # A deleted list comes back with its id (PUT /crm/v3/lists/{id}/restore, 90 days); an archived
+    # marketing email by PATCH {"archived": false} (the field is in EmailUpdateRequest; UNCONFIRMED).
+    undeletable_objects=("lists", "marketing_emails"),
 )
 
 
