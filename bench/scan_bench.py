@@ -401,6 +401,7 @@ def child(kind: str, args: Sequence[str], *, python_path: Path | None = None) ->
 
 
 def export(revision: str, into: Path) -> Path:
+    into.mkdir()
     archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "crmsweep"], check=True,
                              capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
@@ -434,8 +435,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     with tempfile.TemporaryDirectory(prefix="crmsweep-scan-bench-") as scratch:
         before_tree = export(args.before, Path(scratch) / "before") if args.before else None
-        if before_tree is not None:
-            before_tree.mkdir(exist_ok=True)
         rows: list[dict[str, Any]] = []
         profile: dict[str, Any] | None = None
         for size in sizes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -665,6 +666,10 @@ def _batches(changes: Sequence[Change]) -> Iterator[Sequence[Change]]:
 
 
 _BEFORE = "before"
+# Stands for the before-image while the rest of a change is encoded, then replaced by its text. Random
+# per process, so no value from a CRM can be it; and a text holding it other than once is encoded whole.
+_STAND_IN_VALUE = f"crmsweep-before-image-{secrets.token_hex(16)}"
+_STAND_IN = f'"{_STAND_IN_VALUE}"'  # its JSON: letters, digits and dashes need no escape
 
 
 def _change_texts(change: Mapping[str, Any]) -> tuple[str, str]:
@@ -675,20 +680,11 @@ def _change_texts(change: Mapping[str, Any]) -> tuple[str, str]:
     preview lists) with the before-image's keys sorted; the canonical text is the one the digest needs.
     """
     before = canonical_json(change[_BEFORE])
-    keys = list(change)
-    cut = keys.index(_BEFORE)
-    first, rest = {k: change[k] for k in keys[:cut]}, {k: change[k] for k in keys[cut + 1 :]}
-    line = "{" + ", ".join(
-        part for part in (_READABLE.encode(first)[1:-1], f'"{_BEFORE}": {before}', _READABLE.encode(rest)[1:-1])
-        if part
-    ) + "}"
-    # Canonical JSON sorts keys: the other fields on either side of "before", each side sorted on its own.
-    low = {k: v for k, v in change.items() if k < _BEFORE}
-    high = {k: v for k, v in change.items() if k > _BEFORE}
-    canonical = "{" + ",".join(
-        part for part in (canonical_json(low)[1:-1], f'"{_BEFORE}":{before}', canonical_json(high)[1:-1]) if part
-    ) + "}"
-    return line, canonical
+    rest = {**change, _BEFORE: _STAND_IN_VALUE}
+    line, canonical = _READABLE.encode(rest), canonical_json(rest)
+    if line.count(_STAND_IN) != 1 or canonical.count(_STAND_IN) != 1:
+        return _READABLE.encode({**change, _BEFORE: json.loads(before)}), canonical_json(change)
+    return line.replace(_STAND_IN, before), canonical.replace(_STAND_IN, before)
 
 
 def _header_text(header: Mapping[str, Any]) -> str:

@@ -163,3 +163,14 @@ def test_a_failed_streamed_write_leaves_the_old_file_and_no_leftover(tmp_path: P
     assert path.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_value_that_is_the_before_image_stand_in_is_written_as_itself() -> None:
+    from crmsweep import model
+
+    odd = model._STAND_IN_VALUE
+    plan = Plan.build(HEADER, [Change(Op.UPDATE, "Contact", "003", {**contact(1), "Title": odd}, {"Title": odd},
+                                      reason=odd, pass_name="p", label=odd)])
+    parsed, claimed = Plan.from_json(plan.to_json())
+    assert parsed == plan and parsed.changes[0].before["Title"] == odd
+    assert claimed == sha256_text(canonical_json(plan.body()))
