@@ -49,7 +49,7 @@ from crmsweep.cleanup.apply import (
 )
 from crmsweep.cleanup.live_check import ApplyTimeRules
 from crmsweep.cleanup.passes import check_pass_tables, objects_read
-from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of
+from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of, write_signed
 from crmsweep.cleanup.plan_checks import Caps, HomeRules, check_acceptable, check_plan, load_plan, read_plan_file
 from crmsweep.cleanup.quality import QualityReport, build_report, detail_rows
 from crmsweep.cleanup.quality_render import is_report_file
@@ -78,7 +78,7 @@ from crmsweep.paths import (
     expand_user,
     make_private_dirs,
     path_from_env,
-    replace_private_file,
+    replace_private_file_with,
 )
 
 BackupProgress = Callable[[str, int, bool], None]
@@ -324,10 +324,9 @@ def _check_snapshot_matches(reader: SnapshotReader, connector: Connector, connec
 
 def write_plan(plan: Plan, output: Path, home: Home) -> None:
     """Write atomically and privately (a plan holds before-images: personal data), signed by `home`."""
-    text = signed_json(plan, home)
     try:
         make_private_dirs(output.parent, "plan folder")
-        replace_private_file(output, text.encode("utf-8"))
+        replace_private_file_with(output, lambda handle: write_signed(plan, handle, home))
     except OSError as exc:
         raise BadInput(f"cannot write the plan to {output}: {exc.strerror}") from exc
 
