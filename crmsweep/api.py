@@ -162,6 +162,7 @@ def backup_with(
     reads that the CRM has (so a scan never lacks what it needs; a pass whose object the CRM lacks is
     skipped by scan, saying so)."""
     calls_before = connector.api_usage().calls
+    connector.org_id()  # the first call says who answers (a wrong CA or token fails here, plainly)
     if objects:
         chosen = list(objects)
     else:

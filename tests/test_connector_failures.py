@@ -21,6 +21,7 @@ import trustme
 from typer.testing import CliRunner
 
 from crmsweep import api
+from crmsweep.cleanup.passes import PASSES
 from crmsweep.cli import app
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.retry import RetryPolicy
@@ -272,8 +273,9 @@ def test_userinfo_that_never_answers_refuses_a_scan_that_would_change_users(
     line = error_line(refused)
     assert line.startswith("crmsweep: cannot tell which user connection 'prod' runs as (the CRM did not say, even "
                            "after retries), and inactive_users proposes changes to ")
+    others = " --pass ".join(name for name in PASSES if name != "inactive_users")
     assert line.endswith(f" User records, which could include it: scan again with --snapshot {snapshot_id} once "
-                         "the CRM answers, or leave inactive_users out (--pass stale_contacts)")
+                         f"the CRM answers, or leave inactive_users out (--pass {others})")
     assert not plan_file.exists()
     # A pass that cannot touch users has nothing to fear from an unknown running user.
     assert contacts_only.exit_code == 0, contacts_only.stderr
