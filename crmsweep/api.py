@@ -78,6 +78,7 @@ from crmsweep.paths import (
     expand_user,
     make_private_dirs,
     path_from_env,
+    replace_private_file,
     replace_private_file_with,
 )
 
