@@ -102,9 +102,11 @@ def test_the_plan_passes_provenance_and_a_forged_write_does_not() -> None:
     assert scan_plan_problems(plan, HS) == []
     first = plan.changes[0]
     forged = [replace(first, after={"dealstage": "closedlost", "amount": 0}), replace(first, object="companies"),
-              replace(first, op=Op.ARCHIVE, after={})]
+              replace(first, op=Op.ARCHIVE, after={}), replace(first, after={"dealstage": "closedwon"})]
     assert [p.split(": ", 1)[1] for p in scan_plan_problems(replace(plan, changes=tuple(forged)), HS)] == [
-        'pass stale_open_deals writes dealstage=(computed), not {"amount":0,"dealstage":"closedlost"}',
+        'pass stale_open_deals writes dealstage="closedlost", not {"amount":0,"dealstage":"closedlost"}',
         "pass stale_open_deals does not propose update of companies",
         "pass stale_open_deals does not propose archive",
+        # The stage written is the one the settings chose (here the default: closed lost), never another.
+        'pass stale_open_deals writes dealstage="closedlost", not {"dealstage":"closedwon"}',
     ]

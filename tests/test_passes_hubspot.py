@@ -139,7 +139,7 @@ def test_a_plan_holding_what_the_passes_do_not_propose_on_hubspot_is_refused(
     problems = scan_plan_problems(replace(plan, changes=tuple(forged)), HUBSPOT_VOCABULARY)
     assert [p.split(": ", 1)[1] for p in problems] == [
         "pass stale_contacts does not propose delete of contacts",
-        'pass inactive_users writes hubspot_owner_id=(computed), not {"email":"x@example.com","hubspot_owner_id":"'
+        f'pass inactive_users writes hubspot_owner_id="{HEIR}", not {{"email":"x@example.com","hubspot_owner_id":"'
         + HEIR + '"}',
         "pass inactive_users does not propose update of owners",
         "pass inactive_users does not propose deactivate of " + update.object,

@@ -14,7 +14,8 @@ from typing import Any
 
 from crmsweep.cleanup.drift import same_value
 from crmsweep.cleanup.labels import change_name, record_label
-from crmsweep.cleanup.passes import ANY_VALUE, PASSES, Proposal
+from crmsweep.cleanup.passes import ANY_VALUE, PASSES, Proposal, validate_settings
+from crmsweep.errors import BadInput
 from crmsweep.model import Change, Plan, Vocabulary, canonical_json
 
 # How many missing fields a before-image problem names.
@@ -37,7 +38,9 @@ def _writes_text(writes: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={'(computed)' if v is ANY_VALUE else canonical_json(v)}" for k, v in writes.items())
 
 
-def _proposal_problem(change: Change, proposals: tuple[Proposal, ...], vocabulary: Vocabulary) -> str | None:
+def _proposal_problem(
+    change: Change, proposals: tuple[Proposal, ...], vocabulary: Vocabulary, settings: Mapping[str, Any]
+) -> str | None:
     name, op = change.pass_name, change.op
     same_op = [p for p in proposals if p.op is op]
     if not same_op:
@@ -45,13 +48,15 @@ def _proposal_problem(change: Change, proposals: tuple[Proposal, ...], vocabular
     on_object = [p for p in same_op if change.object in p.objects(vocabulary)]
     if not on_object:
         return f"pass {name} does not propose {op} of {change.object}"
-    if not any(_writes_match(change.after, p.writes(vocabulary)) for p in on_object):
-        declared = " or ".join(_writes_text(p.writes(vocabulary)) for p in on_object)
+    if not any(_writes_match(change.after, p.writes_with(vocabulary, settings)) for p in on_object):
+        declared = " or ".join(_writes_text(p.writes_with(vocabulary, settings)) for p in on_object)
         return f"pass {name} writes {declared}, not {canonical_json(change.after)}"
     return None
 
 
-def _scan_change_problem(change: Change, passes: tuple[str, ...], vocabulary: Vocabulary) -> str | None:
+def _scan_change_problem(
+    change: Change, passes: tuple[str, ...], vocabulary: Vocabulary, settings: Mapping[str, Mapping[str, Any]]
+) -> str | None:
     if change.pass_name not in passes:
         return f"pass {change.pass_name or '(none)'} is not one the plan says it ran"
     spec = PASSES.get(change.pass_name)
@@ -59,7 +64,9 @@ def _scan_change_problem(change: Change, passes: tuple[str, ...], vocabulary: Vo
         return f"{change.pass_name} is not a known pass"
     if change.object in vocabulary.never_touch_objects:
         return f"{change.object} records are never changed"
-    problem = _proposal_problem(change, spec.proposes, vocabulary)
+    if change.pass_name not in settings:
+        return f"pass {change.pass_name} ran with settings this plan does not hold"
+    problem = _proposal_problem(change, spec.proposes, vocabulary, settings[change.pass_name])
     if problem:
         return problem
     before = change.before
@@ -78,10 +85,17 @@ def scan_plan_problems(plan: Plan, vocabulary: Vocabulary) -> list[str]:
     if plan.header.rollback_of:
         return [f"a plan from a snapshot cannot be the rollback of run {plan.header.rollback_of}"]
     offenders: list[str] = []
+    settings: dict[str, Mapping[str, Any]] = {}
+    for name in plan.header.passes:
+        if name in PASSES:
+            try:
+                settings[name] = validate_settings(name, plan.header.pass_settings.get(name, {}))
+            except BadInput as exc:
+                offenders.append(f"its settings of {name} are not valid: {exc}")
     seen: set[tuple[str, str]] = set()
     for change in plan.changes:
         key = (change.object, vocabulary.id_key(change.record_id))
-        problem = _scan_change_problem(change, plan.header.passes, vocabulary)
+        problem = _scan_change_problem(change, plan.header.passes, vocabulary, settings)
         if problem is None and key in seen:
             problem = "it is proposed twice"
         seen.add(key)

@@ -112,6 +112,14 @@ class Proposal:
     op: Op
     objects: Callable[[Vocabulary], Collection[str]]
     writes: Callable[[Vocabulary], Mapping[str, Any]] = _writes_nothing
+    # Where a value written comes from a setting (the owner to hand over to, the stage to move to): the
+    # writes once the settings the pass ran with are known (the plan header's). Provenance checks a
+    # change against these, so a plan cannot write a value the settings did not choose.
+    settled: Callable[[Vocabulary, Mapping[str, Any]], Mapping[str, Any]] | None = None
+
+    def writes_with(self, vocabulary: Vocabulary, settings: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What this proposal writes under `settings` (validated, defaults merged)."""
+        return self.settled(vocabulary, settings) if self.settled is not None else self.writes(vocabulary)
 
 
 @dataclass(frozen=True)

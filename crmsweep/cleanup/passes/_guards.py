@@ -340,3 +340,9 @@ def propose_removals(
         output.changes.append(
             propose(ctx, pass_name, Op(vocab.removal), obj, records[rid], reason=why, severity=Severity.MINOR)
         )
+
+
+def handed_to(vocab: Vocabulary, settings: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What a hand-over writes under its settings: the owner field, to `reassign_to` (nothing without one)."""
+    target = settings["reassign_to"]
+    return {vocab.owner_field: target} if target else {}

@@ -34,7 +34,7 @@ from crmsweep.cleanup.passes import (
     propose,
     summary_of,
 )
-from crmsweep.cleanup.passes._guards import check_owner_setting, require_active_owner
+from crmsweep.cleanup.passes._guards import check_owner_setting, handed_to, require_active_owner
 from crmsweep.cleanup.view import live_frame
 from crmsweep.model import Change, Op, Severity, Vocabulary, canonical_datetime
 
@@ -262,7 +262,8 @@ SPEC = PassSpec(
             objects=lambda vocab: (vocab.user_object,) if vocab.users_deactivatable else (),
             writes=_writes,
         ),
-        Proposal(Op.UPDATE, objects=_reassigned_objects, writes=_reassign_writes),
+        Proposal(Op.UPDATE, objects=_reassigned_objects, writes=_reassign_writes,
+                 settled=handed_to),
     ),
     bounds={"days": Bound(1, 36500)},
     live_check=LiveCheck(needs=_live_needs, recheck=_recheck),

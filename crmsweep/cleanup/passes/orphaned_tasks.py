@@ -39,6 +39,7 @@ from crmsweep.cleanup.passes._guards import (
     check_owner_setting,
     day_stamp,
     frame_days,
+    handed_to,
     is_in,
     live_day,
     live_is_in,
@@ -173,7 +174,8 @@ SPEC = PassSpec(
     run=run,
     check=_check,
     proposes=(
-        Proposal(Op.UPDATE, objects=_tasks, writes=lambda vocab: {vocab.owner_field: ANY_VALUE}),
+        Proposal(Op.UPDATE, objects=_tasks, writes=lambda vocab: {vocab.owner_field: ANY_VALUE},
+                 settled=handed_to),
         Proposal(Op.UPDATE, objects=_tasks, writes=_close_writes),
     ),
     bounds={"overdue_days": Bound(1, 36500)},

@@ -123,7 +123,9 @@ SPEC = PassSpec(
     # The stage is a setting, so its value is not fixed here; the preview shows the one each change writes.
     proposes=(
         Proposal(Op.UPDATE, objects=lambda vocab: (vocab.deal_object,),
-                 writes=lambda vocab: {_stages(vocab).stage_field: ANY_VALUE}),
+                 writes=lambda vocab: {_stages(vocab).stage_field: ANY_VALUE},
+                 settled=lambda vocab, settings: {
+                     _stages(vocab).stage_field: settings["stage"] or _stages(vocab).closed_lost}),
     ),
     bounds={"days": Bound(1, 36500)},
     live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
