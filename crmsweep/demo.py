@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from crmsweep import api, providers
+from crmsweep.cleanup.labels import one_line
+from crmsweep.cleanup.passes import PASSES
 from crmsweep.cleanup.preview import render_preview
 from crmsweep.connectors.base import Connector, Scalar
 from crmsweep.model import Plan
@@ -94,8 +96,16 @@ def run_demo(
     say("3. Scan: the cleanup passes read the snapshot (never the CRM) and propose changes as a plan.")
     outcome = api.scan(ws, connection, plan_path, snapshot_id=manifest.snapshot_id)
     plan = outcome.result.plan
-    for name, count in outcome.result.per_pass.items():
-        held = outcome.result.held_back.get(name, {})
+    result = outcome.result
+    for name, count in result.per_pass.items():
+        if name in result.skipped:
+            say(f"   {name}: skipped: {one_line(result.skipped[name])}")
+            continue
+        if PASSES[name].report_only:
+            found = sum(1 for item in plan.header.review if item.pass_name == name)
+            say(f"   {name}: {found} finding{'' if found == 1 else 's'} for review (reported, never applied)")
+            continue
+        held = result.held_back.get(name, {})
         held_text = "".join(f"; held back {n} ({why})" for why, n in held.items())
         say(f"   {name}: {count} proposed{held_text}")
     say(f"   Plan written to {plan_path} (digest {plan.digest[:19]}…).")
