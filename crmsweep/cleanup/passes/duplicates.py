@@ -145,20 +145,37 @@ def fuzzy_groups(
     big to compare."""
     frame = pd.DataFrame({"id": ids.to_numpy(), "name": names.to_numpy(), "block": blocks.to_numpy()})
     frame = frame.dropna(subset=["name", "block"])
-    frame = frame[frame.duplicated("block", keep=False)]
+    frame = frame[frame.duplicated("block", keep=False)].sort_values("block", kind="stable")
     found: list[tuple[str, tuple[str, ...], float]] = []
     too_big = 0
-    for block, rows in frame.groupby("block", sort=True):
-        if len(rows) > MAX_BLOCK:
+    # Blocks as runs of one sorted column, walked with plain lists: most blocks hold two records, and a
+    # pandas groupby costs more per block than comparing its names does.
+    block_of = frame["block"].astype(str).tolist()
+    name_of = frame["name"].astype(str).tolist()
+    id_of = frame["id"].astype(str).tolist()
+    start = 0
+    while start < len(block_of):
+        end = start + 1
+        while end < len(block_of) and block_of[end] == block_of[start]:
+            end += 1
+        size, block = end - start, block_of[start]
+        if size > MAX_BLOCK:
             too_big += 1
-            continue
-        scores = process.cdist(rows["name"].tolist(), rows["name"].tolist(), scorer=fuzz.token_sort_ratio,
-                               score_cutoff=threshold, workers=1)
-        pairs = np.argwhere(np.triu(scores >= threshold, k=1))
-        row_ids = rows["id"].tolist()
-        for comp in _components(len(row_ids), ((int(a), int(b)) for a, b in pairs)):
-            low = min(float(scores[a, b]) for a in comp for b in comp if a < b and scores[a, b] >= threshold)
-            found.append((str(block), tuple(sorted(row_ids[i] for i in comp)), low / 100))
+        elif size == 2:
+            score = fuzz.token_sort_ratio(name_of[start], name_of[start + 1], score_cutoff=threshold)
+            if score >= threshold:
+                found.append((block, tuple(sorted(id_of[start:end])), score / 100))
+        else:
+            names_here = name_of[start:end]
+            scores = process.cdist(names_here, names_here, scorer=fuzz.token_sort_ratio,
+                                   score_cutoff=threshold, workers=1)
+            pairs = np.argwhere(np.triu(scores >= threshold, k=1))
+            row_ids = id_of[start:end]
+            for comp in _components(size, ((int(a), int(b)) for a, b in pairs)):
+                low = min(float(scores[a, b]) for a in comp for b in comp if a < b and scores[a, b] >= threshold)
+                found.append((block, tuple(sorted(row_ids[i] for i in comp)), low / 100))
+        start = end
+    found.sort(key=lambda item: item[0])
     return found, too_big
 
 
