@@ -45,9 +45,11 @@ from crmsweep.sandbox.activity import (
     latest,
     linked_ids,
 )
+from crmsweep.sandbox.planted import record_planted
 from crmsweep.sandbox.rules import calculated, format_datetime
 from crmsweep.sandbox.salesforce_store import SalesforceStore, hidden_columns
 from crmsweep.sandbox.schema import OBJECTS, SObject
+from crmsweep.sandbox.seed_cleanup import plant_cleanup
 
 ORG_NAME = "Acme Sandbox"
 API_USERNAME = "integration@acme.sandbox"
@@ -111,6 +113,7 @@ class OrgData:
     api_user_id: str
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     sequences: dict[str, int] = field(default_factory=dict)
+    planted: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # per pass, see planted.py
 
 
 class _Gen:
@@ -492,6 +495,7 @@ def generate(records: int, seed: int, anchor: datetime) -> OrgData:
         tasks.append(row)
     tables["Task"] = tasks
     _settle_activity_dates(tables)
+    data.planted = plant_cleanup(g, data, seed).passes
     data.sequences = dict(g.sequences)
     return data
 
@@ -535,4 +539,5 @@ def seed_store(store: SalesforceStore, *, records: int, seed: int, anchor: datet
                 "seeded": "1",
             }
         )
+    record_planted(store.path.parent, data.planted)
     return data

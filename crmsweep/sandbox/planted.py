@@ -1,0 +1,39 @@
+"""`planted.json` in a sandbox state folder: which records a seed planted for each cleanup pass.
+
+Shape: `{"<pass>": {"proposed": [ids], "held": [ids], "near_misses": [ids]}}` — `proposed` the
+records the pass must propose with default settings, `held` the candidates the protections must
+hold back, `near_misses` records that look like candidates but must not be proposed (not
+exhaustive: filler records never qualify either). Several seed modules write it (the org's seed,
+then the custom-field seed...), so each merges its passes into what is there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+FILE_NAME = "planted.json"
+KINDS = ("proposed", "held", "near_misses")
+
+Planted = Mapping[str, Mapping[str, Sequence[str]]]
+
+
+def read_planted(state_dir: Path) -> dict[str, dict[str, list[str]]]:
+    path = state_dir / FILE_NAME
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {name: {kind: list(ids) for kind, ids in entry.items()} for name, entry in data.items()}
+
+
+def record_planted(state_dir: Path, planted: Planted) -> None:
+    """Merge `planted` (per pass, replacing that pass's entry) into the folder's file, atomically."""
+    merged = read_planted(state_dir)
+    for name, entry in planted.items():
+        merged[name] = {kind: list(entry.get(kind, ())) for kind in KINDS}
+    path = state_dir / FILE_NAME
+    temporary = path.with_name(f".{FILE_NAME}.{os.getpid()}")
+    temporary.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
