@@ -3,7 +3,8 @@
 Shape: `{"<pass>": {"proposed": [ids], "held": [ids], "near_misses": [ids]}}` — `proposed` the
 records the pass must propose with default settings, `held` the candidates the protections must
 hold back, `near_misses` records that look like candidates but must not be proposed (not
-exhaustive: filler records never qualify either). Several seed modules write it (the org's seed,
+exhaustive: filler records never qualify either). A report-only pass (duplicates) has `groups`
+instead: lists of ids that belong together. Several seed modules write it (the org's seed,
 then the custom-field seed...), so each merges its passes into what is there.
 """
 
@@ -13,14 +14,15 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 FILE_NAME = "planted.json"
-KINDS = ("proposed", "held", "near_misses")
+KINDS = ("proposed", "held", "near_misses", "groups")
 
-Planted = Mapping[str, Mapping[str, Sequence[str]]]
+Planted = Mapping[str, Mapping[str, Sequence[Any]]]
 
 
-def read_planted(state_dir: Path) -> dict[str, dict[str, list[str]]]:
+def read_planted(state_dir: Path) -> dict[str, dict[str, list[Any]]]:
     path = state_dir / FILE_NAME
     if not path.exists():
         return {}
@@ -32,7 +34,7 @@ def record_planted(state_dir: Path, planted: Planted) -> None:
     """Merge `planted` (per pass, replacing that pass's entry) into the folder's file, atomically."""
     merged = read_planted(state_dir)
     for name, entry in planted.items():
-        merged[name] = {kind: list(entry.get(kind, ())) for kind in KINDS}
+        merged[name] = {kind: list(entry[kind]) for kind in KINDS if kind in entry}
     path = state_dir / FILE_NAME
     temporary = path.with_name(f".{FILE_NAME}.{os.getpid()}")
     temporary.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n", encoding="utf-8")
