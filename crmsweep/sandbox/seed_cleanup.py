@@ -244,6 +244,14 @@ class _Planter:
 
     def people(self) -> None:
         phone = self.g.phone
+        last_seen = (self.anchor - timedelta(days=1000)).date().isoformat()  # under three years
+        self.plant_person("stale_contacts", "near_misses", 2000, Email="still.around@mail.example",
+                          LastActivityDate=last_seen, **{HISTORY_COLUMN: last_seen})
+        if len(self.active_owners) > 1:  # a user last seen 80 days ago is not idle for 90
+            user_id = self.active_owners.pop()
+            user = next(u for u in self.data.tables["User"] if u["Id"] == user_id)
+            user["LastLoginDate"] = format_datetime(max(self.days_ago(80), datetime.fromisoformat(user["CreatedDate"])))
+            self.planted.add("inactive_users", "near_misses", user_id)
         self.plant_person("no_contact_info", "near_misses", 200, MobilePhone=phone())
         self.plant_person("no_contact_info", "near_misses", 300, Phone=phone())
         if (unreachable_on_case := self.plant_person("no_contact_info", "held", 250)) is not None:
