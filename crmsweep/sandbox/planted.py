@@ -30,6 +30,11 @@ def read_planted(state_dir: Path) -> dict[str, dict[str, list[Any]]]:
     return {name: {kind: list(ids) for kind, ids in entry.items()} for name, entry in data.items()}
 
 
+def forget_planted(state_dir: Path) -> None:
+    """A reset org is seeded afresh: what was planted in the old one no longer holds."""
+    (state_dir / FILE_NAME).unlink(missing_ok=True)
+
+
 def record_planted(state_dir: Path, planted: Planted) -> None:
     """Merge `planted` (per pass, replacing that pass's entry) into the folder's file, atomically."""
     merged = read_planted(state_dir)

@@ -23,6 +23,7 @@ from typing import Any
 from crmsweep.sandbox import describe, ids, soap
 from crmsweep.sandbox import seed as seeding
 from crmsweep.sandbox.faults import FaultRule
+from crmsweep.sandbox.planted import forget_planted
 from crmsweep.sandbox.provider_api import (
     BAD_REQUEST,
     INTERNAL,
@@ -575,6 +576,7 @@ class SalesforceSandbox:
         assert isinstance(store, SalesforceStore)
         if reset:
             store.drop_everything()
+            forget_planted(store.path.parent)
         store.create_schema()
         if not store.seeded:
             seeding.seed_store(store, records=records, seed=seed, anchor=utc_now())

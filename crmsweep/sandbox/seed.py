@@ -13,6 +13,8 @@ still has every kind of mess:
 | OpportunityContactRole  | about 1.5 per opportunity (most have one or more) |
 | Task                    | records                  |
 | Event                   | none                     |
+| Case                    | max(6, records // 50) plus planted ones |
+| Campaign, Contract, Order, Quote, Invoice, EmailTemplate, Report, Dashboard, files | a few each, fixed |
 
 The mess is planted by slicing a seeded permutation, so counts are exact rather than only likely:
 stale contacts and leads (~20%, both "old last activity" and "no activity, untouched for years"),
@@ -21,6 +23,11 @@ one or two owners who never fill it in), duplicate pairs (~2% of contacts: same 
 case, or same name on the same account), accounts without contacts (~10%), departed (inactive)
 users who still own records and open tasks, active users who have not logged in for months or ever,
 open opportunities past their close date, converted leads, overdue open tasks.
+
+`seed_cleanup.py` then adds the objects the other cleanup passes read, plants held-back candidates
+and near-misses, keeps filler from qualifying by chance (unique emails, account names and domains),
+and `seed_candidates.py` reads off the rows what each pass must find: `planted.json` in the state
+folder (`planted.py`).
 
 Everything is derived from one `random.Random(seed)` and the anchor time (the org's creation), so
 the same (seed, records, anchor) gives the same ids and values.

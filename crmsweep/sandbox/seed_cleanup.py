@@ -174,6 +174,7 @@ class _Planter:
         sources = [c for c in contacts[: records - n_pairs]
                    if (c["FirstName"], c["LastName"], c["AccountId"]) in twin_keys]
         planted = {id(row) for row in (*twins, *sources)}
+        self.used.update(row["Id"] for row in (*twins, *sources))  # never made into other planted people
         emails = {str(c["Email"]).lower() for c in sources if c["Email"]}
         names: set[tuple[str, str]] = {(str(c["Name"]).lower(), str(c["AccountId"])) for c in sources}
         for row in (*contacts, *leads):
@@ -203,7 +204,8 @@ class _Planter:
                       {str(c["AccountId"]) for c in self.data.tables["Contact"] if c["AccountId"]})
 
     def safe_contacts(self) -> list[dict[str, Any]]:
-        """Filler contacts no pass touches: reachable, not bounced, active lately, on an account, not new."""
+        """Filler contacts no pass touches: reachable, not bounced, active lately, on an account, not new,
+        not one of a duplicate pair (`used` holds those and the contacts already made into planted ones)."""
         cutoff = (self.anchor - timedelta(days=400)).date().isoformat()
         old = format_datetime(self.anchor - timedelta(days=60))
         return [c for c in self.data.tables["Contact"]
