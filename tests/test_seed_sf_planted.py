@@ -101,3 +101,36 @@ def test_the_passes_on_main_propose_exactly_what_was_planted(
         assert proposed == sorted(str(i) for i in planted[name]["proposed"]), name
         held = sum(outcome.result.held_back.get(name, {}).values())
         assert held == len(planted[name]["held"]), name
+
+
+RULES = {  # each pass's rule as SOQL over the seeded org: its candidates (proposed and held back)
+    "finished_campaigns": [
+        "SELECT Id FROM Campaign WHERE IsActive = true AND (Status = 'Completed' OR EndDate < TODAY)",
+    ],
+    "stale_open_deals": ["SELECT Id FROM Opportunity WHERE IsClosed = false AND CloseDate < LAST_N_DAYS:90"],
+    "stale_reports": [
+        "SELECT Id FROM Report WHERE LastRunDate < LAST_N_DAYS:365 OR "
+        "(LastRunDate = null AND CreatedDate < LAST_N_DAYS:365)",
+        "SELECT Id FROM Dashboard WHERE LastRefreshDate < LAST_N_DAYS:365 OR "
+        "(LastRefreshDate = null AND CreatedDate < LAST_N_DAYS:365)",
+    ],
+    "stale_templates": [
+        "SELECT Id FROM EmailTemplate WHERE IsActive = true AND (LastUsedDate < LAST_N_DAYS:365 OR "
+        "((TimesUsed = 0 OR TimesUsed = null) AND CreatedDate < LAST_N_DAYS:365))",
+    ],
+}
+
+
+def test_the_planted_candidates_are_what_each_rule_finds_in_the_org(
+    sf: Client, planted: dict[str, dict[str, list[object]]]
+) -> None:
+    for name, queries in RULES.items():
+        found = {i for soql in queries for i in ids_of(sf, soql)}
+        assert found == {*planted[name]["proposed"], *planted[name]["held"]}, name
+    old = ids_of(sf, "SELECT Id FROM ContentDocument WHERE CreatedDate < LAST_N_DAYS:730")
+    bound: set[str] = set()
+    for document in old:
+        linked = sf.query(f"SELECT LinkedEntityId FROM ContentDocumentLink WHERE ContentDocumentId = '{document}'")
+        if any(str(r["LinkedEntityId"])[:3] in ("800", "801", "0Q0", "3tt") for r in linked["records"]):
+            bound.add(document)
+    assert set(old) - bound == set(planted["old_files"]["proposed"]) and bound
