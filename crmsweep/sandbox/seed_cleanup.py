@@ -180,13 +180,15 @@ class _Planter:
         for row in (*contacts, *leads):
             if id(row) in planted:
                 continue
-            company = str(row["AccountId"]) if "AccountId" in row else str(row["Company"]).lower()
-            while (str(row["Name"]).lower(), company) in names:
-                row["LastName"] = self.r.choice(LAST_NAMES)
+            company = row.get("AccountId") if "AccountId" in row else str(row["Company"]).lower()
+            attempts = 0
+            while company and (str(row["Name"]).lower(), company) in names:
+                attempts += 1  # a crowded company runs out of names: then a number tells them apart
+                row["LastName"] = self.r.choice(LAST_NAMES) if attempts < 20 else f"{row['LastName']} {attempts}"
                 row["Name"] = " ".join(p for p in (row["FirstName"], row["LastName"]) if p)
                 if row["Email"]:
                     row["Email"] = email_for(row["FirstName"], row["LastName"], row["Email"].partition("@")[2])
-            names.add((str(row["Name"]).lower(), company))
+            names.add((str(row["Name"]).lower(), str(company)))
             if not row["Email"]:
                 continue
             local, _, domain = str(row["Email"]).partition("@")
@@ -479,10 +481,11 @@ class _Planter:
         tables, anchor, user = self.data.tables, self.anchor, self.data.api_user_id
         found = data_candidates(tables, anchor, user)
         removed = {i for name in ("stale_contacts", "no_contact_info") for i in _outcome(found[name]).proposed}
+        deal_accounts = {o["Id"]: o["AccountId"] for o in tables["Opportunity"]}
         for task in tables["Task"]:
             if not task["IsClosed"] and task["WhoId"] in removed:
                 task["WhoId"] = None
-                task["AccountId"] = _task_account(task, tables)
+                task["AccountId"] = _task_account(task, deal_accounts)
         found = data_candidates(tables, anchor, user)
         for name, result in found.items():
             entry = self.planted.passes.setdefault(name, {"proposed": [], "held": [], "near_misses": []})
@@ -506,14 +509,14 @@ def _outcome(result: Outcome | list[list[str]]) -> Outcome:
     return result
 
 
-def _task_account(task: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> str | None:
+def _task_account(task: dict[str, Any], deal_accounts: dict[str, str]) -> str | None:
+    """Task.AccountId once the task is about no person: its WhatId's account, if any."""
     what = task.get("WhatId")
     if not what:
         return None
     if str(what).startswith(OBJECTS["Account"].key_prefix):
         return str(what)
-    deal = next((o for o in tables["Opportunity"] if o["Id"] == what), None)
-    return None if deal is None else str(deal["AccountId"])
+    return deal_accounts.get(str(what))
 
 
 def plant_cleanup(g: _Gen, data: OrgData, seed: int) -> Planted:
