@@ -157,6 +157,13 @@ SALESFORCE_VOCABULARY = Vocabulary(
             "User": ("Name", "Username"),
             "Account": ("Name",),
             "Opportunity": ("Name",),
+            "Task": ("Subject",),
+            "Case": ("Subject",),
+            "Campaign": ("Name",),
+            "EmailTemplate": ("Name",),
+            "Report": ("Name",),
+            "Dashboard": ("Title",),
+            "ContentDocument": ("Title",),
         }
     ),
     never_touch_objects=("Contract", "Order", "Quote", "Invoice", "OrderItem", "QuoteLineItem"),

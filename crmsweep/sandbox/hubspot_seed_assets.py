@@ -34,7 +34,7 @@ from crmsweep.sandbox.hubspot_schema import CLOSED_DEAL_STAGES, OBJECT_TYPES
 from crmsweep.sandbox.hubspot_seed import PortalData, link
 from crmsweep.sandbox.hubspot_store import ObjectRow
 from crmsweep.sandbox.hubspot_values import format_ts, parse_ts
-from crmsweep.sandbox.seed import CITIES, COMPANY_WORDS, FIRST_NAMES
+from crmsweep.sandbox.seed_words import CITIES, COMPANY_WORDS, FIRST_NAMES
 
 RECENT_DAYS = 30  # [protect] recent_days, default
 DEAL_DAYS = 90  # stale_open_deals days, default
