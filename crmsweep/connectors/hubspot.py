@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 from crmsweep.connectors.base import Connection, RecordFilter, Scalar
 from crmsweep.connectors.hubspot_client import DEFAULT_TIMEOUT, Answer, HubSpotClient
 from crmsweep.connectors.hubspot_errors import body_json, is_api_exception, map_failure, outcome_unknown
+from crmsweep.connectors.hubspot_properties import PSEUDO_OBJECTS, PropertyDefinitions, fields_of
 from crmsweep.connectors.hubspot_rate import Pacer
 from crmsweep.connectors.hubspot_records import (
     OWNER_FIELDS,
@@ -132,6 +133,9 @@ class HubSpotConnector:
         self.rate_limited = 0  # 429 answers received (benchmarks and tests count them)
         self._org_id: str | None = None
         self._describes: dict[str, dict[str, Any]] = {}
+        # Property definitions and the forms using them, as the pseudo-objects a backup and a pass read.
+        self.definitions = PropertyDefinitions(
+            self, [o for o in HUBSPOT_VOCABULARY.default_backup_objects if o != OWNERS])
 
     # -- plumbing
 
@@ -207,6 +211,8 @@ class HubSpotConnector:
         name = _object(object_name)
         if name == OWNERS:
             return {"objectType": OWNERS, "fields": [f.to_dict() for f in OWNER_FIELDS]}
+        if name in PSEUDO_OBJECTS:
+            return {"objectType": name, "fields": [f.to_dict() for f in fields_of(name)]}
         if name not in self._describes:
             api = self._client.properties
             try:
@@ -229,6 +235,8 @@ class HubSpotConnector:
     def fields(self, object_name: str) -> list[FieldSpec]:
         if _object(object_name) == OWNERS:
             return list(OWNER_FIELDS)
+        if _object(object_name) in PSEUDO_OBJECTS:
+            return fields_of(_object(object_name))
         return object_fields(self.describe(object_name)["properties"])
 
     def _kinds(self, object_name: str) -> dict[str, FieldKind]:
@@ -251,7 +259,7 @@ class HubSpotConnector:
     ) -> int:
         flt = RecordFilter.of(since=since, ids=ids, equals=equals, has_value=has_value)
         name = _object(object_name)
-        if name == OWNERS or flt.ids is not None:
+        if name in (OWNERS, *PSEUDO_OBJECTS) or flt.ids is not None:
             return sum(len(page) for page in self.iter_pages(name, ["id"], since=since, ids=ids, equals=equals,
                                                              has_value=has_value))
         body = keyset_body(search_filters(name, flt), ["hs_object_id"], None, 0, limit=1)
@@ -273,6 +281,13 @@ class HubSpotConnector:
         name = _object(object_name)
         if name == OWNERS:
             yield from self._owner_pages(flt)
+            return
+        if name in PSEUDO_OBJECTS:
+            for page in self.definitions.pages(name, [*fields, *flt.fields(self.vocabulary)],
+                                               include_deleted=include_deleted):
+                kept = [_only(r, fields) for r in page if flt.matches(r, self.vocabulary)]
+                if kept:
+                    yield kept
             return
         wanted = list(dict.fromkeys([*fields, *flt.fields(self.vocabulary)]))
         if flt.ids is not None:
@@ -388,6 +403,9 @@ class HubSpotConnector:
         self, object_name: str, ids: Sequence[str], fields: Sequence[str], *, include_deleted: bool = True
     ) -> dict[str, Record]:
         name = _object(object_name)
+        if name in PSEUDO_OBJECTS:
+            return self.definitions.read(name, list(dict.fromkeys(map(str, ids))), fields,
+                                         include_deleted=include_deleted)
         unique = list(dict.fromkeys(_record_id(i) for i in ids))
         if name == OWNERS:
             wanted = set(unique)
@@ -450,6 +468,8 @@ class HubSpotConnector:
         name = _object(object_name)
         if name == OWNERS:
             raise BadInput("HubSpot owners are read-only through the API: reassign their records instead")
+        if name == PSEUDO_OBJECTS[1]:
+            raise BadInput("form fields are read-only here: change the form in HubSpot")
         if size > self.capabilities.max_batch_write:
             raise ValueError(f"{size} records in one HubSpot write; "
                              f"at most {self.capabilities.max_batch_write} per call")
@@ -458,6 +478,8 @@ class HubSpotConnector:
     def delete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
         """Archive (HubSpot's recycle bin, 90 days, restored only in the UI or by re-creating)."""
         name = self._check_batch(object_name, len(ids))
+        if name in PSEUDO_OBJECTS:
+            return self.definitions.archive(list(ids))
         checked = [_record_id(i) for i in ids]
         if not checked:
             return []
@@ -468,6 +490,8 @@ class HubSpotConnector:
 
     def update(self, object_name: str, records: Sequence[Record]) -> list[WriteResult]:
         name = self._check_batch(object_name, len(records))
+        if name in PSEUDO_OBJECTS:
+            raise BadInput("crmsweep does not change property definitions, only archives and re-creates them")
         inputs = [{"id": _record_id(r.get("id")), "properties": _writable(r)} for r in records]
         if not inputs:
             return []
@@ -500,6 +524,8 @@ class HubSpotConnector:
         name = self._check_batch(object_name, len(records))
         if not records:
             return []
+        if name in PSEUDO_OBJECTS:
+            return self.definitions.create(records)
         if keys is not None:
             if len(keys) != len(records):
                 raise ValueError(f"{len(keys)} keys for {len(records)} records")
@@ -586,6 +612,8 @@ class HubSpotConnector:
         if not attempts:
             return {}
         name = _object(object_name)
+        if name in PSEUDO_OBJECTS:
+            return self.definitions.find_created([a.key for a in attempts], [a.values for a in attempts])
         fields = list(dict.fromkeys(n for a in attempts for n in a.values))
         if self._holds_keys(name):
             by_key = self.find_by_key(name, [a.key for a in attempts], fields)
