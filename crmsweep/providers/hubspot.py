@@ -15,10 +15,12 @@ stale-contacts pass finds people on open deals.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from crmsweep.concepts import CustomFields
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
@@ -35,6 +37,39 @@ if TYPE_CHECKING:
 
 NAME = "hubspot"
 CONNECTOR_MODULE = "crmsweep.connectors.hubspot"  # defines HubSpotConnector(connection, *, retry=None)
+
+
+
+def _property_of(row: Mapping[str, Any]) -> tuple[str, str] | None:
+    object_type, name = row.get("objectType"), row.get("name")
+    return (str(object_type), str(name)) if object_type and name else None
+
+
+def _property_kept(row: Mapping[str, Any]) -> str | None:
+    if row.get("hubspotDefined"):
+        return "HubSpot defines it"
+    if row.get("archivable") is False:
+        return "HubSpot does not let it be archived (modificationMetadata.archivable is false)"
+    if row.get("readOnlyValue") or row.get("calculated"):
+        return "its values are HubSpot's to set (read-only or calculated)"
+    return None
+
+
+# Properties: the definitions read by the connector (crmsweep/connectors/hubspot_properties.py); forms and
+# lists are what can use one. Archive is HubSpot's only removal; no stable API brings one back (a 2027-03
+# beta restores the definition), so a rollback brings the definition back and writes the values again.
+HUBSPOT_CUSTOM_FIELDS = CustomFields(
+    definitions="properties",
+    field_of=_property_of,
+    # The lead adds "list_filters" (helper hsassets builds it) when both branches are merged.
+    references=("form_fields",),
+    removal="archive",
+    why_kept=_property_kept,
+    is_custom=lambda row: not row.get("hubspotDefined"),
+    filled_field="filled",
+    caveats="uses checked: forms (and list filters where backed up); workflows, reports, sequences and "
+    "integrations are not readable through HubSpot's public API and were not checked",
+)
 
 HUBSPOT_VOCABULARY = Vocabulary(
     provider=NAME,
@@ -73,6 +108,7 @@ HUBSPOT_VOCABULARY = Vocabulary(
             "deals": ("dealname",),
             "tickets": ("subject",),
             "owners": ("firstName", "lastName", "email"),
+            "properties": ("label", "id"),
         }
     ),
     never_touch_objects=("quotes", "invoices", "line_items", "orders", "payments", "subscriptions", "carts"),
@@ -92,6 +128,7 @@ HUBSPOT_VOCABULARY = Vocabulary(
     default_backup_objects=(
         "owners", "companies", "contacts", "deals", "tickets", "tasks", "calls", "emails", "meetings", "notes",
     ),
+    concepts=(HUBSPOT_CUSTOM_FIELDS,),
 )
 
 HUBSPOT_CAPABILITIES = Capabilities(
