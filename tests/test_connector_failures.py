@@ -273,7 +273,8 @@ def test_userinfo_that_never_answers_refuses_a_scan_that_would_change_users(
     assert line.startswith("crmsweep: cannot tell which user connection 'prod' runs as (the CRM did not say, even "
                            "after retries), and inactive_users proposes changes to ")
     assert line.endswith(f" User records, which could include it: scan again with --snapshot {snapshot_id} once "
-                         "the CRM answers, or leave inactive_users out (--pass stale_contacts)")
+                         "the CRM answers, or leave inactive_users out "
+                         "(--pass stale_contacts --pass unused_custom_fields)")
     assert not plan_file.exists()
     # A pass that cannot touch users has nothing to fear from an unknown running user.
     assert contacts_only.exit_code == 0, contacts_only.stderr

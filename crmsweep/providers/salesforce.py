@@ -4,10 +4,12 @@ and how to reach it. Data only; the connector and sandbox are imported when firs
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from crmsweep.concepts import CustomFields
 from crmsweep.model import Capabilities, DealLink, Vocabulary
 from crmsweep.providers import Provider, SandboxHandle
 
@@ -16,6 +18,35 @@ if TYPE_CHECKING:
     from crmsweep.connectors.retry import RetryPolicy
 
 NAME = "salesforce"
+
+
+
+def _custom_field_of(row: Mapping[str, Any]) -> tuple[str, str] | None:
+    object_name, _, field = str(row.get("FullName") or "").partition(".")
+    return (object_name, field) if object_name and field.endswith("__c") else None
+
+
+def _custom_field_kept(row: Mapping[str, Any]) -> str | None:
+    if row.get("NamespacePrefix") or row.get("ManageableState") not in (None, "", "unmanaged"):
+        return "a managed package's field (only its package may remove it)"
+    return None
+
+
+# Custom fields through the Tooling API (crmsweep/connectors/salesforce_fields.py): the definitions, and
+# their uses from MetadataComponentDependency and the reports' columns. A Tooling DELETE keeps the field 15
+# days, restorable only in Setup, so for crmsweep it is an archive: the rollback re-creates the field from
+# FullName and Metadata (a new id) and writes the values back from the snapshot.
+SALESFORCE_CUSTOM_FIELDS = CustomFields(
+    definitions="CustomField",
+    field_of=_custom_field_of,
+    references=("FieldReference",),
+    removal="archive",
+    why_kept=_custom_field_kept,
+    filled_field="filled",
+    caveats="uses checked: MetadataComponentDependency (a beta API: at most 2,000 rows, blind to reports) and "
+    "every report's columns; formulas of other orgs' packages, external integrations and list views are "
+    "not covered",
+)
 
 SALESFORCE_VOCABULARY = Vocabulary(
     provider=NAME,
@@ -41,6 +72,7 @@ SALESFORCE_VOCABULARY = Vocabulary(
             "User": ("Name", "Username"),
             "Account": ("Name",),
             "Opportunity": ("Name",),
+            "CustomField": ("FullName",),
         }
     ),
     never_touch_objects=("Contract", "Order", "Quote", "Invoice", "OrderItem", "QuoteLineItem"),
@@ -51,6 +83,7 @@ SALESFORCE_VOCABULARY = Vocabulary(
     default_backup_objects=(
         "User", "Account", "Contact", "Lead", "Opportunity", "OpportunityContactRole", "Task",
     ),
+    concepts=(SALESFORCE_CUSTOM_FIELDS,),
 )
 
 SALESFORCE_CAPABILITIES = Capabilities(

@@ -8,7 +8,8 @@ evidence is complete and says it is unused, which is what "high confidence" mean
   record holding a value is an upper bound on when a value was last written, so the rule errs towards
   keeping the field;
 - referenced by nothing the backup could read (the concept's reference objects: forms, list filters,
-  metadata dependencies, report columns), and not kept by the provider (managed package, not
+  metadata dependencies, report columns; a use of field "*" stands for uses that could not all be read,
+  of that object or, with object "*", of every one), and not kept by the provider (managed package, not
   archivable, CRM-defined or read-only: counted as held back, with the reason).
 A field on an object the snapshot lacks is not judged (its values would not be in the snapshot, so a
 rollback could not write them back): a note names it. Every proposal's reason states its evidence, and
@@ -142,9 +143,10 @@ def run(ctx: PassContext) -> PassOutput:
         if kept is not None:
             hold(kept)
             continue
-        if (obj, field) in uses:
+        used_by = [*uses.get((obj, field), ()), *uses.get((obj, "*"), ()), *uses.get(("*", "*"), ())]
+        if used_by:
             hold(HELD_REFERENCED)
-            output.notes.append(f"{obj}.{field} is kept: used by {', '.join(sorted(set(uses[(obj, field)])))}")
+            output.notes.append(f"{obj}.{field} is kept: used by {', '.join(sorted(set(used_by)))}")
             continue
         written = "never written" if latest is None else f"last written on {latest.date().isoformat()} at the latest"
         references = f"referenced by nothing in {', '.join(checked)}" if checked else "no uses could be read"

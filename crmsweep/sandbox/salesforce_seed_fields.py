@@ -1,0 +1,81 @@
+"""The org's custom fields, their uses (MetadataComponentDependency) and what unused_custom_fields must propose.
+
+Planted after the main seed (seed.py), through the Tooling module's own writes:
+- unused, the true candidates: Contact.Favourite_Colour__c, Contact.Legacy_Id__c, Account.Old_Rating__c
+  (a number) and Lead.Fax_Opt_In__c (a checkbox: false everywhere, so never filled);
+- held back: Opportunity.Forecast_Notes__c (an Apex class uses it), Account.Region_Code__c (a page layout
+  shows it), Contact.acme_pkg__Score__c (a managed package's field), Contact.Campaign_Tag__c (created five
+  days ago: the recent-records protection);
+- near misses: Contact.Partner_Code__c, filled on exactly one contact made for it, and Contact.Tier__c,
+  filled on every other contact;
+and records the candidates in `planted.json` (see planted.py). A field used only as a report column needs
+the Report object (helper sfdata's); it is left to that branch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from crmsweep.sandbox import rules
+from crmsweep.sandbox import salesforce_tooling as tooling
+from crmsweep.sandbox.planted import record_planted
+from crmsweep.sandbox.salesforce_store import SalesforceStore
+from crmsweep.sandbox.schema import get_object
+
+PASS = "unused_custom_fields"
+PARTNER_CODE = "PRT-0042"
+# FullName, Metadata, days since created, namespace (managed), outcome: proposed / held / None
+FIELDS: tuple[tuple[str, dict[str, object], int, str | None, str | None], ...] = (
+    ("Contact.Favourite_Colour__c", {"type": "Text", "label": "Favourite colour", "length": 40}, 900, None,
+     "proposed"),
+    ("Contact.Legacy_Id__c", {"type": "Text", "label": "Legacy id", "length": 18}, 1500, None, "proposed"),
+    ("Account.Old_Rating__c", {"type": "Number", "label": "Old rating", "precision": 3, "scale": 0}, 1200, None,
+     "proposed"),
+    ("Lead.Fax_Opt_In__c", {"type": "Checkbox", "label": "Fax opt-in", "defaultValue": "false"}, 1100, None,
+     "proposed"),
+    ("Opportunity.Forecast_Notes__c", {"type": "TextArea", "label": "Forecast notes"}, 800, None, "held"),
+    ("Account.Region_Code__c", {"type": "Text", "label": "Region code", "length": 10}, 700, None, "held"),
+    ("Contact.acme_pkg__Score__c", {"type": "Number", "label": "Score", "precision": 5, "scale": 2}, 600,
+     "acme_pkg", "held"),
+    ("Contact.Campaign_Tag__c", {"type": "Text", "label": "Campaign tag", "length": 30}, 5, None, "held"),
+    ("Contact.Partner_Code__c", {"type": "Text", "label": "Partner code", "length": 20}, 900, None, None),
+    ("Contact.Tier__c", {"type": "Picklist", "label": "Tier", "valueSet": {"valueSetDefinition": {"value": [
+        {"fullName": "Gold"}, {"fullName": "Silver"}, {"fullName": "Bronze"}]}}}, 1000, None, None),
+)
+# (using component type, name, the field it uses)
+USES = (("ApexClass", "ForecastSync", "Opportunity.Forecast_Notes__c"),
+        ("Layout", "Account-Account Layout", "Account.Region_Code__c"),
+        ("ApexClass", "TierCalculator", "Contact.Tier__c"))
+
+
+def plant(store: SalesforceStore, anchor: datetime) -> None:
+    made: dict[str, str] = {}
+    outcome: dict[str, list[str]] = {"proposed": [], "held": []}
+    for full_name, metadata, days, namespace, planted in FIELDS:
+        field_id = tooling.create_field(store, {"FullName": full_name, "Metadata": metadata}, anchor,
+                                        namespace=namespace, managed="installed" if namespace else "unmanaged")
+        stamp = rules.format_datetime(anchor - timedelta(days=days))
+        with store.transaction():
+            store.set_values("CustomField", field_id, {"CreatedDate": stamp, "LastModifiedDate": stamp})
+        made[full_name] = field_id
+        if planted:
+            outcome[planted].append(field_id)
+    tooling.add_dependencies(store, [
+        {"MetadataComponentId": f"01p{n:015d}", "MetadataComponentName": name, "MetadataComponentType": kind,
+         "RefMetadataComponentId": made[used], "RefMetadataComponentName": used.partition(".")[2].removesuffix("__c"),
+         "RefMetadataComponentType": "CustomField"}
+        for n, (kind, name, used) in enumerate(USES, start=1)
+    ] + [{"MetadataComponentId": "01p000000000000009", "MetadataComponentName": "TierCalculatorTest",
+          "MetadataComponentType": "ApexClass", "RefMetadataComponentId": "01p000000000000003",
+          "RefMetadataComponentName": "TierCalculator", "RefMetadataComponentType": "ApexClass"}])
+    contact = tooling.with_custom_fields(store, get_object("Contact"))
+    assert contact is not None
+    with store.transaction() as db:
+        store.create(contact, {"FirstName": "Parveen", "LastName": "Okonkwo-Lindqvist", "Email":
+                               "parveen.okonkwo@partner.example", "Phone": "+1 415 555 0142",
+                               "Partner_Code__c": PARTNER_CODE},
+                     anchor - timedelta(days=200))
+        # Seeded history: the values were written long ago (no stamp moves).
+        db.execute('UPDATE "Contact" SET "Tier__c" = CASE rowid % 3 WHEN 0 THEN \'Gold\' WHEN 1 THEN \'Silver\' '
+                   "ELSE 'Bronze' END WHERE rowid % 2 = 0")
+    record_planted(store.path.parent, PASS, proposed=sorted(outcome["proposed"]), held=sorted(outcome["held"]))
