@@ -20,6 +20,7 @@ from crmsweep.backup.field_restore import definitions_first, removed_fields, val
 from crmsweep.backup.recreate import FieldSpecs, create_values, parents_first, relinks, resolve_placeholders
 from crmsweep.backup.runlog import (
     STATUS_DONE,
+    STATUS_DONE_WITH_FAILURES,
     STATUS_STOPPED,
     STATUS_UNFINISHED,
     ChangeOutcome,
@@ -151,6 +152,20 @@ def snapshot_links(
     return links
 
 
+def recreated_by_earlier_rollbacks(home: Home, state: RunState, vocabulary: Vocabulary) -> set[tuple[str, str]]:
+    """(object, old id key) of the records the finished rollbacks of run `state` re-created."""
+    made: set[tuple[str, str]] = set()
+    for rollback_id in state.rollbacks:
+        rollback = read_run(home, rollback_id)
+        if rollback.rollback_of != state.run_id or rollback.status not in (STATUS_DONE, STATUS_DONE_WITH_FAILURES):
+            continue
+        for index in rollback.applied_order:
+            change = rollback.plan.changes[index]
+            if change.op is Op.CREATE:
+                made.add((change.object, vocabulary.id_key(change.record_id)))
+    return made
+
+
 def snapshot_value_restores(
     home: Home,
     state: RunState,
@@ -184,6 +199,11 @@ def rollback_changes(
     (object, record id): what the rollback planner writes and the plan checks expect, alike."""
     specs = snapshot_field_specs(home, state) if recreates_any(state, recreate) else {}
     undos = applied_undos(state, specs, vocabulary, recreate=recreate, strict=strict)
+    # A create has no drift check: one an earlier, finished rollback of the run made is not made again
+    # (a second rollback covers what the first could not; it would duplicate the rest).
+    made = recreated_by_earlier_rollbacks(home, state, vocabulary)
+    undos = {k: u for k, u in undos.items()
+             if not (u.op is Op.CREATE and (u.object, vocabulary.id_key(u.record_id)) in made)}
     removals = removed_fields((state.plan.changes[i] for i in state.applied_order), vocabulary)
     if removals:
         undos.update(snapshot_value_restores(home, state, removals, undos, vocabulary))

@@ -507,7 +507,7 @@ class HubSpotSandbox:
         store.create_schema()
         if not store.seeded:
             data = hubspot_seed.seed_store(store, records=records, seed=seed, anchor=utc_now())
-            hubspot_seed_fields.plant(store, data.anchor)
+            hubspot_seed_fields.plant(store, data)
 
     def make_api(self, context: ApiContext) -> HubSpotApi:
         return HubSpotApi(context)

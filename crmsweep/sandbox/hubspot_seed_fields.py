@@ -6,29 +6,28 @@ on contacts, two on companies, one on deals: the true candidates), this module a
   (`webinar_topic`: referenced, so held back);
 - `crm_sync_lock`, empty but not archivable (held back: HubSpot refuses to archive it);
 - `new_campaign_code`, empty but created five days ago (held back by the recent-records protection);
-- `partner_code`, filled on exactly one contact made for it (a near miss: filled on one record), which
-  a scan with `max_fill` raised removes (the end-to-end test puts its value back);
+- `partner_code`, filled on exactly one contact (a near miss: filled on one record), which a scan with
+  `max_fill` raised removes (the end-to-end test puts its value back). The contact is one no pass removes
+  (see `_steady_contact`), so that on the seed it stays filled after the earlier passes too;
 and records the candidates in `planted.json` in the state folder (see `planted.py`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from crmsweep.sandbox.hubspot_forms import FORM_KIND
 from crmsweep.sandbox.hubspot_portal import PROPERTY_KIND
 from crmsweep.sandbox.hubspot_schema import OBJECT_TYPES, STRING, PropertyDef
-from crmsweep.sandbox.hubspot_seed import CUSTOM_PROPERTIES, _row
-from crmsweep.sandbox.hubspot_store import HubSpotStore
+from crmsweep.sandbox.hubspot_seed import CUSTOM_PROPERTIES, PortalData
+from crmsweep.sandbox.hubspot_store import HubSpotStore, ObjectRow
 from crmsweep.sandbox.hubspot_values import format_ts
 from crmsweep.sandbox.planted import record_planted
 
 PASS = "unused_custom_fields"
 FILLED_ONCE = "partner_code"
-PARTNER_CONTACT = {"firstname": "Parveen", "lastname": "Okonkwo-Lindqvist", "email": "parveen.okonkwo@partner.example",
-                   "phone": "+1 415 555 0142", "city": "Portland", "state": "Oregon", "jobtitle": "Partner manager",
-                   "lifecyclestage": "customer", FILLED_ONCE: "PRT-0042"}
+PARTNER_CODE = "PRT-0042"
 # (definition, days since created, held back or None)
 EXTRA_PROPERTIES: tuple[tuple[PropertyDef, int], ...] = (
     (PropertyDef("webinar_topic", "Webinar topic", STRING, hubspot_defined=False), 900),
@@ -56,7 +55,36 @@ def _form(name: str, form_id: str, fields: tuple[str, ...], created: str) -> dic
     }
 
 
-def plant(store: HubSpotStore, anchor: datetime) -> None:
+def _steady_contact(data: PortalData) -> ObjectRow:
+    """The first contact no cleanup pass would remove or flag: reachable (email and phone), not bounced,
+    active within the year, created over 60 days ago, sharing no email, phone or name with another."""
+    contacts = [o for o in data.objects if o.type == "contacts"]
+
+    def key(o: ObjectRow, *names: str) -> tuple[str, ...]:
+        return tuple(str(o.properties.get(n) or "").strip().lower() for n in names)
+
+    seen: dict[tuple[str, ...], int] = {}
+    for o in contacts:
+        for k in (key(o, "email"), key(o, "phone"), key(o, "firstname", "lastname")):
+            seen[k] = seen.get(k, 0) + 1
+    recent = format_ts(data.anchor - timedelta(days=365))
+    settled = format_ts(data.anchor - timedelta(days=60))
+    for o in sorted(contacts, key=lambda o: o.id):
+        p = o.properties
+        if not (p.get("email") and p.get("phone")) or any(
+                p.get(n) for n in ("hs_email_hard_bounce_reason_enum", "hs_email_bad_address", "hs_email_quarantined")):
+            continue
+        if str(p.get("lastmodifieddate")) < recent or str(p.get("notes_last_updated") or "") < recent:
+            continue
+        if o.created_at > settled:
+            continue
+        if all(seen[k] == 1 for k in (key(o, "email"), key(o, "phone"), key(o, "firstname", "lastname"))):
+            return o
+    raise ValueError("the seed holds no contact every pass leaves alone")
+
+
+def plant(store: HubSpotStore, data: PortalData) -> None:
+    anchor = data.anchor
     contacts = OBJECT_TYPES["contacts"]
     with store.transaction():
         for prop, days in EXTRA_PROPERTIES:
@@ -64,9 +92,12 @@ def plant(store: HubSpotStore, anchor: datetime) -> None:
             store.put_doc(PROPERTY_KIND + "contacts", prop.name, prop.to_json(contacts, created))
         for name, form_id, fields in FORMS:
             store.put_doc(FORM_KIND, form_id, _form(name, form_id, fields, format_ts(anchor - timedelta(days=400))))
-        record_id = store.next_numbers("contacts", 1)[0]
-        store.insert_objects([_row("contacts", record_id, anchor - timedelta(days=400),
-                                   anchor - timedelta(days=200), dict(PARTNER_CONTACT))])
+        # Seeded history: the value was written long ago, so no stamp moves.
+        steady = _steady_contact(data)
+        row = store.get_object("contacts", steady.id)
+        assert row is not None
+        row.properties[FILLED_ONCE] = PARTNER_CODE
+        store.save_object(row)
     unused = [f"{o}.{p.name}" for o, props in CUSTOM_PROPERTIES.items() for p, used in props if not used]
     record_planted(store.path.parent, PASS, proposed=sorted(unused),
                    held=sorted(f"contacts.{p.name}" for p, _ in EXTRA_PROPERTIES if p.name != FILLED_ONCE))

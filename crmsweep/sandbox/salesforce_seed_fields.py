@@ -6,8 +6,8 @@ Planted after the main seed (seed.py), through the Tooling module's own writes:
 - held back: Opportunity.Forecast_Notes__c (an Apex class uses it), Account.Region_Code__c (a page layout
   shows it), Contact.acme_pkg__Score__c (a managed package's field), Contact.Campaign_Tag__c (created five
   days ago: the recent-records protection);
-- near misses: Contact.Partner_Code__c, filled on exactly one contact made for it, and Contact.Tier__c,
-  filled on every other contact;
+- near misses: Contact.Partner_Code__c, filled on exactly one contact (one no pass removes: see
+  `_steady_contact`), and Contact.Tier__c, filled on every other contact (and used by an Apex class);
 and records the candidates in `planted.json` (see planted.py). A field used only as a report column needs
 the Report object (helper sfdata's); it is left to that branch.
 """
@@ -20,7 +20,6 @@ from crmsweep.sandbox import rules
 from crmsweep.sandbox import salesforce_tooling as tooling
 from crmsweep.sandbox.planted import record_planted
 from crmsweep.sandbox.salesforce_store import SalesforceStore
-from crmsweep.sandbox.schema import get_object
 
 PASS = "unused_custom_fields"
 PARTNER_CODE = "PRT-0042"
@@ -48,6 +47,24 @@ USES = (("ApexClass", "ForecastSync", "Opportunity.Forecast_Notes__c"),
         ("ApexClass", "TierCalculator", "Contact.Tier__c"))
 
 
+def _steady_contact(store: SalesforceStore, anchor: datetime) -> str:
+    """The first contact no cleanup pass would remove or flag: reachable (email and phone), not bounced,
+    active within the year, created over 60 days ago, sharing no email, phone or name with another."""
+    recent = (anchor - timedelta(days=365)).date().isoformat()
+    settled = rules.format_datetime(anchor - timedelta(days=60))
+    rows = store.fetch(
+        'SELECT c."Id" FROM "Contact" c WHERE c."IsDeleted" = 0 AND c."Email" IS NOT NULL AND c."Phone" IS NOT NULL '
+        'AND c."EmailBouncedDate" IS NULL AND c."LastActivityDate" >= ? AND c."CreatedDate" < ? '
+        'AND (SELECT COUNT(*) FROM "Contact" o WHERE lower(o."Email") = lower(c."Email")) = 1 '
+        'AND (SELECT COUNT(*) FROM "Contact" o WHERE o."Phone" = c."Phone") = 1 '
+        'AND (SELECT COUNT(*) FROM "Contact" o '
+        'WHERE o."FirstName" IS c."FirstName" AND o."LastName" = c."LastName") = 1 '
+        'ORDER BY c."Id" LIMIT 1', (recent, settled))
+    if not rows:
+        raise ValueError("the seed holds no contact every pass leaves alone")
+    return str(rows[0][0])
+
+
 def plant(store: SalesforceStore, anchor: datetime) -> None:
     made: dict[str, str] = {}
     outcome: dict[str, list[str]] = {"proposed": [], "held": []}
@@ -68,14 +85,10 @@ def plant(store: SalesforceStore, anchor: datetime) -> None:
     ] + [{"MetadataComponentId": "01p000000000000009", "MetadataComponentName": "TierCalculatorTest",
           "MetadataComponentType": "ApexClass", "RefMetadataComponentId": "01p000000000000003",
           "RefMetadataComponentName": "TierCalculator", "RefMetadataComponentType": "ApexClass"}])
-    contact = tooling.with_custom_fields(store, get_object("Contact"))
-    assert contact is not None
+    steady = _steady_contact(store, anchor)
     with store.transaction() as db:
-        store.create(contact, {"FirstName": "Parveen", "LastName": "Okonkwo-Lindqvist", "Email":
-                               "parveen.okonkwo@partner.example", "Phone": "+1 415 555 0142",
-                               "Partner_Code__c": PARTNER_CODE},
-                     anchor - timedelta(days=200))
         # Seeded history: the values were written long ago (no stamp moves).
+        db.execute('UPDATE "Contact" SET "Partner_Code__c" = ? WHERE "Id" = ?', (PARTNER_CODE, steady))
         db.execute('UPDATE "Contact" SET "Tier__c" = CASE rowid % 3 WHEN 0 THEN \'Gold\' WHEN 1 THEN \'Silver\' '
                    "ELSE 'Bronze' END WHERE rowid % 2 = 0")
     record_planted(store.path.parent, PASS, proposed=sorted(outcome["proposed"]), held=sorted(outcome["held"]))
