@@ -142,11 +142,12 @@ def test_pass_proposes_exactly_the_planted_fields_and_holds_back_the_protected(
     assert [c.label for c in changes] == ["Contact.Favourite_Colour__c", "Contact.Legacy_Id__c",
                                           "Account.Old_Rating__c", "Lead.Fax_Opt_In__c"]
     assert {(c.op, c.object) for c in changes} == {(Op.ARCHIVE, "CustomField")}
-    assert result.held_back[PASS] == {"referenced": 2, "a managed package's field (only its package may remove it)": 1,
+    assert result.held_back[PASS] == {"referenced": 3, "a managed package's field (only its package may remove it)": 1,
                                       "created in the last 30 days": 1}
-    assert len(planted["held"]) == 4
+    assert len(planted["held"]) == 5
     notes = result.plan.header.notes
     assert f"{PASS}: Opportunity.Forecast_Notes__c is kept: used by ApexClass ForecastSync" in notes
+    assert any(n.startswith(f"{PASS}: Account.Segment__c is kept: used by Report ") for n in notes)
     assert any("MetadataComponentDependency (a beta API: at most 2,000 rows, blind to reports)" in n for n in notes)
     fax = next(c for c in changes if c.label == "Lead.Fax_Opt_In__c")
     assert fax.reason.startswith("unused: filled on 0 of ") and fax.reason.endswith(

@@ -17,7 +17,7 @@ from urllib.parse import quote_plus, urlsplit
 
 import requests
 from simple_salesforce.api import Salesforce
-from simple_salesforce.exceptions import SalesforceError
+from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
 
 from crmsweep.connectors.base import AssociationsUnsupported, Connection, RecordFilter, Scalar
 from crmsweep.connectors.retry import RetryPolicy
@@ -64,6 +64,14 @@ _SKIPPED_TYPES = frozenset({"address", "location", "base64"})
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*")
 _RECORD_ID = re.compile(r"[A-Za-z0-9]{15}([A-Za-z0-9]{3})?")
 _RESEND_DUPLICATES = "a second sending could create duplicates"
+# Reports and dashboards are read-only sObjects: the Analytics API deletes them (to the recycle bin),
+# one id per call, since that API has no batch.
+_ANALYTICS_RESOURCES: Mapping[str, str] = {"Report": "reports", "Dashboard": "dashboards"}
+# Objects Salesforce queries only with a filter on one of these id fields, by = or IN (an
+# "implementation restriction"): read without one, they are read through `parent`'s ids in `through`.
+_FILTERED_ONLY: Mapping[str, tuple[tuple[str, ...], str, str]] = {
+    "ContentDocumentLink": (("ContentDocumentId", "LinkedEntityId"), "ContentDocumentId", "ContentDocument"),
+}
 _RESEND_REPORTS_FAILED = "a second sending would report the records it had already written as failed"
 
 
@@ -350,7 +358,7 @@ class SalesforceConnector:
         flt = RecordFilter.of(since=since, ids=ids, equals=equals, has_value=has_value)
         head = f"SELECT COUNT() FROM {_identifier(object_name)}"
         total = 0
-        for soql in self._filtered_soql(head, flt, "query/"):
+        for soql in self._filtered_soql(object_name, head, flt, "query/"):
             result = self._call(f"count {object_name}", functools.partial(self._sf.query, soql))
             total += int(result["totalSize"])
         return total
@@ -380,29 +388,57 @@ class SalesforceConnector:
             return
         head = select_soql(object_name, fields)
         endpoint = "queryAll/" if include_deleted else "query/"
-        for soql in self._filtered_soql(head, flt, endpoint):
+        for soql in self._filtered_soql(object_name, head, flt, endpoint):
             yield from self._query_pages(object_name, soql, include_deleted=include_deleted)
 
-    def _filtered_soql(self, head: str, flt: RecordFilter, endpoint: str) -> Iterator[str]:
+    def _filtered_soql(self, object_name: str, head: str, flt: RecordFilter, endpoint: str) -> Iterator[str]:
         """`head` (SELECT ... FROM x) with the filter's WHERE clause; one query per chunk of ids, so each
         query's URI stays under the limit (an empty id list asks nothing)."""
         conditions = filter_conditions(flt, self.vocabulary)
-        if flt.ids is None:
+        ids = None if flt.ids is None else [_record_id(i) for i in flt.ids]
+        restriction = _FILTERED_ONLY.get(object_name)
+        if restriction is None or any(name in flt.equals for name in restriction[0]):
+            yield from self._id_filtered(head, conditions, ids, endpoint)
+            return
+        _, through, parent = restriction
+        parents = self._all_ids(parent, include_deleted=endpoint == "queryAll/")
+        start = f"{head} WHERE {''.join(c + ' AND ' for c in conditions)}"
+        # With ids to chunk as well, the parents' list takes at most half of the URI.
+        budget = self._max_uri_bytes // 2 if ids is not None else self._max_uri_bytes
+        for scope in self._in_clauses(start, through, parents, endpoint, budget):
+            yield from self._id_filtered(head, [*conditions, scope], ids, endpoint)
+
+    def _id_filtered(
+        self, head: str, conditions: Sequence[str], ids: Sequence[str] | None, endpoint: str
+    ) -> Iterator[str]:
+        if ids is None:
             yield f"{head} WHERE {' AND '.join(conditions)}" if conditions else head
             return
-        ids = [_record_id(i) for i in flt.ids]
         yield from self._in_chunks(head, conditions, self.vocabulary.id_field, ids, endpoint)
+
+    def _all_ids(self, object_name: str, *, include_deleted: bool) -> list[str]:
+        id_field = self.vocabulary.id_field
+        soql = select_soql(object_name, [id_field])
+        return [str(r[id_field]) for page in self._query_pages(object_name, soql, include_deleted=include_deleted)
+                for r in page]
 
     def _in_chunks(
         self, head: str, conditions: Sequence[str], field: str, values: Sequence[str], endpoint: str
     ) -> Iterator[str]:
         """`head WHERE conditions AND field IN (...)`, the values split under the URI limit."""
-        start = f"{head} WHERE {''.join(c + ' AND ' for c in conditions)}{_identifier(field, 'field')} IN ("
+        start = f"{head} WHERE {''.join(c + ' AND ' for c in conditions)}"
+        for clause in self._in_clauses(start, field, values, endpoint, self._max_uri_bytes):
+            yield start + clause
+
+    def _in_clauses(
+        self, start: str, field: str, values: Sequence[str], endpoint: str, max_bytes: int
+    ) -> Iterator[str]:
+        """`field IN (...)` clauses to follow `start`, the values split so each URI stays under `max_bytes`."""
+        opening = f"{_identifier(field, 'field')} IN ("
         # Everything but the values: base URL, endpoint, "?q=", the encoded query and the closing ")".
-        prefix = len(self._sf.base_url) + len(endpoint) + len("?q=") + len(quote_plus(start + ")"))
-        for chunk in id_chunks(prefix, values, max_ids=self.capabilities.max_ids_per_read,
-                               max_bytes=self._max_uri_bytes):
-            yield f"{start}{','.join(repr_soql(v) for v in chunk)})"
+        prefix = len(self._sf.base_url) + len(endpoint) + len("?q=") + len(quote_plus(start + opening + ")"))
+        for chunk in id_chunks(prefix, values, max_ids=self.capabilities.max_ids_per_read, max_bytes=max_bytes):
+            yield f"{opening}{','.join(repr_soql(v) for v in chunk)})"
 
     def _query_pages(self, object_name: str, soql: str, *, include_deleted: bool) -> Iterator[list[Record]]:
         action = f"query {object_name}"
@@ -527,12 +563,32 @@ class SalesforceConnector:
         checked = [_record_id(i) for i in ids]
         if not checked:
             return []
+        resource = _ANALYTICS_RESOURCES.get(object_name)
+        if resource is not None:
+            return [self._analytics_delete(object_name, resource, record_id) for record_id in checked]
 
         def send(batch: list[str]) -> Any:
             params = {"ids": ",".join(batch), "allOrNone": "false"}
             return self._sf.restful("composite/sobjects", params=params, method="DELETE")
 
         return self._write(f"delete {object_name}", checked, send, lambda i: i, resend_risk=_RESEND_REPORTS_FAILED)
+
+    def _analytics_delete(self, object_name: str, resource: str, record_id: str) -> WriteResult:
+        """One report or dashboard to the recycle bin. Unknown or already deleted: 404, a per-record failure."""
+
+        def send(batch: list[str]) -> Any:
+            try:
+                self._sf.restful(f"analytics/{resource}/{batch[0]}", method="DELETE")
+            except SalesforceResourceNotFound as exc:
+                body: Any = exc.content
+                first = body[0] if isinstance(body, list) and body and isinstance(body[0], Mapping) else {}
+                error = {"statusCode": first.get("errorCode") or "NOT_FOUND",
+                         "message": first.get("message") or "The requested resource does not exist"}
+                return [{"id": batch[0], "success": False, "errors": [error]}]
+            return [{"id": batch[0], "success": True, "errors": []}]
+
+        return self._write(f"delete {object_name}", [record_id], send, lambda i: i,
+                           resend_risk=_RESEND_REPORTS_FAILED)[0]
 
     def update(self, object_name: str, records: Sequence[Record]) -> list[WriteResult]:
         self._check_batch(object_name, len(records))

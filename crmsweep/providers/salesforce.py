@@ -72,6 +72,13 @@ SALESFORCE_VOCABULARY = Vocabulary(
             "User": ("Name", "Username"),
             "Account": ("Name",),
             "Opportunity": ("Name",),
+            "Task": ("Subject",),
+            "Case": ("Subject",),
+            "Campaign": ("Name",),
+            "EmailTemplate": ("Name",),
+            "Report": ("Name",),
+            "Dashboard": ("Title",),
+            "ContentDocument": ("Title",),
             "CustomField": ("FullName",),
         }
     ),

@@ -25,7 +25,7 @@ def versions() -> list[dict[str, str]]:
 
 def resources(version: str) -> dict[str, str]:
     base = f"/services/data/v{version}"
-    return {name: f"{base}/{name}" for name in ("sobjects", "query", "queryAll", "limits", "composite")}
+    return {name: f"{base}/{name}" for name in ("sobjects", "query", "queryAll", "limits", "composite", "analytics")}
 
 
 def _urls(obj: SObject, version: str) -> dict[str, str]:
@@ -119,7 +119,7 @@ def describe(obj: SObject, version: str) -> dict[str, Any]:
 
 def _child_relationship_name(child: SObject, f: Field) -> str | None:
     # The platform names only some child relationships (Account.Contacts); audit lookups have none.
-    if f.name in ("CreatedById", "LastModifiedById", "OwnerId", "ManagerId"):
+    if f.name in ("CreatedById", "LastModifiedById", "OwnerId", "ManagerId", "FolderId", "RunningUserId"):
         return None
     if child.name in ("Task", "Event"):  # AccountId is derived; its relationship stays unnamed
         return None if f.name == "AccountId" else child.name + "s"

@@ -62,15 +62,8 @@ from crmsweep.sandbox.hubspot_schema import (
 )
 from crmsweep.sandbox.hubspot_store import HubSpotStore, ObjectRow
 from crmsweep.sandbox.hubspot_values import format_ts
-from crmsweep.sandbox.seed import (
-    CITIES,
-    COMPANY_SUFFIXES,
-    COMPANY_WORDS,
-    FIRST_NAMES,
-    LAST_NAMES,
-    _slices,
-    email_for,
-)
+from crmsweep.sandbox.seed import _slices
+from crmsweep.sandbox.seed_words import CITIES, COMPANY_SUFFIXES, COMPANY_WORDS, FIRST_NAMES, LAST_NAMES, email_for
 
 STALE_DAYS = 3 * 365  # stale contacts were created and last touched at least this long ago
 ID_START = {"contacts": 101, "companies": 5_001, "deals": 9_001, "tasks": 20_001, "tickets": 40_001, "notes": 50_001,

@@ -23,7 +23,7 @@ from crmsweep.sandbox.hubspot_schema import OBJECT_TYPES, STRING, PropertyDef
 from crmsweep.sandbox.hubspot_seed import CUSTOM_PROPERTIES, PortalData
 from crmsweep.sandbox.hubspot_store import HubSpotStore, ObjectRow
 from crmsweep.sandbox.hubspot_values import format_ts
-from crmsweep.sandbox.planted import record_planted
+from crmsweep.sandbox.planted import planted_ids, record_planted
 
 PASS = "unused_custom_fields"
 FILLED_ONCE = "partner_code"
@@ -55,9 +55,10 @@ def _form(name: str, form_id: str, fields: tuple[str, ...], created: str) -> dic
     }
 
 
-def _steady_contact(data: PortalData) -> ObjectRow:
+def _steady_contact(data: PortalData, taken: set[str]) -> ObjectRow:
     """The first contact no cleanup pass would remove or flag: reachable (email and phone), not bounced,
-    active within the year, created over 60 days ago, sharing no email, phone or name with another."""
+    active within the year, created over 60 days ago, sharing no email, phone or name with another, and
+    planted for no pass by the other seed modules (`taken`)."""
     contacts = [o for o in data.objects if o.type == "contacts"]
 
     def key(o: ObjectRow, *names: str) -> tuple[str, ...]:
@@ -76,7 +77,7 @@ def _steady_contact(data: PortalData) -> ObjectRow:
             continue
         if str(p.get("lastmodifieddate")) < recent or str(p.get("notes_last_updated") or "") < recent:
             continue
-        if o.created_at > settled:
+        if o.created_at > settled or str(o.id) in taken:
             continue
         if all(seen[k] == 1 for k in (key(o, "email"), key(o, "phone"), key(o, "firstname", "lastname"))):
             return o
@@ -93,11 +94,14 @@ def plant(store: HubSpotStore, data: PortalData) -> None:
         for name, form_id, fields in FORMS:
             store.put_doc(FORM_KIND, form_id, _form(name, form_id, fields, format_ts(anchor - timedelta(days=400))))
         # Seeded history: the value was written long ago, so no stamp moves.
-        steady = _steady_contact(data)
+        steady = _steady_contact(data, planted_ids(store.path.parent))
         row = store.get_object("contacts", steady.id)
         assert row is not None
         row.properties[FILLED_ONCE] = PARTNER_CODE
         store.save_object(row)
     unused = [f"{o}.{p.name}" for o, props in CUSTOM_PROPERTIES.items() for p, used in props if not used]
-    record_planted(store.path.parent, PASS, proposed=sorted(unused),
-                   held=sorted(f"contacts.{p.name}" for p, _ in EXTRA_PROPERTIES if p.name != FILLED_ONCE))
+    record_planted(store.path.parent, {PASS: {
+        "proposed": sorted(unused),
+        "held": sorted(f"contacts.{p.name}" for p, _ in EXTRA_PROPERTIES if p.name != FILLED_ONCE),
+        "near_misses": [f"contacts.{FILLED_ONCE}", "contacts.customer_tier"],
+    }})

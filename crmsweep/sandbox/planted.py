@@ -1,35 +1,56 @@
-"""`planted.json` in a sandbox state folder: the candidates each seed module planted, per pass.
+"""`planted.json` in a sandbox state folder: which records a seed planted for each cleanup pass.
 
-`{"<pass>": {"proposed": [ids], "held": [ids]}}`: what the pass must propose on the default seed, and
-the candidates the protections must hold back. Seed modules each add their passes, merged with what
-the others wrote, so one test can scan the seed with every pass and compare.
+Shape: `{"<pass>": {"proposed": [ids], "held": [ids], "near_misses": [ids]}}` — `proposed` the
+records the pass must propose with default settings, `held` the candidates the protections must
+hold back, `near_misses` records that look like candidates but must not be proposed (not
+exhaustive: filler records never qualify either). A report-only pass (duplicates) has `groups`
+instead: lists of ids that belong together. Several seed modules write it (the org's seed,
+then the custom-field seed...), so each merges its passes into what is there.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-PLANTED_FILE = "planted.json"
+FILE_NAME = "planted.json"
+KINDS = ("proposed", "held", "near_misses", "groups")
+
+Planted = Mapping[str, Mapping[str, Sequence[Any]]]
 
 
-def read_planted(state_dir: Path) -> dict[str, dict[str, list[str]]]:
-    path = state_dir / PLANTED_FILE
+def read_planted(state_dir: Path) -> dict[str, dict[str, list[Any]]]:
+    path = state_dir / FILE_NAME
     if not path.exists():
         return {}
-    data: Any = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {name: {kind: list(ids) for kind, ids in entry.items()} for name, entry in data.items()}
 
 
-def record_planted(state_dir: Path, pass_name: str, *, proposed: Sequence[str], held: Sequence[str]) -> None:
-    """Add (or replace) one pass's entry, written whole to a temporary name and renamed into place."""
-    data = read_planted(state_dir)
-    data[pass_name] = {"proposed": list(proposed), "held": list(held)}
-    path = state_dir / PLANTED_FILE
-    temporary = path.with_name(f".{PLANTED_FILE}.{os.getpid()}")
-    temporary.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.chmod(temporary, 0o600)
+def forget_planted(state_dir: Path) -> None:
+    """A reset org is seeded afresh: what was planted in the old one no longer holds."""
+    (state_dir / FILE_NAME).unlink(missing_ok=True)
+
+
+def record_planted(state_dir: Path, planted: Planted) -> None:
+    """Merge `planted` (per pass, replacing that pass's entry) into the folder's file, atomically."""
+    merged = read_planted(state_dir)
+    for name, entry in planted.items():
+        merged[name] = {kind: list(entry[kind]) for kind in KINDS if kind in entry}
+    path = state_dir / FILE_NAME
+    temporary = path.with_name(f".{FILE_NAME}.{os.getpid()}")
+    temporary.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(temporary, path)
+
+
+def planted_ids(state_dir: Path) -> set[str]:
+    """Every id the folder's file names for any pass (proposed, held, near misses, groups)."""
+    found: set[str] = set()
+    for entry in read_planted(state_dir).values():
+        for kind, values in entry.items():
+            for value in values:
+                found.update(map(str, value) if kind == "groups" and isinstance(value, list) else [str(value)])
+    return found

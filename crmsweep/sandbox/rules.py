@@ -29,7 +29,15 @@ PICKLIST_DEFAULTS = {
     ("Lead", "Status"): "Open - Not Contacted",
     ("Task", "Status"): "Not Started",
     ("Task", "Priority"): "Normal",
+    ("Case", "Status"): "New",
+    ("Contract", "Status"): "Draft",
+    ("Order", "Status"): "Draft",
+    ("Invoice", "Status"): "Draft",
+    ("ContentDocumentLink", "ShareType"): "V",
 }
+# Auto-number fields: the platform numbers records of these objects itself, zero-padded.
+AUTO_NUMBERS = {"Contract": "ContractNumber", "Order": "OrderNumber", "Invoice": "InvoiceNumber"}
+AUTO_NUMBER_DIGITS = 8
 
 
 class RecordError(Exception):
@@ -209,6 +217,8 @@ def calculated(obj_name: str, row: Mapping[str, object]) -> dict[str, object]:
         out["IsWon"] = int(stage == "Closed Won")
     if obj_name == "Task":
         out["IsClosed"] = int(row.get("Status") == "Completed")
+    if obj_name == "Case":
+        out["IsClosed"] = int(row.get("Status") == "Closed")
     return out
 
 

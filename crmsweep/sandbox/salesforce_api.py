@@ -24,6 +24,7 @@ from crmsweep.sandbox import describe, ids, salesforce_seed_fields, soap
 from crmsweep.sandbox import salesforce_tooling as tooling
 from crmsweep.sandbox import seed as seeding
 from crmsweep.sandbox.faults import FaultRule
+from crmsweep.sandbox.planted import forget_planted
 from crmsweep.sandbox.provider_api import (
     BAD_REQUEST,
     INTERNAL,
@@ -54,6 +55,7 @@ _ROLLED_BACK = RecordError(
     "Record rolled back because not all records were valid and the request was using AllOrNone header",
 )
 _SOAP_PREFIX = "/services/Soap/u/"
+_ANALYTICS = {"reports": "Report", "dashboards": "Dashboard"}  # Analytics API resource -> sObject
 _USERINFO = "/services/oauth2/userinfo"
 _VERSIONS = "/services/data"
 # The core's own errors, by Salesforce's code for them.
@@ -257,7 +259,57 @@ class SalesforceApi:
             return self._sobjects(request, version, rest[1:])
         if head == "tooling":
             return self._tooling(request, version, rest[1:])
+        if head == "analytics" and len(rest) in (3, 4) and rest[1] in _ANALYTICS:
+            return self._analytics(request, _ANALYTICS[rest[1]], rest[2], rest[3:])
         raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+
+    # --- Analytics API (reports and dashboards) ---------------------------------------------------
+
+    def _analytics(self, request: Request, object_name: str, record_id: str, rest: list[str]) -> Response:
+        """DELETE a report or dashboard (204, to the recycle bin) and GET a report's describe."""
+        if rest and (rest != ["describe"] or object_name != "Report"):
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        _allow(request.method, "GET" if rest else "DELETE")
+        obj = get_object(object_name)
+        assert obj is not None
+        full = ids.normalize(record_id)
+        current = self.store.row(obj, full) if full and ids.key_prefix(full) == obj.key_prefix else None
+        if current is None or current.get("IsDeleted"):
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        if rest:
+            return json_response(200, self._report_describe(current))
+        try:
+            with self.store.transaction():
+                self.store.delete(current["Id"], self.clock(), analytics=True)
+        except RecordError as exc:
+            raise ApiError(400, exc.status_code, exc.message, exc.fields) from None
+        return Response(204)
+
+    def _report_describe(self, report: Mapping[str, Any]) -> dict[str, Any]:
+        definition = self.store.report_metadata(str(report["Id"])) or {}
+        metadata = {
+            "id": report["Id"],
+            "name": report["Name"],
+            "developerName": report["DeveloperName"],
+            "description": report.get("Description"),
+            "folderId": report["OwnerId"],
+            "reportFormat": str(report["Format"]).upper(),
+            "reportType": definition.get("reportType"),
+            "detailColumns": definition.get("detailColumns", []),
+            "aggregates": ["RowCount"],
+            "groupingsDown": [],
+            "groupingsAcross": [],
+            "reportFilters": [],
+            "reportBooleanFilter": None,
+            "hasDetailRows": True,
+            "hasRecordCount": True,
+            "showGrandTotal": True,
+            "showSubtotals": True,
+            "scope": "organization",
+            "sortBy": [],
+            "currency": None,
+        }
+        return {"reportMetadata": metadata, "reportExtendedMetadata": {}, "reportTypeMetadata": {}}
 
     # --- query ---------------------------------------------------------------------------------
 
@@ -556,6 +608,7 @@ class SalesforceSandbox:
         assert isinstance(store, SalesforceStore)
         if reset:
             store.drop_everything()
+            forget_planted(store.path.parent)
         store.create_schema()
         if not store.seeded:
             anchor = utc_now()

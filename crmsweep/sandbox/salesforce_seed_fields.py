@@ -4,12 +4,11 @@ Planted after the main seed (seed.py), through the Tooling module's own writes:
 - unused, the true candidates: Contact.Favourite_Colour__c, Contact.Legacy_Id__c, Account.Old_Rating__c
   (a number) and Lead.Fax_Opt_In__c (a checkbox: false everywhere, so never filled);
 - held back: Opportunity.Forecast_Notes__c (an Apex class uses it), Account.Region_Code__c (a page layout
-  shows it), Contact.acme_pkg__Score__c (a managed package's field), Contact.Campaign_Tag__c (created five
+  shows it), Account.Segment__c (only a report shows it, which MetadataComponentDependency cannot see), Contact.acme_pkg__Score__c (a managed package's field), Contact.Campaign_Tag__c (created five
   days ago: the recent-records protection);
 - near misses: Contact.Partner_Code__c, filled on exactly one contact (one no pass removes: see
   `_steady_contact`), and Contact.Tier__c, filled on every other contact (and used by an Apex class);
-and records the candidates in `planted.json` (see planted.py). A field used only as a report column needs
-the Report object (helper sfdata's); it is left to that branch.
+and records the candidates in `planted.json` (see planted.py).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from datetime import datetime, timedelta
 
 from crmsweep.sandbox import rules
 from crmsweep.sandbox import salesforce_tooling as tooling
-from crmsweep.sandbox.planted import record_planted
+from crmsweep.sandbox.planted import planted_ids, record_planted
 from crmsweep.sandbox.salesforce_store import SalesforceStore
 
 PASS = "unused_custom_fields"
@@ -37,6 +36,7 @@ FIELDS: tuple[tuple[str, dict[str, object], int, str | None, str | None], ...] =
     ("Contact.acme_pkg__Score__c", {"type": "Number", "label": "Score", "precision": 5, "scale": 2}, 600,
      "acme_pkg", "held"),
     ("Contact.Campaign_Tag__c", {"type": "Text", "label": "Campaign tag", "length": 30}, 5, None, "held"),
+    ("Account.Segment__c", {"type": "Text", "label": "Segment", "length": 40}, 800, None, "held"),
     ("Contact.Partner_Code__c", {"type": "Text", "label": "Partner code", "length": 20}, 900, None, None),
     ("Contact.Tier__c", {"type": "Picklist", "label": "Tier", "valueSet": {"valueSetDefinition": {"value": [
         {"fullName": "Gold"}, {"fullName": "Silver"}, {"fullName": "Bronze"}]}}}, 1000, None, None),
@@ -49,7 +49,8 @@ USES = (("ApexClass", "ForecastSync", "Opportunity.Forecast_Notes__c"),
 
 def _steady_contact(store: SalesforceStore, anchor: datetime) -> str:
     """The first contact no cleanup pass would remove or flag: reachable (email and phone), not bounced,
-    active within the year, created over 60 days ago, sharing no email, phone or name with another."""
+    active within the year, created over 60 days ago, sharing no email, phone or name with another, and
+    planted for no pass by the other seed modules."""
     recent = (anchor - timedelta(days=365)).date().isoformat()
     settled = rules.format_datetime(anchor - timedelta(days=60))
     rows = store.fetch(
@@ -59,10 +60,24 @@ def _steady_contact(store: SalesforceStore, anchor: datetime) -> str:
         'AND (SELECT COUNT(*) FROM "Contact" o WHERE o."Phone" = c."Phone") = 1 '
         'AND (SELECT COUNT(*) FROM "Contact" o '
         'WHERE o."FirstName" IS c."FirstName" AND o."LastName" = c."LastName") = 1 '
-        'ORDER BY c."Id" LIMIT 1', (recent, settled))
-    if not rows:
-        raise ValueError("the seed holds no contact every pass leaves alone")
-    return str(rows[0][0])
+        'ORDER BY c."Id"', (recent, settled))
+    taken = planted_ids(store.path.parent)
+    for (contact_id,) in rows:
+        if str(contact_id) not in taken:
+            return str(contact_id)
+    raise ValueError("the seed holds no contact every pass leaves alone")
+
+
+def _recent_report(store: SalesforceStore, anchor: datetime) -> str:
+    """A live report run in the last month (so no stale-reports pass removes the use planted on it)."""
+    since = rules.format_datetime(anchor - timedelta(days=30))
+    rows = store.fetch('SELECT "Id" FROM "Report" WHERE "IsDeleted" = 0 AND "LastRunDate" >= ? ORDER BY "Id"',
+                       (since,))
+    taken = planted_ids(store.path.parent)
+    found = [str(r[0]) for r in rows if str(r[0]) not in taken] or [str(r[0]) for r in rows]
+    if not found:
+        raise ValueError("the seed holds no report run in the last month")
+    return found[0]
 
 
 def plant(store: SalesforceStore, anchor: datetime) -> None:
@@ -85,10 +100,15 @@ def plant(store: SalesforceStore, anchor: datetime) -> None:
     ] + [{"MetadataComponentId": "01p000000000000009", "MetadataComponentName": "TierCalculatorTest",
           "MetadataComponentType": "ApexClass", "RefMetadataComponentId": "01p000000000000003",
           "RefMetadataComponentName": "TierCalculator", "RefMetadataComponentType": "ApexClass"}])
+    report = _recent_report(store, anchor)
     steady = _steady_contact(store, anchor)
     with store.transaction() as db:
         # Seeded history: the values were written long ago (no stamp moves).
         db.execute('UPDATE "Contact" SET "Partner_Code__c" = ? WHERE "Id" = ?', (PARTNER_CODE, steady))
+        store.add_report_columns(report, ["Account.Segment__c"])
         db.execute('UPDATE "Contact" SET "Tier__c" = CASE rowid % 3 WHEN 0 THEN \'Gold\' WHEN 1 THEN \'Silver\' '
                    "ELSE 'Bronze' END WHERE rowid % 2 = 0")
-    record_planted(store.path.parent, PASS, proposed=sorted(outcome["proposed"]), held=sorted(outcome["held"]))
+    record_planted(store.path.parent, {PASS: {
+        "proposed": sorted(outcome["proposed"]), "held": sorted(outcome["held"]),
+        "near_misses": sorted(made[f] for f in ("Contact.Partner_Code__c", "Contact.Tier__c")),
+    }})

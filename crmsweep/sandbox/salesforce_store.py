@@ -7,6 +7,7 @@ cascade deletes and undelete.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,23 @@ from crmsweep.sandbox.schema import BY_KEY_PREFIX, DATETIME, OBJECTS, REFERENCE,
 from crmsweep.sandbox.store import BIN_COLUMN, Store, chunks, quote
 
 FLAG = "IsDeleted"  # Salesforce's recycle-bin flag
+# A report's definition as the Analytics API's describe answers it: JSON {"reportType": {"type", "label"},
+# "detailColumns": [column API names]}.
+REPORT_METADATA = "_report_metadata"
+# The folder names Salesforce shows for templates filed in the org's public root and in a user's own folder.
+PUBLIC_TEMPLATE_FOLDER = "Unfiled Public Email Templates"
+PERSONAL_TEMPLATE_FOLDER = "My Personal Email Templates"
+
+
+def report_definition_json(report_type: str, label: str, columns: Sequence[str]) -> str:
+    """The stored form of a report's definition (see REPORT_METADATA)."""
+    return json.dumps({"reportType": {"type": report_type, "label": label}, "detailColumns": list(columns)})
+
+
+def _report_definition(text: object) -> dict[str, Any]:
+    definition = json.loads(str(text)) if text else {}
+    return {"reportType": definition.get("reportType") or {"type": "", "label": ""},
+            "detailColumns": list(definition.get("detailColumns") or [])}
 
 
 def hidden_columns(obj: SObject) -> list[str]:
@@ -24,6 +42,8 @@ def hidden_columns(obj: SObject) -> list[str]:
     columns = [BIN_COLUMN]
     if obj.name in activity.TRACKED:
         columns.append(activity.HISTORY_COLUMN)
+    if obj.name == "Report":
+        columns.append(REPORT_METADATA)
     return columns
 
 
@@ -48,8 +68,7 @@ class SalesforceStore(Store):
             added: dict[str, set[str]] = {}
             for obj in OBJECTS.values():
                 columns = [(f.name, f.sql_type) for f in obj.fields]
-                if obj.name in activity.TRACKED:
-                    columns.append((activity.HISTORY_COLUMN, "TEXT"))
+                columns += [(c, "TEXT") for c in hidden_columns(obj) if c != BIN_COLUMN]
                 indexed = [f.name for f in obj.fields if f.type == REFERENCE] + ["SystemModstamp"]
                 added[obj.name] = self.ensure_table(obj.name, columns, indexed)
             salesforce_tooling.create_tables(self)
@@ -189,6 +208,7 @@ class SalesforceStore(Store):
             row["IsDeleted"] = 0
         row.update(rules.calculated(obj.name, row))
         self._derive_activity(obj, row, None, stamp)
+        self._derive_platform(obj, row, None, stamp)
         row["Id"] = self.next_ids(obj, 1)[0]
         columns = [f.name for f in obj.fields if f.name in row]
         self.insert_rows(obj, columns, [[row[c] for c in columns]])
@@ -214,6 +234,7 @@ class SalesforceStore(Store):
         row.update({"LastModifiedDate": stamp, "LastModifiedById": self.api_user_id, "SystemModstamp": stamp})
         row.update(rules.calculated(obj.name, row))
         self._derive_activity(obj, row, current, stamp)
+        self._derive_platform(obj, row, current, stamp)
         changes = {k: v for k, v in row.items() if k in current and current[k] != v}
         self.set_values(obj.name, str(current["Id"]), changes)
         if obj.name in activity.ACTIVITY_OBJECTS:
@@ -237,6 +258,26 @@ class SalesforceStore(Store):
                 row["CompletedDateTime"] = None
             elif not was_closed:
                 row["CompletedDateTime"] = stamp
+
+    def _derive_platform(
+        self, obj: SObject, row: dict[str, object], before: Mapping[str, object] | None, stamp: str
+    ) -> None:
+        """What the platform fills in itself on the other objects: auto-numbers, when a case was
+        closed, a quote's account (its opportunity's) and a template's folder name."""
+        number_field = rules.AUTO_NUMBERS.get(obj.name)
+        if number_field is not None and before is None:
+            number = self.next_numbers("#" + obj.name, 1)[0]
+            row[number_field] = f"{number:0{rules.AUTO_NUMBER_DIGITS}d}"
+        if obj.name == "Case":
+            if not row.get("IsClosed"):
+                row["ClosedDate"] = None
+            elif not (before and before.get("IsClosed")):
+                row["ClosedDate"] = stamp
+        if obj.name == "Quote":
+            row["AccountId"] = self._account_link(row.get("OpportunityId"))[1]
+        if obj.name == "EmailTemplate":
+            folder = str(row.get("FolderId") or "")
+            row["FolderName"] = PUBLIC_TEMPLATE_FOLDER if folder.startswith("00D") else PERSONAL_TEMPLATE_FOLDER
 
     def _account_link(self, record_id: object) -> tuple[str | None, object]:
         """(object name, its account) of a record an activity points at."""
@@ -263,15 +304,46 @@ class SalesforceStore(Store):
                 marks = ", ".join("?" for _ in chunk)
                 self._db.execute(_last_activity_sql(name, f'"Id" IN ({marks}) AND "IsDeleted" = 0'), list(chunk))
 
-    def delete(self, record_id: object, now: datetime) -> str:
+    def delete(self, record_id: object, now: datetime, *, analytics: bool = False) -> str:
+        """Delete a record as the data API does, or (`analytics`) a report or dashboard as the
+        Analytics API does: both put it in the recycle bin. An object without a recycle-bin flag
+        (EmailTemplate) is deleted for good."""
         obj, current = self._resolve(record_id, None)
-        if not obj.deletable:
+        if not obj.deletable and not analytics:
             raise RecordError("DELETE_FAILED", f"entity type cannot be deleted: {obj.name}")
         if current.get("IsDeleted"):
             raise RecordError("ENTITY_IS_DELETED", "entity is deleted")
         root = str(current["Id"])
+        if not obj.has_is_deleted:
+            self._db.execute(f"DELETE FROM {quote(obj.name)} WHERE Id = ?", (root,))
+            return root
         self._bin(obj, [(root, current["SystemModstamp"])], root, now)
         return root
+
+    # --- report metadata (the Analytics API's describe) ---------------------------------------
+
+    def report_metadata(self, report_id: str) -> dict[str, Any] | None:
+        """What the sandbox keeps of a live report's definition ({"reportType", "detailColumns"}),
+        or None when there is no such report (or it is in the recycle bin)."""
+        found = self.fetch(
+            f'SELECT {quote(REPORT_METADATA)} FROM "Report" WHERE Id = ? AND "IsDeleted" = 0', (report_id,)
+        )
+        if not found:
+            return None
+        return _report_definition(found[0][0])
+
+    def add_report_columns(self, report_id: str, columns: Sequence[str]) -> None:
+        """Append detail columns (API names such as "Contact.Favourite_Colour__c") to a report, as a
+        user editing it would; call inside a transaction."""
+        found = self._db.execute(f'SELECT {quote(REPORT_METADATA)} FROM "Report" WHERE Id = ?', (report_id,)).fetchone()
+        if found is None:
+            raise KeyError(report_id)
+        definition = _report_definition(found[0])
+        have = definition["detailColumns"]
+        have += [c for c in columns if c not in have]
+        self._db.execute(
+            f'UPDATE "Report" SET {quote(REPORT_METADATA)} = ? WHERE Id = ?', (json.dumps(definition), report_id)
+        )
 
     def _bin(self, obj: SObject, rows: Sequence[tuple[str, str]], root: str, now: datetime) -> None:
         """Move rows to the recycle bin, then their cascade-delete children, remembering the root."""

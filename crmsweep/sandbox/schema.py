@@ -343,9 +343,245 @@ EVENT = SObject(
     label="Event",
 )
 
+# Where a report, dashboard or email template lives: the org (public folders) or a user (personal).
+_FOLDER_OWNERS = ("Organization", "User")
+
+
+def _read_only(*fields: Field) -> tuple[Field, ...]:
+    """The same fields, none writable through the API (Report and Dashboard are read-only sObjects)."""
+    return tuple(
+        Field(f.name, f.type, f.label, nillable=f.nillable, createable=False, updateable=False,
+              calculated=f.calculated, length=f.length, reference_to=f.reference_to,
+              relationship_name=f.relationship_name, picklist=f.picklist, default=f.default)
+        for f in fields
+    )
+
+
+CASE = SObject(
+    "Case", "500",
+    (
+        _id(),
+        *_audit()[:1],
+        Field("ContactId", REFERENCE, "Contact ID", reference_to=("Contact",), relationship_name="Contact"),
+        # Deleting an account deletes its cases with it (undelete brings them back).
+        Field("AccountId", REFERENCE, "Account ID", reference_to=("Account",), relationship_name="Account",
+              cascade_delete=True),
+        Field("Subject", STRING, "Subject"),
+        Field("Status", PICKLIST, "Status", nillable=False, picklist=("New", "Working", "Escalated", "Closed")),
+        Field("Priority", PICKLIST, "Priority", picklist=("High", "Medium", "Low")),
+        Field("Origin", PICKLIST, "Case Origin", picklist=("Phone", "Email", "Web")),
+        Field("IsClosed", BOOLEAN, "Closed", nillable=False, createable=False, updateable=False,
+              calculated=True, default=False),
+        Field("ClosedDate", DATETIME, "Closed Date", createable=False, updateable=False),
+        _owner(),
+        *_audit()[1:],
+    ),
+    label="Case",
+)
+
+CAMPAIGN = SObject(
+    "Campaign", "701",
+    (
+        _id(),
+        *_audit()[:1],
+        Field("Name", STRING, "Name", nillable=False, length=80),
+        Field("Type", PICKLIST, "Type", picklist=("Conference", "Webinar", "Email", "Advertisement", "Other")),
+        Field("Status", PICKLIST, "Status", picklist=("Planned", "In Progress", "Completed", "Aborted")),
+        Field("StartDate", DATE, "Start Date"),
+        Field("EndDate", DATE, "End Date"),
+        Field("IsActive", BOOLEAN, "Active", nillable=False, default=False),
+        _owner(),
+        *_audit()[1:],
+    ),
+    label="Campaign",
+)
+
+
+def _account_child(*, cascade: bool, nillable: bool = False) -> Field:
+    return Field("AccountId", REFERENCE, "Account ID", nillable=nillable, reference_to=("Account",),
+                 relationship_name="Account", cascade_delete=cascade)
+
+
+CONTRACT = SObject(
+    "Contract", "800",
+    (
+        _id(),
+        *_audit()[:1],
+        _account_child(cascade=True),
+        Field("ContractNumber", STRING, "Contract Number", createable=False, updateable=False, calculated=True),
+        Field("Status", PICKLIST, "Status", nillable=False, picklist=("Draft", "In Approval Process", "Activated")),
+        Field("StartDate", DATE, "Contract Start Date"),
+        Field("ContractTerm", INT, "Contract Term (months)"),
+        _owner(),
+        *_audit()[1:],
+    ),
+    label="Contract",
+)
+
+ORDER = SObject(
+    "Order", "801",
+    (
+        _id(),
+        *_audit()[:1],
+        _account_child(cascade=True),
+        Field("OrderNumber", STRING, "Order Number", createable=False, updateable=False, calculated=True),
+        Field("Status", PICKLIST, "Status", nillable=False, picklist=("Draft", "Activated")),
+        Field("EffectiveDate", DATE, "Order Start Date", nillable=False),
+        Field("ContractId", REFERENCE, "Contract ID", reference_to=("Contract",), relationship_name="Contract"),
+        _owner(),
+        *_audit()[1:],
+    ),
+    label="Order",
+)
+
+QUOTE = SObject(
+    "Quote", "0Q0",
+    (
+        _id(),
+        *_audit()[:1],
+        Field("Name", STRING, "Quote Name", nillable=False),
+        Field("OpportunityId", REFERENCE, "Opportunity ID", nillable=False, updateable=False,
+              reference_to=("Opportunity",), relationship_name="Opportunity", cascade_delete=True),
+        # Derived by the platform from the opportunity's account (Object Reference, Quote.AccountId).
+        Field("AccountId", REFERENCE, "Account ID", createable=False, updateable=False, calculated=True,
+              reference_to=("Account",), relationship_name="Account"),
+        Field("Status", PICKLIST, "Status",
+              picklist=("Draft", "Needs Review", "In Review", "Approved", "Rejected", "Presented", "Accepted",
+                        "Denied")),
+        Field("ExpirationDate", DATE, "Expiration Date"),
+        *_audit()[1:],
+    ),
+    label="Quote",
+)
+
+INVOICE = SObject(
+    "Invoice", "3tt",
+    (
+        _id(),
+        *_audit()[:1],
+        _account_child(cascade=False),
+        Field("InvoiceNumber", STRING, "Invoice Number", createable=False, updateable=False, calculated=True),
+        Field("Status", PICKLIST, "Status", nillable=False, picklist=("Draft", "Posted", "Canceled")),
+        Field("InvoiceDate", DATE, "Invoice Date"),
+        Field("DueDate", DATE, "Due Date"),
+        Field("TotalAmount", CURRENCY, "Total Amount", createable=False, updateable=False, calculated=True),
+        _owner(),
+        *_audit()[1:],
+    ),
+    label="Invoice",
+)
+
+EMAIL_TEMPLATE = SObject(
+    "EmailTemplate", "00X",
+    (
+        _id(),
+        Field("Name", STRING, "Email Template Name", nillable=False, length=80),
+        Field("DeveloperName", STRING, "Template Unique Name", nillable=False, length=80),
+        Field("IsActive", BOOLEAN, "Available For Use", nillable=False, default=False),
+        Field("TimesUsed", INT, "Times Used", createable=False, updateable=False),
+        Field("LastUsedDate", DATETIME, "Last Used Date", createable=False, updateable=False),
+        Field("FolderId", REFERENCE, "Folder ID", nillable=False, reference_to=_FOLDER_OWNERS,
+              relationship_name="Folder"),
+        Field("FolderName", STRING, "Folder Name", createable=False, updateable=False, calculated=True),
+        Field("OwnerId", REFERENCE, "Owner ID", nillable=False, reference_to=("User",), relationship_name="Owner"),
+        Field("TemplateType", PICKLIST, "Template Type", nillable=False, updateable=False,
+              picklist=("text", "html", "custom", "visualforce")),
+        Field("Subject", STRING, "Subject"),
+        Field("Body", TEXTAREA, "Email Body"),
+        *_audit(has_is_deleted=False),
+    ),
+    # No IsDeleted and no undelete() among EmailTemplate's supported calls: a delete is for good.
+    label="Email Template", undeletable=False, has_is_deleted=False,
+)
+
+REPORT = SObject(
+    "Report", "00O",
+    _read_only(
+        _id(),
+        *_audit()[:1],
+        Field("Name", STRING, "Report Name", nillable=False, length=40),
+        Field("DeveloperName", STRING, "Report Unique Name", nillable=False, length=80),
+        Field("FolderName", STRING, "Folder Name"),
+        Field("Format", PICKLIST, "Format", nillable=False, picklist=("Tabular", "Summary", "Matrix", "MultiBlock")),
+        Field("Description", STRING, "Description"),
+        Field("LastRunDate", DATETIME, "Last Run"),
+        Field("LastViewedDate", DATETIME, "Last Viewed Date"),
+        Field("LastReferencedDate", DATETIME, "Last Referenced Date"),
+        Field("OwnerId", REFERENCE, "Owner ID", nillable=False, reference_to=_FOLDER_OWNERS,
+              relationship_name="Owner"),
+        *_audit()[1:],
+    ),
+    # Read-only through the data API; deleted through the Analytics API; undeleted by SOAP (our choice).
+    label="Report", createable=False, updateable=False, deletable=False,
+)
+
+DASHBOARD = SObject(
+    "Dashboard", "01Z",
+    _read_only(
+        _id(),
+        *_audit()[:1],
+        Field("Title", STRING, "Title", nillable=False, length=80),
+        Field("DeveloperName", STRING, "Dashboard Unique Name", nillable=False, length=80),
+        Field("FolderName", STRING, "Folder Name"),
+        Field("FolderId", REFERENCE, "Folder ID", nillable=False, reference_to=_FOLDER_OWNERS,
+              relationship_name="Folder"),
+        Field("Type", PICKLIST, "Dashboard Running User", nillable=False,
+              picklist=("SpecifiedUser", "LoggedInUser", "MyTeamUser")),
+        Field("RunningUserId", REFERENCE, "Running User ID", nillable=False, reference_to=("User",),
+              relationship_name="RunningUser"),
+        Field("LastRefreshDate", DATETIME, "Last Refresh Date"),
+        Field("LastViewedDate", DATETIME, "Last Viewed Date"),
+        Field("LastReferencedDate", DATETIME, "Last Referenced Date"),
+        *_audit()[1:],
+    ),
+    label="Dashboard", createable=False, updateable=False, deletable=False,
+)
+
+CONTENT_DOCUMENT = SObject(
+    "ContentDocument", "069",
+    (
+        _id(),
+        *_audit()[:1],
+        Field("Title", STRING, "Title", nillable=False),
+        Field("FileType", STRING, "File Type", createable=False, updateable=False, length=20),
+        Field("FileExtension", STRING, "File Extension", createable=False, updateable=False, length=40),
+        Field("ContentSize", INT, "Size", createable=False, updateable=False),
+        Field("Description", TEXTAREA, "Description"),
+        Field("OwnerId", REFERENCE, "Owner ID", nillable=False, createable=False, reference_to=("User",),
+              relationship_name="Owner"),
+        *_audit()[1:],
+    ),
+    # Files are created by inserting a ContentVersion, not a ContentDocument.
+    label="Content Document", createable=False,
+)
+
+LINKABLE = ("Account", "Contact", "Lead", "Opportunity", "Case", "Campaign", "Contract", "Order", "Quote",
+            "Invoice", "User")
+
+CONTENT_DOCUMENT_LINK = SObject(
+    "ContentDocumentLink", "06A",
+    (
+        _id(),
+        *_audit()[:1],
+        Field("ContentDocumentId", REFERENCE, "ContentDocument ID", nillable=False, updateable=False,
+              reference_to=("ContentDocument",), relationship_name="ContentDocument", cascade_delete=True),
+        Field("LinkedEntityId", REFERENCE, "Linked Entity ID", nillable=False, updateable=False,
+              reference_to=LINKABLE, relationship_name="LinkedEntity", cascade_delete=True),
+        Field("ShareType", PICKLIST, "Share Type", nillable=False, picklist=("V", "C", "I")),
+        Field("Visibility", PICKLIST, "Visibility", picklist=("AllUsers", "InternalUsers", "SharedUsers")),
+        # The only audit field the object has (Object Reference, ContentDocumentLink).
+        Field("SystemModstamp", DATETIME, "System Modstamp", nillable=False, createable=False, updateable=False),
+    ),
+    label="Content Document Link",
+)
+
 OBJECTS: dict[str, SObject] = {
     o.name: o
-    for o in (ORGANIZATION, USER, ACCOUNT, CONTACT, LEAD, OPPORTUNITY, OPPORTUNITY_CONTACT_ROLE, TASK, EVENT)
+    for o in (
+        ORGANIZATION, USER, ACCOUNT, CONTACT, LEAD, OPPORTUNITY, OPPORTUNITY_CONTACT_ROLE, TASK, EVENT, CASE,
+        CAMPAIGN, CONTRACT, ORDER, QUOTE, INVOICE, EMAIL_TEMPLATE, REPORT, DASHBOARD, CONTENT_DOCUMENT,
+        CONTENT_DOCUMENT_LINK,
+    )
 }
 BY_KEY_PREFIX: dict[str, SObject] = {o.key_prefix: o for o in OBJECTS.values()}
 

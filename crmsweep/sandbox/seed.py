@@ -13,6 +13,8 @@ still has every kind of mess:
 | OpportunityContactRole  | about 1.5 per opportunity (most have one or more) |
 | Task                    | records                  |
 | Event                   | none                     |
+| Case                    | max(6, records // 50) plus planted ones |
+| Campaign, Contract, Order, Quote, Invoice, EmailTemplate, Report, Dashboard, files | a few each, fixed |
 
 The mess is planted by slicing a seeded permutation, so counts are exact rather than only likely:
 stale contacts and leads (~20%, both "old last activity" and "no activity, untouched for years"),
@@ -22,6 +24,11 @@ case, or same name on the same account), accounts without contacts (~10%), depar
 users who still own records and open tasks, active users who have not logged in for months or ever,
 open opportunities past their close date, converted leads, overdue open tasks.
 
+`seed_cleanup.py` then adds the objects the other cleanup passes read, plants held-back candidates
+and near-misses, keeps filler from qualifying by chance (unique emails, account names and domains),
+and `seed_candidates.py` reads off the rows what each pass must find: `planted.json` in the state
+folder (`planted.py`).
+
 Everything is derived from one `random.Random(seed)` and the anchor time (the org's creation), so
 the same (seed, records, anchor) gives the same ids and values.
 """
@@ -29,7 +36,6 @@ the same (seed, records, anchor) gives the same ids and values.
 from __future__ import annotations
 
 import random
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -45,40 +51,25 @@ from crmsweep.sandbox.activity import (
     latest,
     linked_ids,
 )
+from crmsweep.sandbox.planted import record_planted
 from crmsweep.sandbox.rules import calculated, format_datetime
 from crmsweep.sandbox.salesforce_store import SalesforceStore, hidden_columns
 from crmsweep.sandbox.schema import OBJECTS, SObject
+from crmsweep.sandbox.seed_cleanup import plant_cleanup
+from crmsweep.sandbox.seed_words import (
+    CITIES,
+    COMPANY_SUFFIXES,
+    COMPANY_WORDS,
+    FIRST_NAMES,
+    LAST_NAMES,
+    PROBABILITY,
+    SINGLE_NAMES,
+    email_for,
+)
 
 ORG_NAME = "Acme Sandbox"
 API_USERNAME = "integration@acme.sandbox"
 
-FIRST_NAMES = (
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth",
-    "José", "María", "Zoë", "Łukasz", "Søren", "Chloé", "Björn", "Ana", "Mohammed", "Fatima", "Hiroshi",
-    "Yuki", "Priya", "Arjun", "Olga", "Dmitri", "Siobhán", "Seán", "Nadia", "Kwame", "Amara", "Chen",
-    "Wei", "Giulia", "Matteo", "Noah", "Emma", "Liam", "Olivia", "Ava",
-)
-LAST_NAMES = (
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
-    "Müller", "Nowak", "Kowalski", "O'Brien", "Nguyen", "Kim", "Tanaka", "Sato", "Patel", "Singh", "Ivanova",
-    "Dubois", "Rossi", "Andersson", "Hansen", "Fernández", "da Silva", "van der Berg", "Okafor", "Mensah",
-    "Schmidt", "Lefèvre", "Zhang", "Wang", "Cohen", "Murphy", "Walsh", "Novák", "Horváth", "Öztürk",
-)
-# Whole names written family-name-first, stored as LastName only (FirstName is null), as many orgs have.
-SINGLE_NAMES = ("李娜", "王伟", "佐藤花子", "김민준")
-ASCII_FOR = {"李娜": "li.na", "王伟": "wang.wei", "佐藤花子": "sato.hanako", "김민준": "kim.minjun"}
-CITIES = (
-    ("San Francisco", "CA", "United States"), ("New York", "NY", "United States"), ("Austin", "TX", "United States"),
-    ("Chicago", "IL", "United States"), ("Toronto", "ON", "Canada"), ("London", None, "United Kingdom"),
-    ("Berlin", None, "Germany"), ("München", "BY", "Germany"), ("Paris", None, "France"), ("Kraków", None, "Poland"),
-    ("São Paulo", "SP", "Brazil"), ("Tokyo", None, "Japan"), ("Sydney", "NSW", "Australia"),
-    ("Zürich", "ZH", "Switzerland"), ("Dublin", None, "Ireland"), ("Bangalore", "KA", "India"),
-)
-COMPANY_WORDS = (
-    "Northwind", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Acme", "Vandelay", "Hooli", "Soylent",
-    "Cyberdyne", "Tyrell", "Wonka", "Gringotts", "Aperture", "Blue Sun", "Oceanic", "Monarch", "Nakatomi", "Dunder",
-)
-COMPANY_SUFFIXES = ("Inc.", "LLC", "GmbH", "Ltd", "S.A.", "Corp.", "& Co.", "Sp. z o.o.", "AG", "Holdings")
 INDUSTRIES = ("Technology", "Manufacturing", "Retail", "Finance", "Healthcare", "Education")
 TITLES = ("CEO", "CFO", "VP Sales", "Head of IT", "Buyer", "Office Manager", "Engineer", "Analyst", None)
 BOUNCE_REASONS = (
@@ -96,8 +87,6 @@ DESCRIPTIONS = (
 )
 SUBJECTS = ("Call", "Send quote", "Follow up", "Email", "Demo", "Renewal discussion", "Send contract")
 OPEN_STAGES = ("Prospecting", "Qualification", "Proposal/Price Quote", "Negotiation/Review")
-PROBABILITY = {"Prospecting": 10.0, "Qualification": 20.0, "Proposal/Price Quote": 60.0,
-               "Negotiation/Review": 80.0, "Closed Won": 100.0, "Closed Lost": 0.0}
 LEAD_OPEN_STATUSES = ("Open - Not Contacted", "Working - Contacted")
 OPEN_TASK_STATUSES = ("Not Started", "In Progress", "Waiting on someone else", "Deferred")
 
@@ -111,6 +100,7 @@ class OrgData:
     api_user_id: str
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     sequences: dict[str, int] = field(default_factory=dict)
+    planted: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # per pass, see planted.py
 
 
 class _Gen:
@@ -153,13 +143,6 @@ class _Gen:
             (f"({a}) {b}-{c:04d}", f"+1 {a} {b} {c:04d}", f"{a}.{b}.{c:04d}", f"+44 20 7{b} {c:04d}",
              f"+49 30 {b}{c:04d}")
         )
-
-
-def email_for(first: str | None, last: str, domain: str) -> str:
-    local = ASCII_FOR.get(last) or ".".join(p for p in (first, last) if p)
-    folded = unicodedata.normalize("NFKD", local).encode("ascii", "ignore").decode()
-    folded = "".join(ch for ch in folded.lower().replace(" ", "") if ch.isalnum() or ch in ".-_")
-    return f"{folded or 'contact'}@{domain}"
 
 
 def _slices(r: random.Random, count: int, shares: Sequence[tuple[str, float, int]]) -> dict[str, set[int]]:
@@ -492,6 +475,7 @@ def generate(records: int, seed: int, anchor: datetime) -> OrgData:
         tasks.append(row)
     tables["Task"] = tasks
     _settle_activity_dates(tables)
+    data.planted = plant_cleanup(g, data, seed).passes
     data.sequences = dict(g.sequences)
     return data
 
@@ -535,4 +519,5 @@ def seed_store(store: SalesforceStore, *, records: int, seed: int, anchor: datet
                 "seeded": "1",
             }
         )
+    record_planted(store.path.parent, data.planted)
     return data

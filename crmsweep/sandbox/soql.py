@@ -431,6 +431,38 @@ def _object(query: Query, objects: Callable[[str], schema.SObject | None]) -> sc
     return obj
 
 
+# Objects Salesforce will only query with an id filter on one of these fields (= one id or IN ids).
+_REQUIRED_ID_FILTERS = {"ContentDocumentLink": ("ContentDocumentId", "LinkedEntityId")}
+_ID_FILTER_MESSAGE = (
+    "Implementation restriction: {name} requires a filter by a single Id on {fields} using the equals "
+    "operator or multiple Id's using the IN operator."
+)
+
+
+def _check_filter_restriction(obj: schema.SObject, query: Query) -> None:
+    """Refuse a query on an object whose documented implementation restriction it breaks."""
+    fields = _REQUIRED_ID_FILTERS.get(obj.name)
+    if fields is None:
+        return
+    wanted = {f.lower() for f in fields}
+    for cond in _top_level_and(query.where):
+        ref = cond.field if isinstance(cond, Comparison | InList) else None
+        if ref is None or len(ref.parts) != 1 or ref.parts[0].lower() not in wanted:
+            continue
+        if (isinstance(cond, Comparison) and cond.op == "=") or (isinstance(cond, InList) and not cond.negated):
+            return
+    raise SoqlError(_ID_FILTER_MESSAGE.format(name=obj.name, fields=" or ".join(fields)), MALFORMED_QUERY)
+
+
+def _top_level_and(cond: Condition | None) -> list[Condition]:
+    """The conditions that must all hold: the operands of top-level ANDs, flattened."""
+    if cond is None:
+        return []
+    if isinstance(cond, BoolOp) and cond.op == "AND":
+        return [c for operand in cond.operands for c in _top_level_and(operand)]
+    return [cond]
+
+
 # --- public API -----------------------------------------------------------------------------------
 
 
@@ -451,6 +483,7 @@ def compile_soql(
     """
     query = parse_soql(text)
     obj = _object(query, objects)
+    _check_filter_restriction(obj, query)
     if query.offset is not None and query.offset > MAX_OFFSET:
         raise SoqlError(f"Maximum SOQL offset allowed is {MAX_OFFSET}", NUMBER_OUTSIDE_VALID_RANGE)
     aliases = (f"t{i}" for i in itertools.count())
