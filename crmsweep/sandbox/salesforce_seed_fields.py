@@ -4,8 +4,9 @@ Planted after the main seed (seed.py), through the Tooling module's own writes:
 - unused, the true candidates: Contact.Favourite_Colour__c, Contact.Legacy_Id__c, Account.Old_Rating__c
   (a number) and Lead.Fax_Opt_In__c (a checkbox: false everywhere, so never filled);
 - held back: Opportunity.Forecast_Notes__c (an Apex class uses it), Account.Region_Code__c (a page layout
-  shows it), Account.Segment__c (only a report shows it, which MetadataComponentDependency cannot see), Contact.acme_pkg__Score__c (a managed package's field), Contact.Campaign_Tag__c (created five
-  days ago: the recent-records protection);
+  shows it), Account.Segment__c (only a report shows it, which MetadataComponentDependency cannot see),
+  Contact.acme_pkg__Score__c (a managed package's field), Contact.Campaign_Tag__c (created five days ago:
+  the recent-records protection);
 - near misses: Contact.Partner_Code__c, filled on exactly one contact (one no pass removes: see
   `_steady_contact`), and Contact.Tier__c, filled on every other contact (and used by an Apex class);
 and records the candidates in `planted.json` (see planted.py).
