@@ -199,11 +199,6 @@ def rollback_changes(
     (object, record id): what the rollback planner writes and the plan checks expect, alike."""
     specs = snapshot_field_specs(home, state) if recreates_any(state, recreate) else {}
     undos = applied_undos(state, specs, vocabulary, recreate=recreate, strict=strict)
-    # A create has no drift check: one an earlier, finished rollback of the run made is not made again
-    # (a second rollback covers what the first could not; it would duplicate the rest).
-    made = recreated_by_earlier_rollbacks(home, state, vocabulary)
-    undos = {k: u for k, u in undos.items()
-             if not (u.op is Op.CREATE and (u.object, vocabulary.id_key(u.record_id)) in made)}
     removals = removed_fields((state.plan.changes[i] for i in state.applied_order), vocabulary)
     if removals:
         undos.update(snapshot_value_restores(home, state, removals, undos, vocabulary))
@@ -278,6 +273,12 @@ def rollback_plan_of(
         )
     try:
         undos = rollback_changes(home, state, vocabulary, recreate=recreate, strict=True)
+        # A create has no drift check: one an earlier, finished rollback of the run made is not made again
+        # (a second rollback covers what the first could not; it would duplicate the rest). Only the planner
+        # leaves them out: the plan checks accept a subset, and must still accept the earlier plans.
+        made = recreated_by_earlier_rollbacks(home, state, vocabulary)
+        undos = {k: u for k, u in undos.items()
+                 if not (u.op is Op.CREATE and (u.object, vocabulary.id_key(u.record_id)) in made)}
         links = [c for c in undos.values() if c.op is Op.ASSOCIATE]
         ordered = parents_first([c for c in undos.values() if c.op is not Op.ASSOCIATE], vocabulary)
         changes = definitions_first(ordered, vocabulary) + links

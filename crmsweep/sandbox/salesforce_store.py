@@ -109,7 +109,7 @@ class SalesforceStore(Store):
             self._db.execute(_last_activity_sql(name))
 
     def drop_everything(self) -> None:
-        self.drop_tables([obj.name for obj in OBJECTS.values()])
+        self.drop_tables([obj.name for obj in OBJECTS.values()] + list(salesforce_tooling.TOOLING_OBJECTS))
 
     @property
     def api_user_id(self) -> str:
