@@ -13,9 +13,12 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
+import pandas as pd
+
+from crmsweep import providers
 from crmsweep.backup.rollback import (
     build_rollback_plan,
     mark_rolled_back,
@@ -46,13 +49,17 @@ from crmsweep.cleanup.apply import (
 )
 from crmsweep.cleanup.live_check import ApplyTimeRules
 from crmsweep.cleanup.passes import check_pass_tables, objects_read
-from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of
+from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of, write_signed
 from crmsweep.cleanup.plan_checks import Caps, HomeRules, check_acceptable, check_plan, load_plan, read_plan_file
+from crmsweep.cleanup.quality import QualityReport, build_report, detail_rows
+from crmsweep.cleanup.quality_render import is_report_file
+from crmsweep.cleanup.quality_rules import effective_rules, measure
 from crmsweep.cleanup.scan import ScanResult, check_scan_request, scan_snapshot
+from crmsweep.concepts import DataQuality
 from crmsweep.config import CONFIG_ENV, Config, load_config, resolve_connection
 from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connector
-from crmsweep.errors import BadInput, SafetyRefusal
+from crmsweep.errors import BadInput, SafetyRefusal, UnknownObject
 from crmsweep.model import (
     Capabilities,
     Op,
@@ -61,6 +68,7 @@ from crmsweep.model import (
     SnapshotManifest,
     Vocabulary,
     association_object,
+    canonical_datetime,
 )
 from crmsweep.paths import (
     HOME_ENV,
@@ -70,7 +78,7 @@ from crmsweep.paths import (
     expand_user,
     make_private_dirs,
     path_from_env,
-    replace_private_file,
+    replace_private_file_with,
 )
 
 BackupProgress = Callable[[str, int, bool], None]
@@ -127,23 +135,42 @@ def backup(
         return backup_with(connector, ws, objects, progress=progress)
 
 
-def backup_objects(vocabulary: Vocabulary, capabilities: Capabilities) -> list[str]:
-    """What `backup` takes when no objects are named: the provider's standard set, then every object a
-    pass reads (so a scan never lacks what it needs), each once. Links between objects that have
-    associations are not objects of their own: backing up both ends takes them."""
+def objects_passes_read(vocabulary: Vocabulary, capabilities: Capabilities) -> list[str]:
+    """Every object a pass reads for this provider, each once, but for links between objects that have
+    associations: those are not objects of their own, backing up both ends takes them."""
     ends = capabilities.association_objects
     links = {association_object(a, b) for a in ends for b in ends}
-    wanted = [o for o in objects_read(vocabulary) if o not in links]
-    return list(dict.fromkeys([*vocabulary.default_backup_objects, *wanted]))
+    return [o for o in objects_read(vocabulary) if o not in links]
+
+
+def _held_by(connector: Connector, names: Sequence[str]) -> list[str]:
+    """The objects of `names` the CRM has (an org without quotes or invoices enabled has no such object)."""
+    held: list[str] = []
+    for name in names:
+        try:
+            connector.fields(name)
+        except UnknownObject:
+            continue
+        held.append(name)
+    return held
 
 
 def backup_with(
     connector: Connector, ws: Workspace, objects: Sequence[str] = (), *, progress: BackupProgress | None = None
 ) -> SnapshotManifest:
-    chosen = list(objects) or backup_objects(connector.vocabulary, connector.capabilities)
+    """Back up `objects`; when none are named, the provider's standard set and then every object a pass
+    reads that the CRM has (so a scan never lacks what it needs; a pass whose object the CRM lacks is
+    skipped by scan, saying so)."""
+    calls_before = connector.api_usage().calls
+    if objects:
+        chosen = list(objects)
+    else:
+        standard = list(connector.vocabulary.default_backup_objects)
+        extra = [o for o in objects_passes_read(connector.vocabulary, connector.capabilities) if o not in standard]
+        chosen = [*standard, *_held_by(connector, extra)]
     if not chosen:
         raise BadInput("name the objects to back up with --object: this provider has no default set")
-    return take_snapshot(connector, ws.home, objects=chosen, progress=progress)
+    return take_snapshot(connector, ws.home, objects=chosen, progress=progress, calls_before=calls_before)
 
 
 def snapshots(ws: Workspace, connection: str | None = None) -> list[SnapshotManifest]:
@@ -240,31 +267,37 @@ def check_plan_output(path: Path) -> None:
 
     Anything else is refused, so `-o crmsweep.toml` (or any file that is not a plan) is never lost.
     """
+    check_output(path, "plan", "plan.json", _is_plan_file)
+
+
+def check_output(path: Path, kind: str, example: str, is_ours: Callable[[Path], bool]) -> None:
+    """Where a file of `kind` may be written: a new file in an existing, writable folder, or over an
+    older one of its kind (`is_ours`); anything else is refused, so no other file is ever lost."""
     try:
-        _check_plan_output(path)
+        _check_output(path, kind, example, is_ours)
     except OSError as exc:  # a name too long, a folder that cannot be looked into
-        raise BadInput(f"cannot write the plan to {path}: {exc.strerror or exc}") from None
+        raise BadInput(f"cannot write the {kind} to {path}: {exc.strerror or exc}") from None
 
 
-def _check_plan_output(path: Path) -> None:
+def _check_output(path: Path, kind: str, example: str, is_ours: Callable[[Path], bool]) -> None:
     if path.is_dir():
-        raise BadInput(f"cannot write the plan to {path}: it is a folder; name a file, e.g. {path / 'plan.json'}")
+        raise BadInput(f"cannot write the {kind} to {path}: it is a folder; name a file, e.g. {path / example}")
     folder = path.parent
-    # Missing folders are made (0700) when the plan is written; what must exist is a folder to make them in.
+    # Missing folders are made (0700) when the file is written; what must exist is a folder to make them in.
     while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
-        raise BadInput(f"cannot write the plan to {path}: {folder} is not a folder")
-    if (path.exists() or path.is_symlink()) and not _is_plan_file(path):
+        raise BadInput(f"cannot write the {kind} to {path}: {folder} is not a folder")
+    if (path.exists() or path.is_symlink()) and not is_ours(path):
         raise BadInput(
-            f"{path} exists and is not a crmsweep plan: refusing to overwrite it; choose another file with -o"
+            f"{path} exists and is not a crmsweep {kind}: refusing to overwrite it; choose another file with -o"
         )
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise BadInput(f"cannot write the plan to {path}: folder {folder}: {exc.strerror}") from None
+        raise BadInput(f"cannot write the {kind} to {path}: folder {folder}: {exc.strerror}") from None
 
 
 def _is_plan_file(path: Path) -> bool:
@@ -291,10 +324,9 @@ def _check_snapshot_matches(reader: SnapshotReader, connector: Connector, connec
 
 def write_plan(plan: Plan, output: Path, home: Home) -> None:
     """Write atomically and privately (a plan holds before-images: personal data), signed by `home`."""
-    text = signed_json(plan, home)
     try:
         make_private_dirs(output.parent, "plan folder")
-        replace_private_file(output, text.encode("utf-8"))
+        replace_private_file_with(output, lambda handle: write_signed(plan, handle, home))
     except OSError as exc:
         raise BadInput(f"cannot write the plan to {output}: {exc.strerror}") from exc
 
@@ -436,16 +468,17 @@ def rollback_plan(ws: Workspace, run_id: str, connector: Connector, *, now: date
 
 def not_undeletable(connector: Connector, state: RunState) -> set[tuple[str, str]]:
     """(object, id) of the records run `state` deleted that the CRM cannot give back with their ids:
-    all of them where it has no undelete, else those its recycle bin no longer holds (one read per object)."""
+    all of those of objects it cannot undelete, else those its recycle bin no longer holds (one read per object)."""
     deleted: dict[str, list[str]] = {}
     for index in state.applied_order:
         change = state.plan.changes[index]
         if change.op is Op.DELETE:
             deleted.setdefault(change.object, []).append(change.record_id)
-    if not connector.capabilities.supports_undelete:
-        return {(obj, i) for obj, ids in deleted.items() for i in ids}
-    gone: set[tuple[str, str]] = set()
+    capabilities = connector.capabilities
+    gone = {(obj, i) for obj, ids in deleted.items() if not capabilities.undeletes(obj) for i in ids}
     for obj, ids in deleted.items():
+        if not capabilities.undeletes(obj):
+            continue
         held = connector.read(obj, ids, [connector.vocabulary.id_field], include_deleted=True)
         held_keys = {connector.vocabulary.id_key(i) for i in held}
         gone |= {(obj, i) for i in ids if connector.vocabulary.id_key(i) not in held_keys}
@@ -536,3 +569,100 @@ def run(ws: Workspace, run_id: str) -> RunDetails:
     finished = str(last.get("time")) if last.get("t") in ("end", "stop") and last.get("time") else None
     rollbacks = [r.run_id for r in list_runs(ws.home) if r.rollback_of == run_id]
     return RunDetails(state=state, finished=finished, rollbacks=rollbacks)
+
+
+# --- reports ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QualityOutcome:
+    report: QualityReport
+    snapshot: SnapshotManifest
+    chosen_as_newest: bool  # no --snapshot: the connection's newest snapshot was taken
+    detail: pd.DataFrame | None  # one row per violation, when asked for
+
+
+def quality_report(
+    ws: Workspace,
+    connection: str,
+    *,
+    snapshot_id: str | None = None,
+    compare: str | None = None,
+    since: date | None = None,
+    detail: bool = False,
+    now: datetime | None = None,
+) -> QualityOutcome:
+    """The data-quality report of one snapshot of `connection` (default: its newest), per owner, compared
+    with an earlier snapshot: `compare`, else the newest taken before `since`, else the one before it.
+
+    Read-only: it reads snapshots and never connects to the CRM.
+    """
+    if compare is not None and since is not None:
+        raise BadInput("give --compare SNAPSHOT or --since DATE, not both")
+    taken = list_snapshots(ws.home, connection)
+    if connection not in ws.config.connection_names and not taken:
+        raise BadInput(f"unknown connection '{connection}': known connections are "
+                       f"{', '.join(ws.config.connection_names)}")
+    if snapshot_id is None:
+        if not taken:
+            raise BadInput(f"no snapshot of connection '{connection}' yet: take one with "
+                           f"`crmsweep backup -c {connection}`")
+        current = open_snapshot(ws.home, taken[-1].snapshot_id)
+    else:
+        current = open_snapshot(ws.home, snapshot_id)
+        if current.manifest.connection != connection:
+            raise BadInput(f"snapshot {snapshot_id} is of connection '{current.manifest.connection}', "
+                           f"not '{connection}': see `crmsweep snapshots list -c {connection}`")
+    earlier = _earlier_snapshot(ws, current.manifest, taken, compare=compare, since=since)
+    provider = providers.get(current.manifest.provider)
+    vocabulary = provider.vocabulary
+    rules = effective_rules(
+        vocabulary.concept(DataQuality), provider.name, keep_defaults=ws.config.quality.defaults,
+        extra=ws.config.quality.rules,
+        known_objects=[*current.manifest.objects, *vocabulary.default_backup_objects],
+    )
+    quality = vocabulary.concept(DataQuality)
+    found = measure(current, vocabulary, rules, quality)
+    report = build_report(current, vocabulary, rules, now=now or datetime.now(UTC),
+                          worst=ws.config.quality.worst, earlier=earlier, measured=found)
+    if earlier is None and compare is None and since is None:
+        note = f"no earlier snapshot of connection '{connection}' to compare with"
+        report = replace(report, notes=(*report.notes, note))
+    return QualityOutcome(report=report, snapshot=current.manifest, chosen_as_newest=snapshot_id is None,
+                          detail=detail_rows(found, quality) if detail else None)
+
+
+def _earlier_snapshot(ws: Workspace, current: SnapshotManifest, taken: Sequence[SnapshotManifest], *,
+                      compare: str | None, since: date | None) -> SnapshotReader | None:
+    if compare is not None:
+        earlier = open_snapshot(ws.home, compare)
+        other = earlier.manifest
+        if (other.provider, other.org_id) != (current.provider, current.org_id):
+            raise BadInput(f"snapshot {compare} is of {other.provider} org {other.org_id}, but {current.snapshot_id} "
+                           f"is of {current.provider} org {current.org_id}: compare snapshots of one org")
+        if other.snapshot_id == current.snapshot_id:
+            raise BadInput(f"--compare names the snapshot being reported ({compare}): name an earlier one")
+        return earlier
+    before = [m for m in taken if (m.started, m.snapshot_id) < (current.started, current.snapshot_id)]
+    if since is not None:
+        cutoff = canonical_datetime(datetime.combine(since, time(0), tzinfo=UTC)) or ""
+        before = [m for m in before if m.started < cutoff]
+        if not before:
+            raise BadInput(f"no snapshot of connection '{current.connection}' was taken before {since.isoformat()}: "
+                           f"see `crmsweep snapshots list -c {current.connection}`, or use --compare SNAPSHOT")
+    return open_snapshot(ws.home, before[-1].snapshot_id) if before else None
+
+
+def write_report(text: str, output: Path) -> None:
+    """Write a report atomically and privately (it names people and records): 0600, folders 0700."""
+    check_report_output(output)
+    try:
+        make_private_dirs(output.parent, "report folder")
+        replace_private_file(output, text.encode("utf-8"))
+    except OSError as exc:
+        raise BadInput(f"cannot write the report to {output}: {exc.strerror}") from exc
+
+
+def check_report_output(output: Path) -> None:
+    """A report may replace an earlier report, never another file."""
+    check_output(output, "report", "quality.html", is_report_file)

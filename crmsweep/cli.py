@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from crmsweep import __version__, providers
-from crmsweep.commands import apply, backup, demo, plan, runs, sandbox
+from crmsweep.commands import apply, backup, demo, plan, report, runs, sandbox
 from crmsweep.commands.common import ROOT_OPTIONS, ConfigOpt, HomeOpt, RootOptions
 from crmsweep.commands.help import App
 
@@ -66,6 +66,7 @@ app.add_typer(plan.plan_app, name="plan")
 app.command()(apply.apply)
 app.command()(apply.rollback)
 app.add_typer(runs.runs_app, name="runs")
+app.add_typer(report.report_app, name="report")
 app.command()(demo.demo)
 app.add_typer(sandbox.sandbox_app, name="sandbox")
 

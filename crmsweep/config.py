@@ -23,6 +23,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from crmsweep import providers
 from crmsweep.bounds import BOUND_KEY, Bound
+from crmsweep.concepts import SEVERITIES, QualityRule
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.errors import BadInput
@@ -103,6 +104,17 @@ class SandboxSettings:
     seed: int = field(default=7, metadata=Bound(0, 2**32 - 1).metadata())
 
 
+@dataclass(frozen=True)
+class QualitySettings:
+    """[quality]: what `report quality` checks beyond (or instead of) the provider's default rules."""
+
+    # False: only the rules given here. True: these are added to the defaults, and one with the object
+    # and label of a default rule replaces it (to change its severity or fields).
+    defaults: bool = True
+    worst: int = field(default=5, metadata=Bound(1, 1000).metadata())  # worst records listed per owner
+    rules: tuple[QualityRule, ...] = ()
+
+
 def bound_of(settings: type[Any], name: str) -> Bound:
     """The bound declared on a numeric setting of one of the settings classes above."""
     found = next(f for f in fields(settings) if f.name == name).metadata.get(BOUND_KEY)
@@ -121,6 +133,7 @@ class Config:
     safety: SafetySettings = field(default_factory=SafetySettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
 
     def to_dict(self) -> dict[str, Any]:
         """The effective settings as JSON data (no secrets: tokens are never part of a Config)."""
@@ -144,6 +157,15 @@ class Config:
                 "daily_reserve": self.retry.daily_reserve,
             },
             "sandbox": {"records": self.sandbox.records, "seed": self.sandbox.seed},
+            "quality": {
+                "defaults": self.quality.defaults,
+                "worst": self.quality.worst,
+                "rules": [
+                    {"object": r.object, "severity": r.severity, "label": r.label, "any_of": list(r.any_of),
+                     "active_owner": r.active_owner, "provider": r.provider}
+                    for r in self.quality.rules
+                ],
+            },
         }
 
     @property
@@ -178,21 +200,23 @@ def _suggest(word: str, known: Sequence[str]) -> str:
 class _Table:
     """One TOML table being validated, with error messages that say where."""
 
-    def __init__(self, source: str, section: str, data: Any) -> None:
+    def __init__(self, source: str, section: str, data: Any, *, where: str | None = None) -> None:
         self.source = source
         self.section = section
+        # How messages name the table: "[section]", or e.g. "[[quality.rules]] #2" for one of an array.
+        self.where = where or f"[{section}]"
         if not isinstance(data, Mapping):
-            raise BadInput(f"{source}: [{section}] must be a table, not {_type_name(data)}")
+            raise BadInput(f"{source}: {self.where} must be a table, not {_type_name(data)}")
         self.data: Mapping[str, Any] = data
 
     def fail(self, key: str, problem: str) -> BadInput:
-        return BadInput(f"{self.source}: [{self.section}] {key}: {problem}")
+        return BadInput(f"{self.source}: {self.where} {key}: {problem}")
 
     def only(self, known: Sequence[str]) -> None:
         for key in self.data:
             if key not in known:
                 raise BadInput(
-                    f"{self.source}: [{self.section}] unknown key '{key}'{_suggest(key, known)}; "
+                    f"{self.source}: {self.where} unknown key '{key}'{_suggest(key, known)}; "
                     f"known keys: {', '.join(known)}"
                 )
 
@@ -274,12 +298,14 @@ def _shown_url(parts: SplitResult | None) -> str:
     return f"{parts.scheme}://{parts.hostname}{port}"
 
 
-SECTIONS = ("connections", "passes", "protect", "safety", "retry", "sandbox")
+SECTIONS = ("connections", "passes", "protect", "safety", "retry", "sandbox", "quality")
 _CONNECTION_KEYS = ("provider", "url", "token_env", "ca_file", "api_version")
 _PROTECT_KEYS = ("recent_days", "objects", "ids")
 _SAFETY_KEYS = ("max_changes", "max_changes_per_object", "confirm_typed_over")
 _RETRY_KEYS = ("attempts", "initial_wait", "max_wait", "daily_reserve")
 _SANDBOX_KEYS = ("records", "seed")
+_QUALITY_KEYS = ("defaults", "worst", "rules")
+_QUALITY_RULE_KEYS = ("object", "any_of", "active_owner", "severity", "label", "provider")
 
 
 def _connection(source: str, base_dir: Path, name: str, data: Any) -> ConnectionProfile:
@@ -320,6 +346,43 @@ def _connection(source: str, base_dir: Path, name: str, data: Any) -> Connection
                                             f"got {_shown_word(api_version)}")
     return ConnectionProfile(name=name, provider=provider.name, url=url, token_env=token_env,
                              ca_file=ca_file, api_version=api_version)
+
+
+def _quality_rule(source: str, number: int, data: Any) -> QualityRule:
+    table = _Table(source, "quality.rules", data, where=f"[[quality.rules]] #{number}")
+    table.only(_QUALITY_RULE_KEYS)
+    obj = table.get_str("object", required=True) or ""
+    severity = table.get_str("severity", required=True) or ""
+    if severity not in SEVERITIES:
+        raise table.fail("severity", f"must be one of {', '.join(SEVERITIES)}, got {_shown_word(severity)}")
+    any_of = table.get_strings("any_of")
+    active_owner = table.data.get("active_owner", False)
+    if not isinstance(active_owner, bool):
+        raise table.fail("active_owner", f"expected true or false, got {_shown(active_owner)}")
+    if bool(any_of) == active_owner:
+        raise table.fail("any_of", "give either any_of = [\"Field\", ...] (a value in at least one of them) "
+                                   "or active_owner = true, not both and not neither")
+    provider = table.get_str("provider")
+    if provider is not None and provider not in providers.names():
+        raise table.fail("provider", f"must be one of {', '.join(providers.names())}, got {_shown_word(provider)}")
+    label = table.get_str("label") or ("active owner" if active_owner else " or ".join(any_of))
+    return QualityRule(object=obj, severity=severity, label=label, any_of=any_of, active_owner=active_owner,
+                       provider=provider)
+
+
+def _quality(source: str, data: Any) -> QualitySettings:
+    table = _Table(source, "quality", data)
+    table.only(_QUALITY_KEYS)
+    defaults = table.data.get("defaults", True)
+    if not isinstance(defaults, bool):
+        raise table.fail("defaults", f"expected true or false, got {_shown(defaults)}")
+    raw_rules = table.data.get("rules", [])
+    if not isinstance(raw_rules, list):
+        raise table.fail("rules", "expected [[quality.rules]] tables, one per rule")
+    rules = tuple(_quality_rule(source, n, rule) for n, rule in enumerate(raw_rules, 1))
+    if not defaults and not rules:
+        raise table.fail("defaults", "is false but no [[quality.rules]] are given: the report would check nothing")
+    return QualitySettings(defaults=defaults, rules=rules, **table.numbers(QualitySettings))
 
 
 def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: Path | None = None) -> Config:
@@ -363,6 +426,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
         safety=SafetySettings(**safety.numbers(SafetySettings)),
         retry=retry_settings,
         sandbox=SandboxSettings(**sandbox.numbers(SandboxSettings)),
+        quality=_quality(source, data.get("quality", {})),
     )
 
 

@@ -27,6 +27,10 @@ class BadInput(CrmsweepError):
     exit_code = EXIT_BAD_INPUT
 
 
+class UnknownObject(BadInput):
+    """The CRM has no object of that name (a backup of optional objects leaves it out)."""
+
+
 class SafetyRefusal(CrmsweepError):
     """A safety rule refused the operation (digest mismatch, unverified before-images, caps)."""
 

@@ -12,12 +12,15 @@ accept that form on input, so a before-image can be written back as it stands.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-from collections.abc import Mapping, Sequence
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import IO, Any, TypeVar
 
 Record = dict[str, Any]
 
@@ -67,9 +70,15 @@ def canonical_date(value: str | date | datetime | None) -> str | None:
     return date.fromisoformat(value[:10]).isoformat()
 
 
+# One encoder made once: json.dumps with these arguments would build it again for every change of a plan.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# Plan header lines: the header's own key order, spaced for a person reading the file.
+_READABLE = json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(data: Any) -> str:
     """The byte-stable serialisation digests are computed over."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _CANONICAL.encode(data)
 
 
 def sha256_text(text: str) -> str:
@@ -220,6 +229,13 @@ class Capabilities:
     has_associations: bool = False
     # The object types associations link (a backup reads the links between each pair it backs up).
     association_objects: tuple[str, ...] = ()
+    # Objects whose delete the CRM can undo keeping the id, where its records in general cannot be
+    # undeleted (`supports_undelete` off): an object with a restore call of its own.
+    undeletable_objects: tuple[str, ...] = ()
+
+    def undeletes(self, object_name: str) -> bool:
+        """Whether a delete of `object_name` records can be undone with their ids kept."""
+        return self.supports_undelete or object_name in self.undeletable_objects
 
 
 # In a snapshot, the links from one object type to another (on providers with associations) are a
@@ -571,20 +587,52 @@ class Plan:
     def body(self) -> dict[str, Any]:
         return {"header": self.header.to_dict(), "changes": [c.to_dict() for c in self.changes]}
 
-    @property
+    @cached_property
     def digest(self) -> str:
-        return sha256_text(canonical_json(self.body()))
+        """sha256 over the canonical JSON of `body()`, computed once per plan (a plan is a value), and
+        piece by piece, never as one text (see `_BodyHash`)."""
+        body = _BodyHash()
+        for batch in _batches(self.changes):
+            body.add([canonical_json(change.to_dict()) for change in batch])
+        return body.digest(self.header)
+
+    def write_json(self, out: IO[bytes], *, sign: Callable[[str], str] | None = None) -> str:
+        """Write the plan file to `out` as it is made, never holding its text; returns the digest.
+
+        Layout: the header one key per line (a list one item per line), then one change per line (its
+        keys in their own order, as the preview shows them, the before-image in canonical JSON: see
+        `_change_texts`), `digest` and, with `sign` (digest -> signature, see crmsweep.cleanup.plan_auth),
+        `signature` last. Still one JSON document, so plans written indented before read the same way.
+        The digest, if not known yet, is hashed in the same walk over the changes.
+        """
+        known: str | None = self.__dict__.get("digest")
+        body = None if known is not None else _BodyHash()
+        out.write(f'{{\n  "format": {_READABLE.encode(PLAN_FORMAT)},\n  "header": '.encode())
+        out.write(_header_text(self.header.to_dict()).encode())
+        out.write(b',\n  "changes": [')
+        for n, batch in enumerate(_batches(self.changes)):
+            texts = [_change_texts(change.to_dict()) for change in batch]
+            lines = ",\n    ".join(line for line, _ in texts)
+            out.write(("," if n else "").encode() + ("\n    " + lines).encode())
+            if body is not None:
+                body.add([canonical for _, canonical in texts])
+        out.write(b"\n  ]," if self.changes else b"],")
+        if body is not None:
+            known = body.digest(self.header)
+            self.__dict__["digest"] = known  # what cached_property stores: the same value, not computed twice
+        assert known is not None
+        tail = f'\n  "digest": {_READABLE.encode(known)}'
+        if sign is not None:
+            tail += f',\n  "signature": {_READABLE.encode(sign(known))}'
+        out.write((tail + "\n}\n").encode())
+        return known
 
     def to_json(self, *, signature: str | None = None) -> str:
-        """Human-readable JSON: one change per block, stable key order, digest (and signature) last.
-
-        The signature (see crmsweep.cleanup.plan_auth) is not part of the digested body: it is made
-        over the digest.
-        """
-        doc: dict[str, Any] = {"format": PLAN_FORMAT, **self.body(), "digest": self.digest}
-        if signature is not None:
-            doc["signature"] = signature
-        return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+        """The plan file text (see `write_json`); the signature (crmsweep.cleanup.plan_auth) is not part of
+        the digested body: it is made over the digest."""
+        buffer = io.BytesIO()
+        self.write_json(buffer, sign=None if signature is None else lambda _digest: signature)
+        return buffer.getvalue().decode("utf-8")
 
     @classmethod
     def from_json(cls, text: str) -> tuple[Plan, str]:
@@ -594,6 +642,69 @@ class Plan:
 
     def with_header(self, **updates: Any) -> Plan:
         return Plan(header=replace(self.header, **updates), changes=self.changes)
+
+
+_BATCH = 512  # changes encoded, hashed and written at a time: few calls, little text held
+
+
+class _BodyHash:
+    """sha256 of the canonical JSON of a plan's body, fed its changes' canonical JSON batch by batch.
+
+    Canonical JSON sorts keys, so the body is `{"changes":[<change>,<change>...],"header":<header>}`,
+    each piece the canonical JSON of its value: the digest definition of `Plan.body()`, unchanged."""
+
+    def __init__(self) -> None:
+        self._hasher = hashlib.sha256(b'{"changes":[')
+        self._first = True
+
+    def add(self, changes: Sequence[str]) -> None:
+        """The next changes, each the canonical JSON of its `Change.to_dict()`."""
+        self._hasher.update(("" if self._first else ",").encode() + ",".join(changes).encode())
+        self._first = False
+
+    def digest(self, header: PlanHeader) -> str:
+        self._hasher.update(b'],"header":' + canonical_json(header.to_dict()).encode() + b"}")
+        return "sha256:" + self._hasher.hexdigest()
+
+
+def _batches(changes: Sequence[Change]) -> Iterator[Sequence[Change]]:
+    for start in range(0, len(changes), _BATCH):
+        yield changes[start : start + _BATCH]
+
+
+_BEFORE = "before"
+# Stands for the before-image while the rest of a change is encoded, then replaced by its text. Random
+# per process, so no value from a CRM can be it; and a text holding it other than once is encoded whole.
+_STAND_IN_VALUE = f"crmsweep-before-image-{secrets.token_hex(16)}"
+_STAND_IN = f'"{_STAND_IN_VALUE}"'  # its JSON: letters, digits and dashes need no escape
+
+
+def _change_texts(change: Mapping[str, Any]) -> tuple[str, str]:
+    """(the change's line in a plan file, its canonical JSON), from `Change.to_dict()`.
+
+    The before-image is most of a change's bytes, so it is encoded once, canonically, and that text
+    serves both: the line keeps the change's own key order (and the order of `after`, whose values the
+    preview lists) with the before-image's keys sorted; the canonical text is the one the digest needs.
+    """
+    before = canonical_json(change[_BEFORE])
+    rest = {**change, _BEFORE: _STAND_IN_VALUE}
+    line, canonical = _READABLE.encode(rest), canonical_json(rest)
+    if line.count(_STAND_IN) != 1 or canonical.count(_STAND_IN) != 1:
+        return _READABLE.encode({**change, _BEFORE: json.loads(before)}), canonical_json(change)
+    return line.replace(_STAND_IN, before), canonical.replace(_STAND_IN, before)
+
+
+def _header_text(header: Mapping[str, Any]) -> str:
+    """The header, one key per line, and a list one item per line (notes, review items can be many)."""
+    lines = []
+    for key, value in header.items():
+        name = _READABLE.encode(key)
+        if isinstance(value, list) and value:
+            items = ",\n".join(f"      {_READABLE.encode(item)}" for item in value)
+            lines.append(f"    {name}: [\n{items}\n    ]")
+        else:
+            lines.append(f"    {name}: {_READABLE.encode(value)}")
+    return "{\n" + ",\n".join(lines) + "\n  }"
 
 
 def _strings(value: Any, what: str) -> tuple[str, ...]:

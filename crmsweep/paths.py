@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import platformdirs
 
@@ -132,9 +133,22 @@ def write_private_file(path: Path, data: bytes) -> None:
 
 def replace_private_file(path: Path, data: bytes) -> None:
     """Write `path` atomically: a reader sees the old file or the new one, never half of either."""
+    replace_private_file_with(path, lambda handle: handle.write(data))
+
+
+def replace_private_file_with(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """`replace_private_file` with the content written by `write(handle)` as it is made (a large plan
+    need not be held whole); if `write` fails, the old file stays and the half-written one is removed."""
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.unlink(missing_ok=True)
-    write_private_file(temporary, data)
+    try:
+        with os.fdopen(open_private_file(temporary), "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, path)
     fsync_dir(path.parent)
 

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from crmsweep.connectors.base import AssociationsUnsupported, RecordFilter, Scalar
-from crmsweep.errors import LimitExceeded, RetriableError
+from crmsweep.errors import LimitExceeded, RetriableError, UnknownObject
 from crmsweep.model import (
     ApiUsage,
     Capabilities,
@@ -203,7 +203,7 @@ class FakeConnector:
 
     def fields(self, object_name: str) -> list[FieldSpec]:
         if object_name not in self._fields:
-            raise KeyError(object_name)
+            raise UnknownObject(f"no object {object_name!r}")
         return list(self._fields[object_name])
 
     def count(

@@ -16,8 +16,9 @@ GOLDEN = Path(__file__).parent / "snapshots" / "preview"
 PLAN_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / f"{name}.txt"
+def check_golden(name: str, text: str, folder: Path = GOLDEN) -> None:
+    """`text` equals the golden file `name` (".txt" added when it has no suffix) under `folder`."""
+    path = folder / (name if "." in name else f"{name}.txt")
     if os.environ.get("CRMSWEEP_UPDATE_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

@@ -117,8 +117,9 @@ def test_pass_settings_reach_the_pass() -> None:
 
 def test_skipped_pass_is_noted() -> None:
     result = scan(make_view(only=["Contact", "Lead", "Opportunity", "OpportunityContactRole"]))
-    assert result.skipped == {"inactive_users": "no User object in the snapshot"}
-    assert "inactive_users: skipped: no User object in the snapshot" in result.plan.header.notes
+    why = "the snapshot lacks User: back it up (crmsweep backup takes what the passes read) and scan again"
+    assert result.skipped == {"inactive_users": why}
+    assert f"inactive_users: skipped: {why}" in result.plan.header.notes
     assert result.per_pass["inactive_users"] == 0
 
 
@@ -237,15 +238,38 @@ def _delete_every_contact(ctx: PassContext) -> PassOutput:
     return PassOutput(changes=changes)
 
 
-def test_a_record_claimed_by_an_earlier_pass_is_not_proposed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_later_pass_sees_what_the_earlier_ones_removed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(
         PASSES, "everyone", PassSpec(name="everyone", summary="x", order=30, defaults={}, run=_delete_every_contact)
     )
     result = scan(passes=["stale_contacts", "everyone"])
+    stale = {c.record_id for c in result.plan.changes if c.pass_name == "stale_contacts" and c.object == "Contact"}
     everyone = [c.record_id for c in result.plan.changes if c.pass_name == "everyone"]
+    # The contacts stale_contacts deletes are gone from what the later pass sees: it proposes only the rest.
     assert everyone == [cid(2), cid(5), cid(6), cid(10), cid(11), cid(13), cid(14)]
+    assert not stale & set(everyone)
     assert result.per_pass == {"stale_contacts": 7, "everyone": 7}
-    assert "everyone: 6 records already changed by stale_contacts" in result.plan.header.notes
+    assert not any("already changed" in note for note in result.plan.header.notes)
+
+
+def _clear_first_contact(ctx: PassContext) -> PassOutput:
+    rows = ctx.view.record_map("Contact", [cid(2)])
+    return PassOutput(changes=[
+        Change(op=Op.UPDATE, object="Contact", record_id=cid(2), before=rows[cid(2)], after={"Email": None},
+               reason="clear", pass_name="first")
+    ])
+
+
+def test_a_record_claimed_by_an_earlier_pass_is_not_proposed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = PassSpec(name="first", summary="x", order=5, defaults={}, run=_clear_first_contact)
+    monkeypatch.setitem(PASSES, "first", first)
+    monkeypatch.setitem(
+        PASSES, "everyone", PassSpec(name="everyone", summary="x", order=30, defaults={}, run=_delete_every_contact)
+    )
+    result = scan(passes=["first", "everyone"])
+    assert [(c.pass_name, c.record_id) for c in result.plan.changes][:1] == [("first", cid(2))]
+    assert cid(2) not in [c.record_id for c in result.plan.changes if c.pass_name == "everyone"]
+    assert "everyone: 1 records already changed by first" in result.plan.header.notes
 
 
 def test_a_snapshot_of_another_provider_is_refused() -> None:

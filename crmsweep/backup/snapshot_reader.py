@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -99,7 +100,12 @@ class SnapshotReader:
                 yield from canonical_rows(handle.read_row_group(group), kinds)
 
     def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
-        """The rows with these ids, in canonical form; ids the snapshot lacks are absent."""
+        """The rows with these ids, in canonical form; ids the snapshot lacks are absent.
+
+        One pass: the id column is read once and matched against one hash set of the ids, then each row
+        group holding a match is read once and only its matching rows are converted. (Matching row group
+        by row group rebuilt the set for each of them: at 1M contacts and 300k ids, most of a scan.)
+        """
         kinds = self._kinds(object_name)
         wanted = list(dict.fromkeys(str(i) for i in ids))
         if not wanted:
@@ -107,16 +113,19 @@ class SnapshotReader:
         found: dict[str, Record] = {}
         with self._parquet(object_name) as handle:
             id_field = self._id_field(object_name, handle)
-            value_set = pa.array(wanted, type=pa.string())
-            for group in range(handle.num_row_groups):
-                # Only the id column is scanned; whole rows are read for row groups that hold a match.
-                mask = pc.is_in(handle.read_row_group(group, columns=[id_field]).column(0), value_set=value_set)
-                if not pc.any(mask).as_py():
-                    continue
-                for record in canonical_rows(handle.read_row_group(group).filter(mask), kinds):
-                    found[str(record[id_field])] = record
-                if len(found) == len(wanted):
-                    break
+            hits = pc.indices_nonzero(
+                pc.is_in(handle.read(columns=[id_field]).column(0), value_set=pa.array(wanted, type=pa.string()))
+            ).to_numpy()
+            if not len(hits):
+                return found
+            ends = np.cumsum([handle.metadata.row_group(g).num_rows for g in range(handle.num_row_groups)])
+            groups = np.searchsorted(ends, hits, side="right")
+            for group in np.unique(groups):
+                start = int(ends[group - 1]) if group else 0
+                rows = pa.array(hits[groups == group] - start, type=pa.int64())
+                for record in canonical_rows(handle.read_row_group(int(group)).take(rows), kinds):
+                    # A snapshot holds each id once; were one there twice, its first row would be kept.
+                    found.setdefault(str(record[id_field]), record)
         return found
 
     def _id_field(self, object_name: str, handle: pq.ParquetFile) -> str:

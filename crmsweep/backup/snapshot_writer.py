@@ -133,7 +133,7 @@ def _write_object(connector: Connector, folder: Path, object_name: str, progress
     describe_path, describe_sha = _write_describe(folder, object_name, describe)
     vocabulary = connector.vocabulary
     # Where deleted records cannot be undeleted (an archive with no restore API), the snapshot is their only copy.
-    include_deleted = not connector.capabilities.supports_undelete
+    include_deleted = not connector.capabilities.undeletes(object_name)
     deleted_field = vocabulary.deleted_field
     names = [s.name for s in specs]
     id_field = vocabulary.id_field if vocabulary.id_field in names else None
@@ -283,11 +283,16 @@ def take_snapshot(
     objects: Sequence[str],
     progress: Progress | None = None,
     clock: Callable[[], datetime] = _utc_now,
+    calls_before: int | None = None,
 ) -> SnapshotManifest:
-    """Back up `objects` into a new snapshot under `home.snapshots_dir`; returns its manifest."""
+    """Back up `objects` into a new snapshot under `home.snapshots_dir`; returns its manifest.
+
+    `calls_before` is the connector's call count when the backup began, where the caller already spent
+    calls on it (choosing which objects the CRM has): the manifest counts those too."""
     names = _checked_objects(objects)
     started = _as_utc(clock())
-    calls_before = connector.api_usage().calls
+    if calls_before is None:
+        calls_before = connector.api_usage().calls
     org_id = connector.org_id()
     api_version = connector.api_version()
     for name in names:

@@ -17,7 +17,8 @@ from typing import Any
 from crmsweep.cleanup.passes import PASSES, LiveNeeds, LiveRows, RelatedRead, validate_settings
 from crmsweep.cleanup.protect import Protections
 from crmsweep.connectors.base import Connector
-from crmsweep.model import Change, Record
+from crmsweep.errors import UnknownObject
+from crmsweep.model import Change, Record, association_object
 
 SKIP_PROTECTED = "protected"
 SKIP_NO_LONGER_QUALIFIES = "no longer qualifies"
@@ -57,6 +58,7 @@ class LiveChecker:
         self._rules = rules
         self._ran_with = ran_with
         self._settings: dict[str, Mapping[str, Any]] = {}
+        self._held: dict[str, bool] = {}
 
     @property
     def protections(self) -> Protections:
@@ -130,8 +132,24 @@ class LiveChecker:
             if needs is None:
                 continue
             for step in needs.related:
-                self._read_step(step, [(n, changes[n]) for n in positions], per_change, key)
+                if self._org_has(step.object):
+                    self._read_step(step, [(n, changes[n]) for n in positions], per_change, key)
         return per_change
+
+    def _org_has(self, object_name: str) -> bool:
+        """Whether the CRM has the object a related read names: one it lacks (an org without cases)
+        ties no record to anything, so its read gives no rows rather than stopping the apply."""
+        if object_name not in self._held:
+            ends = self.connector.capabilities.association_objects
+            if any(association_object(a, b) == object_name for a in ends for b in ends):
+                self._held[object_name] = True
+            else:
+                try:
+                    self.connector.fields(object_name)
+                    self._held[object_name] = True
+                except UnknownObject:
+                    self._held[object_name] = False
+        return self._held[object_name]
 
     def _read_step(
         self,

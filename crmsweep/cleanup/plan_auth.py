@@ -17,6 +17,7 @@ import shlex
 import stat
 from enum import StrEnum
 from pathlib import Path
+from typing import IO
 
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Plan, PlanFile
@@ -94,15 +95,26 @@ def plan_key(home: Home) -> bytes:
     return key
 
 
+def _signature_of(key: bytes, digest: str) -> str:
+    mac = hmac.new(key, _DOMAIN + digest.encode("ascii"), hashlib.sha256)
+    return SIGNATURE_SCHEME + mac.hexdigest()
+
+
 def signature_with(key: bytes, plan: Plan) -> str:
     """The signature of `plan` under `key` (over its digest, computed here, never a claimed one)."""
-    mac = hmac.new(key, _DOMAIN + plan.digest.encode("ascii"), hashlib.sha256)
-    return SIGNATURE_SCHEME + mac.hexdigest()
+    return _signature_of(key, plan.digest)
 
 
 def signed_json(plan: Plan, home: Home) -> str:
     """The plan file text, signed by `home`: what every plan crmsweep writes holds."""
     return plan.to_json(signature=signature_with(plan_key(home), plan))
+
+
+def write_signed(plan: Plan, out: IO[bytes], home: Home) -> None:
+    """`signed_json` written to `out` as it is made: the digest is hashed from the text written, so a
+    large plan is encoded once and never held whole (the signature is over that computed digest)."""
+    key = plan_key(home)
+    plan.write_json(out, sign=lambda digest: _signature_of(key, digest))
 
 
 def trust_of(parsed: PlanFile, home: Home) -> Trust:

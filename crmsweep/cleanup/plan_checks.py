@@ -116,11 +116,13 @@ def _check_recreates_are_needed(plan: Plan, connector: Connector, home: Home) ->
     """A rollback re-creates a deleted record only where the CRM cannot give it back with its id: one the
     recycle bin still holds must be undeleted, or the plan would leave a duplicate under a new id (and the
     original deleted for good once the run counts as rolled back)."""
-    if not connector.capabilities.supports_undelete:
+    capabilities = connector.capabilities
+    if not capabilities.supports_undelete and not capabilities.undeletable_objects:
         return
     # Only the re-creates of deletions: an archive (no recycle bin behind it) is undone by a create anyway.
     undone = read_run(home, plan.header.source.get("id", "")).plan.changes
-    deleted = {(c.object, connector.vocabulary.id_key(c.record_id)) for c in undone if c.op is Op.DELETE}
+    deleted = {(c.object, connector.vocabulary.id_key(c.record_id)) for c in undone
+               if c.op is Op.DELETE and capabilities.undeletes(c.object)}
     by_object: dict[str, list[str]] = {}
     for change in plan.changes:
         if change.op is Op.CREATE and (change.object, connector.vocabulary.id_key(change.record_id)) in deleted:

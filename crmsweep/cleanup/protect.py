@@ -66,6 +66,9 @@ def _created(change: Change, created_field: str) -> datetime | None:
     value = change.before.get(created_field)
     if not value:
         return None
+    text = str(value)
+    if len(text) == 24 and text.endswith("Z"):  # already canonical, as snapshots give it: no re-formatting
+        return datetime.fromisoformat(text)
     # A date-only value reads as midnight UTC, like the snapshot's DATE columns.
-    text = canonical_datetime(str(value)) or ""
+    text = canonical_datetime(text) or ""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

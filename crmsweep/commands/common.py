@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from crmsweep import providers
 from crmsweep.api import Workspace
 from crmsweep.cleanup.apply import ApplyProgress
-from crmsweep.cleanup.labels import one_line
+from crmsweep.cleanup.labels import one_line, table_lines
 from crmsweep.errors import EXIT_BAD_INPUT, CrmsweepError, SafetyRefusal
 from crmsweep.model import Plan, PlanFormatError
 
@@ -190,10 +190,8 @@ def emit_json(data: Any) -> None:
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Rows under column headers on stdout, as plain text a person reads and `awk` splits on 2+ spaces."""
-    cells = [[one_line(h) for h in headers], *([one_line(c) for c in row] for row in rows)]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(headers))]
-    for line in cells:
-        out.print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+    for line in table_lines(headers, rows):
+        out.print(line)
 
 
 def interactive() -> bool:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from crmsweep.connectors.base import Connection, RecordFilter, Scalar
+from crmsweep.connectors.hubspot_assets import ASSET_OBJECTS, HubSpotAssets
 from crmsweep.connectors.hubspot_client import DEFAULT_TIMEOUT, Answer, HubSpotClient
 from crmsweep.connectors.hubspot_errors import body_json, is_api_exception, map_failure, outcome_unknown
 from crmsweep.connectors.hubspot_properties import PSEUDO_OBJECTS, PropertyDefinitions, fields_of
@@ -32,6 +33,7 @@ from crmsweep.connectors.hubspot_records import (
     canonical_record,
     in_filters,
     keyset_body,
+    next_after,
     object_fields,
     owner_record,
     property_chunks,
@@ -39,7 +41,7 @@ from crmsweep.connectors.hubspot_records import (
     whole_batch_failure,
 )
 from crmsweep.connectors.retry import RetryPolicy
-from crmsweep.errors import BadInput, ConnectorError, RetriableError
+from crmsweep.errors import BadInput, ConnectorError, RetriableError, UnknownObject
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
@@ -136,6 +138,8 @@ class HubSpotConnector:
         # Property definitions and the forms using them, as the pseudo-objects a backup and a pass read.
         self.definitions = PropertyDefinitions(
             self, [o for o in HUBSPOT_VOCABULARY.default_backup_objects if o != OWNERS])
+        # Lists, marketing emails, campaigns: objects with APIs of their own (`hubspot_assets`).
+        self._assets = HubSpotAssets(self)
 
     # -- plumbing
 
@@ -213,13 +217,15 @@ class HubSpotConnector:
             return {"objectType": OWNERS, "fields": [f.to_dict() for f in OWNER_FIELDS]}
         if name in PSEUDO_OBJECTS:
             return {"objectType": name, "fields": [f.to_dict() for f in fields_of(name)]}
+        if name in ASSET_OBJECTS:
+            return self._assets.describe(name)
         if name not in self._describes:
             api = self._client.properties
             try:
                 live = self._get(f"describe {name}", api.get_all, name, archived=False)
             except ConnectorError as exc:
                 if exc.status in (400, 404):
-                    raise BadInput(f"the portal of connection '{self.connection_name}' has no object type "
+                    raise UnknownObject(f"the portal of connection '{self.connection_name}' has no object type "
                                    f"'{name}': use an API name like contacts, companies, deals, tickets") from None
                 raise
             archived = self._get(f"describe {name}", api.get_all, name, archived=True)
@@ -237,6 +243,8 @@ class HubSpotConnector:
             return list(OWNER_FIELDS)
         if _object(object_name) in PSEUDO_OBJECTS:
             return fields_of(_object(object_name))
+        if object_name in ASSET_OBJECTS:
+            return self._assets.fields(object_name)
         return object_fields(self.describe(object_name)["properties"])
 
     def _kinds(self, object_name: str) -> dict[str, FieldKind]:
@@ -259,7 +267,7 @@ class HubSpotConnector:
     ) -> int:
         flt = RecordFilter.of(since=since, ids=ids, equals=equals, has_value=has_value)
         name = _object(object_name)
-        if name in (OWNERS, *PSEUDO_OBJECTS) or flt.ids is not None:
+        if name in (OWNERS, *PSEUDO_OBJECTS) or name in ASSET_OBJECTS or flt.ids is not None:
             return sum(len(page) for page in self.iter_pages(name, ["id"], since=since, ids=ids, equals=equals,
                                                              has_value=has_value))
         body = keyset_body(search_filters(name, flt), ["hs_object_id"], None, 0, limit=1)
@@ -288,6 +296,9 @@ class HubSpotConnector:
                 kept = [_only(r, fields) for r in page if flt.matches(r, self.vocabulary)]
                 if kept:
                     yield kept
+            return
+        if name in ASSET_OBJECTS:
+            yield from self._assets.pages(name, fields, flt, include_deleted=include_deleted)
             return
         wanted = list(dict.fromkeys([*fields, *flt.fields(self.vocabulary)]))
         if flt.ids is not None:
@@ -324,7 +335,7 @@ class HubSpotConnector:
                 self._fill(name, records, chunks[1:], fields, kinds, archived=archived)
             if records:
                 yield records
-            after = _next_after(answer.data)
+            after = next_after(answer.data)
             if not after:
                 return
             if after in seen:
@@ -371,7 +382,7 @@ class HubSpotConnector:
             records = [canonical_record(r, fields, kinds) for r in raw]
             if records:
                 yield records
-            next_offset = _next_after(answer.data)
+            next_offset = next_after(answer.data)
             if not next_offset or not raw:
                 return
             if int(next_offset) + SEARCH_PAGE > SEARCH_CAP:
@@ -395,7 +406,7 @@ class HubSpotConnector:
                 kept = [r for r in map(owner_record, _results(answer.data)) if flt.matches(r, self.vocabulary)]
                 if kept:
                     yield kept
-                after = _next_after(answer.data)
+                after = next_after(answer.data)
                 if not after:
                     break
 
@@ -406,6 +417,8 @@ class HubSpotConnector:
         if name in PSEUDO_OBJECTS:
             return self.definitions.read(name, list(dict.fromkeys(map(str, ids))), fields,
                                          include_deleted=include_deleted)
+        if name in ASSET_OBJECTS:
+            return self._assets.read(name, [str(i) for i in ids], fields, include_deleted=include_deleted)
         unique = list(dict.fromkeys(_record_id(i) for i in ids))
         if name == OWNERS:
             wanted = set(unique)
@@ -431,6 +444,8 @@ class HubSpotConnector:
         if not unique:
             return []
         wanted = list(dict.fromkeys(["id", field, *fields]))
+        if name in ASSET_OBJECTS:
+            return [r for page in self.iter_pages(name, wanted) for r in page if str(r.get(field)) in set(unique)]
         if field == self.vocabulary.id_field and name != OWNERS:
             # The envelope id is no searchable property: read those records by id (live ones only).
             found = self.read(name, unique, wanted, include_deleted=False)
@@ -476,10 +491,13 @@ class HubSpotConnector:
         return name
 
     def delete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
-        """Archive (HubSpot's recycle bin, 90 days, restored only in the UI or by re-creating)."""
+        """Archive (HubSpot's recycle bin, 90 days, restored only in the UI or by re-creating); a list or
+        marketing email is deleted through its own API, and restored with its id (`undelete`)."""
         name = self._check_batch(object_name, len(ids))
         if name in PSEUDO_OBJECTS:
             return self.definitions.archive(list(ids))
+        if name in ASSET_OBJECTS:
+            return self._assets.delete(name, ids)
         checked = [_record_id(i) for i in ids]
         if not checked:
             return []
@@ -492,6 +510,8 @@ class HubSpotConnector:
         name = self._check_batch(object_name, len(records))
         if name in PSEUDO_OBJECTS:
             raise BadInput("crmsweep does not change property definitions, only archives and re-creates them")
+        if name in ASSET_OBJECTS:
+            return self._assets.update(name, records)
         inputs = [{"id": _record_id(r.get("id")), "properties": _writable(r)} for r in records]
         if not inputs:
             return []
@@ -522,6 +542,8 @@ class HubSpotConnector:
         anything is sent again: a retry never duplicates. Without it, such a failure is OUTCOME_UNKNOWN,
         settled later by `find_created`."""
         name = self._check_batch(object_name, len(records))
+        if name in ASSET_OBJECTS:
+            raise BadInput(f"crmsweep does not create HubSpot {name}: a deleted one is restored with its id")
         if not records:
             return []
         if name in PSEUDO_OBJECTS:
@@ -625,6 +647,9 @@ class HubSpotConnector:
         return {a.key: found for a in attempts}
 
     def undelete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
+        name = self._check_batch(object_name, len(ids))
+        if name in ASSET_OBJECTS:
+            return self._assets.undelete(name, ids)
         raise BadInput("HubSpot has no API to restore archived records: they come back by being re-created "
                        "(a new id), or from the recycle bin in HubSpot's own screens")
 
@@ -688,7 +713,7 @@ class HubSpotConnector:
             extra = {"after": after} if after else {}
             answer = self._get(action, method, limit=PAGE, **kwargs, **extra)
             rows.extend(_results(answer.data))
-            after = _next_after(answer.data)
+            after = next_after(answer.data)
             if not after:
                 return rows
 
@@ -742,13 +767,6 @@ def _results(data: Any) -> list[Any]:
         results = data.get("results")
         return list(results) if isinstance(results, list) else []
     return []
-
-
-def _next_after(data: Any) -> str | None:
-    paging = data.get("paging") if isinstance(data, Mapping) else None
-    following = paging.get("next") if isinstance(paging, Mapping) else None
-    after = following.get("after") if isinstance(following, Mapping) else None
-    return str(after) if after not in (None, "") else None
 
 
 def _only(record: Record, fields: Sequence[str]) -> Record:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -104,8 +104,17 @@ class HubSpotClient:
 
     def get_path(self, path: str) -> Answer:
         """GET a path no generated API wraps, through the same ApiClient (urllib3, token, CA, no retries)."""
+        return self.call_path("GET", path)
+
+    def call_path(self, method: str, path: str, *, query: Sequence[tuple[str, str]] = (),
+                  body: Any = None) -> Answer:
+        """Call a path no generated API of this SDK version wraps (marketing campaigns, account details):
+        repeated query names as given, a JSON body when there is one."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         response = self.api_client.call_api(
-            path, "GET", header_params={"Accept": "application/json"}, auth_settings=["oauth2"],
+            path, method, query_params=list(query), header_params=headers, body=body, auth_settings=["oauth2"],
             _return_http_data_only=True, _preload_content=False, _request_timeout=self.timeout,
         )
         return read_answer(response)

@@ -131,6 +131,14 @@ def owner_record(raw: Mapping[str, Any]) -> Record:
     }
 
 
+def next_after(data: Any) -> str | None:
+    """The `paging.next.after` cursor of a page, or None on the last one."""
+    paging = data.get("paging") if isinstance(data, Mapping) else None
+    following = paging.get("next") if isinstance(paging, Mapping) else None
+    after = following.get("after") if isinstance(following, Mapping) else None
+    return str(after) if after not in (None, "") else None
+
+
 def property_chunks(names: Sequence[str], max_chars: int) -> list[list[str]]:
     """Split property names so each chunk's repeated `&properties=` query stays under `max_chars`."""
     chunks: list[list[str]] = [[]]
@@ -267,6 +275,7 @@ __all__ = [
     "in_filters",
     "keyset_body",
     "modified_property",
+    "next_after",
     "object_fields",
     "owner_record",
     "property_chunks",

@@ -33,7 +33,15 @@ from crmsweep.connectors.salesforce_errors import (
 from crmsweep.connectors.salesforce_fields import PSEUDO_OBJECTS, CustomFieldDefinitions, fields_of
 from crmsweep.connectors.salesforce_session import DEFAULT_TIMEOUT, SalesforceSession
 from crmsweep.connectors.salesforce_soap import SoapFault, parse_undelete_response, undelete_envelope
-from crmsweep.errors import AuthError, BadInput, ConnectorError, EndpointError, LimitExceeded, RetriableError
+from crmsweep.errors import (
+    AuthError,
+    BadInput,
+    ConnectorError,
+    EndpointError,
+    LimitExceeded,
+    RetriableError,
+    UnknownObject,
+)
 from crmsweep.model import ApiUsage, CreateAttempt, FieldKind, FieldSpec, Record, Vocabulary, WriteResult
 from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
 
@@ -330,7 +338,7 @@ class SalesforceConnector:
                 raw = self._call(f"describe {name}", lambda: self._sf.restful(f"sobjects/{name}/describe"))
             except ConnectorError as exc:
                 if exc.status == 404:
-                    raise BadInput(
+                    raise UnknownObject(
                         f"the org of connection '{self.connection_name}' has no object '{name}': "
                         "use the API name, as in Setup's Object Manager (e.g. Contact, Custom__c)"
                     ) from None

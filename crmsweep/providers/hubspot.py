@@ -20,7 +20,24 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from crmsweep.concepts import CustomFields
+from crmsweep.concepts import (
+    Accounts,
+    Campaigns,
+    Cases,
+    CompanyMatch,
+    ContactPoints,
+    CustomFields,
+    DataQuality,
+    DealStages,
+    DuplicateKeys,
+    EmailBounces,
+    EmailTemplates,
+    Link,
+    Lists,
+    PeopleMatch,
+    TaskWork,
+    default_quality_rules,
+)
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
@@ -36,6 +53,14 @@ if TYPE_CHECKING:
     from crmsweep.connectors.retry import RetryPolicy
 
 NAME = "hubspot"
+
+
+def _both_ways(near: str, far: str) -> tuple[Link, ...]:
+    """The links from `near` records to `far` ones, as a snapshot holds them from either end."""
+    return (
+        Link(association_object(near, far), ASSOCIATION_FROM_FIELD, ASSOCIATION_TO_FIELD),
+        Link(association_object(far, near), ASSOCIATION_TO_FIELD, ASSOCIATION_FROM_FIELD),
+    )
 CONNECTOR_MODULE = "crmsweep.connectors.hubspot"  # defines HubSpotConnector(connection, *, retry=None)
 
 
@@ -61,14 +86,120 @@ def _property_kept(row: Mapping[str, Any]) -> str | None:
 HUBSPOT_CUSTOM_FIELDS = CustomFields(
     definitions="properties",
     field_of=_property_of,
-    # The lead adds "list_filters" (helper hsassets builds it) when both branches are merged.
-    references=("form_fields",),
+    references=("form_fields", "list_filters"),
     removal="archive",
     why_kept=_property_kept,
     is_custom=lambda row: not row.get("hubspotDefined"),
     filled_field="filled",
-    caveats="uses checked: forms (and list filters where backed up); workflows, reports, sequences and "
+    caveats="uses checked: forms and list filters; workflows, reports, sequences and "
     "integrations are not readable through HubSpot's public API and were not checked",
+)
+
+# What `report quality` checks by default (the [quality] config section adds or replaces rules).
+HUBSPOT_QUALITY = DataQuality(
+    rules=default_quality_rules(
+        people={"contacts": (("email", "phone", "mobilephone"), ("city", "state"))},
+        deals={"deals": ("amount", "closedate")},
+        owned_only=("companies",),
+    ),
+    owner_name_fields=("firstName", "lastName"),
+)
+
+
+def _email_kept(row: Mapping[str, Any]) -> str | None:
+    """A marketing email that sends by itself (automated by a workflow or a form, RSS or blog digests,
+    scheduled or sending now): its publication date says nothing of its last send."""
+    state = str(row.get("state") or "")
+    if state.startswith("AUTOMATED"):
+        return "automated email (sent by a workflow or form)"
+    if state.startswith(("RSS_TO_EMAIL", "BLOG_EMAIL")) or state in ("SCHEDULED", "SCHEDULED_AB", "PROCESSING",
+                                                                       "PRE_PROCESSING"):
+        return "email scheduled, sending, or sent on each new post"
+    return None
+
+
+# The concepts of the asset passes (stale_templates, stale_lists) and of duplicates.
+_ASSET_CONCEPTS = (
+    # DELETE /marketing/v3/emails/{id} archives; PATCH archived=false gives it back with its id.
+    EmailTemplates(
+        object="marketing_emails", last_used_field="publishedAt", times_used_field=None, active_field=None,
+        draft_flag="isPublished", draft_date_field="updatedAt", op="delete", writes={},
+        why_kept=_email_kept, kept_fields=("state",),
+    ),
+    # DELETE /crm/v3/lists/{id}; PUT /crm/v3/lists/{id}/restore brings it back with its id (90 days).
+    Lists(
+        object="lists", updated_fields=("updatedAt", "filtersUpdatedAt"), used_by=("marketing_emails", "list_ids"),
+        removal="delete",
+    ),
+    DuplicateKeys(
+        people=(PeopleMatch("contacts", ("email",), ("phone", "mobilephone"), "firstname", "lastname", "company"),),
+        companies=(CompanyMatch("companies", "name", "domain"),),
+    ),
+)
+_ABSENT_ASSET_CONCEPTS = {
+    "Reports": "HubSpot has no reports API",
+    "Files": (
+        "a file deleted through HubSpot's API cannot be restored and crmsweep does not back up file contents"
+    ),
+}
+# The concepts of the record passes (no_contact_info, bounced_emails, orphaned_tasks, stale_open_deals,
+# finished_campaigns, empty_accounts).
+_RECORD_CONCEPTS = (
+    ContactPoints(fields={"contacts": ("email", "phone", "mobilephone")}, other_fields={}),
+    # api-notes 3.2: the enum's values are UNCONFIRMED, so "has any value" is the test.
+    EmailBounces(
+        set_fields=("hs_email_hard_bounce_reason_enum",),
+        true_flags=("hs_email_bad_address",),
+        detail_fields=("hs_email_hard_bounce_reason_enum", "hs_email_hard_bounce_reason"),
+        opt_out_field=None,
+        no_opt_out=(
+            "HubSpot has no opt-out the API may write (hs_marketable_status and subscriptions are set in "
+            "HubSpot itself): the contacts whose address is cleared are not opted out"
+        ),
+    ),
+    # Stage "4" is "Closed" in the default ticket pipeline; tickets of other pipelines with another
+    # closed stage count as open, which keeps their people and companies (UNCONFIRMED: no flag).
+    Cases(
+        object="tickets",
+        closed_field="hs_pipeline_stage",
+        closed_values=("4",),
+        people=_both_ways("contacts", "tickets"),
+        accounts=_both_ways("companies", "tickets"),
+    ),
+    TaskWork(
+        object="tasks",
+        done_field="hs_task_status",
+        done_values=("COMPLETED",),
+        due_field="hs_timestamp",
+        close_writes={"hs_task_status": "COMPLETED"},
+    ),
+    # Stage ids belong to a pipeline: "closedlost" is the default pipeline's.
+    DealStages(
+        stage_field="dealstage",
+        closed_stages=("closedwon", "closedlost"),
+        closed_lost="closedlost",
+        pipeline_field="pipeline",
+        closed_lost_pipeline="default",
+    ),
+    # No "active" flag: a campaign runs until its status says completed.
+    Campaigns(
+        object="campaigns",
+        end_field="hs_end_date",
+        status_field="hs_campaign_status",
+        done_statuses=("completed",),
+        active_field=None,
+        end_writes={"hs_campaign_status": "completed"},
+    ),
+    Accounts(
+        object="companies",
+        contacts=_both_ways("companies", "contacts"),
+        deals=_both_ways("companies", "deals"),
+        kept_by={},
+        kept_by_unchecked=(
+            "links from companies to quotes, invoices and orders are not backed up, so a company tied only "
+            "to one of them looks empty: check it in HubSpot before applying"
+        ),
+    ),
 )
 
 HUBSPOT_VOCABULARY = Vocabulary(
@@ -109,9 +240,14 @@ HUBSPOT_VOCABULARY = Vocabulary(
             "tickets": ("subject",),
             "owners": ("firstName", "lastName", "email"),
             "properties": ("label", "id"),
+            "lists": ("name",),
+            "marketing_emails": ("name", "subject"),
+            "campaigns": ("hs_name",),
         }
     ),
     never_touch_objects=("quotes", "invoices", "line_items", "orders", "payments", "subscriptions", "carts"),
+    concepts=(HUBSPOT_QUALITY, HUBSPOT_CUSTOM_FIELDS, *_ASSET_CONCEPTS, *_RECORD_CONCEPTS),
+    absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),
     audit_fields=("updatedAt", "lastmodifieddate", "hs_lastmodifieddate", "hs_updated_by_user_id"),
     short_id_length=None,  # ids are numeric strings with one form
     # hs_updated_by_user_id names a user, and a Service Key writes as none: no reliable "written by us".
@@ -128,7 +264,6 @@ HUBSPOT_VOCABULARY = Vocabulary(
     default_backup_objects=(
         "owners", "companies", "contacts", "deals", "tickets", "tasks", "calls", "emails", "meetings", "notes",
     ),
-    concepts=(HUBSPOT_CUSTOM_FIELDS,),
 )
 
 HUBSPOT_CAPABILITIES = Capabilities(
@@ -140,6 +275,9 @@ HUBSPOT_CAPABILITIES = Capabilities(
     has_associations=True,  # v4 associations: batch read at most 1,000 ids, batch create at most 2,000 pairs
     # CRM objects, not owners (owners are linked by the hubspot_owner_id property).
     association_objects=("companies", "contacts", "deals", "tickets", "tasks", "calls", "emails", "meetings", "notes"),
+    # A deleted list comes back with its id (PUT /crm/v3/lists/{id}/restore, 90 days); an archived
+    # marketing email by PATCH {"archived": false} (the field is in EmailUpdateRequest; UNCONFIRMED).
+    undeletable_objects=("lists", "marketing_emails"),
 )
 
 

@@ -9,7 +9,27 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from crmsweep.concepts import CustomFields
+from crmsweep.concepts import (
+    Accounts,
+    Campaigns,
+    Cases,
+    CompanyMatch,
+    ContactPoints,
+    Converted,
+    CustomFields,
+    DataQuality,
+    DealStages,
+    DuplicateKeys,
+    EmailBounces,
+    EmailTemplates,
+    Files,
+    Link,
+    PeopleMatch,
+    Reports,
+    RunnableAsset,
+    TaskWork,
+    default_quality_rules,
+)
 from crmsweep.model import Capabilities, DealLink, Vocabulary
 from crmsweep.providers import Provider, SandboxHandle
 
@@ -48,6 +68,102 @@ SALESFORCE_CUSTOM_FIELDS = CustomFields(
     "not covered",
 )
 
+# What `report quality` checks by default (the [quality] config section adds or replaces rules).
+SALESFORCE_QUALITY = DataQuality(
+    rules=default_quality_rules(
+        people={
+            "Contact": (("Email", "Phone", "MobilePhone"), ("MailingCity", "MailingState")),
+            "Lead": (("Email", "Phone", "MobilePhone"), ("City", "State")),
+        },
+        deals={"Opportunity": ("Amount", "CloseDate")},
+        owned_only=("Account",),
+    ),
+    owner_name_fields=("Name",),
+    # OwnerId of a lead or case may be a queue (a Group, key prefix 00G) rather than a user.
+    queue_id_prefixes=("00G",),
+)
+# The concepts of the asset passes (stale_reports, stale_templates, old_files) and of duplicates.
+_ASSET_CONCEPTS = (
+    Reports(
+        assets=(RunnableAsset("Report", "LastRunDate", "Name"), RunnableAsset("Dashboard", "LastRefreshDate", "Title")),
+        viewed_field="LastViewedDate",  # the querying user's own views only (Report / Dashboard object pages)
+        removal="delete",  # DELETE /analytics/reports|dashboards/{id}: to the recycle bin
+    ),
+    # EmailTemplate has no undelete call, so a stale one is made unavailable (IsActive false), not deleted.
+    EmailTemplates(
+        object="EmailTemplate", last_used_field="LastUsedDate", times_used_field="TimesUsed",
+        active_field="IsActive", draft_flag=None, draft_date_field=None, op="update", writes={"IsActive": False},
+    ),
+    Files(
+        object="ContentDocument", links="ContentDocumentLink", link_file_field="ContentDocumentId",
+        link_record_field="LinkedEntityId",
+        # The standard key prefixes (the first three characters of every id) of the never-touch objects.
+        key_prefixes=MappingProxyType({
+            "Contract": "800", "Order": "801", "OrderItem": "802", "Quote": "0Q0", "QuoteLineItem": "0QL",
+            "Invoice": "3tt",
+        }),
+        removal="delete",
+    ),
+    DuplicateKeys(
+        people=(
+            PeopleMatch("Contact", ("Email",), ("Phone", "MobilePhone"), "FirstName", "LastName", "AccountId",
+                        company_is_record=True),
+            PeopleMatch("Lead", ("Email",), ("Phone", "MobilePhone"), "FirstName", "LastName", "Company"),
+        ),
+        companies=(CompanyMatch("Account", "Name", "Website"),),
+    ),
+)
+_ABSENT_ASSET_CONCEPTS = {
+    "Lists": "Salesforce has no saved lists of the kind this pass cleans (list views and campaigns are not lists)",
+}
+# The concepts of the record passes (no_contact_info, bounced_emails, orphaned_tasks, stale_open_deals,
+# finished_campaigns, empty_accounts).
+_RECORD_CONCEPTS = (
+    ContactPoints(
+        fields={"Contact": ("Email", "Phone", "MobilePhone"), "Lead": ("Email", "Phone", "MobilePhone")},
+        other_fields={"Contact": ("HomePhone", "OtherPhone", "AssistantPhone")},
+    ),
+    # A converted lead is read-only history of the contact it became.
+    Converted(flags={"Lead": "IsConverted"}),
+    # Contact and Lead both carry EmailBouncedDate; IsEmailBounced exists on Contact only.
+    EmailBounces(
+        set_fields=("EmailBouncedDate",),
+        true_flags=(),
+        detail_fields=("EmailBouncedDate", "EmailBouncedReason"),
+        opt_out_field="HasOptedOutOfEmail",
+    ),
+    Cases(
+        object="Case",
+        closed_field="IsClosed",
+        closed_values=(True,),
+        people=(Link("Case", "ContactId", "Id"),),
+        accounts=(Link("Case", "AccountId", "Id"),),
+    ),
+    # IsClosed is derived from Status (a closed status); writing Status "Completed" closes the task.
+    TaskWork(
+        object="Task",
+        done_field="IsClosed",
+        done_values=(True,),
+        due_field="ActivityDate",
+        close_writes={"Status": "Completed"},
+    ),
+    DealStages(stage_field="StageName", closed_stages=("Closed Won", "Closed Lost"), closed_lost="Closed Lost"),
+    Campaigns(
+        object="Campaign",
+        end_field="EndDate",
+        status_field="Status",
+        done_statuses=("Completed",),
+        active_field="IsActive",
+        end_writes={"IsActive": False},
+    ),
+    Accounts(
+        object="Account",
+        contacts=(Link("Contact", "AccountId", "Id"),),
+        deals=(Link("Opportunity", "AccountId", "Id"),),
+        kept_by={o: (Link(o, "AccountId", "Id"),) for o in ("Contract", "Order", "Quote", "Invoice")},
+    ),
+)
+
 SALESFORCE_VOCABULARY = Vocabulary(
     provider=NAME,
     id_field="Id",
@@ -83,6 +199,8 @@ SALESFORCE_VOCABULARY = Vocabulary(
         }
     ),
     never_touch_objects=("Contract", "Order", "Quote", "Invoice", "OrderItem", "QuoteLineItem"),
+    concepts=(SALESFORCE_QUALITY, SALESFORCE_CUSTOM_FIELDS, *_ASSET_CONCEPTS, *_RECORD_CONCEPTS),
+    absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),
     audit_fields=("LastModifiedDate", "LastModifiedById", "SystemModstamp"),
     short_id_length=15,
     last_modified_by_field="LastModifiedById",
@@ -90,7 +208,6 @@ SALESFORCE_VOCABULARY = Vocabulary(
     default_backup_objects=(
         "User", "Account", "Contact", "Lead", "Opportunity", "OpportunityContactRole", "Task",
     ),
-    concepts=(SALESFORCE_CUSTOM_FIELDS,),
 )
 
 SALESFORCE_CAPABILITIES = Capabilities(

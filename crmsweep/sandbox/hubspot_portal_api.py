@@ -1,6 +1,7 @@
 """The portal's non-record endpoints: property definitions and groups, owners, users, lists,
-marketing emails, v4 associations, account usage and the deal pipeline. Called by
-`HubSpotApi._route` with the path already split; shapes from api-notes §2.5, §3.3-3.5.
+marketing emails, campaigns (`hubspot_campaigns_api`), v4 associations, account usage and the deal
+pipeline. Called by `HubSpotApi._route` with the path already split; shapes from api-notes §2.5,
+§3.3-3.5.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from crmsweep.sandbox import hubspot_campaigns_api as campaigns_api
 from crmsweep.sandbox import hubspot_forms
 from crmsweep.sandbox.hubspot_http import (
     HubSpotError,
@@ -19,6 +21,7 @@ from crmsweep.sandbox.hubspot_http import (
     int_param,
     json_body,
     json_object,
+    multi,
     object_or_400,
     paging,
 )
@@ -74,6 +77,8 @@ def route(api: HubSpotApi, request: Request, parts: list[str]) -> Response:
         return _lists(api, request, parts[3:])
     if head == ["marketing", "v3", "emails"]:
         return _emails(api, request, parts[3:])
+    if head == ["marketing", "v3", "campaigns"]:
+        return campaigns_api.route(api, request, parts[3:])
     if head == ["crm", "v4", "associations"] and len(parts) >= 6:
         return _v4_batch(api, request, object_or_400(parts[3]), object_or_400(parts[4]), parts[5:])
     if head == ["crm", "v4", "objects"] and len(parts) >= 6 and parts[5] == "associations":
@@ -243,22 +248,27 @@ def _lists(api: HubSpotApi, request: Request, rest: list[str]) -> Response:
     if not rest:
         allow(method, "GET", "POST")
         if method == "GET":
-            wanted = set(request.query.get("listIds", []))
-            return json_response(200, {"lists": [d.data for d in api.store.docs(LIST_KIND, archived=False)
+            wanted = set(multi(request, "listIds"))
+            filters = flag(request, "includeFilters")
+            return json_response(200, {"lists": [_list_json(d, filters) for d in api.store.docs(LIST_KIND,
+                                                                                              archived=False)
                                                  if d.key in wanted]})
         return _create_list(api, json_object(request))
     if rest == ["search"]:
         allow(method, "POST")
         body = json_object(request)
         query = str(body.get("query") or "").lower()
-        offset, count = int(body.get("offset") or 0), min(int(body.get("count") or 20), LIST_SEARCH_MAX)
+        offset, count = body.get("offset") or 0, body.get("count") or 20
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (offset, count)):
+            raise HubSpotError(400, "VALIDATION_ERROR", "offset and count must be integers >= 0")
+        count = min(count, LIST_SEARCH_MAX)
         types = set(body.get("processingTypes") or ())
         ids = set(str(i) for i in body.get("listIds") or ())
         docs = [d for d in api.store.docs(LIST_KIND, archived=False)
                 if query in str(d.data.get("name", "")).lower()
                 and (not types or d.data.get("processingType") in types) and (not ids or d.key in ids)]
         page = docs[offset : offset + count]
-        return json_response(200, {"lists": [{k: v for k, v in d.data.items() if k != "size"}
+        return json_response(200, {"lists": [{k: v for k, v in _list_json(d, False).items() if k != "size"}
                                              | {"additionalProperties": {"hs_list_size": str(d.data.get("size", 0))}}
                                              for d in page],
                                    "hasMore": offset + count < len(docs), "offset": offset + len(page),
@@ -275,15 +285,22 @@ def _lists(api: HubSpotApi, request: Request, rest: list[str]) -> Response:
         with api.store.transaction():
             api.store.put_doc(LIST_KIND, doc.key, doc.data, archived=False)
         return Response(204)
-    if len(rest) != 1 or doc.archived:
+    if len(rest) != 1 or (doc.archived and method != "GET"):
         raise HubSpotError(404, "OBJECT_NOT_FOUND", f"List {rest[0]} does not exist")
     allow(method, "GET", "DELETE")
     if method == "GET":
-        return json_response(200, {"list": doc.data})
+        # A deleted list, restorable for 90 days, is still answered, with its deletedAt (the field is in
+        # the list's documented shape; whether GET answers it is UNCONFIRMED).
+        return json_response(200, {"list": _list_json(doc, flag(request, "includeFilters"))})
     doc.data["deletedAt"] = format_ts(api.clock())
     with api.store.transaction():
         api.store.put_doc(LIST_KIND, doc.key, doc.data, archived=True)
     return Response(204)
+
+
+def _list_json(doc: Doc, include_filters: bool) -> dict[str, Any]:
+    """A list as answered: its filter branch only when asked for (`includeFilters`), as documented."""
+    return doc.data if include_filters else {k: v for k, v in doc.data.items() if k != "filterBranch"}
 
 
 def _create_list(api: HubSpotApi, data: dict[str, Any]) -> Response:

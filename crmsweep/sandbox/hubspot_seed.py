@@ -11,8 +11,9 @@
 | tasks                    | max(10, records // 2)                   |
 | tickets                  | max(5, records // 20)                   |
 | notes / calls            | max(5, records // 10) / max(5, records // 20), each on a contact |
-| lists                    | 12                                      |
-| marketing emails         | 15                                      |
+| lists                    | 12 (4 dynamic, with property filters)   |
+| marketing emails         | 15, each sent to a list                 |
+| campaigns                | 6                                       |
 
 The mess, planted by slicing a seeded shuffle (`seed._slices`), so counts are exact (`PlantedCounts`):
 deactivated owners (max(2, 25% of owners): archived owners, `userId` null, not in the users list)
@@ -26,6 +27,11 @@ contacts on open deals (which the stale pass must protect); unused custom proper
 contacts, 2 on companies, 1 on deals: defined, never filled); unused lists (5: empty, untouched
 for over a year) and one deleted list (restorable); old marketing emails (6: not updated for two
 years) and one archived email.
+
+Then `hubspot_seed_assets.plant` fills what the cleanup passes read beyond that (states, tickets on
+companies, campaigns, list filters, the lists emails are sent to), keeps the filler clear of every
+pass's cut-off, plants each pass's candidates, held-back ones and near-misses, and works out the ids
+each pass must propose (`PortalData.planted`, written to `planted.json` beside the state).
 
 Everything comes from one `random.Random(seed)` and the anchor time: the same (records, seed,
 anchor) gives the same ids and values.
@@ -62,6 +68,7 @@ from crmsweep.sandbox.hubspot_schema import (
 )
 from crmsweep.sandbox.hubspot_store import HubSpotStore, ObjectRow
 from crmsweep.sandbox.hubspot_values import format_ts
+from crmsweep.sandbox.planted import record_planted
 from crmsweep.sandbox.seed import _slices
 from crmsweep.sandbox.seed_words import CITIES, COMPANY_SUFFIXES, COMPANY_WORDS, FIRST_NAMES, LAST_NAMES, email_for
 
@@ -144,6 +151,7 @@ class PortalData:
     docs: list[tuple[str, str, dict[str, Any], bool]] = field(default_factory=list)  # kind, key, data, archived
     counts: PlantedCounts = field(default_factory=PlantedCounts)
     next_ids: dict[str, int] = field(default_factory=dict)
+    planted: dict[str, dict[str, Any]] = field(default_factory=dict)  # per pass, for planted.json
 
 
 class _Gen:
@@ -177,7 +185,7 @@ def _row(kind: str, record_id: int, created: datetime, modified: datetime, props
     return ObjectRow(kind, record_id, False, None, stamp_c, stamp_m, values)
 
 
-def _link(data: PortalData, from_type: str, from_id: int, to_type: str, to_id: int, *, primary: bool = False) -> None:
+def link(data: PortalData, from_type: str, from_id: int, to_type: str, to_id: int, *, primary: bool = False) -> None:
     types: Sequence[AssociationType] = association_types(from_type, to_type)
     for assoc in types:
         if assoc.label is None or (primary and assoc.label == "Primary"):
@@ -348,7 +356,7 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
                       unreachable_contacts=sorted(contacts[i].id for i in c_slices["unreachable"]),
                       duplicate_contacts=dup_twins)
     for contact_id, company_id in contact_company.items():
-        _link(data, "contacts", contact_id, "companies", company_id, primary=True)
+        link(data, "contacts", contact_id, "companies", company_id, primary=True)
     # A duplicate company shares a contact with its original (linked, not primary), as duplicates do.
     originals = companies[: n_companies - n_company_pairs]
     first_contact: dict[int, int] = {}
@@ -357,7 +365,7 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
     for source_index, twin in zip(sorted(co_slices["dup"]), companies[n_companies - n_company_pairs:], strict=True):
         shared = first_contact.get(originals[source_index].id)
         if shared is not None:
-            _link(data, "contacts", shared, "companies", twin.id)
+            link(data, "contacts", shared, "companies", twin.id)
     linked = {company for _, _, to_type, company, _, _ in data.associations if to_type == "companies"}
     empty = sorted(c.id for c in companies if c.id not in linked)
     counts.companies_without_contacts = len(empty)
@@ -389,12 +397,12 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
         deals.append(row)
         if stage not in ("closedwon", "closedlost"):
             open_deals.append(row)
-        _link(data, "deals", row.id, "companies", company.id, primary=True)
+        link(data, "deals", row.id, "companies", company.id, primary=True)
         for contact in r.sample(live_contacts, k=min(len(live_contacts), r.randint(1, 2))):
-            _link(data, "contacts", contact.id, "deals", row.id)
+            link(data, "contacts", contact.id, "deals", row.id)
     protected = stale_ids[:2]
     for contact_id, deal in zip(protected, open_deals, strict=False):
-        _link(data, "contacts", contact_id, "deals", deal.id)
+        link(data, "contacts", contact_id, "deals", deal.id)
     counts.deals, counts.deals_open_past_close = n_deals, len(d_slices["past_close"])
     counts.stale_contacts_on_open_deals = min(len(protected), len(open_deals))
     counts.ids["deals_open_past_close"] = sorted(deals[i].id for i in d_slices["past_close"])
@@ -415,7 +423,7 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
             "hubspot_owner_id": r.choice(owner_ids),
         })
         tasks.append(row)
-        _link(data, "contacts", contact.id, "tasks", row.id)
+        link(data, "contacts", contact.id, "tasks", row.id)
     # Every deactivated owner keeps records and at least two open tasks: the inactive-owner pass's work.
     for n, owner_id in enumerate(off_owners):
         for task in tasks[2 * n : 2 * n + 2]:
@@ -452,7 +460,7 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
             row = _row(kind, g.new_id(kind), created, created, {
                 **props, "hs_timestamp": format_ts(created), "hubspot_owner_id": r.choice(owner_ids)})
             engagements.append(row)
-            _link(data, "contacts", r.choice(contacts).id, kind, row.id)
+            link(data, "contacts", r.choice(contacts).id, kind, row.id)
     counts.notes, counts.calls = (sum(e.type == kind for e in engagements) for kind in ("notes", "calls"))
     data.objects = [*companies, *contacts, *deals, *tasks, *tickets, *engagements]
 
@@ -489,6 +497,9 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
         data.docs.append((EMAIL_KIND, mail["id"], mail, archived))
     counts.old_marketing_emails, counts.archived_marketing_emails = 6, 1
     data.next_ids = g.next
+    from crmsweep.sandbox.hubspot_seed_assets import plant  # it builds on this module's portal
+
+    data.planted = plant(data, seed)
     return data
 
 
@@ -502,6 +513,7 @@ def seed_store(store: HubSpotStore, *, records: int, seed: int, anchor: datetime
         # Records created later continue each type's sequence; types the seed leaves empty start high.
         store.set_sequences({**{kind: 60_001 for kind in OBJECT_TYPES}, **data.next_ids,
                              LIST_KIND: len(LIST_NAMES) + 1})
+    record_planted(store.path.parent, data.planted)
     store.set_meta({"seeded": "1", "portal_id": str(data.portal_id), "anchor": format_ts(data.anchor),
                     "records": str(records), "seed": str(seed)})
     return data

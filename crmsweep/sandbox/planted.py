@@ -39,7 +39,7 @@ def record_planted(state_dir: Path, planted: Planted) -> None:
     """Merge `planted` (per pass, replacing that pass's entry) into the folder's file, atomically."""
     merged = read_planted(state_dir)
     for name, entry in planted.items():
-        merged[name] = {kind: list(entry[kind]) for kind in KINDS if kind in entry}
+        merged[name] = {kind: list(values) for kind, values in entry.items()}
     path = state_dir / FILE_NAME
     temporary = path.with_name(f".{FILE_NAME}.{os.getpid()}")
     temporary.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -34,12 +34,11 @@ from crmsweep.cleanup.passes import (
     propose,
     summary_of,
 )
+from crmsweep.cleanup.passes._guards import check_owner_setting, require_active_owner
 from crmsweep.cleanup.view import live_frame
-from crmsweep.errors import BadInput
 from crmsweep.model import Change, Op, Severity, Vocabulary, canonical_datetime
 
 NAME = "inactive_users"
-_MAX_OWNER_ID = 64  # reassign_to is an id: short, one token
 
 
 def _writes(vocab: Vocabulary) -> dict[str, Any]:
@@ -60,11 +59,7 @@ def _reassigned_objects(vocab: Vocabulary) -> tuple[str, ...]:
 
 
 def _check(settings: Mapping[str, Any]) -> None:
-    target = settings["reassign_to"]
-    if target and (len(target) > _MAX_OWNER_ID or not target.isprintable() or target.strip() != target
-                   or " " in target):
-        raise BadInput(f"[passes.{NAME}] reassign_to must be one owner id (at most {_MAX_OWNER_ID} characters, "
-                       "no spaces), like \"1234567\"")
+    check_owner_setting(NAME, "reassign_to", settings["reassign_to"])
 
 
 def run(ctx: PassContext) -> PassOutput:
@@ -131,9 +126,7 @@ def _hand_over(ctx: PassContext) -> PassOutput:
     owners = view.frame(users, columns)
     ids = owners[vocab.id_field].astype(str)
     active = owners[vocab.user_active_field].fillna(False).astype(bool)
-    if not bool((active & (ids.map(vocab.id_key) == vocab.id_key(target))).any()):
-        raise BadInput(f"[passes.{NAME}] reassign_to {target!r} is not an active {users} record in the "
-                       "snapshot: name an active owner's id")
+    require_active_owner(view, vocab, NAME, "reassign_to", target)
     excluded = _excluded(ctx, owners, label_fields)
     departed = set(ids[~active & ~excluded])
     output = PassOutput(changes=[])

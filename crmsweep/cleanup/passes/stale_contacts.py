@@ -33,14 +33,19 @@ from crmsweep.cleanup.passes import (
     PassOutput,
     PassSpec,
     Proposal,
-    RelatedRead,
-    live_flag,
     propose,
     summary_of,
 )
+from crmsweep.cleanup.passes._guards import (
+    deal_guard_reads,
+    live_day,
+    one_setting_of,
+    open_deal_now,
+    people_on_open_deals,
+)
 from crmsweep.cleanup.view import live_frame
 from crmsweep.errors import BadInput
-from crmsweep.model import Change, DealLink, Op, Severity, Vocabulary, canonical_datetime
+from crmsweep.model import Change, Op, Severity, Vocabulary
 
 NAME = "stale_contacts"
 ACTIONS = ("delete",)
@@ -54,41 +59,7 @@ def years_before(day: date, years: int) -> date:
 
 
 def _check(settings: Mapping[str, Any]) -> None:
-    if settings["action"] not in ACTIONS:
-        raise BadInput(f"[passes.{NAME}] action must be one of: {', '.join(ACTIONS)}; not {settings['action']!r}")
-
-
-def _link_targets(ctx: PassContext, link: DealLink) -> tuple[str, ...]:
-    """The people objects a link's person field points at (all of them when the describe does not say)."""
-    people = ctx.vocabulary.people_objects
-    for spec in ctx.view.fields(link.object):
-        if spec.name == link.person_field and spec.reference_to:
-            return tuple(o for o in spec.reference_to if o in people)
-    return people
-
-
-def _open_deal_people(ctx: PassContext, targets: list[str]) -> tuple[set[str], str | None]:
-    """Ids of people on an open deal, or a reason the guard cannot be checked."""
-    vocab, view = ctx.vocabulary, ctx.view
-    people: set[str] = set()
-    deal = vocab.deal_object
-    for link in vocab.deal_links:
-        missing = [o for o in (link.object, deal) if not view.has(o)]
-        if missing:
-            return people, (
-                f"the snapshot lacks {' and '.join(missing)}, so people on an open {deal.lower()} cannot be "
-                "protected; include it in the backup and scan again"
-            )
-        if not set(_link_targets(ctx, link)) & set(targets):
-            continue
-        deals = live_frame(view, deal, [vocab.id_field, vocab.deal_closed_field], vocab.deleted_field)
-        closed_ids = set(deals.loc[deals[vocab.deal_closed_field].fillna(False).astype(bool), vocab.id_field])
-        links = live_frame(view, link.object, [link.person_field, link.deal_field], vocab.deleted_field)
-        links = links[links[link.person_field].notna() & links[link.deal_field].notna()]
-        # Not "in the open set" but "not known closed": a deal the snapshot lacks counts as open.
-        on_open = ~links[link.deal_field].isin(closed_ids)
-        people.update(str(p) for p in links.loc[on_open, link.person_field])
-    return people, None
+    one_setting_of(NAME, "action", ACTIONS, settings)
 
 
 def _reason(vocab: Vocabulary, source: str, when: pd.Timestamp) -> str:
@@ -112,7 +83,7 @@ def run(ctx: PassContext) -> PassOutput:
     targets = [o for o in vocab.people_objects if o in wanted and view.has(o)]
     if not targets:
         return PassOutput(changes=[], skipped=f"no {' or '.join(wanted)} object in the snapshot")
-    protected, cannot_guard = _open_deal_people(ctx, targets)
+    protected, cannot_guard = people_on_open_deals(ctx, targets)
     if cannot_guard:
         return PassOutput(changes=[], skipped=cannot_guard)
 
@@ -157,27 +128,7 @@ def _people_removed_by(vocab: Vocabulary, op: Op) -> tuple[str, ...]:
 
 
 def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
-    related: list[RelatedRead] = []
-    for n, link in enumerate(vocab.deal_links):
-        links = f"links{n}"
-        related.append(RelatedRead(links, link.object, link.person_field, (link.person_field, link.deal_field)))
-        related.append(
-            RelatedRead(
-                f"deals{n}",
-                vocab.deal_object,
-                vocab.id_field,
-                (vocab.id_field, vocab.deal_closed_field),
-                via=(links, link.deal_field),
-            )
-        )
-    return LiveNeeds(fields=(*vocab.last_activity_fields, vocab.created_field), related=tuple(related))
-
-
-def _day(value: Any) -> date | None:
-    if value is None or value == "":
-        return None
-    text = canonical_datetime(str(value)) or ""
-    return date.fromisoformat(text[:10]) if text else None
+    return LiveNeeds(fields=(*vocab.last_activity_fields, vocab.created_field), related=deal_guard_reads(vocab))
 
 
 def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
@@ -185,18 +136,14 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
     vocab, record = live.vocabulary, live.record
     cutoff = years_before(now.astimezone(UTC).date(), settings["years"])
     for name in (*vocab.last_activity_fields, vocab.created_field):
-        day = _day(record.get(name))
+        day = live_day(record.get(name))
         if day is not None:
             if day >= cutoff:
                 return f"no longer stale: {name} is {day.isoformat()}"
             break
-    for n, link in enumerate(vocab.deal_links):
-        closed = {str(d.get(vocab.id_field)): d.get(vocab.deal_closed_field) for d in live.related.get(f"deals{n}", ())}
-        for row in live.related.get(f"links{n}", ()):
-            deal = row.get(link.deal_field)
-            # Only a deal known closed frees the person: "false", empty or a deal not read counts as open.
-            if deal and live_flag(closed.get(str(deal))) is not True:
-                return f"now on an open {vocab.deal_object.lower()} ({deal})"
+    deal = open_deal_now(live)
+    if deal:
+        return f"now on an open {vocab.deal_object.lower()} ({deal})"
     return None
 
 

@@ -1,0 +1,191 @@
+"""Clear hard-bounced email addresses and opt the people out (or, with action "delete", remove them).
+
+A person's address hard-bounced when the provider's bounce fields say so (the EmailBounces concept:
+a bounce date or reason set, or a bad-address flag true); only people who still hold an address are
+candidates. Action "clear" (the default) writes the address empty and, where the CRM has an opt-out
+the API may write, sets it (a person already opted out keeps it); where it has none, a note says the
+cleared people are not opted out. Action "delete" removes the people instead (archives, where the CRM
+has no undelete), holding back those on an open deal or an open case. Converted people are left
+alone and noted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from crmsweep.cleanup.passes import (
+    LiveCheck,
+    LiveNeeds,
+    LiveRows,
+    ObjectRead,
+    PassContext,
+    PassOutput,
+    PassSpec,
+    Proposal,
+    propose,
+    summary_of,
+)
+from crmsweep.cleanup.passes._guards import (
+    converted_flag,
+    converted_of,
+    filled,
+    held_people,
+    is_in,
+    leave_converted,
+    live_filled,
+    live_is_in,
+    one_setting_of,
+    people_guard_reads,
+    people_guard_recheck,
+    people_reads,
+    propose_removals,
+    removal_objects,
+)
+from crmsweep.cleanup.view import live_frame
+from crmsweep.concepts import EmailBounces
+from crmsweep.model import Change, Op, Severity, Vocabulary
+
+NAME = "bounced_emails"
+ACTIONS = ("clear", "delete")
+_SHOWN_DETAIL = 80  # characters of a bounce reason quoted in a change's reason
+
+
+def _bounces(vocab: Vocabulary) -> EmailBounces:
+    bounces = vocab.concept(EmailBounces)
+    return bounces if bounces is not None else EmailBounces((), (), (), None)
+
+
+def _signals(vocab: Vocabulary) -> tuple[str, ...]:
+    bounces = _bounces(vocab)
+    return (*bounces.set_fields, *bounces.true_flags)
+
+
+def _clear_writes(vocab: Vocabulary) -> dict[str, Any]:
+    """What clearing writes: the address empty, and the opt-out true where the CRM has one."""
+    opt_out = _bounces(vocab).opt_out_field
+    return {vocab.email_field: None, **({opt_out: True} if opt_out else {})}
+
+
+def _check(settings: Mapping[str, Any]) -> None:
+    one_setting_of(NAME, "action", ACTIONS, settings)
+
+
+def _detail(frame: pd.DataFrame, row: int, fields: tuple[str, ...]) -> str:
+    parts = []
+    for name in fields:
+        value: Any = frame.at[row, name]
+        if not live_filled(None if pd.isna(value) else value):
+            continue
+        text = value.date().isoformat() if isinstance(value, pd.Timestamp) else str(value).strip()
+        parts.append(f"{name} {text[:_SHOWN_DETAIL]}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def run(ctx: PassContext) -> PassOutput:
+    vocab, view = ctx.vocabulary, ctx.view
+    bounces = _bounces(vocab)
+    action = ctx.settings["action"]
+    targets = [o for o in vocab.people_objects if view.has(o)]
+    if not targets:
+        return PassOutput(changes=[], skipped=f"no {' or '.join(vocab.people_objects)} object in the snapshot")
+    held: dict[str, str] = {}
+    if action == "delete":
+        held, cannot_guard = held_people(ctx, targets)
+        if cannot_guard:
+            return PassOutput(changes=[], skipped=cannot_guard)
+    output = PassOutput(changes=[])
+    for obj in targets:
+        names = {s.name for s in view.fields(obj)}
+        needed = [vocab.email_field, *_signals(vocab)]
+        if action == "clear" and bounces.opt_out_field:
+            needed.append(bounces.opt_out_field)
+        missing = [f for f in needed if f not in names]
+        if missing:
+            output.notes.append(f"{obj} was not judged: the snapshot lacks {', '.join(missing)}")
+            continue
+        details = [f for f in bounces.detail_fields if f in names]
+        flag = converted_flag(view, vocab, obj)
+        columns = [vocab.id_field, *needed, *details, *([flag] if flag else [])]
+        frame = live_frame(view, obj, list(dict.fromkeys(columns)), vocab.deleted_field)
+        bounced = pd.Series(False, index=frame.index)
+        for column in bounces.set_fields:
+            bounced |= filled(frame[column])
+        for column in bounces.true_flags:
+            bounced |= is_in(frame[column], (True,))
+        chosen = leave_converted(output, obj, frame, flag, bounced & filled(frame[vocab.email_field]))
+        rows = frame[chosen].sort_values(vocab.id_field, kind="stable")
+        reasons = [f"address hard-bounced{_detail(frame, int(i), tuple(details))}" for i in rows.index]
+        if action == "delete":
+            propose_removals(ctx, NAME, output, obj, rows, reasons, held)
+            continue
+        _propose_clear(ctx, output, obj, rows, reasons)
+    if action == "clear" and not bounces.opt_out_field and output.changes and bounces.no_opt_out:
+        output.notes.append(bounces.no_opt_out)
+    return output
+
+
+def _propose_clear(ctx: PassContext, output: PassOutput, obj: str, rows: pd.DataFrame, reasons: list[str]) -> None:
+    vocab = ctx.vocabulary
+    opt_out = _bounces(vocab).opt_out_field
+    records = ctx.view.record_map(obj, [str(i) for i in rows[vocab.id_field]])
+    for rid, why in zip(rows[vocab.id_field], reasons, strict=True):
+        before = records[str(rid)]
+        after: dict[str, Any] = {vocab.email_field: None}
+        if opt_out and before.get(opt_out) is not True:
+            after[opt_out] = True
+        text = f"{why}: address cleared" + (", opted out" if opt_out in after else "")
+        output.changes.append(
+            propose(ctx, NAME, Op.UPDATE, obj, before, after=after, reason=text, severity=Severity.MINOR)
+        )
+
+
+def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
+    flag = converted_of(vocab, object_name)
+    fields = (vocab.email_field, *_signals(vocab), *([flag] if flag else []))
+    return LiveNeeds(fields=fields, related=people_guard_reads(vocab))
+
+
+def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
+    """Still holding an address that still shows a hard bounce, not converted; a removal also on no
+    open deal or case."""
+    vocab, record = live.vocabulary, live.record
+    bounces = _bounces(vocab)
+    if not live_filled(record.get(vocab.email_field)):
+        return "no address left to clear"
+    still = any(live_filled(record.get(f)) for f in bounces.set_fields) or any(
+        live_is_in(record.get(f), (True,)) for f in bounces.true_flags)
+    if not still:
+        return f"the address no longer shows a hard bounce ({', '.join(_signals(vocab))} empty)"
+    flag = converted_of(vocab, change.object)
+    if flag and live_is_in(record.get(flag), (True,)):
+        return f"converted since the scan ({flag} true)"
+    return people_guard_recheck(live) if change.op is Op(vocab.removal) else None
+
+
+def _reads(vocab: Vocabulary) -> list[ObjectRead]:
+    bounces = _bounces(vocab)
+    own = (vocab.email_field, *_signals(vocab), *bounces.detail_fields,
+           *([bounces.opt_out_field] if bounces.opt_out_field else []))
+    return people_reads(vocab, {o: own for o in vocab.people_objects})
+
+
+SPEC = PassSpec(
+    name=NAME,
+    summary=summary_of(__doc__),
+    order=14,
+    defaults={"action": "clear"},
+    run=run,
+    check=_check,
+    proposes=(
+        Proposal(Op.UPDATE, objects=lambda vocab: vocab.people_objects, writes=_clear_writes),
+        Proposal(Op.DELETE, objects=lambda vocab: removal_objects(vocab, vocab.people_objects, Op.DELETE.value)),
+        Proposal(Op.ARCHIVE, objects=lambda vocab: removal_objects(vocab, vocab.people_objects, Op.ARCHIVE.value)),
+    ),
+    live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
+    needs=(EmailBounces,),
+    reads=_reads,
+)

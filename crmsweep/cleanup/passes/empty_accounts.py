@@ -1,0 +1,195 @@
+"""Remove accounts (companies) left with no contacts, no open deals, no cases, tied to no contract.
+
+Runs after the passes that remove people and sees their effects: a contact an earlier pass removes no
+longer counts. An account is a candidate when no live contact is tied to it (the Accounts concept
+says through which links). It is held back, counted by reason, when a deal not known closed is tied to
+it, when any case is (open or closed: its history goes with the account), or when a record of a
+never-touch object (contract, order, quote, invoice) is. Without the contact, deal or case links in
+the snapshot the pass does not run; a never-touch object the snapshot lacks is noted. Where the CRM
+has no undelete, accounts are archived and a rollback re-creates them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from crmsweep.cleanup.passes import (
+    LiveCheck,
+    LiveNeeds,
+    LiveRows,
+    ObjectRead,
+    PassContext,
+    PassOutput,
+    PassSpec,
+    Proposal,
+    RelatedRead,
+    live_flag,
+    summary_of,
+)
+from crmsweep.cleanup.passes._guards import (
+    case_reads,
+    known_closed,
+    merged_reads,
+    on_open_cases,
+    open_case_now,
+    present,
+    propose_removals,
+    removal_objects,
+    tied,
+)
+from crmsweep.cleanup.view import live_frame
+from crmsweep.concepts import Accounts, Cases, Link
+from crmsweep.model import Change, Op, Vocabulary
+
+NAME = "empty_accounts"
+
+
+def _accounts(vocab: Vocabulary) -> Accounts | None:
+    return vocab.concept(Accounts)
+
+
+def _cases(vocab: Vocabulary) -> Cases | None:
+    cases = vocab.concept(Cases)
+    return cases if cases is not None and cases.accounts else None
+
+
+def _lacking(what: str, links: Sequence[Link]) -> str:
+    return (f"the snapshot lacks {links[0].object}, so accounts with {what} cannot be told apart; "
+            "include it in the backup and scan again")
+
+
+def run(ctx: PassContext) -> PassOutput:
+    vocab, view = ctx.vocabulary, ctx.view
+    accounts = _accounts(vocab)
+    assert accounts is not None  # scan runs a pass only where the concepts it needs are mapped
+    cases = _cases(vocab)
+    for what, links in (("contacts", accounts.contacts), (f"open {vocab.deal_object.lower()}s", accounts.deals)):
+        if not present(view, links):
+            return PassOutput(changes=[], skipped=_lacking(what, links))
+    if not view.has(vocab.deal_object):
+        return PassOutput(changes=[], skipped=_lacking(f"open {vocab.deal_object.lower()}s",
+                                                       [Link(vocab.deal_object, "", "")]))
+    frame = live_frame(view, accounts.object, [vocab.id_field], vocab.deleted_field)
+    ids = frame[vocab.id_field].astype(str)
+    with_contacts = set(tied(view, vocab, accounts.contacts)["near"])
+    output = PassOutput(changes=[])
+    # Why each candidate is kept, the first reason that holds (a guard's count names each account once).
+    held: dict[str, str] = {}
+    deals = tied(view, vocab, accounts.deals)
+    closed = known_closed(view, vocab, vocab.deal_object, vocab.deal_closed_field, (True,))
+    for account in deals.loc[~deals["far"].isin(closed), "near"]:
+        held.setdefault(account, f"on an open {vocab.deal_object.lower()}")
+    if cases is not None:
+        on_open, cannot = on_open_cases(ctx, cases, cases.accounts, "accounts")
+        if cannot:
+            return PassOutput(changes=[], skipped=cannot)
+        for account in sorted(on_open):
+            held.setdefault(account, f"on an open {cases.object.lower()}")
+        for account in tied(view, vocab, cases.accounts)["near"]:
+            held.setdefault(account, f"has a closed {cases.object.lower()}")
+    for obj, links in accounts.kept_by.items():
+        if not present(view, links):
+            output.notes.append(f"the snapshot has no {obj}: accounts tied to one could not be recognised")
+            continue
+        for account in tied(view, vocab, links)["near"]:
+            held.setdefault(account, f"tied to {_a(obj)}")
+    chosen = frame[~ids.isin(with_contacts)].sort_values(vocab.id_field, kind="stable")
+    why = (f"no contacts left, no open {vocab.deal_object.lower()}"
+           + (f", no {cases.object.lower()}" if cases is not None else ""))
+    propose_removals(ctx, NAME, output, accounts.object, chosen, [why] * len(chosen), held)
+    if output.changes and accounts.kept_by_unchecked:
+        output.notes.append(accounts.kept_by_unchecked)
+    return output
+
+
+def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
+    accounts = _accounts(vocab)
+    if accounts is None:
+        return LiveNeeds()
+    # One end of each kind of link is enough live: both ends hold the same ties.
+    contacts, deals = accounts.contacts[0], accounts.deals[0]
+    reads = [
+        RelatedRead("contacts", contacts.object, contacts.near_field, _pair(contacts)),
+        RelatedRead("deal_links", deals.object, deals.near_field, _pair(deals)),
+        RelatedRead("deals", vocab.deal_object, vocab.id_field, (vocab.id_field, vocab.deal_closed_field),
+                    via=("deal_links", deals.far_field)),
+    ]
+    cases = _cases(vocab)
+    if cases is not None:
+        reads.extend(case_reads(vocab, cases, cases.accounts[0], "account"))
+    for obj, links in accounts.kept_by.items():
+        reads.append(RelatedRead(f"kept_by_{obj}", links[0].object, links[0].near_field, _pair(links[0])))
+    return LiveNeeds(related=tuple(reads))
+
+
+def _a(obj: str) -> str:
+    return f"{'an' if obj[:1].lower() in 'aeiou' else 'a'} {obj}"
+
+
+def _pair(link: Link) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([link.near_field, link.far_field]))
+
+
+def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
+    """Still no contact, no open deal, no case, nothing never-touch tied to it, on live data."""
+    vocab = live.vocabulary
+    accounts = _accounts(vocab)
+    if accounts is None:
+        return None
+    contacts = [r.get(accounts.contacts[0].far_field) for r in live.related.get("contacts", ())]
+    if contacts:
+        return f"has contacts now ({contacts[0]})"
+    state = {str(d.get(vocab.id_field)): d.get(vocab.deal_closed_field) for d in live.related.get("deals", ())}
+    for row in live.related.get("deal_links", ()):
+        deal = row.get(accounts.deals[0].far_field)
+        if deal and live_flag(state.get(str(deal))) is not True:
+            return f"now on an open {vocab.deal_object.lower()} ({deal})"
+    cases = _cases(vocab)
+    if cases is not None:
+        case = open_case_now(live, cases, cases.accounts[0], "account")
+        if case or live.related.get("account_case_links"):
+            return f"has a {cases.object.lower()} now ({case or 'closed'})"
+    for obj in accounts.kept_by:
+        if live.related.get(f"kept_by_{obj}"):
+            return f"tied to {_a(obj)} now"
+    return None
+
+
+def _reads(vocab: Vocabulary) -> list[ObjectRead]:
+    accounts = _accounts(vocab)
+    if accounts is None:
+        return []
+    links = [*accounts.contacts, *accounts.deals, *(link for links in accounts.kept_by.values() for link in links)]
+    cases = _cases(vocab)
+    reads = [
+        ObjectRead(accounts.object, (vocab.id_field,)),
+        ObjectRead(vocab.deal_object, (vocab.id_field, vocab.deal_closed_field), optional=True),
+        *(ObjectRead(link.object, _pair(link), optional=True) for link in links),
+    ]
+    if cases is not None:
+        reads.append(ObjectRead(cases.object, (vocab.id_field, cases.closed_field), optional=True))
+        reads.extend(ObjectRead(link.object, _pair(link), optional=True) for link in cases.accounts)
+    return merged_reads(reads)
+
+
+def _removed(vocab: Vocabulary, op: Op) -> tuple[str, ...]:
+    accounts = _accounts(vocab)
+    return removal_objects(vocab, (accounts.object,) if accounts else (), op.value)
+
+
+SPEC = PassSpec(
+    name=NAME,
+    summary=summary_of(__doc__),
+    order=50,
+    defaults={},
+    run=run,
+    proposes=(
+        Proposal(Op.DELETE, objects=lambda vocab: _removed(vocab, Op.DELETE)),
+        Proposal(Op.ARCHIVE, objects=lambda vocab: _removed(vocab, Op.ARCHIVE)),
+    ),
+    live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
+    needs=(Accounts,),
+    reads=_reads,
+)

@@ -1,0 +1,132 @@
+"""Move open deals whose close date is more than a number of days past to a closed-lost stage.
+
+A deal is open when its closed flag is not true and its stage is none of the provider's closed stages
+(the DealStages concept). It is stale when its close day is more than `days` days before today (UTC);
+a deal with no close date is not judged. `stage` empty means the provider's closed-lost stage; where
+stages belong to pipelines, that stage is only known for one pipeline, and deals of other pipelines
+are left and noted until `stage` names one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crmsweep.bounds import Bound
+from crmsweep.cleanup.passes import (
+    ANY_VALUE,
+    LiveCheck,
+    LiveNeeds,
+    LiveRows,
+    ObjectRead,
+    PassContext,
+    PassOutput,
+    PassSpec,
+    Proposal,
+    propose,
+    summary_of,
+)
+from crmsweep.cleanup.passes._guards import day_stamp, frame_days, is_in, live_day, live_is_in
+from crmsweep.cleanup.view import live_frame
+from crmsweep.concepts import DealStages
+from crmsweep.errors import BadInput
+from crmsweep.model import Change, Op, Severity, Vocabulary
+
+NAME = "stale_open_deals"
+_MAX_STAGE = 100  # a stage name or id
+
+
+def _stages(vocab: Vocabulary) -> DealStages:
+    stages = vocab.concept(DealStages)
+    return stages if stages is not None else DealStages("", (), "")
+
+
+def _check(settings: Mapping[str, Any]) -> None:
+    stage = settings["stage"]
+    if stage and (len(stage) > _MAX_STAGE or not stage.isprintable() or stage.strip() != stage):
+        raise BadInput(f"[passes.{NAME}] stage must be one stage name or id (at most {_MAX_STAGE} characters, "
+                       "no spaces around it), or empty for the CRM's closed-lost stage")
+
+
+def run(ctx: PassContext) -> PassOutput:
+    vocab, view = ctx.vocabulary, ctx.view
+    stages = _stages(vocab)
+    deal = vocab.deal_object
+    names = {s.name for s in view.fields(deal)}
+    needed = [vocab.deal_closed_field, stages.stage_field, vocab.deal_close_date_field]
+    missing = [f for f in needed if f not in names]
+    if missing:
+        return PassOutput(changes=[], skipped=f"the snapshot's {deal} lacks {', '.join(missing)}")
+    chosen_stage = ctx.settings["stage"] or stages.closed_lost
+    pipeline = stages.pipeline_field if not ctx.settings["stage"] and stages.pipeline_field in names else None
+    columns = [vocab.id_field, *needed, *([pipeline] if pipeline else [])]
+    frame = live_frame(view, deal, columns, vocab.deleted_field)
+    open_ = ~is_in(frame[vocab.deal_closed_field], (True,)) & ~is_in(frame[stages.stage_field], stages.closed_stages)
+    today = ctx.now.astimezone(UTC).date()
+    cutoff = day_stamp(today - timedelta(days=ctx.settings["days"]))
+    close = frame_days(frame[vocab.deal_close_date_field])
+    chosen = open_ & (close.notna() & (close < cutoff)).astype(bool)
+    output = PassOutput(changes=[])
+    if pipeline:
+        other = chosen & frame[pipeline].notna() & (frame[pipeline] != stages.closed_lost_pipeline)
+        other = other.fillna(False).astype(bool)
+        if count := int(other.sum()):
+            output.notes.append(
+                f"{count} {deal} of pipelines other than {stages.closed_lost_pipeline!r} were left: their closed-lost "
+                f"stage is not {stages.closed_lost!r}; set [passes.{NAME}] stage to move them")
+        chosen &= ~other
+    rows = frame.assign(_close=close)[chosen].sort_values(vocab.id_field, kind="stable")
+    records = view.record_map(deal, [str(i) for i in rows[vocab.id_field]])
+    for rid, was, day in zip(rows[vocab.id_field], rows[stages.stage_field], rows["_close"], strict=True):
+        reason = (f"open {deal.lower()} in stage {was} whose close date {day.date().isoformat()} is "
+                  f"{(today - day.date()).days} days past: moved to {chosen_stage}")
+        output.changes.append(propose(
+            ctx, NAME, Op.UPDATE, deal, records[str(rid)], after={stages.stage_field: chosen_stage},
+            reason=reason, severity=Severity.MAJOR,
+        ))
+    return output
+
+
+def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
+    return LiveNeeds(fields=(vocab.deal_closed_field, _stages(vocab).stage_field, vocab.deal_close_date_field))
+
+
+def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
+    """Still open, and its close date still more than `days` days past."""
+    vocab, record = live.vocabulary, live.record
+    stages = _stages(vocab)
+    if live_is_in(record.get(vocab.deal_closed_field), (True,)):
+        return f"closed since the scan ({vocab.deal_closed_field} true)"
+    stage = record.get(stages.stage_field)
+    if stage in stages.closed_stages:
+        return f"closed since the scan (stage {stage})"
+    close = live_day(record.get(vocab.deal_close_date_field))
+    if close is None or close >= now.astimezone(UTC).date() - timedelta(days=settings["days"]):
+        return f"its close date is now {close.isoformat() if close else 'empty'}"
+    return None
+
+
+def _reads(vocab: Vocabulary) -> list[ObjectRead]:
+    stages = _stages(vocab)
+    fields = (vocab.id_field, vocab.deal_closed_field, stages.stage_field, vocab.deal_close_date_field)
+    return [ObjectRead(vocab.deal_object, (*fields, *([stages.pipeline_field] if stages.pipeline_field else [])))]
+
+
+SPEC = PassSpec(
+    name=NAME,
+    summary=summary_of(__doc__),
+    order=40,
+    defaults={"days": 90, "stage": ""},
+    run=run,
+    check=_check,
+    # The stage is a setting, so its value is not fixed here; the preview shows the one each change writes.
+    proposes=(
+        Proposal(Op.UPDATE, objects=lambda vocab: (vocab.deal_object,),
+                 writes=lambda vocab: {_stages(vocab).stage_field: ANY_VALUE}),
+    ),
+    bounds={"days": Bound(1, 36500)},
+    live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
+    needs=(DealStages,),
+    reads=_reads,
+)

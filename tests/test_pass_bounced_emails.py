@@ -1,0 +1,179 @@
+"""bounced_emails on hand-built Salesforce and HubSpot snapshots: clear (with opt-out where the CRM has
+one) or delete, exact ids and writes, hold-backs, the live re-check and the plan's provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import pytest
+
+from crmsweep.cleanup.live_check import ApplyTimeRules, LiveChecker
+from crmsweep.cleanup.passes import validate_settings
+from crmsweep.cleanup.provenance import scan_plan_problems
+from crmsweep.errors import BadInput
+from crmsweep.model import Op, Record
+from tests.fake_connector import FakeConnector
+from tests.record_orgs import HS, NOW, SF, Org, hs_org, ids, recheck, run_pass, scan, sf_org
+
+NAME = "bounced_emails"
+BOUNCED = "2025-11-02T10:00:00.000Z"
+
+
+def salesforce() -> Org:
+    org = sf_org()
+    org.add("Contact", "003B1", Name="Bounced", Email="gone@example.com", EmailBouncedDate=BOUNCED,
+            EmailBouncedReason="550 5.1.1 mailbox unavailable", HasOptedOutOfEmail=False)
+    org.add("Contact", "003B2", Name="Fine", Email="fine@example.com", HasOptedOutOfEmail=False)
+    org.add("Contact", "003B3", Name="Cleared Already", Email=None, EmailBouncedDate=BOUNCED)
+    org.add("Contact", "003B4", Name="Opted Out", Email="out@example.com", EmailBouncedDate=BOUNCED,
+            HasOptedOutOfEmail=True)
+    org.add("Contact", "003B5", Name="On Open Deal", Email="deal@example.com", EmailBouncedDate=BOUNCED,
+            HasOptedOutOfEmail=False)
+    org.add("Contact", "003B6", Name="Reason Only", Email="r@example.com", EmailBouncedReason="bounced",
+            HasOptedOutOfEmail=False)  # no bounce date: not a hard bounce by the rule
+    org.add("Lead", "00QB1", Name="Lead Bounced", Email="lead@example.com", EmailBouncedDate=BOUNCED,
+            HasOptedOutOfEmail=None)
+    org.add("Lead", "00QB2", Name="Converted", Email="conv@example.com", EmailBouncedDate=BOUNCED,
+            IsConverted=True)
+    org.add("Opportunity", "006O1", Name="Open", IsClosed=False, StageName="Prospecting")
+    org.add("OpportunityContactRole", "00KR1", ContactId="003B5", OpportunityId="006O1")
+    return org
+
+
+def hubspot() -> Org:
+    org = hs_org()
+    org.add("contacts", "201", email="bad@example.com", hs_email_hard_bounce_reason_enum="MAILBOX_FULL",
+            hs_email_hard_bounce_reason="mailbox full")
+    org.add("contacts", "202", email="bad2@example.com", hs_email_bad_address=True)
+    org.add("contacts", "203", email="ok@example.com", hs_email_bad_address=False)
+    org.add("contacts", "204", email=None, hs_email_bad_address=True)
+    org.add("contacts", "205", email="ticket@example.com", hs_email_bad_address=True)
+    org.add("tickets", "40001", subject="Open", hs_pipeline_stage="2")
+    org.tie("contacts_to_tickets", "205", "40001")
+    return org
+
+
+def test_salesforce_clears_and_opts_out_exactly_the_bounced_addresses() -> None:
+    out = run_pass(NAME, salesforce().view(), SF)
+    assert [(c.record_id, c.op, c.after) for c in out.changes] == [
+        ("003B1", Op.UPDATE, {"Email": None, "HasOptedOutOfEmail": True}),
+        ("003B4", Op.UPDATE, {"Email": None}),  # already opted out: only the address is written
+        ("003B5", Op.UPDATE, {"Email": None, "HasOptedOutOfEmail": True}),  # a clear removes nobody: no guard
+        ("00QB1", Op.UPDATE, {"Email": None, "HasOptedOutOfEmail": True}),
+    ]
+    assert out.changes[0].reason == ("address hard-bounced (EmailBouncedDate 2025-11-02; EmailBouncedReason 550 "
+                                     "5.1.1 mailbox unavailable): address cleared, opted out")
+    assert out.notes == ["1 converted Lead record left alone (IsConverted true)"] and out.held_back == {}
+
+
+def test_hubspot_clears_and_says_it_cannot_opt_out() -> None:
+    out = run_pass(NAME, hubspot().view(), HS)
+    assert [(c.record_id, c.after) for c in out.changes] == [
+        ("201", {"email": None}), ("202", {"email": None}), ("205", {"email": None})]
+    assert out.changes[0].reason == ("address hard-bounced (hs_email_hard_bounce_reason_enum MAILBOX_FULL; "
+                                     "hs_email_hard_bounce_reason mailbox full): address cleared")
+    assert len(out.notes) == 1 and out.notes[0].startswith("HubSpot has no opt-out the API may write")
+
+
+def test_delete_removes_the_bounced_people_but_not_those_on_an_open_deal_or_case() -> None:
+    out = run_pass(NAME, salesforce().view(), SF, action="delete")
+    assert [(c.record_id, c.op) for c in out.changes] == [("003B1", Op.DELETE), ("003B4", Op.DELETE),
+                                                          ("00QB1", Op.DELETE)]
+    assert out.held_back == {"on an open opportunity": 1}
+    out = run_pass(NAME, hubspot().view(), HS, action="delete")
+    assert [(c.record_id, c.op) for c in out.changes] == [("201", Op.ARCHIVE), ("202", Op.ARCHIVE)]
+    assert out.held_back == {"on an open tickets": 1} and out.notes == []
+
+
+def test_action_must_be_a_known_word() -> None:
+    with pytest.raises(BadInput) as caught:
+        validate_settings(NAME, {"action": "merge"})
+    assert str(caught.value) == "[passes.bounced_emails] action must be one of: clear, delete; not 'merge'"
+
+
+def test_skips_and_notes_where_the_snapshot_lacks_what_it_reads() -> None:
+    org = salesforce()
+    org.fields["Lead"] = [f for f in org.fields["Lead"] if f.name != "EmailBouncedDate"]
+    for row in org.rows["Lead"]:
+        row.pop("EmailBouncedDate", None)
+    out = run_pass(NAME, org.view(), SF)
+    assert ids(out) == ["003B1", "003B4", "003B5"]
+    assert out.notes == ["Lead was not judged: the snapshot lacks EmailBouncedDate"]
+    result = scan(salesforce().view(["Opportunity"]), SF, [NAME])
+    assert result.skipped == {NAME: "no Contact or Lead object in the snapshot"}
+    vocab = replace(SF, concepts=(), absent_concepts={"EmailBounces": "this CRM records no bounces"})
+    assert scan(salesforce().view(), vocab, [NAME]).skipped == {NAME: "this CRM records no bounces"}
+
+
+def test_protections_hold_back_a_recent_person() -> None:
+    org = salesforce()
+    org.rows["Contact"][0]["CreatedDate"] = "2026-03-10T00:00:00.000Z"
+    result = scan(org.view(), SF, [NAME])
+    assert ids(result) == ["003B4", "003B5", "00QB1"]
+    assert result.held_back[NAME] == {"created in the last 30 days": 1}
+
+
+def test_the_live_re_check_refuses_an_address_fixed_or_gone() -> None:
+    change = run_pass(NAME, salesforce().view(), SF).changes[0]
+    live = {"Email": "gone@example.com", "EmailBouncedDate": BOUNCED}
+    assert recheck(change, SF, live) is None
+    assert recheck(change, SF, {**live, "EmailBouncedDate": None}) == (
+        "the address no longer shows a hard bounce (EmailBouncedDate empty)")
+    assert recheck(change, SF, {**live, "Email": None}) == "no address left to clear"
+    removal = run_pass(NAME, salesforce().view(), SF, action="delete").changes[0]
+    deal = {"links0": [{"ContactId": "003B1", "OpportunityId": "006O7"}], "deals0": []}
+    assert recheck(removal, SF, live, deal) == "now on an open opportunity (006O7)"
+    hs_change = run_pass(NAME, hubspot().view(), HS).changes[1]
+    assert recheck(hs_change, HS, {"email": "bad2@example.com", "hs_email_bad_address": "true"}) is None
+    assert recheck(hs_change, HS, {"email": "bad2@example.com", "hs_email_bad_address": "false"}) == (
+        "the address no longer shows a hard bounce (hs_email_hard_bounce_reason_enum, hs_email_bad_address empty)")
+
+
+def test_the_plan_passes_provenance_and_a_forged_write_does_not() -> None:
+    plan = scan(salesforce().view(), SF, [NAME]).plan
+    assert scan_plan_problems(plan, SF) == []
+    first = plan.changes[0]
+    forged = [
+        replace(first, after={"Email": "attacker@example.com"}),
+        replace(first, after={"Email": None, "Phone": None}),
+        replace(first, after={"Email": None, "HasOptedOutOfEmail": False}),
+    ]
+    problems = scan_plan_problems(replace(plan, changes=tuple(forged)), SF)
+    declared = 'pass bounced_emails writes Email=null, HasOptedOutOfEmail=true, not '
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        declared + '{"Email":"attacker@example.com"}',
+        declared + '{"Email":null,"Phone":null}',
+        declared + '{"Email":null,"HasOptedOutOfEmail":false}',
+    ]
+    hs_plan = scan(hubspot().view(), HS, [NAME], settings={NAME: {"action": "delete"}}).plan
+    assert hs_plan.changes and scan_plan_problems(hs_plan, HS) == []
+    forged_hs = [replace(hs_plan.changes[0], op=Op.UPDATE, after={"email": None, "hs_email_optout": True})]
+    assert [p.split(": ", 1)[1] for p in scan_plan_problems(replace(hs_plan, changes=tuple(forged_hs)), HS)] == [
+        'pass bounced_emails writes email=null, not {"email":null,"hs_email_optout":true}']
+
+
+class _StrictConnector(FakeConnector):
+    """Refuses reads of objects the org lacks, as the CRMs do (an org without cases: INVALID_TYPE)."""
+
+    def read_related(self, object_name: str, field: str, values: Sequence[str], fields: Sequence[str]) -> list[Record]:
+        if object_name not in self._fields:
+            raise AssertionError(f"read of {object_name}, which the org does not have")
+        return super().read_related(object_name, field, values, fields)
+
+
+def test_apply_re_checks_a_removal_on_an_org_without_cases_and_one_put_on_an_open_case() -> None:
+    org = salesforce()
+    plan = scan(org.view(), SF, [NAME], settings={NAME: {"action": "delete"}}).plan
+    removals = [c for c in plan.changes if c.record_id in ("003B1", "003B4")]
+    without_cases = {o: org.fields[o] for o in org.fields if o != "Case"}
+    connector = _StrictConnector(without_cases, {o: org.rows[o] for o in without_cases}, vocabulary=SF)
+    checker = LiveChecker(connector, ApplyTimeRules(), plan.header.pass_settings, NOW,
+                          lambda obj: {f.name for f in org.fields[obj]})
+    live = {c.record_id: dict(c.before) for c in removals}
+    assert checker.verdicts(removals, live) == [None, None]
+    rows = {o: org.rows[o] for o in org.fields}
+    rows["Case"] = [{"Id": "500N1", "ContactId": "003B4", "IsClosed": False}]
+    checker = LiveChecker(_StrictConnector(dict(org.fields), rows, vocabulary=SF), ApplyTimeRules(),
+                          plan.header.pass_settings, NOW, lambda obj: {f.name for f in org.fields[obj]})
+    assert checker.verdicts(removals, live) == [None, ("no longer qualifies", "now on an open case (500N1)")]
