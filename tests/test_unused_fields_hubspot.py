@@ -111,7 +111,7 @@ def test_pass_proposes_exactly_the_planted_properties_and_holds_back_the_protect
     fax = next(c for c in changes if c.record_id == "contacts.legacy_fax_number")
     assert fax.label == "Fax (legacy import) <contacts.legacy_fax_number>"
     assert fax.reason == ("unused: filled on 0 of 250 contacts records (0.0%), never written, "
-                          "referenced by nothing in form_fields; confidence high")
+                          "referenced by nothing in form_fields, list_filters; confidence high")
     notes = result.plan.header.notes
     assert f"{PASS}: contacts.webinar_topic is kept: used by form Webinar sign-up" in notes
     assert any(n.startswith(f"{PASS}: uses checked: forms") for n in notes)
