@@ -28,6 +28,12 @@ class CustomFields:
     rollback re-creates it from the row and writes its values back from the snapshot).
     `why_kept(row)` says why a definition must never be removed (managed package, read-only,
     CRM-defined), or None.
+    `is_custom(row)`: the definition is the org's own (an admin's field), not one the CRM defines; only
+    those are candidates, and the others are not counted as held back.
+    `filled_field`: a column of the definitions object holding how many live records hold a value (a count
+    the connector reads from the CRM), so apply can see values written since the backup; None if the CRM
+    gives no cheap count.
+    `caveats`: what the reference evidence cannot see, said in every proposal's note.
     """
 
     definitions: str
@@ -35,6 +41,9 @@ class CustomFields:
     references: tuple[str, ...]
     removal: str
     why_kept: Callable[[Mapping[str, Any]], str | None]
+    is_custom: Callable[[Mapping[str, Any]], bool] = lambda row: True
+    filled_field: str | None = None
+    caveats: str = ""
 
 
 # --- data quality (the `report quality` command) ------------------------------------------------------

@@ -35,6 +35,7 @@ FAKE_VOCABULARY = replace(
     never_touch_objects=("Contract", "Invoice"),
     audit_fields=("LastModifiedDate", "SystemModstamp"),
     short_id_length=None,  # test ids are made up, not Salesforce's checksummed 15/18-character ids
+    concepts=(),  # the fake holds no custom field definitions (nor other concept objects)
 )
 
 FAKE_CAPABILITIES = Capabilities(

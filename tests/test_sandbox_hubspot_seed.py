@@ -32,6 +32,8 @@ DOCUMENTED = {
                 "old_marketing_emails": 6, "archived_marketing_emails": 1},
 }
 UNUSED = {"contacts": 3, "companies": 2, "deals": 1}
+# Empty too, on contacts: the three hubspot_seed_fields.py plants to be held back (referenced, not archivable, new).
+HELD_EMPTY = {"contacts": 3}
 
 
 @pytest.mark.parametrize(("records", "seed"), sorted(DOCUMENTED))
@@ -101,7 +103,7 @@ def test_every_kind_of_mess_is_found_through_the_api(hubspot_sandbox: RunningSan
         custom = [p.name for p in hs.crm.properties.core_api.get_all(type_name).results if not p.hubspot_defined]
         unused = [p for p in custom if hs.crm.objects.search_api.do_search(type_name, {"filterGroups": [
             {"filters": [{"propertyName": p, "operator": "HAS_PROPERTY"}]}], "limit": 1}).total == 0]
-        assert len(unused) == count and len(custom) > count
+        assert len(unused) == count + HELD_EMPTY.get(type_name, 0) and len(custom) > len(unused)
 
     on_open_deals = [c for c in planted.ids["stale_contacts_on_open_deals"]
                      if any(not_closed(hs, int(d.to_object_id))

@@ -11,14 +11,16 @@ before children. The plan then goes through the same preview and apply as any ot
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from crmsweep import __version__
+from crmsweep.backup.field_restore import definitions_first, removed_fields, value_restores
 from crmsweep.backup.recreate import FieldSpecs, create_values, parents_first, relinks, resolve_placeholders
 from crmsweep.backup.runlog import (
     STATUS_DONE,
+    STATUS_DONE_WITH_FAILURES,
     STATUS_STOPPED,
     STATUS_UNFINISHED,
     ChangeOutcome,
@@ -150,6 +152,41 @@ def snapshot_links(
     return links
 
 
+def recreated_by_earlier_rollbacks(home: Home, state: RunState, vocabulary: Vocabulary) -> set[tuple[str, str]]:
+    """(object, old id key) of the records the finished rollbacks of run `state` re-created."""
+    made: set[tuple[str, str]] = set()
+    for rollback_id in state.rollbacks:
+        rollback = read_run(home, rollback_id)
+        if rollback.rollback_of != state.run_id or rollback.status not in (STATUS_DONE, STATUS_DONE_WITH_FAILURES):
+            continue
+        for index in rollback.applied_order:
+            change = rollback.plan.changes[index]
+            if change.op is Op.CREATE:
+                made.add((change.object, vocabulary.id_key(change.record_id)))
+    return made
+
+
+def snapshot_value_restores(
+    home: Home,
+    state: RunState,
+    removals: Mapping[str, Sequence[tuple[str, Change]]],
+    undos: Mapping[tuple[str, str], Change],
+    vocabulary: Vocabulary,
+) -> dict[tuple[str, str], Change]:
+    """The updates that write the values of the fields run `state` removed back, from the snapshot its
+    plan came from (see `field_restore`); none if that snapshot is gone (the definitions still come back)."""
+    snapshot_id = _source_snapshot(home, state)
+    if snapshot_id is None:
+        return {}
+    from crmsweep.backup.snapshot import open_snapshot
+
+    try:
+        reader = open_snapshot(home, snapshot_id)
+    except BadInput:
+        return {}
+    return value_restores(removals, reader, undos, vocabulary)
+
+
 def recreates_any(state: RunState, recreate: Collection[tuple[str, str]]) -> bool:
     """Whether undoing run `state` re-creates a record (an archive, or a delete in `recreate`)."""
     return bool(recreate) or any(state.plan.changes[i].op is Op.ARCHIVE for i in state.applied_order)
@@ -162,6 +199,9 @@ def rollback_changes(
     (object, record id): what the rollback planner writes and the plan checks expect, alike."""
     specs = snapshot_field_specs(home, state) if recreates_any(state, recreate) else {}
     undos = applied_undos(state, specs, vocabulary, recreate=recreate, strict=strict)
+    removals = removed_fields((state.plan.changes[i] for i in state.applied_order), vocabulary)
+    if removals:
+        undos.update(snapshot_value_restores(home, state, removals, undos, vocabulary))
     creates = [c for c in undos.values() if c.op is Op.CREATE]
     links = snapshot_links(home, state, {c.object for c in creates}) if creates else {}
     return {**undos, **{(c.object, c.record_id): c for c in relinks(creates, links, vocabulary)}}
@@ -233,8 +273,15 @@ def rollback_plan_of(
         )
     try:
         undos = rollback_changes(home, state, vocabulary, recreate=recreate, strict=True)
+        # A create has no drift check: one an earlier, finished rollback of the run made is not made again
+        # (a second rollback covers what the first could not; it would duplicate the rest). Only the planner
+        # leaves them out: the plan checks accept a subset, and must still accept the earlier plans.
+        made = recreated_by_earlier_rollbacks(home, state, vocabulary)
+        undos = {k: u for k, u in undos.items()
+                 if not (u.op is Op.CREATE and (u.object, vocabulary.id_key(u.record_id)) in made)}
         links = [c for c in undos.values() if c.op is Op.ASSOCIATE]
-        changes = parents_first([c for c in undos.values() if c.op is not Op.ASSOCIATE], vocabulary) + links
+        ordered = parents_first([c for c in undos.values() if c.op is not Op.ASSOCIATE], vocabulary)
+        changes = definitions_first(ordered, vocabulary) + links
     except NotReversible as exc:
         raise SafetyRefusal(f"run {run_id} cannot be rolled back: {exc}") from None
     created = sum(1 for c in changes if c.op is Op.CREATE)

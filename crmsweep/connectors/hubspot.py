@@ -23,6 +23,7 @@ from crmsweep.connectors.base import Connection, RecordFilter, Scalar
 from crmsweep.connectors.hubspot_assets import ASSET_OBJECTS, HubSpotAssets
 from crmsweep.connectors.hubspot_client import DEFAULT_TIMEOUT, Answer, HubSpotClient
 from crmsweep.connectors.hubspot_errors import body_json, is_api_exception, map_failure, outcome_unknown
+from crmsweep.connectors.hubspot_properties import PSEUDO_OBJECTS, PropertyDefinitions, fields_of
 from crmsweep.connectors.hubspot_rate import Pacer
 from crmsweep.connectors.hubspot_records import (
     OWNER_FIELDS,
@@ -134,6 +135,9 @@ class HubSpotConnector:
         self.rate_limited = 0  # 429 answers received (benchmarks and tests count them)
         self._org_id: str | None = None
         self._describes: dict[str, dict[str, Any]] = {}
+        # Property definitions and the forms using them, as the pseudo-objects a backup and a pass read.
+        self.definitions = PropertyDefinitions(
+            self, [o for o in HUBSPOT_VOCABULARY.default_backup_objects if o != OWNERS])
         # Lists, marketing emails, campaigns: objects with APIs of their own (`hubspot_assets`).
         self._assets = HubSpotAssets(self)
 
@@ -211,6 +215,8 @@ class HubSpotConnector:
         name = _object(object_name)
         if name == OWNERS:
             return {"objectType": OWNERS, "fields": [f.to_dict() for f in OWNER_FIELDS]}
+        if name in PSEUDO_OBJECTS:
+            return {"objectType": name, "fields": [f.to_dict() for f in fields_of(name)]}
         if name in ASSET_OBJECTS:
             return self._assets.describe(name)
         if name not in self._describes:
@@ -235,6 +241,8 @@ class HubSpotConnector:
     def fields(self, object_name: str) -> list[FieldSpec]:
         if _object(object_name) == OWNERS:
             return list(OWNER_FIELDS)
+        if _object(object_name) in PSEUDO_OBJECTS:
+            return fields_of(_object(object_name))
         if object_name in ASSET_OBJECTS:
             return self._assets.fields(object_name)
         return object_fields(self.describe(object_name)["properties"])
@@ -259,7 +267,7 @@ class HubSpotConnector:
     ) -> int:
         flt = RecordFilter.of(since=since, ids=ids, equals=equals, has_value=has_value)
         name = _object(object_name)
-        if name == OWNERS or name in ASSET_OBJECTS or flt.ids is not None:
+        if name in (OWNERS, *PSEUDO_OBJECTS) or name in ASSET_OBJECTS or flt.ids is not None:
             return sum(len(page) for page in self.iter_pages(name, ["id"], since=since, ids=ids, equals=equals,
                                                              has_value=has_value))
         body = keyset_body(search_filters(name, flt), ["hs_object_id"], None, 0, limit=1)
@@ -281,6 +289,13 @@ class HubSpotConnector:
         name = _object(object_name)
         if name == OWNERS:
             yield from self._owner_pages(flt)
+            return
+        if name in PSEUDO_OBJECTS:
+            for page in self.definitions.pages(name, [*fields, *flt.fields(self.vocabulary)],
+                                               include_deleted=include_deleted):
+                kept = [_only(r, fields) for r in page if flt.matches(r, self.vocabulary)]
+                if kept:
+                    yield kept
             return
         if name in ASSET_OBJECTS:
             yield from self._assets.pages(name, fields, flt, include_deleted=include_deleted)
@@ -399,6 +414,9 @@ class HubSpotConnector:
         self, object_name: str, ids: Sequence[str], fields: Sequence[str], *, include_deleted: bool = True
     ) -> dict[str, Record]:
         name = _object(object_name)
+        if name in PSEUDO_OBJECTS:
+            return self.definitions.read(name, list(dict.fromkeys(map(str, ids))), fields,
+                                         include_deleted=include_deleted)
         if name in ASSET_OBJECTS:
             return self._assets.read(name, [str(i) for i in ids], fields, include_deleted=include_deleted)
         unique = list(dict.fromkeys(_record_id(i) for i in ids))
@@ -465,6 +483,8 @@ class HubSpotConnector:
         name = _object(object_name)
         if name == OWNERS:
             raise BadInput("HubSpot owners are read-only through the API: reassign their records instead")
+        if name == PSEUDO_OBJECTS[1]:
+            raise BadInput("form fields are read-only here: change the form in HubSpot")
         if size > self.capabilities.max_batch_write:
             raise ValueError(f"{size} records in one HubSpot write; "
                              f"at most {self.capabilities.max_batch_write} per call")
@@ -474,6 +494,8 @@ class HubSpotConnector:
         """Archive (HubSpot's recycle bin, 90 days, restored only in the UI or by re-creating); a list or
         marketing email is deleted through its own API, and restored with its id (`undelete`)."""
         name = self._check_batch(object_name, len(ids))
+        if name in PSEUDO_OBJECTS:
+            return self.definitions.archive(list(ids))
         if name in ASSET_OBJECTS:
             return self._assets.delete(name, ids)
         checked = [_record_id(i) for i in ids]
@@ -486,6 +508,8 @@ class HubSpotConnector:
 
     def update(self, object_name: str, records: Sequence[Record]) -> list[WriteResult]:
         name = self._check_batch(object_name, len(records))
+        if name in PSEUDO_OBJECTS:
+            raise BadInput("crmsweep does not change property definitions, only archives and re-creates them")
         if name in ASSET_OBJECTS:
             return self._assets.update(name, records)
         inputs = [{"id": _record_id(r.get("id")), "properties": _writable(r)} for r in records]
@@ -522,6 +546,8 @@ class HubSpotConnector:
             raise BadInput(f"crmsweep does not create HubSpot {name}: a deleted one is restored with its id")
         if not records:
             return []
+        if name in PSEUDO_OBJECTS:
+            return self.definitions.create(records)
         if keys is not None:
             if len(keys) != len(records):
                 raise ValueError(f"{len(keys)} keys for {len(records)} records")
@@ -608,6 +634,8 @@ class HubSpotConnector:
         if not attempts:
             return {}
         name = _object(object_name)
+        if name in PSEUDO_OBJECTS:
+            return self.definitions.find_created([a.key for a in attempts], [a.values for a in attempts])
         fields = list(dict.fromkeys(n for a in attempts for n in a.values))
         if self._holds_keys(name):
             by_key = self.find_by_key(name, [a.key for a in attempts], fields)

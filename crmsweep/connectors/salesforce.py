@@ -30,6 +30,7 @@ from crmsweep.connectors.salesforce_errors import (
     refused_up_front,
     soap_fault_error,
 )
+from crmsweep.connectors.salesforce_fields import PSEUDO_OBJECTS, CustomFieldDefinitions, fields_of
 from crmsweep.connectors.salesforce_session import DEFAULT_TIMEOUT, SalesforceSession
 from crmsweep.connectors.salesforce_soap import SoapFault, parse_undelete_response, undelete_envelope
 from crmsweep.errors import (
@@ -256,6 +257,8 @@ class SalesforceConnector:
         )
         self._org_id: str | None = None
         self._describes: dict[str, dict[str, Any]] = {}
+        # Custom field definitions and their uses, as the pseudo-objects a backup and a pass read.
+        self.definitions = CustomFieldDefinitions(self)
         self._user_id: str | None = None
 
     # -- plumbing
@@ -328,6 +331,8 @@ class SalesforceConnector:
 
     def describe(self, object_name: str) -> dict[str, Any]:
         name = _identifier(object_name)
+        if name in PSEUDO_OBJECTS:
+            return {"name": name, "fields": [f.to_dict() for f in fields_of(name)]}
         if name not in self._describes:
             try:
                 raw = self._call(f"describe {name}", lambda: self._sf.restful(f"sobjects/{name}/describe"))
@@ -344,6 +349,8 @@ class SalesforceConnector:
         return self._describes[name]
 
     def fields(self, object_name: str) -> list[FieldSpec]:
+        if object_name in PSEUDO_OBJECTS:
+            return fields_of(object_name)
         specs = (field_spec(f) for f in self.describe(object_name).get("fields") or [])
         return [spec for spec in specs if spec is not None]
 
@@ -376,6 +383,17 @@ class SalesforceConnector:
         include_deleted: bool = False,
     ) -> Iterator[list[Record]]:
         flt = RecordFilter.of(since=since, ids=ids, equals=equals, has_value=has_value)
+        if object_name in PSEUDO_OBJECTS:
+            rows = (self.definitions.read(object_name, list(flt.ids), [*fields, *flt.fields(self.vocabulary)])
+                    if flt.ids is not None else None)
+            pages = [list(rows.values())] if rows is not None else self.definitions.pages(
+                object_name, [*fields, *flt.fields(self.vocabulary)], include_deleted=include_deleted)
+            for page in pages:
+                kept = [{k: v for k, v in r.items() if k in {"Id", *fields}} for r in page
+                        if flt.matches(r, self.vocabulary)]
+                if kept:
+                    yield kept
+            return
         head = select_soql(object_name, fields)
         endpoint = "queryAll/" if include_deleted else "query/"
         for soql in self._filtered_soql(object_name, head, flt, endpoint):
@@ -463,6 +481,9 @@ class SalesforceConnector:
         self, object_name: str, ids: Sequence[str], fields: Sequence[str], *, include_deleted: bool = True
     ) -> dict[str, Record]:
         id_field = self.vocabulary.id_field
+        if object_name in PSEUDO_OBJECTS:
+            # A removed field is queryable nowhere, so there are no deleted rows to include.
+            return self.definitions.read(object_name, list(ids), list(fields))
         columns = list(fields) if id_field in fields else [id_field, *fields]
         found: dict[str, Record] = {}
         for page in self.iter_pages(object_name, columns, ids=ids, include_deleted=include_deleted):
@@ -545,6 +566,8 @@ class SalesforceConnector:
 
     def delete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
         self._check_batch(object_name, len(ids))
+        if object_name in PSEUDO_OBJECTS:
+            return self.definitions.delete(list(ids))
         checked = [_record_id(i) for i in ids]
         if not checked:
             return []
@@ -577,6 +600,8 @@ class SalesforceConnector:
 
     def update(self, object_name: str, records: Sequence[Record]) -> list[WriteResult]:
         self._check_batch(object_name, len(records))
+        if object_name in PSEUDO_OBJECTS:
+            raise BadInput("crmsweep does not change custom field definitions, only removes and re-creates them")
         id_field = self.vocabulary.id_field
         bodies = [
             {"attributes": {"type": object_name}, "id": _record_id(r.get(id_field)),
@@ -599,6 +624,8 @@ class SalesforceConnector:
         """sObject Collections has no idempotency header, and a marker field would have to exist in every
         org: `keys` are not sent, and `find_created` looks for what the running user created instead."""
         self._check_batch(object_name, len(records))
+        if object_name in PSEUDO_OBJECTS:
+            return self.definitions.create(list(records))
         bodies = [
             {"attributes": {"type": object_name}, **{k: v for k, v in r.items() if k != "attributes"}}
             for r in records
@@ -618,6 +645,8 @@ class SalesforceConnector:
         keeps no key, so the caller tells the records apart by their values."""
         if not attempts:
             return {}
+        if object_name in PSEUDO_OBJECTS:
+            return self.definitions.find_created([a.key for a in attempts], [a.values for a in attempts])
         user = self.current_user_id()
         if not user:
             raise ConnectorError(

@@ -26,6 +26,7 @@ from crmsweep.concepts import (
     Cases,
     CompanyMatch,
     ContactPoints,
+    CustomFields,
     DataQuality,
     DealStages,
     DuplicateKeys,
@@ -61,6 +62,38 @@ def _both_ways(near: str, far: str) -> tuple[Link, ...]:
         Link(association_object(far, near), ASSOCIATION_TO_FIELD, ASSOCIATION_FROM_FIELD),
     )
 CONNECTOR_MODULE = "crmsweep.connectors.hubspot"  # defines HubSpotConnector(connection, *, retry=None)
+
+
+
+def _property_of(row: Mapping[str, Any]) -> tuple[str, str] | None:
+    object_type, name = row.get("objectType"), row.get("name")
+    return (str(object_type), str(name)) if object_type and name else None
+
+
+def _property_kept(row: Mapping[str, Any]) -> str | None:
+    if row.get("hubspotDefined"):
+        return "HubSpot defines it"
+    if row.get("archivable") is False:
+        return "HubSpot does not let it be archived (modificationMetadata.archivable is false)"
+    if row.get("readOnlyValue") or row.get("calculated"):
+        return "its values are HubSpot's to set (read-only or calculated)"
+    return None
+
+
+# Properties: the definitions read by the connector (crmsweep/connectors/hubspot_properties.py); forms and
+# lists are what can use one. Archive is HubSpot's only removal; no stable API brings one back (a 2027-03
+# beta restores the definition), so a rollback brings the definition back and writes the values again.
+HUBSPOT_CUSTOM_FIELDS = CustomFields(
+    definitions="properties",
+    field_of=_property_of,
+    references=("form_fields", "list_filters"),
+    removal="archive",
+    why_kept=_property_kept,
+    is_custom=lambda row: not row.get("hubspotDefined"),
+    filled_field="filled",
+    caveats="uses checked: forms and list filters; workflows, reports, sequences and "
+    "integrations are not readable through HubSpot's public API and were not checked",
+)
 
 # What `report quality` checks by default (the [quality] config section adds or replaces rules).
 HUBSPOT_QUALITY = DataQuality(
@@ -206,13 +239,14 @@ HUBSPOT_VOCABULARY = Vocabulary(
             "deals": ("dealname",),
             "tickets": ("subject",),
             "owners": ("firstName", "lastName", "email"),
+            "properties": ("label", "id"),
             "lists": ("name",),
             "marketing_emails": ("name", "subject"),
             "campaigns": ("hs_name",),
         }
     ),
     never_touch_objects=("quotes", "invoices", "line_items", "orders", "payments", "subscriptions", "carts"),
-    concepts=(HUBSPOT_QUALITY, *_ASSET_CONCEPTS, *_RECORD_CONCEPTS),
+    concepts=(HUBSPOT_QUALITY, HUBSPOT_CUSTOM_FIELDS, *_ASSET_CONCEPTS, *_RECORD_CONCEPTS),
     absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),
     audit_fields=("updatedAt", "lastmodifieddate", "hs_lastmodifieddate", "hs_updated_by_user_id"),
     short_id_length=None,  # ids are numeric strings with one form

@@ -4,6 +4,7 @@ and how to reach it. Data only; the connector and sandbox are imported when firs
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from crmsweep.concepts import (
     CompanyMatch,
     ContactPoints,
     Converted,
+    CustomFields,
     DataQuality,
     DealStages,
     DuplicateKeys,
@@ -36,6 +38,35 @@ if TYPE_CHECKING:
     from crmsweep.connectors.retry import RetryPolicy
 
 NAME = "salesforce"
+
+
+
+def _custom_field_of(row: Mapping[str, Any]) -> tuple[str, str] | None:
+    object_name, _, field = str(row.get("FullName") or "").partition(".")
+    return (object_name, field) if object_name and field.endswith("__c") else None
+
+
+def _custom_field_kept(row: Mapping[str, Any]) -> str | None:
+    if row.get("NamespacePrefix") or row.get("ManageableState") not in (None, "", "unmanaged"):
+        return "a managed package's field (only its package may remove it)"
+    return None
+
+
+# Custom fields through the Tooling API (crmsweep/connectors/salesforce_fields.py): the definitions, and
+# their uses from MetadataComponentDependency and the reports' columns. A Tooling DELETE keeps the field 15
+# days, restorable only in Setup, so for crmsweep it is an archive: the rollback re-creates the field from
+# FullName and Metadata (a new id) and writes the values back from the snapshot.
+SALESFORCE_CUSTOM_FIELDS = CustomFields(
+    definitions="CustomField",
+    field_of=_custom_field_of,
+    references=("FieldReference",),
+    removal="archive",
+    why_kept=_custom_field_kept,
+    filled_field="filled",
+    caveats="uses checked: MetadataComponentDependency (a beta API: at most 2,000 rows, blind to reports) and "
+    "every report's columns; formulas of other orgs' packages, external integrations and list views are "
+    "not covered",
+)
 
 # What `report quality` checks by default (the [quality] config section adds or replaces rules).
 SALESFORCE_QUALITY = DataQuality(
@@ -164,10 +195,11 @@ SALESFORCE_VOCABULARY = Vocabulary(
             "Report": ("Name",),
             "Dashboard": ("Title",),
             "ContentDocument": ("Title",),
+            "CustomField": ("FullName",),
         }
     ),
     never_touch_objects=("Contract", "Order", "Quote", "Invoice", "OrderItem", "QuoteLineItem"),
-    concepts=(SALESFORCE_QUALITY, *_ASSET_CONCEPTS, *_RECORD_CONCEPTS),
+    concepts=(SALESFORCE_QUALITY, SALESFORCE_CUSTOM_FIELDS, *_ASSET_CONCEPTS, *_RECORD_CONCEPTS),
     absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),
     audit_fields=("LastModifiedDate", "LastModifiedById", "SystemModstamp"),
     short_id_length=15,

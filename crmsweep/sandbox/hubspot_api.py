@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from crmsweep.sandbox import hubspot_portal_api as portal_api
-from crmsweep.sandbox import hubspot_seed
+from crmsweep.sandbox import hubspot_seed, hubspot_seed_fields
 from crmsweep.sandbox.faults import FaultRule
 from crmsweep.sandbox.hubspot_http import (
     HubSpotError,
@@ -506,7 +506,8 @@ class HubSpotSandbox:
             store.drop_everything()
         store.create_schema()
         if not store.seeded:
-            hubspot_seed.seed_store(store, records=records, seed=seed, anchor=utc_now())
+            data = hubspot_seed.seed_store(store, records=records, seed=seed, anchor=utc_now())
+            hubspot_seed_fields.plant(store, data)
 
     def make_api(self, context: ApiContext) -> HubSpotApi:
         return HubSpotApi(context)

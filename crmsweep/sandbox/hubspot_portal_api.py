@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from crmsweep.sandbox import hubspot_campaigns_api as campaigns_api
+from crmsweep.sandbox import hubspot_forms
 from crmsweep.sandbox.hubspot_http import (
     HubSpotError,
     allow,
@@ -60,6 +61,9 @@ LIST_SEARCH_MAX = 500
 
 def route(api: HubSpotApi, request: Request, parts: list[str]) -> Response:
     method = request.method
+    forms = hubspot_forms.route(api, request, parts)
+    if forms is not None:
+        return forms
     head = parts[:3]
     if head == ["crm", "v3", "properties"] and len(parts) >= 4:
         return _properties(api, request, object_or_400(parts[3]), parts[4:])
@@ -155,9 +159,12 @@ def _properties(api: HubSpotApi, request: Request, o: ObjectType, rest: list[str
         if doc.data.get("hubspotDefined"):
             raise HubSpotError(400, "VALIDATION_ERROR", f"{rest[0]} is a HubSpot-defined property and cannot be "
                                "archived")
+        if not (doc.data.get("modificationMetadata") or {}).get("archivable", True):
+            raise HubSpotError(400, "VALIDATION_ERROR", f"{rest[0]} cannot be archived: it is not archivable")
         doc.data.update(archived=True, archivedAt=format_ts(api.clock()))
         with api.store.transaction():
             api.store.put_doc(kind, doc.key, doc.data, archived=True)
+            hubspot_forms.clear_values(api, o, doc.key)
         api.portal.forget_properties(o.name)
         return Response(204)
     changes = json_object(request)

@@ -46,3 +46,15 @@ def record_planted(state_dir: Path, planted: Planted) -> None:
     temporary = path.with_name(f".{FILE_NAME}.{os.getpid()}")
     temporary.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(temporary, path)
+
+
+def planted_ids(state_dir: Path) -> set[str]:
+    """Every id the folder's file names for any pass (proposed, held, near misses, groups)."""
+    found: set[str] = set()
+    for entry in read_planted(state_dir).values():
+        for kind, values in entry.items():
+            if not isinstance(values, list):
+                continue  # a note for the reader, not ids
+            for value in values:
+                found.update(map(str, value) if kind == "groups" and isinstance(value, list) else [str(value)])
+    return found

@@ -20,7 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crmsweep.sandbox import describe, ids, soap
+from crmsweep.sandbox import describe, ids, salesforce_seed_fields, soap
+from crmsweep.sandbox import salesforce_tooling as tooling
 from crmsweep.sandbox import seed as seeding
 from crmsweep.sandbox.faults import FaultRule
 from crmsweep.sandbox.planted import forget_planted
@@ -38,6 +39,7 @@ from crmsweep.sandbox.provider_api import (
 )
 from crmsweep.sandbox.rules import RecordError, to_json_value
 from crmsweep.sandbox.salesforce_store import SalesforceStore
+from crmsweep.sandbox.salesforce_tooling import lookup, with_custom_fields
 from crmsweep.sandbox.schema import SObject, get_object
 from crmsweep.sandbox.soql import CompiledQuery, SoqlError, compile_soql, shape_record
 from crmsweep.sandbox.store import Store, utc_now
@@ -255,6 +257,8 @@ class SalesforceApi:
             return self._collections(request)
         if head == "sobjects":
             return self._sobjects(request, version, rest[1:])
+        if head == "tooling":
+            return self._tooling(request, version, rest[1:])
         if head == "analytics" and len(rest) in (3, 4) and rest[1] in _ANALYTICS:
             return self._analytics(request, _ANALYTICS[rest[1]], rest[2], rest[3:])
         raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
@@ -314,7 +318,7 @@ class SalesforceApi:
         if not text:
             raise ApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
         try:
-            query = compile_soql(text, include_deleted=include_deleted, now=self.clock())
+            query = compile_soql(text, include_deleted=include_deleted, now=self.clock(), objects=lookup(self.store))
         except SoqlError as exc:
             raise ApiError(400, exc.error_code, exc.message) from None
         offset = query.offset or 0
@@ -374,7 +378,7 @@ class SalesforceApi:
         if not rest:
             _allow(method, "GET")
             return json_response(200, describe.global_describe(version))
-        obj = get_object(rest[0])
+        obj = with_custom_fields(self.store, get_object(rest[0]))
         if obj is None or len(rest) > 3:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         if len(rest) == 1:
@@ -518,7 +522,7 @@ class SalesforceApi:
     ) -> str:
         if method == "DELETE":
             return self.store.delete(record_id, now)
-        obj = get_object(type_name or "")
+        obj = with_custom_fields(self.store, get_object(type_name or ""))
         if obj is None:
             raise RecordError("INVALID_TYPE", f"sObject type '{type_name}' is not supported.")
         if method == "POST":
@@ -528,6 +532,34 @@ class SalesforceApi:
         if record_id is None:
             raise RecordError("MISSING_ARGUMENT", "Id not specified in an update call", ("Id",))
         return self.store.update(obj, record_id, values, now)
+
+    # --- Tooling API (salesforce_tooling.py) ---------------------------------------------------
+
+    def _tooling(self, request: Request, version: str, rest: list[str]) -> Response:
+        method = request.method
+        try:
+            if rest == ["query"]:
+                _allow(method, "GET")
+                text = request.param("q")
+                if not text:
+                    raise ApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
+                return json_response(200, tooling.query(self.store, text, version, self.clock()))
+            if rest[:2] == ["sobjects", "CustomField"] and len(rest) in (2, 3):
+                if len(rest) == 2:
+                    _allow(method, "POST")
+                    new_id = tooling.create_field(self.store, _json_object(request), self.clock())
+                    return json_response(201, {"id": new_id, "success": True, "errors": []})
+                _allow(method, "GET", "PATCH", "DELETE")
+                if method == "GET":
+                    return json_response(200, tooling.get_field(self.store, rest[2], version))
+                if method == "PATCH":
+                    tooling.update_field(self.store, rest[2], _json_object(request), self.clock())
+                else:
+                    tooling.delete_field(self.store, rest[2])
+                return Response(204)
+        except tooling.ToolingError as exc:
+            raise ApiError(exc.status, exc.error_code, exc.message) from None
+        raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
 
     # --- SOAP ----------------------------------------------------------------------------------
 
@@ -579,7 +611,9 @@ class SalesforceSandbox:
             forget_planted(store.path.parent)
         store.create_schema()
         if not store.seeded:
-            seeding.seed_store(store, records=records, seed=seed, anchor=utc_now())
+            anchor = utc_now()
+            seeding.seed_store(store, records=records, seed=seed, anchor=anchor)
+            salesforce_seed_fields.plant(store, anchor)
 
     def make_api(self, context: ApiContext) -> SalesforceApi:
         return SalesforceApi(context)

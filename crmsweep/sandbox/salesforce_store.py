@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from crmsweep.sandbox import activity, ids, rules
+from crmsweep.sandbox import activity, ids, rules, salesforce_tooling
 from crmsweep.sandbox.rules import RecordError
 from crmsweep.sandbox.schema import BY_KEY_PREFIX, DATETIME, OBJECTS, REFERENCE, SObject, children_of
 from crmsweep.sandbox.store import BIN_COLUMN, Store, chunks, quote
@@ -71,6 +71,7 @@ class SalesforceStore(Store):
                 columns += [(c, "TEXT") for c in hidden_columns(obj) if c != BIN_COLUMN]
                 indexed = [f.name for f in obj.fields if f.type == REFERENCE] + ["SystemModstamp"]
                 added[obj.name] = self.ensure_table(obj.name, columns, indexed)
+            salesforce_tooling.create_tables(self)
             if any(added.values()):
                 self._migrate_activity(added)
             if self.meta("four_digit_years") != "1":
@@ -108,7 +109,7 @@ class SalesforceStore(Store):
             self._db.execute(_last_activity_sql(name))
 
     def drop_everything(self) -> None:
-        self.drop_tables([obj.name for obj in OBJECTS.values()])
+        self.drop_tables([obj.name for obj in OBJECTS.values()] + list(salesforce_tooling.TOOLING_OBJECTS))
 
     @property
     def api_user_id(self) -> str:
@@ -142,9 +143,11 @@ class SalesforceStore(Store):
         if not isinstance(record_id, str) or (full := ids.normalize(record_id)) is None:
             raise RecordError("MALFORMED_ID", f"malformed id {record_id}", ("Id",) if expected else ())
         obj = BY_KEY_PREFIX.get(ids.key_prefix(full))
-        if obj is None or (expected is not None and obj is not expected):
+        if obj is None or (expected is not None and obj.name != expected.name):
             label = expected.name if expected else "Record"
             raise RecordError("MALFORMED_ID", f"{label} ID: id value of incorrect type: {record_id}", ("Id",))
+        # The caller's object carries the org's custom fields (salesforce_tooling.py).
+        obj = expected or salesforce_tooling.with_custom_fields(self, obj) or obj
         found = self.row(obj, full)
         if found is None:
             raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")

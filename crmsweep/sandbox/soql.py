@@ -19,7 +19,7 @@ Semantics follow Salesforce's documentation, with these sandbox choices:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -405,7 +405,7 @@ class _SubCompiler:
             raise SoqlError("a semi-join subquery must select exactly one Id or reference field", MALFORMED_QUERY)
         if query.order_by or query.limit is not None or query.offset is not None:
             raise SoqlError("ORDER BY, LIMIT and OFFSET are not allowed in a semi-join subquery", MALFORMED_QUERY)
-        scope = _Scope(_object(query), self.aliases)
+        scope = _Scope(_object(query, schema.get_object), self.aliases)
         selected = scope.resolve(query.fields[0])
         if selected.field.type not in _ID_TYPES:
             raise SoqlError(f"a semi-join subquery must select an Id or reference field, not "
@@ -424,8 +424,8 @@ def _wrap(sql: _Sql) -> _Sql:
     return _Sql(f"({sql.text})", sql.params)
 
 
-def _object(query: Query) -> schema.SObject:
-    obj = schema.get_object(query.object_name)
+def _object(query: Query, objects: Callable[[str], schema.SObject | None]) -> schema.SObject:
+    obj = objects(query.object_name)
     if obj is None:
         raise SoqlError(_NO_SUCH_OBJECT.format(name=query.object_name), INVALID_TYPE)
     return obj
@@ -466,16 +466,23 @@ def _top_level_and(cond: Condition | None) -> list[Condition]:
 # --- public API -----------------------------------------------------------------------------------
 
 
-def compile_soql(text: str, *, include_deleted: bool, now: datetime) -> CompiledQuery:
+def compile_soql(
+    text: str,
+    *,
+    include_deleted: bool,
+    now: datetime,
+    objects: Callable[[str], schema.SObject | None] = schema.get_object,
+) -> CompiledQuery:
     """Compile one SOQL statement for the SQLite store.
 
     `include_deleted` is True for `queryAll` (recycle-bin rows included). `now` anchors relative
     date literals; they are computed in UTC, whereas real Salesforce uses the user's time zone.
     Raises `SoqlError` with MALFORMED_QUERY, INVALID_FIELD, INVALID_TYPE, INVALID_QUERY_FILTER_OPERATOR
     (malformed id literal) or NUMBER_OUTSIDE_VALID_RANGE (OFFSET over 2000).
+    `objects` resolves the FROM object (the store's, with the org's custom fields; the Tooling API's own).
     """
     query = parse_soql(text)
-    obj = _object(query)
+    obj = _object(query, objects)
     _check_filter_restriction(obj, query)
     if query.offset is not None and query.offset > MAX_OFFSET:
         raise SoqlError(f"Maximum SOQL offset allowed is {MAX_OFFSET}", NUMBER_OUTSIDE_VALID_RANGE)

@@ -325,7 +325,8 @@ class _Parser:
         fields, count_only = self.select_list()
         self.expect_kw("FROM")
         obj = self.advance()
-        if obj.kind != "ident" or obj.upper in _RESERVED or "." in obj.text:
+        # "Order" is an object as well as a keyword: after FROM it names the object, as in Salesforce.
+        if obj.kind != "ident" or (obj.upper in _RESERVED and obj.upper != "ORDER") or "." in obj.text:
             raise self.unexpected(obj)
         where = None
         if self.is_kw("WHERE"):

@@ -1,0 +1,219 @@
+"""Remove custom fields nobody fills, writes or references (their definitions and values stay in the snapshot).
+
+A custom field definition (the provider's `CustomFields` concept) is proposed for removal only when the
+evidence is complete and says it is unused, which is what "high confidence" means here:
+- filled on at most `max_fill` of the records of its object (default 0: on none), counted on the
+  snapshot as the earlier passes leave it (records they remove do not count);
+- if filled at all, no value written for `days` days: the latest fingerprint (last-modified stamp) of a
+  record holding a value is an upper bound on when a value was last written, so the rule errs towards
+  keeping the field;
+- referenced by nothing the backup could read (the concept's reference objects: forms, list filters,
+  metadata dependencies, report columns; a use of field "*" stands for uses that could not all be read,
+  of that object or, with object "*", of every one), and not kept by the provider (managed package, not
+  archivable, CRM-defined or read-only: counted as held back, with the reason).
+A field on an object the snapshot lacks is not judged (its values would not be in the snapshot, so a
+rollback could not write them back): a note names it. Every proposal's reason states its evidence, and
+a note says what the reference evidence cannot see (the concept's caveats).
+
+The removal is the concept's op (archive); the rollback brings the definition back and writes the
+snapshot's values onto the records that still exist (crmsweep/backup/field_restore.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from crmsweep.bounds import Bound
+from crmsweep.cleanup.passes import (
+    LiveCheck,
+    LiveNeeds,
+    LiveRows,
+    ObjectRead,
+    PassContext,
+    PassOutput,
+    PassSpec,
+    Proposal,
+    live_flag,
+    propose,
+    summary_of,
+)
+from crmsweep.cleanup.view import live_frame
+from crmsweep.concepts import CustomFields
+from crmsweep.model import Change, FieldKind, Op, Severity, Vocabulary
+
+NAME = "unused_custom_fields"
+HELD_REFERENCED = "referenced"
+
+
+def _concept(vocab: Vocabulary) -> CustomFields:
+    concept = vocab.concept(CustomFields)
+    if concept is None:  # the registry runs a pass only where its concepts exist
+        raise ValueError(f"{vocab.provider} maps no CustomFields")
+    return concept
+
+
+def _references(ctx: PassContext, concept: CustomFields) -> dict[tuple[str, str], list[str]]:
+    """(object, field) -> who uses it ("form Contact us"), from every reference object the snapshot holds."""
+    uses: dict[tuple[str, str], list[str]] = {}
+    for name in concept.references:
+        if not ctx.view.has(name):
+            continue
+        frame = ctx.view.frame(name, ["object", "field", "by_type", "by_name"])
+        for obj, field, by_type, by_name in frame.itertuples(index=False, name=None):
+            if obj and field:
+                uses.setdefault((str(obj), str(field)), []).append(f"{by_type or 'use'} {by_name or ''}".strip())
+    return uses
+
+
+def _filled(values: pd.Series, kind: FieldKind) -> pd.Series:
+    """Which values count as filled: a checkbox only when true (it is never empty), text when not blank."""
+    if kind is FieldKind.BOOL:
+        return values.fillna(False).astype(bool)
+    present = values.notna()
+    if kind is FieldKind.STRING:
+        present &= values.astype("string").str.strip().fillna("") != ""
+    return present
+
+
+def _fill_evidence(ctx: PassContext, obj: str, field: str) -> tuple[int, int, pd.Timestamp | None] | None:
+    """(records holding a value, records, the latest fingerprint of one holding a value), or None when
+    the snapshot lacks the object or the column."""
+    view, vocab = ctx.view, ctx.vocabulary
+    if not view.has(obj):
+        return None
+    specs = {s.name: s for s in view.fields(obj)}
+    if field not in specs:
+        return None
+    columns = [vocab.id_field, field, *([vocab.fingerprint_field] if vocab.fingerprint_field in specs else [])]
+    frame = live_frame(view, obj, columns, vocab.deleted_field)
+    mask = _filled(frame[field], specs[field].kind)
+    latest = None
+    if vocab.fingerprint_field in frame and mask.any():
+        stamps = pd.to_datetime(frame.loc[mask, vocab.fingerprint_field], utc=True, errors="coerce")
+        latest = stamps.max() if stamps.notna().any() else None
+    return int(mask.sum()), len(frame), latest
+
+
+def run(ctx: PassContext) -> PassOutput:
+    vocab, view, settings = ctx.vocabulary, ctx.view, ctx.settings
+    concept = _concept(vocab)
+    output = PassOutput(changes=[])
+    definitions = concept.definitions
+    if not view.has(definitions):
+        return PassOutput(changes=[], skipped=f"the snapshot lacks {definitions}: back it up and scan again")
+    uses = _references(ctx, concept)
+    checked = [r for r in concept.references if view.has(r)]
+    missing_refs = [r for r in concept.references if not view.has(r)]
+    rows = view.frame(definitions)
+    if vocab.deleted_field in rows:
+        rows = rows[~rows[vocab.deleted_field].fillna(False).astype(bool)]
+    ids = sorted(str(i) for i in rows[vocab.id_field])
+    records = view.record_map(definitions, ids)
+    cutoff = pd.Timestamp(ctx.now.astimezone(UTC) - timedelta(days=settings["days"]))
+    wanted = set(settings["objects"])
+    unjudged: list[str] = []
+
+    def hold(reason: str) -> None:
+        output.held_back[reason] = output.held_back.get(reason, 0) + 1
+
+    for definition_id in ids:
+        row = records[definition_id]
+        target = concept.field_of(row)
+        if target is None or not concept.is_custom(row):
+            continue
+        obj, field = target
+        if wanted and obj not in wanted:
+            continue
+        evidence = _fill_evidence(ctx, obj, field)
+        if evidence is None:
+            unjudged.append(f"{obj}.{field}")
+            continue
+        filled, total, latest = evidence
+        share = filled / total if total else 0.0
+        if share > settings["max_fill"]:
+            continue
+        if filled and (latest is None or latest >= cutoff):
+            continue
+        # Unused by its values: now what keeps it anyway (counted, as protections are).
+        kept = concept.why_kept(row)
+        if kept is not None:
+            hold(kept)
+            continue
+        used_by = [*uses.get((obj, field), ()), *uses.get((obj, "*"), ()), *uses.get(("*", "*"), ())]
+        if used_by:
+            hold(HELD_REFERENCED)
+            output.notes.append(f"{obj}.{field} is kept: used by {', '.join(sorted(set(used_by)))}")
+            continue
+        written = "never written" if latest is None else f"last written on {latest.date().isoformat()} at the latest"
+        references = f"referenced by nothing in {', '.join(checked)}" if checked else "no uses could be read"
+        reason = (f"unused: filled on {filled} of {total} {obj} records ({share:.1%}), {written}, "
+                  f"{references}; confidence high")
+        output.changes.append(
+            propose(ctx, NAME, Op(concept.removal), definitions, row, reason=reason, severity=Severity.MINOR)
+        )
+    if unjudged:
+        output.notes.append(f"not judged, the snapshot lacks their objects or columns: {', '.join(unjudged)}")
+    if missing_refs:
+        output.notes.append(f"the snapshot lacks {', '.join(missing_refs)}: uses found there were not checked")
+    if output.changes and concept.caveats:
+        output.notes.append(f"{concept.caveats}; values removed with a field are in the snapshot, and a "
+                            "rollback writes them back")
+    return output
+
+
+def _reads(vocab: Vocabulary) -> list[ObjectRead]:
+    concept = _concept(vocab)
+    return [ObjectRead(concept.definitions),
+            *(ObjectRead(name, ("object", "field", "by_type", "by_id", "by_name"), optional=True)
+              for name in concept.references)]
+
+
+def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
+    concept = _concept(vocab)
+    filled = (concept.filled_field,) if concept.filled_field else ()
+    # The definition itself, re-read (one cheap call): still there, still removable, and, where the CRM
+    # counts values for us, not filled since the backup. Uses are not re-read (forms, dependencies and
+    # report columns cost a full listing each): the plan's evidence is the backup's.
+    return LiveNeeds(fields=(*filled, vocab.created_field))
+
+
+def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
+    concept = _concept(live.vocabulary)
+    record = {**change.before, **live.record}
+    kept = concept.why_kept(record)
+    if kept is not None:
+        return f"now kept: {kept}"
+    if live_flag(live.record.get(live.vocabulary.deleted_field or "")) is True:
+        return "already removed"
+    name = concept.filled_field
+    if name and name in live.record:
+        now_filled, then = live.record.get(name), change.before.get(name)
+        if isinstance(now_filled, int | float) and isinstance(then, int | float) and now_filled > then:
+            return f"values written since the backup: {int(now_filled)} records hold one, {int(then)} did"
+    return None
+
+
+def _removal(vocab: Vocabulary, op: Op) -> tuple[str, ...]:
+    concept = vocab.concept(CustomFields)
+    return (concept.definitions,) if concept is not None and Op(concept.removal) is op else ()
+
+
+SPEC = PassSpec(
+    name=NAME,
+    summary=summary_of(__doc__),
+    order=60,
+    defaults={"max_fill": 0.0, "days": 365, "objects": []},
+    run=run,
+    proposes=(
+        Proposal(Op.ARCHIVE, objects=lambda vocab: _removal(vocab, Op.ARCHIVE)),
+        Proposal(Op.DELETE, objects=lambda vocab: _removal(vocab, Op.DELETE)),
+    ),
+    bounds={"max_fill": Bound(0.0, 1.0), "days": Bound(0, 36_500)},
+    live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
+    needs=(CustomFields,),
+    reads=_reads,
+)

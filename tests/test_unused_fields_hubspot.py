@@ -1,0 +1,196 @@
+"""unused_custom_fields on HubSpot: the sandbox's property and form endpoints through the real SDK, the
+pass's exact proposals on the default seed (planted.json), what it holds back, and the round trip:
+backup, scan, apply (properties archived, values gone), rollback (definitions back, values identical).
+
+All against the HubSpot sandbox (seed 21, 250 contacts).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from hubspot.crm.properties import PropertyCreate
+from hubspot.crm.properties.exceptions import ApiException
+
+from crmsweep import api
+from crmsweep.backup.snapshot import open_snapshot
+from crmsweep.cleanup.plan_checks import check_plan
+from crmsweep.errors import SafetyRefusal
+from crmsweep.model import Change, Op, Plan
+from crmsweep.sandbox.planted import read_planted
+from crmsweep.sandbox.server import RunningSandbox
+from tests.hubspot_fixtures import all_pages, hs, hubspot_sandbox
+from tests.test_passes_hubspot import workspace, yes
+
+__all__ = ["hs", "hubspot_sandbox"]
+
+PASS = "unused_custom_fields"
+
+
+def post(sandbox: RunningSandbox, path: str, body: object) -> requests.Response:
+    info = sandbox.info
+    return requests.post(f"{info.url}{path}", json=body, verify=str(info.ca_file),
+                         headers={"Authorization": f"Bearer {info.token}"}, timeout=30)
+
+
+def names(hs: Any, object_type: str, *, archived: bool = False) -> set[str]:
+    return {p.name for p in hs.crm.properties.core_api.get_all(object_type, archived=archived).results}
+
+
+# --- the sandbox, through the SDK ----------------------------------------------------------------
+
+
+def test_property_archive_leaves_it_archived_without_values_and_refuses_what_hubspot_refuses(
+    hubspot_sandbox: RunningSandbox, hs: Any
+) -> None:
+    core = hs.crm.properties.core_api
+    core.create("contacts", PropertyCreate(name="shoe_size", label="Shoe size", type="string",
+                                           field_type="text", group_name="contactinformation"))
+    contact = hs.crm.contacts.basic_api.create({"properties": {"email": "feet@example.org", "shoe_size": "44"}})
+    stamp = hs.crm.contacts.basic_api.get_by_id(contact.id).updated_at
+    core.archive("contacts", "shoe_size")
+    assert "shoe_size" not in names(hs, "contacts") and "shoe_size" in names(hs, "contacts", archived=True)
+    read = hs.crm.contacts.basic_api.get_by_id(contact.id, properties=["shoe_size"])
+    assert "shoe_size" not in read.properties and read.updated_at == stamp  # a schema change, not a write
+    with pytest.raises(ApiException) as refused:
+        core.archive("contacts", "crm_sync_lock")  # modificationMetadata.archivable is false
+    assert refused.value.status == 400 and "not archivable" in json.loads(refused.value.body)["message"]
+    with pytest.raises(ApiException) as defined:
+        core.archive("contacts", "email")
+    assert defined.value.status == 400
+    # The beta restore brings the definition back under its name; the values do not come with it.
+    answer = post(hubspot_sandbox, "/crm/schemas/2027-03-beta/objects/0-1/properties/batch/restore",
+                  {"inputs": [{"name": "shoe_size"}, {"name": "email"}]})
+    assert answer.status_code == 207
+    assert [r["name"] for r in answer.json()["results"]] == ["shoe_size"]
+    assert answer.json()["errors"][0]["context"] == {"names": ["email"]}
+    assert "shoe_size" in names(hs, "contacts")
+    assert hs.crm.contacts.basic_api.get_by_id(contact.id, properties=["shoe_size"]).properties["shoe_size"] is None
+
+
+def test_forms_are_paged_and_name_the_properties_they_ask_for(hubspot_sandbox: RunningSandbox) -> None:
+    info = hubspot_sandbox.info
+    seen, after = [], None
+    while True:
+        answer = requests.get(f"{info.url}/marketing/v3/forms/", params={"limit": 2, **({"after": after} if after
+                              else {})}, verify=str(info.ca_file),
+                              headers={"Authorization": f"Bearer {info.token}"}, timeout=30)
+        assert answer.status_code == 200
+        seen += answer.json()["results"]
+        after = answer.json().get("paging", {}).get("next", {}).get("after")
+        if not after:
+            break
+    assert [f["name"] for f in seen] == ["Contact us", "Webinar sign-up", "Newsletter"]
+    webinar = seen[1]["fieldGroups"][0]["fields"]
+    assert [(f["objectTypeId"], f["name"]) for f in webinar] == [
+        ("0-1", "email"), ("0-1", "firstname"), ("0-1", "webinar_topic"), ("0-1", "preferred_language")]
+
+
+# --- the pass on the seed ------------------------------------------------------------------------
+
+
+def test_pass_proposes_exactly_the_planted_properties_and_holds_back_the_protected(
+    hubspot_sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planted = read_planted(hubspot_sandbox.info.state_dir)[PASS]
+    ws = workspace(hubspot_sandbox, tmp_path, monkeypatch)
+    result = api.scan(ws, "hs", tmp_path / "plan.json", passes=[PASS]).result
+    changes = [c for c in result.plan.changes if c.pass_name == PASS]
+    assert sorted(c.record_id for c in changes) == planted["proposed"] == [
+        "companies.legacy_erp_id", "companies.sic_code_2015", "contacts.legacy_fax_number",
+        "contacts.old_region_code", "contacts.trade_show_2019", "deals.old_forecast_category"]
+    assert {(c.op, c.object) for c in changes} == {(Op.ARCHIVE, "properties")}
+    assert planted["held"] == ["contacts.crm_sync_lock", "contacts.new_campaign_code", "contacts.webinar_topic"]
+    assert result.held_back[PASS] == {
+        "HubSpot does not let it be archived (modificationMetadata.archivable is false)": 1,
+        "created in the last 30 days": 1, "referenced": 1}
+    fax = next(c for c in changes if c.record_id == "contacts.legacy_fax_number")
+    assert fax.label == "Fax (legacy import) <contacts.legacy_fax_number>"
+    assert fax.reason == ("unused: filled on 0 of 250 contacts records (0.0%), never written, "
+                          "referenced by nothing in form_fields, list_filters; confidence high")
+    notes = result.plan.header.notes
+    assert f"{PASS}: contacts.webinar_topic is kept: used by form Webinar sign-up" in notes
+    assert any(n.startswith(f"{PASS}: uses checked: forms") for n in notes)
+    # partner_code, filled on one contact, is a near miss at the default max_fill of 0.
+    assert "contacts.partner_code" not in {c.record_id for c in changes}
+
+
+def test_apply_time_recheck_skips_a_property_filled_since_the_backup(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = workspace(hubspot_sandbox, tmp_path, monkeypatch)
+    api.scan(ws, "hs", tmp_path / "plan.json", passes=[PASS])
+    some = all_pages(hs.crm.contacts.basic_api, archived=False)[0]
+    hs.crm.contacts.basic_api.update(some.id, {"properties": {"trade_show_2019": "BADGE-7"}})
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None
+    skipped = {s["id"]: s["detail"] for s in report.skipped_items}
+    assert skipped == {"contacts.trade_show_2019": "values written since the backup: 1 records hold one, 0 did"}
+    assert "trade_show_2019" in names(hs, "contacts") and "legacy_fax_number" not in names(hs, "contacts")
+
+
+# --- the round trip --------------------------------------------------------------------------------
+
+
+def test_removed_filled_property_comes_back_with_every_value_identical_after_rollback(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = workspace(hubspot_sandbox, tmp_path, monkeypatch, f"[passes.{PASS}]\nmax_fill = 0.5\ndays = 0\n")
+    outcome = api.scan(ws, "hs", tmp_path / "plan.json", passes=[PASS])
+    removed = sorted(c.record_id for c in outcome.result.plan.changes)
+    # Raised max_fill: the filled ones go too (partner_code on one contact, customer_tier on many).
+    assert {"contacts.partner_code", "contacts.customer_tier", "contacts.legacy_fax_number"} <= set(removed)
+    snapshot = open_snapshot(ws.home, outcome.result.plan.header.source["id"])
+    before = {r["id"]: r for r in snapshot.records("contacts")}
+    filled = {i: (r["partner_code"], r["customer_tier"]) for i, r in before.items()
+              if r["partner_code"] is not None or r["customer_tier"] is not None}
+    assert len(filled) > 50
+
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    assert not {"partner_code", "customer_tier"} & names(hs, "contacts")
+
+    rolled = api.rollback(ws, report.run_id, confirm=yes)
+    assert rolled.report is not None and not rolled.report.failed and not rolled.report.skipped_items
+    creates = [c for c in rolled.plan.changes if c.op is Op.CREATE]
+    assert [c.object for c in rolled.plan.changes[: len(creates)]] == ["properties"] * len(removed)
+    assert {"partner_code", "customer_tier", "legacy_fax_number"} <= names(hs, "contacts")
+    live = {r.id: r.properties for r in all_pages(hs.crm.contacts.basic_api, archived=False,
+                                                  properties=["partner_code", "customer_tier"])}
+    assert {i: (live[i]["partner_code"], live[i]["customer_tier"]) for i in filled} == filled
+    assert not [i for i, p in live.items() if i not in filled and (p["partner_code"] or p["customer_tier"])]
+    definition = json.loads(next(r for r in snapshot.records("properties")
+                                 if r["id"] == "contacts.customer_tier")["definition"])
+    back = hs.crm.properties.core_api.get_by_name("contacts", "customer_tier")
+    assert [o.value for o in back.options] == [o["value"] for o in definition["options"]]
+    assert (back.label, back.type, back.group_name) == (definition["label"], definition["type"],
+                                                        definition["groupName"])
+
+
+def test_rollback_plan_checks_refuse_a_forged_value_restore(
+    hubspot_sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = workspace(hubspot_sandbox, tmp_path, monkeypatch, f"[passes.{PASS}]\nmax_fill = 0.01\ndays = 0\n")
+    api.scan(ws, "hs", tmp_path / "plan.json", passes=[PASS])
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None
+    with api.connect(ws, "hs") as connector:
+        plan = api.rollback_plan(ws, report.run_id, connector)
+        restore = next(c for c in plan.changes if c.op is Op.UPDATE and c.object == "contacts")
+        assert restore.after == {"partner_code": "PRT-0042"} and restore.before["partner_code"] is None
+        check_plan(plan, connector, ws.home)  # the plan as built passes
+        forged_value = _with(plan, restore, Change.from_dict({**restore.to_dict(), "after": {"partner_code": "X"}}))
+        with pytest.raises(SafetyRefusal, match="partner_code differs"):
+            check_plan(forged_value, connector, ws.home)
+        other = Change.from_dict({**restore.to_dict(), "after": {"customer_tier": "gold"},
+                                  "before": {**restore.before, "customer_tier": None}})
+        with pytest.raises(SafetyRefusal, match="customer_tier"):
+            check_plan(_with(plan, restore, other), connector, ws.home)
+
+
+def _with(plan: Plan, old: Change, new: Change) -> Plan:
+    return Plan.build(plan.header, [new if c is old else c for c in plan.changes])

@@ -1,0 +1,191 @@
+"""unused_custom_fields on Salesforce: the sandbox's Tooling API through simple-salesforce, the pass's exact
+proposals on the default seed (planted.json), what it holds back, and the round trip: backup, scan, apply
+(fields deleted through the Tooling API, values gone), rollback (fields back in describe, values identical).
+
+All against the Salesforce sandbox (seed 21, 250 contacts: the `sandbox` fixture).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+import pytest
+import requests
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import SalesforceMalformedRequest
+
+from crmsweep import api
+from crmsweep.backup.snapshot import open_snapshot
+from crmsweep.model import Op, Plan
+from crmsweep.sandbox.planted import read_planted
+from crmsweep.sandbox.server import RunningSandbox
+
+PASS = "unused_custom_fields"
+
+
+@pytest.fixture()
+def sf(sandbox: RunningSandbox) -> Any:
+    session = requests.Session()
+    session.verify, session.trust_env = str(sandbox.info.ca_file), False
+    return Salesforce(instance_url=sandbox.info.url, session_id=sandbox.info.token, session=session)
+
+
+def tooling_query(sf: Any, soql: str) -> Any:
+    return sf.toolingexecute(f"query/?q={quote_plus(soql)}")
+
+
+def error_of(exc: Any) -> Any:
+    """The first error of a Salesforce error body (a JSON list of {message, errorCode})."""
+    return exc.content[0]
+
+
+def yes(plan: Plan) -> bool:
+    return True
+
+
+def custom_names(sf: Any, object_name: str) -> list[str]:
+    return [f["name"] for f in getattr(sf, object_name).describe()["fields"] if f["custom"]]
+
+
+# --- the sandbox, through simple-salesforce --------------------------------------------------------
+
+
+def test_custom_field_query_refuses_full_name_over_more_than_one_row(sf: Any) -> None:
+    rows = tooling_query(sf, "SELECT Id, DeveloperName, TableEnumOrId, NamespacePrefix, ManageableState "
+                             "FROM CustomField WHERE TableEnumOrId = 'Contact'")["records"]
+    assert [(r["DeveloperName"], r["NamespacePrefix"], r["ManageableState"]) for r in rows] == [
+        ("Favourite_Colour", None, "unmanaged"), ("Legacy_Id", None, "unmanaged"), ("Score", "acme_pkg", "installed"),
+        ("Campaign_Tag", None, "unmanaged"), ("Partner_Code", None, "unmanaged"), ("Tier", None, "unmanaged")]
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        tooling_query(sf, "SELECT FullName FROM CustomField WHERE TableEnumOrId = 'Contact'")
+    assert error_of(refused.value)["errorCode"] == "MALFORMED_QUERY"
+    assert "no more than one row" in error_of(refused.value)["message"]
+    one = tooling_query(sf, f"SELECT FullName, Metadata FROM CustomField WHERE Id = '{rows[0]['Id']}'")["records"]
+    assert one[0]["FullName"] == "Contact.Favourite_Colour__c"
+    assert one[0]["Metadata"] == {"fullName": "Contact.Favourite_Colour__c", "label": "Favourite colour",
+                                  "length": 40, "type": "Text"}
+
+
+@pytest.mark.parametrize("soql, refused", [
+    ("SELECT COUNT() FROM FieldDefinition WHERE EntityDefinitionId = 'Contact'", "COUNT"),
+    ("SELECT QualifiedApiName FROM FieldDefinition WHERE EntityDefinitionId = 'Contact' LIMIT 5", "LIMIT"),
+    ("SELECT QualifiedApiName FROM FieldDefinition WHERE EntityDefinitionId = 'Contact' OR "
+     "EntityDefinitionId = 'Lead'", "OR"),
+    ("SELECT QualifiedApiName FROM FieldDefinition WHERE NOT EntityDefinitionId = 'Contact'", "NOT"),
+    ("SELECT Id FROM MetadataComponentDependency ORDER BY Id", "ORDER BY"),
+    ("SELECT Id FROM MetadataComponentDependency LIMIT 5 OFFSET 1", "OFFSET"),
+    ("SELECT Id FROM MetadataComponentDependency WHERE RefMetadataComponentName = 'Tier'", "filtering"),
+])
+def test_field_definition_and_dependency_refusals(sf: Any, soql: str, refused: str) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as error:
+        tooling_query(sf, soql)
+    assert error_of(error.value)["errorCode"] == "MALFORMED_QUERY" and refused in error_of(error.value)["message"]
+
+
+def test_field_definitions_and_dependencies_answer_as_documented(sf: Any) -> None:
+    fields = tooling_query(sf, "SELECT QualifiedApiName, DataType FROM FieldDefinition "
+                               "WHERE EntityDefinitionId = 'Lead'")["records"]
+    assert {"Email", "Fax_Opt_In__c"} <= {f["QualifiedApiName"] for f in fields}
+    assert next(f["DataType"] for f in fields if f["QualifiedApiName"] == "Fax_Opt_In__c") == "Checkbox"
+    uses = tooling_query(sf, "SELECT MetadataComponentName, MetadataComponentType FROM MetadataComponentDependency "
+                             "WHERE RefMetadataComponentType = 'CustomField'")
+    assert uses["done"] is True and "nextRecordsUrl" not in uses
+    assert [(u["MetadataComponentType"], u["MetadataComponentName"]) for u in uses["records"]] == [
+        ("ApexClass", "ForecastSync"), ("Layout", "Account-Account Layout"), ("ApexClass", "TierCalculator")]
+
+
+def test_custom_field_create_appears_in_describe_and_delete_drops_it_and_its_values(sf: Any) -> None:
+    made = sf.toolingexecute("sobjects/CustomField", method="POST", data={
+        "FullName": "Contact.Shoe_Size__c", "Metadata": {"type": "Number", "label": "Shoe size", "precision": 3,
+                                                         "scale": 0}})
+    assert made["success"] is True and made["id"].startswith("00N")
+    assert "Shoe_Size__c" in custom_names(sf, "Contact")
+    contact = sf.Contact.create({"LastName": "Feet", "Shoe_Size__c": 44})
+    assert sf.Contact.get(contact["id"])["Shoe_Size__c"] == 44
+    stamp = sf.Contact.get(contact["id"])["SystemModstamp"]
+    with pytest.raises(SalesforceMalformedRequest) as duplicate:
+        sf.toolingexecute("sobjects/CustomField", method="POST", data={
+            "FullName": "Contact.Shoe_Size__c", "Metadata": {"type": "Text", "label": "Again"}})
+    assert error_of(duplicate.value)["errorCode"] == "DUPLICATE_DEVELOPER_NAME"
+    assert sf.toolingexecute(f"sobjects/CustomField/{made['id']}", method="DELETE") == ""
+    assert "Shoe_Size__c" not in custom_names(sf, "Contact")
+    assert sf.Contact.get(contact["id"])["SystemModstamp"] == stamp  # a schema change, not a write
+    assert tooling_query(sf, f"SELECT Id FROM CustomField WHERE Id = '{made['id']}'")["records"] == []
+    # Created again, the field is empty: its values went with the delete.
+    sf.toolingexecute("sobjects/CustomField", method="POST", data={
+        "FullName": "Contact.Shoe_Size__c", "Metadata": {"type": "Number", "label": "Shoe size"}})
+    assert sf.Contact.get(contact["id"])["Shoe_Size__c"] is None
+
+
+def test_managed_and_apex_referenced_fields_cannot_be_deleted(sf: Any) -> None:
+    rows = {r["DeveloperName"]: r["Id"] for r in tooling_query(sf, "SELECT Id, DeveloperName FROM CustomField")[
+        "records"]}
+    for name, why in (("Score", "managed package"), ("Forecast_Notes", "referenced elsewhere")):
+        with pytest.raises(SalesforceMalformedRequest) as refused:
+            sf.toolingexecute(f"sobjects/CustomField/{rows[name]}", method="DELETE")
+        assert error_of(refused.value)["errorCode"] == "DELETE_FAILED" and why in error_of(refused.value)["message"]
+
+
+# --- the pass on the seed ------------------------------------------------------------------------
+
+
+def test_pass_proposes_exactly_the_planted_fields_and_holds_back_the_protected(
+    ws: api.Workspace, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    planted = read_planted(sandbox.info.state_dir)[PASS]
+    result = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result
+    changes = [c for c in result.plan.changes if c.pass_name == PASS]
+    assert sorted(c.record_id for c in changes) == planted["proposed"]
+    assert [c.label for c in changes] == ["Contact.Favourite_Colour__c", "Contact.Legacy_Id__c",
+                                          "Account.Old_Rating__c", "Lead.Fax_Opt_In__c"]
+    assert {(c.op, c.object) for c in changes} == {(Op.ARCHIVE, "CustomField")}
+    assert result.held_back[PASS] == {"referenced": 3, "a managed package's field (only its package may remove it)": 1,
+                                      "created in the last 30 days": 1}
+    assert len(planted["held"]) == 5
+    notes = result.plan.header.notes
+    assert f"{PASS}: Opportunity.Forecast_Notes__c is kept: used by ApexClass ForecastSync" in notes
+    assert any(n.startswith(f"{PASS}: Account.Segment__c is kept: used by Report ") for n in notes)
+    assert any("MetadataComponentDependency (a beta API: at most 2,000 rows, blind to reports)" in n for n in notes)
+    fax = next(c for c in changes if c.label == "Lead.Fax_Opt_In__c")
+    assert fax.reason.startswith("unused: filled on 0 of ") and fax.reason.endswith(
+        "Lead records (0.0%), never written, referenced by nothing in FieldReference; confidence high")
+
+
+# --- the round trip --------------------------------------------------------------------------------
+
+
+def test_removed_filled_field_comes_back_in_describe_with_its_values_after_rollback(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    # The `ws` fixture's config, with the pass's thresholds raised so a filled field goes too.
+    (tmp_path / "crmsweep.toml").write_text((tmp_path / "crmsweep.toml").read_text(encoding="utf-8")
+                                            + f"\n[passes.{PASS}]\nmax_fill = 0.01\ndays = 0\n", encoding="utf-8")
+    ws = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home")
+    outcome = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS])
+    removed = {c.label: c for c in outcome.result.plan.changes}
+    assert "Contact.Partner_Code__c" in removed and "Contact.Tier__c" not in removed  # Tier__c: Apex uses it
+    snapshot = open_snapshot(ws.home, outcome.result.plan.header.source["id"])
+    held = {r["Id"]: r["Partner_Code__c"] for r in snapshot.records("Contact") if r["Partner_Code__c"] is not None}
+    assert list(held.values()) == ["PRT-0042"]
+    before = json.loads(removed["Contact.Partner_Code__c"].before["Metadata"])
+
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed and not report.skipped_items
+    assert "Partner_Code__c" not in custom_names(sf, "Contact")
+
+    rolled = api.rollback(ws, report.run_id, confirm=yes)
+    assert rolled.report is not None and not rolled.report.failed and not rolled.report.skipped_items
+    assert [c.op for c in rolled.plan.changes] == [Op.CREATE] * len(removed) + [Op.UPDATE]
+    assert {"Partner_Code__c", "Favourite_Colour__c", "Legacy_Id__c"} <= set(custom_names(sf, "Contact"))
+    contact_id = next(iter(held))
+    assert sf.Contact.get(contact_id)["Partner_Code__c"] == "PRT-0042"
+    back = tooling_query(sf, "SELECT Id FROM CustomField WHERE DeveloperName = 'Partner_Code'")["records"]
+    new_id = back[0]["Id"]
+    assert new_id != removed["Contact.Partner_Code__c"].record_id  # re-created: a new id, mapped in the run log
+    metadata = tooling_query(sf, f"SELECT Metadata FROM CustomField WHERE Id = '{new_id}'")["records"][0]["Metadata"]
+    assert metadata == before
+    count = sf.query("SELECT COUNT() FROM Contact WHERE Partner_Code__c != null")["totalSize"]
+    assert count == 1
