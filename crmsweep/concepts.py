@@ -299,13 +299,16 @@ class DealStages:
     """How a deal's stage is written: `stage_field`, the stages that close a deal (`closed_stages`), and
     the provider's closed-lost stage (`closed_lost`). Where stages belong to pipelines, `closed_lost` is
     the stage of the pipeline `closed_lost_pipeline` names in `pipeline_field`; deals of another
-    pipeline need a stage chosen by the admin."""
+    pipeline need a stage chosen by the admin. `won_stages` win a deal and `won_field` (if any) flags a
+    won one: a stage the admin chooses must close deals without winning them."""
 
     stage_field: str
     closed_stages: tuple[str, ...]
     closed_lost: str
     pipeline_field: str | None = None
     closed_lost_pipeline: str | None = None
+    won_stages: tuple[str, ...] = ()
+    won_field: str | None = None
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ def hubspot() -> Org:
     deal("9003", "contractsent", "default", None, "2025-11-01T12:00:00.000Z")  # flag empty, stage open
     deal("9004", "contractsent", "default", False, "2026-03-01T12:00:00.000Z")
     deal("9005", "stage-17", "88812", False, "2025-01-01T12:00:00.000Z")  # another pipeline
+    deal("9006", "stage-19", "88812", True, "2024-01-01T12:00:00.000Z")  # that pipeline's closed-lost stage
     return org
 
 
@@ -53,8 +54,23 @@ def test_salesforce_moves_exactly_the_stale_open_deals_to_closed_lost() -> None:
     assert all(c.op is Op.UPDATE and c.after == {"StageName": "Closed Lost"} for c in out.changes)
     assert out.changes[0].reason == ("open opportunity in stage Prospecting whose close date 2025-12-01 is 104 days "
                                      "past: moved to Closed Lost")
-    out = run_pass(NAME, salesforce().view(), SF, days=10, stage="Closed - Stale")
-    assert ids(out) == ["006D1", "006D3", "006D4"] and out.changes[0].after == {"StageName": "Closed - Stale"}
+    out = run_pass(NAME, salesforce().view(), SF, days=10, stage="Custom Lost")
+    assert ids(out) == ["006D1", "006D3", "006D4"] and out.changes[0].after == {"StageName": "Custom Lost"}
+
+
+@pytest.mark.parametrize(("stage", "says"), [
+    ("Closed Won", "[passes.stale_open_deals] stage 'Closed Won' wins deals: name a stage that closes them as lost, "
+                   "or leave it empty for 'Closed Lost'"),
+    ("Closed Lots", "[passes.stale_open_deals] stage 'Closed Lots' is not a stage that closes deals as lost in this "
+                    "snapshot; name one of: Closed Lost, Custom Lost"),
+    ("Negotiation", "[passes.stale_open_deals] stage 'Negotiation' is not a stage that closes deals as lost in this "
+                    "snapshot; name one of: Closed Lost, Custom Lost"),
+])
+def test_a_stage_that_does_not_close_deals_as_lost_is_refused(stage: str, says: str) -> None:
+    # A won stage would book the stale deals as sales; a typo or an open stage would write nonsense.
+    with pytest.raises(BadInput) as caught:
+        run_pass(NAME, salesforce().view(), SF, stage=stage)
+    assert str(caught.value) == says
 
 
 def test_hubspot_moves_default_pipeline_deals_and_notes_the_others() -> None:

@@ -180,6 +180,7 @@ _RECORD_CONCEPTS = (
         closed_lost="closedlost",
         pipeline_field="pipeline",
         closed_lost_pipeline="default",
+        won_stages=("closedwon",),
     ),
     # No "active" flag: a campaign runs until its status says completed.
     Campaigns(

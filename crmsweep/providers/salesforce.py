@@ -147,7 +147,8 @@ _RECORD_CONCEPTS = (
         due_field="ActivityDate",
         close_writes={"Status": "Completed"},
     ),
-    DealStages(stage_field="StageName", closed_stages=("Closed Won", "Closed Lost"), closed_lost="Closed Lost"),
+    DealStages(stage_field="StageName", closed_stages=("Closed Won", "Closed Lost"), closed_lost="Closed Lost",
+               won_stages=("Closed Won",), won_field="IsWon"),
     Campaigns(
         object="Campaign",
         end_field="EndDate",

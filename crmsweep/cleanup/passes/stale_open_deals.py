@@ -49,6 +49,26 @@ def _check(settings: Mapping[str, Any]) -> None:
                        "no spaces around it), or empty for the CRM's closed-lost stage")
 
 
+def _refuse_a_stage_that_does_not_lose(ctx: PassContext, stages: DealStages, names: set[str]) -> None:
+    """BadInput unless the chosen stage closes deals as lost: the provider's closed-lost stage, or one the
+    snapshot's deals known closed and not won hold. A typo, an open stage or a won one would write wrong
+    revenue into every report (a won stage counts the stale deals as sales)."""
+    vocab, stage = ctx.vocabulary, ctx.settings["stage"]
+    if stage in stages.won_stages:
+        raise BadInput(f"[passes.{NAME}] stage {stage!r} wins deals: name a stage that closes them as lost, "
+                       f"or leave it empty for {stages.closed_lost!r}")
+    columns = [stages.stage_field, vocab.deal_closed_field, *([stages.won_field] if stages.won_field in names else [])]
+    frame = live_frame(ctx.view, vocab.deal_object, columns, vocab.deleted_field)
+    lost = is_in(frame[vocab.deal_closed_field], (True,))
+    if stages.won_field in names:
+        lost &= ~is_in(frame[stages.won_field], (True,))
+    seen = {str(v) for v in frame.loc[lost, stages.stage_field].dropna()} - set(stages.won_stages)
+    allowed = sorted(seen | {stages.closed_lost})
+    if stage not in allowed:
+        raise BadInput(f"[passes.{NAME}] stage {stage!r} is not a stage that closes deals as lost in this snapshot; "
+                       f"name one of: {', '.join(allowed)}")
+
+
 def run(ctx: PassContext) -> PassOutput:
     vocab, view = ctx.vocabulary, ctx.view
     stages = _stages(vocab)
@@ -58,6 +78,8 @@ def run(ctx: PassContext) -> PassOutput:
     missing = [f for f in needed if f not in names]
     if missing:
         return PassOutput(changes=[], skipped=f"the snapshot's {deal} lacks {', '.join(missing)}")
+    if ctx.settings["stage"]:
+        _refuse_a_stage_that_does_not_lose(ctx, stages, names)
     chosen_stage = ctx.settings["stage"] or stages.closed_lost
     pipeline = stages.pipeline_field if not ctx.settings["stage"] and stages.pipeline_field in names else None
     columns = [vocab.id_field, *needed, *([pipeline] if pipeline else [])]
@@ -86,6 +108,13 @@ def run(ctx: PassContext) -> PassOutput:
             reason=reason, severity=Severity.MAJOR,
         ))
     return output
+
+
+def _settled_writes(vocab: Vocabulary, settings: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The stage the settings chose; never a winning one, whatever a plan header claims."""
+    stages = _stages(vocab)
+    stage = settings["stage"] or stages.closed_lost
+    return {} if stage in stages.won_stages else {stages.stage_field: stage}
 
 
 def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
@@ -124,8 +153,7 @@ SPEC = PassSpec(
     proposes=(
         Proposal(Op.UPDATE, objects=lambda vocab: (vocab.deal_object,),
                  writes=lambda vocab: {_stages(vocab).stage_field: ANY_VALUE},
-                 settled=lambda vocab, settings: {
-                     _stages(vocab).stage_field: settings["stage"] or _stages(vocab).closed_lost}),
+                 settled=_settled_writes),
     ),
     bounds={"days": Bound(1, 36500)},
     live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
