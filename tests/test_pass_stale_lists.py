@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from crmsweep.model import FieldKind, Op, Record
+import pytest
+
+from crmsweep.cleanup.passes import PASSES, PassContext, PassOutput, PassSpec
+from crmsweep.model import Change, FieldKind, Op, Record
 from tests.pass_views import HS, SF, audit, fields, forged_problems, ids, recheck, run_one, scan, std, view, with_change
 
 D = FieldKind.DATETIME
@@ -102,3 +105,18 @@ def test_provenance_refuses_a_forged_list_change() -> None:
         "lists 1: pass stale_lists does not propose archive"]
     assert forged_problems(result, HS, with_change(first, object="marketing_emails")) == [
         "marketing_emails 1: pass stale_lists does not propose delete of marketing_emails"]
+
+
+def _archive_email_one(ctx: PassContext) -> PassOutput:
+    before = ctx.view.record_map("marketing_emails", ["7001"])["7001"]
+    return PassOutput(changes=[Change(op=Op.DELETE, object="marketing_emails", record_id="7001", before=before,
+                                      after={}, reason="stale", pass_name="archiver")])
+
+
+def test_an_email_an_earlier_pass_archives_still_uses_its_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Archived in the same plan, the email can be brought back: its list must still be there then.
+    spec = PassSpec(name="archiver", summary="x", order=73, defaults={}, run=_archive_email_one)
+    monkeypatch.setitem(PASSES, "archiver", spec)
+    result = scan(view(HS, SPECS, records()), HS, ["archiver", "stale_lists"])
+    lists = {c.record_id for c in result.plan.changes if c.pass_name == "stale_lists"}
+    assert "3" not in lists and {"1", "7"} <= lists

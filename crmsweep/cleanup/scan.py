@@ -186,6 +186,7 @@ def scan_snapshot(
         spec = PASSES[name]
         per_pass[name] = 0
         context = PassContext(
+            backed_up=view,
             view=effects,
             vocabulary=vocabulary,
             now=now,

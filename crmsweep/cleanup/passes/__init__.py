@@ -28,10 +28,17 @@ from crmsweep.model import Change, Op, Record, ReviewItem, Severity, Vocabulary
 
 @dataclass(frozen=True)
 class PassContext:
-    view: SnapshotView
+    view: SnapshotView  # the snapshot as the earlier passes' changes leave it
     vocabulary: Vocabulary
     now: datetime  # UTC, aware
     settings: Mapping[str, Any]  # validated, defaults merged
+    # The snapshot as backed up, before any pass: for a guard that must count what an earlier pass removes
+    # (an email archived in the same plan still uses its lists: restoring it must find them). None: `view`.
+    backed_up: SnapshotView | None = None
+
+    @property
+    def snapshot(self) -> SnapshotView:
+        return self.backed_up if self.backed_up is not None else self.view
 
 
 def propose(

@@ -63,9 +63,10 @@ def _ids_in(text: Any) -> list[str] | None:
 
 
 def _used(ctx: PassContext, concept: Lists) -> tuple[set[str], str | None]:
-    """Every list id an email names, or why that cannot be told (then nothing may be proposed)."""
+    """Every list id an email names, or why that cannot be told (then nothing may be proposed). Emails an
+    earlier pass of this plan archives still count: brought back, each must find its lists."""
     obj, column = concept.used_by
-    frame = ctx.view.frame(obj, [ctx.vocabulary.id_field, column])
+    frame = ctx.snapshot.frame(obj, [ctx.vocabulary.id_field, column])
     used: set[str] = set()
     for rid, text in zip(frame[ctx.vocabulary.id_field], frame[column], strict=True):
         ids = _ids_in(text)
