@@ -87,11 +87,12 @@ def test_never_touch_objects_the_snapshot_lacks_are_noted_and_missing_guards_ski
     assert out.notes == ["the snapshot has no Quote: accounts tied to one could not be recognised",
                          "the snapshot has no Invoice: accounts tied to one could not be recognised"]
     out = run_pass(NAME, org.view([o for o in org.fields if o != "Case"]), SF)
-    assert out.skipped == ("the snapshot lacks Case, so accounts on an open case cannot be protected; include it "
-                           "in the backup and scan again")
+    assert out.skipped == ("the snapshot holds no Case, so accounts on an open case cannot be protected: if the CRM "
+                           "has Case, back up without --object (a backup then takes it) and scan again")
     out = run_pass(NAME, hubspot().view(["companies", "deals", "tickets", "companies_to_deals"]), HS)
-    assert out.skipped == ("the snapshot lacks companies_to_contacts, so accounts with contacts cannot be told "
-                           "apart; include it in the backup and scan again")
+    assert out.skipped == ("the snapshot holds no companies_to_contacts, so accounts with contacts cannot be told "
+                           "apart: if the CRM has companies_to_contacts, back up without --object (a backup then "
+                           "takes it) and scan again")
     vocab = replace(SF, concepts=(), absent_concepts={"Accounts": "no accounts here"})
     assert scan(org.view(), vocab, [NAME]).skipped == {NAME: "no accounts here"}
 

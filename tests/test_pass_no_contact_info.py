@@ -81,10 +81,10 @@ def test_without_the_objects_that_tell_open_cases_the_pass_does_not_run() -> Non
     only = ["Contact", "Lead", "Opportunity", "OpportunityContactRole"]
     out = run_pass(NAME, salesforce().view(only), SF)
     assert out.changes == [] and out.skipped == (
-        "the snapshot lacks Case, so people on an open case cannot be protected; include it in the backup and "
-        "scan again")
+        "the snapshot holds no Case, so people on an open case cannot be protected: if the CRM has Case, back up "
+        "without --object (a backup then takes it) and scan again")
     out = run_pass(NAME, hubspot().view(["contacts", "deals", "contacts_to_deals"]), HS)
-    assert out.skipped is not None and out.skipped.startswith("the snapshot lacks tickets and contacts_to_tickets")
+    assert out.skipped is not None and out.skipped.startswith("the snapshot holds no tickets or contacts_to_tickets")
 
 
 def test_a_provider_without_the_concept_is_skipped_with_its_reason() -> None:

@@ -91,7 +91,7 @@ def test_without_the_links_the_pass_does_not_run() -> None:
     only = {"ContentDocument": SPECS["ContentDocument"]}
     result = scan(view(SF, only, {"ContentDocument": records()["ContentDocument"]}), SF, ["old_files"])
     assert result.plan.changes == ()
-    assert "the snapshot lacks ContentDocumentLink" in result.skipped["old_files"]
+    assert "the snapshot holds no ContentDocumentLink" in result.skipped["old_files"]
 
 
 def test_hubspot_is_skipped_with_its_reason() -> None:

@@ -80,7 +80,7 @@ def test_unreadable_list_ids_stop_the_pass_rather_than_guess() -> None:
 def test_without_the_emails_in_the_snapshot_the_pass_does_not_run() -> None:
     result = scan(view(HS, {"lists": SPECS["lists"]}, {"lists": records()["lists"]}), HS, ["stale_lists"])
     assert result.plan.changes == ()
-    assert "the snapshot lacks marketing_emails" in result.skipped["stale_lists"]
+    assert "the snapshot holds no marketing_emails" in result.skipped["stale_lists"]
 
 
 def test_salesforce_is_skipped_with_its_reason() -> None:

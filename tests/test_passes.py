@@ -280,8 +280,8 @@ def test_stale_contacts_skips_when_open_deals_cannot_be_checked() -> None:
     output = run_pass("stale_contacts", make_view(only=["Contact", "Lead", "OpportunityContactRole"]))
     assert output.changes == []
     assert output.skipped == (
-        "the snapshot lacks Opportunity, so people on an open opportunity cannot be protected; "
-        "include it in the backup and scan again"
+        "the snapshot holds no Opportunity, so people on an open opportunity cannot be protected: "
+        "if the CRM has Opportunity, back up without --object (a backup then takes it) and scan again"
     )
 
 

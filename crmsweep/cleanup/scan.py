@@ -17,7 +17,15 @@ from typing import Any
 
 import crmsweep
 from crmsweep.cleanup.effects import EffectsView
-from crmsweep.cleanup.passes import PASSES, PassContext, PassOutput, PassSpec, missing_concept, validate_settings
+from crmsweep.cleanup.passes import (
+    PASSES,
+    PassContext,
+    PassOutput,
+    PassSpec,
+    absent_advice,
+    missing_concept,
+    validate_settings,
+)
 from crmsweep.cleanup.protect import Protections
 from crmsweep.cleanup.view import SnapshotView
 from crmsweep.errors import BadInput, SafetyRefusal
@@ -117,10 +125,7 @@ def cannot_run(spec: PassSpec, view: SnapshotView, vocabulary: Vocabulary) -> st
         return lacking
     absent = [r.object for r in spec.reads(vocabulary) if not r.optional and not view.has(r.object)]
     if absent:
-        return (
-            f"the snapshot lacks {', '.join(absent)}: back {'them' if len(absent) > 1 else 'it'} up "
-            f"(crmsweep backup takes what the passes read) and scan again"
-        )
+        return f"the snapshot holds no {', '.join(absent)}: {absent_advice(absent)}"
     return None
 
 

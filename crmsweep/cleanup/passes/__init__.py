@@ -204,6 +204,14 @@ class PassSpec:
     report_only: bool = False
 
 
+def absent_advice(objects: Sequence[str]) -> str:
+    """What to do about objects a snapshot lacks: a default backup takes every object a pass reads that the
+    CRM has, so either the CRM has none (an org without cases or campaigns) or the backup named its objects."""
+    them = "them" if len(objects) > 1 else "it"
+    return (f"if the CRM has {' or '.join(objects)}, back up without --object (a backup then takes {them}) "
+            "and scan again")
+
+
 def missing_concept(spec: PassSpec, vocabulary: Vocabulary) -> str | None:
     """Why `spec` cannot run for this provider (a concept it needs is not mapped), or None."""
     for kind in spec.needs:

@@ -14,7 +14,16 @@ from typing import Any
 
 import pandas as pd
 
-from crmsweep.cleanup.passes import LiveRows, ObjectRead, PassContext, PassOutput, RelatedRead, live_flag, propose
+from crmsweep.cleanup.passes import (
+    LiveRows,
+    ObjectRead,
+    PassContext,
+    PassOutput,
+    RelatedRead,
+    absent_advice,
+    live_flag,
+    propose,
+)
 from crmsweep.cleanup.view import SnapshotView, live_frame
 from crmsweep.concepts import Cases, Converted, Link
 from crmsweep.errors import BadInput
@@ -104,8 +113,7 @@ def _targets(view: SnapshotView, obj: str, field: str, candidates: Sequence[str]
 
 
 def _lacks(what: Sequence[str], guarded: str) -> str:
-    return (f"the snapshot lacks {' and '.join(what)}, so {guarded} cannot be protected; "
-            "include it in the backup and scan again")
+    return f"the snapshot holds no {' or '.join(what)}, so {guarded} cannot be protected: {absent_advice(what)}"
 
 
 def people_on_open_deals(ctx: PassContext, targets: Sequence[str]) -> tuple[set[str], str | None]:

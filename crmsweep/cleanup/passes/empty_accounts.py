@@ -25,6 +25,7 @@ from crmsweep.cleanup.passes import (
     PassSpec,
     Proposal,
     RelatedRead,
+    absent_advice,
     live_flag,
     summary_of,
 )
@@ -56,8 +57,8 @@ def _cases(vocab: Vocabulary) -> Cases | None:
 
 
 def _lacking(what: str, links: Sequence[Link]) -> str:
-    return (f"the snapshot lacks {links[0].object}, so accounts with {what} cannot be told apart; "
-            "include it in the backup and scan again")
+    return (f"the snapshot holds no {links[0].object}, so accounts with {what} cannot be told apart: "
+            f"{absent_advice([links[0].object])}")
 
 
 def run(ctx: PassContext) -> PassOutput:
