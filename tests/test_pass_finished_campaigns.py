@@ -51,7 +51,9 @@ def test_skips_protections_and_a_provider_without_campaigns() -> None:
     result = scan(org.view(), SF, [NAME])
     assert ids(result) == ["701C1"] and result.held_back[NAME] == {"created in the last 30 days": 1}
     assert scan(org.view(["Contact"]), SF, [NAME]).skipped == {
-        NAME: "the snapshot holds no Campaign: if the CRM has Campaign, back up without --object (a backup then takes it) and scan again"}
+        NAME: (
+        "the snapshot holds no Campaign: if the CRM has Campaign, "
+        "back up without --object (a backup then takes it) and scan again")}
     vocab = replace(HS, concepts=(), absent_concepts={"Campaigns": "this portal has no campaigns"})
     assert scan(hubspot().view(), vocab, [NAME]).skipped == {NAME: "this portal has no campaigns"}
 

@@ -77,7 +77,9 @@ def test_a_pass_whose_object_the_snapshot_lacks_is_skipped_unless_optional(monke
         )
 
     monkeypatch.setitem(PASSES, "reader", reads(optional=False))
-    why = "the snapshot holds no Campaign: if the CRM has Campaign, back up without --object (a backup then takes it) and scan again"
+    why = (
+        "the snapshot holds no Campaign: if the CRM has Campaign, "
+        "back up without --object (a backup then takes it) and scan again")
     assert scan(passes=["reader"]).skipped == {"reader": why}
     monkeypatch.setitem(PASSES, "reader", reads(optional=True))
     assert scan(passes=["reader"]).skipped == {}

@@ -123,7 +123,9 @@ def test_protections_and_settings() -> None:
     vocab = replace(SF, concepts=(), absent_concepts={"TaskWork": "this CRM has no tasks"})
     assert scan(org.view(), vocab, [NAME]).skipped == {NAME: "this CRM has no tasks"}
     assert scan(org.view(["User"]), SF, [NAME]).skipped == {
-        NAME: "the snapshot holds no Task: if the CRM has Task, back up without --object (a backup then takes it) and scan again"}
+        NAME: (
+        "the snapshot holds no Task: if the CRM has Task, "
+        "back up without --object (a backup then takes it) and scan again")}
 
 
 def test_the_live_re_check_refuses_a_task_done_handed_over_or_no_longer_orphaned() -> None:

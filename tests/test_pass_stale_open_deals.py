@@ -96,7 +96,9 @@ def test_skips_protections_and_a_provider_without_stages() -> None:
     result = scan(org.view(), SF, [NAME])
     assert ids(result) == ["006D4"] and result.held_back[NAME] == {"created in the last 30 days": 1}
     assert scan(org.view(["Contact"]), SF, [NAME]).skipped == {
-        NAME: "the snapshot holds no Opportunity: if the CRM has Opportunity, back up without --object (a backup then takes it) and scan again"}
+        NAME: (
+        "the snapshot holds no Opportunity: if the CRM has Opportunity, "
+        "back up without --object (a backup then takes it) and scan again")}
     vocab = replace(HS, concepts=(), absent_concepts={"DealStages": "no pipelines here"})
     assert scan(hubspot().view(), vocab, [NAME]).skipped == {NAME: "no pipelines here"}
 

@@ -120,7 +120,9 @@ def test_pass_settings_reach_the_pass() -> None:
 
 def test_skipped_pass_is_noted() -> None:
     result = scan(make_view(only=["Contact", "Lead", "Opportunity", "OpportunityContactRole"]))
-    why = "the snapshot holds no User: if the CRM has User, back up without --object (a backup then takes it) and scan again"
+    why = (
+        "the snapshot holds no User: if the CRM has User, "
+        "back up without --object (a backup then takes it) and scan again")
     assert result.skipped == {"inactive_users": why}
     assert f"inactive_users: skipped: {why}" in result.plan.header.notes
     assert result.per_pass["inactive_users"] == 0
