@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from crmsweep import api, providers
-from crmsweep.cleanup.labels import one_line
-from crmsweep.cleanup.passes import PASSES
-from crmsweep.cleanup.preview import render_preview
+from crmsweep.cleanup.preview import pass_summary, render_preview
 from crmsweep.connectors.base import Connector, Scalar
 from crmsweep.model import Plan
 
@@ -97,17 +95,8 @@ def run_demo(
     outcome = api.scan(ws, connection, plan_path, snapshot_id=manifest.snapshot_id)
     plan = outcome.result.plan
     result = outcome.result
-    for name, count in result.per_pass.items():
-        if name in result.skipped:
-            say(f"   {name}: skipped: {one_line(result.skipped[name])}")
-            continue
-        if PASSES[name].report_only:
-            found = sum(1 for item in plan.header.review if item.pass_name == name)
-            say(f"   {name}: {found} finding{'' if found == 1 else 's'} for review (reported, never applied)")
-            continue
-        held = result.held_back.get(name, {})
-        held_text = "".join(f"; held back {n} ({why})" for why, n in held.items())
-        say(f"   {name}: {count} proposed{held_text}")
+    for name, text in pass_summary(plan, result.per_pass, result.held_back, result.skipped):
+        say(f"   {name}: {text}")
     say(f"   Plan written to {plan_path} (digest {plan.digest[:19]}…).")
 
     say("")

@@ -355,6 +355,8 @@ def test_settings_defaults_are_merged() -> None:
             {"yeras": 2},
             "[passes.stale_contacts] has no setting 'yeras'; known settings: action, objects, years",
         ),
+        ("no_contact_info", {"action": "delete"},
+         "[passes.no_contact_info] has no setting 'action'; it takes no settings"),
         ("stale_contacts", {"years": "3"}, "[passes.stale_contacts] years must be a whole number, not '3'"),
         ("stale_contacts", {"years": True}, "[passes.stale_contacts] years must be a whole number, not True"),
         ("stale_contacts", {"years": 0}, "[passes.stale_contacts] years must be between 1 and 100, got 0"),

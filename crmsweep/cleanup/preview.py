@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from crmsweep.cleanup.labels import change_name, one_line
@@ -216,3 +216,24 @@ def summarize(plan: Plan) -> dict[str, Any]:
         "notes": list(plan.header.notes),
         "review": [item.to_dict() for item in plan.header.review],
     }
+
+
+def pass_summary(
+    plan: Plan, per_pass: Mapping[str, int], held_back: Mapping[str, Mapping[str, int]], skipped: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """(pass, what it did) for each pass a scan ran, in order, as one line each: its proposals and hold-backs,
+    its findings for review, or why it was skipped."""
+    lines: list[tuple[str, str]] = []
+    for name, count in per_pass.items():
+        if name in skipped:
+            lines.append((name, f"skipped: {skipped[name]}"))
+            continue
+        spec = PASSES.get(name)
+        if spec is not None and spec.report_only:
+            found = sum(1 for item in plan.header.review if item.pass_name == name)
+            lines.append((name, f"{found:,} {'finding' if found == 1 else 'findings'} for review (never applied)"))
+            continue
+        held = held_back.get(name, {})
+        held_text = "".join(f"; held back {n:,} ({why})" for why, n in held.items())
+        lines.append((name, f"{count:,} proposed{held_text}"))
+    return [(name, one_line(text)) for name, text in lines]

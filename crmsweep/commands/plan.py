@@ -12,7 +12,7 @@ from rich.console import Console
 from crmsweep import api
 from crmsweep.cleanup.passes import PASSES
 from crmsweep.cleanup.plan_auth import Trust, accept_command
-from crmsweep.cleanup.preview import breakdown, render_preview, summarize
+from crmsweep.cleanup.preview import breakdown, pass_summary, render_preview, summarize
 from crmsweep.commands.common import (
     ConfigOpt,
     ConnectionOpt,
@@ -104,12 +104,9 @@ def scan(
         return
     if outcome.took_backup:
         err.print(f"Backed up first: snapshot {outcome.snapshot.snapshot_id}")
-    for name, count in outcome.result.per_pass.items():
-        held = sum(outcome.result.held_back.get(name, {}).values())
-        extra = f", {held} held back by protection" if held else ""
-        err.print(f"  {name:<20} {count:>6} proposed{extra}")
-    for name, why in outcome.result.skipped.items():
-        err.print(f"  {name:<20} skipped: {why}")
+    result = outcome.result
+    for name, text in pass_summary(plan, result.per_pass, result.held_back, result.skipped):
+        err.print(f"  {name:<22} {text}")
     err.print(f"Plan with {len(plan.changes)} changes written to {output}. "
               f"Review it with `crmsweep preview {output}`.")
 

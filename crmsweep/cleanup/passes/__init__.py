@@ -272,9 +272,8 @@ def validate_settings(name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         raise BadInput(f"[passes.{name}] is not a known pass; known passes: {', '.join(PASSES)}")
     unknown = sorted(set(raw) - set(spec.defaults))
     if unknown:
-        raise BadInput(
-            f"[passes.{name}] has no setting {unknown[0]!r}; known settings: {', '.join(sorted(spec.defaults))}"
-        )
+        known = f"known settings: {', '.join(sorted(spec.defaults))}" if spec.defaults else "it takes no settings"
+        raise BadInput(f"[passes.{name}] has no setting {unknown[0]!r}; {known}")
     merged: dict[str, Any] = dict(spec.defaults)
     for key, value in raw.items():
         problem = _type_error(name, key, spec.defaults[key], value)
