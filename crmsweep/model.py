@@ -170,6 +170,9 @@ class Vocabulary:
     deal_links: tuple[DealLink, ...]
     # How a record is named in a preview: fields joined, e.g. ("Name", "<Email>").
     label_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # How many of an object's first label fields together make its name (a first and a last name): joined
+    # by a space, the rest in angle brackets. One when not said.
+    label_name_fields: Mapping[str, int] = field(default_factory=dict)
     # Objects that are never proposed for change, whatever a pass says (contracts, invoices...).
     never_touch_objects: tuple[str, ...] = ()
     # System audit fields the CRM rewrites on every write; excluded from "did the record change" checks.

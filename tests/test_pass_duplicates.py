@@ -139,7 +139,7 @@ def test_hubspot_groups_exactly() -> None:
         ("companies", ("11", "12"), "same name lee ltd; same domain lee.io", 0.9),
     ]
     # The similar names 1/2 and 3/4 are the very groups already reported: not reported twice.
-    assert out.review[0].labels == ("Ann <Lee> <ann@lee.io>", "Anne <Lee> <ANN@lee.io>")
+    assert out.review[0].labels == ("Ann Lee <ann@lee.io>", "Anne Lee <ANN@lee.io>")
 
 
 def test_a_scan_carries_the_findings_into_the_plan_and_the_preview() -> None:

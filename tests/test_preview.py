@@ -156,3 +156,13 @@ def test_summarize() -> None:
 def test_negative_limit_is_refused() -> None:
     with pytest.raises(ValueError, match="limit"):
         render_preview(scanned_plan(), limit=-1)
+
+
+def test_a_name_in_parts_is_one_name_then_the_rest_in_brackets() -> None:
+    from crmsweep.cleanup.labels import record_label
+    from crmsweep.providers.hubspot import HUBSPOT_VOCABULARY
+
+    record = {"firstname": "Noah", "lastname": "Mensah", "email": "noah@x.org"}
+    assert record_label(HUBSPOT_VOCABULARY, "contacts", record) == "Noah Mensah <noah@x.org>"
+    assert record_label(HUBSPOT_VOCABULARY, "contacts", {**record, "firstname": None}) == "Mensah <noah@x.org>"
+    assert record_label(HUBSPOT_VOCABULARY, "contacts", {"email": "noah@x.org"}) == "<noah@x.org>"

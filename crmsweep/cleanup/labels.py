@@ -29,18 +29,21 @@ def has_control(text: str) -> bool:
 
 
 def record_label(vocabulary: Vocabulary, object_name: str, record: Mapping[str, Any]) -> str:
-    """'Jane Doe <jane@x.org>': the first label field as is, each further one in angle brackets.
+    """'Jane Doe <jane@x.org>': the name (the first label field, or the first few where a name is in parts)
+    as is, each further field in angle brackets.
 
     Empty fields are left out; an object without label fields gets "" (the id still names it).
     """
-    parts: list[str] = []
-    for index, name in enumerate(vocabulary.label_fields.get(object_name, ())):
-        value = record.get(name)
-        if value is None or str(value).strip() == "":
-            continue
-        text = one_line(str(value))
-        parts.append(text if index == 0 else f"<{text}>")
-    return " ".join(parts)
+    fields = vocabulary.label_fields.get(object_name, ())
+    named = max(1, vocabulary.label_name_fields.get(object_name, 1))
+    texts = [
+        (index, one_line(str(record.get(name))))
+        for index, name in enumerate(fields)
+        if record.get(name) is not None and str(record.get(name)).strip() != ""
+    ]
+    name = " ".join(text for index, text in texts if index < named)
+    rest = [f"<{text}>" for index, text in texts if index >= named]
+    return " ".join([name, *rest] if name else rest)
 
 
 def change_name(change: Change) -> str:
