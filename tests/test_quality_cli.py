@@ -173,8 +173,17 @@ def test_output_files_are_private_and_replace_only_reports(saved: list[str], tmp
     assert stat.S_IMODE(os.stat(page).st_mode) == 0o600
     text = page.read_text(encoding="utf-8")
     assert "http://" not in text and "https://" not in text and "<script" not in text
+    # -o's suffix chooses the format when --format is not given, and must not contradict it
+    inferred = tmp_path / "out" / "inferred.html"
+    assert cli("report", "quality", "-c", "org", "-o", str(inferred), *saved).exit_code == 0
+    assert inferred.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+    clash = cli("report", "quality", "-c", "org", "--format", "csv", "-o", str(inferred), *saved)
+    assert clash.exit_code == 2 and clash.stderr.strip() == (
+        f"crmsweep: -o {inferred} looks like a html file but --format is csv: use --format html, or name the file "
+        "for what it holds")
     # an earlier report (any format) may be replaced; any other file may not
-    for fmt in ("csv", "json", "text", "html"):
+    page = tmp_path / "out" / "quality-report"
+    for fmt in ("html", "csv", "json", "text", "html"):
         assert cli("report", "quality", "-c", "org", "--format", fmt, "-o", str(page), *saved).exit_code == 0
     precious = tmp_path / "crmsweep.toml"
     before = precious.read_bytes()

@@ -34,6 +34,10 @@ class Format(StrEnum):
     json = "json"
 
 
+# Without --format, -o FILE's suffix says which report to write (a report.html holds HTML).
+_FORMAT_OF_SUFFIX = {".txt": "text", ".csv": "csv", ".html": "html", ".htm": "html", ".json": "json"}
+
+
 def _date(value: str | None) -> date | None:
     if value is None:
         return None
@@ -86,7 +90,12 @@ def quality(
     Rules come from the provider's defaults and [quality] in the config. Score: 100 - 10 x weighted
     violations per record (critical 10, major 3, minor 1), at least 0.
     """
-    chosen = fmt.value if fmt else ("csv" if detail else "json" if as_json and output is None else "text")
+    by_suffix = _FORMAT_OF_SUFFIX.get(output.suffix.lower()) if output is not None else None
+    if fmt is not None and by_suffix is not None and fmt.value != by_suffix and not (detail and by_suffix == "csv"):
+        raise BadInput(f"-o {output} looks like a {by_suffix} file but --format is {fmt.value}: "
+                       f"use --format {by_suffix}, or name the file for what it holds")
+    fallback = "json" if as_json and output is None else "text"
+    chosen = fmt.value if fmt else ("csv" if detail else by_suffix or fallback)
     if detail and chosen != "csv":
         raise BadInput(f"--detail writes CSV (one row per violation): drop --format {chosen} or use --format csv")
     if as_json and output is None and chosen != "json":
