@@ -53,7 +53,7 @@ from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of, write_signe
 from crmsweep.cleanup.plan_checks import Caps, HomeRules, check_acceptable, check_plan, load_plan, read_plan_file
 from crmsweep.cleanup.quality import QualityReport, build_report, detail_rows
 from crmsweep.cleanup.quality_render import is_report_file
-from crmsweep.cleanup.quality_rules import effective_rules, measure
+from crmsweep.cleanup.quality_rules import check_rule_fields, effective_rules, measure
 from crmsweep.cleanup.scan import ScanResult, check_scan_request, scan_snapshot
 from crmsweep.concepts import DataQuality
 from crmsweep.config import CONFIG_ENV, Config, load_config, resolve_connection
@@ -623,6 +623,9 @@ def quality_report(
         extra=ws.config.quality.rules,
         known_objects=[*current.manifest.objects, *vocabulary.default_backup_objects],
     )
+    configured = [r for r in ws.config.quality.rules if r.provider in (None, provider.name)]
+    check_rule_fields(configured, {o: [f.name for f in current.fields(o)] for o in current.manifest.objects
+                                   if o in {r.object for r in configured}})
     quality = vocabulary.concept(DataQuality)
     found = measure(current, vocabulary, rules, quality)
     report = build_report(current, vocabulary, rules, now=now or datetime.now(UTC),

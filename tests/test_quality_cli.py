@@ -264,3 +264,18 @@ def test_an_unknown_rule_object_is_refused_at_report_time(saved: list[str], tmp_
     config.write_text(config.read_text(encoding="utf-8").replace('"contcats"', '"Contact"\nprovider = "salesforce"'),
                       encoding="utf-8")
     assert cli("report", "quality", "-c", "org", *saved).exit_code == 0
+
+
+@pytest.mark.parametrize("org", ["hubspot"], indirect=True)
+def test_a_rule_naming_a_field_its_object_lacks_is_a_typo_refused_at_report_time(
+    saved: list[str], tmp_path: Path
+) -> None:
+    # A backup keeps every field the CRM describes: one the snapshot lacks does not exist (the rule would
+    # silently check nothing).
+    config = Path(saved[1])
+    config.write_text(config.read_text(encoding="utf-8") + '[[quality.rules]]\nobject = "contacts"\n'
+                      'any_of = ["phone", "emial"]\nseverity = "minor"\nlabel = "reachable"\n', encoding="utf-8")
+    result = cli("report", "quality", "-c", "org", *saved)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("crmsweep: [[quality.rules]] 'reachable': contacts has no field 'emial' "
+                                     "(did you mean 'email'?)")

@@ -77,6 +77,20 @@ def effective_rules(
     return tuple(chosen.values())
 
 
+def check_rule_fields(rules: Sequence[QualityRule], fields_of: Mapping[str, Sequence[str]]) -> None:
+    """BadInput for a configured rule naming a field its object does not have (a backup keeps every field
+    the CRM describes, so one the snapshot lacks is a typo), naming the closest field."""
+    for rule in rules:
+        held = fields_of.get(rule.object)
+        if held is None:
+            continue  # an object the snapshot lacks is a note, said when the rules are measured
+        for name in rule.any_of:
+            if name not in held:
+                close = difflib.get_close_matches(name, list(held), n=1, cutoff=0.6)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise BadInput(f"[[quality.rules]] '{rule.label}': {rule.object} has no field '{name}'{hint}")
+
+
 # --- finding defects ----------------------------------------------------------------------------------------
 
 
