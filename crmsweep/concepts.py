@@ -339,3 +339,7 @@ class Accounts:
     kept_by: Mapping[str, tuple[Link, ...]]
     # Where the links to never-touch records cannot be backed up, what the admin must know (a note).
     kept_by_unchecked: str = ""
+    # Records the CRM deletes with an account (its activities): an account one of whose such records an
+    # earlier pass changes is kept, or the deletion would sweep the change away and its undo could not
+    # find the record as it left it.
+    cascades: tuple[Link, ...] = ()

@@ -192,6 +192,7 @@ def scan_snapshot(
         per_pass[name] = 0
         context = PassContext(
             backed_up=view,
+            earlier=tuple(changes),
             view=effects,
             vocabulary=vocabulary,
             now=now,

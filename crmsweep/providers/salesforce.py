@@ -162,6 +162,8 @@ _RECORD_CONCEPTS = (
         contacts=(Link("Contact", "AccountId", "Id"),),
         deals=(Link("Opportunity", "AccountId", "Id"),),
         kept_by={o: (Link(o, "AccountId", "Id"),) for o in ("Contract", "Order", "Quote", "Invoice")},
+        # Deleting an account deletes the activities related to it (Task.WhatId cascades).
+        cascades=(Link("Task", "WhatId", "Id"),),
     ),
 )
 

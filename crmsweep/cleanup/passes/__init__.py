@@ -35,6 +35,8 @@ class PassContext:
     # The snapshot as backed up, before any pass: for a guard that must count what an earlier pass removes
     # (an email archived in the same plan still uses its lists: restoring it must find them). None: `view`.
     backed_up: SnapshotView | None = None
+    # The changes the earlier passes of this scan propose (kept by protections), in plan order.
+    earlier: tuple[Change, ...] = ()
 
     @property
     def snapshot(self) -> SnapshotView:

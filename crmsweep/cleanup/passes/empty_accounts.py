@@ -96,6 +96,13 @@ def run(ctx: PassContext) -> PassOutput:
             continue
         for account in tied(view, vocab, links)["near"]:
             held.setdefault(account, f"tied to {_a(obj)}")
+    for link in accounts.cascades:
+        changed = {c.record_id for c in ctx.earlier if c.object == link.object}
+        if not changed or not view.has(link.object):
+            continue
+        rows = tied(view, vocab, (link,))
+        for account in rows.loc[rows["far"].astype(str).isin(changed), "near"]:
+            held.setdefault(account, f"its {link.object.lower()}s, changed by an earlier pass, would go with it")
     chosen = frame[~ids.isin(with_contacts)].sort_values(vocab.id_field, kind="stable")
     why = (f"no contacts left, no open {vocab.deal_object.lower()}"
            + (f", no {cases.object.lower()}" if cases is not None else ""))
