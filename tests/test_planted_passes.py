@@ -9,7 +9,6 @@ this test runs the real backup and scan through the library, as `crmsweep scan` 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
