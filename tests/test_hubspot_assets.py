@@ -278,7 +278,7 @@ def test_planted_json_names_records_the_portal_holds_and_they_fit_each_rule(hubs
     for list_id in planted["stale_lists"]["proposed"]:
         held = hs.crm.lists.lists_api.get_by_id(list_id).list
         assert held.deleted_at is None and held.updated_at < year and list_id not in used
-    assert set(planted["stale_lists"]["near"]) & used  # an old list an email still sends to
+    assert set(planted["stale_lists"]["held"]) & used  # an old list an email still sends to
 
 
 def test_only_the_planted_pairs_are_duplicates_of_each_other() -> None:

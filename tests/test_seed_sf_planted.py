@@ -22,9 +22,9 @@ TOKEN_ENV = "PLANTED_TEST_TOKEN"
 PASSES = ("stale_contacts", "no_contact_info", "bounced_emails", "duplicates", "inactive_users", "orphaned_tasks",
           "stale_open_deals", "finished_campaigns", "empty_accounts", "stale_reports", "stale_templates",
           "old_files")
-# Where no held-back candidate can exist with default settings: a report, template or file old enough to
+# Where no held-back candidate can exist with default settings: a report or template old enough to
 # qualify was created long before the 30 recent days, and so was a user idle for 90 days.
-NOTHING_TO_HOLD = ("inactive_users", "stale_reports", "stale_templates", "old_files")
+NOTHING_TO_HOLD = ("inactive_users", "stale_reports", "stale_templates")
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,14 @@ seeded random source so the base portal's values stay as they were. It
   accident: open tasks are due in the last 300 days or later, open deals are either 10-60 or 120+ days
   past their close date, used lists and recent emails were touched in the last 250 days;
 - plants, per pass, true candidates, held-back ones (created within the default `[protect]
-  recent_days`, or a person on an open deal) and near-misses (a contact with only a mobile phone, an
-  address quarantined but not hard-bounced, a task 300 days overdue, a deal 10 days past its close
-  date, a company whose only link is a ticket, an old list an email still sends to...);
+  recent_days`, a person on an open deal, a company whose only link is a ticket or an open deal, an
+  old list an email still sends to) and near-misses (a contact with only a mobile phone, an address
+  quarantined but not hard-bounced, a task 300 days overdue, a deal 10 days past its close date...);
 - and works out, from the finished portal, the ids each pass must propose and hold back under its
-  default settings, in pass order (people removed by an earlier pass no longer count for a company).
+  default settings, in pass order (people removed by an earlier pass no longer count for a company,
+  and a record an earlier pass changes is not proposed again: one change per record per plan).
 
-Two passes can have no held-back candidate on HubSpot: a list or an email is stale by its own last
+stale_templates can have no held-back candidate on HubSpot: an email is stale by its own last
 update, which is never before its creation, so one created within 30 days is never stale.
 """
 
@@ -211,16 +212,22 @@ def plant(data: PortalData, seed: int) -> dict[str, dict[str, Any]]:
         _set_created(far[-1], anchor - timedelta(days=12))
     stale_deals = {d.id for d in far}
     deals_held = {d.id for d in far if _recent(anchor, d.created_at)}
-    planted["stale_open_deals"] = _entry(stale_deals - deals_held, deals_held,
-                                         near=[d.id for d in past if d.id not in stale_deals])
+    # One change per record per plan: a deal inactive_users (order 20) hands over is not closed as well.
+    handed_deals = {d.id for d in far if d.id not in deals_held and _handed_over(d, off_owners, anchor)}
+    closing = stale_deals - deals_held - handed_deals
+    planted["stale_open_deals"] = _entry(closing, deals_held,
+                                         near=[d.id for d in past if d.id not in stale_deals],
+                                         handed_over_first=_ids(handed_deals))
 
     planted["finished_campaigns"] = _campaigns(data, r, anchor)
-    planted["empty_accounts"] = _empty_companies(p, r, anchor, removed, stale_deals - deals_held)
+    planted["empty_accounts"] = _empty_companies(p, r, anchor, removed, closing, off_owners)
     guids = [key for kind, key, _, _ in data.docs if kind == CAMPAIGN_KIND]
     planted["stale_templates"], planted["stale_lists"] = _lists_and_emails(data, r, anchor, guids)
-    # Last, over every record as it now is (the plants above set some creation dates).
+    # Last, over every record as it now is (the plants above set some creation dates), but for what an
+    # earlier pass changes: people removed, and the addresses bounced_emails clears.
+    changed = removed | ({c.id for c in hard} - bounced_held)
     owned = [row for kind in ("contacts", "companies", "deals", "tickets") for row in p.of(kind)
-             if row.properties.get("hubspot_owner_id") in off_owners and row.id not in removed]
+             if row.properties.get("hubspot_owner_id") in off_owners and row.id not in changed]
     everyone = [*owned, *handed]
     users_held = {row.id for row in everyone if _recent(anchor, row.created_at)}
     planted["inactive_users"] = _entry({row.id for row in everyone} - users_held, users_held,
@@ -318,8 +325,14 @@ def _campaigns(data: PortalData, r: random.Random, anchor: datetime) -> dict[str
     return _entry(made[:2], made[2:3], near=made[3:])
 
 
+def _handed_over(row: ObjectRow, off_owners: set[str], anchor: datetime) -> bool:
+    """Whether inactive_users hands this record over (a deactivated owner's, not held back as recent):
+    then no later pass proposes it, a plan holding one change per record."""
+    return row.properties.get("hubspot_owner_id") in off_owners and not _recent(anchor, row.created_at)
+
+
 def _empty_companies(p: _Portal, r: random.Random, anchor: datetime, removed: set[int],
-                     closed_by_pass: set[int]) -> dict[str, Any]:
+                     closed_by_pass: set[int], off_owners: set[str]) -> dict[str, Any]:
     companies = p.of("companies")
     empty = sorted(p.data.counts.ids.get("companies_without_contacts", []))
     with_contacts = p.links("companies", "contacts")
@@ -330,22 +343,22 @@ def _empty_companies(p: _Portal, r: random.Random, anchor: datetime, removed: se
     deals = p.rows.get("deals", {})
     future = [d for d in p.of("deals") if _is_open(d) and d.id not in closed_by_pass
               and (_days_ago(anchor, d.properties.get("closedate")) or 0) < 0]
-    near: list[int] = []
-    if len(empty) >= 5 and tickets and future:
+    if len(empty) >= 5 and tickets and future:  # held back: one by a ticket, one by an open deal, one new
         link(p.data, "tickets", tickets[0].id, "companies", empty[0])
         link(p.data, "deals", future[0].id, "companies", empty[1])
-        near = empty[:2]
         company = p.rows["companies"][empty[2]]
         _set_created(company, anchor - timedelta(days=7))
     with_contacts = p.links("companies", "contacts")
     with_deals = p.links("companies", "deals")
     with_tickets = p.links("companies", "tickets")
-    candidates = [c for c in companies
-                  if not (with_contacts.get(c.id, set()) - removed)
-                  and not any(_is_open(deals[d]) and d not in closed_by_pass for d in with_deals.get(c.id, ()))
-                  and not with_tickets.get(c.id)]
-    held = {c.id for c in candidates if _recent(anchor, c.created_at)}
-    return _entry({c.id for c in candidates} - held, held, near=near)
+    # Candidates: no contacts left. Held back (and counted by the pass): recent, on an open deal, or
+    # with any ticket (open or closed). Of the rest, those inactive_users hands over are not proposed.
+    candidates = [c for c in companies if not (with_contacts.get(c.id, set()) - removed)]
+    held = {c.id for c in candidates if _recent(anchor, c.created_at) or with_tickets.get(c.id)
+            or any(_is_open(deals[d]) and d not in closed_by_pass for d in with_deals.get(c.id, ()))}
+    handed = {c.id for c in candidates if c.id not in held and _handed_over(c, off_owners, anchor)}
+    near = [c.id for c in companies if len(with_contacts.get(c.id, set()) - removed) == 1][:2]  # one contact left
+    return _entry({c.id for c in candidates} - held - handed, held, near=near, handed_over_first=_ids(handed))
 
 
 def _lists_and_emails(data: PortalData, r: random.Random, anchor: datetime,
@@ -390,8 +403,8 @@ def _lists_and_emails(data: PortalData, r: random.Random, anchor: datetime,
     stale_lists = [k for k in unused if k not in deleted and k != still_sent]
     templates = _entry(old, (), near=near, note="no held-back one: an email is stale by its own last "
                        "publication or update, never before it was created")
-    listing = _entry(stale_lists, (), near=[k for k in (still_sent, *sorted(deleted)) if k],
-                     note="no held-back one: a list is stale by its own last update")
+    # The old list an email still sends to is stale, and the pass holds it back and counts it.
+    listing = _entry(stale_lists, [still_sent] if still_sent else (), near=sorted(deleted))
     return templates, listing
 
 

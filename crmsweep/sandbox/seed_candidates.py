@@ -163,10 +163,13 @@ class Candidates:
         with_people = {c["AccountId"] for c in self.rows("Contact") if c["Id"] not in self.removed}
         bound = {r.get("AccountId") for name in NEVER_TOUCH for r in self.rows(name)}
         open_deals = {o["AccountId"] for o in self.rows("Opportunity") if not o["IsClosed"]}
-        guarded = open_deals | self.open_case_records("AccountId")
+        # Any case holds an account back, open or closed (its history goes with the account), and so
+        # does a never-touch record: the pass counts those in held_back, so they are held, not skipped.
+        with_cases = {c["AccountId"] for c in self.rows("Case") if c.get("AccountId")}
+        guarded = open_deals | with_cases | bound
         out = Outcome()
         for account in self.rows("Account"):
-            if account["Id"] in with_people or account["Id"] in bound:
+            if account["Id"] in with_people:
                 continue
             out.add(account["Id"], self.recent(account) or account["Id"] in guarded)
         return out
