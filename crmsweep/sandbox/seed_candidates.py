@@ -56,6 +56,7 @@ class Candidates:
         self.running_user = running_user
         self.removed: set[str] = set()
         self.deactivated: set[str] = set()
+        self.changed_tasks: set[str] = set()  # the tasks orphaned_tasks proposes to change
 
     def rows(self, name: str) -> Iterable[Mapping[str, Any]]:
         return (r for r in self.t.get(name, ()) if not r.get("IsDeleted"))
@@ -148,6 +149,7 @@ class Candidates:
             due = _day(task.get("ActivityDate"))
             if task["OwnerId"] in inactive or (due is not None and due < overdue):
                 out.add(task["Id"], self.recent(task))
+        self.changed_tasks = set(out.proposed)
         return out
 
     def stale_open_deals(self) -> Outcome:
@@ -166,7 +168,10 @@ class Candidates:
         # Any case holds an account back, open or closed (its history goes with the account), and so
         # does a never-touch record: the pass counts those in held_back, so they are held, not skipped.
         with_cases = {c["AccountId"] for c in self.rows("Case") if c.get("AccountId")}
-        guarded = open_deals | with_cases | bound
+        # Deleting an account deletes its tasks: one whose task orphaned_tasks changes is kept.
+        tasks = self.rows("Task")
+        with_changed_tasks = {t["WhatId"] for t in tasks if t["Id"] in self.changed_tasks and t.get("WhatId")}
+        guarded = open_deals | with_cases | bound | with_changed_tasks
         out = Outcome()
         for account in self.rows("Account"):
             if account["Id"] in with_people:
