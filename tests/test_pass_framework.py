@@ -188,3 +188,19 @@ def test_default_backup_takes_what_passes_read_that_the_crm_has(tmp_path: Path) 
     # The fake CRM has no Lead or Opportunity: a default backup leaves them out instead of failing.
     assert set(manifest.objects) == {"User", "Contact"}
 
+
+
+def test_an_archive_whose_record_is_gone_shows_applied_even_where_the_crm_has_a_recycle_bin() -> None:
+    # A write of unknown outcome (apply killed mid-batch) is settled by reading the record back: a field
+    # definition archived through a metadata API is queryable nowhere, so not finding it means it was removed
+    # (else the resume calls it missing and the rollback never re-creates it: its values would be lost).
+    from crmsweep.cleanup.drift import shows_applied
+    from crmsweep.providers.salesforce import SALESFORCE_VOCABULARY
+
+    def change(op: Op) -> Change:
+        return Change(op=op, object="CustomField", record_id="00N000000000001", before={"Id": "00N000000000001"},
+                      after={}, reason="unused", pass_name="unused_custom_fields")
+
+    assert shows_applied(change(Op.ARCHIVE), None, SALESFORCE_VOCABULARY)
+    # A delete into a recycle bin must be found there: gone altogether is not proof it was ours.
+    assert not shows_applied(change(Op.DELETE), None, SALESFORCE_VOCABULARY)

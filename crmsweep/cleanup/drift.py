@@ -99,7 +99,9 @@ def shows_applied(change: Change, live: Mapping[str, Any] | None, vocabulary: Vo
     """Whether the live record already shows `change` written (reconciling a write of unknown outcome)."""
     if change.op in DELETE_OPS:
         if live is None:
-            return vocabulary.deleted_field is None  # without a recycle bin, gone means deleted
+            # Without a recycle bin, gone means deleted; and an archive is a removal the CRM keeps nothing
+            # of (a field definition deleted through a metadata API is queryable nowhere): gone means done.
+            return vocabulary.deleted_field is None or change.op is Op.ARCHIVE
         return _is_deleted(live, vocabulary)
     if live is None or _is_deleted(live, vocabulary):
         return False

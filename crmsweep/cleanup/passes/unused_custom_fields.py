@@ -162,6 +162,12 @@ def run(ctx: PassContext) -> PassOutput:
     if output.changes and concept.caveats:
         output.notes.append(f"{concept.caveats}; values removed with a field are in the snapshot, and a "
                             "rollback writes them back")
+    if output.changes and ctx.settings["max_fill"] > 0:
+        # Review found it: a value restore is drift-checked against the backup's stamp, so a record edited
+        # between the backup and the rollback does not get its value back (it stays in the snapshot only).
+        output.notes.append("max_fill is above 0, so fields holding values are removed: a rollback writes "
+                            "a value back only onto a record nobody edited since the backup, and not onto "
+                            "one another pass of the plan deletes; back up right before applying")
     return output
 
 
