@@ -16,7 +16,7 @@ name by name.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,21 +121,29 @@ def exact_groups(ids: pd.Series, keys: Sequence[pd.Series]) -> list[tuple[str, t
     return sorted(groups)
 
 
-def _components(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in pairs:
-        parent[root(a)] = root(b)
-    comps: dict[int, list[int]] = {}
-    for i in range(n):
-        comps.setdefault(root(i), []).append(i)
-    return [c for c in comps.values() if len(c) > 1]
+def _similar_sets(scores: np.ndarray, threshold: int) -> list[tuple[list[int], float]]:
+    """The sets of rows linked by scores at or over `threshold` (each with its lowest such score), from a
+    square score matrix: labels spread along links as arrays, so a block of a thousand similar names costs
+    a few matrix passes, not a Python step per pair."""
+    n = len(scores)
+    linked = scores >= threshold
+    np.fill_diagonal(linked, False)
+    labels = np.arange(n)
+    while True:
+        spread = np.where(linked, labels[None, :], n).min(axis=1)
+        new = np.minimum(labels, spread)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    out: list[tuple[list[int], float]] = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        if len(members) < 2:
+            continue
+        inside = scores[np.ix_(members, members)]
+        upper = np.triu(linked[np.ix_(members, members)], k=1)
+        out.append(([int(i) for i in members], float(inside[upper].min())))
+    return out
 
 
 def fuzzy_groups(
@@ -169,10 +177,8 @@ def fuzzy_groups(
             names_here = name_of[start:end]
             scores = process.cdist(names_here, names_here, scorer=fuzz.token_sort_ratio,
                                    score_cutoff=threshold, workers=1)
-            pairs = np.argwhere(np.triu(scores >= threshold, k=1))
             row_ids = id_of[start:end]
-            for comp in _components(size, ((int(a), int(b)) for a, b in pairs)):
-                low = min(float(scores[a, b]) for a in comp for b in comp if a < b and scores[a, b] >= threshold)
+            for comp, low in _similar_sets(np.asarray(scores), threshold):
                 found.append((block, tuple(sorted(row_ids[i] for i in comp)), low / 100))
         start = end
     found.sort(key=lambda item: item[0])
