@@ -391,3 +391,15 @@ def test_deleted_lists_and_emails_come_back_with_their_ids_and_a_campaign_is_pat
 def test_a_list_search_with_a_malformed_page_is_a_400(hubspot_sandbox: RunningSandbox) -> None:
     answer = hubspot_post(hubspot_sandbox, "/crm/v3/lists/search", {"query": "", "offset": "ten"})
     assert answer.status_code == 400 and answer.json()["category"] == "VALIDATION_ERROR"
+
+
+def test_a_reset_portal_forgets_what_its_old_seed_planted(tmp_path: Path) -> None:
+    from crmsweep.sandbox.planted import read_planted
+    from crmsweep.sandbox.server import start_sandbox
+
+    with start_sandbox(tmp_path / "hs", provider="hubspot", records=60, seed=3) as running:
+        state = running.info.state_dir
+    planted = state / "planted.json"
+    planted.write_text(json.dumps({**read_planted(state), "gone_pass": {"proposed": ["1"]}}), encoding="utf-8")
+    with start_sandbox(tmp_path / "hs", provider="hubspot", records=60, seed=3, reset=True):
+        assert "gone_pass" not in read_planted(state)

@@ -52,6 +52,7 @@ from crmsweep.sandbox.hubspot_portal import Portal, RecordFailure, ValidationRul
 from crmsweep.sandbox.hubspot_schema import DEFAULT_TIER, OBJECT_TYPES, TIERS, ObjectType, Tier, object_type
 from crmsweep.sandbox.hubspot_search import SearchError, compile_search
 from crmsweep.sandbox.hubspot_store import SELECT_COLUMNS, HubSpotStore, ObjectRow, table
+from crmsweep.sandbox.planted import forget_planted
 from crmsweep.sandbox.provider_api import (
     INTERNAL,
     ApiContext,
@@ -504,6 +505,7 @@ class HubSpotSandbox:
         assert isinstance(store, HubSpotStore)
         if reset:
             store.drop_everything()
+            forget_planted(store.path.parent)  # a reset portal is seeded afresh: the old plants no longer hold
         store.create_schema()
         if not store.seeded:
             data = hubspot_seed.seed_store(store, records=records, seed=seed, anchor=utc_now())
