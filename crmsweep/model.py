@@ -272,6 +272,26 @@ class ApiUsage:
     org_max: int | None = None
 
 
+@dataclass(frozen=True)
+class ReadPlan:
+    """How a connector will read one whole object, decided before the first page: a backup picks its
+    path from it and the API budget adds its calls up. `rows` is None where the CRM cannot say cheaply."""
+
+    object: str
+    rows: int | None
+    method: str  # "rest", "bulk", "batch", ...: named by the connector, shown to the admin
+    calls: int  # estimated API calls to read it all, its describe included
+
+
+@dataclass(frozen=True)
+class ApiAllowance:
+    """The org's rolling API allowance as the CRM reports it (`source` says where: a limits resource, a header)."""
+
+    limit: int
+    remaining: int
+    source: str
+
+
 # --- changes and plans ------------------------------------------------------------------------------
 
 
