@@ -99,12 +99,12 @@ def current_view() -> FrameView:
     return FrameView(manifest("prod-20261201T090000Z", "2026-12-01T09:00:00.000Z"), FIELDS, records)
 
 
-def earlier_view() -> FrameView:
+def earlier_view(*, c1_city: str | None = "Oslo") -> FrameView:
     """A month ago: C2 had an email (so only its city was missing), C3 was Cy's, C8 (Bob's, 20) existed, C4
     and O1 did not. Ann: C1, C2 3, C5 3 -> 3 records, 6, score 80. Bob: C8 23 (no email/phone, no city,
     inactive owner), L1 20 -> 0. Cy: C3, C6, O2, A1 -> 100. Ghost: A2 -> 0. Totals: 10 records, 59 -> 41.0."""
     contacts = [
-        contact("C1", ANN, email="c1@x.org", city="Oslo"),
+        contact("C1", ANN, email="c1@x.org", city=c1_city),
         contact("C2", ANN, name=SCRIPT, email="c2@x.org"),
         contact("C3", CY, email="c3@x.org", city="Rome"),
         contact("C5", ANN, email="  ", phone="555-1"),
@@ -138,11 +138,12 @@ EXPECTED_OWNERS = [
 ]
 # score_before, score_delta, records_before, new, fixed
 EXPECTED_TREND = {
-    BOB: (0.0, 0.0, 2, 1, 3),  # new: C3 now Bob's (inactive owner); fixed: C8's three violations (C8 is gone)
-    None: (None, None, 0, 1, 0),  # C4 is new
-    GHOST: (0.0, 0.0, 1, 0, 0),
-    ANN: (80.0, -27.5, 3, 2, 0),  # new: C2 lost its email, O1 is new without an amount
-    CY: (100.0, 0.0, 4, 0, 0),
+    # new: C3 now Bob's (inactive owner); C8's three violations went with C8 (deleted): removed, not fixed
+    BOB: (0.0, 0.0, 2, 1, 0, 3),
+    None: (None, None, 0, 1, 0, 0),  # C4 is new
+    GHOST: (0.0, 0.0, 1, 0, 0, 0),
+    ANN: (80.0, -27.5, 3, 2, 0, 0),  # new: C2 lost its email, O1 is new without an amount
+    CY: (100.0, 0.0, 4, 0, 0, 0),
 }
 
 
@@ -186,13 +187,13 @@ def test_rule_counts() -> None:
 def test_trend_against_the_earlier_snapshot() -> None:
     got = report()
     trends = {o.owner_id: o.trend for o in got.owners}
-    assert {k: (t.score_before, t.score_delta, t.records_before, t.new_violations, t.fixed_violations)
-            for k, t in trends.items() if t} == EXPECTED_TREND
+    assert {k: (t.score_before, t.score_delta, t.records_before, t.new_violations, t.fixed_violations,
+                t.removed_violations) for k, t in trends.items() if t} == EXPECTED_TREND
     c = got.compared
     assert c is not None
     assert (c.snapshot_id, c.records_before, dict(c.violations_before), c.score_before, c.score_delta,
-            c.new_violations, c.fixed_violations) == (
-        "prod-20261101T090000Z", 10, {"critical": 5, "major": 3, "minor": 0}, 41.0, -3.7, 4, 3)
+            c.new_violations, c.fixed_violations, c.removed_violations) == (
+        "prod-20261101T090000Z", 10, {"critical": 5, "major": 3, "minor": 0}, 41.0, -3.7, 4, 0, 3)
 
 
 # --- every format carries the same numbers ------------------------------------------------------------------
@@ -208,7 +209,8 @@ def test_json_holds_everything_with_fixed_keys() -> None:
     assert data["owners"][3]["worst"][0] == {"object": "Contact", "record_id": "C2", "label": SCRIPT, "penalty": 13,
                                              "lacks": ["email or phone", "city or region"]}
     assert data["owners"][3]["trend"] == {"score_before": 80.0, "score_delta": -27.5, "records_before": 3,
-                                          "new_violations": 2, "fixed_violations": 0}
+                                          "new_violations": 2, "fixed_violations": 0,
+                                          "removed_violations": 0}
     assert data["compared"]["new_violations"] == 4 and data["weights"] == {"critical": 10, "major": 3, "minor": 1}
     assert set(data) == {"format", "snapshot_id", "connection", "provider", "org_id", "snapshot_finished",
                          "generated", "records", "violations", "penalty", "score", "rules", "owners", "notes",
@@ -219,12 +221,12 @@ def test_csv_is_one_row_per_owner() -> None:
     rows = list(csv.DictReader(io.StringIO(render_csv(report()))))
     assert [(r["rank"], r["owner_id"], r["owner_name"], r["active"], r["records"], r["critical"], r["major"],
              r["weighted"], r["score"], r["score_before"], r["score_delta"], r["new_violations"],
-             r["fixed_violations"]) for r in rows] == [
-        ("1", BOB, "Bob Gone", "false", "2", "3", "0", "30", "0.0", "0.0", "0.0", "1", "3"),
-        ("2", "", "(no owner)", "", "1", "1", "0", "10", "0.0", "", "", "1", "0"),
-        ("3", GHOST, GHOST, "", "1", "1", "0", "10", "0.0", "0.0", "0.0", "0", "0"),
-        ("4", ANN, "Ann Active", "true", "4", "1", "3", "19", "52.5", "80.0", "-27.5", "2", "0"),
-        ("5", CY, "Cy Clean", "true", "3", "0", "0", "0", "100.0", "100.0", "0.0", "0", "0"),
+             r["fixed_violations"], r["removed_violations"]) for r in rows] == [
+        ("1", BOB, "Bob Gone", "false", "2", "3", "0", "30", "0.0", "0.0", "0.0", "1", "0", "3"),
+        ("2", "", "(no owner)", "", "1", "1", "0", "10", "0.0", "", "", "1", "0", "0"),
+        ("3", GHOST, GHOST, "", "1", "1", "0", "10", "0.0", "0.0", "0.0", "0", "0", "0"),
+        ("4", ANN, "Ann Active", "true", "4", "1", "3", "19", "52.5", "80.0", "-27.5", "2", "0", "0"),
+        ("5", CY, "Cy Clean", "true", "3", "0", "0", "0", "100.0", "100.0", "0.0", "0", "0", "0"),
     ]
     assert rows[3]["worst_records"] == (f"Contact C2 {SCRIPT}: lacks email or phone, city or region | "
                                         "Contact C5 C5: lacks city or region")
@@ -251,16 +253,16 @@ def test_text_is_an_aligned_table_of_the_same_numbers() -> None:
     text = render_text(report())
     lines = text.splitlines()
     assert lines[0] == "crmsweep data-quality report (crmsweep.quality/1)"
-    assert "11 records, score 37.3 (-3.7 since); violations: 6 critical, 3 major, 0 minor; 4 new and 3 fixed since" \
-        in lines
+    assert ("11 records, score 37.3 (-3.7 since); violations: 6 critical, 3 major, 0 minor; 4 new, 0 fixed and 3 "
+            "gone with removed records since") in lines
     start = lines.index(next(line for line in lines if line.startswith("RANK")))
     assert lines[start:start + 6] == [
-        "RANK  OWNER                RECORDS  CRITICAL  MAJOR  MINOR  SCORE  CHANGE  NEW  FIXED",
-        "1     Bob Gone (inactive)  2        3         0      0      0.0    0.0     1    3",
-        "2     (no owner)           1        1         0      0      0.0    new     1    0",
-        f"3     {GHOST}   1        1         0      0      0.0    0.0     0    0",
-        "4     Ann Active           4        1         3      0      52.5   -27.5   2    0",
-        "5     Cy Clean             3        0         0      0      100.0  0.0     0    0",
+        "RANK  OWNER                RECORDS  CRITICAL  MAJOR  MINOR  SCORE  CHANGE  NEW  FIXED  REMOVED",
+        "1     Bob Gone (inactive)  2        3         0      0      0.0    0.0     1    0      3",
+        "2     (no owner)           1        1         0      0      0.0    new     1    0      0",
+        f"3     {GHOST}   1        1         0      0      0.0    0.0     0    0      0",
+        "4     Ann Active           4        1         3      0      52.5   -27.5   2    0      0",
+        "5     Cy Clean             3        0         0      0      100.0  0.0     0    0      0",
     ]
     assert f"    Contact C2 {SCRIPT}: lacks email or phone, city or region" in lines
 
@@ -364,3 +366,13 @@ def test_every_format_matches_its_golden_file(name: str, render: Any) -> None:
 def test_detail_csv_matches_its_golden_file() -> None:
     found = measure(current_view(), VOCAB, default_rules(), QUALITY)
     check_golden("detail.csv", render_detail_csv(detail_rows(found, QUALITY)), GOLDEN)
+
+
+def test_a_defect_mended_on_a_held_record_is_fixed_one_that_went_with_its_record_is_removed() -> None:
+    """A month ago C1 had no city (now mended: fixed) and C8 lacked three things (now deleted: removed)."""
+    got = build_report(current_view(), VOCAB, default_rules(), now=NOW, worst=2, earlier=earlier_view(c1_city=None))
+    assert got.compared is not None
+    assert (got.compared.fixed_violations, got.compared.removed_violations) == (1, 3)
+    trends = {o.owner_id: o.trend for o in got.owners}
+    assert (trends[ANN].fixed_violations, trends[ANN].removed_violations) == (1, 0)  # type: ignore[union-attr]
+    assert (trends[BOB].fixed_violations, trends[BOB].removed_violations) == (0, 3)  # type: ignore[union-attr]

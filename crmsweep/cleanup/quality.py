@@ -17,8 +17,10 @@ by object and id.
 
 **Trend.** The same measure over an earlier snapshot of the connection, with the same rules: per owner
 the score then and its change, and the violations that are new (a record breaking a rule it did not break
-then, new records included) or fixed (the reverse, removed records included). New violations count for
-the record's owner now, fixed ones for its owner then.
+then, new records included), fixed (a record still held that no longer breaks it) or removed (they went
+with a record that is no longer there: deleting a bad record is not fixing it, and a cleanup that
+deletes must not read as data quality won). New violations count for the record's owner now, fixed and
+removed ones for its owner then.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class OwnerTrend:
     records_before: int
     new_violations: int
     fixed_violations: int
+    removed_violations: int  # went with records no longer held (deleted, archived), not fixed
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class Comparison:
     score_delta: float
     new_violations: int
     fixed_violations: int
+    removed_violations: int
 
 
 @dataclass(frozen=True)
@@ -180,14 +184,20 @@ def _worst(found: Measure, records: pd.DataFrame, view: SnapshotView, vocabulary
     return {owner: tuple(items) for owner, items in out.items()}
 
 
-def _new_and_fixed(now: Measure, then: Measure) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The violations only `now` has, and those only `then` had (each with the owner of its snapshot)."""
+def _new_fixed_removed(
+    now: Measure, then: Measure, held: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The violations only `now` has; those only `then` had on records `held` now (fixed); and those
+    only `then` had on records no longer held (removed). Each with the owner of its snapshot."""
     key = ["object", "record_id", "rule"]
     current, earlier = violations_frame(now), violations_frame(then)
     merged = current[[*key, "owner"]].merge(earlier[key], on=key, how="outer", indicator=True)
     new = merged[merged["_merge"] == "left_only"]
     gone = earlier[[*key, "owner"]].merge(current[key], on=key, how="left", indicator=True)
-    return new, gone[gone["_merge"] == "left_only"]
+    gone = gone[gone["_merge"] == "left_only"].drop(columns="_merge")
+    records = held[["object", ID]].rename(columns={ID: "record_id"}).drop_duplicates()
+    located = gone.merge(records, on=["object", "record_id"], how="left", indicator=True)
+    return new, located[located["_merge"] == "both"], located[located["_merge"] == "left_only"]
 
 
 def build_report(
@@ -213,14 +223,16 @@ def build_report(
     compared: Comparison | None = None
     new_by_owner: Mapping[str, int] = {}
     fixed_by_owner: Mapping[str, int] = {}
+    removed_by_owner: Mapping[str, int] = {}
     if earlier is not None:
         then = measure(earlier, vocabulary, rules, quality)
         then_records = _per_record(then)
         before = {str(k): {str(c): int(v) for c, v in row.items()}
                   for k, row in _owner_totals(then_records).to_dict("index").items()}
-        new, fixed = _new_and_fixed(found, then)
+        new, fixed, removed = _new_fixed_removed(found, then, records)
         new_by_owner = {str(k): int(v) for k, v in new.groupby("owner").size().items()}
         fixed_by_owner = {str(k): int(v) for k, v in fixed.groupby("owner").size().items()}
+        removed_by_owner = {str(k): int(v) for k, v in removed.groupby("owner").size().items()}
         notes += [f"in {earlier.manifest.snapshot_id}: {n}" for n in then.notes if n not in found.notes]
         score_then = score_of(int(then_records[PENALTY].sum()), len(then_records))
         score_now = score_of(int(records[PENALTY].sum()), len(records))
@@ -229,7 +241,7 @@ def build_report(
             records_before=len(then_records),
             violations_before={s: int(then_records[s].sum()) for s in SEVERITIES},
             score_before=score_then, score_delta=round(score_now - score_then, 1),
-            new_violations=len(new), fixed_violations=len(fixed),
+            new_violations=len(new), fixed_violations=len(fixed), removed_violations=len(removed),
         )
 
     owners: list[OwnerQuality] = []
@@ -246,6 +258,7 @@ def build_report(
                 records_before=int(was["records"]) if was is not None else 0,
                 new_violations=int(new_by_owner.get(owner_key, 0)),
                 fixed_violations=int(fixed_by_owner.get(owner_key, 0)),
+                removed_violations=int(removed_by_owner.get(owner_key, 0)),
             )
         owners.append(OwnerQuality(
             owner_id=owner_key or None,

@@ -31,7 +31,8 @@ FORMATS = ("text", "csv", "html", "json")
 
 OWNER_CSV_COLUMNS = (
     "rank", "owner_id", "owner_name", "active", "records", "records_with_defects", "critical", "major", "minor",
-    "weighted", "score", "score_before", "score_delta", "new_violations", "fixed_violations", "worst_records",
+    "weighted", "score", "score_before", "score_delta", "new_violations", "fixed_violations", "removed_violations",
+    "worst_records",
 )
 DETAIL_CSV_COLUMNS = ("owner_id", "owner_name", "object", "record_id", "rule", "severity", "fields")
 
@@ -75,7 +76,8 @@ def _totals_line(report: QualityReport) -> str:
     if report.compared:
         c = report.compared
         line += f" ({_signed(c.score_delta)} since)"
-        counts += f"; {c.new_violations} new and {c.fixed_violations} fixed since"
+        counts += (f"; {c.new_violations} new, {c.fixed_violations} fixed and {c.removed_violations} gone with "
+                   "removed records since")
     return f"{line}; violations: {counts}"
 
 
@@ -91,13 +93,14 @@ def render_text(report: QualityReport) -> str:
     trend = report.compared is not None
     headers = ["RANK", "OWNER", "RECORDS", "CRITICAL", "MAJOR", "MINOR", "SCORE"]
     if trend:
-        headers += ["CHANGE", "NEW", "FIXED"]
+        headers += ["CHANGE", "NEW", "FIXED", "REMOVED"]
     rows: list[list[object]] = []
     for rank, owner in enumerate(report.owners, 1):
         row: list[object] = [rank, owner_name(owner), owner.records, *(owner.violations[s] for s in SEVERITIES),
                              f"{owner.score:.1f}"]
         if trend and owner.trend:
-            row += [_signed(owner.trend.score_delta), owner.trend.new_violations, owner.trend.fixed_violations]
+            row += [_signed(owner.trend.score_delta), owner.trend.new_violations, owner.trend.fixed_violations,
+                    owner.trend.removed_violations]
         rows.append(row)
     lines += table_lines(headers, rows)
     lines += ["", f"Worst records (at most {report.worst_per_owner} per owner):"]
@@ -142,6 +145,7 @@ def render_csv(report: QualityReport) -> str:
             "" if trend is None or trend.score_before is None else f"{trend.score_before:.1f}",
             "" if trend is None or trend.score_delta is None else f"{trend.score_delta:.1f}",
             "" if trend is None else trend.new_violations, "" if trend is None else trend.fixed_violations,
+            "" if trend is None else trend.removed_violations,
             _cell(" | ".join(_worst_text(w) for w in owner.worst)),
         ])
     return _csv(OWNER_CSV_COLUMNS, rows)
@@ -243,7 +247,8 @@ def _tiles(report: QualityReport) -> str:
                      f"{change}</div>")
     if c:
         tiles.append(f'<div class="tile"><b>{c.new_violations:,}</b><span>new violations</span>'
-                     f'<br><span class="up">{c.fixed_violations:,} fixed</span></div>')
+                     f'<br><span class="up">{c.fixed_violations:,} fixed</span>'
+                     f"<br><span>{c.removed_violations:,} gone with removed records</span></div>")
     return '<div class="tiles">' + "".join(tiles) + "</div>"
 
 
@@ -305,7 +310,7 @@ def _card(rank: int, owner: OwnerQuality) -> str:
     if owner.trend is not None:
         t = owner.trend
         trend = (f"<div>{_arrow(t.score_delta, new_label='new owner')} &middot; {t.new_violations:,} new, "
-                 f"{t.fixed_violations:,} fixed</div>")
+                 f"{t.fixed_violations:,} fixed, {t.removed_violations:,} gone with removed records</div>")
     worst = "".join(
         f'<tr><td>{_e(w.object)} <span class="id">{_e(w.record_id)}</span><br>{_e(w.label)}</td>'
         f"<td>{_e(', '.join(w.lacks))}</td></tr>"
