@@ -10,6 +10,7 @@ import csv
 import io
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -376,3 +377,15 @@ def test_a_defect_mended_on_a_held_record_is_fixed_one_that_went_with_its_record
     trends = {o.owner_id: o.trend for o in got.owners}
     assert (trends[ANN].fixed_violations, trends[ANN].removed_violations) == (1, 0)  # type: ignore[union-attr]
     assert (trends[BOB].fixed_violations, trends[BOB].removed_violations) == (0, 3)  # type: ignore[union-attr]
+
+
+def test_owners_of_the_same_name_are_told_apart_by_id_wherever_they_are_ranked() -> None:
+    base = report(compared=False)
+    ann = next(o for o in base.owners if o.owner_id == ANN)
+    twin = replace(ann, owner_id="005000000000077AAA", records=1)
+    twins = replace(base, owners=(*base.owners, twin))
+    text = render_text(twins)
+    assert f"Ann Active [{ANN}]" in text and "Ann Active [005000000000077AAA]" in text
+    assert "Cy Clean  " in text and "Cy Clean [" not in text  # a unique name stays as it is
+    page = render_html(twins)
+    assert f"Ann Active [{ANN}]: 52.5" in page and "Ann Active [005000000000077AAA]: 52.5" in page

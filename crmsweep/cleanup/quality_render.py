@@ -15,6 +15,7 @@ import io
 import json
 import os
 import stat
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -40,6 +41,15 @@ DETAIL_CSV_COLUMNS = ("owner_id", "owner_name", "object", "record_id", "rule", "
 def owner_name(owner: OwnerQuality) -> str:
     """The name shown for an owner: with "(inactive)" when the snapshot says so."""
     return owner.name + (" (inactive)" if owner.active is False else "")
+
+
+def distinct_names(owners: Sequence[OwnerQuality]) -> dict[str | None, str]:
+    """Each owner's shown name, with its id where another owner shows the same name: two John Smiths in
+    one ranking must not read as one person (the worst offender named must be the right one)."""
+    names = [owner_name(o) for o in owners]
+    taken = Counter(names)
+    return {o.owner_id: f"{n} [{o.owner_id}]" if taken[n] > 1 and o.owner_id and o.owner_id != o.name else n
+            for o, n in zip(owners, names, strict=True)}
 
 
 def _records(count: int) -> str:
@@ -95,8 +105,9 @@ def render_text(report: QualityReport) -> str:
     if trend:
         headers += ["CHANGE", "NEW", "FIXED", "REMOVED"]
     rows: list[list[object]] = []
+    shown = distinct_names(report.owners)
     for rank, owner in enumerate(report.owners, 1):
-        row: list[object] = [rank, owner_name(owner), owner.records, *(owner.violations[s] for s in SEVERITIES),
+        row: list[object] = [rank, shown[owner.owner_id], owner.records, *(owner.violations[s] for s in SEVERITIES),
                              f"{owner.score:.1f}"]
         if trend and owner.trend:
             row += [_signed(owner.trend.score_delta), owner.trend.new_violations, owner.trend.fixed_violations,
@@ -273,9 +284,10 @@ def _chart(owners: Sequence[OwnerQuality]) -> str:
         parts.append(f'<line x1="{x:.0f}" y1="0" x2="{x:.0f}" y2="{height - 18}" stroke="#eaeef2"/>'
                      f'<text x="{x:.0f}" y="{height - 4}" font-size="11" fill="#57606a" '
                      f'text-anchor="middle">{tick}</text>')
+    names = distinct_names(owners)
     for i, owner in enumerate(shown):
         y = i * (bar + gap)
-        name = owner_name(owner)
+        name = names[owner.owner_id]
         short = name if len(name) <= 32 else name[:31] + "\u2026"
         w = max(2.0, width * owner.score / 100)
         parts.append(
