@@ -138,7 +138,7 @@ def sf_org() -> Org:
     org.object("Case", {"ContactId": S, "AccountId": S, "IsClosed": B, "Status": S})
     org.object("Account", {"Name": S})
     org.object("User", {"Name": S, "Username": S, "IsActive": B, "LastLoginDate": T}, deletable=False)
-    org.object("Task", {"OwnerId": S, "IsClosed": B, "Status": S, "ActivityDate": D, "Subject": S})
+    org.object("Task", {"OwnerId": S, "WhatId": S, "IsClosed": B, "Status": S, "ActivityDate": D, "Subject": S})
     org.object("Campaign", {"Name": S, "IsActive": B, "Status": S, "EndDate": D})
     for obj in ("Contract", "Order", "Quote", "Invoice"):
         org.object(obj, {"AccountId": S})

@@ -131,3 +131,14 @@ def test_the_plan_passes_provenance_and_a_forged_change_does_not() -> None:
         forged = [replace(first, op=other), replace(first, op=Op.UPDATE, after={"name": "x"})]
         assert [p.split(": ", 1)[1] for p in scan_plan_problems(replace(plan, changes=tuple(forged)), vocab)] == [
             f"pass {NAME} does not propose {other} of {first.object}", f"pass {NAME} does not propose update"]
+
+
+def test_the_tasks_salesforce_deletes_with_a_removed_account_are_counted_in_a_note() -> None:
+    org = salesforce()
+    org.add("Task", "00TT1", WhatId="001A01", Status="Completed", IsClosed=True)
+    org.add("Task", "00TT2", WhatId="001A01", Status="Completed", IsClosed=True)
+    org.add("Task", "00TT3", WhatId="001A02", Status="Completed", IsClosed=True)  # its account stays
+    out = run_pass(NAME, org.view(), SF)
+    assert ids(out) == ["001A01", "001A03", "001A05"]
+    assert out.notes == ["removing these accounts also deletes 2 Task record(s) tied to them (the CRM deletes "
+                         "them with their account); a rollback brings them back with it"]

@@ -107,9 +107,28 @@ def run(ctx: PassContext) -> PassOutput:
     why = (f"no contacts left, no open {vocab.deal_object.lower()}"
            + (f", no {cases.object.lower()}" if cases is not None else ""))
     propose_removals(ctx, NAME, output, accounts.object, chosen, [why] * len(chosen), held)
+    output.notes.extend(_cascade_notes(ctx, accounts, {c.record_id for c in output.changes}))
     if output.changes and accounts.kept_by_unchecked:
         output.notes.append(accounts.kept_by_unchecked)
     return output
+
+
+def _cascade_notes(ctx: PassContext, accounts: Accounts, removed: set[str]) -> list[str]:
+    """What the CRM deletes along with the removed accounts: the preview's changes do not list those
+    records, so the admin is told how many go with them (the undo brings them back with the account)."""
+    notes: list[str] = []
+    for link in accounts.cascades:
+        # A field the API user may not read is absent from the snapshot: nothing to count then.
+        if not removed or not ctx.view.has(link.object) or link.near_field not in {
+                f.name for f in ctx.view.fields(link.object)}:
+            continue
+        rows = tied(ctx.view, ctx.vocabulary, (link,))
+        swept = rows.loc[rows["near"].astype(str).isin(removed), "far"].nunique()
+        if swept:
+            notes.append(f"removing these {accounts.object.lower()}s also deletes {swept} {link.object} "
+                         f"record(s) tied to them (the CRM deletes them with their {accounts.object.lower()}); "
+                         "a rollback brings them back with it")
+    return notes
 
 
 def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
