@@ -117,6 +117,9 @@ class Provider:
     demo_objects: tuple[str, ...] = ()
     # The provider commands use when none is named (`sandbox serve`, `demo`): exactly one entry is.
     default: bool = False
+    # The `auth` kinds a connection to this CRM may take ("token": the token in `token_env`); the first
+    # is the default. Each other kind's settings are checked by `crmsweep.config`.
+    auth_kinds: tuple[str, ...] = ("token",)
 
     def __post_init__(self) -> None:
         if self.vocabulary.provider != self.name:

@@ -257,4 +257,6 @@ PROVIDER = Provider(
     sandbox_speaks="the REST and SOAP APIs",
     demo_objects=("Contact", "Lead", "Task", "OpportunityContactRole"),
     default=True,  # the first provider crmsweep spoke: commands that name none keep meaning it
+    # Signed in by `crmsweep.connectors.salesforce_auth`.
+    auth_kinds=("token", "jwt", "client_credentials", "password", "sf-cli"),
 )
