@@ -339,7 +339,7 @@ _USERNAME = re.compile(r"[^\s@]{1,80}@[^\s@]{1,80}\.[^\s@]{1,40}")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._]{8,256}")
 # What a consumer SECRET looks like (a long hex run, or the older long decimal): refused as a client_id.
 _CLIENT_SECRET_SHAPE = re.compile(r"[0-9A-Fa-f]{32,}|[0-9]{16,}")
-_CLI_ORG = re.compile(r"[A-Za-z0-9._@+-]{1,80}")
+_CLI_ORG = re.compile(r"[A-Za-z0-9._@+][A-Za-z0-9._@+-]{0,79}")  # never "-...": sf would take an option
 
 
 def _https_url(table: _Table, key: str, example: str, *, required: bool) -> str | None:
@@ -359,9 +359,16 @@ def _https_url(table: _Table, key: str, example: str, *, required: bool) -> str 
     return url
 
 
+def _looks_generated(value: str) -> bool:
+    """A long run of letters mixed with digits and no underscore: a key or token, not a variable's name
+    (names people give have words: ACME_SF_CLIENT_SECRET)."""
+    return (len(value) >= 16 and "_" not in value and any(c.isdigit() for c in value)
+            and any(c.isalpha() for c in value)) or bool(_CLIENT_SECRET_SHAPE.fullmatch(value))
+
+
 def _env_name(table: _Table, key: str, example: str, what: str = "secret") -> str | None:
     value = table.get_str(key)
-    if value is not None and not _ENV_NAME.fullmatch(value):
+    if value is not None and (not _ENV_NAME.fullmatch(value) or _looks_generated(value)):
         # Most often the secret itself, pasted here: so the value is never shown.
         raise table.fail(key, "does not look like an environment variable NAME (letters, digits, _): "
                               f"put the {what} in an environment variable and name that variable here "
