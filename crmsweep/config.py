@@ -312,34 +312,18 @@ _QUALITY_KEYS = ("defaults", "worst", "rules")
 _QUALITY_RULE_KEYS = ("object", "any_of", "active_owner", "severity", "label", "provider")
 
 
-# Which keys each `auth` kind takes beside the common ones, and which of them it needs. Secrets are
-# never among them: only the NAMES of the environment variables that hold them (the `_env` keys).
 _COMMON_CONNECTION_KEYS = ("provider", "auth", "url", "ca_file", "api_version")
-_AUTH_KEYS: Mapping[str, tuple[str, ...]] = {
-    "token": ("token_env",),
-    "jwt": ("username", "client_id", "private_key_file", "login_url"),
-    "client_credentials": ("client_id_env", "client_secret_env"),
-    "password": ("username", "password_env", "security_token_env", "client_id_env", "client_secret_env", "login_url"),
-    "sf-cli": ("org",),
-}
-_AUTH_REQUIRED: Mapping[str, tuple[str, ...]] = {
-    "token": ("token_env",),
-    "jwt": ("username", "client_id", "private_key_file"),
-    "client_credentials": ("client_id_env", "client_secret_env"),
-    # No security token where the org trusts the caller's IP range: then the password alone signs in.
-    "password": ("username", "password_env", "client_id_env", "client_secret_env"),
-    "sf-cli": ("org",),
-}
-# Kinds whose instance the sign-in names: `url` would only be a second, possibly stale, opinion.
-_INSTANCE_FROM_SIGN_IN = frozenset({"jwt", "password", "sf-cli"})
-_CONNECTION_KEYS = tuple(dict.fromkeys([*_COMMON_CONNECTION_KEYS, *(k for ks in _AUTH_KEYS.values() for k in ks)]))
-DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 _USERNAME = re.compile(r"[^\s@]{1,80}@[^\s@]{1,80}\.[^\s@]{1,40}")
-# A connected app's consumer key: letters, digits, dots and underscores (3MVG9...).
+# An OAuth client id (a connected app's consumer key): letters, digits, dots and underscores.
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._]{8,256}")
-# What a consumer SECRET looks like (a long hex run, or the older long decimal): refused as a client_id.
+# What a client SECRET looks like (a long hex run, or a long decimal one): refused as a client_id.
 _CLIENT_SECRET_SHAPE = re.compile(r"[0-9A-Fa-f]{32,}|[0-9]{16,}")
-_CLI_ORG = re.compile(r"[A-Za-z0-9._@+][A-Za-z0-9._@+-]{0,79}")  # never "-...": sf would take an option
+_CLI_ORG = re.compile(r"[A-Za-z0-9._@+][A-Za-z0-9._@+-]{0,79}")  # never "-...": the CLI would take an option
+
+
+def _connection_keys() -> tuple[str, ...]:
+    kinds = [kind for provider in providers.all() for kind in provider.auth_kinds]
+    return tuple(dict.fromkeys([*_COMMON_CONNECTION_KEYS, *(key for kind in kinds for key in kind.keys)]))
 
 
 def _https_url(table: _Table, key: str, example: str, *, required: bool) -> str | None:
@@ -376,37 +360,40 @@ def _env_name(table: _Table, key: str, example: str, what: str = "secret") -> st
     return value
 
 
-def _auth_kind(table: _Table, provider: providers.Provider) -> str:
-    kind = table.get_str("auth") or provider.auth_kinds[0]
-    if kind not in provider.auth_kinds:
-        raise table.fail("auth", f"must be one of {', '.join(provider.auth_kinds)} for {provider.title}, "
-                                 f"got {_shown_word(kind)}{_suggest(kind, provider.auth_kinds)}")
+def _auth_kind(table: _Table, provider: providers.Provider) -> providers.AuthKind:
+    kinds = {kind.name: kind for kind in provider.auth_kinds}
+    name = table.get_str("auth") or provider.auth_kinds[0].name
+    if name not in kinds:
+        raise table.fail("auth", f"must be one of {', '.join(kinds)} for {provider.title}, "
+                                 f"got {_shown_word(name)}{_suggest(name, list(kinds))}")
+    kind = kinds[name]
     for key in table.data:
-        owners = [k for k, keys in _AUTH_KEYS.items() if key in keys]
-        if owners and kind not in owners:
-            raise table.fail(key, f"is not used with auth = \"{kind}\" (it belongs to auth = "
-                                  f"{' or '.join(repr(o) for o in owners)}); auth = \"{kind}\" takes "
-                                  f"{', '.join(_AUTH_KEYS[kind])}")
-    for key in _AUTH_REQUIRED[kind]:
+        if key in _COMMON_CONNECTION_KEYS or key in kind.keys:
+            continue
+        owners = [k.name for k in provider.auth_kinds if key in k.keys]
+        belongs = f" (it belongs to auth = {' or '.join(repr(o) for o in owners)})" if owners else ""
+        raise table.fail(key, f"is not used with auth = \"{name}\"{belongs}; auth = \"{name}\" takes "
+                              f"{', '.join(kind.keys)}")
+    for key in kind.required:
         if not table.has(key):
-            raise table.fail(key, f"is required with auth = \"{kind}\" (which takes {', '.join(_AUTH_KEYS[kind])})")
-    if kind in _INSTANCE_FROM_SIGN_IN and table.has("url"):
-        raise table.fail("url", f"is not used with auth = \"{kind}\": the sign-in names the instance"
-                                + ("" if kind == "sf-cli" else "; set login_url for where to sign in"))
+            raise table.fail(key, f"is required with auth = \"{name}\" (which takes {', '.join(kind.keys)})")
+    if kind.signs_in_at != "url" and table.has("url"):
+        raise table.fail("url", f"is not used with auth = \"{name}\": the sign-in names the instance"
+                                + ("; set login_url for where to sign in" if kind.signs_in_at == "login_url" else ""))
     return kind
 
 
-def _sign_in(table: _Table, kind: str, base_dir: Path, provider: providers.Provider) -> SignIn:
+def _sign_in(table: _Table, kind: providers.AuthKind, base_dir: Path, provider: providers.Provider) -> SignIn:
     """The non-secret settings of a sign-in flow; each value that could be a pasted secret is checked
     for the shape its key expects and refused, unshown, when it has another."""
     username = table.get_str("username")
     if username is not None and not _USERNAME.fullmatch(username):
-        raise table.fail("username", "does not look like a Salesforce username (like admin@acme.com; not shown): "
+        raise table.fail("username", "does not look like a username (like admin@acme.com; not shown): "
                                      "passwords go in the environment variable named by password_env")
     client_id = table.get_str("client_id")
     if client_id is not None and (not _CLIENT_ID.fullmatch(client_id) or _CLIENT_SECRET_SHAPE.fullmatch(client_id)):
         raise table.fail("client_id", "does not look like a connected app's consumer key (not shown): "
-                                      "a consumer secret never goes in the config")
+                                      "a client secret never goes in the config")
     key_file = None
     key_text = table.get_str("private_key_file")
     if key_text is not None:
@@ -417,31 +404,32 @@ def _sign_in(table: _Table, kind: str, base_dir: Path, provider: providers.Provi
         key_file = key_path if key_path.is_absolute() else (base_dir / key_path)
     org = table.get_str("org")
     if org is not None and not _CLI_ORG.fullmatch(org):
-        raise table.fail("org", "does not look like a Salesforce CLI org alias or username (not shown): "
-                                "use the alias `sf org list` shows")
-    login_url = _https_url(table, "login_url", DEFAULT_LOGIN_URL, required=False)
-    if kind in ("jwt", "password"):
-        login_url = login_url or DEFAULT_LOGIN_URL
-    elif kind == "client_credentials":
-        # The client credentials grant is served only on the org's My Domain.
+        raise table.fail("org", "does not look like an org alias or username of the CLI (not shown): "
+                                "use an alias `org list` shows")
+    if kind.signs_in_at == "url":
         login_url = _https_url(table, "url", provider.url_example, required=True)
+    elif kind.signs_in_at == "login_url":
+        login_url = _https_url(table, "login_url", kind.login_url or provider.url_example, required=False)
+        login_url = login_url or kind.login_url
+    else:
+        login_url = None
     return SignIn(
-        kind=kind,
+        kind=kind.name,
         login_url=login_url,
         username=username,
         client_id=client_id,
-        client_id_env=_env_name(table, "client_id_env", "ACME_SF_CLIENT_ID"),
-        client_secret_env=_env_name(table, "client_secret_env", "ACME_SF_CLIENT_SECRET"),
+        client_id_env=_env_name(table, "client_id_env", "ACME_CLIENT_ID"),
+        client_secret_env=_env_name(table, "client_secret_env", "ACME_CLIENT_SECRET"),
         private_key_file=key_file,
-        password_env=_env_name(table, "password_env", "ACME_SF_PASSWORD"),
-        security_token_env=_env_name(table, "security_token_env", "ACME_SF_SECURITY_TOKEN"),
+        password_env=_env_name(table, "password_env", "ACME_PASSWORD"),
+        security_token_env=_env_name(table, "security_token_env", "ACME_SECURITY_TOKEN"),
         org=org,
     )
 
 
 def _connection(source: str, base_dir: Path, name: str, data: Any) -> ConnectionProfile:
     table = _Table(source, f"connections.{name}", data)
-    table.only(_CONNECTION_KEYS)
+    table.only(_connection_keys())
     if providers.by_builtin_connection(name) is not None:
         raise BadInput(f"{source}: [connections.{name}] is a built-in connection name: choose another name")
     provider_name = table.get_str("provider", required=True) or ""
@@ -449,12 +437,12 @@ def _connection(source: str, base_dir: Path, name: str, data: Any) -> Connection
         raise table.fail("provider", f"must be one of {', '.join(providers.names())}, got {_shown_word(provider_name)}")
     provider = providers.get(provider_name)
     kind = _auth_kind(table, provider)
-    sign_in = None if kind == TOKEN_AUTH else _sign_in(table, kind, base_dir, provider)
-    if sign_in is None or sign_in.kind == "client_credentials":
+    sign_in = None if kind.name == TOKEN_AUTH else _sign_in(table, kind, base_dir, provider)
+    if kind.signs_in_at == "url":
         url = _https_url(table, "url", provider.url_example, required=True) or ""
     else:
-        # Until the sign-in names the instance, the connection is where it signs in.
-        url = sign_in.login_url or ""
+        # Until the sign-in names the instance, the connection is where it signs in (or nowhere yet).
+        url = (sign_in.login_url if sign_in else None) or ""
     token_env = _env_name(table, "token_env", provider.token_env_example, "token")
     ca_text = table.get_str("ca_file")
     ca_file = None
@@ -633,7 +621,7 @@ def resolve_connection(
             f"known connections are {', '.join(config.connection_names)}"
         )
     if profile.auth is not None:
-        # The connector signs in (crmsweep.connectors.salesforce_auth), reading the secrets it needs then.
+        # The connector signs in, reading the secrets it needs then.
         if profile.ca_file is not None:
             _check_ca_file(profile.ca_file, name)
         return Connection(name=name, provider=profile.provider, url=profile.url, token="", ca_file=profile.ca_file,

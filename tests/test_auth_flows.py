@@ -258,7 +258,7 @@ def test_threads_refused_with_one_expired_session_sign_in_once(run: Run, key: rs
             start.wait()
             try:
                 counts.append(connector.count("Contact"))
-            except BaseException as exc:  # noqa: BLE001 -- reported by the assertion below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=count) for _ in range(8)]

@@ -130,7 +130,7 @@ class SignIn:
     kinds it knows (`Provider.auth_kinds`).
     """
 
-    kind: str  # "jwt", "client_credentials", "password", "sf-cli"
+    kind: str  # one of `Provider.auth_kinds` but "token"
     login_url: str | None = None  # where the token endpoint is (jwt, password); My Domain for client_credentials
     username: str | None = None
     client_id: str | None = None
@@ -139,7 +139,7 @@ class SignIn:
     private_key_file: Path | None = None
     password_env: str | None = None
     security_token_env: str | None = None
-    org: str | None = None  # the Salesforce CLI's alias or username for the org
+    org: str | None = None  # the CRM's CLI's alias or username for the org
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items() if v is not None}

@@ -1,6 +1,6 @@
 """The contract between the sandbox core and a provider's API: how a CRM's API plugs into the sandbox.
 
-The core (`core.py`, `server.py`, `store.py`, `faults.py`, `tls.py`) owns everything that is the same
+The core (`core.py`, `server.py`, `store.py`, `faults.py`, `tls.py`, `sessions.py`) owns everything the same
 for every CRM: TLS with a CA per state folder, HTTP serving, the bearer-token check, fault injection,
 `--latency-ms`, call counting against a daily allowance, the SQLite state and its recycle bin, and
 the `/__sandbox/*` admin endpoint tests use. A provider API owns only what its CRM's documentation
