@@ -167,7 +167,7 @@ def _password(run: Run, key: rsa.RSAPrivateKey) -> None:
               'client_id_env = "SF_CLIENT_ID"\nclient_secret_env = "SF_CLIENT_SECRET"\n')
 
 
-def _fake_sf(run: Run, monkeypatch: pytest.MonkeyPatch, *, logged_in: bool = True) -> Path:
+def _fake_sf(run: Run, monkeypatch: pytest.MonkeyPatch, *, logged_in: bool = True, instance: str | None = None) -> Path:
     """A stand-in for the admin's Salesforce CLI: `sf org display --json` as the real one answers it,
     with a session the sandbox issued; it records its arguments."""
     bin_dir = run.tmp / "bin"
@@ -176,7 +176,7 @@ def _fake_sf(run: Run, monkeypatch: pytest.MonkeyPatch, *, logged_in: bool = Tru
     if logged_in:
         token = run.org.sessions.issue("00D000000000001")
         answer = {"status": 0, "result": {"id": "00D000000000001AAA", "accessToken": token,
-                                          "instanceUrl": run.org.info.url, "username": USERNAME,
+                                          "instanceUrl": instance or run.org.info.url, "username": USERNAME,
                                           "alias": "acme-prod", "connectedStatus": "Connected"}, "warnings": []}
     else:
         answer = {"status": 1, "name": "NamedOrgNotFoundError", "exitCode": 1,
@@ -220,6 +220,13 @@ def test_sf_cli_not_logged_in_is_one_line_without_the_clis_output(run: Run, monk
     line = run.error("backup", "-c", "prod", "--object", "Contact")
     assert "NamedOrgNotFoundError" in line and "sf org login web --alias acme-prod" in line
     assert "No authorization information" not in line
+
+
+def test_an_instance_that_is_not_https_is_refused(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_sf(run, monkeypatch, instance=run.org.info.url.replace("https://", "http://"))
+    line = run.error("backup", "-c", "prod", "--object", "Contact", expect=1)
+    assert "not a plain https:// address: refused" in line
+    run.assert_no_secret_anywhere()
 
 
 def test_sf_cli_missing_from_path_is_bad_input(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -321,6 +328,18 @@ def test_a_key_file_others_can_read_is_refused_with_chmod(run: Run, key: rsa.RSA
     assert f"chmod 600 {run.key_file}" in line
     assert run.org.sessions.issued() == []
     run.assert_no_secret_anywhere()
+
+
+def test_an_encrypted_key_file_is_refused(run: Run, key: rsa.RSAPrivateKey) -> None:
+    _jwt(run, key)
+    run.key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.BestAvailableEncryption(b"passphrase")))
+    assert "is encrypted" in run.error("backup", "-c", "prod", "--object", "Contact")
+
+
+def test_hubspot_signs_in_only_with_its_token(run: Run) -> None:
+    run.config.write_text('[connections.prod]\nprovider = "hubspot"\nauth = "jwt"\n', encoding="utf-8")
+    assert "auth: must be one of token for HubSpot" in run.error("backup", "-c", "prod")
 
 
 def test_a_missing_environment_variable_is_named(
@@ -430,3 +449,45 @@ def test_simple_salesforces_own_password_login_works_against_the_sandbox(org: Ru
     sf = Salesforce(username=USERNAME, password=PASSWORD + SECURITY_TOKEN, consumer_key=CLIENT_ID,
                     consumer_secret=CLIENT_SECRET, session=session)
     assert sf.query("SELECT COUNT() FROM Contact")["totalSize"] > 0
+
+
+def test_settings_and_expiry_through_the_admin_endpoints(org: RunningSandbox, key: rsa.RSAPrivateKey) -> None:
+    session = requests.Session()
+    session.verify = str(org.info.ca_file)
+    session.trust_env = False
+    admin = {"Authorization": f"Bearer {org.info.token}"}
+    settings = {"apps": [{"client_id": "3MVG9other", "client_secret": "s3cret", "run_as": USERNAME}], "users": []}
+    url = f"{org.info.url}/services/oauth2/__sandbox/settings"
+    assert session.put(url, json=settings).status_code == 401  # the state token only
+    assert session.put(url, json=settings, headers=admin).status_code == 200
+    granted = _post_token(org, {"grant_type": "client_credentials", "client_id": "3MVG9other",
+                                "client_secret": "s3cret"}).json()
+    issued = {"Authorization": f"Bearer {granted['access_token']}"}
+    limits = f"{org.info.url}/services/data/v59.0/limits"
+    assert session.get(limits, headers=issued).status_code == 200
+    # An issued session opens the API, never the admin endpoints.
+    assert session.post(f"{org.info.url}/__sandbox/expire-sessions", headers=issued).status_code == 401
+    assert session.post(f"{org.info.url}/__sandbox/expire-sessions", json={"after": 1}, headers=admin).ok
+    assert session.get(limits, headers=issued).status_code == 200
+    refused = session.get(limits, headers=issued)
+    assert refused.status_code == 401 and refused.json()[0]["errorCode"] == "INVALID_SESSION_ID"
+    assert session.get(limits, headers=admin).status_code == 200  # the state token never expires
+
+
+def test_scan_apply_rollback_by_password_flow_survive_an_expired_session_and_leak_nothing(
+    run: Run, key: rsa.RSAPrivateKey
+) -> None:
+    _password(run, key)
+    before = run.contact_ids()
+    run.backup()
+    plan = run.home / "plan.json"
+    run.cli("scan", "-c", "prod", "-o", str(plan), "--json", "--pass", "stale_contacts")
+    applied = json.loads(run.cli("apply", str(plan), "--yes", "--json").stdout)
+    assert applied["applied"] > 0 and run.contact_ids() < before
+    signed_in = len(run.org.sessions.issued())
+    # The rollback's own session answers three requests, then expires in the middle of the rollback.
+    run.org.sessions.expire(after=3)
+    run.cli("rollback", applied["run"], "--yes", "--json")
+    assert run.contact_ids() == before
+    assert len(run.org.sessions.issued()) == signed_in + 2
+    run.assert_no_secret_anywhere()
