@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from crmsweep import api
 from crmsweep.backup.snapshot_reader import open_snapshot
 from crmsweep.cli import app
-from crmsweep.connectors.salesforce_auth import JWT_GRANT, jwt_assertion
+from crmsweep.connectors.salesforce_auth import JWT_GRANT, jwt_assertion, jwt_audience
 from crmsweep.errors import AuthError
 from crmsweep.sandbox.faults import FaultRule
 from crmsweep.sandbox.salesforce_oauth import write_settings
@@ -491,3 +491,17 @@ def test_scan_apply_rollback_by_password_flow_survive_an_expired_session_and_lea
     assert run.contact_ids() == before
     assert len(run.org.sessions.issued()) == signed_in + 2
     run.assert_no_secret_anywhere()
+
+
+@pytest.mark.parametrize(
+    ("login_url", "audience"),
+    [
+        ("https://login.salesforce.com", "https://login.salesforce.com"),
+        ("https://test.salesforce.com/", "https://test.salesforce.com"),
+        ("https://acme.my.salesforce.com", "https://login.salesforce.com"),
+        ("https://acme--uat.sandbox.my.salesforce.com", "https://test.salesforce.com"),
+        ("https://acme.my.site.com/customers", "https://acme.my.site.com/customers"),
+    ],
+)
+def test_the_jwt_audience_is_one_salesforce_documents(login_url: str, audience: str) -> None:
+    assert jwt_audience(login_url) == audience

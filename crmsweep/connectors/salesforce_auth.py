@@ -4,7 +4,8 @@
 (`crmsweep.connectors.base.SignIn`):
 
 - "jwt": the OAuth 2.0 JWT bearer flow. An RS256 assertion (iss = consumer key, sub = username,
-  aud = login_url, exp under 3 minutes) signed with the key in `private_key_file` (0600, or refused).
+  aud = login_url, or login/test.salesforce.com for a My Domain login url; exp under 3 minutes)
+  signed with the key in `private_key_file` (0600, or refused).
 - "client_credentials": the client credentials flow on the org's My Domain, client id and secret
   from the environment variables the config names.
 - "password": the OAuth 2.0 username-password flow (client id and secret, username, password with
@@ -82,7 +83,7 @@ def _grant(connection: Connection, auth: SignIn, env: Mapping[str, str]) -> tupl
     """The token request's form, and the secrets in it (masked out of anything shown)."""
     if auth.kind == "jwt":
         key = _private_key(connection, auth.private_key_file)
-        assertion = jwt_assertion(str(auth.client_id), str(auth.username), str(auth.login_url), key)
+        assertion = jwt_assertion(str(auth.client_id), str(auth.username), jwt_audience(str(auth.login_url)), key)
         return {"grant_type": JWT_GRANT, "assertion": assertion}, [assertion]
     client_id = _secret(connection, env, auth.client_id_env, "connected app's consumer key")
     client_secret = _secret(connection, env, auth.client_secret_env, "connected app's consumer secret")
@@ -99,6 +100,18 @@ def _grant(connection: Connection, auth: SignIn, env: Mapping[str, str]) -> tupl
                 "username": str(auth.username), "password": password + security_token}
         return form, [client_secret, password, security_token, password + security_token]
     raise BadInput(f"connection '{connection.name}': auth = {auth.kind!r} is not a Salesforce sign-in")
+
+
+def jwt_audience(login_url: str) -> str:
+    """The JWT's `aud`. Salesforce documents login.salesforce.com, test.salesforce.com or an Experience
+    Cloud site's url; an admin whose token endpoint is the org's My Domain still needs one of the first
+    two (a sandbox org's My Domain is *.sandbox.my.salesforce.com). Any other login url is the audience."""
+    host = (urlsplit(login_url).hostname or "").lower()
+    if host.endswith(".sandbox.my.salesforce.com"):
+        return "https://test.salesforce.com"
+    if host.endswith(".my.salesforce.com"):
+        return "https://login.salesforce.com"
+    return login_url.rstrip("/")
 
 
 def jwt_assertion(client_id: str, username: str, audience: str, key: rsa.RSAPrivateKey,
@@ -274,4 +287,4 @@ def _checked_instance(connection: Connection, instance: str) -> str:
     return f"https://{parts.hostname}{port}{parts.path.rstrip('/')}"
 
 
-__all__ = ["JWT_GRANT", "jwt_assertion", "sign_in"]
+__all__ = ["JWT_GRANT", "jwt_assertion", "jwt_audience", "sign_in"]
