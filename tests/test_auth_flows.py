@@ -505,3 +505,15 @@ def test_scan_apply_rollback_by_password_flow_survive_an_expired_session_and_lea
 )
 def test_the_jwt_audience_is_one_salesforce_documents(login_url: str, audience: str) -> None:
     assert jwt_audience(login_url) == audience
+
+
+def test_an_sf_cli_that_hangs_is_given_up_on_in_one_line(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = run.tmp / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "sf"
+    script.write_text("#!/usr/bin/env python3\nimport time\ntime.sleep(30)\n", encoding="utf-8")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr("crmsweep.connectors.salesforce_auth.SF_CLI_TIMEOUT_SECONDS", 0.5)
+    run.write('auth = "sf-cli"\norg = "acme-prod"\n')
+    assert "gave no answer within" in run.error("backup", "-c", "prod", "--object", "Contact", expect=1)
