@@ -24,7 +24,7 @@ from urllib.parse import SplitResult, urlsplit
 from crmsweep import providers
 from crmsweep.bounds import BOUND_KEY, Bound
 from crmsweep.concepts import SEVERITIES, QualityRule
-from crmsweep.connectors.base import Connection
+from crmsweep.connectors.base import TOKEN_AUTH, Connection, SignIn
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.errors import BadInput
 from crmsweep.model import canonical_json, sha256_text
@@ -48,19 +48,24 @@ class ConnectionProfile:
 
     name: str
     provider: str
-    url: str
-    token_env: str
+    url: str  # for a flow whose sign-in names the instance (jwt, password, sf-cli): where it signs in
+    token_env: str | None
     ca_file: Path | None = None
     api_version: str | None = None
+    auth: SignIn | None = None  # None: the token in `token_env`
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "provider": self.provider,
             "url": self.url,
             "token_env": self.token_env,
             "ca_file": str(self.ca_file) if self.ca_file else None,
             "api_version": self.api_version,
         }
+        if self.auth is not None:
+            # Only when set, so a token connection's digest (in existing plans' headers) stays the same.
+            data["auth"] = self.auth.to_dict()
+        return data
 
 
 # Every number a config may set carries its bound (`Bound.metadata()`), checked when the file is read.
@@ -299,7 +304,6 @@ def _shown_url(parts: SplitResult | None) -> str:
 
 
 SECTIONS = ("connections", "passes", "protect", "safety", "retry", "sandbox", "quality")
-_CONNECTION_KEYS = ("provider", "url", "token_env", "ca_file", "api_version")
 _PROTECT_KEYS = ("recent_days", "objects", "ids")
 _SAFETY_KEYS = ("max_changes", "max_changes_per_object", "confirm_typed_over")
 _RETRY_KEYS = ("attempts", "initial_wait", "max_wait", "daily_reserve")
@@ -308,31 +312,138 @@ _QUALITY_KEYS = ("defaults", "worst", "rules")
 _QUALITY_RULE_KEYS = ("object", "any_of", "active_owner", "severity", "label", "provider")
 
 
+_COMMON_CONNECTION_KEYS = ("provider", "auth", "url", "ca_file", "api_version")
+_USERNAME = re.compile(r"[^\s@]{1,80}@[^\s@]{1,80}\.[^\s@]{1,40}")
+# An OAuth client id (a connected app's consumer key): letters, digits, dots and underscores.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._]{8,256}")
+# What a client SECRET looks like (a long hex run, or a long decimal one): refused as a client_id.
+_CLIENT_SECRET_SHAPE = re.compile(r"[0-9A-Fa-f]{32,}|[0-9]{16,}")
+_CLI_ORG = re.compile(r"[A-Za-z0-9._@+][A-Za-z0-9._@+-]{0,79}")  # never "-...": the CLI would take an option
+
+
+def _connection_keys() -> tuple[str, ...]:
+    kinds = [kind for provider in providers.all() for kind in provider.auth_kinds]
+    return tuple(dict.fromkeys([*_COMMON_CONNECTION_KEYS, *(key for kind in kinds for key in kind.keys)]))
+
+
+def _https_url(table: _Table, key: str, example: str, *, required: bool) -> str | None:
+    """A plain https:// address from `key`; never shown beyond scheme, host and port."""
+    url = table.get_str(key, required=required)
+    if url is None:
+        return None
+    url = url.rstrip("/")
+    parts = _url_parts(url)
+    if parts is None or parts.scheme != "https" or not parts.hostname:
+        raise table.fail(key, f"must be an https:// address like {example}, got {_shown_url(parts)}")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        # A user, password or query string in the url is where a secret would hide: refuse, never echo.
+        raise table.fail(key, f"must be a plain address without user, password, query or fragment "
+                              f"(like {_shown_url(parts)}): put secrets in the environment variables the "
+                              "connection names")
+    return url
+
+
+def _looks_generated(value: str) -> bool:
+    """A long run of letters mixed with digits and no underscore: a key or token, not a variable's name
+    (names people give have words: ACME_SF_CLIENT_SECRET)."""
+    return (len(value) >= 16 and "_" not in value and any(c.isdigit() for c in value)
+            and any(c.isalpha() for c in value)) or bool(_CLIENT_SECRET_SHAPE.fullmatch(value))
+
+
+def _env_name(table: _Table, key: str, example: str, what: str = "secret") -> str | None:
+    value = table.get_str(key)
+    if value is not None and (not _ENV_NAME.fullmatch(value) or _looks_generated(value)):
+        # Most often the secret itself, pasted here: so the value is never shown.
+        raise table.fail(key, "does not look like an environment variable NAME (letters, digits, _): "
+                              f"put the {what} in an environment variable and name that variable here "
+                              f"(like {example})")
+    return value
+
+
+def _auth_kind(table: _Table, provider: providers.Provider) -> providers.AuthKind:
+    kinds = {kind.name: kind for kind in provider.auth_kinds}
+    name = table.get_str("auth") or provider.auth_kinds[0].name
+    if name not in kinds:
+        raise table.fail("auth", f"must be one of {', '.join(kinds)} for {provider.title}, "
+                                 f"got {_shown_word(name)}{_suggest(name, list(kinds))}")
+    kind = kinds[name]
+    for key in table.data:
+        if key in _COMMON_CONNECTION_KEYS or key in kind.keys:
+            continue
+        owners = [k.name for k in provider.auth_kinds if key in k.keys]
+        belongs = f" (it belongs to auth = {' or '.join(repr(o) for o in owners)})" if owners else ""
+        raise table.fail(key, f"is not used with auth = \"{name}\"{belongs}; auth = \"{name}\" takes "
+                              f"{', '.join(kind.keys)}")
+    for key in kind.required:
+        if not table.has(key):
+            raise table.fail(key, f"is required with auth = \"{name}\" (which takes {', '.join(kind.keys)})")
+    if kind.signs_in_at != "url" and table.has("url"):
+        raise table.fail("url", f"is not used with auth = \"{name}\": the sign-in names the instance"
+                                + ("; set login_url for where to sign in" if kind.signs_in_at == "login_url" else ""))
+    return kind
+
+
+def _sign_in(table: _Table, kind: providers.AuthKind, base_dir: Path, provider: providers.Provider) -> SignIn:
+    """The non-secret settings of a sign-in flow; each value that could be a pasted secret is checked
+    for the shape its key expects and refused, unshown, when it has another."""
+    username = table.get_str("username")
+    if username is not None and not _USERNAME.fullmatch(username):
+        raise table.fail("username", "does not look like a username (like admin@acme.com; not shown): "
+                                     "passwords go in the environment variable named by password_env")
+    client_id = table.get_str("client_id")
+    if client_id is not None and (not _CLIENT_ID.fullmatch(client_id) or _CLIENT_SECRET_SHAPE.fullmatch(client_id)):
+        raise table.fail("client_id", "does not look like a connected app's consumer key (not shown): "
+                                      "a client secret never goes in the config")
+    key_file = None
+    key_text = table.get_str("private_key_file")
+    if key_text is not None:
+        if "-----BEGIN" in key_text or "\n" in key_text or len(key_text) > 1024:
+            raise table.fail("private_key_file", "looks like the key itself (not shown): save the key to a file, "
+                                                 "chmod 600 it, and put the file's path here")
+        key_path = expand_user(Path(key_text), f"{table.section} private_key_file")
+        key_file = key_path if key_path.is_absolute() else (base_dir / key_path)
+    org = table.get_str("org")
+    if org is not None and not _CLI_ORG.fullmatch(org):
+        raise table.fail("org", "does not look like an org alias or username of the CLI (not shown): "
+                                "use an alias `org list` shows")
+    if kind.signs_in_at == "url":
+        login_url = _https_url(table, "url", provider.url_example, required=True)
+    elif kind.signs_in_at == "login_url":
+        login_url = _https_url(table, "login_url", kind.login_url or provider.url_example, required=False)
+        login_url = login_url or kind.login_url
+    else:
+        login_url = None
+    return SignIn(
+        kind=kind.name,
+        login_url=login_url,
+        username=username,
+        client_id=client_id,
+        client_id_env=_env_name(table, "client_id_env", "ACME_CLIENT_ID"),
+        client_secret_env=_env_name(table, "client_secret_env", "ACME_CLIENT_SECRET"),
+        private_key_file=key_file,
+        password_env=_env_name(table, "password_env", "ACME_PASSWORD"),
+        security_token_env=_env_name(table, "security_token_env", "ACME_SECURITY_TOKEN"),
+        org=org,
+    )
+
+
 def _connection(source: str, base_dir: Path, name: str, data: Any) -> ConnectionProfile:
     table = _Table(source, f"connections.{name}", data)
-    table.only(_CONNECTION_KEYS)
+    table.only(_connection_keys())
     if providers.by_builtin_connection(name) is not None:
         raise BadInput(f"{source}: [connections.{name}] is a built-in connection name: choose another name")
     provider_name = table.get_str("provider", required=True) or ""
     if provider_name not in providers.names():
         raise table.fail("provider", f"must be one of {', '.join(providers.names())}, got {_shown_word(provider_name)}")
     provider = providers.get(provider_name)
-    url = (table.get_str("url", required=True) or "").rstrip("/")
-    parts = _url_parts(url)
-    if parts is None or parts.scheme != "https" or not parts.hostname:
-        raise table.fail("url", f"must be an https:// address like {provider.url_example}, "
-                                f"got {_shown_url(parts)}")
-    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
-        # A user, password or query string in the url is where a secret would hide: refuse, never echo.
-        raise table.fail("url", f"must be a plain address without user, password, query or fragment "
-                                f"(like {_shown_url(parts)}): put the token in the environment variable "
-                                "named by token_env")
-    token_env = table.get_str("token_env", required=True) or ""
-    if not _ENV_NAME.fullmatch(token_env):
-        # Most often the token itself, pasted here: so the value is never shown.
-        raise table.fail("token_env", "does not look like an environment variable NAME (letters, digits, _): "
-                                      "put the token in an environment variable and name that variable here "
-                                      f"(like {provider.token_env_example})")
+    kind = _auth_kind(table, provider)
+    sign_in = None if kind.name == TOKEN_AUTH else _sign_in(table, kind, base_dir, provider)
+    if kind.signs_in_at == "url":
+        url = _https_url(table, "url", provider.url_example, required=True) or ""
+    else:
+        # Until the sign-in names the instance, the connection is where it signs in (or nowhere yet).
+        url = (sign_in.login_url if sign_in else None) or ""
+    token_env = _env_name(table, "token_env", provider.token_env_example, "token")
     ca_text = table.get_str("ca_file")
     ca_file = None
     if ca_text is not None:
@@ -345,7 +456,7 @@ def _connection(source: str, base_dir: Path, name: str, data: Any) -> Connection
             raise table.fail("api_version", f"expected a version like \"{provider.api_version_example}\", "
                                             f"got {_shown_word(api_version)}")
     return ConnectionProfile(name=name, provider=provider.name, url=url, token_env=token_env,
-                             ca_file=ca_file, api_version=api_version)
+                             ca_file=ca_file, api_version=api_version, auth=sign_in)
 
 
 def _quality_rule(source: str, number: int, data: Any) -> QualityRule:
@@ -509,17 +620,24 @@ def resolve_connection(
             f"unknown connection '{name}'{_suggest(name, config.connection_names)}: "
             f"known connections are {', '.join(config.connection_names)}"
         )
+    if profile.auth is not None:
+        # The connector signs in, reading the secrets it needs then.
+        if profile.ca_file is not None:
+            _check_ca_file(profile.ca_file, name)
+        return Connection(name=name, provider=profile.provider, url=profile.url, token="", ca_file=profile.ca_file,
+                          api_version=profile.api_version, auth=profile.auth)
     env = os.environ if environ is None else environ
-    token = env.get(profile.token_env, "").strip()
+    token_env = profile.token_env or ""
+    token = env.get(token_env, "").strip()
     token_name = providers.get(profile.provider).token_name
     if not token:
         raise BadInput(
-            f"environment variable {profile.token_env} is not set: export the {token_name} for connection '{name}'"
+            f"environment variable {token_env} is not set: export the {token_name} for connection '{name}'"
         )
     if not _TOKEN.fullmatch(token):
         # The value is never shown: it is, or is meant to be, the secret.
         raise BadInput(
-            f"environment variable {profile.token_env} does not hold a {token_name} for connection '{name}': "
+            f"environment variable {token_env} does not hold a {token_name} for connection '{name}': "
             f"it contains a space or a character outside printable ASCII (like €); export the {token_name} again"
         )
     if profile.ca_file is not None:

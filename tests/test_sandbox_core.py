@@ -336,7 +336,7 @@ def test_echo_and_salesforce_are_served_side_by_side_by_one_core(tmp_path: Path,
             requests.get(f"{salesforce.info.url}/services/data", verify=str(echo.info.ca_file), timeout=10)
 
 
-CORE_MODULES = ("apis", "core", "faults", "provider_api", "server", "store", "tls", "windows")
+CORE_MODULES = ("apis", "core", "faults", "provider_api", "server", "sessions", "store", "tls", "windows")
 
 
 def test_no_module_of_the_core_imports_a_provider_module() -> None:

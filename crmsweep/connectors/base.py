@@ -117,6 +117,34 @@ class RecordFilter:
         return all(record.get(name) not in (None, "") for name in self.has_value)
 
 
+TOKEN_AUTH = "token"
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """How a connection signs in, when it is not with a token from the environment (`auth = "token"`).
+
+    Only settings that are no secret: usernames, client ids, a key FILE's path, the NAMES of the
+    environment variables that hold the secrets (read at each sign-in, never kept), a CLI org alias.
+    Which keys a kind takes is checked by the config (`crmsweep.config`); the provider says which
+    kinds it knows (`Provider.auth_kinds`).
+    """
+
+    kind: str  # one of `Provider.auth_kinds` but "token"
+    login_url: str | None = None  # where the token endpoint is (jwt, password); My Domain for client_credentials
+    username: str | None = None
+    client_id: str | None = None
+    client_id_env: str | None = None
+    client_secret_env: str | None = None
+    private_key_file: Path | None = None
+    password_env: str | None = None
+    security_token_env: str | None = None
+    org: str | None = None  # the CRM's CLI's alias or username for the org
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items() if v is not None}
+
+
 @dataclass(frozen=True)
 class Connection:
     """A resolved connection profile: everything a connector needs, the secret included.
@@ -134,11 +162,20 @@ class Connection:
     # NAME of the environment variable the token came from (None for built-in connections), so an
     # auth error can say what to refresh without ever showing the token.
     token_env: str | None = None
+    # A sign-in flow (None: the token above is the session, from `token_env`). With one, `token` is ""
+    # until the connector has signed in, and `url` is the login url until the sign-in names the instance.
+    auth: SignIn | None = None
+
+    @property
+    def can_sign_in_again(self) -> bool:
+        """Whether an expired session can be replaced without the admin: any flow but a bare token."""
+        return self.auth is not None
 
     def __repr__(self) -> str:
         return (
             f"Connection(name={self.name!r}, provider={self.provider!r}, url={self.url!r}, "
-            f"token='***', ca_file={self.ca_file!r}, api_version={self.api_version!r}, token_env={self.token_env!r})"
+            f"token='***', ca_file={self.ca_file!r}, api_version={self.api_version!r}, token_env={self.token_env!r}, "
+            f"auth={self.auth!r})"
         )
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlsplit
@@ -21,6 +23,7 @@ from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotF
 
 from crmsweep.connectors.base import AssociationsUnsupported, Connection, RecordFilter, Scalar
 from crmsweep.connectors.retry import RetryPolicy
+from crmsweep.connectors.salesforce_auth import sign_in
 from crmsweep.connectors.salesforce_errors import (
     RETRIABLE_STATUS,
     http_error,
@@ -37,6 +40,7 @@ from crmsweep.errors import (
     AuthError,
     BadInput,
     ConnectorError,
+    CrmsweepError,
     EndpointError,
     LimitExceeded,
     RetriableError,
@@ -235,10 +239,6 @@ class SalesforceConnector:
         `timeout` is (connect, read) seconds for each HTTP exchange."""
         if connection.provider != "salesforce":
             raise ValueError(f"connection '{connection.name}' is for {connection.provider}, not salesforce")
-        url = urlsplit(connection.url)
-        if url.scheme != "https" or not url.hostname:
-            raise ConnectorError(f"Salesforce connection '{connection.name}' needs an https:// url")
-        self.connection = connection
         self.connection_name = connection.name
         self.capabilities = SALESFORCE_CAPABILITIES
         self.vocabulary = SALESFORCE_VOCABULARY
@@ -249,6 +249,15 @@ class SalesforceConnector:
         self._query_headers = {"Sforce-Query-Options": f"batchSize={query_batch_size}"} if query_batch_size else {}
         self._version = connection.api_version or DEFAULT_API_VERSION
         self._session = SalesforceSession(connection.ca_file, timeout)
+        # Held while a session is replaced: threads refused with the same expired session sign in once.
+        self._auth_lock = threading.Lock()
+        if connection.auth is not None:
+            connection = self._signed_in(connection)
+        url = urlsplit(connection.url)
+        if url.scheme != "https" or not url.hostname:
+            raise ConnectorError(f"Salesforce connection '{connection.name}' needs an https:// url")
+        # The session id is here once signed in (Connection's repr hides it); replaced on re-sign-in.
+        self.connection = connection
         self._sf = Salesforce(
             instance_url=connection.url,
             session_id=connection.token,
@@ -263,6 +272,32 @@ class SalesforceConnector:
 
     # -- plumbing
 
+    def _signed_in(self, connection: Connection) -> Connection:
+        """`connection` with the session id and instance its sign-in flow gives (retried like any call)."""
+        token, instance = self._retry.call(lambda: sign_in(connection, self._session))
+        return replace(connection, token=token, url=instance)
+
+    def _reauthenticate(self, refused_token: str) -> None:
+        """Sign in again after Salesforce refused `refused_token` (INVALID_SESSION_ID). Under the lock, and
+        only if no other thread has already replaced that session: N threads refused at once sign in once."""
+        with self._auth_lock:
+            if self.connection.token != refused_token:
+                return
+            renewed = self._signed_in(self.connection)
+            if renewed.url != self.connection.url:
+                # Every url simple-salesforce built points at the old instance: a new run starts clean.
+                raise ConnectorError(
+                    f"Salesforce connection '{self.connection_name}' signed in again and was sent to another "
+                    "instance: run the command again (an interrupted apply resumes)"
+                )
+            self.connection = renewed
+            self._sf.session_id = renewed.token
+            self._sf.headers = {**self._sf.headers, "Authorization": f"Bearer {renewed.token}"}
+
+    def _may_sign_in_again(self, error: CrmsweepError, signed_in_again: bool) -> bool:
+        return (not signed_in_again and self.connection.can_sign_in_again and isinstance(error, AuthError)
+                and error.code == "INVALID_SESSION_ID")
+
     def _call(self, action: str, fn: Callable[[], T], *, resend_risk: str | None = None) -> T:
         """Run one HTTP exchange under the retry policy, mapping failures to our errors.
 
@@ -274,14 +309,29 @@ class SalesforceConnector:
         """
 
         maybe_ran = False  # whether any attempt may have reached Salesforce and been carried out
+        # An expired session is replaced once per call, where the flow can sign in again (a refused
+        # session means nothing was carried out, so even a write may be sent again); a second refusal
+        # is the AuthError it always was.
+        signed_in_again = False
 
         def attempt() -> T:
-            nonlocal maybe_ran
+            nonlocal maybe_ran, signed_in_again
+            sent_with = self.connection.token
             try:
                 return fn()
+            except AuthError as refused:  # undelete's SOAP fault, already ours
+                if not self._may_sign_in_again(refused, signed_in_again):
+                    raise
+                signed_in_again = True
+                self._reauthenticate(sent_with)
+                return attempt()
             except (SalesforceError, requests.exceptions.RequestException) as exc:
                 error = map_failure(exc, self.connection, action=action, retry_after=self._session.last_retry_after,
                                     first_contact=self._session.responses == 0)
+                if self._may_sign_in_again(error, signed_in_again):
+                    signed_in_again = True
+                    self._reauthenticate(sent_with)
+                    return attempt()
                 maybe_ran = maybe_ran or outcome_unknown(exc) or not refused_up_front(error)
                 if isinstance(error, ConnectorError):
                     error.never_ran = not maybe_ran

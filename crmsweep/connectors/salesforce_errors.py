@@ -62,6 +62,9 @@ def _error_detail(content: Any) -> tuple[str | None, str | None]:
 
 
 def _refresh_hint(connection: Connection) -> str:
+    if connection.auth is not None:
+        return (f"crmsweep signed in again ({connection.auth.kind}) and Salesforce refused that session too: "
+                "check the user's access (profile, the connected app's session policies) and try again")
     if connection.token_env:
         return f"refresh the session id in environment variable {connection.token_env} and try again"
     return "restart the command to get a new session"

@@ -96,6 +96,28 @@ class SandboxFactory(Protocol):
 
 
 @dataclass(frozen=True)
+class AuthKind:
+    """One way a connection to a CRM signs in (`auth = "<name>"` in the config), by the config keys it takes
+    beside the common ones (provider, auth, url, ca_file, api_version). The config checks each key's
+    value by the key's own rules, whichever CRM takes it."""
+
+    name: str
+    keys: tuple[str, ...]
+    required: tuple[str, ...]
+    # Where the sign-in happens: "url" (the connection's url), "login_url" (that key, `login_url` by
+    # default) or "elsewhere" (a tool the admin runs, which also knows the instance).
+    signs_in_at: str = "url"
+    login_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.signs_in_at not in ("url", "login_url", "elsewhere") or not set(self.required) <= set(self.keys):
+            raise ValueError(f"auth kind {self.name!r} is declared wrongly")
+
+
+TOKEN_AUTH_KIND = AuthKind("token", keys=("token_env",), required=("token_env",))
+
+
+@dataclass(frozen=True)
 class Provider:
     """One CRM: its data (vocabulary, capabilities, texts people read) and how to reach it."""
 
@@ -117,6 +139,9 @@ class Provider:
     demo_objects: tuple[str, ...] = ()
     # The provider commands use when none is named (`sandbox serve`, `demo`): exactly one entry is.
     default: bool = False
+    # The ways a connection to this CRM may sign in; the first is the default ("token": the token in
+    # `token_env`). The connector carries out any other (see `Connection.auth`).
+    auth_kinds: tuple[AuthKind, ...] = (TOKEN_AUTH_KIND,)
 
     def __post_init__(self) -> None:
         if self.vocabulary.provider != self.name:

@@ -31,7 +31,7 @@ from crmsweep.concepts import (
     default_quality_rules,
 )
 from crmsweep.model import Capabilities, DealLink, Vocabulary
-from crmsweep.providers import Provider, SandboxHandle
+from crmsweep.providers import TOKEN_AUTH_KIND, AuthKind, Provider, SandboxHandle
 
 if TYPE_CHECKING:
     from crmsweep.connectors.base import Connection, Connector
@@ -240,6 +240,24 @@ def _start_sandbox(state_dir: Path, /, **options: Any) -> SandboxHandle:
     return start_sandbox(state_dir, provider=NAME, **options)
 
 
+LOGIN_URL = "https://login.salesforce.com"  # https://test.salesforce.com for sandbox orgs
+# Signed in by `crmsweep.connectors.salesforce_auth`. Secrets are never keys: only the NAMES of the
+# environment variables that hold them (the `_env` keys).
+_AUTH_KINDS = (
+    TOKEN_AUTH_KIND,
+    AuthKind("jwt", keys=("username", "client_id", "private_key_file", "login_url"),
+             required=("username", "client_id", "private_key_file"), signs_in_at="login_url", login_url=LOGIN_URL),
+    # The client credentials grant is served only on the org's My Domain: the connection's url.
+    AuthKind("client_credentials", keys=("client_id_env", "client_secret_env"),
+             required=("client_id_env", "client_secret_env")),
+    # No security token where the org trusts the caller's IP range: then the password alone signs in.
+    AuthKind("password", keys=("username", "password_env", "security_token_env", "client_id_env",
+                               "client_secret_env", "login_url"),
+             required=("username", "password_env", "client_id_env", "client_secret_env"),
+             signs_in_at="login_url", login_url=LOGIN_URL),
+    AuthKind("sf-cli", keys=("org",), required=("org",), signs_in_at="elsewhere"),
+)
+
 PROVIDER = Provider(
     name=NAME,
     title="Salesforce",
@@ -257,4 +275,5 @@ PROVIDER = Provider(
     sandbox_speaks="the REST and SOAP APIs",
     demo_objects=("Contact", "Lead", "Task", "OpportunityContactRole"),
     default=True,  # the first provider crmsweep spoke: commands that name none keep meaning it
+    auth_kinds=_AUTH_KINDS,
 )

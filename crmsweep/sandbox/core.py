@@ -26,6 +26,7 @@ from crmsweep.sandbox.provider_api import (
     Response,
     json_response,
 )
+from crmsweep.sandbox.sessions import IssuedSessions
 from crmsweep.sandbox.store import Store
 
 ADMIN_PREFIX = "/__sandbox/"
@@ -34,9 +35,11 @@ _SPENT = FaultRule(kind="limit")
 
 class SandboxCore:
     def __init__(
-        self, api: ProviderApi, store: Store, *, token: str, api_limit: int, latency_ms: int, faults: FaultInjector
+        self, api: ProviderApi, store: Store, *, token: str, api_limit: int, latency_ms: int, faults: FaultInjector,
+        sessions: IssuedSessions | None = None,
     ) -> None:
         self.api = api
+        self.sessions = sessions or IssuedSessions()
         self.store = store
         self.token = token
         self.api_limit = api_limit
@@ -77,7 +80,12 @@ class SandboxCore:
     # --- the pipeline --------------------------------------------------------------------------
 
     def is_token(self, value: str | None) -> bool:
+        """The state folder's own token: the one credential that opens the admin endpoints."""
         return bool(value) and hmac.compare_digest(str(value).encode(), self.token.encode())
+
+    def is_session(self, value: str | None) -> bool:
+        """A credential for the API: the state folder's token, or a live session a sign-in issued."""
+        return self.is_token(value) or self.sessions.check(value)
 
     def reject(self, status: int, code: str, message: str) -> Response:
         """One of the core's own errors (the transport's: 414, a bad Content-Length), as the CRM shapes it."""
@@ -100,12 +108,13 @@ class SandboxCore:
 
     def _serve(self, request: Request) -> tuple[Call | None, Response]:
         endpoint = self.api.endpoint(request)
-        authorized = self.is_token(self.api.credential(request))
+        credential = self.api.credential(request)
         if endpoint.admin:  # the provider's own test settings: the token only, nothing simulated
-            if not authorized:
+            if not self.is_token(credential):
                 return None, self.api.unauthorized(request)
             call = Call(endpoint=endpoint, authorized=True, used=0, limit=self.api_limit)
             return call, self.api.route(request, call)
+        authorized = self.is_session(credential)
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
         # Faults fire only for requests that carry the token: a stray or hostile request without
@@ -152,6 +161,14 @@ class SandboxCore:
         if path == "/__sandbox/reset-stats" and request.method == "POST":
             self.reset_stats()
             return json_response(200, self.stats())
+        if path == "/__sandbox/expire-sessions" and request.method == "POST":
+            # {"after": N}: the issued sessions answer N more requests, then expire (0 or no body: now).
+            try:
+                after = int((json.loads(request.body or b"{}") or {}).get("after", 0))
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError, ValueError):
+                return self.api.render_error(400, BAD_REQUEST, 'Send {"after": N} with N a whole number')
+            self.sessions.expire(after)
+            return json_response(200, {"expire_after": after})
         if path == "/__sandbox/faults" and request.method == "POST":
             try:
                 data = json.loads(request.body or b"null")

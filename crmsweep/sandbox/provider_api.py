@@ -1,6 +1,6 @@
 """The contract between the sandbox core and a provider's API: how a CRM's API plugs into the sandbox.
 
-The core (`core.py`, `server.py`, `store.py`, `faults.py`, `tls.py`) owns everything that is the same
+The core (`core.py`, `server.py`, `store.py`, `faults.py`, `tls.py`, `sessions.py`) owns everything the same
 for every CRM: TLS with a CA per state folder, HTTP serving, the bearer-token check, fault injection,
 `--latency-ms`, call counting against a daily allowance, the SQLite state and its recycle bin, and
 the `/__sandbox/*` admin endpoint tests use. A provider API owns only what its CRM's documentation
@@ -18,7 +18,8 @@ For every request the core does, in this order (see `core.SandboxCore.handle`):
 
     /__sandbox/*      -> the core's admin endpoint (bearer token; errors through `render_error`)
     endpoint(req)     -> Endpoint(name, authenticated, counted, admin); pure, no side effects
-    credential(req)   -> compared with the state folder's token (constant time) = authorized?
+    credential(req)   -> compared with the state folder's token and the sessions a sign-in endpoint
+                         issued (`ApiContext.sessions`; constant time) = authorized?
     if endpoint.admin -> the provider's own test/benchmark settings: without the token
                          `unauthorized(req)`, else `route(req, call)` at once (no latency, faults
                          or counting), then `decorate`
@@ -56,6 +57,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from crmsweep.sandbox.faults import FaultInjector, FaultRule
+from crmsweep.sandbox.sessions import IssuedSessions
 from crmsweep.sandbox.store import Store
 
 # The core's own errors, which each provider renders in its CRM's shape (`render_error`).
@@ -121,6 +123,8 @@ class ApiContext:
     faults: FaultInjector
     api_limit: int
     clock: Callable[[], datetime]
+    # Where a provider's sign-in endpoint registers the session ids it issues (the core accepts them).
+    sessions: IssuedSessions = field(default_factory=IssuedSessions)
 
 
 class ProviderApi(Protocol):

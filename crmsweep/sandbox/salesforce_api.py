@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crmsweep.sandbox import describe, ids, salesforce_seed_fields, soap
+from crmsweep.sandbox import describe, ids, salesforce_oauth, salesforce_seed_fields, soap
 from crmsweep.sandbox import salesforce_tooling as tooling
 from crmsweep.sandbox import seed as seeding
 from crmsweep.sandbox.faults import FaultRule
@@ -132,6 +132,9 @@ class SalesforceApi:
         self.clock = context.clock
         self._cursors: dict[str, _Cursor] = {}
         self._cursor_lock = threading.Lock()
+        self.oauth = salesforce_oauth.OAuthEndpoint(
+            self.store.path.parent, context.sessions, lambda: self.store.org_id, lambda: self.store.api_user_id
+        )
 
     # --- the core's questions ------------------------------------------------------------------
 
@@ -152,6 +155,10 @@ class SalesforceApi:
             return Endpoint("POST soap/undelete")
         if path == _USERINFO:  # OAuth endpoints are not API calls
             return Endpoint("userinfo", counted=False)
+        if path == salesforce_oauth.TOKEN_PATH:  # signs in: needs no session, and is no API call either
+            return Endpoint("POST oauth2/token", authenticated=False, counted=False)
+        if path == salesforce_oauth.SETTINGS_PATH:
+            return Endpoint("oauth settings", counted=False, admin=True)
         if not path.startswith("/services/data/"):
             return Endpoint("not found", authenticated=False, counted=False)
         return Endpoint(_endpoint_name(request.method, path))
@@ -201,6 +208,10 @@ class SalesforceApi:
             return self._soap(request, path, call.used)
         if path == _USERINFO:
             return self._userinfo(request)
+        if path == salesforce_oauth.TOKEN_PATH:
+            return self.oauth.token(request)
+        if path == salesforce_oauth.SETTINGS_PATH:
+            return self.oauth.configure(request)
         if not path.startswith("/services/data/"):
             return error_response(404, "NOT_FOUND", "The requested resource does not exist")
         try:

@@ -39,6 +39,7 @@ from crmsweep.sandbox.provider_api import (
     Response,
     SandboxProvider,
 )
+from crmsweep.sandbox.sessions import IssuedSessions
 from crmsweep.sandbox.store import Store, utc_now
 from crmsweep.sandbox.tls import TlsFiles, ensure_tls, server_context, write_private
 
@@ -265,6 +266,11 @@ class RunningSandbox:
     def reset_stats(self) -> None:
         self._server.core.reset_stats()
 
+    @property
+    def sessions(self) -> IssuedSessions:
+        """The session ids a sign-in endpoint issued (tests expire them, or look for them in outputs)."""
+        return self._server.core.sessions
+
     def __enter__(self) -> RunningSandbox:
         return self
 
@@ -293,9 +299,12 @@ def start_sandbox(
     rules = parse_faults(faults) if faults else []
     files, token, store = open_state(Path(state_dir), chosen, records=records, seed=seed, reset=reset)
     injector = FaultInjector(rules, seed=seed)
+    sessions = IssuedSessions()
     try:
-        api = chosen.make_api(ApiContext(store=store, faults=injector, api_limit=api_limit, clock=utc_now))
-        core = SandboxCore(api, store, token=token, api_limit=api_limit, latency_ms=latency_ms, faults=injector)
+        api = chosen.make_api(ApiContext(store=store, faults=injector, api_limit=api_limit, clock=utc_now,
+                                         sessions=sessions))
+        core = SandboxCore(api, store, token=token, api_limit=api_limit, latency_ms=latency_ms, faults=injector,
+                           sessions=sessions)
         server = _TlsServer(port, server_context(files), core)
     except OSError as exc:
         store.close()
