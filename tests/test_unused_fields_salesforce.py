@@ -18,6 +18,7 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from crmsweep import api
+from crmsweep.backup.runlog import read_run
 from crmsweep.backup.snapshot import open_snapshot
 from crmsweep.model import Op, Plan
 from crmsweep.sandbox.planted import read_planted
@@ -189,3 +190,87 @@ def test_removed_filled_field_comes_back_in_describe_with_its_values_after_rollb
     assert metadata == before
     count = sf.query("SELECT COUNT() FROM Contact WHERE Partner_Code__c != null")["totalSize"]
     assert count == 1
+
+
+# --- values removed with a field: every one back, or the run is not called rolled back (issue 7) -----
+
+
+def _raised(ws: api.Workspace, tmp_path: Path) -> api.Workspace:
+    """The `ws` fixture's config with max_fill raised, so fields holding values are removed too."""
+    (tmp_path / "crmsweep.toml").write_text((tmp_path / "crmsweep.toml").read_text(encoding="utf-8")
+                                            + f"\n[passes.{PASS}]\nmax_fill = 0.01\ndays = 0\n", encoding="utf-8")
+    return api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home")
+
+
+def _partner_holder(ws: api.Workspace, plan: Plan) -> str:
+    snapshot = open_snapshot(ws.home, plan.header.source["id"])
+    return next(str(r["Id"]) for r in snapshot.records("Contact") if r["Partner_Code__c"] == "PRT-0042")
+
+
+def _partner_field_id(plan: Plan) -> str:
+    return next(c.record_id for c in plan.changes if c.label == "Contact.Partner_Code__c")
+
+
+def test_rollback_writes_values_back_onto_a_record_edited_since_and_one_the_plan_deleted(
+    ws: api.Workspace, sf: Any, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    ws = _raised(ws, tmp_path)
+    gone_id = next(i for i in read_planted(sandbox.info.state_dir)["no_contact_info"]["proposed"] if i.startswith("003"))
+    written = "Ünï—✓ 0043 \u00a0x"  # exact bytes, not only ASCII
+    sf.Contact.update(gone_id, {"Partner_Code__c": written})
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS, "no_contact_info"]).result.plan
+    assert (Op.DELETE, "Contact", gone_id) in {(c.op, c.object, c.record_id) for c in plan.changes}
+    assert "Contact.Partner_Code__c" in {c.label for c in plan.changes}
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed and not report.skipped_items
+    # Edited after the apply, on another field: its stamp moves, but nobody can have written the removed field.
+    sf.Contact.update(keeper, {"Title": "Edited after the apply"})
+
+    rolled = api.rollback(ws, report.run_id, confirm=yes)
+    assert rolled.report is not None and not rolled.report.failed and not rolled.report.skipped_items
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0042"
+    assert sf.Contact.get(keeper)["Title"] == "Edited after the apply"
+    assert sf.Contact.get(gone_id)["Partner_Code__c"] == written  # undeleted, then its value written back
+    assert read_run(ws.home, report.run_id).rolled_back_by == rolled.report.run_id
+
+
+def test_a_value_that_cannot_be_restored_leaves_the_run_not_rolled_back_and_the_report_says_so(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    sf.Contact.delete(keeper)  # to the recycle bin: no value can be written onto it
+
+    rolled = api.rollback(ws, report.run_id, confirm=yes)
+    assert rolled.report is not None and not rolled.report.failed
+    assert [(s["object"], s["id"], s["reason"]) for s in rolled.report.skipped_items] == [
+        ("Contact", keeper, "missing")]
+    assert "Partner_Code__c" in custom_names(sf, "Contact")
+    state = read_run(ws.home, report.run_id)
+    assert state.rolled_back_by is None and state.status != "rolled back"
+    assert rolled.report.notes == [
+        f"1 value of the fields run {report.run_id} removed could not be written back (1 missing: Contact "
+        f"{keeper}); run {report.run_id} is not marked rolled back: the values are in snapshot "
+        f"{plan.header.source['id']}; put the records back (e.g. undelete them), then run "
+        f"`crmsweep rollback {report.run_id}` again"]
+
+
+def test_apply_skips_removing_a_field_whose_values_changed_since_the_backup(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    sf.Contact.update(keeper, {"Partner_Code__c": "PRT-0043"})  # as many filled as at the backup: only the value moved
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    assert [(s["id"], s["reason"], s["detail"]) for s in report.skipped_items] == [
+        (_partner_field_id(plan), "no longer qualifies",
+         f"values changed since the backup on 1 of the 1 Contact records holding one (e.g. {keeper}: changed): "
+         "a rollback would write back the snapshot's stale values; back up and scan again")]
+    assert "Partner_Code__c" in custom_names(sf, "Contact") and "Legacy_Id__c" not in custom_names(sf, "Contact")
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0043"
