@@ -215,7 +215,8 @@ def test_rollback_writes_values_back_onto_a_record_edited_since_and_one_the_plan
     ws: api.Workspace, sf: Any, sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     ws = _raised(ws, tmp_path)
-    gone_id = next(i for i in read_planted(sandbox.info.state_dir)["no_contact_info"]["proposed"] if i.startswith("003"))
+    planted = read_planted(sandbox.info.state_dir)["no_contact_info"]["proposed"]
+    gone_id = next(i for i in planted if i.startswith("003"))
     written = "Ünï—✓ 0043 \u00a0x"  # exact bytes, not only ASCII
     sf.Contact.update(gone_id, {"Partner_Code__c": written})
     plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS, "no_contact_info"]).result.plan
@@ -257,6 +258,13 @@ def test_a_value_that_cannot_be_restored_leaves_the_run_not_rolled_back_and_the_
         f"{keeper}); run {report.run_id} is not marked rolled back: the values are in snapshot "
         f"{plan.header.source['id']}; put the records back (e.g. undelete them), then run "
         f"`crmsweep rollback {report.run_id}` again"]
+    # Doing what the note says writes the value back and, with it, marks the run rolled back.
+    with api.connect(ws, "flaky") as connector:  # the admin's undelete (SOAP; simple-salesforce has none)
+        assert [r.ok for r in connector.undelete("Contact", [keeper])] == [True]
+    again = api.rollback(ws, report.run_id, confirm=yes)
+    assert again.report is not None and not again.report.failed and again.report.notes == []
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0042"
+    assert read_run(ws.home, report.run_id).rolled_back_by == again.report.run_id
 
 
 def test_apply_skips_removing_a_field_whose_values_changed_since_the_backup(

@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from crmsweep.backup.field_restore import filled_mask
 from crmsweep.bounds import Bound
 from crmsweep.cleanup.passes import (
     LiveCheck,
@@ -43,7 +44,7 @@ from crmsweep.cleanup.passes import (
 )
 from crmsweep.cleanup.view import live_frame
 from crmsweep.concepts import CustomFields
-from crmsweep.model import Change, FieldKind, Op, Severity, Vocabulary
+from crmsweep.model import Change, Op, Severity, Vocabulary
 
 NAME = "unused_custom_fields"
 HELD_REFERENCED = "referenced"
@@ -69,16 +70,6 @@ def _references(ctx: PassContext, concept: CustomFields) -> dict[tuple[str, str]
     return uses
 
 
-def _filled(values: pd.Series, kind: FieldKind) -> pd.Series:
-    """Which values count as filled: a checkbox only when true (it is never empty), text when not blank."""
-    if kind is FieldKind.BOOL:
-        return values.fillna(False).astype(bool)
-    present = values.notna()
-    if kind is FieldKind.STRING:
-        present &= values.astype("string").str.strip().fillna("") != ""
-    return present
-
-
 def _fill_evidence(ctx: PassContext, obj: str, field: str) -> tuple[int, int, pd.Timestamp | None] | None:
     """(records holding a value, records, the latest fingerprint of one holding a value), or None when
     the snapshot lacks the object or the column."""
@@ -90,7 +81,7 @@ def _fill_evidence(ctx: PassContext, obj: str, field: str) -> tuple[int, int, pd
         return None
     columns = [vocab.id_field, field, *([vocab.fingerprint_field] if vocab.fingerprint_field in specs else [])]
     frame = live_frame(view, obj, columns, vocab.deleted_field)
-    mask = _filled(frame[field], specs[field].kind)
+    mask = filled_mask(frame[field], specs[field].kind)
     latest = None
     if vocab.fingerprint_field in frame and mask.any():
         stamps = pd.to_datetime(frame.loc[mask, vocab.fingerprint_field], utc=True, errors="coerce")
