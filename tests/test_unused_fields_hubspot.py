@@ -189,8 +189,20 @@ def test_rollback_plan_checks_refuse_a_forged_value_restore(
             check_plan(forged_value, connector, ws.home)
         other = Change.from_dict({**restore.to_dict(), "after": {"customer_tier": "gold"},
                                   "before": {**restore.before, "customer_tier": None}})
-        with pytest.raises(SafetyRefusal, match="customer_tier"):
+        with pytest.raises(SafetyRefusal, match="contacts 104: no applied change of the run is undone by it"):
             check_plan(_with(plan, restore, other), connector, ws.home)
+        # Shaped as a value restore (no stamp to check, only the fields it writes, empty): still rebuilt.
+        shaped = Change.from_dict({**restore.to_dict(), "after": {"customer_tier": "gold"},
+                                   "before": {"id": restore.record_id, "customer_tier": None}})
+        with pytest.raises(SafetyRefusal, match="it writes customer_tier, which undoing the applied change does not"):
+            check_plan(_with(plan, restore, shaped), connector, ws.home)
+        elsewhere = Change.from_dict({**restore.to_dict(), "record_id": "101", "before": {"id": "101",
+                                                                                          "partner_code": None}})
+        with pytest.raises(SafetyRefusal, match="contacts 101: no applied change of the run is undone by it"):
+            check_plan(_with(plan, restore, elsewhere), connector, ws.home)
+        # A second restore of the same record (one as the undo of a record's change would be keyed) is refused.
+        with pytest.raises(SafetyRefusal, match="undone twice"):
+            check_plan(Plan.build(plan.header, [*plan.changes, restore]), connector, ws.home)
 
 
 def _with(plan: Plan, old: Change, new: Change) -> Plan:

@@ -180,6 +180,34 @@ def _empty(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
+def live_matches(live: Any, value: Any, kind: FieldKind | None = None) -> bool:
+    """Whether a live read's value is the snapshot's `value` (canonical form): alike in canonical form, or
+    spelled as text by a CRM that sends every value as a string (a number, a checkbox)."""
+    if same_value(live, value):
+        return True
+    if not isinstance(live, str) or isinstance(value, str):
+        return False
+    if isinstance(value, bool) or kind is FieldKind.BOOL:
+        return live.strip().lower() == str(value).lower()
+    if isinstance(value, int | float):
+        try:
+            return float(live) == float(value)
+        except ValueError:
+            return False
+    return False
+
+
+def how_changed(live: Mapping[str, Any] | None, name: str, value: Any, kind: FieldKind | None = None) -> str | None:
+    """How the live record differs from the snapshot's `value` of field `name` ("changed", "cleared"), or
+    None if it holds it. A record gone for good takes its value with it whatever happens to the field; one
+    in the recycle bin is compared as it lies there (a rollback writes its value once it is undeleted)."""
+    if live is None:
+        return None
+    if _empty(live.get(name)):
+        return "cleared"
+    return None if live_matches(live.get(name), value, kind) else "changed"
+
+
 def restore_verdict(change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary) -> tuple[str, str] | None:
     """Why value restore `change` must be skipped given the live record (None if absent), or None."""
     if live is None:
@@ -187,7 +215,7 @@ def restore_verdict(change: Change, live: Mapping[str, Any] | None, vocabulary: 
     if vocabulary.deleted_field and live.get(vocabulary.deleted_field):
         return _RECORD_GONE, "it is in the recycle bin: undelete it, then roll back again to write its values"
     taken = [name for name, value in change.after.items()
-             if not (_empty(live.get(name)) or same_value(live.get(name), value))]
+             if not (_empty(live.get(name)) or live_matches(live.get(name), value))]
     if taken:
         return (SKIP_VALUE_WRITTEN, f"{', '.join(taken)} holds a value written since the field was re-created: "
                 "not overwritten (the old value is in the snapshot)")

@@ -51,7 +51,7 @@ from crmsweep.cleanup.drift import (
     someone_else_verdict,
 )
 from crmsweep.cleanup.interrupts import InterruptedMidWrite, can_defer, writes_finish_first
-from crmsweep.cleanup.live_check import ApplyTimeRules, LiveChecker
+from crmsweep.cleanup.live_check import ApplyTimeRules, LiveChecker, plan_snapshot
 from crmsweep.cleanup.plan_checks import check_plan, check_plan_text
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import (
@@ -781,7 +781,7 @@ def apply_plan(
             # A record's age is no protection against undoing crmsweep's own re-create of it.
             in_force = replace(in_force, recent_days=0)
         live = LiveChecker(connector, in_force, plan.header.pass_settings, now or datetime.now(UTC),
-                           engine.field_names)
+                           engine.field_names, snapshot=plan_snapshot(home, plan))
         engine.live = live
         if from_run:
             # A rollback puts back what a run changed, whatever holds the records now; but a change of it

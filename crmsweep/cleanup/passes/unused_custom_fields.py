@@ -175,7 +175,9 @@ def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
     # The definition itself, re-read (one cheap call): still there, still removable, and, where the CRM
     # counts values for us, not filled since the backup. Uses are not re-read (forms, dependencies and
     # report columns cost a full listing each): the plan's evidence is the backup's.
-    return LiveNeeds(fields=(*filled, vocab.created_field))
+    # With the count, the values themselves of the records that held one (at most max_fill of them): the
+    # count alone misses a value changed, or moved to another record, and the snapshot's would then be stale.
+    return LiveNeeds(fields=(*filled, vocab.created_field), values_of=lambda change: concept.field_of(change.before))
 
 
 def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
@@ -191,6 +193,14 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
         now_filled, then = live.record.get(name), change.before.get(name)
         if isinstance(now_filled, int | float) and isinstance(then, int | float) and now_filled > then:
             return f"values written since the backup: {int(now_filled)} records hold one, {int(then)} did"
+    values = live.values
+    if values is not None and values.unavailable:
+        return values.unavailable
+    if values is not None and values.changed:
+        first = min(values.changed)
+        return (f"values changed since the backup on {len(values.changed)} of the {values.holders} {values.object} "
+                f"records holding one (e.g. {first}: {values.changed[first]}): a rollback would write back the "
+                "snapshot's stale values; back up and scan again")
     return None
 
 
