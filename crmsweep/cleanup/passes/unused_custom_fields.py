@@ -189,6 +189,11 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
     if live_flag(live.record.get(live.vocabulary.deleted_field or "")) is True:
         return "already removed"
     name = concept.filled_field
+    if name and name in live.record and live.record.get(name) is None:
+        # Without the CRM's count, a value written since the backup onto a record that held none is seen
+        # nowhere (the values check below covers only the records that held one), and would be lost.
+        return ("the CRM gives no count of its values (e.g. a long text, rich text or encrypted field), so "
+                "values written since the backup cannot be seen: check and remove it by hand")
     if name and name in live.record:
         now_filled, then = live.record.get(name), change.before.get(name)
         if isinstance(now_filled, int | float) and isinstance(then, int | float) and now_filled > then:
