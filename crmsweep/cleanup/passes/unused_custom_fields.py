@@ -15,8 +15,11 @@ A field on an object the snapshot lacks is not judged (its values would not be i
 rollback could not write them back): a note names it. Every proposal's reason states its evidence, and
 a note says what the reference evidence cannot see (the concept's caveats).
 
-The removal is the concept's op (archive); the rollback brings the definition back and writes the
-snapshot's values onto the records that still exist (crmsweep/backup/field_restore.py).
+The removal is the concept's op (archive). Before it, apply checks again: the CRM's count of values
+(not more than at the backup; a field the CRM cannot count is kept), and the values themselves of the
+records that held one, which must still be the snapshot's, or a rollback would write back stale ones.
+The rollback brings the definition back and writes the snapshot's values onto every record that exists,
+whoever edited it since (crmsweep/backup/field_restore.py).
 """
 
 from __future__ import annotations
@@ -154,11 +157,12 @@ def run(ctx: PassContext) -> PassOutput:
         output.notes.append(f"{concept.caveats}; values removed with a field are in the snapshot, and a "
                             "rollback writes them back")
     if output.changes and ctx.settings["max_fill"] > 0:
-        # Review found it: a value restore is drift-checked against the backup's stamp, so a record edited
-        # between the backup and the rollback does not get its value back (it stays in the snapshot only).
-        output.notes.append("max_fill is above 0, so fields holding values are removed: a rollback writes "
-                            "a value back only onto a record nobody edited since the backup, and not onto "
-                            "one another pass of the plan deletes; back up right before applying")
+        # What raising max_fill costs, said where the admin reviews it: the values live on in the snapshot only.
+        output.notes.append("max_fill is above 0, so fields holding values are removed: apply first checks "
+                            "each value against the live record (a field whose values changed since the "
+                            "backup is kept), and a rollback writes every value back, also onto records "
+                            "edited or deleted since; a value it cannot write (record deleted, or a new value "
+                            "in the re-created field) is reported, and the run is not marked rolled back")
     return output
 
 
