@@ -20,6 +20,8 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest
 from crmsweep import api
 from crmsweep.backup.runlog import read_run
 from crmsweep.backup.snapshot import open_snapshot
+from crmsweep.connectors.salesforce import SalesforceConnector
+from crmsweep.errors import ConnectorError
 from crmsweep.model import Op, Plan
 from crmsweep.sandbox.planted import read_planted
 from crmsweep.sandbox.server import RunningSandbox
@@ -306,3 +308,72 @@ def test_apply_skips_removing_a_field_whose_values_salesforce_cannot_count(
                        "by hand"}
     assert "Call_Notes__c" in custom_names(sf, "Contact")
     assert sf.Contact.get(some)["Call_Notes__c"] == "Called after the backup: keep"
+
+
+def test_a_value_written_into_the_re_created_field_is_not_overwritten_and_the_report_says_so(
+    ws: api.Workspace, sf: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    real_create = SalesforceConnector.create
+
+    def someone_writes_right_after(self: SalesforceConnector, obj: str, records: Any, **kw: Any) -> Any:
+        results = real_create(self, obj, records, **kw)
+        if obj == "CustomField" and "Partner_Code__c" in custom_names(sf, "Contact"):
+            sf.Contact.update(keeper, {"Partner_Code__c": "NEW-0001"})  # between the re-create and the restore
+        return results
+
+    monkeypatch.setattr(SalesforceConnector, "create", someone_writes_right_after)
+    rolled = api.rollback(ws, report.run_id, confirm=yes).report
+    assert rolled is not None and not rolled.failed
+    assert [(s["id"], s["reason"]) for s in rolled.skipped_items] == [(keeper, "value written since")]
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "NEW-0001"
+    assert read_run(ws.home, report.run_id).rolled_back_by is None
+    assert rolled.notes[0].startswith(f"1 value of the fields run {report.run_id} removed could not be written back "
+                                      f"(1 value written since: Contact {keeper})")
+    assert "compare the values written since with the snapshot and keep the right ones by hand" in rolled.notes[0]
+
+
+def test_a_value_restore_whose_answer_was_lost_is_settled_on_resume_and_the_run_marked(
+    ws: api.Workspace, sf: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    real_update = SalesforceConnector.update
+
+    def lands_then_drops(self: SalesforceConnector, obj: str, records: Any) -> Any:
+        real_update(self, obj, records)  # the write lands; its answer is lost
+        raise ConnectorError("update may or may not have been carried out", code="OUTCOME_UNKNOWN")
+
+    monkeypatch.setattr(SalesforceConnector, "update", lands_then_drops)
+    stopped = api.rollback(ws, report.run_id, confirm=yes).report
+    monkeypatch.setattr(SalesforceConnector, "update", real_update)
+    assert stopped is not None and stopped.stopped and stopped.notes == []
+    assert read_run(ws.home, report.run_id).rolled_back_by is None
+    resumed = api.rollback(ws, report.run_id, confirm=yes)
+    assert resumed.resumed and resumed.report is not None
+    report_back = resumed.report
+    assert (report_back.applied, report_back.skipped, report_back.failed) == (report_back.total, 0, 0)
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0042"
+    assert read_run(ws.home, report.run_id).rolled_back_by == resumed.report.run_id
+
+
+def test_a_dry_run_rollback_counts_the_value_restores_as_writes_without_reading_fields_not_there_yet(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    dry = api.rollback(ws, report.run_id, confirm=yes, dry_run=True).report
+    assert dry is not None and dry.dry_run and not dry.stopped and not dry.skipped_items
+    assert [(i["op"], i["object"], i["id"]) for i in dry.planned_items if i["object"] == "Contact"] == [
+        ("update", "Contact", keeper)]
+    assert "Partner_Code__c" not in custom_names(sf, "Contact")  # nothing was written
