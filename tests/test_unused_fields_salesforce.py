@@ -377,3 +377,39 @@ def test_a_dry_run_rollback_counts_the_value_restores_as_writes_without_reading_
     assert [(i["op"], i["object"], i["id"]) for i in dry.planned_items if i["object"] == "Contact"] == [
         ("update", "Contact", keeper)]
     assert "Partner_Code__c" not in custom_names(sf, "Contact")  # nothing was written
+
+
+def test_a_rollback_of_the_rollback_removes_the_field_again_once_its_values_are_the_snapshots(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None
+    back = api.rollback(ws, report.run_id, confirm=yes).report
+    assert back is not None and not back.failed and not back.skipped_items
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0042"
+    again = api.rollback(ws, back.run_id, confirm=yes).report
+    assert again is not None and not again.failed and not again.skipped_items, again.skipped_items
+    assert "Partner_Code__c" not in custom_names(sf, "Contact")
+    assert read_run(ws.home, back.run_id).rolled_back_by == again.run_id
+
+
+def test_a_rollback_of_the_rollback_keeps_the_field_when_a_value_was_changed_since(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None
+    back = api.rollback(ws, report.run_id, confirm=yes).report
+    assert back is not None and not back.failed
+    sf.Contact.update(keeper, {"Partner_Code__c": "EDIT-0001"})
+    again = api.rollback(ws, back.run_id, confirm=yes).report
+    assert again is not None and not again.failed
+    assert {(s["object"], s["reason"]) for s in again.skipped_items} == {
+        ("Contact", "drift"), ("CustomField", "no longer qualifies")}
+    assert "Partner_Code__c" in custom_names(sf, "Contact")
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "EDIT-0001"

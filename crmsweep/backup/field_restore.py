@@ -39,6 +39,9 @@ if TYPE_CHECKING:  # pandas is imported where frames are read: the plan checks a
 SKIP_VALUE_WRITTEN = "value written since"
 SKIP_FIELD_MISSING = "field missing"
 _RECORD_GONE = "missing"
+# How a live value differs from the snapshot's (`how_changed`).
+CHANGED = "changed"
+CLEARED = "cleared"
 # The key a value restore has among a rollback's changes: apart from the undo of the same record.
 _RESTORE_TAG = " (values)"
 
@@ -204,8 +207,8 @@ def how_changed(live: Mapping[str, Any] | None, name: str, value: Any, kind: Fie
     if live is None:
         return None
     if _empty(live.get(name)):
-        return "cleared"
-    return None if live_matches(live.get(name), value, kind) else "changed"
+        return CLEARED
+    return None if live_matches(live.get(name), value, kind) else CHANGED
 
 
 def restore_verdict(change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary) -> tuple[str, str] | None:

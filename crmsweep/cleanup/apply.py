@@ -787,6 +787,7 @@ def apply_plan(
             # A rollback puts back what a run changed, whatever holds the records now; but a change of it
             # that removes a record again (the undo of an undelete or a reactivation) is a cleanup once more.
             engine.live_ops = REMOVING_OPS
+            live.undoing = True
         return engine
 
     def fresh() -> list[ChangeOutcome]:

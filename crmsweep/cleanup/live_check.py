@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from crmsweep.backup.field_restore import RecordSource, filled_rows, holds_value, how_changed
+from crmsweep.backup.field_restore import CLEARED, RecordSource, filled_rows, holds_value, how_changed
 from crmsweep.cleanup.passes import PASSES, LiveNeeds, LiveRows, RelatedRead, ValueCheck, validate_settings
 from crmsweep.cleanup.protect import Protections
 from crmsweep.connectors.base import Connector
@@ -65,6 +65,9 @@ class LiveChecker:
         # The plan's snapshot (opened on first use: only a removal of a field compares values with it).
         self._open_snapshot = snapshot
         self._snapshot: RecordSource | None = None
+        # A plan from a run (a rollback of a rollback) clears the values it wrote before it removes their
+        # field again: a value found cleared is then its own doing, and only one changed would be lost.
+        self.undoing = False
 
     @property
     def protections(self) -> Protections:
@@ -184,8 +187,9 @@ class LiveChecker:
         out: dict[tuple[str, str], ValueCheck] = {}
         for name in names:
             held = {i: r[name] for i, r in rows.items() if holds_value(r.get(name), kinds[name])}
-            changed = {i: how for i, v in held.items()
-                       if (how := how_changed(live.get(vocab.id_key(i)), name, v, kinds[name])) is not None}
+            hows = {i: how_changed(live.get(vocab.id_key(i)), name, v, kinds[name]) for i, v in held.items()}
+            changed = {i: how for i, how in hows.items()
+                       if how is not None and not (self.undoing and how == CLEARED)}
             out[(obj, name)] = ValueCheck(obj, name, holders=len(held), changed=changed)
         return out
 
