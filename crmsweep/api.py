@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from crmsweep import providers
+from crmsweep.backup.restore_check import not_restored_note, values_not_restored
 from crmsweep.backup.rollback import (
     build_rollback_plan,
     mark_rolled_back,
@@ -455,10 +456,16 @@ def apply(
 
 
 def _mark_if_rolled_back(ws: Workspace, plan: Plan, report: ApplyReport) -> None:
-    """Mark the undone run (whose lock the caller holds) once its rollbacks put back all it changed."""
+    """Mark the undone run (whose lock the caller holds) once its rollbacks put back all it changed, the
+    values of the fields it removed included; a finished rollback that left values out says so on `report`."""
     run_id = plan.header.rollback_of
-    finished = not (report.failed or report.stopped or report.remaining)
-    if run_id and finished and not not_undone(ws.home, run_id, report.run_id):
+    if not run_id or report.stopped or report.remaining:
+        return
+    vocabulary = providers.get(plan.header.provider).vocabulary
+    lost = values_not_restored(ws.home, run_id, report.run_id, vocabulary)
+    if lost:
+        report.notes.append(not_restored_note(ws.home, read_run(ws.home, run_id), lost))
+    if not (report.failed or lost or not_undone(ws.home, run_id, report.run_id)):
         mark_rolled_back(ws.home, run_id, report.run_id)
 
 

@@ -17,6 +17,7 @@ from hubspot.crm.properties import PropertyCreate
 from hubspot.crm.properties.exceptions import ApiException
 
 from crmsweep import api
+from crmsweep.backup.runlog import read_run
 from crmsweep.backup.snapshot import open_snapshot
 from crmsweep.cleanup.plan_checks import check_plan
 from crmsweep.errors import SafetyRefusal
@@ -188,9 +189,95 @@ def test_rollback_plan_checks_refuse_a_forged_value_restore(
             check_plan(forged_value, connector, ws.home)
         other = Change.from_dict({**restore.to_dict(), "after": {"customer_tier": "gold"},
                                   "before": {**restore.before, "customer_tier": None}})
-        with pytest.raises(SafetyRefusal, match="customer_tier"):
+        with pytest.raises(SafetyRefusal, match="contacts 104: no applied change of the run is undone by it"):
             check_plan(_with(plan, restore, other), connector, ws.home)
+        # Shaped as a value restore (no stamp to check, only the fields it writes, empty): still rebuilt.
+        shaped = Change.from_dict({**restore.to_dict(), "after": {"customer_tier": "gold"},
+                                   "before": {"id": restore.record_id, "customer_tier": None}})
+        with pytest.raises(SafetyRefusal, match="it writes customer_tier, which undoing the applied change does not"):
+            check_plan(_with(plan, restore, shaped), connector, ws.home)
+        elsewhere = Change.from_dict({**restore.to_dict(), "record_id": "101", "before": {"id": "101",
+                                                                                          "partner_code": None}})
+        with pytest.raises(SafetyRefusal, match="contacts 101: no applied change of the run is undone by it"):
+            check_plan(_with(plan, restore, elsewhere), connector, ws.home)
+        # A second restore of the same record (one as the undo of a record's change would be keyed) is refused.
+        with pytest.raises(SafetyRefusal, match="undone twice"):
+            check_plan(Plan.build(plan.header, [*plan.changes, restore]), connector, ws.home)
 
 
 def _with(plan: Plan, old: Change, new: Change) -> Plan:
     return Plan.build(plan.header, [new if c is old else c for c in plan.changes])
+
+
+# --- values removed with a property: every one back, or the run is not called rolled back (issue 7) --
+
+RAISED = f"[passes.{PASS}]\nmax_fill = 0.01\ndays = 0\n"
+
+
+def _partner_holder(ws: Any, plan: Plan) -> str:
+    snapshot = open_snapshot(ws.home, plan.header.source["id"])
+    return next(str(r["id"]) for r in snapshot.records("contacts") if r["partner_code"] == "PRT-0042")
+
+
+def _partner_code(hs: Any, contact_id: str) -> Any:
+    return hs.crm.contacts.basic_api.get_by_id(contact_id, properties=["partner_code"]).properties["partner_code"]
+
+
+def test_rollback_writes_values_back_onto_a_contact_edited_since_and_one_the_plan_removed(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = workspace(hubspot_sandbox, tmp_path, monkeypatch, RAISED)
+    gone_id = read_planted(hubspot_sandbox.info.state_dir)["no_contact_info"]["proposed"][0]
+    written = "Ünï—✓ 0043 \u00a0x"
+    hs.crm.contacts.basic_api.update(gone_id, {"properties": {"partner_code": written}})
+    plan = api.scan(ws, "hs", tmp_path / "plan.json", passes=[PASS, "no_contact_info"]).result.plan
+    assert gone_id in {c.record_id for c in plan.changes if c.object == "contacts"}
+    assert "contacts.partner_code" in {c.record_id for c in plan.changes}
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed and not report.skipped_items
+    hs.crm.contacts.basic_api.update(keeper, {"properties": {"jobtitle": "Edited after the apply"}})
+
+    rolled = api.rollback(ws, report.run_id, confirm=yes)
+    assert rolled.report is not None and not rolled.report.failed and not rolled.report.skipped_items
+    assert _partner_code(hs, keeper) == "PRT-0042"
+    back = read_run(ws.home, rolled.report.run_id).id_map.get("contacts", {}).get(gone_id, gone_id)
+    assert _partner_code(hs, back) == written
+    assert read_run(ws.home, report.run_id).rolled_back_by == rolled.report.run_id
+
+
+def test_a_value_that_cannot_be_restored_leaves_the_hubspot_run_not_rolled_back(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = workspace(hubspot_sandbox, tmp_path, monkeypatch, RAISED)
+    plan = api.scan(ws, "hs", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    hs.crm.contacts.basic_api.archive(keeper)
+
+    rolled = api.rollback(ws, report.run_id, confirm=yes)
+    assert rolled.report is not None and not rolled.report.failed
+    assert [(s["object"], s["id"], s["reason"]) for s in rolled.report.skipped_items] == [
+        ("contacts", keeper, "missing")]
+    assert "partner_code" in names(hs, "contacts")
+    assert read_run(ws.home, report.run_id).rolled_back_by is None
+    assert len(rolled.report.notes) == 1 and rolled.report.notes[0].startswith(
+        f"1 value of the fields run {report.run_id} removed could not be written back (1 missing: contacts {keeper})")
+
+
+def test_apply_skips_archiving_a_property_whose_values_changed_since_the_backup(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = workspace(hubspot_sandbox, tmp_path, monkeypatch, RAISED)
+    plan = api.scan(ws, "hs", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    hs.crm.contacts.basic_api.update(keeper, {"properties": {"partner_code": "PRT-0043"}})
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    assert [(s["id"], s["detail"]) for s in report.skipped_items] == [
+        ("contacts.partner_code",
+         f"values changed since the backup on 1 of the 1 contacts records holding one (e.g. {keeper}: changed): "
+         "a rollback would write back the snapshot's stale values; back up and scan again")]
+    assert "partner_code" in names(hs, "contacts") and "legacy_fax_number" not in names(hs, "contacts")
+    assert _partner_code(hs, keeper) == "PRT-0043"

@@ -18,7 +18,10 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from crmsweep import api
+from crmsweep.backup.runlog import read_run
 from crmsweep.backup.snapshot import open_snapshot
+from crmsweep.connectors.salesforce import SalesforceConnector
+from crmsweep.errors import ConnectorError
 from crmsweep.model import Op, Plan
 from crmsweep.sandbox.planted import read_planted
 from crmsweep.sandbox.server import RunningSandbox
@@ -189,3 +192,224 @@ def test_removed_filled_field_comes_back_in_describe_with_its_values_after_rollb
     assert metadata == before
     count = sf.query("SELECT COUNT() FROM Contact WHERE Partner_Code__c != null")["totalSize"]
     assert count == 1
+
+
+# --- values removed with a field: every one back, or the run is not called rolled back (issue 7) -----
+
+
+def _raised(ws: api.Workspace, tmp_path: Path) -> api.Workspace:
+    """The `ws` fixture's config with max_fill raised, so fields holding values are removed too."""
+    (tmp_path / "crmsweep.toml").write_text((tmp_path / "crmsweep.toml").read_text(encoding="utf-8")
+                                            + f"\n[passes.{PASS}]\nmax_fill = 0.01\ndays = 0\n", encoding="utf-8")
+    return api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home")
+
+
+def _partner_holder(ws: api.Workspace, plan: Plan) -> str:
+    snapshot = open_snapshot(ws.home, plan.header.source["id"])
+    return next(str(r["Id"]) for r in snapshot.records("Contact") if r["Partner_Code__c"] == "PRT-0042")
+
+
+def _partner_field_id(plan: Plan) -> str:
+    return next(c.record_id for c in plan.changes if c.label == "Contact.Partner_Code__c")
+
+
+def test_rollback_writes_values_back_onto_a_record_edited_since_and_one_the_plan_deleted(
+    ws: api.Workspace, sf: Any, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    ws = _raised(ws, tmp_path)
+    planted = read_planted(sandbox.info.state_dir)["no_contact_info"]["proposed"]
+    gone_id = next(i for i in planted if i.startswith("003"))
+    written = "Ünï—✓ 0043 \u00a0x"  # exact bytes, not only ASCII
+    sf.Contact.update(gone_id, {"Partner_Code__c": written})
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS, "no_contact_info"]).result.plan
+    assert (Op.DELETE, "Contact", gone_id) in {(c.op, c.object, c.record_id) for c in plan.changes}
+    assert "Contact.Partner_Code__c" in {c.label for c in plan.changes}
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed and not report.skipped_items
+    # Edited after the apply, on another field: its stamp moves, but nobody can have written the removed field.
+    sf.Contact.update(keeper, {"Title": "Edited after the apply"})
+
+    rolled = api.rollback(ws, report.run_id, confirm=yes)
+    assert rolled.report is not None and not rolled.report.failed and not rolled.report.skipped_items
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0042"
+    assert sf.Contact.get(keeper)["Title"] == "Edited after the apply"
+    assert sf.Contact.get(gone_id)["Partner_Code__c"] == written  # undeleted, then its value written back
+    assert read_run(ws.home, report.run_id).rolled_back_by == rolled.report.run_id
+
+
+def test_a_value_that_cannot_be_restored_leaves_the_run_not_rolled_back_and_the_report_says_so(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    sf.Contact.delete(keeper)  # to the recycle bin: no value can be written onto it
+
+    rolled = api.rollback(ws, report.run_id, confirm=yes)
+    assert rolled.report is not None and not rolled.report.failed
+    assert [(s["object"], s["id"], s["reason"]) for s in rolled.report.skipped_items] == [
+        ("Contact", keeper, "missing")]
+    assert "Partner_Code__c" in custom_names(sf, "Contact")
+    state = read_run(ws.home, report.run_id)
+    assert state.rolled_back_by is None and state.status != "rolled back"
+    assert rolled.report.notes == [
+        f"1 value of the fields run {report.run_id} removed could not be written back (1 missing: Contact "
+        f"{keeper}); run {report.run_id} is not marked rolled back: the values are in snapshot "
+        f"{plan.header.source['id']}; put the records back (e.g. undelete them), then run "
+        f"`crmsweep rollback {report.run_id}` again"]
+    # Doing what the note says writes the value back and, with it, marks the run rolled back.
+    with api.connect(ws, "flaky") as connector:  # the admin's undelete (SOAP; simple-salesforce has none)
+        assert [r.ok for r in connector.undelete("Contact", [keeper])] == [True]
+    again = api.rollback(ws, report.run_id, confirm=yes)
+    assert again.report is not None and not again.report.failed and again.report.notes == []
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0042"
+    assert read_run(ws.home, report.run_id).rolled_back_by == again.report.run_id
+
+
+def test_apply_skips_removing_a_field_whose_values_changed_since_the_backup(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    sf.Contact.update(keeper, {"Partner_Code__c": "PRT-0043"})  # as many filled as at the backup: only the value moved
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    assert [(s["id"], s["reason"], s["detail"]) for s in report.skipped_items] == [
+        (_partner_field_id(plan), "no longer qualifies",
+         f"values changed since the backup on 1 of the 1 Contact records holding one (e.g. {keeper}: changed): "
+         "a rollback would write back the snapshot's stale values; back up and scan again")]
+    assert "Partner_Code__c" in custom_names(sf, "Contact") and "Legacy_Id__c" not in custom_names(sf, "Contact")
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0043"
+
+
+def test_apply_skips_removing_a_field_whose_values_salesforce_cannot_count(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    made = sf.toolingexecute("sobjects/CustomField", method="POST", data={
+        "FullName": "Contact.Call_Notes__c", "Metadata": {"type": "LongTextArea", "label": "Call notes",
+                                                          "length": 32768, "visibleLines": 3}})
+    # New fields are held back as recent: not here, so the new one is a candidate.
+    (tmp_path / "crmsweep.toml").write_text((tmp_path / "crmsweep.toml").read_text(encoding="utf-8")
+                                            + "\n[protect]\nrecent_days = 0\n", encoding="utf-8")
+    ws = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home")
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    assert made["id"] in {c.record_id for c in plan.changes}
+    some = sf.query("SELECT Id FROM Contact LIMIT 1")["records"][0]["Id"]
+    sf.Contact.update(some, {"Call_Notes__c": "Called after the backup: keep"})  # not countable, not filterable
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    skipped = {s["id"]: s["detail"] for s in report.skipped_items}
+    assert skipped == {made["id"]: "the CRM gives no count of its values (e.g. a long text, rich text or "
+                       "encrypted field), so values written since the backup cannot be seen: check and remove it "
+                       "by hand"}
+    assert "Call_Notes__c" in custom_names(sf, "Contact")
+    assert sf.Contact.get(some)["Call_Notes__c"] == "Called after the backup: keep"
+
+
+def test_a_value_written_into_the_re_created_field_is_not_overwritten_and_the_report_says_so(
+    ws: api.Workspace, sf: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    real_create = SalesforceConnector.create
+
+    def someone_writes_right_after(self: SalesforceConnector, obj: str, records: Any, **kw: Any) -> Any:
+        results = real_create(self, obj, records, **kw)
+        if obj == "CustomField" and "Partner_Code__c" in custom_names(sf, "Contact"):
+            sf.Contact.update(keeper, {"Partner_Code__c": "NEW-0001"})  # between the re-create and the restore
+        return results
+
+    monkeypatch.setattr(SalesforceConnector, "create", someone_writes_right_after)
+    rolled = api.rollback(ws, report.run_id, confirm=yes).report
+    assert rolled is not None and not rolled.failed
+    assert [(s["id"], s["reason"]) for s in rolled.skipped_items] == [(keeper, "value written since")]
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "NEW-0001"
+    assert read_run(ws.home, report.run_id).rolled_back_by is None
+    assert rolled.notes[0].startswith(f"1 value of the fields run {report.run_id} removed could not be written back "
+                                      f"(1 value written since: Contact {keeper})")
+    assert "compare the values written since with the snapshot and keep the right ones by hand" in rolled.notes[0]
+
+
+def test_a_value_restore_whose_answer_was_lost_is_settled_on_resume_and_the_run_marked(
+    ws: api.Workspace, sf: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    real_update = SalesforceConnector.update
+
+    def lands_then_drops(self: SalesforceConnector, obj: str, records: Any) -> Any:
+        real_update(self, obj, records)  # the write lands; its answer is lost
+        raise ConnectorError("update may or may not have been carried out", code="OUTCOME_UNKNOWN")
+
+    monkeypatch.setattr(SalesforceConnector, "update", lands_then_drops)
+    stopped = api.rollback(ws, report.run_id, confirm=yes).report
+    monkeypatch.setattr(SalesforceConnector, "update", real_update)
+    assert stopped is not None and stopped.stopped and stopped.notes == []
+    assert read_run(ws.home, report.run_id).rolled_back_by is None
+    resumed = api.rollback(ws, report.run_id, confirm=yes)
+    assert resumed.resumed and resumed.report is not None
+    report_back = resumed.report
+    assert (report_back.applied, report_back.skipped, report_back.failed) == (report_back.total, 0, 0)
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0042"
+    assert read_run(ws.home, report.run_id).rolled_back_by == resumed.report.run_id
+
+
+def test_a_dry_run_rollback_counts_the_value_restores_as_writes_without_reading_fields_not_there_yet(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    dry = api.rollback(ws, report.run_id, confirm=yes, dry_run=True).report
+    assert dry is not None and dry.dry_run and not dry.stopped and not dry.skipped_items
+    assert [(i["op"], i["object"], i["id"]) for i in dry.planned_items if i["object"] == "Contact"] == [
+        ("update", "Contact", keeper)]
+    assert "Partner_Code__c" not in custom_names(sf, "Contact")  # nothing was written
+
+
+def test_a_rollback_of_the_rollback_removes_the_field_again_once_its_values_are_the_snapshots(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None
+    back = api.rollback(ws, report.run_id, confirm=yes).report
+    assert back is not None and not back.failed and not back.skipped_items
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0042"
+    again = api.rollback(ws, back.run_id, confirm=yes).report
+    assert again is not None and not again.failed and not again.skipped_items, again.skipped_items
+    assert "Partner_Code__c" not in custom_names(sf, "Contact")
+    assert read_run(ws.home, back.run_id).rolled_back_by == again.run_id
+
+
+def test_a_rollback_of_the_rollback_keeps_the_field_when_a_value_was_changed_since(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None
+    back = api.rollback(ws, report.run_id, confirm=yes).report
+    assert back is not None and not back.failed
+    sf.Contact.update(keeper, {"Partner_Code__c": "EDIT-0001"})
+    again = api.rollback(ws, back.run_id, confirm=yes).report
+    assert again is not None and not again.failed
+    assert {(s["object"], s["reason"]) for s in again.skipped_items} == {
+        ("Contact", "drift"), ("CustomField", "no longer qualifies")}
+    assert "Partner_Code__c" in custom_names(sf, "Contact")
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "EDIT-0001"

@@ -3,26 +3,47 @@
 A removed field definition (the provider's `CustomFields` concept) comes back like any record the CRM
 cannot give back: a CREATE from its snapshot row (`recreate.create_values`: the columns the definitions
 object marks createable, e.g. the field's full name and metadata, or the property's definition). Its
-values went with it, so the rollback then writes them again: one UPDATE per record of the snapshot that
-held a value, `after` = that value, expecting the record's fingerprint as the snapshot holds it (a
-record someone edited since is skipped as drift, never overwritten) and `before` = the field empty (as
-the re-created field is). A record the same rollback re-creates gets its value through its own create;
-one it patches back gets the value folded into that update. Definitions are created before every other
-change, so the values have a field to land in.
+values went with it, so the rollback then writes them again: one *value restore* per record of the
+snapshot that held a value, after every other change of the rollback (so onto a record the same plan
+undeletes, once it is back, and after an undo that patches the record back, which checks the stamp).
+
+A value restore is an UPDATE with no fingerprint whose before-image holds only the record's id and the
+fields it writes, each empty. Its precondition is not the record's stamp (a record edited since the
+backup, on any other field, must still get its value: nobody can have written a field that did not
+exist) but that those fields are empty on the live record, or already hold the value (`restore_verdict`):
+a value someone wrote into the re-created field since is never overwritten. A record the same rollback
+re-creates gets its value through its own create.
 
 Pure over the snapshot reader it is given; the same function serves the planner and the plan checks, so
-a plan restoring a field the run did not remove, or a value the snapshot does not hold, is refused.
+a plan restoring a field the run did not remove, or a value the snapshot does not hold, is refused; and
+the same function tells `api` which values a run's rollbacks did not put back (then it is not marked
+rolled back).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from crmsweep.backup.runlog import Outcome, RunState
+from crmsweep.cleanup.drift import same_value
 from crmsweep.cleanup.labels import record_label
 from crmsweep.concepts import CustomFields
 from crmsweep.model import Change, FieldKind, FieldSpec, Op, Record, Vocabulary
+
+if TYPE_CHECKING:  # pandas is imported where frames are read: the plan checks and rollback CLI need it rarely
+    import pandas as pd
+
+# Why a value restore is skipped (logged and reported as other skips are).
+SKIP_VALUE_WRITTEN = "value written since"
+SKIP_FIELD_MISSING = "field missing"
+_RECORD_GONE = "missing"
+# How a live value differs from the snapshot's (`how_changed`).
+CHANGED = "changed"
+CLEARED = "cleared"
+# The key a value restore has among a rollback's changes: apart from the undo of the same record.
+_RESTORE_TAG = " (values)"
 
 
 class RecordSource(Protocol):
@@ -32,7 +53,9 @@ class RecordSource(Protocol):
 
     def fields(self, object_name: str) -> tuple[FieldSpec, ...]: ...
 
-    def records(self, object_name: str) -> Iterable[Record]: ...
+    def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame: ...
+
+    def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]: ...
 
 
 def removed_fields(changes: Iterable[Change], vocabulary: Vocabulary) -> dict[str, list[tuple[str, Change]]]:
@@ -52,11 +75,46 @@ def removed_fields(changes: Iterable[Change], vocabulary: Vocabulary) -> dict[st
 
 def holds_value(value: Any, kind: FieldKind) -> bool:
     """A value worth writing back: a checkbox only when true (it is never empty), text when not blank."""
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return False
     if kind is FieldKind.BOOL:
         return value is True
     return not (isinstance(value, str) and not value.strip())
+
+
+def filled_mask(values: pd.Series, kind: FieldKind) -> pd.Series:
+    """`holds_value` over a snapshot column (a frame's typed values)."""
+    if kind is FieldKind.BOOL:
+        return values.fillna(False).astype(bool)
+    present = values.notna()
+    if kind is FieldKind.STRING:
+        present &= values.astype("string").str.strip().fillna("") != ""
+    return present
+
+
+def filled_rows(snapshot: RecordSource, obj: str, fields: Sequence[str], vocabulary: Vocabulary) -> dict[str, Record]:
+    """The snapshot's rows of `obj` (canonical form, not in the recycle bin) holding a value in any of
+    `fields` (those the snapshot has), by id: what a removal of those fields takes away.
+
+    The filled ids come from the columns alone; only those rows are read whole (a field removed with
+    values is filled on at most `max_fill` of its records)."""
+    if not snapshot.has(obj):
+        return {}
+    kinds = {s.name: s.kind for s in snapshot.fields(obj)}
+    present = [f for f in dict.fromkeys(fields) if f in kinds]
+    if not present:
+        return {}
+    import pandas as pd
+
+    deleted = vocabulary.deleted_field if vocabulary.deleted_field in kinds else None
+    frame = snapshot.frame(obj, [vocabulary.id_field, *present, *([deleted] if deleted else [])])
+    mask = pd.Series(False, index=frame.index)
+    for name in present:
+        mask |= filled_mask(frame[name], kinds[name])
+    if deleted:
+        mask &= ~frame[deleted].fillna(False).astype(bool)
+    ids = [str(i) for i in frame.loc[mask, vocabulary.id_field]]
+    return snapshot.record_map(obj, ids)
 
 
 def value_restores(
@@ -65,51 +123,146 @@ def value_restores(
     undos: Mapping[tuple[str, str], Change],
     vocabulary: Vocabulary,
 ) -> dict[tuple[str, str], Change]:
-    """The changes that write the removed fields' values back, by (object, record id): new UPDATEs, and
-    the undos of `undos` that already patch a record back, with the values folded in."""
+    """The value restores that write the removed fields' values back, by `undo_key`: one per record of
+    the snapshot holding a value, except those `undos` re-create (their create writes the values)."""
     out: dict[tuple[str, str], Change] = {}
-    id_field, stamp = vocabulary.id_field, vocabulary.fingerprint_field
+    id_field = vocabulary.id_field
     for obj, fields in removals.items():
         if not snapshot.has(obj):
             continue
         kinds = {s.name: s.kind for s in snapshot.fields(obj)}
         present = [(name, removal) for name, removal in fields if name in kinds]
-        if not present:
-            continue
-        for row in snapshot.records(obj):
-            if vocabulary.deleted_field and row.get(vocabulary.deleted_field):
-                continue
+        rows = filled_rows(snapshot, obj, [name for name, _ in present], vocabulary)
+        for record_id in sorted(rows):
+            row = rows[record_id]
             values = {name: row[name] for name, _ in present if holds_value(row.get(name), kinds[name])}
-            if not values:
+            undo = undos.get((obj, record_id))
+            if not values or (undo is not None and undo.op is Op.CREATE):
                 continue
-            record_id = str(row[id_field])
             removal = next(r for name, r in present if name in values)
-            key = (obj, record_id)
-            undo = undos.get(key)
-            if undo is not None:
-                if undo.op is Op.UPDATE:
-                    out[key] = replace(undo, after={**undo.after, **values})
-                continue  # a re-create writes them itself; other undos leave the record as the CRM has it
-            out[key] = Change(
+            restore = Change(
                 op=Op.UPDATE,
                 object=obj,
                 record_id=record_id,
-                before={id_field: record_id, stamp: row.get(stamp), **dict.fromkeys(values)},
+                before={id_field: record_id, **dict.fromkeys(values)},
                 after=values,
                 reason=f"undo {removal.op}: put back the values of {', '.join(sorted(values))} "
                 f"({removal.record_id})",
                 pass_name=removal.pass_name,
                 severity=removal.severity,
-                fingerprint=row.get(stamp),
+                fingerprint=None,
                 label=record_label(vocabulary, obj, row),
             )
+            out[undo_key(restore)] = restore
     return out
 
 
-def definitions_first(changes: Sequence[Change], vocabulary: Vocabulary) -> list[Change]:
-    """`changes` with the re-creates of field definitions moved to the front, order otherwise kept."""
+def is_value_restore(change: Change) -> bool:
+    """Whether `change` has a value restore's shape (module docstring). Only a rollback plan's changes are
+    taken as such, and the plan checks rebuild every one of them from the snapshot."""
+    if change.op is not Op.UPDATE or change.fingerprint is not None or not change.after:
+        return False
+    if any(name not in change.before or change.before[name] is not None for name in change.after):
+        return False
+    rest = [value for name, value in change.before.items() if name not in change.after]
+    return rest == [change.record_id]
+
+
+def undo_key(change: Change) -> tuple[str, str]:
+    """What a change of a rollback plan is known by among the undos (`rollback.rollback_changes`): its
+    (object, record id), apart for a value restore, which may follow the undo of the same record."""
+    if is_value_restore(change):
+        return change.object + _RESTORE_TAG, change.record_id
+    return change.object, change.record_id
+
+
+def _empty(value: Any) -> bool:
+    # Kind-free: a live read gives a cleared checkbox as false, and some CRMs every value as text.
+    if value is None or value is False or (isinstance(value, float) and math.isnan(value)):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def live_matches(live: Any, value: Any, kind: FieldKind | None = None) -> bool:
+    """Whether a live read's value is the snapshot's `value` (canonical form): alike in canonical form, or
+    spelled as text by a CRM that sends every value as a string (a number, a checkbox)."""
+    if same_value(live, value):
+        return True
+    if not isinstance(live, str) or isinstance(value, str):
+        return False
+    if isinstance(value, bool) or kind is FieldKind.BOOL:
+        return live.strip().lower() == str(value).lower()
+    if isinstance(value, int | float):
+        try:
+            return float(live) == float(value)
+        except ValueError:
+            return False
+    return False
+
+
+def how_changed(live: Mapping[str, Any] | None, name: str, value: Any, kind: FieldKind | None = None) -> str | None:
+    """How the live record differs from the snapshot's `value` of field `name` ("changed", "cleared"), or
+    None if it holds it. A record gone for good takes its value with it whatever happens to the field; one
+    in the recycle bin is compared as it lies there (a rollback writes its value once it is undeleted)."""
+    if live is None:
+        return None
+    if _empty(live.get(name)):
+        return CLEARED
+    return None if live_matches(live.get(name), value, kind) else CHANGED
+
+
+def restore_verdict(change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary) -> tuple[str, str] | None:
+    """Why value restore `change` must be skipped given the live record (None if absent), or None."""
+    if live is None:
+        return _RECORD_GONE, "it is no longer in the CRM: its values are in the snapshot only"
+    if vocabulary.deleted_field and live.get(vocabulary.deleted_field):
+        return _RECORD_GONE, "it is in the recycle bin: undelete it, then roll back again to write its values"
+    taken = [name for name, value in change.after.items()
+             if not (_empty(live.get(name)) or live_matches(live.get(name), value))]
+    if taken:
+        return (SKIP_VALUE_WRITTEN, f"{', '.join(taken)} holds a value written since the field was re-created: "
+                "not overwritten (the old value is in the snapshot)")
+    return None
+
+
+def missing_field_verdict(change: Change, fields: Iterable[str]) -> tuple[str, str] | None:
+    """Why value restore `change` cannot be written: a field it writes is not on the object (`fields`)."""
+    names = set(fields)
+    lacking = [name for name in change.after if name not in names]
+    if not lacking:
+        return None
+    return (SKIP_FIELD_MISSING, f"{change.object} has no field {', '.join(lacking)} (its re-create failed or was "
+            "skipped): re-create it, then roll back again")
+
+
+def restore_order(changes: Sequence[Change], vocabulary: Vocabulary) -> list[Change]:
+    """`changes` with the re-creates of field definitions moved to the front (the values need a field to
+    land in) and the value restores to the end (after the undelete or the undo of the same record), order
+    otherwise kept."""
     concept = vocabulary.concept(CustomFields)
-    if concept is None:
-        return list(changes)
-    first = [c for c in changes if c.op is Op.CREATE and c.object == concept.definitions]
-    return first + [c for c in changes if not (c.op is Op.CREATE and c.object == concept.definitions)]
+    definitions = concept.definitions if concept is not None else None
+
+    def rank(change: Change) -> int:
+        if change.op is Op.CREATE and change.object == definitions:
+            return 0
+        return 2 if is_value_restore(change) else 1
+
+    return sorted(changes, key=rank)
+
+
+def unrestored(expected: Iterable[Change], rollbacks: Sequence[RunState]) -> list[tuple[Change, str]]:
+    """The value restores of `expected` that none of `rollbacks` (oldest first) applied, each with why:
+    the latest skip reason or error code logged for it, or "not in the plan"."""
+    done: set[tuple[str, str]] = set()
+    why: dict[tuple[str, str], str] = {}
+    for state in rollbacks:
+        for outcome in state.outcomes:
+            change = state.plan.changes[outcome.index]
+            if not is_value_restore(change):
+                continue
+            key = undo_key(change)
+            if outcome.outcome is Outcome.APPLIED:
+                done.add(key)
+            else:
+                why[key] = outcome.reason or outcome.error_code or str(outcome.outcome)
+    return [(c, why.get(undo_key(c), "not in the plan")) for c in expected if undo_key(c) not in done]

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from crmsweep import __version__
-from crmsweep.backup.field_restore import definitions_first, removed_fields, value_restores
+from crmsweep.backup.field_restore import is_value_restore, removed_fields, restore_order, value_restores
 from crmsweep.backup.recreate import FieldSpecs, create_values, parents_first, relinks, resolve_placeholders
 from crmsweep.backup.runlog import (
     STATUS_DONE,
@@ -281,7 +281,7 @@ def rollback_plan_of(
                  if not (u.op is Op.CREATE and (u.object, vocabulary.id_key(u.record_id)) in made)}
         links = [c for c in undos.values() if c.op is Op.ASSOCIATE]
         ordered = parents_first([c for c in undos.values() if c.op is not Op.ASSOCIATE], vocabulary)
-        changes = definitions_first(ordered, vocabulary) + links
+        changes = restore_order(ordered, vocabulary) + links
     except NotReversible as exc:
         raise SafetyRefusal(f"run {run_id} cannot be rolled back: {exc}") from None
     created = sum(1 for c in changes if c.op is Op.CREATE)
@@ -337,8 +337,10 @@ def not_undone(home: Home, run_id: str, by_run: str) -> list[str]:
         rollback = read_run(home, rollback_id)
         if rollback.rollback_of != run_id:
             continue
+        # A value restore writes into a re-created field: it puts back no change the run made to the record.
         undone |= {
             (rollback.plan.changes[i].object, rollback.plan.changes[i].record_id) for i in rollback.applied_order
+            if not is_value_restore(rollback.plan.changes[i])
         }
     missing = []
     for i in original.applied_order:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from crmsweep.backup.field_restore import is_value_restore, missing_field_verdict, restore_verdict
 from crmsweep.backup.recreate import parents_of, resolve_placeholders
 from crmsweep.backup.runlog import (
     KIND_APPLY,
@@ -50,7 +51,7 @@ from crmsweep.cleanup.drift import (
     someone_else_verdict,
 )
 from crmsweep.cleanup.interrupts import InterruptedMidWrite, can_defer, writes_finish_first
-from crmsweep.cleanup.live_check import ApplyTimeRules, LiveChecker
+from crmsweep.cleanup.live_check import ApplyTimeRules, LiveChecker, plan_snapshot
 from crmsweep.cleanup.plan_checks import check_plan, check_plan_text
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import (
@@ -105,6 +106,8 @@ class ApplyReport:
     planned_items: list[dict[str, Any]] = field(default_factory=list)
     # The plan was applied already by finished run `run_id`, whose status this is: nothing was done now.
     already_applied: str | None = None
+    # What the admin must know beyond the counts (a rollback: values of removed fields it could not put back).
+    notes: list[str] = field(default_factory=list)
 
 
 def _stop_reason(exc: ConnectorError) -> str:
@@ -143,6 +146,7 @@ class _Engine:
         self.calls_at_start = connector.api_usage().calls
         self.stopped: str | None = None
         self._field_names: dict[str, set[str]] = {}
+        self._described_again: set[str] = set()
         self.live = live
         # Which ops the live re-check applies to (None: every op, as for a scan plan).
         self.live_ops: frozenset[Op] | None = None
@@ -268,12 +272,16 @@ class _Engine:
         else:
             ids = [self.plan.changes[i].record_id for i in batch]
             extra = self.live.own_fields(head.object, [self.plan.changes[i] for i in batch]) if self.live else []
-            fields = self._check_fields(head.object, extra)
+            restores, restored_fields = self._value_restores(head.object, batch)
+            fields = self._check_fields(head.object, [*extra, *restored_fields])
             live = self.connector.read(head.object, ids, fields, include_deleted=True)
             keep = []
             for i in batch:
                 change = self.plan.changes[i]
-                verdict = drift_verdict(change, live.get(change.record_id), self.vocabulary)
+                if i in restores:
+                    verdict = restores[i] or restore_verdict(change, live.get(change.record_id), self.vocabulary)
+                else:
+                    verdict = drift_verdict(change, live.get(change.record_id), self.vocabulary)
                 if verdict is None:
                     keep.append(i)
                 else:
@@ -294,6 +302,23 @@ class _Engine:
             return
         with writes_finish_first():
             self._write_batch(head, keep)
+
+    def _value_restores(
+        self, object_name: str, batch: Sequence[int]
+    ) -> tuple[dict[int, tuple[str, str] | None], list[str]]:
+        """The value restores among `batch` (a rollback plan's: see `field_restore`), each with a skip known
+        before any read (a field the object lacks), and the fields to read for their precondition."""
+        found = [i for i in batch if self.plan.header.rollback_of and is_value_restore(self.plan.changes[i])]
+        if not found:
+            return {}, []
+        if object_name not in self._described_again:
+            # The fields were re-created by this rollback, maybe after the object was first described.
+            self._described_again.add(object_name)
+            self._field_names.pop(object_name, None)
+        names = self.field_names(object_name)
+        # A dry run re-creates no field: a field it would re-create is not there to read, and would be empty.
+        checks = {i: None if self.dry_run else missing_field_verdict(self.plan.changes[i], names) for i in found}
+        return checks, sorted({k for i in found for k in self.plan.changes[i].after if k in names})
 
     def _write_batch(self, head: Change, keep: list[int]) -> None:
         """Announce, send and log one batch: the window in which a Ctrl-C waits for the result."""
@@ -756,12 +781,13 @@ def apply_plan(
             # A record's age is no protection against undoing crmsweep's own re-create of it.
             in_force = replace(in_force, recent_days=0)
         live = LiveChecker(connector, in_force, plan.header.pass_settings, now or datetime.now(UTC),
-                           engine.field_names)
+                           engine.field_names, snapshot=plan_snapshot(home, plan))
         engine.live = live
         if from_run:
             # A rollback puts back what a run changed, whatever holds the records now; but a change of it
             # that removes a record again (the undo of an undelete or a reactivation) is a cleanup once more.
             engine.live_ops = REMOVING_OPS
+            live.undoing = True
         return engine
 
     def fresh() -> list[ChangeOutcome]:

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from crmsweep.cleanup.passes import PASSES, LiveNeeds, LiveRows, RelatedRead, validate_settings
+from crmsweep.backup.field_restore import CLEARED, RecordSource, filled_rows, holds_value, how_changed
+from crmsweep.cleanup.passes import PASSES, LiveNeeds, LiveRows, RelatedRead, ValueCheck, validate_settings
 from crmsweep.cleanup.protect import Protections
 from crmsweep.connectors.base import Connector
-from crmsweep.errors import UnknownObject
-from crmsweep.model import Change, Record, association_object
+from crmsweep.errors import BadInput, UnknownObject
+from crmsweep.model import Change, Plan, Record, association_object
+from crmsweep.paths import Home
 
 SKIP_PROTECTED = "protected"
 SKIP_NO_LONGER_QUALIFIES = "no longer qualifies"
@@ -49,6 +51,7 @@ class LiveChecker:
         ran_with: Mapping[str, Mapping[str, Any]],
         now: datetime,
         field_names: Callable[[str], set[str]],
+        snapshot: Callable[[], RecordSource | None] | None = None,
     ) -> None:
         self.connector = connector
         self.vocabulary = connector.vocabulary
@@ -59,6 +62,12 @@ class LiveChecker:
         self._ran_with = ran_with
         self._settings: dict[str, Mapping[str, Any]] = {}
         self._held: dict[str, bool] = {}
+        # The plan's snapshot (opened on first use: only a removal of a field compares values with it).
+        self._open_snapshot = snapshot
+        self._snapshot: RecordSource | None = None
+        # A plan from a run (a rollback of a rollback) clears the values it wrote before it removes their
+        # field again: a value found cleared is then its own doing, and only one changed would be lost.
+        self.undoing = False
 
     @property
     def protections(self) -> Protections:
@@ -104,6 +113,7 @@ class LiveChecker:
     def verdicts(self, changes: Sequence[Change], live: Mapping[str, Record]) -> list[tuple[str, str] | None]:
         """Per change (live record in `live` by id): a skip (reason, detail), or None if it still qualifies."""
         related = self._related(changes)
+        values = self._value_checks(changes)
         out: list[tuple[str, str] | None] = []
         for n, change in enumerate(changes):
             record = live.get(change.record_id, {})
@@ -115,7 +125,7 @@ class LiveChecker:
             if spec is None or spec.live_check is None:
                 out.append(None)
                 continue
-            rows = LiveRows(record=record, related=related[n], vocabulary=self.vocabulary)
+            rows = LiveRows(record=record, related=related[n], vocabulary=self.vocabulary, values=values[n])
             reason = spec.live_check.recheck(change, rows, self._settings_of(change.pass_name), self.now)
             out.append(None if reason is None else (SKIP_NO_LONGER_QUALIFIES, reason))
         return out
@@ -135,6 +145,53 @@ class LiveChecker:
                 if self._org_has(step.object):
                     self._read_step(step, [(n, changes[n]) for n in positions], per_change, key)
         return per_change
+
+    def _value_checks(self, changes: Sequence[Change]) -> list[ValueCheck | None]:
+        """Per change, the check of the values its pass asked for (`LiveNeeds.values_of`), or None: one read
+        of the snapshot and one live read of the records holding a value, per object, for the whole batch."""
+        wanted: list[tuple[str, str] | None] = []
+        for change in changes:
+            needs = self._needs(change)
+            wanted.append(needs.values_of(change) if needs is not None and needs.values_of is not None else None)
+        if not any(wanted):
+            return [None] * len(changes)
+        source = self._source()
+        if source is None:
+            why = "the snapshot the plan came from is gone, so its values cannot be compared with the live ones"
+            return [None if w is None else ValueCheck(w[0], w[1], unavailable=why) for w in wanted]
+        by_object: dict[str, list[str]] = {}
+        for target in wanted:
+            if target is not None:
+                by_object.setdefault(target[0], []).append(target[1])
+        found: dict[tuple[str, str], ValueCheck] = {}
+        for obj, names in by_object.items():
+            found.update(self._compare(source, obj, list(dict.fromkeys(names))))
+        return [None if w is None else found.get(w, ValueCheck(w[0], w[1])) for w in wanted]
+
+    def _source(self) -> RecordSource | None:
+        if self._snapshot is None and self._open_snapshot is not None:
+            self._snapshot = self._open_snapshot()
+        return self._snapshot
+
+    def _compare(self, source: RecordSource, obj: str, names: Sequence[str]) -> dict[tuple[str, str], ValueCheck]:
+        vocab = self.vocabulary
+        kinds = {s.name: s.kind for s in source.fields(obj)} if source.has(obj) else {}
+        names = [n for n in names if n in kinds]  # the pass judges no field the snapshot lacks
+        rows = filled_rows(source, obj, names, vocab)
+        live: dict[str, Record] = {}
+        if rows:
+            deleted = vocab.deleted_field
+            extra = [deleted] if deleted and deleted in self.field_names(obj) else []
+            read = self.connector.read(obj, sorted(rows), [*names, *extra], include_deleted=True)
+            live = {vocab.id_key(i): r for i, r in read.items()}
+        out: dict[tuple[str, str], ValueCheck] = {}
+        for name in names:
+            held = {i: r[name] for i, r in rows.items() if holds_value(r.get(name), kinds[name])}
+            hows = {i: how_changed(live.get(vocab.id_key(i)), name, v, kinds[name]) for i, v in held.items()}
+            changed = {i: how for i, how in hows.items()
+                       if how is not None and not (self.undoing and how == CLEARED)}
+            out[(obj, name)] = ValueCheck(obj, name, holders=len(held), changed=changed)
+        return out
 
     def _org_has(self, object_name: str) -> bool:
         """Whether the CRM has the object a related read names: one it lacks (an org without cases)
@@ -174,3 +231,23 @@ class LiveChecker:
             per_change[n][step.name] = [
                 r for r in rows if r.get(step.match_field) and key(str(r[step.match_field])) in wanted[n]
             ]
+
+
+def plan_snapshot(home: Home, plan: Plan) -> Callable[[], RecordSource | None]:
+    """Opens the snapshot `plan`'s changes came from (through the runs it undoes), or None if it is gone."""
+
+    def open_it() -> RecordSource | None:
+        # Imported here: the reader pulls in pyarrow, which only a removal of a field needs at apply time.
+        from crmsweep.backup.rollback import _source_snapshot
+        from crmsweep.backup.runlog import read_run
+        from crmsweep.backup.snapshot import open_snapshot
+
+        source = dict(plan.header.source)
+        try:
+            snapshot_id = (source.get("id") if source.get("kind") == "snapshot"
+                           else _source_snapshot(home, read_run(home, str(source.get("id", "")))))
+            return open_snapshot(home, snapshot_id) if snapshot_id else None
+        except BadInput:
+            return None
+
+    return open_it

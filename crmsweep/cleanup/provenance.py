@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from crmsweep.backup.field_restore import undo_key
 from crmsweep.cleanup.drift import same_value
 from crmsweep.cleanup.labels import change_name, record_label
 from crmsweep.cleanup.passes import ANY_VALUE, PASSES, Proposal, validate_settings
@@ -130,7 +131,7 @@ def inverse_problems(plan: Plan, inverses: Mapping[tuple[str, str], Change]) -> 
     offenders: list[str] = []
     seen: set[tuple[str, str]] = set()
     for change in plan.changes:
-        key = (change.object, change.record_id)
+        key = undo_key(change)
         expected = inverses.get(key)
         if expected is None:
             problem: str | None = "no applied change of the run is undone by it"

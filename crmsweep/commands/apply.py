@@ -94,6 +94,7 @@ def report_json(report: ApplyReport, resume: str) -> dict[str, object]:
         "would_write": report.planned_items if dry else None,
         "would_skip_items": report.skipped_items if dry else None,
         "already_applied": report.already_applied,
+        "notes": report.notes,
     }
 
 
@@ -118,6 +119,8 @@ def render_report(report: ApplyReport, *, resume_hint: str) -> None:
             err.print(one_line(line), markup=False)
         if len(items) > SHOW_ITEMS:
             err.print(f"  … and {len(items) - SHOW_ITEMS} more {title.lower()}; `--json` lists them all")
+    for note in report.notes:
+        err.print(one_line(note), style="yellow", markup=False)
     if report.stopped:
         err.print(one_line(f"Stopped: {report.stopped}. {report.remaining} changes remain: {resume_hint}"),
                   style="yellow", markup=False)

@@ -145,19 +145,37 @@ class RelatedRead:
 
 @dataclass(frozen=True)
 class LiveNeeds:
-    """What apply re-reads live for one candidate object: its own `fields` and the `related` rows."""
+    """What apply re-reads live for one candidate object: its own `fields` and the `related` rows, and
+    with `values_of(change)` = (record object, field), the live values of every record the plan's snapshot
+    holds a value of that field on (a removal of the field must not lose values the snapshot lacks)."""
 
     fields: tuple[str, ...] = ()
     related: tuple[RelatedRead, ...] = ()
+    values_of: Callable[[Change], tuple[str, str] | None] | None = None
+
+
+@dataclass(frozen=True)
+class ValueCheck:
+    """The snapshot's values of `object`.`field_name` against the live records: how many records held one at the
+    backup (`holders`), and those whose live value is not that one, by id, with how ("changed", "cleared").
+    `unavailable` says why nothing could be compared (the snapshot is gone)."""
+
+    object: str
+    field_name: str
+    holders: int = 0
+    changed: Mapping[str, str] = field(default_factory=dict)
+    unavailable: str | None = None
 
 
 @dataclass(frozen=True)
 class LiveRows:
-    """The live state of one candidate: its record (the needed fields) and its related rows by read name."""
+    """The live state of one candidate: its record (the needed fields), its related rows by read name,
+    and the check of its values where the pass asked for one (`LiveNeeds.values_of`)."""
 
     record: Mapping[str, Any]
     related: Mapping[str, Sequence[Record]]
     vocabulary: Vocabulary
+    values: ValueCheck | None = None
 
 
 def live_flag(value: Any) -> bool | None:

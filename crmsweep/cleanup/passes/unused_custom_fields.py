@@ -15,8 +15,11 @@ A field on an object the snapshot lacks is not judged (its values would not be i
 rollback could not write them back): a note names it. Every proposal's reason states its evidence, and
 a note says what the reference evidence cannot see (the concept's caveats).
 
-The removal is the concept's op (archive); the rollback brings the definition back and writes the
-snapshot's values onto the records that still exist (crmsweep/backup/field_restore.py).
+The removal is the concept's op (archive). Before it, apply checks again: the CRM's count of values
+(not more than at the backup; a field the CRM cannot count is kept), and the values themselves of the
+records that held one, which must still be the snapshot's, or a rollback would write back stale ones.
+The rollback brings the definition back and writes the snapshot's values onto every record that exists,
+whoever edited it since (crmsweep/backup/field_restore.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from crmsweep.backup.field_restore import filled_mask
 from crmsweep.bounds import Bound
 from crmsweep.cleanup.passes import (
     LiveCheck,
@@ -43,7 +47,7 @@ from crmsweep.cleanup.passes import (
 )
 from crmsweep.cleanup.view import live_frame
 from crmsweep.concepts import CustomFields
-from crmsweep.model import Change, FieldKind, Op, Severity, Vocabulary
+from crmsweep.model import Change, Op, Severity, Vocabulary
 
 NAME = "unused_custom_fields"
 HELD_REFERENCED = "referenced"
@@ -69,16 +73,6 @@ def _references(ctx: PassContext, concept: CustomFields) -> dict[tuple[str, str]
     return uses
 
 
-def _filled(values: pd.Series, kind: FieldKind) -> pd.Series:
-    """Which values count as filled: a checkbox only when true (it is never empty), text when not blank."""
-    if kind is FieldKind.BOOL:
-        return values.fillna(False).astype(bool)
-    present = values.notna()
-    if kind is FieldKind.STRING:
-        present &= values.astype("string").str.strip().fillna("") != ""
-    return present
-
-
 def _fill_evidence(ctx: PassContext, obj: str, field: str) -> tuple[int, int, pd.Timestamp | None] | None:
     """(records holding a value, records, the latest fingerprint of one holding a value), or None when
     the snapshot lacks the object or the column."""
@@ -90,7 +84,7 @@ def _fill_evidence(ctx: PassContext, obj: str, field: str) -> tuple[int, int, pd
         return None
     columns = [vocab.id_field, field, *([vocab.fingerprint_field] if vocab.fingerprint_field in specs else [])]
     frame = live_frame(view, obj, columns, vocab.deleted_field)
-    mask = _filled(frame[field], specs[field].kind)
+    mask = filled_mask(frame[field], specs[field].kind)
     latest = None
     if vocab.fingerprint_field in frame and mask.any():
         stamps = pd.to_datetime(frame.loc[mask, vocab.fingerprint_field], utc=True, errors="coerce")
@@ -163,11 +157,12 @@ def run(ctx: PassContext) -> PassOutput:
         output.notes.append(f"{concept.caveats}; values removed with a field are in the snapshot, and a "
                             "rollback writes them back")
     if output.changes and ctx.settings["max_fill"] > 0:
-        # Review found it: a value restore is drift-checked against the backup's stamp, so a record edited
-        # between the backup and the rollback does not get its value back (it stays in the snapshot only).
-        output.notes.append("max_fill is above 0, so fields holding values are removed: a rollback writes "
-                            "a value back only onto a record nobody edited since the backup, and not onto "
-                            "one another pass of the plan deletes; back up right before applying")
+        # What raising max_fill costs, said where the admin reviews it: the values live on in the snapshot only.
+        output.notes.append("max_fill is above 0, so fields holding values are removed: apply first checks "
+                            "each value against the live record (a field whose values changed since the "
+                            "backup is kept), and a rollback writes every value back, also onto records "
+                            "edited or deleted since; a value it cannot write (record deleted, or a new value "
+                            "in the re-created field) is reported, and the run is not marked rolled back")
     return output
 
 
@@ -184,7 +179,9 @@ def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
     # The definition itself, re-read (one cheap call): still there, still removable, and, where the CRM
     # counts values for us, not filled since the backup. Uses are not re-read (forms, dependencies and
     # report columns cost a full listing each): the plan's evidence is the backup's.
-    return LiveNeeds(fields=(*filled, vocab.created_field))
+    # With the count, the values themselves of the records that held one (at most max_fill of them): the
+    # count alone misses a value changed, or moved to another record, and the snapshot's would then be stale.
+    return LiveNeeds(fields=(*filled, vocab.created_field), values_of=lambda change: concept.field_of(change.before))
 
 
 def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
@@ -196,10 +193,23 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
     if live_flag(live.record.get(live.vocabulary.deleted_field or "")) is True:
         return "already removed"
     name = concept.filled_field
+    if name and name in live.record and live.record.get(name) is None:
+        # Without the CRM's count, a value written since the backup onto a record that held none is seen
+        # nowhere (the values check below covers only the records that held one), and would be lost.
+        return ("the CRM gives no count of its values (e.g. a long text, rich text or encrypted field), so "
+                "values written since the backup cannot be seen: check and remove it by hand")
     if name and name in live.record:
         now_filled, then = live.record.get(name), change.before.get(name)
         if isinstance(now_filled, int | float) and isinstance(then, int | float) and now_filled > then:
             return f"values written since the backup: {int(now_filled)} records hold one, {int(then)} did"
+    values = live.values
+    if values is not None and values.unavailable:
+        return values.unavailable
+    if values is not None and values.changed:
+        first = min(values.changed)
+        return (f"values changed since the backup on {len(values.changed)} of the {values.holders} {values.object} "
+                f"records holding one (e.g. {first}: {values.changed[first]}): a rollback would write back the "
+                "snapshot's stale values; back up and scan again")
     return None
 
 

@@ -1,0 +1,60 @@
+"""Whether a run's rollbacks put back every value of the fields it removed, and if not, what to tell the admin.
+
+A run that removed custom fields is rolled back only when the definitions AND their values are back:
+the value restores the planner would make now (`rollback.rollback_changes`, the same rebuild the plan
+checks use, so a trimmed plan is no way round it) must each have been applied by one of its rollbacks.
+Until then the run is not marked rolled back, and the admin is told how many values are not back, why,
+and what to do; rolling back again writes the rest (a value already back is written again unchanged).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from crmsweep.backup.field_restore import is_value_restore, removed_fields, unrestored
+from crmsweep.backup.rollback import _source_snapshot as source_snapshot
+from crmsweep.backup.rollback import rollback_changes
+from crmsweep.backup.runlog import RunState, read_run
+from crmsweep.model import Change, Op, Vocabulary
+from crmsweep.paths import Home
+
+# What the admin can do about each reason a value restore did not land.
+_WHAT_TO_DO = {
+    "missing": "put the records back (e.g. undelete them)",
+    "field missing": "re-create the fields",
+    "value written since": "compare the values written since with the snapshot and keep the right ones by hand",
+}
+
+
+def values_not_restored(home: Home, run_id: str, by_run: str, vocabulary: Vocabulary) -> list[tuple[Change, str]]:
+    """The value restores of the fields run `run_id` removed that none of its rollbacks (those its log
+    names, and `by_run`) applied, each with why; empty when it removed no field holding values."""
+    state = read_run(home, run_id)
+    if not removed_fields((state.plan.changes[i] for i in state.applied_order), vocabulary):
+        return []
+    rollbacks = [r for r in (read_run(home, i) for i in dict.fromkeys([*state.rollbacks, by_run]))
+                 if r.rollback_of == run_id]
+    # What was re-created rather than undeleted, as the rollbacks planned it: their values ride on the create.
+    recreate = {(c.object, vocabulary.id_key(c.record_id)) for r in rollbacks for c in r.plan.changes
+                if c.op is Op.CREATE}
+    expected = [c for c in rollback_changes(home, state, vocabulary, recreate=recreate, strict=False).values()
+                if is_value_restore(c)]
+    return unrestored(expected, rollbacks)
+
+
+def not_restored_note(home: Home, state: RunState, lost: Sequence[tuple[Change, str]]) -> str:
+    """One line for the rollback report: how many values are not back, why (with an example each), and what to do."""
+    run_id = state.run_id
+    reasons = Counter(why for _change, why in lost)
+    parts = []
+    for why, count in reasons.most_common():
+        first = next(c for c, w in lost if w == why)
+        more = f" and {count - 1} more" if count > 1 else ""
+        parts.append(f"{count} {why}: {first.object} {first.record_id}{more}")
+    todo = "; ".join(dict.fromkeys(_WHAT_TO_DO.get(why, "see the skipped and failed items above") for why in reasons))
+    values = sum(len(c.after) for c, _why in lost)
+    snapshot = source_snapshot(home, state)
+    return (f"{values} value{'s' if values != 1 else ''} of the fields run {run_id} removed could not be written "
+            f"back ({'; '.join(parts)}); run {run_id} is not marked rolled back: the values are in snapshot "
+            f"{snapshot}; {todo}, then run `crmsweep rollback {run_id}` again")
