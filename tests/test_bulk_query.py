@@ -234,3 +234,44 @@ def test_a_job_that_processed_more_than_its_pages_hold_fails(
     with pytest.raises(ConnectorError, match="processed"):
         backup(connector(connection, 10), tmp_path)
     _no_snapshot(tmp_path)
+
+
+def test_a_result_url_on_another_host_is_not_followed(
+    connection: Connection, sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = sandbox_bulk.QueryJobs.result_pages
+
+    def elsewhere(self: Any, job: Any, version: str, request: Any) -> Any:
+        response = real(self, job, version, request)
+        response.body = response.body.replace(b'"resultUrl":"/', b'"resultUrl":"https://attacker.example/')
+        return response
+
+    monkeypatch.setattr(sandbox_bulk.QueryJobs, "result_pages", elsewhere)
+    sf = connector(connection, 10)
+    monkeypatch.setattr(sf._bulk, "max_records", 100)  # several pages: the resultPages listing is used
+    with pytest.raises(ConnectorError, match="not followed"):
+        backup(sf, tmp_path)
+    _no_snapshot(tmp_path)
+
+
+def test_a_job_still_polled_is_stopped_when_another_object_fails(
+    connection: Connection, sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crmsweep.backup import snapshot_writer
+
+    monkeypatch.setattr(sandbox_bulk.QueryJobs, "poll", lambda self, job: job)  # never completes
+    real = snapshot_writer._write_object
+
+    def account_fails(sf: Any, folder: Path, name: str, *rest: Any) -> Any:
+        if name == "Account":
+            raise ConnectorError("Account could not be read")
+        return real(sf, folder, name, *rest)
+
+    monkeypatch.setattr(snapshot_writer, "_write_object", account_fails)
+    sf = SalesforceConnector(connection, retry=RetryPolicy.immediate(), bulk_query_rows=10**9,
+                             bulk_polls=PollSchedule(first=0.05, longest=0.05))
+    sf.bulk_query_rows = CONTACTS - 1  # Contact by a job; Account (fewer rows) over REST
+    with pytest.raises(ConnectorError, match="Account could not be read"):
+        take_snapshot(sf, Home(tmp_path), objects=("Contact", "Account"), workers=2)
+    _no_snapshot(tmp_path)
+    assert _jobs_left(sandbox) == []  # aborted, then deleted

@@ -282,16 +282,23 @@ def _write_objects(connector: Connector, folder: Path, names: Sequence[str], pro
     with concurrent.futures.ThreadPoolExecutor(min(workers, len(names)), thread_name_prefix="backup") as pool:
         futures = [pool.submit(_write_object, connector, folder, name, progress, live.get(name), stop)
                    for name in names]
+        original: BaseException | None = None
         try:
-            concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+            done, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+            # What went wrong first, not what the others said as they were stopped.
+            original = next((f.exception() for f in futures if f in done and f.exception() is not None), None)
         finally:  # a failure, or Ctrl-C in this thread: the others stop and are waited for
             if not all(f.done() and f.exception() is None for f in futures):
                 stop.set()
                 for future in futures:
                     future.cancel()
+                # A connector whose reads wait on the CRM (a Bulk job being polled) stops them too.
+                cancel = getattr(connector, "cancel_reads", None)
+                if cancel is not None:
+                    cancel()
             concurrent.futures.wait(futures)
     failures = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
-    first = next((e for e in failures if not isinstance(e, _Stopped)), failures[0] if failures else None)
+    first = original or next((e for e in failures if not isinstance(e, _Stopped)), failures[0] if failures else None)
     if first is not None:
         raise first
     return [f.result() for f in futures]

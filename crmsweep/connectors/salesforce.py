@@ -280,8 +280,7 @@ class SalesforceConnector:
         self._plans: dict[str, ReadPlan] = {}
         self._bulk = BulkQueryReader(
             session=self._session, base_url=self._sf.base_url, headers=lambda: self._sf.headers,
-            call=self._call, api_version=self._version, sleep=self._retry.sleep,
-            polls=bulk_polls or PollSchedule(),
+            call=self._call, api_version=self._version, polls=bulk_polls or PollSchedule(),
         )
 
     # -- plumbing
@@ -416,6 +415,11 @@ class SalesforceConnector:
                     self._plans[name] = ReadPlan(object=name, rows=rows, method="rest",
                                                  calls=1 + max(1, -(-rows // _REST_PAGE_ROWS)))
         return self._plans[name]
+
+    def cancel_reads(self) -> None:
+        """Stop the Bulk jobs this connector is reading (another thread's backup is failing): they end
+        at their next poll or page, aborted and deleted. For good: a cancelled connector is given up."""
+        self._bulk.cancel()
 
     def iter_pages(
         self,

@@ -20,10 +20,12 @@ import contextlib
 import csv
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce.util import exception_handler
@@ -60,7 +62,6 @@ class BulkQueryReader:
         headers: Callable[[], Mapping[str, str]],
         call: Callable[..., Any],
         api_version: str,
-        sleep: Callable[[float], None],
         polls: PollSchedule = PollSchedule(),
         max_records: int = MAX_RECORDS,
         threads: int = DOWNLOAD_THREADS,
@@ -71,10 +72,24 @@ class BulkQueryReader:
         self._headers = headers
         self._call = call
         self.parallel = int(api_version.split(".")[0]) >= RESULT_PAGES_VERSION
-        self._sleep = sleep
+        # Set by `cancel`: a backup stopping (another object failed, Ctrl-C) ends jobs still being polled.
+        self._cancelled = threading.Event()
         self._polls = polls
         self.max_records = max_records
         self._threads = threads
+
+    def cancel(self) -> None:
+        """Stop every job this reader polls or pages through (for good: the connector is being given up)."""
+        self._cancelled.set()
+
+    def _url(self, path: str, action: str) -> str:
+        """`path` from Salesforce's answer (a resultUrl, a nextRecordsUrl) on this instance: a path only,
+        never another host, which would receive the bearer token."""
+        parts = urlsplit(path)
+        if parts.scheme or parts.netloc or not path.startswith("/services/data/"):
+            raise ConnectorError(f"{action}: Salesforce pointed a result page outside /services/data/ on its own "
+                                 "instance; not followed")
+        return self._host + path
 
     # -- HTTP
 
@@ -117,6 +132,8 @@ class BulkQueryReader:
             seen = 0
             with tempfile.TemporaryDirectory(prefix="crmsweep-bulk-") as folder:
                 for path, announced in self._downloads(job_url, Path(folder), action, expected):
+                    if self._cancelled.is_set():
+                        raise ConnectorError(f"{action}: stopped between result pages (the backup is being stopped)")
                     rows = 0
                     for chunk in _parse(path, specs, object_name):
                         rows += len(chunk)
@@ -150,7 +167,8 @@ class BulkQueryReader:
                 raise ConnectorError(f"{action}: the query job was still {state} after {waited:.0f} s: "
                                      "try again later, or back the object up over REST with a higher threshold")
             wait = self._polls.first if wait == 0 else min(wait * 2, self._polls.longest)
-            self._sleep(wait)
+            if self._cancelled.wait(wait):
+                raise ConnectorError(f"{action}: stopped while the query job ran (the backup is being stopped)")
             waited += wait
 
     def _remove(self, job_url: str, action: str, finished: bool) -> None:
@@ -183,7 +201,7 @@ class BulkQueryReader:
             number = 0
             while next_url:
                 listing = self._json("GET", next_url, action)
-                urls = [self._host + str(p["resultUrl"]) for p in listing.get("resultPages") or []
+                urls = [self._url(str(p["resultUrl"]), action) for p in listing.get("resultPages") or []
                         if isinstance(p, Mapping) and p.get("resultUrl")]
                 paths = [folder / f"page-{number + i}.csv" for i in range(len(urls))]
                 number += len(urls)
@@ -195,7 +213,7 @@ class BulkQueryReader:
                     for future in futures:
                         future.cancel()
                 following = listing.get("nextRecordsUrl") or listing.get("nextRecordUrl")
-                next_url = None if listing.get("done", True) or not following else self._host + str(following)
+                next_url = None if listing.get("done", True) or not following else self._url(str(following), action)
 
     def _download(self, url: str, path: Path, action: str) -> tuple[int, str | None]:
         """One result page to `path` (0600); its Sforce-NumberOfRecords and Sforce-Locator."""
