@@ -93,7 +93,7 @@ def test_one_object_failing_fails_the_snapshot_and_stops_the_others(
     # Contact and Task (over the 500-row threshold) are read through jobs whose result pages never come;
     # the other objects are read over REST at the same time.
     sandbox.set_faults([FaultRule(kind="status", status=503, method="GET", path=r"/results$")])
-    with pytest.raises(ConnectorError, match="bulk query (Contact|Task)"):
+    with pytest.raises(ConnectorError, match=r"bulk query (Contact|Task)"):
         take_snapshot(sf, Home(tmp_path), objects=OBJECTS, workers=4)
     assert os.listdir(tmp_path / "snapshots") == []  # no manifest, no partial folder
     assert not [t for t in threading.enumerate() if t.name.startswith(("backup", "bulk-page"))]
