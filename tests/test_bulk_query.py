@@ -275,3 +275,21 @@ def test_a_job_still_polled_is_stopped_when_another_object_fails(
         take_snapshot(sf, Home(tmp_path), objects=("Contact", "Account"), workers=2)
     _no_snapshot(tmp_path)
     assert _jobs_left(sandbox) == []  # aborted, then deleted
+
+
+def test_an_include_deleted_read_through_a_job_holds_the_recycle_bin(
+    connection: Connection, sandbox: RunningSandbox
+) -> None:
+    sf = connector(connection, 10)
+    [made] = sf.create("Contact", [{"LastName": "Binned"}])
+    assert made.id is not None and sf.delete("Contact", [made.id])[0].ok
+    try:
+        assert sf.read_plan("Contact").method == "bulk"
+        sandbox.reset_stats()
+        rows = [r for page in sf.iter_pages("Contact", ["Id", "IsDeleted"], include_deleted=True) for r in page]
+        assert {"Id": made.id, "IsDeleted": True} in rows and len(rows) == CONTACTS + 1
+        assert sandbox.stats()["by_endpoint"]["POST jobs/query"] == 1  # queryAll, through the job
+        live = [r for page in sf.iter_pages("Contact", ["Id"]) for r in page]
+        assert {"Id": made.id} not in live and len(live) == CONTACTS
+    finally:
+        sf.close()
