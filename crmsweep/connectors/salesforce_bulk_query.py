@@ -188,6 +188,7 @@ class BulkQueryReader:
         fetched at once, without a resultPages listing first."""
         if not self.parallel or expected <= self.max_records:
             locator: str | None = None
+            seen: set[str] = set()
             number = 0
             while True:
                 url = f"{job_url}/results?maxRecords={self.max_records}" + (f"&locator={locator}" if locator else "")
@@ -197,6 +198,10 @@ class BulkQueryReader:
                 number += 1
                 if locator in (None, "", "null"):
                     return
+                if locator in seen:
+                    raise ConnectorError(f"{action}: Salesforce repeated a result locator: stopped to avoid an "
+                                         "endless loop")
+                seen.add(locator)
         with concurrent.futures.ThreadPoolExecutor(self._threads, thread_name_prefix="bulk-page") as pool:
             next_url: str | None = f"{job_url}/resultPages?maxRecords={self.max_records}"
             number = 0
