@@ -266,7 +266,7 @@ def _write_links(connector: Connector, folder: Path, source: str, target: str, i
 
 
 def _plan(connector: Connector, name: str) -> ReadPlan | None:
-    # Shim until every connector has `read_plan` (HubSpot's comes with the API budget stream).
+    # Shim until every connector has `read_plan` (the API budget stream adds the others).
     planner = getattr(connector, "read_plan", None)
     return planner(name) if planner is not None else None
 
