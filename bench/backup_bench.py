@@ -2,7 +2,12 @@
 
 Run on demand only (never from tests or CI), from the repository root:
 
-    .venv/bin/python -m bench.backup_bench --sizes 10000,100000 --repeat 3 [--profile]
+    .venv/bin/python -m bench.backup_bench --sizes 10000,100000 --latency-ms 0,50 --repeat 3 [--all-objects]
+
+`--latency-ms` serves the same seeded sandbox once per latency (`crmsweep sandbox serve --latency-ms`),
+so a real network's round trip can be charged to every call. `--all-objects` backs up every object of
+Salesforce's standard backup set instead of Contact alone (the naive script reads them one after the
+other, as a user's loop would).
 
 For each size N the embedded sandbox is seeded with N contacts in a temporary folder and served
 by `crmsweep sandbox serve` in its own process, so the server's CPU and memory are not charged to
@@ -16,8 +21,9 @@ the client. Each repetition then runs, side by side and in alternating order:
 Each measurement is a fresh child process: wall time from spawn to exit, and peak RSS from that
 child's own rusage (`os.wait4`), so no other process's peak can leak into it. API calls are
 counted by the sandbox (`/__sandbox/stats`, reset before every run) and, for crmsweep, compared
-with the count it reports in its JSON. The theoretical REST minimum is one describe plus
-ceil(N / 2000) query pages. The output is a Markdown table of medians and ratios.
+with the count it reports in its JSON. The REST minimum is one describe plus ceil(N / 2000) query
+pages per object; the Bulk minimum (objects over 10,000 rows) is one describe, one job creation, one
+status poll and ceil(N / 50,000) result pages. The output is a Markdown table of medians and ratios.
 """
 
 from __future__ import annotations
@@ -49,8 +55,10 @@ TOKEN_ENV = "BENCH_TOKEN"  # the token travels by environment, never on a comman
 CONNECTION = "bench"
 OBJECT = "Contact"
 REST_PAGE = 2000  # Salesforce's default (and maximum) REST query page
+BULK_PAGE = 50_000  # rows per Bulk result page crmsweep asks for
+BULK_OVER = 10_000  # crmsweep's default threshold for the Bulk path
 SEED = 7
-SEED_TIMEOUT_S = 600.0
+SEED_TIMEOUT_S = 3600.0  # seeding 100k took over 10 minutes on the loaded 2-core box
 RUN_TIMEOUT_S = 1800.0
 TOOLS = ("baseline", "crmsweep")
 
@@ -92,11 +100,12 @@ class Sandbox:
 class SandboxProcess:
     """`crmsweep sandbox serve` seeded with `records` contacts; stopped with SIGTERM on exit."""
 
-    def __init__(self, state_dir: Path, records: int, log: Path, *, provider: str = "salesforce") -> None:
+    def __init__(self, state_dir: Path, records: int, log: Path, *, provider: str = "salesforce",
+                 latency_ms: int = 0) -> None:
         self._log = log
         argv = [
             sys.executable, "-m", "crmsweep", "sandbox", "serve", "--provider", provider, "--state", str(state_dir),
-            "--records", str(records), "--seed", str(SEED),
+            "--records", str(records), "--seed", str(SEED), "--latency-ms", str(latency_ms),
             # A generous allowance: repeated runs at 100k must never hit the simulated daily limit.
             "--api-limit", "100000000",
         ]
@@ -151,6 +160,7 @@ class Measurement:
     api_calls: int  # counted by the sandbox
     reported_calls: int | None  # what the tool says it used, if it says
     rows: int
+    objects: dict[str, int] = field(default_factory=dict)  # rows per object, where the tool says
 
 
 def run_child(argv: Sequence[str], env: dict[str, str]) -> tuple[float, float, str]:
@@ -188,30 +198,34 @@ def write_config(path: Path, sandbox: Sandbox) -> None:
     )
 
 
-def measure_crmsweep(sandbox: Sandbox, config: Path, home: Path) -> Measurement:
+def measure_crmsweep(sandbox: Sandbox, config: Path, home: Path, objects: Sequence[str]) -> Measurement:
     argv = [
-        sys.executable, "-m", "crmsweep", "backup", "-c", CONNECTION, "--object", OBJECT, "--json",
-        "--config", str(config), "--home", str(home),
+        sys.executable, "-m", "crmsweep", "backup", "-c", CONNECTION, *[a for o in objects for a in ("--object", o)],
+        "--json", "--config", str(config), "--home", str(home),
     ]
     sandbox.reset_stats()
     wall, rss, stdout = run_child(argv, child_env(sandbox))
     calls = sandbox.api_calls()
     summary = json.loads(stdout)
     shutil.rmtree(home, ignore_errors=True)  # keep the disk (and its page cache) from filling up
-    return Measurement(wall, rss, calls, int(summary["api_calls"]), int(summary["objects"][OBJECT]))
+    rows = {str(k): int(v) for k, v in summary["objects"].items()}
+    return Measurement(wall, rss, calls, int(summary["api_calls"]), sum(rows.values()), rows)
 
 
-def measure_baseline(sandbox: Sandbox, output: Path) -> Measurement:
-    argv = [sys.executable, "-m", "bench.backup_bench", "--naive-worker", sandbox.url, sandbox.ca_file, str(output)]
+def measure_baseline(sandbox: Sandbox, output: Path, objects: Sequence[str]) -> Measurement:
+    argv = [sys.executable, "-m", "bench.backup_bench", "--naive-worker", sandbox.url, sandbox.ca_file, str(output),
+            ",".join(objects)]
     sandbox.reset_stats()
     wall, rss, stdout = run_child(argv, child_env(sandbox))
     calls = sandbox.api_calls()
-    output.unlink(missing_ok=True)
+    for name in objects:
+        output.with_name(f"{output.stem}-{name}.parquet").unlink(missing_ok=True)
     return Measurement(wall, rss, calls, None, int(json.loads(stdout)["rows"]))
 
 
-def naive_worker(url: str, ca_file: str, output: str) -> None:
-    """The script a user would write without crmsweep. Runs in its own interpreter to be measured."""
+def naive_worker(url: str, ca_file: str, output: str, objects: str) -> None:
+    """The script a user would write without crmsweep: one object after the other, each read with
+    `query_all` into a DataFrame and written with `to_parquet`. Runs in its own interpreter to be measured."""
     import pandas as pd
     import requests
     from simple_salesforce.api import Salesforce, SFType
@@ -220,13 +234,18 @@ def naive_worker(url: str, ca_file: str, output: str) -> None:
     session.trust_env = False  # else REQUESTS_CA_BUNDLE overrides `verify` (see api-notes 1.2)
     session.verify = ca_file
     sf = Salesforce(instance_url=url, session_id=os.environ[TOKEN_ENV], session=session)
-    contact = sf.Contact  # what a user types; the assert narrows __getattr__'s union for mypy
-    assert isinstance(contact, SFType)
-    fields = [f["name"] for f in contact.describe()["fields"]]
-    result = sf.query_all(f"SELECT {', '.join(fields)} FROM {OBJECT}")
-    frame = pd.DataFrame(result["records"]).drop(columns="attributes", errors="ignore")
-    frame.to_parquet(output)
-    print(json.dumps({"rows": len(frame)}))
+    rows = 0
+    for name in objects.split(","):
+        sobject = getattr(sf, name)  # sf.Contact, as a user types it; the assert narrows the union for mypy
+        assert isinstance(sobject, SFType)
+        fields = [f["name"] for f in sobject.describe()["fields"] if f["type"] not in ("address", "location")]
+        result = sf.query_all(f"SELECT {', '.join(fields)} FROM {name}")
+        frame = pd.DataFrame(result["records"]).drop(columns="attributes", errors="ignore")
+        target = Path(output)
+        frame.to_parquet(target.with_name(f"{target.stem}-{name}.parquet"))
+        rows += len(frame)
+        del result, frame
+    print(json.dumps({"rows": rows}))
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -236,28 +255,43 @@ def naive_worker(url: str, ca_file: str, output: str) -> None:
 class SizeResult:
     size: int
     seed_seconds: float
+    latency_ms: int = 0
     runs: dict[str, list[Measurement]] = field(default_factory=lambda: {tool: [] for tool in TOOLS})
 
+    def object_rows(self) -> dict[str, int]:
+        """Rows per object, as crmsweep's summaries gave them."""
+        return next((m.objects for m in self.runs["crmsweep"] if m.objects), {OBJECT: self.size})
 
-def minimum_calls(size: int) -> int:
-    return 1 + math.ceil(size / REST_PAGE)
+
+def rest_minimum(rows: dict[str, int]) -> int:
+    return sum(1 + max(1, math.ceil(n / REST_PAGE)) for n in rows.values())
 
 
-def bench_size(size: int, repeat: int, workdir: Path, warmup: bool, log: TextIO) -> SizeResult:
+def path_minimum(rows: dict[str, int]) -> int:
+    """The minimum for the path crmsweep takes per object: REST at or below BULK_OVER rows, else a job."""
+    return sum(3 + math.ceil(n / BULK_PAGE) if n > BULK_OVER else 1 + max(1, math.ceil(n / REST_PAGE))
+               for n in rows.values())
+
+
+def bench_size(size: int, repeat: int, workdir: Path, warmup: bool, log: TextIO, *, latency_ms: int = 0,
+               objects: Sequence[str] = (OBJECT,), state_cache: Path | None = None) -> SizeResult:
     folder = workdir / f"n{size}"
-    folder.mkdir()
-    log.write(f"[{size}] seeding the sandbox ...\n")
-    with SandboxProcess(folder / "state", size, folder / "sandbox.log") as served:
+    folder.mkdir(exist_ok=True)  # one seeded state per size, served again at each latency
+    state = folder / "state" if state_cache is None else state_cache / f"n{size}-seed{SEED}"
+    state.mkdir(parents=True, exist_ok=True)
+    tag = f"{size} @{latency_ms}ms"
+    log.write(f"[{tag}] seeding (or reopening) the sandbox ...\n")
+    with SandboxProcess(state, size, folder / f"sandbox-{latency_ms}.log", latency_ms=latency_ms) as served:
         sandbox = served.sandbox
-        log.write(f"[{size}] seeded and serving in {served.seed_seconds:.1f} s\n")
+        log.write(f"[{tag}] seeded and serving in {served.seed_seconds:.1f} s\n")
         config = folder / "config.toml"
         write_config(config, sandbox)
-        result = SizeResult(size, served.seed_seconds)
+        result = SizeResult(size, served.seed_seconds, latency_ms)
 
         def one(tool: str, n: int) -> Measurement:
             if tool == "crmsweep":
-                return measure_crmsweep(sandbox, config, folder / f"home-{n}")
-            return measure_baseline(sandbox, folder / f"naive-{n}.parquet")
+                return measure_crmsweep(sandbox, config, folder / f"home-{n}", objects)
+            return measure_baseline(sandbox, folder / f"naive-{n}.parquet", objects)
 
         if warmup:  # first runs pay for cold imports from disk; keep them out of the medians
             for tool in TOOLS:
@@ -267,7 +301,7 @@ def bench_size(size: int, repeat: int, workdir: Path, warmup: bool, log: TextIO)
             for tool in TOOLS if n % 2 == 0 else tuple(reversed(TOOLS)):
                 m = one(tool, n)
                 result.runs[tool].append(m)
-                log.write(f"[{size}] {tool:<8} run {n + 1}/{repeat}: {m.wall_s:6.2f} s  {m.peak_rss_mib:7.1f} MiB  "
+                log.write(f"[{tag}] {tool:<8} run {n + 1}/{repeat}: {m.wall_s:6.2f} s  {m.peak_rss_mib:7.1f} MiB  "
                           f"{m.api_calls} calls  {m.rows} rows\n")
                 log.flush()
     return result
@@ -314,15 +348,17 @@ def _median(values: Sequence[float]) -> float:
 
 
 def markdown_table(results: Sequence[SizeResult]) -> str:
-    smallest = min(results, key=lambda r: r.size)
-    base_rss = {tool: _median([m.peak_rss_mib for m in smallest.runs[tool]]) for tool in TOOLS}
+    smallest = min(r.size for r in results)
+    base_rss = {(tool, r.latency_ms): _median([m.peak_rss_mib for m in r.runs[tool]])
+                for r in results if r.size == smallest for tool in TOOLS}
     lines = [
-        "| size | tool | wall median (s) | wall min–max (s) | time vs baseline | API calls (minimum) "
-        "| calls reported | peak RSS median (MiB) | RSS vs smallest size |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| size | latency | tool | wall median (s) | wall min–max (s) | time vs baseline | API calls "
+        "| minimum: REST / crmsweep's path | calls reported | peak RSS median (MiB) | RSS vs smallest size |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for result in sorted(results, key=lambda r: r.size):
+    for result in sorted(results, key=lambda r: (r.latency_ms, r.size)):
         baseline_wall = _median([m.wall_s for m in result.runs["baseline"]])
+        rows = result.object_rows()
         for tool in TOOLS:
             runs = result.runs[tool]
             walls = [m.wall_s for m in runs]
@@ -331,9 +367,11 @@ def markdown_table(results: Sequence[SizeResult]) -> str:
             calls = sorted({m.api_calls for m in runs})
             reported = sorted({m.reported_calls for m in runs if m.reported_calls is not None})
             lines.append(
-                f"| {result.size:,} | {tool} | {wall:.2f} | {min(walls):.2f}–{max(walls):.2f} "
-                f"| {wall / baseline_wall:.2f}× | {'/'.join(map(str, calls))} ({minimum_calls(result.size)}) "
-                f"| {'/'.join(map(str, reported)) or '—'} | {rss:.0f} | {rss / base_rss[tool]:.2f}× |"
+                f"| {result.size:,} | {result.latency_ms} ms | {tool} | {wall:.2f} | {min(walls):.2f}–{max(walls):.2f} "
+                f"| {wall / baseline_wall:.2f}× | {'/'.join(map(str, calls))} "
+                f"| {rest_minimum(rows)} / {path_minimum(rows)} "
+                f"| {'/'.join(map(str, reported)) or '—'} | {rss:.0f} "
+                f"| {rss / base_rss.get((tool, result.latency_ms), rss):.2f}× |"
             )
     return "\n".join(lines)
 
@@ -357,7 +395,24 @@ def check_rows(results: Sequence[SizeResult]) -> None:
     for result in results:
         rows = {m.rows for runs in result.runs.values() for m in runs}
         if len(rows) != 1:
-            raise RuntimeError(f"size {result.size}: the tools backed up different row counts {sorted(rows)}")
+            raise RuntimeError(f"size {result.size} at {result.latency_ms} ms: the tools backed up different row "
+                               f"counts {sorted(rows)}")
+
+
+def standard_objects() -> tuple[str, ...]:
+    from crmsweep import providers
+
+    return tuple(providers.get("salesforce").vocabulary.default_backup_objects)
+
+
+def parse_sizes_or_zero(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--latency-ms takes comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError("--latency-ms needs at least one value, none negative")
+    return values
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -378,7 +433,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="measured repetitions per tool and size (default 3)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the unmeasured first run of each tool")
     parser.add_argument("--profile", action="store_true", help="also cProfile one crmsweep backup at the largest size")
-    parser.add_argument("--naive-worker", nargs=3, metavar=("URL", "CA_FILE", "OUTPUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--latency-ms", type=parse_sizes_or_zero, default=[0],
+                        help="delay before every sandbox answer, one run set per value, e.g. 0,50 (default 0)")
+    parser.add_argument("--state-cache", type=Path, default=None,
+                        help="keep each size's seeded sandbox state here and reuse it next time (seeding is slow)")
+    parser.add_argument("--all-objects", action="store_true",
+                        help="back up every object of Salesforce's standard backup set, not Contact alone")
+    parser.add_argument("--naive-worker", nargs=4, metavar=("URL", "CA_FILE", "OUTPUT", "OBJECTS"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.naive_worker:
         naive_worker(*args.naive_worker)
@@ -388,11 +450,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="crmsweep-bench-") as tmp:
         workdir = Path(tmp)
-        results = [bench_size(n, args.repeat, workdir, not args.no_warmup, sys.stderr) for n in args.sizes]
+        objects = standard_objects() if args.all_objects else (OBJECT,)
+        results = [bench_size(n, args.repeat, workdir, not args.no_warmup, sys.stderr, latency_ms=latency,
+                              objects=objects, state_cache=args.state_cache)
+                   for latency in args.latency_ms for n in args.sizes]
         check_rows(results)
         print(f"Machine: {machine()}\n")
-        print(f"Contact backup, medians of {args.repeat} runs; minimum = 1 describe + ceil(N/{REST_PAGE}) pages; "
-              f"seeding took {', '.join(f'{r.seed_seconds:.0f} s' for r in results)}.\n")
+        what = f"Backup of {', '.join(objects)}" if args.all_objects else "Contact backup"
+        print(f"{what}, medians of {args.repeat} runs; REST minimum = 1 describe + ceil(N/{REST_PAGE}) pages per "
+              f"object; Bulk minimum = describe, create, poll, ceil(N/{BULK_PAGE:,}) pages; seeding and serving took "
+              f"{', '.join(f'{r.seed_seconds:.0f} s' for r in results)}.\n")
         print(markdown_table(results))
         if args.profile:
             print(f"\n## cProfile of one crmsweep backup at {max(args.sizes):,}\n")

@@ -173,7 +173,11 @@ def backup_with(
         chosen = [*standard, *_held_by(connector, extra)]
     if not chosen:
         raise BadInput("name the objects to back up with --object: this provider has no default set")
-    return take_snapshot(connector, ws.home, objects=chosen, progress=progress, calls_before=calls_before)
+    settings = ws.config.backup
+    if hasattr(connector, "bulk_query_rows"):  # a connector with a bulk export path takes the threshold
+        connector.bulk_query_rows = settings.bulk_query_rows
+    return take_snapshot(connector, ws.home, objects=chosen, progress=progress, calls_before=calls_before,
+                         workers=settings.workers)
 
 
 def snapshots(ws: Workspace, connection: str | None = None) -> list[SnapshotManifest]:

@@ -104,6 +104,15 @@ class RetrySettings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """[backup]: how a backup reads. `workers` objects at once (where the connector can); above
+    `bulk_query_rows` rows an object is read through the CRM's bulk export where it has one."""
+
+    workers: int = field(default=4, metadata=Bound(1, 32).metadata())
+    bulk_query_rows: int = field(default=10_000, metadata=Bound(0, 1_000_000_000).metadata())
+
+
+@dataclass(frozen=True)
 class SandboxSettings:
     records: int = field(default=1000, metadata=Bound(1, 10_000_000).metadata())
     seed: int = field(default=7, metadata=Bound(0, 2**32 - 1).metadata())
@@ -138,6 +147,7 @@ class Config:
     safety: SafetySettings = field(default_factory=SafetySettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +172,7 @@ class Config:
                 "daily_reserve": self.retry.daily_reserve,
             },
             "sandbox": {"records": self.sandbox.records, "seed": self.sandbox.seed},
+            "backup": {"workers": self.backup.workers, "bulk_query_rows": self.backup.bulk_query_rows},
             "quality": {
                 "defaults": self.quality.defaults,
                 "worst": self.quality.worst,
@@ -303,11 +314,12 @@ def _shown_url(parts: SplitResult | None) -> str:
     return f"{parts.scheme}://{parts.hostname}{port}"
 
 
-SECTIONS = ("connections", "passes", "protect", "safety", "retry", "sandbox", "quality")
+SECTIONS = ("connections", "passes", "protect", "safety", "retry", "sandbox", "backup", "quality")
 _PROTECT_KEYS = ("recent_days", "objects", "ids")
 _SAFETY_KEYS = ("max_changes", "max_changes_per_object", "confirm_typed_over")
 _RETRY_KEYS = ("attempts", "initial_wait", "max_wait", "daily_reserve")
 _SANDBOX_KEYS = ("records", "seed")
+_BACKUP_KEYS = ("workers", "bulk_query_rows")
 _QUALITY_KEYS = ("defaults", "worst", "rules")
 _QUALITY_RULE_KEYS = ("object", "any_of", "active_owner", "severity", "label", "provider")
 
@@ -521,6 +533,8 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
     retry.only(_RETRY_KEYS)
     sandbox = _Table(source, "sandbox", data.get("sandbox", {}))
     sandbox.only(_SANDBOX_KEYS)
+    backup = _Table(source, "backup", data.get("backup", {}))
+    backup.only(_BACKUP_KEYS)
 
     retry_settings = RetrySettings(**retry.numbers(RetrySettings))
     if retry_settings.max_wait < retry_settings.initial_wait:
@@ -537,6 +551,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
         safety=SafetySettings(**safety.numbers(SafetySettings)),
         retry=retry_settings,
         sandbox=SandboxSettings(**sandbox.numbers(SandboxSettings)),
+        backup=BackupSettings(**backup.numbers(BackupSettings)),
         quality=_quality(source, data.get("quality", {})),
     )
 

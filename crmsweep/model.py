@@ -235,6 +235,9 @@ class Capabilities:
     # Objects whose delete the CRM can undo keeping the id, where its records in general cannot be
     # undeleted (`supports_undelete` off): an object with a restore call of its own.
     undeletable_objects: tuple[str, ...] = ()
+    # Whether one connector may read several objects at once from several threads (a backup's pool);
+    # False where the connector's pacing or client is not thread-safe.
+    concurrent_reads: bool = False
 
     def undeletes(self, object_name: str) -> bool:
         """Whether a delete of `object_name` records can be undone with their ids kept."""

@@ -18,7 +18,15 @@ from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from crmsweep import providers
 from crmsweep.api import Workspace
@@ -215,26 +223,52 @@ def show_progress(enabled: bool) -> bool:
     return enabled and err.is_terminal
 
 
+class _BackupBars:
+    """A bar per object, with its total and an ETA where the backup knew the rows beforehand (from the
+    connector's read plan), and one for the whole backup. Called from the backup's worker threads
+    (rich's Progress takes its own lock)."""
+
+    def __init__(self, bar: Progress) -> None:
+        self._bar = bar
+        self._tasks: dict[str, TaskID] = {}
+        self._rows: dict[str, int] = {}
+        self._overall: TaskID | None = None
+        self._planned: set[str] = set()
+
+    def _task(self, obj: str, total: int | None, how: str = "") -> TaskID:
+        if obj not in self._tasks:
+            self._tasks[obj] = self._bar.add_task(obj, total=total, how=how)
+        return self._tasks[obj]
+
+    def planned(self, obj: str, rows: int | None, method: str) -> None:
+        self._task(obj, rows, method)
+        if rows is not None:
+            self._planned.add(obj)
+            if self._overall is None:
+                self._overall = self._bar.add_task("all objects", total=0, how="")
+            self._bar.update(self._overall, total=(self._bar.tasks[self._overall].total or 0) + rows)
+
+    def __call__(self, obj: str, rows: int, done: bool) -> None:
+        task = self._task(obj, None)
+        if self._overall is not None and obj in self._planned:
+            self._bar.advance(self._overall, rows - self._rows.get(obj, 0))
+        self._rows[obj] = rows
+        # Deleted rows in the recycle bin are read as well: the count may be passed.
+        total = self._bar.tasks[task].total
+        self._bar.update(task, completed=rows, total=rows if done or (total is not None and rows > total) else total)
+
+
 @contextmanager
 def backup_progress(enabled: bool) -> Iterator[Callable[[str, int, bool], None] | None]:
-    """A progress line per object while a snapshot streams to disk."""
+    """A progress bar per object while a snapshot streams to disk: rows, total and time left."""
     if not show_progress(enabled):
         yield None
         return
     with Progress(
-        TextColumn("{task.description:<24}", markup=False), TextColumn("{task.completed:>9,} rows"),
-        TimeElapsedColumn(), console=err,
+        TextColumn("{task.description:<24}", markup=False), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[how]}", markup=False), TimeElapsedColumn(), TimeRemainingColumn(), console=err,
     ) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def update(obj: str, rows: int, done: bool) -> None:
-            if obj not in tasks:
-                tasks[obj] = bar.add_task(obj, total=None)
-            bar.update(tasks[obj], completed=rows)
-            if done:
-                bar.update(tasks[obj], total=rows, completed=rows)
-
-        yield update
+        yield _BackupBars(bar)
 
 
 @contextmanager

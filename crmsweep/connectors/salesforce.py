@@ -24,6 +24,7 @@ from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotF
 from crmsweep.connectors.base import AssociationsUnsupported, Connection, RecordFilter, Scalar
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.connectors.salesforce_auth import sign_in
+from crmsweep.connectors.salesforce_bulk_query import BulkQueryReader, PollSchedule
 from crmsweep.connectors.salesforce_errors import (
     RETRIABLE_STATUS,
     http_error,
@@ -46,7 +47,16 @@ from crmsweep.errors import (
     RetriableError,
     UnknownObject,
 )
-from crmsweep.model import ApiUsage, CreateAttempt, FieldKind, FieldSpec, Record, Vocabulary, WriteResult
+from crmsweep.model import (
+    ApiUsage,
+    CreateAttempt,
+    FieldKind,
+    FieldSpec,
+    ReadPlan,
+    Record,
+    Vocabulary,
+    WriteResult,
+)
 from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
 
 T = TypeVar("T")
@@ -54,6 +64,10 @@ T = TypeVar("T")
 DEFAULT_API_VERSION = "59.0"
 # Salesforce refuses URIs over 16,384 bytes (414); stay far below so proxies never truncate either.
 MAX_QUERY_URI_BYTES = 8_000
+# Above this many rows (one COUNT()), a whole-object read runs a Bulk API 2.0 query job instead of REST
+# pages: a job costs about five calls whatever its size, REST one per 2,000 rows.
+BULK_QUERY_ROWS = 10_000
+_REST_PAGE_ROWS = 2_000
 LOCK_ERROR = "UNABLE_TO_LOCK_ROW"
 # The run log dates an intent by this machine's clock, CreatedDate is Salesforce's: looking that much
 # earlier keeps a skewed clock from hiding a record the create made (which a resend would duplicate).
@@ -234,9 +248,11 @@ class SalesforceConnector:
         max_uri_bytes: int = MAX_QUERY_URI_BYTES,
         query_batch_size: int | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        bulk_query_rows: int = BULK_QUERY_ROWS,
+        bulk_polls: PollSchedule | None = None,
     ) -> None:
         """`query_batch_size` (200..2000) asks Salesforce for smaller query pages; it may send bigger ones.
-        `timeout` is (connect, read) seconds for each HTTP exchange."""
+        `timeout` is (connect, read) seconds for each HTTP exchange. `bulk_query_rows`: see `read_plan`."""
         if connection.provider != "salesforce":
             raise ValueError(f"connection '{connection.name}' is for {connection.provider}, not salesforce")
         self.connection_name = connection.name
@@ -269,6 +285,12 @@ class SalesforceConnector:
         # Custom field definitions and their uses, as the pseudo-objects a backup and a pass read.
         self.definitions = CustomFieldDefinitions(self)
         self._user_id: str | None = None
+        self.bulk_query_rows = bulk_query_rows
+        self._plans: dict[str, ReadPlan] = {}
+        self._bulk = BulkQueryReader(
+            session=self._session, base_url=self._sf.base_url, headers=lambda: self._sf.headers,
+            call=self._call, api_version=self._version, polls=bulk_polls or PollSchedule(),
+        )
 
     # -- plumbing
 
@@ -421,6 +443,34 @@ class SalesforceConnector:
             total += int(result["totalSize"])
         return total
 
+    def read_plan(self, object_name: str) -> ReadPlan:
+        """How a whole-object read of `object_name` goes: over a Bulk API 2.0 query job above
+        `bulk_query_rows` rows, else REST query pages. One COUNT() per object per connector (cached), which
+        the plan's `calls` does not include; `rows` counts live records only (the recycle bin is not counted).
+        Once planned "bulk", an unfiltered `iter_pages` of the object reads through the job."""
+        name = _identifier(object_name)
+        if name not in self._plans:
+            if name in PSEUDO_OBJECTS or name in _FILTERED_ONLY:
+                # Read through the Tooling API or through a parent's ids: never one query of the whole object.
+                self._plans[name] = ReadPlan(object=name, rows=None, method="rest", calls=2)
+            else:
+                rows = self.count(name)
+                if rows > self.bulk_query_rows:
+                    pages = -(-rows // self._bulk.max_records)
+                    # describe, create, two polls at least, a resultPages listing per five pages, pages, delete
+                    listings = -(-pages // 5) if self._bulk.parallel and pages > 1 else 0
+                    calls = 1 + 1 + 2 + listings + pages + 1
+                    self._plans[name] = ReadPlan(object=name, rows=rows, method="bulk", calls=calls)
+                else:
+                    self._plans[name] = ReadPlan(object=name, rows=rows, method="rest",
+                                                 calls=1 + max(1, -(-rows // _REST_PAGE_ROWS)))
+        return self._plans[name]
+
+    def cancel_reads(self) -> None:
+        """Stop the Bulk jobs this connector is reading (another thread's backup is failing): they end
+        at their next poll or page, aborted and deleted. For good: a cancelled connector is given up."""
+        self._bulk.cancel()
+
     def iter_pages(
         self,
         object_name: str,
@@ -445,6 +495,13 @@ class SalesforceConnector:
                     yield kept
             return
         head = select_soql(object_name, fields)
+        plan = self._plans.get(object_name)
+        if plan is not None and plan.method == "bulk" and flt.empty:
+            by_name = {spec.name: spec for spec in self.fields(object_name)}
+            specs = [by_name.get(f) or FieldSpec(name=f, kind=FieldKind.STRING, provider_type="string")
+                     for f in fields]
+            yield from self._bulk.pages(object_name, head, specs, include_deleted=include_deleted)
+            return
         endpoint = "queryAll/" if include_deleted else "query/"
         for soql in self._filtered_soql(object_name, head, flt, endpoint):
             yield from self._query_pages(object_name, soql, include_deleted=include_deleted)

@@ -8,6 +8,7 @@ nothing of records or of Salesforce's answers.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ class SalesforceSession(requests.Session):
         self.ca_file = str(ca_file) if ca_file is not None else None
         self.default_timeout = timeout
         self.calls = 0
+        # A backup reads objects (and Bulk result pages) from several threads over this one session.
+        self._count_lock = threading.Lock()
         # Answers received, of any status: none yet means a failure may be the url's fault, not the server's.
         self.responses = 0
         self.last_retry_after: float | None = None
@@ -60,10 +63,12 @@ class SalesforceSession(requests.Session):
             kwargs["timeout"] = self.default_timeout
         # Whatever the caller asked (requests defaults to following): simple-salesforce passes kwargs on.
         kwargs["allow_redirects"] = False
-        self.calls += 1
+        with self._count_lock:
+            self.calls += 1
         self.last_retry_after = None
         response = super().send(request, **kwargs)
-        self.responses += 1
+        with self._count_lock:
+            self.responses += 1
         self.last_retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if 300 <= response.status_code < 400:
             location = response.headers.get("Location")

@@ -224,6 +224,8 @@ SALESFORCE_CAPABILITIES = Capabilities(
     # Salesforce links records through lookup fields (and junction objects such as
     # OpportunityContactRole), which are ordinary fields and records: no association calls.
     has_associations=False,
+    # The session counts under a lock and each object's reads are its own (describe, COUNT(), job).
+    concurrent_reads=True,
 )
 
 

@@ -12,6 +12,7 @@ in its own error shape (`ProviderApi.render_fault`). Kinds:
   without answering (or answer the fault): a write whose outcome the client cannot know
 - limit: the daily API allowance is spent
 - expired: the session has expired
+- job_failed: the Bulk API job named in the path ends in the state Failed, then the request is answered
 - lock: in batch writes, records fail as locked rows (`ids` picks them; `times` then counts per id;
   `message`, if set, replaces the platform's text, as a trigger's would)
 """
@@ -25,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("status", "timeout", "drop", "drop_after", "limit", "expired", "lock")
+KINDS = ("status", "timeout", "drop", "drop_after", "limit", "expired", "lock", "job_failed")
 DEFAULT_TIMEOUT_DELAY = 10.0
 LOCK_MESSAGE = "unable to obtain exclusive access to this record"
 

@@ -149,6 +149,8 @@ def coerce_value(f: Field, value: object) -> object:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _type_error(f, value)
     text = value if isinstance(value, str) else str(value)
+    if text == "":
+        return None  # Salesforce stores an empty text value as null (so Bulk CSV, which has no null, agrees)
     limit = field_length(f)
     if limit and len(text) > limit:
         raise RecordError(

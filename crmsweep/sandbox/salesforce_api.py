@@ -38,6 +38,7 @@ from crmsweep.sandbox.provider_api import (
     json_response,
 )
 from crmsweep.sandbox.rules import RecordError, to_json_value
+from crmsweep.sandbox.salesforce_bulk_query import QueryJobs
 from crmsweep.sandbox.salesforce_store import SalesforceStore
 from crmsweep.sandbox.salesforce_tooling import lookup, with_custom_fields
 from crmsweep.sandbox.schema import SObject, get_object
@@ -135,6 +136,7 @@ class SalesforceApi:
         self.oauth = salesforce_oauth.OAuthEndpoint(
             self.store.path.parent, context.sessions, lambda: self.store.org_id, lambda: self.store.api_user_id
         )
+        self._query_jobs = QueryJobs(self.store, self.clock, lambda: self.store.api_user_id)
 
     # --- the core's questions ------------------------------------------------------------------
 
@@ -181,6 +183,10 @@ class SalesforceApi:
         return error_response(401, "INVALID_SESSION_ID", "Session expired or invalid")
 
     def render_fault(self, rule: FaultRule, request: Request) -> Response:
+        if rule.kind == "job_failed":  # the job named in the path ends Failed; the request is then answered
+            self._query_jobs.fail(request.path.rstrip("/").split("/jobs/query/")[-1].split("/")[0],
+                                  "InternalServerError : an internal error occurred while processing the job")
+            return self.route(request, Call(self.endpoint(request), True, 0, self.api_limit))
         if rule.kind == "limit" and request.path.startswith(_SOAP_PREFIX):
             return _soap_reply(500, soap.fault("sf:REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
         return fault_response(rule)
@@ -260,6 +266,8 @@ class SalesforceApi:
         if head in ("query", "queryAll") and len(rest) == 2:
             _allow(method, "GET")
             return self._query_more(request, rest[1])
+        if head == "jobs" and rest[1:2] == ["query"]:
+            return self._query_jobs.route(request, version, rest[2:], lookup(self.store))
         if head == "limits" and len(rest) == 1:
             _allow(method, "GET")
             return json_response(200, describe.limits(self.api_limit, self.store.api_used()))
