@@ -37,6 +37,7 @@ from crmsweep.backup.snapshot import (
     unfinished_snapshots,
     verify_snapshot,
 )
+from crmsweep.backup.snapshot_incremental import find_parent, take_incremental
 from crmsweep.cleanup.apply import (
     FINISHED,
     ApplyProgress,
@@ -130,10 +131,12 @@ def backup(
     objects: Sequence[str] = (),
     *,
     progress: BackupProgress | None = None,
+    incremental: bool = False,
 ) -> SnapshotManifest:
-    """Take a snapshot of `objects` (default: the provider's standard set)."""
+    """Take a snapshot of `objects` (default: the provider's standard set). `incremental` reads only what
+    changed since the last snapshot of the connection (a full one when there is none: `parent` is None)."""
     with connect(ws, connection) as connector:
-        return backup_with(connector, ws, objects, progress=progress)
+        return backup_with(connector, ws, objects, progress=progress, incremental=incremental)
 
 
 def objects_passes_read(vocabulary: Vocabulary, capabilities: Capabilities) -> list[str]:
@@ -157,7 +160,8 @@ def _held_by(connector: Connector, names: Sequence[str]) -> list[str]:
 
 
 def backup_with(
-    connector: Connector, ws: Workspace, objects: Sequence[str] = (), *, progress: BackupProgress | None = None
+    connector: Connector, ws: Workspace, objects: Sequence[str] = (), *, progress: BackupProgress | None = None,
+    incremental: bool = False,
 ) -> SnapshotManifest:
     """Back up `objects`; when none are named, the provider's standard set and then every object a pass
     reads that the CRM has (so a scan never lacks what it needs; a pass whose object the CRM lacks is
@@ -172,6 +176,10 @@ def backup_with(
         chosen = [*standard, *_held_by(connector, extra)]
     if not chosen:
         raise BadInput("name the objects to back up with --object: this provider has no default set")
+    parent = find_parent(ws.home, connector.connection_name, connector.org_id()) if incremental else None
+    if parent is not None:
+        return take_incremental(connector, ws.home, parent, objects=chosen, progress=progress,
+                                calls_before=calls_before)
     return take_snapshot(connector, ws.home, objects=chosen, progress=progress, calls_before=calls_before)
 
 

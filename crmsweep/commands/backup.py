@@ -44,6 +44,11 @@ def backup(
         list[str] | None,
         typer.Option("--object", help="Object to back up (repeatable). Default: the provider's standard set."),
     ] = None,
+    incremental: Annotated[
+        bool,
+        typer.Option("--incremental", help="Read only what changed since the last snapshot of the connection; "
+                     "the new snapshot still reads as a full copy (sharing unchanged data with it)."),
+    ] = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
@@ -51,16 +56,22 @@ def backup(
     """Back up a CRM to a snapshot: one Parquet file per object and a manifest written last."""
     ws = workspace(config, home)
     with backup_progress(not as_json) as progress:
-        manifest = api.backup(ws, connection, objects or (), progress=progress)
+        manifest = api.backup(ws, connection, objects or (), progress=progress, incremental=incremental)
     path = str(ws.home.snapshots_dir / manifest.snapshot_id)
     if as_json:
-        emit_json(manifest_summary(manifest, path))
+        extra = {"parent": manifest.parent, "notes": dict(manifest.notes)} if incremental else {}
+        emit_json({**manifest_summary(manifest, path), **extra})
         return
     total = sum(e.rows for e in manifest.objects.values())
+    if incremental and manifest.parent is None:
+        err.print(f"No earlier snapshot of '{connection}' to build on: took a full one.")
+    elif manifest.parent is not None:
+        err.print(f"Incremental on {manifest.parent}:", markup=False)
     err.print(f"Snapshot {manifest.snapshot_id}: {total:,} records in {len(manifest.objects)} objects, "
               f"{manifest.api_calls} API calls")
     for name, entry in manifest.objects.items():
-        err.print(f"  {name:<24} {entry.rows:>9,}")
+        note = manifest.notes.get(name)
+        err.print(f"  {name:<24} {entry.rows:>9,}" + (f"  {note}" if note else ""), markup=False)
     out.print(path)
 
 

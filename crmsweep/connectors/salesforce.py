@@ -19,7 +19,13 @@ import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
 
-from crmsweep.connectors.base import AssociationsUnsupported, Connection, RecordFilter, Scalar
+from crmsweep.connectors.base import (
+    AssociationsUnsupported,
+    ChangeLogUnavailable,
+    Connection,
+    RecordFilter,
+    Scalar,
+)
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.connectors.salesforce_errors import (
     RETRIABLE_STATUS,
@@ -42,7 +48,16 @@ from crmsweep.errors import (
     RetriableError,
     UnknownObject,
 )
-from crmsweep.model import ApiUsage, CreateAttempt, FieldKind, FieldSpec, Record, Vocabulary, WriteResult
+from crmsweep.model import (
+    ApiUsage,
+    CreateAttempt,
+    FieldKind,
+    FieldSpec,
+    Record,
+    Vocabulary,
+    WriteResult,
+    canonical_datetime,
+)
 from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
 
 T = TypeVar("T")
@@ -80,6 +95,9 @@ _ANALYTICS_RESOURCES: Mapping[str, str] = {"Report": "reports", "Dashboard": "da
 _FILTERED_ONLY: Mapping[str, tuple[tuple[str, ...], str, str]] = {
     "ContentDocumentLink": (("ContentDocumentId", "LinkedEntityId"), "ContentDocumentId", "ContentDocument"),
 }
+# getDeleted answers for starts within the last 30 days; a day less, so a start at the edge is not
+# refused for the seconds the request takes.
+DELETE_LOG_DAYS = timedelta(days=29)
 _RESEND_REPORTS_FAILED = "a second sending would report the records it had already written as failed"
 
 
@@ -686,6 +704,26 @@ class SalesforceConnector:
                 raise soap_fault_error(fault, self.connection, action) from None
 
         return self._write(action, checked, post, lambda i: i, resend_risk=_RESEND_REPORTS_FAILED)
+
+    def deleted_since(self, object_name: str, start: datetime) -> list[str]:
+        """Through `/sobjects/{Type}/deleted/` (getDeleted), which lists purged records too."""
+        if object_name in PSEUDO_OBJECTS or not self.describe(object_name).get("replicateable", True):
+            raise ChangeLogUnavailable(f"Salesforce keeps no delete log of {object_name}")
+        now = datetime.now(UTC)
+        # Salesforce drops the seconds of `end`: the next whole minute, so deletes up to now are listed.
+        end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        if start < now - DELETE_LOG_DAYS:
+            raise ChangeLogUnavailable(
+                f"Salesforce lists deletes of the last {DELETE_LOG_DAYS.days} days only, and the last snapshot "
+                f"began {canonical_datetime(start)}")
+        sobject = getattr(self._sf, object_name)
+        try:
+            answer = self._call(f"list deleted {object_name}", functools.partial(sobject.deleted, start, end))
+        except ConnectorError as exc:
+            if exc.code in ("INVALID_REPLICATION_DATE", "EXCEEDED_ID_LIMIT"):
+                raise ChangeLogUnavailable(f"Salesforce cannot list the deletes of {object_name} ({exc.code})") from exc
+            raise
+        return [str(r["id"]) for r in answer.get("deletedRecords") or [] if r.get("id")]
 
     def metadata_documents(self) -> Iterator[tuple[str, Any]]:
         # The describes saved with each object hold what a restore needs.
