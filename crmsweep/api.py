@@ -37,6 +37,7 @@ from crmsweep.backup.snapshot import (
     unfinished_snapshots,
     verify_snapshot,
 )
+from crmsweep.backup.snapshot_diff import SnapshotDiff, diff_snapshots
 from crmsweep.backup.snapshot_incremental import find_parent, take_incremental
 from crmsweep.cleanup.apply import (
     FINISHED,
@@ -194,6 +195,14 @@ def unfinished(ws: Workspace, connection: str | None = None) -> list[Unfinished]
 
 def verify(ws: Workspace, snapshot_id: str) -> VerifyReport:
     return verify_snapshot(ws.home, snapshot_id)
+
+
+def diff(ws: Workspace, a: str, b: str, *, objects: Sequence[str] = (), detail: bool = False) -> SnapshotDiff:
+    """What changed from snapshot `a` to snapshot `b` (same connection), per object."""
+    old, new = open_snapshot(ws.home, a), open_snapshot(ws.home, b)
+    vocabulary = providers.get(new.manifest.provider).vocabulary
+    return diff_snapshots(old, new, id_field=vocabulary.id_field, fingerprint_field=vocabulary.fingerprint_field,
+                          objects=objects, detail=detail)
 
 
 # --- scan and preview ------------------------------------------------------------------------------

@@ -109,6 +109,14 @@ class SnapshotReader:
         except (OSError, pa.ArrowException) as exc:
             raise self._damaged(layer.deleted_file, exc) from exc
 
+    def table(self, object_name: str, columns: Sequence[str]) -> pa.Table:
+        """These columns of every row, as stored (Arrow types), for comparisons that need no pandas."""
+        kinds = self._kinds(object_name)
+        unknown = [c for c in columns if c not in kinds]
+        if unknown:
+            raise KeyError(f"{object_name} in snapshot {self.manifest.snapshot_id!r} has no column(s) {unknown}")
+        return self._table(object_name, list(dict.fromkeys(columns)))
+
     def _table(self, object_name: str, columns: list[str]) -> pa.Table:
         entry = self._entry(object_name)
         with self._parquet(object_name) as handle:
@@ -125,10 +133,7 @@ class SnapshotReader:
         """Typed columns: dates and datetimes datetime64[ms, UTC], "boolean", "Int64", float64, object."""
         kinds = self._kinds(object_name)
         wanted = list(kinds) if columns is None else list(dict.fromkeys(columns))
-        unknown = [c for c in wanted if c not in kinds]
-        if unknown:
-            raise KeyError(f"{object_name} in snapshot {self.manifest.snapshot_id!r} has no column(s) {unknown}")
-        table = self._table(object_name, wanted)
+        table = self.table(object_name, wanted)
         return pd.DataFrame({name: _column_series(table.column(name), kinds[name]) for name in wanted}, columns=wanted)
 
     def records(self, object_name: str) -> Iterator[Record]:

@@ -25,7 +25,7 @@ from crmsweep.commands.help import App
 from crmsweep.errors import EXIT_REFUSED
 from crmsweep.model import SnapshotManifest
 
-snapshots_app = App(help="List and verify snapshots.")
+snapshots_app = App(help="List, verify and compare snapshots.")
 
 
 def manifest_summary(manifest: SnapshotManifest, path: str) -> dict[str, object]:
@@ -151,3 +151,38 @@ def verify(
             err.print(f"  - {problem}")
     if not report.ok:
         raise typer.Exit(EXIT_REFUSED)
+
+
+@snapshots_app.command("diff")
+@handle_errors
+def diff(
+    a: Annotated[str, typer.Argument(help="The older snapshot's id.")],
+    b: Annotated[str, typer.Argument(help="The newer snapshot's id (same connection).")],
+    objects: Annotated[list[str] | None, typer.Option("--object", help="Only this object (repeatable).")] = None,
+    detail: Annotated[
+        bool, typer.Option("--detail", help="List the ids added and removed, and each changed record's fields.")
+    ] = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Say what changed between two snapshots, per object: records added, removed and changed, and
+    fields added to or removed from describe."""
+    found = api.diff(workspace(config, home), a, b, objects=objects or (), detail=detail)
+    if as_json:
+        emit_json(found.to_dict(detail))
+        return
+    print_table(
+        ("OBJECT", "ADDED", "REMOVED", "CHANGED", "FIELDS"),
+        [(name if d.status == "both" else f"{name} ({d.status})", f"{d.added:,}", f"{d.removed:,}",
+          f"{d.changed:,}", " ".join([*(f"+{f}" for f in d.fields_added), *(f"-{f}" for f in d.fields_removed)]))
+         for name, d in found.objects.items()],
+    )
+    if detail:
+        for name, d in found.objects.items():
+            for record_id in d.added_ids:
+                out.print(f"{name} + {record_id}")
+            for record_id in d.removed_ids:
+                out.print(f"{name} - {record_id}")
+            for record_id, fields in d.changed_fields.items():
+                out.print(f"{name} ~ {record_id}: {', '.join(fields)}")
