@@ -8,6 +8,7 @@ full one through every reader method, while holding only the changed rows itself
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,23 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 from simple_salesforce.api import Salesforce
+from typer.testing import CliRunner
 
 from crmsweep import api
 from crmsweep.backup.snapshot import open_snapshot, verify_snapshot
 from crmsweep.backup.snapshot_incremental import take_incremental
 from crmsweep.backup.snapshot_layout import MANIFEST_NAME
-from crmsweep.errors import SafetyRefusal
+from crmsweep.cli import app
+from crmsweep.errors import ConnectorError, SafetyRefusal
 from crmsweep.model import Plan, SnapshotManifest
+from crmsweep.sandbox.faults import FaultRule
 from crmsweep.sandbox.rules import format_datetime
 from crmsweep.sandbox.server import RunningSandbox
+from tests.conftest import TOKEN_ENV
+from tests.hubspot_fixtures import hubspot_sandbox
 from tests.test_recreate import empty_recycle_bin
+
+__all__ = ["hubspot_sandbox"]  # fixture
 
 OBJECTS = ("Account", "Contact", "Task")
 
@@ -227,3 +235,51 @@ def test_scan_apply_and_rollback_over_an_incremental_snapshot(
     assert back is not None and back.failed == 0
     after = {r["Id"]: r for r in sf.query_all("SELECT Id, LastName, Title, IsDeleted FROM Contact")["records"]}
     assert after == before
+
+
+def test_the_cli_says_how_each_object_was_read(sandbox: RunningSandbox, ws: api.Workspace) -> None:
+    runner = CliRunner()
+    env = {**os.environ, TOKEN_ENV: sandbox.info.token}
+    args = ["backup", "-c", "flaky", "--object", "Contact", "--incremental",
+            "--config", str(ws.config.path), "--home", str(ws.home.root)]
+    first = runner.invoke(app, args, env=env)
+    assert first.exit_code == 0 and "No earlier snapshot of 'flaky'" in first.stderr
+    second = runner.invoke(app, [*args, "--json"], env=env)
+    assert second.exit_code == 0, second.stderr
+    doc = json.loads(second.stdout)
+    assert doc["parent"] is not None and doc["notes"]["Contact"].startswith("changes since")
+    third = runner.invoke(app, args, env=env)
+    assert third.exit_code == 0 and "Incremental on" in third.stderr and "changes since" in third.stderr
+
+
+def test_hubspot_refuses_incremental_with_one_line(hubspot_sandbox: RunningSandbox, tmp_path: Path) -> None:
+    info = hubspot_sandbox.info
+    config = tmp_path / "crmsweep.toml"
+    config.write_text(f'[connections.hs]\nprovider = "hubspot"\nurl = "{info.url}"\ntoken_env = "HS_INC_TOKEN"\n'
+                      f'ca_file = "{info.ca_file}"\n', encoding="utf-8")
+    env = {**os.environ, "HS_INC_TOKEN": info.token}
+    args = ["backup", "-c", "hs", "--object", "contacts", "--config", str(config), "--home", str(tmp_path / "home")]
+    runner = CliRunner()
+    assert runner.invoke(app, args, env=env).exit_code == 0
+    refused = runner.invoke(app, [*args, "--incremental"], env=env)
+    assert refused.exit_code == 2 and "Traceback" not in refused.stderr
+    assert "cannot back up incrementally" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    # Nothing half-made is left behind.
+    assert len([p for p in (tmp_path / "home" / "snapshots").iterdir()]) == 1
+
+
+@pytest.mark.parametrize("path", ["sobjects/Contact/deleted", "queryAll"])
+def test_a_failing_read_fails_the_incremental_loudly_and_leaves_nothing(
+    sandbox: RunningSandbox, ws: api.Workspace, path: str
+) -> None:
+    first = api.backup(ws, "flaky", ["Contact"])
+    sandbox.set_faults([FaultRule(kind="status", status=500, path=path)])
+    with pytest.raises(ConnectorError, match="HTTP 500"):
+        api.backup(ws, "flaky", ["Contact"], incremental=True)
+    sandbox.set_faults([])
+    assert [p.name for p in ws.home.snapshots_dir.iterdir()] == [first.snapshot_id]
+    # A transient failure is ridden out, and the snapshot is right.
+    sandbox.set_faults([FaultRule(kind="status", status=503, path=path, times=2)])
+    second = api.backup(ws, "flaky", ["Contact"], incremental=True)
+    assert second.objects["Contact"].layer is not None
+    assert verify_snapshot(ws.home, second.snapshot_id).ok
