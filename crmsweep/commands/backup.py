@@ -100,7 +100,7 @@ def list_(
     if as_json:
         emit_json([
             {**manifest_summary(m, str(ws.home.snapshots_dir / m.snapshot_id)), "connection": m.connection,
-             "org_id": m.org_id, "finished": m.finished}
+             "org_id": m.org_id, "finished": m.finished, "parent": m.parent}
             for m in found
         ])
         return
