@@ -15,9 +15,10 @@ repetition, in a fresh home:
    as a full copy), `crmsweep backup` (full) and the naive script of `backup_bench` (a full
    simple-salesforce `query_all` to Parquet: what an admin would otherwise run each night).
 
-Wall time is spawn to exit of each child (interpreter start-up and imports included; the table shows
-that floor, `crmsweep --help`, measured in the same round); API calls are counted by the sandbox. The target (issue 8): the incremental at most 5% of a full backup's time and
-calls. The output is a Markdown table of medians.
+Wall time is spawn to exit of each child (interpreter start-up and imports included; the table
+shows that floor, `crmsweep --help`, measured in the same round); API calls are counted by the
+sandbox. The target (issue 8): the incremental at most 5% of a full backup's time and calls. The
+output is a Markdown table of medians.
 """
 
 from __future__ import annotations
