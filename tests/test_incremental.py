@@ -21,6 +21,7 @@ from simple_salesforce.api import Salesforce
 from typer.testing import CliRunner
 
 from crmsweep import api
+from crmsweep.backup import snapshot_incremental
 from crmsweep.backup.snapshot import open_snapshot, verify_snapshot
 from crmsweep.backup.snapshot_incremental import take_incremental
 from crmsweep.backup.snapshot_layout import MANIFEST_NAME
@@ -283,3 +284,21 @@ def test_a_failing_read_fails_the_incremental_loudly_and_leaves_nothing(
     second = api.backup(ws, "flaky", ["Contact"], incremental=True)
     assert second.objects["Contact"].layer is not None
     assert verify_snapshot(ws.home, second.snapshot_id).ok
+
+
+def test_a_layer_past_its_share_of_the_base_is_written_in_full(
+    sandbox: RunningSandbox, ws: api.Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sf = client(sandbox)
+    api.backup(ws, "flaky", ["Contact"])
+    sf.Contact.update(contact_ids(sf, 1)[0], {"Title": "One change"})
+    with monkeypatch.context() as patched:
+        patched.setattr(snapshot_incremental, "COMPACT_FRACTION", 0.0)
+        compacted = api.backup(ws, "flaky", ["Contact"], incremental=True)
+    assert compacted.objects["Contact"].layer is None and "written in full" in compacted.notes["Contact"]
+    sf.Contact.delete(contact_ids(sf, 1, "WHERE Email = null")[0])
+    # The compacted snapshot is the base of the next increment.
+    on_it = api.backup(ws, "flaky", ["Contact"], incremental=True)
+    layer = on_it.objects["Contact"].layer
+    assert layer is not None and layer.base_snapshot == compacted.snapshot_id
+    assert_reads_alike(ws, on_it, api.backup(ws, "flaky", ["Contact"]))

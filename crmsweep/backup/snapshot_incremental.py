@@ -35,6 +35,7 @@ from crmsweep.backup.snapshot_reader import list_snapshots
 from crmsweep.backup.snapshot_values import arrow_schema, canonical_value, page_to_batch
 from crmsweep.backup.snapshot_verify import verify_snapshot
 from crmsweep.backup.snapshot_writer import (
+    ROW_GROUP_ROWS,
     Progress,
     _as_text,
     _as_utc,
@@ -105,7 +106,7 @@ def _base_of(snapshots_dir: Path, parent: SnapshotManifest, entry: ObjectEntry) 
 
 def _write_table(path: Path, table: pa.Table) -> str:
     with os.fdopen(open_private_file(path), "wb") as handle:
-        pq.write_table(table, handle, compression="zstd", row_group_size=10_000)
+        pq.write_table(table, handle, compression="zstd", row_group_size=ROW_GROUP_ROWS)
         handle.flush()
         os.fsync(handle.fileno())
     return layout.sha256_file(path)
