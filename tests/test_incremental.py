@@ -302,3 +302,13 @@ def test_a_layer_past_its_share_of_the_base_is_written_in_full(
     layer = on_it.objects["Contact"].layer
     assert layer is not None and layer.base_snapshot == compacted.snapshot_id
     assert_reads_alike(ws, on_it, api.backup(ws, "flaky", ["Contact"]))
+
+
+def test_an_incremental_makes_the_fewest_calls(sandbox: RunningSandbox, ws: api.Workspace) -> None:
+    sf = client(sandbox)
+    api.backup(ws, "flaky", ["Contact", "Account"])
+    sf.Contact.update(contact_ids(sf, 1)[0], {"Title": "Once"})
+    sandbox.reset_stats()
+    second = api.backup(ws, "flaky", ["Contact", "Account"], incremental=True)
+    # The org id once; per object its describe, its deletes and one page of changes.
+    assert second.api_calls == sandbox.stats()["api_calls"] == 1 + 2 * 3
