@@ -312,3 +312,22 @@ def test_an_incremental_makes_the_fewest_calls(sandbox: RunningSandbox, ws: api.
     second = api.backup(ws, "flaky", ["Contact", "Account"], incremental=True)
     # The org id once; per object its describe, its deletes and one page of changes.
     assert second.api_calls == sandbox.stats()["api_calls"] == 1 + 2 * 3
+
+
+def test_a_task_logged_against_a_contact_refreshes_its_last_activity_date(
+    sandbox: RunningSandbox, ws: api.Workspace
+) -> None:
+    sf = client(sandbox)
+    api.backup(ws, "flaky", OBJECTS)
+    target = contact_ids(sf, 1)[0]
+    before = sf.Contact.get(target)
+    sf.Task.create({"Subject": "Call", "WhoId": target, "ActivityDate": "2027-01-15", "Status": "Completed"})
+    after = sf.Contact.get(target)
+    # The platform moved the contact's LastActivityDate, not its stamp: only the task says so.
+    assert after["LastActivityDate"] == "2027-01-15" != before["LastActivityDate"]
+    assert after["SystemModstamp"] == before["SystemModstamp"]
+    second = api.backup(ws, "flaky", OBJECTS, incremental=True)
+    got = open_snapshot(ws.home, second.snapshot_id).record_map("Contact", [target])[target]
+    assert got["LastActivityDate"] == "2027-01-15"
+    assert list(second.objects) == list(OBJECTS)
+    assert_reads_alike(ws, second, api.backup(ws, "flaky", OBJECTS))

@@ -11,6 +11,10 @@ the new changes into one new layer over the same base, so reading costs the same
 many increments came before. When a layer grows past `COMPACT_FRACTION` of its base, the object is
 written out in full instead and becomes the base of the increments after it.
 
+Values the CRM derives from related records without moving the record's stamp (LastActivityDate)
+are caught by reading again the records that the relatives changed in the window point at
+(`Connector.derived_links`).
+
 An object is read in full, saying why, when the parent lacks it, its fields changed (describe), it has
 no modification stamp, or the CRM cannot list its deletes over the window.
 """
@@ -112,9 +116,24 @@ def _write_table(path: Path, table: pa.Table) -> str:
     return layout.sha256_file(path)
 
 
+@dataclass
+class _Derived:
+    """Records whose values the CRM recomputes from relatives without moving their fingerprint (a
+    contact's LastActivityDate after a task is logged): the ids the relatives changed in the window
+    point at, per object, to be read again with that object's changes."""
+
+    touched: dict[str, set[str]]
+
+    def note(self, connector: Connector, object_name: str, records: Sequence[Record]) -> None:
+        for link, targets in connector.derived_links(object_name).items():
+            found = {str(r[link]) for r in records if r.get(link)}
+            for target in targets:
+                self.touched.setdefault(target, set()).update(found)
+
+
 def _layered_object(connector: Connector, folder: Path, snapshots_dir: Path, object_name: str,
                     specs: list[FieldSpec], parent: SnapshotManifest, entry: ObjectEntry, since: datetime,
-                    progress: Progress | None) -> tuple[ObjectEntry, str]:
+                    progress: Progress | None, derived: _Derived) -> tuple[ObjectEntry, str]:
     """The object's changes since `since` laid on the parent's base; ChangeLogUnavailable to read it in full."""
     vocabulary = connector.vocabulary
     id_field = vocabulary.id_field
@@ -131,6 +150,7 @@ def _layered_object(connector: Connector, folder: Path, snapshots_dir: Path, obj
     kind = next(s.kind for s in specs if s.name == fingerprint)
     rows = 0
     for page in connector.iter_pages(object_name, names, since=_canonical(since), include_deleted=True):
+        derived.note(connector, object_name, page)
         live: list[Record] = []
         for record in page:
             if keeps_deleted or not (deleted_field and record.get(deleted_field)):
@@ -144,6 +164,12 @@ def _layered_object(connector: Connector, folder: Path, snapshots_dir: Path, obj
             rows += batch.num_rows
         if progress is not None:
             progress(object_name, rows, False)
+    seen = {str(i) for b in batches for i in b.column(id_field).to_pylist()}
+    again = sorted(derived.touched.get(object_name, set()) - seen - gone)
+    if again:
+        found = list(connector.read(object_name, again, names, include_deleted=False).values())
+        if found:
+            batches.append(page_to_batch(object_name, specs, schema, found, id_field=id_field))
     new_changed = pa.Table.from_batches(batches, schema=schema)
     new_ids = new_changed.column(id_field).combine_chunks()
     new_deleted = pa.array(sorted(gone - set(new_ids.to_pylist())), type=pa.string())
@@ -237,9 +263,11 @@ def take_incremental(
                 layout.make_private_dir(partial / sub)
             pairs = _link_pairs(connector, names)
             live: dict[str, list[str]] = {n: [] for pair in pairs for n in pair}
-            results: list[_ObjectResult] = []
+            results: dict[str, _ObjectResult] = {}
             notes: dict[str, str] = {}
-            for name in names:
+            derived = _Derived({})
+            # Objects whose writes move values of others first, so those others are read after them.
+            for name in sorted(names, key=lambda n: not connector.derived_links(n)):
                 specs = list(connector.fields(name))
                 describe = connector.describe(name)
                 object_name = str(describe.get("name") or name)
@@ -249,8 +277,8 @@ def take_incremental(
                     try:
                         path, sha = _write_describe(partial, object_name, describe)
                         layered, note = _layered_object(connector, partial, snapshots_dir, object_name, specs,
-                                                        parent, entry, since, progress)
-                        results.append(_ObjectResult(layered, path, sha))
+                                                        parent, entry, since, progress, derived)
+                        results[name] = _ObjectResult(layered, path, sha)
                         notes[object_name] = note
                         continue
                     except ChangeLogUnavailable as exc:
@@ -258,8 +286,9 @@ def take_incremental(
                         for leftover in (layout.describe_file(object_name), layout.data_file(object_name),
                                          layout.deleted_file(object_name)):
                             (partial / leftover).unlink(missing_ok=True)
-                results.append(_write_object(connector, partial, name, progress, live.get(name)))
+                results[name] = _write_object(connector, partial, name, progress, live.get(name))
                 notes[object_name] = f"in full: {reason or 'its links are read with it'}"
+            ordered = [results[name] for name in names]
             links = [_write_links(connector, partial, a, b, live[a] if live[b] else [], progress) for a, b in pairs]
             documents = _write_documents(connector, partial)
             for sub in (layout.DATA_DIR, layout.DELETED_DIR, layout.DESCRIBE_DIR, layout.METADATA_DIR):
@@ -273,8 +302,8 @@ def take_incremental(
                 tool_version=crmsweep.__version__,
                 started=_canonical(started),
                 finished=_canonical(_as_utc(clock())),
-                objects={**{r.entry.name: r.entry for r in results}, **{e.name: e for e in links}},
-                metadata={**{r.describe_path: r.describe_sha256 for r in results}, **documents},
+                objects={**{r.entry.name: r.entry for r in ordered}, **{e.name: e for e in links}},
+                metadata={**{r.describe_path: r.describe_sha256 for r in ordered}, **documents},
                 api_calls=connector.api_usage().calls - calls_before,
                 parent=parent.snapshot_id,
                 notes=notes,

@@ -271,6 +271,13 @@ class Connector(Protocol):
         this object and window; IncrementalUnsupported when it never can."""
         ...
 
+    def derived_links(self, object_name: str) -> Mapping[str, tuple[str, ...]]:
+        """Fields of `object_name` pointing at records (of the objects named) whose values the CRM
+        recomputes when this record is written or deleted, without moving their fingerprint (Salesforce:
+        a task's WhoId / WhatId / AccountId, for LastActivityDate). An incremental backup reads those
+        records again; empty where the CRM derives nothing so."""
+        ...
+
     def metadata_documents(self) -> Iterator[tuple[str, Any]]:
         """(name, JSON document) pairs a backup keeps beside the records and describes: settings the CRM
         holds outside its objects (users, lists, marketing emails). `name` is a short file name

@@ -12,6 +12,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlsplit
 
@@ -95,6 +96,10 @@ _ANALYTICS_RESOURCES: Mapping[str, str] = {"Report": "reports", "Dashboard": "da
 _FILTERED_ONLY: Mapping[str, tuple[tuple[str, ...], str, str]] = {
     "ContentDocumentLink": (("ContentDocumentId", "LinkedEntityId"), "ContentDocumentId", "ContentDocument"),
 }
+# A task or event logged, changed or deleted recomputes LastActivityDate of the records it points at,
+# and Salesforce does not move their SystemModstamp for it (see cleanup/live_check.py).
+_ACTIVITY_LINKS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "WhoId": ("Contact", "Lead"), "WhatId": ("Account", "Opportunity"), "AccountId": ("Account",)})
 # getDeleted answers for starts within the last 30 days; a day less, so a start at the edge is not
 # refused for the seconds the request takes.
 DELETE_LOG_DAYS = timedelta(days=29)
@@ -704,6 +709,9 @@ class SalesforceConnector:
                 raise soap_fault_error(fault, self.connection, action) from None
 
         return self._write(action, checked, post, lambda i: i, resend_risk=_RESEND_REPORTS_FAILED)
+
+    def derived_links(self, object_name: str) -> Mapping[str, tuple[str, ...]]:
+        return _ACTIVITY_LINKS if object_name in ("Task", "Event") else {}
 
     def deleted_since(self, object_name: str, start: datetime) -> list[str]:
         """Through `/sobjects/{Type}/deleted/` (getDeleted), which lists purged records too."""
