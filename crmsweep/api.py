@@ -38,6 +38,8 @@ from crmsweep.backup.snapshot import (
     unfinished_snapshots,
     verify_snapshot,
 )
+from crmsweep.backup.snapshot_diff import SnapshotDiff, diff_snapshots
+from crmsweep.backup.snapshot_incremental import find_parent, take_incremental
 from crmsweep.cleanup.apply import (
     FINISHED,
     ApplyProgress,
@@ -131,10 +133,12 @@ def backup(
     objects: Sequence[str] = (),
     *,
     progress: BackupProgress | None = None,
+    incremental: bool = False,
 ) -> SnapshotManifest:
-    """Take a snapshot of `objects` (default: the provider's standard set)."""
+    """Take a snapshot of `objects` (default: the provider's standard set). `incremental` reads only what
+    changed since the last snapshot of the connection (a full one when there is none: `parent` is None)."""
     with connect(ws, connection) as connector:
-        return backup_with(connector, ws, objects, progress=progress)
+        return backup_with(connector, ws, objects, progress=progress, incremental=incremental)
 
 
 def objects_passes_read(vocabulary: Vocabulary, capabilities: Capabilities) -> list[str]:
@@ -158,7 +162,8 @@ def _held_by(connector: Connector, names: Sequence[str]) -> list[str]:
 
 
 def backup_with(
-    connector: Connector, ws: Workspace, objects: Sequence[str] = (), *, progress: BackupProgress | None = None
+    connector: Connector, ws: Workspace, objects: Sequence[str] = (), *, progress: BackupProgress | None = None,
+    incremental: bool = False,
 ) -> SnapshotManifest:
     """Back up `objects`; when none are named, the provider's standard set and then every object a pass
     reads that the CRM has (so a scan never lacks what it needs; a pass whose object the CRM lacks is
@@ -176,6 +181,10 @@ def backup_with(
     settings = ws.config.backup
     if hasattr(connector, "bulk_query_rows"):  # a connector with a bulk export path takes the threshold
         connector.bulk_query_rows = settings.bulk_query_rows
+    parent = find_parent(ws.home, connector.connection_name, connector.org_id()) if incremental else None
+    if parent is not None:
+        return take_incremental(connector, ws.home, parent, objects=chosen, progress=progress,
+                                calls_before=calls_before)
     return take_snapshot(connector, ws.home, objects=chosen, progress=progress, calls_before=calls_before,
                          workers=settings.workers)
 
@@ -191,6 +200,14 @@ def unfinished(ws: Workspace, connection: str | None = None) -> list[Unfinished]
 
 def verify(ws: Workspace, snapshot_id: str) -> VerifyReport:
     return verify_snapshot(ws.home, snapshot_id)
+
+
+def diff(ws: Workspace, a: str, b: str, *, objects: Sequence[str] = (), detail: bool = False) -> SnapshotDiff:
+    """What changed from snapshot `a` to snapshot `b` (same connection), per object."""
+    old, new = open_snapshot(ws.home, a), open_snapshot(ws.home, b)
+    vocabulary = providers.get(new.manifest.provider).vocabulary
+    return diff_snapshots(old, new, id_field=vocabulary.id_field, fingerprint_field=vocabulary.fingerprint_field,
+                          objects=objects, detail=detail)
 
 
 # --- scan and preview ------------------------------------------------------------------------------

@@ -785,25 +785,71 @@ class PlanFile:
 
 
 @dataclass(frozen=True)
+class ObjectLayer:
+    """How an incremental snapshot holds an object without copying it: the rows of a full data file
+    in a base snapshot, less the `deleted` ids and the ids of the entry's own file (the rows changed
+    since), plus that file's rows. Reads as one full copy (see `snapshot_reader`)."""
+
+    base_snapshot: str
+    base_file: str  # relative to the base snapshot's folder
+    base_sha256: str
+    base_rows: int
+    changed: int  # rows in the entry's own file
+    deleted_file: str  # relative to this snapshot's folder: one id column
+    deleted_sha256: str
+    deleted: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base_snapshot": self.base_snapshot,
+            "base_file": self.base_file,
+            "base_sha256": self.base_sha256,
+            "base_rows": self.base_rows,
+            "changed": self.changed,
+            "deleted_file": self.deleted_file,
+            "deleted_sha256": self.deleted_sha256,
+            "deleted": self.deleted,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ObjectLayer:
+        return cls(
+            base_snapshot=str(data["base_snapshot"]),
+            base_file=str(data["base_file"]),
+            base_sha256=str(data["base_sha256"]),
+            base_rows=int(data["base_rows"]),
+            changed=int(data["changed"]),
+            deleted_file=str(data["deleted_file"]),
+            deleted_sha256=str(data["deleted_sha256"]),
+            deleted=int(data["deleted"]),
+        )
+
+
+@dataclass(frozen=True)
 class ObjectEntry:
     name: str
-    rows: int
+    rows: int  # rows the object reads as (for a layered object: as a full copy)
     file: str  # relative to the snapshot folder
     sha256: str
     fields: tuple[FieldSpec, ...]
     watermark: str | None = None  # max fingerprint field value seen (canonical datetime)
+    layer: ObjectLayer | None = None  # set when `file` holds only the rows changed since a base snapshot
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "rows": self.rows,
             "file": self.file,
             "sha256": self.sha256,
             "watermark": self.watermark,
             "fields": [f.to_dict() for f in self.fields],
         }
+        if self.layer is not None:
+            data["layer"] = self.layer.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> ObjectEntry:
+        layer = data.get("layer")
         return cls(
             name=name,
             rows=int(data["rows"]),
@@ -811,6 +857,7 @@ class ObjectEntry:
             sha256=str(data["sha256"]),
             watermark=data.get("watermark"),
             fields=tuple(FieldSpec.from_dict(f) for f in data.get("fields", ())),
+            layer=None if layer is None else ObjectLayer.from_dict(layer),
         )
 
 
@@ -828,8 +875,15 @@ class SnapshotManifest:
     # Other files of the snapshot (describe JSON and the like): relative path -> sha256.
     metadata: Mapping[str, str] = field(default_factory=dict)
     api_calls: int = 0
+    # Incremental snapshots: the snapshot they were taken against, and per object how it was read
+    # ("changes since ..." or why it was read in full).
+    parent: str | None = None
+    notes: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.parent is not None:
+            extra = {"parent": self.parent, "notes": dict(self.notes)}
         return {
             "format": MANIFEST_FORMAT,
             "snapshot": self.snapshot_id,
@@ -843,6 +897,7 @@ class SnapshotManifest:
             "api_calls": self.api_calls,
             "objects": {name: entry.to_dict() for name, entry in self.objects.items()},
             "metadata": dict(self.metadata),
+            **extra,
         }
 
     @classmethod
@@ -862,6 +917,8 @@ class SnapshotManifest:
                 api_calls=int(data.get("api_calls", 0)),
                 objects={n: ObjectEntry.from_dict(n, e) for n, e in dict(data["objects"]).items()},
                 metadata={str(k): str(v) for k, v in dict(data.get("metadata", {})).items()},
+                parent=None if data.get("parent") is None else str(data["parent"]),
+                notes={str(k): str(v) for k, v in dict(data.get("notes") or {}).items()},
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise PlanFormatError(f"malformed snapshot manifest: {exc}") from exc

@@ -5,6 +5,7 @@ Layout of one snapshot under `home.snapshots_dir`:
     <id>/manifest.json                       written last: no manifest, no snapshot
     <id>/data/<Object>.parquet
     <id>/metadata/describe/<Object>.json
+    <id>/deleted/<Object>.parquet            incremental snapshots only: ids deleted since the base
     .<id>.partial/                           the same, while the backup is still running
 
 Snapshots hold personal data: folders are 0700 and files 0600, whatever the umask says.
@@ -37,6 +38,7 @@ MANIFEST_NAME = "manifest.json"
 DATA_DIR = "data"
 METADATA_DIR = "metadata"
 DESCRIBE_DIR = f"{METADATA_DIR}/describe"
+DELETED_DIR = "deleted"  # incremental snapshots: the ids deleted since their base, per object
 PARTIAL_SUFFIX = ".partial"
 
 DIR_MODE = 0o700
@@ -53,6 +55,10 @@ def is_safe_name(name: str) -> bool:
 def data_file(object_name: str) -> str:
     """The data file's path relative to the snapshot folder (as the manifest records it)."""
     return f"{DATA_DIR}/{object_name}.parquet"
+
+
+def deleted_file(object_name: str) -> str:
+    return f"{DELETED_DIR}/{object_name}.parquet"
 
 
 def describe_file(object_name: str) -> str:

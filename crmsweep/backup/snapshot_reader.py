@@ -7,7 +7,7 @@ accepts back as they stand). Both read Parquet by column or row group, never mor
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +16,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from crmsweep.backup import snapshot_layers as layers
 from crmsweep.backup import snapshot_layout as layout
-from crmsweep.backup.snapshot_values import ID_FIELD_KEY, canonical_rows
+from crmsweep.backup.snapshot_values import canonical_rows
 from crmsweep.errors import BadInput
-from crmsweep.model import FieldKind, FieldSpec, ObjectEntry, PlanFormatError, Record, SnapshotManifest
+from crmsweep.model import (
+    FieldKind,
+    FieldSpec,
+    ObjectEntry,
+    ObjectLayer,
+    PlanFormatError,
+    Record,
+    SnapshotManifest,
+)
 from crmsweep.paths import Home
 
-# Used when a file carries no id-field metadata: files written before it existed were all of the first
-# provider, whose id field this is (the test fake shares it).
-_DEFAULT_ID_FIELD = "Id"
 _UTC_MS = pa.timestamp("ms", tz="UTC")
 
 
@@ -43,7 +49,10 @@ def _column_series(column: pa.ChunkedArray, kind: FieldKind) -> pd.Series:
 
 
 class SnapshotReader:
-    """One finished snapshot. Cheap to make: files are opened only when an object is read."""
+    """One finished snapshot. Cheap to make: files are opened only when an object is read.
+
+    An object an incremental backup layered on a base snapshot (`ObjectEntry.layer`) reads through
+    every method as the full copy it stands for (`snapshot_layers`)."""
 
     def __init__(self, path: Path, manifest: SnapshotManifest) -> None:
         self.path = path
@@ -67,74 +76,140 @@ class SnapshotReader:
     def _kinds(self, object_name: str) -> dict[str, FieldKind]:
         return {spec.name: spec.kind for spec in self.fields(object_name)}
 
+    def _damaged(self, what: str, exc: Exception | None = None) -> BadInput:
+        said = f" ({exc})" if exc is not None else ""
+        return BadInput(
+            f"snapshot {self.manifest.snapshot_id!r}: cannot read {what}{said}; "
+            f"`crmsweep snapshots verify {self.manifest.snapshot_id}` lists what is damaged"
+        )
+
     @contextmanager
-    def _parquet(self, object_name: str) -> Iterator[pq.ParquetFile]:
-        entry = self._entry(object_name)
-        path = self.path / entry.file
+    def _open(self, path: Path, what: str) -> Iterator[pq.ParquetFile]:
         try:
             handle = pq.ParquetFile(path)
         except (OSError, pa.ArrowException) as exc:
-            raise BadInput(
-                f"snapshot {self.manifest.snapshot_id!r}: cannot read {entry.file} ({exc}); "
-                f"`crmsweep snapshots verify {self.manifest.snapshot_id}` lists what is damaged"
-            ) from exc
+            raise self._damaged(what, exc) from exc
         with handle:
             yield handle
+
+    def _parquet(self, object_name: str) -> AbstractContextManager[pq.ParquetFile]:
+        """The object's own data file (for a layered object: the rows changed since its base)."""
+        entry = self._entry(object_name)
+        return self._open(self.path / entry.file, entry.file)
+
+    def _base(self, layer: ObjectLayer) -> AbstractContextManager[pq.ParquetFile]:
+        if not layout.is_safe_name(layer.base_snapshot):
+            raise self._damaged(f"its base snapshot {layer.base_snapshot!r} (not a snapshot name)")
+        what = f"{layer.base_file} of base snapshot {layer.base_snapshot!r} (deleted or moved?)"
+        return self._open(self.path.parent / layer.base_snapshot / layer.base_file, what)
+
+    def _deleted(self, layer: ObjectLayer) -> pa.Array:
+        try:
+            return layers.read_ids(self.path / layer.deleted_file)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._damaged(layer.deleted_file, exc) from exc
+
+    def table(self, object_name: str, columns: Sequence[str]) -> pa.Table:
+        """These columns of every row, as stored (Arrow types), for comparisons that need no pandas."""
+        kinds = self._kinds(object_name)
+        unknown = [c for c in columns if c not in kinds]
+        if unknown:
+            raise KeyError(f"{object_name} in snapshot {self.manifest.snapshot_id!r} has no column(s) {unknown}")
+        return self._table(object_name, list(dict.fromkeys(columns)))
+
+    def _table(self, object_name: str, columns: list[str]) -> pa.Table:
+        entry = self._entry(object_name)
+        with self._parquet(object_name) as handle:
+            if entry.layer is None:
+                return handle.read(columns=columns)
+            id_field = self._id_field(object_name, handle)
+            wanted = list(dict.fromkeys([*columns, id_field]))
+            changed = handle.read(columns=wanted)
+        with self._base(entry.layer) as base:
+            table = layers.overlay(base.read(columns=wanted), changed, self._deleted(entry.layer), id_field)
+        return table.select(columns)
 
     def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Typed columns: dates and datetimes datetime64[ms, UTC], "boolean", "Int64", float64, object."""
         kinds = self._kinds(object_name)
         wanted = list(kinds) if columns is None else list(dict.fromkeys(columns))
-        unknown = [c for c in wanted if c not in kinds]
-        if unknown:
-            raise KeyError(f"{object_name} in snapshot {self.manifest.snapshot_id!r} has no column(s) {unknown}")
-        with self._parquet(object_name) as handle:
-            table = handle.read(columns=wanted)
+        table = self.table(object_name, wanted)
         return pd.DataFrame({name: _column_series(table.column(name), kinds[name]) for name in wanted}, columns=wanted)
 
     def records(self, object_name: str) -> Iterator[Record]:
         """Every row in canonical form, one row group (some thousand rows) in memory at a time."""
         kinds = self._kinds(object_name)
+        entry = self._entry(object_name)
+        if entry.layer is None:
+            with self._parquet(object_name) as handle:
+                for group in range(handle.num_row_groups):
+                    yield from canonical_rows(handle.read_row_group(group), kinds)
+            return
         with self._parquet(object_name) as handle:
-            for group in range(handle.num_row_groups):
-                yield from canonical_rows(handle.read_row_group(group), kinds)
+            id_field = self._id_field(object_name, handle)
+            changed = handle.read()
+        deleted = self._deleted(entry.layer)
+        changed_ids = changed.column(id_field).combine_chunks()
+        with self._base(entry.layer) as base:
+            base_ids = base.read(columns=[id_field]).column(0).combine_chunks()
+            for group in range(base.num_row_groups):
+                rows = base.read_row_group(group)
+                # Only the changed rows of this group's ids: nothing is appended to a group.
+                here = changed.filter(pc.is_in(changed_ids, value_set=rows.column(id_field).combine_chunks()))
+                yield from canonical_rows(layers.overlay(rows, here, deleted, id_field), kinds)
+        yield from canonical_rows(changed.filter(pc.invert(pc.is_in(changed_ids, value_set=base_ids))), kinds)
 
     def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
-        """The rows with these ids, in canonical form; ids the snapshot lacks are absent.
-
-        One pass: the id column is read once and matched against one hash set of the ids, then each row
-        group holding a match is read once and only its matching rows are converted. (Matching row group
-        by row group rebuilt the set for each of them: at 1M contacts and 300k ids, most of a scan.)
-        """
+        """The rows with these ids, in canonical form; ids the snapshot lacks are absent."""
         kinds = self._kinds(object_name)
         wanted = list(dict.fromkeys(str(i) for i in ids))
         if not wanted:
             return {}
-        found: dict[str, Record] = {}
+        entry = self._entry(object_name)
         with self._parquet(object_name) as handle:
             id_field = self._id_field(object_name, handle)
-            hits = pc.indices_nonzero(
-                pc.is_in(handle.read(columns=[id_field]).column(0), value_set=pa.array(wanted, type=pa.string()))
-            ).to_numpy()
-            if not len(hits):
-                return found
-            ends = np.cumsum([handle.metadata.row_group(g).num_rows for g in range(handle.num_row_groups)])
-            groups = np.searchsorted(ends, hits, side="right")
-            for group in np.unique(groups):
-                start = int(ends[group - 1]) if group else 0
-                rows = pa.array(hits[groups == group] - start, type=pa.int64())
-                for record in canonical_rows(handle.read_row_group(int(group)).take(rows), kinds):
-                    # A snapshot holds each id once; were one there twice, its first row would be kept.
-                    found.setdefault(str(record[id_field]), record)
+            found = _match_rows(handle, id_field, wanted, kinds)
+        if entry.layer is None:
+            return found
+        # Changed rows stand for their base rows; deleted ids are not in the copy at all.
+        gone = set(self._deleted(entry.layer).to_pylist())
+        rest = [i for i in wanted if i not in found and i not in gone]
+        if rest:
+            with self._base(entry.layer) as base:
+                found.update(_match_rows(base, id_field, rest, kinds))
         return found
 
     def _id_field(self, object_name: str, handle: pq.ParquetFile) -> str:
-        metadata = handle.schema_arrow.metadata or {}
-        raw = metadata.get(ID_FIELD_KEY)
-        id_field = raw.decode("utf-8") if raw else _DEFAULT_ID_FIELD
+        id_field = layers.id_field_of(handle.schema_arrow)
         if id_field not in handle.schema_arrow.names:
             raise KeyError(f"{object_name} in snapshot {self.manifest.snapshot_id!r} has no id column {id_field!r}")
         return id_field
+
+
+def _match_rows(
+    handle: pq.ParquetFile, id_field: str, wanted: list[str], kinds: dict[str, FieldKind]
+) -> dict[str, Record]:
+    """The rows of one file with these ids, in canonical form.
+
+    One pass: the id column is read once and matched against one hash set of the ids, then each row
+    group holding a match is read once and only its matching rows are converted. (Matching row group
+    by row group rebuilt the set for each of them: at 1M contacts and 300k ids, most of a scan.)
+    """
+    found: dict[str, Record] = {}
+    hits = pc.indices_nonzero(
+        pc.is_in(handle.read(columns=[id_field]).column(0), value_set=pa.array(wanted, type=pa.string()))
+    ).to_numpy()
+    if not len(hits):
+        return found
+    ends = np.cumsum([handle.metadata.row_group(g).num_rows for g in range(handle.num_row_groups)])
+    groups = np.searchsorted(ends, hits, side="right")
+    for group in np.unique(groups):
+        start = int(ends[group - 1]) if group else 0
+        rows = pa.array(hits[groups == group] - start, type=pa.int64())
+        for record in canonical_rows(handle.read_row_group(int(group)).take(rows), kinds):
+            # A file holds each id once; were one there twice, its first row would be kept.
+            found.setdefault(str(record[id_field]), record)
+    return found
 
 
 def open_snapshot(home: Home, snapshot_id: str) -> SnapshotReader:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crmsweep.backup import snapshot_layers as layers
 from crmsweep.backup import snapshot_layout as layout
 from crmsweep.model import ObjectEntry, PlanFormatError, SnapshotManifest
 from crmsweep.paths import Home
@@ -48,22 +49,58 @@ def _check_hash(folder: Path, relative: str, expected: str, what: str) -> tuple[
     return path, []
 
 
-def _check_object(folder: Path, entry: ObjectEntry) -> tuple[int | None, list[str]]:
-    path, problems = _check_hash(folder, entry.file, entry.sha256, f"data file of {entry.name}")
+def _check_file(folder: Path, relative: str, sha256: str, rows: int, columns: list[str] | None,
+                what: str) -> tuple[pa.Array | None, list[str]]:
+    """Hash, row count and columns of one Parquet file, and its id column (the one its metadata names;
+    None if it has none, or the file cannot be read)."""
+    path, problems = _check_hash(folder, relative, sha256, what)
     if path is None:
         return None, problems
     try:
         with pq.ParquetFile(path) as handle:
-            rows = handle.metadata.num_rows
-            columns = list(handle.schema_arrow.names)
+            held = handle.metadata.num_rows
+            names = list(handle.schema_arrow.names)
+            id_field = layers.id_field_of(handle.schema_arrow)
+            ids = handle.read(columns=[id_field]).column(0).combine_chunks() if id_field in names else None
     except (OSError, pa.ArrowException) as exc:
-        return None, [*problems, f"data file of {entry.name} {entry.file} is not a readable Parquet file ({exc})"]
+        return None, [*problems, f"{what} {relative} is not a readable Parquet file ({exc})"]
+    if held != rows:
+        problems.append(f"{what} {relative} holds {held} rows, the manifest says {rows}")
+    if columns is not None and names != columns:
+        problems.append(f"{what} {relative} has other columns than the manifest lists")
+    return ids, problems
+
+
+def _check_object(folder: Path, entry: ObjectEntry) -> tuple[int | None, list[str]]:
+    columns = [spec.name for spec in entry.fields]
+    layer = entry.layer
+    if layer is None:
+        _, problems = _check_file(folder, entry.file, entry.sha256, entry.rows, columns, f"data file of {entry.name}")
+        return (entry.rows if not problems else None), problems
+    changed, problems = _check_file(folder, entry.file, entry.sha256, layer.changed, columns,
+                                    f"changed rows of {entry.name}")
+    deleted, found = _check_file(folder, layer.deleted_file, layer.deleted_sha256, layer.deleted, None,
+                                 f"deleted ids of {entry.name}")
+    problems += found
+    # The chain: the base's file, as it was when this snapshot was taken.
+    base_folder = folder.parent / layer.base_snapshot
+    if not layout.is_safe_name(layer.base_snapshot) or not base_folder.is_dir():
+        problems.append(
+            f"{entry.name} reads through base snapshot {layer.base_snapshot!r}, which is gone (deleted or "
+            "moved): this snapshot cannot be read or restored from; take a full backup")
+        return None, problems
+    base, found = _check_file(base_folder, layer.base_file, layer.base_sha256, layer.base_rows, columns,
+                              f"{entry.name}'s base (snapshot {layer.base_snapshot})")
+    if found:
+        found.append(f"{entry.name} reads through base snapshot {layer.base_snapshot!r}, which is damaged: "
+                     "this snapshot cannot be trusted either")
+    problems += found
+    if problems or changed is None or deleted is None or base is None:
+        return None, problems or [f"{entry.name}'s files have no id column"]
+    rows = layers.layered_rows(base, changed, deleted)
     if rows != entry.rows:
-        problems.append(f"data file of {entry.name} {entry.file} holds {rows} rows, the manifest says {entry.rows}")
-    expected_columns = [spec.name for spec in entry.fields]
-    if columns != expected_columns:
-        problems.append(f"data file of {entry.name} {entry.file} has other columns than the manifest lists")
-    return (rows if not problems else None), problems
+        return None, [f"{entry.name} reads as {rows} rows, the manifest says {entry.rows}"]
+    return rows, []
 
 
 def _files_on_disk(folder: Path) -> set[str]:
@@ -86,7 +123,8 @@ def _check_manifest(folder: Path, snapshot_id: str, manifest: SnapshotManifest) 
             objects[entry.name] = rows
     for relative, expected in manifest.metadata.items():
         problems.extend(_check_hash(folder, relative, expected, "metadata file")[1])
-    listed = {layout.MANIFEST_NAME, *manifest.metadata, *(e.file for e in manifest.objects.values())}
+    listed = {layout.MANIFEST_NAME, *manifest.metadata, *(e.file for e in manifest.objects.values()),
+              *(e.layer.deleted_file for e in manifest.objects.values() if e.layer is not None)}
     for extra in sorted(_files_on_disk(folder) - listed):
         problems.append(f"unexpected file {extra} (not listed in the manifest)")
     return VerifyReport(snapshot_id=snapshot_id, ok=not problems, problems=problems, objects=objects)

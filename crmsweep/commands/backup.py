@@ -25,7 +25,7 @@ from crmsweep.commands.help import App
 from crmsweep.errors import EXIT_REFUSED
 from crmsweep.model import SnapshotManifest
 
-snapshots_app = App(help="List and verify snapshots.")
+snapshots_app = App(help="List, verify and compare snapshots.")
 
 
 def manifest_summary(manifest: SnapshotManifest, path: str) -> dict[str, object]:
@@ -44,6 +44,11 @@ def backup(
         list[str] | None,
         typer.Option("--object", help="Object to back up (repeatable). Default: the provider's standard set."),
     ] = None,
+    incremental: Annotated[
+        bool,
+        typer.Option("--incremental", help="Read only what changed since the last snapshot of the connection; "
+                     "the new snapshot still reads as a full copy (sharing unchanged data with it)."),
+    ] = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
@@ -51,16 +56,22 @@ def backup(
     """Back up a CRM to a snapshot: one Parquet file per object and a manifest written last."""
     ws = workspace(config, home)
     with backup_progress(not as_json) as progress:
-        manifest = api.backup(ws, connection, objects or (), progress=progress)
+        manifest = api.backup(ws, connection, objects or (), progress=progress, incremental=incremental)
     path = str(ws.home.snapshots_dir / manifest.snapshot_id)
     if as_json:
-        emit_json(manifest_summary(manifest, path))
+        extra = {"parent": manifest.parent, "notes": dict(manifest.notes)} if incremental else {}
+        emit_json({**manifest_summary(manifest, path), **extra})
         return
     total = sum(e.rows for e in manifest.objects.values())
+    if incremental and manifest.parent is None:
+        err.print(f"No earlier snapshot of '{connection}' to build on: took a full one.")
+    elif manifest.parent is not None:
+        err.print(f"Incremental on {manifest.parent}:", markup=False)
     err.print(f"Snapshot {manifest.snapshot_id}: {total:,} records in {len(manifest.objects)} objects, "
               f"{manifest.api_calls} API calls")
     for name, entry in manifest.objects.items():
-        err.print(f"  {name:<24} {entry.rows:>9,}")
+        note = manifest.notes.get(name)
+        err.print(f"  {name:<24} {entry.rows:>9,}" + (f"  {note}" if note else ""), markup=False)
     out.print(path)
 
 
@@ -89,7 +100,7 @@ def list_(
     if as_json:
         emit_json([
             {**manifest_summary(m, str(ws.home.snapshots_dir / m.snapshot_id)), "connection": m.connection,
-             "org_id": m.org_id, "finished": m.finished}
+             "org_id": m.org_id, "finished": m.finished, "parent": m.parent}
             for m in found
         ])
         return
@@ -140,3 +151,38 @@ def verify(
             err.print(f"  - {problem}")
     if not report.ok:
         raise typer.Exit(EXIT_REFUSED)
+
+
+@snapshots_app.command("diff")
+@handle_errors
+def diff(
+    a: Annotated[str, typer.Argument(help="The older snapshot's id.")],
+    b: Annotated[str, typer.Argument(help="The newer snapshot's id (same connection).")],
+    objects: Annotated[list[str] | None, typer.Option("--object", help="Only this object (repeatable).")] = None,
+    detail: Annotated[
+        bool, typer.Option("--detail", help="List the ids added and removed, and each changed record's fields.")
+    ] = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Say what changed between two snapshots, per object: records added, removed and changed, and
+    fields added to or removed from describe."""
+    found = api.diff(workspace(config, home), a, b, objects=objects or (), detail=detail)
+    if as_json:
+        emit_json(found.to_dict(detail))
+        return
+    print_table(
+        ("OBJECT", "ADDED", "REMOVED", "CHANGED", "FIELDS"),
+        [(name if d.status == "both" else f"{name} ({d.status})", f"{d.added:,}", f"{d.removed:,}",
+          f"{d.changed:,}", " ".join([*(f"+{f}" for f in d.fields_added), *(f"-{f}" for f in d.fields_removed)]))
+         for name, d in found.objects.items()],
+    )
+    if detail:
+        for name, d in found.objects.items():
+            for record_id in d.added_ids:
+                out.print(f"{name} + {record_id}")
+            for record_id in d.removed_ids:
+                out.print(f"{name} - {record_id}")
+            for record_id, fields in d.changed_fields.items():
+                out.print(f"{name} ~ {record_id}: {', '.join(fields)}")

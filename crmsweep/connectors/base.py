@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
@@ -38,6 +39,16 @@ from crmsweep.model import (
 )
 
 Scalar = str | int | float | bool | None
+
+
+class IncrementalUnsupported(BadInput):
+    """The CRM cannot list what was deleted since a moment, so an incremental backup of it could keep
+    records that are gone: `backup --incremental` is refused (exit 2) with this one-line reason."""
+
+
+class ChangeLogUnavailable(Exception):
+    """The CRM cannot list one object's deletes over the window asked (too long ago, too many, or no
+    log for that object): an incremental backup reads that object in full, saying this reason."""
 
 
 class AssociationsUnsupported(BadInput):
@@ -288,6 +299,20 @@ class Connector(Protocol):
         """Link each (from id, to id) pair with the provider's default association; results in request
         order, `id` being the from id. At most `capabilities.max_batch_write` pairs per call, like the
         other writes. AssociationsUnsupported unless `capabilities.has_associations`."""
+        ...
+
+    def deleted_since(self, object_name: str, start: datetime) -> list[str]:
+        """The ids of `object_name` records deleted since `start` and still deleted (in the recycle bin or
+        purged from it), for an incremental backup; the records changed since are read with
+        `iter_pages(since=..., include_deleted=True)`. ChangeLogUnavailable when the CRM cannot say for
+        this object and window; IncrementalUnsupported when it never can."""
+        ...
+
+    def derived_links(self, object_name: str) -> Mapping[str, tuple[str, ...]]:
+        """Fields of `object_name` pointing at records (of the objects named) whose values the CRM
+        recomputes when this record is written or deleted, without moving their fingerprint (Salesforce:
+        a task's WhoId / WhatId / AccountId, for LastActivityDate). An incremental backup reads those
+        records again; empty where the CRM derives nothing so."""
         ...
 
     def metadata_documents(self) -> Iterator[tuple[str, Any]]:

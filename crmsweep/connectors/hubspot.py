@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from crmsweep.connectors.base import Connection, RecordFilter, Scalar
+from crmsweep.connectors.base import Connection, IncrementalUnsupported, RecordFilter, Scalar
 from crmsweep.connectors.hubspot_assets import ASSET_OBJECTS, HubSpotAssets
 from crmsweep.connectors.hubspot_client import DEFAULT_TIMEOUT, Answer, HubSpotClient
 from crmsweep.connectors.hubspot_errors import body_json, is_api_exception, map_failure, outcome_unknown
@@ -697,6 +697,17 @@ class HubSpotConnector:
         return [failed.get(a, WriteResult(id=a, ok=True)) for a, _b in checked]
 
     # -- backup metadata
+
+    def derived_links(self, object_name: str) -> Mapping[str, tuple[str, ...]]:
+        return {}
+
+    def deleted_since(self, object_name: str, start: datetime) -> list[str]:
+        # Archived records are listed, but not those purged from the archive (GDPR deletes, records past
+        # its 90 days): an incremental snapshot would keep them as if they were there.
+        raise IncrementalUnsupported(
+            f"HubSpot connection '{self.connection_name}' cannot back up incrementally: HubSpot lists no records "
+            "deleted for good since a date, so an incremental snapshot could keep records that are gone; "
+            "run `crmsweep backup` without --incremental")
 
     def metadata_documents(self) -> Iterator[tuple[str, Any]]:
         """What a backup keeps beside the records: users, lists and marketing emails (archived ones too)."""

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlsplit
 
@@ -21,7 +22,13 @@ import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
 
-from crmsweep.connectors.base import AssociationsUnsupported, Connection, RecordFilter, Scalar
+from crmsweep.connectors.base import (
+    AssociationsUnsupported,
+    ChangeLogUnavailable,
+    Connection,
+    RecordFilter,
+    Scalar,
+)
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.connectors.salesforce_auth import sign_in
 from crmsweep.connectors.salesforce_bulk_query import BulkQueryReader, PollSchedule
@@ -56,6 +63,7 @@ from crmsweep.model import (
     Record,
     Vocabulary,
     WriteResult,
+    canonical_datetime,
 )
 from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
 
@@ -98,6 +106,13 @@ _ANALYTICS_RESOURCES: Mapping[str, str] = {"Report": "reports", "Dashboard": "da
 _FILTERED_ONLY: Mapping[str, tuple[tuple[str, ...], str, str]] = {
     "ContentDocumentLink": (("ContentDocumentId", "LinkedEntityId"), "ContentDocumentId", "ContentDocument"),
 }
+# A task or event logged, changed or deleted recomputes LastActivityDate of the records it points at,
+# and Salesforce does not move their SystemModstamp for it (see cleanup/live_check.py).
+_ACTIVITY_LINKS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "WhoId": ("Contact", "Lead"), "WhatId": ("Account", "Opportunity"), "AccountId": ("Account",)})
+# getDeleted answers for starts within the last 30 days; a day less, so a start at the edge is not
+# refused for the seconds the request takes.
+DELETE_LOG_DAYS = timedelta(days=29)
 _RESEND_REPORTS_FAILED = "a second sending would report the records it had already written as failed"
 
 
@@ -793,6 +808,29 @@ class SalesforceConnector:
                 raise soap_fault_error(fault, self.connection, action) from None
 
         return self._write(action, checked, post, lambda i: i, resend_risk=_RESEND_REPORTS_FAILED)
+
+    def derived_links(self, object_name: str) -> Mapping[str, tuple[str, ...]]:
+        return _ACTIVITY_LINKS if object_name in ("Task", "Event") else {}
+
+    def deleted_since(self, object_name: str, start: datetime) -> list[str]:
+        """Through `/sobjects/{Type}/deleted/` (getDeleted), which lists purged records too."""
+        if object_name in PSEUDO_OBJECTS or not self.describe(object_name).get("replicateable", True):
+            raise ChangeLogUnavailable(f"Salesforce keeps no delete log of {object_name}")
+        now = datetime.now(UTC)
+        # Salesforce drops the seconds of `end`: the next whole minute, so deletes up to now are listed.
+        end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        if start < now - DELETE_LOG_DAYS:
+            raise ChangeLogUnavailable(
+                f"Salesforce lists deletes of the last {DELETE_LOG_DAYS.days} days only, and the last snapshot "
+                f"began {canonical_datetime(start)}")
+        sobject = getattr(self._sf, object_name)
+        try:
+            answer = self._call(f"list deleted {object_name}", functools.partial(sobject.deleted, start, end))
+        except ConnectorError as exc:
+            if exc.code in ("INVALID_REPLICATION_DATE", "EXCEEDED_ID_LIMIT"):
+                raise ChangeLogUnavailable(f"Salesforce cannot list the deletes of {object_name} ({exc.code})") from exc
+            raise
+        return [str(r["id"]) for r in answer.get("deletedRecords") or [] if r.get("id")]
 
     def metadata_documents(self) -> Iterator[tuple[str, Any]]:
         # The describes saved with each object hold what a restore needs.

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crmsweep.sandbox import describe, ids, salesforce_oauth, salesforce_seed_fields, soap
+from crmsweep.sandbox import describe, ids, salesforce_oauth, salesforce_replication, salesforce_seed_fields, soap
 from crmsweep.sandbox import salesforce_tooling as tooling
 from crmsweep.sandbox import seed as seeding
 from crmsweep.sandbox.faults import FaultRule
@@ -408,6 +408,8 @@ class SalesforceApi:
         if rest[1] == "describe" and len(rest) == 2:
             _allow(method, "GET")
             return json_response(200, describe.describe(obj, version))
+        if rest[1] in ("deleted", "updated") and rest[2:] in ([], [""]):
+            return self._replication(request, obj, rest[1])
         if len(rest) == 3:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         _allow(method, "GET", "PATCH", "DELETE")
@@ -425,6 +427,15 @@ class SalesforceApi:
         except RecordError as exc:
             raise ApiError(400, exc.status_code, exc.message, exc.fields) from None
         return Response(204)
+
+    def _replication(self, request: Request, obj: SObject, resource: str) -> Response:
+        _allow(request.method, "GET")
+        answer = salesforce_replication.deleted if resource == "deleted" else salesforce_replication.updated
+        try:
+            return json_response(200, answer(self.store, obj, request.param("start"), request.param("end"),
+                                             self.clock()))
+        except salesforce_replication.ReplicationError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
 
     def _existing(self, obj: SObject, record_id: str) -> dict[str, Any]:
         full = ids.normalize(record_id)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from crmsweep.sandbox import activity, ids, rules, salesforce_tooling
+from crmsweep.sandbox import activity, ids, rules, salesforce_replication, salesforce_tooling
 from crmsweep.sandbox.rules import RecordError
 from crmsweep.sandbox.schema import BY_KEY_PREFIX, DATETIME, OBJECTS, REFERENCE, SObject, children_of
 from crmsweep.sandbox.store import BIN_COLUMN, Store, chunks, quote
@@ -72,6 +72,7 @@ class SalesforceStore(Store):
                 indexed = [f.name for f in obj.fields if f.type == REFERENCE] + ["SystemModstamp"]
                 added[obj.name] = self.ensure_table(obj.name, columns, indexed)
             salesforce_tooling.create_tables(self)
+            salesforce_replication.create_table(self._db)
             if any(added.values()):
                 self._migrate_activity(added)
             if self.meta("four_digit_years") != "1":
@@ -109,7 +110,8 @@ class SalesforceStore(Store):
             self._db.execute(_last_activity_sql(name))
 
     def drop_everything(self) -> None:
-        self.drop_tables([obj.name for obj in OBJECTS.values()] + list(salesforce_tooling.TOOLING_OBJECTS))
+        self.drop_tables([obj.name for obj in OBJECTS.values()] + list(salesforce_tooling.TOOLING_OBJECTS)
+                         + [salesforce_replication.LOG_TABLE])
 
     @property
     def api_user_id(self) -> str:
@@ -316,6 +318,7 @@ class SalesforceStore(Store):
         root = str(current["Id"])
         if not obj.has_is_deleted:
             self._db.execute(f"DELETE FROM {quote(obj.name)} WHERE Id = ?", (root,))
+            salesforce_replication.log_deleted(self._db, obj.name, {root: rules.next_stamp(now, None)})
             return root
         self._bin(obj, [(root, current["SystemModstamp"])], root, now)
         return root
@@ -347,7 +350,10 @@ class SalesforceStore(Store):
 
     def _bin(self, obj: SObject, rows: Sequence[tuple[str, str]], root: str, now: datetime) -> None:
         """Move rows to the recycle bin, then their cascade-delete children, remembering the root."""
-        self.bin(obj.name, FLAG, root, {rid: {"SystemModstamp": rules.next_stamp(now, stamp)} for rid, stamp in rows})
+        stamps = {rid: rules.next_stamp(now, stamp) for rid, stamp in rows}
+        self.bin(obj.name, FLAG, root, {rid: {"SystemModstamp": stamp} for rid, stamp in stamps.items()})
+        # The delete log outlives the recycle bin: /sobjects/{Type}/deleted lists purged records too.
+        salesforce_replication.log_deleted(self._db, obj.name, stamps)
         parent_ids = [rid for rid, _ in rows]
         if obj.name in activity.ACTIVITY_OBJECTS:
             self.refresh_last_activity(self._activity_links(obj, parent_ids))
@@ -383,6 +389,7 @@ class SalesforceStore(Store):
             rows = self.binned_with(table.name, FLAG, root, ("Id", "SystemModstamp"))
             stamps = {rid: {"SystemModstamp": rules.next_stamp(now, stamp)} for rid, stamp in rows}
             self.restore(table.name, FLAG, stamps)
+            salesforce_replication.forget_deleted(self._db, list(stamps))
             restored[table.name] = [rid for rid, _ in rows]
         # Activities last: the records they count for may have come back in the same undelete.
         for name in activity.ACTIVITY_OBJECTS:
