@@ -310,8 +310,8 @@ class Connector(Protocol):
 
     def derived_links(self, object_name: str) -> Mapping[str, tuple[str, ...]]:
         """Fields of `object_name` pointing at records (of the objects named) whose values the CRM
-        recomputes when this record is written or deleted, without moving their fingerprint (Salesforce:
-        a task's WhoId / WhatId / AccountId, for LastActivityDate). An incremental backup reads those
+        recomputes when this record is written or deleted, without moving their fingerprint (e.g. an
+        activity's links, for the last-activity date of the records they point at). An incremental backup reads those
         records again; empty where the CRM derives nothing so."""
         ...
 
