@@ -118,6 +118,37 @@ def _stop_reason(exc: ConnectorError) -> str:
     return f"the CRM refused to go on: {exc}"
 
 
+def change_batches(changes: Sequence[Change], work: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """The batches apply writes `work` (indexes into `changes`) in: consecutive changes with the same
+    (op, object), at most `batch_size`, each record at most once per call. The API budget counts its
+    calls over these same batches."""
+    batch: list[int] = []
+    ids: set[str] = set()
+    for index in work:
+        change = changes[index]
+        if batch:
+            head = changes[batch[0]]
+            if (
+                (head.op, head.object) != (change.op, change.object)
+                or len(batch) >= batch_size
+                or change.record_id in ids
+            ):
+                yield batch
+                batch, ids = [], set()
+        batch.append(index)
+        ids.add(change.record_id)
+    if batch:
+        yield batch
+
+
+def write_batch_size(connector: Connector, asked: int | None = None) -> int:
+    """Records per write call: the connector's limit, or fewer if asked."""
+    limit = connector.capabilities.max_batch_write
+    if asked is not None and asked < 1:
+        raise BadInput(f"batch size must be at least 1, not {asked}")
+    return min(asked or limit, limit)
+
+
 class _Engine:
     def __init__(
         self,
@@ -201,24 +232,7 @@ class _Engine:
         )
 
     def _batches(self, work: Sequence[int]) -> Iterator[list[int]]:
-        """Consecutive changes with the same (op, object), each record at most once per call."""
-        batch: list[int] = []
-        ids: set[str] = set()
-        for index in work:
-            change = self.plan.changes[index]
-            if batch:
-                head = self.plan.changes[batch[0]]
-                if (
-                    (head.op, head.object) != (change.op, change.object)
-                    or len(batch) >= self.batch_size
-                    or change.record_id in ids
-                ):
-                    yield batch
-                    batch, ids = [], set()
-            batch.append(index)
-            ids.add(change.record_id)
-        if batch:
-            yield batch
+        return change_batches(self.plan.changes, work, self.batch_size)
 
     # -- one batch --
 
@@ -739,10 +753,7 @@ def apply_plan(
     else:
         check_plan_text(plan, plan_text, home)
         check_plan(plan, connector, home)
-    limit = connector.capabilities.max_batch_write
-    if batch_size is not None and batch_size < 1:
-        raise BadInput(f"batch size must be at least 1, not {batch_size}")
-    size = min(batch_size or limit, limit)
+    size = write_batch_size(connector, batch_size)
     live: LiveChecker | None = None
 
     def engine_for(handle: RunHandle | None, outcomes: list[ChangeOutcome], last_batch: int,

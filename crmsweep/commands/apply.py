@@ -23,6 +23,7 @@ from crmsweep.cleanup.drift import DELETE_OPS
 from crmsweep.cleanup.labels import one_line
 from crmsweep.cleanup.preview import breakdown, ops_breakdown
 from crmsweep.commands.common import (
+    AllowOverBudgetOpt,
     ConfigOpt,
     HomeOpt,
     JsonOpt,
@@ -238,6 +239,7 @@ def apply(
         str | None, typer.Option("--connection", "-c", help="Override the connection named in the plan.")
     ] = None,
     dry_run: DryRunOpt = False,
+    allow_over_budget: AllowOverBudgetOpt = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
@@ -265,7 +267,8 @@ def apply(
     with resume_hints(resume_hint), apply_progress(not as_json) as progress:
         confirm = confirm_writes(ws, yes, ask, connection=connection, to_write=to_write)
         outcome = api.apply(ws, plan_file, confirm=confirm, connection=connection,
-                            resume_run=resume, progress=progress, dry_run=dry_run)
+                            resume_run=resume, progress=progress, dry_run=dry_run,
+                            allow_over_budget=allow_over_budget)
     report = outcome.report
     if report is None:
         declined("applied")
@@ -289,6 +292,7 @@ def rollback(
         typer.Option("--output", "-o", help="Only write the inverse plan to this file, for review; apply nothing."),
     ] = None,
     dry_run: DryRunOpt = False,
+    allow_over_budget: AllowOverBudgetOpt = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
@@ -323,10 +327,12 @@ def rollback(
 
     with resume_hints(settle), apply_progress(not as_json) as progress:
         outcome = api.rollback(ws, run_id, confirm=confirm_writes(ws, yes, ask, before=show, to_write=to_write),
-                               progress=progress, dry_run=dry_run, output=output)
+                               progress=progress, dry_run=dry_run, output=output,
+                               allow_over_budget=allow_over_budget)
     if outcome.already_rolled_back_by is not None:
         if as_json:
-            emit_json({"rollback_of": run_id, "already_rolled_back_by": outcome.already_rolled_back_by})
+            emit_json({"rollback_of": run_id, "already_rolled_back_by": outcome.already_rolled_back_by,
+                       "api_calls": 0})
         else:
             err.print(f"Run {run_id} was already rolled back by run {outcome.already_rolled_back_by}: nothing to "
                       "do. See `crmsweep runs list`.", markup=False)
@@ -335,7 +341,7 @@ def rollback(
         path = os.path.abspath(outcome.written)
         if as_json:
             emit_json({"plan": outcome.plan.header.plan_id, "path": path, "changes": len(outcome.plan.changes),
-                       "rollback_of": run_id})
+                       "rollback_of": run_id, "api_calls": outcome.api_calls})
         else:
             err.print(f"Wrote the rollback plan of run {run_id} ({len(outcome.plan.changes)} changes) to {path}; "
                       f"nothing was applied. Review it with `{shlex.join(['crmsweep', 'preview', path])}`, "

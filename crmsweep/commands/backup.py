@@ -9,6 +9,7 @@ import typer
 from crmsweep import api
 from crmsweep.backup.snapshot import Unfinished
 from crmsweep.commands.common import (
+    AllowOverBudgetOpt,
     ConfigOpt,
     ConnectionOpt,
     HomeOpt,
@@ -44,6 +45,7 @@ def backup(
         list[str] | None,
         typer.Option("--object", help="Object to back up (repeatable). Default: the provider's standard set."),
     ] = None,
+    allow_over_budget: AllowOverBudgetOpt = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
@@ -51,7 +53,7 @@ def backup(
     """Back up a CRM to a snapshot: one Parquet file per object and a manifest written last."""
     ws = workspace(config, home)
     with backup_progress(not as_json) as progress:
-        manifest = api.backup(ws, connection, objects or (), progress=progress)
+        manifest = api.backup(ws, connection, objects or (), progress=progress, allow_over_budget=allow_over_budget)
     path = str(ws.home.snapshots_dir / manifest.snapshot_id)
     if as_json:
         emit_json(manifest_summary(manifest, path))

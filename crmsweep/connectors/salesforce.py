@@ -9,6 +9,7 @@ and the small helpers that shape its SOQL, ids and records. Every call goes thro
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -42,7 +43,17 @@ from crmsweep.errors import (
     RetriableError,
     UnknownObject,
 )
-from crmsweep.model import ApiUsage, CreateAttempt, FieldKind, FieldSpec, Record, Vocabulary, WriteResult
+from crmsweep.model import (
+    ApiAllowance,
+    ApiUsage,
+    CreateAttempt,
+    FieldKind,
+    FieldSpec,
+    ReadPlan,
+    Record,
+    Vocabulary,
+    WriteResult,
+)
 from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
 
 T = TypeVar("T")
@@ -257,6 +268,7 @@ class SalesforceConnector:
         )
         self._org_id: str | None = None
         self._describes: dict[str, dict[str, Any]] = {}
+        self._read_plans: dict[str, ReadPlan] = {}  # one COUNT() per object per connector: see read_plan
         # Custom field definitions and their uses, as the pseudo-objects a backup and a pass read.
         self.definitions = CustomFieldDefinitions(self)
         self._user_id: str | None = None
@@ -692,6 +704,58 @@ class SalesforceConnector:
         return iter(())
 
     # -- accounting
+
+    def read_plan(self, object_name: str) -> ReadPlan:
+        """How a backup reads `object_name` over REST: one COUNT() (made here, once per connector, so the
+        backup and the budget never count twice), then a query page per `max_query_page` rows and the
+        describe if it is not held yet. The custom field pseudo-objects are read through Tooling: see
+        `CustomFieldDefinitions.read_calls`."""
+        name = _identifier(object_name)
+        plan = self._read_plans.get(name)
+        if plan is None:
+            if name in PSEUDO_OBJECTS:
+                rows, calls = self.definitions.read_calls(name)
+                plan = ReadPlan(object=name, rows=rows, method="tooling", calls=calls)
+            else:
+                describe = 0 if name in self._describes else 1
+                rows = self.count(name)
+                page = self._query_page_rows()
+                pages = max(1, math.ceil(rows / page))
+                restriction = _FILTERED_ONLY.get(name)
+                if restriction is not None:  # read through its parent's ids: those first, then a query per chunk
+                    parents = self.read_plan(restriction[2]).rows or 0
+                    chunks = math.ceil(parents / self.capabilities.max_ids_per_read)
+                    pages = max(1, math.ceil(parents / page)) + max(pages, chunks)
+                plan = ReadPlan(object=name, rows=rows, method="rest", calls=describe + pages)
+            self._read_plans[name] = plan
+        return plan
+
+    def _query_page_rows(self) -> int:
+        asked = self._query_headers.get("Sforce-Query-Options", "").removeprefix("batchSize=")
+        return int(asked) if asked else self.capabilities.max_query_page
+
+    def allowance(self) -> ApiAllowance | None:
+        """The org's daily allowance: from the last `Sforce-Limit-Info` header (free, and as fresh as the
+        last answer), else from `GET /limits` (DailyApiRequests). None when neither says: the user may
+        lack "View Setup and Configuration", which /limits needs."""
+        usage = self._sf.api_usage.get("api-usage")
+        used, total = getattr(usage, "used", None), getattr(usage, "total", None)
+        if isinstance(used, int) and isinstance(total, int) and total > 0:
+            return ApiAllowance(limit=total, remaining=max(total - used, 0), source="Sforce-Limit-Info")
+        try:
+            limits = self._call("read the API limits", self._sf.limits)
+        except (AuthError, LimitExceeded, EndpointError):
+            raise  # what every other call would meet as well: said plainly, not taken for silence
+        except ConnectorError:  # refused to this user (INSUFFICIENT_ACCESS): the CRM says nothing
+            return None
+        daily = limits.get("DailyApiRequests") if isinstance(limits, Mapping) else None
+        if not isinstance(daily, Mapping):
+            return None
+        try:
+            limit, remaining = int(daily["Max"]), int(daily["Remaining"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return ApiAllowance(limit=limit, remaining=remaining, source="limits")
 
     def api_usage(self) -> ApiUsage:
         usage = self._sf.api_usage.get("api-usage")
