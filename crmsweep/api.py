@@ -44,6 +44,7 @@ from crmsweep.cleanup.apply import (
     ApplyReport,
     apply_plan,
     earlier_run,
+    live_checked_ops,
     refuse_second_run,
     resumable_run,
     settle_run,
@@ -199,6 +200,7 @@ def check_apply_budget(connector: Connector, ws: Workspace, plan: Plan, work: Se
     what = f"{'rollback' if plan.header.rollback_of else 'apply'} of plan {plan.header.plan_id}"
     estimate = budget.apply_estimate(plan.changes, work, batch_size=write_batch_size(connector),
                                      ids_per_read=connector.capabilities.max_ids_per_read, what=what,
+                                     vocabulary=connector.vocabulary, live_ops=live_checked_ops(plan),
                                      writes=not dry_run)
     return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
                         advice="split the plan (scan with fewer passes)")

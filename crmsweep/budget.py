@@ -20,8 +20,9 @@ from types import MappingProxyType
 from typing import Any
 
 from crmsweep.cleanup.apply import change_batches
+from crmsweep.cleanup.passes import PASSES, RelatedRead
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import ApiAllowance, Change, Op, ReadPlan
+from crmsweep.model import ApiAllowance, Change, Op, ReadPlan, Vocabulary
 
 _PERCENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%\s*")
 MAX_SHARE = 0.9  # a reserve above this leaves crmsweep nothing: surely a typo
@@ -119,27 +120,46 @@ def apply_estimate(
     batch_size: int,
     ids_per_read: int,
     what: str,
+    vocabulary: Vocabulary,
+    live_ops: frozenset[Op] | None = None,
     writes: bool = True,
-    describes: int = 0,
 ) -> Estimate:
     """An apply's calls over the batches the engine writes (`change_batches`): before each batch but
-    creates and links, the live records' fingerprints; the write; after it, the written records read
-    back (not for links, which have no fingerprint). A dry run (`writes=False`) only reads fingerprints.
-    `describes`: objects whose fields the connector must still read. Lock retries and per-record
-    endpoints (a CRM with no batch for some object) are not foreseen: they only make it more."""
-    reads = writes_n = readbacks = 0
+    creates and links, the live records' fingerprints and, for the ops re-checked live (`live_ops`,
+    None: all), one read per related step its pass declares; the write; after it, the written records
+    read back (not for links, which have no fingerprint); and one describe per object written or read
+    (the connector may hold some already: then it is fewer). A dry run (`writes=False`) only reads.
+    Lock retries and per-record endpoints (a CRM with no batch for some object) are not foreseen."""
+    reads = live = writes_n = readbacks = 0
+    objects: set[str] = set()
     for batch in change_batches(changes, work, batch_size):
-        op = changes[batch[0]].op
+        head = changes[batch[0]]
+        objects.add(head.object)
         per_read = math.ceil(len(batch) / ids_per_read)
-        if op not in (Op.CREATE, Op.ASSOCIATE):
+        if head.op not in (Op.CREATE, Op.ASSOCIATE):
             reads += per_read
+            if live_ops is None or head.op in live_ops:
+                for step in _related_steps([changes[i] for i in batch], vocabulary):
+                    objects.add(step.object)
+                    live += per_read
         if writes:
             writes_n += 1
-            if op is not Op.ASSOCIATE:
+            if head.op is not Op.ASSOCIATE:
                 readbacks += per_read
-    parts = {"describes": describes, "fingerprint reads": reads, "writes": writes_n, "read-backs": readbacks}
+    parts = {"describes": len(objects), "fingerprint reads": reads, "live re-checks": live, "writes": writes_n,
+             "read-backs": readbacks}
     kept = {k: v for k, v in parts.items() if v}
     return Estimate(what=what, calls=sum(kept.values()), parts=MappingProxyType(kept))
+
+
+def _related_steps(batch: Sequence[Change], vocabulary: Vocabulary) -> list[RelatedRead]:
+    """The related reads the live re-check makes for one batch: each step of each pass in it, once."""
+    steps: list[RelatedRead] = []
+    for pass_name in dict.fromkeys(c.pass_name for c in batch):
+        spec = PASSES.get(pass_name)
+        if spec is not None and spec.live_check is not None:
+            steps.extend(spec.live_check.needs(vocabulary, batch[0].object).related)
+    return steps
 
 
 @dataclass(frozen=True)

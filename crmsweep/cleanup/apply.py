@@ -141,6 +141,13 @@ def change_batches(changes: Sequence[Change], work: Sequence[int], batch_size: i
         yield batch
 
 
+def live_checked_ops(plan: Plan) -> frozenset[Op] | None:
+    """The ops whose changes apply re-checks live before writing them; None: every op (a scan plan).
+    A rollback puts back what a run changed, whatever holds the records now; but a change of it that
+    removes a record again (the undo of an undelete or a reactivation) is a cleanup once more."""
+    return None if plan.header.source.get("kind") == "snapshot" else REMOVING_OPS
+
+
 def write_batch_size(connector: Connector, asked: int | None = None) -> int:
     """Records per write call: the connector's limit, or fewer if asked."""
     limit = connector.capabilities.max_batch_write
@@ -762,17 +769,14 @@ def apply_plan(
         engine = _Engine(plan, connector, handle, outcomes, batch_size=size, last_batch=last_batch,
                          progress=progress, settled_at=settled_at)
         in_force = rules or ApplyTimeRules()
-        from_run = plan.header.source.get("kind") != "snapshot"
+        from_run = live_checked_ops(plan) is not None
         if from_run:
             # A record's age is no protection against undoing crmsweep's own re-create of it.
             in_force = replace(in_force, recent_days=0)
         live = LiveChecker(connector, in_force, plan.header.pass_settings, now or datetime.now(UTC),
                            engine.field_names)
         engine.live = live
-        if from_run:
-            # A rollback puts back what a run changed, whatever holds the records now; but a change of it
-            # that removes a record again (the undo of an undelete or a reactivation) is a cleanup once more.
-            engine.live_ops = REMOVING_OPS
+        engine.live_ops = live_checked_ops(plan)
         return engine
 
     def fresh() -> list[ChangeOutcome]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from crmsweep.connectors.salesforce_errors import RedirectRefused, parse_retry_after
 
+OAUTH_PREFIX = "/services/oauth2/"
 # (connect, read) seconds. simple-salesforce sets no timeout, and a hung socket would hang a run.
 DEFAULT_TIMEOUT = (15.0, 300.0)
 
@@ -33,7 +34,10 @@ class SalesforceSession(requests.Session):
         super().__init__()
         self.ca_file = str(ca_file) if ca_file is not None else None
         self.default_timeout = timeout
-        self.calls = 0
+        self.calls = 0  # API calls: what the org's daily allowance meters
+        # OAuth endpoints (token, userinfo) are not API calls (Salesforce meters REST, SOAP and Bulk requests
+        # against DailyApiRequests; the sandbox does likewise): counted apart, so `calls` is what the org sees.
+        self.oauth_calls = 0
         # Answers received, of any status: none yet means a failure may be the url's fault, not the server's.
         self.responses = 0
         self.last_retry_after: float | None = None
@@ -60,7 +64,10 @@ class SalesforceSession(requests.Session):
             kwargs["timeout"] = self.default_timeout
         # Whatever the caller asked (requests defaults to following): simple-salesforce passes kwargs on.
         kwargs["allow_redirects"] = False
-        self.calls += 1
+        if urlsplit(str(request.url)).path.startswith(OAUTH_PREFIX):
+            self.oauth_calls += 1
+        else:
+            self.calls += 1
         self.last_retry_after = None
         response = super().send(request, **kwargs)
         self.responses += 1
