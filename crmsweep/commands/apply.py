@@ -98,6 +98,11 @@ def report_json(report: ApplyReport, resume: str) -> dict[str, object]:
     }
 
 
+def budget_json(outcome: api.ApplyOutcome) -> dict[str, object] | None:
+    """What the API budget check found before the first write (None: no check, the plan was done already)."""
+    return outcome.budget.to_dict() if outcome.budget is not None else None
+
+
 def render_report(report: ApplyReport, *, resume_hint: str) -> None:
     if report.already_applied:
         err.print(one_line(f"Plan {report.plan_id} was already applied by run {report.run_id} "
@@ -274,7 +279,7 @@ def apply(
         declined("applied")
         return
     if as_json:
-        emit_json(report_json(report, resume_hint(report.run_id)))
+        emit_json({**report_json(report, resume_hint(report.run_id)), "budget": budget_json(outcome)})
     else:
         render_report(report, resume_hint=f"`{resume_hint(report.run_id)}`")
         failures_hint(report, again=None)
@@ -352,7 +357,8 @@ def rollback(
         declined("rolled back")
         return
     if as_json:
-        emit_json({**report_json(report, again), "rollback_of": run_id, "resumed": outcome.resumed})
+        emit_json({**report_json(report, again), "rollback_of": run_id, "resumed": outcome.resumed,
+                   "budget": budget_json(outcome)})
     else:
         if outcome.resumed:
             err.print(f"Finished the interrupted rollback run {report.run_id} of run {run_id}.")
