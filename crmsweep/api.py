@@ -189,7 +189,8 @@ def check_backup_budget(connector: Connector, ws: Workspace, objects: Sequence[s
     for name in objects:
         connector.fields(name)  # an unknown object is named plainly here, before any count is asked
     plans = [connector.read_plan(name) for name in objects]
-    estimate = budget.backup_estimate(plans, link_pairs=link_pairs(connector, objects), link_batch=LINK_BATCH)
+    estimate = budget.backup_estimate(plans, link_pairs=link_pairs(connector, objects), link_batch=LINK_BATCH,
+                                      documents=connector.metadata_calls())
     return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
                         advice="back up fewer objects with --object")
 

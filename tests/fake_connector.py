@@ -411,6 +411,9 @@ class FakeConnector:
             found[attempt.key] = [] if row is None else [{f: row.get(f) for f in [self._id, *attempt.values]}]
         return found
 
+    def metadata_calls(self) -> int:
+        return 0  # the fake's documents cost no call
+
     def read_plan(self, object_name: str) -> ReadPlan:
         # Counted from what it holds, for free: the fake meters only the calls a real CRM would answer.
         rows = len(self._rows.get(object_name, {}))

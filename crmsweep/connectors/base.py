@@ -261,6 +261,10 @@ class Connector(Protocol):
         (letters, digits, '_', '-'); none where the describes hold it all."""
         ...
 
+    def metadata_calls(self) -> int:
+        """At least how many calls `metadata_documents` makes (the API budget adds them to a backup's)."""
+        ...
+
     def read_plan(self, object_name: str) -> ReadPlan:
         """How a backup will read the whole object, and the calls it will take (after this one's own
         count, made once per connector and kept: the backup and the API budget share it)."""

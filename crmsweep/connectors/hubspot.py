@@ -711,6 +711,10 @@ class HubSpotConnector:
         emails += self._collect("list archived marketing emails", self._client.emails.get_page, archived=True)
         yield "marketing_emails", emails
 
+    def metadata_calls(self) -> int:
+        # At least a page each: users, lists, live and archived marketing emails.
+        return 4
+
     def _collect(self, action: str, method: Callable[..., Any], **kwargs: Any) -> list[Any]:
         rows: list[Any] = []
         after: str | None = None
@@ -748,7 +752,9 @@ class HubSpotConnector:
         name = _object(object_name)
         plan = self._read_plans.get(name)
         if plan is None:
-            if name in (OWNERS, *PSEUDO_OBJECTS) or name in ASSET_OBJECTS:
+            if name in PSEUDO_OBJECTS:
+                plan = ReadPlan(object=name, rows=None, method="list", calls=self.definitions.read_calls(name))
+            elif name == OWNERS or name in ASSET_OBJECTS:
                 plan = ReadPlan(object=name, rows=None, method="list", calls=2 if name == OWNERS else 1)
             else:
                 names = [f.name for f in self.fields(name)]

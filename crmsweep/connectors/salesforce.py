@@ -703,6 +703,9 @@ class SalesforceConnector:
         # The describes saved with each object hold what a restore needs.
         return iter(())
 
+    def metadata_calls(self) -> int:
+        return 0
+
     # -- accounting
 
     def read_plan(self, object_name: str) -> ReadPlan:
