@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from crmsweep import api
 from crmsweep.budget import DEFAULT_RESERVE, Reserve, apply_estimate, backup_estimate, judge
 from crmsweep.cli import app
+from crmsweep.connectors.base import Connection
 from crmsweep.connectors.salesforce import SalesforceConnector
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import ApiAllowance, Change, Op, Plan, ReadPlan
@@ -245,8 +246,6 @@ def test_an_apply_that_would_eat_into_the_reserve_is_refused_before_it_asks_or_w
 
 
 def test_salesforce_allowance_comes_from_limits_then_from_the_header(sandbox: RunningSandbox) -> None:
-    from crmsweep.connectors.base import Connection
-
     info = sandbox.info
     connector = SalesforceConnector(Connection(name="s", provider="salesforce", url=info.url, token=info.token,
                                                ca_file=info.ca_file))
@@ -309,3 +308,26 @@ def test_hubspot_read_plans_and_allowance(hubspot_sandbox: RunningSandbox,  # no
     # Three describe calls and one search total per object.
     assert estimating == 2 * 4
     assert within(verdict.needed, manifest.api_calls), (verdict.needed, manifest.api_calls)
+
+
+def test_pages_of_2000_rows_at_most_and_the_estimate_counts_them(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    with start_sandbox(tmp_path / "bigger", records=2100, seed=5) as org:
+        info = org.info
+        connector = SalesforceConnector(Connection(name="s", provider="salesforce", url=info.url, token=info.token,
+                                                   ca_file=info.ca_file))
+        try:
+            # Asked for more, Salesforce still sends 2,000 rows a page.
+            first = connector._sf.query("SELECT Id FROM Contact", headers={"Sforce-Query-Options": "batchSize=5000"})
+            assert (first["totalSize"], len(first["records"]), first["done"]) == (2100, 2000, False)
+            connector.org_id()
+            plan = connector.read_plan("Contact")
+            assert plan == ReadPlan("Contact", 2100, "rest", 1 + 2)  # the describe and two pages
+            before = connector.api_usage().calls
+            monkeypatch.setenv(TOKEN_ENV, info.token)
+            ws = api.Workspace.load(write_config(tmp_path / "c.toml", org), tmp_path / "home")
+            manifest = api.backup_with(connector, ws, ["Contact"])
+            assert manifest.objects["Contact"].rows == 2100
+            assert connector.api_usage().calls - before == plan.calls
+        finally:
+            connector.close()
