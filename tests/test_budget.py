@@ -331,3 +331,24 @@ def test_pages_of_2000_rows_at_most_and_the_estimate_counts_them(tmp_path: Path,
             assert connector.api_usage().calls - before == plan.calls
         finally:
             connector.close()
+
+
+def test_a_count_salesforce_refuses_leaves_a_lower_bound_not_a_failed_backup() -> None:
+    """Recorded edge case (responses): some setup objects refuse COUNT() with MALFORMED_QUERY; /limits
+    refused to a user without "View Setup and Configuration" means the org says nothing."""
+    import responses
+
+    host = "https://acme.my.salesforce.com"
+    base = f"{host}/services/data/v59.0"
+    token = "00Dxx0000001gPL!AQ4AQBudgetTokenThatMustNeverLeak"
+    with responses.RequestsMock() as mock:
+        mock.get(f"{base}/query/", status=400, json=[
+            {"message": "COUNT() is not supported for this entity", "errorCode": "MALFORMED_QUERY"}])
+        mock.get(f"{base}/limits/", status=403, json=[
+            {"message": "The REST API is not enabled for this Organization.", "errorCode": "INSUFFICIENT_ACCESS"}])
+        connector = SalesforceConnector(Connection(name="prod", provider="salesforce", url=host, token=token))
+        try:
+            assert connector.read_plan("SetupThing") == ReadPlan("SetupThing", None, "rest", 2)
+            assert connector.allowance() is None
+        finally:
+            connector.close()
