@@ -186,6 +186,7 @@ def check_backup_budget(connector: Connector, ws: Workspace, objects: Sequence[s
                         allow_over: bool = False) -> budget.Verdict:
     """Refuse (exit 3) a backup of `objects` that would eat into the [budget] reserve of the daily API
     allowance. One COUNT() per object (the connector keeps its read plans, so the backup reuses them)."""
+    objects = list(dict.fromkeys(objects))  # as the backup takes them: each once
     for name in objects:
         connector.fields(name)  # an unknown object is named plainly here, before any count is asked
     plans = [connector.read_plan(name) for name in objects]
