@@ -70,7 +70,7 @@ class Reserve:
 
 
 # Ten percent: the company's other integrations (marketing sync, ERP, support tools) share the same
-# rolling allowance, and Salesforce offers no way to give crmsweep a slice of its own.
+# rolling allowance, and a CRM offers no way to give crmsweep a slice of its own.
 DEFAULT_RESERVE = Reserve(share=0.10)
 
 
