@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from crmsweep import providers
+from crmsweep import budget, providers
 from crmsweep.backup.restore_check import not_restored_note, values_not_restored
 from crmsweep.backup.rollback import (
     build_rollback_plan,
@@ -40,15 +40,18 @@ from crmsweep.backup.snapshot import (
 )
 from crmsweep.backup.snapshot_diff import SnapshotDiff, diff_snapshots
 from crmsweep.backup.snapshot_incremental import find_parent, take_incremental
+from crmsweep.backup.snapshot_writer import LINK_BATCH, link_pairs
 from crmsweep.cleanup.apply import (
     FINISHED,
     ApplyProgress,
     ApplyReport,
     apply_plan,
     earlier_run,
+    live_checked_ops,
     refuse_second_run,
     resumable_run,
     settle_run,
+    write_batch_size,
 )
 from crmsweep.cleanup.live_check import ApplyTimeRules
 from crmsweep.cleanup.passes import check_pass_tables, objects_read
@@ -134,11 +137,14 @@ def backup(
     *,
     progress: BackupProgress | None = None,
     incremental: bool = False,
+    allow_over_budget: bool = False,
 ) -> SnapshotManifest:
-    """Take a snapshot of `objects` (default: the provider's standard set). `incremental` reads only what
-    changed since the last snapshot of the connection (a full one when there is none: `parent` is None)."""
+    """Take a snapshot of `objects` (default: the provider's standard set), if the org's daily API
+    allowance can spare what it needs (see `check_backup_budget`). `incremental` reads only what changed
+    since the last snapshot of the connection (a full one when there is none: `parent` is None)."""
     with connect(ws, connection) as connector:
-        return backup_with(connector, ws, objects, progress=progress, incremental=incremental)
+        return backup_with(connector, ws, objects, progress=progress, incremental=incremental,
+                           allow_over_budget=allow_over_budget)
 
 
 def objects_passes_read(vocabulary: Vocabulary, capabilities: Capabilities) -> list[str]:
@@ -164,6 +170,7 @@ def _held_by(connector: Connector, names: Sequence[str]) -> list[str]:
 def backup_with(
     connector: Connector, ws: Workspace, objects: Sequence[str] = (), *, progress: BackupProgress | None = None,
     incremental: bool = False,
+    allow_over_budget: bool = False,
 ) -> SnapshotManifest:
     """Back up `objects`; when none are named, the provider's standard set and then every object a pass
     reads that the CRM has (so a scan never lacks what it needs; a pass whose object the CRM lacks is
@@ -181,12 +188,39 @@ def backup_with(
     settings = ws.config.backup
     if hasattr(connector, "bulk_query_rows"):  # a connector with a bulk export path takes the threshold
         connector.bulk_query_rows = settings.bulk_query_rows
+    check_backup_budget(connector, ws, chosen, allow_over=allow_over_budget)
     parent = find_parent(ws.home, connector.connection_name, connector.org_id()) if incremental else None
     if parent is not None:
         return take_incremental(connector, ws.home, parent, objects=chosen, progress=progress,
                                 calls_before=calls_before)
     return take_snapshot(connector, ws.home, objects=chosen, progress=progress, calls_before=calls_before,
                          workers=settings.workers)
+
+
+def check_backup_budget(connector: Connector, ws: Workspace, objects: Sequence[str], *,
+                        allow_over: bool = False) -> budget.Verdict:
+    """Refuse (exit 3) a backup of `objects` that would eat into the [budget] reserve of the daily API
+    allowance. One COUNT() per object (the connector keeps its read plans, so the backup reuses them)."""
+    objects = list(dict.fromkeys(objects))  # as the backup takes them: each once
+    for name in objects:
+        connector.fields(name)  # an unknown object is named plainly here, before any count is asked
+    plans = [connector.read_plan(name) for name in objects]
+    estimate = budget.backup_estimate(plans, link_pairs=link_pairs(connector, objects), link_batch=LINK_BATCH,
+                                      documents=connector.metadata_calls())
+    return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
+                        advice="back up fewer objects with --object")
+
+
+def check_apply_budget(connector: Connector, ws: Workspace, plan: Plan, work: Sequence[int], *,
+                       dry_run: bool, allow_over: bool) -> budget.Verdict:
+    """Refuse (exit 3) an apply of the changes `work` of `plan` that would eat into the [budget] reserve."""
+    what = f"{'rollback' if plan.header.rollback_of else 'apply'} of plan {plan.header.plan_id}"
+    estimate = budget.apply_estimate(plan.changes, work, batch_size=write_batch_size(connector),
+                                     ids_per_read=connector.capabilities.max_ids_per_read, what=what,
+                                     vocabulary=connector.vocabulary, live_ops=live_checked_ops(plan),
+                                     writes=not dry_run)
+    return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
+                        advice="split the plan (scan with fewer passes)")
 
 
 def snapshots(ws: Workspace, connection: str | None = None) -> list[SnapshotManifest]:
@@ -219,6 +253,7 @@ class ScanOutcome:
     snapshot: SnapshotManifest
     took_backup: bool
     output: Path
+    api_calls: int = 0  # every call the scan made, its backup's included
 
 
 def scan(
@@ -231,6 +266,7 @@ def scan(
     allow_over_cap: bool = False,
     progress: BackupProgress | None = None,
     now: datetime | None = None,
+    allow_over_budget: bool = False,
 ) -> ScanOutcome:
     """Run the passes over a snapshot and write the plan to `output`.
 
@@ -244,8 +280,9 @@ def scan(
     if snapshot_id is not None:
         _check_snapshot_intact(ws, snapshot_id)
     with connect(ws, connection) as connector:
+        calls_before = connector.api_usage().calls
         if snapshot_id is None:
-            snapshot_id = backup_with(connector, ws, progress=progress).snapshot_id
+            snapshot_id = backup_with(connector, ws, progress=progress, allow_over_budget=allow_over_budget).snapshot_id
         reader = open_snapshot(ws.home, snapshot_id)
         _check_snapshot_matches(reader, connector, connection)
         running_user_id = connector.current_user_id()
@@ -266,12 +303,14 @@ def scan(
             running_user_id=running_user_id,
             running_user_unknown=running_user_id is None,
         )
+        calls = connector.api_usage().calls - calls_before
     if running_user_id is None:
         note = "could not tell which user this connection runs as: make sure it is not among the deactivations"
         result = replace(result, plan=result.plan.with_header(notes=(*result.plan.header.notes, note)))
     check_plan_output(output)  # again: the scan took a while, and the file may have appeared since
     write_plan(result.plan, output, ws.home)
-    return ScanOutcome(result=result, snapshot=reader.manifest, took_backup=took_backup, output=output)
+    return ScanOutcome(result=result, snapshot=reader.manifest, took_backup=took_backup, output=output,
+                       api_calls=calls)
 
 
 def _check_snapshot_intact(ws: Workspace, snapshot_id: str) -> None:
@@ -414,6 +453,8 @@ class ApplyOutcome:
     written: Path | None = None  # `rollback -o`: where the plan was written for review (nothing applied)
     resumed: bool = False  # `rollback` finished an interrupted rollback run instead of starting one
     already_rolled_back_by: str | None = None  # `rollback` of a run already rolled back: nothing was done
+    budget: budget.Verdict | None = None  # the API budget check made before the first write
+    api_calls: int = 0  # calls of a command that applied nothing (`rollback -o`); else see report.api_calls
 
 
 def caps_of(ws: Workspace) -> Caps:
@@ -442,14 +483,16 @@ def apply(
     resume_run: str | None = None,
     progress: Callable[[ApplyProgress], None] | None = None,
     dry_run: bool = False,
+    allow_over_budget: bool = False,
 ) -> ApplyOutcome:
-    """Apply exactly the plan in `plan_path`, after every safety check and the admin's yes.
+    """Apply exactly the plan in `plan_path`, after every safety check, the API budget and the admin's yes.
 
     A plan a finished run applied is not applied again (the report says which run, without asking);
     `dry_run` checks and reads everything, writes nothing and asks nothing.
     """
     plan, text = load_plan(plan_path, ws.home)
     with connect(ws, connection or plan.header.connection) as connector:
+        calls_before = connector.api_usage().calls  # the report counts the checks' calls too (the org id)
         check_plan(plan, connector, ws.home, caps=caps_of(ws))
         earlier = earlier_run(ws.home, plan) if resume_run is None else None
         already = earlier is not None and earlier.status in FINISHED
@@ -463,8 +506,13 @@ def apply(
                 with plan_lock(ws.home, plan):
                     pass
             refuse_second_run(plan, earlier)
+        verdict = None
+        if not already:  # before asking: a yes that the budget would then refuse is a wasted question
+            work = (range(len(plan.changes)) if resume_run is None
+                    else [o.index for o in read_run(ws.home, resume_run).outcomes if not o.done])
+            verdict = check_apply_budget(connector, ws, plan, work, dry_run=dry_run, allow_over=allow_over_budget)
         if not (dry_run or already) and not confirm(plan):
-            return ApplyOutcome(plan=plan, report=None)
+            return ApplyOutcome(plan=plan, report=None, budget=verdict)
         with contextlib.ExitStack() as stack:
             if plan.header.rollback_of and not dry_run:
                 # The undone run stays locked while it is rolled back, as `rollback` keeps it.
@@ -473,7 +521,8 @@ def apply(
                                 rules=apply_time_rules(ws), dry_run=dry_run)
             if plan.header.rollback_of and not (dry_run or report.already_applied):
                 _mark_if_rolled_back(ws, plan, report)
-    return ApplyOutcome(plan=plan, report=report)
+        report = replace(report, api_calls=connector.api_usage().calls - calls_before)
+    return ApplyOutcome(plan=plan, report=report, budget=verdict)
 
 
 def _mark_if_rolled_back(ws: Workspace, plan: Plan, report: ApplyReport) -> None:
@@ -523,6 +572,7 @@ def rollback(
     progress: Callable[[ApplyProgress], None] | None = None,
     dry_run: bool = False,
     output: Path | None = None,
+    allow_over_budget: bool = False,
 ) -> ApplyOutcome:
     """Build the inverse plan of a run, show it through `confirm`, apply it, mark the run.
 
@@ -545,6 +595,7 @@ def rollback(
         if original.rolled_back_by:
             return ApplyOutcome(plan=original.plan, report=None, already_rolled_back_by=original.rolled_back_by)
         connector = stack.enter_context(connect(ws, original.plan.header.connection))
+        calls_before = connector.api_usage().calls
         unfinished = None if output else unfinished_rollback(ws.home, run_id)
         settled_in_memory = False
         if unfinished is not None:
@@ -557,16 +608,21 @@ def rollback(
             text, resume = signed_json(plan, ws.home), None
         if output is not None:
             write_plan(plan, output, ws.home)
-            return ApplyOutcome(plan=plan, report=None, written=output)
+            return ApplyOutcome(plan=plan, report=None, written=output,
+                                api_calls=connector.api_usage().calls - calls_before)
         if not settled_in_memory:
             check_plan(plan, connector, ws.home)
+        work = (range(len(plan.changes)) if unfinished is None
+                else [o.index for o in unfinished.outcomes if not o.done])
+        verdict = check_apply_budget(connector, ws, plan, work, dry_run=dry_run, allow_over=allow_over_budget)
         if not dry_run and not confirm(plan):
-            return ApplyOutcome(plan=plan, report=None)
+            return ApplyOutcome(plan=plan, report=None, budget=verdict)
         report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume,
                             rules=apply_time_rules(ws), dry_run=dry_run, unlogged_source=settled_in_memory)
         if not dry_run:
             _mark_if_rolled_back(ws, plan, report)
-    return ApplyOutcome(plan=plan, report=report, resumed=resume is not None)
+        report = replace(report, api_calls=connector.api_usage().calls - calls_before)
+    return ApplyOutcome(plan=plan, report=report, resumed=resume is not None, budget=verdict)
 
 
 def started_run(ws: Workspace, run_id: str) -> RunState | None:

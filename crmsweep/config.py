@@ -23,6 +23,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from crmsweep import providers
 from crmsweep.bounds import BOUND_KEY, Bound
+from crmsweep.budget import DEFAULT_RESERVE, Reserve
 from crmsweep.concepts import SEVERITIES, QualityRule
 from crmsweep.connectors.base import TOKEN_AUTH, Connection, SignIn
 from crmsweep.connectors.retry import RetryPolicy
@@ -113,6 +114,13 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
+class BudgetSettings:
+    """[budget]: what backup, scan, apply and rollback leave of the daily API allowance (see crmsweep.budget)."""
+
+    reserve: Reserve = DEFAULT_RESERVE
+
+
+@dataclass(frozen=True)
 class SandboxSettings:
     records: int = field(default=1000, metadata=Bound(1, 10_000_000).metadata())
     seed: int = field(default=7, metadata=Bound(0, 2**32 - 1).metadata())
@@ -146,6 +154,7 @@ class Config:
     protect: ProtectSettings = field(default_factory=ProtectSettings)
     safety: SafetySettings = field(default_factory=SafetySettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
@@ -171,6 +180,7 @@ class Config:
                 "max_wait": self.retry.max_wait,
                 "daily_reserve": self.retry.daily_reserve,
             },
+            "budget": {"reserve": self.budget.reserve.to_config()},
             "sandbox": {"records": self.sandbox.records, "seed": self.sandbox.seed},
             "backup": {"workers": self.backup.workers, "bulk_query_rows": self.backup.bulk_query_rows},
             "quality": {
@@ -314,10 +324,11 @@ def _shown_url(parts: SplitResult | None) -> str:
     return f"{parts.scheme}://{parts.hostname}{port}"
 
 
-SECTIONS = ("connections", "passes", "protect", "safety", "retry", "sandbox", "backup", "quality")
+SECTIONS = ("connections", "passes", "protect", "safety", "retry", "budget", "sandbox", "backup", "quality")
 _PROTECT_KEYS = ("recent_days", "objects", "ids")
 _SAFETY_KEYS = ("max_changes", "max_changes_per_object", "confirm_typed_over")
 _RETRY_KEYS = ("attempts", "initial_wait", "max_wait", "daily_reserve")
+_BUDGET_KEYS = ("reserve",)
 _SANDBOX_KEYS = ("records", "seed")
 _BACKUP_KEYS = ("workers", "bulk_query_rows")
 _QUALITY_KEYS = ("defaults", "worst", "rules")
@@ -535,6 +546,9 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
     sandbox.only(_SANDBOX_KEYS)
     backup = _Table(source, "backup", data.get("backup", {}))
     backup.only(_BACKUP_KEYS)
+    budget = _Table(source, "budget", data.get("budget", {}))
+    budget.only(_BUDGET_KEYS)
+    reserve = budget.data.get("reserve")
 
     retry_settings = RetrySettings(**retry.numbers(RetrySettings))
     if retry_settings.max_wait < retry_settings.initial_wait:
@@ -550,6 +564,8 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
         ),
         safety=SafetySettings(**safety.numbers(SafetySettings)),
         retry=retry_settings,
+        budget=BudgetSettings(DEFAULT_RESERVE if reserve is None
+                              else Reserve.parse(reserve, f"{source}: [budget] reserve")),
         sandbox=SandboxSettings(**sandbox.numbers(SandboxSettings)),
         backup=BackupSettings(**backup.numbers(BackupSettings)),
         quality=_quality(source, data.get("quality", {})),

@@ -15,12 +15,14 @@ from typing import Any
 from crmsweep.connectors.base import AssociationsUnsupported, RecordFilter, Scalar
 from crmsweep.errors import LimitExceeded, RetriableError, UnknownObject
 from crmsweep.model import (
+    ApiAllowance,
     ApiUsage,
     Capabilities,
     CreateAttempt,
     DealLink,
     FieldKind,
     FieldSpec,
+    ReadPlan,
     Record,
     Vocabulary,
     WriteResult,
@@ -408,6 +410,17 @@ class FakeConnector:
             row = self._rows[object_name].get(held[1]) if held and held[0] == object_name else None
             found[attempt.key] = [] if row is None else [{f: row.get(f) for f in [self._id, *attempt.values]}]
         return found
+
+    def metadata_calls(self) -> int:
+        return 0  # the fake's documents cost no call
+
+    def read_plan(self, object_name: str) -> ReadPlan:
+        # Counted from what it holds, for free: the fake meters only the calls a real CRM would answer.
+        rows = len(self._rows.get(object_name, {}))
+        return ReadPlan(object=object_name, rows=rows, method="fake", calls=max(1, -(-rows // self.page_size)))
+
+    def allowance(self) -> ApiAllowance | None:
+        return None  # the fake has no daily allowance
 
     def api_usage(self) -> ApiUsage:
         return ApiUsage(calls=self.calls)

@@ -477,7 +477,9 @@ def test_a_redirect_is_an_error_and_the_target_hears_nothing(
         outcome = exc
     # First of all: not one byte, session or envelope, reached the http:// address.
     assert (plain.connections, bytes(plain.received)) == (0, b"")
-    assert connector.api_usage().calls == 1  # no retry, no second request
+    # No retry, no second request (userinfo is an OAuth endpoint, not an API call the org meters).
+    session = connector._session
+    assert (session.calls, session.oauth_calls) == ((0, 1) if path is None else (1, 0))
     if path is None:  # userinfo: the running user is unknown, which the scan handles
         assert outcome is None
         return

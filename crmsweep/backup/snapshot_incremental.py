@@ -47,7 +47,6 @@ from crmsweep.backup.snapshot_writer import (
     _checked_objects,
     _claimed,
     _later,
-    _link_pairs,
     _ObjectResult,
     _utc_now,
     _write_describe,
@@ -55,6 +54,7 @@ from crmsweep.backup.snapshot_writer import (
     _write_links,
     _write_manifest,
     _write_object,
+    link_pairs,
 )
 from crmsweep.connectors.base import ChangeLogUnavailable, Connector
 from crmsweep.errors import SafetyRefusal
@@ -261,7 +261,7 @@ def take_incremental(
         try:
             for sub in (layout.DATA_DIR, layout.DELETED_DIR, layout.METADATA_DIR, layout.DESCRIBE_DIR):
                 layout.make_private_dir(partial / sub)
-            pairs = _link_pairs(connector, names)
+            pairs = link_pairs(connector, names)
             live: dict[str, list[str]] = {n: [] for pair in pairs for n in pair}
             results: dict[str, _ObjectResult] = {}
             notes: dict[str, str] = {}

@@ -196,10 +196,10 @@ _LINK_FIELDS = (
     FieldSpec(name=ASSOCIATION_FROM_FIELD, kind=FieldKind.STRING, provider_type="object_id", nillable=False),
     FieldSpec(name=ASSOCIATION_TO_FIELD, kind=FieldKind.STRING, provider_type="object_id", nillable=False),
 )
-_LINK_BATCH = 1000  # from-ids per read_associations call (the connector batches under its own limit)
+LINK_BATCH = 1000  # from-ids per read_associations call (the connector batches under its own limit)
 
 
-def _link_pairs(connector: Connector, names: Sequence[str]) -> list[tuple[str, str]]:
+def link_pairs(connector: Connector, names: Sequence[str]) -> list[tuple[str, str]]:
     """The pairs of backed-up objects whose links are kept: each pair once, in backup order."""
     if not connector.capabilities.has_associations:
         return []
@@ -248,8 +248,8 @@ def _write_links(connector: Connector, folder: Path, source: str, target: str, i
     rows = 0
     with os.fdopen(open_private_file(path), "wb") as handle:
         with pq.ParquetWriter(handle, schema, compression="zstd") as parquet, _RowGroups(parquet) as writer:
-            for start in range(0, len(ids), _LINK_BATCH):
-                links = connector.read_associations(source, target, ids[start : start + _LINK_BATCH])
+            for start in range(0, len(ids), LINK_BATCH):
+                links = connector.read_associations(source, target, ids[start : start + LINK_BATCH])
                 page = [{ASSOCIATION_FROM_FIELD: frm, ASSOCIATION_TO_FIELD: to}
                         for frm, targets in links.items() for to in targets]
                 if page:
@@ -364,7 +364,7 @@ def take_snapshot(
         try:
             for sub in (layout.DATA_DIR, layout.METADATA_DIR, layout.DESCRIBE_DIR):
                 layout.make_private_dir(partial / sub)
-            pairs = _link_pairs(connector, names)
+            pairs = link_pairs(connector, names)
             live: dict[str, list[str]] = {n: [] for pair in pairs for n in pair}
             results = _write_objects(connector, partial, names, progress, live, workers)
             # No live record on either side, no link to read: an empty table costs no call.

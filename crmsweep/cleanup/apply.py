@@ -121,6 +121,44 @@ def _stop_reason(exc: ConnectorError) -> str:
     return f"the CRM refused to go on: {exc}"
 
 
+def change_batches(changes: Sequence[Change], work: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """The batches apply writes `work` (indexes into `changes`) in: consecutive changes with the same
+    (op, object), at most `batch_size`, each record at most once per call. The API budget counts its
+    calls over these same batches."""
+    batch: list[int] = []
+    ids: set[str] = set()
+    for index in work:
+        change = changes[index]
+        if batch:
+            head = changes[batch[0]]
+            if (
+                (head.op, head.object) != (change.op, change.object)
+                or len(batch) >= batch_size
+                or change.record_id in ids
+            ):
+                yield batch
+                batch, ids = [], set()
+        batch.append(index)
+        ids.add(change.record_id)
+    if batch:
+        yield batch
+
+
+def live_checked_ops(plan: Plan) -> frozenset[Op] | None:
+    """The ops whose changes apply re-checks live before writing them; None: every op (a scan plan).
+    A rollback puts back what a run changed, whatever holds the records now; but a change of it that
+    removes a record again (the undo of an undelete or a reactivation) is a cleanup once more."""
+    return None if plan.header.source.get("kind") == "snapshot" else REMOVING_OPS
+
+
+def write_batch_size(connector: Connector, asked: int | None = None) -> int:
+    """Records per write call: the connector's limit, or fewer if asked."""
+    limit = connector.capabilities.max_batch_write
+    if asked is not None and asked < 1:
+        raise BadInput(f"batch size must be at least 1, not {asked}")
+    return min(asked or limit, limit)
+
+
 class _Engine:
     def __init__(
         self,
@@ -205,24 +243,7 @@ class _Engine:
         )
 
     def _batches(self, work: Sequence[int]) -> Iterator[list[int]]:
-        """Consecutive changes with the same (op, object), each record at most once per call."""
-        batch: list[int] = []
-        ids: set[str] = set()
-        for index in work:
-            change = self.plan.changes[index]
-            if batch:
-                head = self.plan.changes[batch[0]]
-                if (
-                    (head.op, head.object) != (change.op, change.object)
-                    or len(batch) >= self.batch_size
-                    or change.record_id in ids
-                ):
-                    yield batch
-                    batch, ids = [], set()
-            batch.append(index)
-            ids.add(change.record_id)
-        if batch:
-            yield batch
+        return change_batches(self.plan.changes, work, self.batch_size)
 
     # -- one batch --
 
@@ -764,10 +785,7 @@ def apply_plan(
     else:
         check_plan_text(plan, plan_text, home)
         check_plan(plan, connector, home)
-    limit = connector.capabilities.max_batch_write
-    if batch_size is not None and batch_size < 1:
-        raise BadInput(f"batch size must be at least 1, not {batch_size}")
-    size = min(batch_size or limit, limit)
+    size = write_batch_size(connector, batch_size)
     live: LiveChecker | None = None
 
     def engine_for(handle: RunHandle | None, outcomes: list[ChangeOutcome], last_batch: int,
@@ -776,18 +794,15 @@ def apply_plan(
         engine = _Engine(plan, connector, handle, outcomes, batch_size=size, last_batch=last_batch,
                          progress=progress, settled_at=settled_at)
         in_force = rules or ApplyTimeRules()
-        from_run = plan.header.source.get("kind") != "snapshot"
+        from_run = live_checked_ops(plan) is not None
         if from_run:
             # A record's age is no protection against undoing crmsweep's own re-create of it.
             in_force = replace(in_force, recent_days=0)
         live = LiveChecker(connector, in_force, plan.header.pass_settings, now or datetime.now(UTC),
                            engine.field_names, snapshot=plan_snapshot(home, plan))
         engine.live = live
-        if from_run:
-            # A rollback puts back what a run changed, whatever holds the records now; but a change of it
-            # that removes a record again (the undo of an undelete or a reactivation) is a cleanup once more.
-            engine.live_ops = REMOVING_OPS
-            live.undoing = True
+        engine.live_ops = live_checked_ops(plan)
+        live.undoing = from_run
         return engine
 
     def fresh() -> list[ChangeOutcome]:

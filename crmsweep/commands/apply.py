@@ -23,6 +23,7 @@ from crmsweep.cleanup.drift import DELETE_OPS
 from crmsweep.cleanup.labels import one_line
 from crmsweep.cleanup.preview import breakdown, ops_breakdown
 from crmsweep.commands.common import (
+    AllowOverBudgetOpt,
     ConfigOpt,
     HomeOpt,
     JsonOpt,
@@ -96,6 +97,11 @@ def report_json(report: ApplyReport, resume: str) -> dict[str, object]:
         "already_applied": report.already_applied,
         "notes": report.notes,
     }
+
+
+def budget_json(outcome: api.ApplyOutcome) -> dict[str, object] | None:
+    """What the API budget check found before the first write (None: no check, the plan was done already)."""
+    return outcome.budget.to_dict() if outcome.budget is not None else None
 
 
 def render_report(report: ApplyReport, *, resume_hint: str) -> None:
@@ -241,6 +247,7 @@ def apply(
         str | None, typer.Option("--connection", "-c", help="Override the connection named in the plan.")
     ] = None,
     dry_run: DryRunOpt = False,
+    allow_over_budget: AllowOverBudgetOpt = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
@@ -268,13 +275,14 @@ def apply(
     with resume_hints(resume_hint), apply_progress(not as_json) as progress:
         confirm = confirm_writes(ws, yes, ask, connection=connection, to_write=to_write)
         outcome = api.apply(ws, plan_file, confirm=confirm, connection=connection,
-                            resume_run=resume, progress=progress, dry_run=dry_run)
+                            resume_run=resume, progress=progress, dry_run=dry_run,
+                            allow_over_budget=allow_over_budget)
     report = outcome.report
     if report is None:
         declined("applied")
         return
     if as_json:
-        emit_json(report_json(report, resume_hint(report.run_id)))
+        emit_json({**report_json(report, resume_hint(report.run_id)), "budget": budget_json(outcome)})
     else:
         render_report(report, resume_hint=f"`{resume_hint(report.run_id)}`")
         failures_hint(report, again=None)
@@ -292,6 +300,7 @@ def rollback(
         typer.Option("--output", "-o", help="Only write the inverse plan to this file, for review; apply nothing."),
     ] = None,
     dry_run: DryRunOpt = False,
+    allow_over_budget: AllowOverBudgetOpt = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
@@ -326,10 +335,12 @@ def rollback(
 
     with resume_hints(settle), apply_progress(not as_json) as progress:
         outcome = api.rollback(ws, run_id, confirm=confirm_writes(ws, yes, ask, before=show, to_write=to_write),
-                               progress=progress, dry_run=dry_run, output=output)
+                               progress=progress, dry_run=dry_run, output=output,
+                               allow_over_budget=allow_over_budget)
     if outcome.already_rolled_back_by is not None:
         if as_json:
-            emit_json({"rollback_of": run_id, "already_rolled_back_by": outcome.already_rolled_back_by})
+            emit_json({"rollback_of": run_id, "already_rolled_back_by": outcome.already_rolled_back_by,
+                       "api_calls": 0})
         else:
             err.print(f"Run {run_id} was already rolled back by run {outcome.already_rolled_back_by}: nothing to "
                       "do. See `crmsweep runs list`.", markup=False)
@@ -338,7 +349,7 @@ def rollback(
         path = os.path.abspath(outcome.written)
         if as_json:
             emit_json({"plan": outcome.plan.header.plan_id, "path": path, "changes": len(outcome.plan.changes),
-                       "rollback_of": run_id})
+                       "rollback_of": run_id, "api_calls": outcome.api_calls})
         else:
             err.print(f"Wrote the rollback plan of run {run_id} ({len(outcome.plan.changes)} changes) to {path}; "
                       f"nothing was applied. Review it with `{shlex.join(['crmsweep', 'preview', path])}`, "
@@ -349,7 +360,8 @@ def rollback(
         declined("rolled back")
         return
     if as_json:
-        emit_json({**report_json(report, again), "rollback_of": run_id, "resumed": outcome.resumed})
+        emit_json({**report_json(report, again), "rollback_of": run_id, "resumed": outcome.resumed,
+                   "budget": budget_json(outcome)})
     else:
         if outcome.resumed:
             err.print(f"Finished the interrupted rollback run {report.run_id} of run {run_id}.")

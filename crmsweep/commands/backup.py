@@ -9,6 +9,7 @@ import typer
 from crmsweep import api
 from crmsweep.backup.snapshot import Unfinished
 from crmsweep.commands.common import (
+    AllowOverBudgetOpt,
     ConfigOpt,
     ConnectionOpt,
     HomeOpt,
@@ -49,6 +50,7 @@ def backup(
         typer.Option("--incremental", help="Read only what changed since the last snapshot of the connection; "
                      "the new snapshot still reads as a full copy (sharing unchanged data with it)."),
     ] = False,
+    allow_over_budget: AllowOverBudgetOpt = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
@@ -56,7 +58,8 @@ def backup(
     """Back up a CRM to a snapshot: one Parquet file per object and a manifest written last."""
     ws = workspace(config, home)
     with backup_progress(not as_json) as progress:
-        manifest = api.backup(ws, connection, objects or (), progress=progress, incremental=incremental)
+        manifest = api.backup(ws, connection, objects or (), progress=progress, incremental=incremental,
+                              allow_over_budget=allow_over_budget)
     path = str(ws.home.snapshots_dir / manifest.snapshot_id)
     if as_json:
         extra = {"parent": manifest.parent, "notes": dict(manifest.notes)} if incremental else {}

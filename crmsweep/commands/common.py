@@ -75,6 +75,11 @@ ConnectionOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON answer on stdout for scripts; no progress.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+AllowOverBudgetOpt = Annotated[
+    bool,
+    typer.Option("--allow-over-budget",
+                 help="Go ahead even if the estimated API calls would eat into the [budget] reserve."),
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")

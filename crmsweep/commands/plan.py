@@ -14,6 +14,7 @@ from crmsweep.cleanup.passes import PASSES
 from crmsweep.cleanup.plan_auth import Trust, accept_command
 from crmsweep.cleanup.preview import breakdown, pass_summary, render_preview, summarize
 from crmsweep.commands.common import (
+    AllowOverBudgetOpt,
     ConfigOpt,
     ConnectionOpt,
     HomeOpt,
@@ -86,6 +87,7 @@ def scan(
     allow_over_cap: Annotated[
         bool, typer.Option("--allow-over-cap", help="Write the plan even if it exceeds the [safety] caps.")
     ] = False,
+    allow_over_budget: AllowOverBudgetOpt = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
@@ -95,12 +97,12 @@ def scan(
     with backup_progress(not as_json) as progress:
         outcome = api.scan(
             ws, connection, output, snapshot_id=snapshot, passes=passes or (), allow_over_cap=allow_over_cap,
-            progress=progress,
+            progress=progress, allow_over_budget=allow_over_budget,
         )
     plan = outcome.result.plan
     if as_json:
         emit_json({**summarize(plan), "output": str(output), "snapshot": outcome.snapshot.snapshot_id,
-                   "skipped_passes": outcome.result.skipped})
+                   "skipped_passes": outcome.result.skipped, "api_calls": outcome.api_calls})
         return
     if outcome.took_backup:
         err.print(f"Backed up first: snapshot {outcome.snapshot.snapshot_id}")

@@ -28,10 +28,12 @@ from typing import Any, Protocol, runtime_checkable
 
 from crmsweep.errors import BadInput
 from crmsweep.model import (
+    ApiAllowance,
     ApiUsage,
     Capabilities,
     CreateAttempt,
     FieldSpec,
+    ReadPlan,
     Record,
     Vocabulary,
     WriteResult,
@@ -319,6 +321,19 @@ class Connector(Protocol):
         """(name, JSON document) pairs a backup keeps beside the records and describes: settings the CRM
         holds outside its objects (users, lists, marketing emails). `name` is a short file name
         (letters, digits, '_', '-'); none where the describes hold it all."""
+        ...
+
+    def metadata_calls(self) -> int:
+        """At least how many calls `metadata_documents` makes (the API budget adds them to a backup's)."""
+        ...
+
+    def read_plan(self, object_name: str) -> ReadPlan:
+        """How a backup will read the whole object, and the calls it will take (after this one's own
+        count, made once per connector and kept: the backup and the API budget share it)."""
+        ...
+
+    def allowance(self) -> ApiAllowance | None:
+        """The org's daily API allowance as the CRM last reported it; None where it says nothing."""
         ...
 
     def api_usage(self) -> ApiUsage: ...

@@ -13,6 +13,7 @@ timeout, a 502), the connector looks for the keys before sending again, so a ret
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -45,9 +46,11 @@ from crmsweep.errors import BadInput, ConnectorError, RetriableError, UnknownObj
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
+    ApiAllowance,
     ApiUsage,
     FieldKind,
     FieldSpec,
+    ReadPlan,
     Record,
     WriteResult,
     association_object,
@@ -76,6 +79,7 @@ OWNERS = "owners"
 # earlier keeps a skewed clock from hiding a record the create made.
 CLOCK_MARGIN = timedelta(minutes=10)
 PAGE = 100  # list endpoints and object batches
+_USAGE_PATH = "/account-info/v3/api-usage/daily/private-apps"
 ASSOCIATION_BATCH = 1000  # v4 batch/read inputs
 # Query characters the repeated `properties=` of one list GET may take; the rest go to batch/read,
 # whose body has no such limit (a too long URL is a 414).
@@ -135,6 +139,7 @@ class HubSpotConnector:
         self.rate_limited = 0  # 429 answers received (benchmarks and tests count them)
         self._org_id: str | None = None
         self._describes: dict[str, dict[str, Any]] = {}
+        self._read_plans: dict[str, ReadPlan] = {}
         # Property definitions and the forms using them, as the pseudo-objects a backup and a pass read.
         self.definitions = PropertyDefinitions(
             self, [o for o in HUBSPOT_VOCABULARY.default_backup_objects if o != OWNERS])
@@ -717,6 +722,10 @@ class HubSpotConnector:
         emails += self._collect("list archived marketing emails", self._client.emails.get_page, archived=True)
         yield "marketing_emails", emails
 
+    def metadata_calls(self) -> int:
+        # At least a page each: users, lists, live and archived marketing emails.
+        return 4
+
     def _collect(self, action: str, method: Callable[..., Any], **kwargs: Any) -> list[Any]:
         rows: list[Any] = []
         after: str | None = None
@@ -744,6 +753,51 @@ class HubSpotConnector:
             offset = next_offset
 
     # -- accounting
+
+    def read_plan(self, object_name: str) -> ReadPlan:
+        """How a backup reads `object_name`: the search total (one call, once per connector) in list pages
+        of 100, each with one batch/read more when the properties overflow one URL, then at least one
+        page of archived records (a backup keeps those: HubSpot cannot restore them). The describe is
+        read here (the backup reuses it) to know the properties, so `calls` holds no describe.
+        Owners, property definitions and assets have no cheap total: a lower bound, rows unknown."""
+        name = _object(object_name)
+        plan = self._read_plans.get(name)
+        if plan is None:
+            if name in PSEUDO_OBJECTS:
+                plan = ReadPlan(object=name, rows=None, method="list", calls=self.definitions.read_calls(name))
+            elif name == OWNERS or name in ASSET_OBJECTS:
+                plan = ReadPlan(object=name, rows=None, method="list", calls=2 if name == OWNERS else 1)
+            else:
+                names = [f.name for f in self.fields(name)]
+                chunks = property_chunks(self._properties(name, names), self._max_property_query)
+                per_page = 1 + (len(chunks) > 1)
+                rows = self.count(name)
+                pages = max(1, math.ceil(rows / PAGE)) + 1  # + the archived list's first page
+                plan = ReadPlan(object=name, rows=rows, method="list", calls=pages * per_page)
+            self._read_plans[name] = plan
+        return plan
+
+    def allowance(self) -> ApiAllowance | None:
+        """The portal's daily allowance: from the X-HubSpot-RateLimit-Daily(-Remaining) headers last seen
+        (less the calls sent since), else from the account-info usage resource. None if neither says."""
+        pacer = self.pacer
+        if pacer.daily_limit and pacer.daily_remaining is not None:
+            return ApiAllowance(limit=pacer.daily_limit, remaining=max(pacer.remaining_now(), 0),
+                                source="X-HubSpot-RateLimit-Daily")
+        try:
+            answer = self._call("read the API usage", functools.partial(self._client.get_path, _USAGE_PATH))
+        except ConnectorError as exc:
+            if exc.status in (401, 403, 404):  # a token without the account-info scope: the portal says nothing
+                return None
+            raise
+        for row in _results(answer.data):
+            if isinstance(row, Mapping) and row.get("name") == "private-apps-api-calls-daily":
+                try:
+                    limit, used = int(row["usageLimit"]), int(row["currentUsage"])
+                except (KeyError, TypeError, ValueError):
+                    return None
+                return ApiAllowance(limit=limit, remaining=max(limit - used, 0), source="api-usage")
+        return None
 
     def api_usage(self) -> ApiUsage:
         limit, remaining = self.pacer.daily_limit, self.pacer.daily_remaining

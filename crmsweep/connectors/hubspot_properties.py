@@ -121,6 +121,14 @@ class PropertyDefinitions:
 
     # -- reads
 
+    def read_calls(self, name: str) -> int:
+        """The calls a backup of pseudo-object `name` makes once the describes are held (they are read
+        here): one fill-rate search per live custom property; the forms' list for FORM_FIELDS."""
+        if name == FORM_FIELDS:
+            return 1
+        return sum(1 for t in self.object_types for d in self._definitions(t, archived=False)
+                   if not d.get("hubspotDefined", False) and not d.get("archived", False))
+
     def _definitions(self, object_type: str, *, archived: bool) -> list[Mapping[str, Any]]:
         described = self.connector.describe(object_type)
         return list(described["archivedProperties" if archived else "properties"])

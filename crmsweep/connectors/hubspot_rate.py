@@ -160,6 +160,10 @@ class Pacer:
     def window_limit(self) -> int:
         return self._window.limit
 
+    def remaining_now(self) -> int:
+        """The daily calls left as last reported, less those sent since (None-safe: 0 when unknown)."""
+        return (self.daily_remaining or 0) - self._since_daily
+
     def reserve_calls(self) -> int:
         return math.ceil(self.daily_limit * self.daily_reserve) if self.daily_limit else 0
 
@@ -179,7 +183,7 @@ class Pacer:
     def _check_reserve(self) -> None:
         if self.daily_remaining is None or not self.daily_limit:
             return
-        left = self.daily_remaining - self._since_daily
+        left = self.remaining_now()
         reserve = self.reserve_calls()
         # With no reserve kept, the portal's own DAILY answer says when the allowance is spent.
         if reserve and left <= reserve:

@@ -9,6 +9,7 @@ and the small helpers that shape its SOQL, ids and records. Every call goes thro
 from __future__ import annotations
 
 import functools
+import math
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -55,6 +56,7 @@ from crmsweep.errors import (
     UnknownObject,
 )
 from crmsweep.model import (
+    ApiAllowance,
     ApiUsage,
     CreateAttempt,
     FieldKind,
@@ -75,7 +77,6 @@ MAX_QUERY_URI_BYTES = 8_000
 # Above this many rows (one COUNT()), a whole-object read runs a Bulk API 2.0 query job instead of REST
 # pages: a job costs about five calls whatever its size, REST one per 2,000 rows.
 BULK_QUERY_ROWS = 10_000
-_REST_PAGE_ROWS = 2_000
 LOCK_ERROR = "UNABLE_TO_LOCK_ROW"
 # The run log dates an intent by this machine's clock, CreatedDate is Salesforce's: looking that much
 # earlier keeps a skewed clock from hiding a record the create made (which a resend would duplicate).
@@ -458,29 +459,6 @@ class SalesforceConnector:
             total += int(result["totalSize"])
         return total
 
-    def read_plan(self, object_name: str) -> ReadPlan:
-        """How a whole-object read of `object_name` goes: over a Bulk API 2.0 query job above
-        `bulk_query_rows` rows, else REST query pages. One COUNT() per object per connector (cached), which
-        the plan's `calls` does not include; `rows` counts live records only (the recycle bin is not counted).
-        Once planned "bulk", an unfiltered `iter_pages` of the object reads through the job."""
-        name = _identifier(object_name)
-        if name not in self._plans:
-            if name in PSEUDO_OBJECTS or name in _FILTERED_ONLY:
-                # Read through the Tooling API or through a parent's ids: never one query of the whole object.
-                self._plans[name] = ReadPlan(object=name, rows=None, method="rest", calls=2)
-            else:
-                rows = self.count(name)
-                if rows > self.bulk_query_rows:
-                    pages = -(-rows // self._bulk.max_records)
-                    # describe, create, two polls at least, a resultPages listing per five pages, pages, delete
-                    listings = -(-pages // 5) if self._bulk.parallel and pages > 1 else 0
-                    calls = 1 + 1 + 2 + listings + pages + 1
-                    self._plans[name] = ReadPlan(object=name, rows=rows, method="bulk", calls=calls)
-                else:
-                    self._plans[name] = ReadPlan(object=name, rows=rows, method="rest",
-                                                 calls=1 + max(1, -(-rows // _REST_PAGE_ROWS)))
-        return self._plans[name]
-
     def cancel_reads(self) -> None:
         """Stop the Bulk jobs this connector is reading (another thread's backup is failing): they end
         at their next poll or page, aborted and deleted. For good: a cancelled connector is given up."""
@@ -836,7 +814,76 @@ class SalesforceConnector:
         # The describes saved with each object hold what a restore needs.
         return iter(())
 
+    def metadata_calls(self) -> int:
+        return 0
+
     # -- accounting
+
+    def read_plan(self, object_name: str) -> ReadPlan:
+        """How a whole-object read of `object_name` goes, and its calls: one COUNT() (made here, once per
+        connector, so the backup and the budget never count twice; not in `calls`), then over a Bulk API
+        2.0 query job above `bulk_query_rows` rows, else REST query pages, plus the describe if it is not
+        held yet. `rows` counts live records only. Once planned "bulk", an unfiltered `iter_pages` of the
+        object reads through the job. The custom field pseudo-objects are read through Tooling (see
+        `CustomFieldDefinitions.read_calls`)."""
+        name = _identifier(object_name)
+        plan = self._plans.get(name)
+        if plan is not None:
+            return plan
+        if name in PSEUDO_OBJECTS:
+            rows, calls = self.definitions.read_calls(name)
+            plan = ReadPlan(object=name, rows=rows, method="tooling", calls=calls)
+            return self._plans.setdefault(name, plan)
+        describe = 0 if name in self._describes else 1
+        try:
+            rows = self.count(name)
+        except ConnectorError as exc:
+            if exc.status != 400:
+                raise
+            # COUNT() refused for this object (some setup objects): the estimate must not stop a backup that
+            # would work, so a lower bound stands in, rows unknown, read over REST.
+            return self._plans.setdefault(name, ReadPlan(name, None, "rest", describe + 1))
+        restriction = _FILTERED_ONLY.get(name)
+        if rows > self.bulk_query_rows and restriction is None:
+            pages = -(-rows // self._bulk.max_records)
+            # create, two polls at least, a resultPages listing per five pages, the pages, the delete
+            listings = -(-pages // 5) if self._bulk.parallel and pages > 1 else 0
+            plan = ReadPlan(object=name, rows=rows, method="bulk", calls=describe + 1 + 2 + listings + pages + 1)
+            return self._plans.setdefault(name, plan)
+        page = self._query_page_rows()
+        pages = max(1, math.ceil(rows / page))
+        if restriction is not None:  # read through its parent's ids: those first, then a query per chunk
+            parents = self.read_plan(restriction[2]).rows or 0
+            chunks = math.ceil(parents / self.capabilities.max_ids_per_read)
+            pages = max(1, math.ceil(parents / page)) + max(pages, chunks)
+        return self._plans.setdefault(name, ReadPlan(object=name, rows=rows, method="rest", calls=describe + pages))
+
+    def _query_page_rows(self) -> int:
+        asked = self._query_headers.get("Sforce-Query-Options", "").removeprefix("batchSize=")
+        return int(asked) if asked else self.capabilities.max_query_page
+
+    def allowance(self) -> ApiAllowance | None:
+        """The org's daily allowance: from the last `Sforce-Limit-Info` header (free, and as fresh as the
+        last answer), else from `GET /limits` (DailyApiRequests). None when neither says: the user may
+        lack "View Setup and Configuration", which /limits needs."""
+        usage = self._sf.api_usage.get("api-usage")
+        used, total = getattr(usage, "used", None), getattr(usage, "total", None)
+        if isinstance(used, int) and isinstance(total, int) and total > 0:
+            return ApiAllowance(limit=total, remaining=max(total - used, 0), source="Sforce-Limit-Info")
+        try:
+            limits = self._call("read the API limits", self._sf.limits)
+        except (AuthError, LimitExceeded, EndpointError):
+            raise  # what every other call would meet as well: said plainly, not taken for silence
+        except ConnectorError:  # refused to this user (INSUFFICIENT_ACCESS): the CRM says nothing
+            return None
+        daily = limits.get("DailyApiRequests") if isinstance(limits, Mapping) else None
+        if not isinstance(daily, Mapping):
+            return None
+        try:
+            limit, remaining = int(daily["Max"]), int(daily["Remaining"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return ApiAllowance(limit=limit, remaining=remaining, source="limits")
 
     def api_usage(self) -> ApiUsage:
         usage = self._sf.api_usage.get("api-usage")

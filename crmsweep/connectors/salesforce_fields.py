@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,24 @@ class CustomFieldDefinitions:
 
     def __init__(self, connector: SalesforceConnector) -> None:
         self.connector = connector
+        self._defined: int | None = None  # how many custom fields the org has, once asked (read_calls)
+
+    def read_calls(self, name: str) -> tuple[int, int]:
+        """(custom fields, the calls a backup of pseudo-object `name` makes), for the API budget: one list
+        of the fields (asked here, once), then per field its FullName and Metadata (a query each) and,
+        for CUSTOM_FIELD, its filled count (one COUNT() at most); FIELD_REFERENCE adds the
+        MetadataComponentDependency query, the reports' list and one describe per report."""
+        if self._defined is None:
+            self._defined = len(self._query("SELECT Id FROM CustomField"))
+        fields = self._defined
+        if name == CUSTOM_FIELD:
+            return fields, 1 + 2 * fields
+        try:
+            reports = self.connector.read_plan("Report")
+        except (BadInput, ConnectorError):
+            return fields, 1 + fields + 1 + 1  # no Report object: its list fails after one call
+        listed = max(1, math.ceil((reports.rows or 0) / self.connector.capabilities.max_query_page))
+        return fields, 1 + fields + 1 + listed + (reports.rows or 0)
 
     def _tooling(self, action: str, path: str, **kwargs: Any) -> Any:
         sf = self.connector._sf

@@ -12,12 +12,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from crmsweep.connectors.salesforce_errors import RedirectRefused, parse_retry_after
 
+OAUTH_PREFIX = "/services/oauth2/"
 # (connect, read) seconds. simple-salesforce sets no timeout, and a hung socket would hang a run.
 DEFAULT_TIMEOUT = (15.0, 300.0)
 
@@ -34,7 +35,10 @@ class SalesforceSession(requests.Session):
         super().__init__()
         self.ca_file = str(ca_file) if ca_file is not None else None
         self.default_timeout = timeout
-        self.calls = 0
+        self.calls = 0  # API calls: what the org's daily allowance meters
+        # OAuth endpoints (token, userinfo) are not API calls (Salesforce meters REST, SOAP and Bulk requests
+        # against DailyApiRequests; the sandbox does likewise): counted apart, so `calls` is what the org sees.
+        self.oauth_calls = 0
         # A backup reads objects (and Bulk result pages) from several threads over this one session.
         self._count_lock = threading.Lock()
         # Answers received, of any status: none yet means a failure may be the url's fault, not the server's.
@@ -63,8 +67,12 @@ class SalesforceSession(requests.Session):
             kwargs["timeout"] = self.default_timeout
         # Whatever the caller asked (requests defaults to following): simple-salesforce passes kwargs on.
         kwargs["allow_redirects"] = False
+        oauth = urlsplit(str(request.url)).path.startswith(OAUTH_PREFIX)
         with self._count_lock:
-            self.calls += 1
+            if oauth:
+                self.oauth_calls += 1
+            else:
+                self.calls += 1
         self.last_retry_after = None
         response = super().send(request, **kwargs)
         with self._count_lock:

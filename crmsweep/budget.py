@@ -1,0 +1,200 @@
+"""The API budget: how many calls a backup or an apply will make, and whether the org can spare them.
+
+Pure: the caller gathers the connector's `ReadPlan`s and `ApiAllowance` (each a few calls at most, and
+the backup reuses them), this module adds the calls up and judges. An org's daily allowance is shared
+with every other integration the company runs, so a run that would leave less than the configured
+reserve is refused up front (exit 3) rather than stopped half-way by REQUEST_LIMIT_EXCEEDED, or worse,
+leaving the company's other integrations without calls until the rolling 24 hours recover.
+
+The estimates count calls still to be made when they are taken; calls already spent (the org id,
+the COUNT()s behind the read plans) are in the allowance read after them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from crmsweep.cleanup.apply import change_batches
+from crmsweep.cleanup.passes import PASSES, RelatedRead
+from crmsweep.errors import BadInput, SafetyRefusal
+from crmsweep.model import ApiAllowance, Change, Op, ReadPlan, Vocabulary
+
+_PERCENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%\s*")
+MAX_SHARE = 0.9  # a reserve above this leaves crmsweep nothing: surely a typo
+
+
+@dataclass(frozen=True)
+class Reserve:
+    """Calls of the daily allowance kept for other integrations: a share of it, or a fixed number."""
+
+    share: float | None = None
+    calls: int | None = None
+
+    @classmethod
+    def parse(cls, value: Any, where: str = "[budget] reserve") -> Reserve:
+        """`"10%"` (a share of the daily allowance) or a whole number of calls, as a config gives it."""
+        if isinstance(value, bool):
+            raise BadInput(f"{where} must be a share like \"10%\" or a number of calls like 5000, got {value!r}")
+        if isinstance(value, int):
+            if value < 0:
+                raise BadInput(f"{where} must not be negative, got {value}")
+            return cls(calls=value)
+        if isinstance(value, str):
+            match = _PERCENT.fullmatch(value)
+            if match is not None:
+                share = float(match.group(1)) / 100
+                if share > MAX_SHARE:
+                    raise BadInput(f"{where} = {value!r} would leave crmsweep almost nothing: at most "
+                                   f"{MAX_SHARE:.0%}")
+                return cls(share=share)
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise BadInput(f"{where} must be a share like \"10%\" or a number of calls like 5000, got {shown}")
+
+    def calls_of(self, limit: int) -> int:
+        if self.calls is not None:
+            return self.calls
+        return math.ceil(limit * (self.share or 0.0))
+
+    def __str__(self) -> str:
+        if self.calls is not None:
+            return f"{self.calls} calls"
+        return f"{(self.share or 0.0) * 100:g}%"
+
+    def to_config(self) -> int | str:
+        return self.calls if self.calls is not None else str(self)
+
+
+# Ten percent: the company's other integrations (marketing sync, ERP, support tools) share the same
+# rolling allowance, and a CRM offers no way to give crmsweep a slice of its own.
+DEFAULT_RESERVE = Reserve(share=0.10)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The calls a command still needs (`calls`), by part (an object's read, links, writes...)."""
+
+    what: str  # "backup of Contact, Account", "apply of plan P" for the refusal
+    calls: int
+    parts: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def _named(names: Sequence[str], shown: int = 3) -> str:
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more"
+
+
+def backup_estimate(
+    plans: Sequence[ReadPlan],
+    *,
+    link_pairs: Sequence[tuple[str, str]] = (),
+    link_batch: int = 1,
+    documents: int = 0,
+) -> Estimate:
+    """A backup's calls: each object's read plan, then for each pair of linked objects one read per
+    `link_batch` live records of the first (none when either side is empty: the backup reads nothing
+    then), and `documents` for the metadata documents the connector keeps beside the records."""
+    parts: dict[str, int] = {p.object: p.calls for p in plans}
+    rows = {p.object: p.rows for p in plans}
+    for a, b in link_pairs:
+        ra, rb = rows.get(a), rows.get(b)
+        if ra == 0 or rb == 0:
+            continue
+        # Unknown totals (None) cost at least one read.
+        parts[f"{a}->{b} links"] = max(1, math.ceil((ra or 1) / link_batch))
+    if documents:
+        parts["documents"] = documents
+    return Estimate(what=f"backup of {_named([p.object for p in plans])}", calls=sum(parts.values()),
+                    parts=MappingProxyType(parts))
+
+
+def apply_estimate(
+    changes: Sequence[Change],
+    work: Sequence[int],
+    *,
+    batch_size: int,
+    ids_per_read: int,
+    what: str,
+    vocabulary: Vocabulary,
+    live_ops: frozenset[Op] | None = None,
+    writes: bool = True,
+) -> Estimate:
+    """An apply's calls over the batches the engine writes (`change_batches`): before each batch but
+    creates and links, the live records' fingerprints and, for the ops re-checked live (`live_ops`,
+    None: all), one read per related step its pass declares; the write; after it, the written records
+    read back (not for links, which have no fingerprint); and one describe per object written or read
+    (the connector may hold some already: then it is fewer). A dry run (`writes=False`) only reads.
+    Lock retries and per-record endpoints (a CRM with no batch for some object) are not foreseen."""
+    reads = live = writes_n = readbacks = 0
+    objects: set[str] = set()
+    for batch in change_batches(changes, work, batch_size):
+        head = changes[batch[0]]
+        objects.add(head.object)
+        per_read = math.ceil(len(batch) / ids_per_read)
+        if head.op not in (Op.CREATE, Op.ASSOCIATE):
+            reads += per_read
+            if live_ops is None or head.op in live_ops:
+                for step in _related_steps([changes[i] for i in batch], vocabulary):
+                    objects.add(step.object)
+                    live += per_read
+        if writes:
+            writes_n += 1
+            if head.op is not Op.ASSOCIATE:
+                readbacks += per_read
+    parts = {"describes": len(objects), "fingerprint reads": reads, "live re-checks": live, "writes": writes_n,
+             "read-backs": readbacks}
+    kept = {k: v for k, v in parts.items() if v}
+    return Estimate(what=what, calls=sum(kept.values()), parts=MappingProxyType(kept))
+
+
+def _related_steps(batch: Sequence[Change], vocabulary: Vocabulary) -> list[RelatedRead]:
+    """The related reads the live re-check makes for one batch: each step of each pass in it, once."""
+    steps: list[RelatedRead] = []
+    for pass_name in dict.fromkeys(c.pass_name for c in batch):
+        spec = PASSES.get(pass_name)
+        if spec is not None and spec.live_check is not None:
+            steps.extend(spec.live_check.needs(vocabulary, batch[0].object).related)
+    return steps
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the budget check found, for `--json` and the refusal: None figures where the CRM said nothing."""
+
+    needed: int
+    limit: int | None
+    remaining: int | None
+    reserve: int | None
+    source: str | None
+    over: bool  # the run would eat into the reserve (and went ahead only if allowed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"estimated_calls": self.needed, "limit": self.limit, "remaining": self.remaining,
+                "reserve": self.reserve, "source": self.source, "over_budget": self.over}
+
+
+def judge(estimate: Estimate, allowance: ApiAllowance | None, reserve: Reserve, *, allow_over: bool,
+          advice: str) -> Verdict:
+    """Refuse (SafetyRefusal, exit 3) a run that would leave less than `reserve` of the daily allowance,
+    unless `allow_over`. `advice` says what else the admin can do (back up fewer objects...).
+    Where the CRM reports no allowance there is nothing to judge by: the run goes ahead."""
+    if allowance is None:
+        return Verdict(estimate.calls, None, None, None, None, over=False)
+    keep = reserve.calls_of(allowance.limit)
+    over = allowance.remaining - estimate.calls < keep
+    if over and not allow_over:
+        raise SafetyRefusal(
+            f"{estimate.what} needs about {estimate.calls} API calls; the org has {allowance.remaining} of "
+            f"{allowance.limit} left today and the reserve is {keep} ({reserve}): nothing was done. Wait until "
+            f"the rolling 24-hour allowance recovers, {advice}, lower [budget] reserve, or pass "
+            "--allow-over-budget to go ahead anyway"
+        )
+    return Verdict(estimate.calls, allowance.limit, allowance.remaining, keep, allowance.source, over=over)
+
+
+__all__ = ["DEFAULT_RESERVE", "Estimate", "Reserve", "Verdict", "apply_estimate", "backup_estimate", "judge"]
