@@ -188,8 +188,8 @@ def backup_with(
     settings = ws.config.backup
     if hasattr(connector, "bulk_query_rows"):  # a connector with a bulk export path takes the threshold
         connector.bulk_query_rows = settings.bulk_query_rows
-    check_backup_budget(connector, ws, chosen, allow_over=allow_over_budget)
     parent = find_parent(ws.home, connector.connection_name, connector.org_id()) if incremental else None
+    check_backup_budget(connector, ws, chosen, allow_over=allow_over_budget, parent=parent)
     if parent is not None:
         return take_incremental(connector, ws.home, parent, objects=chosen, progress=progress,
                                 calls_before=calls_before)
@@ -198,13 +198,15 @@ def backup_with(
 
 
 def check_backup_budget(connector: Connector, ws: Workspace, objects: Sequence[str], *,
-                        allow_over: bool = False) -> budget.Verdict:
+                        allow_over: bool = False, parent: SnapshotManifest | None = None) -> budget.Verdict:
     """Refuse (exit 3) a backup of `objects` that would eat into the [budget] reserve of the daily API
-    allowance. One COUNT() per object (the connector keeps its read plans, so the backup reuses them)."""
+    allowance. One COUNT() per object (the connector keeps its read plans, so the backup reuses them),
+    but for the objects an incremental backup reads as changes since `parent`: those cost no count."""
     objects = list(dict.fromkeys(objects))  # as the backup takes them: each once
     for name in objects:
         connector.fields(name)  # an unknown object is named plainly here, before any count is asked
-    plans = [connector.read_plan(name) for name in objects]
+    plans = [budget.incremental_plan(parent.objects[name]) if parent is not None and name in parent.objects
+             else connector.read_plan(name) for name in objects]
     estimate = budget.backup_estimate(plans, link_pairs=link_pairs(connector, objects), link_batch=LINK_BATCH,
                                       documents=connector.metadata_calls())
     return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
