@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crmsweep.backup.recreate import parents_of, resolve_placeholders
+from crmsweep.backup.rollback import plan_field_specs
 from crmsweep.backup.runlog import (
     KIND_APPLY,
     KIND_ROLLBACK,
@@ -63,7 +64,7 @@ from crmsweep.errors import (
     RetriableError,
     SafetyRefusal,
 )
-from crmsweep.model import Change, CreateAttempt, Op, Plan, Record, WriteResult
+from crmsweep.model import Change, CreateAttempt, FieldSpec, Op, Plan, Record, WriteResult
 from crmsweep.paths import Home
 
 UNKNOWN_OUTCOME = "OUTCOME_UNKNOWN"
@@ -151,6 +152,9 @@ class _Engine:
         # Object -> old id -> new id of the records this run has (re-)created: placeholders resolve here.
         self.id_map = id_map_of(plan, outcomes)
         self._sent: dict[int, Record] = {}  # the values each create of this session sends
+        # Live records read ahead for the next batches' drift checks (None: read, and not in the CRM).
+        self._ahead: dict[str, Record | None] = {}
+        self._ahead_of: tuple[Op, str] | None = None
 
     @property
     def dry_run(self) -> bool:
@@ -159,6 +163,18 @@ class _Engine:
     def _log(self, entry: dict[str, Any]) -> None:
         if self.handle is not None:
             self.handle.append(entry)
+
+    def know_fields(self, specs: Mapping[str, Sequence[FieldSpec]]) -> None:
+        """Take objects' fields from the snapshot the plan came from, instead of describing them again.
+
+        The snapshot's fields are the describe as it was backed up, with the same fields left out
+        (`Connector.fields`). They decide only which check fields a read names (the deleted flag, who
+        modified it) and which fields the live re-check may read: a field removed since makes that read
+        fail loudly (the run stops, nothing is written unchecked), it never lets a change through.
+        """
+        for name, fields in specs.items():
+            if fields:
+                self._field_names.setdefault(name, {f.name for f in fields})
 
     def field_names(self, object_name: str) -> set[str]:
         if object_name not in self._field_names:
@@ -173,8 +189,9 @@ class _Engine:
         try:
             redo = self._reconcile([o.index for o in self.outcomes if o.outcome is Outcome.PENDING])
             work = sorted(set(redo) | {o.index for o in self.outcomes if o.outcome is Outcome.NOT_STARTED})
-            for batch in self._batches(work):
-                self._apply_batch(batch)
+            batches = list(self._batches(work))
+            for number, batch in enumerate(batches):
+                self._apply_batch(batch, ahead=batches[number + 1:])
                 self._report_progress()
         except ConnectorError as exc:
             self.stopped = _stop_reason(exc)
@@ -255,7 +272,45 @@ class _Engine:
             for i, c in enumerate(self.plan.changes)
         )
 
-    def _apply_batch(self, batch: list[int]) -> None:
+    def _drift_read(self, batch: Sequence[int], ahead: Sequence[Sequence[int]]) -> dict[str, Record]:
+        """The live records of `batch`, for its drift check: read with as many of the following batches'
+        records (same op and object) as one read call holds, so N records cost ceil(N / max_ids_per_read)
+        drift reads rather than one per write batch. What was read ahead is used once, by its own batch.
+
+        A look-ahead stops at a record it holds already: a record changed twice must be read again after
+        the first write, or its second change would be checked against the state before it.
+        """
+        head = self.plan.changes[batch[0]]
+        if self._ahead_of != (head.op, head.object):
+            self._ahead_of, self._ahead = (head.op, head.object), {}
+        missing = [i for i in batch if self.plan.changes[i].record_id not in self._ahead]
+        if missing:
+            chosen = list(missing)
+            ids = {self.plan.changes[i].record_id for i in missing}
+            taken = ids | set(self._ahead)
+            capacity = self.connector.capabilities.max_ids_per_read
+            for later in ahead:
+                first = self.plan.changes[later[0]]
+                if (first.op, first.object) != (head.op, head.object) or len(ids) >= capacity:
+                    break
+                room = [i for i in later if self.plan.changes[i].record_id not in taken][: capacity - len(ids)]
+                chosen.extend(room)
+                ids.update(self.plan.changes[i].record_id for i in room)
+                taken.update(self.plan.changes[i].record_id for i in room)
+                if len(room) < len(later):
+                    break
+            extra = self.live.own_fields(head.object, [self.plan.changes[i] for i in chosen]) if self.live else []
+            found = self.connector.read(head.object, sorted(ids), self._check_fields(head.object, extra),
+                                        include_deleted=True)
+            self._ahead.update({record_id: found.get(record_id) for record_id in ids})
+        live: dict[str, Record] = {}
+        for i in batch:
+            record = self._ahead.pop(self.plan.changes[i].record_id, None)
+            if record is not None:
+                live[self.plan.changes[i].record_id] = record
+        return live
+
+    def _apply_batch(self, batch: list[int], ahead: Sequence[Sequence[int]] = ()) -> None:
         head = self.plan.changes[batch[0]]
         keep = batch
         if head.op in _NEW_RECORD_OPS:
@@ -266,10 +321,7 @@ class _Engine:
                     self._sent[i] = values
                     keep.append(i)
         else:
-            ids = [self.plan.changes[i].record_id for i in batch]
-            extra = self.live.own_fields(head.object, [self.plan.changes[i] for i in batch]) if self.live else []
-            fields = self._check_fields(head.object, extra)
-            live = self.connector.read(head.object, ids, fields, include_deleted=True)
+            live = self._drift_read(batch, ahead)
             keep = []
             for i in batch:
                 change = self.plan.changes[i]
@@ -744,12 +796,14 @@ def apply_plan(
         raise BadInput(f"batch size must be at least 1, not {batch_size}")
     size = min(batch_size or limit, limit)
     live: LiveChecker | None = None
+    known_fields = plan_field_specs(home, plan)
 
     def engine_for(handle: RunHandle | None, outcomes: list[ChangeOutcome], last_batch: int,
                    settled_at: str | None = None) -> _Engine:
         nonlocal live
         engine = _Engine(plan, connector, handle, outcomes, batch_size=size, last_batch=last_batch,
                          progress=progress, settled_at=settled_at)
+        engine.know_fields(known_fields)
         in_force = rules or ApplyTimeRules()
         from_run = plan.header.source.get("kind") != "snapshot"
         if from_run:

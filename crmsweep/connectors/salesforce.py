@@ -48,8 +48,11 @@ from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VO
 T = TypeVar("T")
 
 DEFAULT_API_VERSION = "59.0"
-# Salesforce refuses URIs over 16,384 bytes (414); stay far below so proxies never truncate either.
-MAX_QUERY_URI_BYTES = 8_000
+# Salesforce refuses a URI over 16,384 bytes (414), and a URI with its headers over 16,384 (431). Our
+# headers (a bearer token of about 112 bytes, host, user agent, query options) stay under 1 KB, so
+# 15,000 bytes leaves 1,384 for them: the longest query that is safe, which packs 500 ids of 18
+# characters (27 bytes each once quoted and URL-encoded) with room for the fields a check reads.
+MAX_QUERY_URI_BYTES = 15_000
 LOCK_ERROR = "UNABLE_TO_LOCK_ROW"
 # The run log dates an intent by this machine's clock, CreatedDate is Salesforce's: looking that much
 # earlier keeps a skewed clock from hiding a record the create made (which a resend would duplicate).
