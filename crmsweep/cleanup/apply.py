@@ -152,9 +152,11 @@ class _Engine:
         # Object -> old id -> new id of the records this run has (re-)created: placeholders resolve here.
         self.id_map = id_map_of(plan, outcomes)
         self._sent: dict[int, Record] = {}  # the values each create of this session sends
-        # Live records read ahead for the next batches' drift checks (None: read, and not in the CRM).
+        # Live records read ahead for the next batches' drift checks (None: read, and not in the CRM),
+        # of the one (op, object) in `_ahead_of`; and the batches after the one being applied.
         self._ahead: dict[str, Record | None] = {}
         self._ahead_of: tuple[Op, str] | None = None
+        self._upcoming: Sequence[Sequence[int]] = ()
 
     @property
     def dry_run(self) -> bool:
@@ -191,7 +193,8 @@ class _Engine:
             work = sorted(set(redo) | {o.index for o in self.outcomes if o.outcome is Outcome.NOT_STARTED})
             batches = list(self._batches(work))
             for number, batch in enumerate(batches):
-                self._apply_batch(batch, ahead=batches[number + 1:])
+                self._upcoming = batches[number + 1:]
+                self._apply_batch(batch)
                 self._report_progress()
         except ConnectorError as exc:
             self.stopped = _stop_reason(exc)
@@ -272,45 +275,83 @@ class _Engine:
             for i, c in enumerate(self.plan.changes)
         )
 
-    def _drift_read(self, batch: Sequence[int], ahead: Sequence[Sequence[int]]) -> dict[str, Record]:
-        """The live records of `batch`, for its drift check: read with as many of the following batches'
-        records (same op and object) as one read call holds, so N records cost ceil(N / max_ids_per_read)
-        drift reads rather than one per write batch. What was read ahead is used once, by its own batch.
+    # -- reads: each drift check reads its records after the run's previous write, as few calls as that allows
 
-        A look-ahead stops at a record it holds already: a record changed twice must be read again after
-        the first write, or its second change would be checked against the state before it.
-        """
-        head = self.plan.changes[batch[0]]
+    def _ahead_for(self, head: Change) -> dict[str, Record | None]:
         if self._ahead_of != (head.op, head.object):
             self._ahead_of, self._ahead = (head.op, head.object), {}
-        missing = [i for i in batch if self.plan.changes[i].record_id not in self._ahead]
+        return self._ahead
+
+    def _drift_read(self, batch: Sequence[int]) -> dict[str, Record]:
+        """The live records of `batch`, for its drift check. Mostly read already, by the read-back of
+        the batch before (see `_read_back`); otherwise (the first batch of an op and object, or after a
+        batch that wrote nothing) read now. A dry run writes nothing, so it reads the following batches'
+        records along, as many as one read call holds: its drift reads are packed to the URI limit.
+        """
+        head = self.plan.changes[batch[0]]
+        ahead = self._ahead_for(head)
+        missing = [i for i in batch if self.plan.changes[i].record_id not in ahead]
         if missing:
             chosen = list(missing)
-            ids = {self.plan.changes[i].record_id for i in missing}
-            taken = ids | set(self._ahead)
-            capacity = self.connector.capabilities.max_ids_per_read
-            for later in ahead:
-                first = self.plan.changes[later[0]]
-                if (first.op, first.object) != (head.op, head.object) or len(ids) >= capacity:
-                    break
-                room = [i for i in later if self.plan.changes[i].record_id not in taken][: capacity - len(ids)]
-                chosen.extend(room)
-                ids.update(self.plan.changes[i].record_id for i in room)
-                taken.update(self.plan.changes[i].record_id for i in room)
-                if len(room) < len(later):
-                    break
-            extra = self.live.own_fields(head.object, [self.plan.changes[i] for i in chosen]) if self.live else []
-            found = self.connector.read(head.object, sorted(ids), self._check_fields(head.object, extra),
-                                        include_deleted=True)
-            self._ahead.update({record_id: found.get(record_id) for record_id in ids})
+            if self.dry_run:
+                chosen.extend(self._following(head, {self.plan.changes[i].record_id for i in missing},
+                                              self.connector.capabilities.max_ids_per_read, whole=False))
+            self._read_into(ahead, head, chosen)
         live: dict[str, Record] = {}
         for i in batch:
-            record = self._ahead.pop(self.plan.changes[i].record_id, None)
+            record = ahead.pop(self.plan.changes[i].record_id, None)
             if record is not None:
                 live[self.plan.changes[i].record_id] = record
         return live
 
-    def _apply_batch(self, batch: list[int], ahead: Sequence[Sequence[int]] = ()) -> None:
+    def _following(self, head: Change, taken: set[str], capacity: int, *, whole: bool) -> list[int]:
+        """Changes of the batches after this one with the same (op, object), in order, whose records are
+        not in `taken` and not read yet, while `taken` stays within `capacity` records: the next batch
+        alone when `whole` (all of it, or nothing), else as far as the capacity reaches. Stops at a
+        record seen before: one changed twice is read again after its first change is written."""
+        ahead = self._ahead_for(head)
+        chosen: list[int] = []
+        for later in self._upcoming:
+            first = self.plan.changes[later[0]]
+            if (first.op, first.object) != (head.op, head.object) or first.op in _NEW_RECORD_OPS:
+                break
+            ids = [self.plan.changes[i].record_id for i in later]
+            fresh = [i for i, rid in zip(later, ids, strict=True) if rid not in ahead and rid not in taken]
+            if whole:
+                if len(taken) + len(fresh) <= capacity and not any(rid in taken for rid in ids):
+                    chosen.extend(fresh)
+                break
+            room = fresh[: max(0, capacity - len(taken))]
+            chosen.extend(room)
+            taken.update(self.plan.changes[i].record_id for i in room)
+            if len(room) < len(later):
+                break
+        return chosen
+
+    def _read_into(self, ahead: dict[str, Record | None], head: Change, indexes: Sequence[int],
+                   also: Sequence[str] = ()) -> dict[str, Record]:
+        """Read the records of changes `indexes` (for their drift checks, into `ahead`) and the records
+        `also` (a read-back) in one call where one holds them; returns what was found."""
+        ids = list(dict.fromkeys([*also, *(self.plan.changes[i].record_id for i in indexes)]))
+        changes = [self.plan.changes[i] for i in indexes]
+        extra = self.live.own_fields(head.object, changes) if self.live and changes else []
+        found = self.connector.read(head.object, ids, self._check_fields(head.object, extra), include_deleted=True)
+        for i in indexes:
+            record_id = self.plan.changes[i].record_id
+            ahead[record_id] = found.get(record_id)
+        return found
+
+    def _read_back(self, head: Change, written: Sequence[str]) -> dict[str, Any]:
+        """The fingerprints of records just written (what rollback's drift check expects), read in the
+        same call as the next batch's drift read where both fit one read: that read would come right
+        after this one anyway, before the next write, so each check still sees the org as it is then."""
+        ahead = self._ahead_for(head)
+        capacity = self.connector.capabilities.max_ids_per_read
+        upcoming = [] if head.op in _NEW_RECORD_OPS else self._following(head, set(written), capacity, whole=True)
+        found = self._read_into(ahead, head, upcoming, also=written)
+        return {rid: found[rid].get(self.vocabulary.fingerprint_field) for rid in written if rid in found}
+
+    def _apply_batch(self, batch: list[int]) -> None:
         head = self.plan.changes[batch[0]]
         keep = batch
         if head.op in _NEW_RECORD_OPS:
@@ -321,7 +362,7 @@ class _Engine:
                     self._sent[i] = values
                     keep.append(i)
         else:
-            live = self._drift_read(batch, ahead)
+            live = self._drift_read(batch)
             keep = []
             for i in batch:
                 change = self.plan.changes[i]
@@ -391,13 +432,7 @@ class _Engine:
         readback_error: ConnectorError | None = None
         if written:
             try:
-                after = self.connector.read(
-                    head.object,
-                    [str(v) for v in written.values()],
-                    self._check_fields(head.object),
-                    include_deleted=True,
-                )
-                fingerprints = {rid: rec.get(self.vocabulary.fingerprint_field) for rid, rec in after.items()}
+                fingerprints = self._read_back(head, [str(v) for v in written.values()])
             except ConnectorError as exc:
                 # The writes happened: log their results anyway, then stop.
                 readback_error = exc
