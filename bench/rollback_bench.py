@@ -90,10 +90,11 @@ def earlier_runs(home: Home, plan: Plan, count: int) -> None:
         handle.append({"t": "end", "applied": len(other.changes), "skipped": 0, "failed": 0})
 
 
-def run_cli(argv: Sequence[str], env: dict[str, str]) -> tuple[float, dict[str, object]]:
+def run_cli(argv: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[float, dict[str, object]]:
     started = time.perf_counter()
+    # Not from the repository root: `-m` puts the working folder first on sys.path, before PYTHONPATH.
     done = subprocess.run([sys.executable, "-m", "crmsweep", *argv], capture_output=True, text=True, env=env,
-                          timeout=1800, check=False)
+                          timeout=1800, check=False, cwd=cwd)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"crmsweep {argv[0]} exited {done.returncode}: {done.stderr[-2000:]}")
@@ -117,7 +118,7 @@ def measure(sandbox: RunningSandbox, workdir: Path, runs: int, code: str, python
         env["PYTHONPATH"] = pythonpath
     common = ["--yes", "--json", "--config", str(workdir / "crmsweep.toml"), "--home", str(home)]
     sandbox.reset_stats()
-    apply_s, applied = run_cli(["apply", str(plan_file), *common], env)
+    apply_s, applied = run_cli(["apply", str(plan_file), *common], env, workdir)
     stats = sandbox.stats()
     apply_calls = int(stats["api_calls"])
     by_endpoint = stats["by_endpoint"]
@@ -125,7 +126,7 @@ def measure(sandbox: RunningSandbox, workdir: Path, runs: int, code: str, python
     if applied.get("applied") != len(plan.changes):
         raise RuntimeError(f"apply wrote {applied.get('applied')} of {len(plan.changes)}")
     sandbox.reset_stats()
-    rollback_s, back = run_cli(["rollback", str(applied["run"]), *common], env)
+    rollback_s, back = run_cli(["rollback", str(applied["run"]), *common], env, workdir)
     rollback_calls = sandbox.stats()["api_calls"]
     if back.get("applied") != len(plan.changes):
         raise RuntimeError(f"rollback wrote {back.get('applied')} of {len(plan.changes)}")

@@ -783,6 +783,7 @@ def settle_run(home: Home, run_id: str, connector: Connector, *, dry_run: bool =
     handle = None if dry_run else open_run(home, run_id)
     engine = _Engine(state.plan, connector, handle, state.outcomes, batch_size=1, last_batch=state.last_batch,
                      progress=None, settled_at=state.settled_at)
+    engine.know_fields(plan_field_specs(home, state.plan))
     was_applied = set(state.applied_order)
     engine.settle_only()
     if not dry_run:
