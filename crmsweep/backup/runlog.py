@@ -440,11 +440,13 @@ def _parse_entries(log_path: Path, raw: bytes) -> tuple[list[dict[str, Any]], bo
     return entries, torn
 
 
-# Parsed run files by path, each beside the digest of the bytes it was parsed from (see `_cached`).
-_PARSED: OrderedDict[Path, tuple[bytes, Any]] = OrderedDict()
+# Parsed run files by path, each beside the digest and size of the bytes it was parsed from (see `_cached`).
+_PARSED: OrderedDict[Path, tuple[bytes, int, Any]] = OrderedDict()
 # Enough for a rollback's working set (the run, its rollbacks, the run its plan came from), two files
-# each; bounded so that memory stays flat however many runs one process reads.
+# each; bounded in count and in bytes read (the newest file is kept whatever its size), so that memory
+# stays flat however many runs one process reads (`runs list`).
 _PARSED_FILES = 16
+_PARSED_BYTES = 128 * 1024 * 1024
 _PARSED_LOCK = threading.Lock()
 
 
@@ -460,12 +462,14 @@ def _cached(path: Path, raw: bytes, parse: Callable[[bytes], T]) -> T:
         hit = _PARSED.get(path)
         if hit is not None and hit[0] == digest:
             _PARSED.move_to_end(path)
-            return cast(T, hit[1])
+            return cast(T, hit[2])
     value = parse(raw)
     with _PARSED_LOCK:
-        _PARSED[path] = (digest, value)
+        _PARSED[path] = (digest, len(raw), value)
         _PARSED.move_to_end(path)
-        while len(_PARSED) > _PARSED_FILES:
+        while len(_PARSED) > 1 and (
+            len(_PARSED) > _PARSED_FILES or sum(size for _, size, _ in _PARSED.values()) > _PARSED_BYTES
+        ):
             _PARSED.popitem(last=False)
     return value
 
