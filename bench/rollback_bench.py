@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -57,9 +58,11 @@ class Row:
     runs: int
     deletes: int
     apply_s: float
+    apply_cpu: float
     apply_calls: int
     live_reads: int
     rollback_s: float
+    rollback_cpu: float
     rollback_calls: int
 
 
@@ -90,7 +93,15 @@ def earlier_runs(home: Home, plan: Plan, count: int) -> None:
         handle.append({"t": "end", "applied": len(other.changes), "skipped": 0, "failed": 0})
 
 
-def run_cli(argv: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[float, dict[str, object]]:
+def child_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def run_cli(argv: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[float, float, dict[str, object]]:
+    """Wall seconds, CPU seconds of the child (user + system: what a loaded machine distorts least)
+    and its JSON answer."""
+    cpu = child_cpu()
     started = time.perf_counter()
     # Not from the repository root: `-m` puts the working folder first on sys.path, before PYTHONPATH.
     done = subprocess.run([sys.executable, "-m", "crmsweep", *argv], capture_output=True, text=True, env=env,
@@ -99,7 +110,7 @@ def run_cli(argv: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[float,
     if done.returncode != 0:
         raise RuntimeError(f"crmsweep {argv[0]} exited {done.returncode}: {done.stderr[-2000:]}")
     answer: dict[str, object] = json.loads(done.stdout)
-    return elapsed, answer
+    return elapsed, child_cpu() - cpu, answer
 
 
 def measure(sandbox: RunningSandbox, workdir: Path, runs: int, code: str, pythonpath: str | None,
@@ -118,7 +129,7 @@ def measure(sandbox: RunningSandbox, workdir: Path, runs: int, code: str, python
         env["PYTHONPATH"] = pythonpath
     common = ["--yes", "--json", "--config", str(workdir / "crmsweep.toml"), "--home", str(home)]
     sandbox.reset_stats()
-    apply_s, applied = run_cli(["apply", str(plan_file), *common], env, workdir)
+    apply_s, apply_cpu, applied = run_cli(["apply", str(plan_file), *common], env, workdir)
     stats = sandbox.stats()
     apply_calls = int(stats["api_calls"])
     by_endpoint = stats["by_endpoint"]
@@ -126,13 +137,13 @@ def measure(sandbox: RunningSandbox, workdir: Path, runs: int, code: str, python
     if applied.get("applied") != len(plan.changes):
         raise RuntimeError(f"apply wrote {applied.get('applied')} of {len(plan.changes)}")
     sandbox.reset_stats()
-    rollback_s, back = run_cli(["rollback", str(applied["run"]), *common], env, workdir)
+    rollback_s, rollback_cpu, back = run_cli(["rollback", str(applied["run"]), *common], env, workdir)
     rollback_calls = sandbox.stats()["api_calls"]
     if back.get("applied") != len(plan.changes):
         raise RuntimeError(f"rollback wrote {back.get('applied')} of {len(plan.changes)}")
     shutil.rmtree(home)
-    return Row(code, latency_ms, runs, len(plan.changes), apply_s, apply_calls, live_reads, rollback_s,
-               int(rollback_calls))
+    return Row(code, latency_ms, runs, len(plan.changes), apply_s, apply_cpu, apply_calls, live_reads, rollback_s,
+               rollback_cpu, int(rollback_calls))
 
 
 def minimum_apply(n: int, live_reads: int) -> int:
@@ -145,14 +156,15 @@ def minimum_rollback(n: int) -> int:
 
 def markdown(rows: Sequence[Row]) -> str:
     lines = [
-        "| code | latency | earlier runs | deletes | apply s | apply calls (min) | rollback s | rollback calls (min) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| code | latency | earlier runs | deletes | apply wall s | apply CPU s | apply calls (min; live re-check) "
+        "| rollback wall s | rollback CPU s | rollback calls (min) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r.code} | {r.latency_ms} ms | {r.runs} | {r.deletes} | {r.apply_s:.2f} | "
-            f"{r.apply_calls} ({minimum_apply(r.deletes, r.live_reads)}, of which {r.live_reads} live re-check) | "
-            f"{r.rollback_s:.2f} | {r.rollback_calls} ({minimum_rollback(r.deletes)}) |"
+            f"| {r.code} | {r.latency_ms} ms | {r.runs} | {r.deletes} | {r.apply_s:.2f} | {r.apply_cpu:.2f} | "
+            f"{r.apply_calls} ({minimum_apply(r.deletes, r.live_reads)}; {r.live_reads}) | "
+            f"{r.rollback_s:.2f} | {r.rollback_cpu:.2f} | {r.rollback_calls} ({minimum_rollback(r.deletes)}) |"
         )
     return "\n".join(lines)
 
@@ -189,7 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for code, path in codes:
                         samples = [measure(sandbox, workdir, runs, code, path, latency) for _ in range(args.repeat)]
                         row = replace(samples[0], apply_s=statistics.median(s.apply_s for s in samples),
-                                      rollback_s=statistics.median(s.rollback_s for s in samples))
+                                      apply_cpu=statistics.median(s.apply_cpu for s in samples),
+                                      rollback_s=statistics.median(s.rollback_s for s in samples),
+                                      rollback_cpu=statistics.median(s.rollback_cpu for s in samples))
                         print(f"  {row}", file=sys.stderr)
                         rows.append(row)
     print(markdown(rows))
