@@ -655,8 +655,10 @@ def run(ws: Workspace, run_id: str) -> RunDetails:
     sessions = [e for e in state.entries if e.get("t") in ("start", "resume", "end", "stop")]
     last = sessions[-1] if sessions else {}
     finished = str(last.get("time")) if last.get("t") in ("end", "stop") and last.get("time") else None
-    rollbacks = [r.run_id for r in list_runs(ws.home) if r.rollback_of == run_id]
-    return RunDetails(state=state, finished=finished, rollbacks=rollbacks)
+    # The rollbacks the run's log names, not a search of every run in the home (`apply --resume` asks
+    # for this too): apply names a rollback run on the run it undoes before that rollback writes anything,
+    # so only a rollback killed before its first write can be missing here, and it changed nothing.
+    return RunDetails(state=state, finished=finished, rollbacks=list(state.rollbacks))
 
 
 # --- reports ---------------------------------------------------------------------------------------

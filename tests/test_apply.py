@@ -46,7 +46,8 @@ def user_id(i: int) -> str:
     return f"005{i:015d}"
 
 
-def make_org(contacts: int = 5, users: int = 2, *, org_id: str = ORG) -> FakeConnector:
+def make_org(contacts: int = 5, users: int = 2, *, org_id: str = ORG,
+             cls: type[FakeConnector] = FakeConnector) -> FakeConnector:
     fields = {
         "Contact": standard_fields(spec("LastName"), spec("Email"), spec("OwnerId"), spec("Score", FieldKind.INT)),
         "User": standard_fields(spec("Name"), spec("Username"), spec("IsActive", FieldKind.BOOL), deletable=False),
@@ -63,7 +64,7 @@ def make_org(contacts: int = 5, users: int = 2, *, org_id: str = ORG) -> FakeCon
             for i in range(users)
         ],
     }
-    return FakeConnector(fields, records, org_id=org_id)
+    return cls(fields, records, org_id=org_id)
 
 
 def snapshot_of(connector: FakeConnector, home: Home) -> str:
@@ -314,8 +315,9 @@ def test_limit_stops_cleanly_and_resume_finishes_exactly_the_rest(tmp_path: Path
     org = make_org(contacts=10)
     ids = [contact_id(i) for i in range(10)]
     plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
-    # Each batch costs 3 calls (drift read, delete, read-back): allow two batches and the third's read.
-    org.limit_after_calls = org.calls + 7
+    # One drift read covers all ten (they fit one read call); then each batch costs 2 calls (delete,
+    # read-back): allow the read and two batches, so the third batch's delete is refused.
+    org.limit_after_calls = org.calls + 5
 
     first = apply_plan(plan, text, org, home, batch_size=3)
 
@@ -526,3 +528,40 @@ def test_a_plan_naming_an_object_its_snapshot_lacks_is_refused(tmp_path: Path, h
     forged, _ = write_plan(tmp_path, home, Plan.build(plan.header, [alien]))
     with pytest.raises(SafetyRefusal, match=r"Invoice__c 003\w+: Invoice__c is not in the snapshot"):
         check_plan(forged, org, home)
+
+
+class EditsDuringTheFirstWrite(FakeConnector):
+    """Another admin edits a record (`victim`) while the first batch is being written."""
+
+    victim = ""
+    reads: list[list[str]]
+
+    def read(self, object_name: str, ids: Sequence[str], fields: Sequence[str], *,
+             include_deleted: bool = True) -> dict[str, Record]:
+        self.reads = [*getattr(self, "reads", []), list(ids)]
+        return super().read(object_name, ids, fields, include_deleted=include_deleted)
+
+    def delete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
+        results = super().delete(object_name, ids)
+        if len(self.writes) == 1:
+            self.touch_behind_our_back("Contact", self.victim, LastName="Edited meanwhile")
+        return results
+
+
+def test_a_batch_is_drift_checked_after_the_write_before_it_in_the_read_back_s_call(
+    tmp_path: Path, home: Home
+) -> None:
+    ids = [contact_id(i) for i in range(4)]
+    org = make_org(contacts=4, cls=EditsDuringTheFirstWrite)
+    assert isinstance(org, EditsDuringTheFirstWrite)
+    plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), deletes(ids)))
+    org.victim, org.reads = ids[3], []
+
+    report = apply_plan(plan, text, org, home, batch_size=2)
+
+    # One call reads the first batch back and the second for its drift check, after the first write:
+    # the edit made meanwhile is seen, and that record is skipped, not deleted.
+    assert org.reads == [ids[:2], ids, ids[2:3]]
+    assert [(i["id"], i["reason"]) for i in report.skipped_items] == [(ids[3], "drift")]
+    assert [rid for _, _, batch in org.writes for rid in batch] == ids[:3]
+    assert org.row("Contact", ids[3])["IsDeleted"] is False

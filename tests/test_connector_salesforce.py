@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import threading
 import time
@@ -152,7 +153,9 @@ def test_salesforce_has_no_association_calls(sf: SalesforceConnector) -> None:
         sf.create_associations("Contact", "Opportunity", [("003000000000001AAA", "006000000000001AAA")])
 
 
-def test_include_deleted_and_read_in_chunks(sf: SalesforceConnector) -> None:
+def test_include_deleted_and_read_in_chunks(sf: SalesforceConnector, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Fewer ids per read than the org holds contacts, so the read below takes more than one chunk.
+    monkeypatch.setattr(sf, "capabilities", dataclasses.replace(sf.capabilities, max_ids_per_read=300))
     kept, gone = new_contacts(sf, "Kept", "Gone")
     assert sf.delete("Contact", [gone])[0].ok
     live = {r["Id"] for page in sf.iter_pages("Contact", ["Id"]) for r in page}

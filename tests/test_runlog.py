@@ -366,3 +366,34 @@ def test_list_runs_oldest_first_with_statuses(home: Home) -> None:
     assert runs[1].total == 5
     assert runs[2].kind == "rollback" and runs[2].rollback_of == first and runs[2].plan_id == "plan-two"
     assert runs[2].status == STATUS_DONE
+
+
+def test_applied_order_follows_the_latest_result_of_each_change(home: Home) -> None:
+    plan = small_plan(4)
+    handle = create_run(home, plan, plan.to_json())
+    ok = [{"i": i, "ok": True} for i in range(4)]
+    handle.append({"t": "intent", "batch": 1, "records": [{"i": i} for i in range(4)]})
+    handle.append({"t": "result", "batch": 1, "results": ok})
+    # Change 1 written again (a resume's reconcile) moves to the end; change 2 is back to pending.
+    handle.append({"t": "intent", "batch": 2, "records": [{"i": 1}, {"i": 2}]})
+    handle.append({"t": "result", "batch": 2, "results": [{"i": 1, "ok": True}]})
+    state = read_run(home, handle.run_id)
+    assert state.applied_order == [0, 3, 1]
+    assert state.outcomes[2].outcome is Outcome.PENDING
+
+
+def test_a_log_edited_in_place_is_read_again_not_served_from_memory(home: Home) -> None:
+    plan = small_plan(2)
+    handle = create_run(home, plan, plan.to_json())
+    handle.append({"t": "intent", "batch": 1, "records": [{"i": 0}]})
+    handle.append({"t": "result", "batch": 1, "results": [{"i": 0, "ok": True, "fingerprint_after": "A1"}]})
+    first = read_run(home, handle.run_id)
+    assert first.outcomes[0].fingerprint_after == "A1"
+    first.outcomes[0].fingerprint_after = "changed by a caller"  # a caller's copy, never the shared one
+    # The same size, and possibly the same mtime tick: only the content tells the change.
+    text = handle.log_path.read_bytes()
+    handle.log_path.write_bytes(text.replace(b'"A1"', b'"B2"'))
+    again = read_run(home, handle.run_id)
+    assert again.outcomes[0].fingerprint_after == "B2"
+    handle.log_path.write_bytes(text)
+    assert read_run(home, handle.run_id).outcomes[0].fingerprint_after == "A1"

@@ -106,8 +106,13 @@ def applied_undos(
 
 def _source_snapshot(home: Home, state: RunState) -> str | None:
     """The snapshot the run's changes came from, through the runs it undid, if any."""
+    return source_snapshot(home, state.plan)
+
+
+def source_snapshot(home: Home, plan: Plan) -> str | None:
+    """The snapshot `plan`'s changes came from, through the runs it undoes (their plans only), if any."""
     seen: set[str] = set()
-    source = dict(state.plan.header.source)
+    source = dict(plan.header.source)
     while source.get("kind") == "run" and source.get("id") not in seen:
         seen.add(source.get("id", ""))
         source = dict(read_run(home, source.get("id", "")).plan.header.source)
@@ -117,7 +122,12 @@ def _source_snapshot(home: Home, state: RunState) -> str | None:
 def snapshot_field_specs(home: Home, state: RunState) -> dict[str, tuple[FieldSpec, ...]]:
     """The field specs of the snapshot the run's changes came from: what a re-create may write (the
     run log's before-images are whole rows). Empty if that snapshot is gone."""
-    snapshot_id = _source_snapshot(home, state)
+    return plan_field_specs(home, state.plan)
+
+
+def plan_field_specs(home: Home, plan: Plan) -> dict[str, tuple[FieldSpec, ...]]:
+    """The field specs (the describes, as backed up) of the snapshot `plan` came from; empty if gone."""
+    snapshot_id = source_snapshot(home, plan)
     try:
         _folder, manifest = load_manifest(home.snapshots_dir, snapshot_id or "")
     except BadInput:

@@ -19,16 +19,19 @@ was applied already" is found without reading every run log.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Op, Plan, PlanFormatError, canonical_datetime
@@ -41,6 +44,7 @@ PLANS_DIR = "plans"
 _DIR_MODE = 0o700
 # How far back the tail is read per step when looking for the log's last line.
 _TAIL_BLOCK = 64 * 1024
+T = TypeVar("T")
 
 KIND_APPLY = "apply"
 KIND_ROLLBACK = "rollback"
@@ -413,6 +417,11 @@ def _read_entries(log_path: Path) -> tuple[list[dict[str, Any]], bool]:
         raw = log_path.read_bytes()
     except OSError as exc:
         raise BadInput(f"cannot read run log {log_path}: {exc.strerror}") from exc
+    entries, torn = _cached(log_path, raw, lambda content: _parse_entries(log_path, content))
+    return list(entries), torn
+
+
+def _parse_entries(log_path: Path, raw: bytes) -> tuple[list[dict[str, Any]], bool]:
     # Only the last line may be torn (see `_is_torn`); damage anywhere else is refused, never skipped.
     start = _last_line_start(raw)
     torn = _is_torn(raw[start:])
@@ -431,21 +440,71 @@ def _read_entries(log_path: Path) -> tuple[list[dict[str, Any]], bool]:
     return entries, torn
 
 
-def read_run(home: Home, run_id: str) -> RunState:
-    handle = open_run(home, run_id)
+# Parsed run files by path, each beside the digest and size of the bytes it was parsed from (see `_cached`).
+_PARSED: OrderedDict[Path, tuple[bytes, int, Any]] = OrderedDict()
+# Enough for a rollback's working set (the run, its rollbacks, the run its plan came from), two files
+# each; bounded in count and in bytes read (the newest file is kept whatever its size), so that memory
+# stays flat however many runs one process reads (`runs list`).
+_PARSED_FILES = 16
+_PARSED_BYTES = 128 * 1024 * 1024
+_PARSED_LOCK = threading.Lock()
+
+
+def _cached(path: Path, raw: bytes, parse: Callable[[bytes], T]) -> T:
+    """`parse(raw)`, the bytes just read from `path`, reused while those bytes are unchanged.
+
+    One rollback reads its run several times over (settle, plan, checks, apply, marking it); parsing a
+    big plan and log again each time cost more than its API calls. Keyed by a digest of the very bytes
+    read now (not by size or mtime, which an edit in place can keep), so nothing stale is ever served.
+    """
+    digest = hashlib.blake2b(raw, digest_size=32).digest()
+    with _PARSED_LOCK:
+        hit = _PARSED.get(path)
+        if hit is not None and hit[0] == digest:
+            _PARSED.move_to_end(path)
+            return cast(T, hit[2])
+    value = parse(raw)
+    with _PARSED_LOCK:
+        _PARSED[path] = (digest, len(raw), value)
+        _PARSED.move_to_end(path)
+        while len(_PARSED) > 1 and (
+            len(_PARSED) > _PARSED_FILES or sum(size for _, size, _ in _PARSED.values()) > _PARSED_BYTES
+        ):
+            _PARSED.popitem(last=False)
+    return value
+
+
+def _read_plan(run_id: str, handle: RunHandle) -> tuple[Plan, str]:
     try:
-        plan_text = handle.plan_path.read_text(encoding="utf-8")
-        plan, _claimed = Plan.from_json(plan_text)
+        raw = handle.plan_path.read_bytes()
+        return _cached(handle.plan_path, raw, _parse_plan)
     except OSError as exc:
         raise BadInput(f"cannot read the plan of run {run_id} ({handle.plan_path}): {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise BadInput(f"the plan of run {run_id} ({handle.plan_path}) is damaged: it is not UTF-8 text") from None
     except PlanFormatError as exc:
         raise BadInput(f"the plan of run {run_id} ({handle.plan_path}) is damaged: {exc}") from exc
+
+
+def _parse_plan(raw: bytes) -> tuple[Plan, str]:
+    plan_text = raw.decode("utf-8")
+    plan, _claimed = Plan.from_json(plan_text)
+    return plan, plan_text
+
+
+def read_run(home: Home, run_id: str) -> RunState:
+    """Run `run_id` as its log tells it. Each call builds a fresh state (callers change their copy);
+    the parsed plan (frozen) and log entries (read only) are shared while the files stay as they were."""
+    handle = open_run(home, run_id)
+    plan, plan_text = _read_plan(run_id, handle)
     entries, torn = _read_entries(handle.log_path)
     if not entries or entries[0].get("t") != "start":
         raise BadInput(f"run log {handle.log_path} does not begin with a start entry: it cannot be trusted")
     start = entries[0]
     outcomes = [ChangeOutcome(index=i, record_id=c.record_id) for i, c in enumerate(plan.changes)]
-    applied_order: list[int] = []
+    # An ordered set (a dict's keys): a change logged again moves to the end in O(1), where a list's
+    # membership test and remove made reading a run of n changes O(n^2).
+    applied: dict[int, None] = {}
     rolled_back_by: str | None = None
     stop_reason: str | None = None
     session_end: str | None = None  # "end" or "stop" if the latest session ended, else None
@@ -465,8 +524,7 @@ def read_run(home: Home, run_id: str) -> RunState:
             last_batch = max(last_batch, batch)
             for rec in entry.get("records", []):
                 out = outcome_at(rec.get("i"))
-                if out.index in applied_order:
-                    applied_order.remove(out.index)
+                applied.pop(out.index, None)
                 out.outcome = Outcome.PENDING
                 out.before = rec.get("before")
                 out.intent_batch = batch
@@ -476,8 +534,7 @@ def read_run(home: Home, run_id: str) -> RunState:
             last_batch = max(last_batch, int(entry.get("batch", 0)))
             for res in entry.get("results", []):
                 out = outcome_at(res.get("i"))
-                if out.index in applied_order:
-                    applied_order.remove(out.index)
+                applied.pop(out.index, None)
                 # A create's result names the new id ("id") beside the old one ("old_id"): the id map.
                 out.record_id = res.get("id") or out.record_id
                 out.fingerprint_after = res.get("fingerprint_after")
@@ -485,7 +542,7 @@ def read_run(home: Home, run_id: str) -> RunState:
                 out.message = res.get("message")
                 if res.get("ok"):
                     out.outcome = Outcome.APPLIED
-                    applied_order.append(out.index)
+                    applied[out.index] = None
                 else:
                     out.outcome = Outcome.FAILED
         elif kind == "unwritten":
@@ -532,7 +589,7 @@ def read_run(home: Home, run_id: str) -> RunState:
         started=str(start.get("time", "")),
         entries=entries,
         outcomes=outcomes,
-        applied_order=applied_order,
+        applied_order=list(applied),
         status=status,
         rolled_back_by=rolled_back_by,
         stop_reason=stop_reason,

@@ -20,6 +20,7 @@ from typing import Any
 
 from crmsweep.backup.field_restore import is_value_restore, missing_field_verdict, restore_verdict
 from crmsweep.backup.recreate import parents_of, resolve_placeholders
+from crmsweep.backup.rollback import plan_field_specs
 from crmsweep.backup.runlog import (
     KIND_APPLY,
     KIND_ROLLBACK,
@@ -64,7 +65,7 @@ from crmsweep.errors import (
     RetriableError,
     SafetyRefusal,
 )
-from crmsweep.model import Change, CreateAttempt, Op, Plan, Record, WriteResult
+from crmsweep.model import Change, CreateAttempt, FieldSpec, Op, Plan, Record, WriteResult
 from crmsweep.paths import Home
 
 UNKNOWN_OUTCOME = "OUTCOME_UNKNOWN"
@@ -193,6 +194,11 @@ class _Engine:
         # Object -> old id -> new id of the records this run has (re-)created: placeholders resolve here.
         self.id_map = id_map_of(plan, outcomes)
         self._sent: dict[int, Record] = {}  # the values each create of this session sends
+        # Live records read ahead for the next batches' drift checks (None: read, and not in the CRM),
+        # of the one (op, object) in `_ahead_of`; and the batches after the one being applied.
+        self._ahead: dict[str, Record | None] = {}
+        self._ahead_of: tuple[Op, str] | None = None
+        self._upcoming: Sequence[Sequence[int]] = ()
 
     @property
     def dry_run(self) -> bool:
@@ -201,6 +207,18 @@ class _Engine:
     def _log(self, entry: dict[str, Any]) -> None:
         if self.handle is not None:
             self.handle.append(entry)
+
+    def know_fields(self, specs: Mapping[str, Sequence[FieldSpec]]) -> None:
+        """Take objects' fields from the snapshot the plan came from, instead of describing them again.
+
+        The snapshot's fields are the describe as it was backed up, with the same fields left out
+        (`Connector.fields`). They decide only which check fields a read names (the deleted flag, who
+        modified it) and which fields the live re-check may read: a field removed since makes that read
+        fail loudly (the run stops, nothing is written unchecked), it never lets a change through.
+        """
+        for name, fields in specs.items():
+            if fields:
+                self._field_names.setdefault(name, {f.name for f in fields})
 
     def field_names(self, object_name: str) -> set[str]:
         if object_name not in self._field_names:
@@ -215,7 +233,9 @@ class _Engine:
         try:
             redo = self._reconcile([o.index for o in self.outcomes if o.outcome is Outcome.PENDING])
             work = sorted(set(redo) | {o.index for o in self.outcomes if o.outcome is Outcome.NOT_STARTED})
-            for batch in self._batches(work):
+            batches = list(self._batches(work))
+            for number, batch in enumerate(batches):
+                self._upcoming = batches[number + 1:]
                 self._apply_batch(batch)
                 self._report_progress()
         except ConnectorError as exc:
@@ -280,6 +300,82 @@ class _Engine:
             for i, c in enumerate(self.plan.changes)
         )
 
+    # -- reads: each drift check reads its records after the run's previous write, as few calls as that allows
+
+    def _ahead_for(self, head: Change) -> dict[str, Record | None]:
+        if self._ahead_of != (head.op, head.object):
+            self._ahead_of, self._ahead = (head.op, head.object), {}
+        return self._ahead
+
+    def _drift_read(self, batch: Sequence[int]) -> dict[str, Record]:
+        """The live records of `batch`, for its drift check. Mostly read already, by the read-back of
+        the batch before (see `_read_back`); otherwise (the first batch of an op and object, or after a
+        batch that wrote nothing) read now. A dry run writes nothing, so it reads the following batches'
+        records along, as many as one read call holds: its drift reads are packed to the URI limit.
+        """
+        head = self.plan.changes[batch[0]]
+        ahead = self._ahead_for(head)
+        missing = [i for i in batch if self.plan.changes[i].record_id not in ahead]
+        if missing:
+            chosen = list(missing)
+            if self.dry_run:
+                chosen.extend(self._following(head, {self.plan.changes[i].record_id for i in missing},
+                                              self.connector.capabilities.max_ids_per_read, whole=False))
+            self._read_into(ahead, head, chosen)
+        live: dict[str, Record] = {}
+        for i in batch:
+            record = ahead.pop(self.plan.changes[i].record_id, None)
+            if record is not None:
+                live[self.plan.changes[i].record_id] = record
+        return live
+
+    def _following(self, head: Change, taken: set[str], capacity: int, *, whole: bool) -> list[int]:
+        """Changes of the batches after this one with the same (op, object), in order, whose records are
+        not in `taken` and not read yet, while `taken` stays within `capacity` records: the next batch
+        alone when `whole` (all of it, or nothing), else as far as the capacity reaches. Stops at a
+        record seen before: one changed twice is read again after its first change is written."""
+        ahead = self._ahead_for(head)
+        chosen: list[int] = []
+        for later in self._upcoming:
+            first = self.plan.changes[later[0]]
+            if (first.op, first.object) != (head.op, head.object) or first.op in _NEW_RECORD_OPS:
+                break
+            ids = [self.plan.changes[i].record_id for i in later]
+            fresh = [i for i, rid in zip(later, ids, strict=True) if rid not in ahead and rid not in taken]
+            if whole:
+                if len(taken) + len(fresh) <= capacity and not any(rid in taken for rid in ids):
+                    chosen.extend(fresh)
+                break
+            room = fresh[: max(0, capacity - len(taken))]
+            chosen.extend(room)
+            taken.update(self.plan.changes[i].record_id for i in room)
+            if len(room) < len(later):
+                break
+        return chosen
+
+    def _read_into(self, ahead: dict[str, Record | None], head: Change, indexes: Sequence[int],
+                   also: Sequence[str] = ()) -> dict[str, Record]:
+        """Read the records of changes `indexes` (for their drift checks, into `ahead`) and the records
+        `also` (a read-back) in one call where one holds them; returns what was found."""
+        ids = list(dict.fromkeys([*also, *(self.plan.changes[i].record_id for i in indexes)]))
+        changes = [self.plan.changes[i] for i in indexes]
+        extra = self.live.own_fields(head.object, changes) if self.live and changes else []
+        found = self.connector.read(head.object, ids, self._check_fields(head.object, extra), include_deleted=True)
+        for i in indexes:
+            record_id = self.plan.changes[i].record_id
+            ahead[record_id] = found.get(record_id)
+        return found
+
+    def _read_back(self, head: Change, written: Sequence[str]) -> dict[str, Any]:
+        """The fingerprints of records just written (what rollback's drift check expects), read in the
+        same call as the next batch's drift read where both fit one read: that read would come right
+        after this one anyway, before the next write, so each check still sees the org as it is then."""
+        ahead = self._ahead_for(head)
+        capacity = self.connector.capabilities.max_ids_per_read
+        upcoming = [] if head.op in _NEW_RECORD_OPS else self._following(head, set(written), capacity, whole=True)
+        found = self._read_into(ahead, head, upcoming, also=written)
+        return {rid: found[rid].get(self.vocabulary.fingerprint_field) for rid in written if rid in found}
+
     def _apply_batch(self, batch: list[int]) -> None:
         head = self.plan.changes[batch[0]]
         keep = batch
@@ -291,11 +387,20 @@ class _Engine:
                     self._sent[i] = values
                     keep.append(i)
         else:
-            ids = [self.plan.changes[i].record_id for i in batch]
-            extra = self.live.own_fields(head.object, [self.plan.changes[i] for i in batch]) if self.live else []
             restores, restored_fields = self._value_restores(head.object, batch)
-            fields = self._check_fields(head.object, [*extra, *restored_fields])
-            live = self.connector.read(head.object, ids, fields, include_deleted=True)
+            if restores:
+                # A value restore's precondition reads the fields this rollback re-created, which no read
+                # ahead asked for: read the batch now, and forget what was read ahead of it.
+                ids = [self.plan.changes[i].record_id for i in batch]
+                changes = [self.plan.changes[i] for i in batch]
+                extra = self.live.own_fields(head.object, changes) if self.live else []
+                fields = self._check_fields(head.object, [*extra, *restored_fields])
+                live = self.connector.read(head.object, ids, fields, include_deleted=True)
+                ahead = self._ahead_for(head)
+                for record_id in ids:
+                    ahead.pop(record_id, None)
+            else:
+                live = self._drift_read(batch)
             keep = []
             for i in batch:
                 change = self.plan.changes[i]
@@ -385,13 +490,7 @@ class _Engine:
         readback_error: ConnectorError | None = None
         if written:
             try:
-                after = self.connector.read(
-                    head.object,
-                    [str(v) for v in written.values()],
-                    self._check_fields(head.object),
-                    include_deleted=True,
-                )
-                fingerprints = {rid: rec.get(self.vocabulary.fingerprint_field) for rid, rec in after.items()}
+                fingerprints = self._read_back(head, [str(v) for v in written.values()])
             except ConnectorError as exc:
                 # The writes happened: log their results anyway, then stop.
                 readback_error = exc
@@ -742,6 +841,7 @@ def settle_run(home: Home, run_id: str, connector: Connector, *, dry_run: bool =
     handle = None if dry_run else open_run(home, run_id)
     engine = _Engine(state.plan, connector, handle, state.outcomes, batch_size=1, last_batch=state.last_batch,
                      progress=None, settled_at=state.settled_at)
+    engine.know_fields(plan_field_specs(home, state.plan))
     was_applied = set(state.applied_order)
     engine.settle_only()
     if not dry_run:
@@ -787,12 +887,14 @@ def apply_plan(
         check_plan(plan, connector, home)
     size = write_batch_size(connector, batch_size)
     live: LiveChecker | None = None
+    known_fields = plan_field_specs(home, plan)
 
     def engine_for(handle: RunHandle | None, outcomes: list[ChangeOutcome], last_batch: int,
                    settled_at: str | None = None) -> _Engine:
         nonlocal live
         engine = _Engine(plan, connector, handle, outcomes, batch_size=size, last_batch=last_batch,
                          progress=progress, settled_at=settled_at)
+        engine.know_fields(known_fields)
         in_force = rules or ApplyTimeRules()
         from_run = live_checked_ops(plan) is not None
         if from_run:

@@ -202,7 +202,7 @@ class LiveChecker:
                 self._held[object_name] = True
             else:
                 try:
-                    self.connector.fields(object_name)
+                    self.field_names(object_name)  # from the plan's snapshot where it holds the object
                     self._held[object_name] = True
                 except UnknownObject:
                     self._held[object_name] = False

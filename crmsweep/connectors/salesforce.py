@@ -72,8 +72,11 @@ from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VO
 T = TypeVar("T")
 
 DEFAULT_API_VERSION = "59.0"
-# Salesforce refuses URIs over 16,384 bytes (414); stay far below so proxies never truncate either.
-MAX_QUERY_URI_BYTES = 8_000
+# Salesforce refuses a URI over 16,384 bytes (414), and a URI with its headers over 16,384 (431). Our
+# headers (a bearer token of about 112 bytes, host, user agent, query options) stay under 1 KB, so
+# 15,000 bytes leaves 1,384 for them: the longest query that is safe, which packs 500 ids of 18
+# characters (27 bytes each once quoted and URL-encoded) with room for the fields a check reads.
+MAX_QUERY_URI_BYTES = 15_000
 # Above this many rows (one COUNT()), a whole-object read runs a Bulk API 2.0 query job instead of REST
 # pages: a job costs about five calls whatever its size, REST one per 2,000 rows.
 BULK_QUERY_ROWS = 10_000

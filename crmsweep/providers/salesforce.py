@@ -217,7 +217,10 @@ SALESFORCE_CAPABILITIES = Capabilities(
     supports_undelete=True,
     max_batch_write=200,  # sObject Collections limit per call
     max_query_page=2000,
-    max_ids_per_read=300,  # the URI length (16,384 bytes) is the real bound; see SalesforceConnector.read
+    # What one query URI (MAX_QUERY_URI_BYTES) holds of 18-character ids with a check's fields: apply
+    # reads drift fingerprints this many at a time. The URI length stays the real bound (the connector
+    # splits a longer list), this only says how many ids to hand it per call.
+    max_ids_per_read=500,
     has_reports_api=True,
     # Setup objects may not share a collections call with data objects (mixed DML).
     isolated_write_objects=("User",),
