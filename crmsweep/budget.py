@@ -135,30 +135,47 @@ def apply_estimate(
     live_ops: frozenset[Op] | None = None,
     writes: bool = True,
 ) -> Estimate:
-    """An apply's calls over the batches the engine writes (`change_batches`): before each batch but
-    creates and links, the live records' fingerprints and, for the ops re-checked live (`live_ops`,
-    None: all), one read per related step its pass declares; the write; after it, the written records
-    read back (not for links, which have no fingerprint); and one describe per object written or read
-    (the connector may hold some already: then it is fewer). A dry run (`writes=False`) only reads.
-    Lock retries and per-record endpoints (a CRM with no batch for some object) are not foreseen."""
+    """An apply's calls over the batches the engine writes (`change_batches`), read as the engine reads
+    (cleanup/apply.py `_drift_read`, `_read_back`): before the first batch of a run of one (op, object)
+    but creates and links, its records' fingerprints; after each write, one read of the records written
+    that also takes the next batch's where both fit one read (else the next batch is read on its own);
+    for the ops re-checked live (`live_ops`, None: all), one read per related step its pass declares
+    per batch; the writes. Describes come from the plan's snapshot. A dry run (`writes=False`) only reads,
+    packing a run's drift reads to `ids_per_read`. Lock retries and per-record endpoints (a CRM with no
+    batch for some object) are not foreseen."""
     reads = live = writes_n = readbacks = 0
-    objects: set[str] = set()
-    for batch in change_batches(changes, work, batch_size):
+    batches = list(change_batches(changes, work, batch_size))
+    previous: tuple[Op, str] | None = None
+    carried = 0  # records of this batch the last read-back already read
+    pending_dry = 0  # records of the current run a dry run reads in packed calls
+    for n, batch in enumerate(batches):
         head = changes[batch[0]]
-        objects.add(head.object)
-        per_read = math.ceil(len(batch) / ids_per_read)
-        if head.op not in (Op.CREATE, Op.ASSOCIATE):
-            reads += per_read
+        key = (head.op, head.object)
+        reads_fingerprints = head.op not in (Op.CREATE, Op.ASSOCIATE)
+        if key != previous:
+            reads += math.ceil(pending_dry / ids_per_read)
+            pending_dry, carried = 0, 0
+        if reads_fingerprints:
+            if not writes:
+                pending_dry += len(batch)
+            elif carried < len(batch):
+                reads += math.ceil((len(batch) - carried) / ids_per_read)
             if live_ops is None or head.op in live_ops:
-                for step in _related_steps([changes[i] for i in batch], vocabulary):
-                    objects.add(step.object)
-                    live += per_read
+                live += len(_related_steps([changes[i] for i in batch], vocabulary)) * math.ceil(
+                    len(batch) / ids_per_read)
+        carried = 0
         if writes:
             writes_n += 1
             if head.op is not Op.ASSOCIATE:
-                readbacks += per_read
-    parts = {"describes": len(objects), "fingerprint reads": reads, "live re-checks": live, "writes": writes_n,
-             "read-backs": readbacks}
+                following = batches[n + 1] if n + 1 < len(batches) else None
+                shared = (following is not None and head.op not in (Op.CREATE,)
+                          and (changes[following[0]].op, changes[following[0]].object) == key
+                          and len(batch) + len(following) <= ids_per_read)
+                readbacks += math.ceil(len(batch) / ids_per_read)
+                carried = len(following) if shared and following is not None else 0
+        previous = key
+    reads += math.ceil(pending_dry / ids_per_read)
+    parts = {"fingerprint reads": reads, "live re-checks": live, "writes": writes_n, "read-backs": readbacks}
     kept = {k: v for k, v in parts.items() if v}
     return Estimate(what=what, calls=sum(kept.values()), parts=MappingProxyType(kept))
 
