@@ -38,6 +38,7 @@ from crmsweep.sandbox.provider_api import (
     json_response,
 )
 from crmsweep.sandbox.rules import RecordError, to_json_value
+from crmsweep.sandbox.salesforce_bulk_ingest import IngestJobs
 from crmsweep.sandbox.salesforce_store import SalesforceStore
 from crmsweep.sandbox.salesforce_tooling import lookup, with_custom_fields
 from crmsweep.sandbox.schema import SObject, get_object
@@ -132,6 +133,7 @@ class SalesforceApi:
         self.clock = context.clock
         self._cursors: dict[str, _Cursor] = {}
         self._cursor_lock = threading.Lock()
+        self.ingest_jobs = IngestJobs(self.store, self.clock)
 
     # --- the core's questions ------------------------------------------------------------------
 
@@ -255,6 +257,8 @@ class SalesforceApi:
         if head == "composite" and rest[1:] == ["sobjects"]:
             _allow(method, "DELETE", "PATCH", "POST")
             return self._collections(request)
+        if head == "jobs" and rest[1:2] == ["ingest"]:
+            return self.ingest_jobs.route(request, version, rest[2:])
         if head == "sobjects":
             return self._sobjects(request, version, rest[1:])
         if head == "tooling":
