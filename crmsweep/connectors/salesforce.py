@@ -21,6 +21,12 @@ from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotF
 
 from crmsweep.connectors.base import AssociationsUnsupported, Connection, RecordFilter, Scalar
 from crmsweep.connectors.retry import RetryPolicy
+from crmsweep.connectors.salesforce_bulk_ingest import (
+    DEFAULT_BULK_THRESHOLD,
+    SalesforceIngestJob,
+    bulk_operation,
+    create_job,
+)
 from crmsweep.connectors.salesforce_errors import (
     RETRIABLE_STATUS,
     http_error,
@@ -42,7 +48,7 @@ from crmsweep.errors import (
     RetriableError,
     UnknownObject,
 )
-from crmsweep.model import ApiUsage, CreateAttempt, FieldKind, FieldSpec, Record, Vocabulary, WriteResult
+from crmsweep.model import ApiUsage, CreateAttempt, FieldKind, FieldSpec, Op, Record, Vocabulary, WriteResult
 from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
 
 T = TypeVar("T")
@@ -230,9 +236,11 @@ class SalesforceConnector:
         max_uri_bytes: int = MAX_QUERY_URI_BYTES,
         query_batch_size: int | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        bulk_threshold: int = DEFAULT_BULK_THRESHOLD,
     ) -> None:
         """`query_batch_size` (200..2000) asks Salesforce for smaller query pages; it may send bigger ones.
-        `timeout` is (connect, read) seconds for each HTTP exchange."""
+        `timeout` is (connect, read) seconds for each HTTP exchange. A delete or update of more than
+        `bulk_threshold` records of one object goes through a Bulk API 2.0 job."""
         if connection.provider != "salesforce":
             raise ValueError(f"connection '{connection.name}' is for {connection.provider}, not salesforce")
         url = urlsplit(connection.url)
@@ -260,6 +268,9 @@ class SalesforceConnector:
         # Custom field definitions and their uses, as the pseudo-objects a backup and a pass read.
         self.definitions = CustomFieldDefinitions(self)
         self._user_id: str | None = None
+        if bulk_threshold < 1:
+            raise ValueError(f"bulk_threshold must be at least 1, got {bulk_threshold}")
+        self.bulk_threshold = bulk_threshold
 
     # -- plumbing
 
@@ -686,6 +697,21 @@ class SalesforceConnector:
                 raise soap_fault_error(fault, self.connection, action) from None
 
         return self._write(action, checked, post, lambda i: i, resend_risk=_RESEND_REPORTS_FAILED)
+
+    # -- Bulk API 2.0 ingest (`crmsweep.connectors.ingest.BulkIngest`)
+
+    def can_ingest(self, op: Op, object_name: str) -> bool:
+        return (bulk_operation(op) is not None and object_name not in PSEUDO_OBJECTS
+                and object_name not in _ANALYTICS_RESOURCES)
+
+    def ingest(self, op: Op, object_name: str, rows: Sequence[Record]) -> SalesforceIngestJob:
+        specs = {f.name: f for f in self.fields(_identifier(object_name))}
+        checked = [{**r, "Id": _record_id(r.get(self.vocabulary.id_field))} for r in rows]
+        return create_job(self._call, self._sf, op, object_name, checked, specs, secret=self.connection.token)
+
+    def ingest_job(self, job_id: str, op: Op, object_name: str) -> SalesforceIngestJob:
+        return SalesforceIngestJob(self._call, self._sf, _record_id(job_id), _identifier(object_name),
+                                   secret=self.connection.token)
 
     def metadata_documents(self) -> Iterator[tuple[str, Any]]:
         # The describes saved with each object hold what a restore needs.
