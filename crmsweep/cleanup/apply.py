@@ -14,7 +14,6 @@ by plan digest), and a plan a finished run applied is not applied again.
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
