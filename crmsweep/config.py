@@ -52,6 +52,7 @@ class ConnectionProfile:
     token_env: str
     ca_file: Path | None = None
     api_version: str | None = None
+    bulk_threshold: int | None = None  # records per (op, object) above which apply uses a bulk job
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class ConnectionProfile:
             "token_env": self.token_env,
             "ca_file": str(self.ca_file) if self.ca_file else None,
             "api_version": self.api_version,
+            "bulk_threshold": self.bulk_threshold,
         }
 
 
@@ -299,7 +301,8 @@ def _shown_url(parts: SplitResult | None) -> str:
 
 
 SECTIONS = ("connections", "passes", "protect", "safety", "retry", "sandbox", "quality")
-_CONNECTION_KEYS = ("provider", "url", "token_env", "ca_file", "api_version")
+_CONNECTION_KEYS = ("provider", "url", "token_env", "ca_file", "api_version", "bulk_threshold")
+_MAX_BULK_THRESHOLD = 100_000_000
 _PROTECT_KEYS = ("recent_days", "objects", "ids")
 _SAFETY_KEYS = ("max_changes", "max_changes_per_object", "confirm_typed_over")
 _RETRY_KEYS = ("attempts", "initial_wait", "max_wait", "daily_reserve")
@@ -344,8 +347,10 @@ def _connection(source: str, base_dir: Path, name: str, data: Any) -> Connection
         if not provider.api_version_pattern.fullmatch(api_version):
             raise table.fail("api_version", f"expected a version like \"{provider.api_version_example}\", "
                                             f"got {_shown_word(api_version)}")
+    bulk_threshold = (table.get_number("bulk_threshold", 1, Bound(1, _MAX_BULK_THRESHOLD))
+                      if table.has("bulk_threshold") else None)
     return ConnectionProfile(name=name, provider=provider.name, url=url, token_env=token_env,
-                             ca_file=ca_file, api_version=api_version)
+                             ca_file=ca_file, api_version=api_version, bulk_threshold=bulk_threshold)
 
 
 def _quality_rule(source: str, number: int, data: Any) -> QualityRule:
@@ -532,4 +537,5 @@ def resolve_connection(
         ca_file=profile.ca_file,
         api_version=profile.api_version,
         token_env=profile.token_env,
+        bulk_threshold=profile.bulk_threshold,
     )

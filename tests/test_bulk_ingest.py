@@ -73,7 +73,7 @@ def connector(sandbox: RunningSandbox) -> Iterator[SalesforceConnector]:
         yield made
 
 
-class connect:  # noqa: N801 - used like a function, as api.connect is
+class connect:
     def __init__(self, sandbox: RunningSandbox) -> None:
         info = sandbox.info
         self.connector = SalesforceConnector(
@@ -374,3 +374,21 @@ def test_a_job_failed_part_way_logs_what_it_did_and_resume_sends_only_the_rest(
     resumed = apply(plan, connector, home, resume=report.run_id)
     assert (resumed.applied, resumed.failed, resumed.stopped) == (30, 0, None)
     assert deleted(connector, ids) == set(ids) and job_calls(sandbox, "POST") == 1 + 0  # 18 <= 20: collections
+
+
+def test_the_threshold_is_set_per_connection_in_the_config(
+    sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crmsweep import api
+
+    info = sandbox.info
+    config = tmp_path / "crmsweep.toml"
+    config.write_text(
+        f'[connections.big]\nprovider = "salesforce"\nurl = "{info.url}"\ntoken_env = "BULK_TOKEN"\n'
+        f'ca_file = "{info.ca_file}"\nbulk_threshold = 5000\n\n'
+        f'[connections.plain]\nprovider = "salesforce"\nurl = "{info.url}"\ntoken_env = "BULK_TOKEN"\n'
+        f'ca_file = "{info.ca_file}"\n', encoding="utf-8")
+    monkeypatch.setenv("BULK_TOKEN", info.token)
+    ws = api.Workspace.load(config, tmp_path / "home")
+    with api.connect(ws, "big") as big, api.connect(ws, "plain") as plain:
+        assert (getattr(big, "bulk_threshold", None), getattr(plain, "bulk_threshold", None)) == (5000, 2000)

@@ -134,6 +134,7 @@ class Connection:
     # NAME of the environment variable the token came from (None for built-in connections), so an
     # auth error can say what to refresh without ever showing the token.
     token_env: str | None = None
+    bulk_threshold: int | None = None  # None: the connector's default
 
     def __repr__(self) -> str:
         return (

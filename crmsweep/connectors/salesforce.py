@@ -236,11 +236,12 @@ class SalesforceConnector:
         max_uri_bytes: int = MAX_QUERY_URI_BYTES,
         query_batch_size: int | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-        bulk_threshold: int = DEFAULT_BULK_THRESHOLD,
+        bulk_threshold: int | None = None,
     ) -> None:
         """`query_batch_size` (200..2000) asks Salesforce for smaller query pages; it may send bigger ones.
         `timeout` is (connect, read) seconds for each HTTP exchange. A delete or update of more than
-        `bulk_threshold` records of one object goes through a Bulk API 2.0 job."""
+        `bulk_threshold` records of one object (default: the connection's, else 2,000) goes through a
+        Bulk API 2.0 job."""
         if connection.provider != "salesforce":
             raise ValueError(f"connection '{connection.name}' is for {connection.provider}, not salesforce")
         url = urlsplit(connection.url)
@@ -268,9 +269,10 @@ class SalesforceConnector:
         # Custom field definitions and their uses, as the pseudo-objects a backup and a pass read.
         self.definitions = CustomFieldDefinitions(self)
         self._user_id: str | None = None
-        if bulk_threshold < 1:
-            raise ValueError(f"bulk_threshold must be at least 1, got {bulk_threshold}")
-        self.bulk_threshold = bulk_threshold
+        threshold = bulk_threshold or connection.bulk_threshold or DEFAULT_BULK_THRESHOLD
+        if threshold < 1:
+            raise ValueError(f"bulk_threshold must be at least 1, got {threshold}")
+        self.bulk_threshold = threshold
 
     # -- plumbing
 
