@@ -77,7 +77,8 @@ def open_job(sf: Salesforce, operation: str = "delete") -> str:
                                     "lineEnding": "LF", "columnDelimiter": "COMMA"})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert body["state"] == "Open" and body["contentUrl"] == f"services/data/v{VERSION}/jobs/ingest/{body['id']}/batches"
+    assert body["state"] == "Open"
+    assert body["contentUrl"] == f"services/data/v{VERSION}/jobs/ingest/{body['id']}/batches"
     return str(body["id"])
 
 

@@ -415,7 +415,7 @@ class _Engine:
             raise
         try:
             job.wait()
-            outcome = job.results()
+            outcome = job.results([str(r[id_field]) for r in rows])
         except ConnectorError as exc:
             exc.never_ran = False  # the job was closed: it may have written any of these
             raise
@@ -475,7 +475,7 @@ class _Engine:
             return [], indexes
         if state not in TERMINAL:
             job.wait()
-        outcome = job.results()
+        outcome = job.results([self.plan.changes[i].record_id for i in indexes])
         done, results, unprocessed, unaccounted = self._job_split(indexes, outcome)
         written = [self.plan.changes[i].record_id for i, r in zip(done, results, strict=True) if r.ok]
         after = (self.connector.read(head.object, written, self._check_fields(head.object), include_deleted=True)

@@ -51,7 +51,9 @@ class IngestJob(Protocol):
         """Poll until the job is in a terminal state; that state."""
         ...
 
-    def results(self) -> IngestOutcome: ...
+    def results(self, record_ids: Sequence[str] = ()) -> IngestOutcome:
+        """The outcome of a job in a terminal state; `record_ids` (all it was sent) may save downloads."""
+        ...
 
 
 @runtime_checkable

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from simple_salesforce.api import Salesforce
 
 from crmsweep.connectors.http_failures import one_line
-from crmsweep.connectors.ingest import ABORTED, OPEN, TERMINAL, UPLOAD_COMPLETE, IngestOutcome
+from crmsweep.connectors.ingest import ABORTED, JOB_COMPLETE, OPEN, TERMINAL, UPLOAD_COMPLETE, IngestOutcome
 from crmsweep.errors import ConnectorError
 from crmsweep.model import FieldKind, FieldSpec, Op, Record, WriteResult
 
@@ -167,23 +167,44 @@ class SalesforceIngestJob:
 
         return parse_csv(self._call(f"read the {kind} of bulk job {self.id}", get))
 
-    def results(self) -> IngestOutcome:
+    def results(self, record_ids: Sequence[str] = ()) -> IngestOutcome:
+        """The job's outcome by record id. `record_ids`, all the job was sent, lets the counts Salesforce
+        reports stand in for a result file they prove empty (no failures, every record processed), so
+        a job that went well costs no download; without them every file is read."""
         info = self.info()
         state = str(info["state"])
+        processed = _count(info.get("numberRecordsProcessed"))
+        failures = _count(info.get("numberRecordsFailed"))
+        complete = bool(record_ids) and state == JOB_COMPLETE and processed == len(record_ids)
         done: dict[str, WriteResult] = {}
-        for row in self._csv("successfulResults"):
-            record_id = row.get("Id") or row.get("sf__Id") or ""
-            done[record_id] = WriteResult(id=row.get("sf__Id") or record_id, ok=True)
-        for row in self._csv("failedResults"):
-            record_id = row.get("Id") or row.get("sf__Id") or ""
-            code, _, rest = (row.get("sf__Error") or "UNKNOWN").partition(":")
-            message = rest.rsplit(":", 1)[0] if rest.count(":") else rest
-            done[record_id] = WriteResult(id=record_id, ok=False, error_code=one_line(code, self._secret),
-                                          message=one_line(message, self._secret))
-        unprocessed = frozenset(r.get("Id", "") for r in self._csv("unprocessedrecords")) - {""}
+        if complete and failures == 0:
+            done = {rid: WriteResult(id=rid, ok=True) for rid in record_ids}
+        else:
+            for row in self._csv("successfulResults"):
+                record_id = row.get("Id") or row.get("sf__Id") or ""
+                done[record_id] = WriteResult(id=row.get("sf__Id") or record_id, ok=True)
+        if failures != 0:
+            for row in self._csv("failedResults"):
+                record_id = row.get("Id") or row.get("sf__Id") or ""
+                done[record_id] = failed_result(record_id, row.get("sf__Error"), self._secret)
+        unprocessed: frozenset[str] = frozenset()
+        if not complete:
+            unprocessed = frozenset(r.get("Id", "") for r in self._csv("unprocessedrecords")) - {""}
         said = info.get("errorMessage")
         return IngestOutcome(state=state, done=done, unprocessed=unprocessed,
                              error_message=one_line(str(said), self._secret) if said else None)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def failed_result(record_id: str, error: str | None, secret: str | None) -> WriteResult:
+    """A failedResults row: sf__Error is "CODE:message:fields" (fields "--" when none)."""
+    code, _, rest = (error or "UNKNOWN").partition(":")
+    message = rest.rsplit(":", 1)[0] if ":" in rest else rest
+    return WriteResult(id=record_id, ok=False, error_code=one_line(code or "UNKNOWN", secret),
+                       message=one_line(message, secret))
 
 
 def create_job(call: Call, sf: Salesforce, op: Op, object_name: str, rows: Sequence[Record],
