@@ -92,13 +92,14 @@ class Sandbox:
 class SandboxProcess:
     """`crmsweep sandbox serve` seeded with `records` contacts; stopped with SIGTERM on exit."""
 
-    def __init__(self, state_dir: Path, records: int, log: Path, *, provider: str = "salesforce") -> None:
+    def __init__(self, state_dir: Path, records: int, log: Path, *, provider: str = "salesforce",
+                 latency_ms: int = 0) -> None:
         self._log = log
         argv = [
             sys.executable, "-m", "crmsweep", "sandbox", "serve", "--provider", provider, "--state", str(state_dir),
             "--records", str(records), "--seed", str(SEED),
             # A generous allowance: repeated runs at 100k must never hit the simulated daily limit.
-            "--api-limit", "100000000",
+            "--api-limit", "100000000", "--latency-ms", str(latency_ms),
         ]
         with log.open("wb") as stderr:
             self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)

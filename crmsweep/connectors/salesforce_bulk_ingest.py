@@ -94,6 +94,7 @@ class SalesforceIngestJob:
         self._data = data
         self._secret = secret
         self._sleep = sleep
+        self._ended: dict[str, Any] | None = None  # the job info `wait` saw in a terminal state
 
     def __repr__(self) -> str:
         return f"SalesforceIngestJob({self.id!r}, {self.object_name!r})"
@@ -144,8 +145,10 @@ class SalesforceIngestJob:
     def wait(self) -> str:
         pause, waited = POLL_FIRST, 0.0
         while True:
-            state = self.state()
+            info = self.info()
+            state = str(info["state"])
             if state in TERMINAL:
+                self._ended = info
                 return state
             if state == OPEN:
                 raise ConnectorError(f"bulk job {self.id} is still Open: it was never closed")
@@ -171,7 +174,7 @@ class SalesforceIngestJob:
         """The job's outcome by record id. `record_ids`, all the job was sent, lets the counts Salesforce
         reports stand in for a result file they prove empty (no failures, every record processed), so
         a job that went well costs no download; without them every file is read."""
-        info = self.info()
+        info = self._ended or self.info()  # a terminal state is final: no need to ask again
         state = str(info["state"])
         processed = _count(info.get("numberRecordsProcessed"))
         failures = _count(info.get("numberRecordsFailed"))
