@@ -393,3 +393,16 @@ def test_the_threshold_is_set_per_connection_in_the_config(
     ws = api.Workspace.load(config, tmp_path / "home")
     with api.connect(ws, "big") as big, api.connect(ws, "plain") as plain:
         assert (getattr(big, "bulk_threshold", None), getattr(plain, "bulk_threshold", None)) == (5000, 2000)
+
+
+def test_rows_one_job_cannot_hold_stop_the_run_with_nothing_sent(
+    sandbox: RunningSandbox, connector: SalesforceConnector, home: Home
+) -> None:
+    ids = contact_ids(connector, 21)
+    plan = make_plan(connector, home, [(Op.UPDATE, rid, {"Title": {"not": "a scalar"}}) for rid in ids])
+    report = apply(plan, connector, home)
+    assert report.stopped is not None and "cannot go as one bulk job" in report.stopped
+    assert "bulk_threshold" in report.stopped
+    state = read_run(home, report.run_id)
+    assert (state.count(Outcome.NOT_STARTED), state.count(Outcome.PENDING)) == (21, 0)
+    assert job_calls(sandbox, "POST") == 0

@@ -398,6 +398,12 @@ class _Engine:
                  **(self.plan.changes[i].after if head.op in UPDATE_OPS else {})} for i in keep]
         try:
             job = self.bulk.ingest(head.op, head.object, rows)
+        except ValueError as exc:
+            # The rows cannot make one job's CSV (too big, or a value CSV cannot hold): nothing was sent.
+            self._unwritten(batch_no, keep, NOT_SENT)
+            raise ConnectorError(f"{head.op} of {len(keep)} {head.object} records cannot go as one bulk job: "
+                                 f"{exc}; raise this connection's bulk_threshold to {len(keep)} or more to "
+                                 "send them through collections") from None
         except ConnectorError as exc:
             if exc.never_ran:
                 self._unwritten(batch_no, keep, NOT_SENT)
