@@ -406,3 +406,29 @@ def test_rows_one_job_cannot_hold_stop_the_run_with_nothing_sent(
     state = read_run(home, report.run_id)
     assert (state.count(Outcome.NOT_STARTED), state.count(Outcome.PENDING)) == (21, 0)
     assert job_calls(sandbox, "POST") == 0
+
+
+def test_a_dry_run_writes_nothing_and_a_killed_jobs_run_is_settled_then_rolled_back(
+    sandbox: RunningSandbox, home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crmsweep.cleanup.apply import settle_run
+
+    with connect(sandbox) as connector:
+        ids = contact_ids(connector, 24)
+        plan = make_plan(connector, home, deletes(ids))
+        dry = apply_plan(*signed(plan, home), connector, home, dry_run=True)
+        assert (dry.applied, dry.dry_run) == (24, True) and job_calls(sandbox, "POST") == 0
+        assert not deleted(connector, ids)
+        with monkeypatch.context() as patch:
+            die_at(patch, SalesforceIngestJob, "close", after=True)
+            with pytest.raises(ProcessDied):
+                apply(plan, connector, home)
+    run_id = only_run(home)
+    with connect(sandbox) as connector:
+        in_memory = settle_run(home, run_id, connector, dry_run=True)
+        assert in_memory.count(Outcome.APPLIED) == 24 and read_run(home, run_id).count(Outcome.PENDING) == 24
+        settled = settle_run(home, run_id, connector)
+        assert settled.count(Outcome.APPLIED) == 24 and settled.count(Outcome.PENDING) == 0
+        back = roll_back(connector, home, run_id)
+        assert back.applied == 24 and not deleted(connector, ids)
+    assert job_calls(sandbox, "POST") == 1
