@@ -472,7 +472,7 @@ class _Engine:
             state = job.state()
         except ConnectorError as exc:
             if exc.status == 404:
-                return [], indexes  # deleted (Salesforce keeps jobs 7 days): the live records decide
+                return [], indexes  # the CRM no longer has the job (expired or deleted): the live records decide
             raise
         if state == OPEN:
             # Never closed, so nothing of it ran; aborted so that nothing ever will.

@@ -1,6 +1,6 @@
 """Bulk ingest, the optional connector feature apply drives for big batches (provider-neutral shapes).
 
-A connector that can load records in asynchronous jobs (Salesforce's Bulk API 2.0) has `bulk_threshold`,
+A connector that can load records in asynchronous jobs (a bulk API) has `bulk_threshold`,
 `can_ingest`, `ingest` and `ingest_job`. Apply drives a job one step at a time so its run log can say
 where it stood: the intent is logged before `ingest` creates the job, the job id right after, before
 `upload`; then `close`, `wait` and `results`. A job whose outcome was never logged is found again on
@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from crmsweep.model import Op, Record, WriteResult
 
-# Job states, as Salesforce names them (a provider maps its own onto these).
+# Job states, by the names of the first provider with bulk jobs (another maps its own onto these).
 OPEN = "Open"
 UPLOAD_COMPLETE = "UploadComplete"
 IN_PROGRESS = "InProgress"
