@@ -107,7 +107,7 @@ class SandboxProcess:
             sys.executable, "-m", "crmsweep", "sandbox", "serve", "--provider", provider, "--state", str(state_dir),
             "--records", str(records), "--seed", str(SEED), "--latency-ms", str(latency_ms),
             # A generous allowance: repeated runs at 100k must never hit the simulated daily limit.
-            "--api-limit", "100000000",
+            "--api-limit", "100000000", "--latency-ms", str(latency_ms),
         ]
         with log.open("wb") as stderr:
             self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)

@@ -54,6 +54,7 @@ class ConnectionProfile:
     ca_file: Path | None = None
     api_version: str | None = None
     auth: SignIn | None = None  # None: the token in `token_env`
+    bulk_threshold: int | None = None  # records per (op, object) above which apply uses a bulk job
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -63,8 +64,10 @@ class ConnectionProfile:
             "ca_file": str(self.ca_file) if self.ca_file else None,
             "api_version": self.api_version,
         }
+        # Each only when set, so a token connection's digest (in existing plans' headers) stays the same.
+        if self.bulk_threshold is not None:
+            data["bulk_threshold"] = self.bulk_threshold
         if self.auth is not None:
-            # Only when set, so a token connection's digest (in existing plans' headers) stays the same.
             data["auth"] = self.auth.to_dict()
         return data
 
@@ -325,6 +328,7 @@ def _shown_url(parts: SplitResult | None) -> str:
 
 
 SECTIONS = ("connections", "passes", "protect", "safety", "retry", "budget", "sandbox", "backup", "quality")
+_MAX_BULK_THRESHOLD = 100_000_000
 _PROTECT_KEYS = ("recent_days", "objects", "ids")
 _SAFETY_KEYS = ("max_changes", "max_changes_per_object", "confirm_typed_over")
 _RETRY_KEYS = ("attempts", "initial_wait", "max_wait", "daily_reserve")
@@ -335,7 +339,7 @@ _QUALITY_KEYS = ("defaults", "worst", "rules")
 _QUALITY_RULE_KEYS = ("object", "any_of", "active_owner", "severity", "label", "provider")
 
 
-_COMMON_CONNECTION_KEYS = ("provider", "auth", "url", "ca_file", "api_version")
+_COMMON_CONNECTION_KEYS = ("provider", "auth", "url", "ca_file", "api_version", "bulk_threshold")
 _USERNAME = re.compile(r"[^\s@]{1,80}@[^\s@]{1,80}\.[^\s@]{1,40}")
 # An OAuth client id (a connected app's consumer key): letters, digits, dots and underscores.
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._]{8,256}")
@@ -478,8 +482,11 @@ def _connection(source: str, base_dir: Path, name: str, data: Any) -> Connection
         if not provider.api_version_pattern.fullmatch(api_version):
             raise table.fail("api_version", f"expected a version like \"{provider.api_version_example}\", "
                                             f"got {_shown_word(api_version)}")
+    bulk_threshold = (table.get_number("bulk_threshold", 1, Bound(1, _MAX_BULK_THRESHOLD))
+                      if table.has("bulk_threshold") else None)
     return ConnectionProfile(name=name, provider=provider.name, url=url, token_env=token_env,
-                             ca_file=ca_file, api_version=api_version, auth=sign_in)
+                             ca_file=ca_file, api_version=api_version, auth=sign_in,
+                             bulk_threshold=bulk_threshold)
 
 
 def _quality_rule(source: str, number: int, data: Any) -> QualityRule:
@@ -681,4 +688,5 @@ def resolve_connection(
         ca_file=profile.ca_file,
         api_version=profile.api_version,
         token_env=profile.token_env,
+        bulk_threshold=profile.bulk_threshold,
     )

@@ -13,6 +13,7 @@ by plan digest), and a plan a finished run applied is not applied again.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -55,6 +56,7 @@ from crmsweep.cleanup.interrupts import InterruptedMidWrite, can_defer, writes_f
 from crmsweep.cleanup.live_check import ApplyTimeRules, LiveChecker, plan_snapshot
 from crmsweep.cleanup.plan_checks import check_plan, check_plan_text
 from crmsweep.connectors.base import Connector
+from crmsweep.connectors.ingest import OPEN, TERMINAL, BulkIngest, IngestJob, IngestOutcome
 from crmsweep.errors import (
     AuthError,
     BadInput,
@@ -77,6 +79,9 @@ SETTLED_ONLY = "stopped before rolling back: its writes of unknown outcome were 
 # Writes whose targets are not live records yet: no drift read, placeholders resolved from the id map.
 _NEW_RECORD_OPS = (Op.CREATE, Op.ASSOCIATE)
 FINISHED = (STATUS_DONE, STATUS_DONE_WITH_FAILURES, STATUS_ROLLED_BACK)
+# Records in one bulk job: big enough that a 50k cleanup is one job, small enough that its intent entry
+# and CSV stay modest.
+MAX_JOB_RECORDS = 100_000
 
 
 @dataclass(frozen=True)
@@ -122,25 +127,38 @@ def _stop_reason(exc: ConnectorError) -> str:
     return f"the CRM refused to go on: {exc}"
 
 
-def change_batches(changes: Sequence[Change], work: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    """The batches apply writes `work` (indexes into `changes`) in: consecutive changes with the same
-    (op, object), at most `batch_size`, each record at most once per call. The API budget counts its
-    calls over these same batches."""
-    batch: list[int] = []
-    ids: set[str] = set()
+def change_batches(
+    changes: Sequence[Change],
+    work: Sequence[int],
+    batch_size: int,
+    *,
+    run_size: Callable[[Change, int], int] | None = None,
+) -> Iterator[list[int]]:
+    """The batches apply writes `work` (indexes into `changes`) in: runs of consecutive changes with the
+    same (op, object), split into batches of at most `batch_size` (or `run_size(head, run length)`: a
+    run a connector takes as one bulk job is job-sized), each record at most once per batch. The API
+    budget counts its calls over these same batches."""
+    run: list[int] = []
     for index in work:
         change = changes[index]
-        if batch:
-            head = changes[batch[0]]
-            if (
-                (head.op, head.object) != (change.op, change.object)
-                or len(batch) >= batch_size
-                or change.record_id in ids
-            ):
-                yield batch
-                batch, ids = [], set()
+        if run and (changes[run[0]].op, changes[run[0]].object) != (change.op, change.object):
+            yield from _split(changes, run, run_size(changes[run[0]], len(run)) if run_size else batch_size)
+            run = []
+        run.append(index)
+    if run:
+        yield from _split(changes, run, run_size(changes[run[0]], len(run)) if run_size else batch_size)
+
+
+def _split(changes: Sequence[Change], run: Sequence[int], size: int) -> Iterator[list[int]]:
+    batch: list[int] = []
+    ids: set[str] = set()
+    for index in run:
+        record_id = changes[index].record_id
+        if batch and (len(batch) >= size or record_id in ids):
+            yield batch
+            batch, ids = [], set()
         batch.append(index)
-        ids.add(change.record_id)
+        ids.add(record_id)
     if batch:
         yield batch
 
@@ -199,6 +217,9 @@ class _Engine:
         self._ahead: dict[str, Record | None] = {}
         self._ahead_of: tuple[Op, str] | None = None
         self._upcoming: Sequence[Sequence[int]] = ()
+        # Bulk ingest, where the connector has it; batch number -> job id, from the log ("job" entries).
+        self.bulk: BulkIngest | None = connector if isinstance(connector, BulkIngest) else None
+        self.jobs: dict[int, str] = {}
 
     @property
     def dry_run(self) -> bool:
@@ -263,7 +284,16 @@ class _Engine:
         )
 
     def _batches(self, work: Sequence[int]) -> Iterator[list[int]]:
-        return change_batches(self.plan.changes, work, self.batch_size)
+        return change_batches(self.plan.changes, work, self.batch_size, run_size=self._run_size)
+
+    def _run_size(self, head: Change, count: int) -> int:
+        """Records per batch for a run of `count` changes like `head`: one job-sized batch where the
+        connector can bulk it and the run is over its threshold."""
+        return MAX_JOB_RECORDS if self._bulk_sized(head, count) else self.batch_size
+
+    def _bulk_sized(self, head: Change, count: int) -> bool:
+        return (self.bulk is not None and count > self.bulk.bulk_threshold
+                and self.bulk.can_ingest(head.op, head.object))
 
     # -- one batch --
 
@@ -426,6 +456,11 @@ class _Engine:
                 self.outcomes[i].outcome = Outcome.APPLIED
                 self.would_write.append(i)
             return
+        if len(keep) > self.batch_size and not self._bulk_sized(head, len(keep)):
+            for start in range(0, len(keep), self.batch_size):
+                with writes_finish_first():
+                    self._write_batch(head, keep[start:start + self.batch_size])
+            return
         with writes_finish_first():
             self._write_batch(head, keep)
 
@@ -464,6 +499,9 @@ class _Engine:
             self.outcomes[i].outcome = Outcome.PENDING
             self.outcomes[i].before = self.plan.changes[i].before
             self.outcomes[i].intent_batch = batch_no
+        if self._bulk_sized(head, len(keep)):
+            self._write_job(head, batch_no, keep)
+            return
         try:
             results = self._send(head.op, head.object, keep)
         except ConnectorError as exc:
@@ -477,6 +515,10 @@ class _Engine:
             raise ConnectorError(
                 f"the CRM answered {len(results)} results for {len(keep)} records of a {head.op} of {head.object}"
             )
+        self._finish(head, batch_no, keep, results)
+
+    def _finish(self, head: Change, batch_no: int, keep: Sequence[int], results: Sequence[WriteResult]) -> None:
+        """Read back what was written and log the results of `keep`."""
         # A record the CRM reports as failed stays failed, even if it is already in the planned state:
         # the connector never resends a write whose outcome is unknown, so that state is someone
         # else's doing, and claiming it would make rollback undo their work.
@@ -497,6 +539,114 @@ class _Engine:
         self._log_results(batch_no, keep, results, fingerprints)
         if readback_error is not None:
             raise readback_error
+
+    # -- bulk jobs --
+
+    def _write_job(self, head: Change, batch_no: int, keep: list[int]) -> None:
+        """Send `keep` as one bulk job, its id logged before its data is uploaded, so that a resume
+        settles it from the job's own results."""
+        assert self.bulk is not None
+        id_field = self.vocabulary.id_field
+        rows = [{id_field: self.plan.changes[i].record_id,
+                 **(self.plan.changes[i].after if head.op in UPDATE_OPS else {})} for i in keep]
+        try:
+            job = self.bulk.ingest(head.op, head.object, rows)
+        except ValueError as exc:
+            # The rows cannot make one job's CSV (too big, or a value CSV cannot hold): nothing was sent.
+            self._unwritten(batch_no, keep, NOT_SENT)
+            raise ConnectorError(f"{head.op} of {len(keep)} {head.object} records cannot go as one bulk job: "
+                                 f"{exc}; raise this connection's bulk_threshold to {len(keep)} or more to "
+                                 "send them through collections") from None
+        except ConnectorError as exc:
+            if exc.never_ran:
+                self._unwritten(batch_no, keep, NOT_SENT)
+            raise
+        self._log({"t": "job", "batch": batch_no, "job": job.id})
+        self.jobs[batch_no] = job.id
+        try:
+            job.upload()
+            job.close()
+        except ConnectorError as exc:
+            if exc.never_ran:
+                # Never closed, so never processed: aborted, the records are back to not started.
+                self._abort_quietly(job)
+                self._unwritten(batch_no, keep, NOT_SENT)
+            raise
+        try:
+            job.wait()
+            outcome = job.results([str(r[id_field]) for r in rows])
+        except ConnectorError as exc:
+            exc.never_ran = False  # the job was closed: it may have written any of these
+            raise
+        done, results, unprocessed, unaccounted = self._job_split(keep, outcome)
+        if done:
+            self._finish(head, batch_no, done, results)
+        self._unwritten(batch_no, unprocessed, f"not processed by bulk job {job.id} ({outcome.state})")
+        if unprocessed or unaccounted:
+            said = f": {outcome.error_message}" if outcome.error_message else ""
+            raise ConnectorError(
+                f"bulk job {job.id} ({head.op} {head.object}) ended {outcome.state}{said}; "
+                f"{len(unprocessed)} records were not processed and {len(unaccounted)} not accounted for"
+            )
+
+    def _job_split(
+        self, indexes: Sequence[int], outcome: IngestOutcome
+    ) -> tuple[list[int], list[WriteResult], list[int], list[int]]:
+        """The changes a job answered for (with their results), those it did not process, and those
+        it said nothing of."""
+        done: list[int] = []
+        results: list[WriteResult] = []
+        unprocessed: list[int] = []
+        unaccounted: list[int] = []
+        for i in indexes:
+            record_id = self.plan.changes[i].record_id
+            result = outcome.done.get(record_id)
+            if result is not None:
+                done.append(i)
+                results.append(result)
+            elif record_id in outcome.unprocessed:
+                unprocessed.append(i)
+            else:
+                unaccounted.append(i)
+        return done, results, unprocessed, unaccounted
+
+    def _abort_quietly(self, job: IngestJob) -> None:
+        # An Open job is never processed; one left Open times out on the CRM's side.
+        with contextlib.suppress(ConnectorError):
+            job.abort()
+
+    def _settle_job(self, job_id: str, indexes: list[int]) -> tuple[list[dict[str, Any]], list[int]]:
+        """Result rows for the changes job `job_id` answered for, once it has ended; and the changes
+        left for the live records to settle (not processed, not accounted for, or the job is gone)."""
+        assert self.bulk is not None
+        head = self.plan.changes[indexes[0]]
+        job = self.bulk.ingest_job(job_id, head.op, head.object)
+        try:
+            state = job.state()
+        except ConnectorError as exc:
+            if exc.status == 404:
+                return [], indexes  # the CRM no longer has the job (expired or deleted): the live records decide
+            raise
+        if state == OPEN:
+            # Never closed, so nothing of it ran; aborted so that nothing ever will.
+            if not self.dry_run:
+                job.abort()
+            return [], indexes
+        if state not in TERMINAL:
+            job.wait()
+        outcome = job.results([self.plan.changes[i].record_id for i in indexes])
+        done, results, unprocessed, unaccounted = self._job_split(indexes, outcome)
+        written = [self.plan.changes[i].record_id for i, r in zip(done, results, strict=True) if r.ok]
+        after = (self.connector.read(head.object, written, self._check_fields(head.object), include_deleted=True)
+                 if written else {})
+        fp_field = self.vocabulary.fingerprint_field
+        rows = [
+            self._row(i, self.plan.changes[i].record_id, r.ok,
+                      fingerprint_after=(after.get(self.plan.changes[i].record_id) or {}).get(fp_field) if r.ok
+                      else None, error_code=r.error_code, message=r.message)
+            for i, r in zip(done, results, strict=True)
+        ]
+        return rows, unprocessed + unaccounted
 
     def _intent_record(self, index: int) -> dict[str, Any]:
         change = self.plan.changes[index]
@@ -617,6 +767,10 @@ class _Engine:
                 # Linking two records that are linked already changes nothing: sent again.
                 redo.extend(indexes)
             else:
+                job_id = self.jobs.get(batch_no)
+                if job_id is not None and self.bulk is not None:
+                    from_job, indexes = self._settle_job(job_id, indexes)
+                    rows.extend(from_job)
                 objects = {self.plan.changes[i].object for i in indexes}
                 extra = sorted({k for i in indexes for k in self.plan.changes[i].after})
                 by_field = self.vocabulary.last_modified_by_field
@@ -793,6 +947,12 @@ def _report(
     )
 
 
+def jobs_of(state: RunState) -> dict[int, str]:
+    """Batch number -> the bulk job that batch was sent as, from the run's "job" entries."""
+    return {int(e["batch"]): str(e["job"]) for e in state.entries
+            if e.get("t") == "job" and isinstance(e.get("batch"), int) and isinstance(e.get("job"), str)}
+
+
 def earlier_run(home: Home, plan: Plan) -> RunState | None:
     """The latest run started for this very plan (by digest), from the per-plan index; None if none."""
     found = runs_of_plan(home, plan)
@@ -842,6 +1002,7 @@ def settle_run(home: Home, run_id: str, connector: Connector, *, dry_run: bool =
     engine = _Engine(state.plan, connector, handle, state.outcomes, batch_size=1, last_batch=state.last_batch,
                      progress=None, settled_at=state.settled_at)
     engine.know_fields(plan_field_specs(home, state.plan))
+    engine.jobs = jobs_of(state)
     was_applied = set(state.applied_order)
     engine.settle_only()
     if not dry_run:
@@ -916,6 +1077,7 @@ def apply_plan(
         if resume_run is not None:
             state = resumable_run(home, plan, resume_run)
             engine = engine_for(None, state.outcomes, state.last_batch, state.settled_at)
+            engine.jobs = jobs_of(state)
             if state.status not in (STATUS_DONE, STATUS_DONE_WITH_FAILURES):
                 engine.run(resuming=True)
             return _report(plan, resume_run, engine.outcomes, engine.stopped, engine.api_calls(), dry_run=True,
@@ -954,6 +1116,7 @@ def apply_plan(
             # Read under the lock: the log is settled only once no other apply can append to it.
             state = resumable_run(home, plan, resume_run)
             engine = engine_for(handle, state.outcomes, state.last_batch, state.settled_at)
+            engine.jobs = jobs_of(state)
             if state.status not in (STATUS_DONE, STATUS_DONE_WITH_FAILURES):
                 engine.run(resuming=True)
         return _report(plan, handle.run_id, engine.outcomes, engine.stopped, engine.api_calls())

@@ -175,6 +175,7 @@ class Connection:
     # NAME of the environment variable the token came from (None for built-in connections), so an
     # auth error can say what to refresh without ever showing the token.
     token_env: str | None = None
+    bulk_threshold: int | None = None  # None: the connector's default
     # A sign-in flow (None: the token above is the session, from `token_env`). With one, `token` is ""
     # until the connector has signed in, and `url` is the login url until the sign-in names the instance.
     auth: SignIn | None = None

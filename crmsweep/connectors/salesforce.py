@@ -32,6 +32,12 @@ from crmsweep.connectors.base import (
 )
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.connectors.salesforce_auth import sign_in
+from crmsweep.connectors.salesforce_bulk_ingest import (
+    DEFAULT_BULK_THRESHOLD,
+    SalesforceIngestJob,
+    bulk_operation,
+    create_job,
+)
 from crmsweep.connectors.salesforce_bulk_query import BulkQueryReader, PollSchedule
 from crmsweep.connectors.salesforce_errors import (
     RETRIABLE_STATUS,
@@ -61,6 +67,7 @@ from crmsweep.model import (
     CreateAttempt,
     FieldKind,
     FieldSpec,
+    Op,
     ReadPlan,
     Record,
     Vocabulary,
@@ -269,9 +276,12 @@ class SalesforceConnector:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         bulk_query_rows: int = BULK_QUERY_ROWS,
         bulk_polls: PollSchedule | None = None,
+        bulk_threshold: int | None = None,
     ) -> None:
         """`query_batch_size` (200..2000) asks Salesforce for smaller query pages; it may send bigger ones.
-        `timeout` is (connect, read) seconds for each HTTP exchange. `bulk_query_rows`: see `read_plan`."""
+        `timeout` is (connect, read) seconds for each HTTP exchange. `bulk_query_rows`: see `read_plan`.
+        A delete or update of more than `bulk_threshold` records of one object (default: the
+        connection's, else 2,000) goes through a Bulk API 2.0 job."""
         if connection.provider != "salesforce":
             raise ValueError(f"connection '{connection.name}' is for {connection.provider}, not salesforce")
         self.connection_name = connection.name
@@ -310,6 +320,10 @@ class SalesforceConnector:
             session=self._session, base_url=self._sf.base_url, headers=lambda: self._sf.headers,
             call=self._call, api_version=self._version, polls=bulk_polls or PollSchedule(),
         )
+        threshold = bulk_threshold or connection.bulk_threshold or DEFAULT_BULK_THRESHOLD
+        if threshold < 1:
+            raise ValueError(f"bulk_threshold must be at least 1, got {threshold}")
+        self.bulk_threshold = threshold
 
     # -- plumbing
 
@@ -812,6 +826,21 @@ class SalesforceConnector:
                 raise ChangeLogUnavailable(f"Salesforce cannot list the deletes of {object_name} ({exc.code})") from exc
             raise
         return [str(r["id"]) for r in answer.get("deletedRecords") or [] if r.get("id")]
+
+    # -- Bulk API 2.0 ingest (`crmsweep.connectors.ingest.BulkIngest`)
+
+    def can_ingest(self, op: Op, object_name: str) -> bool:
+        return (bulk_operation(op) is not None and object_name not in PSEUDO_OBJECTS
+                and object_name not in _ANALYTICS_RESOURCES)
+
+    def ingest(self, op: Op, object_name: str, rows: Sequence[Record]) -> SalesforceIngestJob:
+        specs = {f.name: f for f in self.fields(_identifier(object_name))}
+        checked = [{**r, "Id": _record_id(r.get(self.vocabulary.id_field))} for r in rows]
+        return create_job(self._call, self._sf, op, object_name, checked, specs, secret=self.connection.token)
+
+    def ingest_job(self, job_id: str, op: Op, object_name: str) -> SalesforceIngestJob:
+        return SalesforceIngestJob(self._call, self._sf, _record_id(job_id), _identifier(object_name),
+                                   secret=self.connection.token)
 
     def metadata_documents(self) -> Iterator[tuple[str, Any]]:
         # The describes saved with each object hold what a restore needs.

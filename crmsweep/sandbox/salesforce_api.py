@@ -38,6 +38,7 @@ from crmsweep.sandbox.provider_api import (
     json_response,
 )
 from crmsweep.sandbox.rules import RecordError, to_json_value
+from crmsweep.sandbox.salesforce_bulk_ingest import IngestJobs
 from crmsweep.sandbox.salesforce_bulk_query import QueryJobs
 from crmsweep.sandbox.salesforce_store import SalesforceStore
 from crmsweep.sandbox.salesforce_tooling import lookup, with_custom_fields
@@ -137,6 +138,7 @@ class SalesforceApi:
             self.store.path.parent, context.sessions, lambda: self.store.org_id, lambda: self.store.api_user_id
         )
         self._query_jobs = QueryJobs(self.store, self.clock, lambda: self.store.api_user_id)
+        self.ingest_jobs = IngestJobs(self.store, self.clock)
 
     # --- the core's questions ------------------------------------------------------------------
 
@@ -274,6 +276,8 @@ class SalesforceApi:
         if head == "composite" and rest[1:] == ["sobjects"]:
             _allow(method, "DELETE", "PATCH", "POST")
             return self._collections(request)
+        if head == "jobs" and rest[1:2] == ["ingest"]:
+            return self.ingest_jobs.route(request, version, rest[2:])
         if head == "sobjects":
             return self._sobjects(request, version, rest[1:])
         if head == "tooling":
