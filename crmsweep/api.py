@@ -47,6 +47,7 @@ from crmsweep.cleanup.apply import (
     ApplyReport,
     apply_plan,
     earlier_run,
+    job_run_size,
     live_checked_ops,
     refuse_second_run,
     resumable_run,
@@ -220,7 +221,8 @@ def check_apply_budget(connector: Connector, ws: Workspace, plan: Plan, work: Se
     estimate = budget.apply_estimate(plan.changes, work, batch_size=write_batch_size(connector),
                                      ids_per_read=connector.capabilities.max_ids_per_read, what=what,
                                      vocabulary=connector.vocabulary, live_ops=live_checked_ops(plan),
-                                     writes=not dry_run)
+                                     writes=not dry_run,
+                                     run_size=job_run_size(connector, write_batch_size(connector)))
     return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
                         advice="split the plan (scan with fewer passes)")
 

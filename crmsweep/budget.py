@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -89,6 +89,10 @@ def _named(names: Sequence[str], shown: int = 3) -> str:
     return f"{', '.join(names[:shown])} and {len(names) - shown} more"
 
 
+# A bulk ingest job's calls: create, upload, close, one status poll at least (a job that went well needs
+# no result download: cleanup/apply.py).
+JOB_CALLS = 4
+
 # An incremental read of one object: its describe, the ids deleted since, one page of changes. A floor:
 # the real cost grows with what changed (a page per 2,000 changed records), which no cheap call can tell.
 INCREMENTAL_CALLS = 3
@@ -134,8 +138,11 @@ def apply_estimate(
     vocabulary: Vocabulary,
     live_ops: frozenset[Op] | None = None,
     writes: bool = True,
+    run_size: Callable[[Change, int], int] | None = None,
 ) -> Estimate:
-    """An apply's calls over the batches the engine writes (`change_batches`), read as the engine reads
+    """An apply's calls over the batches the engine writes (`change_batches`, with the connector's
+    `run_size`: a batch over `batch_size` is a bulk job, its create, upload, close and one poll at
+    least), read as the engine reads
     (cleanup/apply.py `_drift_read`, `_read_back`): before the first batch of a run of one (op, object)
     but creates and links, its records' fingerprints; after each write, one read of the records written
     that also takes the next batch's where both fit one read (else the next batch is read on its own);
@@ -144,7 +151,7 @@ def apply_estimate(
     packing a run's drift reads to `ids_per_read`. Lock retries and per-record endpoints (a CRM with no
     batch for some object) are not foreseen."""
     reads = live = writes_n = readbacks = 0
-    batches = list(change_batches(changes, work, batch_size))
+    batches = list(change_batches(changes, work, batch_size, run_size=run_size))
     previous: tuple[Op, str] | None = None
     carried = 0  # records of this batch the last read-back already read
     pending_dry = 0  # records of the current run a dry run reads in packed calls
@@ -165,7 +172,7 @@ def apply_estimate(
                     len(batch) / ids_per_read)
         carried = 0
         if writes:
-            writes_n += 1
+            writes_n += JOB_CALLS if len(batch) > batch_size else 1
             if head.op is not Op.ASSOCIATE:
                 following = batches[n + 1] if n + 1 < len(batches) else None
                 shared = (following is not None and head.op not in (Op.CREATE,)

@@ -163,6 +163,20 @@ def _split(changes: Sequence[Change], run: Sequence[int], size: int) -> Iterator
         yield batch
 
 
+def job_run_size(connector: Connector, batch_size: int) -> Callable[[Change, int], int] | None:
+    """`change_batches`' `run_size` for `connector`: a run over its bulk threshold, of an op and object it
+    can bulk, is one job-sized batch; None where the connector has no bulk ingest."""
+    bulk = connector if isinstance(connector, BulkIngest) else None
+    if bulk is None:
+        return None
+
+    def size(head: Change, count: int) -> int:
+        big = count > bulk.bulk_threshold and bulk.can_ingest(head.op, head.object)
+        return MAX_JOB_RECORDS if big else batch_size
+
+    return size
+
+
 def live_checked_ops(plan: Plan) -> frozenset[Op] | None:
     """The ops whose changes apply re-checks live before writing them; None: every op (a scan plan).
     A rollback puts back what a run changed, whatever holds the records now; but a change of it that
@@ -284,12 +298,8 @@ class _Engine:
         )
 
     def _batches(self, work: Sequence[int]) -> Iterator[list[int]]:
-        return change_batches(self.plan.changes, work, self.batch_size, run_size=self._run_size)
-
-    def _run_size(self, head: Change, count: int) -> int:
-        """Records per batch for a run of `count` changes like `head`: one job-sized batch where the
-        connector can bulk it and the run is over its threshold."""
-        return MAX_JOB_RECORDS if self._bulk_sized(head, count) else self.batch_size
+        return change_batches(self.plan.changes, work, self.batch_size,
+                              run_size=job_run_size(self.connector, self.batch_size))
 
     def _bulk_sized(self, head: Change, count: int) -> bool:
         return (self.bulk is not None and count > self.bulk.bulk_threshold
