@@ -41,6 +41,8 @@ PHONE_DIGITS = 10
 BLOCK_LETTERS = 3
 # A block above this many records is not compared pair by pair (its square would dominate the scan).
 MAX_BLOCK = 1000
+# Up to this many records a block's score matrix is walked in plain Python (see `_similar_sets_small`).
+SMALL_BLOCK = 24
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ def _similar_sets(scores: np.ndarray, threshold: int) -> list[tuple[list[int], f
     square score matrix: labels spread along links as arrays, so a block of a thousand similar names costs
     a few matrix passes, not a Python step per pair."""
     n = len(scores)
+    if n <= SMALL_BLOCK:
+        return _similar_sets_small(scores.tolist(), threshold)
     linked = scores >= threshold
     np.fill_diagonal(linked, False)
     labels = np.arange(n)
@@ -143,6 +147,27 @@ def _similar_sets(scores: np.ndarray, threshold: int) -> list[tuple[list[int], f
         inside = scores[np.ix_(members, members)]
         upper = np.triu(linked[np.ix_(members, members)], k=1)
         out.append(([int(i) for i in members], float(inside[upper].min())))
+    return out
+
+
+def _similar_sets_small(scores: list[list[float]], threshold: int) -> list[tuple[list[int], float]]:
+    """`_similar_sets` for a small block, step for step the same spreading of labels, in plain Python: most
+    blocks hold a handful of names, and a dozen numpy calls on a 3-by-3 matrix cost more than the loops."""
+    n = len(scores)
+    links = [[j for j in range(n) if j != i and scores[i][j] >= threshold] for i in range(n)]
+    labels = list(range(n))
+    while True:
+        new = [min([labels[i], *(labels[j] for j in links[i])]) for i in range(n)]
+        if new == labels:
+            break
+        labels = new
+    out: list[tuple[list[int], float]] = []
+    for label in sorted(set(labels)):
+        members = [i for i in range(n) if labels[i] == label]
+        if len(members) < 2:
+            continue
+        inside = [scores[a][b] for x, a in enumerate(members) for b in members[x + 1:] if scores[a][b] >= threshold]
+        out.append((members, min(inside)))
     return out
 
 
