@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-
 import pyarrow as pa
 
 from crmsweep.cleanup.view import SnapshotView, id_set, in_ids, typed_series

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 
 from crmsweep.bounds import Bound
-from crmsweep.cleanup.labels import record_label
+from crmsweep.cleanup.labels import labels_by_id
 from crmsweep.cleanup.passes import ObjectRead, PassContext, PassOutput, PassSpec, summary_of
 from crmsweep.cleanup.passes._assets import concept_of, present
 from crmsweep.cleanup.view import live_frame
@@ -259,10 +259,10 @@ def _report(ctx: PassContext, output: PassOutput, obj: str, groups: list[Group])
             group.ids, f"{was.reason}; {group.reason}", max(was.score, group.score))
     listed = [g for g in merged.values() if len(g.ids) <= limit]
     oversized = [g for g in merged.values() if len(g.ids) > limit]
-    records = ctx.view.record_map(obj, sorted({i for g in listed for i in g.ids}))
-    vocab: Vocabulary = ctx.vocabulary
+    # The snapshot's own rows, as record_map gives them: before any earlier pass's writes.
+    label_of = labels_by_id(ctx.snapshot, ctx.vocabulary, obj, sorted({i for g in listed for i in g.ids}))
     for group in listed:
-        labels = tuple(record_label(vocab, obj, records.get(i, {})) for i in group.ids)
+        labels = tuple(label_of[i] for i in group.ids)
         output.review.append(ReviewItem(pass_name=NAME, object=obj, record_ids=group.ids, reason=group.reason,
                                         score=round(group.score, 4), labels=labels))
     if oversized:
