@@ -128,10 +128,12 @@ def _similar_sets(scores: np.ndarray, threshold: int) -> list[tuple[list[int], f
     square score matrix: labels spread along links as arrays, so a block of a thousand similar names costs
     a few matrix passes, not a Python step per pair."""
     n = len(scores)
-    if n <= SMALL_BLOCK:
-        return _similar_sets_small(scores.tolist(), threshold)
     linked = scores >= threshold
     np.fill_diagonal(linked, False)
+    if not linked.any():  # no two names alike: the block's commonest answer, settled without a walk
+        return []
+    if n <= SMALL_BLOCK:
+        return _similar_sets_small(scores.tolist(), linked.tolist())
     labels = np.arange(n)
     while True:
         spread = np.where(linked, labels[None, :], n).min(axis=1)
@@ -150,11 +152,11 @@ def _similar_sets(scores: np.ndarray, threshold: int) -> list[tuple[list[int], f
     return out
 
 
-def _similar_sets_small(scores: list[list[float]], threshold: int) -> list[tuple[list[int], float]]:
+def _similar_sets_small(scores: list[list[float]], linked: list[list[bool]]) -> list[tuple[list[int], float]]:
     """`_similar_sets` for a small block, step for step the same spreading of labels, in plain Python: most
     blocks hold a handful of names, and a dozen numpy calls on a 3-by-3 matrix cost more than the loops."""
     n = len(scores)
-    links = [[j for j in range(n) if j != i and scores[i][j] >= threshold] for i in range(n)]
+    links = [[j for j, hit in enumerate(row) if hit] for row in linked]
     labels = list(range(n))
     while True:
         new = [min([labels[i], *(labels[j] for j in links[i])]) for i in range(n)]
@@ -166,7 +168,7 @@ def _similar_sets_small(scores: list[list[float]], threshold: int) -> list[tuple
         members = [i for i in range(n) if labels[i] == label]
         if len(members) < 2:
             continue
-        inside = [scores[a][b] for x, a in enumerate(members) for b in members[x + 1:] if scores[a][b] >= threshold]
+        inside = [scores[a][b] for x, a in enumerate(members) for b in members[x + 1:] if linked[a][b]]
         out.append((members, min(inside)))
     return out
 
