@@ -153,24 +153,50 @@ def _similar_sets(scores: np.ndarray, threshold: int) -> list[tuple[list[int], f
 
 
 def _similar_sets_small(scores: list[list[float]], linked: list[list[bool]]) -> list[tuple[list[int], float]]:
-    """`_similar_sets` for a small block, step for step the same spreading of labels, in plain Python: most
-    blocks hold a handful of names, and a dozen numpy calls on a 3-by-3 matrix cost more than the loops."""
+    """`_similar_sets` for a small block, in plain Python: most blocks hold a handful of names, and a dozen
+    numpy calls on a 3-by-3 matrix cost more than the loops. Scores are symmetric (token_sort_ratio is), so
+    the linked sets are the components a union-find keeps under their lowest row: what the spreading of
+    labels converges to, in the same order."""
     n = len(scores)
-    links = [[j for j, hit in enumerate(row) if hit] for row in linked]
-    labels = list(range(n))
-    while True:
-        new = [min([labels[i], *(labels[j] for j in links[i])]) for i in range(n)]
-        if new == labels:
-            break
-        labels = new
+    root = list(range(n))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    for i, row in enumerate(linked):
+        for j, hit in enumerate(row):
+            if hit:
+                a, b = find(i), find(j)
+                if a != b:
+                    root[max(a, b)] = min(a, b)
+    members_of: dict[int, list[int]] = {}
+    for i in range(n):
+        members_of.setdefault(find(i), []).append(i)
     out: list[tuple[list[int], float]] = []
-    for label in sorted(set(labels)):
-        members = [i for i in range(n) if labels[i] == label]
+    for label in sorted(members_of):
+        members = members_of[label]
         if len(members) < 2:
             continue
         inside = [scores[a][b] for x, a in enumerate(members) for b in members[x + 1:] if linked[a][b]]
         out.append((members, min(inside)))
     return out
+
+
+def _block_scores(names: list[str], threshold: int) -> np.ndarray:
+    """The block's square score matrix. A name there several times ("john smith" at one company) is scored
+    once: its rows and columns are copies, as the scorer is a function of the two texts alone."""
+    unique = list(dict.fromkeys(names))
+    if len(unique) == len(names):
+        return np.asarray(process.cdist(names, names, scorer=fuzz.token_sort_ratio, score_cutoff=threshold,
+                                        workers=1))
+    position = {name: i for i, name in enumerate(unique)}
+    index = np.fromiter((position[name] for name in names), dtype=np.intp, count=len(names))
+    scores = np.asarray(process.cdist(unique, unique, scorer=fuzz.token_sort_ratio, score_cutoff=threshold,
+                                      workers=1))
+    return scores[np.ix_(index, index)]
 
 
 def fuzzy_groups(
@@ -201,11 +227,8 @@ def fuzzy_groups(
             if score >= threshold:
                 found.append((block, tuple(sorted(id_of[start:end])), score / 100))
         else:
-            names_here = name_of[start:end]
-            scores = process.cdist(names_here, names_here, scorer=fuzz.token_sort_ratio,
-                                   score_cutoff=threshold, workers=1)
             row_ids = id_of[start:end]
-            for comp, low in _similar_sets(np.asarray(scores), threshold):
+            for comp, low in _similar_sets(_block_scores(name_of[start:end], threshold), threshold):
                 found.append((block, tuple(sorted(row_ids[i] for i in comp)), low / 100))
         start = end
     found.sort(key=lambda item: item[0])
