@@ -748,8 +748,11 @@ def _change_texts(change: Mapping[str, Any]) -> tuple[str, str]:
     """
     before = canonical_json(change[_BEFORE])
     known = _known_change_texts(change, before)
-    if known is not None:
-        return known
+    return known if known is not None else _encoded_change_texts(change, before)
+
+
+def _encoded_change_texts(change: Mapping[str, Any], before: str) -> tuple[str, str]:
+    """`_change_texts` by the encoders, for a change of any shape; `before` is its before-image's text."""
     rest = {**change, _BEFORE: _STAND_IN_VALUE}
     line, canonical = _READABLE.encode(rest), canonical_json(rest)
     if line.count(_STAND_IN) != 1 or canonical.count(_STAND_IN) != 1:
