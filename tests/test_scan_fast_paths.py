@@ -31,7 +31,8 @@ VALUE = st.one_of(st.none(), WORD, st.integers(-(10**20), 10**20), st.floats(all
 
 @settings(max_examples=400, deadline=None)
 @given(op=st.sampled_from(list(Op)), texts=st.lists(WORD, min_size=5, max_size=5),
-       severity=st.sampled_from(list(Severity)), fingerprint=st.one_of(st.none(), WORD), before=st.dictionaries(WORD, VALUE, max_size=5),
+       severity=st.sampled_from(list(Severity)), fingerprint=st.one_of(st.none(), WORD),
+       before=st.dictionaries(WORD, VALUE, max_size=5),
        after=st.dictionaries(WORD, VALUE, max_size=3))
 def test_a_change_formatted_from_its_values_is_the_encoders_text(
     op: Op, texts: list[str], severity: Severity, fingerprint: str | None, before: dict[str, Any],
