@@ -619,7 +619,7 @@ class Plan:
         piece by piece, never as one text (see `_BodyHash`)."""
         body = _BodyHash()
         for batch in _batches(self.changes):
-            body.add([canonical_json(change.to_dict()) for change in batch])
+            body.add([_canonical_change(change.to_dict()) for change in batch])
         return body.digest(self.header)
 
     def write_json(self, out: IO[bytes], *, sign: Callable[[str], str] | None = None) -> str:
@@ -705,6 +705,43 @@ _STAND_IN_VALUE = f"crmsweep-before-image-{secrets.token_hex(16)}"
 _STAND_IN = f'"{_STAND_IN_VALUE}"'  # its JSON: letters, digits and dashes need no escape
 
 
+# `Change.to_dict()`'s keys, in its order: a change with exactly these, its texts `str`, is written by
+# `_known_change_texts` without an encoder walk over the change.
+_CHANGE_KEYS = ("op", "object", "record_id", "label", "reason", "pass", "severity", "fingerprint", "before", "after")
+# What both encoders (ensure_ascii=False) write a text as: the same function, called directly.
+_encode_text: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _known_change_texts(change: Mapping[str, Any], before: str) -> tuple[str, str] | None:
+    """`_change_texts` for the change every plan holds (its keys those of `Change.to_dict()`, its texts
+    `str`, its fingerprint a text or null, its `after` a dict), formatted from each value's JSON: the bytes
+    `_READABLE` and `_CANONICAL` write, without their two walks a change (a third of writing a plan). None
+    for anything else, which the encoders then write whole."""
+    if tuple(change) != _CHANGE_KEYS:
+        return None
+    op, obj, rid, label, reason, name, severity, fingerprint, _, after = change.values()
+    if not (type(op) is type(obj) is type(rid) is type(label) is type(reason) is type(name) is type(severity) is str
+            and (fingerprint is None or type(fingerprint) is str) and type(after) is dict):
+        return None
+    op, obj, rid, label, reason, name, severity = map(_encode_text, (op, obj, rid, label, reason, name, severity))
+    fp = "null" if fingerprint is None else _encode_text(fingerprint)
+    # An empty mapping is "{}" to both encoders; `after` keeps its own order in the line, sorted in the digest.
+    readable_after, canonical_after = (_READABLE.encode(after), canonical_json(after)) if after else ("{}", "{}")
+    line = (f'{{"op": {op}, "object": {obj}, "record_id": {rid}, "label": {label}, "reason": {reason}, '
+            f'"pass": {name}, "severity": {severity}, "fingerprint": {fp}, "before": {before}, '
+            f'"after": {readable_after}}}')
+    canonical = (f'{{"after":{canonical_after},"before":{before},"fingerprint":{fp},"label":{label},'
+                 f'"object":{obj},"op":{op},"pass":{name},"reason":{reason},"record_id":{rid},'
+                 f'"severity":{severity}}}')
+    return line, canonical
+
+
+def _canonical_change(change: Mapping[str, Any]) -> str:
+    """canonical_json(change), for a `Change.to_dict()`: the digest's piece of it."""
+    known = _known_change_texts(change, canonical_json(change[_BEFORE])) if _BEFORE in change else None
+    return canonical_json(change) if known is None else known[1]
+
+
 def _change_texts(change: Mapping[str, Any]) -> tuple[str, str]:
     """(the change's line in a plan file, its canonical JSON), from `Change.to_dict()`.
 
@@ -713,6 +750,12 @@ def _change_texts(change: Mapping[str, Any]) -> tuple[str, str]:
     preview lists) with the before-image's keys sorted; the canonical text is the one the digest needs.
     """
     before = canonical_json(change[_BEFORE])
+    known = _known_change_texts(change, before)
+    return known if known is not None else _encoded_change_texts(change, before)
+
+
+def _encoded_change_texts(change: Mapping[str, Any], before: str) -> tuple[str, str]:
+    """`_change_texts` by the encoders, for a change of any shape; `before` is its before-image's text."""
     rest = {**change, _BEFORE: _STAND_IN_VALUE}
     line, canonical = _READABLE.encode(rest), canonical_json(rest)
     if line.count(_STAND_IN) != 1 or canonical.count(_STAND_IN) != 1:

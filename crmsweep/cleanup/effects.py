@@ -17,8 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
-from crmsweep.cleanup.view import SnapshotView, typed_series
+from crmsweep.cleanup.view import SnapshotView, id_set, in_ids, typed_series
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
@@ -47,6 +48,8 @@ class EffectsView:
         # own changes touch, not every earlier pass's ids again (hundreds of thousands at scale).
         self._removed: dict[str, frozenset[str]] = {}
         self._written: dict[str, dict[str, dict[str, Any]]] = {}
+        # The removed ids as Arrow arrays, made on first use: each frame read of an object looks them up.
+        self._removed_arrays: dict[str, pa.Array] = {}
         self._lay(changes)
 
     def _lay(self, changes: Iterable[Change]) -> None:
@@ -62,6 +65,7 @@ class EffectsView:
                 rows[change.record_id] = {**rows.get(change.record_id, {}), **change.after}
         for obj, ids in removed.items():
             self._removed[obj] = self._removed.get(obj, frozenset()) | ids
+            self._removed_arrays.pop(obj, None)
         self._written.update(written)
 
     def with_changes(self, changes: Iterable[Change]) -> EffectsView:
@@ -69,6 +73,7 @@ class EffectsView:
         view = EffectsView(self._base, self._vocab)
         view._removed = dict(self._removed)
         view._written = dict(self._written)
+        view._removed_arrays = dict(self._removed_arrays)
         view._lay(changes)
         return view
 
@@ -85,6 +90,12 @@ class EffectsView:
     def removed(self, object_name: str) -> frozenset[str]:
         """Ids of `object_name` the earlier passes remove."""
         return self._removed.get(object_name, frozenset())
+
+    def _removed_array(self, object_name: str) -> pa.Array:
+        found = self._removed_arrays.get(object_name)
+        if found is None:
+            found = self._removed_arrays[object_name] = id_set(self._removed.get(object_name, ()))
+        return found
 
     def _link_ends(self, object_name: str) -> list[tuple[str, str]]:
         """(column, removed object) pairs whose rows go when `object_name` links a removed record."""
@@ -112,9 +123,9 @@ class EffectsView:
         frame = self._base.frame(object_name, read)
         keep = pd.Series(True, index=frame.index)
         if removed:
-            keep &= ~frame[id_field].astype(str).isin(removed)
+            keep &= ~in_ids(frame[id_field], self._removed_array(object_name))
         for column, gone in ends:
-            keep &= ~frame[column].astype(str).isin(self._removed[gone])
+            keep &= ~in_ids(frame[column], self._removed_array(gone))
         frame = frame[keep]
         if written:
             frame = self._patched(object_name, frame, written)

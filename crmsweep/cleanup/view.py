@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crmsweep.model import (
     FieldKind,
@@ -145,6 +147,22 @@ class FrameView:
         self._require(object_name)
         stored = self._rows[object_name]
         return {rid: dict(stored[rid]) for rid in ids if rid in stored}
+
+
+def id_set(ids: Iterable[str]) -> pa.Array:
+    """Ids as one Arrow array, made once, for `in_ids` to look many columns up in."""
+    return pa.array(list(ids), type=pa.string())
+
+
+def in_ids(series: pd.Series, ids: pa.Array) -> pd.Series:
+    """Per row, whether the value as text is one of `ids` (see `id_set`); an empty cell never is.
+
+    The same answer as `series.astype(str).isin(ids)`, without its cost: pandas makes an Arrow scalar of
+    every value in the set on each call, seconds a scan at 300k removed ids (one call per frame read)."""
+    text = series.astype(str)
+    column = pa.array(text, type=pa.string(), from_pandas=True)
+    hit = pc.fill_null(pc.is_in(column, value_set=ids), False)
+    return pd.Series(hit.to_numpy(zero_copy_only=False), index=series.index, dtype=bool)
 
 
 def live_frame(view: SnapshotView, object_name: str, columns: Sequence[str], deleted_field: str | None) -> pd.DataFrame:

@@ -12,7 +12,10 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crmsweep.cleanup.passes import (
     LiveRows,
@@ -44,8 +47,25 @@ def filled(series: pd.Series) -> pd.Series:
     """Per row, whether the value is there: not null, and for text not blank."""
     there = series.notna()
     if series.dtype == object:
-        there &= series.map(lambda v: not isinstance(v, str) or bool(v.strip())).astype(bool)
+        there &= _not_blank(series)
     return there.astype(bool)
+
+
+def _not_blank(series: pd.Series) -> pd.Series:
+    """Per value of an object column: not a text `str.strip` leaves empty. A text that starts with a visible
+    ASCII character is not blank, so Arrow settles those (nearly all) at once and Python strips only the rest;
+    a call per value cost seconds a pass at a million people."""
+    def check(v: Any) -> bool:
+        return not isinstance(v, str) or bool(v.strip())
+
+    present = series.notna().to_numpy(dtype=bool)
+    values = series.to_numpy(dtype=object)[present]
+    if not len(values) or pd.api.types.infer_dtype(values, skipna=False) != "string":
+        return series.map(check).astype(bool)
+    sure = pc.match_substring_regex(pa.array(values, type=pa.string()), r"^[!-~]").to_numpy(zero_copy_only=False)
+    result = np.ones(len(series), dtype=bool)
+    result[np.flatnonzero(present)[~sure]] = [check(v) for v in values[~sure]]
+    return pd.Series(result, index=series.index)
 
 
 def live_is_in(value: Any, values: Collection[Any]) -> bool:

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 
 from crmsweep.bounds import Bound
-from crmsweep.cleanup.labels import record_label
+from crmsweep.cleanup.labels import labels_by_id
 from crmsweep.cleanup.passes import ObjectRead, PassContext, PassOutput, PassSpec, summary_of
 from crmsweep.cleanup.passes._assets import concept_of, present
 from crmsweep.cleanup.view import live_frame
@@ -41,6 +41,8 @@ PHONE_DIGITS = 10
 BLOCK_LETTERS = 3
 # A block above this many records is not compared pair by pair (its square would dominate the scan).
 MAX_BLOCK = 1000
+# Up to this many records a block's score matrix is walked in plain Python (see `_similar_sets_small`).
+SMALL_BLOCK = 24
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def exact_groups(ids: pd.Series, keys: Sequence[pd.Series]) -> list[tuple[str, t
     codes, uniques = pd.factorize(stacked)
     position = np.tile(np.arange(rows, dtype=np.int64), len(keys))
     valid = codes >= 0
-    pairs = np.unique(codes[valid].astype(np.int64) * rows + position[valid])  # sorted by code, then row
+    pairs = _sorted_unique(codes[valid].astype(np.int64) * rows + position[valid])  # by code, then row
     code, row = pairs // rows, pairs % rows
     shared = np.bincount(code)[code] > 1
     code, row = code[shared], row[shared]
@@ -121,6 +123,12 @@ def exact_groups(ids: pd.Series, keys: Sequence[pd.Series]) -> list[tuple[str, t
     return sorted(groups)
 
 
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique's answer for integers, by one sort: numpy's hash-based unique took seconds at a million rows."""
+    ordered = np.sort(values)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
+
+
 def _similar_sets(scores: np.ndarray, threshold: int) -> list[tuple[list[int], float]]:
     """The sets of rows linked by scores at or over `threshold` (each with its lowest such score), from a
     square score matrix: labels spread along links as arrays, so a block of a thousand similar names costs
@@ -128,6 +136,10 @@ def _similar_sets(scores: np.ndarray, threshold: int) -> list[tuple[list[int], f
     n = len(scores)
     linked = scores >= threshold
     np.fill_diagonal(linked, False)
+    if not linked.any():  # no two names alike: the block's commonest answer, settled without a walk
+        return []
+    if n <= SMALL_BLOCK:
+        return _similar_sets_small(scores.tolist(), linked.tolist())
     labels = np.arange(n)
     while True:
         spread = np.where(linked, labels[None, :], n).min(axis=1)
@@ -144,6 +156,53 @@ def _similar_sets(scores: np.ndarray, threshold: int) -> list[tuple[list[int], f
         upper = np.triu(linked[np.ix_(members, members)], k=1)
         out.append(([int(i) for i in members], float(inside[upper].min())))
     return out
+
+
+def _similar_sets_small(scores: list[list[float]], linked: list[list[bool]]) -> list[tuple[list[int], float]]:
+    """`_similar_sets` for a small block, in plain Python: most blocks hold a handful of names, and a dozen
+    numpy calls on a 3-by-3 matrix cost more than the loops. Scores are symmetric (token_sort_ratio is), so
+    the linked sets are the components a union-find keeps under their lowest row: what the spreading of
+    labels converges to, in the same order."""
+    n = len(scores)
+    root = list(range(n))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    for i, row in enumerate(linked):
+        for j, hit in enumerate(row):
+            if hit:
+                a, b = find(i), find(j)
+                if a != b:
+                    root[max(a, b)] = min(a, b)
+    members_of: dict[int, list[int]] = {}
+    for i in range(n):
+        members_of.setdefault(find(i), []).append(i)
+    out: list[tuple[list[int], float]] = []
+    for label in sorted(members_of):
+        members = members_of[label]
+        if len(members) < 2:
+            continue
+        inside = [scores[a][b] for x, a in enumerate(members) for b in members[x + 1:] if linked[a][b]]
+        out.append((members, min(inside)))
+    return out
+
+
+def _block_scores(names: list[str], threshold: int) -> np.ndarray:
+    """The block's square score matrix. A name there several times ("john smith" at one company) is scored
+    once: its rows and columns are copies, as the scorer is a function of the two texts alone."""
+    unique = list(dict.fromkeys(names))
+    if len(unique) == len(names):
+        return np.asarray(process.cdist(names, names, scorer=fuzz.token_sort_ratio, score_cutoff=threshold,
+                                        workers=1))
+    position = {name: i for i, name in enumerate(unique)}
+    index = np.fromiter((position[name] for name in names), dtype=np.intp, count=len(names))
+    scores = np.asarray(process.cdist(unique, unique, scorer=fuzz.token_sort_ratio, score_cutoff=threshold,
+                                      workers=1))
+    return scores[np.ix_(index, index)]
 
 
 def fuzzy_groups(
@@ -174,11 +233,8 @@ def fuzzy_groups(
             if score >= threshold:
                 found.append((block, tuple(sorted(id_of[start:end])), score / 100))
         else:
-            names_here = name_of[start:end]
-            scores = process.cdist(names_here, names_here, scorer=fuzz.token_sort_ratio,
-                                   score_cutoff=threshold, workers=1)
             row_ids = id_of[start:end]
-            for comp, low in _similar_sets(np.asarray(scores), threshold):
+            for comp, low in _similar_sets(_block_scores(name_of[start:end], threshold), threshold):
                 found.append((block, tuple(sorted(row_ids[i] for i in comp)), low / 100))
         start = end
     found.sort(key=lambda item: item[0])
@@ -234,10 +290,10 @@ def _report(ctx: PassContext, output: PassOutput, obj: str, groups: list[Group])
             group.ids, f"{was.reason}; {group.reason}", max(was.score, group.score))
     listed = [g for g in merged.values() if len(g.ids) <= limit]
     oversized = [g for g in merged.values() if len(g.ids) > limit]
-    records = ctx.view.record_map(obj, sorted({i for g in listed for i in g.ids}))
-    vocab: Vocabulary = ctx.vocabulary
+    # The snapshot's own rows, as record_map gives them: before any earlier pass's writes.
+    label_of = labels_by_id(ctx.snapshot, ctx.vocabulary, obj, sorted({i for g in listed for i in g.ids}))
     for group in listed:
-        labels = tuple(record_label(vocab, obj, records.get(i, {})) for i in group.ids)
+        labels = tuple(label_of[i] for i in group.ids)
         output.review.append(ReviewItem(pass_name=NAME, object=obj, record_ids=group.ids, reason=group.reason,
                                         score=round(group.score, 4), labels=labels))
     if oversized:
