@@ -459,6 +459,7 @@ class ApplyOutcome:
     already_rolled_back_by: str | None = None  # `rollback` of a run already rolled back: nothing was done
     budget: budget.Verdict | None = None  # the API budget check made before the first write
     api_calls: int = 0  # calls of a command that applied nothing (`rollback -o`); else see report.api_calls
+    nothing_to_do: bool = False  # the plan holds no change: checked, and no run made (it would undo nothing)
 
 
 def caps_of(ws: Workspace) -> Caps:
@@ -498,6 +499,9 @@ def apply(
     with connect(ws, connection or plan.header.connection) as connector:
         calls_before = connector.api_usage().calls  # the report counts the checks' calls too (the org id)
         check_plan(plan, connector, ws.home, caps=caps_of(ws))
+        if not plan.changes and resume_run is None:
+            return ApplyOutcome(plan=plan, report=None, nothing_to_do=True,
+                                api_calls=connector.api_usage().calls - calls_before)
         earlier = earlier_run(ws.home, plan) if resume_run is None else None
         already = earlier is not None and earlier.status in FINISHED
         if resume_run is not None:

@@ -309,3 +309,18 @@ def test_suggested_commands_carry_the_config_and_home_in_force(config: Path, hom
     assert suggested == [f"crmsweep preview {plan} --config {shlex.quote(str(config))} --home {home}"]
     empty = runner.invoke(app, ["runs", "list", "--home", ""])
     assert empty.exit_code == 2 and "is empty" in empty.stderr
+
+
+def test_a_plan_with_no_changes_is_checked_and_makes_no_run(config: Path, home: Path, tmp_path: Path) -> None:
+    with config.open("a", encoding="utf-8") as f:
+        f.write("\n[passes.stale_contacts]\nyears = 100\n")  # nobody has been idle a hundred years
+    path = tmp_path / "empty.json"
+    cli(config, home, "scan", "-c", "cli", "-o", str(path), "--json", "--pass", "stale_contacts")
+    plan, _ = Plan.from_json(path.read_text())
+    assert plan.changes == ()
+    answer = json.loads(cli(config, home, "apply", str(path), "--yes", "--json").stdout)
+    assert answer["nothing_to_do"] is True and answer["run"] is None and answer["applied"] == 0
+    assert answer["api_calls"] >= 1  # the plan was still checked against the org
+    assert run_ids(home) == []
+    said = cli(config, home, "apply", str(path), "--yes")
+    assert "nothing to apply" in said.stderr and run_ids(home) == []

@@ -278,6 +278,13 @@ def apply(
                             resume_run=resume, progress=progress, dry_run=dry_run,
                             allow_over_budget=allow_over_budget)
     report = outcome.report
+    if outcome.nothing_to_do:
+        if as_json:
+            emit_json({"run": None, "applied": 0, "skipped": 0, "failed": 0, "nothing_to_do": True,
+                       "api_calls": outcome.api_calls, "budget": None})
+        else:
+            err.print("The plan holds no changes: nothing to apply, and no run was made.")
+        return
     if report is None:
         declined("applied")
         return
