@@ -216,6 +216,7 @@ class FakeConnector:
         ids: Sequence[str] | None = None,
         equals: Mapping[str, Scalar] | None = None,
         has_value: Sequence[str] = (),
+        include_deleted: bool = False,
     ) -> int:
         flt = RecordFilter.of(since=since, ids=ids, equals=equals, has_value=has_value)
         self._call()

@@ -413,3 +413,35 @@ def test_a_rollback_of_the_rollback_keeps_the_field_when_a_value_was_changed_sin
         ("Contact", "drift"), ("CustomField", "no longer qualifies")}
     assert "Partner_Code__c" in custom_names(sf, "Contact")
     assert sf.Contact.get(keeper)["Partner_Code__c"] == "EDIT-0001"
+
+
+def test_a_field_whose_values_lie_on_records_in_the_recycle_bin_is_not_proposed(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    """Default max_fill = 0: the snapshot's live records hold no value, but a record in the recycle bin
+    does; removing the field would take it, and an undelete would bring the record back without it."""
+    binned = sf.query("SELECT Id FROM Contact LIMIT 1")["records"][0]["Id"]
+    sf.Contact.update(binned, {"Legacy_Id__c": "LEGACY-IN-BIN"})
+    sf.Contact.delete(binned)
+    result = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result
+    assert "Contact.Legacy_Id__c" not in {c.label for c in result.plan.changes}
+    assert result.held_back[PASS].get(
+        "holds values on records the snapshot does not hold (e.g. in the recycle bin)") == 1
+
+
+def test_a_holder_binned_while_a_value_is_written_elsewhere_stops_the_removal(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    """Between scan and apply the only holder goes to the recycle bin and another contact gets a value:
+    the count of values is the same unless the bin is counted too, and the new value would be lost."""
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    other = next(r["Id"] for r in sf.query("SELECT Id FROM Contact LIMIT 5")["records"] if r["Id"] != keeper)
+    sf.Contact.delete(keeper)
+    sf.Contact.update(other, {"Partner_Code__c": "WRITTEN-AFTER-BACKUP"})
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None
+    assert _partner_field_id(plan) in {i["id"] for i in report.skipped_items}
+    assert "Partner_Code__c" in custom_names(sf, "Contact")
+    assert sf.Contact.get(other)["Partner_Code__c"] == "WRITTEN-AFTER-BACKUP"

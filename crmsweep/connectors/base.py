@@ -226,8 +226,11 @@ class Connector(Protocol):
         ids: Sequence[str] | None = None,
         equals: Mapping[str, Scalar] | None = None,
         has_value: Sequence[str] = (),
+        include_deleted: bool = False,
     ) -> int:
-        """How many live records match the filters (see `RecordFilter`)."""
+        """How many live records match the filters (see `RecordFilter`); with `include_deleted`, those in
+        the recycle bin as well, where the CRM counts them (a CRM whose archive cannot be searched
+        counts live records only)."""
         ...
 
     def iter_pages(

@@ -269,6 +269,7 @@ class HubSpotConnector:
         ids: Sequence[str] | None = None,
         equals: Mapping[str, Scalar] | None = None,
         has_value: Sequence[str] = (),
+        include_deleted: bool = False,
     ) -> int:
         flt = RecordFilter.of(since=since, ids=ids, equals=equals, has_value=has_value)
         name = _object(object_name)

@@ -467,12 +467,15 @@ class SalesforceConnector:
         ids: Sequence[str] | None = None,
         equals: Mapping[str, Scalar] | None = None,
         has_value: Sequence[str] = (),
+        include_deleted: bool = False,
     ) -> int:
         flt = RecordFilter.of(since=since, ids=ids, equals=equals, has_value=has_value)
         head = f"SELECT COUNT() FROM {_identifier(object_name)}"
         total = 0
-        for soql in self._filtered_soql(object_name, head, flt, "query/"):
-            result = self._call(f"count {object_name}", functools.partial(self._sf.query, soql))
+        endpoint = "queryAll/" if include_deleted else "query/"
+        for soql in self._filtered_soql(object_name, head, flt, endpoint):
+            result = self._call(f"count {object_name}",
+                                functools.partial(self._sf.query, soql, include_deleted=include_deleted))
             total += int(result["totalSize"])
         return total
 

@@ -135,9 +135,11 @@ class CustomFieldDefinitions:
             kind = None
         if kind in ("LongTextArea", "Html", "EncryptedText"):
             return None  # neither filterable nor countable: the snapshot's values tell
+        # The recycle bin counted too: a field's removal takes the values of binned records with it, and
+        # an undelete would bring those records back without them (the snapshot need not hold them).
         if kind == "Checkbox":
-            return self.connector.count(object_name, equals={field: True})
-        return self.connector.count(object_name, has_value=[field])
+            return self.connector.count(object_name, equals={field: True}, include_deleted=True)
+        return self.connector.count(object_name, has_value=[field], include_deleted=True)
 
     def pages(self, name: str, fields: Sequence[str], *, include_deleted: bool) -> Iterator[list[Record]]:
         rows = self._definitions(fields) if name == CUSTOM_FIELD else [_only(r, fields) for r in self.references()]

@@ -73,6 +73,9 @@ def _references(ctx: PassContext, concept: CustomFields) -> dict[tuple[str, str]
     return uses
 
 
+HELD_UNSEEN_VALUES = "holds values on records the snapshot does not hold (e.g. in the recycle bin)"
+
+
 def _fill_evidence(ctx: PassContext, obj: str, field: str) -> tuple[int, int, pd.Timestamp | None] | None:
     """(records holding a value, records, the latest fingerprint of one holding a value), or None when
     the snapshot lacks the object or the column."""
@@ -127,6 +130,12 @@ def run(ctx: PassContext) -> PassOutput:
             unjudged.append(f"{obj}.{field}")
             continue
         filled, total, latest = evidence
+        counted = row.get(concept.filled_field) if concept.filled_field else None
+        if isinstance(counted, int | float) and counted > filled:
+            # The CRM counts more values than the snapshot's live records hold (records in the recycle
+            # bin, which a backup need not keep): removing the field would take values no rollback has.
+            hold(HELD_UNSEEN_VALUES)
+            continue
         share = filled / total if total else 0.0
         if share > settings["max_fill"]:
             continue
