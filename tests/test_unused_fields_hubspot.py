@@ -281,3 +281,42 @@ def test_apply_skips_archiving_a_property_whose_values_changed_since_the_backup(
          "a rollback would write back the snapshot's stale values; back up and scan again")]
     assert "partner_code" in names(hs, "contacts") and "legacy_fax_number" not in names(hs, "contacts")
     assert _partner_code(hs, keeper) == "PRT-0043"
+
+
+def _three_said_no(hs: Any) -> list[str]:
+    """A checkbox property answered "no" (false) on three contacts: HubSpot's checkboxes can also be empty,
+    so false is an answer."""
+    hs.crm.properties.core_api.create("contacts", PropertyCreate(
+        name="gdpr_consent", label="GDPR consent", type="bool", field_type="booleancheckbox",
+        group_name="contactinformation",
+        options=[{"label": "Yes", "value": "true"}, {"label": "No", "value": "false"}]))
+    ids = [c.id for c in all_pages(hs.crm.contacts.basic_api, archived=False)][:3]
+    for contact_id in ids:
+        hs.crm.contacts.basic_api.update(contact_id, {"properties": {"gdpr_consent": "false"}})
+    return ids
+
+
+def _consent(hs: Any, ids: list[str]) -> dict[str, Any]:
+    return {i: hs.crm.contacts.basic_api.get_by_id(i, properties=["gdpr_consent"]).properties.get("gdpr_consent")
+            for i in ids}
+
+
+def test_a_checkbox_answered_no_is_filled_and_comes_back_as_no(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _three_said_no(hs)
+    ws = workspace(hubspot_sandbox, tmp_path, monkeypatch, "[protect]\nrecent_days = 0\n")  # max_fill = 0
+    plan = api.scan(ws, "hs", tmp_path / "plan.json", passes=[PASS]).result.plan
+    assert "contacts.gdpr_consent" not in {c.record_id for c in plan.changes}  # filled on 3: not unused
+
+    raised = workspace(hubspot_sandbox, tmp_path, monkeypatch,
+                       f"[protect]\nrecent_days = 0\n\n[passes.{PASS}]\nmax_fill = 0.02\ndays = 0\n")
+    plan = api.scan(raised, "hs", tmp_path / "plan2.json", passes=[PASS]).result.plan
+    change = next(c for c in plan.changes if c.record_id == "contacts.gdpr_consent")
+    assert "filled on 3 of" in change.reason
+    report = api.apply(raised, tmp_path / "plan2.json", confirm=yes).report
+    assert report is not None and not report.failed
+    rolled = api.rollback(raised, report.run_id, confirm=yes).report
+    assert rolled is not None and not rolled.failed and not rolled.skipped_items
+    assert _consent(hs, ids) == dict.fromkeys(ids, "false")
+    assert read_run(raised.home, report.run_id).rolled_back_by == rolled.run_id

@@ -73,21 +73,23 @@ def removed_fields(changes: Iterable[Change], vocabulary: Vocabulary) -> dict[st
     return found
 
 
-def holds_value(value: Any, kind: FieldKind) -> bool:
-    """A value worth writing back: a checkbox only when true (it is never empty), text when not blank."""
+def holds_value(value: Any, spec: FieldSpec) -> bool:
+    """A value worth writing back: text when not blank; a checkbox when true, or when false on a field
+    that can also be empty (a three-state checkbox, as HubSpot's: "no" is an answer, not a blank; a
+    two-state one, as Salesforce's, is false by default and never empty)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return False
-    if kind is FieldKind.BOOL:
-        return value is True
+    if spec.kind is FieldKind.BOOL:
+        return value is True or (value is False and spec.nillable)
     return not (isinstance(value, str) and not value.strip())
 
 
-def filled_mask(values: pd.Series, kind: FieldKind) -> pd.Series:
+def filled_mask(values: pd.Series, spec: FieldSpec) -> pd.Series:
     """`holds_value` over a snapshot column (a frame's typed values)."""
-    if kind is FieldKind.BOOL:
-        return values.fillna(False).astype(bool)
+    if spec.kind is FieldKind.BOOL:
+        return values.notna() if spec.nillable else values.fillna(False).astype(bool)
     present = values.notna()
-    if kind is FieldKind.STRING:
+    if spec.kind is FieldKind.STRING:
         present &= values.astype("string").str.strip().fillna("") != ""
     return present
 
@@ -109,8 +111,9 @@ def filled_rows(snapshot: RecordSource, obj: str, fields: Sequence[str], vocabul
     deleted = vocabulary.deleted_field if vocabulary.deleted_field in kinds else None
     frame = snapshot.frame(obj, [vocabulary.id_field, *present, *([deleted] if deleted else [])])
     mask = pd.Series(False, index=frame.index)
+    specs = {s.name: s for s in snapshot.fields(obj)}
     for name in present:
-        mask |= filled_mask(frame[name], kinds[name])
+        mask |= filled_mask(frame[name], specs[name])
     if deleted:
         mask &= ~frame[deleted].fillna(False).astype(bool)
     ids = [str(i) for i in frame.loc[mask, vocabulary.id_field]]
@@ -130,12 +133,12 @@ def value_restores(
     for obj, fields in removals.items():
         if not snapshot.has(obj):
             continue
-        kinds = {s.name: s.kind for s in snapshot.fields(obj)}
-        present = [(name, removal) for name, removal in fields if name in kinds]
+        specs = {s.name: s for s in snapshot.fields(obj)}
+        present = [(name, removal) for name, removal in fields if name in specs]
         rows = filled_rows(snapshot, obj, [name for name, _ in present], vocabulary)
         for record_id in sorted(rows):
             row = rows[record_id]
-            values = {name: row[name] for name, _ in present if holds_value(row.get(name), kinds[name])}
+            values = {name: row[name] for name, _ in present if holds_value(row.get(name), specs[name])}
             undo = undos.get((obj, record_id))
             if not values or (undo is not None and undo.op is Op.CREATE):
                 continue

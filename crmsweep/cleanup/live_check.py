@@ -175,7 +175,8 @@ class LiveChecker:
 
     def _compare(self, source: RecordSource, obj: str, names: Sequence[str]) -> dict[tuple[str, str], ValueCheck]:
         vocab = self.vocabulary
-        kinds = {s.name: s.kind for s in source.fields(obj)} if source.has(obj) else {}
+        specs = {s.name: s for s in source.fields(obj)} if source.has(obj) else {}
+        kinds = {name: spec.kind for name, spec in specs.items()}
         names = [n for n in names if n in kinds]  # the pass judges no field the snapshot lacks
         rows = filled_rows(source, obj, names, vocab)
         live: dict[str, Record] = {}
@@ -186,7 +187,7 @@ class LiveChecker:
             live = {vocab.id_key(i): r for i, r in read.items()}
         out: dict[tuple[str, str], ValueCheck] = {}
         for name in names:
-            held = {i: r[name] for i, r in rows.items() if holds_value(r.get(name), kinds[name])}
+            held = {i: r[name] for i, r in rows.items() if holds_value(r.get(name), specs[name])}
             hows = {i: how_changed(live.get(vocab.id_key(i)), name, v, kinds[name]) for i, v in held.items()}
             changed = {i: how for i, how in hows.items()
                        if how is not None and not (self.undoing and how == CLEARED)}

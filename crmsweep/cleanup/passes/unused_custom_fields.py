@@ -87,7 +87,7 @@ def _fill_evidence(ctx: PassContext, obj: str, field: str) -> tuple[int, int, pd
         return None
     columns = [vocab.id_field, field, *([vocab.fingerprint_field] if vocab.fingerprint_field in specs else [])]
     frame = live_frame(view, obj, columns, vocab.deleted_field)
-    mask = filled_mask(frame[field], specs[field].kind)
+    mask = filled_mask(frame[field], specs[field])
     latest = None
     if vocab.fingerprint_field in frame and mask.any():
         stamps = pd.to_datetime(frame.loc[mask, vocab.fingerprint_field], utc=True, errors="coerce")
