@@ -432,3 +432,45 @@ def test_a_dry_run_writes_nothing_and_a_killed_jobs_run_is_settled_then_rolled_b
         back = roll_back(connector, home, run_id)
         assert back.applied == 24 and not deleted(connector, ids)
     assert job_calls(sandbox, "POST") == 1
+
+
+def test_a_value_reading_hash_na_is_written_over_rest_not_as_a_bulk_null(
+    sandbox: RunningSandbox, connector: SalesforceConnector, home: Home
+) -> None:
+    """Bulk CSV reads the text "#N/A" as "set null": the records writing it go through the regular API,
+    the rest as one job, and every value is stored as it was sent."""
+    ids = contact_ids(connector, THRESHOLD + 3)
+    specs = [(Op.UPDATE, rid, {"Title": "#N/A" if n < 2 else f"plain {n}"}) for n, rid in enumerate(ids)]
+    plan = make_plan(connector, home, specs)
+    posts = job_calls(sandbox, "POST")
+    report = apply(plan, connector, home)
+    assert (report.applied, report.failed) == (len(ids), 0)
+    assert job_calls(sandbox, "POST") == posts + 1  # the others still went as one job
+    titles = {rid: row["Title"] for rid, row in live(connector, ids, "Title").items()}
+    assert titles == {rid: "#N/A" if n < 2 else f"plain {n}" for n, rid in enumerate(ids)}
+
+
+def test_one_job_of_records_writing_different_fields_changes_only_each_ones_own(
+    sandbox: RunningSandbox, connector: SalesforceConnector, home: Home
+) -> None:
+    """Red team: a job's columns are every field any of its records writes; a record that writes Title
+    only must not have its Description set to null (nor the reverse), and the rollback puts back both."""
+    ids = contact_ids(connector, THRESHOLD + 4)
+    for n, rid in enumerate(ids):
+        assert connector.update("Contact", [{"Id": rid, "Title": f"old title {n}",
+                                             "Description": f"old description {n}"}])[0].ok
+    before = live(connector, ids, "Title", "Description")
+    specs = [(Op.UPDATE, rid, {"Title": "new title"} if n % 2 == 0 else {"Description": "new description"})
+             for n, rid in enumerate(ids)]
+    plan = make_plan(connector, home, specs)
+    posts = job_calls(sandbox, "POST")
+    report = apply(plan, connector, home)
+    assert (report.applied, report.failed) == (len(ids), 0) and job_calls(sandbox, "POST") == posts + 1
+    after = live(connector, ids, "Title", "Description")
+    for n, rid in enumerate(ids):
+        if n % 2 == 0:
+            assert (after[rid]["Title"], after[rid]["Description"]) == ("new title", f"old description {n}")
+        else:
+            assert (after[rid]["Title"], after[rid]["Description"]) == (f"old title {n}", "new description")
+    back = roll_back(connector, home, report.run_id)
+    assert back.applied == len(ids) and live(connector, ids, "Title", "Description") == before

@@ -466,10 +466,19 @@ class _Engine:
                 self.outcomes[i].outcome = Outcome.APPLIED
                 self.would_write.append(i)
             return
+        if self.bulk is not None and self._bulk_sized(head, len(keep)):
+            # Values the bulk format cannot say go through the regular API first, in regular batches.
+            plain = [i for i in keep if not self.bulk.carries(self.plan.changes[i].after)]
+            for start in range(0, len(plain), self.batch_size):
+                with writes_finish_first():
+                    self._write_batch(head, plain[start:start + self.batch_size], bulk=False)
+            keep = [i for i in keep if i not in set(plain)]
+            if not keep:
+                return
         if len(keep) > self.batch_size and not self._bulk_sized(head, len(keep)):
             for start in range(0, len(keep), self.batch_size):
                 with writes_finish_first():
-                    self._write_batch(head, keep[start:start + self.batch_size])
+                    self._write_batch(head, keep[start:start + self.batch_size], bulk=False)
             return
         with writes_finish_first():
             self._write_batch(head, keep)
@@ -491,8 +500,9 @@ class _Engine:
         checks = {i: None if self.dry_run else missing_field_verdict(self.plan.changes[i], names) for i in found}
         return checks, sorted({k for i in found for k in self.plan.changes[i].after if k in names})
 
-    def _write_batch(self, head: Change, keep: list[int]) -> None:
-        """Announce, send and log one batch: the window in which a Ctrl-C waits for the result."""
+    def _write_batch(self, head: Change, keep: list[int], *, bulk: bool | None = None) -> None:
+        """Announce, send and log one batch: the window in which a Ctrl-C waits for the result. As one
+        bulk job when `bulk` (None: when the batch is over the connector's threshold)."""
         self.batch_no += 1
         batch_no = self.batch_no
         self._log(
@@ -509,7 +519,7 @@ class _Engine:
             self.outcomes[i].outcome = Outcome.PENDING
             self.outcomes[i].before = self.plan.changes[i].before
             self.outcomes[i].intent_batch = batch_no
-        if self._bulk_sized(head, len(keep)):
+        if self._bulk_sized(head, len(keep)) if bulk is None else bulk:
             self._write_job(head, batch_no, keep)
             return
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from crmsweep.model import Op, Record, WriteResult
 
@@ -61,6 +61,11 @@ class BulkIngest(Protocol):
     bulk_threshold: int  # records per (op, object) above which apply uses a job
 
     def can_ingest(self, op: Op, object_name: str) -> bool: ...
+
+    def carries(self, values: Mapping[str, Any]) -> bool:
+        """Whether a job can write these values as they are (a bulk format may have no way to say some
+        value: such a record goes through the regular API instead)."""
+        ...
 
     def ingest(self, op: Op, object_name: str, rows: Sequence[Record]) -> IngestJob:
         """Create a job for `rows` (one HTTP call): nothing is uploaded yet."""

@@ -34,6 +34,7 @@ from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.connectors.salesforce_auth import sign_in
 from crmsweep.connectors.salesforce_bulk_ingest import (
     DEFAULT_BULK_THRESHOLD,
+    NULL_VALUE,
     SalesforceIngestJob,
     bulk_operation,
     create_job,
@@ -835,6 +836,10 @@ class SalesforceConnector:
     def can_ingest(self, op: Op, object_name: str) -> bool:
         return (bulk_operation(op) is not None and object_name not in PSEUDO_OBJECTS
                 and object_name not in _ANALYTICS_RESOURCES)
+
+    def carries(self, values: Mapping[str, Any]) -> bool:
+        # Bulk CSV reads the text "#N/A" as "set null": a record writing that text goes over REST.
+        return not any(isinstance(v, str) and v.strip() == NULL_VALUE for v in values.values())
 
     def ingest(self, op: Op, object_name: str, rows: Sequence[Record]) -> SalesforceIngestJob:
         specs = {f.name: f for f in self.fields(_identifier(object_name))}

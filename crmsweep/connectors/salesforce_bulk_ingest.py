@@ -65,7 +65,10 @@ def rows_csv(rows: Sequence[Record], columns: Sequence[str], specs: Mapping[str,
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([csv_cell(row.get(c), specs.get(c)) if c != "Id" else str(row["Id"]) for c in columns])
+        # A column this row does not write is an empty cell, which Bulk reads as "leave it as it is": one
+        # job carries records that write different fields, and each must change only its own.
+        writer.writerow([str(row["Id"]) if c == "Id" else csv_cell(row[c], specs.get(c)) if c in row else ""
+                         for c in columns])
     return out.getvalue().encode("utf-8")
 
 
