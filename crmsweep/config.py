@@ -25,7 +25,7 @@ from crmsweep import providers
 from crmsweep.bounds import BOUND_KEY, Bound
 from crmsweep.budget import DEFAULT_RESERVE, Reserve
 from crmsweep.concepts import SEVERITIES, QualityRule
-from crmsweep.connectors.base import TOKEN_AUTH, Connection, SignIn
+from crmsweep.connectors.base import TOKEN_AUTH, Connection, SignIn, env_variable
 from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.errors import BadInput
 from crmsweep.model import canonical_json, sha256_text
@@ -663,19 +663,20 @@ def resolve_connection(
         if profile.ca_file is not None:
             _check_ca_file(profile.ca_file, name)
         return Connection(name=name, provider=profile.provider, url=profile.url, token="", ca_file=profile.ca_file,
-                          api_version=profile.api_version, auth=profile.auth)
+                          api_version=profile.api_version, auth=profile.auth,
+                          bulk_threshold=profile.bulk_threshold)
     env = os.environ if environ is None else environ
     token_env = profile.token_env or ""
     token = env.get(token_env, "").strip()
     token_name = providers.get(profile.provider).token_name
     if not token:
         raise BadInput(
-            f"environment variable {token_env} is not set: export the {token_name} for connection '{name}'"
+            f"{env_variable(token_env, 'token_env')} is not set: export the {token_name} for connection '{name}'"
         )
     if not _TOKEN.fullmatch(token):
         # The value is never shown: it is, or is meant to be, the secret.
         raise BadInput(
-            f"environment variable {token_env} does not hold a {token_name} for connection '{name}': "
+            f"{env_variable(token_env, 'token_env')} does not hold a {token_name} for connection '{name}': "
             f"it contains a space or a character outside printable ASCII (like €); export the {token_name} again"
         )
     if profile.ca_file is not None:

@@ -13,6 +13,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from simple_salesforce import Salesforce
-from typer.testing import CliRunner
+from simple_salesforce.api import Salesforce
+from typer.testing import CliRunner, Result
 
 from crmsweep import api
 from crmsweep.backup.snapshot_reader import open_snapshot
 from crmsweep.cli import app
-from crmsweep.connectors.salesforce_auth import JWT_GRANT, jwt_assertion, jwt_audience
-from crmsweep.errors import AuthError
+from crmsweep.connectors.base import Connection, SignIn
+from crmsweep.connectors.salesforce_auth import JWT_GRANT, jwt_assertion, jwt_audience, sign_in
+from crmsweep.errors import AuthError, BadInput
 from crmsweep.sandbox.faults import FaultRule
 from crmsweep.sandbox.salesforce_oauth import write_settings
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
@@ -91,7 +93,7 @@ class Run:
                                f"{body}\n[retry]\nattempts = 2\ninitial_wait = 0.01\nmax_wait = 0.02\n",
                                encoding="utf-8")
 
-    def cli(self, *args: str, expect: int = 0) -> Any:
+    def cli(self, *args: str, expect: int = 0) -> Result:
         result = CliRunner().invoke(app, [*args, "--home", str(self.home), "--config", str(self.config)],
                                     catch_exceptions=False)
         self.outputs += [result.stdout, result.stderr]
@@ -517,3 +519,21 @@ def test_an_sf_cli_that_hangs_is_given_up_on_in_one_line(run: Run, monkeypatch: 
     monkeypatch.setattr("crmsweep.connectors.salesforce_auth.SF_CLI_TIMEOUT_SECONDS", 0.5)
     run.write('auth = "sf-cli"\norg = "acme-prod"\n')
     assert "gave no answer within" in run.error("backup", "-c", "prod", "--object", "Contact", expect=1)
+
+
+@pytest.mark.parametrize("pasted", ["Winter2026pass", "my_client_secret_value_is_this_long_one_and_99",
+                                    "abcdEFGHijklMNOPqrstUVWXy"])
+def test_a_secret_pasted_as_a_variable_name_is_never_repeated_in_the_error(pasted: str) -> None:
+    """Red team: a *_env key holding the secret itself (short, with underscores, letters only) was printed
+    back in "environment variable ... is not set"."""
+    auth = SignIn(kind="password", login_url="https://login.example.com", username="a@b.example",
+                  client_id_env="SF_CLIENT_ID", client_secret_env="SF_CLIENT_SECRET", password_env=pasted)
+    connection = Connection(name="prod", provider="salesforce", url="https://login.example.com", token="",
+                            auth=auth)
+    with pytest.raises(BadInput) as refused:
+        sign_in(connection, requests.Session(), environ={"SF_CLIENT_ID": "id", "SF_CLIENT_SECRET": "s"})
+    assert pasted not in str(refused.value) and "password_env" in str(refused.value)
+    conventional = SignIn(**{**auth.__dict__, "password_env": "ACME_SF_PASSWORD"})
+    with pytest.raises(BadInput, match="environment variable ACME_SF_PASSWORD is not set"):
+        sign_in(replace(connection, auth=conventional), requests.Session(),
+                environ={"SF_CLIENT_ID": "id", "SF_CLIENT_SECRET": "s"})

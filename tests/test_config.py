@@ -308,3 +308,13 @@ def test_home_folders_are_private(tmp_path: Path) -> None:
     assert home.sandbox_dir("salesforce") == tmp_path / "home" / "sandbox" / "salesforce"
     with pytest.raises(ValueError):
         home.sandbox_dir("../etc")
+
+
+def test_a_token_pasted_as_token_env_is_never_repeated_in_the_error(tmp_path: Path) -> None:
+    config_file = tmp_path / "c.toml"
+    config_file.write_text('[connections.prod]\nprovider = "salesforce"\nurl = "https://acme.my.salesforce.com"\n'
+                           'token_env = "Hunter2Secret"\n', encoding="utf-8")
+    config = load_config(config_file)
+    with pytest.raises(BadInput) as refused, contextlib.ExitStack() as stack:
+        resolve_connection(config, "prod", Home(tmp_path / "home"), stack, environ={})
+    assert "Hunter2Secret" not in str(refused.value) and "token_env" in str(refused.value)

@@ -19,6 +19,7 @@ a result, or one of the errors in `crmsweep.errors` (LimitExceeded stops a run c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -156,6 +157,20 @@ class SignIn:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items() if v is not None}
+
+
+# How environment variables are conventionally named. A name that is not shaped so is never repeated in
+# an error: it may well be the secret itself, pasted where its variable's NAME belongs.
+_CONVENTIONAL_ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def env_variable(name: str, key: str) -> str:
+    """How an error names the environment variable `name` (set in the config's `key`): by name when it is
+    shaped like one (ACME_SF_TOKEN), else without it."""
+    if _CONVENTIONAL_ENV_NAME.fullmatch(name):
+        return f"environment variable {name}"
+    return (f"the environment variable named in {key} (its name is not shown: it is not in capitals, as "
+            "variable names are, and may be the secret itself pasted in place of a NAME)")
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from crmsweep.connectors.base import Connection, SignIn
+from crmsweep.connectors.base import Connection, SignIn, env_variable
 from crmsweep.connectors.http_failures import masked, one_line
 from crmsweep.connectors.salesforce_errors import RETRIABLE_STATUS, http_error, map_failure
 from crmsweep.errors import AuthError, BadInput, ConnectorError
@@ -85,15 +85,16 @@ def _grant(connection: Connection, auth: SignIn, env: Mapping[str, str]) -> tupl
         key = _private_key(connection, auth.private_key_file)
         assertion = jwt_assertion(str(auth.client_id), str(auth.username), jwt_audience(str(auth.login_url)), key)
         return {"grant_type": JWT_GRANT, "assertion": assertion}, [assertion]
-    client_id = _secret(connection, env, auth.client_id_env, "connected app's consumer key")
-    client_secret = _secret(connection, env, auth.client_secret_env, "connected app's consumer secret")
+    client_id = _secret(connection, env, auth.client_id_env, "connected app's consumer key", "client_id_env")
+    client_secret = _secret(connection, env, auth.client_secret_env, "connected app's consumer secret",
+                            "client_secret_env")
     if auth.kind == "client_credentials":
         form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
         return form, [client_secret]
     if auth.kind == "password":
-        password = _secret(connection, env, auth.password_env, "user's password", strip=False)
+        password = _secret(connection, env, auth.password_env, "user's password", "password_env", strip=False)
         security_token = (
-            _secret(connection, env, auth.security_token_env, "user's security token")
+            _secret(connection, env, auth.security_token_env, "user's security token", "security_token_env")
             if auth.security_token_env else ""
         )
         form = {"grant_type": "password", "client_id": client_id, "client_secret": client_secret,
@@ -128,12 +129,13 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _secret(connection: Connection, env: Mapping[str, str], name: str | None, what: str, *,
+def _secret(connection: Connection, env: Mapping[str, str], name: str | None, what: str, key: str, *,
             strip: bool = True) -> str:
     value = env.get(name or "", "")
     value = value.strip() if strip else value.rstrip("\r\n")
     if not value:
-        raise BadInput(f"environment variable {name} is not set: export the {what} for connection "
+        state = "is empty" if (name or "") in env else "is not set"
+        raise BadInput(f"{env_variable(name or '', key)} {state}: export the {what} for connection "
                        f"'{connection.name}'")
     return value
 
