@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 
 from bench.backup_bench import Sandbox, SandboxProcess
 from crmsweep.backup.rollback import build_rollback_plan, mark_rolled_back
@@ -164,7 +164,8 @@ def naive_step(sandbox: Sandbox, ids: Sequence[str]) -> Step:
     session.verify = sandbox.ca_file
 
     def do_delete() -> Any:
-        sf = Salesforce(instance_url=sandbox.url, session_id=sandbox.token, session=session, version="59.0")
+        # Any: simple-salesforce types `sf.bulk2.<Object>` as a union with its other handlers.
+        sf: Any = Salesforce(instance_url=sandbox.url, session_id=sandbox.token, session=session, version="59.0")
         return sf.bulk2.Contact.delete(records=[{"Id": rid} for rid in ids])
 
     step, results = measured(sandbox, do_delete)
@@ -183,7 +184,8 @@ def load_contacts(sandbox: Sandbox, count: int) -> None:
     session = requests.Session()
     session.trust_env = False
     session.verify = sandbox.ca_file
-    sf = Salesforce(instance_url=sandbox.url, session_id=sandbox.token, session=session, version="59.0")
+    # Any: simple-salesforce types `sf.bulk2.<Object>` as a union with its other handlers.
+    sf: Any = Salesforce(instance_url=sandbox.url, session_id=sandbox.token, session=session, version="59.0")
     have = int(sf.query("SELECT COUNT() FROM Contact")["totalSize"])
     if have < count:
         sf.bulk2.Contact.insert(records=[{"LastName": f"Bench {n}", "FirstName": "Ana", "Email": f"b{n}@example.com"}

@@ -111,7 +111,7 @@ def bench_latency(state: Path, size: int, latency: int, repeat: int, folder: Pat
             order = TOOLS if n % 2 == 0 else tuple(reversed(TOOLS))
             for tool in order:
                 if tool == "baseline":
-                    m = measure_baseline(sandbox, folder / "naive.parquet")
+                    m = measure_baseline(sandbox, folder / "naive.parquet", (OBJECT,))  # what the backups take
                     run = Run(m.wall_s, m.api_calls, m.rows)
                 else:
                     run = backup(sandbox, config, home, incremental=tool == "incremental")

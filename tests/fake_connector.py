@@ -9,10 +9,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from crmsweep.connectors.base import AssociationsUnsupported, RecordFilter, Scalar
+from crmsweep.connectors.base import AssociationsUnsupported, IncrementalUnsupported, RecordFilter, Scalar
 from crmsweep.errors import LimitExceeded, RetriableError, UnknownObject
 from crmsweep.model import (
     ApiAllowance,
@@ -297,6 +298,13 @@ class FakeConnector:
                 self.links.setdefault((from_object, to_object), set()).add((frm, to))
                 results.append(WriteResult(frm, True))
         return results
+
+    def deleted_since(self, object_name: str, start: datetime) -> list[str]:
+        # The fake's fingerprints are a counter, not times: it cannot say what was deleted since a moment.
+        raise IncrementalUnsupported(f"the {self.provider} fake cannot back up incrementally")
+
+    def derived_links(self, object_name: str) -> Mapping[str, tuple[str, ...]]:
+        return {}
 
     def metadata_documents(self) -> Iterator[tuple[str, Any]]:
         yield from self.documents.items()

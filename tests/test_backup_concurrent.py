@@ -20,6 +20,7 @@ from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.connectors.salesforce import SalesforceConnector
 from crmsweep.connectors.salesforce_bulk_query import PollSchedule
 from crmsweep.errors import ConnectorError
+from crmsweep.model import SnapshotManifest
 from crmsweep.paths import Home
 from crmsweep.sandbox.faults import FaultRule
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
@@ -46,7 +47,7 @@ def sf(sandbox: RunningSandbox) -> Iterator[SalesforceConnector]:
     sandbox.set_faults([])
 
 
-def _tables(home: Path, manifest: api.SnapshotManifest) -> dict[str, object]:
+def _tables(home: Path, manifest: SnapshotManifest) -> dict[str, object]:
     folder = home / "snapshots" / manifest.snapshot_id
     return {name: pq.read_table(folder / entry.file) for name, entry in manifest.objects.items()}
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import requests
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 
 from crmsweep.sandbox.salesforce_api import SalesforceApi
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
@@ -29,8 +29,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox
         yield running
 
 
+# Any: simple-salesforce types `sf.<Object>` and `sf.bulk2.<Object>` as unions with its other handlers, so
+# `sf.bulk2.Contact.update(records=...)` fails mypy; the helpers below keep the Salesforce type.
 @pytest.fixture()
-def sf(sandbox: RunningSandbox) -> Salesforce:
+def sf(sandbox: RunningSandbox) -> Any:
     session = requests.Session()
     session.trust_env = False
     session.verify = str(sandbox.info.ca_file)
@@ -90,7 +92,7 @@ def rows(response: requests.Response) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(response.content.decode("utf-8"), newline="")))
 
 
-def test_simple_salesforce_bulk2_deletes_and_updates(sf: Salesforce) -> None:
+def test_simple_salesforce_bulk2_deletes_and_updates(sf: Any) -> None:
     ids = contacts(sf, 6, 0)
     updated = sf.bulk2.Contact.update(records=[
         {"Id": ids[0], "Description": 'comma, "quote"\nnew line – ü', "Title": "#N/A"},
@@ -110,7 +112,7 @@ def test_simple_salesforce_bulk2_deletes_and_updates(sf: Salesforce) -> None:
     assert again[0]["numberRecordsFailed"] == 1
 
 
-def test_a_job_goes_open_upload_complete_job_complete_with_results_and_deletes_with_204(sf: Salesforce) -> None:
+def test_a_job_goes_open_upload_complete_job_complete_with_results_and_deletes_with_204(sf: Any) -> None:
     ids = contacts(sf, 3, 20)
     sf.bulk2.Contact.delete(records=[{"Id": ids[0]}])  # already in the recycle bin
     job_id = open_job(sf)
@@ -139,7 +141,7 @@ def test_a_job_goes_open_upload_complete_job_complete_with_results_and_deletes_w
     assert call(sf, "GET", f"/{job_id}").status_code == 404
 
 
-def test_an_open_job_is_aborted_untouched_and_cannot_be_deleted_while_open(sf: Salesforce) -> None:
+def test_an_open_job_is_aborted_untouched_and_cannot_be_deleted_while_open(sf: Any) -> None:
     ids = contacts(sf, 2, 40)
     job_id = open_job(sf)
     assert call(sf, "DELETE", f"/{job_id}").status_code == 409
@@ -151,7 +153,7 @@ def test_an_open_job_is_aborted_untouched_and_cannot_be_deleted_while_open(sf: S
     assert call(sf, "DELETE", f"/{job_id}").status_code == 204
 
 
-def test_csv_rules_empty_cell_leaves_the_field_and_na_sets_null_typed_from_describe(sf: Salesforce) -> None:
+def test_csv_rules_empty_cell_leaves_the_field_and_na_sets_null_typed_from_describe(sf: Any) -> None:
     ids = contacts(sf, 2, 60)
     sf.Contact.update(ids[0], {"Title": "Keep me", "Description": "Clear me", "HasOptedOutOfEmail": False})
     job_id = open_job(sf, "update")
@@ -165,7 +167,7 @@ def test_csv_rules_empty_cell_leaves_the_field_and_na_sets_null_typed_from_descr
     assert failed["sf__Error"].startswith("INVALID_TYPE_ON_FIELD_IN_RECORD:")
 
 
-def test_bad_jobs_are_refused_as_documented(sf: Salesforce) -> None:
+def test_bad_jobs_are_refused_as_documented(sf: Any) -> None:
     refused = call(sf, "POST", json={"object": "Contact", "operation": "hardDelete", "contentType": "CSV"})
     assert refused.status_code == 400 and "Hard Delete" in refused.json()[0]["message"]
     assert call(sf, "POST", json={"object": "Nope__c", "operation": "delete"}).status_code == 404
@@ -179,7 +181,7 @@ def test_bad_jobs_are_refused_as_documented(sf: Salesforce) -> None:
     assert len(rows(call(sf, "GET", f"/{job_id}/unprocessedRecords/"))) == 1
 
 
-def test_a_job_failed_part_way_reports_what_it_did_and_what_it_did_not(sandbox: RunningSandbox, sf: Salesforce) -> None:
+def test_a_job_failed_part_way_reports_what_it_did_and_what_it_did_not(sandbox: RunningSandbox, sf: Any) -> None:
     ids = contacts(sf, 5, 80)
     jobs_of(sandbox).settings.fail_after = 2
     job_id = open_job(sf)
@@ -193,7 +195,7 @@ def test_a_job_failed_part_way_reports_what_it_did_and_what_it_did_not(sandbox: 
     assert {i for i, r in read(sf, ids, "IsDeleted").items() if r["IsDeleted"]} == done
 
 
-def test_the_daily_batch_allowance_is_enforced(sandbox: RunningSandbox, sf: Salesforce) -> None:
+def test_the_daily_batch_allowance_is_enforced(sandbox: RunningSandbox, sf: Any) -> None:
     jobs = jobs_of(sandbox)
     saved = jobs.daily_batches
     jobs.daily_batches = jobs.batches_used

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import requests
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from crmsweep.sandbox.faults import FaultRule
@@ -29,7 +29,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox
 @pytest.fixture
 def http(sandbox: RunningSandbox) -> Iterator[requests.Session]:
     session = requests.Session()
-    session.verify = sandbox.info.ca_file
+    session.verify = str(sandbox.info.ca_file)
     session.trust_env = False
     session.headers["Authorization"] = f"Bearer {sandbox.info.token}"
     yield session
@@ -61,9 +61,10 @@ def _complete(http: requests.Session, sandbox: RunningSandbox, job_id: str, vers
 
 def test_simple_salesforce_bulk2_reads_every_contact_in_pages(sandbox: RunningSandbox) -> None:
     session = requests.Session()
-    session.verify = sandbox.info.ca_file
+    session.verify = str(sandbox.info.ca_file)
     session.trust_env = False
-    sf = Salesforce(instance_url=sandbox.info.url, session_id=sandbox.info.token, session=session)
+    # Any: simple-salesforce types `sf.bulk2` as a union with SFType and `wait` as int (it takes seconds).
+    sf: Any = Salesforce(instance_url=sandbox.info.url, session_id=sandbox.info.token, session=session)
     pages = list(sf.bulk2.Contact.query("SELECT Id, LastName FROM Contact", max_records=120, wait=0.01))
     rows = [row for page in pages for row in csv.DictReader(io.StringIO(page))]
     assert [len(list(csv.DictReader(io.StringIO(p)))) for p in pages] == [120, 120, CONTACTS - 240]
@@ -84,7 +85,7 @@ def test_job_lifecycle_results_locators_and_delete(http: requests.Session, sandb
     assert first.headers["Sforce-NumberOfRecords"] == "200"
     locator = first.headers["Sforce-Locator"]
     assert locator != "null"
-    second = http.get(_url(sandbox, f"/{created['id']}/results"), params={"maxRecords": 200, "locator": locator})
+    second = http.get(_url(sandbox, f"/{created['id']}/results"), params={"maxRecords": "200", "locator": locator})
     assert second.headers["Sforce-NumberOfRecords"] == str(CONTACTS - 200)
     assert second.headers["Sforce-Locator"] == "null"
     for page in (first, second):
@@ -154,9 +155,10 @@ def test_unsupported_soql_is_refused_at_creation(http: requests.Session, sandbox
 
 def test_simple_salesforce_sees_the_refusal(sandbox: RunningSandbox) -> None:
     session = requests.Session()
-    session.verify = sandbox.info.ca_file
+    session.verify = str(sandbox.info.ca_file)
     session.trust_env = False
-    sf = Salesforce(instance_url=sandbox.info.url, session_id=sandbox.info.token, session=session)
+    # Any: simple-salesforce types `sf.bulk2` as a union with SFType and `wait` as int (it takes seconds).
+    sf: Any = Salesforce(instance_url=sandbox.info.url, session_id=sandbox.info.token, session=session)
     with pytest.raises(SalesforceMalformedRequest, match="not supported"):
         list(sf.bulk2.Contact.query("SELECT COUNT() FROM Contact", wait=0.01))
 
@@ -179,7 +181,7 @@ def test_result_pages_hand_out_five_urls_at_a_time_from_v58(http: requests.Sessi
     created = _create(http, sandbox, "SELECT Id FROM Contact", version="60.0")
     _complete(http, sandbox, created["id"], "60.0")
     listing = http.get(_url(sandbox, f"/{created['id']}/resultPages", "60.0"), params={"maxRecords": 40}).json()
-    assert len(listing["resultPages"]) == 5 and listing["done"] is False
+    assert len(listing["resultPages"]) == 5 and listing.get("done") is False  # .get: no narrowing of the loop below
     ids: list[str] = []
     while True:
         for page in listing["resultPages"]:

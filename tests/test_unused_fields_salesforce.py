@@ -391,7 +391,8 @@ def test_a_rollback_of_the_rollback_removes_the_field_again_once_its_values_are_
     assert back is not None and not back.failed and not back.skipped_items
     assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0042"
     again = api.rollback(ws, back.run_id, confirm=yes).report
-    assert again is not None and not again.failed and not again.skipped_items, again.skipped_items
+    assert again is not None
+    assert not again.failed and not again.skipped_items, again.skipped_items
     assert "Partner_Code__c" not in custom_names(sf, "Contact")
     assert read_run(ws.home, back.run_id).rolled_back_by == again.run_id
 
