@@ -76,10 +76,12 @@ def _references(ctx: PassContext, concept: CustomFields) -> dict[tuple[str, str]
 HELD_UNSEEN_VALUES = "holds values on records the snapshot does not hold (e.g. in the recycle bin)"
 
 
-def _fill_evidence(ctx: PassContext, obj: str, field: str) -> tuple[int, int, pd.Timestamp | None] | None:
+def _fill_evidence(ctx: PassContext, obj: str, field: str, *, as_backed_up: bool = False,
+                   ) -> tuple[int, int, pd.Timestamp | None] | None:
     """(records holding a value, records, the latest fingerprint of one holding a value), or None when
-    the snapshot lacks the object or the column."""
-    view, vocab = ctx.view, ctx.vocabulary
+    the snapshot lacks the object or the column; in the snapshot as the earlier passes leave it, or
+    `as_backed_up`."""
+    view, vocab = (ctx.snapshot if as_backed_up else ctx.view), ctx.vocabulary
     if not view.has(obj):
         return None
     specs = {s.name: s for s in view.fields(obj)}
@@ -131,7 +133,9 @@ def run(ctx: PassContext) -> PassOutput:
             continue
         filled, total, latest = evidence
         counted = row.get(concept.filled_field) if concept.filled_field else None
-        if isinstance(counted, int | float) and counted > filled:
+        held = _fill_evidence(ctx, obj, field, as_backed_up=True) if isinstance(counted, int | float) else None
+        # Against the snapshot as backed up: a holder an earlier pass removes is still one the snapshot holds.
+        if isinstance(counted, int | float) and held is not None and counted > held[0]:
             # The CRM counts more values than the snapshot's live records hold (records in the recycle
             # bin, which a backup need not keep): removing the field would take values no rollback has.
             hold(HELD_UNSEEN_VALUES)
