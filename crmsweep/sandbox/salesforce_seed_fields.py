@@ -58,15 +58,16 @@ def _steady_contact(store: SalesforceStore, anchor: datetime) -> str | None:
     # which is quadratic: 55 s at 10k contacts, hours at 1M. A name is keyed injectively (the first
     # name's length, or N for none, then both names) so a missing first name matches only another
     # missing one, as `IS` does.
-    name_key = ('CASE WHEN {t}"FirstName" IS NULL THEN \'N\' ELSE length({t}"FirstName") || \':\' || {t}"FirstName" END '
-                '|| \'|\' || {t}"LastName"')
+    name_key = ('CASE WHEN {t}"FirstName" IS NULL THEN \'N\' '
+                'ELSE length({t}"FirstName") || \':\' || {t}"FirstName" END || \'|\' || {t}"LastName"')
     rows = store.fetch(
         'SELECT c."Id" FROM "Contact" c WHERE c."IsDeleted" = 0 AND c."Email" IS NOT NULL AND c."Phone" IS NOT NULL '
         'AND c."EmailBouncedDate" IS NULL AND c."LastActivityDate" >= ? AND c."CreatedDate" < ? '
         'AND c."LastName" IS NOT NULL '
         'AND lower(c."Email") IN (SELECT lower("Email") FROM "Contact" WHERE "Email" IS NOT NULL '
         'GROUP BY lower("Email") HAVING COUNT(*) = 1) '
-        'AND c."Phone" IN (SELECT "Phone" FROM "Contact" WHERE "Phone" IS NOT NULL GROUP BY "Phone" HAVING COUNT(*) = 1) '
+        'AND c."Phone" IN (SELECT "Phone" FROM "Contact" WHERE "Phone" IS NOT NULL '
+        'GROUP BY "Phone" HAVING COUNT(*) = 1) '
         f'AND {name_key.format(t="c.")} IN (SELECT {name_key.format(t="")} FROM "Contact" WHERE "LastName" IS NOT NULL '
         f'GROUP BY {name_key.format(t="")} HAVING COUNT(*) = 1) '
         'ORDER BY c."Id"', (recent, settled))
