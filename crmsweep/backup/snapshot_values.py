@@ -186,22 +186,78 @@ def page_to_batch(
         values = [row.get(spec.name) for row in page]
         array = fast_column(spec.kind, values)
         if array is None:
-            array = pa.array(
-                [_fitted(object_name, spec, row, raw, id_field) for row, raw in zip(page, values, strict=True)],
-                type=ARROW_TYPES[spec.kind],
-            )
+            array = _fitted_column(object_name, spec, values, [row.get(id_field) for row in page])
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def _fitted(object_name: str, spec: FieldSpec, row: Record, raw: Any, id_field: str) -> Any:
+def text_batch_to_batch(
+    object_name: str, specs: Sequence[FieldSpec], schema: pa.Schema, batch: pa.RecordBatch, *, id_field: str
+) -> pa.RecordBatch:
+    """A batch of text columns (one per spec, in order; null for no value, as a Bulk CSV reads) as one
+    typed RecordBatch, with exactly the values `page_to_batch` gives for the same texts as records: each
+    column cast by Arrow when every value has the shape that cast reads exactly, else value by value."""
+    arrays = []
+    for spec, column in zip(specs, batch.columns, strict=True):
+        array = text_column(spec.kind, column)
+        if array is None:
+            values = column.to_pylist()
+            array = fast_column(spec.kind, values)
+            if array is None:
+                ids = batch.column(id_field).to_pylist() if id_field in batch.schema.names else [None] * len(values)
+                array = _fitted_column(object_name, spec, values, ids)
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _fitted_column(object_name: str, spec: FieldSpec, values: Sequence[Any], ids: Sequence[Any]) -> pa.Array:
+    return pa.array([_fitted(object_name, spec, record_id, raw) for record_id, raw in zip(ids, values, strict=True)],
+                    type=ARROW_TYPES[spec.kind])
+
+
+def _fitted(object_name: str, spec: FieldSpec, record_id: Any, raw: Any) -> Any:
     try:
         return to_arrow_value(spec.kind, raw)
     except UnfitValue as exc:
         raise ConnectorError(
-            f"{object_name}.{spec.name} of record {row.get(id_field)!r} holds {_shown(raw)}, "
+            f"{object_name}.{spec.name} of record {record_id!r} holds {_shown(raw)}, "
             f"{exc} ({spec.kind.value} field, provider type {spec.provider_type!r}): {exc.advice}"
         ) from None
+
+
+# Texts a whole-column cast reads exactly as `to_arrow_value` reads them one by one (anything else, e.g.
+# "TRUE", " 5", "1e3", "nan", goes value by value): Python's int() and float() agree with Arrow's casts
+# on these, and float() and Arrow both round a decimal text to the nearest double.
+_INT_TEXT = r"^-?[0-9]{1,18}$"
+_FLOAT_TEXT = r"^-?[0-9]{1,300}(\.[0-9]{1,300})?$"
+_BOOL_TEXTS = pa.array(["true", "false"])
+
+
+def _every(mask: pa.Array) -> bool:
+    return bool(pc.all(mask, min_count=0).as_py())  # nulls (no value) skipped; an empty column passes
+
+
+def text_column(kind: FieldKind, texts: pa.Array) -> pa.Array | None:
+    """A column of text (null for no value) as `kind`, converted by Arrow in a few vectorised calls, when
+    every value has a shape whose cast is exact; None otherwise (the caller then goes value by value)."""
+    try:
+        if kind is FieldKind.STRING:
+            return texts
+        if kind is FieldKind.BOOL and _every(pc.is_in(texts, value_set=_BOOL_TEXTS)):
+            return pc.equal(texts, "true")
+        if kind is FieldKind.INT and _every(pc.match_substring_regex(texts, _INT_TEXT)):
+            return pc.cast(texts, pa.int64())
+        if kind is FieldKind.FLOAT and _every(pc.match_substring_regex(texts, _FLOAT_TEXT)):
+            numbers = pc.cast(texts, pa.float64())
+            return numbers if _every(pc.is_finite(numbers)) else None
+        if kind is FieldKind.DATE and _every(pc.match_substring_regex(texts, r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}$")):
+            return pc.cast(texts, pa.date32())
+        if kind is FieldKind.DATETIME and _every(pc.match_substring_regex(
+                texts, r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}(Z|\+0000)$")):
+            return pc.cast(texts, ARROW_TYPES[FieldKind.DATETIME])
+    except (pa.ArrowException, OverflowError, ValueError):
+        return None  # e.g. an impossible date: named value by value
+    return None
 
 
 # The providers' own datetime spellings (+0000, Z): the only ones the whole-column cast takes (others go

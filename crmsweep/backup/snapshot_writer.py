@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 import crmsweep
 from crmsweep.backup import snapshot_layout as layout
-from crmsweep.backup.snapshot_values import arrow_schema, canonical_value, page_to_batch
+from crmsweep.backup.snapshot_values import arrow_schema, canonical_value, page_to_batch, text_batch_to_batch
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput
 from crmsweep.model import (
@@ -41,6 +41,7 @@ from crmsweep.model import (
     FieldSpec,
     ObjectEntry,
     ReadPlan,
+    Record,
     SnapshotManifest,
     association_object,
     canonical_datetime,
@@ -160,16 +161,18 @@ def _write_object(connector: Connector, folder: Path, object_name: str, progress
     watermark: str | None = None
     with os.fdopen(open_private_file(path), "wb") as handle:
         with pq.ParquetWriter(handle, schema, compression="zstd") as parquet, _RowGroups(parquet) as writer:
-            for page in connector.iter_pages(object_name, names, include_deleted=include_deleted):
+            for page in _pages(connector, object_name, names, include_deleted):
                 if stop is not None and stop.is_set():
                     raise _Stopped
-                if not page:
+                if not len(page):
                     continue
-                if live_ids is not None:
-                    live_ids.extend(str(r[vocabulary.id_field]) for r in page
-                                    if not (deleted_field and r.get(deleted_field)))
                 # Pages are converted as they come; at most one row group's worth is held (_RowGroups).
-                batch = page_to_batch(object_name, specs, schema, page, id_field=vocabulary.id_field)
+                if isinstance(page, pa.RecordBatch):
+                    batch = text_batch_to_batch(object_name, specs, schema, page, id_field=vocabulary.id_field)
+                else:
+                    batch = page_to_batch(object_name, specs, schema, page, id_field=vocabulary.id_field)
+                if live_ids is not None:
+                    live_ids.extend(_live_ids(batch, vocabulary.id_field, deleted_field))
                 writer.write_batch(batch)
                 rows += batch.num_rows
                 if fingerprint is not None:
@@ -190,6 +193,27 @@ def _write_object(connector: Connector, folder: Path, object_name: str, progress
         watermark=watermark,
     )
     return _ObjectResult(entry, describe_path, describe_sha)
+
+
+def _pages(connector: Connector, object_name: str, names: Sequence[str],
+           include_deleted: bool) -> Iterator[pa.RecordBatch | list[Record]]:
+    """The object's rows: as batches of text columns where the connector reads them so (a Bulk job's CSV:
+    optional method `iter_text_batches`, None where that read is not columnar), else as record pages."""
+    columnar = getattr(connector, "iter_text_batches", None)
+    batches: Iterator[pa.RecordBatch] | None = (
+        columnar(object_name, names, include_deleted=include_deleted) if columnar is not None else None)
+    if batches is not None:
+        return batches
+    return connector.iter_pages(object_name, names, include_deleted=include_deleted)
+
+
+def _live_ids(batch: pa.RecordBatch, id_field: str, deleted_field: str | None) -> list[str]:
+    """The ids of the batch's records that are not in the recycle bin (no deleted flag set)."""
+    ids = batch.column(id_field).to_pylist()
+    if not deleted_field or deleted_field not in batch.schema.names:
+        return [str(i) for i in ids]
+    flags = batch.column(deleted_field).to_pylist()
+    return [str(i) for i, deleted in zip(ids, flags, strict=True) if not deleted]
 
 
 _LINK_FIELDS = (

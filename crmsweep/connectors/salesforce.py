@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlsplit
 
+import pyarrow as pa
 import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
@@ -484,6 +485,17 @@ class SalesforceConnector:
         """Stop the Bulk jobs this connector is reading (another thread's backup is failing): they end
         at their next poll or page, aborted and deleted. For good: a cancelled connector is given up."""
         self._bulk.cancel()
+
+    def iter_text_batches(self, object_name: str, fields: Sequence[str], *,
+                          include_deleted: bool = False) -> Iterator[pa.RecordBatch] | None:
+        """A whole-object read as Arrow batches of text columns (`fields`, null for an empty value), where
+        `read_plan` chose a Bulk job, whose CSV is text column by column; None where the read is REST
+        (then `iter_pages`). The caller types the columns: no record dict per row on the largest reads."""
+        plan = self._plans.get(object_name)
+        if plan is None or plan.method != "bulk" or object_name in PSEUDO_OBJECTS:
+            return None
+        return self._bulk.text_batches(object_name, select_soql(object_name, fields), list(fields),
+                                       include_deleted=include_deleted)
 
     def iter_pages(
         self,

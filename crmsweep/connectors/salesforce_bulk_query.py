@@ -18,7 +18,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import csv
-import itertools
 import os
 import tempfile
 import threading
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import requests
 from simple_salesforce.util import exception_handler
 
@@ -39,7 +40,7 @@ Call = Callable[[str, Callable[[], T]], T]
 
 RESULT_PAGES_VERSION = 58
 MAX_RECORDS = 50_000  # rows per result page asked for (simple-salesforce's default too)
-CHUNK_ROWS = 5_000  # rows handed on at a time: the backup's memory per step
+CSV_BLOCK_BYTES = 4 << 20  # CSV bytes parsed (and rows handed on) at a time: the backup's memory per step
 DOWNLOAD_THREADS = 4
 _TERMINAL_FAILURES = frozenset({"Failed", "Aborted"})
 _COPY_BYTES = 1 << 20
@@ -118,6 +119,18 @@ class BulkQueryReader:
     def pages(self, object_name: str, soql: str, specs: Sequence[FieldSpec], *,
               include_deleted: bool) -> Iterator[list[Record]]:
         """The records of `soql` (whose SELECT list is `specs`, in order), in chunks, typed from `specs`."""
+        names = [s.name for s in specs]
+        converters = [_CONVERTERS.get(s.kind) for s in specs]
+        for batch in self.text_batches(object_name, soql, names, include_deleted=include_deleted):
+            # Column by column: one comprehension per field is far cheaper than a converter call per value.
+            columns = [_column(column.to_pylist(), convert) for column, convert in zip(batch.columns, converters,
+                                                                                        strict=True)]
+            yield [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+    def text_batches(self, object_name: str, soql: str, names: Sequence[str], *,
+                     include_deleted: bool) -> Iterator[pa.RecordBatch]:
+        """The rows of `soql` (whose SELECT list is `names`, in order) as Arrow batches of text columns,
+        exactly as the CSV holds them: an empty field is null (see the module's docstring), nothing typed."""
         action = f"bulk query {object_name}"
         body = {"operation": "queryAll" if include_deleted else "query", "query": soql,
                 "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"}
@@ -136,9 +149,9 @@ class BulkQueryReader:
                     if self._cancelled.is_set():
                         raise ConnectorError(f"{action}: stopped between result pages (the backup is being stopped)")
                     rows = 0
-                    for chunk in _parse(path, specs, object_name):
-                        rows += len(chunk)
-                        yield chunk
+                    for batch in _parse(path, names, object_name):
+                        rows += batch.num_rows
+                        yield batch
                     os.unlink(path)
                     if rows != announced:
                         raise ConnectorError(
@@ -245,29 +258,42 @@ class BulkQueryReader:
 # --- CSV to typed records ----------------------------------------------------------------------------
 
 
-def _parse(path: Path, specs: Sequence[FieldSpec], object_name: str) -> Iterator[list[Record]]:
-    names = [s.name for s in specs]
-    converters = [_CONVERTERS.get(s.kind) for s in specs]
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            return
-        if [h.lower() for h in header] != [n.lower() for n in names]:
-            raise ConnectorError(f"bulk query {object_name}: the result's columns are not the fields asked for")
-        while rows := list(itertools.islice(reader, CHUNK_ROWS)):
-            if any(len(row) != len(names) for row in rows):
-                raise ConnectorError(f"bulk query {object_name}: a result row does not have {len(names)} values")
-            # Column by column: one comprehension per field is far cheaper than a converter call per value.
-            fields = zip(*rows, strict=True)
-            columns = [_column(values, convert) for values, convert in zip(fields, converters, strict=True)]
-            yield [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+def _parse(path: Path, names: Sequence[str], object_name: str) -> Iterator[pa.RecordBatch]:
+    """A result page's rows as batches of text columns named `names`, parsed by Arrow (in C++, a block
+    at a time: the csv module's row-by-row Python was most of a large backup's time). Quoted newlines,
+    commas and doubled quotes are values; an empty field, quoted or not, is null."""
+    with open(path, "rb") as handle:
+        header = handle.readline()  # field names hold no newline, so the header is the first line
+        has_rows = bool(handle.read(1))
+    if not header:
+        return
+    columns = next(csv.reader([header.decode("utf-8", "replace")]), [])
+    if [c.lower() for c in columns] != [n.lower() for n in names]:
+        raise ConnectorError(f"bulk query {object_name}: the result's columns are not the fields asked for")
+    if not has_rows:
+        return
+    options = (
+        pacsv.ReadOptions(column_names=list(names), skip_rows=1, block_size=CSV_BLOCK_BYTES, use_threads=False),
+        pacsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, escape_char=False,
+                           newlines_in_values=True),
+        pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, null_values=[""],
+                             strings_can_be_null=True, quoted_strings_can_be_null=True),
+    )
+    try:
+        with pacsv.open_csv(path, read_options=options[0], parse_options=options[1],
+                            convert_options=options[2]) as reader:
+            for batch in reader:
+                if batch.num_rows:
+                    yield batch
+    except pa.ArrowInvalid as exc:
+        problem = "a result row does not have" if "columns" in str(exc) else "a result page is not CSV of"
+        raise ConnectorError(f"bulk query {object_name}: {problem} {len(names)} values ({str(exc)[:200]})") from None
 
 
-def _column(values: tuple[str, ...], convert: Callable[[str], Any] | None) -> Sequence[Any]:
+def _column(values: list[Any], convert: Callable[[str], Any] | None) -> list[Any]:
     if convert is None:
-        return [v or None for v in values]
-    return [None if v == "" else convert(v) for v in values]
+        return values
+    return [None if v is None else convert(v) for v in values]
 
 
 _BOOLS = {"true": True, "false": False, "True": True, "False": False}

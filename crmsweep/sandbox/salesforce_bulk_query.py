@@ -21,7 +21,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -237,7 +237,7 @@ class QueryJobs:
         body = io.StringIO(newline="")
         writer = csv.writer(body, delimiter=job.delimiter, lineterminator=job.line_ending)
         writer.writerow([".".join(c.path) for c in job.query.columns])
-        writer.writerows(_csv_row(job.query, row) for row in rows)
+        writer.writerows(_csv_rows(job.query, rows))
         headers = {
             "Content-Type": "text/csv; charset=UTF-8",
             "Sforce-NumberOfRecords": str(len(rows)),
@@ -293,8 +293,25 @@ def _in_select_list(tokens: list[Any], position: int) -> bool:
     return not any(t.kind == "ident" and t.upper == "FROM" for t in tokens[:position])
 
 
-def _csv_row(query: CompiledQuery, row: tuple[Any, ...]) -> list[str]:
-    return [_csv_value(c.field, row[1 + i]) for i, c in enumerate(query.columns)]
+def _csv_rows(query: CompiledQuery, rows: list[tuple[Any, ...]]) -> Iterator[tuple[str, ...]]:
+    """`rows` as CSV cells, converted column by column: the text `_csv_value` gives each value, with
+    one comprehension per field for the common types (a call per value made 1M-row results slow)."""
+    if not rows:
+        return iter(())
+    stored = list(zip(*rows, strict=True))
+    columns = [_csv_column(c.field, stored[1 + i]) for i, c in enumerate(query.columns)]
+    return zip(*columns, strict=True)
+
+
+def _csv_column(f: schema.Field, values: tuple[Any, ...]) -> list[str]:
+    if f.type == schema.BOOLEAN:
+        return ["" if v is None else "true" if v else "false" for v in values]
+    if f.type == schema.DATETIME:
+        return ["" if v is None else v[:-5] + "Z" if type(v) is str and v.endswith("+0000") else str(v)
+                for v in values]
+    if f.type == schema.INT:
+        return [_csv_value(f, v) for v in values]
+    return ["" if v is None else v if type(v) is str else str(v) for v in values]
 
 
 def _csv_value(f: schema.Field, value: Any) -> str:
