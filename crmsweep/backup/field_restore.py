@@ -75,8 +75,8 @@ def removed_fields(changes: Iterable[Change], vocabulary: Vocabulary) -> dict[st
 
 def holds_value(value: Any, spec: FieldSpec) -> bool:
     """A value worth writing back: text when not blank; a checkbox when true, or when false on a field
-    that can also be empty (a three-state checkbox, as HubSpot's: "no" is an answer, not a blank; a
-    two-state one, as Salesforce's, is false by default and never empty)."""
+    that can also be empty (a three-state checkbox: "no" is an answer, not a blank; a two-state one is
+    false by default and never empty)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return False
     if spec.kind is FieldKind.BOOL:
