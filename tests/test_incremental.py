@@ -332,3 +332,28 @@ def test_a_task_logged_against_a_contact_refreshes_its_last_activity_date(
     assert got["LastActivityDate"] == "2027-01-15"
     assert list(second.objects) == list(OBJECTS)
     assert_reads_alike(ws, second, api.backup(ws, "flaky", OBJECTS))
+
+
+def test_a_delete_log_that_lags_makes_the_object_read_whole(
+    sandbox: RunningSandbox, ws: api.Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team: getDeleted's latestDateCovered may lag now; deletes after it are not listed, so an
+    increment taken on it kept a purged contact as if it were there."""
+    from crmsweep.sandbox import salesforce_replication as replication
+    from tests.test_recreate import empty_recycle_bin
+
+    real = replication._window
+
+    def lagging(start: Any, end: Any, now: Any) -> Any:
+        first, covered, earliest = real(start, end, now)
+        return first, max(first, covered - timedelta(minutes=10)), earliest
+
+    monkeypatch.setattr(replication, "_window", lagging)
+    sf = client(sandbox)
+    api.backup(ws, "flaky", ["Contact"])
+    victim = contact_ids(sf, 1)[0]
+    sf.Contact.delete(victim)
+    empty_recycle_bin(sandbox, [victim])
+    increment = api.backup(ws, "flaky", ["Contact"], incremental=True)
+    assert increment.objects["Contact"].layer is None and "covers only up to" in increment.notes["Contact"]
+    assert victim not in {r["Id"] for r in open_snapshot(ws.home, increment.snapshot_id).records("Contact")}

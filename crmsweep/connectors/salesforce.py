@@ -126,10 +126,22 @@ _ACTIVITY_LINKS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 # getDeleted answers for starts within the last 30 days; a day less, so a start at the edge is not
 # refused for the seconds the request takes.
 DELETE_LOG_DAYS = timedelta(days=29)
+# How far the delete log may lag behind now before an increment reads the object whole: within it the
+# next increment's overlap (5 minutes) lists what this one could not.
+DELETE_LOG_LAG = timedelta(minutes=2)
 _RESEND_REPORTS_FAILED = "a second sending would report the records it had already written as failed"
 
 
 # --- records ------------------------------------------------------------------------------------------
+
+
+def _when(value: Any) -> datetime | None:
+    """A Salesforce datetime ("2026-12-01T10:00:00.000+0000") as an aware datetime; None if it is not one."""
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("+0000", "+00:00").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def strip_attributes(value: Any) -> Any:
@@ -841,6 +853,13 @@ class SalesforceConnector:
             if exc.code in ("INVALID_REPLICATION_DATE", "EXCEEDED_ID_LIMIT"):
                 raise ChangeLogUnavailable(f"Salesforce cannot list the deletes of {object_name} ({exc.code})") from exc
             raise
+        covered = _when(answer.get("latestDateCovered"))
+        if covered is None or covered < now - DELETE_LOG_LAG:
+            # The log may lag: deletes after what it covers are not listed, and an increment missing them
+            # would keep deleted records as if they were there. Read the object whole instead.
+            raise ChangeLogUnavailable(
+                f"Salesforce's delete log of {object_name} covers only up to "
+                f"{answer.get('latestDateCovered') or 'an unstated date'}")
         return [str(r["id"]) for r in answer.get("deletedRecords") or [] if r.get("id")]
 
     # -- Bulk API 2.0 ingest (`crmsweep.connectors.ingest.BulkIngest`)
