@@ -299,3 +299,21 @@ def test_an_include_deleted_read_through_a_job_holds_the_recycle_bin(
         assert len(live) == sum(not r["IsDeleted"] for r in rest) >= CONTACTS
     finally:
         sf.close()
+
+
+def test_result_pages_a_killed_backup_left_are_swept_and_a_live_ones_kept(tmp_path: Path) -> None:
+    """Red team: kill -9 during a Bulk read left the object's whole CSV in the temporary folder for good."""
+    import os
+    import subprocess
+
+    from crmsweep.connectors.salesforce_bulk_query import sweep_stale_pages
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = tmp_path / f"crmsweep-bulk-{gone.pid}-abc"
+    live = tmp_path / f"crmsweep-bulk-{os.getpid()}-def"
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / "page-0.csv").write_text("Id\n003\n", encoding="utf-8")
+    assert sweep_stale_pages(tmp_path) == [stale]
+    assert not stale.exists() and (live / "page-0.csv").exists()

@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import csv
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -53,6 +54,37 @@ class PollSchedule:
     first: float = 0.25
     longest: float = 10.0
     give_up: float = 4 * 3600.0
+
+
+_PAGES_PREFIX = "crmsweep-bulk-"
+
+
+def sweep_stale_pages(root: Path | None = None) -> list[Path]:
+    """Remove the result-page folders a killed backup left in the temporary folder (they hold a copy of
+    the org's records, 0600 in 0700, but nobody would ever remove them): those of this user whose process
+    is gone. Returns what it removed."""
+    removed: list[Path] = []
+    base = Path(root or tempfile.gettempdir())
+    for folder in base.glob(f"{_PAGES_PREFIX}*-*"):
+        pid_text = folder.name[len(_PAGES_PREFIX):].split("-", 1)[0]
+        try:
+            if not pid_text.isdigit() or folder.stat().st_uid != os.getuid() or _alive(int(pid_text)):
+                continue
+            shutil.rmtree(folder)
+        except OSError:
+            continue
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class BulkQueryReader:
@@ -144,7 +176,8 @@ class BulkQueryReader:
             expected = self._wait(job_url, action)
             finished = True
             seen = 0
-            with tempfile.TemporaryDirectory(prefix="crmsweep-bulk-") as folder:
+            sweep_stale_pages()
+            with tempfile.TemporaryDirectory(prefix=f"{_PAGES_PREFIX}{os.getpid()}-") as folder:
                 for path, announced in self._downloads(job_url, Path(folder), action, expected):
                     if self._cancelled.is_set():
                         raise ConnectorError(f"{action}: stopped between result pages (the backup is being stopped)")
