@@ -89,9 +89,17 @@ def _named(names: Sequence[str], shown: int = 3) -> str:
     return f"{', '.join(names[:shown])} and {len(names) - shown} more"
 
 
-# A bulk ingest job's calls: create, upload, close, one status poll at least (a job that went well needs
-# no result download: cleanup/apply.py).
-JOB_CALLS = 4
+# A bulk ingest job's calls: create, upload, close, and its status polls (a job that went well needs no
+# result download: cleanup/apply.py). Polls start at 0.05 s and double to every 2 s (connectors'
+# POLL_* settings): six reach that pace, about four seconds in; then one per 2 s of processing, taken
+# here as one per 4,000 records (Salesforce's own pace varies with the org's load: an estimate).
+JOB_FIXED_CALLS = 3
+JOB_FIRST_POLLS = 6
+JOB_RECORDS_PER_POLL = 4_000
+
+
+def job_calls(records: int) -> int:
+    return JOB_FIXED_CALLS + JOB_FIRST_POLLS + records // JOB_RECORDS_PER_POLL
 
 # An incremental read of one object: its describe, the ids deleted since, one page of changes. A floor:
 # the real cost grows with what changed (a page per 2,000 changed records), which no cheap call can tell.
@@ -152,6 +160,16 @@ def apply_estimate(
     batch for some object) are not foreseen."""
     reads = live = writes_n = readbacks = 0
     batches = list(change_batches(changes, work, batch_size, run_size=run_size))
+    # The length of the run of one (op, object) each change is in: the engine sends a run as jobs when
+    # `run_size` makes its batches job-sized, whatever the batches' own lengths.
+    run_of: dict[int, int] = {}
+    start = 0
+    ordered = list(work)
+    for n in range(1, len(ordered) + 1):
+        if n == len(ordered) or (changes[ordered[n]].op, changes[ordered[n]].object) != (
+                changes[ordered[start]].op, changes[ordered[start]].object):
+            run_of.update(dict.fromkeys(ordered[start:n], n - start))
+            start = n
     previous: tuple[Op, str] | None = None
     carried = 0  # records of this batch the last read-back already read
     pending_dry = 0  # records of the current run a dry run reads in packed calls
@@ -172,7 +190,8 @@ def apply_estimate(
                     len(batch) / ids_per_read)
         carried = 0
         if writes:
-            writes_n += JOB_CALLS if len(batch) > batch_size else 1
+            job = run_size is not None and run_size(head, run_of[batch[0]]) != batch_size
+            writes_n += job_calls(len(batch)) if job else 1
             if head.op is not Op.ASSOCIATE:
                 following = batches[n + 1] if n + 1 < len(batches) else None
                 shared = (following is not None and head.op not in (Op.CREATE,)

@@ -18,7 +18,7 @@ import requests
 from typer.testing import CliRunner
 
 from crmsweep import api
-from crmsweep.budget import DEFAULT_RESERVE, Reserve, apply_estimate, backup_estimate, judge
+from crmsweep.budget import DEFAULT_RESERVE, Reserve, apply_estimate, backup_estimate, job_calls, judge
 from crmsweep.cli import app
 from crmsweep.connectors.base import Connection
 from crmsweep.connectors.salesforce import SalesforceConnector
@@ -354,3 +354,17 @@ def test_a_count_salesforce_refuses_leaves_a_lower_bound_not_a_failed_backup() -
             assert connector.allowance() is None
         finally:
             connector.close()
+
+
+def test_a_run_sent_as_a_bulk_job_is_estimated_as_a_job_even_under_the_batch_size() -> None:
+    """Red team: with a bulk threshold below the write batch size, each job was estimated as one call."""
+    changes = [Change(op=Op.DELETE, object="Contact", record_id=f"003{n:015d}", reason="r", pass_name="none",
+                      before={}, after={}, fingerprint="2024-01-01T00:00:00.000Z") for n in range(40)]
+
+    def jobs_over_five(head: Change, count: int) -> int:
+        return 100_000 if count > 5 else 200
+
+    estimate = apply_estimate(changes, range(40), batch_size=200, ids_per_read=500, what="apply",
+                              vocabulary=SALESFORCE_VOCABULARY, run_size=jobs_over_five)
+    assert dict(estimate.parts) == {"fingerprint reads": 1, "writes": job_calls(40), "read-backs": 1}
+    assert job_calls(40) == 9  # create, upload, close and the polls that reach the 2-second pace
