@@ -19,7 +19,9 @@ The removal is the concept's op (archive). Before it, apply checks again: the CR
 (not more than at the backup; a field the CRM cannot count is kept), and the values themselves of the
 records that held one, which must still be the snapshot's, or a rollback would write back stale ones.
 The rollback brings the definition back and writes the snapshot's values onto every record that exists,
-whoever edited it since (crmsweep/backup/field_restore.py).
+whoever edited it since (crmsweep/backup/field_restore.py). A rollback of that rollback removes the field
+again only when the CRM counts no more values than that rollback wrote and are still there (read from its
+log): the undo of a create has no count of its own, and a value written since would be lost unseen.
 """
 
 from __future__ import annotations
