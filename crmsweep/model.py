@@ -238,6 +238,15 @@ class Capabilities:
     # Whether one connector may read several objects at once from several threads (a backup's pool);
     # False where the connector's pacing or client is not thread-safe.
     concurrent_reads: bool = False
+    # What an admin can do to bring back deleted records crmsweep cannot undelete ("restore them in ..."),
+    # told where a rollback needs them back; empty where they undelete (`undeletes`).
+    restore_by_hand: str = ""
+
+    def how_to_put_back(self, object_name: str) -> str:
+        """What an admin does to bring deleted `object_name` records back ("undelete them", or by hand)."""
+        if self.undeletes(object_name):
+            return "undelete them"
+        return self.restore_by_hand or "restore them in the CRM, if it still holds them"
 
     def undeletes(self, object_name: str) -> bool:
         """Whether a delete of `object_name` records can be undone with their ids kept."""

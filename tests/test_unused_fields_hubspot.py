@@ -264,6 +264,13 @@ def test_a_value_that_cannot_be_restored_leaves_the_hubspot_run_not_rolled_back(
     assert read_run(ws.home, report.run_id).rolled_back_by is None
     assert len(rolled.report.notes) == 1 and rolled.report.notes[0].startswith(
         f"1 value of the fields run {report.run_id} removed could not be written back (1 missing: contacts {keeper})")
+    # crmsweep cannot undelete a HubSpot contact (its capabilities say so): the admin is told what they can do.
+    how = "restore them in HubSpot's UI (its recycle bin) within 90 days of their deletion"
+    assert [s["detail"] for s in rolled.report.skipped_items] == [
+        f"it is deleted: put the record back ({how}), then roll back again to write its values"]
+    todo = f"; put the records back ({how}), then run `crmsweep rollback {report.run_id}` again"
+    assert todo in rolled.report.notes[0]
+    assert "undelete" not in rolled.report.notes[0]
 
 
 def test_apply_skips_archiving_a_property_whose_values_changed_since_the_backup(
@@ -320,3 +327,60 @@ def test_a_checkbox_answered_no_is_filled_and_comes_back_as_no(
     assert rolled is not None and not rolled.failed and not rolled.skipped_items
     assert _consent(hs, ids) == dict.fromkeys(ids, "false")
     assert read_run(raised.home, report.run_id).rolled_back_by == rolled.run_id
+
+
+def _without_partner_code(hs: Any, but: str) -> str:
+    return next(str(c.id) for c in all_pages(hs.crm.contacts.basic_api, archived=False, properties=["partner_code"])
+                if c.id != but and not c.properties.get("partner_code"))
+
+
+def test_a_rollback_of_the_rollback_keeps_the_property_when_a_value_was_written_into_it_since(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Red team R3 finding 3: the archive undoes a create, whose before-image has no count to compare with.
+    ws = workspace(hubspot_sandbox, tmp_path, monkeypatch, RAISED)
+    plan = api.scan(ws, "hs", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None
+    back = api.rollback(ws, report.run_id, confirm=yes).report
+    assert back is not None and not back.failed and not back.skipped_items
+    other = _without_partner_code(hs, keeper)
+    hs.crm.contacts.basic_api.update(other, {"properties": {"partner_code": "NEW-AFTER-ROLLBACK"}})
+
+    again = api.rollback(ws, back.run_id, confirm=yes).report
+    assert again is not None and not again.failed
+    assert [(s["id"], s["reason"], s["detail"]) for s in again.skipped_items] == [
+        ("contacts.partner_code", "no longer qualifies",
+         "values written since a rollback re-created the field: 1 record holds one, none of them written by that "
+         "rollback: removing the field again would destroy the others; clear them by hand first if they may go")]
+    assert "partner_code" in names(hs, "contacts")
+    assert not {"legacy_fax_number", "old_region_code"} & names(hs, "contacts")  # the unfilled ones go again
+    assert _partner_code(hs, other) == "NEW-AFTER-ROLLBACK"
+    assert read_run(ws.home, back.run_id).rolled_back_by is None
+
+
+def test_a_second_hubspot_rollback_leaves_out_a_value_the_first_wrote_back_and_its_owner_cleared(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Red team R3 finding 7, where the holder the first rollback missed stays archived.
+    ws = workspace(hubspot_sandbox, tmp_path, monkeypatch, RAISED)
+    plan0 = api.scan(ws, "hs", tmp_path / "plan0.json", passes=[PASS]).result.plan
+    cleared = _without_partner_code(hs, _partner_holder(ws, plan0))
+    hs.crm.contacts.basic_api.update(cleared, {"properties": {"partner_code": "Y-VAL"}})
+    plan = api.scan(ws, "hs", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    hs.crm.contacts.basic_api.archive(keeper)
+    first = api.rollback(ws, report.run_id, confirm=yes).report
+    assert first is not None and [(s["id"], s["reason"]) for s in first.skipped_items] == [(keeper, "missing")]
+    assert _partner_code(hs, cleared) == "Y-VAL"
+    hs.crm.contacts.basic_api.update(cleared, {"properties": {"partner_code": ""}})  # its owner clears it
+
+    second = api.rollback(ws, report.run_id, confirm=yes)
+    assert [(c.record_id, c.after) for c in second.plan.changes] == [(keeper, {"partner_code": "PRT-0042"})]
+    assert second.report is not None and [(s["id"], s["reason"]) for s in second.report.skipped_items] == [
+        (keeper, "missing")]
+    assert not _partner_code(hs, cleared)
+    assert read_run(ws.home, report.run_id).rolled_back_by is None

@@ -258,7 +258,7 @@ def test_a_value_that_cannot_be_restored_leaves_the_run_not_rolled_back_and_the_
     assert rolled.report.notes == [
         f"1 value of the fields run {report.run_id} removed could not be written back (1 missing: Contact "
         f"{keeper}); run {report.run_id} is not marked rolled back: the values are in snapshot "
-        f"{plan.header.source['id']}; put the records back (e.g. undelete them), then run "
+        f"{plan.header.source['id']}; put the records back (undelete them), then run "
         f"`crmsweep rollback {report.run_id}` again"]
     # Doing what the note says writes the value back and, with it, marks the run rolled back.
     with api.connect(ws, "flaky") as connector:  # the admin's undelete (SOAP; simple-salesforce has none)
@@ -446,3 +446,61 @@ def test_a_holder_binned_while_a_value_is_written_elsewhere_stops_the_removal(
     assert _partner_field_id(plan) in {i["id"] for i in report.skipped_items}
     assert "Partner_Code__c" in custom_names(sf, "Contact")
     assert sf.Contact.get(other)["Partner_Code__c"] == "WRITTEN-AFTER-BACKUP"
+def test_a_rollback_of_the_rollback_keeps_the_field_when_a_value_was_written_into_it_since(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    # Red team R3 finding 3: the removal undoes a create, whose before-image has no count to compare with.
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None
+    back = api.rollback(ws, report.run_id, confirm=yes).report
+    assert back is not None and not back.failed and not back.skipped_items
+    other = next(r["Id"] for r in sf.query("SELECT Id FROM Contact WHERE Partner_Code__c = null LIMIT 1")["records"])
+    sf.Contact.update(other, {"Partner_Code__c": "NEW-AFTER-ROLLBACK"})  # the field is back: people use it
+
+    again = api.rollback(ws, back.run_id, confirm=yes).report
+    assert again is not None and not again.failed
+    assert [(s["object"], s["id"], s["reason"], s["detail"]) for s in again.skipped_items] == [
+        ("CustomField", _recreated_field_id(ws, back.run_id), "no longer qualifies",
+         "values written since a rollback re-created the field: 1 record holds one, none of them written by that "
+         "rollback: removing the field again would destroy the others; clear them by hand first if they may go")]
+    assert "Partner_Code__c" in custom_names(sf, "Contact")
+    assert sf.Contact.get(other)["Partner_Code__c"] == "NEW-AFTER-ROLLBACK"
+    assert sf.Contact.get(keeper)["Partner_Code__c"] is None  # the rollback's own value is cleared, as planned
+    assert read_run(ws.home, back.run_id).rolled_back_by is None
+
+
+def _recreated_field_id(ws: api.Workspace, rollback_run: str) -> str:
+    state = read_run(ws.home, rollback_run)
+    return next(str(state.outcomes[i].record_id) for i in state.applied_order
+                if state.plan.changes[i].op is Op.CREATE and state.plan.changes[i].object == "CustomField")
+
+
+def test_a_second_rollback_leaves_out_a_value_the_first_wrote_back_and_its_owner_cleared(
+    ws: api.Workspace, sf: Any, tmp_path: Path
+) -> None:
+    # Red team R3 finding 7: only the value the first rollback could not write is written by the second.
+    ws = _raised(ws, tmp_path)
+    cleared = sf.query("SELECT Id FROM Contact WHERE Partner_Code__c = null LIMIT 1")["records"][0]["Id"]
+    sf.Contact.update(cleared, {"Partner_Code__c": "Y-VAL"})
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    sf.Contact.delete(keeper)
+    first = api.rollback(ws, report.run_id, confirm=yes).report
+    assert first is not None and [(s["id"], s["reason"]) for s in first.skipped_items] == [(keeper, "missing")]
+    assert sf.Contact.get(cleared)["Partner_Code__c"] == "Y-VAL"
+    sf.Contact.update(cleared, {"Partner_Code__c": None})  # its owner clears it on purpose
+    with api.connect(ws, "flaky") as connector:
+        assert [r.ok for r in connector.undelete("Contact", [keeper])] == [True]
+
+    second = api.rollback(ws, report.run_id, confirm=yes)
+    assert [(c.op, c.record_id, c.after) for c in second.plan.changes] == [
+        (Op.UPDATE, keeper, {"Partner_Code__c": "PRT-0042"})]
+    assert second.report is not None and not second.report.failed and not second.report.skipped_items
+    assert sf.Contact.get(cleared)["Partner_Code__c"] is None
+    assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0042"
+    assert read_run(ws.home, report.run_id).rolled_back_by == second.report.run_id

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from crmsweep.backup.runlog import Outcome, RunState
 from crmsweep.cleanup.drift import same_value
 from crmsweep.cleanup.labels import record_label
 from crmsweep.concepts import CustomFields
-from crmsweep.model import Change, FieldKind, FieldSpec, Op, Record, Vocabulary
+from crmsweep.model import Capabilities, Change, FieldKind, FieldSpec, Op, Record, Vocabulary
 
 if TYPE_CHECKING:  # pandas is imported where frames are read: the plan checks and rollback CLI need it rarely
     import pandas as pd
@@ -38,7 +39,7 @@ if TYPE_CHECKING:  # pandas is imported where frames are read: the plan checks a
 # Why a value restore is skipped (logged and reported as other skips are).
 SKIP_VALUE_WRITTEN = "value written since"
 SKIP_FIELD_MISSING = "field missing"
-_RECORD_GONE = "missing"
+SKIP_RECORD_GONE = "missing"
 # How a live value differs from the snapshot's (`how_changed`).
 CHANGED = "changed"
 CLEARED = "cleared"
@@ -214,12 +215,16 @@ def how_changed(live: Mapping[str, Any] | None, name: str, value: Any, kind: Fie
     return None if live_matches(live.get(name), value, kind) else CHANGED
 
 
-def restore_verdict(change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary) -> tuple[str, str] | None:
+def restore_verdict(
+    change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary, capabilities: Capabilities
+) -> tuple[str, str] | None:
     """Why value restore `change` must be skipped given the live record (None if absent), or None."""
     if live is None:
-        return _RECORD_GONE, "it is no longer in the CRM: its values are in the snapshot only"
+        return SKIP_RECORD_GONE, "it is no longer in the CRM: its values are in the snapshot only"
     if vocabulary.deleted_field and live.get(vocabulary.deleted_field):
-        return _RECORD_GONE, "it is in the recycle bin: undelete it, then roll back again to write its values"
+        # Said from the capabilities: where crmsweep cannot undelete, only the CRM's own UI can.
+        how = capabilities.how_to_put_back(change.object)
+        return SKIP_RECORD_GONE, f"it is deleted: put the record back ({how}), then roll back again to write its values"
     taken = [name for name, value in change.after.items()
              if not (_empty(live.get(name)) or live_matches(live.get(name), value))]
     if taken:
@@ -253,9 +258,9 @@ def restore_order(changes: Sequence[Change], vocabulary: Vocabulary) -> list[Cha
     return sorted(changes, key=rank)
 
 
-def unrestored(expected: Iterable[Change], rollbacks: Sequence[RunState]) -> list[tuple[Change, str]]:
-    """The value restores of `expected` that none of `rollbacks` (oldest first) applied, each with why:
-    the latest skip reason or error code logged for it, or "not in the plan"."""
+def _restore_outcomes(rollbacks: Sequence[RunState]) -> tuple[set[tuple[str, str]], dict[tuple[str, str], str]]:
+    """The `undo_key`s of the value restores `rollbacks` (oldest first) applied, and why each of the others
+    was not: the latest skip reason or error code logged for it."""
     done: set[tuple[str, str]] = set()
     why: dict[tuple[str, str], str] = {}
     for state in rollbacks:
@@ -268,4 +273,47 @@ def unrestored(expected: Iterable[Change], rollbacks: Sequence[RunState]) -> lis
                 done.add(key)
             else:
                 why[key] = outcome.reason or outcome.error_code or str(outcome.outcome)
+    return done, why
+
+
+def applied_restores(rollbacks: Sequence[RunState]) -> set[tuple[str, str]]:
+    """The `undo_key`s of the value restores any of `rollbacks` applied: a later rollback leaves them out, as
+    a value written back once and since cleared or changed is the owner's choice, not a loss."""
+    return _restore_outcomes(rollbacks)[0]
+
+
+def unrestored(expected: Iterable[Change], rollbacks: Sequence[RunState]) -> list[tuple[Change, str]]:
+    """The value restores of `expected` that none of `rollbacks` (oldest first) applied, each with why:
+    the latest skip reason or error code logged for it, or "not in the plan"."""
+    done, why = _restore_outcomes(rollbacks)
     return [(c, why.get(undo_key(c), "not in the plan")) for c in expected if undo_key(c) not in done]
+
+
+@dataclass(frozen=True)
+class RollbackWrites:
+    """What a rollback run wrote into the fields it re-created, read from its log: the definitions it
+    re-created (new id -> (object, field)) and the values (by (object, field): record id -> value)."""
+
+    definitions: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    values: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
+
+
+def values_written(state: RunState, removals: Mapping[str, Sequence[tuple[str, Change]]]) -> RollbackWrites:
+    """What rollback run `state` wrote into the fields `removals` names (those of the run it undid:
+    `removed_fields`): the definitions it re-created, and the values of its applied value restores and of
+    the records it re-created (under their new ids): what a rollback of it may clear and remove again.
+    From its log, not from a plan, so no plan can widen it."""
+    targets = {removal.record_id: (obj, name) for obj, fields in removals.items() for name, removal in fields}
+    definitions: dict[str, tuple[str, str]] = {}
+    values: dict[tuple[str, str], dict[str, Any]] = {target: {} for target in targets.values()}
+    for index in state.applied_order:
+        change, outcome = state.plan.changes[index], state.outcomes[index]
+        if change.op is Op.CREATE and change.record_id in targets and outcome.record_id:
+            definitions[outcome.record_id] = targets[change.record_id]
+        if change.object not in removals or not (is_value_restore(change) or change.op is Op.CREATE):
+            continue
+        record_id = outcome.record_id if change.op is Op.CREATE else change.record_id
+        for name, _removal in removals[change.object]:
+            if record_id and not _empty(change.after.get(name)):
+                values[(change.object, name)][record_id] = change.after[name]
+    return RollbackWrites(definitions=definitions, values=values)

@@ -12,16 +12,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from crmsweep.backup.field_restore import is_value_restore, removed_fields, unrestored
+from crmsweep.backup.field_restore import SKIP_RECORD_GONE, is_value_restore, removed_fields, unrestored
 from crmsweep.backup.rollback import _source_snapshot as source_snapshot
 from crmsweep.backup.rollback import rollback_changes
 from crmsweep.backup.runlog import RunState, read_run
-from crmsweep.model import Change, Op, Vocabulary
+from crmsweep.model import Capabilities, Change, Op, Vocabulary
 from crmsweep.paths import Home
 
-# What the admin can do about each reason a value restore did not land.
+# What the admin can do about each reason a value restore did not land ("missing": from the capabilities).
 _WHAT_TO_DO = {
-    "missing": "put the records back (e.g. undelete them)",
     "field missing": "re-create the fields",
     "value written since": "compare the values written since with the snapshot and keep the right ones by hand",
 }
@@ -43,18 +42,24 @@ def values_not_restored(home: Home, run_id: str, by_run: str, vocabulary: Vocabu
     return unrestored(expected, rollbacks)
 
 
-def not_restored_note(home: Home, state: RunState, lost: Sequence[tuple[Change, str]]) -> str:
+def not_restored_note(
+    home: Home, state: RunState, lost: Sequence[tuple[Change, str]], capabilities: Capabilities
+) -> str:
     """One line for the rollback report: how many values are not back, why (with an example each), and what to do."""
     run_id = state.run_id
     reasons = Counter(why for _change, why in lost)
     parts = []
+    todo: dict[str, None] = {}
     for why, count in reasons.most_common():
         first = next(c for c, w in lost if w == why)
         more = f" and {count - 1} more" if count > 1 else ""
         parts.append(f"{count} {why}: {first.object} {first.record_id}{more}")
-    todo = "; ".join(dict.fromkeys(_WHAT_TO_DO.get(why, "see the skipped and failed items above") for why in reasons))
+        if why == SKIP_RECORD_GONE:
+            todo[f"put the records back ({capabilities.how_to_put_back(first.object)})"] = None
+        else:
+            todo[_WHAT_TO_DO.get(why, "see the skipped and failed items above")] = None
     values = sum(len(c.after) for c, _why in lost)
     snapshot = source_snapshot(home, state)
     return (f"{values} value{'s' if values != 1 else ''} of the fields run {run_id} removed could not be written "
             f"back ({'; '.join(parts)}); run {run_id} is not marked rolled back: the values are in snapshot "
-            f"{snapshot}; {todo}, then run `crmsweep rollback {run_id}` again")
+            f"{snapshot}; {'; '.join(todo)}, then run `crmsweep rollback {run_id}` again")

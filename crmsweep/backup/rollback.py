@@ -16,7 +16,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from crmsweep import __version__
-from crmsweep.backup.field_restore import is_value_restore, removed_fields, restore_order, value_restores
+from crmsweep.backup.field_restore import (
+    applied_restores,
+    is_value_restore,
+    removed_fields,
+    restore_order,
+    undo_key,
+    value_restores,
+)
 from crmsweep.backup.recreate import FieldSpecs, create_values, parents_first, relinks, resolve_placeholders
 from crmsweep.backup.runlog import (
     STATUS_DONE,
@@ -287,8 +294,12 @@ def rollback_plan_of(
         # (a second rollback covers what the first could not; it would duplicate the rest). Only the planner
         # leaves them out: the plan checks accept a subset, and must still accept the earlier plans.
         made = recreated_by_earlier_rollbacks(home, state, vocabulary)
+        # Likewise a value an earlier rollback wrote back: cleared or changed since, that is its owner's doing.
+        earlier = [r for r in (read_run(home, i) for i in state.rollbacks) if r.rollback_of == run_id]
+        restored = applied_restores(earlier)
         undos = {k: u for k, u in undos.items()
-                 if not (u.op is Op.CREATE and (u.object, vocabulary.id_key(u.record_id)) in made)}
+                 if not (u.op is Op.CREATE and (u.object, vocabulary.id_key(u.record_id)) in made)
+                 and undo_key(u) not in restored}
         links = [c for c in undos.values() if c.op is Op.ASSOCIATE]
         ordered = parents_first([c for c in undos.values() if c.op is not Op.ASSOCIATE], vocabulary)
         changes = restore_order(ordered, vocabulary) + links

@@ -14,12 +14,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from crmsweep.backup.field_restore import CLEARED, RecordSource, filled_rows, holds_value, how_changed
-from crmsweep.cleanup.passes import PASSES, LiveNeeds, LiveRows, RelatedRead, ValueCheck, validate_settings
+from crmsweep.backup.field_restore import (
+    CLEARED,
+    RecordSource,
+    RollbackWrites,
+    filled_rows,
+    holds_value,
+    how_changed,
+    live_matches,
+)
+from crmsweep.cleanup.passes import PASSES, LiveNeeds, LiveRows, RelatedRead, ValueCheck, live_flag, validate_settings
 from crmsweep.cleanup.protect import Protections
+from crmsweep.concepts import CustomFields
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput, UnknownObject
-from crmsweep.model import Change, Plan, Record, association_object
+from crmsweep.model import Change, Plan, Record, Vocabulary, association_object
 from crmsweep.paths import Home
 
 SKIP_PROTECTED = "protected"
@@ -52,6 +61,7 @@ class LiveChecker:
         now: datetime,
         field_names: Callable[[str], set[str]],
         snapshot: Callable[[], RecordSource | None] | None = None,
+        written: Callable[[Vocabulary], RollbackWrites] | None = None,
     ) -> None:
         self.connector = connector
         self.vocabulary = connector.vocabulary
@@ -68,6 +78,9 @@ class LiveChecker:
         # A plan from a run (a rollback of a rollback) clears the values it wrote before it removes their
         # field again: a value found cleared is then its own doing, and only one changed would be lost.
         self.undoing = False
+        # The values the rollback a plan undoes wrote, by (object, field) and record id (`undone_writes`).
+        self._open_written = written
+        self._written: RollbackWrites | None = None
 
     @property
     def protections(self) -> Protections:
@@ -153,6 +166,12 @@ class LiveChecker:
         for change in changes:
             needs = self._needs(change)
             wanted.append(needs.values_of(change) if needs is not None and needs.values_of is not None else None)
+        concept = self.vocabulary.concept(CustomFields)
+        if self.undoing and concept is not None and any(c.object == concept.definitions for c in changes):
+            # A definition the undone rollback re-created names its field through that rollback's log: the
+            # create's before-image holds only what a create writes (on some CRMs not the field's name).
+            made = {self.vocabulary.id_key(i): t for i, t in self._writes().definitions.items()}
+            wanted = [w or made.get(self.vocabulary.id_key(c.record_id)) for w, c in zip(wanted, changes, strict=True)]
         if not any(wanted):
             return [None] * len(changes)
         source = self._source()
@@ -166,6 +185,8 @@ class LiveChecker:
         found: dict[tuple[str, str], ValueCheck] = {}
         for obj, names in by_object.items():
             found.update(self._compare(source, obj, list(dict.fromkeys(names))))
+        if self.undoing:
+            found = {key: replace(check, written=self._still_written(*key)) for key, check in found.items()}
         return [None if w is None else found.get(w, ValueCheck(w[0], w[1])) for w in wanted]
 
     def _source(self) -> RecordSource | None:
@@ -193,6 +214,31 @@ class LiveChecker:
                        if how is not None and not (self.undoing and how == CLEARED)}
             out[(obj, name)] = ValueCheck(obj, name, holders=len(held), changed=changed)
         return out
+
+    def _writes(self) -> RollbackWrites:
+        if self._written is None:
+            self._written = self._open_written(self.vocabulary) if self._open_written is not None else RollbackWrites()
+        return self._written
+
+    def _still_written(self, obj: str, name: str) -> int | None:
+        """How many of the records the undone rollback wrote field `name` of hold that value live (not
+        deleted), or None if it wrote none into that field (it did not re-create it)."""
+        wrote = self._writes().values.get((obj, name))
+        if wrote is None:
+            return None
+        if not wrote:
+            return 0
+        vocab = self.vocabulary
+        deleted = vocab.deleted_field if vocab.deleted_field in self.field_names(obj) else None
+        read = self.connector.read(obj, sorted(wrote), [name, *([deleted] if deleted else [])], include_deleted=True)
+        live = {vocab.id_key(i): r for i, r in read.items()}
+        held = 0
+        for record_id, value in wrote.items():
+            record = live.get(vocab.id_key(record_id))
+            if record is not None and not (deleted and live_flag(record.get(deleted))) \
+                    and live_matches(record.get(name), value):
+                held += 1
+        return held
 
     def _org_has(self, object_name: str) -> bool:
         """Whether the CRM has the object a related read names: one it lacks (an org without cases)
@@ -232,6 +278,30 @@ class LiveChecker:
             per_change[n][step.name] = [
                 r for r in rows if r.get(step.match_field) and key(str(r[step.match_field])) in wanted[n]
             ]
+
+
+def undone_writes(home: Home, plan: Plan) -> Callable[[Vocabulary], RollbackWrites]:
+    """Reads, from the run logs, what the rollback run `plan` undoes wrote into the fields it re-created
+    (`field_restore.values_written`); nothing if `plan` undoes no rollback."""
+
+    def read_them(vocabulary: Vocabulary) -> RollbackWrites:
+        from crmsweep.backup.field_restore import removed_fields, values_written
+        from crmsweep.backup.runlog import read_run
+
+        source = dict(plan.header.source)
+        if source.get("kind") != "run":
+            return RollbackWrites()
+        try:
+            undone = read_run(home, str(source.get("id", "")))
+            if not undone.rollback_of:
+                return RollbackWrites()
+            first = read_run(home, undone.rollback_of)
+        except BadInput:
+            return RollbackWrites()  # unknown: every removal is then refused (no count to compare the live one with)
+        removals = removed_fields((first.plan.changes[i] for i in first.applied_order), vocabulary)
+        return values_written(undone, removals)
+
+    return read_them
 
 
 def plan_snapshot(home: Home, plan: Plan) -> Callable[[], RecordSource | None]:

@@ -281,6 +281,8 @@ HUBSPOT_CAPABILITIES = Capabilities(
     # A deleted list comes back with its id (PUT /crm/v3/lists/{id}/restore, 90 days); an archived
     # marketing email by PATCH {"archived": false} (the field is in EmailUpdateRequest; UNCONFIRMED).
     undeletable_objects=("lists", "marketing_emails"),
+    # The recycle bin is UI-only (api-notes 2.4): a contact sharing an email with an active one cannot come back.
+    restore_by_hand="restore them in HubSpot's UI (its recycle bin) within 90 days of their deletion",
 )
 
 

@@ -165,6 +165,9 @@ class ValueCheck:
     holders: int = 0
     changed: Mapping[str, str] = field(default_factory=dict)
     unavailable: str | None = None
+    # Checking a rollback's undo: of the records that rollback wrote a value into, how many hold it still
+    # (not deleted); more values than that are someone else's. None elsewhere.
+    written: int | None = None
 
 
 @dataclass(frozen=True)

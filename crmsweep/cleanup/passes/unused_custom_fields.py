@@ -19,7 +19,9 @@ The removal is the concept's op (archive). Before it, apply checks again: the CR
 (not more than at the backup; a field the CRM cannot count is kept), and the values themselves of the
 records that held one, which must still be the snapshot's, or a rollback would write back stale ones.
 The rollback brings the definition back and writes the snapshot's values onto every record that exists,
-whoever edited it since (crmsweep/backup/field_restore.py).
+whoever edited it since (crmsweep/backup/field_restore.py). A rollback of that rollback removes the field
+again only when the CRM counts no more values than that rollback wrote and are still there (read from its
+log): the undo of a create has no count of its own, and a value written since would be lost unseen.
 """
 
 from __future__ import annotations
@@ -211,11 +213,23 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
         # nowhere (the values check below covers only the records that held one), and would be lost.
         return ("the CRM gives no count of its values (e.g. a long text, rich text or encrypted field), so "
                 "values written since the backup cannot be seen: check and remove it by hand")
+    values = live.values
     if name and name in live.record:
         now_filled, then = live.record.get(name), change.before.get(name)
-        if isinstance(now_filled, int | float) and isinstance(then, int | float) and now_filled > then:
+        written = values.written if values is not None else None
+        if written is not None:
+            # Undoing a rollback that re-created the field: its before-image (the create's) has no count, and
+            # the values the field may lose are only those that rollback wrote (from its log, not the plan).
+            if isinstance(now_filled, int | float) and now_filled > written:
+                count = int(now_filled)
+                return (f"values written since a rollback re-created the field: {count} record"
+                        f"{' holds' if count == 1 else 's hold'} one, {written or 'none'} of them written by that "
+                        "rollback: removing the field again would destroy the others; clear them by hand first "
+                        "if they may go")
+        elif not isinstance(then, int | float):
+            return "no count of its values to compare the live one with: values written since could be lost"
+        elif isinstance(now_filled, int | float) and now_filled > then:
             return f"values written since the backup: {int(now_filled)} records hold one, {int(then)} did"
-    values = live.values
     if values is not None and values.unavailable:
         return values.unavailable
     if values is not None and values.changed:
