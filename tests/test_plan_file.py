@@ -192,5 +192,6 @@ def test_a_text_parsed_again_is_not_parsed_twice_and_a_changed_byte_is(monkeypat
     edited = text.replace("bounced 0", "Bounced 0", 1)
     assert edited != text
     again = PlanFile.parse(edited)
-    assert len(parses) == 2 and again.plan.changes[0].reason == "Bounced 0" and first.plan.changes[0].reason == "bounced 0"
+    assert len(parses) == 2
+    assert (again.plan.changes[0].reason, first.plan.changes[0].reason) == ("Bounced 0", "bounced 0")
     assert again.plan.digest != first.plan.digest and again.digest == first.digest
