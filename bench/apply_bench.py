@@ -18,13 +18,17 @@ size N, side by side in one run:
   backup, no drift check, no log; its records are then put back (untimed) for the next run.
 
 API calls are counted by the sandbox (`/__sandbox/stats`, reset before each measured step). The
-minimum for each path (k = ids one query URI holds, s = 200 per SOAP undelete call):
-- apply (Bulk): 1 org id + 1 describe + ceil(N/k) drift reads + 4 job calls (create, upload, close, one
-  poll) + ceil(N/k) read-back = 6 + 2 ceil(N/k);
-- rollback (undelete): 1 org id + 1 describe + ceil(N/k) drift reads + ceil(N/s) undeletes + ceil(N/k)
-  read-back = 2 + 2 ceil(N/k) + ceil(N/s);
+minimum for each path (k = ids one read query holds, 500; s = 200 records per SOAP undelete call):
+- apply (one Bulk job): 1 org id + ceil(N/k) drift reads + 4 job calls (create, upload, close, one
+  poll) + ceil(N/k) read-backs = 5 + 2 ceil(N/k); the describes come from the plan's snapshot, and a
+  delete job's CSV (ids only) needs none;
+- rollback (undelete, W = ceil(N/s) calls): 1 org id + 1 drift read of the first batch + W undeletes +
+  W read-backs (each also the next batch's drift read: the one call between two writes) = 2 + 2W.
+  This is the library path (`build_rollback_plan` + `apply_plan`); `crmsweep rollback` adds ceil(N/k)
+  recycle-bin reads before the admin confirms;
 - naive Bulk delete: 4 (create, upload, close, one poll), plus simple-salesforce's closing job GET.
-Polls beyond the first are waiting, not work: the table shows them apart.
+Polls beyond the first are waiting, not work: the table shows them apart, and a table of calls by
+endpoint follows the main one.
 """
 
 from __future__ import annotations
@@ -210,9 +214,9 @@ def ids_per_read() -> int:
 def minimum(path: str, size: int) -> int:
     k = ids_per_read()
     if path == "apply":
-        return 6 + 2 * math.ceil(size / k)
+        return 5 + 2 * math.ceil(size / k)
     if path == "rollback":
-        return 2 + 2 * math.ceil(size / k) + math.ceil(size / UNDELETE_PER_CALL)
+        return 2 + 2 * math.ceil(size / UNDELETE_PER_CALL)
     return 4
 
 
@@ -232,6 +236,13 @@ def markdown(rows: Sequence[Row]) -> str:
                 f"| {row.latency_ms} ms | {row.size:,} | {name} | {step.wall_s:.2f} | {step.calls} "
                 f"({work} without extra polls) | {least} | {work / least:.2f} | {step.polls} | {ratio} |"
             )
+    lines += ["", "Calls by endpoint (sandbox `/__sandbox/stats`):", "",
+              "| latency | N | tool | calls by endpoint |", "|---:|---:|---|---|"]
+    for row in rows:
+        for name, step in (("naive bulk2 delete", row.naive), ("crmsweep apply", row.apply),
+                           ("crmsweep rollback", row.rollback)):
+            spent = ", ".join(f"{endpoint} {count}" for endpoint, count in sorted(step.by_endpoint.items()))
+            lines.append(f"| {row.latency_ms} ms | {row.size:,} | {name} | {spent} |")
     return "\n".join(lines)
 
 

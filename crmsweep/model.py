@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -796,6 +797,13 @@ def _refuse_constant(name: str) -> Any:
     raise PlanFormatError(f"{name} is not a value a plan can hold")
 
 
+# The last plan texts parsed (digest of the text -> PlanFile), oldest first: see `PlanFile.parse`. Two:
+# a rollback holds the plan it undoes and its own.
+_PARSED_PLANS: dict[bytes, PlanFile] = {}
+_PARSED_PLANS_KEPT = 2
+_PARSED_PLANS_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True)
 class PlanFile:
     """A plan file as read: the plan and what the file claims about it (neither claim checked here)."""
@@ -806,6 +814,25 @@ class PlanFile:
 
     @classmethod
     def parse(cls, text: str) -> PlanFile:
+        """The plan file `text` as read. One `apply` or `rollback` parses the same text more than once
+        (the file read, then the check that the run folder's copy is the plan applied): the last few
+        parses are kept, keyed by a digest of the whole text, so a text is parsed again only when it
+        differs in some byte. What is returned is shared: read it, never change it (as a run's plan)."""
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=32).digest()
+        with _PARSED_PLANS_LOCK:
+            hit = _PARSED_PLANS.pop(key, None)
+            if hit is not None:
+                _PARSED_PLANS[key] = hit  # now the most recent
+                return hit
+        parsed = cls._parse(text)
+        with _PARSED_PLANS_LOCK:
+            _PARSED_PLANS[key] = parsed
+            while len(_PARSED_PLANS) > _PARSED_PLANS_KEPT:
+                del _PARSED_PLANS[next(iter(_PARSED_PLANS))]
+        return parsed
+
+    @classmethod
+    def _parse(cls, text: str) -> PlanFile:
         try:
             doc = json.loads(text, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:

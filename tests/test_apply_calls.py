@@ -22,7 +22,7 @@ from crmsweep import api
 from crmsweep.backup import runlog
 from crmsweep.backup.snapshot import open_snapshot
 from crmsweep.cleanup.labels import record_label
-from crmsweep.model import Change, Op, Plan, PlanHeader
+from crmsweep.model import Change, Op, Plan, PlanFile, PlanHeader
 from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
 from tests.plans import TEST_PASS_NAME, write_signed
@@ -164,3 +164,29 @@ def test_a_rollback_reads_only_the_run_it_undoes_and_its_own_however_many_runs_t
     details = api.run(ws, target.run_id)
     assert details.rollbacks == [back.run_id] and details.state.status == "rolled back"
     assert opened == [target.run_id]
+
+
+@pytest.mark.usefixtures("test_pass_registered")
+def test_apply_and_rollback_parse_each_plan_text_once(
+    ws: api.Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (path,) = delete_plans(ws, tmp_path, [5])
+    parsed: list[str] = []
+    parse = PlanFile._parse
+
+    def spy(text: str) -> PlanFile:
+        parsed.append(text)
+        return parse(text)
+
+    monkeypatch.setattr(PlanFile, "_parse", staticmethod(spy))
+    applied = api.apply(ws, path, confirm=yes).report
+    assert applied is not None and applied.applied == 5
+    # The file, then the run folder's copy checked against it: the same text, parsed once.
+    assert parsed == [path.read_text(encoding="utf-8")]
+    parsed.clear()
+    back = api.rollback(ws, applied.run_id, confirm=yes).report
+    assert back is not None and back.applied == 5
+    assert live_deleted(ws, plan_ids(path)) == set()
+    # The run's plan is still the parse above; the rollback's own plan, checked before its run and read
+    # back from the run folder after it, is parsed once.
+    assert parsed == [runlog.open_run(ws.home, back.run_id).plan_path.read_text(encoding="utf-8")]

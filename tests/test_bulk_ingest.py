@@ -179,6 +179,24 @@ def test_at_the_threshold_collections_are_used_and_above_it_one_job(
     assert all(r["ok"] and r["fingerprint_after"] == stamps[r["id"]] for r in result["results"])
 
 
+def test_a_bulk_delete_makes_only_the_calls_its_path_needs_and_no_describe(
+    sandbox: RunningSandbox, connector: SalesforceConnector, home: Home
+) -> None:
+    ids = contact_ids(connector, THRESHOLD + 5)
+    plan = make_plan(connector, home, deletes(ids))
+    sandbox.reset_stats()
+    with connect(sandbox) as fresh:  # as a new `crmsweep apply` would: nothing described yet
+        report = apply(plan, fresh, home)
+    spent = dict(sandbox.stats()["by_endpoint"])
+    assert (report.applied, report.failed, report.stopped) == (len(ids), 0, None), report
+    assert deleted(connector, ids) == set(ids)
+    polls = spent.pop("GET jobs/ingest")
+    # A CSV of ids alone needs no field types: the describe the job's CSV writer used to make is gone.
+    assert spent == {"GET query": 1, "GET queryAll": 2, "POST jobs/ingest": 1, "PUT jobs/ingest": 1,
+                     "PATCH jobs/ingest": 1}
+    assert polls >= 1
+
+
 def test_a_bulk_delete_rolls_back_by_undelete_and_failed_rows_are_reported(
     sandbox: RunningSandbox, connector: SalesforceConnector, home: Home
 ) -> None:

@@ -174,3 +174,24 @@ def test_a_value_that_is_the_before_image_stand_in_is_written_as_itself() -> Non
     parsed, claimed = Plan.from_json(plan.to_json())
     assert parsed == plan and parsed.changes[0].before["Title"] == odd
     assert claimed == sha256_text(canonical_json(plan.body()))
+
+
+def test_a_text_parsed_again_is_not_parsed_twice_and_a_changed_byte_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = Plan.build(HEADER, changes(3)).to_json(signature="sig")
+    parses: list[str] = []
+    real = PlanFile._parse
+
+    def counted(text: str) -> PlanFile:
+        parses.append(text)
+        return real(text)
+
+    monkeypatch.setattr(PlanFile, "_parse", staticmethod(counted))
+    first = PlanFile.parse(text)
+    assert PlanFile.parse(text) is first and len(parses) == 1
+    # One byte differs (a reason's letter): parsed anew, the new value read, the digest claim kept apart.
+    edited = text.replace("bounced 0", "Bounced 0", 1)
+    assert edited != text
+    again = PlanFile.parse(edited)
+    assert len(parses) == 2
+    assert (again.plan.changes[0].reason, first.plan.changes[0].reason) == ("Bounced 0", "bounced 0")
+    assert again.plan.digest != first.plan.digest and again.digest == first.digest

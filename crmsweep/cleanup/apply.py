@@ -14,6 +14,7 @@ by plan digest), and a plan a finished run applied is not applied again.
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -456,10 +457,13 @@ class _Engine:
             checked = [i for i in keep if self.live_ops is None or self.plan.changes[i].op in self.live_ops]
             if self.live is not None and checked:
                 verdicts = self.live.verdicts([self.plan.changes[i] for i in checked], live)
+                held: set[int] = set()
                 for i, verdict in zip(checked, verdicts, strict=True):
                     if verdict is not None:
-                        keep.remove(i)
+                        held.add(i)
                         self._skip(i, *verdict)
+                # One pass, not a list removal per record held back: a job-sized batch holds 100,000.
+                keep = [i for i in keep if i not in held]
         if not keep:
             return
         if self.dry_run:
@@ -915,13 +919,16 @@ class _Engine:
     def _report_progress(self) -> None:
         if self.progress is None:
             return
+        # Once per batch over every outcome (250 batches of a 50,000-record rollback): one pass, not four.
+        counts = Counter(o.outcome for o in self.outcomes)
+        applied, skipped, failed = counts[Outcome.APPLIED], counts[Outcome.SKIPPED], counts[Outcome.FAILED]
         self.progress(
             ApplyProgress(
-                done=sum(1 for o in self.outcomes if o.done),
+                done=applied + skipped + failed,  # ChangeOutcome.done
                 total=len(self.outcomes),
-                applied=self._count(Outcome.APPLIED),
-                skipped=self._count(Outcome.SKIPPED),
-                failed=self._count(Outcome.FAILED),
+                applied=applied,
+                skipped=skipped,
+                failed=failed,
                 api_calls=self.api_calls(),
             )
         )

@@ -873,8 +873,12 @@ class SalesforceConnector:
         return not any(isinstance(v, str) and v.strip() == NULL_VALUE for v in values.values())
 
     def ingest(self, op: Op, object_name: str, rows: Sequence[Record]) -> SalesforceIngestJob:
-        specs = {f.name: f for f in self.fields(_identifier(object_name))}
-        checked = [{**r, "Id": _record_id(r.get(self.vocabulary.id_field))} for r in rows]
+        id_field = self.vocabulary.id_field
+        # The describe types the values a CSV cell holds; a job of ids alone (a delete) has none, so
+        # it costs no describe call.
+        typed = any(name != id_field for row in rows for name in row)
+        specs = {f.name: f for f in self.fields(_identifier(object_name))} if typed else {}
+        checked = [{**r, "Id": _record_id(r.get(id_field))} for r in rows]
         return create_job(self._call, self._sf, op, object_name, checked, specs, secret=self.connection.token)
 
     def ingest_job(self, job_id: str, op: Op, object_name: str) -> SalesforceIngestJob:
