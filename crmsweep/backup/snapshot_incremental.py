@@ -32,7 +32,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-import crmsweep
 from crmsweep.backup import snapshot_layers as layers
 from crmsweep.backup import snapshot_layout as layout
 from crmsweep.backup.snapshot_reader import list_snapshots
@@ -50,16 +49,15 @@ from crmsweep.backup.snapshot_writer import (
     _ObjectResult,
     _utc_now,
     _write_describe,
-    _write_documents,
     _write_links,
-    _write_manifest,
     _write_object,
+    finish_snapshot,
     link_pairs,
 )
 from crmsweep.connectors.base import ChangeLogUnavailable, Connector
 from crmsweep.errors import SafetyRefusal
 from crmsweep.model import FieldSpec, ObjectEntry, ObjectLayer, Record, SnapshotManifest
-from crmsweep.paths import Home, fsync_dir, open_private_file
+from crmsweep.paths import Home, open_private_file
 
 # Read again what changed in the last minutes before the parent began. SystemModstamp is taken when a
 # transaction starts, not when it commits, so a long save commits with a stamp older than a read made
@@ -290,27 +288,10 @@ def take_incremental(
                 notes[object_name] = f"in full: {reason or 'its links are read with it'}"
             ordered = [results[name] for name in names]
             links = [_write_links(connector, partial, a, b, live[a] if live[b] else [], progress) for a, b in pairs]
-            documents = _write_documents(connector, partial)
-            for sub in (layout.DATA_DIR, layout.DELETED_DIR, layout.DESCRIBE_DIR, layout.METADATA_DIR):
-                fsync_dir(partial / sub)
-            manifest = SnapshotManifest(
-                snapshot_id=snapshot_id,
-                connection=connector.connection_name,
-                provider=connector.provider,
-                org_id=org_id,
-                api_version=api_version,
-                tool_version=crmsweep.__version__,
-                started=_canonical(started),
-                finished=_canonical(_as_utc(clock())),
-                objects={**{r.entry.name: r.entry for r in ordered}, **{e.name: e for e in links}},
-                metadata={**{r.describe_path: r.describe_sha256 for r in ordered}, **documents},
-                api_calls=connector.api_usage().calls - calls_before,
-                parent=parent.snapshot_id,
-                notes=notes,
-            )
-            _write_manifest(partial, manifest)
-            os.rename(partial, snapshots_dir / snapshot_id)
-            fsync_dir(snapshots_dir)
+            manifest = finish_snapshot(connector, partial, snapshots_dir / snapshot_id, ordered, links,
+                                       org_id=org_id, api_version=api_version, started=started,
+                                       finished=_as_utc(clock()), calls_before=calls_before,
+                                       parent=parent.snapshot_id, notes=notes)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -393,29 +393,56 @@ def take_snapshot(
             results = _write_objects(connector, partial, names, progress, live, workers)
             # No live record on either side, no link to read: an empty table costs no call.
             links = [_write_links(connector, partial, a, b, live[a] if live[b] else [], progress) for a, b in pairs]
-            documents = _write_documents(connector, partial)
-            for sub in (layout.DATA_DIR, layout.DESCRIBE_DIR, layout.METADATA_DIR):
-                fsync_dir(partial / sub)
-            manifest = SnapshotManifest(
-                snapshot_id=snapshot_id,
-                connection=connector.connection_name,
-                provider=connector.provider,
-                org_id=org_id,
-                api_version=api_version,
-                tool_version=crmsweep.__version__,
-                started=_canonical(started),
-                finished=_canonical(_as_utc(clock())),
-                objects={**{r.entry.name: r.entry for r in results}, **{e.name: e for e in links}},
-                metadata={**{r.describe_path: r.describe_sha256 for r in results}, **documents},
-                api_calls=connector.api_usage().calls - calls_before,
-            )
-            _write_manifest(partial, manifest)
-            # rename(2) refuses a non-empty target, so a concurrent snapshot of the same id is never clobbered.
-            os.rename(partial, snapshots_dir / snapshot_id)
-            fsync_dir(snapshots_dir)
+            manifest = finish_snapshot(connector, partial, snapshots_dir / snapshot_id, results, links,
+                                       org_id=org_id, api_version=api_version, started=started,
+                                       finished=_as_utc(clock()), calls_before=calls_before)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
+    return manifest
+
+
+def finish_snapshot(
+    connector: Connector,
+    partial: Path,
+    final: Path,
+    results: Sequence[_ObjectResult],
+    links: Sequence[ObjectEntry],
+    *,
+    org_id: str,
+    api_version: str,
+    started: datetime,
+    finished: datetime,
+    calls_before: int,
+    parent: str | None = None,
+    notes: Mapping[str, str] | None = None,
+) -> SnapshotManifest:
+    """The last steps of a backup (full or incremental), in the order that makes it crash-safe: the
+    metadata documents, every folder fsynced, the manifest written last, then the partial folder renamed
+    to `final` (rename(2) refuses a non-empty target, so a concurrent snapshot of the same id is never
+    clobbered)."""
+    documents = _write_documents(connector, partial)
+    for sub in (layout.DATA_DIR, layout.DELETED_DIR, layout.DESCRIBE_DIR, layout.METADATA_DIR):
+        if (partial / sub).is_dir():
+            fsync_dir(partial / sub)
+    extra: dict[str, Any] = {} if parent is None else {"parent": parent, "notes": dict(notes or {})}
+    manifest = SnapshotManifest(
+        snapshot_id=final.name,
+        connection=connector.connection_name,
+        provider=connector.provider,
+        org_id=org_id,
+        api_version=api_version,
+        tool_version=crmsweep.__version__,
+        started=_canonical(started),
+        finished=_canonical(finished),
+        objects={**{r.entry.name: r.entry for r in results}, **{e.name: e for e in links}},
+        metadata={**{r.describe_path: r.describe_sha256 for r in results}, **documents},
+        api_calls=connector.api_usage().calls - calls_before,
+        **extra,
+    )
+    _write_manifest(partial, manifest)
+    os.rename(partial, final)
+    fsync_dir(final.parent)
     return manifest
 
 

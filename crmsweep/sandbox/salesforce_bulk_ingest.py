@@ -26,6 +26,7 @@ from typing import Any
 from crmsweep.sandbox import ids
 from crmsweep.sandbox.provider_api import Request, Response, json_response
 from crmsweep.sandbox.rules import RecordError, format_datetime
+from crmsweep.sandbox.salesforce_bulk_query import BulkError
 from crmsweep.sandbox.salesforce_store import SalesforceStore
 from crmsweep.sandbox.salesforce_tooling import with_custom_fields
 from crmsweep.sandbox.schema import BOOLEAN, CURRENCY, DOUBLE, INT, PERCENT, Field, SObject, get_object
@@ -47,14 +48,6 @@ _NUMERIC = (DOUBLE, CURRENCY, PERCENT)
 _HARD_DELETE_REFUSED = (
     "The user does not have the Bulk API Hard Delete permission, which a hardDelete job requires"
 )
-
-
-class JobError(Exception):
-    def __init__(self, status: int, error_code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_code = error_code
-        self.message = message
 
 
 @dataclass
@@ -105,7 +98,7 @@ class IngestJobs:
         """`rest` follows "jobs/ingest": [], [id], [id, "batches"] or [id, <results>]."""
         try:
             return self._route(request, version, list(rest))
-        except JobError as exc:
+        except BulkError as exc:
             return json_response(exc.status, [{"errorCode": exc.error_code, "message": exc.message}])
 
     def _route(self, request: Request, version: str, rest: list[str]) -> Response:
@@ -133,13 +126,13 @@ class IngestJobs:
                                           "unprocessedRecords"):
             _allow(method, "GET")
             return self._results(job, rest[1])
-        raise JobError(404, "NOT_FOUND", "The requested resource does not exist")
+        raise BulkError(404, "NOT_FOUND", "The requested resource does not exist")
 
     def _job(self, job_id: str) -> Job:
         with self._lock:
             job = self._jobs.get(ids.normalize(job_id) or job_id)
         if job is None:
-            raise JobError(404, "NOT_FOUND", "The requested resource does not exist")
+            raise BulkError(404, "NOT_FOUND", "The requested resource does not exist")
         return job
 
     # --- create, upload, close, abort, delete --------------------------------------------------
@@ -150,26 +143,26 @@ class IngestJobs:
         except (json.JSONDecodeError, UnicodeDecodeError):
             spec = None
         if not isinstance(spec, dict):
-            raise JobError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object describing the job")
+            raise BulkError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object describing the job")
         operation = spec.get("operation")
         if operation not in OPERATIONS:
-            raise JobError(400, "INVALIDJOB", f"InvalidJob : Invalid operation: {operation}")
+            raise BulkError(400, "INVALIDJOB", f"InvalidJob : Invalid operation: {operation}")
         obj = self._object(spec.get("object"))
         if operation == "hardDelete":
-            raise JobError(400, "FEATURENOTENABLED", _HARD_DELETE_REFUSED)
+            raise BulkError(400, "FEATURENOTENABLED", _HARD_DELETE_REFUSED)
         external = spec.get("externalIdFieldName")
         if operation == "upsert" and (not isinstance(external, str) or obj.field(external) is None):
-            raise JobError(400, "INVALIDJOB",
+            raise BulkError(400, "INVALIDJOB",
                            f"InvalidJob : External ID was blank or not found for {obj.name}: {external}")
         delimiter = spec.get("columnDelimiter", "COMMA")
         line_ending = spec.get("lineEnding", "LF")
         if delimiter not in DELIMITERS or line_ending not in LINE_ENDINGS:
-            raise JobError(400, "INVALIDJOB", "InvalidJob : columnDelimiter or lineEnding is not supported")
+            raise BulkError(400, "INVALIDJOB", "InvalidJob : columnDelimiter or lineEnding is not supported")
         if spec.get("contentType", "CSV") != "CSV":
-            raise JobError(400, "INVALIDJOB", "InvalidJob : contentType must be CSV")
+            raise BulkError(400, "INVALIDJOB", "InvalidJob : contentType must be CSV")
         with self._lock:
             if self.batches_used >= self.daily_batches:
-                raise JobError(400, "LIMIT_EXCEEDED",
+                raise BulkError(400, "LIMIT_EXCEEDED",
                                f"Exceeded max limit of concurrent or daily batches: {self.daily_batches}")
             job_id = ids.to_18("750" + ids.base62(secrets.randbits(70), 12))
             stamp = format_datetime(self.clock())
@@ -183,21 +176,21 @@ class IngestJobs:
     def _object(self, name: Any) -> SObject:
         obj = with_custom_fields(self.store, get_object(name)) if isinstance(name, str) else None
         if obj is None:
-            raise JobError(404, "NOT_FOUND", f"InvalidJob : Unable to find object: {name}")
+            raise BulkError(404, "NOT_FOUND", f"InvalidJob : Unable to find object: {name}")
         return obj
 
     def _upload(self, job: Job, request: Request) -> Response:
         content_type = request.headers.get("content-type", "")
         if not content_type.lower().startswith("text/csv"):
-            raise JobError(400, "INVALIDCONTENTTYPE", "The Content-Type must be text/csv")
+            raise BulkError(400, "INVALIDCONTENTTYPE", "The Content-Type must be text/csv")
         if len(request.body) > MAX_UPLOAD_BYTES:
-            raise JobError(413, "EXCEEDED_QUOTA", "The upload exceeds 150 MB once base64-encoded")
+            raise BulkError(413, "EXCEEDED_QUOTA", "The upload exceeds 150 MB once base64-encoded")
         with self._lock:
             if job.state != "Open":
-                raise JobError(409, "INVALIDJOBSTATE", f"Job is not Open: its state is {job.state}")
+                raise BulkError(409, "INVALIDJOBSTATE", f"Job is not Open: its state is {job.state}")
             if job.data is not None:
                 # One upload per job (see docs/design.md): a second would be the platform's to merge.
-                raise JobError(409, "INVALIDJOBSTATE", "Job data was already uploaded: create another job")
+                raise BulkError(409, "INVALIDJOBSTATE", "Job data was already uploaded: create another job")
             job.data = request.body
             job.modstamp = format_datetime(self.clock())
         return Response(201)
@@ -211,12 +204,12 @@ class IngestJobs:
         with self._lock:
             if wanted == "UploadComplete":
                 if job.state != "Open":
-                    raise JobError(409, "INVALIDJOBSTATE", f"Job is not Open: its state is {job.state}")
+                    raise BulkError(409, "INVALIDJOBSTATE", f"Job is not Open: its state is {job.state}")
                 job.state = "UploadComplete"
                 start = True
             elif wanted == "Aborted":
                 if job.state in TERMINAL:
-                    raise JobError(409, "INVALIDJOBSTATE", f"Job is already {job.state}")
+                    raise BulkError(409, "INVALIDJOBSTATE", f"Job is already {job.state}")
                 start = False
                 job.abort.set()
                 if job.state == "Open":
@@ -224,7 +217,7 @@ class IngestJobs:
                 # Processing stops before its next chunk; what it wrote stays in successfulResults.
                 job.state = "Aborted"
             else:
-                raise JobError(400, "INVALIDJOBSTATE", f"Unsupported state: {wanted}")
+                raise BulkError(400, "INVALIDJOBSTATE", f"Unsupported state: {wanted}")
             job.modstamp = format_datetime(self.clock())
         if start:
             threading.Thread(target=self._process, args=(job,), name=f"ingest-{job.id}", daemon=True).start()
@@ -233,7 +226,7 @@ class IngestJobs:
     def _delete(self, job: Job) -> Response:
         with self._lock:
             if job.state not in ("UploadComplete", *TERMINAL):
-                raise JobError(409, "INVALIDJOBSTATE", f"A job in state {job.state} cannot be deleted")
+                raise BulkError(409, "INVALIDJOBSTATE", f"A job in state {job.state} cannot be deleted")
             job.abort.set()  # a closed job not yet picked up is never processed once deleted
             self._jobs.pop(job.id, None)
         return Response(204)
@@ -262,7 +255,7 @@ class IngestJobs:
         try:
             header, rows = _parse(job)
             fields = self._columns(obj, job, header)
-        except JobError as exc:
+        except BulkError as exc:
             with self._lock:
                 job.state, job.error_message = "Failed", exc.message
                 job.header, job.unprocessed = _safe_header(job), _safe_rows(job)
@@ -293,16 +286,16 @@ class IngestJobs:
     def _columns(self, obj: SObject, job: Job, header: list[str]) -> list[Field | None]:
         if job.operation == "delete":
             if header != ["Id"]:
-                raise JobError(400, "INVALIDBATCH", "InvalidBatch : A delete job takes one column: Id")
+                raise BulkError(400, "INVALIDBATCH", "InvalidBatch : A delete job takes one column: Id")
             return [None]
         fields: list[Field | None] = []
         for name in header:
             f = obj.field(name)
             if f is None:
-                raise JobError(400, "INVALIDBATCH", f"InvalidBatch : Field name not found : {name}")
+                raise BulkError(400, "INVALIDBATCH", f"InvalidBatch : Field name not found : {name}")
             fields.append(f)
         if job.operation == "update" and "Id" not in header:
-            raise JobError(400, "INVALIDBATCH", "InvalidBatch : An update job needs an Id column")
+            raise BulkError(400, "INVALIDBATCH", "InvalidBatch : An update job needs an Id column")
         return fields
 
     def _write_chunk(self, job: Job, obj: SObject, fields: Sequence[Field | None], rows: Sequence[list[str]]) -> None:
@@ -360,7 +353,7 @@ class IngestJobs:
         with self._lock:
             if kind in ("successfulResults", "failedResults") and job.state not in ("JobComplete", "Failed",
                                                                                      "Aborted"):
-                raise JobError(409, "INVALIDJOBSTATE",
+                raise BulkError(409, "INVALIDJOBSTATE",
                                f"Results are available once the job is complete; its state is {job.state}")
             header = job.header or _safe_header(job)
             if kind == "successfulResults":
@@ -412,12 +405,12 @@ def _parse(job: Job) -> tuple[list[str], list[list[str]]]:
     try:
         text = job.data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise JobError(400, "INVALIDBATCH", "InvalidBatch : The CSV data is not UTF-8") from None
+        raise BulkError(400, "INVALIDBATCH", "InvalidBatch : The CSV data is not UTF-8") from None
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=DELIMITERS[job.delimiter], strict=True)
     try:
         table = [row for row in reader if row]
     except csv.Error as exc:
-        raise JobError(400, "INVALIDBATCH", f"InvalidBatch : The CSV data cannot be read: {exc}") from None
+        raise BulkError(400, "INVALIDBATCH", f"InvalidBatch : The CSV data cannot be read: {exc}") from None
     if not table:
         return [], []
     return [h.strip() for h in table[0]], table[1:]
@@ -426,14 +419,14 @@ def _parse(job: Job) -> tuple[list[str], list[list[str]]]:
 def _safe_header(job: Job) -> list[str]:
     try:
         return _parse(job)[0]
-    except JobError:
+    except BulkError:
         return []
 
 
 def _safe_rows(job: Job) -> list[list[str]]:
     try:
         return _parse(job)[1]
-    except JobError:
+    except BulkError:
         return []
 
 
@@ -465,6 +458,6 @@ def _csv_response(table: Sequence[Sequence[str]], job: Job) -> Response:
 
 def _allow(method: str, *allowed: str) -> None:
     if method not in allowed:
-        raise JobError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are "
+        raise BulkError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are "
                        f"{','.join(allowed)}")
 
