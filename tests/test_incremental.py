@@ -357,3 +357,19 @@ def test_a_delete_log_that_lags_makes_the_object_read_whole(
     increment = api.backup(ws, "flaky", ["Contact"], incremental=True)
     assert increment.objects["Contact"].layer is None and "covers only up to" in increment.notes["Contact"]
     assert victim not in {r["Id"] for r in open_snapshot(ws.home, increment.snapshot_id).records("Contact")}
+
+
+def test_objects_an_activity_sets_values_of_are_read_whole_when_the_activities_are(
+    sandbox: RunningSandbox, ws: api.Workspace
+) -> None:
+    """Red team: a task logged against a contact moves its LastActivityDate, not its stamp; with Task read
+    in full (not in the last snapshot) the contact kept the old date, and a scan proposed deleting it."""
+    sf = client(sandbox)
+    api.backup(ws, "flaky", ["Account", "Contact"])
+    target = contact_ids(sf, 1)[0]
+    sf.Task.create({"Subject": "Call today", "WhoId": target, "ActivityDate": "2026-11-30", "Status": "Completed"})
+    now = sf.Contact.get(target)["LastActivityDate"]
+    increment = api.backup(ws, "flaky", ["Account", "Contact", "Task"], incremental=True)
+    assert "Task was read in full" in increment.notes["Contact"]
+    row = open_snapshot(ws.home, increment.snapshot_id).record_map("Contact", [target])[target]
+    assert str(row["LastActivityDate"])[:10] == str(now)[:10]

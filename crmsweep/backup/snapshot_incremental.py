@@ -264,6 +264,9 @@ def take_incremental(
             results: dict[str, _ObjectResult] = {}
             notes: dict[str, str] = {}
             derived = _Derived({})
+            # Objects whose values another object's records set (a task sets its contact's last activity):
+            # when that other one is read in full, its changes are not known, so these are read in full too.
+            whole: dict[str, str] = {}
             # Objects whose writes move values of others first, so those others are read after them.
             for name in sorted(names, key=lambda n: not connector.derived_links(n)):
                 specs = list(connector.fields(name))
@@ -271,6 +274,7 @@ def take_incremental(
                 object_name = str(describe.get("name") or name)
                 entry = parent.objects.get(object_name)
                 reason = None if name in live else _full_reason(connector, specs, entry)
+                reason = reason or whole.get(object_name)
                 if reason is None and entry is not None:
                     try:
                         path, sha = _write_describe(partial, object_name, describe)
@@ -286,6 +290,10 @@ def take_incremental(
                             (partial / leftover).unlink(missing_ok=True)
                 results[name] = _write_object(connector, partial, name, progress, live.get(name))
                 notes[object_name] = f"in full: {reason or 'its links are read with it'}"
+                for targets in connector.derived_links(name).values():
+                    for target in targets:
+                        whole.setdefault(target, f"{object_name} was read in full, and its records set values of "
+                                                 f"{target} records without moving their stamp")
             ordered = [results[name] for name in names]
             links = [_write_links(connector, partial, a, b, live[a] if live[b] else [], progress) for a, b in pairs]
             manifest = finish_snapshot(connector, partial, snapshots_dir / snapshot_id, ordered, links,
