@@ -958,11 +958,16 @@ class SnapshotManifest:
     # ("changes since ..." or why it was read in full).
     parent: str | None = None
     notes: Mapping[str, str] = field(default_factory=dict)
+    # The CRM's own clock when the backup began (to the second), where it tells: an incremental backup
+    # dates its window by the earlier of this and `started`, so a fast local clock cannot hide changes.
+    crm_started: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         if self.parent is not None:
             extra = {"parent": self.parent, "notes": dict(self.notes)}
+        if self.crm_started is not None:
+            extra["crm_started"] = self.crm_started
         return {
             "format": MANIFEST_FORMAT,
             "snapshot": self.snapshot_id,
@@ -998,6 +1003,7 @@ class SnapshotManifest:
                 metadata={str(k): str(v) for k, v in dict(data.get("metadata", {})).items()},
                 parent=None if data.get("parent") is None else str(data["parent"]),
                 notes={str(k): str(v) for k, v in dict(data.get("notes") or {}).items()},
+                crm_started=None if data.get("crm_started") is None else str(data["crm_started"]),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise PlanFormatError(f"malformed snapshot manifest: {exc}") from exc

@@ -373,3 +373,33 @@ def test_objects_an_activity_sets_values_of_are_read_whole_when_the_activities_a
     assert "Task was read in full" in increment.notes["Contact"]
     row = open_snapshot(ws.home, increment.snapshot_id).record_map("Contact", [target])[target]
     assert str(row["LastActivityDate"])[:10] == str(now)[:10]
+
+
+def test_a_parent_taken_under_a_fast_clock_still_gets_the_changes_made_after_it(
+    sandbox: RunningSandbox, ws: api.Workspace
+) -> None:
+    """Red team: a parent stamped six minutes ahead (this machine's clock, not the CRM's) put the window's
+    start after changes made just after it: the increment read none of them and kept the old values. The
+    window now starts at the CRM's own time of the parent (its Date header) where that is earlier."""
+    import time
+    from datetime import UTC
+
+    from crmsweep.backup.snapshot_incremental import find_parent
+    from crmsweep.backup.snapshot_writer import take_snapshot
+
+    sf = client(sandbox)
+    ahead = datetime.now(UTC) + timedelta(minutes=6)
+    with api.connect(ws, "flaky") as connector:
+        parent = take_snapshot(connector, ws.home, objects=["Contact"], clock=lambda: ahead)
+    assert parent.crm_started is not None
+    changed = contact_ids(sf, 1)[0]
+    sf.Contact.update(changed, {"Title": "CHANGED-AFTER-PARENT"})
+    time.sleep(1.5)  # so the old window's start (1 s after the parent, by the CRM) lies before now
+    with api.connect(ws, "flaky") as connector:
+        found = find_parent(ws.home, "flaky", connector.org_id())
+        assert found is not None
+        # An overlap just short of the skew: the old code's window began a second after the parent.
+        increment = take_incremental(connector, ws.home, found, objects=["Contact"],
+                                     overlap=timedelta(minutes=5, seconds=59))
+    rows = open_snapshot(ws.home, increment.snapshot_id).record_map("Contact", [changed])
+    assert rows[changed]["Title"] == "CHANGED-AFTER-PARENT"

@@ -51,6 +51,7 @@ from crmsweep.backup.snapshot_writer import (
     _write_describe,
     _write_links,
     _write_object,
+    crm_clock,
     finish_snapshot,
     link_pairs,
 )
@@ -231,6 +232,17 @@ def find_parent(home: Home, connection: str, org_id: str) -> SnapshotManifest | 
     return parent
 
 
+def _window_start(parent: SnapshotManifest) -> datetime:
+    """When the parent began: by this machine's clock, or by the CRM's where it told and is earlier (red
+    team: a parent taken under a clock minutes fast put the window after changes made just after it)."""
+    began = datetime.fromisoformat(parent.started.replace("Z", "+00:00")).astimezone(UTC)
+    if parent.crm_started:
+        crm = datetime.fromisoformat(parent.crm_started.replace("Z", "+00:00")).astimezone(UTC)
+        # The Date header has whole seconds: a second earlier covers what it rounded away.
+        began = min(began, crm - timedelta(seconds=1))
+    return began
+
+
 def take_incremental(
     connector: Connector,
     home: Home,
@@ -249,8 +261,9 @@ def take_incremental(
     started = _as_utc(clock())
     if calls_before is None:
         calls_before = connector.api_usage().calls
-    since = datetime.fromisoformat(parent.started.replace("Z", "+00:00")).astimezone(UTC) - overlap
+    since = _window_start(parent) - overlap
     org_id = connector.org_id()
+    crm_started = crm_clock(connector, started)
     api_version = connector.api_version()
     for name in names:
         connector.fields(name)
@@ -299,7 +312,7 @@ def take_incremental(
             manifest = finish_snapshot(connector, partial, snapshots_dir / snapshot_id, ordered, links,
                                        org_id=org_id, api_version=api_version, started=started,
                                        finished=_as_utc(clock()), calls_before=calls_before,
-                                       parent=parent.snapshot_id, notes=notes)
+                                       parent=parent.snapshot_id, notes=notes, crm_started=crm_started)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise

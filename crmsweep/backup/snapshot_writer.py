@@ -375,6 +375,7 @@ def take_snapshot(
     if calls_before is None:
         calls_before = connector.api_usage().calls
     org_id = connector.org_id()
+    crm_started = crm_clock(connector, started)
     api_version = connector.api_version()
     for name in names:
         connector.fields(name)  # an unknown object fails here, before any folder exists
@@ -395,11 +396,23 @@ def take_snapshot(
             links = [_write_links(connector, partial, a, b, live[a] if live[b] else [], progress) for a, b in pairs]
             manifest = finish_snapshot(connector, partial, snapshots_dir / snapshot_id, results, links,
                                        org_id=org_id, api_version=api_version, started=started,
-                                       finished=_as_utc(clock()), calls_before=calls_before)
+                                       finished=_as_utc(clock()), calls_before=calls_before,
+                                       crm_started=crm_started)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
     return manifest
+
+
+def crm_clock(connector: Connector, started: datetime) -> datetime | None:
+    """The CRM's time as its last answer said (connectors that can tell: `server_time`), if that answer
+    is recent (within an hour of `started`, by either clock): a long-lived connector's old answer says
+    nothing of now."""
+    told = getattr(connector, "server_time", None)
+    moment = told() if callable(told) else None
+    if not isinstance(moment, datetime) or abs((moment - started).total_seconds()) > 3600:
+        return None
+    return moment.astimezone(UTC)
 
 
 def finish_snapshot(
@@ -416,6 +429,7 @@ def finish_snapshot(
     calls_before: int,
     parent: str | None = None,
     notes: Mapping[str, str] | None = None,
+    crm_started: datetime | None = None,
 ) -> SnapshotManifest:
     """The last steps of a backup (full or incremental), in the order that makes it crash-safe: the
     metadata documents, every folder fsynced, the manifest written last, then the partial folder renamed
@@ -426,6 +440,8 @@ def finish_snapshot(
         if (partial / sub).is_dir():
             fsync_dir(partial / sub)
     extra: dict[str, Any] = {} if parent is None else {"parent": parent, "notes": dict(notes or {})}
+    if crm_started is not None:
+        extra["crm_started"] = _canonical(crm_started)
     manifest = SnapshotManifest(
         snapshot_id=final.name,
         connection=connector.connection_name,

@@ -8,6 +8,7 @@ and the small helpers that shape its SOQL, ids and records. Every call goes thro
 
 from __future__ import annotations
 
+import email.utils
 import functools
 import math
 import re
@@ -433,6 +434,16 @@ class SalesforceConnector:
 
     def api_version(self) -> str:
         return self._version
+
+    def server_time(self) -> datetime | None:
+        """Salesforce's clock as its last answer's Date header gave it (to the second); None before any."""
+        if not self._session.last_date:
+            return None
+        try:
+            moment = email.utils.parsedate_to_datetime(self._session.last_date)
+        except (TypeError, ValueError):
+            return None
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
     def current_user_id(self) -> str | None:
         """From OAuth userinfo. None if this token may not ask (no `openid`/`id` scope): the scan then

@@ -44,6 +44,7 @@ class SalesforceSession(requests.Session):
         # Answers received, of any status: none yet means a failure may be the url's fault, not the server's.
         self.responses = 0
         self.last_retry_after: float | None = None
+        self.last_date: str | None = None
         # Belt and braces: resolve_redirects below follows nothing anyway.
         self.max_redirects = 0
         if self.ca_file is not None:
@@ -75,6 +76,8 @@ class SalesforceSession(requests.Session):
                 self.calls += 1
         self.last_retry_after = None
         response = super().send(request, **kwargs)
+        # The CRM's clock, as its last answer gave it: a backup dates its window by it, not by ours alone.
+        self.last_date = response.headers.get("Date") or self.last_date
         with self._count_lock:
             self.responses += 1
         self.last_retry_after = parse_retry_after(response.headers.get("Retry-After"))
