@@ -65,7 +65,7 @@ from crmsweep.cleanup.scan import ScanResult, check_scan_request, scan_snapshot
 from crmsweep.concepts import DataQuality
 from crmsweep.config import CONFIG_ENV, Config, load_config, resolve_connection
 from crmsweep.connectors import open_connector
-from crmsweep.connectors.base import Connector
+from crmsweep.connectors.base import Connector, IncrementalUnsupported
 from crmsweep.errors import BadInput, SafetyRefusal, UnknownObject
 from crmsweep.model import (
     Capabilities,
@@ -189,6 +189,12 @@ def backup_with(
     settings = ws.config.backup
     if hasattr(connector, "bulk_query_rows"):  # a connector with a bulk export path takes the threshold
         connector.bulk_query_rows = settings.bulk_query_rows
+    if incremental and not connector.capabilities.incremental_backups:
+        # Refused from the first time, not only once a parent exists: a nightly job must not pass on day 1
+        # and fail every day after. The connector's own refusal says why.
+        connector.deleted_since(chosen[0], datetime.now(UTC))
+        raise IncrementalUnsupported(f"connection '{connector.connection_name}' cannot back up incrementally: "
+                                     "run `crmsweep backup` without --incremental")
     parent = find_parent(ws.home, connector.connection_name, connector.org_id()) if incremental else None
     check_backup_budget(connector, ws, chosen, allow_over=allow_over_budget, parent=parent)
     if parent is not None:

@@ -92,7 +92,7 @@ def _named(names: Sequence[str], shown: int = 3) -> str:
 # A bulk ingest job's calls: create, upload, close, and its status polls (a job that went well needs no
 # result download: cleanup/apply.py). Polls start at 0.05 s and double to every 2 s (connectors'
 # POLL_* settings): six reach that pace, about four seconds in; then one per 2 s of processing, taken
-# here as one per 4,000 records (Salesforce's own pace varies with the org's load: an estimate).
+# here as one per 4,000 records (the CRM's own pace varies with the org's load: an estimate).
 JOB_FIXED_CALLS = 3
 JOB_FIRST_POLLS = 6
 JOB_RECORDS_PER_POLL = 4_000

@@ -242,6 +242,9 @@ class Capabilities:
     # What an admin can do to bring back deleted records crmsweep cannot undelete ("restore them in ..."),
     # told where a rollback needs them back; empty where they undelete (`undeletes`).
     restore_by_hand: str = ""
+    # Whether the connector can list what was deleted since a moment (`deleted_since`), which an
+    # incremental backup needs; where it cannot, `backup --incremental` is refused, first time included.
+    incremental_backups: bool = True
 
     def how_to_put_back(self, object_name: str) -> str:
         """What an admin does to bring deleted `object_name` records back ("undelete them", or by hand)."""

@@ -262,6 +262,11 @@ def test_hubspot_refuses_incremental_with_one_line(hubspot_sandbox: RunningSandb
     env = {**os.environ, "HS_INC_TOKEN": info.token}
     args = ["backup", "-c", "hs", "--object", "contacts", "--config", str(config), "--home", str(tmp_path / "home")]
     runner = CliRunner()
+    # Refused the first time too (with no earlier snapshot), not only once there is one: a nightly job
+    # must not pass on its first day and fail every day after.
+    first = runner.invoke(app, [*args, "--incremental"], env=env)
+    assert first.exit_code == 2 and "cannot back up incrementally" in first.stderr
+    assert not (tmp_path / "home" / "snapshots").exists() or not list((tmp_path / "home" / "snapshots").iterdir())
     assert runner.invoke(app, args, env=env).exit_code == 0
     refused = runner.invoke(app, [*args, "--incremental"], env=env)
     assert refused.exit_code == 2 and "Traceback" not in refused.stderr

@@ -271,6 +271,7 @@ HUBSPOT_VOCABULARY = Vocabulary(
 
 HUBSPOT_CAPABILITIES = Capabilities(
     supports_undelete=False,  # no public API restores an archived record: reversal re-creates it
+    incremental_backups=False,  # HubSpot lists no records deleted for good since a date
     max_batch_write=100,  # batch/create, batch/update, batch/archive inputs
     max_query_page=100,  # list endpoints
     max_ids_per_read=100,  # batch/read inputs
