@@ -26,7 +26,7 @@ from typing import Any
 from crmsweep.sandbox import ids
 from crmsweep.sandbox.provider_api import Request, Response, json_response
 from crmsweep.sandbox.rules import RecordError, format_datetime
-from crmsweep.sandbox.salesforce_bulk_query import BulkError
+from crmsweep.sandbox.salesforce_bulk_query import BulkError, allow, job_list
 from crmsweep.sandbox.salesforce_store import SalesforceStore
 from crmsweep.sandbox.salesforce_tooling import with_custom_fields
 from crmsweep.sandbox.schema import BOOLEAN, CURRENCY, DOUBLE, INT, PERCENT, Field, SObject, get_object
@@ -99,32 +99,31 @@ class IngestJobs:
         try:
             return self._route(request, version, list(rest))
         except BulkError as exc:
-            return json_response(exc.status, [{"errorCode": exc.error_code, "message": exc.message}])
+            return exc.response()
 
     def _route(self, request: Request, version: str, rest: list[str]) -> Response:
         method = request.method
         if not rest:
-            _allow(method, "GET", "POST")
+            allow(method, "GET", "POST")
             if method == "POST":
                 return json_response(200, self._info(self._create(request, version)))
             with self._lock:
                 jobs = list(self._jobs.values())
-            return json_response(200, {"done": True, "records": [self._info(j) for j in jobs],
-                                       "nextRecordsUrl": None})
+            return job_list([self._info(j) for j in jobs])
         job = self._job(rest[0])
         if len(rest) == 1:
-            _allow(method, "GET", "PATCH", "DELETE")
+            allow(method, "GET", "PATCH", "DELETE")
             if method == "GET":
                 return json_response(200, self._info(job))
             if method == "PATCH":
                 return json_response(200, self._info(self._set_state(job, request)))
             return self._delete(job)
         if len(rest) == 2 and rest[1] == "batches":
-            _allow(method, "PUT")
+            allow(method, "PUT")
             return self._upload(job, request)
         if len(rest) == 2 and rest[1] in ("successfulResults", "failedResults", "unprocessedrecords",
                                           "unprocessedRecords"):
-            _allow(method, "GET")
+            allow(method, "GET")
             return self._results(job, rest[1])
         raise BulkError(404, "NOT_FOUND", "The requested resource does not exist")
 
@@ -454,10 +453,4 @@ def _csv_response(table: Sequence[Sequence[str]], job: Job) -> Response:
     writer.writerows(table)
     headers = {"Content-Type": "text/csv", "Sforce-NumberOfRecords": str(max(len(table) - 1, 0))}
     return Response(200, out.getvalue().encode("utf-8"), headers)
-
-
-def _allow(method: str, *allowed: str) -> None:
-    if method not in allowed:
-        raise BulkError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are "
-                       f"{','.join(allowed)}")
 

@@ -48,11 +48,21 @@ _LOCATOR = re.compile(r"[0-9a-z]{1,12}")
 
 
 class BulkError(Exception):
+    """A Bulk API request refused as a whole, answered as Salesforce's JSON error list."""
+
     def __init__(self, status: int, error_code: str, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.error_code = error_code
         self.message = message
+
+    def response(self) -> Response:
+        return json_response(self.status, [{"errorCode": self.error_code, "message": self.message}])
+
+
+def job_list(infos: list[dict[str, Any]]) -> Response:
+    """GET jobs/query or jobs/ingest: every job's info, on one page."""
+    return json_response(200, {"done": True, "records": infos, "nextRecordsUrl": None})
 
 
 @dataclass
@@ -91,21 +101,20 @@ class QueryJobs:
         try:
             return self._route(request, version, rest, objects)
         except BulkError as exc:
-            return json_response(exc.status, [{"errorCode": exc.error_code, "message": exc.message}])
+            return exc.response()
 
     def _route(self, request: Request, version: str, rest: list[str], objects: Callable[[str], Any]) -> Response:
         method = request.method
         if not rest:
-            _allow(method, "GET", "POST")
+            allow(method, "GET", "POST")
             if method == "POST":
                 return json_response(200, self._info(self.create(request, version, objects), brief=True))
             with self._lock:
                 jobs = list(self._jobs.values())
-            return json_response(200, {"done": True, "records": [self._info(j) for j in jobs],
-                                       "nextRecordsUrl": None})
+            return job_list([self._info(j) for j in jobs])
         job = self._job(rest[0])
         if len(rest) == 1:
-            _allow(method, "GET", "PATCH", "DELETE")
+            allow(method, "GET", "PATCH", "DELETE")
             if method == "GET":
                 return json_response(200, self._info(self.poll(job)))
             if method == "PATCH":
@@ -113,10 +122,10 @@ class QueryJobs:
             self.delete(job)
             return Response(204)
         if len(rest) == 2 and rest[1] == "results":
-            _allow(method, "GET")
+            allow(method, "GET")
             return self.results(job, version, request)
         if len(rest) == 2 and rest[1] == "resultPages" and int(version.split(".")[0]) >= RESULT_PAGES_VERSION:
-            _allow(method, "GET")
+            allow(method, "GET")
             return self.result_pages(job, version, request)
         raise BulkError(404, "NOT_FOUND", "The requested resource does not exist")
 
@@ -363,7 +372,7 @@ def _json(request: Request) -> dict[str, Any]:
     return data
 
 
-def _allow(method: str, *allowed: str) -> None:
+def allow(method: str, *allowed: str) -> None:
     if method not in allowed:
         raise BulkError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are "
                         f"{','.join(allowed)}")
