@@ -9,6 +9,7 @@ record the snapshot lacks, counts as open, because when in doubt we keep the rec
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -44,28 +45,54 @@ def is_in(series: pd.Series, values: Collection[Any]) -> pd.Series:
 
 
 def filled(series: pd.Series) -> pd.Series:
-    """Per row, whether the value is there: not null, and for text not blank."""
-    there = series.notna()
-    if series.dtype == object:
-        there &= _not_blank(series)
-    return there.astype(bool)
+    """Per row, whether the value is there: not null, and for text not blank (what `str.strip` leaves empty)."""
+    if series.dtype != object:
+        return series.notna().astype(bool)
+    text = text_array(series)
+    if text is None:
+        return (series.notna() & series.map(_not_blank)).astype(bool)
+    # A text that starts with a visible ASCII character is not blank: Arrow settles those (nearly all) in
+    # one call, and Python strips only the rest. A call per value cost seconds a pass at a million people.
+    there = _bools(pc.match_substring_regex(text, r"^[!-~]"))
+    unsure = np.flatnonzero(_bools(text.is_valid()) & ~there)
+    if len(unsure):
+        there[unsure] = [_not_blank(v) for v in text.take(pa.array(unsure)).to_pylist()]
+    return pd.Series(there, index=series.index)
 
 
-def _not_blank(series: pd.Series) -> pd.Series:
-    """Per value of an object column: not a text `str.strip` leaves empty. A text that starts with a visible
-    ASCII character is not blank, so Arrow settles those (nearly all) at once and Python strips only the rest;
-    a call per value cost seconds a pass at a million people."""
-    def check(v: Any) -> bool:
-        return not isinstance(v, str) or bool(v.strip())
+def _not_blank(value: Any) -> bool:
+    return not isinstance(value, str) or bool(value.strip())
 
-    present = series.notna().to_numpy(dtype=bool)
-    values = series.to_numpy(dtype=object)[present]
-    if not len(values) or pd.api.types.infer_dtype(values, skipna=False) != "string":
-        return series.map(check).astype(bool)
-    sure = pc.match_substring_regex(pa.array(values, type=pa.string()), r"^[!-~]").to_numpy(zero_copy_only=False)
-    result = np.ones(len(series), dtype=bool)
-    result[np.flatnonzero(present)[~sure]] = [check(v) for v in values[~sure]]
-    return pd.Series(result, index=series.index)
+
+def _bools(array: pa.Array) -> np.ndarray:
+    """A boolean Arrow array as a writable numpy one, null as False."""
+    return np.array(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def text_array(series: pd.Series) -> pa.Array | None:
+    """The column as one Arrow string array, null where empty; None when a value is not text.
+
+    Arrow tests and matches such a column in one call; pandas' `isin` and `notna` on text walk Python
+    objects, and its `isin` on a "str" column makes an Arrow scalar of every value looked up."""
+    try:
+        array = pa.array(series, from_pandas=True)
+    except (pa.ArrowException, ValueError, TypeError):  # a number among texts, a lone surrogate
+        return None
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_null(array.type):
+        return pa.nulls(len(array), pa.string())
+    if pa.types.is_large_string(array.type) or pa.types.is_string_view(array.type):
+        return array.cast(pa.string())
+    return array if pa.types.is_string(array.type) else None
+
+
+def id_texts(series: pd.Series) -> pa.Array:
+    """The column's values as `astype(str)` writes them, null where empty: ids to match as text."""
+    text = text_array(series)
+    if text is not None:
+        return text
+    return pa.array(series.astype(str).to_numpy(dtype=object), type=pa.string(), mask=series.isna().to_numpy(bool))
 
 
 def live_is_in(value: Any, values: Collection[Any]) -> bool:
@@ -101,27 +128,55 @@ def day_stamp(day: date) -> pd.Timestamp:
 # --- links and closure ----------------------------------------------------------------------------
 
 
-def known_closed(view: SnapshotView, vocab: Vocabulary, obj: str, field: str, values: Collection[Any]) -> set[str]:
-    """Ids of the live rows of `obj` whose `field` holds one of `values`."""
+def known_closed(view: SnapshotView, vocab: Vocabulary, obj: str, field: str, values: Collection[Any]) -> pa.Array:
+    """Ids (as text) of the live rows of `obj` whose `field` holds one of `values`."""
     frame = live_frame(view, obj, [vocab.id_field, field], vocab.deleted_field)
-    return set(frame.loc[is_in(frame[field], values), vocab.id_field].astype(str))
+    return id_texts(frame[vocab.id_field]).filter(pa.array(is_in(frame[field], values).to_numpy(bool)))
 
 
 def present(view: SnapshotView, links: Sequence[Link]) -> list[Link]:
     return [link for link in links if view.has(link.object)]
 
 
-def tied(view: SnapshotView, vocab: Vocabulary, links: Sequence[Link]) -> pd.DataFrame:
-    """Columns `near` and `far`: every live tie the links in the snapshot hold, each once."""
-    parts = []
+@dataclass(frozen=True)
+class Ties:
+    """Live ties as two aligned Arrow string arrays: `near[i]` is tied to `far[i]`. A pair may repeat (the
+    questions asked of ties are about sets, so nothing pays for removing repeats)."""
+
+    near: pa.Array
+    far: pa.Array
+
+    def near_ids(self) -> list[str]:
+        """Each record tied to something, once, in first-seen order."""
+        return list(pc.unique(self.near).to_pylist())
+
+    def near_unless_far_in(self, ids: pa.Array) -> list[str]:
+        """Each record tied to something outside `ids`, once, in first-seen order."""
+        return list(pc.unique(self.near.filter(pc.invert(pc.is_in(self.far, value_set=ids)))).to_pylist())
+
+    def near_where_far_in(self, ids: pa.Array) -> list[str]:
+        """Each record tied to something in `ids`, once, in first-seen order."""
+        return list(pc.unique(self.near.filter(pc.is_in(self.far, value_set=ids))).to_pylist())
+
+    def far_count_where_near_in(self, ids: pa.Array) -> int:
+        """How many distinct records are tied to something in `ids`."""
+        return int(pc.count_distinct(self.far.filter(pc.is_in(self.near, value_set=ids))).as_py())
+
+
+def tied(view: SnapshotView, vocab: Vocabulary, links: Sequence[Link]) -> Ties:
+    """Every live tie the links in the snapshot hold (both ends filled, as text)."""
+    nears: list[pa.Array] = []
+    fars: list[pa.Array] = []
     for link in present(view, links):
         rows = live_frame(view, link.object, list(dict.fromkeys([link.near_field, link.far_field])),
                           vocab.deleted_field)
-        part = pd.DataFrame({"near": rows[link.near_field], "far": rows[link.far_field]})
-        parts.append(part[part["near"].notna() & part["far"].notna()].astype(str))
-    if not parts:
-        return pd.DataFrame({"near": pd.Series([], dtype=object), "far": pd.Series([], dtype=object)})
-    return pd.concat(parts, ignore_index=True).drop_duplicates(ignore_index=True)
+        near, far = id_texts(rows[link.near_field]), id_texts(rows[link.far_field])
+        both = pc.and_(near.is_valid(), far.is_valid())
+        nears.append(near.filter(both))
+        fars.append(far.filter(both))
+    if not nears:
+        return Ties(pa.array([], pa.string()), pa.array([], pa.string()))
+    return Ties(pa.concat_arrays(nears), pa.concat_arrays(fars))
 
 
 def _targets(view: SnapshotView, obj: str, field: str, candidates: Sequence[str]) -> tuple[str, ...]:
@@ -149,7 +204,7 @@ def people_on_open_deals(ctx: PassContext, targets: Sequence[str]) -> tuple[set[
             continue
         closed = known_closed(view, vocab, deal, vocab.deal_closed_field, (True,))
         ties = tied(view, vocab, [Link(link.object, link.person_field, link.deal_field)])
-        people.update(ties.loc[~ties["far"].isin(closed), "near"])
+        people.update(ties.near_unless_far_in(closed))
     return people, None
 
 
@@ -162,8 +217,7 @@ def on_open_cases(ctx: PassContext, cases: Cases, links: Sequence[Link], whose: 
         missing += [] if usable else [links[0].object]
         return set(), _lacks(list(dict.fromkeys(missing)), f"{whose} on an open {cases.object.lower()}")
     closed = known_closed(view, ctx.vocabulary, cases.object, cases.closed_field, cases.closed_values)
-    ties = tied(view, ctx.vocabulary, usable)
-    return set(ties.loc[~ties["far"].isin(closed), "near"]), None
+    return set(tied(view, ctx.vocabulary, usable).near_unless_far_in(closed)), None
 
 
 def held_people(ctx: PassContext, targets: Sequence[str]) -> tuple[dict[str, str], str | None]:

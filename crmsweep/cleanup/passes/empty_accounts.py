@@ -15,6 +15,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from crmsweep.cleanup.passes import (
     LiveCheck,
     LiveNeeds,
@@ -31,6 +34,7 @@ from crmsweep.cleanup.passes import (
 )
 from crmsweep.cleanup.passes._guards import (
     case_reads,
+    id_texts,
     known_closed,
     merged_reads,
     on_open_cases,
@@ -73,14 +77,12 @@ def run(ctx: PassContext) -> PassOutput:
         return PassOutput(changes=[], skipped=_lacking(f"open {vocab.deal_object.lower()}s",
                                                        [Link(vocab.deal_object, "", "")]))
     frame = live_frame(view, accounts.object, [vocab.id_field], vocab.deleted_field)
-    ids = frame[vocab.id_field].astype(str)
-    with_contacts = set(tied(view, vocab, accounts.contacts)["near"])
+    with_contacts = tied(view, vocab, accounts.contacts).near
     output = PassOutput(changes=[])
     # Why each candidate is kept, the first reason that holds (a guard's count names each account once).
     held: dict[str, str] = {}
-    deals = tied(view, vocab, accounts.deals)
     closed = known_closed(view, vocab, vocab.deal_object, vocab.deal_closed_field, (True,))
-    for account in deals.loc[~deals["far"].isin(closed), "near"]:
+    for account in tied(view, vocab, accounts.deals).near_unless_far_in(closed):
         held.setdefault(account, f"on an open {vocab.deal_object.lower()}")
     if cases is not None:
         on_open, cannot = on_open_cases(ctx, cases, cases.accounts, "accounts")
@@ -88,22 +90,22 @@ def run(ctx: PassContext) -> PassOutput:
             return PassOutput(changes=[], skipped=cannot)
         for account in sorted(on_open):
             held.setdefault(account, f"on an open {cases.object.lower()}")
-        for account in tied(view, vocab, cases.accounts)["near"]:
+        for account in tied(view, vocab, cases.accounts).near_ids():
             held.setdefault(account, f"has a closed {cases.object.lower()}")
     for obj, links in accounts.kept_by.items():
         if not present(view, links):
             output.notes.append(f"the snapshot has no {obj}: accounts tied to one could not be recognised")
             continue
-        for account in tied(view, vocab, links)["near"]:
+        for account in tied(view, vocab, links).near_ids():
             held.setdefault(account, f"tied to {_a(obj)}")
     for link in accounts.cascades:
         changed = {c.record_id for c in ctx.earlier if c.object == link.object}
         if not changed or not view.has(link.object):
             continue
-        rows = tied(view, vocab, (link,))
-        for account in rows.loc[rows["far"].astype(str).isin(changed), "near"]:
+        for account in tied(view, vocab, (link,)).near_where_far_in(pa.array(sorted(changed), pa.string())):
             held.setdefault(account, f"its {link.object.lower()}s, changed by an earlier pass, would go with it")
-    chosen = frame[~ids.isin(with_contacts)].sort_values(vocab.id_field, kind="stable")
+    lonely = pc.invert(pc.is_in(id_texts(frame[vocab.id_field]), value_set=with_contacts))
+    chosen = frame[lonely.to_numpy(zero_copy_only=False)].sort_values(vocab.id_field, kind="stable")
     why = (f"no contacts left, no open {vocab.deal_object.lower()}"
            + (f", no {cases.object.lower()}" if cases is not None else ""))
     propose_removals(ctx, NAME, output, accounts.object, chosen, [why] * len(chosen), held)
@@ -122,8 +124,7 @@ def _cascade_notes(ctx: PassContext, accounts: Accounts, removed: set[str]) -> l
         if not removed or not ctx.view.has(link.object) or link.near_field not in {
                 f.name for f in ctx.view.fields(link.object)}:
             continue
-        rows = tied(ctx.view, ctx.vocabulary, (link,))
-        swept = rows.loc[rows["near"].astype(str).isin(removed), "far"].nunique()
+        swept = tied(ctx.view, ctx.vocabulary, (link,)).far_count_where_near_in(pa.array(sorted(removed), pa.string()))
         if swept:
             notes.append(f"removing these {accounts.object.lower()}s also deletes {swept} {link.object} "
                          f"record(s) tied to them (the CRM deletes them with their {accounts.object.lower()}); "

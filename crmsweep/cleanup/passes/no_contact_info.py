@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from crmsweep.cleanup.passes import (
@@ -75,13 +76,16 @@ def run(ctx: PassContext) -> PassOutput:
         reach = [*points.fields[obj], *(f for f in points.other_fields.get(obj, ()) if f in names)]
         flag = converted_flag(view, vocab, obj)
         frame = live_frame(view, obj, [vocab.id_field, *reach, *([flag] if flag else [])], vocab.deleted_field)
-        unreachable = pd.Series(True, index=frame.index)
+        unreachable = np.ones(len(frame), dtype=bool)
         for column in reach:
-            unreachable &= ~filled(frame[column])
-        unreachable = leave_converted(output, obj, frame, flag, unreachable)
-        chosen = frame[unreachable].sort_values(vocab.id_field, kind="stable")
+            # Only the rows no earlier field reaches are looked at: at a million people nearly all have an
+            # email, and testing every phone field of every person cost a second.
+            left = np.flatnonzero(unreachable)
+            unreachable[left] = ~filled(frame[column].iloc[left]).to_numpy(dtype=bool)
+        chosen = leave_converted(output, obj, frame, flag, pd.Series(unreachable, index=frame.index))
+        rows = frame[chosen].sort_values(vocab.id_field, kind="stable")
         why = f"no way to reach them: {', '.join(reach)} all empty"
-        propose_removals(ctx, NAME, output, obj, chosen, [why] * len(chosen), held)
+        propose_removals(ctx, NAME, output, obj, rows, [why] * len(rows), held)
     return output
 
 
