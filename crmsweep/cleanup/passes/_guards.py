@@ -120,6 +120,16 @@ def frame_days(series: pd.Series) -> pd.Series:
     return days
 
 
+def utc_days(series: pd.Series) -> np.ndarray:
+    """A typed date/datetime column (no empty value) as numpy calendar days in UTC."""
+    return np.asarray(series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(), dtype="datetime64[D]")
+
+
+def day_texts(days: np.ndarray) -> list[str]:
+    """Numpy calendar days as `date.isoformat` writes them ("2026-06-01")."""
+    return list(np.datetime_as_string(days, unit="D").tolist())
+
+
 def day_stamp(day: date) -> pd.Timestamp:
     """A calendar day as the midnight-UTC timestamp `frame_days` compares with."""
     return pd.Timestamp(day.isoformat(), tz="UTC")

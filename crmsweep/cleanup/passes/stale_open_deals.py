@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from crmsweep.bounds import Bound
 from crmsweep.cleanup.passes import (
     ANY_VALUE,
@@ -27,7 +29,15 @@ from crmsweep.cleanup.passes import (
     propose,
     summary_of,
 )
-from crmsweep.cleanup.passes._guards import day_stamp, frame_days, is_in, live_day, live_is_in
+from crmsweep.cleanup.passes._guards import (
+    day_stamp,
+    day_texts,
+    frame_days,
+    is_in,
+    live_day,
+    live_is_in,
+    utc_days,
+)
 from crmsweep.cleanup.view import live_frame
 from crmsweep.concepts import DealStages
 from crmsweep.errors import BadInput
@@ -98,13 +108,20 @@ def run(ctx: PassContext) -> PassOutput:
                 f"{count} {deal} of pipelines other than {stages.closed_lost_pipeline!r} were left: their closed-lost "
                 f"stage is not {stages.closed_lost!r}; set [passes.{NAME}] stage to move them")
         chosen &= ~other
-    rows = frame.assign(_close=close)[chosen].sort_values(vocab.id_field, kind="stable")
-    records = view.record_map(deal, [str(i) for i in rows[vocab.id_field]])
-    for rid, was, day in zip(rows[vocab.id_field], rows[stages.stage_field], rows["_close"], strict=True):
-        reason = (f"open {deal.lower()} in stage {was} whose close date {day.date().isoformat()} is "
-                  f"{(today - day.date()).days} days past: moved to {chosen_stage}")
+    rows = frame.assign(_close=close)[chosen]
+    if not rows[vocab.id_field].is_monotonic_increasing:  # a snapshot usually lists rows in id order already
+        rows = rows.sort_values(vocab.id_field, kind="stable")
+    ids = [str(i) for i in rows[vocab.id_field]]
+    records = view.record_map(deal, ids)
+    # Days as numbers, not a Timestamp per deal: tens of thousands of stale deals at a million contacts.
+    days = utc_days(rows["_close"])
+    past = (np.datetime64(today, "D") - days).astype(np.int64)
+    for rid, was, day, late in zip(ids, rows[stages.stage_field].tolist(), day_texts(days), past.tolist(),
+                                   strict=True):
+        reason = (f"open {deal.lower()} in stage {was} whose close date {day} is {late} days past: "
+                  f"moved to {chosen_stage}")
         output.changes.append(propose(
-            ctx, NAME, Op.UPDATE, deal, records[str(rid)], after={stages.stage_field: chosen_stage},
+            ctx, NAME, Op.UPDATE, deal, records[rid], after={stages.stage_field: chosen_stage},
             reason=reason, severity=Severity.MAJOR,
         ))
     return output
