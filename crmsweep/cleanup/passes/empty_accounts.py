@@ -77,7 +77,7 @@ def run(ctx: PassContext) -> PassOutput:
         return PassOutput(changes=[], skipped=_lacking(f"open {vocab.deal_object.lower()}s",
                                                        [Link(vocab.deal_object, "", "")]))
     frame = live_frame(view, accounts.object, [vocab.id_field], vocab.deleted_field)
-    with_contacts = tied(view, vocab, accounts.contacts).near
+    with_contacts = tied(view, vocab, accounts.contacts).near_texts()
     output = PassOutput(changes=[])
     # Why each candidate is kept, the first reason that holds (a guard's count names each account once).
     held: dict[str, str] = {}
