@@ -161,13 +161,21 @@ class Ties:
 
     parts: tuple[tuple[pd.Series, pd.Series], ...]
 
-    def near_texts(self) -> pa.Array:
-        """The near end of every tie, as text (repeats kept)."""
-        return self._ends(_NEAR, None, True, need_other=False)[_NEAR]
-
     def near_ids(self) -> list[str]:
         """Each record tied to something, once."""
-        return _unique(self.near_texts())
+        return _unique(self._ends(_NEAR, None, True, need_other=False)[_NEAR])
+
+    def tie_any(self, ids: pa.Array) -> np.ndarray:
+        """Per value of `ids` (text), whether some tie's near end is it. The link rows are looked up in `ids`,
+        not `ids` in them: the hash is built over the fewer values (accounts, not their million contacts)."""
+        found = np.zeros(len(ids), dtype=bool)
+        for near, far in self.parts:
+            at = pc.index_in(id_texts(near), value_set=ids)
+            rows = np.flatnonzero(_bools(at.is_valid()))
+            rows = rows[far.iloc[rows].notna().to_numpy(dtype=bool)]
+            found[at.take(pa.array(rows, pa.int64())).to_numpy()] = True
+        # `index_in` names the first of equal values only: the others are found by value.
+        return _bools(pc.is_in(ids, value_set=ids.filter(pa.array(found))))
 
     def near_unless_far_in(self, ids: pa.Array) -> list[str]:
         """Each record tied to something outside `ids`, once."""
@@ -227,8 +235,9 @@ def _lacks(what: Sequence[str], guarded: str) -> str:
     return f"the snapshot holds no {' or '.join(what)}, so {guarded} cannot be protected: {absent_advice(what)}"
 
 
-def people_on_open_deals(ctx: PassContext, targets: Sequence[str]) -> tuple[set[str], str | None]:
-    """Ids of people (of the `targets` objects) on a deal not known closed, or why that cannot be told."""
+def people_on_open_deals(ctx: PassContext, targets: Sequence[str], *, read: bool = True) -> tuple[set[str], str | None]:
+    """Ids of people (of the `targets` objects) on a deal not known closed, or why that cannot be told.
+    Not `read`: only whether it can be told (from the snapshot's objects and fields, no row read)."""
     vocab, view = ctx.vocabulary, ctx.view
     people: set[str] = set()
     deal = vocab.deal_object
@@ -236,7 +245,7 @@ def people_on_open_deals(ctx: PassContext, targets: Sequence[str]) -> tuple[set[
         missing = [o for o in (link.object, deal) if not view.has(o)]
         if missing:
             return people, _lacks(missing, f"people on an open {deal.lower()}")
-        if not set(_targets(view, link.object, link.person_field, vocab.people_objects)) & set(targets):
+        if not read or not set(_targets(view, link.object, link.person_field, vocab.people_objects)) & set(targets):
             continue
         closed = known_closed(view, vocab, deal, vocab.deal_closed_field, (True,))
         ties = tied(view, vocab, [Link(link.object, link.person_field, link.deal_field)])
@@ -244,23 +253,29 @@ def people_on_open_deals(ctx: PassContext, targets: Sequence[str]) -> tuple[set[
     return people, None
 
 
-def on_open_cases(ctx: PassContext, cases: Cases, links: Sequence[Link], whose: str) -> tuple[set[str], str | None]:
-    """Ids of the records `links` tie to a case not known closed, or why that cannot be told."""
+def on_open_cases(
+    ctx: PassContext, cases: Cases, links: Sequence[Link], whose: str, *, read: bool = True
+) -> tuple[set[str], str | None]:
+    """Ids of the records `links` tie to a case not known closed, or why that cannot be told (not `read`:
+    only that)."""
     view = ctx.view
     usable = present(view, links)
     if not usable or not view.has(cases.object):
         missing = [] if view.has(cases.object) else [cases.object]
         missing += [] if usable else [links[0].object]
         return set(), _lacks(list(dict.fromkeys(missing)), f"{whose} on an open {cases.object.lower()}")
+    if not read:
+        return set(), None
     closed = known_closed(view, ctx.vocabulary, cases.object, cases.closed_field, cases.closed_values)
     return set(tied(view, ctx.vocabulary, usable).near_unless_far_in(closed)), None
 
 
-def held_people(ctx: PassContext, targets: Sequence[str]) -> tuple[dict[str, str], str | None]:
+def held_people(ctx: PassContext, targets: Sequence[str], *, read: bool = True) -> tuple[dict[str, str], str | None]:
     """People of `targets` a removal must keep, each with why (an open deal first, then an open case),
-    or why the guards cannot be checked (then the pass must not remove anyone)."""
+    or why the guards cannot be checked (then the pass must not remove anyone). Not `read`: only whether
+    they can be checked, so a pass that finds no candidate reads no deal or case."""
     vocab = ctx.vocabulary
-    on_deals, cannot = people_on_open_deals(ctx, targets)
+    on_deals, cannot = people_on_open_deals(ctx, targets, read=read)
     if cannot:
         return {}, cannot
     held = {p: f"on an open {vocab.deal_object.lower()}" for p in on_deals}
@@ -269,7 +284,7 @@ def held_people(ctx: PassContext, targets: Sequence[str]) -> tuple[dict[str, str
         link = cases.people[0]
         if not ctx.view.has(link.object) \
                 or set(_targets(ctx.view, link.object, link.near_field, vocab.people_objects)) & set(targets):
-            on_cases, cannot = on_open_cases(ctx, cases, cases.people, "people")
+            on_cases, cannot = on_open_cases(ctx, cases, cases.people, "people", read=read)
             if cannot:
                 return {}, cannot
             for person in on_cases:

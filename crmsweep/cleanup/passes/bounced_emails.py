@@ -92,11 +92,11 @@ def run(ctx: PassContext) -> PassOutput:
     targets = [o for o in vocab.people_objects if view.has(o)]
     if not targets:
         return PassOutput(changes=[], skipped=f"no {' or '.join(vocab.people_objects)} object in the snapshot")
-    held: dict[str, str] = {}
     if action == "delete":
-        held, cannot_guard = held_people(ctx, targets)
+        _, cannot_guard = held_people(ctx, targets, read=False)
         if cannot_guard:
             return PassOutput(changes=[], skipped=cannot_guard)
+    held: dict[str, str] | None = None  # read once, and only if someone is to be removed
     output = PassOutput(changes=[])
     for obj in targets:
         names = {s.name for s in view.fields(obj)}
@@ -122,7 +122,9 @@ def run(ctx: PassContext) -> PassOutput:
         rows = frame[chosen].sort_values(vocab.id_field, kind="stable")
         reasons = [f"address hard-bounced{_detail(frame, int(i), tuple(details))}" for i in rows.index]
         if action == "delete":
-            propose_removals(ctx, NAME, output, obj, rows, reasons, held)
+            if len(rows) and held is None:
+                held, _ = held_people(ctx, targets)
+            propose_removals(ctx, NAME, output, obj, rows, reasons, held or {})
             continue
         _propose_clear(ctx, output, obj, rows, reasons)
     if action == "clear" and not bounces.opt_out_field and output.changes and bounces.no_opt_out:

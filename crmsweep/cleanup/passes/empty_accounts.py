@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from crmsweep.cleanup.passes import (
     LiveCheck,
@@ -77,7 +76,7 @@ def run(ctx: PassContext) -> PassOutput:
         return PassOutput(changes=[], skipped=_lacking(f"open {vocab.deal_object.lower()}s",
                                                        [Link(vocab.deal_object, "", "")]))
     frame = live_frame(view, accounts.object, [vocab.id_field], vocab.deleted_field)
-    with_contacts = tied(view, vocab, accounts.contacts).near_texts()
+    with_contacts = tied(view, vocab, accounts.contacts).tie_any(id_texts(frame[vocab.id_field]))
     output = PassOutput(changes=[])
     # Why each candidate is kept, the first reason that holds (a guard's count names each account once).
     held: dict[str, str] = {}
@@ -104,8 +103,7 @@ def run(ctx: PassContext) -> PassOutput:
             continue
         for account in tied(view, vocab, (link,)).near_where_far_in(pa.array(sorted(changed), pa.string())):
             held.setdefault(account, f"its {link.object.lower()}s, changed by an earlier pass, would go with it")
-    lonely = pc.invert(pc.is_in(id_texts(frame[vocab.id_field]), value_set=with_contacts))
-    chosen = frame[lonely.to_numpy(zero_copy_only=False)].sort_values(vocab.id_field, kind="stable")
+    chosen = frame[~with_contacts].sort_values(vocab.id_field, kind="stable")
     why = (f"no contacts left, no open {vocab.deal_object.lower()}"
            + (f", no {cases.object.lower()}" if cases is not None else ""))
     propose_removals(ctx, NAME, output, accounts.object, chosen, [why] * len(chosen), held)

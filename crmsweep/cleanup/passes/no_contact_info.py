@@ -63,10 +63,11 @@ def run(ctx: PassContext) -> PassOutput:
     targets = [o for o in _people(vocab) if view.has(o)]
     if not targets:
         return PassOutput(changes=[], skipped=f"no {' or '.join(_people(vocab))} object in the snapshot")
-    held, cannot_guard = held_people(ctx, targets)
+    _, cannot_guard = held_people(ctx, targets, read=False)
     if cannot_guard:
         return PassOutput(changes=[], skipped=cannot_guard)
     output = PassOutput(changes=[])
+    held: dict[str, str] | None = None  # read once, and only if someone is unreachable
     for obj in targets:
         names = {s.name for s in view.fields(obj)}
         missing = [f for f in points.fields[obj] if f not in names]
@@ -84,8 +85,10 @@ def run(ctx: PassContext) -> PassOutput:
             unreachable[left] = ~filled(frame[column].iloc[left]).to_numpy(dtype=bool)
         chosen = leave_converted(output, obj, frame, flag, pd.Series(unreachable, index=frame.index))
         rows = frame[chosen].sort_values(vocab.id_field, kind="stable")
+        if len(rows) and held is None:
+            held, _ = held_people(ctx, targets)
         why = f"no way to reach them: {', '.join(reach)} all empty"
-        propose_removals(ctx, NAME, output, obj, rows, [why] * len(rows), held)
+        propose_removals(ctx, NAME, output, obj, rows, [why] * len(rows), held or {})
     return output
 
 

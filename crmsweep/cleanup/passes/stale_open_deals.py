@@ -115,14 +115,12 @@ def run(ctx: PassContext) -> PassOutput:
     records = view.record_map(deal, ids)
     # Days as numbers, not a Timestamp per deal: tens of thousands of stale deals at a million contacts.
     days = utc_days(rows["_close"])
-    past = (np.datetime64(today, "D") - days).astype(np.int64)
-    for rid, was, day, late in zip(ids, rows[stages.stage_field].tolist(), day_texts(days), past.tolist(),
-                                   strict=True):
-        reason = (f"open {deal.lower()} in stage {was} whose close date {day} is {late} days past: "
-                  f"moved to {chosen_stage}")
+    past = (np.datetime64(today, "D") - days).astype(np.int64).tolist()
+    kind, writes = deal.lower(), {stages.stage_field: chosen_stage}
+    for rid, was, day, late in zip(ids, rows[stages.stage_field].tolist(), day_texts(days), past, strict=True):
+        reason = f"open {kind} in stage {was} whose close date {day} is {late} days past: moved to {chosen_stage}"
         output.changes.append(propose(
-            ctx, NAME, Op.UPDATE, deal, records[rid], after={stages.stage_field: chosen_stage},
-            reason=reason, severity=Severity.MAJOR,
+            ctx, NAME, Op.UPDATE, deal, records[rid], after=dict(writes), reason=reason, severity=Severity.MAJOR,
         ))
     return output
 
