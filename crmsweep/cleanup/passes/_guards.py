@@ -76,7 +76,7 @@ def text_array(series: pd.Series) -> pa.Array | None:
     objects, and its `isin` on a "str" column makes an Arrow scalar of every value looked up."""
     try:
         array = pa.array(series, from_pandas=True)
-    except (pa.ArrowException, ValueError, TypeError):  # a number among texts, a lone surrogate
+    except (pa.ArrowException, ArithmeticError, ValueError, TypeError):  # a number among texts, a lone surrogate
         return None
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
