@@ -1,6 +1,6 @@
 """Numbers kept as the CRM wrote them (`FieldKind.DECIMAL`). Pure: no I/O, imports nothing of ours.
 
-A CRM that answers numbers as text (HubSpot) can hold more digits than a double: "12345678901234567890"
+A CRM that answers numbers as text can hold more digits than a double: "12345678901234567890"
 or "0.1000000000000000055" read as floats come back different, and a restore would write the rounded
 value. So such a value is kept as its text, unchanged (no normalising: the CRM's own spelling is what a
 restore writes back), and compared as an exact decimal where two spellings may meet.
