@@ -30,19 +30,19 @@ def decimal_text(value: Any) -> str:
     if isinstance(value, float | Decimal):
         if not math.isfinite(value):
             raise ValueError("not a finite number")
-        return repr(value) if isinstance(value, float) else str(value)
-    if isinstance(value, str):
+        text = repr(value) if isinstance(value, float) else str(value)
+    elif isinstance(value, str):
         text = value.strip()
-        if _DECIMAL.match(text):
-            return text
+    else:
+        raise ValueError("not a number")
+    if not _DECIMAL.fullmatch(text):
         raise ValueError("not a decimal number")
-    raise ValueError("not a number")
+    return text
 
 
 def same_decimal(a: str, b: str) -> bool:
     """Whether two decimal texts are the same number, exactly ("1000" and "1e3" are; the 18th digit
     counts). False when either is not a decimal."""
-    if not (_DECIMAL.match(a.strip()) and _DECIMAL.match(b.strip())):
-        return False
-    return Decimal(a.strip()) == Decimal(b.strip())
+    a, b = a.strip(), b.strip()
+    return bool(_DECIMAL.fullmatch(a) and _DECIMAL.fullmatch(b)) and Decimal(a) == Decimal(b)
 

@@ -70,7 +70,8 @@ def test_a_decimal_keeps_the_crms_own_text(text: str) -> None:
     assert to_arrow_value(DECIMAL, text) == text
 
 
-@pytest.mark.parametrize("value", [*NOT_NUMBERS, True, float("nan"), float("inf"), Decimal("NaN"), [1]])
+@pytest.mark.parametrize("value", [*NOT_NUMBERS, True, float("nan"), float("inf"), Decimal("NaN"), [1],
+                                   Decimal("1e999999999999"), "1e9999999999"])
 def test_what_is_not_a_finite_decimal_is_refused_not_rounded(value: Any) -> None:
     with pytest.raises(UnfitValue):
         to_arrow_value(DECIMAL, value)
