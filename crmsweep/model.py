@@ -96,6 +96,9 @@ class FieldKind(StrEnum):
     BOOL = "bool"
     INT = "int"
     FLOAT = "float"
+    # A number kept as the CRM's own text (a string column): more digits than a double holds survive a
+    # backup and a restore (see crmsweep.decimal_text). Frames still give passes a float64.
+    DECIMAL = "decimal"
     DATE = "date"
     DATETIME = "datetime"
 

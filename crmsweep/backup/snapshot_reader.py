@@ -42,6 +42,9 @@ def _column_series(column: pa.ChunkedArray, kind: FieldKind) -> pd.Series:
         return pd.Series(column.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get))
     if kind is FieldKind.INT:
         return pd.Series(column.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get))
+    if kind is FieldKind.DECIMAL:
+        # Passes compare numbers: the nearest double here; before-images keep the exact text (record_map).
+        return pd.Series(pc.cast(column, pa.float64()).to_pandas())
     if kind is FieldKind.DATE:
         # Midnight UTC, so passes compare dates and datetimes without converting.
         return pd.Series(pc.cast(column, _UTC_MS).to_pandas())
@@ -130,7 +133,8 @@ class SnapshotReader:
         return table.select(columns)
 
     def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """Typed columns: dates and datetimes datetime64[ms, UTC], "boolean", "Int64", float64, object."""
+        """Typed columns: dates and datetimes datetime64[ms, UTC], "boolean", "Int64", float64 (FLOAT and
+        DECIMAL), object."""
         kinds = self._kinds(object_name)
         wanted = list(kinds) if columns is None else list(dict.fromkeys(columns))
         table = self.table(object_name, wanted)

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crmsweep.decimal_text import DECIMAL_PATTERN, decimal_text
 from crmsweep.errors import ConnectorError
 from crmsweep.model import FieldKind, FieldSpec, Record, canonical_date, canonical_datetime
 
@@ -24,6 +25,7 @@ ARROW_TYPES: Mapping[FieldKind, pa.DataType] = {
     FieldKind.BOOL: pa.bool_(),
     FieldKind.INT: pa.int64(),
     FieldKind.FLOAT: pa.float64(),
+    FieldKind.DECIMAL: pa.string(),
     FieldKind.DATE: pa.date32(),
     FieldKind.DATETIME: pa.timestamp("ms", tz="UTC"),
 }
@@ -107,6 +109,13 @@ def _to_float(value: Any) -> float:
     return number
 
 
+def _to_decimal(value: Any) -> str:
+    try:
+        return decimal_text(value)
+    except ValueError as exc:
+        raise UnfitValue(str(exc)) from None
+
+
 def _to_datetime(value: Any) -> datetime:
     if not isinstance(value, str | datetime):
         raise UnfitValue("not a datetime")
@@ -167,6 +176,8 @@ def to_arrow_value(kind: FieldKind, value: Any) -> Any:
         return _to_int(value)
     if kind is FieldKind.FLOAT:
         return _to_float(value)
+    if kind is FieldKind.DECIMAL:
+        return _to_decimal(value)
     if kind is FieldKind.DATE:
         return _to_date(value)
     return _to_datetime(value)
@@ -250,6 +261,8 @@ def text_column(kind: FieldKind, texts: pa.Array) -> pa.Array | None:
         if kind is FieldKind.FLOAT and _every(pc.match_substring_regex(texts, _FLOAT_TEXT)):
             numbers = pc.cast(texts, pa.float64())
             return numbers if _every(pc.is_finite(numbers)) else None
+        if kind is FieldKind.DECIMAL and _every(pc.match_substring_regex(texts, DECIMAL_PATTERN)):
+            return texts  # kept as written: the text is the value
         if kind is FieldKind.DATE and _every(pc.match_substring_regex(texts, r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}$")):
             return pc.cast(texts, pa.date32())
         if kind is FieldKind.DATETIME and _every(pc.match_substring_regex(
@@ -279,6 +292,8 @@ def fast_column(kind: FieldKind, values: Sequence[Any]) -> pa.Array | None:
             return pa.array(values, type=pa.int64())
         if kind is FieldKind.FLOAT and all(type(v) is float and math.isfinite(v) for v in present):
             return pa.array(values, type=pa.float64())
+        if kind is FieldKind.DECIMAL and all(type(v) is str for v in present):
+            return text_column(kind, pa.array(values, type=pa.string()))
         # Years 1000-9999 only: Arrow takes year 0 and below, which Python cannot read back.
         if kind is FieldKind.DATE and all(type(v) is str and len(v) == 10 and v[:1] != "0" for v in present):
             return pa.array(values, type=pa.string()).cast(pa.date32())

@@ -5,11 +5,11 @@ in-memory implementation from plain records, for tests and scripts; it converts 
 rules the reader promises, so a pass behaves the same on either:
 
 - DATE and DATETIME columns are `datetime64[ms, UTC]` (a date is midnight UTC),
-- BOOL is pandas "boolean" (nullable), INT is "Int64", FLOAT is float64,
+- BOOL is pandas "boolean" (nullable), INT is "Int64", FLOAT and DECIMAL are float64,
 - STRING is an object column holding str or None.
 
 `record_map` returns canonical records (see `crmsweep.model`): dates "YYYY-MM-DD", datetimes
-"YYYY-MM-DDTHH:MM:SS.mmmZ", every field of the object present (None when empty).
+"YYYY-MM-DDTHH:MM:SS.mmmZ", DECIMAL numbers their exact text, every field of the object present (None when empty).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crmsweep.decimal_text import decimal_text
 from crmsweep.model import (
     FieldKind,
     FieldSpec,
@@ -66,6 +67,8 @@ def canonical_value(spec: FieldSpec, value: Any) -> Any:
         return int(value)
     if spec.kind is FieldKind.FLOAT:
         return float(value)
+    if spec.kind is FieldKind.DECIMAL:
+        return decimal_text(value)
     return str(value)
 
 
@@ -78,7 +81,7 @@ def typed_series(spec: FieldSpec, values: Sequence[Any]) -> pd.Series:
         return pd.Series(pd.array(list(values), dtype="boolean"))
     if spec.kind is FieldKind.INT:
         return pd.Series(pd.array(list(values), dtype="Int64"))
-    if spec.kind is FieldKind.FLOAT:
+    if spec.kind in (FieldKind.FLOAT, FieldKind.DECIMAL):
         return pd.Series([float("nan") if v is None else float(v) for v in values], dtype="float64")
     return pd.Series(list(values), dtype=object)
 
