@@ -16,6 +16,7 @@ import io
 import json
 import secrets
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -24,6 +25,35 @@ from functools import cached_property
 from typing import IO, Any, TypeVar
 
 Record = dict[str, Any]
+
+
+class ImageBlock(ABC):
+    """Many before-images held together (the rows of one snapshot read, column by column), so that a plan
+    writer asks for the canonical JSON of many of them in one call instead of encoding each as a dict."""
+
+    @abstractmethod
+    def canonical_texts(self, rows: Sequence[int]) -> list[str]:
+        """`canonical_json` of the records at these row positions, in that order."""
+
+
+class BeforeImage(Mapping[str, Any]):
+    """A before-image that is one row of an `ImageBlock`: read like a record, written by its block.
+
+    Equal to the canonical record it stands for (keys and values); `dict(image)` is that record."""
+
+    __slots__ = ()
+
+    @property
+    @abstractmethod
+    def block(self) -> ImageBlock: ...
+
+    @property
+    @abstractmethod
+    def row(self) -> int: ...
+
+    def record(self) -> Record:
+        """The whole record as a plain dict."""
+        return {key: self[key] for key in self}
 
 PLAN_FORMAT = "crmsweep.plan/1"
 MANIFEST_FORMAT = "crmsweep.snapshot/1"
@@ -377,11 +407,13 @@ class NotReversible(ValueError):
     """A change whose inverse cannot be built (refused when the plan is built, not at rollback)."""
 
 
-@dataclass(frozen=True)
+# Slots: a scan holds hundreds of thousands (a dict of attributes each was a third of a change's memory).
+@dataclass(frozen=True, slots=True)
 class Change:
     """One proposed write.
 
-    `before` is the record as the plan expects to find it (the full before-image, canonical form).
+    `before` is the record as the plan expects to find it (the full before-image, canonical form): a dict,
+    or a `BeforeImage` (a row of a snapshot read, kept column-wise until something needs it as a dict).
     `after` holds only the values the change writes: {} for delete/undelete/archive, the changed
     fields for update/deactivate/reactivate, every value for create.
     `fingerprint` is the record's fingerprint field (e.g. SystemModstamp) when scanned; apply
@@ -391,7 +423,7 @@ class Change:
     op: Op
     object: str
     record_id: str
-    before: Record
+    before: Mapping[str, Any]
     after: Record
     reason: str
     pass_name: str
@@ -459,7 +491,18 @@ class Change:
         inverse_op = {Op.DEACTIVATE: Op.REACTIVATE, Op.REACTIVATE: Op.DEACTIVATE}.get(self.op, Op.UPDATE)
         return make(inverse_op, self.record_id, {**self.before, **self.after}, restored)
 
+    def before_record(self) -> Record:
+        """The before-image as a plain dict (itself when it is one), for what writes it out as JSON."""
+        before = self.before
+        if isinstance(before, BeforeImage):
+            return before.record()
+        return before if type(before) is dict else dict(before)
+
     def to_dict(self) -> dict[str, Any]:
+        """The change as plain data (its before-image a dict), as plans, run logs and previews hold it."""
+        return self._as_dict(self.before_record())
+
+    def _as_dict(self, before: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "op": self.op.value,
             "object": self.object,
@@ -469,7 +512,7 @@ class Change:
             "pass": self.pass_name,
             "severity": self.severity.value,
             "fingerprint": self.fingerprint,
-            "before": self.before,
+            "before": before,
             "after": self.after,
         }
 
@@ -632,7 +675,7 @@ class Plan:
         piece by piece, never as one text (see `_BodyHash`)."""
         body = _BodyHash()
         for batch in _batches(self.changes):
-            body.add([_canonical_change(change.to_dict()) for change in batch])
+            body.add([canonical for _, canonical in _batch_texts(batch)])
         return body.digest(self.header)
 
     def write_json(self, out: IO[bytes], *, sign: Callable[[str], str] | None = None) -> str:
@@ -650,7 +693,7 @@ class Plan:
         out.write(_header_text(self.header.to_dict()).encode())
         out.write(b',\n  "changes": [')
         for n, batch in enumerate(_batches(self.changes)):
-            texts = [_change_texts(change.to_dict()) for change in batch]
+            texts = _batch_texts(batch)
             lines = ",\n    ".join(line for line, _ in texts)
             out.write(("," if n else "").encode() + ("\n    " + lines).encode())
             if body is not None:
@@ -683,7 +726,9 @@ class Plan:
         return Plan(header=replace(self.header, **updates), changes=self.changes)
 
 
-_BATCH = 512  # changes encoded, hashed and written at a time: few calls, little text held
+# Changes encoded, hashed and written at a time: few calls (a block encodes a batch's before-images in one),
+# little text held (some megabytes).
+_BATCH = 4096
 
 
 class _BodyHash:
@@ -747,6 +792,36 @@ def _known_change_texts(change: Mapping[str, Any], before: str) -> tuple[str, st
                  f'"object":{obj},"op":{op},"pass":{name},"reason":{reason},"record_id":{rid},'
                  f'"severity":{severity}}}')
     return line, canonical
+
+
+def _before_texts(changes: Sequence[Change]) -> list[str]:
+    """The canonical JSON of each change's before-image: a dict encoded by itself, the rows of one block
+    (a batch's changes mostly share one) encoded together by their block."""
+    texts = [""] * len(changes)
+    blocks: dict[int, tuple[ImageBlock, list[int], list[int]]] = {}
+    for at, change in enumerate(changes):
+        before = change.before
+        if type(before) is not dict and isinstance(before, BeforeImage):
+            entry = blocks.get(id(before.block))
+            if entry is None:
+                entry = blocks[id(before.block)] = (before.block, [], [])
+            entry[1].append(at)
+            entry[2].append(before.row)
+        else:
+            texts[at] = canonical_json(before)
+    for block, places, rows in blocks.values():
+        for at, text in zip(places, block.canonical_texts(rows), strict=True):
+            texts[at] = text
+    return texts
+
+
+def _batch_texts(changes: Sequence[Change]) -> list[tuple[str, str]]:
+    """(line in a plan file, canonical JSON) of each change, as `_change_texts` gives them from `to_dict()`."""
+    texts = []
+    for change, before in zip(changes, _before_texts(changes), strict=True):
+        known = _known_change_texts(change._as_dict(change.before), before)
+        texts.append(known if known is not None else _encoded_change_texts(change.to_dict(), before))
+    return texts
 
 
 def _canonical_change(change: Mapping[str, Any]) -> str:

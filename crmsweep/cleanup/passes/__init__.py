@@ -48,7 +48,7 @@ def propose(
     pass_name: str,
     op: Op,
     object_name: str,
-    before: Record,
+    before: Mapping[str, Any],
     *,
     after: Record | None = None,
     reason: str,
