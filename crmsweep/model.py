@@ -500,9 +500,6 @@ class Change:
 
     def to_dict(self) -> dict[str, Any]:
         """The change as plain data (its before-image a dict), as plans, run logs and previews hold it."""
-        return self._as_dict(self.before_record())
-
-    def _as_dict(self, before: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "op": self.op.value,
             "object": self.object,
@@ -512,7 +509,7 @@ class Change:
             "pass": self.pass_name,
             "severity": self.severity.value,
             "fingerprint": self.fingerprint,
-            "before": before,
+            "before": self.before_record(),
             "after": self.after,
         }
 
@@ -778,10 +775,24 @@ def _known_change_texts(change: Mapping[str, Any], before: str) -> tuple[str, st
     if tuple(change) != _CHANGE_KEYS:
         return None
     op, obj, rid, label, reason, name, severity, fingerprint, _, after = change.values()
-    if not (type(op) is type(obj) is type(rid) is type(label) is type(reason) is type(name) is type(severity) is str
-            and (fingerprint is None or type(fingerprint) is str) and type(after) is dict):
+    shared = _shared_texts((op, obj, reason, name, severity))
+    return None if shared is None else _formatted(shared, rid, label, fingerprint, after, before)
+
+
+def _shared_texts(texts: tuple[Any, ...]) -> tuple[str, ...] | None:
+    """The JSON of a change's texts that many changes share (op, object, reason, pass, severity), or None
+    where one is not a `str`."""
+    return tuple(map(_encode_text, texts)) if all(type(text) is str for text in texts) else None
+
+
+def _formatted(shared: tuple[str, ...], rid: Any, label: Any, fingerprint: Any, after: Any,
+               before: str) -> tuple[str, str] | None:
+    """`_known_change_texts` from the JSON of the shared texts (`_shared_texts`) and the change's own values."""
+    if not (type(rid) is type(label) is str and (fingerprint is None or type(fingerprint) is str)
+            and type(after) is dict):
         return None
-    op, obj, rid, label, reason, name, severity = map(_encode_text, (op, obj, rid, label, reason, name, severity))
+    op, obj, reason, name, severity = shared
+    rid, label = _encode_text(rid), _encode_text(label)
     fp = "null" if fingerprint is None else _encode_text(fingerprint)
     # An empty mapping is "{}" to both encoders; `after` keeps its own order in the line, sorted in the digest.
     readable_after, canonical_after = (_READABLE.encode(after), canonical_json(after)) if after else ("{}", "{}")
@@ -818,9 +829,16 @@ def _before_texts(changes: Sequence[Change]) -> list[str]:
 def _batch_texts(changes: Sequence[Change]) -> list[tuple[str, str]]:
     """(line in a plan file, canonical JSON) of each change, as `_change_texts` gives them from `to_dict()`."""
     texts = []
-    for change, before in zip(changes, _before_texts(changes), strict=True):
-        known = _known_change_texts(change._as_dict(change.before), before)
-        texts.append(known if known is not None else _encoded_change_texts(change.to_dict(), before))
+    # The shared texts' JSON by the values themselves: a batch's changes mostly have the same few.
+    encoded: dict[tuple[Any, ...], tuple[str, ...] | None] = {}
+    for c, before in zip(changes, _before_texts(changes), strict=True):
+        key = (c.op, c.object, c.reason, c.pass_name, c.severity)
+        if key in encoded:
+            shared = encoded[key]
+        else:
+            shared = encoded[key] = _shared_texts((c.op.value, c.object, c.reason, c.pass_name, c.severity.value))
+        known = None if shared is None else _formatted(shared, c.record_id, c.label, c.fingerprint, c.after, before)
+        texts.append(known if known is not None else _encoded_change_texts(c.to_dict(), before))
     return texts
 
 

@@ -68,6 +68,12 @@ class RowBlock(ImageBlock):
             return self.values(name)[row]
         return self.table.column(self._index[name])[row].as_py()
 
+    def row_dicts(self) -> list[Record]:
+        """Every row as a plain dict (what `canonical_rows` gives), made a column at a time."""
+        names = self.names
+        columns = [column.to_pylist() for column in self.table.columns]
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
     def row_dict(self, row: int) -> Record:
         record: Record = self.table.slice(row, 1).to_pylist()[0]
         return record

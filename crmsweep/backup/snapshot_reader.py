@@ -167,7 +167,7 @@ class SnapshotReader:
         for rid, image in self.before_images(object_name, ids).items():
             block = rows.get(id(image.block))
             if block is None:
-                block = rows[id(image.block)] = image.block.table.to_pylist()
+                block = rows[id(image.block)] = image.block.row_dicts()
             found[rid] = block[image.row]
         return found
 
