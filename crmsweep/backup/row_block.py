@@ -139,3 +139,15 @@ class RowRecord(BeforeImage):
 
     def __repr__(self) -> str:
         return f"RowRecord({self.record()!r})"
+
+
+def field_values(records: Sequence[Mapping[str, Any]], name: str, *, required: bool = False) -> list[Any]:
+    """`record.get(name)` of each record (`record[name]` when `required`: KeyError where one lacks it); the
+    rows of a block read from its column, made into Python values once."""
+    values: list[Any] = []
+    for record in records:
+        if type(record) is RowRecord and name in record.block.names:
+            values.append(record.block.values(name)[record.row])
+        else:
+            values.append(record[name] if required else record.get(name))
+    return values

@@ -48,6 +48,21 @@ def record_label(vocabulary: Vocabulary, object_name: str, record: Mapping[str, 
     return _joined([_field_text(record.get(name)) for name in fields], named)
 
 
+def labels_of(vocabulary: Vocabulary, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`record_label` of each record; the rows of a block labelled with their block, at once."""
+    fields = vocabulary.label_fields.get(object_name, ())
+    named = _named(vocabulary, object_name)
+    key = ("record_label", fields, named)
+    labels: list[str] = []
+    for record in records:
+        if type(record) is RowRecord:
+            block = record.block
+            labels.append(block.derived(key, lambda block: _block_labels(block, fields, named))[record.row])
+        else:
+            labels.append(record_label(vocabulary, object_name, record))
+    return labels
+
+
 def record_labels(vocabulary: Vocabulary, object_name: str, columns: Mapping[str, Sequence[Any]]) -> list[str]:
     """`record_label` of every row of `columns` (field -> values in canonical form, all of one length; a label
     field absent from them is empty), made a column at a time: a scan labels hundreds of thousands."""

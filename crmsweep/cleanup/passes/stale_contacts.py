@@ -35,7 +35,7 @@ from crmsweep.cleanup.passes import (
     PassOutput,
     PassSpec,
     Proposal,
-    propose,
+    propose_all,
     summary_of,
 )
 from crmsweep.cleanup.passes._guards import (
@@ -116,13 +116,11 @@ def run(ctx: PassContext) -> PassOutput:
         ids = [str(i) for i in keep[vocab.id_field]]
         records = view.before_images(obj, ids)
         # One reason text per source and day, shared by the changes that have it (hundreds of thousands).
-        reasons: dict[tuple[str, str], str] = {}
-        op = Op(vocab.removal)
-        for rid, day, src in zip(ids, _days(keep["_when"]), keep["_source"].tolist(), strict=True):
-            reason = reasons.get((src, day))
-            if reason is None:
-                reason = reasons[(src, day)] = _reason(vocab, src, day)
-            output.changes.append(propose(ctx, NAME, op, obj, records[rid], reason=reason, severity=Severity.MINOR))
+        said: dict[tuple[str, str], str] = {}
+        reasons = [said.get((src, day)) or said.setdefault((src, day), _reason(vocab, src, day))
+                   for day, src in zip(_days(keep["_when"]), keep["_source"].tolist(), strict=True)]
+        output.changes += propose_all(ctx, NAME, Op(vocab.removal), obj, [records[rid] for rid in ids],
+                                      reasons=reasons, severity=Severity.MINOR)
     return output
 
 
