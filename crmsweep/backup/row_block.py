@@ -143,11 +143,23 @@ class RowRecord(BeforeImage):
 
 def field_values(records: Sequence[Mapping[str, Any]], name: str, *, required: bool = False) -> list[Any]:
     """`record.get(name)` of each record (`record[name]` when `required`: KeyError where one lacks it); the
-    rows of a block read from its column, made into Python values once."""
-    values: list[Any] = []
+    rows of one block read from its column at once."""
+    rows = block_rows(records)
+    if rows is not None and name in rows[0].names:
+        block, at = rows
+        values: list[Any] = block.column(name).take(pa.array(at, type=pa.int64())).to_pylist()
+        return values
+    return [record[name] if required else record.get(name) for record in records]
+
+
+def block_rows(records: Sequence[Mapping[str, Any]]) -> tuple[RowBlock, list[int]] | None:
+    """(their block, their rows) when every record is a row of one block (as a pass's changes mostly are)."""
+    if not records or type(records[0]) is not RowRecord:
+        return None
+    block = records[0].block
+    rows = []
     for record in records:
-        if type(record) is RowRecord and name in record.block.names:
-            values.append(record.block.values(name)[record.row])
-        else:
-            values.append(record[name] if required else record.get(name))
-    return values
+        if type(record) is not RowRecord or record.block is not block:
+            return None
+        rows.append(record.row)
+    return block, rows

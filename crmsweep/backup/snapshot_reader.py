@@ -20,6 +20,7 @@ from crmsweep.backup import snapshot_layers as layers
 from crmsweep.backup import snapshot_layout as layout
 from crmsweep.backup.row_block import RowBlock, RowRecord
 from crmsweep.backup.snapshot_values import canonical_rows
+from crmsweep.collector import collector_paused
 from crmsweep.errors import BadInput
 from crmsweep.model import (
     FieldKind,
@@ -223,9 +224,10 @@ def _match_rows(handle: pq.ParquetFile, id_field: str, wanted: list[str]) -> pa.
 def _by_id(table: pa.Table, kinds: dict[str, FieldKind], id_field: str) -> dict[str, RowRecord]:
     block = RowBlock(table, kinds)
     found: dict[str, RowRecord] = {}
-    for row, record_id in enumerate(block.column(id_field).to_pylist()):
-        # A file holds each id once; were one there twice, its first row would be kept.
-        found.setdefault(str(record_id), block.record(row))
+    with collector_paused():
+        for row, record_id in enumerate(block.column(id_field).to_pylist()):
+            # A file holds each id once; were one there twice, its first row would be kept.
+            found.setdefault(str(record_id), block.record(row))
     return found
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crmsweep.backup.row_block import RowBlock, RowRecord
+from crmsweep.backup.row_block import RowBlock, RowRecord, block_rows
 from crmsweep.cleanup.view import SnapshotView, id_set, in_ids
 from crmsweep.model import Change, FieldKind, Vocabulary
 
@@ -53,6 +53,11 @@ def labels_of(vocabulary: Vocabulary, object_name: str, records: Sequence[Mappin
     fields = vocabulary.label_fields.get(object_name, ())
     named = _named(vocabulary, object_name)
     key = ("record_label", fields, named)
+    rows = block_rows(records)
+    if rows is not None:
+        block, at = rows
+        of_block = block.derived(key, lambda block: _block_labels(block, fields, named))
+        return [of_block[row] for row in at]
     labels: list[str] = []
     for record in records:
         if type(record) is RowRecord:

@@ -23,6 +23,7 @@ from crmsweep.backup.row_block import field_values
 from crmsweep.bounds import Bound
 from crmsweep.cleanup.labels import labels_of, record_label
 from crmsweep.cleanup.view import SnapshotView
+from crmsweep.collector import collector_paused
 from crmsweep.errors import BadInput
 from crmsweep.model import Change, Op, Record, ReviewItem, Severity, Vocabulary
 
@@ -89,11 +90,12 @@ def propose_all(
     ids = field_values(befores, vocab.id_field, required=True)
     fingerprints = field_values(befores, vocab.fingerprint_field)
     labels = labels_of(vocab, object_name, befores)
-    return [
-        Change(op=op, object=object_name, record_id=str(rid), before=before, after={}, reason=reason,
-               pass_name=pass_name, severity=severity, fingerprint=fingerprint, label=label)
-        for before, rid, fingerprint, label, reason in zip(befores, ids, fingerprints, labels, reasons, strict=True)
-    ]
+    with collector_paused():
+        return [
+            Change(op=op, object=object_name, record_id=str(rid), before=before, after={}, reason=reason,
+                   pass_name=pass_name, severity=severity, fingerprint=fingerprint, label=label)
+            for before, rid, fingerprint, label, reason in zip(befores, ids, fingerprints, labels, reasons, strict=True)
+        ]
 
 
 @dataclass
