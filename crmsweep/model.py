@@ -672,7 +672,7 @@ class Plan:
         piece by piece, never as one text (see `_BodyHash`)."""
         body = _BodyHash()
         for batch in _batches(self.changes):
-            body.add([canonical for _, canonical in _batch_texts(batch)])
+            body.add(_batch_texts(batch)[1])
         return body.digest(self.header)
 
     def write_json(self, out: IO[bytes], *, sign: Callable[[str], str] | None = None) -> str:
@@ -690,11 +690,10 @@ class Plan:
         out.write(_header_text(self.header.to_dict()).encode())
         out.write(b',\n  "changes": [')
         for n, batch in enumerate(_batches(self.changes)):
-            texts = _batch_texts(batch)
-            lines = ",\n    ".join(line for line, _ in texts)
-            out.write(("," if n else "").encode() + ("\n    " + lines).encode())
+            lines, canonicals = _batch_texts(batch)
+            out.write(("," if n else "").encode() + ("\n    " + ",\n    ".join(lines)).encode())
             if body is not None:
-                body.add([canonical for _, canonical in texts])
+                body.add(canonicals)
         out.write(b"\n  ]," if self.changes else b"],")
         if body is not None:
             known = body.digest(self.header)
@@ -826,20 +825,27 @@ def _before_texts(changes: Sequence[Change]) -> list[str]:
     return texts
 
 
-def _batch_texts(changes: Sequence[Change]) -> list[tuple[str, str]]:
-    """(line in a plan file, canonical JSON) of each change, as `_change_texts` gives them from `to_dict()`."""
-    texts = []
-    # The shared texts' JSON by the values themselves: a batch's changes mostly have the same few.
+def _batch_texts(changes: Sequence[Change]) -> tuple[list[str], list[str]]:
+    """(the lines in a plan file, the canonical JSON) of these changes, as `_change_texts` gives each from
+    `to_dict()`."""
+    lines: list[str] = []
+    canonicals: list[str] = []
+    # The shared texts' JSON, by the values themselves (enum members by identity: their hash is Python
+    # code): a batch's changes mostly have the same few.
     encoded: dict[tuple[Any, ...], tuple[str, ...] | None] = {}
     for c, before in zip(changes, _before_texts(changes), strict=True):
-        key = (c.op, c.object, c.reason, c.pass_name, c.severity)
-        if key in encoded:
-            shared = encoded[key]
-        else:
+        key = (id(c.op), c.object, c.reason, c.pass_name, id(c.severity))
+        shared = encoded.get(key, _UNSEEN)
+        if shared is _UNSEEN:
             shared = encoded[key] = _shared_texts((c.op.value, c.object, c.reason, c.pass_name, c.severity.value))
         known = None if shared is None else _formatted(shared, c.record_id, c.label, c.fingerprint, c.after, before)
-        texts.append(known if known is not None else _encoded_change_texts(c.to_dict(), before))
-    return texts
+        line, canonical = known if known is not None else _encoded_change_texts(c.to_dict(), before)
+        lines.append(line)
+        canonicals.append(canonical)
+    return lines, canonicals
+
+
+_UNSEEN: Any = object()
 
 
 def _canonical_change(change: Mapping[str, Any]) -> str:
