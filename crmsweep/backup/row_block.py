@@ -141,10 +141,11 @@ class RowRecord(BeforeImage):
         return f"RowRecord({self.record()!r})"
 
 
-def field_values(records: Sequence[Mapping[str, Any]], name: str, *, required: bool = False) -> list[Any]:
+def field_values(records: Sequence[Mapping[str, Any]], name: str, *, required: bool = False,
+                 rows: tuple[RowBlock, list[int]] | None = None) -> list[Any]:
     """`record.get(name)` of each record (`record[name]` when `required`: KeyError where one lacks it); the
-    rows of one block read from its column at once."""
-    rows = block_rows(records)
+    rows of one block read from its column at once (`rows`: their `block_rows`, when known)."""
+    rows = rows or block_rows(records)
     if rows is not None and name in rows[0].names:
         block, at = rows
         values: list[Any] = block.column(name).take(pa.array(at, type=pa.int64())).to_pylist()

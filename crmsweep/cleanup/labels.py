@@ -48,12 +48,14 @@ def record_label(vocabulary: Vocabulary, object_name: str, record: Mapping[str, 
     return _joined([_field_text(record.get(name)) for name in fields], named)
 
 
-def labels_of(vocabulary: Vocabulary, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """`record_label` of each record; the rows of a block labelled with their block, at once."""
+def labels_of(vocabulary: Vocabulary, object_name: str, records: Sequence[Mapping[str, Any]],
+              rows: tuple[RowBlock, list[int]] | None = None) -> list[str]:
+    """`record_label` of each record; the rows of a block labelled with their block, at once (`rows`: the
+    records' `block_rows`, when known)."""
     fields = vocabulary.label_fields.get(object_name, ())
     named = _named(vocabulary, object_name)
     key = ("record_label", fields, named)
-    rows = block_rows(records)
+    rows = rows or block_rows(records)
     if rows is not None:
         block, at = rows
         of_block = block.derived(key, lambda block: _block_labels(block, fields, named))

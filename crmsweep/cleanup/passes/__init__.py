@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from crmsweep.backup.row_block import field_values
+from crmsweep.backup.row_block import block_rows, field_values
 from crmsweep.bounds import Bound
 from crmsweep.cleanup.labels import labels_of, record_label
 from crmsweep.cleanup.view import SnapshotView
@@ -87,9 +87,10 @@ def propose_all(
     fingerprints and labels of records read together from a snapshot are read a column at a time (a
     scan proposes hundreds of thousands; one at a time they were a third of a pass's time)."""
     vocab = ctx.vocabulary
-    ids = field_values(befores, vocab.id_field, required=True)
-    fingerprints = field_values(befores, vocab.fingerprint_field)
-    labels = labels_of(vocab, object_name, befores)
+    rows = block_rows(befores)
+    ids = field_values(befores, vocab.id_field, required=True, rows=rows)
+    fingerprints = field_values(befores, vocab.fingerprint_field, rows=rows)
+    labels = labels_of(vocab, object_name, befores, rows)
     with collector_paused():
         return [
             Change(op=op, object=object_name, record_id=str(rid), before=before, after={}, reason=reason,
