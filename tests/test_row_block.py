@@ -213,3 +213,51 @@ def test_a_plan_written_in_batches_of_several_blocks_is_one_document(monkeypatch
     out = io.BytesIO()
     assert held.write_json(out) == plain.digest
     assert out.getvalue().decode() == plain.to_json()
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_changes_proposed_together_are_the_changes_proposed_one_by_one(data: Any) -> None:
+    from crmsweep.cleanup.passes import PassContext, propose, propose_all
+    from crmsweep.cleanup.view import FrameView
+    from tests.pass_views import manifest
+
+    rows = data.draw(st.integers(0, 6))
+    names = ["Id", "FirstName", "LastName", "Email", "SystemModstamp"]
+    kinds = [FieldKind.STRING, FieldKind.STRING, FieldKind.STRING, FieldKind.STRING, FieldKind.DATETIME]
+    values = {name: data.draw(st.lists(st.one_of(st.none(), VALUES[kind]), min_size=rows, max_size=rows))
+              for name, kind in zip(names, kinds, strict=True)}
+    values["Id"] = [f"003{i}" for i in range(rows)]
+    table = pa.Table.from_arrays([pa.array(values[n], type=ARROW_TYPES[k]) for n, k in zip(names, kinds, strict=True)],
+                                 names=names)
+    block = RowBlock(table, dict(zip(names, kinds, strict=True)))
+    images: list[Any] = [block.record(row) for row in data.draw(st.permutations(range(rows)))]
+    if images and data.draw(st.booleans()):
+        images[0] = images[0].record()  # a dict among them: each made as propose makes it
+    reasons = [f"r{i}" for i in range(len(images))]
+    ctx = PassContext(view=FrameView(manifest(SALESFORCE_VOCABULARY), {}, {}), vocabulary=SALESFORCE_VOCABULARY,
+                      now=datetime(2026, 6, 1, tzinfo=UTC), settings={})
+    together = propose_all(ctx, "p", Op.DELETE, "Contact", images, reasons=reasons, severity=Severity.MINOR)
+    one_by_one = [propose(ctx, "p", Op.DELETE, "Contact", image, reason=reason, severity=Severity.MINOR)
+                  for image, reason in zip(images, reasons, strict=True)]
+    assert [c.to_dict() for c in together] == [c.to_dict() for c in one_by_one]
+    assert all(a.before is b.before for a, b in zip(together, one_by_one, strict=True))
+
+
+def test_the_collector_is_held_off_only_within_and_left_as_it_was() -> None:
+    import gc
+
+    from crmsweep.collector import collector_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # off before: still off
+    finally:
+        gc.enable()
