@@ -32,8 +32,8 @@ class ImageBlock(ABC):
     writer asks for the canonical JSON of many of them in one call instead of encoding each as a dict."""
 
     @abstractmethod
-    def canonical_texts(self, rows: Sequence[int]) -> list[str]:
-        """`canonical_json` of the records at these row positions, in that order."""
+    def canonical_json_bytes(self, rows: Sequence[int]) -> list[bytes]:
+        """`canonical_json(record).encode()` of the records at these row positions, in that order."""
 
 
 class BeforeImage(Mapping[str, Any]):
@@ -691,7 +691,7 @@ class Plan:
         out.write(b',\n  "changes": [')
         for n, batch in enumerate(_batches(self.changes)):
             lines, canonicals = _batch_texts(batch)
-            out.write(("," if n else "").encode() + ("\n    " + ",\n    ".join(lines)).encode())
+            out.write((b"," if n else b"") + b"\n    " + b",\n    ".join(lines))
             if body is not None:
                 body.add(canonicals)
         out.write(b"\n  ]," if self.changes else b"],")
@@ -737,9 +737,9 @@ class _BodyHash:
         self._hasher = hashlib.sha256(b'{"changes":[')
         self._first = True
 
-    def add(self, changes: Sequence[str]) -> None:
-        """The next changes, each the canonical JSON of its `Change.to_dict()`."""
-        self._hasher.update(("" if self._first else ",").encode() + ",".join(changes).encode())
+    def add(self, changes: Sequence[bytes]) -> None:
+        """The next changes, each the canonical JSON (UTF-8) of its `Change.to_dict()`."""
+        self._hasher.update((b"" if self._first else b",") + b",".join(changes))
         self._first = False
 
     def digest(self, header: PlanHeader) -> str:
@@ -775,39 +775,42 @@ def _known_change_texts(change: Mapping[str, Any], before: str) -> tuple[str, st
         return None
     op, obj, rid, label, reason, name, severity, fingerprint, _, after = change.values()
     shared = _shared_texts((op, obj, reason, name, severity))
-    return None if shared is None else _formatted(shared, rid, label, fingerprint, after, before)
+    known = None if shared is None else _formatted(shared, rid, label, fingerprint, after, before.encode())
+    return None if known is None else (known[0].decode(), known[1].decode())
 
 
-def _shared_texts(texts: tuple[Any, ...]) -> tuple[str, ...] | None:
-    """The JSON of a change's texts that many changes share (op, object, reason, pass, severity), or None
-    where one is not a `str`."""
-    return tuple(map(_encode_text, texts)) if all(type(text) is str for text in texts) else None
+def _shared_texts(texts: tuple[Any, ...]) -> tuple[bytes, ...] | None:
+    """The JSON (UTF-8) of a change's texts that many changes share (op, object, reason, pass, severity), or
+    None where one is not a `str`."""
+    return tuple(_encode_text(text).encode() for text in texts) if all(type(text) is str for text in texts) else None
 
 
-def _formatted(shared: tuple[str, ...], rid: Any, label: Any, fingerprint: Any, after: Any,
-               before: str) -> tuple[str, str] | None:
-    """`_known_change_texts` from the JSON of the shared texts (`_shared_texts`) and the change's own values."""
+def _formatted(shared: tuple[bytes, ...], rid: Any, label: Any, fingerprint: Any, after: Any,
+               before: bytes) -> tuple[bytes, bytes] | None:
+    """`_known_change_texts`, in UTF-8, from the JSON of the shared texts (`_shared_texts`), the change's own
+    values and its before-image's canonical JSON."""
     if not (type(rid) is type(label) is str and (fingerprint is None or type(fingerprint) is str)
             and type(after) is dict):
         return None
     op, obj, reason, name, severity = shared
-    rid, label = _encode_text(rid), _encode_text(label)
-    fp = "null" if fingerprint is None else _encode_text(fingerprint)
+    rid, label = _encode_text(rid).encode(), _encode_text(label).encode()
+    fp = b"null" if fingerprint is None else _encode_text(fingerprint).encode()
     # An empty mapping is "{}" to both encoders; `after` keeps its own order in the line, sorted in the digest.
-    readable_after, canonical_after = (_READABLE.encode(after), canonical_json(after)) if after else ("{}", "{}")
-    line = (f'{{"op": {op}, "object": {obj}, "record_id": {rid}, "label": {label}, "reason": {reason}, '
-            f'"pass": {name}, "severity": {severity}, "fingerprint": {fp}, "before": {before}, '
-            f'"after": {readable_after}}}')
-    canonical = (f'{{"after":{canonical_after},"before":{before},"fingerprint":{fp},"label":{label},'
-                 f'"object":{obj},"op":{op},"pass":{name},"reason":{reason},"record_id":{rid},'
-                 f'"severity":{severity}}}')
+    readable_after, canonical_after = ((_READABLE.encode(after).encode(), canonical_json(after).encode()) if after
+                                       else (b"{}", b"{}"))
+    line = (b'{"op": %b, "object": %b, "record_id": %b, "label": %b, "reason": %b, "pass": %b, "severity": %b, '
+            b'"fingerprint": %b, "before": %b, "after": %b}'
+            % (op, obj, rid, label, reason, name, severity, fp, before, readable_after))
+    canonical = (b'{"after":%b,"before":%b,"fingerprint":%b,"label":%b,"object":%b,"op":%b,"pass":%b,'
+                 b'"reason":%b,"record_id":%b,"severity":%b}'
+                 % (canonical_after, before, fp, label, obj, op, name, reason, rid, severity))
     return line, canonical
 
 
-def _before_texts(changes: Sequence[Change]) -> list[str]:
-    """The canonical JSON of each change's before-image: a dict encoded by itself, the rows of one block
-    (a batch's changes mostly share one) encoded together by their block."""
-    texts = [""] * len(changes)
+def _before_texts(changes: Sequence[Change]) -> list[bytes]:
+    """The canonical JSON (UTF-8) of each change's before-image: a dict encoded by itself, the rows of one
+    block (a batch's changes mostly share one) encoded together by their block."""
+    texts = [b""] * len(changes)
     blocks: dict[int, tuple[ImageBlock, list[int], list[int]]] = {}
     for at, change in enumerate(changes):
         before = change.before
@@ -818,30 +821,32 @@ def _before_texts(changes: Sequence[Change]) -> list[str]:
             entry[1].append(at)
             entry[2].append(before.row)
         else:
-            texts[at] = canonical_json(before)
+            texts[at] = canonical_json(before).encode()
     for block, places, rows in blocks.values():
-        for at, text in zip(places, block.canonical_texts(rows), strict=True):
+        for at, text in zip(places, block.canonical_json_bytes(rows), strict=True):
             texts[at] = text
     return texts
 
 
-def _batch_texts(changes: Sequence[Change]) -> tuple[list[str], list[str]]:
-    """(the lines in a plan file, the canonical JSON) of these changes, as `_change_texts` gives each from
-    `to_dict()`."""
-    lines: list[str] = []
-    canonicals: list[str] = []
+def _batch_texts(changes: Sequence[Change]) -> tuple[list[bytes], list[bytes]]:
+    """(the lines in a plan file, the canonical JSON) of these changes in UTF-8, as `_change_texts` gives
+    each from `to_dict()`."""
+    lines: list[bytes] = []
+    canonicals: list[bytes] = []
     # The shared texts' JSON, by the values themselves (enum members by identity: their hash is Python
     # code): a batch's changes mostly have the same few.
-    encoded: dict[tuple[Any, ...], tuple[str, ...] | None] = {}
+    encoded: dict[tuple[Any, ...], tuple[bytes, ...] | None] = {}
     for c, before in zip(changes, _before_texts(changes), strict=True):
         key = (id(c.op), c.object, c.reason, c.pass_name, id(c.severity))
         shared = encoded.get(key, _UNSEEN)
         if shared is _UNSEEN:
             shared = encoded[key] = _shared_texts((c.op.value, c.object, c.reason, c.pass_name, c.severity.value))
         known = None if shared is None else _formatted(shared, c.record_id, c.label, c.fingerprint, c.after, before)
-        line, canonical = known if known is not None else _encoded_change_texts(c.to_dict(), before)
-        lines.append(line)
-        canonicals.append(canonical)
+        if known is None:
+            line, canonical = _encoded_change_texts(c.to_dict(), before.decode())
+            known = line.encode(), canonical.encode()
+        lines.append(known[0])
+        canonicals.append(known[1])
     return lines, canonicals
 
 

@@ -88,8 +88,8 @@ def test_the_canonical_json_of_a_block_is_the_encoders(data: tuple[pa.Table, dic
     block = RowBlock(table, kinds)
     assert canonical_json_rows(block.table) == [canonical_json(r) for r in records]
     rows = [p for p in picks if p < len(records)]  # any rows, any order, repeated
-    assert block.canonical_texts(rows) == [canonical_json(records[r]) for r in rows]
-    assert block.canonical_texts(list(range(len(records)))) == [canonical_json(r) for r in records]
+    assert block.canonical_json_bytes(rows) == [canonical_json(records[r]).encode() for r in rows]
+    assert block.canonical_json_bytes(list(range(len(records)))) == [canonical_json(r).encode() for r in records]
 
 
 def test_the_canonical_json_of_tables_at_their_edges() -> None:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from crmsweep.backup.row_json import canonical_json_rows
+from crmsweep.backup.row_json import canonical_json_bytes
 from crmsweep.backup.snapshot_values import canonical_table
 from crmsweep.model import BeforeImage, FieldKind, ImageBlock, Record
 
@@ -85,10 +85,10 @@ class RowBlock(ImageBlock):
         made: _T = self._derived[key]
         return made
 
-    def canonical_texts(self, rows: Sequence[int]) -> list[str]:
+    def canonical_json_bytes(self, rows: Sequence[int]) -> list[bytes]:
         if len(rows) == self.table.num_rows and all(at == row for at, row in enumerate(rows)):
-            return canonical_json_rows(self.table)
-        return canonical_json_rows(self.table.take(pa.array(rows, type=pa.int64())))
+            return canonical_json_bytes(self.table)
+        return canonical_json_bytes(self.table.take(pa.array(rows, type=pa.int64())))
 
 
 class RowRecord(BeforeImage):

@@ -33,27 +33,33 @@ _NULL = "null"
 
 def canonical_json_rows(table: pa.Table) -> list[str]:
     """`canonical_json(row)` of every row of `table` (as `table.to_pylist()` gives the rows), in order."""
+    return [text.decode() for text in canonical_json_bytes(table)]
+
+
+def canonical_json_bytes(table: pa.Table) -> list[bytes]:
+    """`canonical_json(row).encode()` of every row, in order: the UTF-8 Arrow holds, never made a `str`
+    (decoding and encoding again was a third of writing a plan)."""
     rows = table.num_rows
     names = table.column_names
     if rows == 0:
         return []
     if not names or len(set(names)) != len(names):
-        return [canonical_json(row) for row in table.to_pylist()]
+        return [canonical_json(row).encode() for row in table.to_pylist()]
     values: list[pa.Array] = []
     quoted: list[bool] = []  # a text column: its values go between quotes, a null as `null` instead
     odd: pa.Array | None = None  # rows the encoder writes itself
     for name in sorted(names):
         texts, is_text, unproven = _column_json(table.column(name).combine_chunks())
         if texts is None:
-            return [canonical_json(row) for row in table.to_pylist()]
+            return [canonical_json(row).encode() for row in table.to_pylist()]
         values.append(texts)
         quoted.append(is_text)
         if unproven is not None:
             odd = unproven if odd is None else pc.or_(odd, unproven)
-    encoded: list[str] = _joined(sorted(names), values, quoted, rows).to_pylist()
+    encoded: list[bytes] = _joined(sorted(names), values, quoted, rows).cast(pa.binary()).to_pylist()
     if odd is not None:
         for at in pc.indices_nonzero(odd).to_pylist():
-            encoded[at] = canonical_json(table.slice(at, 1).to_pylist()[0])
+            encoded[at] = canonical_json(table.slice(at, 1).to_pylist()[0]).encode()
     return encoded
 
 
