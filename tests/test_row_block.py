@@ -92,6 +92,15 @@ def test_the_canonical_json_of_a_block_is_the_encoders(data: tuple[pa.Table, dic
     assert block.canonical_json_bytes(list(range(len(records)))) == [canonical_json(r).encode() for r in records]
 
 
+def test_a_long_table_is_encoded_in_parts_with_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crmsweep.backup import row_json
+
+    table = pa.table({"x": ["a", None, "\x01", "é"] * 5, "n": list(range(20))})
+    whole = canonical_json_rows(table)
+    monkeypatch.setattr(row_json, "_ROWS_AT_ONCE", 3)
+    assert canonical_json_rows(table) == whole == [canonical_json(r) for r in table.to_pylist()]
+
+
 def test_the_canonical_json_of_tables_at_their_edges() -> None:
     text = pa.array(["a", None, "b\nc", "\x01"])
     assert canonical_json_rows(pa.table({"x": text}).slice(0, 0)) == []

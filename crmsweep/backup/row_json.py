@@ -29,6 +29,7 @@ _SHORT_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("
                   ("\f", "\\f"))
 _LONG_ESCAPE = r"[\x00-\x07\x0b\x0e-\x1f]"
 _NULL = "null"
+_ROWS_AT_ONCE = 8192
 
 
 def canonical_json_rows(table: pa.Table) -> list[str]:
@@ -43,6 +44,9 @@ def canonical_json_bytes(table: pa.Table) -> list[bytes]:
     names = table.column_names
     if rows == 0:
         return []
+    if rows > _ROWS_AT_ONCE:  # a row's pieces are one Arrow text array: its offsets must stay below 2 GB
+        return [text for start in range(0, rows, _ROWS_AT_ONCE)
+                for text in canonical_json_bytes(table.slice(start, _ROWS_AT_ONCE))]
     if not names or len(set(names)) != len(names):
         return [canonical_json(row).encode() for row in table.to_pylist()]
     values: list[pa.Array] = []
