@@ -149,3 +149,6 @@ class EffectsView:
 
     def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
         return self._base.record_map(object_name, ids)
+
+    def before_images(self, object_name: str, ids: Iterable[str]) -> Mapping[str, Mapping[str, Any]]:
+        return self._base.before_images(object_name, ids)

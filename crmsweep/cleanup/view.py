@@ -9,7 +9,10 @@ rules the reader promises, so a pass behaves the same on either:
 - STRING is an object column holding str or None.
 
 `record_map` returns canonical records (see `crmsweep.model`): dates "YYYY-MM-DD", datetimes
-"YYYY-MM-DDTHH:MM:SS.mmmZ", DECIMAL numbers their exact text, every field of the object present (None when empty).
+"YYYY-MM-DDTHH:MM:SS.mmmZ", DECIMAL numbers their exact text, every field of the object present (None when
+empty). `before_images` returns the same records as read-only Mappings, for the passes to make changes of:
+the reader keeps them column-wise (crmsweep/backup/row_block.py), so a scan holds no dict per change;
+`FrameView` gives dicts.
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ class SnapshotView(Protocol):
 
     def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
         """Canonical records by id; ids the snapshot lacks are absent."""
+        ...
+
+    def before_images(self, object_name: str, ids: Iterable[str]) -> Mapping[str, Mapping[str, Any]]:
+        """`record_map` for records that become before-images: each equal to its `record_map` dict, read-only,
+        possibly held column-wise (`crmsweep.model.BeforeImage`), which a plan writes without a dict."""
         ...
 
 
@@ -150,6 +158,9 @@ class FrameView:
         self._require(object_name)
         stored = self._rows[object_name]
         return {rid: dict(stored[rid]) for rid in ids if rid in stored}
+
+    def before_images(self, object_name: str, ids: Iterable[str]) -> Mapping[str, Mapping[str, Any]]:
+        return self.record_map(object_name, ids)
 
 
 def id_set(ids: Iterable[str]) -> pa.Array:
