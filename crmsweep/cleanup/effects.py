@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from crmsweep.cleanup.view import SnapshotView, id_set, in_ids, typed_series
+from crmsweep.cleanup.view import SnapshotView, id_text, typed_series
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
@@ -39,7 +41,13 @@ _WRITING = frozenset({Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE})
 
 
 class EffectsView:
-    """A SnapshotView: `base` with `changes` applied (see the module docstring)."""
+    """A SnapshotView: `base` with `changes` applied (see the module docstring).
+
+    Which rows of an object are gone is worked out once per scan, not per frame: the object's key
+    columns are taken as text once (shared by every view of the scan), and each view matches only the
+    ids its own changes remove, on top of its parent's answer. So `base` must list an object's rows in
+    one order in every frame it gives (the snapshot reader and FrameView do; SharedColumns holds it).
+    """
 
     def __init__(self, base: SnapshotView, vocabulary: Vocabulary, changes: Sequence[Change] = ()) -> None:
         self._base = base
@@ -48,8 +56,13 @@ class EffectsView:
         # own changes touch, not every earlier pass's ids again (hundreds of thousands at scale).
         self._removed: dict[str, frozenset[str]] = {}
         self._written: dict[str, dict[str, dict[str, Any]]] = {}
-        # The removed ids as Arrow arrays, made on first use: each frame read of an object looks them up.
-        self._removed_arrays: dict[str, pa.Array] = {}
+        # The ids this view's own changes remove (per object), and the view they were laid on.
+        self._added: dict[str, frozenset[str]] = {}
+        self._parent: EffectsView | None = None
+        # (object, column) -> that column as text, in the base's row order: one per scan, shared by all views.
+        self._keys: dict[tuple[str, str], pa.Array] = {}
+        # (object, column, removed object) -> rows whose `column` names a removed record: per view.
+        self._hits: dict[tuple[str, str, str], np.ndarray] = {}
         self._lay(changes)
 
     def _lay(self, changes: Iterable[Change]) -> None:
@@ -65,7 +78,7 @@ class EffectsView:
                 rows[change.record_id] = {**rows.get(change.record_id, {}), **change.after}
         for obj, ids in removed.items():
             self._removed[obj] = self._removed.get(obj, frozenset()) | ids
-            self._removed_arrays.pop(obj, None)
+            self._added[obj] = self._added.get(obj, frozenset()) | ids
         self._written.update(written)
 
     def with_changes(self, changes: Iterable[Change]) -> EffectsView:
@@ -73,7 +86,8 @@ class EffectsView:
         view = EffectsView(self._base, self._vocab)
         view._removed = dict(self._removed)
         view._written = dict(self._written)
-        view._removed_arrays = dict(self._removed_arrays)
+        view._keys = self._keys
+        view._parent = self
         view._lay(changes)
         return view
 
@@ -91,10 +105,26 @@ class EffectsView:
         """Ids of `object_name` the earlier passes remove."""
         return self._removed.get(object_name, frozenset())
 
-    def _removed_array(self, object_name: str) -> pa.Array:
-        found = self._removed_arrays.get(object_name)
+    def _key(self, object_name: str, column: str) -> pa.Array:
+        found = self._keys.get((object_name, column))
         if found is None:
-            found = self._removed_arrays[object_name] = id_set(self._removed.get(object_name, ()))
+            found = self._keys[(object_name, column)] = id_text(self._base.frame(object_name, [column])[column])
+        return found
+
+    def _removed_rows(self, object_name: str, column: str, gone: str) -> np.ndarray:
+        """Per row of `object_name`, whether its `column` names a record of `gone` that is removed."""
+        key = (object_name, column, gone)
+        found = self._hits.get(key)
+        if found is not None:
+            return found
+        if self._parent is None:
+            found = _matches(self._key(object_name, column), self._removed.get(gone, frozenset()))
+        else:
+            found = self._parent._removed_rows(object_name, column, gone)
+            added = self._added.get(gone)
+            if added:
+                found = found | _matches(self._key(object_name, column), added)
+        self._hits[key] = found
         return found
 
     def _link_ends(self, object_name: str) -> list[tuple[str, str]]:
@@ -116,36 +146,44 @@ class EffectsView:
         ends = self._link_ends(object_name)
         if not removed and not written and not ends:
             return self._base.frame(object_name, columns)
-        wanted = None if columns is None else list(columns)
-        extra = [id_field] if removed or written else []
-        extra += [column for column, _ in ends]
-        read = None if wanted is None else list(dict.fromkeys([*wanted, *extra]))
-        frame = self._base.frame(object_name, read)
-        keep = pd.Series(True, index=frame.index)
+        frame = self._base.frame(object_name, columns)
+        drop = np.zeros(len(frame), dtype=bool)
         if removed:
-            keep &= ~in_ids(frame[id_field], self._removed_array(object_name))
+            drop |= self._removed_rows(object_name, id_field, object_name)
         for column, gone in ends:
-            keep &= ~in_ids(frame[column], self._removed_array(gone))
-        frame = frame[keep]
+            drop |= self._removed_rows(object_name, column, gone)
         if written:
             frame = self._patched(object_name, frame, written)
-        frame = frame.reset_index(drop=True)
-        return frame if wanted is None else frame.loc[:, wanted]
+        if drop.any():
+            frame = frame[~drop].reset_index(drop=True)
+        return frame
 
     def _patched(self, object_name: str, frame: pd.DataFrame, written: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
         specs = {s.name: s for s in self._base.fields(object_name)}
-        ids = frame[self._vocab.id_field].astype(str)
-        frame = frame.copy()
+        ids = self._key(object_name, self._vocab.id_field)
+        frame = frame.copy(deep=False)
         columns = {name for values in written.values() for name in values if name in frame.columns}
-        for name in columns:
+        for name in sorted(columns):
             rows = {rid: values[name] for rid, values in written.items() if name in values}
-            hit = ids.isin(rows)
+            at = pc.index_in(ids, value_set=pa.array(list(rows), type=pa.string())).to_numpy(zero_copy_only=False)
+            hit = ~np.isnan(at) if at.dtype.kind == "f" else np.ones(len(at), dtype=bool)
             if not hit.any():
                 continue
-            new = typed_series(specs[name], [rows[rid] for rid in ids[hit]])
-            new.index = frame.index[hit]
-            frame.loc[hit, name] = new
+            chosen = list(rows.values())
+            new = typed_series(specs[name], [chosen[int(i)] for i in at[hit]])
+            column = frame[name].copy()
+            new.index = column.index[hit]
+            column.loc[hit] = new
+            frame[name] = column
         return frame
 
     def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
         return self._base.record_map(object_name, ids)
+
+
+def _matches(keys: pa.Array, ids: frozenset[str]) -> np.ndarray:
+    """Per value of `keys`, whether it is one of `ids`; an empty cell never is."""
+    if not ids or not len(keys):
+        return np.zeros(len(keys), dtype=bool)
+    hit = pc.fill_null(pc.is_in(keys, value_set=pa.array(list(ids), type=pa.string())), False)
+    return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)

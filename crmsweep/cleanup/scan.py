@@ -27,6 +27,7 @@ from crmsweep.cleanup.passes import (
     validate_settings,
 )
 from crmsweep.cleanup.protect import Protections
+from crmsweep.cleanup.shared_columns import SharedColumns
 from crmsweep.cleanup.view import SnapshotView
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Change, Plan, PlanHeader, ReviewItem, Vocabulary, canonical_datetime
@@ -186,12 +187,14 @@ def scan_snapshot(
     skipped: dict[str, str] = {}
     notes: list[str] = []
     review: list[ReviewItem] = []
-    effects = EffectsView(view, vocabulary)
+    # One read of each column for the whole scan, let go when it returns (crmsweep/cleanup/shared_columns.py).
+    shared = SharedColumns(view)
+    effects = EffectsView(shared, vocabulary)
     for name in selected:
         spec = PASSES[name]
         per_pass[name] = 0
         context = PassContext(
-            backed_up=view,
+            backed_up=shared,
             earlier=tuple(changes),
             view=effects,
             vocabulary=vocabulary,

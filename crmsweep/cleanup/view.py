@@ -154,14 +154,18 @@ def id_set(ids: Iterable[str]) -> pa.Array:
     return pa.array(list(ids), type=pa.string())
 
 
+def id_text(series: pd.Series) -> pa.Array:
+    """The column's values as text, an empty cell null: what `in_ids` looks up (made once, it can be
+    matched against many id sets)."""
+    return pa.array(series.astype(str), type=pa.string(), from_pandas=True)
+
+
 def in_ids(series: pd.Series, ids: pa.Array) -> pd.Series:
     """Per row, whether the value as text is one of `ids` (see `id_set`); an empty cell never is.
 
     The same answer as `series.astype(str).isin(ids)`, without its cost: pandas makes an Arrow scalar of
     every value in the set on each call, seconds a scan at 300k removed ids (one call per frame read)."""
-    text = series.astype(str)
-    column = pa.array(text, type=pa.string(), from_pandas=True)
-    hit = pc.fill_null(pc.is_in(column, value_set=ids), False)
+    hit = pc.fill_null(pc.is_in(id_text(series), value_set=ids), False)
     return pd.Series(hit.to_numpy(zero_copy_only=False), index=series.index, dtype=bool)
 
 
@@ -172,5 +176,7 @@ def live_frame(view: SnapshotView, object_name: str, columns: Sequence[str], del
     wanted = list(dict.fromkeys([*columns, deleted_field] if with_flag and deleted_field else columns))
     frame = view.frame(object_name, wanted)
     if with_flag and deleted_field:
-        frame = frame[~frame[deleted_field].fillna(False).astype(bool)]
+        gone = frame[deleted_field].fillna(False).astype(bool).to_numpy()
+        if gone.any():  # most snapshots hold none: then the frame is not copied
+            frame = frame[~gone]
     return frame.loc[:, list(columns)].reset_index(drop=True)
