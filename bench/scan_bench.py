@@ -14,7 +14,8 @@ adds appear here by themselves, filled with plain values of their type.
 Then, side by side and in alternating order, each measurement a fresh child process:
 
 - read: `pyarrow.parquet.read_table(file, columns=...).to_pandas()` of exactly the (object, columns)
-  the scan reads from the snapshot (recorded once per run by a scan that notes every `frame` call),
+  the scan reads from the snapshot (recorded once per run by a scan that notes every `frame` call, and
+  every column of an object it takes before-images of through `record_map`: those are whole rows),
   all frames held until the last is read;
 - scan: `open_snapshot` + `scan_snapshot` with every registered pass at its defaults, then
   `api.write_plan` (what `crmsweep scan --snapshot ID -o FILE` does after its connection checks);
@@ -50,14 +51,15 @@ from pathlib import Path
 from typing import Any, cast
 
 REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / "bench" / ".cache" / "scan"
+# CRMSWEEP_BENCH_CACHE shares one cache of generated snapshots between checkouts (a 1M build takes minutes).
+CACHE = Path(os.environ.get("CRMSWEEP_BENCH_CACHE") or REPO / "bench" / ".cache") / "scan"
 SEED = 7
 PAGE = 2000
 # The scan's clock; the data is dated against it, so a cached snapshot scans the same way on any day.
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 CONNECTION = "bench"
 ORG_ID = "00D000000000001AAA"
-GENERATOR_VERSION = "1"  # bump when the generated data changes, so cached snapshots are rebuilt
+GENERATOR_VERSION = "2"  # bump when the generated data changes, so cached snapshots are rebuilt
 
 
 # --- proportions: per contact, how many of each object ------------------------------------------------
@@ -78,6 +80,93 @@ def counts(contacts: int) -> dict[str, int]:
 
 STALE_SHARE = 0.25  # people whose last activity is older than stale_contacts' default 3 years
 IDLE_USER_SHARE = 0.1  # active users with no login for a year
+DUPLICATE_SHARE = 0.015  # people planted as a likely duplicate of someone entered shortly before
+ACCOUNT_DUPLICATE_SHARE = 0.01  # accounts entered twice (the same name spelled another way)
+NAMES = ("realistic", "dense")
+
+
+# --- people and companies as an org holds them ------------------------------------------------------------
+# "realistic": 164 first names and 2,754 surnames (2% double-barrelled), each drawn with Zipf-like weights
+# as in a real customer base (a few first names are common, surnames a long tail); accounts with distinct
+# names and sites, leads typing one of them as their company; and a small planted share of true duplicates
+# (1.5% of people: the same address in other case, the same name at the same company, a misspelt name;
+# 1% of accounts: the same name in capitals). "dense" keeps generator 1's filler
+# ("LastName 456" for every person): every name alike, one name block per company, a worst case for the
+# duplicates pass rather than an org.
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_FIRST = _words(
+    "James Mary John Patricia Robert Jennifer Michael Linda David Elizabeth William Barbara Richard Susan "
+    "Joseph Jessica Thomas Sarah Charles Karen Christopher Lisa Daniel Nancy Matthew Betty Anthony Sandra Mark "
+    "Margaret Donald Ashley Steven Kimberly Andrew Emily Paul Donna Joshua Michelle Kenneth Carol Kevin Amanda "
+    "Brian Melissa George Deborah Timothy Stephanie Ronald Rebecca Jason Laura Edward Helen Jeffrey Sharon Ryan "
+    "Cynthia Jacob Kathleen Gary Amy Nicholas Angela Eric Shirley Jonathan Anna Stephen Brenda Larry Pamela "
+    "Justin Emma Scott Nicole Brandon Samantha Benjamin Katherine Samuel Christine Gregory Debra Alexander "
+    "Rachel Patrick Carolyn Frank Janet Raymond Maria Jack Olivia Dennis Heather Jerry Helena Tyler Catherine "
+    "Aaron Virginia Jose Julie Adam Victoria Nathan Joan Henry Lauren Zachary Evelyn Douglas Judith Peter "
+    "Megan Kyle Andrea Noah Cheryl Ethan Hannah Jeremy Jacqueline Walter Martha Christian Gloria Keith Teresa "
+    "Roger Ann Terry Sara Austin Madison Sean Frances Gerald Kathryn Carl Janice Harold Jean Dylan Abigail "
+    "Łukasz Zoë José Søren Małgorzata Jürgen François Siobhán Renée Çağla Chloé Dmitri Aiko Wei Priya Omar"
+)
+_ONSETS = _words("B Br C Ch Cl D Dr F G Gr H J K Kl L M N P Pr R S Sch Sh St T Th V W Y Z Al An Ar El Ev "
+           "Ol Or Ha Ma Mc Ro Ka Sa Be Da Fa Ga Lo Mo Pe Ta")
+_RESTS = _words("ard aker ell erson ington ley man ner ovich ows ston tz ers ing ton ski ez ier ault"
+          " olds ett ins ick ock oyle ung ane ace amp anner ary ason ault elli ens ford gren horn ios "
+          "kin land lund more ney quist rose sen son ter ville wick wood yama zell")
+_COMPANY_WORDS = _words("Acme Apex Blue Bright Cedar Cobalt Crest Delta Eagle Echo Ever First Frontier Global "
+                  "Granite Harbor Horizon Iron Keystone Lake Liberty Maple Meridian Metro North Nova Oak "
+                  "Omega Pacific Peak Pine Pioneer Prime Quantum Red River Rock Silver Summit Sun Terra "
+                  "Titan Union United Valley Vertex West Zen")
+_COMPANY_KINDS = _words("Systems Logistics Foods Health Labs Partners Capital Energy Media Retail Motors Studio "
+                  "Robotics Analytics Freight Dental Legal Farms Textiles Software Consulting Realty "
+                  "Aerospace Pharma Marine Builders Insurance Telecom Security Printing Travel Supply "
+                  "Networks Water Solar Design Events Outdoor Optics Tools Mining Bakery Brewing Clinic "
+                  "Academy Hotels Fitness Games Paper")
+_COMPANY_SUFFIXES = ("Inc.", "LLC", "Ltd", "GmbH", "Corp.", "Group", "S.A.", "Co.")
+
+
+def _zipf_weights(count: int, exponent: float) -> list[float]:
+    weights, total = [], 0.0
+    for rank in range(count):
+        total += 1.0 / (rank + 1) ** exponent
+        weights.append(total)
+    return weights
+
+
+_SURNAMES = [a + b for a in _ONSETS for b in _RESTS]  # 2,754 surnames, and rarer double-barrelled ones (see _people)
+_FIRST_WEIGHTS = _zipf_weights(len(_FIRST), 0.9)
+_SURNAME_WEIGHTS = _zipf_weights(len(_SURNAMES), 0.7)
+
+
+def company_name(n: int) -> str:
+    """Account n's name: distinct for every n below the count of word triples (a bijective scramble of n
+    picks the words: 1,000,003 is a prime, so coprime to that count)."""
+    words, kinds = len(_COMPANY_WORDS), len(_COMPANY_KINDS)
+    k = (n * 1_000_003) % (words * kinds * words)
+    first, kind = _COMPANY_WORDS[k % words], _COMPANY_KINDS[(k // words) % kinds]
+    second = _COMPANY_WORDS[k // (words * kinds)]
+    return f"{first} {second} {kind} {_COMPANY_SUFFIXES[n % len(_COMPANY_SUFFIXES)]}"
+
+
+def _slug(name: str, words: int = 3) -> str:
+    """The first `words` words of a name as one lower-case token (a company's legal suffix left out)."""
+    return "".join(ch for ch in "".join(name.lower().split(" ")[:words]) if ch.isalnum())
+
+
+def _typo(text: str, rng: random.Random) -> str:
+    """One letter doubled, dropped or swapped: the misspelling a second entry of a person has."""
+    if len(text) < 4:
+        return text + text[-1]
+    at = 1 + rng.randrange(len(text) - 2)
+    kind = rng.randrange(3)
+    if kind == 0:
+        return text[:at] + text[at] + text[at:]
+    if kind == 1:
+        return text[:at] + text[at + 1 :]
+    return text[:at] + text[at + 1] + text[at] + text[at + 2 :]
 
 
 # --- the generated org, behind the connector calls the snapshot writer makes ---------------------------
@@ -97,7 +186,7 @@ class GeneratedOrg:
     provider = "salesforce"
     connection_name = CONNECTION
 
-    def __init__(self, contacts: int, seed: int = SEED) -> None:
+    def __init__(self, contacts: int, seed: int = SEED, names: str = "realistic") -> None:
         from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
         from crmsweep.sandbox import schema
 
@@ -105,7 +194,10 @@ class GeneratedOrg:
         self.capabilities = SALESFORCE_CAPABILITIES
         self.sizes = counts(contacts)
         self.seed = seed
+        self.names = names
         self._schema = schema
+        # The last people of each object, for a planted duplicate to copy (a second entry comes soon after).
+        self._recent: dict[str, list[dict[str, Any]]] = {}
 
     # -- what take_snapshot asks ----------------------------------------------------------------------
 
@@ -205,6 +297,8 @@ class GeneratedOrg:
 
     def _shape(self, name: str, row: dict[str, Any], n: int, rng: random.Random, modified: datetime) -> None:
         """The fields the passes judge by, set as a real org holds them."""
+        if self.names == "realistic":
+            self._people(name, row, n, rng)
         if name in ("Contact", "Lead") and "Name" in row:
             row["Name"] = f"{row.get('FirstName') or ''} {row.get('LastName') or ''}".strip()
         if name == "Lead" and "IsConverted" in row:
@@ -230,12 +324,49 @@ class GeneratedOrg:
             row["WhoId"] = record_id("003", rng.randrange(self.sizes["Contact"]))
 
 
-def snapshot_key(contacts: int, seed: int) -> str:
-    """A cache key: size, seed, generator version and the field lists the schema gives today."""
-    org = GeneratedOrg(contacts, seed)
+    def _people(self, name: str, row: dict[str, Any], n: int, rng: random.Random) -> None:
+        """Names, companies and addresses of a real customer base, with a few true duplicates planted."""
+        if name == "Account":
+            company = company_name(n)
+            if n and rng.random() < ACCOUNT_DUPLICATE_SHARE:  # the same company entered again, spelled otherwise
+                company = company_name(n - 1).upper().replace(".", "")
+            row["Name"] = company
+            if "Website" in row:
+                row["Website"] = f"https://www.{_slug(company)}.example.com/"
+            return
+        if name not in ("Contact", "Lead"):
+            return
+        first = rng.choices(_FIRST, cum_weights=_FIRST_WEIGHTS)[0]
+        last = rng.choices(_SURNAMES, cum_weights=_SURNAME_WEIGHTS)[0]
+        if rng.random() < 0.02:
+            last = f"{last}-{rng.choices(_SURNAMES, cum_weights=_SURNAME_WEIGHTS)[0]}"
+        recent = self._recent.setdefault(name, [])
+        email = f"{_slug(first + ' ' + last, 2)}.{n}@example{n % 97}.com"
+        company = company_name(rng.randrange(max(1, self.sizes["Account"])))  # a lead's, as typed
+        if recent and rng.random() < DUPLICATE_SHARE:
+            other = recent[rng.randrange(len(recent))]
+            kind = rng.randrange(3)  # the same mailbox in other case; the same name; a misspelt name
+            first, last = other["FirstName"], other["LastName"] if kind != 2 else _typo(other["LastName"], rng)
+            company = other.get("Company") or company
+            if "AccountId" in row:
+                row["AccountId"] = other.get("AccountId")
+            if kind == 0:
+                email = str(other.get("Email") or email).upper()
+        if "Email" in row:
+            row["Email"] = email
+        if "Company" in row:
+            row["Company"] = company
+        row["FirstName"], row["LastName"] = first, last
+        recent.append({k: row.get(k) for k in ("FirstName", "LastName", "Email", "AccountId", "Company")})
+        if len(recent) > 500:
+            del recent[:250]
+
+def snapshot_key(contacts: int, seed: int, names: str = "realistic") -> str:
+    """A cache key: size, seed, names, generator version and the field lists the schema gives today."""
+    org = GeneratedOrg(contacts, seed, names)
     shape = {name: [s.name for s in org.fields(name)] for name in backup_objects(org)}
     digest = hashlib.sha256(json.dumps([GENERATOR_VERSION, shape], sort_keys=True).encode()).hexdigest()[:12]
-    return f"n{contacts}-s{seed}-{digest}"
+    return f"n{contacts}-s{seed}-{names}-{digest}"
 
 
 def backup_objects(org: GeneratedOrg) -> list[str]:
@@ -247,21 +378,21 @@ def backup_objects(org: GeneratedOrg) -> list[str]:
     return [name for name in wanted if org._schema.get_object(name) is not None]
 
 
-def build_snapshot(contacts: int, seed: int, log: Any) -> tuple[Path, str]:
+def build_snapshot(contacts: int, seed: int, log: Any, names: str = "realistic") -> tuple[Path, str]:
     """(home folder, snapshot id) of a cached snapshot of `contacts` contacts, built if missing."""
     from crmsweep.backup.snapshot_reader import list_snapshots
     from crmsweep.backup.snapshot_writer import take_snapshot
     from crmsweep.connectors.base import Connector
     from crmsweep.paths import Home
 
-    folder = CACHE / snapshot_key(contacts, seed)
+    folder = CACHE / snapshot_key(contacts, seed, names)
     home = Home(folder / "home")
     if folder.exists():
         found = list_snapshots(home)
         if found:
             return home.root, found[-1].snapshot_id
         shutil.rmtree(folder)
-    org = GeneratedOrg(contacts, seed)
+    org = GeneratedOrg(contacts, seed, names)
     started = time.perf_counter()
     print(f"building a snapshot of {contacts:,} contacts in {folder}", file=log, flush=True)
     partial = folder.with_name(folder.name + ".partial")
@@ -316,6 +447,12 @@ def work_scan(home_root: Path, snapshot_id: str, output: Path, record_columns: P
                 read.setdefault(object_name, [])
                 read[object_name] = list(dict.fromkeys([*read[object_name], *names]))
                 return super().frame(object_name, columns)
+
+            def record_map(self, object_name: str, ids: Any) -> Any:
+                # Before-images are whole rows: every column of the object is read for them.
+                names = [s.name for s in self.fields(object_name)]
+                read[object_name] = list(dict.fromkeys([*read.get(object_name, []), *names]))
+                return super().record_map(object_name, ids)
 
         reader = Recording(plain.path, plain.manifest)
     result = scan_snapshot(reader, vocabulary=SALESFORCE_VOCABULARY, **_scan_kwargs())
@@ -421,6 +558,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--before", default="", help="git revision to measure the scan of, side by side")
     parser.add_argument("--profile", type=int, default=0, help="size to profile one scan at (0: none)")
+    parser.add_argument("--names", choices=NAMES, default="realistic",
+                        help="people as an org holds them, or generator 1's filler (a duplicates worst case)")
     parser.add_argument("--worker", choices=("scan", "read", "profile"), help=argparse.SUPPRESS)
     parser.add_argument("--answer", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
@@ -438,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows: list[dict[str, Any]] = []
         profile: dict[str, Any] | None = None
         for size in sizes:
-            home, snapshot = build_snapshot(size, args.seed, log)
+            home, snapshot = build_snapshot(size, args.seed, log, args.names)
             plan = Path(scratch) / f"plan-{size}.json"
             columns = Path(scratch) / f"columns-{size}.json"
             base = ["--home", str(home), "--snapshot", snapshot]
@@ -477,7 +616,7 @@ def _worker(args: argparse.Namespace) -> None:
 
 def report(rows: list[dict[str, Any]], args: argparse.Namespace, profile: dict[str, Any] | None) -> str:
     lines = [
-        f"Machine: {machine()}. Medians of {args.repeat} runs each, seed {args.seed}.",
+        f"Machine: {machine()}. Medians of {args.repeat} runs each, seed {args.seed}, {args.names} names.",
         "",
         "| contacts | rows in snapshot | what | wall (s) | min–max (s) | × read | CPU (s) | CPU × read "
         "| peak RSS (MiB) | RSS vs smallest | changes | plan on disk (MB) |",
