@@ -46,7 +46,7 @@ class SharedColumns:
             read = self._base.frame(object_name, missing)
             rows = len(next(iter(held.values()))) if held else len(read)
             if len(read) != rows:
-                raise RuntimeError(f"{object_name} read {len(read)} rows, then {rows}: the snapshot changed under the scan")
+                raise RuntimeError(f"{object_name} gave {rows} rows, then {len(read)}: its rows changed under the scan")
             for name in missing:
                 held[name] = read[name].reset_index(drop=True)
             if not held:
