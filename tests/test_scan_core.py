@@ -74,8 +74,8 @@ def _org() -> FrameView:
 
 def _scan(view: Any) -> Any:
     return scan_module.scan_snapshot(
-        view, vocabulary=SALESFORCE_VOCABULARY, passes=None, pass_settings={}, protect_recent_days=30, protect_objects=(),
-        protect_ids=(), max_changes=None, max_changes_per_object=None, allow_over_cap=True, connection="c",
+        view, vocabulary=SALESFORCE_VOCABULARY, passes=None, pass_settings={}, protect_recent_days=30,
+        protect_objects=(), protect_ids=(), max_changes=None, max_changes_per_object=None, allow_over_cap=True, connection="c",
         config_digest="", now=NOW)
 
 
@@ -169,7 +169,7 @@ def _change(op: Op, obj: str, rid: str, after: dict[str, Any]) -> Change:
 
 
 CHANGE = st.one_of(
-    st.builds(lambda rid: _change(Op.DELETE, "Contact", rid, {}), st.sampled_from(CONTACT_IDS + ["003x"])),
+    st.builds(lambda rid: _change(Op.DELETE, "Contact", rid, {}), st.sampled_from([*CONTACT_IDS, "003x"])),
     st.builds(lambda rid: _change(Op.ARCHIVE, "Account", rid, {}), st.sampled_from(ACCOUNT_IDS)),
     st.builds(lambda rid, name, score, seen, active: _change(
         Op.UPDATE, "Contact", rid, {k: v for k, v in {"Name": name, "Score": score, "Seen": seen,
