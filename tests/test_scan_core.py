@@ -75,7 +75,8 @@ def _org() -> FrameView:
 def _scan(view: Any) -> Any:
     return scan_module.scan_snapshot(
         view, vocabulary=SALESFORCE_VOCABULARY, passes=None, pass_settings={}, protect_recent_days=30,
-        protect_objects=(), protect_ids=(), max_changes=None, max_changes_per_object=None, allow_over_cap=True, connection="c",
+        protect_objects=(), protect_ids=(), max_changes=None, max_changes_per_object=None,
+        allow_over_cap=True, connection="c",
         config_digest="", now=NOW)
 
 
