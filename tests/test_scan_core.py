@@ -246,6 +246,7 @@ def test_id_text_is_astype_str(values: list[Any], ids: list[str]) -> None:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+RUNNING = "005000000000001"  # 15 characters: its 18-character spelling is the same user
 CREATED = st.one_of(
     st.none(), st.just(""), WORD, st.sampled_from(["2026-03-01", "2026-02-13T12:00:00.000+0000", "1970-01-01"]),
     st.builds(lambda ms: canonical_datetime(EPOCH + timedelta(milliseconds=ms)),
@@ -258,13 +259,14 @@ CREATED = st.one_of(
        micro=st.integers(0, 999_999), ids=st.lists(st.sampled_from(["003A", "003B", "003AAA"]), max_size=2))
 def test_protections_hold_what_the_plain_rules_hold(created: list[Any], days: int, micro: int, ids: list[str]) -> None:
     now = datetime(2026, 3, 15, 12, 0, tzinfo=UTC).replace(microsecond=micro)
-    protections = Protections(SALESFORCE_VOCABULARY, now, recent_days=days, ids=tuple(ids), running_user_id="005R")
+    protections = Protections(SALESFORCE_VOCABULARY, now, recent_days=days, ids=tuple(ids), running_user_id=RUNNING)
     changes = [Change(Op.DELETE, "Contact", rid, {"Id": rid, "CreatedDate": value}, {}, reason="r", pass_name="p")
-               for rid, value in zip(["003A", "005R", "003C", "003D", "003E", "003F"], created, strict=False)]
+               for rid, value in zip(["003A", f"{RUNNING}AAA", RUNNING, f"{RUNNING}AA", "003E", "005R"], created,
+                                     strict=False)]
 
     def plain(change: Change) -> str | None:
         key = SALESFORCE_VOCABULARY.id_key(change.record_id)
-        if key == "005R":
+        if key == SALESFORCE_VOCABULARY.id_key(RUNNING):
             return "the user crmsweep runs as"
         if key in {SALESFORCE_VOCABULARY.id_key(i) for i in ids}:
             return "listed in [protect] ids"
@@ -283,3 +285,15 @@ def test_protections_hold_what_the_plain_rules_hold(created: list[Any], days: in
                 protections.hold_reason(change)
             continue
         assert protections.hold_reason(change) == expected
+
+
+@pytest.mark.parametrize("micro", [0, 500, 999_999])
+def test_a_record_created_on_the_recent_threshold_is_held_as_the_datetimes_say(micro: int) -> None:
+    now = datetime(2026, 3, 15, 12, 0, tzinfo=UTC).replace(microsecond=micro)
+    protections = Protections(SALESFORCE_VOCABULARY, now, recent_days=30)
+    since = now - timedelta(days=30)
+    for moment in (since - timedelta(milliseconds=1), since, since + timedelta(milliseconds=1)):
+        created = canonical_datetime(moment)
+        change = Change(Op.DELETE, "Contact", "003A", {"CreatedDate": created}, {}, reason="r", pass_name="p")
+        parsed = datetime.fromisoformat((created or "").replace("Z", "+00:00"))
+        assert (protections.hold_reason(change) is not None) == (parsed > since), created

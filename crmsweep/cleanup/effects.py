@@ -63,15 +63,21 @@ class EffectsView:
         self._keys: dict[tuple[str, str], pa.Array] = {}
         # (object, column, removed object) -> rows whose `column` names a removed record: per view.
         self._hits: dict[tuple[str, str, str], np.ndarray] = {}
+        # (object, column) -> the rows written and their new values, worked out once per view.
+        self._patches: dict[tuple[str, str], tuple[np.ndarray, pd.Series] | None] = {}
         self._lay(changes)
 
     def _lay(self, changes: Iterable[Change]) -> None:
         removed: dict[str, set[str]] = {}
         written: dict[str, dict[str, dict[str, Any]]] = {}
         for change in changes:
-            if change.op in _REMOVING:
-                removed.setdefault(change.object, set()).add(change.record_id)
-            elif change.op in _WRITING and change.after:
+            op = change.op
+            if op in _REMOVING:
+                ids = removed.get(change.object)
+                if ids is None:
+                    ids = removed[change.object] = set()
+                ids.add(change.record_id)
+            elif op in _WRITING and change.after:
                 rows = written.get(change.object)
                 if rows is None:
                     rows = written[change.object] = dict(self._written.get(change.object, {}))
@@ -159,23 +165,36 @@ class EffectsView:
         return frame
 
     def _patched(self, object_name: str, frame: pd.DataFrame, written: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-        specs = {s.name: s for s in self._base.fields(object_name)}
-        ids = self._key(object_name, self._vocab.id_field)
         frame = frame.copy(deep=False)
-        columns = {name for values in written.values() for name in values if name in frame.columns}
-        for name in sorted(columns):
-            rows = {rid: values[name] for rid, values in written.items() if name in values}
-            at = pc.index_in(ids, value_set=pa.array(list(rows), type=pa.string())).to_numpy(zero_copy_only=False)
-            hit = ~np.isnan(at) if at.dtype.kind == "f" else np.ones(len(at), dtype=bool)
-            if not hit.any():
+        for name in frame.columns:
+            patch = self._patch(object_name, name, written)
+            if patch is None:
                 continue
-            chosen = list(rows.values())
-            new = typed_series(specs[name], [chosen[int(i)] for i in at[hit]])
+            hit, new = patch
             column = frame[name].copy()
-            new.index = column.index[hit]
-            column.loc[hit] = new
+            column.loc[hit] = new.set_axis(column.index[hit])
             frame[name] = column
         return frame
+
+    def _patch(
+        self, object_name: str, name: str, written: Mapping[str, Mapping[str, Any]]
+    ) -> tuple[np.ndarray, pd.Series] | None:
+        """The rows of `object_name` whose `name` an earlier pass writes, and the values it writes there."""
+        key = (object_name, name)
+        if key in self._patches:
+            return self._patches[key]
+        rows = {rid: values[name] for rid, values in written.items() if name in values}
+        found: tuple[np.ndarray, pd.Series] | None = None
+        if rows:
+            ids = self._key(object_name, self._vocab.id_field)
+            at = pc.index_in(ids, value_set=pa.array(list(rows), type=pa.string())).to_numpy(zero_copy_only=False)
+            hit = ~np.isnan(at) if at.dtype.kind == "f" else np.ones(len(at), dtype=bool)
+            if hit.any():
+                spec = next(s for s in self._base.fields(object_name) if s.name == name)
+                chosen = list(rows.values())
+                found = (hit, typed_series(spec, [chosen[int(i)] for i in at[hit]]))
+        self._patches[key] = found
+        return found
 
     def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
         return self._base.record_map(object_name, ids)

@@ -55,9 +55,13 @@ class Protections:
         """Why this change must not be proposed, or None."""
         if change.object in self._objects:
             return f"{change.object} is a protected object"
-        if self._running_key is not None or self._ids:
-            key = self.vocabulary.id_key(change.record_id)
-            if key == self._running_key:
+        rid = change.record_id
+        running = self._running_key
+        # An id's key is a prefix of it: an id that does not start with the running user's key is not that
+        # user's, and is told so without keying it (one call per change, 351k of them at 1M contacts).
+        if self._ids or (running is not None and rid.startswith(running)):
+            key = self.vocabulary.id_key(rid)
+            if key == running:
                 return "the user crmsweep runs as"
             if key in self._ids:
                 return "listed in [protect] ids"
