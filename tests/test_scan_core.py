@@ -230,6 +230,9 @@ def test_ids_removed_by_two_views_and_an_object_with_none_removed() -> None:
     assert second.frame("Contact", ["Id"])["Id"].tolist() == CONTACT_IDS[2:]
     assert len(first.frame(LINKS)) == 1 and second.frame(LINKS).empty
     pd.testing.assert_frame_equal(second.frame("Account"), base.frame("Account"))
+    # No columns still counts the rows left; a column asked twice comes twice, as from the base.
+    assert second.frame("Contact", []).shape == (len(CONTACT_IDS) - 2, 0)
+    assert list(second.frame("Contact", ["Id", "Name", "Id"]).columns) == ["Id", "Name", "Id"]
 
 
 # --- in_ids and the protections' text comparison --------------------------------------------------------

@@ -63,8 +63,8 @@ class EffectsView:
         self._keys: dict[tuple[str, str], pa.Array] = {}
         # (object, column, removed object) -> rows whose `column` names a removed record: per view.
         self._hits: dict[tuple[str, str, str], np.ndarray] = {}
-        # (object, column) -> the rows written and their new values, worked out once per view.
-        self._patches: dict[tuple[str, str], tuple[np.ndarray, pd.Series] | None] = {}
+        # object -> column -> the column as this view's pass sees it (patched, filtered), made on first read.
+        self._live: dict[str, dict[str, pd.Series]] = {}
         self._lay(changes)
 
     def _lay(self, changes: Iterable[Change]) -> None:
@@ -95,6 +95,7 @@ class EffectsView:
         view._keys = self._keys
         view._parent = self
         view._lay(changes)
+        self._live = {}  # the scan reads on through the new view: let this one's columns go
         return view
 
     @property
@@ -146,23 +147,32 @@ class EffectsView:
         return ends
 
     def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        id_field = self._vocab.id_field
         removed = self._removed.get(object_name, frozenset())
         written = self._written.get(object_name, {})
         ends = self._link_ends(object_name)
         if not removed and not written and not ends:
             return self._base.frame(object_name, columns)
-        frame = self._base.frame(object_name, columns)
-        drop = np.zeros(len(frame), dtype=bool)
-        if removed:
-            drop |= self._removed_rows(object_name, id_field, object_name)
-        for column, gone in ends:
-            drop |= self._removed_rows(object_name, column, gone)
-        if written:
-            frame = self._patched(object_name, frame, written)
-        if drop.any():
-            frame = frame[~drop].reset_index(drop=True)
-        return frame
+        asked = [s.name for s in self._base.fields(object_name)] if columns is None else list(columns)
+        names = list(dict.fromkeys(asked))
+        # Each column is patched and filtered once per view: a pass reads an object more than once.
+        held = self._live.setdefault(object_name, {})
+        missing = [name for name in names if name not in held]
+        if missing or not names:
+            drops = [self._removed_rows(object_name, self._vocab.id_field, object_name)] if removed else []
+            drops += [self._removed_rows(object_name, column, gone) for column, gone in ends]
+            drop = np.logical_or.reduce(drops) if drops else None
+            if not names:  # no columns: only how many rows are left
+                rows = len(drop) if drop is not None else len(self._key(object_name, self._vocab.id_field))
+                left = rows - int(drop.sum()) if drop is not None else rows
+                return pd.DataFrame(index=pd.RangeIndex(left), columns=pd.Index([], dtype=object))
+            frame = self._base.frame(object_name, missing)
+            if written:
+                frame = self._patched(object_name, frame, written)
+            if drop is not None and drop.any():
+                frame = frame[~drop].reset_index(drop=True)
+            held.update((name, frame[name]) for name in missing)
+        frame = pd.DataFrame({name: held[name] for name in names}, columns=names, copy=False)
+        return frame if len(names) == len(asked) else frame.loc[:, asked]
 
     def _patched(self, object_name: str, frame: pd.DataFrame, written: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
         frame = frame.copy(deep=False)
@@ -180,9 +190,6 @@ class EffectsView:
         self, object_name: str, name: str, written: Mapping[str, Mapping[str, Any]]
     ) -> tuple[np.ndarray, pd.Series] | None:
         """The rows of `object_name` whose `name` an earlier pass writes, and the values it writes there."""
-        key = (object_name, name)
-        if key in self._patches:
-            return self._patches[key]
         rows = {rid: values[name] for rid, values in written.items() if name in values}
         found: tuple[np.ndarray, pd.Series] | None = None
         if rows:
@@ -193,7 +200,6 @@ class EffectsView:
                 spec = next(s for s in self._base.fields(object_name) if s.name == name)
                 chosen = list(rows.values())
                 found = (hit, typed_series(spec, [chosen[int(i)] for i in at[hit]]))
-        self._patches[key] = found
         return found
 
     def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
