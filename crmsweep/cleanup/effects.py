@@ -21,15 +21,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crmsweep.cleanup.view import SnapshotView, id_text, typed_series
+from crmsweep.cleanup.view import SnapshotView, ViewOver, id_text, typed_series
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
     Change,
-    FieldSpec,
     Op,
-    Record,
-    SnapshotManifest,
     Vocabulary,
     association_object,
 )
@@ -40,7 +37,7 @@ _REMOVING = frozenset({Op.DELETE, Op.ARCHIVE})
 _WRITING = frozenset({Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE})
 
 
-class EffectsView:
+class EffectsView(ViewOver):
     """A SnapshotView: `base` with `changes` applied (see the module docstring).
 
     Which rows of an object are gone is worked out once per scan, not per frame: the object's key
@@ -50,7 +47,7 @@ class EffectsView:
     """
 
     def __init__(self, base: SnapshotView, vocabulary: Vocabulary, changes: Sequence[Change] = ()) -> None:
-        self._base = base
+        super().__init__(base)
         self._vocab = vocabulary
         # Frozen sets and per-object maps shared with the views before it: a pass's view copies only what its
         # own changes touch, not every earlier pass's ids again (hundreds of thousands at scale).
@@ -97,16 +94,6 @@ class EffectsView:
         view._lay(changes)
         self._live = {}  # the scan reads on through the new view: let this one's columns go
         return view
-
-    @property
-    def manifest(self) -> SnapshotManifest:
-        return self._base.manifest
-
-    def has(self, object_name: str) -> bool:
-        return self._base.has(object_name)
-
-    def fields(self, object_name: str) -> tuple[FieldSpec, ...]:
-        return self._base.fields(object_name)
 
     def removed(self, object_name: str) -> frozenset[str]:
         """Ids of `object_name` the earlier passes remove."""
@@ -201,9 +188,6 @@ class EffectsView:
                 chosen = list(rows.values())
                 found = (hit, typed_series(spec, [chosen[int(i)] for i in at[hit]]))
         return found
-
-    def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
-        return self._base.record_map(object_name, ids)
 
 
 def _matches(keys: pa.Array, ids: frozenset[str]) -> np.ndarray:

@@ -11,30 +11,19 @@ own copy, never into the column the next pass reads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
-from crmsweep.cleanup.view import SnapshotView
-from crmsweep.model import FieldSpec, Record, SnapshotManifest
+from crmsweep.cleanup.view import SnapshotView, ViewOver
 
 
-class SharedColumns:
+class SharedColumns(ViewOver):
     """A SnapshotView over `base` whose frames share columns read once (see the module docstring)."""
 
     def __init__(self, base: SnapshotView) -> None:
-        self._base = base
+        super().__init__(base)
         self._columns: dict[str, dict[str, pd.Series]] = {}
-
-    @property
-    def manifest(self) -> SnapshotManifest:
-        return self._base.manifest
-
-    def has(self, object_name: str) -> bool:
-        return self._base.has(object_name)
-
-    def fields(self, object_name: str) -> tuple[FieldSpec, ...]:
-        return self._base.fields(object_name)
 
     def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
         names = [s.name for s in self._base.fields(object_name)] if columns is None else list(dict.fromkeys(columns))
@@ -52,6 +41,3 @@ class SharedColumns:
             if not held:
                 return read
         return pd.DataFrame({name: held[name] for name in names}, columns=names, copy=False)
-
-    def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
-        return self._base.record_map(object_name, ids)

@@ -149,6 +149,30 @@ class FrameView:
         return {rid: dict(stored[rid]) for rid in ids if rid in stored}
 
 
+class ViewOver:
+    """A SnapshotView laid over another: everything but `frame` is the base's own answer. (A before-image
+    is what the CRM held when it was backed up, whatever a view over it changes in its frames.)"""
+
+    def __init__(self, base: SnapshotView) -> None:
+        self._base = base
+
+    @property
+    def manifest(self) -> SnapshotManifest:
+        return self._base.manifest
+
+    def has(self, object_name: str) -> bool:
+        return self._base.has(object_name)
+
+    def fields(self, object_name: str) -> tuple[FieldSpec, ...]:
+        return self._base.fields(object_name)
+
+    def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        return self._base.frame(object_name, columns)
+
+    def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
+        return self._base.record_map(object_name, ids)
+
+
 def id_set(ids: Iterable[str]) -> pa.Array:
     """Ids as one Arrow array, made once, for `in_ids` to look many columns up in."""
     return pa.array(list(ids), type=pa.string())
