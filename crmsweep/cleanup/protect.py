@@ -45,11 +45,12 @@ class Protections:
         object.__setattr__(self, "_running_key", running)
         since = self.now - timedelta(days=self.recent_days) if self.recent_days > 0 else self.now
         object.__setattr__(self, "_since", since)
-        # Canonical datetimes (24 characters, "Z") order as text in time order, and a created value is
-        # later than `since` exactly when it is later than `since` cut to its milliseconds, so the snapshot's
-        # own values compare as they stand; a year outside 1000-9999 would not fit the form: no shortcut.
+        # Canonical datetimes (zero-padded, UTC, "Z") order as text in time order, and a created value with
+        # milliseconds is later than `since` exactly when it is later than `since` cut to its milliseconds:
+        # so the snapshot's own values compare as they stand. (A naive clock keeps the datetime path and its
+        # error.)
         text = canonical_datetime(since) if self.recent_days > 0 and since.tzinfo is not None else None
-        object.__setattr__(self, "_since_text", text if text is not None and len(text) == 24 else None)
+        object.__setattr__(self, "_since_text", text)
 
     def hold_reason(self, change: Change) -> str | None:
         """Why this change must not be proposed, or None."""
@@ -65,16 +66,17 @@ class Protections:
                 return "the user crmsweep runs as"
             if key in self._ids:
                 return "listed in [protect] ids"
-        if self.recent_days > 0 and self._recent(change.before.get(self.vocabulary.created_field)):
-            return f"created in the last {self.recent_days} days"
+        if self.recent_days > 0:
+            value = change.before.get(self.vocabulary.created_field)
+            since = self._since_text
+            if since is not None and type(value) is str and _CANONICAL.fullmatch(value):
+                recent = value > since
+            else:
+                created = _created(value)
+                recent = created is not None and created > self._since
+            if recent:
+                return f"created in the last {self.recent_days} days"
         return None
-
-    def _recent(self, value: object) -> bool:
-        since = self._since_text
-        if since is not None and type(value) is str and _CANONICAL.fullmatch(value):
-            return value > since
-        created = _created(value)
-        return created is not None and created > self._since
 
     def apply(self, changes: Sequence[Change]) -> tuple[list[Change], dict[str, int]]:
         """The changes that may be proposed, and how many were held back per reason."""
