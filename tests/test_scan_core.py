@@ -19,7 +19,7 @@ from crmsweep.cleanup import scan as scan_module
 from crmsweep.cleanup.effects import EffectsView
 from crmsweep.cleanup.protect import Protections
 from crmsweep.cleanup.shared_columns import SharedColumns
-from crmsweep.cleanup.view import FrameView, id_set, id_text, in_ids
+from crmsweep.cleanup.view import FrameView, ViewOver, id_set, id_text, in_ids
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
@@ -49,6 +49,13 @@ class CountingView(FrameView):
         names = [s.name for s in self.fields(object_name)] if columns is None else list(columns)
         self.asked.extend((object_name, name) for name in names)
         return super().frame(object_name, columns)
+
+
+class Unshared(ViewOver):
+    """The scan's view of its snapshot as it was before columns were shared."""
+
+    def keep(self, wanted: Any) -> None:
+        pass
 
 
 def counting(view: FrameView) -> CountingView:
@@ -87,7 +94,7 @@ def test_a_scan_asks_its_snapshot_for_each_column_once_and_plans_as_without_shar
     result = _scan(shared)
     assert len(shared.asked) == len(set(shared.asked)) and shared.asked
 
-    monkeypatch.setattr(scan_module, "SharedColumns", lambda view: view)
+    monkeypatch.setattr(scan_module, "SharedColumns", Unshared)
     plain = counting(_org())
     again = _scan(plain)
     assert len(plain.asked) > len(set(plain.asked))  # without sharing, columns are read again
@@ -127,6 +134,13 @@ def test_frames_read_twice_come_from_one_parquet_read_and_keep_the_reader_types(
     assert shared.frame("Contact", ["Email"])["Email"].tolist() == plain["Email"].tolist()
     with pytest.raises(KeyError, match="Nope"):
         shared.frame("Contact", ["Id", "Nope"])
+    # What no later pass reads is let go, and read again if asked for after all.
+    reads.clear()
+    shared.keep({"Contact": {"Id"}})
+    pd.testing.assert_frame_equal(shared.frame("Contact", ["Id", "Email"]), plain[["Id", "Email"]])
+    shared.keep({})
+    pd.testing.assert_frame_equal(shared.frame("Contact", ["Id"]), plain[["Id"]])
+    assert reads == [["Email"], ["Id"]]
 
 
 def test_shared_frames_of_a_frame_view_keep_its_types(tmp_path: Path) -> None:

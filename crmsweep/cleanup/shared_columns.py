@@ -2,8 +2,8 @@
 
 A scan's passes read the same columns over and over (Contact's ids by six of them); reading and converting
 them from Parquet each time was a third of the scan core's cost at 1M contacts. The scan wraps its snapshot
-in one `SharedColumns` for its own lifetime, so the columns it holds are exactly those the scan asked for,
-and they are let go with it (before the plan is written).
+in one `SharedColumns` for its own lifetime, and after each pass lets go of the columns no later pass says it
+reads (`keep`): a scan holds no more columns than it would without sharing, and the shared ones once.
 
 Sharing is safe because pandas copies on write: a pass that writes into a frame it was given writes into its
 own copy, never into the column the next pass reads.
@@ -11,7 +11,7 @@ own copy, never into the column the next pass reads.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import pandas as pd
 
@@ -41,3 +41,17 @@ class SharedColumns(ViewOver):
             if not held:
                 return read
         return pd.DataFrame({name: held[name] for name in names}, columns=names, copy=False)
+
+    def keep(self, wanted: Mapping[str, Collection[str] | None]) -> None:
+        """Let go of every column but these (None: all of that object's): what is still to be read.
+
+        A column let go is read again if asked for after all, so this only ever costs time, never an answer."""
+        for obj in list(self._columns):
+            if obj not in wanted:
+                del self._columns[obj]
+                continue
+            names = wanted[obj]
+            if names is not None:
+                held = self._columns[obj]
+                for name in [n for n in held if n not in names]:
+                    del held[name]
