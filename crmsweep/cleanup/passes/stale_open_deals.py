@@ -112,7 +112,7 @@ def run(ctx: PassContext) -> PassOutput:
     if not rows[vocab.id_field].is_monotonic_increasing:  # a snapshot usually lists rows in id order already
         rows = rows.sort_values(vocab.id_field, kind="stable")
     ids = [str(i) for i in rows[vocab.id_field]]
-    records = view.record_map(deal, ids)
+    records = view.before_images(deal, ids)
     # Days as numbers, not a Timestamp per deal: tens of thousands of stale deals at a million contacts.
     days = utc_days(rows["_close"])
     past = (np.datetime64(today, "D") - days).astype(np.int64).tolist()
