@@ -20,7 +20,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crmsweep.cleanup.passes._guards import Ties, filled, id_texts, is_in, known_closed, tied
+from crmsweep.cleanup.passes._guards import Ties, filled, is_in, known_closed, tied
+from crmsweep.cleanup.view import id_text
 from crmsweep.concepts import Link
 from crmsweep.model import Record
 from tests.record_orgs import HS, NOW, SF, Org, hs_org, run_pass, sf_org
@@ -281,13 +282,13 @@ ODD = st.one_of(st.none(), TEXT, st.sampled_from(["x\ud800", float("nan"), pd.NA
 
 @settings(max_examples=300, deadline=None)
 @given(values=st.lists(ODD, max_size=10))
-def test_filled_and_id_texts_on_any_object_column(values: list[Any]) -> None:
+def test_filled_and_id_text_on_any_object_column(values: list[Any]) -> None:
     series = pd.Series(values, dtype=object, index=[i * 3 for i in range(len(values))])
     plain = series.notna() & series.map(lambda v: not isinstance(v, str) or bool(v.strip())).astype(bool)
     assert filled(series).tolist() == plain.tolist() and list(filled(series).index) == list(series.index)
     if any(isinstance(v, str) and "\ud800" in v for v in values):
         return  # not text Arrow can hold: no id is
-    texts = id_texts(series).to_pylist()
+    texts = id_text(series).to_pylist()
     assert texts == [None if pd.isna(v) else str(v) for v in series.astype(str).where(series.notna())]
 
 
@@ -313,7 +314,7 @@ def test_ties_answer_as_the_plain_pandas_ties(parts: list[list[tuple[Any, Any]]]
                                                   dtype="Int64"), "far": f["far"]}) for f in frames]
     got = Ties(tuple((f["near"], f["far"]) for f in frames))
     plain = _plain_tied(frames)
-    value_set = id_texts(pd.Series(ids, dtype=object))
+    value_set = id_text(pd.Series(ids, dtype=object))
     assert set(got.near_ids()) == set(plain["near"]) and len(got.near_ids()) == len(set(plain["near"]))
     assert set(got.near_unless_far_in(value_set)) == set(plain.loc[~plain["far"].isin(ids), "near"])
     assert set(got.near_where_far_in(value_set)) == set(plain.loc[plain["far"].isin(ids), "near"])
@@ -330,9 +331,9 @@ def test_ties_and_closed_ids_of_a_view_leave_recycle_bin_rows_out() -> None:
     assert known_closed(view, SF, "Opportunity", "IsClosed", (True,)).to_pylist() == ["006A"]
     deals = tied(view, SF, [Link("Opportunity", "AccountId", "Id"), Link("Contract", "AccountId", "Id")])
     assert deals.near_ids() == ["001A"]
-    assert tied(view, SF, [Link("Opportunity", "AccountId", "Id")]).tie_any(id_texts(pd.Series(
+    assert tied(view, SF, [Link("Opportunity", "AccountId", "Id")]).tie_any(id_text(pd.Series(
         ["001B", "001A", "001A"]))).tolist() == [False, True, True]  # an id listed twice is found twice
     empty = tied(view, SF, [])
-    assert empty.near_ids() == [] and empty.far_count_where_near_in(id_texts(pd.Series(["x"]))) == 0
-    assert np.array_equal(empty.tie_any(id_texts(pd.Series(["x"]))), [False])
+    assert empty.near_ids() == [] and empty.far_count_where_near_in(id_text(pd.Series(["x"]))) == 0
+    assert np.array_equal(empty.tie_any(id_text(pd.Series(["x"]))), [False])
     assert is_in(pd.Series([True, None, False], dtype="boolean"), (True,)).tolist() == [True, False, False]

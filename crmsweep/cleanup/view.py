@@ -195,10 +195,31 @@ def id_set(ids: Iterable[str]) -> pa.Array:
     return pa.array(list(ids), type=pa.string())
 
 
+def text_array(series: pd.Series) -> pa.Array | None:
+    """The column as one Arrow string array, null where empty; None when a value is not text.
+
+    Arrow tests and matches such a column in one call; pandas' `isin` and `notna` on text walk Python
+    objects, and its `isin` on a "str" column makes an Arrow scalar of every value looked up."""
+    try:
+        array = pa.array(series, from_pandas=True)
+    except (pa.ArrowException, ArithmeticError, ValueError, TypeError):  # a number among texts, a lone surrogate
+        return None
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_null(array.type):
+        return pa.nulls(len(array), pa.string())
+    if pa.types.is_large_string(array.type) or pa.types.is_string_view(array.type):
+        return array.cast(pa.string())
+    return array if pa.types.is_string(array.type) else None
+
+
 def id_text(series: pd.Series) -> pa.Array:
-    """The column's values as text, an empty cell null: what `in_ids` looks up (made once, it can be
-    matched against many id sets)."""
-    return pa.array(series.astype(str), type=pa.string(), from_pandas=True)
+    """The column's values as `astype(str)` writes them, null where empty: ids to match as text (made once,
+    it can be matched against many id sets; a column already of text is taken as it is, not copied)."""
+    text = text_array(series)
+    if text is not None:
+        return text
+    return pa.array(series.astype(str).to_numpy(dtype=object), type=pa.string(), mask=series.isna().to_numpy(bool))
 
 
 def in_ids(series: pd.Series, ids: pa.Array) -> pd.Series:

@@ -28,7 +28,7 @@ from crmsweep.cleanup.passes import (
     live_flag,
     propose,
 )
-from crmsweep.cleanup.view import SnapshotView, live_frame
+from crmsweep.cleanup.view import SnapshotView, id_text, live_frame, text_array
 from crmsweep.concepts import Cases, Converted, Link
 from crmsweep.errors import BadInput
 from crmsweep.model import Op, Severity, Vocabulary, canonical_datetime
@@ -67,32 +67,6 @@ def _not_blank(value: Any) -> bool:
 def _bools(array: pa.Array) -> np.ndarray:
     """A boolean Arrow array as a writable numpy one, null as False."""
     return np.array(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def text_array(series: pd.Series) -> pa.Array | None:
-    """The column as one Arrow string array, null where empty; None when a value is not text.
-
-    Arrow tests and matches such a column in one call; pandas' `isin` and `notna` on text walk Python
-    objects, and its `isin` on a "str" column makes an Arrow scalar of every value looked up."""
-    try:
-        array = pa.array(series, from_pandas=True)
-    except (pa.ArrowException, ArithmeticError, ValueError, TypeError):  # a number among texts, a lone surrogate
-        return None
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    if pa.types.is_null(array.type):
-        return pa.nulls(len(array), pa.string())
-    if pa.types.is_large_string(array.type) or pa.types.is_string_view(array.type):
-        return array.cast(pa.string())
-    return array if pa.types.is_string(array.type) else None
-
-
-def id_texts(series: pd.Series) -> pa.Array:
-    """The column's values as `astype(str)` writes them, null where empty: ids to match as text."""
-    text = text_array(series)
-    if text is not None:
-        return text
-    return pa.array(series.astype(str).to_numpy(dtype=object), type=pa.string(), mask=series.isna().to_numpy(bool))
 
 
 def live_is_in(value: Any, values: Collection[Any]) -> bool:
@@ -141,7 +115,7 @@ def day_stamp(day: date) -> pd.Timestamp:
 def known_closed(view: SnapshotView, vocab: Vocabulary, obj: str, field: str, values: Collection[Any]) -> pa.Array:
     """Ids (as text) of the live rows of `obj` whose `field` holds one of `values`."""
     frame = live_frame(view, obj, [vocab.id_field, field], vocab.deleted_field)
-    return id_texts(frame[vocab.id_field][is_in(frame[field], values)])
+    return id_text(frame[vocab.id_field][is_in(frame[field], values)])
 
 
 def present(view: SnapshotView, links: Sequence[Link]) -> list[Link]:
@@ -170,7 +144,7 @@ class Ties:
         not `ids` in them: the hash is built over the fewer values (accounts, not their million contacts)."""
         found = np.zeros(len(ids), dtype=bool)
         for near, far in self.parts:
-            at = pc.index_in(id_texts(near), value_set=ids)
+            at = pc.index_in(id_text(near), value_set=ids)
             rows = np.flatnonzero(_bools(at.is_valid()))
             rows = rows[far.iloc[rows].notna().to_numpy(dtype=bool)]
             found[at.take(pa.array(rows, pa.int64())).to_numpy()] = True
@@ -194,14 +168,14 @@ class Ties:
         tie when `ids` is None). The far end is empty-valued and unusable when not `need_other`."""
         picked: list[tuple[pa.Array, pa.Array]] = []
         for part in self.parts:
-            key = id_texts(part[by])
+            key = id_text(part[by])
             chosen = key.is_valid()
             if ids is not None:
                 hit = pc.is_in(key, value_set=ids)
                 chosen = pc.and_(chosen, hit if inside else pc.invert(hit))
             at = np.flatnonzero(_bools(chosen))
             rest = part[1 - by].iloc[at]
-            other = id_texts(rest) if need_other else pa.nulls(len(at), pa.string())
+            other = id_text(rest) if need_other else pa.nulls(len(at), pa.string())
             both = pa.array(rest.notna().to_numpy(dtype=bool))
             mine, theirs = key.take(pa.array(at, pa.int64())).filter(both), other.filter(both)
             picked.append((mine, theirs) if by == _NEAR else (theirs, mine))

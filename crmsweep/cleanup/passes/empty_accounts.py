@@ -33,7 +33,6 @@ from crmsweep.cleanup.passes import (
 )
 from crmsweep.cleanup.passes._guards import (
     case_reads,
-    id_texts,
     known_closed,
     merged_reads,
     on_open_cases,
@@ -43,7 +42,7 @@ from crmsweep.cleanup.passes._guards import (
     removal_objects,
     tied,
 )
-from crmsweep.cleanup.view import live_frame
+from crmsweep.cleanup.view import id_text, live_frame
 from crmsweep.concepts import Accounts, Cases, Link
 from crmsweep.model import Change, Op, Vocabulary
 
@@ -76,7 +75,7 @@ def run(ctx: PassContext) -> PassOutput:
         return PassOutput(changes=[], skipped=_lacking(f"open {vocab.deal_object.lower()}s",
                                                        [Link(vocab.deal_object, "", "")]))
     frame = live_frame(view, accounts.object, [vocab.id_field], vocab.deleted_field)
-    with_contacts = tied(view, vocab, accounts.contacts).tie_any(id_texts(frame[vocab.id_field]))
+    with_contacts = tied(view, vocab, accounts.contacts).tie_any(id_text(frame[vocab.id_field]))
     output = PassOutput(changes=[])
     # Why each candidate is kept, the first reason that holds (a guard's count names each account once).
     held: dict[str, str] = {}
