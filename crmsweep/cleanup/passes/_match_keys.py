@@ -25,10 +25,10 @@ _CHUNK = 1 << 18  # rows of a phone column turned to digits at once: bounds the 
 
 @dataclass(frozen=True)
 class Keys:
-    """A key per row as an integer code (-1: no key), and the text of a code."""
+    """A key per row as an integer code (-1: no key), and the texts of an array of codes."""
 
     codes: np.ndarray
-    text: Callable[[int], str]
+    texts: Callable[[np.ndarray], list[str]]
     distinct: pa.Array | None = None  # the text of each code, in code order, where the codes are a column's
 
 
@@ -79,8 +79,8 @@ def _codes(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
     return codes, encoded.dictionary
 
 
-def _texts(uniques: pa.Array) -> Callable[[int], str]:
-    return lambda code: str(uniques[code].as_py())
+def _texts(uniques: pa.Array) -> Callable[[np.ndarray], list[str]]:
+    return lambda codes: [str(t) for t in uniques.take(pa.array(codes, type=pa.int64())).to_pylist()]
 
 
 def coded(values: pa.Array, normalise: Callable[[pa.Array], pa.Array]) -> Keys:
@@ -120,11 +120,12 @@ def paired(first: Keys, second: Keys, separator: str) -> Keys:
     uniques = np.asarray(uniques, dtype=np.int64)
     codes = np.where(present, codes, -1)
 
-    def text(code: int) -> str:
-        pair = int(uniques[code])
-        return f"{first.text(pair // span)}{separator}{second.text(pair % span)}"
+    def texts(chosen: np.ndarray) -> list[str]:
+        pairs = uniques[chosen]
+        named = zip(first.texts(pairs // span), second.texts(pairs % span), strict=True)
+        return [f"{a}{separator}{b}" for a, b in named]
 
-    return Keys(codes, text)
+    return Keys(codes, texts)
 
 
 def phone_keys(columns: Sequence[pa.Array]) -> list[Keys]:
@@ -137,12 +138,12 @@ def phone_keys(columns: Sequence[pa.Array]) -> list[Keys]:
     codes = np.where(stacked >= 0, np.asarray(codes, dtype=np.int64), -1)
     uniques = np.asarray(uniques, dtype=np.int64)
 
-    def text(code: int) -> str:
-        count, value = divmod(int(uniques[code]), _PHONE_SPAN)
-        return str(value).zfill(count)
+    def texts(chosen: np.ndarray) -> list[str]:
+        count, value = np.divmod(uniques[chosen], _PHONE_SPAN)
+        return [str(v).zfill(c) for c, v in zip(count.tolist(), value.tolist(), strict=True)]
 
     bounds = np.cumsum([0, *(len(c) for c in columns)])
-    return [Keys(codes[bounds[i]:bounds[i + 1]], text) for i in range(len(columns))]
+    return [Keys(codes[bounds[i]:bounds[i + 1]], texts) for i in range(len(columns))]
 
 
 def _digit_keys(values: pa.Array) -> np.ndarray:

@@ -77,9 +77,7 @@ def _small_blocks(rows: np.ndarray, names: np.ndarray, texts: Texts, threshold: 
         low, high = np.minimum(a[differ], b[differ]), np.maximum(a[differ], b[differ])  # the scorer is symmetric
         pair_codes, distinct = pd.factorize(low * span + high)
         distinct = np.asarray(distinct, dtype=np.int64)
-        scored = [_score(texts(distinct[s:s + _PAIR_CHUNK] // span), texts(distinct[s:s + _PAIR_CHUNK] % span),
-                         threshold) for s in range(0, len(distinct), _PAIR_CHUNK)]
-        scores[differ] = np.concatenate(scored)[np.asarray(pair_codes, dtype=np.intp)]
+        scores[differ] = _scores(distinct // span, distinct % span, texts, threshold)[np.asarray(pair_codes, np.intp)]
     linked = np.flatnonzero(scores >= threshold)
     if len(linked) == 0:
         return []
@@ -92,14 +90,35 @@ def _small_blocks(rows: np.ndarray, names: np.ndarray, texts: Texts, threshold: 
     np.minimum.at(low, label[left], scores)
     members = np.flatnonzero(low[label] < np.inf)  # positions in a set
     by_label = members[np.argsort(label[members], kind="stable")]
-    cuts = np.flatnonzero(np.diff(label[by_label])) + 1
-    return [SimilarSet(int(block[part[0]]), tuple(rows[part].tolist()), float(low[label[part[0]]]))
-            for part in np.split(by_label, cuts)]
+    cuts = [0, *(np.flatnonzero(np.diff(label[by_label])) + 1).tolist(), len(by_label)]
+    first = by_label[cuts[:-1]]
+    set_rows = rows[by_label].tolist()
+    return [SimilarSet(b, tuple(set_rows[start:end]), score) for b, start, end, score in
+            zip(block[first].tolist(), cuts[:-1], cuts[1:], low[label[first]].tolist(), strict=True)]
 
 
-def _score(queries: list[str], choices: list[str], threshold: int) -> np.ndarray:
-    return np.asarray(process.cpdist(queries, choices, scorer=fuzz.token_sort_ratio, score_cutoff=threshold,
-                                     dtype=np.float64, workers=1))
+def _scores(first: np.ndarray, second: np.ndarray, texts: Texts, threshold: int) -> np.ndarray:
+    """token_sort_ratio of each pair of name codes (0 under `threshold`).
+
+    A name of letters, digits and spaces (every normalised name) has its words sorted once, and the sorted
+    texts are compared by `ratio`: what token_sort_ratio does to both texts of every pair. A name with other
+    characters is left to token_sort_ratio itself, whose idea of a word break is its own (not Python's)."""
+    needed = np.unique(np.concatenate([first, second]))
+    names = texts(needed)
+    plain = np.array([not text.replace(" ", "") or text.replace(" ", "").isalnum() for text in names], dtype=bool)
+    sorted_words = np.array([" ".join(sorted(w for w in text.split(" ") if w)) if ok else text
+                             for text, ok in zip(names, plain.tolist(), strict=True)], dtype=object)
+    at_first, at_second = np.searchsorted(needed, first), np.searchsorted(needed, second)
+    both_plain = plain[at_first] & plain[at_second]
+    out = np.zeros(len(first), np.float64)
+    for scorer, words, chosen in ((fuzz.ratio, sorted_words, both_plain),
+                                  (fuzz.token_sort_ratio, np.array(names, dtype=object), ~both_plain)):
+        picked = np.flatnonzero(chosen)
+        for s in range(0, len(picked), _PAIR_CHUNK):
+            part = picked[s:s + _PAIR_CHUNK]
+            out[part] = process.cpdist(words[at_first[part]].tolist(), words[at_second[part]].tolist(), scorer=scorer,
+                                       score_cutoff=threshold, dtype=np.float64, workers=1)
+    return out
 
 
 def _pairs(starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -84,16 +84,17 @@ def _column_keys(frame: pd.DataFrame, fields: Sequence[str], normalise: Callable
         return []
     coded = (keys.coded_distinct if distinct else keys.coded)(pa.concat_arrays(columns), normalise)
     bounds = np.cumsum([0, *(len(c) for c in columns)])
-    return [keys.Keys(coded.codes[bounds[i]:bounds[i + 1]], coded.text, coded.distinct) for i in range(len(columns))]
+    return [keys.Keys(coded.codes[bounds[i]:bounds[i + 1]], coded.texts, coded.distinct) for i in range(len(columns))]
 
 
 def _exact(ids: np.ndarray, found: Sequence[keys.Keys]) -> list[tuple[str, tuple[str, ...]]]:
     """(key, ids) for every key two or more records share, over the key columns, in key order."""
     if not found:
         return []
-    groups = [(found[0].text(code), tuple(sorted(str(i) for i in ids[rows])))
-              for code, rows in keys.shared_rows([k.codes for k in found], len(ids))]
-    return sorted(groups)
+    shared = keys.shared_rows([k.codes for k in found], len(ids))
+    names = found[0].texts(np.array([code for code, _ in shared], dtype=np.int64))
+    return sorted((name, tuple(sorted(str(ids[r]) for r in rows.tolist())))
+                  for name, (_, rows) in zip(names, shared, strict=True))
 
 
 def exact_groups(ids: pd.Series, columns: Sequence[pd.Series]) -> list[tuple[str, tuple[str, ...]]]:
@@ -117,14 +118,14 @@ def _full_names(first: pa.Array, last: keys.Keys) -> keys.Keys:
     full = keys.coded(text, keys.name_text)
     codes = np.full(len(present), -1, dtype=np.int64)
     codes[present] = np.append(full.codes, -1)[np.asarray(pair_codes, dtype=np.int64)]
-    return keys.Keys(codes, full.text, full.distinct)
+    return keys.Keys(codes, full.texts, full.distinct)
 
 
 def _prefixes(last: keys.Keys) -> keys.Keys:
     """The first BLOCK_LETTERS letters of each last name's key."""
     assert last.distinct is not None
     prefix = keys.coded(keys.arrow_text(_series(last.distinct).str[:BLOCK_LETTERS]), lambda values: values)
-    return keys.Keys(np.where(last.codes >= 0, np.append(prefix.codes, -1)[last.codes], -1), prefix.text,
+    return keys.Keys(np.where(last.codes >= 0, np.append(prefix.codes, -1)[last.codes], -1), prefix.texts,
                      prefix.distinct)
 
 
@@ -145,18 +146,13 @@ def _people_groups(ctx: PassContext, match: PeopleMatch, frame: pd.DataFrame) ->
     both = keys.paired(full, company, " / ")
     groups += [Group(m, f"same name and company {k}", SCORES["name"]) for k, m in _exact(ids, [both])]
     blocks = keys.paired(_prefixes(last), company, " / ")
-    assert full.distinct is not None
-    names = full.distinct
-
-    def texts(codes: np.ndarray) -> list[str]:
-        return [str(t) for t in names.take(pa.array(codes, type=pa.int64())).to_pylist()]
-
-    similar, too_big = similar_sets(blocks.codes, full.codes, texts, int(ctx.settings["threshold"]), MAX_BLOCK)
+    similar, too_big = similar_sets(blocks.codes, full.codes, full.texts, int(ctx.settings["threshold"]), MAX_BLOCK)
     # Similar names are a weaker sign than the same name at the company, and a set of records that rule (or
     # another) already found is not news.
     found = {g.ids for g in groups}
-    named = sorted(((blocks.text(s.block), tuple(sorted(str(i) for i in ids[list(s.rows)])), s.score / 100)
-                    for s in similar), key=lambda item: item[0])
+    block_names = blocks.texts(np.array([s.block for s in similar], dtype=np.int64))
+    named = sorted(((b, tuple(sorted(str(ids[r]) for r in s.rows)), s.score / 100)
+                    for b, s in zip(block_names, similar, strict=True)), key=lambda item: item[0])
     groups += [Group(m, f"similar names at the same company {b.split(' / ', 1)[1]}", s * SCORES["name"])
                for b, m, s in named if m not in found]
     return groups, too_big
