@@ -257,3 +257,18 @@ def test_labels_read_from_arrow_are_record_label(rows: list[tuple[str | None, st
         held = found.record_map("Contact", ids)
         assert labels_by_id(found, SF, "Contact", ids) == {
             rid: record_label(SF, "Contact", held.get(rid, {})) for rid in ids}
+
+
+@settings(max_examples=200, deadline=None)
+@given(columns=st.integers(1, 3).flatmap(lambda n: st.lists(
+    st.lists(st.integers(-1, 5), min_size=n, max_size=n), max_size=25)))
+def test_shared_rows_are_the_keys_two_rows_hold(columns: list[list[int]]) -> None:
+    width = len(columns[0]) if columns else 1
+    by: dict[int, set[int]] = {}
+    for row, codes in enumerate(columns):
+        for code in codes:
+            if code >= 0:
+                by.setdefault(code, set()).add(row)
+    plain = [(code, sorted(rows)) for code, rows in sorted(by.items()) if len(rows) > 1]
+    keys_by_column = [np.array([codes[i] for codes in columns], dtype=np.int64) for i in range(width)]
+    assert [(c, r.tolist()) for c, r in keys.shared_rows(keys_by_column, len(columns))] == plain

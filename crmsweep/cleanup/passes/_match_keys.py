@@ -180,19 +180,28 @@ def shared_rows(keys: Sequence[np.ndarray], rows: int) -> list[tuple[int, np.nda
     `rows` rows, in code order. Codes are counted first, so only the rows of a shared code are sorted."""
     if rows == 0 or not keys:
         return []
-    codes = np.concatenate(keys)
-    row = np.tile(np.arange(rows, dtype=np.int64), len(keys))
-    valid = codes >= 0
-    codes, row = codes[valid], row[valid]
-    if len(codes) == 0:
-        return []
-    candidate = np.bincount(codes)[codes] > 1
-    pairs = _sorted_unique(codes[candidate] * rows + row[candidate])  # by code, then row
-    code, row = pairs // rows, pairs % rows
-    if len(code) == 0:
-        return []
-    shared = np.bincount(code)[code] > 1  # a row holding the same key in two columns is one row
-    code, row = code[shared], row[shared]
+    if len(keys) == 1:  # one column: a row holds one key, nothing to make unique
+        row = np.flatnonzero(keys[0] >= 0)
+        if len(row) == 0:
+            return []
+        row = row[np.bincount(keys[0][row])[keys[0][row]] > 1]
+        code = keys[0][row]
+        order = np.argsort(code, kind="stable")
+        code, row = code[order], row[order]
+    else:
+        codes = np.concatenate(keys)
+        row = np.tile(np.arange(rows, dtype=np.int64), len(keys))
+        valid = codes >= 0
+        codes, row = codes[valid], row[valid]
+        if len(codes) == 0:
+            return []
+        candidate = np.bincount(codes)[codes] > 1
+        pairs = _sorted_unique(codes[candidate] * rows + row[candidate])  # by code, then row
+        code, row = pairs // rows, pairs % rows
+        if len(code) == 0:
+            return []
+        shared = np.bincount(code)[code] > 1  # a row holding the same key in two columns is one row
+        code, row = code[shared], row[shared]
     if len(code) == 0:
         return []
     bounds = np.flatnonzero(np.diff(code)) + 1
