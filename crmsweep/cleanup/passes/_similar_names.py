@@ -25,7 +25,7 @@ PAIR_BLOCK = 64
 _PAIR_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SimilarSet:
     block: int  # the block's code
     rows: tuple[int, ...]  # ascending

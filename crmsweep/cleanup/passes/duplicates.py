@@ -42,7 +42,7 @@ BLOCK_LETTERS = 3
 MAX_BLOCK = 1000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a dense org makes hundreds of thousands
 class Group:
     ids: tuple[str, ...]
     reason: str
@@ -151,10 +151,12 @@ def _people_groups(ctx: PassContext, match: PeopleMatch, frame: pd.DataFrame) ->
     # another) already found is not news.
     found = {g.ids for g in groups}
     block_names = blocks.texts(np.array([s.block for s in similar], dtype=np.int64))
-    named = sorted(((b, tuple(sorted(str(ids[r]) for r in s.rows)), s.score / 100)
-                    for b, s in zip(block_names, similar, strict=True)), key=lambda item: item[0])
-    groups += [Group(m, f"similar names at the same company {b.split(' / ', 1)[1]}", s * SCORES["name"])
-               for b, m, s in named if m not in found]
+    id_of = ids.tolist()
+    for block, s in sorted(zip(block_names, similar, strict=True), key=lambda item: item[0]):
+        members = tuple(sorted(str(id_of[r]) for r in s.rows))
+        if members not in found:
+            groups.append(Group(members, f"similar names at the same company {block.split(' / ', 1)[1]}",
+                                s.score / 100 * SCORES["name"]))
     return groups, too_big
 
 
@@ -180,7 +182,7 @@ def _report(ctx: PassContext, output: PassOutput, obj: str, groups: list[Group])
     listed = [g for g in merged.values() if len(g.ids) <= limit]
     oversized = [g for g in merged.values() if len(g.ids) > limit]
     # The snapshot's own rows, as record_map gives them: before any earlier pass's writes.
-    label_of = labels_by_id(ctx.snapshot, ctx.vocabulary, obj, sorted({i for g in listed for i in g.ids}))
+    label_of = labels_by_id(ctx.snapshot, ctx.vocabulary, obj, list(dict.fromkeys(i for g in listed for i in g.ids)))
     for group in listed:
         labels = tuple(label_of[i] for i in group.ids)
         output.review.append(ReviewItem(pass_name=NAME, object=obj, record_ids=group.ids, reason=group.reason,
