@@ -222,7 +222,14 @@ def test_blocks_scored_in_bulk_are_the_plain_walk_of_each_block(
     rows: list[tuple[int, str]], threshold: int, max_block: int
 ) -> None:
     blocks, names = [b for b, _ in rows], [n for _, n in rows]
-    assert _bulk(blocks, names, threshold, max_block) == _plain_walk(blocks, names, threshold, max_block)
+    plain = _plain_walk(blocks, names, threshold, max_block)
+    assert _bulk(blocks, names, threshold, max_block) == plain
+    was = similar._PAIR_CHUNK
+    try:
+        similar._PAIR_CHUNK = 2  # blocks taken a few pairs at a time, as a dense org's are
+        assert _bulk(blocks, names, threshold, max_block) == plain
+    finally:
+        similar._PAIR_CHUNK = was
 
 
 @pytest.mark.parametrize("size", [2, 3, similar.PAIR_BLOCK, similar.PAIR_BLOCK + 1, duplicates.MAX_BLOCK,

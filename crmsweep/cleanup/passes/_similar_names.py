@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -21,8 +22,8 @@ from rapidfuzz import fuzz, process
 
 # Up to this many records a block's pairs are scored with every other small block's.
 PAIR_BLOCK = 64
-# Pairs scored in one cpdist call: bounds the memory of a worst case (every name alike).
-_PAIR_CHUNK = 1 << 20
+# Pairs listed and scored at once: bounds the memory of a worst case (every name alike).
+_PAIR_CHUNK = 1 << 19
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,12 @@ def similar_sets(
     starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
     sizes = np.diff(np.r_[starts, len(rows)])
     paired = min(PAIR_BLOCK, max_block)
-    found = _small_blocks(rows, names, texts, threshold, starts, sizes, block, (sizes >= 2) & (sizes <= paired))
+    chosen = np.flatnonzero((sizes >= 2) & (sizes <= paired))
+    # Blocks taken a bounded number of pairs at a time: a dense org's millions of pairs never all in memory.
+    batch = (np.cumsum(sizes[chosen] * (sizes[chosen] - 1) // 2) - 1) // _PAIR_CHUNK
+    cuts = [0, *(np.flatnonzero(np.diff(batch)) + 1).tolist(), len(chosen)]
+    found = [found_set for start, end in pairwise(cuts) if end > start
+             for found_set in _small_blocks(rows, names, texts, threshold, starts, sizes, block, chosen[start:end])]
     square = (sizes > paired) & (sizes <= max_block)
     for start, size in zip(starts[square].tolist(), sizes[square].tolist(), strict=True):
         members = rows[start:start + size]
@@ -63,8 +69,8 @@ def similar_sets(
 
 def _small_blocks(rows: np.ndarray, names: np.ndarray, texts: Texts, threshold: int, starts: np.ndarray,
                   sizes: np.ndarray, block: np.ndarray, chosen: np.ndarray) -> list[SimilarSet]:
-    """The sets of the `chosen` blocks (`starts`, `sizes` in the rows sorted by block), their pairs scored
-    together."""
+    """The sets of the `chosen` blocks (indices into `starts` and `sizes`, in the rows sorted by block), their
+    pairs scored together."""
     left, right = _pairs(starts[chosen], sizes[chosen])
     if len(left) == 0:
         return []
