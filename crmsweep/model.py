@@ -16,6 +16,7 @@ import io
 import json
 import secrets
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -24,6 +25,35 @@ from functools import cached_property
 from typing import IO, Any, TypeVar
 
 Record = dict[str, Any]
+
+
+class ImageBlock(ABC):
+    """Many before-images held together (the rows of one snapshot read, column by column), so that a plan
+    writer asks for the canonical JSON of many of them in one call instead of encoding each as a dict."""
+
+    @abstractmethod
+    def canonical_json_bytes(self, rows: Sequence[int]) -> list[bytes]:
+        """`canonical_json(record).encode()` of the records at these row positions, in that order."""
+
+
+class BeforeImage(Mapping[str, Any]):
+    """A before-image that is one row of an `ImageBlock`: read like a record, written by its block.
+
+    Equal to the canonical record it stands for (keys and values); `dict(image)` is that record."""
+
+    __slots__ = ()
+
+    @property
+    @abstractmethod
+    def block(self) -> ImageBlock: ...
+
+    @property
+    @abstractmethod
+    def row(self) -> int: ...
+
+    def record(self) -> Record:
+        """The whole record as a plain dict."""
+        return {key: self[key] for key in self}
 
 PLAN_FORMAT = "crmsweep.plan/1"
 MANIFEST_FORMAT = "crmsweep.snapshot/1"
@@ -96,6 +126,9 @@ class FieldKind(StrEnum):
     BOOL = "bool"
     INT = "int"
     FLOAT = "float"
+    # A number kept as the CRM's own text (a string column): more digits than a double holds survive a
+    # backup and a restore (see crmsweep.decimal_text). Frames still give passes a float64.
+    DECIMAL = "decimal"
     DATE = "date"
     DATETIME = "datetime"
 
@@ -377,11 +410,13 @@ class NotReversible(ValueError):
     """A change whose inverse cannot be built (refused when the plan is built, not at rollback)."""
 
 
-@dataclass(frozen=True)
+# Slots: a scan holds hundreds of thousands (a dict of attributes each was a third of a change's memory).
+@dataclass(frozen=True, slots=True)
 class Change:
     """One proposed write.
 
-    `before` is the record as the plan expects to find it (the full before-image, canonical form).
+    `before` is the record as the plan expects to find it (the full before-image, canonical form): a dict,
+    or a `BeforeImage` (a row of a snapshot read, kept column-wise until something needs it as a dict).
     `after` holds only the values the change writes: {} for delete/undelete/archive, the changed
     fields for update/deactivate/reactivate, every value for create.
     `fingerprint` is the record's fingerprint field (e.g. SystemModstamp) when scanned; apply
@@ -391,7 +426,7 @@ class Change:
     op: Op
     object: str
     record_id: str
-    before: Record
+    before: Mapping[str, Any]
     after: Record
     reason: str
     pass_name: str
@@ -459,7 +494,15 @@ class Change:
         inverse_op = {Op.DEACTIVATE: Op.REACTIVATE, Op.REACTIVATE: Op.DEACTIVATE}.get(self.op, Op.UPDATE)
         return make(inverse_op, self.record_id, {**self.before, **self.after}, restored)
 
+    def before_record(self) -> Record:
+        """The before-image as a plain dict (itself when it is one), for what writes it out as JSON."""
+        before = self.before
+        if isinstance(before, BeforeImage):
+            return before.record()
+        return before if type(before) is dict else dict(before)
+
     def to_dict(self) -> dict[str, Any]:
+        """The change as plain data (its before-image a dict), as plans, run logs and previews hold it."""
         return {
             "op": self.op.value,
             "object": self.object,
@@ -469,7 +512,7 @@ class Change:
             "pass": self.pass_name,
             "severity": self.severity.value,
             "fingerprint": self.fingerprint,
-            "before": self.before,
+            "before": self.before_record(),
             "after": self.after,
         }
 
@@ -632,7 +675,7 @@ class Plan:
         piece by piece, never as one text (see `_BodyHash`)."""
         body = _BodyHash()
         for batch in _batches(self.changes):
-            body.add([_canonical_change(change.to_dict()) for change in batch])
+            body.add(_batch_texts(batch)[1])
         return body.digest(self.header)
 
     def write_json(self, out: IO[bytes], *, sign: Callable[[str], str] | None = None) -> str:
@@ -650,11 +693,10 @@ class Plan:
         out.write(_header_text(self.header.to_dict()).encode())
         out.write(b',\n  "changes": [')
         for n, batch in enumerate(_batches(self.changes)):
-            texts = [_change_texts(change.to_dict()) for change in batch]
-            lines = ",\n    ".join(line for line, _ in texts)
-            out.write(("," if n else "").encode() + ("\n    " + lines).encode())
+            lines, canonicals = _batch_texts(batch)
+            out.write((b"," if n else b"") + b"\n    " + b",\n    ".join(lines))
             if body is not None:
-                body.add([canonical for _, canonical in texts])
+                body.add(canonicals)
         out.write(b"\n  ]," if self.changes else b"],")
         if body is not None:
             known = body.digest(self.header)
@@ -683,7 +725,9 @@ class Plan:
         return Plan(header=replace(self.header, **updates), changes=self.changes)
 
 
-_BATCH = 512  # changes encoded, hashed and written at a time: few calls, little text held
+# Changes encoded, hashed and written at a time: few calls (a block encodes a batch's before-images in one),
+# little text held (some megabytes).
+_BATCH = 4096
 
 
 class _BodyHash:
@@ -696,9 +740,9 @@ class _BodyHash:
         self._hasher = hashlib.sha256(b'{"changes":[')
         self._first = True
 
-    def add(self, changes: Sequence[str]) -> None:
-        """The next changes, each the canonical JSON of its `Change.to_dict()`."""
-        self._hasher.update(("" if self._first else ",").encode() + ",".join(changes).encode())
+    def add(self, changes: Sequence[bytes]) -> None:
+        """The next changes, each the canonical JSON (UTF-8) of its `Change.to_dict()`."""
+        self._hasher.update((b"" if self._first else b",") + b",".join(changes))
         self._first = False
 
     def digest(self, header: PlanHeader) -> str:
@@ -733,20 +777,83 @@ def _known_change_texts(change: Mapping[str, Any], before: str) -> tuple[str, st
     if tuple(change) != _CHANGE_KEYS:
         return None
     op, obj, rid, label, reason, name, severity, fingerprint, _, after = change.values()
-    if not (type(op) is type(obj) is type(rid) is type(label) is type(reason) is type(name) is type(severity) is str
-            and (fingerprint is None or type(fingerprint) is str) and type(after) is dict):
+    shared = _shared_texts((op, obj, reason, name, severity))
+    known = None if shared is None else _formatted(shared, rid, label, fingerprint, after, before.encode())
+    return None if known is None else (known[0].decode(), known[1].decode())
+
+
+def _shared_texts(texts: tuple[Any, ...]) -> tuple[bytes, ...] | None:
+    """The JSON (UTF-8) of a change's texts that many changes share (op, object, reason, pass, severity), or
+    None where one is not a `str`."""
+    return tuple(_encode_text(text).encode() for text in texts) if all(type(text) is str for text in texts) else None
+
+
+def _formatted(shared: tuple[bytes, ...], rid: Any, label: Any, fingerprint: Any, after: Any,
+               before: bytes) -> tuple[bytes, bytes] | None:
+    """`_known_change_texts`, in UTF-8, from the JSON of the shared texts (`_shared_texts`), the change's own
+    values and its before-image's canonical JSON."""
+    if not (type(rid) is type(label) is str and (fingerprint is None or type(fingerprint) is str)
+            and type(after) is dict):
         return None
-    op, obj, rid, label, reason, name, severity = map(_encode_text, (op, obj, rid, label, reason, name, severity))
-    fp = "null" if fingerprint is None else _encode_text(fingerprint)
+    op, obj, reason, name, severity = shared
+    rid, label = _encode_text(rid).encode(), _encode_text(label).encode()
+    fp = b"null" if fingerprint is None else _encode_text(fingerprint).encode()
     # An empty mapping is "{}" to both encoders; `after` keeps its own order in the line, sorted in the digest.
-    readable_after, canonical_after = (_READABLE.encode(after), canonical_json(after)) if after else ("{}", "{}")
-    line = (f'{{"op": {op}, "object": {obj}, "record_id": {rid}, "label": {label}, "reason": {reason}, '
-            f'"pass": {name}, "severity": {severity}, "fingerprint": {fp}, "before": {before}, '
-            f'"after": {readable_after}}}')
-    canonical = (f'{{"after":{canonical_after},"before":{before},"fingerprint":{fp},"label":{label},'
-                 f'"object":{obj},"op":{op},"pass":{name},"reason":{reason},"record_id":{rid},'
-                 f'"severity":{severity}}}')
+    readable_after, canonical_after = ((_READABLE.encode(after).encode(), canonical_json(after).encode()) if after
+                                       else (b"{}", b"{}"))
+    line = (b'{"op": %b, "object": %b, "record_id": %b, "label": %b, "reason": %b, "pass": %b, "severity": %b, '
+            b'"fingerprint": %b, "before": %b, "after": %b}'
+            % (op, obj, rid, label, reason, name, severity, fp, before, readable_after))
+    canonical = (b'{"after":%b,"before":%b,"fingerprint":%b,"label":%b,"object":%b,"op":%b,"pass":%b,'
+                 b'"reason":%b,"record_id":%b,"severity":%b}'
+                 % (canonical_after, before, fp, label, obj, op, name, reason, rid, severity))
     return line, canonical
+
+
+def _before_texts(changes: Sequence[Change]) -> list[bytes]:
+    """The canonical JSON (UTF-8) of each change's before-image: a dict encoded by itself, the rows of one
+    block (a batch's changes mostly share one) encoded together by their block."""
+    texts = [b""] * len(changes)
+    blocks: dict[int, tuple[ImageBlock, list[int], list[int]]] = {}
+    for at, change in enumerate(changes):
+        before = change.before
+        if type(before) is not dict and isinstance(before, BeforeImage):
+            entry = blocks.get(id(before.block))
+            if entry is None:
+                entry = blocks[id(before.block)] = (before.block, [], [])
+            entry[1].append(at)
+            entry[2].append(before.row)
+        else:
+            texts[at] = canonical_json(before).encode()
+    for block, places, rows in blocks.values():
+        for at, text in zip(places, block.canonical_json_bytes(rows), strict=True):
+            texts[at] = text
+    return texts
+
+
+def _batch_texts(changes: Sequence[Change]) -> tuple[list[bytes], list[bytes]]:
+    """(the lines in a plan file, the canonical JSON) of these changes in UTF-8, as `_change_texts` gives
+    each from `to_dict()`."""
+    lines: list[bytes] = []
+    canonicals: list[bytes] = []
+    # The shared texts' JSON, by the values themselves (enum members by identity: their hash is Python
+    # code): a batch's changes mostly have the same few.
+    encoded: dict[tuple[Any, ...], tuple[bytes, ...] | None] = {}
+    for c, before in zip(changes, _before_texts(changes), strict=True):
+        key = (id(c.op), c.object, c.reason, c.pass_name, id(c.severity))
+        shared = encoded.get(key, _UNSEEN)
+        if shared is _UNSEEN:
+            shared = encoded[key] = _shared_texts((c.op.value, c.object, c.reason, c.pass_name, c.severity.value))
+        known = None if shared is None else _formatted(shared, c.record_id, c.label, c.fingerprint, c.after, before)
+        if known is None:
+            line, canonical = _encoded_change_texts(c.to_dict(), before.decode())
+            known = line.encode(), canonical.encode()
+        lines.append(known[0])
+        canonicals.append(known[1])
+    return lines, canonicals
+
+
+_UNSEEN: Any = object()
 
 
 def _canonical_change(change: Mapping[str, Any]) -> str:

@@ -154,10 +154,10 @@ def test_plan_for_another_org_is_bad_input(tmp_path: Path, home: Home) -> None:
 def test_before_image_not_in_snapshot_is_refused(tmp_path: Path, home: Home) -> None:
     org = make_org()
     good = plan_from_snapshot(home, snapshot_of(org, home), deletes([contact_id(0), contact_id(1)]))
-    edited = Change(**{**good.changes[1].__dict__, "before": {**good.changes[1].before, "LastName": "Forged"}})
+    edited = replace(good.changes[1], before={**good.changes[1].before, "LastName": "Forged"})
     # Consistent in itself (id, fingerprint and label are the before-image's), so only the snapshot can tell.
-    ghost = Change(**{**good.changes[0].__dict__, "record_id": "003GHOST", "label": "",
-                      "before": {"Id": "003GHOST", "SystemModstamp": good.changes[0].fingerprint}})
+    ghost = replace(good.changes[0], record_id="003GHOST", label="",
+                    before={"Id": "003GHOST", "SystemModstamp": good.changes[0].fingerprint})
     plan = Plan.build(good.header, [good.changes[0], edited, ghost])
     with pytest.raises(SafetyRefusal, match="2 before-image") as info:
         check_plan(plan, org, home)

@@ -211,7 +211,8 @@ def test_no_earlier_snapshot_takes_a_full_one(ws: api.Workspace) -> None:
 
 
 def plan_changes(plan: Plan) -> list[Any]:
-    return sorted((c.op.value, c.object, c.record_id, json.dumps(c.before, sort_keys=True)) for c in plan.changes)
+    return sorted((c.op.value, c.object, c.record_id, json.dumps(c.before_record(), sort_keys=True))
+                  for c in plan.changes)
 
 
 @pytest.mark.usefixtures("test_pass_registered")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from crmsweep.backup.runlog import open_run, read_run
 from crmsweep.cleanup.apply import apply_plan
 from crmsweep.cleanup.plan_checks import check_plan
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import Change, Op, Plan, Record
+from crmsweep.model import Op, Plan, Record
 from crmsweep.paths import Home
 from tests.fake_connector import FAKE_VOCABULARY, FakeConnector
 from tests.plans import signed
@@ -156,15 +157,15 @@ def test_rollback_plan_not_backed_by_the_run_log_is_refused(tmp_path: Path, home
     plan, text = write_plan(tmp_path, home, plan_from_snapshot(home, snapshot_of(org, home), specs))
     run_id = apply_plan(plan, text, org, home).run_id
     rollback = build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
-    forged_change = Change(**{**rollback.changes[0].__dict__, "after": {"Email": "attacker@example.com"}})
-    stranger = Change(**{**rollback.changes[0].__dict__, "record_id": contact_id(1)})
+    forged_change = replace(rollback.changes[0], after={"Email": "attacker@example.com"})
+    stranger = replace(rollback.changes[0], record_id=contact_id(1))
     forged = Plan.build(rollback.header, [forged_change, stranger])
     with pytest.raises(SafetyRefusal, match="2 change") as info:
         check_plan(forged, org, home)
     assert "Email differs from the logged before-image" in str(info.value)
     assert f"{contact_id(1)}: no applied change" in str(info.value)
     # Nor may a re-create stand in for the undo of an update (only of an archive or a delete).
-    recreate = Change(**{**rollback.changes[0].__dict__, "op": Op.CREATE, "before": {}})
+    recreate = replace(rollback.changes[0], op=Op.CREATE, before={})
     with pytest.raises(SafetyRefusal, match="create is not the undo of the applied change"):
         check_plan(Plan.build(rollback.header, [recreate]), org, home)
 
@@ -177,8 +178,8 @@ def test_a_rollback_change_that_is_not_the_exact_inverse_is_refused(tmp_path: Pa
     undo = build_rollback_plan(home, run_id, now=NOW, vocabulary=FAKE_VOCABULARY)
     first, second, third = undo.changes
     forged = Plan.build(undo.header, [
-        Change(**{**first.__dict__, "op": Op.DELETE}),  # deletes the record again instead of restoring it
-        Change(**{**second.__dict__, "label": "Someone Else"}),
+        replace(first, op=Op.DELETE),  # deletes the record again instead of restoring it
+        replace(second, label="Someone Else"),
         third,
         third,
     ])

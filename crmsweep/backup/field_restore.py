@@ -31,6 +31,7 @@ from crmsweep.backup.runlog import Outcome, RunState
 from crmsweep.cleanup.drift import same_value
 from crmsweep.cleanup.labels import record_label
 from crmsweep.concepts import CustomFields
+from crmsweep.decimal_text import same_decimal
 from crmsweep.model import Capabilities, Change, FieldKind, FieldSpec, Op, Record, Vocabulary
 
 if TYPE_CHECKING:  # pandas is imported where frames are read: the plan checks and rollback CLI need it rarely
@@ -192,6 +193,9 @@ def live_matches(live: Any, value: Any, kind: FieldKind | None = None) -> bool:
     spelled as text by a CRM that sends every value as a string (a number, a checkbox)."""
     if same_value(live, value):
         return True
+    if kind is FieldKind.DECIMAL and isinstance(live, str) and isinstance(value, str):
+        # Exactly, as decimals: a double would call "12345678901234567890" and "...7990" the same.
+        return same_decimal(live, value)
     if not isinstance(live, str) or isinstance(value, str):
         return False
     if isinstance(value, bool) or kind is FieldKind.BOOL:

@@ -18,7 +18,9 @@ import pyarrow.parquet as pq
 
 from crmsweep.backup import snapshot_layers as layers
 from crmsweep.backup import snapshot_layout as layout
+from crmsweep.backup.row_block import RowBlock, RowRecord
 from crmsweep.backup.snapshot_values import canonical_rows
+from crmsweep.collector import collector_paused
 from crmsweep.errors import BadInput
 from crmsweep.model import (
     FieldKind,
@@ -42,6 +44,9 @@ def _column_series(column: pa.ChunkedArray, kind: FieldKind) -> pd.Series:
         return pd.Series(column.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get))
     if kind is FieldKind.INT:
         return pd.Series(column.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get))
+    if kind is FieldKind.DECIMAL:
+        # Passes compare numbers: the nearest double here; before-images keep the exact text (record_map).
+        return pd.Series(pc.cast(column, pa.float64()).to_pandas())
     if kind is FieldKind.DATE:
         # Midnight UTC, so passes compare dates and datetimes without converting.
         return pd.Series(pc.cast(column, _UTC_MS).to_pandas())
@@ -130,7 +135,8 @@ class SnapshotReader:
         return table.select(columns)
 
     def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """Typed columns: dates and datetimes datetime64[ms, UTC], "boolean", "Int64", float64, object."""
+        """Typed columns: dates and datetimes datetime64[ms, UTC], "boolean", "Int64", float64 (FLOAT and
+        DECIMAL), object."""
         kinds = self._kinds(object_name)
         wanted = list(kinds) if columns is None else list(dict.fromkeys(columns))
         table = self.table(object_name, wanted)
@@ -161,6 +167,17 @@ class SnapshotReader:
 
     def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
         """The rows with these ids, in canonical form; ids the snapshot lacks are absent."""
+        rows: dict[int, list[Record]] = {}  # per block, its rows as dicts: made at once, not a row at a time
+        found: dict[str, Record] = {}
+        for rid, image in self.before_images(object_name, ids).items():
+            block = rows.get(id(image.block))
+            if block is None:
+                block = rows[id(image.block)] = image.block.row_dicts()
+            found[rid] = block[image.row]
+        return found
+
+    def before_images(self, object_name: str, ids: Iterable[str]) -> dict[str, RowRecord]:
+        """`record_map`, each row kept column-wise in a block of the rows read together (see `row_block`)."""
         kinds = self._kinds(object_name)
         wanted = list(dict.fromkeys(str(i) for i in ids))
         if not wanted:
@@ -168,7 +185,7 @@ class SnapshotReader:
         entry = self._entry(object_name)
         with self._parquet(object_name) as handle:
             id_field = self._id_field(object_name, handle)
-            found = _match_rows(handle, id_field, wanted, kinds)
+            found = _by_id(_match_rows(handle, id_field, wanted), kinds, id_field)
         if entry.layer is None:
             return found
         # Changed rows stand for their base rows; deleted ids are not in the copy at all.
@@ -176,7 +193,7 @@ class SnapshotReader:
         rest = [i for i in wanted if i not in found and i not in gone]
         if rest:
             with self._base(entry.layer) as base:
-                found.update(_match_rows(base, id_field, rest, kinds))
+                found.update(_by_id(_match_rows(base, id_field, rest), kinds, id_field))
         return found
 
     def _id_field(self, object_name: str, handle: pq.ParquetFile) -> str:
@@ -186,29 +203,35 @@ class SnapshotReader:
         return id_field
 
 
-def _match_rows(
-    handle: pq.ParquetFile, id_field: str, wanted: list[str], kinds: dict[str, FieldKind]
-) -> dict[str, Record]:
-    """The rows of one file with these ids, in canonical form.
+def _match_rows(handle: pq.ParquetFile, id_field: str, wanted: list[str]) -> pa.Table:
+    """The rows of one file with these ids, as stored, in file order.
 
     One pass: the id column is read once and matched against one hash set of the ids, then each row
-    group holding a match is read once and only its matching rows are converted. (Matching row group
+    group holding a match is read once and only its matching rows are taken. (Matching row group
     by row group rebuilt the set for each of them: at 1M contacts and 300k ids, most of a scan.)
     """
-    found: dict[str, Record] = {}
     hits = pc.indices_nonzero(
         pc.is_in(handle.read(columns=[id_field]).column(0), value_set=pa.array(wanted, type=pa.string()))
     ).to_numpy()
     if not len(hits):
-        return found
+        return handle.schema_arrow.empty_table()
     ends = np.cumsum([handle.metadata.row_group(g).num_rows for g in range(handle.num_row_groups)])
     groups = np.searchsorted(ends, hits, side="right")
+    parts = []
     for group in np.unique(groups):
         start = int(ends[group - 1]) if group else 0
         rows = pa.array(hits[groups == group] - start, type=pa.int64())
-        for record in canonical_rows(handle.read_row_group(int(group)).take(rows), kinds):
+        parts.append(handle.read_row_group(int(group)).take(rows))
+    return pa.concat_tables(parts)
+
+
+def _by_id(table: pa.Table, kinds: dict[str, FieldKind], id_field: str) -> dict[str, RowRecord]:
+    block = RowBlock(table, kinds)
+    found: dict[str, RowRecord] = {}
+    with collector_paused():
+        for row, record_id in enumerate(block.column(id_field).to_pylist()):
             # A file holds each id once; were one there twice, its first row would be kept.
-            found.setdefault(str(record[id_field]), record)
+            found.setdefault(str(record_id), block.record(row))
     return found
 
 

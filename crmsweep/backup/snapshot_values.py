@@ -13,9 +13,11 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crmsweep.decimal_text import DECIMAL_PATTERN, decimal_text
 from crmsweep.errors import ConnectorError
 from crmsweep.model import FieldKind, FieldSpec, Record, canonical_date, canonical_datetime
 
@@ -24,6 +26,7 @@ ARROW_TYPES: Mapping[FieldKind, pa.DataType] = {
     FieldKind.BOOL: pa.bool_(),
     FieldKind.INT: pa.int64(),
     FieldKind.FLOAT: pa.float64(),
+    FieldKind.DECIMAL: pa.string(),
     FieldKind.DATE: pa.date32(),
     FieldKind.DATETIME: pa.timestamp("ms", tz="UTC"),
 }
@@ -107,6 +110,13 @@ def _to_float(value: Any) -> float:
     return number
 
 
+def _to_decimal(value: Any) -> str:
+    try:
+        return decimal_text(value)
+    except ValueError as exc:
+        raise UnfitValue(str(exc)) from None
+
+
 def _to_datetime(value: Any) -> datetime:
     if not isinstance(value, str | datetime):
         raise UnfitValue("not a datetime")
@@ -167,6 +177,8 @@ def to_arrow_value(kind: FieldKind, value: Any) -> Any:
         return _to_int(value)
     if kind is FieldKind.FLOAT:
         return _to_float(value)
+    if kind is FieldKind.DECIMAL:
+        return _to_decimal(value)
     if kind is FieldKind.DATE:
         return _to_date(value)
     return _to_datetime(value)
@@ -250,6 +262,8 @@ def text_column(kind: FieldKind, texts: pa.Array) -> pa.Array | None:
         if kind is FieldKind.FLOAT and _every(pc.match_substring_regex(texts, _FLOAT_TEXT)):
             numbers = pc.cast(texts, pa.float64())
             return numbers if _every(pc.is_finite(numbers)) else None
+        if kind is FieldKind.DECIMAL and _every(pc.match_substring_regex(texts, DECIMAL_PATTERN)):
+            return texts  # kept as written: the text is the value
         if kind is FieldKind.DATE and _every(pc.match_substring_regex(texts, r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}$")):
             return pc.cast(texts, pa.date32())
         if kind is FieldKind.DATETIME and _every(pc.match_substring_regex(
@@ -279,6 +293,8 @@ def fast_column(kind: FieldKind, values: Sequence[Any]) -> pa.Array | None:
             return pa.array(values, type=pa.int64())
         if kind is FieldKind.FLOAT and all(type(v) is float and math.isfinite(v) for v in present):
             return pa.array(values, type=pa.float64())
+        if kind is FieldKind.DECIMAL and all(type(v) is str for v in present):
+            return text_column(kind, pa.array(values, type=pa.string()))
         # Years 1000-9999 only: Arrow takes year 0 and below, which Python cannot read back.
         if kind is FieldKind.DATE and all(type(v) is str and len(v) == 10 and v[:1] != "0" for v in present):
             return pa.array(values, type=pa.string()).cast(pa.date32())
@@ -308,18 +324,73 @@ def canonical_value(kind: FieldKind, value: Any) -> Any:
     return value
 
 
-def _canonical_column(column: pa.ChunkedArray, kind: FieldKind) -> list[Any]:
-    # Dates and datetimes are formatted by Arrow, column at a time: the same text as
-    # `canonical_date` / `canonical_datetime`, an order of magnitude faster than per value in Python.
+def _canonical_column(column: pa.ChunkedArray | pa.Array, kind: FieldKind) -> pa.ChunkedArray | pa.Array:
+    # Dates and datetimes are formatted column at a time: the same text as `canonical_date` /
+    # `canonical_datetime`, an order of magnitude faster than per value in Python.
     if kind is FieldKind.DATETIME:
-        return list(pc.strftime(column, format=_CANONICAL_DATETIME_FORMAT).to_pylist())
+        return _arrow_text(column, pa.timestamp("ms", tz="UTC")) or pc.strftime(
+            column, format=_CANONICAL_DATETIME_FORMAT)
     if kind is FieldKind.DATE:
-        return list(pc.cast(column, pa.string()).to_pylist())
-    return list(column.to_pylist())
+        return _arrow_text(column, pa.date32()) or pc.cast(column, pa.string())
+    return column
+
+
+_MS_A_DAY = 86_400_000
+
+
+def _arrow_text(column: pa.ChunkedArray | pa.Array, kind: pa.DataType) -> pa.Array | None:
+    """A date32 or timestamp[ms, UTC] column's canonical texts made by numpy from its numbers (Arrow's
+    strftime and cast to text cost 1-2 us a value: most of reading a block of before-images); None when it
+    is of another type or holds a year outside 1-9999, which Arrow's own formatting then writes."""
+    if column.type != kind:
+        return None
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    numbers = pc.fill_null(array.cast(pa.int32() if kind == pa.date32() else pa.int64()), 0).to_numpy().astype(np.int64)
+    days, ms = (numbers, None) if kind == pa.date32() else np.divmod(numbers, _MS_A_DAY)
+    # Days since the epoch to the civil date (H. Hinnant's algorithm), for every value at once.
+    z = days + 719_468
+    era = np.floor_divide(z, 146_097)
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + (month <= 2)
+    if len(year) and (year.min() < 1 or year.max() > 9999):
+        return None
+    width = 10 if ms is None else 24
+    text = np.empty((len(numbers), width), dtype=np.uint8)
+    _digits(text, 0, year, 4)
+    text[:, 4] = text[:, 7] = ord("-")
+    _digits(text, 5, month, 2)
+    _digits(text, 8, day, 2)
+    if ms is not None:
+        text[:, 10], text[:, 13], text[:, 16], text[:, 19], text[:, 23] = (ord(c) for c in "T::.Z")
+        _digits(text, 11, ms // 3_600_000, 2)
+        _digits(text, 14, ms // 60_000 % 60, 2)
+        _digits(text, 17, ms // 1000 % 60, 2)
+        _digits(text, 20, ms % 1000, 3)
+    offsets = np.arange(0, width * (len(numbers) + 1), width, dtype=np.int32)
+    texts = pa.StringArray.from_buffers(len(numbers), pa.py_buffer(offsets), pa.py_buffer(text))
+    return pc.if_else(pc.is_valid(array), texts, pa.scalar(None, pa.string())) if array.null_count else texts
+
+
+def _digits(text: np.ndarray, start: int, numbers: np.ndarray, width: int) -> None:
+    for at in range(width):
+        text[:, start + width - 1 - at] = numbers // 10**at % 10 + ord("0")
+
+
+def canonical_table(table: pa.Table, kinds: Mapping[str, FieldKind]) -> pa.Table:
+    """`table` with each column cast to the Arrow type whose Python values are its canonical values
+    (dates and datetimes as their canonical text; the other kinds as stored)."""
+    names = table.column_names
+    return pa.Table.from_arrays([_canonical_column(table.column(at), kinds[name]) for at, name in enumerate(names)],
+                                names=names)
 
 
 def canonical_rows(table: pa.Table, kinds: Mapping[str, FieldKind]) -> list[Record]:
     """Every row of `table` as a canonical record, columns in table order."""
     names = table.column_names
-    columns = [_canonical_column(table.column(name), kinds[name]) for name in names]
+    columns = [column.to_pylist() for column in canonical_table(table, kinds).columns]
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]

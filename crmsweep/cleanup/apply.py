@@ -522,7 +522,7 @@ class _Engine:
         )
         for i in keep:
             self.outcomes[i].outcome = Outcome.PENDING
-            self.outcomes[i].before = self.plan.changes[i].before
+            self.outcomes[i].before = self.plan.changes[i].before_record()
             self.outcomes[i].intent_batch = batch_no
         if self._bulk_sized(head, len(keep)) if bulk is None else bulk:
             self._write_job(head, batch_no, keep)
@@ -675,7 +675,7 @@ class _Engine:
 
     def _intent_record(self, index: int) -> dict[str, Any]:
         change = self.plan.changes[index]
-        record: dict[str, Any] = {"i": index, "id": change.record_id, "before": change.before}
+        record: dict[str, Any] = {"i": index, "id": change.record_id, "before": change.before_record()}
         if change.op is Op.CREATE:
             # What resume looks for if the outcome is never logged; the values follow from the plan
             # and the id map, which cannot change once a parent is created.

@@ -16,18 +16,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from crmsweep.cleanup.view import SnapshotView, id_set, in_ids, typed_series
+from crmsweep.cleanup.view import SnapshotView, ViewOver, id_text, typed_series
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
     Change,
-    FieldSpec,
     Op,
-    Record,
-    SnapshotManifest,
     Vocabulary,
     association_object,
 )
@@ -38,34 +37,51 @@ _REMOVING = frozenset({Op.DELETE, Op.ARCHIVE})
 _WRITING = frozenset({Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE})
 
 
-class EffectsView:
-    """A SnapshotView: `base` with `changes` applied (see the module docstring)."""
+class EffectsView(ViewOver):
+    """A SnapshotView: `base` with `changes` applied (see the module docstring).
+
+    Which rows of an object are gone is worked out once per scan, not per frame: the object's key
+    columns are taken as text once (shared by every view of the scan), and each view matches only the
+    ids its own changes remove, on top of its parent's answer. So `base` must list an object's rows in
+    one order in every frame it gives (the snapshot reader and FrameView do; SharedColumns holds it).
+    """
 
     def __init__(self, base: SnapshotView, vocabulary: Vocabulary, changes: Sequence[Change] = ()) -> None:
-        self._base = base
+        super().__init__(base)
         self._vocab = vocabulary
         # Frozen sets and per-object maps shared with the views before it: a pass's view copies only what its
         # own changes touch, not every earlier pass's ids again (hundreds of thousands at scale).
         self._removed: dict[str, frozenset[str]] = {}
         self._written: dict[str, dict[str, dict[str, Any]]] = {}
-        # The removed ids as Arrow arrays, made on first use: each frame read of an object looks them up.
-        self._removed_arrays: dict[str, pa.Array] = {}
+        # The ids this view's own changes remove (per object), and the view they were laid on.
+        self._added: dict[str, frozenset[str]] = {}
+        self._parent: EffectsView | None = None
+        # (object, column) -> that column as text, in the base's row order: one per scan, shared by all views.
+        self._keys: dict[tuple[str, str], pa.Array] = {}
+        # (object, column, removed object) -> rows whose `column` names a removed record: per view.
+        self._hits: dict[tuple[str, str, str], np.ndarray] = {}
+        # object -> column -> the column as this view's pass sees it (patched, filtered), made on first read.
+        self._live: dict[str, dict[str, pd.Series]] = {}
         self._lay(changes)
 
     def _lay(self, changes: Iterable[Change]) -> None:
         removed: dict[str, set[str]] = {}
         written: dict[str, dict[str, dict[str, Any]]] = {}
         for change in changes:
-            if change.op in _REMOVING:
-                removed.setdefault(change.object, set()).add(change.record_id)
-            elif change.op in _WRITING and change.after:
+            op = change.op
+            if op in _REMOVING:
+                ids = removed.get(change.object)
+                if ids is None:
+                    ids = removed[change.object] = set()
+                ids.add(change.record_id)
+            elif op in _WRITING and change.after:
                 rows = written.get(change.object)
                 if rows is None:
                     rows = written[change.object] = dict(self._written.get(change.object, {}))
                 rows[change.record_id] = {**rows.get(change.record_id, {}), **change.after}
         for obj, ids in removed.items():
             self._removed[obj] = self._removed.get(obj, frozenset()) | ids
-            self._removed_arrays.pop(obj, None)
+            self._added[obj] = self._added.get(obj, frozenset()) | ids
         self._written.update(written)
 
     def with_changes(self, changes: Iterable[Change]) -> EffectsView:
@@ -73,28 +89,36 @@ class EffectsView:
         view = EffectsView(self._base, self._vocab)
         view._removed = dict(self._removed)
         view._written = dict(self._written)
-        view._removed_arrays = dict(self._removed_arrays)
+        view._keys = self._keys
+        view._parent = self
         view._lay(changes)
+        self._live = {}  # the scan reads on through the new view: let this one's columns go
         return view
-
-    @property
-    def manifest(self) -> SnapshotManifest:
-        return self._base.manifest
-
-    def has(self, object_name: str) -> bool:
-        return self._base.has(object_name)
-
-    def fields(self, object_name: str) -> tuple[FieldSpec, ...]:
-        return self._base.fields(object_name)
 
     def removed(self, object_name: str) -> frozenset[str]:
         """Ids of `object_name` the earlier passes remove."""
         return self._removed.get(object_name, frozenset())
 
-    def _removed_array(self, object_name: str) -> pa.Array:
-        found = self._removed_arrays.get(object_name)
+    def _key(self, object_name: str, column: str) -> pa.Array:
+        found = self._keys.get((object_name, column))
         if found is None:
-            found = self._removed_arrays[object_name] = id_set(self._removed.get(object_name, ()))
+            found = self._keys[(object_name, column)] = id_text(self._base.frame(object_name, [column])[column])
+        return found
+
+    def _removed_rows(self, object_name: str, column: str, gone: str) -> np.ndarray:
+        """Per row of `object_name`, whether its `column` names a record of `gone` that is removed."""
+        key = (object_name, column, gone)
+        found = self._hits.get(key)
+        if found is not None:
+            return found
+        if self._parent is None:
+            found = _matches(self._key(object_name, column), self._removed.get(gone, frozenset()))
+        else:
+            found = self._parent._removed_rows(object_name, column, gone)
+            added = self._added.get(gone)
+            if added:
+                found = found | _matches(self._key(object_name, column), added)
+        self._hits[key] = found
         return found
 
     def _link_ends(self, object_name: str) -> list[tuple[str, str]]:
@@ -110,42 +134,65 @@ class EffectsView:
         return ends
 
     def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        id_field = self._vocab.id_field
         removed = self._removed.get(object_name, frozenset())
         written = self._written.get(object_name, {})
         ends = self._link_ends(object_name)
         if not removed and not written and not ends:
             return self._base.frame(object_name, columns)
-        wanted = None if columns is None else list(columns)
-        extra = [id_field] if removed or written else []
-        extra += [column for column, _ in ends]
-        read = None if wanted is None else list(dict.fromkeys([*wanted, *extra]))
-        frame = self._base.frame(object_name, read)
-        keep = pd.Series(True, index=frame.index)
-        if removed:
-            keep &= ~in_ids(frame[id_field], self._removed_array(object_name))
-        for column, gone in ends:
-            keep &= ~in_ids(frame[column], self._removed_array(gone))
-        frame = frame[keep]
-        if written:
-            frame = self._patched(object_name, frame, written)
-        frame = frame.reset_index(drop=True)
-        return frame if wanted is None else frame.loc[:, wanted]
+        asked = [s.name for s in self._base.fields(object_name)] if columns is None else list(columns)
+        names = list(dict.fromkeys(asked))
+        # Each column is patched and filtered once per view: a pass reads an object more than once.
+        held = self._live.setdefault(object_name, {})
+        missing = [name for name in names if name not in held]
+        if missing or not names:
+            drops = [self._removed_rows(object_name, self._vocab.id_field, object_name)] if removed else []
+            drops += [self._removed_rows(object_name, column, gone) for column, gone in ends]
+            drop = np.logical_or.reduce(drops) if drops else None
+            if not names:  # no columns: only how many rows are left
+                rows = len(drop) if drop is not None else len(self._key(object_name, self._vocab.id_field))
+                left = rows - int(drop.sum()) if drop is not None else rows
+                return pd.DataFrame(index=pd.RangeIndex(left), columns=pd.Index([], dtype=object))
+            frame = self._base.frame(object_name, missing)
+            if written:
+                frame = self._patched(object_name, frame, written)
+            if drop is not None and drop.any():
+                frame = frame[~drop].reset_index(drop=True)
+            held.update((name, frame[name]) for name in missing)
+        frame = pd.DataFrame({name: held[name] for name in names}, columns=names, copy=False)
+        return frame if len(names) == len(asked) else frame.loc[:, asked]
 
     def _patched(self, object_name: str, frame: pd.DataFrame, written: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-        specs = {s.name: s for s in self._base.fields(object_name)}
-        ids = frame[self._vocab.id_field].astype(str)
-        frame = frame.copy()
-        columns = {name for values in written.values() for name in values if name in frame.columns}
-        for name in columns:
-            rows = {rid: values[name] for rid, values in written.items() if name in values}
-            hit = ids.isin(rows)
-            if not hit.any():
+        frame = frame.copy(deep=False)
+        for name in frame.columns:
+            patch = self._patch(object_name, name, written)
+            if patch is None:
                 continue
-            new = typed_series(specs[name], [rows[rid] for rid in ids[hit]])
-            new.index = frame.index[hit]
-            frame.loc[hit, name] = new
+            hit, new = patch
+            column = frame[name].copy()
+            column.loc[hit] = new.set_axis(column.index[hit])
+            frame[name] = column
         return frame
 
-    def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
-        return self._base.record_map(object_name, ids)
+    def _patch(
+        self, object_name: str, name: str, written: Mapping[str, Mapping[str, Any]]
+    ) -> tuple[np.ndarray, pd.Series] | None:
+        """The rows of `object_name` whose `name` an earlier pass writes, and the values it writes there."""
+        rows = {rid: values[name] for rid, values in written.items() if name in values}
+        found: tuple[np.ndarray, pd.Series] | None = None
+        if rows:
+            ids = self._key(object_name, self._vocab.id_field)
+            at = pc.index_in(ids, value_set=pa.array(list(rows), type=pa.string())).to_numpy(zero_copy_only=False)
+            hit = ~np.isnan(at) if at.dtype.kind == "f" else np.ones(len(at), dtype=bool)
+            if hit.any():
+                spec = next(s for s in self._base.fields(object_name) if s.name == name)
+                chosen = list(rows.values())
+                found = (hit, typed_series(spec, [chosen[int(i)] for i in at[hit]]))
+        return found
+
+
+def _matches(keys: pa.Array, ids: frozenset[str]) -> np.ndarray:
+    """Per value of `keys`, whether it is one of `ids`; an empty cell never is."""
+    if not ids or not len(keys):
+        return np.zeros(len(keys), dtype=bool)
+    hit = pc.fill_null(pc.is_in(keys, value_set=pa.array(list(ids), type=pa.string())), False)
+    return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)

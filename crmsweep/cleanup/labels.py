@@ -8,6 +8,10 @@ from typing import Any, Protocol, runtime_checkable
 import pyarrow as pa
 import pyarrow.compute as pc
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crmsweep.backup.row_block import RowBlock, RowRecord, block_rows
 from crmsweep.cleanup.view import SnapshotView, id_set, in_ids
 from crmsweep.model import Change, FieldKind, Vocabulary
 
@@ -36,22 +40,81 @@ def record_label(vocabulary: Vocabulary, object_name: str, record: Mapping[str, 
     """'Jane Doe <jane@x.org>': the name (the first label field, or the first few where a name is in parts)
     as is, each further field in angle brackets.
 
-    Empty fields are left out; an object without label fields gets "" (the id still names it).
-    """
+    Empty fields are left out; an object without label fields gets "" (the id still names it). A record
+    that is a row of a block read from a snapshot is labelled with every row of its block, at once."""
     fields = vocabulary.label_fields.get(object_name, ())
-    return _joined([_field_text(record.get(name)) for name in fields], _named(vocabulary, object_name))
+    named = _named(vocabulary, object_name)
+    if isinstance(record, RowRecord):
+        key = ("record_label", fields, named)
+        labels = record.block.derived(key, lambda block: _block_labels(block, fields, named))
+        return labels[record.row]
+    return _joined([_field_text(record.get(name)) for name in fields], named)
+
+
+def labels_of(vocabulary: Vocabulary, object_name: str, records: Sequence[Mapping[str, Any]],
+              rows: tuple[RowBlock, list[int]] | None = None) -> list[str]:
+    """`record_label` of each record; the rows of a block labelled with their block, at once (`rows`: the
+    records' `block_rows`, when known)."""
+    fields = vocabulary.label_fields.get(object_name, ())
+    named = _named(vocabulary, object_name)
+    key = ("record_label", fields, named)
+    rows = rows or block_rows(records)
+    if rows is not None:
+        block, at = rows
+        of_block = block.derived(key, lambda block: _block_labels(block, fields, named))
+        return [of_block[row] for row in at]
+    labels: list[str] = []
+    for record in records:
+        if type(record) is RowRecord:
+            block = record.block
+            labels.append(block.derived(key, lambda block: _block_labels(block, fields, named))[record.row])
+        else:
+            labels.append(record_label(vocabulary, object_name, record))
+    return labels
 
 
 def record_labels(vocabulary: Vocabulary, object_name: str, columns: Mapping[str, Sequence[Any]]) -> list[str]:
     """`record_label` of every row of `columns` (field -> values in canonical form, all of one length; a label
     field absent from them is empty), made a column at a time: a scan labels hundreds of thousands."""
     rows = len(next(iter(columns.values()))) if columns else 0
-    texts = [list(map(_field_text, columns[name])) if name in columns else [None] * rows
-             for name in vocabulary.label_fields.get(object_name, ())]
-    named = _named(vocabulary, object_name)
+    texts = [pa.array(list(map(_field_text, columns[name])), type=pa.string()) if name in columns
+             else pa.nulls(rows, pa.string()) for name in vocabulary.label_fields.get(object_name, ())]
+    return _labels(texts, _named(vocabulary, object_name), rows)
+
+
+def _block_labels(block: RowBlock, fields: Sequence[str], named: int) -> list[str]:
+    texts = [_column_texts(block.column(name)) if name in block.names else pa.nulls(len(block), pa.string())
+             for name in fields]
+    return _labels(texts, named, len(block))
+
+
+# A text of printable ASCII, not only spaces: its label text is itself (`_field_text`), no call needed.
+_PLAIN = r"^[ -~]*[!-~][ -~]*$"
+
+
+def _column_texts(column: pa.Array) -> pa.Array:
+    """`_field_text` of each value of a column, null where it gives None."""
+    if not pa.types.is_string(column.type):
+        return pa.array([_field_text(v) for v in column.to_pylist()], type=pa.string())
+    plain = pc.fill_null(pc.match_substring_regex(column, _PLAIN), False)
+    texts = pc.if_else(plain, column, pa.scalar(None, pa.string()))
+    other = pc.and_(pc.invert(plain), pc.is_valid(column))
+    if pc.any(other).as_py():
+        odd = [_field_text(v) for v in pc.filter(column, other).to_pylist()]
+        texts = pc.replace_with_mask(texts, other, pa.array(odd, type=pa.string()))
+    return texts
+
+
+def _labels(texts: Sequence[pa.Array], named: int, rows: int) -> list[str]:
+    """`_joined` of each row of these text columns (null for a field left out), a column at a time: every
+    text present is put after a space ("<text>" past the name fields), then the first space dropped."""
     if not texts:
         return [""] * rows
-    return [_joined(row, named) for row in zip(*texts, strict=True)]
+    pieces = [pc.fill_null(pc.binary_join_element_wise(*((" ", text, "") if at < named else (" <", text, ">")), ""), "")
+              for at, text in enumerate(texts)]
+    joined = pc.binary_join_element_wise(*pieces, "")
+    labels: list[str] = pc.utf8_slice_codeunits(joined, 1).to_pylist()
+    return labels
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@ as a value.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,7 @@ from crmsweep.cleanup.passes import (
     validate_settings,
 )
 from crmsweep.cleanup.protect import Protections
+from crmsweep.cleanup.shared_columns import SharedColumns
 from crmsweep.cleanup.view import SnapshotView
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Change, Plan, PlanHeader, ReviewItem, Vocabulary, canonical_datetime
@@ -129,6 +130,28 @@ def cannot_run(spec: PassSpec, view: SnapshotView, vocabulary: Vocabulary) -> st
     return None
 
 
+def columns_read(spec: PassSpec, vocabulary: Vocabulary) -> dict[str, frozenset[str] | None]:
+    """The columns `spec` says it reads per object (None: it does not say which), with the id, recycle-bin and
+    label fields every pass may read of them; nothing where the pass cannot run for this provider."""
+    if missing_concept(spec, vocabulary) is not None:
+        return {}
+    common = {vocabulary.id_field, *([vocabulary.deleted_field] if vocabulary.deleted_field else [])}
+    return _union(
+        {read.object: frozenset({*read.fields, *common, *vocabulary.label_fields.get(read.object, ())})
+         if read.fields else None}
+        for read in spec.reads(vocabulary)
+    )
+
+
+def _union(reads: Iterable[Mapping[str, frozenset[str] | None]]) -> dict[str, frozenset[str] | None]:
+    merged: dict[str, frozenset[str] | None] = {}
+    for each in reads:
+        for obj, names in each.items():
+            had = merged.get(obj, frozenset())
+            merged[obj] = None if names is None or had is None else had | names
+    return merged
+
+
 def run_pass(spec: PassSpec, context: PassContext) -> PassOutput:
     """One pass over `context`, or its skip when it cannot run there."""
     why = cannot_run(spec, context.view, context.vocabulary)
@@ -186,12 +209,16 @@ def scan_snapshot(
     skipped: dict[str, str] = {}
     notes: list[str] = []
     review: list[ReviewItem] = []
-    effects = EffectsView(view, vocabulary)
-    for name in selected:
+    # One read of each column for the whole scan (crmsweep/cleanup/shared_columns.py), each held only while a
+    # pass still to run says it reads it.
+    shared = SharedColumns(view)
+    effects = EffectsView(shared, vocabulary)
+    reads = {name: columns_read(PASSES[name], vocabulary) for name in selected}
+    for at, name in enumerate(selected):
         spec = PASSES[name]
         per_pass[name] = 0
         context = PassContext(
-            backed_up=view,
+            backed_up=shared,
             earlier=tuple(changes),
             view=effects,
             vocabulary=vocabulary,
@@ -221,6 +248,7 @@ def scan_snapshot(
             per_pass[name] += 1
         changes.extend(new)
         effects = effects.with_changes(new)
+        shared.keep(_union(reads[later] for later in selected[at + 1:]))
         notes.extend(f"{name}: {n} records already changed by {earlier}" for earlier, n in taken_by.items())
         if any(held.values()):
             held_back[name] = {r: n for r, n in held.items() if n}

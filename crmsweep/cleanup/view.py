@@ -5,11 +5,14 @@ in-memory implementation from plain records, for tests and scripts; it converts 
 rules the reader promises, so a pass behaves the same on either:
 
 - DATE and DATETIME columns are `datetime64[ms, UTC]` (a date is midnight UTC),
-- BOOL is pandas "boolean" (nullable), INT is "Int64", FLOAT is float64,
+- BOOL is pandas "boolean" (nullable), INT is "Int64", FLOAT and DECIMAL are float64,
 - STRING is an object column holding str or None.
 
 `record_map` returns canonical records (see `crmsweep.model`): dates "YYYY-MM-DD", datetimes
-"YYYY-MM-DDTHH:MM:SS.mmmZ", every field of the object present (None when empty).
+"YYYY-MM-DDTHH:MM:SS.mmmZ", DECIMAL numbers their exact text, every field of the object present (None when
+empty). `before_images` returns the same records as read-only Mappings, for the passes to make changes of:
+the reader keeps them column-wise (crmsweep/backup/row_block.py), so a scan holds no dict per change;
+`FrameView` gives dicts.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crmsweep.decimal_text import decimal_text
 from crmsweep.model import (
     FieldKind,
     FieldSpec,
@@ -51,6 +55,11 @@ class SnapshotView(Protocol):
         """Canonical records by id; ids the snapshot lacks are absent."""
         ...
 
+    def before_images(self, object_name: str, ids: Iterable[str]) -> Mapping[str, Mapping[str, Any]]:
+        """`record_map` for records that become before-images: each equal to its `record_map` dict, read-only,
+        possibly held column-wise (`crmsweep.model.BeforeImage`), which a plan writes without a dict."""
+        ...
+
 
 def canonical_value(spec: FieldSpec, value: Any) -> Any:
     """One value in canonical (JSON) form for its field kind."""
@@ -66,6 +75,8 @@ def canonical_value(spec: FieldSpec, value: Any) -> Any:
         return int(value)
     if spec.kind is FieldKind.FLOAT:
         return float(value)
+    if spec.kind is FieldKind.DECIMAL:
+        return decimal_text(value)
     return str(value)
 
 
@@ -78,7 +89,7 @@ def typed_series(spec: FieldSpec, values: Sequence[Any]) -> pd.Series:
         return pd.Series(pd.array(list(values), dtype="boolean"))
     if spec.kind is FieldKind.INT:
         return pd.Series(pd.array(list(values), dtype="Int64"))
-    if spec.kind is FieldKind.FLOAT:
+    if spec.kind in (FieldKind.FLOAT, FieldKind.DECIMAL):
         return pd.Series([float("nan") if v is None else float(v) for v in values], dtype="float64")
     return pd.Series(list(values), dtype=object)
 
@@ -148,10 +159,46 @@ class FrameView:
         stored = self._rows[object_name]
         return {rid: dict(stored[rid]) for rid in ids if rid in stored}
 
+    def before_images(self, object_name: str, ids: Iterable[str]) -> Mapping[str, Mapping[str, Any]]:
+        return self.record_map(object_name, ids)
+
+
+class ViewOver:
+    """A SnapshotView laid over another: everything but `frame` is the base's own answer. (A before-image
+    is what the CRM held when it was backed up, whatever a view over it changes in its frames.)"""
+
+    def __init__(self, base: SnapshotView) -> None:
+        self._base = base
+
+    @property
+    def manifest(self) -> SnapshotManifest:
+        return self._base.manifest
+
+    def has(self, object_name: str) -> bool:
+        return self._base.has(object_name)
+
+    def fields(self, object_name: str) -> tuple[FieldSpec, ...]:
+        return self._base.fields(object_name)
+
+    def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        return self._base.frame(object_name, columns)
+
+    def record_map(self, object_name: str, ids: Iterable[str]) -> dict[str, Record]:
+        return self._base.record_map(object_name, ids)
+
+    def before_images(self, object_name: str, ids: Iterable[str]) -> Mapping[str, Mapping[str, Any]]:
+        return self._base.before_images(object_name, ids)
+
 
 def id_set(ids: Iterable[str]) -> pa.Array:
     """Ids as one Arrow array, made once, for `in_ids` to look many columns up in."""
     return pa.array(list(ids), type=pa.string())
+
+
+def id_text(series: pd.Series) -> pa.Array:
+    """The column's values as text, an empty cell null: what `in_ids` looks up (made once, it can be
+    matched against many id sets)."""
+    return pa.array(series.astype(str), type=pa.string(), from_pandas=True)
 
 
 def in_ids(series: pd.Series, ids: pa.Array) -> pd.Series:
@@ -159,9 +206,7 @@ def in_ids(series: pd.Series, ids: pa.Array) -> pd.Series:
 
     The same answer as `series.astype(str).isin(ids)`, without its cost: pandas makes an Arrow scalar of
     every value in the set on each call, seconds a scan at 300k removed ids (one call per frame read)."""
-    text = series.astype(str)
-    column = pa.array(text, type=pa.string(), from_pandas=True)
-    hit = pc.fill_null(pc.is_in(column, value_set=ids), False)
+    hit = pc.fill_null(pc.is_in(id_text(series), value_set=ids), False)
     return pd.Series(hit.to_numpy(zero_copy_only=False), index=series.index, dtype=bool)
 
 
@@ -172,5 +217,7 @@ def live_frame(view: SnapshotView, object_name: str, columns: Sequence[str], del
     wanted = list(dict.fromkeys([*columns, deleted_field] if with_flag and deleted_field else columns))
     frame = view.frame(object_name, wanted)
     if with_flag and deleted_field:
-        frame = frame[~frame[deleted_field].fillna(False).astype(bool)]
+        gone = frame[deleted_field].fillna(False).astype(bool).to_numpy()
+        if gone.any():  # most snapshots hold none: then the frame is not copied
+            frame = frame[~gone]
     return frame.loc[:, list(columns)].reset_index(drop=True)

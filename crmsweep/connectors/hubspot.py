@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from crmsweep.connectors.base import Connection, IncrementalUnsupported, RecordFilter, Scalar
@@ -850,11 +851,18 @@ def _writable(record: Mapping[str, Any]) -> dict[str, str]:
             out[name] = ""
         elif isinstance(value, bool):
             out[name] = "true" if value else "false"
-        elif isinstance(value, float) and value.is_integer():
-            out[name] = str(int(value))
+        elif isinstance(value, float):
+            out[name] = _plain_number(value)
         else:
             out[name] = str(value)
     return out
+
+
+def _plain_number(value: float) -> str:
+    """A double (a before-image from a snapshot that typed numbers as FLOAT) in the only spelling HubSpot
+    takes for a number: digits, a "-" and one "." (api-notes; "1e-05" and "1e+16" are refused)."""
+    text = format(Decimal(repr(value)), "f")
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _key(record: Mapping[str, Any]) -> str | None:

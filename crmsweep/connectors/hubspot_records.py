@@ -41,8 +41,10 @@ OWNER_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec(name="updatedAt", kind=FieldKind.DATETIME, provider_type="datetime"),
 )
 
+# Numbers come as text and may hold more digits than a double: kept as that text (FieldKind.DECIMAL), so a
+# restore writes back exactly what was backed up.
 _KIND_BY_TYPE: Mapping[str, FieldKind] = {
-    "number": FieldKind.FLOAT,
+    "number": FieldKind.DECIMAL,
     "bool": FieldKind.BOOL,
     "datetime": FieldKind.DATETIME,
     "date": FieldKind.DATE,

@@ -1,7 +1,12 @@
 """Property values as HubSpot keeps them: every value a string, datetimes as ISO-8601 UTC with
 milliseconds ("2024-01-17T19:55:04.281Z"), numbers without trailing zeros, booleans lower case.
 
-`check_value` is the write-time check; its failures carry HubSpot's per-property error codes.
+`check_value` is the write-time check; its failures carry HubSpot's per-property error codes. A number
+written must be digits with at most one "-" in front and one "." (HubSpot changelog "Upcoming: A change for
+number properties in CRM APIs": commas, spaces, several dots refused with 400; so are an exponent and a "+",
+which that rule leaves out); it is kept to the last digit, whatever its length, without trailing zeros
+and with "-0" as "0" (how HubSpot spells a stored number back is UNCONFIRMED: crmsweep keeps whatever text
+it reads, and compares numbers as exact decimals).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from crmsweep.sandbox.hubspot_schema import BOOL, DATE, DATETIME, ENUM, NUMBER, 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_WRITTEN_NUMBER = re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)")
 
 
 class PropertyValueError(Exception):
@@ -66,7 +72,7 @@ def check_value(prop: PropertyDef, value: object, *, owner_ids: frozenset[str] =
             raise PropertyValueError("INVALID_OPTION", prop.name, f"{text} was not one of the allowed options")
         return text
     if prop.type == NUMBER:
-        number = normalize_number(text)
+        number = normalize_number(text) if _WRITTEN_NUMBER.fullmatch(text) else None
         if number is None:
             raise PropertyValueError("INVALID_INTEGER" if prop.name.startswith("num") else "INVALID_DECIMAL", prop.name,
                               f"{text} was not a valid number")

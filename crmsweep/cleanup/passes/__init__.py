@@ -19,9 +19,11 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from crmsweep.backup.row_block import block_rows, field_values
 from crmsweep.bounds import Bound
-from crmsweep.cleanup.labels import record_label
+from crmsweep.cleanup.labels import labels_of, record_label
 from crmsweep.cleanup.view import SnapshotView
+from crmsweep.collector import collector_paused
 from crmsweep.errors import BadInput
 from crmsweep.model import Change, Op, Record, ReviewItem, Severity, Vocabulary
 
@@ -48,7 +50,7 @@ def propose(
     pass_name: str,
     op: Op,
     object_name: str,
-    before: Record,
+    before: Mapping[str, Any],
     *,
     after: Record | None = None,
     reason: str,
@@ -69,6 +71,32 @@ def propose(
         fingerprint=before.get(vocab.fingerprint_field),
         label=record_label(vocab, object_name, before),
     )
+
+
+def propose_all(
+    ctx: PassContext,
+    pass_name: str,
+    op: Op,
+    object_name: str,
+    befores: Sequence[Mapping[str, Any]],
+    *,
+    reasons: Sequence[str],
+    severity: Severity,
+) -> list[Change]:
+    """`propose` of each record of `befores` with its reason (and no `after`), made together: the ids,
+    fingerprints and labels of records read together from a snapshot are read a column at a time (a
+    scan proposes hundreds of thousands; one at a time they were a third of a pass's time)."""
+    vocab = ctx.vocabulary
+    rows = block_rows(befores)
+    ids = field_values(befores, vocab.id_field, required=True, rows=rows)
+    fingerprints = field_values(befores, vocab.fingerprint_field, rows=rows)
+    labels = labels_of(vocab, object_name, befores, rows)
+    with collector_paused():
+        return [
+            Change(op=op, object=object_name, record_id=str(rid), before=before, after={}, reason=reason,
+                   pass_name=pass_name, severity=severity, fingerprint=fingerprint, label=label)
+            for before, rid, fingerprint, label, reason in zip(befores, ids, fingerprints, labels, reasons, strict=True)
+        ]
 
 
 @dataclass

@@ -363,7 +363,7 @@ def propose_removals(
     for rid in ids:
         if rid in held:
             output.held_back[held[rid]] = output.held_back.get(held[rid], 0) + 1
-    records = ctx.view.record_map(obj, [rid for rid, _ in kept])
+    records = ctx.view.before_images(obj, [rid for rid, _ in kept])
     for rid, why in kept:
         output.changes.append(
             propose(ctx, pass_name, Op(vocab.removal), obj, records[rid], reason=why, severity=Severity.MINOR)

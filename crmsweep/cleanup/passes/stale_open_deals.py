@@ -99,7 +99,7 @@ def run(ctx: PassContext) -> PassOutput:
                 f"stage is not {stages.closed_lost!r}; set [passes.{NAME}] stage to move them")
         chosen &= ~other
     rows = frame.assign(_close=close)[chosen].sort_values(vocab.id_field, kind="stable")
-    records = view.record_map(deal, [str(i) for i in rows[vocab.id_field]])
+    records = view.before_images(deal, [str(i) for i in rows[vocab.id_field]])
     for rid, was, day in zip(rows[vocab.id_field], rows[stages.stage_field], rows["_close"], strict=True):
         reason = (f"open {deal.lower()} in stage {was} whose close date {day.date().isoformat()} is "
                   f"{(today - day.date()).days} days past: moved to {chosen_stage}")

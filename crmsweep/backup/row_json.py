@@ -1,0 +1,144 @@
+"""The canonical JSON of many rows at once, column by column with Arrow. Pure: no I/O.
+
+`canonical_json_rows(table)` gives, for each row, exactly `crmsweep.model.canonical_json` of the row as a
+dict (keys sorted, separators "," and ":", non-ASCII as itself): a plan's before-images are most of its
+bytes, and encoding them a dict at a time was most of writing a plan. Each column becomes its JSON texts
+in a few vectorised calls, then every row's texts are joined with their keys. What Arrow cannot be shown
+to write identically is left to the encoder itself, row by row: a text with a control character other
+than those with a short escape, a float that is not finite, any column type other than text, bool, int
+and float (a canonical table holds dates as text already).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crmsweep.model import canonical_json
+
+_encode_text: Callable[[str], str] = json.encoder.encode_basestring
+# What the encoder escapes in a text (`json.encoder.ESCAPE`): the quote, the backslash and every
+# character below 0x20. Those with a short escape are replaced here, in this order (backslash first, so
+# the backslashes the others add are not doubled); the rest (\u00XX) are left to the encoder.
+_SHORT_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"), ("\b", "\\b"),
+                  ("\f", "\\f"))
+_LONG_ESCAPE = r"[\x00-\x07\x0b\x0e-\x1f]"
+_NULL = "null"
+_ROWS_AT_ONCE = 8192
+
+
+def canonical_json_rows(table: pa.Table) -> list[str]:
+    """`canonical_json(row)` of every row of `table` (as `table.to_pylist()` gives the rows), in order."""
+    return [text.decode() for text in canonical_json_bytes(table)]
+
+
+def canonical_json_bytes(table: pa.Table) -> list[bytes]:
+    """`canonical_json(row).encode()` of every row, in order: the UTF-8 Arrow holds, never made a `str`
+    (decoding and encoding again was a third of writing a plan)."""
+    rows = table.num_rows
+    names = table.column_names
+    if rows == 0:
+        return []
+    if rows > _ROWS_AT_ONCE:  # a row's pieces are one Arrow text array: its offsets must stay below 2 GB
+        return [text for start in range(0, rows, _ROWS_AT_ONCE)
+                for text in canonical_json_bytes(table.slice(start, _ROWS_AT_ONCE))]
+    if not names or len(set(names)) != len(names):
+        return [canonical_json(row).encode() for row in table.to_pylist()]
+    values: list[pa.Array] = []
+    quoted: list[bool] = []  # a text column: its values go between quotes, a null as `null` instead
+    odd: pa.Array | None = None  # rows the encoder writes itself
+    for name in sorted(names):
+        texts, is_text, unproven = _column_json(table.column(name).combine_chunks())
+        if texts is None:
+            return [canonical_json(row).encode() for row in table.to_pylist()]
+        values.append(texts)
+        quoted.append(is_text)
+        if unproven is not None:
+            odd = unproven if odd is None else pc.or_(odd, unproven)
+    encoded: list[bytes] = _joined(sorted(names), values, quoted, rows).cast(pa.binary()).to_pylist()
+    if odd is not None:
+        for at in pc.indices_nonzero(odd).to_pylist():
+            encoded[at] = canonical_json(table.slice(at, 1).to_pylist()[0]).encode()
+    return encoded
+
+
+def _joined(names: list[str], values: list[pa.Array], quoted: list[bool], rows: int) -> pa.Array:
+    """Each row's `{"key":value,...}`. Its pieces (the texts between the values, then the values) are put in
+    row order in one array by one `take`: that array's bytes are then every row's text, one after another,
+    and every (2k+1)th offset a row's end. The text before value i depends on whether value i-1 and value i
+    are null text values (no quotes; `null` for the latter): four variants, picked per row. A null value adds
+    no bytes."""
+    width = len(names)
+    between: list[str] = []
+    for at in range(width + 1):
+        for before_null in (False, True):
+            for null in (False, True):
+                close = '"' if at and quoted[at - 1] and not before_null else ""
+                if at == width:
+                    between.append(close + "}")
+                else:
+                    opening = "null" if null and quoted[at] else ('"' if quoted[at] else "")
+                    between.append(close + ("," if at else "{") + _encode_text(names[at]) + ":" + opening)
+    nulls = np.zeros((rows, width + 2), dtype=np.int32)  # column 0 and the last: never null
+    for at, (texts, is_text) in enumerate(zip(values, quoted, strict=True)):
+        if is_text and texts.null_count:
+            nulls[:, at + 1] = texts.is_null().to_numpy(zero_copy_only=False)
+    index = np.empty((rows, 2 * width + 1), dtype=np.int32)
+    index[:, 0::2] = 4 * np.arange(width + 1, dtype=np.int32) + 2 * nulls[:, :-1] + nulls[:, 1:]
+    start = len(between)
+    index[:, 1::2] = start + rows * np.arange(width, dtype=np.int32)[None, :] + np.arange(rows, dtype=np.int32)[:, None]
+    # From the buffer, not `pa.array(index)`, which copies the indices one by one.
+    taken = pa.Array.from_buffers(pa.int32(), index.size, [None, pa.py_buffer(index)])
+    pieces = pa.concat_arrays([pa.array(between, type=pa.string()), *values]).take(taken)
+    offsets = np.frombuffer(pieces.buffers()[1], dtype=np.int32, count=len(pieces) + 1, offset=4 * pieces.offset)
+    ends = pa.py_buffer(np.ascontiguousarray(offsets[:: 2 * width + 1]))
+    return pa.StringArray.from_buffers(rows, ends, pieces.buffers()[2])
+
+
+def _column_json(column: pa.Array) -> tuple[pa.Array | None, bool, pa.Array | None]:
+    """(the JSON of each value (of a text: what goes between the quotes, null for null), whether it is a
+    text, the rows whose text is not proven the encoder's or None when all are); None first for a column of
+    a type not handled here."""
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        texts, unproven = _text_json(column.cast(pa.string()))
+        return texts, True, unproven
+    if pa.types.is_boolean(kind):
+        return pc.fill_null(pc.if_else(column, "true", "false"), _NULL), False, None
+    if pa.types.is_integer(kind):
+        return pc.fill_null(pc.cast(column, pa.string()), _NULL), False, None
+    if pa.types.is_floating(kind):
+        # Arrow's float text is not Python's repr (1.0 is "1" there): each value by Python, as the encoder.
+        values = column.to_pylist()
+        texts = [_NULL if v is None else float.__repr__(v) if math.isfinite(v) else _NULL for v in values]
+        unfinite = [v is not None and not math.isfinite(v) for v in values]
+        return pa.array(texts, type=pa.string()), False, (pa.array(unfinite) if any(unfinite) else None)
+    if pa.types.is_null(kind):
+        return pa.array([_NULL] * len(column), type=pa.string()), False, None
+    return None, False, None
+
+
+def _may_need_escape(column: pa.Array) -> bool:
+    """Whether some byte of the column's texts is one the encoder escapes (a byte below 0x80 in UTF-8 is
+    always that ASCII character). Looks at the bytes the values span, so a slice's neighbours never count."""
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32, count=len(column) + 1, offset=4 * column.offset)
+    data = column.buffers()[2]
+    if data is None or offsets[-1] == offsets[0]:
+        return False
+    held = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return bool(((held < 0x20) | (held == 0x22) | (held == 0x5C)).any())
+
+
+def _text_json(column: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    unproven = None
+    if _may_need_escape(column):
+        long = pc.fill_null(pc.match_substring_regex(column, _LONG_ESCAPE), False)
+        unproven = long if pc.any(long).as_py() else None
+        for char, escape in _SHORT_ESCAPES:
+            column = pc.replace_substring(column, char, escape)
+    return column, unproven

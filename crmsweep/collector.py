@@ -1,0 +1,24 @@
+"""`collector_paused()`: Python's cycle collector held off while a bulk of long-lived objects is made.
+
+The collector runs after every few hundred new container objects and, ever so often, walks every object
+alive: making a scan's 300k changes and their before-images with half a million other objects alive cost
+a second and a half of such walks at 1M contacts, finding nothing (none of them is garbage). Only for
+code that makes objects it keeps, and makes no reference cycles to be collected."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Within the block the collector does not run; after it, it runs as before (or stays off if it was)."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
