@@ -8,9 +8,6 @@ from typing import Any, Protocol, runtime_checkable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from crmsweep.backup.row_block import RowBlock, RowRecord, block_rows
 from crmsweep.cleanup.view import SnapshotView, id_set, in_ids
 from crmsweep.model import Change, FieldKind, Vocabulary
