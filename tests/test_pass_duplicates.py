@@ -156,12 +156,12 @@ def test_a_scan_carries_the_findings_into_the_plan_and_the_preview() -> None:
 def test_similar_sets_are_the_connected_rows_with_their_lowest_link() -> None:
     import numpy as np
 
-    from crmsweep.cleanup.passes.duplicates import _similar_sets
+    from crmsweep.cleanup.passes._similar_names import matrix_sets
 
     # 0-1 and 1-2 link (a chain: 0 and 2 are together through 1), 3-4 link, 5 alone.
     scores = np.full((6, 6), 10.0)
     for a, b, score in ((0, 1, 95.0), (1, 2, 93.0), (3, 4, 99.0)):
         scores[a, b] = scores[b, a] = score
     np.fill_diagonal(scores, 100.0)
-    assert _similar_sets(scores, 92) == [([0, 1, 2], 93.0), ([3, 4], 99.0)]
-    assert _similar_sets(scores, 96) == [([3, 4], 99.0)]
+    assert matrix_sets(scores, 92) == [([0, 1, 2], 93.0), ([3, 4], 99.0)]
+    assert matrix_sets(scores, 96) == [([3, 4], 99.0)]

@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rapidfuzz import fuzz, process
 
 from crmsweep import model
 from crmsweep.cleanup.labels import labels_by_id, record_label, record_labels
-from crmsweep.cleanup.passes import duplicates
+from crmsweep.cleanup.passes import _match_keys
 from crmsweep.cleanup.passes._guards import filled
 from crmsweep.cleanup.view import FrameView, id_set, in_ids
 from crmsweep.model import Change, Op, Severity, canonical_json
@@ -100,25 +99,7 @@ def test_in_ids_and_labels_by_id_on_a_view() -> None:
     assert labels_by_id(view, SALESFORCE_VOCABULARY, "Contact", ids)["0031"] == "Ann\\nLee"
 
 
-NAMES = ["john smith", "jon smith", "john smyth", "ann lee", "anne lee", "li wei", "wei li", "bob"]
-
-
-@settings(max_examples=300, deadline=None)
-@given(names=st.lists(st.sampled_from(NAMES), min_size=2, max_size=30), threshold=st.sampled_from([50, 80, 92]))
-def test_similar_sets_of_a_block_are_those_of_the_plain_walk(names: list[str], threshold: int) -> None:
-    plain = np.asarray(process.cdist(names, names, scorer=fuzz.token_sort_ratio, score_cutoff=threshold, workers=1))
-    scores = duplicates._block_scores(names, threshold)
-    assert scores.dtype == plain.dtype and np.array_equal(scores, plain)
-    small = duplicates._similar_sets(scores.copy(), threshold)
-    was = duplicates.SMALL_BLOCK
-    try:
-        duplicates.SMALL_BLOCK = 0  # the numpy walk, as every block took before
-        assert small == duplicates._similar_sets(scores.copy(), threshold)
-    finally:
-        duplicates.SMALL_BLOCK = was
-
-
 @given(values=st.lists(st.integers(-(2**40), 2**40), max_size=50))
 def test_sorted_unique_is_np_unique(values: list[int]) -> None:
     array = np.array(values, dtype=np.int64)
-    assert np.array_equal(duplicates._sorted_unique(array), np.unique(array))
+    assert np.array_equal(_match_keys._sorted_unique(array), np.unique(array))

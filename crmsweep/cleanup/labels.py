@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -114,23 +114,41 @@ def _labels(texts: Sequence[pa.Array], named: int, rows: int) -> list[str]:
     return labels
 
 
+@runtime_checkable
+class ArrowColumns(Protocol):
+    """A view that reads columns as stored (the snapshot reader's `table`): labels of a few records are read
+    without turning a whole column into Python objects first."""
+
+    def table(self, object_name: str, columns: Sequence[str]) -> pa.Table: ...
+
+
 def labels_by_id(view: SnapshotView, vocabulary: Vocabulary, object_name: str, ids: Sequence[str]) -> dict[str, str]:
     """`record_label` of the snapshot row of each of `ids` ("" for an id it lacks).
 
-    Where every label field is text (a canonical text is the frame's own value) only those columns are
-    read, not whole rows as `record_map` builds them: a duplicates report labels most people of an org."""
+    Where every label field is text (a canonical text is the stored value) only those columns are read, not
+    whole rows as `record_map` builds them, and only the rows of `ids` become Python values: a duplicates
+    report labels thousands of people among a million."""
     specs = {s.name: s for s in view.fields(object_name)}
     fields = [name for name in vocabulary.label_fields.get(object_name, ()) if name in specs]
     id_field = vocabulary.id_field
     if id_field not in specs or id_field in fields or any(specs[f].kind is not FieldKind.STRING for f in fields):
         records = view.record_map(object_name, ids)
         return {rid: record_label(vocabulary, object_name, records.get(rid, {})) for rid in ids}
-    frame = view.frame(object_name, [id_field, *fields])
-    frame = frame[in_ids(frame[id_field], id_set(ids))]
-    columns = {name: frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in fields}
+    if not fields:
+        return dict.fromkeys(ids, "")  # record_label of any row: an object without label fields is named by its id
+    if isinstance(view, ArrowColumns):
+        table = view.table(object_name, [id_field, *fields])
+        table = table.filter(pc.is_in(table.column(id_field), value_set=id_set(ids)))
+        row_ids: list[Any] = table.column(id_field).to_pylist()
+        columns = {name: table.column(name).to_pylist() for name in fields}
+    else:
+        frame = view.frame(object_name, [id_field, *fields])
+        frame = frame[in_ids(frame[id_field], id_set(ids))]
+        row_ids = frame[id_field].astype(str).tolist()
+        columns = {name: frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in fields}
     found: dict[str, str] = {}
-    for rid, label in zip(frame[id_field].astype(str), record_labels(vocabulary, object_name, columns), strict=True):
-        found.setdefault(rid, label)  # a snapshot holds each id once; were one there twice, record_map keeps the first
+    for rid, label in zip(row_ids, record_labels(vocabulary, object_name, columns), strict=True):
+        found.setdefault(str(rid), label)  # each id is there once; were one there twice, record_map keeps the first
     return {rid: found.get(rid, "") for rid in ids}
 
 

@@ -16,19 +16,20 @@ name by name.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from rapidfuzz import fuzz, process
 
 from crmsweep.bounds import Bound
 from crmsweep.cleanup.labels import labels_by_id
 from crmsweep.cleanup.passes import ObjectRead, PassContext, PassOutput, PassSpec, summary_of
+from crmsweep.cleanup.passes import _match_keys as keys
 from crmsweep.cleanup.passes._assets import concept_of, present
+from crmsweep.cleanup.passes._similar_names import similar_sets
 from crmsweep.cleanup.view import live_frame
 from crmsweep.concepts import CompanyMatch, DuplicateKeys, PeopleMatch
 from crmsweep.model import ReviewItem, Vocabulary
@@ -36,16 +37,12 @@ from crmsweep.model import ReviewItem, Vocabulary
 NAME = "duplicates"
 # How sure an exact match of each kind is: the same address is one mailbox, a phone can be a switchboard.
 SCORES = {"email": 1.0, "name": 0.95, "domain": 0.9, "company": 0.9, "phone": 0.8}
-MIN_PHONE_DIGITS = 7
-PHONE_DIGITS = 10
 BLOCK_LETTERS = 3
 # A block above this many records is not compared pair by pair (its square would dominate the scan).
 MAX_BLOCK = 1000
-# Up to this many records a block's score matrix is walked in plain Python (see `_similar_sets_small`).
-SMALL_BLOCK = 24
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a dense org makes hundreds of thousands
 class Group:
     ids: tuple[str, ...]
     reason: str
@@ -56,226 +53,120 @@ def _keys(ctx: PassContext) -> DuplicateKeys:
     return concept_of(ctx.vocabulary, DuplicateKeys)
 
 
-def _arrow(series: pd.Series) -> pa.Array:
-    """The column as Arrow strings, trimmed, with null for empty cells: the normalisers run in Arrow's
-    vectorised kernels (a Python call per cell costs seconds at a million rows)."""
-    text = pc.utf8_trim_whitespace(pa.array(series.astype("string"), type=pa.string(), from_pandas=True))
-    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
-
-
 def _series(values: pa.Array) -> pd.Series:
-    return pd.Series(pd.arrays.ArrowStringArray(_arrow(pd.Series(pd.arrays.ArrowStringArray(values)))))
-
-
-def _text(series: pd.Series) -> pd.Series:
-    """Strings with NA for empty cells, whatever the column's dtype."""
-    return pd.Series(pd.arrays.ArrowStringArray(_arrow(series)))
+    return pd.Series(pd.arrays.ArrowStringArray(values))
 
 
 def normal_email(series: pd.Series) -> pd.Series:
-    return _series(pc.utf8_lower(_arrow(series)))
+    return _series(keys.email_text(keys.arrow_text(series)))
 
 
 def normal_phone(series: pd.Series) -> pd.Series:
-    digits = pc.replace_substring_regex(_arrow(series), r"\D", "")
-    digits = pc.utf8_slice_codeunits(digits, -PHONE_DIGITS)
-    return _series(pc.if_else(pc.less(pc.utf8_length(digits), MIN_PHONE_DIGITS), pa.scalar(None, pa.string()), digits))
+    return _series(keys.phone_text(keys.arrow_text(series)))
 
 
 def normal_name(series: pd.Series) -> pd.Series:
     """Case, punctuation and spacing ignored: "ACME, Inc." and "acme inc" are one name (letters of any script
     kept: "Łukasz" stays "łukasz")."""
-    text = pc.replace_substring_regex(pc.utf8_lower(_arrow(series)), r"[^\p{L}\p{N}\s]", " ")
-    return _series(pc.replace_substring_regex(text, r"\s+", " "))
+    return _series(keys.name_text(keys.arrow_text(series)))
 
 
 def normal_domain(series: pd.Series) -> pd.Series:
     """"https://www.Acme.com/about" -> "acme.com": scheme, credentials, www., port, path and a final dot go."""
-    text = pc.utf8_lower(_arrow(series))
-    for pattern in (r"^[a-z][a-z0-9+.-]*://", r"^[^/@]*@", r"[/?#:].*$", r"^www\.", r"\.+$"):
-        text = pc.replace_substring_regex(text, pattern, "")
-    return _series(text)
+    return _series(keys.domain_text(keys.arrow_text(series)))
 
 
-def exact_groups(ids: pd.Series, keys: Sequence[pd.Series]) -> list[tuple[str, tuple[str, ...]]]:
-    """(key, ids) for every key two or more records share, over one or more key columns, in key order.
-
-    One factorisation of all the keys, then integer work: (key code, row) pairs made unique, counted, split."""
-    rows = len(ids)
-    if rows == 0:
+def _column_keys(frame: pd.DataFrame, fields: Sequence[str], normalise: Callable[[pa.Array], pa.Array],
+                 *, distinct: bool = False) -> list[keys.Keys]:
+    """The fields' keys in one code space (an address in one field and the same in another share a code)."""
+    columns = [keys.arrow_text(frame[f]) for f in fields if f in frame]
+    if not columns:
         return []
-    stacked = pd.concat([k.reset_index(drop=True) for k in keys], ignore_index=True)
-    codes, uniques = pd.factorize(stacked)
-    position = np.tile(np.arange(rows, dtype=np.int64), len(keys))
-    valid = codes >= 0
-    pairs = _sorted_unique(codes[valid].astype(np.int64) * rows + position[valid])  # by code, then row
-    code, row = pairs // rows, pairs % rows
-    shared = np.bincount(code)[code] > 1
-    code, row = code[shared], row[shared]
-    if len(code) == 0:
+    coded = (keys.coded_distinct if distinct else keys.coded)(pa.concat_arrays(columns), normalise)
+    bounds = np.cumsum([0, *(len(c) for c in columns)])
+    return [keys.Keys(coded.codes[bounds[i]:bounds[i + 1]], coded.texts, coded.distinct) for i in range(len(columns))]
+
+
+def _exact(ids: np.ndarray, found: Sequence[keys.Keys]) -> list[tuple[str, tuple[str, ...]]]:
+    """(key, ids) for every key two or more records share, over the key columns, in key order."""
+    if not found:
         return []
-    bounds = np.flatnonzero(np.diff(code)) + 1
-    names = ids.astype(str).to_numpy()
-    groups = [
-        (str(uniques[first]), tuple(sorted(str(names[r]) for r in members)))
-        for first, members in zip(code[np.r_[0, bounds]], np.split(row, bounds), strict=True)
-    ]
-    return sorted(groups)
+    shared = keys.shared_rows([k.codes for k in found], len(ids))
+    names = found[0].texts(np.array([code for code, _ in shared], dtype=np.int64))
+    return sorted((name, tuple(sorted(str(ids[r]) for r in rows.tolist())))
+                  for name, (_, rows) in zip(names, shared, strict=True))
 
 
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
-    """np.unique's answer for integers, by one sort: numpy's hash-based unique took seconds at a million rows."""
-    ordered = np.sort(values)
-    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
+def exact_groups(ids: pd.Series, columns: Sequence[pd.Series]) -> list[tuple[str, tuple[str, ...]]]:
+    """(key, ids) for every key two or more records share, over one or more key columns, in key order."""
+    frame = pd.DataFrame({str(i): c.reset_index(drop=True) for i, c in enumerate(columns)})
+    return _exact(ids.to_numpy(), _column_keys(frame, list(frame.columns), lambda values: values))
 
 
-def _similar_sets(scores: np.ndarray, threshold: int) -> list[tuple[list[int], float]]:
-    """The sets of rows linked by scores at or over `threshold` (each with its lowest such score), from a
-    square score matrix: labels spread along links as arrays, so a block of a thousand similar names costs
-    a few matrix passes, not a Python step per pair."""
-    n = len(scores)
-    linked = scores >= threshold
-    np.fill_diagonal(linked, False)
-    if not linked.any():  # no two names alike: the block's commonest answer, settled without a walk
-        return []
-    if n <= SMALL_BLOCK:
-        return _similar_sets_small(scores.tolist(), linked.tolist())
-    labels = np.arange(n)
-    while True:
-        spread = np.where(linked, labels[None, :], n).min(axis=1)
-        new = np.minimum(labels, spread)
-        if np.array_equal(new, labels):
-            break
-        labels = new
-    out: list[tuple[list[int], float]] = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        if len(members) < 2:
-            continue
-        inside = scores[np.ix_(members, members)]
-        upper = np.triu(linked[np.ix_(members, members)], k=1)
-        out.append(([int(i) for i in members], float(inside[upper].min())))
-    return out
+def _full_names(first: pa.Array, last: keys.Keys) -> keys.Keys:
+    """The key of normal_name(first + " " + last) where the last name is present, made once per distinct
+    (first name as typed, normalised last name) pair."""
+    assert last.distinct is not None
+    first_codes, first_distinct = keys.distinct_of(first)
+    present = last.codes >= 0
+    span = len(last.distinct)
+    pair_codes, pairs = pd.factorize((first_codes[present] + 1) * span + last.codes[present])
+    pairs = np.asarray(pairs, dtype=np.int64)
+    firsts = pa.concat_arrays([pa.array([""], pa.string()), first_distinct.cast(pa.string())])  # a missing one: ""
+    text = pc.binary_join_element_wise(firsts.take(pa.array(pairs // span, type=pa.int64())),
+                                       last.distinct.take(pa.array(pairs % span, type=pa.int64())), " ")
+    full = keys.coded(text, keys.name_text)
+    codes = np.full(len(present), -1, dtype=np.int64)
+    codes[present] = np.append(full.codes, -1)[np.asarray(pair_codes, dtype=np.int64)]
+    return keys.Keys(codes, full.texts, full.distinct)
 
 
-def _similar_sets_small(scores: list[list[float]], linked: list[list[bool]]) -> list[tuple[list[int], float]]:
-    """`_similar_sets` for a small block, in plain Python: most blocks hold a handful of names, and a dozen
-    numpy calls on a 3-by-3 matrix cost more than the loops. Scores are symmetric (token_sort_ratio is), so
-    the linked sets are the components a union-find keeps under their lowest row: what the spreading of
-    labels converges to, in the same order."""
-    n = len(scores)
-    root = list(range(n))
-
-    def find(i: int) -> int:
-        while root[i] != i:
-            root[i] = root[root[i]]
-            i = root[i]
-        return i
-
-    for i, row in enumerate(linked):
-        for j, hit in enumerate(row):
-            if hit:
-                a, b = find(i), find(j)
-                if a != b:
-                    root[max(a, b)] = min(a, b)
-    members_of: dict[int, list[int]] = {}
-    for i in range(n):
-        members_of.setdefault(find(i), []).append(i)
-    out: list[tuple[list[int], float]] = []
-    for label in sorted(members_of):
-        members = members_of[label]
-        if len(members) < 2:
-            continue
-        inside = [scores[a][b] for x, a in enumerate(members) for b in members[x + 1:] if linked[a][b]]
-        out.append((members, min(inside)))
-    return out
-
-
-def _block_scores(names: list[str], threshold: int) -> np.ndarray:
-    """The block's square score matrix. A name there several times ("john smith" at one company) is scored
-    once: its rows and columns are copies, as the scorer is a function of the two texts alone."""
-    unique = list(dict.fromkeys(names))
-    if len(unique) == len(names):
-        return np.asarray(process.cdist(names, names, scorer=fuzz.token_sort_ratio, score_cutoff=threshold,
-                                        workers=1))
-    position = {name: i for i, name in enumerate(unique)}
-    index = np.fromiter((position[name] for name in names), dtype=np.intp, count=len(names))
-    scores = np.asarray(process.cdist(unique, unique, scorer=fuzz.token_sort_ratio, score_cutoff=threshold,
-                                      workers=1))
-    return scores[np.ix_(index, index)]
-
-
-def fuzzy_groups(
-    ids: pd.Series, names: pd.Series, blocks: pd.Series, threshold: int
-) -> tuple[list[tuple[str, tuple[str, ...], float]], int]:
-    """(block, ids, lowest score) per set of similar names within one block; and how many blocks were too
-    big to compare."""
-    frame = pd.DataFrame({"id": ids.to_numpy(), "name": names.to_numpy(), "block": blocks.to_numpy()})
-    frame = frame.dropna(subset=["name", "block"])
-    frame = frame[frame.duplicated("block", keep=False)].sort_values("block", kind="stable")
-    found: list[tuple[str, tuple[str, ...], float]] = []
-    too_big = 0
-    # Blocks as runs of one sorted column, walked with plain lists: most blocks hold two records, and a
-    # pandas groupby costs more per block than comparing its names does.
-    block_of = frame["block"].astype(str).tolist()
-    name_of = frame["name"].astype(str).tolist()
-    id_of = frame["id"].astype(str).tolist()
-    start = 0
-    while start < len(block_of):
-        end = start + 1
-        while end < len(block_of) and block_of[end] == block_of[start]:
-            end += 1
-        size, block = end - start, block_of[start]
-        if size > MAX_BLOCK:
-            too_big += 1
-        elif size == 2:
-            score = fuzz.token_sort_ratio(name_of[start], name_of[start + 1], score_cutoff=threshold)
-            if score >= threshold:
-                found.append((block, tuple(sorted(id_of[start:end])), score / 100))
-        else:
-            row_ids = id_of[start:end]
-            for comp, low in _similar_sets(_block_scores(name_of[start:end], threshold), threshold):
-                found.append((block, tuple(sorted(row_ids[i] for i in comp)), low / 100))
-        start = end
-    found.sort(key=lambda item: item[0])
-    return found, too_big
+def _prefixes(last: keys.Keys) -> keys.Keys:
+    """The first BLOCK_LETTERS letters of each last name's key."""
+    assert last.distinct is not None
+    prefix = keys.coded(keys.arrow_text(_series(last.distinct).str[:BLOCK_LETTERS]), lambda values: values)
+    return keys.Keys(np.where(last.codes >= 0, np.append(prefix.codes, -1)[last.codes], -1), prefix.texts,
+                     prefix.distinct)
 
 
 def _people_groups(ctx: PassContext, match: PeopleMatch, frame: pd.DataFrame) -> tuple[list[Group], int]:
-    ids = frame[ctx.vocabulary.id_field].astype(str)
+    ids = frame[ctx.vocabulary.id_field].to_numpy()
     groups: list[Group] = []
-    emails = [normal_email(frame[f]) for f in match.email_fields if f in frame]
-    groups += [Group(m, f"same email {k}", SCORES["email"]) for k, m in exact_groups(ids, emails)] if emails else []
-    phones = [normal_phone(frame[f]) for f in match.phone_fields if f in frame]
-    groups += [Group(m, f"same phone {k}", SCORES["phone"]) for k, m in exact_groups(ids, phones)] if phones else []
+    emails = _column_keys(frame, match.email_fields, keys.email_text)
+    groups += [Group(m, f"same email {k}", SCORES["email"]) for k, m in _exact(ids, emails)]
+    phones = keys.phone_keys([keys.arrow_text(frame[f]) for f in match.phone_fields if f in frame])
+    groups += [Group(m, f"same phone {k}", SCORES["phone"]) for k, m in _exact(ids, phones)]
     have = all(f in frame for f in (match.first_name_field, match.last_name_field, match.company_field))
     if not have:
         return groups, 0
-    last = normal_name(frame[match.last_name_field])
-    full = normal_name(frame[match.first_name_field].astype("string").fillna("") + " " + last.fillna(""))
-    full = full.where(last.notna())
-    company = _text(frame[match.company_field]) if match.company_is_record else normal_name(frame[match.company_field])
-    both = (full + " / " + company).where(full.notna() & company.notna())
-    groups += [Group(m, f"same name and company {k}", SCORES["name"]) for k, m in exact_groups(ids, [both])]
-    blocks = (last.str[:BLOCK_LETTERS] + " / " + company).where(last.notna() & company.notna())
-    similar, too_big = fuzzy_groups(ids, full, blocks, int(ctx.settings["threshold"]))
+    (last,) = _column_keys(frame, [match.last_name_field], keys.name_text, distinct=True)
+    full = _full_names(keys.arrow_text(frame[match.first_name_field]), last)
+    (company,) = _column_keys(frame, [match.company_field],
+                              keys.trimmed if match.company_is_record else keys.name_text, distinct=True)
+    both = keys.paired(full, company, " / ")
+    groups += [Group(m, f"same name and company {k}", SCORES["name"]) for k, m in _exact(ids, [both])]
+    blocks = keys.paired(_prefixes(last), company, " / ")
+    similar, too_big = similar_sets(blocks.codes, full.codes, full.texts, int(ctx.settings["threshold"]), MAX_BLOCK)
     # Similar names are a weaker sign than the same name at the company, and a set of records that rule (or
     # another) already found is not news.
     found = {g.ids for g in groups}
-    groups += [Group(m, f"similar names at the same company {b.split(' / ', 1)[1]}", s * SCORES["name"])
-               for b, m, s in similar if m not in found]
+    block_names = blocks.texts(np.array([s.block for s in similar], dtype=np.int64))
+    id_of = ids.tolist()
+    for block, s in sorted(zip(block_names, similar, strict=True), key=lambda item: item[0]):
+        members = tuple(sorted(str(id_of[r]) for r in s.rows))
+        if members not in found:
+            groups.append(Group(members, f"similar names at the same company {block.split(' / ', 1)[1]}",
+                                s.score / 100 * SCORES["name"]))
     return groups, too_big
 
 
 def _company_groups(ctx: PassContext, match: CompanyMatch, frame: pd.DataFrame) -> list[Group]:
-    ids = frame[ctx.vocabulary.id_field].astype(str)
+    ids = frame[ctx.vocabulary.id_field].to_numpy()
     groups: list[Group] = []
-    if match.name_field in frame:
-        found = exact_groups(ids, [normal_name(frame[match.name_field])])
-        groups += [Group(m, f"same name {k}", SCORES["company"]) for k, m in found]
-    if match.domain_field in frame:
-        found = exact_groups(ids, [normal_domain(frame[match.domain_field])])
-        groups += [Group(m, f"same domain {k}", SCORES["domain"]) for k, m in found]
+    found = _exact(ids, _column_keys(frame, [match.name_field], keys.name_text))
+    groups += [Group(m, f"same name {k}", SCORES["company"]) for k, m in found]
+    found = _exact(ids, _column_keys(frame, [match.domain_field], keys.domain_text))
+    groups += [Group(m, f"same domain {k}", SCORES["domain"]) for k, m in found]
     return groups
 
 
@@ -291,7 +182,7 @@ def _report(ctx: PassContext, output: PassOutput, obj: str, groups: list[Group])
     listed = [g for g in merged.values() if len(g.ids) <= limit]
     oversized = [g for g in merged.values() if len(g.ids) > limit]
     # The snapshot's own rows, as record_map gives them: before any earlier pass's writes.
-    label_of = labels_by_id(ctx.snapshot, ctx.vocabulary, obj, sorted({i for g in listed for i in g.ids}))
+    label_of = labels_by_id(ctx.snapshot, ctx.vocabulary, obj, list(dict.fromkeys(i for g in listed for i in g.ids)))
     for group in listed:
         labels = tuple(label_of[i] for i in group.ids)
         output.review.append(ReviewItem(pass_name=NAME, object=obj, record_ids=group.ids, reason=group.reason,

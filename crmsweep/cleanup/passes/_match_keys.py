@@ -1,0 +1,214 @@
+"""Matching keys of people and companies as integer codes, for exact grouping without a Python step per row.
+
+A key column is a code per row (-1 where the row has none) and a way to name a code in a finding. Names
+repeat (a few thousand surnames hold a million people), so a name column is normalised once per distinct
+value and mapped back to its rows; a phone is reduced to its digits on the column's bytes (Arrow's regex
+kernel cost a third of a second per million numbers). Codes are grouped by counting, so only the rows of
+a shared key are ever sorted or named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+PHONE_DIGITS = 10
+MIN_PHONE_DIGITS = 7
+_PHONE_SPAN = 10**PHONE_DIGITS  # a phone key is its digit count times this plus its value: "007" is not "7"
+_CHUNK = 1 << 18  # rows of a phone column turned to digits at once: bounds the per-byte arrays
+
+
+@dataclass(frozen=True)
+class Keys:
+    """A key per row as an integer code (-1: no key), and the texts of an array of codes."""
+
+    codes: np.ndarray
+    texts: Callable[[np.ndarray], list[str]]
+    distinct: pa.Array | None = None  # the text of each code, in code order, where the codes are a column's
+
+
+def arrow_text(series: pd.Series) -> pa.Array:
+    """The column as Arrow strings, null where missing, whatever the column's dtype (as `astype("string")`)."""
+    try:
+        array = pa.array(series, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text: each value as its str, as pandas makes it
+        array = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def trimmed(values: pa.Array) -> pa.Array:
+    """Surrounding whitespace gone, null for an empty cell."""
+    text = pc.utf8_trim_whitespace(values)
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def email_text(values: pa.Array) -> pa.Array:
+    return trimmed(pc.utf8_lower(trimmed(values)))
+
+
+def name_text(values: pa.Array) -> pa.Array:
+    """Case, punctuation and spacing ignored (letters and digits of any script kept)."""
+    text = pc.replace_substring_regex(pc.utf8_lower(trimmed(values)), r"[^\p{L}\p{N}\s]", " ")
+    return trimmed(pc.replace_substring_regex(text, r"\s+", " "))
+
+
+def domain_text(values: pa.Array) -> pa.Array:
+    """Scheme, credentials, www., port, path and a final dot gone."""
+    text = pc.utf8_lower(trimmed(values))
+    for pattern in (r"^[a-z][a-z0-9+.-]*://", r"^[^/@]*@", r"[/?#:].*$", r"^www\.", r"\.+$"):
+        text = pc.replace_substring_regex(text, pattern, "")
+    return trimmed(text)
+
+
+def phone_text(values: pa.Array) -> pa.Array:
+    """The last PHONE_DIGITS digits, null under MIN_PHONE_DIGITS of them (the plain form of `phone_keys`)."""
+    digits = pc.utf8_slice_codeunits(pc.replace_substring_regex(trimmed(values), r"\D", ""), -PHONE_DIGITS)
+    return trimmed(pc.if_else(pc.less(pc.utf8_length(digits), MIN_PHONE_DIGITS), pa.scalar(None, pa.string()),
+                              digits))
+
+
+def _codes(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """(code per value, -1 for null; the distinct values in code order)."""
+    encoded = pc.dictionary_encode(values)
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, encoded.dictionary
+
+
+def _texts(uniques: pa.Array) -> Callable[[np.ndarray], list[str]]:
+    return lambda codes: [str(t) for t in uniques.take(pa.array(codes, type=pa.int64())).to_pylist()]
+
+
+def coded(values: pa.Array, normalise: Callable[[pa.Array], pa.Array]) -> Keys:
+    """Codes of `normalise(values)`; each row's value normalised once (for columns of mostly distinct values)."""
+    codes, uniques = _codes(normalise(values))
+    return Keys(codes, _texts(uniques), uniques)
+
+
+def coded_distinct(values: pa.Array, normalise: Callable[[pa.Array], pa.Array]) -> Keys:
+    """`coded`, normalising each distinct value once and mapping the answer back to its rows: the same
+    codes (values equal after normalising share one), for a fraction of the work on repetitive columns."""
+    raw, distinct = _codes(values)
+    per_distinct, uniques = _codes(normalise(distinct))
+    return Keys(_through(per_distinct, raw), _texts(uniques), uniques)
+
+
+def _through(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """table[code] per code, -1 kept."""
+    return np.where(codes >= 0, np.append(table, -1)[codes], -1)
+
+
+def distinct_of(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """The raw values as codes and their distinct values (for a caller normalising pairs of them)."""
+    return _codes(values)
+
+
+def paired(first: Keys, second: Keys, separator: str) -> Keys:
+    """One key for each pair of keys present in both columns, named "first{separator}second".
+
+    Pairs and texts are one to one when `separator` cannot occur in a first key (a normalised name holds no
+    "/"), so equal texts are equal pairs and grouping by pair is grouping by text."""
+    present = (first.codes >= 0) & (second.codes >= 0)
+    span = int(second.codes.max(initial=-1)) + 1
+    combined = np.where(present, first.codes * span + second.codes, -1)
+    codes, uniques = pd.factorize(combined, use_na_sentinel=False)
+    codes = np.asarray(codes, dtype=np.int64)
+    uniques = np.asarray(uniques, dtype=np.int64)
+    codes = np.where(present, codes, -1)
+
+    def texts(chosen: np.ndarray) -> list[str]:
+        pairs = uniques[chosen]
+        named = zip(first.texts(pairs // span), second.texts(pairs % span), strict=True)
+        return [f"{a}{separator}{b}" for a, b in named]
+
+    return Keys(codes, texts)
+
+
+def phone_keys(columns: Sequence[pa.Array]) -> list[Keys]:
+    """Codes of `phone_text` of each column, in one code space: a number in one column and the same in
+    another share a code."""
+    raw = [np.concatenate([np.zeros(0, np.int64), *(_digit_keys(c.slice(s, _CHUNK)) for s in range(0, len(c), _CHUNK))])
+           for c in columns]
+    stacked = np.concatenate(raw) if raw else np.zeros(0, np.int64)
+    codes, uniques = pd.factorize(stacked, use_na_sentinel=False)
+    codes = np.where(stacked >= 0, np.asarray(codes, dtype=np.int64), -1)
+    uniques = np.asarray(uniques, dtype=np.int64)
+
+    def texts(chosen: np.ndarray) -> list[str]:
+        count, value = np.divmod(uniques[chosen], _PHONE_SPAN)
+        return [str(v).zfill(c) for c, v in zip(count.tolist(), value.tolist(), strict=True)]
+
+    bounds = np.cumsum([0, *(len(c) for c in columns)])
+    return [Keys(codes[bounds[i]:bounds[i + 1]], texts) for i in range(len(columns))]
+
+
+def _digit_keys(values: pa.Array) -> np.ndarray:
+    """Per row, the last PHONE_DIGITS ASCII digits as one integer tagged with how many there are, or -1 where
+    fewer than MIN_PHONE_DIGITS. Digits are read off the UTF-8 bytes: a byte 0-9 is only ever that digit
+    (a multi-byte character's bytes are all >= 0x80), and `\\D` (RE2) counts only ASCII 0-9 as digits."""
+    rows = len(values)
+    if rows == 0:
+        return np.zeros(0, np.int64)
+    values = values.cast(pa.string())
+    _, offsets_buffer, data_buffer = values.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[values.offset:values.offset + rows + 1].astype(np.int64)
+    if data_buffer is None or offsets[-1] == offsets[0]:
+        return np.full(rows, -1, np.int64)
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0]:offsets[-1]]
+    offsets -= offsets[0]
+    is_digit = (data >= 48) & (data <= 57)
+    ends = np.concatenate([[0], np.cumsum(is_digit, dtype=np.int64)])[offsets]  # digits up to each row's end
+    count = np.diff(ends)
+    digits = (data[is_digit] - 48).astype(np.int64)
+    if len(digits) == 0:
+        return np.full(rows, -1, np.int64)
+    ends = ends[1:]
+    value = np.zeros(rows, np.int64)
+    for place in range(PHONE_DIGITS):  # a row's last digit first: ten gathers, not a step per digit
+        here = count > place
+        value += np.where(here, digits[np.maximum(ends - 1 - place, 0)], 0) * 10**place
+    valid = (count >= MIN_PHONE_DIGITS) & ~values.is_null().to_numpy(zero_copy_only=False)
+    return np.where(valid, np.minimum(count, PHONE_DIGITS) * _PHONE_SPAN + value, -1)
+
+
+def shared_rows(keys: Sequence[np.ndarray], rows: int) -> list[tuple[int, np.ndarray]]:
+    """(code, rows ascending) of each code two or more distinct rows hold, over one or more key columns of
+    `rows` rows, in code order. Codes are counted first, so only the rows of a shared code are sorted."""
+    if rows == 0 or not keys:
+        return []
+    if len(keys) == 1:  # one column: a row holds one key, nothing to make unique
+        row = np.flatnonzero(keys[0] >= 0)
+        if len(row) == 0:
+            return []
+        row = row[np.bincount(keys[0][row])[keys[0][row]] > 1]
+        code = keys[0][row]
+        order = np.argsort(code, kind="stable")
+        code, row = code[order], row[order]
+    else:
+        codes = np.concatenate(keys)
+        row = np.tile(np.arange(rows, dtype=np.int64), len(keys))
+        valid = codes >= 0
+        codes, row = codes[valid], row[valid]
+        if len(codes) == 0:
+            return []
+        candidate = np.bincount(codes)[codes] > 1
+        pairs = _sorted_unique(codes[candidate] * rows + row[candidate])  # by code, then row
+        code, row = pairs // rows, pairs % rows
+        if len(code) == 0:
+            return []
+        shared = np.bincount(code)[code] > 1  # a row holding the same key in two columns is one row
+        code, row = code[shared], row[shared]
+    if len(code) == 0:
+        return []
+    bounds = np.flatnonzero(np.diff(code)) + 1
+    return [(int(c), members) for c, members in zip(code[np.r_[0, bounds]], np.split(row, bounds), strict=True)]
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique's answer for integers, by one sort: numpy's hash-based unique took seconds at a million rows."""
+    ordered = np.sort(values)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
