@@ -448,11 +448,18 @@ def work_scan(home_root: Path, snapshot_id: str, output: Path, record_columns: P
                 read[object_name] = list(dict.fromkeys([*read[object_name], *names]))
                 return super().frame(object_name, columns)
 
-            def record_map(self, object_name: str, ids: Any) -> Any:
+            def _whole_rows(self, object_name: str) -> None:
                 # Before-images are whole rows: every column of the object is read for them.
                 names = [s.name for s in self.fields(object_name)]
                 read[object_name] = list(dict.fromkeys([*read.get(object_name, []), *names]))
+
+            def record_map(self, object_name: str, ids: Any) -> Any:
+                self._whole_rows(object_name)
                 return super().record_map(object_name, ids)
+
+            def before_images(self, object_name: str, ids: Any) -> Any:
+                self._whole_rows(object_name)
+                return super().before_images(object_name, ids)
 
         reader = Recording(plain.path, plain.manifest)
     result = scan_snapshot(reader, vocabulary=SALESFORCE_VOCABULARY, **_scan_kwargs())
