@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crmsweep.backup import row_block, row_json
 from crmsweep.backup.row_block import RowBlock, RowRecord
 from crmsweep.backup.row_json import canonical_json_rows
 from crmsweep.backup.snapshot_values import _CANONICAL_DATETIME_FORMAT, ARROW_TYPES, _arrow_text, canonical_rows
@@ -273,3 +274,25 @@ def test_the_collector_is_held_off_only_within_and_left_as_it_was() -> None:
         assert not gc.isenabled()  # off before: still off
     finally:
         gc.enable()
+
+
+def test_rows_whose_texts_could_pass_two_gib_are_encoded_in_smaller_parts(monkeypatch: Any) -> None:
+    # A part's pieces are one Arrow text array (32-bit offsets): 8,192 rows of long text areas can hold more
+    # than 2 GiB, which Arrow refuses to concatenate. The limit is lowered here so the test stays small.
+    monkeypatch.setattr(row_json, "_PART_BYTES", 600)
+    texts = ['q"\\' * 90, "é\n" * 70, None, "x" * 2_000, '\u2028"', "\x01" + "a" * 300, ""]
+    table = pa.table({"Description": texts, "Id": [f"003{n}" for n in range(len(texts))],
+                      "Score": [1.5, None, 0.1, 1e16, -0.0, 2.0, 3.0]})
+    expected = [canonical_json(row).encode() for row in table.to_pylist()]
+    assert row_json.canonical_json_bytes(table) == expected
+    assert row_json.canonical_json_bytes(table.slice(3, 1)) == expected[3:4]  # one row over the limit alone
+
+
+def test_a_text_column_arrow_leaves_in_chunks_is_held_whole() -> None:
+    # Past 2 GiB, combine_chunks leaves a text column in several chunks; a block's column read must still
+    # cover every row (it read only the first chunk: an index past it raised).
+    table = pa.table({"Description": pa.chunked_array([["a", None, "b"], ["c", "d"]]), "Id": ["1", "2", "3", "4", "5"]})
+    whole = row_block._one_chunk_each(table)
+    assert [column.num_chunks for column in whole.columns] == [1, 1]
+    assert whole.column("Description").to_pylist() == ["a", None, "b", "c", "d"]
+    assert whole.column("Id").type == pa.string()

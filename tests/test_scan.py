@@ -14,9 +14,9 @@ from crmsweep.cleanup.protect import Protections
 from crmsweep.cleanup.scan import ScanResult, scan_snapshot
 from crmsweep.cleanup.view import FrameView
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import Change, Op, Plan
+from crmsweep.model import Change, ObjectEntry, Op, Plan
 from tests.fake_connector import FAKE_VOCABULARY
-from tests.test_passes import NOW, cid, lid, make_view, person, records, uid
+from tests.test_passes import FIELDS, NOW, cid, lid, make_view, manifest, person, records, uid
 
 # The passes these hand-built snapshots were made for (the others are tested in tests/test_pass_*.py).
 PEOPLE_AND_USERS = ("stale_contacts", "inactive_users")
@@ -147,6 +147,24 @@ def test_protections_recent_ids_and_objects_are_held_back_and_counted() -> None:
         "inactive_users": {"listed in [protect] ids": 1},
     }
     assert result.plan.header.held_back == result.held_back
+
+
+def test_protected_objects_match_in_any_case_and_a_name_matching_none_is_said() -> None:
+    # An admin's "lead" protected nothing (the name was compared exactly), and nothing said so.
+    exact = scan(make_view(), protect_objects=["Lead"])
+    for spelling in ("lead", "LEAD"):
+        result = scan(make_view(), protect_objects=[spelling])
+        assert ids(result) == ids(exact)
+        assert result.held_back["stale_contacts"]["Lead is a protected object"] == 1
+        assert not [n for n in result.plan.header.notes if n.startswith("[protect] objects")]
+    data, names = records(), list(FIELDS)
+    listed = replace(manifest(), objects={obj: ObjectEntry(obj, 0, f"{obj}.parquet", "sha256:0", tuple(FIELDS[obj]))
+                                          for obj in names})
+    missed = scan(FrameView(listed, {o: FIELDS[o] for o in names}, {o: data.get(o, []) for o in names}),
+                  protect_objects=["Leads", "Lead"])
+    notes = [n for n in missed.plan.header.notes if n.startswith("[protect] objects")]
+    assert len(notes) == 1 and notes[0].startswith("[protect] objects: 'Leads' names no object in snapshot ")
+    assert ids(missed) == ids(exact)
 
 
 def test_the_user_crmsweep_runs_as_is_never_deactivated() -> None:

@@ -314,3 +314,27 @@ def test_a_record_created_on_the_recent_threshold_is_held_as_the_datetimes_say(m
         change = Change(Op.DELETE, "Contact", "003A", {"CreatedDate": created}, {}, reason="r", pass_name="p")
         parsed = datetime.fromisoformat((created or "").replace("Z", "+00:00"))
         assert (protections.hold_reason(change) is not None) == (parsed > since), created
+
+
+def test_a_pass_writing_through_the_arrays_of_its_frame_changes_no_later_frame() -> None:
+    # pandas copies on write through .loc and assignment, not through the arrays `to_numpy()` and `.array`
+    # give of a nullable column: a shared column handed out as it is let one pass change what every later
+    # pass reads (every user inactive, say).
+    records: dict[str, list[Record]] = {"Contact": [{"Id": "0031", "Name": "a", "Score": 1.0, "Seen": None, "Active": True},
+                           {"Id": "0032", "Name": "b", "Score": 2.0, "Seen": None, "Active": True}],
+               "Account": [{"Id": "0011", "Name": "A"}], LINKS: []}
+    base = FrameView(MANIFEST, SPECS, records)
+    shared = SharedColumns(base)
+    for view in (shared, EffectsView(shared, SALESFORCE_VOCABULARY).with_changes(
+            [_change(Op.UPDATE, "Contact", "0032", {"Name": "renamed"})])):
+        frame = view.frame("Contact", ["Id", "Active", "Score", "Name"])
+        frame["Active"].to_numpy()[:] = False
+        frame["Active"].array[0] = False
+        frame["Score"].array[0] = -1.0
+        names = frame["Name"].to_numpy()
+        if names.flags.writeable:
+            names[0] = "written"
+        again = view.frame("Contact", ["Id", "Active", "Score", "Name"])
+        assert again["Active"].tolist() == [True, True]
+        assert again["Score"].tolist() == [1.0, 2.0]
+        assert again["Name"].tolist()[0] == "a"

@@ -26,11 +26,28 @@ _T = TypeVar("_T")
 _SCALAR_READS = 64
 
 
+def _one_chunk_each(table: pa.Table) -> pa.Table:
+    """`table` with every column in one chunk. Arrow leaves a text column of more than 2 GiB in several
+    (32-bit offsets): that one is held with 64-bit offsets, so a column read covers every row."""
+    if all(column.num_chunks <= 1 for column in table.columns):
+        return table
+    columns = [column if column.num_chunks <= 1 else _large(column).combine_chunks() for column in table.columns]
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _large(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_string(column.type):
+        return column.cast(pa.large_string())
+    if pa.types.is_binary(column.type):
+        return column.cast(pa.large_binary())
+    return column
+
+
 class RowBlock(ImageBlock):
     """Rows of one object, read together from a snapshot, in canonical form."""
 
     def __init__(self, table: pa.Table, kinds: Mapping[str, FieldKind]) -> None:
-        self.table = canonical_table(table, kinds).combine_chunks()
+        self.table = _one_chunk_each(canonical_table(table, kinds).combine_chunks())
         self.names: tuple[str, ...] = tuple(self.table.column_names)
         self._index = {name: at for at, name in enumerate(self.names)}
         self._values: dict[str, list[Any]] = {}

@@ -30,6 +30,11 @@ _SHORT_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("
 _LONG_ESCAPE = r"[\x00-\x07\x0b\x0e-\x1f]"
 _NULL = "null"
 _ROWS_AT_ONCE = 8192
+# A part's pieces are one Arrow text array (32-bit offsets): its bytes must stay below 2 GiB. A part whose
+# texts could come near that (long text areas of thousands of records) is halved until they cannot.
+_PART_BYTES = 2**30
+# Bytes a value other than a text can take at most, with its key and separators, beyond the key's length.
+_VALUE_BYTES = 40
 
 
 def canonical_json_rows(table: pa.Table) -> list[str]:
@@ -44,9 +49,14 @@ def canonical_json_bytes(table: pa.Table) -> list[bytes]:
     names = table.column_names
     if rows == 0:
         return []
-    if rows > _ROWS_AT_ONCE:  # a row's pieces are one Arrow text array: its offsets must stay below 2 GB
+    if rows > _ROWS_AT_ONCE:
         return [text for start in range(0, rows, _ROWS_AT_ONCE)
                 for text in canonical_json_bytes(table.slice(start, _ROWS_AT_ONCE))]
+    if _most_bytes(table) > _PART_BYTES:
+        if rows == 1:
+            return [canonical_json(table.to_pylist()[0]).encode()]
+        half = rows // 2
+        return [*canonical_json_bytes(table.slice(0, half)), *canonical_json_bytes(table.slice(half))]
     if not names or len(set(names)) != len(names):
         return [canonical_json(row).encode() for row in table.to_pylist()]
     values: list[pa.Array] = []
@@ -65,6 +75,17 @@ def canonical_json_bytes(table: pa.Table) -> list[bytes]:
         for at in pc.indices_nonzero(odd).to_pylist():
             encoded[at] = canonical_json(table.slice(at, 1).to_pylist()[0]).encode()
     return encoded
+
+
+def _most_bytes(table: pa.Table) -> int:
+    """The most bytes the rows' JSON can take: every text's bytes twice (an escape doubles a character;
+    the six-byte escapes are left to the encoder), and each other value its widest text."""
+    text = 0
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            text += int(pc.sum(pc.binary_length(column)).as_py() or 0)
+    keys = sum(len(name.encode()) * 6 + _VALUE_BYTES for name in table.column_names)
+    return int(2 * text + table.num_rows * keys)
 
 
 def _joined(names: list[str], values: list[pa.Array], quoted: list[bool], rows: int) -> pa.Array:

@@ -158,7 +158,8 @@ class EffectsView(ViewOver):
             if drop is not None and drop.any():
                 frame = frame[~drop].reset_index(drop=True)
             held.update((name, frame[name]) for name in missing)
-        frame = pd.DataFrame({name: held[name] for name in names}, columns=names, copy=False)
+        # Copied as SharedColumns copies (see there): a write through `to_numpy()` stays in the pass's frame.
+        frame = pd.DataFrame({name: held[name] for name in names}, columns=names, copy=True)
         return frame if len(names) == len(asked) else frame.loc[:, asked]
 
     def _patched(self, object_name: str, frame: pd.DataFrame, written: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """Protections: records no pass may propose, whatever it says. Applied by the scan to every pass.
 
 Rules, checked in this order (a change is counted once, under the first rule that holds it):
-1. objects the provider never lets us touch (`vocabulary.never_touch_objects`) and `[protect] objects`;
+1. objects the provider never lets us touch (`vocabulary.never_touch_objects`) and `[protect] objects`
+   (named in any case: an admin's "contact" protects Contact; a protection must not fail on spelling);
 2. the user the connection runs as (deactivating it would lock the apply out halfway), and ids listed
    in `[protect] ids`;
 3. records created within `[protect] recent_days` of now (the before-image's created field), for every
@@ -39,7 +40,8 @@ class Protections:
     _since_text: str | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_objects", frozenset(self.vocabulary.never_touch_objects) | frozenset(self.objects))
+        named = (*self.vocabulary.never_touch_objects, *self.objects)
+        object.__setattr__(self, "_objects", frozenset(name.casefold() for name in named))
         object.__setattr__(self, "_ids", frozenset(self.vocabulary.id_key(i) for i in self.ids))
         running = self.vocabulary.id_key(self.running_user_id) if self.running_user_id else None
         object.__setattr__(self, "_running_key", running)
@@ -52,9 +54,14 @@ class Protections:
         text = canonical_datetime(since) if self.recent_days > 0 and since.tzinfo is not None else None
         object.__setattr__(self, "_since_text", text)
 
+    def unmatched_objects(self, present: Sequence[str]) -> list[str]:
+        """The `[protect] objects` entries that name none of `present` (in any case): they hold nothing back."""
+        here = {name.casefold() for name in present}
+        return [name for name in self.objects if name.casefold() not in here]
+
     def hold_reason(self, change: Change) -> str | None:
         """Why this change must not be proposed, or None."""
-        if change.object in self._objects:
+        if change.object.casefold() in self._objects:
             return f"{change.object} is a protected object"
         rid = change.record_id
         running = self._running_key

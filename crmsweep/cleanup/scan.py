@@ -201,13 +201,18 @@ def scan_snapshot(
         running_user_id=running_user_id,
     )
 
+    notes: list[str] = [
+        f"[protect] objects: {name!r} names no object in snapshot {manifest.snapshot_id}, so it holds nothing "
+        f"back here (it holds: {', '.join(sorted(manifest.objects))})"
+        # (An in-memory view may list no objects in its manifest: nothing to tell then.)
+        for name in (protections.unmatched_objects(list(manifest.objects)) if manifest.objects else ())
+    ]
     ran_with: dict[str, dict[str, Any]] = {}
     changes: list[Change] = []
     claimed: dict[tuple[str, str], str] = {}
     per_pass: dict[str, int] = {}
     held_back: dict[str, dict[str, int]] = {}
     skipped: dict[str, str] = {}
-    notes: list[str] = []
     review: list[ReviewItem] = []
     # One read of each column for the whole scan (crmsweep/cleanup/shared_columns.py), each held only while a
     # pass still to run says it reads it.

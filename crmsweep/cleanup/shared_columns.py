@@ -5,8 +5,9 @@ them from Parquet each time was a third of the scan core's cost at 1M contacts. 
 in one `SharedColumns` for its own lifetime, and after each pass lets go of the columns no later pass says it
 reads (`keep`): a scan holds no more columns than it would without sharing, and the shared ones once.
 
-Sharing is safe because pandas copies on write: a pass that writes into a frame it was given writes into its
-own copy, never into the column the next pass reads.
+Each frame handed out holds its own copy of the shared columns' values (a copy of memory, not a read): pandas
+copies on write through `.loc` and assignment, but not through the arrays `to_numpy()` and `.array` give of a
+nullable column, so a pass writing there would have changed what every later pass reads.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class SharedColumns(ViewOver):
                 held[name] = read[name].reset_index(drop=True)
             if not held:
                 return read
-        return pd.DataFrame({name: held[name] for name in names}, columns=names, copy=False)
+        return pd.DataFrame({name: held[name] for name in names}, columns=names, copy=True)
 
     def keep(self, wanted: Mapping[str, Collection[str] | None]) -> None:
         """Let go of every column but these (None: all of that object's): what is still to be read.
