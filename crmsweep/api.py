@@ -24,6 +24,8 @@ from crmsweep.backup.rollback import (
     build_rollback_plan,
     mark_rolled_back,
     not_undone,
+    plan_field_specs,
+    recreate_note_of,
     rollback_plan_of,
     unfinished_rollback,
 )
@@ -533,10 +535,27 @@ def apply(
                 stack.enter_context(open_run(ws.home, plan.header.rollback_of).lock())
             report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume_run,
                                 rules=apply_time_rules(ws), dry_run=dry_run)
+            _note_recreated(ws, plan, report)
             if plan.header.rollback_of and not (dry_run or report.already_applied):
                 _mark_if_rolled_back(ws, plan, report)
         report = replace(report, api_calls=connector.api_usage().calls - calls_before)
     return ApplyOutcome(plan=plan, report=report, budget=verdict)
+
+
+def _note_recreated(ws: Workspace, plan: Plan, report: ApplyReport) -> None:
+    """Tell on `report` what the records a rollback re-created (a dry run: would re-create) lost: their
+    dates and history, which the next scan reads (see `recreate_note`)."""
+    run_id = plan.header.rollback_of
+    if not run_id:
+        return
+    made = [c for c in plan.changes if c.op is Op.CREATE
+            and (report.dry_run or c.record_id in report.id_map.get(c.object, {}))]
+    vocabulary = providers.get(plan.header.provider).vocabulary
+    undone = read_run(ws.home, run_id)
+    specs = plan_field_specs(ws.home, undone.plan) if made else {}
+    note = recreate_note_of(undone, made, vocabulary, specs, done=not report.dry_run, run_id=report.run_id or None)
+    if note:
+        report.notes.append(note)
 
 
 def _mark_if_rolled_back(ws: Workspace, plan: Plan, report: ApplyReport) -> None:
@@ -634,6 +653,7 @@ def rollback(
             return ApplyOutcome(plan=plan, report=None, budget=verdict)
         report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume,
                             rules=apply_time_rules(ws), dry_run=dry_run, unlogged_source=settled_in_memory)
+        _note_recreated(ws, plan, report)
         if not dry_run:
             _mark_if_rolled_back(ws, plan, report)
         report = replace(report, api_calls=connector.api_usage().calls - calls_before)

@@ -123,6 +123,8 @@ def run_demo(
     back = rolled.report
     assert back is not None
     say(f"   Run {back.run_id}: restored {back.applied}, skipped {back.skipped}, failed {back.failed}.")
+    for note in back.notes:
+        say(f"   Note: {note}")
     with api.connect(ws, connection) as connector:
         after = _census(connector, counted)
         say(f"   Live after rollback: {after.line()}.")
@@ -132,7 +134,9 @@ def run_demo(
     if same and ids_kept:
         say("Every record is back under its own id, and the same users are active as before.")
     elif same:
-        say("Every record is back (re-created under a new id, mapped in the run), and the same users are active.")
+        say(f"Every record is back (re-created under a new id: `crmsweep runs show {back.run_id} --json` maps old to")
+        say("new ids), and the same users are active; but the CRM gave the re-created records new created dates")
+        say("and a fresh activity history (see the note above), so the next scan sees them as new, not stale.")
     else:
         say("The org differs from before: see the runs above (`crmsweep runs list`).")
     say(f"Try it yourself: crmsweep scan -c {connection} -o plan.json, then preview, apply and rollback.")

@@ -36,4 +36,8 @@ def test_the_demo_on_hubspot_archives_re_creates_and_says_what_it_cannot_do(tmp_
     assert result.applied == len(Plan.from_json(Path(result.plan_path).read_text(encoding="utf-8"))[0].changes)
     assert "stale_contacts: 48 proposed; held back 2" in told
     assert "skipped: this CRM cannot deactivate users through its API; set [passes.inactive_users] reassign_to" in told
-    assert "Every record is back (re-created under a new id, mapped in the run)" in told
+    shown = f"`crmsweep runs show {result.rollback_run_id} --json`"
+    assert f"Every record is back (re-created under a new id: {shown}" in told
+    # Said, not hidden: the re-created records look new to the next scan, and how to keep the originals.
+    assert "records were re-created under new ids (" in told and "54 contacts" in told
+    assert "createdate" in told and "the next scan sees them as new" in told and "recycle bin" in told

@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from crmsweep import __version__
+from crmsweep import __version__, providers
 from crmsweep.backup.field_restore import (
     applied_restores,
     is_value_restore,
@@ -25,6 +25,7 @@ from crmsweep.backup.field_restore import (
     value_restores,
 )
 from crmsweep.backup.recreate import FieldSpecs, create_values, parents_first, relinks, resolve_placeholders
+from crmsweep.backup.recreate_note import recreate_note, recreated_counts, unwritten_fields
 from crmsweep.backup.runlog import (
     STATUS_DONE,
     STATUS_DONE_WITH_FAILURES,
@@ -308,6 +309,9 @@ def rollback_plan_of(
     created = sum(1 for c in changes if c.op is Op.CREATE)
     notes = [f"rollback of run {run_id}: {len(changes)} changes; ids are kept (recycle-bin undelete, reactivation)"
              + (f" except {created} re-created with new ids (parents first, links after)" if created else "")]
+    lost = recreate_note_of(state, changes, vocabulary, snapshot_field_specs(home, state) if created else {})
+    if lost:
+        notes.append(lost)
     header = PlanHeader(
         plan_id=new_plan_id(now),
         created=canonical_datetime(now) or "",
@@ -322,6 +326,29 @@ def rollback_plan_of(
         rollback_of=run_id,
     )
     return Plan.build(header, changes)
+
+
+def recreate_note_of(
+    state: RunState,
+    changes: Sequence[Change],
+    vocabulary: Vocabulary,
+    specs: FieldSpecs,
+    *,
+    done: bool = False,
+    run_id: str | None = None,
+) -> str | None:
+    """The line saying what re-creating the records `changes` create (undoing run `state`, whose snapshot's
+    field specs are `specs`) loses, and what to do instead (see `recreate_note`); None if they re-create
+    nothing. `done`: they were applied, by rollback run `run_id`."""
+    creates = [c for c in changes if c.op is Op.CREATE]
+    if not creates:
+        return None
+    befores = {(c.object, vocabulary.id_key(c.record_id)): c.before
+               for c in (state.plan.changes[i] for i in state.applied_order) if c.op in (Op.ARCHIVE, Op.DELETE)}
+    rows = [(c.object, befores.get((c.object, vocabulary.id_key(c.record_id)), {}), c.after) for c in creates]
+    capabilities = providers.get(state.plan.header.provider).capabilities
+    fields = unwritten_fields(rows, specs, vocabulary)
+    return recreate_note(recreated_counts(creates), fields, capabilities, done=done, run_id=run_id)
 
 
 def mark_rolled_back(home: Home, run_id: str, by_run: str) -> None:

@@ -115,6 +115,8 @@ class ApplyReport:
     already_applied: str | None = None
     # What the admin must know beyond the counts (a rollback: values of removed fields it could not put back).
     notes: list[str] = field(default_factory=list)
+    # Object -> old id -> new id of every record the run re-created (none in a dry run: it creates nothing).
+    id_map: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _stop_reason(exc: ConnectorError) -> str:
@@ -972,6 +974,7 @@ def _report(
         dry_run=dry_run,
         planned_items=planned_items,
         already_applied=already_applied,
+        id_map={} if dry_run else id_map_of(plan, list(outcomes)),
     )
 
 

@@ -96,6 +96,8 @@ def report_json(report: ApplyReport, resume: str) -> dict[str, object]:
         "would_skip_items": report.skipped_items if dry else None,
         "already_applied": report.already_applied,
         "notes": report.notes,
+        # Old id -> new id of what the run re-created, by object: the only way to find a re-created record.
+        "id_map": report.id_map,
     }
 
 

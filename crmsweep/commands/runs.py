@@ -86,6 +86,11 @@ def failed_means(state: RunState) -> str | None:
             "a fresh plan proposes them again if they still qualify")
 
 
+def _recreated_text(id_map: dict[str, dict[str, str]]) -> str:
+    counts = ", ".join(f"{len(ids)} {obj}" for obj, ids in id_map.items())
+    return f"{counts} under new ids (old -> new: `--json` id_map)" if counts else ""
+
+
 def _item(state: RunState, outcome: ChangeOutcome) -> dict[str, Any]:
     change = state.plan.changes[outcome.index]
     item: dict[str, Any] = {"index": outcome.index, "op": change.op, "object": change.object,
@@ -114,7 +119,7 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
         "started": state.started, "finished": details.finished, "total": len(state.plan.changes),
         "counts": state.counts, "stop_reason": state.stop_reason, "rollback_of": state.rollback_of,
         "rolled_back_by": state.rolled_back_by, "rollbacks": details.rollbacks,
-        "skipped_items": skipped, "failed_items": failed,
+        "skipped_items": skipped, "failed_items": failed, "id_map": state.id_map,
     }
     resume = resume_text(ws, state)
     answer["resume"] = resume
@@ -130,6 +135,7 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
         ("Changes", f"{answer['total']}: {_counts_text(state.counts) or 'none'}"),
         ("Stopped by", state.stop_reason or ""), ("Rollback of", state.rollback_of or ""),
         ("Rolled back by", state.rolled_back_by or ""), ("Rollbacks", ", ".join(details.rollbacks)),
+        ("Re-created", _recreated_text(answer["id_map"])),
         ("Pending", f"{state.count(Outcome.PENDING)}: {PENDING_MEANS}" if answer["pending_means"] else ""),
         ("Failed", answer["failed_means"] or ""),
         ("Resume with", resume or ""),
