@@ -1,0 +1,119 @@
+"""A HubSpot rollback re-creates archived contacts under new ids, and HubSpot sets their read-only
+properties (createdate, lastmodifieddate, activity dates) afresh: the next scan sees them as new. The
+rollback plan's notes (shown by preview) and its report say so with the numbers and the fields, and the
+old -> new ids are in `rollback --json` and `runs show --json`. Checked through hubspot-api-client, not
+our connector: which properties are read-only, what the contacts held, and what the new ids hold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from crmsweep import api
+from crmsweep.backup.runlog import read_run
+from crmsweep.sandbox.server import RunningSandbox
+from tests.hubspot_fixtures import all_pages, hs, hubspot_sandbox
+
+__all__ = ["hs", "hubspot_sandbox"]
+
+TOKEN_ENV = "E2E_HUBSPOT_TOKEN"
+# The object envelope's stamps, which every record has and no create writes.
+ENVELOPE = {"createdAt", "updatedAt"}
+
+
+def read_only(hs: Any) -> list[str]:
+    """The contact properties HubSpot does not let a client write: read-only or calculated."""
+    return sorted(
+        p.name for p in hs.crm.properties.core_api.get_all("contacts", archived=False).results
+        if p.calculated or (p.modification_metadata and p.modification_metadata.read_only_value)
+    )
+
+
+def records(hs: Any, properties: list[str], *, archived: bool = False) -> dict[str, dict[str, Any]]:
+    rows = all_pages(hs.crm.objects.basic_api, object_type="contacts", properties=properties, archived=archived)
+    return {r.id: {k: r.properties.get(k) for k in properties} for r in rows}
+
+
+def named_fields(note: str) -> tuple[list[str], int]:
+    """The fields a re-create note names, and how many more it counts."""
+    found = re.search(r"afresh \((.*?)(?: and (\d+) more)?: read-only", note)
+    assert found, note
+    return found.group(1).split(", "), int(found.group(2) or 0)
+
+
+def test_hubspot_rollback_says_what_re_created_contacts_lose_and_maps_their_ids(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path
+) -> None:
+    info = hubspot_sandbox.info
+    config = tmp_path / "crmsweep.toml"
+    config.write_text(
+        f'[connections.e2e]\nprovider = "hubspot"\nurl = "{info.url}"\ntoken_env = "{TOKEN_ENV}"\n'
+        f'ca_file = "{info.ca_file}"\n',
+        encoding="utf-8",
+    )
+    env = {**os.environ, TOKEN_ENV: info.token, "CRMSWEEP_HOME": str(tmp_path / "home")}
+    env.pop("CRMSWEEP_CONFIG", None)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "crmsweep", *args, "--config", str(config)],
+            capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600,
+        )
+        assert done.returncode == 0, f"{args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+        return done
+
+    fixed = read_only(hs)
+    assert {"createdate", "lastmodifieddate", "notes_last_contacted"} <= set(fixed)
+
+    backup = json.loads(cli("backup", "-c", "e2e", "--json").stdout)
+    plan_file = tmp_path / "plan.json"
+    cli("scan", "-c", "e2e", "--snapshot", backup["snapshot"], "-o", str(plan_file), "--pass", "stale_contacts")
+    plan = json.loads(plan_file.read_text(encoding="utf-8"))
+    archived = sorted(c["record_id"] for c in plan["changes"] if c["op"] == "archive")
+    assert len(archived) == 48 and len(plan["changes"]) == 48
+    before = records(hs, fixed)
+    # The read-only properties the archived contacts held a value in: what no re-create can write back.
+    held = {name for rid in archived for name, value in before[rid].items() if value not in (None, "")}
+    assert {"createdate", "lastmodifieddate", "notes_last_contacted"} <= held
+    run = json.loads(cli("apply", str(plan_file), "--yes", "--json").stdout)["run"]
+
+    # The plan, as preview shows it: how many, which fields, and what to do instead.
+    rollback_file = tmp_path / "rollback.json"
+    cli("rollback", run, "-o", str(rollback_file))
+    rollback_plan = json.loads(rollback_file.read_text(encoding="utf-8"))
+    notes = rollback_plan["header"]["notes"]
+    note = next(n for n in notes if "re-created under new ids" in n)
+    assert note.startswith("48 records are re-created under new ids (48 contacts): the CRM sets their created")
+    shown, more = named_fields(note)
+    assert len(shown) + more == len(held | ENVELOPE) and set(shown) <= held | ENVELOPE
+    assert {"createdAt", "createdate", "lastmodifieddate", "notes_last_contacted"} <= set(shown)
+    assert "the next scan sees them as new" in note and "recycle bin" in note and "90 days" in note
+    preview = " ".join(cli("preview", str(rollback_file)).stdout.split())
+    assert note in preview
+
+    rolled = json.loads(cli("rollback", run, "--yes", "--json").stdout)
+    # The 48 creates and their links.
+    assert (rolled["applied"], rolled["failed"], rolled["skipped"]) == (len(rollback_plan["changes"]), 0, 0)
+    done = next(n for n in rolled["notes"] if "re-created under new ids" in n)
+    assert done.startswith("48 records were re-created under new ids (48 contacts): the CRM set their created")
+    assert named_fields(done) == (shown, more) and f"`crmsweep runs show {rolled['run']} --json`" in done
+
+    # The id map, in both answers, as the run log holds it, and true of the portal.
+    id_map = rolled["id_map"]
+    assert set(id_map) == {"contacts"} and sorted(id_map["contacts"]) == archived
+    shown_run = json.loads(cli("runs", "show", rolled["run"], "--json").stdout)
+    assert shown_run["id_map"] == id_map
+    assert read_run(api.Workspace.load(config, tmp_path / "home").home, rolled["run"]).id_map == id_map
+    assert json.loads(cli("runs", "show", run, "--json").stdout)["id_map"] == {}  # the apply created nothing
+    after = records(hs, [*fixed, "email"])
+    emails = records(hs, ["email"], archived=True)
+    for old, new in id_map["contacts"].items():
+        assert new not in archived and after[new]["email"] == emails[old]["email"]
+        # What the note warns of: HubSpot stamped the new record itself.
+        assert after[new]["createdate"] != before[old]["createdate"], (old, new)
