@@ -535,14 +535,14 @@ def apply(
                 stack.enter_context(open_run(ws.home, plan.header.rollback_of).lock())
             report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume_run,
                                 rules=apply_time_rules(ws), dry_run=dry_run)
-            _note_recreated(ws, plan, report)
             if plan.header.rollback_of and not (dry_run or report.already_applied):
                 _mark_if_rolled_back(ws, plan, report)
+            _note_recreated(ws, plan, report, connector)
         report = replace(report, api_calls=connector.api_usage().calls - calls_before)
     return ApplyOutcome(plan=plan, report=report, budget=verdict)
 
 
-def _note_recreated(ws: Workspace, plan: Plan, report: ApplyReport) -> None:
+def _note_recreated(ws: Workspace, plan: Plan, report: ApplyReport, connector: Connector) -> None:
     """Tell on `report` what the records a rollback re-created (a dry run: would re-create) lost: their
     dates and history, which the next scan reads (see `recreate_note`)."""
     run_id = plan.header.rollback_of
@@ -550,10 +550,11 @@ def _note_recreated(ws: Workspace, plan: Plan, report: ApplyReport) -> None:
         return
     made = [c for c in plan.changes if c.op is Op.CREATE
             and (report.dry_run or c.record_id in report.id_map.get(c.object, {}))]
-    vocabulary = providers.get(plan.header.provider).vocabulary
+    vocabulary = connector.vocabulary
     undone = read_run(ws.home, run_id)
     specs = plan_field_specs(ws.home, undone.plan) if made else {}
-    note = recreate_note_of(undone, made, vocabulary, specs, done=not report.dry_run, run_id=report.run_id or None)
+    note = recreate_note_of(undone, made, vocabulary, specs, connector.capabilities, done=not report.dry_run,
+                            run_id=report.run_id or None)
     if note:
         report.notes.append(note)
 
@@ -576,7 +577,8 @@ def _mark_if_rolled_back(ws: Workspace, plan: Plan, report: ApplyReport) -> None
 def rollback_plan(ws: Workspace, run_id: str, connector: Connector, *, now: datetime | None = None) -> Plan:
     """The inverse plan of run `run_id`; deleted records the CRM can no longer undelete are re-created."""
     return build_rollback_plan(ws.home, run_id, now=now or datetime.now(UTC), vocabulary=connector.vocabulary,
-                               gone=not_undeletable(connector, read_run(ws.home, run_id)))
+                               gone=not_undeletable(connector, read_run(ws.home, run_id)),
+                               capabilities=connector.capabilities)
 
 
 def not_undeletable(connector: Connector, state: RunState) -> set[tuple[str, str]]:
@@ -638,7 +640,7 @@ def rollback(
             state = settle_run(ws.home, run_id, connector, dry_run=dry_run)
             settled_in_memory = dry_run and state.count(Outcome.PENDING) != original.count(Outcome.PENDING)
             plan = rollback_plan_of(ws.home, state, now=datetime.now(UTC), vocabulary=connector.vocabulary,
-                                    gone=not_undeletable(connector, state))
+                                    gone=not_undeletable(connector, state), capabilities=connector.capabilities)
             text, resume = signed_json(plan, ws.home), None
         if output is not None:
             write_plan(plan, output, ws.home)
@@ -653,9 +655,9 @@ def rollback(
             return ApplyOutcome(plan=plan, report=None, budget=verdict)
         report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume,
                             rules=apply_time_rules(ws), dry_run=dry_run, unlogged_source=settled_in_memory)
-        _note_recreated(ws, plan, report)
         if not dry_run:
             _mark_if_rolled_back(ws, plan, report)
+        _note_recreated(ws, plan, report, connector)
         report = replace(report, api_calls=connector.api_usage().calls - calls_before)
     return ApplyOutcome(plan=plan, report=report, resumed=resume is not None, budget=verdict)
 

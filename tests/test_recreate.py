@@ -210,3 +210,48 @@ def test_a_create_whose_answer_was_lost_is_settled_on_resume_without_a_duplicate
     for old_id in contacts:
         live = sf.query(f"SELECT AccountId FROM Contact WHERE Id = '{id_map['Contact'][old_id]}'")["records"]
         assert live[0]["AccountId"] == new_account
+
+
+def test_a_re_create_from_a_purged_recycle_bin_says_what_it_loses_and_maps_the_new_ids(
+    sandbox: RunningSandbox, ws: api.Workspace, tmp_path: Path
+) -> None:
+    sf = client(sandbox)
+    snapshot, account, contacts, run_id = deleted_account_and_contacts(sandbox, ws, tmp_path)
+    kept, purged = contacts[0], contacts[1:]
+    assert all(empty_recycle_bin(sandbox, [account, *purged]))
+    reader = open_snapshot(ws.home, snapshot)
+    befores = [reader.record_map("Account", [account])[account], *reader.record_map("Contact", purged).values()]
+    # What the org's describe (read through simple-salesforce) says no create may write, that they held.
+    fixed = {name: {f["name"] for f in getattr(sf, name).describe()["fields"] if not f["createable"]}
+             for name in ("Account", "Contact")}
+    held = {k for obj, row in zip(["Account", *["Contact"] * len(purged)], befores, strict=True)
+            for k, v in row.items() if k in fixed[obj] and v not in (None, "")} - {"Id", "IsDeleted"}
+    assert {"CreatedDate", "LastModifiedDate", "SystemModstamp"} <= held
+
+    seen: list[Plan] = []
+
+    def shown(plan: Plan) -> bool:
+        seen.append(plan)
+        return True
+
+    outcome = api.rollback(ws, run_id, confirm=shown)
+    assert outcome.report is not None and outcome.report.failed == 0
+    count = f"{1 + len(purged)} records"
+    objects = f"(1 Account, {len(purged)} Contact)"
+    note = next(n for n in seen[0].header.notes if "re-created under new ids" in n)
+    assert note.startswith(f"{count} are re-created under new ids {objects}: the CRM sets their created")
+    named = note.split("afresh (")[1].split(": read-only")[0]
+    more = int(named.split(" and ")[1].split(" more")[0]) if " and " in named else 0
+    names = named.split(" and ")[0].split(", ")
+    assert set(names) <= held and len(names) + more == len(held) and names[0] == "CreatedDate"
+    # The recycle bin no longer holds them: no way to keep the originals, said rather than a false hope.
+    assert note.endswith("the CRM no longer holds the originals, so those values cannot be kept")
+    assert render_preview(seen[0]).count(note) == 1
+    done = next(n for n in outcome.report.notes if "re-created under new ids" in n)
+    assert done.startswith(f"{count} were re-created under new ids {objects}: the CRM set their created")
+
+    id_map = read_run(ws.home, outcome.report.run_id).id_map
+    assert outcome.report.id_map == id_map and set(id_map["Contact"]) == set(purged) and kept not in id_map["Contact"]
+    for old_id, new_id in id_map["Contact"].items():
+        live = sf.query(f"SELECT AccountId FROM Contact WHERE Id = '{new_id}'")["records"][0]
+        assert new_id != old_id and live["AccountId"] == id_map["Account"][account]

@@ -262,7 +262,8 @@ def test_a_value_that_cannot_be_restored_leaves_the_hubspot_run_not_rolled_back(
         ("contacts", keeper, "missing")]
     assert "partner_code" in names(hs, "contacts")
     assert read_run(ws.home, report.run_id).rolled_back_by is None
-    assert len(rolled.report.notes) == 1 and rolled.report.notes[0].startswith(
+    assert len(rolled.report.notes) == 2 and "re-created under new ids" in rolled.report.notes[1]
+    assert rolled.report.notes[0].startswith(
         f"1 value of the fields run {report.run_id} removed could not be written back (1 missing: contacts {keeper})")
     # crmsweep cannot undelete a HubSpot contact (its capabilities say so): the admin is told what they can do.
     how = "restore them in HubSpot's UI (its recycle bin) within 90 days of their deletion"

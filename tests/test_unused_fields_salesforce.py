@@ -255,15 +255,19 @@ def test_a_value_that_cannot_be_restored_leaves_the_run_not_rolled_back_and_the_
     assert "Partner_Code__c" in custom_names(sf, "Contact")
     state = read_run(ws.home, report.run_id)
     assert state.rolled_back_by is None and state.status != "rolled back"
-    assert rolled.report.notes == [
+    assert rolled.report.notes[0] == (
         f"1 value of the fields run {report.run_id} removed could not be written back (1 missing: Contact "
         f"{keeper}); run {report.run_id} is not marked rolled back: the values are in snapshot "
         f"{plan.header.source['id']}; put the records back (undelete them), then run "
-        f"`crmsweep rollback {report.run_id}` again"]
+        f"`crmsweep rollback {report.run_id}` again")
+    # The field definitions came back under new ids: said too, with what the CRM stamped afresh.
+    assert len(rolled.report.notes) == 2 and rolled.report.notes[1].startswith(
+        f"{len(rolled.report.id_map['CustomField'])} records were re-created under new ids (")
     # Doing what the note says writes the value back and, with it, marks the run rolled back.
     with api.connect(ws, "flaky") as connector:  # the admin's undelete (SOAP; simple-salesforce has none)
         assert [r.ok for r in connector.undelete("Contact", [keeper])] == [True]
     again = api.rollback(ws, report.run_id, confirm=yes)
+    # It re-creates nothing the first one did: no note.
     assert again.report is not None and not again.report.failed and again.report.notes == []
     assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0042"
     assert read_run(ws.home, report.run_id).rolled_back_by == again.report.run_id
@@ -354,7 +358,11 @@ def test_a_value_restore_whose_answer_was_lost_is_settled_on_resume_and_the_run_
     monkeypatch.setattr(SalesforceConnector, "update", lands_then_drops)
     stopped = api.rollback(ws, report.run_id, confirm=yes).report
     monkeypatch.setattr(SalesforceConnector, "update", real_update)
-    assert stopped is not None and stopped.stopped and stopped.notes == []
+    assert stopped is not None and stopped.stopped
+    # Stopped: no not-restored note, only what it re-created before it stopped.
+    made = sum(map(len, stopped.id_map.values()))
+    assert [n.split(" under new ids")[0] for n in stopped.notes] == (
+        [f"{made} record{'s were' if made != 1 else ' was'} re-created"] if made else [])
     assert read_run(ws.home, report.run_id).rolled_back_by is None
     resumed = api.rollback(ws, report.run_id, confirm=yes)
     assert resumed.resumed and resumed.report is not None

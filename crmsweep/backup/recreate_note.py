@@ -60,9 +60,11 @@ def _names(fields: Sequence[str]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
-def _keep(counts: Mapping[str, int], capabilities: Capabilities, run_id: str | None) -> str:
+def _keep(counts: Mapping[str, int], capabilities: Capabilities | None, run_id: str | None) -> str:
     """What an admin does to have the originals back as they were, in the provider's words. Right before
     and after the rollback alike: a re-create does not look for an original restored by hand."""
+    if capabilities is None:
+        return "the id_map of the rollback run maps old ids to new"
     by_hand = [o for o in counts if not capabilities.undeletes(o)]
     if not by_hand:
         # Re-created only because the recycle bin no longer held them: no original is left to restore.
@@ -75,7 +77,7 @@ def _keep(counts: Mapping[str, int], capabilities: Capabilities, run_id: str | N
 def recreate_note(
     counts: Mapping[str, int],
     fields: Sequence[str],
-    capabilities: Capabilities,
+    capabilities: Capabilities | None,
     *,
     done: bool = False,
     run_id: str | None = None,
@@ -87,9 +89,12 @@ def recreate_note(
     if not total:
         return None
     objects = ", ".join(f"{n} {o}" for o, n in counts.items())
-    verb, sets = ("were", "set") if done else ("are", "sets")
-    lost = (f"the CRM {sets} their created and modified dates and activity history afresh ({_names(fields)}: "
+    one = total == 1
+    verb, sets = (("was" if one else "were"), "set") if done else (("is" if one else "are"), "sets")
+    their = "its" if one else "their"
+    lost = (f"the CRM {sets} {their} created and modified dates and activity history afresh ({_names(fields)}: "
             "read-only, so the snapshot's values cannot be written back)" if fields else
-            f"the CRM {sets} their created and modified dates afresh")
-    return (f"{total} record{'s' if total != 1 else ''} {verb} re-created under new ids ({objects}): {lost}, so the "
-            f"next scan sees them as new (recently created, not stale); {_keep(counts, capabilities, run_id)}")
+            f"the CRM {sets} {their} created and modified dates afresh")
+    keep = _keep(counts, capabilities, run_id)
+    return (f"{total} record{'' if one else 's'} {verb} re-created under new ids ({objects}): {lost}, so the "
+            f"next scan sees {'it' if one else 'them'} as new (recently created, not stale); {keep}")

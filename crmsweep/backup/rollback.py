@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from crmsweep import __version__, providers
+from crmsweep import __version__
 from crmsweep.backup.field_restore import (
     applied_restores,
     is_value_restore,
@@ -42,6 +42,7 @@ from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
+    Capabilities,
     Change,
     FieldSpec,
     NotReversible,
@@ -258,14 +259,17 @@ def build_rollback_plan(
     vocabulary: Vocabulary,
     force: bool = False,
     gone: Collection[tuple[str, str]] = (),
+    capabilities: Capabilities | None = None,
 ) -> Plan:
     """The inverse of every change run `run_id` applied (result ok), last applied first, re-creates
     after the rest, parents before children.
 
     `gone` holds (object, id) of deleted records that the recycle bin no longer holds (the caller
-    read the CRM): those are re-created with new ids rather than undeleted.
+    read the CRM): those are re-created with new ids rather than undeleted. `capabilities` (the
+    provider's) say in the plan's notes how to keep what a re-create loses.
     """
-    return rollback_plan_of(home, read_run(home, run_id), now=now, vocabulary=vocabulary, force=force, gone=gone)
+    return rollback_plan_of(home, read_run(home, run_id), now=now, vocabulary=vocabulary, force=force, gone=gone,
+                            capabilities=capabilities)
 
 
 def rollback_plan_of(
@@ -276,6 +280,7 @@ def rollback_plan_of(
     vocabulary: Vocabulary,
     force: bool = False,
     gone: Collection[tuple[str, str]] = (),
+    capabilities: Capabilities | None = None,
 ) -> Plan:
     """`build_rollback_plan` of a run as read (or as settled in memory, for a dry run)."""
     run_id = state.run_id
@@ -309,7 +314,8 @@ def rollback_plan_of(
     created = sum(1 for c in changes if c.op is Op.CREATE)
     notes = [f"rollback of run {run_id}: {len(changes)} changes; ids are kept (recycle-bin undelete, reactivation)"
              + (f" except {created} re-created with new ids (parents first, links after)" if created else "")]
-    lost = recreate_note_of(state, changes, vocabulary, snapshot_field_specs(home, state) if created else {})
+    lost = recreate_note_of(state, changes, vocabulary, snapshot_field_specs(home, state) if created else {},
+                            capabilities)
     if lost:
         notes.append(lost)
     header = PlanHeader(
@@ -333,20 +339,20 @@ def recreate_note_of(
     changes: Sequence[Change],
     vocabulary: Vocabulary,
     specs: FieldSpecs,
+    capabilities: Capabilities | None,
     *,
     done: bool = False,
     run_id: str | None = None,
 ) -> str | None:
     """The line saying what re-creating the records `changes` create (undoing run `state`, whose snapshot's
-    field specs are `specs`) loses, and what to do instead (see `recreate_note`); None if they re-create
-    nothing. `done`: they were applied, by rollback run `run_id`."""
+    field specs are `specs`) loses, and what to do instead by the provider's `capabilities` (unknown: not
+    said); None if they re-create nothing. `done`: they were applied, by rollback run `run_id`."""
     creates = [c for c in changes if c.op is Op.CREATE]
     if not creates:
         return None
     befores = {(c.object, vocabulary.id_key(c.record_id)): c.before
                for c in (state.plan.changes[i] for i in state.applied_order) if c.op in (Op.ARCHIVE, Op.DELETE)}
     rows = [(c.object, befores.get((c.object, vocabulary.id_key(c.record_id)), {}), c.after) for c in creates]
-    capabilities = providers.get(state.plan.header.provider).capabilities
     fields = unwritten_fields(rows, specs, vocabulary)
     return recreate_note(recreated_counts(creates), fields, capabilities, done=done, run_id=run_id)
 
