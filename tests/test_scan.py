@@ -111,8 +111,12 @@ def test_a_scan_holds_the_cycle_collector_off_only_while_it_runs() -> None:
     import gc
 
     seen: list[bool] = []
-    spy = PassSpec(name="spy", summary="", order=0, defaults={}, run=lambda ctx: seen.append(gc.isenabled()) or
-                   PassOutput(changes=[]))
+
+    def run(ctx: PassContext) -> PassOutput:
+        seen.append(gc.isenabled())
+        return PassOutput(changes=[])
+
+    spy = PassSpec(name="spy", summary="", order=0, defaults={}, run=run)
     assert gc.isenabled()
     saved = dict(PASSES)
     PASSES["spy"] = spy
