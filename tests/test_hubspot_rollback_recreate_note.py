@@ -109,6 +109,9 @@ def test_hubspot_rollback_says_what_re_created_contacts_lose_and_maps_their_ids(
     assert set(id_map) == {"contacts"} and sorted(id_map["contacts"]) == archived
     shown_run = json.loads(cli("runs", "show", rolled["run"], "--json").stdout)
     assert shown_run["id_map"] == id_map
+    facts = {line.split(None, 1)[0]: line.split(None, 1)[1] for line in cli("runs", "show", rolled["run"]).stdout
+             .splitlines() if line.strip()}
+    assert facts["Re-created"] == "48 contacts under new ids (old -> new: `--json` id_map)"
     assert read_run(api.Workspace.load(config, tmp_path / "home").home, rolled["run"]).id_map == id_map
     assert json.loads(cli("runs", "show", run, "--json").stdout)["id_map"] == {}  # the apply created nothing
     after = records(hs, [*fixed, "email"])
