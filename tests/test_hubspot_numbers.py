@@ -168,6 +168,9 @@ def test_the_sandbox_takes_numbers_as_hubspot_documents_and_keeps_every_digit(
     _number_property(hs, POINTS)
     contact = hs.crm.contacts.basic_api.get_page(limit=1).results[0].id
     for written, stored in (("12345678901234567890", "12345678901234567890"),
+                            # Past 28 digits (Decimal's default precision, which rounded them).
+                            ("123456789012345678901234567890123", "123456789012345678901234567890123"),
+                            ("-98765432109876543210.123456789", "-98765432109876543210.123456789"),
                             ("0.1000000000000000055", "0.1000000000000000055"), ("-0", "0"), ("1.50", "1.5"),
                             (".5", "0.5")):
         hs.crm.contacts.basic_api.update(contact, {"properties": {POINTS: written}})

@@ -107,6 +107,29 @@ def test_unknown_pass_lists_the_known_ones() -> None:
     assert str(caught.value) == f"unknown pass 'stale_contact'; known passes: {', '.join(PASSES)}"
 
 
+def test_a_scan_holds_the_cycle_collector_off_only_while_it_runs() -> None:
+    import gc
+
+    seen: list[bool] = []
+
+    def run(ctx: PassContext) -> PassOutput:
+        seen.append(gc.isenabled())
+        return PassOutput(changes=[])
+
+    spy = PassSpec(name="spy", summary="", order=0, defaults={}, run=run)
+    assert gc.isenabled()
+    saved = dict(PASSES)
+    PASSES["spy"] = spy
+    try:
+        scan(passes=["spy"])
+        with pytest.raises(BadInput):  # a refused scan too gives the collector back
+            scan(passes=["spy"], pass_settings={"spy": {"nope": 1}})
+    finally:
+        PASSES.clear()
+        PASSES.update(saved)
+    assert seen == [False] and gc.isenabled()
+
+
 def test_settings_of_passes_not_run_are_still_validated() -> None:
     with pytest.raises(BadInput, match=r"\[passes.stale_contacts\] has no setting 'yaers'"):
         scan(passes=["inactive_users"], pass_settings={"stale_contacts": {"yaers": 2}})

@@ -320,9 +320,10 @@ def test_a_pass_writing_through_the_arrays_of_its_frame_changes_no_later_frame()
     # pandas copies on write through .loc and assignment, not through the arrays `to_numpy()` and `.array`
     # give of a nullable column: a shared column handed out as it is let one pass change what every later
     # pass reads (every user inactive, say).
-    records: dict[str, list[Record]] = {"Contact": [{"Id": "0031", "Name": "a", "Score": 1.0, "Seen": None, "Active": True},
-                           {"Id": "0032", "Name": "b", "Score": 2.0, "Seen": None, "Active": True}],
-               "Account": [{"Id": "0011", "Name": "A"}], LINKS: []}
+    records: dict[str, list[Record]] = {
+        "Contact": [{"Id": "0031", "Name": "a", "Score": 1.0, "Seen": None, "Active": True},
+                    {"Id": "0032", "Name": "b", "Score": 2.0, "Seen": None, "Active": True}],
+        "Account": [{"Id": "0011", "Name": "A"}], LINKS: []}
     base = FrameView(MANIFEST, SPECS, records)
     shared = SharedColumns(base)
     for view in (shared, EffectsView(shared, SALESFORCE_VOCABULARY).with_changes(

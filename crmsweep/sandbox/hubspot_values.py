@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 from crmsweep.sandbox.hubspot_schema import BOOL, DATE, DATETIME, ENUM, NUMBER, PropertyDef
 
@@ -58,7 +58,8 @@ def normalize_number(text: str) -> str | None:
         return None
     if not number.is_finite():
         return None
-    normalized = format(number.normalize(), "f")
+    # normalize() rounds to its context's precision (28 digits by default): give it every digit there is.
+    normalized = format(number.normalize(Context(prec=max(1, len(number.as_tuple().digits)))), "f")
     return normalized if normalized != "-0" else "0"
 
 
