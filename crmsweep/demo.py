@@ -6,15 +6,16 @@ library calls as the commands, so the demo cannot drift from what the tool reall
 
 from __future__ import annotations
 
-import shutil
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from crmsweep import api, providers
+from crmsweep.backup.runlog import Outcome, RunState
 from crmsweep.cleanup.preview import pass_summary, render_preview
 from crmsweep.connectors.base import Connector, Scalar
-from crmsweep.model import Plan
+from crmsweep.model import Op, Plan
 
 Say = Callable[[str], None]
 
@@ -28,6 +29,8 @@ class DemoResult:
     applied: int
     restored: int
     org_restored: bool
+    # What the rollback applied: (op, object) -> how many, e.g. ("undelete", "Contact") -> 252.
+    rolled_back: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -41,14 +44,14 @@ class Census:
         parts = [f"{len(ids):,} {name}" for name, ids in self.ids.items()]
         return ", ".join([*parts, f"{len(self.active_users)} active users"])
 
-    def same_as(self, other: Census, *, ids_kept: bool) -> bool:
-        """Equal ids where a restore keeps them (undelete); else equal counts, since re-created records
-        come back under new ids."""
-        if ids_kept:
-            return self == other
-        counts = {name: len(ids) for name, ids in self.ids.items()}
-        return counts == {name: len(ids) for name, ids in other.ids.items()} and (
-            self.active_users == other.active_users
+    def same_as(self, other: Census, *, recreated: frozenset[str]) -> bool:
+        """Equal ids, except for the objects some of whose records the rollback re-created (they come
+        back under new ids): equal counts there."""
+        if self.ids.keys() != other.ids.keys() or self.active_users != other.active_users:
+            return False
+        return all(
+            len(ids) == len(other.ids[name]) if name in recreated else ids == other.ids[name]
+            for name, ids in self.ids.items()
         )
 
 
@@ -65,15 +68,56 @@ def _census(connector: Connector, objects: tuple[str, ...]) -> Census:
     )
 
 
+# How the closing sentences name what a rollback change did to a record that kept its id.
+_KEPT_ID = {Op.UNDELETE: "undeleted", Op.UPDATE: "written back", Op.REACTIVATE: "reactivated",
+            Op.DEACTIVATE: "deactivated again", Op.ASSOCIATE: "re-linked"}
+
+
+def applied_changes(state: RunState) -> dict[tuple[str, str], int]:
+    """(op, object) -> how many changes of the run were applied, in plan order."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for out in sorted(state.outcomes, key=lambda o: o.index):
+        if out.outcome is Outcome.APPLIED:
+            change = state.plan.changes[out.index]
+            counts[(change.op.value, change.object)] += 1
+    return dict(counts)
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def closing(rolled_back: Mapping[tuple[str, str], int], run_id: str, *, recent_days: int) -> list[str]:
+    """What the rollback put back, from what it applied: which records kept their ids, and which were
+    re-created under new ones (and what that means for a scan run next)."""
+    by_op: dict[str, list[str]] = {}
+    for (op, obj), n in rolled_back.items():
+        by_op.setdefault(op, []).append(f"{n:,} {obj}")
+    made = by_op.pop(Op.CREATE.value, [])
+    kept = [f"{_listed(counts)} {_KEPT_ID.get(Op(op), op)}" for op, counts in by_op.items()]
+    lines = [f"Back under their own ids: {'; '.join(kept)}." if kept else "No record came back under its own id."]
+    if made:
+        lines.append(f"Re-created under new ids (old -> new: `crmsweep runs show {run_id} --json`): {_listed(made)}.")
+        if recent_days:
+            lines.append(f"To the CRM they are new records, created today: a scan holds them back for {recent_days} "
+                         "days ([protect] recent_days). The next `crmsweep demo` seeds a fresh sandbox first.")
+    else:
+        lines.append("Nothing had to be re-created under a new id.")
+    return lines
+
+
 def run_demo(
-    ws: api.Workspace, say: Say, *, provider: str | None = None, reset: bool = False, preview_lines: int = 4
+    ws: api.Workspace, say: Say, *, provider: str | None = None, reset: bool = True, preview_lines: int = 4
 ) -> DemoResult:
-    """The story on `provider`'s built-in sandbox (default: the registry's default provider)."""
+    """The story on `provider`'s built-in sandbox (default: the registry's default provider), seeded afresh
+    first unless not `reset` (then on the sandbox as earlier commands left it)."""
     entry = providers.get(provider) if provider is not None else providers.default()
     connection, counted = entry.builtin_connection, entry.demo_objects
-    ids_kept = entry.capabilities.supports_undelete
     if reset:
-        shutil.rmtree(ws.home.sandbox_dir(entry.name), ignore_errors=True)
+        # Through the sandbox itself, under its state lock: wiping the folder would pull the store from
+        # under a `sandbox serve` of the same folder.
+        entry.start_sandbox(ws.home.sandbox_dir(entry.name), records=ws.config.sandbox.records,
+                            seed=ws.config.sandbox.seed, reset=True).stop()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     plan_path = ws.home.root / "demo" / f"plan-{stamp}.json"
 
@@ -116,7 +160,8 @@ def run_demo(
         say(f"   Live after apply: {_census(connector, counted).line()}.")
 
     say("")
-    how = "recycle-bin undelete keeps ids" if ids_kept else "records re-created from their before-images"
+    how = ("recycle-bin undelete keeps ids" if entry.capabilities.supports_undelete
+           else "records re-created from their before-images")
     users = "users reactivated" if entry.vocabulary.users_deactivatable else "records handed back to their owners"
     say(f"6. Roll back: the inverse plan ({how}; {users}), applied the same way.")
     rolled = api.rollback(ws, report.run_id, confirm=_yes)
@@ -129,14 +174,14 @@ def run_demo(
         after = _census(connector, counted)
         say(f"   Live after rollback: {after.line()}.")
 
-    same = after.same_as(before, ids_kept=ids_kept) and back.failed == 0
+    rolled_back = applied_changes(api.run(ws, back.run_id).state)
+    recreated = frozenset(obj for op, obj in rolled_back if op == Op.CREATE)
+    same = after.same_as(before, recreated=recreated) and back.failed == 0
     say("")
-    if same and ids_kept:
-        say("Every record is back under its own id, and the same users are active as before.")
-    elif same:
-        say(f"Every record is back (re-created under a new id: `crmsweep runs show {back.run_id} --json` maps old to")
-        say("new ids), and the same users are active; but the CRM gave the re-created records new created dates")
-        say("and a fresh activity history (see the note above), so the next scan sees them as new, not stale.")
+    for line in closing(rolled_back, back.run_id, recent_days=ws.config.protect.recent_days):
+        say(line)
+    if same:
+        say("The same users are active as before, and the live census matches the first one.")
     else:
         say("The org differs from before: see the runs above (`crmsweep runs list`).")
     say(f"Try it yourself: crmsweep scan -c {connection} -o plan.json, then preview, apply and rollback.")
@@ -148,6 +193,7 @@ def run_demo(
         applied=report.applied,
         restored=back.applied,
         org_restored=same,
+        rolled_back=rolled_back,
     )
 
 

@@ -236,6 +236,18 @@ class Vocabulary:
     # `absent_concepts` maps a concept class's name to that reason ("this CRM has no reports API").
     concepts: tuple[Any, ...] = ()
     absent_concepts: Mapping[str, str] = field(default_factory=dict)
+    # How sentences name one record of an object and several ("opportunity", "opportunities"): object ->
+    # (singular, plural). An object not listed is named by its API name in lower case, both ways.
+    labels: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def label(self, object_name: str, *, many: bool = False) -> str:
+        """How a sentence names a record of `object_name` ("an open deal"), or several (`many`)."""
+        pair = self.labels.get(object_name)
+        return pair[many] if pair else object_name.lower()
+
+    def removal_verb(self) -> str:
+        """How a sentence says a pass removes a record: "Delete", or "Archive" where the CRM archives."""
+        return self.removal.capitalize()
 
     def concept(self, kind: type[_C]) -> _C | None:
         """This provider's entry for the concept class `kind`, or None when it has none."""

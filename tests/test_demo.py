@@ -2,42 +2,137 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
+from crmsweep import api
 from crmsweep.api import Workspace
-from crmsweep.demo import run_demo
-from crmsweep.model import Plan
+from crmsweep.backup.runlog import Outcome
+from crmsweep.demo import DemoResult, run_demo
+from crmsweep.model import Change, Op, Plan
+
+
+def _workspace(tmp_path: Path, records: int, seed: int) -> Workspace:
+    config = tmp_path / "crmsweep.toml"
+    config.write_text(f"[sandbox]\nrecords = {records}\nseed = {seed}\n", encoding="utf-8")
+    return Workspace.load(config, tmp_path / "home")
+
+
+def _rolled_back(ws: Workspace, result: DemoResult) -> list[Change]:
+    """The changes the demo's rollback applied, read back from its run log."""
+    state = api.run(ws, result.rollback_run_id).state
+    return [state.plan.changes[o.index] for o in state.outcomes if o.outcome is Outcome.APPLIED]
+
+
+def _closing_says(lines: list[str], changes: list[Change], run_id: str) -> None:
+    """The closing sentences name every record the rollback re-created and every one it undeleted."""
+    created = Counter(c.object for c in changes if c.op is Op.CREATE)
+    undeleted = Counter(c.object for c in changes if c.op is Op.UNDELETE)
+    back = next(line for line in lines if line.startswith("Back under their own ids: "))
+    undeleted_part = next((p for p in back.split("; ") if p.rstrip(".").endswith(" undeleted")), "")
+    for obj, n in undeleted.items():
+        assert f"{n:,} {obj}" in undeleted_part, back
+    made = [line for line in lines if line.startswith("Re-created under new ids")]
+    if created:
+        head = f"Re-created under new ids (old -> new: `crmsweep runs show {run_id} --json`): "
+        assert len(made) == 1 and made[0].startswith(head), made
+        listed = made[0][len(head):]
+        assert listed.count(" and ") + listed.count(", ") + 1 == len(created), made[0]
+        for obj, n in created.items():
+            assert f"{n:,} {obj}" in listed
+    else:
+        assert made == [] and "Nothing had to be re-created under a new id." in lines
+
+
+def _scan_lines(lines: list[str]) -> list[str]:
+    """What each pass proposed and held back, as step 3 told it."""
+    start = lines.index("3. Scan: the cleanup passes read the snapshot (never the CRM) and propose changes as a plan.")
+    end = next(i for i, line in enumerate(lines) if line.startswith("   Plan written to "))
+    return lines[start + 1 : end]
 
 
 def test_the_demo_tells_the_story_and_restores_the_org(tmp_path: Path) -> None:
-    config = tmp_path / "crmsweep.toml"
-    config.write_text("[sandbox]\nrecords = 200\nseed = 5\n", encoding="utf-8")
+    ws = _workspace(tmp_path, 200, 5)
     lines: list[str] = []
 
-    result = run_demo(Workspace.load(config, tmp_path / "home"), lines.append)
+    result = run_demo(ws, lines.append)
 
     assert result.org_restored and result.applied > 0 and result.restored == result.applied
     told = "\n".join(lines)
     for step in ("1. The org", "2. Back up", "3. Scan", "4. Preview", "5. Apply", "6. Roll back"):
         assert step in told
-    assert "Every record is back under its own id" in told
     assert Path(result.plan_path).is_file()
 
 
-def test_the_demo_on_hubspot_archives_re_creates_and_says_what_it_cannot_do(tmp_path: Path) -> None:
-    config = tmp_path / "crmsweep.toml"
-    config.write_text("[sandbox]\nrecords = 250\nseed = 21\n", encoding="utf-8")
+def test_the_demo_says_which_records_kept_their_ids_and_which_were_re_created(tmp_path: Path) -> None:
+    """The unused custom fields it removes cannot be undeleted: the rollback re-creates them under new
+    ids, and the demo must not claim that every record is back under its own id."""
+    ws = _workspace(tmp_path, 200, 5)
     lines: list[str] = []
 
-    result = run_demo(Workspace.load(config, tmp_path / "home"), lines.append, provider="hubspot")
+    result = run_demo(ws, lines.append)
+
+    changes = _rolled_back(ws, result)
+    assert Counter(c.object for c in changes if c.op is Op.CREATE) == {"CustomField": 4}
+    assert any(c.op is Op.UNDELETE and c.object == "Contact" for c in changes)
+    new_ids = api.run(ws, result.rollback_run_id).state.id_map["CustomField"]
+    assert len(new_ids) == 4 and all(old != new for old, new in new_ids.items())
+    assert not any("Every record is back" in line for line in lines)
+    _closing_says(lines, changes, result.rollback_run_id)
+    assert sum(result.rolled_back.values()) == result.restored == len(changes)
+    assert "a scan holds them back for 30 days ([protect] recent_days)" in "\n".join(lines)
+
+
+def test_a_second_demo_tells_the_first_one_s_story(tmp_path: Path) -> None:
+    """The first demo leaves re-created fields behind (created today). A second one seeds a fresh sandbox,
+    so it proposes what the first did; told to keep the sandbox, it holds those fields back as recent."""
+    ws = _workspace(tmp_path, 200, 5)
+    first: list[str] = []
+    again: list[str] = []
+    kept: list[str] = []
+
+    run_demo(ws, first.append)
+    second = run_demo(ws, again.append)
+    run_demo(ws, kept.append, reset=False)
+
+    assert _scan_lines(again) == _scan_lines(first)
+    assert "   unused_custom_fields: 4 proposed;" in "\n".join(_scan_lines(first))
+    _closing_says(again, _rolled_back(ws, second), second.rollback_run_id)
+    fields_kept = next(line for line in _scan_lines(kept) if line.startswith("   unused_custom_fields: "))
+    assert fields_kept.startswith("   unused_custom_fields: 0 proposed;"), fields_kept
+    assert "held back 5 (created in the last 30 days)" in fields_kept
+
+
+def test_the_demo_on_hubspot_archives_re_creates_and_says_what_it_cannot_do(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path, 250, 21)
+    lines: list[str] = []
+
+    result = run_demo(ws, lines.append, provider="hubspot")
 
     told = "\n".join(lines)
     assert result.org_restored, told
     assert result.applied == len(Plan.from_json(Path(result.plan_path).read_text(encoding="utf-8"))[0].changes)
-    assert "stale_contacts: 48 proposed; held back 2" in told
+    assert "stale_contacts: 48 proposed; held back 2 (on an open deal)\n" in told
     assert "skipped: this CRM cannot deactivate users through its API; set [passes.inactive_users] reassign_to" in told
-    shown = f"`crmsweep runs show {result.rollback_run_id} --json`"
-    assert f"Every record is back (re-created under a new id: {shown}" in told
+    changes = _rolled_back(ws, result)
+    assert {c.object for c in changes if c.op is Op.CREATE} >= {"contacts", "companies"}
+    _closing_says(lines, changes, result.rollback_run_id)
+    assert not any("Every record is back" in line for line in lines)
+
     # Said, not hidden: the re-created records look new to the next scan, and how to keep the originals.
     assert "records were re-created under new ids (" in told and "54 contacts" in told
-    assert "createdate" in told and "the next scan sees them as new" in told and "recycle bin" in told
+    assert "createdate" in told and "recycle bin" in told
+
+
+def test_the_demo_on_hubspot_speaks_hubspot(tmp_path: Path) -> None:
+    """Sentences built from the vocabulary: one deal, owners not users, archives not deletes."""
+    lines: list[str] = []
+
+    run_demo(_workspace(tmp_path, 250, 21), lines.append, provider="hubspot")
+
+    told = "\n".join(lines)
+    for wrong in ("open deals)", "open tickets", "<user id>", "Delete people", "Deactivate (or"):
+        assert wrong not in told, wrong
+    assert 'reassign_to = "<owner id>" to hand these tasks to that owner' in told
+    assert "  Archive people (contacts) with no activity for years, except those on an open deal." in told
+    assert "  Archive marketing emails unused for a number of days (the CRM restores them, same id)." in told

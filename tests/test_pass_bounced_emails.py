@@ -83,7 +83,7 @@ def test_delete_removes_the_bounced_people_but_not_those_on_an_open_deal_or_case
     assert out.held_back == {"on an open opportunity": 1}
     out = run_pass(NAME, hubspot().view(), HS, action="delete")
     assert [(c.record_id, c.op) for c in out.changes] == [("201", Op.ARCHIVE), ("202", Op.ARCHIVE)]
-    assert out.held_back == {"on an open tickets": 1} and out.notes == []
+    assert out.held_back == {"on an open ticket": 1} and out.notes == []
 
 
 def test_action_must_be_a_known_word() -> None:

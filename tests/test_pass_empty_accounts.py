@@ -63,7 +63,7 @@ def test_salesforce_removes_exactly_the_accounts_nothing_holds() -> None:
 def test_hubspot_archives_the_empty_companies_and_says_what_it_cannot_see() -> None:
     out = run_pass(NAME, hubspot().view(), HS)
     assert ids(out) == ["5001"] and {c.op for c in out.changes} == {Op.ARCHIVE}
-    assert out.held_back == {"on an open deals": 1, "has a closed tickets": 1}
+    assert out.held_back == {"on an open deal": 1, "has a closed ticket": 1}
     assert len(out.notes) == 1 and out.notes[0].startswith("links from companies to quotes, invoices and orders")
 
 

@@ -67,7 +67,7 @@ def test_hubspot_archives_exactly_the_unreachable_contacts() -> None:
     assert ids(out) == ["101", "105"]
     assert {c.op for c in out.changes} == {Op.ARCHIVE}
     assert out.changes[0].reason == "no way to reach them: email, phone, mobilephone all empty"
-    assert out.held_back == {"on an open deals": 1, "on an open tickets": 1}
+    assert out.held_back == {"on an open deal": 1, "on an open ticket": 1}
 
 
 def test_other_phone_fields_count_where_the_snapshot_has_them() -> None:
@@ -120,7 +120,7 @@ def test_the_live_re_check_refuses_a_person_reachable_or_on_an_open_deal_or_case
     assert recheck(hs_change, HS, {"email": "new@example.com"}) == "reachable now: email is filled"
     ticket = {"person_case_links": [{"from_id": "101", "to_id": "40009"}],
               "person_cases": [{"id": "40009", "hs_pipeline_stage": "2"}]}
-    assert recheck(hs_change, HS, {}, ticket) == "now on an open tickets (40009)"
+    assert recheck(hs_change, HS, {}, ticket) == "now on an open ticket (40009)"
 
 
 def test_the_plan_passes_provenance_and_a_forged_change_does_not() -> None:

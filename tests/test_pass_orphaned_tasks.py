@@ -85,6 +85,14 @@ def test_without_reassign_to_reassigning_is_skipped_saying_how() -> None:
         'or action = "close" to close them')
 
 
+def test_the_skip_names_who_owns_records_in_the_crm_s_words() -> None:
+    # Records there are owned by owners, whose ids are not user ids: the setting must say which id to give.
+    out = run_pass(NAME, hubspot().view(), HS)
+    assert out.changes == [] and out.skipped == (
+        'set [passes.orphaned_tasks] reassign_to = "<owner id>" to hand these tasks to that owner, '
+        'or action = "close" to close them')
+
+
 @pytest.mark.parametrize("target", [GONE, "005U00000000099"])
 def test_reassign_to_must_be_an_active_user(target: str) -> None:
     with pytest.raises(BadInput) as caught:

@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from crmsweep.cleanup.passes import PASSES, PassContext, PassOutput, validate_settings
+from crmsweep import providers
+from crmsweep.cleanup.passes import PASSES, PassContext, PassOutput, summary_in, validate_settings
 from crmsweep.cleanup.passes.stale_contacts import years_before
 from crmsweep.cleanup.view import FrameView
 from crmsweep.errors import BadInput
@@ -341,6 +342,20 @@ def test_registry_order_and_summaries() -> None:
     assert [p for p in PASSES if p in ("stale_contacts", "inactive_users")] == ["stale_contacts", "inactive_users"]
     assert PASSES["stale_contacts"].summary.startswith("Delete people")
     assert PASSES["inactive_users"].summary.startswith("Deactivate active users")
+
+
+def test_summaries_say_what_the_pass_does_in_the_crm_s_words() -> None:
+    sf, hs = providers.get("salesforce").vocabulary, providers.get("hubspot").vocabulary
+    stale, templates = PASSES["stale_contacts"], PASSES["stale_templates"]
+    # Where the CRM deletes into a recycle bin and deactivates templates, the generic summaries hold.
+    assert summary_in(stale, sf) == stale.summary
+    assert summary_in(templates, sf) == templates.summary
+    # Where it archives people and marketing emails (restorable, same id), the summary says so.
+    assert summary_in(stale, hs) == (
+        "Archive people (contacts) with no activity for years, except those on an open deal.")
+    assert summary_in(templates, hs) == (
+        "Archive marketing emails unused for a number of days (the CRM restores them, same id).")
+    assert summary_in(stale, None) == stale.summary
 
 
 def test_settings_defaults_are_merged() -> None:

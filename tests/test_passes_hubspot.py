@@ -58,7 +58,7 @@ def test_stale_contacts_archive_on_hubspot_and_spare_people_on_open_deals(
     result = outcome.result
     stale = [c for c in result.plan.changes if c.pass_name == "stale_contacts"]
     assert {c.op for c in stale} == {Op.ARCHIVE} and {c.object for c in stale} == {"contacts"}
-    assert len(stale) == 48 and result.held_back["stale_contacts"] == {"on an open deals": 2}
+    assert len(stale) == 48 and result.held_back["stale_contacts"] == {"on an open deal": 2}
     # Without reassign_to, inactive_users cannot do anything on a CRM that cannot deactivate: it says so.
     assert result.skipped["inactive_users"].startswith("this CRM cannot deactivate users through its API; "
                                                        "set [passes.inactive_users] reassign_to")
@@ -164,7 +164,7 @@ def test_apply_re_checks_live_a_contact_put_on_an_open_deal_and_a_record_handed_
     report = api.apply(ws, path, confirm=yes).report
     assert report is not None
     skipped = {item["id"]: item for item in report.skipped_items}
-    assert skipped[contact.record_id]["detail"] == f"now on an open deals ({open_deal.id})"
+    assert skipped[contact.record_id]["detail"] == f"now on an open deal ({open_deal.id})"
     assert task.record_id in skipped  # drift (the task was written) or the live rule: either way not handed over
     assert report.applied == len(plan.changes) - len(skipped)
     live = hs.crm.contacts.basic_api.get_by_id(contact.record_id)

@@ -252,10 +252,10 @@ def test_hubspot_ties_read_from_association_rows(org: Org) -> None:
     held: dict[str, str] = {}
     for person, deal in tie_rows("contacts_to_deals"):
         if deal not in deals_closed:
-            held.setdefault(person, "on an open deals")
+            held.setdefault(person, "on an open deal")
     for person, ticket in tie_rows("contacts_to_tickets"):
         if ticket not in tickets_closed:
-            held.setdefault(person, "on an open tickets")
+            held.setdefault(person, "on an open ticket")
     nobody = [r["id"] for r in org.rows["contacts"]
               if all(blank(r.get(f)) for f in ("email", "phone", "mobilephone"))]
     assert outcome(run_pass("no_contact_info", org.view(), HS)) == removals(nobody, held)
@@ -263,12 +263,12 @@ def test_hubspot_ties_read_from_association_rows(org: Org) -> None:
     companies: dict[str, str] = {}
     for company, deal in tie_rows("companies_to_deals"):
         if deal not in deals_closed:
-            companies.setdefault(company, "on an open deals")
+            companies.setdefault(company, "on an open deal")
     for company, ticket in tie_rows("companies_to_tickets"):
         if ticket not in tickets_closed:
-            companies.setdefault(company, "on an open tickets")
+            companies.setdefault(company, "on an open ticket")
     for company, _ in tie_rows("companies_to_tickets"):
-        companies.setdefault(company, "has a closed tickets")
+        companies.setdefault(company, "has a closed ticket")
     with_contacts = {c for c, _ in tie_rows("companies_to_contacts")}
     lonely = [r["id"] for r in org.rows["companies"] if r["id"] not in with_contacts]
     assert outcome(run_pass("empty_accounts", org.view(), HS)) == removals(lonely, companies)

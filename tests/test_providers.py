@@ -307,7 +307,8 @@ def test_demo_runs_on_the_sandbox_of_the_provider_it_is_given(
     assert result.exit_code == 0, result.output
     assert "embedded Acme sandbox" in result.output and "Live: 4 person, 2 active users." in result.output
     assert "Live after apply: 2 person, 1 active users." in result.output
-    assert "Every record is back under its own id" in result.output
+    assert "Back under their own ids: 1 member reactivated; 2 person undeleted.\n" in result.output
+    assert "Nothing had to be re-created under a new id." in result.output
     assert "crmsweep scan -c sandbox-acme" in result.output
     assert stops and set(stops) == {tmp_path / "home" / "sandbox" / "acme"}
     assert {obj: {rid: r[ACME_VOCABULARY.deleted_field or ""] for rid, r in org.all_rows(obj).items()}

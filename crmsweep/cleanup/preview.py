@@ -16,9 +16,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from crmsweep import providers
 from crmsweep.cleanup.labels import change_name, one_line
-from crmsweep.cleanup.passes import PASSES
-from crmsweep.model import Change, Op, Plan, placeholder_target
+from crmsweep.cleanup.passes import PASSES, summary_in
+from crmsweep.model import Change, Op, Plan, Vocabulary, placeholder_target
 
 MARKS = {
     Op.DELETE: "-",
@@ -133,6 +134,12 @@ def _source_text(source: Any) -> str:
     return f"{kind} {ident}"
 
 
+def _vocabulary(provider: str) -> Vocabulary | None:
+    """The vocabulary of the plan's provider, for summaries in its words; None for one not registered."""
+    known = provider in providers.names()
+    return providers.get(provider).vocabulary if known else None
+
+
 def render_preview(plan: Plan, *, limit: int | None = None, signature: str | None = None) -> str:
     """The plan as text; `limit` caps the change lines shown per object ("… and 57 more"); `signature`
     says what the file's signature is worth (the caller knows the home that checks it)."""
@@ -142,6 +149,7 @@ def render_preview(plan: Plan, *, limit: int | None = None, signature: str | Non
     groups = _group(plan)
     general_notes, pass_notes = _split_notes(plan, groups)
     totals = _op_counts(plan.changes)
+    vocabulary = _vocabulary(header.provider)
     lines = [
         f"plan {header.plan_id}  {plan.digest}",
         f"provider {header.provider}  org {header.org_id}  connection {header.connection}",
@@ -161,8 +169,9 @@ def render_preview(plan: Plan, *, limit: int | None = None, signature: str | Non
         lines.append(f"{name} — {_plural(count, 'change')}")
         spec = PASSES.get(name)
         # A pass's summary describes what it proposes; under a rollback or restore it would mislead.
-        if spec is not None and spec.summary and header.source.get("kind") == "snapshot" and not header.rollback_of:
-            lines.append(f"  {spec.summary}")
+        summary = summary_in(spec, vocabulary) if spec is not None else ""
+        if summary and header.source.get("kind") == "snapshot" and not header.rollback_of:
+            lines.append(f"  {summary}")
         for obj, changes in objects.items():
             lines.append(f"{obj}: {_op_text(_op_counts(changes))}")
             shown = changes if limit is None else changes[:limit]

@@ -17,7 +17,10 @@ def demo(
     provider: Annotated[
         str, typer.Option("--provider", help=f"Which CRM's sandbox: {', '.join(providers.names())}.")
     ] = providers.default().name,
-    reset: Annotated[bool, typer.Option("--reset", help="Seed a fresh sandbox org first.")] = False,
+    reset: Annotated[bool, typer.Option(
+        "--reset/--no-reset",
+        help="Seed a fresh sandbox org first (the default), so every demo tells the same story; --no-reset runs "
+             "on the sandbox as earlier commands left it.")] = True,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:

@@ -248,6 +248,19 @@ HUBSPOT_VOCABULARY = Vocabulary(
         }
     ),
     label_name_fields=MappingProxyType({"contacts": 2, "owners": 2}),
+    # Records are owned by owners: sentences say "owner" where a CRM with users says "user".
+    labels=MappingProxyType(
+        {
+            "contacts": ("contact", "contacts"),
+            "companies": ("company", "companies"),
+            "deals": ("deal", "deals"),
+            "tickets": ("ticket", "tickets"),
+            "tasks": ("task", "tasks"),
+            "owners": ("owner", "owners"),
+            "lists": ("list", "lists"),
+            "marketing_emails": ("marketing email", "marketing emails"),
+        }
+    ),
     never_touch_objects=("quotes", "invoices", "line_items", "orders", "payments", "subscriptions", "carts"),
     concepts=(HUBSPOT_QUALITY, HUBSPOT_CUSTOM_FIELDS, *_ASSET_CONCEPTS, *_RECORD_CONCEPTS),
     absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),

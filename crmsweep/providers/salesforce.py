@@ -201,6 +201,18 @@ SALESFORCE_VOCABULARY = Vocabulary(
             "CustomField": ("FullName",),
         }
     ),
+    labels=MappingProxyType(
+        {
+            "Contact": ("contact", "contacts"),
+            "Lead": ("lead", "leads"),
+            "Opportunity": ("opportunity", "opportunities"),
+            "Case": ("case", "cases"),
+            "Account": ("account", "accounts"),
+            "Task": ("task", "tasks"),
+            "User": ("user", "users"),
+            "EmailTemplate": ("email template", "email templates"),
+        }
+    ),
     never_touch_objects=("Contract", "Order", "Quote", "Invoice", "OrderItem", "QuoteLineItem"),
     concepts=(SALESFORCE_QUALITY, SALESFORCE_CUSTOM_FIELDS, *_ASSET_CONCEPTS, *_RECORD_CONCEPTS),
     absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),

@@ -253,6 +253,9 @@ class PassSpec:
     reads: Callable[[Vocabulary], Sequence[ObjectRead]] = _reads_nothing
     # True for a pass that only reports (PassOutput.review) and never proposes a change.
     report_only: bool = False
+    # The summary in one provider's words, where the generic one would name what that CRM does not do
+    # (a delete where it archives); None: `summary` holds for every provider.
+    summary_for: Callable[[Vocabulary], str] | None = None
 
 
 def absent_advice(objects: Sequence[str]) -> str:
@@ -285,6 +288,13 @@ def objects_read(vocabulary: Vocabulary, names: Sequence[str] | None = None) -> 
             if read.object not in objects:
                 objects.append(read.object)
     return objects
+
+
+def summary_in(spec: PassSpec, vocabulary: Vocabulary | None) -> str:
+    """The pass summary an admin reads for a plan of this provider (None: the generic one)."""
+    if vocabulary is None or spec.summary_for is None or missing_concept(spec, vocabulary) is not None:
+        return spec.summary
+    return spec.summary_for(vocabulary)
 
 
 def summary_of(docstring: str | None) -> str:

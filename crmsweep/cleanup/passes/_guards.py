@@ -218,7 +218,7 @@ def people_on_open_deals(ctx: PassContext, targets: Sequence[str], *, read: bool
     for link in vocab.deal_links:
         missing = [o for o in (link.object, deal) if not view.has(o)]
         if missing:
-            return people, _lacks(missing, f"people on an open {deal.lower()}")
+            return people, _lacks(missing, f"people on an open {vocab.label(deal)}")
         if not read or not set(_targets(view, link.object, link.person_field, vocab.people_objects)) & set(targets):
             continue
         closed = known_closed(view, vocab, deal, vocab.deal_closed_field, (True,))
@@ -237,7 +237,7 @@ def on_open_cases(
     if not usable or not view.has(cases.object):
         missing = [] if view.has(cases.object) else [cases.object]
         missing += [] if usable else [links[0].object]
-        return set(), _lacks(list(dict.fromkeys(missing)), f"{whose} on an open {cases.object.lower()}")
+        return set(), _lacks(list(dict.fromkeys(missing)), f"{whose} on an open {ctx.vocabulary.label(cases.object)}")
     if not read:
         return set(), None
     closed = known_closed(view, ctx.vocabulary, cases.object, cases.closed_field, cases.closed_values)
@@ -252,7 +252,7 @@ def held_people(ctx: PassContext, targets: Sequence[str], *, read: bool = True) 
     on_deals, cannot = people_on_open_deals(ctx, targets, read=read)
     if cannot:
         return {}, cannot
-    held = {p: f"on an open {vocab.deal_object.lower()}" for p in on_deals}
+    held = {p: f"on an open {vocab.label(vocab.deal_object)}" for p in on_deals}
     cases = vocab.concept(Cases)
     if cases is not None and cases.people:
         link = cases.people[0]
@@ -262,7 +262,7 @@ def held_people(ctx: PassContext, targets: Sequence[str], *, read: bool = True) 
             if cannot:
                 return {}, cannot
             for person in on_cases:
-                held.setdefault(person, f"on an open {cases.object.lower()}")
+                held.setdefault(person, f"on an open {vocab.label(cases.object)}")
     return held, None
 
 
@@ -327,12 +327,12 @@ def people_guard_recheck(live: LiveRows) -> str | None:
     vocab = live.vocabulary
     deal = open_deal_now(live)
     if deal:
-        return f"now on an open {vocab.deal_object.lower()} ({deal})"
+        return f"now on an open {vocab.label(vocab.deal_object)} ({deal})"
     cases = vocab.concept(Cases)
     if cases is not None and cases.people:
         case = open_case_now(live, cases, cases.people[0], "person")
         if case:
-            return f"now on an open {cases.object.lower()} ({case})"
+            return f"now on an open {vocab.label(cases.object)} ({case})"
     return None
 
 

@@ -68,12 +68,12 @@ def run(ctx: PassContext) -> PassOutput:
     accounts = _accounts(vocab)
     assert accounts is not None  # scan runs a pass only where the concepts it needs are mapped
     cases = _cases(vocab)
-    for what, links in (("contacts", accounts.contacts), (f"open {vocab.deal_object.lower()}s", accounts.deals)):
+    open_deals = f"open {vocab.label(vocab.deal_object, many=True)}"
+    for what, links in (("contacts", accounts.contacts), (open_deals, accounts.deals)):
         if not present(view, links):
             return PassOutput(changes=[], skipped=_lacking(what, links))
     if not view.has(vocab.deal_object):
-        return PassOutput(changes=[], skipped=_lacking(f"open {vocab.deal_object.lower()}s",
-                                                       [Link(vocab.deal_object, "", "")]))
+        return PassOutput(changes=[], skipped=_lacking(open_deals, [Link(vocab.deal_object, "", "")]))
     frame = live_frame(view, accounts.object, [vocab.id_field], vocab.deleted_field)
     with_contacts = tied(view, vocab, accounts.contacts).tie_any(id_text(frame[vocab.id_field]))
     output = PassOutput(changes=[])
@@ -81,15 +81,15 @@ def run(ctx: PassContext) -> PassOutput:
     held: dict[str, str] = {}
     closed = known_closed(view, vocab, vocab.deal_object, vocab.deal_closed_field, (True,))
     for account in tied(view, vocab, accounts.deals).near_unless_far_in(closed):
-        held.setdefault(account, f"on an open {vocab.deal_object.lower()}")
+        held.setdefault(account, f"on an open {vocab.label(vocab.deal_object)}")
     if cases is not None:
         on_open, cannot = on_open_cases(ctx, cases, cases.accounts, "accounts")
         if cannot:
             return PassOutput(changes=[], skipped=cannot)
         for account in sorted(on_open):
-            held.setdefault(account, f"on an open {cases.object.lower()}")
+            held.setdefault(account, f"on an open {vocab.label(cases.object)}")
         for account in tied(view, vocab, cases.accounts).near_ids():
-            held.setdefault(account, f"has a closed {cases.object.lower()}")
+            held.setdefault(account, f"has a closed {vocab.label(cases.object)}")
     for obj, links in accounts.kept_by.items():
         if not present(view, links):
             output.notes.append(f"the snapshot has no {obj}: accounts tied to one could not be recognised")
@@ -101,10 +101,11 @@ def run(ctx: PassContext) -> PassOutput:
         if not changed or not view.has(link.object):
             continue
         for account in tied(view, vocab, (link,)).near_where_far_in(pa.array(sorted(changed), pa.string())):
-            held.setdefault(account, f"its {link.object.lower()}s, changed by an earlier pass, would go with it")
+            held.setdefault(account,
+                            f"its {vocab.label(link.object, many=True)}, changed by an earlier pass, would go with it")
     chosen = frame[~with_contacts].sort_values(vocab.id_field, kind="stable")
-    why = (f"no contacts left, no open {vocab.deal_object.lower()}"
-           + (f", no {cases.object.lower()}" if cases is not None else ""))
+    why = (f"no contacts left, no open {vocab.label(vocab.deal_object)}"
+           + (f", no {vocab.label(cases.object)}" if cases is not None else ""))
     propose_removals(ctx, NAME, output, accounts.object, chosen, [why] * len(chosen), held)
     output.notes.extend(_cascade_notes(ctx, accounts, {c.record_id for c in output.changes}))
     if output.changes and accounts.kept_by_unchecked:
@@ -123,8 +124,9 @@ def _cascade_notes(ctx: PassContext, accounts: Accounts, removed: set[str]) -> l
             continue
         swept = tied(ctx.view, ctx.vocabulary, (link,)).far_count_where_near_in(pa.array(sorted(removed), pa.string()))
         if swept:
-            notes.append(f"removing these {accounts.object.lower()}s also deletes {swept} {link.object} "
-                         f"record(s) tied to them (the CRM deletes them with their {accounts.object.lower()}); "
+            one, many = ctx.vocabulary.label(accounts.object), ctx.vocabulary.label(accounts.object, many=True)
+            notes.append(f"removing these {many} also deletes {swept} {link.object} "
+                         f"record(s) tied to them (the CRM deletes them with their {one}); "
                          "a rollback brings them back with it")
     return notes
 
@@ -170,12 +172,12 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
     for row in live.related.get("deal_links", ()):
         deal = row.get(accounts.deals[0].far_field)
         if deal and live_flag(state.get(str(deal))) is not True:
-            return f"now on an open {vocab.deal_object.lower()} ({deal})"
+            return f"now on an open {vocab.label(vocab.deal_object)} ({deal})"
     cases = _cases(vocab)
     if cases is not None:
         case = open_case_now(live, cases, cases.accounts[0], "account")
         if case or live.related.get("account_case_links"):
-            return f"has a {cases.object.lower()} now ({case or 'closed'})"
+            return f"has a {vocab.label(cases.object)} now ({case or 'closed'})"
     for obj in accounts.kept_by:
         if live.related.get(f"kept_by_{obj}"):
             return f"tied to {_a(obj)} now"

@@ -80,8 +80,9 @@ def run(ctx: PassContext) -> PassOutput:
     assert work is not None  # scan runs a pass only where the concepts it needs are mapped
     action, target = ctx.settings["action"], str(ctx.settings["reassign_to"])
     if action == "reassign" and not target:
+        owner = vocab.label(vocab.user_object)
         return PassOutput(changes=[], skipped=(
-            f"set [passes.{NAME}] reassign_to = \"<user id>\" to hand these tasks to that user, "
+            f"set [passes.{NAME}] reassign_to = \"<{owner} id>\" to hand these tasks to that {owner}, "
             f"or action = \"close\" to close them"))
     if action == "reassign":
         require_active_owner(view, vocab, NAME, "reassign_to", target)

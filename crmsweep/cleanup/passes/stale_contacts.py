@@ -89,7 +89,7 @@ def run(ctx: PassContext) -> PassOutput:
         return PassOutput(changes=[], skipped=cannot_guard)
 
     cutoff = pd.Timestamp(years_before(ctx.now.astimezone(UTC).date(), ctx.settings["years"]), tz=UTC)
-    held_reason = f"on an open {vocab.deal_object.lower()}"
+    held_reason = f"on an open {vocab.label(vocab.deal_object)}"
     output = PassOutput(changes=[])
     for obj in targets:
         names = {s.name for s in view.fields(obj)}
@@ -152,7 +152,7 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
             break
     deal = open_deal_now(live)
     if deal:
-        return f"now on an open {vocab.deal_object.lower()} ({deal})"
+        return f"now on an open {vocab.label(vocab.deal_object)} ({deal})"
     return None
 
 
@@ -167,9 +167,15 @@ def _reads(vocab: Vocabulary) -> list[ObjectRead]:
     return [*people, *deals, *links]
 
 
+def _summary(vocab: Vocabulary) -> str:
+    people = ", ".join(vocab.label(o, many=True) for o in vocab.people_objects)
+    return f"{vocab.removal_verb()} people ({people}) with no activity for years, except those on an open deal."
+
+
 SPEC = PassSpec(
     name=NAME,
     summary=summary_of(__doc__),
+    summary_for=_summary,
     order=10,
     defaults={"years": 3, "objects": [], "action": "delete"},
     run=run,

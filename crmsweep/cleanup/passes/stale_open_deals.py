@@ -116,7 +116,7 @@ def run(ctx: PassContext) -> PassOutput:
     # Days as numbers, not a Timestamp per deal: tens of thousands of stale deals at a million contacts.
     days = utc_days(rows["_close"])
     past = (np.datetime64(today, "D") - days).astype(np.int64).tolist()
-    kind, writes = deal.lower(), {stages.stage_field: chosen_stage}
+    kind, writes = vocab.label(deal), {stages.stage_field: chosen_stage}
     for rid, was, day, late in zip(ids, rows[stages.stage_field].tolist(), day_texts(days), past, strict=True):
         reason = f"open {kind} in stage {was} whose close date {day} is {late} days past: moved to {chosen_stage}"
         output.changes.append(propose(

@@ -138,9 +138,18 @@ def _reads(vocab: Vocabulary) -> list[ObjectRead]:
     return [ObjectRead(t.object, tuple(f for f in _fields(vocab, t) if f is not None))]
 
 
+def _summary(vocab: Vocabulary) -> str:
+    t = _templates(vocab)
+    if t.op == Op.DELETE.value:
+        return (f"{vocab.removal_verb()} {vocab.label(t.object, many=True)} unused for a number of days "
+                "(the CRM restores them, same id).")
+    return summary_of(__doc__)
+
+
 SPEC = PassSpec(
     name=NAME,
     summary=summary_of(__doc__),
+    summary_for=_summary,
     order=72,
     defaults={"days": 365},
     run=run,
