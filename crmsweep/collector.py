@@ -7,9 +7,14 @@ code that makes objects it keeps, and makes no reference cycles to be collected.
 
 from __future__ import annotations
 
+import functools
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 @contextmanager
@@ -22,3 +27,13 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_on:
             gc.enable()
+
+
+def without_collector(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """`function`, run with the collector paused (`collector_paused`) for each call."""
+    @functools.wraps(function)
+    def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with collector_paused():
+            return function(*args, **kwargs)
+
+    return paused

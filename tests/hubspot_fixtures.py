@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +69,30 @@ def hubspot_post(sandbox: RunningSandbox, path: str, payload: object) -> request
     info = sandbox.info
     return requests.post(f"{info.url}{path}", json=payload, verify=str(info.ca_file),
                          headers={"Authorization": f"Bearer {info.token}"}, timeout=30)
+
+
+CLI_TOKEN_ENV = "E2E_HUBSPOT_TOKEN"
+
+
+def hubspot_cli(info: Any, folder: Path, extra_config: str = "") -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`crmsweep ARGS` in a child process against the sandbox `info` describes, connection `e2e`, home and
+    config under `folder`: each call must exit 0, print no traceback and never the token."""
+    config = folder / "crmsweep.toml"
+    config.write_text(
+        f'[connections.e2e]\nprovider = "hubspot"\nurl = "{info.url}"\ntoken_env = "{CLI_TOKEN_ENV}"\n'
+        f'ca_file = "{info.ca_file}"\n\n{extra_config}',
+        encoding="utf-8",
+    )
+    env = {**os.environ, CLI_TOKEN_ENV: info.token, "CRMSWEEP_HOME": str(folder / "home")}
+    env.pop("CRMSWEEP_CONFIG", None)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "crmsweep", *args, "--config", str(config)],
+            capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600,
+        )
+        assert done.returncode == 0, f"{args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+        assert "Traceback" not in done.stderr and info.token not in done.stdout + done.stderr
+        return done
+
+    return cli

@@ -10,20 +10,16 @@ companies (stale_contacts removes people only), so contacts are the records re-c
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from crmsweep import api
 from crmsweep.backup.runlog import read_run
 from crmsweep.sandbox.server import RunningSandbox
-from tests.hubspot_fixtures import all_pages, hs, hubspot_sandbox
+from tests.hubspot_fixtures import all_pages, hs, hubspot_cli, hubspot_sandbox
 
 __all__ = ["hs", "hubspot_sandbox"]
 
-TOKEN_ENV = "E2E_HUBSPOT_TOKEN"
 LINKED = ("companies", "deals", "tickets", "tasks", "calls", "emails", "meetings", "notes")
 OWNED = ("contacts", "companies", "deals", "tickets", "tasks")
 
@@ -58,27 +54,7 @@ def test_backup_scan_apply_rollback_on_hubspot_brings_archived_contacts_back_und
 ) -> None:
     info = hubspot_sandbox.info
     heir = next(o.id for o in all_pages(hs.crm.owners.owners_api, archived=False))
-    config = tmp_path / "crmsweep.toml"
-    config.write_text(
-        "[connections.e2e]\n"
-        'provider = "hubspot"\n'
-        f'url = "{info.url}"\n'
-        f'token_env = "{TOKEN_ENV}"\n'
-        f'ca_file = "{info.ca_file}"\n\n'
-        f'[passes.inactive_users]\nreassign_to = "{heir}"\n',
-        encoding="utf-8",
-    )
-    env = {**os.environ, TOKEN_ENV: info.token, "CRMSWEEP_HOME": str(tmp_path / "home")}
-    env.pop("CRMSWEEP_CONFIG", None)
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "crmsweep", *args, "--config", str(config)],
-            capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600,
-        )
-        assert done.returncode == 0, f"{args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-        assert "Traceback" not in done.stderr and info.token not in done.stdout + done.stderr
-        return done
+    cli = hubspot_cli(info, tmp_path, f'[passes.inactive_users]\nreassign_to = "{heir}"\n')
 
     properties = writable(hs, "contacts")
     contacts_before = records(hs, "contacts", properties)
@@ -113,7 +89,7 @@ def test_backup_scan_apply_rollback_on_hubspot_brings_archived_contacts_back_und
     rolled = json.loads(cli("rollback", applied["run"], "--yes", "--json").stdout)
     assert rolled["failed"] == 0 and rolled["skipped"] == 0
 
-    home = api.Workspace.load(config, tmp_path / "home").home
+    home = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home").home
     id_map = read_run(home, rolled["run"]).id_map
     assert set(id_map) == {"contacts"} and sorted(id_map["contacts"]) == archived
     new_ids = [id_map["contacts"][old] for old in archived]

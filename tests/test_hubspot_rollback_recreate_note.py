@@ -8,21 +8,17 @@ our connector: which properties are read-only, what the contacts held, and what 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from crmsweep import api
 from crmsweep.backup.runlog import read_run
 from crmsweep.sandbox.server import RunningSandbox
-from tests.hubspot_fixtures import all_pages, hs, hubspot_sandbox
+from tests.hubspot_fixtures import all_pages, hs, hubspot_cli, hubspot_sandbox
 
 __all__ = ["hs", "hubspot_sandbox"]
 
-TOKEN_ENV = "E2E_HUBSPOT_TOKEN"
 # The object envelope's stamps, which every record has and no create writes.
 ENVELOPE = {"createdAt", "updatedAt"}
 
@@ -51,22 +47,7 @@ def test_hubspot_rollback_says_what_re_created_contacts_lose_and_maps_their_ids(
     hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path
 ) -> None:
     info = hubspot_sandbox.info
-    config = tmp_path / "crmsweep.toml"
-    config.write_text(
-        f'[connections.e2e]\nprovider = "hubspot"\nurl = "{info.url}"\ntoken_env = "{TOKEN_ENV}"\n'
-        f'ca_file = "{info.ca_file}"\n',
-        encoding="utf-8",
-    )
-    env = {**os.environ, TOKEN_ENV: info.token, "CRMSWEEP_HOME": str(tmp_path / "home")}
-    env.pop("CRMSWEEP_CONFIG", None)
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "crmsweep", *args, "--config", str(config)],
-            capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600,
-        )
-        assert done.returncode == 0, f"{args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-        return done
+    cli = hubspot_cli(info, tmp_path)
 
     fixed = read_only(hs)
     assert {"createdate", "lastmodifieddate", "notes_last_contacted"} <= set(fixed)
@@ -112,7 +93,8 @@ def test_hubspot_rollback_says_what_re_created_contacts_lose_and_maps_their_ids(
     facts = {line.split(None, 1)[0]: line.split(None, 1)[1] for line in cli("runs", "show", rolled["run"]).stdout
              .splitlines() if line.strip()}
     assert facts["Re-created"] == "48 contacts under new ids (old -> new: `--json` id_map)"
-    assert read_run(api.Workspace.load(config, tmp_path / "home").home, rolled["run"]).id_map == id_map
+    home = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home").home
+    assert read_run(home, rolled["run"]).id_map == id_map
     assert json.loads(cli("runs", "show", run, "--json").stdout)["id_map"] == {}  # the apply created nothing
     after = records(hs, [*fixed, "email"])
     emails = records(hs, ["email"], archived=True)

@@ -29,7 +29,7 @@ from crmsweep.cleanup.passes import (
 from crmsweep.cleanup.protect import Protections
 from crmsweep.cleanup.shared_columns import SharedColumns
 from crmsweep.cleanup.view import SnapshotView
-from crmsweep.collector import collector_paused
+from crmsweep.collector import without_collector
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Change, Plan, PlanHeader, ReviewItem, Vocabulary, canonical_datetime
 
@@ -161,6 +161,9 @@ def run_pass(spec: PassSpec, context: PassContext) -> PassOutput:
     return spec.run(context)
 
 
+# A scan makes objects it keeps (changes, before-images, findings) and no reference cycles: the cycle
+# collector's walks over them found nothing and cost a second of CPU at 1M contacts (crmsweep/collector.py).
+@without_collector
 def scan_snapshot(
     view: SnapshotView,
     *,
@@ -185,34 +188,6 @@ def scan_snapshot(
     deactivate the account it is applied with halfway through. `running_user_unknown` says the CRM would
     not tell who that is: then any change to a user is refused rather than guessed safe.
     """
-    # A scan makes objects it keeps (changes, before-images, findings) and no reference cycles: the cycle
-    # collector's walks over them found nothing and cost a second of CPU at 1M contacts (crmsweep/collector.py).
-    with collector_paused():
-        return _scan(view, vocabulary=vocabulary, passes=passes, pass_settings=pass_settings,
-                     protect_recent_days=protect_recent_days, protect_objects=protect_objects,
-                     protect_ids=protect_ids, max_changes=max_changes, max_changes_per_object=max_changes_per_object,
-                     allow_over_cap=allow_over_cap, connection=connection, config_digest=config_digest, now=now,
-                     running_user_id=running_user_id, running_user_unknown=running_user_unknown)
-
-
-def _scan(
-    view: SnapshotView,
-    *,
-    vocabulary: Vocabulary,
-    passes: Sequence[str] | None,
-    pass_settings: Mapping[str, Mapping[str, Any]],
-    protect_recent_days: int,
-    protect_objects: Sequence[str],
-    protect_ids: Sequence[str],
-    max_changes: int | None,
-    max_changes_per_object: int | None,
-    allow_over_cap: bool,
-    connection: str,
-    config_digest: str,
-    now: datetime,
-    running_user_id: str | None,
-    running_user_unknown: bool,
-) -> ScanResult:
     now = _utc(now)
     manifest = view.manifest
     if manifest.provider != vocabulary.provider:
