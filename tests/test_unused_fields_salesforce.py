@@ -20,6 +20,7 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest
 from crmsweep import api
 from crmsweep.backup.runlog import read_run
 from crmsweep.backup.snapshot import open_snapshot
+from crmsweep.cleanup.apply import ApplyReport
 from crmsweep.connectors.salesforce import SalesforceConnector
 from crmsweep.errors import ConnectorError
 from crmsweep.model import Op, Plan
@@ -209,6 +210,17 @@ def _partner_holder(ws: api.Workspace, plan: Plan) -> str:
     return next(str(r["Id"]) for r in snapshot.records("Contact") if r["Partner_Code__c"] == "PRT-0042")
 
 
+def _removal_applied(ws: api.Workspace, tmp_path: Path) -> tuple[api.Workspace, Plan, str, ApplyReport]:
+    """With max_fill raised: the scan's plan (which removes Partner_Code__c), the contact holding its one value,
+    and the report of applying the plan."""
+    ws = _raised(ws, tmp_path)
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None
+    return ws, plan, keeper, report
+
+
 def _partner_field_id(plan: Plan) -> str:
     return next(c.record_id for c in plan.changes if c.label == "Contact.Partner_Code__c")
 
@@ -241,11 +253,8 @@ def test_rollback_writes_values_back_onto_a_record_edited_since_and_one_the_plan
 def test_a_value_that_cannot_be_restored_leaves_the_run_not_rolled_back_and_the_report_says_so(
     ws: api.Workspace, sf: Any, tmp_path: Path
 ) -> None:
-    ws = _raised(ws, tmp_path)
-    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
-    keeper = _partner_holder(ws, plan)
-    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
-    assert report is not None and not report.failed
+    ws, plan, keeper, report = _removal_applied(ws, tmp_path)
+    assert not report.failed
     sf.Contact.delete(keeper)  # to the recycle bin: no value can be written onto it
 
     rolled = api.rollback(ws, report.run_id, confirm=yes)
@@ -317,11 +326,8 @@ def test_apply_skips_removing_a_field_whose_values_salesforce_cannot_count(
 def test_a_value_written_into_the_re_created_field_is_not_overwritten_and_the_report_says_so(
     ws: api.Workspace, sf: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ws = _raised(ws, tmp_path)
-    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
-    keeper = _partner_holder(ws, plan)
-    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
-    assert report is not None and not report.failed
+    ws, _plan, keeper, report = _removal_applied(ws, tmp_path)
+    assert not report.failed
     real_create = SalesforceConnector.create
 
     def someone_writes_right_after(self: SalesforceConnector, obj: str, records: Any, **kw: Any) -> Any:
@@ -344,11 +350,8 @@ def test_a_value_written_into_the_re_created_field_is_not_overwritten_and_the_re
 def test_a_value_restore_whose_answer_was_lost_is_settled_on_resume_and_the_run_marked(
     ws: api.Workspace, sf: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ws = _raised(ws, tmp_path)
-    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
-    keeper = _partner_holder(ws, plan)
-    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
-    assert report is not None and not report.failed
+    ws, _plan, keeper, report = _removal_applied(ws, tmp_path)
+    assert not report.failed
     real_update = SalesforceConnector.update
 
     def lands_then_drops(self: SalesforceConnector, obj: str, records: Any) -> Any:
@@ -375,11 +378,8 @@ def test_a_value_restore_whose_answer_was_lost_is_settled_on_resume_and_the_run_
 def test_a_dry_run_rollback_counts_the_value_restores_as_writes_without_reading_fields_not_there_yet(
     ws: api.Workspace, sf: Any, tmp_path: Path
 ) -> None:
-    ws = _raised(ws, tmp_path)
-    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
-    keeper = _partner_holder(ws, plan)
-    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
-    assert report is not None and not report.failed
+    ws, _plan, keeper, report = _removal_applied(ws, tmp_path)
+    assert not report.failed
     dry = api.rollback(ws, report.run_id, confirm=yes, dry_run=True).report
     assert dry is not None and dry.dry_run and not dry.stopped and not dry.skipped_items
     assert [(i["op"], i["object"], i["id"]) for i in dry.planned_items if i["object"] == "Contact"] == [
@@ -390,11 +390,7 @@ def test_a_dry_run_rollback_counts_the_value_restores_as_writes_without_reading_
 def test_a_rollback_of_the_rollback_removes_the_field_again_once_its_values_are_the_snapshots(
     ws: api.Workspace, sf: Any, tmp_path: Path
 ) -> None:
-    ws = _raised(ws, tmp_path)
-    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
-    keeper = _partner_holder(ws, plan)
-    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
-    assert report is not None
+    ws, _plan, keeper, report = _removal_applied(ws, tmp_path)
     back = api.rollback(ws, report.run_id, confirm=yes).report
     assert back is not None and not back.failed and not back.skipped_items
     assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0042"
@@ -408,11 +404,7 @@ def test_a_rollback_of_the_rollback_removes_the_field_again_once_its_values_are_
 def test_a_rollback_of_the_rollback_keeps_the_field_when_a_value_was_changed_since(
     ws: api.Workspace, sf: Any, tmp_path: Path
 ) -> None:
-    ws = _raised(ws, tmp_path)
-    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
-    keeper = _partner_holder(ws, plan)
-    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
-    assert report is not None
+    ws, _plan, keeper, report = _removal_applied(ws, tmp_path)
     back = api.rollback(ws, report.run_id, confirm=yes).report
     assert back is not None and not back.failed
     sf.Contact.update(keeper, {"Partner_Code__c": "EDIT-0001"})
@@ -454,15 +446,13 @@ def test_a_holder_binned_while_a_value_is_written_elsewhere_stops_the_removal(
     assert _partner_field_id(plan) in {i["id"] for i in report.skipped_items}
     assert "Partner_Code__c" in custom_names(sf, "Contact")
     assert sf.Contact.get(other)["Partner_Code__c"] == "WRITTEN-AFTER-BACKUP"
+
+
 def test_a_rollback_of_the_rollback_keeps_the_field_when_a_value_was_written_into_it_since(
     ws: api.Workspace, sf: Any, tmp_path: Path
 ) -> None:
     # Red team R3 finding 3: the removal undoes a create, whose before-image has no count to compare with.
-    ws = _raised(ws, tmp_path)
-    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
-    keeper = _partner_holder(ws, plan)
-    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
-    assert report is not None
+    ws, _plan, keeper, report = _removal_applied(ws, tmp_path)
     back = api.rollback(ws, report.run_id, confirm=yes).report
     assert back is not None and not back.failed and not back.skipped_items
     other = next(r["Id"] for r in sf.query("SELECT Id FROM Contact WHERE Partner_Code__c = null LIMIT 1")["records"])
