@@ -324,3 +324,17 @@ def test_a_plan_with_no_changes_is_checked_and_makes_no_run(config: Path, home: 
     assert run_ids(home) == []
     said = cli(config, home, "apply", str(path), "--yes")
     assert "nothing to apply" in said.stderr and run_ids(home) == []
+
+
+def test_an_apply_that_wrote_nothing_offers_no_rollback(config: Path, home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "stale.json"
+    cli(config, home, "scan", "-c", "cli", "-o", str(path), "--json", "--pass", "stale_contacts")
+    plan, _ = Plan.from_json(path.read_text())
+    assert plan.changes and {c.object for c in plan.changes} <= {"Contact", "Lead"}
+    with api.connect(ws(config, home), "cli") as connector:
+        for obj in {c.object for c in plan.changes}:
+            edits = [{"Id": c.record_id, "Title": "Edited since the scan"} for c in plan.changes if c.object == obj]
+            assert all(r.ok for r in connector.update(obj, edits))
+    said = cli(config, home, "apply", str(path), "--yes")
+    assert "To undo" not in said.stderr and "nothing to undo" in said.stderr
+    assert org_rows(config, home, plan) and all(row[1] is False for row in org_rows(config, home, plan).values())

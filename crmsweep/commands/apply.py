@@ -296,7 +296,9 @@ def apply(
         render_report(report, resume_hint=f"`{resume_hint(report.run_id)}`")
         failures_hint(report, again=None)
         if not (report.stopped or report.dry_run or report.already_applied):
-            err.print(f"To undo: `{command_line(['rollback', report.run_id], config=config, home=home)}`")
+            # Every change skipped or failed: a rollback would have nothing to put back.
+            err.print(f"To undo: `{command_line(['rollback', report.run_id], config=config, home=home)}`"
+                      if report.applied else "Nothing was written, so there is nothing to undo.")
     exit_for(report)
 
 
