@@ -26,6 +26,7 @@ from crmsweep import api
 from crmsweep.backup.field_restore import CHANGED, how_changed, live_matches
 from crmsweep.backup.runlog import read_run
 from crmsweep.backup.snapshot import open_snapshot
+from crmsweep.backup.snapshot_diff import diff_snapshots
 from crmsweep.backup.snapshot_values import UnfitValue, fast_column, text_column, to_arrow_value
 from crmsweep.cleanup.view import FrameView
 from crmsweep.connectors.hubspot_records import field_spec
@@ -229,3 +230,27 @@ def test_apply_keeps_a_number_property_whose_value_changed_in_the_18th_digit_sin
          "a rollback would write back the snapshot's stale values; back up and scan again")]
     assert "legacy_score" in {p.name for p in hs.crm.properties.core_api.get_all("contacts").results}
     assert _number(hs, holder, "legacy_score") == "12345678901234567990"
+
+
+def test_diff_of_an_older_float_snapshot_and_a_decimal_one_lists_only_numbers_that_changed(tmp_path: Path) -> None:
+    # The same property typed FLOAT by the older backup and DECIMAL by the newer: one number is the same
+    # (as the older one could hold it: 0.1000000000000000055 was kept as 0.1), one changed. Contact has a
+    # fingerprint, written since for all three; Note has none, so every shared field is compared.
+    home = Home(tmp_path / "home")
+    old = [{"Id": f"00{n}", "IsDeleted": False, "Score": score, "SystemModstamp": "2026-01-01T00:00:00.000Z"}
+           for n, score in enumerate(["12.5", "7", "0.1000000000000000055"], 1)]
+    new = [{**row, "SystemModstamp": "2026-02-01T00:00:00.000Z"} for row in old]
+    new[0]["Score"], new[1]["Score"] = "12.50", "8"
+    notes = [{"Id": row["Id"], "Score": row["Score"]} for row in old], [{"Id": row["Id"], "Score": row["Score"]}
+                                                                        for row in new]
+
+    def backup(kind: FieldKind, contacts: list[dict[str, Any]], more: list[dict[str, Any]]) -> Any:
+        fields = {"Contact": standard_fields(spec("Score", kind)), "Note": [spec("Id"), spec("Score", kind)]}
+        done = snap(home, FakeConnector(fields, {"Contact": contacts, "Note": more}), objects=("Contact", "Note"))
+        return open_snapshot(home, done.snapshot_id)
+
+    diff = diff_snapshots(backup(FieldKind.FLOAT, old, notes[0]), backup(DECIMAL, new, notes[1]),
+                          id_field="Id", fingerprint_field="SystemModstamp", detail=True).objects
+    assert diff["Contact"].changed_fields == {"001": ["SystemModstamp"], "002": ["Score", "SystemModstamp"],
+                                              "003": ["SystemModstamp"]}
+    assert diff["Note"].changed == 1 and diff["Note"].changed_fields == {"002": ["Score"]}

@@ -70,7 +70,35 @@ def _string_ids(values: pa.ChunkedArray | pa.Array) -> list[str]:
     return [str(v) for v in values.to_pylist()]
 
 
+def _comparable(left: pa.ChunkedArray, right: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    """One field's two columns in one type. A field typed differently by the two backups (a number an older
+    crmsweep kept as a double and a newer one keeps as its exact text; a field retyped in the CRM) compares
+    as numbers where the text side reads as numbers (the double is all the older backup knew), else as text."""
+    if left.type == right.type:
+        return left, right
+    for number, text in ((left, right), (right, left)):
+        if pa.types.is_floating(number.type) and pa.types.is_string(text.type):
+            try:
+                as_number = pc.cast(text, number.type)
+            except pa.ArrowInvalid:
+                break
+            return (number, as_number) if number is left else (as_number, number)
+    return pc.cast(left, pa.string()), pc.cast(right, pa.string())
+
+
+def _same_value(old: Any, new: Any) -> bool:
+    """`_comparable` for two canonical values (a double and a number's text: as doubles)."""
+    for number, text in ((old, new), (new, old)):
+        if type(number) is float and type(text) is str:
+            try:
+                return float(text) == number
+            except ValueError:
+                return False
+    return bool(old == new)
+
+
 def _differs(left: pa.ChunkedArray, right: pa.ChunkedArray) -> pa.ChunkedArray:
+    left, right = _comparable(left, right)
     # Null-aware: null against a value differs, null against null does not.
     either_null = pc.xor(pc.is_null(left), pc.is_null(right))
     return pc.or_(pc.fill_null(pc.not_equal(left, right), False), either_null)
@@ -100,7 +128,7 @@ def _diff_rows(a: SnapshotReader, b: SnapshotReader, name: str, key: Sequence[st
         before, after = a.record_map(name, chunk), b.record_map(name, chunk)
         for record_id in chunk:
             old, new = before.get(record_id, {}), after.get(record_id, {})
-            result.changed_fields[record_id] = [f for f in shared if old.get(f) != new.get(f)]
+            result.changed_fields[record_id] = [f for f in shared if not _same_value(old.get(f), new.get(f))]
 
 
 def diff_snapshots(a: SnapshotReader, b: SnapshotReader, *, id_field: str, fingerprint_field: str,
