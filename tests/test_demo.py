@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from crmsweep import api
 from crmsweep.api import Workspace
@@ -16,6 +19,33 @@ def _workspace(tmp_path: Path, records: int, seed: int) -> Workspace:
     config = tmp_path / "crmsweep.toml"
     config.write_text(f"[sandbox]\nrecords = {records}\nseed = {seed}\n", encoding="utf-8")
     return Workspace.load(config, tmp_path / "home")
+
+
+@dataclass(frozen=True)
+class Told:
+    """One demo run, as it was told: the workspace it ran in, its lines and its result."""
+
+    ws: Workspace
+    lines: list[str]
+    result: DemoResult
+
+
+def _told(folder: Path, records: int, seed: int, provider: str | None = None) -> Told:
+    ws = _workspace(folder, records, seed)
+    lines: list[str] = []
+    return Told(ws, lines, run_demo(ws, lines.append, provider=provider))
+
+
+# A demo run takes seconds (the HubSpot one most); tests that only read what one run said and left share it.
+# A test that runs the demo again on its workspace takes its own (test_a_second_demo_tells_...).
+@pytest.fixture(scope="module")
+def salesforce_demo(tmp_path_factory: pytest.TempPathFactory) -> Told:
+    return _told(tmp_path_factory.mktemp("salesforce-demo"), 200, 5)
+
+
+@pytest.fixture(scope="module")
+def hubspot_demo(tmp_path_factory: pytest.TempPathFactory) -> Told:
+    return _told(tmp_path_factory.mktemp("hubspot-demo"), 250, 21, provider="hubspot")
 
 
 def _rolled_back(ws: Workspace, result: DemoResult) -> list[Change]:
@@ -51,11 +81,8 @@ def _scan_lines(lines: list[str]) -> list[str]:
     return lines[start + 1 : end]
 
 
-def test_the_demo_tells_the_story_and_restores_the_org(tmp_path: Path) -> None:
-    ws = _workspace(tmp_path, 200, 5)
-    lines: list[str] = []
-
-    result = run_demo(ws, lines.append)
+def test_the_demo_tells_the_story_and_restores_the_org(salesforce_demo: Told) -> None:
+    lines, result = salesforce_demo.lines, salesforce_demo.result
 
     assert result.org_restored and result.applied > 0 and result.restored == result.applied
     told = "\n".join(lines)
@@ -64,13 +91,10 @@ def test_the_demo_tells_the_story_and_restores_the_org(tmp_path: Path) -> None:
     assert Path(result.plan_path).is_file()
 
 
-def test_the_demo_says_which_records_kept_their_ids_and_which_were_re_created(tmp_path: Path) -> None:
+def test_the_demo_says_which_records_kept_their_ids_and_which_were_re_created(salesforce_demo: Told) -> None:
     """The unused custom fields it removes cannot be undeleted: the rollback re-creates them under new
     ids, and the demo must not claim that every record is back under its own id."""
-    ws = _workspace(tmp_path, 200, 5)
-    lines: list[str] = []
-
-    result = run_demo(ws, lines.append)
+    ws, lines, result = salesforce_demo.ws, salesforce_demo.lines, salesforce_demo.result
 
     changes = _rolled_back(ws, result)
     assert Counter(c.object for c in changes if c.op is Op.CREATE) == {"CustomField": 4}
@@ -103,11 +127,8 @@ def test_a_second_demo_tells_the_first_one_s_story(tmp_path: Path) -> None:
     assert "held back 5 (created in the last 30 days)" in fields_kept
 
 
-def test_the_demo_on_hubspot_archives_re_creates_and_says_what_it_cannot_do(tmp_path: Path) -> None:
-    ws = _workspace(tmp_path, 250, 21)
-    lines: list[str] = []
-
-    result = run_demo(ws, lines.append, provider="hubspot")
+def test_the_demo_on_hubspot_archives_re_creates_and_says_what_it_cannot_do(hubspot_demo: Told) -> None:
+    ws, lines, result = hubspot_demo.ws, hubspot_demo.lines, hubspot_demo.result
 
     told = "\n".join(lines)
     assert result.org_restored, told
@@ -124,13 +145,9 @@ def test_the_demo_on_hubspot_archives_re_creates_and_says_what_it_cannot_do(tmp_
     assert "createdate" in told and "recycle bin" in told
 
 
-def test_the_demo_on_hubspot_speaks_hubspot(tmp_path: Path) -> None:
+def test_the_demo_on_hubspot_speaks_hubspot(hubspot_demo: Told) -> None:
     """Sentences built from the vocabulary: one deal, owners not users, archives not deletes."""
-    lines: list[str] = []
-
-    run_demo(_workspace(tmp_path, 250, 21), lines.append, provider="hubspot")
-
-    told = "\n".join(lines)
+    told = "\n".join(hubspot_demo.lines)
     for wrong in ("open deals)", "open tickets", "<user id>", "Delete people", "Deactivate (or"):
         assert wrong not in told, wrong
     assert 'reassign_to = "<owner id>" to hand these tasks to that owner' in told

@@ -277,6 +277,9 @@ def _unique_names(p: _Portal, people: Sequence[tuple[int, int]], pairs: Sequence
     twin_of = {twin: original for original, twin in pairs}
     brands = _brands()
     named: dict[int, str] = {}
+    # Once, not per company: the loop renames, it never links, and a scan of every association per
+    # company made a 10,000-contact portal's seed take most of a minute.
+    linked_to = {kind: p.links("companies", kind) for kind in ("contacts", "deals")}
     for company in p.of("companies"):
         old = str(company.properties.get("name") or "")
         word = next((w for w in COMPANY_WORDS if old.startswith(w + " ")), "")
@@ -285,7 +288,7 @@ def _unique_names(p: _Portal, people: Sequence[tuple[int, int]], pairs: Sequence
         named[company.id] = named[source] if source in named else f"{next(brands)} {suffix}".strip()
         company.properties["name"] = named[company.id]
         for row_kind, key in (("contacts", "company"), ("deals", "dealname")):
-            for linked in p.links("companies", row_kind).get(company.id, ()):
+            for linked in linked_to[row_kind].get(company.id, ()):
                 row = p.rows[row_kind][linked]
                 held = str(row.properties.get(key) or "")
                 if old and held.startswith(old):
