@@ -35,6 +35,11 @@ class ImageBlock(ABC):
     def canonical_json_bytes(self, rows: Sequence[int]) -> list[bytes]:
         """`canonical_json(record).encode()` of the records at these row positions, in that order."""
 
+    def canonical_json_array(self, rows: Sequence[int]) -> Any:
+        """The same texts as one Arrow text array, for a writer that copies them on without making Python
+        bytes of each; None where the block offers `canonical_json_bytes` only."""
+        return None
+
 
 class BeforeImage(Mapping[str, Any]):
     """A before-image that is one row of an `ImageBlock`: read like a record, written by its block.

@@ -15,13 +15,22 @@ written by `_batch_texts` itself, change by change, and put in its place; a batc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from crmsweep.backup.row_json import json_texts
-from crmsweep.model import _READABLE, Change, _batch_texts, _before_texts, _shared_texts, canonical_json
+from crmsweep.model import (
+    _READABLE,
+    Change,
+    _batch_texts,
+    _before_texts,
+    _rows_of_one_block,
+    _shared_texts,
+    canonical_json,
+)
 
 # The two layouts of a change, as `_formatted` writes them: a text is written as it stands, a field name
 # its value's JSON. The file's line keeps `Change.to_dict()`'s key order; the canonical text sorts them.
@@ -59,27 +68,26 @@ class _Batch:
         self.small: list[bytes] = []
         self._small_ids: dict[bytes, int] = {}
         self.empty = self._piece(b"")
-        # Enum members by identity (their hash is Python code); a batch's changes have a few of these.
-        groups: dict[tuple[Any, ...], int] = {}
-        group_of = np.array([groups.setdefault((id(c.op), c.object, c.pass_name, id(c.severity)), len(groups))
-                             for c in changes], dtype=np.int64)
-        firsts: dict[int, Change] = {}
-        for change, group in zip(changes, group_of.tolist(), strict=True):
-            firsts.setdefault(group, change)
+        # Enum members by identity (their hash is Python code); a batch's changes have a few of these. Every
+        # column gathered by `map`, not a comprehension: no Python code runs per change.
+        keys = list(zip(map(id, map(_OP, changes)), map(_OBJECT, changes), map(_PASS, changes),
+                        map(id, map(_SEVERITY, changes)), strict=True))
+        group_ids = {key: at for at, key in enumerate(dict.fromkeys(keys))}
+        group_of = np.fromiter(map(group_ids.__getitem__, keys), dtype=np.int64, count=len(keys))
+        firsts = [changes[at] for at in np.unique(group_of, return_index=True)[1].tolist()]
         # Each group's JSON once (its first change stands for it); a group whose values are not all texts
         # is written change by change.
-        shared = [_shared_texts((c.op.value, c.object, c.pass_name, c.severity.value)) for c in firsts.values()]
+        shared = [_shared_texts((c.op.value, c.object, c.pass_name, c.severity.value)) for c in firsts]
         table = np.array([[self._piece(t) for t in texts] if texts is not None else [self.empty] * 4
                           for texts in shared], dtype=np.int64)
-        rids = [c.record_id for c in changes]
-        labels = [c.label for c in changes]
-        reasons = [c.reason for c in changes]
-        fingerprints = [c.fingerprint for c in changes]
-        afters = [c.after for c in changes]
+        rids = list(map(_RECORD_ID, changes))
+        labels = list(map(_LABEL, changes))
+        reasons = list(map(_REASON, changes))
+        fingerprints = list(map(_FINGERPRINT, changes))
+        afters = list(map(_AFTER, changes))
         plain = np.array([texts is not None for texts in shared], dtype=bool)[group_of]
-        if not (all(type(r) is str for r in rids) and all(type(t) is str for t in labels)
-                and all(type(r) is str for r in reasons) and all(f is None or type(f) is str for f in fingerprints)
-                and all(type(a) is dict for a in afters)):
+        if not ({*map(type, rids), *map(type, labels), *map(type, reasons)} <= _STR
+                and set(map(type, fingerprints)) <= _STR_OR_NONE and set(map(type, afters)) <= _DICT):
             plain &= np.array([type(r) is str and type(t) is str and type(why) is str
                                and (f is None or type(f) is str) and type(a) is dict
                                for r, t, why, f, a in zip(rids, labels, reasons, fingerprints, afters, strict=True)],
@@ -106,12 +114,17 @@ class _Batch:
         self.ids["line_separator"], self.ids["canonical_separator"] = (self._piece(_LINE_SEPARATOR),
                                                                        self._piece(_CANONICAL_SEPARATOR))
         base = len(self.small)
-        for at, name in enumerate(("record_id", "label", "reason", "fingerprint", "before")):
+        for at, name in enumerate(("record_id", "label", "reason", "fingerprint")):
             self.ids[name] = base + at * count + np.arange(count, dtype=np.int64)
         texts = json_texts([*rids, *labels, *reasons, *fingerprints])
-        befores = pa.array(_before_texts(written), type=pa.large_binary())
+        self.ids["before"] = base + 4 * count + np.arange(count, dtype=np.int64)
+        # The before-images of one block as its Arrow texts, never Python bytes each.
+        one = _rows_of_one_block([change.before for change in written])
+        befores = None if one is None else one[0].canonical_json_array(one[1])
+        if befores is None:
+            befores = pa.array(_before_texts(written), type=pa.large_binary())
         self.pool = pa.concat_arrays([pa.array(self.small, type=pa.large_binary()),
-                                      texts.cast(pa.large_binary()), befores])
+                                      texts.cast(pa.large_binary()), befores.cast(pa.large_binary())])
 
     def _piece(self, text: bytes) -> int:
         at = self._small_ids.get(text)
@@ -127,9 +140,8 @@ class _Batch:
         readable = np.full(len(afters), empty, dtype=np.int64)
         canonical = readable.copy()
         seen: dict[tuple[Any, ...], tuple[int, int]] = {}
-        for at, after in enumerate(afters):
-            if not after:
-                continue
+        for at in np.flatnonzero(np.fromiter(map(len, afters), dtype=np.int64, count=len(afters))).tolist():
+            after = afters[at]
             key = _after_key(after)
             known = None if key is None else seen.get(key)
             if known is None:
@@ -162,6 +174,10 @@ class _Batch:
         return memoryview(pieces.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
+_OP, _OBJECT, _PASS, _SEVERITY = (attrgetter(name) for name in ("op", "object", "pass_name", "severity"))
+_RECORD_ID, _LABEL, _REASON, _FINGERPRINT, _AFTER = (attrgetter(name) for name in
+                                                     ("record_id", "label", "reason", "fingerprint", "after"))
+_STR, _STR_OR_NONE, _DICT = {str}, {str, type(None)}, {dict}
 _FIELDS = frozenset(("op", "object", "record_id", "label", "reason", "pass", "severity", "fingerprint", "before",
                      "after", "canonical_after"))
 

@@ -138,7 +138,8 @@ def test_an_empty_plan_and_a_plan_of_one_change() -> None:
         text = plan.to_json()
         assert text == _reference_file(plan)
         assert PlanFile.parse(text).plan.digest == plan.digest
-    assert plan_text.joined_texts([]) == (b"", b"")
+    lines, canonicals = plan_text.joined_texts([])
+    assert lines is not None and (bytes(lines), bytes(canonicals)) == (b"", b"")
 
 
 @pytest.mark.parametrize("where", ["record_id", "label", "reason", "fingerprint", "after", "before"])
