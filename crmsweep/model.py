@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import cached_property
+from operator import attrgetter
 from typing import IO, Any, TypeVar, cast
 
 Record = dict[str, Any]
@@ -870,10 +871,12 @@ def _rows_of_one_block(befores: list[Mapping[str, Any]]) -> tuple[ImageBlock, li
     if len(kinds) != 1 or not issubclass(kinds.pop(), BeforeImage):
         return None
     images = cast(list[BeforeImage], befores)
-    block = images[0].block
-    if any(image.block is not block for image in images):
+    if len(set(map(id, map(_BLOCK, images)))) != 1:
         return None
-    return block, [image.row for image in images]
+    return images[0].block, list(map(_ROW, images))
+
+
+_BLOCK, _ROW = attrgetter("block"), attrgetter("row")
 
 
 def _batch_texts(changes: Sequence[Change]) -> tuple[list[bytes], list[bytes]]:
