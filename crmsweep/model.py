@@ -1,6 +1,8 @@
 """The shared vocabulary: Change, Plan, snapshot manifest, field specs, provider vocabulary.
 
-Imported by every part of crmsweep; imports nothing of ours. Everything here is plain data that
+Imported by every part of crmsweep; imports nothing of ours when imported (the plan writer's
+column-wise part, `crmsweep.plan_text`, which needs Arrow, is imported when a plan is first written or
+hashed). Everything here is plain data that
 round-trips through JSON exactly (`to_dict` / `from_dict`), because plans, manifests and run logs are
 files an admin reads, diffs and keeps.
 

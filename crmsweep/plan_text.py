@@ -2,10 +2,11 @@
 
 `joined_texts(changes)` gives what `crmsweep.model._batch_texts` gives joined (the file's lines joined by
 ",\\n    ", the canonical texts by ","), byte for byte, without formatting a text per change: each field of
-the batch is gathered once, the per-change texts (record id, label, fingerprint) are escaped together by
-`row_json.json_texts`, the few texts many changes share (op, object, reason, pass, severity; an `after`)
-are encoded once each, and both layouts are one Arrow `take` over those pieces, whose data buffer is then
-the joined text itself. Formatting each change in Python was most of writing a large plan.
+the batch is gathered once; the per-change texts (record id, label, reason, fingerprint) are escaped
+together by `row_json.json_texts`; the texts a batch's changes share (op, object, pass, severity) and each
+distinct `after` are encoded once; a block's before-images come as its Arrow texts; and each layout is one
+Arrow `take` over those pieces, whose data buffer is then the joined text itself. Formatting each change
+in Python was most of writing a large plan.
 
 A change this does not know the shape of (a text that is not a `str`, an `after` that is not a dict) is
 written by `_batch_texts` itself, change by change, and put in its place; a batch Arrow cannot hold
