@@ -70,12 +70,17 @@ class _Batch:
         self._small_ids: dict[bytes, int] = {}
         self.empty = self._piece(b"")
         # Enum members by identity (their hash is Python code); a batch's changes have a few of these. Every
-        # column gathered by `map`, not a comprehension: no Python code runs per change.
-        keys = list(zip(map(id, map(_OP, changes)), map(_OBJECT, changes), map(_PASS, changes),
-                        map(id, map(_SEVERITY, changes)), strict=True))
-        group_ids = {key: at for at, key in enumerate(dict.fromkeys(keys))}
-        group_of = np.fromiter(map(group_ids.__getitem__, keys), dtype=np.int64, count=len(keys))
-        firsts = [changes[at] for at in np.unique(group_of, return_index=True)[1].tolist()]
+        # column gathered by `map`, not a comprehension: no Python code runs per change, and no object the
+        # garbage collector tracks is made per change (a plan is written next to a scan's millions of them).
+        group = np.zeros(self.count, dtype=np.int64)
+        for column in (map(id, map(_OP, changes)), map(_OBJECT, changes), map(_PASS, changes),
+                       map(id, map(_SEVERITY, changes))):
+            values = list(column)
+            codes = {value: at for at, value in enumerate(dict.fromkeys(values))}
+            group = group * len(codes) + np.fromiter(map(codes.__getitem__, values), dtype=np.int64, count=self.count)
+        _, first_of, group_of = np.unique(group, return_index=True, return_inverse=True)
+        group_of = group_of.reshape(-1)
+        firsts = [changes[at] for at in first_of.tolist()]
         # Each group's JSON once (its first change stands for it); a group whose values are not all texts
         # is written change by change.
         shared = [_shared_texts((c.op.value, c.object, c.pass_name, c.severity.value)) for c in firsts]
