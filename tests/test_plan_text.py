@@ -91,7 +91,7 @@ def _reference_file(plan: Plan) -> str:
             + f'\n  "digest": {json.dumps(digest)}\n}}\n')
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(batch=changes())
 def test_a_batch_written_a_field_at_a_time_is_the_encoders_bytes(batch: list[Change]) -> None:
     lines, canonicals = plan_text.joined_texts(batch)
@@ -99,7 +99,7 @@ def test_a_batch_written_a_field_at_a_time_is_the_encoders_bytes(batch: list[Cha
     assert plan_text.joined_texts(batch, lines=False) == (None, canonicals)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(batch=changes(odd=False))
 def test_changes_of_the_plain_shape_are_never_written_one_by_one(batch: list[Change]) -> None:
     # Else the test above would hold of the per-change writer alone.
@@ -112,7 +112,7 @@ def test_changes_of_the_plain_shape_are_never_written_one_by_one(batch: list[Cha
     assert (bytes(lines or b""), bytes(canonicals)) == _reference(batch)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(batch=changes(), size=st.integers(1, 4))
 def test_a_plan_file_in_batches_is_the_encoders_file_and_reads_back(batch: list[Change], size: int) -> None:
     with pytest.MonkeyPatch.context() as patched:
