@@ -1,6 +1,8 @@
 """The shared vocabulary: Change, Plan, snapshot manifest, field specs, provider vocabulary.
 
-Imported by every part of crmsweep; imports nothing of ours. Everything here is plain data that
+Imported by every part of crmsweep; imports nothing of ours when imported (the plan writer's
+column-wise part, `crmsweep.plan_text`, which needs Arrow, is imported when a plan is first written or
+hashed). Everything here is plain data that
 round-trips through JSON exactly (`to_dict` / `from_dict`), because plans, manifests and run logs are
 files an admin reads, diffs and keeps.
 
@@ -22,7 +24,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import IO, Any, TypeVar
+from operator import attrgetter
+from typing import IO, Any, TypeVar, cast
 
 Record = dict[str, Any]
 
@@ -34,6 +37,11 @@ class ImageBlock(ABC):
     @abstractmethod
     def canonical_json_bytes(self, rows: Sequence[int]) -> list[bytes]:
         """`canonical_json(record).encode()` of the records at these row positions, in that order."""
+
+    def canonical_json_array(self, rows: Sequence[int]) -> Any:
+        """The same texts as one Arrow text array, for a writer that copies them on without making Python
+        bytes of each; None where the block offers `canonical_json_bytes` only."""
+        return None
 
 
 class BeforeImage(Mapping[str, Any]):
@@ -687,7 +695,7 @@ class Plan:
         piece by piece, never as one text (see `_BodyHash`)."""
         body = _BodyHash()
         for batch in _batches(self.changes):
-            body.add(_batch_texts(batch)[1])
+            body.add(_joined_texts(batch, lines=False)[1])
         return body.digest(self.header)
 
     def write_json(self, out: IO[bytes], *, sign: Callable[[str], str] | None = None) -> str:
@@ -705,8 +713,10 @@ class Plan:
         out.write(_header_text(self.header.to_dict()).encode())
         out.write(b',\n  "changes": [')
         for n, batch in enumerate(_batches(self.changes)):
-            lines, canonicals = _batch_texts(batch)
-            out.write((b"," if n else b"") + b"\n    " + b",\n    ".join(lines))
+            lines, canonicals = _joined_texts(batch, lines=True)
+            out.write(b",\n    " if n else b"\n    ")
+            assert lines is not None
+            out.write(lines)
             if body is not None:
                 body.add(canonicals)
         out.write(b"\n  ]," if self.changes else b"],")
@@ -752,14 +762,25 @@ class _BodyHash:
         self._hasher = hashlib.sha256(b'{"changes":[')
         self._first = True
 
-    def add(self, changes: Sequence[bytes]) -> None:
-        """The next changes, each the canonical JSON (UTF-8) of its `Change.to_dict()`."""
-        self._hasher.update((b"" if self._first else b",") + b",".join(changes))
+    def add(self, changes: bytes | memoryview) -> None:
+        """The next changes: the canonical JSON (UTF-8) of each `Change.to_dict()`, joined by ","."""
+        if not self._first:
+            self._hasher.update(b",")
+        self._hasher.update(changes)
         self._first = False
 
     def digest(self, header: PlanHeader) -> str:
         self._hasher.update(b'],"header":' + canonical_json(header.to_dict()).encode() + b"}")
         return "sha256:" + self._hasher.hexdigest()
+
+
+def _joined_texts(changes: Sequence[Change], *, lines: bool) -> tuple[memoryview | None, memoryview]:
+    """`_batch_texts(changes)` joined (the lines by ",\\n    ", the canonical texts by ","; the lines only when
+    asked for), made a field at a time by `crmsweep.plan_text`. Imported here, when a plan is first written:
+    it imports this module (and Arrow), which imports nothing of ours."""
+    from crmsweep.plan_text import joined_texts
+
+    return joined_texts(changes, lines=lines)
 
 
 def _batches(changes: Sequence[Change]) -> Iterator[Sequence[Change]]:
@@ -825,6 +846,9 @@ def _formatted(shared: tuple[bytes, ...], rid: Any, label: Any, fingerprint: Any
 def _before_texts(changes: Sequence[Change]) -> list[bytes]:
     """The canonical JSON (UTF-8) of each change's before-image: a dict encoded by itself, the rows of one
     block (a batch's changes mostly share one) encoded together by their block."""
+    one = _rows_of_one_block([change.before for change in changes])
+    if one is not None:
+        return one[0].canonical_json_bytes(one[1])
     texts = [b""] * len(changes)
     blocks: dict[int, tuple[ImageBlock, list[int], list[int]]] = {}
     for at, change in enumerate(changes):
@@ -841,6 +865,20 @@ def _before_texts(changes: Sequence[Change]) -> list[bytes]:
         for at, text in zip(places, block.canonical_json_bytes(rows), strict=True):
             texts[at] = text
     return texts
+
+
+def _rows_of_one_block(befores: list[Mapping[str, Any]]) -> tuple[ImageBlock, list[int]] | None:
+    """(their block, their rows) when every before-image is a row of one block, as a batch's mostly are."""
+    kinds = set(map(type, befores))
+    if len(kinds) != 1 or not issubclass(kinds.pop(), BeforeImage):
+        return None
+    images = cast(list[BeforeImage], befores)
+    if len(set(map(id, map(_BLOCK, images)))) != 1:
+        return None
+    return images[0].block, list(map(_ROW, images))
+
+
+_BLOCK, _ROW = attrgetter("block"), attrgetter("row")
 
 
 def _batch_texts(changes: Sequence[Change]) -> tuple[list[bytes], list[bytes]]:

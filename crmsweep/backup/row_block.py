@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from crmsweep.backup.row_json import canonical_json_bytes
+from crmsweep.backup.row_json import canonical_json_array, canonical_json_bytes
 from crmsweep.backup.snapshot_values import canonical_table
 from crmsweep.model import BeforeImage, FieldKind, ImageBlock, Record
 
@@ -103,9 +103,16 @@ class RowBlock(ImageBlock):
         return made
 
     def canonical_json_bytes(self, rows: Sequence[int]) -> list[bytes]:
-        if len(rows) == self.table.num_rows and all(at == row for at, row in enumerate(rows)):
-            return canonical_json_bytes(self.table)
-        return canonical_json_bytes(self.table.take(pa.array(rows, type=pa.int64())))
+        return canonical_json_bytes(self._rows(rows))
+
+    def canonical_json_array(self, rows: Sequence[int]) -> pa.Array | None:
+        return canonical_json_array(self._rows(rows))
+
+    def _rows(self, rows: Sequence[int]) -> pa.Table:
+        """The block's rows at these positions; a run of rows in order (as a plan's batch mostly is) by a slice."""
+        if rows and rows[-1] - rows[0] + 1 == len(rows) and list(rows) == list(range(rows[0], rows[-1] + 1)):
+            return self.table.slice(rows[0], len(rows))
+        return self.table.take(pa.array(rows, type=pa.int64()))
 
 
 class RowRecord(BeforeImage):

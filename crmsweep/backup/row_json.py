@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -46,7 +46,6 @@ def canonical_json_bytes(table: pa.Table) -> list[bytes]:
     """`canonical_json(row).encode()` of every row, in order: the UTF-8 Arrow holds, never made a `str`
     (decoding and encoding again was a third of writing a plan)."""
     rows = table.num_rows
-    names = table.column_names
     if rows == 0:
         return []
     if rows > _ROWS_AT_ONCE:
@@ -57,24 +56,43 @@ def canonical_json_bytes(table: pa.Table) -> list[bytes]:
             return [canonical_json(table.to_pylist()[0]).encode()]
         half = rows // 2
         return [*canonical_json_bytes(table.slice(0, half)), *canonical_json_bytes(table.slice(half))]
-    if not names or len(set(names)) != len(names):
+    texts = _texts(table)
+    if texts is None:
         return [canonical_json(row).encode() for row in table.to_pylist()]
+    encoded: list[bytes] = texts.cast(pa.binary()).to_pylist()
+    return encoded
+
+
+def canonical_json_array(table: pa.Table) -> pa.Array | None:
+    """`canonical_json_bytes(table)` as one Arrow text array (for a writer that copies them on, never made
+    Python bytes), or None where the rows are not encoded in one part (more than `_ROWS_AT_ONCE`, texts that
+    could near 2 GiB, none): those are encoded as `canonical_json_bytes` only."""
+    if not 0 < table.num_rows <= _ROWS_AT_ONCE or _most_bytes(table) > _PART_BYTES:
+        return None
+    texts = _texts(table)
+    return pa.array([canonical_json(row) for row in table.to_pylist()], type=pa.string()) if texts is None else texts
+
+
+def _texts(table: pa.Table) -> pa.Array | None:
+    """The rows' texts, column by column; None for a table this does not encode by columns (no columns,
+    names repeated, a column of a type not handled)."""
+    names = sorted(table.column_names)
+    if not names or len(set(names)) != len(names):
+        return None
     values: list[pa.Array] = []
     quoted: list[bool] = []  # a text column: its values go between quotes, a null as `null` instead
     odd: pa.Array | None = None  # rows the encoder writes itself
-    for name in sorted(names):
+    for name in names:
         texts, is_text, unproven = _column_json(table.column(name).combine_chunks())
         if texts is None:
-            return [canonical_json(row).encode() for row in table.to_pylist()]
+            return None
         values.append(texts)
         quoted.append(is_text)
         if unproven is not None:
             odd = unproven if odd is None else pc.or_(odd, unproven)
-    encoded: list[bytes] = _joined(sorted(names), values, quoted, rows).cast(pa.binary()).to_pylist()
-    if odd is not None:
-        for at in pc.indices_nonzero(odd).to_pylist():
-            encoded[at] = canonical_json(table.slice(at, 1).to_pylist()[0]).encode()
-    return encoded
+    odd_rows = [] if odd is None else pc.indices_nonzero(odd).to_pylist()
+    odd_texts = [canonical_json(table.slice(at, 1).to_pylist()[0]) for at in odd_rows]
+    return _joined(names, values, quoted, table.num_rows, odd_rows, odd_texts)
 
 
 def _most_bytes(table: pa.Table) -> int:
@@ -88,12 +106,13 @@ def _most_bytes(table: pa.Table) -> int:
     return int(2 * text + table.num_rows * keys)
 
 
-def _joined(names: list[str], values: list[pa.Array], quoted: list[bool], rows: int) -> pa.Array:
-    """Each row's `{"key":value,...}`. Its pieces (the texts between the values, then the values) are put in
-    row order in one array by one `take`: that array's bytes are then every row's text, one after another,
-    and every (2k+1)th offset a row's end. The text before value i depends on whether value i-1 and value i
-    are null text values (no quotes; `null` for the latter): four variants, picked per row. A null value adds
-    no bytes."""
+def _joined(names: list[str], values: list[pa.Array], quoted: list[bool], rows: int, odd_rows: list[int],
+            odd_texts: list[str]) -> pa.Array:
+    """Each row's `{"key":value,...}`. Its pieces (the texts between the values, then the values; for a row
+    the encoder wrote, `odd_rows`, its text then empty pieces) are put in row order in one array by one
+    `take`: that array's bytes are then every row's text, one after another, and every (2k+1)th offset a
+    row's end. The text before value i depends on whether value i-1 and value i are null text values (no
+    quotes; `null` for the latter): four variants, picked per row. A null value adds no bytes."""
     width = len(names)
     between: list[str] = []
     for at in range(width + 1):
@@ -113,9 +132,14 @@ def _joined(names: list[str], values: list[pa.Array], quoted: list[bool], rows: 
     index[:, 0::2] = 4 * np.arange(width + 1, dtype=np.int32) + 2 * nulls[:, :-1] + nulls[:, 1:]
     start = len(between)
     index[:, 1::2] = start + rows * np.arange(width, dtype=np.int32)[None, :] + np.arange(rows, dtype=np.int32)[:, None]
+    if odd_rows:
+        empty = start + rows * width
+        index[odd_rows, 0] = empty + 1 + np.arange(len(odd_rows), dtype=np.int32)
+        index[odd_rows, 1:] = empty
     # From the buffer, not `pa.array(index)`, which copies the indices one by one.
     taken = pa.Array.from_buffers(pa.int32(), index.size, [None, pa.py_buffer(index)])
-    pieces = pa.concat_arrays([pa.array(between, type=pa.string()), *values]).take(taken)
+    pieces = pa.concat_arrays([pa.array(between, type=pa.string()), *values,
+                               pa.array(["", *odd_texts], type=pa.string())]).take(taken)
     offsets = np.frombuffer(pieces.buffers()[1], dtype=np.int32, count=len(pieces) + 1, offset=4 * pieces.offset)
     ends = pa.py_buffer(np.ascontiguousarray(offsets[:: 2 * width + 1]))
     return pa.StringArray.from_buffers(rows, ends, pieces.buffers()[2])
@@ -163,3 +187,16 @@ def _text_json(column: pa.Array) -> tuple[pa.Array, pa.Array | None]:
         for char, escape in _SHORT_ESCAPES:
             column = pc.replace_substring(column, char, escape)
     return column, unproven
+
+
+def json_texts(values: Sequence[str | None]) -> pa.Array:
+    """The JSON of each text as the encoder writes it (`json.encoder.encode_basestring`: quoted, escaped),
+    `null` for None, in one Arrow text array: by the same escapes as a row's texts, each text this cannot
+    prove identical written by the encoder itself. Every value must be a `str` or None."""
+    column = pa.array(values, type=pa.string())
+    texts, unproven = _text_json(column)
+    quoted = pc.fill_null(pc.binary_join_element_wise('"', texts, '"', ""), _NULL)
+    if unproven is None:
+        return quoted
+    odd = [_encode_text(values[at]) for at in pc.indices_nonzero(unproven).to_pylist()]
+    return pc.replace_with_mask(quoted, unproven, pa.array(odd, type=pa.string()))
