@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import crmsweep
@@ -161,6 +162,33 @@ def run_pass(spec: PassSpec, context: PassContext) -> PassOutput:
     return spec.run(context)
 
 
+def _claim(
+    claimed: dict[str, dict[str, str]], name: str, kept: Sequence[Change]
+) -> tuple[list[Change], dict[str, int]]:
+    """The changes of `kept` to records no earlier change claimed (`claimed`: object -> id -> the pass that
+    did, to which they are added), and per earlier pass how many of `kept` it had claimed: one change per
+    record, the first. A pass's changes to one object none of which is claimed are taken at once."""
+    objects = set(map(attrgetter("object"), kept))
+    if len(objects) == 1:
+        ids = list(map(attrgetter("record_id"), kept))
+        mine = claimed.setdefault(next(iter(objects)), {})
+        unique = dict.fromkeys(ids, name)
+        if len(unique) == len(ids) and mine.keys().isdisjoint(unique):
+            mine.update(unique)
+            return list(kept), {}
+    taken_by: dict[str, int] = {}
+    new: list[Change] = []
+    for change in kept:
+        of_object = claimed.setdefault(change.object, {})
+        earlier = of_object.get(change.record_id)
+        if earlier is not None:
+            taken_by[earlier] = taken_by.get(earlier, 0) + 1
+            continue
+        of_object[change.record_id] = name
+        new.append(change)
+    return new, taken_by
+
+
 # A scan makes objects it keeps (changes, before-images, findings) and no reference cycles: the cycle
 # collector's walks over them found nothing and cost a second of CPU at 1M contacts (crmsweep/collector.py).
 @without_collector
@@ -213,7 +241,7 @@ def scan_snapshot(
     ]
     ran_with: dict[str, dict[str, Any]] = {}
     changes: list[Change] = []
-    claimed: dict[tuple[str, str], str] = {}
+    claimed: dict[str, dict[str, str]] = {}
     per_pass: dict[str, int] = {}
     held_back: dict[str, dict[str, int]] = {}
     skipped: dict[str, str] = {}
@@ -245,16 +273,8 @@ def scan_snapshot(
         held = dict(output.held_back)
         for reason, count in protected.items():
             held[reason] = held.get(reason, 0) + count
-        taken_by: dict[str, int] = {}
-        new: list[Change] = []
-        for change in kept:
-            key = (change.object, change.record_id)
-            if key in claimed:
-                taken_by[claimed[key]] = taken_by.get(claimed[key], 0) + 1
-                continue
-            claimed[key] = name
-            new.append(change)
-            per_pass[name] += 1
+        new, taken_by = _claim(claimed, name, kept)
+        per_pass[name] += len(new)
         changes.extend(new)
         effects = effects.with_changes(new)
         shared.keep(_union(reads[later] for later in selected[at + 1:]))

@@ -91,12 +91,11 @@ def propose_all(
     ids = field_values(befores, vocab.id_field, required=True, rows=rows)
     fingerprints = field_values(befores, vocab.fingerprint_field, rows=rows)
     labels = labels_of(vocab, object_name, befores, rows)
+    count = len(befores)
     with collector_paused():
-        return [
-            Change(op=op, object=object_name, record_id=str(rid), before=before, after={}, reason=reason,
-                   pass_name=pass_name, severity=severity, fingerprint=fingerprint, label=label)
-            for before, rid, fingerprint, label, reason in zip(befores, ids, fingerprints, labels, reasons, strict=True)
-        ]
+        return Change.many(count, same={"op": op, "object": object_name, "pass_name": pass_name, "severity": severity},
+                           each={"record_id": list(map(str, ids)), "before": befores, "after": [{} for _ in befores],
+                                 "reason": reasons, "fingerprint": fingerprints, "label": labels})
 
 
 @dataclass
