@@ -6,7 +6,7 @@ change at a time), labels of a block against `record_label`, `Change.many` again
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pytest
@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from crmsweep.backup.row_block import RowBlock
 from crmsweep.cleanup import scan
 from crmsweep.cleanup.labels import labels_of, record_label
+from crmsweep.cleanup.passes import PassContext, propose, propose_all
 from crmsweep.cleanup.protect import Protections
 from crmsweep.model import (
     LINK_KEYS,
@@ -247,3 +248,32 @@ def test_changes_validated_together_refuse_the_first_change_validate_refuses(pic
     with pytest.raises(type(first)) as caught:
         validate_all(picks)
     assert str(caught.value) == str(first)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from(LABEL_TEXTS), st.sampled_from([None, "", "2026-01-01T00:00:00.000Z"])),
+                     min_size=1, max_size=6),
+       picks=st.lists(st.integers(0, 5), max_size=6), as_dicts=st.booleans(),
+       afters=st.one_of(st.none(), st.lists(st.sampled_from([None, {}, {"StageName": "Closed Lost"}]),
+                                            min_size=6, max_size=6)))
+def test_changes_proposed_together_are_the_changes_proposed_one_by_one(
+    rows: list[tuple[str | None, str | None]], picks: list[int], as_dicts: bool, afters: list[Any] | None,
+) -> None:
+    table = pa.table({"Id": [f"006{at}" for at in range(len(rows))],
+                      "Name": pa.array([r[0] for r in rows], pa.string()),
+                      "SystemModstamp": pa.array([r[1] for r in rows], pa.string())})
+    block = RowBlock(table, dict.fromkeys(table.column_names, FieldKind.STRING))
+    chosen = [at for at in picks if at < len(rows)]
+    befores: list[Any] = [block.row_dict(at) if as_dicts else block.record(at) for at in chosen]
+    reasons = [f"why {at}\n" for at in chosen]
+    ctx = PassContext(view=cast(Any, None), vocabulary=VOCAB, now=NOW, settings={})
+    written = None if afters is None else afters[:len(chosen)]
+    together = propose_all(ctx, "p", Op.UPDATE, "Opportunity", befores, reasons=reasons, severity=Severity.MAJOR,
+                           afters=written)
+    one_by_one = [propose(ctx, "p", Op.UPDATE, "Opportunity", before, reason=reason, severity=Severity.MAJOR,
+                          after=None if written is None else written[at])
+                  for at, (before, reason) in enumerate(zip(befores, reasons, strict=True))]
+    assert together == one_by_one
+    assert [type(c.record_id) for c in together] == [str] * len(chosen)
+    if written is None:  # one `after` each, as `propose` makes: writing one changes no other
+        assert len({id(c.after) for c in together}) == len(chosen)
