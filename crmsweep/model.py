@@ -387,9 +387,10 @@ IRREVERSIBLE_OPS = frozenset({"merge", "gdpr_delete", "purge", "hard_delete"})
 # Ops that change a live record and therefore need its full before-image to be reversible.
 OPS_NEEDING_BEFORE = frozenset({Op.DELETE, Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE, Op.ARCHIVE})
 # What `validate` asks of a change, by op (`validate_all` checks a run of one op at once): of these, only a
-# before-image that is not empty; of these, nothing.
+# before-image that is not empty; of these, nothing; of these, a before-image too.
 _BEFORE_ONLY = frozenset({Op.DELETE, Op.ARCHIVE})
 _NOTHING_ASKED = frozenset({Op.UNDELETE, Op.CREATE})
+_WRITES_FIELDS = frozenset({Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE})  # and a value written, to fields it holds
 
 
 LINK_KEYS = ("from_object", "from_id", "to_object", "to_id")
@@ -597,8 +598,16 @@ def validate_all(changes: Sequence[Change]) -> None:
         run = list(of_op)
         if op in _BEFORE_ONLY and all(map(attrgetter("before"), run)):
             continue
+        if op in _WRITES_FIELDS and all(map(attrgetter("before"), run)) and all(map(_writes_covered, run)):
+            continue
         for change in run:
             change.validate()
+
+
+def _writes_covered(change: Change) -> bool:
+    """`change` writes a value, and only to fields its before-image holds (so an update can be undone)."""
+    before = change.before
+    return bool(change.after) and all(map(before.__contains__, change.after))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import groupby
 from operator import attrgetter
 from typing import Any
 
@@ -167,25 +168,28 @@ def _claim(
 ) -> tuple[list[Change], dict[str, int]]:
     """The changes of `kept` to records no earlier change claimed (`claimed`: object -> id -> the pass that
     did, to which they are added), and per earlier pass how many of `kept` it had claimed: one change per
-    record, the first. A pass's changes to one object none of which is claimed are taken at once."""
-    objects = set(map(attrgetter("object"), kept))
-    if len(objects) == 1:
-        ids = list(map(attrgetter("record_id"), kept))
-        mine = claimed.setdefault(next(iter(objects)), {})
+    record, the first. A run of changes to one object none of which is claimed is taken at once."""
+    taken_by: dict[str, int] = {}
+    new: list[Change] = []
+    start = 0
+    for object_name, of_object in groupby(map(attrgetter("object"), kept)):
+        stop = start + len(list(of_object))
+        run = kept[start:stop]
+        start = stop
+        ids = list(map(attrgetter("record_id"), run))
+        mine = claimed.setdefault(object_name, {})
         unique = dict.fromkeys(ids, name)
         if len(unique) == len(ids) and mine.keys().isdisjoint(unique):
             mine.update(unique)
-            return list(kept), {}
-    taken_by: dict[str, int] = {}
-    new: list[Change] = []
-    for change in kept:
-        of_object = claimed.setdefault(change.object, {})
-        earlier = of_object.get(change.record_id)
-        if earlier is not None:
-            taken_by[earlier] = taken_by.get(earlier, 0) + 1
+            new += run
             continue
-        of_object[change.record_id] = name
-        new.append(change)
+        for change, rid in zip(run, ids, strict=True):
+            earlier = mine.get(rid)
+            if earlier is not None:
+                taken_by[earlier] = taken_by.get(earlier, 0) + 1
+                continue
+            mine[rid] = name
+            new.append(change)
     return new, taken_by
 
 
