@@ -167,7 +167,7 @@ def _claimed_one_at_a_time(claimed: dict[tuple[str, str], str], name: str,
 def test_the_records_a_pass_claims_are_the_ones_a_change_at_a_time_claims(
     passes: list[list[tuple[str, str]]],
 ) -> None:
-    claimed: dict[str, dict[str, str]] = {}
+    claimed: dict[str, list[tuple[str, set[str]]]] = {}
     plain: dict[tuple[str, str], str] = {}
     for at, picks in enumerate(passes):
         kept = [Change(Op.DELETE, obj, rid, {"Id": rid}, {}, reason="r", pass_name=f"p{at}") for obj, rid in picks]

@@ -164,11 +164,13 @@ def run_pass(spec: PassSpec, context: PassContext) -> PassOutput:
 
 
 def _claim(
-    claimed: dict[str, dict[str, str]], name: str, kept: Sequence[Change]
+    claimed: dict[str, list[tuple[str, set[str]]]], name: str, kept: Sequence[Change]
 ) -> tuple[list[Change], dict[str, int]]:
-    """The changes of `kept` to records no earlier change claimed (`claimed`: object -> id -> the pass that
-    did, to which they are added), and per earlier pass how many of `kept` it had claimed: one change per
-    record, the first. A run of changes to one object none of which is claimed is taken at once."""
+    """The changes of `kept` to records no earlier change claimed, and per earlier pass how many of `kept` it
+    had claimed: one change per record, the first. `claimed` maps an object to the ids each run of changes
+    claimed, with the pass that did (added to here). A run of changes to one object whose ids are unique and
+    unclaimed is taken with set operations (a dict of every claimed id, built one insertion at a time, cost
+    more than the rest of the claim); any other run a change at a time."""
     taken_by: dict[str, int] = {}
     new: list[Change] = []
     start = 0
@@ -177,18 +179,20 @@ def _claim(
         run = kept[start:stop]
         start = stop
         ids = list(map(attrgetter("record_id"), run))
-        mine = claimed.setdefault(object_name, {})
-        unique = dict.fromkeys(ids, name)
-        if len(unique) == len(ids) and mine.keys().isdisjoint(unique):
-            mine.update(unique)
+        unique = set(ids)
+        runs = claimed.setdefault(object_name, [])
+        if len(unique) == len(ids) and all(earlier.isdisjoint(unique) for _, earlier in runs):
+            runs.append((name, unique))
             new += run
             continue
+        mine: set[str] = set()
+        runs.append((name, mine))
         for change, rid in zip(run, ids, strict=True):
-            earlier = mine.get(rid)
-            if earlier is not None:
-                taken_by[earlier] = taken_by.get(earlier, 0) + 1
+            by = next((pass_name for pass_name, earlier in runs if rid in earlier), None)
+            if by is not None:
+                taken_by[by] = taken_by.get(by, 0) + 1
                 continue
-            mine[rid] = name
+            mine.add(rid)
             new.append(change)
     return new, taken_by
 
@@ -245,7 +249,7 @@ def scan_snapshot(
     ]
     ran_with: dict[str, dict[str, Any]] = {}
     changes: list[Change] = []
-    claimed: dict[str, dict[str, str]] = {}
+    claimed: dict[str, list[tuple[str, set[str]]]] = {}
     per_pass: dict[str, int] = {}
     held_back: dict[str, dict[str, int]] = {}
     skipped: dict[str, str] = {}
