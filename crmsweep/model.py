@@ -19,11 +19,13 @@ import json
 import secrets
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import cached_property
+from itertools import groupby, repeat
 from operator import attrgetter
 from typing import IO, Any, TypeVar, cast
 
@@ -391,6 +393,11 @@ IRREVERSIBLE_OPS = frozenset({"merge", "gdpr_delete", "purge", "hard_delete"})
 
 # Ops that change a live record and therefore need its full before-image to be reversible.
 OPS_NEEDING_BEFORE = frozenset({Op.DELETE, Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE, Op.ARCHIVE})
+# What `validate` asks of a change, by op (`validate_all` checks a run of one op at once): of these, only a
+# before-image that is not empty; of these, nothing; of these, a before-image too.
+_BEFORE_ONLY = frozenset({Op.DELETE, Op.ARCHIVE})
+_NOTHING_ASKED = frozenset({Op.UNDELETE, Op.CREATE})
+_WRITES_FIELDS = frozenset({Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE})  # and a value written, to fields it holds
 
 
 LINK_KEYS = ("from_object", "from_id", "to_object", "to_id")
@@ -465,6 +472,26 @@ class Change:
             if not self.after:
                 raise PlanFormatError(f"{self.op} of {self.object} {self.record_id} writes no values")
             self._check_before_covers_after()
+
+    @classmethod
+    def many(cls, count: int, *, same: Mapping[str, Any], each: Mapping[str, Iterable[Any]]) -> list[Change]:
+        """`count` changes: the fields of `same` (immutable values) shared by all, those of `each` one value
+        per change, in order; between them every field, once.
+
+        What `Change(...)` makes, made a field at a time: the frozen dataclass's `__init__` sets ten fields
+        one Python call each, a second of a million-contact scan's 351k changes; this sets each field of
+        every change in one C loop over its slot."""
+        if set(same) | set(each) != _CHANGE_FIELDS or set(same) & set(each) or "after" in same:
+            raise TypeError(f"Change.many sets each of {sorted(_CHANGE_FIELDS)} once, `after` one per change")
+        made: list[Change] = list(map(object.__new__, repeat(cls, count)))
+        for name, value in same.items():
+            deque(map(_CHANGE_SLOTS[name], made, repeat(value, count)), maxlen=0)
+        for name, values in each.items():
+            column = values if isinstance(values, list) else list(values)
+            if len(column) != count:
+                raise ValueError(f"Change.many of {count} changes given {len(column)} values of {name}")
+            deque(map(_CHANGE_SLOTS[name], made, column), maxlen=0)
+        return made
 
     def _check_before_covers_after(self) -> None:
         """Undoing a field write needs that field's old value."""
@@ -560,6 +587,34 @@ class Change:
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise PlanFormatError(f"malformed change: {exc}") from exc
+
+
+_CHANGE_FIELDS = frozenset(f.name for f in fields(Change))
+# Each slot's own setter: it sets the attribute past the frozen `__setattr__` (as the dataclass's `__init__` does).
+_CHANGE_SLOTS: dict[str, Callable[[Change, Any], None]] = {
+    name: getattr(Change, name).__set__ for name in _CHANGE_FIELDS
+}
+
+
+def validate_all(changes: Sequence[Change]) -> None:
+    """`validate` of every change, in order (the first one that fails raises, as there): a run of changes of
+    one op is checked at once where the op needs only a before-image, the rest one by one."""
+    for op, of_op in groupby(changes, key=attrgetter("op")):
+        if op in _NOTHING_ASKED:
+            continue
+        run = list(of_op)
+        if op in _BEFORE_ONLY and all(map(attrgetter("before"), run)):
+            continue
+        if op in _WRITES_FIELDS and all(map(attrgetter("before"), run)) and all(map(_writes_covered, run)):
+            continue
+        for change in run:
+            change.validate()
+
+
+def _writes_covered(change: Change) -> bool:
+    """`change` writes a value, and only to fields its before-image holds (so an update can be undone)."""
+    before = change.before
+    return bool(change.after) and all(map(before.__contains__, change.after))
 
 
 @dataclass(frozen=True)
@@ -682,8 +737,7 @@ class Plan:
     @classmethod
     def build(cls, header: PlanHeader, changes: Sequence[Change]) -> Plan:
         """A plan whose every change is reversible; raises NotReversible otherwise."""
-        for change in changes:
-            change.validate()
+        validate_all(changes)
         return cls(header=header, changes=tuple(changes))
 
     def body(self) -> dict[str, Any]:

@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 import crmsweep
@@ -161,6 +163,40 @@ def run_pass(spec: PassSpec, context: PassContext) -> PassOutput:
     return spec.run(context)
 
 
+def _claim(
+    claimed: dict[str, list[tuple[str, set[str]]]], name: str, kept: Sequence[Change]
+) -> tuple[list[Change], dict[str, int]]:
+    """The changes of `kept` to records no earlier change claimed, and per earlier pass how many of `kept` it
+    had claimed: one change per record, the first. `claimed` maps an object to the ids each run of changes
+    claimed, with the pass that did (added to here). A run of changes to one object whose ids are unique and
+    unclaimed is taken with set operations (a dict of every claimed id, built one insertion at a time, cost
+    more than the rest of the claim); any other run a change at a time."""
+    taken_by: dict[str, int] = {}
+    new: list[Change] = []
+    start = 0
+    for object_name, of_object in groupby(map(attrgetter("object"), kept)):
+        stop = start + len(list(of_object))
+        run = kept[start:stop]
+        start = stop
+        ids = list(map(attrgetter("record_id"), run))
+        unique = set(ids)
+        runs = claimed.setdefault(object_name, [])
+        if len(unique) == len(ids) and all(earlier.isdisjoint(unique) for _, earlier in runs):
+            runs.append((name, unique))
+            new += run
+            continue
+        mine: set[str] = set()
+        runs.append((name, mine))
+        for change, rid in zip(run, ids, strict=True):
+            by = next((pass_name for pass_name, earlier in runs if rid in earlier), None)
+            if by is not None:
+                taken_by[by] = taken_by.get(by, 0) + 1
+                continue
+            mine.add(rid)
+            new.append(change)
+    return new, taken_by
+
+
 # A scan makes objects it keeps (changes, before-images, findings) and no reference cycles: the cycle
 # collector's walks over them found nothing and cost a second of CPU at 1M contacts (crmsweep/collector.py).
 @without_collector
@@ -213,7 +249,7 @@ def scan_snapshot(
     ]
     ran_with: dict[str, dict[str, Any]] = {}
     changes: list[Change] = []
-    claimed: dict[tuple[str, str], str] = {}
+    claimed: dict[str, list[tuple[str, set[str]]]] = {}
     per_pass: dict[str, int] = {}
     held_back: dict[str, dict[str, int]] = {}
     skipped: dict[str, str] = {}
@@ -245,16 +281,8 @@ def scan_snapshot(
         held = dict(output.held_back)
         for reason, count in protected.items():
             held[reason] = held.get(reason, 0) + count
-        taken_by: dict[str, int] = {}
-        new: list[Change] = []
-        for change in kept:
-            key = (change.object, change.record_id)
-            if key in claimed:
-                taken_by[claimed[key]] = taken_by.get(claimed[key], 0) + 1
-                continue
-            claimed[key] = name
-            new.append(change)
-            per_pass[name] += 1
+        new, taken_by = _claim(claimed, name, kept)
+        per_pass[name] += len(new)
         changes.extend(new)
         effects = effects.with_changes(new)
         shared.keep(_union(reads[later] for later in selected[at + 1:]))

@@ -82,21 +82,23 @@ def propose_all(
     *,
     reasons: Sequence[str],
     severity: Severity,
+    afters: Sequence[Record | None] | None = None,
 ) -> list[Change]:
-    """`propose` of each record of `befores` with its reason (and no `after`), made together: the ids,
-    fingerprints and labels of records read together from a snapshot are read a column at a time (a
-    scan proposes hundreds of thousands; one at a time they were a third of a pass's time)."""
+    """`propose` of each record of `befores` with its reason (and its `after` of `afters`; none without),
+    made together: the ids, fingerprints and labels of records read together from a snapshot are read a
+    column at a time, and the changes made a field at a time (`Change.many`): a scan proposes hundreds of
+    thousands, and one at a time they were a third of a pass's time."""
     vocab = ctx.vocabulary
     rows = block_rows(befores)
     ids = field_values(befores, vocab.id_field, required=True, rows=rows)
     fingerprints = field_values(befores, vocab.fingerprint_field, rows=rows)
     labels = labels_of(vocab, object_name, befores, rows)
+    written = [{} for _ in befores] if afters is None else [after or {} for after in afters]
     with collector_paused():
-        return [
-            Change(op=op, object=object_name, record_id=str(rid), before=before, after={}, reason=reason,
-                   pass_name=pass_name, severity=severity, fingerprint=fingerprint, label=label)
-            for before, rid, fingerprint, label, reason in zip(befores, ids, fingerprints, labels, reasons, strict=True)
-        ]
+        return Change.many(len(befores),
+                           same={"op": op, "object": object_name, "pass_name": pass_name, "severity": severity},
+                           each={"record_id": list(map(str, ids)), "before": befores, "after": written,
+                                 "reason": reasons, "fingerprint": fingerprints, "label": labels})
 
 
 @dataclass

@@ -26,7 +26,7 @@ from crmsweep.cleanup.passes import (
     PassOutput,
     PassSpec,
     Proposal,
-    propose,
+    propose_all,
     summary_of,
 )
 from crmsweep.cleanup.passes._guards import (
@@ -117,11 +117,10 @@ def run(ctx: PassContext) -> PassOutput:
     days = utc_days(rows["_close"])
     past = (np.datetime64(today, "D") - days).astype(np.int64).tolist()
     kind, writes = vocab.label(deal), {stages.stage_field: chosen_stage}
-    for rid, was, day, late in zip(ids, rows[stages.stage_field].tolist(), day_texts(days), past, strict=True):
-        reason = f"open {kind} in stage {was} whose close date {day} is {late} days past: moved to {chosen_stage}"
-        output.changes.append(propose(
-            ctx, NAME, Op.UPDATE, deal, records[rid], after=dict(writes), reason=reason, severity=Severity.MAJOR,
-        ))
+    reasons = [f"open {kind} in stage {was} whose close date {day} is {late} days past: moved to {chosen_stage}"
+               for was, day, late in zip(rows[stages.stage_field].tolist(), day_texts(days), past, strict=True)]
+    output.changes += propose_all(ctx, NAME, Op.UPDATE, deal, [records[rid] for rid in ids], reasons=reasons,
+                                  severity=Severity.MAJOR, afters=[dict(writes) for _ in ids])
     return output
 
 
