@@ -149,30 +149,35 @@ def phone_keys(columns: Sequence[pa.Array]) -> list[Keys]:
 def _digit_keys(values: pa.Array) -> np.ndarray:
     """Per row, the last PHONE_DIGITS ASCII digits as one integer tagged with how many there are, or -1 where
     fewer than MIN_PHONE_DIGITS. Digits are read off the UTF-8 bytes: a byte 0-9 is only ever that digit
-    (a multi-byte character's bytes are all >= 0x80), and `\\D` (RE2) counts only ASCII 0-9 as digits."""
+    (a multi-byte character's bytes are all >= 0x80), and `\\D` (RE2) counts only ASCII 0-9 as digits.
+
+    The kept bytes are laid out as a column of digit-only texts and Arrow cuts and parses those: a numpy
+    gather per digit place cost five times as much."""
     rows = len(values)
     if rows == 0:
         return np.zeros(0, np.int64)
     values = values.cast(pa.string())
-    _, offsets_buffer, data_buffer = values.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[values.offset:values.offset + rows + 1].astype(np.int64)
+    validity, offsets_buffer, data_buffer = values.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[values.offset:values.offset + rows + 1]
     if data_buffer is None or offsets[-1] == offsets[0]:
         return np.full(rows, -1, np.int64)
     data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0]:offsets[-1]]
-    offsets -= offsets[0]
-    is_digit = (data >= 48) & (data <= 57)
-    ends = np.concatenate([[0], np.cumsum(is_digit, dtype=np.int64)])[offsets]  # digits up to each row's end
+    digit = data - np.uint8(48)  # wraps: under 10 only for "0".."9"
+    is_digit = digit < 10
+    before = np.zeros(len(data) + 1, np.int32)  # digits before each byte
+    np.cumsum(is_digit, dtype=np.int32, out=before[1:])
+    ends = before[offsets - offsets[0]]  # a digit-only text's offsets: where each row's digits start, then end
     count = np.diff(ends)
-    digits = (data[is_digit] - 48).astype(np.int64)
-    if len(digits) == 0:
+    valid = count >= MIN_PHONE_DIGITS
+    if validity is not None:
+        valid &= values.is_valid().to_numpy(zero_copy_only=False)
+    if not valid.any():
         return np.full(rows, -1, np.int64)
-    ends = ends[1:]
-    value = np.zeros(rows, np.int64)
-    for place in range(PHONE_DIGITS):  # a row's last digit first: ten gathers, not a step per digit
-        here = count > place
-        value += np.where(here, digits[np.maximum(ends - 1 - place, 0)], 0) * 10**place
-    valid = (count >= MIN_PHONE_DIGITS) & ~values.is_null().to_numpy(zero_copy_only=False)
-    return np.where(valid, np.minimum(count, PHONE_DIGITS) * _PHONE_SPAN + value, -1)
+    digits = pa.Array.from_buffers(pa.string(), rows, [
+        pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(ends), pa.py_buffer(data[is_digit])])
+    value = pc.cast(pc.utf8_slice_codeunits(digits, -PHONE_DIGITS), pa.int64())
+    value = pc.fill_null(value, -1).to_numpy(zero_copy_only=False)
+    return np.where(valid, np.minimum(count, PHONE_DIGITS).astype(np.int64) * _PHONE_SPAN + value, -1)
 
 
 def shared_rows(keys: Sequence[np.ndarray], rows: int) -> list[tuple[int, np.ndarray]]:
