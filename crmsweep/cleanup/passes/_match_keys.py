@@ -17,6 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crmsweep.cleanup.view import text_array
+
 PHONE_DIGITS = 10
 MIN_PHONE_DIGITS = 7
 _PHONE_SPAN = 10**PHONE_DIGITS  # a phone key is its digit count times this plus its value: "007" is not "7"
@@ -33,11 +35,13 @@ class Keys:
 
 
 def arrow_text(series: pd.Series) -> pa.Array:
-    """The column as Arrow strings, null where missing, whatever the column's dtype (as `astype("string")`)."""
-    try:
-        array = pa.array(series, type=pa.string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text: each value as its str, as pandas makes it
-        array = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
+    """The column as Arrow strings, null where missing, whatever the column's dtype (as `astype("string")`).
+    A column of text is taken through `text_array`, which does not copy an Arrow-backed one."""
+    text = text_array(series)
+    if text is not None:
+        return text
+    # Not all text: each value as its str, as pandas makes it.
+    array = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
@@ -48,7 +52,8 @@ def trimmed(values: pa.Array) -> pa.Array:
 
 
 def email_text(values: pa.Array) -> pa.Array:
-    return trimmed(pc.utf8_lower(trimmed(values)))
+    # Lowering neither makes nor removes whitespace, so one trim after it is the trim before and after.
+    return trimmed(pc.utf8_lower(values))
 
 
 def name_text(values: pa.Array) -> pa.Array:

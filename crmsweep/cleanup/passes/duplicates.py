@@ -82,7 +82,8 @@ def _column_keys(frame: pd.DataFrame, fields: Sequence[str], normalise: Callable
     columns = [keys.arrow_text(frame[f]) for f in fields if f in frame]
     if not columns:
         return []
-    coded = (keys.coded_distinct if distinct else keys.coded)(pa.concat_arrays(columns), normalise)
+    joined = columns[0] if len(columns) == 1 else pa.concat_arrays(columns)  # one column: not copied
+    coded = (keys.coded_distinct if distinct else keys.coded)(joined, normalise)
     bounds = np.cumsum([0, *(len(c) for c in columns)])
     return [keys.Keys(coded.codes[bounds[i]:bounds[i + 1]], coded.texts, coded.distinct) for i in range(len(columns))]
 
