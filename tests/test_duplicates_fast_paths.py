@@ -286,7 +286,7 @@ def test_labels_read_from_arrow_are_record_label(rows: list[tuple[str | None, st
     specs = {"Contact": fields("Id", "Name", "Email")}
     records = [{"Id": f"003{n}", "Name": name, "Email": email} for n, (name, email) in enumerate(rows)]
     ids = [str(r["Id"]) for r in records][::-1] + extra
-    for cls in (FrameView, _ArrowFrameView):
+    for cls in (FrameView, _ArrowFrameView, _ArrowStrings):  # frames of Python or Arrow text, and Arrow tables
         found = cls(manifest(SF), specs, {"Contact": records})
         held = found.record_map("Contact", ids)
         assert labels_by_id(found, SF, "Contact", ids) == {
