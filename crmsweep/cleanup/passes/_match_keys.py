@@ -199,26 +199,22 @@ def shared_rows(keys: Sequence[np.ndarray], rows: int) -> list[tuple[int, np.nda
         order = np.argsort(code, kind="stable")
         code, row = code[order], row[order]
     else:
-        codes = np.concatenate(keys)
-        row = np.tile(np.arange(rows, dtype=np.int64), len(keys))
-        valid = codes >= 0
-        codes, row = codes[valid], row[valid]
+        # A row holding the same key in two columns is one row: its later copies go first (a few compares of
+        # whole columns), so only the rows of a shared key are ever sorted, even where most rows repeat a key.
+        kept = []
+        for at, column in enumerate(keys):
+            keep = column >= 0
+            for earlier in keys[:at]:
+                keep &= column != earlier
+            kept.append(np.flatnonzero(keep))
+        codes = np.concatenate([column[where] for column, where in zip(keys, kept, strict=True)])
+        row = np.concatenate(kept).astype(np.int64)
         if len(codes) == 0:
             return []
-        candidate = np.bincount(codes)[codes] > 1
-        pairs = _sorted_unique(codes[candidate] * rows + row[candidate])  # by code, then row
+        shared = np.bincount(codes)[codes] > 1
+        pairs = np.sort(codes[shared] * rows + row[shared])  # by code, then row (each pair once)
         code, row = pairs // rows, pairs % rows
-        if len(code) == 0:
-            return []
-        shared = np.bincount(code)[code] > 1  # a row holding the same key in two columns is one row
-        code, row = code[shared], row[shared]
     if len(code) == 0:
         return []
     bounds = np.flatnonzero(np.diff(code)) + 1
     return [(int(c), members) for c, members in zip(code[np.r_[0, bounds]], np.split(row, bounds), strict=True)]
-
-
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
-    """np.unique's answer for integers, by one sort: numpy's hash-based unique took seconds at a million rows."""
-    ordered = np.sort(values)
-    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
