@@ -157,7 +157,7 @@ def _digit_keys(values: pa.Array) -> np.ndarray:
     (a multi-byte character's bytes are all >= 0x80), and `\\D` (RE2) counts only ASCII 0-9 as digits.
 
     The kept bytes are laid out as a column of digit-only texts and Arrow cuts and parses those: a numpy
-    gather per digit place cost five times as much."""
+    gather per digit place cost two and a half times as much."""
     rows = len(values)
     if rows == 0:
         return np.zeros(0, np.int64)
