@@ -180,6 +180,22 @@ def test_phone_keys_are_the_digits_the_regex_keeps(phone: list[str | None], mobi
     assert np.array_equal(keys.phone_keys([sliced])[0].codes >= 0, keys.phone_keys([columns[0]])[0].codes >= 0)
 
 
+NAME_PARTS = st.one_of(st.none(), st.sampled_from(FIRST + LAST), st.text(max_size=6))
+
+
+@settings(max_examples=150, deadline=None)
+@given(people=st.lists(st.tuples(NAME_PARTS, NAME_PARTS), max_size=30))
+def test_full_names_are_the_normalised_first_and_last_name(people: list[tuple[str | None, str | None]]) -> None:
+    first = pa.array([f for f, _ in people], type=pa.string())
+    last = keys.coded_distinct(pa.array([n for _, n in people], type=pa.string()), keys.name_text)
+    full = duplicates._full_names(first, last)
+    lasts = keys.name_text(pa.array([n for _, n in people], type=pa.string())).to_pylist()
+    joined = keys.name_text(pa.array([f"{f or ''} {n}" for f, n in people], type=pa.string())).to_pylist()
+    plain = [text if n is not None else None for n, text in zip(lasts, joined, strict=True)]
+    _partition(full.codes, plain)
+    assert full.texts(full.codes[full.codes >= 0]) == [t for t in plain if t is not None]
+
+
 def test_a_phone_keeps_its_leading_zeros_and_last_ten_digits() -> None:
     (found,) = keys.phone_keys([pa.array(["007 1234567", "71234567", "+44 (0)12 3456 7890", "0000000", "12-34"])])
     assert found.codes[-1] == -1
@@ -270,7 +286,7 @@ def test_labels_read_from_arrow_are_record_label(rows: list[tuple[str | None, st
     specs = {"Contact": fields("Id", "Name", "Email")}
     records = [{"Id": f"003{n}", "Name": name, "Email": email} for n, (name, email) in enumerate(rows)]
     ids = [str(r["Id"]) for r in records][::-1] + extra
-    for cls in (FrameView, _ArrowFrameView):
+    for cls in (FrameView, _ArrowFrameView, _ArrowStrings):  # frames of Python or Arrow text, and Arrow tables
         found = cls(manifest(SF), specs, {"Contact": records})
         held = found.record_map("Contact", ids)
         assert labels_by_id(found, SF, "Contact", ids) == {

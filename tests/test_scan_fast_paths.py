@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmsweep import model
 from crmsweep.cleanup.labels import labels_by_id, record_label, record_labels
-from crmsweep.cleanup.passes import _match_keys
 from crmsweep.cleanup.passes._guards import filled
 from crmsweep.cleanup.view import FrameView, id_set, in_ids
 from crmsweep.model import Change, Op, Severity, canonical_json
@@ -97,9 +95,3 @@ def test_in_ids_and_labels_by_id_on_a_view() -> None:
     assert labels_by_id(view, SALESFORCE_VOCABULARY, "Contact", ids) == {
         rid: record_label(SALESFORCE_VOCABULARY, "Contact", records.get(rid, {})) for rid in ids}
     assert labels_by_id(view, SALESFORCE_VOCABULARY, "Contact", ids)["0031"] == "Ann\\nLee"
-
-
-@given(values=st.lists(st.integers(-(2**40), 2**40), max_size=50))
-def test_sorted_unique_is_np_unique(values: list[int]) -> None:
-    array = np.array(values, dtype=np.int64)
-    assert np.array_equal(_match_keys._sorted_unique(array), np.unique(array))

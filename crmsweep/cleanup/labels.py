@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmsweep.backup.row_block import RowBlock, RowRecord, block_rows
-from crmsweep.cleanup.view import SnapshotView, id_set, in_ids
+from crmsweep.cleanup.view import SnapshotView, id_set, in_ids, text_array
 from crmsweep.model import Change, FieldKind, Vocabulary
 
 
@@ -136,20 +137,30 @@ def labels_by_id(view: SnapshotView, vocabulary: Vocabulary, object_name: str, i
         return {rid: record_label(vocabulary, object_name, records.get(rid, {})) for rid in ids}
     if not fields:
         return dict.fromkeys(ids, "")  # record_label of any row: an object without label fields is named by its id
+    # Each field's texts are made a column at a time (`_column_texts`), not a value at a time.
     if isinstance(view, ArrowColumns):
         table = view.table(object_name, [id_field, *fields])
         table = table.filter(pc.is_in(table.column(id_field), value_set=id_set(ids)))
         row_ids: list[Any] = table.column(id_field).to_pylist()
-        columns = {name: table.column(name).to_pylist() for name in fields}
+        texts = [_column_texts(table.column(name).combine_chunks()) for name in fields]
     else:
         frame = view.frame(object_name, [id_field, *fields])
         frame = frame[in_ids(frame[id_field], id_set(ids))]
         row_ids = frame[id_field].astype(str).tolist()
-        columns = {name: frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in fields}
+        texts = [_series_texts(frame[name]) for name in fields]
     found: dict[str, str] = {}
-    for rid, label in zip(row_ids, record_labels(vocabulary, object_name, columns), strict=True):
+    for rid, label in zip(row_ids, _labels(texts, _named(vocabulary, object_name), len(row_ids)), strict=True):
         found.setdefault(str(rid), label)  # each id is there once; were one there twice, record_map keeps the first
     return {rid: found.get(rid, "") for rid in ids}
+
+
+def _series_texts(series: pd.Series) -> pa.Array:
+    """`_column_texts` of a frame's column, whether its text is held as Python objects or in Arrow."""
+    text = text_array(series)
+    if text is not None:
+        return _column_texts(text)
+    values = series.astype(object).where(series.notna(), None).tolist()
+    return pa.array([_field_text(v) for v in values], type=pa.string())
 
 
 def _named(vocabulary: Vocabulary, object_name: str) -> int:

@@ -82,7 +82,8 @@ def _column_keys(frame: pd.DataFrame, fields: Sequence[str], normalise: Callable
     columns = [keys.arrow_text(frame[f]) for f in fields if f in frame]
     if not columns:
         return []
-    coded = (keys.coded_distinct if distinct else keys.coded)(pa.concat_arrays(columns), normalise)
+    joined = columns[0] if len(columns) == 1 else pa.concat_arrays(columns)  # one column: not copied
+    coded = (keys.coded_distinct if distinct else keys.coded)(joined, normalise)
     bounds = np.cumsum([0, *(len(c) for c in columns)])
     return [keys.Keys(coded.codes[bounds[i]:bounds[i + 1]], coded.texts, coded.distinct) for i in range(len(columns))]
 
@@ -104,18 +105,28 @@ def exact_groups(ids: pd.Series, columns: Sequence[pd.Series]) -> list[tuple[str
 
 
 def _full_names(first: pa.Array, last: keys.Keys) -> keys.Keys:
-    """The key of normal_name(first + " " + last) where the last name is present, made once per distinct
-    (first name as typed, normalised last name) pair."""
+    """The key of normal_name(first + " " + last) where the last name is present.
+
+    A normalised name is its words (runs of letters and digits, lowered) joined by one space, so that of
+    first + " " + last is the first name's words, then the last name's: each distinct first name as typed is
+    normalised once (a few hundred), and each distinct (first, last) pair of those named by one join."""
     assert last.distinct is not None
     first_codes, first_distinct = keys.distinct_of(first)
+    normal = keys.coded(first_distinct, keys.name_text)  # per distinct first name as typed
+    assert normal.distinct is not None
+    firsts = np.where(first_codes >= 0, np.append(normal.codes, -1)[first_codes], -1)  # -1: no words
     present = last.codes >= 0
     span = len(last.distinct)
-    pair_codes, pairs = pd.factorize((first_codes[present] + 1) * span + last.codes[present])
+    pair_codes, pairs = pd.factorize((firsts[present] + 1) * span + last.codes[present])
     pairs = np.asarray(pairs, dtype=np.int64)
-    firsts = pa.concat_arrays([pa.array([""], pa.string()), first_distinct.cast(pa.string())])  # a missing one: ""
-    text = pc.binary_join_element_wise(firsts.take(pa.array(pairs // span, type=pa.int64())),
-                                       last.distinct.take(pa.array(pairs % span, type=pa.int64())), " ")
-    full = keys.coded(text, keys.name_text)
+    first_of = pairs // span
+    lasts = last.distinct.take(pa.array(pairs % span, type=pa.int64()))
+    joined = pc.binary_join_element_wise(
+        pa.concat_arrays([pa.array([""], pa.string()), normal.distinct.cast(pa.string())]).take(
+            pa.array(first_of, type=pa.int64())), lasts, " ")
+    text = pc.if_else(pa.array(first_of == 0), lasts, joined)  # a first name without words: the last name
+    # Two pairs can still be one text ("mary ann" "lee", "mary" "ann lee"): the texts are coded, not the pairs.
+    full = keys.coded(text, lambda values: values)
     codes = np.full(len(present), -1, dtype=np.int64)
     codes[present] = np.append(full.codes, -1)[np.asarray(pair_codes, dtype=np.int64)]
     return keys.Keys(codes, full.texts, full.distinct)
