@@ -12,6 +12,7 @@ rows at once (`row_json`). Every value is the one `snapshot_values.canonical_row
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import repeat
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -61,7 +62,8 @@ class RowBlock(ImageBlock):
         return RowRecord(self, row)
 
     def records(self) -> list[RowRecord]:
-        return [RowRecord(self, row) for row in range(self.table.num_rows)]
+        # map, not a comprehension calling `record`: a block may hold hundreds of thousands of rows.
+        return list(map(RowRecord, repeat(self, self.table.num_rows), range(self.table.num_rows)))
 
     def column(self, name: str) -> pa.Array:
         """One column as stored in the block (canonical Arrow values). KeyError for a name it lacks."""

@@ -6,7 +6,7 @@ accepts back as they stand). Both read Parquet by column or row group, never mor
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -34,6 +34,8 @@ from crmsweep.model import (
 from crmsweep.paths import Home
 
 _UTC_MS = pa.timestamp("ms", tz="UTC")
+# (column name, row numbers, the file's row count) -> those rows' values as stored, or None (`before_images_using`).
+HeldColumns = Callable[[str, np.ndarray, int], "pa.Array | None"]
 
 
 def _column_series(column: pa.ChunkedArray, kind: FieldKind) -> pd.Series:
@@ -178,14 +180,31 @@ class SnapshotReader:
 
     def before_images(self, object_name: str, ids: Iterable[str]) -> dict[str, RowRecord]:
         """`record_map`, each row kept column-wise in a block of the rows read together (see `row_block`)."""
+        return self._before_images(object_name, ids, None)
+
+    def before_images_using(self, object_name: str, ids: Iterable[str],
+                            held: HeldColumns | None) -> dict[str, RowRecord]:
+        """`before_images`, taking from `held` the columns a caller has already read whole (a scan's shared
+        frames), so that only the others are decoded from Parquet again. `held(name, rows, count)` gives the
+        values of column `name` at these row numbers of the file, as stored (its Arrow type), or None when it
+        does not hold them exactly, or not for every row of the file (`count` rows). Used only for an object
+        stored whole: a layered one's rows are numbered otherwise."""
+        if type(self).before_images is not SnapshotReader.before_images:
+            # A reader with its own `before_images` (one noting what is read, say) answers through it.
+            return self.before_images(object_name, ids)
+        return self._before_images(object_name, ids, held)
+
+    def _before_images(self, object_name: str, ids: Iterable[str], held: HeldColumns | None) -> dict[str, RowRecord]:
         kinds = self._kinds(object_name)
-        wanted = list(dict.fromkeys(str(i) for i in ids))
+        # Repeats need not go: ids are matched as a set, and the rows come in file order.
+        wanted = [i if type(i) is str else str(i) for i in ids]
         if not wanted:
             return {}
         entry = self._entry(object_name)
         with self._parquet(object_name) as handle:
             id_field = self._id_field(object_name, handle)
-            found = _by_id(_match_rows(handle, id_field, wanted), kinds, id_field)
+            rows = _match_rows(handle, id_field, wanted, held if entry.layer is None else None)
+            found = _by_id(rows, kinds, id_field)
         if entry.layer is None:
             return found
         # Changed rows stand for their base rows; deleted ids are not in the copy at all.
@@ -203,35 +222,49 @@ class SnapshotReader:
         return id_field
 
 
-def _match_rows(handle: pq.ParquetFile, id_field: str, wanted: list[str]) -> pa.Table:
+def _match_rows(handle: pq.ParquetFile, id_field: str, wanted: list[str], held: HeldColumns | None = None) -> pa.Table:
     """The rows of one file with these ids, as stored, in file order.
 
     One pass: the id column is read once and matched against one hash set of the ids, then each row
-    group holding a match is read once and only its matching rows are taken. (Matching row group
-    by row group rebuilt the set for each of them: at 1M contacts and 300k ids, most of a scan.)
+    group holding a match is read once (only the columns `held` lacks) and only its matching rows are
+    taken. (Matching row group by row group rebuilt the set for each of them: at 1M contacts and 300k ids,
+    most of a scan.) The id column is not decoded twice: the matched ids are taken from the one read.
     """
-    hits = pc.indices_nonzero(
-        pc.is_in(handle.read(columns=[id_field]).column(0), value_set=pa.array(wanted, type=pa.string()))
-    ).to_numpy()
+    ids = handle.read(columns=[id_field]).column(0)
+    hits = pc.indices_nonzero(pc.is_in(ids, value_set=pa.array(wanted, type=pa.string()))).to_numpy()
+    schema = handle.schema_arrow
     if not len(hits):
-        return handle.schema_arrow.empty_table()
-    ends = np.cumsum([handle.metadata.row_group(g).num_rows for g in range(handle.num_row_groups)])
-    groups = np.searchsorted(ends, hits, side="right")
-    parts = []
-    for group in np.unique(groups):
-        start = int(ends[group - 1]) if group else 0
-        rows = pa.array(hits[groups == group] - start, type=pa.int64())
-        parts.append(handle.read_row_group(int(group)).take(rows))
-    return pa.concat_tables(parts)
+        return schema.empty_table()
+    taken: dict[str, pa.Array | pa.ChunkedArray] = {id_field: ids.take(pa.array(hits, type=pa.int64()))}
+    for name in schema.names:
+        if held is not None and name not in taken:
+            values = held(name, hits, len(ids))
+            if values is not None and values.type == schema.field(name).type and len(values) == len(hits):
+                taken[name] = values
+    others = [name for name in schema.names if name not in taken]
+    if others:
+        ends = np.cumsum([handle.metadata.row_group(g).num_rows for g in range(handle.num_row_groups)])
+        groups = np.searchsorted(ends, hits, side="right")
+        parts = []
+        for group in np.unique(groups):
+            start = int(ends[group - 1]) if group else 0
+            rows = pa.array(hits[groups == group] - start, type=pa.int64())
+            parts.append(handle.read_row_group(int(group), columns=others).take(rows))
+        rest = pa.concat_tables(parts)
+        taken.update((name, rest.column(name)) for name in others)
+    return pa.Table.from_arrays([taken[name] for name in schema.names], schema=schema)
 
 
 def _by_id(table: pa.Table, kinds: dict[str, FieldKind], id_field: str) -> dict[str, RowRecord]:
     block = RowBlock(table, kinds)
-    found: dict[str, RowRecord] = {}
+    ids = [str(i) for i in block.column(id_field).to_pylist()]
     with collector_paused():
-        for row, record_id in enumerate(block.column(id_field).to_pylist()):
-            # A file holds each id once; were one there twice, its first row would be kept.
-            found.setdefault(str(record_id), block.record(row))
+        found = dict(zip(ids, block.records(), strict=True))
+        if len(found) < len(ids):
+            # A file holds each id once; were one there twice, its first row is kept (a dict keeps the last).
+            found = {}
+            for row, record_id in enumerate(ids):
+                found.setdefault(record_id, block.record(row))
     return found
 
 
