@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from crmsweep.cleanup.effects import EffectsView
 from crmsweep.model import Change, Op
 from tests.fake_connector import FAKE_VOCABULARY
@@ -19,7 +21,8 @@ def update(rid: str, **after: object) -> Change:
 
 def contacts(view: EffectsView) -> dict[str, tuple[object, object]]:
     frame = view.frame("Contact", ["Id", "Name", "Email"])
-    return {str(r.Id): (r.Name, r.Email) for r in frame.itertuples()}
+    # A STRING column reads an empty value as NaN: as None here, so a cleared address reads as missing.
+    return {str(r.Id): tuple(None if pd.isna(v) else v for v in (r.Name, r.Email)) for r in frame.itertuples()}
 
 
 def test_each_view_holds_the_changes_before_it_and_none_after() -> None:

@@ -28,7 +28,7 @@ from crmsweep.cleanup.passes import (
     live_flag,
     propose,
 )
-from crmsweep.cleanup.view import SnapshotView, id_text, live_frame, text_array
+from crmsweep.cleanup.view import SnapshotView, holds_text, id_text, live_frame, text_array
 from crmsweep.concepts import Cases, Converted, Link
 from crmsweep.errors import BadInput
 from crmsweep.model import Op, Severity, Vocabulary, canonical_datetime
@@ -46,7 +46,7 @@ def is_in(series: pd.Series, values: Collection[Any]) -> pd.Series:
 
 def filled(series: pd.Series) -> pd.Series:
     """Per row, whether the value is there: not null, and for text not blank (what `str.strip` leaves empty)."""
-    if series.dtype != object:
+    if not holds_text(series):
         return series.notna().astype(bool)
     text = text_array(series)
     if text is None:

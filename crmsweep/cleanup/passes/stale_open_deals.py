@@ -38,7 +38,7 @@ from crmsweep.cleanup.passes._guards import (
     live_is_in,
     utc_days,
 )
-from crmsweep.cleanup.view import live_frame
+from crmsweep.cleanup.view import live_frame, text_values
 from crmsweep.concepts import DealStages
 from crmsweep.errors import BadInput
 from crmsweep.model import Change, Op, Severity, Vocabulary
@@ -117,7 +117,7 @@ def run(ctx: PassContext) -> PassOutput:
     days = utc_days(rows["_close"])
     past = (np.datetime64(today, "D") - days).astype(np.int64).tolist()
     kind, writes = vocab.label(deal), {stages.stage_field: chosen_stage}
-    for rid, was, day, late in zip(ids, rows[stages.stage_field].tolist(), day_texts(days), past, strict=True):
+    for rid, was, day, late in zip(ids, text_values(rows[stages.stage_field]), day_texts(days), past, strict=True):
         reason = f"open {kind} in stage {was} whose close date {day} is {late} days past: moved to {chosen_stage}"
         output.changes.append(propose(
             ctx, NAME, Op.UPDATE, deal, records[rid], after=dict(writes), reason=reason, severity=Severity.MAJOR,
