@@ -249,6 +249,11 @@ def text_values(series: pd.Series) -> list[Any]:
     return [None if v is None or (isinstance(v, float) and v != v) else v for v in series.tolist()]
 
 
+def ids_of(series: pd.Series) -> list[str]:
+    """Each value as `str` writes it (ids are never empty): from Arrow at once, not an object per row."""
+    return [v if isinstance(v, str) else str(v) for v in text_values(series)]
+
+
 def id_text(series: pd.Series) -> pa.Array:
     """The column's values as `astype(str)` writes them, null where empty: ids to match as text (made once,
     it can be matched against many id sets; a column already of text is taken as it is, not copied)."""

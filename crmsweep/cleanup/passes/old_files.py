@@ -77,7 +77,8 @@ def run(ctx: PassContext) -> PassOutput:
     known = _known_protected(ctx)
     held_by: dict[str, str] = {}  # file id -> the never-touch object it is attached to
     attached: dict[str, int] = {}
-    for file_id, record_id in zip(links[concept.link_file_field], text_values(links[concept.link_record_field]), strict=True):
+    records_linked = text_values(links[concept.link_record_field])  # None where empty (the column reads NaN)
+    for file_id, record_id in zip(links[concept.link_file_field], records_linked, strict=True):
         fid = str(file_id)
         attached[fid] = attached.get(fid, 0) + 1
         if record_id is not None and fid not in held_by:

@@ -38,7 +38,7 @@ from crmsweep.cleanup.passes._guards import (
     live_is_in,
     utc_days,
 )
-from crmsweep.cleanup.view import live_frame, text_values
+from crmsweep.cleanup.view import ids_of, live_frame, text_values
 from crmsweep.concepts import DealStages
 from crmsweep.errors import BadInput
 from crmsweep.model import Change, Op, Severity, Vocabulary
@@ -111,7 +111,7 @@ def run(ctx: PassContext) -> PassOutput:
     rows = frame.assign(_close=close)[chosen]
     if not rows[vocab.id_field].is_monotonic_increasing:  # a snapshot usually lists rows in id order already
         rows = rows.sort_values(vocab.id_field, kind="stable")
-    ids = [str(i) for i in rows[vocab.id_field]]
+    ids = ids_of(rows[vocab.id_field])
     records = view.before_images(deal, ids)
     # Days as numbers, not a Timestamp per deal: tens of thousands of stale deals at a million contacts.
     days = utc_days(rows["_close"])
