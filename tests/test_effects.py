@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from crmsweep.cleanup.effects import EffectsView
@@ -22,7 +24,11 @@ def update(rid: str, **after: object) -> Change:
 def contacts(view: EffectsView) -> dict[str, tuple[object, object]]:
     frame = view.frame("Contact", ["Id", "Name", "Email"])
     # A STRING column reads an empty value as NaN: as None here, so a cleared address reads as missing.
-    return {str(r.Id): tuple(None if pd.isna(v) else v for v in (r.Name, r.Email)) for r in frame.itertuples()}
+    return {str(r.Id): (_given(r.Name), _given(r.Email)) for r in frame.itertuples()}
+
+
+def _given(value: Any) -> Any:
+    return None if pd.isna(value) else value
 
 
 def test_each_view_holds_the_changes_before_it_and_none_after() -> None:

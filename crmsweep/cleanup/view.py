@@ -55,7 +55,8 @@ def arrow_text_series(column: pa.Array | pa.ChunkedArray) -> pd.Series:
         # One chunk per row group as read: joined once here, `text_array` then takes the column as it is
         # (Arrow would join the chunks again on every match and every take).
         column = column.combine_chunks()
-    return pd.Series(TEXT_DTYPE.__from_arrow__(column))
+    series: pd.Series = column.to_pandas(types_mapper=lambda _: TEXT_DTYPE)  # wraps the buffers, copies none
+    return series
 
 
 def rows_where(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
