@@ -273,7 +273,7 @@ class _ArrowFrameView(FrameView):
 
     def table(self, object_name: str, columns: Sequence[str]) -> pa.Table:
         frame = self.frame(object_name, columns)
-        return pa.table({c: pa.array(frame[c].tolist(), type=pa.string()) for c in columns})
+        return pa.table({c: pa.array(frame[c], type=pa.string(), from_pandas=True) for c in columns})
 
 
 LABELLED = st.one_of(st.none(), st.sampled_from(["", " ", "\t", "Ann\nLee", "\x1b[2J", "é", "😀", '"q"', "\\"]),

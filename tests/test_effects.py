@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pandas as pd
+
 from crmsweep.cleanup.effects import EffectsView
 from crmsweep.model import Change, Op
 from tests.fake_connector import FAKE_VOCABULARY
@@ -19,7 +23,12 @@ def update(rid: str, **after: object) -> Change:
 
 def contacts(view: EffectsView) -> dict[str, tuple[object, object]]:
     frame = view.frame("Contact", ["Id", "Name", "Email"])
-    return {str(r.Id): (r.Name, r.Email) for r in frame.itertuples()}
+    # A STRING column reads an empty value as NaN: as None here, so a cleared address reads as missing.
+    return {str(r.Id): (_given(r.Name), _given(r.Email)) for r in frame.itertuples()}
+
+
+def _given(value: Any) -> Any:
+    return None if pd.isna(value) else value
 
 
 def test_each_view_holds_the_changes_before_it_and_none_after() -> None:

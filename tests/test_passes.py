@@ -13,7 +13,7 @@ import pytest
 from crmsweep import providers
 from crmsweep.cleanup.passes import PASSES, PassContext, PassOutput, summary_in, validate_settings
 from crmsweep.cleanup.passes.stale_contacts import years_before
-from crmsweep.cleanup.view import FrameView
+from crmsweep.cleanup.view import TEXT_DTYPE, FrameView
 from crmsweep.errors import BadInput
 from crmsweep.model import FieldKind, FieldSpec, Op, Record, Severity, SnapshotManifest, Vocabulary
 from tests.fake_connector import FAKE_VOCABULARY, spec, standard_fields
@@ -189,7 +189,7 @@ def test_frame_view_types_match_the_reader_contract() -> None:
     assert str(frame["LastLoginDate"].dtype) == "datetime64[ms, UTC]"
     assert str(frame["CreatedDate"].dtype) == "datetime64[ms, UTC]"
     assert str(frame["IsActive"].dtype) == "boolean"
-    assert frame["Id"].dtype == object
+    assert frame["Id"].dtype == TEXT_DTYPE
     contacts = make_view().frame("Contact", ["Id", "LastActivityDate"])
     assert list(contacts.columns) == ["Id", "LastActivityDate"]
     assert str(contacts["LastActivityDate"].dtype) == "datetime64[ms, UTC]"

@@ -20,6 +20,7 @@ from crmsweep.backup import snapshot_layers as layers
 from crmsweep.backup import snapshot_layout as layout
 from crmsweep.backup.row_block import RowBlock, RowRecord
 from crmsweep.backup.snapshot_values import canonical_rows
+from crmsweep.cleanup.view import arrow_text_series
 from crmsweep.collector import collector_paused
 from crmsweep.errors import BadInput
 from crmsweep.model import (
@@ -40,8 +41,7 @@ HeldColumns = Callable[[str, np.ndarray, int], "pa.Array | None"]
 
 def _column_series(column: pa.ChunkedArray, kind: FieldKind) -> pd.Series:
     if kind is FieldKind.STRING:
-        # pandas 3 would make a "str" column with NaN for null; passes test `is None`.
-        return pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
+        return arrow_text_series(column)
     if kind is FieldKind.BOOL:
         return pd.Series(column.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get))
     if kind is FieldKind.INT:
@@ -138,7 +138,7 @@ class SnapshotReader:
 
     def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Typed columns: dates and datetimes datetime64[ms, UTC], "boolean", "Int64", float64 (FLOAT and
-        DECIMAL), object."""
+        DECIMAL), Arrow-backed "str" (see `crmsweep.cleanup.view` for why)."""
         kinds = self._kinds(object_name)
         wanted = list(kinds) if columns is None else list(dict.fromkeys(columns))
         table = self.table(object_name, wanted)

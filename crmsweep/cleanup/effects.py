@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crmsweep.cleanup.view import SnapshotView, ViewOver, id_text, typed_series
+from crmsweep.cleanup.view import SnapshotView, ViewOver, id_text, rows_where, typed_series
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
@@ -156,7 +156,7 @@ class EffectsView(ViewOver):
             if written:
                 frame = self._patched(object_name, frame, written)
             if drop is not None and drop.any():
-                frame = frame[~drop].reset_index(drop=True)
+                frame = rows_where(frame, ~drop)
             held.update((name, frame[name]) for name in missing)
         # Copied as SharedColumns copies (see there): a write through `to_numpy()` stays in the pass's frame.
         frame = pd.DataFrame({name: held[name] for name in names}, columns=names, copy=True)

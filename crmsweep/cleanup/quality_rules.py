@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from crmsweep.cleanup.view import SnapshotView, live_frame
+from crmsweep.cleanup.view import SnapshotView, holds_text, live_frame
 from crmsweep.concepts import DataQuality, QualityRule
 from crmsweep.errors import BadInput
 from crmsweep.model import Vocabulary
@@ -127,7 +127,7 @@ def rule_column(rule: QualityRule) -> str:
 
 def _blank(series: pd.Series) -> pd.Series:
     """True where a value is missing: null, NaN, or text that is empty or only spaces."""
-    if series.dtype == object:
+    if holds_text(series):
         text = series.astype("string")
         return (text.isna() | text.str.strip().eq("")).fillna(True).astype(bool)
     return series.isna().astype(bool)

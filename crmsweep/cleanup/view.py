@@ -6,7 +6,15 @@ rules the reader promises, so a pass behaves the same on either:
 
 - DATE and DATETIME columns are `datetime64[ms, UTC]` (a date is midnight UTC),
 - BOOL is pandas "boolean" (nullable), INT is "Int64", FLOAT and DECIMAL are float64,
-- STRING is an object column holding str or None.
+- STRING is pandas 3's "str" column (`TEXT_DTYPE`): Arrow-backed text, missing as NaN.
+
+Why "str" and not `pd.ArrowDtype(pa.string())` or `StringDtype("pyarrow")` (NA semantics): it is what
+`pyarrow`'s `to_pandas()` gives, so the reader keeps the text in the Arrow buffers it read (no Python
+object per value), and it behaves as the object columns did where passes rely on it: comparisons and
+`isin` give plain bool with a missing value False, `notna` is a plain bool mask. It differs in two ways a
+pass must mind: a missing value reads as NaN (not None: test with `pd.isna`, never `is None`), and
+`astype(str)` keeps it missing instead of writing "None". It cannot hold a lone UTF-16 surrogate; a
+backup refuses one (snapshot_values), and so does `FrameView`.
 
 `record_map` returns canonical records (see `crmsweep.model`): dates "YYYY-MM-DD", datetimes
 "YYYY-MM-DDTHH:MM:SS.mmmZ", DECIMAL numbers their exact text, every field of the object present (None when
@@ -20,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,6 +44,36 @@ from crmsweep.model import (
 )
 
 DATETIME_DTYPE: Final = "datetime64[ms, UTC]"
+TEXT_DTYPE: Final = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def arrow_text_series(column: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """A STRING column from Arrow text as read (null where empty), keeping its buffers: no object per value."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = column.cast(pa.string())  # an all-null column, a string view
+    if isinstance(column, pa.ChunkedArray) and column.num_chunks > 1:
+        # One chunk per row group as read: joined once here, `text_array` then takes the column as it is
+        # (Arrow would join the chunks again on every match and every take).
+        column = column.combine_chunks()
+    series: pd.Series = column.to_pandas(types_mapper=lambda _: TEXT_DTYPE)  # wraps the buffers, copies none
+    return series
+
+
+def rows_where(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The rows where `keep` is True, numbered from 0. Text columns are filtered in Arrow: pandas takes them
+    by row number, three times the cost (a scan filters its people's text columns after every removal)."""
+    mask = pa.array(np.asarray(keep, dtype=bool))
+    columns = [frame.iloc[:, at] for at in range(frame.shape[1])]
+    plain = [at for at, column in enumerate(columns) if column.dtype != TEXT_DTYPE]
+    rest = frame.iloc[:, plain][keep].reset_index(drop=True) if plain else None
+    kept = [
+        rest.iloc[:, plain.index(at)] if rest is not None and at in plain
+        else arrow_text_series(pa.chunked_array(column.array.__arrow_array__()).filter(mask))
+        for at, column in enumerate(columns)
+    ]
+    out = pd.DataFrame(dict(enumerate(kept)), index=pd.RangeIndex(int(np.count_nonzero(keep))))
+    out.columns = frame.columns
+    return out
 
 
 class SnapshotView(Protocol):
@@ -91,7 +130,12 @@ def typed_series(spec: FieldSpec, values: Sequence[Any]) -> pd.Series:
         return pd.Series(pd.array(list(values), dtype="Int64"))
     if spec.kind in (FieldKind.FLOAT, FieldKind.DECIMAL):
         return pd.Series([float("nan") if v is None else float(v) for v in values], dtype="float64")
-    return pd.Series(list(values), dtype=object)
+    try:
+        return arrow_text_series(pa.array([None if v is None else str(v) for v in values], type=pa.string()))
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{spec.name} holds a text with a lone UTF-16 surrogate, which a snapshot cannot store either"
+        ) from None
 
 
 class FrameView:
@@ -190,6 +234,11 @@ class ViewOver:
         return self._base.before_images(object_name, ids)
 
 
+def holds_text(series: pd.Series) -> bool:
+    """Whether the column may hold text: a STRING column, or an object one a script built by hand."""
+    return series.dtype == object or isinstance(series.dtype, pd.StringDtype)
+
+
 def id_set(ids: Iterable[str]) -> pa.Array:
     """Ids as one Arrow array, made once, for `in_ids` to look many columns up in."""
     return pa.array(list(ids), type=pa.string())
@@ -211,6 +260,20 @@ def text_array(series: pd.Series) -> pa.Array | None:
     if pa.types.is_large_string(array.type) or pa.types.is_string_view(array.type):
         return array.cast(pa.string())
     return array if pa.types.is_string(array.type) else None
+
+
+def text_values(series: pd.Series) -> list[Any]:
+    """The column's values as Python objects, None where empty (a STRING column reads NaN there)."""
+    text = text_array(series) if holds_text(series) else None
+    if text is not None:
+        values: list[Any] = text.to_pylist()
+        return values
+    return [None if v is None or (isinstance(v, float) and v != v) else v for v in series.tolist()]
+
+
+def ids_of(series: pd.Series) -> list[str]:
+    """Each value as `str` writes it (ids are never empty): from Arrow at once, not an object per row."""
+    return [v if isinstance(v, str) else str(v) for v in text_values(series)]
 
 
 def id_text(series: pd.Series) -> pa.Array:
@@ -240,5 +303,5 @@ def live_frame(view: SnapshotView, object_name: str, columns: Sequence[str], del
     if with_flag and deleted_field:
         gone = frame[deleted_field].fillna(False).astype(bool).to_numpy()
         if gone.any():  # most snapshots hold none: then the frame is not copied
-            frame = frame[~gone]
+            frame = rows_where(frame, ~gone)
     return frame.loc[:, list(columns)].reset_index(drop=True)

@@ -28,7 +28,7 @@ from crmsweep.cleanup.passes import (
     live_flag,
     propose,
 )
-from crmsweep.cleanup.view import SnapshotView, id_text, live_frame, text_array
+from crmsweep.cleanup.view import SnapshotView, holds_text, id_set, id_text, ids_of, in_ids, live_frame, text_array
 from crmsweep.concepts import Cases, Converted, Link
 from crmsweep.errors import BadInput
 from crmsweep.model import Op, Severity, Vocabulary, canonical_datetime
@@ -41,12 +41,15 @@ MAX_OWNER_ID = 64  # an owner id in a setting is short, one token
 
 def is_in(series: pd.Series, values: Collection[Any]) -> pd.Series:
     """Per row, whether the value is one of `values` (an empty value never is)."""
+    if isinstance(series.dtype, pd.StringDtype) and all(isinstance(v, str) for v in values):
+        # pandas' `isin` on an Arrow-backed column makes an Arrow scalar per value looked up.
+        return in_ids(series, id_set(values))
     return series.isin(list(values)).fillna(False).astype(bool)
 
 
 def filled(series: pd.Series) -> pd.Series:
     """Per row, whether the value is there: not null, and for text not blank (what `str.strip` leaves empty)."""
-    if series.dtype != object:
+    if not holds_text(series):
         return series.notna().astype(bool)
     text = text_array(series)
     if text is None:
@@ -437,7 +440,7 @@ def propose_removals(
 ) -> None:
     """Removal changes for the `chosen` rows (in id order), except those `held` keeps (counted by why)."""
     vocab = ctx.vocabulary
-    ids = [str(i) for i in chosen[vocab.id_field]]
+    ids = ids_of(chosen[vocab.id_field])
     kept = [(rid, why) for rid, why in zip(ids, reasons, strict=True) if rid not in held]
     for rid in ids:
         if rid in held:

@@ -45,7 +45,7 @@ from crmsweep.cleanup.passes._guards import (
     propose_removals,
     removal_objects,
 )
-from crmsweep.cleanup.view import live_frame
+from crmsweep.cleanup.view import ids_of, live_frame
 from crmsweep.concepts import EmailBounces
 from crmsweep.model import Change, Op, Severity, Vocabulary
 
@@ -135,7 +135,7 @@ def run(ctx: PassContext) -> PassOutput:
 def _propose_clear(ctx: PassContext, output: PassOutput, obj: str, rows: pd.DataFrame, reasons: list[str]) -> None:
     vocab = ctx.vocabulary
     opt_out = _bounces(vocab).opt_out_field
-    records = ctx.view.record_map(obj, [str(i) for i in rows[vocab.id_field]])
+    records = ctx.view.record_map(obj, ids_of(rows[vocab.id_field]))
     for rid, why in zip(rows[vocab.id_field], reasons, strict=True):
         before = records[str(rid)]
         after: dict[str, Any] = {vocab.email_field: None}

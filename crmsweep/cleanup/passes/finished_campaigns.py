@@ -28,7 +28,7 @@ from crmsweep.cleanup.passes import (
     summary_of,
 )
 from crmsweep.cleanup.passes._guards import day_stamp, frame_days, is_in, live_day, live_is_in
-from crmsweep.cleanup.view import live_frame
+from crmsweep.cleanup.view import ids_of, live_frame
 from crmsweep.concepts import Campaigns
 from crmsweep.model import Change, Op, Severity, Vocabulary, canonical_json
 
@@ -61,7 +61,7 @@ def run(ctx: PassContext) -> PassOutput:
     ended = (end.notna() & (end < today)).astype(bool)
     chosen = running & (finished_status | ended)
     rows = frame.assign(_end=end, _ended=ended)[chosen].sort_values(vocab.id_field, kind="stable")
-    records = view.record_map(obj, [str(i) for i in rows[vocab.id_field]])
+    records = view.record_map(obj, ids_of(rows[vocab.id_field]))
     output = PassOutput(changes=[])
     writes = ", ".join(f"{k} = {canonical_json(v)}" for k, v in campaigns.end_writes.items())
     for rid, status, day, past in zip(

@@ -35,7 +35,7 @@ from crmsweep.cleanup.passes import (
     summary_of,
 )
 from crmsweep.cleanup.passes._guards import check_owner_setting, handed_to, require_active_owner
-from crmsweep.cleanup.view import live_frame
+from crmsweep.cleanup.view import ids_of, live_frame
 from crmsweep.model import Change, Op, Severity, Vocabulary, canonical_datetime
 
 NAME = "inactive_users"
@@ -151,7 +151,7 @@ def _hand_over(ctx: PassContext) -> PassOutput:
         if status in frame:
             owned &= ~frame[status].isin(vocab.task_done_values).fillna(False).astype(bool)
         chosen = frame[owned].sort_values(vocab.id_field, kind="stable")
-        records = view.record_map(obj, [str(i) for i in chosen[vocab.id_field]])
+        records = view.record_map(obj, ids_of(chosen[vocab.id_field]))
         for rid, was in zip(chosen[vocab.id_field], chosen[vocab.owner_field], strict=True):
             what = "open task" if status else "record"
             output.changes.append(propose(
@@ -177,7 +177,7 @@ def _deactivate(ctx: PassContext) -> PassOutput:
     if excluded_count := int((wanted & hits).sum()):
         output.held_back[f"listed in [passes.{NAME}] exclude"] = excluded_count
 
-    records = view.record_map(users, [str(i) for i in chosen[vocab.id_field]])
+    records = view.record_map(users, ids_of(chosen[vocab.id_field]))
     for rid, last, made in zip(
         chosen[vocab.id_field], chosen[vocab.user_last_login_field], chosen[vocab.created_field], strict=True
     ):

@@ -31,7 +31,7 @@ from crmsweep.cleanup.passes import (
 )
 from crmsweep.cleanup.passes._assets import add_proposals, concept_of, day_of, hold, live_when, proposed_objects
 from crmsweep.cleanup.passes.stale_contacts import years_before
-from crmsweep.cleanup.view import live_frame
+from crmsweep.cleanup.view import live_frame, text_values
 from crmsweep.concepts import Files
 from crmsweep.model import Change, Op, Vocabulary
 
@@ -77,7 +77,8 @@ def run(ctx: PassContext) -> PassOutput:
     known = _known_protected(ctx)
     held_by: dict[str, str] = {}  # file id -> the never-touch object it is attached to
     attached: dict[str, int] = {}
-    for file_id, record_id in zip(links[concept.link_file_field], links[concept.link_record_field], strict=True):
+    records_linked = text_values(links[concept.link_record_field])  # None where empty (the column reads NaN)
+    for file_id, record_id in zip(links[concept.link_file_field], records_linked, strict=True):
         fid = str(file_id)
         attached[fid] = attached.get(fid, 0) + 1
         if record_id is not None and fid not in held_by:

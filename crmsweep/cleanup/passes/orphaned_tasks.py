@@ -47,7 +47,7 @@ from crmsweep.cleanup.passes._guards import (
     require_active_owner,
     user_states,
 )
-from crmsweep.cleanup.view import live_frame
+from crmsweep.cleanup.view import ids_of, live_frame
 from crmsweep.concepts import TaskWork
 from crmsweep.model import Change, Op, Severity, Vocabulary
 
@@ -109,7 +109,7 @@ def run(ctx: PassContext) -> PassOutput:
             output.notes.append(f"{count} overdue {work.object} already owned by reassign_to {target} were left")
         chosen &= ~theirs
     rows = frame.assign(_orphan=orphan, _due=due)[chosen].sort_values(vocab.id_field, kind="stable")
-    records = view.record_map(work.object, [str(i) for i in rows[vocab.id_field]])
+    records = view.record_map(work.object, ids_of(rows[vocab.id_field]))
     after = {vocab.owner_field: target} if action == "reassign" else dict(work.close_writes)
     done = f"handed to {target}" if action == "reassign" else "closed"
     for rid, owner, is_orphan, day in zip(

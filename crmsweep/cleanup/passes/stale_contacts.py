@@ -40,12 +40,13 @@ from crmsweep.cleanup.passes import (
 )
 from crmsweep.cleanup.passes._guards import (
     deal_guard_reads,
+    is_in,
     live_day,
     one_setting_of,
     open_deal_now,
     people_on_open_deals,
 )
-from crmsweep.cleanup.view import live_frame
+from crmsweep.cleanup.view import ids_of, live_frame
 from crmsweep.errors import BadInput
 from crmsweep.model import Change, Op, Severity, Vocabulary
 
@@ -110,10 +111,10 @@ def run(ctx: PassContext) -> PassOutput:
             )
         stale = frame.assign(_when=when, _source=source)[when.notna() & (when < cutoff)]
         stale = stale.sort_values(vocab.id_field, kind="stable")
-        keep = stale[~stale[vocab.id_field].isin(protected)]
+        keep = stale[~is_in(stale[vocab.id_field], protected)]
         if held := len(stale) - len(keep):
             output.held_back[held_reason] = output.held_back.get(held_reason, 0) + held
-        ids = [str(i) for i in keep[vocab.id_field]]
+        ids = ids_of(keep[vocab.id_field])
         records = view.before_images(obj, ids)
         # One reason text per source and day, shared by the changes that have it (hundreds of thousands).
         said: dict[tuple[str, str], str] = {}

@@ -38,7 +38,7 @@ from crmsweep.cleanup.passes._guards import (
     live_is_in,
     utc_days,
 )
-from crmsweep.cleanup.view import live_frame
+from crmsweep.cleanup.view import ids_of, live_frame, text_values
 from crmsweep.concepts import DealStages
 from crmsweep.errors import BadInput
 from crmsweep.model import Change, Op, Severity, Vocabulary
@@ -111,14 +111,14 @@ def run(ctx: PassContext) -> PassOutput:
     rows = frame.assign(_close=close)[chosen]
     if not rows[vocab.id_field].is_monotonic_increasing:  # a snapshot usually lists rows in id order already
         rows = rows.sort_values(vocab.id_field, kind="stable")
-    ids = [str(i) for i in rows[vocab.id_field]]
+    ids = ids_of(rows[vocab.id_field])
     records = view.before_images(deal, ids)
     # Days as numbers, not a Timestamp per deal: tens of thousands of stale deals at a million contacts.
     days = utc_days(rows["_close"])
     past = (np.datetime64(today, "D") - days).astype(np.int64).tolist()
     kind, writes = vocab.label(deal), {stages.stage_field: chosen_stage}
     reasons = [f"open {kind} in stage {was} whose close date {day} is {late} days past: moved to {chosen_stage}"
-               for was, day, late in zip(rows[stages.stage_field].tolist(), day_texts(days), past, strict=True)]
+               for was, day, late in zip(text_values(rows[stages.stage_field]), day_texts(days), past, strict=True)]
     output.changes += propose_all(ctx, NAME, Op.UPDATE, deal, [records[rid] for rid in ids], reasons=reasons,
                                   severity=Severity.MAJOR, afters=[dict(writes) for _ in ids])
     return output
