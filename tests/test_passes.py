@@ -356,6 +356,11 @@ def test_summaries_say_what_the_pass_does_in_the_crm_s_words() -> None:
     assert summary_in(templates, hs) == (
         "Archive marketing emails unused for a number of days (the CRM restores them, same id).")
     assert summary_in(stale, None) == stale.summary
+    # A CRM whose campaigns have no active flag ends one by writing its status: nothing is "deactivated".
+    campaigns = PASSES["finished_campaigns"]
+    assert summary_in(campaigns, sf) == campaigns.summary
+    assert summary_in(campaigns, hs) == (
+        'End campaigns still running though their end date is past, by setting hs_campaign_status = "completed".')
 
 
 def test_settings_defaults_are_merged() -> None:

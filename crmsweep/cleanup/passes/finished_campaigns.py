@@ -75,6 +75,16 @@ def run(ctx: PassContext) -> PassOutput:
     return output
 
 
+def _summary(vocab: Vocabulary) -> str:
+    campaigns = _campaigns(vocab)
+    assert campaigns is not None  # asked only where the concept is mapped (passes.summary_in)
+    if campaigns.active_field:
+        return summary_of(__doc__)
+    writes = ", ".join(f"{k} = {canonical_json(v)}" for k, v in campaigns.end_writes.items())
+    what = vocab.label(campaigns.object, many=True)
+    return f"End {what} still running though their end date is past, by setting {writes}."
+
+
 def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
     campaigns = _campaigns(vocab)
     return LiveNeeds(fields=tuple(_fields(campaigns)) if campaigns else ())
@@ -108,6 +118,7 @@ def _reads(vocab: Vocabulary) -> list[ObjectRead]:
 SPEC = PassSpec(
     name=NAME,
     summary=summary_of(__doc__),
+    summary_for=_summary,
     order=45,
     defaults={},
     run=run,
