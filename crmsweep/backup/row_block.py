@@ -120,41 +120,37 @@ class RowBlock(ImageBlock):
 class RowRecord(BeforeImage):
     """One row of a `RowBlock`, read as its canonical record (a read-only Mapping)."""
 
-    __slots__ = ("_block", "_row")
+    # Plain slots, not properties: a scan reads both of each of its hundreds of thousands of records (to
+    # group them by block), and a property is a function call each time.
+    __slots__ = ("block", "row")
+    block: RowBlock
+    row: int
 
     def __init__(self, block: RowBlock, row: int) -> None:
-        self._block = block
-        self._row = row
-
-    @property
-    def block(self) -> RowBlock:
-        return self._block
-
-    @property
-    def row(self) -> int:
-        return self._row
+        self.block = block
+        self.row = row
 
     def __getitem__(self, key: str) -> Any:
-        if key not in self._block._index:
+        if key not in self.block._index:
             raise KeyError(key)
-        return self._block.value(key, self._row)
+        return self.block.value(key, self.row)
 
     def get(self, key: str, default: Any = None) -> Any:
-        if key not in self._block._index:
+        if key not in self.block._index:
             return default
-        return self._block.value(key, self._row)
+        return self.block.value(key, self.row)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._block._index
+        return key in self.block._index
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._block.names)
+        return iter(self.block.names)
 
     def __len__(self) -> int:
-        return len(self._block.names)
+        return len(self.block.names)
 
     def record(self) -> Record:
-        return self._block.row_dict(self._row)
+        return self.block.row_dict(self.row)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, RowRecord):
