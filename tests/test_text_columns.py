@@ -130,3 +130,17 @@ def test_rows_where_keeps_duplicate_and_object_columns_as_pandas_does() -> None:
     pd.testing.assert_frame_equal(rows_where(frame, mask), frame[mask].reset_index(drop=True))
     none = np.zeros(3, dtype=bool)
     pd.testing.assert_frame_equal(rows_where(frame, none), frame[none].reset_index(drop=True))
+
+
+def test_rows_where_takes_a_series_mask_by_the_frame_s_rows_never_pairing_two_records() -> None:
+    # A frame not numbered from 0 (a filtered one): a Series mask on its index keeps each row whole; a mask on
+    # another index is refused rather than read by label for some columns and by position for the text.
+    frame = pd.DataFrame({"Id": arrow_text_series(pa.array(["a", "b", "c"])), "n": [1, 2, 3]}).set_axis([5, 7, 9])
+    kept = rows_where(frame, frame["n"] != 1)
+    assert kept.to_dict("records") == [{"Id": "b", "n": 2}, {"Id": "c", "n": 3}]
+    with pytest.raises(ValueError, match="not the frame's"):
+        rows_where(frame, pd.Series([False, False, True]))
+
+
+def test_text_values_gives_none_for_every_missing_marker() -> None:
+    assert text_values(pd.Series([1, "a", None, pd.NA, float("nan")], dtype=object)) == [1, "a", None, None, None]

@@ -20,11 +20,14 @@ from crmsweep import api
 from crmsweep.backup.runlog import read_run
 from crmsweep.backup.snapshot import open_snapshot
 from crmsweep.cleanup.plan_checks import check_plan
+from crmsweep.connectors.hubspot_properties import PROPERTY_FIELDS, USE_FIELDS
 from crmsweep.errors import SafetyRefusal
 from crmsweep.model import Change, Op, Plan
 from crmsweep.sandbox.planted import read_planted
 from crmsweep.sandbox.server import RunningSandbox
+from tests.fake_connector import spec
 from tests.hubspot_fixtures import all_pages, hs, hubspot_sandbox
+from tests.pass_views import HS, audit, run_one, std, view
 from tests.test_passes_hubspot import workspace, yes
 
 __all__ = ["hs", "hubspot_sandbox"]
@@ -385,3 +388,22 @@ def test_a_second_hubspot_rollback_leaves_out_a_value_the_first_wrote_back_and_i
         (keeper, "missing")]
     assert not _partner_code(hs, cleared)
     assert read_run(ws.home, report.run_id).rolled_back_by is None
+
+
+def test_a_use_without_a_type_or_name_is_told_without_nan() -> None:
+    # A form the API gives without a name is kept with an empty by_name; an empty text cell reads NaN in a
+    # frame, which is truthy: the note said "used by form nan", and a use naming no property counted.
+    props = [{"id": f"contacts.{name}", "objectType": "contacts", "name": name, "hubspotDefined": False,
+              "archivable": True, "readOnlyValue": False, "calculated": False, "filled": 0,
+              "createdAt": "2020-01-01T00:00:00.000Z", "updatedAt": "2020-01-01T00:00:00.000Z"}
+             for name in ("x_custom", "y_custom")]
+    uses = [{"id": "u1", "object": "contacts", "field": "x_custom", "by_type": None, "by_id": "f1", "by_name": None},
+            {"id": "u2", "object": "contacts", "field": "y_custom", "by_type": "form", "by_id": "f2", "by_name": None},
+            {"id": "u3", "object": None, "field": None, "by_type": "form", "by_id": "f3", "by_name": "Empty"}]
+    specs = {"properties": PROPERTY_FIELDS, "form_fields": USE_FIELDS,
+             "contacts": std(HS, spec("x_custom"), spec("y_custom"))}
+    out = run_one(PASS, view(HS, specs, {"properties": props, "form_fields": uses,
+                                         "contacts": [{HS.id_field: "101", **audit(HS, 1)}]}), HS)
+    kept = sorted(n for n in out.notes if "is kept" in n)
+    assert kept == ["contacts.x_custom is kept: used by use", "contacts.y_custom is kept: used by form"]
+    assert out.changes == []

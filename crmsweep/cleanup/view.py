@@ -59,10 +59,18 @@ def arrow_text_series(column: pa.Array | pa.ChunkedArray) -> pd.Series:
     return series
 
 
-def rows_where(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+def rows_where(frame: pd.DataFrame, keep: np.ndarray | pd.Series) -> pd.DataFrame:
     """The rows where `keep` is True, numbered from 0. Text columns are filtered in Arrow: pandas takes them
-    by row number, three times the cost (a scan filters its people's text columns after every removal)."""
-    mask = pa.array(np.asarray(keep, dtype=bool))
+    by row number, three times the cost (a scan filters its people's text columns after every removal).
+
+    `keep` is by position; a boolean Series must be on the frame's own index (pandas would align the other
+    columns by label, Arrow the text by position: one record's id beside another's values)."""
+    if isinstance(keep, pd.Series):
+        if not keep.index.equals(frame.index):
+            raise ValueError("rows_where: the mask's index is not the frame's; pass it by position (to_numpy)")
+        keep = keep.to_numpy(dtype=bool)
+    keep = np.asarray(keep, dtype=bool)
+    mask = pa.array(keep)
     columns = [frame.iloc[:, at] for at in range(frame.shape[1])]
     plain = [at for at, column in enumerate(columns) if column.dtype != TEXT_DTYPE]
     rest = frame.iloc[:, plain][keep].reset_index(drop=True) if plain else None
@@ -268,7 +276,7 @@ def text_values(series: pd.Series) -> list[Any]:
     if text is not None:
         values: list[Any] = text.to_pylist()
         return values
-    return [None if v is None or (isinstance(v, float) and v != v) else v for v in series.tolist()]
+    return [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v for v in series.tolist()]
 
 
 def ids_of(series: pd.Series) -> list[str]:

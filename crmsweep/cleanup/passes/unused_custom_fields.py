@@ -47,7 +47,7 @@ from crmsweep.cleanup.passes import (
     propose,
     summary_of,
 )
-from crmsweep.cleanup.view import live_frame
+from crmsweep.cleanup.view import live_frame, text_values
 from crmsweep.concepts import CustomFields
 from crmsweep.model import Change, Op, Severity, Vocabulary
 
@@ -69,7 +69,9 @@ def _references(ctx: PassContext, concept: CustomFields) -> dict[tuple[str, str]
         if not ctx.view.has(name):
             continue
         frame = ctx.view.frame(name, ["object", "field", "by_type", "by_name"])
-        for obj, field, by_type, by_name in frame.itertuples(index=False, name=None):
+        # Through `text_values`: an empty text cell reads NaN in a frame, and NaN is truthy ("used by nan").
+        columns = [text_values(frame[column]) for column in ("object", "field", "by_type", "by_name")]
+        for obj, field, by_type, by_name in zip(*columns, strict=True):
             if obj and field:
                 uses.setdefault((str(obj), str(field)), []).append(f"{by_type or 'use'} {by_name or ''}".strip())
     return uses
