@@ -120,6 +120,7 @@ def test_dry_run_reads_and_reports_but_writes_nothing_and_makes_no_run(
     assert run_ids(home) == [] and not (home / "plans").exists()
 
     applied = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    assert applied["undo"] == f"crmsweep rollback {applied['run']} --config {shlex.quote(str(config))} --home {home}"
     runs = run_ids(home)
     after = org_rows(config, home, plan)
     back = json.loads(cli(config, home, "rollback", applied["run"], "--dry-run", "--json").stdout)
@@ -327,14 +328,17 @@ def test_a_plan_with_no_changes_is_checked_and_makes_no_run(config: Path, home: 
 
 
 def test_an_apply_that_wrote_nothing_offers_no_rollback(config: Path, home: Path, tmp_path: Path) -> None:
-    path = tmp_path / "stale.json"
-    cli(config, home, "scan", "-c", "cli", "-o", str(path), "--json", "--pass", "stale_contacts")
-    plan, _ = Plan.from_json(path.read_text())
+    paths = [tmp_path / "stale.json", tmp_path / "again.json"]
+    for path in paths:  # two plans of the same records, both scanned before anyone edits them
+        cli(config, home, "scan", "-c", "cli", "-o", str(path), "--json", "--pass", "stale_contacts")
+    plan, _ = Plan.from_json(paths[0].read_text())
     assert plan.changes and {c.object for c in plan.changes} <= {"Contact", "Lead"}
     with api.connect(ws(config, home), "cli") as connector:
         for obj in {c.object for c in plan.changes}:
             edits = [{"Id": c.record_id, "Title": "Edited since the scan"} for c in plan.changes if c.object == obj]
             assert all(r.ok for r in connector.update(obj, edits))
-    said = cli(config, home, "apply", str(path), "--yes")
+    said = cli(config, home, "apply", str(paths[0]), "--yes")
     assert "To undo" not in said.stderr and "nothing to undo" in said.stderr
+    answer = json.loads(cli(config, home, "apply", str(paths[1]), "--yes", "--json").stdout)
+    assert (answer["applied"], answer["skipped"], answer["undo"]) == (0, len(plan.changes), None)
     assert org_rows(config, home, plan) and all(row[1] is False for row in org_rows(config, home, plan).values())

@@ -290,15 +290,16 @@ def apply(
     if report is None:
         declined("applied")
         return
+    finished = not (report.stopped or report.dry_run or report.already_applied)
+    # Every change skipped or failed: a rollback would have nothing to put back.
+    undo = command_line(["rollback", report.run_id], config=config, home=home) if finished and report.applied else None
     if as_json:
-        emit_json({**report_json(report, resume_hint(report.run_id)), "budget": budget_json(outcome)})
+        emit_json({**report_json(report, resume_hint(report.run_id)), "undo": undo, "budget": budget_json(outcome)})
     else:
         render_report(report, resume_hint=f"`{resume_hint(report.run_id)}`")
         failures_hint(report, again=None)
-        if not (report.stopped or report.dry_run or report.already_applied):
-            # Every change skipped or failed: a rollback would have nothing to put back.
-            err.print(f"To undo: `{command_line(['rollback', report.run_id], config=config, home=home)}`"
-                      if report.applied else "Nothing was written, so there is nothing to undo.")
+        if finished:
+            err.print(f"To undo: `{undo}`" if undo else "Nothing was written, so there is nothing to undo.")
     exit_for(report)
 
 
