@@ -160,6 +160,7 @@ def test_coded_keys_are_the_plain_normalised_texts(values: list[str | None]) -> 
     array = pa.array(values, type=pa.string())
     for normalise in (keys.name_text, keys.email_text, keys.domain_text, keys.trimmed):
         plain = normalise(array).to_pylist()
+        assert "" not in plain  # no key is an empty text: a cell of spaces is no key, not one shared by all such
         for coded in (keys.coded(array, normalise), keys.coded_distinct(array, normalise)):
             _partition(coded.codes, plain)
             assert coded.texts(coded.codes[coded.codes >= 0]) == [t for t in plain if t is not None]
