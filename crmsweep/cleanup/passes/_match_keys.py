@@ -48,10 +48,7 @@ def arrow_text(series: pd.Series) -> pa.Array:
 def trimmed(values: pa.Array) -> pa.Array:
     """Surrounding whitespace gone, null for an empty cell."""
     text = pc.utf8_trim_whitespace(values)
-    empty = pc.equal(text, "")
-    if not pc.any(empty).as_py():  # the usual column: nulls, no empty texts; if_else would copy every text
-        return text
-    return pc.if_else(empty, pa.scalar(None, pa.string()), text)
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
 def email_text(values: pa.Array) -> pa.Array:
