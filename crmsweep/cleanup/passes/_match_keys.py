@@ -113,21 +113,17 @@ def distinct_of(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
 
 
 def paired(first: Keys, second: Keys, separator: str) -> Keys:
-    """One key for each pair of keys present in both columns, named "first{separator}second"; -1 also for a
-    row whose first or second key no other row holds (its pair groups nothing, and every caller groups).
+    """One key for each pair of keys present in both columns, named "first{separator}second".
 
     Pairs and texts are one to one when `separator` cannot occur in a first key (a normalised name holds no
-    "/"), so equal texts are equal pairs and grouping by pair is grouping by text. Only rows whose first and
-    second keys are each held by another row can share a pair: counting those is a bincount, and hashing the
-    pairs of the rest (most full names are one person's) was most of the cost."""
-    candidate = np.flatnonzero(_held_twice(first.codes) & _held_twice(second.codes))
+    "/"), so equal texts are equal pairs and grouping by pair is grouping by text."""
+    present = (first.codes >= 0) & (second.codes >= 0)
     span = int(second.codes.max(initial=-1)) + 1
-    combined = first.codes[candidate] * span + second.codes[candidate]
-    found, uniques = pd.factorize(combined)
-    found = np.asarray(found, dtype=np.int64)
+    combined = np.where(present, first.codes * span + second.codes, -1)
+    codes, uniques = pd.factorize(combined, use_na_sentinel=False)
+    codes = np.asarray(codes, dtype=np.int64)
     uniques = np.asarray(uniques, dtype=np.int64)
-    codes = np.full(len(first.codes), -1, dtype=np.int64)
-    codes[candidate] = found
+    codes = np.where(present, codes, -1)
 
     def texts(chosen: np.ndarray) -> list[str]:
         pairs = uniques[chosen]
@@ -135,15 +131,6 @@ def paired(first: Keys, second: Keys, separator: str) -> Keys:
         return [f"{a}{separator}{b}" for a, b in named]
 
     return Keys(codes, texts)
-
-
-def _held_twice(codes: np.ndarray) -> np.ndarray:
-    """Per row, whether its code (not -1) is held by another row too."""
-    present = codes >= 0
-    if not present.any():
-        return present
-    counts = np.bincount(codes[present])
-    return present & (np.append(counts, 0)[codes] > 1)
 
 
 def phone_keys(columns: Sequence[pa.Array]) -> list[Keys]:
