@@ -160,6 +160,7 @@ def test_coded_keys_are_the_plain_normalised_texts(values: list[str | None]) -> 
     array = pa.array(values, type=pa.string())
     for normalise in (keys.name_text, keys.email_text, keys.domain_text, keys.trimmed):
         plain = normalise(array).to_pylist()
+        assert "" not in plain  # no key is an empty text: a cell of spaces is no key, not one shared by all such
         for coded in (keys.coded(array, normalise), keys.coded_distinct(array, normalise)):
             _partition(coded.codes, plain)
             assert coded.texts(coded.codes[coded.codes >= 0]) == [t for t in plain if t is not None]
@@ -306,3 +307,25 @@ def test_shared_rows_are_the_keys_two_rows_hold(columns: list[list[int]]) -> Non
     plain = [(code, sorted(rows)) for code, rows in sorted(by.items()) if len(rows) > 1]
     keys_by_column = [np.array([codes[i] for codes in columns], dtype=np.int64) for i in range(width)]
     assert [(c, r.tolist()) for c, r in keys.shared_rows(keys_by_column, len(columns))] == plain
+
+
+def _texts_of(names: list[str]) -> Any:
+    return lambda codes: [names[c] for c in codes.tolist()]
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(-1, 4), st.integers(-1, 3)), max_size=30))
+def test_paired_keys_group_the_rows_holding_the_same_pair(rows: list[tuple[int, int]]) -> None:
+    """Pairs only one row holds are dropped (-1) before hashing: the rows sharing each pair, and its name, are
+    still those of pairing every row."""
+    first = keys.Keys(np.array([a for a, _ in rows], dtype=np.int64), _texts_of(["a", "b", "c", "d", "e"]))
+    second = keys.Keys(np.array([b for _, b in rows], dtype=np.int64), _texts_of(["w", "x", "y", "z"]))
+    by: dict[str, list[int]] = {}
+    for row, (a, b) in enumerate(rows):
+        if a >= 0 and b >= 0:
+            by.setdefault(f"{'abcde'[a]} / {'wxyz'[b]}", []).append(row)
+    plain = sorted((name, members) for name, members in by.items() if len(members) > 1)
+    both = keys.paired(first, second, " / ")
+    shared = keys.shared_rows([both.codes], len(rows))
+    names = both.texts(np.array([code for code, _ in shared], dtype=np.int64))
+    assert sorted((name, members.tolist()) for name, (_, members) in zip(names, shared, strict=True)) == plain

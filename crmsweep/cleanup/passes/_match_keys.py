@@ -180,7 +180,10 @@ def _digit_keys(values: pa.Array) -> np.ndarray:
         return np.full(rows, -1, np.int64)
     digits = pa.Array.from_buffers(pa.string(), rows, [
         pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(ends), pa.py_buffer(data[is_digit])])
-    value = pc.cast(pc.utf8_slice_codeunits(digits, -PHONE_DIGITS), pa.int64())
+    # Every kept byte is an ASCII digit, so bytes are characters: a byte slice is the character slice, at a
+    # fifth of the cost (the UTF-8 slice walks each text from its end a code point at a time).
+    last = pc.binary_slice(digits.view(pa.binary()), -PHONE_DIGITS).view(pa.string())
+    value = pc.cast(last, pa.int64())
     value = pc.fill_null(value, -1).to_numpy(zero_copy_only=False)
     return np.where(valid, np.minimum(count, PHONE_DIGITS).astype(np.int64) * _PHONE_SPAN + value, -1)
 
