@@ -354,7 +354,10 @@ def recreate_note_of(
                for c in (state.plan.changes[i] for i in state.applied_order) if c.op in (Op.ARCHIVE, Op.DELETE)}
     rows = [(c.object, befores.get((c.object, vocabulary.id_key(c.record_id)), {}), c.after) for c in creates]
     fields = unwritten_fields(rows, specs, vocabulary)
-    return recreate_note(recreated_counts(creates), fields, capabilities, done=done, run_id=run_id)
+    # Activity history is said lost only where the records held an activity date that is not the modified
+    # stamp every record has (an audit field): a field definition has none.
+    history = any(n in fields for n in vocabulary.last_activity_fields if n not in vocabulary.audit_fields)
+    return recreate_note(recreated_counts(creates), fields, capabilities, done=done, run_id=run_id, history=history)
 
 
 def mark_rolled_back(home: Home, run_id: str, by_run: str) -> None:
