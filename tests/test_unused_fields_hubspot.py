@@ -256,10 +256,20 @@ def test_a_value_that_cannot_be_restored_leaves_the_hubspot_run_not_rolled_back(
     assert report is not None and not report.failed
     hs.crm.contacts.basic_api.archive(keeper)
 
-    rolled = api.rollback(ws, report.run_id, confirm=yes)
+    shown: list[Plan] = []
+
+    def show(plan: Plan) -> bool:
+        shown.append(plan)
+        return True
+
+    rolled = api.rollback(ws, report.run_id, confirm=show)
     assert rolled.report is not None and not rolled.report.failed
     assert [(s["object"], s["id"], s["reason"]) for s in rolled.report.skipped_items] == [
         ("contacts", keeper, "missing")]
+    # The plan, as preview shows it, says so before the writes too: the properties keep their ids.
+    notes = shown[0].header.notes
+    assert notes[0].endswith("ids are kept (recycle-bin undelete, reactivation)"), notes
+    assert not any("re-created under new ids" in n for n in notes), notes
     assert "partner_code" in names(hs, "contacts")
     assert read_run(ws.home, report.run_id).rolled_back_by is None
     # The properties came back under their own names (the id map maps each to itself), their created dates

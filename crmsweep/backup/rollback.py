@@ -311,7 +311,8 @@ def rollback_plan_of(
         changes = restore_order(ordered, vocabulary) + links
     except NotReversible as exc:
         raise SafetyRefusal(f"run {run_id} cannot be rolled back: {exc}") from None
-    created = sum(1 for c in changes if c.op is Op.CREATE)
+    own_id = capabilities.recreated_under_own_id if capabilities is not None else ()
+    created = sum(1 for c in changes if c.op is Op.CREATE and c.object not in own_id)
     notes = [f"rollback of run {run_id}: {len(changes)} changes; ids are kept (recycle-bin undelete, reactivation)"
              + (f" except {created} re-created with new ids (parents first, links after)" if created else "")]
     lost = recreate_note_of(state, changes, vocabulary, snapshot_field_specs(home, state) if created else {},
@@ -346,8 +347,11 @@ def recreate_note_of(
 ) -> str | None:
     """The line saying what re-creating the records `changes` create (undoing run `state`, whose snapshot's
     field specs are `specs`) loses, and what to do instead by the provider's `capabilities` (unknown: not
-    said); None if they re-create nothing. `done`: they were applied, by rollback run `run_id`."""
-    creates = [c for c in changes if c.op is Op.CREATE]
+    said); None if they re-create nothing under a new id. `done`: they were applied, by rollback run `run_id`."""
+    # Before the writes, what comes back under its own id is known from the capabilities; after, from
+    # the id map (the caller passes only the creates it gave a new id).
+    own_id = capabilities.recreated_under_own_id if capabilities is not None and not done else ()
+    creates = [c for c in changes if c.op is Op.CREATE and c.object not in own_id]
     if not creates:
         return None
     befores = {(c.object, vocabulary.id_key(c.record_id)): c.before
