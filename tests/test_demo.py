@@ -191,3 +191,5 @@ def test_the_salesforce_demo_note_names_only_what_the_field_create_cannot_write(
     assert "(4 CustomField)" in note and "activity history" not in note, note
     named = note.split("afresh (")[1].split(": read-only")[0].split(", ")
     assert "filled" not in named and "CreatedDate" in named, note
+    # Written through FullName (Object.Name__c): the re-created field has the same name, on the same object.
+    assert "DeveloperName" not in named and "TableEnumOrId" not in named, note
