@@ -548,8 +548,10 @@ def _note_recreated(ws: Workspace, plan: Plan, report: ApplyReport, connector: C
     run_id = plan.header.rollback_of
     if not run_id:
         return
+    # Only a record whose id the CRM changed was re-created anew: one brought back under its own id (a
+    # restore by name) is the original, its dates kept (the id map says which is which).
     made = [c for c in plan.changes if c.op is Op.CREATE
-            and (report.dry_run or c.record_id in report.id_map.get(c.object, {}))]
+            and (report.dry_run or report.id_map.get(c.object, {}).get(c.record_id) not in (None, c.record_id))]
     vocabulary = connector.vocabulary
     undone = read_run(ws.home, run_id)
     specs = plan_field_specs(ws.home, undone.plan) if made else {}

@@ -87,18 +87,35 @@ def _listed(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def closing(rolled_back: Mapping[tuple[str, str], int], run_id: str, *, recent_days: int) -> list[str]:
+def same_id_creates(state: RunState) -> dict[str, int]:
+    """Object -> how many of the run's creates the CRM gave back the id they had (its id map says): a
+    definition restored by name is the original, not a new record."""
+    return {obj: n for obj, ids in state.id_map.items() if (n := sum(1 for old, new in ids.items() if old == new))}
+
+
+def closing(rolled_back: Mapping[tuple[str, str], int], run_id: str, *, recent_days: int,
+            same_ids: Mapping[str, int] | None = None) -> list[str]:
     """What the rollback put back, from what it applied: which records kept their ids, and which were
-    re-created under new ones (and what that means for a scan run next)."""
+    re-created under new ones (and what that means for a scan run next). `same_ids`: object -> how many
+    of its creates came back under their old ids (see `same_id_creates`), told with the kept ones."""
+    same = dict(same_ids or {})
     by_op: dict[str, list[str]] = {}
+    back_as_were: list[str] = []
     for (op, obj), n in rolled_back.items():
-        by_op.setdefault(op, []).append(f"{n:,} {obj}")
+        kept_n = min(n, same.get(obj, 0)) if op == Op.CREATE.value else 0
+        if kept_n:
+            back_as_were.append(f"{kept_n:,} {obj}")
+        if n - kept_n:
+            by_op.setdefault(op, []).append(f"{n - kept_n:,} {obj}")
     made = by_op.pop(Op.CREATE.value, [])
     kept = [f"{_listed(counts)} {_KEPT_ID.get(Op(op), op)}" for op, counts in by_op.items()]
+    if back_as_were:
+        kept.append(f"{_listed(back_as_were)} restored")
     lines = [f"Back under their own ids: {'; '.join(kept)}." if kept else "No record came back under its own id."]
     if made:
         lines.append(f"Re-created under new ids (old -> new: `crmsweep runs show {run_id} --json`): {_listed(made)}.")
         if recent_days:
+            # Only these: the protection reads the created date, which a record restored under its own id keeps.
             lines.append(f"To the CRM they are new records, created today: a scan holds them back for {recent_days} "
                          "days ([protect] recent_days). The next `crmsweep demo` seeds a fresh sandbox first.")
     else:
@@ -174,11 +191,13 @@ def run_demo(
         after = _census(connector, counted)
         say(f"   Live after rollback: {after.line()}.")
 
-    rolled_back = applied_changes(api.run(ws, back.run_id).state)
+    back_state = api.run(ws, back.run_id).state
+    rolled_back = applied_changes(back_state)
     recreated = frozenset(obj for op, obj in rolled_back if op == Op.CREATE)
     same = after.same_as(before, recreated=recreated) and back.failed == 0
     say("")
-    for line in closing(rolled_back, back.run_id, recent_days=ws.config.protect.recent_days):
+    for line in closing(rolled_back, back.run_id, recent_days=ws.config.protect.recent_days,
+                        same_ids=same_id_creates(back_state)):
         say(line)
     if same:
         say("The same users are active as before, and the live census matches the first one.")

@@ -297,6 +297,9 @@ class Capabilities:
     # What an admin can do to bring back deleted records crmsweep cannot undelete ("restore them in ..."),
     # told where a rollback needs them back; empty where they undelete (`undeletes`).
     restore_by_hand: str = ""
+    # Objects whose re-create brings a record back under the id it had (a definition keyed by its name):
+    # a rollback's plan does not count them as re-created under new ids (its run's id map then says).
+    recreated_under_own_id: tuple[str, ...] = ()
     # Whether the connector can list what was deleted since a moment (`deleted_since`), which an
     # incremental backup needs; where it cannot, `backup --incremental` is refused, first time included.
     incremental_backups: bool = True

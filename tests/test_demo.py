@@ -14,6 +14,8 @@ from crmsweep.backup.runlog import Outcome
 from crmsweep.demo import DemoResult, run_demo
 from crmsweep.model import Change, Op, Plan
 
+IdMap = dict[str, dict[str, str]]
+
 
 def _workspace(tmp_path: Path, records: int, seed: int) -> Workspace:
     config = tmp_path / "crmsweep.toml"
@@ -54,14 +56,19 @@ def _rolled_back(ws: Workspace, result: DemoResult) -> list[Change]:
     return [state.plan.changes[o.index] for o in state.outcomes if o.outcome is Outcome.APPLIED]
 
 
-def _closing_says(lines: list[str], changes: list[Change], run_id: str) -> None:
-    """The closing sentences name every record the rollback re-created and every one it undeleted."""
-    created = Counter(c.object for c in changes if c.op is Op.CREATE)
+def _closing_says(lines: list[str], changes: list[Change], run_id: str, id_map: IdMap | None = None) -> None:
+    """The closing sentences name every record the rollback re-created under a new id and every one it
+    undeleted; a create the CRM answered with the old id (`id_map`) is told as restored, not as new."""
+    same = Counter(obj for obj, ids in (id_map or {}).items() for old, new in ids.items() if old == new)
+    created = Counter(c.object for c in changes if c.op is Op.CREATE) - same
     undeleted = Counter(c.object for c in changes if c.op is Op.UNDELETE)
     back = next(line for line in lines if line.startswith("Back under their own ids: "))
     undeleted_part = next((p for p in back.split("; ") if p.rstrip(".").endswith(" undeleted")), "")
     for obj, n in undeleted.items():
         assert f"{n:,} {obj}" in undeleted_part, back
+    restored_part = next((p for p in back.split("; ") if p.rstrip(".").endswith(" restored")), "")
+    for obj, n in same.items():
+        assert f"{n:,} {obj}" in restored_part, back
     made = [line for line in lines if line.startswith("Re-created under new ids")]
     if created:
         head = f"Re-created under new ids (old -> new: `crmsweep runs show {run_id} --json`): "
@@ -137,7 +144,7 @@ def test_the_demo_on_hubspot_archives_re_creates_and_says_what_it_cannot_do(hubs
     assert "skipped: this CRM cannot deactivate users through its API; set [passes.inactive_users] reassign_to" in told
     changes = _rolled_back(ws, result)
     assert {c.object for c in changes if c.op is Op.CREATE} >= {"contacts", "companies"}
-    _closing_says(lines, changes, result.rollback_run_id)
+    _closing_says(lines, changes, result.rollback_run_id, api.run(ws, result.rollback_run_id).state.id_map)
     assert not any("Every record is back" in line for line in lines)
 
     # Said, not hidden: the re-created records look new to the next scan, and how to keep the originals.
@@ -153,3 +160,36 @@ def test_the_demo_on_hubspot_speaks_hubspot(hubspot_demo: Told) -> None:
     assert 'reassign_to = "<owner id>" to hand these tasks to that owner' in told
     assert "  Archive people (contacts) with no activity for years, except those on an open deal." in told
     assert "  Archive marketing emails unused for a number of days (the CRM restores them, same id)." in told
+
+
+def test_the_hubspot_demo_tells_properties_restored_under_their_names_as_not_new(hubspot_demo: Told) -> None:
+    """HubSpot gives an archived property back under its name, its created date kept: the id map maps each
+    to itself, the next scan proposes them again. So neither the rollback's note nor the closing may call
+    them re-created under new ids or created today; the contacts and companies are, and are told so."""
+    ws, lines, result = hubspot_demo.ws, hubspot_demo.lines, hubspot_demo.result
+    id_map = api.run(ws, result.rollback_run_id).state.id_map
+    properties = id_map["properties"]
+    assert properties and all(old == new for old, new in properties.items())
+    note = next(line for line in lines if "re-created under new ids (" in line)
+    new_ids = sum(1 for ids in id_map.values() for old, new in ids.items() if old != new)
+    assert f"{new_ids} records were re-created under new ids (" in note and "properties" not in note, note
+    for name in ("filled", "label", "fieldType", "groupName", "formField"):
+        assert f" {name}," not in note and f"({name}," not in note, (name, note)
+
+    changes = _rolled_back(ws, result)
+    _closing_says(lines, changes, result.rollback_run_id, id_map)
+    back = next(line for line in lines if line.startswith("Back under their own ids: "))
+    assert f"{len(properties)} properties restored" in back, back
+    made = next(line for line in lines if line.startswith("Re-created under new ids"))
+    assert "properties" not in made and "contacts" in made, made
+
+
+def test_the_salesforce_demo_note_names_only_what_the_field_create_cannot_write(salesforce_demo: Told) -> None:
+    """The re-created custom fields are definitions: no activity history to lose, and `filled` is crmsweep's
+    own count, not a field of the CRM's, so the note names neither."""
+    note = next(line for line in salesforce_demo.lines if "re-created under new ids (" in line)
+    assert "(4 CustomField)" in note and "activity history" not in note, note
+    named = note.split("afresh (")[1].split(": read-only")[0].split(", ")
+    assert "filled" not in named and "CreatedDate" in named, note
+    # Written through FullName (Object.Name__c): the re-created field has the same name, on the same object.
+    assert "DeveloperName" not in named and "TableEnumOrId" not in named, note

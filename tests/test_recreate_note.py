@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from crmsweep import providers
+from crmsweep.backup.recreate import create_values
 from crmsweep.backup.recreate_note import SHOW_FIELDS, recreate_note, unwritten_fields
+from crmsweep.connectors.hubspot_properties import FILLED, PROPERTIES, PROPERTY_FIELDS, property_row
 from crmsweep.model import Capabilities, FieldKind, FieldSpec
 from crmsweep.providers.salesforce import SALESFORCE_VOCABULARY as VOCAB
 
@@ -42,3 +45,23 @@ def test_the_note_counts_names_and_says_what_to_do_in_the_providers_words() -> N
     # Undeletable, yet re-created: the recycle bin no longer held them, so no false hope of keeping them.
     assert one.endswith("the CRM no longer holds the originals, so those values cannot be kept")
     assert recreate_note({}, fields, by_hand) is None
+
+
+# A property definition as HubSpot gives it; `properties` backs it up with crmsweep's own `filled` count.
+DEFINITION = {
+    "name": "old_forecast_category", "label": "Old forecast category", "type": "enumeration",
+    "fieldType": "select", "groupName": "dealinformation", "description": "", "options": [],
+    "displayOrder": -1, "hidden": False, "formField": True, "calculated": False, "hubspotDefined": False,
+    "archived": False, "createdAt": "2020-03-02T10:00:00Z", "updatedAt": "2020-03-02T10:00:00Z",
+    "modificationMetadata": {"archivable": True, "readOnlyValue": False, "readOnlyDefinition": False},
+}
+
+
+def test_a_property_re_create_names_only_the_stamps_hubspot_sets_itself() -> None:
+    """Not crmsweep's own `filled` count, nor the label, fieldType, groupName... the create sends whole in
+    the definition: only the stamps HubSpot sets itself."""
+    vocabulary = providers.get("hubspot").vocabulary
+    before = {**property_row("deals", DEFINITION), FILLED: 0}
+    specs = {PROPERTIES: PROPERTY_FIELDS}
+    written = create_values(PROPERTIES, before, specs, {(PROPERTIES, before["id"])}, vocabulary)
+    assert unwritten_fields([(PROPERTIES, before, written)], specs, vocabulary) == ["createdAt", "updatedAt"]

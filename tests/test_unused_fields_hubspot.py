@@ -259,13 +259,27 @@ def test_a_value_that_cannot_be_restored_leaves_the_hubspot_run_not_rolled_back(
     assert report is not None and not report.failed
     hs.crm.contacts.basic_api.archive(keeper)
 
-    rolled = api.rollback(ws, report.run_id, confirm=yes)
+    shown: list[Plan] = []
+
+    def show(plan: Plan) -> bool:
+        shown.append(plan)
+        return True
+
+    rolled = api.rollback(ws, report.run_id, confirm=show)
     assert rolled.report is not None and not rolled.report.failed
     assert [(s["object"], s["id"], s["reason"]) for s in rolled.report.skipped_items] == [
         ("contacts", keeper, "missing")]
+    # The plan, as preview shows it, says so before the writes too: the properties keep their ids.
+    notes = shown[0].header.notes
+    assert notes[0].endswith("ids are kept (recycle-bin undelete, reactivation)"), notes
+    assert not any("re-created under new ids" in n for n in notes), notes
     assert "partner_code" in names(hs, "contacts")
     assert read_run(ws.home, report.run_id).rolled_back_by is None
-    assert len(rolled.report.notes) == 2 and "re-created under new ids" in rolled.report.notes[1]
+    # The properties came back under their own names (the id map maps each to itself), their created dates
+    # kept: no "re-created under new ids" note, which would tell the admin the next scan holds them back.
+    properties = rolled.report.id_map["properties"]
+    assert properties and all(old == new for old, new in properties.items())
+    assert len(rolled.report.notes) == 1 and "re-created under new ids" not in rolled.report.notes[0]
     assert rolled.report.notes[0].startswith(
         f"1 value of the fields run {report.run_id} removed could not be written back (1 missing: contacts {keeper})")
     # crmsweep cannot undelete a HubSpot contact (its capabilities say so): the admin is told what they can do.

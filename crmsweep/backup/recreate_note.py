@@ -10,9 +10,11 @@ provider's capabilities. Pure: no I/O.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 
 from crmsweep.backup.recreate import FieldSpecs
+from crmsweep.concepts import CustomFields
 from crmsweep.model import Capabilities, Change, FieldKind, Op, Vocabulary
 
 # Enough names to recognise the dates and history a scan reads; the rest are counted.
@@ -27,22 +29,54 @@ def unwritten_fields(
     """The fields that held a value in a re-created record's before-image and that its create does not
     write (each row: object, before-image, what the create writes): read-only to a create by the
     snapshot's field specs (`create_values` writes every createable one). The id and the deleted flag are
-    left out (a new id is the re-create's point). The fields a scan reads come first (created, last
-    activity, audit stamps), then the other dates and times, then the rest, each in before-image order."""
+    left out (a new id is the re-create's point), and so are crmsweep's own columns (a definitions
+    object's filled count is read by the backup, no field of the CRM's) and the columns a written
+    definition carries with the same value (a create that sends a whole definition as one JSON value
+    writes its label and type too). The fields a scan reads come first (created, last activity, audit
+    stamps), then the other dates and times, then the rest, each in before-image order."""
     left_out = {vocabulary.id_field, vocabulary.deleted_field}
+    # The CRM stamps these itself on a create, whatever a sent definition says of them.
+    system = {vocabulary.created_field, vocabulary.fingerprint_field, *vocabulary.audit_fields}
+    fields_concept = vocabulary.concept(CustomFields)
     held: dict[str, None] = {}
     dates: set[str] = set()
     for object_name, before, written in rows:
         kinds = {f.name: f.kind for f in specs.get(object_name, ())}
+        own = {fields_concept.filled_field} if fields_concept and fields_concept.definitions == object_name else set()
+        carried = _carried(written)
         for name, value in before.items():
-            if value is not None and value != "" and name not in written and name not in left_out:
-                held[name] = None
-                if kinds.get(name) in (FieldKind.DATE, FieldKind.DATETIME):
-                    dates.add(name)
+            if (value is None or value == "" or name in written or name in left_out or name in own
+                    or (name not in system and name in carried and carried[name] == value)):
+                continue
+            held[name] = None
+            if kinds.get(name) in (FieldKind.DATE, FieldKind.DATETIME):
+                dates.add(name)
     read = [n for n in dict.fromkeys(
         [vocabulary.created_field, *vocabulary.last_activity_fields, *vocabulary.audit_fields]) if n in held]
     rest = [n for n in held if n not in read]
     return read + [n for n in rest if n in dates] + [n for n in rest if n not in dates]
+
+
+def _carried(written: Mapping[str, object]) -> dict[str, object]:
+    """The keys and values of the JSON objects among `written`'s text values (a definition sent whole),
+    with those of the objects they hold one level down (a definition's metadata), the first such value
+    winning a key, a top-level one before a nested one."""
+    carried: dict[str, object] = {}
+    for value in written.values():
+        if not (isinstance(value, str) and value.startswith("{")):
+            continue
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict):
+            for key, item in parsed.items():
+                carried.setdefault(key, item)
+            for item in parsed.values():
+                if isinstance(item, dict):
+                    for key, inner in item.items():
+                        carried.setdefault(key, inner)
+    return carried
 
 
 def recreated_counts(changes: Iterable[Change]) -> dict[str, int]:
@@ -81,10 +115,12 @@ def recreate_note(
     *,
     done: bool = False,
     run_id: str | None = None,
+    history: bool = True,
 ) -> str | None:
     """One line on what re-creating `counts` records (object -> count) loses: `fields` (see
     `unwritten_fields`), and what to do about it. `done`: they were re-created (a report), else they
-    will be (a plan); `run_id`, the rollback run once there is one. None when nothing is re-created."""
+    will be (a plan); `run_id`, the rollback run once there is one; `history`, whether they had an
+    activity history to lose (a field definition has none). None when nothing is re-created."""
     total = sum(counts.values())
     if not total:
         return None
@@ -92,7 +128,8 @@ def recreate_note(
     one = total == 1
     verb, sets = (("was" if one else "were"), "set") if done else (("is" if one else "are"), "sets")
     their = "its" if one else "their"
-    lost = (f"the CRM {sets} {their} created and modified dates and activity history afresh ({_names(fields)}: "
+    what = "created and modified dates and activity history" if history else "created and modified dates"
+    lost = (f"the CRM {sets} {their} {what} afresh ({_names(fields)}: "
             "read-only, so the snapshot's values cannot be written back)" if fields else
             f"the CRM {sets} {their} created and modified dates afresh")
     keep = _keep(counts, capabilities, run_id)

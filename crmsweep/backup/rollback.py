@@ -311,7 +311,8 @@ def rollback_plan_of(
         changes = restore_order(ordered, vocabulary) + links
     except NotReversible as exc:
         raise SafetyRefusal(f"run {run_id} cannot be rolled back: {exc}") from None
-    created = sum(1 for c in changes if c.op is Op.CREATE)
+    own_id = capabilities.recreated_under_own_id if capabilities is not None else ()
+    created = sum(1 for c in changes if c.op is Op.CREATE and c.object not in own_id)
     notes = [f"rollback of run {run_id}: {len(changes)} changes; ids are kept (recycle-bin undelete, reactivation)"
              + (f" except {created} re-created with new ids (parents first, links after)" if created else "")]
     lost = recreate_note_of(state, changes, vocabulary, snapshot_field_specs(home, state) if created else {},
@@ -346,15 +347,21 @@ def recreate_note_of(
 ) -> str | None:
     """The line saying what re-creating the records `changes` create (undoing run `state`, whose snapshot's
     field specs are `specs`) loses, and what to do instead by the provider's `capabilities` (unknown: not
-    said); None if they re-create nothing. `done`: they were applied, by rollback run `run_id`."""
-    creates = [c for c in changes if c.op is Op.CREATE]
+    said); None if they re-create nothing under a new id. `done`: they were applied, by rollback run `run_id`."""
+    # Before the writes, what comes back under its own id is known from the capabilities; after, from
+    # the id map (the caller passes only the creates it gave a new id).
+    own_id = capabilities.recreated_under_own_id if capabilities is not None and not done else ()
+    creates = [c for c in changes if c.op is Op.CREATE and c.object not in own_id]
     if not creates:
         return None
     befores = {(c.object, vocabulary.id_key(c.record_id)): c.before
                for c in (state.plan.changes[i] for i in state.applied_order) if c.op in (Op.ARCHIVE, Op.DELETE)}
     rows = [(c.object, befores.get((c.object, vocabulary.id_key(c.record_id)), {}), c.after) for c in creates]
     fields = unwritten_fields(rows, specs, vocabulary)
-    return recreate_note(recreated_counts(creates), fields, capabilities, done=done, run_id=run_id)
+    # Activity history is said lost only where the records held an activity date that is not the modified
+    # stamp every record has (an audit field): a field definition has none.
+    history = any(n in fields for n in vocabulary.last_activity_fields if n not in vocabulary.audit_fields)
+    return recreate_note(recreated_counts(creates), fields, capabilities, done=done, run_id=run_id, history=history)
 
 
 def mark_rolled_back(home: Home, run_id: str, by_run: str) -> None:

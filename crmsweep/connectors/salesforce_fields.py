@@ -49,7 +49,10 @@ def _spec(name: str, kind: FieldKind, provider_type: str, *, createable: bool = 
 
 S, T = FieldKind.STRING, FieldKind.DATETIME
 DEFINITION_FIELDS: tuple[FieldSpec, ...] = (
-    _spec("Id", S, "id"), _spec("DeveloperName", S, "string"), _spec("TableEnumOrId", S, "string"),
+    # The name and object a create writes through FullName (Object.Name__c): createable, so a re-create's
+    # note does not call them lost (the create itself sends only FullName and Metadata).
+    _spec("Id", S, "id"), _spec("DeveloperName", S, "string", createable=True),
+    _spec("TableEnumOrId", S, "string", createable=True),
     _spec("NamespacePrefix", S, "string"), _spec("ManageableState", S, "picklist"),
     _spec("FullName", S, "string", createable=True), _spec("Metadata", S, "json", createable=True),
     _spec("CreatedDate", T, "datetime"), _spec("LastModifiedDate", T, "datetime"),

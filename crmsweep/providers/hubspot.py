@@ -297,6 +297,8 @@ HUBSPOT_CAPABILITIES = Capabilities(
     undeletable_objects=("lists", "marketing_emails"),
     # The recycle bin is UI-only (api-notes 2.4): a contact sharing an email with an active one cannot come back.
     restore_by_hand="restore them in HubSpot's UI (its recycle bin) within 90 days of their deletion",
+    # A property's id is <objectType>.<name>: restored or created anew, it comes back under it.
+    recreated_under_own_id=("properties",),
 )
 
 
