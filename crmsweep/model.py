@@ -249,6 +249,14 @@ class Vocabulary:
     # How sentences name one record of an object and several ("opportunity", "opportunities"): object ->
     # (singular, plural). An object not listed is named by its API name in lower case, both ways.
     labels: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # What an op does to an object's records in the CRM's own words, where the op value says otherwise:
+    # object -> {op value: word}. An op the CRM carries out as an archive (a delete call that archives,
+    # its undo an un-archive) is named so in summaries and prompts; the op in the signed plan is unchanged.
+    op_words: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def op_word(self, op: str, object_name: str) -> str:
+        """How a sentence names `op` done to a record of `object_name` ("delete", "archive")."""
+        return self.op_words.get(object_name, {}).get(op, op)
 
     def label(self, object_name: str, *, many: bool = False) -> str:
         """How a sentence names a record of `object_name` ("an open deal"), or several (`many`)."""

@@ -21,7 +21,7 @@ from crmsweep.backup.runlog import RunState
 from crmsweep.cleanup.apply import ApplyReport
 from crmsweep.cleanup.drift import DELETE_OPS
 from crmsweep.cleanup.labels import one_line
-from crmsweep.cleanup.preview import breakdown, ops_breakdown
+from crmsweep.cleanup.preview import breakdown, ops_breakdown, removal_words, vocabulary_of
 from crmsweep.commands.common import (
     AllowOverBudgetOpt,
     ConfigOpt,
@@ -177,12 +177,15 @@ def confirm_writes(
     def typed(plan: Plan) -> bool:
         if before is not None:
             before(plan)
-        deletions = sum(1 for c in (to_write(plan) if to_write else plan.changes) if c.op in DELETE_OPS)
+        writes = to_write(plan) if to_write else plan.changes
+        deletions = sum(1 for c in writes if c.op in DELETE_OPS)
         if yes or deletions <= over or not interactive():
             return plain(plan)  # without a terminal, `plain` refuses: nothing to confirm on
         err.print(one_line(ask(plan)), markup=False)
         answer = typer.prompt(
-            f"This deletes {deletions} records. Type {deletions} (or the connection name) to go on",
+            # In the CRM's words: an archive the CRM keeps restorable is not told as a delete.
+            f"This {removal_words(writes, DELETE_OPS, plan.header.provider)}. "
+            f"Type {deletions} (or the connection name) to go on",
             default="", show_default=False, err=True,
         ).strip()
         if answer in (str(deletions), connection or plan.header.connection):
@@ -234,7 +237,7 @@ def remaining(state: RunState) -> list[Change]:
 def progress_text(state: RunState) -> str:
     left = remaining(state)
     done = len(state.outcomes) - len(left)
-    changes = ops_breakdown((c.op.value, c.object) for c in left)
+    changes = ops_breakdown(((c.op.value, c.object) for c in left), vocabulary_of(state.plan.header.provider))
     return f"{done} of {len(state.outcomes)} changes done, {len(left)} remain ({changes})"
 
 
