@@ -11,6 +11,7 @@ before children. The plan then goes through the same preview and apply as any ot
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -312,8 +313,14 @@ def rollback_plan_of(
     except NotReversible as exc:
         raise SafetyRefusal(f"run {run_id} cannot be rolled back: {exc}") from None
     created = sum(1 for c in changes if c.op is Op.CREATE)
-    notes = [f"rollback of run {run_id}: {len(changes)} changes; ids are kept (recycle-bin undelete, reactivation)"
-             + (f" except {created} re-created with new ids (parents first, links after)" if created else "")]
+    # Name only what this rollback does to keep ids, in the CRM's words (a CRM may un-archive and have no
+    # recycle-bin undelete): a made-up "recycle-bin undelete" misleads the admin about what comes back how.
+    kept = Counter(vocabulary.op_word(c.op.value, c.object) for c in changes
+                   if c.op not in (Op.CREATE, Op.ASSOCIATE))
+    parts = [f"ids are kept ({', '.join(f'{n:,} {word}' for word, n in kept.items())})"] if kept else []
+    if created:
+        parts.append(f"{created} re-created with new ids (parents first, links after)")
+    notes = [f"rollback of run {run_id}: {len(changes)} changes; " + ("; ".join(parts) or "nothing to write")]
     lost = recreate_note_of(state, changes, vocabulary, snapshot_field_specs(home, state) if created else {},
                             capabilities)
     if lost:
