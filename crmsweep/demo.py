@@ -15,7 +15,7 @@ from crmsweep import api, providers
 from crmsweep.backup.runlog import Outcome, RunState
 from crmsweep.cleanup.preview import pass_summary, render_preview
 from crmsweep.connectors.base import Connector, Scalar
-from crmsweep.model import Op, Plan
+from crmsweep.model import Op, Plan, Vocabulary
 
 Say = Callable[[str], None]
 
@@ -87,14 +87,23 @@ def _listed(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def closing(rolled_back: Mapping[tuple[str, str], int], run_id: str, *, recent_days: int) -> list[str]:
+def _done(op: str, word: str) -> str:
+    """`op` in the past tense, as the CRM words it (`word`: an undelete that un-archives is "un-archived")."""
+    if word == op:
+        return _KEPT_ID.get(Op(op), op)
+    return f"{word}d" if word.endswith("e") else f"{word}ed"
+
+
+def closing(rolled_back: Mapping[tuple[str, str], int], run_id: str, *, recent_days: int,
+            vocabulary: Vocabulary | None = None) -> list[str]:
     """What the rollback put back, from what it applied: which records kept their ids, and which were
-    re-created under new ones (and what that means for a scan run next)."""
-    by_op: dict[str, list[str]] = {}
+    re-created under new ones (and what that means for a scan run next), in the `vocabulary`'s words."""
+    by_op: dict[tuple[str, str], list[str]] = {}
     for (op, obj), n in rolled_back.items():
-        by_op.setdefault(op, []).append(f"{n:,} {obj}")
-    made = by_op.pop(Op.CREATE.value, [])
-    kept = [f"{_listed(counts)} {_KEPT_ID.get(Op(op), op)}" for op, counts in by_op.items()]
+        word = vocabulary.op_word(op, obj) if vocabulary else op
+        by_op.setdefault((op, word), []).append(f"{n:,} {obj}")
+    made = by_op.pop((Op.CREATE.value, Op.CREATE.value), [])
+    kept = [f"{_listed(counts)} {_done(op, word)}" for (op, word), counts in by_op.items()]
     lines = [f"Back under their own ids: {'; '.join(kept)}." if kept else "No record came back under its own id."]
     if made:
         lines.append(f"Re-created under new ids (old -> new: `crmsweep runs show {run_id} --json`): {_listed(made)}.")
@@ -162,8 +171,12 @@ def run_demo(
     say("")
     how = ("recycle-bin undelete keeps ids" if entry.capabilities.supports_undelete
            else "records re-created from their before-images")
-    users = "users reactivated" if entry.vocabulary.users_deactivatable else "records handed back to their owners"
-    say(f"6. Roll back: the inverse plan ({how}; {users}), applied the same way.")
+    # Say what comes back to users only where the plan changed users or handed records over: on a CRM
+    # that cannot deactivate, a run without hand-overs hands nothing back.
+    vocab = entry.vocabulary
+    users = ("users reactivated" if vocab.users_deactivatable else "records handed back to their owners")
+    touched_users = any(c.object == vocab.user_object or vocab.owner_field in c.after for c in plan.changes)
+    say(f"6. Roll back: the inverse plan ({how}" + (f"; {users}" if touched_users else "") + "), applied the same way.")
     rolled = api.rollback(ws, report.run_id, confirm=_yes)
     back = rolled.report
     assert back is not None
@@ -178,7 +191,8 @@ def run_demo(
     recreated = frozenset(obj for op, obj in rolled_back if op == Op.CREATE)
     same = after.same_as(before, recreated=recreated) and back.failed == 0
     say("")
-    for line in closing(rolled_back, back.run_id, recent_days=ws.config.protect.recent_days):
+    for line in closing(rolled_back, back.run_id, recent_days=ws.config.protect.recent_days,
+                        vocabulary=entry.vocabulary):
         say(line)
     if same:
         say("The same users are active as before, and the live census matches the first one.")
