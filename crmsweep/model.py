@@ -510,8 +510,10 @@ class Change:
                 "but its before-image lacks them"
             )
 
-    def inverse(self, *, fingerprint: str | None = None, new_id: str | None = None) -> Change:
+    def inverse(self, *, fingerprint: str | None = None, new_id: str | None = None, word: str | None = None) -> Change:
         """The change that undoes this one, once applied.
+
+        `word`: this change's op as the CRM says it (`Vocabulary.op_word`), for the undo's reason.
 
         `fingerprint` is the record's fingerprint read back after this change was applied (the
         inverse is skipped as drift if someone changed the record since); `new_id` is the id a
@@ -524,7 +526,7 @@ class Change:
                 record_id=record_id,
                 before=before,
                 after=after,
-                reason=f"undo {self.op}: {self.reason}",
+                reason=f"undo {word or self.op}: {self.reason}",
                 pass_name=self.pass_name,
                 severity=self.severity,
                 fingerprint=fingerprint,

@@ -177,3 +177,5 @@ def test_the_demo_on_hubspot_says_archive_where_hubspot_archives(hubspot_demo: T
     note = api.run(ws, result.rollback_run_id).state.plan.header.notes[0]
     assert "recycle-bin undelete" not in note and "reactivation" not in note, note
     assert f"{emails} un-archive" in note and "re-created with new ids" in note, note
+    undone = [c for c in _rolled_back(ws, result) if c.object == "marketing_emails"]
+    assert len(undone) == emails and all(c.reason.startswith("undo archive: ") for c in undone), undone[0].reason

@@ -61,7 +61,8 @@ def new_plan_id(now: datetime) -> str:
     return f"plan-{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
 
 
-def undo_of(change: Change, outcome: ChangeOutcome, id_map: Mapping[str, Mapping[str, str]] | None = None) -> Change:
+def undo_of(change: Change, outcome: ChangeOutcome, id_map: Mapping[str, Mapping[str, str]] | None = None,
+            vocabulary: Vocabulary | None = None) -> Change:
     """The change that undoes `change`, applied with `outcome`: what a rollback plan holds for it.
 
     It expects the fingerprint the run read back after its write, and a create's new id; a create's
@@ -70,7 +71,9 @@ def undo_of(change: Change, outcome: ChangeOutcome, id_map: Mapping[str, Mapping
     new_id = outcome.record_id if change.op is Op.CREATE else None
     if change.op is Op.CREATE and id_map:
         change = replace(change, after=resolve_placeholders(change.after, id_map) or change.after)
-    return change.inverse(fingerprint=outcome.fingerprint_after, new_id=new_id)
+    # The undo's reason names the op in the CRM's words: an email HubSpot archived is not "undo delete".
+    word = vocabulary.op_word(change.op.value, change.object) if vocabulary else None
+    return change.inverse(fingerprint=outcome.fingerprint_after, new_id=new_id, word=word)
 
 
 def applied_undos(
@@ -102,7 +105,7 @@ def applied_undos(
         if change.op is Op.ASSOCIATE:
             continue  # undone with the record it linked: the undo of its create deletes that record
         try:
-            undo = undo_of(change, state.outcomes[index], id_map)
+            undo = undo_of(change, state.outcomes[index], id_map, vocabulary)
             if (change.object, vocabulary.id_key(change.record_id)) in keys:
                 after = create_values(change.object, change.before, specs, keys, vocabulary)
                 undo = replace(undo, op=Op.CREATE, before={}, after=after)
