@@ -50,3 +50,8 @@ def test_the_typed_confirmation_on_hubspot_counts_archives_not_deletions(
     assert f"({contacts} archive contacts, {emails} archive marketing_emails)" in refused, refused
     assert f"This archives {total} records. Type {total} (or the connection name) to go on" in refused, refused
     assert "delete" not in refused, refused
+
+    # A dry run counts what it would write the same way.
+    dry = cli("apply", str(plan_file), "--dry-run", "--yes").stderr
+    assert f"({contacts} archive contacts, {emails} archive marketing_emails)" in dry, dry
+    assert "delete" not in dry, dry

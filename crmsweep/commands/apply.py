@@ -106,13 +106,15 @@ def budget_json(outcome: api.ApplyOutcome) -> dict[str, object] | None:
     return outcome.budget.to_dict() if outcome.budget is not None else None
 
 
-def render_report(report: ApplyReport, *, resume_hint: str) -> None:
+def render_report(report: ApplyReport, *, resume_hint: str, provider: str | None = None) -> None:
+    """What a run did (or a dry run would do); ops in `provider`'s words where given."""
     if report.already_applied:
         err.print(one_line(f"Plan {report.plan_id} was already applied by run {report.run_id} "
                            f"({report.already_applied}): nothing to do. See `crmsweep runs list`."), markup=False)
         return
     if report.dry_run:
-        planned = ops_breakdown((str(i["op"]), str(i["object"])) for i in report.planned_items)
+        planned = ops_breakdown(((str(i["op"]), str(i["object"])) for i in report.planned_items),
+                                vocabulary_of(provider) if provider else None)
         err.print(f"Dry run: would write {report.applied} of {report.total} changes "
                   f"({planned}); would skip {report.skipped} "
                   f"({report.api_calls} API calls, all reads). Nothing was written.")
@@ -296,7 +298,7 @@ def apply(
     if as_json:
         emit_json({**report_json(report, resume_hint(report.run_id)), "budget": budget_json(outcome)})
     else:
-        render_report(report, resume_hint=f"`{resume_hint(report.run_id)}`")
+        render_report(report, resume_hint=f"`{resume_hint(report.run_id)}`", provider=outcome.plan.header.provider)
         failures_hint(report, again=None)
         if not (report.stopped or report.dry_run or report.already_applied):
             # Every change skipped or failed: a rollback would have nothing to put back.
@@ -379,6 +381,6 @@ def rollback(
     else:
         if outcome.resumed:
             err.print(f"Finished the interrupted rollback run {report.run_id} of run {run_id}.")
-        render_report(report, resume_hint=f"`{again}`")
+        render_report(report, resume_hint=f"`{again}`", provider=outcome.plan.header.provider)
         failures_hint(report, again=again)
     exit_for(report)
