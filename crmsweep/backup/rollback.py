@@ -71,7 +71,7 @@ def undo_of(change: Change, outcome: ChangeOutcome, id_map: Mapping[str, Mapping
     new_id = outcome.record_id if change.op is Op.CREATE else None
     if change.op is Op.CREATE and id_map:
         change = replace(change, after=resolve_placeholders(change.after, id_map) or change.after)
-    # The undo's reason names the op in the CRM's words: an email HubSpot archived is not "undo delete".
+    # The undo's reason names the op in the CRM's words: a record the CRM archived is not "undo delete".
     word = vocabulary.op_word(change.op.value, change.object) if vocabulary else None
     return change.inverse(fingerprint=outcome.fingerprint_after, new_id=new_id, word=word)
 
