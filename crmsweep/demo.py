@@ -15,7 +15,7 @@ from crmsweep import api, providers
 from crmsweep.backup.runlog import Outcome, RunState
 from crmsweep.cleanup.preview import pass_summary, render_preview
 from crmsweep.connectors.base import Connector, Scalar
-from crmsweep.model import Op, Plan
+from crmsweep.model import Op, Plan, Vocabulary
 
 Say = Callable[[str], None]
 
@@ -93,22 +93,31 @@ def same_id_creates(state: RunState) -> dict[str, int]:
     return {obj: n for obj, ids in state.id_map.items() if (n := sum(1 for old, new in ids.items() if old == new))}
 
 
+def _done(op: str, word: str) -> str:
+    """`op` in the past tense, as the CRM words it (`word`: an undelete that un-archives is "un-archived")."""
+    if word == op:
+        return _KEPT_ID.get(Op(op), op)
+    return f"{word}d" if word.endswith("e") else f"{word}ed"
+
+
 def closing(rolled_back: Mapping[tuple[str, str], int], run_id: str, *, recent_days: int,
-            same_ids: Mapping[str, int] | None = None) -> list[str]:
+            same_ids: Mapping[str, int] | None = None, vocabulary: Vocabulary | None = None) -> list[str]:
     """What the rollback put back, from what it applied: which records kept their ids, and which were
-    re-created under new ones (and what that means for a scan run next). `same_ids`: object -> how many
-    of its creates came back under their old ids (see `same_id_creates`), told with the kept ones."""
+    re-created under new ones (and what that means for a scan run next), in the `vocabulary`'s words.
+    `same_ids`: object -> how many of its creates came back under their old ids (see `same_id_creates`),
+    told with the kept ones."""
     same = dict(same_ids or {})
-    by_op: dict[str, list[str]] = {}
+    by_op: dict[tuple[str, str], list[str]] = {}
     back_as_were: list[str] = []
     for (op, obj), n in rolled_back.items():
         kept_n = min(n, same.get(obj, 0)) if op == Op.CREATE.value else 0
         if kept_n:
             back_as_were.append(f"{kept_n:,} {obj}")
         if n - kept_n:
-            by_op.setdefault(op, []).append(f"{n - kept_n:,} {obj}")
-    made = by_op.pop(Op.CREATE.value, [])
-    kept = [f"{_listed(counts)} {_KEPT_ID.get(Op(op), op)}" for op, counts in by_op.items()]
+            word = vocabulary.op_word(op, obj) if vocabulary else op
+            by_op.setdefault((op, word), []).append(f"{n - kept_n:,} {obj}")
+    made = by_op.pop((Op.CREATE.value, Op.CREATE.value), [])
+    kept = [f"{_listed(counts)} {_done(op, word)}" for (op, word), counts in by_op.items()]
     if back_as_were:
         kept.append(f"{_listed(back_as_were)} restored")
     lines = [f"Back under their own ids: {'; '.join(kept)}." if kept else "No record came back under its own id."]
@@ -179,8 +188,12 @@ def run_demo(
     say("")
     how = ("recycle-bin undelete keeps ids" if entry.capabilities.supports_undelete
            else "records re-created from their before-images")
-    users = "users reactivated" if entry.vocabulary.users_deactivatable else "records handed back to their owners"
-    say(f"6. Roll back: the inverse plan ({how}; {users}), applied the same way.")
+    # Say what comes back to users only where the plan changed users or handed records over: on a CRM
+    # that cannot deactivate, a run without hand-overs hands nothing back.
+    vocab = entry.vocabulary
+    users = ("users reactivated" if vocab.users_deactivatable else "records handed back to their owners")
+    touched_users = any(c.object == vocab.user_object or vocab.owner_field in c.after for c in plan.changes)
+    say(f"6. Roll back: the inverse plan ({how}" + (f"; {users}" if touched_users else "") + "), applied the same way.")
     rolled = api.rollback(ws, report.run_id, confirm=_yes)
     back = rolled.report
     assert back is not None
@@ -197,7 +210,7 @@ def run_demo(
     same = after.same_as(before, recreated=recreated) and back.failed == 0
     say("")
     for line in closing(rolled_back, back.run_id, recent_days=ws.config.protect.recent_days,
-                        same_ids=same_id_creates(back_state)):
+                        same_ids=same_id_creates(back_state), vocabulary=entry.vocabulary):
         say(line)
     if same:
         say("The same users are active as before, and the live census matches the first one.")

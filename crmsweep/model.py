@@ -249,6 +249,14 @@ class Vocabulary:
     # How sentences name one record of an object and several ("opportunity", "opportunities"): object ->
     # (singular, plural). An object not listed is named by its API name in lower case, both ways.
     labels: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # What an op does to an object's records in the CRM's own words, where the op value says otherwise:
+    # object -> {op value: word}. An op the CRM carries out as an archive (a delete call that archives,
+    # its undo an un-archive) is named so in summaries and prompts; the op in the signed plan is unchanged.
+    op_words: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def op_word(self, op: str, object_name: str) -> str:
+        """How a sentence names `op` done to a record of `object_name` ("delete", "archive")."""
+        return self.op_words.get(object_name, {}).get(op, op)
 
     def label(self, object_name: str, *, many: bool = False) -> str:
         """How a sentence names a record of `object_name` ("an open deal"), or several (`many`)."""
@@ -505,8 +513,10 @@ class Change:
                 "but its before-image lacks them"
             )
 
-    def inverse(self, *, fingerprint: str | None = None, new_id: str | None = None) -> Change:
+    def inverse(self, *, fingerprint: str | None = None, new_id: str | None = None, word: str | None = None) -> Change:
         """The change that undoes this one, once applied.
+
+        `word`: this change's op as the CRM says it (`Vocabulary.op_word`), for the undo's reason.
 
         `fingerprint` is the record's fingerprint read back after this change was applied (the
         inverse is skipped as drift if someone changed the record since); `new_id` is the id a
@@ -519,7 +529,7 @@ class Change:
                 record_id=record_id,
                 before=before,
                 after=after,
-                reason=f"undo {self.op}: {self.reason}",
+                reason=f"undo {word or self.op}: {self.reason}",
                 pass_name=self.pass_name,
                 severity=self.severity,
                 fingerprint=fingerprint,

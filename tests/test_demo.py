@@ -63,7 +63,8 @@ def _closing_says(lines: list[str], changes: list[Change], run_id: str, id_map: 
     created = Counter(c.object for c in changes if c.op is Op.CREATE) - same
     undeleted = Counter(c.object for c in changes if c.op is Op.UNDELETE)
     back = next(line for line in lines if line.startswith("Back under their own ids: "))
-    undeleted_part = next((p for p in back.split("; ") if p.rstrip(".").endswith(" undeleted")), "")
+    # An undelete the CRM words as an un-archive (a HubSpot marketing email) is told so.
+    undeleted_part = "; ".join(p for p in back.split("; ") if p.rstrip(".").endswith((" undeleted", " un-archived")))
     for obj, n in undeleted.items():
         assert f"{n:,} {obj}" in undeleted_part, back
     restored_part = next((p for p in back.split("; ") if p.rstrip(".").endswith(" restored")), "")
@@ -193,3 +194,28 @@ def test_the_salesforce_demo_note_names_only_what_the_field_create_cannot_write(
     assert "filled" not in named and "CreatedDate" in named, note
     # Written through FullName (Object.Name__c): the re-created field has the same name, on the same object.
     assert "DeveloperName" not in named and "TableEnumOrId" not in named, note
+
+
+def test_the_demo_on_hubspot_says_archive_where_hubspot_archives(hubspot_demo: Told) -> None:
+    """DELETE /marketing/v3/emails/{id} archives (the email stays readable, un-archived with its id): the
+    plan's op is delete, but the preview, the rollback's note and the closing say archive and un-archive.
+    Nothing the plan does touches an owner, so neither the running-user warning nor a hand-back is told."""
+    ws, lines, result = hubspot_demo.ws, hubspot_demo.lines, hubspot_demo.result
+    told = "\n".join(lines)
+    plan = Plan.from_json(Path(result.plan_path).read_text(encoding="utf-8"))[0]
+    emails = sum(1 for c in plan.changes if c.object == "marketing_emails")
+    assert emails and all(c.op is Op.DELETE for c in plan.changes if c.object == "marketing_emails")
+    assert f"   marketing_emails: {emails} archive\n" in told, told
+    assert "delete marketing_emails" not in told and "marketing_emails: 6 delete" not in told
+    assert "could not tell which user this connection runs as" not in told
+    assert "handed back" not in told
+    header = "6. Roll back: the inverse plan (records re-created from their before-images), applied the same way."
+    assert header in lines
+    back = next(line for line in lines if line.startswith("Back under their own ids: "))
+    assert f"{emails} marketing_emails un-archived" in back and "marketing_emails undeleted" not in back, back
+    # The rollback plan's first note (what preview shows of it): only the ids it keeps, in HubSpot's words.
+    note = api.run(ws, result.rollback_run_id).state.plan.header.notes[0]
+    assert "recycle-bin undelete" not in note and "reactivation" not in note, note
+    assert f"{emails} un-archive" in note and "re-created with new ids" in note, note
+    undone = [c for c in _rolled_back(ws, result) if c.object == "marketing_emails"]
+    assert len(undone) == emails and all(c.reason.startswith("undo archive: ") for c in undone), undone[0].reason

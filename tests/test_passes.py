@@ -361,6 +361,20 @@ def test_summaries_say_what_the_pass_does_in_the_crm_s_words() -> None:
     assert summary_in(campaigns, sf) == campaigns.summary
     assert summary_in(campaigns, hs) == (
         'End campaigns still running though their end date is past, by setting hs_campaign_status = "completed".')
+    # Companies are held by contacts, deals and tickets only: no cases, no contracts (their links are not read).
+    accounts = PASSES["empty_accounts"]
+    assert summary_in(accounts, sf) == accounts.summary
+    assert summary_in(accounts, hs) == "Archive companies left with no contacts, no open deals and no tickets."
+    # Owners cannot be deactivated through the API: the pass only hands records over.
+    users = PASSES["inactive_users"]
+    assert summary_in(users, sf) == users.summary
+    assert summary_in(users, hs) == (
+        "Hand the records and open tasks of deactivated owners to the active owner reassign_to names "
+        "(this CRM deactivates owners only in its own settings, never through crmsweep).")
+    # A pass the CRM cannot run (no reports API, no restorable files) describes nothing: its skip note says why.
+    for name in ("stale_reports", "old_files"):
+        assert summary_in(PASSES[name], sf) == PASSES[name].summary
+        assert summary_in(PASSES[name], hs) == ""
 
 
 def test_settings_defaults_are_merged() -> None:

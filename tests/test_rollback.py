@@ -84,7 +84,7 @@ def test_apply_then_rollback_restores_every_record_ids_included(tmp_path: Path, 
     assert rollback.header.rollback_of == applied.run_id
     assert rollback.header.org_id == plan.header.org_id and rollback.header.passes == plan.header.passes
     assert rollback.header.notes[0] == (
-        f"rollback of run {applied.run_id}: 4 changes; ids are kept (recycle-bin undelete, reactivation)"
+        f"rollback of run {applied.run_id}: 4 changes; ids are kept (1 reactivate, 1 update, 2 undelete)"
     )
     report = apply_plan(*signed(rollback, home), org, home)
     assert (report.applied, report.failed, report.skipped) == (4, 0, 0)

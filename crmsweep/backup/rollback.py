@@ -11,6 +11,7 @@ before children. The plan then goes through the same preview and apply as any ot
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -60,7 +61,8 @@ def new_plan_id(now: datetime) -> str:
     return f"plan-{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
 
 
-def undo_of(change: Change, outcome: ChangeOutcome, id_map: Mapping[str, Mapping[str, str]] | None = None) -> Change:
+def undo_of(change: Change, outcome: ChangeOutcome, id_map: Mapping[str, Mapping[str, str]] | None = None,
+            vocabulary: Vocabulary | None = None) -> Change:
     """The change that undoes `change`, applied with `outcome`: what a rollback plan holds for it.
 
     It expects the fingerprint the run read back after its write, and a create's new id; a create's
@@ -69,7 +71,9 @@ def undo_of(change: Change, outcome: ChangeOutcome, id_map: Mapping[str, Mapping
     new_id = outcome.record_id if change.op is Op.CREATE else None
     if change.op is Op.CREATE and id_map:
         change = replace(change, after=resolve_placeholders(change.after, id_map) or change.after)
-    return change.inverse(fingerprint=outcome.fingerprint_after, new_id=new_id)
+    # The undo's reason names the op in the CRM's words: a record the CRM archived is not "undo delete".
+    word = vocabulary.op_word(change.op.value, change.object) if vocabulary else None
+    return change.inverse(fingerprint=outcome.fingerprint_after, new_id=new_id, word=word)
 
 
 def applied_undos(
@@ -101,7 +105,7 @@ def applied_undos(
         if change.op is Op.ASSOCIATE:
             continue  # undone with the record it linked: the undo of its create deletes that record
         try:
-            undo = undo_of(change, state.outcomes[index], id_map)
+            undo = undo_of(change, state.outcomes[index], id_map, vocabulary)
             if (change.object, vocabulary.id_key(change.record_id)) in keys:
                 after = create_values(change.object, change.before, specs, keys, vocabulary)
                 undo = replace(undo, op=Op.CREATE, before={}, after=after)
@@ -313,8 +317,15 @@ def rollback_plan_of(
         raise SafetyRefusal(f"run {run_id} cannot be rolled back: {exc}") from None
     own_id = capabilities.recreated_under_own_id if capabilities is not None else ()
     created = sum(1 for c in changes if c.op is Op.CREATE and c.object not in own_id)
-    notes = [f"rollback of run {run_id}: {len(changes)} changes; ids are kept (recycle-bin undelete, reactivation)"
-             + (f" except {created} re-created with new ids (parents first, links after)" if created else "")]
+    # Name only what this rollback does to keep ids, in the CRM's words (a CRM may un-archive and have no
+    # recycle-bin undelete): a made-up "recycle-bin undelete" misleads the admin about what comes back how.
+    # A create the CRM answers under the record's own id (a definition restored by name) is a restore.
+    kept = Counter("restore" if c.op is Op.CREATE else vocabulary.op_word(c.op.value, c.object) for c in changes
+                   if c.op is not Op.ASSOCIATE and (c.op is not Op.CREATE or c.object in own_id))
+    parts = [f"ids are kept ({', '.join(f'{n:,} {word}' for word, n in kept.items())})"] if kept else []
+    if created:
+        parts.append(f"{created} re-created with new ids (parents first, links after)")
+    notes = [f"rollback of run {run_id}: {len(changes)} changes; " + ("; ".join(parts) or "nothing to write")]
     lost = recreate_note_of(state, changes, vocabulary, snapshot_field_specs(home, state) if created else {},
                             capabilities)
     if lost:

@@ -58,13 +58,22 @@ def written_value(value: Any) -> str:
     return exact_value(value)
 
 
-def change_line(change: Change) -> str:
+def _word(change: Change, vocabulary: Vocabulary | None) -> str:
+    """The op in the CRM's words (a delete call that archives is an archive: `Vocabulary.op_words`)."""
+    return vocabulary.op_word(change.op.value, change.object) if vocabulary else change.op.value
+
+
+def change_line(change: Change, vocabulary: Vocabulary | None = None) -> str:
     label = f' "{one_line(change.label)}"' if change.label else ""
     parts = [f"{MARKS[change.op]} {change_name(change)}{label}"]
+    word = _word(change, vocabulary)
     if change.op is Op.ARCHIVE:
         parts.append("archive")
+    elif change.op is Op.DELETE and word != change.op.value:
+        # Said where the CRM's delete is not one (an archive that keeps the id); a plain delete says nothing.
+        parts.append(f"{word} (id kept)")
     elif change.op is Op.UNDELETE:
-        parts.append("undelete (id kept)")
+        parts.append(f"{word} (id kept)")
     elif change.op is Op.ASSOCIATE:
         a = change.after
         parts.append(f"link {one_line(str(a.get('from_object')))} {written_value(a.get('from_id'))} → "
@@ -85,26 +94,31 @@ def _plural(count: int, word: str, words: str | None = None) -> str:
     return f"{count:,} {word}" if count == 1 else f"{count:,} {words or word + 's'}"
 
 
-def _op_counts(changes: Iterable[Change]) -> dict[str, int]:
-    counts = {op.value: 0 for op in Op}
-    for change in changes:
-        counts[change.op.value] += 1
-    return {op: n for op, n in counts.items() if n}
+def _op_counts(changes: Iterable[Change], vocabulary: Vocabulary | None = None) -> dict[str, int]:
+    """Changes counted by what they do, in the CRM's words (`_word`), in Op order."""
+    counts: dict[str, int] = {}
+    order = {op.value: i for i, op in enumerate(Op)}
+    for change in sorted(changes, key=lambda c: order[c.op.value]):
+        word = _word(change, vocabulary)
+        counts[word] = counts.get(word, 0) + 1
+    return counts
 
 
 def _op_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{n:,} {op}" for op, n in counts.items())
 
 
-def ops_breakdown(ops: Iterable[tuple[str, str]]) -> str:
-    """(op, object) pairs counted in order of first appearance: "252 delete Contact, 3 deactivate User"."""
-    counts = Counter(ops)
+def ops_breakdown(ops: Iterable[tuple[str, str]], vocabulary: Vocabulary | None = None) -> str:
+    """(op, object) pairs counted in order of first appearance: "252 delete Contact, 3 deactivate User";
+    each op in the `vocabulary`'s words where given (`Vocabulary.op_word`)."""
+    counts = Counter((vocabulary.op_word(op, obj) if vocabulary else op, obj) for op, obj in ops)
     return ", ".join(f"{n:,} {op} {obj}" for (op, obj), n in counts.items()) or "no changes"
 
 
 def breakdown(plan: Plan) -> str:
-    """What a plan does, by op and object, in plan order."""
-    return ops_breakdown((change.op.value, change.object) for change in plan.changes)
+    """What a plan does, by op and object, in plan order, in its provider's words."""
+    return ops_breakdown(((change.op.value, change.object) for change in plan.changes),
+                         _vocabulary(plan.header.provider))
 
 
 def _group(plan: Plan) -> dict[str, dict[str, list[Change]]]:
@@ -140,6 +154,26 @@ def _vocabulary(provider: str) -> Vocabulary | None:
     return providers.get(provider).vocabulary if known else None
 
 
+def vocabulary_of(provider: str) -> Vocabulary | None:
+    """The vocabulary of a plan's provider (None for one not registered): words for its ops."""
+    return _vocabulary(provider)
+
+
+def removal_words(changes: Iterable[Change], removals: Iterable[Op], provider: str) -> str:
+    """What the `removals` among `changes` do, as a verb and a count in the CRM's words: "deletes 219
+    records", "archives 213 records and deletes 6" (an archive the CRM restores is not a delete)."""
+    kinds, vocabulary = set(removals), _vocabulary(provider)
+    counts: Counter[str] = Counter()
+    for change in changes:
+        if change.op in kinds:
+            counts[_word(change, vocabulary)] += 1
+    total = sum(counts.values())
+    if len(counts) <= 1:
+        return f"{next(iter(counts), 'delete')}s {total:,} records"
+    (first, n), *rest = counts.most_common()
+    return f"{first}s {n:,} records and " + " and ".join(f"{w}s {k:,}" for w, k in rest)
+
+
 def render_preview(plan: Plan, *, limit: int | None = None, signature: str | None = None) -> str:
     """The plan as text; `limit` caps the change lines shown per object ("… and 57 more"); `signature`
     says what the file's signature is worth (the caller knows the home that checks it)."""
@@ -148,8 +182,8 @@ def render_preview(plan: Plan, *, limit: int | None = None, signature: str | Non
     header = plan.header
     groups = _group(plan)
     general_notes, pass_notes = _split_notes(plan, groups)
-    totals = _op_counts(plan.changes)
     vocabulary = _vocabulary(header.provider)
+    totals = _op_counts(plan.changes, vocabulary)
     lines = [
         f"plan {header.plan_id}  {plan.digest}",
         f"provider {header.provider}  org {header.org_id}  connection {header.connection}",
@@ -173,9 +207,9 @@ def render_preview(plan: Plan, *, limit: int | None = None, signature: str | Non
         if summary and header.source.get("kind") == "snapshot" and not header.rollback_of:
             lines.append(f"  {summary}")
         for obj, changes in objects.items():
-            lines.append(f"{obj}: {_op_text(_op_counts(changes))}")
+            lines.append(f"{obj}: {_op_text(_op_counts(changes, vocabulary))}")
             shown = changes if limit is None else changes[:limit]
-            lines.extend(change_line(c) for c in shown)
+            lines.extend(change_line(c, vocabulary) for c in shown)
             if len(changes) > len(shown):
                 lines.append(f"… and {len(changes) - len(shown):,} more")
         held = header.held_back.get(name, {})

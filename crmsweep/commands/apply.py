@@ -21,7 +21,7 @@ from crmsweep.backup.runlog import RunState
 from crmsweep.cleanup.apply import ApplyReport
 from crmsweep.cleanup.drift import DELETE_OPS
 from crmsweep.cleanup.labels import one_line
-from crmsweep.cleanup.preview import breakdown, ops_breakdown
+from crmsweep.cleanup.preview import breakdown, ops_breakdown, removal_words, vocabulary_of
 from crmsweep.commands.common import (
     AllowOverBudgetOpt,
     ConfigOpt,
@@ -106,13 +106,15 @@ def budget_json(outcome: api.ApplyOutcome) -> dict[str, object] | None:
     return outcome.budget.to_dict() if outcome.budget is not None else None
 
 
-def render_report(report: ApplyReport, *, resume_hint: str) -> None:
+def render_report(report: ApplyReport, *, resume_hint: str, provider: str | None = None) -> None:
+    """What a run did (or a dry run would do); ops in `provider`'s words where given."""
     if report.already_applied:
         err.print(one_line(f"Plan {report.plan_id} was already applied by run {report.run_id} "
                            f"({report.already_applied}): nothing to do. See `crmsweep runs list`."), markup=False)
         return
     if report.dry_run:
-        planned = ops_breakdown((str(i["op"]), str(i["object"])) for i in report.planned_items)
+        planned = ops_breakdown(((str(i["op"]), str(i["object"])) for i in report.planned_items),
+                                vocabulary_of(provider) if provider else None)
         err.print(f"Dry run: would write {report.applied} of {report.total} changes "
                   f"({planned}); would skip {report.skipped} "
                   f"({report.api_calls} API calls, all reads). Nothing was written.")
@@ -177,12 +179,15 @@ def confirm_writes(
     def typed(plan: Plan) -> bool:
         if before is not None:
             before(plan)
-        deletions = sum(1 for c in (to_write(plan) if to_write else plan.changes) if c.op in DELETE_OPS)
+        writes = to_write(plan) if to_write else plan.changes
+        deletions = sum(1 for c in writes if c.op in DELETE_OPS)
         if yes or deletions <= over or not interactive():
             return plain(plan)  # without a terminal, `plain` refuses: nothing to confirm on
         err.print(one_line(ask(plan)), markup=False)
         answer = typer.prompt(
-            f"This deletes {deletions} records. Type {deletions} (or the connection name) to go on",
+            # In the CRM's words: an archive the CRM keeps restorable is not told as a delete.
+            f"This {removal_words(writes, DELETE_OPS, plan.header.provider)}. "
+            f"Type {deletions} (or the connection name) to go on",
             default="", show_default=False, err=True,
         ).strip()
         if answer in (str(deletions), connection or plan.header.connection):
@@ -234,7 +239,7 @@ def remaining(state: RunState) -> list[Change]:
 def progress_text(state: RunState) -> str:
     left = remaining(state)
     done = len(state.outcomes) - len(left)
-    changes = ops_breakdown((c.op.value, c.object) for c in left)
+    changes = ops_breakdown(((c.op.value, c.object) for c in left), vocabulary_of(state.plan.header.provider))
     return f"{done} of {len(state.outcomes)} changes done, {len(left)} remain ({changes})"
 
 
@@ -296,7 +301,7 @@ def apply(
     if as_json:
         emit_json({**report_json(report, resume_hint(report.run_id)), "undo": undo, "budget": budget_json(outcome)})
     else:
-        render_report(report, resume_hint=f"`{resume_hint(report.run_id)}`")
+        render_report(report, resume_hint=f"`{resume_hint(report.run_id)}`", provider=outcome.plan.header.provider)
         failures_hint(report, again=None)
         if finished:
             err.print(f"To undo: `{undo}`" if undo else "Nothing was written, so there is nothing to undo.")
@@ -377,6 +382,6 @@ def rollback(
     else:
         if outcome.resumed:
             err.print(f"Finished the interrupted rollback run {report.run_id} of run {run_id}.")
-        render_report(report, resume_hint=f"`{again}`")
+        render_report(report, resume_hint=f"`{again}`", provider=outcome.plan.header.provider)
         failures_hint(report, again=again)
     exit_for(report)

@@ -261,6 +261,9 @@ HUBSPOT_VOCABULARY = Vocabulary(
             "marketing_emails": ("marketing email", "marketing emails"),
         }
     ),
+    # DELETE /marketing/v3/emails/{id} archives the email (api-notes 3.4): it stays readable with
+    # archived=true and comes back with its id, so its delete and undelete are an archive and an un-archive.
+    op_words=MappingProxyType({"marketing_emails": {"delete": "archive", "undelete": "un-archive"}}),
     never_touch_objects=("quotes", "invoices", "line_items", "orders", "payments", "subscriptions", "carts"),
     concepts=(HUBSPOT_QUALITY, HUBSPOT_CUSTOM_FIELDS, *_ASSET_CONCEPTS, *_RECORD_CONCEPTS),
     absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),

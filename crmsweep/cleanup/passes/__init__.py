@@ -294,9 +294,13 @@ def objects_read(vocabulary: Vocabulary, names: Sequence[str] | None = None) -> 
 
 def summary_in(spec: PassSpec, vocabulary: Vocabulary | None) -> str:
     """The pass summary an admin reads for a plan of this provider (None: the generic one)."""
-    if vocabulary is None or spec.summary_for is None or missing_concept(spec, vocabulary) is not None:
+    if vocabulary is None:
         return spec.summary
-    return spec.summary_for(vocabulary)
+    if missing_concept(spec, vocabulary) is not None:
+        # The pass cannot run for this provider and proposes nothing: its generic summary speaks of another
+        # CRM's objects (a recycle bin this one lacks), and the skip note already says why.
+        return ""
+    return spec.summary if spec.summary_for is None else spec.summary_for(vocabulary)
 
 
 def summary_of(docstring: str | None) -> str:

@@ -201,6 +201,19 @@ def _reads(vocab: Vocabulary) -> list[ObjectRead]:
     return merged_reads(reads)
 
 
+def _summary(vocab: Vocabulary) -> str:
+    """The generic summary names cases and contracts; a CRM whose accounts no never-touch record keeps
+    (its links to them are not read) is told only what is checked, with its own removal and names."""
+    accounts = _accounts(vocab)
+    assert accounts is not None  # asked only where the concept is mapped (passes.summary_in)
+    if accounts.kept_by:
+        return summary_of(__doc__)
+    cases = _cases(vocab)
+    held = ["no contacts", "no open deals", *([f"no {vocab.label(cases.object, many=True)}"] if cases else [])]
+    listed = ", ".join(held[:-1]) + " and " + held[-1]
+    return f"{vocab.removal_verb()} {vocab.label(accounts.object, many=True)} left with {listed}."
+
+
 def _removed(vocab: Vocabulary, op: Op) -> tuple[str, ...]:
     accounts = _accounts(vocab)
     return removal_objects(vocab, (accounts.object,) if accounts else (), op.value)
@@ -209,6 +222,7 @@ def _removed(vocab: Vocabulary, op: Op) -> tuple[str, ...]:
 SPEC = PassSpec(
     name=NAME,
     summary=summary_of(__doc__),
+    summary_for=_summary,
     order=50,
     defaults={},
     run=run,

@@ -58,6 +58,17 @@ def _reassigned_objects(vocab: Vocabulary) -> tuple[str, ...]:
     return (*vocab.owned_objects, *task)
 
 
+def _summary(vocab: Vocabulary) -> str:
+    """Where users cannot be deactivated through the API, the pass only hands records over: it must not
+    say it deactivates anyone."""
+    if vocab.users_deactivatable:
+        return summary_of(__doc__)
+    owners, owner = vocab.label(vocab.user_object, many=True), vocab.label(vocab.user_object)
+    tasks = f" and open {vocab.label(vocab.task_object, many=True)}" if vocab.task_object else ""
+    return (f"Hand the records{tasks} of deactivated {owners} to the active {owner} reassign_to names "
+            f"(this CRM deactivates {owners} only in its own settings, never through crmsweep).")
+
+
 def _check(settings: Mapping[str, Any]) -> None:
     check_owner_setting(NAME, "reassign_to", settings["reassign_to"])
 
@@ -252,6 +263,7 @@ def _reads(vocab: Vocabulary) -> list[ObjectRead]:
 SPEC = PassSpec(
     name=NAME,
     summary=summary_of(__doc__),
+    summary_for=_summary,
     order=20,
     defaults={"days": 90, "include_never_logged_in": True, "exclude": [], "reassign_to": ""},
     run=run,
