@@ -158,7 +158,8 @@ def apply_estimate(
     but creates and links, its records' fingerprints; after each write, one read of the records written
     that also takes the next batch's where both fit one read (else the next batch is read on its own);
     for the ops re-checked live (`live_ops`, None: all), one read per related step its pass declares
-    per batch; the writes. Describes come from the plan's snapshot. A dry run (`writes=False`) only reads,
+    per batch; the writes. Describes come from the plan's snapshot unless `capabilities.describe_calls`
+    says the connector describes anew. A dry run (`writes=False`) only reads,
     packing a run's drift reads to `ids_per_read`. With the connector's `capabilities`, a read of an
     object with no batch endpoint costs its calls per record, a write of one written a record a call
     one call per record, and each object read by id its describe; `spent` is what the command already
@@ -171,8 +172,7 @@ def apply_estimate(
         return capabilities.read_calls(obj, records)
 
     def per_record(obj: str) -> bool:
-        return capabilities is not None and (obj in capabilities.per_record_writes
-                                             or obj in dict(capabilities.per_record_reads))
+        return capabilities is not None and obj in dict(capabilities.per_record_reads)
 
     reads = live = writes_n = readbacks = 0
     batches = list(change_batches(changes, work, batch_size, run_size=run_size))
@@ -222,7 +222,7 @@ def apply_estimate(
         reads += read(previous[1], pending_dry)
     described = 0
     if capabilities is not None and capabilities.describe_calls:
-        # Objects read or written through their records' batch calls, which want the properties' kinds;
+        # Objects read or written through their records' batch calls, which want the fields' kinds;
         # links (ASSOCIATE) and objects read one record a call have their fields without a describe.
         priced = dict(capabilities.per_record_reads)
         described = capabilities.describe_calls * len({changes[i].object for i in work
