@@ -223,14 +223,16 @@ def check_backup_budget(connector: Connector, ws: Workspace, objects: Sequence[s
 
 
 def check_apply_budget(connector: Connector, ws: Workspace, plan: Plan, work: Sequence[int], *,
-                       dry_run: bool, allow_over: bool) -> budget.Verdict:
-    """Refuse (exit 3) an apply of the changes `work` of `plan` that would eat into the [budget] reserve."""
+                       dry_run: bool, allow_over: bool, spent: int = 0) -> budget.Verdict:
+    """Refuse (exit 3) an apply of the changes `work` of `plan` that would eat into the [budget] reserve.
+    `spent`: the calls the command made before (its checks), in the estimate its `api_calls` is held to."""
     what = f"{'rollback' if plan.header.rollback_of else 'apply'} of plan {plan.header.plan_id}"
     estimate = budget.apply_estimate(plan.changes, work, batch_size=write_batch_size(connector),
                                      ids_per_read=connector.capabilities.max_ids_per_read, what=what,
                                      vocabulary=connector.vocabulary, live_ops=live_checked_ops(plan),
                                      writes=not dry_run,
-                                     run_size=job_run_size(connector, write_batch_size(connector)))
+                                     run_size=job_run_size(connector, write_batch_size(connector)),
+                                     capabilities=connector.capabilities, spent=spent)
     return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
                         advice="split the plan (scan with fewer passes)")
 
@@ -528,7 +530,8 @@ def apply(
         if not already:  # before asking: a yes that the budget would then refuse is a wasted question
             work = (range(len(plan.changes)) if resume_run is None
                     else [o.index for o in read_run(ws.home, resume_run).outcomes if not o.done])
-            verdict = check_apply_budget(connector, ws, plan, work, dry_run=dry_run, allow_over=allow_over_budget)
+            verdict = check_apply_budget(connector, ws, plan, work, dry_run=dry_run, allow_over=allow_over_budget,
+                                         spent=connector.api_usage().calls - calls_before)
         if not (dry_run or already) and not confirm(plan):
             return ApplyOutcome(plan=plan, report=None, budget=verdict)
         with contextlib.ExitStack() as stack:
@@ -654,7 +657,8 @@ def rollback(
             check_plan(plan, connector, ws.home)
         work = (range(len(plan.changes)) if unfinished is None
                 else [o.index for o in unfinished.outcomes if not o.done])
-        verdict = check_apply_budget(connector, ws, plan, work, dry_run=dry_run, allow_over=allow_over_budget)
+        verdict = check_apply_budget(connector, ws, plan, work, dry_run=dry_run, allow_over=allow_over_budget,
+                                     spent=connector.api_usage().calls - calls_before)
         if not dry_run and not confirm(plan):
             return ApplyOutcome(plan=plan, report=None, budget=verdict)
         report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume,

@@ -22,7 +22,7 @@ from typing import Any
 from crmsweep.cleanup.apply import change_batches
 from crmsweep.cleanup.passes import PASSES, RelatedRead
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import ApiAllowance, Change, ObjectEntry, Op, ReadPlan, Vocabulary
+from crmsweep.model import ApiAllowance, Capabilities, Change, ObjectEntry, Op, ReadPlan, Vocabulary
 
 _PERCENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%\s*")
 MAX_SHARE = 0.9  # a reserve above this leaves crmsweep nothing: surely a typo
@@ -81,6 +81,7 @@ class Estimate:
     what: str  # "backup of Contact, Account", "apply of plan P" for the refusal
     calls: int
     parts: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    spent: int = 0  # of `calls`, those already made when estimated (the allowance read after them holds them)
 
 
 def _named(names: Sequence[str], shown: int = 3) -> str:
@@ -147,6 +148,8 @@ def apply_estimate(
     live_ops: frozenset[Op] | None = None,
     writes: bool = True,
     run_size: Callable[[Change, int], int] | None = None,
+    capabilities: Capabilities | None = None,
+    spent: int = 0,
 ) -> Estimate:
     """An apply's calls over the batches the engine writes (`change_batches`, with the connector's
     `run_size`: a batch over `batch_size` is a bulk job, its create, upload, close and one poll at
@@ -155,9 +158,22 @@ def apply_estimate(
     but creates and links, its records' fingerprints; after each write, one read of the records written
     that also takes the next batch's where both fit one read (else the next batch is read on its own);
     for the ops re-checked live (`live_ops`, None: all), one read per related step its pass declares
-    per batch; the writes. Describes come from the plan's snapshot. A dry run (`writes=False`) only reads,
-    packing a run's drift reads to `ids_per_read`. Lock retries and per-record endpoints (a CRM with no
-    batch for some object) are not foreseen."""
+    per batch; the writes. Describes come from the plan's snapshot unless `capabilities.describe_calls`
+    says the connector describes anew. A dry run (`writes=False`) only reads,
+    packing a run's drift reads to `ids_per_read`. With the connector's `capabilities`, a read of an
+    object with no batch endpoint costs its calls per record, a write of one written a record a call
+    one call per record, and each object read by id its describe; `spent` is what the command already
+    spent before the estimate (the plan checks' org id, a rollback's recycle-bin reads), counted so that
+    the estimate covers the command's `api_calls`. Lock retries are not foreseen."""
+
+    def read(obj: str, records: int) -> int:
+        if capabilities is None:
+            return math.ceil(records / ids_per_read)
+        return capabilities.read_calls(obj, records)
+
+    def per_record(obj: str) -> bool:
+        return capabilities is not None and obj in dict(capabilities.per_record_reads)
+
     reads = live = writes_n = readbacks = 0
     batches = list(change_batches(changes, work, batch_size, run_size=run_size))
     # The length of the run of one (op, object) each change is in: the engine sends a run as jobs when
@@ -177,33 +193,45 @@ def apply_estimate(
         head = changes[batch[0]]
         key = (head.op, head.object)
         reads_fingerprints = head.op not in (Op.CREATE, Op.ASSOCIATE)
-        if key != previous:
-            reads += math.ceil(pending_dry / ids_per_read)
+        if key != previous and previous is not None:
+            reads += read(previous[1], pending_dry)
             pending_dry, carried = 0, 0
         if reads_fingerprints:
             if not writes:
                 pending_dry += len(batch)
             elif carried < len(batch):
-                reads += math.ceil((len(batch) - carried) / ids_per_read)
+                reads += read(head.object, len(batch) - carried)
             if live_ops is None or head.op in live_ops:
                 live += len(_related_steps([changes[i] for i in batch], vocabulary)) * math.ceil(
                     len(batch) / ids_per_read)
         carried = 0
         if writes:
             job = run_size is not None and run_size(head, run_of[batch[0]]) != batch_size
-            writes_n += job_calls(len(batch)) if job else 1
+            one_each = capabilities is not None and head.object in capabilities.per_record_writes
+            writes_n += job_calls(len(batch)) if job else len(batch) if one_each else 1
             if head.op is not Op.ASSOCIATE:
                 following = batches[n + 1] if n + 1 < len(batches) else None
-                shared = (following is not None and head.op not in (Op.CREATE,)
+                # A read by id of an object with no batch endpoint costs per record: nothing is shared.
+                shared = (following is not None and head.op not in (Op.CREATE,) and not per_record(head.object)
                           and (changes[following[0]].op, changes[following[0]].object) == key
                           and len(batch) + len(following) <= ids_per_read)
-                readbacks += math.ceil(len(batch) / ids_per_read)
+                readbacks += read(head.object, len(batch))
                 carried = len(following) if shared and following is not None else 0
         previous = key
-    reads += math.ceil(pending_dry / ids_per_read)
-    parts = {"fingerprint reads": reads, "live re-checks": live, "writes": writes_n, "read-backs": readbacks}
+    if previous is not None:
+        reads += read(previous[1], pending_dry)
+    described = 0
+    if capabilities is not None and capabilities.describe_calls:
+        # Objects read or written through their records' batch calls, which want the fields' kinds;
+        # links (ASSOCIATE) and objects read one record a call have their fields without a describe.
+        priced = dict(capabilities.per_record_reads)
+        described = capabilities.describe_calls * len({changes[i].object for i in work
+                                                       if changes[i].op is not Op.ASSOCIATE
+                                                       and changes[i].object not in priced})
+    parts = {"checks made": spent, "describes": described, "fingerprint reads": reads, "live re-checks": live,
+             "writes": writes_n, "read-backs": readbacks}
     kept = {k: v for k, v in parts.items() if v}
-    return Estimate(what=what, calls=sum(kept.values()), parts=MappingProxyType(kept))
+    return Estimate(what=what, calls=sum(kept.values()), parts=MappingProxyType(kept), spent=spent)
 
 
 def _related_steps(batch: Sequence[Change], vocabulary: Vocabulary) -> list[RelatedRead]:
@@ -240,7 +268,7 @@ def judge(estimate: Estimate, allowance: ApiAllowance | None, reserve: Reserve, 
     if allowance is None:
         return Verdict(estimate.calls, None, None, None, None, over=False)
     keep = reserve.calls_of(allowance.limit)
-    over = allowance.remaining - estimate.calls < keep
+    over = allowance.remaining - (estimate.calls - estimate.spent) < keep
     if over and not allow_over:
         raise SafetyRefusal(
             f"{estimate.what} needs about {estimate.calls} API calls; the org has {allowance.remaining} of "

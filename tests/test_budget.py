@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from crmsweep.connectors.base import Connection
 from crmsweep.connectors.salesforce import SalesforceConnector
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import ApiAllowance, Change, Op, Plan, ReadPlan
-from crmsweep.providers.salesforce import SALESFORCE_VOCABULARY
+from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
 from tests.hubspot_fixtures import hubspot_sandbox  # noqa: F401  (a fixture)
 
@@ -368,3 +369,19 @@ def test_a_run_sent_as_a_bulk_job_is_estimated_as_a_job_even_under_the_batch_siz
                               vocabulary=SALESFORCE_VOCABULARY, run_size=jobs_over_five)
     assert dict(estimate.parts) == {"fingerprint reads": 1, "writes": job_calls(40), "read-backs": 1}
     assert job_calls(40) == 9  # create, upload, close and the polls that reach the 2-second pace
+
+
+def test_objects_with_no_batch_endpoint_cost_a_call_per_record_and_spent_calls_are_counted() -> None:
+    """Admin review: a HubSpot apply estimated 19 calls and made 65. Six reports, which the CRM deletes
+    one a call and reads by id one a call, were estimated as one write and one read per batch; the plan
+    checks' calls were left out of `estimated_calls`, though `api_calls` counts them."""
+    changes = [Change(op=Op.DELETE, object="Report", record_id=f"00O{n:015d}", reason="r", pass_name="none",
+                      before={}, after={}, fingerprint="2024-01-01T00:00:00.000Z") for n in range(6)]
+    one_each = replace(SALESFORCE_CAPABILITIES, per_record_writes=("Report",), per_record_reads=(("Report", 2),))
+    estimate = apply_estimate(changes, range(6), batch_size=200, ids_per_read=500, what="apply",
+                              vocabulary=SALESFORCE_VOCABULARY, capabilities=one_each, spent=4)
+    assert dict(estimate.parts) == {"checks made": 4, "fingerprint reads": 12, "writes": 6, "read-backs": 12}
+    # The calls already made are in the allowance read after them: the refusal does not count them twice.
+    verdict = judge(estimate, ApiAllowance(limit=1000, remaining=132, source="test"), Reserve(calls=100),
+                    allow_over=False, advice="x")
+    assert verdict.to_dict()["estimated_calls"] == 34 and verdict.over is False

@@ -302,6 +302,13 @@ HUBSPOT_CAPABILITIES = Capabilities(
     restore_by_hand="restore them in HubSpot's UI (its recycle bin) within 90 days of their deletion",
     # A property's id is <objectType>.<name>: restored or created anew, it comes back under it.
     recreated_under_own_id=("properties",),
+    # One GET per list and campaign; a marketing email, a live GET then an archived one. A property is
+    # read with its object type's live and archived definitions, after which that type is described
+    # anew (3 calls): 5 per property at most (less where several share a type).
+    per_record_reads=(("lists", 1), ("marketing_emails", 2), ("campaigns", 1), ("properties", 5)),
+    # Lists, marketing emails, campaigns and property definitions are deleted, restored and updated one a call.
+    per_record_writes=("lists", "marketing_emails", "campaigns", "properties"),
+    describe_calls=3,  # an object type's live properties, archived properties and property groups
 )
 
 

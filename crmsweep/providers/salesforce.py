@@ -241,6 +241,12 @@ SALESFORCE_CAPABILITIES = Capabilities(
     has_associations=False,
     # The session counts under a lock and each object's reads are its own (describe, COUNT(), job).
     concurrent_reads=True,
+    # Custom fields (Tooling API sObjects), reports and dashboards (Analytics API) have no collections
+    # call: each is deleted, restored or updated with a call of its own.
+    per_record_writes=("CustomField", "Report", "Dashboard"),
+    # A custom field read by id: the Tooling list of the fields, then per field its FullName and Metadata
+    # (one query each, the restriction forces it) and its filled count: 3 per field at most.
+    per_record_reads=(("CustomField", 3),),
 )
 
 
