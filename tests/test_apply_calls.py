@@ -26,6 +26,7 @@ from crmsweep.model import Change, Op, Plan, PlanFile, PlanHeader
 from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
 from tests.plans import TEST_PASS_NAME, write_signed
+from tests.sandbox_workspace import org_workspace
 
 TOKEN_ENV = "APPLY_CALLS_TOKEN"
 CONNECTION = "org"
@@ -41,15 +42,8 @@ def big_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSan
 
 @pytest.fixture()
 def ws(big_sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> api.Workspace:
-    info = big_sandbox.info
-    config = tmp_path / "crmsweep.toml"
-    config.write_text(
-        f'[connections.{CONNECTION}]\nprovider = "salesforce"\nurl = "{info.url}"\n'
-        f'token_env = "{TOKEN_ENV}"\nca_file = "{info.ca_file}"\n',
-        encoding="utf-8",
-    )
-    monkeypatch.setenv(TOKEN_ENV, info.token)
-    return api.Workspace.load(config, tmp_path / "home")
+    return org_workspace(big_sandbox.info, tmp_path, monkeypatch, provider="salesforce", token_env=TOKEN_ENV,
+                         connection=CONNECTION)
 
 
 def yes(plan: Plan) -> bool:

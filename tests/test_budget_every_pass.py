@@ -18,6 +18,7 @@ from crmsweep import api
 from crmsweep.model import Plan
 from crmsweep.providers import names as provider_names
 from crmsweep.sandbox.server import start_sandbox
+from tests.sandbox_workspace import org_workspace
 from tests.test_planted_passes import SETTINGS
 
 TOKEN_ENV = "BUDGET_EVERY_PASS_TOKEN"
@@ -39,15 +40,8 @@ def held(outcome: api.ApplyOutcome) -> tuple[int, int]:
 def test_estimates_cover_the_calls_of_every_pass_applied_and_rolled_back(provider: str, undo: str, tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     with start_sandbox(tmp_path / "state", provider=provider) as sandbox:
-        info = sandbox.info
-        config = tmp_path / "crmsweep.toml"
-        config.write_text(
-            f'[connections.org]\nprovider = "{provider}"\nurl = "{info.url}"\ntoken_env = "{TOKEN_ENV}"\n'
-            f'ca_file = "{info.ca_file}"\n\n{SETTINGS[provider]}{FIELDS}',
-            encoding="utf-8",
-        )
-        monkeypatch.setenv(TOKEN_ENV, info.token)
-        ws = api.Workspace.load(config, tmp_path / "home")
+        ws = org_workspace(sandbox.info, tmp_path, monkeypatch, provider=provider, token_env=TOKEN_ENV,
+                           extra=SETTINGS[provider] + FIELDS)
         plan_file = tmp_path / "plan.json"
         api.scan(ws, "org", plan_file, snapshot_id=api.backup(ws, "org").snapshot_id, allow_over_cap=True)
         figures = {"apply --dry-run": held(api.apply(ws, plan_file, confirm=yes, dry_run=True))}

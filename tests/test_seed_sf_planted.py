@@ -15,6 +15,7 @@ from crmsweep.sandbox.planted import read_planted
 from crmsweep.sandbox.schema import BY_KEY_PREFIX
 from crmsweep.sandbox.seed import generate
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
+from tests.sandbox_workspace import org_workspace
 from tests.test_sandbox_api import Client, connect, ids_of
 
 TOKEN_ENV = "PLANTED_TEST_TOKEN"
@@ -87,15 +88,8 @@ def test_the_passes_on_main_propose_exactly_what_was_planted(
     sandbox: RunningSandbox, planted: dict[str, dict[str, list[object]]], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    info = sandbox.info
-    config = tmp_path / "crmsweep.toml"
-    config.write_text(
-        f'[connections.org]\nprovider = "salesforce"\nurl = "{info.url}"\ntoken_env = "{TOKEN_ENV}"\n'
-        f'ca_file = "{info.ca_file}"\n\n[safety]\nmax_changes = 100000\nmax_changes_per_object = 100000\n',
-        encoding="utf-8",
-    )
-    monkeypatch.setenv(TOKEN_ENV, info.token)
-    ws = api.Workspace.load(config, tmp_path / "home")
+    ws = org_workspace(sandbox.info, tmp_path, monkeypatch, provider="salesforce", token_env=TOKEN_ENV,
+                       extra="[safety]\nmax_changes = 100000\nmax_changes_per_object = 100000\n")
     passes = ["stale_contacts", "inactive_users"]
     outcome = api.scan(ws, "org", tmp_path / "plan.json", passes=passes)
     for name in passes:
