@@ -271,7 +271,8 @@ def test_a_value_that_cannot_be_restored_leaves_the_hubspot_run_not_rolled_back(
         ("contacts", keeper, "missing")]
     # The plan, as preview shows it, says so before the writes too: the properties keep their ids.
     notes = shown[0].header.notes
-    assert notes[0].endswith("ids are kept (recycle-bin undelete, reactivation)"), notes
+    restores = sum(1 for c in shown[0].changes if c.object == "properties")
+    assert restores and notes[0].endswith(f"ids are kept ({restores} restore, 1 update)"), notes
     assert not any("re-created under new ids" in n for n in notes), notes
     assert "partner_code" in names(hs, "contacts")
     assert read_run(ws.home, report.run_id).rolled_back_by is None
