@@ -321,6 +321,7 @@ def test_a_plan_with_no_changes_is_checked_and_makes_no_run(config: Path, home: 
     assert plan.changes == ()
     answer = json.loads(cli(config, home, "apply", str(path), "--yes", "--json").stdout)
     assert answer["nothing_to_do"] is True and answer["run"] is None and answer["applied"] == 0
+    assert "undo" in answer and answer["undo"] is None
     assert answer["api_calls"] >= 1  # the plan was still checked against the org
     assert run_ids(home) == []
     said = cli(config, home, "apply", str(path), "--yes")

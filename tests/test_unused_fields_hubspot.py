@@ -16,10 +16,11 @@ import requests
 from hubspot.crm.properties import PropertyCreate
 from hubspot.crm.properties.exceptions import ApiException
 
-from crmsweep import api
+from crmsweep import api, providers
 from crmsweep.backup.runlog import read_run
 from crmsweep.backup.snapshot import open_snapshot
 from crmsweep.cleanup.plan_checks import check_plan
+from crmsweep.cleanup.preview import change_line
 from crmsweep.connectors.hubspot_properties import PROPERTY_FIELDS, USE_FIELDS
 from crmsweep.errors import SafetyRefusal
 from crmsweep.model import Change, Op, Plan
@@ -273,6 +274,10 @@ def test_a_value_that_cannot_be_restored_leaves_the_hubspot_run_not_rolled_back(
     notes = shown[0].header.notes
     restores = sum(1 for c in shown[0].changes if c.object == "properties")
     assert restores and notes[0].endswith(f"ids are kept ({restores} restore, 1 update)"), notes
+    # And each line of the preview says the same: restored under its name, not given a new id.
+    vocabulary = providers.get("hubspot").vocabulary
+    lines = [change_line(c, vocabulary) for c in shown[0].changes if c.object == "properties"]
+    assert all("  restore (id kept) with " in line and "new id" not in line for line in lines), lines
     assert not any("re-created under new ids" in n for n in notes), notes
     assert "partner_code" in names(hs, "contacts")
     assert read_run(ws.home, report.run_id).rolled_back_by is None

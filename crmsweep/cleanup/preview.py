@@ -80,7 +80,8 @@ def change_line(change: Change, vocabulary: Vocabulary | None = None) -> str:
                      f"{one_line(str(a.get('to_object')))} {written_value(a.get('to_id'))}")
     elif change.op is Op.CREATE:
         written = ", ".join(f"{k}: {written_value(v)}" for k, v in change.after.items())
-        parts.append("create (new id)" + (f" with {written}" if written else ""))
+        made = "create (new id)" if word == change.op.value else f"{word} (id kept)"
+        parts.append(made + (f" with {written}" if written else ""))
     elif change.op is not Op.DELETE:
         parts.append(
             ", ".join(f"{k}: {format_value(change.before.get(k))} → {exact_value(v)}" for k, v in change.after.items())

@@ -288,7 +288,7 @@ def apply(
     if outcome.nothing_to_do:
         if as_json:
             emit_json({"run": None, "applied": 0, "skipped": 0, "failed": 0, "nothing_to_do": True,
-                       "api_calls": outcome.api_calls, "budget": None})
+                       "api_calls": outcome.api_calls, "budget": None, "undo": None})
         else:
             err.print("The plan holds no changes: nothing to apply, and no run was made.")
         return

@@ -263,7 +263,10 @@ HUBSPOT_VOCABULARY = Vocabulary(
     ),
     # DELETE /marketing/v3/emails/{id} archives the email (api-notes 3.4): it stays readable with
     # archived=true and comes back with its id, so its delete and undelete are an archive and an un-archive.
-    op_words=MappingProxyType({"marketing_emails": {"delete": "archive", "undelete": "un-archive"}}),
+    # A property comes back under its own name (HUBSPOT_CAPABILITIES.recreated_under_own_id): its create is
+    # a restore, and the preview must not promise it a new id.
+    op_words=MappingProxyType({"marketing_emails": {"delete": "archive", "undelete": "un-archive"},
+                               "properties": {"create": "restore"}}),
     never_touch_objects=("quotes", "invoices", "line_items", "orders", "payments", "subscriptions", "carts"),
     concepts=(HUBSPOT_QUALITY, HUBSPOT_CUSTOM_FIELDS, *_ASSET_CONCEPTS, *_RECORD_CONCEPTS),
     absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),
