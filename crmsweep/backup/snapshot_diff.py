@@ -9,6 +9,7 @@ snapshots compare alike: both read through `SnapshotReader`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmsweep.backup.snapshot_reader import SnapshotReader
+from crmsweep.decimal_text import DECIMAL_PATTERN
 from crmsweep.errors import BadInput
 
 _DETAIL_BATCH = 10_000  # changed records read whole at a time, with `detail`
@@ -70,38 +72,41 @@ def _string_ids(values: pa.ChunkedArray | pa.Array) -> list[str]:
     return [str(v) for v in values.to_pylist()]
 
 
-def _comparable(left: pa.ChunkedArray, right: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
-    """One field's two columns in one type. A field typed differently by the two backups (a number an older
-    crmsweep kept as a double and a newer one keeps as its exact text; a field retyped in the CRM) compares
-    as numbers where the text side reads as numbers (the double is all the older backup knew), else as text."""
+def _number_text(numbers: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Numbers as the text a compare with a text that is no number meets ("nan", "inf", "1e+16")."""
+    return pc.cast(numbers, pa.string())
+
+
+def _unequal(left: pa.ChunkedArray, right: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Whether each pair of values differs (null where either is null). A field typed differently by the two
+    backups (a number an older crmsweep kept as a double and a newer one keeps as its exact text; a field
+    retyped in the CRM) compares value by value: a text that is a decimal as the double it reads as (the
+    double is all the older backup knew), any other text as text, against the double's text."""
     if left.type == right.type:
-        return left, right
+        return pc.not_equal(left, right)
     for number, text in ((left, right), (right, left)):
         if pa.types.is_floating(number.type) and pa.types.is_string(text.type):
-            try:
-                as_number = pc.cast(text, number.type)
-            except pa.ArrowInvalid:
-                break
-            return (number, as_number) if number is left else (as_number, number)
-    return pc.cast(left, pa.string()), pc.cast(right, pa.string())
+            is_decimal = pc.match_substring_regex(text, DECIMAL_PATTERN)
+            as_number = pc.cast(pc.if_else(is_decimal, text, pa.scalar(None, pa.string())), number.type)
+            return pc.if_else(is_decimal, pc.not_equal(number, as_number),
+                              pc.not_equal(_number_text(number), text))
+    return pc.not_equal(pc.cast(left, pa.string()), pc.cast(right, pa.string()))
 
 
 def _same_value(old: Any, new: Any) -> bool:
-    """`_comparable` for two canonical values (a double and a number's text: as doubles)."""
+    """`_unequal` for two canonical values (a double and a text: as `_unequal` compares them)."""
     for number, text in ((old, new), (new, old)):
         if type(number) is float and type(text) is str:
-            try:
+            if re.fullmatch(DECIMAL_PATTERN, text):
                 return float(text) == number
-            except ValueError:
-                return False
+            return bool(_number_text(pa.array([number], pa.float64()))[0].as_py() == text)
     return bool(old == new)
 
 
 def _differs(left: pa.ChunkedArray, right: pa.ChunkedArray) -> pa.ChunkedArray:
-    left, right = _comparable(left, right)
     # Null-aware: null against a value differs, null against null does not.
     either_null = pc.xor(pc.is_null(left), pc.is_null(right))
-    return pc.or_(pc.fill_null(pc.not_equal(left, right), False), either_null)
+    return pc.or_(pc.fill_null(_unequal(left, right), False), either_null)
 
 
 def _diff_rows(a: SnapshotReader, b: SnapshotReader, name: str, key: Sequence[str], compared: Sequence[str],
