@@ -471,7 +471,8 @@ class ApplyOutcome:
     already_rolled_back_by: str | None = None  # `rollback` of a run already rolled back: nothing was done
     budget: budget.Verdict | None = None  # the API budget check made before the first write
     api_calls: int = 0  # calls of a command that applied nothing (`rollback -o`); else see report.api_calls
-    nothing_to_do: bool = False  # the plan holds no change: checked, and no run made (it would undo nothing)
+    # The plan holds no change (checked), or the run to roll back wrote nothing: no run made, nothing undone.
+    nothing_to_do: bool = False
 
 
 def caps_of(ws: Workspace) -> Caps:
@@ -645,6 +646,10 @@ def rollback(
             plan, text, resume = unfinished.plan, unfinished.plan_text, unfinished.run_id
         else:
             state = settle_run(ws.home, run_id, connector, dry_run=dry_run)
+            if not state.applied_order:
+                # Nothing to undo is an answer, not bad input (and no plan to write out, or to apply).
+                return ApplyOutcome(plan=state.plan, report=None, nothing_to_do=True,
+                                    api_calls=connector.api_usage().calls - calls_before)
             settled_in_memory = dry_run and state.count(Outcome.PENDING) != original.count(Outcome.PENDING)
             plan = rollback_plan_of(ws.home, state, now=datetime.now(UTC), vocabulary=connector.vocabulary,
                                     gone=not_undeletable(connector, state), capabilities=connector.capabilities)

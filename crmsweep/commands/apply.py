@@ -362,6 +362,15 @@ def rollback(
             err.print(f"Run {run_id} was already rolled back by run {outcome.already_rolled_back_by}: nothing to "
                       "do. See `crmsweep runs list`.", markup=False)
         return
+    if outcome.nothing_to_do:
+        if as_json:
+            emit_json({"rollback_of": run_id, "run": None, "applied": 0, "skipped": 0, "failed": 0,
+                       "nothing_to_do": True, "api_calls": outcome.api_calls, "budget": None,
+                       **({"plan": None, "path": None} if output is not None else {})})
+        else:
+            err.print(f"Run {run_id} wrote nothing: there is nothing to roll back"
+                      f"{' (no plan was written)' if output is not None else ''}.", markup=False)
+        return
     if outcome.written is not None:
         path = os.path.abspath(outcome.written)
         if as_json:
