@@ -42,3 +42,24 @@ def test_a_rollback_of_a_run_that_wrote_nothing_says_so_and_exits_0(
         assert (answer["run"], answer["applied"]) == (None, 0)
     assert not (tmp_path / "undo.json").exists()
     assert run_ids(home) == [run_id]  # no rollback run was made
+
+
+def test_a_reviewed_rollback_plan_says_what_it_undoes_and_its_run_keeps_the_plans_notes(
+    config: Path, home: Path, plan_file: Path, tmp_path: Path
+) -> None:
+    applied = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    assert applied["applied"] > 0 and applied["rollback_of"] is None
+    review = tmp_path / "undo.json"
+    cli(config, home, "rollback", applied["run"], "-o", str(review), "--json")
+    undo, _ = Plan.from_json(review.read_text())
+    assert undo.header.notes and undo.header.notes[0].startswith(f"rollback of run {applied['run']}: ")
+    back = json.loads(cli(config, home, "apply", str(review), "--yes", "--json").stdout)
+    assert back["rollback_of"] == applied["run"] and back["applied"] == len(undo.changes)
+
+    shown = json.loads(cli(config, home, "runs", "show", back["run"], "--json").stdout)
+    assert shown["rollback_of"] == applied["run"] and shown["notes"] == list(undo.header.notes)
+    text = cli(config, home, "runs", "show", back["run"]).stdout
+    assert f"rollback of run {applied['run']}: " in text
+    scanned, _ = Plan.from_json(plan_file.read_text())
+    first = json.loads(cli(config, home, "runs", "show", applied["run"], "--json").stdout)
+    assert first["notes"] == list(scanned.header.notes)
