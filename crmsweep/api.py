@@ -318,11 +318,6 @@ def scan(
             running_user_unknown=running_user_id is None,
         )
         calls = connector.api_usage().calls - calls_before
-    # Only a plan that changes users can deactivate the connection's own: elsewhere the warning is noise.
-    user_object = connector.vocabulary.user_object
-    if running_user_id is None and any(c.object == user_object for c in result.plan.changes):
-        note = "could not tell which user this connection runs as: make sure it is not among the deactivations"
-        result = replace(result, plan=result.plan.with_header(notes=(*result.plan.header.notes, note)))
     check_plan_output(output)  # again: the scan took a while, and the file may have appeared since
     write_plan(result.plan, output, ws.home)
     return ScanOutcome(result=result, snapshot=reader.manifest, took_backup=took_backup, output=output,
