@@ -1,7 +1,7 @@
-"""Not knowing the user the connection runs as, no plan that changes users gets through: the scan refuses
-to write one, and a plan written by hand is refused when it is accepted (or applied, which re-runs the same
-check). So the note a scan once added to such a plan ("could not tell which user this connection runs as")
-could never be reached, and is gone."""
+"""Not knowing the user the connection runs as, no plan that changes users gets out of a scan: the scan
+refuses to write one, and `plan accept`, which re-runs the scan, refuses one written by hand. So the note a
+scan once added to such a plan ("could not tell which user this connection runs as") could never be
+reached, and is gone."""
 
 from __future__ import annotations
 
