@@ -11,6 +11,7 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
@@ -235,6 +236,22 @@ def check_apply_budget(connector: Connector, ws: Workspace, plan: Plan, work: Se
                                      capabilities=connector.capabilities, spent=spent)
     return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
                         advice="split the plan (scan with fewer passes)")
+
+
+def check_review_budget(connector: Connector, ws: Workspace, state: RunState, *, allow_over: bool) -> budget.Verdict:
+    """Refuse (exit 3) the reads `rollback -o` makes to build the inverse plan of run `state` (its writes of
+    unknown outcome settled, its deletes looked for among the CRM's deleted records: `not_undeletable`) when
+    they would eat into the [budget] reserve; judged before they are made, as every command's calls are."""
+    changes, capabilities = state.plan.changes, connector.capabilities
+    pending = [o for o in state.outcomes if o.outcome is Outcome.PENDING]
+    # A pending delete may settle as applied: its record is then looked for too.
+    deleted = Counter(changes[i].object for i in [*state.applied_order, *(o.index for o in pending)]
+                      if changes[i].op is Op.DELETE and capabilities.undeletes(changes[i].object))
+    batches = Counter((o.intent_batch or 0, changes[o.index].object) for o in pending)
+    estimate = budget.read_estimate(deleted, [(obj, n) for (_, obj), n in batches.items()],
+                                    capabilities=capabilities, what=f"the rollback plan of run {state.run_id}")
+    return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
+                        advice="roll back without -o (its budget check covers these reads and the writes)")
 
 
 def snapshots(ws: Workspace, connection: str | None = None) -> list[SnapshotManifest]:
@@ -636,6 +653,8 @@ def rollback(
         connector = stack.enter_context(connect(ws, original.plan.header.connection))
         calls_before = connector.api_usage().calls
         unfinished = None if output else unfinished_rollback(ws.home, run_id)
+        # `-o` writes no record, so the apply budget check below is not reached: its reads are judged here.
+        reads = None if output is None else check_review_budget(connector, ws, original, allow_over=allow_over_budget)
         settled_in_memory = False
         if unfinished is not None:
             plan, text, resume = unfinished.plan, unfinished.plan_text, unfinished.run_id
@@ -643,7 +662,7 @@ def rollback(
             state = settle_run(ws.home, run_id, connector, dry_run=dry_run)
             if not state.applied_order:
                 # Nothing to undo is an answer, not bad input (and no plan to write out, or to apply).
-                return ApplyOutcome(plan=state.plan, report=None, nothing_to_do=True,
+                return ApplyOutcome(plan=state.plan, report=None, nothing_to_do=True, budget=reads,
                                     api_calls=connector.api_usage().calls - calls_before)
             settled_in_memory = dry_run and state.count(Outcome.PENDING) != original.count(Outcome.PENDING)
             plan = rollback_plan_of(ws.home, state, now=datetime.now(UTC), vocabulary=connector.vocabulary,
@@ -651,7 +670,7 @@ def rollback(
             text, resume = signed_json(plan, ws.home), None
         if output is not None:
             write_plan(plan, output, ws.home)
-            return ApplyOutcome(plan=plan, report=None, written=output,
+            return ApplyOutcome(plan=plan, report=None, written=output, budget=reads,
                                 api_calls=connector.api_usage().calls - calls_before)
         if not settled_in_memory:
             check_plan(plan, connector, ws.home)

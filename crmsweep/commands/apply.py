@@ -368,7 +368,7 @@ def rollback(
     if outcome.nothing_to_do:
         if as_json:
             emit_json({"rollback_of": run_id, "run": None, "applied": 0, "skipped": 0, "failed": 0,
-                       "nothing_to_do": True, "api_calls": outcome.api_calls, "budget": None,
+                       "nothing_to_do": True, "api_calls": outcome.api_calls, "budget": budget_json(outcome),
                        **({"plan": None, "path": None} if output is not None else {})})
         else:
             err.print(f"Run {run_id} wrote nothing: there is nothing to roll back"
@@ -378,7 +378,7 @@ def rollback(
         path = os.path.abspath(outcome.written)
         if as_json:
             emit_json({"plan": outcome.plan.header.plan_id, "path": path, "changes": len(outcome.plan.changes),
-                       "rollback_of": run_id, "api_calls": outcome.api_calls})
+                       "rollback_of": run_id, "api_calls": outcome.api_calls, "budget": budget_json(outcome)})
         else:
             err.print(f"Wrote the rollback plan of run {run_id} ({len(outcome.plan.changes)} changes) to {path}; "
                       f"nothing was applied. Review it with `{shlex.join(['crmsweep', 'preview', path])}`, "
