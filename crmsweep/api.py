@@ -267,12 +267,14 @@ def verify(ws: Workspace, snapshot_id: str) -> VerifyReport:
     return verify_snapshot(ws.home, snapshot_id)
 
 
-def diff(ws: Workspace, a: str, b: str, *, objects: Sequence[str] = (), detail: bool = False) -> SnapshotDiff:
-    """What changed from snapshot `a` to snapshot `b` (same connection), per object."""
+def diff(ws: Workspace, a: str, b: str, *, objects: Sequence[str] = (), detail: bool = False,
+         all_fields: bool = False) -> SnapshotDiff:
+    """What changed from snapshot `a` to snapshot `b` (same connection), per object; a record whose only
+    differences are the audit stamps the CRM rewrites on every write is not a change, unless `all_fields`."""
     old, new = open_snapshot(ws.home, a), open_snapshot(ws.home, b)
     vocabulary = providers.get(new.manifest.provider).vocabulary
     return diff_snapshots(old, new, id_field=vocabulary.id_field, fingerprint_field=vocabulary.fingerprint_field,
-                          objects=objects, detail=detail)
+                          objects=objects, detail=detail, audit_fields=() if all_fields else vocabulary.audit_fields)
 
 
 # --- scan and preview ------------------------------------------------------------------------------

@@ -87,3 +87,24 @@ def test_diff_counts_changed_only_the_records_with_a_changed_field(tmp_path: Pat
     for a, b in ((older, newer), (newer, older)):
         note = diff_snapshots(a, b, id_field="Id", fingerprint_field="SystemModstamp", detail=True).objects["Note"]
         assert note.changed == 2 and note.changed_fields == {"002": ["Score"], "003": ["Score"]}
+
+
+def test_an_object_without_a_fingerprint_tells_stamps_from_changes(tmp_path: Path) -> None:
+    # Every shared field is compared: a record whose only difference is an audit stamp is left out of changed.
+    home = Home(tmp_path / "home")
+
+    def backup(rows: list[dict[str, Any]]) -> Any:
+        fields = {"Note": [spec("Id"), spec("Body"), spec("LastModifiedDate", FieldKind.DATETIME)]}
+        return open_snapshot(home, snap(home, FakeConnector(fields, {"Note": rows}), objects=("Note",)).snapshot_id)
+
+    stamp, later = "2026-01-01T00:00:00.000Z", "2026-02-01T00:00:00.000Z"
+    older = backup([{"Id": f"00{n}", "Body": "x", "LastModifiedDate": stamp} for n in (1, 2, 3)])
+    newer = backup([{"Id": "001", "Body": "x", "LastModifiedDate": later},
+                    {"Id": "002", "Body": "y", "LastModifiedDate": later},
+                    {"Id": "003", "Body": "x", "LastModifiedDate": stamp}])
+    diff = diff_snapshots(older, newer, id_field="Id", fingerprint_field="SystemModstamp", detail=True,
+                          audit_fields=("LastModifiedDate", "SystemModstamp"))
+    note = diff.objects["Note"]
+    assert (note.changed, note.stamps_only, note.changed_fields) == (1, 1, {"002": ["Body"]})
+    every = diff_snapshots(older, newer, id_field="Id", fingerprint_field="SystemModstamp").objects["Note"]
+    assert (every.changed, every.stamps_only) == (2, 0)
