@@ -634,12 +634,14 @@ def rollback(
 ) -> ApplyOutcome:
     """Build the inverse plan of a run, show it through `confirm`, apply it, mark the run.
 
-    A run already rolled back is not rolled back again (`already_rolled_back_by` names the rollback).
+    A run already rolled back is not rolled back again (`already_rolled_back_by` names the rollback); a run
+    that wrote nothing (once its unknown outcomes are settled) has nothing to undo (`nothing_to_do`).
     A rollback of this run that was interrupted or stopped is resumed rather than a second one started.
     Writes of the run whose outcome is unknown (it was interrupted or stopped mid-call) are first settled
     from the live records, writing nothing to the CRM, by the same rules as resume; the changes it never
     started stay not started, so the rollback undoes exactly what the run applied.
-    With `output`, the inverse plan is only written there for review (apply it with `apply`); with
+    With `output`, the inverse plan is only written there for review (apply it with `apply`), its reads
+    judged against the API budget first (`check_review_budget`); with
     `dry_run` everything is checked and read (the settling and the rollback's own resume too, in memory
     only), but nothing is written and no run is created.
     The original run stays locked throughout, so it cannot be applied (resumed) while it is undone.
