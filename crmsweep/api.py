@@ -11,6 +11,7 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
@@ -237,6 +238,22 @@ def check_apply_budget(connector: Connector, ws: Workspace, plan: Plan, work: Se
                         advice="split the plan (scan with fewer passes)")
 
 
+def check_review_budget(connector: Connector, ws: Workspace, state: RunState, *, allow_over: bool) -> budget.Verdict:
+    """Refuse (exit 3) the reads `rollback -o` makes to build the inverse plan of run `state` (its writes of
+    unknown outcome settled, its deletes looked for among the CRM's deleted records: `not_undeletable`) when
+    they would eat into the [budget] reserve; judged before they are made, as every command's calls are."""
+    changes, capabilities = state.plan.changes, connector.capabilities
+    pending = [o for o in state.outcomes if o.outcome is Outcome.PENDING]
+    # A pending delete may settle as applied: its record is then looked for too.
+    deleted = Counter(changes[i].object for i in [*state.applied_order, *(o.index for o in pending)]
+                      if changes[i].op is Op.DELETE and capabilities.undeletes(changes[i].object))
+    batches = Counter((o.intent_batch or 0, changes[o.index].object) for o in pending)
+    estimate = budget.read_estimate(deleted, [(obj, n) for (_, obj), n in batches.items()],
+                                    capabilities=capabilities, what=f"the rollback plan of run {state.run_id}")
+    return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
+                        advice="roll back without -o (its budget check covers these reads and the writes)")
+
+
 def snapshots(ws: Workspace, connection: str | None = None) -> list[SnapshotManifest]:
     return list_snapshots(ws.home, connection)
 
@@ -250,12 +267,14 @@ def verify(ws: Workspace, snapshot_id: str) -> VerifyReport:
     return verify_snapshot(ws.home, snapshot_id)
 
 
-def diff(ws: Workspace, a: str, b: str, *, objects: Sequence[str] = (), detail: bool = False) -> SnapshotDiff:
-    """What changed from snapshot `a` to snapshot `b` (same connection), per object."""
+def diff(ws: Workspace, a: str, b: str, *, objects: Sequence[str] = (), detail: bool = False,
+         all_fields: bool = False) -> SnapshotDiff:
+    """What changed from snapshot `a` to snapshot `b` (same connection), per object; a record whose only
+    differences are the audit stamps the CRM rewrites on every write is not a change, unless `all_fields`."""
     old, new = open_snapshot(ws.home, a), open_snapshot(ws.home, b)
     vocabulary = providers.get(new.manifest.provider).vocabulary
     return diff_snapshots(old, new, id_field=vocabulary.id_field, fingerprint_field=vocabulary.fingerprint_field,
-                          objects=objects, detail=detail)
+                          objects=objects, detail=detail, audit_fields=() if all_fields else vocabulary.audit_fields)
 
 
 # --- scan and preview ------------------------------------------------------------------------------
@@ -318,11 +337,6 @@ def scan(
             running_user_unknown=running_user_id is None,
         )
         calls = connector.api_usage().calls - calls_before
-    # Only a plan that changes users can deactivate the connection's own: elsewhere the warning is noise.
-    user_object = connector.vocabulary.user_object
-    if running_user_id is None and any(c.object == user_object for c in result.plan.changes):
-        note = "could not tell which user this connection runs as: make sure it is not among the deactivations"
-        result = replace(result, plan=result.plan.with_header(notes=(*result.plan.header.notes, note)))
     check_plan_output(output)  # again: the scan took a while, and the file may have appeared since
     write_plan(result.plan, output, ws.home)
     return ScanOutcome(result=result, snapshot=reader.manifest, took_backup=took_backup, output=output,
@@ -471,7 +485,8 @@ class ApplyOutcome:
     already_rolled_back_by: str | None = None  # `rollback` of a run already rolled back: nothing was done
     budget: budget.Verdict | None = None  # the API budget check made before the first write
     api_calls: int = 0  # calls of a command that applied nothing (`rollback -o`); else see report.api_calls
-    nothing_to_do: bool = False  # the plan holds no change: checked, and no run made (it would undo nothing)
+    # The plan holds no change (checked), or the run to roll back wrote nothing: no run made, nothing undone.
+    nothing_to_do: bool = False
 
 
 def caps_of(ws: Workspace) -> Caps:
@@ -619,12 +634,14 @@ def rollback(
 ) -> ApplyOutcome:
     """Build the inverse plan of a run, show it through `confirm`, apply it, mark the run.
 
-    A run already rolled back is not rolled back again (`already_rolled_back_by` names the rollback).
+    A run already rolled back is not rolled back again (`already_rolled_back_by` names the rollback); a run
+    that wrote nothing (once its unknown outcomes are settled) has nothing to undo (`nothing_to_do`).
     A rollback of this run that was interrupted or stopped is resumed rather than a second one started.
     Writes of the run whose outcome is unknown (it was interrupted or stopped mid-call) are first settled
     from the live records, writing nothing to the CRM, by the same rules as resume; the changes it never
     started stay not started, so the rollback undoes exactly what the run applied.
-    With `output`, the inverse plan is only written there for review (apply it with `apply`); with
+    With `output`, the inverse plan is only written there for review (apply it with `apply`), its reads
+    judged against the API budget first (`check_review_budget`); with
     `dry_run` everything is checked and read (the settling and the rollback's own resume too, in memory
     only), but nothing is written and no run is created.
     The original run stays locked throughout, so it cannot be applied (resumed) while it is undone.
@@ -640,18 +657,24 @@ def rollback(
         connector = stack.enter_context(connect(ws, original.plan.header.connection))
         calls_before = connector.api_usage().calls
         unfinished = None if output else unfinished_rollback(ws.home, run_id)
+        # `-o` writes no record, so the apply budget check below is not reached: its reads are judged here.
+        reads = None if output is None else check_review_budget(connector, ws, original, allow_over=allow_over_budget)
         settled_in_memory = False
         if unfinished is not None:
             plan, text, resume = unfinished.plan, unfinished.plan_text, unfinished.run_id
         else:
             state = settle_run(ws.home, run_id, connector, dry_run=dry_run)
+            if not state.applied_order:
+                # Nothing to undo is an answer, not bad input (and no plan to write out, or to apply).
+                return ApplyOutcome(plan=state.plan, report=None, nothing_to_do=True, budget=reads,
+                                    api_calls=connector.api_usage().calls - calls_before)
             settled_in_memory = dry_run and state.count(Outcome.PENDING) != original.count(Outcome.PENDING)
             plan = rollback_plan_of(ws.home, state, now=datetime.now(UTC), vocabulary=connector.vocabulary,
                                     gone=not_undeletable(connector, state), capabilities=connector.capabilities)
             text, resume = signed_json(plan, ws.home), None
         if output is not None:
             write_plan(plan, output, ws.home)
-            return ApplyOutcome(plan=plan, report=None, written=output,
+            return ApplyOutcome(plan=plan, report=None, written=output, budget=reads,
                                 api_calls=connector.api_usage().calls - calls_before)
         if not settled_in_memory:
             check_plan(plan, connector, ws.home)

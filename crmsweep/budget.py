@@ -234,6 +234,19 @@ def apply_estimate(
     return Estimate(what=what, calls=sum(kept.values()), parts=MappingProxyType(kept), spent=spent)
 
 
+def read_estimate(
+    reads: Mapping[str, int], settle: Sequence[tuple[str, int]], *, capabilities: Capabilities, what: str
+) -> Estimate:
+    """The calls of a command that only reads before it writes a plan for review (`rollback -o`): the
+    records of each object in `reads` read once by id (deleted ones included), and each batch of writes of
+    unknown outcome in `settle` (object, records) read to settle it, after one call asking which user the
+    connection runs as (a created record is found by a search of what that user created)."""
+    parts = {"settle reads": 1 + sum(capabilities.read_calls(obj, n) for obj, n in settle) if settle else 0,
+             "deleted-record reads": sum(capabilities.read_calls(obj, n) for obj, n in reads.items())}
+    kept = {k: v for k, v in parts.items() if v}
+    return Estimate(what=what, calls=sum(kept.values()), parts=MappingProxyType(kept))
+
+
 def _related_steps(batch: Sequence[Change], vocabulary: Vocabulary) -> list[RelatedRead]:
     """The related reads the live re-check makes for one batch: each step of each pass in it, once."""
     steps: list[RelatedRead] = []
@@ -279,4 +292,5 @@ def judge(estimate: Estimate, allowance: ApiAllowance | None, reserve: Reserve, 
     return Verdict(estimate.calls, allowance.limit, allowance.remaining, keep, allowance.source, over=over)
 
 
-__all__ = ["DEFAULT_RESERVE", "Estimate", "Reserve", "Verdict", "apply_estimate", "backup_estimate", "judge"]
+__all__ = ["DEFAULT_RESERVE", "Estimate", "Reserve", "Verdict", "apply_estimate", "backup_estimate", "judge",
+           "read_estimate"]

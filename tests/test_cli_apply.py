@@ -141,7 +141,8 @@ def test_rollback_o_writes_the_inverse_plan_for_review_and_applies_nothing(
 
     inverse, _ = load_plan(review, Home(home))  # a plan file like any other: digest and signature checked
     assert answer == {"plan": inverse.header.plan_id, "path": str(review), "changes": len(plan.changes),
-                      "rollback_of": applied["run"], "api_calls": answer["api_calls"]}  # tests/test_budget.py
+                      "rollback_of": applied["run"], "api_calls": answer["api_calls"],
+                      "budget": answer["budget"]}  # both: tests/test_budget.py
     assert inverse.header.rollback_of == applied["run"] and len(inverse.changes) == len(plan.changes)
     assert org_rows(config, home, plan) == after_apply
     assert run_ids(home) == runs

@@ -199,7 +199,7 @@ def test_the_salesforce_demo_note_names_only_what_the_field_create_cannot_write(
 def test_the_demo_on_hubspot_says_archive_where_hubspot_archives(hubspot_demo: Told) -> None:
     """DELETE /marketing/v3/emails/{id} archives (the email stays readable, un-archived with its id): the
     plan's op is delete, but the preview, the rollback's note and the closing say archive and un-archive.
-    Nothing the plan does touches an owner, so neither the running-user warning nor a hand-back is told."""
+    Nothing the plan does touches an owner, so no hand-back is told."""
     ws, lines, result = hubspot_demo.ws, hubspot_demo.lines, hubspot_demo.result
     told = "\n".join(lines)
     plan = Plan.from_json(Path(result.plan_path).read_text(encoding="utf-8"))[0]
@@ -207,7 +207,6 @@ def test_the_demo_on_hubspot_says_archive_where_hubspot_archives(hubspot_demo: T
     assert emails and all(c.op is Op.DELETE for c in plan.changes if c.object == "marketing_emails")
     assert f"   marketing_emails: {emails} archive\n" in told, told
     assert "delete marketing_emails" not in told and "marketing_emails: 6 delete" not in told
-    assert "could not tell which user this connection runs as" not in told
     assert "handed back" not in told
     header = "6. Roll back: the inverse plan (records re-created from their before-images), applied the same way."
     assert header in lines

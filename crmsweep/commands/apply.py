@@ -288,7 +288,8 @@ def apply(
     if outcome.nothing_to_do:
         if as_json:
             emit_json({"run": None, "applied": 0, "skipped": 0, "failed": 0, "nothing_to_do": True,
-                       "api_calls": outcome.api_calls, "budget": None, "undo": None})
+                       "api_calls": outcome.api_calls, "budget": None, "undo": None,
+                       "rollback_of": outcome.plan.header.rollback_of})
         else:
             err.print("The plan holds no changes: nothing to apply, and no run was made.")
         return
@@ -299,7 +300,9 @@ def apply(
     # Every change skipped or failed: a rollback would have nothing to put back.
     undo = command_line(["rollback", report.run_id], config=config, home=home) if finished and report.applied else None
     if as_json:
-        emit_json({**report_json(report, resume_hint(report.run_id)), "undo": undo, "budget": budget_json(outcome)})
+        # A rollback plan (`rollback -o`) says which run it undoes, as `rollback --json` does; else null.
+        emit_json({**report_json(report, resume_hint(report.run_id)), "undo": undo, "budget": budget_json(outcome),
+                   "rollback_of": outcome.plan.header.rollback_of})
     else:
         render_report(report, resume_hint=f"`{resume_hint(report.run_id)}`", provider=outcome.plan.header.provider)
         failures_hint(report, again=None)
@@ -362,11 +365,20 @@ def rollback(
             err.print(f"Run {run_id} was already rolled back by run {outcome.already_rolled_back_by}: nothing to "
                       "do. See `crmsweep runs list`.", markup=False)
         return
+    if outcome.nothing_to_do:
+        if as_json:
+            emit_json({"rollback_of": run_id, "run": None, "applied": 0, "skipped": 0, "failed": 0,
+                       "nothing_to_do": True, "api_calls": outcome.api_calls, "budget": budget_json(outcome),
+                       **({"plan": None, "path": None} if output is not None else {})})
+        else:
+            err.print(f"Run {run_id} wrote nothing: there is nothing to roll back"
+                      f"{' (no plan was written)' if output is not None else ''}.", markup=False)
+        return
     if outcome.written is not None:
         path = os.path.abspath(outcome.written)
         if as_json:
             emit_json({"plan": outcome.plan.header.plan_id, "path": path, "changes": len(outcome.plan.changes),
-                       "rollback_of": run_id, "api_calls": outcome.api_calls})
+                       "rollback_of": run_id, "api_calls": outcome.api_calls, "budget": budget_json(outcome)})
         else:
             err.print(f"Wrote the rollback plan of run {run_id} ({len(outcome.plan.changes)} changes) to {path}; "
                       f"nothing was applied. Review it with `{shlex.join(['crmsweep', 'preview', path])}`, "

@@ -165,13 +165,17 @@ def diff(
     detail: Annotated[
         bool, typer.Option("--detail", help="List the ids added and removed, and each changed record's fields.")
     ] = False,
+    all_fields: Annotated[
+        bool, typer.Option("--all-fields", help="Count a record changed when only the CRM's audit stamps moved.")
+    ] = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Say what changed between two snapshots, per object: records added, removed and changed, and
-    fields added to or removed from describe."""
-    found = api.diff(workspace(config, home), a, b, objects=objects or (), detail=detail)
+    fields added to or removed from describe. A record whose only differences are the audit stamps the
+    CRM rewrites on every write (an apply and its rollback leave those) is told apart, not counted changed."""
+    found = api.diff(workspace(config, home), a, b, objects=objects or (), detail=detail, all_fields=all_fields)
     if as_json:
         emit_json(found.to_dict(detail))
         return
@@ -181,6 +185,10 @@ def diff(
           f"{d.changed:,}", " ".join([*(f"+{f}" for f in d.fields_added), *(f"-{f}" for f in d.fields_removed)]))
          for name, d in found.objects.items()],
     )
+    stamped = sum(d.stamps_only for d in found.objects.values())
+    if stamped:
+        err.print(f"Not counted changed: {stamped:,} records whose only differences are the CRM's audit stamps "
+                  f"({', '.join(found.audit_fields)}); --all-fields counts them.", markup=False)
     if detail:
         for name, d in found.objects.items():
             for record_id in d.added_ids:

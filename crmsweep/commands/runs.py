@@ -120,6 +120,8 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
         "counts": state.counts, "stop_reason": state.stop_reason, "rollback_of": state.rollback_of,
         "rolled_back_by": state.rolled_back_by, "rollbacks": details.rollbacks,
         "skipped_items": skipped, "failed_items": failed, "id_map": state.id_map,
+        # The plan's own notes: of a rollback, what it keeps and what a re-create loses (its preview said so).
+        "notes": list(state.plan.header.notes),
     }
     resume = resume_text(ws, state)
     answer["resume"] = resume
@@ -144,6 +146,8 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
     for name, value in facts:
         if value:
             out.print(f"{name:<{width}}  {one_line(value)}", markup=False, highlight=False)
+    for note in answer["notes"]:
+        out.print(f"{'Note':<{width}}  {one_line(note)}", markup=False, highlight=False)
     for title, items, code, text in (("Skipped", skipped, "reason", "detail"),
                                      ("Failed", failed, "error_code", "message")):
         if items:

@@ -1,0 +1,53 @@
+"""`rollback RUN -o PLAN` reads the CRM (the run's writes of unknown outcome, its deleted records among the
+CRM's deleted ones) and writes no record: its reads are judged against the [budget] reserve before they
+are made, as every command's calls are, and `--json` says what was judged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from crmsweep.budget import read_estimate
+from crmsweep.model import Op, Plan
+from crmsweep.providers.hubspot import HUBSPOT_CAPABILITIES
+from crmsweep.sandbox.server import RunningSandbox
+from tests.test_budget import cli, config, counted, write_config
+
+__all__ = ["config"]  # a fixture
+
+
+def test_a_review_plan_whose_reads_would_eat_into_the_reserve_is_refused_before_them(
+    sandbox: RunningSandbox, config: Path, tmp_path: Path
+) -> None:
+    home, plan_file, review = tmp_path / "home", tmp_path / "plan.json", tmp_path / "undo.json"
+    cli(config, home, "scan", "-c", "org", "-o", str(plan_file), "--pass", "stale_contacts")
+    plan, _ = Plan.from_json(plan_file.read_text())
+    assert {c.op for c in plan.changes} == {Op.DELETE}
+    run_id = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)["run"]
+
+    left = 15_000 - sandbox.stats()["api_usage"]
+    tight = write_config(tmp_path / "tight.toml", sandbox, f"[budget]\nreserve = {left - 1}\n")
+    before = counted(sandbox)
+    refused = cli(tight, home, "rollback", run_id, "-o", str(review), expect=3).stderr.strip()
+    assert f"the rollback plan of run {run_id} needs about " in refused and "--allow-over-budget" in refused
+    assert "roll back without -o" in refused and "\n" not in refused
+    reads = counted(sandbox) - before
+    assert not review.exists()
+
+    before = counted(sandbox)
+    written = json.loads(cli(config, home, "rollback", run_id, "-o", str(review), "--json").stdout)
+    made = counted(sandbox) - before
+    assert written["api_calls"] == made and review.exists()
+    # What was judged covers the deleted-record reads the refusal spared (the rest: connecting, asking).
+    assert written["budget"]["estimated_calls"] >= made - reads > 0
+    assert written["budget"]["over_budget"] is False
+
+
+def test_the_reads_are_priced_as_the_connector_reads_by_id() -> None:
+    # 501 contacts: six reads of up to 100 ids; a marketing email is read alone, two calls each; the
+    # settling asks who the connection runs as once, then reads each batch of unknown outcome.
+    found = read_estimate({"contacts": 501, "marketing_emails": 3}, [("contacts", 2), ("companies", 1)],
+                          capabilities=HUBSPOT_CAPABILITIES, what="the rollback plan of run R")
+    assert dict(found.parts) == {"settle reads": 3, "deleted-record reads": 12} and found.calls == 15
+    nothing = read_estimate({}, [], capabilities=HUBSPOT_CAPABILITIES, what="the rollback plan of run R")
+    assert nothing.calls == 0 and dict(nothing.parts) == {}
