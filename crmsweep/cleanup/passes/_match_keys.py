@@ -23,6 +23,7 @@ PHONE_DIGITS = 10
 MIN_PHONE_DIGITS = 7
 _PHONE_SPAN = 10**PHONE_DIGITS  # a phone key is its digit count times this plus its value: "007" is not "7"
 _CHUNK = 1 << 18  # rows of a phone column turned to digits at once: bounds the per-byte arrays
+_SPREAD = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: nearby keys (consecutive codes) land far apart
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,17 @@ def coded(values: pa.Array, normalise: Callable[[pa.Array], pa.Array]) -> Keys:
     return Keys(codes, _texts(uniques), uniques)
 
 
+def coded_shared(values: pa.Array, normalise: Callable[[pa.Array], pa.Array]) -> Keys:
+    """`coded`, where only a key two or more values hold gets a code (-1 for the rest: it groups nothing). For
+    columns of mostly distinct values (addresses): the keys are counted, and only the few shared ones coded,
+    for half the cost of coding every one."""
+    text = normalise(values)
+    counted = pa.table({"key": text}).group_by("key").aggregate([("key", "count")])
+    shared = counted.column("key").filter(pc.greater(counted.column("key_count"), 1)).combine_chunks()
+    codes = pc.fill_null(pc.index_in(text, value_set=shared), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return Keys(codes, _texts(shared), shared)
+
+
 def coded_distinct(values: pa.Array, normalise: Callable[[pa.Array], pa.Array]) -> Keys:
     """`coded`, normalising each distinct value once and mapping the answer back to its rows: the same
     codes (values equal after normalising share one), for a fraction of the work on repetitive columns."""
@@ -113,17 +125,14 @@ def distinct_of(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
 
 
 def paired(first: Keys, second: Keys, separator: str) -> Keys:
-    """One key for each pair of keys present in both columns, named "first{separator}second".
+    """One key for each pair of keys present in both columns that two or more rows hold, named
+    "first{separator}second" (-1 for a pair only one row holds: it groups nothing, and most pairs are such).
 
     Pairs and texts are one to one when `separator` cannot occur in a first key (a normalised name holds no
     "/"), so equal texts are equal pairs and grouping by pair is grouping by text."""
     present = (first.codes >= 0) & (second.codes >= 0)
     span = int(second.codes.max(initial=-1)) + 1
-    combined = np.where(present, first.codes * span + second.codes, -1)
-    codes, uniques = pd.factorize(combined, use_na_sentinel=False)
-    codes = np.asarray(codes, dtype=np.int64)
-    uniques = np.asarray(uniques, dtype=np.int64)
-    codes = np.where(present, codes, -1)
+    codes, uniques = shared_codes(np.where(present, first.codes * span + second.codes, -1))
 
     def texts(chosen: np.ndarray) -> list[str]:
         pairs = uniques[chosen]
@@ -133,15 +142,43 @@ def paired(first: Keys, second: Keys, separator: str) -> Keys:
     return Keys(codes, texts)
 
 
+def shared_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per value, a code where it is >= 0 and another value equals it, else -1; the value of each code).
+
+    Values are first counted in hashed buckets (4 to 8 per value): a value alone in its bucket is alone, and
+    only the values of a shared bucket, a fifth of a column of mostly distinct keys, are hashed exactly."""
+    codes = np.full(len(values), -1, np.int64)
+    present = np.flatnonzero(values >= 0)
+    if len(present) < 2:
+        return codes, np.zeros(0, np.int64)
+    bits = max(10, (len(present) - 1).bit_length() + 2)
+    bucket = ((values[present].astype(np.uint64) * _SPREAD) >> np.uint64(64 - bits)).astype(np.intp)
+    candidates = present[np.bincount(bucket, minlength=1 << bits)[bucket] > 1]
+    found, uniques = pd.factorize(values[candidates])
+    found = np.asarray(found, dtype=np.int64)
+    shared = np.bincount(found)[found] > 1
+    codes[candidates[shared]] = found[shared]
+    return codes, np.asarray(uniques, dtype=np.int64)
+
+
 def phone_keys(columns: Sequence[pa.Array]) -> list[Keys]:
-    """Codes of `phone_text` of each column, in one code space: a number in one column and the same in
-    another share a code."""
-    raw = [np.concatenate([np.zeros(0, np.int64), *(_digit_keys(c.slice(s, _CHUNK)) for s in range(0, len(c), _CHUNK))])
-           for c in columns]
+    """Per column, a code for each number (`phone_text`) two or more rows hold, in one code space: a number
+    in one column and the same in another share a code. -1 for no number, a number only one row holds, and a
+    row's later column holding the same text as an earlier one (often a number is typed in both): the same
+    row twice is no group, and its digits are not read again."""
+    raw = []
+    for at, column in enumerate(columns):
+        repeat = np.zeros(len(column), dtype=bool)
+        for earlier in columns[:at]:
+            repeat |= pc.fill_null(pc.equal(column, earlier), False).to_numpy(zero_copy_only=False)
+        read = column if not repeat.any() else column.filter(pa.array(~repeat))
+        found = np.concatenate([np.zeros(0, np.int64),
+                                *(_digit_keys(read.slice(s, _CHUNK)) for s in range(0, len(read), _CHUNK))])
+        if len(read) < len(column):
+            found = _scatter(found, ~repeat)
+        raw.append(found)
     stacked = np.concatenate(raw) if raw else np.zeros(0, np.int64)
-    codes, uniques = pd.factorize(stacked, use_na_sentinel=False)
-    codes = np.where(stacked >= 0, np.asarray(codes, dtype=np.int64), -1)
-    uniques = np.asarray(uniques, dtype=np.int64)
+    codes, uniques = shared_codes(stacked)
 
     def texts(chosen: np.ndarray) -> list[str]:
         count, value = np.divmod(uniques[chosen], _PHONE_SPAN)
@@ -149,6 +186,13 @@ def phone_keys(columns: Sequence[pa.Array]) -> list[Keys]:
 
     bounds = np.cumsum([0, *(len(c) for c in columns)])
     return [Keys(codes[bounds[i]:bounds[i + 1]], texts) for i in range(len(columns))]
+
+
+def _scatter(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """`values` laid at the True places of `where`, -1 at the others."""
+    out = np.full(len(where), -1, np.int64)
+    out[where] = values
+    return out
 
 
 def _digit_keys(values: pa.Array) -> np.ndarray:
