@@ -3,12 +3,14 @@ plain code does: the rules written out a row and a block at a time, on awkward p
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -217,6 +219,33 @@ def test_shared_text_keys_are_the_plain_normalised_texts_two_values_hold(values:
         assert _named_groups([found]) == _plain_groups([plain])
         _coded_cells_are_their_texts([found], [plain])
         assert [c >= 0 for c in found.codes.tolist()] == [t is not None and plain.count(t) > 1 for t in plain]
+
+
+AWKWARD = [None, "", " ", "nan", "NaN", "ß", "STRASSE", "Straße", "İstanbul", "ISTANBUL", "ıi", "a\u00a0b", "a\u2028b",
+           "a\vb", "a\x1cb", "a\tb\n", "  a  ", "a--b", "a - b", "a \t b", "O'Neil", '"q"', "back\\slash", "e\u0301",
+           "١٢٣", "Ⅻ", "½", "a_b", "😀a", "\u3000x\u3000", "x\u200by", "ACME, Inc.", "a.b@x.io", "1e16", "-0.0"]
+WORDY = st.lists(st.one_of(st.none(), st.sampled_from(AWKWARD),
+                           st.text(alphabet=" \t\n\u00a0\u3000.,-_/'\"\\aAßİıé\u0301李٣Ⅻ½😀", max_size=8)), max_size=30)
+
+
+def _python_name(text: str | None) -> str | None:
+    """The rule a character at a time: after Arrow's trim and lowering (its case mapping is one character to
+    one), each character neither a letter nor a digit is a space, and the words are joined by one space."""
+    if text is None:
+        return None
+    words = "".join(c if unicodedata.category(c)[0] in "LN" else " " for c in text).split(" ")
+    return " ".join(w for w in words if w) or None
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=WORDY)
+def test_a_normalised_name_is_its_words_a_character_at_a_time(values: list[str | None]) -> None:
+    array = pa.array(values, type=pa.string())
+    lowered = pc.utf8_lower(keys.trimmed(array)).to_pylist()
+    assert keys.name_text(array).to_pylist() == [_python_name(t) for t in lowered]
+    # and as the rule used to be written: each such character a space, then each run of spaces one
+    spaced = pc.replace_substring_regex(pc.utf8_lower(keys.trimmed(array)), r"[^\p{L}\p{N}\s]", " ")
+    assert keys.name_text(array).equals(keys.trimmed(pc.replace_substring_regex(spaced, r"\s+", " ")))
 
 
 BIG = [0, 1, 2, 2**31 - 1, 2**31, 2**32, 2**40 + 7, 10**12, 10**16 + 1, 2**62, 2**63 - 1]

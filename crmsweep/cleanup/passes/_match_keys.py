@@ -57,10 +57,15 @@ def email_text(values: pa.Array) -> pa.Array:
     return trimmed(pc.utf8_lower(values))
 
 
+# Every run of characters that are neither letters nor digits becomes one space: what turning each such
+# character into a space and then each run of spaces into one does, in one pass that leaves a single space
+# alone (rewriting every space between two words cost twice the rest of the normalising).
+_NOT_WORD = r"[^\p{L}\p{N}]{2,}|[^\p{L}\p{N} ]"
+
+
 def name_text(values: pa.Array) -> pa.Array:
-    """Case, punctuation and spacing ignored (letters and digits of any script kept)."""
-    text = pc.replace_substring_regex(pc.utf8_lower(trimmed(values)), r"[^\p{L}\p{N}\s]", " ")
-    return trimmed(pc.replace_substring_regex(text, r"\s+", " "))
+    """Case, punctuation and spacing ignored (letters and digits of any script kept, joined by one space)."""
+    return trimmed(pc.replace_substring_regex(pc.utf8_lower(trimmed(values)), _NOT_WORD, " "))
 
 
 def domain_text(values: pa.Array) -> pa.Array:
