@@ -248,6 +248,22 @@ def test_a_normalised_name_is_its_words_a_character_at_a_time(values: list[str |
     assert keys.name_text(array).equals(keys.trimmed(pc.replace_substring_regex(spaced, r"\s+", " ")))
 
 
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.text(alphabet="ab\x00é李😀", max_size=40), max_size=20), cut=st.integers(0, 3))
+def test_equal_texts_have_equal_fingerprints_and_a_byte_apart_do_not(texts: list[str], cut: int) -> None:
+    array = pa.array(["x" * 9] * cut + texts, type=pa.string()).slice(cut)  # starting inside its buffers
+    found = keys.fingerprints(array).tolist()
+    for i, a in enumerate(texts):
+        for j, b in enumerate(texts):
+            if a == b or (len(a.encode()) <= 32 and len(b.encode()) <= 32):
+                assert (found[i] == found[j]) == (a == b)
+    for n in range(41):  # every byte of a text of up to 32 bytes counts, and the length does
+        base = "a" * n
+        changed = {*range(min(n, 32)), *(range(n - 8, n) if n > 32 else ())}  # a longer one's last 8 count too
+        variants = [base, *(base[:k] + "b" + base[k + 1:] for k in sorted(changed)), "a" * (n + 1)]
+        assert len(set(keys.fingerprints(pa.array(variants, type=pa.string())).tolist())) == len(variants)
+
+
 BIG = [0, 1, 2, 2**31 - 1, 2**31, 2**32, 2**40 + 7, 10**12, 10**16 + 1, 2**62, 2**63 - 1]
 
 

@@ -101,14 +101,60 @@ def coded(values: pa.Array, normalise: Callable[[pa.Array], pa.Array]) -> Keys:
 
 
 def coded_shared(values: pa.Array, normalise: Callable[[pa.Array], pa.Array]) -> Keys:
-    """`coded`, where only a key two or more values hold gets a code (-1 for the rest: it groups nothing). For
-    columns of mostly distinct values (addresses): the keys are counted, and only the few shared ones coded,
-    for half the cost of coding every one."""
+    """`coded`, where only a key two or more values hold gets a code (-1 for the rest: it groups nothing).
+
+    For columns of mostly distinct values (addresses): hashing a million distinct texts exactly is most of the
+    cost, so the keys are first counted by a fingerprint of their bytes in hashed buckets (equal texts have
+    equal fingerprints), and only the texts of a shared bucket, a few in a hundred, are coded exactly."""
     text = normalise(values)
-    counted = pa.table({"key": text}).group_by("key").aggregate([("key", "count")])
-    shared = counted.column("key").filter(pc.greater(counted.column("key_count"), 1)).combine_chunks()
-    codes = pc.fill_null(pc.index_in(text, value_set=shared), -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return Keys(codes, _texts(shared), shared)
+    if pa.types.is_large_string(text.type):
+        text = text.cast(pa.string())
+    candidates = _shared_buckets(fingerprints(text), text.is_valid().to_numpy(zero_copy_only=False))
+    found, uniques = _codes(text.take(pa.array(candidates, type=pa.int64())))
+    shared = found >= 0
+    shared[shared] = np.bincount(found[shared])[found[shared]] > 1
+    codes = np.full(len(text), -1, np.int64)
+    codes[candidates[shared]] = found[shared]
+    return Keys(codes, _texts(uniques), uniques)
+
+
+_WORD = 8  # bytes read at once for a fingerprint
+_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(_WORD + 1)], dtype=np.uint64)  # the first n bytes of a word
+_MIX = np.uint64(0xBF58476D1CE4E5B9)
+
+
+def fingerprints(values: pa.Array) -> np.ndarray:
+    """Per text (of a string array), 64 bits hashed from its length and bytes: equal texts have equal
+    fingerprints. A text of up to 32 bytes is hashed whole, a longer one by its first 24 and last 8 bytes (a
+    pair of long texts differing only in between shares a fingerprint: a caller compares texts after)."""
+    rows = len(values)
+    _, offsets_buffer, data_buffer = values.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[values.offset:values.offset + rows + 1].astype(np.int64)
+    data = np.zeros(_WORD, np.uint8) if data_buffer is None else np.frombuffer(data_buffer, dtype=np.uint8)
+    windows = np.lib.stride_tricks.sliding_window_view(np.concatenate([data, np.zeros(_WORD, np.uint8)]), _WORD)
+    last = len(windows) - 1
+    start, length = offsets[:-1], np.diff(offsets)
+    hashed = length.astype(np.uint64) * _SPREAD
+    for at in (0, 8, 16, 24, None):
+        if at is None:  # the last word of a text over 32 bytes (the words before cover a shorter one whole)
+            at_byte, kept = np.maximum(start + length - _WORD, 0), np.where(length > 4 * _WORD, _WORD, 0)
+        else:
+            at_byte, kept = start + at, np.clip(length - at, 0, _WORD)
+        word = windows[np.minimum(at_byte, last)].copy().view(np.uint64).ravel() & _MASKS[kept]
+        hashed = (hashed ^ word) * _MIX
+        hashed ^= hashed >> np.uint64(31)
+    return hashed
+
+
+def _shared_buckets(hashes: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """The rows (ascending) where `present` whose hash's bucket another present row's falls in too: every
+    row whose value another row holds, and a few others (4 to 8 buckets per row)."""
+    rows = np.flatnonzero(present)
+    if len(rows) < 2:
+        return np.zeros(0, np.int64)
+    bits = max(10, (len(rows) - 1).bit_length() + 2)
+    bucket = (hashes[rows] >> np.uint64(64 - bits)).astype(np.intp)
+    return rows[np.bincount(bucket, minlength=1 << bits)[bucket] > 1]
 
 
 def coded_distinct(values: pa.Array, normalise: Callable[[pa.Array], pa.Array]) -> Keys:
@@ -153,12 +199,7 @@ def shared_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Values are first counted in hashed buckets (4 to 8 per value): a value alone in its bucket is alone, and
     only the values of a shared bucket, a fifth of a column of mostly distinct keys, are hashed exactly."""
     codes = np.full(len(values), -1, np.int64)
-    present = np.flatnonzero(values >= 0)
-    if len(present) < 2:
-        return codes, np.zeros(0, np.int64)
-    bits = max(10, (len(present) - 1).bit_length() + 2)
-    bucket = ((values[present].astype(np.uint64) * _SPREAD) >> np.uint64(64 - bits)).astype(np.intp)
-    candidates = present[np.bincount(bucket, minlength=1 << bits)[bucket] > 1]
+    candidates = _shared_buckets(values.astype(np.uint64) * _SPREAD, values >= 0)
     found, uniques = pd.factorize(values[candidates])
     found = np.asarray(found, dtype=np.int64)
     shared = np.bincount(found)[found] > 1
