@@ -124,23 +124,27 @@ _MIX = np.uint64(0xBF58476D1CE4E5B9)
 
 
 def fingerprints(values: pa.Array) -> np.ndarray:
-    """Per text (of a string array), 64 bits hashed from its length and bytes: equal texts have equal
-    fingerprints. A text of up to 32 bytes is hashed whole, a longer one by its first 24 and last 8 bytes (a
+    """Per text (of a string array), 64 bits hashed from its length and bytes: equal texts of one array have
+    equal fingerprints. A text of up to 32 bytes is hashed whole, a longer one by its first 24 and last 8 bytes (a
     pair of long texts differing only in between shares a fingerprint: a caller compares texts after)."""
     rows = len(values)
     _, offsets_buffer, data_buffer = values.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[values.offset:values.offset + rows + 1].astype(np.int64)
-    data = np.zeros(_WORD, np.uint8) if data_buffer is None else np.frombuffer(data_buffer, dtype=np.uint8)
-    windows = np.lib.stride_tricks.sliding_window_view(np.concatenate([data, np.zeros(_WORD, np.uint8)]), _WORD)
-    last = len(windows) - 1
+    data = np.zeros(0, np.uint8) if data_buffer is None else np.frombuffer(data_buffer, dtype=np.uint8)
+    padded = np.concatenate([data, np.zeros(_WORD, np.uint8)])
+    # The 8 bytes from each byte on, as one (unaligned) word: a word is gathered at once, not a byte at a time.
+    words = np.ndarray(shape=(len(padded) - _WORD + 1,), dtype="<u8", buffer=padded, strides=(1,))
+    last = len(words) - 1
     start, length = offsets[:-1], np.diff(offsets)
     hashed = length.astype(np.uint64) * _SPREAD
-    for at in (0, 8, 16, 24, None):
+    longest = int(length.max(initial=0))
+    # Words past the longest text are left out (fingerprints are compared within one call).
+    for at in [*range(0, min(longest, 4 * _WORD), _WORD), *([None] if longest > 4 * _WORD else [])]:
         if at is None:  # the last word of a text over 32 bytes (the words before cover a shorter one whole)
             at_byte, kept = np.maximum(start + length - _WORD, 0), np.where(length > 4 * _WORD, _WORD, 0)
         else:
             at_byte, kept = start + at, np.clip(length - at, 0, _WORD)
-        word = windows[np.minimum(at_byte, last)].copy().view(np.uint64).ravel() & _MASKS[kept]
+        word = words[np.minimum(at_byte, last)] & _MASKS[kept]  # little-endian: the first bytes are the low ones
         hashed = (hashed ^ word) * _MIX
         hashed ^= hashed >> np.uint64(31)
     return hashed
