@@ -3,12 +3,14 @@ plain code does: the rules written out a row and a block at a time, on awkward p
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -166,19 +168,116 @@ def test_coded_keys_are_the_plain_normalised_texts(values: list[str | None]) -> 
             assert coded.texts(coded.codes[coded.codes >= 0]) == [t for t in plain if t is not None]
 
 
+def _plain_groups(columns: list[list[Any]]) -> list[tuple[Any, list[int]]]:
+    """(key, rows) of each key two or more rows hold, over columns of one length (None: no key)."""
+    by: dict[Any, set[int]] = {}
+    for column in columns:
+        for row, key in enumerate(column):
+            if key is not None:
+                by.setdefault(key, set()).add(row)
+    return sorted((key, sorted(rows)) for key, rows in by.items() if len(rows) > 1)
+
+
+def _named_groups(found: Sequence[keys.Keys]) -> list[tuple[Any, list[int]]]:
+    shared = keys.shared_rows([k.codes for k in found], len(found[0].codes))
+    names = found[0].texts(np.array([code for code, _ in shared], dtype=np.int64))
+    return sorted((name, rows.tolist()) for name, (_, rows) in zip(names, shared, strict=True))
+
+
+def _coded_cells_are_their_texts(found: Sequence[keys.Keys], plain: Sequence[list[Any]]) -> None:
+    for column, texts in zip(found, plain, strict=True):
+        coded = column.codes >= 0
+        assert column.texts(column.codes[coded]) == [t for t, c in zip(texts, coded.tolist(), strict=True) if c]
+
+
+PHONES = st.one_of(st.none(), st.sampled_from(PHONE), st.text(alphabet="0123456789 +-٣１x", max_size=16))
+
+
 @settings(max_examples=200, deadline=None)
-@given(phone=st.lists(st.one_of(st.none(), st.sampled_from(PHONE), st.text(alphabet="0123456789 +-٣１x", max_size=16)),
-                      max_size=20),
-       mobile=st.lists(st.one_of(st.none(), st.sampled_from(PHONE)), max_size=20))
-def test_phone_keys_are_the_digits_the_regex_keeps(phone: list[str | None], mobile: list[str | None]) -> None:
-    columns = [pa.array(phone, type=pa.string()), pa.array(mobile, type=pa.string())]
+@given(rows=st.lists(st.one_of(st.tuples(PHONES, PHONES), PHONES.map(lambda p: (p, p))), max_size=20))
+def test_phone_keys_group_the_rows_sharing_the_digits_the_regex_keeps(rows: list[tuple[str | None, str | None]]
+                                                                      ) -> None:
+    """Only numbers two rows hold are coded, and a row's mobile typed as its phone is not read twice: the
+    groups are still those of the plain digits of every cell."""
+    columns = [pa.array([p for p, _ in rows], type=pa.string()), pa.array([m for _, m in rows], type=pa.string())]
     plain = [keys.phone_text(c).to_pylist() for c in columns]
     found = keys.phone_keys(columns)
-    _partition(np.concatenate([k.codes for k in found]), plain[0] + plain[1])
-    for column, texts in zip(found, plain, strict=True):
-        assert column.texts(column.codes[column.codes >= 0]) == [t for t in texts if t is not None]
+    assert _named_groups(found) == _plain_groups(plain)
+    _coded_cells_are_their_texts(found, plain)
+    phone = [p for p, _ in rows]
     sliced = pa.array([None, "x", *phone], type=pa.string()).slice(2)  # an array that starts inside its buffers
-    assert np.array_equal(keys.phone_keys([sliced])[0].codes >= 0, keys.phone_keys([columns[0]])[0].codes >= 0)
+    assert np.array_equal(keys.phone_keys([sliced])[0].codes, keys.phone_keys([columns[0]])[0].codes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=TEXTS)
+def test_shared_text_keys_are_the_plain_normalised_texts_two_values_hold(values: list[str | None]) -> None:
+    array = pa.array(values, type=pa.string())
+    for normalise in (keys.name_text, keys.email_text, keys.domain_text, keys.trimmed):
+        plain = normalise(array).to_pylist()
+        found = keys.coded_shared(array, normalise)
+        assert _named_groups([found]) == _plain_groups([plain])
+        _coded_cells_are_their_texts([found], [plain])
+        assert [c >= 0 for c in found.codes.tolist()] == [t is not None and plain.count(t) > 1 for t in plain]
+
+
+AWKWARD = [None, "", " ", "nan", "NaN", "ß", "STRASSE", "Straße", "İstanbul", "ISTANBUL", "ıi", "a\u00a0b", "a\u2028b",
+           "a\vb", "a\x1cb", "a\tb\n", "  a  ", "a--b", "a - b", "a \t b", "O'Neil", '"q"', "back\\slash", "e\u0301",
+           "١٢٣", "Ⅻ", "½", "a_b", "😀a", "\u3000x\u3000", "x\u200by", "ACME, Inc.", "a.b@x.io", "1e16", "-0.0"]
+WORDY = st.lists(st.one_of(st.none(), st.sampled_from(AWKWARD),
+                           st.text(alphabet=" \t\n\u00a0\u3000.,-_/'\"\\aAßİıé\u0301李٣Ⅻ½😀", max_size=8)), max_size=30)
+
+
+def _python_name(text: str | None) -> str | None:
+    """The rule a character at a time: after Arrow's trim and lowering (its case mapping is one character to
+    one), each character neither a letter nor a digit is a space, and the words are joined by one space."""
+    if text is None:
+        return None
+    words = "".join(c if unicodedata.category(c)[0] in "LN" else " " for c in text).split(" ")
+    return " ".join(w for w in words if w) or None
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=WORDY)
+def test_a_normalised_name_is_its_words_a_character_at_a_time(values: list[str | None]) -> None:
+    array = pa.array(values, type=pa.string())
+    lowered = pc.utf8_lower(keys.trimmed(array)).to_pylist()
+    assert keys.name_text(array).to_pylist() == [_python_name(t) for t in lowered]
+    # and as the rule used to be written: each such character a space, then each run of spaces one
+    spaced = pc.replace_substring_regex(pc.utf8_lower(keys.trimmed(array)), r"[^\p{L}\p{N}\s]", " ")
+    assert keys.name_text(array).equals(keys.trimmed(pc.replace_substring_regex(spaced, r"\s+", " ")))
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.text(alphabet="ab\x00é李😀", max_size=40), max_size=20), cut=st.integers(0, 3))
+def test_equal_texts_have_equal_fingerprints_and_a_byte_apart_do_not(texts: list[str], cut: int) -> None:
+    array = pa.array(["x" * 9] * cut + texts, type=pa.string()).slice(cut)  # starting inside its buffers
+    found = keys.fingerprints(array).tolist()
+    for i, a in enumerate(texts):
+        for j, b in enumerate(texts):
+            if a == b or (len(a.encode()) <= 32 and len(b.encode()) <= 32):
+                assert (found[i] == found[j]) == (a == b)
+    for n in range(41):  # every byte of a text of up to 32 bytes counts, and the length does
+        base = "a" * n
+        changed = {*range(min(n, 32)), *(range(n - 8, n) if n > 32 else ())}  # a longer one's last 8 count too
+        variants = [base, *(base[:k] + "b" + base[k + 1:] for k in sorted(changed)), "a" * (n + 1)]
+        assert len(set(keys.fingerprints(pa.array(variants, type=pa.string())).tolist())) == len(variants)
+
+
+BIG = [0, 1, 2, 2**31 - 1, 2**31, 2**32, 2**40 + 7, 10**12, 10**16 + 1, 2**62, 2**63 - 1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.one_of(st.integers(-3, 40), st.sampled_from(BIG), st.integers(0, 2**63 - 1)), max_size=3000))
+def test_shared_codes_are_the_values_two_hold(values: list[int]) -> None:
+    """Hashed buckets collide (a few thousand values in a thousand buckets): only equal values share a code."""
+    array = np.array(values, dtype=np.int64)
+    codes, uniques = keys.shared_codes(array)
+    count: dict[int, int] = {}
+    for v in values:
+        count[v] = count.get(v, 0) + 1
+    assert [c >= 0 for c in codes.tolist()] == [v >= 0 and count[v] > 1 for v in values]
+    assert uniques[codes[codes >= 0]].tolist() == [v for v in values if v >= 0 and count[v] > 1]
 
 
 NAME_PARTS = st.one_of(st.none(), st.sampled_from(FIRST + LAST), st.text(max_size=6))
@@ -198,9 +297,11 @@ def test_full_names_are_the_normalised_first_and_last_name(people: list[tuple[st
 
 
 def test_a_phone_keeps_its_leading_zeros_and_last_ten_digits() -> None:
-    (found,) = keys.phone_keys([pa.array(["007 1234567", "71234567", "+44 (0)12 3456 7890", "0000000", "12-34"])])
-    assert found.codes[-1] == -1
-    assert found.texts(found.codes[:-1]) == ["0071234567", "71234567", "1234567890", "0000000"]
+    numbers = ["007 1234567", "71234567", "+44 (0)12 3456 7890", "0000000", "12-34"]
+    (found,) = keys.phone_keys([pa.array(numbers * 2)])  # each held by two rows: a number one row holds is no key
+    assert found.codes[4] == found.codes[9] == -1
+    assert found.texts(found.codes[:4]) == found.texts(found.codes[5:9]) == [
+        "0071234567", "71234567", "1234567890", "0000000"]
 
 
 def _plain_walk(blocks: list[int], names: list[str], threshold: int, max_block: int

@@ -23,6 +23,7 @@ PHONE_DIGITS = 10
 MIN_PHONE_DIGITS = 7
 _PHONE_SPAN = 10**PHONE_DIGITS  # a phone key is its digit count times this plus its value: "007" is not "7"
 _CHUNK = 1 << 18  # rows of a phone column turned to digits at once: bounds the per-byte arrays
+_SPREAD = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: nearby keys (consecutive codes) land far apart
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,15 @@ def email_text(values: pa.Array) -> pa.Array:
     return trimmed(pc.utf8_lower(values))
 
 
+# Every run of characters that are neither letters nor digits becomes one space: what turning each such
+# character into a space and then each run of spaces into one does, in one pass that leaves a single space
+# alone (rewriting every space between two words cost twice the rest of the normalising).
+_NOT_WORD = r"[^\p{L}\p{N}]{2,}|[^\p{L}\p{N} ]"
+
+
 def name_text(values: pa.Array) -> pa.Array:
-    """Case, punctuation and spacing ignored (letters and digits of any script kept)."""
-    text = pc.replace_substring_regex(pc.utf8_lower(trimmed(values)), r"[^\p{L}\p{N}\s]", " ")
-    return trimmed(pc.replace_substring_regex(text, r"\s+", " "))
+    """Case, punctuation and spacing ignored (letters and digits of any script kept, joined by one space)."""
+    return trimmed(pc.replace_substring_regex(pc.utf8_lower(trimmed(values)), _NOT_WORD, " "))
 
 
 def domain_text(values: pa.Array) -> pa.Array:
@@ -94,6 +100,67 @@ def coded(values: pa.Array, normalise: Callable[[pa.Array], pa.Array]) -> Keys:
     return Keys(codes, _texts(uniques), uniques)
 
 
+def coded_shared(values: pa.Array, normalise: Callable[[pa.Array], pa.Array]) -> Keys:
+    """`coded`, where only a key two or more values hold gets a code (-1 for the rest: it groups nothing).
+
+    For columns of mostly distinct values (addresses): hashing a million distinct texts exactly is most of the
+    cost, so the keys are first counted by a fingerprint of their bytes in hashed buckets (equal texts have
+    equal fingerprints), and only the texts of a shared bucket, a few in a hundred, are coded exactly."""
+    text = normalise(values)
+    if pa.types.is_large_string(text.type):
+        text = text.cast(pa.string())
+    candidates = _shared_buckets(fingerprints(text), text.is_valid().to_numpy(zero_copy_only=False))
+    found, uniques = _codes(text.take(pa.array(candidates, type=pa.int64())))
+    shared = found >= 0
+    shared[shared] = np.bincount(found[shared])[found[shared]] > 1
+    codes = np.full(len(text), -1, np.int64)
+    codes[candidates[shared]] = found[shared]
+    return Keys(codes, _texts(uniques), uniques)
+
+
+_WORD = 8  # bytes read at once for a fingerprint
+_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(_WORD + 1)], dtype=np.uint64)  # the first n bytes of a word
+_MIX = np.uint64(0xBF58476D1CE4E5B9)
+
+
+def fingerprints(values: pa.Array) -> np.ndarray:
+    """Per text (of a string array), 64 bits hashed from its length and bytes: equal texts of one array have
+    equal fingerprints. A text of up to 32 bytes is hashed whole, a longer one by its first 24 and last 8 bytes (a
+    pair of long texts differing only in between shares a fingerprint: a caller compares texts after)."""
+    rows = len(values)
+    _, offsets_buffer, data_buffer = values.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[values.offset:values.offset + rows + 1].astype(np.int64)
+    data = np.zeros(0, np.uint8) if data_buffer is None else np.frombuffer(data_buffer, dtype=np.uint8)
+    padded = np.concatenate([data, np.zeros(_WORD, np.uint8)])
+    # The 8 bytes from each byte on, as one (unaligned) word: a word is gathered at once, not a byte at a time.
+    words = np.ndarray(shape=(len(padded) - _WORD + 1,), dtype="<u8", buffer=padded, strides=(1,))
+    last = len(words) - 1
+    start, length = offsets[:-1], np.diff(offsets)
+    hashed = length.astype(np.uint64) * _SPREAD
+    longest = int(length.max(initial=0))
+    # Words past the longest text are left out (fingerprints are compared within one call).
+    for at in [*range(0, min(longest, 4 * _WORD), _WORD), *([None] if longest > 4 * _WORD else [])]:
+        if at is None:  # the last word of a text over 32 bytes (the words before cover a shorter one whole)
+            at_byte, kept = np.maximum(start + length - _WORD, 0), np.where(length > 4 * _WORD, _WORD, 0)
+        else:
+            at_byte, kept = start + at, np.clip(length - at, 0, _WORD)
+        word = words[np.minimum(at_byte, last)] & _MASKS[kept]  # little-endian: the first bytes are the low ones
+        hashed = (hashed ^ word) * _MIX
+        hashed ^= hashed >> np.uint64(31)
+    return hashed
+
+
+def _shared_buckets(hashes: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """The rows (ascending) where `present` whose hash's bucket another present row's falls in too: every
+    row whose value another row holds, and a few others (4 to 8 buckets per row)."""
+    rows = np.flatnonzero(present)
+    if len(rows) < 2:
+        return np.zeros(0, np.int64)
+    bits = max(10, (len(rows) - 1).bit_length() + 2)
+    bucket = (hashes[rows] >> np.uint64(64 - bits)).astype(np.intp)
+    return rows[np.bincount(bucket, minlength=1 << bits)[bucket] > 1]
+
+
 def coded_distinct(values: pa.Array, normalise: Callable[[pa.Array], pa.Array]) -> Keys:
     """`coded`, normalising each distinct value once and mapping the answer back to its rows: the same
     codes (values equal after normalising share one), for a fraction of the work on repetitive columns."""
@@ -113,17 +180,14 @@ def distinct_of(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
 
 
 def paired(first: Keys, second: Keys, separator: str) -> Keys:
-    """One key for each pair of keys present in both columns, named "first{separator}second".
+    """One key for each pair of keys present in both columns that two or more rows hold, named
+    "first{separator}second" (-1 for a pair only one row holds: it groups nothing, and most pairs are such).
 
     Pairs and texts are one to one when `separator` cannot occur in a first key (a normalised name holds no
     "/"), so equal texts are equal pairs and grouping by pair is grouping by text."""
     present = (first.codes >= 0) & (second.codes >= 0)
     span = int(second.codes.max(initial=-1)) + 1
-    combined = np.where(present, first.codes * span + second.codes, -1)
-    codes, uniques = pd.factorize(combined, use_na_sentinel=False)
-    codes = np.asarray(codes, dtype=np.int64)
-    uniques = np.asarray(uniques, dtype=np.int64)
-    codes = np.where(present, codes, -1)
+    codes, uniques = shared_codes(np.where(present, first.codes * span + second.codes, -1))
 
     def texts(chosen: np.ndarray) -> list[str]:
         pairs = uniques[chosen]
@@ -133,15 +197,38 @@ def paired(first: Keys, second: Keys, separator: str) -> Keys:
     return Keys(codes, texts)
 
 
+def shared_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per value, a code where it is >= 0 and another value equals it, else -1; the value of each code).
+
+    Values are first counted in hashed buckets (4 to 8 per value): a value alone in its bucket is alone, and
+    only the values of a shared bucket, a fifth of a column of mostly distinct keys, are hashed exactly."""
+    codes = np.full(len(values), -1, np.int64)
+    candidates = _shared_buckets(values.astype(np.uint64) * _SPREAD, values >= 0)
+    found, uniques = pd.factorize(values[candidates])
+    found = np.asarray(found, dtype=np.int64)
+    shared = np.bincount(found)[found] > 1
+    codes[candidates[shared]] = found[shared]
+    return codes, np.asarray(uniques, dtype=np.int64)
+
+
 def phone_keys(columns: Sequence[pa.Array]) -> list[Keys]:
-    """Codes of `phone_text` of each column, in one code space: a number in one column and the same in
-    another share a code."""
-    raw = [np.concatenate([np.zeros(0, np.int64), *(_digit_keys(c.slice(s, _CHUNK)) for s in range(0, len(c), _CHUNK))])
-           for c in columns]
+    """Per column, a code for each number (`phone_text`) two or more rows hold, in one code space: a number
+    in one column and the same in another share a code. -1 for no number, a number only one row holds, and a
+    row's later column holding the same text as an earlier one (often a number is typed in both): the same
+    row twice is no group, and its digits are not read again."""
+    raw = []
+    for at, column in enumerate(columns):
+        repeat = np.zeros(len(column), dtype=bool)
+        for earlier in columns[:at]:
+            repeat |= pc.fill_null(pc.equal(column, earlier), False).to_numpy(zero_copy_only=False)
+        read = column if not repeat.any() else column.filter(pa.array(~repeat))
+        found = np.concatenate([np.zeros(0, np.int64),
+                                *(_digit_keys(read.slice(s, _CHUNK)) for s in range(0, len(read), _CHUNK))])
+        if len(read) < len(column):
+            found = _scatter(found, ~repeat)
+        raw.append(found)
     stacked = np.concatenate(raw) if raw else np.zeros(0, np.int64)
-    codes, uniques = pd.factorize(stacked, use_na_sentinel=False)
-    codes = np.where(stacked >= 0, np.asarray(codes, dtype=np.int64), -1)
-    uniques = np.asarray(uniques, dtype=np.int64)
+    codes, uniques = shared_codes(stacked)
 
     def texts(chosen: np.ndarray) -> list[str]:
         count, value = np.divmod(uniques[chosen], _PHONE_SPAN)
@@ -149,6 +236,13 @@ def phone_keys(columns: Sequence[pa.Array]) -> list[Keys]:
 
     bounds = np.cumsum([0, *(len(c) for c in columns)])
     return [Keys(codes[bounds[i]:bounds[i + 1]], texts) for i in range(len(columns))]
+
+
+def _scatter(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """`values` laid at the True places of `where`, -1 at the others."""
+    out = np.full(len(where), -1, np.int64)
+    out[where] = values
+    return out
 
 
 def _digit_keys(values: pa.Array) -> np.ndarray:

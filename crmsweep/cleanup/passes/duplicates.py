@@ -30,7 +30,7 @@ from crmsweep.cleanup.passes import ObjectRead, PassContext, PassOutput, PassSpe
 from crmsweep.cleanup.passes import _match_keys as keys
 from crmsweep.cleanup.passes._assets import concept_of, present
 from crmsweep.cleanup.passes._similar_names import similar_sets
-from crmsweep.cleanup.view import live_frame
+from crmsweep.cleanup.view import live_frame, text_array
 from crmsweep.concepts import CompanyMatch, DuplicateKeys, PeopleMatch
 from crmsweep.model import ReviewItem, Vocabulary
 
@@ -77,31 +77,44 @@ def normal_domain(series: pd.Series) -> pd.Series:
 
 
 def _column_keys(frame: pd.DataFrame, fields: Sequence[str], normalise: Callable[[pa.Array], pa.Array],
-                 *, distinct: bool = False) -> list[keys.Keys]:
+                 coder: Callable[[pa.Array, Callable[[pa.Array], pa.Array]], keys.Keys] = keys.coded_shared
+                 ) -> list[keys.Keys]:
     """The fields' keys in one code space (an address in one field and the same in another share a code)."""
     columns = [keys.arrow_text(frame[f]) for f in fields if f in frame]
     if not columns:
         return []
     joined = columns[0] if len(columns) == 1 else pa.concat_arrays(columns)  # one column: not copied
-    coded = (keys.coded_distinct if distinct else keys.coded)(joined, normalise)
+    coded = coder(joined, normalise)
     bounds = np.cumsum([0, *(len(c) for c in columns)])
     return [keys.Keys(coded.codes[bounds[i]:bounds[i + 1]], coded.texts, coded.distinct) for i in range(len(columns))]
 
 
-def _exact(ids: np.ndarray, found: Sequence[keys.Keys]) -> list[tuple[str, tuple[str, ...]]]:
+def _row_ids(series: pd.Series) -> Callable[[np.ndarray], list[str]]:
+    """The ids of an array of rows, as `str` of each value: only the rows of a finding become Python strings."""
+    text = text_array(series)
+    if text is None or text.null_count:
+        values = series.to_numpy()
+        return lambda rows: [str(values[r]) for r in rows.tolist()]
+    return lambda rows: text.take(pa.array(rows, type=pa.int64())).to_pylist()
+
+
+def _exact(ids: Callable[[np.ndarray], list[str]], found: Sequence[keys.Keys]) -> list[tuple[str, tuple[str, ...]]]:
     """(key, ids) for every key two or more records share, over the key columns, in key order."""
     if not found:
         return []
-    shared = keys.shared_rows([k.codes for k in found], len(ids))
+    shared = keys.shared_rows([k.codes for k in found], len(found[0].codes))
+    if not shared:
+        return []
     names = found[0].texts(np.array([code for code, _ in shared], dtype=np.int64))
-    return sorted((name, tuple(sorted(str(ids[r]) for r in rows.tolist())))
+    named = iter(ids(np.concatenate([rows for _, rows in shared])))
+    return sorted((name, tuple(sorted(next(named) for _ in range(len(rows)))))
                   for name, (_, rows) in zip(names, shared, strict=True))
 
 
 def exact_groups(ids: pd.Series, columns: Sequence[pd.Series]) -> list[tuple[str, tuple[str, ...]]]:
     """(key, ids) for every key two or more records share, over one or more key columns, in key order."""
     frame = pd.DataFrame({str(i): c.reset_index(drop=True) for i, c in enumerate(columns)})
-    return _exact(ids.to_numpy(), _column_keys(frame, list(frame.columns), lambda values: values))
+    return _exact(_row_ids(ids.reset_index(drop=True)), _column_keys(frame, list(frame.columns), lambda values: values))
 
 
 def _full_names(first: pa.Array, last: keys.Keys) -> keys.Keys:
@@ -141,7 +154,7 @@ def _prefixes(last: keys.Keys) -> keys.Keys:
 
 
 def _people_groups(ctx: PassContext, match: PeopleMatch, frame: pd.DataFrame) -> tuple[list[Group], int]:
-    ids = frame[ctx.vocabulary.id_field].to_numpy()
+    ids = _row_ids(frame[ctx.vocabulary.id_field])
     groups: list[Group] = []
     emails = _column_keys(frame, match.email_fields, keys.email_text)
     groups += [Group(m, f"same email {k}", SCORES["email"]) for k, m in _exact(ids, emails)]
@@ -150,10 +163,10 @@ def _people_groups(ctx: PassContext, match: PeopleMatch, frame: pd.DataFrame) ->
     have = all(f in frame for f in (match.first_name_field, match.last_name_field, match.company_field))
     if not have:
         return groups, 0
-    (last,) = _column_keys(frame, [match.last_name_field], keys.name_text, distinct=True)
+    (last,) = _column_keys(frame, [match.last_name_field], keys.name_text, keys.coded_distinct)
     full = _full_names(keys.arrow_text(frame[match.first_name_field]), last)
     (company,) = _column_keys(frame, [match.company_field],
-                              keys.trimmed if match.company_is_record else keys.name_text, distinct=True)
+                              keys.trimmed if match.company_is_record else keys.name_text, keys.coded_distinct)
     both = keys.paired(full, company, " / ")
     groups += [Group(m, f"same name and company {k}", SCORES["name"]) for k, m in _exact(ids, [both])]
     blocks = keys.paired(_prefixes(last), company, " / ")
@@ -162,17 +175,17 @@ def _people_groups(ctx: PassContext, match: PeopleMatch, frame: pd.DataFrame) ->
     # another) already found is not news.
     found = {g.ids for g in groups}
     block_names = blocks.texts(np.array([s.block for s in similar], dtype=np.int64))
-    id_of = ids.tolist()
-    for block, s in sorted(zip(block_names, similar, strict=True), key=lambda item: item[0]):
-        members = tuple(sorted(str(id_of[r]) for r in s.rows))
+    named = iter(ids(np.array([r for s in similar for r in s.rows], dtype=np.int64)))
+    sets = [(tuple(sorted(next(named) for _ in s.rows)), s.score) for s in similar]
+    for block, (members, score) in sorted(zip(block_names, sets, strict=True), key=lambda item: item[0]):
         if members not in found:
             groups.append(Group(members, f"similar names at the same company {block.split(' / ', 1)[1]}",
-                                s.score / 100 * SCORES["name"]))
+                                score / 100 * SCORES["name"]))
     return groups, too_big
 
 
 def _company_groups(ctx: PassContext, match: CompanyMatch, frame: pd.DataFrame) -> list[Group]:
-    ids = frame[ctx.vocabulary.id_field].to_numpy()
+    ids = _row_ids(frame[ctx.vocabulary.id_field])
     groups: list[Group] = []
     found = _exact(ids, _column_keys(frame, [match.name_field], keys.name_text))
     groups += [Group(m, f"same name {k}", SCORES["company"]) for k, m in found]
