@@ -54,13 +54,31 @@ def filled(series: pd.Series) -> pd.Series:
     text = text_array(series)
     if text is None:
         return (series.notna() & series.map(_not_blank)).astype(bool)
-    # A text that starts with a visible ASCII character is not blank: Arrow settles those (nearly all) in
-    # one call, and Python strips only the rest. A call per value cost seconds a pass at a million people.
-    there = _bools(pc.match_substring_regex(text, r"^[!-~]"))
+    # A text that starts with a visible ASCII character is not blank: those (nearly all) are settled from
+    # their first bytes, and Python strips only the rest. A call per value cost seconds a pass at a million people.
+    there = starts_visible(text)
     unsure = np.flatnonzero(_bools(text.is_valid()) & ~there)
     if len(unsure):
         there[unsure] = [_not_blank(v) for v in text.take(pa.array(unsure)).to_pylist()]
     return pd.Series(there, index=series.index)
+
+
+def starts_visible(text: pa.Array) -> np.ndarray:
+    """Per value of a string array, whether its first byte is a visible ASCII character ("!" to "~"); False
+    where it is null or empty. Read off the offsets and bytes: a regex over a million texts cost five times
+    as much, and UTF-8 never uses these bytes inside another character."""
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset:text.offset + len(text) + 1] \
+        if len(text) else np.zeros(1, dtype=np.int32)
+    data = text.buffers()[2]
+    starts = offsets[:-1]
+    there = np.zeros(len(text), dtype=bool)
+    nonempty = np.flatnonzero(offsets[1:] > starts)
+    if len(nonempty) and data is not None:
+        first = np.frombuffer(data, dtype=np.uint8)[starts[nonempty]]
+        there[nonempty] = (first >= 0x21) & (first <= 0x7E)
+    if text.null_count:
+        there &= _bools(text.is_valid())
+    return there
 
 
 def _not_blank(value: Any) -> bool:
