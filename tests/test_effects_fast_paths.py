@@ -129,7 +129,7 @@ def test_live_columns_answer_as_live_frame(rows: list[tuple[str | None, bool | N
         assert isinstance(view, EffectsView)
         view = view.with_changes(batch)
     for each in (view, base):  # on any view, an EffectsView or not
-        live = LiveColumns(each, "Contact", "Id", SF.deleted_field)
+        live = LiveColumns(each, "Contact", ["Id"], SF.deleted_field)
         columns = ["Name", "Id", "Score", "Seen"]
         expected = live_frame(each, "Contact", columns, SF.deleted_field)
         pd.testing.assert_frame_equal(live.frame(np.flatnonzero(live.keep), columns), expected)

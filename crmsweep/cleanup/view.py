@@ -335,17 +335,20 @@ class LiveColumns:
     pass tests it as it is, masks the answer with `keep`, and `frame` takes only the rows it chose. A column
     is read when first asked for: a pass that finds no candidate reads none of the columns it would show."""
 
-    def __init__(self, view: SnapshotView, object_name: str, id_field: str, deleted_field: str | None) -> None:
+    def __init__(self, view: SnapshotView, object_name: str, columns: Sequence[str], deleted_field: str | None) -> None:
+        """`columns` (at least one) are read at once, with the recycle-bin flag where the object has it."""
+        if not columns:
+            raise ValueError("LiveColumns needs a column to count the rows by")
         self._view, self._object = view, object_name
         self._columns: dict[str, pd.Series] = {}
         self._drop: np.ndarray | None = None
-        names = {s.name for s in view.fields(object_name)}
-        self._read([id_field])
-        keep = np.ones(len(self._columns[id_field]), dtype=bool)
+        flag = deleted_field if deleted_field in {s.name for s in view.fields(object_name)} else None
+        self._read(list(dict.fromkeys([*columns, *([flag] if flag else [])])))
+        keep = np.ones(len(self._columns[columns[0]]), dtype=bool)
         if self._drop is not None:
             keep &= ~self._drop
-        if deleted_field is not None and deleted_field in names:
-            keep &= ~self.column(deleted_field).fillna(False).astype(bool).to_numpy()
+        if flag is not None:
+            keep &= ~self._columns[flag].fillna(False).astype(bool).to_numpy()
         keep.setflags(write=False)
         self.keep: np.ndarray = keep  # per row of `column`: live (neither removed nor in the recycle bin)
 
@@ -366,9 +369,6 @@ class LiveColumns:
         """These rows (numbers of `column`'s rows, live ones) of these columns, numbered from 0 as
         `live_frame` numbers its rows."""
         taken = np.asarray(rows, dtype=np.int64)
-        return pd.DataFrame({name: self.column(name).iloc[taken].reset_index(drop=True) for name in columns},
-                            index=pd.RangeIndex(len(taken)), columns=list(columns))
-
-    def live(self, there: np.ndarray | pd.Series) -> np.ndarray:
-        """The row numbers where `there` (one bool per row of `column`) holds and the row is live."""
-        return np.flatnonzero(np.asarray(there, dtype=bool) & self.keep)
+        names = list(dict.fromkeys(columns))
+        return pd.DataFrame({name: self.column(name).iloc[taken].reset_index(drop=True) for name in names},
+                            index=pd.RangeIndex(len(taken)), columns=names)

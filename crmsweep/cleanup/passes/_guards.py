@@ -28,7 +28,16 @@ from crmsweep.cleanup.passes import (
     live_flag,
     propose,
 )
-from crmsweep.cleanup.view import SnapshotView, holds_text, id_set, id_text, ids_of, in_ids, live_frame, text_array
+from crmsweep.cleanup.view import (
+    LiveColumns,
+    SnapshotView,
+    holds_text,
+    id_set,
+    id_text,
+    ids_of,
+    in_ids,
+    text_array,
+)
 from crmsweep.concepts import Cases, Converted, Link
 from crmsweep.errors import BadInput
 from crmsweep.model import Op, Severity, Vocabulary, canonical_datetime
@@ -135,8 +144,9 @@ def day_stamp(day: date) -> pd.Timestamp:
 
 def known_closed(view: SnapshotView, vocab: Vocabulary, obj: str, field: str, values: Collection[Any]) -> pa.Array:
     """Ids (as text) of the live rows of `obj` whose `field` holds one of `values`."""
-    frame = live_frame(view, obj, [vocab.id_field, field], vocab.deleted_field)
-    return id_text(frame[vocab.id_field][is_in(frame[field], values)])
+    live = LiveColumns(view, obj, [vocab.id_field, field], vocab.deleted_field)
+    rows = np.flatnonzero(is_in(live.column(field), values).to_numpy(dtype=bool) & live.keep)
+    return id_text(live.frame(rows, [vocab.id_field])[vocab.id_field])
 
 
 def present(view: SnapshotView, links: Sequence[Link]) -> list[Link]:
@@ -152,9 +162,17 @@ class Ties:
     counts when both ends are filled; a pair may repeat (every question asked of ties is about sets).
 
     Each question takes one end of every row as text and the other end only at the rows it picks: at a
-    million contacts, converting both ends of every link row was most of what empty_accounts cost."""
+    million contacts, converting both ends of every link row was most of what empty_accounts cost.
+
+    `live` says, per part, which of its rows are live (none given: all are): `tied` hands the link rows as read
+    with that mask, so the link columns of an object an earlier pass removed rows of are not filtered first."""
 
     parts: tuple[tuple[pd.Series, pd.Series], ...]
+    live: tuple[np.ndarray, ...] = ()
+
+    def _live(self, part: int, rows: np.ndarray) -> np.ndarray:
+        """`rows` (one bool per row of the part) where the row is live too."""
+        return rows & self.live[part] if self.live else rows
 
     def near_ids(self) -> list[str]:
         """Each record tied to something, once."""
@@ -164,10 +182,10 @@ class Ties:
         """Per value of `ids` (text), whether some tie's near end is it. The link rows are looked up in `ids`,
         not `ids` in them: the hash is built over the fewer values (accounts, not their million contacts)."""
         found = np.zeros(len(ids), dtype=bool)
-        for near, far in self.parts:
+        for part, (near, far) in enumerate(self.parts):
             at = pc.index_in(id_text(near), value_set=ids)
-            rows = np.flatnonzero(_bools(at.is_valid()))
-            rows = rows[far.iloc[rows].notna().to_numpy(dtype=bool)]
+            # A far end is asked only whether it is filled: of every row at once, not by taking the rows.
+            rows = np.flatnonzero(self._live(part, _bools(at.is_valid()) & far.notna().to_numpy(dtype=bool)))
             found[at.take(pa.array(rows, pa.int64())).to_numpy()] = True
         # `index_in` names the first of equal values only: the others are found by value.
         return _bools(pc.is_in(ids, value_set=ids.filter(pa.array(found))))
@@ -188,13 +206,13 @@ class Ties:
         """(near, far) as text of the ties whose `by` end is in `ids` (not in it, unless `inside`; every
         tie when `ids` is None). The far end is empty-valued and unusable when not `need_other`."""
         picked: list[tuple[pa.Array, pa.Array]] = []
-        for part in self.parts:
+        for n, part in enumerate(self.parts):
             key = id_text(part[by])
             chosen = key.is_valid()
             if ids is not None:
                 hit = pc.is_in(key, value_set=ids)
                 chosen = pc.and_(chosen, hit if inside else pc.invert(hit))
-            at = np.flatnonzero(_bools(chosen))
+            at = np.flatnonzero(self._live(n, _bools(chosen)))
             rest = part[1 - by].iloc[at]
             other = id_text(rest) if need_other else pa.nulls(len(at), pa.string())
             both = pa.array(rest.notna().to_numpy(dtype=bool))
@@ -210,12 +228,12 @@ def _unique(texts: pa.Array) -> list[str]:
 
 def tied(view: SnapshotView, vocab: Vocabulary, links: Sequence[Link]) -> Ties:
     """Every live tie the links in the snapshot hold (see `Ties`)."""
-    parts = []
+    parts, live = [], []
     for link in present(view, links):
-        rows = live_frame(view, link.object, list(dict.fromkeys([link.near_field, link.far_field])),
-                          vocab.deleted_field)
-        parts.append((rows[link.near_field], rows[link.far_field]))
-    return Ties(tuple(parts))
+        rows = LiveColumns(view, link.object, [link.near_field, link.far_field], vocab.deleted_field)
+        parts.append((rows.column(link.near_field), rows.column(link.far_field)))
+        live.append(rows.keep)
+    return Ties(tuple(parts), tuple(live))
 
 
 def _targets(view: SnapshotView, obj: str, field: str, candidates: Sequence[str]) -> tuple[str, ...]:

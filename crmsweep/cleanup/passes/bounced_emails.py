@@ -110,7 +110,7 @@ def run(ctx: PassContext) -> PassOutput:
             continue
         details = [f for f in bounces.detail_fields if f in names]
         flag = converted_flag(view, vocab, obj)
-        live = LiveColumns(view, obj, vocab.id_field, vocab.deleted_field)
+        live = LiveColumns(view, obj, [vocab.id_field], vocab.deleted_field)
         # Only the rows where a bounce shows are read further: most people never bounced (at a million, none
         # may): their addresses, flags and details are not taken, and are not read at all when nobody bounced.
         shows = np.zeros(len(live.keep), dtype=bool)

@@ -76,7 +76,7 @@ def run(ctx: PassContext) -> PassOutput:
             continue
         reach = [*points.fields[obj], *(f for f in points.other_fields.get(obj, ()) if f in names)]
         flag = converted_flag(view, vocab, obj)
-        live = LiveColumns(view, obj, vocab.id_field, vocab.deleted_field)
+        live = LiveColumns(view, obj, [vocab.id_field], vocab.deleted_field)
         unreachable = _unreachable(live, reach)
         frame = live.frame(unreachable, [vocab.id_field, *([flag] if flag else [])])
         chosen = leave_converted(output, obj, frame, flag, pd.Series(True, index=frame.index))
