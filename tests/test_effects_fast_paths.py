@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from crmsweep.cleanup.effects import EffectsView
 from crmsweep.cleanup.passes import PASSES, PassContext, PassOutput, validate_settings
-from crmsweep.cleanup.passes._guards import filled, starts_visible
+from crmsweep.cleanup.passes._guards import Ties, filled, starts_visible
 from crmsweep.cleanup.shared_columns import SharedColumns
 from crmsweep.cleanup.view import FrameView, LiveColumns, SnapshotView, live_frame
 from crmsweep.model import Change, FieldKind, ObjectEntry, Op, Record
@@ -151,3 +151,25 @@ def test_starts_visible_is_the_first_character_test(values: list[str | None], st
     assert starts_visible(text).tolist() == plain
     series = pd.Series(text.to_pylist(), dtype="str")
     assert filled(series).tolist() == [v is not None and bool(v.strip()) for v in text.to_pylist()]
+
+
+TIE_END = st.one_of(st.none(), st.sampled_from(["001", "002", "003", "é", "a\nb", ""]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(st.lists(st.tuples(TIE_END, TIE_END, st.booleans()), max_size=8), max_size=3),
+       ids=st.lists(st.sampled_from(["001", "002", "é", "a\nb", "009"]), max_size=4))
+def test_ties_with_live_masks_answer_as_ties_of_the_live_rows(parts: list[list[tuple[Any, Any, bool]]],
+                                                               ids: list[str]) -> None:
+    frames = [pd.DataFrame({"near": pd.Series([n for n, _, _ in p], dtype="str"),
+                            "far": pd.Series([f for _, f, _ in p], dtype="str")}) for p in parts]
+    masks = tuple(np.array([live for _, _, live in p], dtype=bool) for p in parts)
+    masked = Ties(tuple((f["near"], f["far"]) for f in frames), masks)
+    filtered = Ties(tuple((f["near"][m].reset_index(drop=True), f["far"][m].reset_index(drop=True))
+                          for f, m in zip(frames, masks, strict=True)))
+    value_set = pa.array(ids, type=pa.string())
+    assert sorted(masked.near_ids()) == sorted(filtered.near_ids())
+    assert sorted(masked.near_unless_far_in(value_set)) == sorted(filtered.near_unless_far_in(value_set))
+    assert sorted(masked.near_where_far_in(value_set)) == sorted(filtered.near_where_far_in(value_set))
+    assert masked.far_count_where_near_in(value_set) == filtered.far_count_where_near_in(value_set)
+    assert masked.tie_any(value_set).tolist() == filtered.tie_any(value_set).tolist()
