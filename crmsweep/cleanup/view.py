@@ -341,23 +341,25 @@ class LiveColumns:
             raise ValueError("LiveColumns needs a column to count the rows by")
         self._view, self._object = view, object_name
         self._columns: dict[str, pd.Series] = {}
-        self._drop: np.ndarray | None = None
         flag = deleted_field if deleted_field in {s.name for s in view.fields(object_name)} else None
-        self._read(list(dict.fromkeys([*columns, *([flag] if flag else [])])))
+        drop = self._read(list(dict.fromkeys([*columns, *([flag] if flag else [])])))
         keep = np.ones(len(self._columns[columns[0]]), dtype=bool)
-        if self._drop is not None:
-            keep &= ~self._drop
+        if drop is not None:
+            keep &= ~drop
         if flag is not None:
             keep &= ~self._columns[flag].fillna(False).astype(bool).to_numpy()
         keep.setflags(write=False)
         self.keep: np.ndarray = keep  # per row of `column`: live (neither removed nor in the recycle bin)
 
-    def _read(self, names: Sequence[str]) -> None:
+    def _read(self, names: Sequence[str]) -> np.ndarray | None:
+        """Reads these columns; returns which rows the view leaves out (None: none, or a view that leaves out none)."""
+        drop = None
         if isinstance(self._view, MaskedFrames):
-            frame, self._drop = self._view.masked_frame(self._object, names)
+            frame, drop = self._view.masked_frame(self._object, names)
         else:
             frame = self._view.frame(self._object, names)
         self._columns.update((name, frame[name].reset_index(drop=True)) for name in names)
+        return drop
 
     def column(self, name: str) -> pd.Series:
         """The column over every row (live or not), numbered from 0."""
