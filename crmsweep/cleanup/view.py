@@ -26,7 +26,7 @@ the reader keeps them column-wise (crmsweep/backup/row_block.py), so a scan hold
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -313,3 +313,64 @@ def live_frame(view: SnapshotView, object_name: str, columns: Sequence[str], del
         if gone.any():  # most snapshots hold none: then the frame is not copied
             frame = rows_where(frame, ~gone)
     return frame.loc[:, list(columns)].reset_index(drop=True)
+
+
+@runtime_checkable
+class MaskedFrames(Protocol):
+    """A view whose frames leave some of the base's rows out (crmsweep/cleanup/effects.py), that can also give
+    every row with a mask of the ones it leaves out, so a pass filters only the rows it keeps."""
+
+    def masked_frame(self, object_name: str, columns: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """Every row of these columns as the view holds them, and per row whether `frame` leaves it out (None:
+        none)."""
+        ...
+
+
+class LiveColumns:
+    """The live rows of one object (`live_frame`'s), with their columns read one at a time, as asked.
+
+    For a pass that tests a column of every row and proposes a few rows or none: `live_frame` filters each
+    column it is asked for down to the live rows, and reads them all at once; here `column` is every row of
+    the object's frames (rows an earlier pass removes or the recycle bin holds too, `keep` False there), so a
+    pass tests it as it is, masks the answer with `keep`, and `frame` takes only the rows it chose. A column
+    is read when first asked for: a pass that finds no candidate reads none of the columns it would show."""
+
+    def __init__(self, view: SnapshotView, object_name: str, columns: Sequence[str], deleted_field: str | None) -> None:
+        """`columns` (at least one) are read at once, with the recycle-bin flag where the object has it."""
+        if not columns:
+            raise ValueError("LiveColumns needs a column to count the rows by")
+        self._view, self._object = view, object_name
+        self._columns: dict[str, pd.Series] = {}
+        flag = deleted_field if deleted_field in {s.name for s in view.fields(object_name)} else None
+        drop = self._read(list(dict.fromkeys([*columns, *([flag] if flag else [])])))
+        keep = np.ones(len(self._columns[columns[0]]), dtype=bool)
+        if drop is not None:
+            keep &= ~drop
+        if flag is not None:
+            keep &= ~self._columns[flag].fillna(False).astype(bool).to_numpy()
+        keep.setflags(write=False)
+        self.keep: np.ndarray = keep  # per row of `column`: live (neither removed nor in the recycle bin)
+
+    def _read(self, names: Sequence[str]) -> np.ndarray | None:
+        """Reads these columns; returns which rows the view leaves out (None: none, or a view that leaves out none)."""
+        drop = None
+        if isinstance(self._view, MaskedFrames):
+            frame, drop = self._view.masked_frame(self._object, names)
+        else:
+            frame = self._view.frame(self._object, names)
+        self._columns.update((name, frame[name].reset_index(drop=True)) for name in names)
+        return drop
+
+    def column(self, name: str) -> pd.Series:
+        """The column over every row (live or not), numbered from 0."""
+        if name not in self._columns:
+            self._read([name])
+        return self._columns[name]
+
+    def frame(self, rows: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
+        """These rows (numbers of `column`'s rows, live ones) of these columns, numbered from 0 as
+        `live_frame` numbers its rows."""
+        taken = np.asarray(rows, dtype=np.int64)
+        names = list(dict.fromkeys(columns))
+        return pd.DataFrame({name: self.column(name).iloc[taken].reset_index(drop=True) for name in names},
+                            index=pd.RangeIndex(len(taken)), columns=names)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from crmsweep.cleanup.passes import (
@@ -45,7 +46,7 @@ from crmsweep.cleanup.passes._guards import (
     propose_removals,
     removal_objects,
 )
-from crmsweep.cleanup.view import ids_of, live_frame
+from crmsweep.cleanup.view import LiveColumns, ids_of
 from crmsweep.concepts import EmailBounces
 from crmsweep.model import Change, Op, Severity, Vocabulary
 
@@ -109,15 +110,20 @@ def run(ctx: PassContext) -> PassOutput:
             continue
         details = [f for f in bounces.detail_fields if f in names]
         flag = converted_flag(view, vocab, obj)
-        columns = [vocab.id_field, *needed, *details, *([flag] if flag else [])]
-        frame = live_frame(view, obj, list(dict.fromkeys(columns)), vocab.deleted_field)
-        bounced = pd.Series(False, index=frame.index)
+        live = LiveColumns(view, obj, [vocab.id_field], vocab.deleted_field)
+        # Only the rows where a bounce shows are read further: most people never bounced (at a million, none
+        # may): their addresses, flags and details are not taken, and are not read at all when nobody bounced.
+        shows = np.zeros(len(live.keep), dtype=bool)
         for column in bounces.set_fields:
-            bounced |= filled(frame[column])
+            shows |= filled(live.column(column)).to_numpy(dtype=bool)
         for column in bounces.true_flags:
-            bounced |= is_in(frame[column], (True,))
-        # The address is tested only where a bounce shows: most people never bounced (at a million, none may).
-        bounced[bounced] = filled(frame.loc[bounced, vocab.email_field])
+            shows |= is_in(live.column(column), (True,)).to_numpy(dtype=bool)
+        at = np.flatnonzero(shows & live.keep)
+        if not len(at):
+            continue
+        columns = [vocab.id_field, *needed, *details, *([flag] if flag else [])]
+        frame = live.frame(at, list(dict.fromkeys(columns)))
+        bounced = filled(frame[vocab.email_field])
         chosen = leave_converted(output, obj, frame, flag, bounced)
         rows = frame[chosen].sort_values(vocab.id_field, kind="stable")
         reasons = [f"address hard-bounced{_detail(frame, int(i), tuple(details))}" for i in rows.index]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from itertools import compress
+from operator import attrgetter
 from typing import Any
 
 import pyarrow as pa
@@ -47,6 +49,7 @@ from crmsweep.concepts import Accounts, Cases, Link
 from crmsweep.model import Change, Op, Vocabulary
 
 NAME = "empty_accounts"
+_OBJECT, _RECORD_ID = attrgetter("object"), attrgetter("record_id")
 
 
 def _accounts(vocab: Vocabulary) -> Accounts | None:
@@ -80,24 +83,28 @@ def run(ctx: PassContext) -> PassOutput:
     # Why each candidate is kept, the first reason that holds (a guard's count names each account once).
     held: dict[str, str] = {}
     closed = known_closed(view, vocab, vocab.deal_object, vocab.deal_closed_field, (True,))
+    on_deal = f"on an open {vocab.label(vocab.deal_object)}"  # once, not per account (tens of thousands)
     for account in tied(view, vocab, accounts.deals).near_unless_far_in(closed):
-        held.setdefault(account, f"on an open {vocab.label(vocab.deal_object)}")
+        held.setdefault(account, on_deal)
     if cases is not None:
         on_open, cannot = on_open_cases(ctx, cases, cases.accounts, "accounts")
         if cannot:
             return PassOutput(changes=[], skipped=cannot)
+        on_case, closed_case = f"on an open {vocab.label(cases.object)}", f"has a closed {vocab.label(cases.object)}"
         for account in sorted(on_open):
-            held.setdefault(account, f"on an open {vocab.label(cases.object)}")
+            held.setdefault(account, on_case)
         for account in tied(view, vocab, cases.accounts).near_ids():
-            held.setdefault(account, f"has a closed {vocab.label(cases.object)}")
+            held.setdefault(account, closed_case)
     for obj, links in accounts.kept_by.items():
         if not present(view, links):
             output.notes.append(f"the snapshot has no {obj}: accounts tied to one could not be recognised")
             continue
+        tied_to = f"tied to {_a(obj)}"
         for account in tied(view, vocab, links).near_ids():
-            held.setdefault(account, f"tied to {_a(obj)}")
+            held.setdefault(account, tied_to)
     for link in accounts.cascades:
-        changed = {c.record_id for c in ctx.earlier if c.object == link.object}
+        # Objects and ids by C loops: the earlier passes' changes are hundreds of thousands at scale.
+        changed = set(map(_RECORD_ID, compress(ctx.earlier, map(link.object.__eq__, map(_OBJECT, ctx.earlier)))))
         if not changed or not view.has(link.object):
             continue
         for account in tied(view, vocab, (link,)).near_where_far_in(pa.array(sorted(changed), pa.string())):

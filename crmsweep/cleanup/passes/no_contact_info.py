@@ -9,7 +9,7 @@ case are held back; without the objects that tell, the pass does not run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -41,7 +41,7 @@ from crmsweep.cleanup.passes._guards import (
     propose_removals,
     removal_objects,
 )
-from crmsweep.cleanup.view import live_frame
+from crmsweep.cleanup.view import LiveColumns
 from crmsweep.concepts import ContactPoints
 from crmsweep.model import Change, Op, Vocabulary
 
@@ -76,20 +76,31 @@ def run(ctx: PassContext) -> PassOutput:
             continue
         reach = [*points.fields[obj], *(f for f in points.other_fields.get(obj, ()) if f in names)]
         flag = converted_flag(view, vocab, obj)
-        frame = live_frame(view, obj, [vocab.id_field, *reach, *([flag] if flag else [])], vocab.deleted_field)
-        unreachable = np.ones(len(frame), dtype=bool)
-        for column in reach:
-            # Only the rows no earlier field reaches are looked at: at a million people nearly all have an
-            # email, and testing every phone field of every person cost a second.
-            left = np.flatnonzero(unreachable)
-            unreachable[left] = ~filled(frame[column].iloc[left]).to_numpy(dtype=bool)
-        chosen = leave_converted(output, obj, frame, flag, pd.Series(unreachable, index=frame.index))
+        live = LiveColumns(view, obj, [vocab.id_field], vocab.deleted_field)
+        unreachable = _unreachable(live, reach)
+        frame = live.frame(unreachable, [vocab.id_field, *([flag] if flag else [])])
+        chosen = leave_converted(output, obj, frame, flag, pd.Series(True, index=frame.index))
         rows = frame[chosen].sort_values(vocab.id_field, kind="stable")
         if len(rows) and held is None:
             held, _ = held_people(ctx, targets)
         why = f"no way to reach them: {', '.join(reach)} all empty"
         propose_removals(ctx, NAME, output, obj, rows, [why] * len(rows), held or {})
     return output
+
+
+def _unreachable(live: LiveColumns, reach: Sequence[str]) -> np.ndarray:
+    """The live rows none of the `reach` fields reaches, by row number."""
+    left = np.flatnonzero(live.keep)
+    for column in reach:
+        if not len(left):
+            break  # everyone is reached (at a million people, by the first field): the others are not read
+        # Only the rows no earlier field reaches are looked at; a column is tested whole while most rows are
+        # still in question (taking them would cost more than the test).
+        values = live.column(column)
+        there = filled(values).to_numpy(dtype=bool)[left] if len(left) > len(values) // 4 \
+            else filled(values.iloc[left]).to_numpy(dtype=bool)
+        left = left[~there]
+    return left
 
 
 def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
