@@ -163,3 +163,32 @@ def test_every_control_character_in_a_change_is_the_encoders() -> None:
                     fingerprint=c, label=c * 3) for c in [*CONTROLS, '"', "\\", "\\n", "😀", " ", ""]]
     lines, canonicals = plan_text.joined_texts(batch)
     assert (bytes(lines or b""), bytes(canonicals)) == _reference(batch)
+
+
+@pytest.mark.parametrize("fingerprints", ["none", "all", "some"])
+@pytest.mark.parametrize("afters", ["empty", "alike", "each"])
+@pytest.mark.parametrize("groups", [1, 3])
+@pytest.mark.parametrize("odd_at", [None, 0, -1])
+def test_fields_a_batch_has_alike_folded_into_its_fixed_text_are_the_encoders(
+        fingerprints: str, afters: str, groups: int, odd_at: int | None) -> None:
+    # A batch's op, object, pass, severity and `after` alike in every change (or not), fingerprints never,
+    # always or sometimes null, a change of another shape first or last (its separator cut after it).
+    block = RowBlock(pa.table({"Id": [f"003{n}" for n in range(8)],
+                               "Note": ["é\n", None, '"', "", "\\", " ", "x", "\x01"],
+                               "Gone": pa.array([None] * 8, pa.string()), "On": [True] * 8}),
+                     {"Id": FieldKind.STRING, "Note": FieldKind.STRING, "Gone": FieldKind.STRING,
+                      "On": FieldKind.BOOL})
+    batch = []
+    for n in range(8):
+        fingerprint = {"none": None, "all": f"2021-0{n + 1}-01", "some": None if n % 2 else '"q"'}[fingerprints]
+        after: Any = {"empty": {}, "alike": {"StageName": "Closed Lost", "Amount": -0.0},
+                      "each": {"n": n} if n % 3 else {}}[afters]
+        op, severity = [(Op.DELETE, Severity.MINOR), (Op.UPDATE, Severity.MAJOR),
+                        (Op.DELETE, Severity.INFO)][n % groups]
+        batch.append(Change(op, ["Contact", "Lead", "Contact"][n % groups], f"003{n}", block.record(n), dict(after),
+                            reason=f"why {n}\t", pass_name="p", severity=severity, fingerprint=fingerprint,
+                            label=["Amy <a@x>", "", "😀"][n % 3]))
+    if odd_at is not None:
+        batch[odd_at] = Change(Op.DELETE, "Contact", 7, {"Id": "7"}, {}, reason="r", pass_name="p")  # type: ignore[arg-type]
+    lines, canonicals = plan_text.joined_texts(batch)
+    assert (bytes(lines or b""), bytes(canonicals)) == _reference(batch)
