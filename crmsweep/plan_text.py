@@ -25,6 +25,7 @@ import pyarrow as pa
 from crmsweep.backup.row_json import json_inner_texts, json_texts
 from crmsweep.model import (
     _READABLE,
+    BeforeImage,
     Change,
     _batch_texts,
     _before_texts,
@@ -154,12 +155,7 @@ class _Batch:
             fields["fingerprint"] = (start, b"", b"")
             start += count
         fields["before"] = (start, b"", b"")
-        # The before-images of one block as its Arrow texts, never Python bytes each.
-        one = _rows_of_one_block(list(map(_BEFORE, written))) if count else None
-        befores = None if one is None else one[0].canonical_json_array(one[1])
-        if befores is None:
-            befores = pa.array(_before_texts(written), type=pa.large_binary())
-        arrays.append(befores)
+        arrays.append(_befores(written))
         plans = {"line": self._plan(_LINE, fields, _LINE_SEPARATOR),
                  "canonical": self._plan(_CANONICAL, fields, _CANONICAL_SEPARATOR)}
         base = len(self.small)  # the Arrow texts follow the small pieces
@@ -238,6 +234,28 @@ class _Batch:
         pieces = self.pool.take(taken)
         offsets = np.frombuffer(pieces.buffers()[1], dtype=np.int64, count=len(pieces) + 1, offset=8 * pieces.offset)
         return memoryview(pieces.buffers()[2])[int(offsets[0]) : int(offsets[-1]) - len(separator)]
+
+
+# Runs of before-images of one block in a batch encoded each by its block, at most: a batch mostly holds
+# one run, or two where a block ends in it; many (rows of blocks interleaved) are encoded row by row.
+_MOST_RUNS = 8
+
+
+def _befores(written: Sequence[Change]) -> pa.Array:
+    """The canonical JSON of the changes' before-images: those of one block as its Arrow texts (never
+    Python bytes each), each run of them where a batch holds a few such runs (where one block ends and the
+    next begins), else by `_before_texts`."""
+    befores = list(map(_BEFORE, written))
+    one = _rows_of_one_block(befores) if befores else None
+    texts = None if one is None else one[0].canonical_json_array(one[1])
+    if texts is not None:
+        return texts.cast(pa.large_binary())
+    blocks = [id(b.block) if type(b) is not dict and isinstance(b, BeforeImage) else None for b in befores]
+    starts = [at for at in range(len(blocks)) if at == 0 or blocks[at] != blocks[at - 1]]
+    if one is not None or not 1 < len(starts) <= _MOST_RUNS:
+        return pa.array(_before_texts(written), type=pa.large_binary())
+    return pa.concat_arrays([_befores(written[start:end]) for start, end in
+                             zip(starts, [*starts[1:], len(written)], strict=True)])
 
 
 _OP, _OBJECT, _PASS, _SEVERITY = (attrgetter(name) for name in ("op", "object", "pass_name", "severity"))

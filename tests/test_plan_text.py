@@ -192,3 +192,27 @@ def test_fields_a_batch_has_alike_folded_into_its_fixed_text_are_the_encoders(
         batch[odd_at] = Change(Op.DELETE, "Contact", 7, {"Id": "7"}, {}, reason="r", pass_name="p")  # type: ignore[arg-type]
     lines, canonicals = plan_text.joined_texts(batch)
     assert (bytes(lines or b""), bytes(canonicals)) == _reference(batch)
+
+
+def test_a_batch_where_one_block_ends_and_the_next_begins_is_encoded_by_its_blocks() -> None:
+    kinds = {"Id": FieldKind.STRING, "Note": FieldKind.STRING}
+    first = RowBlock(pa.table({"Id": ["1", "2", "3"], "Note": ['"', None, "é"]}), kinds)
+    second = RowBlock(pa.table({"Id": ["4", "5"], "Note": ["\\", "\n"], "Extra": [1.5, None]}),
+                      {**kinds, "Extra": FieldKind.FLOAT})
+    images = [*first.records(), *second.records()]
+    batch = [Change(Op.DELETE, "Contact", str(n), image, {}, reason="r", pass_name="p")
+             for n, image in enumerate(images)]
+
+    def refused(_changes: Any) -> Any:
+        raise AssertionError("encoded row by row")
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(plan_text, "_before_texts", refused)
+        lines, canonicals = plan_text.joined_texts(batch)
+    assert (bytes(lines or b""), bytes(canonicals)) == _reference(batch)
+    # A dict among them, and runs interleaved past the most: row by row, the same bytes.
+    mixed = [*batch[:2], Change(Op.DELETE, "Contact", "d", {"Id": "d"}, {}, reason="r", pass_name="p"), *batch[2:]]
+    interleaved = [batch[n % 2 * 3 + n // 2 % 2] for n in range(20)]
+    for other in (mixed, interleaved):
+        lines, canonicals = plan_text.joined_texts(other)
+        assert (bytes(lines or b""), bytes(canonicals)) == _reference(other)
