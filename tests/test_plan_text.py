@@ -103,13 +103,18 @@ def test_a_batch_written_a_field_at_a_time_is_the_encoders_bytes(batch: list[Cha
 @given(batch=changes(odd=False))
 def test_changes_of_the_plain_shape_are_never_written_one_by_one(batch: list[Change]) -> None:
     # Else the test above would hold of the per-change writer alone.
+    assert _joined_without("_batch_texts", batch) == _reference(batch)
+
+
+def _joined_without(writer: str, batch: list[Change]) -> tuple[bytes, bytes]:
+    """`joined_texts(batch)` with `writer` (a slower path of plan_text's) refused if called."""
     def refused(_changes: Any) -> Any:
-        raise AssertionError("written change by change")
+        raise AssertionError(f"{writer} called")
 
     with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(plan_text, "_batch_texts", refused)
+        patched.setattr(plan_text, writer, refused)
         lines, canonicals = plan_text.joined_texts(batch)
-    assert (bytes(lines or b""), bytes(canonicals)) == _reference(batch)
+    return bytes(lines or b""), bytes(canonicals)
 
 
 @settings(max_examples=40, deadline=None)
@@ -202,14 +207,7 @@ def test_a_batch_where_one_block_ends_and_the_next_begins_is_encoded_by_its_bloc
     images = [*first.records(), *second.records()]
     batch = [Change(Op.DELETE, "Contact", str(n), image, {}, reason="r", pass_name="p")
              for n, image in enumerate(images)]
-
-    def refused(_changes: Any) -> Any:
-        raise AssertionError("encoded row by row")
-
-    with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(plan_text, "_before_texts", refused)
-        lines, canonicals = plan_text.joined_texts(batch)
-    assert (bytes(lines or b""), bytes(canonicals)) == _reference(batch)
+    assert _joined_without("_before_texts", batch) == _reference(batch)  # not row by row
     # A dict among them, and runs interleaved past the most: row by row, the same bytes.
     mixed = [*batch[:2], Change(Op.DELETE, "Contact", "d", {"Id": "d"}, {}, reason="r", pass_name="p"), *batch[2:]]
     interleaved = [batch[n % 2 * 3 + n // 2 % 2] for n in range(20)]
