@@ -777,8 +777,9 @@ class Plan:
         """sha256 over the canonical JSON of `body()`, computed once per plan (a plan is a value), and
         piece by piece, never as one text (see `_BodyHash`)."""
         body = _BodyHash()
-        for batch in _batches(self.changes):
-            body.add(_joined_texts(batch, lines=False)[1])
+        with _collector_paused(), _write_behind(None, body.add) as behind:
+            for batch in _batches(self.changes):
+                behind.put((), _joined_texts(batch, lines=False)[1])
         return body.digest(self.header)
 
     def write_json(self, out: IO[bytes], *, sign: Callable[[str], str] | None = None) -> str:
@@ -795,13 +796,14 @@ class Plan:
         out.write(f'{{\n  "format": {_READABLE.encode(PLAN_FORMAT)},\n  "header": '.encode())
         out.write(_header_text(self.header.to_dict()).encode())
         out.write(b',\n  "changes": [')
-        for n, batch in enumerate(_batches(self.changes)):
-            lines, canonicals = _joined_texts(batch, lines=True)
-            out.write(b",\n    " if n else b"\n    ")
-            assert lines is not None
-            out.write(lines)
-            if body is not None:
-                body.add(canonicals)
+        # Batch k is written and hashed on a worker while batch k+1 is encoded (see crmsweep.write_behind);
+        # the collector is paused: encoding makes many short-lived objects next to a scan's millions of
+        # long-lived ones, and none of them in a cycle.
+        with _collector_paused(), _write_behind(out, None if body is None else body.add) as behind:
+            for n, batch in enumerate(_batches(self.changes)):
+                lines, canonicals = _joined_texts(batch, lines=True)
+                assert lines is not None
+                behind.put((b",\n    " if n else b"\n    ", lines), canonicals)
         out.write(b"\n  ]," if self.changes else b"],")
         if body is not None:
             known = body.digest(self.header)
@@ -864,6 +866,19 @@ def _joined_texts(changes: Sequence[Change], *, lines: bool) -> tuple[memoryview
     from crmsweep.plan_text import joined_texts
 
     return joined_texts(changes, lines=lines)
+
+
+def _write_behind(out: IO[bytes] | None, hash_update: Callable[[bytes | memoryview], object] | None) -> Any:
+    """A `crmsweep.write_behind.WriteBehind` (imported when first used, as `_joined_texts`)."""
+    from crmsweep.write_behind import WriteBehind
+
+    return WriteBehind(out, hash_update)
+
+
+def _collector_paused() -> Any:
+    from crmsweep.collector import collector_paused
+
+    return collector_paused()
 
 
 def _batches(changes: Sequence[Change]) -> Iterator[Sequence[Change]]:

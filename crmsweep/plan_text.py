@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from crmsweep.backup.row_json import json_texts
+from crmsweep.backup.row_json import json_inner_texts, json_texts
 from crmsweep.model import (
     _READABLE,
+    BeforeImage,
     Change,
     _batch_texts,
     _before_texts,
@@ -59,10 +60,16 @@ def joined_texts(changes: Sequence[Change], *, lines: bool = True) -> tuple[memo
                 memoryview(_CANONICAL_SEPARATOR.join(canonicals)))
 
 
+_Field = bytes | tuple[np.ndarray | int, bytes, bytes]
+
+
 class _Batch:
     """The pieces of a batch's texts: `small` (made in Python: the layouts' fixed texts, the shared texts,
     the `after`s, whole texts of changes written one by one) then, made by Arrow, the record ids, labels,
-    reasons and fingerprints' JSON and the before-images. `ids[field]` is each written change's piece of it."""
+    reasons and fingerprints' JSON and the before-images, all in `pool`. A field every written change has
+    the same JSON of (a batch's op, object, pass and severity, mostly its `after`) is folded into the fixed
+    texts around it, and so are the quotes of a text field that is never null: each layout is then a few
+    pieces a change (a dozen, not twenty), every one an element Arrow's `take` copies."""
 
     def __init__(self, changes: Sequence[Change]) -> None:
         self.count = len(changes)
@@ -76,16 +83,19 @@ class _Batch:
         for column in (map(id, map(_OP, changes)), map(_OBJECT, changes), map(_PASS, changes),
                        map(id, map(_SEVERITY, changes))):
             values = list(column)
+            if values.count(values[0]) == self.count:  # one value, as a batch mostly has: one code
+                continue
             codes = {value: at for at, value in enumerate(dict.fromkeys(values))}
             group = group * len(codes) + np.fromiter(map(codes.__getitem__, values), dtype=np.int64, count=self.count)
-        _, first_of, group_of = np.unique(group, return_index=True, return_inverse=True)
-        group_of = group_of.reshape(-1)
+        if group.any():
+            _, first_of, group_of = np.unique(group, return_index=True, return_inverse=True)
+            group_of = group_of.reshape(-1)
+        else:
+            first_of, group_of = np.zeros(1, dtype=np.int64), group
         firsts = [changes[at] for at in first_of.tolist()]
         # Each group's JSON once (its first change stands for it); a group whose values are not all texts
         # is written change by change.
         shared = [_shared_texts((c.op.value, c.object, c.pass_name, c.severity.value)) for c in firsts]
-        table = np.array([[self._piece(t) for t in texts] if texts is not None else [self.empty] * 4
-                          for texts in shared], dtype=np.int64)
         rids = list(map(_RECORD_ID, changes))
         labels = list(map(_LABEL, changes))
         reasons = list(map(_REASON, changes))
@@ -100,11 +110,14 @@ class _Batch:
                               dtype=bool)
         self.odd_at: np.ndarray | None = None
         written = changes
+        self.odd: dict[str, np.ndarray] = {}
         if not plain.all():
             self.odd_at = np.flatnonzero(~plain)
             odd_lines, odd_canonicals = _batch_texts([changes[at] for at in self.odd_at.tolist()])
-            self.odd = {"line": np.array([self._piece(t) for t in odd_lines], dtype=np.int64),
-                        "canonical": np.array([self._piece(t) for t in odd_canonicals], dtype=np.int64)}
+            # Each odd change's whole text, its separator after it as every change's last piece has.
+            self.odd = {"line": np.array([self._piece(t + _LINE_SEPARATOR) for t in odd_lines], dtype=np.int64),
+                        "canonical": np.array([self._piece(t + _CANONICAL_SEPARATOR) for t in odd_canonicals],
+                                              dtype=np.int64)}
             self.plain_at = np.flatnonzero(plain)
             keep = self.plain_at.tolist()
             written = [changes[at] for at in keep]
@@ -112,25 +125,44 @@ class _Batch:
             fingerprints, afters = [fingerprints[at] for at in keep], [afters[at] for at in keep]
             group_of = group_of[self.plain_at]
         count = len(written)
-        by_group = table[group_of]
-        self.ids: dict[str, Any] = {name: by_group[:, at] for at, name in enumerate(("op", "object", "pass",
-                                                                                        "severity"))}
-        self.ids["after"], self.ids["canonical_after"] = self._afters(afters)
-        self.ids.update({text: self._piece(text.encode()) for text in (*_LINE, *_CANONICAL) if text not in _FIELDS})
-        self.ids["line_separator"], self.ids["canonical_separator"] = (self._piece(_LINE_SEPARATOR),
-                                                                       self._piece(_CANONICAL_SEPARATOR))
-        base = len(self.small)
-        for at, name in enumerate(("record_id", "label", "reason", "fingerprint")):
-            self.ids[name] = base + at * count + np.arange(count, dtype=np.int64)
-        texts = json_texts([*rids, *labels, *reasons, *fingerprints])
-        self.ids["before"] = base + 4 * count + np.arange(count, dtype=np.int64)
-        # The before-images of one block as its Arrow texts, never Python bytes each.
-        one = _rows_of_one_block([change.before for change in written])
-        befores = None if one is None else one[0].canonical_json_array(one[1])
-        if befores is None:
-            befores = pa.array(_before_texts(written), type=pa.large_binary())
+        # A field: the JSON every written change has of it (bytes), or each change's piece of it and the fixed
+        # texts before and after it (a text's quotes): its pieces among the small ones (ids) or, made by Arrow,
+        # the `count` after some first one (a start, counted from the end of the small pieces).
+        fields: dict[str, _Field] = {}
+        for at, name in enumerate(("op", "object", "pass", "severity")):
+            if len(first_of) == 1:
+                fields[name] = b"" if shared[0] is None else shared[0][at]
+            else:
+                fields[name] = (np.array([self._piece(t[at]) if t is not None else self.empty for t in shared],
+                                         dtype=np.int64)[group_of], b"", b"")
+        fields["after"], fields["canonical_after"] = self._afters(afters)
+        # Record ids, labels and reasons are texts (written changes): their quotes are fixed text.
+        quoted = [rids, labels, reasons]
+        nulls = fingerprints.count(None)
+        if nulls == count:
+            fields["fingerprint"] = b"null"
+        elif nulls == 0:
+            quoted.append(fingerprints)
+        start = 0
+        for name in ("record_id", "label", "reason", "fingerprint")[: len(quoted)]:
+            fields[name] = (start, b'"', b'"')
+            start += count
+        arrays: list[pa.Array] = []
+        if count:
+            arrays.append(json_inner_texts([text for values in quoted for text in values]))
+        if 0 < nulls < count:
+            arrays.append(json_texts(fingerprints))
+            fields["fingerprint"] = (start, b"", b"")
+            start += count
+        fields["before"] = (start, b"", b"")
+        arrays.append(_befores(written))
+        plans = {"line": self._plan(_LINE, fields, _LINE_SEPARATOR),
+                 "canonical": self._plan(_CANONICAL, fields, _CANONICAL_SEPARATOR)}
+        base = len(self.small)  # the Arrow texts follow the small pieces
+        self._plans = {kind: [base + part + np.arange(count, dtype=np.int64) if isinstance(part, int) else part
+                              for part in plan] for kind, plan in plans.items()}
         self.pool = pa.concat_arrays([pa.array(self.small, type=pa.large_binary()),
-                                      texts.cast(pa.large_binary()), befores.cast(pa.large_binary())])
+                                      *(array.cast(pa.large_binary()) for array in arrays)])
 
     def _piece(self, text: bytes) -> int:
         at = self._small_ids.get(text)
@@ -139,9 +171,29 @@ class _Batch:
             self.small.append(text)
         return at
 
-    def _afters(self, afters: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    def _plan(self, layout: tuple[str, ...], fields: dict[str, _Field], separator: bytes) -> list[np.ndarray | int]:
+        """A written change's pieces in `layout`, separator last: a fixed text (its small piece, an
+        `np.ndarray` of one), a field's pieces among the small ones (their ids) or the start of its Arrow
+        texts (an int); adjacent fixed texts (fields every change has alike among them) made one."""
+        pieces: list[np.ndarray | int] = []
+        fixed = b""
+        for part in layout:
+            value = fields[part] if part in _FIELDS else part.encode()
+            if isinstance(value, bytes):
+                fixed += value
+                continue
+            ids, before, after = value
+            if fixed + before:
+                pieces.append(np.array([self._piece(fixed + before)], dtype=np.int64))
+            pieces.append(ids)
+            fixed = after
+        pieces.append(np.array([self._piece(fixed + separator)], dtype=np.int64))
+        return pieces
+
+    def _afters(self, afters: list[dict[str, Any]]) -> tuple[_Field, _Field]:
         """Each change's `after` as the line writes it and canonically: most are empty, and the rest mostly a
-        few alike (each pass writes the same values), so each distinct one is encoded once."""
+        few alike (each pass writes the same values), so each distinct one is encoded once; one every
+        change has alike is a fixed text."""
         empty = self._piece(_EMPTY_AFTER)
         readable = np.full(len(afters), empty, dtype=np.int64)
         canonical = readable.copy()
@@ -155,34 +207,60 @@ class _Batch:
                 if key is not None:
                     seen[key] = known
             readable[at], canonical[at] = known
-        return readable, canonical
+        return self._field(readable), self._field(canonical)
+
+    def _field(self, ids: np.ndarray) -> _Field:
+        if len(ids) and (ids == ids[0]).all():
+            return self.small[int(ids[0])]
+        return ids, b"", b""
 
     def texts(self, lines: bool) -> tuple[memoryview | None, memoryview]:
-        line = self._joined(_LINE, "line") if lines else None
-        return line, self._joined(_CANONICAL, "canonical")
+        line = self._joined("line", _LINE_SEPARATOR) if lines else None
+        return line, self._joined("canonical", _CANONICAL_SEPARATOR)
 
-    def _joined(self, layout: tuple[str, ...], kind: str) -> memoryview:
-        """The batch's texts in `layout` (of `kind`: "line" or "canonical"), joined by that kind's separator:
-        every change's pieces (the last its separator, none after the last change) in one index, taken from
-        the pool in one call."""
-        index = np.empty((self.count, len(layout) + 1), dtype=np.int64)
+    def _joined(self, kind: str, separator: bytes) -> memoryview:
+        """The batch's texts as `kind` ("line" or "canonical") lays them out, joined by its separator:
+        every change's pieces (the last ends with the separator, cut after the last change) in one index,
+        taken from the pool in one call."""
+        plan = self._plans[kind]
+        index = np.empty((self.count, len(plan)), dtype=np.int64)
         rows = slice(None) if self.odd_at is None else self.plain_at
-        for at, part in enumerate(layout):
-            index[rows, at] = self.ids[part]
+        for at, part in enumerate(plan):
+            index[rows, at] = part
         if self.odd_at is not None:
             index[self.odd_at, 0] = self.odd[kind]
-            index[self.odd_at, 1:-1] = self.empty
-        index[:, -1] = self.ids[f"{kind}_separator"]
-        index[-1, -1] = self.empty
+            index[self.odd_at, 1:] = self.empty
         taken = pa.Array.from_buffers(pa.int64(), index.size, [None, pa.py_buffer(index)])
         pieces = self.pool.take(taken)
         offsets = np.frombuffer(pieces.buffers()[1], dtype=np.int64, count=len(pieces) + 1, offset=8 * pieces.offset)
-        return memoryview(pieces.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
+        return memoryview(pieces.buffers()[2])[int(offsets[0]) : int(offsets[-1]) - len(separator)]
+
+
+# Runs of before-images of one block in a batch encoded each by its block, at most: a batch mostly holds
+# one run, or two where a block ends in it; many (rows of blocks interleaved) are encoded row by row.
+_MOST_RUNS = 8
+
+
+def _befores(written: Sequence[Change]) -> pa.Array:
+    """The canonical JSON of the changes' before-images: those of one block as its Arrow texts (never
+    Python bytes each), each run of them where a batch holds a few such runs (where one block ends and the
+    next begins), else by `_before_texts`."""
+    befores = list(map(_BEFORE, written))
+    one = _rows_of_one_block(befores) if befores else None
+    texts = None if one is None else one[0].canonical_json_array(one[1])
+    if texts is not None:
+        return texts.cast(pa.large_binary())
+    blocks = [id(b.block) if type(b) is not dict and isinstance(b, BeforeImage) else None for b in befores]
+    starts = [at for at in range(len(blocks)) if at == 0 or blocks[at] != blocks[at - 1]]
+    if one is not None or not 1 < len(starts) <= _MOST_RUNS:
+        return pa.array(_before_texts(written), type=pa.large_binary())
+    return pa.concat_arrays([_befores(written[start:end]) for start, end in
+                             zip(starts, [*starts[1:], len(written)], strict=True)])
 
 
 _OP, _OBJECT, _PASS, _SEVERITY = (attrgetter(name) for name in ("op", "object", "pass_name", "severity"))
-_RECORD_ID, _LABEL, _REASON, _FINGERPRINT, _AFTER = (attrgetter(name) for name in
-                                                     ("record_id", "label", "reason", "fingerprint", "after"))
+_RECORD_ID, _LABEL, _REASON, _FINGERPRINT, _AFTER, _BEFORE = (
+    attrgetter(name) for name in ("record_id", "label", "reason", "fingerprint", "after", "before"))
 _STR, _STR_OR_NONE, _DICT = {str}, {str, type(None)}, {dict}
 _FIELDS = frozenset(("op", "object", "record_id", "label", "reason", "pass", "severity", "fingerprint", "before",
                      "after", "canonical_after"))

@@ -103,13 +103,18 @@ def test_a_batch_written_a_field_at_a_time_is_the_encoders_bytes(batch: list[Cha
 @given(batch=changes(odd=False))
 def test_changes_of_the_plain_shape_are_never_written_one_by_one(batch: list[Change]) -> None:
     # Else the test above would hold of the per-change writer alone.
+    assert _joined_without("_batch_texts", batch) == _reference(batch)
+
+
+def _joined_without(writer: str, batch: list[Change]) -> tuple[bytes, bytes]:
+    """`joined_texts(batch)` with `writer` (a slower path of plan_text's) refused if called."""
     def refused(_changes: Any) -> Any:
-        raise AssertionError("written change by change")
+        raise AssertionError(f"{writer} called")
 
     with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(plan_text, "_batch_texts", refused)
+        patched.setattr(plan_text, writer, refused)
         lines, canonicals = plan_text.joined_texts(batch)
-    assert (bytes(lines or b""), bytes(canonicals)) == _reference(batch)
+    return bytes(lines or b""), bytes(canonicals)
 
 
 @settings(max_examples=40, deadline=None)
@@ -163,3 +168,49 @@ def test_every_control_character_in_a_change_is_the_encoders() -> None:
                     fingerprint=c, label=c * 3) for c in [*CONTROLS, '"', "\\", "\\n", "😀", " ", ""]]
     lines, canonicals = plan_text.joined_texts(batch)
     assert (bytes(lines or b""), bytes(canonicals)) == _reference(batch)
+
+
+@pytest.mark.parametrize("fingerprints", ["none", "all", "some"])
+@pytest.mark.parametrize("afters", ["empty", "alike", "each"])
+@pytest.mark.parametrize("groups", [1, 3])
+@pytest.mark.parametrize("odd_at", [None, 0, -1])
+def test_fields_a_batch_has_alike_folded_into_its_fixed_text_are_the_encoders(
+        fingerprints: str, afters: str, groups: int, odd_at: int | None) -> None:
+    # A batch's op, object, pass, severity and `after` alike in every change (or not), fingerprints never,
+    # always or sometimes null, a change of another shape first or last (its separator cut after it).
+    block = RowBlock(pa.table({"Id": [f"003{n}" for n in range(8)],
+                               "Note": ["é\n", None, '"', "", "\\", " ", "x", "\x01"],
+                               "Gone": pa.array([None] * 8, pa.string()), "On": [True] * 8}),
+                     {"Id": FieldKind.STRING, "Note": FieldKind.STRING, "Gone": FieldKind.STRING,
+                      "On": FieldKind.BOOL})
+    batch = []
+    for n in range(8):
+        fingerprint = {"none": None, "all": f"2021-0{n + 1}-01", "some": None if n % 2 else '"q"'}[fingerprints]
+        after: Any = {"empty": {}, "alike": {"StageName": "Closed Lost", "Amount": -0.0},
+                      "each": {"n": n} if n % 3 else {}}[afters]
+        op, severity = [(Op.DELETE, Severity.MINOR), (Op.UPDATE, Severity.MAJOR),
+                        (Op.DELETE, Severity.INFO)][n % groups]
+        batch.append(Change(op, ["Contact", "Lead", "Contact"][n % groups], f"003{n}", block.record(n), dict(after),
+                            reason=f"why {n}\t", pass_name="p", severity=severity, fingerprint=fingerprint,
+                            label=["Amy <a@x>", "", "😀"][n % 3]))
+    if odd_at is not None:
+        batch[odd_at] = Change(Op.DELETE, "Contact", 7, {"Id": "7"}, {}, reason="r", pass_name="p")  # type: ignore[arg-type]
+    lines, canonicals = plan_text.joined_texts(batch)
+    assert (bytes(lines or b""), bytes(canonicals)) == _reference(batch)
+
+
+def test_a_batch_where_one_block_ends_and_the_next_begins_is_encoded_by_its_blocks() -> None:
+    kinds = {"Id": FieldKind.STRING, "Note": FieldKind.STRING}
+    first = RowBlock(pa.table({"Id": ["1", "2", "3"], "Note": ['"', None, "é"]}), kinds)
+    second = RowBlock(pa.table({"Id": ["4", "5"], "Note": ["\\", "\n"], "Extra": [1.5, None]}),
+                      {**kinds, "Extra": FieldKind.FLOAT})
+    images = [*first.records(), *second.records()]
+    batch = [Change(Op.DELETE, "Contact", str(n), image, {}, reason="r", pass_name="p")
+             for n, image in enumerate(images)]
+    assert _joined_without("_before_texts", batch) == _reference(batch)  # not row by row
+    # A dict among them, and runs interleaved past the most: row by row, the same bytes.
+    mixed = [*batch[:2], Change(Op.DELETE, "Contact", "d", {"Id": "d"}, {}, reason="r", pass_name="p"), *batch[2:]]
+    interleaved = [batch[n % 2 * 3 + n // 2 % 2] for n in range(20)]
+    for other in (mixed, interleaved):
+        lines, canonicals = plan_text.joined_texts(other)
+        assert (bytes(lines or b""), bytes(canonicals)) == _reference(other)

@@ -101,35 +101,40 @@ def _most_bytes(table: pa.Table) -> int:
     text = 0
     for column in table.columns:
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            text += int(pc.sum(pc.binary_length(column)).as_py() or 0)
+            text += sum(end - start for start, end in map(_span, column.chunks))
     keys = sum(len(name.encode()) * 6 + _VALUE_BYTES for name in table.column_names)
     return int(2 * text + table.num_rows * keys)
 
 
 def _joined(names: list[str], values: list[pa.Array], quoted: list[bool], rows: int, odd_rows: list[int],
             odd_texts: list[str]) -> pa.Array:
-    """Each row's `{"key":value,...}`. Its pieces (the texts between the values, then the values; for a row
-    the encoder wrote, `odd_rows`, its text then empty pieces) are put in row order in one array by one
-    `take`: that array's bytes are then every row's text, one after another, and every (2k+1)th offset a
-    row's end. The text before value i depends on whether value i-1 and value i are null text values (no
-    quotes; `null` for the latter): four variants, picked per row. A null value adds no bytes."""
-    width = len(names)
+    """Each row's `{"key":value,...}`. Its pieces (the fixed texts between the values, then the values; for
+    a row the encoder wrote, `odd_rows`, its text then empty pieces) are put in row order in one array by
+    one `take`: that array's bytes are then every row's text, one after another, and every (2k+1)th offset
+    a row's end. A value every row has alike (a column all null, a bool all true) is part of the fixed
+    text, and so are a text column's quotes where it has no null (where it has, its values are quoted, a
+    null `null`): fewer pieces a row, each an element `take` copies."""
     between: list[str] = []
-    for at in range(width + 1):
-        for before_null in (False, True):
-            for null in (False, True):
-                close = '"' if at and quoted[at - 1] and not before_null else ""
-                if at == width:
-                    between.append(close + "}")
-                else:
-                    opening = "null" if null and quoted[at] else ('"' if quoted[at] else "")
-                    between.append(close + ("," if at else "{") + _encode_text(names[at]) + ":" + opening)
-    nulls = np.zeros((rows, width + 2), dtype=np.int32)  # column 0 and the last: never null
-    for at, (texts, is_text) in enumerate(zip(values, quoted, strict=True)):
+    pieces: list[pa.Array] = []
+    fixed = ""
+    for at, (name, texts, is_text) in enumerate(zip(names, values, quoted, strict=True)):
+        fixed += ("," if at else "{") + _encode_text(name) + ":"
+        same = _same_json(texts, is_text)
+        if same is not None:
+            fixed += same
+            continue
+        close = ""
         if is_text and texts.null_count:
-            nulls[:, at + 1] = texts.is_null().to_numpy(zero_copy_only=False)
+            texts = pc.fill_null(pc.binary_join_element_wise('"', texts, '"', ""), _NULL)
+        elif is_text:
+            fixed, close = fixed + '"', '"'
+        between.append(fixed)
+        pieces.append(texts)
+        fixed = close
+    between.append(fixed + "}")
+    width = len(pieces)
     index = np.empty((rows, 2 * width + 1), dtype=np.int32)
-    index[:, 0::2] = 4 * np.arange(width + 1, dtype=np.int32) + 2 * nulls[:, :-1] + nulls[:, 1:]
+    index[:, 0::2] = np.arange(width + 1, dtype=np.int32)
     start = len(between)
     index[:, 1::2] = start + rows * np.arange(width, dtype=np.int32)[None, :] + np.arange(rows, dtype=np.int32)[:, None]
     if odd_rows:
@@ -138,11 +143,22 @@ def _joined(names: list[str], values: list[pa.Array], quoted: list[bool], rows: 
         index[odd_rows, 1:] = empty
     # From the buffer, not `pa.array(index)`, which copies the indices one by one.
     taken = pa.Array.from_buffers(pa.int32(), index.size, [None, pa.py_buffer(index)])
-    pieces = pa.concat_arrays([pa.array(between, type=pa.string()), *values,
-                               pa.array(["", *odd_texts], type=pa.string())]).take(taken)
-    offsets = np.frombuffer(pieces.buffers()[1], dtype=np.int32, count=len(pieces) + 1, offset=4 * pieces.offset)
+    texts = pa.concat_arrays([pa.array(between, type=pa.string()), *pieces,
+                              pa.array(["", *odd_texts], type=pa.string())]).take(taken)
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int32, count=len(texts) + 1, offset=4 * texts.offset)
     ends = pa.py_buffer(np.ascontiguousarray(offsets[:: 2 * width + 1]))
-    return pa.StringArray.from_buffers(rows, ends, pieces.buffers()[2])
+    return pa.StringArray.from_buffers(rows, ends, texts.buffers()[2])
+
+
+def _same_json(texts: pa.Array, is_text: bool) -> str | None:
+    """The JSON of the column's value when every row has the same one (all null; of a column other than
+    text, one value), else None. A text column's texts are never compared: they seldom repeat."""
+    if texts.null_count == len(texts):
+        return _NULL
+    if is_text:
+        return None
+    least, most = pc.min_max(texts).values()
+    return None if least != most else str(least.as_py())
 
 
 def _column_json(column: pa.Array) -> tuple[pa.Array | None, bool, pa.Array | None]:
@@ -158,25 +174,48 @@ def _column_json(column: pa.Array) -> tuple[pa.Array | None, bool, pa.Array | No
     if pa.types.is_integer(kind):
         return pc.fill_null(pc.cast(column, pa.string()), _NULL), False, None
     if pa.types.is_floating(kind):
-        # Arrow's float text is not Python's repr (1.0 is "1" there): each value by Python, as the encoder.
-        values = column.to_pylist()
-        texts = [_NULL if v is None else float.__repr__(v) if math.isfinite(v) else _NULL for v in values]
-        unfinite = [v is not None and not math.isfinite(v) for v in values]
-        return pa.array(texts, type=pa.string()), False, (pa.array(unfinite) if any(unfinite) else None)
+        return _float_json(column)
     if pa.types.is_null(kind):
         return pa.array([_NULL] * len(column), type=pa.string()), False, None
     return None, False, None
 
 
+def _float_json(column: pa.Array) -> tuple[pa.Array, bool, pa.Array | None]:
+    """`_column_json` of a float column. Arrow's float text is not Python's repr (1.0 is "1" there): each
+    distinct value is written by Python, as the encoder does, once (amounts, probabilities repeat)."""
+    # By bit pattern, not value: -0.0 and 0.0 are equal but written apart (and a NaN is not equal to itself).
+    bits = pc.cast(column, pa.float64()).view(pa.uint64())
+    distinct = pc.unique(bits)
+    values = distinct.view(pa.float64()).to_pylist()
+    texts = [_NULL if v is None else float.__repr__(v) if math.isfinite(v) else _NULL for v in values]
+    written = pa.array(texts, type=pa.string()).take(pc.index_in(bits, distinct))
+    unfinite = [v is not None and not math.isfinite(v) for v in values]
+    if not any(unfinite):
+        return written, False, None
+    return written, False, pc.fill_null(pc.is_in(bits, distinct.filter(pa.array(unfinite))), False)
+
+
 def _may_need_escape(column: pa.Array) -> bool:
     """Whether some byte of the column's texts is one the encoder escapes (a byte below 0x80 in UTF-8 is
     always that ASCII character). Looks at the bytes the values span, so a slice's neighbours never count."""
-    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32, count=len(column) + 1, offset=4 * column.offset)
+    start, end = _span(column)
     data = column.buffers()[2]
-    if data is None or offsets[-1] == offsets[0]:
+    if data is None or start == end:
         return False
-    held = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]]
-    return bool(((held < 0x20) | (held == 0x22) | (held == 0x5C)).any())
+    # A copy (memcpy), two byte searches and a minimum: a few times faster than three comparisons a byte.
+    held = bytes(memoryview(data)[start:end])
+    return b'"' in held or b"\\" in held or int(np.frombuffer(held, dtype=np.uint8).min()) < 0x20
+
+
+def _span(column: pa.Array) -> tuple[int, int]:
+    """(first, end) byte of the data buffer a text array's values span (its nulls' bytes included, if any)."""
+    buffers = column.buffers()
+    if len(column) == 0 or buffers[1] is None:
+        return 0, 0
+    width = 8 if pa.types.is_large_string(column.type) or pa.types.is_large_binary(column.type) else 4
+    offsets = np.frombuffer(buffers[1], dtype=np.int64 if width == 8 else np.int32, count=len(column) + 1,
+                            offset=width * column.offset)
+    return int(offsets[0]), int(offsets[-1])
 
 
 def _text_json(column: pa.Array) -> tuple[pa.Array, pa.Array | None]:
@@ -193,10 +232,15 @@ def json_texts(values: Sequence[str | None]) -> pa.Array:
     """The JSON of each text as the encoder writes it (`json.encoder.encode_basestring`: quoted, escaped),
     `null` for None, in one Arrow text array: by the same escapes as a row's texts, each text this cannot
     prove identical written by the encoder itself. Every value must be a `str` or None."""
+    return pc.fill_null(pc.binary_join_element_wise('"', json_inner_texts(values), '"', ""), _NULL)
+
+
+def json_inner_texts(values: Sequence[str | None]) -> pa.Array:
+    """`json_texts` without the quotes (what the encoder writes between them), null for None: for a writer
+    that puts the quotes in the text around (a copy fewer)."""
     column = pa.array(values, type=pa.string())
     texts, unproven = _text_json(column)
-    quoted = pc.fill_null(pc.binary_join_element_wise('"', texts, '"', ""), _NULL)
     if unproven is None:
-        return quoted
-    odd = [_encode_text(values[at]) for at in pc.indices_nonzero(unproven).to_pylist()]
-    return pc.replace_with_mask(quoted, unproven, pa.array(odd, type=pa.string()))
+        return texts
+    odd = [_encode_text(values[at])[1:-1] for at in pc.indices_nonzero(unproven).to_pylist()]
+    return pc.replace_with_mask(texts, unproven, pa.array(odd, type=pa.string()))
