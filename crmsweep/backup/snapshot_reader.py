@@ -197,7 +197,9 @@ class SnapshotReader:
     def _before_images(self, object_name: str, ids: Iterable[str], held: HeldColumns | None) -> dict[str, RowRecord]:
         kinds = self._kinds(object_name)
         # Repeats need not go: ids are matched as a set, and the rows come in file order.
-        wanted = [i if type(i) is str else str(i) for i in ids]
+        wanted = list(ids)
+        if set(map(type, wanted)) - {str}:  # a C loop: ids are nearly always text already
+            wanted = [i if type(i) is str else str(i) for i in wanted]
         if not wanted:
             return {}
         entry = self._entry(object_name)
@@ -257,7 +259,8 @@ def _match_rows(handle: pq.ParquetFile, id_field: str, wanted: list[str], held: 
 
 def _by_id(table: pa.Table, kinds: dict[str, FieldKind], id_field: str) -> dict[str, RowRecord]:
     block = RowBlock(table, kinds)
-    ids = [str(i) for i in block.column(id_field).to_pylist()]
+    column = block.column(id_field)
+    ids = column.to_pylist() if pa.types.is_string(column.type) else [str(i) for i in column.to_pylist()]
     with collector_paused():
         found = dict(zip(ids, block.records(), strict=True))
         if len(found) < len(ids):
