@@ -12,10 +12,8 @@ rows at once (`row_json`). Every value is the one `snapshot_values.canonical_row
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from collections import deque
 from itertools import repeat
-from operator import attrgetter, is_not
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -64,13 +62,8 @@ class RowBlock(ImageBlock):
         return RowRecord(self, row)
 
     def records(self) -> list[RowRecord]:
-        # Made a slot at a time, each in one C loop: a block may hold hundreds of thousands of rows, and a
-        # call of `RowRecord.__init__` per row was a third of making their images.
-        count = self.table.num_rows
-        made: list[RowRecord] = list(map(object.__new__, repeat(RowRecord, count)))
-        deque(map(_SET_BLOCK, made, repeat(self, count)), maxlen=0)
-        deque(map(_SET_ROW, made, range(count)), maxlen=0)
-        return made
+        # map, not a comprehension calling `record`: a block may hold hundreds of thousands of rows.
+        return list(map(RowRecord, repeat(self, self.table.num_rows), range(self.table.num_rows)))
 
     def column(self, name: str) -> pa.Array:
         """One column as stored in the block (canonical Arrow values). KeyError for a name it lacks."""
@@ -170,12 +163,6 @@ class RowRecord(BeforeImage):
         return f"RowRecord({self.record()!r})"
 
 
-# Each slot's own setter and getter, for the C loops of `RowBlock.records` and `block_rows`.
-_SET_BLOCK: Callable[[RowRecord, RowBlock], None] = RowRecord.block.__set__  # type: ignore[attr-defined]
-_SET_ROW: Callable[[RowRecord, int], None] = RowRecord.row.__set__  # type: ignore[attr-defined]
-_BLOCK, _ROW = attrgetter("block"), attrgetter("row")
-
-
 def field_values(records: Sequence[Mapping[str, Any]], name: str, *, required: bool = False,
                  rows: tuple[RowBlock, list[int]] | None = None) -> list[Any]:
     """`record.get(name)` of each record (`record[name]` when `required`: KeyError where one lacks it); the
@@ -190,11 +177,12 @@ def field_values(records: Sequence[Mapping[str, Any]], name: str, *, required: b
 
 def block_rows(records: Sequence[Mapping[str, Any]]) -> tuple[RowBlock, list[int]] | None:
     """(their block, their rows) when every record is a row of one block (as a pass's changes mostly are)."""
-    # Each test a C loop over all of them (a Python loop was most of proposing 300k changes' cost).
-    if not records or set(map(type, records)) != {RowRecord}:
+    if not records or type(records[0]) is not RowRecord:
         return None
-    images = cast(Sequence[RowRecord], records)
-    block = images[0].block
-    if any(map(is_not, map(_BLOCK, images), repeat(block))):
-        return None
-    return block, list(map(_ROW, images))
+    block = records[0].block
+    rows = []
+    for record in records:
+        if type(record) is not RowRecord or record.block is not block:
+            return None
+        rows.append(record.row)
+    return block, rows
