@@ -13,16 +13,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmsweep.backup import snapshot_layers as layers
-from crmsweep.backup import snapshot_writer
-from crmsweep.backup.snapshot_reader import SnapshotReader, _column_series, open_snapshot
+from crmsweep.backup import snapshot_reader, snapshot_writer
+from crmsweep.backup.row_block import RowRecord
+from crmsweep.backup.snapshot_reader import SnapshotReader, _column_series, _few_distinct_texts, open_snapshot
+from crmsweep.backup.snapshot_values import canonical_rows
 from crmsweep.cleanup.shared_columns import SharedColumns, stored_values
-from crmsweep.model import FieldKind, ObjectLayer, Record
+from crmsweep.model import FieldKind, ObjectLayer, Record, canonical_json
 from crmsweep.paths import Home
 from tests.fake_connector import FakeConnector, spec, standard_fields
 from tests.test_row_block import tables
@@ -219,3 +222,73 @@ def test_a_frame_column_of_another_type_is_not_taken() -> None:
     assert stored_values(pd.Series(["2020-01-01", None], dtype=object), FieldKind.DATETIME, rows) is None
     assert stored_values(pd.Series([1.5, 2.0]), FieldKind.INT, rows) is None
     assert stored_values(pd.Series([1, 2]), FieldKind.STRING, rows) is None
+
+
+@pytest.fixture
+def many(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SnapshotReader:
+    monkeypatch.setattr(snapshot_writer, "ROW_GROUP_ROWS", 300)
+    home = Home(tmp_path / "home")
+    fake = FakeConnector({"Contact": FIELDS}, {"Contact": _contacts(1200)}, page_size=500)
+    return open_snapshot(home, snap(home, fake, ("Contact",)).snapshot_id)
+
+
+def _reference(reader: SnapshotReader, ids: Sequence[str]) -> dict[str, Record]:
+    """The rows of `ids` the straightforward way: the whole file read, filtered, turned into canonical rows."""
+    table = pq.read_table(reader.path / reader.manifest.objects["Contact"].file)
+    kinds = {s.name: s.kind for s in FIELDS}
+    rows = canonical_rows(table.filter(pc.is_in(table.column("Id"), value_set=pa.array(ids, pa.string()))), kinds)
+    return {row["Id"]: row for row in rows}
+
+
+@pytest.mark.parametrize("share", [1.0, snapshot_reader._FEW_DISTINCT, -1.0])
+def test_texts_decoded_as_dictionaries_come_back_as_stored(many: SnapshotReader, monkeypatch: pytest.MonkeyPatch,
+                                                           share: float) -> None:
+    # 1.0: every dictionary-encoded text but the id (Name, Email, Amount: awkward texts, nulls) is decoded as a
+    # dictionary; -1: none is. The rows, their types and their JSON are the same.
+    monkeypatch.setattr(snapshot_reader, "_FEW_DISTINCT", share)
+    handle = pq.ParquetFile(many.path / many.manifest.objects["Contact"].file)
+    if share == 1.0:
+        assert handle.num_row_groups > 2 and _few_distinct_texts(handle) == ["Name", "Email", "Amount"]
+    ids = [f"003{i:05d}" for i in range(0, 1200, 3)] + ["nope"]
+    expected = _reference(many, ids)
+    for held in ([], ["Id"], ["Id", "Name", "LastActivityDate"]):
+        shared = SharedColumns(many)
+        if held:
+            shared.frame("Contact", held)
+        for images in (many.before_images("Contact", ids), shared.before_images("Contact", ids)):
+            assert strict(images) == strict(expected)
+            assert _json(images) == [canonical_json(row).encode() for row in expected.values()]
+            image = next(iter(images.values()))
+            assert isinstance(image, RowRecord)
+            assert image.block.table.schema.remove_metadata() == pa.schema(
+                [pa.field(s.name, pa.string() if s.kind is FieldKind.DATE or s.kind is FieldKind.DATETIME
+                          else handle.schema_arrow.field(s.name).type) for s in FIELDS])
+
+
+def test_only_texts_of_few_distinct_values_are_read_as_dictionaries(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    rows = 20_000
+    table = pa.table({"Id": [f"003{i:08d}" for i in range(rows)],
+                      "City": [["Paris", "Zoë", "", None, "山田"][at] for at in rng.integers(0, 5, rows)],
+                      "Email": [f"p{i}@example.com" for i in rng.permutation(rows)]},
+                     metadata={b"crmsweep.id_field": b"Id"})
+    pq.write_table(table, tmp_path / "t.parquet", row_group_size=5_000)
+    assert _few_distinct_texts(pq.ParquetFile(tmp_path / "t.parquet")) == ["City"]
+
+
+def test_a_held_id_column_is_not_read_again(many: SnapshotReader, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = SharedColumns(many)
+    shared.frame("Contact", ["Id", "Name"])
+    read: list[Any] = []
+    plain = pq.ParquetFile.read
+
+    def counted(self: pq.ParquetFile, *args: Any, **kw: Any) -> pa.Table:
+        read.append(kw.get("columns"))
+        return plain(self, *args, **kw)
+
+    monkeypatch.setattr(pq.ParquetFile, "read", counted)
+    ids = [f"003{i:05d}" for i in range(5, 1200, 7)]
+    assert strict(shared.before_images("Contact", ids)) == strict(_reference(many, ids))
+    assert read == []
+    assert strict(many.before_images("Contact", ids)) == strict(_reference(many, ids))
+    assert read == [["Id"]]

@@ -149,6 +149,14 @@ def test_a_year_outside_1_to_9999_is_left_to_arrow() -> None:
         {"t": pc.strftime(early, format=_CANONICAL_DATETIME_FORMAT)[0].as_py()}]
     assert _arrow_text(pa.array([1], type=pa.timestamp("s", tz="UTC")), ARROW_TYPES[FieldKind.DATETIME]) is None
 
+    # Far enough out that its day does not fit the 32 bits the formatting counts in: left to Arrow too, not
+    # wrapped round into a year that looks right.
+    for far in (2**32 * 86_400_000 + 1, -(2**31) * 86_400_000 * 2, 2**63 - 1):
+        stamp = pa.array([far, 0], type=ARROW_TYPES[FieldKind.DATETIME])
+        assert _arrow_text(stamp, stamp.type) is None
+    late = pa.array([2_932_897, 0], type=ARROW_TYPES[FieldKind.DATE])  # 10000-01-01
+    assert _arrow_text(late, late.type) is None
+
 
 LABEL_KINDS = st.sampled_from([FieldKind.STRING, FieldKind.STRING, FieldKind.INT, FieldKind.BOOL, FieldKind.DATE])
 

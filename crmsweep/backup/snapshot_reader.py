@@ -35,8 +35,9 @@ from crmsweep.model import (
 from crmsweep.paths import Home
 
 _UTC_MS = pa.timestamp("ms", tz="UTC")
-# (column name, row numbers, the file's row count) -> those rows' values as stored, or None (`before_images_using`).
-HeldColumns = Callable[[str, np.ndarray, int], "pa.Array | None"]
+# (column name, row numbers or None for all, the file's row count) -> those rows' values as stored, or None
+# (`before_images_using`).
+HeldColumns = Callable[[str, "np.ndarray | None", int], "pa.Array | None"]
 
 
 def _column_series(column: pa.ChunkedArray, kind: FieldKind) -> pd.Series:
@@ -91,24 +92,31 @@ class SnapshotReader:
         )
 
     @contextmanager
-    def _open(self, path: Path, what: str) -> Iterator[pq.ParquetFile]:
+    def _open(self, path: Path, what: str, *, rows: bool = False) -> Iterator[pq.ParquetFile]:
+        """`rows`: for reading some rows of many row groups (`_match_rows`), its texts of few distinct
+        values decoded as dictionaries (see `_few_distinct_texts`)."""
         try:
             handle = pq.ParquetFile(path)
+            few = _few_distinct_texts(handle) if rows else []
+            if few:
+                metadata = handle.metadata
+                handle.close()
+                handle = pq.ParquetFile(path, metadata=metadata, read_dictionary=few)
         except (OSError, pa.ArrowException) as exc:
             raise self._damaged(what, exc) from exc
         with handle:
             yield handle
 
-    def _parquet(self, object_name: str) -> AbstractContextManager[pq.ParquetFile]:
+    def _parquet(self, object_name: str, *, rows: bool = False) -> AbstractContextManager[pq.ParquetFile]:
         """The object's own data file (for a layered object: the rows changed since its base)."""
         entry = self._entry(object_name)
-        return self._open(self.path / entry.file, entry.file)
+        return self._open(self.path / entry.file, entry.file, rows=rows)
 
-    def _base(self, layer: ObjectLayer) -> AbstractContextManager[pq.ParquetFile]:
+    def _base(self, layer: ObjectLayer, *, rows: bool = False) -> AbstractContextManager[pq.ParquetFile]:
         if not layout.is_safe_name(layer.base_snapshot):
             raise self._damaged(f"its base snapshot {layer.base_snapshot!r} (not a snapshot name)")
         what = f"{layer.base_file} of base snapshot {layer.base_snapshot!r} (deleted or moved?)"
-        return self._open(self.path.parent / layer.base_snapshot / layer.base_file, what)
+        return self._open(self.path.parent / layer.base_snapshot / layer.base_file, what, rows=rows)
 
     def _deleted(self, layer: ObjectLayer) -> pa.Array:
         try:
@@ -186,8 +194,9 @@ class SnapshotReader:
                             held: HeldColumns | None) -> dict[str, RowRecord]:
         """`before_images`, taking from `held` the columns a caller has already read whole (a scan's shared
         frames), so that only the others are decoded from Parquet again. `held(name, rows, count)` gives the
-        values of column `name` at these row numbers of the file, as stored (its Arrow type), or None when it
-        does not hold them exactly, or not for every row of the file (`count` rows). Used only for an object
+        values of column `name` at these row numbers of the file (rows None: every row, the ids to match),
+        as stored (its Arrow type), or None when it does not hold them exactly, or not for every row of the
+        file (`count` rows). Used only for an object
         stored whole: a layered one's rows are numbered otherwise."""
         if type(self).before_images is not SnapshotReader.before_images:
             # A reader with its own `before_images` (one noting what is read, say) answers through it.
@@ -197,11 +206,13 @@ class SnapshotReader:
     def _before_images(self, object_name: str, ids: Iterable[str], held: HeldColumns | None) -> dict[str, RowRecord]:
         kinds = self._kinds(object_name)
         # Repeats need not go: ids are matched as a set, and the rows come in file order.
-        wanted = [i if type(i) is str else str(i) for i in ids]
+        wanted = list(ids)
+        if set(map(type, wanted)) - {str}:  # a C loop: ids are nearly always text already
+            wanted = [i if type(i) is str else str(i) for i in wanted]
         if not wanted:
             return {}
         entry = self._entry(object_name)
-        with self._parquet(object_name) as handle:
+        with self._parquet(object_name, rows=True) as handle:
             id_field = self._id_field(object_name, handle)
             rows = _match_rows(handle, id_field, wanted, held if entry.layer is None else None)
             found = _by_id(rows, kinds, id_field)
@@ -211,7 +222,7 @@ class SnapshotReader:
         gone = set(self._deleted(entry.layer).to_pylist())
         rest = [i for i in wanted if i not in found and i not in gone]
         if rest:
-            with self._base(entry.layer) as base:
+            with self._base(entry.layer, rows=True) as base:
                 found.update(_by_id(_match_rows(base, id_field, rest), kinds, id_field))
         return found
 
@@ -225,20 +236,23 @@ class SnapshotReader:
 def _match_rows(handle: pq.ParquetFile, id_field: str, wanted: list[str], held: HeldColumns | None = None) -> pa.Table:
     """The rows of one file with these ids, as stored, in file order.
 
-    One pass: the id column is read once and matched against one hash set of the ids, then each row
+    One pass: the id column (held, or read once) is matched against one hash set of the ids, then each row
     group holding a match is read once (only the columns `held` lacks) and only its matching rows are
     taken. (Matching row group by row group rebuilt the set for each of them: at 1M contacts and 300k ids,
     most of a scan.) The id column is not decoded twice: the matched ids are taken from the one read.
     """
-    ids = handle.read(columns=[id_field]).column(0)
+    schema = handle.metadata.schema.to_arrow_schema()  # as stored: `handle` may decode some as dictionaries
+    count = handle.metadata.num_rows
+    ids: pa.Array | pa.ChunkedArray | None = None if held is None else held(id_field, None, count)
+    if ids is None or ids.type != schema.field(id_field).type or len(ids) != count:
+        ids = handle.read(columns=[id_field]).column(0)
     hits = pc.indices_nonzero(pc.is_in(ids, value_set=pa.array(wanted, type=pa.string()))).to_numpy()
-    schema = handle.schema_arrow
     if not len(hits):
         return schema.empty_table()
     taken: dict[str, pa.Array | pa.ChunkedArray] = {id_field: ids.take(pa.array(hits, type=pa.int64()))}
     for name in schema.names:
         if held is not None and name not in taken:
-            values = held(name, hits, len(ids))
+            values = held(name, hits, count)
             if values is not None and values.type == schema.field(name).type and len(values) == len(hits):
                 taken[name] = values
     others = [name for name in schema.names if name not in taken]
@@ -249,15 +263,47 @@ def _match_rows(handle: pq.ParquetFile, id_field: str, wanted: list[str], held: 
         for group in np.unique(groups):
             start = int(ends[group - 1]) if group else 0
             rows = pa.array(hits[groups == group] - start, type=pa.int64())
-            parts.append(handle.read_row_group(int(group), columns=others).take(rows))
+            # One thread: a row group's columns are small (some thousand rows), and a thread per column
+            # cost more CPU in handing them out than it saved.
+            parts.append(handle.read_row_group(int(group), columns=others, use_threads=False).take(rows))
         rest = pa.concat_tables(parts)
         taken.update((name, rest.column(name)) for name in others)
+    # A column decoded as a dictionary is cast back to the stored type here, after the take.
     return pa.Table.from_arrays([taken[name] for name in schema.names], schema=schema)
+
+
+# A text column is decoded as a dictionary (its distinct values once, then a number per row) for `_match_rows`
+# when its dictionary pages are at most this share of its bytes: names, cities, owner ids. Where most values
+# are distinct (ids, emails) a dictionary is slower than the texts themselves.
+_FEW_DISTINCT = 0.2
+
+
+def _few_distinct_texts(handle: pq.ParquetFile) -> list[str]:
+    """The text columns (not the id column) that every row group stores dictionary-encoded, with a small
+    dictionary: decoded as dictionaries, then taken, they cost about half of decoding every text."""
+    schema, metadata = handle.schema_arrow, handle.metadata
+    if not metadata.num_row_groups:
+        return []
+    id_field = layers.id_field_of(schema)
+    paths = {metadata.schema.column(at).path: at for at in range(metadata.num_columns)}
+    few: list[str] = []
+    for field in schema:
+        at = paths.get(field.name)
+        if at is None or field.name == id_field or not pa.types.is_string(field.type):
+            continue
+        chunks = [metadata.row_group(g).column(at) for g in range(metadata.num_row_groups)]
+        if not all(chunk.has_dictionary_page and chunk.dictionary_page_offset is not None for chunk in chunks):
+            continue
+        dictionary = sum(chunk.data_page_offset - chunk.dictionary_page_offset for chunk in chunks)
+        if dictionary <= _FEW_DISTINCT * sum(chunk.total_compressed_size for chunk in chunks):
+            few.append(field.name)
+    return few
 
 
 def _by_id(table: pa.Table, kinds: dict[str, FieldKind], id_field: str) -> dict[str, RowRecord]:
     block = RowBlock(table, kinds)
-    ids = [str(i) for i in block.column(id_field).to_pylist()]
+    column = block.column(id_field)
+    ids = column.to_pylist() if pa.types.is_string(column.type) else [str(i) for i in column.to_pylist()]
     with collector_paused():
         found = dict(zip(ids, block.records(), strict=True))
         if len(found) < len(ids):

@@ -336,6 +336,8 @@ def _canonical_column(column: pa.ChunkedArray | pa.Array, kind: FieldKind) -> pa
 
 
 _MS_A_DAY = 86_400_000
+# 0001-01-01 and 9999-12-31 in days since the epoch: the years the canonical texts write with four digits.
+_FIRST_DAY, _LAST_DAY = -719_162, 2_932_896
 
 
 def _arrow_text(column: pa.ChunkedArray | pa.Array, kind: pa.DataType) -> pa.Array | None:
@@ -347,6 +349,12 @@ def _arrow_text(column: pa.ChunkedArray | pa.Array, kind: pa.DataType) -> pa.Arr
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     numbers = pc.fill_null(array.cast(pa.int32() if kind == pa.date32() else pa.int64()), 0).to_numpy().astype(np.int64)
     days, ms = (numbers, None) if kind == pa.date32() else np.divmod(numbers, _MS_A_DAY)
+    if len(days) and (days.min() < _FIRST_DAY or days.max() > _LAST_DAY):
+        return None
+    # In 32 bits from here (numpy's arithmetic on narrower numbers is the faster): every day of years 1-9999
+    # and every millisecond of a day fits.
+    days = days.astype(np.int32)
+    ms = None if ms is None else ms.astype(np.int32)
     # Days since the epoch to the civil date (H. Hinnant's algorithm), for every value at once.
     z = days + 719_468
     era = np.floor_divide(z, 146_097)
@@ -377,6 +385,8 @@ def _arrow_text(column: pa.ChunkedArray | pa.Array, kind: pa.DataType) -> pa.Arr
 
 
 def _digits(text: np.ndarray, start: int, numbers: np.ndarray, width: int) -> None:
+    # The narrowest type that holds the numbers (each is below 10**width): numpy divides many at once then.
+    numbers = numbers.astype(np.uint8 if width <= 2 else np.uint16)
     for at in range(width):
         text[:, start + width - 1 - at] = numbers // 10**at % 10 + ord("0")
 

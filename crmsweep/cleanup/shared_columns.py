@@ -80,7 +80,7 @@ class SharedColumns(ViewOver):
             return self._base.before_images(object_name, ids)
         kinds = {spec.name: spec.kind for spec in self._base.fields(object_name)}
 
-        def stored(name: str, rows: np.ndarray, count: int) -> pa.Array | None:
+        def stored(name: str, rows: np.ndarray | None, count: int) -> pa.Array | None:
             series = held.get(name)
             return None if series is None or len(series) != count else stored_values(series, kinds[name], rows)
 
@@ -88,14 +88,15 @@ class SharedColumns(ViewOver):
         return images
 
 
-def stored_values(series: pd.Series, kind: FieldKind, rows: np.ndarray) -> pa.Array | None:
-    """These rows of a frame column (as the snapshot reader makes it) back as the snapshot stores them, or
-    None where the frame does not hold them exactly (FLOAT, DECIMAL) or the column is not of its kind's type."""
+def stored_values(series: pd.Series, kind: FieldKind, rows: np.ndarray | None) -> pa.Array | None:
+    """These rows (None: all) of a frame column (as the snapshot reader makes it) back as the snapshot stores
+    them, or None where the frame does not hold them exactly (FLOAT, DECIMAL) or the column is not of its
+    kind's type. A whole text column is its Arrow buffers, not copied."""
     arrow_type = _EXACT.get(kind)
     if arrow_type is None:
         return None
     try:
-        values = pa.array(series.take(rows), type=arrow_type, from_pandas=True)
+        values = pa.array(series if rows is None else series.take(rows), type=arrow_type, from_pandas=True)
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
         return values.cast(pa.date32()) if kind is FieldKind.DATE else values

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,7 +47,7 @@ from crmsweep.cleanup.passes._guards import (
     open_deal_now,
     people_on_open_deals,
 )
-from crmsweep.cleanup.view import ids_of, live_frame
+from crmsweep.cleanup.view import DATETIME_DTYPE, ids_of, live_frame
 from crmsweep.errors import BadInput
 from crmsweep.model import Change, Op, Severity, Vocabulary
 
@@ -89,47 +90,68 @@ def run(ctx: PassContext) -> PassOutput:
     if cannot_guard:
         return PassOutput(changes=[], skipped=cannot_guard)
 
-    cutoff = pd.Timestamp(years_before(ctx.now.astimezone(UTC).date(), ctx.settings["years"]), tz=UTC)
+    cutoff = np.datetime64(years_before(ctx.now.astimezone(UTC).date(), ctx.settings["years"]), "ms")
     held_reason = f"on an open {vocab.label(vocab.deal_object)}"
     output = PassOutput(changes=[])
     for obj in targets:
         names = {s.name for s in view.fields(obj)}
         chain = [f for f in (*vocab.last_activity_fields, vocab.created_field) if f in names]
         frame = live_frame(view, obj, [vocab.id_field, *chain], vocab.deleted_field)
-        when = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ms, UTC]")
-        source = pd.Series("", index=frame.index, dtype=object)
-        for column in chain:
-            fill = when.isna() & frame[column].notna()
-            when[fill] = frame.loc[fill, column]
-            source[fill] = column
-        undated = int(when.isna().sum())
+        when, source = last_dates(frame, chain)
+        undated = int(np.isnat(when).sum())
         if undated:
             output.notes.append(
                 f"{undated} {obj} record has no activity, modified or created date and was left alone"
                 if undated == 1
                 else f"{undated} {obj} records have no activity, modified or created date and were left alone"
             )
-        stale = frame.assign(_when=when, _source=source)[when.notna() & (when < cutoff)]
-        stale = stale.sort_values(vocab.id_field, kind="stable")
-        keep = stale[~is_in(stale[vocab.id_field], protected)]
-        if held := len(stale) - len(keep):
-            output.held_back[held_reason] = output.held_back.get(held_reason, 0) + held
-        ids = ids_of(keep[vocab.id_field])
+        # NaT compares as never before the cutoff: undated rows are not stale.
+        stale = frame[vocab.id_field][when < cutoff].sort_values(kind="stable")
+        held = is_in(stale, protected).to_numpy(dtype=bool)
+        if n_held := int(held.sum()):
+            output.held_back[held_reason] = output.held_back.get(held_reason, 0) + n_held
+        keep = stale[~held]
+        rows = keep.index.to_numpy()  # the frame's positions (live_frame numbers its rows from 0)
+        ids = ids_of(keep)
         records = view.before_images(obj, ids)
-        # One reason text per source and day, shared by the changes that have it (hundreds of thousands).
-        said: dict[tuple[str, str], str] = {}
-        reasons = [said.get((src, day)) or said.setdefault((src, day), _reason(vocab, src, day))
-                   for day, src in zip(_days(keep["_when"]), keep["_source"].tolist(), strict=True)]
-        output.changes += propose_all(ctx, NAME, Op(vocab.removal), obj, [records[rid] for rid in ids],
-                                      reasons=reasons, severity=Severity.MINOR)
+        output.changes += propose_all(ctx, NAME, Op(vocab.removal), obj, list(map(records.__getitem__, ids)),
+                                      reasons=_reasons(vocab, chain, when[rows], source[rows]),
+                                      severity=Severity.MINOR)
     return output
 
 
-def _days(when: pd.Series) -> list[str]:
-    """Each UTC datetime's day, "YYYY-MM-DD" (as `Timestamp.date().isoformat()`), a column at a time."""
-    moments = pa.array(when.to_numpy(dtype="datetime64[ms]"), type=pa.timestamp("ms"))
-    days: list[str] = pc.cast(pc.cast(moments, pa.date32()), pa.string()).to_pylist()
-    return days
+def last_dates(frame: pd.DataFrame, chain: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the first date of the `chain` columns that is set (datetime64[ms], UTC; NaT where none is)
+    and the position in `chain` of the column it came from (-1 where none), a column at a time in numpy."""
+    when = np.full(len(frame), np.datetime64("NaT", "ms"))
+    source = np.full(len(frame), -1, dtype=np.int8)
+    for at, column in enumerate(chain):
+        values = frame[column].astype(DATETIME_DTYPE).to_numpy(dtype="datetime64[ms]")
+        fill = np.isnat(when) & ~np.isnat(values)
+        when[fill] = values[fill]
+        source[fill] = at
+    return when, source
+
+
+def _reasons(vocab: Vocabulary, chain: list[str], when: np.ndarray, source: np.ndarray) -> list[str]:
+    """Each change's reason, from its date's UTC day and the `chain` column it came from: one text per
+    (column, day), made once and shared by the changes that have it (hundreds of thousands)."""
+    if not len(when):
+        return []
+    days = when.astype(np.int64) // _MS_A_DAY  # floor: a moment before the epoch is on the day before
+    pairs, which = np.unique(days * len(chain) + source, return_inverse=True)
+    texts = [_reason(vocab, chain[int(pair) % len(chain)], day)
+             for pair, day in zip(pairs.tolist(), _day_texts(pairs // len(chain)), strict=True)]
+    return list(map(texts.__getitem__, which.tolist()))
+
+
+_MS_A_DAY = 86_400_000
+
+
+def _day_texts(days: np.ndarray) -> list[str]:
+    """Each day (days since the epoch) as "YYYY-MM-DD", as `date.isoformat()` writes it."""
+    texts: list[str] = pc.cast(pa.array(days.astype(np.int32), type=pa.date32()), pa.string()).to_pylist()
+    return texts
 
 
 def _people_removed_by(vocab: Vocabulary, op: Op) -> tuple[str, ...]:
