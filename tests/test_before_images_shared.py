@@ -292,3 +292,32 @@ def test_a_held_id_column_is_not_read_again(many: SnapshotReader, monkeypatch: p
     assert read == []
     assert strict(many.before_images("Contact", ids)) == strict(_reference(many, ids))
     assert read == [["Id"]]
+
+
+def test_columns_later_passes_read_are_read_whole_once_for_the_images(reader: SnapshotReader,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # The scan tells the shared columns what the passes from now on read: before-images then take those columns
+    # read whole (as the later pass would read them anyway), not decoded a row group at a time as well.
+    shared = SharedColumns(reader)
+    shared.frame("Contact", ["Id", "LastActivityDate"])
+    shared.expect({"Contact": frozenset({"Id", "Email", "Name", "Score"}), "Account": None})
+    seen = _reads(monkeypatch)
+    got = shared.before_images("Contact", IDS[::13])
+    by_shared = list(seen)
+    plain = reader.before_images("Contact", IDS[::13])
+    assert strict(got) == strict(plain) and _json(got) == _json(plain)
+    # Score is a FLOAT (a frame holds it as a double, not as stored): decoded for the images as before.
+    assert by_shared and all("Email" not in columns and "Name" not in columns and "Score" in columns
+                        for columns in by_shared if columns is not None)
+    assert {"Email", "Name"} <= set(shared._columns["Contact"])
+    # The later pass's frame is the column already read: no read of the file.
+    frames: list[Any] = []
+
+    def noted(*a: Any, **k: Any) -> pd.DataFrame:
+        frames.append(a)
+        return SnapshotReader.frame(reader, *a, **k)
+
+    monkeypatch.setattr(reader, "frame", noted)
+    assert shared.frame("Contact", ["Email", "Name"])["Email"].tolist() == reader.frame("Contact", ["Email"])[
+        "Email"].tolist()
+    assert frames == [("Contact", ["Email"])]  # only the reference read above, none by the shared columns

@@ -57,6 +57,9 @@ class Unshared(ViewOver):
     def keep(self, wanted: Any) -> None:
         pass
 
+    def expect(self, wanted: Any) -> None:
+        pass
+
 
 def counting(view: FrameView) -> CountingView:
     counted = CountingView.__new__(CountingView)

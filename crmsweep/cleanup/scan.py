@@ -271,6 +271,7 @@ def scan_snapshot(
             settings=settings[name] if name in settings else validate_settings(name, {}),
         )
         ran_with[name] = dict(context.settings)
+        shared.expect(_union(reads[later] for later in selected[at:]))
         output = run_pass(spec, context)
         review.extend(output.review)
         notes.extend(f"{name}: {note}" for note in output.notes)

@@ -39,6 +39,8 @@ class SharedColumns(ViewOver):
     def __init__(self, base: SnapshotView) -> None:
         super().__init__(base)
         self._columns: dict[str, dict[str, pd.Series]] = {}
+        # object -> the columns the passes still to run (the current one included) say they read (`expect`).
+        self._expected: Mapping[str, Collection[str] | None] = {}
 
     def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
         names = [s.name for s in self._base.fields(object_name)] if columns is None else list(dict.fromkeys(columns))
@@ -71,10 +73,29 @@ class SharedColumns(ViewOver):
                 for name in [n for n in held if n not in names]:
                     del held[name]
 
+    def expect(self, wanted: Mapping[str, Collection[str] | None]) -> None:
+        """The columns the passes from now on say they read (None: they do not say which), told before each
+        pass: `before_images` then reads whole, once, those it would otherwise decode a row group at a time
+        for the images and again whole when a later pass asks for them."""
+        self._expected = wanted
+
+    def _read_expected(self, object_name: str) -> None:
+        names = self._expected.get(object_name)
+        if not names:  # not read later, or no list of what is (reading every column whole would cost memory)
+            return
+        held = self._columns.get(object_name, {})
+        kinds = {spec.name: spec.kind for spec in self._base.fields(object_name)}
+        # Only the kinds a held column gives back exactly: the others are decoded for the images anyway.
+        missing = sorted(n for n in names if n not in held and kinds.get(n) in _EXACT)
+        if missing:
+            self.frame(object_name, missing)
+
     def before_images(self, object_name: str, ids: Iterable[str]) -> Mapping[str, Mapping[str, Any]]:
         """The base's before-images; from a snapshot reader, with the columns held here taken from them, not
         decoded from Parquet a second time (at 1M contacts the stale ones are a quarter of every row group)."""
         using = getattr(self._base, "before_images_using", None)
+        if using is not None:
+            self._read_expected(object_name)
         held = self._columns.get(object_name)
         if using is None or not held:
             return self._base.before_images(object_name, ids)
