@@ -274,7 +274,9 @@ def diff(ws: Workspace, a: str, b: str, *, objects: Sequence[str] = (), detail: 
     old, new = open_snapshot(ws.home, a), open_snapshot(ws.home, b)
     vocabulary = providers.get(new.manifest.provider).vocabulary
     return diff_snapshots(old, new, id_field=vocabulary.id_field, fingerprint_field=vocabulary.fingerprint_field,
-                          objects=objects, detail=detail, audit_fields=() if all_fields else vocabulary.audit_fields)
+                          objects=objects, detail=detail, audit_fields=() if all_fields else vocabulary.audit_fields,
+                          audit_keys={} if all_fields else vocabulary.audit_keys,
+                          deleted_field=vocabulary.deleted_field)
 
 
 # --- scan and preview ------------------------------------------------------------------------------
