@@ -162,7 +162,7 @@ def test_summarize_names_the_crm_s_words_beside_the_signed_ops_and_what_a_rollba
     plan = scanned_plan()
     emails = [replace(c, object="marketing_emails") for c in plan.changes if c.op is Op.DELETE]
     header = replace(plan.header, provider="hubspot", rollback_of="run-1")
-    found = summarize(Plan(header, [*emails, *(c for c in plan.changes if c.op is not Op.DELETE)]))
+    found = summarize(Plan(header, (*emails, *(c for c in plan.changes if c.op is not Op.DELETE))))
     assert found["by_op"] == {"delete": 7, "deactivate": 3}
     assert found["by_pass"]["stale_contacts"] == {"marketing_emails": {"delete": 7}}
     assert found["op_words"] == {"marketing_emails": {"delete": "archive"}}
