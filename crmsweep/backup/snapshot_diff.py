@@ -115,6 +115,12 @@ def _same_value(old: Any, new: Any) -> bool:
             if re.fullmatch(DECIMAL_PATTERN, text):
                 return float(text) == number
             return bool(_number_text(pa.array([number], pa.float64()))[0].as_py() == text)
+    if old is not None and new is not None and type(old) is not type(new):
+        # Any other two types compare as `_unequal` does: each as Arrow's text of it (5 and "5" alike).
+        try:
+            return bool(pc.cast(pa.array([old]), pa.string())[0] == pc.cast(pa.array([new]), pa.string())[0])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            return False
     return bool(old == new)
 
 
