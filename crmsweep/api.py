@@ -227,7 +227,9 @@ def check_apply_budget(connector: Connector, ws: Workspace, plan: Plan, work: Se
                        dry_run: bool, allow_over: bool, spent: int = 0) -> budget.Verdict:
     """Refuse (exit 3) an apply of the changes `work` of `plan` that would eat into the [budget] reserve.
     `spent`: the calls the command made before (its checks), in the estimate its `api_calls` is held to."""
-    what = f"{'rollback' if plan.header.rollback_of else 'apply'} of plan {plan.header.plan_id}"
+    # A rollback's plan was never shown (it is made from the run): named by the run it undoes.
+    rollback_of = plan.header.rollback_of
+    what = f"the rollback of run {rollback_of}" if rollback_of else f"apply of plan {plan.header.plan_id}"
     estimate = budget.apply_estimate(plan.changes, work, batch_size=write_batch_size(connector),
                                      ids_per_read=connector.capabilities.max_ids_per_read, what=what,
                                      vocabulary=connector.vocabulary, live_ops=live_checked_ops(plan),
@@ -235,7 +237,7 @@ def check_apply_budget(connector: Connector, ws: Workspace, plan: Plan, work: Se
                                      run_size=job_run_size(connector, write_batch_size(connector)),
                                      capabilities=connector.capabilities, spent=spent)
     return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
-                        advice="split the plan (scan with fewer passes)")
+                        advice="" if rollback_of else "split the plan (scan with fewer passes)")
 
 
 def check_review_budget(connector: Connector, ws: Workspace, state: RunState, *, allow_over: bool) -> budget.Verdict:
@@ -251,7 +253,7 @@ def check_review_budget(connector: Connector, ws: Workspace, state: RunState, *,
     estimate = budget.read_estimate(deleted, [(obj, n) for (_, obj), n in batches.items()],
                                     capabilities=capabilities, what=f"the rollback plan of run {state.run_id}")
     return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
-                        advice="roll back without -o (its budget check covers these reads and the writes)")
+                        advice="")  # without -o the same reads come with the writes: no smaller way
 
 
 def snapshots(ws: Workspace, connection: str | None = None) -> list[SnapshotManifest]:
@@ -274,7 +276,9 @@ def diff(ws: Workspace, a: str, b: str, *, objects: Sequence[str] = (), detail: 
     old, new = open_snapshot(ws.home, a), open_snapshot(ws.home, b)
     vocabulary = providers.get(new.manifest.provider).vocabulary
     return diff_snapshots(old, new, id_field=vocabulary.id_field, fingerprint_field=vocabulary.fingerprint_field,
-                          objects=objects, detail=detail, audit_fields=() if all_fields else vocabulary.audit_fields)
+                          objects=objects, detail=detail, audit_fields=() if all_fields else vocabulary.audit_fields,
+                          audit_keys={} if all_fields else vocabulary.audit_keys,
+                          deleted_field=vocabulary.deleted_field)
 
 
 # --- scan and preview ------------------------------------------------------------------------------

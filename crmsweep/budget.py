@@ -21,7 +21,7 @@ from typing import Any
 
 from crmsweep.cleanup.apply import change_batches
 from crmsweep.cleanup.passes import PASSES, RelatedRead
-from crmsweep.errors import BadInput, SafetyRefusal
+from crmsweep.errors import BadInput, OverBudget
 from crmsweep.model import ApiAllowance, Capabilities, Change, ObjectEntry, Op, ReadPlan, Vocabulary
 
 _PERCENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%\s*")
@@ -275,19 +275,23 @@ class Verdict:
 
 def judge(estimate: Estimate, allowance: ApiAllowance | None, reserve: Reserve, *, allow_over: bool,
           advice: str) -> Verdict:
-    """Refuse (SafetyRefusal, exit 3) a run that would leave less than `reserve` of the daily allowance,
-    unless `allow_over`. `advice` says what else the admin can do (back up fewer objects...).
-    Where the CRM reports no allowance there is nothing to judge by: the run goes ahead."""
+    """Refuse (OverBudget, exit 3) a run that would leave less than `reserve` of the daily allowance,
+    unless `allow_over`. `advice` says what else the admin can do (back up fewer objects...), empty where
+    the command has nothing smaller to offer. Where the CRM reports no allowance there is nothing to judge
+    by: the run goes ahead."""
     if allowance is None:
         return Verdict(estimate.calls, None, None, None, None, over=False)
     keep = reserve.calls_of(allowance.limit)
     over = allowance.remaining - (estimate.calls - estimate.spent) < keep
     if over and not allow_over:
-        raise SafetyRefusal(
+        other = f", {advice}," if advice else ","
+        raise OverBudget(
             f"{estimate.what} needs about {estimate.calls} API calls; the org has {allowance.remaining} of "
             f"{allowance.limit} left today and the reserve is {keep} ({reserve}): nothing was done. Wait until "
-            f"the rolling 24-hour allowance recovers, {advice}, lower [budget] reserve, or pass "
-            "--allow-over-budget to go ahead anyway"
+            f"the rolling 24-hour allowance recovers{other} lower [budget] reserve, or pass "
+            "--allow-over-budget to go ahead anyway",
+            details={"estimated_calls": estimate.calls, "limit": allowance.limit, "remaining": allowance.remaining,
+                     "reserve": keep, "source": allowance.source},
         )
     return Verdict(estimate.calls, allowance.limit, allowance.remaining, keep, allowance.source, over=over)
 

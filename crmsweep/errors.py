@@ -37,6 +37,15 @@ class SafetyRefusal(CrmsweepError):
     exit_code = EXIT_REFUSED
 
 
+class OverBudget(SafetyRefusal):
+    """Refused by the API budget: `details` are its numbers (calls needed, left, the reserve), which a
+    `--json` error carries beside the message so a script need not parse it."""
+
+    def __init__(self, message: str, *, details: dict[str, int | str]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
 class NeedsResume(SafetyRefusal):
     """Refused until run `run_id` is finished by resuming it (`plan_file`: the plan to resume it with,
     None for the one being applied). `reason` is the message up to the command, so the CLI can add

@@ -222,6 +222,8 @@ class Vocabulary:
     never_touch_objects: tuple[str, ...] = ()
     # System audit fields the CRM rewrites on every write; excluded from "did the record change" checks.
     audit_fields: tuple[str, ...] = ()
+    # JSON text fields that embed such stamps (a definition as the API gave it): field -> its stamp keys.
+    audit_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # What `backup` takes when the admin names no objects.
     default_backup_objects: tuple[str, ...] = ()
     # Where ids have a short case-sensitive form (15 characters, in web addresses and reports) beside the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -148,9 +149,24 @@ def test_summarize() -> None:
             "stale_contacts": {"on an open opportunity": 3},
             "inactive_users": {"listed in [protect] ids": 1},
         },
+        "op_words": {},
+        "rollback_of": None,
+        "source": dict(plan.header.source),
         "notes": list(plan.header.notes),
         "review": [],
     }
+
+
+def test_summarize_names_the_crm_s_words_beside_the_signed_ops_and_what_a_rollback_undoes() -> None:
+    # A HubSpot delete of a marketing email archives it: the keys stay the plan's ops, `op_words` says so.
+    plan = scanned_plan()
+    emails = [replace(c, object="marketing_emails") for c in plan.changes if c.op is Op.DELETE]
+    header = replace(plan.header, provider="hubspot", rollback_of="run-1")
+    found = summarize(Plan(header, (*emails, *(c for c in plan.changes if c.op is not Op.DELETE))))
+    assert found["by_op"] == {"delete": 7, "deactivate": 3}
+    assert found["by_pass"]["stale_contacts"] == {"marketing_emails": {"delete": 7}}
+    assert found["op_words"] == {"marketing_emails": {"delete": "archive"}}
+    assert found["rollback_of"] == "run-1"
 
 
 def test_negative_limit_is_refused() -> None:

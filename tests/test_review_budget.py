@@ -28,11 +28,24 @@ def test_a_review_plan_whose_reads_would_eat_into_the_reserve_is_refused_before_
     left = 15_000 - sandbox.stats()["api_usage"]
     tight = write_config(tmp_path / "tight.toml", sandbox, f"[budget]\nreserve = {left - 1}\n")
     before = counted(sandbox)
-    refused = cli(tight, home, "rollback", run_id, "-o", str(review), expect=3).stderr.strip()
+    told = cli(tight, home, "rollback", run_id, "-o", str(review), "--json", expect=3)
+    refused = told.stderr.strip()
     assert f"the rollback plan of run {run_id} needs about " in refused and "--allow-over-budget" in refused
-    assert "roll back without -o" in refused and "\n" not in refused
+    # A rollback without -o makes the same reads and the writes besides: no way out to advise.
+    assert "without -o" not in refused and "split the plan" not in refused and "\n" not in refused
     reads = counted(sandbox) - before
     assert not review.exists()
+    # The numbers it judged by, for a script: beside the message, as `--json` answers carry them.
+    error = json.loads(told.stdout)["error"]
+    assert error["exit_code"] == 3 and error["remaining"] - error["estimated_calls"] < error["reserve"] == left - 1
+    assert error["limit"] == 15_000 and isinstance(error["source"], str)
+
+    # Plain, the rollback is refused after its plan checks (a few reads), before any write, named by its run.
+    before = counted(sandbox)
+    plain = cli(tight, home, "rollback", run_id, "--yes", "--json", expect=3)
+    assert f"the rollback of run {run_id} needs about " in plain.stderr and "split the plan" not in plain.stderr
+    assert json.loads(plain.stdout)["error"]["estimated_calls"] > 0
+    assert counted(sandbox) - before < 20
 
     before = counted(sandbox)
     written = json.loads(cli(config, home, "rollback", run_id, "-o", str(review), "--json").stdout)

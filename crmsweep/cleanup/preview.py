@@ -250,12 +250,23 @@ def summarize(plan: Plan) -> dict[str, Any]:
     by_pass: dict[str, dict[str, dict[str, int]]] = {}
     for name, objects in _group(plan).items():
         by_pass[name] = {obj: _op_counts(changes) for obj, changes in objects.items()}
+    vocabulary = _vocabulary(plan.header.provider)
+    # The keys stay the signed plan's op values (scripts count on them); where the CRM carries an op out
+    # as something else (a delete that archives), `op_words` says how the preview's text names it.
+    words: dict[str, dict[str, str]] = {}
+    for change in plan.changes:
+        word = _word(change, vocabulary)
+        if word != change.op.value:
+            words.setdefault(change.object, {})[change.op.value] = word
     return {
         "plan": plan.header.plan_id,
         "digest": plan.digest,
         "changes": len(plan.changes),
         "by_op": _op_counts(plan.changes),
         "by_pass": by_pass,
+        "op_words": words,
+        "rollback_of": plan.header.rollback_of,
+        "source": dict(plan.header.source),
         "held_back": {name: dict(reasons) for name, reasons in plan.header.held_back.items()},
         "notes": list(plan.header.notes),
         "review": [item.to_dict() for item in plan.header.review],

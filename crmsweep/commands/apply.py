@@ -360,6 +360,7 @@ def rollback(
     if outcome.already_rolled_back_by is not None:
         if as_json:
             emit_json({"rollback_of": run_id, "already_rolled_back_by": outcome.already_rolled_back_by,
+                       "run": None, "applied": 0, "skipped": 0, "failed": 0, "nothing_to_do": True,
                        "api_calls": 0})
         else:
             err.print(f"Run {run_id} was already rolled back by run {outcome.already_rolled_back_by}: nothing to "

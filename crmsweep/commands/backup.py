@@ -185,9 +185,12 @@ def diff(
           f"{d.changed:,}", " ".join([*(f"+{f}" for f in d.fields_added), *(f"-{f}" for f in d.fields_removed)]))
          for name, d in found.objects.items()],
     )
+    # The table's footnotes are part of the answer: on stdout with it, so `> diff.txt` keeps them.
+    if not any(d.added or d.removed or d.changed or d.fields_added or d.fields_removed for d in found.objects.values()):
+        out.print(f"Nothing changed between {found.a} and {found.b}.", markup=False)
     stamped = sum(d.stamps_only for d in found.objects.values())
     if stamped:
-        err.print(f"Not counted changed: {stamped:,} records whose only differences are the CRM's audit stamps "
+        out.print(f"Not counted changed: {stamped:,} records whose only differences are the CRM's audit stamps "
                   f"({', '.join(found.audit_fields)}); --all-fields counts them.", markup=False)
     if detail:
         for name, d in found.objects.items():

@@ -10,7 +10,7 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,7 @@ from crmsweep import providers
 from crmsweep.api import Workspace
 from crmsweep.cleanup.apply import ApplyProgress
 from crmsweep.cleanup.labels import one_line, table_lines
-from crmsweep.errors import EXIT_BAD_INPUT, CrmsweepError, SafetyRefusal
+from crmsweep.errors import EXIT_BAD_INPUT, CrmsweepError, OverBudget, SafetyRefusal
 from crmsweep.model import Plan, PlanFormatError
 
 
@@ -126,17 +126,18 @@ def pasteable(text: str) -> str:
     return _SUGGESTED.sub(complete, text)
 
 
-def report_error(message: str, exit_code: int, *, as_json: bool) -> None:
-    """One line on stderr; with --json also `{"error": {...}}` on stdout, as the sf CLI answers."""
+def report_error(message: str, exit_code: int, *, as_json: bool, details: Mapping[str, Any] | None = None) -> None:
+    """One line on stderr; with --json also `{"error": {...}}` on stdout, as the sf CLI answers, with the
+    error's `details` (a budget refusal's numbers) beside its message."""
     message = pasteable(message)  # the JSON error too
     # The message may quote a plan's or the CRM's text: shown escaped, never interpreted by the terminal.
     err.print(f"crmsweep: {one_line(message)}", style="red")
     if as_json:
-        emit_json({"error": {"message": message, "exit_code": exit_code}})
+        emit_json({"error": {"message": message, "exit_code": exit_code, **(details or {})}})
 
 
-def fail(message: str, exit_code: int, *, as_json: bool) -> NoReturn:
-    report_error(message, exit_code, as_json=as_json)
+def fail(message: str, exit_code: int, *, as_json: bool, details: Mapping[str, Any] | None = None) -> NoReturn:
+    report_error(message, exit_code, as_json=as_json, details=details)
     raise typer.Exit(exit_code) from None
 
 
@@ -172,6 +173,8 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         as_json = bool(kwargs.get("as_json"))
         try:
             return fn(*args, **kwargs)
+        except OverBudget as exc:
+            fail(str(exc), exc.exit_code, as_json=as_json, details=exc.details)
         except CrmsweepError as exc:
             fail(str(exc), exc.exit_code, as_json=as_json)
         except PlanFormatError as exc:

@@ -271,6 +271,8 @@ HUBSPOT_VOCABULARY = Vocabulary(
     concepts=(HUBSPOT_QUALITY, HUBSPOT_CUSTOM_FIELDS, *_ASSET_CONCEPTS, *_RECORD_CONCEPTS),
     absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),
     audit_fields=("updatedAt", "lastmodifieddate", "hs_lastmodifieddate", "hs_updated_by_user_id"),
+    # A property's `definition` is the API's whole JSON, its own stamps inside.
+    audit_keys=MappingProxyType({"definition": ("updatedAt", "updatedUserId")}),
     short_id_length=None,  # ids are numeric strings with one form
     # hs_updated_by_user_id names a user, and a Service Key writes as none: no reliable "written by us".
     last_modified_by_field=None,
