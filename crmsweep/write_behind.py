@@ -28,6 +28,10 @@ class WriteBehind:
         self._hash_update = hash_update
         self._pending: queue.Queue[tuple[Sequence[Bytes], Bytes | None] | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
+        # Set first thing on leaving, so the worker ends once the queue is empty even if the caller is
+        # interrupted (Ctrl-C) before its end marker is queued; `_abandoned` when leaving on an error.
+        self._closing = threading.Event()
+        self._abandoned = threading.Event()
         self._worker = threading.Thread(target=self._work, name="crmsweep-write-behind", daemon=True)
 
     def __enter__(self) -> WriteBehind:
@@ -41,7 +45,11 @@ class WriteBehind:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        # The worker drains what is queued even after an error, so this never waits on a full queue.
+        if kind is not None:
+            self._abandoned.set()  # the file is given up: what is still queued is not written
+        self._closing.set()
+        # The marker only wakes the worker at once: were a Ctrl-C to land while the queue is full, the worker
+        # still sees `_closing` when the queue runs empty and ends by itself.
         self._pending.put(None)
         self._worker.join()
         if kind is None:
@@ -52,8 +60,16 @@ class WriteBehind:
             raise self._error
 
     def _work(self) -> None:
-        while (item := self._pending.get()) is not None:
-            if self._error is not None:
+        while True:
+            try:
+                item = self._pending.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if self._closing.is_set():
+                    return
+                continue
+            if item is None:
+                return
+            if self._error is not None or self._abandoned.is_set():
                 continue
             written, hashed = item
             try:
@@ -64,3 +80,6 @@ class WriteBehind:
                     self._hash_update(hashed)
             except BaseException as exc:  # handed to the caller's thread, which raises it
                 self._error = exc
+
+
+_POLL_SECONDS = 0.05  # how soon an idle worker notices it is closing without its end marker

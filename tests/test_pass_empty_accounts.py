@@ -57,7 +57,9 @@ def test_salesforce_removes_exactly_the_accounts_nothing_holds() -> None:
     assert out.changes[0].reason == "no contacts left, no open opportunity, no case"
     assert out.held_back == {"on an open opportunity": 1, "on an open case": 1, "has a closed case": 1,
                              "tied to a Contract": 1}
-    assert out.notes == []
+    # 001A05's closed opportunity (Closed Won) is deleted with it: the preview does not list it, the note counts it.
+    assert out.notes == ["removing these accounts also deletes 1 Opportunity record(s) tied to them (the CRM deletes "
+                         "them with their account); a rollback brings them back with it"]
 
 
 def test_hubspot_archives_the_empty_companies_and_says_what_it_cannot_see() -> None:
@@ -85,7 +87,9 @@ def test_never_touch_objects_the_snapshot_lacks_are_noted_and_missing_guards_ski
     out = run_pass(NAME, org.view(present), SF)
     assert ids(out) == ["001A01", "001A03", "001A05"]
     assert out.notes == ["the snapshot has no Quote: accounts tied to one could not be recognised",
-                         "the snapshot has no Invoice: accounts tied to one could not be recognised"]
+                         "the snapshot has no Invoice: accounts tied to one could not be recognised",
+                         "removing these accounts also deletes 1 Opportunity record(s) tied to them (the CRM deletes "
+                         "them with their account); a rollback brings them back with it"]
     out = run_pass(NAME, org.view([o for o in org.fields if o != "Case"]), SF)
     assert out.skipped == ("the snapshot holds no Case, so accounts on an open case cannot be protected: if the CRM "
                            "has Case, back up without --object (a backup then takes it) and scan again")
@@ -140,5 +144,8 @@ def test_the_tasks_salesforce_deletes_with_a_removed_account_are_counted_in_a_no
     org.add("Task", "00TT3", WhatId="001A02", Status="Completed", IsClosed=True)  # its account stays
     out = run_pass(NAME, org.view(), SF)
     assert ids(out) == ["001A01", "001A03", "001A05"]
+    # 001A05's closed opportunity goes with it too: the preview lists neither, so the note counts both.
     assert out.notes == ["removing these accounts also deletes 2 Task record(s) tied to them (the CRM deletes "
+                         "them with their account); a rollback brings them back with it",
+                         "removing these accounts also deletes 1 Opportunity record(s) tied to them (the CRM deletes "
                          "them with their account); a rollback brings them back with it"]

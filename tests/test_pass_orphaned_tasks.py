@@ -101,6 +101,16 @@ def test_reassign_to_must_be_an_active_user(target: str) -> None:
                                  "the snapshot: name an active owner's id")
 
 
+def test_a_target_an_earlier_pass_deactivates_is_refused_as_such() -> None:
+    # Active in the backup, deactivated by inactive_users in this scan: no owner to hand tasks to, and the
+    # error must not claim the snapshot says so.
+    with pytest.raises(BadInput) as caught:
+        scan(salesforce().view(), SF, ["inactive_users", NAME], settings={NAME: {"reassign_to": IDLE}})
+    assert str(caught.value) == (
+        f"[passes.orphaned_tasks] reassign_to '{IDLE}' is active in the snapshot, but an earlier pass of this scan "
+        "deactivates it: name another active owner's id, or keep that user with [protect] ids")
+
+
 def test_it_sees_the_users_inactive_users_deactivates_before_it() -> None:
     result = scan(salesforce().view(), SF, ["inactive_users", NAME], settings={NAME: {"reassign_to": HEIR}})
     assert ids(result, "inactive_users") == [IDLE]

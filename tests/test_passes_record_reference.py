@@ -233,11 +233,12 @@ def test_empty_accounts_removes_the_accounts_nothing_holds(org: Org) -> None:
             held.setdefault(account, f"tied to {what}")
     gone, kept = removals([r["Id"] for r in live(org, "Account") if r["Id"] not in with_contacts], held)
     assert outcome(out) == (gone, kept)
-    swept = {task for account, task in ties(org, "Task", "WhatId", "Id") if account in set(gone)}
     notes = []
-    if swept:
-        notes.append(f"removing these accounts also deletes {len(swept)} Task record(s) tied to them (the CRM "
-                     "deletes them with their account); a rollback brings them back with it")
+    for obj, near in (("Task", "WhatId"), ("Opportunity", "AccountId")):  # what Salesforce deletes with an account
+        swept = {far for account, far in ties(org, obj, near, "Id") if account in set(gone)}
+        if swept:
+            notes.append(f"removing these accounts also deletes {len(swept)} {obj} record(s) tied to them (the CRM "
+                         "deletes them with their account); a rollback brings them back with it")
     assert out.notes == notes
 
 

@@ -116,3 +116,34 @@ def test_pieces_are_written_then_hashed_in_order_and_an_error_surfaces_at_the_en
     with pytest.raises(OSError), WriteBehind(failing) as behind:
         behind.put((b"a", b"b"))  # the second write fails on the worker, after the last put
     assert failing.getvalue() == b"a" and not _workers()  # nothing written after the error
+
+
+def test_an_interrupt_while_the_queue_is_full_still_ends_the_worker(monkeypatch: Any) -> None:
+    # A slow disk keeps the queue full; a Ctrl-C landing in the end marker's `put` (red team R2) left the
+    # worker waiting for it forever, holding the last batch and the handle. It must end by itself.
+    gate = threading.Event()
+    written: list[bytes] = []
+
+    class Slow(io.BytesIO):
+        def write(self, data: Any) -> int:
+            gate.wait(5)
+            written.append(bytes(data))
+            return len(data)
+
+    behind = WriteBehind(cast(IO[bytes], Slow()))
+    plain_put = behind._pending.put
+
+    def interrupted(item: Any, *args: Any, **kwargs: Any) -> None:
+        if item is None:
+            raise KeyboardInterrupt
+        plain_put(item, *args, **kwargs)
+
+    monkeypatch.setattr(behind._pending, "put", interrupted)
+    with pytest.raises(KeyboardInterrupt), behind:
+        behind.put([b"first"])
+        behind.put([b"second"])  # the worker is held in the first write: this waits in the queue
+        raise KeyboardInterrupt
+    gate.set()
+    behind._worker.join(2)
+    assert not behind._worker.is_alive() and not _workers()
+    assert written == [b"first"]  # what was still queued when the write was given up is not written

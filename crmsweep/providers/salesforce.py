@@ -162,8 +162,9 @@ _RECORD_CONCEPTS = (
         contacts=(Link("Contact", "AccountId", "Id"),),
         deals=(Link("Opportunity", "AccountId", "Id"),),
         kept_by={o: (Link(o, "AccountId", "Id"),) for o in ("Contract", "Order", "Quote", "Invoice")},
-        # Deleting an account deletes the activities related to it (Task.WhatId cascades).
-        cascades=(Link("Task", "WhatId", "Id"),),
+        # Deleting an account deletes the activities related to it (Task.WhatId cascades) and its
+        # opportunities (closed ones: an open one keeps the account): the plan's note counts both.
+        cascades=(Link("Task", "WhatId", "Id"), Link("Opportunity", "AccountId", "Id")),
     ),
 )
 

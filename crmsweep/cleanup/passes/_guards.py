@@ -395,12 +395,22 @@ def user_states(view: SnapshotView, vocab: Vocabulary) -> pd.DataFrame:
     })
 
 
-def require_active_owner(view: SnapshotView, vocab: Vocabulary, pass_name: str, key: str, target: str) -> None:
-    """BadInput unless `target` is an active user of the snapshot (as the earlier passes leave it)."""
+def require_active_owner(view: SnapshotView, vocab: Vocabulary, pass_name: str, key: str, target: str,
+                         backed_up: SnapshotView | None = None) -> None:
+    """BadInput unless `target` is an active user of the snapshot as the earlier passes leave it (`view`);
+    with `backed_up` (the snapshot itself), the error says when an earlier pass is what deactivates it."""
+    if not _is_active(view, vocab, target):
+        # A user an earlier pass deactivates is no owner to hand records to either, though active in the backup.
+        earlier = backed_up is not None and _is_active(backed_up, vocab, target)
+        raise BadInput(f"[passes.{pass_name}] {key} {target!r} is "
+                       + ("active in the snapshot, but an earlier pass of this scan deactivates it: name another "
+                          "active owner's id, or keep that user with [protect] ids" if earlier else
+                          f"not an active {vocab.user_object} record in the snapshot: name an active owner's id"))
+
+
+def _is_active(view: SnapshotView, vocab: Vocabulary, target: str) -> bool:
     users = user_states(view, vocab)
-    if not bool((users["active"] & (users["id"].map(vocab.id_key) == vocab.id_key(target))).any()):
-        raise BadInput(f"[passes.{pass_name}] {key} {target!r} is not an active {vocab.user_object} record in the "
-                       "snapshot: name an active owner's id")
+    return bool((users["active"] & (users["id"].map(vocab.id_key) == vocab.id_key(target))).any())
 
 
 def removal_objects(vocab: Vocabulary, objects: Sequence[str], op_value: str) -> tuple[str, ...]:

@@ -85,7 +85,7 @@ def run(ctx: PassContext) -> PassOutput:
             f"set [passes.{NAME}] reassign_to = \"<{owner} id>\" to hand these tasks to that {owner}, "
             f"or action = \"close\" to close them"))
     if action == "reassign":
-        require_active_owner(view, vocab, NAME, "reassign_to", target)
+        require_active_owner(view, vocab, NAME, "reassign_to", target, ctx.backed_up)
     names = {s.name for s in view.fields(work.object)}
     missing = [f for f in (vocab.owner_field, work.done_field, work.due_field) if f not in names]
     if missing:
