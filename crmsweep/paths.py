@@ -13,10 +13,14 @@ home that is not a folder, or cannot be written, is bad input (exit 2).
 from __future__ import annotations
 
 import os
+import signal
 import stat
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 import platformdirs
@@ -142,7 +146,7 @@ def replace_private_file_with(path: Path, write: Callable[[IO[bytes]], object]) 
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.unlink(missing_ok=True)
     try:
-        with os.fdopen(open_private_file(temporary), "wb") as handle:
+        with _stops_raise(), os.fdopen(open_private_file(temporary), "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -151,6 +155,28 @@ def replace_private_file_with(path: Path, write: Callable[[IO[bytes]], object]) 
         raise
     os.replace(temporary, path)
     fsync_dir(path.parent)
+
+
+@contextmanager
+def _stops_raise() -> Iterator[None]:
+    """While a private file is written, a SIGTERM or SIGHUP (a scheduler's `timeout`, a closed terminal) left to
+    its default, which ends the process on the spot, raises KeyboardInterrupt instead: the half-written file
+    (a plan's before-images: personal data) is then removed, not left behind. A handler someone else set (apply
+    holds a stop until its write in flight is logged) is left as it is, and so is a caller off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    changed = {s: signal.signal(s, stop) for s, handler in previous.items() if handler == signal.SIG_DFL}
+    try:
+        yield
+    finally:
+        for s, handler in changed.items():
+            signal.signal(s, handler)
 
 
 def fsync_dir(path: Path) -> None:

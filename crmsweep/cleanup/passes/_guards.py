@@ -8,6 +8,7 @@ record the snapshot lacks, counts as open, because when in doubt we keep the rec
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -91,7 +92,14 @@ def starts_visible(text: pa.Array) -> np.ndarray:
 
 
 def _not_blank(value: Any) -> bool:
-    return not isinstance(value, str) or bool(value.strip())
+    return not isinstance(value, str) or not blank_text(value)
+
+
+def blank_text(text: str) -> bool:
+    """Whether a text shows nothing: only whitespace and invisible format characters (zero-width space, word
+    joiner, byte order mark: Unicode category Cf), which a copy from a web page or a spreadsheet leaves in an
+    "empty" cell. No one is reached at an email or phone made of those."""
+    return not text.strip() or all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
 
 
 def _bools(array: pa.Array) -> np.ndarray:
@@ -107,7 +115,7 @@ def live_is_in(value: Any, values: Collection[Any]) -> bool:
 
 
 def live_filled(value: Any) -> bool:
-    return not (value is None or (isinstance(value, str) and not value.strip()))
+    return not (value is None or (isinstance(value, str) and blank_text(value)))
 
 
 def live_day(value: Any) -> date | None:

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crmsweep.cleanup.passes._guards import starts_visible
 from crmsweep.cleanup.view import text_array
 
 PHONE_DIGITS = 10
@@ -47,9 +48,18 @@ def arrow_text(series: pd.Series) -> pa.Array:
 
 
 def trimmed(values: pa.Array) -> pa.Array:
-    """Surrounding whitespace gone, null for an empty cell."""
+    """Surrounding whitespace gone, null for an empty cell: also one that shows nothing (whitespace and
+    invisible format characters only, as `_guards.blank_text`), so no two records match on it."""
     text = pc.utf8_trim_whitespace(values)
-    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+    empty = pc.fill_null(pc.equal(text, ""), False).to_numpy(zero_copy_only=False).copy()
+    # Only a text that does not start with a visible ASCII character can be invisible: nearly none is looked at.
+    unsure = np.flatnonzero(~starts_visible(text) & ~empty & np.asarray(text.is_valid().to_numpy(zero_copy_only=False)))
+    if len(unsure):
+        empty[unsure] = pc.match_substring_regex(text.take(pa.array(unsure)), _INVISIBLE).to_numpy(zero_copy_only=False)
+    return pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), text) if empty.any() else text
+
+
+_INVISIBLE = r"^[\s\p{Cf}]*$"
 
 
 def email_text(values: pa.Array) -> pa.Array:
