@@ -282,7 +282,10 @@ def judge(estimate: Estimate, allowance: ApiAllowance | None, reserve: Reserve, 
     if allowance is None:
         return Verdict(estimate.calls, None, None, None, None, over=False)
     keep = reserve.calls_of(allowance.limit)
-    over = allowance.remaining - (estimate.calls - estimate.spent) < keep
+    # What makes no more calls takes nothing from the reserve, however little is left (red team R3: a
+    # `rollback -o` of a run that wrote nothing was refused for "about 0 API calls").
+    to_make = estimate.calls - estimate.spent
+    over = to_make > 0 and allowance.remaining - to_make < keep
     if over and not allow_over:
         other = f", {advice}," if advice else ","
         raise OverBudget(

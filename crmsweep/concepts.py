@@ -12,7 +12,7 @@ Adding a pass that needs a new concept is: one class here, one entry per provide
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -343,3 +343,6 @@ class Accounts:
     # earlier pass changes is kept, or the deletion would sweep the change away and its undo could not
     # find the record as it left it.
     cascades: tuple[Link, ...] = ()
+    # What the CRM deletes, in turn, with a record a cascade deletes (an opportunity takes its activities):
+    # per object of a cascade, the links from the records it takes (their near end is that object's id).
+    cascades_of: Mapping[str, tuple[Link, ...]] = field(default_factory=dict)

@@ -385,3 +385,16 @@ def test_objects_with_no_batch_endpoint_cost_a_call_per_record_and_spent_calls_a
     verdict = judge(estimate, ApiAllowance(limit=1000, remaining=132, source="test"), Reserve(calls=100),
                     allow_over=False, advice="x")
     assert verdict.to_dict()["estimated_calls"] == 34 and verdict.over is False
+
+
+def test_what_makes_no_more_calls_is_never_refused_even_inside_the_reserve() -> None:
+    from crmsweep.budget import Estimate, Reserve, judge
+    from crmsweep.errors import OverBudget
+    from crmsweep.model import ApiAllowance
+
+    tight = ApiAllowance(limit=400, remaining=100, source="limits")
+    for estimate in (Estimate("the rollback plan of run R", 0), Estimate("apply of plan P", 5, spent=5)):
+        verdict = judge(estimate, tight, Reserve(share=0.9), allow_over=False, advice="")
+        assert not verdict.over and verdict.reserve == 360
+    with pytest.raises(OverBudget):
+        judge(Estimate("apply of plan P", 6, spent=5), tight, Reserve(share=0.9), allow_over=False, advice="")

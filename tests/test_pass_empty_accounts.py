@@ -149,3 +149,31 @@ def test_the_tasks_salesforce_deletes_with_a_removed_account_are_counted_in_a_no
                          "them with their account); a rollback brings them back with it",
                          "removing these accounts also deletes 1 Opportunity record(s) tied to them (the CRM deletes "
                          "them with their account); a rollback brings them back with it"]
+
+
+def test_an_account_is_kept_when_a_task_on_its_closed_opportunity_was_changed_by_an_earlier_pass() -> None:
+    # Salesforce deletes the account's opportunities with it, and their activities with them: the task
+    # orphaned_tasks hands over would be destroyed by the delete the same plan shows (red team R3).
+    org = salesforce()
+    org.add("User", "005U1", Name="Gone", Username="gone@x", IsActive=False, LastLoginDate="2020-01-01T00:00:00.000Z")
+    org.add("User", "005U2", Name="Here", Username="here@x", IsActive=True, LastLoginDate="2026-03-01T00:00:00.000Z")
+    org.add("Task", "00TT9", OwnerId="005U1", WhatId="006O5", IsClosed=False, Status="Not Started",
+            ActivityDate="2026-03-20", Subject="Call back")
+    result = scan(org.view(), SF, ["orphaned_tasks", NAME], recent_days=0,
+                  settings={"orphaned_tasks": {"reassign_to": "005U2"}})
+    assert ids(result, "orphaned_tasks") == ["00TT9"]
+    assert ids(result, NAME) == ["001A01", "001A03"]  # not 001A05, whose closed opportunity holds the task
+    assert result.held_back[NAME]["its tasks, changed by an earlier pass, would go with its opportunities"] == 1
+
+
+def test_the_records_that_go_with_a_cascaded_opportunity_are_counted_in_a_note() -> None:
+    org = salesforce()
+    org.add("Task", "00TT9", WhatId="006O5", Status="Completed", IsClosed=True)
+    org.add("Task", "00TTA", WhatId="006O5", Status="Not Started", IsClosed=False)
+    out = run_pass(NAME, org.view(), SF)
+    assert ids(out) == ["001A01", "001A03", "001A05"]
+    assert out.notes == [
+        "removing these accounts also deletes 1 Opportunity record(s) tied to them (the CRM deletes them with "
+        "their account); a rollback brings them back with it",
+        "removing these accounts also deletes 2 Task record(s) tied to the Opportunity records that go with them; "
+        "a rollback brings them back too"]

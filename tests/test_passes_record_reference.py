@@ -239,6 +239,12 @@ def test_empty_accounts_removes_the_accounts_nothing_holds(org: Org) -> None:
         if swept:
             notes.append(f"removing these accounts also deletes {len(swept)} {obj} record(s) tied to them (the CRM "
                          "deletes them with their account); a rollback brings them back with it")
+        if obj == "Opportunity":  # and each opportunity takes its own activities and contact roles
+            for then, near_then in (("Task", "WhatId"), ("OpportunityContactRole", "OpportunityId")):
+                also = {far for deal, far in ties(org, then, near_then, "Id") if deal in swept}
+                if also:
+                    notes.append(f"removing these accounts also deletes {len(also)} {then} record(s) tied to the "
+                                 "Opportunity records that go with them; a rollback brings them back too")
     assert out.notes == notes
 
 

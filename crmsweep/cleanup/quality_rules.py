@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from crmsweep.cleanup.view import SnapshotView, holds_text, live_frame
+from crmsweep.cleanup.passes._guards import filled
+from crmsweep.cleanup.view import SnapshotView, live_frame
 from crmsweep.concepts import DataQuality, QualityRule
 from crmsweep.errors import BadInput
 from crmsweep.model import Vocabulary
@@ -126,11 +127,9 @@ def rule_column(rule: QualityRule) -> str:
 
 
 def _blank(series: pd.Series) -> pd.Series:
-    """True where a value is missing: null, NaN, or text that is empty or only spaces."""
-    if holds_text(series):
-        text = series.astype("string")
-        return (text.isna() | text.str.strip().eq("")).fillna(True).astype(bool)
-    return series.isna().astype(bool)
+    """True where a value is missing: null, NaN, or text that shows nothing (the passes' `filled`, so a
+    contact no_contact_info finds unreachable is a violation here too)."""
+    return ~filled(series)
 
 
 def _owners(view: SnapshotView, vocabulary: Vocabulary, quality: DataQuality | None) -> Owners | None:

@@ -165,6 +165,9 @@ _RECORD_CONCEPTS = (
         # Deleting an account deletes the activities related to it (Task.WhatId cascades) and its
         # opportunities (closed ones: an open one keeps the account): the plan's note counts both.
         cascades=(Link("Task", "WhatId", "Id"), Link("Opportunity", "AccountId", "Id")),
+        # ... and each opportunity deleted takes its own activities.
+        cascades_of={"Opportunity": (Link("Task", "WhatId", "Id"),
+                                     Link("OpportunityContactRole", "OpportunityId", "Id"))},
     ),
 )
 

@@ -210,6 +210,10 @@ class Ties:
         """How many distinct records are tied to something in `ids`."""
         return int(pc.count_distinct(self._ends(_NEAR, ids, True)[_FAR]).as_py())
 
+    def far_where_near_in(self, ids: pa.Array) -> pa.Array:
+        """The distinct records tied to something in `ids` (text)."""
+        return pc.unique(self._ends(_NEAR, ids, True)[_FAR])
+
     def _ends(self, by: int, ids: pa.Array | None, inside: bool, need_other: bool = True) -> tuple[pa.Array, pa.Array]:
         """(near, far) as text of the ties whose `by` end is in `ids` (not in it, unless `inside`; every
         tie when `ids` is None). The far end is empty-valued and unusable when not `need_other`."""

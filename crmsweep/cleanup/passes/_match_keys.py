@@ -59,7 +59,8 @@ def trimmed(values: pa.Array) -> pa.Array:
     return pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), text) if empty.any() else text
 
 
-_INVISIBLE = r"^[\s\p{Cf}]*$"
+# What `str.isspace` calls space (RE2's \s is ASCII only) and the format characters: as `_guards.blank_text`.
+_INVISIBLE = r"^[\t-\r\x1c-\x1f\x85\p{Z}\p{Cf}]*$"
 
 
 def email_text(values: pa.Array) -> pa.Array:

@@ -103,13 +103,23 @@ def run(ctx: PassContext) -> PassOutput:
         for account in tied(view, vocab, links).near_ids():
             held.setdefault(account, tied_to)
     for link in accounts.cascades:
-        # Objects and ids by C loops: the earlier passes' changes are hundreds of thousands at scale.
-        changed = set(map(_RECORD_ID, compress(ctx.earlier, map(link.object.__eq__, map(_OBJECT, ctx.earlier)))))
-        if not changed or not view.has(link.object):
+        if not view.has(link.object):
             continue
-        for account in tied(view, vocab, (link,)).near_where_far_in(pa.array(sorted(changed), pa.string())):
-            held.setdefault(account,
-                            f"its {vocab.label(link.object, many=True)}, changed by an earlier pass, would go with it")
+        changed = _changed_ids(ctx, link.object)
+        if changed:
+            for account in tied(view, vocab, (link,)).near_where_far_in(changed):
+                held.setdefault(account, f"its {vocab.label(link.object, many=True)}, changed by an earlier pass, "
+                                         "would go with it")
+        # A record the cascade takes takes its own (an opportunity its activities): a change to one of those is
+        # swept away with the account just the same.
+        for then in accounts.cascades_of.get(link.object, ()):
+            swept = _changed_ids(ctx, then.object)
+            if not len(swept) or not view.has(then.object):
+                continue
+            carriers = pa.array(tied(view, vocab, (then,)).near_where_far_in(swept), pa.string())
+            for account in tied(view, vocab, (link,)).near_where_far_in(carriers):
+                held.setdefault(account, f"its {vocab.label(then.object, many=True)}, changed by an earlier pass, "
+                                         f"would go with its {vocab.label(link.object, many=True)}")
     chosen = frame[~with_contacts].sort_values(vocab.id_field, kind="stable")
     why = (f"no contacts left, no open {vocab.label(vocab.deal_object)}"
            + (f", no {vocab.label(cases.object)}" if cases is not None else ""))
@@ -129,13 +139,27 @@ def _cascade_notes(ctx: PassContext, accounts: Accounts, removed: set[str]) -> l
         if not removed or not ctx.view.has(link.object) or link.near_field not in {
                 f.name for f in ctx.view.fields(link.object)}:
             continue
-        swept = tied(ctx.view, ctx.vocabulary, (link,)).far_count_where_near_in(pa.array(sorted(removed), pa.string()))
-        if swept:
-            one, many = ctx.vocabulary.label(accounts.object), ctx.vocabulary.label(accounts.object, many=True)
-            notes.append(f"removing these {many} also deletes {swept} {link.object} "
+        ties = tied(ctx.view, ctx.vocabulary, (link,))
+        taken = ties.far_where_near_in(pa.array(sorted(removed), pa.string()))
+        one, many = ctx.vocabulary.label(accounts.object), ctx.vocabulary.label(accounts.object, many=True)
+        if len(taken):
+            notes.append(f"removing these {many} also deletes {len(taken)} {link.object} "
                          f"record(s) tied to them (the CRM deletes them with their {one}); "
                          "a rollback brings them back with it")
+        for then in accounts.cascades_of.get(link.object, ()):
+            if not len(taken) or not ctx.view.has(then.object):
+                continue
+            also = tied(ctx.view, ctx.vocabulary, (then,)).far_count_where_near_in(taken)
+            if also:
+                notes.append(f"removing these {many} also deletes {also} {then.object} record(s) tied to the "
+                             f"{link.object} records that go with them; a rollback brings them back too")
     return notes
+
+
+def _changed_ids(ctx: PassContext, object_name: str) -> pa.Array:
+    """The ids of `object_name` the earlier passes change; objects and ids by C loops (hundreds of thousands)."""
+    changed = set(map(_RECORD_ID, compress(ctx.earlier, map(object_name.__eq__, map(_OBJECT, ctx.earlier)))))
+    return pa.array(sorted(changed), pa.string())
 
 
 def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
