@@ -219,7 +219,9 @@ def _reads(vocab: Vocabulary) -> list[ObjectRead]:
     accounts = _accounts(vocab)
     if accounts is None:
         return []
-    links = [*accounts.contacts, *accounts.deals, *(link for links in accounts.kept_by.values() for link in links)]
+    links = [*accounts.contacts, *accounts.deals, *(link for links in accounts.kept_by.values() for link in links),
+             # What the CRM deletes with an account, and with those records in turn: counted in the notes.
+             *accounts.cascades, *(link for links in accounts.cascades_of.values() for link in links)]
     cases = _cases(vocab)
     reads = [
         ObjectRead(accounts.object, (vocab.id_field,)),
