@@ -136,7 +136,7 @@ _MIX = np.uint64(0xBF58476D1CE4E5B9)
 
 def fingerprints(values: pa.Array) -> np.ndarray:
     """Per text (of a string array), 64 bits hashed from its length and bytes: equal texts of one array have
-    equal fingerprints. A text of up to 32 bytes is hashed whole, a longer one by its first 24 and last 8 bytes (a
+    equal fingerprints. A text of up to 32 bytes is hashed whole, a longer one by its first 32 and last 8 bytes (a
     pair of long texts differing only in between shares a fingerprint: a caller compares texts after)."""
     rows = len(values)
     _, offsets_buffer, data_buffer = values.buffers()
