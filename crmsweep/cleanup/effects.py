@@ -120,6 +120,14 @@ class EffectsView(ViewOver):
         self._live, self._patched = {}, {}
         return view
 
+    def branch(self) -> EffectsView:
+        """This view again, for a pass that reads it beside the scan's later passes (on another thread): the
+        same changes, its own columns, so `with_changes` here does not let go of what that pass reads."""
+        view = EffectsView(self._base, self._vocab)
+        view._gone, view._writes, view._keys = dict(self._gone), dict(self._writes), self._keys
+        view._parent = self
+        return view
+
     def removed(self, object_name: str) -> frozenset[str]:
         """Ids of `object_name` the earlier passes remove."""
         return frozenset(id for ids in self._gone.get(object_name, ()) for id in ids.to_pylist())

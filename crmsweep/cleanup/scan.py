@@ -5,12 +5,18 @@ Passes run in their declared order over the snapshot as the earlier passes' chan
 pass the provider cannot run (a concept it needs is not mapped) or whose objects the snapshot lacks is
 skipped, with the reason in the plan. Pure: no I/O, the snapshot arrives as a view and the plan leaves
 as a value.
+
+A report-only pass (duplicates) proposes nothing, so no later pass depends on it: it runs on a worker
+thread beside the passes after it, over the view it would have had in order, and its findings, notes and
+errors take its place in the plan when it ends. The plan is the one a scan in order makes, byte for byte.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
@@ -251,52 +257,68 @@ def scan_snapshot(
     changes: list[Change] = []
     claimed: dict[str, list[tuple[str, set[str]]]] = {}
     per_pass: dict[str, int] = {}
-    held_back: dict[str, dict[str, int]] = {}
-    skipped: dict[str, str] = {}
-    review: list[ReviewItem] = []
+    # Each pass's outcome, gathered in pass order once every pass is done (a report-only one may finish late).
+    outcomes: dict[str, _Outcome | _Background] = {}
     # One read of each column for the whole scan (crmsweep/cleanup/shared_columns.py), each held only while a
-    # pass still to run says it reads it.
+    # pass still to run, or still running, says it reads it.
     shared = SharedColumns(view)
     effects = EffectsView(shared, vocabulary)
     reads = {name: columns_read(PASSES[name], vocabulary) for name in selected}
-    for at, name in enumerate(selected):
-        spec = PASSES[name]
-        per_pass[name] = 0
-        context = PassContext(
-            backed_up=shared,
-            earlier=tuple(changes),
-            view=effects,
-            vocabulary=vocabulary,
-            now=now,
-            settings=settings[name] if name in settings else validate_settings(name, {}),
-        )
-        ran_with[name] = dict(context.settings)
-        shared.expect(_union(reads[later] for later in selected[at:]))
-        output = run_pass(spec, context)
-        review.extend(output.review)
-        notes.extend(f"{name}: {note}" for note in output.notes)
-        if output.skipped is not None:
-            skipped[name] = output.skipped
-            notes.append(f"{name}: skipped: {output.skipped}")
-        kept, protected = protections.apply(output.changes)
-        held = dict(output.held_back)
-        for reason, count in protected.items():
-            held[reason] = held.get(reason, 0) + count
-        new, taken_by = _claim(claimed, name, kept)
-        per_pass[name] += len(new)
-        changes.extend(new)
-        effects = effects.with_changes(new)
-        shared.keep(_union(reads[later] for later in selected[at + 1:]))
-        notes.extend(f"{name}: {n} records already changed by {earlier}" for earlier, n in taken_by.items())
-        if any(held.values()):
-            held_back[name] = {r: n for r, n in held.items() if n}
+    try:
+        for at, name in enumerate(selected):
+            spec = PASSES[name]
+            per_pass[name] = 0
+            context = PassContext(
+                backed_up=shared,
+                earlier=tuple(changes),
+                # A pass run beside the others gets a view of its own: the next pass's view lets go of the
+                # columns the one before it made, and this one is still reading them.
+                view=effects.branch() if spec.report_only else effects,
+                vocabulary=vocabulary,
+                now=now,
+                settings=settings[name] if name in settings else validate_settings(name, {}),
+            )
+            ran_with[name] = dict(context.settings)
+            shared.expect(_union(reads[n] for n in [*_running(outcomes), *selected[at:]]))
+            if spec.report_only:
+                # It proposes nothing, so no later pass waits for it: it runs on a worker beside them (its work
+                # is mostly Arrow's and rapidfuzz's, which let go of the GIL), and its findings join the plan
+                # in its place.
+                outcomes[name] = _Background(functools.partial(_report, spec, context))
+                continue
+            output = run_pass(spec, context)
+            kept, protected = protections.apply(output.changes)
+            new, taken_by = _claim(claimed, name, kept)
+            per_pass[name] += len(new)
+            changes.extend(new)
+            effects = effects.with_changes(new)
+            shared.keep(_union(reads[n] for n in [*_running(outcomes), *selected[at + 1:]]))
+            outcomes[name] = _outcome(name, output, protected, taken_by)
+    except Exception:
+        # The error of an earlier pass still running, if it has one, is the one a scan in order would raise.
+        # (A Ctrl-C does not wait for it.)
+        _finish(outcomes)
+        raise
 
-    if running_user_unknown:
-        _refuse_unknown_running_user(changes, vocabulary, connection, manifest.snapshot_id, selected)
-
-    over = check_caps(changes, max_changes=max_changes, max_changes_per_object=max_changes_per_object)
-    if over and not allow_over_cap:
-        raise SafetyRefusal(f"{over[0]}: narrow the passes or raise the cap, or pass --allow-over-cap")
+    try:
+        if running_user_unknown:
+            _refuse_unknown_running_user(changes, vocabulary, connection, manifest.snapshot_id, selected)
+        over = check_caps(changes, max_changes=max_changes, max_changes_per_object=max_changes_per_object)
+        if over and not allow_over_cap:
+            raise SafetyRefusal(f"{over[0]}: narrow the passes or raise the cap, or pass --allow-over-cap")
+    except SafetyRefusal:
+        _finish(outcomes)  # a pass's own error comes first, as in a scan in order
+        raise
+    review: list[ReviewItem] = []
+    held_back: dict[str, dict[str, int]] = {}
+    skipped: dict[str, str] = {}
+    for name, outcome in _finish(outcomes).items():
+        review.extend(outcome.review)
+        notes.extend(outcome.notes)
+        if outcome.skipped is not None:
+            skipped[name] = outcome.skipped
+        if outcome.held:
+            held_back[name] = outcome.held
     notes.extend(f"{sentence}; allowed by --allow-over-cap" for sentence in over)
 
     header = PlanHeader(
@@ -316,3 +338,74 @@ def scan_snapshot(
         review=tuple(review),
     )
     return ScanResult(plan=Plan.build(header, changes), per_pass=per_pass, held_back=held_back, skipped=skipped)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one pass adds to the plan's header, besides its changes."""
+
+    review: Sequence[ReviewItem]
+    notes: Sequence[str]
+    skipped: str | None
+    held: dict[str, int]  # reason -> count, none zero
+
+
+def _outcome(name: str, output: PassOutput, protected: Mapping[str, int], taken_by: Mapping[str, int]) -> _Outcome:
+    held = dict(output.held_back)
+    for reason, count in protected.items():
+        held[reason] = held.get(reason, 0) + count
+    notes = [f"{name}: {note}" for note in output.notes]
+    if output.skipped is not None:
+        notes.append(f"{name}: skipped: {output.skipped}")
+    notes += [f"{name}: {n} records already changed by {earlier}" for earlier, n in taken_by.items()]
+    return _Outcome(review=output.review, notes=notes, skipped=output.skipped,
+                    held={reason: n for reason, n in held.items() if n})
+
+
+def _report(spec: PassSpec, context: PassContext) -> _Outcome:
+    """A report-only pass's outcome (it proposes no change, so nothing is protected or claimed)."""
+    output = run_pass(spec, context)
+    if output.changes:
+        raise RuntimeError(f"{spec.name} is report-only but proposed {len(output.changes)} changes")
+    return _outcome(spec.name, output, {}, {})
+
+
+class _Background:
+    """`work()` on a thread of its own, started at once; `result()` waits for it and gives its outcome, or
+    raises its error. A daemon: a scan given up (Ctrl-C, an error) does not wait for it to end, and it writes
+    nothing."""
+
+    def __init__(self, work: Callable[[], _Outcome]) -> None:
+        self._work = work
+        self._outcome: _Outcome | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="crmsweep-pass", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._outcome = self._work()
+        except BaseException as exc:  # raised in the scan's own thread, by `result`
+            self._error = exc
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def result(self) -> _Outcome:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._outcome is not None
+        return self._outcome
+
+
+def _running(outcomes: Mapping[str, _Outcome | _Background]) -> list[str]:
+    """The passes still running beside the scan."""
+    return [name for name, outcome in outcomes.items() if isinstance(outcome, _Background) and not outcome.done()]
+
+
+def _finish(outcomes: Mapping[str, _Outcome | _Background]) -> dict[str, _Outcome]:
+    """Each pass's outcome in pass order, waiting for those still running; the first error of one, in pass
+    order, is raised."""
+    return {name: outcome.result() if isinstance(outcome, _Background) else outcome
+            for name, outcome in outcomes.items()}

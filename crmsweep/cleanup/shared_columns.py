@@ -8,10 +8,14 @@ reads (`keep`): a scan holds no more columns than it would without sharing, and 
 Each frame handed out holds its own copy of the shared columns' values (a copy of memory, not a read): pandas
 copies on write through `.loc` and assignment, but not through the arrays `to_numpy()` and `.array` give of a
 nullable column, so a pass writing there would have changed what every later pass reads.
+
+A report-only pass runs on a worker beside the others (crmsweep/cleanup/scan.py): the held columns are
+changed under one lock, and the scan keeps every column such a pass reads until it ends.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -41,8 +45,15 @@ class SharedColumns(ViewOver):
         self._columns: dict[str, dict[str, pd.Series]] = {}
         # object -> the columns the passes still to run (the current one included) say they read (`expect`).
         self._expected: Mapping[str, Collection[str] | None] = {}
+        # Held while the columns are read or let go: a read is not made twice, nor a dict changed while
+        # another thread walks it. Re-entrant: `before_images` reads through `frame`.
+        self._lock = threading.RLock()
 
     def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        with self._lock:
+            return self._frame(object_name, columns)
+
+    def _frame(self, object_name: str, columns: Sequence[str] | None) -> pd.DataFrame:
         names = [s.name for s in self._base.fields(object_name)] if columns is None else list(dict.fromkeys(columns))
         held = self._columns.setdefault(object_name, {})
         missing = [name for name in names if name not in held]
@@ -63,6 +74,10 @@ class SharedColumns(ViewOver):
         """Let go of every column but these (None: all of that object's): what is still to be read.
 
         A column let go is read again if asked for after all, so this only ever costs time, never an answer."""
+        with self._lock:
+            self._keep(wanted)
+
+    def _keep(self, wanted: Mapping[str, Collection[str] | None]) -> None:
         for obj in list(self._columns):
             if obj not in wanted:
                 del self._columns[obj]
@@ -94,9 +109,12 @@ class SharedColumns(ViewOver):
         """The base's before-images; from a snapshot reader, with the columns held here taken from them, not
         decoded from Parquet a second time (at 1M contacts the stale ones are a quarter of every row group)."""
         using = getattr(self._base, "before_images_using", None)
-        if using is not None:
-            self._read_expected(object_name)
-        held = self._columns.get(object_name)
+        with self._lock:
+            if using is not None:
+                self._read_expected(object_name)
+            # The object's columns as they stand (a copy of the dict, not of a column): a column let go on another
+            # thread meanwhile is still here.
+            held = dict(self._columns.get(object_name, {}))
         if using is None or not held:
             return self._base.before_images(object_name, ids)
         kinds = {spec.name: spec.kind for spec in self._base.fields(object_name)}
