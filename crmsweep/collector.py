@@ -19,13 +19,23 @@ _R = TypeVar("_R")
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """Within the block the collector does not run; after it, it runs as before (or stays off if it was)."""
+    """Within the block the collector does not run; after it, it runs as before (or stays off if it was).
+
+    What the block made is counted as old when the collector runs again: left young, the first collection
+    after it walks every one of them, and the next walks them again (0.2 s after a 1M-contact scan, at the
+    first allocation of the plan's write), to find none is garbage. `gc.freeze()` then `gc.unfreeze()` move
+    every tracked object to the oldest generation at once, which only a full collection walks (any garbage
+    cycle among them is still found there). Not done where something froze objects of its own: unfreezing
+    would let those go."""
     was_on = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_on:
+            if not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
