@@ -6,19 +6,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+from crmsweep.backup.snapshot_reader import SnapshotReader, open_snapshot
 from crmsweep.cleanup import passes as passes_module
 from crmsweep.cleanup import scan as scan_module
 from crmsweep.cleanup.passes import PASSES, ObjectRead, PassContext, PassOutput, PassSpec
+from crmsweep.cleanup.shared_columns import SharedColumns
+from crmsweep.cleanup.view import ViewOver
 from crmsweep.errors import BadInput
 from crmsweep.model import ReviewItem
+from crmsweep.paths import Home
 from crmsweep.providers.salesforce import SALESFORCE_VOCABULARY
 from tests.test_passes import NOW as _NOW
 from tests.test_scan_core import _org, _scan, counting
+from tests.test_snapshot import make_fake, snap
 
 # Long enough never to be reached by a passing test, short enough that a broken one ends.
 WAIT = 30.0
@@ -172,3 +178,92 @@ def test_ctrl_c_does_not_wait_for_a_pass_beside(monkeypatch: pytest.MonkeyPatch)
         assert any(t.name == "crmsweep-pass" and t.is_alive() for t in threading.enumerate())
     finally:
         release.set()
+
+
+# --- columns read ahead -----------------------------------------------------------------------------------
+
+
+class GatedReader(ViewOver):
+    """A snapshot view whose reads of `gated` wait for `gate`, noting every (object, column) read."""
+
+    def __init__(self, base: Any, gated: str) -> None:
+        super().__init__(base)
+        self.gated, self.gate, self.started = gated, threading.Event(), threading.Event()
+        self.asked: list[tuple[str, str]] = []
+
+    def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        names = [s.name for s in self.fields(object_name)] if columns is None else list(columns)
+        self.asked.extend((object_name, name) for name in names)
+        if self.gated in names:
+            self.started.set()
+            assert self.gate.wait(WAIT)
+        return super().frame(object_name, columns)
+
+
+def _snapshot_reader(tmp_path: Path) -> SnapshotReader:
+    home = Home(tmp_path / "home")
+    return open_snapshot(home, snap(home, make_fake(), ("Contact",)).snapshot_id)
+
+
+def test_a_column_being_read_ahead_is_waited_for_not_read_twice(tmp_path: Path) -> None:
+    base = GatedReader(_snapshot_reader(tmp_path), "Email")
+    shared = SharedColumns(base)
+    shared.expect({"Contact": frozenset({"Id", "Email"})})
+    shared.read_ahead([("Contact", "Email"), ("Contact", "Id")])
+    assert base.started.wait(WAIT)  # the read ahead is decoding Email
+    asked: list[pd.DataFrame] = []
+    frame = threading.Thread(target=lambda: asked.append(shared.frame("Contact", ["Id", "Email"])))
+    frame.start()
+    base.gate.set()
+    frame.join(WAIT)
+    shared.stop_reading_ahead()
+    pd.testing.assert_frame_equal(asked[0], base.frame("Contact", ["Id", "Email"]))
+    assert base.asked.count(("Contact", "Email")) == 2  # the read ahead's, and this test's own just above
+
+
+def test_the_read_ahead_passes_over_what_no_pass_still_reads_and_stops_at_an_error(tmp_path: Path) -> None:
+    reader = _snapshot_reader(tmp_path)
+    base = GatedReader(reader, "-")
+    shared = SharedColumns(base)
+    shared.expect({"Contact": frozenset({"Email"})})
+    done = threading.Event()
+    real = shared._read_ahead
+
+    def then_note(order: list[tuple[str, str]]) -> None:
+        real(order)
+        done.set()
+
+    shared._read_ahead = then_note  # type: ignore[method-assign]
+    shared.read_ahead([("Contact", "Id"), ("Contact", "Email"), ("Nope", "Id"), ("Contact", "Phone")])
+    assert done.wait(WAIT)
+    # Id: no pass reads it from now on; Nope: the error ends the read ahead, so Phone is never read.
+    assert base.asked == [("Contact", "Email")]
+    with pytest.raises(KeyError):
+        shared.frame("Nope", ["Id"])  # the pass that asks meets the error itself
+    assert shared.frame("Contact", ["Email"])["Email"].tolist() == reader.frame("Contact", ["Email"])["Email"].tolist()
+    assert base.asked == [("Contact", "Email"), ("Nope", "Id")]
+
+
+def test_before_images_wait_for_the_read_ahead_without_holding_it_up(tmp_path: Path) -> None:
+    reader = _snapshot_reader(tmp_path)
+    shared = SharedColumns(reader)
+    ids = reader.frame("Contact", ["Id"])["Id"].tolist()[:5]
+    gate = threading.Event()
+    plain_frame = type(reader).frame
+
+    def slow(self: SnapshotReader, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        if threading.current_thread().name == "crmsweep-read-ahead":
+            assert gate.wait(WAIT)
+        return plain_frame(self, object_name, columns)
+
+    expected = reader.before_images("Contact", ids)
+    reader.frame = slow.__get__(reader)  # type: ignore[method-assign]
+    shared.expect({"Contact": frozenset({"Email", "LastName"})})
+    shared.read_ahead([("Contact", "Email")])
+    images: list[Any] = []
+    worker = threading.Thread(target=lambda: images.append(shared.before_images("Contact", ids)))
+    worker.start()
+    gate.set()  # were the images taken under the lock the read ahead needs, this would never end
+    worker.join(WAIT)
+    assert not worker.is_alive()
+    assert {i: dict(r) for i, r in images[0].items()} == {i: dict(r) for i, r in expected.items()}

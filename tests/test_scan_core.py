@@ -60,6 +60,12 @@ class Unshared(ViewOver):
     def expect(self, wanted: Any) -> None:
         pass
 
+    def read_ahead(self, order: Any) -> None:
+        pass
+
+    def stop_reading_ahead(self) -> None:
+        pass
+
 
 def counting(view: FrameView) -> CountingView:
     counted = CountingView.__new__(CountingView)

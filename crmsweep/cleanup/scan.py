@@ -280,6 +280,8 @@ def scan_snapshot(
             )
             ran_with[name] = dict(context.settings)
             shared.expect(_union(reads[n] for n in [*_running(outcomes), *selected[at:]]))
+            if not at:
+                shared.read_ahead(_read_order(view, [reads[n] for n in selected]))
             if spec.report_only:
                 # It proposes nothing, so no later pass waits for it: it runs on a worker beside them (its work
                 # is mostly Arrow's and rapidfuzz's, which let go of the GIL), and its findings join the plan
@@ -299,6 +301,8 @@ def scan_snapshot(
         # (A Ctrl-C does not wait for it.)
         _finish(outcomes)
         raise
+    finally:
+        shared.stop_reading_ahead()
 
     try:
         if running_user_unknown:
@@ -397,6 +401,19 @@ class _Background:
             raise self._error
         assert self._outcome is not None
         return self._outcome
+
+
+def _read_order(view: SnapshotView, reads: Sequence[Mapping[str, frozenset[str] | None]]) -> list[tuple[str, str]]:
+    """The (object, column)s the passes say they read, each once, in the order they first ask for them (a pass's
+    objects in its order, their columns by name); none of an object the snapshot lacks, nor a column it has not."""
+    order: dict[tuple[str, str], None] = {}
+    for each in reads:
+        for obj, names in each.items():
+            if names is None or not view.has(obj):
+                continue
+            known = {spec.name for spec in view.fields(obj)}
+            order.update(((obj, name), None) for name in sorted(names) if name in known)
+    return list(order)
 
 
 def _running(outcomes: Mapping[str, _Outcome | _Background]) -> list[str]:

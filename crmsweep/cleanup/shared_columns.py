@@ -9,8 +9,10 @@ Each frame handed out holds its own copy of the shared columns' values (a copy o
 copies on write through `.loc` and assignment, but not through the arrays `to_numpy()` and `.array` give of a
 nullable column, so a pass writing there would have changed what every later pass reads.
 
-A report-only pass runs on a worker beside the others (crmsweep/cleanup/scan.py): the held columns are
-changed under one lock, and the scan keeps every column such a pass reads until it ends.
+A report-only pass runs on a worker beside the others (crmsweep/cleanup/scan.py), and the columns later
+passes read are decoded ahead on another (`read_ahead`): the held columns are changed under one lock, a
+column being read ahead is waited for rather than read twice, and the scan keeps every column a pass still
+running reads until it ends.
 """
 
 from __future__ import annotations
@@ -48,10 +50,59 @@ class SharedColumns(ViewOver):
         # Held while the columns are read or let go: a read is not made twice, nor a dict changed while
         # another thread walks it. Re-entrant: `before_images` reads through `frame`.
         self._lock = threading.RLock()
+        # (object, column) -> set once the read ahead (`read_ahead`) that is decoding it has it, or gave up.
+        self._reading: dict[tuple[str, str], threading.Event] = {}
+        self._stop_ahead = threading.Event()
 
     def frame(self, object_name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        with self._lock:
-            return self._frame(object_name, columns)
+        names = None if columns is None else list(dict.fromkeys(columns))
+        while True:
+            with self._lock:
+                # A column the read ahead is decoding is waited for, not decoded a second time; the lock is
+                # let go meanwhile, so that the read ahead can hand it over.
+                pending = [self._reading[(object_name, name)] for name in names or ()
+                           if (object_name, name) in self._reading]
+                if not pending:
+                    return self._frame(object_name, names)
+            for done in pending:
+                done.wait()
+
+    def read_ahead(self, order: Sequence[tuple[str, str]]) -> None:
+        """Decode these (object, column)s, in this order, on a worker thread, each held as a frame asking for it
+        would hold it; one the passes from now on no longer read (`expect`) is passed over. Parquet's decoding
+        lets go of the GIL: a scan's passes, mostly Python and one core, run while the columns of the passes
+        after them are read on the other. An error stops the read ahead: the pass that asks for that column
+        reads it itself, and meets the error in its turn."""
+        threading.Thread(target=self._read_ahead, args=(list(order),), name="crmsweep-read-ahead",
+                         daemon=True).start()
+
+    def stop_reading_ahead(self) -> None:
+        self._stop_ahead.set()
+
+    def _read_ahead(self, order: list[tuple[str, str]]) -> None:
+        for object_name, name in order:
+            if self._stop_ahead.is_set():
+                return
+            with self._lock:
+                held = self._columns.get(object_name, {})
+                wanted = self._expected.get(object_name) or ()
+                if name in held or name not in wanted or (object_name, name) in self._reading:
+                    continue
+                done = self._reading[(object_name, name)] = threading.Event()
+            try:
+                read = self._base.frame(object_name, [name])
+                with self._lock:
+                    held = self._columns.setdefault(object_name, {})
+                    rows = len(next(iter(held.values()))) if held else len(read)
+                    # Held only where a frame would have held it; a frame reads any other itself.
+                    if name not in held and len(read) == rows and name in (self._expected.get(object_name) or ()):
+                        held[name] = read[name].reset_index(drop=True)
+            except Exception:
+                return
+            finally:
+                with self._lock:
+                    del self._reading[(object_name, name)]
+                done.set()
 
     def _frame(self, object_name: str, columns: Sequence[str] | None) -> pd.DataFrame:
         names = [s.name for s in self._base.fields(object_name)] if columns is None else list(dict.fromkeys(columns))
@@ -109,9 +160,9 @@ class SharedColumns(ViewOver):
         """The base's before-images; from a snapshot reader, with the columns held here taken from them, not
         decoded from Parquet a second time (at 1M contacts the stale ones are a quarter of every row group)."""
         using = getattr(self._base, "before_images_using", None)
+        if using is not None:
+            self._read_expected(object_name)  # through `frame`, which may wait for the read ahead: not locked here
         with self._lock:
-            if using is not None:
-                self._read_expected(object_name)
             # The object's columns as they stand (a copy of the dict, not of a column): a column let go on another
             # thread meanwhile is still here.
             held = dict(self._columns.get(object_name, {}))
