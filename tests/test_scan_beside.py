@@ -15,7 +15,7 @@ import pytest
 from crmsweep.backup.snapshot_reader import SnapshotReader, open_snapshot
 from crmsweep.cleanup import passes as passes_module
 from crmsweep.cleanup import scan as scan_module
-from crmsweep.cleanup.passes import PASSES, ObjectRead, PassContext, PassOutput, PassSpec
+from crmsweep.cleanup.passes import PASSES, ObjectRead, PassContext, PassOutput, PassSpec, duplicates
 from crmsweep.cleanup.shared_columns import SharedColumns
 from crmsweep.cleanup.view import ViewOver
 from crmsweep.errors import BadInput
@@ -69,9 +69,26 @@ def _only(names: list[str]) -> Any:
         connection="c", config_digest="", now=_NOW)
 
 
+class InOrderPool:
+    """`concurrent.futures.ThreadPoolExecutor` as one thread would run it: each job at once, when submitted."""
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        pass
+
+    def __enter__(self) -> InOrderPool:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        pass
+
+    def submit(self, work: Callable[..., Any], *args: Any) -> InOrder:
+        return InOrder(lambda: work(*args))
+
+
 def test_every_registered_pass_plans_as_a_scan_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     beside = _scan(_org())
     monkeypatch.setattr(scan_module, "_Background", InOrder)
+    monkeypatch.setattr(duplicates, "ThreadPoolExecutor", InOrderPool)  # its rules one after the other
     in_order = _scan(_org())
     assert beside.plan.changes and beside.plan.header.review  # duplicates finds the org's twins
     assert beside.plan.with_header(plan_id="x").digest == in_order.plan.with_header(plan_id="x").digest
