@@ -427,21 +427,7 @@ def _scan_kwargs() -> dict[str, Any]:
     }
 
 
-def _as_the_command_starts() -> None:
-    """The process settings `crmsweep` makes for itself before Arrow loads (crmsweep/launch.py), where the code
-    measured has them: the scan is measured as the command runs it."""
-    try:
-        from crmsweep.launch import PROCESS_ENV
-    except ImportError:  # code from before launch.py
-        return
-    if "pyarrow" in sys.modules:
-        raise RuntimeError("Arrow loaded before the scan's process settings were made: they would not apply")
-    for name, value in PROCESS_ENV.items():
-        os.environ.setdefault(name, value)
-
-
 def work_scan(home_root: Path, snapshot_id: str, output: Path, record_columns: Path | None) -> dict[str, Any]:
-    _as_the_command_starts()
     from crmsweep import api
     from crmsweep.backup.snapshot_reader import SnapshotReader, open_snapshot
     from crmsweep.cleanup.scan import scan_snapshot

@@ -1,3 +1,3 @@
-from crmsweep.launch import main
+from crmsweep.cli import main
 
 main()
