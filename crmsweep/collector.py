@@ -25,8 +25,8 @@ def collector_paused() -> Iterator[None]:
     after it walks every one of them, and the next walks them again (0.2 s after a 1M-contact scan, at the
     first allocation of the plan's write), to find none is garbage. `gc.freeze()` then `gc.unfreeze()` move
     every tracked object to the oldest generation at once, which only a full collection walks (any garbage
-    cycle among them is still found there). Not done where something froze objects of its own: unfreezing
-    would let those go."""
+    cycle among them is still found there, and held until then: a block must make no garbage cycles of size).
+    Not done where something froze objects of its own: unfreezing would let those go."""
     was_on = gc.isenabled()
     gc.disable()
     try:

@@ -3,7 +3,9 @@ the one a scan in order makes: its findings, notes and errors in its place, its 
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -284,3 +286,29 @@ def test_before_images_wait_for_the_read_ahead_without_holding_it_up(tmp_path: P
     worker.join(WAIT)
     assert not worker.is_alive()
     assert {i: dict(r) for i, r in images[0].items()} == {i: dict(r) for i, r in expected.items()}
+
+
+def test_a_failed_pass_beside_leaves_nothing_held_once_its_error_is_handled(monkeypatch: pytest.MonkeyPatch) -> None:
+    kept: list[weakref.ref[Any]] = []
+
+    def twins(ctx: PassContext) -> PassOutput:
+        work = _Big()  # what a failing pass's frame holds (its frames, at 1M contacts)
+        kept.append(weakref.ref(work))
+        raise BadInput("twins cannot run")
+
+    names = _register(monkeypatch, _spec("twins", 902, twins, report_only=True))
+    gc.disable()  # freed by reference counting alone: no cycle through the error and the worker
+    try:
+        try:
+            _only(names)
+        except BadInput as error:
+            assert "twins cannot run" in str(error)
+        else:
+            raise AssertionError("the scan did not raise")
+        assert kept[0]() is None
+    finally:
+        gc.enable()
+
+
+class _Big:
+    pass

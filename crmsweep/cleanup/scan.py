@@ -397,8 +397,15 @@ class _Background:
 
     def result(self) -> _Outcome:
         self._thread.join()
-        if self._error is not None:
-            raise self._error
+        error, self._error = self._error, None
+        if error is not None:
+            # Let go of, here and in this frame: the error's traceback holds the worker's frame, which holds this
+            # object, and this frame, which holds `error`: cycles that would keep the failed pass's frames (and
+            # their data) alive until a full collection.
+            try:
+                raise error
+            finally:
+                del error
         assert self._outcome is not None
         return self._outcome
 
