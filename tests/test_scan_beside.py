@@ -71,26 +71,9 @@ def _only(names: list[str]) -> Any:
         connection="c", config_digest="", now=_NOW)
 
 
-class InOrderPool:
-    """`concurrent.futures.ThreadPoolExecutor` as one thread would run it: each job at once, when submitted."""
-
-    def __init__(self, *_: Any, **__: Any) -> None:
-        pass
-
-    def __enter__(self) -> InOrderPool:
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        pass
-
-    def submit(self, work: Callable[..., Any], *args: Any) -> InOrder:
-        return InOrder(lambda: work(*args))
-
-
 def test_every_registered_pass_plans_as_a_scan_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     beside = _scan(_org())
     monkeypatch.setattr(scan_module, "_Background", InOrder)
-    monkeypatch.setattr(duplicates, "ThreadPoolExecutor", InOrderPool)  # its rules one after the other
     in_order = _scan(_org())
     assert beside.plan.changes and beside.plan.header.review  # duplicates finds the org's twins
     assert beside.plan.with_header(plan_id="x").digest == in_order.plan.with_header(plan_id="x").digest

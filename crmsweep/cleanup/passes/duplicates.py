@@ -17,7 +17,6 @@ name by name.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,65 +154,34 @@ def _prefixes(last: keys.Keys) -> keys.Keys:
 
 
 def _people_groups(ctx: PassContext, match: PeopleMatch, frame: pd.DataFrame) -> tuple[list[Group], int]:
-    """The groups of one people object: the same email, the same phone, the same name at the same company, then
-    similar names there. The three rules are worked out at once on threads of their own (their work is Arrow's,
-    numpy's and rapidfuzz's, which let go of the GIL), each over its own columns; the groups are then taken in
-    that order, as one after the other would give them."""
     ids = _row_ids(frame[ctx.vocabulary.id_field])
+    groups: list[Group] = []
+    emails = _column_keys(frame, match.email_fields, keys.email_text)
+    groups += [Group(m, f"same email {k}", SCORES["email"]) for k, m in _exact(ids, emails)]
+    phones = keys.phone_keys([keys.arrow_text(frame[f]) for f in match.phone_fields if f in frame])
+    groups += [Group(m, f"same phone {k}", SCORES["phone"]) for k, m in _exact(ids, phones)]
     have = all(f in frame for f in (match.first_name_field, match.last_name_field, match.company_field))
-    emails = [f for f in match.email_fields if f in frame]
-    phones = [f for f in match.phone_fields if f in frame]
-    names = [match.first_name_field, match.last_name_field, match.company_field]
-    with ThreadPoolExecutor(max_workers=_RULE_THREADS, thread_name_prefix="crmsweep-duplicates") as pool:
-        # Each rule its own frame of its columns, made here: no frame is read from two threads.
-        by_email = pool.submit(_email_groups, ids, frame[emails], emails)
-        by_phone = pool.submit(_phone_groups, ids, frame[phones], phones)
-        by_name = pool.submit(_name_groups, ctx, match, ids, frame[names]) if have else None
-        groups = [*by_email.result(), *by_phone.result()]
-        if by_name is None:
-            return groups, 0
-        same_name, similar, too_big = by_name.result()
-    groups += same_name
-    # Similar names are a weaker sign than the same name at the company, and a set of records that rule (or
-    # another) already found is not news.
-    found = {g.ids for g in groups}
-    groups += [group for group in similar if group.ids not in found]
-    return groups, too_big
-
-
-# The threads of `_people_groups`: one per rule, the caller's waiting.
-_RULE_THREADS = 3
-
-
-def _email_groups(ids: Callable[[np.ndarray], list[str]], frame: pd.DataFrame, fields: list[str]) -> list[Group]:
-    return [Group(m, f"same email {k}", SCORES["email"]) for k, m in _exact(ids, _column_keys(frame, fields,
-                                                                                               keys.email_text))]
-
-
-def _phone_groups(ids: Callable[[np.ndarray], list[str]], frame: pd.DataFrame, fields: list[str]) -> list[Group]:
-    phones = keys.phone_keys([keys.arrow_text(frame[f]) for f in fields])
-    return [Group(m, f"same phone {k}", SCORES["phone"]) for k, m in _exact(ids, phones)]
-
-
-def _name_groups(ctx: PassContext, match: PeopleMatch, ids: Callable[[np.ndarray], list[str]],
-                 frame: pd.DataFrame) -> tuple[list[Group], list[Group], int]:
-    """(the same name at the same company, similar names at the same company in block order, blocks too big to
-    compare name by name)."""
+    if not have:
+        return groups, 0
     (last,) = _column_keys(frame, [match.last_name_field], keys.name_text, keys.coded_distinct)
     full = _full_names(keys.arrow_text(frame[match.first_name_field]), last)
     (company,) = _column_keys(frame, [match.company_field],
                               keys.trimmed if match.company_is_record else keys.name_text, keys.coded_distinct)
     both = keys.paired(full, company, " / ")
-    same = [Group(m, f"same name and company {k}", SCORES["name"]) for k, m in _exact(ids, [both])]
+    groups += [Group(m, f"same name and company {k}", SCORES["name"]) for k, m in _exact(ids, [both])]
     blocks = keys.paired(_prefixes(last), company, " / ")
     similar, too_big = similar_sets(blocks.codes, full.codes, full.texts, int(ctx.settings["threshold"]), MAX_BLOCK)
+    # Similar names are a weaker sign than the same name at the company, and a set of records that rule (or
+    # another) already found is not news.
+    found = {g.ids for g in groups}
     block_names = blocks.texts(np.array([s.block for s in similar], dtype=np.int64))
     named = iter(ids(np.array([r for s in similar for r in s.rows], dtype=np.int64)))
     sets = [(tuple(sorted(next(named) for _ in s.rows)), s.score) for s in similar]
-    alike = [Group(members, f"similar names at the same company {block.split(' / ', 1)[1]}",
-                   score / 100 * SCORES["name"])
-             for block, (members, score) in sorted(zip(block_names, sets, strict=True), key=lambda item: item[0])]
-    return same, alike, too_big
+    for block, (members, score) in sorted(zip(block_names, sets, strict=True), key=lambda item: item[0]):
+        if members not in found:
+            groups.append(Group(members, f"similar names at the same company {block.split(' / ', 1)[1]}",
+                                score / 100 * SCORES["name"]))
+    return groups, too_big
 
 
 def _company_groups(ctx: PassContext, match: CompanyMatch, frame: pd.DataFrame) -> list[Group]:
