@@ -17,7 +17,7 @@ import pytest
 from crmsweep.backup.snapshot_reader import SnapshotReader, open_snapshot
 from crmsweep.cleanup import passes as passes_module
 from crmsweep.cleanup import scan as scan_module
-from crmsweep.cleanup.passes import PASSES, ObjectRead, PassContext, PassOutput, PassSpec, duplicates
+from crmsweep.cleanup.passes import PASSES, ObjectRead, PassContext, PassOutput, PassSpec
 from crmsweep.cleanup.shared_columns import SharedColumns
 from crmsweep.cleanup.view import ViewOver
 from crmsweep.errors import BadInput
