@@ -4,7 +4,7 @@ plain code does: the rules written out a row and a block at a time, on awkward p
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -156,12 +156,17 @@ def _partition(codes: np.ndarray, texts: list[Any]) -> None:
                 assert (codes[i] == codes[j]) == (a == b)
 
 
+def _normalised(values: list[str | None]) -> Iterator[tuple[pa.Array, Callable[[pa.Array], pa.Array], list[Any]]]:
+    """(the values as Arrow text, a key normaliser, the plain normalised texts), for each normaliser."""
+    array = pa.array(values, type=pa.string())
+    for normalise in (keys.name_text, keys.email_text, keys.domain_text, keys.trimmed):
+        yield array, normalise, normalise(array).to_pylist()
+
+
 @settings(max_examples=200, deadline=None)
 @given(values=TEXTS)
 def test_coded_keys_are_the_plain_normalised_texts(values: list[str | None]) -> None:
-    array = pa.array(values, type=pa.string())
-    for normalise in (keys.name_text, keys.email_text, keys.domain_text, keys.trimmed):
-        plain = normalise(array).to_pylist()
+    for array, normalise, plain in _normalised(values):
         assert "" not in plain  # no key is an empty text: a cell of spaces is no key, not one shared by all such
         for coded in (keys.coded(array, normalise), keys.coded_distinct(array, normalise)):
             _partition(coded.codes, plain)
@@ -212,9 +217,7 @@ def test_phone_keys_group_the_rows_sharing_the_digits_the_regex_keeps(rows: list
 @settings(max_examples=200, deadline=None)
 @given(values=TEXTS)
 def test_shared_text_keys_are_the_plain_normalised_texts_two_values_hold(values: list[str | None]) -> None:
-    array = pa.array(values, type=pa.string())
-    for normalise in (keys.name_text, keys.email_text, keys.domain_text, keys.trimmed):
-        plain = normalise(array).to_pylist()
+    for array, normalise, plain in _normalised(values):
         found = keys.coded_shared(array, normalise)
         assert _named_groups([found]) == _plain_groups([plain])
         _coded_cells_are_their_texts([found], [plain])

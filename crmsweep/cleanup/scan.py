@@ -264,6 +264,13 @@ def scan_snapshot(
     shared = SharedColumns(view)
     effects = EffectsView(shared, vocabulary)
     reads = {name: columns_read(PASSES[name], vocabulary) for name in selected}
+
+    def read_from(at: int) -> dict[str, frozenset[str] | None]:
+        """What the passes still running, and the passes from `at` on, say they read."""
+        return _union(reads[n] for n in [*_running(outcomes), *selected[at:]])
+
+    shared.expect(read_from(0))
+    shared.read_ahead(_read_order(view, list(reads.values())))
     try:
         for at, name in enumerate(selected):
             spec = PASSES[name]
@@ -279,9 +286,7 @@ def scan_snapshot(
                 settings=settings[name] if name in settings else validate_settings(name, {}),
             )
             ran_with[name] = dict(context.settings)
-            shared.expect(_union(reads[n] for n in [*_running(outcomes), *selected[at:]]))
-            if not at:
-                shared.read_ahead(_read_order(view, [reads[n] for n in selected]))
+            shared.expect(read_from(at))
             if spec.report_only:
                 # It proposes nothing, so no later pass waits for it: it runs on a worker beside them (its work
                 # is mostly Arrow's and rapidfuzz's, which let go of the GIL), and its findings join the plan
@@ -291,10 +296,10 @@ def scan_snapshot(
             output = run_pass(spec, context)
             kept, protected = protections.apply(output.changes)
             new, taken_by = _claim(claimed, name, kept)
-            per_pass[name] += len(new)
+            per_pass[name] = len(new)
             changes.extend(new)
             effects = effects.with_changes(new)
-            shared.keep(_union(reads[n] for n in [*_running(outcomes), *selected[at + 1:]]))
+            shared.keep(read_from(at + 1))
             outcomes[name] = _outcome(name, output, protected, taken_by)
     except Exception:
         # The error of an earlier pass still running, if it has one, is the one a scan in order would raise.

@@ -77,16 +77,19 @@ class SharedColumns(ViewOver):
                          daemon=True).start()
 
     def stop_reading_ahead(self) -> None:
+        """The read ahead ends after the column it is decoding, if any (the scan is over)."""
         self._stop_ahead.set()
+
+    def _still_read(self, object_name: str, name: str) -> bool:
+        return name in (self._expected.get(object_name) or ())
 
     def _read_ahead(self, order: list[tuple[str, str]]) -> None:
         for object_name, name in order:
             if self._stop_ahead.is_set():
                 return
             with self._lock:
-                held = self._columns.get(object_name, {})
-                wanted = self._expected.get(object_name) or ()
-                if name in held or name not in wanted or (object_name, name) in self._reading:
+                if (name in self._columns.get(object_name, {}) or not self._still_read(object_name, name)
+                        or (object_name, name) in self._reading):
                     continue
                 done = self._reading[(object_name, name)] = threading.Event()
             try:
@@ -95,7 +98,7 @@ class SharedColumns(ViewOver):
                     held = self._columns.setdefault(object_name, {})
                     rows = len(next(iter(held.values()))) if held else len(read)
                     # Held only where a frame would have held it; a frame reads any other itself.
-                    if name not in held and len(read) == rows and name in (self._expected.get(object_name) or ()):
+                    if name not in held and len(read) == rows and self._still_read(object_name, name):
                         held[name] = read[name].reset_index(drop=True)
             except Exception:
                 return
