@@ -59,7 +59,7 @@ from crmsweep.cleanup.apply import (
 )
 from crmsweep.cleanup.live_check import ApplyTimeRules
 from crmsweep.cleanup.passes import check_pass_tables, objects_read
-from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of, write_signed
+from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of
 from crmsweep.cleanup.plan_checks import Caps, HomeRules, check_acceptable, check_plan, load_plan, read_plan_file
 from crmsweep.cleanup.quality import QualityReport, build_report, detail_rows
 from crmsweep.cleanup.quality_render import is_report_file
@@ -89,8 +89,9 @@ from crmsweep.paths import (
     make_private_dirs,
     path_from_env,
     replace_private_file,
-    replace_private_file_with,
 )
+from crmsweep.plan_writing import PlanDraft
+from crmsweep.plan_writing import write_plan as write_plan  # a script writes a plan it built through the api
 
 BackupProgress = Callable[[str, int, bool], None]
 # Shown the plan, answers whether to go on (the CLI asks the admin; a script decides for itself).
@@ -316,33 +317,37 @@ def scan(
     took_backup = snapshot_id is None
     if snapshot_id is not None:
         _check_snapshot_intact(ws, snapshot_id)
-    with connect(ws, connection) as connector:
-        calls_before = connector.api_usage().calls
-        if snapshot_id is None:
-            snapshot_id = backup_with(connector, ws, progress=progress, allow_over_budget=allow_over_budget).snapshot_id
-        reader = open_snapshot(ws.home, snapshot_id)
-        _check_snapshot_matches(reader, connector, connection)
-        running_user_id = connector.current_user_id()
-        result = scan_snapshot(
-            reader,
-            vocabulary=connector.vocabulary,
-            passes=list(passes) or None,
-            pass_settings=ws.config.passes,
-            protect_recent_days=ws.config.protect.recent_days,
-            protect_objects=ws.config.protect.objects,
-            protect_ids=ws.config.protect.ids,
-            max_changes=ws.config.safety.max_changes,
-            max_changes_per_object=ws.config.safety.max_changes_per_object,
-            allow_over_cap=allow_over_cap,
-            connection=connection,
-            config_digest=ws.config.digest,
-            now=now or datetime.now(UTC),
-            running_user_id=running_user_id,
-            running_user_unknown=running_user_id is None,
-        )
-        calls = connector.api_usage().calls - calls_before
-    check_plan_output(output)  # again: the scan took a while, and the file may have appeared since
-    write_plan(result.plan, output, ws.home)
+    # The plan's changes are written while the scan waits for its report-only passes; the header follows.
+    with PlanDraft(output, ws.home) as draft:
+        with connect(ws, connection) as connector:
+            calls_before = connector.api_usage().calls
+            if snapshot_id is None:
+                snapshot_id = backup_with(connector, ws, progress=progress,
+                                          allow_over_budget=allow_over_budget).snapshot_id
+            reader = open_snapshot(ws.home, snapshot_id)
+            _check_snapshot_matches(reader, connector, connection)
+            running_user_id = connector.current_user_id()
+            result = scan_snapshot(
+                reader,
+                vocabulary=connector.vocabulary,
+                passes=list(passes) or None,
+                pass_settings=ws.config.passes,
+                protect_recent_days=ws.config.protect.recent_days,
+                protect_objects=ws.config.protect.objects,
+                protect_ids=ws.config.protect.ids,
+                max_changes=ws.config.safety.max_changes,
+                max_changes_per_object=ws.config.safety.max_changes_per_object,
+                allow_over_cap=allow_over_cap,
+                connection=connection,
+                config_digest=ws.config.digest,
+                now=now or datetime.now(UTC),
+                running_user_id=running_user_id,
+                running_user_unknown=running_user_id is None,
+                while_waiting=draft.begin,
+            )
+            calls = connector.api_usage().calls - calls_before
+        check_plan_output(output)  # again: the scan took a while, and the file may have appeared since
+        draft.write(result.plan)
     return ScanOutcome(result=result, snapshot=reader.manifest, took_backup=took_backup, output=output,
                        api_calls=calls)
 
@@ -417,15 +422,6 @@ def _check_snapshot_matches(reader: SnapshotReader, connector: Connector, connec
             f"snapshot {manifest.snapshot_id} is of {manifest.provider} org {manifest.org_id}, "
             f"but connection '{connection}' is {connector.provider} org {connector.org_id()}"
         )
-
-
-def write_plan(plan: Plan, output: Path, home: Home) -> None:
-    """Write atomically and privately (a plan holds before-images: personal data), signed by `home`."""
-    try:
-        make_private_dirs(output.parent, "plan folder")
-        replace_private_file_with(output, lambda handle: write_signed(plan, handle, home))
-    except OSError as exc:
-        raise BadInput(f"cannot write the plan to {output}: {exc.strerror}") from exc
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import math
+import operator
 import secrets
 import threading
 from abc import ABC, abstractmethod
@@ -784,34 +785,31 @@ class Plan:
                 behind.put((), _joined_texts(batch, lines=False)[1])
         return body.digest(self.header)
 
-    def write_json(self, out: IO[bytes], *, sign: Callable[[str], str] | None = None) -> str:
+    def write_json(self, out: IO[bytes], *, sign: Callable[[str], str] | None = None,
+                   begun: BegunPlanFile | None = None) -> str:
         """Write the plan file to `out` as it is made, never holding its text; returns the digest.
 
-        Layout: the header one key per line (a list one item per line), then one change per line (its
-        keys in their own order, as the preview shows them, the before-image in canonical JSON: see
-        `_change_texts`), `digest` and, with `sign` (digest -> signature, see crmsweep.cleanup.plan_auth),
-        `signature` last. Still one JSON document, so plans written indented before read the same way.
-        The digest, if not known yet, is hashed in the same walk over the changes.
+        Layout: the format, then one change per line (its keys in their own order, as the preview shows
+        them, the before-image in canonical JSON: see `_change_texts`), then the header one key per line (a
+        list one item per line), `digest` and, with `sign` (digest -> signature, see
+        crmsweep.cleanup.plan_auth), `signature` last. Still one JSON document, so plans written before, the
+        header first or indented, read the same way. The header comes after the changes so that a scan can
+        write them while a pass that adds only to the header still runs (`begun`: `begin_plan_file` of this
+        plan's very changes, already written to `out`; see crmsweep/plan_writing.py). The digest, if not
+        known yet, is hashed in the same walk over the changes.
         """
         known: str | None = self.__dict__.get("digest")
-        body = None if known is not None else _BodyHash()
-        out.write(f'{{\n  "format": {_READABLE.encode(PLAN_FORMAT)},\n  "header": '.encode())
-        out.write(_header_text(self.header.to_dict()).encode())
-        out.write(b',\n  "changes": [')
-        # Batch k is written and hashed on a worker while batch k+1 is encoded (see crmsweep.write_behind);
-        # the collector is paused: encoding makes many short-lived objects next to a scan's millions of
-        # long-lived ones, and none of them in a cycle.
-        with _collector_paused(), _write_behind(out, None if body is None else body.add) as behind:
-            for n, batch in enumerate(_batches(self.changes)):
-                lines, canonicals = _joined_texts(batch, lines=True)
-                assert lines is not None
-                behind.put((b",\n    " if n else b"\n    ", lines), canonicals)
-        out.write(b"\n  ]," if self.changes else b"],")
-        if body is not None:
-            known = body.digest(self.header)
+        if begun is None:
+            begun = begin_plan_file(out, self.changes, hashed=known is None)
+        elif not begun.holds(self.changes):
+            raise ValueError("the plan file was begun with other changes than the plan's")
+        if known is None:
+            if begun.body is None:
+                raise ValueError("the plan file was begun without hashing its changes, and the digest is not known")
+            known = begun.body.digest(self.header)
             self.__dict__["digest"] = known  # what cached_property stores: the same value, not computed twice
-        assert known is not None
-        tail = f'\n  "digest": {_READABLE.encode(known)}'
+        out.write(b'\n  "header": ' + _header_text(self.header.to_dict()).encode())
+        tail = f',\n  "digest": {_READABLE.encode(known)}'
         if sign is not None:
             tail += f',\n  "signature": {_READABLE.encode(sign(known))}'
         out.write((tail + "\n}\n").encode())
@@ -832,6 +830,35 @@ class Plan:
 
     def with_header(self, **updates: Any) -> Plan:
         return Plan(header=replace(self.header, **updates), changes=self.changes)
+
+
+def begin_plan_file(out: IO[bytes], changes: Sequence[Change], *, hashed: bool = True) -> BegunPlanFile:
+    """A plan file's start written to `out`: its format and `changes`, the canonical JSON of each hashed (with
+    `hashed`) for the digest. `Plan.write_json(begun=...)` writes the rest, once the header is known."""
+    out.write(f'{{\n  "format": {_READABLE.encode(PLAN_FORMAT)},\n  "changes": ['.encode())
+    body = _BodyHash() if hashed else None
+    # Batch k is written and hashed on a worker while batch k+1 is encoded (see crmsweep.write_behind); the
+    # collector is paused: encoding makes many short-lived objects next to a scan's millions of long-lived
+    # ones, and none of them in a cycle.
+    with _collector_paused(), _write_behind(out, None if body is None else body.add) as behind:
+        for n, batch in enumerate(_batches(changes)):
+            lines, canonicals = _joined_texts(batch, lines=True)
+            assert lines is not None
+            behind.put((b",\n    " if n else b"\n    ", lines), canonicals)
+    out.write(b"\n  ]," if changes else b"],")
+    return BegunPlanFile(changes=tuple(changes), body=body)
+
+
+@dataclass(frozen=True, eq=False)
+class BegunPlanFile:
+    """What `begin_plan_file` wrote: these changes, and the digest's hash up to the header (None: not hashed)."""
+
+    changes: tuple[Change, ...]
+    body: _BodyHash | None
+
+    def holds(self, changes: Sequence[Change]) -> bool:
+        """Whether `changes` are the very changes written (the same objects, in the same order)."""
+        return len(changes) == len(self.changes) and all(map(operator.is_, changes, self.changes))
 
 
 # Changes encoded, hashed and written at a time: few calls (a block encodes a batch's before-images in one),

@@ -17,10 +17,10 @@ import signal
 import stat
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import IO
 
 import platformdirs
@@ -143,18 +143,65 @@ def replace_private_file(path: Path, data: bytes) -> None:
 def replace_private_file_with(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """`replace_private_file` with the content written by `write(handle)` as it is made (a large plan
     need not be held whole); if `write` fails, the old file stays and the half-written one is removed."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.unlink(missing_ok=True)
-    try:
-        with _stops_raise(), os.fdopen(open_private_file(temporary), "wb") as handle:
-            write(handle)
+    with PrivateFileDraft(path) as draft:
+        write(draft.begin())
+        draft.commit()
+
+
+class PrivateFileDraft:
+    """`replace_private_file_with` in two steps, for a file begun before all of its content is known (a plan
+    whose changes are written while its scan still runs): `begin()` opens the new file, owner-only, beside
+    `path`; `commit()` makes it `path` in one step. Leaving the context without `commit` removes it and leaves
+    the old file as it was, and while it is open a SIGTERM or SIGHUP raises instead of ending the process on the
+    spot (`_stops_raise`), so a half-written file is not left behind."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._temporary = path.with_name(f".{path.name}.tmp")
+        self._stack = ExitStack()
+        self._handle: IO[bytes] | None = None
+
+    def __enter__(self) -> PrivateFileDraft:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.discard()
+
+    def begin(self) -> IO[bytes]:
+        """The new file's handle, opened once."""
+        if self._handle is None:
+            self._temporary.unlink(missing_ok=True)
+            try:
+                self._stack.enter_context(_stops_raise())
+                self._handle = self._stack.enter_context(os.fdopen(open_private_file(self._temporary), "wb"))
+            except BaseException:
+                self.discard()
+                raise
+        return self._handle
+
+    def commit(self) -> None:
+        """The file written so far, made durable and put in place of `path`."""
+        handle = self.begin()
+        try:
             handle.flush()
             os.fsync(handle.fileno())
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    os.replace(temporary, path)
-    fsync_dir(path.parent)
+            self._stack.close()
+            os.replace(self._temporary, self._path)
+        except BaseException:
+            self.discard()
+            raise
+        self._handle = None  # in place: nothing left to discard
+        fsync_dir(self._path.parent)
+
+    def discard(self) -> None:
+        """The new file removed, if begun and not committed."""
+        begun, self._handle = self._handle is not None, None
+        try:
+            self._stack.close()
+        finally:
+            if begun:
+                self._temporary.unlink(missing_ok=True)
 
 
 @contextmanager

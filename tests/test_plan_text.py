@@ -86,9 +86,9 @@ def _reference_file(plan: Plan) -> str:
     """A plan file as `write_json` lays it out, its changes' lines by the encoders."""
     lines = _reference(list(plan.changes))[0].decode()
     digest = "sha256:" + hashlib.sha256(canonical_json(plan.body()).encode()).hexdigest()
-    return ('{\n  "format": "crmsweep.plan/1",\n  "header": ' + model._header_text(plan.header.to_dict())
-            + ',\n  "changes": [' + (f"\n    {lines}\n  ]," if plan.changes else "],")
-            + f'\n  "digest": {json.dumps(digest)}\n}}\n')
+    return ('{\n  "format": "crmsweep.plan/1",\n  "changes": [' + (f"\n    {lines}\n  ]," if plan.changes else "],")
+            + '\n  "header": ' + model._header_text(plan.header.to_dict())
+            + f',\n  "digest": {json.dumps(digest)}\n}}\n')
 
 
 @settings(max_examples=150, deadline=None)

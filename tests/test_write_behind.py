@@ -11,7 +11,7 @@ from typing import IO, Any, cast
 
 import pytest
 
-from crmsweep import api, model
+from crmsweep import api, model, plan_writing
 from crmsweep.cleanup import plan_auth
 from crmsweep.errors import BadInput
 from crmsweep.model import Change, Op, Plan, PlanHeader
@@ -81,7 +81,7 @@ def test_api_write_plan_leaves_no_plan_file_when_the_disk_fills(tmp_path: Path, 
     def signed_on_a_filling_disk(plan: Plan, handle: IO[bytes], home: Home) -> None:
         real_write_signed(plan, cast(IO[bytes], Filling(handle)), home)
 
-    monkeypatch.setattr(api, "write_signed", signed_on_a_filling_disk)
+    monkeypatch.setattr(plan_writing, "write_signed", signed_on_a_filling_disk)
     with pytest.raises(BadInput, match="No space left on device"):
         api.write_plan(_plan(9), output, home)
     monkeypatch.undo()

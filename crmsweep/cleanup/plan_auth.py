@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import Plan, PlanFile
+from crmsweep.model import BegunPlanFile, Plan, PlanFile
 from crmsweep.paths import Home, fsync_dir, write_private_file
 
 SIGNATURE_SCHEME = "hmac-sha256:"
@@ -110,11 +110,12 @@ def signed_json(plan: Plan, home: Home) -> str:
     return plan.to_json(signature=signature_with(plan_key(home), plan))
 
 
-def write_signed(plan: Plan, out: IO[bytes], home: Home) -> None:
+def write_signed(plan: Plan, out: IO[bytes], home: Home, *, begun: BegunPlanFile | None = None) -> None:
     """`signed_json` written to `out` as it is made: the digest is hashed from the text written, so a
-    large plan is encoded once and never held whole (the signature is over that computed digest)."""
+    large plan is encoded once and never held whole (the signature is over that computed digest). With
+    `begun`, its changes are already in `out` (see `Plan.write_json`)."""
     key = plan_key(home)
-    plan.write_json(out, sign=lambda digest: _signature_of(key, digest))
+    plan.write_json(out, sign=lambda digest: _signature_of(key, digest), begun=begun)
 
 
 def trust_of(parsed: PlanFile, home: Home) -> Trust:

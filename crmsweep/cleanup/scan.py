@@ -223,12 +223,18 @@ def scan_snapshot(
     now: datetime,
     running_user_id: str | None = None,
     running_user_unknown: bool = False,
+    while_waiting: Callable[[Sequence[Change]], object] | None = None,
 ) -> ScanResult:
     """Propose a Plan from a snapshot. Raises BadInput (unknown pass or setting) or SafetyRefusal (caps).
 
     `running_user_id` is the user the connection authenticates as: never proposed, so a cleanup cannot
     deactivate the account it is applied with halfway through. `running_user_unknown` says the CRM would
     not tell who that is: then any change to a user is refused rather than guessed safe.
+
+    `while_waiting(changes)` is called on this thread with the plan's changes, final and in their order, when
+    passes beside (report-only) are still running once the others are done: time the scan would spend
+    waiting for them, in which a caller can encode the changes (crmsweep/changes_ahead.py). Not called when
+    the scan is refused or fails before then.
     """
     now = _utc(now)
     manifest = view.manifest
@@ -315,7 +321,9 @@ def scan_snapshot(
         over = check_caps(changes, max_changes=max_changes, max_changes_per_object=max_changes_per_object)
         if over and not allow_over_cap:
             raise SafetyRefusal(f"{over[0]}: narrow the passes or raise the cap, or pass --allow-over-cap")
-    except SafetyRefusal:
+        if while_waiting is not None and _running(outcomes):
+            while_waiting(changes)
+    except Exception:
         _finish(outcomes)  # a pass's own error comes first, as in a scan in order
         raise
     review: list[ReviewItem] = []
