@@ -13,6 +13,7 @@ home that is not a folder, or cannot be written, is bad input (exit 2).
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import stat
 import threading
@@ -157,7 +158,9 @@ class PrivateFileDraft:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._temporary = path.with_name(f".{path.name}.tmp")
+        # Named for this draft alone (made with O_EXCL): two commands writing the same file at once each put
+        # their own whole file in place, the last one winning, and never remove or replace the other's draft.
+        self._temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
         self._stack = ExitStack()
         self._handle: IO[bytes] | None = None
 
@@ -171,7 +174,6 @@ class PrivateFileDraft:
     def begin(self) -> IO[bytes]:
         """The new file's handle, opened once."""
         if self._handle is None:
-            self._temporary.unlink(missing_ok=True)
             try:
                 self._stack.enter_context(_stops_raise())
                 self._handle = self._stack.enter_context(os.fdopen(open_private_file(self._temporary), "wb"))

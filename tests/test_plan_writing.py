@@ -31,7 +31,10 @@ from tests.test_passes import NOW
 from tests.test_scan_beside import WAIT, _register, _spec
 from tests.test_scan_core import _org
 
-DRAFT = ".plan.json.tmp"
+
+def _drafts(folder: Path) -> list[str]:
+    """The plan drafts in `folder` (each named for itself: `.plan.json.<pid>-<random>.tmp`)."""
+    return [p.name for p in folder.glob(".plan.json.*.tmp")]
 
 
 def _scan(passes: list[str] | None = None, **extra: Any) -> Plan:
@@ -55,8 +58,9 @@ def test_a_plan_begun_ahead_is_the_file_written_whole_and_nothing_else_is_left(t
     with PlanDraft(output, home) as draft:
         draft.begin(plan.changes)
         # Until it is written, the plan is a draft beside the old one, which is left as it was; only its owner reads it.
-        assert sorted(os.listdir(output.parent)) == [DRAFT, "plan.json"]
-        assert stat.S_IMODE((output.parent / DRAFT).stat().st_mode) == 0o600
+        (draft_name,) = _drafts(output.parent)
+        assert sorted(os.listdir(output.parent)) == [draft_name, "plan.json"]
+        assert stat.S_IMODE((output.parent / draft_name).stat().st_mode) == 0o600
         assert output.read_text() == "the old plan"
         draft.write(plan)
     assert output.read_text() == signed_json(plan, home)
@@ -186,11 +190,11 @@ def test_crmsweep_scan_writes_the_changes_while_duplicates_runs_and_the_file_is_
 ) -> None:
     begun = threading.Event()
     real_begin = PlanDraft.begin
-    seen: list[list[str]] = []
+    seen: list[bool] = []
 
     def begin(self: PlanDraft, changes: Any) -> None:
         real_begin(self, changes)
-        seen.append(sorted(os.listdir(tmp_path / "plans")))
+        seen.append(sorted(os.listdir(tmp_path / "plans")) == _drafts(tmp_path / "plans") != [])
         begun.set()
 
     real_duplicates = PASSES["duplicates"]
@@ -205,8 +209,23 @@ def test_crmsweep_scan_writes_the_changes_while_duplicates_runs_and_the_file_is_
     output = tmp_path / "plans" / "plan.json"
     outcome = api.scan(ws, "flaky", output, allow_over_cap=True)
     plan = outcome.result.plan
-    assert seen == [[DRAFT]] and plan.changes
+    assert seen == [True] and plan.changes  # begun once, as the folder's only file
     assert output.read_text() == signed_json(plan, ws.home)
     assert sorted(os.listdir(output.parent)) == ["plan.json"]
     parsed, _text = read_plan_file(output)
     assert trust_of(parsed, ws.home) is Trust.SIGNED
+
+
+def test_two_writers_of_one_plan_at_once_each_put_a_whole_plan_in_place(tmp_path: Path) -> None:
+    """A second scan to the same file while the first is waiting: neither removes nor replaces the other's draft."""
+    home, output = _folder(tmp_path)
+    first, second = _scan(), _scan(passes=["stale_contacts", "duplicates"])
+    with PlanDraft(output, home) as one, PlanDraft(output, home) as two:
+        one.begin(first.changes)
+        two.begin(second.changes)
+        assert len(_drafts(output.parent)) == 2
+        two.write(second)
+        assert output.read_text() == signed_json(second, home)
+        one.write(first)
+    assert output.read_text() == signed_json(first, home)
+    assert sorted(os.listdir(output.parent)) == ["plan.json"]
