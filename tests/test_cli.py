@@ -122,7 +122,11 @@ def test_scan_writes_a_plan_that_previews(cli: Cli, plan_file: Path) -> None:
     shown = cli("preview", str(plan_file)).stdout
     assert f"{len(plan.changes)}" in shown
     summary = json.loads(cli("preview", str(plan_file), "--json").stdout)
-    assert summary["changes"] == len(plan.changes)
+    assert summary["changes"] == len(plan.changes) == len(summary["listed"]) and summary["not_listed"] == 0
+    assert sorted(c["record_id"] for c in summary["listed"]) == sorted(c.record_id for c in plan.changes)
+    capped = json.loads(cli("preview", str(plan_file), "--json", "--limit", "1").stdout)
+    assert len(capped["listed"]) + capped["not_listed"] == len(plan.changes)
+    assert len(capped["listed"]) == len({(c.pass_name, c.object) for c in plan.changes})
 
 
 def test_edited_plan_is_refused(cli: Cli, plan_file: Path, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from crmsweep.cleanup.preview import change_line, format_value, render_preview, summarize
+from crmsweep.cleanup.preview import change_line, format_value, listed_changes, render_preview, summarize
 from crmsweep.model import Change, Op, Plan, PlanHeader, Severity
 from tests.test_passes import make_view, uid
 from tests.test_scan import scan
@@ -167,6 +167,44 @@ def test_summarize_names_the_crm_s_words_beside_the_signed_ops_and_what_a_rollba
     assert found["by_pass"]["stale_contacts"] == {"marketing_emails": {"delete": 7}}
     assert found["op_words"] == {"marketing_emails": {"delete": "archive"}}
     assert found["rollback_of"] == "run-1"
+
+
+def test_the_json_lists_each_change_the_text_shows_with_what_it_writes() -> None:
+    plan = scanned_plan()
+    listed = listed_changes(plan)
+    assert listed["not_listed"] == 0
+    # In the preview's order (by pass, then object), every change once, and what each writes before and after.
+    assert [(c["pass"], c["object"], c["record_id"]) for c in listed["listed"]] == [
+        (c.pass_name, c.object, c.record_id)
+        for name in ("stale_contacts", "inactive_users") for obj in ("Contact", "Lead", "User")
+        for c in plan.changes if c.pass_name == name and c.object == obj]
+    deactivate = next(c for c in listed["listed"] if c["op"] == "deactivate")
+    assert deactivate == {
+        "pass": "inactive_users", "object": "User", "record_id": deactivate["record_id"],
+        "label": deactivate["label"], "op": "deactivate", "op_word": "deactivate", "severity": "major",
+        "reason": deactivate["reason"], "writes": {"IsActive": {"before": True, "after": False}}}
+    assert change_line(next(c for c in plan.changes if c.record_id == deactivate["record_id"])).startswith(
+        f'~ User {deactivate["record_id"]} "{deactivate["label"]}"  IsActive: true → false')
+    delete = next(c for c in listed["listed"] if c["op"] == "delete")
+    assert delete["writes"] == {} and delete["reason"].startswith("stale")
+    # --limit lists as many an object as the text shows, and counts the rest.
+    capped = listed_changes(plan, limit=1)
+    assert [(c["pass"], c["object"]) for c in capped["listed"]] == [
+        ("stale_contacts", "Contact"), ("stale_contacts", "Lead"), ("inactive_users", "User")]
+    assert capped["not_listed"] == len(plan.changes) - 3
+    shown = render_preview(plan, limit=1)
+    assert all(f" {c['record_id']} " in shown for c in capped["listed"])
+
+
+def test_a_create_lists_no_before_and_a_link_its_two_ends() -> None:
+    plan = scanned_plan()
+    made = Change(Op.CREATE, "Contact", "003NEW", {}, {"LastName": "Lee"}, reason="re-create", pass_name="hand")
+    link = Change(Op.ASSOCIATE, "contacts_to_companies", "1-2", {"x": 1},
+                  {"from_object": "contacts", "from_id": "1", "to_object": "companies", "to_id": "2"},
+                  reason="relink", pass_name="hand")
+    listed = listed_changes(Plan(plan.header, (made, link)))["listed"]
+    assert listed[0]["writes"] == {"LastName": {"before": None, "after": "Lee"}}
+    assert listed[1]["writes"]["to_id"] == {"before": None, "after": "2"}
 
 
 def test_negative_limit_is_refused() -> None:

@@ -273,6 +273,39 @@ def summarize(plan: Plan) -> dict[str, Any]:
     }
 
 
+def listed_changes(plan: Plan, *, limit: int | None = None) -> dict[str, Any]:
+    """The changes the preview lists, as data (for `--json`): in its order (by pass, then object), at most `limit`
+    an object as its text shows, each with every value it writes beside the one the plan expects to find; and
+    how many were left unlisted. A script reads what the admin reviewed, without parsing the plan file."""
+    if limit is not None and limit < 0:
+        raise ValueError("limit must be 0 or more")
+    vocabulary = _vocabulary(plan.header.provider)
+    listed: list[dict[str, Any]] = []
+    unlisted = 0
+    for objects in _group(plan).values():
+        for changes in objects.values():
+            shown = changes if limit is None else changes[:limit]
+            unlisted += len(changes) - len(shown)
+            listed.extend(_listed(change, vocabulary) for change in shown)
+    return {"listed": listed, "not_listed": unlisted}
+
+
+def _listed(change: Change, vocabulary: Vocabulary | None) -> dict[str, Any]:
+    # A create has no before-image to compare with, and a link's `after` names its two ends: both as written.
+    before = {} if change.op in (Op.CREATE, Op.ASSOCIATE) else change.before
+    return {
+        "pass": change.pass_name,
+        "object": change.object,
+        "record_id": change.record_id,
+        "label": change.label,
+        "op": change.op.value,
+        "op_word": _word(change, vocabulary),
+        "severity": change.severity.value,
+        "reason": change.reason,
+        "writes": {name: {"before": before.get(name), "after": value} for name, value in change.after.items()},
+    }
+
+
 def pass_summary(
     plan: Plan, per_pass: Mapping[str, int], held_back: Mapping[str, Mapping[str, int]], skipped: Mapping[str, str]
 ) -> list[tuple[str, str]]:

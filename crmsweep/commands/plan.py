@@ -12,7 +12,7 @@ from rich.console import Console
 from crmsweep import api
 from crmsweep.cleanup.passes import PASSES
 from crmsweep.cleanup.plan_auth import Trust, accept_command
-from crmsweep.cleanup.preview import breakdown, pass_summary, render_preview, summarize
+from crmsweep.cleanup.preview import breakdown, listed_changes, pass_summary, render_preview, summarize
 from crmsweep.commands.common import (
     AllowOverBudgetOpt,
     ConfigOpt,
@@ -117,17 +117,21 @@ def scan(
 def preview(
     plan_file: PlanArg,
     limit: Annotated[
-        int | None, typer.Option("--limit", metavar="N", help="Show at most N lines per object.", min=1)
+        int | None, typer.Option("--limit", metavar="N", help="Show (with --json, list) at most N changes per object.",
+                                 min=1)
     ] = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Show a plan as a diff, grouped by pass and object, and whether this home signed it. Reads only the file."""
+    """Show a plan as a diff, grouped by pass and object, and whether this home signed it. Reads only the file.
+
+    With --json: the counts, notes and findings, and under "listed" each change the text shows (what it writes,
+    before and after)."""
     review = api.read_plan(workspace(config, home), plan_file)
     if as_json:
         emit_json({**summarize(review.plan), "signed_by_this_home": review.trust is Trust.SIGNED,
-                   "signature": review.trust.name.lower()})
+                   "signature": review.trust.name.lower(), **listed_changes(review.plan, limit=limit)})
         return
     print_preview(review.plan, limit=limit, signature=signature_text(review.trust, plan_file))
 
