@@ -60,6 +60,9 @@ class PlanDraft:
         except (OSError, BadInput):
             draft.discard()
             return
+        except BaseException:  # a Ctrl-C or SIGTERM while the changes are written: no draft left behind
+            draft.discard()
+            raise
         self._draft, self._begun = draft, begun
 
     def write(self, plan: Plan) -> None:
