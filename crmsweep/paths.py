@@ -197,10 +197,15 @@ class PrivateFileDraft:
         fsync_dir(self._path.parent)
 
     def discard(self) -> None:
-        """The new file removed, if begun and not committed."""
+        """The new file removed, if begun and not committed. An error closing it (its last buffered bytes not
+        written: a full disk) is not raised: the file is given up anyway, and that error would replace the one
+        that gave it up (a write's, which the caller reports)."""
         begun, self._handle = self._handle is not None, None
         try:
             self._stack.close()
+        except OSError:
+            if not begun:
+                raise
         finally:
             if begun:
                 self._temporary.unlink(missing_ok=True)
