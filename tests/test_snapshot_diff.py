@@ -70,8 +70,10 @@ def test_an_object_in_one_snapshot_only_and_the_cli(sandbox: RunningSandbox, ws:
     first = api.backup(ws, "flaky", ["Contact"])
     second = api.backup(ws, "flaky", ["Contact", "Lead"])
     found = api.diff(ws, first.snapshot_id, second.snapshot_id)
-    assert found.objects["Lead"].status == "added"
-    assert found.objects["Lead"].added == second.objects["Lead"].rows > 0
+    # The first backup did not take Lead: its rows are not compared, so none counts added.
+    lead = found.objects["Lead"]
+    assert (lead.status, lead.uncompared, lead.added, lead.removed) == ("only_in_b", second.objects["Lead"].rows, 0, 0)
+    assert lead.uncompared > 0
 
     runner = CliRunner()
     env = {**os.environ, TOKEN_ENV: sandbox.info.token}
@@ -80,8 +82,13 @@ def test_an_object_in_one_snapshot_only_and_the_cli(sandbox: RunningSandbox, ws:
                            env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert doc["objects"]["Lead"]["status"] == "added" and doc["objects"]["Contact"]["changed"] == 0
+    assert doc["objects"]["Lead"]["status"] == "only_in_b" and doc["objects"]["Lead"]["added"] == 0
+    assert doc["objects"]["Contact"]["changed"] == 0
     table = runner.invoke(app, ["snapshots", "diff", first.snapshot_id, second.snapshot_id, *args], env=env)
-    assert table.exit_code == 0 and "Lead (added)" in table.stdout
+    lines = [" ".join(line.split()) for line in table.stdout.splitlines()]
+    assert table.exit_code == 0 and "Lead (not in A) - - -" in lines
+    assert (f"Lead: not in snapshot A ({first.snapshot_id}): its {lead.uncompared:,} rows in B are not compared, "
+            "nor counted added or removed.") in lines
+    assert f"Nothing changed between {first.snapshot_id} and {second.snapshot_id} in the objects both hold." in lines
     missing = runner.invoke(app, ["snapshots", "diff", first.snapshot_id, "nope", *args], env=env)
     assert missing.exit_code == 2 and "Traceback" not in missing.stderr and "not found" in missing.stderr

@@ -9,8 +9,10 @@ differ, and to tell a change from a record whose only difference is the CRM's ow
 fields the provider's vocabulary names, given as `audit_fields`, and stamp keys inside a JSON text field,
 `audit_keys`): an apply and its rollback leave every record they touched with new stamps and nothing else
 changed, which is not a change to list. A value in a field only one backup has is a change; a record the
-provider's deleted field marks archived in B and not in A is removed (the reverse: added). Full and
-incremental snapshots compare alike: both read through `SnapshotReader`."""
+provider's deleted field marks archived in B and not in A is removed (the reverse: added). An object only one
+snapshot holds is not compared, and none of its rows count: a manifest cannot tell an object its backup was not
+asked for from one gone from the CRM. Full and incremental snapshots compare alike: both read through
+`SnapshotReader`."""
 
 from __future__ import annotations
 
@@ -35,7 +37,10 @@ WHOLE_ROWS_UP_TO = 50_000
 @dataclass
 class ObjectDiff:
     name: str
-    status: str = "both"  # "both", "added" (only in B), "removed" (only in A)
+    # "both", or "only_in_a" / "only_in_b": the other snapshot did not take the object, so it is not compared
+    # and its rows count neither added nor removed (see diff_snapshots).
+    status: str = "both"
+    uncompared: int = 0  # rows of the one snapshot that holds it, for an object in one only
     added: int = 0
     removed: int = 0
     changed: int = 0
@@ -49,7 +54,8 @@ class ObjectDiff:
 
     def to_dict(self, detail: bool) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "status": self.status, "added": self.added, "removed": self.removed, "changed": self.changed,
+            "status": self.status, "uncompared_rows": self.uncompared,
+            "added": self.added, "removed": self.removed, "changed": self.changed,
             "stamps_only": self.stamps_only,
             "fields_added": self.fields_added, "fields_removed": self.fields_removed,
         }
@@ -234,7 +240,8 @@ def diff_snapshots(a: SnapshotReader, b: SnapshotReader, *, id_field: str, finge
                    deleted_field: str | None = None) -> SnapshotDiff:
     """Compare two snapshots of the same connection; BadInput for two connections or an object neither holds.
     A record whose only differences are in `audit_fields` (or in the `audit_keys` of a JSON text field) is
-    counted in `stamps_only`, not `changed`; one `deleted_field` marks archived in B and not in A is removed."""
+    counted in `stamps_only`, not `changed`; one `deleted_field` marks archived in B and not in A is removed. An
+    object only one snapshot holds is not compared (`status` "only_in_a" or "only_in_b"): none of its rows count."""
     ma, mb = a.manifest, b.manifest
     if ma.connection != mb.connection:
         raise BadInput(f"snapshots {ma.snapshot_id} and {mb.snapshot_id} are of different connections "
@@ -251,9 +258,11 @@ def diff_snapshots(a: SnapshotReader, b: SnapshotReader, *, id_field: str, finge
         result = ObjectDiff(name)
         found[name] = result
         if not a.has(name) or not b.has(name):
-            result.status = "added" if b.has(name) else "removed"
-            rows = (b if b.has(name) else a).manifest.objects[name].rows
-            result.added, result.removed = (rows, 0) if b.has(name) else (0, rows)
+            # A manifest lists only the objects its backup took (`--object`, or a default set that skips objects
+            # the CRM lacks) and nothing of the CRM's other objects, so an object one snapshot lacks may be one it
+            # was not asked for as well as one gone from the CRM: its rows are neither removed nor added.
+            result.status = "only_in_b" if b.has(name) else "only_in_a"
+            result.uncompared = (b if b.has(name) else a).manifest.objects[name].rows
             continue
         fields_a, fields_b = [f.name for f in a.fields(name)], [f.name for f in b.fields(name)]
         result.fields_added = [f for f in fields_b if f not in fields_a]

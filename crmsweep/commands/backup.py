@@ -8,6 +8,7 @@ import typer
 
 from crmsweep import api
 from crmsweep.backup.snapshot import Unfinished
+from crmsweep.backup.snapshot_diff import ObjectDiff
 from crmsweep.commands.common import (
     AllowOverBudgetOpt,
     ConfigOpt,
@@ -156,6 +157,10 @@ def verify(
         raise typer.Exit(EXIT_REFUSED)
 
 
+def _missing_from(found: ObjectDiff) -> str:
+    return "B" if found.status == "only_in_a" else "A"
+
+
 @snapshots_app.command("diff")
 @handle_errors
 def diff(
@@ -174,20 +179,30 @@ def diff(
 ) -> None:
     """Say what changed between two snapshots, per object: records added, removed and changed, and
     fields added to or removed from describe. A record whose only differences are the audit stamps the
-    CRM rewrites on every write (an apply and its rollback leave those) is told apart, not counted changed."""
+    CRM rewrites on every write (an apply and its rollback leave those) is told apart, not counted changed. An
+    object only one snapshot holds is named, not compared: its rows count neither added nor removed."""
     found = api.diff(workspace(config, home), a, b, objects=objects or (), detail=detail, all_fields=all_fields)
     if as_json:
         emit_json(found.to_dict(detail))
         return
+    compared = {name: d for name, d in found.objects.items() if d.status == "both"}
     print_table(
         ("OBJECT", "ADDED", "REMOVED", "CHANGED", "FIELDS"),
-        [(name if d.status == "both" else f"{name} ({d.status})", f"{d.added:,}", f"{d.removed:,}",
-          f"{d.changed:,}", " ".join([*(f"+{f}" for f in d.fields_added), *(f"-{f}" for f in d.fields_removed)]))
+        [(name, f"{d.added:,}", f"{d.removed:,}", f"{d.changed:,}",
+          " ".join([*(f"+{f}" for f in d.fields_added), *(f"-{f}" for f in d.fields_removed)]))
+         if d.status == "both" else (f"{name} (not in {_missing_from(d)})", "-", "-", "-", "")
          for name, d in found.objects.items()],
     )
     # The table's footnotes are part of the answer: on stdout with it, so `> diff.txt` keeps them.
-    if not any(d.added or d.removed or d.changed or d.fields_added or d.fields_removed for d in found.objects.values()):
-        out.print(f"Nothing changed between {found.a} and {found.b}.", markup=False)
+    for name, d in found.objects.items():
+        if d.status != "both":
+            # Neutral on why: a manifest does not say whether the backup left the object out or the CRM lost it.
+            missing, holder = (found.b, "A") if d.status == "only_in_a" else (found.a, "B")
+            out.print(f"{name}: not in snapshot {_missing_from(d)} ({missing}): its {d.uncompared:,} rows in "
+                      f"{holder} are not compared, nor counted added or removed.", markup=False)
+    if not any(d.added or d.removed or d.changed or d.fields_added or d.fields_removed for d in compared.values()):
+        where = "" if len(compared) == len(found.objects) else " in the objects both hold"
+        out.print(f"Nothing changed between {found.a} and {found.b}{where}.", markup=False)
     stamped = sum(d.stamps_only for d in found.objects.values())
     if stamped:
         out.print(f"Not counted changed: {stamped:,} records whose only differences are the CRM's audit stamps "
