@@ -36,7 +36,8 @@ def test_an_object_one_snapshot_did_not_take_counts_no_row(tmp_path: Path) -> No
     assert sum(d.removed for d in forward.objects.values()) == 1
     assert forward.to_dict(detail=True)["objects"]["Account"] == {
         "status": "only_in_a", "uncompared_rows": 3, "added": 0, "removed": 0, "changed": 0, "stamps_only": 0,
-        "fields_added": [], "fields_removed": [], "added_ids": [], "removed_ids": [], "changed_records": {}}
+        "fields_added": [], "fields_removed": [], "fields_retyped": {},
+        "added_ids": [], "removed_ids": [], "changed_records": {}}
 
     backward = diff_snapshots(contacts_only, full, id_field="Id", fingerprint_field="SystemModstamp")
     mirrored = backward.objects["Account"]

@@ -26,8 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmsweep.backup.snapshot_reader import SnapshotReader
+from crmsweep.backup.snapshot_values import canonical_column
 from crmsweep.decimal_text import DECIMAL_PATTERN
 from crmsweep.errors import BadInput
+from crmsweep.model import FieldKind
 
 _DETAIL_BATCH = 10_000  # changed records read whole at a time, with `detail`
 # Objects up to this many rows are compared on every field, not on their fingerprint alone: see diff_snapshots.
@@ -47,6 +49,7 @@ class ObjectDiff:
     stamps_only: int = 0  # records whose only differences are audit stamps: not counted changed
     fields_added: list[str] = field(default_factory=list)
     fields_removed: list[str] = field(default_factory=list)
+    fields_retyped: dict[str, list[str]] = field(default_factory=dict)  # field -> [its kind in A, in B]
     # With detail only:
     added_ids: list[str] = field(default_factory=list)
     removed_ids: list[str] = field(default_factory=list)
@@ -58,6 +61,7 @@ class ObjectDiff:
             "added": self.added, "removed": self.removed, "changed": self.changed,
             "stamps_only": self.stamps_only,
             "fields_added": self.fields_added, "fields_removed": self.fields_removed,
+            "fields_retyped": self.fields_retyped,
         }
         if detail:
             data.update(added_ids=self.added_ids, removed_ids=self.removed_ids, changed_records=self.changed_fields)
@@ -105,6 +109,12 @@ def _unequal(left: pa.ChunkedArray, right: pa.ChunkedArray) -> pa.ChunkedArray:
     double is all the older backup knew), any other text as text, against the double's text."""
     if left.type == right.type:
         return pc.not_equal(left, right)
+    # A date or datetime against another type: as its canonical text, the value `record_map` gives `--detail`
+    # (Arrow's own text of a timestamp, "2026-01-01 00:00:00.000Z", is no text the CRM writes, so every record
+    # would differ and `--detail` name no field for it).
+    left, right = _canonical_dates(left), _canonical_dates(right)
+    if left.type == right.type:
+        return pc.not_equal(left, right)
     for number, text in ((left, right), (right, left)):
         if pa.types.is_floating(number.type) and pa.types.is_string(text.type):
             is_decimal = pc.match_substring_regex(text, DECIMAL_PATTERN)
@@ -112,6 +122,14 @@ def _unequal(left: pa.ChunkedArray, right: pa.ChunkedArray) -> pa.ChunkedArray:
             return pc.if_else(is_decimal, pc.not_equal(number, as_number),
                               pc.not_equal(_number_text(number), text))
     return pc.not_equal(pc.cast(left, pa.string()), pc.cast(right, pa.string()))
+
+
+def _canonical_dates(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    for kind, is_kind in ((FieldKind.DATETIME, pa.types.is_timestamp), (FieldKind.DATE, pa.types.is_date)):
+        if is_kind(column.type):
+            text = canonical_column(column, kind)
+            return text if isinstance(text, pa.ChunkedArray) else pa.chunked_array([text])
+    return column
 
 
 def _same_value(old: Any, new: Any) -> bool:
@@ -267,6 +285,11 @@ def diff_snapshots(a: SnapshotReader, b: SnapshotReader, *, id_field: str, finge
         fields_a, fields_b = [f.name for f in a.fields(name)], [f.name for f in b.fields(name)]
         result.fields_added = [f for f in fields_b if f not in fields_a]
         result.fields_removed = [f for f in fields_a if f not in fields_b]
+        # A field retyped in the CRM is named here: a record whose value in it differs is then listed by
+        # `--detail` with that field, compared value by value (`_unequal`), and one whose value reads alike is not.
+        kinds_b = {f.name: f.kind for f in b.fields(name)}
+        result.fields_retyped = {f.name: [f.kind.value, kinds_b[f.name].value] for f in a.fields(name)
+                                 if f.name in kinds_b and kinds_b[f.name] is not f.kind}
         shared = [f for f in fields_a if f in fields_b]
         if id_field not in shared:
             # A link table has no id of its own: a link is its row, added or removed.

@@ -324,7 +324,8 @@ def canonical_value(kind: FieldKind, value: Any) -> Any:
     return value
 
 
-def _canonical_column(column: pa.ChunkedArray | pa.Array, kind: FieldKind) -> pa.ChunkedArray | pa.Array:
+def canonical_column(column: pa.ChunkedArray | pa.Array, kind: FieldKind) -> pa.ChunkedArray | pa.Array:
+    """A column of `kind` as its canonical values: dates and datetimes as their canonical text."""
     # Dates and datetimes are formatted column at a time: the same text as `canonical_date` /
     # `canonical_datetime`, an order of magnitude faster than per value in Python.
     if kind is FieldKind.DATETIME:
@@ -395,7 +396,7 @@ def canonical_table(table: pa.Table, kinds: Mapping[str, FieldKind]) -> pa.Table
     """`table` with each column cast to the Arrow type whose Python values are its canonical values
     (dates and datetimes as their canonical text; the other kinds as stored)."""
     names = table.column_names
-    return pa.Table.from_arrays([_canonical_column(table.column(at), kinds[name]) for at, name in enumerate(names)],
+    return pa.Table.from_arrays([canonical_column(table.column(at), kinds[name]) for at, name in enumerate(names)],
                                 names=names)
 
 

@@ -189,7 +189,8 @@ def diff(
     print_table(
         ("OBJECT", "ADDED", "REMOVED", "CHANGED", "FIELDS"),
         [(name, f"{d.added:,}", f"{d.removed:,}", f"{d.changed:,}",
-          " ".join([*(f"+{f}" for f in d.fields_added), *(f"-{f}" for f in d.fields_removed)]))
+          " ".join([*(f"+{f}" for f in d.fields_added), *(f"-{f}" for f in d.fields_removed),
+                    *(f"~{f}" for f in d.fields_retyped)]))
          if d.status == "both" else (f"{name} (not in {_missing_from(d)})", "-", "-", "-", "")
          for name, d in found.objects.items()],
     )
@@ -200,7 +201,11 @@ def diff(
             missing, holder = (found.b, "A") if d.status == "only_in_a" else (found.a, "B")
             out.print(f"{name}: not in snapshot {_missing_from(d)} ({missing}): its {d.uncompared:,} rows in "
                       f"{holder} are not compared, nor counted added or removed.", markup=False)
-    if not any(d.added or d.removed or d.changed or d.fields_added or d.fields_removed for d in compared.values()):
+        for retyped, (kind_a, kind_b) in d.fields_retyped.items():
+            out.print(f"{name}: field {retyped} is {kind_a} in A, {kind_b} in B: a record counts changed only where "
+                      "its value reads otherwise.", markup=False)
+    if not any(d.added or d.removed or d.changed or d.fields_added or d.fields_removed or d.fields_retyped
+               for d in compared.values()):
         where = "" if len(compared) == len(found.objects) else " in the objects both hold"
         out.print(f"Nothing changed between {found.a} and {found.b}{where}.", markup=False)
     stamped = sum(d.stamps_only for d in found.objects.values())
