@@ -74,9 +74,12 @@ class SnapshotDiff:
     b: str
     objects: dict[str, ObjectDiff]
     audit_fields: tuple[str, ...] = ()  # the stamps left out of what counts as a change
+    # The stamp keys left out inside a JSON text field (field -> its keys): named to the admin with the fields.
+    audit_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def to_dict(self, detail: bool = False) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "audit_fields": list(self.audit_fields),
+                "audit_keys": {name: list(keys) for name, keys in self.audit_keys.items()},
                 "objects": {n: d.to_dict(detail) for n, d in self.objects.items()}}
 
 
@@ -302,4 +305,4 @@ def diff_snapshots(a: SnapshotReader, b: SnapshotReader, *, id_field: str, finge
         whole = small or fingerprint_field not in shared
         compared = [f for f in shared if f != id_field] if whole else [fingerprint_field]
         _diff_rows(a, b, name, [id_field], compared, result, detail, rules)
-    return SnapshotDiff(ma.snapshot_id, mb.snapshot_id, found, tuple(audit_fields))
+    return SnapshotDiff(ma.snapshot_id, mb.snapshot_id, found, tuple(audit_fields), dict(rules.audit_keys))

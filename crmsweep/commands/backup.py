@@ -210,8 +210,12 @@ def diff(
         out.print(f"Nothing changed between {found.a} and {found.b}{where}.", markup=False)
     stamped = sum(d.stamps_only for d in found.objects.values())
     if stamped:
+        # Every stamp left out is named, the keys inside a JSON field too: a record left out for a key alone
+        # must not read as left out for a stamp field it does not differ in.
+        stamps = [", ".join(found.audit_fields)] if found.audit_fields else []
+        stamps += [f"in the JSON of {name}: {', '.join(keys)}" for name, keys in found.audit_keys.items()]
         out.print(f"Not counted changed: {stamped:,} records whose only differences are the CRM's audit stamps "
-                  f"({', '.join(found.audit_fields)}); --all-fields counts them.", markup=False)
+                  f"({'; '.join(stamps)}); --all-fields counts them.", markup=False)
     if detail:
         for name, d in found.objects.items():
             for record_id in d.added_ids:
