@@ -251,7 +251,8 @@ def test_record_touched_since_the_scan_is_skipped_not_overwritten(tmp_path: Path
     assert (report.applied, report.skipped) == (1, 2)
     first = report.skipped_items[0]
     assert first["id"] == contact_id(1) and first["reason"] == "drift"
-    assert first["detail"] == f"changed since the scan: SystemModstamp was {SCANNED}, now {now_1}"
+    assert first["detail"] == (
+        f"changed since the backup the plan was scanned from: SystemModstamp was {SCANNED}, now {now_1}")
     skips = [e for e in log_entries(home, report.run_id) if e["t"] == "skip"]
     assert [(e["i"], e["reason"]) for e in skips] == [(1, "drift"), (2, "drift")]
     assert all(rid != contact_id(1) for _, _, ids in org.writes for rid in ids)
@@ -519,6 +520,23 @@ def test_a_change_without_fingerprint_is_skipped_not_written() -> None:
     assert drift_verdict(undo, live, FAKE_VOCABULARY) == ("drift", "no SystemModstamp was recorded to check it against")
     checked = replace(undo, fingerprint="2030-01-01T00:00:00.000Z")
     assert drift_verdict(checked, live, FAKE_VOCABULARY) is None
+
+
+def test_drift_detail_shows_both_times_in_the_form_the_cli_shows_times() -> None:
+    from crmsweep.cleanup.drift import drift_verdict
+    from tests.fake_connector import FAKE_VOCABULARY
+
+    # The plan holds the snapshot's canonical stamp; Salesforce answers the live one as "+0000".
+    live = {"Id": contact_id(1), "IsDeleted": False, "SystemModstamp": "2026-05-01T10:05:00.000+0000"}
+    change = Change(op=Op.DELETE, object="Contact", record_id=contact_id(1), before=live, after={}, reason="stale",
+                    pass_name="stale_contacts", fingerprint="2026-05-01T10:00:00.000Z")
+    assert drift_verdict(change, live, FAKE_VOCABULARY) == ("drift", (
+        "changed since the backup the plan was scanned from: "
+        "SystemModstamp was 2026-05-01T10:00:00.000Z, now 2026-05-01T10:05:00.000Z"))
+    # A rollback's fingerprint is what its run left (read back in the CRM's spelling), not a backup's.
+    undo = replace(change, fingerprint="2026-05-01T10:00:00.000+0000")
+    assert drift_verdict(undo, live, FAKE_VOCABULARY, since="run R wrote it") == ("drift", (
+        "changed since run R wrote it: SystemModstamp was 2026-05-01T10:00:00.000Z, now 2026-05-01T10:05:00.000Z"))
 
 
 def test_a_plan_naming_an_object_its_snapshot_lacks_is_refused(tmp_path: Path, home: Home) -> None:

@@ -408,6 +408,40 @@ def test_lists_have_column_headers_and_runs_show_tells_a_run(tmp_path: Path) -> 
     assert json.loads(invoke("runs", "show", rolled["run"], "--json", *common).stdout)["rollback_of"] == run_id
 
 
+def test_a_drift_skip_shows_one_time_format_and_the_scan_that_plans_it_again(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "small.toml", SMALL_ORG)
+    home = tmp_path / "home"
+    common = ("--config", str(config), "--home", str(home))
+    plan_path = tmp_path / "plan.json"
+    assert invoke("scan", "-c", "sandbox-salesforce", "-o", str(plan_path), *common).exit_code == 0
+    plan, _ = Plan.from_json(plan_path.read_text())
+    drifted = next(c for c in plan.changes if c.object == "Contact")
+    with connect(Workspace.load(config, home), "sandbox-salesforce") as connector:
+        assert connector.update("Contact", [{"Id": drifted.record_id, "Title": "Edited since the scan"}])[0].ok
+        now = connector.read("Contact", [drifted.record_id], ["SystemModstamp"])[drifted.record_id]["SystemModstamp"]
+    assert now.endswith("+0000")  # the CRM's own spelling, which the message must not show
+    shown_now = now[:-5] + "Z"
+    detail = (f"changed since the backup the plan was scanned from: SystemModstamp was {drifted.fingerprint}, "
+              f"now {shown_now}")
+    scan = f"crmsweep scan -c sandbox-salesforce -o {plan_path} --config {config} --home {home}"
+    means = ("1 skipped as drift: changed in the CRM since the backup the plan was scanned from, so left as they "
+             "are. To plan them again, back up and scan again (scan takes a fresh backup first): ")
+
+    dry = json.loads(invoke("apply", str(plan_path), "--dry-run", "--json", *common).stdout)
+    assert dry["drift_means"] == f"{means}`{scan}`"
+    assert [i["detail"] for i in dry["would_skip_items"]] == [detail]
+    applied = invoke("apply", str(plan_path), "--yes", *common)
+    assert f"  skipped: Contact {drifted.record_id}  drift  {detail}\n{means}`{scan}`\n" in applied.stderr
+    [run] = json.loads(invoke("runs", "list", "--json", *common).stdout)
+
+    shown = invoke("runs", "show", run["run"], *common).stdout
+    assert f"\nDrift           {means}`{scan.replace(str(plan_path), 'PLAN')}`\n" in shown
+    assert re.search(rf"^Contact\s+{drifted.record_id}\s+.*drift\s+{re.escape(detail)}$", shown, re.MULTILINE)
+    answer = json.loads(invoke("runs", "show", run["run"], "--json", *common).stdout)
+    assert answer["drift_means"] == f"{means}`{scan.replace(str(plan_path), 'PLAN')}`"
+    assert [i["detail"] for i in answer["skipped_items"]] == [detail]
+
+
 def test_shell_completion_is_available(monkeypatch: pytest.MonkeyPatch) -> None:
     # Typer finds the shell by walking the process tree (shellingham), which under a loaded test run may
     # find none and exit 1: that is Typer's detection, not crmsweep's completion, so the shell is given.

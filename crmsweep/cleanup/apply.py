@@ -44,6 +44,7 @@ from crmsweep.backup.runlog import (
 from crmsweep.cleanup.drift import (
     DELETE_OPS,
     REMOVING_OPS,
+    SINCE_BACKUP,
     SKIP_NO_PARENT,
     SKIP_SOMEONE_ELSE,
     UPDATE_OPS,
@@ -241,6 +242,12 @@ class _Engine:
     @property
     def dry_run(self) -> bool:
         return self.handle is None
+
+    @property
+    def _since(self) -> str:
+        """What a drift detail says the fingerprint was read at: a rollback's come from the run's write."""
+        undone = self.plan.header.rollback_of
+        return f"run {undone} wrote it" if undone else SINCE_BACKUP
 
     def _log(self, entry: dict[str, Any]) -> None:
         if self.handle is not None:
@@ -451,7 +458,7 @@ class _Engine:
                     verdict = restores[i] or restore_verdict(change, live.get(change.record_id), self.vocabulary,
                                                                self.connector.capabilities)
                 else:
-                    verdict = drift_verdict(change, live.get(change.record_id), self.vocabulary)
+                    verdict = drift_verdict(change, live.get(change.record_id), self.vocabulary, since=self._since)
                 if verdict is None:
                     keep.append(i)
                 else:

@@ -27,6 +27,9 @@ SKIP_NOT_IN_BIN = "not in recycle bin"
 SKIP_SOMEONE_ELSE = "changed by someone else"
 SKIP_NO_PARENT = "parent not re-created"
 
+# What a scan plan's fingerprints were read at, as a drift detail names it.
+SINCE_BACKUP = "the backup the plan was scanned from"
+
 
 def _is_null(value: Any) -> bool:
     # Parquet-backed readers may hand back NaN where the CRM had no value.
@@ -71,8 +74,21 @@ def _is_deleted(live: Mapping[str, Any], vocabulary: Vocabulary) -> bool:
     return bool(vocabulary.deleted_field and live.get(vocabulary.deleted_field))
 
 
-def drift_verdict(change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary) -> tuple[str, str] | None:
-    """Why `change` must be skipped given the live record (None if absent), or None if it may be written."""
+def shown_time(value: Any) -> str:
+    """A fingerprint as the CLI shows every time (`canonical_datetime`), whatever spelling it came in:
+    the plan holds the snapshot's canonical form, the live read the CRM's own ('+0000'), and two
+    spellings side by side read as two kinds of value. Anything that is not a datetime is shown as is."""
+    text = str(value)
+    return _as_datetime(text) or text
+
+
+def drift_verdict(
+    change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary, *, since: str = SINCE_BACKUP
+) -> tuple[str, str] | None:
+    """Why `change` must be skipped given the live record (None if absent), or None if it may be written.
+
+    `since`: what the plan's fingerprint was read at, as the drift detail names it (a rollback plan's is
+    the run's write, not a backup)."""
     if change.op is Op.CREATE:
         return None
     if change.op is Op.UNDELETE:
@@ -93,10 +109,8 @@ def drift_verdict(change: Change, live: Mapping[str, Any] | None, vocabulary: Vo
         return SKIP_DRIFT, f"no {vocabulary.fingerprint_field} was recorded to check it against"
     now = live.get(vocabulary.fingerprint_field)
     if not _same_fingerprint(change.fingerprint, now):
-        return (
-            SKIP_DRIFT,
-            f"changed since the scan: {vocabulary.fingerprint_field} was {change.fingerprint}, now {now}",
-        )
+        was = shown_time(change.fingerprint)
+        return SKIP_DRIFT, f"changed since {since}: {vocabulary.fingerprint_field} was {was}, now {shown_time(now)}"
     return None
 
 

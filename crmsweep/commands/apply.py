@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -19,7 +19,7 @@ import typer
 from crmsweep import api
 from crmsweep.backup.runlog import RunState
 from crmsweep.cleanup.apply import ApplyReport
-from crmsweep.cleanup.drift import DELETE_OPS
+from crmsweep.cleanup.drift import DELETE_OPS, SINCE_BACKUP, SKIP_DRIFT
 from crmsweep.cleanup.labels import one_line
 from crmsweep.cleanup.preview import breakdown, ops_breakdown, removal_words, vocabulary_of
 from crmsweep.commands.common import (
@@ -73,7 +73,23 @@ def resume_command(
     return command_line([*args, *(["--yes"] if yes else [])], config=config, home=home)
 
 
-def report_json(report: ApplyReport, resume: str) -> dict[str, object]:
+def drift_means(items: Sequence[Mapping[str, object]], scan: str | None) -> str | None:
+    """The next step for the records skipped as drift (None if none, or no `scan` command fits: a
+    rollback's drift is an edit made after its run, which a fresh scan would not put back).
+    `scan`: the command that backs up and plans again. One line for them all, after their list."""
+    drifted = sum(1 for item in items if item.get("reason") == SKIP_DRIFT)
+    if not drifted or scan is None:
+        return None
+    return (f"{drifted} skipped as drift: changed in the CRM since {SINCE_BACKUP}, so left as they are. "
+            f"To plan them again, back up and scan again (scan takes a fresh backup first): `{scan}`")
+
+
+def scan_command(connection: str, plan_file: str, *, config: Path | None, home: Path | None) -> str:
+    """`crmsweep scan` for `connection`, writing a fresh plan to `plan_file`: what drift skips call for."""
+    return command_line(["scan", "-c", connection, "-o", plan_file], config=config, home=home)
+
+
+def report_json(report: ApplyReport, resume: str, *, scan: str | None = None) -> dict[str, object]:
     """The answer of `--json`. A dry run writes nothing, so its applied/skipped/failed are 0 and what it
     would do is under would_apply, would_skip (counts) and would_write, would_skip_items (lists)."""
     dry = report.dry_run
@@ -95,6 +111,8 @@ def report_json(report: ApplyReport, resume: str) -> dict[str, object]:
         "would_write": report.planned_items if dry else None,
         "would_skip_items": report.skipped_items if dry else None,
         "already_applied": report.already_applied,
+        # What to do about the drift skips (the same line the text summary prints after them), or null.
+        "drift_means": drift_means(report.skipped_items, scan),
         "notes": report.notes,
         # Old id -> new id of what the run re-created, by object: the only way to find a re-created record.
         "id_map": report.id_map,
@@ -106,8 +124,11 @@ def budget_json(outcome: api.ApplyOutcome) -> dict[str, object] | None:
     return outcome.budget.to_dict() if outcome.budget is not None else None
 
 
-def render_report(report: ApplyReport, *, resume_hint: str, provider: str | None = None) -> None:
-    """What a run did (or a dry run would do); ops in `provider`'s words where given."""
+def render_report(
+    report: ApplyReport, *, resume_hint: str, provider: str | None = None, scan: str | None = None
+) -> None:
+    """What a run did (or a dry run would do); ops in `provider`'s words where given; `scan`: the command
+    that plans drift-skipped records again (see `drift_means`)."""
     if report.already_applied:
         err.print(one_line(f"Plan {report.plan_id} was already applied by run {report.run_id} "
                            f"({report.already_applied}): nothing to do. See `crmsweep runs list`."), markup=False)
@@ -129,6 +150,9 @@ def render_report(report: ApplyReport, *, resume_hint: str, provider: str | None
             err.print(one_line(line), markup=False)
         if len(items) > SHOW_ITEMS:
             err.print(f"  … and {len(items) - SHOW_ITEMS} more {title.lower()}; `--json` lists them all")
+    drift = drift_means(report.skipped_items, scan)
+    if drift:
+        err.print(one_line(drift), style="yellow", markup=False)
     for note in report.notes:
         err.print(one_line(note), style="yellow", markup=False)
     if report.stopped:
@@ -299,12 +323,16 @@ def apply(
     finished = not (report.stopped or report.dry_run or report.already_applied)
     # Every change skipped or failed: a rollback would have nothing to put back.
     undo = command_line(["rollback", report.run_id], config=config, home=home) if finished and report.applied else None
+    # Re-scanning into the applied plan's file is safe: the run keeps its own copy (resume, rollback).
+    scan = None if outcome.plan.header.rollback_of else scan_command(
+        connection or outcome.plan.header.connection, os.path.abspath(plan_file), config=config, home=home)
     if as_json:
         # A rollback plan (`rollback -o`) says which run it undoes, as `rollback --json` does; else null.
-        emit_json({**report_json(report, resume_hint(report.run_id)), "undo": undo, "budget": budget_json(outcome),
-                   "rollback_of": outcome.plan.header.rollback_of})
+        emit_json({**report_json(report, resume_hint(report.run_id), scan=scan), "undo": undo,
+                   "budget": budget_json(outcome), "rollback_of": outcome.plan.header.rollback_of})
     else:
-        render_report(report, resume_hint=f"`{resume_hint(report.run_id)}`", provider=outcome.plan.header.provider)
+        render_report(report, resume_hint=f"`{resume_hint(report.run_id)}`", provider=outcome.plan.header.provider,
+                      scan=scan)
         failures_hint(report, again=None)
         if finished:
             err.print(f"To undo: `{undo}`" if undo else "Nothing was written, so there is nothing to undo.")

@@ -10,7 +10,7 @@ import typer
 from crmsweep import api
 from crmsweep.backup.runlog import KIND_ROLLBACK, STATUS_STOPPED, STATUS_UNFINISHED, ChangeOutcome, Outcome, RunState
 from crmsweep.cleanup.labels import one_line
-from crmsweep.commands.apply import command_line
+from crmsweep.commands.apply import command_line, drift_means, scan_command
 from crmsweep.commands.common import (
     ConfigOpt,
     HomeOpt,
@@ -76,6 +76,17 @@ def resume_text(ws: api.Workspace, state: RunState) -> str | None:
     return f"{command} (add the --config that defines connection '{connection}')"
 
 
+def drift_text(ws: api.Workspace, state: RunState, skipped: list[dict[str, Any]]) -> str | None:
+    """What to do about the run's drift skips: scan again. The plan file the run was given is not known
+    here (the run's own copy must not be overwritten), so the command names PLAN, as `scan --help` does."""
+    if state.kind == KIND_ROLLBACK:
+        return None
+    connection = state.plan.header.connection
+    known = connection in ws.config.connection_names
+    scan = scan_command(connection, "PLAN", config=ws.config.path if known else None, home=ws.home.root)
+    return drift_means(skipped, scan)
+
+
 def failed_means(state: RunState) -> str | None:
     if not state.count(Outcome.FAILED) or state.status in (STATUS_STOPPED, STATUS_UNFINISHED):
         return None
@@ -127,6 +138,7 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
     answer["resume"] = resume
     answer["pending_means"] = PENDING_MEANS if state.count(Outcome.PENDING) else None
     answer["failed_means"] = failed_means(state)
+    answer["drift_means"] = drift_text(ws, state, skipped)
     if as_json:
         emit_json(answer)
         return
@@ -140,6 +152,7 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
         ("Re-created", _recreated_text(answer["id_map"])),
         ("Pending", f"{state.count(Outcome.PENDING)}: {PENDING_MEANS}" if answer["pending_means"] else ""),
         ("Failed", answer["failed_means"] or ""),
+        ("Drift", answer["drift_means"] or ""),
         ("Resume with", resume or ""),
     ]
     width = max(len(name) for name, _ in facts)
