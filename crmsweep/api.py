@@ -576,7 +576,7 @@ def _note_recreated(ws: Workspace, plan: Plan, report: ApplyReport, connector: C
     undone = read_run(ws.home, run_id)
     specs = plan_field_specs(ws.home, undone.plan) if made else {}
     note = recreate_note_of(undone, made, vocabulary, specs, connector.capabilities, done=not report.dry_run,
-                            run_id=report.run_id or None)
+                            run_id=report.run_id or None, new_ids=report.id_map)
     if note:
         report.notes.append(note)
 

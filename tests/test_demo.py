@@ -196,6 +196,31 @@ def test_the_salesforce_demo_note_names_only_what_the_field_create_cannot_write(
     assert "DeveloperName" not in named and "TableEnumOrId" not in named, note
 
 
+def test_the_re_create_note_names_the_first_records_and_runs_show_lists_every_one(salesforce_demo: Told) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from crmsweep.cli import app
+
+    ws, run_id = salesforce_demo.ws, salesforce_demo.result.rollback_run_id
+    state = api.run(ws, run_id).state
+    made = [(c.object, c.record_id, state.id_map[c.object][c.record_id])
+            for c in state.plan.changes if c.op is Op.CREATE]
+    assert len(made) == 4
+    note = next(line for line in salesforce_demo.lines if "re-created under new ids (" in line)
+    first = ", ".join(f"{obj} {old} -> {new}" for obj, old, new in made[:3])
+    assert note.endswith(f"; re-created: {first} and 1 more: `crmsweep runs show {run_id}` lists them all"), note
+
+    common = ["--config", str(ws.config.path), "--home", str(ws.home.root)]
+    shown = CliRunner().invoke(app, ["runs", "show", run_id, *common]).stdout
+    table = shown.split("\nRe-created (4):\n")[1].split("\n\n")[0].splitlines()
+    assert table[0].split() == ["OBJECT", "OLD", "ID", "NEW", "ID", "LABEL"]
+    assert [tuple(row.split()[:3]) for row in table[1:]] == made
+    answer = json.loads(CliRunner().invoke(app, ["runs", "show", run_id, "--json", *common]).stdout)
+    assert [(i["object"], i["old_id"], i["new_id"]) for i in answer["recreated_items"]] == made
+
+
 def test_the_demo_on_hubspot_says_archive_where_hubspot_archives(hubspot_demo: Told) -> None:
     """DELETE /marketing/v3/emails/{id} archives (the email stays readable, un-archived with its id): the
     plan's op is delete, but the preview, the rollback's note and the closing say archive and un-archive.

@@ -90,9 +90,13 @@ def test_hubspot_rollback_says_what_re_created_contacts_lose_and_maps_their_ids(
     assert set(id_map) == {"contacts"} and sorted(id_map["contacts"]) == archived
     shown_run = json.loads(cli("runs", "show", rolled["run"], "--json").stdout)
     assert shown_run["id_map"] == id_map
-    facts = {line.split(None, 1)[0]: line.split(None, 1)[1] for line in cli("runs", "show", rolled["run"]).stdout
-             .splitlines() if line.strip()}
-    assert facts["Re-created"] == "48 contacts under new ids (old -> new: `--json` id_map)"
+    shown_text = cli("runs", "show", rolled["run"]).stdout
+    facts_text, listed = shown_text.split("\n\nRe-created (48):\n")
+    facts = {line.split(None, 1)[0]: line.split(None, 1)[1] for line in facts_text.splitlines() if line.strip()}
+    assert facts["Re-created"] == "48 contacts under new ids (old -> new: listed below, and `--json` id_map)"
+    rows = [line.split()[:3] for line in listed.split("\n\n")[0].splitlines()[1:]]
+    assert len(rows) == 48 and {old: new for _obj, old, new in rows} == id_map["contacts"]
+    assert [(i["old_id"], i["new_id"]) for i in shown_run["recreated_items"]] == [(old, new) for _o, old, new in rows]
     home = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home").home
     assert read_run(home, rolled["run"]).id_map == id_map
     assert json.loads(cli("runs", "show", run, "--json").stdout)["id_map"] == {}  # the apply created nothing

@@ -47,6 +47,20 @@ def test_the_note_counts_names_and_says_what_to_do_in_the_providers_words() -> N
     assert recreate_note({}, fields, by_hand) is None
 
 
+def test_a_report_note_names_the_first_re_created_records_and_the_command_that_lists_them_all() -> None:
+    records = [("people", f"old{i}", f"new{i}") for i in range(5)]
+    cannot = "the CRM no longer holds the originals, so those values cannot be kept"
+    note = recreate_note({"people": 5}, ["f0"], caps(undelete=True), done=True, run_id="run-1", records=records)
+    assert note is not None and note.endswith(
+        f"{cannot}; re-created: people old0 -> new0, people old1 -> new1, people old2 -> new2 and 2 more: "
+        "`crmsweep runs show run-1` lists them all")
+    few = recreate_note({"people": 2}, ["f0"], caps(undelete=True), done=True, run_id="run-1", records=records[:2])
+    assert few is not None and few.endswith(f"{cannot}; re-created: people old0 -> new0, people old1 -> new1")
+    # A plan's note names none: its preview shows each re-create on a line of its own.
+    planned = recreate_note({"people": 5}, ["f0"], caps(undelete=True), records=records)
+    assert planned is not None and planned.endswith(cannot)
+
+
 # A property definition as HubSpot gives it; `properties` backs it up with crmsweep's own `filled` count.
 DEFINITION = {
     "name": "old_forecast_category", "label": "Old forecast category", "type": "enumeration",

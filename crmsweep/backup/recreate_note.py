@@ -19,6 +19,8 @@ from crmsweep.model import Capabilities, Change, FieldKind, Op, Vocabulary
 
 # Enough names to recognise the dates and history a scan reads; the rest are counted.
 SHOW_FIELDS = 10
+# The re-created records a report's note names; `runs show` lists them all (a rollback may re-create thousands).
+SHOW_RECORDS = 3
 
 
 def unwritten_fields(
@@ -108,6 +110,15 @@ def _keep(counts: Mapping[str, int], capabilities: Capabilities | None, run_id: 
             f"(the rollback run's id_map names them: `crmsweep runs show {run_id or 'RUN'} --json`)")
 
 
+def _records(records: Sequence[tuple[str, str, str]], run_id: str | None) -> str:
+    """The first re-created records as "object old -> new", and where the rest are listed."""
+    shown = ", ".join(f"{obj} {old} -> {new}" for obj, old, new in records[:SHOW_RECORDS])
+    more = len(records) - SHOW_RECORDS
+    if more <= 0:
+        return f"; re-created: {shown}"
+    return f"; re-created: {shown} and {more} more: `crmsweep runs show {run_id or 'RUN'}` lists them all"
+
+
 def recreate_note(
     counts: Mapping[str, int],
     fields: Sequence[str],
@@ -116,11 +127,14 @@ def recreate_note(
     done: bool = False,
     run_id: str | None = None,
     history: bool = True,
+    records: Sequence[tuple[str, str, str]] = (),
 ) -> str | None:
     """One line on what re-creating `counts` records (object -> count) loses: `fields` (see
     `unwritten_fields`), and what to do about it. `done`: they were re-created (a report), else they
     will be (a plan); `run_id`, the rollback run once there is one; `history`, whether they had an
-    activity history to lose (a field definition has none). None when nothing is re-created."""
+    activity history to lose (a field definition has none). None when nothing is re-created.
+    `records`: (object, old id, new id) of those re-created, for a report: the first few are named, with
+    the command that lists them all (a plan's preview names each re-create on its own line)."""
     total = sum(counts.values())
     if not total:
         return None
@@ -133,5 +147,6 @@ def recreate_note(
             "read-only, so the snapshot's values cannot be written back)" if fields else
             f"the CRM {sets} {their} created and modified dates afresh")
     keep = _keep(counts, capabilities, run_id)
+    named = _records(records, run_id) if done and records else ""
     return (f"{total} record{'' if one else 's'} {verb} re-created under new ids ({objects}): {lost}, so the "
-            f"next scan sees {'it' if one else 'them'} as new (recently created, not stale); {keep}")
+            f"next scan sees {'it' if one else 'them'} as new (recently created, not stale); {keep}{named}")

@@ -355,10 +355,12 @@ def recreate_note_of(
     *,
     done: bool = False,
     run_id: str | None = None,
+    new_ids: Mapping[str, Mapping[str, str]] | None = None,
 ) -> str | None:
     """The line saying what re-creating the records `changes` create (undoing run `state`, whose snapshot's
     field specs are `specs`) loses, and what to do instead by the provider's `capabilities` (unknown: not
-    said); None if they re-create nothing under a new id. `done`: they were applied, by rollback run `run_id`."""
+    said); None if they re-create nothing under a new id. `done`: they were applied, by rollback run `run_id`,
+    `new_ids` (its id map: object -> old id -> new id) naming the records made."""
     # Before the writes, what comes back under its own id is known from the capabilities; after, from
     # the id map (the caller passes only the creates it gave a new id).
     own_id = capabilities.recreated_under_own_id if capabilities is not None and not done else ()
@@ -372,7 +374,11 @@ def recreate_note_of(
     # Activity history is said lost only where the records held an activity date that is not the modified
     # stamp every record has (an audit field): a field definition has none.
     history = any(n in fields for n in vocabulary.last_activity_fields if n not in vocabulary.audit_fields)
-    return recreate_note(recreated_counts(creates), fields, capabilities, done=done, run_id=run_id, history=history)
+    made = new_ids or {}
+    records = [(c.object, c.record_id, made[c.object][c.record_id])
+               for c in creates if c.record_id in made.get(c.object, {})]
+    return recreate_note(recreated_counts(creates), fields, capabilities, done=done, run_id=run_id, history=history,
+                         records=records)
 
 
 def mark_rolled_back(home: Home, run_id: str, by_run: str) -> None:

@@ -99,7 +99,7 @@ def failed_means(state: RunState) -> str | None:
 
 def _recreated_text(id_map: dict[str, dict[str, str]]) -> str:
     counts = ", ".join(f"{len(ids)} {obj}" for obj, ids in id_map.items())
-    return f"{counts} under new ids (old -> new: `--json` id_map)" if counts else ""
+    return f"{counts} under new ids (old -> new: listed below, and `--json` id_map)" if counts else ""
 
 
 def _item(state: RunState, outcome: ChangeOutcome) -> dict[str, Any]:
@@ -113,6 +113,16 @@ def _item(state: RunState, outcome: ChangeOutcome) -> dict[str, Any]:
     return item
 
 
+def _recreated_items(state: RunState) -> list[dict[str, Any]]:
+    """Every record the run (re-)created, old id and new, in plan order: what a rollback's note names only
+    the first few of."""
+    id_map = state.id_map
+    return [{"index": o.index, "object": c.object, "old_id": c.record_id, "new_id": id_map[c.object][c.record_id],
+             "label": c.label}
+            for o in state.outcomes
+            if (c := state.plan.changes[o.index]).record_id in id_map.get(c.object, {})]
+
+
 def _items(state: RunState, wanted: Outcome) -> list[dict[str, Any]]:
     return [_item(state, o) for o in state.outcomes if o.outcome is wanted]
 
@@ -120,7 +130,7 @@ def _items(state: RunState, wanted: Outcome) -> list[dict[str, Any]]:
 @runs_app.command("show")
 @handle_errors
 def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, home: HomeOpt = None) -> None:
-    """Show one run: its plan, status, times, counts, rollbacks and every skipped or failed record."""
+    """Show one run: its plan, status, times, counts, rollbacks and every re-created, skipped or failed record."""
     details = api.run(ws := workspace(config, home), run_id)
     state = details.state
     skipped, failed = _items(state, Outcome.SKIPPED), _items(state, Outcome.FAILED)
@@ -131,6 +141,7 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
         "counts": state.counts, "stop_reason": state.stop_reason, "rollback_of": state.rollback_of,
         "rolled_back_by": state.rolled_back_by, "rollbacks": details.rollbacks,
         "skipped_items": skipped, "failed_items": failed, "id_map": state.id_map,
+        "recreated_items": (recreated := _recreated_items(state)),
         # The plan's own notes: of a rollback, what it keeps and what a re-create loses (its preview said so).
         "notes": list(state.plan.header.notes),
     }
@@ -161,6 +172,10 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
             out.print(f"{name:<{width}}  {one_line(value)}", markup=False, highlight=False)
     for note in answer["notes"]:
         out.print(f"{'Note':<{width}}  {one_line(note)}", markup=False, highlight=False)
+    if recreated:
+        out.print(f"\nRe-created ({len(recreated)}):")
+        print_table(("OBJECT", "OLD ID", "NEW ID", "LABEL"),
+                    [(i["object"], i["old_id"], i["new_id"], i["label"] or "") for i in recreated])
     for title, items, code, text in (("Skipped", skipped, "reason", "detail"),
                                      ("Failed", failed, "error_code", "message")):
         if items:
