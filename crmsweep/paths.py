@@ -12,11 +12,13 @@ home that is not a folder, or cannot be written, is bad input (exit 2).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import signal
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -160,7 +162,7 @@ class PrivateFileDraft:
         self._path = path
         # Named for this draft alone (made with O_EXCL): two commands writing the same file at once each put
         # their own whole file in place, the last one winning, and never remove or replace the other's draft.
-        self._temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        self._temporary = path.with_name(f"{_draft_prefix(path)}{secrets.token_hex(4)}{_DRAFT_SUFFIX}")
         self._stack = ExitStack()
         self._handle: IO[bytes] | None = None
 
@@ -176,10 +178,15 @@ class PrivateFileDraft:
         if self._handle is None:
             try:
                 self._stack.enter_context(_stops_raise())
-                self._handle = self._stack.enter_context(os.fdopen(open_private_file(self._temporary), "wb"))
+                fd = open_private_file(self._temporary)
+                self._handle = self._stack.enter_context(os.fdopen(fd, "wb"))
+                # Held while the draft lives, and let go of by the system however its process ends: the mark of
+                # a draft still being written, which `_remove_abandoned` leaves alone.
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BaseException:
                 self.discard()
                 raise
+            _remove_abandoned(self._path, keep=self._temporary.name)
         return self._handle
 
     def commit(self) -> None:
@@ -209,6 +216,47 @@ class PrivateFileDraft:
         finally:
             if begun:
                 self._temporary.unlink(missing_ok=True)
+
+
+_DRAFT_SUFFIX = ".tmp"
+# A draft this young may be between its creation and its lock: left alone, whoever holds it.
+_DRAFT_GRACE_SECONDS = 60.0
+
+
+def _draft_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _remove_abandoned(path: Path, *, keep: str) -> None:
+    """Remove the drafts of `path` their writers left behind (a kill -9, a power cut: before-images, personal
+    data): ours, older than the grace, and locked by no one, since a writer holds its draft's lock until it ends.
+    A fixed draft name did this by being reused; with a name per draft it is done here. Best effort: a draft
+    that cannot be looked at is left."""
+    prefix = _draft_prefix(path)
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(_DRAFT_SUFFIX) and n != keep]
+    except OSError:
+        return
+    for name in names:
+        draft = path.parent / name
+        try:
+            fd = os.open(draft, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            info = os.fstat(fd)
+            if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid()
+                    or time.time() - info.st_mtime < _DRAFT_GRACE_SECONDS):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held: its writer is still at work
+                continue
+            draft.unlink(missing_ok=True)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
 
 
 @contextmanager

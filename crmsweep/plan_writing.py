@@ -53,11 +53,12 @@ class PlanDraft:
     def begin(self, changes: Sequence[Change]) -> None:
         """Write the plan file's changes now, ahead of its header."""
         self._discard()
+        if not self._output.parent.is_dir():
+            return  # not made for a scan that may yet fail: `write` makes it, once the plan is whole
         draft = PrivateFileDraft(self._output)
         try:
-            make_private_dirs(self._output.parent, "plan folder")
             begun = begin_plan_file(draft.begin(), changes)
-        except (OSError, BadInput):
+        except OSError:
             draft.discard()
             return
         except BaseException:  # a Ctrl-C or SIGTERM while the changes are written: no draft left behind

@@ -3,11 +3,13 @@ wall time) is the very file written at the end without it, signed; and a draft n
 
 from __future__ import annotations
 
+import fcntl
 import io
 import operator
 import os
 import stat
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -229,3 +231,37 @@ def test_two_writers_of_one_plan_at_once_each_put_a_whole_plan_in_place(tmp_path
         one.write(first)
     assert output.read_text() == signed_json(first, home)
     assert sorted(os.listdir(output.parent)) == ["plan.json"]
+
+
+def test_a_draft_its_writer_left_behind_is_removed_by_the_next_write_and_a_live_one_kept(tmp_path: Path) -> None:
+    """A kill -9 leaves its draft (before-images); the next write of that plan removes it, but never the draft of a
+    writer still at work (it holds its draft's lock), nor one just made, nor another file's."""
+    home, output = _folder(tmp_path)
+    old = time.time() - 3600
+    folder = output.parent
+    abandoned, live, young, other = (folder / ".plan.json.deadbeef.tmp", folder / ".plan.json.0a0a0a0a.tmp",
+                                     folder / ".plan.json.0b0b0b0b.tmp", folder / ".other.json.deadbeef.tmp")
+    for draft in (abandoned, live, young, other):
+        draft.write_text("before-images")
+        draft.chmod(0o600)
+    for draft in (abandoned, live, other):
+        os.utime(draft, (old, old))
+    with open(live, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # its writer, still at work
+        write_plan(_scan(), output, home)
+        assert sorted(os.listdir(folder)) == sorted([live.name, young.name, other.name, "plan.json"])
+    write_plan(_scan(), output, home)  # its writer gone now, the lock with it
+    assert sorted(os.listdir(folder)) == sorted([young.name, other.name, "plan.json"])
+
+
+def test_a_plan_folder_not_there_yet_is_made_only_when_the_plan_is_written(tmp_path: Path) -> None:
+    home, output = Home(tmp_path / "home"), tmp_path / "new" / "deeper" / "plan.json"
+    plan = _scan()
+    with pytest.raises(RuntimeError, match="the scan failed"), PlanDraft(output, home) as draft:
+        draft.begin(plan.changes)
+        raise RuntimeError("the scan failed")
+    assert not (tmp_path / "new").exists()  # a failed scan leaves no folders behind
+    with PlanDraft(output, home) as draft:
+        draft.begin(plan.changes)
+        draft.write(plan)
+    assert output.read_text() == signed_json(plan, home)
