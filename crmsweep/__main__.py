@@ -1,3 +1,3 @@
-from crmsweep.cli import main
+from crmsweep.launch import main
 
 main()
