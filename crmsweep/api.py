@@ -352,6 +352,29 @@ def scan(
                        api_calls=calls)
 
 
+@dataclass(frozen=True)
+class SandboxReset:
+    provider: str
+    connection: str  # the built-in connection that serves it
+    state_dir: Path
+    records: int
+    seed: int
+
+
+def reset_sandbox(ws: Workspace, provider: str | None = None, *, records: int | None = None,
+                  seed: int | None = None) -> SandboxReset:
+    """Seed `provider`'s built-in sandbox afresh (`[sandbox] records` and `seed` unless given): its connection
+    (`sandbox-<provider>`) starts from that org next time. Through the sandbox itself, under its state lock:
+    wiping the folder would pull the store from under a `sandbox serve` of the same folder."""
+    entry = providers.get(provider) if provider is not None else providers.default()
+    state_dir = ws.home.sandbox_dir(entry.name)
+    chosen_records = ws.config.sandbox.records if records is None else records
+    chosen_seed = ws.config.sandbox.seed if seed is None else seed
+    entry.start_sandbox(state_dir, records=chosen_records, seed=chosen_seed, reset=True).stop()
+    return SandboxReset(provider=entry.name, connection=entry.builtin_connection, state_dir=state_dir,
+                        records=chosen_records, seed=chosen_seed)
+
+
 def _check_snapshot_intact(ws: Workspace, snapshot_id: str) -> None:
     """A plan's before-images must come from a snapshot that still matches its manifest: apply would
     refuse the plan anyway, so say so now rather than write one that cannot be used."""

@@ -140,10 +140,7 @@ def run_demo(
     entry = providers.get(provider) if provider is not None else providers.default()
     connection, counted = entry.builtin_connection, entry.demo_objects
     if reset:
-        # Through the sandbox itself, under its state lock: wiping the folder would pull the store from
-        # under a `sandbox serve` of the same folder.
-        entry.start_sandbox(ws.home.sandbox_dir(entry.name), records=ws.config.sandbox.records,
-                            seed=ws.config.sandbox.seed, reset=True).stop()
+        api.reset_sandbox(ws, entry.name)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     plan_path = ws.home.root / "demo" / f"plan-{stamp}.json"
 

@@ -62,7 +62,7 @@ def test_after_the_hubspot_demo_the_readme_says_how_to_get_a_fresh_portal() -> N
     told = re.search(r"`crmsweep demo --provider (\w+)` tells the HubSpot story\.(.+?)More passes", README, re.DOTALL)
     assert told is not None
     demo_provider, after = told.group(1), " ".join(told.group(2).split())
-    fresh = re.search(r"`crmsweep (sandbox serve --provider (\w+) --reset)`", after)
+    fresh = re.search(r"`crmsweep (sandbox reset --provider (\w+))`", after)
     assert fresh is not None and fresh.group(2) == demo_provider in providers.names()
     assert problems(fresh.group(1)) == []
     assert "recent" in after

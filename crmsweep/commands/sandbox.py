@@ -11,9 +11,9 @@ from typing import Annotated
 
 import typer
 
-from crmsweep import providers
+from crmsweep import api, providers
 from crmsweep.bounds import Bound
-from crmsweep.commands.common import ConfigOpt, HomeOpt, err, handle_errors, workspace
+from crmsweep.commands.common import ConfigOpt, HomeOpt, JsonOpt, emit_json, err, handle_errors, workspace
 from crmsweep.commands.help import App
 from crmsweep.config import SandboxSettings, bound_of
 from crmsweep.errors import BadInput
@@ -23,6 +23,37 @@ _LATENCY_MS = Bound(0, 60_000)
 _API_LIMIT = Bound(1, 1_000_000_000)
 
 sandbox_app = App(help="The embedded CRM sandbox.")
+
+
+@sandbox_app.command("reset")
+@handle_errors
+def reset(
+    provider: Annotated[
+        str, typer.Option("--provider", help=f"Which CRM's sandbox: {', '.join(providers.names())}.")
+    ] = providers.default().name,
+    records: Annotated[
+        int | None, typer.Option("--records", help="Contacts to seed (default: [sandbox] records).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: [sandbox] seed).")] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Seed a built-in sandbox afresh and exit: its built-in connection starts from that org next time."""
+    if provider not in providers.names():
+        raise BadInput(f"--provider: unknown provider {provider!r}: use one of {', '.join(providers.names())}")
+    for option, value, bound in (("--records", records, bound_of(SandboxSettings, "records")),
+                                 ("--seed", seed, bound_of(SandboxSettings, "seed"))):
+        problem = None if value is None else bound.problem(value)
+        if problem:
+            raise BadInput(f"{option} {problem}")
+    done = api.reset_sandbox(workspace(config, home), provider, records=records, seed=seed)
+    if as_json:
+        emit_json({"provider": done.provider, "connection": done.connection, "state_dir": str(done.state_dir),
+                   "records": done.records, "seed": done.seed})
+        return
+    err.print(f"Sandbox ({done.provider}) seeded afresh: {done.records:,} contacts, seed {done.seed}, "
+              f"in {done.state_dir}. Connection {done.connection} starts from it.")
 
 
 @sandbox_app.command("serve")
