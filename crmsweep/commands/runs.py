@@ -98,8 +98,16 @@ def failed_means(state: RunState) -> str | None:
 
 
 def _recreated_text(id_map: dict[str, dict[str, str]]) -> str:
-    counts = ", ".join(f"{len(ids)} {obj}" for obj, ids in id_map.items())
-    return f"{counts} under new ids (old -> new: listed below, and `--json` id_map)" if counts else ""
+    # A record brought back under its own id (a HubSpot property, restored by name) is the original, not a copy
+    # under a new id: counted apart, as the rollback's note does, so no one deletes it as a re-created copy.
+    anew = {obj: n for obj, ids in id_map.items() if (n := sum(1 for old, new in ids.items() if new != old))}
+    own = {obj: n for obj, ids in id_map.items() if (n := sum(1 for old, new in ids.items() if new == old))}
+    counts = ", ".join(f"{n} {obj}" for obj, n in anew.items())
+    text = f"{counts} under new ids (old -> new: listed below, and `--json` id_map)" if counts else ""
+    if own:
+        kept = ", ".join(f"{n} {obj}" for obj, n in own.items())
+        text = "; ".join(filter(None, (text, f"{kept} under their own ids")))
+    return text
 
 
 def _item(state: RunState, outcome: ChangeOutcome) -> dict[str, Any]:
@@ -114,13 +122,14 @@ def _item(state: RunState, outcome: ChangeOutcome) -> dict[str, Any]:
 
 
 def _recreated_items(state: RunState) -> list[dict[str, Any]]:
-    """Every record the run (re-)created, old id and new, in plan order: what a rollback's note names only
-    the first few of."""
+    """Every record the run re-created under a new id, old id and new, in plan order: what a rollback's note
+    names only the first few of. One brought back under its own id is the original, not a copy (see
+    `_recreated_text`), and is not listed: `id_map` holds it."""
     id_map = state.id_map
-    return [{"index": o.index, "object": c.object, "old_id": c.record_id, "new_id": id_map[c.object][c.record_id],
-             "label": c.label}
+    return [{"index": o.index, "object": c.object, "old_id": c.record_id, "new_id": new, "label": c.label}
             for o in state.outcomes
-            if (c := state.plan.changes[o.index]).record_id in id_map.get(c.object, {})]
+            if (new := id_map.get((c := state.plan.changes[o.index]).object, {}).get(c.record_id)) is not None
+            and new != c.record_id]
 
 
 def _items(state: RunState, wanted: Outcome) -> list[dict[str, Any]]:
