@@ -227,14 +227,26 @@ def _draft_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
+def _is_draft_of(path: Path, name: str) -> bool:
+    """Whether `name` is a draft `PrivateFileDraft` makes of `path` (".NAME.<8 hex>.tmp", or ".NAME.tmp", the one
+    name an older crmsweep used), and nothing else: not ".a.json.<8 hex>.tmp", a draft of the plan `a.json` (a
+    writer of `a` must not judge another file's drafts), nor a file of the user's that shares the prefix."""
+    prefix = _draft_prefix(path)
+    if name == f".{path.name}{_DRAFT_SUFFIX}":
+        return True
+    if not (name.startswith(prefix) and name.endswith(_DRAFT_SUFFIX)):
+        return False
+    token = name[len(prefix):-len(_DRAFT_SUFFIX)]
+    return len(token) == 8 and all(ch in "0123456789abcdef" for ch in token)
+
+
 def _remove_abandoned(path: Path, *, keep: str) -> None:
     """Remove the drafts of `path` their writers left behind (a kill -9, a power cut: before-images, personal
     data): ours, older than the grace, and locked by no one, since a writer holds its draft's lock until it ends.
     A fixed draft name did this by being reused; with a name per draft it is done here. Best effort: a draft
     that cannot be looked at is left."""
-    prefix = _draft_prefix(path)
     try:
-        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(_DRAFT_SUFFIX) and n != keep]
+        names = [n for n in os.listdir(path.parent) if _is_draft_of(path, n) and n != keep]
     except OSError:
         return
     for name in names:
