@@ -21,6 +21,7 @@ from crmsweep.backup.runlog import RunState
 from crmsweep.cleanup.apply import ApplyReport
 from crmsweep.cleanup.drift import DELETE_OPS, SINCE_BACKUP, SKIP_DRIFT
 from crmsweep.cleanup.labels import one_line
+from crmsweep.cleanup.passes import PASSES
 from crmsweep.cleanup.preview import breakdown, ops_breakdown, removal_words, vocabulary_of
 from crmsweep.commands.common import (
     AllowOverBudgetOpt,
@@ -84,9 +85,14 @@ def drift_means(items: Sequence[Mapping[str, object]], scan: str | None) -> str 
             f"To plan them again, back up and scan again (scan takes a fresh backup first): `{scan}`")
 
 
-def scan_command(connection: str, plan_file: str, *, config: Path | None, home: Path | None) -> str:
-    """`crmsweep scan` for `connection`, writing a fresh plan to `plan_file`: what drift skips call for."""
-    return command_line(["scan", "-c", connection, "-o", plan_file], config=config, home=home)
+def scan_command(connection: str, plan_file: str, *, passes: Sequence[str] = (), config: Path | None,
+                 home: Path | None) -> str:
+    """`crmsweep scan` for `connection`, writing a fresh plan to `plan_file`: what drift skips call for.
+    `passes`: the plan's own (its header's), named with --pass unless they are every pass (scan's default),
+    so the scan plans again what the plan did, not every pass the admin left out of it."""
+    chosen = [name for name in PASSES if name in set(passes)]
+    given = [] if not chosen or chosen == list(PASSES) else [arg for name in chosen for arg in ("--pass", name)]
+    return command_line(["scan", "-c", connection, "-o", plan_file, *given], config=config, home=home)
 
 
 def report_json(report: ApplyReport, resume: str, *, scan: str | None = None) -> dict[str, object]:
@@ -325,7 +331,8 @@ def apply(
     undo = command_line(["rollback", report.run_id], config=config, home=home) if finished and report.applied else None
     # Re-scanning into the applied plan's file is safe: the run keeps its own copy (resume, rollback).
     scan = None if outcome.plan.header.rollback_of else scan_command(
-        connection or outcome.plan.header.connection, os.path.abspath(plan_file), config=config, home=home)
+        connection or outcome.plan.header.connection, os.path.abspath(plan_file), passes=outcome.plan.header.passes,
+        config=config, home=home)
     if as_json:
         # A rollback plan (`rollback -o`) says which run it undoes, as `rollback --json` does; else null.
         emit_json({**report_json(report, resume_hint(report.run_id), scan=scan), "undo": undo,

@@ -83,7 +83,8 @@ def drift_text(ws: api.Workspace, state: RunState, skipped: list[dict[str, Any]]
         return None
     connection = state.plan.header.connection
     known = connection in ws.config.connection_names
-    scan = scan_command(connection, "PLAN", config=ws.config.path if known else None, home=ws.home.root)
+    scan = scan_command(connection, "PLAN", passes=state.plan.header.passes,
+                        config=ws.config.path if known else None, home=ws.home.root)
     return drift_means(skipped, scan)
 
 
