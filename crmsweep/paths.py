@@ -195,12 +195,17 @@ class PrivateFileDraft:
         try:
             handle.flush()
             os.fsync(handle.fileno())
-            self._stack.close()
+            # Still locked as it is put in place: an unlocked draft with content is one its writer left behind
+            # (`_remove_abandoned`), and this one is not.
             os.replace(self._temporary, self._path)
         except BaseException:
             self.discard()
             raise
         self._handle = None  # in place: nothing left to discard
+        try:
+            self._stack.close()
+        except OSError:
+            pass  # its content was flushed and fsynced before it was put in place
         fsync_dir(self._path.parent)
 
     def discard(self) -> None:
@@ -219,7 +224,8 @@ class PrivateFileDraft:
 
 
 _DRAFT_SUFFIX = ".tmp"
-# A draft this young may be between its creation and its lock: left alone, whoever holds it.
+# An empty draft this young may be between its creation and its lock: left alone, whoever holds it. One with
+# content was locked before its first byte (`PrivateFileDraft.begin`) and keeps the lock until it is in place.
 _DRAFT_GRACE_SECONDS = 60.0
 
 
@@ -242,7 +248,9 @@ def _is_draft_of(path: Path, name: str) -> bool:
 
 def _remove_abandoned(path: Path, *, keep: str) -> None:
     """Remove the drafts of `path` their writers left behind (a kill -9, a power cut: before-images, personal
-    data): ours, older than the grace, and locked by no one, since a writer holds its draft's lock until it ends.
+    data): ours, locked by no one, since a writer holds its draft's lock until it ends, and not an empty one
+    younger than the grace (which may not be locked yet). A draft a killed scan left is gone by the next write,
+    however soon it follows.
     A fixed draft name did this by being reused; with a name per draft it is done here. Best effort: a draft
     that cannot be looked at is left."""
     try:
@@ -258,7 +266,7 @@ def _remove_abandoned(path: Path, *, keep: str) -> None:
         try:
             info = os.fstat(fd)
             if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid()
-                    or time.time() - info.st_mtime < _DRAFT_GRACE_SECONDS):
+                    or (info.st_size == 0 and time.time() - info.st_mtime < _DRAFT_GRACE_SECONDS)):
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

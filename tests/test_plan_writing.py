@@ -235,14 +235,16 @@ def test_two_writers_of_one_plan_at_once_each_put_a_whole_plan_in_place(tmp_path
 
 def test_a_draft_its_writer_left_behind_is_removed_by_the_next_write_and_a_live_one_kept(tmp_path: Path) -> None:
     """A kill -9 leaves its draft (before-images); the next write of that plan removes it, but never the draft of a
-    writer still at work (it holds its draft's lock), nor one just made, nor another file's."""
+    writer still at work (it holds its draft's lock), nor one just made (empty: not locked yet), nor another
+    file's. One with content its writer left a moment ago is removed too: it was locked before its first byte."""
     home, output = _folder(tmp_path)
     old = time.time() - 3600
     folder = output.parent
     abandoned, live, young, other = (folder / ".plan.json.deadbeef.tmp", folder / ".plan.json.0a0a0a0a.tmp",
                                      folder / ".plan.json.0b0b0b0b.tmp", folder / ".other.json.deadbeef.tmp")
-    for draft in (abandoned, live, young, other):
-        draft.write_text("before-images")
+    just_killed = folder / ".plan.json.0c0c0c0c.tmp"
+    for draft in (abandoned, live, young, other, just_killed):
+        draft.write_text("" if draft is young else "before-images")
         draft.chmod(0o600)
     for draft in (abandoned, live, other):
         os.utime(draft, (old, old))
