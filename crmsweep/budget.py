@@ -155,8 +155,9 @@ def apply_estimate(
     `run_size`: a batch over `batch_size` is a bulk job, its create, upload, close and one poll at
     least), read as the engine reads
     (cleanup/apply.py `_drift_read`, `_read_back`): before the first batch of a run of one (op, object)
-    but creates and links, its records' fingerprints; after each write, one read of the records written
-    that also takes the next batch's where both fit one read (else the next batch is read on its own);
+    but creates and links, its records' fingerprints (of a create batch: are its records live again?);
+    after each write, one read of the records written that also takes the next batch's where both fit
+    one read (else the next batch is read on its own);
     for the ops re-checked live (`live_ops`, None: all), one read per related step its pass declares
     per batch; the writes. Describes come from the plan's snapshot unless `capabilities.describe_calls`
     says the connector describes anew. A dry run (`writes=False`) only reads,
@@ -196,6 +197,8 @@ def apply_estimate(
         if key != previous and previous is not None:
             reads += read(previous[1], pending_dry)
             pending_dry, carried = 0, 0
+        if head.op is Op.CREATE:
+            reads += read(head.object, len(batch))  # is the record it re-creates live again? (`_not_restored`)
         if reads_fingerprints:
             if not writes:
                 pending_dry += len(batch)

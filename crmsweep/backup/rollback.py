@@ -35,6 +35,7 @@ from crmsweep.backup.runlog import (
     ChangeOutcome,
     Outcome,
     RunState,
+    already_restored,
     open_run,
     read_run,
 )
@@ -407,7 +408,8 @@ def not_undone(home: Home, run_id: str, by_run: str) -> list[str]:
     plan was trimmed, or records were skipped as drift, it covers less than the run did, and the run
     must not be marked undone. Several rollbacks may share the work (a second one skips what the first
     put back), so what they undid is counted together, whatever each ended as: a rollback that ended with
-    failures still put back what it logged as applied. The rollbacks are those the run's log names.
+    failures still put back what it logged as applied, and a record it found restored by hand is back.
+    The rollbacks are those the run's log names.
     """
     original = read_run(home, run_id)
     undone: set[tuple[str, str]] = set()
@@ -420,6 +422,9 @@ def not_undone(home: Home, run_id: str, by_run: str) -> list[str]:
             (rollback.plan.changes[i].object, rollback.plan.changes[i].record_id) for i in rollback.applied_order
             if not is_value_restore(rollback.plan.changes[i])
         }
+        # A record found live again under its own id (restored by hand) is back: nothing left to undo.
+        undone |= {(rollback.plan.changes[o.index].object, rollback.plan.changes[o.index].record_id)
+                   for o in rollback.outcomes if already_restored(o)}
     missing = []
     for i in original.applied_order:
         change = original.plan.changes[i]

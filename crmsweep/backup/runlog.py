@@ -321,6 +321,10 @@ def open_run(home: Home, run_id: str) -> RunHandle:
 # --- reading a run back ------------------------------------------------------------------------------
 
 
+# The skip reason of a rollback's re-create or undelete whose record is live again under its own id.
+SKIP_ALREADY_RESTORED = "already restored"
+
+
 class Outcome(StrEnum):
     APPLIED = "applied"
     SKIPPED = "skipped"
@@ -389,13 +393,22 @@ class RunState:
         return {o.value: self.count(o) for o in Outcome}
 
 
+def already_restored(out: ChangeOutcome) -> bool:
+    """Whether `out` is a rollback's re-create or undelete left undone because the record was live again
+    under its own id (restored by hand since the run removed it): the record is back, nothing was written."""
+    return out.outcome is Outcome.SKIPPED and out.reason == SKIP_ALREADY_RESTORED
+
+
 def id_map_of(plan: Plan, outcomes: list[ChangeOutcome]) -> dict[str, dict[str, str]]:
-    """Object -> old id -> new id of the plan's creates that `outcomes` show applied."""
+    """Object -> old id -> new id of the plan's creates that `outcomes` show applied; a record found
+    restored by hand instead maps to its own id (its children and links point at it)."""
     found: dict[str, dict[str, str]] = {}
     for out in outcomes:
         change = plan.changes[out.index]
         if change.op is Op.CREATE and out.outcome is Outcome.APPLIED and out.record_id:
             found.setdefault(change.object, {})[change.record_id] = out.record_id
+        elif change.op is Op.CREATE and already_restored(out):
+            found.setdefault(change.object, {})[change.record_id] = change.record_id
     return found
 
 

@@ -51,6 +51,7 @@ from crmsweep.cleanup.drift import (
     claimed_twice,
     created_matches,
     drift_verdict,
+    restored_verdict,
     shows_applied,
     someone_else_verdict,
 )
@@ -430,6 +431,8 @@ class _Engine:
         head = self.plan.changes[batch[0]]
         keep = batch
         if head.op in _NEW_RECORD_OPS:
+            if head.op is Op.CREATE:
+                batch = self._not_restored(head, batch)
             keep = []
             for i in batch:
                 values = self._resolved(i)
@@ -496,6 +499,24 @@ class _Engine:
             return
         with writes_finish_first():
             self._write_batch(head, keep)
+
+    def _not_restored(self, head: Change, batch: Sequence[int]) -> list[int]:
+        """The creates of `batch` whose record is still removed. A create re-creates the record a run
+        removed under `record_id`; where that record is live again (an admin restored it by hand since,
+        e.g. from HubSpot's recycle bin), it is skipped as already restored, its own id standing in the
+        id map for the new one (children and links point at it): a create would make a second copy."""
+        ids = [self.plan.changes[i].record_id for i in batch]
+        live = self.connector.read(head.object, ids, self._check_fields(head.object), include_deleted=True)
+        keep = []
+        for i in batch:
+            change = self.plan.changes[i]
+            verdict = restored_verdict(change, live.get(change.record_id), self.vocabulary)
+            if verdict is None:
+                keep.append(i)
+                continue
+            self._skip(i, *verdict)
+            self.id_map.setdefault(change.object, {})[change.record_id] = change.record_id
+        return keep
 
     def _value_restores(
         self, object_name: str, batch: Sequence[int]

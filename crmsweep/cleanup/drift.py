@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from crmsweep.backup.runlog import SKIP_ALREADY_RESTORED
 from crmsweep.model import Change, CreateAttempt, Op, Vocabulary, canonical_datetime
 
 DELETE_OPS = (Op.DELETE, Op.ARCHIVE)
@@ -23,7 +24,6 @@ REMOVING_OPS = frozenset({Op.DELETE, Op.ARCHIVE, Op.DEACTIVATE})
 SKIP_DRIFT = "drift"
 SKIP_MISSING = "missing"
 SKIP_ALREADY_DELETED = "already deleted"
-SKIP_NOT_IN_BIN = "not in recycle bin"
 SKIP_SOMEONE_ELSE = "changed by someone else"
 SKIP_NO_PARENT = "parent not re-created"
 
@@ -90,12 +90,13 @@ def drift_verdict(
     `since`: what the plan's fingerprint was read at, as the drift detail names it (a rollback plan's is
     the run's write, not a backup)."""
     if change.op is Op.CREATE:
-        return None
+        return restored_verdict(change, live, vocabulary)
     if change.op is Op.UNDELETE:
         if live is None:
             return SKIP_MISSING, "it is neither in the CRM nor in its recycle bin (emptied or purged?)"
-        if not _is_deleted(live, vocabulary):
-            return SKIP_NOT_IN_BIN, "it is live, not in the recycle bin (restored since?)"
+        restored = restored_verdict(change, live, vocabulary)
+        if restored is not None:
+            return restored
     else:
         if live is None:
             return SKIP_MISSING, "it is no longer in the CRM"
@@ -112,6 +113,20 @@ def drift_verdict(
         was = shown_time(change.fingerprint)
         return SKIP_DRIFT, f"changed since {since}: {vocabulary.fingerprint_field} was {was}, now {shown_time(now)}"
     return None
+
+
+def restored_verdict(
+    change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary
+) -> tuple[str, str] | None:
+    """Why a rollback's re-create or undelete of `change.record_id` must not be written: the record removed
+    under that id is live again (someone restored it by hand, e.g. from the CRM's recycle bin), so a
+    create would make a second copy and an undelete has nothing to do. None where it is still removed
+    (`live` None: not in the CRM at all, or in its recycle bin)."""
+    if live is None or _is_deleted(live, vocabulary):
+        return None
+    what = "re-created" if change.op is Op.CREATE else "undeleted"
+    return (SKIP_ALREADY_RESTORED, f"{change.object} {change.record_id} is live again under its own id "
+            f"(restored since the run removed it): left as it is, not {what}")
 
 
 def shows_applied(change: Change, live: Mapping[str, Any] | None, vocabulary: Vocabulary) -> bool:

@@ -10,7 +10,9 @@ never past 10,000 results (400), batches of at most 100 inputs (v4 association r
 
 Test and benchmark settings are served under `/__sandbox-hubspot/` (the sandbox token, not counted):
 `rate-limits` ({"tier", "tenSecondly", "searchPerSecond"}) and `validation-rules` (a list of
-{"name", "objectType", "requiredProperties"}), both kept in the state.
+{"name", "objectType", "requiredProperties"}), both kept in the state; and `recycle-bin/restore`
+({"objectType", "ids"}), what an admin does in HubSpot's UI and no public API can: archived records live
+again under their own ids.
 """
 
 from __future__ import annotations
@@ -178,10 +180,29 @@ class HubSpotApi:
                          for r in data]
                 self.portal.set_rules(rules)
                 return json_response(200, {"rules": [r.to_json() for r in rules]})
+            if path == ADMIN_PREFIX + "recycle-bin/restore" and isinstance(data, dict):
+                return self._restore_by_hand(data)
         except ValueError as exc:
             raise HubSpotError(400, "VALIDATION_ERROR", str(exc)) from None
-        raise HubSpotError(400, "VALIDATION_ERROR", "POST rate-limits {tier, tenSecondly, searchPerSecond} or "
-                           "validation-rules [{name, objectType, requiredProperties}]")
+        raise HubSpotError(400, "VALIDATION_ERROR", "POST rate-limits {tier, tenSecondly, searchPerSecond}, "
+                           "validation-rules [{name, objectType, requiredProperties}] or "
+                           "recycle-bin/restore {objectType, ids}")
+
+    def _restore_by_hand(self, data: dict[str, Any]) -> Response:
+        """An admin restoring archived records from HubSpot's recycle bin in its UI (no public API does):
+        {"objectType", "ids"} -> {"restored": [ids]}; all or nothing."""
+        o = object_or_400(str(data.get("objectType", "")))
+        ids = data.get("ids")
+        if not isinstance(ids, list) or not ids:
+            raise ValueError("ids must be a non-empty list of record ids")
+        with self.store.transaction():
+            rows = self.store.get_objects(o.name, [int(i) for i in ids])
+            missing = [str(i) for i in ids if int(i) not in rows]
+            if missing:
+                raise HubSpotError(404, "OBJECT_NOT_FOUND", f"no {o.name} record {missing[0]} in the portal")
+            for row in rows.values():
+                self.portal.restore_by_hand(o, row)
+        return json_response(200, {"restored": [str(i) for i in ids]})
 
     # --- routing -------------------------------------------------------------------------------
 

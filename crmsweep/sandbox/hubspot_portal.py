@@ -201,6 +201,19 @@ class Portal:
             return
         self.store.archive_object(row, format_ts(now or self.clock()))
 
+    def restore_by_hand(self, o: ObjectType, row: ObjectRow, now: datetime | None = None) -> None:
+        """What an admin's "Restore" in HubSpot's recycle bin (its UI; no public API does it, api-notes 2.4)
+        does: the record is live again under its own id, its properties and associations as they were. A
+        contact whose email an active contact holds cannot come back (409, as the UI refuses it)."""
+        if not row.archived:
+            raise RecordFailure("VALIDATION_ERROR", f"{o.name} {row.id} is not in the recycle bin")
+        email = row.properties.get("email")
+        if o.name == "contacts" and email:
+            self._enforce(o, {"email": email}, row.id)
+        stamp = format_ts(now or self.clock())
+        self.store.restore(table(o.name), ARCHIVED, {str(row.id): {"archived_at": None, "updated_at": stamp}})
+        row.archived, row.archived_at, row.updated_at = False, None, stamp
+
     # --- associations ---------------------------------------------------------------------------
 
     def association_type(self, from_type: str, to_type: str, type_id: int) -> AssociationType | None:
