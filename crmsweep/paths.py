@@ -20,7 +20,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -202,10 +202,8 @@ class PrivateFileDraft:
             self.discard()
             raise
         self._handle = None  # in place: nothing left to discard
-        try:
+        with suppress(OSError):  # its content was flushed and fsynced before it was put in place
             self._stack.close()
-        except OSError:
-            pass  # its content was flushed and fsynced before it was put in place
         fsync_dir(self._path.parent)
 
     def discard(self) -> None:
