@@ -677,9 +677,13 @@ def rollback(
         original = read_run(ws.home, run_id)
         if original.rolled_back_by:
             return ApplyOutcome(plan=original.plan, report=None, already_rolled_back_by=original.rolled_back_by)
+        unfinished = None if output else unfinished_rollback(ws.home, run_id)
+        if unfinished is None and not original.applied_order and not original.count(Outcome.PENDING):
+            # The run's own record answers: no write applied and none of unknown outcome to settle, so
+            # there is nothing to read either, and connecting would only spend calls (the allowance read).
+            return ApplyOutcome(plan=original.plan, report=None, nothing_to_do=True)
         connector = stack.enter_context(connect(ws, original.plan.header.connection))
         calls_before = connector.api_usage().calls
-        unfinished = None if output else unfinished_rollback(ws.home, run_id)
         # `-o` writes no record, so the apply budget check below is not reached: its reads are judged here.
         reads = None if output is None else check_review_budget(connector, ws, original, allow_over=allow_over_budget)
         settled_in_memory = False

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from crmsweep import api
 from crmsweep.model import Plan
+from crmsweep.sandbox.server import RunningSandbox
 from tests import test_cli_apply as cli_apply
+from tests.test_budget import counted
 from tests.test_cli_apply import cli, run_ids
 
 # The fixtures of the CLI tests: connection "cli" to the sandbox, a home, a scanned plan.
@@ -42,6 +44,20 @@ def test_a_rollback_of_a_run_that_wrote_nothing_says_so_and_exits_0(
         assert (answer["run"], answer["applied"]) == (None, 0)
     assert not (tmp_path / "undo.json").exists()
     assert run_ids(home) == [run_id]  # no rollback run was made
+
+
+def test_a_run_whose_record_shows_no_write_is_answered_without_an_api_call(
+    sandbox: RunningSandbox, config: Path, home: Path, plan_file: Path, tmp_path: Path
+) -> None:
+    run_id = a_run_that_wrote_nothing(config, home, plan_file)
+    review = tmp_path / "undo.json"
+    for flags in ((), ("--dry-run",), ("-o", str(review))):
+        before = counted(sandbox)
+        answer = json.loads(cli(config, home, "rollback", run_id, "--yes", "--json", *flags).stdout)
+        # `-o` once read the allowance to judge reads it was not going to make.
+        assert (answer["nothing_to_do"], answer["api_calls"], answer["budget"]) == (True, 0, None), flags
+        assert counted(sandbox) == before, flags
+    assert not review.exists()
 
 
 def test_a_reviewed_rollback_plan_says_what_it_undoes_and_its_run_keeps_the_plans_notes(
