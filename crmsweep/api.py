@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from types import MappingProxyType
 
 import pandas as pd
 
@@ -69,7 +70,7 @@ from crmsweep.concepts import DataQuality
 from crmsweep.config import CONFIG_ENV, Config, load_config, resolve_connection
 from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connector, IncrementalUnsupported
-from crmsweep.errors import BadInput, SafetyRefusal, UnknownObject
+from crmsweep.errors import BadInput, CrmsweepError, SafetyRefusal, UnknownObject
 from crmsweep.model import (
     Capabilities,
     Op,
@@ -228,33 +229,87 @@ def check_apply_budget(connector: Connector, ws: Workspace, plan: Plan, work: Se
                        dry_run: bool, allow_over: bool, spent: int = 0) -> budget.Verdict:
     """Refuse (exit 3) an apply of the changes `work` of `plan` that would eat into the [budget] reserve.
     `spent`: the calls the command made before (its checks), in the estimate its `api_calls` is held to."""
+    estimate = _apply_estimate(connector, plan, work, dry_run=dry_run, spent=spent)
+    return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
+                        advice="" if plan.header.rollback_of else "split the plan (scan with fewer passes)")
+
+
+def _apply_estimate(connector: Connector, plan: Plan, work: Sequence[int], *, dry_run: bool,
+                    spent: int) -> budget.Estimate:
     # A rollback's plan was never shown (it is made from the run): named by the run it undoes.
     rollback_of = plan.header.rollback_of
     what = f"the rollback of run {rollback_of}" if rollback_of else f"apply of plan {plan.header.plan_id}"
-    estimate = budget.apply_estimate(plan.changes, work, batch_size=write_batch_size(connector),
-                                     ids_per_read=connector.capabilities.max_ids_per_read, what=what,
-                                     vocabulary=connector.vocabulary, live_ops=live_checked_ops(plan),
-                                     writes=not dry_run,
-                                     run_size=job_run_size(connector, write_batch_size(connector)),
-                                     capabilities=connector.capabilities, spent=spent)
-    return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
-                        advice="" if rollback_of else "split the plan (scan with fewer passes)")
+    return budget.apply_estimate(plan.changes, work, batch_size=write_batch_size(connector),
+                                 ids_per_read=connector.capabilities.max_ids_per_read, what=what,
+                                 vocabulary=connector.vocabulary, live_ops=live_checked_ops(plan),
+                                 writes=not dry_run,
+                                 run_size=job_run_size(connector, write_batch_size(connector)),
+                                 capabilities=connector.capabilities, spent=spent)
 
 
 def check_review_budget(connector: Connector, ws: Workspace, state: RunState, *, allow_over: bool) -> budget.Verdict:
     """Refuse (exit 3) the reads `rollback -o` makes to build the inverse plan of run `state` (its writes of
     unknown outcome settled, its deletes looked for among the CRM's deleted records: `not_undeletable`) when
     they would eat into the [budget] reserve; judged before they are made, as every command's calls are."""
+    # Without -o the same reads come with the writes: no smaller way to advise.
+    return budget.judge(_review_reads(connector, state), connector.allowance(), ws.config.budget.reserve,
+                        allow_over=allow_over, advice="")
+
+
+def _review_reads(connector: Connector, state: RunState) -> budget.Estimate:
+    """The reads that build the inverse plan of run `state`: its settling, and its recycle-bin reads."""
     changes, capabilities = state.plan.changes, connector.capabilities
     pending = [o for o in state.outcomes if o.outcome is Outcome.PENDING]
     # A pending delete may settle as applied: its record is then looked for too.
     deleted = Counter(changes[i].object for i in [*state.applied_order, *(o.index for o in pending)]
                       if changes[i].op is Op.DELETE and capabilities.undeletes(changes[i].object))
     batches = Counter((o.intent_batch or 0, changes[o.index].object) for o in pending)
-    estimate = budget.read_estimate(deleted, [(obj, n) for (_, obj), n in batches.items()],
-                                    capabilities=capabilities, what=f"the rollback plan of run {state.run_id}")
+    return budget.read_estimate(deleted, [(obj, n) for (_, obj), n in batches.items()],
+                                capabilities=capabilities, what=f"the rollback plan of run {state.run_id}")
+
+
+def check_rollback_budget(connector: Connector, ws: Workspace, state: RunState, *, dry_run: bool,
+                          allow_over: bool, spent: int = 0) -> budget.Verdict:
+    """Refuse (exit 3) a rollback of run `state` that would eat into the [budget] reserve, before the reads
+    that build its inverse plan (its settling and recycle-bin reads), so that a refusal spends none of them.
+
+    Those reads decide the plan, so it is foreseen from the run's record: every write of unknown outcome
+    taken as applied (settling can only find fewer), and each record it deleted undeleted or re-created,
+    whichever costs more (the recycle bin, not yet read, says which). `check_apply_budget` judges the plan
+    really built after the reads again (from the allowance the CRM reports with their answers, no call)."""
+    reads = _review_reads(connector, state)
+    foreseen = _settled_as_applied(state)
+    deleted = {(c.object, c.record_id) for c in (foreseen.plan.changes[i] for i in foreseen.applied_order)
+               if c.op is Op.DELETE}
+    capabilities = connector.capabilities
+    known_gone = {(obj, i) for obj, i in deleted if not capabilities.undeletes(obj)}
+    writes: list[budget.Estimate] = []
+    for gone in (known_gone, deleted) if deleted != known_gone else (known_gone,):
+        try:
+            plan = rollback_plan_of(ws.home, foreseen, now=datetime.now(UTC), vocabulary=connector.vocabulary,
+                                    gone=gone, capabilities=capabilities)
+        except CrmsweepError:
+            # Refused as planned (e.g. a re-create without its snapshot): the real plan is refused alike, or
+            # does not need what failed here; either way this case prices nothing, and the reads still count.
+            continue
+        writes.append(_apply_estimate(connector, plan, range(len(plan.changes)), dry_run=dry_run, spent=0))
+    costliest = max(writes, key=lambda e: e.calls, default=budget.Estimate(what="", calls=0))
+    parts = Counter({"checks made": spent}) + Counter(dict(reads.parts)) + Counter(dict(costliest.parts))
+    estimate = budget.Estimate(what=f"the rollback of run {state.run_id}", calls=sum(parts.values()),
+                               parts=MappingProxyType(dict(parts)), spent=spent)
     return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
-                        advice="")  # without -o the same reads come with the writes: no smaller way
+                        advice="")
+
+
+def _settled_as_applied(state: RunState) -> RunState:
+    """Run `state` as if every write of unknown outcome had landed: what settling it may find at most. A
+    create's new id is not known before it is settled; a stand-in takes its place (priced, never written)."""
+    pending = [o.index for o in state.outcomes if o.outcome is Outcome.PENDING]
+    if not pending:
+        return state
+    outcomes = [replace(o, outcome=Outcome.APPLIED, record_id=o.record_id or f"pending-{o.index}")
+                if o.outcome is Outcome.PENDING else o for o in state.outcomes]
+    return replace(state, outcomes=outcomes, applied_order=[*state.applied_order, *pending])
 
 
 def snapshots(ws: Workspace, connection: str | None = None) -> list[SnapshotManifest]:
@@ -664,7 +719,8 @@ def rollback(
     from the live records, writing nothing to the CRM, by the same rules as resume; the changes it never
     started stay not started, so the rollback undoes exactly what the run applied.
     With `output`, the inverse plan is only written there for review (apply it with `apply`), its reads
-    judged against the API budget first (`check_review_budget`); with
+    judged against the API budget first (`check_review_budget`); without, the reads and the writes of the
+    plan they are expected to build are judged before the reads (`check_rollback_budget`); with
     `dry_run` everything is checked and read (the settling and the rollback's own resume too, in memory
     only), but nothing is written and no run is created.
     The original run stays locked throughout, so it cannot be applied (resumed) while it is undone.
@@ -686,6 +742,12 @@ def rollback(
         calls_before = connector.api_usage().calls
         # `-o` writes no record, so the apply budget check below is not reached: its reads are judged here.
         reads = None if output is None else check_review_budget(connector, ws, original, allow_over=allow_over_budget)
+        if output is None and unfinished is None:
+            # The org id first, which the plan checks read anyway: its answer reports the allowance, so the
+            # budget is judged without a call of its own, and before the settling and recycle-bin reads.
+            connector.org_id()
+            check_rollback_budget(connector, ws, original, dry_run=dry_run, allow_over=allow_over_budget,
+                                  spent=connector.api_usage().calls - calls_before)
         settled_in_memory = False
         if unfinished is not None:
             plan, text, resume = unfinished.plan, unfinished.plan_text, unfinished.run_id

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from crmsweep.budget import read_estimate
 from crmsweep.model import Op, Plan
 from crmsweep.providers.hubspot import HUBSPOT_CAPABILITIES
@@ -64,3 +66,27 @@ def test_the_reads_are_priced_as_the_connector_reads_by_id() -> None:
     assert dict(found.parts) == {"settle reads": 3, "deleted-record reads": 12} and found.calls == 15
     nothing = read_estimate({}, [], capabilities=HUBSPOT_CAPABILITIES, what="the rollback plan of run R")
     assert nothing.calls == 0 and dict(nothing.parts) == {}
+
+
+@pytest.mark.parametrize("mode", ["--yes", "--dry-run"])
+def test_a_plain_rollback_refused_by_the_budget_makes_none_of_its_reads_first(
+    sandbox: RunningSandbox, config: Path, tmp_path: Path, mode: str
+) -> None:
+    home, plan_file = tmp_path / "home", tmp_path / "plan.json"
+    cli(config, home, "scan", "-c", "org", "-o", str(plan_file), "--pass", "stale_contacts")
+    run_id = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)["run"]
+
+    left = 15_000 - sandbox.stats()["api_usage"]
+    tight = write_config(tmp_path / "tight.toml", sandbox, f"[budget]\nreserve = {left - 1}\n")
+    before = counted(sandbox)
+    refused = cli(tight, home, "rollback", run_id, mode, "--json", expect=3)
+    # Only the org id, which the plan checks need anyway and whose answer reports the allowance: the
+    # recycle-bin reads the plan is built from were made, and wasted, before the refusal.
+    assert counted(sandbox) - before == 1
+    line = refused.stderr.strip()
+    assert f"the rollback of run {run_id} needs about " in line and "\n" not in line
+    assert sorted(p.name for p in (home / "runs").iterdir()) == [run_id]  # no rollback run was made
+
+    # What was refused foresaw the plan the reads then build: the estimate covers the one judged after them.
+    judged = json.loads(cli(config, home, "rollback", run_id, mode, "--json").stdout)["budget"]
+    assert json.loads(refused.stdout)["error"]["estimated_calls"] >= judged["estimated_calls"] > 0
