@@ -709,8 +709,13 @@ def rollback(
     dry_run: bool = False,
     output: Path | None = None,
     allow_over_budget: bool = False,
+    confirmable: Callable[[], None] | None = None,
 ) -> ApplyOutcome:
     """Build the inverse plan of a run, show it through `confirm`, apply it, mark the run.
+
+    `confirmable` is called once the run's record shows there is something to undo and `confirm` will be
+    asked, before connecting: a caller that can already tell it could not confirm (no terminal, no --yes)
+    refuses there, before any API call and before building a preview of thousands of changes.
 
     A run already rolled back is not rolled back again (`already_rolled_back_by` names the rollback); a run
     that wrote nothing (once its unknown outcomes are settled) has nothing to undo (`nothing_to_do`).
@@ -738,6 +743,8 @@ def rollback(
             # The run's own record answers: no write applied and none of unknown outcome to settle, so
             # there is nothing to read either, and connecting would only spend calls (the allowance read).
             return ApplyOutcome(plan=original.plan, report=None, nothing_to_do=True)
+        if confirmable is not None and not (dry_run or output is not None):
+            confirmable()
         connector = stack.enter_context(connect(ws, original.plan.header.connection))
         calls_before = connector.api_usage().calls
         # `-o` writes no record, so the apply budget check below is not reached: its reads are judged here.

@@ -26,6 +26,7 @@ from crmsweep.model import Op, Plan
 from crmsweep.paths import Home
 from crmsweep.sandbox.faults import FaultRule
 from crmsweep.sandbox.server import RunningSandbox
+from tests.test_budget import counted
 
 TOKEN_ENV = "CLI_APPLY_TOKEN"
 runner = CliRunner()
@@ -126,6 +127,25 @@ def test_dry_run_reads_and_reports_but_writes_nothing_and_makes_no_run(
     back = json.loads(cli(config, home, "rollback", applied["run"], "--dry-run", "--json").stdout)
     assert back["dry_run"] is True and (back["applied"], back["would_apply"]) == (0, len(plan.changes))
     assert run_ids(home) == runs and org_rows(config, home, plan) == after
+
+
+def test_rollback_without_a_terminal_or_yes_refuses_in_one_line_before_any_call_or_preview(
+    sandbox: RunningSandbox, config: Path, home: Path, plan_file: Path
+) -> None:
+    applied = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    run_id, runs = applied["run"], run_ids(home)
+    given = f"--config {shlex.quote(str(config))} --home {shlex.quote(str(home))}"
+    before = counted(sandbox)
+    refused = cli(config, home, "rollback", run_id, expect=3)  # the test runner's stdin is no terminal
+    # Once, the whole preview came first (thousands of lines at scale), the refusal last.
+    assert refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        f"crmsweep: no terminal to confirm the rollback of run {run_id} on: pass --yes, or review it first "
+        f"with `crmsweep rollback {run_id} -o undo-{run_id}.json {given}`, then "
+        f"`crmsweep preview undo-{run_id}.json {given}`"]
+    error = json.loads(cli(config, home, "rollback", run_id, "--json", expect=3).stdout)["error"]
+    assert error["exit_code"] == 3 and error["message"].startswith("no terminal to confirm the rollback")
+    assert counted(sandbox) == before and run_ids(home) == runs
 
 
 def test_rollback_o_writes_the_inverse_plan_for_review_and_applies_nothing(

@@ -188,7 +188,7 @@ def test_the_apply_prompt_names_the_connection_written_to(tmp_path: Path, monkey
     elsewhere = write_signed(tmp_path / "elsewhere.json", plan.with_header(connection="prod-eu"),
                              site.workspace().home)
     monkeypatch.setattr(common, "interactive", lambda: True)
-    monkeypatch.setattr(apply_command, "interactive", lambda: True)
+    monkeypatch.setattr(apply_command, "interactive", lambda: True, raising=False)
     org = site.org()
 
     # The plan's connection is not the one written to: typing it does not confirm.

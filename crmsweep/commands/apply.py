@@ -24,6 +24,7 @@ from crmsweep.cleanup.labels import one_line
 from crmsweep.cleanup.passes import PASSES
 from crmsweep.cleanup.preview import breakdown, ops_breakdown, removal_words, vocabulary_of
 from crmsweep.commands.common import (
+    NO_TERMINAL,
     AllowOverBudgetOpt,
     ConfigOpt,
     HomeOpt,
@@ -34,7 +35,7 @@ from crmsweep.commands.common import (
     emit_json,
     err,
     handle_errors,
-    interactive,
+    refuse_without_terminal,
     workspace,
 )
 from crmsweep.commands.plan import PlanArg, print_preview
@@ -191,12 +192,14 @@ def confirm_writes(
     before: Callable[[Plan], None] | None = None,
     connection: str | None = None,
     to_write: Callable[[Plan], Sequence[Change]] | None = None,
+    no_terminal: str = NO_TERMINAL,
 ) -> Callable[[Plan], bool]:
     """Ask before writing (see `confirmer`); above `[safety] confirm_typed_over` deletions, the admin types
     their number or the name of the connection written to (`connection`, else the plan's), since a
     reflexive `y` must not delete hundreds of records.
-    `to_write`: the changes still to write (a resume: not those done already); default all of the plan's."""
-    plain = confirmer(yes, ask)
+    `to_write`: the changes still to write (a resume: not those done already); default all of the plan's.
+    `no_terminal`: the refusal without a terminal and --yes, made before `before` shows anything."""
+    plain = confirmer(yes, ask, no_terminal=no_terminal)
     over = ws.config.safety.confirm_typed_over
 
     def confirm(plan: Plan) -> bool:
@@ -207,12 +210,14 @@ def confirm_writes(
             raise KeyboardInterrupt from None
 
     def typed(plan: Plan) -> bool:
+        # Refused first: a preview (thousands of lines) printed only to be refused buries the one line.
+        refuse_without_terminal(yes, no_terminal)
         if before is not None:
             before(plan)
         writes = to_write(plan) if to_write else plan.changes
         deletions = sum(1 for c in writes if c.op in DELETE_OPS)
-        if yes or deletions <= over or not interactive():
-            return plain(plan)  # without a terminal, `plain` refuses: nothing to confirm on
+        if yes or deletions <= over:
+            return plain(plan)
         err.print(one_line(ask(plan)), markup=False)
         answer = typer.prompt(
             # In the CRM's words: an archive the CRM keeps restorable is not told as a delete.
@@ -388,10 +393,18 @@ def rollback(
             return again
         return resume_command(Path(plan), run, config=config, home=home, yes=yes)
 
+    review = f"undo-{run_id}.json"
+    no_terminal = (f"no terminal to confirm the rollback of run {run_id} on: pass --yes, or review it first with "
+                   f"`{shlex.join(['crmsweep', 'rollback', run_id, '-o', review])}`, then "
+                   f"`{shlex.join(['crmsweep', 'preview', review])}`")
+
+    def confirmable() -> None:
+        refuse_without_terminal(yes, no_terminal)
+
     with resume_hints(settle), apply_progress(not as_json) as progress:
-        outcome = api.rollback(ws, run_id, confirm=confirm_writes(ws, yes, ask, before=show, to_write=to_write),
-                               progress=progress, dry_run=dry_run, output=output,
-                               allow_over_budget=allow_over_budget)
+        confirm = confirm_writes(ws, yes, ask, before=show, to_write=to_write, no_terminal=no_terminal)
+        outcome = api.rollback(ws, run_id, confirm=confirm, progress=progress, dry_run=dry_run, output=output,
+                               allow_over_budget=allow_over_budget, confirmable=confirmable)
     if outcome.already_rolled_back_by is not None:
         if as_json:
             emit_json({"rollback_of": run_id, "already_rolled_back_by": outcome.already_rolled_back_by,

@@ -214,17 +214,26 @@ def interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def confirmer(yes: bool, question: Callable[[Plan], str]) -> Callable[[Plan], bool]:
-    """Ask before writing, unless --yes. With no terminal to ask on, refuse rather than guess."""
+NO_TERMINAL = "no terminal to confirm on: review the plan with `crmsweep preview`, then pass --yes"
+
+
+def confirmer(yes: bool, question: Callable[[Plan], str], *, no_terminal: str = NO_TERMINAL) -> Callable[[Plan], bool]:
+    """Ask before writing, unless --yes. With no terminal to ask on, refuse rather than guess
+    (`no_terminal`: the refusal, saying how to review and go ahead)."""
 
     def confirm(plan: Plan) -> bool:
         if yes:
             return True
-        if not interactive():
-            raise SafetyRefusal("no terminal to confirm on: review the plan with `crmsweep preview`, then pass --yes")
+        refuse_without_terminal(yes, no_terminal)
         return typer.confirm(one_line(question(plan)), default=False, err=True)
 
     return confirm
+
+
+def refuse_without_terminal(yes: bool, message: str = NO_TERMINAL) -> None:
+    """Refuse (exit 3) a write that would need a confirmation when there is no terminal to ask on."""
+    if not (yes or interactive()):
+        raise SafetyRefusal(message)
 
 
 def show_progress(enabled: bool) -> bool:
