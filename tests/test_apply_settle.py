@@ -234,7 +234,7 @@ def test_rollback_of_a_run_rolled_back_already_says_so_and_exits_0(
     answer = json.loads(cli(config, home, "rollback", applied["run"], "--yes", "--json").stdout)
     # The keys a rollback with nothing to undo answers with, so a script reads both one way.
     assert answer == {"rollback_of": applied["run"], "already_rolled_back_by": back["run"], "run": None,
-                      "applied": 0, "skipped": 0, "failed": 0, "nothing_to_do": True, "api_calls": 0}
+                      "applied": 0, "skipped": 0, "failed": 0, "nothing_to_do": True, "api_calls": 0, "undo": None}
 
 
 def test_rollback_confirmation_names_the_breakdown_org_and_digest(

@@ -127,6 +127,25 @@ def test_dry_run_reads_and_reports_but_writes_nothing_and_makes_no_run(
     back = json.loads(cli(config, home, "rollback", applied["run"], "--dry-run", "--json").stdout)
     assert back["dry_run"] is True and (back["applied"], back["would_apply"]) == (0, len(plan.changes))
     assert run_ids(home) == runs and org_rows(config, home, plan) == after
+    assert back["undo"] is None  # as a dry run of apply: no run, nothing to undo
+
+
+def test_rollback_json_says_how_to_undo_the_rollback_as_apply_json_does(
+    config: Path, home: Path, plan_file: Path
+) -> None:
+    plan, _ = Plan.from_json(plan_file.read_text())
+    applied = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    after = org_rows(config, home, plan)
+    back = json.loads(cli(config, home, "rollback", applied["run"], "--yes", "--json").stdout)
+    given = f"--config {shlex.quote(str(config))} --home {home}"
+    assert back["undo"] == f"crmsweep rollback {back['run']} {given}"
+    # The command, run as given, undoes the rollback: the org is as the apply left it.
+    undone = json.loads(cli(config, home, *shlex.split(back["undo"])[1:-4], "--yes", "--json").stdout)
+    assert undone["rollback_of"] == back["run"] and undone["applied"] == back["applied"] > 0
+    assert {k: v[:2] for k, v in org_rows(config, home, plan).items()} == {k: v[:2] for k, v in after.items()}
+    # Nothing left to undo of the first rollback: said, with no command.
+    again = json.loads(cli(config, home, "rollback", back["run"], "--yes", "--json").stdout)
+    assert again["nothing_to_do"] is True and again["undo"] is None
 
 
 def test_rollback_without_a_terminal_or_yes_refuses_in_one_line_before_any_call_or_preview(
@@ -162,7 +181,7 @@ def test_rollback_o_writes_the_inverse_plan_for_review_and_applies_nothing(
     inverse, _ = load_plan(review, Home(home))  # a plan file like any other: digest and signature checked
     assert answer == {"plan": inverse.header.plan_id, "path": str(review), "changes": len(plan.changes),
                       "rollback_of": applied["run"], "api_calls": answer["api_calls"],
-                      "budget": answer["budget"]}  # both: tests/test_budget.py
+                      "budget": answer["budget"], "undo": None}  # both: tests/test_budget.py
     assert inverse.header.rollback_of == applied["run"] and len(inverse.changes) == len(plan.changes)
     assert org_rows(config, home, plan) == after_apply
     assert run_ids(home) == runs

@@ -126,6 +126,14 @@ def report_json(report: ApplyReport, resume: str, *, scan: str | None = None) ->
     }
 
 
+def undo_command(report: ApplyReport, *, config: Path | None, home: Path | None) -> str | None:
+    """The command that undoes the run `report` tells of (`--json`'s "undo"); None while it is unfinished
+    (stopped, or a dry run: finish it first) or when it wrote nothing, since nothing is then to put back.
+    A rollback run is undone alike: rolling it back writes again what it put back."""
+    finished = not (report.stopped or report.dry_run or report.already_applied)
+    return command_line(["rollback", report.run_id], config=config, home=home) if finished and report.applied else None
+
+
 def budget_json(outcome: api.ApplyOutcome) -> dict[str, object] | None:
     """What the API budget check found before the first write (None: no check, the plan was done already)."""
     return outcome.budget.to_dict() if outcome.budget is not None else None
@@ -332,8 +340,7 @@ def apply(
         declined("applied")
         return
     finished = not (report.stopped or report.dry_run or report.already_applied)
-    # Every change skipped or failed: a rollback would have nothing to put back.
-    undo = command_line(["rollback", report.run_id], config=config, home=home) if finished and report.applied else None
+    undo = undo_command(report, config=config, home=home)
     # Re-scanning into the applied plan's file is safe: the run keeps its own copy (resume, rollback).
     scan = None if outcome.plan.header.rollback_of else scan_command(
         connection or outcome.plan.header.connection, os.path.abspath(plan_file), passes=outcome.plan.header.passes,
@@ -409,7 +416,7 @@ def rollback(
         if as_json:
             emit_json({"rollback_of": run_id, "already_rolled_back_by": outcome.already_rolled_back_by,
                        "run": None, "applied": 0, "skipped": 0, "failed": 0, "nothing_to_do": True,
-                       "api_calls": 0})
+                       "api_calls": 0, "undo": None})
         else:
             err.print(f"Run {run_id} was already rolled back by run {outcome.already_rolled_back_by}: nothing to "
                       "do. See `crmsweep runs list`.", markup=False)
@@ -418,7 +425,7 @@ def rollback(
         if as_json:
             emit_json({"rollback_of": run_id, "run": None, "applied": 0, "skipped": 0, "failed": 0,
                        "nothing_to_do": True, "api_calls": outcome.api_calls, "budget": budget_json(outcome),
-                       **({"plan": None, "path": None} if output is not None else {})})
+                       "undo": None, **({"plan": None, "path": None} if output is not None else {})})
         else:
             err.print(f"Run {run_id} wrote nothing: there is nothing to roll back"
                       f"{' (no plan was written)' if output is not None else ''}.", markup=False)
@@ -427,7 +434,8 @@ def rollback(
         path = os.path.abspath(outcome.written)
         if as_json:
             emit_json({"plan": outcome.plan.header.plan_id, "path": path, "changes": len(outcome.plan.changes),
-                       "rollback_of": run_id, "api_calls": outcome.api_calls, "budget": budget_json(outcome)})
+                       "rollback_of": run_id, "api_calls": outcome.api_calls, "budget": budget_json(outcome),
+                       "undo": None})  # a plan written for review: no run, nothing yet to undo
         else:
             err.print(f"Wrote the rollback plan of run {run_id} ({len(outcome.plan.changes)} changes) to {path}; "
                       f"nothing was applied. Review it with `{shlex.join(['crmsweep', 'preview', path])}`, "
@@ -438,8 +446,9 @@ def rollback(
         declined("rolled back")
         return
     if as_json:
+        # As `apply --json` says it: the command that undoes this (rollback) run, or null.
         emit_json({**report_json(report, again), "rollback_of": run_id, "resumed": outcome.resumed,
-                   "budget": budget_json(outcome)})
+                   "budget": budget_json(outcome), "undo": undo_command(report, config=config, home=home)})
     else:
         if outcome.resumed:
             err.print(f"Finished the interrupted rollback run {report.run_id} of run {run_id}.")
