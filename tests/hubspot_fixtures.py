@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 from hubspot import HubSpot
+from urllib3.util.retry import Retry
 
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
 
@@ -20,10 +21,17 @@ SEED = 21
 DAILY = 625_000  # Professional (api-notes §4.1)
 
 
-def sdk_client(sandbox: RunningSandbox, *, token: str | None = None) -> Any:
-    """The real SDK, unmodified: the sandbox's URL as host and its CA file for TLS."""
+def sdk_client(sandbox: RunningSandbox, *, token: str | None = None, retry: Retry | None = None) -> Any:
+    """The real SDK, unmodified: the sandbox's URL as host and its CA file for TLS; `retry` as its README offers."""
     info = sandbox.info
-    return HubSpot(access_token=token or info.token, host=info.url, ssl_ca_cert=str(info.ca_file))
+    return HubSpot(access_token=token or info.token, host=info.url, ssl_ca_cert=str(info.ca_file), retry=retry)
+
+
+# What an admin's script sets up (the SDK README's rate-limit retry, api-notes 1.6): a 429 waited out as its
+# Retry-After says, and nothing else retried (a dropped answer stays an error, as the fault tests need). Tests
+# act as that admin between crmsweep's own calls, which count against the same ten-second limit.
+ADMIN_RETRY = Retry(total=5, connect=0, read=0, other=0, status=5, status_forcelist=(429,), allowed_methods=None,
+                    respect_retry_after_header=True, raise_on_status=False)
 
 
 def all_pages(sdk_api: Any, **kwargs: Any) -> list[Any]:
@@ -46,7 +54,7 @@ def hubspot_sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
 
 @pytest.fixture()
 def hs(hubspot_sandbox: RunningSandbox) -> Any:
-    return sdk_client(hubspot_sandbox)
+    return sdk_client(hubspot_sandbox, retry=ADMIN_RETRY)
 
 
 def admin(sandbox: RunningSandbox, name: str, payload: object) -> Any:

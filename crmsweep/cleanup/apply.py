@@ -503,7 +503,7 @@ class _Engine:
     def _not_restored(self, head: Change, batch: Sequence[int]) -> list[int]:
         """The creates of `batch` whose record is still removed. A create re-creates the record a run
         removed under `record_id`; where that record is live again (an admin restored it by hand since,
-        e.g. from HubSpot's recycle bin), it is skipped as already restored, its own id standing in the
+        e.g. from the CRM's recycle bin in its UI), it is skipped as already restored, its own id standing in the
         id map for the new one (children and links point at it): a create would make a second copy."""
         ids = [self.plan.changes[i].record_id for i in batch]
         live = self.connector.read(head.object, ids, self._check_fields(head.object), include_deleted=True)

@@ -99,7 +99,7 @@ def failed_means(state: RunState) -> str | None:
 
 
 def _recreated_text(id_map: dict[str, dict[str, str]]) -> str:
-    # A record brought back under its own id (a HubSpot property, restored by name) is the original, not a copy
+    # A record brought back under its own id (a property definition restored by name) is the original, not a copy
     # under a new id: counted apart, as the rollback's note does, so no one deletes it as a re-created copy.
     anew = {obj: n for obj, ids in id_map.items() if (n := sum(1 for old, new in ids.items() if new != old))}
     own = {obj: n for obj, ids in id_map.items() if (n := sum(1 for old, new in ids.items() if new == old))}
