@@ -237,11 +237,17 @@ def test_applying_a_finished_plan_again_says_so_and_exits_0(config: Path, home: 
     first = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
     again = cli(config, home, "apply", str(plan_file), "--yes")
     assert again.stderr.strip() == (
-        f"Plan {first['plan']} was already applied by run {first['run']} (done): nothing to do. "
-        f"See `crmsweep runs list --config {shlex.quote(str(config))} --home {home}`."
+        f"Plan {first['plan']} was already applied by run {first['run']} (done): nothing to do, nothing applied "
+        f"now. See `crmsweep runs show {first['run']} --config {shlex.quote(str(config))} --home {home}`."
     )
     answer = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
-    assert (answer["already_applied"], answer["run"]) == ("done", first["run"])
+    # As a rollback of a run rolled back already answers: this invocation did nothing, the earlier run is named.
+    assert first["applied"] > 0
+    assert {k: answer[k] for k in ("run", "applied", "skipped", "failed", "nothing_to_do", "already_applied",
+                                   "already_applied_by", "skipped_items", "failed_items", "undo")} == {
+        "run": None, "applied": 0, "skipped": 0, "failed": 0, "nothing_to_do": True, "already_applied": "done",
+        "already_applied_by": first["run"], "skipped_items": [], "failed_items": [], "undo": None}
+    assert first["nothing_to_do"] is False
     assert run_ids(home) == [first["run"]]
 
 

@@ -158,7 +158,8 @@ def test_backup_scan_apply_rollback_leaves_the_org_as_it_was(sandbox: Sandbox, c
 
     # The same plan a second time writes nothing: the run that applied it is named, no new run is made.
     again = json.loads(cli("apply", str(plan_file), "--yes", "--json", expect=0).stdout)
-    assert (again["already_applied"], again["run"]) == ("rolled back", applied["run"])
+    assert (again["already_applied"], again["already_applied_by"], again["run"], again["applied"]) == (
+        "rolled back", applied["run"], None, 0)
     assert org_state(sf) == after
 
     runs = json.loads(cli("runs", "list", "--json").stdout)

@@ -100,24 +100,32 @@ def report_json(report: ApplyReport, resume: str, *, scan: str | None = None) ->
     """The answer of `--json`. A dry run writes nothing, so its applied/skipped/failed are 0 and what it
     would do is under would_apply, would_skip (counts) and would_write, would_skip_items (lists)."""
     dry = report.dry_run
+    # A plan a finished run applied already: this invocation wrote nothing, so it answers as a rollback
+    # of a run rolled back already does (counts 0, nothing_to_do) and names that run under already_applied_by.
+    # Its counts are the earlier run's, which `runs show` gives; "run" stays that of this invocation: none.
+    done_before = report.already_applied is not None
+    none_now = dry or done_before
     return {
-        "run": report.run_id or None,
+        "run": None if done_before else report.run_id or None,
         "plan": report.plan_id,
-        "applied": 0 if dry else report.applied,
-        "skipped": 0 if dry else report.skipped,
-        "failed": 0 if dry else report.failed,
+        "applied": 0 if none_now else report.applied,
+        "skipped": 0 if none_now else report.skipped,
+        "failed": 0 if none_now else report.failed,
+        "nothing_to_do": done_before,
         "remaining": report.remaining,
         "stopped": report.stopped,
         "api_calls": report.api_calls,
-        "skipped_items": [] if dry else report.skipped_items,
-        "failed_items": [] if dry else report.failed_items,
+        "skipped_items": [] if none_now else report.skipped_items,
+        "failed_items": [] if none_now else report.failed_items,
         "resume": resume if report.stopped else None,
         "dry_run": dry,
         "would_apply": report.applied if dry else None,
         "would_skip": report.skipped if dry else None,
         "would_write": report.planned_items if dry else None,
         "would_skip_items": report.skipped_items if dry else None,
+        # The status of the finished run that applied the plan before (null: not applied before), and its id.
         "already_applied": report.already_applied,
+        "already_applied_by": report.run_id if done_before else None,
         # What to do about the drift skips (the same line the text summary prints after them), or null.
         "drift_means": drift_means(report.skipped_items, scan),
         "notes": report.notes,
@@ -146,7 +154,8 @@ def render_report(
     that plans drift-skipped records again (see `drift_means`)."""
     if report.already_applied:
         err.print(one_line(f"Plan {report.plan_id} was already applied by run {report.run_id} "
-                           f"({report.already_applied}): nothing to do. See `crmsweep runs list`."), markup=False)
+                           f"({report.already_applied}): nothing to do, nothing applied now. "
+                           f"See `crmsweep runs show {report.run_id}`."), markup=False)
         return
     if report.dry_run:
         planned = ops_breakdown(((str(i["op"]), str(i["object"])) for i in report.planned_items),
@@ -188,7 +197,8 @@ def failures_hint(report: ApplyReport, *, again: str | None) -> None:
 
 
 def exit_for(report: ApplyReport | None) -> None:
-    if report is not None and (report.failed or report.stopped):
+    # A plan applied already: nothing was done now, so the earlier run's failures do not fail this command.
+    if report is not None and not report.already_applied and (report.failed or report.stopped):
         raise typer.Exit(EXIT_PARTIAL)
 
 
