@@ -636,8 +636,16 @@ def apply(
             if plan.header.rollback_of and not (dry_run or report.already_applied):
                 _mark_if_rolled_back(ws, plan, report)
             _note_recreated(ws, plan, report, connector)
+            _keep_notes(ws, report)
         report = replace(report, api_calls=connector.api_usage().calls - calls_before)
     return ApplyOutcome(plan=plan, report=report, budget=verdict)
+
+
+def _keep_notes(ws: Workspace, report: ApplyReport) -> None:
+    """Log the notes of `report` on its run, so that `runs show` gives them later (`run_notes`): they are
+    found while applying (what a rollback could not put back), and no file held them afterwards."""
+    if report.notes and report.run_id and not (report.dry_run or report.already_applied):
+        open_run(ws.home, report.run_id).append({"t": "notes", "notes": list(report.notes)})
 
 
 def _note_recreated(ws: Workspace, plan: Plan, report: ApplyReport, connector: Connector) -> None:
@@ -785,6 +793,7 @@ def rollback(
         if not dry_run:
             _mark_if_rolled_back(ws, plan, report)
         _note_recreated(ws, plan, report, connector)
+        _keep_notes(ws, report)
         report = replace(report, api_calls=connector.api_usage().calls - calls_before)
     return ApplyOutcome(plan=plan, report=report, resumed=resume is not None, budget=verdict)
 

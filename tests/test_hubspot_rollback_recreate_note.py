@@ -90,6 +90,10 @@ def test_hubspot_rollback_says_what_re_created_contacts_lose_and_maps_their_ids(
     assert set(id_map) == {"contacts"} and sorted(id_map["contacts"]) == archived
     shown_run = json.loads(cli("runs", "show", rolled["run"], "--json").stdout)
     assert shown_run["id_map"] == id_map
+    # The run's notes (the one above among them) and the plan's, under their own keys in both answers.
+    assert rolled["run_notes"] == rolled["notes"] and done in rolled["run_notes"]
+    assert (shown_run["run_notes"], shown_run["plan_notes"], rolled["plan_notes"]) == (
+        rolled["run_notes"], notes, notes)
     shown_text = cli("runs", "show", rolled["run"]).stdout
     facts_text, listed = shown_text.split("\n\nRe-created (48):\n")
     facts = {line.split(None, 1)[0]: line.split(None, 1)[1] for line in facts_text.splitlines() if line.strip()}

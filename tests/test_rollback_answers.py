@@ -74,6 +74,9 @@ def test_a_reviewed_rollback_plan_says_what_it_undoes_and_its_run_keeps_the_plan
 
     shown = json.loads(cli(config, home, "runs", "show", back["run"], "--json").stdout)
     assert shown["rollback_of"] == applied["run"] and shown["notes"] == list(undo.header.notes)
+    # One meaning per key in both answers: the plan's notes, and what the run itself reported.
+    assert (back["plan_notes"], shown["plan_notes"]) == (list(undo.header.notes), list(undo.header.notes))
+    assert (back["run_notes"], shown["run_notes"]) == (back["notes"], back["notes"])
     text = cli(config, home, "runs", "show", back["run"]).stdout
     assert f"rollback of run {applied['run']}: " in text
     scanned, _ = Plan.from_json(plan_file.read_text())

@@ -6,8 +6,9 @@ append-only JSON-lines log. Each line is written, flushed and fsynced before the
 torn last line (a power cut mid-append); anything else malformed is reported, never guessed at.
 
 Entry kinds (field "t"): start, intent, skip, result, unwritten (announced writes that were provably not
-carried out: back to not started), stop, end, resume, rolled_back, and rollback (on a run, naming a rollback
-run started for it: what `rollback RUN` resumes and counts, without listing every run).
+carried out: back to not started), stop, end, resume, rolled_back, rollback (on a run, naming a rollback
+run started for it: what `rollback RUN` resumes and counts, without listing every run), and notes (what
+the session's report told beyond its counts; the latest session's replace earlier ones).
 A create's intent record carries its idempotency key ("key"); its result row the new id ("id") beside the
 old one ("old_id"), which is the run's id map that placeholders of later creates resolve through.
 
@@ -379,6 +380,8 @@ class RunState:
     # When the latest session's stop entry was written, unless it stopped by an interruption (Ctrl-C),
     # which may come while a write is still in flight: writes of this run landed before it.
     settled_at: str | None = None
+    # The latest session's report notes (its "notes" entry): what it could not put back, what a re-create lost.
+    notes: list[str] = field(default_factory=list)
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for o in self.outcomes if o.outcome is outcome)
@@ -524,6 +527,7 @@ def read_run(home: Home, run_id: str) -> RunState:
     last_batch = 0
     rollbacks: list[str] = []
     settled_at: str | None = None
+    notes: list[str] = []
 
     def outcome_at(index: Any) -> ChangeOutcome:
         if not isinstance(index, int) or not 0 <= index < len(outcomes):
@@ -582,6 +586,8 @@ def read_run(home: Home, run_id: str) -> RunState:
             rolled_back_by = entry.get("by")
         elif kind == "rollback" and isinstance(entry.get("by"), str):
             rollbacks.append(entry["by"])
+        elif kind == "notes":
+            notes = [str(note) for note in entry.get("notes", [])]
 
     failed = sum(1 for o in outcomes if o.outcome is Outcome.FAILED)
     if rolled_back_by:
@@ -610,6 +616,7 @@ def read_run(home: Home, run_id: str) -> RunState:
         last_batch=last_batch,
         rollbacks=rollbacks,
         settled_at=settled_at,
+        notes=notes,
     )
 
 

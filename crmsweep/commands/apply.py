@@ -96,7 +96,9 @@ def scan_command(connection: str, plan_file: str, *, passes: Sequence[str] = (),
     return command_line(["scan", "-c", connection, "-o", plan_file, *given], config=config, home=home)
 
 
-def report_json(report: ApplyReport, resume: str, *, scan: str | None = None) -> dict[str, object]:
+def report_json(
+    report: ApplyReport, resume: str, *, plan_notes: Sequence[str], scan: str | None = None
+) -> dict[str, object]:
     """The answer of `--json`. A dry run writes nothing, so its applied/skipped/failed are 0 and what it
     would do is under would_apply, would_skip (counts) and would_write, would_skip_items (lists)."""
     dry = report.dry_run
@@ -128,6 +130,10 @@ def report_json(report: ApplyReport, resume: str, *, scan: str | None = None) ->
         "already_applied_by": report.run_id if done_before else None,
         # What to do about the drift skips (the same line the text summary prints after them), or null.
         "drift_means": drift_means(report.skipped_items, scan),
+        # What this run found beyond its counts (`runs show` run_notes); the plan's own notes, as `runs show`
+        # has them, are plan_notes. "notes" is kept as it was (the run's) for scripts written before them.
+        "run_notes": report.notes,
+        "plan_notes": list(plan_notes),
         "notes": report.notes,
         # Old id -> new id of what the run re-created, by object: the only way to find a re-created record.
         "id_map": report.id_map,
@@ -342,7 +348,8 @@ def apply(
         if as_json:
             emit_json({"run": None, "applied": 0, "skipped": 0, "failed": 0, "nothing_to_do": True,
                        "api_calls": outcome.api_calls, "budget": None, "undo": None,
-                       "rollback_of": outcome.plan.header.rollback_of})
+                       "rollback_of": outcome.plan.header.rollback_of,
+                       "plan_notes": list(outcome.plan.header.notes), "run_notes": [], "notes": []})
         else:
             err.print("The plan holds no changes: nothing to apply, and no run was made.")
         return
@@ -357,7 +364,8 @@ def apply(
         config=config, home=home)
     if as_json:
         # A rollback plan (`rollback -o`) says which run it undoes, as `rollback --json` does; else null.
-        emit_json({**report_json(report, resume_hint(report.run_id), scan=scan), "undo": undo,
+        emit_json({**report_json(report, resume_hint(report.run_id), plan_notes=outcome.plan.header.notes,
+                                 scan=scan), "undo": undo,
                    "budget": budget_json(outcome), "rollback_of": outcome.plan.header.rollback_of})
     else:
         render_report(report, resume_hint=f"`{resume_hint(report.run_id)}`", provider=outcome.plan.header.provider,
@@ -457,8 +465,9 @@ def rollback(
         return
     if as_json:
         # As `apply --json` says it: the command that undoes this (rollback) run, or null.
-        emit_json({**report_json(report, again), "rollback_of": run_id, "resumed": outcome.resumed,
-                   "budget": budget_json(outcome), "undo": undo_command(report, config=config, home=home)})
+        emit_json({**report_json(report, again, plan_notes=outcome.plan.header.notes), "rollback_of": run_id,
+                   "resumed": outcome.resumed, "budget": budget_json(outcome),
+                   "undo": undo_command(report, config=config, home=home)})
     else:
         if outcome.resumed:
             err.print(f"Finished the interrupted rollback run {report.run_id} of run {run_id}.")

@@ -153,8 +153,12 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
         "skipped_items": skipped, "failed_items": failed, "id_map": state.id_map,
         "recreated_items": (recreated := _recreated_items(state)),
         # The plan's own notes: of a rollback, what it keeps and what a re-create loses (its preview said so).
-        "notes": list(state.plan.header.notes),
+        "plan_notes": list(state.plan.header.notes),
+        # The notes its apply reported (`apply --json` run_notes): of a rollback, values it could not put back.
+        "run_notes": list(state.notes),
     }
+    # Kept for scripts written before plan_notes: the plan's notes (in `apply --json` it is the run's).
+    answer["notes"] = answer["plan_notes"]
     resume = resume_text(ws, state)
     answer["resume"] = resume
     answer["pending_means"] = PENDING_MEANS if state.count(Outcome.PENDING) else None
@@ -180,7 +184,7 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
     for name, value in facts:
         if value:
             out.print(f"{name:<{width}}  {one_line(value)}", markup=False, highlight=False)
-    for note in answer["notes"]:
+    for note in [*answer["plan_notes"], *answer["run_notes"]]:
         out.print(f"{'Note':<{width}}  {one_line(note)}", markup=False, highlight=False)
     if recreated:
         out.print(f"\nRe-created ({len(recreated)}):")
