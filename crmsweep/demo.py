@@ -6,6 +6,7 @@ library calls as the commands, so the demo cannot drift from what the tool reall
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -213,7 +214,9 @@ def run_demo(
         say("The same users are active as before, and the live census matches the first one.")
     else:
         say("The org differs from before: see the runs above (`crmsweep runs list`).")
-    say(f"Try it yourself: crmsweep scan -c {connection} -o plan.json, then preview, apply and rollback.")
+    # In backticks, as every command told: the CLI completes those with its --config and --home (`pasteable`).
+    say(f"Try it yourself: `{shlex.join(['crmsweep', 'scan', '-c', connection, '-o', 'plan.json'])}`, "
+        "then preview, apply and rollback.")
     return DemoResult(
         snapshot_id=manifest.snapshot_id,
         plan_path=str(plan_path),

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from crmsweep import api
 from crmsweep.api import Workspace
 from crmsweep.backup.runlog import Outcome
+from crmsweep.cli import app
 from crmsweep.demo import DemoResult, run_demo
 from crmsweep.model import Change, Op, Plan
 
@@ -243,3 +248,25 @@ def test_the_demo_on_hubspot_says_archive_where_hubspot_archives(hubspot_demo: T
     assert f"{emails} un-archive" in note and "re-created with new ids" in note, note
     undone = [c for c in _rolled_back(ws, result) if c.object == "marketing_emails"]
     assert len(undone) == emails and all(c.reason.startswith("undo archive: ") for c in undone), undone[0].reason
+
+
+def test_every_command_the_demo_prints_pastes_as_is(tmp_path: Path) -> None:
+    """Told through the CLI with a --config and a --home (spaces in both), each `crmsweep ...` it prints
+    names them, quoted; run as printed, the closing `runs show` answers about the demo's rollback run."""
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    ws = _workspace(folder, 200, 5)
+    config, home = str(ws.config.path), str(folder / "my home")
+    runner = CliRunner()
+    told = runner.invoke(app, ["demo", "--config", config, "--home", home], catch_exceptions=False)
+    assert told.exit_code == 0, told.stdout
+    commands = re.findall(r"`(crmsweep [^`]*)`", told.stdout)
+    assert any(c.startswith("crmsweep runs show ") for c in commands), told.stdout
+    assert any(c.startswith("crmsweep scan -c ") for c in commands), told.stdout
+    for command in commands:
+        words = shlex.split(command)
+        assert words[-4:] == ["--config", config, "--home", home], command
+    show = next(c for c in commands if c.startswith("crmsweep runs show ") and " --json " in c)
+    answer = runner.invoke(app, shlex.split(show)[1:], catch_exceptions=False)
+    assert answer.exit_code == 0, answer.stdout
+    assert json.loads(answer.stdout)["kind"] == "rollback"

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from crmsweep import providers
-from crmsweep.commands.common import ConfigOpt, HomeOpt, handle_errors, out, workspace
+from crmsweep.commands.common import ConfigOpt, HomeOpt, handle_errors, out, pasteable, workspace
 from crmsweep.demo import run_demo
 from crmsweep.errors import EXIT_PARTIAL
 
@@ -25,7 +25,11 @@ def demo(
     home: HomeOpt = None,
 ) -> None:
     """Run the whole story on a built-in sandbox: backup, scan, preview, apply, rollback."""
-    result = run_demo(workspace(config, home), lambda line: out.print(line, markup=False, highlight=False),
-                      provider=provider, reset=reset)
+    def say(line: str) -> None:
+        # On stdout, which the message console's completion does not reach: every `crmsweep ...` the demo
+        # tells (runs show of its rollback, runs list) gets the --config and --home it ran with, to paste as is.
+        out.print(pasteable(line), markup=False, highlight=False)
+
+    result = run_demo(workspace(config, home), say, provider=provider, reset=reset)
     if not result.org_restored:
         raise typer.Exit(EXIT_PARTIAL)
