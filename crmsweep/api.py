@@ -677,7 +677,8 @@ def _mark_if_rolled_back(ws: Workspace, plan: Plan, report: ApplyReport) -> None
     lost = values_not_restored(ws.home, run_id, report.run_id, vocabulary)
     if lost:
         capabilities = providers.get(plan.header.provider).capabilities
-        report.notes.append(not_restored_note(ws.home, read_run(ws.home, run_id), lost, capabilities))
+        report.notes.append(not_restored_note(ws.home, read_run(ws.home, run_id), lost, capabilities,
+                                            by_run=report.run_id))
     if not (report.failed or lost or not_undone(ws.home, run_id, report.run_id)):
         mark_rolled_back(ws.home, run_id, report.run_id)
 

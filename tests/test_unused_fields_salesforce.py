@@ -8,6 +8,7 @@ All against the Salesforce sandbox (seed 21, 250 contacts: the `sandbox` fixture
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -280,6 +281,30 @@ def test_a_value_that_cannot_be_restored_leaves_the_run_not_rolled_back_and_the_
     assert again.report is not None and not again.report.failed and again.report.notes == []
     assert sf.Contact.get(keeper)["Partner_Code__c"] == "PRT-0042"
     assert read_run(ws.home, report.run_id).rolled_back_by == again.report.run_id
+
+
+def test_the_note_on_values_not_restored_says_where_the_records_it_does_not_name_are(
+    ws: api.Workspace, sf: Any, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    ws = _raised(ws, tmp_path)
+    holder = next(i for i in read_planted(sandbox.info.state_dir)["no_contact_info"]["proposed"] if i.startswith("003"))
+    sf.Contact.update(holder, {"Partner_Code__c": "PRT-0099"})  # a second value, on a contact no pass touches
+    plan = api.scan(ws, "flaky", tmp_path / "plan.json", passes=[PASS]).result.plan
+    keeper = _partner_holder(ws, plan)
+    assert "Contact.Partner_Code__c" in {c.label for c in plan.changes}
+    report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert report is not None and not report.failed
+    sf.Contact.delete(keeper)
+    sf.Contact.delete(holder)
+
+    rolled = api.rollback(ws, report.run_id, confirm=yes).report
+    assert rolled is not None
+    skipped = sorted((s["object"], s["id"], s["reason"]) for s in rolled.skipped_items)
+    assert skipped == sorted([("Contact", keeper, "missing"), ("Contact", holder, "missing")])
+    named = next(n for n in rolled.notes if n.startswith("2 values of the fields"))
+    # The one record named, and where the other is: the rollback run's skipped items.
+    assert re.search(rf"\(2 missing: Contact ({keeper}|{holder}) and 1 more, `crmsweep runs show "
+                     rf"{rolled.run_id}` lists them all\); run {report.run_id} is not marked", named), named
 
 
 def test_apply_skips_removing_a_field_whose_values_changed_since_the_backup(

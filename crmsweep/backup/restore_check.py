@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from crmsweep.backup.field_restore import SKIP_RECORD_GONE, is_value_restore, removed_fields, unrestored
+from crmsweep.backup.field_restore import SKIP_RECORD_GONE, is_value_restore, removed_fields, undo_key, unrestored
 from crmsweep.backup.rollback import _source_snapshot as source_snapshot
 from crmsweep.backup.rollback import rollback_changes
-from crmsweep.backup.runlog import RunState, read_run
+from crmsweep.backup.runlog import Outcome, RunState, read_run
 from crmsweep.model import Capabilities, Change, Op, Vocabulary
 from crmsweep.paths import Home
 
@@ -43,23 +43,31 @@ def values_not_restored(home: Home, run_id: str, by_run: str, vocabulary: Vocabu
 
 
 def not_restored_note(
-    home: Home, state: RunState, lost: Sequence[tuple[Change, str]], capabilities: Capabilities
+    home: Home, state: RunState, lost: Sequence[tuple[Change, str]], capabilities: Capabilities, *, by_run: str
 ) -> str:
-    """One line for the rollback report: how many values are not back, why (with an example each), and what to do."""
+    """One line for the rollback report: how many values are not back, why (with an example each, and where
+    the rest are listed), and what to do. `by_run`: the rollback run just made, whose skipped and failed
+    items name the records of a reason when they all are among them."""
     run_id = state.run_id
     reasons = Counter(why for _change, why in lost)
+    # The one line names one record per reason; the rest are in the rollback run, which `runs show` lists whole.
+    rollback = read_run(home, by_run)
+    listed = {undo_key(rollback.plan.changes[o.index]) for o in rollback.outcomes
+              if o.outcome in (Outcome.SKIPPED, Outcome.FAILED)}
     parts = []
     todo: dict[str, None] = {}
     for why, count in reasons.most_common():
         first = next(c for c, w in lost if w == why)
-        more = f" and {count - 1} more" if count > 1 else ""
-        parts.append(f"{count} {why}: {first.object} {first.record_id}{more}")
+        more = f" and {count - 1:,} more" if count > 1 else ""
+        if more and all(undo_key(c) in listed for c, w in lost if w == why):
+            more += f", `crmsweep runs show {by_run}` lists them all"
+        parts.append(f"{count:,} {why}: {first.object} {first.record_id}{more}")
         if why == SKIP_RECORD_GONE:
             todo[f"put the records back ({capabilities.how_to_put_back(first.object)})"] = None
         else:
             todo[_WHAT_TO_DO.get(why, "see the skipped and failed items above")] = None
     values = sum(len(c.after) for c, _why in lost)
     snapshot = source_snapshot(home, state)
-    return (f"{values} value{'s' if values != 1 else ''} of the fields run {run_id} removed could not be written "
+    return (f"{values:,} value{'s' if values != 1 else ''} of the fields run {run_id} removed could not be written "
             f"back ({'; '.join(parts)}); run {run_id} is not marked rolled back: the values are in snapshot "
             f"{snapshot}; {'; '.join(todo)}, then run `crmsweep rollback {run_id}` again")
