@@ -139,6 +139,11 @@ def test_summarize() -> None:
     assert summarize(plan) == {
         "plan": PLAN_ID,
         "digest": plan.digest,
+        "provider": "fake",
+        "org_id": "00DFAKE000000000AA",
+        "connection": "sandbox-salesforce",
+        "created": "2026-03-15T12:00:00.000Z",
+        "tool_version": "0.1.0",
         "changes": 10,
         "by_op": {"delete": 7, "deactivate": 3},
         "by_pass": {

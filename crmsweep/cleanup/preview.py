@@ -258,9 +258,16 @@ def summarize(plan: Plan) -> dict[str, Any]:
         word = _word(change, vocabulary)
         if word != change.op.value:
             words.setdefault(change.object, {})[change.op.value] = word
+    header = plan.header
     return {
-        "plan": plan.header.plan_id,
+        "plan": header.plan_id,
         "digest": plan.digest,
+        # Where and when, as the text's header lines say: a script checks it is the org it means to change.
+        "provider": header.provider,
+        "org_id": header.org_id,
+        "connection": header.connection,
+        "created": header.created,
+        "tool_version": header.tool_version,
         "changes": len(plan.changes),
         "by_op": _op_counts(plan.changes),
         "by_pass": by_pass,
