@@ -43,7 +43,7 @@ class Census:
 
     def line(self) -> str:
         parts = [f"{len(ids):,} {name}" for name, ids in self.ids.items()]
-        return ", ".join([*parts, f"{len(self.active_users)} active users"])
+        return ", ".join([*parts, f"{len(self.active_users):,} active users"])
 
     def same_as(self, other: Census, *, recreated: frozenset[str]) -> bool:
         """Equal ids, except for the objects some of whose records the rollback re-created (they come
@@ -156,7 +156,7 @@ def run_demo(
     say("2. Back up before removing anything: every object streams to Parquet, the manifest is written last.")
     manifest = api.backup(ws, connection)
     total = sum(e.rows for e in manifest.objects.values())
-    say(f"   Snapshot {manifest.snapshot_id}: {total:,} records, {manifest.api_calls} API calls.")
+    say(f"   Snapshot {manifest.snapshot_id}: {total:,} records, {manifest.api_calls:,} API calls.")
 
     say("")
     say("3. Scan: the cleanup passes read the snapshot (never the CRM) and propose changes as a plan.")
@@ -179,7 +179,7 @@ def run_demo(
     applied = api.apply(ws, plan_path, confirm=_yes)
     report = applied.report
     assert report is not None  # _yes always confirms
-    say(f"   Run {report.run_id}: applied {report.applied}, skipped {report.skipped}, failed {report.failed}.")
+    say(f"   Run {report.run_id}: applied {report.applied:,}, skipped {report.skipped:,}, failed {report.failed:,}.")
     with api.connect(ws, connection) as connector:
         say(f"   Live after apply: {_census(connector, counted).line()}.")
 
@@ -195,7 +195,7 @@ def run_demo(
     rolled = api.rollback(ws, report.run_id, confirm=_yes)
     back = rolled.report
     assert back is not None
-    say(f"   Run {back.run_id}: restored {back.applied}, skipped {back.skipped}, failed {back.failed}.")
+    say(f"   Run {back.run_id}: restored {back.applied:,}, skipped {back.skipped:,}, failed {back.failed:,}.")
     for note in back.notes:
         say(f"   Note: {note}")
     with api.connect(ws, connection) as connector:

@@ -116,7 +116,7 @@ def _records(records: Sequence[tuple[str, str, str]], run_id: str | None) -> str
     more = len(records) - SHOW_RECORDS
     if more <= 0:
         return f"; re-created: {shown}"
-    return f"; re-created: {shown} and {more} more: `crmsweep runs show {run_id or 'RUN'}` lists them all"
+    return f"; re-created: {shown} and {more:,} more: `crmsweep runs show {run_id or 'RUN'}` lists them all"
 
 
 def recreate_note(
@@ -138,7 +138,7 @@ def recreate_note(
     total = sum(counts.values())
     if not total:
         return None
-    objects = ", ".join(f"{n} {o}" for o, n in counts.items())
+    objects = ", ".join(f"{n:,} {o}" for o, n in counts.items())
     one = total == 1
     verb, sets = (("was" if one else "were"), "set") if done else (("is" if one else "are"), "sets")
     their = "its" if one else "their"
@@ -148,5 +148,5 @@ def recreate_note(
             f"the CRM {sets} {their} created and modified dates afresh")
     keep = _keep(counts, capabilities, run_id)
     named = _records(records, run_id) if done and records else ""
-    return (f"{total} record{'' if one else 's'} {verb} re-created under new ids ({objects}): {lost}, so the "
+    return (f"{total:,} record{'' if one else 's'} {verb} re-created under new ids ({objects}): {lost}, so the "
             f"next scan sees {'it' if one else 'them'} as new (recently created, not stale); {keep}{named}")

@@ -325,8 +325,8 @@ def rollback_plan_of(
                    if c.op is not Op.ASSOCIATE and (c.op is not Op.CREATE or c.object in own_id))
     parts = [f"ids are kept ({', '.join(f'{n:,} {word}' for word, n in kept.items())})"] if kept else []
     if created:
-        parts.append(f"{created} re-created with new ids (parents first, links after)")
-    notes = [f"rollback of run {run_id}: {len(changes)} changes; " + ("; ".join(parts) or "nothing to write")]
+        parts.append(f"{created:,} re-created with new ids (parents first, links after)")
+    notes = [f"rollback of run {run_id}: {len(changes):,} changes; " + ("; ".join(parts) or "nothing to write")]
     lost = recreate_note_of(state, changes, vocabulary, snapshot_field_specs(home, state) if created else {},
                             capabilities)
     if lost:

@@ -184,7 +184,7 @@ def _layered_object(connector: Connector, folder: Path, snapshots_dir: Path, obj
                                      pc.invert(pc.is_in(deleted, value_set=changed_ids))))
     total = layers.layered_rows(base_ids, changed_ids, deleted)
     relative = layout.data_file(object_name)
-    note = f"changes since {_canonical(since)}: {new_changed.num_rows} changed, {len(new_deleted)} deleted"
+    note = f"changes since {_canonical(since)}: {new_changed.num_rows:,} changed, {len(new_deleted):,} deleted"
     if changed.num_rows + len(deleted) > COMPACT_FRACTION * max(base.rows, 1):
         full = layers.overlay(pq.read_table(base.path).cast(schema), changed, deleted, id_field)
         sha = _write_table(folder / relative, full)

@@ -374,7 +374,7 @@ def _outcome(name: str, output: PassOutput, protected: Mapping[str, int], taken_
     notes = [f"{name}: {note}" for note in output.notes]
     if output.skipped is not None:
         notes.append(f"{name}: skipped: {output.skipped}")
-    notes += [f"{name}: {n} records already changed by {earlier}" for earlier, n in taken_by.items()]
+    notes += [f"{name}: {n:,} records already changed by {earlier}" for earlier, n in taken_by.items()]
     return _Outcome(review=output.review, notes=notes, skipped=output.skipped,
                     held={reason: n for reason, n in held.items() if n})
 

@@ -82,7 +82,7 @@ def drift_means(items: Sequence[Mapping[str, object]], scan: str | None) -> str 
     drifted = sum(1 for item in items if item.get("reason") == SKIP_DRIFT)
     if not drifted or scan is None:
         return None
-    return (f"{drifted} skipped as drift: changed in the CRM since {SINCE_BACKUP}, so left as they are. "
+    return (f"{drifted:,} skipped as drift: changed in the CRM since {SINCE_BACKUP}, so left as they are. "
             f"To plan them again, back up and scan again (scan takes a fresh backup first): `{scan}`")
 
 
@@ -166,12 +166,12 @@ def render_report(
     if report.dry_run:
         planned = ops_breakdown(((str(i["op"]), str(i["object"])) for i in report.planned_items),
                                 vocabulary_of(provider) if provider else None)
-        err.print(f"Dry run: would write {report.applied} of {report.total} changes "
-                  f"({planned}); would skip {report.skipped} "
-                  f"({report.api_calls} API calls, all reads). Nothing was written.")
+        err.print(f"Dry run: would write {report.applied:,} of {report.total:,} changes "
+                  f"({planned}); would skip {report.skipped:,} "
+                  f"({report.api_calls:,} API calls, all reads). Nothing was written.")
     else:
-        err.print(f"Run {report.run_id}: applied {report.applied}, skipped {report.skipped}, "
-                  f"failed {report.failed} of {report.total} ({report.api_calls} API calls).")
+        err.print(f"Run {report.run_id}: applied {report.applied:,}, skipped {report.skipped:,}, "
+                  f"failed {report.failed:,} of {report.total:,} ({report.api_calls:,} API calls).")
     for title, items in (("Skipped", report.skipped_items), ("Failed", report.failed_items)):
         for item in items[:SHOW_ITEMS]:
             detail = item.get("detail") or item.get("message") or ""
@@ -179,14 +179,14 @@ def render_report(
             line = f"  {title.lower()}: {item.get('object', '')} {item.get('id', '')}  {code}  {detail}".rstrip()
             err.print(one_line(line), markup=False)
         if len(items) > SHOW_ITEMS:
-            err.print(f"  … and {len(items) - SHOW_ITEMS} more {title.lower()}; `--json` lists them all")
+            err.print(f"  … and {len(items) - SHOW_ITEMS:,} more {title.lower()}; `--json` lists them all")
     drift = drift_means(report.skipped_items, scan)
     if drift:
         err.print(one_line(drift), style="yellow", markup=False)
     for note in report.notes:
         err.print(one_line(note), style="yellow", markup=False)
     if report.stopped:
-        err.print(one_line(f"Stopped: {report.stopped}. {report.remaining} changes remain: {resume_hint}"),
+        err.print(one_line(f"Stopped: {report.stopped}. {report.remaining:,} changes remain: {resume_hint}"),
                   style="yellow", markup=False)
 
 
@@ -195,10 +195,10 @@ def failures_hint(report: ApplyReport, *, again: str | None) -> None:
     if not report.failed or report.stopped or report.dry_run or report.already_applied:
         return
     if again is not None:
-        err.print(f"{report.failed} changes failed; once their cause is fixed, `{again}` tries them again.",
+        err.print(f"{report.failed:,} changes failed; once their cause is fixed, `{again}` tries them again.",
                   markup=False)
         return
-    err.print(f"{report.failed} changes failed: that is final, resume does not retry them. Fix the cause, then "
+    err.print(f"{report.failed:,} changes failed: that is final, resume does not retry them. Fix the cause, then "
               "scan again: a fresh plan proposes them again if they still qualify.", markup=False)
 
 
@@ -246,12 +246,13 @@ def confirm_writes(
         answer = typer.prompt(
             # In the CRM's words: an archive the CRM keeps restorable is not told as a delete.
             f"This {removal_words(writes, DELETE_OPS, plan.header.provider)}. "
-            f"Type {deletions} (or the connection name) to go on",
+            f"Type {deletions:,} (or the connection name) to go on",
             default="", show_default=False, err=True,
         ).strip()
-        if answer in (str(deletions), connection or plan.header.connection):
+        # As shown (1,234) or as digits: both are the number asked for.
+        if answer in (str(deletions), f"{deletions:,}", connection or plan.header.connection):
             return True
-        err.print(f"You typed {answer!r}, not {deletions}.", markup=False)
+        err.print(f"You typed {answer!r}, not {deletions:,}.", markup=False)
         return False
 
     return confirm
@@ -280,7 +281,7 @@ def declined(what: str) -> None:
 def question(plan: Plan, connection: str | None = None) -> str:
     """What the admin says yes to: what the plan does, where (the connection written to: `connection`,
     else the plan's), and which plan exactly (its digest)."""
-    return (f"Apply {len(plan.changes)} changes ({breakdown(plan)}) to {plan.header.provider} org "
+    return (f"Apply {len(plan.changes):,} changes ({breakdown(plan)}) to {plan.header.provider} org "
             f"{plan.header.org_id} ('{connection or plan.header.connection}')? "
             f"Plan {plan.header.plan_id}, {plan.digest}")
 
@@ -299,7 +300,7 @@ def progress_text(state: RunState) -> str:
     left = remaining(state)
     done = len(state.outcomes) - len(left)
     changes = ops_breakdown(((c.op.value, c.object) for c in left), vocabulary_of(state.plan.header.provider))
-    return f"{done} of {len(state.outcomes)} changes done, {len(left)} remain ({changes})"
+    return f"{done:,} of {len(state.outcomes):,} changes done, {len(left):,} remain ({changes})"
 
 
 @handle_errors
@@ -406,7 +407,7 @@ def rollback(
     def ask(plan: Plan) -> str:
         if unfinished is not None and unfinished.plan.digest == plan.digest:
             return f"Finish rolling back run {run_id}: {progress_text(unfinished)} {where(plan)}"
-        return f"Roll back run {run_id}: {len(plan.changes)} changes ({breakdown(plan)}) {where(plan)}"
+        return f"Roll back run {run_id}: {len(plan.changes):,} changes ({breakdown(plan)}) {where(plan)}"
 
     def to_write(plan: Plan) -> Sequence[Change]:
         if unfinished is not None and unfinished.plan.digest == plan.digest:
@@ -455,7 +456,7 @@ def rollback(
                        "rollback_of": run_id, "api_calls": outcome.api_calls, "budget": budget_json(outcome),
                        "undo": None})  # a plan written for review: no run, nothing yet to undo
         else:
-            err.print(f"Wrote the rollback plan of run {run_id} ({len(outcome.plan.changes)} changes) to {path}; "
+            err.print(f"Wrote the rollback plan of run {run_id} ({len(outcome.plan.changes):,} changes) to {path}; "
                       f"nothing was applied. Review it with `{shlex.join(['crmsweep', 'preview', path])}`, "
                       f"apply it with `{command_line(['apply', path], config=config, home=home)}`.", markup=False)
         return

@@ -71,8 +71,8 @@ def backup(
         err.print(f"No earlier snapshot of '{connection}' to build on: took a full one.")
     elif manifest.parent is not None:
         err.print(f"Incremental on {manifest.parent}:", markup=False)
-    err.print(f"Snapshot {manifest.snapshot_id}: {total:,} records in {len(manifest.objects)} objects, "
-              f"{manifest.api_calls} API calls")
+    err.print(f"Snapshot {manifest.snapshot_id}: {total:,} records in {len(manifest.objects):,} objects, "
+              f"{manifest.api_calls:,} API calls")
     for name, entry in manifest.objects.items():
         note = manifest.notes.get(name)
         err.print(f"  {name:<24} {entry.rows:>9,}" + (f"  {note}" if note else ""), markup=False)
@@ -118,7 +118,7 @@ def list_(
         )
     abandoned = [u for u in api.unfinished(ws, connection) if not u.running]
     if abandoned:
-        err.print(f"{len(abandoned)} abandoned backup(s) left partial data: `crmsweep snapshots list --unfinished` "
+        err.print(f"{len(abandoned):,} abandoned backup(s) left partial data: `crmsweep snapshots list --unfinished` "
                   "shows them; the next backup of their connection removes them.", markup=False)
 
 

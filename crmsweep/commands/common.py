@@ -305,7 +305,7 @@ def apply_progress(enabled: bool) -> Iterator[Callable[[ApplyProgress], None] | 
         if not task:
             bar.start()
             task.append(bar.add_task("apply", total=p.total, detail=""))
-        detail = f"applied {p.applied}  skipped {p.skipped}  failed {p.failed}  API calls {p.api_calls}"
+        detail = f"applied {p.applied:,}  skipped {p.skipped:,}  failed {p.failed:,}  API calls {p.api_calls:,}"
         bar.update(task[0], total=p.total, completed=p.done, detail=detail)
 
     try:

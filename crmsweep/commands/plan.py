@@ -109,8 +109,14 @@ def scan(
     result = outcome.result
     for name, text in pass_summary(plan, result.per_pass, result.held_back, result.skipped):
         err.print(f"  {name:<22} {text}")
-    err.print(f"Plan with {len(plan.changes)} changes written to {output}. "
-              f"Review it with `crmsweep preview {output}`.")
+    err.print(written_line(len(plan.changes), output))
+
+
+def written_line(changes: int, output: Path) -> str:
+    """The scan's closing line: how many changes (with thousands separators, as every count) and where."""
+    # Quoted, so that the command pastes as is when the path holds a space.
+    return (f"Plan with {changes:,} changes written to {output}. "
+            f"Review it with `{shlex.join(['crmsweep', 'preview', str(output)])}`.")
 
 
 @handle_errors

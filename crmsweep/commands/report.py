@@ -125,5 +125,5 @@ def quality(
                    "records": report.records, "score": report.score, "violations": dict(report.violations),
                    "owners": len(report.owners)})
         return
-    err.print(f"Data quality of {source}{against}: {len(report.owners)} owners, score {report.score:.1f}. "
+    err.print(f"Data quality of {source}{against}: {len(report.owners):,} owners, score {report.score:.1f}. "
               f"Written to {output}.")

@@ -30,7 +30,7 @@ RunArg = Annotated[str, typer.Argument(metavar="RUN", help="The run id, as `crms
 
 
 def _counts_text(counts: dict[str, int]) -> str:
-    return ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+    return ", ".join(f"{name} {n:,}" for name, n in counts.items() if n)
 
 
 @runs_app.command("list")
@@ -92,9 +92,9 @@ def failed_means(state: RunState) -> str | None:
     if not state.count(Outcome.FAILED) or state.status in (STATUS_STOPPED, STATUS_UNFINISHED):
         return None
     if state.kind == KIND_ROLLBACK:
-        return (f"{state.count(Outcome.FAILED)}: final for this run; rolling back run {state.rollback_of} again "
+        return (f"{state.count(Outcome.FAILED):,}: final for this run; rolling back run {state.rollback_of} again "
                 "tries them once their cause is fixed")
-    return (f"{state.count(Outcome.FAILED)}: final, resume does not retry them; fix the cause, then scan again: "
+    return (f"{state.count(Outcome.FAILED):,}: final, resume does not retry them; fix the cause, then scan again: "
             "a fresh plan proposes them again if they still qualify")
 
 
@@ -103,10 +103,10 @@ def _recreated_text(id_map: dict[str, dict[str, str]]) -> str:
     # under a new id: counted apart, as the rollback's note does, so no one deletes it as a re-created copy.
     anew = {obj: n for obj, ids in id_map.items() if (n := sum(1 for old, new in ids.items() if new != old))}
     own = {obj: n for obj, ids in id_map.items() if (n := sum(1 for old, new in ids.items() if new == old))}
-    counts = ", ".join(f"{n} {obj}" for obj, n in anew.items())
+    counts = ", ".join(f"{n:,} {obj}" for obj, n in anew.items())
     text = f"{counts} under new ids (old -> new: listed below, and `--json` id_map)" if counts else ""
     if own:
-        kept = ", ".join(f"{n} {obj}" for obj, n in own.items())
+        kept = ", ".join(f"{n:,} {obj}" for obj, n in own.items())
         text = "; ".join(filter(None, (text, f"{kept} under their own ids")))
     return text
 
@@ -171,11 +171,11 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
         ("Run", state.run_id), ("Plan", answer["plan"]), ("Kind", state.kind), ("Status", state.status),
         ("Org", f"{answer['org_id']} ('{answer['connection']}')"), ("Started", state.started),
         ("Finished", details.finished or "-"),
-        ("Changes", f"{answer['total']}: {_counts_text(state.counts) or 'none'}"),
+        ("Changes", f"{answer['total']:,}: {_counts_text(state.counts) or 'none'}"),
         ("Stopped by", state.stop_reason or ""), ("Rollback of", state.rollback_of or ""),
         ("Rolled back by", state.rolled_back_by or ""), ("Rollbacks", ", ".join(details.rollbacks)),
         ("Re-created", _recreated_text(answer["id_map"])),
-        ("Pending", f"{state.count(Outcome.PENDING)}: {PENDING_MEANS}" if answer["pending_means"] else ""),
+        ("Pending", f"{state.count(Outcome.PENDING):,}: {PENDING_MEANS}" if answer["pending_means"] else ""),
         ("Failed", answer["failed_means"] or ""),
         ("Drift", answer["drift_means"] or ""),
         ("Resume with", resume or ""),
@@ -187,13 +187,13 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
     for note in [*answer["plan_notes"], *answer["run_notes"]]:
         out.print(f"{'Note':<{width}}  {one_line(note)}", markup=False, highlight=False)
     if recreated:
-        out.print(f"\nRe-created ({len(recreated)}):")
+        out.print(f"\nRe-created ({len(recreated):,}):")
         print_table(("OBJECT", "OLD ID", "NEW ID", "LABEL"),
                     [(i["object"], i["old_id"], i["new_id"], i["label"] or "") for i in recreated])
     for title, items, code, text in (("Skipped", skipped, "reason", "detail"),
                                      ("Failed", failed, "error_code", "message")):
         if items:
-            out.print(f"\n{title} ({len(items)}):")
+            out.print(f"\n{title} ({len(items):,}):")
             print_table(
                 ("OBJECT", "ID", "LABEL", code.upper().replace("_", " "), text.upper()),
                 [(i["object"], i["id"], i["label"] or "", i.get(code) or "", i.get(text) or "") for i in items],
