@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from crmsweep import api, providers
+from crmsweep.backup.row_counts import counted_text, snapshot_counts
 from crmsweep.backup.runlog import Outcome, RunState
 from crmsweep.cleanup.preview import pass_summary, render_preview
 from crmsweep.connectors.base import Connector, Scalar
@@ -155,8 +156,8 @@ def run_demo(
     say("")
     say("2. Back up before removing anything: every object streams to Parquet, the manifest is written last.")
     manifest = api.backup(ws, connection)
-    total = sum(e.rows for e in manifest.objects.values())
-    say(f"   Snapshot {manifest.snapshot_id}: {total:,} records, {manifest.api_calls:,} API calls.")
+    records = counted_text(snapshot_counts(manifest, entry.vocabulary))
+    say(f"   Snapshot {manifest.snapshot_id}: {records} records, {manifest.api_calls:,} API calls.")
 
     say("")
     say("3. Scan: the cleanup passes read the snapshot (never the CRM) and propose changes as a plan.")

@@ -191,6 +191,10 @@ class DealLink:
     deal_field: str
 
 
+# The state a removal op leaves a record in, as a count names it ("3 archived").
+_REMOVED_STATES = {"delete": "deleted", "archive": "archived"}
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """Canonical concepts mapped onto one provider's objects and fields (data, not code).
@@ -266,6 +270,12 @@ class Vocabulary:
         """How a sentence names a record of `object_name` ("an open deal"), or several (`many`)."""
         pair = self.labels.get(object_name)
         return pair[many] if pair else object_name.lower()
+
+    def removed_word(self, object_name: str) -> str:
+        """How a count names the records of `object_name` that `deleted_field` marks ("archived",
+        "deleted"): the state the CRM's removal leaves them in."""
+        word = self.op_word(self.removal, object_name)
+        return _REMOVED_STATES.get(word, word)
 
     def removal_verb(self) -> str:
         """How a sentence says a pass removes a record: "Delete", or "Archive" where the CRM archives."""
@@ -1200,6 +1210,15 @@ class ObjectEntry:
     fields: tuple[FieldSpec, ...]
     watermark: str | None = None  # max fingerprint field value seen (canonical datetime)
     layer: ObjectLayer | None = None  # set when `file` holds only the rows changed since a base snapshot
+    # Of `rows`, those the vocabulary's deleted field marks removed (archived records, kept
+    # where the CRM cannot undelete them: the snapshot is their only copy). None in a manifest written
+    # before they were counted: such a snapshot may hold removed rows, so none is not assumed.
+    removed_rows: int | None = None
+
+    @property
+    def live_rows(self) -> int | None:
+        """The rows of records the CRM still holds live; None where the removed ones were not counted."""
+        return None if self.removed_rows is None else self.rows - self.removed_rows
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -1209,6 +1228,8 @@ class ObjectEntry:
             "watermark": self.watermark,
             "fields": [f.to_dict() for f in self.fields],
         }
+        if self.removed_rows is not None:
+            data["removed_rows"] = self.removed_rows
         if self.layer is not None:
             data["layer"] = self.layer.to_dict()
         return data
@@ -1224,6 +1245,7 @@ class ObjectEntry:
             watermark=data.get("watermark"),
             fields=tuple(FieldSpec.from_dict(f) for f in data.get("fields", ())),
             layer=None if layer is None else ObjectLayer.from_dict(layer),
+            removed_rows=None if data.get("removed_rows") is None else int(data["removed_rows"]),
         )
 
 

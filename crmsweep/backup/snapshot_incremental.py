@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from crmsweep.backup import snapshot_layers as layers
 from crmsweep.backup import snapshot_layout as layout
 from crmsweep.backup.snapshot_reader import list_snapshots
-from crmsweep.backup.snapshot_values import arrow_schema, canonical_value, page_to_batch
+from crmsweep.backup.snapshot_values import arrow_schema, canonical_value, page_to_batch, removed_rows
 from crmsweep.backup.snapshot_verify import verify_snapshot
 from crmsweep.backup.snapshot_writer import (
     ROW_GROUP_ROWS,
@@ -177,7 +177,9 @@ def _layered_object(connector: Connector, folder: Path, snapshots_dir: Path, obj
     prior = base.changed if base.changed is not None else new_changed.slice(0, 0)
     changed = layers.overlay(prior.cast(schema), new_changed, new_deleted, id_field)
     changed_ids = changed.column(id_field).combine_chunks()
-    base_ids = pq.read_table(base.path, columns=[id_field]).column(0).combine_chunks()
+    flagged = [deleted_field] if deleted_field and deleted_field in pq.read_schema(base.path).names else []
+    base_table = pq.read_table(base.path, columns=[id_field, *flagged])
+    base_ids = base_table.column(id_field).combine_chunks()
     # Only ids the base holds need leaving out; the rest are simply not among the changed rows.
     deleted = pa.concat_arrays([base.deleted, new_deleted]).unique()
     deleted = deleted.filter(pc.and_(pc.is_in(deleted, value_set=base_ids),
@@ -188,7 +190,8 @@ def _layered_object(connector: Connector, folder: Path, snapshots_dir: Path, obj
     if changed.num_rows + len(deleted) > COMPACT_FRACTION * max(base.rows, 1):
         full = layers.overlay(pq.read_table(base.path).cast(schema), changed, deleted, id_field)
         sha = _write_table(folder / relative, full)
-        result = ObjectEntry(object_name, full.num_rows, relative, sha, tuple(specs), watermark)
+        result = ObjectEntry(object_name, full.num_rows, relative, sha, tuple(specs), watermark,
+                             removed_rows=removed_rows(full, deleted_field))
         if progress is not None:
             progress(object_name, full.num_rows, True)
         return result, note + f"; written in full (the changes since {base.snapshot} passed a quarter of it)"
@@ -202,7 +205,8 @@ def _layered_object(connector: Connector, folder: Path, snapshots_dir: Path, obj
     sha = _write_table(folder / relative, changed)
     if progress is not None:
         progress(object_name, total, True)
-    return ObjectEntry(object_name, total, relative, sha, tuple(specs), watermark, layer), note
+    removed = layers.layered_removed(base_table, changed, deleted, id_field, deleted_field)
+    return ObjectEntry(object_name, total, relative, sha, tuple(specs), watermark, layer, removed), note
 
 
 def _full_reason(connector: Connector, specs: Sequence[FieldSpec], entry: ObjectEntry | None) -> str | None:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from crmsweep.backup.snapshot_values import ID_FIELD_KEY
+from crmsweep.backup.snapshot_values import ID_FIELD_KEY, removed_rows
 
 # Files written before the id field was stored were all of the first provider, whose id field this is.
 DEFAULT_ID_FIELD = "Id"
@@ -68,3 +68,12 @@ def layered_rows(base_ids: pa.Array, changed_ids: pa.Array, deleted: pa.Array) -
     gone = pa.concat_arrays([changed_ids.cast(pa.string()), deleted.cast(pa.string())])
     dropped = pc.sum(pc.is_in(base_ids.cast(pa.string()), value_set=gone)).as_py() or 0
     return len(base_ids) - int(dropped) + len(changed_ids)
+
+
+def layered_removed(base: pa.Table, changed: pa.Table, deleted: pa.Array, id_field: str,
+                    deleted_field: str | None) -> int:
+    """How many rows of the layered object `deleted_field` marks removed: among the base rows it keeps
+    (`base` needs only the id and that field) and among the changed rows."""
+    gone = pa.concat_arrays([_ids(changed, id_field), deleted.cast(pa.string())])
+    kept = base.filter(pc.invert(pc.is_in(_ids(base, id_field), value_set=gone)))
+    return removed_rows(kept, deleted_field) + removed_rows(changed, deleted_field)

@@ -60,6 +60,17 @@ def arrow_schema(specs: Sequence[FieldSpec], *, id_field: str | None) -> pa.Sche
     return pa.schema([pa.field(s.name, ARROW_TYPES[s.kind], nullable=True) for s in specs], metadata=metadata)
 
 
+def removed_rows(rows: pa.RecordBatch | pa.Table, deleted_field: str | None) -> int:
+    """How many of `rows` the deleted field marks removed (a null flag is live, as the
+    writer's `_live_ids` reads it)."""
+    if not deleted_field or deleted_field not in rows.schema.names:
+        return 0
+    flags = rows.column(deleted_field)
+    if pa.types.is_boolean(flags.type):
+        return int(pc.sum(pc.fill_null(flags, False)).as_py() or 0)
+    return sum(1 for flag in flags.to_pylist() if flag)
+
+
 # --- API value -> Arrow-ready Python value ------------------------------------------------------------
 
 

@@ -13,8 +13,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crmsweep import providers
 from crmsweep.backup import snapshot_layers as layers
 from crmsweep.backup import snapshot_layout as layout
+from crmsweep.backup.snapshot_values import removed_rows
+from crmsweep.errors import BadInput
 from crmsweep.model import ObjectEntry, PlanFormatError, SnapshotManifest
 from crmsweep.paths import Home
 
@@ -50,9 +53,9 @@ def _check_hash(folder: Path, relative: str, expected: str, what: str) -> tuple[
 
 
 def _check_file(folder: Path, relative: str, sha256: str, rows: int, columns: list[str] | None,
-                what: str) -> tuple[pa.Array | None, list[str]]:
-    """Hash, row count and columns of one Parquet file, and its id column (the one its metadata names;
-    None if it has none, or the file cannot be read)."""
+                what: str, flag: str | None = None) -> tuple[pa.Table | None, list[str]]:
+    """Hash, row count and columns of one Parquet file, and a table of its id column (the one its metadata
+    names; None if it has none, or the file cannot be read) then its `flag` column, where it has one."""
     path, problems = _check_hash(folder, relative, sha256, what)
     if path is None:
         return None, problems
@@ -61,7 +64,8 @@ def _check_file(folder: Path, relative: str, sha256: str, rows: int, columns: li
             held = handle.metadata.num_rows
             names = list(handle.schema_arrow.names)
             id_field = layers.id_field_of(handle.schema_arrow)
-            ids = handle.read(columns=[id_field]).column(0).combine_chunks() if id_field in names else None
+            wanted = [id_field, *([flag] if flag and flag in names and flag != id_field else [])]
+            ids = handle.read(columns=wanted) if id_field in names else None
     except (OSError, pa.ArrowException) as exc:
         return None, [*problems, f"{what} {relative} is not a readable Parquet file ({exc})"]
     if held != rows:
@@ -71,14 +75,27 @@ def _check_file(folder: Path, relative: str, sha256: str, rows: int, columns: li
     return ids, problems
 
 
-def _check_object(folder: Path, entry: ObjectEntry) -> tuple[int | None, list[str]]:
+def _removed_problems(entry: ObjectEntry, found: int, flag: str | None) -> list[str]:
+    # An older manifest did not count them, or no deleted field is known to count by: nothing to hold
+    # the file to.
+    if flag is None or entry.removed_rows is None or entry.removed_rows == found:
+        return []
+    return [f"{entry.name} holds {found} removed rows (deleted or archived), the manifest says {entry.removed_rows}"]
+
+
+def _check_object(folder: Path, entry: ObjectEntry, flag: str | None) -> tuple[int | None, list[str]]:
+    """The rows `entry` reads as, once its files match the manifest (None if not); the problems found.
+    `flag`: the provider's deleted field, whose set rows the manifest counts as removed."""
     columns = [spec.name for spec in entry.fields]
     layer = entry.layer
     if layer is None:
-        _, problems = _check_file(folder, entry.file, entry.sha256, entry.rows, columns, f"data file of {entry.name}")
+        held, problems = _check_file(folder, entry.file, entry.sha256, entry.rows, columns,
+                                     f"data file of {entry.name}", flag)
+        if held is not None and not problems:
+            problems = _removed_problems(entry, removed_rows(held, flag), flag)
         return (entry.rows if not problems else None), problems
     changed, problems = _check_file(folder, entry.file, entry.sha256, layer.changed, columns,
-                                    f"changed rows of {entry.name}")
+                                    f"changed rows of {entry.name}", flag)
     deleted, found = _check_file(folder, layer.deleted_file, layer.deleted_sha256, layer.deleted, None,
                                  f"deleted ids of {entry.name}")
     problems += found
@@ -90,17 +107,20 @@ def _check_object(folder: Path, entry: ObjectEntry) -> tuple[int | None, list[st
             "moved): this snapshot cannot be read or restored from; take a full backup")
         return None, problems
     base, found = _check_file(base_folder, layer.base_file, layer.base_sha256, layer.base_rows, columns,
-                              f"{entry.name}'s base (snapshot {layer.base_snapshot})")
+                              f"{entry.name}'s base (snapshot {layer.base_snapshot})", flag)
     if found:
         found.append(f"{entry.name} reads through base snapshot {layer.base_snapshot!r}, which is damaged: "
                      "this snapshot cannot be trusted either")
     problems += found
     if problems or changed is None or deleted is None or base is None:
         return None, problems or [f"{entry.name}'s files have no id column"]
-    rows = layers.layered_rows(base, changed, deleted)
+    id_field = base.schema.names[0]  # _check_file reads the id column first
+    deleted_ids = deleted.column(0).combine_chunks()
+    rows = layers.layered_rows(base.column(0).combine_chunks(), changed.column(0).combine_chunks(), deleted_ids)
     if rows != entry.rows:
         return None, [f"{entry.name} reads as {rows} rows, the manifest says {entry.rows}"]
-    return rows, []
+    found = _removed_problems(entry, layers.layered_removed(base, changed, deleted_ids, id_field, flag), flag)
+    return (None, found) if found else (rows, [])
 
 
 def _files_on_disk(folder: Path) -> set[str]:
@@ -116,8 +136,12 @@ def _check_manifest(folder: Path, snapshot_id: str, manifest: SnapshotManifest) 
     objects: dict[str, int] = {}
     if manifest.snapshot_id != snapshot_id:
         problems.append(f"the manifest names snapshot {manifest.snapshot_id!r}, but its folder is {snapshot_id!r}")
+    try:
+        flag = providers.get(manifest.provider).vocabulary.deleted_field
+    except BadInput:  # a provider this crmsweep does not know: its files are checked, not its removed counts
+        flag = None
     for entry in manifest.objects.values():
-        rows, found = _check_object(folder, entry)
+        rows, found = _check_object(folder, entry, flag)
         problems.extend(found)
         if rows is not None:
             objects[entry.name] = rows

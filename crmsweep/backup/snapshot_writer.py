@@ -31,7 +31,13 @@ import pyarrow.parquet as pq
 
 import crmsweep
 from crmsweep.backup import snapshot_layout as layout
-from crmsweep.backup.snapshot_values import arrow_schema, canonical_value, page_to_batch, text_batch_to_batch
+from crmsweep.backup.snapshot_values import (
+    arrow_schema,
+    canonical_value,
+    page_to_batch,
+    removed_rows,
+    text_batch_to_batch,
+)
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput
 from crmsweep.model import (
@@ -158,6 +164,7 @@ def _write_object(connector: Connector, folder: Path, object_name: str, progress
     relative = layout.data_file(object_name)
     path = folder / relative
     rows = 0
+    removed = 0  # of `rows`: the deleted/archived records read because the CRM cannot bring them back
     watermark: str | None = None
     with os.fdopen(open_private_file(path), "wb") as handle:
         with pq.ParquetWriter(handle, schema, compression="zstd") as parquet, _RowGroups(parquet) as writer:
@@ -175,6 +182,7 @@ def _write_object(connector: Connector, folder: Path, object_name: str, progress
                     live_ids.extend(_live_ids(batch, vocabulary.id_field, deleted_field))
                 writer.write_batch(batch)
                 rows += batch.num_rows
+                removed += removed_rows(batch, deleted_field)
                 if fingerprint is not None:
                     top = pc.max(batch.column(fingerprint.name)).as_py()
                     watermark = _later(watermark, _as_text(canonical_value(fingerprint.kind, top)))
@@ -191,6 +199,7 @@ def _write_object(connector: Connector, folder: Path, object_name: str, progress
         sha256=layout.sha256_file(path),
         fields=tuple(specs),
         watermark=watermark,
+        removed_rows=removed,
     )
     return _ObjectResult(entry, describe_path, describe_sha)
 
@@ -286,7 +295,9 @@ def _write_links(connector: Connector, folder: Path, source: str, target: str, i
         os.fsync(handle.fileno())
     if progress is not None:
         progress(name, rows, True)
-    return ObjectEntry(name=name, rows=rows, file=relative, sha256=layout.sha256_file(path), fields=_LINK_FIELDS)
+    # Links are read from live records only: none of them is removed.
+    return ObjectEntry(name=name, rows=rows, file=relative, sha256=layout.sha256_file(path), fields=_LINK_FIELDS,
+                       removed_rows=0)
 
 
 def _plan(connector: Connector, name: str) -> ReadPlan | None:

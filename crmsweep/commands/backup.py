@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from crmsweep import api
+from crmsweep import api, providers
+from crmsweep.backup.row_counts import counted_text, object_counts, snapshot_counts
 from crmsweep.backup.snapshot import Unfinished
 from crmsweep.backup.snapshot_diff import ObjectDiff
 from crmsweep.commands.common import (
@@ -24,19 +25,31 @@ from crmsweep.commands.common import (
     workspace,
 )
 from crmsweep.commands.help import App
-from crmsweep.errors import EXIT_REFUSED
+from crmsweep.errors import EXIT_REFUSED, BadInput
 from crmsweep.model import SnapshotManifest
 
 snapshots_app = App(help="List, verify and compare snapshots.")
 
 
 def manifest_summary(manifest: SnapshotManifest, path: str) -> dict[str, object]:
+    # `objects` stays each data file's rows (what verify re-counts), removed records included; the
+    # live ones are apart (null where an older manifest did not count them).
     return {
         "snapshot": manifest.snapshot_id,
         "path": path,
         "objects": {name: entry.rows for name, entry in manifest.objects.items()},
+        "live_rows": {name: entry.live_rows for name, entry in manifest.objects.items()},
+        "removed_rows": {name: entry.removed_rows for name, entry in manifest.objects.items()},
         "api_calls": manifest.api_calls,
     }
+
+
+def _records(manifest: SnapshotManifest) -> str:
+    try:
+        vocabulary = providers.get(manifest.provider).vocabulary
+    except BadInput:  # a snapshot of a provider this crmsweep lacks still lists, by its rows alone
+        return f"{sum(e.rows for e in manifest.objects.values()):,}"
+    return counted_text(snapshot_counts(manifest, vocabulary))
 
 
 @handle_errors
@@ -66,16 +79,18 @@ def backup(
         extra = {"parent": manifest.parent, "notes": dict(manifest.notes)} if incremental else {}
         emit_json({**manifest_summary(manifest, path), **extra})
         return
-    total = sum(e.rows for e in manifest.objects.values())
+    vocabulary = providers.get(manifest.provider).vocabulary
     if incremental and manifest.parent is None:
         err.print(f"No earlier snapshot of '{connection}' to build on: took a full one.")
     elif manifest.parent is not None:
         err.print(f"Incremental on {manifest.parent}:", markup=False)
-    err.print(f"Snapshot {manifest.snapshot_id}: {total:,} records in {len(manifest.objects):,} objects, "
-              f"{manifest.api_calls:,} API calls")
+    err.print(f"Snapshot {manifest.snapshot_id}: {_records(manifest)} records in {len(manifest.objects):,} objects, "
+              f"{manifest.api_calls:,} API calls", markup=False)
     for name, entry in manifest.objects.items():
         note = manifest.notes.get(name)
-        err.print(f"  {name:<24} {entry.rows:>9,}" + (f"  {note}" if note else ""), markup=False)
+        split = object_counts(entry, vocabulary).split()
+        err.print(f"  {name:<24} {entry.rows:>9,}" + (f"  ({split})" if split else "") + (f"  {note}" if note else ""),
+                  markup=False)
     out.print(path)
 
 
@@ -113,8 +128,8 @@ def list_(
     else:
         print_table(
             ("SNAPSHOT", "FINISHED", "CONNECTION", "PROVIDER", "ORG", "OBJECTS", "RECORDS"),
-            [(m.snapshot_id, m.finished, m.connection, m.provider, m.org_id, len(m.objects),
-              f"{sum(e.rows for e in m.objects.values()):,}") for m in found],
+            [(m.snapshot_id, m.finished, m.connection, m.provider, m.org_id, len(m.objects), _records(m))
+             for m in found],
         )
     abandoned = [u for u in api.unfinished(ws, connection) if not u.running]
     if abandoned:
