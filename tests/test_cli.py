@@ -428,7 +428,10 @@ def test_a_drift_skip_shows_one_time_format_and_the_scan_that_plans_it_again(tmp
              "are. To plan them again, back up and scan again (scan takes a fresh backup first): ")
 
     dry = json.loads(invoke("apply", str(plan_path), "--dry-run", "--json", *common).stdout)
-    assert dry["drift_means"] == f"{means}`{scan}`"
+    # A dry run skipped nothing: it says what apply would skip.
+    assert dry["drift_means"] == (
+        "1 would be skipped as drift: changed in the CRM since the backup the plan was scanned from, so apply leaves "
+        f"them as they are. To plan them again, back up and scan again (scan takes a fresh backup first): `{scan}`")
     assert [i["detail"] for i in dry["would_skip_items"]] == [detail]
     applied = invoke("apply", str(plan_path), "--yes", *common)
     assert f"  skipped: Contact {drifted.record_id}  drift  {detail}\n{means}`{scan}`\n" in applied.stderr
@@ -440,6 +443,18 @@ def test_a_drift_skip_shows_one_time_format_and_the_scan_that_plans_it_again(tmp
     answer = json.loads(invoke("runs", "show", run["run"], "--json", *common).stdout)
     assert answer["drift_means"] == f"{means}`{scan.replace(str(plan_path), 'PLAN')}`"
     assert [i["detail"] for i in answer["skipped_items"]] == [detail]
+
+
+def test_a_stopped_run_finishes_before_the_scan_its_drift_calls_for() -> None:
+    # A scan over the plan's file before its resume would leave `apply PLAN --resume RUN` another plan than its run's.
+    from crmsweep.commands.apply import drift_means
+
+    skipped = [{"reason": "drift"}, {"reason": "missing"}]
+    assert drift_means(skipped, "crmsweep scan -c c -o p.json", stopped=True) == (
+        "1 skipped as drift: changed in the CRM since the backup the plan was scanned from, so left as they are. To "
+        "plan them again, once this run is resumed and done (below), back up and scan again (scan takes a fresh "
+        "backup first): `crmsweep scan -c c -o p.json`")
+    assert drift_means([{"reason": "missing"}], "crmsweep scan", stopped=True) is None
 
 
 def test_shell_completion_is_available(monkeypatch: pytest.MonkeyPatch) -> None:

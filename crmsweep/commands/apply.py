@@ -35,6 +35,7 @@ from crmsweep.commands.common import (
     emit_json,
     err,
     handle_errors,
+    pasteable,
     refuse_without_terminal,
     workspace,
 )
@@ -75,15 +76,21 @@ def resume_command(
     return command_line([*args, *(["--yes"] if yes else [])], config=config, home=home)
 
 
-def drift_means(items: Sequence[Mapping[str, object]], scan: str | None) -> str | None:
+def drift_means(items: Sequence[Mapping[str, object]], scan: str | None, *, dry_run: bool = False,
+                stopped: bool = False) -> str | None:
     """The next step for the records skipped as drift (None if none, or no `scan` command fits: a
     rollback's drift is an edit made after its run, which a fresh scan would not put back).
-    `scan`: the command that backs up and plans again. One line for them all, after their list."""
+    `scan`: the command that backs up and plans again. One line for them all, after their list. A dry run
+    says what apply would skip; a stopped run is finished first: a scan over the plan's file before its
+    resume would leave the resume another plan than its run's."""
     drifted = sum(1 for item in items if item.get("reason") == SKIP_DRIFT)
     if not drifted or scan is None:
         return None
-    return (f"{drifted:,} skipped as drift: changed in the CRM since {SINCE_BACKUP}, so left as they are. "
-            f"To plan them again, back up and scan again (scan takes a fresh backup first): `{scan}`")
+    what = (f"{drifted:,} would be skipped as drift: changed in the CRM since {SINCE_BACKUP}, so apply leaves them "
+            "as they are" if dry_run else
+            f"{drifted:,} skipped as drift: changed in the CRM since {SINCE_BACKUP}, so left as they are")
+    when = "once this run is resumed and done (below), " if stopped else ""
+    return f"{what}. To plan them again, {when}back up and scan again (scan takes a fresh backup first): `{scan}`"
 
 
 def scan_command(connection: str, plan_file: str, *, passes: Sequence[str] = (), config: Path | None,
@@ -129,12 +136,12 @@ def report_json(
         "already_applied": report.already_applied,
         "already_applied_by": report.run_id if done_before else None,
         # What to do about the drift skips (the same line the text summary prints after them), or null.
-        "drift_means": drift_means(report.skipped_items, scan),
+        "drift_means": drift_means(report.skipped_items, scan, dry_run=dry, stopped=bool(report.stopped)),
         # What this run found beyond its counts (`runs show` run_notes); the plan's own notes, as `runs show`
         # has them, are plan_notes. "notes" is kept as it was (the run's) for scripts written before them.
-        "run_notes": report.notes,
+        "run_notes": list(map(pasteable, report.notes)),
         "plan_notes": list(plan_notes),
-        "notes": report.notes,
+        "notes": list(map(pasteable, report.notes)),
         # Old id -> new id of what the run re-created, by object: the only way to find a re-created record.
         "id_map": report.id_map,
     }
@@ -180,11 +187,12 @@ def render_report(
             err.print(one_line(line), markup=False)
         if len(items) > SHOW_ITEMS:
             err.print(f"  … and {len(items) - SHOW_ITEMS:,} more {title.lower()}; `--json` lists them all")
-    drift = drift_means(report.skipped_items, scan)
+    drift = drift_means(report.skipped_items, scan, dry_run=report.dry_run, stopped=bool(report.stopped))
     if drift:
         err.print(one_line(drift), style="yellow", markup=False)
     for note in report.notes:
-        err.print(one_line(note), style="yellow", markup=False)
+        # A note may name a command (`crmsweep runs show RUN`): with the --config and --home in force.
+        err.print(one_line(pasteable(note)), style="yellow", markup=False)
     if report.stopped:
         err.print(one_line(f"Stopped: {report.stopped}. {report.remaining:,} changes remain: {resume_hint}"),
                   style="yellow", markup=False)

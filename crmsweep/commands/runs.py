@@ -19,6 +19,7 @@ from crmsweep.commands.common import (
     err,
     handle_errors,
     out,
+    pasteable,
     print_table,
     workspace,
 )
@@ -155,7 +156,7 @@ def show(run_id: RunArg, as_json: JsonOpt = False, config: ConfigOpt = None, hom
         # The plan's own notes: of a rollback, what it keeps and what a re-create loses (its preview said so).
         "plan_notes": list(state.plan.header.notes),
         # The notes its apply reported (`apply --json` run_notes): of a rollback, values it could not put back.
-        "run_notes": list(state.notes),
+        "run_notes": [pasteable(note) for note in state.notes],
     }
     # Kept for scripts written before plan_notes: the plan's notes (in `apply --json` it is the run's).
     answer["notes"] = answer["plan_notes"]
