@@ -226,7 +226,7 @@ def test_the_re_create_note_names_the_first_records_and_runs_show_lists_every_on
     answer = json.loads(CliRunner().invoke(app, ["runs", "show", run_id, "--json", *common]).stdout)
     assert [(i["object"], i["old_id"], i["new_id"]) for i in answer["recreated_items"]] == made
     # The command the note names pastes as is: with the --config and --home the command was given.
-    pasted = (f"`crmsweep runs show {run_id} --config {os.path.abspath(ws.config.path)} "
+    pasted = (f"`crmsweep runs show {run_id} --config {os.path.abspath(str(ws.config.path))} "
               f"--home {os.path.abspath(ws.home.root)}` lists them all")
     assert any(n.endswith(pasted) for n in answer["run_notes"]), answer["run_notes"]
 
