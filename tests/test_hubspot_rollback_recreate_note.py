@@ -83,7 +83,9 @@ def test_hubspot_rollback_says_what_re_created_contacts_lose_and_maps_their_ids(
     assert (rolled["applied"], rolled["failed"], rolled["skipped"]) == (len(rollback_plan["changes"]), 0, 0)
     done = next(n for n in rolled["notes"] if "re-created under new ids" in n)
     assert done.startswith("48 records were re-created under new ids (48 contacts): the CRM set their created")
-    assert named_fields(done) == (shown, more) and f"`crmsweep runs show {rolled['run']} --json`" in done
+    # The command it names pastes as is: with the --config the rollback was given.
+    pasted = f"`crmsweep runs show {rolled['run']} --json --config {tmp_path / 'crmsweep.toml'}`"
+    assert named_fields(done) == (shown, more) and pasted in done, done
 
     # The id map, in both answers, as the run log holds it, and true of the portal.
     id_map = rolled["id_map"]
