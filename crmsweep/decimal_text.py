@@ -8,8 +8,10 @@ restore writes back), and compared as an exact decimal where two spellings may m
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -46,3 +48,30 @@ def same_decimal(a: str, b: str) -> bool:
     a, b = a.strip(), b.strip()
     return bool(_DECIMAL.fullmatch(a) and _DECIMAL.fullmatch(b)) and Decimal(a) == Decimal(b)
 
+
+
+def dumps_exact(data: Any, **options: Any) -> str:
+    """`json.dumps(data, **options)`, but a Decimal anywhere in `data` is written as a JSON number with
+    exactly its digits (json.dumps refuses a Decimal; a float would round it). A non-finite Decimal is
+    refused (ValueError), as JSON has no NaN."""
+    marker = f"\x00{uuid.uuid4().hex}:"  # no text a CRM holds contains it, so only our numbers match
+    found = False
+
+    def swap(value: Any) -> Any:
+        nonlocal found
+        if isinstance(value, Decimal):
+            if not value.is_finite():
+                raise ValueError(f"{value} is not a finite number")
+            found = True
+            return marker + str(value)
+        if isinstance(value, dict):
+            return {k: swap(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [swap(v) for v in value]
+        return value
+
+    text = json.dumps(swap(data), **options)
+    if not found:
+        return text
+    quoted = re.escape(json.dumps(marker, **options)[:-1])  # the opening quote and the escaped marker
+    return re.sub(quoted + r'([-+0-9.eE]+)"', r"\1", text)

@@ -101,7 +101,7 @@ def test_fields_follow_describe(sf: SalesforceConnector) -> None:
     assert by_name["LastName"].createable and not by_name["Name"].updateable
     account = {f.name: f for f in sf.fields("Account")}
     assert account["NumberOfEmployees"].kind is FieldKind.INT
-    assert account["AnnualRevenue"].kind is FieldKind.FLOAT
+    assert account["AnnualRevenue"].kind is FieldKind.DECIMAL  # up to 18 digits: kept as exact text
     assert sf.describe("Contact")["name"] == "Contact"
 
 

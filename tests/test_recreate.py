@@ -18,6 +18,7 @@ from simple_salesforce.api import Salesforce
 from crmsweep import api
 from crmsweep.backup.runlog import read_run
 from crmsweep.backup.snapshot import open_snapshot
+from crmsweep.cleanup.drift import same_value
 from crmsweep.cleanup.labels import record_label
 from crmsweep.cleanup.preview import render_preview
 from crmsweep.model import Change, Op, Plan, PlanHeader, placeholder
@@ -100,7 +101,8 @@ def createable(ws: api.Workspace, snapshot_id: str, obj: str) -> list[str]:
 def same(a: Any, b: Any) -> bool:
     if isinstance(a, str) and isinstance(b, str) and len(a) >= 19 and a[10:11] == "T":
         return a[:19] == b[:19]
-    return bool(a == b) or (isinstance(a, int | float) and isinstance(b, int | float) and float(a) == float(b))
+    # A number the snapshot keeps as its exact text (FieldKind.DECIMAL) against the JSON number read back.
+    return bool(a == b) or same_value(a, b)
 
 
 def deleted_account_and_contacts(

@@ -25,6 +25,14 @@ from crmsweep.cleanup.drift import same_value
         (False, 0, False),
         ("2026-01-02T03:04:05.000+0000", "2026-01-02T03:04:05.000Z", True),
         ("2026-01-02T03:04:05.000+0000", "2026-01-02T03:04:06.000Z", False),
+        # A number kept as its exact text (FieldKind.DECIMAL) and a JSON number read live: exactly equal.
+        ("123456789012345678", 123456789012345678, True),
+        ("123456789012345678", 123456789012345679, False),
+        ("125000.00", 125000.0, True),
+        ("99999999999999.99", 99999999999999.98, False),  # the double nearest 99999999999999.99
+        ("1e3", 1000, True),
+        ("abc", 1, False),
+        ("1", True, False),
         ({"a": 1}, {"a": 1}, True),
         ({"a": 1}, {"a": 2}, False),
     ],

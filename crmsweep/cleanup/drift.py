@@ -8,11 +8,14 @@ the engine so the rules hold no I/O and can be read and tested without a CRM or 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from crmsweep.backup.runlog import SKIP_ALREADY_RESTORED
+from crmsweep.decimal_text import DECIMAL_PATTERN
 from crmsweep.model import Change, CreateAttempt, Op, Vocabulary, canonical_datetime
 
 DELETE_OPS = (Op.DELETE, Op.ARCHIVE)
@@ -45,8 +48,11 @@ def _as_datetime(text: str) -> str | None:
         return None
 
 
+_DECIMAL = re.compile(DECIMAL_PATTERN)
+
+
 def same_value(a: Any, b: Any) -> bool:
-    """Equal in canonical form: nulls, numbers across int/float, datetimes across spellings."""
+    """Equal in canonical form: nulls, numbers across int/float and decimal text, datetimes across spellings."""
     # Most values compared (a plan's before-image against its snapshot row, 50k rows of ~30 fields)
     # are the same value of the same type, which every rule below would call equal: answer those
     # first. NaN is never equal to itself, so it still reaches the null rule.
@@ -63,7 +69,20 @@ def same_value(a: Any, b: Any) -> bool:
             return True
         da, db = _as_datetime(a), _as_datetime(b)
         return da is not None and da == db
+    if isinstance(a, str) and isinstance(b, int | float):
+        return _same_number(a, b)
+    if isinstance(b, str) and isinstance(a, int | float):
+        return _same_number(b, a)
     return bool(a == b)
+
+
+def _same_number(text: str, number: int | float) -> bool:
+    """A number kept as its decimal text (FieldKind.DECIMAL) against one a read gave as a JSON number (an
+    integer has no point, so JSON decoding made it an int): the same if exactly the same number."""
+    text = text.strip()
+    if not _DECIMAL.fullmatch(text) or not math.isfinite(number):
+        return False
+    return Decimal(text) == Decimal(number if isinstance(number, int) else repr(number))
 
 
 def _same_fingerprint(expected: str, live: Any) -> bool:

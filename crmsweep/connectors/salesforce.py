@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlsplit
@@ -54,6 +55,7 @@ from crmsweep.connectors.salesforce_errors import (
 from crmsweep.connectors.salesforce_fields import PSEUDO_OBJECTS, CustomFieldDefinitions, fields_of
 from crmsweep.connectors.salesforce_session import DEFAULT_TIMEOUT, SalesforceSession
 from crmsweep.connectors.salesforce_soap import SoapFault, parse_undelete_response, undelete_envelope
+from crmsweep.decimal_text import DECIMAL_PATTERN, decimal_text, dumps_exact
 from crmsweep.errors import (
     AuthError,
     BadInput,
@@ -100,15 +102,18 @@ _KIND_BY_TYPE: Mapping[str, FieldKind] = {
     "boolean": FieldKind.BOOL,
     "int": FieldKind.INT,
     "long": FieldKind.INT,
-    "double": FieldKind.FLOAT,
-    "currency": FieldKind.FLOAT,
-    "percent": FieldKind.FLOAT,
+    # Up to 18 digits (describe `precision`), more than a double holds: kept as the exact decimal text
+    # (FieldKind.DECIMAL), read with every digit of the JSON number and written back with them.
+    "double": FieldKind.DECIMAL,
+    "currency": FieldKind.DECIMAL,
+    "percent": FieldKind.DECIMAL,
     "date": FieldKind.DATE,
     "datetime": FieldKind.DATETIME,
 }
 # Compound fields duplicate their component fields; base64 bodies do not belong in a Parquet column.
 _SKIPPED_TYPES = frozenset({"address", "location", "base64"})
 
+_DECIMAL = re.compile(DECIMAL_PATTERN)
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*")
 _RECORD_ID = re.compile(r"[A-Za-z0-9]{15}([A-Za-z0-9]{3})?")
 _RESEND_DUPLICATES = "a second sending could create duplicates"
@@ -146,18 +151,32 @@ def _when(value: Any) -> datetime | None:
 
 
 def strip_attributes(value: Any) -> Any:
-    """Drop Salesforce's "attributes" envelopes, also inside relationship fields and subqueries."""
+    """Drop Salesforce's "attributes" envelopes, also inside relationship fields and subqueries, and give
+    each number JSON wrote with a point or an exponent (read as a Decimal, every digit) as its text: what
+    a DECIMAL field keeps and writes back."""
     # Runs once per value of every backed-up record: recurse only into containers, and test with the
     # concrete types JSON decoding produces (dict, OrderedDict, list), far cheaper than an ABC check.
     if isinstance(value, dict):
         return {
-            k: strip_attributes(v) if isinstance(v, dict | list) else v
+            k: strip_attributes(v) if isinstance(v, dict | list | Decimal) else v
             for k, v in value.items()
             if k != "attributes"
         }
     if isinstance(value, list):
-        return [strip_attributes(v) if isinstance(v, dict | list) else v for v in value]
+        return [strip_attributes(v) if isinstance(v, dict | list | Decimal) else v for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
     return value
+
+
+def exact_body(records: Sequence[Mapping[str, Any]], specs: Mapping[str, FieldSpec]) -> Any:
+    """`records` with the values of DECIMAL fields given as text turned into Decimals, which
+    `decimal_text.dumps_exact` writes as JSON numbers with exactly those digits (Salesforce takes numbers
+    as JSON numbers; a float would round an 18-digit one). Other values, and a text that is not a finite
+    decimal (Salesforce refuses that record), are left as they are."""
+    decimals = {name for name, spec in specs.items() if spec.kind is FieldKind.DECIMAL}
+    return [{k: Decimal(decimal_text(v)) if k in decimals and isinstance(v, str) and _DECIMAL.fullmatch(v.strip())
+             else v for k, v in r.items()} for r in records]
 
 
 def field_spec(describe_field: Mapping[str, Any]) -> FieldSpec | None:
@@ -323,6 +342,8 @@ class SalesforceConnector:
             session_id=connection.token,
             session=self._session,
             version=self._version,
+            # Every digit of a number with a point or an exponent (up to 18 in Salesforce), not a double's.
+            parse_float=Decimal,
         )
         self._org_id: str | None = None
         self._describes: dict[str, dict[str, Any]] = {}
@@ -720,6 +741,13 @@ class SalesforceConnector:
             pending = locked
         return [r for r in results if r is not None]
 
+    def _decimal_specs(self, object_name: str, bodies: Sequence[Mapping[str, Any]]) -> dict[str, FieldSpec]:
+        """The object's DECIMAL fields when `bodies` hold a text that may be one's value (a before-image
+        keeps a number as its text), from the describe; no call when no text looks like a number."""
+        if not any(isinstance(v, str) and _DECIMAL.fullmatch(v.strip()) for b in bodies for v in b.values()):
+            return {}
+        return {f.name: f for f in self.fields(object_name) if f.kind is FieldKind.DECIMAL}
+
     def delete(self, object_name: str, ids: Sequence[str]) -> list[WriteResult]:
         self._check_batch(object_name, len(ids))
         if object_name in PSEUDO_OBJECTS:
@@ -767,9 +795,11 @@ class SalesforceConnector:
         if not bodies:
             return []
 
+        exact = self._decimal_specs(object_name, bodies)
+
         def send(batch: list[dict[str, Any]]) -> Any:
-            body = {"allOrNone": False, "records": batch}
-            return self._sf.restful("composite/sobjects", method="PATCH", json=body)
+            body = {"allOrNone": False, "records": exact_body(batch, exact)}
+            return self._sf.restful("composite/sobjects", method="PATCH", data=dumps_exact(body))
 
         # Sending the same values twice leaves the same record: an update is safe to resend.
         return self._write(f"update {object_name}", bodies, send, lambda b: str(b["id"]), resend_risk=None)
@@ -789,9 +819,11 @@ class SalesforceConnector:
         if not bodies:
             return []
 
+        exact = self._decimal_specs(object_name, bodies)
+
         def send(batch: list[dict[str, Any]]) -> Any:
-            body = {"allOrNone": False, "records": batch}
-            return self._sf.restful("composite/sobjects", method="POST", json=body)
+            body = {"allOrNone": False, "records": exact_body(batch, exact)}
+            return self._sf.restful("composite/sobjects", method="POST", data=dumps_exact(body))
 
         return self._write(f"create {object_name}", bodies, send, lambda _b: None, resend_risk=_RESEND_DUPLICATES)
 

@@ -13,6 +13,7 @@ MAX_VERSION = 62
 _RELEASES = {50: "Winter '21", 51: "Spring '21", 52: "Summer '21", 53: "Winter '22", 54: "Spring '22",
              55: "Summer '22", 56: "Winter '23", 57: "Spring '23", 58: "Summer '23", 59: "Winter '24",
              60: "Spring '24", 61: "Summer '24", 62: "Winter '25"}
+_NUMBERS = frozenset({schema.DOUBLE, schema.CURRENCY, schema.PERCENT})
 _NOT_GROUPABLE = frozenset({schema.TEXTAREA, schema.DOUBLE, schema.CURRENCY, schema.PERCENT, schema.DATETIME})
 
 
@@ -80,6 +81,9 @@ def _field(obj: SObject, f: Field) -> dict[str, Any]:
         "aggregatable": f.type not in (schema.TEXTAREA, schema.BOOLEAN),
         "calculated": f.calculated,
         "length": field_length(f) if f.type not in (schema.BOOLEAN, schema.DATE, schema.DATETIME) else 0,
+        # double/currency/percent: digits in all and after the point (Salesforce's precision is at most 18).
+        "precision": (f.precision or 18) if f.type in _NUMBERS else 0,
+        "scale": f.scale if f.type in _NUMBERS else 0,
         "referenceTo": list(f.reference_to),
         "relationshipName": f.relationship_name,
         "defaultedOnCreate": defaulted_on_create(obj, f),

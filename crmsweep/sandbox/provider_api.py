@@ -49,13 +49,13 @@ connectors; clients reach it only over HTTP.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from crmsweep.decimal_text import dumps_exact
 from crmsweep.sandbox.faults import FaultInjector, FaultRule
 from crmsweep.sandbox.sessions import IssuedSessions
 from crmsweep.sandbox.store import Store
@@ -89,7 +89,8 @@ class Response:
 
 
 def json_response(status: int, data: object, headers: Mapping[str, str] | None = None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # Decimals (Salesforce numbers, kept to every digit) are written as JSON numbers with those digits.
+    body = dumps_exact(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return Response(status, body, {"Content-Type": "application/json;charset=UTF-8", **(headers or {})})
 
 

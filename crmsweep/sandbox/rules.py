@@ -4,9 +4,11 @@ and the calculated fields Salesforce keeps right itself. Pure functions, no I/O.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 from crmsweep.sandbox import schema
@@ -24,6 +26,8 @@ _DEFAULT_LENGTHS = {
     schema.TEXTAREA: 32000,
 }
 _NUMERIC = (schema.DOUBLE, schema.CURRENCY, schema.PERCENT)
+NUMERIC_TYPES = frozenset(_NUMERIC)
+_WIDE = Context(prec=60)  # room for 18 digits and any scale, so rounding to the scale is exact
 # The default values a new org ships with for these required picklists (schema.py has no picklist defaults).
 PICKLIST_DEFAULTS = {
     ("Lead", "Status"): "Open - Not Contacted",
@@ -125,13 +129,14 @@ def coerce_value(f: Field, value: object) -> object:
             raise _type_error(f, value)
         return int(value)
     if f.type == schema.INT:
-        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or not _finite(value) \
+                or int(value) != value:
             raise _type_error(f, value)
         return int(value)
     if f.type in _NUMERIC:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or not _finite(value):
             raise _type_error(f, value)
-        return float(value)
+        return exact_number(f, value)
     if f.type == schema.DATE:
         if not isinstance(value, str):
             raise _type_error(f, value)
@@ -231,8 +236,36 @@ def to_json_value(f: Field, stored: object) -> object:
     if f.type == schema.BOOLEAN:
         return bool(stored)
     if f.type in _NUMERIC:
-        return float(stored)  # type: ignore[arg-type]
+        return stored_number(stored)
     return stored
+
+
+def _finite(value: int | float | Decimal) -> bool:
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def exact_number(f: Field, value: int | float | Decimal) -> str:
+    """A double/currency/percent value as stored: the exact decimal, rounded half up to the field's scale
+    (Salesforce rounds extra decimal places), in plain notation. RecordError NUMBER_OUTSIDE_VALID_RANGE when
+    it has more digits before the point than precision - scale allows (Salesforce's precision is at most 18)."""
+    number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    whole_digits = max(f.precision or 18, 1) - f.scale
+    out_of_range = RecordError("NUMBER_OUTSIDE_VALID_RANGE",
+                               f"{f.display_label}: value outside of valid range on numeric field: {value}", (f.name,))
+    if number and number.adjusted() >= whole_digits:  # checked before rounding, so a huge exponent costs nothing
+        raise out_of_range
+    rounded = number.quantize(Decimal(1).scaleb(-f.scale), rounding=ROUND_HALF_UP, context=_WIDE)
+    if rounded and rounded.adjusted() >= whole_digits:  # 99.995 rounds up to 100.00
+        raise out_of_range
+    return format(rounded if rounded else rounded.copy_abs(), "f")  # "-0" is 0
+
+
+def stored_number(stored: object) -> Decimal:
+    """A stored number (exact text; REAL in a state written before numbers were kept exactly) as a Decimal,
+    which the sandbox's JSON answers carry digit for digit."""
+    return Decimal(repr(stored)) if isinstance(stored, float) else Decimal(str(stored))
 
 
 def event_times(row: Mapping[str, object], given: Collection[str]) -> dict[str, object]:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -702,7 +703,8 @@ def _json_body(request: Request) -> Any:
             400, "JSON_PARSER_ERROR", "The HTTP entity body is required, but this request has no entity body."
         )
     try:
-        return json.loads(request.body)
+        # Numbers as Decimals: Salesforce keeps up to 18 digits of a JSON number, more than a double holds.
+        return json.loads(request.body, parse_float=Decimal)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f" at [line:{exc.lineno}, column:{exc.colno}]" if isinstance(exc, json.JSONDecodeError) else ""
         raise ApiError(400, "JSON_PARSER_ERROR", f"Unexpected character in the request body{where}") from None

@@ -16,13 +16,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from crmsweep.decimal_text import DECIMAL_PATTERN
 from crmsweep.sandbox import ids
 from crmsweep.sandbox.provider_api import Request, Response, json_response
 from crmsweep.sandbox.rules import RecordError, format_datetime
@@ -438,11 +441,10 @@ def _typed(f: Field, text: str) -> object:
         lowered = text.lower()
         return {"true": True, "false": False, "1": True, "0": False}.get(lowered, text)
     if f.type == INT or f.type in _NUMERIC:
-        try:
-            number = float(text)
-        except ValueError:
+        if not re.fullmatch(DECIMAL_PATTERN, text.strip()):
             return text
-        return int(number) if f.type == INT and number.is_integer() else number
+        number = Decimal(text.strip())  # every digit of the cell (Salesforce keeps up to 18), not a double's
+        return int(number) if f.type == INT and number == number.to_integral_value() else number
     return text
 
 

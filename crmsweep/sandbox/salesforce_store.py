@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from crmsweep.sandbox import activity, ids, rules, salesforce_replication, salesforce_tooling
-from crmsweep.sandbox.rules import RecordError
-from crmsweep.sandbox.schema import BY_KEY_PREFIX, DATETIME, OBJECTS, REFERENCE, SObject, children_of
+from crmsweep.sandbox.rules import NUMERIC_TYPES, RecordError, exact_number
+from crmsweep.sandbox.schema import BY_KEY_PREFIX, DATETIME, OBJECTS, REFERENCE, Field, SObject, children_of
 from crmsweep.sandbox.store import BIN_COLUMN, Store, chunks, quote
 
 FLAG = "IsDeleted"  # Salesforce's recycle-bin flag
@@ -136,7 +136,12 @@ class SalesforceStore(Store):
         return [ids.make_id(obj.key_prefix, self.pod, n) for n in self.next_numbers(obj.key_prefix, count)]
 
     def insert_rows(self, obj: SObject, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-        """Bulk insert for the seeder; call inside a transaction."""
+        """Bulk insert for the seeder; call inside a transaction. Numbers are stored as a platform write
+        stores them (the exact decimal at the field's scale), so a seeded value reads like a written one."""
+        numbers = [(i, f) for i, name in enumerate(columns) if (f := obj.field(name)) is not None
+                   and f.type in NUMERIC_TYPES]
+        if numbers:
+            rows = [_stored_numbers(row, numbers) for row in rows]
         self.insert(obj.name, columns, rows)
 
     # --- platform writes (call inside `transaction()`; each raises RecordError) ----------------
@@ -418,3 +423,11 @@ class SalesforceStore(Store):
             for found in self._db.execute(sql, list(chunk)):
                 links.update(str(v) for v in found if v)
         return links
+
+
+def _stored_numbers(row: Sequence[object], numbers: Sequence[tuple[int, Field]]) -> list[object]:
+    out = list(row)
+    for i, f in numbers:
+        if out[i] is not None:
+            out[i] = exact_number(f, out[i])  # type: ignore[arg-type]
+    return out

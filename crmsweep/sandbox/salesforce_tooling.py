@@ -126,7 +126,9 @@ def record_field(row: Mapping[str, Any]) -> Field | None:
                    .get("value", []) if isinstance(v, Mapping))
     return Field(name, kind, str(metadata.get("label") or name), custom=True,
                  length=int(metadata.get("length") or length), picklist=values,
-                 default=False if kind == BOOLEAN else None, nillable=kind != BOOLEAN)
+                 default=False if kind == BOOLEAN else None, nillable=kind != BOOLEAN,
+                 precision=int(metadata.get("precision") or 18) if kind == DOUBLE else 0,
+                 scale=int(metadata.get("scale") or 0) if kind == DOUBLE else 0)
 
 
 def custom_fields(store: SalesforceStore, object_name: str) -> tuple[Field, ...]:

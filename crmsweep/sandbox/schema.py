@@ -3,9 +3,10 @@
 Shared by the SOQL compiler (`soql.py`), the store and the describe endpoint, so all three agree.
 Storage convention (SQLite): one table per object, named exactly like the object; one column per
 field, named exactly like the field. Booleans are INTEGER 0/1, int INTEGER, double/currency/percent
-REAL, date TEXT 'YYYY-MM-DD', datetime TEXT 'YYYY-MM-DDTHH:MM:SS.mmm+0000' (always UTC, so text order
-is time order), everything else TEXT. Internal bookkeeping columns start with an underscore and are
-never exposed through the API.
+TEXT holding the exact decimal (Salesforce keeps up to 18 digits, more than a double: compared as REAL
+in SOQL filters and ordering), date TEXT 'YYYY-MM-DD', datetime TEXT 'YYYY-MM-DDTHH:MM:SS.mmm+0000'
+(always UTC, so text order is time order), everything else TEXT. Internal bookkeeping columns start
+with an underscore and are never exposed through the API.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ URL = "url"
 SQL_TYPES = {
     BOOLEAN: "INTEGER",
     INT: "INTEGER",
-    DOUBLE: "REAL",
-    CURRENCY: "REAL",
-    PERCENT: "REAL",
+    # Exact decimal text, not REAL: an 18-digit number(18,0) or currency(16,2) does not fit in a double.
+    DOUBLE: "TEXT",
+    CURRENCY: "TEXT",
+    PERCENT: "TEXT",
 }
 
 
@@ -54,6 +56,11 @@ class Field:
     cascade_delete: bool = False  # deleting the referenced parent deletes this row too
     picklist: tuple[str, ...] = ()
     default: object = None
+    # double/currency/percent: describe's `precision` (digits in all, at most 18) and `scale` (digits after
+    # the point); a value is rounded to `scale`, and one with more digits before the point than
+    # precision - scale is refused. 0 for other types.
+    precision: int = 0
+    scale: int = 0
 
     @property
     def sql_type(self) -> str:
@@ -188,7 +195,7 @@ ACCOUNT = SObject(
         Field("Phone", PHONE, "Account Phone"),
         Field("Website", URL, "Website"),
         Field("NumberOfEmployees", INT, "Employees"),
-        Field("AnnualRevenue", CURRENCY, "Annual Revenue"),
+        Field("AnnualRevenue", CURRENCY, "Annual Revenue", precision=18, scale=0),
         _owner(),
         Field("LastActivityDate", DATE, "Last Activity", createable=False, updateable=False),
         *_audit()[1:],
@@ -270,8 +277,8 @@ OPPORTUNITY = SObject(
         Field("StageName", PICKLIST, "Stage", nillable=False,
               picklist=("Prospecting", "Qualification", "Proposal/Price Quote", "Negotiation/Review",
                         "Closed Won", "Closed Lost")),
-        Field("Amount", CURRENCY, "Amount"),
-        Field("Probability", PERCENT, "Probability (%)"),
+        Field("Amount", CURRENCY, "Amount", precision=16, scale=2),
+        Field("Probability", PERCENT, "Probability (%)", precision=3, scale=0),
         Field("CloseDate", DATE, "Close Date", nillable=False),
         Field("IsClosed", BOOLEAN, "Closed", nillable=False, createable=False, updateable=False,
               calculated=True, default=False),
@@ -464,7 +471,8 @@ INVOICE = SObject(
         Field("Status", PICKLIST, "Status", nillable=False, picklist=("Draft", "Posted", "Canceled")),
         Field("InvoiceDate", DATE, "Invoice Date"),
         Field("DueDate", DATE, "Due Date"),
-        Field("TotalAmount", CURRENCY, "Total Amount", createable=False, updateable=False, calculated=True),
+        Field("TotalAmount", CURRENCY, "Total Amount", precision=16, scale=2, createable=False, updateable=False,
+              calculated=True),
         _owner(),
         *_audit()[1:],
     ),

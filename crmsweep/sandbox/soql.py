@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from crmsweep.sandbox import ids, schema
-from crmsweep.sandbox.rules import format_datetime
+from crmsweep.sandbox.rules import format_datetime, stored_number
 from crmsweep.sandbox.soql_parse import (
     INVALID_FIELD,
     INVALID_QUERY_FILTER_OPERATOR,
@@ -138,6 +138,12 @@ class _Resolved:
     @property
     def text_like(self) -> bool:
         return self.field.type in _TEXT_TYPES
+
+    @property
+    def compared(self) -> str:
+        """The expression filters and ORDER BY use: numbers are stored as exact decimal text, and compared
+        as the nearest doubles (a filter's literal is one too)."""
+        return f"CAST({self.expr} AS REAL)" if self.field.type in _REAL_TYPES else self.expr
 
 
 class _Scope:
@@ -312,7 +318,7 @@ class _ConditionCompiler:
 
     def comparison(self, cond: Comparison) -> _Sql:
         col = self.scope.resolve(cond.field)
-        value, op, c = _id_literal(col.field, cond.value), cond.op, col.expr
+        value, op, c = _id_literal(col.field, cond.value), cond.op, col.compared
         if isinstance(value, NullLit):
             if op == "=":
                 return _Sql(f"{c} IS NULL")
@@ -357,7 +363,7 @@ class _ConditionCompiler:
 
     def in_list(self, cond: InList) -> _Sql:
         col = self.scope.resolve(cond.field)
-        c = col.expr
+        c = col.compared
         values = [_id_literal(col.field, v) for v in cond.values]
         has_null = any(isinstance(v, NullLit) for v in values)
         params: list[object] = []
@@ -517,7 +523,7 @@ def compile_soql(
         collate = " COLLATE NOCASE" if col.text_like else ""
         direction = "DESC" if item.descending else "ASC"
         nulls = "FIRST" if item.nulls_first else "LAST"
-        order_terms.append(f"{col.expr}{collate} {direction} NULLS {nulls}")
+        order_terms.append(f"{col.compared}{collate} {direction} NULLS {nulls}")
     order_terms.append(f"{scope.alias}.rowid")
 
     select = [f"{scope.alias}.{_quote('Id')}", *(c.expr for c in columns)]
@@ -547,7 +553,7 @@ def _json_value(field: schema.Field, value: object) -> object:
     if field.type == schema.INT:
         return int(value)  # type: ignore[call-overload]
     if field.type in _REAL_TYPES:
-        return float(value)  # type: ignore[arg-type]
+        return stored_number(value)
     return value
 
 
