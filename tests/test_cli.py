@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import typer
@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from crmsweep.api import Workspace, connect
 from crmsweep.cleanup.passes import PASSES
 from crmsweep.cli import app
-from crmsweep.model import Plan
+from crmsweep.model import Change, Plan
 from crmsweep.paths import Home
 from crmsweep.sandbox.store import Store
 from tests.plans import write_signed
@@ -371,7 +371,17 @@ def test_scan_help_lists_the_passes_and_root_help_the_exit_codes() -> None:
         assert re.search(rf"^\s+{code}\s+{meaning}", root_help, re.MULTILINE), code
 
 
-def test_lists_have_column_headers_and_runs_show_tells_a_run(tmp_path: Path) -> None:
+class Edited(NamedTuple):
+    config: Path
+    home: Path
+    common: tuple[str, ...]  # --config and --home
+    plan_path: Path
+    plan: Plan
+    drifted: Change  # the change to the record edited since the scan
+
+
+def _scanned_then_edited(tmp_path: Path) -> Edited:
+    """A small org scanned to tmp_path/plan.json, then one of the plan's contacts edited (a drift skip at apply)."""
     config = write_config(tmp_path / "small.toml", SMALL_ORG)
     home = tmp_path / "home"
     common = ("--config", str(config), "--home", str(home))
@@ -381,6 +391,11 @@ def test_lists_have_column_headers_and_runs_show_tells_a_run(tmp_path: Path) -> 
     drifted = next(c for c in plan.changes if c.object == "Contact")
     with connect(Workspace.load(config, home), "sandbox-salesforce") as connector:
         assert connector.update("Contact", [{"Id": drifted.record_id, "Title": "Edited since the scan"}])[0].ok
+    return Edited(config, home, common, plan_path, plan, drifted)
+
+
+def test_lists_have_column_headers_and_runs_show_tells_a_run(tmp_path: Path) -> None:
+    _, _, common, plan_path, plan, drifted = _scanned_then_edited(tmp_path)
     applied = invoke("apply", str(plan_path), "--yes", "--json", *common)
     run_id = json.loads(applied.stdout)["run"]
 
@@ -409,15 +424,8 @@ def test_lists_have_column_headers_and_runs_show_tells_a_run(tmp_path: Path) -> 
 
 
 def test_a_drift_skip_shows_one_time_format_and_the_scan_that_plans_it_again(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "small.toml", SMALL_ORG)
-    home = tmp_path / "home"
-    common = ("--config", str(config), "--home", str(home))
-    plan_path = tmp_path / "plan.json"
-    assert invoke("scan", "-c", "sandbox-salesforce", "-o", str(plan_path), *common).exit_code == 0
-    plan, _ = Plan.from_json(plan_path.read_text())
-    drifted = next(c for c in plan.changes if c.object == "Contact")
+    config, home, common, plan_path, _, drifted = _scanned_then_edited(tmp_path)
     with connect(Workspace.load(config, home), "sandbox-salesforce") as connector:
-        assert connector.update("Contact", [{"Id": drifted.record_id, "Title": "Edited since the scan"}])[0].ok
         now = connector.read("Contact", [drifted.record_id], ["SystemModstamp"])[drifted.record_id]["SystemModstamp"]
     assert now.endswith("+0000")  # the CRM's own spelling, which the message must not show
     shown_now = now[:-5] + "Z"

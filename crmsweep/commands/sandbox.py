@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -25,6 +26,16 @@ _API_LIMIT = Bound(1, 1_000_000_000)
 sandbox_app = App(help="The embedded CRM sandbox.")
 
 
+def _check_options(provider: str, bounded: Sequence[tuple[str, int | None, Bound]]) -> None:
+    """BadInput for a provider crmsweep has no sandbox of, or an option (given: not None) out of its bounds."""
+    if provider not in providers.names():
+        raise BadInput(f"--provider: unknown provider {provider!r}: use one of {', '.join(providers.names())}")
+    for option, value, bound in bounded:
+        problem = None if value is None else bound.problem(value)
+        if problem:
+            raise BadInput(f"{option} {problem}")
+
+
 @sandbox_app.command("reset")
 @handle_errors
 def reset(
@@ -40,13 +51,8 @@ def reset(
     home: HomeOpt = None,
 ) -> None:
     """Seed a built-in sandbox afresh and exit: its built-in connection starts from that org next time."""
-    if provider not in providers.names():
-        raise BadInput(f"--provider: unknown provider {provider!r}: use one of {', '.join(providers.names())}")
-    for option, value, bound in (("--records", records, bound_of(SandboxSettings, "records")),
-                                 ("--seed", seed, bound_of(SandboxSettings, "seed"))):
-        problem = None if value is None else bound.problem(value)
-        if problem:
-            raise BadInput(f"{option} {problem}")
+    _check_options(provider, (("--records", records, bound_of(SandboxSettings, "records")),
+                              ("--seed", seed, bound_of(SandboxSettings, "seed"))))
     done = api.reset_sandbox(workspace(config, home), provider, records=records, seed=seed)
     if as_json:
         emit_json({"provider": done.provider, "connection": done.connection, "state_dir": str(done.state_dir),
@@ -80,23 +86,16 @@ def serve(
     """Serve the sandbox on 127.0.0.1 over HTTPS; print one JSON line (url, ca_file, token) once ready."""
     from crmsweep.sandbox.faults import parse_faults
 
-    if provider not in providers.names():
-        raise BadInput(f"--provider: unknown provider {provider!r}: use one of {', '.join(providers.names())}")
+    _check_options(provider, (("--records", records, bound_of(SandboxSettings, "records")),
+                              ("--seed", seed, bound_of(SandboxSettings, "seed")),
+                              ("--latency-ms", latency_ms, _LATENCY_MS),
+                              ("--api-limit", api_limit, _API_LIMIT)))
     entry = providers.get(provider)
     if faults:
         try:
             parse_faults(faults)
         except ValueError as exc:
             raise BadInput(f"--faults: {exc}") from None
-    for option, value, bound in (
-        ("--records", records, bound_of(SandboxSettings, "records")),
-        ("--seed", seed, bound_of(SandboxSettings, "seed")),
-        ("--latency-ms", latency_ms, _LATENCY_MS),
-        ("--api-limit", api_limit, _API_LIMIT),
-    ):
-        problem = bound.problem(value)
-        if problem:
-            raise BadInput(f"{option} {problem}")
     # A state folder named by hand is created like the home's own: 0700, missing parents included.
     if state is not None:
         state_dir = make_private_dirs(state, "sandbox state folder")
