@@ -167,10 +167,10 @@ def apply_estimate(
     spent before the estimate (the plan checks' org id, a rollback's recycle-bin reads), counted so that
     the estimate covers the command's `api_calls`. Lock retries are not foreseen."""
 
-    def read(obj: str, records: int) -> int:
+    def read(obj: str, records: int, *, removed: bool = False) -> int:
         if capabilities is None:
             return math.ceil(records / ids_per_read)
-        return capabilities.read_calls(obj, records)
+        return capabilities.read_calls(obj, records, removed=removed)
 
     def per_record(obj: str) -> bool:
         return capabilities is not None and obj in dict(capabilities.per_record_reads)
@@ -198,7 +198,8 @@ def apply_estimate(
             reads += read(previous[1], pending_dry)
             pending_dry, carried = 0, 0
         if head.op is Op.CREATE:
-            reads += read(head.object, len(batch))  # is the record it re-creates live again? (`_not_restored`)
+            # Is the record it re-creates live again? (`_not_restored`: removed records, read twice on HubSpot)
+            reads += read(head.object, len(batch), removed=True)
         if reads_fingerprints:
             if not writes:
                 pending_dry += len(batch)

@@ -333,13 +333,19 @@ class Capabilities:
     # Calls the connector spends describing an object the first time a command reads it by id (0 where
     # the describe comes from the plan's snapshot).
     describe_calls: int = 0
+    # Whether a read by id that includes deleted records reads the ids it did not find live a second time,
+    # from the recycle bin (HubSpot's batch read takes `archived` as all or nothing): two calls a batch
+    # where the records are removed, as a rollback's re-creates are.
+    rereads_deleted: bool = False
 
-    def read_calls(self, object_name: str, records: int) -> int:
-        """An upper bound on the calls a read by id of `records` records of `object_name` makes."""
+    def read_calls(self, object_name: str, records: int, *, removed: bool = False) -> int:
+        """An upper bound on the calls a read by id of `records` records of `object_name` makes; `removed`:
+        records expected in the recycle bin, read with deleted ones included (`rereads_deleted`)."""
         per_record = dict(self.per_record_reads).get(object_name)
         if per_record is not None:
             return per_record * records
-        return math.ceil(records / self.max_ids_per_read)
+        calls = math.ceil(records / self.max_ids_per_read)
+        return 2 * calls if removed and self.rereads_deleted else calls
 
     def how_to_put_back(self, object_name: str) -> str:
         """What an admin does to bring deleted `object_name` records back ("undelete them", or by hand)."""

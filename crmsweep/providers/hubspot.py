@@ -314,6 +314,7 @@ HUBSPOT_CAPABILITIES = Capabilities(
     # Lists, marketing emails, campaigns and property definitions are deleted, restored and updated one a call.
     per_record_writes=("lists", "marketing_emails", "campaigns", "properties"),
     describe_calls=3,  # an object type's live properties, archived properties and property groups
+    rereads_deleted=True,  # batch/read with archived=true for the ids the live batch/read did not find
 )
 
 
