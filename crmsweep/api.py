@@ -633,7 +633,9 @@ def apply(
                 stack.enter_context(open_run(ws.home, plan.header.rollback_of).lock())
             report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume_run,
                                 rules=apply_time_rules(ws), dry_run=dry_run)
-            if plan.header.rollback_of and not (dry_run or report.already_applied):
+            # A resume of a finished rollback run still marks the run it undid, should a crash have come
+            # between the rollback's end and that mark.
+            if plan.header.rollback_of and not dry_run and (resume_run is not None or not report.already_applied):
                 _mark_if_rolled_back(ws, plan, report)
             _note_recreated(ws, plan, report, connector)
             _keep_notes(ws, report)

@@ -251,6 +251,19 @@ def test_applying_a_finished_plan_again_says_so_and_exits_0(config: Path, home: 
     assert run_ids(home) == [first["run"]]
 
 
+def test_resuming_a_finished_run_says_nothing_was_applied_now(config: Path, home: Path, plan_file: Path) -> None:
+    # Red team R3: `apply --resume RUN` of a run that finished answered with the earlier run's counts
+    # ("applied": N, nothing_to_do false) though it wrote nothing, what the plain re-apply no longer does.
+    first = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    assert first["applied"] > 0
+    answer = json.loads(cli(config, home, "apply", str(plan_file), "--resume", first["run"], "--yes",
+                            "--json").stdout)
+    assert {k: answer[k] for k in ("run", "applied", "nothing_to_do", "already_applied", "already_applied_by")} == {
+        "run": None, "applied": 0, "nothing_to_do": True, "already_applied": "done",
+        "already_applied_by": first["run"]}
+    assert run_ids(home) == [first["run"]]
+
+
 def test_a_plan_whose_run_stopped_is_finished_by_resuming_it_not_by_a_second_run(
     sandbox: RunningSandbox, config: Path, home: Path, plan_file: Path
 ) -> None:

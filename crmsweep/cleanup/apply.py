@@ -1135,10 +1135,12 @@ def apply_plan(
         # writes reconciled from the live records in memory.
         if resume_run is not None:
             state = resumable_run(home, plan, resume_run)
+            if state.status in (STATUS_DONE, STATUS_DONE_WITH_FAILURES):
+                # Finished already: nothing is done now, as a plan applied already answers.
+                return _report(plan, resume_run, state.outcomes, None, 0, already_applied=state.status)
             engine = engine_for(None, state.outcomes, state.last_batch, state.settled_at)
             engine.jobs = jobs_of(state)
-            if state.status not in (STATUS_DONE, STATUS_DONE_WITH_FAILURES):
-                engine.run(resuming=True)
+            engine.run(resuming=True)
             return _report(plan, resume_run, engine.outcomes, engine.stopped, engine.api_calls(), dry_run=True,
                            would_write=engine.would_write)
         earlier = earlier_run(home, plan)
@@ -1174,8 +1176,11 @@ def apply_plan(
         with handle.lock():
             # Read under the lock: the log is settled only once no other apply can append to it.
             state = resumable_run(home, plan, resume_run)
+            if state.status in (STATUS_DONE, STATUS_DONE_WITH_FAILURES):
+                # Finished already (`apply --resume RUN` run twice): nothing is done now, and the answer says
+                # so as a plan applied already does, not with the earlier session's counts as if written now.
+                return _report(plan, handle.run_id, state.outcomes, None, 0, already_applied=state.status)
             engine = engine_for(handle, state.outcomes, state.last_batch, state.settled_at)
             engine.jobs = jobs_of(state)
-            if state.status not in (STATUS_DONE, STATUS_DONE_WITH_FAILURES):
-                engine.run(resuming=True)
+            engine.run(resuming=True)
         return _report(plan, handle.run_id, engine.outcomes, engine.stopped, engine.api_calls())
