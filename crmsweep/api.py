@@ -31,7 +31,16 @@ from crmsweep.backup.rollback import (
     rollback_plan_of,
     unfinished_rollback,
 )
-from crmsweep.backup.runlog import Outcome, RunState, RunSummary, list_runs, open_run, plan_lock, read_run
+from crmsweep.backup.runlog import (
+    SKIP_ALREADY_RESTORED,
+    Outcome,
+    RunState,
+    RunSummary,
+    list_runs,
+    open_run,
+    plan_lock,
+    read_run,
+)
 from crmsweep.backup.snapshot import (
     SnapshotReader,
     Unfinished,
@@ -658,8 +667,11 @@ def _note_recreated(ws: Workspace, plan: Plan, report: ApplyReport, connector: C
         return
     # Only a record whose id the CRM changed was re-created anew: one brought back under its own id (a
     # restore by name) is the original, its dates kept (the id map says which is which).
-    made = [c for c in plan.changes if c.op is Op.CREATE
-            and (report.dry_run or report.id_map.get(c.object, {}).get(c.record_id) not in (None, c.record_id))]
+    # A dry run has no id map: there, a record found restored by hand (skipped, not re-created) is left out.
+    restored = {item["i"] for item in report.skipped_items if item.get("reason") == SKIP_ALREADY_RESTORED}
+    made = [c for i, c in enumerate(plan.changes) if c.op is Op.CREATE
+            and ((report.dry_run and i not in restored)
+                 or report.id_map.get(c.object, {}).get(c.record_id) not in (None, c.record_id))]
     vocabulary = connector.vocabulary
     undone = read_run(ws.home, run_id)
     specs = plan_field_specs(ws.home, undone.plan) if made else {}

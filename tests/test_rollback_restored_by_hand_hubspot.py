@@ -62,3 +62,22 @@ def test_rollback_leaves_a_contact_restored_by_hand_under_its_own_id_and_makes_n
     assert {new_ids[i] for i in others} <= live
     # Everything the run archived is back (one by hand, the rest re-created): the run counts as rolled back.
     assert read_run(home, applied["run"]).rolled_back_by == rolled["run"]
+
+
+def test_a_dry_run_rollback_does_not_count_a_contact_restored_by_hand_as_re_created(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path
+) -> None:
+    # Red team R3: the dry run skipped it as already restored, yet its note said all the plan's creates
+    # "are re-created under new ids", two more than it would write and than the real rollback then said.
+    cli = hubspot_cli(hubspot_sandbox.info, tmp_path)
+    backup = json.loads(cli("backup", "-c", "e2e", "--json").stdout)
+    plan_file = tmp_path / "plan.json"
+    cli("scan", "-c", "e2e", "--snapshot", backup["snapshot"], "-o", str(plan_file), "--pass", "stale_contacts")
+    plan = json.loads(plan_file.read_text(encoding="utf-8"))
+    archived = sorted(c["record_id"] for c in plan["changes"] if c["op"] == "archive")
+    applied = json.loads(cli("apply", str(plan_file), "--yes", "--json").stdout)
+    assert admin(hubspot_sandbox, "recycle-bin/restore", {"objectType": "contacts", "ids": archived[:2]})
+    dry = json.loads(cli("rollback", applied["run"], "--dry-run", "--json").stdout)
+    assert dry["would_skip"] == 2
+    expected = f"{len(archived) - 2} records are re-created under new ids ({len(archived) - 2} contacts)"
+    assert any(note.startswith(expected) for note in dry["run_notes"]), dry["run_notes"]
