@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import stat
 import tempfile
 from collections import Counter
@@ -761,7 +762,17 @@ def rollback(
         original = read_run(ws.home, run_id)
         if original.rolled_back_by:
             return ApplyOutcome(plan=original.plan, report=None, already_rolled_back_by=original.rolled_back_by)
-        unfinished = None if output else unfinished_rollback(ws.home, run_id)
+        started = unfinished_rollback(ws.home, run_id)
+        if output is not None and started is not None:
+            # Its plan leaves out only what finished rollbacks re-created: written now, it would re-create
+            # again what the stopped one re-created already (a second copy of each), and a second rollback
+            # would run beside the one `rollback RUN` resumes.
+            raise SafetyRefusal(
+                f"rollback run {started.run_id} of run {run_id} stopped before it finished: a new plan would "
+                f"re-create again what it re-created already. Finish it with `crmsweep rollback {run_id}` "
+                f"(its plan: `{shlex.join(['crmsweep', 'preview', str(run_plan_path(ws, started.run_id))])}`)"
+            )
+        unfinished = None if output else started
         if unfinished is None and not original.applied_order and not original.count(Outcome.PENDING):
             # The run's own record answers: no write applied and none of unknown outcome to settle, so
             # there is nothing to read either, and connecting would only spend calls (the allowance read).

@@ -431,6 +431,12 @@ def rollback(
     no_terminal = (f"no terminal to confirm the rollback of run {run_id} on: pass --yes, or review it first with "
                    f"`{shlex.join(['crmsweep', 'rollback', run_id, '-o', review])}`, then "
                    f"`{shlex.join(['crmsweep', 'preview', review])}`")
+    if unfinished is not None:
+        # `rollback -o` is refused while a rollback is unfinished (a second plan would re-create its records
+        # again): the plan to review is the one being finished.
+        started = str(api.run_plan_path(ws, unfinished.run_id))
+        no_terminal = (f"no terminal to confirm on: finishing rollback run {unfinished.run_id} of run {run_id}; "
+                       f"review its plan with `{shlex.join(['crmsweep', 'preview', started])}`, then pass --yes")
 
     def confirmable() -> None:
         refuse_without_terminal(yes, no_terminal)
