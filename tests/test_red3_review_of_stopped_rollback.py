@@ -41,6 +41,8 @@ def test_a_review_plan_is_refused_while_a_rollback_of_the_run_is_stopped(
     archived = sum(1 for c in json.loads(plan_file.read_text())["changes"] if c["object"] == "companies")
     assert archived > 0
     before = companies()
+    early = tmp_path / "early-undo.json"  # a review plan written before the rollback below was started
+    cli("rollback", applied["run"], "-o", str(early))
     # The rollback stops at its first links (the daily allowance spent): its records are re-created already.
     hubspot_sandbox.set_faults([faults.FaultRule.from_dict(
         {"kind": "limit", "path": "associations", "method": "POST", "times": 50})])
@@ -59,6 +61,11 @@ def test_a_review_plan_is_refused_while_a_rollback_of_the_run_is_stopped(
     assert "stopped before it finished" in told.stderr and f"crmsweep rollback {applied['run']}" in told.stderr
     assert not review.exists()
     assert companies() == before + archived  # no second copy
+
+    # The plan written before it would re-create them again too: refused when applied.
+    late = run("apply", str(early), "--yes")
+    assert late.returncode == 3 and "stopped before it finished" in late.stderr, late.stderr
+    assert companies() == before + archived
 
     # Finishing it is the way on, and makes no copy either.
     cli("rollback", applied["run"], "--yes", "--json")

@@ -246,6 +246,14 @@ def refuse_rollback_of(home: Home, state: RunState, *, applying: Plan | None = N
                 f"run {run_id} was already rolled back by run {state.rolled_back_by}: nothing is left to undo "
                 "(see `crmsweep runs list`)"
             )
+    if applying is not None and state.rollbacks:
+        started = read_run(home, state.rollbacks[-1])
+        if started.status in (STATUS_STOPPED, STATUS_UNFINISHED) and started.plan.digest != applying.digest:
+            # A plan written before (or beside) it re-creates again what that rollback re-created already.
+            raise SafetyRefusal(
+                f"rollback run {started.run_id} of run {run_id} stopped before it finished: this plan would "
+                f"re-create again what it re-created already. Finish that one with `crmsweep rollback {run_id}`"
+            )
     pending = state.count(Outcome.PENDING)
     if pending:
         # Their writes may have landed: a rollback without them would leave them in place for good,
