@@ -167,6 +167,16 @@ def test_rollback_without_a_terminal_or_yes_refuses_in_one_line_before_any_call_
     assert counted(sandbox) == before and run_ids(home) == runs
 
 
+def test_apply_without_a_terminal_or_yes_names_the_plan_to_review(config: Path, home: Path, plan_file: Path) -> None:
+    given = f"--config {shlex.quote(str(config))} --home {shlex.quote(str(home))}"
+    runs = run_ids(home)
+    refused = cli(config, home, "apply", str(plan_file), expect=3)  # the test runner's stdin is no terminal
+    assert refused.stderr.splitlines() == [
+        f"crmsweep: no terminal to confirm on: review the plan with "
+        f"`crmsweep preview {shlex.quote(os.path.abspath(plan_file))} {given}`, then pass --yes"]
+    assert run_ids(home) == runs
+
+
 def test_rollback_o_writes_the_inverse_plan_for_review_and_applies_nothing(
     config: Path, home: Path, plan_file: Path, tmp_path: Path
 ) -> None:

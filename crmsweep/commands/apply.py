@@ -348,7 +348,10 @@ def apply(
             return remaining(resumed)
 
     with resume_hints(resume_hint), apply_progress(not as_json) as progress:
-        confirm = confirm_writes(ws, yes, ask, connection=connection, to_write=to_write)
+        # The review it names is this plan's, and the command pastes as is (--config/--home added on the way out).
+        no_terminal = (f"no terminal to confirm on: review the plan with "
+                       f"`crmsweep preview {shlex.quote(os.path.abspath(plan_file))}`, then pass --yes")
+        confirm = confirm_writes(ws, yes, ask, connection=connection, to_write=to_write, no_terminal=no_terminal)
         outcome = api.apply(ws, plan_file, confirm=confirm, connection=connection,
                             resume_run=resume, progress=progress, dry_run=dry_run,
                             allow_over_budget=allow_over_budget)
