@@ -1243,15 +1243,20 @@ class ObjectEntry:
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> ObjectEntry:
         layer = data.get("layer")
+        rows, removed = int(data["rows"]), data.get("removed_rows")
+        # A count of the file's own rows: a whole number no greater than them (a manifest edited by hand is
+        # refused as damaged, as one with a bad row count is, not printed as "-5 archived").
+        if removed is not None and (type(removed) is not int or not 0 <= removed <= rows):
+            raise ValueError(f"{name}: removed_rows {removed!r} is not a count of its {rows} rows")
         return cls(
             name=name,
-            rows=int(data["rows"]),
+            rows=rows,
             file=str(data["file"]),
             sha256=str(data["sha256"]),
             watermark=data.get("watermark"),
             fields=tuple(FieldSpec.from_dict(f) for f in data.get("fields", ())),
             layer=None if layer is None else ObjectLayer.from_dict(layer),
-            removed_rows=None if data.get("removed_rows") is None else int(data["removed_rows"]),
+            removed_rows=removed,
         )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 import requests
 from simple_salesforce.api import Salesforce
 from typer.testing import CliRunner
@@ -175,3 +176,19 @@ def test_a_layered_object_counts_the_removed_rows_it_reads_as() -> None:
 
     assert layers.layered_removed(base, changed, deleted, "Id", "IsDeleted") == 2  # a and e
     assert layers.layered_removed(base, changed, deleted, "Id", None) == 0
+
+
+@pytest.mark.parametrize("bad", [-5, 99999, 1.5, True, "abc"])
+def test_a_removed_count_that_is_no_count_of_the_rows_is_a_damaged_manifest(
+    sandbox: RunningSandbox, ws: api.Workspace, bad: object
+) -> None:
+    """Red team R3: -5, more than the rows, 1.5 or true were printed ("-5 archived", "-95,376 live")."""
+    taken = json.loads(_cli(ws, "backup", "-c", "flaky", "--object", "Contact", "--json").stdout)
+    path = Path(taken["path"]) / MANIFEST_NAME
+    edited = json.loads(path.read_text(encoding="utf-8"))
+    edited["objects"]["Contact"]["removed_rows"] = bad
+    path.write_text(json.dumps(edited, indent=2) + "\n", encoding="utf-8")
+    # Damaged, as a manifest with a bad row count is: not listed as a snapshot to scan, and verify says so.
+    listed = json.loads(_cli(ws, "snapshots", "list", "--json").stdout)
+    assert taken["snapshot"] not in [s["snapshot"] for s in listed]
+    assert verify_snapshot(ws.home, taken["snapshot"]).problems
