@@ -198,7 +198,8 @@ def apply_estimate(
             reads += read(previous[1], pending_dry)
             pending_dry, carried = 0, 0
         if head.op is Op.CREATE:
-            # Is the record it re-creates live again? (`_not_restored`: removed records, read twice on HubSpot)
+            # Is the record it re-creates live again? (`_not_restored`: removed records, read twice where the CRM
+            # reads live and removed records apart)
             reads += read(head.object, len(batch), removed=True)
         if reads_fingerprints:
             if not writes:

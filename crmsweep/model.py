@@ -334,7 +334,7 @@ class Capabilities:
     # the describe comes from the plan's snapshot).
     describe_calls: int = 0
     # Whether a read by id that includes deleted records reads the ids it did not find live a second time,
-    # from the recycle bin (HubSpot's batch read takes `archived` as all or nothing): two calls a batch
+    # from the recycle bin (a batch read that takes live or removed records, not both): two calls a batch
     # where the records are removed, as a rollback's re-creates are.
     rereads_deleted: bool = False
 
