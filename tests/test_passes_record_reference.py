@@ -20,7 +20,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crmsweep.cleanup.passes._guards import Ties, filled, is_in, known_closed, tied
+from crmsweep.cleanup.passes._guards import Ties, blank_text, filled, is_in, known_closed, tied
 from crmsweep.cleanup.view import id_text
 from crmsweep.concepts import Link
 from crmsweep.model import Record
@@ -291,7 +291,7 @@ ODD = st.one_of(st.none(), TEXT, st.sampled_from(["x\ud800", float("nan"), pd.NA
 @given(values=st.lists(ODD, max_size=10))
 def test_filled_and_id_text_on_any_object_column(values: list[Any]) -> None:
     series = pd.Series(values, dtype=object, index=[i * 3 for i in range(len(values))])
-    plain = series.notna() & series.map(lambda v: not isinstance(v, str) or bool(v.strip())).astype(bool)
+    plain = series.notna() & series.map(lambda v: not isinstance(v, str) or not blank_text(v)).astype(bool)
     assert filled(series).tolist() == plain.tolist() and list(filled(series).index) == list(series.index)
     if any(isinstance(v, str) and "\ud800" in v for v in values):
         return  # not text Arrow can hold: no id is

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmsweep.backup.snapshot import open_snapshot
-from crmsweep.cleanup.passes._guards import filled, is_in
+from crmsweep.cleanup.passes._guards import blank_text, filled, is_in
 from crmsweep.cleanup.view import (
     TEXT_DTYPE,
     FrameView,
@@ -93,7 +93,7 @@ def test_the_text_fast_paths_answer_as_pandas_on_an_object_column(
         assert holds_text(text) and text.dtype == TEXT_DTYPE
         assert text_values(text) == values
         assert ids_of(text) == [str(v) for v in values]
-        assert filled(text).tolist() == [v is not None and bool(v.strip()) for v in values]
+        assert filled(text).tolist() == [v is not None and not blank_text(v) for v in values]
         assert filled(text).tolist() == filled(plain).tolist()
         looked_up = [w for w in wanted if w is not None]
         assert is_in(text, looked_up).tolist() == plain.isin(looked_up).tolist()
