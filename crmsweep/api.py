@@ -209,7 +209,7 @@ def backup_with(
         # and fail every day after. The connector's own refusal says why.
         connector.deleted_since(chosen[0], datetime.now(UTC))
         raise IncrementalUnsupported(f"connection '{connector.connection_name}' cannot back up incrementally: "
-                                     "run `crmsweep backup` without --incremental")
+                                     f"run `{_full_backup(connector.connection_name)}` (without --incremental)")
     parent = find_parent(ws.home, connector.connection_name, connector.org_id()) if incremental else None
     check_backup_budget(connector, ws, chosen, allow_over=allow_over_budget, parent=parent)
     if parent is not None:
@@ -424,6 +424,10 @@ class SandboxReset:
     state_dir: Path
     records: int
     seed: int
+
+
+def _full_backup(connection: str) -> str:
+    return f"crmsweep backup -c {shlex.quote(connection)}"
 
 
 def reset_sandbox(ws: Workspace, provider: str | None = None, *, records: int | None = None,

@@ -103,7 +103,8 @@ def _done(op: str, word: str) -> str:
 
 
 def closing(rolled_back: Mapping[tuple[str, str], int], run_id: str, *, recent_days: int,
-            same_ids: Mapping[str, int] | None = None, vocabulary: Vocabulary | None = None) -> list[str]:
+            same_ids: Mapping[str, int] | None = None, vocabulary: Vocabulary | None = None,
+            again: str = "crmsweep demo") -> list[str]:
     """What the rollback put back, from what it applied: which records kept their ids, and which were
     re-created under new ones (and what that means for a scan run next), in the `vocabulary`'s words.
     `same_ids`: object -> how many of its creates came back under their old ids (see `same_id_creates`),
@@ -128,7 +129,7 @@ def closing(rolled_back: Mapping[tuple[str, str], int], run_id: str, *, recent_d
         if recent_days:
             # Only these: the protection reads the created date, which a record restored under its own id keeps.
             lines.append(f"To the CRM they are new records, created today: a scan holds them back for {recent_days} "
-                         "days ([protect] recent_days). The next `crmsweep demo` seeds a fresh sandbox first.")
+                         f"days ([protect] recent_days). The next `{again}` seeds a fresh sandbox first.")
     else:
         lines.append("Nothing had to be re-created under a new id.")
     return lines
@@ -209,7 +210,8 @@ def run_demo(
     same = after.same_as(before, recreated=recreated) and back.failed == 0
     say("")
     for line in closing(rolled_back, back.run_id, recent_days=ws.config.protect.recent_days,
-                        same_ids=same_id_creates(back_state), vocabulary=entry.vocabulary):
+                        same_ids=same_id_creates(back_state), vocabulary=entry.vocabulary,
+                        again=f"crmsweep demo --provider {entry.name}"):
         say(line)
     if same:
         say("The same users are active as before, and the live census matches the first one.")

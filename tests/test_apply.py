@@ -464,8 +464,12 @@ def test_resume_is_refused_while_the_run_is_locked_or_for_another_plan(tmp_path:
     with open_run(home, first.run_id).lock(), pytest.raises(SafetyRefusal, match="being applied by another process"):
         apply_plan(plan, text, org, home, resume_run=first.run_id)
     other = plan_from_snapshot(home, snapshot_id, deletes([contact_id(3)]))
-    with pytest.raises(SafetyRefusal, match="not this plan"):
+    kept = home.runs_dir / first.run_id / "plan.json"
+    with pytest.raises(SafetyRefusal, match="not this plan") as refused:
         apply_plan(*signed(other, home), org, home, resume_run=first.run_id)
+    # It names the run's own copy of its plan (the admin's file may hold a newer scan by now), which resumes it.
+    assert f"which the run keeps: `crmsweep apply {kept} --resume {first.run_id}`" in str(refused.value)
+    assert Plan.from_json(kept.read_text(encoding="utf-8"))[0].digest == plan.digest
     with pytest.raises(BadInput, match="no run"):
         apply_plan(plan, text, org, home, resume_run="run-20000101T000000Z-0000")
     assert read_run(home, first.run_id).status == "stopped"

@@ -443,6 +443,9 @@ def test_a_drift_skip_shows_one_time_format_and_the_scan_that_plans_it_again(tmp
     assert [i["detail"] for i in dry["would_skip_items"]] == [detail]
     applied = invoke("apply", str(plan_path), "--yes", *common)
     assert f"  skipped: Contact {drifted.record_id}  drift  {detail}\n{means}`{scan}`\n" in applied.stderr
+    # Applied again, nothing is done now: the earlier run's drift is not this answer's to advise on.
+    again = json.loads(invoke("apply", str(plan_path), "--yes", "--json", *common).stdout)
+    assert (again["nothing_to_do"], again["skipped_items"], again["drift_means"]) == (True, [], None)
     [run] = json.loads(invoke("runs", "list", "--json", *common).stdout)
 
     shown = invoke("runs", "show", run["run"], *common).stdout
@@ -463,6 +466,12 @@ def test_a_stopped_run_finishes_before_the_scan_its_drift_calls_for() -> None:
         "plan them again, once this run is resumed and done (below), back up and scan again (scan takes a fresh "
         "backup first): `crmsweep scan -c c -o p.json`")
     assert drift_means([{"reason": "missing"}], "crmsweep scan", stopped=True) is None
+
+
+def test_no_snapshots_of_a_connection_names_it_and_the_backup_that_takes_one(cli: Cli) -> None:
+    told = cli("snapshots", "list", "-c", "nope").stderr
+    assert told.strip() == (f"No snapshots of connection 'nope' under {cli.home / 'snapshots'}. Take one with "
+                            f"`crmsweep backup -c nope --config {cli.config} --home {cli.home}`.")
 
 
 def test_shell_completion_is_available(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -245,6 +245,8 @@ def test_the_demo_on_hubspot_says_archive_where_hubspot_archives(hubspot_demo: T
     assert "handed back" not in told
     header = "6. Roll back: the inverse plan (records re-created from their before-images), applied the same way."
     assert header in lines
+    # The demo it points to next is this one (the default provider's would tell another story).
+    assert "The next `crmsweep demo --provider hubspot` seeds a fresh sandbox first." in told, told
     back = next(line for line in lines if line.startswith("Back under their own ids: "))
     assert f"{emails} marketing_emails un-archived" in back and "marketing_emails undeleted" not in back, back
     # The rollback plan's first note (what preview shows of it): only the ids it keeps, in HubSpot's words.

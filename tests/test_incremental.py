@@ -272,6 +272,9 @@ def test_hubspot_refuses_incremental_with_one_line(hubspot_sandbox: RunningSandb
     refused = runner.invoke(app, [*args, "--incremental"], env=env)
     assert refused.exit_code == 2 and "Traceback" not in refused.stderr
     assert "cannot back up incrementally" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    # The full backup it names pastes as is: the connection, and the --config and --home given.
+    assert (f"run `crmsweep backup -c hs --config {config} --home {tmp_path / 'home'}` (without --incremental)"
+            in " ".join(refused.stderr.split()))
     # Nothing half-made is left behind.
     assert len([p for p in (tmp_path / "home" / "snapshots").iterdir()]) == 1
 

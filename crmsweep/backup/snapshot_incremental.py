@@ -22,6 +22,7 @@ no modification stamp, or the CRM cannot list its deletes over the window.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -232,7 +233,8 @@ def find_parent(home: Home, connection: str, org_id: str) -> SnapshotManifest | 
         raise SafetyRefusal(
             f"the last snapshot of '{connection}', {parent.snapshot_id}, fails verification ({report.problems[0]}): "
             f"an incremental backup would read through it; `crmsweep snapshots verify {parent.snapshot_id}` "
-            "lists the problems; run `crmsweep backup` without --incremental for a full one")
+            f"lists the problems; run `crmsweep backup -c {shlex.quote(connection)}` (without --incremental) for a "
+            "full one")
     return parent
 
 

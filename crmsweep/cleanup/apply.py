@@ -14,6 +14,7 @@ by plan digest), and a plan a finished run applied is not applied again.
 from __future__ import annotations
 
 import contextlib
+import shlex
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,7 @@ from crmsweep.backup.rollback import plan_field_specs
 from crmsweep.backup.runlog import (
     KIND_APPLY,
     KIND_ROLLBACK,
+    PLAN_FILE,
     STATUS_DONE,
     STATUS_DONE_WITH_FAILURES,
     STATUS_ROLLED_BACK,
@@ -1033,9 +1035,10 @@ def resumable_run(home: Home, plan: Plan, run_id: str) -> RunState:
     """Run `run_id` as it stands, if `plan` may resume it: its own plan, and not rolled back."""
     state = read_run(home, run_id)
     if state.plan.digest != plan.digest:
+        kept = shlex.quote(str(home.runs_dir / run_id / PLAN_FILE))
         raise SafetyRefusal(
-            f"run {run_id} applied plan {state.plan.header.plan_id}, not this plan (digest differs): "
-            "resume it with its own plan"
+            f"run {run_id} applied plan {state.plan.header.plan_id}, not this plan (digest differs): resume it with "
+            f"its own plan, which the run keeps: `crmsweep apply {kept} --resume {run_id}`"
         )
     if state.status == STATUS_ROLLED_BACK:
         raise SafetyRefusal(

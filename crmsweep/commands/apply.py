@@ -136,7 +136,8 @@ def report_json(
         "already_applied": report.already_applied,
         "already_applied_by": report.run_id if done_before else None,
         # What to do about the drift skips (the same line the text summary prints after them), or null.
-        "drift_means": drift_means(report.skipped_items, scan, dry_run=dry, stopped=bool(report.stopped)),
+        "drift_means": None if report.already_applied else drift_means(report.skipped_items, scan, dry_run=dry,
+                                                                       stopped=bool(report.stopped)),
         # What this run found beyond its counts (`runs show` run_notes); the plan's own notes, as `runs show`
         # has them, are plan_notes. "notes" is kept as it was (the run's) for scripts written before them.
         "run_notes": list(map(pasteable, report.notes)),
@@ -186,7 +187,9 @@ def render_report(
             line = f"  {title.lower()}: {item.get('object', '')} {item.get('id', '')}  {code}  {detail}".rstrip()
             err.print(one_line(line), markup=False)
         if len(items) > SHOW_ITEMS:
-            err.print(f"  … and {len(items) - SHOW_ITEMS:,} more {title.lower()}; `--json` lists them all")
+            where = f"`crmsweep runs show {report.run_id}`" if report.run_id else "`--json`"
+            more = f"  … and {len(items) - SHOW_ITEMS:,} more {title.lower()}; {where} lists them all"
+            err.print(one_line(pasteable(more)), markup=False)
     drift = drift_means(report.skipped_items, scan, dry_run=report.dry_run, stopped=bool(report.stopped))
     if drift:
         err.print(one_line(drift), style="yellow", markup=False)

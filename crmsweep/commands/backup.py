@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from crmsweep import api, providers
 from crmsweep.backup.row_counts import counted_text, object_counts, snapshot_counts
 from crmsweep.backup.snapshot import Unfinished
 from crmsweep.backup.snapshot_diff import ObjectDiff
+from crmsweep.cleanup.labels import one_line
 from crmsweep.commands.common import (
     AllowOverBudgetOpt,
     ConfigOpt,
@@ -21,6 +23,7 @@ from crmsweep.commands.common import (
     err,
     handle_errors,
     out,
+    pasteable,
     print_table,
     workspace,
 )
@@ -124,7 +127,10 @@ def list_(
         ])
         return
     if not found:
-        err.print(f"No snapshots under {ws.home.snapshots_dir}. Take one with `crmsweep backup -c CONNECTION`.")
+        of = f" of connection '{connection}'" if connection else ""
+        take = f"crmsweep backup -c {shlex.quote(connection)}" if connection else "crmsweep backup -c CONNECTION"
+        err.print(one_line(pasteable(f"No snapshots{of} under {ws.home.snapshots_dir}. Take one with `{take}`.")),
+                  markup=False)
     else:
         print_table(
             ("SNAPSHOT", "FINISHED", "CONNECTION", "PROVIDER", "ORG", "OBJECTS", "RECORDS"),

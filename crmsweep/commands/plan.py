@@ -26,6 +26,7 @@ from crmsweep.commands.common import (
     err,
     handle_errors,
     out,
+    pasteable,
     workspace,
 )
 from crmsweep.commands.help import App
@@ -60,7 +61,7 @@ def print_preview(
 def signature_text(trust: Trust, plan_file: Path) -> str:
     if trust is Trust.SIGNED:
         return trust.value
-    return f"{trust.value}: apply refuses it until you review it and run `{accept_command(plan_file)}`"
+    return pasteable(f"{trust.value}: apply refuses it until you review it and run `{accept_command(plan_file)}`")
 
 
 @handle_errors

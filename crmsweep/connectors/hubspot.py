@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import shlex
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -714,7 +715,7 @@ class HubSpotConnector:
         raise IncrementalUnsupported(
             f"HubSpot connection '{self.connection_name}' cannot back up incrementally: HubSpot lists no records "
             "deleted for good since a date, so an incremental snapshot could keep records that are gone; "
-            "run `crmsweep backup` without --incremental")
+            f"run `crmsweep backup -c {shlex.quote(self.connection_name)}` (without --incremental)")
 
     def metadata_documents(self) -> Iterator[tuple[str, Any]]:
         """What a backup keeps beside the records: users, lists and marketing emails (archived ones too)."""
