@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import requests
@@ -104,3 +105,24 @@ def hubspot_cli(info: Any, folder: Path, extra_config: str = "") -> Callable[...
         return done
 
     return cli
+
+
+class StaleApplied(NamedTuple):
+    cli: Callable[..., subprocess.CompletedProcess[str]]
+    plan_file: Path
+    archived: list[str]  # the contacts the plan archives, sorted
+    applied: dict[str, Any]  # `apply --json`'s answer
+
+
+def stale_contacts_applied(sandbox: RunningSandbox, folder: Path) -> StaleApplied:
+    """Through the CLI (connection `e2e`, see `hubspot_cli`): a backup, a scan of stale_contacts over it, and
+    that plan applied without failures: what a rollback test starts from."""
+    cli = hubspot_cli(sandbox.info, folder)
+    backup = json.loads(cli("backup", "-c", "e2e", "--json").stdout)
+    plan_file = folder / "plan.json"
+    cli("scan", "-c", "e2e", "--snapshot", backup["snapshot"], "-o", str(plan_file), "--pass", "stale_contacts")
+    plan = json.loads(plan_file.read_text(encoding="utf-8"))
+    archived = sorted(c["record_id"] for c in plan["changes"] if c["op"] == "archive")
+    applied = json.loads(cli("apply", str(plan_file), "--yes", "--json").stdout)
+    assert applied["failed"] == 0 and applied["applied"] > 0
+    return StaleApplied(cli, plan_file, archived, applied)

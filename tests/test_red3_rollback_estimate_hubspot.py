@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from crmsweep.sandbox.server import RunningSandbox
-from tests.hubspot_fixtures import hs, hubspot_cli, hubspot_sandbox
+from tests.hubspot_fixtures import hs, hubspot_sandbox, stale_contacts_applied
 
 __all__ = ["hs", "hubspot_sandbox"]
 
@@ -17,12 +17,7 @@ __all__ = ["hs", "hubspot_sandbox"]
 def test_rollback_of_archived_contacts_estimate_covers_its_calls(
     hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path
 ) -> None:
-    cli = hubspot_cli(hubspot_sandbox.info, tmp_path)
-    backup = json.loads(cli("backup", "-c", "e2e", "--json").stdout)
-    plan_file = tmp_path / "plan.json"
-    cli("scan", "-c", "e2e", "--snapshot", backup["snapshot"], "-o", str(plan_file), "--pass", "stale_contacts")
-    applied = json.loads(cli("apply", str(plan_file), "--yes", "--json").stdout)
-    assert applied["failed"] == 0 and applied["applied"] > 0
+    cli, _, _, applied = stale_contacts_applied(hubspot_sandbox, tmp_path)
     rolled = json.loads(cli("rollback", applied["run"], "--yes", "--json").stdout)
     assert rolled["failed"] == 0
     assert rolled["budget"]["estimated_calls"] >= rolled["api_calls"], rolled["budget"]

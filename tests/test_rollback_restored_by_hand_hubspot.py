@@ -12,7 +12,7 @@ from typing import Any
 from crmsweep import api
 from crmsweep.backup.runlog import SKIP_ALREADY_RESTORED, read_run
 from crmsweep.sandbox.server import RunningSandbox
-from tests.hubspot_fixtures import admin, all_pages, hs, hubspot_cli, hubspot_sandbox
+from tests.hubspot_fixtures import admin, all_pages, hs, hubspot_sandbox, stale_contacts_applied
 
 __all__ = ["hs", "hubspot_sandbox"]
 
@@ -26,15 +26,8 @@ def contacts_with_email(hs: Any, email: str) -> list[str]:
 def test_rollback_leaves_a_contact_restored_by_hand_under_its_own_id_and_makes_no_copy(
     hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path
 ) -> None:
-    cli = hubspot_cli(hubspot_sandbox.info, tmp_path)
-    backup = json.loads(cli("backup", "-c", "e2e", "--json").stdout)
-    plan_file = tmp_path / "plan.json"
-    cli("scan", "-c", "e2e", "--snapshot", backup["snapshot"], "-o", str(plan_file), "--pass", "stale_contacts")
-    plan = json.loads(plan_file.read_text(encoding="utf-8"))
-    archived = sorted(c["record_id"] for c in plan["changes"] if c["op"] == "archive")
+    cli, _, archived, applied = stale_contacts_applied(hubspot_sandbox, tmp_path)
     assert len(archived) > 1
-    applied = json.loads(cli("apply", str(plan_file), "--yes", "--json").stdout)
-    assert applied["failed"] == 0
 
     # The admin restores one of them in HubSpot's recycle bin: it is live again, under its own id.
     by_hand = next(i for i in archived
@@ -69,13 +62,7 @@ def test_a_dry_run_rollback_does_not_count_a_contact_restored_by_hand_as_re_crea
 ) -> None:
     # Red team R3: the dry run skipped it as already restored, yet its note said all the plan's creates
     # "are re-created under new ids", two more than it would write and than the real rollback then said.
-    cli = hubspot_cli(hubspot_sandbox.info, tmp_path)
-    backup = json.loads(cli("backup", "-c", "e2e", "--json").stdout)
-    plan_file = tmp_path / "plan.json"
-    cli("scan", "-c", "e2e", "--snapshot", backup["snapshot"], "-o", str(plan_file), "--pass", "stale_contacts")
-    plan = json.loads(plan_file.read_text(encoding="utf-8"))
-    archived = sorted(c["record_id"] for c in plan["changes"] if c["op"] == "archive")
-    applied = json.loads(cli("apply", str(plan_file), "--yes", "--json").stdout)
+    cli, _, archived, applied = stale_contacts_applied(hubspot_sandbox, tmp_path)
     assert admin(hubspot_sandbox, "recycle-bin/restore", {"objectType": "contacts", "ids": archived[:2]})
     dry = json.loads(cli("rollback", applied["run"], "--dry-run", "--json").stdout)
     assert dry["would_skip"] == 2
