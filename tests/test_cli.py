@@ -313,6 +313,27 @@ def test_scan_replaces_an_older_plan(cli: Cli, plan_file: Path, tmp_path: Path) 
     assert plan_id(older) != plan_id(plan_file)
 
 
+@pytest.mark.parametrize("layout", ["sorted-keys", "damaged"])
+def test_scan_replaces_a_plan_laid_out_otherwise_or_damaged(cli: Cli, plan_file: Path, tmp_path: Path,
+                                                              layout: str) -> None:
+    """A plan is known by how it begins (no parse of a 370 MB file); one an admin re-laid-out (`jq -S`) reads as one;
+    one cut short (a full disk) still begins as one. A JSON file of another format is still no plan."""
+    target = tmp_path / f"{layout}.json"
+    text = plan_file.read_text()
+    if layout == "sorted-keys":
+        target.write_text(json.dumps(json.loads(text), sort_keys=True, indent=1))
+        assert not target.read_text().startswith('{\n "format"')
+    else:
+        target.write_text(text[: len(text) // 2])
+    cli("scan", "-c", "sandbox-salesforce", "-o", str(target), "--json", "--pass", "inactive_users")
+    assert Plan.from_json(target.read_text())[0].header.plan_id != Plan.from_json(text)[0].header.plan_id
+    other = tmp_path / "other.json"
+    other.write_text('{"format": "crmsweep.plan/0", "changes": []}')
+    result = cli("scan", "-c", "sandbox-salesforce", "-o", str(other), "--pass", "inactive_users", expect=2)
+    assert "is not a crmsweep plan" in error_line(result)
+    assert other.read_text() == '{"format": "crmsweep.plan/0", "changes": []}'
+
+
 def test_scan_of_a_tampered_snapshot_is_refused_and_writes_no_plan(tmp_path: Path) -> None:
     config = write_config(tmp_path / "small.toml", SMALL_ORG)
     home = tmp_path / "home"
