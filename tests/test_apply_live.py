@@ -25,6 +25,7 @@ from crmsweep.errors import SafetyRefusal
 from crmsweep.model import Op, Plan
 from crmsweep.sandbox.faults import FaultRule
 from crmsweep.sandbox.server import RunningSandbox
+from tests.test_recreate import empty_recycle_bin
 
 # The `sandbox` and `ws` fixtures (tests/conftest.py) connect as "flaky", with quick retries.
 CONNECTION = "flaky"
@@ -251,3 +252,44 @@ def test_a_rollback_of_a_rollback_deletes_again_only_what_still_qualifies_and_is
     live = deleted(ws, "Contact", targets)
     assert not live[on_open_deal] and not live[protected]
     assert all(live[i] for i in targets if i not in skipped)
+
+
+def test_a_rollback_of_a_rollback_deletes_again_what_it_re_created_or_undeleted_unless_edited_since(
+    sandbox: RunningSandbox, ws: api.Workspace, tmp_path: Path
+) -> None:
+    """The contacts a rollback re-created (purged from the recycle bin) carry today's created and modified
+    dates, set by the CRM for crmsweep's write: undoing that rollback must not read them as activity. A
+    contact someone edited after the rollback is theirs (drift)."""
+    sf = other_admin(sandbox)
+    plan = api.scan(ws, CONNECTION, tmp_path / "plan.json", passes=["stale_contacts"]).result.plan
+    targets = contact_deletes(plan)
+    applied = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+    assert applied is not None and applied.failed == 0
+    active = {u["Id"] for u in sf.query_all("SELECT Id FROM User WHERE IsActive = true")["records"]}
+    owners = {c.record_id: c.before.get("OwnerId") for c in plan.changes}
+    # A re-create needs an active owner (the CRM refuses an inactive one): purge those that have one.
+    purged = [i for i in targets if owners[i] in active][:3]
+    edited = next(i for i in targets if i not in purged)
+    assert empty_recycle_bin(sandbox, purged) == [True] * len(purged)
+    undone = api.rollback(ws, applied.run_id, confirm=yes).report
+    assert undone is not None and undone.failed == 0
+    copies = undone.id_map["Contact"]
+    assert sorted(copies) == sorted(purged)
+    today = datetime.now(UTC).date().isoformat()
+    assert all(r["CreatedDate"].startswith(today) and r["LastActivityDate"] is None for r in (
+        sobject(sf, "Contact").get(copy) for copy in copies.values()))
+    sobject(sf, "Contact").update(edited, {"Title": "Kept"})
+    # A task done today on a copy: activity since the rollback, which its LastActivityDate now says.
+    busy = copies[purged[0]]
+    sobject(sf, "Task").create({"WhoId": busy, "Subject": "Call", "Status": "Completed", "ActivityDate": today})
+
+    again = api.rollback(ws, undone.run_id, confirm=yes).report
+
+    assert again is not None and again.failed == 0
+    skipped = {i["id"]: (i["reason"], i["detail"]) for i in again.skipped_items}
+    assert sorted(skipped) == sorted([edited, busy]) and skipped[edited][0] == "drift"
+    assert skipped[busy] == ("no longer qualifies", f"no longer stale: LastActivityDate is {today}")
+    back = [copies.get(i, i) for i in targets]
+    live = deleted(ws, "Contact", back)
+    assert sorted(i for i in back if not live[i]) == sorted([edited, busy])
+    assert sobject(sf, "Contact").get(edited)["Title"] == "Kept"

@@ -51,6 +51,7 @@ from crmsweep.model import (
     Op,
     Plan,
     PlanHeader,
+    Record,
     Vocabulary,
     association_object,
     canonical_datetime,
@@ -125,12 +126,48 @@ def _source_snapshot(home: Home, state: RunState) -> str | None:
 
 def source_snapshot(home: Home, plan: Plan) -> str | None:
     """The snapshot `plan`'s changes came from, through the runs it undoes (their plans only), if any."""
+    source = dict(_undone_runs(home, plan)[1])
+    return source.get("id") if source.get("kind") == "snapshot" else None
+
+
+def _undone_runs(home: Home, plan: Plan) -> tuple[list[RunState], Mapping[str, str]]:
+    """The runs `plan` undoes, the one it names first and back to the one a scan plan made, and the
+    source the last of them names (a snapshot, unless the chain is broken or loops)."""
     seen: set[str] = set()
+    runs: list[RunState] = []
     source = dict(plan.header.source)
     while source.get("kind") == "run" and source.get("id") not in seen:
         seen.add(source.get("id", ""))
-        source = dict(read_run(home, source.get("id", "")).plan.header.source)
-    return source.get("id") if source.get("kind") == "snapshot" else None
+        runs.append(read_run(home, source.get("id", "")))
+        source = dict(runs[-1].plan.header.source)
+    return runs, source
+
+
+def judged_images(home: Home, plan: Plan, vocabulary: Vocabulary) -> dict[tuple[str, str], Record]:
+    """For a plan that undoes a run: by (object, id key) of the record as it stands now (a re-created
+    one under its new id), the before-image of the scan plan's change that first touched it, i.e. the
+    record as its pass judged it. Empty for a scan plan, or where a run of the chain cannot be read.
+
+    Every run between wrote that record as an undo of crmsweep's own write, and the CRM stamped it
+    then (modified dates; a re-create: every field a create cannot write, created date included), so
+    a pass's rule must not read those stamps as the record's own life since the scan."""
+    try:
+        runs = _undone_runs(home, plan)[0]
+    except BadInput:
+        return {}
+    images: dict[tuple[str, str], Record] = {}
+    for state in reversed(runs):
+        now: dict[tuple[str, str], Record] = {}
+        for index in state.applied_order:
+            change = state.plan.changes[index]
+            if change.op is Op.ASSOCIATE:
+                continue
+            image = images.get((change.object, vocabulary.id_key(change.record_id))) or change.before_record()
+            made = state.outcomes[index].record_id if change.op is Op.CREATE else None
+            record_id = made or change.record_id
+            now[(change.object, vocabulary.id_key(record_id))] = image
+        images = now
+    return images
 
 
 def snapshot_field_specs(home: Home, state: RunState) -> dict[str, tuple[FieldSpec, ...]]:

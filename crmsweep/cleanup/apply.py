@@ -58,7 +58,7 @@ from crmsweep.cleanup.drift import (
     someone_else_verdict,
 )
 from crmsweep.cleanup.interrupts import InterruptedMidWrite, can_defer, writes_finish_first
-from crmsweep.cleanup.live_check import ApplyTimeRules, LiveChecker, plan_snapshot, undone_writes
+from crmsweep.cleanup.live_check import ApplyTimeRules, LiveChecker, judged_records, plan_snapshot, undone_writes
 from crmsweep.cleanup.plan_checks import check_plan, check_plan_text
 from crmsweep.connectors.base import Connector
 from crmsweep.connectors.ingest import OPEN, TERMINAL, BulkIngest, IngestJob, IngestOutcome
@@ -1124,7 +1124,8 @@ def apply_plan(
             # A record's age is no protection against undoing crmsweep's own re-create of it.
             in_force = replace(in_force, recent_days=0)
         live = LiveChecker(connector, in_force, plan.header.pass_settings, now or datetime.now(UTC),
-                           engine.field_names, snapshot=plan_snapshot(home, plan), written=undone_writes(home, plan))
+                           engine.field_names, snapshot=plan_snapshot(home, plan), written=undone_writes(home, plan),
+                           judged=judged_records(home, plan))
         engine.live = live
         engine.live_ops = live_checked_ops(plan)
         live.undoing = from_run

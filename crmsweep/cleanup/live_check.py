@@ -51,7 +51,8 @@ class ApplyTimeRules:
 class LiveChecker:
     """Re-checks the changes of one plan, batch by batch: every change of a scan plan, and every change of
     a plan from a run that removes a record again (a rollback of a rollback deletes what the scan's pass
-    proposed, so it must still qualify and not be protected, exactly as at the first apply)."""
+    proposed, so it must still qualify and not be protected, exactly as at the first apply; what crmsweep's
+    own undo had the CRM stamp on the record is judged as the scan saw it, see `_as_judged`)."""
 
     def __init__(
         self,
@@ -62,6 +63,7 @@ class LiveChecker:
         field_names: Callable[[str], set[str]],
         snapshot: Callable[[], RecordSource | None] | None = None,
         written: Callable[[Vocabulary], RollbackWrites] | None = None,
+        judged: Callable[[Vocabulary], Mapping[tuple[str, str], Record]] | None = None,
     ) -> None:
         self.connector = connector
         self.vocabulary = connector.vocabulary
@@ -81,6 +83,9 @@ class LiveChecker:
         # The values the rollback a plan undoes wrote, by (object, field) and record id (`undone_writes`).
         self._open_written = written
         self._written: RollbackWrites | None = None
+        # The records a plan from a run writes, as their pass judged them (`rollback.judged_images`).
+        self._open_judged = judged
+        self._judged: Mapping[tuple[str, str], Record] | None = None
 
     @property
     def protections(self) -> Protections:
@@ -138,10 +143,33 @@ class LiveChecker:
             if spec is None or spec.live_check is None:
                 out.append(None)
                 continue
-            rows = LiveRows(record=record, related=related[n], vocabulary=self.vocabulary, values=values[n])
+            rows = LiveRows(record=self._as_judged(change, record), related=related[n], vocabulary=self.vocabulary,
+                            values=values[n])
             reason = spec.live_check.recheck(change, rows, self._settings_of(change.pass_name), self.now)
             out.append(None if reason is None else (SKIP_NO_LONGER_QUALIFIES, reason))
         return out
+
+    def _as_judged(self, change: Change, record: Record) -> Record:
+        """The live record a pass's rule judges. For an undo of crmsweep's own write (a plan from a run),
+        what that write had the CRM set reads as the pass judged it at the scan: the audit stamps and the
+        created date (today, by crmsweep's doing; anyone's edit since moves the fingerprint, and the drift
+        check skips it), and after a re-create the fields its create could not write and the CRM left
+        empty: no activity, no bounce since. A value such a field holds now was set since (a task logged on
+        the copy), so it is read live, as are the other fields and related rows (a new open deal), as for a
+        scan plan. So is a number left empty: a count the CRM did not give is unknown, not zero, and a rule
+        that refuses on an unknown count must still see it."""
+        if not self.undoing:
+            return record
+        if self._judged is None:
+            self._judged = self._open_judged(self.vocabulary) if self._open_judged is not None else {}
+        image = self._judged.get((change.object, self.vocabulary.id_key(change.record_id)))
+        if not image:
+            return record
+        vocab = self.vocabulary
+        stamped = {vocab.fingerprint_field, vocab.created_field, *vocab.audit_fields}
+        left_empty = {name for name in image if name not in change.before and name in record
+                      and record[name] in (None, "") and not _is_number(image[name])}
+        return {**record, **{name: image[name] for name in stamped | left_empty if name in image}}
 
     def _related(self, changes: Sequence[Change]) -> list[dict[str, list[Record]]]:
         """Each change's related rows by read name, one read per declared step for the whole batch."""
@@ -278,6 +306,21 @@ class LiveChecker:
             per_change[n][step.name] = [
                 r for r in rows if r.get(step.match_field) and key(str(r[step.match_field])) in wanted[n]
             ]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def judged_records(home: Home, plan: Plan) -> Callable[[Vocabulary], Mapping[tuple[str, str], Record]]:
+    """Reads, from the run logs, the records `plan` (from a run) writes as their pass judged them."""
+
+    def read_them(vocabulary: Vocabulary) -> Mapping[tuple[str, str], Record]:
+        from crmsweep.backup.rollback import judged_images
+
+        return judged_images(home, plan, vocabulary)
+
+    return read_them
 
 
 def undone_writes(home: Home, plan: Plan) -> Callable[[Vocabulary], RollbackWrites]:

@@ -1,0 +1,79 @@
+"""Undoing a HubSpot rollback: the contacts it re-created under new ids (created and modified today by
+HubSpot, not by anyone's work) are archived again, so the portal is as the original apply left it; a
+re-created contact someone edited since is left to them (drift), and one put on an open deal since is
+held back as the pass holds people back. Through the CLI; the portal is read back through
+hubspot-api-client, not our connector."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hubspot.crm.objects import SimplePublicObjectInput
+
+from crmsweep import api
+from crmsweep.backup.runlog import read_run
+from crmsweep.sandbox.server import RunningSandbox
+from tests.hubspot_fixtures import all_pages, hs, hubspot_sandbox, stale_contacts_applied
+
+__all__ = ["hs", "hubspot_sandbox"]
+
+
+def live_contacts(hs: Any) -> set[str]:
+    return {r.id for r in all_pages(hs.crm.objects.basic_api, object_type="contacts", archived=False)}
+
+
+def archived_contacts(hs: Any) -> set[str]:
+    return {r.id for r in all_pages(hs.crm.objects.basic_api, object_type="contacts", archived=True)}
+
+
+def skipped_of(answer: dict[str, Any]) -> list[tuple[str, str]]:
+    return sorted((item["id"], item["reason"]) for item in answer["skipped_items"])
+
+
+def test_undoing_a_hubspot_rollback_archives_the_contacts_it_re_created_again(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path
+) -> None:
+    cli, plan_file, archived, applied = stale_contacts_applied(hubspot_sandbox, tmp_path)
+    after_apply = live_contacts(hs)
+    rolled = json.loads(cli("rollback", applied["run"], "--yes", "--json").stdout)
+    copies = rolled["id_map"]["contacts"]
+    assert sorted(copies) == archived and not set(copies.values()) & set(archived)
+    assert live_contacts(hs) == after_apply | set(copies.values())
+    # Applying the original plan again is not the way back: a plan applied once is not applied again.
+    again = json.loads(cli("apply", str(plan_file), "--yes", "--json").stdout)
+    assert again["nothing_to_do"] and again["already_applied_by"] == applied["run"]
+
+    undone = json.loads(cli("rollback", rolled["run"], "--yes", "--json").stdout)
+
+    assert (undone["applied"], undone["skipped"], undone["failed"]) == (len(archived), 0, 0)
+    assert live_contacts(hs) == after_apply
+    # Archived, not purged: HubSpot's recycle bin holds the copies beside the originals.
+    assert set(copies.values()) | set(archived) <= archived_contacts(hs)
+    home = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home").home
+    assert read_run(home, rolled["run"]).rolled_back_by == undone["run"]
+
+
+def test_undoing_a_hubspot_rollback_leaves_a_copy_edited_since_and_one_put_on_an_open_deal(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path
+) -> None:
+    cli, _, archived, applied = stale_contacts_applied(hubspot_sandbox, tmp_path)
+    after_apply = live_contacts(hs)
+    rolled = json.loads(cli("rollback", applied["run"], "--yes", "--json").stdout)
+    copies = rolled["id_map"]["contacts"]
+    edited, on_deal = copies[archived[0]], copies[archived[1]]
+    hs.crm.objects.basic_api.update("contacts", edited, SimplePublicObjectInput(properties={"firstname": "Kept"}))
+    deals = all_pages(hs.crm.objects.basic_api, object_type="deals", properties=["hs_is_closed"], archived=False)
+    open_deal = next(d.id for d in deals if (d.properties.get("hs_is_closed") or "").lower() == "false")
+    hs.crm.associations.v4.basic_api.create_default("contacts", on_deal, "deals", open_deal)
+
+    undone = json.loads(cli("rollback", rolled["run"], "--yes", "--json").stdout)
+
+    assert skipped_of(undone) == sorted([(edited, "drift"), (on_deal, "no longer qualifies")])
+    assert (undone["applied"], undone["failed"]) == (len(archived) - 2, 0)
+    assert live_contacts(hs) == after_apply | {edited, on_deal}
+    kept = hs.crm.objects.basic_api.get_by_id("contacts", edited, properties=["firstname"])
+    assert kept.properties["firstname"] == "Kept"
+    home = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home").home
+    assert read_run(home, rolled["run"]).rolled_back_by is None  # two copies are not undone: it may be run again
