@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hubspot.crm.objects import SimplePublicObjectInput
 
 from crmsweep import api
 from crmsweep.backup.runlog import read_run
 from crmsweep.sandbox.server import RunningSandbox
-from tests.hubspot_fixtures import all_pages, hs, hubspot_sandbox, stale_contacts_applied
+from tests.hubspot_fixtures import StaleApplied, all_pages, hs, hubspot_sandbox, stale_contacts_applied
 
 __all__ = ["hs", "hubspot_sandbox"]
 
@@ -32,14 +32,27 @@ def skipped_of(answer: dict[str, Any]) -> list[tuple[str, str]]:
     return sorted((item["id"], item["reason"]) for item in answer["skipped_items"])
 
 
+class RolledBack(NamedTuple):
+    applied: StaleApplied
+    after_apply: set[str]  # the live contacts the apply left
+    rolled: dict[str, Any]  # `rollback --json`'s answer
+    copies: dict[str, str]  # old id -> the id of its re-created copy
+
+
+def rolled_back(sandbox: RunningSandbox, hs: Any, folder: Path) -> RolledBack:
+    """stale_contacts applied, then rolled back through the CLI: every archived contact re-created."""
+    applied = stale_contacts_applied(sandbox, folder)
+    after_apply = live_contacts(hs)
+    rolled = json.loads(applied.cli("rollback", applied.applied["run"], "--yes", "--json").stdout)
+    copies = rolled["id_map"]["contacts"]
+    assert sorted(copies) == applied.archived and not set(copies.values()) & set(applied.archived)
+    return RolledBack(applied, after_apply, rolled, copies)
+
+
 def test_undoing_a_hubspot_rollback_archives_the_contacts_it_re_created_again(
     hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path
 ) -> None:
-    cli, plan_file, archived, applied = stale_contacts_applied(hubspot_sandbox, tmp_path)
-    after_apply = live_contacts(hs)
-    rolled = json.loads(cli("rollback", applied["run"], "--yes", "--json").stdout)
-    copies = rolled["id_map"]["contacts"]
-    assert sorted(copies) == archived and not set(copies.values()) & set(archived)
+    (cli, plan_file, archived, applied), after_apply, rolled, copies = rolled_back(hubspot_sandbox, hs, tmp_path)
     assert live_contacts(hs) == after_apply | set(copies.values())
     # Applying the original plan again is not the way back: a plan applied once is not applied again.
     again = json.loads(cli("apply", str(plan_file), "--yes", "--json").stdout)
@@ -58,10 +71,7 @@ def test_undoing_a_hubspot_rollback_archives_the_contacts_it_re_created_again(
 def test_undoing_a_hubspot_rollback_leaves_a_copy_edited_since_and_one_put_on_an_open_deal(
     hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path
 ) -> None:
-    cli, _, archived, applied = stale_contacts_applied(hubspot_sandbox, tmp_path)
-    after_apply = live_contacts(hs)
-    rolled = json.loads(cli("rollback", applied["run"], "--yes", "--json").stdout)
-    copies = rolled["id_map"]["contacts"]
+    (cli, _, archived, _), after_apply, rolled, copies = rolled_back(hubspot_sandbox, hs, tmp_path)
     edited, on_deal = copies[archived[0]], copies[archived[1]]
     hs.crm.objects.basic_api.update("contacts", edited, SimplePublicObjectInput(properties={"firstname": "Kept"}))
     deals = all_pages(hs.crm.objects.basic_api, object_type="deals", properties=["hs_is_closed"], archived=False)
