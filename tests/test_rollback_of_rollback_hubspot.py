@@ -15,9 +15,11 @@ from hubspot.crm.objects import SimplePublicObjectInput
 from crmsweep import api
 from crmsweep.backup.runlog import read_run
 from crmsweep.sandbox.server import RunningSandbox
-from tests.hubspot_fixtures import StaleApplied, all_pages, hs, hubspot_sandbox, stale_contacts_applied
+from tests.hubspot_fixtures import StaleApplied, all_pages, hs, hubspot_cli, hubspot_sandbox, stale_contacts_applied
 
 __all__ = ["hs", "hubspot_sandbox"]
+
+BOUNCE = "hs_email_hard_bounce_reason_enum"
 
 
 def live_contacts(hs: Any) -> set[str]:
@@ -87,3 +89,30 @@ def test_undoing_a_hubspot_rollback_leaves_a_copy_edited_since_and_one_put_on_an
     assert kept.properties["firstname"] == "Kept"
     home = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home").home
     assert read_run(home, rolled["run"]).rolled_back_by is None  # two copies are not undone: it may be run again
+
+
+def test_undoing_a_hubspot_rollback_of_bounced_contacts_archives_the_copies_hubspot_shows_no_bounce_on(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path
+) -> None:
+    # A create cannot write HubSpot's bounce properties (read-only): the copies hold the bounced address
+    # without the bounce, by crmsweep's doing, which must not read as "no longer bounced".
+    cli = hubspot_cli(hubspot_sandbox.info, tmp_path, '[passes.bounced_emails]\naction = "delete"\n')
+    backup = json.loads(cli("backup", "-c", "e2e", "--json").stdout)
+    plan_file = tmp_path / "plan.json"
+    cli("scan", "-c", "e2e", "--snapshot", backup["snapshot"], "-o", str(plan_file), "--pass", "bounced_emails")
+    bounced = sorted(c["record_id"] for c in json.loads(plan_file.read_text(encoding="utf-8"))["changes"])
+    assert len(bounced) > 1
+    applied = json.loads(cli("apply", str(plan_file), "--yes", "--json").stdout)
+    after_apply = live_contacts(hs)
+    rolled = json.loads(cli("rollback", applied["run"], "--yes", "--json").stdout)
+    copies = rolled["id_map"]["contacts"]
+    assert sorted(copies) == bounced
+    for copy in copies.values():
+        shown = hs.crm.objects.basic_api.get_by_id("contacts", copy, properties=[BOUNCE]).properties
+        assert not shown.get(BOUNCE)
+
+    undone = json.loads(cli("rollback", rolled["run"], "--yes", "--json").stdout)
+
+    assert (undone["applied"], undone["skipped"], undone["failed"]) == (len(bounced), 0, 0)
+    assert live_contacts(hs) == after_apply
+    assert set(copies.values()) <= archived_contacts(hs)
