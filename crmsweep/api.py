@@ -831,7 +831,8 @@ def rollback(
         if not dry_run and not confirm(plan):
             return ApplyOutcome(plan=plan, report=None, budget=verdict)
         report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume,
-                            rules=apply_time_rules(ws), dry_run=dry_run, unlogged_source=settled_in_memory)
+                            rules=apply_time_rules(ws), dry_run=dry_run,
+                            unlogged_source=state if settled_in_memory else None)
         if not dry_run:
             _mark_if_rolled_back(ws, plan, report)
         _note_recreated(ws, plan, report, connector)

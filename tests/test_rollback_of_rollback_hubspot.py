@@ -10,12 +10,23 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import pytest
 from hubspot.crm.objects import SimplePublicObjectInput
 
 from crmsweep import api
 from crmsweep.backup.runlog import read_run
+from crmsweep.connectors.hubspot import HubSpotConnector
+from crmsweep.errors import ConnectorError
 from crmsweep.sandbox.server import RunningSandbox
-from tests.hubspot_fixtures import StaleApplied, all_pages, hs, hubspot_cli, hubspot_sandbox, stale_contacts_applied
+from tests.hubspot_fixtures import (
+    CLI_TOKEN_ENV,
+    StaleApplied,
+    all_pages,
+    hs,
+    hubspot_cli,
+    hubspot_sandbox,
+    stale_contacts_applied,
+)
 
 __all__ = ["hs", "hubspot_sandbox"]
 
@@ -116,3 +127,38 @@ def test_undoing_a_hubspot_rollback_of_bounced_contacts_archives_the_copies_hubs
     assert (undone["applied"], undone["skipped"], undone["failed"]) == (len(bounced), 0, 0)
     assert live_contacts(hs) == after_apply
     assert set(copies.values()) <= archived_contacts(hs)
+
+
+def test_a_dry_run_undoing_a_stopped_rollback_whose_creates_landed_unanswered_says_what_the_real_one_does(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dry run settles the stopped rollback's creates in memory only: the copies it finds must be judged
+    # as their pass judged the originals (as the real run, which settles them into the log, judges them),
+    # not by HubSpot's stamps of today on the copies ("no longer stale").
+    applied = stale_contacts_applied(hubspot_sandbox, tmp_path)
+    after_apply = live_contacts(hs)
+    real_create = HubSpotConnector.create
+
+    def lands_then_drops(self: HubSpotConnector, *args: Any, **kwargs: Any) -> Any:
+        real_create(self, *args, **kwargs)
+        raise ConnectorError("create may or may not have been carried out", code="OUTCOME_UNKNOWN")
+
+    monkeypatch.setenv(CLI_TOKEN_ENV, hubspot_sandbox.info.token)
+    monkeypatch.setattr(HubSpotConnector, "create", lands_then_drops)
+    ws = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home")
+    stopped = api.rollback(ws, applied.applied["run"], confirm=lambda plan: True).report
+    monkeypatch.setattr(HubSpotConnector, "create", real_create)
+    assert stopped is not None and stopped.stopped
+    copies = live_contacts(hs) - after_apply
+    assert len(copies) == len(applied.archived)  # they landed, unanswered
+    log = tmp_path / "home" / "runs" / stopped.run_id / "log.jsonl"
+    before = log.read_bytes()
+
+    dry = json.loads(applied.cli("rollback", stopped.run_id, "--dry-run", "--json").stdout)
+
+    assert log.read_bytes() == before and live_contacts(hs) == after_apply | copies
+    assert (dry["would_apply"], dry["would_skip"]) == (len(copies), 0)
+    assert {i["id"] for i in dry["would_write"]} == copies
+    real = json.loads(applied.cli("rollback", stopped.run_id, "--yes", "--json").stdout)
+    assert (real["applied"], real["skipped"], real["failed"]) == (len(copies), 0, 0)
+    assert live_contacts(hs) == after_apply

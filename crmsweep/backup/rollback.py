@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -130,29 +130,44 @@ def source_snapshot(home: Home, plan: Plan) -> str | None:
     return source.get("id") if source.get("kind") == "snapshot" else None
 
 
-def _undone_runs(home: Home, plan: Plan) -> tuple[list[RunState], Mapping[str, str]]:
+def run_reader(home: Home, settled: RunState | None = None) -> Callable[[str], RunState]:
+    """Reads a run from its log, or gives `settled` for its run: a run settled in memory only (a dry run's
+    `settle_run`), whose log still says pending where the dry run found what landed."""
+
+    def read(run_id: str) -> RunState:
+        return settled if settled is not None and settled.run_id == run_id else read_run(home, run_id)
+
+    return read
+
+
+def _undone_runs(home: Home, plan: Plan, settled: RunState | None = None
+                 ) -> tuple[list[RunState], Mapping[str, str]]:
     """The runs `plan` undoes, the one it names first and back to the one a scan plan made, and the
-    source the last of them names (a snapshot, unless the chain is broken or loops)."""
+    source the last of them names (a snapshot, unless the chain is broken or loops); `settled` as in
+    `run_reader`."""
+    read = run_reader(home, settled)
     seen: set[str] = set()
     runs: list[RunState] = []
     source = dict(plan.header.source)
     while source.get("kind") == "run" and source.get("id") not in seen:
         seen.add(source.get("id", ""))
-        runs.append(read_run(home, source.get("id", "")))
+        runs.append(read(source.get("id", "")))
         source = dict(runs[-1].plan.header.source)
     return runs, source
 
 
-def judged_images(home: Home, plan: Plan, vocabulary: Vocabulary) -> dict[tuple[str, str], Record]:
+def judged_images(home: Home, plan: Plan, vocabulary: Vocabulary, settled: RunState | None = None
+                  ) -> dict[tuple[str, str], Record]:
     """For a plan that undoes a run: by (object, id key) of the record as it stands now (a re-created
     one under its new id), the before-image of the scan plan's change that first touched it, i.e. the
     record as its pass judged it. Empty for a scan plan, or where a run of the chain cannot be read.
 
     Every run between wrote that record as an undo of crmsweep's own write, and the CRM stamped it
     then (modified dates; a re-create: every field a create cannot write, created date included), so
-    a pass's rule must not read those stamps as the record's own life since the scan."""
+    a pass's rule must not read those stamps as the record's own life since the scan. `settled`: the run
+    `plan` undoes as a dry run settled it in memory (its creates' new ids are known there, not in its log)."""
     try:
-        runs = _undone_runs(home, plan)[0]
+        runs = _undone_runs(home, plan, settled)[0]
     except BadInput:
         return {}
     images: dict[tuple[str, str], Record] = {}

@@ -1086,7 +1086,7 @@ def apply_plan(
     rules: ApplyTimeRules | None = None,
     dry_run: bool = False,
     now: datetime | None = None,
-    unlogged_source: bool = False,
+    unlogged_source: RunState | None = None,
 ) -> ApplyReport:
     """Apply `plan` (whose file text is `plan_text`) as a new run, or finish run `resume_run`.
 
@@ -1096,10 +1096,11 @@ def apply_plan(
     `already_applied` set. `dry_run` does every check and read but no write, and creates no run.
     `rules` are the protections in force now (default: the provider's and the default `[protect]`).
     Raises `Interrupted` (naming the run, which can be resumed) on Ctrl-C.
-    `unlogged_source`: a dry run of a rollback plan built here from a run settled in memory only
-    (`settle_run(dry_run=True)`), which its log cannot back yet; only the org is checked.
+    `unlogged_source`: for a dry run of a rollback plan built here from a run settled in memory only
+    (`settle_run(dry_run=True)`), that run as settled: its log cannot back the plan yet (only the org is
+    checked), and the live checks read what landed from it, not from its log, as the real rollback would.
     """
-    if unlogged_source:
+    if unlogged_source is not None:
         if not dry_run:
             raise ValueError("only a dry run may apply a plan its source's log does not back")
         if plan.header.org_id != connector.org_id():
@@ -1124,8 +1125,9 @@ def apply_plan(
             # A record's age is no protection against undoing crmsweep's own re-create of it.
             in_force = replace(in_force, recent_days=0)
         live = LiveChecker(connector, in_force, plan.header.pass_settings, now or datetime.now(UTC),
-                           engine.field_names, snapshot=plan_snapshot(home, plan), written=undone_writes(home, plan),
-                           judged=judged_records(home, plan))
+                           engine.field_names, snapshot=plan_snapshot(home, plan),
+                           written=undone_writes(home, plan, unlogged_source),
+                           judged=judged_records(home, plan, unlogged_source))
         engine.live = live
         engine.live_ops = live_checked_ops(plan)
         live.undoing = from_run

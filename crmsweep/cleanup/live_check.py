@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crmsweep.backup.field_restore import (
     CLEARED,
@@ -30,6 +30,9 @@ from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput, UnknownObject
 from crmsweep.model import Change, Plan, Record, Vocabulary, association_object
 from crmsweep.paths import Home
+
+if TYPE_CHECKING:
+    from crmsweep.backup.runlog import RunState
 
 SKIP_PROTECTED = "protected"
 SKIP_NO_LONGER_QUALIFIES = "no longer qualifies"
@@ -312,30 +315,33 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def judged_records(home: Home, plan: Plan) -> Callable[[Vocabulary], Mapping[tuple[str, str], Record]]:
-    """Reads, from the run logs, the records `plan` (from a run) writes as their pass judged them."""
+def judged_records(home: Home, plan: Plan, settled: RunState | None = None
+                   ) -> Callable[[Vocabulary], Mapping[tuple[str, str], Record]]:
+    """Reads, from the run logs (`settled` in place of its run's, see `rollback.run_reader`), the records
+    `plan` (from a run) writes as their pass judged them."""
 
     def read_them(vocabulary: Vocabulary) -> Mapping[tuple[str, str], Record]:
         from crmsweep.backup.rollback import judged_images
 
-        return judged_images(home, plan, vocabulary)
+        return judged_images(home, plan, vocabulary, settled)
 
     return read_them
 
 
-def undone_writes(home: Home, plan: Plan) -> Callable[[Vocabulary], RollbackWrites]:
+def undone_writes(home: Home, plan: Plan, settled: RunState | None = None) -> Callable[[Vocabulary], RollbackWrites]:
     """Reads, from the run logs, what the rollback run `plan` undoes wrote into the fields it re-created
     (`field_restore.values_written`); nothing if `plan` undoes no rollback."""
 
     def read_them(vocabulary: Vocabulary) -> RollbackWrites:
         from crmsweep.backup.field_restore import removed_fields, values_written
+        from crmsweep.backup.rollback import run_reader
         from crmsweep.backup.runlog import read_run
 
         source = dict(plan.header.source)
         if source.get("kind") != "run":
             return RollbackWrites()
         try:
-            undone = read_run(home, str(source.get("id", "")))
+            undone = run_reader(home, settled)(str(source.get("id", "")))
             if not undone.rollback_of:
                 return RollbackWrites()
             first = read_run(home, undone.rollback_of)
