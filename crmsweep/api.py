@@ -770,7 +770,7 @@ def rollback(
     only), but nothing is written and no run is created.
     The original run stays locked throughout, so it cannot be applied (resumed) while it is undone.
     It is marked rolled back only when its rollbacks, together, put back every record it changed;
-    otherwise it can be rolled back again (what was already undone is then skipped).
+    otherwise it can be rolled back again (what the earlier rollbacks put back is then left out of the plan).
     """
     if output is not None:
         check_plan_output(output)  # before anything else: `-o crmsweep.toml` must not cost the config

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 
 from crmsweep import __version__
 from crmsweep.backup.field_restore import (
-    applied_restores,
     is_value_restore,
     removed_fields,
     restore_order,
@@ -29,7 +28,6 @@ from crmsweep.backup.recreate import FieldSpecs, create_values, parents_first, r
 from crmsweep.backup.recreate_note import recreate_note, recreated_counts, unwritten_fields
 from crmsweep.backup.runlog import (
     STATUS_DONE,
-    STATUS_DONE_WITH_FAILURES,
     STATUS_STOPPED,
     STATUS_UNFINISHED,
     ChangeOutcome,
@@ -228,18 +226,31 @@ def snapshot_links(
     return links
 
 
-def recreated_by_earlier_rollbacks(home: Home, state: RunState, vocabulary: Vocabulary) -> set[tuple[str, str]]:
-    """(object, old id key) of the records the finished rollbacks of run `state` re-created."""
-    made: set[tuple[str, str]] = set()
+def put_back_by_rollbacks(home: Home, state: RunState, vocabulary: Vocabulary, *, besides: Plan | None = None
+                          ) -> dict[tuple[str, str], str]:
+    """What the rollbacks of run `state` (all but runs of the plan `besides`) put back: by the `undo_key`
+    of each change one applied, or left because the record was live again under its own id, the id key in
+    place of the id, the rollback run that did.
+
+    A later rollback of the run undoes only the rest. Each of these was an undo once already: doing it
+    again would undo what happened since, and not a write of the run: a record its owner deleted again, a
+    value they changed or cleared, a second copy of a re-created record (a create has no drift check)."""
+    done: dict[tuple[str, str], str] = {}
     for rollback_id in state.rollbacks:
         rollback = read_run(home, rollback_id)
-        if rollback.rollback_of != state.run_id or rollback.status not in (STATUS_DONE, STATUS_DONE_WITH_FAILURES):
+        if rollback.rollback_of != state.run_id or (besides is not None and rollback.plan.digest == besides.digest):
             continue
-        for index in rollback.applied_order:
-            change = rollback.plan.changes[index]
-            if change.op is Op.CREATE:
-                made.add((change.object, vocabulary.id_key(change.record_id)))
-    return made
+        for out in rollback.outcomes:
+            if out.outcome is Outcome.APPLIED or already_restored(out):
+                change = rollback.plan.changes[out.index]
+                done.setdefault((undo_key(change)[0], vocabulary.id_key(change.record_id)), rollback_id)
+    return done
+
+
+def left_to_undo(undos: Mapping[tuple[str, str], Change], put_back: Mapping[tuple[str, str], str],
+                 vocabulary: Vocabulary) -> dict[tuple[str, str], Change]:
+    """The undos of `undos` that none of the rollbacks `put_back` (`put_back_by_rollbacks`) did."""
+    return {k: u for k, u in undos.items() if (undo_key(u)[0], vocabulary.id_key(u.record_id)) not in put_back}
 
 
 def snapshot_value_restores(
@@ -360,17 +371,10 @@ def rollback_plan_of(
             "from, which says what a create may write, is gone (restore that snapshot folder)"
         )
     try:
-        undos = rollback_changes(home, state, vocabulary, recreate=recreate, strict=True)
-        # A create has no drift check: one an earlier, finished rollback of the run made is not made again
-        # (a second rollback covers what the first could not; it would duplicate the rest). Only the planner
-        # leaves them out: the plan checks accept a subset, and must still accept the earlier plans.
-        made = recreated_by_earlier_rollbacks(home, state, vocabulary)
-        # Likewise a value an earlier rollback wrote back: cleared or changed since, that is its owner's doing.
-        earlier = [r for r in (read_run(home, i) for i in state.rollbacks) if r.rollback_of == run_id]
-        restored = applied_restores(earlier)
-        undos = {k: u for k, u in undos.items()
-                 if not (u.op is Op.CREATE and (u.object, vocabulary.id_key(u.record_id)) in made)
-                 and undo_key(u) not in restored}
+        every = rollback_changes(home, state, vocabulary, recreate=recreate, strict=True)
+        # A second rollback covers what the earlier ones could not (a failure, a skip), not what they did.
+        put_back = put_back_by_rollbacks(home, state, vocabulary)
+        undos = left_to_undo(every, put_back, vocabulary)
         links = [c for c in undos.values() if c.op is Op.ASSOCIATE]
         ordered = parents_first([c for c in undos.values() if c.op is not Op.ASSOCIATE], vocabulary)
         changes = restore_order(ordered, vocabulary) + links
@@ -387,6 +391,9 @@ def rollback_plan_of(
     if created:
         parts.append(f"{created:,} re-created with new ids (parents first, links after)")
     notes = [f"rollback of run {run_id}: {len(changes):,} changes; " + ("; ".join(parts) or "nothing to write")]
+    if len(undos) < len(every):
+        by = ", ".join(f"run {r}" for r in dict.fromkeys(put_back.values()))
+        notes.append(f"{len(every) - len(undos):,} more undos are left out: earlier rollbacks put them back ({by})")
     lost = recreate_note_of(state, changes, vocabulary, snapshot_field_specs(home, state) if created else {},
                             capabilities)
     if lost:

@@ -17,8 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from crmsweep.backup.field_restore import undo_key
 from crmsweep.backup.recreate import recreated_keys
-from crmsweep.backup.rollback import refuse_rollback_of, rollback_changes, snapshot_field_specs
+from crmsweep.backup.rollback import (
+    put_back_by_rollbacks,
+    refuse_rollback_of,
+    rollback_changes,
+    snapshot_field_specs,
+)
 from crmsweep.backup.runlog import read_run
 from crmsweep.cleanup.labels import has_control, one_line
 from crmsweep.cleanup.plan_auth import require_signed
@@ -107,9 +113,27 @@ def check_plan(plan: Plan, connector: Connector, home: Home, *, caps: Caps | Non
         )
     check_provenance(plan, home, connector.vocabulary)
     if header.source.get("kind") == "run":
+        _check_nothing_undone_twice(plan, home, connector.vocabulary)
         _check_recreates_are_needed(plan, connector, home)
     if caps is not None and header.source.get("kind") == "snapshot" and not header.over_cap_allowed:
         _check_caps(plan, caps)
+
+
+def _check_nothing_undone_twice(plan: Plan, home: Home, vocabulary: Vocabulary) -> None:
+    """Refuse a rollback plan that undoes again what another rollback of the run put back since it was
+    written (`rollback RUN -o FILE`, then `rollback RUN`, then `apply FILE`): a re-create would be a second
+    copy, a value restore would overwrite what its owner wrote since."""
+    run_id = plan.header.source.get("id", "")
+    put_back = put_back_by_rollbacks(home, read_run(home, run_id), vocabulary, besides=plan)
+    again = [c for c in plan.changes if (undo_key(c)[0], vocabulary.id_key(c.record_id)) in put_back]
+    if again:
+        first = again[0]
+        by = put_back[(undo_key(first)[0], vocabulary.id_key(first.record_id))]
+        raise SafetyRefusal(
+            f"plan {plan.header.plan_id} undoes again {len(again):,} change(s) of run {run_id} that rollback run "
+            f"{by} put back since the plan was made (e.g. {first.op.value} {first.object} {first.record_id}): "
+            f"build the rollback plan again (`crmsweep rollback {run_id}` undoes only what is left)"
+        )
 
 
 def _check_recreates_are_needed(plan: Plan, connector: Connector, home: Home) -> None:
