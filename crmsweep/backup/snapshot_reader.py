@@ -257,19 +257,44 @@ def _match_rows(handle: pq.ParquetFile, id_field: str, wanted: list[str], held: 
                 taken[name] = values
     others = [name for name in schema.names if name not in taken]
     if others:
-        ends = np.cumsum([handle.metadata.row_group(g).num_rows for g in range(handle.num_row_groups)])
+        sizes = np.array([handle.metadata.row_group(g).num_rows for g in range(handle.num_row_groups)], np.int64)
+        ends = np.cumsum(sizes)
         groups = np.searchsorted(ends, hits, side="right")
-        parts = []
-        for group in np.unique(groups):
-            start = int(ends[group - 1]) if group else 0
-            rows = pa.array(hits[groups == group] - start, type=pa.int64())
-            # One thread: a row group's columns are small (some thousand rows), and a thread per column
-            # cost more CPU in handing them out than it saved.
-            parts.append(handle.read_row_group(int(group), columns=others, use_threads=False).take(rows))
+        parts = [handle.read_row_groups(chunk, columns=others, use_threads=True).take(rows)
+                 for chunk, rows in _row_group_reads(groups, hits, sizes, ends)]
         rest = pa.concat_tables(parts)
         taken.update((name, rest.column(name)) for name in others)
     # A column decoded as a dictionary is cast back to the stored type here, after the take.
     return pa.Table.from_arrays([taken[name] for name in schema.names], schema=schema)
+
+
+# The rows one read of `_match_rows` decodes at most (in whole row groups): enough that Arrow's threads, a
+# column each, pay for handing the columns out (a row group of a few thousand rows a read did not, and
+# left the second core idle while the scan waited), few enough that what is read stays small beside the
+# rows taken from it.
+_ROWS_A_READ = 65_536
+
+
+def _row_group_reads(groups: np.ndarray, hits: np.ndarray, sizes: np.ndarray, ends: np.ndarray
+                     ) -> Iterator[tuple[list[int], pa.Array]]:
+    """For rows `hits` (ascending) of row groups `groups` (each hit's): the row groups to read together,
+    about `_ROWS_A_READ` rows at a time, and the hits' positions in what that read gives (its groups one
+    after the other, so a group without a hit, left out, shifts those after it)."""
+    wanted = np.unique(groups)
+    at = 0
+    while at < len(wanted):
+        stop = at + 1
+        rows = int(sizes[wanted[at]])
+        while stop < len(wanted) and rows + int(sizes[wanted[stop]]) <= _ROWS_A_READ:
+            rows += int(sizes[wanted[stop]])
+            stop += 1
+        chunk = wanted[at:stop]
+        # Where each group of the chunk begins in the read, less where it begins in the file.
+        shift = np.concatenate([[0], np.cumsum(sizes[chunk])[:-1]]) - (ends[chunk] - sizes[chunk])
+        lo, hi = int(np.searchsorted(groups, chunk[0], "left")), int(np.searchsorted(groups, chunk[-1], "right"))
+        mine = hits[lo:hi] + shift[np.searchsorted(chunk, groups[lo:hi])]
+        yield [int(g) for g in chunk], pa.array(mine, type=pa.int64())
+        at = stop
 
 
 # A text column is decoded as a dictionary (its distinct values once, then a number per row) for `_match_rows`
