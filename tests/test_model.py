@@ -122,3 +122,35 @@ def test_salesforce_ids_match_in_their_15_and_18_character_forms() -> None:
     assert sf.id_key("001A0000006Vm9rIAC") == sf.id_key("001A0000006Vm9r")
     assert sf.id_key("001A0000006Vm9r") != sf.id_key("001a0000006Vm9r")  # the short form is case-sensitive
     assert sf.id_key("12345") == "12345" and sf.id_key("not-an-id-000001") == "not-an-id-000001"
+
+
+IRREGULAR: list[object] = [
+    {"op": "merge", "object": "Contact", "record_id": RID},
+    {"op": "DELETE", "object": "Contact", "record_id": RID},
+    {"object": "Contact", "record_id": RID},
+    ["not", "a", "change"],
+    {"op": "delete", "object": "Contact", "record_id": 17, "before": IMAGE},  # a number: made text, as before
+    {"op": "delete", "object": "Contact", "record_id": RID, "before": None, "severity": "minor"},
+    {"op": "update", "object": "Contact", "record_id": RID, "before": IMAGE, "after": {"Email": None}, "x": 1},
+    {"op": "delete", "object": "Contact", "record_id": RID, "before": IMAGE, "severity": "urgent"},
+]
+
+
+@pytest.mark.parametrize("odd", IRREGULAR)
+def test_changes_read_at_once_are_those_read_one_at_a_time_errors_included(odd: object) -> None:
+    from crmsweep.model import changes_from_dicts
+
+    regular = [c.to_dict() for c in (change(Op.DELETE), change(Op.UPDATE, {"Email": None}), change(Op.ARCHIVE))]
+    at_once = changes_from_dicts(json.loads(json.dumps(regular)))
+    assert at_once == tuple(Change.from_dict(c) for c in regular)
+    assert all(type(c.op) is Op and type(c.severity) is Severity for c in at_once)  # == holds for "delete" too
+    items = json.loads(json.dumps([*regular, odd]))
+    try:
+        expected: object = tuple(Change.from_dict(c) for c in items)
+    except PlanFormatError as exc:
+        expected = str(exc)
+    try:
+        got: object = changes_from_dicts(items)
+    except PlanFormatError as exc:
+        got = str(exc)
+    assert got == expected
