@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hubspot.crm.objects import SimplePublicObjectInput
 
 from crmsweep import api
 from crmsweep.backup.runlog import read_run
@@ -100,3 +101,59 @@ def test_a_hubspot_rollback_plan_written_before_another_rollback_ran_is_refused_
     second = json.loads(applied.cli("rollback", run_id, "--yes", "--json").stdout)
     assert second["failed"] == 0 and len(second["id_map"]["contacts"]) == 1
     assert len(live_contacts(hs) - after_apply) == len(applied.archived)  # one copy of each, no more
+
+
+def company_links(hs: Any, contacts: set[str]) -> dict[str, list[str]]:
+    """Contact id -> the companies it is associated with, through the SDK's v4 associations API."""
+    found: dict[str, list[str]] = {}
+    for contact in sorted(contacts):
+        page = hs.crm.associations.v4.basic_api.get_page("contacts", contact, "companies")
+        found[contact] = sorted(str(r.to_object_id) for r in page.results)
+    return found
+
+
+def test_a_stopped_hubspot_rollback_undone_in_part_is_not_resumed_a_new_one_brings_the_rest_back(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # R1 re-creates every archived contact, then the connection drops before its links; R2 undoes R1 but
+    # leaves one copy someone edited (drift). Resuming R1 then would link copies R2 archived and count them as
+    # back; a new rollback of the run re-creates the rest, and links the kept copy R1 made too.
+    applied = stale_contacts_applied(hubspot_sandbox, tmp_path)
+    run_id = applied.applied["run"]
+    after_apply = live_contacts(hs)
+    linked_before = {c for c, companies in company_links(hs, set(applied.archived) & after_apply).items()
+                     if companies}  # (archived: none of them is live)
+    assert not linked_before
+
+    def dropped(self: HubSpotConnector, *args: Any, **kwargs: Any) -> Any:
+        from crmsweep.errors import ConnectorError
+        raise ConnectorError("connection dropped", code="OUTCOME_UNKNOWN")
+
+    monkeypatch.setenv(CLI_TOKEN_ENV, hubspot_sandbox.info.token)
+    real_links = HubSpotConnector.create_associations
+    monkeypatch.setattr(HubSpotConnector, "create_associations", dropped)
+    ws = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home")
+    r1 = api.rollback(ws, run_id, confirm=lambda plan: True).report
+    monkeypatch.setattr(HubSpotConnector, "create_associations", real_links)
+    assert r1 is not None and r1.stopped
+    copies = live_contacts(hs) - after_apply
+    kept = sorted(copies)[0]
+    hs.crm.objects.basic_api.update("contacts", kept, SimplePublicObjectInput(properties={"firstname": "Kept"}))
+    r2 = json.loads(applied.cli("rollback", r1.run_id, "--yes", "--json").stdout)
+    assert r2["applied"] == len(copies) - 1 and live_contacts(hs) == after_apply | {kept}
+
+    again = json.loads(applied.cli("rollback", run_id, "--yes", "--json").stdout)
+
+    assert (again["resumed"], again["skipped"], again["failed"]) == (False, 0, 0)
+    assert again["run"] != r1.run_id and len(again["id_map"]["contacts"]) == len(copies) - 1
+    back = live_contacts(hs) - after_apply
+    assert len(back) == len(applied.archived) and kept in back
+    assert all(company_links(hs, back).values())  # every contact back on its company, the kept copy included
+    home = Home(tmp_path / "home")
+    assert read_run(home, run_id).rolled_back_by == again["run"]
+    assert read_run(home, r1.run_id).status == "stopped"  # given up: not resumed
+    resumed = subprocess.run(
+        [sys.executable, "-m", "crmsweep", "apply", str(home.runs_dir / r1.run_id / "plan.json"), "--resume",
+         r1.run_id, "--yes", "--config", str(tmp_path / "crmsweep.toml")], capture_output=True, text=True,
+        env={**os.environ, CLI_TOKEN_ENV: hubspot_sandbox.info.token, "CRMSWEEP_HOME": str(home.root)}, timeout=300)
+    assert resumed.returncode == 3 and "Traceback" not in resumed.stderr and live_contacts(hs) - after_apply == back

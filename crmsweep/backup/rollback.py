@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 
 from crmsweep import __version__
 from crmsweep.backup.field_restore import (
-    is_value_restore,
     removed_fields,
     restore_order,
     undo_key,
@@ -234,17 +233,58 @@ def put_back_by_rollbacks(home: Home, state: RunState, vocabulary: Vocabulary, *
 
     A later rollback of the run undoes only the rest. Each of these was an undo once already: doing it
     again would undo what happened since, and not a write of the run: a record its owner deleted again, a
-    value they changed or cleared, a second copy of a re-created record (a create has no drift check)."""
+    value they changed or cleared, a second copy of a re-created record (a create has no drift check).
+
+    What a rollback of such a rollback undid again (its copies archived again, say) is not put back."""
+    return _put_back(home, state, state.rollbacks, vocabulary.id_key, besides, frozenset())
+
+
+def _put_back(home: Home, state: RunState, rollback_ids: Sequence[str], id_key: Callable[[str], str],
+              besides: Plan | None, seen: frozenset[str]) -> dict[tuple[str, str], str]:
     done: dict[tuple[str, str], str] = {}
-    for rollback_id in state.rollbacks:
+    seen = seen | {state.run_id}
+    for rollback_id in dict.fromkeys(rollback_ids):
+        if rollback_id in seen:
+            continue  # a log naming its own undoing in a loop: not followed round again
         rollback = read_run(home, rollback_id)
         if rollback.rollback_of != state.run_id or (besides is not None and rollback.plan.digest == besides.digest):
             continue
+        # Keyed as the rollbacks of this rollback know its records: a re-created one by the id it was given.
+        undone = _put_back(home, rollback, rollback.rollbacks, id_key, None, seen) if rollback.rollbacks else {}
         for out in rollback.outcomes:
             if out.outcome is Outcome.APPLIED or already_restored(out):
                 change = rollback.plan.changes[out.index]
-                done.setdefault((undo_key(change)[0], vocabulary.id_key(change.record_id)), rollback_id)
+                now = out.record_id if change.op is Op.CREATE and out.record_id else change.record_id
+                if (undo_key(change)[0], id_key(now)) not in undone:
+                    done.setdefault((undo_key(change)[0], id_key(change.record_id)), rollback_id)
     return done
+
+
+def kept_recreations(home: Home, plan: Plan, vocabulary: Vocabulary) -> dict[str, dict[str, str]]:
+    """For a rollback plan: object -> old id -> id given, of the records the other rollbacks of its run
+    re-created (or found restored by hand) that are still back. The plan's links may point at them: this
+    rollback re-makes a link an earlier one could not, onto the record that one re-created."""
+    run_id = plan.header.rollback_of
+    if not run_id:
+        return {}
+    try:
+        state = read_run(home, run_id)
+        put_back = put_back_by_rollbacks(home, state, vocabulary, besides=plan)
+        rollbacks = [read_run(home, r) for r in dict.fromkeys(state.rollbacks) if r in set(put_back.values())]
+    except BadInput:
+        return {}
+    found: dict[str, dict[str, str]] = {}
+    for rollback in rollbacks:
+        for out in rollback.outcomes:
+            change = rollback.plan.changes[out.index]
+            if change.op is not Op.CREATE or put_back.get((change.object, vocabulary.id_key(change.record_id))) \
+                    != rollback.run_id:
+                continue
+            if out.outcome is Outcome.APPLIED and out.record_id:
+                found.setdefault(change.object, {})[change.record_id] = out.record_id
+            elif already_restored(out):
+                found.setdefault(change.object, {})[change.record_id] = change.record_id
+    return found
 
 
 def left_to_undo(undos: Mapping[tuple[str, str], Change], put_back: Mapping[tuple[str, str], str],
@@ -310,8 +350,8 @@ def refuse_rollback_of(home: Home, state: RunState, *, applying: Plan | None = N
                 "(see `crmsweep runs list`)"
             )
     if applying is not None and state.rollbacks:
-        started = read_run(home, state.rollbacks[-1])
-        if started.status in (STATUS_STOPPED, STATUS_UNFINISHED) and started.plan.digest != applying.digest:
+        started = unfinished_rollback(home, run_id)
+        if started is not None and started.plan.digest != applying.digest:
             # A plan written before (or beside) it re-creates again what that rollback re-created already.
             raise SafetyRefusal(
                 f"rollback run {started.run_id} of run {run_id} stopped before it finished: this plan would "
@@ -479,19 +519,10 @@ def not_undone(home: Home, run_id: str, by_run: str) -> list[str]:
     The rollbacks are those the run's log names.
     """
     original = read_run(home, run_id)
-    undone: set[tuple[str, str]] = set()
-    for rollback_id in dict.fromkeys([*original.rollbacks, by_run]):
-        rollback = read_run(home, rollback_id)
-        if rollback.rollback_of != run_id:
-            continue
-        # A value restore writes into a re-created field: it puts back no change the run made to the record.
-        undone |= {
-            (rollback.plan.changes[i].object, rollback.plan.changes[i].record_id) for i in rollback.applied_order
-            if not is_value_restore(rollback.plan.changes[i])
-        }
-        # A record found live again under its own id (restored by hand) is back: nothing left to undo.
-        undone |= {(rollback.plan.changes[o.index].object, rollback.plan.changes[o.index].record_id)
-                   for o in rollback.outcomes if already_restored(o)}
+    # What the rollbacks applied, or found live again under its own id (restored by hand), less what a rollback
+    # of one of them undid again. (A value restore is known apart: it writes into a re-created field, and puts
+    # back no change the run made to the record.)
+    undone = set(_put_back(home, original, [*original.rollbacks, by_run], str, None, frozenset()))
     missing = []
     for i in original.applied_order:
         change = original.plan.changes[i]
@@ -504,9 +535,11 @@ def not_undone(home: Home, run_id: str, by_run: str) -> list[str]:
 
 
 def unfinished_rollback(home: Home, run_id: str) -> RunState | None:
-    """The latest rollback of run `run_id` if it was interrupted or stopped (to resume, not start anew)."""
+    """The latest rollback of run `run_id` if it was interrupted or stopped (to resume, not start anew), and
+    not undone itself since, in whole or in part: resuming it would write onto what that undid (links onto
+    copies archived again) and count as back what is not. A new rollback then undoes what is left."""
     original = read_run(home, run_id)
     if not original.rollbacks:
         return None
     latest = read_run(home, original.rollbacks[-1])
-    return latest if latest.status in (STATUS_STOPPED, STATUS_UNFINISHED) else None
+    return latest if latest.status in (STATUS_STOPPED, STATUS_UNFINISHED) and not latest.rollbacks else None

@@ -23,7 +23,7 @@ from typing import Any
 
 from crmsweep.backup.field_restore import is_value_restore, missing_field_verdict, restore_verdict
 from crmsweep.backup.recreate import parents_of, resolve_placeholders
-from crmsweep.backup.rollback import plan_field_specs
+from crmsweep.backup.rollback import kept_recreations, plan_field_specs
 from crmsweep.backup.runlog import (
     KIND_APPLY,
     KIND_ROLLBACK,
@@ -1044,6 +1044,12 @@ def resumable_run(home: Home, plan: Plan, run_id: str) -> RunState:
         raise SafetyRefusal(
             f"run {run_id} was rolled back by run {state.rolled_back_by}: resuming it would redo its changes"
         )
+    if state.rollbacks:
+        raise SafetyRefusal(
+            f"run {run_id} was rolled back in part by run {state.rollbacks[-1]}: resuming it would write on top of "
+            "what that undid; scan again for a fresh plan (or finish undoing it: `crmsweep rollback "
+            f"{run_id}`)"
+        )
     return state
 
 
@@ -1119,6 +1125,8 @@ def apply_plan(
         engine = _Engine(plan, connector, handle, outcomes, batch_size=size, last_batch=last_batch,
                          progress=progress, settled_at=settled_at)
         engine.know_fields(known_fields)
+        for obj, ids in kept_recreations(home, plan, connector.vocabulary).items():
+            engine.id_map[obj] = {**ids, **engine.id_map.get(obj, {})}  # this run's own creates first
         in_force = rules or ApplyTimeRules()
         from_run = live_checked_ops(plan) is not None
         if from_run:
