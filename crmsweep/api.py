@@ -381,7 +381,7 @@ def scan(
     """
     # Everything that can be wrong with the request is found before the first API call.
     check_scan_request(list(passes) or None, ws.config.passes)
-    check_plan_output(output)
+    check_plan_output(output, ws.home)
     took_backup = snapshot_id is None
     if snapshot_id is not None:
         _check_snapshot_intact(ws, snapshot_id)
@@ -414,7 +414,7 @@ def scan(
                 while_waiting=draft.begin,
             )
             calls = connector.api_usage().calls - calls_before
-        check_plan_output(output)  # again: the scan took a while, and the file may have appeared since
+        check_plan_output(output, ws.home)  # again: the scan took a while, and the file may have appeared since
         draft.write(result.plan)
     return ScanOutcome(result=result, snapshot=reader.manifest, took_backup=took_backup, output=output,
                        api_calls=calls)
@@ -459,24 +459,30 @@ def _check_snapshot_intact(ws: Workspace, snapshot_id: str) -> None:
         )
 
 
-def check_plan_output(path: Path) -> None:
-    """Where a plan may be written: a new file in an existing, writable folder, or over an older plan.
+def check_plan_output(path: Path, home: Home) -> None:
+    """Where a plan may be written: a new file in an existing, writable folder, or over an older plan, not
+    among the records `home` keeps (`Home.keeps`).
 
     Anything else is refused, so `-o crmsweep.toml` (or any file that is not a plan) is never lost.
     """
-    check_output(path, "plan", "plan.json", _is_plan_file)
+    check_output(path, "plan", "plan.json", _is_plan_file, home)
 
 
-def check_output(path: Path, kind: str, example: str, is_ours: Callable[[Path], bool]) -> None:
+def check_output(path: Path, kind: str, example: str, is_ours: Callable[[Path], bool],
+                 home: Home | None = None) -> None:
     """Where a file of `kind` may be written: a new file in an existing, writable folder, or over an
-    older one of its kind (`is_ours`); anything else is refused, so no other file is ever lost."""
+    older one of its kind (`is_ours`), not among the records `home` keeps; anything else is refused, so no
+    other file is ever lost."""
     try:
-        _check_output(path, kind, example, is_ours)
+        _check_output(path, kind, example, is_ours, home)
     except OSError as exc:  # a name too long, a folder that cannot be looked into
         raise BadInput(f"cannot write the {kind} to {path}: {exc.strerror or exc}") from None
 
 
-def _check_output(path: Path, kind: str, example: str, is_ours: Callable[[Path], bool]) -> None:
+def _check_output(path: Path, kind: str, example: str, is_ours: Callable[[Path], bool], home: Home | None) -> None:
+    if home is not None and home.keeps(path):
+        raise BadInput(f"cannot write the {kind} to {path}: crmsweep keeps its runs, snapshots and keys there "
+                       f"(home {home.root}); choose a file outside them with -o")
     if path.is_dir():
         raise BadInput(f"cannot write the {kind} to {path}: it is a folder; name a file, e.g. {path / example}")
     folder = path.parent
@@ -773,7 +779,7 @@ def rollback(
     otherwise it can be rolled back again (what the earlier rollbacks put back is then left out of the plan).
     """
     if output is not None:
-        check_plan_output(output)  # before anything else: `-o crmsweep.toml` must not cost the config
+        check_plan_output(output, ws.home)  # before anything else: `-o crmsweep.toml` must not cost the config
     with open_run(ws.home, run_id).lock(), contextlib.ExitStack() as stack:
         original = read_run(ws.home, run_id)
         if original.rolled_back_by:
@@ -960,9 +966,10 @@ def _earlier_snapshot(ws: Workspace, current: SnapshotManifest, taken: Sequence[
     return open_snapshot(ws.home, before[-1].snapshot_id) if before else None
 
 
-def write_report(text: str, output: Path) -> None:
-    """Write a report atomically and privately (it names people and records): 0600, folders 0700."""
-    check_report_output(output)
+def write_report(text: str, output: Path, home: Home | None = None) -> None:
+    """Write a report atomically and privately (it names people and records): 0600, folders 0700; never among
+    the records `home` keeps."""
+    check_report_output(output, home)
     try:
         make_private_dirs(output.parent, "report folder")
         replace_private_file(output, text.encode("utf-8"))
@@ -970,6 +977,6 @@ def write_report(text: str, output: Path) -> None:
         raise BadInput(f"cannot write the report to {output}: {exc.strerror}") from exc
 
 
-def check_report_output(output: Path) -> None:
-    """A report may replace an earlier report, never another file."""
-    check_output(output, "report", "quality.html", is_report_file)
+def check_report_output(output: Path, home: Home | None = None) -> None:
+    """A report may replace an earlier report, never another file (nor go among the records `home` keeps)."""
+    check_output(output, "report", "quality.html", is_report_file, home)

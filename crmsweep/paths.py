@@ -375,6 +375,17 @@ class Home:
         except OSError:
             return False
 
+    def keeps(self, path: Path) -> bool:
+        """Whether `path` lies in a folder where this home keeps its records (runs, snapshots, keys): written
+        only by crmsweep's own code for them, never as the output of a command (`-o runs/RUN/plan.json` would
+        replace the plan a run applied, which its rollback reads)."""
+        try:
+            where = path.resolve()
+            root = self.root.resolve()
+        except OSError:
+            return False
+        return any(where.is_relative_to(root / name) for name in ("runs", "snapshots", "keys"))
+
     def folder(self, *parts: str) -> Path:
         """A folder inside the home, each level created 0700 or checked (no symlinks, no foreign owner)."""
         path = self.check()

@@ -517,6 +517,13 @@ def read_run(home: Home, run_id: str) -> RunState:
     if not entries or entries[0].get("t") != "start":
         raise BadInput(f"run log {handle.log_path} does not begin with a start entry: it cannot be trusted")
     start = entries[0]
+    if start.get("plan_digest") != plan.digest:
+        # The log's indexes name the changes of the plan it began with: read against another plan, a rollback
+        # would undo changes the run never made, and count as back the records it did change.
+        raise BadInput(
+            f"the plan of run {run_id} ({handle.plan_path}) is not the plan the run applied (its digest is not the "
+            f"one its log began with): put that plan back; the run cannot be read, resumed or rolled back until then"
+        )
     outcomes = [ChangeOutcome(index=i, record_id=c.record_id) for i, c in enumerate(plan.changes)]
     # An ordered set (a dict's keys): a change logged again moves to the end in O(1), where a list's
     # membership test and remove made reading a run of n changes O(n^2).

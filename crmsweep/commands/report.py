@@ -118,7 +118,7 @@ def quality(
         if not as_json:
             err.print(f"Data quality of {source}{against}.")
         return
-    api.write_report(text, output)
+    api.write_report(text, output, ws.home)
     if as_json:
         emit_json({"output": str(output), "format": chosen, "detail": detail, "snapshot": report.snapshot_id,
                    "compared_with": report.compared.snapshot_id if report.compared else None,
