@@ -664,7 +664,7 @@ def apply(
                 # The undone run stays locked while it is rolled back, as `rollback` keeps it.
                 stack.enter_context(open_run(ws.home, plan.header.rollback_of).lock())
             report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume_run,
-                                rules=apply_time_rules(ws), dry_run=dry_run)
+                                rules=apply_time_rules(ws), dry_run=dry_run, config_file=ws.config.path)
             # A resume of a finished rollback run still marks the run it undid, should a crash have come
             # between the rollback's end and that mark.
             if plan.header.rollback_of and not dry_run and (resume_run is not None or not report.already_applied):
@@ -838,7 +838,7 @@ def rollback(
             return ApplyOutcome(plan=plan, report=None, budget=verdict)
         report = apply_plan(plan, text, connector, ws.home, progress=progress, resume_run=resume,
                             rules=apply_time_rules(ws), dry_run=dry_run,
-                            unlogged_source=state if settled_in_memory else None)
+                            unlogged_source=state if settled_in_memory else None, config_file=ws.config.path)
         if not dry_run:
             _mark_if_rolled_back(ws, plan, report)
         _note_recreated(ws, plan, report, connector)

@@ -268,3 +268,21 @@ def test_finishing_an_interrupted_rollback_asks_about_what_remains(
     assert (f"Finish rolling back run {applied['run']}: 3 of 67 changes done, 64 remain (24 undelete Lead, "
             f"40 undelete Contact) on salesforce org {plan.header.org_id} ('cli')? Plan "
             f"{stopped.plan_id}, ") in asked
+
+
+def test_runs_show_without_the_config_names_the_one_the_run_was_started_with_and_its_command_finishes_it(
+    sandbox: RunningSandbox, config: Path, home: Path, plan_file: Path
+) -> None:
+    run_id = stop_after_contacts(sandbox, config, home, plan_file, "limit")
+    # Another terminal, another day: only the home is named, and no default config defines connection 'cli'.
+    shown = cli_apply.runner.invoke(cli_apply.app, ["runs", "show", run_id, "--json", "--home", str(home)],
+                                    catch_exceptions=False)
+    assert shown.exit_code == 0, shown.stderr
+    resume = json.loads(shown.stdout)["resume"]
+    assert resume == (f"crmsweep apply {home / 'runs' / run_id / 'plan.json'} --resume {run_id} "
+                      f"--config {shlex.quote(str(config))} --home {home}")
+    words = shlex.split(resume)
+    done = cli_apply.runner.invoke(cli_apply.app, [*words[1:], "--yes", "--json"], catch_exceptions=False)
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout)["remaining"] == 0
+    assert all(live(config, home, "Lead", ids_of(load(plan_file), "Lead"), "IsDeleted").values())

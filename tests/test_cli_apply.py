@@ -412,3 +412,18 @@ def test_an_apply_that_wrote_nothing_offers_no_rollback(config: Path, home: Path
     answer = json.loads(cli(config, home, "apply", str(paths[1]), "--yes", "--json").stdout)
     assert (answer["applied"], answer["skipped"], answer["undo"]) == (0, len(plan.changes), None)
     assert org_rows(config, home, plan) and all(row[1] is False for row in org_rows(config, home, plan).values())
+
+
+def test_ctrl_c_with_json_answers_the_run_and_its_resume_command_on_stdout(
+    sandbox: RunningSandbox, config: Path, home: Path, plan_file: Path
+) -> None:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    sandbox.set_faults([FaultRule(kind="timeout", path="composite/sobjects|Soap", delay=0.3)])
+    done = interrupt_when_writing(["apply", str(plan_file), "--yes", "--json", "--config", str(config), "--home",
+                                   str(home)], home, env)
+    sandbox.set_faults([])
+    assert done.returncode == 130, done.stderr
+    [run_id] = run_ids(home)
+    answer = json.loads(done.stdout)["error"]
+    assert (answer["exit_code"], answer["run"]) == (130, run_id)
+    assert answer["resume"] == hint_of(done.stderr) and answer["message"].startswith(f"interrupted: run {run_id}")

@@ -271,9 +271,11 @@ def _index_run(home: Home, plan: Plan, run_id: str) -> None:
 
 
 def create_run(
-    home: Home, plan: Plan, plan_text: str, *, kind: str = KIND_APPLY, rollback_of: str | None = None
+    home: Home, plan: Plan, plan_text: str, *, kind: str = KIND_APPLY, rollback_of: str | None = None,
+    config_file: Path | None = None,
 ) -> RunHandle:
-    """A new run folder (0700) with the plan copy and a fsynced `start` entry."""
+    """A new run folder (0700) with the plan copy and a fsynced `start` entry. `config_file`: the config the
+    run was started with, recorded so that the command which finishes it can name it."""
     if kind not in (KIND_APPLY, KIND_ROLLBACK):
         raise ValueError(f"unknown run kind {kind!r}")
     runs = home.runs_dir
@@ -298,6 +300,7 @@ def create_run(
             "org_id": plan.header.org_id,
             "kind": kind,
             "rollback_of": rollback_of,
+            **({"config": str(config_file.absolute())} if config_file is not None else {}),
         }
     )
     fsync_dir(path)
@@ -382,6 +385,8 @@ class RunState:
     settled_at: str | None = None
     # The latest session's report notes (its "notes" entry): what it could not put back, what a re-create lost.
     notes: list[str] = field(default_factory=list)
+    # The config file the run was started with (its start entry), if it was started with one.
+    config_file: str | None = None
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for o in self.outcomes if o.outcome is outcome)
@@ -624,6 +629,7 @@ def read_run(home: Home, run_id: str) -> RunState:
         rollbacks=rollbacks,
         settled_at=settled_at,
         notes=notes,
+        config_file=start.get("config") if isinstance(start.get("config"), str) else None,
     )
 
 

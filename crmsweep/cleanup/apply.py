@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from crmsweep.backup.field_restore import is_value_restore, missing_field_verdict, restore_verdict
@@ -1093,6 +1094,7 @@ def apply_plan(
     dry_run: bool = False,
     now: datetime | None = None,
     unlogged_source: RunState | None = None,
+    config_file: Path | None = None,
 ) -> ApplyReport:
     """Apply `plan` (whose file text is `plan_text`) as a new run, or finish run `resume_run`.
 
@@ -1105,6 +1107,8 @@ def apply_plan(
     `unlogged_source`: for a dry run of a rollback plan built here from a run settled in memory only
     (`settle_run(dry_run=True)`), that run as settled: its log cannot back the plan yet (only the org is
     checked), and the live checks read what landed from it, not from its log, as the real rollback would.
+    `config_file`: the config in effect, recorded in a new run's log (`runs show` names it in the command
+    that finishes the run).
     """
     if unlogged_source is not None:
         if not dry_run:
@@ -1175,7 +1179,8 @@ def apply_plan(
                     return _report(plan, earlier.run_id, earlier.outcomes, None, 0, already_applied=earlier.status)
                 refuse_second_run(plan, earlier)
             kind = KIND_ROLLBACK if plan.header.rollback_of else KIND_APPLY
-            handle = create_run(home, plan, plan_text, kind=kind, rollback_of=plan.header.rollback_of)
+            handle = create_run(home, plan, plan_text, kind=kind, rollback_of=plan.header.rollback_of,
+                                config_file=config_file)
             held.started(handle.run_id)
             if plan.header.rollback_of:
                 # On the undone run too, so `rollback RUN` finds (and resumes) its rollbacks without a search.

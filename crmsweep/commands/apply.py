@@ -270,17 +270,27 @@ def confirm_writes(
 
 
 @contextmanager
-def resume_hints(resume: Callable[[str, str | None], str]) -> Iterator[None]:
+def resume_hints(resume: Callable[[str, str | None], str], *, as_json: bool = False) -> Iterator[None]:
     """Ctrl-C mid-run: say which run stopped and the exact command that finishes it, then exit 130.
-    A refusal until a run is resumed gets that command too. `resume(run_id, plan_file)` builds it."""
+    A refusal until a run is resumed gets that command too. `resume(run_id, plan_file)` builds it. With
+    `as_json` both are also the JSON error on stdout, with the run and the command apart: a script that
+    stopped a run must learn which one, and how to finish it."""
     try:
         yield
     except NeedsResume as exc:
-        err.print(f"crmsweep: {exc.reason} {resume(exc.run_id, exc.plan_file)}", markup=False, style="red")
+        command = resume(exc.run_id, exc.plan_file)
+        err.print(f"crmsweep: {exc.reason} {command}", markup=False, style="red")
+        if as_json:
+            emit_json({"error": {"message": f"{exc.reason} {command}", "exit_code": exc.exit_code,
+                                 "run": exc.run_id, "resume": command}})
         raise typer.Exit(exc.exit_code) from None
     except Interrupted as exc:
-        err.print(f"crmsweep: interrupted: run {exc.run_id} stopped; its log is consistent. "
-                  f"Finish it with: {resume(exc.run_id, None)}", markup=False)
+        command = resume(exc.run_id, None)
+        message = f"interrupted: run {exc.run_id} stopped; its log is consistent. Finish it with: {command}"
+        err.print(f"crmsweep: {message}", markup=False)
+        if as_json:
+            emit_json({"error": {"message": message, "exit_code": EXIT_INTERRUPTED, "run": exc.run_id,
+                                 "resume": command}})
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
@@ -350,7 +360,7 @@ def apply(
         def to_write(plan: Plan) -> Sequence[Change]:
             return remaining(resumed)
 
-    with resume_hints(resume_hint), apply_progress(not as_json) as progress:
+    with resume_hints(resume_hint, as_json=as_json), apply_progress(not as_json) as progress:
         # The review it names is this plan's, and the command pastes as is (--config/--home added on the way out).
         no_terminal = (f"no terminal to confirm on: review the plan with "
                        f"`crmsweep preview {shlex.quote(os.path.abspath(plan_file))}`, then pass --yes")
@@ -447,7 +457,7 @@ def rollback(
     def confirmable() -> None:
         refuse_without_terminal(yes, no_terminal)
 
-    with resume_hints(settle), apply_progress(not as_json) as progress:
+    with resume_hints(settle, as_json=as_json), apply_progress(not as_json) as progress:
         confirm = confirm_writes(ws, yes, ask, before=show, to_write=to_write, no_terminal=no_terminal)
         outcome = api.rollback(ws, run_id, confirm=confirm, progress=progress, dry_run=dry_run, output=output,
                                allow_over_budget=allow_over_budget, confirmable=confirmable)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -24,6 +25,8 @@ from crmsweep.commands.common import (
     workspace,
 )
 from crmsweep.commands.help import App
+from crmsweep.config import load_config
+from crmsweep.errors import BadInput
 
 runs_app = App(help="Runs: what was applied, when, with which results.")
 
@@ -62,7 +65,8 @@ PENDING_MEANS = ("written or not, crmsweep cannot tell yet: resume settles it fr
 
 def resume_text(ws: api.Workspace, state: RunState) -> str | None:
     """The command that finishes a stopped or interrupted run, pasteable as is: in the home this run lives
-    in, with the config in effect now if the run's connection is in it (else the admin must add theirs)."""
+    in, with the config in effect now if the run's connection is in it, else the one the run was started with
+    if it still defines that connection (else the admin must add theirs)."""
     if state.status not in (STATUS_STOPPED, STATUS_UNFINISHED):
         return None
     if state.kind == KIND_ROLLBACK and state.rollback_of:
@@ -70,11 +74,22 @@ def resume_text(ws: api.Workspace, state: RunState) -> str | None:
     else:
         args = ["apply", os.path.abspath(api.run_plan_path(ws, state.run_id)), "--resume", state.run_id]
     connection = state.plan.header.connection
-    known = connection in ws.config.connection_names
-    command = command_line(args, config=ws.config.path if known else None, home=ws.home.root)
-    if known:
+    config = ws.config.path if connection in ws.config.connection_names else _started_with(state, connection)
+    command = command_line(args, config=config, home=ws.home.root)
+    if config is not None or connection in ws.config.connection_names:
         return command
     return f"{command} (add the --config that defines connection '{connection}')"
+
+
+def _started_with(state: RunState, connection: str) -> Path | None:
+    """The config the run was started with, if it still defines the run's connection."""
+    if state.config_file is None:
+        return None
+    try:
+        started = load_config(Path(state.config_file))
+    except BadInput:
+        return None  # moved, or no longer readable: the admin names theirs
+    return started.path if connection in started.connection_names else None
 
 
 def drift_text(ws: api.Workspace, state: RunState, skipped: list[dict[str, Any]]) -> str | None:
