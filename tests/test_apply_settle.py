@@ -18,6 +18,7 @@ import pytest
 from crmsweep import api
 from crmsweep.backup.runlog import Outcome, read_run
 from crmsweep.cleanup.apply import ApplyProgress
+from crmsweep.cli import app
 from crmsweep.connectors.salesforce import SalesforceConnector
 from crmsweep.errors import ConnectorError
 from crmsweep.model import Op, Plan, WriteResult
@@ -275,14 +276,15 @@ def test_runs_show_without_the_config_names_the_one_the_run_was_started_with_and
 ) -> None:
     run_id = stop_after_contacts(sandbox, config, home, plan_file, "limit")
     # Another terminal, another day: only the home is named, and no default config defines connection 'cli'.
-    shown = cli_apply.runner.invoke(cli_apply.app, ["runs", "show", run_id, "--json", "--home", str(home)],
+    shown = cli_apply.runner.invoke(app, ["runs", "show", run_id, "--json", "--home", str(home)],
                                     catch_exceptions=False)
     assert shown.exit_code == 0, shown.stderr
     resume = json.loads(shown.stdout)["resume"]
     assert resume == (f"crmsweep apply {home / 'runs' / run_id / 'plan.json'} --resume {run_id} "
                       f"--config {shlex.quote(str(config))} --home {home}")
     words = shlex.split(resume)
-    done = cli_apply.runner.invoke(cli_apply.app, [*words[1:], "--yes", "--json"], catch_exceptions=False)
+    done = cli_apply.runner.invoke(app, [*words[1:], "--yes", "--json"], catch_exceptions=False)
     assert done.exit_code == 0, done.stderr
-    assert json.loads(done.stdout)["remaining"] == 0
+    answer = json.loads(done.stdout)
+    assert (answer["remaining"], answer["applied"], answer["applied_earlier"]) == (0, 67, 40)  # 40 Contact before
     assert all(live(config, home, "Lead", ids_of(load(plan_file), "Lead"), "IsDeleted").values())

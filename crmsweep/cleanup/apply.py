@@ -122,6 +122,9 @@ class ApplyReport:
     notes: list[str] = field(default_factory=list)
     # Object -> old id -> new id of every record the run re-created (none in a dry run: it creates nothing).
     id_map: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Of `applied`, how many the run's log showed applied when this session began (a resume): the counts are
+    # the whole run's, and an admin finishing 16 changes must not read 332 as written now.
+    applied_earlier: int = 0
 
 
 def _stop_reason(exc: ConnectorError) -> str:
@@ -977,6 +980,7 @@ def _report(
     dry_run: bool = False,
     already_applied: str | None = None,
     would_write: Sequence[int] = (),
+    applied_earlier: int = 0,
 ) -> ApplyReport:
     skipped_items, failed_items, planned_items = [], [], []
     planned = set(would_write)
@@ -1006,6 +1010,7 @@ def _report(
         planned_items=planned_items,
         already_applied=already_applied,
         id_map={} if dry_run else id_map_of(plan, list(outcomes)),
+        applied_earlier=applied_earlier,
     )
 
 
@@ -1199,7 +1204,9 @@ def apply_plan(
                 # Finished already (`apply --resume RUN` run twice): nothing is done now, and the answer says
                 # so as a plan applied already does, not with the earlier session's counts as if written now.
                 return _report(plan, handle.run_id, state.outcomes, None, 0, already_applied=state.status)
+            applied_before = sum(1 for o in state.outcomes if o.outcome is Outcome.APPLIED)
             engine = engine_for(handle, state.outcomes, state.last_batch, state.settled_at)
             engine.jobs = jobs_of(state)
             engine.run(resuming=True)
-        return _report(plan, handle.run_id, engine.outcomes, engine.stopped, engine.api_calls())
+        return _report(plan, handle.run_id, engine.outcomes, engine.stopped, engine.api_calls(),
+                       applied_earlier=applied_before)

@@ -122,6 +122,8 @@ def report_json(
         "failed": 0 if none_now else report.failed,
         "nothing_to_do": done_before,
         "remaining": report.remaining,
+        # Of "applied" (the whole run's), those earlier sessions of a resumed run applied.
+        "applied_earlier": 0 if none_now else report.applied_earlier,
         "stopped": report.stopped,
         "api_calls": report.api_calls,
         "skipped_items": [] if none_now else report.skipped_items,
@@ -178,8 +180,9 @@ def render_report(
                   f"({planned}); would skip {report.skipped:,} "
                   f"({report.api_calls:,} API calls, all reads). Nothing was written.")
     else:
+        earlier = f"; {report.applied_earlier:,} of them applied before this resume" if report.applied_earlier else ""
         err.print(f"Run {report.run_id}: applied {report.applied:,}, skipped {report.skipped:,}, "
-                  f"failed {report.failed:,} of {report.total:,} ({report.api_calls:,} API calls).")
+                  f"failed {report.failed:,} of {report.total:,} ({report.api_calls:,} API calls{earlier}).")
     for title, items in (("Skipped", report.skipped_items), ("Failed", report.failed_items)):
         for item in items[:SHOW_ITEMS]:
             detail = item.get("detail") or item.get("message") or ""
