@@ -8,7 +8,6 @@ that holds its token (`token_env`), and the token is read only by `resolve_conne
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import re
 import ssl
@@ -30,6 +29,7 @@ from crmsweep.connectors.retry import RetryPolicy
 from crmsweep.errors import BadInput
 from crmsweep.model import canonical_json, sha256_text
 from crmsweep.paths import Home, expand_user, path_from_env
+from crmsweep.suggest import did_you_mean
 
 CONFIG_ENV = "CRMSWEEP_CONFIG"
 
@@ -222,8 +222,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _suggest(word: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return did_you_mean(word, known)
 
 
 class _Table:
@@ -670,8 +669,9 @@ def resolve_connection(
     token = env.get(token_env, "").strip()
     token_name = providers.get(profile.provider).token_name
     if not token:
+        state = "is empty" if token_env in env else "is not set"
         raise BadInput(
-            f"{env_variable(token_env, 'token_env')} is not set: export the {token_name} for connection '{name}'"
+            f"{env_variable(token_env, 'token_env')} {state}: export the {token_name} for connection '{name}'"
         )
     if not _TOKEN.fullmatch(token):
         # The value is never shown: it is, or is meant to be, the secret.

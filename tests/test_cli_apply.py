@@ -427,3 +427,17 @@ def test_ctrl_c_with_json_answers_the_run_and_its_resume_command_on_stdout(
     answer = json.loads(done.stdout)["error"]
     assert (answer["exit_code"], answer["run"]) == (130, run_id)
     assert answer["resume"] == hint_of(done.stderr) and answer["message"].startswith(f"interrupted: run {run_id}")
+
+
+def test_applying_a_plan_whose_run_was_rolled_back_says_to_scan_again(config: Path, home: Path,
+                                                                       plan_file: Path) -> None:
+    first = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    cli(config, home, "rollback", first["run"], "--yes", "--json")
+    again = cli(config, home, "apply", str(plan_file), "--yes").stderr.strip()
+    assert again.startswith(f"Plan {first['plan']} was already applied by run {first['run']} (rolled back)")
+    scan = again.split("To clean up again, scan again for a fresh plan: `", 1)[1].rstrip("`.")
+    words = shlex.split(scan)
+    assert words[:6] == ["crmsweep", "scan", "-c", "cli", "-o", str(plan_file)]
+    cli(config, home, *words[1:-4])  # the command as given, --config and --home added by `cli`
+    fresh = json.loads(cli(config, home, "apply", str(plan_file), "--dry-run", "--json").stdout)
+    assert fresh["would_apply"] == first["applied"]

@@ -257,8 +257,9 @@ def test_missing_token_env_var(tmp_path: Path, environ: dict[str, str]) -> None:
     config = load_config(write(tmp_path / "c.toml", FULL), environ={})
     with pytest.raises(BadInput) as caught, contextlib.ExitStack() as stack:
         resolve_connection(config, "prod", Home(tmp_path), stack, environ=environ)
+    state = "is empty" if environ else "is not set"  # set to blanks: the admin must not hunt for a missing export
     assert str(caught.value) == (
-        "environment variable ACME_SF_TOKEN is not set: export the session id for connection 'prod'"
+        f"environment variable ACME_SF_TOKEN {state}: export the session id for connection 'prod'"
     )
 
 

@@ -161,7 +161,8 @@ def test_a_certificate_the_ca_file_does_not_trust_is_exit_2(tmp_path: Path, sand
     assert result.exit_code == 2
     port = sandbox.info.url.rsplit(":", 1)[1]
     assert error_line(result) == (
-        "crmsweep: Salesforce connection 'prod': TLS verification failed during read the org id: the certificate "
+        "crmsweep: Salesforce connection 'prod': TLS verification failed when crmsweep tried to read the org "
+        "id: the certificate "
         f"of 127.0.0.1:{port} is not trusted (wrong ca_file, or not the server you think): check the connection's "
         "url and ca_file"
     )

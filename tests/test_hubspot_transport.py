@@ -97,7 +97,8 @@ def test_a_refused_token_names_the_variable_and_never_the_token(stub: HttpsStub)
     with pytest.raises(AuthError) as caught:
         connector(stub).org_id()
     assert str(caught.value) == (
-        "HubSpot connection 'acme' refused the token during read the portal id: put a valid private-app token "
+        "HubSpot connection 'acme' refused the token when crmsweep tried to read the portal id: put a valid "
+        "private-app token "
         "or service key in environment variable ACME_HUBSPOT_TOKEN and try again"
     )
     assert Scripted.seen[0][2] == f"Bearer {TOKEN}"  # the bearer scheme serves tokens and service keys alike

@@ -387,7 +387,8 @@ def test_settings_defaults_are_merged() -> None:
         (
             "stale_contacts",
             {"yeras": 2},
-            "[passes.stale_contacts] has no setting 'yeras'; known settings: action, objects, years",
+            "[passes.stale_contacts] has no setting 'yeras' (did you mean 'years'?); "
+            "known settings: action, objects, years",
         ),
         ("no_contact_info", {"action": "delete"},
          "[passes.no_contact_info] has no setting 'action'; it takes no settings"),
@@ -410,7 +411,8 @@ def test_settings_defaults_are_merged() -> None:
             "[passes.inactive_users] include_never_logged_in must be true or false, not 'yes'",
         ),
         ("inactive_users", {"days": -1}, "[passes.inactive_users] days must be between 1 and 36500, got -1"),
-        ("bounced", {}, "[passes.bounced] is not a known pass; known passes: " + ", ".join(PASSES)),
+        ("bounced", {},
+         "[passes.bounced] is not a known pass (did you mean 'bounced_emails'?); known passes: " + ", ".join(PASSES)),
     ],
 )
 def test_bad_settings_are_refused_with_the_key(name: str, raw: dict[str, Any], message: str) -> None:

@@ -104,7 +104,8 @@ def test_selected_passes_only() -> None:
 def test_unknown_pass_lists_the_known_ones() -> None:
     with pytest.raises(BadInput) as caught:
         scan(passes=["stale_contact"])
-    assert str(caught.value) == f"unknown pass 'stale_contact'; known passes: {', '.join(PASSES)}"
+    assert str(caught.value) == (f"unknown pass 'stale_contact' (did you mean 'stale_contacts'?); "
+                                 f"known passes: {', '.join(PASSES)}")
 
 
 def test_a_scan_holds_the_cycle_collector_off_only_while_it_runs() -> None:

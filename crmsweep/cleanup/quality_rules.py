@@ -13,7 +13,6 @@ typed frames, so it works at a million rows.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +23,7 @@ from crmsweep.cleanup.view import SnapshotView, live_frame
 from crmsweep.concepts import DataQuality, QualityRule
 from crmsweep.errors import BadInput
 from crmsweep.model import Vocabulary
+from crmsweep.suggest import did_you_mean
 
 WEIGHTS: Mapping[str, int] = {"critical": 10, "major": 3, "minor": 1}
 
@@ -67,8 +67,7 @@ def effective_rules(
         if rule.provider is not None and rule.provider != provider:
             continue
         if rule.object not in known:
-            close = difflib.get_close_matches(rule.object, known, n=1, cutoff=0.6)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(rule.object, known)
             raise BadInput(f"[[quality.rules]] object '{rule.object}' is not an object of this {provider} "
                            f"connection{hint}; known objects: {', '.join(sorted(known))}")
         chosen[(rule.object, rule.label)] = rule
@@ -87,8 +86,7 @@ def check_rule_fields(rules: Sequence[QualityRule], fields_of: Mapping[str, Sequ
             continue  # an object the snapshot lacks is a note, said when the rules are measured
         for name in rule.any_of:
             if name not in held:
-                close = difflib.get_close_matches(name, list(held), n=1, cutoff=0.6)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                hint = did_you_mean(name, held)
                 raise BadInput(f"[[quality.rules]] '{rule.label}': {rule.object} has no field '{name}'{hint}")
 
 

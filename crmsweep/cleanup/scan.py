@@ -40,6 +40,7 @@ from crmsweep.cleanup.view import SnapshotView
 from crmsweep.collector import without_collector
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Change, Plan, PlanHeader, ReviewItem, Vocabulary, canonical_datetime
+from crmsweep.suggest import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ def select_passes(passes: Sequence[str] | None) -> list[str]:
         return list(PASSES)
     unknown = [p for p in passes if p not in PASSES]
     if unknown:
-        raise BadInput(f"unknown pass {unknown[0]!r}; known passes: {', '.join(PASSES)}")
+        raise BadInput(f"unknown pass {unknown[0]!r}{did_you_mean(unknown[0], PASSES)}; "
+                       f"known passes: {', '.join(PASSES)}")
     return [name for name in PASSES if name in set(passes)]
 
 

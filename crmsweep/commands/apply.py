@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from crmsweep import api
-from crmsweep.backup.runlog import RunState
+from crmsweep.backup.runlog import STATUS_ROLLED_BACK, RunState
 from crmsweep.cleanup.apply import ApplyReport
 from crmsweep.cleanup.drift import DELETE_OPS, SINCE_BACKUP, SKIP_DRIFT
 from crmsweep.cleanup.labels import one_line
@@ -169,9 +169,12 @@ def render_report(
     """What a run did (or a dry run would do); ops in `provider`'s words where given; `scan`: the command
     that plans drift-skipped records again (see `drift_means`)."""
     if report.already_applied:
+        # A plan is applied once: after its run was rolled back, what is wanted again is a fresh plan.
+        again = (f" To clean up again, scan again for a fresh plan: `{scan}`." if scan and
+                 report.already_applied == STATUS_ROLLED_BACK else "")
         err.print(one_line(f"Plan {report.plan_id} was already applied by run {report.run_id} "
                            f"({report.already_applied}): nothing to do, nothing applied now. "
-                           f"See `crmsweep runs show {report.run_id}`."), markup=False)
+                           f"See `crmsweep runs show {report.run_id}`.{again}"), markup=False)
         return
     if report.dry_run:
         planned = ops_breakdown(((str(i["op"]), str(i["object"])) for i in report.planned_items),

@@ -347,7 +347,7 @@ class HubSpotConnector:
             if not after:
                 return
             if after in seen:
-                raise ConnectorError(f"HubSpot repeated a paging cursor during {action}: "
+                raise ConnectorError(f"HubSpot repeated a paging cursor when crmsweep tried to {action}: "
                                      "stopped to avoid an endless loop")
             seen.add(after)
 

@@ -217,7 +217,7 @@ class HubSpotAssets:
             if not after:
                 return
             if after in seen:
-                raise ConnectorError(f"HubSpot repeated a paging cursor during {action}: stopped")
+                raise ConnectorError(f"HubSpot repeated a paging cursor when crmsweep tried to {action}: stopped")
             seen.add(after)
 
     def _live_lists(self) -> list[Mapping[str, Any]]:

@@ -169,7 +169,7 @@ def map_failure(exc: BaseException, connection: Connection, *, action: str, firs
                 status=status, code="REDIRECT",
             )
         if status == 401:
-            return AuthError(f"{where} refused the token during {action}: {_token_hint(connection)}",
+            return AuthError(f"{where} refused the token when crmsweep tried to {action}: {_token_hint(connection)}",
                              status=status, code=category or "INVALID_AUTHENTICATION")
         if status == 403:
             return ConnectorError(
@@ -182,12 +182,14 @@ def map_failure(exc: BaseException, connection: Connection, *, action: str, firs
             limited = rate_limit(body, headers)
             if limited.daily:
                 return LimitExceeded(
-                    f"{where} has spent its daily API allowance during {action}: resume after it resets "
+                    f"{where} has spent its daily API allowance when crmsweep tried to {action}: resume after "
+                    "it resets "
                     "(midnight in the portal's time zone)",
                     status=status, code=DAILY_POLICY,
                 )
             return RetriableError(
-                f"{where} is over its {limited.policy} rate limit during {action}: waited and tried again, "
+                f"{where} is over its {limited.policy} rate limit when crmsweep tried to {action}: waited and "
+                "tried again, "
                 "and it kept refusing; try again later",
                 status=status, code=limited.policy, retry_after=limited.wait,
             )
@@ -197,7 +199,8 @@ def map_failure(exc: BaseException, connection: Connection, *, action: str, firs
                 retry_after = max(retry_after or 0.0, MIN_LOCKED_WAIT)
             reason = f" ({said})" if category else ""
             return RetriableError(
-                f"{where} answered HTTP {status}{reason} during {action}: HubSpot or a proxy is unavailable, "
+                f"{where} answered HTTP {status}{reason} when crmsweep tried to {action}: HubSpot or a proxy is "
+                "unavailable, "
                 "try again later",
                 status=status, code=category, retry_after=retry_after,
             )
@@ -209,7 +212,8 @@ def map_failure(exc: BaseException, connection: Connection, *, action: str, firs
     if isinstance(exc, HTTPError):
         return _transport(exc, connection, where, action, first_contact)
     return ConnectorError(
-        f"{where} gave an unreadable answer during {action} ({type(exc).__name__}): check the connection's url"
+        f"{where} gave an unreadable answer when crmsweep tried to {action} ({type(exc).__name__}): check the "
+        "connection's url"
     )
 
 
@@ -219,11 +223,13 @@ def _transport(exc: BaseException, connection: Connection, where: str, action: s
     if any(isinstance(c, SSLError) for c in found) or (getattr(exc, "status", None) == 0 and "SSL" in repr(exc)):
         if certificate_refused(exc):
             return EndpointError(
-                f"{where}: TLS verification failed during {action}: the certificate of {_host_port(connection)} "
+                f"{where}: TLS verification failed when crmsweep tried to {action}: the certificate of "
+                f"{_host_port(connection)} "
                 "is not trusted (wrong ca_file, or not the server you think): check the connection's url and ca_file"
             )
         if tls_handshake_failed(exc):
-            return ConnectorError(f"{where}: the TLS handshake with {_host_port(connection)} failed during {action}: "
+            return ConnectorError(f"{where}: the TLS handshake with {_host_port(connection)} failed when "
+                                  f"crmsweep tried to {action}: "
                                   "check that the connection's url is an https:// address")
     if first_contact:
         if any(isinstance(c, NameResolutionError | socket.gaierror) for c in found):
@@ -233,7 +239,7 @@ def _transport(exc: BaseException, connection: Connection, where: str, action: s
             return EndpointError(f"{where}: nothing is listening at {_host_port(connection)}: check the url")
     timed_out = any(isinstance(c, ReadTimeoutError | ConnectTimeoutError | TimeoutError) for c in found)
     kind = "timed out" if timed_out else "lost the connection"
-    return RetriableError(f"{where} {kind} during {action}: check the network or proxy and try again")
+    return RetriableError(f"{where} {kind} when crmsweep tried to {action}: check the network or proxy and try again")
 
 
 def outcome_unknown(exc: BaseException) -> bool:

@@ -646,7 +646,8 @@ class SalesforceConnector:
                 raise ConnectorError(f"Salesforce said {action} was not done but gave no nextRecordsUrl")
             if next_url in seen:
                 raise ConnectorError(
-                    f"Salesforce repeated a nextRecordsUrl during {action}: stopped to avoid an endless loop"
+                    f"Salesforce repeated a nextRecordsUrl when crmsweep tried to {action}: stopped to avoid an "
+                    "endless loop"
                 )
             seen.add(next_url)
             page = self._call(

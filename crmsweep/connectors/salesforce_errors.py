@@ -125,14 +125,14 @@ def _translate(
         said = one_line(f"{code}: {detail}" if code and detail else (detail or code or ""), token)
         if isinstance(exc, SalesforceExpiredSession) or status == 401:
             return AuthError(
-                f"{where} refused the session ({code or 'INVALID_SESSION_ID'}) during {action}: "
+                f"{where} refused the session ({code or 'INVALID_SESSION_ID'}) when crmsweep tried to {action}: "
                 f"{_refresh_hint(connection)}",
                 status=status,
                 code=code or "INVALID_SESSION_ID",
             )
         if code == "REQUEST_LIMIT_EXCEEDED":
             return LimitExceeded(
-                f"{where} is over its API request limit ({said}) during {action}: "
+                f"{where} is over its API request limit ({said}) when crmsweep tried to {action}: "
                 "wait for the allowance to recover, then resume",
                 status=status,
                 code=code,
@@ -148,7 +148,7 @@ def _translate(
             # Gateways answer 5xx with HTML pages: report the status, not the page.
             reason = f" ({said})" if code else ""
             return RetriableError(
-                f"{where} answered HTTP {status}{reason} during {action}: Salesforce or a proxy is "
+                f"{where} answered HTTP {status}{reason} when crmsweep tried to {action}: Salesforce or a proxy is "
                 "unavailable, try again later",
                 status=status,
                 code=code,
@@ -169,12 +169,13 @@ def _translate(
         )
     if isinstance(exc, requests.exceptions.SSLError) and certificate_refused(exc):
         return EndpointError(
-            f"{where}: TLS verification failed during {action}: the certificate of {_host_port(connection)} is not "
+            f"{where}: TLS verification failed when crmsweep tried to {action}: the certificate of "
+            f"{_host_port(connection)} is not "
             "trusted (wrong ca_file, or not the server you think): check the connection's url and ca_file"
         )
     if isinstance(exc, requests.exceptions.SSLError) and tls_handshake_failed(exc):
         return ConnectorError(
-            f"{where}: the TLS handshake with {_host_port(connection)} failed during {action}: "
+            f"{where}: the TLS handshake with {_host_port(connection)} failed when crmsweep tried to {action}: "
             "check that the connection's url is the org's https:// address"
         )
     if first_contact and isinstance(exc, requests.exceptions.ConnectionError) \
@@ -184,12 +185,13 @@ def _translate(
                   | requests.exceptions.ChunkedEncodingError):
         kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "lost the connection"
         return RetriableError(
-            f"{where} {kind} during {action}: check the network or proxy and try again",
+            f"{where} {kind} when crmsweep tried to {action}: check the network or proxy and try again",
             retry_after=retry_after,
         )
     # Anything else from requests: most often a body that is not JSON (a proxy's login page).
     return ConnectorError(
-        f"{where} gave an unreadable answer during {action} ({type(exc).__name__}): check the connection's url"
+        f"{where} gave an unreadable answer when crmsweep tried to {action} ({type(exc).__name__}): check the "
+        "connection's url"
     )
 
 
@@ -222,10 +224,10 @@ def soap_fault_error(fault: SoapFault, connection: Connection, action: str) -> C
     where = f"Salesforce connection '{connection.name}'"
     said = one_line(f"{fault.code}: {fault.message}", connection.token)
     if fault.code == "INVALID_SESSION_ID":
-        return AuthError(f"{where} refused the session (INVALID_SESSION_ID) during {action}: "
+        return AuthError(f"{where} refused the session (INVALID_SESSION_ID) when crmsweep tried to {action}: "
                          f"{_refresh_hint(connection)}", status=fault.status, code=fault.code)
     if fault.code == "REQUEST_LIMIT_EXCEEDED":
-        return LimitExceeded(f"{where} is over its API request limit ({said}) during {action}: "
+        return LimitExceeded(f"{where} is over its API request limit ({said}) when crmsweep tried to {action}: "
                              "wait for the allowance to recover, then resume", status=fault.status, code=fault.code)
     return ConnectorError(f"{where} rejected {action}: {said}", status=fault.status, code=fault.code)
 

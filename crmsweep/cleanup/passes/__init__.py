@@ -26,6 +26,7 @@ from crmsweep.cleanup.view import SnapshotView
 from crmsweep.collector import collector_paused
 from crmsweep.errors import BadInput
 from crmsweep.model import Change, Op, Record, ReviewItem, Severity, Vocabulary
+from crmsweep.suggest import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -336,11 +337,13 @@ def validate_settings(name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     """The pass's defaults overlaid with `raw`, checked; BadInput names the config key at fault."""
     spec = PASSES.get(name)
     if spec is None:
-        raise BadInput(f"[passes.{name}] is not a known pass; known passes: {', '.join(PASSES)}")
+        raise BadInput(f"[passes.{name}] is not a known pass{did_you_mean(name, PASSES)}; "
+                       f"known passes: {', '.join(PASSES)}")
     unknown = sorted(set(raw) - set(spec.defaults))
     if unknown:
         known = f"known settings: {', '.join(sorted(spec.defaults))}" if spec.defaults else "it takes no settings"
-        raise BadInput(f"[passes.{name}] has no setting {unknown[0]!r}; {known}")
+        raise BadInput(f"[passes.{name}] has no setting {unknown[0]!r}{did_you_mean(unknown[0], spec.defaults)}; "
+                       f"{known}")
     merged: dict[str, Any] = dict(spec.defaults)
     for key, value in raw.items():
         problem = _type_error(name, key, spec.defaults[key], value)
