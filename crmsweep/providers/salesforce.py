@@ -217,6 +217,9 @@ SALESFORCE_VOCABULARY = Vocabulary(
             "EmailTemplate": ("email template", "email templates"),
         }
     ),
+    # A field's removal is op archive on its definition (docs/design.md), which Salesforce calls deleting the
+    # field (Tooling DELETE): the preview and the counts use the admin's word, not the op's.
+    op_words=MappingProxyType({"CustomField": {"archive": "delete"}}),
     never_touch_objects=("Contract", "Order", "Quote", "Invoice", "OrderItem", "QuoteLineItem"),
     concepts=(SALESFORCE_QUALITY, SALESFORCE_CUSTOM_FIELDS, *_ASSET_CONCEPTS, *_RECORD_CONCEPTS),
     absent_concepts=MappingProxyType({**_ABSENT_ASSET_CONCEPTS}),
