@@ -236,6 +236,10 @@ class Vocabulary:
     short_id_length: int | None = None
     # Who wrote the record last (e.g. LastModifiedById): tells a write of ours from someone else's.
     last_modified_by_field: str | None = None
+    # Where the CRM keeps a create's idempotency key on the record it made (a field an admin may add): a
+    # record found carrying a create's key is the one that create made, whatever was edited on it since,
+    # so settling it reads no values. None where keys are not kept (values decide).
+    create_key_field: str | None = None
     # How a pass removes a record: "delete" (into a recycle bin that undeletes, ids kept) or "archive"
     # (the CRM has no undelete: a rollback re-creates the record under a new id). Op values.
     removal: str = "delete"

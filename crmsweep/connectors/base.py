@@ -296,9 +296,11 @@ class Connector(Protocol):
         """For each attempt's key, the live records that may be the one its create made (resume settles
         a create of unknown outcome with it, rather than risk a duplicate).
 
-        A CRM that stores the key returns the records carrying it; one that cannot returns the records
-        the connection's user created since the attempt was sent. Each record holds the id field and
-        the fields of the attempt's values: the caller keeps those whose values are the ones sent.
+        A CRM that stores the key returns the records carrying it, the key in the vocabulary's
+        `create_key_field` (such a record is the create's, whatever was edited on it since); one that
+        cannot returns the records the connection's user created since the attempt was sent. Each record
+        holds the id field and the fields of the attempt's values: the caller tells those without the key
+        by their values.
         """
         ...
 

@@ -57,7 +57,7 @@ from crmsweep.model import (
     WriteResult,
     association_object,
 )
-from crmsweep.providers.hubspot import HUBSPOT_CAPABILITIES, HUBSPOT_VOCABULARY
+from crmsweep.providers.hubspot import HUBSPOT_CAPABILITIES, HUBSPOT_VOCABULARY, RESTORE_KEY_PROPERTY
 
 T = TypeVar("T")
 
@@ -74,8 +74,6 @@ class CreateAttempt(Protocol):
     def sent_after(self) -> str: ...
 
 DEFAULT_API_VERSION = "v3"
-# The idempotency key a re-create writes (agreed with the re-create path): looked up before a resend.
-RESTORE_KEY_PROPERTY = "crmsweep_restore_key"
 OWNERS = "owners"
 # The run log dates an intent by this machine's clock, createdate is HubSpot's: looking that much
 # earlier keeps a skewed clock from hiding a record the create made.

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from crmsweep.connectors.retry import RetryPolicy
 
 NAME = "hubspot"
+# The idempotency key a re-create writes, where the portal has this text property (an admin adds it once).
+RESTORE_KEY_PROPERTY = "crmsweep_restore_key"
 
 
 def _both_ways(near: str, far: str) -> tuple[Link, ...]:
@@ -276,6 +278,7 @@ HUBSPOT_VOCABULARY = Vocabulary(
     short_id_length=None,  # ids are numeric strings with one form
     # hs_updated_by_user_id names a user, and a Service Key writes as none: no reliable "written by us".
     last_modified_by_field=None,
+    create_key_field=RESTORE_KEY_PROPERTY,
     # No undelete through the API: archive, and a rollback re-creates (new ids, mapped in the run log).
     removal="archive",
     # Users are deactivated only in HubSpot's settings; an owner's records can be handed over by API.
