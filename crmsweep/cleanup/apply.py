@@ -54,6 +54,7 @@ from crmsweep.cleanup.drift import (
     claimed_twice,
     created_matches,
     drift_verdict,
+    near_matches,
     restored_verdict,
     shows_applied,
     someone_else_verdict,
@@ -295,6 +296,10 @@ class _Engine:
             self._log({"t": "stop", "reason": self.stopped, "error": type(exc).__name__})
             self._report_progress()
             return
+        except SafetyRefusal:
+            # Its writes of unknown outcome stay pending: the next resume settles them again.
+            self._log({"t": "stop", "reason": "refused while settling", "error": "SafetyRefusal"})
+            raise
         except KeyboardInterrupt as interrupt:
             if self.handle is None:
                 raise
@@ -802,6 +807,9 @@ class _Engine:
         except ConnectorError as exc:
             reason = _stop_reason(exc)
             raise
+        except SafetyRefusal:
+            reason = "refused while settling"
+            raise
         except KeyboardInterrupt:
             reason = "interrupted (Ctrl-C)"
             raise
@@ -882,26 +890,58 @@ class _Engine:
         candidates = self.connector.find_created(obj, list(attempts.values()))
         claimed = {new for ids in self.id_map.values() for new in ids.values()}
         id_field = self.vocabulary.id_field
+        key_field = self.vocabulary.create_key_field
         matches = {
-            i: created_matches(a, candidates.get(a.key, []), id_field, exclude=claimed)
+            i: created_matches(a, candidates.get(a.key, []), id_field, exclude=claimed, key_field=key_field)
             for i, a in attempts.items()
         }
         shared = claimed_twice(matches)
+        matched = claimed | {new for ids in matches.values() for new in ids}
+        doubtful: dict[int, dict[str, list[str]]] = {}
         for i, ids in matches.items():
             if len(ids) == 1 and ids[0] not in shared:
                 rows.append(self._row(i, ids[0], True))
             elif not ids:
-                again.append(i)
+                near = near_matches(attempts[i], candidates.get(attempts[i].key, []), id_field, exclude=matched,
+                                    key_field=key_field)
+                if near:
+                    doubtful[i] = near
+                else:
+                    again.append(i)
             else:
                 rows.append(self._unknown_create_row(
                     i, f"{len(ids)} records match what it sent ({', '.join(ids[:3])}): which one it made is unknown"
                 ))
+        if doubtful:
+            self._refuse_doubtful(doubtful, attempts)
         found = [r for r in rows if r["ok"]]
         if found:
             after = self.connector.read(obj, [r["id"] for r in found], self._check_fields(obj), include_deleted=True)
             for row in found:
                 row["fingerprint_after"] = (after.get(row["id"]) or {}).get(self.vocabulary.fingerprint_field)
         return rows, again
+
+    def _refuse_doubtful(self, doubtful: Mapping[int, Mapping[str, Sequence[str]]],
+                         attempts: Mapping[int, CreateAttempt]) -> None:
+        """Stop rather than send again a create whose copy may be a record edited since it landed: a
+        second copy is a duplicate the admin must find and merge, a stop is a question they can answer."""
+        lines = []
+        for i, near in list(doubtful.items())[:5]:
+            change = self.plan.changes[i]
+            found = "; ".join(
+                f"{record_id} (differs in {', '.join(f'{n} (sent {attempts[i].values.get(n)!r})' for n in differ)})"
+                for record_id, differ in list(near.items())[:3]
+            )
+            lines.append(f"{change.object} {change.record_id} (change {i + 1}): {found}")
+        more = f" and {len(doubtful) - 5} more" if len(doubtful) > 5 else ""
+        raise SafetyRefusal(
+            f"{len(doubtful)} create(s) of unknown outcome match no record exactly, but records created since "
+            f"hold most of what they sent (the copy they made, edited since?): {' | '.join(lines)}{more}. Not "
+            "sent again, since that could make a second copy. In the CRM, check each record named: if it is "
+            "the copy, set the fields named back to the values sent and run the command again (it is then "
+            "found and kept; make the edit again after). If none is, the create did not land: re-create "
+            "that record by hand from the backup, and leave this run stopped"
+        )
 
     def _create_body_of(self, values: Record) -> Record:
         system = {self.vocabulary.id_field, self.vocabulary.deleted_field, *self.vocabulary.audit_fields}

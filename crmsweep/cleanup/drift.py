@@ -200,19 +200,63 @@ def someone_else_verdict(
     return None
 
 
+def _key_of(candidate: Mapping[str, Any], key_field: str | None) -> str | None:
+    value = candidate.get(key_field) if key_field else None
+    return None if _is_null(value) or value == "" else str(value)
+
+
 def created_matches(
-    attempt: CreateAttempt, candidates: Sequence[Mapping[str, Any]], id_field: str, *, exclude: Iterable[str] = ()
+    attempt: CreateAttempt,
+    candidates: Sequence[Mapping[str, Any]],
+    id_field: str,
+    *,
+    exclude: Iterable[str] = (),
+    key_field: str | None = None,
 ) -> list[str]:
-    """The ids of the `candidates` (what the connector found for the attempt's key) holding exactly the
-    values the create sent: the record it made, if it landed. Ids in `exclude` (made by other creates
-    of the run) are never it."""
+    """The ids of the `candidates` (what the connector found for the attempt's key) that are the record
+    the create made, if it landed. Ids in `exclude` (made by other creates of the run) are never it.
+
+    A candidate carrying the attempt's key in `key_field` (`Vocabulary.create_key_field`) is it, whatever
+    was edited on it since: someone changing a copy does not make it less the copy, and calling it absent
+    would send the create again, a second copy. One carrying another key was made by another create.
+    The rest are told by their values: those holding exactly the values sent."""
     taken = set(exclude)
+    unclaimed = [c for c in candidates if c.get(id_field) and str(c[id_field]) not in taken]
+    keyed = [str(c[id_field]) for c in unclaimed if _key_of(c, key_field) == attempt.key]
+    if keyed:
+        return keyed
     return [
         str(c[id_field])
-        for c in candidates
-        if c.get(id_field) and str(c[id_field]) not in taken
+        for c in unclaimed
+        if _key_of(c, key_field) is None
         and all(name in c and same_value(value, c[name]) for name, value in attempt.values.items())
     ]
+
+
+def near_matches(
+    attempt: CreateAttempt,
+    candidates: Sequence[Mapping[str, Any]],
+    id_field: str,
+    *,
+    exclude: Iterable[str] = (),
+    key_field: str | None = None,
+) -> dict[str, list[str]]:
+    """The `candidates` that hold at least half of the values the create sent (one at least) but not all:
+    per id, the fields that differ. For a create of unknown outcome with no exact match, such a record
+    may be its copy edited since (nothing else tells them apart where the CRM keeps no key), so sending
+    the create again could make a second copy. Ids in `exclude` and records carrying a key are never it."""
+    taken = set(exclude)
+    # Agreement is counted on the values sent, not on empty fields: two strangers agree on those.
+    filled = [name for name, value in attempt.values.items() if not _is_null(value)]
+    near: dict[str, list[str]] = {}
+    for c in candidates:
+        if not c.get(id_field) or str(c[id_field]) in taken or _key_of(c, key_field) is not None:
+            continue
+        differ = [name for name, value in attempt.values.items() if name not in c or not same_value(value, c[name])]
+        agree = sum(1 for name in filled if name not in differ)
+        if differ and agree and 2 * agree >= len(filled):
+            near[str(c[id_field])] = differ
+    return near
 
 
 def claimed_twice(matches: Mapping[int, Sequence[str]]) -> set[str]:
