@@ -493,6 +493,9 @@ class _Engine:
             for i in keep:
                 self.outcomes[i].outcome = Outcome.APPLIED
                 self.would_write.append(i)
+            if self.live is not None:
+                # The real run's later checks read the CRM after this batch's write; this one's must too.
+                self.live.assume_written([self.plan.changes[i] for i in keep])
             return
         if self.bulk is not None and self._bulk_sized(head, len(keep)):
             # Values the bulk format cannot say go through the regular API first, in regular batches.

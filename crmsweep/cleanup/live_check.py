@@ -28,7 +28,16 @@ from crmsweep.cleanup.protect import Protections
 from crmsweep.concepts import CustomFields
 from crmsweep.connectors.base import Connector
 from crmsweep.errors import BadInput, UnknownObject
-from crmsweep.model import Change, Plan, Record, Vocabulary, association_object
+from crmsweep.model import (
+    ASSOCIATION_FROM_FIELD,
+    ASSOCIATION_TO_FIELD,
+    Change,
+    Op,
+    Plan,
+    Record,
+    Vocabulary,
+    association_object,
+)
 from crmsweep.paths import Home
 
 if TYPE_CHECKING:
@@ -36,6 +45,93 @@ if TYPE_CHECKING:
 
 SKIP_PROTECTED = "protected"
 SKIP_NO_LONGER_QUALIFIES = "no longer qualifies"
+
+# Ops after which a record is gone from the live ones, and ops whose `after` values it then holds: as the
+# scan lays earlier passes' changes (`effects.EffectsView`), so a dry run judges as the scan did.
+_REMOVING = frozenset({Op.DELETE, Op.ARCHIVE})
+_WRITING = frozenset({Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE})
+
+
+class WouldBeWritten:
+    """A dry run's writes, laid over what its live checks read. A real run has written its earlier batches
+    by the time a later batch is checked (a company's only contact archived before the company is judged
+    empty); a dry run writes nothing, so without this it judges the org as it was before the run and
+    reports skips the real run does not make.
+
+    Laid as the scan lays an earlier pass's changes: a removed record is gone, and so are the links
+    (association rows) to and from it; a written field reads as written. Not laid: what the CRM derives
+    from a write (a formula, a count), which no dry run can know; creates and undeletes (no live check
+    reads a record a run brings back, and a create has no id yet)."""
+
+    def __init__(self, vocabulary: Vocabulary, linked: Sequence[str]) -> None:
+        self._vocab = vocabulary
+        self._linked = tuple(linked)
+        self._removed: dict[str, set[str]] = {}
+        self._written: dict[str, dict[str, Record]] = {}
+
+    def lay(self, changes: Sequence[Change]) -> None:
+        key = self._vocab.id_key
+        for change in changes:
+            if change.op in _REMOVING:
+                self._removed.setdefault(change.object, set()).add(key(change.record_id))
+            elif change.op in _WRITING:
+                written = self._written.setdefault(change.object, {})
+                rid = key(change.record_id)
+                written[rid] = {**written.get(rid, {}), **change.after}
+
+    def record(self, object_name: str, record: Record) -> Record:
+        """`record` (a live read of `object_name`) as it would read after the writes laid."""
+        rid = record.get(self._vocab.id_field)
+        written = self._written.get(object_name, {}).get(self._vocab.id_key(str(rid))) if rid else None
+        return {**record, **written} if written else record
+
+    def gone(self, object_name: str, row: Record) -> bool:
+        """Whether the writes laid remove `row` of `object_name`: the record itself, or a link naming one."""
+        key = self._vocab.id_key
+        rid = row.get(self._vocab.id_field)
+        if rid and key(str(rid)) in self._removed.get(object_name, ()):
+            return True
+        for removed, ids in self._removed.items():
+            for other in self._linked:
+                for end, named in ((ASSOCIATION_FROM_FIELD, association_object(removed, other)),
+                                   (ASSOCIATION_TO_FIELD, association_object(other, removed))):
+                    value = row.get(end)
+                    if object_name == named and value and key(str(value)) in ids:
+                        return True
+        return False
+
+    def moved_in(self, object_name: str, match_field: str, wanted: set[str]) -> list[str]:
+        """Ids of `object_name` records a laid write sets `match_field` of to one of `wanted` (id keys):
+        rows a read by that field finds once the writes are made, and not before."""
+        key = self._vocab.id_key
+        return [rid for rid, after in self._written.get(object_name, {}).items()
+                if after.get(match_field) and key(str(after[match_field])) in wanted
+                and rid not in self._removed.get(object_name, ())]
+
+    def related(self, object_name: str, match_field: str, wanted: set[str], rows: Sequence[Record],
+                extra: Sequence[Record] = ()) -> list[Record]:
+        """The rows a read of `object_name` by `match_field` in `wanted` (id keys) would give after the writes
+        laid: `rows` (read live) and `extra` (the live records of `moved_in`), each laid, those gone or no
+        longer matching left out."""
+        key = self._vocab.id_key
+        seen: set[str] = set()
+        out: list[Record] = []
+        for row in [*rows, *extra]:
+            rid = row.get(self._vocab.id_field)
+            if rid:
+                if key(str(rid)) in seen:
+                    continue
+                seen.add(key(str(rid)))
+            if self.gone(object_name, row):
+                continue
+            written = self._written.get(object_name, {}).get(key(str(rid))) if rid else None
+            if written and match_field in written:
+                # Judged only where a laid write sets the field: a read need not hand its match field back.
+                moved = written[match_field]
+                if not moved or key(str(moved)) not in wanted:
+                    continue
+            out.append(self.record(object_name, row))
+        return out
 
 
 @dataclass(frozen=True)
@@ -89,6 +185,14 @@ class LiveChecker:
         # The records a plan from a run writes, as their pass judged them (`rollback.judged_images`).
         self._open_judged = judged
         self._judged: Mapping[tuple[str, str], Record] | None = None
+        # A dry run's would-be writes (`assume_written`); None in a real run, which reads what it wrote.
+        self._would_be: WouldBeWritten | None = None
+
+    def assume_written(self, changes: Sequence[Change]) -> None:
+        """A dry run: read, from now on, as if `changes` had been written (see `WouldBeWritten`)."""
+        if self._would_be is None:
+            self._would_be = WouldBeWritten(self.vocabulary, self.connector.capabilities.association_objects)
+        self._would_be.lay(changes)
 
     @property
     def protections(self) -> Protections:
@@ -138,6 +242,8 @@ class LiveChecker:
         out: list[tuple[str, str] | None] = []
         for n, change in enumerate(changes):
             record = live.get(change.record_id, {})
+            if self._would_be is not None and record:
+                record = self._would_be.record(change.object, record)
             held = self.protections.hold_reason(replace(change, before={**change.before, **record}))
             if held is not None:
                 out.append((SKIP_PROTECTED, f"protected at apply time: {held}"))
@@ -305,10 +411,28 @@ class LiveChecker:
         wanted = {n: {key(v) for v in vs} for n, vs in asked.items()}
         values = sorted({v for vs in asked.values() for v in vs})
         rows = self.connector.read_related(step.object, step.match_field, values, step.fields) if values else []
+        if self._would_be is not None:
+            rows = self._as_written(step, rows, {v for vs in wanted.values() for v in vs})
         for n, _change in group:
             per_change[n][step.name] = [
                 r for r in rows if r.get(step.match_field) and key(str(r[step.match_field])) in wanted[n]
             ]
+
+
+    def _as_written(self, step: RelatedRead, rows: list[Record], wanted: set[str]) -> list[Record]:
+        """`rows` of a related read as the dry run's earlier writes would leave them, with the records those
+        writes would tie to a candidate read live (a real run's read would find them)."""
+        laid = self._would_be
+        assert laid is not None
+        moved = laid.moved_in(step.object, step.match_field, wanted)
+        key = self.vocabulary.id_key
+        have = {key(str(r[self.vocabulary.id_field])) for r in rows if r.get(self.vocabulary.id_field)}
+        missing = [i for i in moved if i not in have]
+        extra: list[Record] = []
+        if missing:
+            fields = list(dict.fromkeys([step.match_field, *step.fields]))
+            extra = list(self.connector.read(step.object, missing, fields, include_deleted=False).values())
+        return laid.related(step.object, step.match_field, wanted, rows, extra)
 
 
 def _is_number(value: Any) -> bool:
