@@ -12,6 +12,10 @@ from typing import Any
 
 from crmsweep import api
 from crmsweep.backup.runlog import read_run
+from crmsweep.cleanup.live_check import WouldBeWritten
+from crmsweep.model import ASSOCIATION_FROM_FIELD, ASSOCIATION_TO_FIELD, Change, Op, association_object
+from crmsweep.providers.hubspot import HUBSPOT_CAPABILITIES, HUBSPOT_VOCABULARY
+from crmsweep.providers.salesforce import SALESFORCE_CAPABILITIES, SALESFORCE_VOCABULARY
 from crmsweep.sandbox.server import RunningSandbox
 from tests.hubspot_fixtures import all_pages, hs, hubspot_cli, hubspot_sandbox
 from tests.test_apply_live import CONNECTION, deleted, other_admin, sobject, yes
@@ -130,3 +134,33 @@ def test_a_salesforce_dry_run_counts_the_contacts_it_would_delete_first_as_gone_
     assert skips(dry.skipped_items) == skips(real.skipped_items)
     assert planned(dry.planned_items) == writes_of(ws.home, real.run_id)
     assert deleted(ws, "Account", [account]) == {account: True}
+
+
+def written(op: Op, obj: str, record_id: str, after: dict[str, Any] | None = None) -> Change:
+    return Change(op=op, object=obj, record_id=record_id, before={}, after=after or {}, reason="", pass_name="p")
+
+
+def test_a_removal_laid_drops_the_record_and_the_links_at_either_end_that_name_it() -> None:
+    laid = WouldBeWritten(HUBSPOT_VOCABULARY, HUBSPOT_CAPABILITIES.association_objects)
+    laid.lay([written(Op.ARCHIVE, "contacts", "256")])
+    to_contacts = association_object("companies", "contacts")
+    links = [{ASSOCIATION_FROM_FIELD: "7", ASSOCIATION_TO_FIELD: "256"},
+             {ASSOCIATION_FROM_FIELD: "7", ASSOCIATION_TO_FIELD: "257"}]
+    assert laid.related(to_contacts, ASSOCIATION_FROM_FIELD, {"7"}, links) == links[1:]
+    from_contacts = association_object("contacts", "companies")
+    back = [{ASSOCIATION_FROM_FIELD: "256", ASSOCIATION_TO_FIELD: "7"}]
+    assert laid.related(from_contacts, ASSOCIATION_TO_FIELD, {"7"}, back) == []
+    assert laid.related("contacts", "id", {"256", "257"}, [{"id": "256"}, {"id": "257"}]) == [{"id": "257"}]
+
+
+def test_a_write_laid_reads_as_written_and_a_record_it_moves_off_the_match_is_left_out() -> None:
+    laid = WouldBeWritten(SALESFORCE_VOCABULARY, SALESFORCE_CAPABILITIES.association_objects)
+    account, other = "001000000000001AAA", "001000000000002AAA"
+    # Planned in one id form, read back in the other: the same record.
+    laid.lay([written(Op.UPDATE, "Contact", "003000000000001", {"AccountId": other}),
+              written(Op.UPDATE, "Contact", "003000000000002AAA", {"Title": "Kept"})])
+    rows = [{"Id": "003000000000001AAA", "AccountId": account}, {"Id": "003000000000002AAA", "AccountId": account}]
+    key = SALESFORCE_VOCABULARY.id_key
+    assert laid.related("Contact", "AccountId", {key(account)}, rows) == [{**rows[1], "Title": "Kept"}]
+    assert laid.moved_in("Contact", "AccountId", {key(other)}) == ["003000000000001"]
+    assert laid.record("Contact", {"Id": "003000000000002AAA", "Title": "Old"})["Title"] == "Kept"

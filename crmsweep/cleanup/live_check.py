@@ -61,13 +61,17 @@ class WouldBeWritten:
     Laid as the scan lays an earlier pass's changes: a removed record is gone, and so are the links
     (association rows) to and from it; a written field reads as written. Not laid: what the CRM derives
     from a write (a formula, a count), which no dry run can know; creates and undeletes (no live check
-    reads a record a run brings back, and a create has no id yet)."""
+    reads a record a run brings back, and a create has no id yet). Nor are the value checks of a field's
+    removal (`LiveChecker._value_checks`): they are judged against the CRM's own count of values, which a
+    dry run cannot move, so laying the clears before it on one side only would refuse what the real run
+    removes."""
 
     def __init__(self, vocabulary: Vocabulary, linked: Sequence[str]) -> None:
         self._vocab = vocabulary
         self._linked = tuple(linked)
         self._removed: dict[str, set[str]] = {}
         self._written: dict[str, dict[str, Record]] = {}
+        self._ids: dict[tuple[str, str], str] = {}  # (object, id key) -> the id as the plan spells it, to read by
 
     def lay(self, changes: Sequence[Change]) -> None:
         key = self._vocab.id_key
@@ -78,6 +82,7 @@ class WouldBeWritten:
                 written = self._written.setdefault(change.object, {})
                 rid = key(change.record_id)
                 written[rid] = {**written.get(rid, {}), **change.after}
+                self._ids[(change.object, rid)] = change.record_id
 
     def record(self, object_name: str, record: Record) -> Record:
         """`record` (a live read of `object_name`) as it would read after the writes laid."""
@@ -85,26 +90,23 @@ class WouldBeWritten:
         written = self._written.get(object_name, {}).get(self._vocab.id_key(str(rid))) if rid else None
         return {**record, **written} if written else record
 
-    def gone(self, object_name: str, row: Record) -> bool:
-        """Whether the writes laid remove `row` of `object_name`: the record itself, or a link naming one."""
-        key = self._vocab.id_key
-        rid = row.get(self._vocab.id_field)
-        if rid and key(str(rid)) in self._removed.get(object_name, ()):
-            return True
+    def _ends(self, object_name: str) -> list[tuple[str, set[str]]]:
+        """(field, removed ids) pairs: a row of `object_name` whose field names one of them is gone with it.
+        Its own id, and where it is an association pseudo-object, the end that names a removed record."""
+        ends = [(self._vocab.id_field, self._removed[object_name])] if object_name in self._removed else []
         for removed, ids in self._removed.items():
             for other in self._linked:
-                for end, named in ((ASSOCIATION_FROM_FIELD, association_object(removed, other)),
-                                   (ASSOCIATION_TO_FIELD, association_object(other, removed))):
-                    value = row.get(end)
-                    if object_name == named and value and key(str(value)) in ids:
-                        return True
-        return False
+                if object_name == association_object(removed, other):
+                    ends.append((ASSOCIATION_FROM_FIELD, ids))
+                if object_name == association_object(other, removed):
+                    ends.append((ASSOCIATION_TO_FIELD, ids))
+        return ends
 
     def moved_in(self, object_name: str, match_field: str, wanted: set[str]) -> list[str]:
-        """Ids of `object_name` records a laid write sets `match_field` of to one of `wanted` (id keys):
+        """Ids (as planned) of `object_name` records a laid write sets `match_field` of to one of `wanted` (id keys):
         rows a read by that field finds once the writes are made, and not before."""
         key = self._vocab.id_key
-        return [rid for rid, after in self._written.get(object_name, {}).items()
+        return [self._ids[(object_name, rid)] for rid, after in self._written.get(object_name, {}).items()
                 if after.get(match_field) and key(str(after[match_field])) in wanted
                 and rid not in self._removed.get(object_name, ())]
 
@@ -114,6 +116,7 @@ class WouldBeWritten:
         laid: `rows` (read live) and `extra` (the live records of `moved_in`), each laid, those gone or no
         longer matching left out."""
         key = self._vocab.id_key
+        ends = self._ends(object_name)  # once per read: a job-sized batch's read has many rows
         seen: set[str] = set()
         out: list[Record] = []
         for row in [*rows, *extra]:
@@ -122,7 +125,7 @@ class WouldBeWritten:
                 if key(str(rid)) in seen:
                     continue
                 seen.add(key(str(rid)))
-            if self.gone(object_name, row):
+            if any(row.get(name) and key(str(row[name])) in ids for name, ids in ends):
                 continue
             written = self._written.get(object_name, {}).get(key(str(rid))) if rid else None
             if written and match_field in written:
@@ -427,7 +430,7 @@ class LiveChecker:
         moved = laid.moved_in(step.object, step.match_field, wanted)
         key = self.vocabulary.id_key
         have = {key(str(r[self.vocabulary.id_field])) for r in rows if r.get(self.vocabulary.id_field)}
-        missing = [i for i in moved if i not in have]
+        missing = [i for i in moved if key(i) not in have]
         extra: list[Record] = []
         if missing:
             fields = list(dict.fromkeys([step.match_field, *step.fields]))
