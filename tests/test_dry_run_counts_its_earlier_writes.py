@@ -57,15 +57,23 @@ def company_left_with_one_stale_contact(hs: Any, cli: Any, folder: Path) -> str:
     raise AssertionError("the sandbox has no company on no deal with a stale contact")
 
 
-def test_a_hubspot_dry_run_counts_the_contacts_it_would_archive_first_as_gone_from_their_company(
-    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path
-) -> None:
-    cli = hubspot_cli(hubspot_sandbox.info, tmp_path)
+def scanned_with_a_company_left_one_stale_contact(
+    sandbox: RunningSandbox, hs: Any, tmp_path: Path
+) -> tuple[Any, str, Path]:
+    """The CLI, that company, and a plan of stale_contacts then empty_accounts over a fresh backup."""
+    cli = hubspot_cli(sandbox.info, tmp_path)
     company = company_left_with_one_stale_contact(hs, cli, tmp_path)
     backup = json.loads(cli("backup", "-c", "e2e", "--json").stdout)
     plan_file = tmp_path / "plan.json"
     cli("scan", "-c", "e2e", "--snapshot", backup["snapshot"], "-o", str(plan_file),
         "--pass", "stale_contacts", "--pass", "empty_accounts")
+    return cli, company, plan_file
+
+
+def test_a_hubspot_dry_run_counts_the_contacts_it_would_archive_first_as_gone_from_their_company(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path
+) -> None:
+    cli, company, plan_file = scanned_with_a_company_left_one_stale_contact(hubspot_sandbox, hs, tmp_path)
     plan = json.loads(plan_file.read_text(encoding="utf-8"))
     assert company in {c["record_id"] for c in plan["changes"] if c["object"] == "companies"}
 
@@ -85,12 +93,7 @@ def test_a_dry_run_undoing_a_hubspot_rollback_counts_the_copies_it_would_archive
 ) -> None:
     """The rollback re-created the contact and linked it to the re-created company: undoing it archives the
     copy before it judges the company, which has no contact left by then."""
-    cli = hubspot_cli(hubspot_sandbox.info, tmp_path)
-    company = company_left_with_one_stale_contact(hs, cli, tmp_path)
-    backup = json.loads(cli("backup", "-c", "e2e", "--json").stdout)
-    plan_file = tmp_path / "plan.json"
-    cli("scan", "-c", "e2e", "--snapshot", backup["snapshot"], "-o", str(plan_file),
-        "--pass", "stale_contacts", "--pass", "empty_accounts")
+    cli, company, plan_file = scanned_with_a_company_left_one_stale_contact(hubspot_sandbox, hs, tmp_path)
     applied = json.loads(cli("apply", str(plan_file), "--yes", "--json").stdout)
     assert applied["failed"] == 0 and applied["skipped"] == 0
     rolled = json.loads(cli("rollback", applied["run"], "--yes", "--json").stdout)
