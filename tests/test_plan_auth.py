@@ -263,7 +263,10 @@ def test_the_apply_prompt_shows_the_breakdown_and_the_digest(
     counts: dict[tuple[str, str], int] = {}
     for change in plan.changes:
         counts[(change.op.value, change.object)] = counts.get((change.op.value, change.object), 0) + 1
-    breakdown = ", ".join(f"{n} {op} {obj}" for (op, obj), n in counts.items())
+    # Each op in Salesforce's words: removing a custom field (op archive) is deleting it there.
+    from crmsweep.providers.salesforce import SALESFORCE_VOCABULARY as words
+
+    breakdown = ", ".join(f"{n} {words.op_word(op, obj)} {obj}" for (op, obj), n in counts.items())
     assert ("delete", "Contact") in counts and ("deactivate", "User") in counts
     org, runs = site.org(), site.runs()
     monkeypatch.setattr(common, "interactive", lambda: True)
