@@ -35,6 +35,8 @@ from crmsweep.backup.rollback import (
     unfinished_rollback,
 )
 from crmsweep.backup.runlog import (
+    LOG_FILE,
+    PLAN_FILE,
     SKIP_ALREADY_RESTORED,
     Outcome,
     RunState,
@@ -56,6 +58,7 @@ from crmsweep.backup.snapshot import (
 )
 from crmsweep.backup.snapshot_diff import SnapshotDiff, diff_snapshots
 from crmsweep.backup.snapshot_incremental import find_parent, take_incremental
+from crmsweep.backup.snapshot_layout import MANIFEST_NAME
 from crmsweep.backup.snapshot_writer import LINK_BATCH, link_pairs
 from crmsweep.cleanup.apply import (
     FINISHED,
@@ -459,6 +462,21 @@ def _check_snapshot_intact(ws: Workspace, snapshot_id: str) -> None:
         )
 
 
+def _record_folder(path: Path) -> Path | None:
+    """The run folder (a run log beside its plan) or snapshot folder (crmsweep's manifest) `path` would be
+    written in, if any. Known by their files: a folder of another project that has a manifest.json is not one."""
+    for folder in (path.parent, *path.parent.parents[:2]):
+        if (folder / LOG_FILE).is_file() and (folder / PLAN_FILE).is_file():
+            return folder
+        try:
+            with open(folder / MANIFEST_NAME, "rb") as manifest:
+                if b'"format": "crmsweep.snapshot/' in manifest.read(256):
+                    return folder
+        except OSError:
+            continue
+    return None
+
+
 def check_plan_output(path: Path, home: Home) -> None:
     """Where a plan may be written: a new file in an existing, writable folder, or over an older plan, not
     among the records `home` keeps (`Home.keeps`).
@@ -483,6 +501,12 @@ def _check_output(path: Path, kind: str, example: str, is_ours: Callable[[Path],
     if home is not None and home.keeps(path):
         raise BadInput(f"cannot write the {kind} to {path}: crmsweep keeps its runs, snapshots and keys there "
                        f"(home {home.root}); choose a file outside them with -o")
+    kept = _record_folder(path)
+    if kept is not None:
+        # Another home's (one named by --home in one command, by CRMSWEEP_HOME in the next): a run's plan copy
+        # replaced there can no longer be resumed or rolled back.
+        raise BadInput(f"cannot write the {kind} to {path}: {kept} is a crmsweep run or snapshot folder; choose a "
+                       "file outside it with -o")
     if path.is_dir():
         raise BadInput(f"cannot write the {kind} to {path}: it is a folder; name a file, e.g. {path / example}")
     folder = path.parent

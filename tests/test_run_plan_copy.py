@@ -52,3 +52,23 @@ def test_a_run_whose_plan_copy_was_replaced_is_refused_and_nothing_is_written(
     assert all(live(config, home, "Contact", contacts, "IsDeleted").values())  # nothing undone, nothing marked
     shown = cli(config, home, "runs", "show", run_id, expect=2)
     assert "is not the plan the run applied" in shown.stderr
+
+
+def test_no_output_goes_into_another_homes_run_or_snapshot_folder(
+    sandbox: RunningSandbox, config: Path, home: Path, plan_file: Path
+) -> None:
+    # One command names the home with --home, the next takes CRMSWEEP_HOME or the default: the run folder is
+    # then another home's, and its plan copy must survive all the same.
+    run_id = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)["run"]
+    kept = home / "runs" / run_id / "plan.json"
+    before = kept.read_bytes()
+    [snapshot] = [p for p in (home / "snapshots").iterdir() if p.is_dir()]
+    elsewhere = home.parent / "other-home"
+    for target in (kept, snapshot / "data" / "plan.json"):
+        refused = cli(config, elsewhere, "scan", "-c", "cli", "-o", str(target), "--pass", "inactive_users", expect=2)
+        assert "is a crmsweep run or snapshot folder; choose a file outside it" in refused.stderr
+    assert kept.read_bytes() == before
+    (home.parent / "site").mkdir()
+    (home.parent / "site" / "manifest.json").write_text('{"name": "a web app"}', encoding="utf-8")
+    site = home.parent / "site" / "plan.json"  # a folder of another project's manifest.json is no snapshot
+    cli(config, elsewhere, "scan", "-c", "cli", "-o", str(site), "--pass", "inactive_users")

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from crmsweep import __version__
 from crmsweep.backup.field_restore import (
+    is_value_restore,
     removed_fields,
     restore_order,
     undo_key,
@@ -33,10 +34,12 @@ from crmsweep.backup.runlog import (
     Outcome,
     RunState,
     already_restored,
+    id_map_of,
     open_run,
     read_run,
 )
 from crmsweep.backup.snapshot_layout import load_manifest
+from crmsweep.concepts import CustomFields
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
@@ -52,6 +55,7 @@ from crmsweep.model import (
     Vocabulary,
     association_object,
     canonical_datetime,
+    placeholder_target,
 )
 from crmsweep.paths import Home
 
@@ -236,11 +240,12 @@ def put_back_by_rollbacks(home: Home, state: RunState, vocabulary: Vocabulary, *
     value they changed or cleared, a second copy of a re-created record (a create has no drift check).
 
     What a rollback of such a rollback undid again (its copies archived again, say) is not put back."""
-    return _put_back(home, state, state.rollbacks, vocabulary.id_key, besides, frozenset())
+    return _put_back(home, state, state.rollbacks, vocabulary.id_key, besides, frozenset(), vocabulary)
 
 
 def _put_back(home: Home, state: RunState, rollback_ids: Sequence[str], id_key: Callable[[str], str],
-              besides: Plan | None, seen: frozenset[str]) -> dict[tuple[str, str], str]:
+              besides: Plan | None, seen: frozenset[str], vocabulary: Vocabulary | None = None
+              ) -> dict[tuple[str, str], str]:
     done: dict[tuple[str, str], str] = {}
     seen = seen | {state.run_id}
     for rollback_id in dict.fromkeys(rollback_ids):
@@ -250,14 +255,57 @@ def _put_back(home: Home, state: RunState, rollback_ids: Sequence[str], id_key: 
         if rollback.rollback_of != state.run_id or (besides is not None and rollback.plan.digest == besides.digest):
             continue
         # Keyed as the rollbacks of this rollback know its records: a re-created one by the id it was given.
-        undone = _put_back(home, rollback, rollback.rollbacks, id_key, None, seen) if rollback.rollbacks else {}
+        undone = (_put_back(home, rollback, rollback.rollbacks, id_key, None, seen, vocabulary)
+                  if rollback.rollbacks else {})
+        again = _UndoneAgain(rollback, undone, id_key, vocabulary) if undone else None
         for out in rollback.outcomes:
             if out.outcome is Outcome.APPLIED or already_restored(out):
                 change = rollback.plan.changes[out.index]
-                now = out.record_id if change.op is Op.CREATE and out.record_id else change.record_id
-                if (undo_key(change)[0], id_key(now)) not in undone:
+                if again is None or not again(change, out):
                     done.setdefault((undo_key(change)[0], id_key(change.record_id)), rollback_id)
     return done
+
+
+class _UndoneAgain:
+    """Whether a change a rollback applied was undone again by the rollbacks of that rollback (`undone`: what
+    they put back, keyed as they know the records: by the ids this rollback gave them). Its rollbacks write
+    plain undos (a rollback removes no field, so none of theirs is a value restore), and they undo no link: a
+    link goes with a record at either end, and a value restore with its record or its field's definition."""
+
+    def __init__(self, rollback: RunState, undone: Mapping[tuple[str, str], str], id_key: Callable[[str], str],
+                 vocabulary: Vocabulary | None) -> None:
+        self._undone, self._key = undone, id_key
+        self._made = id_map_of(rollback.plan, rollback.outcomes)
+        concept = vocabulary.concept(CustomFields) if vocabulary is not None else None
+        # (record object, field) of each definition this rollback re-created that its rollbacks removed again.
+        self._fields: set[tuple[str, str]] = set()
+        for out in rollback.outcomes:
+            change = rollback.plan.changes[out.index]
+            if concept is None or change.object != concept.definitions or change.op is not Op.CREATE:
+                continue
+            if self._gone(change.object, out.record_id or change.record_id):
+                target = concept.field_of(change.before) or concept.field_of(change.after)
+                if target is not None:
+                    self._fields.add(target)
+
+    def _gone(self, obj: str, record_id: str) -> bool:
+        return (obj, self._key(record_id)) in self._undone
+
+    def _end(self, obj: object, value: object) -> str | None:
+        target = placeholder_target(value)
+        if target is not None:
+            return self._made.get(target[0], {}).get(target[1])
+        return value if isinstance(value, str) and isinstance(obj, str) else None
+
+    def __call__(self, change: Change, out: ChangeOutcome) -> bool:
+        if change.op is Op.ASSOCIATE:
+            ends = [(change.after.get(f"{side}_object"), change.after.get(f"{side}_id")) for side in ("from", "to")]
+            return any(isinstance(obj, str) and (end := self._end(obj, value)) is not None and self._gone(obj, end)
+                       for obj, value in ends)
+        now = out.record_id if change.op is Op.CREATE and out.record_id else change.record_id
+        if self._gone(change.object, now):
+            return True
+        return is_value_restore(change) and any((change.object, name) in self._fields for name in change.after)
 
 
 def kept_recreations(home: Home, plan: Plan, vocabulary: Vocabulary) -> dict[str, dict[str, str]]:
@@ -280,11 +328,37 @@ def kept_recreations(home: Home, plan: Plan, vocabulary: Vocabulary) -> dict[str
             if change.op is not Op.CREATE or put_back.get((change.object, vocabulary.id_key(change.record_id))) \
                     != rollback.run_id:
                 continue
-            if out.outcome is Outcome.APPLIED and out.record_id:
-                found.setdefault(change.object, {})[change.record_id] = out.record_id
-            elif already_restored(out):
-                found.setdefault(change.object, {})[change.record_id] = change.record_id
+            given = out.record_id if out.outcome is Outcome.APPLIED else change.record_id if already_restored(out) \
+                else None
+            now = _now_under(home, rollback, change.object, given, vocabulary.id_key, frozenset()) if given else None
+            if now is not None:
+                found.setdefault(change.object, {})[change.record_id] = now
     return found
+
+
+def _now_under(home: Home, rollback: RunState, obj: str, record_id: str, id_key: Callable[[str], str],
+               seen: frozenset[str]) -> str | None:
+    """The id record `record_id`, which `rollback` re-created, stands under now: removed by a rollback of that
+    rollback and re-created by a rollback of that one, it is the last copy; None if no copy stands."""
+    seen = seen | {rollback.run_id}
+    for undoing in (read_run(home, r) for r in dict.fromkeys(rollback.rollbacks) if r not in seen):
+        if undoing.rollback_of != rollback.run_id or not any(
+                undoing.plan.changes[i].object == obj and id_key(undoing.plan.changes[i].record_id) == id_key(record_id)
+                for i in undoing.applied_order):
+            continue
+        # Removed again: standing only if a rollback of that removal re-created it (under another id).
+        for redoing in (read_run(home, r) for r in dict.fromkeys(undoing.rollbacks) if r not in seen):
+            if redoing.rollback_of != undoing.run_id:
+                continue
+            for out in redoing.outcomes:
+                change = redoing.plan.changes[out.index]
+                if change.op is Op.CREATE and change.object == obj and id_key(change.record_id) == id_key(record_id):
+                    again = out.record_id if out.outcome is Outcome.APPLIED else \
+                        change.record_id if already_restored(out) else None
+                    if again:
+                        return _now_under(home, redoing, obj, again, id_key, seen | {undoing.run_id})
+        return None
+    return record_id
 
 
 def left_to_undo(undos: Mapping[tuple[str, str], Change], put_back: Mapping[tuple[str, str], str],
