@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,10 @@ from hubspot.crm.objects import SimplePublicObjectInput
 
 from crmsweep import api
 from crmsweep.backup.runlog import read_run
+from crmsweep.cleanup.apply import ApplyReport
 from crmsweep.connectors.hubspot import HubSpotConnector
 from crmsweep.connectors.salesforce import SalesforceConnector
+from crmsweep.errors import ConnectorError
 from crmsweep.model import Record, WriteResult
 from crmsweep.paths import Home
 from crmsweep.sandbox.server import RunningSandbox
@@ -30,6 +33,36 @@ from tests.test_rollback_of_rollback_hubspot import live_contacts
 
 __all__ = ["hs", "hubspot_sandbox"]
 config, home, plan_file = cli_apply.config, cli_apply.home, cli_apply.plan_file
+
+
+def rolled_back_while(sandbox: RunningSandbox, folder: Path, monkeypatch: pytest.MonkeyPatch, run_id: str,
+                      method: str, fake: Callable[..., Any]) -> ApplyReport:
+    """`api.rollback` of run `run_id` (the CLI fixtures' home and config under `folder`) with the HubSpot
+    connector's `method` replaced by `fake` for that rollback only."""
+    monkeypatch.setenv(CLI_TOKEN_ENV, sandbox.info.token)
+    real = getattr(HubSpotConnector, method)
+    monkeypatch.setattr(HubSpotConnector, method, fake)
+    report = api.rollback(api.Workspace.load(folder / "crmsweep.toml", folder / "home"), run_id,
+                          confirm=lambda plan: True).report
+    monkeypatch.setattr(HubSpotConnector, method, real)
+    assert report is not None
+    return report
+
+
+def first_create_refused(self: HubSpotConnector, obj: str, records: list[Record], **kwargs: Any) -> list[WriteResult]:
+    """HubSpot's create, with the first record of each call refused and the rest made."""
+    if kwargs.get("keys") is not None:
+        kwargs["keys"] = kwargs["keys"][1:]
+    made = HUBSPOT_CREATE(self, obj, records[1:], **kwargs) if len(records) > 1 else []
+    return [WriteResult(id=None, ok=False, error_code="VALIDATION_ERROR", message="refused"), *made]
+
+
+def links_dropped(self: HubSpotConnector, *args: Any, **kwargs: Any) -> Any:
+    """A link call whose connection drops: whether it landed is unknown."""
+    raise ConnectorError("connection dropped", code="OUTCOME_UNKNOWN")
+
+
+HUBSPOT_CREATE = HubSpotConnector.create
 
 
 def test_a_second_salesforce_rollback_undoes_only_what_the_first_left_not_a_record_deleted_again_since(
@@ -74,20 +107,8 @@ def test_a_hubspot_rollback_plan_written_before_another_rollback_ran_is_refused_
     after_apply = live_contacts(hs)
     written = tmp_path / "rollback.json"
     applied.cli("rollback", run_id, "-o", str(written))  # for review, later
-    real_create = HubSpotConnector.create
-
-    def first_refused(self: HubSpotConnector, obj: str, records: list[Record], **kwargs: Any) -> list[WriteResult]:
-        if kwargs.get("keys") is not None:
-            kwargs["keys"] = kwargs["keys"][1:]
-        made = real_create(self, obj, records[1:], **kwargs) if len(records) > 1 else []
-        return [WriteResult(id=None, ok=False, error_code="VALIDATION_ERROR", message="refused"), *made]
-
-    monkeypatch.setenv(CLI_TOKEN_ENV, hubspot_sandbox.info.token)
-    monkeypatch.setattr(HubSpotConnector, "create", first_refused)
-    first = api.rollback(api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home"), run_id,
-                         confirm=lambda plan: True).report
-    monkeypatch.setattr(HubSpotConnector, "create", real_create)
-    assert first is not None and first.failed == 1
+    first = rolled_back_while(hubspot_sandbox, tmp_path, monkeypatch, run_id, "create", first_create_refused)
+    assert first.failed == 1
     copies = live_contacts(hs) - after_apply
     assert len(copies) == len(applied.archived) - 1
 
@@ -125,17 +146,8 @@ def test_a_stopped_hubspot_rollback_undone_in_part_is_not_resumed_a_new_one_brin
                      if companies}  # (archived: none of them is live)
     assert not linked_before
 
-    def dropped(self: HubSpotConnector, *args: Any, **kwargs: Any) -> Any:
-        from crmsweep.errors import ConnectorError
-        raise ConnectorError("connection dropped", code="OUTCOME_UNKNOWN")
-
-    monkeypatch.setenv(CLI_TOKEN_ENV, hubspot_sandbox.info.token)
-    real_links = HubSpotConnector.create_associations
-    monkeypatch.setattr(HubSpotConnector, "create_associations", dropped)
-    ws = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home")
-    r1 = api.rollback(ws, run_id, confirm=lambda plan: True).report
-    monkeypatch.setattr(HubSpotConnector, "create_associations", real_links)
-    assert r1 is not None and r1.stopped
+    r1 = rolled_back_while(hubspot_sandbox, tmp_path, monkeypatch, run_id, "create_associations", links_dropped)
+    assert r1.stopped
     copies = live_contacts(hs) - after_apply
     kept = sorted(copies)[0]
     hs.crm.objects.basic_api.update("contacts", kept, SimplePublicObjectInput(properties={"firstname": "Kept"}))

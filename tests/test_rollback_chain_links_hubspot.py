@@ -8,14 +8,11 @@ from typing import Any
 
 import pytest
 
-from crmsweep import api
 from crmsweep.backup.runlog import read_run
-from crmsweep.connectors.hubspot import HubSpotConnector
-from crmsweep.model import Record, WriteResult
 from crmsweep.paths import Home
 from crmsweep.sandbox.server import RunningSandbox
-from tests.hubspot_fixtures import CLI_TOKEN_ENV, hs, hubspot_sandbox, stale_contacts_applied
-from tests.test_rollback_again import company_links
+from tests.hubspot_fixtures import hs, hubspot_sandbox, stale_contacts_applied
+from tests.test_rollback_again import company_links, first_create_refused, rolled_back_while
 from tests.test_rollback_of_rollback_hubspot import live_contacts
 
 __all__ = ["hs", "hubspot_sandbox"]
@@ -27,20 +24,8 @@ def test_links_come_back_after_a_rollback_of_a_partial_rollback(
     applied = stale_contacts_applied(hubspot_sandbox, tmp_path)
     run_id = applied.applied["run"]
     after_apply = live_contacts(hs)
-    real_create = HubSpotConnector.create
-
-    def first_refused(self: HubSpotConnector, obj: str, records: list[Record], **kwargs: Any) -> list[WriteResult]:
-        if kwargs.get("keys") is not None:
-            kwargs["keys"] = kwargs["keys"][1:]
-        made = real_create(self, obj, records[1:], **kwargs) if len(records) > 1 else []
-        return [WriteResult(id=None, ok=False, error_code="VALIDATION_ERROR", message="refused"), *made]
-
-    monkeypatch.setenv(CLI_TOKEN_ENV, hubspot_sandbox.info.token)
-    monkeypatch.setattr(HubSpotConnector, "create", first_refused)
-    ws = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home")
-    r1 = api.rollback(ws, run_id, confirm=lambda plan: True).report
-    monkeypatch.setattr(HubSpotConnector, "create", real_create)
-    assert r1 is not None and r1.failed == 1
+    r1 = rolled_back_while(hubspot_sandbox, tmp_path, monkeypatch, run_id, "create", first_create_refused)
+    assert r1.failed == 1
     copies = live_contacts(hs) - after_apply
     assert copies and sum(1 for v in company_links(hs, copies).values() if v) > 0  # R1 linked its copies
 

@@ -9,13 +9,11 @@ from typing import Any
 
 import pytest
 
-from crmsweep import api
 from crmsweep.backup.runlog import read_run
-from crmsweep.connectors.hubspot import HubSpotConnector
 from crmsweep.paths import Home
 from crmsweep.sandbox.server import RunningSandbox
-from tests.hubspot_fixtures import CLI_TOKEN_ENV, hs, hubspot_sandbox, stale_contacts_applied
-from tests.test_rollback_again import company_links
+from tests.hubspot_fixtures import hs, hubspot_sandbox, stale_contacts_applied
+from tests.test_rollback_again import company_links, links_dropped, rolled_back_while
 from tests.test_rollback_of_rollback_hubspot import live_contacts
 
 __all__ = ["hs", "hubspot_sandbox"]
@@ -28,17 +26,8 @@ def test_links_land_on_live_copies_after_three_deep_chain(
     run_id = applied.applied["run"]
     after_apply = live_contacts(hs)
 
-    def dropped(self: HubSpotConnector, *args: Any, **kwargs: Any) -> Any:
-        from crmsweep.errors import ConnectorError
-        raise ConnectorError("connection dropped", code="OUTCOME_UNKNOWN")
-
-    monkeypatch.setenv(CLI_TOKEN_ENV, hubspot_sandbox.info.token)
-    real_links = HubSpotConnector.create_associations
-    monkeypatch.setattr(HubSpotConnector, "create_associations", dropped)
-    ws = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home")
-    r1 = api.rollback(ws, run_id, confirm=lambda plan: True).report
-    monkeypatch.setattr(HubSpotConnector, "create_associations", real_links)
-    assert r1 is not None and r1.stopped
+    r1 = rolled_back_while(hubspot_sandbox, tmp_path, monkeypatch, run_id, "create_associations", links_dropped)
+    assert r1.stopped
     r2 = json.loads(applied.cli("rollback", r1.run_id, "--yes", "--json").stdout)
     assert r2["failed"] == 0 and live_contacts(hs) == after_apply
     r3 = json.loads(applied.cli("rollback", r2["run"], "--yes", "--json").stdout)
