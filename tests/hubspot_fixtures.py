@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -84,22 +82,27 @@ CLI_TOKEN_ENV = "E2E_HUBSPOT_TOKEN"
 
 
 def hubspot_cli(info: Any, folder: Path, extra_config: str = "") -> Callable[..., subprocess.CompletedProcess[str]]:
-    """`crmsweep ARGS` in a child process against the sandbox `info` describes, connection `e2e`, home and
-    config under `folder`: each call must exit 0, print no traceback and never the token."""
+    """`crmsweep ARGS` against the sandbox `info` describes, connection `e2e`, home and config under `folder`:
+    each call must exit 0, print no traceback and never the token. In this process, through the CLI's own
+    entry (as the Salesforce CLI tests run it): a child process per call spent more time importing crmsweep
+    than the calls took, and these tests make hundreds of them."""
+    from typer.testing import CliRunner
+
+    from crmsweep.cli import app
+
     config = folder / "crmsweep.toml"
     config.write_text(
         f'[connections.e2e]\nprovider = "hubspot"\nurl = "{info.url}"\ntoken_env = "{CLI_TOKEN_ENV}"\n'
         f'ca_file = "{info.ca_file}"\n\n{extra_config}',
         encoding="utf-8",
     )
-    env = {**os.environ, CLI_TOKEN_ENV: info.token, "CRMSWEEP_HOME": str(folder / "home")}
-    env.pop("CRMSWEEP_CONFIG", None)
+    env: dict[str, str | None] = {CLI_TOKEN_ENV: info.token, "CRMSWEEP_HOME": str(folder / "home"),
+                                  "CRMSWEEP_CONFIG": None}
+    runner = CliRunner()
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "crmsweep", *args, "--config", str(config)],
-            capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600,
-        )
+        result = runner.invoke(app, [*args, "--config", str(config)], env=env, catch_exceptions=False)
+        done = subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
         assert done.returncode == 0, f"{args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
         assert "Traceback" not in done.stderr and info.token not in done.stdout + done.stderr
         return done
