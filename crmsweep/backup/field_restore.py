@@ -280,12 +280,6 @@ def _restore_outcomes(rollbacks: Sequence[RunState]) -> tuple[set[tuple[str, str
     return done, why
 
 
-def applied_restores(rollbacks: Sequence[RunState]) -> set[tuple[str, str]]:
-    """The `undo_key`s of the value restores any of `rollbacks` applied: a later rollback leaves them out, as
-    a value written back once and since cleared or changed is the owner's choice, not a loss."""
-    return _restore_outcomes(rollbacks)[0]
-
-
 def unrestored(expected: Iterable[Change], rollbacks: Sequence[RunState]) -> list[tuple[Change, str]]:
     """The value restores of `expected` that none of `rollbacks` (oldest first) applied, each with why:
     the latest skip reason or error code logged for it, or "not in the plan"."""

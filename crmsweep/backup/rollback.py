@@ -35,8 +35,10 @@ from crmsweep.backup.runlog import (
     RunState,
     already_restored,
     id_map_of,
+    made_as,
     open_run,
     read_run,
+    written_id,
 )
 from crmsweep.backup.snapshot_layout import load_manifest
 from crmsweep.concepts import CustomFields
@@ -302,8 +304,7 @@ class _UndoneAgain:
             ends = [(change.after.get(f"{side}_object"), change.after.get(f"{side}_id")) for side in ("from", "to")]
             return any(isinstance(obj, str) and (end := self._end(obj, value)) is not None and self._gone(obj, end)
                        for obj, value in ends)
-        now = out.record_id if change.op is Op.CREATE and out.record_id else change.record_id
-        if self._gone(change.object, now):
+        if self._gone(change.object, written_id(change, out)):
             return True
         return is_value_restore(change) and any((change.object, name) in self._fields for name in change.after)
 
@@ -328,8 +329,7 @@ def kept_recreations(home: Home, plan: Plan, vocabulary: Vocabulary) -> dict[str
             if change.op is not Op.CREATE or put_back.get((change.object, vocabulary.id_key(change.record_id))) \
                     != rollback.run_id:
                 continue
-            given = out.record_id if out.outcome is Outcome.APPLIED else change.record_id if already_restored(out) \
-                else None
+            given = made_as(change, out)
             now = _now_under(home, rollback, change.object, given, vocabulary.id_key, frozenset()) if given else None
             if now is not None:
                 found.setdefault(change.object, {})[change.record_id] = now
@@ -353,8 +353,7 @@ def _now_under(home: Home, rollback: RunState, obj: str, record_id: str, id_key:
             for out in redoing.outcomes:
                 change = redoing.plan.changes[out.index]
                 if change.op is Op.CREATE and change.object == obj and id_key(change.record_id) == id_key(record_id):
-                    again = out.record_id if out.outcome is Outcome.APPLIED else \
-                        change.record_id if already_restored(out) else None
+                    again = made_as(change, out)
                     if again:
                         return _now_under(home, redoing, obj, again, id_key, seen | {undoing.run_id})
         return None
@@ -602,7 +601,7 @@ def not_undone(home: Home, run_id: str, by_run: str) -> list[str]:
         change = original.plan.changes[i]
         if change.op is Op.ASSOCIATE:
             continue  # undone with the record it linked
-        record_id = original.outcomes[i].record_id if change.op is Op.CREATE else change.record_id
+        record_id = written_id(change, original.outcomes[i])
         if (change.object, record_id) not in undone:
             missing.append(f"{change.object} {record_id}")
     return missing

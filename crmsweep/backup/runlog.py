@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from crmsweep.errors import BadInput, SafetyRefusal
-from crmsweep.model import Op, Plan, PlanFormatError, canonical_datetime
+from crmsweep.model import Change, Op, Plan, PlanFormatError, canonical_datetime
 from crmsweep.paths import MAX_NAME_LENGTH, PRIVATE_FILE_MODE, Home, checked_dir, fsync_dir, write_private_file
 
 PLAN_FILE = "plan.json"
@@ -407,16 +407,28 @@ def already_restored(out: ChangeOutcome) -> bool:
     return out.outcome is Outcome.SKIPPED and out.reason == SKIP_ALREADY_RESTORED
 
 
+def written_id(change: Change, out: ChangeOutcome) -> str:
+    """The id of the record `change` wrote: a create's, the id the CRM gave it (its old one until it landed)."""
+    return out.record_id if change.op is Op.CREATE and out.record_id else change.record_id
+
+
+def made_as(change: Change, out: ChangeOutcome) -> str | None:
+    """The id the record a create (re-)made stands under: the new id once applied, its own once found live
+    again under it (restored by hand); None if it was not made."""
+    if out.outcome is Outcome.APPLIED and out.record_id:
+        return out.record_id
+    return change.record_id if already_restored(out) else None
+
+
 def id_map_of(plan: Plan, outcomes: list[ChangeOutcome]) -> dict[str, dict[str, str]]:
     """Object -> old id -> new id of the plan's creates that `outcomes` show applied; a record found
     restored by hand instead maps to its own id (its children and links point at it)."""
     found: dict[str, dict[str, str]] = {}
     for out in outcomes:
         change = plan.changes[out.index]
-        if change.op is Op.CREATE and out.outcome is Outcome.APPLIED and out.record_id:
-            found.setdefault(change.object, {})[change.record_id] = out.record_id
-        elif change.op is Op.CREATE and already_restored(out):
-            found.setdefault(change.object, {})[change.record_id] = change.record_id
+        made = made_as(change, out) if change.op is Op.CREATE else None
+        if made is not None:
+            found.setdefault(change.object, {})[change.record_id] = made
     return found
 
 
