@@ -653,9 +653,12 @@ def resolve_connection(
         )
     profile = config.connections.get(name)
     if profile is None:
+        close = _suggest(name, config.connection_names)
         raise BadInput(
-            f"unknown connection '{name}'{_suggest(name, config.connection_names)}: "
-            f"known connections are {', '.join(config.connection_names)}"
+            f"unknown connection '{name}'{close}: known connections are {', '.join(config.connection_names)}"
+            # Not a typo, the likeliest cause is that the config defining it was not given to this command.
+            + ("" if close else f" ({'the built-in ones' if config.path is None else f'in {config.path}'}): "
+               "pass the config file that defines it with --config PATH (or set CRMSWEEP_CONFIG=PATH)")
         )
     if profile.auth is not None:
         # The connector signs in, reading the secrets it needs then.

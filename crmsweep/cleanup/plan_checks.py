@@ -104,7 +104,9 @@ def check_plan(plan: Plan, connector: Connector, home: Home, *, caps: Caps | Non
     header = plan.header
     if header.provider != connector.provider:
         raise BadInput(
-            f"plan is for a {header.provider} org but connection '{connector.connection_name}' is {connector.provider}"
+            f"plan is for a {header.provider} org but connection '{connector.connection_name}' is "
+            f"{connector.provider}: apply it with its own connection ('{one_line(header.connection)}', what it uses "
+            "without -c) or another of that org"
         )
     live_org = connector.org_id()
     if header.org_id != live_org:

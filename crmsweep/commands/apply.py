@@ -183,9 +183,11 @@ def render_report(
                   f"({planned}); would skip {report.skipped:,} "
                   f"({report.api_calls:,} API calls, all reads). Nothing was written.")
     else:
-        earlier = f"; {report.applied_earlier:,} of them applied before this resume" if report.applied_earlier else ""
-        err.print(f"Run {report.run_id}: applied {report.applied:,}, skipped {report.skipped:,}, "
-                  f"failed {report.failed:,} of {report.total:,} ({report.api_calls:,} API calls{earlier}).")
+        # Said apart from the API calls, which are this resume's own: "of them" read as calls.
+        earlier = (f" ({report.applied_earlier:,} of the {report.applied:,} applied before this resume)"
+                   if report.applied_earlier else "")
+        err.print(f"Run {report.run_id}: applied {report.applied:,}{earlier}, skipped {report.skipped:,}, "
+                  f"failed {report.failed:,} of {report.total:,} ({report.api_calls:,} API calls).")
     for title, items in (("Skipped", report.skipped_items), ("Failed", report.failed_items)):
         for item in items[:SHOW_ITEMS]:
             detail = item.get("detail") or item.get("message") or ""
@@ -349,8 +351,10 @@ def apply(
     """Apply exactly the reviewed plan: checked, batched, drift-aware, logged before every write."""
     ws = workspace(config, home)
 
+    # A command to finish a run names the config and home in effect, however they were given (options,
+    # CRMSWEEP_CONFIG and CRMSWEEP_HOME): it pastes as is in another shell, and is the one `runs show` gives.
     def resume_hint(run_id: str, plan: str | None = None) -> str:
-        return resume_command(Path(plan) if plan else plan_file, run_id, config=config, home=home,
+        return resume_command(Path(plan) if plan else plan_file, run_id, config=ws.config.path, home=ws.home.root,
                               connection=connection, yes=yes)
 
     def ask(plan: Plan) -> str:
@@ -426,7 +430,7 @@ def rollback(
     Run again after an interrupted rollback, it finishes that rollback rather than starting another.
     """
     ws = workspace(config, home)
-    again = command_line(["rollback", run_id, *(["--yes"] if yes else [])], config=config, home=home)
+    again = command_line(["rollback", run_id, *(["--yes"] if yes else [])], config=ws.config.path, home=ws.home.root)
 
     def show(plan: Plan) -> None:
         if not as_json:
@@ -447,7 +451,7 @@ def rollback(
     def settle(run: str, plan: str | None) -> str:
         if plan is None:  # the interrupted rollback itself: `rollback RUN` finishes it
             return again
-        return resume_command(Path(plan), run, config=config, home=home, yes=yes)
+        return resume_command(Path(plan), run, config=ws.config.path, home=ws.home.root, yes=yes)
 
     review = f"undo-{run_id}.json"
     no_terminal = (f"no terminal to confirm the rollback of run {run_id} on: pass --yes, or review it first with "
