@@ -184,10 +184,10 @@ def render_report(
                   f"({report.api_calls:,} API calls, all reads). Nothing was written.")
     else:
         # Said apart from the API calls, which are this resume's own: "of them" read as calls.
-        earlier = (f" ({report.applied_earlier:,} of the {report.applied:,} applied before this resume)"
+        earlier = (f" {report.applied_earlier:,} of the {report.applied:,} applied were applied before this resume."
                    if report.applied_earlier else "")
-        err.print(f"Run {report.run_id}: applied {report.applied:,}{earlier}, skipped {report.skipped:,}, "
-                  f"failed {report.failed:,} of {report.total:,} ({report.api_calls:,} API calls).")
+        err.print(f"Run {report.run_id}: applied {report.applied:,}, skipped {report.skipped:,}, "
+                  f"failed {report.failed:,} of {report.total:,} ({report.api_calls:,} API calls).{earlier}")
     for title, items in (("Skipped", report.skipped_items), ("Failed", report.failed_items)):
         for item in items[:SHOW_ITEMS]:
             detail = item.get("detail") or item.get("message") or ""
