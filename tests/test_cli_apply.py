@@ -289,6 +289,27 @@ def test_a_plan_whose_run_stopped_is_finished_by_resuming_it_not_by_a_second_run
     assert run_ids(home) == [stopped["run"]]
 
 
+def test_the_command_to_finish_a_run_names_the_config_and_home_given_by_the_environment_as_runs_show_does(
+    sandbox: RunningSandbox, config: Path, home: Path, plan_file: Path
+) -> None:
+    # An admin with CRMSWEEP_CONFIG and CRMSWEEP_HOME set was given a command without them, which failed in
+    # another shell ("unknown connection"), while `runs show` printed another, with both.
+    env = {"CRMSWEEP_CONFIG": str(config), "CRMSWEEP_HOME": str(home)}
+    sandbox.set_faults([FaultRule(kind="limit", path="composite/sobjects", method="DELETE", times=1)])
+    stopped = runner.invoke(app, ["apply", str(plan_file), "--yes", "--json"], env=env, catch_exceptions=False)
+    sandbox.set_faults([])
+    assert stopped.exit_code == 1, stopped.stderr
+    run = json.loads(stopped.stdout)["run"]
+    refused = runner.invoke(app, ["apply", str(plan_file)], env=env, catch_exceptions=False)
+    assert refused.exit_code == 3
+    assert refused.stderr.strip().endswith(
+        f"with crmsweep apply {plan_file} --resume {run} --config '{config}' --home {home}")
+    shown = runner.invoke(app, ["runs", "show", run, "--json"], env=env, catch_exceptions=False)
+    copy = home / "runs" / run / "plan.json"
+    resume = json.loads(shown.stdout)["resume"]
+    assert resume == f"crmsweep apply {copy} --resume {run} --config '{config}' --home {home}"
+
+
 # --- item 18: Ctrl-C mid-run, and the printed command finishes it ----------------------------------------------
 
 

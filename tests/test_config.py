@@ -319,3 +319,14 @@ def test_a_token_pasted_as_token_env_is_never_repeated_in_the_error(tmp_path: Pa
     with pytest.raises(BadInput) as refused, contextlib.ExitStack() as stack:
         resolve_connection(config, "prod", Home(tmp_path / "home"), stack, environ={})
     assert "Hunter2Secret" not in str(refused.value) and "token_env" in str(refused.value)
+
+
+def test_an_unknown_connection_like_none_known_names_the_config_that_would_define_it(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path / "c.toml", FULL), environ={})
+    with pytest.raises(BadInput) as caught, contextlib.ExitStack() as stack:
+        resolve_connection(config, "slow", Home(tmp_path), stack, environ={})
+    assert str(caught.value) == (
+        "unknown connection 'slow': known connections are sandbox-hubspot, sandbox-salesforce, prod "
+        f"(in {tmp_path / 'c.toml'}): pass the config file that defines it with --config PATH "
+        "(or set CRMSWEEP_CONFIG=PATH)"
+    )

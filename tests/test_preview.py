@@ -256,3 +256,17 @@ def test_the_printed_preview_colours_each_line_by_its_op_as_a_print_per_line_wou
     got = printed.file.getvalue()  # type: ignore[attr-defined]
     assert got == expected.file.getvalue()  # type: ignore[attr-defined]
     assert got.count("\x1b[31m") >= len(many) and "\x07" not in got
+
+
+def test_a_custom_field_s_removal_is_said_in_the_crm_s_word_on_its_line_as_in_the_counts() -> None:
+    # The counts said "CustomField: 4 delete" and each line "archive" (Salesforce deletes a field; crmsweep's op
+    # is an archive, since the CRM's undelete does not give it back).
+    from crmsweep.providers.salesforce import SALESFORCE_VOCABULARY
+
+    change = Change(op=Op.ARCHIVE, object="CustomField", record_id="00N000000000001",
+                    before={"Id": "00N000000000001"}, after={}, reason="unused", pass_name="unused_custom_fields",
+                    label="Contact.Colour__c")
+    line = '- CustomField 00N000000000001 "Contact.Colour__c"  delete  unused'
+    assert change_line(change, SALESFORCE_VOCABULARY) == line
+    other = '- contacts 00N000000000001 "Contact.Colour__c"  archive  unused'
+    assert change_line(replace(change, object="contacts")) == other

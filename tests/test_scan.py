@@ -15,7 +15,7 @@ from crmsweep.cleanup.scan import ScanResult, scan_snapshot
 from crmsweep.cleanup.view import FrameView
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import Change, ObjectEntry, Op, Plan
-from tests.fake_connector import FAKE_VOCABULARY
+from tests.fake_connector import FAKE_VOCABULARY, standard_fields
 from tests.test_passes import FIELDS, NOW, cid, lid, make_view, manifest, person, records, uid
 
 # The passes these hand-built snapshots were made for (the others are tested in tests/test_pass_*.py).
@@ -359,3 +359,18 @@ def test_every_change_a_scan_proposes_is_one_its_passes_declare() -> None:
         "pass tidy_up is not one the plan says it ran",
         "it is proposed twice",
     ]
+
+
+def test_a_protected_name_matching_no_object_names_the_closest_and_a_few_of_many() -> None:
+    # A HubSpot portal holds ~55 objects: the note listing them all was said in every preview and `runs show`.
+    names = [*FIELDS, *(f"object_{n:02d}" for n in range(40))]
+    specs = {obj: FIELDS.get(obj, standard_fields()) for obj in names}
+    listed = replace(manifest(), objects={obj: ObjectEntry(obj, 0, f"{obj}.parquet", "sha256:0", tuple(specs[obj]))
+                                          for obj in names})
+    data = records()
+    missed = scan(FrameView(listed, specs, {o: data.get(o, []) for o in names}),
+                  protect_objects=["Leads"])
+    (note,) = [n for n in missed.plan.header.notes if n.startswith("[protect] objects")]
+    first = ", ".join(sorted(names)[:12])
+    assert note.endswith(f"so it holds nothing back here (did you mean 'Lead'?) (it holds {first} and "
+                         f"{len(names) - 12} more)")

@@ -99,6 +99,13 @@ def check_caps(
     return over
 
 
+def _some(names: Sequence[str], shown: int = 12) -> str:
+    """`names`, the first `shown` of them where there are more: a HubSpot portal's ~55 objects, said in every
+    preview and `runs show` of the plan, buried the note."""
+    more = len(names) - shown
+    return ", ".join(names) if more <= 0 else f"{', '.join(names[:shown])} and {more} more"
+
+
 def _utc(now: datetime) -> datetime:
     # A naive clock is taken as UTC, the same rule canonical_datetime applies; and it is cut to the
     # milliseconds the plan's `created` keeps, so that a re-run from `created` (plan accept) sees the
@@ -257,7 +264,7 @@ def scan_snapshot(
 
     notes: list[str] = [
         f"[protect] objects: {name!r} names no object in snapshot {manifest.snapshot_id}, so it holds nothing "
-        f"back here (it holds: {', '.join(sorted(manifest.objects))})"
+        f"back here{did_you_mean(name, manifest.objects)} (it holds {_some(sorted(manifest.objects))})"
         # (An in-memory view may list no objects in its manifest: nothing to tell then.)
         for name in (protections.unmatched_objects(list(manifest.objects)) if manifest.objects else ())
     ]
