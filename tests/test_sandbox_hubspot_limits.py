@@ -14,9 +14,16 @@ from crmsweep.sandbox.faults import FaultRule
 from crmsweep.sandbox.hubspot_api import HubSpotApi
 from crmsweep.sandbox.hubspot_limits import RateLimits
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
-from tests.hubspot_fixtures import DAILY, admin, hs, hubspot_get, hubspot_post, hubspot_sandbox
+from tests.hubspot_fixtures import DAILY, admin, hs, hubspot_get, hubspot_post, seeded_portal
 
-__all__ = ["hs", "hubspot_sandbox"]  # fixtures
+__all__ = ["hs"]  # fixtures
+
+
+@pytest.fixture()
+def hubspot_sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
+    """The portal with the windows these tests are about: Professional's (tests elsewhere open them wide)."""
+    with seeded_portal(tmp_path) as running:
+        yield running
 
 
 def test_every_answer_carries_the_documented_rate_limit_headers(hubspot_sandbox: RunningSandbox) -> None:
