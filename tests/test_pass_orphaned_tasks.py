@@ -115,6 +115,11 @@ def test_it_sees_the_users_inactive_users_deactivates_before_it() -> None:
     result = scan(salesforce().view(), SF, ["inactive_users", NAME], settings={NAME: {"reassign_to": HEIR}})
     assert ids(result, "inactive_users") == [IDLE]
     assert ids(result, NAME) == ["00TT1", "00TT3", "00TT5", "00TT8"]
+    # Idle is active in the CRM until the plan is applied: its reason says who makes it inactive.
+    reasons = {c.record_id: c.reason for c in result.plan.changes if c.pass_name == NAME}
+    assert reasons["00TT5"] == (f"open task: owner {IDLE} is deactivated by inactive_users in this plan: "
+                                f"handed to {HEIR}")
+    assert reasons["00TT1"] == f"open task: owner {GONE} is inactive: handed to {HEIR}"
 
 
 def test_it_does_not_re_propose_the_tasks_inactive_users_hands_over() -> None:

@@ -112,10 +112,15 @@ def run(ctx: PassContext) -> PassOutput:
     records = view.record_map(work.object, ids_of(rows[vocab.id_field]))
     after = {vocab.owner_field: target} if action == "reassign" else dict(work.close_writes)
     done = f"handed to {target}" if action == "reassign" else "closed"
+    # An owner an earlier pass of this plan deactivates is active in the CRM until apply: said so, not "inactive".
+    by_pass = {vocab.id_key(c.record_id): c.pass_name for c in ctx.earlier
+               if c.object == vocab.user_object and c.op is Op.DEACTIVATE}
     for rid, owner, is_orphan, day in zip(
         rows[vocab.id_field], rows[vocab.owner_field], rows["_orphan"], rows["_due"], strict=True
     ):
-        why = [f"owner {owner} is inactive"] if is_orphan else []
+        deactivating = by_pass.get(vocab.id_key(str(owner)))
+        why = [(f"owner {owner} is inactive" if deactivating is None else
+                f"owner {owner} is deactivated by {deactivating} in this plan")] if is_orphan else []
         if not pd.isna(day) and day < cutoff:
             why.append(f"due {day.date().isoformat()}, {(today - day.date()).days} days ago")
         output.changes.append(propose(
