@@ -387,6 +387,25 @@ def snapshot_value_restores(
     return value_restores(removals, reader, undos, vocabulary)
 
 
+def users_order(changes: Sequence[Change], vocabulary: Vocabulary) -> list[Change]:
+    """`changes` with the reactivations of users first and their deactivations last, order otherwise kept.
+
+    A CRM may refuse a write naming an inactive user as a record's owner (an INACTIVE_OWNER_OR_USER error):
+    the owner writes that give records back to users the run deactivated need those users active first,
+    and the reverse apply order has the reactivations last (a scan plan deactivates before the later pass
+    hands the tasks over). A rollback of such a rollback deactivates them again: last, after the writes that
+    hand their records over again (its reverse order already has them so), so that no write of the plan ever
+    names a user it has deactivated. Neither needs another undo before it: each writes the active flag only."""
+    users = vocabulary.user_object
+
+    def rank(change: Change) -> int:
+        if change.object != users:
+            return 1
+        return {Op.REACTIVATE: 0, Op.DEACTIVATE: 2}.get(change.op, 1)
+
+    return sorted(changes, key=rank)
+
+
 def recreates_any(state: RunState, recreate: Collection[tuple[str, str]]) -> bool:
     """Whether undoing run `state` re-creates a record (an archive, or a delete in `recreate`)."""
     return bool(recreate) or any(state.plan.changes[i].op is Op.ARCHIVE for i in state.applied_order)
@@ -451,7 +470,7 @@ def build_rollback_plan(
     capabilities: Capabilities | None = None,
 ) -> Plan:
     """The inverse of every change run `run_id` applied (result ok), last applied first, re-creates
-    after the rest, parents before children.
+    after the rest, parents before children; users reactivated first and deactivated last (`users_order`).
 
     `gone` holds (object, id) of deleted records that the recycle bin no longer holds (the caller
     read the CRM): those are re-created with new ids rather than undeleted. `capabilities` (the
@@ -490,7 +509,7 @@ def rollback_plan_of(
         undos = left_to_undo(every, put_back, vocabulary)
         links = [c for c in undos.values() if c.op is Op.ASSOCIATE]
         ordered = parents_first([c for c in undos.values() if c.op is not Op.ASSOCIATE], vocabulary)
-        changes = restore_order(ordered, vocabulary) + links
+        changes = users_order(restore_order(ordered, vocabulary) + links, vocabulary)
     except NotReversible as exc:
         raise SafetyRefusal(f"run {run_id} cannot be rolled back: {exc}") from None
     own_id = capabilities.recreated_under_own_id if capabilities is not None else ()

@@ -1,8 +1,7 @@
-"""Red team: a rollback of a run that deactivated users (inactive_users) and handed their open tasks to
-another user (orphaned_tasks, action = "reassign") must give the tasks back to their owners. Salesforce
-refuses a Task owned by an inactive user (INACTIVE_OWNER_OR_USER), so the reactivations must come before
-the owner restores; the rollback plan orders them after (the reverse of the apply), so every task of a
-user the run deactivated fails, and only a second rollback puts them back."""
+"""A rollback of a run that deactivated users (inactive_users) and handed their open tasks to another user
+(orphaned_tasks, action = "reassign") gives the tasks back to their owners. Salesforce refuses a Task owned by
+an inactive user (INACTIVE_OWNER_OR_USER), so the reactivations come before the owner restores, though the
+reverse of the apply has them after."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from crmsweep import api
 from crmsweep.model import Plan
 from crmsweep.sandbox.server import start_sandbox
 
-TOKEN_ENV = "RED_REASSIGN_TOKEN"
+TOKEN_ENV = "ROLLBACK_OWNERS_TOKEN"
 
 
 def yes(plan: Plan) -> bool:
