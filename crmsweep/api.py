@@ -15,7 +15,7 @@ import shlex
 import stat
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -27,8 +27,11 @@ from crmsweep import budget, providers
 from crmsweep.backup.restore_check import not_restored_note, values_not_restored
 from crmsweep.backup.rollback import (
     build_rollback_plan,
+    inactive_owner_notes,
+    inactive_owner_reason,
     mark_rolled_back,
     not_undone,
+    owner_writes,
     plan_field_specs,
     recreate_note_of,
     rollback_plan_of,
@@ -706,6 +709,41 @@ def _keep_notes(ws: Workspace, report: ApplyReport) -> None:
         open_run(ws.home, report.run_id).append({"t": "notes", "notes": list(report.notes)})
 
 
+def inactive_owners(connector: Connector, plan: Plan, work: Collection[int] | None = None) -> dict[str, list[int]]:
+    """Where the CRM refuses an inactive owner: the owner writes of `plan` (`owner_writes`; of `work` only, if
+    given) naming an owner inactive in the CRM now, by owner id; their users read live, in one read (batched
+    by ids). An owner the read does not return is left to its write's own answer."""
+    vocabulary = connector.vocabulary
+    if not vocabulary.owner_must_be_active:
+        return {}
+    writes = {owner: [i for i in indexes if work is None or i in work]
+              for owner, indexes in owner_writes(plan.changes, vocabulary).items()}
+    writes = {owner: indexes for owner, indexes in writes.items() if indexes}
+    if not writes:
+        return {}
+    active = vocabulary.user_active_field
+    live = connector.read(vocabulary.user_object, list(writes), [vocabulary.id_field, active], include_deleted=False)
+    inactive = {vocabulary.id_key(str(r.get(vocabulary.id_field) or i)) for i, r in live.items() if not r.get(active)}
+    return {owner: indexes for owner, indexes in writes.items() if vocabulary.id_key(owner) in inactive}
+
+
+def _note_inactive_owners(plan: Plan, report: ApplyReport, doomed: Mapping[str, Sequence[int]],
+                          vocabulary: Vocabulary) -> None:
+    """Tell on `report` which writes of `plan` give records to an owner inactive in the CRM (`doomed`, see
+    `inactive_owners`): a dry run, those it would write, which will fail; a run, those that failed, each saying
+    why in the admin's terms (reactivate that user, or leave the records as they are), not only the CRM's code,
+    its "fix" saying what to do (`failures_hint` tells it in place of "once their cause is fixed")."""
+    items = {int(item["i"]): item for item in (report.planned_items if report.dry_run else report.failed_items)}
+    for owner, indexes in doomed.items():
+        for i in indexes:
+            if i in items:
+                items[i]["fix"] = inactive_owner_reason(owner, vocabulary.label(plan.changes[i].object, many=True))
+                if not report.dry_run:
+                    items[i]["message"] = f"{items[i]['fix']} ({items[i].get('message', '')})"
+    doomed = {owner: kept for owner, indexes in doomed.items() if (kept := [i for i in indexes if i in items])}
+    report.notes.extend(inactive_owner_notes(plan.changes, doomed, vocabulary, done=not report.dry_run))
+
+
 def _note_recreated(ws: Workspace, plan: Plan, report: ApplyReport, connector: Connector) -> None:
     """Tell on `report` what the records a rollback re-created (a dry run: would re-create) lost: their
     dates and history, which the next scan reads (see `recreate_note`)."""
@@ -838,6 +876,7 @@ def rollback(
         settled_in_memory = False
         if unfinished is not None:
             plan, text, resume = unfinished.plan, unfinished.plan_text, unfinished.run_id
+            doomed = inactive_owners(connector, plan, {o.index for o in unfinished.outcomes if not o.done})
         else:
             state = settle_run(ws.home, run_id, connector, dry_run=dry_run)
             if not state.applied_order:
@@ -847,6 +886,11 @@ def rollback(
             settled_in_memory = dry_run and state.count(Outcome.PENDING) != original.count(Outcome.PENDING)
             plan = rollback_plan_of(ws.home, state, now=datetime.now(UTC), vocabulary=connector.vocabulary,
                                     gone=not_undeletable(connector, state), capabilities=connector.capabilities)
+            doomed = inactive_owners(connector, plan)
+            if doomed:
+                # In the plan's notes: the preview says it before the admin confirms, as the written plan does.
+                said = inactive_owner_notes(plan.changes, doomed, connector.vocabulary)
+                plan = Plan.build(replace(plan.header, notes=(*plan.header.notes, *said)), plan.changes)
             text, resume = signed_json(plan, ws.home), None
         if output is not None:
             write_plan(plan, output, ws.home)
@@ -865,6 +909,7 @@ def rollback(
                             unlogged_source=state if settled_in_memory else None, config_file=ws.config.path)
         if not dry_run:
             _mark_if_rolled_back(ws, plan, report)
+        _note_inactive_owners(plan, report, doomed, connector.vocabulary)
         _note_recreated(ws, plan, report, connector)
         _keep_notes(ws, report)
         report = replace(report, api_calls=connector.api_usage().calls - calls_before)

@@ -246,6 +246,9 @@ class Vocabulary:
     # Whether writing `user_active_field` = false deactivates a user through the API. Where it cannot,
     # inactive_users hands a departed owner's records and open tasks to a configured owner instead.
     users_deactivatable: bool = True
+    # Whether the CRM refuses a write that names an inactive user in `owner_field` (the owner must be active):
+    # a rollback giving records back to an owner inactive in the CRM says, before writing, that those fail.
+    owner_must_be_active: bool = False
     # The objects whose records a departed owner's hand-over reassigns (by `owner_field`), and the task
     # object whose open rows are reassigned too: a task is open unless its status is a done value.
     owned_objects: tuple[str, ...] = ()

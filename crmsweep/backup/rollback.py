@@ -406,6 +406,40 @@ def users_order(changes: Sequence[Change], vocabulary: Vocabulary) -> list[Chang
     return sorted(changes, key=rank)
 
 
+def owner_writes(changes: Sequence[Change], vocabulary: Vocabulary) -> dict[str, list[int]]:
+    """By the owner id written, the indexes of `changes` that give a record to an owner (`owner_field` in a
+    write's values), the owners the changes themselves reactivate left out (`users_order` has them first)."""
+    users, owner = vocabulary.user_object, vocabulary.owner_field
+    back = {vocabulary.id_key(c.record_id) for c in changes if c.object == users and c.op is Op.REACTIVATE}
+    found: dict[str, list[int]] = {}
+    for index, change in enumerate(changes):
+        value = change.after.get(owner) if change.op in (Op.UPDATE, Op.CREATE) else None
+        if isinstance(value, str) and value and vocabulary.id_key(value) not in back:
+            found.setdefault(value, []).append(index)
+    return found
+
+
+def inactive_owner_notes(changes: Sequence[Change], inactive: Mapping[str, Sequence[int]],
+                         vocabulary: Vocabulary, *, done: bool = False) -> list[str]:
+    """A line for each owner of `inactive` (owner id -> indexes into `changes` giving records to that owner,
+    who is inactive in a CRM that refuses an inactive owner): those writes will fail (`done`: failed), and
+    what the admin can do."""
+    lines = []
+    verb = "failed" if done else "will fail"
+    for owner, indexes in inactive.items():
+        objects = dict.fromkeys(changes[i].object for i in indexes)
+        what = " and ".join(vocabulary.label(o, many=True) for o in objects)
+        ids = ", ".join(f"{changes[i].object} {changes[i].record_id}" for i in indexes)
+        lines.append(f"{len(indexes):,} changes {verb}: {inactive_owner_reason(owner, what)} ({ids})")
+    return lines
+
+
+def inactive_owner_reason(owner: str, what: str) -> str:
+    """Why a write giving records (`what`: "tasks") to `owner`, inactive in the CRM, fails, and what to do."""
+    return (f"owner {owner} is inactive in the CRM: reactivate that user first, or leave these {what} with "
+            "their current owner")
+
+
 def recreates_any(state: RunState, recreate: Collection[tuple[str, str]]) -> bool:
     """Whether undoing run `state` re-creates a record (an archive, or a delete in `recreate`)."""
     return bool(recreate) or any(state.plan.changes[i].op is Op.ARCHIVE for i in state.applied_order)

@@ -184,6 +184,7 @@ SALESFORCE_VOCABULARY = Vocabulary(
     user_object="User",
     user_active_field="IsActive",
     user_last_login_field="LastLoginDate",
+    owner_must_be_active=True,  # INACTIVE_OWNER_OR_USER
     deal_object="Opportunity",
     deal_closed_field="IsClosed",
     deal_close_date_field="CloseDate",
