@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -179,8 +180,11 @@ def render_report(
     if report.dry_run:
         planned = ops_breakdown(((str(i["op"]), str(i["object"])) for i in report.planned_items),
                                 vocabulary_of(provider) if provider else None)
+        # Writes the CRM will refuse as they stand (an owner inactive in it) are counted apart: not a success.
+        doomed = sum(1 for i in report.planned_items if i.get("fix"))
+        failing = f", {doomed:,} of which will fail (see below)" if doomed else ""
         err.print(f"Dry run: would write {report.applied:,} of {report.total:,} changes "
-                  f"({planned}); would skip {report.skipped:,} "
+                  f"({planned}){failing}; would skip {report.skipped:,} "
                   f"({report.api_calls:,} API calls, all reads). Nothing was written.")
     else:
         # Said apart from the API calls, which are this resume's own: "of them" read as calls.
@@ -214,8 +218,17 @@ def failures_hint(report: ApplyReport, *, again: str | None) -> None:
     if not report.failed or report.stopped or report.dry_run or report.already_applied:
         return
     if again is not None:
-        err.print(f"{report.failed:,} changes failed; once their cause is fixed, `{again}` tries them again.",
-                  markup=False)
+        # A failure that says what fixes it (an owner inactive in the CRM) is told so, not as a cause to find.
+        fixes = Counter(str(item["fix"]) for item in report.failed_items if item.get("fix"))
+        if not fixes:
+            err.print(f"{report.failed:,} changes failed; once their cause is fixed, `{again}` tries them again.",
+                      markup=False)
+            return
+        told = "".join(f" {n:,} of them: {fix} (once reactivated, `{again}` tries them again)."
+                       for fix, n in fixes.items())
+        rest = report.failed - fixes.total()
+        others = f" The other {rest:,}: once their cause is fixed, `{again}` tries them again." if rest else ""
+        err.print(one_line(f"{report.failed:,} changes failed.{told}{others}"), markup=False)
         return
     err.print(f"{report.failed:,} changes failed: that is final, resume does not retry them. Fix the cause, then "
               "scan again: a fresh plan proposes them again if they still qualify.", markup=False)
