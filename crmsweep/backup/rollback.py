@@ -5,7 +5,9 @@ after its write (so a record someone edited since is skipped as drift, not overw
 order of application. Inverses keep identity where the CRM can: a delete is undone by a recycle-bin
 undelete, a deactivation by a reactivation. A record the CRM cannot give back (archived, or purged
 from the recycle bin) is re-created with a new id (see `recreate`): after the other changes, parents
-before children. The plan then goes through the same preview and apply as any other.
+before children. Users are reactivated before the rest and deactivated after it (`users_order`): a CRM
+may refuse a record whose owner is inactive. The plan then goes through the same preview and apply as any
+other.
 """
 
 from __future__ import annotations
