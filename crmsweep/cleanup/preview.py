@@ -68,7 +68,7 @@ def change_line(change: Change, vocabulary: Vocabulary | None = None) -> str:
     parts = [f"{MARKS[change.op]} {change_name(change)}{label}"]
     word = _word(change, vocabulary)
     if change.op is Op.ARCHIVE:
-        # In the CRM's word, as the counts above the lines say it (Salesforce deletes a custom field).
+        # In the CRM's word, as the counts above the lines say it (a CRM may call removing a field deleting it).
         parts.append(word)
     elif change.op is Op.DELETE and word != change.op.value:
         # Said where the CRM's delete is not one (an archive that keeps the id); a plain delete says nothing.

@@ -12,7 +12,7 @@ Rules, checked in this order (a change is counted once, under the first rule tha
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
@@ -69,6 +69,16 @@ class Protections:
         """The `[protect] objects` entries that name none of `present` (in any case): they hold nothing back."""
         here = {name.casefold() for name in present}
         return [name for name in self.objects if name.casefold() not in here]
+
+    def protects_object(self, object_name: str) -> bool:
+        """Whether no change to a record of `object_name` may be proposed (rule 1), nor one that takes such
+        records with it (a CRM's cascade)."""
+        return object_name.casefold() in self._objects
+
+    def protected_among(self, record_ids: Iterable[str]) -> list[str]:
+        """The ids of `record_ids` that `[protect] ids` (or the running user) names, in any of the id's forms."""
+        keys, key = self._keys, self.vocabulary.id_key
+        return [record_id for record_id in record_ids if key(record_id) in keys] if keys else []
 
     def hold_reason(self, change: Change) -> str | None:
         """Why this change must not be proposed, or None."""

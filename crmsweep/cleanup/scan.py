@@ -100,7 +100,7 @@ def check_caps(
 
 
 def _some(names: Sequence[str], shown: int = 12) -> str:
-    """`names`, the first `shown` of them where there are more: a HubSpot portal's ~55 objects, said in every
+    """`names`, the first `shown` of them where there are more: a CRM's 55 objects, said in every
     preview and `runs show` of the plan, buried the note."""
     more = len(names) - shown
     return ", ".join(names) if more <= 0 else f"{', '.join(names[:shown])} and {more} more"
@@ -293,6 +293,7 @@ def scan_snapshot(
             context = PassContext(
                 backed_up=shared,
                 earlier=tuple(changes),
+                protections=protections,
                 # A pass run beside the others gets a view of its own: the next pass's view lets go of the
                 # columns the one before it made, and this one is still reading them.
                 view=effects.branch() if spec.report_only else effects,

@@ -22,6 +22,7 @@ from typing import Any
 from crmsweep.backup.row_block import block_rows, field_values
 from crmsweep.bounds import Bound
 from crmsweep.cleanup.labels import labels_of, record_label
+from crmsweep.cleanup.protect import Protections
 from crmsweep.cleanup.view import SnapshotView
 from crmsweep.collector import collector_paused
 from crmsweep.errors import BadInput
@@ -40,6 +41,9 @@ class PassContext:
     backed_up: SnapshotView | None = None
     # The changes the earlier passes of this scan propose (kept by protections), in plan order.
     earlier: tuple[Change, ...] = ()
+    # The scan's protections, for a pass whose change takes other records with it (a CRM's cascade): the scan
+    # holds back a change to a protected record, the pass one that would delete protected records along.
+    protections: Protections | None = None
 
     @property
     def snapshot(self) -> SnapshotView:

@@ -44,6 +44,7 @@ from crmsweep.cleanup.passes._guards import (
     removal_objects,
     tied,
 )
+from crmsweep.cleanup.protect import Protections
 from crmsweep.cleanup.view import id_text, live_frame
 from crmsweep.concepts import Accounts, Cases, Link
 from crmsweep.model import Change, Op, Vocabulary
@@ -121,6 +122,9 @@ def run(ctx: PassContext) -> PassOutput:
                 held.setdefault(account, f"its {vocab.label(then.object, many=True)}, changed by an earlier pass, "
                                          f"would go with its {vocab.label(link.object, many=True)}")
     chosen = frame[~with_contacts].sort_values(vocab.id_field, kind="stable")
+    if ctx.protections is not None:
+        for account, reason in _takes_protected(ctx, accounts, ctx.protections, id_text(chosen[vocab.id_field])):
+            held.setdefault(account, reason)
     why = (f"no contacts left, no open {vocab.label(vocab.deal_object)}"
            + (f", no {vocab.label(cases.object)}" if cases is not None else ""))
     propose_removals(ctx, NAME, output, accounts.object, chosen, [why] * len(chosen), held)
@@ -128,6 +132,36 @@ def run(ctx: PassContext) -> PassOutput:
     if output.changes and accounts.kept_by_unchecked:
         output.notes.append(accounts.kept_by_unchecked)
     return output
+
+
+def _takes_protected(ctx: PassContext, accounts: Accounts, protections: Protections,
+                     candidates: pa.Array) -> list[tuple[str, str]]:
+    """(account, why) for each of `candidates` whose removal the CRM would carry to records of a protected
+    object, or to a record `[protect] ids` names: a protection holds a record back from every pass, a cascade
+    included, and the scan's own check sees only the changes (the account), not what goes with them."""
+    vocab, view = ctx.vocabulary, ctx.view
+    found: list[tuple[str, str]] = []
+    for link in accounts.cascades:
+        if not view.has(link.object):
+            continue
+        many = vocab.label(link.object, many=True)
+        ties = tied(view, vocab, (link,))
+        if protections.protects_object(link.object):
+            found += [(a, f"its {many} would go with it, and {link.object} is a protected object")
+                      for a in ties.near_where_far_in(ties.far_where_near_in(candidates))]
+            continue
+        named = protections.protected_among(ties.far_where_near_in(candidates).to_pylist())
+        if named:
+            found += [(a, f"its {many} would go with it, and [protect] ids names {named[0]}")
+                      for a in ties.near_where_far_in(pa.array(named, pa.string()))]
+        for then in accounts.cascades_of.get(link.object, ()):
+            if not (view.has(then.object) and protections.protects_object(then.object)):
+                continue
+            carriers = pa.array(tied(view, vocab, (then,)).near_ids(), pa.string())
+            found += [(a, f"its {many} would go with it, and their {vocab.label(then.object, many=True)} with them: "
+                          f"{then.object} is a protected object")
+                      for a in ties.near_where_far_in(carriers)]
+    return found
 
 
 def _cascade_notes(ctx: PassContext, accounts: Accounts, removed: set[str]) -> list[str]:

@@ -1,0 +1,68 @@
+"""`[protect] objects` names records no pass ever proposes to change. empty_accounts still
+proposes Salesforce accounts whose deletion takes their Opportunity records with them (the CRM cascades),
+so `objects = ["Opportunity"]` holds back every stale_open_deals change and yet a closed-won opportunity
+goes to the recycle bin with its account (the plan only notes the cascade). The same holds for Task, and for
+a record `[protect] ids` names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crmsweep import api
+from crmsweep.backup.snapshot_reader import open_snapshot
+from crmsweep.sandbox.server import RunningSandbox, start_sandbox
+
+TOKEN_ENV = "CASCADE_TOKEN"
+
+
+def scan_with(sandbox: RunningSandbox, protect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+              snapshot: str | None = None) -> api.ScanOutcome:
+    info = sandbox.info
+    config = tmp_path / "crmsweep.toml"
+    config.write_text(
+        f'[connections.org]\nprovider = "salesforce"\nurl = "{info.url}"\ntoken_env = "{TOKEN_ENV}"\n'
+        f'ca_file = "{info.ca_file}"\n\n[protect]\n{protect}\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv(TOKEN_ENV, info.token)
+    ws = api.Workspace.load(config, tmp_path / "home")
+    return api.scan(ws, "org", tmp_path / "plan.json", snapshot_id=snapshot, allow_over_cap=True)
+
+
+@pytest.mark.parametrize("protected", ["Opportunity", "Task"])
+def test_no_account_is_removed_with_records_of_a_protected_object(protected: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    with start_sandbox(tmp_path / "state", records=400, seed=7) as sandbox:
+        scanned = scan_with(sandbox, f'objects = ["{protected}"]', tmp_path, monkeypatch)
+        ws = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home")
+    plan = scanned.result.plan
+    accounts = {c.record_id for c in plan.changes if c.pass_name == "empty_accounts"}
+    assert accounts, "the seed plants empty accounts"
+    reader = open_snapshot(ws.home, plan.header.source["id"])
+    link = "WhatId" if protected == "Task" else "AccountId"
+    frame = reader.frame(protected)
+    frame = frame[~frame["IsDeleted"].fillna(False).astype(bool)]
+    going = sorted(str(i) for i, a in zip(frame["Id"], frame[link], strict=True) if str(a) in accounts)
+    assert going == [], f"{len(going)} {protected} records (protected) would be deleted with their accounts: {going}"
+    held = plan.header.held_back["empty_accounts"]
+    assert any(reason.endswith(f"{protected} is a protected object") for reason in held), held
+
+
+def test_no_account_is_removed_with_a_task_protect_ids_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with start_sandbox(tmp_path / "state", records=400, seed=7) as sandbox:
+        first = scan_with(sandbox, "", tmp_path, monkeypatch)
+        plan = first.result.plan
+        reader = open_snapshot(api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home").home,
+                               plan.header.source["id"])
+        accounts = {c.record_id for c in plan.changes if c.pass_name == "empty_accounts"}
+        tasks = reader.frame("Task")
+        task, account = next((str(t), str(a)) for t, a in zip(tasks["Id"], tasks["WhatId"], strict=True)
+                             if str(a) in accounts)
+        # The 15-character form of its id, as an admin may copy it from the URL.
+        again = scan_with(sandbox, f'ids = ["{task[:15]}"]', tmp_path, monkeypatch, snapshot=plan.header.source["id"])
+    kept = again.result.plan
+    assert {c.record_id for c in kept.changes if c.pass_name == "empty_accounts"} == accounts - {account}
+    held = kept.header.held_back["empty_accounts"]
+    assert held[f"its tasks would go with it, and [protect] ids names {task}"] == 1, held
