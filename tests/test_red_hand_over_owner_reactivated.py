@@ -66,7 +66,7 @@ def test_records_of_an_owner_reactivated_since_the_scan_are_not_handed_over(plan
 
 
 def test_nothing_is_handed_to_a_reassign_to_owner_deactivated_since_the_scan(planned) -> None:  # type: ignore[no-untyped-def]
-    ws, store, changes, plan_path = planned
+    ws, store, _changes, plan_path = planned
     _set_owner(store, "71000002", archived=True)
     report = api.apply(ws, plan_path, confirm=yes).report
     assert report is not None
