@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 
 from crmsweep import api
-from crmsweep.model import Plan
 from crmsweep.sandbox.hubspot_portal import OWNER_KIND
 from crmsweep.sandbox.server import start_sandbox
 
 TOKEN_ENV = "RED_HAND_OVER_TOKEN"
 
 
-def yes(plan: Plan) -> bool:
+def yes(review: object) -> bool:
     return True
 
 
@@ -51,7 +50,7 @@ def planned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no
         assert data["changes"], "the seed plants deactivated owners who own records"
         (tmp_path / "hand_over.json").write_text(json.dumps(data), encoding="utf-8")
         api.accept_plan(ws, tmp_path / "hand_over.json", confirm=yes)
-        yield ws, sandbox._store, data["changes"], tmp_path / "hand_over.json"  # type: ignore[attr-defined]
+        yield ws, sandbox._store, data["changes"], tmp_path / "hand_over.json"
 
 
 def test_records_of_an_owner_reactivated_since_the_scan_are_not_handed_over(planned) -> None:  # type: ignore[no-untyped-def]
