@@ -154,17 +154,21 @@ def test_protections_and_settings() -> None:
 def test_the_live_re_check_refuses_a_task_done_handed_over_or_no_longer_orphaned() -> None:
     orphan, overdue = run_pass(NAME, salesforce().view(), SF, reassign_to=HEIR).changes[:2]
     live = {"OwnerId": GONE, "IsClosed": False, "ActivityDate": "2026-03-01"}
-    owner = {"task": [{"Id": "00TT1", "OwnerId": GONE}], "owner": [{"Id": GONE, "IsActive": False}]}
+    heir = {"hand_over_owners": [{"Id": GONE, "IsActive": False}, {"Id": HEIR, "IsActive": True}]}
+    owner = {"task": [{"Id": "00TT1", "OwnerId": GONE}], "owner": [{"Id": GONE, "IsActive": False}], **heir}
     assert recheck(orphan, SF, live, owner, reassign_to=HEIR) is None
+    left = {**owner, "hand_over_owners": [{"Id": GONE, "IsActive": False}, {"Id": HEIR, "IsActive": False}]}
+    assert recheck(orphan, SF, live, left, reassign_to=HEIR) == (
+        f"the owner to hand over to, {HEIR}, is inactive now: set another reassign_to and scan again")
     assert recheck(orphan, SF, {**live, "IsClosed": True}, owner, reassign_to=HEIR) == (
         "the task is done since the scan (IsClosed is True)")
     assert recheck(orphan, SF, {**live, "OwnerId": BUSY}, owner, reassign_to=HEIR) == (
         f"now owned by {BUSY}, not {GONE}")
-    back = {"task": owner["task"], "owner": [{"Id": GONE, "IsActive": True}]}
+    back = {"task": owner["task"], "owner": [{"Id": GONE, "IsActive": True}], **heir}
     assert recheck(orphan, SF, live, back, reassign_to=HEIR) == (
         f"no longer orphaned: owner {GONE} is active and the task is due 2026-03-01")
     busy = {"OwnerId": BUSY, "IsClosed": False, "ActivityDate": "2025-03-14"}
-    active = {"task": [{"Id": "00TT3", "OwnerId": BUSY}], "owner": [{"Id": BUSY, "IsActive": True}]}
+    active = {"task": [{"Id": "00TT3", "OwnerId": BUSY}], "owner": [{"Id": BUSY, "IsActive": True}], **heir}
     assert recheck(overdue, SF, busy, active, reassign_to=HEIR) is None
     assert recheck(overdue, SF, {**busy, "ActivityDate": "2026-05-01"}, active, reassign_to=HEIR) == (
         f"no longer orphaned: owner {BUSY} is active and the task is due 2026-05-01")

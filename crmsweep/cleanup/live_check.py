@@ -406,7 +406,9 @@ class LiveChecker:
         # Ids are queried as they stand and matched by their id key (15- and 18-character forms alike).
         asked: dict[int, set[str]] = {}
         for n, change in group:
-            if step.via is None:
+            if step.values_of is not None:
+                asked[n] = {v for v in step.values_of(change) if v}
+            elif step.via is None:
                 asked[n] = {change.record_id}
             else:
                 earlier, field_name = step.via

@@ -169,13 +169,16 @@ class Proposal:
 @dataclass(frozen=True)
 class RelatedRead:
     """Live rows of `object` whose `match_field` holds a candidate's id, or with `via` = (an earlier
-    read's name, a field of its rows), one of the values that field holds in the candidate's rows."""
+    read's name, a field of its rows), one of the values that field holds in the candidate's rows; with
+    `values_of(change)`, one of the values it gives (ids the change itself names: the owner a hand-over
+    takes a record from, and the one it gives it to)."""
 
     name: str
     object: str
     match_field: str
     fields: tuple[str, ...]
     via: tuple[str, str] | None = None
+    values_of: Callable[[Change], Sequence[str]] | None = None
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from crmsweep.cleanup.view import (
 )
 from crmsweep.concepts import Cases, Converted, Link
 from crmsweep.errors import BadInput
-from crmsweep.model import Op, Severity, Vocabulary, canonical_datetime
+from crmsweep.model import Change, Op, Severity, Vocabulary, canonical_datetime
 
 MAX_OWNER_ID = 64  # an owner id in a setting is short, one token
 
@@ -514,3 +514,39 @@ def handed_to(vocab: Vocabulary, settings: Mapping[str, Any]) -> Mapping[str, An
     """What a hand-over writes under its settings: the owner field, to `reassign_to` (nothing without one)."""
     target = settings["reassign_to"]
     return {vocab.owner_field: target} if target else {}
+
+
+# --- a hand-over's owners, live ---------------------------------------------------------------------
+
+HAND_OVER_OWNERS = "hand_over_owners"
+
+
+def hand_over_owners_read(vocab: Vocabulary) -> RelatedRead:
+    """The live state of the owners a hand-over names: the one the scan saw own the record, and the one it
+    gives the record to. One read of the user object per batch, by the distinct ids of its changes."""
+    owner = vocab.owner_field
+
+    def named(change: Change) -> list[str]:
+        return [str(v) for v in (change.before.get(owner), change.after.get(owner)) if v]
+
+    return RelatedRead(HAND_OVER_OWNERS, vocab.user_object, vocab.id_field, (vocab.id_field, vocab.user_active_field),
+                       values_of=named)
+
+
+def owner_active_now(live: LiveRows, owner_id: Any) -> bool | None:
+    """Whether the owner `owner_id` is active on the live read of `hand_over_owners_read`: None when the
+    read did not give them (not a user: a queue, or gone)."""
+    vocab = live.vocabulary
+    want = vocab.id_key(str(owner_id or ""))
+    for row in live.related.get(HAND_OVER_OWNERS, ()):
+        if vocab.id_key(str(row.get(vocab.id_field) or "")) == want:
+            return live_flag(row.get(vocab.user_active_field))
+    return None
+
+
+def hand_over_target_recheck(change: Change, live: LiveRows) -> str | None:
+    """A hand-over goes only to an owner still active: not one deactivated (or gone) since the scan."""
+    target = change.after.get(live.vocabulary.owner_field)
+    if target and owner_active_now(live, target) is not True:
+        return (f"the owner to hand over to, {target}, is inactive now: set another reassign_to and scan again")
+    return None

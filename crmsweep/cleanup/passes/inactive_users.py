@@ -34,7 +34,14 @@ from crmsweep.cleanup.passes import (
     propose,
     summary_of,
 )
-from crmsweep.cleanup.passes._guards import check_owner_setting, handed_to, require_active_owner
+from crmsweep.cleanup.passes._guards import (
+    check_owner_setting,
+    hand_over_owners_read,
+    hand_over_target_recheck,
+    handed_to,
+    owner_active_now,
+    require_active_owner,
+)
 from crmsweep.cleanup.view import ids_of, live_frame
 from crmsweep.model import Change, Op, Severity, Vocabulary, canonical_datetime
 
@@ -216,7 +223,8 @@ def _deactivate(ctx: PassContext) -> PassOutput:
 def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
     if object_name != vocab.user_object:
         status = vocab.task_status_field if object_name == vocab.task_object and vocab.task_status_field else None
-        return LiveNeeds(fields=(vocab.owner_field, *([status] if status else [])))
+        return LiveNeeds(fields=(vocab.owner_field, *([status] if status else [])),
+                         related=(hand_over_owners_read(vocab),))
     return LiveNeeds(fields=(vocab.user_active_field, vocab.user_last_login_field, vocab.created_field))
 
 
@@ -239,7 +247,8 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
 
 
 def _recheck_hand_over(change: Change, live: LiveRows) -> str | None:
-    """Still owned by the owner the scan saw, and (a task) still not done."""
+    """Still owned by the owner the scan saw, that owner still inactive, the owner to hand over to still
+    active, and (a task) still not done."""
     vocab, record = live.vocabulary, live.record
     was, now_owner = change.before.get(vocab.owner_field), record.get(vocab.owner_field)
     if str(now_owner or "") != str(was or ""):
@@ -247,7 +256,9 @@ def _recheck_hand_over(change: Change, live: LiveRows) -> str | None:
     status = vocab.task_status_field
     if change.object == vocab.task_object and status and record.get(status) in vocab.task_done_values:
         return f"the task is done since the scan ({status} is {record.get(status)})"
-    return None
+    if owner_active_now(live, was) is True:
+        return f"owner {was} is active again"
+    return hand_over_target_recheck(change, live)
 
 
 def _reads(vocab: Vocabulary) -> list[ObjectRead]:

@@ -39,6 +39,8 @@ from crmsweep.cleanup.passes._guards import (
     check_owner_setting,
     day_stamp,
     frame_days,
+    hand_over_owners_read,
+    hand_over_target_recheck,
     handed_to,
     is_in,
     live_day,
@@ -138,12 +140,13 @@ def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
     task = RelatedRead("task", work.object, vocab.id_field, (vocab.id_field, vocab.owner_field))
     owner = RelatedRead("owner", vocab.user_object, vocab.id_field, (vocab.id_field, vocab.user_active_field),
                         via=("task", vocab.owner_field))
-    return LiveNeeds(fields=(vocab.owner_field, work.done_field, work.due_field), related=(task, owner))
+    return LiveNeeds(fields=(vocab.owner_field, work.done_field, work.due_field),
+                     related=(task, owner, hand_over_owners_read(vocab)))
 
 
 def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
-    """Still open, still owned by the owner the scan saw, and that owner still not known active or the
-    task still overdue."""
+    """Still open, still owned by the owner the scan saw, that owner still not known active or the task
+    still overdue, and (a hand-over) the owner to hand over to still active."""
     vocab, record = live.vocabulary, live.record
     work = _work(vocab)
     if work is None:
@@ -161,7 +164,7 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
     if owner_active and (due is None or due >= cutoff):
         shown = due.isoformat() if due else "none"
         return f"no longer orphaned: owner {owner} is active and the task is due {shown}"
-    return None
+    return hand_over_target_recheck(change, live)
 
 
 def _reads(vocab: Vocabulary) -> list[ObjectRead]:
