@@ -300,7 +300,10 @@ class DealStages:
     the provider's closed-lost stage (`closed_lost`). Where stages belong to pipelines, `closed_lost` is
     the stage of the pipeline `closed_lost_pipeline` names in `pipeline_field`; deals of another
     pipeline need a stage chosen by the admin. `won_stages` win a deal and `won_field` (if any) flags a
-    won one: a stage the admin chooses must close deals without winning them."""
+    won one: a stage the admin chooses must close deals without winning them. `lost_writes` are the values
+    the CRM sets itself when a write moves a deal to a stage that closes it as lost (a probability, a
+    forecast category): written with the stage, the preview shows them, and the move's undo writes back
+    what the deal held (the CRM would otherwise put the old stage's defaults there)."""
 
     stage_field: str
     closed_stages: tuple[str, ...]
@@ -309,6 +312,7 @@ class DealStages:
     closed_lost_pipeline: str | None = None
     won_stages: tuple[str, ...] = ()
     won_field: str | None = None
+    lost_writes: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,10 @@ _RECORD_CONCEPTS = (
         close_writes={"Status": "Completed"},
     ),
     DealStages(stage_field="StageName", closed_stages=("Closed Won", "Closed Lost"), closed_lost="Closed Lost",
-               won_stages=("Closed Won",), won_field="IsWon"),
+               won_stages=("Closed Won",), won_field="IsWon",
+               # Probability is "implicitly set based on the StageName value" (Object Reference), and so is
+               # the forecast category; a Closed/Lost stage holds 0% and Omitted.
+               lost_writes={"Probability": 0, "ForecastCategoryName": "Omitted"}),
     Campaigns(
         object="Campaign",
         end_field="EndDate",

@@ -13,6 +13,7 @@ from typing import Any
 
 from crmsweep.sandbox import schema
 from crmsweep.sandbox.schema import Field, SObject
+from crmsweep.sandbox.seed_words import FORECAST_CATEGORY, PROBABILITY
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DEFAULT_LENGTHS = {
@@ -227,6 +228,24 @@ def calculated(obj_name: str, row: Mapping[str, object]) -> dict[str, object]:
     if obj_name == "Case":
         out["IsClosed"] = int(row.get("Status") == "Closed")
     return out
+
+
+# What the platform sets from an opportunity's stage, unless the same write sets it: "implicitly set based on
+# the StageName value, but you can override that value" (Opportunity, Object Reference). Only when the stage
+# is written anew: a write that leaves the stage as it was keeps a probability a rep typed.
+_STAGE_IMPLIED: dict[str, Mapping[str, object]] = {
+    "Probability": PROBABILITY, "ForecastCategoryName": FORECAST_CATEGORY}
+
+
+def stage_implied(obj_name: str, row: Mapping[str, object], given: Collection[str],
+                  before: Mapping[str, object] | None) -> dict[str, object]:
+    """The fields a write of `given` makes the platform set from the row's stage."""
+    stage = row.get("StageName")
+    if obj_name != "Opportunity" or not isinstance(stage, str):
+        return {}
+    if before is not None and ("StageName" not in given or before.get("StageName") == stage):
+        return {}
+    return {name: values[stage] for name, values in _STAGE_IMPLIED.items() if name not in given and stage in values}
 
 
 def to_json_value(f: Field, stored: object) -> object:

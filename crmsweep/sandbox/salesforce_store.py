@@ -200,6 +200,7 @@ class SalesforceStore(Store):
             row["OwnerId"] = self.api_user_id
         if obj.name == "Event":
             row.update(rules.event_times(row, checked))
+        row.update(rules.stage_implied(obj.name, row, checked, None))
         rules.check_required(obj, row)
         stamp = rules.next_stamp(now, None)
         row.update(
@@ -236,6 +237,7 @@ class SalesforceStore(Store):
         row = {**current, **checked}
         if obj.name == "Event":
             row.update(rules.event_times(row, checked))
+        row.update(rules.stage_implied(obj.name, row, checked, current))
         rules.check_required(obj, row)
         stamp = rules.next_stamp(now, current.get("SystemModstamp"))
         row.update({"LastModifiedDate": stamp, "LastModifiedById": self.api_user_id, "SystemModstamp": stamp})

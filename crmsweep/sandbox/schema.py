@@ -279,6 +279,8 @@ OPPORTUNITY = SObject(
                         "Closed Won", "Closed Lost")),
         Field("Amount", CURRENCY, "Amount", precision=16, scale=2),
         Field("Probability", PERCENT, "Probability (%)", precision=3, scale=0),
+        Field("ForecastCategoryName", PICKLIST, "Forecast Category",
+              picklist=("Omitted", "Pipeline", "Best Case", "Commit", "Closed")),
         Field("CloseDate", DATE, "Close Date", nillable=False),
         Field("IsClosed", BOOLEAN, "Closed", nillable=False, createable=False, updateable=False,
               calculated=True, default=False),

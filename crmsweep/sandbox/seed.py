@@ -61,6 +61,7 @@ from crmsweep.sandbox.seed_words import (
     COMPANY_SUFFIXES,
     COMPANY_WORDS,
     FIRST_NAMES,
+    FORECAST_CATEGORY,
     LAST_NAMES,
     PROBABILITY,
     SINGLE_NAMES,
@@ -394,6 +395,7 @@ def generate(records: int, seed: int, anchor: datetime) -> OrgData:
             "Id": g.new_id(OBJECTS["Opportunity"]), "IsDeleted": 0, "AccountId": account["Id"],
             "Name": f"{account['Name']} - {r.choice(('Renewal', 'New Business', 'Upsell', 'Pilot'))}",
             "StageName": stage, "Amount": float(r.randrange(1000, 250000, 500)), "Probability": PROBABILITY[stage],
+            "ForecastCategoryName": FORECAST_CATEGORY[stage],
             "CloseDate": close.isoformat(), "OwnerId": account["OwnerId"],
             "LastActivityDate": g.ago(0, 800).date().isoformat() if r.random() < 0.7 else None,
         }

@@ -26,6 +26,7 @@ from crmsweep.sandbox.seed_words import (
     CITIES,
     COMPANY_SUFFIXES,
     COMPANY_WORDS,
+    FORECAST_CATEGORY,
     LAST_NAMES,
     PROBABILITY,
     email_for,
@@ -286,7 +287,7 @@ class _Planter:
         owner = self.r.choice(self.active_owners)
         values: dict[str, Any] = {
             "AccountId": account, "Name": f"Planted {stage} {self.r.randint(1000, 9999)}", "StageName": stage,
-            "Amount": 12000.0, "Probability": PROBABILITY[stage],
+            "Amount": 12000.0, "Probability": PROBABILITY[stage], "ForecastCategoryName": FORECAST_CATEGORY[stage],
             "CloseDate": self.days_ago(close_days).date().isoformat(), "OwnerId": owner, "LastActivityDate": None,
         }
         values.update(calculated("Opportunity", values))

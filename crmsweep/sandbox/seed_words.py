@@ -33,6 +33,9 @@ COMPANY_WORDS = (
 COMPANY_SUFFIXES = ("Inc.", "LLC", "GmbH", "Ltd", "S.A.", "Corp.", "& Co.", "Sp. z o.o.", "AG", "Holdings")
 PROBABILITY = {"Prospecting": 10.0, "Qualification": 20.0, "Proposal/Price Quote": 60.0,
                "Negotiation/Review": 80.0, "Closed Won": 100.0, "Closed Lost": 0.0}
+# Each stage's default forecast category, as a new org's OpportunityStage rows give it.
+FORECAST_CATEGORY = {"Prospecting": "Pipeline", "Qualification": "Pipeline", "Proposal/Price Quote": "Pipeline",
+                     "Negotiation/Review": "Pipeline", "Closed Won": "Closed", "Closed Lost": "Omitted"}
 
 
 def email_for(first: str | None, last: str, domain: str) -> str:

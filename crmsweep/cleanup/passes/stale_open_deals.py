@@ -4,7 +4,9 @@ A deal is open when its closed flag is not true and its stage is none of the pro
 (the DealStages concept). It is stale when its close day is more than `days` days before today (UTC);
 a deal with no close date is not judged. `stage` empty means the provider's closed-lost stage; where
 stages belong to pipelines, that stage is only known for one pipeline, and deals of other pipelines
-are left and noted until `stage` names one.
+are left and noted until `stage` names one. What the CRM would set itself with a move to a lost
+stage (DealStages.lost_writes: a probability, a forecast category) is written with it, so the preview
+shows it and a rollback puts back what the deal held.
 """
 
 from __future__ import annotations
@@ -116,7 +118,9 @@ def run(ctx: PassContext) -> PassOutput:
     # Days as numbers, not a Timestamp per deal: tens of thousands of stale deals at a million contacts.
     days = utc_days(rows["_close"])
     past = (np.datetime64(today, "D") - days).astype(np.int64).tolist()
-    kind, writes = vocab.label(deal), {stages.stage_field: chosen_stage}
+    # What the CRM would set itself with the move is written with it (those of the fields the snapshot has).
+    kind = vocab.label(deal)
+    writes = {stages.stage_field: chosen_stage, **{k: v for k, v in stages.lost_writes.items() if k in names}}
     reasons = [f"open {kind} in stage {was} whose close date {day} is {late} days past: moved to {chosen_stage}"
                for was, day, late in zip(text_values(rows[stages.stage_field]), day_texts(days), past, strict=True)]
     output.changes += propose_all(ctx, NAME, Op.UPDATE, deal, [records[rid] for rid in ids], reasons=reasons,
@@ -128,7 +132,7 @@ def _settled_writes(vocab: Vocabulary, settings: Mapping[str, Any]) -> Mapping[s
     """The stage the settings chose; never a winning one, whatever a plan header claims."""
     stages = _stages(vocab)
     stage = settings["stage"] or stages.closed_lost
-    return {} if stage in stages.won_stages else {stages.stage_field: stage}
+    return {} if stage in stages.won_stages else {stages.stage_field: stage, **stages.lost_writes}
 
 
 def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
@@ -166,7 +170,7 @@ SPEC = PassSpec(
     # The stage is a setting, so its value is not fixed here; the preview shows the one each change writes.
     proposes=(
         Proposal(Op.UPDATE, objects=lambda vocab: (vocab.deal_object,),
-                 writes=lambda vocab: {_stages(vocab).stage_field: ANY_VALUE},
+                 writes=lambda vocab: {_stages(vocab).stage_field: ANY_VALUE, **_stages(vocab).lost_writes},
                  settled=_settled_writes),
     ),
     bounds={"days": Bound(1, 36500)},
