@@ -35,6 +35,7 @@ from crmsweep.backup.rollback import (
     plan_field_specs,
     recreate_note_of,
     rollback_plan_of,
+    source_snapshot,
     unfinished_rollback,
 )
 from crmsweep.backup.runlog import (
@@ -61,7 +62,7 @@ from crmsweep.backup.snapshot import (
 )
 from crmsweep.backup.snapshot_diff import SnapshotDiff, diff_snapshots
 from crmsweep.backup.snapshot_incremental import find_parent, take_incremental
-from crmsweep.backup.snapshot_layout import MANIFEST_NAME
+from crmsweep.backup.snapshot_layout import MANIFEST_NAME, load_manifest
 from crmsweep.backup.snapshot_writer import LINK_BATCH, link_pairs
 from crmsweep.cleanup.apply import (
     FINISHED,
@@ -248,13 +249,13 @@ def check_apply_budget(connector: Connector, ws: Workspace, plan: Plan, work: Se
                        dry_run: bool, allow_over: bool, spent: int = 0) -> budget.Verdict:
     """Refuse (exit 3) an apply of the changes `work` of `plan` that would eat into the [budget] reserve.
     `spent`: the calls the command made before (its checks), in the estimate its `api_calls` is held to."""
-    estimate = _apply_estimate(connector, plan, work, dry_run=dry_run, spent=spent)
+    estimate = _apply_estimate(connector, plan, work, dry_run=dry_run, spent=spent, home=ws.home)
     return budget.judge(estimate, connector.allowance(), ws.config.budget.reserve, allow_over=allow_over,
                         advice="" if plan.header.rollback_of else "split the plan (scan with fewer passes)")
 
 
 def _apply_estimate(connector: Connector, plan: Plan, work: Sequence[int], *, dry_run: bool,
-                    spent: int) -> budget.Estimate:
+                    spent: int, home: Home) -> budget.Estimate:
     # A rollback's plan was never shown (it is made from the run): named by the run it undoes.
     rollback_of = plan.header.rollback_of
     what = f"the rollback of run {rollback_of}" if rollback_of else f"apply of plan {plan.header.plan_id}"
@@ -263,7 +264,19 @@ def _apply_estimate(connector: Connector, plan: Plan, work: Sequence[int], *, dr
                                  vocabulary=connector.vocabulary, live_ops=live_checked_ops(plan),
                                  writes=not dry_run,
                                  run_size=job_run_size(connector, write_batch_size(connector)),
-                                 capabilities=connector.capabilities, spent=spent)
+                                 capabilities=connector.capabilities, spent=spent,
+                                 rows_of=lambda: _snapshot_rows(home, plan))
+
+
+def _snapshot_rows(home: Home, plan: Plan) -> dict[str, int]:
+    """The rows of each object in the snapshot `plan`'s changes came from (none where it is gone): how many
+    pages a live re-check that reads every row of an object is priced at."""
+    try:
+        snapshot_id = source_snapshot(home, plan)
+        manifest = load_manifest(home.snapshots_dir, snapshot_id)[1] if snapshot_id else None
+    except BadInput:
+        return {}
+    return {name: entry.rows for name, entry in manifest.objects.items()} if manifest is not None else {}
 
 
 def check_review_budget(connector: Connector, ws: Workspace, state: RunState, *, allow_over: bool) -> budget.Verdict:
@@ -311,7 +324,8 @@ def check_rollback_budget(connector: Connector, ws: Workspace, state: RunState, 
             # Refused as planned (e.g. a re-create without its snapshot): the real plan is refused alike, or
             # does not need what failed here; either way this case prices nothing, and the reads still count.
             continue
-        writes.append(_apply_estimate(connector, plan, range(len(plan.changes)), dry_run=dry_run, spent=0))
+        writes.append(_apply_estimate(connector, plan, range(len(plan.changes)), dry_run=dry_run, spent=0,
+                                      home=ws.home))
     costliest = max(writes, key=lambda e: e.calls, default=budget.Estimate(what="", calls=0))
     parts = Counter({"checks made": spent}) + Counter(dict(reads.parts)) + Counter(dict(costliest.parts))
     estimate = budget.Estimate(what=f"the rollback of run {state.run_id}", calls=sum(parts.values()),

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from crmsweep.cleanup.apply import change_batches
-from crmsweep.cleanup.passes import PASSES, RelatedRead
+from crmsweep.cleanup.passes import PASSES, EveryRowRead, LiveNeeds, RelatedRead
 from crmsweep.errors import BadInput, OverBudget
 from crmsweep.model import ApiAllowance, Capabilities, Change, ObjectEntry, Op, ReadPlan, Vocabulary
 
@@ -150,6 +150,7 @@ def apply_estimate(
     run_size: Callable[[Change, int], int] | None = None,
     capabilities: Capabilities | None = None,
     spent: int = 0,
+    rows_of: Callable[[], Mapping[str, int]] | None = None,
 ) -> Estimate:
     """An apply's calls over the batches the engine writes (`change_batches`, with the connector's
     `run_size`: a batch over `batch_size` is a bulk job, its create, upload, close and one poll at
@@ -159,7 +160,10 @@ def apply_estimate(
     after each write, one read of the records written that also takes the next batch's where both fit
     one read (else the next batch is read on its own);
     for the ops re-checked live (`live_ops`, None: all), one read per related step its pass declares
-    per batch; the writes. Describes come from the plan's snapshot unless `capabilities.describe_calls`
+    per batch, and each read of every row of an object (`LiveNeeds.every`) once per batch, in the pages
+    the object's rows in the plan's snapshot fill (`rows_of()`, asked only for such a read: it may read run
+    logs back to the snapshot; rows made since add a page a hundred or so);
+    the writes. Describes come from the plan's snapshot unless `capabilities.describe_calls`
     says the connector describes anew. A dry run (`writes=False`) only reads,
     packing a run's drift reads to `ids_per_read`. With the connector's `capabilities`, a read of an
     object with no batch endpoint costs its calls per record, a write of one written a record a call
@@ -176,6 +180,7 @@ def apply_estimate(
         return capabilities is not None and obj in dict(capabilities.per_record_reads)
 
     reads = live = writes_n = readbacks = 0
+    snapshot_rows: Mapping[str, int] | None = None
     batches = list(change_batches(changes, work, batch_size, run_size=run_size))
     # The length of the run of one (op, object) each change is in: the engine sends a run as jobs when
     # `run_size` makes its batches job-sized, whatever the batches' own lengths.
@@ -207,8 +212,14 @@ def apply_estimate(
             elif carried < len(batch):
                 reads += read(head.object, len(batch) - carried)
             if live_ops is None or head.op in live_ops:
-                live += len(_related_steps([changes[i] for i in batch], vocabulary)) * math.ceil(
-                    len(batch) / ids_per_read)
+                checked = [changes[i] for i in batch]
+                live += len(_related_steps(checked, vocabulary)) * math.ceil(len(batch) / ids_per_read)
+                for step in _every_row_steps(checked, vocabulary):
+                    if snapshot_rows is None:
+                        snapshot_rows = rows_of() if rows_of is not None else {}
+                    rows = snapshot_rows.get(step.object, 0)
+                    live += (capabilities.list_calls(rows, include_deleted=step.include_deleted)
+                             if capabilities is not None else max(1, math.ceil(rows / ids_per_read)))
         carried = 0
         if writes:
             job = run_size is not None and run_size(head, run_of[batch[0]]) != batch_size
@@ -252,14 +263,30 @@ def read_estimate(
     return Estimate(what=what, calls=sum(kept.values()), parts=MappingProxyType(kept))
 
 
-def _related_steps(batch: Sequence[Change], vocabulary: Vocabulary) -> list[RelatedRead]:
-    """The related reads the live re-check makes for one batch: each step of each pass in it, once."""
-    steps: list[RelatedRead] = []
+def _needs_of(batch: Sequence[Change], vocabulary: Vocabulary) -> list[LiveNeeds]:
+    """What the live re-check reads for one batch, per pass in it (each once)."""
+    needs: list[LiveNeeds] = []
     for pass_name in dict.fromkeys(c.pass_name for c in batch):
         spec = PASSES.get(pass_name)
         if spec is not None and spec.live_check is not None:
-            steps.extend(spec.live_check.needs(vocabulary, batch[0].object).related)
-    return steps
+            needs.append(spec.live_check.needs(vocabulary, batch[0].object))
+    return needs
+
+
+def _related_steps(batch: Sequence[Change], vocabulary: Vocabulary) -> list[RelatedRead]:
+    """The related reads the live re-check makes for one batch: each step of each pass in it, once."""
+    return [step for needs in _needs_of(batch, vocabulary) for step in needs.related]
+
+
+def _every_row_steps(batch: Sequence[Change], vocabulary: Vocabulary) -> list[EveryRowRead]:
+    """The reads of every row of an object the live re-check makes for one batch: each object (and fields
+    and removed rows or not) once, however many passes in it ask (`LiveChecker._every_row`)."""
+    steps: dict[tuple[str, tuple[str, ...], bool], EveryRowRead] = {}
+    for needs in _needs_of(batch, vocabulary):
+        for step in needs.every:
+            fields = tuple(dict.fromkeys([vocabulary.id_field, *step.fields]))
+            steps.setdefault((step.object, fields, step.include_deleted), step)
+    return list(steps.values())
 
 
 @dataclass(frozen=True)

@@ -354,6 +354,13 @@ class Capabilities:
         calls = math.ceil(records / self.max_ids_per_read)
         return 2 * calls if removed and self.rereads_deleted else calls
 
+    def list_calls(self, rows: int, *, include_deleted: bool) -> int:
+        """The calls a read of every row of an object of about `rows` rows makes, page by page: at least one
+        page, and where removed rows are read apart (`rereads_deleted`), their own pages after the live
+        ones (one more page at most than the rows together fill)."""
+        pages = max(1, math.ceil(rows / self.max_query_page))
+        return pages + 1 if include_deleted and self.rereads_deleted else pages
+
     def how_to_put_back(self, object_name: str) -> str:
         """What an admin does to bring deleted `object_name` records back ("undelete them", or by hand)."""
         if self.undeletes(object_name):

@@ -89,12 +89,31 @@ def test_salesforce_is_skipped_with_its_reason() -> None:
         "Salesforce has no saved lists of the kind this pass cleans (list views and campaigns are not lists)")}
 
 
+LIVE = {"updatedAt": "2021-10-01T00:00:00.000Z", "filtersUpdatedAt": None, "createdAt": "2020-02-02T00:00:00Z"}
+EMAILS = [mail(1, ["3", "2"]), mail(3, None)]
+
+
 def test_live_recheck_of_a_list_updated_since() -> None:
     change = run_one("stale_lists", view(HS, SPECS, records()), HS).changes[0]
-    live = {"updatedAt": "2021-10-01T00:00:00.000Z", "filtersUpdatedAt": None, "createdAt": "2020-02-02T00:00:00Z"}
-    assert recheck(change, HS, live) is None
-    assert recheck(change, HS, {**live, "filtersUpdatedAt": "2026-03-14T00:00:00.000Z"}) == (
+    assert recheck(change, HS, LIVE, {"users": EMAILS}) is None
+    assert recheck(change, HS, {**LIVE, "filtersUpdatedAt": "2026-03-14T00:00:00.000Z"}, {"users": EMAILS}) == (
         "updated since the scan: filtersUpdatedAt is 2026-03-14")
+
+
+def test_live_recheck_of_a_list_an_email_names_now() -> None:
+    change = run_one("stale_lists", view(HS, SPECS, records()), HS).changes[0]
+    now = [*EMAILS, mail(12, ["1"], archived=True), mail(10, [1, 5])]
+    assert recheck(change, HS, LIVE, {"users": now}) == "used by a marketing_emails record now (7010, 7012)"
+
+
+def test_live_recheck_keeps_the_list_when_the_emails_are_unknown() -> None:
+    change = run_one("stale_lists", view(HS, SPECS, records()), HS).changes[0]
+    assert recheck(change, HS, LIVE, {"users": [*EMAILS, mail(9, "3;1")]}) == (
+        "marketing_emails 7009 has a list_ids that is not a JSON list of ids, so whether it uses this list now "
+        "is unknown")
+    assert recheck(change, HS, LIVE) == (
+        "the marketing_emails records could not be read, so whether one uses this list now is unknown: "
+        "apply did not read them")
 
 
 def test_provenance_refuses_a_forged_list_change() -> None:

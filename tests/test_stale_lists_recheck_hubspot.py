@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 
 from crmsweep import api
+from crmsweep.budget import apply_estimate
+from crmsweep.model import Change, Op
+from crmsweep.providers.hubspot import PROVIDER as HUBSPOT
 from crmsweep.sandbox.faults import FaultRule
 from crmsweep.sandbox.hubspot_portal import EMAIL_KIND
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
@@ -119,3 +122,21 @@ def test_a_rollback_restores_the_lists_the_run_deleted(planned: Any) -> None:
     back = api.rollback(ws, first.run_id, confirm=yes).report
     assert back is not None and (back.applied, back.failed, back.skipped) == (len(lists) - 1, 0, 0)
     assert not any(_deleted(sandbox, i) for i in lists)
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["apply", "dry run"])
+def test_the_estimate_covers_the_email_reads(planned: Any, dry_run: bool) -> None:
+    ws, _sandbox, _lists, plan = planned
+    outcome = api.apply(ws, plan, confirm=yes, dry_run=dry_run)
+    assert outcome.report is not None and outcome.budget is not None
+    assert outcome.budget.to_dict()["estimated_calls"] >= outcome.report.api_calls
+
+
+def test_a_batch_of_lists_is_priced_at_the_pages_of_live_and_archived_emails() -> None:
+    vocab, caps = HUBSPOT.vocabulary, HUBSPOT.capabilities
+    lists = [Change(op=Op.DELETE, object="lists", record_id=str(n), before={"id": str(n)}, after={},
+                    reason="stale", pass_name="stale_lists") for n in range(1, 151)]
+    estimate = apply_estimate(lists, range(len(lists)), batch_size=100, ids_per_read=100, what="apply",
+                              vocabulary=vocab, capabilities=caps, rows_of=lambda: {"marketing_emails": 250})
+    # Two batches, each reading 250 emails: 3 pages, and the archived ones apart (one page more at most).
+    assert estimate.parts["live re-checks"] == 2 * 4

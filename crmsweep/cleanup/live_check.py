@@ -23,11 +23,28 @@ from crmsweep.backup.field_restore import (
     how_changed,
     live_matches,
 )
-from crmsweep.cleanup.passes import PASSES, LiveNeeds, LiveRows, RelatedRead, ValueCheck, live_flag, validate_settings
+from crmsweep.cleanup.passes import (
+    PASSES,
+    EveryRowRead,
+    LiveNeeds,
+    LiveRows,
+    RelatedRead,
+    ValueCheck,
+    live_flag,
+    validate_settings,
+)
 from crmsweep.cleanup.protect import Protections
 from crmsweep.concepts import CustomFields
 from crmsweep.connectors.base import Connector
-from crmsweep.errors import BadInput, UnknownObject
+from crmsweep.errors import (
+    AuthError,
+    BadInput,
+    ConnectorError,
+    EndpointError,
+    LimitExceeded,
+    RetriableError,
+    UnknownObject,
+)
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
@@ -42,6 +59,9 @@ from crmsweep.paths import Home
 
 if TYPE_CHECKING:
     from crmsweep.backup.runlog import RunState
+
+# A read of every row, as a batch reads it once: (object, fields, removed rows too).
+_EveryKey = tuple[str, tuple[str, ...], bool]
 
 SKIP_PROTECTED = "protected"
 SKIP_NO_LONGER_QUALIFIES = "no longer qualifies"
@@ -101,6 +121,22 @@ class WouldBeWritten:
                 if object_name == association_object(other, removed):
                     ends.append((ASSOCIATION_TO_FIELD, ids))
         return ends
+
+    def every_row(self, object_name: str, rows: Sequence[Record], *, include_deleted: bool) -> list[Record]:
+        """`rows` (every live row of `object_name`, removed ones too with `include_deleted`) as the writes
+        laid would leave them: a removed row gone, or, where the read takes removed rows, flagged removed
+        as the CRM would flag it; a written field read as written."""
+        key, deleted = self._vocab.id_key, self._vocab.deleted_field
+        removed = self._removed.get(object_name, set())
+        out: list[Record] = []
+        for row in rows:
+            rid = row.get(self._vocab.id_field)
+            gone = bool(rid) and key(str(rid)) in removed
+            if gone and not include_deleted:
+                continue
+            laid = self.record(object_name, row)
+            out.append({**laid, deleted: True} if gone and deleted else laid)
+        return out
 
     def moved_in(self, object_name: str, match_field: str, wanted: set[str]) -> list[str]:
         """Ids (as planned) of `object_name` records a laid write sets `match_field` of to one of `wanted` (id keys):
@@ -240,7 +276,7 @@ class LiveChecker:
 
     def verdicts(self, changes: Sequence[Change], live: Mapping[str, Record]) -> list[tuple[str, str] | None]:
         """Per change (live record in `live` by id): a skip (reason, detail), or None if it still qualifies."""
-        related = self._related(changes)
+        related, unread = self._related(changes)
         values = self._value_checks(changes)
         out: list[tuple[str, str] | None] = []
         for n, change in enumerate(changes):
@@ -256,7 +292,7 @@ class LiveChecker:
                 out.append(None)
                 continue
             rows = LiveRows(record=self._as_judged(change, record), related=related[n], vocabulary=self.vocabulary,
-                            values=values[n])
+                            values=values[n], unread=unread[n])
             reason = spec.live_check.recheck(change, rows, self._settings_of(change.pass_name), self.now)
             out.append(None if reason is None else (SKIP_NO_LONGER_QUALIFIES, reason))
         return out
@@ -283,13 +319,16 @@ class LiveChecker:
                       and record[name] in (None, "") and not _is_number(image[name])}
         return {**record, **{name: image[name] for name in stamped | left_empty if name in image}}
 
-    def _related(self, changes: Sequence[Change]) -> list[dict[str, list[Record]]]:
-        """Each change's related rows by read name, one read per declared step for the whole batch."""
+    def _related(self, changes: Sequence[Change]) -> tuple[list[dict[str, list[Record]]], list[dict[str, str]]]:
+        """Each change's related rows by read name, one read per declared step for the whole batch (one
+        per object for the reads of every row, whichever passes ask), and why a read of every row failed."""
         per_change: list[dict[str, list[Record]]] = [{} for _ in changes]
+        unread: list[dict[str, str]] = [{} for _ in changes]
         by_pass: dict[str, list[int]] = {}
         for n, change in enumerate(changes):
             by_pass.setdefault(change.pass_name, []).append(n)
         key = self.vocabulary.id_key
+        every: dict[_EveryKey, tuple[list[Record], str | None]] = {}
         for positions in by_pass.values():
             needs = self._needs(changes[positions[0]])
             if needs is None:
@@ -297,7 +336,37 @@ class LiveChecker:
             for step in needs.related:
                 if self._org_has(step.object):
                     self._read_step(step, [(n, changes[n]) for n in positions], per_change, key)
-        return per_change
+            for whole in needs.every:
+                if not self._org_has(whole.object):
+                    continue
+                rows, why = self._every_row(whole, every)
+                for n in positions:
+                    per_change[n][whole.name] = rows
+                    if why is not None:
+                        unread[n][whole.name] = why
+        return per_change, unread
+
+    def _every_row(self, step: EveryRowRead, done: dict[_EveryKey, tuple[list[Record], str | None]]
+                   ) -> tuple[list[Record], str | None]:
+        """Every live row `step` asks for (read once per batch: `done`), or why the CRM refused the read. A
+        failure that stops a run (the allowance spent, the CRM down after retries, the credentials refused)
+        stops it here too, resumable, its records untouched; a refusal of this read alone (a scope the
+        connection lacks) leaves the rows unknown, and the pass keeps each record that needs them."""
+        wanted: _EveryKey = (step.object, tuple(dict.fromkeys([self.vocabulary.id_field, *step.fields])),
+                             step.include_deleted)
+        if wanted not in done:
+            try:
+                rows = [r for page in self.connector.iter_pages(step.object, list(wanted[1]),
+                                                                 include_deleted=step.include_deleted) for r in page]
+            except (RetriableError, LimitExceeded, AuthError, EndpointError):
+                raise
+            except ConnectorError as exc:
+                done[wanted] = ([], str(exc))
+            else:
+                if self._would_be is not None:
+                    rows = self._would_be.every_row(step.object, rows, include_deleted=step.include_deleted)
+                done[wanted] = (rows, None)
+        return done[wanted]
 
     def _value_checks(self, changes: Sequence[Change]) -> list[ValueCheck | None]:
         """Per change, the check of the values its pass asked for (`LiveNeeds.values_of`), or None: one read

@@ -182,14 +182,29 @@ class RelatedRead:
 
 
 @dataclass(frozen=True)
+class EveryRowRead:
+    """Every live row of `object` (with `include_deleted`, the removed ones too, flagged), with `fields` and
+    the id, read once per batch whatever its candidates: for a rule no read by the candidates' ids can
+    serve, where a row names the records it uses inside one field (a list of ids as text), which no
+    CRM's query matches by one id. Meant for objects of hundreds of rows, not millions."""
+
+    name: str
+    object: str
+    fields: tuple[str, ...]
+    include_deleted: bool = False
+
+
+@dataclass(frozen=True)
 class LiveNeeds:
-    """What apply re-reads live for one candidate object: its own `fields` and the `related` rows, and
-    with `values_of(change)` = (record object, field), the live values of every record the plan's snapshot
-    holds a value of that field on (a removal of the field must not lose values the snapshot lacks)."""
+    """What apply re-reads live for one candidate object: its own `fields`, the `related` rows and `every`
+    row of the objects named there, and with `values_of(change)` = (record object, field), the live values
+    of every record the plan's snapshot holds a value of that field on (a removal of the field must not
+    lose values the snapshot lacks)."""
 
     fields: tuple[str, ...] = ()
     related: tuple[RelatedRead, ...] = ()
     values_of: Callable[[Change], tuple[str, str] | None] | None = None
+    every: tuple[EveryRowRead, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,13 +225,17 @@ class ValueCheck:
 
 @dataclass(frozen=True)
 class LiveRows:
-    """The live state of one candidate: its record (the needed fields), its related rows by read name,
-    and the check of its values where the pass asked for one (`LiveNeeds.values_of`)."""
+    """The live state of one candidate: its record (the needed fields), its related rows by read name
+    (those of `LiveNeeds.every` too), and the check of its values where the pass asked for one
+    (`LiveNeeds.values_of`)."""
 
     record: Mapping[str, Any]
     related: Mapping[str, Sequence[Record]]
     vocabulary: Vocabulary
     values: ValueCheck | None = None
+    # By read name, why a read of `LiveNeeds.every` gave no rows (the CRM refused it): its rows in `related`
+    # are then missing, not none, and a rule that needs them must keep the record.
+    unread: Mapping[str, str] = field(default_factory=dict)
 
 
 def live_flag(value: Any) -> bool | None:

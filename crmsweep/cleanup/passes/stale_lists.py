@@ -18,6 +18,7 @@ import pandas as pd
 
 from crmsweep.bounds import Bound
 from crmsweep.cleanup.passes import (
+    EveryRowRead,
     LiveCheck,
     LiveNeeds,
     LiveRows,
@@ -43,6 +44,7 @@ from crmsweep.concepts import Lists
 from crmsweep.model import Change, Op, Vocabulary
 
 NAME = "stale_lists"
+USERS = "users"  # the live read of every record that may use a list
 
 
 def _lists(vocab: Vocabulary) -> Lists:
@@ -115,13 +117,17 @@ def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
     concept = vocab.concept(Lists)
     if concept is None or object_name != concept.object:
         return LiveNeeds()
-    return LiveNeeds(fields=(*concept.updated_fields, vocab.created_field))
+    user_obj, user_field = concept.used_by
+    # Every email, archived ones too (as the scan counts them): no read finds emails by the lists they use.
+    return LiveNeeds(fields=(*concept.updated_fields, vocab.created_field),
+                     every=(EveryRowRead(USERS, user_obj, (user_field,), include_deleted=True),))
 
 
 def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
-    """Still not updated within `days`. (A new email naming the list is not seen: no read finds emails by
-    the lists they use.)"""
-    concept = live.vocabulary.concept(Lists)
+    """Still not updated within `days`, and named by no email now (one built since the scan, archived ones
+    included); an email whose list ids cannot be read, or emails that could not be read, keep the list."""
+    vocab = live.vocabulary
+    concept = vocab.concept(Lists)
     if concept is None or change.object != concept.object:
         return f"{change.object} is not this CRM's list object"
     cutoff = days_cutoff(now, settings["days"])
@@ -129,6 +135,23 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
         when = live_when(live.record.get(name))
         if when is not None and when >= cutoff:
             return f"updated since the scan: {name} is {when.date().isoformat()}"
+    user_obj, user_field = concept.used_by
+    rows = live.related.get(USERS)
+    if USERS in live.unread or rows is None:
+        why = live.unread.get(USERS, "apply did not read them")
+        return f"the {user_obj} records could not be read, so whether one uses this list now is unknown: {why}"
+    mine = vocab.id_key(change.record_id)
+    users: list[str] = []
+    for row in rows:
+        ids = _ids_in(row.get(user_field))
+        rid = str(row.get(vocab.id_field))
+        if ids is None:
+            return f"{user_obj} {rid} has a {user_field} that is not a JSON list of ids, so whether it uses this " \
+                   "list now is unknown"
+        if any(vocab.id_key(i) == mine for i in ids):
+            users.append(rid)
+    if users:
+        return f"used by a {user_obj} record now ({', '.join(sorted(users, key=lambda i: (len(i), i)))})"
     return None
 
 
