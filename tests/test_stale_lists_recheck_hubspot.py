@@ -140,3 +140,27 @@ def test_a_batch_of_lists_is_priced_at_the_pages_of_live_and_archived_emails() -
                               vocabulary=vocab, capabilities=caps, rows_of=lambda: {"marketing_emails": 250})
     # Two batches, each reading 250 emails: 3 pages, and the archived ones apart (one page more at most).
     assert estimate.parts["live re-checks"] == 2 * 4
+
+
+def test_a_spent_allowance_at_the_email_read_stops_the_run_and_a_resume_finishes_it(planned: Any) -> None:
+    ws, sandbox, lists, plan = planned
+    sandbox.set_faults([FaultRule(kind="limit", method="GET", path="marketing/v3/emails$", times=1)])
+    first = api.apply(ws, plan, confirm=yes).report
+    sandbox.set_faults([])
+    assert first is not None and first.stopped is not None and (first.applied, first.skipped) == (0, 0)
+    assert not any(_deleted(sandbox, i) for i in lists)
+    resumed = api.apply(ws, plan, confirm=yes, resume_run=first.run_id).report
+    assert resumed is not None and (resumed.applied, resumed.skipped, resumed.stopped) == (len(lists), 0, None)
+
+
+def test_a_rollback_of_the_rollback_keeps_a_list_an_email_names_since(planned: Any) -> None:
+    ws, sandbox, lists, plan = planned
+    first = api.apply(ws, plan, confirm=yes).report
+    assert first is not None and first.applied == len(lists)
+    back = api.rollback(ws, first.run_id, confirm=yes).report
+    assert back is not None and back.applied == len(lists)
+    email = _email_naming(sandbox._store, lists[0])
+    again = api.rollback(ws, back.run_id, confirm=yes).report
+    assert again is not None
+    assert _skips(again) == {lists[0]: ("no longer qualifies", f"{USED} ({email})")}
+    assert not _deleted(sandbox, lists[0]) and all(_deleted(sandbox, i) for i in lists[1:])
