@@ -13,6 +13,8 @@ import pytest
 from crmsweep import api
 from crmsweep.backup.snapshot_reader import open_snapshot
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
+from tests.test_apply_live import other_admin
+from tests.test_protected_cascade_at_apply import closed_won, task_on
 
 TOKEN_ENV = "CASCADE_TOKEN"
 
@@ -66,3 +68,24 @@ def test_no_account_is_removed_with_a_task_protect_ids_names(tmp_path: Path, mon
     assert {c.record_id for c in kept.changes if c.pass_name == "empty_accounts"} == accounts - {account}
     held = kept.header.held_back["empty_accounts"]
     assert held[f"its tasks would go with it, and [protect] ids names {task}"] == 1, held
+
+
+def test_each_account_is_held_for_the_record_protect_ids_names_among_its_own_down_to_its_deals_tasks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reason names the account's own protected record (two accounts, two tasks: not the first task for
+    both), and a task on one of its opportunities holds it too: the CRM deletes that task with the
+    opportunity it deletes with the account. Apply-time wording is the same (test_protected_cascade_at_apply)."""
+    with start_sandbox(tmp_path / "state", records=400, seed=7) as sandbox:
+        first = scan_with(sandbox, "", tmp_path, monkeypatch)
+        accounts = sorted(c.record_id for c in first.result.plan.changes if c.pass_name == "empty_accounts")
+        sf = other_admin(sandbox)
+        direct, under_deal = accounts[:2]
+        own, deals = task_on(sf, direct), task_on(sf, closed_won(sf, under_deal))
+        again = scan_with(sandbox, f'ids = ["{own}", "{deals}"]', tmp_path, monkeypatch)
+    kept = again.result.plan
+    proposed = {c.record_id for c in kept.changes if c.pass_name == "empty_accounts"}
+    assert proposed == set(accounts) - {direct, under_deal}
+    held = kept.header.held_back["empty_accounts"]
+    assert held[f"its tasks would go with it, and [protect] ids names {own}"] == 1, held
+    assert held["its opportunities would go with it, and their tasks with them: "
+                f"[protect] ids names {deals}"] == 1, held

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from simple_salesforce.api import Salesforce
 
 from crmsweep import api
 from crmsweep.backup.snapshot_reader import open_snapshot
 from crmsweep.model import Plan
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
+from tests.sandbox_workspace import org_workspace
+from tests.test_apply_live import other_admin
 
 TOKEN_ENV = "CASCADE_APPLY_TOKEN"
 PASS = "empty_accounts"
@@ -31,23 +32,8 @@ def yes(plan: Plan) -> bool:
 
 
 def configure(sandbox: RunningSandbox, protect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> api.Workspace:
-    info = sandbox.info
-    config = tmp_path / "crmsweep.toml"
-    config.write_text(
-        f'[connections.org]\nprovider = "salesforce"\nurl = "{info.url}"\ntoken_env = "{TOKEN_ENV}"\n'
-        f'ca_file = "{info.ca_file}"\n\n[protect]\n{protect}\n',
-        encoding="utf-8",
-    )
-    monkeypatch.setenv(TOKEN_ENV, info.token)
-    return api.Workspace.load(config, tmp_path / "home")
-
-
-def other_admin(sandbox: RunningSandbox) -> Salesforce:
-    """Someone at work in the org after the scan, through the plain simple-salesforce client."""
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = str(sandbox.info.ca_file)
-    return Salesforce(instance_url=sandbox.info.url, session_id=sandbox.info.token, session=session)
+    return org_workspace(sandbox.info, tmp_path, monkeypatch, provider="salesforce", token_env=TOKEN_ENV,
+                         extra=f"[protect]\n{protect}\n")
 
 
 def create(sf: Salesforce, obj: str, values: dict[str, Any]) -> str:
@@ -100,17 +86,25 @@ def on_deals_with_tasks(sf: Salesforce, accounts: list[str]) -> set[str]:
     return {deals[d] for d in with_live(sf, "Task", "WhatId", sorted(deals))} if deals else set()
 
 
+def scanned(sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, protect: str = ""
+            ) -> tuple[list[str], Salesforce]:
+    """The accounts a scan under `protect` proposes, and the other admin who then works in the org."""
+    _, accounts = scan(configure(sandbox, protect, tmp_path, monkeypatch), tmp_path)
+    return accounts, other_admin(sandbox)
+
+
+@pytest.mark.parametrize("since", ["protected since the scan", "protected at the scan"])
 @pytest.mark.parametrize("protected", ["Opportunity", "Task"])
-def test_a_record_of_an_object_protected_after_the_scan_tied_to_an_empty_account_since_keeps_it(
-        protected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_record_of_a_protected_object_tied_to_an_empty_account_since_the_scan_keeps_it(
+        protected: str, since: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    protect = f'objects = ["{protected}"]'
     with start_sandbox(tmp_path / "state", records=400, seed=7) as sandbox:
-        _, accounts = scan(configure(sandbox, "", tmp_path, monkeypatch), tmp_path)
-        sf = other_admin(sandbox)
+        accounts, sf = scanned(sandbox, tmp_path, monkeypatch, "" if since == "protected since the scan" else protect)
         account = accounts[0]
         added = closed_won(sf, account) if protected == "Opportunity" else task_on(sf, account)
-        ws = configure(sandbox, f'objects = ["{protected}"]', tmp_path, monkeypatch)
+        ws = configure(sandbox, protect, tmp_path, monkeypatch)
         link = "WhatId" if protected == "Task" else "AccountId"
-        # Accounts the scan proposed that held such records already (no protection then) are kept as well.
+        # Accounts the scan proposed that held such records already (not protected then) are kept as well.
         holding = with_live(sf, protected, link, accounts)
         assert account in holding and len(holding) < len(accounts)
         skipped = apply_both(ws, tmp_path)
@@ -144,8 +138,7 @@ def test_a_task_protect_ids_names_after_the_scan_keeps_its_account(tmp_path: Pat
 def test_a_task_on_an_opportunity_of_an_empty_account_protected_after_the_scan_keeps_the_account(
         protect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with start_sandbox(tmp_path / "state", records=400, seed=7) as sandbox:
-        _, accounts = scan(configure(sandbox, "", tmp_path, monkeypatch), tmp_path)
-        sf = other_admin(sandbox)
+        accounts, sf = scanned(sandbox, tmp_path, monkeypatch)
         # An account without tasks of its own: only the opportunity's task can hold it back.
         with_tasks = with_live(sf, "Task", "WhatId", accounts)
         account = next(a for a in accounts if a not in with_tasks)

@@ -284,16 +284,20 @@ class LiveChecker:
             if self._would_be is not None and record:
                 record = self._would_be.record(change.object, record)
             held = self.protections.hold_reason(replace(change, before={**change.before, **record}))
+            spec = PASSES.get(change.pass_name)
+            check = spec.live_check if spec is not None and held is None else None
+            if check is not None:
+                rows = LiveRows(record=self._as_judged(change, record), related=related[n],
+                                vocabulary=self.vocabulary, values=values[n], unread=unread[n])
+                if check.holds is not None:
+                    held = check.holds(change, rows, self.protections)
             if held is not None:
                 out.append((SKIP_PROTECTED, f"protected at apply time: {held}"))
                 continue
-            spec = PASSES.get(change.pass_name)
-            if spec is None or spec.live_check is None:
+            if check is None:
                 out.append(None)
                 continue
-            rows = LiveRows(record=self._as_judged(change, record), related=related[n], vocabulary=self.vocabulary,
-                            values=values[n], unread=unread[n])
-            reason = spec.live_check.recheck(change, rows, self._settings_of(change.pass_name), self.now)
+            reason = check.recheck(change, rows, self._settings_of(change.pass_name), self.now)
             out.append(None if reason is None else (SKIP_NO_LONGER_QUALIFIES, reason))
         return out
 

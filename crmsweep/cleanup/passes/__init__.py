@@ -254,10 +254,14 @@ class LiveCheck:
 
     `needs(vocabulary, object)` declares the reads; `recheck(change, live, settings, now)` is pure and says
     why the change no longer qualifies, or None. `settings` are those the pass ran with (the plan header).
+    `holds(change, live, protections)`, also pure, says why the protections in force now hold the change
+    back for what it does beyond its own record (what the CRM deletes along with it), or None: apply checks
+    only the record itself against them, and the pass alone knows what its change takes with it.
     """
 
     needs: Callable[[Vocabulary, str], LiveNeeds]
     recheck: Callable[[Change, LiveRows, Mapping[str, Any], datetime], str | None]
+    holds: Callable[[Change, LiveRows, Protections], str | None] | None = None
 
 
 @dataclass(frozen=True)

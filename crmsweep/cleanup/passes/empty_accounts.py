@@ -138,30 +138,80 @@ def _takes_protected(ctx: PassContext, accounts: Accounts, protections: Protecti
                      candidates: pa.Array) -> list[tuple[str, str]]:
     """(account, why) for each of `candidates` whose removal the CRM would carry to records of a protected
     object, or to a record `[protect] ids` names: a protection holds a record back from every pass, a cascade
-    included, and the scan's own check sees only the changes (the account), not what goes with them."""
+    included, and the scan's own check sees only the changes (the account), not what goes with them. Asked
+    in the order `_holds` asks it at apply time, so both give an account the same reason."""
     vocab, view = ctx.vocabulary, ctx.view
     found: list[tuple[str, str]] = []
     for link in accounts.cascades:
         if not view.has(link.object):
             continue
-        many = vocab.label(link.object, many=True)
         ties = tied(view, vocab, (link,))
+        taken = ties.far_where_near_in(candidates)
         if protections.protects_object(link.object):
-            found += [(a, f"its {many} would go with it, and {link.object} is a protected object")
-                      for a in ties.near_where_far_in(ties.far_where_near_in(candidates))]
+            found += [(a, _takes_reason(vocab, link)) for a in ties.near_where_far_in(taken)]
             continue
-        named = protections.protected_among(ties.far_where_near_in(candidates).to_pylist())
-        if named:
-            found += [(a, f"its {many} would go with it, and [protect] ids names {named[0]}")
-                      for a in ties.near_where_far_in(pa.array(named, pa.string()))]
+        for named in protections.protected_among(taken.to_pylist()):
+            found += [(a, _takes_reason(vocab, link, named=named))
+                      for a in ties.near_where_far_in(pa.array([named], pa.string()))]
         for then in accounts.cascades_of.get(link.object, ()):
-            if not (view.has(then.object) and protections.protects_object(then.object)):
+            if not view.has(then.object):
                 continue
-            carriers = pa.array(tied(view, vocab, (then,)).near_ids(), pa.string())
-            found += [(a, f"its {many} would go with it, and their {vocab.label(then.object, many=True)} with them: "
-                          f"{then.object} is a protected object")
-                      for a in ties.near_where_far_in(carriers)]
+            under = tied(view, vocab, (then,))
+            if protections.protects_object(then.object):
+                carriers = pa.array(under.near_ids(), pa.string())
+                found += [(a, _takes_reason(vocab, link, then)) for a in ties.near_where_far_in(carriers)]
+                continue
+            for named in protections.protected_among(under.far_where_near_in(taken).to_pylist()):
+                carriers = pa.array(under.near_where_far_in(pa.array([named], pa.string())), pa.string())
+                found += [(a, _takes_reason(vocab, link, then, named)) for a in ties.near_where_far_in(carriers)]
     return found
+
+
+def _takes_reason(vocab: Vocabulary, link: Link, then: Link | None = None, named: str | None = None) -> str:
+    """Why an account is held back for what its removal takes: the records of `link` (and with them those
+    of `then`), of a protected object or, with `named`, that record `[protect] ids` names. One wording for
+    the scan and the apply-time check, so a plan's held-back count and a run's skip read alike."""
+    held = f"[protect] ids names {named}" if named else f"{(then or link).object} is a protected object"
+    via = f"their {vocab.label(then.object, many=True)} with them: " if then is not None else ""
+    return f"its {vocab.label(link.object, many=True)} would go with it, and {via}{held}"
+
+
+def _holds(change: Change, live: LiveRows, protections: Protections) -> str | None:
+    """`_takes_protected` on live rows, under the protections in force at apply time: a record tied to the
+    account since the scan, or a protection added to the config since, still keeps it."""
+    vocab = live.vocabulary
+    accounts = _accounts(vocab)
+    if accounts is None:
+        return None
+    for link in accounts.cascades:
+        taken = _far_ends(live, _cascade_read(accounts, link), link)
+        if not taken:
+            continue
+        if protections.protects_object(link.object):
+            return _takes_reason(vocab, link)
+        named = protections.protected_among(taken)
+        if named:
+            return _takes_reason(vocab, link, named=named[0])
+        for then in accounts.cascades_of.get(link.object, ()):
+            swept = _far_ends(live, _cascade_read(accounts, link, then), then)
+            if swept and protections.protects_object(then.object):
+                return _takes_reason(vocab, link, then)
+            named = protections.protected_among(swept)
+            if named:
+                return _takes_reason(vocab, link, then, named[0])
+    return None
+
+
+def _far_ends(live: LiveRows, read: str, link: Link) -> list[str]:
+    return [str(row[link.far_field]) for row in live.related.get(read, ()) if row.get(link.far_field)]
+
+
+def _cascade_read(accounts: Accounts, link: Link, then: Link | None = None) -> str:
+    """The live read of what the CRM deletes with an account through `link` (and then `then`). A cascade
+    that is the deal link already read is that read: the same rows, one call fewer per batch."""
+    if then is not None:
+        return f"cascade_{link.object}_{then.object}"
+    return "deal_links" if link == accounts.deals[0] else f"cascade_{link.object}"
 
 
 def _cascade_notes(ctx: PassContext, accounts: Accounts, removed: set[str]) -> list[str]:
@@ -213,6 +263,14 @@ def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
         reads.extend(case_reads(vocab, cases, cases.accounts[0], "account"))
     for obj, links in accounts.kept_by.items():
         reads.append(RelatedRead(f"kept_by_{obj}", links[0].object, links[0].near_field, _pair(links[0])))
+    # What the CRM would delete with the account, and with those records in turn, for `_holds`: read whatever
+    # the config protects, as the call estimate counts every declared read.
+    for link in accounts.cascades:
+        name = _cascade_read(accounts, link)
+        if name != "deal_links":
+            reads.append(RelatedRead(name, link.object, link.near_field, _pair(link)))
+        reads.extend(RelatedRead(_cascade_read(accounts, link, then), then.object, then.near_field, _pair(then),
+                                 via=(name, link.far_field)) for then in accounts.cascades_of.get(link.object, ()))
     return LiveNeeds(related=tuple(reads))
 
 
@@ -297,7 +355,7 @@ SPEC = PassSpec(
         Proposal(Op.DELETE, objects=lambda vocab: _removed(vocab, Op.DELETE)),
         Proposal(Op.ARCHIVE, objects=lambda vocab: _removed(vocab, Op.ARCHIVE)),
     ),
-    live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
+    live_check=LiveCheck(needs=_live_needs, recheck=_recheck, holds=_holds),
     needs=(Accounts,),
     reads=_reads,
 )
