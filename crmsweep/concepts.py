@@ -259,7 +259,9 @@ class EmailBounces:
     The address bounced when any of `set_fields` holds a value or any of `true_flags` is true;
     `detail_fields` say when and why, for the reason an admin reads. Clearing the address also writes
     `opt_out_field` true; where the CRM has no opt-out the API may write, `opt_out_field` is None and
-    `no_opt_out` says so (a note in the plan).
+    `no_opt_out` says so (a note in the plan). `cleared_with_address` are the bounce fields the CRM
+    empties itself when the address changes, and lets the API write back: clearing writes them empty
+    too, so the preview shows what the CRM drops and a rollback puts the bounce back with the address.
     """
 
     set_fields: tuple[str, ...]
@@ -267,6 +269,7 @@ class EmailBounces:
     detail_fields: tuple[str, ...]
     opt_out_field: str | None
     no_opt_out: str = ""
+    cleared_with_address: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -57,10 +57,13 @@ def hubspot() -> Org:
 def test_salesforce_clears_and_opts_out_exactly_the_bounced_addresses() -> None:
     out = run_pass(NAME, salesforce().view(), SF)
     assert [(c.record_id, c.op, c.after) for c in out.changes] == [
-        ("003B1", Op.UPDATE, {"Email": None, "HasOptedOutOfEmail": True}),
-        ("003B4", Op.UPDATE, {"Email": None}),  # already opted out: only the address is written
-        ("003B5", Op.UPDATE, {"Email": None, "HasOptedOutOfEmail": True}),  # a clear removes nobody: no guard
-        ("00QB1", Op.UPDATE, {"Email": None, "HasOptedOutOfEmail": True}),
+        # The bounce the CRM drops with the address is written empty too: shown, and put back by an undo.
+        ("003B1", Op.UPDATE, {"Email": None, "EmailBouncedDate": None, "EmailBouncedReason": None,
+                              "HasOptedOutOfEmail": True}),
+        ("003B4", Op.UPDATE, {"Email": None, "EmailBouncedDate": None}),  # already opted out: not written again
+        # A clear removes nobody: no guard.
+        ("003B5", Op.UPDATE, {"Email": None, "EmailBouncedDate": None, "HasOptedOutOfEmail": True}),
+        ("00QB1", Op.UPDATE, {"Email": None, "EmailBouncedDate": None, "HasOptedOutOfEmail": True}),
     ]
     assert out.changes[0].reason == ("address hard-bounced (EmailBouncedDate 2025-11-02; EmailBouncedReason 550 "
                                      "5.1.1 mailbox unavailable): address cleared, opted out")
@@ -140,7 +143,8 @@ def test_the_plan_passes_provenance_and_a_forged_write_does_not() -> None:
         replace(first, after={"Email": None, "HasOptedOutOfEmail": False}),
     ]
     problems = scan_plan_problems(replace(plan, changes=tuple(forged)), SF)
-    declared = 'pass bounced_emails writes Email=null, HasOptedOutOfEmail=true, not '
+    declared = ('pass bounced_emails writes Email=null, EmailBouncedDate=null, EmailBouncedReason=null, '
+                'HasOptedOutOfEmail=true, not ')
     assert [p.split(": ", 1)[1] for p in problems] == [
         declared + '{"Email":"attacker@example.com"}',
         declared + '{"Email":null,"Phone":null}',

@@ -131,6 +131,9 @@ _RECORD_CONCEPTS = (
         true_flags=(),
         detail_fields=("EmailBouncedDate", "EmailBouncedReason"),
         opt_out_field="HasOptedOutOfEmail",
+        # A bounce stays on the record "until the email address is updated" (Bounce Management): the
+        # clear drops it, and a rollback must write it back with the address.
+        cleared_with_address=("EmailBouncedDate", "EmailBouncedReason"),
     ),
     Cases(
         object="Case",

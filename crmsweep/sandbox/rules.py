@@ -248,6 +248,23 @@ def stage_implied(obj_name: str, row: Mapping[str, object], given: Collection[st
     return {name: values[stage] for name, values in _STAGE_IMPLIED.items() if name not in given and stage in values}
 
 
+# Bounce management keeps the bounce on the record "until the email address is updated" (Salesforce Help,
+# "Bounce Management Explained"): a write that changes the address clears the bounce date and reason, unless
+# the same write sets them (an admin restoring a record as it was).
+_BOUNCE_FIELDS = ("EmailBouncedDate", "EmailBouncedReason")
+
+
+def bounce_cleared(obj_name: str, row: Mapping[str, object], given: Collection[str],
+                   before: Mapping[str, object] | None) -> dict[str, object]:
+    """The bounce fields a write of `given` makes the platform clear: those of a contact or lead whose
+    address the write changes."""
+    if obj_name not in ("Contact", "Lead") or before is None or "Email" not in given:
+        return {}
+    if str(before.get("Email") or "").lower() == str(row.get("Email") or "").lower():
+        return {}
+    return {name: None for name in _BOUNCE_FIELDS if name not in given}
+
+
 def to_json_value(f: Field, stored: object) -> object:
     """A stored SQLite value as the REST API answers it."""
     if stored is None:

@@ -238,6 +238,7 @@ class SalesforceStore(Store):
         if obj.name == "Event":
             row.update(rules.event_times(row, checked))
         row.update(rules.stage_implied(obj.name, row, checked, current))
+        row.update(rules.bounce_cleared(obj.name, row, checked, current))
         rules.check_required(obj, row)
         stamp = rules.next_stamp(now, current.get("SystemModstamp"))
         row.update({"LastModifiedDate": stamp, "LastModifiedById": self.api_user_id, "SystemModstamp": stamp})

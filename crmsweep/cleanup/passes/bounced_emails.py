@@ -4,9 +4,10 @@ A person's address hard-bounced when the provider's bounce fields say so (the Em
 a bounce date or reason set, or a bad-address flag true); only people who still hold an address are
 candidates. Action "clear" (the default) writes the address empty and, where the CRM has an opt-out
 the API may write, sets it (a person already opted out keeps it); where it has none, a note says the
-cleared people are not opted out. Action "delete" removes the people instead (archives, where the CRM
-has no undelete), holding back those on an open deal or an open case. Converted people are left
-alone and noted.
+cleared people are not opted out. The bounce fields the CRM empties itself when an address changes
+are written empty with it, so the preview shows them and a rollback restores the bounce with the
+address. Action "delete" removes the people instead (archives, where the CRM has no undelete),
+holding back those on an open deal or an open case. Converted people are left alone and noted.
 """
 
 from __future__ import annotations
@@ -66,9 +67,12 @@ def _signals(vocab: Vocabulary) -> tuple[str, ...]:
 
 
 def _clear_writes(vocab: Vocabulary) -> dict[str, Any]:
-    """What clearing writes: the address empty, and the opt-out true where the CRM has one."""
-    opt_out = _bounces(vocab).opt_out_field
-    return {vocab.email_field: None, **({opt_out: True} if opt_out else {})}
+    """What clearing writes: the address empty, the bounce fields the CRM would empty with it, and the
+    opt-out true where the CRM has one."""
+    bounces = _bounces(vocab)
+    opt_out = bounces.opt_out_field
+    return {vocab.email_field: None, **dict.fromkeys(bounces.cleared_with_address),
+            **({opt_out: True} if opt_out else {})}
 
 
 def _check(settings: Mapping[str, Any]) -> None:
@@ -121,7 +125,8 @@ def run(ctx: PassContext) -> PassOutput:
         at = np.flatnonzero(shows & live.keep)
         if not len(at):
             continue
-        columns = [vocab.id_field, *needed, *details, *([flag] if flag else [])]
+        dropped = [f for f in bounces.cleared_with_address if f in names] if action == "clear" else []
+        columns = [vocab.id_field, *needed, *details, *dropped, *([flag] if flag else [])]
         frame = live.frame(at, list(dict.fromkeys(columns)))
         bounced = filled(frame[vocab.email_field])
         chosen = leave_converted(output, obj, frame, flag, bounced)
@@ -132,19 +137,23 @@ def run(ctx: PassContext) -> PassOutput:
                 held, _ = held_people(ctx, targets)
             propose_removals(ctx, NAME, output, obj, rows, reasons, held or {})
             continue
-        _propose_clear(ctx, output, obj, rows, reasons)
+        _propose_clear(ctx, output, obj, rows, reasons, dropped)
     if action == "clear" and not bounces.opt_out_field and output.changes and bounces.no_opt_out:
         output.notes.append(bounces.no_opt_out)
     return output
 
 
-def _propose_clear(ctx: PassContext, output: PassOutput, obj: str, rows: pd.DataFrame, reasons: list[str]) -> None:
+def _propose_clear(ctx: PassContext, output: PassOutput, obj: str, rows: pd.DataFrame, reasons: list[str],
+                   dropped: list[str]) -> None:
+    """Each of `rows` cleared; `dropped` are the bounce fields the CRM empties with the address, written
+    empty here where they hold a value, so the preview shows them and an undo puts them back."""
     vocab = ctx.vocabulary
     opt_out = _bounces(vocab).opt_out_field
     records = ctx.view.record_map(obj, ids_of(rows[vocab.id_field]))
-    for rid, why in zip(rows[vocab.id_field], reasons, strict=True):
+    held = {f: [live_filled(None if pd.isna(v) else v) for v in rows[f]] for f in dropped}
+    for n, (rid, why) in enumerate(zip(rows[vocab.id_field], reasons, strict=True)):
         before = records[str(rid)]
-        after: dict[str, Any] = {vocab.email_field: None}
+        after: dict[str, Any] = {vocab.email_field: None, **{f: None for f in dropped if held[f][n]}}
         if opt_out and before.get(opt_out) is not True:
             after[opt_out] = True
         text = f"{why}: address cleared" + (", opted out" if opt_out in after else "")
