@@ -199,15 +199,22 @@ def backup_with(
     allow_over_budget: bool = False,
 ) -> SnapshotManifest:
     """Back up `objects`; when none are named, the provider's standard set and then every object a pass
-    reads that the CRM has (so a scan never lacks what it needs; a pass whose object the CRM lacks is
-    skipped by scan, saying so)."""
+    reads, and every `[protect] objects` entry, that the CRM has (so a scan never lacks what it needs; a
+    pass whose object the CRM lacks is skipped by scan, saying so)."""
     calls_before = connector.api_usage().calls
     connector.org_id()  # the first call says who answers (a wrong CA or token fails here, plainly)
     if objects:
         chosen = list(objects)
     else:
         standard = list(connector.vocabulary.default_backup_objects)
-        extra = [o for o in objects_passes_read(connector.vocabulary, connector.capabilities) if o not in standard]
+        # The [protect] objects too: a scan tells their records among the ones a change takes or touches (a
+        # file on an org's own invoice object) only from their rows.
+        wanted = [*objects_passes_read(connector.vocabulary, connector.capabilities), *ws.config.protect.objects]
+        taken, extra = {name.casefold() for name in standard}, []
+        for name in wanted:
+            if name.casefold() not in taken:
+                taken.add(name.casefold())
+                extra.append(name)
         chosen = [*standard, *_held_by(connector, extra)]
     if not chosen:
         raise BadInput("name the objects to back up with --object: this provider has no default set")

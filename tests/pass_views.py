@@ -67,10 +67,12 @@ def run_one(name: str, frame_view: FrameView, vocab: Vocabulary, **settings: Any
 
 
 def scan(frame_view: FrameView, vocab: Vocabulary, passes: Sequence[str], *, recent_days: int = 30,
-         protect_ids: Sequence[str] = (), **settings: Mapping[str, Any]) -> ScanResult:
+         protect_ids: Sequence[str] = (), protect_objects: Sequence[str] = (),
+         **settings: Mapping[str, Any]) -> ScanResult:
     return scan_snapshot(
         frame_view, vocabulary=vocab, passes=list(passes), pass_settings=settings, protect_recent_days=recent_days,
-        protect_objects=(), protect_ids=list(protect_ids), max_changes=None, max_changes_per_object=None,
+        protect_objects=list(protect_objects), protect_ids=list(protect_ids), max_changes=None,
+        max_changes_per_object=None,
         allow_over_cap=False, connection=f"sandbox-{vocab.provider}", config_digest="sha256:test", now=NOW,
         running_user_id=None,
     )

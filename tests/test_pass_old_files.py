@@ -125,3 +125,58 @@ def test_provenance_refuses_a_forged_file_change() -> None:
         f"Contract {first.record_id}: Contract records are never changed"]
     assert forged_problems(result, SF, with_change(first, op=Op.UPDATE, after={"Title": "x"})) == [
         f"ContentDocument {first.record_id}: pass old_files does not propose update"]
+
+
+# An org's own invoice object, protected by the admin's config: "never delete contracts or invoices" covers the
+# files on them as it covers the built-in ones.
+INVOICES = {**SPECS, "Invoice__c": std(SF, *fields("Amount__c"))}
+INVOICE = "a05000000000001AAA"
+
+
+def with_invoice() -> dict[str, list[Record]]:
+    rows = records()
+    rows["ContentDocument"].append(doc(9, "Invoice PDF", "2019-04-01T00:00:00.000Z"))
+    rows["ContentDocumentLink"].append(link(7, 9, INVOICE))
+    rows["Invoice__c"] = [{"Id": INVOICE, "Amount__c": "10", **audit(SF, 302)}]
+    return rows
+
+
+def test_a_file_attached_to_a_record_of_a_config_protected_object_is_held_back() -> None:
+    result = scan(view(SF, INVOICES, with_invoice()), SF, ["old_files"], protect_objects=["Invoice__c"])
+    assert ids(result) == [sfid("069", 1), sfid("069", 6)]
+    assert result.held_back["old_files"] == {
+        "attached to Contract records": 2, "attached to Order records": 1, "attached to Invoice__c records": 1}
+    # Unprotected, the same file is an old file like any other.
+    assert sfid("069", 9) in ids(scan(view(SF, INVOICES, with_invoice()), SF, ["old_files"]))
+
+
+def test_a_file_attached_to_a_record_protect_ids_names_is_held_back() -> None:
+    result = scan(view(SF, SPECS, records()), SF, ["old_files"], protect_ids=[CONTACT[:15]])
+    assert ids(result) == [sfid("069", 6)]
+    assert result.held_back["old_files"] == {
+        "attached to Contract records": 2, "attached to Order records": 1,
+        "attached to a record [protect] ids names": 1}
+
+
+def test_a_protected_object_the_snapshot_lacks_stops_the_pass() -> None:
+    # Its records cannot be told among the link rows: a file on one would look attached to nothing protected.
+    result = scan(view(SF, SPECS, records()), SF, ["old_files"], protect_objects=["Invoice__c"])
+    assert result.plan.changes == ()
+    assert result.skipped["old_files"] == (
+        "[protect] objects names Invoice__c, which snapshot holds no rows of, so a file attached to one of its "
+        "records cannot be told: back up again (a backup takes the [protect] objects) or correct the name")
+
+
+def test_apply_leaves_a_file_attached_since_the_scan_to_a_record_protect_ids_names() -> None:
+    from crmsweep.cleanup.passes import LiveRows
+    from crmsweep.cleanup.protect import Protections
+    from tests.pass_views import NOW
+
+    change = run_one("old_files", view(SF, SPECS, records()), SF).changes[0]
+    live_check = PASSES["old_files"].live_check
+    assert live_check is not None and live_check.holds is not None
+    links = [{"ContentDocumentId": change.record_id, "LinkedEntityId": ACCOUNT}]
+    rows = LiveRows(record={"CreatedDate": "2019-04-01T00:00:00.000Z"}, related={"links": links}, vocabulary=SF)
+    assert live_check.holds(change, rows, Protections(SF, NOW)) is None
+    named = Protections(SF, NOW, ids=(ACCOUNT,))
+    assert live_check.holds(change, rows, named) == f"attached to {ACCOUNT}, which [protect] ids names"

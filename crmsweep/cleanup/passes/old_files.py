@@ -31,6 +31,7 @@ from crmsweep.cleanup.passes import (
 )
 from crmsweep.cleanup.passes._assets import add_proposals, concept_of, day_of, hold, live_when, proposed_objects
 from crmsweep.cleanup.passes.stale_contacts import years_before
+from crmsweep.cleanup.protect import Protections
 from crmsweep.cleanup.view import live_frame, text_values
 from crmsweep.concepts import Files
 from crmsweep.model import Change, Op, Vocabulary
@@ -55,18 +56,49 @@ def protected_object_of(vocab: Vocabulary, concept: Files, record_id: str, known
     return next((o for p, o in _prefixes(vocab, concept).items() if record_id.startswith(p)), None)
 
 
-def _known_protected(ctx: PassContext) -> dict[str, str]:
-    """Id key -> object of every never-touch record the snapshot holds (deleted ones too: they come back)."""
+def _protected_objects(ctx: PassContext) -> tuple[list[str], list[str]]:
+    """The `[protect] objects` of the scan's protections as the snapshot names them, and those it holds
+    no rows of (names are matched in any case, as the protections match them)."""
+    if ctx.protections is None:
+        return [], []
+    by_fold = {o.casefold(): o for o in ctx.view.manifest.objects}
+    present, missing = [], []
+    for name in ctx.protections.objects:
+        obj = by_fold.get(name.casefold()) or (name if ctx.view.has(name) else None)
+        if obj is not None and ctx.view.has(obj):
+            present.append(obj)
+        else:
+            missing.append(name)
+    return present, missing
+
+
+def _known_protected(ctx: PassContext, named: list[str]) -> dict[str, str]:
+    """Id key -> object of every record of a protected object the snapshot holds (deleted ones too: they
+    come back): the provider's never-touch objects and `named`, the config's (an org's own invoices)."""
     vocab, known = ctx.vocabulary, {}
-    for obj in vocab.never_touch_objects:
+    for obj in dict.fromkeys([*vocab.never_touch_objects, *named]):
         if ctx.view.has(obj):
             for rid in ctx.view.frame(obj, [vocab.id_field])[vocab.id_field]:
                 known[vocab.id_key(str(rid))] = obj
     return known
 
 
+def _untold(missing: list[str]) -> str:
+    """Why the pass cannot run: `[protect] objects` entries the snapshot holds no rows of, whose records
+    would look, among a file's link rows, like records of nothing protected."""
+    return (f"[protect] objects names {', '.join(missing)}, which snapshot holds no rows of, so a file attached "
+            "to one of its records cannot be told: back up again (a backup takes the [protect] objects) or "
+            "correct the name")
+
+
+_NAMED = "attached to a record [protect] ids names"
+
+
 def run(ctx: PassContext) -> PassOutput:
     vocab, concept = ctx.vocabulary, _files(ctx.vocabulary)
+    protected, missing = _protected_objects(ctx)
+    if missing:
+        return PassOutput(changes=[], skipped=_untold(missing))
     cutoff = pd.Timestamp(years_before(ctx.now.astimezone(UTC).date(), ctx.settings["years"]), tz=UTC)
     files = live_frame(ctx.view, concept.object, [vocab.id_field, vocab.created_field], vocab.deleted_field)
     made = files[vocab.created_field]
@@ -74,20 +106,24 @@ def run(ctx: PassContext) -> PassOutput:
     links = live_frame(ctx.view, concept.links, [concept.link_file_field, concept.link_record_field],
                        vocab.deleted_field)
     links = links[links[concept.link_file_field].astype(str).isin(set(old[vocab.id_field].astype(str)))]
-    known = _known_protected(ctx)
+    known = _known_protected(ctx, protected)
     held_by: dict[str, str] = {}  # file id -> the never-touch object it is attached to
     attached: dict[str, int] = {}
     records_linked = text_values(links[concept.link_record_field])  # None where empty (the column reads NaN)
+    named = set(ctx.protections.protected_among(r for r in records_linked if r is not None)
+                ) if ctx.protections is not None else set()
     for file_id, record_id in zip(links[concept.link_file_field], records_linked, strict=True):
         fid = str(file_id)
         attached[fid] = attached.get(fid, 0) + 1
         if record_id is not None and fid not in held_by:
             obj = protected_object_of(vocab, concept, str(record_id), known)
             if obj is not None:
-                held_by[fid] = obj
+                held_by[fid] = f"attached to {obj} records"
+            elif record_id in named:
+                held_by[fid] = _NAMED
     output = PassOutput(changes=[])
-    for obj in sorted(set(held_by.values())):
-        hold(output, f"attached to {obj} records", sum(1 for o in held_by.values() if o == obj))
+    for why in sorted(set(held_by.values()), key=lambda w: (w == _NAMED, w)):
+        hold(output, why, sum(1 for o in held_by.values() if o == why))
     reasons: dict[str, str] = {}
     for rid, when in zip(old[vocab.id_field].astype(str), old[vocab.created_field], strict=True):
         if rid in held_by:
@@ -125,6 +161,17 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
     return None
 
 
+def _holds(change: Change, live: LiveRows, protections: Protections) -> str | None:
+    """A file attached now to a record the protections in force name (since the scan, or named since)."""
+    concept = live.vocabulary.concept(Files)
+    if concept is None:
+        return None
+    linked = [str(row[concept.link_record_field]) for row in live.related.get(_LINKS, ())
+              if row.get(concept.link_record_field)]
+    named = protections.protected_among(linked)
+    return f"attached to {named[0]}, which [protect] ids names" if named else None
+
+
 def _reads(vocab: Vocabulary) -> list[ObjectRead]:
     concept = _files(vocab)
     # The never-touch objects are not asked for: an org may not have them all (backup refuses an object
@@ -146,7 +193,7 @@ SPEC = PassSpec(
         Proposal(Op.DELETE, objects=proposed_objects(Files, Op.DELETE, lambda c: [c.object], lambda c: c.removal)),
     ),
     bounds={"years": Bound(1, 100)},
-    live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
+    live_check=LiveCheck(needs=_live_needs, recheck=_recheck, holds=_holds),
     needs=(Files,),
     reads=_reads,
 )
