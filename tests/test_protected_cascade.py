@@ -14,22 +14,12 @@ from crmsweep import api
 from crmsweep.backup.snapshot_reader import open_snapshot
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
 from tests.test_apply_live import other_admin
-from tests.test_protected_cascade_at_apply import closed_won, task_on
-
-TOKEN_ENV = "CASCADE_TOKEN"
+from tests.test_protected_cascade_at_apply import closed_won, configure, task_on
 
 
 def scan_with(sandbox: RunningSandbox, protect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
               snapshot: str | None = None) -> api.ScanOutcome:
-    info = sandbox.info
-    config = tmp_path / "crmsweep.toml"
-    config.write_text(
-        f'[connections.org]\nprovider = "salesforce"\nurl = "{info.url}"\ntoken_env = "{TOKEN_ENV}"\n'
-        f'ca_file = "{info.ca_file}"\n\n[protect]\n{protect}\n',
-        encoding="utf-8",
-    )
-    monkeypatch.setenv(TOKEN_ENV, info.token)
-    ws = api.Workspace.load(config, tmp_path / "home")
+    ws = configure(sandbox, protect, tmp_path, monkeypatch)
     return api.scan(ws, "org", tmp_path / "plan.json", snapshot_id=snapshot, allow_over_cap=True)
 
 
