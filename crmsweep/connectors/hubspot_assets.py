@@ -102,13 +102,15 @@ def filter_rows(raw: Mapping[str, Any]) -> list[Record]:
 def email_record(raw: Mapping[str, Any]) -> Record:
     to = raw.get("to") if isinstance(raw.get("to"), Mapping) else {}
     lists = (to or {}).get("contactIlsLists") if isinstance((to or {}).get("contactIlsLists"), Mapping) else {}
-    included = sorted({str(i) for i in (lists or {}).get("include") or ()}, key=lambda i: (len(i), i))
+    # An excluded list is used as much as an included one: deleted, the email sends to those it left out.
+    named = [*((lists or {}).get("include") or ()), *((lists or {}).get("exclude") or ())]
+    used = sorted({str(i) for i in named}, key=lambda i: (len(i), i))
     return {
         "id": str(raw.get("id")), "name": raw.get("name"), "subject": raw.get("subject"), "state": raw.get("state"),
         "type": raw.get("type"), "isPublished": bool(raw.get("isPublished", False)),
         "publishedAt": _when(raw.get("publishedAt")), "createdAt": _when(raw.get("createdAt")),
         "updatedAt": _when(raw.get("updatedAt")), "archived": bool(raw.get("archived", False)),
-        "campaign": raw.get("campaign"), "list_ids": json.dumps(included),
+        "campaign": raw.get("campaign"), "list_ids": json.dumps(used),
     }
 
 
