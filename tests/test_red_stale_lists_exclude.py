@@ -32,7 +32,8 @@ def _email_with(store: Any, to: dict[str, Any], *, name: str = "Newsletter") -> 
 
 
 def _excluding(list_id: str) -> dict[str, Any]:
-    return {"contactIlsLists": {"include": [], "exclude": [int(list_id)]}, "contactLists": {"include": [], "exclude": []}}
+    return {"contactIlsLists": {"include": [], "exclude": [int(list_id)]},
+            "contactLists": {"include": [], "exclude": []}}
 
 
 @pytest.fixture()
@@ -47,7 +48,8 @@ def hubspot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[a
 
 
 def _scan(ws: api.Workspace, out: Path) -> list[str]:
-    return [c.record_id for c in api.scan(ws, "hs", out, passes=["stale_lists"], allow_over_cap=True).result.plan.changes]
+    outcome = api.scan(ws, "hs", out, passes=["stale_lists"], allow_over_cap=True)
+    return [c.record_id for c in outcome.result.plan.changes]
 
 
 def test_the_scan_holds_back_a_stale_list_an_email_excludes(hubspot: Any, tmp_path: Path) -> None:
@@ -75,7 +77,8 @@ def test_apply_reads_every_page_of_emails(hubspot: Any, tmp_path: Path) -> None:
     ws, sandbox = hubspot
     plan = tmp_path / "plan.json"
     lists = _scan(ws, plan)
-    empty = {"contactIlsLists": {"include": [], "exclude": []}, "contactLists": {"include": [], "exclude": []}}
+    empty: dict[str, Any] = {"contactIlsLists": {"include": [], "exclude": []},
+                             "contactLists": {"include": [], "exclude": []}}
     for n in range(230):
         _email_with(sandbox._store, empty, name=f"Filler {n}")
     email = _email_with(sandbox._store, {"contactIlsLists": {"include": [int(lists[0])], "exclude": []}})
