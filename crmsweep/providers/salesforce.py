@@ -168,11 +168,12 @@ _RECORD_CONCEPTS = (
         contacts=(Link("Contact", "AccountId", "Id"),),
         deals=(Link("Opportunity", "AccountId", "Id"),),
         kept_by={o: (Link(o, "AccountId", "Id"),) for o in ("Contract", "Order", "Quote", "Invoice")},
-        # Deleting an account deletes the activities related to it (Task.WhatId cascades) and its
-        # opportunities (closed ones: an open one keeps the account): the plan's note counts both.
-        cascades=(Link("Task", "WhatId", "Id"), Link("Opportunity", "AccountId", "Id")),
+        # Deleting an account deletes the activities related to it (Task.WhatId and Event.WhatId cascade) and
+        # its opportunities (closed ones: an open one keeps the account): the plan's note counts them.
+        cascades=(Link("Task", "WhatId", "Id"), Link("Event", "WhatId", "Id"),
+                  Link("Opportunity", "AccountId", "Id")),
         # ... and each opportunity deleted takes its own activities.
-        cascades_of={"Opportunity": (Link("Task", "WhatId", "Id"),
+        cascades_of={"Opportunity": (Link("Task", "WhatId", "Id"), Link("Event", "WhatId", "Id"),
                                      Link("OpportunityContactRole", "OpportunityId", "Id"))},
     ),
 )
@@ -220,6 +221,7 @@ SALESFORCE_VOCABULARY = Vocabulary(
             "Case": ("case", "cases"),
             "Account": ("account", "accounts"),
             "Task": ("task", "tasks"),
+            "Event": ("event", "events"),
             "User": ("user", "users"),
             "EmailTemplate": ("email template", "email templates"),
         }
