@@ -22,6 +22,10 @@ from tests.test_apply_live import CONNECTION, other_admin, yes
 from tests.test_stage_move_rollback import deal_state
 
 
+def accept_yes(review: api.PlanReview) -> bool:
+    return True
+
+
 @pytest.mark.parametrize("after", [{"Probability": 0}, {"StageName": "Closed Lost"},
                                    {"StageName": "Closed Lost", "Probability": 0}],
                          ids=["probability alone", "stage alone", "no forecast category"])
@@ -38,7 +42,7 @@ def test_a_plan_writing_part_of_the_lost_writes_is_refused_at_accept_and_apply(
     sf = other_admin(sandbox)
     before = deal_state(sf, ids)
     with pytest.raises(SafetyRefusal, match="its after is not the one the pass proposes"):
-        api.accept_plan(ws, path, confirm=yes)
+        api.accept_plan(ws, path, confirm=accept_yes)
     with pytest.raises(SafetyRefusal, match="review it with `crmsweep plan accept"):
         api.apply(ws, path, confirm=yes)
     assert deal_state(sf, ids) == before

@@ -15,6 +15,7 @@ import pytest
 from crmsweep import api
 from crmsweep.sandbox.hubspot_portal import EMAIL_KIND
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
+from tests.sandbox_workspace import org_workspace
 from tests.test_stale_lists_recheck_hubspot import USED, _deleted, _skips, yes
 
 TOKEN_ENV = "RED_STALE_LISTS_TOKEN"
@@ -39,12 +40,9 @@ def _excluding(list_id: str) -> dict[str, Any]:
 @pytest.fixture()
 def hubspot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[api.Workspace, RunningSandbox]]:
     with start_sandbox(tmp_path / "state", provider="hubspot", records=400, seed=7) as sandbox:
-        info = sandbox.info
-        config = tmp_path / "crmsweep.toml"
-        config.write_text(f'[connections.hs]\nprovider = "hubspot"\nurl = "{info.url}"\ntoken_env = "{TOKEN_ENV}"\n'
-                          f'ca_file = "{info.ca_file}"\n', encoding="utf-8")
-        monkeypatch.setenv(TOKEN_ENV, info.token)
-        yield api.Workspace.load(config, tmp_path / "home"), sandbox
+        ws = org_workspace(sandbox.info, tmp_path, monkeypatch, provider="hubspot", token_env=TOKEN_ENV,
+                           connection="hs")
+        yield ws, sandbox
 
 
 def _scan(ws: api.Workspace, out: Path) -> list[str]:
