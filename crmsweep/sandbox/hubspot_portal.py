@@ -191,6 +191,9 @@ class Portal:
                 merged[name] = value
         self._enforce(o, merged, row.id)
         stamp = format_ts(now or self.clock())
+        if o.name == "deals" and "closedate" not in checked and _closes_anew(row.properties.get("dealstage"),
+                                                                              merged.get("dealstage")):
+            merged["closedate"] = stamp
         self._stamp(o, merged, stamp)
         row.properties, row.updated_at = merged, stamp
         self.store.save_object(row)
@@ -237,3 +240,11 @@ class Portal:
             links = self.store.associations(type_name, [r.id for r in rows], counted)
             for row in rows:
                 row.properties[name] = str(len({to for to, _, _ in links.get(row.id, [])}))
+
+
+def _closes_anew(was: str | None, now: str | None) -> bool:
+    """Whether a move from stage `was` to `now` has HubSpot set the deal's close date: "automatically set or
+    updated by HubSpot when ... a user moves a deal into a closed-won or a closed-lost deal stage", from an
+    open one or from the other closed kind, not closed-won to closed-won, nor back to an open stage (HubSpot's
+    default deal properties, knowledge base). A close date the same write gives stands."""
+    return now in CLOSED_DEAL_STAGES and now != was
