@@ -316,6 +316,10 @@ class DealStages:
     won_stages: tuple[str, ...] = ()
     won_field: str | None = None
     lost_writes: Mapping[str, Any] = field(default_factory=dict)
+    # Fields the CRM sets itself on a move to a closed stage from the move's own moment (a close date), unless
+    # the write gives them: the move writes each back as the deal holds it, so nothing changes unseen by the
+    # preview and the undo has the deal's own value to write back.
+    kept_on_close: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,10 @@ def test_a_stage_that_does_not_close_deals_as_lost_is_refused(stage: str, says: 
 
 def test_hubspot_moves_default_pipeline_deals_and_notes_the_others() -> None:
     out = run_pass(NAME, hubspot().view(), HS)
-    assert [(c.record_id, c.after) for c in out.changes] == [("9001", {"dealstage": "closedlost"}),
-                                                             ("9003", {"dealstage": "closedlost"})]
+    # The close date HubSpot would set to the day of the move is written as the deal holds it.
+    assert [(c.record_id, c.after) for c in out.changes] == [
+        ("9001", {"dealstage": "closedlost", "closedate": "2025-10-01T12:00:00.000Z"}),
+        ("9003", {"dealstage": "closedlost", "closedate": "2025-11-01T12:00:00.000Z"})]
     assert out.notes == ["1 deals of pipelines other than 'default' were left: their closed-lost stage is not "
                          "'closedlost'; set [passes.stale_open_deals] stage to move them"]
     out = run_pass(NAME, hubspot().view(), HS, stage="stage-19")
@@ -122,9 +124,10 @@ def test_the_plan_passes_provenance_and_a_forged_write_does_not() -> None:
     forged = [replace(first, after={"dealstage": "closedlost", "amount": 0}), replace(first, object="companies"),
               replace(first, op=Op.ARCHIVE, after={}), replace(first, after={"dealstage": "closedwon"})]
     assert [p.split(": ", 1)[1] for p in scan_plan_problems(replace(plan, changes=tuple(forged)), HS)] == [
-        'pass stale_open_deals writes dealstage="closedlost", not {"amount":0,"dealstage":"closedlost"}',
+        'pass stale_open_deals writes dealstage="closedlost", closedate=(computed), '
+        'not {"amount":0,"dealstage":"closedlost"}',
         "pass stale_open_deals does not propose update of companies",
         "pass stale_open_deals does not propose archive",
         # The stage written is the one the settings chose (here the default: closed lost), never another.
-        'pass stale_open_deals writes dealstage="closedlost", not {"dealstage":"closedwon"}',
+        'pass stale_open_deals writes dealstage="closedlost", closedate=(computed), not {"dealstage":"closedwon"}',
     ]

@@ -183,6 +183,9 @@ _RECORD_CONCEPTS = (
         pipeline_field="pipeline",
         closed_lost_pipeline="default",
         won_stages=("closedwon",),
+        # "A deal's close date is automatically set or updated by HubSpot when ... a user moves a deal into a
+        # closed-won or a closed-lost deal stage" (default deal properties), and not on the move back.
+        kept_on_close=("closedate",),
     ),
     # No "active" flag: a campaign runs until its status says completed.
     Campaigns(

@@ -6,7 +6,8 @@ a deal with no close date is not judged. `stage` empty means the provider's clos
 stages belong to pipelines, that stage is only known for one pipeline, and deals of other pipelines
 are left and noted until `stage` names one. What the CRM would set itself with a move to a lost
 stage (DealStages.lost_writes: a probability, a forecast category) is written with it, so the preview
-shows it and a rollback puts back what the deal held.
+shows it and a rollback puts back what the deal held; what the CRM would set from the moment of the move
+(DealStages.kept_on_close: a close date) is written as the deal holds it, so the CRM leaves it.
 """
 
 from __future__ import annotations
@@ -121,10 +122,12 @@ def run(ctx: PassContext) -> PassOutput:
     # What the CRM would set itself with the move is written with it (those of the fields the snapshot has).
     kind = vocab.label(deal)
     writes = {stages.stage_field: chosen_stage, **{k: v for k, v in stages.lost_writes.items() if k in names}}
+    kept = [k for k in stages.kept_on_close if k in names]
     reasons = [f"open {kind} in stage {was} whose close date {day} is {late} days past: moved to {chosen_stage}"
                for was, day, late in zip(text_values(rows[stages.stage_field]), day_texts(days), past, strict=True)]
     output.changes += propose_all(ctx, NAME, Op.UPDATE, deal, [records[rid] for rid in ids], reasons=reasons,
-                                  severity=Severity.MAJOR, afters=[dict(writes) for _ in ids])
+                                  severity=Severity.MAJOR,
+                                  afters=[{**writes, **{k: records[rid].get(k) for k in kept}} for rid in ids])
     return output
 
 
@@ -132,7 +135,8 @@ def _settled_writes(vocab: Vocabulary, settings: Mapping[str, Any]) -> Mapping[s
     """The stage the settings chose; never a winning one, whatever a plan header claims."""
     stages = _stages(vocab)
     stage = settings["stage"] or stages.closed_lost
-    return {} if stage in stages.won_stages else {stages.stage_field: stage, **stages.lost_writes}
+    return {} if stage in stages.won_stages else {stages.stage_field: stage, **stages.lost_writes,
+                                                   **dict.fromkeys(stages.kept_on_close, ANY_VALUE)}
 
 
 def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
@@ -170,7 +174,8 @@ SPEC = PassSpec(
     # The stage is a setting, so its value is not fixed here; the preview shows the one each change writes.
     proposes=(
         Proposal(Op.UPDATE, objects=lambda vocab: (vocab.deal_object,),
-                 writes=lambda vocab: {_stages(vocab).stage_field: ANY_VALUE, **_stages(vocab).lost_writes},
+                 writes=lambda vocab: {_stages(vocab).stage_field: ANY_VALUE, **_stages(vocab).lost_writes,
+                                       **dict.fromkeys(_stages(vocab).kept_on_close, ANY_VALUE)},
                  settled=_settled_writes),
     ),
     bounds={"days": Bound(1, 36500)},
