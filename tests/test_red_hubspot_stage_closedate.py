@@ -7,31 +7,20 @@ was lost, and the deal no longer looked overdue to the next scan."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from crmsweep import api
-from crmsweep.sandbox.server import RunningSandbox, start_sandbox
+from crmsweep.sandbox.server import RunningSandbox
+from tests import test_red_stale_lists_exclude as lists_tests
 from tests.hubspot_fixtures import sdk_client
-from tests.sandbox_workspace import org_workspace
 
-TOKEN_ENV = "RED_HS_DEALS_TOKEN"
 FIELDS = ["dealstage", "closedate", "hs_is_closed"]
+hubspot = lists_tests.hubspot  # the fixture: a HubSpot sandbox and a workspace naming it "hs"
 
 
 def yes(review: object) -> bool:
     return True
-
-
-@pytest.fixture()
-def hubspot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[api.Workspace, RunningSandbox]]:
-    with start_sandbox(tmp_path / "state", provider="hubspot", records=400, seed=7) as sandbox:
-        ws = org_workspace(sandbox.info, tmp_path, monkeypatch, provider="hubspot", token_env=TOKEN_ENV,
-                           connection="hs")
-        yield ws, sandbox
 
 
 def deals(sandbox: RunningSandbox, ids: list[str]) -> dict[str, tuple[Any, ...]]:
