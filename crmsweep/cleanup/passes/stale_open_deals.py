@@ -119,10 +119,17 @@ def run(ctx: PassContext) -> PassOutput:
     # Days as numbers, not a Timestamp per deal: tens of thousands of stale deals at a million contacts.
     days = utc_days(rows["_close"])
     past = (np.datetime64(today, "D") - days).astype(np.int64).tolist()
-    # What the CRM would set itself with the move is written with it (those of the fields the snapshot has).
     kind = vocab.label(deal)
+    # What the CRM would set itself with the move is written with it (those of the fields the snapshot has).
     writes = {stages.stage_field: chosen_stage, **{k: v for k, v in stages.lost_writes.items() if k in names}}
     kept = [k for k in stages.kept_on_close if k in names]
+    unseen = [k for k in (*stages.lost_writes, *stages.kept_on_close) if k not in names]
+    if unseen and ids:
+        # Hidden from the backup's user (field-level security) or not backed up: the CRM still sets them.
+        output.notes.append(
+            f"the snapshot lacks {', '.join(unseen)}, which the CRM sets itself when a {kind} moves to "
+            f"{chosen_stage}: the preview does not show their new values and a rollback cannot put back "
+            "their old ones; back up with a user who can read them to have both")
     reasons = [f"open {kind} in stage {was} whose close date {day} is {late} days past: moved to {chosen_stage}"
                for was, day, late in zip(text_values(rows[stages.stage_field]), day_texts(days), past, strict=True)]
     output.changes += propose_all(ctx, NAME, Op.UPDATE, deal, [records[rid] for rid in ids], reasons=reasons,
