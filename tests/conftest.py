@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from crmsweep import api
 from crmsweep.cleanup.passes import PASSES
@@ -13,6 +14,11 @@ from crmsweep.sandbox.server import RunningSandbox, start_sandbox
 from tests.plans import TEST_PASS, TEST_PASS_NAME
 
 TOKEN_ENV = "FAULTS_TEST_TOKEN"
+
+# The README's `pytest -n auto` shares two cores with sandboxes on a small machine: a 200 ms wall-clock
+# deadline per example then fails a property test for the machine's load, not for the code's behaviour.
+settings.register_profile("crmsweep", deadline=None)
+settings.load_profile("crmsweep")
 
 
 @pytest.fixture()
