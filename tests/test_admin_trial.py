@@ -1,0 +1,50 @@
+"""What a new admin's first session on the built-in sandboxes showed: the plan and the preview must tell what
+the CRM will do, read back through its API after the apply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from crmsweep.cli import app
+
+runner = CliRunner()
+
+
+def _cli(where: list[str], *args: str) -> Any:
+    result = runner.invoke(app, [*args, *where], catch_exceptions=False)
+    assert result.exit_code == 0, f"{args}: exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr
+    return json.loads(result.stdout)
+
+
+def _live(where: list[str], *objects: str) -> dict[str, int]:
+    """Live rows of `objects` as the CRM's API reads them now (a backup of those objects alone)."""
+    args = [arg for obj in objects for arg in ("--object", obj)]
+    answer = _cli(where, "backup", "-c", "sandbox-salesforce", *args, "--json")
+    return {obj: int(answer["live_rows"][obj]) for obj in objects}
+
+
+def test_deleting_people_says_what_the_crm_deletes_with_them(tmp_path: Path) -> None:
+    """Deleting a Contact deletes its activities and its opportunity contact roles with it, as deleting an
+    Account deletes its tasks: the empty_accounts pass says so in a note ("also deletes N Task record(s)"),
+    the people passes said nothing, so a preview of 100 deletions hid the tasks and roles that went too."""
+    config = tmp_path / "crmsweep.toml"
+    config.write_text("[sandbox]\nrecords = 150\nseed = 3\n", encoding="utf-8")
+    where = ["--home", str(tmp_path / "home"), "--config", str(config)]
+    plan = tmp_path / "plan.json"
+    scanned = _cli(where, "scan", "-c", "sandbox-salesforce", "-o", str(plan), "--pass", "stale_contacts", "--json")
+    assert scanned["by_pass"]["stale_contacts"]["Contact"]["delete"] > 0
+    before = _live(where, "Task", "OpportunityContactRole")
+    applied = _cli(where, "apply", str(plan), "--yes", "--json")
+    assert applied["failed"] == 0 and applied["skipped"] == 0
+    after = _live(where, "Task", "OpportunityContactRole")
+    gone = {obj: before[obj] - after[obj] for obj in before}
+    assert gone["Task"] > 0 and gone["OpportunityContactRole"] > 0  # the CRM's cascade, read back
+
+    notes = [n for n in _cli(where, "preview", str(plan), "--json")["notes"] if n.startswith("stale_contacts:")]
+    assert any(f"{gone['Task']} Task" in n for n in notes), notes
+    assert any(f"{gone['OpportunityContactRole']} OpportunityContactRole" in n for n in notes), notes
