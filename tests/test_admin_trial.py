@@ -48,3 +48,46 @@ def test_deleting_people_says_what_the_crm_deletes_with_them(tmp_path: Path) -> 
     notes = [n for n in _cli(where, "preview", str(plan), "--json")["notes"] if n.startswith("stale_contacts:")]
     assert any(f"{gone['Task']} Task" in n for n in notes), notes
     assert any(f"{gone['OpportunityContactRole']} OpportunityContactRole" in n for n in notes), notes
+
+
+def test_two_plans_applied_at_once_never_write_one_record_twice(tmp_path: Path) -> None:
+    """Two plans scanned from one snapshot propose the same changes; applied at once from one home (two
+    terminals, or a cron job beside the admin), each re-read the records before the other wrote and both wrote
+    every one of them, each run reporting no drift: the second write lands on a record changed since its
+    scan, which apply promises to skip as drift, never overwrite. The lock is per plan, not per org."""
+    import os
+    import subprocess
+    import sys
+
+    from crmsweep.sandbox.server import start_sandbox
+
+    with start_sandbox(tmp_path / "state", records=150, seed=3) as running:
+        info = running.info
+        config = tmp_path / "crmsweep.toml"
+        config.write_text(f'[connections.org]\nprovider = "salesforce"\nurl = "{info.url}"\n'
+                          f'token_env = "ADMIN_TRIAL_TOKEN"\nca_file = "{info.ca_file}"\n', encoding="utf-8")
+        env = {**os.environ, "ADMIN_TRIAL_TOKEN": info.token, "CRMSWEEP_HOME": str(tmp_path / "home"),
+               "CRMSWEEP_CONFIG": str(config)}
+        where = ["--home", str(tmp_path / "home"), "--config", str(config)]
+        runner_env = {"ADMIN_TRIAL_TOKEN": info.token}
+        first, second = tmp_path / "a.json", tmp_path / "b.json"
+        result = runner.invoke(app, ["scan", "-c", "org", "-o", str(first), "--pass", "stale_open_deals", "--json",
+                                     *where], env=runner_env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        snapshot_id = json.loads(result.stdout)["source"]["id"]
+        result = runner.invoke(app, ["scan", "-c", "org", "-o", str(second), "--snapshot", snapshot_id, "--pass",
+                                     "stale_open_deals", "--json", *where], env=runner_env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        changes = json.loads(result.stdout)["changes"]
+        assert changes > 0
+
+        # A second per call from here on: the two applies, started together, each read the records before
+        # either writes.
+        running._server.core.latency_ms = 1000
+        both = [subprocess.Popen([sys.executable, "-m", "crmsweep", "apply", str(plan), "--yes", "--json"],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for plan in (first, second)]
+        answers = [json.loads(p.communicate(timeout=300)[0]) for p in both]
+
+    applied = [a.get("applied", 0) for a in answers]
+    assert sum(applied) <= changes, (applied, [a.get("error") for a in answers])
