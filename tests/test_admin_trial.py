@@ -91,3 +91,38 @@ def test_two_plans_applied_at_once_never_write_one_record_twice(tmp_path: Path) 
 
     applied = [a.get("applied", 0) for a in answers]
     assert sum(applied) <= changes, (applied, [a.get("error") for a in answers])
+
+
+def test_a_reassignment_its_rollback_cannot_undo_is_told_before_it_is_applied(tmp_path: Path) -> None:
+    """orphaned_tasks hands the open tasks of users who were inactive before the scan to reassign_to; the
+    CRM refuses to give a task back to an inactive owner (INACTIVE_OWNER_OR_USER), so the rollback that apply
+    offers as its undo fails on every one of them, and only reactivating departed users would let it finish.
+    The preview said nothing of it: its notes should, before the admin writes what cannot be put back."""
+    from crmsweep.backup.snapshot import open_snapshot
+    from crmsweep.paths import Home
+
+    config = tmp_path / "crmsweep.toml"
+    config.write_text("[sandbox]\nrecords = 150\nseed = 3\n", encoding="utf-8")
+    home = tmp_path / "home"
+    where = ["--home", str(home), "--config", str(config)]
+    snapshot = _cli(where, "backup", "-c", "sandbox-salesforce", "--json")["snapshot"]
+    users = list(open_snapshot(Home(home), snapshot).records("User"))
+    inactive = {str(u["Id"]) for u in users if not u["IsActive"]}
+    assert inactive
+    target = next(str(u["Id"]) for u in users if u["IsActive"] and u["LastLoginDate"] is not None)
+    config.write_text(f'[sandbox]\nrecords = 150\nseed = 3\n\n[passes.orphaned_tasks]\nreassign_to = "{target}"\n',
+                      encoding="utf-8")
+    plan = tmp_path / "plan.json"
+    _cli(where, "scan", "-c", "sandbox-salesforce", "-o", str(plan), "--snapshot", snapshot,
+         "--pass", "orphaned_tasks", "--json")
+    changes = json.loads(plan.read_text(encoding="utf-8"))["changes"]
+    from_inactive = [c for c in changes if c["before"].get("OwnerId") in inactive]
+    assert from_inactive
+
+    applied = _cli(where, "apply", str(plan), "--yes", "--json")
+    assert applied["undo"]  # offered as the way back
+    undo = runner.invoke(app, ["rollback", applied["run"], "--yes", "--json", *where], catch_exceptions=False)
+    assert undo.exit_code == 1 and json.loads(undo.stdout)["failed"] == len(from_inactive)  # the CRM's refusal
+
+    notes = [n for n in _cli(where, "preview", str(plan), "--json")["notes"] if n.startswith("orphaned_tasks:")]
+    assert any("inactive" in n and "rollback" in n for n in notes), notes
