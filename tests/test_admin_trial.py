@@ -54,7 +54,8 @@ def test_two_plans_applied_at_once_never_write_one_record_twice(tmp_path: Path) 
     """Two plans scanned from one snapshot propose the same changes; applied at once from one home (two
     terminals, or a cron job beside the admin), each re-read the records before the other wrote and both wrote
     every one of them, each run reporting no drift: the second write lands on a record changed since its
-    scan, which apply promises to skip as drift, never overwrite. The lock is per plan, not per org."""
+    scan, which apply promises to skip as drift, never overwrite. The lock was per plan; an org's lock now
+    refuses the second."""
     import os
     import subprocess
     import sys
@@ -87,10 +88,15 @@ def test_two_plans_applied_at_once_never_write_one_record_twice(tmp_path: Path) 
         both = [subprocess.Popen([sys.executable, "-m", "crmsweep", "apply", str(plan), "--yes", "--json"],
                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 for plan in (first, second)]
-        answers = [json.loads(p.communicate(timeout=300)[0]) for p in both]
+        outputs = [p.communicate(timeout=300) for p in both]
+        codes = [p.returncode for p in both]
 
-    applied = [a.get("applied", 0) for a in answers]
-    assert sum(applied) <= changes, (applied, [a.get("error") for a in answers])
+    # One writes; the other is refused (exit 3) by the org's lock, and writes nothing.
+    assert sorted(codes) == [0, 3], (codes, [err for _out, err in outputs])
+    refused = outputs[codes.index(3)][1]
+    assert "is writing to salesforce org" in refused and "wait for it to finish" in refused, refused
+    answer = json.loads(outputs[codes.index(0)][0])
+    assert answer["applied"] == changes and answer["failed"] == 0
 
 
 def test_a_reassignment_its_rollback_cannot_undo_is_told_before_it_is_applied(tmp_path: Path) -> None:

@@ -224,16 +224,19 @@ def _plan_key(plan: Plan) -> str:
 class PlanLock:
     """The held lock of one plan (see `plan_lock`); `started` names the run it is applied as."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, org_fd: int) -> None:
         self._fd = fd
+        self._org_fd = org_fd
 
     def started(self, run_id: str) -> None:
-        _note_holder(self._fd, f"{os.getpid()} {run_id}")
+        for fd in (self._fd, self._org_fd):
+            _note_holder(fd, f"{os.getpid()} {run_id}")
 
 
 @contextmanager
 def plan_lock(home: Home, plan: Plan) -> Iterator[PlanLock]:
-    """Hold the lock of `plan` (by digest) for a whole apply: a second apply of it is refused, naming the run."""
+    """Hold the lock of `plan` (by digest) for a whole apply: a second apply of it is refused, naming the run;
+    and the lock of its org (`org_lock`): an apply of another plan to the same org is refused too."""
 
     def refusal(holder: str) -> SafetyRefusal:
         pid, _, run_id = holder.partition(" ")
@@ -242,8 +245,31 @@ def plan_lock(home: Home, plan: Plan) -> Iterator[PlanLock]:
             f"plan {plan.header.plan_id} is being applied by {who} (pid {pid or '?'}); wait for it to finish"
         )
 
-    with _flock(_plans_dir(home) / f"{_plan_key(plan)}.lock", refusal) as fd:
-        yield PlanLock(fd)
+    # The plan's own lock first, so a second apply of the same plan is told which run applies it.
+    with _flock(_plans_dir(home) / f"{_plan_key(plan)}.lock", refusal) as fd, \
+            org_lock(home, plan.header.provider, plan.header.org_id) as org:
+        yield PlanLock(fd, org)
+
+
+@contextmanager
+def org_lock(home: Home, provider: str, org_id: str) -> Iterator[int]:
+    """Hold the lock of one org for a whole apply or rollback from this home: a second one, of another plan,
+    is refused. Each re-reads its records just before writing them, but two at once both read before either
+    writes, so the second writes over the first's change unseen by its drift check (two plans scanned from
+    one snapshot both cleared and deleted the same people). Another home, or another admin's tool, is not
+    stopped by it: there the drift check is what holds."""
+
+    def refusal(holder: str) -> SafetyRefusal:
+        pid, _, run_id = holder.partition(" ")
+        who = f"run {run_id}" if run_id else "another apply or rollback"
+        return SafetyRefusal(
+            f"{who} (pid {pid or '?'}) is writing to {provider} org {org_id} from this home; wait for it to "
+            "finish: two at once could each write over a record the other just changed"
+        )
+
+    key = hashlib.sha256(f"{provider}\0{org_id}".encode()).hexdigest()[:32]
+    with _flock(_plans_dir(home) / f"org-{key}.lock", refusal) as fd:
+        yield fd
 
 
 def runs_of_plan(home: Home, plan: Plan) -> list[str]:
