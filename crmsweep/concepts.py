@@ -337,6 +337,16 @@ class Campaigns:
 
 
 @dataclass(frozen=True)
+class RemovalCascades:
+    """What the CRM deletes itself with a removed record, per object of the removed record: the links from
+    the records it takes (their near end is the removed record's id; a contact takes its activities and
+    its deal roles). The plan says how many go, and a removal that would take a record of a protected
+    object, or one `[protect] ids` names, is held back. An object absent here takes nothing."""
+
+    by_object: Mapping[str, tuple[Link, ...]]
+
+
+@dataclass(frozen=True)
 class Accounts:
     """Accounts (companies) and what ties records to them: their `contacts`, their `deals` (any deal not
     known closed keeps the account) and the records of never-touch objects (`kept_by`: contracts,

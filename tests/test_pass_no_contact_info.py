@@ -59,7 +59,11 @@ def test_salesforce_removes_exactly_the_unreachable_people() -> None:
     assert {c.op for c in out.changes} == {Op.DELETE}
     assert out.changes[0].reason == "no way to reach them: Email, Phone, MobilePhone all empty"
     assert out.held_back == {"on an open opportunity": 1, "on an open case": 1}
-    assert out.notes == ["1 converted Lead record left alone (IsConverted true)"]
+    # The contact role of a removed contact (on a closed deal) goes with it: the plan says so.
+    assert out.notes == ["1 converted Lead record left alone (IsConverted true)",
+                         "removing these contacts and leads also deletes 1 OpportunityContactRole record(s) tied "
+                         "to them (the CRM deletes them with the records they belong to); a rollback brings them "
+                         "back with them"]
 
 
 def test_hubspot_archives_exactly_the_unreachable_contacts() -> None:

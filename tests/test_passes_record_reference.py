@@ -154,6 +154,12 @@ def test_no_contact_info_removes_whom_nothing_reaches(org: Org) -> None:
         gone, kept = removals([r["Id"] for r in nobody if r.get("IsConverted") is not True], held)
         want_ids += gone
         want_held.update(kept)
+    # The contact roles of the removed people go with them (the CRM's cascade): the plan says how many.
+    roles = {r["Id"] for r in live(org, "OpportunityContactRole") if r.get("ContactId") in set(want_ids)}
+    if roles:
+        notes.append(f"removing these contacts and leads also deletes {len(roles)} OpportunityContactRole "
+                     "record(s) tied to them (the CRM deletes them with the records they belong to); a rollback "
+                     "brings them back with them")
     assert outcome(out) == (want_ids, dict(want_held))
     assert out.notes == notes and out.skipped is None
     assert {c.reason for c in out.changes} <= {"no way to reach them: Email, Phone, MobilePhone all empty"}

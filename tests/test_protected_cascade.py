@@ -23,23 +23,30 @@ def scan_with(sandbox: RunningSandbox, protect: str, tmp_path: Path, monkeypatch
     return api.scan(ws, "org", tmp_path / "plan.json", snapshot_id=snapshot, allow_over_cap=True)
 
 
-@pytest.mark.parametrize("protected", ["Opportunity", "Task"])
-def test_no_account_is_removed_with_records_of_a_protected_object(protected: str, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def assert_none_goes_with(protected: str, link: str, pass_name: str, tmp_path: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `protected` in [protect] objects, no record `pass_name` removes takes a live `protected` record (tied
+    to it by `link`) with it, and the hold is counted."""
     with start_sandbox(tmp_path / "state", records=400, seed=7) as sandbox:
         scanned = scan_with(sandbox, f'objects = ["{protected}"]', tmp_path, monkeypatch)
         ws = api.Workspace.load(tmp_path / "crmsweep.toml", tmp_path / "home")
     plan = scanned.result.plan
-    accounts = {c.record_id for c in plan.changes if c.pass_name == "empty_accounts"}
-    assert accounts, "the seed plants empty accounts"
+    removed = {c.record_id for c in plan.changes if c.pass_name == pass_name}
+    assert removed, f"the seed plants {pass_name} candidates"
     reader = open_snapshot(ws.home, plan.header.source["id"])
-    link = "WhatId" if protected == "Task" else "AccountId"
     frame = reader.frame(protected)
     frame = frame[~frame["IsDeleted"].fillna(False).astype(bool)]
-    going = sorted(str(i) for i, a in zip(frame["Id"], frame[link], strict=True) if str(a) in accounts)
-    assert going == [], f"{len(going)} {protected} records (protected) would be deleted with their accounts: {going}"
-    held = plan.header.held_back["empty_accounts"]
+    going = sorted(str(i) for i, a in zip(frame["Id"], frame[link], strict=True) if str(a) in removed)
+    assert going == [], f"{len(going)} {protected} records (protected) would be deleted along: {going}"
+    held = plan.header.held_back[pass_name]
     assert any(reason.endswith(f"{protected} is a protected object") for reason in held), held
+
+
+@pytest.mark.parametrize("protected", ["Opportunity", "Task"])
+def test_no_account_is_removed_with_records_of_a_protected_object(protected: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    assert_none_goes_with(protected, "WhatId" if protected == "Task" else "AccountId", "empty_accounts", tmp_path,
+                          monkeypatch)
 
 
 def test_no_account_is_removed_with_a_task_protect_ids_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,3 +86,12 @@ def test_each_account_is_held_for_the_record_protect_ids_names_among_its_own_dow
     assert held[f"its tasks would go with it, and [protect] ids names {own}"] == 1, held
     assert held["its opportunities would go with it, and their tasks with them: "
                 f"[protect] ids names {deals}"] == 1, held
+
+
+
+@pytest.mark.parametrize("protected", ["Task", "OpportunityContactRole"])
+def test_no_person_is_removed_with_records_of_a_protected_object(protected: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleting a contact deletes its activities and its opportunity contact roles (the CRM's cascade)."""
+    assert_none_goes_with(protected, "WhoId" if protected == "Task" else "ContactId", "stale_contacts", tmp_path,
+                          monkeypatch)

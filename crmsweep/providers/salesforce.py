@@ -25,6 +25,7 @@ from crmsweep.concepts import (
     Files,
     Link,
     PeopleMatch,
+    RemovalCascades,
     Reports,
     RunnableAsset,
     TaskWork,
@@ -163,6 +164,13 @@ _RECORD_CONCEPTS = (
         active_field="IsActive",
         end_writes={"IsActive": False},
     ),
+    # Deleting a contact or lead deletes its activities (Task.WhoId, Event.WhoId) and a contact its
+    # opportunity contact roles; the recycle bin gives them back with it.
+    RemovalCascades(by_object={
+        "Contact": (Link("Task", "WhoId", "Id"), Link("Event", "WhoId", "Id"),
+                    Link("OpportunityContactRole", "ContactId", "Id")),
+        "Lead": (Link("Task", "WhoId", "Id"), Link("Event", "WhoId", "Id")),
+    }),
     Accounts(
         object="Account",
         contacts=(Link("Contact", "AccountId", "Id"),),

@@ -39,7 +39,7 @@ from crmsweep.cleanup.view import (
     in_ids,
     text_array,
 )
-from crmsweep.concepts import Cases, Converted, Link
+from crmsweep.concepts import Cases, Converted, Link, RemovalCascades
 from crmsweep.errors import BadInput
 from crmsweep.model import Change, Op, Severity, Vocabulary, canonical_datetime
 
@@ -467,7 +467,7 @@ def people_reads(vocab: Vocabulary, fields: Mapping[str, Sequence[str]]) -> list
         ObjectRead(cases.object, (vocab.id_field, cases.closed_field), optional=True),
         *(ObjectRead(link.object, (link.near_field, link.far_field), optional=True) for link in cases.people),
     ]
-    return merged_reads([*people, *deals, *links, *case_rows])
+    return merged_reads([*people, *deals, *links, *case_rows, *cascade_reads(vocab, list(fields))])
 
 
 def merged_reads(reads: Sequence[ObjectRead]) -> list[ObjectRead]:
@@ -494,11 +494,14 @@ def leave_converted(
 
 def propose_removals(
     ctx: PassContext, pass_name: str, output: PassOutput, obj: str, chosen: pd.DataFrame,
-    reasons: Sequence[str], held: Mapping[str, str],
+    reasons: Sequence[str], held: Mapping[str, str], taken: TakenWith | None = None,
 ) -> None:
-    """Removal changes for the `chosen` rows (in id order), except those `held` keeps (counted by why)."""
+    """Removal changes for the `chosen` rows (in id order), except those `held` keeps (counted by why); with
+    `taken`, also those whose removal would take protected records, and what the rest take is counted."""
     vocab = ctx.vocabulary
     ids = ids_of(chosen[vocab.id_field])
+    if taken is not None:
+        held = {**removal_takes(ctx, obj, [rid for rid in ids if rid not in held], taken), **held}
     kept = [(rid, why) for rid, why in zip(ids, reasons, strict=True) if rid not in held]
     for rid in ids:
         if rid in held:
@@ -508,6 +511,59 @@ def propose_removals(
         output.changes.append(
             propose(ctx, pass_name, Op(vocab.removal), obj, records[rid], reason=why, severity=Severity.MINOR)
         )
+
+
+@dataclass
+class TakenWith:
+    """What removing records of some objects takes with them (`RemovalCascades`), gathered over a pass:
+    how many records of each object the CRM deletes along, for the plan's note."""
+
+    counts: dict[str, int]
+
+    def note(self, vocab: Vocabulary, objects: Sequence[str]) -> list[str]:
+        whose = " and ".join(vocab.label(o, many=True) for o in objects)
+        return [f"removing these {whose} also deletes {n} {obj} record(s) tied to them (the CRM deletes them "
+                "with the records they belong to); a rollback brings them back with them"
+                for obj, n in self.counts.items() if n]
+
+
+def removal_takes(ctx: PassContext, obj: str, ids: Sequence[str], taken: TakenWith) -> dict[str, str]:
+    """The ids of `ids` (records of `obj` to remove) whose removal would take a record of a protected
+    object or one `[protect] ids` names, with why (the CRM deletes such records with them: a protection
+    holds a record back from every pass, a cascade included); what the others take is added to `taken`."""
+    vocab = ctx.vocabulary
+    concept = vocab.concept(RemovalCascades)
+    links = [link for link in (concept.by_object.get(obj, ()) if concept is not None else ())
+             if ctx.view.has(link.object) and link.near_field in {f.name for f in ctx.view.fields(link.object)}]
+    if not ids or not links:
+        return {}
+    protections = ctx.protections
+    candidates = pa.array(list(ids), pa.string())
+    ties = [tied(ctx.view, vocab, (link,)) for link in links]
+    held: dict[str, str] = {}
+    for link, tie in zip(links, ties, strict=True):
+        if protections is None:
+            break
+        with_them = f"its {vocab.label(link.object, many=True)} would go with it, and "
+        if protections.protects_object(link.object):
+            for rid in tie.near_where_far_in(tie.far_where_near_in(candidates)):
+                held.setdefault(rid, with_them + f"{link.object} is a protected object")
+            continue
+        for named in protections.protected_among(tie.far_where_near_in(candidates).to_pylist()):
+            for rid in tie.near_where_far_in(pa.array([named], pa.string())):
+                held.setdefault(rid, with_them + f"[protect] ids names {named}")
+    going = pa.array([rid for rid in ids if rid not in held], pa.string()) if held else candidates
+    for link, tie in zip(links, ties, strict=True):
+        taken.counts[link.object] = taken.counts.get(link.object, 0) + tie.far_count_where_near_in(going)
+    return held
+
+
+def cascade_reads(vocab: Vocabulary, objects: Sequence[str]) -> list[ObjectRead]:
+    """What a backup must hold to count what removing records of `objects` takes (optional: without it the
+    plan cannot say, and a protection of that object cannot hold)."""
+    concept = vocab.concept(RemovalCascades)
+    links = [link for o in objects for link in (concept.by_object.get(o, ()) if concept is not None else ())]
+    return [ObjectRead(link.object, (vocab.id_field, link.near_field), optional=True) for link in links]
 
 
 def handed_to(vocab: Vocabulary, settings: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -32,6 +32,7 @@ from crmsweep.cleanup.passes import (
     summary_of,
 )
 from crmsweep.cleanup.passes._guards import (
+    TakenWith,
     converted_flag,
     converted_of,
     filled,
@@ -102,6 +103,7 @@ def run(ctx: PassContext) -> PassOutput:
         if cannot_guard:
             return PassOutput(changes=[], skipped=cannot_guard)
     held: dict[str, str] | None = None  # read once, and only if someone is to be removed
+    taken = TakenWith({})
     output = PassOutput(changes=[])
     for obj in targets:
         names = {s.name for s in view.fields(obj)}
@@ -135,11 +137,12 @@ def run(ctx: PassContext) -> PassOutput:
         if action == "delete":
             if len(rows) and held is None:
                 held, _ = held_people(ctx, targets)
-            propose_removals(ctx, NAME, output, obj, rows, reasons, held or {})
+            propose_removals(ctx, NAME, output, obj, rows, reasons, held or {}, taken)
             continue
         _propose_clear(ctx, output, obj, rows, reasons, dropped)
     if action == "clear" and not bounces.opt_out_field and output.changes and bounces.no_opt_out:
         output.notes.append(bounces.no_opt_out)
+    output.notes += taken.note(vocab, targets)
     return output
 
 

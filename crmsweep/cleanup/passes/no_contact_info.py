@@ -28,6 +28,7 @@ from crmsweep.cleanup.passes import (
     summary_of,
 )
 from crmsweep.cleanup.passes._guards import (
+    TakenWith,
     converted_flag,
     converted_of,
     filled,
@@ -68,6 +69,7 @@ def run(ctx: PassContext) -> PassOutput:
         return PassOutput(changes=[], skipped=cannot_guard)
     output = PassOutput(changes=[])
     held: dict[str, str] | None = None  # read once, and only if someone is unreachable
+    taken = TakenWith({})
     for obj in targets:
         names = {s.name for s in view.fields(obj)}
         missing = [f for f in points.fields[obj] if f not in names]
@@ -84,7 +86,8 @@ def run(ctx: PassContext) -> PassOutput:
         if len(rows) and held is None:
             held, _ = held_people(ctx, targets)
         why = f"no way to reach them: {', '.join(reach)} all empty"
-        propose_removals(ctx, NAME, output, obj, rows, [why] * len(rows), held or {})
+        propose_removals(ctx, NAME, output, obj, rows, [why] * len(rows), held or {}, taken)
+    output.notes += taken.note(vocab, targets)
     return output
 
 

@@ -40,12 +40,15 @@ from crmsweep.cleanup.passes import (
     summary_of,
 )
 from crmsweep.cleanup.passes._guards import (
+    TakenWith,
+    cascade_reads,
     deal_guard_reads,
     is_in,
     live_day,
     one_setting_of,
     open_deal_now,
     people_on_open_deals,
+    removal_takes,
 )
 from crmsweep.cleanup.view import DATETIME_DTYPE, ids_of, live_frame
 from crmsweep.errors import BadInput
@@ -93,6 +96,7 @@ def run(ctx: PassContext) -> PassOutput:
     cutoff = np.datetime64(years_before(ctx.now.astimezone(UTC).date(), ctx.settings["years"]), "ms")
     held_reason = f"on an open {vocab.label(vocab.deal_object)}"
     output = PassOutput(changes=[])
+    taken = TakenWith({})
     for obj in targets:
         names = {s.name for s in view.fields(obj)}
         chain = [f for f in (*vocab.last_activity_fields, vocab.created_field) if f in names]
@@ -111,12 +115,19 @@ def run(ctx: PassContext) -> PassOutput:
         if n_held := int(held.sum()):
             output.held_back[held_reason] = output.held_back.get(held_reason, 0) + n_held
         keep = stale[~held]
+        # A removal that would take a protected record with it (the CRM's cascade) is held back too.
+        takes = removal_takes(ctx, obj, ids_of(keep), taken)
+        if takes:
+            for why in takes.values():
+                output.held_back[why] = output.held_back.get(why, 0) + 1
+            keep = keep[~is_in(keep, list(takes)).to_numpy(dtype=bool)]
         rows = keep.index.to_numpy()  # the frame's positions (live_frame numbers its rows from 0)
         ids = ids_of(keep)
         records = view.before_images(obj, ids)
         output.changes += propose_all(ctx, NAME, Op(vocab.removal), obj, list(map(records.__getitem__, ids)),
                                       reasons=_reasons(vocab, chain, when[rows], source[rows]),
                                       severity=Severity.MINOR)
+    output.notes += taken.note(vocab, targets)
     return output
 
 
@@ -187,7 +198,7 @@ def _reads(vocab: Vocabulary) -> list[ObjectRead]:
     links = [ObjectRead(link.object, (link.person_field, link.deal_field), optional=True) for link in vocab.deal_links]
     # Optional: the pass says itself, more precisely, what a missing one means (see run).
     deals = [ObjectRead(vocab.deal_object, (vocab.id_field, vocab.deal_closed_field), optional=True)]
-    return [*people, *deals, *links]
+    return [*people, *deals, *links, *cascade_reads(vocab, vocab.people_objects)]
 
 
 def _summary(vocab: Vocabulary) -> str:
