@@ -73,6 +73,32 @@ def test_v4_batch_create_with_a_bad_type_or_end_is_a_207(hubspot_sandbox: Runnin
     assert answer.json()["numErrors"] == 2 and len(answer.json()["results"]) == 1
 
 
+def test_v4_batch_create_answers_the_labels_written_and_holds_a_type_to_its_category(
+    hubspot_sandbox: RunningSandbox, hs: Any
+) -> None:
+    company = hs.crm.companies.basic_api.create({"properties": {"name": "Labelled"}})
+    contact = hs.crm.contacts.basic_api.create({"properties": {"email": "labelled@example.org"}})
+    made = hs.crm.associations.v4.batch_api.create("contacts", "companies", {"inputs": [
+        {"from": {"id": contact.id}, "to": {"id": company.id},
+         "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1},
+                   {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 279}]}]})
+    assert made.results[0].labels == ["Primary"]  # the unlabelled type has none (LabelsBetweenObjectPair)
+    seen = hs.crm.associations.v4.basic_api.get_page("companies", company.id, "contacts").results
+    assert [(str(r.to_object_id), sorted(t.type_id for t in r.association_types)) for r in seen] == [
+        (contact.id, [2, 280])]
+    # A type id is one of its category's: HUBSPOT_DEFINED 1 named as a custom label is no type of this pair,
+    # and nothing of the input is written.
+    other = hs.crm.contacts.basic_api.create({"properties": {"email": "mislabelled@example.org"}})
+    answer = hubspot_post(hubspot_sandbox, "/crm/v4/associations/contacts/companies/batch/create", {"inputs": [
+        {"from": {"id": other.id}, "to": {"id": company.id},
+         "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 279},
+                   {"associationCategory": "USER_DEFINED", "associationTypeId": 1}]}]})
+    assert answer.status_code == 207 and answer.json()["numErrors"] == 1
+    assert "USER_DEFINED 1 is not a valid association type from contacts to companies" in (
+        answer.json()["errors"][0]["message"])
+    assert hs.crm.associations.v4.basic_api.get_page("contacts", other.id, "companies").results == []
+
+
 def test_association_labels_list_the_types_between_two_objects(hs: Any) -> None:
     labels = hs.crm.associations.v4.schema.definitions_api.get_all("contacts", "companies")
     assert {(t.type_id, t.label) for t in labels.results} == {(279, None), (1, "Primary")}

@@ -422,7 +422,8 @@ def _v4_batch(api: HubSpotApi, request: Request, o: ObjectType, target: ObjectTy
                                    "context": {"fromId": [from_id], "toId": [to_id]}})
                     continue
                 results.append({"fromObjectTypeId": o.type_id, "fromObjectId": int(from_id),
-                                "toObjectTypeId": target.type_id, "toObjectId": int(to_id), "labels": []})
+                                "toObjectTypeId": target.type_id, "toObjectId": int(to_id),
+                                "labels": _labels_of(o, target, specs)})
         body: dict[str, Any] = {"status": "COMPLETE", "results": results, **batch_times(started, api.clock)}
         if errors:
             body["numErrors"] = len(errors)
@@ -451,6 +452,12 @@ def _with_inverses(o: ObjectType, target: ObjectType, specs: object) -> list[int
     return sorted(wanted | {i.type_id for a in found if (i := inverse_association(a)) is not None})
 
 
+def _labels_of(o: ObjectType, target: ObjectType, specs: object) -> list[str]:
+    """The labels of the types a labelled create names, as its answer lists them (an unlabelled type has none)."""
+    named = {s.get("associationTypeId") for s in specs if isinstance(s, dict)} if isinstance(specs, list) else set()
+    return [a.label for a in association_types(o.name, target.name) if a.label and a.type_id in named]
+
+
 def _associate(api: HubSpotApi, o: ObjectType, from_id: str, target: ObjectType, to_id: str,
                specs: object, *, default: bool) -> str | None:
     """Link two live records (both directions); a message if it cannot be done."""
@@ -471,8 +478,14 @@ def _associate(api: HubSpotApi, o: ObjectType, from_id: str, target: ObjectType,
     for spec in specs:
         type_id = spec.get("associationTypeId") if isinstance(spec, dict) else None
         assoc = api.portal.association_type(o.name, target.name, type_id) if isinstance(type_id, int) else None
-        if assoc is None:
-            return f"{type_id} is not a valid association type from {o.name} to {target.name}"
+        # A type id is one within its category (HUBSPOT_DEFINED 1 is not USER_DEFINED 1): where a
+        # category is named, it must be the type's.
+        category = spec.get("associationCategory") if isinstance(spec, dict) else None
+        if assoc is None or (category is not None and category != assoc.category):
+            return f"{category or ''} {type_id} is not a valid association type from {o.name} to {target.name}".strip()
+    for spec in specs:
+        assoc = api.portal.association_type(o.name, target.name, spec["associationTypeId"])
+        assert assoc is not None
         api.portal.associate(assoc, int(from_id), int(to_id))
     return None
 
@@ -515,10 +528,9 @@ def _v4_record(api: HubSpotApi, request: Request, o: ObjectType, raw_id: str, re
             problem = _associate(api, o, raw_id, target, rest[1], specs, default=False)
             if problem is not None:
                 raise HubSpotError(400, "VALIDATION_ERROR", problem)
-        labels = [a.label for a in association_types(o.name, target.name)
-                  if a.label and any(isinstance(s, dict) and s.get("associationTypeId") == a.type_id for s in specs)]
         return json_response(201, {"fromObjectTypeId": o.type_id, "fromObjectId": int(raw_id),
-                                   "toObjectTypeId": target.type_id, "toObjectId": int(rest[1]), "labels": labels})
+                                   "toObjectTypeId": target.type_id, "toObjectId": int(rest[1]),
+                                   "labels": _labels_of(o, target, specs)})
     raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Resource not found: {request.path}")
 
 
