@@ -376,6 +376,9 @@ class Capabilities:
 # pseudo-object named `association_object(from, to)` with one row per link.
 ASSOCIATION_FROM_FIELD = "from_id"
 ASSOCIATION_TO_FIELD = "to_id"
+# The link's types as the connector read them (`LINK_TYPES_KEY` below), canonical JSON text; a snapshot
+# taken before links kept their types has no such column (its links are re-made with the default type).
+ASSOCIATION_TYPES_FIELD = "types"
 
 
 def association_object(from_object: str, to_object: str) -> str:
@@ -461,6 +464,36 @@ _WRITES_FIELDS = frozenset({Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE})  # and a v
 
 
 LINK_KEYS = ("from_object", "from_id", "to_object", "to_id")
+# Besides LINK_KEYS, a link may name the types it had (where a CRM's links have kinds, some named): JSON
+# objects the connector read and writes back as they are; generic code reads only a `LINK_TYPE_LABEL`.
+# No types: the CRM's default link.
+LINK_TYPES_KEY = "types"
+LINK_TYPE_LABEL = "label"
+
+
+def link_types(after: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The types a link change writes (an empty list: the default link)."""
+    types = after.get(LINK_TYPES_KEY)
+    return [dict(t) for t in types] if isinstance(types, list | tuple) else []
+
+
+def link_type_labels(types: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The names of the named ones of `types`, as the CRM calls them, each once."""
+    return list(dict.fromkeys(str(t[LINK_TYPE_LABEL]) for t in types if t.get(LINK_TYPE_LABEL)))
+
+
+def parse_link_types(text: object) -> list[dict[str, Any]]:
+    """A snapshot's types cell as the list of types; an empty cell, or none (a snapshot taken before links
+    kept their types), gives none: the default link."""
+    if not isinstance(text, str) or not text:
+        return []
+    try:
+        types = json.loads(text)
+    except json.JSONDecodeError:
+        types = None
+    if not isinstance(types, list) or not all(isinstance(t, dict) for t in types):
+        raise PlanFormatError(f"link types must be a JSON list of objects, not {text[:80]!r}")
+    return types
 
 # A value that names a record re-created in the same plan by its old id: {"ref": [object, old_id]}.
 # Its new id is known only once that create has run; apply resolves it from the run's id map.
@@ -526,8 +559,8 @@ class Change:
             raise NotReversible(
                 f"{self.op} of {self.object} {self.record_id} has no before-image, so it could not be undone"
             )
-        if self.op is Op.ASSOCIATE and sorted(self.after) != sorted(LINK_KEYS):
-            raise PlanFormatError(f"link {self.object} {self.record_id} must name {', '.join(LINK_KEYS)}")
+        if self.op is Op.ASSOCIATE:
+            self._check_link()
         if self.op in (Op.UPDATE, Op.DEACTIVATE, Op.REACTIVATE):
             if not self.after:
                 raise PlanFormatError(f"{self.op} of {self.object} {self.record_id} writes no values")
@@ -552,6 +585,13 @@ class Change:
                 raise ValueError(f"Change.many of {count} changes given {len(column)} values of {name}")
             deque(map(_CHANGE_SLOTS[name], made, column), maxlen=0)
         return made
+
+    def _check_link(self) -> None:
+        if sorted(k for k in self.after if k != LINK_TYPES_KEY) != sorted(LINK_KEYS):
+            raise PlanFormatError(f"link {self.object} {self.record_id} must name {', '.join(LINK_KEYS)}")
+        types = self.after.get(LINK_TYPES_KEY, [])
+        if not isinstance(types, list) or not all(isinstance(t, Mapping) for t in types):
+            raise PlanFormatError(f"link {self.object} {self.record_id}: {LINK_TYPES_KEY} must be a list of objects")
 
     def _check_before_covers_after(self) -> None:
         """Undoing a field write needs that field's old value."""

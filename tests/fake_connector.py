@@ -133,6 +133,8 @@ class FakeConnector:
         self.documents: dict[str, Any] = {}
         # Associations (when capabilities.has_associations): (from object, to object) -> {(from id, to id)}.
         self.links: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        # A link's types, where it has some (read back as they were written); none: the default link.
+        self.link_types: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
         self._org_id = org_id
         self.page_size = page_size
         self.calls = 0
@@ -281,21 +283,30 @@ class FakeConnector:
         links = self.links.get((from_object, to_object), set())
         return {rid: sorted(to for frm, to in links if frm == rid) for rid in ids}
 
+    def read_association_types(
+        self, from_object: str, to_object: str, ids: Sequence[str]
+    ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        return {frm: {to: self.link_types.get((from_object, to_object, frm, to), []) for to in tos}
+                for frm, tos in self.read_associations(from_object, to_object, ids).items()}
+
     def create_associations(
-        self, from_object: str, to_object: str, pairs: Sequence[tuple[str, str]]
+        self, from_object: str, to_object: str, pairs: Sequence[tuple[str, str]],
+        types: Sequence[Sequence[Mapping[str, Any]]] | None = None,
     ) -> list[WriteResult]:
         self._needs_associations()
         self._check_batch(len(pairs))
         self._call()
         self.writes.append(("associate", f"{from_object}->{to_object}", [f"{a}->{b}" for a, b in pairs]))
         results = []
-        for frm, to in pairs:
+        for n, (frm, to) in enumerate(pairs):
             missing = [rid for obj, rid in ((from_object, frm), (to_object, to))
                        if rid not in self._rows.get(obj, {}) or self._is_deleted(self._rows[obj][rid])]
             if missing:
                 results.append(WriteResult(frm, False, "NOT_FOUND", f"no live record {missing[0]}"))
             else:
                 self.links.setdefault((from_object, to_object), set()).add((frm, to))
+                if types and types[n]:
+                    self.link_types[(from_object, to_object, frm, to)] = [dict(t) for t in types[n]]
                 results.append(WriteResult(frm, True))
         return results
 

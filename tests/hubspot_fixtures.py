@@ -98,8 +98,8 @@ CLI_TOKEN_ENV = "E2E_HUBSPOT_TOKEN"
 
 def hubspot_cli(info: Any, folder: Path, extra_config: str = "") -> Callable[..., subprocess.CompletedProcess[str]]:
     """`crmsweep ARGS` against the sandbox `info` describes, connection `e2e`, home and config under `folder`:
-    each call must exit 0, print no traceback and never the token. In this process, through the CLI's own
-    entry (as the Salesforce CLI tests run it): a child process per call spent more time importing crmsweep
+    each call must exit 0 (or its `expect=`), print no traceback and never the token. In this process, through the
+    CLI's own entry (as the Salesforce CLI tests run it): a child process per call spent more time importing crmsweep
     than the calls took, and these tests make hundreds of them."""
     from typer.testing import CliRunner
 
@@ -115,10 +115,10 @@ def hubspot_cli(info: Any, folder: Path, extra_config: str = "") -> Callable[...
                                   "CRMSWEEP_CONFIG": None}
     runner = CliRunner()
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    def cli(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
         result = runner.invoke(app, [*args, "--config", str(config)], env=env, catch_exceptions=False)
         done = subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
-        assert done.returncode == 0, f"{args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+        assert done.returncode == expect, f"{args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
         assert "Traceback" not in done.stderr and info.token not in done.stdout + done.stderr
         return done
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -347,3 +348,61 @@ def test_a_re_create_of_a_record_the_recycle_bin_still_holds_is_refused(tmp_path
     with pytest.raises(SafetyRefusal, match="re-creates 1 Contact record\\(s\\) the CRM still holds"):
         apply_plan(*signed(wrong, home), org, home)
     assert len(org.writes) == writes
+
+
+# A provider whose links have kinds, some named (opaque to crmsweep but for their label): kept, re-made, held.
+KINDS: dict[str, dict[str, Any]] = {"plain": {"kind": 7, "label": None}, "boss": {"kind": 9, "label": "Boss"}}
+
+
+def test_a_re_link_writes_back_every_kind_the_link_had_and_shows_the_named_ones(
+    tmp_path: Path, home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(PASSES, ACME_PASS.name, ACME_PASS)
+    org = acme_org()
+    org.capabilities = replace(ACME_CAPS, association_objects=("person", "firm"))
+    org.link_types[("person", "firm", "p0", "f0")] = [KINDS["boss"], KINDS["plain"]]
+    org.link_types[("person", "firm", "p1", "f1")] = [KINDS["plain"]]
+    snapshot = take_snapshot(org, home, objects=["person", "firm"]).snapshot_id
+    reader = open_snapshot(home, snapshot)
+    changes = []
+    for rid in ("p0", "p1", "p2"):
+        before = reader.record_map("person", [rid])[rid]
+        changes.append(Change(op=Op.ARCHIVE, object="person", record_id=rid, before=dict(before), after={},
+                              reason="test", pass_name="acme_pass", fingerprint=before["rev_at"],
+                              label=record_label(ACME_VOCABULARY, "person", before)))
+    header = PlanHeader(plan_id="plan-20300101T000000Z-kinds", created="2030-01-01T00:00:00.000Z",
+                        tool_version="0.1.0", provider="acme", org_id=ACME_ORG, connection="fake",
+                        source={"kind": "snapshot", "id": snapshot}, passes=("acme_pass",))
+    plan, text = write_plan(tmp_path, home, Plan.build(header, changes))
+    run_id = apply_plan(plan, text, org, home).run_id
+    org.links[("person", "firm")] = set()
+
+    rollback = build_rollback_plan(home, run_id, now=NOW, vocabulary=ACME_VOCABULARY)
+    links = {c.record_id: c.after for c in rollback.changes if c.op is Op.ASSOCIATE}
+    assert links["p0->f0"]["types"] == [KINDS["boss"], KINDS["plain"]]
+    assert links["p1->f1"]["types"] == [KINDS["plain"]]
+    assert "types" not in links["p2->f0"]  # a link of no kind is the CRM's default one, as before
+    shown = render_preview(rollback)
+    assert "link person (the new id of person p0) → firm \"f0\" (Boss)" in shown
+    assert "link person (the new id of person p1) → firm \"f1\"  " in shown
+
+    # A kind added by hand, or one taken away, is not the snapshot's link.
+    for index, types in [(next(i for i, c in enumerate(rollback.changes) if c.record_id == "p1->f1"),
+                          [KINDS["boss"], KINDS["plain"]]),
+                         (next(i for i, c in enumerate(rollback.changes) if c.record_id == "p0->f0"), None)]:
+        change = rollback.changes[index]
+        after = {k: v for k, v in change.after.items() if k != "types"} | ({"types": types} if types else {})
+        forged = Plan(header=rollback.header, changes=tuple(
+            replace(c, after=after) if i == index else c for i, c in enumerate(rollback.changes)))
+        with pytest.raises(SafetyRefusal, match=f"{change.record_id}: types differs from the snapshot's link"):
+            check_plan(forged, org, home)
+
+    report = apply_plan(*signed(rollback, home), org, home)
+    assert (report.applied, report.failed) == (len(rollback.changes), 0)
+    made = read_run(home, report.run_id).id_map["person"]
+    assert org.link_types == {
+        **{k: v for k, v in org.link_types.items() if k[2] in ("p0", "p1")},
+        ("person", "firm", made["p0"], "f0"): [KINDS["boss"], KINDS["plain"]],
+        ("person", "firm", made["p1"], "f1"): [KINDS["plain"]],
+    }
+    assert org.links[("person", "firm")] == {(made["p0"], "f0"), (made["p1"], "f1"), (made["p2"], "f0")}

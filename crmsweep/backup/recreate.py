@@ -7,14 +7,17 @@ formula values the run log's whole-row before-image also holds. A lookup to a pa
 plan re-creates is a placeholder, `{"ref": [object, old_id]}`, resolved from the run's id map when
 the child is written; so parents are ordered before their children. On providers with associations,
 a re-created record's links as the snapshot holds them are ASSOCIATE changes after every create,
-each end a placeholder if it is re-created too. Pure: no I/O.
+each end a placeholder if it is re-created too, with every type the link had (its labels) where the
+snapshot kept them. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from crmsweep.model import (
+    LINK_TYPES_KEY,
     Change,
     FieldSpec,
     NotReversible,
@@ -28,8 +31,19 @@ from crmsweep.model import (
 
 # Field specs by object, as a snapshot manifest holds them.
 FieldSpecs = Mapping[str, Sequence[FieldSpec]]
-# The snapshot's links (providers with associations): (from object, to object) -> (from id, to id) pairs.
-Links = Mapping[tuple[str, str], Iterable[tuple[str, str]]]
+
+
+class Link(NamedTuple):
+    """One link a snapshot holds: its ends, and its types as the connector read them (opaque here; none
+    from a snapshot that kept no types, re-made as the CRM's default link)."""
+
+    from_id: str
+    to_id: str
+    types: Sequence[Mapping[str, Any]] = ()
+
+
+# The snapshot's links (providers with associations): (from object, to object) -> its links.
+Links = Mapping[tuple[str, str], Iterable[Link]]
 
 
 def recreated_keys(
@@ -132,7 +146,7 @@ def relinks(creates: Sequence[Change], links: Links, vocabulary: Vocabulary) -> 
     changes: list[Change] = []
     seen: set[frozenset[tuple[str, str]]] = set()
     for (from_object, to_object), pairs in links.items():
-        for from_id, to_id in pairs:
+        for from_id, to_id, types in pairs:
             ends = ((from_object, vocabulary.id_key(from_id)), (to_object, vocabulary.id_key(to_id)))
             owner = by_key.get(ends[0]) or by_key.get(ends[1])
             if owner is None or frozenset(ends) in seen:
@@ -144,7 +158,9 @@ def relinks(creates: Sequence[Change], links: Links, vocabulary: Vocabulary) -> 
                 record_id=f"{from_id}->{to_id}",
                 before={},
                 after={"from_object": from_object, "from_id": _end(by_key, ends[0], from_id),
-                       "to_object": to_object, "to_id": _end(by_key, ends[1], to_id)},
+                       "to_object": to_object, "to_id": _end(by_key, ends[1], to_id),
+                       # Every type the link had, or the key left out: the CRM's default link, as before.
+                       **({LINK_TYPES_KEY: [dict(t) for t in types]} if types else {})},
                 reason=f"re-link: {owner.reason}",
                 pass_name=owner.pass_name,
                 severity=owner.severity,

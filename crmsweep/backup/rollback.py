@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from crmsweep import __version__
 from crmsweep.backup.field_restore import (
@@ -26,7 +27,14 @@ from crmsweep.backup.field_restore import (
     undo_key,
     value_restores,
 )
-from crmsweep.backup.recreate import FieldSpecs, create_values, parents_first, relinks, resolve_placeholders
+from crmsweep.backup.recreate import (
+    FieldSpecs,
+    Link,
+    create_values,
+    parents_first,
+    relinks,
+    resolve_placeholders,
+)
 from crmsweep.backup.recreate_note import recreate_note, recreated_counts, unwritten_fields
 from crmsweep.backup.runlog import (
     STATUS_DONE,
@@ -42,16 +50,18 @@ from crmsweep.backup.runlog import (
     read_run,
     written_id,
 )
-from crmsweep.backup.snapshot_layout import load_manifest
+from crmsweep.backup.snapshot_layout import load_manifest, sha256_file
 from crmsweep.concepts import CustomFields
 from crmsweep.errors import BadInput, SafetyRefusal
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
+    ASSOCIATION_TYPES_FIELD,
     Capabilities,
     Change,
     FieldSpec,
     NotReversible,
+    ObjectEntry,
     Op,
     Plan,
     PlanHeader,
@@ -59,6 +69,7 @@ from crmsweep.model import (
     Vocabulary,
     association_object,
     canonical_datetime,
+    parse_link_types,
     placeholder_target,
 )
 from crmsweep.paths import Home
@@ -206,11 +217,10 @@ def plan_field_specs(home: Home, plan: Plan) -> dict[str, tuple[FieldSpec, ...]]
     return {name: entry.fields for name, entry in manifest.objects.items()}
 
 
-def snapshot_links(
-    home: Home, state: RunState, objects: Collection[str]
-) -> dict[tuple[str, str], list[tuple[str, str]]]:
+def snapshot_links(home: Home, state: RunState, objects: Collection[str]) -> dict[tuple[str, str], list[Link]]:
     """The links the run's snapshot holds from or to `objects` (providers with associations; none
-    elsewhere): what re-created records are re-linked with."""
+    elsewhere), each with the types it had: what re-created records are re-linked with. A snapshot
+    taken before links kept their types gives none: those are re-linked with the CRM's default."""
     snapshot_id = _source_snapshot(home, state)
     if snapshot_id is None or not objects:
         return {}
@@ -222,15 +232,31 @@ def snapshot_links(
     except BadInput:
         return {}
     names = list(reader.manifest.objects)
-    links: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    links: dict[tuple[str, str], list[Link]] = {}
     for from_object in names:
         for to_object in names:
             table = association_object(from_object, to_object)
             if (from_object in objects or to_object in objects) and reader.has(table):
+                _check_links_file(reader.path, reader.manifest.objects[table], snapshot_id)
                 links[(from_object, to_object)] = [
-                    (str(row[ASSOCIATION_FROM_FIELD]), str(row[ASSOCIATION_TO_FIELD])) for row in reader.records(table)
+                    Link(str(row[ASSOCIATION_FROM_FIELD]), str(row[ASSOCIATION_TO_FIELD]),
+                         parse_link_types(row.get(ASSOCIATION_TYPES_FIELD)))
+                    for row in reader.records(table)
                 ]
     return links
+
+
+def _check_links_file(folder: Path, entry: ObjectEntry, snapshot_id: str) -> None:
+    """Refuse links (their ends, their types) a file edited since the backup would give: a re-link writes
+    them as they are, so they are held to the manifest's hash as a plan's before-images are."""
+    # Links are read whole by every backup, incremental ones too: none is layered on a base.
+    if entry.layer is not None or sha256_file(folder / entry.file) == entry.sha256:
+        return
+    raise SafetyRefusal(
+        f"the links {entry.name} of snapshot {snapshot_id} have changed since the backup (their sha256 differs "
+        f"from the manifest): check it with `crmsweep snapshots verify {snapshot_id}`; its re-created records "
+        "cannot be re-linked from it"
+    )
 
 
 def put_back_by_rollbacks(home: Home, state: RunState, vocabulary: Vocabulary, *, besides: Plan | None = None

@@ -43,6 +43,7 @@ from crmsweep.errors import BadInput
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
+    ASSOCIATION_TYPES_FIELD,
     FieldKind,
     FieldSpec,
     ObjectEntry,
@@ -51,6 +52,7 @@ from crmsweep.model import (
     SnapshotManifest,
     association_object,
     canonical_datetime,
+    canonical_json,
 )
 from crmsweep.paths import Home, fsync_dir, open_private_file, write_private_file
 
@@ -228,8 +230,11 @@ def _live_ids(batch: pa.RecordBatch, id_field: str, deleted_field: str | None) -
 _LINK_FIELDS = (
     FieldSpec(name=ASSOCIATION_FROM_FIELD, kind=FieldKind.STRING, provider_type="object_id", nillable=False),
     FieldSpec(name=ASSOCIATION_TO_FIELD, kind=FieldKind.STRING, provider_type="object_id", nillable=False),
+    # The link's types (labels among them) as the connector read them, as JSON text: a re-link writes them
+    # back, and the file's sha256 in the manifest covers them as it covers the ends.
+    FieldSpec(name=ASSOCIATION_TYPES_FIELD, kind=FieldKind.STRING, provider_type="link_types", nillable=True),
 )
-LINK_BATCH = 1000  # from-ids per read_associations call (the connector batches under its own limit)
+LINK_BATCH = 1000  # from-ids per read_association_types call (the connector batches under its own limit)
 
 
 def link_pairs(connector: Connector, names: Sequence[str]) -> list[tuple[str, str]]:
@@ -282,9 +287,10 @@ def _write_links(connector: Connector, folder: Path, source: str, target: str, i
     with os.fdopen(open_private_file(path), "wb") as handle:
         with pq.ParquetWriter(handle, schema, compression="zstd") as parquet, _RowGroups(parquet) as writer:
             for start in range(0, len(ids), LINK_BATCH):
-                links = connector.read_associations(source, target, ids[start : start + LINK_BATCH])
-                page = [{ASSOCIATION_FROM_FIELD: frm, ASSOCIATION_TO_FIELD: to}
-                        for frm, targets in links.items() for to in targets]
+                links = connector.read_association_types(source, target, ids[start : start + LINK_BATCH])
+                page = [{ASSOCIATION_FROM_FIELD: frm, ASSOCIATION_TO_FIELD: to,
+                         ASSOCIATION_TYPES_FIELD: canonical_json(types) if types else None}
+                        for frm, targets in links.items() for to, types in targets.items()]
                 if page:
                     writer.write_batch(page_to_batch(name, list(_LINK_FIELDS), schema, page,
                                                     id_field=ASSOCIATION_FROM_FIELD))

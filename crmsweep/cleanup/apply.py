@@ -74,7 +74,7 @@ from crmsweep.errors import (
     RetriableError,
     SafetyRefusal,
 )
-from crmsweep.model import Change, CreateAttempt, FieldSpec, Op, Plan, Record, WriteResult
+from crmsweep.model import Change, CreateAttempt, FieldSpec, Op, Plan, Record, WriteResult, link_types
 from crmsweep.paths import Home
 
 UNKNOWN_OUTCOME = "OUTCOME_UNKNOWN"
@@ -747,7 +747,9 @@ class _Engine:
             # One batch is one (op, object): one link object, so one pair of object types.
             ends = changes[0].after
             pairs = [(str(self._sent[i]["from_id"]), str(self._sent[i]["to_id"])) for i in indexes]
-            return self.connector.create_associations(str(ends["from_object"]), str(ends["to_object"]), pairs)
+            types = [link_types(self._sent[i]) for i in indexes]
+            return self.connector.create_associations(str(ends["from_object"]), str(ends["to_object"]), pairs,
+                                                      types if any(types) else None)
         raise ValueError(f"apply does not know how to {op}")
 
     def _create_body(self, index: int) -> Record:

@@ -19,7 +19,7 @@ from typing import Any
 from crmsweep import providers
 from crmsweep.cleanup.labels import change_name, one_line
 from crmsweep.cleanup.passes import PASSES, summary_in
-from crmsweep.model import Change, Op, Plan, Vocabulary, placeholder_target
+from crmsweep.model import Change, Op, Plan, Vocabulary, link_type_labels, link_types, placeholder_target
 
 MARKS = {
     Op.DELETE: "-",
@@ -77,8 +77,11 @@ def change_line(change: Change, vocabulary: Vocabulary | None = None) -> str:
         parts.append(f"{word} (id kept)")
     elif change.op is Op.ASSOCIATE:
         a = change.after
+        # The named types the link gets (as the CRM names them), so the admin sees each label written.
+        labels = link_type_labels(link_types(a))
+        named = f" ({', '.join(one_line(label) for label in labels)})" if labels else ""
         parts.append(f"link {one_line(str(a.get('from_object')))} {written_value(a.get('from_id'))} → "
-                     f"{one_line(str(a.get('to_object')))} {written_value(a.get('to_id'))}")
+                     f"{one_line(str(a.get('to_object')))} {written_value(a.get('to_id'))}{named}")
     elif change.op is Op.CREATE:
         written = ", ".join(f"{k}: {written_value(v)}" for k, v in change.after.items())
         made = "create (new id)" if word == change.op.value else f"{word} (id kept)"

@@ -17,7 +17,7 @@ from crmsweep.cleanup.drift import same_value
 from crmsweep.cleanup.labels import change_name, record_label
 from crmsweep.cleanup.passes import ANY_VALUE, PASSES, Proposal, validate_settings
 from crmsweep.errors import BadInput
-from crmsweep.model import Change, Plan, Vocabulary, canonical_json
+from crmsweep.model import Change, Op, Plan, Vocabulary, canonical_json
 
 # How many missing fields a before-image problem names.
 _SHOWN_FIELDS = 3
@@ -148,11 +148,13 @@ def inverse_problems(plan: Plan, inverses: Mapping[tuple[str, str], Change]) -> 
 def _inverse_problem(change: Change, expected: Change) -> str | None:
     if change.op is not expected.op:
         return f"{change.op} is not the undo of the applied change ({expected.op})"
+    # A re-link's ends and types are the snapshot's link; a re-create's values, the logged before-image.
+    held = "the snapshot's link" if expected.op is Op.ASSOCIATE else "the logged before-image"
     for name in dict.fromkeys([*change.after, *expected.after]):
         if name not in expected.after:
             return f"it writes {name}, which undoing the applied change does not"
         if name not in change.after or not _same(change.after[name], expected.after[name]):
-            return f"{name} differs from the logged before-image"
+            return f"{name} differs from {held}"
     actual, wanted = change.to_dict(), expected.to_dict()
     for name in ("before", "fingerprint", "label", "reason", "pass", "severity"):
         if not _same(actual[name], wanted[name]):

@@ -316,11 +316,22 @@ class Connector(Protocol):
         AssociationsUnsupported unless `capabilities.has_associations`."""
         ...
 
+    def read_association_types(
+        self, from_object: str, to_object: str, ids: Sequence[str]
+    ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        """As `read_associations`, each link with its types: from id -> to id -> the link's types, JSON
+        objects `create_associations` takes back as they are (a `model.LINK_TYPE_LABEL` names a named one),
+        in a stable order. AssociationsUnsupported unless `capabilities.has_associations`."""
+        ...
+
     def create_associations(
-        self, from_object: str, to_object: str, pairs: Sequence[tuple[str, str]]
+        self, from_object: str, to_object: str, pairs: Sequence[tuple[str, str]],
+        types: Sequence[Sequence[Mapping[str, Any]]] | None = None,
     ) -> list[WriteResult]:
-        """Link each (from id, to id) pair with the provider's default association; results in request
-        order, `id` being the from id. At most `capabilities.max_batch_write` pairs per call, like the
+        """Link each (from id, to id) pair; results in request order, `id` being the from id. `types`, one
+        list a pair, are the types to give the link, as `read_association_types` read them (every one the
+        link is to have: a CRM may replace a link's types with those written); an empty list, or no `types`,
+        makes the provider's default link. At most `capabilities.max_batch_write` pairs per call, like the
         other writes. AssociationsUnsupported unless `capabilities.has_associations`."""
         ...
 

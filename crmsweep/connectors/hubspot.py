@@ -48,6 +48,7 @@ from crmsweep.errors import BadInput, ConnectorError, RetriableError, UnknownObj
 from crmsweep.model import (
     ASSOCIATION_FROM_FIELD,
     ASSOCIATION_TO_FIELD,
+    LINK_TYPE_LABEL,
     ApiAllowance,
     ApiUsage,
     FieldKind,
@@ -662,9 +663,14 @@ class HubSpotConnector:
     # -- associations
 
     def read_associations(self, from_object: str, to_object: str, ids: Sequence[str]) -> dict[str, list[str]]:
+        return {i: list(links) for i, links in self.read_association_types(from_object, to_object, ids).items()}
+
+    def read_association_types(
+        self, from_object: str, to_object: str, ids: Sequence[str]
+    ) -> dict[str, dict[str, list[dict[str, Any]]]]:
         source, target = _object(from_object), _object(to_object)
         unique = list(dict.fromkeys(_record_id(i) for i in ids))
-        links: dict[str, list[str]] = {i: [] for i in unique}
+        links: dict[str, dict[str, list[dict[str, Any]]]] = {i: {} for i in unique}
         action = f"read {source} to {target} associations"
         for start in range(0, len(unique), ASSOCIATION_BATCH):
             body = {"inputs": [{"id": i} for i in unique[start : start + ASSOCIATION_BATCH]]}
@@ -673,34 +679,45 @@ class HubSpotConnector:
                 origin = result.get("from") if isinstance(result, Mapping) else None
                 if not isinstance(origin, Mapping):
                     continue
-                held = links.setdefault(str(origin.get("id")), [])
+                held = links.setdefault(str(origin.get("id")), {})
                 for to in result.get("to") or []:
-                    if isinstance(to, Mapping) and str(to.get("toObjectId")) not in held:
-                        held.append(str(to.get("toObjectId")))
+                    if isinstance(to, Mapping):
+                        types = held.setdefault(str(to.get("toObjectId")), [])
+                        types.extend(_link_type(t) for t in to.get("associationTypes") or [] if isinstance(t, Mapping))
+        for held in links.values():
+            for to_id, types in held.items():
+                # One order whatever HubSpot's: a snapshot's bytes, and the plans made from it, are stable.
+                held[to_id] = sorted({(t["category"], t["typeId"]): t for t in types}.values(),
+                                     key=_type_order)
         return links
 
-    def create_associations(self, from_object: str, to_object: str,
-                            pairs: Sequence[tuple[str, str]]) -> list[WriteResult]:
+    def create_associations(self, from_object: str, to_object: str, pairs: Sequence[tuple[str, str]],
+                            types: Sequence[Sequence[Mapping[str, Any]]] | None = None) -> list[WriteResult]:
         source, target = _object(from_object), _object(to_object)
         if len(pairs) > self.capabilities.max_batch_write:
             raise ValueError(f"{len(pairs)} links in one HubSpot write; at most {self.capabilities.max_batch_write}")
+        if types is not None and len(types) != len(pairs):
+            raise ValueError(f"{len(types)} lists of link types for {len(pairs)} links")
         checked = [(_record_id(a), _record_id(b)) for a, b in pairs]
-        if not checked:
-            return []
-        body = {"inputs": [{"from": {"id": a}, "to": {"id": b}} for a, b in checked]}
-        # Linking twice leaves one link: safe to resend.
-        answer = self._call(f"link {source} to {target}", functools.partial(
-            self._client.raw, self._client.associations.create_default, source, target, body))
-        failed: dict[str, WriteResult] = {}
-        data = answer.data if isinstance(answer.data, Mapping) else {}
-        for error in data.get("errors") or []:
-            if isinstance(error, Mapping):
-                context = error.get("context") if isinstance(error.get("context"), Mapping) else {}
-                for key in (context or {}).get("fromObjectId") or (context or {}).get("ids") or []:
-                    failed[str(key)] = WriteResult(id=str(key), ok=False,
-                                                   error_code=str(error.get("category") or "UNKNOWN"),
-                                                   message=str(error.get("message") or ""))
-        return [failed.get(a, WriteResult(id=a, ok=True)) for a, _b in checked]
+        specs = [[_type_spec(t) for t in kinds] for kinds in (types or [[] for _ in pairs])]
+        results: dict[int, WriteResult] = {}
+        # A link with types is made with every one it had, the unlabelled one included (batch/create, the
+        # labelled create: a labelled create replaces a link's labels, api-notes 2.5); one with none (a
+        # snapshot that kept no types) with the default, as before.
+        for labelled in (False, True):
+            indexes = [i for i, spec in enumerate(specs) if bool(spec) is labelled]
+            if not indexes:
+                continue
+            body = {"inputs": [{"from": {"id": checked[i][0]}, "to": {"id": checked[i][1]},
+                                **({"types": specs[i]} if labelled else {})} for i in indexes]}
+            call = self._client.associations.create if labelled else self._client.associations.create_default
+            # Linking twice leaves one link with the same types: safe to resend.
+            answer = self._call(f"link {source} to {target}", functools.partial(
+                self._client.raw, call, source, target, body))
+            failed = _link_failures(answer.data)
+            for i in indexes:
+                results[i] = failed.get(checked[i][0], WriteResult(id=checked[i][0], ok=True))
+        return [results[i] for i in range(len(checked))]
 
     # -- backup metadata
 
@@ -826,6 +843,39 @@ def _headers(exc: BaseException) -> dict[str, str]:
         return {str(k): str(v) for k, v in dict(headers or {}).items()}
     except (TypeError, ValueError):
         return {}
+
+
+def _link_type(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """One type of a link as a snapshot keeps it: what a create needs (category, type id), and the label
+    HubSpot shows for it (None for the unlabelled type), for the admin to read."""
+    return {"category": raw.get("category"), "typeId": raw.get("typeId"), LINK_TYPE_LABEL: raw.get("label")}
+
+
+def _type_order(kind: Mapping[str, Any]) -> tuple[str, int, str]:
+    type_id = kind.get("typeId")
+    return str(kind.get("category")), type_id if isinstance(type_id, int) else -1, str(type_id)
+
+
+def _type_spec(kind: Mapping[str, Any]) -> dict[str, Any]:
+    """A kept link type as batch/create takes it (api-notes 2.5); the label is not sent, the type id says it."""
+    category, type_id = kind.get("category"), kind.get("typeId")
+    if not isinstance(category, str) or not isinstance(type_id, int) or isinstance(type_id, bool):
+        raise BadInput(f"a link type needs a category and an integer typeId, not {dict(kind)!r}: build the plan again")
+    return {"associationCategory": category, "associationTypeId": type_id}
+
+
+def _link_failures(data: Any) -> dict[str, WriteResult]:
+    """The failed links of a batch link answer (207), by from id."""
+    failed: dict[str, WriteResult] = {}
+    for error in (data.get("errors") if isinstance(data, Mapping) else None) or []:
+        if isinstance(error, Mapping):
+            context = error.get("context") if isinstance(error.get("context"), Mapping) else None
+            keys: list[Any] = next((context[k] for k in ("fromObjectId", "fromId", "ids")
+                                    if context and context.get(k)), [])
+            for key in keys:
+                failed[str(key)] = WriteResult(id=str(key), ok=False, message=str(error.get("message") or ""),
+                                               error_code=str(error.get("category") or "UNKNOWN"))
+    return failed
 
 
 def _results(data: Any) -> list[Any]:

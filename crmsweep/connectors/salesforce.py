@@ -685,8 +685,14 @@ class SalesforceConnector:
     def read_associations(self, from_object: str, to_object: str, ids: Sequence[str]) -> dict[str, list[str]]:
         raise _no_associations(from_object, to_object)
 
+    def read_association_types(
+        self, from_object: str, to_object: str, ids: Sequence[str]
+    ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        raise _no_associations(from_object, to_object)
+
     def create_associations(
-        self, from_object: str, to_object: str, pairs: Sequence[tuple[str, str]]
+        self, from_object: str, to_object: str, pairs: Sequence[tuple[str, str]],
+        types: Sequence[Sequence[Mapping[str, Any]]] | None = None,
     ) -> list[WriteResult]:
         raise _no_associations(from_object, to_object)
 

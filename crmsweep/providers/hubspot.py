@@ -6,10 +6,11 @@ deleted flag because it is spelt alike on every object type, whereas the propert
 is `lastmodifieddate` on contacts and `hs_lastmodifieddate` on companies, deals and tickets. The
 connector expresses `since=` in its own API through that per-object property.
 
-Associations are first-class calls (`Connector.read_associations` / `create_associations`); in a
+Associations are first-class calls (`Connector.read_association_types` / `create_associations`); in a
 snapshot, the links from one object type to another are the pseudo-object
 `model.association_object(from, to)` with the columns `from_id` and `to_id`, which is how the
-stale-contacts pass finds people on open deals.
+stale-contacts pass finds people on open deals, and `types`: each link's association types (category,
+type id, label), so a re-created record gets its labels back ("Primary" company and custom labels alike).
 """
 
 from __future__ import annotations
