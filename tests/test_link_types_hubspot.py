@@ -173,3 +173,37 @@ def test_a_rollback_takes_no_link_from_a_link_table_edited_since_the_backup(
         assert refused.stderr.rstrip().endswith("its re-created records cannot be re-linked from it")
     assert read_run(Home(tmp_path / "home"), run_id).rollbacks == []
 
+
+def test_a_custom_label_comes_back_with_the_re_created_contact(
+    hubspot_sandbox: RunningSandbox, hs: Any, tmp_path: Path
+) -> None:
+    cli, first = _backed_up(tmp_path, hubspot_sandbox)
+    plan_file = tmp_path / "first.json"
+    cli("scan", "-c", "e2e", "--snapshot", first.name, "-o", str(plan_file), "--pass", "stale_contacts")
+    stale = sorted(c["record_id"] for c in json.loads(plan_file.read_text())["changes"] if c["op"] == "archive")
+    contact, companies = next((c, links) for c, links in company_link_types(hs, stale).items() if links)
+    company = sorted(companies)[0]
+    made = hs.crm.associations.v4.schema.definitions_api.create(
+        "contacts", "companies", {"label": "Billing contact", "name": "billing_contact", "inverseLabel": "Billed"})
+    forward = next(t for t in made.results if t.label == "Billing contact")
+    kept = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": t} for t in companies[company]]
+    hs.crm.associations.v4.batch_api.create("contacts", "companies", {"inputs": [
+        {"from": {"id": contact}, "to": {"id": company},
+         "types": [{"associationCategory": "USER_DEFINED", "associationTypeId": forward.type_id}, *kept]}]})
+    labelled = company_link_types(hs, [contact])[contact]
+    assert forward.type_id in labelled[company]
+
+    cli, folder = _backed_up(tmp_path, hubspot_sandbox)
+    run_id, archived, before = _applied(cli, tmp_path, folder, hs)
+    assert contact in archived and before[contact] == labelled
+    review = tmp_path / "undo.json"
+    cli("rollback", run_id, "-o", str(review))
+    shown = cli("preview", str(review), "--limit", "1000").stdout
+    # The label as the company end names it, beside the others the link has.
+    line = next(line for line in shown.splitlines() if f'companies "{company}" → contacts (the new id of contacts '
+                f"{contact})" in line)
+    assert (" (Primary, Billed)  " if 1 in labelled[company] else " (Billed)  ") in line
+    undone = json.loads(cli("rollback", run_id, "--yes", "--json").stdout)
+    assert undone["failed"] == 0
+    new_id = read_run(Home(tmp_path / "home"), undone["run"]).id_map["contacts"][contact]
+    assert company_link_types(hs, [new_id])[new_id] == labelled

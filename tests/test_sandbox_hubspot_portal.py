@@ -99,6 +99,33 @@ def test_v4_batch_create_answers_the_labels_written_and_holds_a_type_to_its_cate
     assert hs.crm.associations.v4.basic_api.get_page("contacts", other.id, "companies").results == []
 
 
+def test_a_custom_label_is_made_with_a_type_id_each_way_and_links_read_it_back(
+    hubspot_sandbox: RunningSandbox, hs: Any
+) -> None:
+    schema = hs.crm.associations.v4.schema.definitions_api
+    made = schema.create("contacts", "companies", {"label": "Manager", "name": "manager", "inverseLabel": "Managed"})
+    forward, backward = made.results
+    assert (forward.category, forward.label, backward.category, backward.label) == (
+        "USER_DEFINED", "Manager", "USER_DEFINED", "Managed")
+    assert ("USER_DEFINED", forward.type_id, "Manager") in {
+        (t.category, t.type_id, t.label) for t in schema.get_all("contacts", "companies").results}
+    again = hubspot_post(hubspot_sandbox, "/crm/v4/associations/contacts/companies/labels",
+                         {"label": "Manager", "name": "manager"})
+    assert again.status_code == 409
+    contact_id, company_id = _a_contact_with_a_company(hs)
+    hs.crm.associations.v4.batch_api.create("contacts", "companies", {"inputs": [
+        {"from": {"id": contact_id}, "to": {"id": company_id},
+         "types": [{"associationCategory": "USER_DEFINED", "associationTypeId": forward.type_id}]}]})
+
+    def types(from_type: str, from_id: str, to_type: str, to_id: str) -> set[tuple[str, int, str | None]]:
+        page = hs.crm.associations.v4.basic_api.get_page(from_type, from_id, to_type).results
+        return {(t.category, t.type_id, t.label) for r in page if str(r.to_object_id) == to_id
+                for t in r.association_types}
+
+    assert ("USER_DEFINED", forward.type_id, "Manager") in types("contacts", contact_id, "companies", company_id)
+    assert ("USER_DEFINED", backward.type_id, "Managed") in types("companies", company_id, "contacts", contact_id)
+
+
 def test_association_labels_list_the_types_between_two_objects(hs: Any) -> None:
     labels = hs.crm.associations.v4.schema.definitions_api.get_all("contacts", "companies")
     assert {(t.type_id, t.label) for t in labels.results} == {(279, None), (1, "Primary")}

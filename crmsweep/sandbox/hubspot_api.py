@@ -265,14 +265,12 @@ class HubSpotApi:
 
     def _inline_associations(self, o: ObjectType, rows: Sequence[ObjectRow], targets: Sequence[str],
                              results: list[dict[str, Any]]) -> None:
-        from crmsweep.sandbox.hubspot_schema import association_types
-
         for target_name in targets:
             target = object_type(target_name)
             if target is None:
                 continue
             links = self.store.associations(o.name, [r.id for r in rows], target.name)
-            labels = {a.type_id: a for a in association_types(o.name, target.name)}
+            labels = {a.type_id: a for a in self.portal.association_types(o.name, target.name)}
             for row, result in zip(rows, results, strict=True):
                 found = links.get(row.id)
                 if not found:

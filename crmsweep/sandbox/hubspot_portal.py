@@ -31,6 +31,18 @@ USER_KIND = "user"
 LIST_KIND = "list"
 EMAIL_KIND = "email"
 RULE_KIND = "rule"
+LABEL_KIND = "association_label"  # the portal's custom association labels
+CUSTOM_CATEGORY = "USER_DEFINED"
+CUSTOM_FIRST_ID = 1000
+
+
+def _label_key(from_type: str, to_type: str, type_id: int) -> str:
+    return f"{from_type}:{to_type}:{type_id}"
+
+
+def _custom_type(data: Mapping[str, Any]) -> AssociationType:
+    return AssociationType(str(data["fromType"]), str(data["toType"]), int(data["typeId"]), str(data["label"]),
+                           CUSTOM_CATEGORY)
 
 
 @dataclass
@@ -219,13 +231,44 @@ class Portal:
 
     # --- associations ---------------------------------------------------------------------------
 
-    def association_type(self, from_type: str, to_type: str, type_id: int) -> AssociationType | None:
-        return next((a for a in association_types(from_type, to_type) if a.type_id == type_id), None)
+    def association_types(self, from_type: str, to_type: str) -> tuple[AssociationType, ...]:
+        """HubSpot's own types from `from_type` to `to_type`, then the portal's custom labels (USER_DEFINED)."""
+        return association_types(from_type, to_type) + tuple(
+            _custom_type(d.data) for d in self.store.docs(LABEL_KIND)
+            if (d.data.get("fromType"), d.data.get("toType")) == (from_type, to_type))
+
+    def association_type(self, from_type: str, to_type: str, type_id: int,
+                         category: str | None = None) -> AssociationType | None:
+        """The type `type_id` between the two, of `category` where one is named (an id is one within its category)."""
+        return next((a for a in self.association_types(from_type, to_type)
+                     if a.type_id == type_id and category in (None, a.category)), None)
+
+    def inverse(self, assoc: AssociationType) -> AssociationType | None:
+        """The same link seen from the other end: HubSpot's pairs (279 <-> 280), or a custom label's pair."""
+        if assoc.category != CUSTOM_CATEGORY:
+            return inverse_association(assoc)
+        doc = self.store.doc(LABEL_KIND, _label_key(assoc.from_type, assoc.to_type, assoc.type_id))
+        back = doc.data.get("inverseTypeId") if doc is not None else None
+        return self.association_type(assoc.to_type, assoc.from_type, back, CUSTOM_CATEGORY) if back else None
+
+    def create_label(self, from_type: str, to_type: str, label: str,
+                     inverse_label: str | None) -> list[AssociationType]:
+        """A custom label between two object types: a type id each way ("Create association labels",
+        Associations v4 guide); the other end's named `inverse_label` where given. Call inside a transaction."""
+        taken = [int(d.data["typeId"]) for d in self.store.docs(LABEL_KIND)]
+        # Apart from HubSpot's own ids, so that a link's types stay one row each in the store.
+        forward = max([CUSTOM_FIRST_ID - 1, *taken]) + 1
+        pair = ((from_type, to_type, forward, label, forward + 1),
+                (to_type, from_type, forward + 1, inverse_label or label, forward))
+        for a, b, type_id, text, back in pair:
+            self.store.put_doc(LABEL_KIND, _label_key(a, b, type_id), {
+                "fromType": a, "toType": b, "typeId": type_id, "label": text, "inverseTypeId": back})
+        return [AssociationType(a, b, type_id, text, CUSTOM_CATEGORY) for a, b, type_id, text, _ in pair]
 
     def associate(self, assoc: AssociationType, from_id: int, to_id: int) -> None:
         """Both directions of one labelled link; call inside a transaction."""
         rows = [(assoc.from_type, from_id, assoc.to_type, to_id, assoc.type_id, assoc.category)]
-        inverse = inverse_association(assoc)
+        inverse = self.inverse(assoc)
         if inverse is not None:
             rows.append((inverse.from_type, to_id, inverse.to_type, from_id, inverse.type_id, inverse.category))
         self.store.add_associations(rows)

@@ -40,9 +40,7 @@ from crmsweep.sandbox.hubspot_schema import (
     STRING,
     ObjectType,
     PropertyDef,
-    association_types,
     default_association,
-    inverse_association,
     object_type,
 )
 from crmsweep.sandbox.hubspot_store import Doc
@@ -374,9 +372,11 @@ def _emails(api: HubSpotApi, request: Request, rest: list[str]) -> Response:
 # --- associations v4 -------------------------------------------------------------------------------
 
 
-def _types_json(pairs: Sequence[tuple[int, str]], from_type: str, to_type: str) -> list[dict[str, Any]]:
-    labels = {a.type_id: a.label for a in association_types(from_type, to_type)}
-    return [{"category": category, "typeId": type_id, "label": labels.get(type_id)} for type_id, category in pairs]
+def _types_json(api: HubSpotApi, pairs: Sequence[tuple[int, str]], from_type: str,
+                to_type: str) -> list[dict[str, Any]]:
+    labels = {(a.category, a.type_id): a.label for a in api.portal.association_types(from_type, to_type)}
+    return [{"category": category, "typeId": type_id, "label": labels.get((category, type_id))}
+            for type_id, category in pairs]
 
 
 def _links(api: HubSpotApi, o: ObjectType, ids: Sequence[int], target: ObjectType) -> dict[int, list[dict[str, Any]]]:
@@ -385,7 +385,7 @@ def _links(api: HubSpotApi, o: ObjectType, ids: Sequence[int], target: ObjectTyp
         grouped: dict[int, list[tuple[int, str]]] = {}
         for to_id, type_id, category in links:
             grouped.setdefault(to_id, []).append((type_id, category))
-        out[from_id] = [{"toObjectId": to_id, "associationTypes": _types_json(types, o.name, target.name)}
+        out[from_id] = [{"toObjectId": to_id, "associationTypes": _types_json(api, types, o.name, target.name)}
                         for to_id, types in grouped.items()]
     return out
 
@@ -393,9 +393,11 @@ def _links(api: HubSpotApi, o: ObjectType, ids: Sequence[int], target: ObjectTyp
 def _v4_batch(api: HubSpotApi, request: Request, o: ObjectType, target: ObjectType, rest: list[str]) -> Response:
     method = request.method
     if rest == ["labels"]:
-        allow(method, "GET")
+        allow(method, "GET", "POST")
+        if method == "POST":
+            return _create_label(api, request, o, target)
         return json_response(200, {"results": [{"category": a.category, "typeId": a.type_id, "label": a.label}
-                                               for a in association_types(o.name, target.name)]})
+                                               for a in api.portal.association_types(o.name, target.name)]})
     if len(rest) < 2 or rest[0] != "batch":
         raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Resource not found: {request.path}")
     allow(method, "POST")
@@ -423,7 +425,7 @@ def _v4_batch(api: HubSpotApi, request: Request, o: ObjectType, target: ObjectTy
                     continue
                 results.append({"fromObjectTypeId": o.type_id, "fromObjectId": int(from_id),
                                 "toObjectTypeId": target.type_id, "toObjectId": int(to_id),
-                                "labels": _labels_of(o, target, specs)})
+                                "labels": _labels_of(api, o, target, specs)})
         body: dict[str, Any] = {"status": "COMPLETE", "results": results, **batch_times(started, api.clock)}
         if errors:
             body["numErrors"] = len(errors)
@@ -438,24 +440,41 @@ def _v4_batch(api: HubSpotApi, request: Request, o: ObjectType, target: ObjectTy
                 for to in tos if isinstance(tos, list) else []:
                     to_id = str((to or {}).get("id", ""))
                     if from_id.isdigit() and to_id.isdigit():
-                        type_ids = None if action == "archive" else _with_inverses(o, target, item.get("types"))
+                        type_ids = None if action == "archive" else _with_inverses(api, o, target, item.get("types"))
                         api.store.remove_associations(o.name, int(from_id), target.name, int(to_id), type_ids)
         return Response(204)
     raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Resource not found: {request.path}")
 
 
-def _with_inverses(o: ObjectType, target: ObjectType, specs: object) -> list[int]:
+def _create_label(api: HubSpotApi, request: Request, o: ObjectType, target: ObjectType) -> Response:
+    """A custom (USER_DEFINED) label between two object types, answered with its type id each way."""
+    body = json_object(request)
+    label, name = body.get("label"), body.get("name")
+    if not isinstance(label, str) or not label.strip() or not isinstance(name, str) or not name.strip():
+        raise HubSpotError(400, "VALIDATION_ERROR", "label and name are required")
+    inverse = body.get("inverseLabel")
+    taken = {a.label for a in api.portal.association_types(o.name, target.name) if a.label}
+    if label in taken:
+        raise HubSpotError(409, "CONFLICT",
+                           f"an association label {label} already exists from {o.name} to {target.name}")
+    with api.store.transaction():
+        made = api.portal.create_label(o.name, target.name, label, inverse if isinstance(inverse, str) else None)
+    return json_response(200, {"results": [{"category": a.category, "typeId": a.type_id, "label": a.label}
+                                           for a in made]})
+
+
+def _with_inverses(api: HubSpotApi, o: ObjectType, target: ObjectType, specs: object) -> list[int]:
     """The type ids a labels/archive names, and the same links' ids seen from the other end."""
     wanted = {int(t["associationTypeId"]) for t in specs if isinstance(t, dict)
               and isinstance(t.get("associationTypeId"), int)} if isinstance(specs, list) else set()
-    found = [a for a in association_types(o.name, target.name) if a.type_id in wanted]
-    return sorted(wanted | {i.type_id for a in found if (i := inverse_association(a)) is not None})
+    found = [a for a in api.portal.association_types(o.name, target.name) if a.type_id in wanted]
+    return sorted(wanted | {i.type_id for a in found if (i := api.portal.inverse(a)) is not None})
 
 
-def _labels_of(o: ObjectType, target: ObjectType, specs: object) -> list[str]:
+def _labels_of(api: HubSpotApi, o: ObjectType, target: ObjectType, specs: object) -> list[str]:
     """The labels of the types a labelled create names, as its answer lists them (an unlabelled type has none)."""
     named = {s.get("associationTypeId") for s in specs if isinstance(s, dict)} if isinstance(specs, list) else set()
-    return [a.label for a in association_types(o.name, target.name) if a.label and a.type_id in named]
+    return [a.label for a in api.portal.association_types(o.name, target.name) if a.label and a.type_id in named]
 
 
 def _associate(api: HubSpotApi, o: ObjectType, from_id: str, target: ObjectType, to_id: str,
@@ -477,14 +496,17 @@ def _associate(api: HubSpotApi, o: ObjectType, from_id: str, target: ObjectType,
         return "types must list at least one associationTypeId"
     for spec in specs:
         type_id = spec.get("associationTypeId") if isinstance(spec, dict) else None
-        assoc = api.portal.association_type(o.name, target.name, type_id) if isinstance(type_id, int) else None
+        assoc = None
         # A type id is one within its category (HUBSPOT_DEFINED 1 is not USER_DEFINED 1): where a
         # category is named, it must be the type's.
         category = spec.get("associationCategory") if isinstance(spec, dict) else None
-        if assoc is None or (category is not None and category != assoc.category):
+        if isinstance(type_id, int):
+            assoc = api.portal.association_type(o.name, target.name, type_id, category)
+        if assoc is None:
             return f"{category or ''} {type_id} is not a valid association type from {o.name} to {target.name}".strip()
     for spec in specs:
-        assoc = api.portal.association_type(o.name, target.name, spec["associationTypeId"])
+        assoc = api.portal.association_type(o.name, target.name, spec["associationTypeId"],
+                                            spec.get("associationCategory"))
         assert assoc is not None
         api.portal.associate(assoc, int(from_id), int(to_id))
     return None
@@ -530,7 +552,7 @@ def _v4_record(api: HubSpotApi, request: Request, o: ObjectType, raw_id: str, re
                 raise HubSpotError(400, "VALIDATION_ERROR", problem)
         return json_response(201, {"fromObjectTypeId": o.type_id, "fromObjectId": int(raw_id),
                                    "toObjectTypeId": target.type_id, "toObjectId": int(rest[1]),
-                                   "labels": _labels_of(o, target, specs)})
+                                   "labels": _labels_of(api, o, target, specs)})
     raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Resource not found: {request.path}")
 
 
