@@ -129,6 +129,16 @@ def run(ctx: PassContext) -> PassOutput:
             ctx, NAME, Op.UPDATE, work.object, records[str(rid)], after=after,
             reason=f"open task: {'; '.join(why)}: {done}", severity=Severity.MAJOR,
         ))
+    if action == "reassign" and vocab.owner_must_be_active:
+        # Told before the write: the undo apply offers cannot finish for these without reactivating people.
+        stuck = sum(1 for owner, is_orphan in zip(rows[vocab.owner_field], rows["_orphan"], strict=True)
+                    if is_orphan and vocab.id_key(str(owner)) not in by_pass)
+        if stuck:
+            users = vocab.label(vocab.user_object, many=True)
+            output.notes.append(
+                f"{stuck} of these {work.object} records belong to {users} inactive before this plan: the CRM "
+                f"gives a record to an active owner only, so a rollback of their hand-over fails for each of "
+                f"them until those {users} are reactivated")
     return output
 
 
