@@ -298,5 +298,7 @@ def test_a_backup_of_some_objects_tells_no_violation_fixed_or_removed(org: tuple
     assert data["snapshot_id"] == json.loads(some.stdout)["snapshot"]
     assert data["compared"]["snapshot_id"] == json.loads(full.stdout)["snapshot"]
     assert (data["compared"]["fixed_violations"], data["compared"]["removed_violations"]) == (0, 0)
+    assert data["compared"]["new_violations"] == 0 and data["compared"]["score_delta"] == 0.0
+    assert any("only on the rules both snapshots checked" in n for n in data["notes"]), data["notes"]
     assert all((o["trend"]["fixed_violations"], o["trend"]["removed_violations"]) == (0, 0)
                for o in data["owners"] if o["trend"] is not None)

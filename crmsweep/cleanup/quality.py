@@ -38,6 +38,7 @@ from crmsweep.cleanup.quality_rules import (
     PENALTY,
     WEIGHTS,
     Measure,
+    ObjectDefects,
     RuleCount,
     measure,
     owner_name_of,
@@ -184,6 +185,26 @@ def _worst(found: Measure, records: pd.DataFrame, view: SnapshotView, vocabulary
     return {owner: tuple(items) for owner, items in out.items()}
 
 
+def _checked(found: Measure) -> set[tuple[str, str]]:
+    return {(item.object, rule.label) for item in found.defects for rule in item.rules}
+
+
+def _only(found: Measure, pairs: set[tuple[str, str]]) -> Measure:
+    """`found` cut to the (object, rule) `pairs`: its records of other objects dropped, its penalties those of
+    the rules kept. What one snapshot checked and the other did not (an object a `backup --object` left
+    out, an active-owner rule without the owners) is no trend: neither fixed, nor removed, nor new."""
+    kept: list[ObjectDefects] = []
+    for item in found.defects:
+        rules = tuple(r for r in item.rules if (item.object, r.label) in pairs)
+        if not rules:
+            continue
+        frame = item.frame[[ID, OWNER, *(rule_column(r) for r in rules)]].copy()
+        frame[PENALTY] = sum((frame[rule_column(r)].astype("int64") * WEIGHTS[r.severity] for r in rules),
+                             start=pd.Series(0, index=frame.index, dtype="int64"))
+        kept.append(ObjectDefects(object=item.object, frame=frame, rules=rules))
+    return Measure(defects=tuple(kept), counts=found.counts, owners=found.owners, notes=found.notes)
+
+
 def _new_fixed_removed(
     now: Measure, then: Measure, held: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -224,18 +245,28 @@ def build_report(
     new_by_owner: Mapping[str, int] = {}
     fixed_by_owner: Mapping[str, int] = {}
     removed_by_owner: Mapping[str, int] = {}
+    now_totals: dict[str, tuple[int, int]] = {}  # owner -> (penalty, records) over what both checked
     if earlier is not None:
-        then = measure(earlier, vocabulary, rules, quality)
+        measured_then = measure(earlier, vocabulary, rules, quality)
+        both = _checked(found) & _checked(measured_then)
+        then = _only(measured_then, both)
         then_records = _per_record(then)
         before = {str(k): {str(c): int(v) for c, v in row.items()}
                   for k, row in _owner_totals(then_records).to_dict("index").items()}
-        new, fixed, removed = _new_fixed_removed(found, then, records)
+        new, fixed, removed = _new_fixed_removed(_only(found, both), then, records)
+        if both != _checked(found) | _checked(measured_then):
+            notes.append(f"compared with {earlier.manifest.snapshot_id} only on the rules both snapshots "
+                         "checked: what one of them lacks is neither fixed, removed nor new")
         new_by_owner = {str(k): int(v) for k, v in new.groupby("owner").size().items()}
         fixed_by_owner = {str(k): int(v) for k, v in fixed.groupby("owner").size().items()}
         removed_by_owner = {str(k): int(v) for k, v in removed.groupby("owner").size().items()}
-        notes += [f"in {earlier.manifest.snapshot_id}: {n}" for n in then.notes if n not in found.notes]
+        notes += [f"in {earlier.manifest.snapshot_id}: {n}" for n in measured_then.notes if n not in found.notes]
         score_then = score_of(int(then_records[PENALTY].sum()), len(then_records))
-        score_now = score_of(int(records[PENALTY].sum()), len(records))
+        # The change of score over what both checked, as the counts are: not a rule one of them could not check.
+        comparable = _per_record(_only(found, both))
+        score_now = score_of(int(comparable[PENALTY].sum()), len(comparable))
+        now_totals = {str(k): (int(row["penalty"]), int(row["records"]))
+                      for k, row in _owner_totals(comparable).iterrows()}
         compared = Comparison(
             snapshot_id=earlier.manifest.snapshot_id, finished=earlier.manifest.finished,
             records_before=len(then_records),
@@ -252,9 +283,11 @@ def build_report(
         if before is not None:
             was = before.get(owner_key)
             score_before = score_of(int(was["penalty"]), int(was["records"])) if was is not None else None
+            mine = now_totals.get(owner_key)
+            compared_score = score_of(*mine) if mine is not None else score
             trend = OwnerTrend(
                 score_before=score_before,
-                score_delta=round(score - score_before, 1) if score_before is not None else None,
+                score_delta=round(compared_score - score_before, 1) if score_before is not None else None,
                 records_before=int(was["records"]) if was is not None else 0,
                 new_violations=int(new_by_owner.get(owner_key, 0)),
                 fixed_violations=int(fixed_by_owner.get(owner_key, 0)),

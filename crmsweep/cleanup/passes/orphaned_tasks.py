@@ -134,11 +134,11 @@ def run(ctx: PassContext) -> PassOutput:
         stuck = sum(1 for owner, is_orphan in zip(rows[vocab.owner_field], rows["_orphan"], strict=True)
                     if is_orphan and vocab.id_key(str(owner)) not in by_pass)
         if stuck:
-            users = vocab.label(vocab.user_object, many=True)
+            people = vocab.label(vocab.user_object, many=True)
             output.notes.append(
-                f"{stuck} of these {work.object} records belong to {users} inactive before this plan: the CRM "
+                f"{stuck} of these {work.object} records belong to {people} inactive before this plan: the CRM "
                 f"gives a record to an active owner only, so a rollback of their hand-over fails for each of "
-                f"them until those {users} are reactivated")
+                f"them until those {people} are reactivated")
     return output
 
 
