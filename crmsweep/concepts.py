@@ -180,8 +180,9 @@ class Files:
     """Stored files, and the link rows that attach each one to records.
 
     `links` rows tie `link_file_field` (the file's id) to `link_record_field` (a record of any object).
-    `key_prefixes` are the documented id prefixes of the never-touch objects, so a link to one of their
-    records is known even when the snapshot holds none of that object's rows.
+    `key_prefixes` are the documented id prefixes of the never-touch objects and of the standard objects files
+    are attached to, so a link to one of their records is known even when the snapshot holds none of that
+    object's rows (at apply, a link made since the scan).
     """
 
     object: str

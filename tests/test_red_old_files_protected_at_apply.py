@@ -32,5 +32,7 @@ def test_a_file_attached_to_a_record_of_a_protected_object_since_the_scan_is_kep
         report = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
         assert report is not None
         assert deleted(sf, "ContentDocument", [files[0]]) == {files[0]: False}
-        skipped = {i["id"]: i["reason"] for i in report.skipped_items}
-        assert files[0] in skipped, skipped
+        skipped = {i["id"]: (i["reason"], i["detail"]) for i in report.skipped_items if i["id"] in files}
+        assert skipped == {files[0]: ("protected", f"protected at apply time: attached to Opportunity {deal}, and "
+                                                   "Opportunity is a protected object")}
+        assert deleted(sf, "ContentDocument", files[1:]) == dict.fromkeys(files[1:], True)

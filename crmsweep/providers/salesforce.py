@@ -98,10 +98,12 @@ _ASSET_CONCEPTS = (
     Files(
         object="ContentDocument", links="ContentDocumentLink", link_file_field="ContentDocumentId",
         link_record_field="LinkedEntityId",
-        # The standard key prefixes (the first three characters of every id) of the never-touch objects.
+        # The standard key prefixes (the first three characters of every id) of the never-touch objects, and
+        # of the standard objects a file is attached to, which `[protect] objects` may name.
         key_prefixes=MappingProxyType({
             "Contract": "800", "Order": "801", "OrderItem": "802", "Quote": "0Q0", "QuoteLineItem": "0QL",
-            "Invoice": "3tt",
+            "Invoice": "3tt", "Account": "001", "Contact": "003", "Lead": "00Q", "Opportunity": "006",
+            "Case": "500", "Campaign": "701", "User": "005",
         }),
         removal="delete",
     ),

@@ -162,14 +162,21 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
 
 
 def _holds(change: Change, live: LiveRows, protections: Protections) -> str | None:
-    """A file attached now to a record the protections in force name (since the scan, or named since)."""
+    """A file attached now to a record the protections in force name, or to a record of an object they
+    protect whose id prefix is documented (since the scan, or protected since)."""
     concept = live.vocabulary.concept(Files)
     if concept is None:
         return None
     linked = [str(row[concept.link_record_field]) for row in live.related.get(_LINKS, ())
               if row.get(concept.link_record_field)]
     named = protections.protected_among(linked)
-    return f"attached to {named[0]}, which [protect] ids names" if named else None
+    if named:
+        return f"attached to {named[0]}, which [protect] ids names"
+    for record_id in linked:
+        obj = next((o for o, p in concept.key_prefixes.items() if record_id.startswith(p)), None)
+        if obj is not None and protections.protects_object(obj):
+            return f"attached to {obj} {record_id}, and {obj} is a protected object"
+    return None
 
 
 def _reads(vocab: Vocabulary) -> list[ObjectRead]:
