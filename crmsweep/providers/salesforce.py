@@ -232,6 +232,7 @@ SALESFORCE_VOCABULARY = Vocabulary(
             "Account": ("account", "accounts"),
             "Task": ("task", "tasks"),
             "Event": ("event", "events"),
+            "OpportunityContactRole": ("opportunity contact role", "opportunity contact roles"),
             "User": ("user", "users"),
             "EmailTemplate": ("email template", "email templates"),
         }
