@@ -140,6 +140,13 @@ def run(ctx: PassContext) -> PassOutput:
             propose_removals(ctx, NAME, output, obj, rows, reasons, held or {}, taken)
             continue
         _propose_clear(ctx, output, obj, rows, reasons, dropped)
+        unseen = [f for f in bounces.cleared_with_address if f not in names]
+        if unseen and len(rows):
+            # Hidden from the backup's user (field-level security) or not backed up: the CRM still empties them.
+            output.notes.append(
+                f"the snapshot lacks {obj} {', '.join(unseen)}, which the CRM empties itself with the address: the "
+                "preview does not show it go and a rollback cannot put back its old value; back up with a user "
+                "who can read it to have both")
     if action == "clear" and not bounces.opt_out_field and output.changes and bounces.no_opt_out:
         output.notes.append(bounces.no_opt_out)
     output.notes += taken.note(vocab, targets)
