@@ -41,3 +41,22 @@ def test_no_person_is_removed_with_a_protected_record_and_the_rest_is_counted(
         f"{pass_name}: removing these contacts and leads also deletes {len(ids)} {obj} record(s) tied to them (the "
         "CRM deletes them with the records they belong to); a rollback brings them back with them"
         for obj, ids in going.items() if ids]
+
+
+def test_a_person_is_held_for_a_task_protect_ids_names_by_its_short_id(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    with start_sandbox(tmp_path / "state", records=400, seed=7) as sandbox:
+        ws = configure(sandbox, "", tmp_path, monkeypatch)
+        first = api.scan(ws, "org", tmp_path / "plan.json", passes=["stale_contacts"], allow_over_cap=True)
+        plan = first.result.plan
+        removed = {c.record_id for c in plan.changes}
+        tasks = open_snapshot(ws.home, plan.header.source["id"]).frame("Task")
+        task, person = next((str(t), str(w)) for t, w in zip(tasks["Id"], tasks["WhoId"], strict=True)
+                            if str(w) in removed)
+        ws = configure(sandbox, f'ids = ["{task[:15]}"]', tmp_path, monkeypatch)
+        again = api.scan(ws, "org", tmp_path / "plan2.json", passes=["stale_contacts"],
+                         snapshot_id=plan.header.source["id"], allow_over_cap=True).result.plan
+    others = [t for t, w in zip(tasks["Id"], tasks["WhoId"], strict=True) if str(w) == person]
+    assert {c.record_id for c in again.changes} == removed - {person}
+    assert again.header.held_back["stale_contacts"][f"its tasks would go with it, and [protect] ids names {task}"] \
+        == 1, (again.header.held_back, others)
