@@ -52,6 +52,10 @@ def test_stale_contacts_recheck_on_live_rows() -> None:
     assert [(r.name, r.object, r.match_field, r.via) for r in needs.related] == [
         ("links0", "OpportunityContactRole", "ContactId", None),
         ("deals0", "Opportunity", "Id", ("links0", "OpportunityId")),
+        # What the CRM deletes with the contact, for the protections in force at apply time.
+        ("cascade_Task", "Task", "WhoId", None),
+        ("cascade_Event", "Event", "WhoId", None),
+        ("cascade_OpportunityContactRole", "OpportunityContactRole", "ContactId", None),
     ]
 
     def rows(record: Mapping[str, Any], links: Sequence[Record] = (), deals: Sequence[Record] = ()) -> LiveRows:

@@ -179,6 +179,8 @@ def test_apply_re_checks_a_removal_on_an_org_without_cases_and_one_put_on_an_ope
     assert checker.verdicts(removals, live) == [None, None]
     rows = {o: org.rows[o] for o in org.fields}
     rows["Case"] = [{"Id": "500N1", "ContactId": "003B4", "IsClosed": False}]
-    checker = LiveChecker(_StrictConnector(dict(org.fields), rows, vocabulary=SF), ApplyTimeRules(),
-                          plan.header.pass_settings, NOW, lambda obj: {f.name for f in org.fields[obj]})
+    # An object the org lacks (it has no events) is one the describe does not know, as on a CRM.
+    strict = _StrictConnector(dict(org.fields), rows, vocabulary=SF)
+    checker = LiveChecker(strict, ApplyTimeRules(), plan.header.pass_settings, NOW,
+                          lambda obj: {f.name for f in strict.fields(obj)})
     assert checker.verdicts(removals, live) == [None, ("no longer qualifies", "now on an open case (500N1)")]

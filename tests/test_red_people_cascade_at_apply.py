@@ -33,7 +33,11 @@ def test_task_protected_since_the_scan_keeps_a_stale_contact_and_its_task(tmp_pa
         sf = other_admin(sandbox)
         assert report is not None
         assert deleted(sf, "Task", [task]) == {task: False}
-        assert deleted(sf, "Contact", [person]) == {person: False}
+        people = "Lead" if person.startswith("00Q") else "Contact"
+        assert deleted(sf, people, [person]) == {person: False}
+        skipped = {i["id"]: (i["reason"], i["detail"]) for i in report.skipped_items}
+        assert skipped[person] == ("protected", "protected at apply time: its tasks would go with it, and Task is a "
+                                                "protected object")
 
 
 def test_a_task_logged_since_the_scan_keeps_the_unreachable_contact(tmp_path: Path,
@@ -49,3 +53,7 @@ def test_a_task_logged_since_the_scan_keeps_the_unreachable_contact(tmp_path: Pa
         assert report is not None
         assert deleted(sf, "Task", [task]) == {task: False}
         assert deleted(sf, "Contact", [people[0]]) == {people[0]: False}
+        skipped = {i["id"]: (i["reason"], i["detail"]) for i in report.skipped_items if i["id"] in people}
+        assert skipped == {people[0]: ("protected", "protected at apply time: its tasks would go with it, and Task "
+                                                    "is a protected object")}
+        assert deleted(sf, "Contact", people[1:]) == dict.fromkeys(people[1:], True)

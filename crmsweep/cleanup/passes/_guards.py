@@ -29,6 +29,7 @@ from crmsweep.cleanup.passes import (
     live_flag,
     propose,
 )
+from crmsweep.cleanup.protect import Protections
 from crmsweep.cleanup.view import (
     LiveColumns,
     SnapshotView,
@@ -544,7 +545,7 @@ def removal_takes(ctx: PassContext, obj: str, ids: Sequence[str], taken: TakenWi
     for link, tie in zip(links, ties, strict=True):
         if protections is None:
             break
-        with_them = f"its {vocab.label(link.object, many=True)} would go with it, and "
+        with_them = _taken_with(vocab, link)
         if protections.protects_object(link.object):
             for rid in tie.near_where_far_in(tie.far_where_near_in(candidates)):
                 held.setdefault(rid, with_them + f"{link.object} is a protected object")
@@ -556,6 +557,44 @@ def removal_takes(ctx: PassContext, obj: str, ids: Sequence[str], taken: TakenWi
     for link, tie in zip(links, ties, strict=True):
         taken.counts[link.object] = taken.counts.get(link.object, 0) + tie.far_count_where_near_in(going)
     return held
+
+
+def _taken_with(vocab: Vocabulary, link: Link) -> str:
+    """The start of why a removal is held for what it takes through `link`: one wording for the scan
+    (`removal_takes`) and the apply-time check (`removal_holds`), so a plan's count and a run's skip read alike."""
+    return f"its {vocab.label(link.object, many=True)} would go with it, and "
+
+
+def _cascade_read(link: Link) -> str:
+    return f"cascade_{link.object}"
+
+
+def cascade_live_reads(vocab: Vocabulary, obj: str) -> tuple[RelatedRead, ...]:
+    """What apply re-reads live of the records removing a record of `obj` takes (`RemovalCascades`)."""
+    concept = vocab.concept(RemovalCascades)
+    links = concept.by_object.get(obj, ()) if concept is not None else ()
+    return tuple(RelatedRead(_cascade_read(link), link.object, link.near_field, (link.near_field, link.far_field))
+                 for link in links)
+
+
+def removal_holds(change: Change, live: LiveRows, protections: Protections) -> str | None:
+    """`removal_takes` on live rows, under the protections in force at apply time: a record tied to the
+    person since the scan, or a protection added to the config since, still holds the removal back."""
+    vocab = live.vocabulary
+    concept = vocab.concept(RemovalCascades)
+    if concept is None or change.op is not Op(vocab.removal):
+        return None
+    for link in concept.by_object.get(change.object, ()):
+        rows = live.related.get(_cascade_read(link), ())
+        taken = [str(row[link.far_field]) for row in rows if row.get(link.far_field)]
+        if not taken:
+            continue
+        if protections.protects_object(link.object):
+            return _taken_with(vocab, link) + f"{link.object} is a protected object"
+        named = protections.protected_among(taken)
+        if named:
+            return _taken_with(vocab, link) + f"[protect] ids names {named[0]}"
+    return None
 
 
 def cascade_reads(vocab: Vocabulary, objects: Sequence[str]) -> list[ObjectRead]:

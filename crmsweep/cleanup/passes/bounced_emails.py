@@ -33,6 +33,7 @@ from crmsweep.cleanup.passes import (
 )
 from crmsweep.cleanup.passes._guards import (
     TakenWith,
+    cascade_live_reads,
     converted_flag,
     converted_of,
     filled,
@@ -46,6 +47,7 @@ from crmsweep.cleanup.passes._guards import (
     people_guard_recheck,
     people_reads,
     propose_removals,
+    removal_holds,
     removal_objects,
 )
 from crmsweep.cleanup.view import LiveColumns, ids_of
@@ -175,7 +177,7 @@ def _propose_clear(ctx: PassContext, output: PassOutput, obj: str, rows: pd.Data
 def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
     flag = converted_of(vocab, object_name)
     fields = (vocab.email_field, *_signals(vocab), *([flag] if flag else []))
-    return LiveNeeds(fields=fields, related=people_guard_reads(vocab))
+    return LiveNeeds(fields=fields, related=(*people_guard_reads(vocab), *cascade_live_reads(vocab, object_name)))
 
 
 def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
@@ -214,7 +216,7 @@ SPEC = PassSpec(
         Proposal(Op.DELETE, objects=lambda vocab: removal_objects(vocab, vocab.people_objects, Op.DELETE.value)),
         Proposal(Op.ARCHIVE, objects=lambda vocab: removal_objects(vocab, vocab.people_objects, Op.ARCHIVE.value)),
     ),
-    live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
+    live_check=LiveCheck(needs=_live_needs, recheck=_recheck, holds=removal_holds),
     needs=(EmailBounces,),
     reads=_reads,
 )

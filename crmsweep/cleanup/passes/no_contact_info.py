@@ -29,6 +29,7 @@ from crmsweep.cleanup.passes import (
 )
 from crmsweep.cleanup.passes._guards import (
     TakenWith,
+    cascade_live_reads,
     converted_flag,
     converted_of,
     filled,
@@ -40,6 +41,7 @@ from crmsweep.cleanup.passes._guards import (
     people_guard_recheck,
     people_reads,
     propose_removals,
+    removal_holds,
     removal_objects,
 )
 from crmsweep.cleanup.view import LiveColumns
@@ -110,7 +112,7 @@ def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
     points = _points(vocab)
     flag = converted_of(vocab, object_name)
     fields = (*points.fields.get(object_name, ()), *points.other_fields.get(object_name, ()), *([flag] if flag else []))
-    return LiveNeeds(fields=fields, related=people_guard_reads(vocab))
+    return LiveNeeds(fields=fields, related=(*people_guard_reads(vocab), *cascade_live_reads(vocab, object_name)))
 
 
 def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
@@ -141,7 +143,7 @@ SPEC = PassSpec(
         Proposal(Op.DELETE, objects=lambda vocab: removal_objects(vocab, _people(vocab), Op.DELETE.value)),
         Proposal(Op.ARCHIVE, objects=lambda vocab: removal_objects(vocab, _people(vocab), Op.ARCHIVE.value)),
     ),
-    live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
+    live_check=LiveCheck(needs=_live_needs, recheck=_recheck, holds=removal_holds),
     needs=(ContactPoints,),
     reads=_reads,
 )

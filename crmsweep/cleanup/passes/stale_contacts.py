@@ -41,6 +41,7 @@ from crmsweep.cleanup.passes import (
 )
 from crmsweep.cleanup.passes._guards import (
     TakenWith,
+    cascade_live_reads,
     cascade_reads,
     deal_guard_reads,
     is_in,
@@ -48,6 +49,7 @@ from crmsweep.cleanup.passes._guards import (
     one_setting_of,
     open_deal_now,
     people_on_open_deals,
+    removal_holds,
     removal_takes,
 )
 from crmsweep.cleanup.view import DATETIME_DTYPE, ids_of, live_frame
@@ -171,7 +173,8 @@ def _people_removed_by(vocab: Vocabulary, op: Op) -> tuple[str, ...]:
 
 
 def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
-    return LiveNeeds(fields=(*vocab.last_activity_fields, vocab.created_field), related=deal_guard_reads(vocab))
+    return LiveNeeds(fields=(*vocab.last_activity_fields, vocab.created_field),
+                     related=(*deal_guard_reads(vocab), *cascade_live_reads(vocab, object_name)))
 
 
 def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
@@ -219,6 +222,6 @@ SPEC = PassSpec(
         Proposal(Op.ARCHIVE, objects=lambda vocab: _people_removed_by(vocab, Op.ARCHIVE)),
     ),
     bounds={"years": Bound(1, 100)},
-    live_check=LiveCheck(needs=_live_needs, recheck=_recheck),
+    live_check=LiveCheck(needs=_live_needs, recheck=_recheck, holds=removal_holds),
     reads=_reads,
 )
