@@ -528,13 +528,54 @@ class TakenWith:
                 for obj, n in self.counts.items() if n]
 
 
+def _cascade_links(vocab: Vocabulary, obj: str) -> tuple[Link, ...]:
+    concept = vocab.concept(RemovalCascades)
+    return concept.by_object.get(obj, ()) if concept is not None else ()
+
+
+def cascade_reason(vocab: Vocabulary, link: Link, then: Link | None = None, named: str | None = None) -> str:
+    """Why a removal is held back for what it takes: the records of `link` (and with them those of `then`),
+    of a protected object or, with `named`, that record `[protect] ids` names. One wording for every pass,
+    at the scan and at apply, so a plan's held-back count and a run's skip read alike."""
+    held = f"[protect] ids names {named}" if named else f"{(then or link).object} is a protected object"
+    via = f"their {vocab.label(then.object, many=True)} with them: " if then is not None else ""
+    return f"its {vocab.label(link.object, many=True)} would go with it, and {via}{held}"
+
+
+def link_holds(vocab: Vocabulary, tie: Ties, link: Link, taken: pa.Array,
+               protections: Protections) -> list[tuple[str, str]]:
+    """(record, why) for each record whose removal takes, through `link` (its ties `tie`), one of `taken`
+    that is of a protected object or that `[protect] ids` names."""
+    if protections.protects_object(link.object):
+        return [(rid, cascade_reason(vocab, link)) for rid in tie.near_where_far_in(taken)]
+    return [(rid, cascade_reason(vocab, link, named=named))
+            for named in protections.protected_among(taken.to_pylist())
+            for rid in tie.near_where_far_in(pa.array([named], pa.string()))]
+
+
+def live_link_hold(vocab: Vocabulary, link: Link, taken: Sequence[str], protections: Protections,
+                   then: Link | None = None) -> str | None:
+    """`link_holds` for one record at apply: why `taken`, the live records its removal takes through `link`
+    (and then `then`), hold it back under the protections in force now, or None."""
+    if not taken:
+        return None
+    if protections.protects_object((then or link).object):
+        return cascade_reason(vocab, link, then)
+    named = protections.protected_among(taken)
+    return cascade_reason(vocab, link, then, named[0]) if named else None
+
+
+def far_ends(live: LiveRows, read: str, link: Link) -> list[str]:
+    """The far ends of `link` in the live rows of `read`."""
+    return [str(row[link.far_field]) for row in live.related.get(read, ()) if row.get(link.far_field)]
+
+
 def removal_takes(ctx: PassContext, obj: str, ids: Sequence[str], taken: TakenWith) -> dict[str, str]:
     """The ids of `ids` (records of `obj` to remove) whose removal would take a record of a protected
     object or one `[protect] ids` names, with why (the CRM deletes such records with them: a protection
     holds a record back from every pass, a cascade included); what the others take is added to `taken`."""
     vocab = ctx.vocabulary
-    concept = vocab.concept(RemovalCascades)
-    links = [link for link in (concept.by_object.get(obj, ()) if concept is not None else ())
+    links = [link for link in _cascade_links(vocab, obj)
              if ctx.view.has(link.object) and link.near_field in {f.name for f in ctx.view.fields(link.object)}]
     if not ids or not links:
         return {}
@@ -545,24 +586,12 @@ def removal_takes(ctx: PassContext, obj: str, ids: Sequence[str], taken: TakenWi
     for link, tie in zip(links, ties, strict=True):
         if protections is None:
             break
-        with_them = _taken_with(vocab, link)
-        if protections.protects_object(link.object):
-            for rid in tie.near_where_far_in(tie.far_where_near_in(candidates)):
-                held.setdefault(rid, with_them + f"{link.object} is a protected object")
-            continue
-        for named in protections.protected_among(tie.far_where_near_in(candidates).to_pylist()):
-            for rid in tie.near_where_far_in(pa.array([named], pa.string())):
-                held.setdefault(rid, with_them + f"[protect] ids names {named}")
+        for rid, why in link_holds(vocab, tie, link, tie.far_where_near_in(candidates), protections):
+            held.setdefault(rid, why)
     going = pa.array([rid for rid in ids if rid not in held], pa.string()) if held else candidates
     for link, tie in zip(links, ties, strict=True):
         taken.counts[link.object] = taken.counts.get(link.object, 0) + tie.far_count_where_near_in(going)
     return held
-
-
-def _taken_with(vocab: Vocabulary, link: Link) -> str:
-    """The start of why a removal is held for what it takes through `link`: one wording for the scan
-    (`removal_takes`) and the apply-time check (`removal_holds`), so a plan's count and a run's skip read alike."""
-    return f"its {vocab.label(link.object, many=True)} would go with it, and "
 
 
 def _cascade_read(link: Link) -> str:
@@ -571,38 +600,28 @@ def _cascade_read(link: Link) -> str:
 
 def cascade_live_reads(vocab: Vocabulary, obj: str) -> tuple[RelatedRead, ...]:
     """What apply re-reads live of the records removing a record of `obj` takes (`RemovalCascades`)."""
-    concept = vocab.concept(RemovalCascades)
-    links = concept.by_object.get(obj, ()) if concept is not None else ()
     return tuple(RelatedRead(_cascade_read(link), link.object, link.near_field, (link.near_field, link.far_field))
-                 for link in links)
+                 for link in _cascade_links(vocab, obj))
 
 
 def removal_holds(change: Change, live: LiveRows, protections: Protections) -> str | None:
     """`removal_takes` on live rows, under the protections in force at apply time: a record tied to the
     person since the scan, or a protection added to the config since, still holds the removal back."""
     vocab = live.vocabulary
-    concept = vocab.concept(RemovalCascades)
-    if concept is None or change.op is not Op(vocab.removal):
+    if change.op is not Op(vocab.removal):
         return None
-    for link in concept.by_object.get(change.object, ()):
-        rows = live.related.get(_cascade_read(link), ())
-        taken = [str(row[link.far_field]) for row in rows if row.get(link.far_field)]
-        if not taken:
-            continue
-        if protections.protects_object(link.object):
-            return _taken_with(vocab, link) + f"{link.object} is a protected object"
-        named = protections.protected_among(taken)
-        if named:
-            return _taken_with(vocab, link) + f"[protect] ids names {named[0]}"
+    for link in _cascade_links(vocab, change.object):
+        why = live_link_hold(vocab, link, far_ends(live, _cascade_read(link), link), protections)
+        if why is not None:
+            return why
     return None
 
 
 def cascade_reads(vocab: Vocabulary, objects: Sequence[str]) -> list[ObjectRead]:
     """What a backup must hold to count what removing records of `objects` takes (optional: without it the
     plan cannot say, and a protection of that object cannot hold)."""
-    concept = vocab.concept(RemovalCascades)
-    links = [link for o in objects for link in (concept.by_object.get(o, ()) if concept is not None else ())]
-    return [ObjectRead(link.object, (vocab.id_field, link.near_field), optional=True) for link in links]
+    return [ObjectRead(link.object, (vocab.id_field, link.near_field), optional=True)
+            for o in objects for link in _cascade_links(vocab, o)]
 
 
 def handed_to(vocab: Vocabulary, settings: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -34,8 +34,12 @@ from crmsweep.cleanup.passes import (
     summary_of,
 )
 from crmsweep.cleanup.passes._guards import (
+    cascade_reason,
     case_reads,
+    far_ends,
     known_closed,
+    link_holds,
+    live_link_hold,
     merged_reads,
     on_open_cases,
     open_case_now,
@@ -147,33 +151,21 @@ def _takes_protected(ctx: PassContext, accounts: Accounts, protections: Protecti
             continue
         ties = tied(view, vocab, (link,))
         taken = ties.far_where_near_in(candidates)
+        found += link_holds(vocab, ties, link, taken, protections)
         if protections.protects_object(link.object):
-            found += [(a, _takes_reason(vocab, link)) for a in ties.near_where_far_in(taken)]
             continue
-        for named in protections.protected_among(taken.to_pylist()):
-            found += [(a, _takes_reason(vocab, link, named=named))
-                      for a in ties.near_where_far_in(pa.array([named], pa.string()))]
         for then in accounts.cascades_of.get(link.object, ()):
             if not view.has(then.object):
                 continue
             under = tied(view, vocab, (then,))
             if protections.protects_object(then.object):
                 carriers = pa.array(under.near_ids(), pa.string())
-                found += [(a, _takes_reason(vocab, link, then)) for a in ties.near_where_far_in(carriers)]
+                found += [(a, cascade_reason(vocab, link, then)) for a in ties.near_where_far_in(carriers)]
                 continue
             for named in protections.protected_among(under.far_where_near_in(taken).to_pylist()):
                 carriers = pa.array(under.near_where_far_in(pa.array([named], pa.string())), pa.string())
-                found += [(a, _takes_reason(vocab, link, then, named)) for a in ties.near_where_far_in(carriers)]
+                found += [(a, cascade_reason(vocab, link, then, named)) for a in ties.near_where_far_in(carriers)]
     return found
-
-
-def _takes_reason(vocab: Vocabulary, link: Link, then: Link | None = None, named: str | None = None) -> str:
-    """Why an account is held back for what its removal takes: the records of `link` (and with them those
-    of `then`), of a protected object or, with `named`, that record `[protect] ids` names. One wording for
-    the scan and the apply-time check, so a plan's held-back count and a run's skip read alike."""
-    held = f"[protect] ids names {named}" if named else f"{(then or link).object} is a protected object"
-    via = f"their {vocab.label(then.object, many=True)} with them: " if then is not None else ""
-    return f"its {vocab.label(link.object, many=True)} would go with it, and {via}{held}"
 
 
 def _holds(change: Change, live: LiveRows, protections: Protections) -> str | None:
@@ -184,26 +176,18 @@ def _holds(change: Change, live: LiveRows, protections: Protections) -> str | No
     if accounts is None:
         return None
     for link in accounts.cascades:
-        taken = _far_ends(live, _cascade_read(accounts, link), link)
+        taken = far_ends(live, _cascade_read(accounts, link), link)
         if not taken:
             continue
-        if protections.protects_object(link.object):
-            return _takes_reason(vocab, link)
-        named = protections.protected_among(taken)
-        if named:
-            return _takes_reason(vocab, link, named=named[0])
+        why = live_link_hold(vocab, link, taken, protections)
+        if why is not None:
+            return why
         for then in accounts.cascades_of.get(link.object, ()):
-            swept = _far_ends(live, _cascade_read(accounts, link, then), then)
-            if swept and protections.protects_object(then.object):
-                return _takes_reason(vocab, link, then)
-            named = protections.protected_among(swept)
-            if named:
-                return _takes_reason(vocab, link, then, named[0])
+            why = live_link_hold(vocab, link, far_ends(live, _cascade_read(accounts, link, then), then),
+                                 protections, then)
+            if why is not None:
+                return why
     return None
-
-
-def _far_ends(live: LiveRows, read: str, link: Link) -> list[str]:
-    return [str(row[link.far_field]) for row in live.related.get(read, ()) if row.get(link.far_field)]
 
 
 def _cascade_read(accounts: Accounts, link: Link, then: Link | None = None) -> str:
