@@ -4,9 +4,11 @@ the CRM will do, read back through its API after the apply."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from crmsweep.cli import app
@@ -132,3 +134,62 @@ def test_a_reassignment_its_rollback_cannot_undo_is_told_before_it_is_applied(tm
 
     notes = [n for n in _cli(where, "preview", str(plan), "--json")["notes"] if n.startswith("orphaned_tasks:")]
     assert any("inactive" in n and "rollback" in n for n in notes), notes
+
+
+BUILTIN_API_LIMIT = 15000  # the built-in sandboxes' daily API allowance
+
+
+def _leave_calls(home: Path, left: int) -> None:
+    """Spend the built-in org's daily API allowance but `left` calls (kept in its state, across servers): an
+    apply that runs out stops, resumable, as on a real org."""
+    from crmsweep.sandbox.store import Store
+
+    store = Store(home / "sandbox" / "salesforce")
+    try:
+        store.set_api_used(BUILTIN_API_LIMIT - left)
+    finally:
+        store.close()
+
+
+def test_the_resume_runs_show_prints_for_a_built_in_sandbox_keeps_the_config_the_run_was_started_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A built-in sandbox needs no config file to be reached, so `runs show` without --config printed the resume
+    of a run on one without the --config the run was started with: pasted, it resumed without that config's
+    protections and deleted a lead the admin had protected since the scan."""
+    from crmsweep import api
+
+    monkeypatch.delenv("CRMSWEEP_CONFIG", raising=False)
+    monkeypatch.delenv("CRMSWEEP_HOME", raising=False)
+    for module in ("crmsweep.commands.common", "crmsweep.commands.apply"):  # as if typed at a terminal
+        monkeypatch.setattr(f"{module}.interactive", lambda: True, raising=False)
+    config = tmp_path / "crmsweep.toml"
+    config.write_text("[sandbox]\nrecords = 150\nseed = 3\n", encoding="utf-8")
+    home = tmp_path / "home"
+    where = ["--home", str(home), "--config", str(config)]
+    plan = tmp_path / "plan.json"
+    _cli(where, "scan", "-c", "sandbox-salesforce", "-o", str(plan), "--pass", "stale_contacts", "--json")
+    kept = json.loads(plan.read_text(encoding="utf-8"))["changes"][-1]  # written last: the stop comes before it
+    config.write_text(f'[sandbox]\nrecords = 150\nseed = 3\n\n[protect]\nids = ["{kept["record_id"]}"]\n',
+                      encoding="utf-8")
+    _leave_calls(home, 7)  # the apply's checks and reads, not its writes
+    stopped = runner.invoke(app, ["apply", str(plan), "--yes", "--allow-over-budget", "--json", *where],
+                            catch_exceptions=False)
+    assert stopped.exit_code == 1, stopped.stderr
+    answer = json.loads(stopped.stdout)
+    assert answer["stopped"] and answer["skipped"] == 0  # the protected lead not reached yet
+    _leave_calls(home, BUILTIN_API_LIMIT)  # the allowance recovers
+
+    shown = runner.invoke(app, ["runs", "show", answer["run"], "--json", "--home", str(home)], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.stderr
+    words = shlex.split(json.loads(shown.stdout)["resume"])
+    assert words[0] == "crmsweep"
+    pasted = runner.invoke(app, words[1:], input="y\n", catch_exceptions=False)
+    assert pasted.exit_code == 0, pasted.stderr
+
+    run = _cli(where, "runs", "show", answer["run"], "--json")
+    assert run["status"] == "done"
+    assert [(i["id"], i["reason"]) for i in run["skipped_items"]] == [(kept["record_id"], "protected")]
+    with api.connect(api.Workspace.load(config, home), "sandbox-salesforce") as connector:
+        live = connector.read(kept["object"], [kept["record_id"]], ["Id", "IsDeleted"])
+    assert live[kept["record_id"]]["IsDeleted"] is False  # still there, as the admin protected it

@@ -65,20 +65,33 @@ PENDING_MEANS = ("written or not, crmsweep cannot tell yet: resume settles it fr
 
 def resume_text(ws: api.Workspace, state: RunState) -> str | None:
     """The command that finishes a stopped or interrupted run, pasteable as is: in the home this run lives
-    in, with the config in effect now if the run's connection is in it, else the one the run was started with
-    if it still defines that connection (else the admin must add theirs)."""
+    in, with the config of `_run_config` (else the admin must add theirs)."""
     if state.status not in (STATUS_STOPPED, STATUS_UNFINISHED):
         return None
     if state.kind == KIND_ROLLBACK and state.rollback_of:
         args = ["rollback", state.rollback_of]  # which resumes its interrupted rollback
     else:
         args = ["apply", os.path.abspath(api.run_plan_path(ws, state.run_id)), "--resume", state.run_id]
-    connection = state.plan.header.connection
-    config = ws.config.path if connection in ws.config.connection_names else _started_with(state, connection)
+    config, missing = _run_config(ws, state)
     command = command_line(args, config=config, home=ws.home.root)
-    if config is not None or connection in ws.config.connection_names:
-        return command
-    return f"{command} (add the --config that defines connection '{connection}')"
+    return f"{command} ({missing})" if missing else command
+
+
+def _run_config(ws: api.Workspace, state: RunState) -> tuple[Path | None, str | None]:
+    """The config a command about this run should name, and what the admin must add when none will do: the
+    config file in effect now if it defines the run's connection, else the one the run was started with if it
+    still does. A built-in connection is defined without a file, but a run on one still took its protections,
+    caps and budget from the file it was started with: named, or the command would write without them."""
+    connection = state.plan.header.connection
+    if ws.config.path is not None and connection in ws.config.connection_names:
+        return ws.config.path, None
+    started = _started_with(state, connection)
+    if started is not None or (state.config_file is None and connection in ws.config.connection_names):
+        return started, None
+    if state.config_file is not None and connection in ws.config.connection_names:
+        return None, (f"add the --config the run was started with, {state.config_file}: without it the resume "
+                      "writes without that file's protections")
+    return None, f"add the --config that defines connection '{connection}'"
 
 
 def _started_with(state: RunState, connection: str) -> Path | None:
@@ -97,10 +110,8 @@ def drift_text(ws: api.Workspace, state: RunState, skipped: list[dict[str, Any]]
     here (the run's own copy must not be overwritten), so the command names PLAN, as `scan --help` does."""
     if state.kind == KIND_ROLLBACK:
         return None
-    connection = state.plan.header.connection
-    known = connection in ws.config.connection_names
-    scan = scan_command(connection, "PLAN", passes=state.plan.header.passes,
-                        config=ws.config.path if known else None, home=ws.home.root)
+    scan = scan_command(state.plan.header.connection, "PLAN", passes=state.plan.header.passes,
+                        config=_run_config(ws, state)[0], home=ws.home.root)
     return drift_means(skipped, scan)
 
 
