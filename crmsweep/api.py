@@ -640,7 +640,9 @@ class ApplyOutcome:
     report: ApplyReport | None  # None when the admin declined, or when the plan was only written out
     written: Path | None = None  # `rollback -o`: where the plan was written for review (nothing applied)
     resumed: bool = False  # `rollback` finished an interrupted rollback run instead of starting one
-    already_rolled_back_by: str | None = None  # `rollback` of a run already rolled back: nothing was done
+    # A rollback (`rollback RUN`, or `apply` of a rollback plan) of a run already rolled back: nothing was done.
+    already_rolled_back_by: str | None = None
+    already_rolled_back_at: str | None = None  # when that rollback run finished
     budget: budget.Verdict | None = None  # the API budget check made before the first write
     api_calls: int = 0  # calls of a command that applied nothing (`rollback -o`); else see report.api_calls
     # The plan holds no change (checked), or the run to roll back wrote nothing: no run made, nothing undone.
@@ -681,6 +683,8 @@ def apply(
     `dry_run` checks and reads everything, writes nothing and asks nothing.
     """
     plan, text = load_plan(plan_path, ws.home)
+    if (undone := _undone_by_another(ws, plan)) is not None:
+        return undone
     with connect(ws, connection or plan.header.connection) as connector:
         calls_before = connector.api_usage().calls  # the report counts the checks' calls too (the org id)
         check_plan(plan, connector, ws.home, caps=caps_of(ws))
@@ -721,6 +725,25 @@ def apply(
             _keep_notes(ws, report)
         report = replace(report, api_calls=connector.api_usage().calls - calls_before)
     return ApplyOutcome(plan=plan, report=report, budget=verdict)
+
+
+def _rolled_back_already(ws: Workspace, plan: Plan, by: str) -> ApplyOutcome:
+    return ApplyOutcome(plan=plan, report=None, already_rolled_back_by=by, already_rolled_back_at=run(ws, by).finished)
+
+
+def _undone_by_another(ws: Workspace, plan: Plan) -> ApplyOutcome | None:
+    """A rollback plan of a run that another rollback undid already is a repeat that writes nothing, answered
+    as a second `rollback RUN` is (check_plan still refuses it, should it get that far). A run of this very plan
+    that did it is answered after the checks, as any plan applied already."""
+    if not plan.header.rollback_of:
+        return None
+    try:
+        by = read_run(ws.home, plan.header.rollback_of).rolled_back_by
+        if not by or read_run(ws.home, by).plan.digest == plan.digest:
+            return None
+    except BadInput:
+        return None  # a log that cannot be read: check_plan refuses the plan, saying why
+    return _rolled_back_already(ws, plan, by)
 
 
 def _keep_notes(ws: Workspace, report: ApplyReport) -> None:
@@ -866,7 +889,7 @@ def rollback(
     with open_run(ws.home, run_id).lock(), contextlib.ExitStack() as stack:
         original = read_run(ws.home, run_id)
         if original.rolled_back_by:
-            return ApplyOutcome(plan=original.plan, report=None, already_rolled_back_by=original.rolled_back_by)
+            return _rolled_back_already(ws, original.plan, original.rolled_back_by)
         started = unfinished_rollback(ws.home, run_id)
         if output is not None and started is not None:
             # Its plan leaves out only what finished rollbacks re-created: written now, it would re-create

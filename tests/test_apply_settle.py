@@ -228,14 +228,49 @@ def test_rollback_of_a_run_rolled_back_already_says_so_and_exits_0(
 ) -> None:
     applied = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
     back = json.loads(cli(config, home, "rollback", applied["run"], "--yes", "--json").stdout)
+    at = api.run(api.Workspace.load(config, home), back["run"]).finished
+    assert at
     again = cli(config, home, "rollback", applied["run"], "--yes")
-    assert again.stderr.strip() == (f"Run {applied['run']} was already rolled back by run {back['run']}: "
-                                    f"nothing to do. See `crmsweep runs list --config {shlex.quote(str(config))} "
-                                    f"--home {home}`.")
+    assert again.stderr.strip() == already_rolled_back_line(config, home, applied["run"], back["run"], at)
     answer = json.loads(cli(config, home, "rollback", applied["run"], "--yes", "--json").stdout)
     # The keys a rollback with nothing to undo answers with, so a script reads both one way.
-    assert answer == {"rollback_of": applied["run"], "already_rolled_back_by": back["run"], "run": None,
-                      "applied": 0, "skipped": 0, "failed": 0, "nothing_to_do": True, "api_calls": 0, "undo": None}
+    assert answer == already_rolled_back_json(applied["run"], back["run"], at)
+
+
+def already_rolled_back_line(config: Path, home: Path, run: str, by: str, at: str) -> str:
+    return (f"Nothing to do: run {run} was already rolled back by run {by} at {at}; nothing was written now. "
+            f"See `crmsweep runs show {by} --config {shlex.quote(str(config))} --home {home}`.")
+
+
+def already_rolled_back_json(run: str, by: str, at: str) -> dict[str, Any]:
+    return {"rollback_of": run, "already_rolled_back_by": by, "already_rolled_back_at": at, "run": None,
+            "applied": 0, "skipped": 0, "failed": 0, "nothing_to_do": True, "api_calls": 0, "undo": None}
+
+
+def test_applying_the_rollback_plan_of_a_run_rolled_back_already_answers_as_a_second_rollback_does(
+    config: Path, home: Path, plan_file: Path, tmp_path: Path
+) -> None:
+    """A second `rollback RUN` said "nothing to do" and exited 0, while applying a rollback plan of the same run,
+    written before another rollback undid it, was refused with exit 3: the same repeat, writing nothing either
+    way, now answered alike."""
+    applied = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    undo = tmp_path / "undo.json"
+    cli(config, home, "rollback", applied["run"], "-o", str(undo))
+    back = json.loads(cli(config, home, "rollback", applied["run"], "--yes", "--json").stdout)
+    at = api.run(api.Workspace.load(config, home), back["run"]).finished
+    assert at
+    plan = load(plan_file)
+    before = live(config, home, "Contact", ids_of(plan, "Contact"), "IsDeleted")
+    runs = sorted(p.name for p in (home / "runs").iterdir())
+
+    said = cli(config, home, "apply", str(undo), "--yes")
+    assert said.stderr.strip() == already_rolled_back_line(config, home, applied["run"], back["run"], at)
+    answer = json.loads(cli(config, home, "apply", str(undo), "--yes", "--json").stdout)
+    assert answer == already_rolled_back_json(applied["run"], back["run"], at)
+    dry = json.loads(cli(config, home, "apply", str(undo), "--dry-run", "--json").stdout)
+    assert dry == already_rolled_back_json(applied["run"], back["run"], at)
+    assert live(config, home, "Contact", ids_of(plan, "Contact"), "IsDeleted") == before  # nothing written
+    assert sorted(p.name for p in (home / "runs").iterdir()) == runs  # and no run made
 
 
 def test_rollback_confirmation_names_the_breakdown_org_and_digest(

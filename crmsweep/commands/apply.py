@@ -315,6 +315,18 @@ def resume_hints(resume: Callable[[str, str | None], str], *, as_json: bool = Fa
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
+def already_rolled_back(run_id: str, outcome: api.ApplyOutcome, *, as_json: bool) -> None:
+    """A rollback of run `run_id`, which was rolled back already: a repeat that writes nothing, so not a refusal
+    (exit 0), told alike whether it came as `rollback RUN` or as `apply` of a rollback plan."""
+    by, at = outcome.already_rolled_back_by, outcome.already_rolled_back_at
+    if as_json:
+        emit_json({"rollback_of": run_id, "already_rolled_back_by": by, "already_rolled_back_at": at, "run": None,
+                   "applied": 0, "skipped": 0, "failed": 0, "nothing_to_do": True, "api_calls": 0, "undo": None})
+        return
+    err.print(f"Nothing to do: run {run_id} was already rolled back by run {by}{f' at {at}' if at else ''}; "
+              f"nothing was written now. See `crmsweep runs show {by}`.", markup=False)
+
+
 def declined(what: str) -> None:
     err.print(f"Nothing {what}: declined at the confirmation.")
     raise typer.Exit(EXIT_DECLINED)
@@ -392,6 +404,9 @@ def apply(
                             resume_run=resume, progress=progress, dry_run=dry_run,
                             allow_over_budget=allow_over_budget)
     report = outcome.report
+    if outcome.already_rolled_back_by is not None and outcome.plan.header.rollback_of:
+        already_rolled_back(outcome.plan.header.rollback_of, outcome, as_json=as_json)
+        return
     if outcome.nothing_to_do:
         if as_json:
             emit_json({"run": None, "applied": 0, "skipped": 0, "failed": 0, "nothing_to_do": True,
@@ -485,13 +500,7 @@ def rollback(
         outcome = api.rollback(ws, run_id, confirm=confirm, progress=progress, dry_run=dry_run, output=output,
                                allow_over_budget=allow_over_budget, confirmable=confirmable)
     if outcome.already_rolled_back_by is not None:
-        if as_json:
-            emit_json({"rollback_of": run_id, "already_rolled_back_by": outcome.already_rolled_back_by,
-                       "run": None, "applied": 0, "skipped": 0, "failed": 0, "nothing_to_do": True,
-                       "api_calls": 0, "undo": None})
-        else:
-            err.print(f"Run {run_id} was already rolled back by run {outcome.already_rolled_back_by}: nothing to "
-                      "do. See `crmsweep runs list`.", markup=False)
+        already_rolled_back(run_id, outcome, as_json=as_json)
         return
     if outcome.nothing_to_do:
         if as_json:
