@@ -47,6 +47,7 @@ from crmsweep.backup.runlog import (
     RunSummary,
     list_runs,
     open_run,
+    plan_applied_now,
     plan_lock,
     read_run,
 )
@@ -702,6 +703,10 @@ def apply(
             if not dry_run:
                 with plan_lock(ws.home, plan):
                     pass
+            elif (who := plan_applied_now(ws.home, plan)) is not None:
+                raise SafetyRefusal(
+                    f"plan {plan.header.plan_id} is being applied now by {who}: a dry run would read its records "
+                    "while they are written; repeat the dry run once that run has finished")
             refuse_second_run(plan, earlier)
         verdict = None
         if not already:  # before asking: a yes that the budget would then refuse is a wasted question

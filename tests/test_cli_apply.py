@@ -462,3 +462,26 @@ def test_applying_a_plan_whose_run_was_rolled_back_says_to_scan_again(config: Pa
     cli(config, home, *words[1:-4])  # the command as given, --config and --home added by `cli`
     fresh = json.loads(cli(config, home, "apply", str(plan_file), "--dry-run", "--json").stdout)
     assert fresh["would_apply"] == first["applied"]
+
+
+def test_a_dry_run_while_the_plan_is_being_applied_says_so_not_that_its_run_is_unfinished(
+    config: Path, home: Path, plan_file: Path
+) -> None:
+    """A dry run takes no lock, so while another apply of the plan was writing it was told the run "is unfinished:
+    finish that run rather than starting another", as if it had died: it is live, and the dry run can be repeated
+    once it is done."""
+    seen: list[Any] = []
+
+    def dry_run_meanwhile(progress: object) -> None:
+        if not seen:  # the apply is live: its run started, the plan's lock held
+            seen.append(runner.invoke(app, ["apply", str(plan_file), "--dry-run", "--config", str(config),
+                                            "--home", str(home)], catch_exceptions=False))
+
+    applied = api.apply(ws(config, home), plan_file, confirm=lambda plan: True, progress=dry_run_meanwhile).report
+    assert applied is not None and applied.run_id and applied.failed == 0
+    [dry] = seen
+    assert dry.exit_code == 3, dry.stderr
+    assert dry.stderr.strip() == (
+        f"crmsweep: plan {applied.plan_id} is being applied now by run {applied.run_id} (pid {os.getpid()}): a dry "
+        "run would read its records while they are written; repeat the dry run once that run has finished")
+    assert "unfinished" not in dry.stderr

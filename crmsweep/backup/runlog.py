@@ -239,16 +239,39 @@ def plan_lock(home: Home, plan: Plan) -> Iterator[PlanLock]:
     and the lock of its org (`org_lock`): an apply of another plan to the same org is refused too."""
 
     def refusal(holder: str) -> SafetyRefusal:
-        pid, _, run_id = holder.partition(" ")
-        who = f"run {run_id}" if run_id else "another apply"
-        return SafetyRefusal(
-            f"plan {plan.header.plan_id} is being applied by {who} (pid {pid or '?'}); wait for it to finish"
-        )
+        return SafetyRefusal(f"plan {plan.header.plan_id} is being applied by {_holder_text(holder, 'another apply')}; "
+                             "wait for it to finish")
 
     # The plan's own lock first, so a second apply of the same plan is told which run applies it.
     with _flock(_plans_dir(home) / f"{_plan_key(plan)}.lock", refusal) as fd, \
             org_lock(home, plan.header.provider, plan.header.org_id) as org:
         yield PlanLock(fd, org)
+
+
+def _holder_text(holder: str, nobody_named: str) -> str:
+    """Who holds a lock, from what it wrote there ("<pid>" or "<pid> <run id>"): "run R (pid N)"."""
+    pid, _, run_id = holder.partition(" ")
+    return f"{f'run {run_id}' if run_id else nobody_named} (pid {pid or '?'})"
+
+
+def plan_applied_now(home: Home, plan: Plan) -> str | None:
+    """Who applies `plan` right now ("run R (pid N)", see `plan_lock`), or None: asked by a dry run, which
+    takes no lock and creates nothing in the home. Its probe holds the lock shared for an instant; an apply
+    starting in that instant is refused as if applied, and can be run again."""
+    path = home.root / PLANS_DIR / f"{_plan_key(plan)}.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None  # never applied from this home
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder_text(_read_lock_holder(path), "another apply")
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -260,11 +283,9 @@ def org_lock(home: Home, provider: str, org_id: str) -> Iterator[int]:
     stopped by it: there the drift check is what holds."""
 
     def refusal(holder: str) -> SafetyRefusal:
-        pid, _, run_id = holder.partition(" ")
-        who = f"run {run_id}" if run_id else "another apply or rollback"
         return SafetyRefusal(
-            f"{who} (pid {pid or '?'}) is writing to {provider} org {org_id} from this home; wait for it to "
-            "finish: two at once could each write over a record the other just changed"
+            f"{_holder_text(holder, 'another apply or rollback')} is writing to {provider} org {org_id} from this "
+            "home; wait for it to finish: two at once could each write over a record the other just changed"
         )
 
     key = hashlib.sha256(f"{provider}\0{org_id}".encode()).hexdigest()[:32]
