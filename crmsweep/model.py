@@ -788,6 +788,12 @@ class ReviewItem:
         )
 
 
+# What a plan file that fails to parse most likely is, and what to do, for the line that says why.
+NOT_A_PLAN = "the file is not a crmsweep plan, or was edited; use the plan file scan wrote, or scan again"
+# What every plan header holds; the others have defaults (older plans lack them).
+_HEADER_FIELDS = ("plan_id", "created", "tool_version", "provider", "org_id", "connection", "source")
+
+
 @dataclass(frozen=True)
 class PlanHeader:
     plan_id: str
@@ -838,6 +844,11 @@ class PlanHeader:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PlanHeader:
+        if not isinstance(data, Mapping):
+            raise PlanFormatError(f"its header is not an object: {NOT_A_PLAN}")
+        if missing := [name for name in _HEADER_FIELDS if name not in data]:
+            names = ", ".join(repr(name) for name in missing)
+            raise PlanFormatError(f"its header has no {names} field{'s' if len(missing) > 1 else ''}: {NOT_A_PLAN}")
         try:
             return cls(
                 plan_id=str(data["plan_id"]),
@@ -859,7 +870,7 @@ class PlanHeader:
                 review=tuple(ReviewItem.from_dict(item) for item in data.get("review") or ()),
             )
         except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
-            raise PlanFormatError(f"malformed plan header: {exc}") from exc
+            raise PlanFormatError(f"its header is malformed ({exc}): {NOT_A_PLAN}") from exc
 
 
 @dataclass(frozen=True)

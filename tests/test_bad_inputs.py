@@ -177,6 +177,12 @@ ROWS = [
     row("preview_plan_with_lone_surrogate", "preview {root}/surrogate.json"),
     row("preview_plan_with_number_notes", "preview {root}/notes.json"),
     row("preview_plan_whose_change_is_a_list", "preview {root}/listchange.json", says="must be an object"),
+    # A KeyError's text ("malformed plan header: 'plan_id'") named neither the field nor what to do.
+    row("apply_plan_missing_header_fields", "apply {root}/noplanid.json --yes",
+        says="its header has no 'plan_id', 'org_id' fields: the file is not a crmsweep plan, or was edited"),
+    row("preview_plan_without_header", "preview {root}/noheader.json",
+        says="its header has no 'plan_id', 'created', 'tool_version', 'provider', 'org_id', 'connection', 'source' "
+             "fields: the file is not a crmsweep plan, or was edited; use the plan file scan wrote, or scan again"),
     row("preview_dev_zero", "preview /dev/zero", says="not a regular file"),
     row("preview_fifo", "preview {root}/fifo", says="not a regular file"),
     row("config_is_a_fifo", "runs list --config {root}/fifo --home {home}", defaults=False,
@@ -268,6 +274,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     (root / "notes.json").write_text(shell.replace('"source"', '"notes": [1, 2], "source"') % ("", ""),
                                      encoding="utf-8")
     (root / "listchange.json").write_text(shell % ("[1]", ""), encoding="utf-8")
+    partial = {k: v for k, v in header.items() if k not in ("plan_id", "org_id")}
+    (root / "noplanid.json").write_text(shell.replace(json.dumps(header), json.dumps(partial)) % ("", ""),
+                                        encoding="utf-8")
+    (root / "noheader.json").write_text('{"format": "crmsweep.plan/1", "changes": []}', encoding="utf-8")
     os.mkfifo(root / "fifo")
     (root / "huge.json").write_text('{"format": "crmsweep.plan/1", "pad": "' + "x" * 20_000_000 + '"}',
                                     encoding="utf-8")
