@@ -81,7 +81,15 @@ from crmsweep.cleanup.apply import (
 from crmsweep.cleanup.live_check import ApplyTimeRules
 from crmsweep.cleanup.passes import check_pass_tables, objects_read
 from crmsweep.cleanup.plan_auth import Trust, signed_json, trust_of
-from crmsweep.cleanup.plan_checks import Caps, HomeRules, check_acceptable, check_plan, load_plan, read_plan_file
+from crmsweep.cleanup.plan_checks import (
+    Caps,
+    HomeRules,
+    check_acceptable,
+    check_plan,
+    load_plan,
+    other_org_step,
+    read_plan_file,
+)
 from crmsweep.cleanup.quality import QualityReport, build_report, detail_rows
 from crmsweep.cleanup.quality_render import is_report_file
 from crmsweep.cleanup.quality_rules import check_rule_fields, effective_rules, measure
@@ -576,10 +584,14 @@ def _is_plan_file(path: Path) -> bool:
 
 def _check_snapshot_matches(reader: SnapshotReader, connector: Connector, connection: str) -> None:
     manifest = reader.manifest
-    if manifest.org_id != connector.org_id() or manifest.provider != connector.provider:
+    live_org = connector.org_id()
+    if manifest.org_id != live_org or manifest.provider != connector.provider:
         raise BadInput(
             f"snapshot {manifest.snapshot_id} is of {manifest.provider} org {manifest.org_id}, "
-            f"but connection '{connection}' is {connector.provider} org {connector.org_id()}"
+            f"but connection '{connection}' is {connector.provider} org {live_org}: "
+            + other_org_step(manifest.connection, connection, manifest.org_id, made="taken",
+                             use="scan it with that one",
+                             again=f"scan with '{{}}' without --snapshot, which backs up org {live_org} first")
         )
 
 

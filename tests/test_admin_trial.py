@@ -193,3 +193,47 @@ def test_the_resume_runs_show_prints_for_a_built_in_sandbox_keeps_the_config_the
     with api.connect(api.Workspace.load(config, home), "sandbox-salesforce") as connector:
         live = connector.read(kept["object"], [kept["record_id"]], ["Id", "IsDeleted"])
     assert live[kept["record_id"]]["IsDeleted"] is False  # still there, as the admin protected it
+
+
+def test_a_plan_or_snapshot_of_another_org_is_refused_with_the_connection_it_was_made_with_and_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal of a plan (or a snapshot) made for another org than the connection reaches named both orgs and
+    stopped there: which connection it was made with, and the two ways on (that connection, or a scan of this
+    org), were left for the admin to work out."""
+    from crmsweep import api
+    from crmsweep.sandbox.server import start_sandbox
+
+    with start_sandbox(tmp_path / "other-state", records=40, seed=5) as other:
+        info = other.info
+        config = tmp_path / "crmsweep.toml"
+        config.write_text(f'[sandbox]\nrecords = 150\nseed = 3\n\n[connections.other]\nprovider = "salesforce"\n'
+                          f'url = "{info.url}"\ntoken_env = "ADMIN_TRIAL_OTHER"\nca_file = "{info.ca_file}"\n',
+                          encoding="utf-8")
+        env = {"ADMIN_TRIAL_OTHER": info.token}
+        where = ["--home", str(tmp_path / "home"), "--config", str(config)]
+        plan = tmp_path / "plan.json"
+        scanned = runner.invoke(app, ["scan", "-c", "sandbox-salesforce", "-o", str(plan), "--pass",
+                                      "stale_contacts", "--json", *where], env=env, catch_exceptions=False)
+        assert scanned.exit_code == 0, scanned.stderr
+        made = json.loads(scanned.stdout)
+        monkeypatch.setenv("ADMIN_TRIAL_OTHER", info.token)
+        with api.connect(api.Workspace.load(config, tmp_path / "home"), "other") as connector:
+            theirs = connector.org_id()
+        assert theirs != made["org_id"]
+
+        applied = runner.invoke(app, ["apply", str(plan), "-c", "other", "--yes", *where], env=env,
+                                catch_exceptions=False)
+        assert applied.exit_code == 2
+        assert applied.stderr.strip() == (
+            f"crmsweep: plan is for org {made['org_id']} but connection 'other' is org {theirs}: it was made with "
+            f"connection 'sandbox-salesforce'; apply it with that one (without -c), or scan again with 'other' for "
+            f"a plan of org {theirs}")
+
+        rescanned = runner.invoke(app, ["scan", "-c", "other", "--snapshot", made["snapshot"], "-o",
+                                        str(tmp_path / "never.json"), *where], env=env, catch_exceptions=False)
+        assert rescanned.exit_code == 2
+        assert rescanned.stderr.strip() == (
+            f"crmsweep: snapshot {made['snapshot']} is of salesforce org {made['org_id']}, but connection 'other' "
+            f"is salesforce org {theirs}: it was taken with connection 'sandbox-salesforce'; scan it with that one, "
+            f"or scan with 'other' without --snapshot, which backs up org {theirs} first")

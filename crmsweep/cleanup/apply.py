@@ -61,7 +61,7 @@ from crmsweep.cleanup.drift import (
 )
 from crmsweep.cleanup.interrupts import InterruptedMidWrite, can_defer, writes_finish_first
 from crmsweep.cleanup.live_check import ApplyTimeRules, LiveChecker, judged_records, plan_snapshot, undone_writes
-from crmsweep.cleanup.plan_checks import check_plan, check_plan_text
+from crmsweep.cleanup.plan_checks import check_plan, check_plan_text, refuse_other_org
 from crmsweep.connectors.base import Connector
 from crmsweep.connectors.ingest import OPEN, TERMINAL, BulkIngest, IngestJob, IngestOutcome
 from crmsweep.errors import (
@@ -1163,9 +1163,7 @@ def apply_plan(
     if unlogged_source is not None:
         if not dry_run:
             raise ValueError("only a dry run may apply a plan its source's log does not back")
-        if plan.header.org_id != connector.org_id():
-            raise BadInput(f"plan is for org {plan.header.org_id} but connection '{connector.connection_name}' "
-                           f"is org {connector.org_id()}")
+        refuse_other_org(plan, connector)
     else:
         check_plan_text(plan, plan_text, home)
         check_plan(plan, connector, home)

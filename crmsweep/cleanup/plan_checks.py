@@ -98,6 +98,27 @@ class HomeRules:
     ids: tuple[str, ...]
 
 
+def refuse_other_org(plan: Plan, connector: Connector) -> None:
+    live_org = connector.org_id()
+    if plan.header.org_id != live_org:
+        raise BadInput(f"plan is for org {plan.header.org_id} but connection '{connector.connection_name}' is org "
+                       f"{live_org}: " + other_org_step(plan.header.connection, connector.connection_name,
+                                                         plan.header.org_id, made="made",
+                                                         use="apply it with that one (without -c)",
+                                                         again=f"scan again with '{{}}' for a plan of org {live_org}"))
+
+
+def other_org_step(made_with: str, connection: str, org_id: str, *, made: str, use: str, again: str) -> str:
+    """What to do with a plan or snapshot `made` with connection `made_with` for org `org_id`, which `connection`
+    does not reach: `use` it with the connection it was made with, or start `again` (`{}`: the connection).
+    When its connection is this one, that connection was pointed at another org since."""
+    made_with = one_line(made_with)
+    if made_with == connection:
+        return (f"'{connection}' reached org {org_id} when it was {made}; point it back there, or "
+                f"{again.format(connection)}")
+    return f"it was {made} with connection '{made_with}'; {use}, or {again.format(connection)}"
+
+
 def check_plan(plan: Plan, connector: Connector, home: Home, *, caps: Caps | None = None) -> None:
     """Refuse a plan made for another org, or whose before-images are not safely held (rule 2), or a
     plan from a scan over `caps` that was not allowed over them by the scan of this home that made it."""
@@ -108,11 +129,7 @@ def check_plan(plan: Plan, connector: Connector, home: Home, *, caps: Caps | Non
             f"{connector.provider}: apply it with its own connection ('{one_line(header.connection)}', what it uses "
             "without -c) or another of that org"
         )
-    live_org = connector.org_id()
-    if header.org_id != live_org:
-        raise BadInput(
-            f"plan is for org {header.org_id} but connection '{connector.connection_name}' is org {live_org}"
-        )
+    refuse_other_org(plan, connector)
     check_provenance(plan, home, connector.vocabulary)
     if header.source.get("kind") == "run":
         _check_nothing_undone_twice(plan, home, connector.vocabulary)
