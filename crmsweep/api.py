@@ -696,7 +696,8 @@ def apply(
     `dry_run` checks and reads everything, writes nothing and asks nothing.
     """
     plan, text = load_plan(plan_path, ws.home)
-    if (undone := _undone_by_another(ws, plan)) is not None:
+    # A resume is not answered so: the stopped run it names stays unfinished, and check_plan refuses it.
+    if resume_run is None and (undone := _undone_by_another(ws, plan)) is not None:
         return undone
     with connect(ws, connection or plan.header.connection) as connector:
         calls_before = connector.api_usage().calls  # the report counts the checks' calls too (the org id)
