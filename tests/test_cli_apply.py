@@ -485,3 +485,31 @@ def test_a_dry_run_while_the_plan_is_being_applied_says_so_not_that_its_run_is_u
         f"crmsweep: plan {applied.plan_id} is being applied now by run {applied.run_id} (pid {os.getpid()}): a dry "
         "run would read its records while they are written; repeat the dry run once that run has finished")
     assert "unfinished" not in dry.stderr
+
+
+def test_rollback_yes_lists_at_most_50_changes_an_object_and_says_how_to_see_the_rest(
+    config: Path, home: Path, tmp_path: Path
+) -> None:
+    """`rollback RUN --yes` printed every change line of its preview (without --yes it shows 50 an object, as
+    `preview --limit 50`): thousands of lines, the prompt-free run's report scrolled away under them."""
+    with config.open("a", encoding="utf-8") as f:
+        f.write("\n[passes.stale_contacts]\nyears = 1\n")  # more than 50 contacts
+    plan_file = tmp_path / "plan.json"
+    cli(config, home, "scan", "-c", "cli", "-o", str(plan_file), "--json", "--pass", "stale_contacts")
+    plan, _ = Plan.from_json(plan_file.read_text())
+    contacts = sum(1 for c in plan.changes if c.object == "Contact")
+    assert contacts > 50
+    applied = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    back = cli(config, home, "rollback", applied["run"], "--yes")
+    listed = [line for line in back.stdout.splitlines() if re.match(r"\s*[-~+] ", line)]
+    assert 50 <= len(listed) < len(plan.changes)
+    assert f"… and {contacts - 50:,} more" in back.stdout
+    [undo] = [r for r in api.runs(ws(config, home)) if r.rollback_of == applied["run"]]
+    kept = home / "runs" / undo.run_id / "plan.json"
+    assert back.stderr.strip().splitlines()[-1] == (
+        f"{undo.total - len(listed):,} more changes of the rollback plan are not listed above (at most 50 an "
+        f"object): see them all with `crmsweep preview {kept} --config {shlex.quote(str(config))} --home {home}`.")
+    whole = cli(config, home, "preview", str(kept)).stdout
+    assert len([line for line in whole.splitlines() if re.match(r"\s*[-~+] ", line)]) == undo.total
+    statuses = {r.run_id: r.status for r in api.runs(ws(config, home))}
+    assert statuses[applied["run"]] == "rolled back"  # and it was applied all the same

@@ -249,6 +249,13 @@ def render_preview(plan: Plan, *, limit: int | None = None, signature: str | Non
     return "\n".join(one_line(line) for line in lines) + "\n"
 
 
+def unlisted(plan: Plan, limit: int | None) -> int:
+    """How many change lines `render_preview(plan, limit=limit)` leaves out (its "… and N more" lines)."""
+    if limit is None:
+        return 0
+    return sum(max(0, len(changes) - limit) for objects in _group(plan).values() for changes in objects.values())
+
+
 def summarize(plan: Plan) -> dict[str, Any]:
     """The preview's numbers as data (for `--json`)."""
     by_pass: dict[str, dict[str, dict[str, int]]] = {}

@@ -23,7 +23,7 @@ from crmsweep.cleanup.apply import ApplyReport
 from crmsweep.cleanup.drift import DELETE_OPS, SINCE_BACKUP, SKIP_DRIFT
 from crmsweep.cleanup.labels import one_line
 from crmsweep.cleanup.passes import PASSES
-from crmsweep.cleanup.preview import breakdown, ops_breakdown, removal_words, vocabulary_of
+from crmsweep.cleanup.preview import breakdown, ops_breakdown, removal_words, unlisted, vocabulary_of
 from crmsweep.commands.common import (
     NO_TERMINAL,
     AllowOverBudgetOpt,
@@ -439,6 +439,14 @@ def apply(
     exit_for(report)
 
 
+ROLLBACK_PREVIEW_LIMIT = 50  # change lines an object, as `preview --limit 50`
+
+
+def unlisted_text(hidden: int) -> str:
+    return (f"{hidden:,} more changes of the rollback plan are not listed above "
+            f"(at most {ROLLBACK_PREVIEW_LIMIT} an object)")
+
+
 @handle_errors
 def rollback(
     run_id: Annotated[str, typer.Argument(help="The run to undo, as `crmsweep runs list` shows it.")],
@@ -460,9 +468,19 @@ def rollback(
     ws = workspace(config, home)
     again = command_line(["rollback", run_id, *(["--yes"] if yes else [])], config=ws.config.path, home=ws.home.root)
 
+    hidden: list[int] = []
+
     def show(plan: Plan) -> None:
-        if not as_json:
-            print_preview(plan, limit=None if yes else 50)
+        if as_json:
+            return
+        # Bounded with --yes too: a prompt-free rollback of thousands printed every line, and its report
+        # scrolled away under them. Asked, the admin may decline and write the whole plan with -o; with --yes
+        # the rollback run keeps it, and its report is followed by where.
+        print_preview(plan, limit=ROLLBACK_PREVIEW_LIMIT)
+        hidden.append(unlisted(plan, ROLLBACK_PREVIEW_LIMIT))
+        if hidden[0] and not yes:
+            err.print(f"{unlisted_text(hidden[0])}: to see them all, decline and write the plan with "
+                      f"`crmsweep rollback {run_id} -o FILE`, then `crmsweep preview FILE`.", markup=False)
 
     unfinished = api.started_run(ws, run_id)
 
@@ -536,4 +554,7 @@ def rollback(
             err.print(f"Finished the interrupted rollback run {report.run_id} of run {run_id}.")
         render_report(report, resume_hint=f"`{again}`", provider=outcome.plan.header.provider)
         failures_hint(report, again=again)
+        if yes and hidden and hidden[0] and report.run_id:
+            kept = shlex.join(["crmsweep", "preview", str(api.run_plan_path(ws, report.run_id))])
+            err.print(f"{unlisted_text(hidden[0])}: see them all with `{kept}`.", markup=False)
     exit_for(report)
