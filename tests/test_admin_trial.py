@@ -237,3 +237,34 @@ def test_a_plan_or_snapshot_of_another_org_is_refused_with_the_connection_it_was
             f"crmsweep: snapshot {made['snapshot']} is of salesforce org {made['org_id']}, but connection 'other' "
             f"is salesforce org {theirs}: it was taken with connection 'sandbox-salesforce'; scan it with that one, "
             f"or scan with 'other' without --snapshot, which backs up org {theirs} first")
+
+
+def test_a_number_kept_as_text_in_the_snapshot_shows_as_a_number_beside_the_number_written(tmp_path: Path) -> None:
+    """stale_open_deals previewed `Probability: "60" → 0`: the snapshot keeps a decimal field's value as the
+    CRM's text (exact digits), and the pass writes a number, so one field read as text going to a number. Both
+    sides now read as numbers, in the scan's preview and in its rollback's, and the plan still writes 0."""
+    import re
+
+    config = tmp_path / "crmsweep.toml"
+    config.write_text("[sandbox]\nrecords = 150\nseed = 3\n", encoding="utf-8")
+    where = ["--home", str(tmp_path / "home"), "--config", str(config)]
+    plan = tmp_path / "plan.json"
+    _cli(where, "scan", "-c", "sandbox-salesforce", "-o", str(plan), "--pass", "stale_open_deals", "--json")
+    changes = json.loads(plan.read_text(encoding="utf-8"))["changes"]
+    assert changes and all(isinstance(c["before"]["Probability"], str) for c in changes)  # the snapshot's text
+    assert {c["after"]["Probability"] for c in changes} == {0}  # what is written: unchanged, a number
+
+    def probabilities(plan_file: Path) -> list[str]:
+        shown = runner.invoke(app, ["preview", str(plan_file), *where], catch_exceptions=False)
+        assert shown.exit_code == 0, shown.stderr
+        return re.findall(r"Probability: ([^,]+?)(?:,|  )", shown.stdout)
+
+    shown = probabilities(plan)
+    assert len(shown) == len(changes)
+    assert shown == [f"{c['before']['Probability']} → 0" for c in changes]
+
+    applied = _cli(where, "apply", str(plan), "--yes", "--json")
+    undo = tmp_path / "undo.json"
+    result = runner.invoke(app, ["rollback", applied["run"], "-o", str(undo), *where], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert sorted(probabilities(undo)) == sorted(f"0 → {c['before']['Probability']}" for c in changes)

@@ -4,9 +4,11 @@ Every change is one line whose first character says what happens to the record, 
 colour by it: `-` delete/archive, `~` update/deactivate/reactivate, `+` undelete/create. No other
 line starts with one of those characters. Every value a change writes is shown in full and exactly
 (JSON, invisible characters escaped): the admin approves what will be written, not a summary of it.
-Values being replaced are shortened, as the snapshot holds them in full. A re-create says "create (new id)"
-and an undelete "undelete (id kept)"; a re-created child's lookup to a parent re-created first reads
-"(the new id of Account 001...)", the one value not known before apply writes it.
+Values being replaced are shortened, as the snapshot holds them in full. A number kept as text (a
+decimal field's exact digits, as the snapshot holds it) reads as a number beside a number, its digits
+as they are. A re-create says "create (new id)" and an undelete "undelete (id kept)"; a re-created
+child's lookup to a parent re-created first reads "(the new id of Account 001...)", the one value not
+known before apply writes it.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from crmsweep import providers
 from crmsweep.cleanup.labels import change_name, one_line
 from crmsweep.cleanup.passes import PASSES, summary_in
+from crmsweep.decimal_text import decimal_text
 from crmsweep.model import Change, Op, Plan, Vocabulary, link_type_labels, link_types, placeholder_target
 
 MARKS = {
@@ -43,6 +47,33 @@ def format_value(value: Any) -> str:
     if value is None or isinstance(value, bool | int | float):
         return json.dumps(value)
     return format_value(str(value))
+
+
+def _value_pair(before: Any, after: Any) -> str:
+    """`before → after` of one field. A number the snapshot keeps as the CRM's text (a decimal field's exact
+    digits) reads as a number when the other side is one (`"60" → 0` read as text becoming a number); its
+    digits are shown as they are, and what is written is unchanged."""
+    if _is_number(before) or _is_number(after):
+        before_text, after_text = _as_number(before), _as_number(after)
+        if before_text is not None and after_text is not None:
+            return f"{before_text} → {after_text}"
+    return f"{format_value(before)} → {exact_value(after)}"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def _as_number(value: Any) -> str | None:
+    """`value` as a number's text (null for none), or None if it is not a number or a number's text."""
+    if value is None:
+        return "null"
+    if isinstance(value, str) and value != value.strip():
+        return None  # blanks around it are written too: shown as the text it is
+    try:
+        return decimal_text(value)
+    except ValueError:
+        return None
 
 
 def exact_value(value: Any) -> str:
@@ -87,9 +118,7 @@ def change_line(change: Change, vocabulary: Vocabulary | None = None) -> str:
         made = "create (new id)" if word == change.op.value else f"{word} (id kept)"
         parts.append(made + (f" with {written}" if written else ""))
     elif change.op is not Op.DELETE:
-        parts.append(
-            ", ".join(f"{k}: {format_value(change.before.get(k))} → {exact_value(v)}" for k, v in change.after.items())
-        )
+        parts.append(", ".join(f"{k}: {_value_pair(change.before.get(k), v)}" for k, v in change.after.items()))
     if change.reason.strip():
         parts.append(one_line(change.reason.strip()))
     return "  ".join(parts)
