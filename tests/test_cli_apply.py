@@ -488,7 +488,7 @@ def test_a_dry_run_while_the_plan_is_being_applied_says_so_not_that_its_run_is_u
 
 
 def test_rollback_yes_lists_at_most_50_changes_an_object_and_says_how_to_see_the_rest(
-    config: Path, home: Path, tmp_path: Path
+    config: Path, home: Path, tmp_path: Path, terminal: None
 ) -> None:
     """`rollback RUN --yes` printed every change line of its preview (without --yes it shows 50 an object, as
     `preview --limit 50`): thousands of lines, the prompt-free run's report scrolled away under them."""
@@ -500,6 +500,10 @@ def test_rollback_yes_lists_at_most_50_changes_an_object_and_says_how_to_see_the
     contacts = sum(1 for c in plan.changes if c.object == "Contact")
     assert contacts > 50
     applied = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    # Asked at a terminal, the admin can decline and write the whole plan first.
+    declined = cli(config, home, "rollback", applied["run"], input="n\n", expect=4)
+    assert (f"more changes of the rollback plan are not listed above (at most 50 an object): to see them all, "
+            f"decline and write the plan with `crmsweep rollback {applied['run']} -o FILE") in declined.stderr
     back = cli(config, home, "rollback", applied["run"], "--yes")
     listed = [line for line in back.stdout.splitlines() if re.match(r"\s*[-~+] ", line)]
     assert 50 <= len(listed) < len(plan.changes)
