@@ -184,3 +184,116 @@ def test_apply_re_checks_a_removal_on_an_org_without_cases_and_one_put_on_an_ope
     checker = LiveChecker(strict, ApplyTimeRules(), plan.header.pass_settings, NOW,
                           lambda obj: {f.name for f in strict.fields(obj)})
     assert checker.verdicts(removals, live) == [None, ("no longer qualifies", "now on an open case (500N1)")]
+
+
+# The remote server's reply, as Salesforce keeps it in EmailBouncedReason, and what the pass makes of it with the
+# default soft_reasons: None for a hard bounce (a bad address: cleared), else the hold-back reason.
+SOFT = "soft bounce, the address may still work (EmailBouncedReason {})"
+REPLIES = {
+    "003H1": ("550 5.1.1 <a@example.com>: Recipient address rejected: User unknown", None),
+    "003H2": ("550 5.1.0 Address rejected", None),
+    "003H3": ("550 No such user here", None),
+    "003H4": ("550-5.1.1 The email account that you tried to reach does not exist", None),
+    # Salesforce records a bounce only once its own bounce handling took the reply as one: no reason, still hard.
+    "003H5": ("", None),
+    "003H6": (None, None),
+    "003S1": ("552 5.2.2 Mailbox full", SOFT.format('says "mailbox full"')),
+    "003S2": ("552-5.2.2 The email account that you tried to reach is over quota", SOFT.format('says "over quota"')),
+    "003S3": ("554 5.7.1 Message rejected as SPAM", SOFT.format('says "spam"')),
+    "003S4": ("421 4.7.0 Temporarily deferred", SOFT.format('says "temporarily"')),
+    "003S5": ("550 5.7.26 Unauthenticated email is not accepted from this domain", SOFT.format('says "5.7."')),
+    "003S6": ("450 Requested mail action not taken: mailbox unavailable",
+              SOFT.format("has a transient SMTP code (4xx or 4.x.x)")),
+    "003S7": ("smtp; 451 4.3.0 Mail server error", SOFT.format("has a transient SMTP code (4xx or 4.x.x)")),
+    "003S8": ("550 4.4.7 Message expired", SOFT.format("has a transient SMTP code (4xx or 4.x.x)")),
+}
+
+
+def replies_org() -> Org:
+    org = sf_org()
+    for rid, (reason, _) in REPLIES.items():
+        org.add("Contact", rid, Name=rid, Email=f"{rid}@example.com", EmailBouncedDate=BOUNCED,
+                EmailBouncedReason=reason, HasOptedOutOfEmail=False)
+    # An address at a mail host with 4 in its name, and a 5.x.x code that is not 4.x.x: hard all the same.
+    org.add("Contact", "003H7", Name="Host", Email="h@example.com", EmailBouncedDate=BOUNCED,
+            EmailBouncedReason="550 5.1.1 <h@mx4.4.example.com> unknown; relay 10.4.4.4", HasOptedOutOfEmail=False)
+    return org
+
+
+def test_salesforce_holds_back_soft_and_policy_bounces_and_clears_the_hard_ones() -> None:
+    out = run_pass(NAME, replies_org().view(), SF)
+    assert ids(out) == ["003H1", "003H2", "003H3", "003H4", "003H5", "003H6", "003H7"]
+    held: dict[str, int] = {}
+    for _, why in REPLIES.values():
+        if why is not None:
+            held[why] = held.get(why, 0) + 1
+    assert out.held_back == held
+    assert out.notes == []
+    # The same on a removal: a soft-bounced person is not deleted either.
+    out = run_pass(NAME, replies_org().view(), SF, action="delete")
+    assert ids(out) == ["003H1", "003H2", "003H3", "003H4", "003H5", "003H6", "003H7"]
+    assert out.held_back == held
+
+
+def test_the_scan_holds_soft_bounces_back_and_counts_them_by_reason() -> None:
+    result = scan(replies_org().view(), SF, [NAME])
+    assert ids(result) == ["003H1", "003H2", "003H3", "003H4", "003H5", "003H6", "003H7"]
+    assert sum(result.held_back[NAME].values()) == 8
+    assert result.held_back[NAME][SOFT.format("has a transient SMTP code (4xx or 4.x.x)")] == 3
+
+
+def test_soft_reasons_are_plain_substrings_any_case_and_can_be_set() -> None:
+    # Only the transient codes stay soft without the words; an admin's own word holds back its bounces.
+    out = run_pass(NAME, replies_org().view(), SF, soft_reasons=["NO SUCH user", "(.*)"])
+    assert ids(out) == ["003H1", "003H2", "003H4", "003H5", "003H6", "003H7", "003S1", "003S2", "003S3", "003S5"]
+    assert out.held_back == {SOFT.format('says "NO SUCH user"'): 1,
+                             SOFT.format("has a transient SMTP code (4xx or 4.x.x)"): 4}
+
+
+def test_soft_reasons_must_be_words() -> None:
+    with pytest.raises(BadInput) as caught:
+        validate_settings(NAME, {"soft_reasons": ["mailbox full", "  "]})
+    assert str(caught.value) == ("[passes.bounced_emails] soft_reasons holds an empty entry, which every reason "
+                                 "contains: remove it")
+    with pytest.raises(BadInput) as caught:
+        validate_settings(NAME, {"soft_reasons": "mailbox full"})
+    assert str(caught.value) == "[passes.bounced_emails] soft_reasons must be a list of strings, not 'mailbox full'"
+
+
+def test_the_live_re_check_judges_the_reason_as_the_scan_does() -> None:
+    out = run_pass(NAME, replies_org().view(), SF)
+    change = out.changes[0]
+    live = {"Email": change.before["Email"], "EmailBouncedDate": BOUNCED}
+    # Each reply the scan would have held back refuses the change at apply, with the scan's words.
+    for reason, why in REPLIES.values():
+        verdict = recheck(change, SF, {**live, "EmailBouncedReason": reason})
+        if why is None:
+            assert verdict is None, reason
+        else:
+            assert verdict == "the bounce now reads as soft" + why.removeprefix(
+                "soft bounce, the address may still work"), reason
+    # With the settings the plan was scanned with.
+    assert recheck(change, SF, {**live, "EmailBouncedReason": "550 No such user here"},
+                   soft_reasons=["no such user"]) == (
+        'the bounce now reads as soft (EmailBouncedReason says "no such user")')
+    # A plan scanned before soft_reasons existed is re-checked with the defaults.
+    assert recheck(change, SF, {**live, "EmailBouncedReason": "552 5.2.2 Mailbox full"}) is not None
+
+
+def test_a_snapshot_without_the_reason_cannot_tell_soft_from_hard_and_is_not_judged() -> None:
+    org = replies_org()
+    org.fields["Contact"] = [f for f in org.fields["Contact"] if f.name != "EmailBouncedReason"]
+    for row in org.rows["Contact"]:
+        row.pop("EmailBouncedReason", None)
+    out = run_pass(NAME, org.view(), SF)
+    assert out.changes == [] and out.held_back == {}
+    assert out.notes == ["Contact was not judged: the snapshot lacks EmailBouncedReason"]
+
+
+def test_hubspot_reads_its_hard_bounce_properties_only() -> None:
+    # HubSpot fills hs_email_hard_bounce_reason_enum for hard bounces only: its reason text is not re-judged.
+    org = hs_org()
+    org.add("contacts", "301", email="x@example.com", hs_email_hard_bounce_reason_enum="MAILBOX_FULL",
+            hs_email_hard_bounce_reason="452 4.2.2 mailbox full")
+    out = run_pass(NAME, org.view(), HS)
+    assert ids(out) == ["301"] and out.held_back == {}
