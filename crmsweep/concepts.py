@@ -263,6 +263,9 @@ class EmailBounces:
     `no_opt_out` says so (a note in the plan). `cleared_with_address` are the bounce fields the CRM
     empties itself when the address changes, and lets the API write back: clearing writes them empty
     too, so the preview shows what the CRM drops and a rollback puts the bounce back with the address.
+    `reason_field` holds the receiving server's reply as text where the CRM records soft bounces too (a
+    full mailbox, a spam or policy rejection, a deferral): the pass tells them from a bad address by it.
+    None: the bounce fields record hard bounces only.
     """
 
     set_fields: tuple[str, ...]
@@ -271,6 +274,7 @@ class EmailBounces:
     opt_out_field: str | None
     no_opt_out: str = ""
     cleared_with_address: tuple[str, ...] = ()
+    reason_field: str | None = None
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,11 @@ def replies_org() -> Org:
     # An address at a mail host with 4 in its name, and a 5.x.x code that is not 4.x.x: hard all the same.
     org.add("Contact", "003H7", Name="Host", Email="h@example.com", EmailBouncedDate=BOUNCED,
             EmailBouncedReason="550 5.1.1 <h@mx4.4.example.com> unknown; relay 10.4.4.4", HasOptedOutOfEmail=False)
+    # Soft bounces that are no candidates at all, so not held back either: no address left, a converted lead.
+    org.add("Contact", "003N1", Name="No Address", Email=None, EmailBouncedDate=BOUNCED,
+            EmailBouncedReason="552 5.2.2 Mailbox full")
+    org.add("Lead", "00QN1", Name="Converted", Email="c@example.com", EmailBouncedDate=BOUNCED,
+            EmailBouncedReason="452 4.2.2 over quota", IsConverted=True)
     return org
 
 
@@ -228,7 +233,7 @@ def test_salesforce_holds_back_soft_and_policy_bounces_and_clears_the_hard_ones(
         if why is not None:
             held[why] = held.get(why, 0) + 1
     assert out.held_back == held
-    assert out.notes == []
+    assert out.notes == ["1 converted Lead record left alone (IsConverted true)"]
     # The same on a removal: a soft-bounced person is not deleted either.
     out = run_pass(NAME, replies_org().view(), SF, action="delete")
     assert ids(out) == ["003H1", "003H2", "003H3", "003H4", "003H5", "003H6", "003H7"]
@@ -287,7 +292,8 @@ def test_a_snapshot_without_the_reason_cannot_tell_soft_from_hard_and_is_not_jud
         row.pop("EmailBouncedReason", None)
     out = run_pass(NAME, org.view(), SF)
     assert out.changes == [] and out.held_back == {}
-    assert out.notes == ["Contact was not judged: the snapshot lacks EmailBouncedReason"]
+    assert out.notes == ["Contact was not judged: the snapshot lacks EmailBouncedReason",
+                         "1 converted Lead record left alone (IsConverted true)"]
 
 
 def test_hubspot_reads_its_hard_bounce_properties_only() -> None:
@@ -297,3 +303,13 @@ def test_hubspot_reads_its_hard_bounce_properties_only() -> None:
             hs_email_hard_bounce_reason="452 4.2.2 mailbox full")
     out = run_pass(NAME, org.view(), HS)
     assert ids(out) == ["301"] and out.held_back == {}
+
+
+def test_the_example_config_shows_the_default_soft_reasons() -> None:
+    from pathlib import Path
+
+    from crmsweep.cleanup.passes import PASSES
+    from crmsweep.config import load_config
+
+    example = load_config(Path(__file__).resolve().parent.parent / "config.example.toml")
+    assert example.passes[NAME]["soft_reasons"] == PASSES[NAME].defaults["soft_reasons"]

@@ -130,3 +130,24 @@ def test_the_planted_candidates_are_what_each_rule_finds_in_the_org(
         if any(str(r["LinkedEntityId"])[:3] in ("800", "801", "0Q0", "3tt") for r in linked["records"]):
             bound.add(document)
     assert set(old) - bound == set(planted["old_files"]["proposed"]) and bound
+
+
+def test_the_seed_plants_hard_bounces_to_clear_and_soft_ones_to_keep(
+    sf: Client, planted: dict[str, dict[str, list[object]]]
+) -> None:
+    entry = planted["bounced_emails"]
+    replies: dict[str, str | None] = {}
+    for name in ("Contact", "Lead"):
+        for row in sf.query_all_iter(f"SELECT Id, Email, EmailBouncedReason, CreatedDate FROM {name} "
+                                     "WHERE EmailBouncedDate != null"):
+            if row["Email"]:
+                replies[row["Id"]] = row["EmailBouncedReason"]
+    proposed = {replies[str(i)] for i in entry["proposed"]}
+    held = [replies[str(i)] for i in entry["held"]]
+    # Hard: the address is bad (5.1.1 or in words), or no reply at all; all of them are proposed.
+    assert {None, "550 No such user here", "550 5.1.1 mailbox does not exist"} <= proposed
+    assert not proposed & {"552 5.2.2 mailbox full", "554 5.7.1 message rejected as spam"}
+    # Soft: a full mailbox, spam, a deferral by its words, one by its 4xx code only; held back, never proposed.
+    assert {"552 5.2.2 mailbox full", "554 5.7.1 message rejected as spam", "452 4.2.2 Mailbox over quota",
+            "421 4.7.0 Temporarily deferred", "450 4.2.0 Greylisted, please retry later"} <= set(held)
+    assert held.count("552 5.2.2 mailbox full") >= 2 and held.count("554 5.7.1 message rejected as spam") >= 2

@@ -137,6 +137,9 @@ _RECORD_CONCEPTS = (
         # A bounce stays on the record "until the email address is updated" (Bounce Management): the
         # clear drops it, and a rollback must write it back with the address.
         cleared_with_address=("EmailBouncedDate", "EmailBouncedReason"),
+        # Bounce handling records soft bounces as well (Salesforce Help, "Enable Email Bounce Handling": 4xx
+        # replies are soft, 5xx hard), with the server's reply here as text.
+        reason_field="EmailBouncedReason",
     ),
     Cases(
         object="Case",

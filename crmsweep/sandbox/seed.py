@@ -18,11 +18,12 @@ still has every kind of mess:
 
 The mess is planted by slicing a seeded permutation, so counts are exact rather than only likely:
 stale contacts and leads (~20%, both "old last activity" and "no activity, untouched for years"),
-hard bounces (~5%), contacts with no email or phone (~4%), missing cities (~10%, plus the contacts of
-one or two owners who never fill it in), duplicate pairs (~2% of contacts: same email in another
-case, or same name on the same account), accounts without contacts (~10%), departed (inactive)
-users who still own records and open tasks, active users who have not logged in for months or ever,
-open opportunities past their close date, converted leads, overdue open tasks.
+bounces (~5%, about half of them soft: a full mailbox or a spam rejection), contacts with no email
+or phone (~4%), missing cities (~10%, plus the contacts of one or two owners who never fill it in),
+duplicate pairs (~2% of contacts: same email in another case, or same name on the same account),
+accounts without contacts (~10%), departed (inactive) users who still own records and open tasks,
+active users who have not logged in for months or ever, open opportunities past their close date,
+converted leads, overdue open tasks.
 
 `seed_cleanup.py` then adds the objects the other cleanup passes read, plants held-back candidates
 and near-misses, keeps filler from qualifying by chance (unique emails, account names and domains),
@@ -62,9 +63,11 @@ from crmsweep.sandbox.seed_words import (
     COMPANY_WORDS,
     FIRST_NAMES,
     FORECAST_CATEGORY,
+    HARD_BOUNCES,
     LAST_NAMES,
     PROBABILITY,
     SINGLE_NAMES,
+    SOFT_BOUNCES,
     email_for,
 )
 
@@ -73,12 +76,7 @@ API_USERNAME = "integration@acme.sandbox"
 
 INDUSTRIES = ("Technology", "Manufacturing", "Retail", "Finance", "Healthcare", "Education")
 TITLES = ("CEO", "CFO", "VP Sales", "Head of IT", "Buyer", "Office Manager", "Engineer", "Analyst", None)
-BOUNCE_REASONS = (
-    "550 5.1.1 mailbox does not exist",
-    "550 5.1.1 <{email}>: Recipient address rejected: User unknown",
-    "552 5.2.2 mailbox full",
-    "554 5.7.1 message rejected as spam",
-)
+BOUNCE_REASONS = (*HARD_BOUNCES, *SOFT_BOUNCES)  # about half of the random bounces are soft
 DESCRIPTIONS = (
     "Met at the \"Cloud Expo\" booth, asked about pricing, integrations, and SSO.",
     "Prefers email.\nDo not call before 10am.",

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from crmsweep.sandbox.rules import parse_datetime
+from crmsweep.sandbox.seed_words import PLANTED_SOFT_BOUNCES, SOFT_BOUNCES
 
 Rows = Mapping[str, Sequence[Mapping[str, Any]]]
 RECENT_DAYS = 30  # crmsweep.config ProtectSettings.recent_days
@@ -100,10 +101,12 @@ class Candidates:
         return out
 
     def bounced_emails(self) -> Outcome:
+        """A soft bounce (the seed wrote one of its soft replies) is held back: its address is good."""
+        soft = {*SOFT_BOUNCES, *PLANTED_SOFT_BOUNCES}
         out = Outcome()
         for _, row in self.people():
             if row.get("EmailBouncedDate") and row.get("Email"):
-                out.add(row["Id"], self.recent(row))
+                out.add(row["Id"], self.recent(row) or row.get("EmailBouncedReason") in soft)
         return out
 
     def duplicate_groups(self) -> list[list[str]]:

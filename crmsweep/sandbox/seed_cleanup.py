@@ -28,6 +28,8 @@ from crmsweep.sandbox.seed_words import (
     COMPANY_WORDS,
     FORECAST_CATEGORY,
     LAST_NAMES,
+    PLANTED_HARD_BOUNCES,
+    PLANTED_SOFT_BOUNCES,
     PROBABILITY,
     email_for,
 )
@@ -267,6 +269,18 @@ class _Planter:
         self.plant_person("bounced_emails", "near_misses", 400, Phone=phone(), EmailBouncedDate=bounced_at,
                           EmailBouncedReason="552 5.2.2 mailbox full")
         self.plant_person("bounced_emails", "near_misses", 400, Email="opted.out@mail.example", HasOptedOutOfEmail=1)
+
+    def bounces(self) -> None:
+        """Bounces whose reply a cleanup must read: a hard one in plain words and one with no reply at all
+        (proposed), soft ones only their 4xx code or their words tell apart (held back, the address kept).
+        Planted last, so the org the earlier steps made stays as it was."""
+        bounced_at = format_datetime(self.days_ago(90))
+        self.plant_person("bounced_emails", "proposed", 600, Email="no.such.user@mail.example",
+                          EmailBouncedDate=bounced_at, EmailBouncedReason=PLANTED_HARD_BOUNCES[0])
+        self.plant_person("bounced_emails", "proposed", 600, Email="no.reply@mail.example", EmailBouncedDate=bounced_at)
+        for n, reply in enumerate(PLANTED_SOFT_BOUNCES):
+            self.plant_person("bounced_emails", "held", 600, Email=f"soft.bounce{n + 1}@mail.example",
+                              EmailBouncedDate=bounced_at, EmailBouncedReason=reply)
 
     def deals_and_tasks(self) -> None:
         plant = self.planted.add
@@ -536,6 +550,7 @@ def plant_cleanup(g: _Gen, data: OrgData, seed: int) -> Planted:
     planter.templates()
     planter.files()
     planter.reports()
+    planter.bounces()
     planter.settle()
     return planter.planted
 

@@ -16,6 +16,15 @@ LAST_NAMES = (
     "Dubois", "Rossi", "Andersson", "Hansen", "Fernández", "da Silva", "van der Berg", "Okafor", "Mensah",
     "Schmidt", "Lefèvre", "Zhang", "Wang", "Cohen", "Murphy", "Walsh", "Novák", "Horváth", "Öztürk",
 )
+# Bounce replies as receiving servers word them, which the seeded org keeps in EmailBouncedReason. Hard: the
+# address is bad (RFC 3463 5.1.x, or a plain "no such user"). Soft: the mailbox or the message was refused, or
+# delivery was put off (a full mailbox, spam, a 4xx deferral): the address is good, and no cleanup may clear it.
+# The random bounces draw from the first two; the planted ones name their own.
+HARD_BOUNCES = ("550 5.1.1 mailbox does not exist", "550 5.1.1 <{email}>: Recipient address rejected: User unknown")
+SOFT_BOUNCES = ("552 5.2.2 mailbox full", "554 5.7.1 message rejected as spam")
+PLANTED_HARD_BOUNCES = ("550 No such user here",)
+PLANTED_SOFT_BOUNCES = ("452 4.2.2 Mailbox over quota", "421 4.7.0 Temporarily deferred",
+                        "450 4.2.0 Greylisted, please retry later")
 # Whole names written family-name-first, stored as LastName only (FirstName is null), as many orgs have.
 SINGLE_NAMES = ("李娜", "王伟", "佐藤花子", "김민준")
 ASCII_FOR = {"李娜": "li.na", "王伟": "wang.wei", "佐藤花子": "sato.hanako", "김민준": "kim.minjun"}

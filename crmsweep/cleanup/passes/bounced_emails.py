@@ -1,18 +1,24 @@
 """Clear hard-bounced email addresses and opt the people out (or, with action "delete", remove them).
 
-A person's address hard-bounced when the provider's bounce fields say so (the EmailBounces concept:
-a bounce date or reason set, or a bad-address flag true); only people who still hold an address are
-candidates. Action "clear" (the default) writes the address empty and, where the CRM has an opt-out
-the API may write, sets it (a person already opted out keeps it); where it has none, a note says the
-cleared people are not opted out. The bounce fields the CRM empties itself when an address changes
-are written empty with it, so the preview shows them and a rollback restores the bounce with the
-address. Action "delete" removes the people instead (archives, where the CRM has no undelete),
-holding back those on an open deal or an open case. Converted people are left alone and noted.
+A person's address hard-bounced when the provider's bounce fields say so (the EmailBounces concept: a
+bounce date or reason set, or a bad-address flag true); only people who still hold an address are
+candidates. Where the CRM records soft bounces too, the server's reply it keeps tells them apart: a
+reply with a transient SMTP code (4xx, or an RFC 3463 enhanced code of class 4.x.x) or one that holds
+any of `soft_reasons` (plain words matched in any case: a full mailbox, a spam or policy rejection, a
+deferral) is no sign of a bad address, and the person is held back with that reason. A bounce with no
+reply text is hard: the CRM recorded it as a bounce, and nothing says it was a passing one. Action
+"clear" (the default) writes the address empty and, where the CRM has an opt-out the API may write, sets
+it (a person already opted out keeps it); where it has none, a note says the cleared people are not
+opted out. The bounce fields the CRM empties itself when an address changes are written empty with it,
+so the preview shows them and a rollback restores the bounce with the address. Action "delete" removes
+the people instead (archives, where the CRM has no undelete), holding back those on an open deal or an
+open case. Converted people are left alone and noted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -52,11 +58,20 @@ from crmsweep.cleanup.passes._guards import (
 )
 from crmsweep.cleanup.view import LiveColumns, ids_of
 from crmsweep.concepts import EmailBounces
+from crmsweep.errors import BadInput
 from crmsweep.model import Change, Op, Severity, Vocabulary
 
 NAME = "bounced_emails"
 ACTIONS = ("clear", "delete")
 _SHOWN_DETAIL = 80  # characters of a bounce reason quoted in a change's reason
+# Replies that say the mailbox or the message was refused, not that the address is bad (RFC 3463: 5.2.2 mailbox
+# full, 5.7.x a security or policy refusal, commonly spam), and the words of a deferral that carries no code.
+SOFT_REASONS = ["mailbox full", "mailbox is full", "over quota", "quota exceeded", "insufficient storage", "spam",
+                "policy", "temporarily", "deferred", "try again later", "5.2.2", "5.7."]
+# A transient failure by its code: a reply code 4xx first in the reply (after an "smtp;" of a delivery report),
+# or an enhanced status code 4.x.x anywhere, not part of a longer dotted number (an address, a host).
+_TRANSIENT = re.compile(r"^\W*(?:smtp\s*;\s*)?4\d\d(?!\d)|(?<![\d.])4\.\d{1,3}\.\d{1,3}(?!\.?\d)", re.IGNORECASE)
+_TRANSIENT_CODE = "has a transient SMTP code (4xx or 4.x.x)"
 
 
 def _bounces(vocab: Vocabulary) -> EmailBounces:
@@ -67,6 +82,12 @@ def _bounces(vocab: Vocabulary) -> EmailBounces:
 def _signals(vocab: Vocabulary) -> tuple[str, ...]:
     bounces = _bounces(vocab)
     return (*bounces.set_fields, *bounces.true_flags)
+
+
+def _reply(vocab: Vocabulary) -> tuple[str, ...]:
+    """The field holding the server's reply, where soft bounces are recorded too (else none)."""
+    reason = _bounces(vocab).reason_field
+    return (reason,) if reason else ()
 
 
 def _clear_writes(vocab: Vocabulary) -> dict[str, Any]:
@@ -80,6 +101,27 @@ def _clear_writes(vocab: Vocabulary) -> dict[str, Any]:
 
 def _check(settings: Mapping[str, Any]) -> None:
     one_setting_of(NAME, "action", ACTIONS, settings)
+    if any(not str(word).strip() for word in settings["soft_reasons"]):
+        raise BadInput(f"[passes.{NAME}] soft_reasons holds an empty entry, which every reason contains: remove it")
+
+
+def soft_bounce(reply: Any, soft_reasons: Sequence[str]) -> str | None:
+    """How a bounce's reply text shows a soft bounce (a mailbox or message refused, or a passing failure),
+    or None for a hard one (no reply text: the CRM recorded the bounce, nothing says it passes). The scan
+    and the apply-time re-check both judge by this, with the settings the plan was scanned with."""
+    if not live_filled(reply):
+        return None
+    text = str(reply).casefold()
+    for word in soft_reasons:
+        if str(word).casefold() in text:
+            return f'says "{word}"'
+    return _TRANSIENT_CODE if _TRANSIENT.search(text) else None
+
+
+def _soft_reasons(settings: Mapping[str, Any]) -> Sequence[str]:
+    # A plan scanned before the setting existed is judged by the defaults.
+    words: Sequence[str] = settings.get("soft_reasons", SOFT_REASONS)
+    return words
 
 
 def _detail(frame: pd.DataFrame, row: int, fields: tuple[str, ...]) -> str:
@@ -109,7 +151,8 @@ def run(ctx: PassContext) -> PassOutput:
     output = PassOutput(changes=[])
     for obj in targets:
         names = {s.name for s in view.fields(obj)}
-        needed = [vocab.email_field, *_signals(vocab)]
+        # Without the reply a soft bounce cannot be told from a hard one: the object is not judged.
+        needed = [vocab.email_field, *_signals(vocab), *_reply(vocab)]
         if action == "clear" and bounces.opt_out_field:
             needed.append(bounces.opt_out_field)
         missing = [f for f in needed if f not in names]
@@ -134,6 +177,12 @@ def run(ctx: PassContext) -> PassOutput:
         frame = live.frame(at, list(dict.fromkeys(columns)))
         bounced = filled(frame[vocab.email_field])
         chosen = leave_converted(output, obj, frame, flag, bounced)
+        if bounces.reason_field:
+            # Only those still candidates are judged: a soft bounce without an address, or on a converted
+            # person, is no hold-back.
+            hard = _hard(output, frame.loc[chosen, bounces.reason_field], bounces.reason_field,
+                         _soft_reasons(ctx.settings))
+            chosen = chosen & hard.reindex(chosen.index, fill_value=False)
         rows = frame[chosen].sort_values(vocab.id_field, kind="stable")
         reasons = [f"address hard-bounced{_detail(frame, int(i), tuple(details))}" for i in rows.index]
         if action == "delete":
@@ -153,6 +202,18 @@ def run(ctx: PassContext) -> PassOutput:
         output.notes.append(bounces.no_opt_out)
     output.notes += taken.note(vocab, targets)
     return output
+
+
+def _hard(output: PassOutput, replies: pd.Series, field: str, soft_reasons: Sequence[str]) -> pd.Series:
+    """Which of `replies` are hard bounces; the soft ones are counted in `output.held_back` by how they show."""
+    hard = []
+    for reply in replies:
+        soft = soft_bounce(None if pd.isna(reply) else reply, soft_reasons)
+        hard.append(soft is None)
+        if soft is not None:
+            why = f"soft bounce, the address may still work ({field} {soft})"
+            output.held_back[why] = output.held_back.get(why, 0) + 1
+    return pd.Series(hard, index=replies.index, dtype=bool)
 
 
 def _propose_clear(ctx: PassContext, output: PassOutput, obj: str, rows: pd.DataFrame, reasons: list[str],
@@ -176,13 +237,13 @@ def _propose_clear(ctx: PassContext, output: PassOutput, obj: str, rows: pd.Data
 
 def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
     flag = converted_of(vocab, object_name)
-    fields = (vocab.email_field, *_signals(vocab), *([flag] if flag else []))
+    fields = (vocab.email_field, *_signals(vocab), *_reply(vocab), *([flag] if flag else []))
     return LiveNeeds(fields=fields, related=(*people_guard_reads(vocab), *cascade_live_reads(vocab, object_name)))
 
 
 def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
-    """Still holding an address that still shows a hard bounce, not converted; a removal also on no
-    open deal or case."""
+    """Still holding an address that still shows a bounce, one whose reply reads as hard, not converted; a
+    removal also on no open deal or case."""
     vocab, record = live.vocabulary, live.record
     bounces = _bounces(vocab)
     if not live_filled(record.get(vocab.email_field)):
@@ -191,6 +252,10 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
         live_is_in(record.get(f), (True,)) for f in bounces.true_flags)
     if not still:
         return f"the address no longer shows a hard bounce ({', '.join(_signals(vocab))} empty)"
+    if bounces.reason_field:
+        soft = soft_bounce(record.get(bounces.reason_field), _soft_reasons(settings))
+        if soft is not None:
+            return f"the bounce now reads as soft ({bounces.reason_field} {soft})"
     flag = converted_of(vocab, change.object)
     if flag and live_is_in(record.get(flag), (True,)):
         return f"converted since the scan ({flag} true)"
@@ -199,7 +264,7 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
 
 def _reads(vocab: Vocabulary) -> list[ObjectRead]:
     bounces = _bounces(vocab)
-    own = (vocab.email_field, *_signals(vocab), *bounces.detail_fields,
+    own = (vocab.email_field, *_signals(vocab), *bounces.detail_fields, *_reply(vocab),
            *([bounces.opt_out_field] if bounces.opt_out_field else []))
     return people_reads(vocab, {o: own for o in vocab.people_objects})
 
@@ -208,7 +273,7 @@ SPEC = PassSpec(
     name=NAME,
     summary=summary_of(__doc__),
     order=14,
-    defaults={"action": "clear"},
+    defaults={"action": "clear", "soft_reasons": SOFT_REASONS},
     run=run,
     check=_check,
     proposes=(
