@@ -296,15 +296,6 @@ def test_a_snapshot_without_the_reason_cannot_tell_soft_from_hard_and_is_not_jud
                          "1 converted Lead record left alone (IsConverted true)"]
 
 
-def test_hubspot_reads_its_hard_bounce_properties_only() -> None:
-    # HubSpot fills hs_email_hard_bounce_reason_enum for hard bounces only: its reason text is not re-judged.
-    org = hs_org()
-    org.add("contacts", "301", email="x@example.com", hs_email_hard_bounce_reason_enum="MAILBOX_FULL",
-            hs_email_hard_bounce_reason="452 4.2.2 mailbox full")
-    out = run_pass(NAME, org.view(), HS)
-    assert ids(out) == ["301"] and out.held_back == {}
-
-
 def test_the_example_config_shows_the_default_soft_reasons() -> None:
     from pathlib import Path
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -219,17 +219,20 @@ class _Planter:
 
     # --- people, deals and tasks: the planted ones the random slices do not cover -----------------
 
-    def person(self, created_days: float, **values: Any) -> dict[str, Any] | None:
+    def person(self, created_days: float, *, pick: Callable[[dict[str, Any]], bool] | None = None,
+               **values: Any) -> dict[str, Any] | None:
         """A filler contact made into a planted one (the org keeps `records` contacts): fresh contact
         details, dates and owner, then `values`. Taken preferably from contacts on no deal and with no
-        task; None when the org is too small to spare one."""
+        task (with `pick`, the last the pool holds that `pick` takes, if any); None when the org is too
+        small to spare one."""
         if self.pool is None:
             on_deals = {r["ContactId"] for r in self.data.tables["OpportunityContactRole"]}
             with_tasks = {t["WhoId"] for t in self.data.tables["Task"]}
             self.pool = sorted(self.safe_contacts(), key=lambda c: (c["Id"] not in on_deals, c["Id"] not in with_tasks))
         if not self.pool:
             return None
-        row = self.pool.pop()
+        at = next((n for n in range(len(self.pool) - 1, -1, -1) if pick(self.pool[n])), -1) if pick else -1
+        row = self.pool.pop(at)
         self.used.add(row["Id"])
         created = self.days_ago(created_days)
         activity = (self.anchor - timedelta(days=min(created_days, 20))).date().isoformat()
@@ -243,8 +246,9 @@ class _Planter:
         self.g.audit(row, created, created, self.data.api_user_id)
         return row
 
-    def plant_person(self, pass_name: str, kind: str, created_days: float, **values: Any) -> dict[str, Any] | None:
-        row = self.person(created_days, **values)
+    def plant_person(self, pass_name: str, kind: str, created_days: float, *,
+                     pick: Callable[[dict[str, Any]], bool] | None = None, **values: Any) -> dict[str, Any] | None:
+        row = self.person(created_days, pick=pick, **values)
         if row is not None:
             self.planted.add(pass_name, kind, row["Id"])
         return row
@@ -252,8 +256,9 @@ class _Planter:
     def people(self) -> None:
         phone = self.g.phone
         last_seen = (self.anchor - timedelta(days=1000)).date().isoformat()  # under three years
+        history: dict[str, Any] = {HISTORY_COLUMN: last_seen}
         self.plant_person("stale_contacts", "near_misses", 2000, Email="still.around@mail.example",
-                          LastActivityDate=last_seen, **{HISTORY_COLUMN: last_seen})
+                          LastActivityDate=last_seen, **history)
         if len(self.active_owners) > 1:  # a user last seen 80 days ago is not idle for 90
             user_id = self.active_owners.pop()
             user = next(u for u in self.data.tables["User"] if u["Id"] == user_id)
@@ -275,8 +280,14 @@ class _Planter:
         (proposed), soft ones only their 4xx code or their words tell apart (held back, the address kept).
         Planted last, so the org the earlier steps made stays as it was."""
         bounced_at = format_datetime(self.days_ago(90))
+        # On closed deals only: removing this person (action "delete") takes contact roles along.
+        closed = {o["Id"] for o in self.data.tables["Opportunity"] if o["IsClosed"]}
+        deals: dict[str, set[str]] = {}
+        for role in self.data.tables["OpportunityContactRole"]:
+            deals.setdefault(role["ContactId"], set()).add(role["OpportunityId"])
         self.plant_person("bounced_emails", "proposed", 600, Email="no.such.user@mail.example",
-                          EmailBouncedDate=bounced_at, EmailBouncedReason=PLANTED_HARD_BOUNCES[0])
+                          EmailBouncedDate=bounced_at, EmailBouncedReason=PLANTED_HARD_BOUNCES[0],
+                          pick=lambda c: bool(deals.get(c["Id"])) and deals[c["Id"]] <= closed)
         self.plant_person("bounced_emails", "proposed", 600, Email="no.reply@mail.example", EmailBouncedDate=bounced_at)
         for n, reply in enumerate(PLANTED_SOFT_BOUNCES):
             self.plant_person("bounced_emails", "held", 600, Email=f"soft.bounce{n + 1}@mail.example",
