@@ -149,8 +149,9 @@ _ABSENT_ASSET_CONCEPTS = {
 # finished_campaigns, empty_accounts).
 _RECORD_CONCEPTS = (
     ContactPoints(fields={"contacts": ("email", "phone", "mobilephone")}, other_fields={}),
-    # api-notes 3.2: the enum's values are UNCONFIRMED, so "has any value" is the test. These are HubSpot's
-    # hard-bounce properties (it tells soft bounces apart itself): no reason_field for the pass to re-judge.
+    # api-notes 3.2: the enum's values are UNCONFIRMED, so "has any value" is the test. No reason_field yet:
+    # HubSpot files spam and policy refusals among these hard bounces too, and its reply is not re-judged
+    # (tests/test_red_hubspot_soft_hard_bounce.py; the test portal plants no unknown-user bounce to keep).
     EmailBounces(
         set_fields=("hs_email_hard_bounce_reason_enum",),
         true_flags=("hs_email_bad_address",),

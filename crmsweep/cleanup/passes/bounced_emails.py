@@ -70,7 +70,8 @@ SOFT_REASONS = ["mailbox full", "mailbox is full", "over quota", "quota exceeded
                 "policy", "temporarily", "deferred", "try again later", "5.2.2", "5.7."]
 # A transient failure by its code: a reply code 4xx first in the reply (after an "smtp;" of a delivery report),
 # or an enhanced status code 4.x.x anywhere, not part of a longer dotted number (an address, a host).
-_TRANSIENT = re.compile(r"^\W*(?:smtp\s*;\s*)?4\d\d(?!\d)|(?<![\d.])4\.\d{1,3}\.\d{1,3}(?!\.?\d)", re.IGNORECASE)
+_TRANSIENT_REPLY = re.compile(r"\W*(?:smtp\s*;\s*)?4\d\d(?!\d)")
+_TRANSIENT_STATUS = re.compile(r"(?<![\d.])4\.\d{1,3}\.\d{1,3}(?!\.?\d)")
 _TRANSIENT_CODE = "has a transient SMTP code (4xx or 4.x.x)"
 
 
@@ -115,7 +116,10 @@ def soft_bounce(reply: Any, soft_reasons: Sequence[str]) -> str | None:
     for word in soft_reasons:
         if str(word).casefold() in text:
             return f'says "{word}"'
-    return _TRANSIENT_CODE if _TRANSIENT.search(text) else None
+    if "4" not in text:  # most replies of a bad address (550 5.1.1): no code to look for
+        return None
+    transient = _TRANSIENT_REPLY.match(text) or ("4." in text and _TRANSIENT_STATUS.search(text))
+    return _TRANSIENT_CODE if transient else None
 
 
 def _soft_reasons(settings: Mapping[str, Any]) -> Sequence[str]:
@@ -205,10 +209,15 @@ def run(ctx: PassContext) -> PassOutput:
 
 
 def _hard(output: PassOutput, replies: pd.Series, field: str, soft_reasons: Sequence[str]) -> pd.Series:
-    """Which of `replies` are hard bounces; the soft ones are counted in `output.held_back` by how they show."""
+    """Which of `replies` are hard bounces; the soft ones are counted in `output.held_back` by how they show.
+    Each distinct reply is judged once: an org's soft replies are a few texts, sent to many people."""
+    judged: dict[Any, str | None] = {}
     hard = []
     for reply in replies:
-        soft = soft_bounce(None if pd.isna(reply) else reply, soft_reasons)
+        key = None if pd.isna(reply) else reply
+        if key not in judged:
+            judged[key] = soft_bounce(key, soft_reasons)
+        soft = judged[key]
         hard.append(soft is None)
         if soft is not None:
             why = f"soft bounce, the address may still work ({field} {soft})"
