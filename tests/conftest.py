@@ -12,6 +12,9 @@ from crmsweep import api
 from crmsweep.cleanup.passes import PASSES
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
 from tests.plans import TEST_PASS, TEST_PASS_NAME
+from tests.seeded_states import SeededStates, seeded_states
+
+__all__ = ["seeded_states"]  # fixture, for every module
 
 TOKEN_ENV = "FAULTS_TEST_TOKEN"
 
@@ -22,8 +25,9 @@ settings.load_profile("crmsweep")
 
 
 @pytest.fixture()
-def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
-    with start_sandbox(tmp_path / "state", records=250, seed=21) as running:
+def sandbox(tmp_path: Path, seeded_states: SeededStates) -> Iterator[RunningSandbox]:
+    state = seeded_states.copy_to(tmp_path / "state", provider="salesforce", records=250, seed=21)
+    with start_sandbox(state, records=250, seed=21) as running:
         yield running
 
 

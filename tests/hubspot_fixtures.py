@@ -14,6 +14,7 @@ from hubspot import HubSpot
 from urllib3.util.retry import Retry
 
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
+from tests.seeded_states import SeededStates
 
 RECORDS = 250
 SEED = 21
@@ -45,20 +46,21 @@ def all_pages(sdk_api: Any, **kwargs: Any) -> list[Any]:
 
 
 @pytest.fixture()
-def hubspot_sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
+def hubspot_sandbox(tmp_path: Path, seeded_states: SeededStates) -> Iterator[RunningSandbox]:
     """A seeded portal whose ten-second and search windows do not make a test wait: what the tests using it
     check is what crmsweep writes and reads back, and waiting out Professional's 190 calls a ten seconds and
     5 searches a second (the SDK's Retry-After, crmsweep's pacer) was a third of their time. The windows
     themselves are tested with the limits set (tests/test_sandbox_hubspot_limits.py,
     tests/test_hubspot_rate.py); the daily allowance stays, since budgets are checked against it."""
-    with seeded_portal(tmp_path) as running:
+    with seeded_portal(tmp_path, seeded_states) as running:
         unpaced(running)
         yield running
 
 
-def seeded_portal(tmp_path: Path) -> RunningSandbox:
+def seeded_portal(tmp_path: Path, seeded_states: SeededStates) -> RunningSandbox:
     """The tests' seeded portal, with Professional's limits (`hubspot_sandbox` opens its windows)."""
-    return start_sandbox(tmp_path / "hubspot", provider="hubspot", records=RECORDS, seed=SEED, api_limit=DAILY)
+    state = seeded_states.copy_to(tmp_path / "hubspot", provider="hubspot", records=RECORDS, seed=SEED)
+    return start_sandbox(state, provider="hubspot", records=RECORDS, seed=SEED, api_limit=DAILY)
 
 
 def unpaced(sandbox: RunningSandbox) -> None:

@@ -15,14 +15,15 @@ from crmsweep.sandbox.hubspot_api import HubSpotApi
 from crmsweep.sandbox.hubspot_limits import RateLimits
 from crmsweep.sandbox.server import RunningSandbox, start_sandbox
 from tests.hubspot_fixtures import DAILY, admin, hs, hubspot_get, hubspot_post, seeded_portal
+from tests.seeded_states import SeededStates
 
 __all__ = ["hs"]  # fixtures
 
 
 @pytest.fixture()
-def hubspot_sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
+def hubspot_sandbox(tmp_path: Path, seeded_states: SeededStates) -> Iterator[RunningSandbox]:
     """The portal with the windows these tests are about: Professional's (tests elsewhere open them wide)."""
-    with seeded_portal(tmp_path) as running:
+    with seeded_portal(tmp_path, seeded_states) as running:
         yield running
 
 
