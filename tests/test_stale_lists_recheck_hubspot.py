@@ -6,6 +6,7 @@ reads the portal's emails (archived ones too, as the scan counts them) once per 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,18 +42,36 @@ def _email_naming(store: Any, list_id: str, *, archived: bool = False) -> str:
     return new_id
 
 
+def _workspace(sandbox: RunningSandbox, folder: Path, monkeypatch: pytest.MonkeyPatch) -> api.Workspace:
+    info = sandbox.info
+    config = folder / "crmsweep.toml"
+    config.write_text(f'[connections.hs]\nprovider = "hubspot"\nurl = "{info.url}"\ntoken_env = "{TOKEN_ENV}"\n'
+                      f'ca_file = "{info.ca_file}"\n', encoding="utf-8")
+    monkeypatch.setenv(TOKEN_ENV, info.token)
+    return api.Workspace.load(config, folder / "home")
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The portal seeded and scanned for stale_lists once: its state folder, the home (snapshot, plan key) and
+    plan.json. Every test applies to its own copy (`planned`), so what one writes never reaches another; the
+    seed and the backup were most of each test's time. Nothing in the folder names its path or the port."""
+    world = tmp_path_factory.mktemp("scanned")
+    with pytest.MonkeyPatch.context() as monkeypatch, \
+            start_sandbox(world / "state", provider="hubspot", records=400, seed=7) as sandbox:
+        api.scan(_workspace(sandbox, world, monkeypatch), "hs", world / "plan.json", passes=["stale_lists"],
+                 allow_over_cap=True)
+    return world
+
+
 @pytest.fixture()
-def planned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, RunningSandbox, list[str], Path]]:
+def planned(scanned: Path, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, RunningSandbox, list[str], Path]]:
+    shutil.copytree(scanned, tmp_path, symlinks=True, dirs_exist_ok=True)
     with start_sandbox(tmp_path / "state", provider="hubspot", records=400, seed=7) as sandbox:
-        info = sandbox.info
-        config = tmp_path / "crmsweep.toml"
-        config.write_text(f'[connections.hs]\nprovider = "hubspot"\nurl = "{info.url}"\ntoken_env = "{TOKEN_ENV}"\n'
-                          f'ca_file = "{info.ca_file}"\n', encoding="utf-8")
-        monkeypatch.setenv(TOKEN_ENV, info.token)
-        ws = api.Workspace.load(config, tmp_path / "home")
+        ws = _workspace(sandbox, tmp_path, monkeypatch)
         plan = tmp_path / "plan.json"
-        outcome = api.scan(ws, "hs", plan, passes=["stale_lists"], allow_over_cap=True)
-        lists = [c.record_id for c in outcome.result.plan.changes]
+        lists = [c["record_id"] for c in json.loads(plan.read_text(encoding="utf-8"))["changes"]]
         assert len(lists) >= 2, "the seed plants stale lists no email names"
         yield ws, sandbox, lists, plan
 
