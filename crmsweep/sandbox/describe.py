@@ -41,7 +41,7 @@ def object_summary(obj: SObject, version: str) -> dict[str, Any]:
         "label": label,
         "labelPlural": label + "s",
         "keyPrefix": obj.key_prefix,
-        "custom": False,
+        "custom": obj.custom,
         "customSetting": False,
         "queryable": True,
         "retrieveable": True,

@@ -88,6 +88,11 @@ class SObject:
     def __post_init__(self) -> None:
         self._by_name.update({f.name.lower(): f for f in self.fields})
 
+    @property
+    def custom(self) -> bool:
+        """An org's own object: describe's `custom`, known by the API name's suffix."""
+        return self.name.endswith("__c")
+
     def field(self, name: str) -> Field | None:
         """Case-insensitive lookup, as SOQL is."""
         return self._by_name.get(name.lower())
@@ -481,6 +486,21 @@ INVOICE = SObject(
     label="Invoice",
 )
 
+# An org's own object (Setup > Object Manager), as an admin protects their invoices when the org bills in
+# one: API name ending in __c, an org-specific key prefix (custom objects' start with a letter, "a0X" here),
+# the standard fields every custom object has and no custom field (unused_custom_fields judges none of it).
+INVOICE_CUSTOM = SObject(
+    "Invoice__c", "a0X",
+    (
+        _id(),
+        *_audit()[:1],
+        Field("Name", STRING, "Invoice Name", nillable=False, length=80),
+        _owner(),
+        *_audit()[1:],
+    ),
+    label="Invoice",
+)
+
 EMAIL_TEMPLATE = SObject(
     "EmailTemplate", "00X",
     (
@@ -566,7 +586,7 @@ CONTENT_DOCUMENT = SObject(
 )
 
 LINKABLE = ("Account", "Contact", "Lead", "Opportunity", "Case", "Campaign", "Contract", "Order", "Quote",
-            "Invoice", "User")
+            "Invoice", "Invoice__c", "User")
 
 CONTENT_DOCUMENT_LINK = SObject(
     "ContentDocumentLink", "06A",
@@ -589,8 +609,8 @@ OBJECTS: dict[str, SObject] = {
     o.name: o
     for o in (
         ORGANIZATION, USER, ACCOUNT, CONTACT, LEAD, OPPORTUNITY, OPPORTUNITY_CONTACT_ROLE, TASK, EVENT, CASE,
-        CAMPAIGN, CONTRACT, ORDER, QUOTE, INVOICE, EMAIL_TEMPLATE, REPORT, DASHBOARD, CONTENT_DOCUMENT,
-        CONTENT_DOCUMENT_LINK,
+        CAMPAIGN, CONTRACT, ORDER, QUOTE, INVOICE, INVOICE_CUSTOM, EMAIL_TEMPLATE, REPORT, DASHBOARD,
+        CONTENT_DOCUMENT, CONTENT_DOCUMENT_LINK,
     )
 }
 BY_KEY_PREFIX: dict[str, SObject] = {o.key_prefix: o for o in OBJECTS.values()}
