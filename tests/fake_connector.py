@@ -202,6 +202,10 @@ class FakeConnector:
     def current_user_id(self) -> str | None:
         return self.running_user_id
 
+    def key_prefixes(self) -> dict[str, str]:
+        self._call()
+        return {}
+
     def describe(self, object_name: str) -> dict[str, Any]:
         self._call()
         return {"name": object_name, "fields": [f.to_dict() for f in self._fields[object_name]]}

@@ -226,6 +226,8 @@ class LiveChecker:
         self._judged: Mapping[tuple[str, str], Record] | None = None
         # A dry run's would-be writes (`assume_written`); None in a real run, which reads what it wrote.
         self._would_be: WouldBeWritten | None = None
+        # The CRM's id prefixes, or why it refused them: read on first need, once for the whole apply.
+        self._prefixes: tuple[Mapping[str, str] | None, str | None] | None = None
 
     def assume_written(self, changes: Sequence[Change]) -> None:
         """A dry run: read, from now on, as if `changes` had been written (see `WouldBeWritten`)."""
@@ -287,8 +289,11 @@ class LiveChecker:
             spec = PASSES.get(change.pass_name)
             check = spec.live_check if spec is not None and held is None else None
             if check is not None:
+                needs = self._needs(change)
+                prefixes, why = self._key_prefixes() if needs is not None and needs.key_prefixes else (None, None)
                 rows = LiveRows(record=self._as_judged(change, record), related=related[n],
-                                vocabulary=self.vocabulary, values=values[n], unread=unread[n])
+                                vocabulary=self.vocabulary, values=values[n], unread=unread[n],
+                                key_prefixes=prefixes, prefixes_unread=why)
                 if check.holds is not None:
                     held = check.holds(change, rows, self.protections)
             if held is not None:
@@ -349,6 +354,18 @@ class LiveChecker:
                     if why is not None:
                         unread[n][whole.name] = why
         return per_change, unread
+
+    def _key_prefixes(self) -> tuple[Mapping[str, str] | None, str | None]:
+        """The CRM's id prefix of each object, or None and why it refused the list. As for `_every_row`, a
+        failure that stops a run stops it here, resumable; a refusal of this read alone leaves them unknown."""
+        if self._prefixes is None:
+            try:
+                self._prefixes = (self.connector.key_prefixes(), None)
+            except (RetriableError, LimitExceeded, AuthError, EndpointError):
+                raise
+            except ConnectorError as exc:
+                self._prefixes = (None, str(exc))
+        return self._prefixes
 
     def _every_row(self, step: EveryRowRead, done: dict[_EveryKey, tuple[list[Record], str | None]]
                    ) -> tuple[list[Record], str | None]:

@@ -229,6 +229,12 @@ class Connector(Protocol):
         """The provider's raw describe document for one object (saved into snapshots)."""
         ...
 
+    def key_prefixes(self) -> dict[str, str]:
+        """Object name -> the prefix every id of its records starts with, for each object of the CRM's own list
+        (the org's custom objects too, whose prefixes differ from org to org); empty where ids do not tell
+        their object."""
+        ...
+
     def fields(self, object_name: str) -> list[FieldSpec]:
         """Queryable fields of an object, in describe order, with provider-neutral kinds."""
         ...

@@ -724,6 +724,9 @@ class HubSpotConnector:
     def derived_links(self, object_name: str) -> Mapping[str, tuple[str, ...]]:
         return {}
 
+    def key_prefixes(self) -> dict[str, str]:
+        return {}  # a record id is a number, alike in every object
+
     def deleted_since(self, object_name: str, start: datetime) -> list[str]:
         # Archived records are listed, but not those purged from the archive (GDPR deletes, records past
         # its 90 days): an incremental snapshot would keep them as if they were there.

@@ -499,6 +499,16 @@ class SalesforceConnector:
             self._describes[name] = dict(raw)
         return self._describes[name]
 
+    def key_prefixes(self) -> dict[str, str]:
+        # The global describe (GET /sobjects/) lists every object the user can see with its keyPrefix; some
+        # (system objects without records of their own) have none.
+        raw = self._call("describe the org's objects", lambda: self._sf.describe())
+        listed = raw.get("sobjects") if isinstance(raw, Mapping) else None
+        if not isinstance(listed, list):
+            raise ConnectorError("Salesforce returned no list of objects from the global describe (GET /sobjects/)")
+        return {str(o["name"]): str(o["keyPrefix"]) for o in listed
+                if isinstance(o, Mapping) and o.get("name") and o.get("keyPrefix")}
+
     def fields(self, object_name: str) -> list[FieldSpec]:
         if object_name in PSEUDO_OBJECTS:
             return fields_of(object_name)

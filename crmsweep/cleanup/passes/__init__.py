@@ -205,6 +205,9 @@ class LiveNeeds:
     related: tuple[RelatedRead, ...] = ()
     values_of: Callable[[Change], tuple[str, str] | None] | None = None
     every: tuple[EveryRowRead, ...] = ()
+    # The CRM's own id prefix of each object (`Connector.key_prefixes`), read once per apply: a rule that
+    # must tell which object a linked record belongs to, an org's own objects included, from its id alone.
+    key_prefixes: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,10 @@ class LiveRows:
     # By read name, why a read of `LiveNeeds.every` gave no rows (the CRM refused it): its rows in `related`
     # are then missing, not none, and a rule that needs them must keep the record.
     unread: Mapping[str, str] = field(default_factory=dict)
+    # Object -> id prefix as the CRM lists them (`LiveNeeds.key_prefixes`); None when not asked for or the
+    # CRM refused the list, `prefixes_unread` then saying why (a rule must then keep what it cannot tell).
+    key_prefixes: Mapping[str, str] | None = None
+    prefixes_unread: str | None = None
 
 
 def live_flag(value: Any) -> bool | None:

@@ -5,7 +5,7 @@ the link rows naming it; a file linked to a record of a never-touch object (the 
 orders, quotes, invoices...) is held back and counted. Such a record is known by its row in the
 snapshot and, where the snapshot holds no rows of that object, by the documented prefix of its ids.
 Without the link rows the attachments cannot be told, so the pass does not run. A file attached to
-one since the scan is left alone at apply.
+one since the scan is left alone at apply, its record's object told by the id prefixes the CRM lists then.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
         return LiveNeeds()
     read = RelatedRead(_LINKS, concept.links, concept.link_file_field,
                        (concept.link_file_field, concept.link_record_field))
-    return LiveNeeds(fields=(vocab.created_field,), related=(read,))
+    return LiveNeeds(fields=(vocab.created_field,), related=(read,), key_prefixes=True)
 
 
 def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
@@ -161,9 +161,27 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
     return None
 
 
+def by_prefix(prefixes: Mapping[str, str]) -> dict[str, list[str]]:
+    """Id prefix -> the objects whose records' ids start with it (`prefixes`: object -> prefix; a CRM may list
+    more than one object under a prefix)."""
+    out: dict[str, list[str]] = {}
+    for obj, prefix in prefixes.items():
+        out.setdefault(prefix, []).append(obj)
+    return out
+
+
+def objects_of(prefixed: Mapping[str, list[str]], record_id: str) -> list[str]:
+    """The objects `record_id` may be a record of, by the longest prefix of `prefixed` (`by_prefix`) it starts with."""
+    for n in sorted({len(p) for p in prefixed}, reverse=True):
+        if record_id[:n] in prefixed:
+            return prefixed[record_id[:n]]
+    return []
+
+
 def _holds(change: Change, live: LiveRows, protections: Protections) -> str | None:
     """A file attached now to a record the protections in force name, or to a record of an object they
-    protect whose id prefix is documented (since the scan, or protected since)."""
+    protect (since the scan, or protected since). The record's object is told by its id prefix as the CRM
+    lists them now (an org's own objects have prefixes of their own), else as the provider documents them."""
     concept = live.vocabulary.concept(Files)
     if concept is None:
         return None
@@ -172,10 +190,20 @@ def _holds(change: Change, live: LiveRows, protections: Protections) -> str | No
     named = protections.protected_among(linked)
     if named:
         return f"attached to {named[0]}, which [protect] ids names"
+    prefixed = by_prefix({**concept.key_prefixes, **(live.key_prefixes or {})})
     for record_id in linked:
-        obj = next((o for o, p in concept.key_prefixes.items() if record_id.startswith(p)), None)
-        if obj is not None and protections.protects_object(obj):
+        obj = next((o for o in objects_of(prefixed, record_id) if protections.protects_object(o)), None)
+        if obj is not None:
             return f"attached to {obj} {record_id}, and {obj} is a protected object"
+    if live.key_prefixes is None and live.prefixes_unread is not None:
+        # Without the CRM's list, a record of a protected object with no documented prefix looks like one of
+        # nothing protected: the file is kept rather than deleted with an attachment nobody can tell.
+        documented = {o.casefold() for o in concept.key_prefixes}
+        untold = [o for o in protections.objects if o.casefold() not in documented]
+        unknown = [r for r in linked if not objects_of(prefixed, r)]
+        if untold and unknown:
+            return (f"attached to {unknown[0]}, which may be a record of {', '.join(untold)}: the CRM's list of "
+                    f"objects, which tells a record's object by its id, could not be read ({live.prefixes_unread})")
     return None
 
 
