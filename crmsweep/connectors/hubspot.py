@@ -714,9 +714,9 @@ class HubSpotConnector:
             # Linking twice leaves one link with the same types: safe to resend.
             answer = self._call(f"link {source} to {target}", functools.partial(
                 self._client.raw, call, source, target, body))
-            failed = _link_failures(answer.data)
-            for i in indexes:
-                results[i] = failed.get(checked[i][0], WriteResult(id=checked[i][0], ok=True))
+            failed = _link_failures(answer.data, [checked[i] for i in indexes])
+            for n, i in enumerate(indexes):
+                results[i] = failed.get(n, WriteResult(id=checked[i][0], ok=True))
         return [results[i] for i in range(len(checked))]
 
     # -- backup metadata
@@ -867,17 +867,55 @@ def _type_spec(kind: Mapping[str, Any]) -> dict[str, Any]:
     return {"associationCategory": category, "associationTypeId": type_id}
 
 
-def _link_failures(data: Any) -> dict[str, WriteResult]:
-    """The failed links of a batch link answer (207), by from id."""
-    failed: dict[str, WriteResult] = {}
+# How a batch link error names what failed: the pair's two ends, or ids without saying which end.
+_FROM_KEYS = ("fromId", "fromObjectId")
+_TO_KEYS = ("toId", "toObjectId")
+_EITHER_KEYS = ("ids", "objectId")
+
+
+def _named(context: Mapping[str, Any] | None, keys: Sequence[str]) -> set[str]:
+    values: Any = next((context[k] for k in keys if context and context.get(k)), [])
+    return {str(v) for v in (values if isinstance(values, list) else [values])}
+
+
+def _made_links(data: Any) -> set[tuple[str, str]]:
+    """The (from, to) pairs a batch link answer lists as made: v4 create's `fromObjectId`/`toObjectId`, or
+    associate/default's `from.id`/`to.id`."""
+    made: set[tuple[str, str]] = set()
+    for row in _results(data):
+        if not isinstance(row, Mapping):
+            continue
+        ends = [row.get("fromObjectId"), row.get("toObjectId")]
+        for n, side in enumerate(("from", "to")):
+            if ends[n] is None and isinstance(row.get(side), Mapping):
+                ends[n] = row[side].get("id")
+        if ends[0] is not None and ends[1] is not None:
+            made.add((str(ends[0]), str(ends[1])))
+    return made
+
+
+def _link_failures(data: Any, pairs: Sequence[tuple[str, str]]) -> dict[int, WriteResult]:
+    """The failed links of a batch link answer (207), by position in `pairs`. An error that names its pair
+    fails that link alone: the record's other links in the batch were made, and reported failed they would be
+    retried and counted as failures that did not happen. An error naming one end only (or ids of either end)
+    fails each link with that end, but not one the answer lists as made."""
+    made = _made_links(data)
+    failed: dict[int, WriteResult] = {}
     for error in (data.get("errors") if isinstance(data, Mapping) else None) or []:
-        if isinstance(error, Mapping):
-            context = error.get("context") if isinstance(error.get("context"), Mapping) else None
-            keys: list[Any] = next((context[k] for k in ("fromObjectId", "fromId", "ids")
-                                    if context and context.get(k)), [])
-            for key in keys:
-                failed[str(key)] = WriteResult(id=str(key), ok=False, message=str(error.get("message") or ""),
-                                               error_code=str(error.get("category") or "UNKNOWN"))
+        if not isinstance(error, Mapping):
+            continue
+        context = error.get("context") if isinstance(error.get("context"), Mapping) else None
+        froms, tos, either = (_named(context, keys) for keys in (_FROM_KEYS, _TO_KEYS, _EITHER_KEYS))
+        for n, (a, b) in enumerate(pairs):
+            if froms and tos:
+                hit = a in froms and b in tos
+            elif froms or tos:
+                hit = (a in froms or b in tos) and (a, b) not in made
+            else:
+                hit = (a in either or b in either) and (a, b) not in made
+            if hit and n not in failed:
+                failed[n] = WriteResult(id=a, ok=False, message=str(error.get("message") or ""),
+                                        error_code=str(error.get("category") or "UNKNOWN"))
     return failed
 
 
