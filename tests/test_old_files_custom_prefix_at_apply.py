@@ -12,6 +12,7 @@ from crmsweep import api
 from crmsweep.cleanup.passes import PASSES, LiveRows
 from crmsweep.cleanup.protect import Protections
 from crmsweep.model import Change, Op
+from crmsweep.sandbox.faults import FaultRule
 from crmsweep.sandbox.server import start_sandbox
 from tests.pass_views import NOW, SF, sfid
 from tests.test_apply_live import other_admin
@@ -81,3 +82,25 @@ def test_without_the_org_s_prefixes_a_link_no_documented_prefix_tells_holds_the_
     # in doubt.
     assert held([ACCOUNT], None, UNREAD) is None
     assert held([INVOICE], None, UNREAD, objects=("Contract",)) is None
+
+
+def test_an_apply_that_cannot_read_the_org_s_prefixes_stops_before_deleting_and_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with start_sandbox(tmp_path / "state", records=400, seed=7) as sandbox:
+        sf = other_admin(sandbox)
+        invoice = create(sf, "Invoice__c", {"Name": "INV-0043"})
+        ws = configure(sandbox, PROTECT, tmp_path, monkeypatch)
+        plan = api.scan(ws, "org", tmp_path / "plan.json", passes=["old_files"], allow_over_cap=True).result.plan
+        files = [c.record_id for c in plan.changes if c.pass_name == "old_files"]
+        create(sf, "ContentDocumentLink", {"ContentDocumentId": files[0], "LinkedEntityId": invoice, "ShareType": "V"})
+        # The global describe answers 503 however often it is asked: the run stops, resumable, deleting nothing.
+        sandbox.set_faults([FaultRule(kind="status", status=503, method="GET", path=r"/sobjects/?$")])
+        first = api.apply(ws, tmp_path / "plan.json", confirm=yes).report
+        assert first is not None and first.stopped is not None and (first.applied, first.failed) == (0, 0)
+        assert "when crmsweep tried to describe the org's objects" in first.stopped
+        assert deleted(sf, "ContentDocument", files) == dict.fromkeys(files, False)
+        sandbox.set_faults([])
+        second = api.apply(ws, tmp_path / "plan.json", confirm=yes, resume_run=first.run_id).report
+        assert second is not None and (second.failed, second.remaining, second.stopped) == (0, 0, None)
+        assert deleted(sf, "ContentDocument", files) == {files[0]: False, **dict.fromkeys(files[1:], True)}
+        assert {i["id"]: i["reason"] for i in second.skipped_items if i["id"] in files} == {files[0]: "protected"}
