@@ -19,7 +19,8 @@ The mess, planted by slicing a seeded shuffle (`seed._slices`), so counts are ex
 deactivated owners (max(2, 25% of owners): archived owners, `userId` null, not in the users list)
 who still own contacts, companies, deals and at least two open tasks each; stale contacts (10%
 with only old activity, 10% with none, all created and last modified 3+ years ago); hard-bounced
-contacts (5%: `hs_email_hard_bounce_reason_enum`, the reason text, `hs_email_bounce`); contacts
+contacts (5%: `hs_email_hard_bounce_reason_enum`, the reason text, `hs_email_bounce`; every third a bad
+address, `hs_email_bad_address` true, the others drawn from all of `BOUNCES`, refusals included); contacts
 without email or phone (4%); duplicate contact pairs (1%: same name and phone with another email,
 or the twin's email among the original's `hs_additional_emails`); duplicate company pairs (same
 domain); companies without contacts (10%); open deals past their closedate (15%); two stale
@@ -99,8 +100,12 @@ CUSTOM_PROPERTIES: dict[str, tuple[tuple[PropertyDef, bool], ...]] = {  # (defin
         (PropertyDef("old_forecast_category", "Forecast category (old)", STRING, hubspot_defined=False), False),
     ),
 }
-BOUNCES = (("UNKNOWN_USER", "550 5.1.1 mailbox does not exist"), ("MAILBOX_FULL", "552 5.2.2 mailbox full"),
-           ("SPAM", "554 5.7.1 message rejected as spam"), ("OTHER", "550 5.7.606 access denied, banned sender"))
+BAD_ADDRESS = ("UNKNOWN_USER", "550 5.1.1 mailbox does not exist")
+# Refusals HubSpot files among its hard bounces though the address may be good (knowledge base, "Email bounce
+# types"): bounced_emails holds them back by their reply.
+REFUSALS = (("MAILBOX_FULL", "552 5.2.2 mailbox full"), ("SPAM", "554 5.7.1 message rejected as spam"),
+            ("OTHER", "550 5.7.606 access denied, banned sender"))
+BOUNCES = (BAD_ADDRESS, *REFUSALS)
 OPEN_STAGES = ("appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
                "contractsent")
 OPEN_TASK_STATUSES = ("NOT_STARTED", "IN_PROGRESS", "WAITING", "DEFERRED")
@@ -287,6 +292,7 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
     stale = c_slices["stale_old_activity"] | c_slices["stale_no_activity"]
     contacts: list[ObjectRow] = []
     contact_company: dict[int, int] = {}
+    bounced = 0
     for i in range(n_base):
         # The first contacts cover every linkable company once, so only the planted ones stay empty.
         company = linkable[i] if i < len(linkable) else r.choice(linkable) if r.random() > 0.03 else None
@@ -320,6 +326,11 @@ def generate(records: int, seed: int, anchor: datetime) -> PortalData:
                 props["hs_last_sales_activity_timestamp"] = props["notes_last_updated"]
         if i in c_slices["bounced"]:
             reason, text = r.choice(BOUNCES)
+            # Every third a bad address whatever the draw, so that even a small portal has some to clear beside
+            # the refusals held back; drawn all the same, which leaves the rest of the portal as it was seeded.
+            if bounced % 3 == 0:
+                reason, text = BAD_ADDRESS
+            bounced += 1
             props.update(hs_email_hard_bounce_reason_enum=reason, hs_email_hard_bounce_reason=text,
                          hs_email_bounce="1", hs_email_bad_address="true" if reason == "UNKNOWN_USER" else None)
         if i in c_slices["unreachable"]:
