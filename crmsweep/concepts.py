@@ -265,7 +265,8 @@ class EmailBounces:
     too, so the preview shows what the CRM drops and a rollback puts the bounce back with the address.
     `reason_field` holds the receiving server's reply as text where the CRM records soft bounces too (a
     full mailbox, a spam or policy rejection, a deferral): the pass tells them from a bad address by it.
-    None: the bounce fields record hard bounces only.
+    None: the bounce fields record hard bounces only. `bad_address_flags` (among `true_flags`) are the CRM's
+    own verdict that the address itself is bad: a bounce with one true is hard whatever its reply reads.
     """
 
     set_fields: tuple[str, ...]
@@ -275,6 +276,7 @@ class EmailBounces:
     no_opt_out: str = ""
     cleared_with_address: tuple[str, ...] = ()
     reason_field: str | None = None
+    bad_address_flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from crmsweep.cleanup.live_check import ApplyTimeRules, LiveChecker
-from crmsweep.cleanup.passes import validate_settings
+from crmsweep.cleanup.passes import PASSES, validate_settings
 from crmsweep.cleanup.provenance import scan_plan_problems
 from crmsweep.errors import BadInput
 from crmsweep.model import Op, Record
@@ -43,8 +43,8 @@ def salesforce() -> Org:
 
 def hubspot() -> Org:
     org = hs_org()
-    org.add("contacts", "201", email="bad@example.com", hs_email_hard_bounce_reason_enum="MAILBOX_FULL",
-            hs_email_hard_bounce_reason="mailbox full")
+    org.add("contacts", "201", email="bad@example.com", hs_email_hard_bounce_reason_enum="UNKNOWN_USER",
+            hs_email_hard_bounce_reason="550 5.1.1 mailbox does not exist")
     org.add("contacts", "202", email="bad2@example.com", hs_email_bad_address=True)
     org.add("contacts", "203", email="ok@example.com", hs_email_bad_address=False)
     org.add("contacts", "204", email=None, hs_email_bad_address=True)
@@ -74,8 +74,8 @@ def test_hubspot_clears_and_says_it_cannot_opt_out() -> None:
     out = run_pass(NAME, hubspot().view(), HS)
     assert [(c.record_id, c.after) for c in out.changes] == [
         ("201", {"email": None}), ("202", {"email": None}), ("205", {"email": None})]
-    assert out.changes[0].reason == ("address hard-bounced (hs_email_hard_bounce_reason_enum MAILBOX_FULL; "
-                                     "hs_email_hard_bounce_reason mailbox full): address cleared")
+    assert out.changes[0].reason == ("address hard-bounced (hs_email_hard_bounce_reason_enum UNKNOWN_USER; "
+                                     "hs_email_hard_bounce_reason 550 5.1.1 mailbox does not exist): address cleared")
     assert len(out.notes) == 1 and out.notes[0].startswith("HubSpot has no opt-out the API may write")
 
 
@@ -304,3 +304,69 @@ def test_the_example_config_shows_the_default_soft_reasons() -> None:
 
     example = load_config(Path(__file__).resolve().parent.parent / "config.example.toml")
     assert example.passes[NAME]["soft_reasons"] == PASSES[NAME].defaults["soft_reasons"]
+
+
+# HubSpot files spam and policy refusals, and full mailboxes, among its hard bounces; its reply text is judged as
+# Salesforce's is, but a contact HubSpot flags as a bad address is hard whatever the reply reads.
+HS_SOFT = "soft bounce, the address may still work (hs_email_hard_bounce_reason {})"
+HS_REPLY = "hs_email_hard_bounce_reason"
+
+
+# Contact id: its address, hard-bounce reason (enum, reply text) and bad-address flag.
+HS_BOUNCES: dict[str, tuple[str | None, str | None, str | None, bool | None]] = {
+    "311": ("flagged@example.com", "MAILBOX_FULL", "552 5.2.2 mailbox full", True),  # flagged: hard all the same
+    "312": ("full@example.com", "MAILBOX_FULL", "552 5.2.2 mailbox full", None),
+    "313": ("policy@example.com", "OTHER", "550 5.7.606 access denied, banned sender", False),
+    "314": ("noreply@example.com", "UNKNOWN_USER", None, None),
+    "315": ("unknown@example.com", "UNKNOWN_USER", "550 5.1.1 mailbox does not exist", None),
+    "316": ("bad@example.com", None, None, True),  # flagged with no reason at all: a bounce, and a hard one
+    # A soft reply on a contact with no address left is no candidate, so no hold-back either.
+    "317": (None, "SPAM", "554 5.7.1 message rejected as spam", None),
+}
+
+
+def hubspot_replies() -> Org:
+    org = hs_org()
+    for rid, (email, enum, reply, bad) in HS_BOUNCES.items():
+        org.add("contacts", rid, email=email, hs_email_hard_bounce_reason_enum=enum, hs_email_hard_bounce_reason=reply,
+                hs_email_bad_address=bad)
+    return org
+
+
+def test_hubspot_judges_the_reply_but_a_bad_address_flag_stays_hard() -> None:
+    held = {HS_SOFT.format('says "mailbox full"'): 1, HS_SOFT.format('says "5.7."'): 1}
+    for action, op in (("clear", Op.UPDATE), ("delete", Op.ARCHIVE)):
+        out = run_pass(NAME, hubspot_replies().view(), HS, action=action)
+        assert [(c.record_id, c.op) for c in out.changes] == [("311", op), ("314", op), ("315", op), ("316", op)]
+        assert out.held_back == held, action
+    result = scan(hubspot_replies().view(), HS, [NAME])
+    assert ids(result) == ["311", "314", "315", "316"] and result.held_back[NAME] == held
+
+
+def test_the_hubspot_live_re_check_judges_the_reply_unless_the_address_is_flagged_bad() -> None:
+    flagged, _, unknown, _ = run_pass(NAME, hubspot_replies().view(), HS).changes
+    full = {"email": "flagged@example.com", "hs_email_hard_bounce_reason_enum": "MAILBOX_FULL",
+            HS_REPLY: "552 5.2.2 mailbox full"}
+    assert recheck(flagged, HS, {**full, "hs_email_bad_address": "true"}) is None
+    assert recheck(flagged, HS, {**full, "hs_email_bad_address": "false"}) == (
+        'the bounce now reads as soft (hs_email_hard_bounce_reason says "mailbox full")')
+    live = {"email": "unknown@example.com", "hs_email_hard_bounce_reason_enum": "UNKNOWN_USER"}
+    assert recheck(unknown, HS, {**live, HS_REPLY: "550 5.1.1 mailbox does not exist"}) is None
+    assert recheck(unknown, HS, {**live, HS_REPLY: "554 5.7.1 message rejected as spam"}) == (
+        'the bounce now reads as soft (hs_email_hard_bounce_reason says "spam")')
+    # Apply reads the reply and the flag to judge so; the backup takes the reply for the scan.
+    spec = PASSES[NAME]
+    assert spec.live_check is not None
+    assert {HS_REPLY, "hs_email_bad_address"} <= set(spec.live_check.needs(HS, "contacts").fields)
+    assert [(r.object, r.fields) for r in spec.reads(HS) if r.object == "contacts"] == [
+        ("contacts", ("id", "email", "hs_email_hard_bounce_reason_enum", "hs_email_bad_address", HS_REPLY))]
+
+
+def test_a_hubspot_snapshot_without_the_reply_is_not_judged() -> None:
+    org = hubspot_replies()
+    org.fields["contacts"] = [f for f in org.fields["contacts"] if f.name != HS_REPLY]
+    for row in org.rows["contacts"]:
+        row.pop(HS_REPLY, None)
+    out = run_pass(NAME, org.view(), HS)
+    assert out.changes == [] and out.held_back == {}
+    assert out.notes == ["contacts was not judged: the snapshot lacks hs_email_hard_bounce_reason"]

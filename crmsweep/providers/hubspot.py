@@ -149,9 +149,7 @@ _ABSENT_ASSET_CONCEPTS = {
 # finished_campaigns, empty_accounts).
 _RECORD_CONCEPTS = (
     ContactPoints(fields={"contacts": ("email", "phone", "mobilephone")}, other_fields={}),
-    # api-notes 3.2: the enum's values are UNCONFIRMED, so "has any value" is the test. No reason_field yet:
-    # HubSpot files spam and policy refusals among these hard bounces too, and its reply is not re-judged
-    # (tests/test_red_hubspot_soft_hard_bounce.py; the test portal plants no unknown-user bounce to keep).
+    # api-notes 3.2: the enum's values are UNCONFIRMED, so "has any value" is the test.
     EmailBounces(
         set_fields=("hs_email_hard_bounce_reason_enum",),
         true_flags=("hs_email_bad_address",),
@@ -161,6 +159,11 @@ _RECORD_CONCEPTS = (
             "HubSpot has no opt-out the API may write (hs_marketable_status and subscriptions are set in "
             "HubSpot itself): the contacts whose address is cleared are not opted out"
         ),
+        # HubSpot files security-filter refusals (spam, policy) among its hard bounces and says to unbounce
+        # such valid contacts (knowledge base, "Email bounce types"): the reply judges them, as on Salesforce.
+        # The bad-address flag is HubSpot's word that the address itself is bad, whatever the reply reads.
+        reason_field="hs_email_hard_bounce_reason",
+        bad_address_flags=("hs_email_bad_address",),
     ),
     # Stage "4" is "Closed" in the default ticket pipeline; tickets of other pipelines with another
     # closed stage count as open, which keeps their people and companies (UNCONFIRMED: no flag).

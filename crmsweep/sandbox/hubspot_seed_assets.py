@@ -32,7 +32,7 @@ from typing import Any
 from crmsweep.sandbox.hubspot_campaigns_api import CAMPAIGN_KIND
 from crmsweep.sandbox.hubspot_portal import EMAIL_KIND, LIST_KIND
 from crmsweep.sandbox.hubspot_schema import CLOSED_DEAL_STAGES, OBJECT_TYPES
-from crmsweep.sandbox.hubspot_seed import PortalData, link
+from crmsweep.sandbox.hubspot_seed import REFUSALS, PortalData, link
 from crmsweep.sandbox.hubspot_store import ObjectRow
 from crmsweep.sandbox.hubspot_values import format_ts, parse_ts
 from crmsweep.sandbox.seed_words import CITIES, COMPANY_WORDS, FIRST_NAMES
@@ -168,9 +168,13 @@ def plant(data: PortalData, seed: int) -> dict[str, dict[str, Any]]:
     removed |= set(no_info) - no_info_held
     hard = [c for c in contacts if c.id not in removed and c.properties.get("email") and (
         c.properties.get("hs_email_hard_bounce_reason_enum") or c.properties.get("hs_email_bad_address") == "true")]
-    bounced_held = {c.id for c in hard if _recent(anchor, c.created_at)}
-    planted["bounced_emails"] = _entry({c.id for c in hard} - bounced_held, bounced_held,
-                                       near=near_bounces)
+    # A refusal's reply reads as soft (the seed wrote it), unless HubSpot flags the address as bad.
+    refused = {text for _, text in REFUSALS}
+    bounced_held = {c.id for c in hard if _recent(anchor, c.created_at) or (
+        c.properties.get("hs_email_hard_bounce_reason") in refused
+        and c.properties.get("hs_email_bad_address") != "true")}
+    bounced_cleared = {c.id for c in hard} - bounced_held
+    planted["bounced_emails"] = _entry(bounced_cleared, bounced_held, near=near_bounces)
     planted["duplicates"] = _entry({i for pair in (*twins, *sources) for i in pair}, (),
                                    pairs=[_ids(pair) for pair in (*twins, *sources)])
 
@@ -225,7 +229,7 @@ def plant(data: PortalData, seed: int) -> dict[str, dict[str, Any]]:
     planted["stale_templates"], planted["stale_lists"] = _lists_and_emails(data, r, anchor, guids)
     # Last, over every record as it now is (the plants above set some creation dates), but for what an
     # earlier pass changes: people removed, and the addresses bounced_emails clears.
-    changed = removed | ({c.id for c in hard} - bounced_held)
+    changed = removed | bounced_cleared
     owned = [row for kind in ("contacts", "companies", "deals", "tickets") for row in p.of(kind)
              if row.properties.get("hubspot_owner_id") in off_owners and row.id not in changed]
     everyone = [*owned, *handed]

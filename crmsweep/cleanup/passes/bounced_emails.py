@@ -6,13 +6,14 @@ candidates. Where the CRM records soft bounces too, the server's reply it keeps 
 reply with a transient SMTP code (4xx, or an RFC 3463 enhanced code of class 4.x.x) or one that holds
 any of `soft_reasons` (plain words matched in any case: a full mailbox, a spam or policy rejection, a
 deferral) is no sign of a bad address, and the person is held back with that reason. A bounce with no
-reply text is hard: the CRM recorded it as a bounce, and nothing says it was a passing one. Action
-"clear" (the default) writes the address empty and, where the CRM has an opt-out the API may write, sets
-it (a person already opted out keeps it); where it has none, a note says the cleared people are not
-opted out. The bounce fields the CRM empties itself when an address changes are written empty with it,
-so the preview shows them and a rollback restores the bounce with the address. Action "delete" removes
-the people instead (archives, where the CRM has no undelete), holding back those on an open deal or an
-open case. Converted people are left alone and noted.
+reply text is hard: the CRM recorded it as a bounce, and nothing says it was a passing one. So is one
+the CRM itself flags as a bad address, whatever its reply reads. Action "clear" (the default) writes
+the address empty and, where the CRM has an opt-out the API may write, sets it (a person already opted
+out keeps it); where it has none, a note says the cleared people are not opted out. The bounce fields
+the CRM empties itself when an address changes are written empty with it, so the preview shows them
+and a rollback restores the bounce with the address. Action "delete" removes the people instead
+(archives, where the CRM has no undelete), holding back those on an open deal or an open case.
+Converted people are left alone and noted.
 """
 
 from __future__ import annotations
@@ -86,9 +87,12 @@ def _signals(vocab: Vocabulary) -> tuple[str, ...]:
 
 
 def _reply(vocab: Vocabulary) -> tuple[str, ...]:
-    """The field holding the server's reply, where soft bounces are recorded too (else none)."""
-    reason = _bounces(vocab).reason_field
-    return (reason,) if reason else ()
+    """The fields that tell a soft bounce from a hard one, where soft bounces are recorded too (else none):
+    the server's reply, and the CRM's bad-address flags not already read as bounce signals."""
+    bounces = _bounces(vocab)
+    if not bounces.reason_field:
+        return ()
+    return (bounces.reason_field, *(f for f in bounces.bad_address_flags if f not in bounces.true_flags))
 
 
 def _clear_writes(vocab: Vocabulary) -> dict[str, Any]:
@@ -183,10 +187,11 @@ def run(ctx: PassContext) -> PassOutput:
         chosen = leave_converted(output, obj, frame, flag, bounced)
         if bounces.reason_field:
             # Only those still candidates are judged: a soft bounce without an address, or on a converted
-            # person, is no hold-back.
-            hard = _hard(output, frame.loc[chosen, bounces.reason_field], bounces.reason_field,
+            # person, is no hold-back; nor is one the CRM flags as a bad address, hard whatever its reply.
+            bad = _flagged(frame, bounces.bad_address_flags)
+            hard = _hard(output, frame.loc[chosen & ~bad, bounces.reason_field], bounces.reason_field,
                          _soft_reasons(ctx.settings))
-            chosen = chosen & hard.reindex(chosen.index, fill_value=False)
+            chosen = chosen & (bad | hard.reindex(chosen.index, fill_value=False))
         rows = frame[chosen].sort_values(vocab.id_field, kind="stable")
         reasons = [f"address hard-bounced{_detail(frame, int(i), tuple(details))}" for i in rows.index]
         if action == "delete":
@@ -206,6 +211,14 @@ def run(ctx: PassContext) -> PassOutput:
         output.notes.append(bounces.no_opt_out)
     output.notes += taken.note(vocab, targets)
     return output
+
+
+def _flagged(frame: pd.DataFrame, flags: tuple[str, ...]) -> pd.Series:
+    """Per row, whether any of `flags` is true."""
+    bad = pd.Series(False, index=frame.index, dtype=bool)
+    for flag in flags:
+        bad |= is_in(frame[flag], (True,))
+    return bad
 
 
 def _hard(output: PassOutput, replies: pd.Series, field: str, soft_reasons: Sequence[str]) -> pd.Series:
@@ -251,8 +264,8 @@ def _live_needs(vocab: Vocabulary, object_name: str) -> LiveNeeds:
 
 
 def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: datetime) -> str | None:
-    """Still holding an address that still shows a bounce, one whose reply reads as hard, not converted; a
-    removal also on no open deal or case."""
+    """Still holding an address that still shows a bounce, one whose reply reads as hard (or flagged as a bad
+    address), not converted; a removal also on no open deal or case."""
     vocab, record = live.vocabulary, live.record
     bounces = _bounces(vocab)
     if not live_filled(record.get(vocab.email_field)):
@@ -261,7 +274,8 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
         live_is_in(record.get(f), (True,)) for f in bounces.true_flags)
     if not still:
         return f"the address no longer shows a hard bounce ({', '.join(_signals(vocab))} empty)"
-    if bounces.reason_field:
+    flagged = any(live_is_in(record.get(f), (True,)) for f in bounces.bad_address_flags)
+    if bounces.reason_field and not flagged:
         soft = soft_bounce(record.get(bounces.reason_field), _soft_reasons(settings))
         if soft is not None:
             return f"the bounce now reads as soft ({bounces.reason_field} {soft})"
