@@ -72,6 +72,13 @@ class Org:
         self.rows[obj].append({**base, **values})
         return self
 
+    def without(self, obj: str, field: str) -> Org:
+        """The org as a snapshot lacking `field` of `obj` shows it (not read: hidden by field security, say)."""
+        self.fields[obj] = [f for f in self.fields[obj] if f.name != field]
+        for row in self.rows[obj]:
+            row.pop(field, None)
+        return self
+
     def tie(self, obj: str, from_id: str, to_id: str) -> Org:
         self.rows[obj].append({"from_id": from_id, "to_id": to_id})
         return self

@@ -96,10 +96,7 @@ def test_action_must_be_a_known_word() -> None:
 
 
 def test_skips_and_notes_where_the_snapshot_lacks_what_it_reads() -> None:
-    org = salesforce()
-    org.fields["Lead"] = [f for f in org.fields["Lead"] if f.name != "EmailBouncedDate"]
-    for row in org.rows["Lead"]:
-        row.pop("EmailBouncedDate", None)
+    org = salesforce().without("Lead", "EmailBouncedDate")
     out = run_pass(NAME, org.view(), SF)
     assert ids(out) == ["003B1", "003B4", "003B5"]
     assert out.notes == ["Lead was not judged: the snapshot lacks EmailBouncedDate"]
@@ -286,10 +283,7 @@ def test_the_live_re_check_judges_the_reason_as_the_scan_does() -> None:
 
 
 def test_a_snapshot_without_the_reason_cannot_tell_soft_from_hard_and_is_not_judged() -> None:
-    org = replies_org()
-    org.fields["Contact"] = [f for f in org.fields["Contact"] if f.name != "EmailBouncedReason"]
-    for row in org.rows["Contact"]:
-        row.pop("EmailBouncedReason", None)
+    org = replies_org().without("Contact", "EmailBouncedReason")
     out = run_pass(NAME, org.view(), SF)
     assert out.changes == [] and out.held_back == {}
     assert out.notes == ["Contact was not judged: the snapshot lacks EmailBouncedReason",
@@ -363,10 +357,7 @@ def test_the_hubspot_live_re_check_judges_the_reply_unless_the_address_is_flagge
 
 
 def test_a_hubspot_snapshot_without_the_reply_is_not_judged() -> None:
-    org = hubspot_replies()
-    org.fields["contacts"] = [f for f in org.fields["contacts"] if f.name != HS_REPLY]
-    for row in org.rows["contacts"]:
-        row.pop(HS_REPLY, None)
+    org = hubspot_replies().without("contacts", HS_REPLY)
     out = run_pass(NAME, org.view(), HS)
     assert out.changes == [] and out.held_back == {}
     assert out.notes == ["contacts was not judged: the snapshot lacks hs_email_hard_bounce_reason"]

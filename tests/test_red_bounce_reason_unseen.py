@@ -23,9 +23,7 @@ HARD_ONLY = replace(SF, concepts=tuple(replace(c, reason_field=None) if isinstan
 def test_a_clear_that_cannot_show_the_bounce_field_the_crm_empties_says_so() -> None:
     org = salesforce()
     for obj in ("Contact", "Lead"):
-        org.fields[obj] = [f for f in org.fields[obj] if f.name != "EmailBouncedReason"]
-        for row in org.rows[obj]:
-            row.pop("EmailBouncedReason", None)
+        org.without(obj, "EmailBouncedReason")
     out = run_pass(NAME, org.view(), HARD_ONLY)
     assert out.changes and all("EmailBouncedReason" not in c.after for c in out.changes)
     assert out.notes == [
