@@ -806,7 +806,8 @@ class PlanHeader:
     source: Mapping[str, str]
     config_digest: str = ""
     passes: tuple[str, ...] = ()
-    # What protections held back, per pass and rule: {"stale_contacts": {"open opportunity": 3}}.
+    # What was held back, per pass and reason (a protection, a guard, the pass's own rule):
+    # {"stale_contacts": {"open opportunity": 3}}.
     held_back: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     rollback_of: str | None = None

@@ -186,8 +186,9 @@ def test_apply_re_checks_a_removal_on_an_org_without_cases_and_one_put_on_an_ope
 # The remote server's reply, as Salesforce keeps it in EmailBouncedReason, and what the pass makes of it with the
 # default soft_reasons: None for a hard bounce (a bad address: cleared), else the hold-back reason.
 SOFT = "soft bounce, the address may still work (EmailBouncedReason {})"
+TRANSIENT = "has a transient SMTP code (4xx or 4.x.x)"
 REPLIES = {
-    "003H1": ("550 5.1.1 <a@example.com>: Recipient address rejected: User unknown", None),
+    "003H1": ("550 5.1.1 <003H1@Example.com>: Recipient address rejected: User unknown", None),  # its own
     "003H2": ("550 5.1.0 Address rejected", None),
     "003H3": ("550 No such user here", None),
     "003H4": ("550-5.1.1 The email account that you tried to reach does not exist", None),
@@ -212,7 +213,7 @@ def replies_org() -> Org:
         org.add("Contact", rid, Name=rid, Email=f"{rid}@example.com", EmailBouncedDate=BOUNCED,
                 EmailBouncedReason=reason, HasOptedOutOfEmail=False)
     # An address at a mail host with 4 in its name, and a 5.x.x code that is not 4.x.x: hard all the same.
-    org.add("Contact", "003H7", Name="Host", Email="h@example.com", EmailBouncedDate=BOUNCED,
+    org.add("Contact", "003H7", Name="Host", Email="h@mx4.4.example.com", EmailBouncedDate=BOUNCED,
             EmailBouncedReason="550 5.1.1 <h@mx4.4.example.com> unknown; relay 10.4.4.4", HasOptedOutOfEmail=False)
     # Soft bounces that are no candidates at all, so not held back either: no address left, a converted lead.
     org.add("Contact", "003N1", Name="No Address", Email=None, EmailBouncedDate=BOUNCED,
@@ -230,7 +231,14 @@ def test_salesforce_holds_back_soft_and_policy_bounces_and_clears_the_hard_ones(
         if why is not None:
             held[why] = held.get(why, 0) + 1
     assert out.held_back == held
-    assert out.notes == ["1 converted Lead record left alone (IsConverted true)"]
+    # Each hold-back reason lists its people by id.
+    assert out.notes == ["1 converted Lead record left alone (IsConverted true)",
+                         'held back, ' + SOFT.format('says "mailbox full"') + ': Contact 003S1',
+                         'held back, ' + SOFT.format('says "over quota"') + ': Contact 003S2',
+                         'held back, ' + SOFT.format('says "spam"') + ': Contact 003S3',
+                         'held back, ' + SOFT.format('says "temporarily"') + ': Contact 003S4',
+                         'held back, ' + SOFT.format('says "5.7."') + ': Contact 003S5',
+                         "held back, " + SOFT.format(TRANSIENT) + ": Contact 003S6, 003S7, 003S8"]
     # The same on a removal: a soft-bounced person is not deleted either.
     out = run_pass(NAME, replies_org().view(), SF, action="delete")
     assert ids(out) == ["003H1", "003H2", "003H3", "003H4", "003H5", "003H6", "003H7"]
@@ -244,12 +252,15 @@ def test_the_scan_holds_soft_bounces_back_and_counts_them_by_reason() -> None:
     assert result.held_back[NAME][SOFT.format("has a transient SMTP code (4xx or 4.x.x)")] == 3
 
 
-def test_soft_reasons_are_plain_substrings_any_case_and_can_be_set() -> None:
-    # Only the transient codes stay soft without the words; an admin's own word holds back its bounces.
+def test_soft_reasons_add_words_and_never_drop_a_built_in_one() -> None:
+    # An admin's own word holds back its bounces; the built-in words and codes still hold back theirs.
     out = run_pass(NAME, replies_org().view(), SF, soft_reasons=["NO SUCH user", "(.*)"])
-    assert ids(out) == ["003H1", "003H2", "003H4", "003H5", "003H6", "003H7", "003S1", "003S2", "003S3", "003S5"]
-    assert out.held_back == {SOFT.format('says "NO SUCH user"'): 1,
-                             SOFT.format("has a transient SMTP code (4xx or 4.x.x)"): 4}
+    assert ids(out) == ["003H1", "003H2", "003H4", "003H5", "003H6", "003H7"]
+    assert out.held_back[SOFT.format('says "NO SUCH user"')] == 1 and sum(out.held_back.values()) == 9
+    # A list that once replaced the built-in words (a config of before): it only adds to them.
+    out = run_pass(NAME, replies_org().view(), SF, soft_reasons=["blocked"])
+    assert ids(out) == ["003H1", "003H2", "003H3", "003H4", "003H5", "003H6", "003H7"]
+    assert out.held_back[SOFT.format('says "mailbox full"')] == 1
 
 
 def test_soft_reasons_must_be_words() -> None:
@@ -361,3 +372,58 @@ def test_a_hubspot_snapshot_without_the_reply_is_not_judged() -> None:
     out = run_pass(NAME, org.view(), HS)
     assert out.changes == [] and out.held_back == {}
     assert out.notes == ["contacts was not judged: the snapshot lacks hs_email_hard_bounce_reason"]
+
+
+# Replies the built-in judgement once read as hard though they say the failure passes, and hard ones that stay hard:
+# the exact verdict of soft_bounce for each.
+VERDICTS = {
+    "Remote host said: 451 Temporary local problem - please try later": 'says "temporary"',
+    "host mx.example.com said: 421 Service not available, closing channel": TRANSIENT,
+    "452 4.2.2 mailbox full": 'says "mailbox full"',
+    "Greylisted for 5 minutes": 'says "greylist"',
+    "550 5.7.0 rate limited": 'says "rate limit"',
+    "Diagnostic-Code: smtp; 450 mailbox busy": TRANSIENT,
+    "reply: 421-4.7.0 Try again in a while": TRANSIENT,
+    "550 5.1.1 user unknown": None,
+    "550 No such user here": None,
+    "550 5.1.1 Recipient address rejected: check the address and try again": None,  # "try again" alone: hard
+    "550 5.1.1 unknown; relay 10.4.4.4 port 25": None,
+    "5504 not a code": None,
+}
+
+
+@pytest.mark.parametrize("reply", sorted(VERDICTS))
+def test_soft_bounce_reads_each_reply_exactly(reply: str) -> None:
+    from crmsweep.cleanup.passes.bounced_emails import soft_bounce
+
+    assert soft_bounce(reply) == VERDICTS[reply]
+
+
+def test_a_bounce_that_names_another_address_holds_the_person_back_at_scan_and_at_apply() -> None:
+    org = sf_org()
+    org.add("Contact", "003A1", Name="Moved", Email="new@example.com", EmailBouncedDate=BOUNCED,
+            EmailBouncedReason="550 5.1.1 <old@example.com>: user unknown", HasOptedOutOfEmail=False)
+    org.add("Contact", "003A2", Name="Same", Email="Same@Example.com", EmailBouncedDate=BOUNCED,
+            EmailBouncedReason="550 5.1.1 <same@example.COM>: user unknown", HasOptedOutOfEmail=False)
+    out = run_pass(NAME, org.view(), SF)
+    other = "the bounce names another address, not the one now held (EmailBouncedReason)"
+    assert ids(out) == ["003A2"] and out.held_back == {other: 1}
+    assert out.notes == [f"held back, {other}: Contact 003A1"]
+    live = {"Email": "Same@Example.com", "EmailBouncedDate": BOUNCED,
+            "EmailBouncedReason": "550 5.1.1 <same@example.com>: user unknown"}
+    assert recheck(out.changes[0], SF, live) is None
+    assert recheck(out.changes[0], SF, {**live, "EmailBouncedReason": "550 5.1.1 <old@example.com>: unknown"}) == other
+    # HubSpot's bad-address flag does not make a bounce of another address hard.
+    hs = hs_org()
+    hs.add("contacts", "401", email="new@example.com", hs_email_hard_bounce_reason_enum="UNKNOWN_USER",
+           hs_email_hard_bounce_reason="550 5.1.1 <old@example.com> unknown", hs_email_bad_address=True)
+    out = run_pass(NAME, hs.view(), HS)
+    assert out.changes == [] and out.held_back == {other.replace("EmailBouncedReason", HS_REPLY): 1}
+
+
+def test_a_plan_scanned_with_a_replacing_list_holds_back_the_built_in_soft_bounces_at_apply() -> None:
+    change = run_pass(NAME, replies_org().view(), SF).changes[0]
+    live = {"Email": change.before["Email"], "EmailBouncedDate": BOUNCED,
+            "EmailBouncedReason": "552 5.2.2 Mailbox full"}
+    assert recheck(change, SF, live, soft_reasons=["blocked"]) == (
+        'the bounce now reads as soft (EmailBouncedReason says "mailbox full")')

@@ -180,6 +180,13 @@ def _bounce_reason(r: Record) -> str:
     return f"address hard-bounced ({'; '.join(parts)})"
 
 
+def _names_other(r: Record) -> bool:
+    """The reply names one of the addresses the strategies write, and not the person's own (any case)."""
+    reply = str(r.get("EmailBouncedReason") or "").casefold()
+    named = {a for a in ("a@example.org", "u@mx4.4.example") if a in reply}
+    return bool(named) and str(r.get("Email") or "").strip().casefold() not in named
+
+
 def _soft_hold(reply: str) -> str:
     words = [w for w in ("mailbox full", "spam", "try again later") if w in reply.lower()]
     how = f'says "{words[0]}"' if words else "has a transient SMTP code (4xx or 4.x.x)"
@@ -196,8 +203,13 @@ def test_bounced_emails_takes_exactly_the_bounced_addresses(org: Org, action: st
     for obj in ("Contact", "Lead"):
         rows = {r["Id"]: r for r in live(org, obj) if r.get("EmailBouncedDate") is not None
                 and not blank(r.get("Email")) and r.get("IsConverted") is not True}
-        soft = [rid for rid in rows if REPLIES.get(str(rows[rid].get("EmailBouncedReason"))) is True]
+        other = [rid for rid in rows if _names_other(rows[rid])]
+        want_held.update("the bounce names another address, not the one now held (EmailBouncedReason)"
+                         for rid in other)
+        soft = [rid for rid in rows if rid not in other
+                and REPLIES.get(str(rows[rid].get("EmailBouncedReason"))) is True]
         want_held.update(_soft_hold(rows[rid]["EmailBouncedReason"]) for rid in soft)
+        soft += other
         rows = {rid: r for rid, r in rows.items() if rid not in soft}
         gone, kept = removals(list(rows), held)
         want_held.update(kept)

@@ -158,7 +158,7 @@ def test_terminal_escapes_in_a_plan_never_reach_the_screen_and_accept_refuses_th
     shown = site("preview", str(path))
     assert ESC not in shown.stdout and ESC not in shown.stderr
     assert "\\x1b[2K\\x1b[G\\x1b[1A\\x1b[2K- Contact 003000000000027AAA" in shown.stdout
-    assert "held back by protection: 1 open deal\\x1b[1A\\u202e\\x9b" in shown.stdout
+    assert "held back: 1 open deal\\x1b[1A\\u202e\\x9b" in shown.stdout
     as_json = site("preview", str(path), "--json").stdout
     assert all(ch.isprintable() or ch == "\n" for ch in as_json)
     assert json.loads(as_json)["held_back"] == {"stale_contacts": {"open deal" + ESC + "[1A\u202e\x9b": 1}}

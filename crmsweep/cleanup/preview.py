@@ -248,7 +248,9 @@ def render_preview(plan: Plan, *, limit: int | None = None, signature: str | Non
                 lines.append(f"… and {len(changes) - len(shown):,} more")
         held = header.held_back.get(name, {})
         if held:
-            lines.append("held back by protection: " + ", ".join(f"{n:,} {reason}" for reason, n in held.items()))
+            # Each reason says why (a protection, a guard, the pass's own rule: a soft bounce), so none is
+            # called a protection.
+            lines.append("held back: " + ", ".join(f"{n:,} {reason}" for reason, n in held.items()))
         for note in pass_notes.get(name, []):
             if note.startswith("skipped: "):
                 skipped_passes += 1
@@ -268,7 +270,7 @@ def render_preview(plan: Plan, *, limit: int | None = None, signature: str | Non
     held_total = sum(n for reasons in header.held_back.values() for n in reasons.values())
     closing = [_plural(len(plan.changes), "change") + (f" ({_op_text(totals)})" if totals else "")]
     if held_total:
-        closing.append(f"{held_total:,} held back by protection")
+        closing.append(f"{held_total:,} held back")
     if skipped_passes:
         closing.append(f"{_plural(skipped_passes, 'pass', 'passes')} skipped")
     lines.append("")

@@ -4,10 +4,14 @@ A person's address hard-bounced when the provider's bounce fields say so (the Em
 bounce date or reason set, or a bad-address flag true); only people who still hold an address are
 candidates. Where the CRM records soft bounces too, the server's reply it keeps tells them apart: a
 reply with a transient SMTP code (4xx, or an RFC 3463 enhanced code of class 4.x.x) or one that holds
-any of `soft_reasons` (plain words matched in any case: a full mailbox, a spam or policy rejection, a
-deferral) is no sign of a bad address, and the person is held back with that reason. A bounce with no
-reply text is hard: the CRM recorded it as a bounce, and nothing says it was a passing one. So is one
-the CRM itself flags as a bad address, whatever its reply reads. Action "clear" (the default) writes
+any of the built-in `SOFT_REASONS` or of the words `soft_reasons` adds to them (plain words matched in
+any case: a full mailbox, a spam or policy rejection, a deferral) is no sign of a bad address, and the
+person is held back with that reason. The setting only adds: no config can take a built-in word away.
+A reply that names an email address, none of them the one the person now holds, is about another
+address: held back too, whatever else it says. A bounce with no reply text is hard: the CRM recorded it
+as a bounce, and nothing says it was a passing one. So is one the CRM itself flags as a bad address,
+whatever its reply reads (unless it names another address). The people held back are listed by id in
+a note, with their reason. Action "clear" (the default) writes
 the address empty and, where the CRM has an opt-out the API may write, sets it (a person already opted
 out keeps it); where it has none, a note says the cleared people are not opted out. The bounce fields
 the CRM empties itself when an address changes are written empty with it, so the preview shows them
@@ -65,15 +69,27 @@ from crmsweep.model import Change, Op, Severity, Vocabulary
 NAME = "bounced_emails"
 ACTIONS = ("clear", "delete")
 _SHOWN_DETAIL = 80  # characters of a bounce reason quoted in a change's reason
+_LISTED_HELD = 50  # ids listed a hold-back reason, as `preview --limit 50` lists changes
 # Replies that say the mailbox or the message was refused, not that the address is bad (RFC 3463: 5.2.2 mailbox
-# full, 5.7.x a security or policy refusal, commonly spam), and the words of a deferral that carries no code.
-SOFT_REASONS = ["mailbox full", "mailbox is full", "over quota", "quota exceeded", "insufficient storage", "spam",
-                "policy", "temporarily", "deferred", "try again later", "5.2.2", "5.7."]
-# A transient failure by its code: a reply code 4xx first in the reply (after an "smtp;" of a delivery report),
-# or an enhanced status code 4.x.x anywhere, not part of a longer dotted number (an address, a host).
-_TRANSIENT_REPLY = re.compile(r"\W*(?:smtp\s*;\s*)?4\d\d(?!\d)")
+# full, 5.7.x a security or policy refusal, commonly spam), and the words of a deferral that carries no code. They
+# always apply: `soft_reasons` adds to them. Not "try again" alone: a hard reply may say to fix the address and
+# try again; nor "mailbox unavailable", which a 450 and a 550 both say (the code tells them apart).
+SOFT_REASONS = ("mailbox full", "mailbox is full", "over quota", "quota exceeded", "insufficient storage", "spam",
+                "policy", "temporarily", "temporary", "deferred", "try again later", "retry later", "try later",
+                "greylist", "graylist", "rate limit", "rate-limit", "throttled", "throttling", "too many connections",
+                "5.2.2", "5.7.")
+# A transient failure by its code: a reply code 4xx first in the reply or after an "smtp;" (a delivery report's
+# Diagnostic-Code), or standing alone mid-reply before the reply's words or its enhanced code ("host mx said: 421
+# Too many connections", "451-4.3.0 ..."); or an enhanced status code 4.x.x anywhere. Never part of a longer
+# number, a dotted one (an address, a host) or a word.
+_TRANSIENT_REPLY = re.compile(r"(?:^\W*|smtp\s*;\s*)4\d\d(?!\d)|(?<![^\s(\[\"'=;])4\d\d[ \t-]+(?=[^\W\d_]|4\.)")
 _TRANSIENT_STATUS = re.compile(r"(?<![\d.])4\.\d{1,3}\.\d{1,3}(?!\.?\d)")
 _TRANSIENT_CODE = "has a transient SMTP code (4xx or 4.x.x)"
+# An email address as a reply names one ("<old@example.com>: user unknown"); quotes and brackets around it are not
+# part of it.
+_ADDRESS = re.compile(r"[\w.%+!#$&*^~-]+@[\w-]+(?:\.[\w-]+)+")
+_SOFT = "soft bounce, the address may still work"
+_OTHER = "the bounce names another address, not the one now held"  # the reply's, never the person's
 
 
 def _bounces(vocab: Vocabulary) -> EmailBounces:
@@ -110,26 +126,53 @@ def _check(settings: Mapping[str, Any]) -> None:
         raise BadInput(f"[passes.{NAME}] soft_reasons holds an empty entry, which every reason contains: remove it")
 
 
-def soft_bounce(reply: Any, soft_reasons: Sequence[str]) -> str | None:
+def soft_bounce(reply: Any, added: Sequence[str] = ()) -> str | None:
     """How a bounce's reply text shows a soft bounce (a mailbox or message refused, or a passing failure),
-    or None for a hard one (no reply text: the CRM recorded the bounce, nothing says it passes). The scan
-    and the apply-time re-check both judge by this, with the settings the plan was scanned with."""
+    or None for a hard one (no reply text: the CRM recorded the bounce, nothing says it passes). The
+    built-in SOFT_REASONS always apply; `added` are words on top of them (the `soft_reasons` setting)."""
     if not live_filled(reply):
         return None
     text = str(reply).casefold()
-    for word in soft_reasons:
+    for word in (*SOFT_REASONS, *added):
         if str(word).casefold() in text:
             return f'says "{word}"'
     if "4" not in text:  # most replies of a bad address (550 5.1.1): no code to look for
         return None
-    transient = _TRANSIENT_REPLY.match(text) or ("4." in text and _TRANSIENT_STATUS.search(text))
+    transient = _TRANSIENT_REPLY.search(text) or ("4." in text and _TRANSIENT_STATUS.search(text))
     return _TRANSIENT_CODE if transient else None
 
 
-def _soft_reasons(settings: Mapping[str, Any]) -> Sequence[str]:
-    # A plan scanned before the setting existed is judged by the defaults.
-    words: Sequence[str] = settings.get("soft_reasons", SOFT_REASONS)
-    return words
+def other_address(reply: Any, address: Any) -> bool:
+    """Whether `reply` names an email address and none of those it names is `address` (in any case): the
+    bounce was of another address than the one the person now holds."""
+    if not live_filled(reply) or "@" not in str(reply):
+        return False
+    named = {m.lstrip(".").casefold() for m in _ADDRESS.findall(str(reply))}
+    return bool(named) and str(address).strip().casefold() not in named
+
+
+def held_why(reply: Any, address: Any, flagged: bool, added: Sequence[str]) -> tuple[str, str] | None:
+    """Why a bounce is no reason to clear `address`, as (the rule, how the reply shows it: empty where the rule
+    says it all), or None when it is a hard bounce of that address. One rule for the scan and the apply-time
+    re-check: a reply naming other addresses only, then the CRM's bad-address flag (hard), then the reply's
+    words and codes."""
+    if other_address(reply, address):
+        return _OTHER, ""
+    if flagged:
+        return None
+    soft = soft_bounce(reply, added)
+    return (_SOFT, soft) if soft is not None else None
+
+
+def _because(rule: str, field: str, shows: str) -> str:
+    return f"{rule} ({field}{f' {shows}' if shows else ''})"
+
+
+def _soft_reasons(settings: Mapping[str, Any]) -> tuple[str, ...]:
+    """The words the settings add to SOFT_REASONS. A plan scanned before the setting existed adds none; one
+    scanned when it replaced the built-in words adds its list to them: held back as much, or more."""
+    words = settings.get("soft_reasons", ())
+    return tuple(str(w) for w in words if str(w).strip()) if isinstance(words, list | tuple) else ()
 
 
 def _detail(frame: pd.DataFrame, row: int, fields: tuple[str, ...]) -> str:
@@ -155,6 +198,7 @@ def run(ctx: PassContext) -> PassOutput:
         if cannot_guard:
             return PassOutput(changes=[], skipped=cannot_guard)
     held: dict[str, str] | None = None  # read once, and only if someone is to be removed
+    held_ids: dict[str, dict[str, list[str]]] = {}  # hold-back reason -> object -> ids, as judged
     taken = TakenWith({})
     output = PassOutput(changes=[])
     for obj in targets:
@@ -187,11 +231,10 @@ def run(ctx: PassContext) -> PassOutput:
         chosen = leave_converted(output, obj, frame, flag, bounced)
         if bounces.reason_field:
             # Only those still candidates are judged: a soft bounce without an address, or on a converted
-            # person, is no hold-back; nor is one the CRM flags as a bad address, hard whatever its reply.
-            bad = _flagged(frame, bounces.bad_address_flags)
-            hard = _hard(output, frame.loc[chosen & ~bad, bounces.reason_field], bounces.reason_field,
-                         _soft_reasons(ctx.settings))
-            chosen = chosen & (bad | hard.reindex(chosen.index, fill_value=False))
+            # person, is no hold-back.
+            candidates = frame[chosen]
+            hard = _hard(output, held_ids, obj, candidates, vocab, _soft_reasons(ctx.settings))
+            chosen = chosen & hard.reindex(chosen.index, fill_value=False)
         rows = frame[chosen].sort_values(vocab.id_field, kind="stable")
         reasons = [f"address hard-bounced{_detail(frame, int(i), tuple(details))}" for i in rows.index]
         if action == "delete":
@@ -207,6 +250,7 @@ def run(ctx: PassContext) -> PassOutput:
                 f"the snapshot lacks {obj} {', '.join(unseen)}, which the CRM empties itself with the address: the "
                 "preview does not show it go and a rollback cannot put back its old value; back up with a user "
                 "who can read it to have both")
+    _list_held(output, held_ids)
     if action == "clear" and not bounces.opt_out_field and output.changes and bounces.no_opt_out:
         output.notes.append(bounces.no_opt_out)
     output.notes += taken.note(vocab, targets)
@@ -221,21 +265,45 @@ def _flagged(frame: pd.DataFrame, flags: tuple[str, ...]) -> pd.Series:
     return bad
 
 
-def _hard(output: PassOutput, replies: pd.Series, field: str, soft_reasons: Sequence[str]) -> pd.Series:
-    """Which of `replies` are hard bounces; the soft ones are counted in `output.held_back` by how they show.
-    Each distinct reply is judged once: an org's soft replies are a few texts, sent to many people."""
-    judged: dict[Any, str | None] = {}
+def _hard(output: PassOutput, held_ids: dict[str, dict[str, list[str]]], obj: str, rows: pd.DataFrame,
+          vocab: Vocabulary, added: Sequence[str]) -> pd.Series:
+    """Which of `rows` are hard bounces of the address they hold (`held_why`); the others are counted in
+    `output.held_back` by how they show, and their ids kept in `held_ids` under that reason. Each distinct
+    reply that names no address is judged once: an org's soft replies are a few texts, sent to many people."""
+    bounces = _bounces(vocab)
+    field = bounces.reason_field or ""
+    flagged = _flagged(rows, bounces.bad_address_flags).tolist()
+    judged: dict[tuple[Any, bool], tuple[str, str] | None] = {}
     hard = []
-    for reply in replies:
-        key = None if pd.isna(reply) else reply
-        if key not in judged:
-            judged[key] = soft_bounce(key, soft_reasons)
-        soft = judged[key]
-        hard.append(soft is None)
-        if soft is not None:
-            why = f"soft bounce, the address may still work ({field} {soft})"
-            output.held_back[why] = output.held_back.get(why, 0) + 1
-    return pd.Series(hard, index=replies.index, dtype=bool)
+    for rid, value, address, bad in zip(rows[vocab.id_field], rows[field], rows[vocab.email_field], flagged,
+                                        strict=True):
+        reply = None if pd.isna(value) else value
+        if isinstance(reply, str) and "@" in reply:
+            why = held_why(reply, address, bad, added)
+        else:
+            if (reply, bad) not in judged:
+                judged[reply, bad] = held_why(reply, address, bad, added)
+            why = judged[reply, bad]
+        hard.append(why is None)
+        if why is not None:
+            reason = _because(why[0], field, why[1])
+            output.held_back[reason] = output.held_back.get(reason, 0) + 1
+            held_ids.setdefault(reason, {}).setdefault(obj, []).append(str(rid))
+    return pd.Series(hard, index=rows.index, dtype=bool)
+
+
+def _list_held(output: PassOutput, held_ids: Mapping[str, Mapping[str, list[str]]]) -> None:
+    """A note for each hold-back reason listing its records by id, at most _LISTED_HELD: the admin sees whose
+    address is kept, and why, not only how many."""
+    for reason, by_object in held_ids.items():
+        listed, left = [], _LISTED_HELD
+        for obj, ids in by_object.items():
+            shown = sorted(ids)[:left]
+            left -= len(shown)
+            if shown:
+                listed.append(f"{obj} {', '.join(shown)}")
+        more = sum(len(ids) for ids in by_object.values()) - _LISTED_HELD
+        output.notes.append(f"held back, {reason}: {'; '.join(listed)}" + (f"; and {more:,} more" if more > 0 else ""))
 
 
 def _propose_clear(ctx: PassContext, output: PassOutput, obj: str, rows: pd.DataFrame, reasons: list[str],
@@ -275,10 +343,12 @@ def _recheck(change: Change, live: LiveRows, settings: Mapping[str, Any], now: d
     if not still:
         return f"the address no longer shows a hard bounce ({', '.join(_signals(vocab))} empty)"
     flagged = any(live_is_in(record.get(f), (True,)) for f in bounces.bad_address_flags)
-    if bounces.reason_field and not flagged:
-        soft = soft_bounce(record.get(bounces.reason_field), _soft_reasons(settings))
-        if soft is not None:
-            return f"the bounce now reads as soft ({bounces.reason_field} {soft})"
+    if bounces.reason_field:
+        why = held_why(record.get(bounces.reason_field), record.get(vocab.email_field), flagged,
+                       _soft_reasons(settings))
+        if why is not None:
+            rule, shows = why
+            return _because("the bounce now reads as soft" if rule == _SOFT else rule, bounces.reason_field, shows)
     flag = converted_of(vocab, change.object)
     if flag and live_is_in(record.get(flag), (True,)):
         return f"converted since the scan ({flag} true)"
@@ -296,7 +366,8 @@ SPEC = PassSpec(
     name=NAME,
     summary=summary_of(__doc__),
     order=14,
-    defaults={"action": "clear", "soft_reasons": SOFT_REASONS},
+    # soft_reasons adds words to SOFT_REASONS: none by default.
+    defaults={"action": "clear", "soft_reasons": []},
     run=run,
     check=_check,
     proposes=(
