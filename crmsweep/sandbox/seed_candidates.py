@@ -101,12 +101,15 @@ class Candidates:
         return out
 
     def bounced_emails(self) -> Outcome:
-        """A soft bounce (the seed wrote one of its soft replies) is held back: its address is good."""
+        """A soft bounce (the seed wrote one of its soft replies) is held back: its address is good. So is one
+        whose reply names another address than the person's (the seed renamed a person whose address bounced)."""
         soft = {*SOFT_BOUNCES, *PLANTED_SOFT_BOUNCES}
         out = Outcome()
         for _, row in self.people():
             if row.get("EmailBouncedDate") and row.get("Email"):
-                out.add(row["Id"], self.recent(row) or row.get("EmailBouncedReason") in soft)
+                reply = str(row.get("EmailBouncedReason") or "")
+                other = "@" in reply and f"<{row['Email']}>".lower() not in reply.lower()
+                out.add(row["Id"], self.recent(row) or reply in soft or other)
         return out
 
     def duplicate_groups(self) -> list[list[str]]:
