@@ -257,7 +257,13 @@ def test_a_number_kept_as_text_in_the_snapshot_shows_as_a_number_beside_the_numb
     def probabilities(plan_file: Path) -> list[str]:
         shown = runner.invoke(app, ["preview", str(plan_file), *where], catch_exceptions=False)
         assert shown.exit_code == 0, shown.stderr
-        return re.findall(r"Probability: ([^,]+?)(?:,|  )", shown.stdout)
+        found: list[str] = re.findall(r"Probability: ([^,]+?)(?:,|  )", shown.stdout)
+        # `--json` reads them as the text does: two numbers (it said `"before": "60"` beside `"after": 0`).
+        listed = _cli(where, "preview", str(plan_file), "--json")["listed"]
+        writes = [item["writes"]["Probability"] for item in listed]
+        assert all(type(w["before"]) is int and type(w["after"]) is int for w in writes), writes
+        assert [f"{w['before']} → {w['after']}" for w in writes] == found
+        return found
 
     shown = probabilities(plan)
     assert len(shown) == len(changes)

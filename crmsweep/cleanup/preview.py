@@ -50,14 +50,20 @@ def format_value(value: Any) -> str:
 
 
 def _value_pair(before: Any, after: Any) -> str:
-    """`before → after` of one field. A number the snapshot keeps as the CRM's text (a decimal field's exact
-    digits) reads as a number when the other side is one (`"60" → 0` read as text becoming a number); its
-    digits are shown as they are, and what is written is unchanged."""
-    if _is_number(before) or _is_number(after):
-        before_text, after_text = _as_number(before), _as_number(after)
-        if before_text is not None and after_text is not None:
-            return f"{before_text} → {after_text}"
+    """`before → after` of one field, both read as numbers where `numbers_pair` says so (digits as they are)."""
+    if numbers_pair(before, after):
+        return f"{_as_number(before)} → {_as_number(after)}"
     return f"{format_value(before)} → {exact_value(after)}"
+
+
+def numbers_pair(before: Any, after: Any) -> bool:
+    """Whether one field's `before` and `after` both read as numbers: one side is a number and the other a
+    number or a number's text the snapshot keeps as the CRM's (a decimal field's exact digits), or null. The
+    text preview and `--json` both show such a pair as two numbers (`"60" → 0` read as text becoming a
+    number); what is written is unchanged."""
+    if not (_is_number(before) or _is_number(after)):
+        return False
+    return _as_number(before) is not None and _as_number(after) is not None
 
 
 def _is_number(value: Any) -> bool:
@@ -74,6 +80,11 @@ def _as_number(value: Any) -> str | None:
         return decimal_text(value)
     except ValueError:
         return None
+
+
+def _typed_number(value: Any) -> Any:
+    """A value of a `numbers_pair` as a JSON number: a number's text as a Decimal of exactly its digits."""
+    return Decimal(value) if isinstance(value, str) else value
 
 
 def exact_value(value: Any) -> str:
@@ -351,8 +362,15 @@ def _listed(change: Change, vocabulary: Vocabulary | None) -> dict[str, Any]:
         "op_word": _word(change, vocabulary),
         "severity": change.severity.value,
         "reason": change.reason,
-        "writes": {name: {"before": before.get(name), "after": value} for name, value in change.after.items()},
+        "writes": {name: _write(before.get(name), value) for name, value in change.after.items()},
     }
+
+
+def _write(before: Any, after: Any) -> dict[str, Any]:
+    """One field's `before` and `after` for `--json`, typed as the text preview reads them (`numbers_pair`)."""
+    if numbers_pair(before, after):
+        return {"before": _typed_number(before), "after": _typed_number(after)}
+    return {"before": before, "after": after}
 
 
 def pass_summary(

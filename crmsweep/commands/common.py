@@ -32,6 +32,7 @@ from crmsweep import providers
 from crmsweep.api import Workspace
 from crmsweep.cleanup.apply import ApplyProgress
 from crmsweep.cleanup.labels import one_line, table_lines
+from crmsweep.decimal_text import dumps_exact
 from crmsweep.errors import EXIT_BAD_INPUT, CrmsweepError, OverBudget, SafetyRefusal
 from crmsweep.model import Plan, PlanFormatError
 
@@ -198,8 +199,9 @@ def workspace(config: Path | None, home: Path | None) -> Workspace:
 def emit_json(data: Any) -> None:
     """`data` as JSON on stdout. Readable letters stay as they are, but a character that would not show
     as itself (a bidi override, a C1 control, which JSON leaves raw) is written as its JSON escape:
-    the output may land on a terminal, and it parses back to the same value."""
-    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    the output may land on a terminal, and it parses back to the same value. A Decimal (a number the CRM
+    keeps as exact digits) is a JSON number of exactly those digits, not a text."""
+    text = dumps_exact(data, indent=2, ensure_ascii=False, default=str)
     sys.stdout.write("".join(ch if ch.isprintable() or ch == "\n" else json.dumps(ch)[1:-1] for ch in text) + "\n")
     sys.stdout.flush()
 
