@@ -810,8 +810,8 @@ def _note_recreated(ws: Workspace, plan: Plan, report: ApplyReport, connector: C
     """Tell on `report` what the records a rollback re-created (a dry run: would re-create) lost: their
     dates and history, which the next scan reads (see `recreate_note`)."""
     run_id = plan.header.rollback_of
-    if not run_id:
-        return
+    if not run_id or (report.dry_run and report.already_applied):
+        return  # a dry run of a plan applied already would re-create nothing
     # Only a record whose id the CRM changed was re-created anew: one brought back under its own id (a
     # restore by name) is the original, its dates kept (the id map says which is which).
     # A dry run has no id map: there, a record found restored by hand (skipped, not re-created) is left out.

@@ -274,6 +274,28 @@ def test_resuming_a_finished_run_says_nothing_was_applied_now(config: Path, home
     assert run_ids(home) == [first["run"]]
 
 
+def test_a_dry_run_of_a_finished_plan_says_it_is_a_dry_run_and_would_do_nothing(
+    config: Path, home: Path, plan_file: Path
+) -> None:
+    # A reviewer's `apply --dry-run --json` of a plan applied already answered "dry_run": false.
+    first = json.loads(cli(config, home, "apply", str(plan_file), "--yes", "--json").stdout)
+    assert first["applied"] > 0
+    for extra in ((), ("--resume", first["run"])):
+        answer = json.loads(cli(config, home, "apply", str(plan_file), *extra, "--dry-run", "--json").stdout)
+        assert {k: answer[k] for k in ("run", "dry_run", "applied", "nothing_to_do", "already_applied",
+                                       "already_applied_by", "would_apply", "would_skip", "would_write",
+                                       "would_skip_items", "id_map", "undo")} == {
+            "run": None, "dry_run": True, "applied": 0, "nothing_to_do": True, "already_applied": "done",
+            "already_applied_by": first["run"], "would_apply": 0, "would_skip": 0, "would_write": [],
+            "would_skip_items": [], "id_map": {}, "undo": None}
+    text = cli(config, home, "apply", str(plan_file), "--dry-run")
+    assert text.stderr.strip() == (
+        f"Dry run: plan {first['plan']} was already applied by run {first['run']} (done): nothing to do, nothing "
+        f"applied now. See `crmsweep runs show {first['run']} --config {shlex.quote(str(config))} --home {home}`."
+    )
+    assert run_ids(home) == [first["run"]]
+
+
 def test_a_plan_whose_run_stopped_is_finished_by_resuming_it_not_by_a_second_run(
     sandbox: RunningSandbox, config: Path, home: Path, plan_file: Path
 ) -> None:

@@ -1203,7 +1203,7 @@ def apply_plan(
             state = resumable_run(home, plan, resume_run)
             if state.status in (STATUS_DONE, STATUS_DONE_WITH_FAILURES):
                 # Finished already: nothing is done now, as a plan applied already answers.
-                return _report(plan, resume_run, state.outcomes, None, 0, already_applied=state.status)
+                return _report(plan, resume_run, state.outcomes, None, 0, dry_run=True, already_applied=state.status)
             engine = engine_for(None, state.outcomes, state.last_batch, state.settled_at)
             engine.jobs = jobs_of(state)
             engine.run(resuming=True)
@@ -1212,7 +1212,8 @@ def apply_plan(
         earlier = earlier_run(home, plan)
         if earlier is not None:
             if earlier.status in FINISHED:
-                return _report(plan, earlier.run_id, earlier.outcomes, None, 0, already_applied=earlier.status)
+                return _report(plan, earlier.run_id, earlier.outcomes, None, 0, dry_run=True,
+                               already_applied=earlier.status)
             refuse_second_run(plan, earlier)
         engine = engine_for(None, fresh(), 0)
         engine.run(resuming=False)

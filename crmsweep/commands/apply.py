@@ -131,10 +131,11 @@ def report_json(
         "failed_items": [] if none_now else report.failed_items,
         "resume": resume if report.stopped else None,
         "dry_run": dry,
-        "would_apply": report.applied if dry else None,
-        "would_skip": report.skipped if dry else None,
-        "would_write": report.planned_items if dry else None,
-        "would_skip_items": report.skipped_items if dry else None,
+        # A dry run of a plan applied already would do nothing: the earlier run's skips are not this one's.
+        "would_apply": (0 if done_before else report.applied) if dry else None,
+        "would_skip": (0 if done_before else report.skipped) if dry else None,
+        "would_write": ([] if done_before else report.planned_items) if dry else None,
+        "would_skip_items": ([] if done_before else report.skipped_items) if dry else None,
         # The status of the finished run that applied the plan before (null: not applied before), and its id.
         "already_applied": report.already_applied,
         "already_applied_by": report.run_id if done_before else None,
@@ -173,7 +174,8 @@ def render_report(
         # A plan is applied once: after its run was rolled back, what is wanted again is a fresh plan.
         again = (f" To clean up again, scan again for a fresh plan: `{scan}`." if scan and
                  report.already_applied == STATUS_ROLLED_BACK else "")
-        err.print(one_line(f"Plan {report.plan_id} was already applied by run {report.run_id} "
+        plan = "Dry run: plan" if report.dry_run else "Plan"
+        err.print(one_line(f"{plan} {report.plan_id} was already applied by run {report.run_id} "
                            f"({report.already_applied}): nothing to do, nothing applied now. "
                            f"See `crmsweep runs show {report.run_id}`.{again}"), markup=False)
         return
