@@ -106,3 +106,12 @@ def test_a_refused_answer_is_not_counted_into_the_window() -> None:
     pacer.before()
     assert clock.slept == []  # the retry policy waited the Retry-After; the pacer does not wait again
     assert pacer.daily_remaining == 500_000
+
+
+def test_a_run_stopped_by_the_reserve_does_not_say_the_allowance_is_spent() -> None:
+    # A reviewer's apply stopped with "the org's API allowance is spent: ... has 110 of its 220 API calls left".
+    from crmsweep.cleanup.apply import _stop_reason
+
+    kept = ReserveKept("the portal has 110 of its 220 API calls left today, and 110 (50%) are kept in reserve")
+    assert _stop_reason(kept) == str(kept)
+    assert _stop_reason(LimitExceeded("over")) == "the org's API allowance is spent: over"

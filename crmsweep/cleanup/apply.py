@@ -71,6 +71,7 @@ from crmsweep.errors import (
     Interrupted,
     LimitExceeded,
     NeedsResume,
+    ReserveKept,
     RetriableError,
     SafetyRefusal,
 )
@@ -130,6 +131,8 @@ class ApplyReport:
 
 def _stop_reason(exc: ConnectorError) -> str:
     """Why the run stopped, in the CRM's words; the caller adds how to resume (it knows the plan's path)."""
+    if isinstance(exc, ReserveKept):
+        return str(exc)  # calls are left: the reserve kept for other integrations stopped it, as it says
     if isinstance(exc, LimitExceeded):
         return f"the org's API allowance is spent: {exc}"
     if isinstance(exc, AuthError):
