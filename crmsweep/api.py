@@ -100,7 +100,7 @@ from crmsweep.connectors import open_connector
 from crmsweep.connectors.base import Connector, IncrementalUnsupported
 from crmsweep.errors import BadInput, CrmsweepError, SafetyRefusal, UnknownObject
 from crmsweep.model import (
-    PLAN_FORMAT,
+    PLAN_FORMATS,
     Capabilities,
     Op,
     Plan,
@@ -562,7 +562,8 @@ def _check_output(path: Path, kind: str, example: str, is_ours: Callable[[Path],
 
 # How every plan crmsweep writes begins. A file that begins so is a plan (or a damaged one) and may be replaced
 # without parsing it: at 1M contacts a plan is some 370 MB, and parsing it (twice a scan) took longer than the scan.
-_PLAN_OPENING = re.compile(rb'\A\s*\{\s*"format"\s*:\s*' + re.escape(json.dumps(PLAN_FORMAT).encode()))
+_PLAN_OPENING = re.compile(rb'\A\s*\{\s*"format"\s*:\s*(?:'
+                           + b"|".join(re.escape(json.dumps(kind).encode()) for kind in PLAN_FORMATS) + rb")")
 
 
 def _is_plan_file(path: Path) -> bool:

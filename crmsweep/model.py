@@ -47,6 +47,11 @@ class ImageBlock(ABC):
         bytes of each; None where the block offers `canonical_json_bytes` only."""
         return None
 
+    def canonical_json_columns(self, rows: Sequence[int]) -> tuple[Any, list[tuple[str, bytes]]] | None:
+        """(`canonical_json_array(rows)`, and for each field by name, sorted, the JSON list of its values in
+        those rows, ", " between them), for a plan's columnar group; None where the block cannot say."""
+        return None
+
 
 class BeforeImage(Mapping[str, Any]):
     """A before-image that is one row of an `ImageBlock`: read like a record, written by its block.
@@ -68,6 +73,9 @@ class BeforeImage(Mapping[str, Any]):
         return {key: self[key] for key in self}
 
 PLAN_FORMAT = "crmsweep.plan/1"
+# A plan file holding columnar groups (`begin_plan_file`): otherwise the same document, the same digest.
+PLAN_FORMAT_COLUMNS = "crmsweep.plan/2"
+PLAN_FORMATS = (PLAN_FORMAT, PLAN_FORMAT_COLUMNS)
 MANIFEST_FORMAT = "crmsweep.snapshot/1"
 
 
@@ -722,6 +730,54 @@ def changes_from_dicts(items: Sequence[Any]) -> tuple[Change, ...]:
         "fingerprint": [item["fingerprint"] for item in items], "label": texts["label"]}))
 
 
+def changes_from_items(items: Sequence[Any]) -> tuple[Change, ...]:
+    """The changes of a plan file's `changes` list where columnar groups may stand among single changes
+    (format `PLAN_FORMAT_COLUMNS`): each group expanded in its place into the changes it holds, the same ones
+    its changes written a line each read as (`changes_from_dicts`)."""
+    made: list[Change] = []
+    start = 0
+    for at, item in enumerate(items):
+        if type(item) is dict and _GROUP_KEY in item:
+            made += changes_from_dicts(items[start:at])
+            made += _group_changes(item)
+            start = at + 1
+    made += changes_from_dicts(items[start:])
+    return tuple(made)
+
+
+_GROUP_KEY = "count"
+_GROUP_KEYS = frozenset((_GROUP_KEY, "op", "object", "pass", "severity", "record_id", "label", "reason",
+                         "fingerprint", "after", "before"))
+
+
+def _group_changes(group: dict[str, Any]) -> list[Change]:
+    """The changes of one columnar group; PlanFormatError for a group of any other shape."""
+    count = group.get(_GROUP_KEY)
+    if group.keys() != _GROUP_KEYS or type(count) is not int or count < 1:
+        raise PlanFormatError(f"malformed group of changes: it must hold {', '.join(sorted(_GROUP_KEYS))}")
+    op, severity = _OP_OF.get(group["op"]), _SEVERITY_OF.get(group["severity"])
+    if op is None or severity is None or type(group["object"]) is not str or type(group["pass"]) is not str:
+        raise PlanFormatError(f"malformed group of changes: op {group['op']!r}, severity {group['severity']!r}")
+    columns = {name: group[name] for name in ("record_id", "label", "reason", "fingerprint", "after")}
+    before = group["before"]
+    if type(before) is not dict or not before:
+        raise PlanFormatError("malformed group of changes: its before-images must be an object of fields")
+    for name, values in (*columns.items(), *before.items()):
+        if type(values) is not list or len(values) != count:
+            raise PlanFormatError(f"malformed group of changes: {name} must list {count} values")
+    if not (all(type(text) is str for name in ("record_id", "label", "reason") for text in columns[name])
+            and all(text is None or type(text) is str for text in columns["fingerprint"])
+            and all(type(after) is dict for after in columns["after"])):
+        raise PlanFormatError("malformed group of changes: a text, fingerprint or after of the wrong kind")
+    names = list(before)
+    befores = list(map(dict, map(zip, repeat(names), zip(*before.values(), strict=True))))
+    return Change.many(count, same={"op": op, "object": group["object"], "pass_name": group["pass"],
+                                    "severity": severity},
+                       each={"record_id": columns["record_id"], "before": befores, "after": columns["after"],
+                             "reason": columns["reason"], "fingerprint": columns["fingerprint"],
+                             "label": columns["label"]})
+
+
 _CHANGE_FIELDS = frozenset(f.name for f in fields(Change))
 # Each slot's own setter: it sets the attribute past the frozen `__setattr__` (as the dataclass's `__init__` does).
 _CHANGE_SLOTS: dict[str, Callable[[Change, Any], None]] = {
@@ -903,7 +959,9 @@ class Plan:
         """Write the plan file to `out` as it is made, never holding its text; returns the digest.
 
         Layout: the format, then one change per line (its keys in their own order, as the preview shows
-        them, the before-image in canonical JSON: see `_change_texts`), then the header one key per line (a
+        them, the before-image in canonical JSON: see `_change_texts`; a batch of at least `_GROUP_LEAST`
+        changes of one kind whose before-images are rows of one block as one columnar group instead, a field
+        a line, the format then `PLAN_FORMAT_COLUMNS`: see `plan_text.group_texts`), then the header one key per line (a
         list one item per line), `digest` and, with `sign` (digest -> signature, see
         crmsweep.cleanup.plan_auth), `signature` last. Still one JSON document, so plans written before, the
         header first or indented, read the same way. The header comes after the changes so that a scan can
@@ -948,14 +1006,18 @@ class Plan:
 def begin_plan_file(out: IO[bytes], changes: Sequence[Change], *, hashed: bool = True) -> BegunPlanFile:
     """A plan file's start written to `out`: its format and `changes`, the canonical JSON of each hashed (with
     `hashed`) for the digest. `Plan.write_json(begun=...)` writes the rest, once the header is known."""
-    out.write(f'{{\n  "format": {_READABLE.encode(PLAN_FORMAT)},\n  "changes": ['.encode())
+    batches = list(_batches(changes))
+    grouped = [len(batch) >= _GROUP_LEAST and _groupable(batch) for batch in batches]
+    kind = PLAN_FORMAT_COLUMNS if any(grouped) else PLAN_FORMAT
+    out.write(f'{{\n  "format": {_READABLE.encode(kind)},\n  "changes": ['.encode())
     body = _BodyHash() if hashed else None
     # Batch k is written and hashed on a worker while batch k+1 is encoded (see crmsweep.write_behind); the
     # collector is paused: encoding makes many short-lived objects next to a scan's millions of long-lived
     # ones, and none of them in a cycle.
     with _collector_paused(), _write_behind(out, None if body is None else body.add) as behind:
-        for n, batch in enumerate(_batches(changes)):
-            lines, canonicals = _joined_texts(batch, lines=True)
+        for n, batch in enumerate(batches):
+            group = _group_texts(batch) if grouped[n] else None
+            lines, canonicals = _joined_texts(batch, lines=True) if group is None else group
             assert lines is not None
             behind.put((b",\n    " if n else b"\n    ", lines), canonicals)
     out.write(b"\n  ]," if changes else b"],")
@@ -977,6 +1039,9 @@ class BegunPlanFile:
 # Changes encoded, hashed and written at a time: few calls (a block encodes a batch's before-images in one),
 # little text held (some megabytes).
 _BATCH = 4096
+# A batch of at least these many changes of one kind, their before-images rows of one block, is written as a
+# columnar group (`plan_text.group_texts`): a field a line, not a change a line. Fewer stay a change a line.
+_GROUP_LEAST = 256
 
 
 class _BodyHash:
@@ -1008,6 +1073,18 @@ def _joined_texts(changes: Sequence[Change], *, lines: bool) -> tuple[memoryview
     from crmsweep.plan_text import joined_texts
 
     return joined_texts(changes, lines=lines)
+
+
+def _groupable(changes: Sequence[Change]) -> bool:
+    from crmsweep.plan_text import groupable
+
+    return groupable(changes) is not None
+
+
+def _group_texts(changes: Sequence[Change]) -> tuple[memoryview, memoryview] | None:
+    from crmsweep.plan_text import group_texts
+
+    return group_texts(changes)
 
 
 def _write_behind(out: IO[bytes] | None, hash_update: Callable[[bytes | memoryview], object] | None) -> Any:
@@ -1248,13 +1325,14 @@ class PlanFile:
             raise
         except (ValueError, RecursionError) as exc:  # a number of thousands of digits; nesting past all use
             raise PlanFormatError(f"not a plan crmsweep can read ({type(exc).__name__})") from exc
-        if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
+        if not isinstance(doc, dict) or doc.get("format") not in PLAN_FORMATS:
             raise PlanFormatError(f"not a crmsweep plan (expected format {PLAN_FORMAT!r})")
         header = PlanHeader.from_dict(doc.get("header") or {})
         raw_changes = doc.get("changes")
         if not isinstance(raw_changes, list):
             raise PlanFormatError("plan has no list of changes")
-        changes = changes_from_dicts(raw_changes)
+        changes = (changes_from_items(raw_changes) if doc["format"] == PLAN_FORMAT_COLUMNS
+                   else changes_from_dicts(raw_changes))
         plan = Plan(header=header, changes=changes)
         try:
             plan.digest  # noqa: B018 - a value canonical JSON cannot encode (a lone surrogate) fails here, once

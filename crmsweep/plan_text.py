@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from crmsweep.backup.row_json import json_inner_texts, json_texts
+from crmsweep.backup.row_json import json_inner_texts, json_list, json_texts
 from crmsweep.model import (
     _READABLE,
     BeforeImage,
     Change,
     _batch_texts,
     _before_texts,
+    _encode_text,
     _rows_of_one_block,
     _shared_texts,
     canonical_json,
@@ -60,6 +61,54 @@ def joined_texts(changes: Sequence[Change], *, lines: bool = True) -> tuple[memo
                 memoryview(_CANONICAL_SEPARATOR.join(canonicals)))
 
 
+def group_texts(changes: Sequence[Change]) -> tuple[memoryview, memoryview] | None:
+    """(the changes as one columnar group of a plan file, their canonical JSON joined as `joined_texts`
+    gives it), for changes of one op, object, pass and severity whose before-images are rows of one block;
+    None for any others, or where a value is one only the encoder writes (they are then written a line a
+    change). The group: the shared texts once, then each field a JSON list of every change's value in
+    order, the before-images a list per field (sorted, as their canonical JSON sorts them)."""
+    one = groupable(changes)
+    if one is None:
+        return None
+    first = changes[0]
+    shared = _shared_texts((first.op.value, first.object, first.pass_name, first.severity.value))
+    rids, labels, reasons = list(map(_RECORD_ID, changes)), list(map(_LABEL, changes)), list(map(_REASON, changes))
+    fingerprints, afters = list(map(_FINGERPRINT, changes)), list(map(_AFTER, changes))
+    if (shared is None or not {*map(type, rids), *map(type, labels), *map(type, reasons)} <= _STR
+            or not set(map(type, fingerprints)) <= _STR_OR_NONE or not set(map(type, afters)) <= _DICT):
+        return None
+    try:
+        columns = one[0].canonical_json_columns(one[1])
+        if columns is None:
+            return None
+        befores, fields = columns
+        _, canonicals = _Batch(changes, befores).texts(False)
+        texts: list[bytes] = [json_list(json_inner_texts(values), quoted=True) for values in (rids, labels, reasons)]
+        texts.append(json_list(json_inner_texts(fingerprints), quoted=True) if None not in fingerprints
+                     else json_list(json_texts(fingerprints)))
+    except UnicodeEncodeError:
+        return None
+    after = b"[" + b", ".join(_READABLE.encode(a).encode() if a else _EMPTY_AFTER for a in afters) + b"]"
+    op, obj, name, severity = shared
+    head = (b'{"count": %d, "op": %b, "object": %b, "pass": %b, "severity": %b,\n     "record_id": %b,\n'
+            b'     "label": %b,\n     "reason": %b,\n     "fingerprint": %b,\n     "after": %b,\n     "before": {'
+            % (len(changes), op, obj, name, severity, texts[0], texts[1], texts[2], texts[3], after))
+    before = b",".join(b"\n      " + _encode_text(field).encode() + b": " + values for field, values in fields)
+    return memoryview(head + before + b"\n     }}"), canonicals
+
+
+def groupable(changes: Sequence[Change]) -> tuple[Any, list[int]] | None:
+    """(their block, their rows) where the changes are of one op, object, pass and severity and their
+    before-images rows of one block: what `group_texts` may write as a group."""
+    if not changes:
+        return None
+    first = changes[0]
+    if not all(c.op is first.op and c.object == first.object and c.pass_name == first.pass_name
+               and c.severity is first.severity for c in changes):
+        return None
+    return _rows_of_one_block(list(map(_BEFORE, changes)))
+
+
 _Field = bytes | tuple[np.ndarray | int, bytes, bytes]
 
 
@@ -71,7 +120,7 @@ class _Batch:
     texts around it, and so are the quotes of a text field that is never null: each layout is then a few
     pieces a change (a dozen, not twenty), every one an element Arrow's `take` copies."""
 
-    def __init__(self, changes: Sequence[Change]) -> None:
+    def __init__(self, changes: Sequence[Change], befores: pa.Array | None = None) -> None:
         self.count = len(changes)
         self.small: list[bytes] = []
         self._small_ids: dict[bytes, int] = {}
@@ -155,7 +204,8 @@ class _Batch:
             fields["fingerprint"] = (start, b"", b"")
             start += count
         fields["before"] = (start, b"", b"")
-        arrays.append(_befores(written))
+        arrays.append(befores.cast(pa.large_binary()) if befores is not None and written is changes
+                      else _befores(written))
         plans = {"line": self._plan(_LINE, fields, _LINE_SEPARATOR),
                  "canonical": self._plan(_CANONICAL, fields, _CANONICAL_SEPARATOR)}
         base = len(self.small)  # the Arrow texts follow the small pieces

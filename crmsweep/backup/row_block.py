@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from crmsweep.backup.row_json import canonical_json_array, canonical_json_bytes
+from crmsweep.backup.row_json import canonical_json_array, canonical_json_bytes, canonical_json_columns
 from crmsweep.backup.snapshot_values import canonical_table
 from crmsweep.model import BeforeImage, FieldKind, ImageBlock, Record
 
@@ -109,6 +109,9 @@ class RowBlock(ImageBlock):
 
     def canonical_json_array(self, rows: Sequence[int]) -> pa.Array | None:
         return canonical_json_array(self._rows(rows))
+
+    def canonical_json_columns(self, rows: Sequence[int]) -> tuple[pa.Array, list[tuple[str, bytes]]] | None:
+        return canonical_json_columns(self._rows(rows))
 
     def _rows(self, rows: Sequence[int]) -> pa.Table:
         """The block's rows at these positions; a run of rows in order (as a plan's batch mostly is) by a slice."""

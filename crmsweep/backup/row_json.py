@@ -73,9 +73,44 @@ def canonical_json_array(table: pa.Table) -> pa.Array | None:
     return pa.array([canonical_json(row) for row in table.to_pylist()], type=pa.string()) if texts is None else texts
 
 
-def _texts(table: pa.Table) -> pa.Array | None:
-    """The rows' texts, column by column; None for a table this does not encode by columns (no columns,
-    names repeated, a column of a type not handled)."""
+def canonical_json_columns(table: pa.Table) -> tuple[pa.Array, list[tuple[str, bytes]]] | None:
+    """(`canonical_json_array(table)`, and for each column by name, sorted, the JSON list of its values as the
+    rows' texts hold them, `[v, v, ...]` with ", " between), from the same per-column texts; None where the
+    rows are not encoded in one part or some value is one the encoder must write itself."""
+    if not 0 < table.num_rows <= _ROWS_AT_ONCE or _most_bytes(table) > _PART_BYTES:
+        return None
+    parts = _columns(table)
+    if parts is None or parts[3] is not None:
+        return None
+    names, values, quoted, _ = parts
+    lists = []
+    for name, texts, is_text in zip(names, values, quoted, strict=True):
+        if texts.null_count == len(texts):
+            lists.append((name, b"[" + b", ".join([_NULL.encode()] * len(texts)) + b"]"))
+        elif is_text and not texts.null_count:  # the quotes go in the separators: no copy of each text
+            lists.append((name, json_list(texts, quoted=True)))
+        else:
+            if is_text:
+                texts = pc.fill_null(pc.binary_join_element_wise('"', texts, '"', ""), _NULL)
+            lists.append((name, json_list(texts)))
+    return _joined(names, values, quoted, table.num_rows, [], []), lists
+
+
+def json_list(texts: pa.Array, *, quoted: bool = False) -> bytes:
+    """`[t, t, ...]`: these JSON texts (none null) in one JSON list, ", " between them, joined by Arrow; with
+    `quoted`, texts to put between quotes (what goes inside them, as `json_inner_texts` gives it)."""
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(texts)], type=pa.int32()), texts),
+                            '", "' if quoted else ", ")
+    start, end = _span(joined)
+    data = joined.buffers()[2]
+    inner = b"" if data is None else memoryview(data)[start:end].tobytes()
+    return b'["' + inner + b'"]' if quoted else b"[" + inner + b"]"
+
+
+def _columns(table: pa.Table) -> tuple[list[str], list[pa.Array], list[bool], pa.Array | None] | None:
+    """(the sorted names, each column's value texts, whether it is a text column, the rows the encoder must
+    write itself or None); None for a table this does not encode by columns (no columns, names repeated, a
+    column of a type not handled)."""
     names = sorted(table.column_names)
     if not names or len(set(names)) != len(names):
         return None
@@ -90,6 +125,15 @@ def _texts(table: pa.Table) -> pa.Array | None:
         quoted.append(is_text)
         if unproven is not None:
             odd = unproven if odd is None else pc.or_(odd, unproven)
+    return names, values, quoted, odd
+
+
+def _texts(table: pa.Table) -> pa.Array | None:
+    """The rows' texts, column by column; None for a table this does not encode by columns."""
+    parts = _columns(table)
+    if parts is None:
+        return None
+    names, values, quoted, odd = parts
     odd_rows = [] if odd is None else pc.indices_nonzero(odd).to_pylist()
     odd_texts = [canonical_json(table.slice(at, 1).to_pylist()[0]) for at in odd_rows]
     return _joined(names, values, quoted, table.num_rows, odd_rows, odd_texts)
